@@ -1,0 +1,22 @@
+//! `nslab validate FILE`
+
+use std::path::Path;
+
+use super::{CliError, compile, exit};
+
+pub fn run(file: &Path, quiet: bool) -> Result<u8, CliError> {
+    let c = compile(file)?;
+    if !quiet {
+        let t = &c.topology;
+        println!(
+            "{}: lab `{}` is valid: {} nodes, {} bridges, {} links, {} checks",
+            file.display(),
+            t.lab,
+            t.nodes.len(),
+            t.bridges.len(),
+            t.links.len(),
+            t.checks.len()
+        );
+    }
+    Ok(exit::OK)
+}

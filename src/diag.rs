@@ -1,0 +1,265 @@
+//! Located diagnostics: every problem in a topology file is reported with its position,
+//! what is wrong and a hint, and all of them are reported together.
+
+use std::fmt;
+
+/// A position in the topology source. Lines and columns are 1-based, as editors show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span {
+    pub line: u32,
+    pub col: u32,
+    /// Length in characters of the underlined token (at least 1 when rendered).
+    pub len: u32,
+}
+
+impl Span {
+    pub fn new(line: u32, col: u32, len: u32) -> Self {
+        Span { line, col, len }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found while compiling a topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    pub span: Option<Span>,
+    pub hint: Option<String>,
+    /// Secondary positions ("first defined here").
+    pub notes: Vec<(Span, String)>,
+}
+
+impl Diagnostic {
+    pub fn error(span: Option<Span>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            hint: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn warning(span: Option<Span>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(span, message)
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_note(mut self, span: Span, note: impl Into<String>) -> Self {
+        self.notes.push((span, note.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders the diagnostic rustc-style, with the offending source line underlined.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let mut out = String::new();
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        out.push_str(&format!("{label}: {}\n", self.message));
+        if let Some(span) = self.span {
+            render_snippet(&mut out, file, source, span, None);
+        } else {
+            out.push_str(&format!("  --> {file}\n"));
+        }
+        for (span, note) in &self.notes {
+            render_snippet(&mut out, file, source, *span, Some(note));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("   = hint: {hint}\n"));
+        }
+        out
+    }
+}
+
+fn render_snippet(out: &mut String, file: &str, source: &str, span: Span, note: Option<&str>) {
+    out.push_str(&format!("  --> {file}:{}:{}\n", span.line, span.col));
+    let Some(text) = source.lines().nth(span.line.saturating_sub(1) as usize) else {
+        return;
+    };
+    // Long lines (minified or generated YAML) are clipped so a diagnostic stays readable.
+    let text: String = text.chars().take(200).collect();
+    let num = span.line.to_string();
+    let pad = " ".repeat(num.len());
+    out.push_str(&format!("{pad} |\n{num} | {text}\n"));
+    let col = span.col.saturating_sub(1) as usize;
+    let len = span.len.max(1) as usize;
+    let width = text.chars().count();
+    let len = len.min(width.saturating_sub(col).max(1));
+    out.push_str(&format!(
+        "{pad} | {}{}{}\n",
+        " ".repeat(col.min(width)),
+        "^".repeat(len),
+        note.map(|n| format!(" {n}")).unwrap_or_default()
+    ));
+}
+
+/// Every diagnostic of one compilation, with the source they point into.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub file: String,
+    pub source: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.errors().next().is_some()
+    }
+
+    /// Renders diagnostics of one severity class, followed by a count line for errors.
+    pub fn render(&self, which: Severity) -> String {
+        let mut out = String::new();
+        let mut n = 0;
+        for d in self.diagnostics.iter().filter(|d| d.severity == which) {
+            out.push_str(&d.render(&self.file, &self.source));
+            out.push('\n');
+            n += 1;
+        }
+        if which == Severity::Error && n > 0 {
+            let plural = if n == 1 { "" } else { "s" };
+            out.push_str(&format!("{}: {n} error{plural}\n", self.file));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(Severity::Error))
+    }
+}
+
+/// Collects diagnostics while a layer keeps going, so one run reports every problem.
+#[derive(Debug, Default)]
+pub struct Sink {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Sink {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    pub fn error(&mut self, span: Option<Span>, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::error(span, message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    pub fn warning(&mut self, span: Option<Span>, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::warning(span, message));
+        self.diagnostics.last_mut().expect("just pushed")
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+impl Diagnostic {
+    /// Builder-style hint for diagnostics already pushed into a [`Sink`].
+    pub fn hint(&mut self, hint: impl Into<String>) -> &mut Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn note(&mut self, span: Span, note: impl Into<String>) -> &mut Self {
+        self.notes.push((span, note.into()));
+        self
+    }
+}
+
+/// The closest candidate to `word`, if it is close enough to be a plausible typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = edit_distance(word, c);
+        let limit = (c.len().max(word.len()) / 3).max(1);
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// Optimal-string-alignment distance: edits plus adjacent swaps ("rotues" -> "routes").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys_only() {
+        let keys = ["nodes", "links", "bridges", "addressing"];
+        assert_eq!(did_you_mean("nodse", keys), Some("nodes"));
+        assert_eq!(did_you_mean("adressing", keys), Some("addressing"));
+        assert_eq!(did_you_mean("zebra", keys), None);
+    }
+
+    #[test]
+    fn renders_position_and_caret() {
+        let src = "name: x\nnodes:\n  r1: { knd: frr }\n";
+        let d = Diagnostic::error(Some(Span::new(3, 9, 3)), "unknown key `knd`")
+            .with_hint("did you mean `kind`?");
+        let text = d.render("lab.yaml", src);
+        assert!(text.contains("error: unknown key `knd`"));
+        assert!(text.contains("--> lab.yaml:3:9"));
+        assert!(text.contains("3 |   r1: { knd: frr }"));
+        assert!(text.contains("  |         ^^^\n"));
+        assert!(text.contains("= hint: did you mean `kind`?"));
+    }
+}

@@ -1,0 +1,126 @@
+//! Drawing the topology graph as Graphviz DOT or Mermaid: vertices are nodes and bridges,
+//! edges are links labelled with interface names and addresses.
+
+use std::fmt::Write;
+
+use petgraph::visit::EdgeRef;
+
+use crate::model::{End, Topology, Vertex};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Dot,
+    Mermaid,
+}
+
+fn end_label(t: &Topology, e: End, sep: &str) -> String {
+    match e {
+        End::Node { node, iface } => {
+            let i = &t.nodes[node].interfaces[iface];
+            let mut s = i.name.clone();
+            for a in &i.addresses {
+                s.push_str(sep);
+                s.push_str(&a.to_string());
+            }
+            s
+        }
+        End::Bridge { bridge, port } => t.bridges[bridge].ports[port].name.clone(),
+    }
+}
+
+fn vertex_label(t: &Topology, v: Vertex, sep: &str) -> String {
+    match v {
+        Vertex::Node(n) => {
+            let node = &t.nodes[n];
+            let mut s = node.name.clone();
+            for a in &node.loopback {
+                s.push_str(sep);
+                s.push_str(&format!("lo {a}"));
+            }
+            s
+        }
+        Vertex::Bridge(b) => {
+            let br = &t.bridges[b];
+            let mut s = br.name.clone();
+            for n in &br.subnets {
+                s.push_str(sep);
+                s.push_str(&n.to_string());
+            }
+            s
+        }
+    }
+}
+
+fn vertex_id(v: Vertex) -> String {
+    match v {
+        Vertex::Node(n) => format!("n{n}"),
+        Vertex::Bridge(b) => format!("b{b}"),
+    }
+}
+
+pub fn render(t: &Topology, format: Format) -> String {
+    match format {
+        Format::Dot => dot(t),
+        Format::Mermaid => mermaid(t),
+    }
+}
+
+fn dot(t: &Topology) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "graph \"{}\" {{", t.lab);
+    let _ = writeln!(out, "  layout=neato; overlap=false; splines=true;");
+    let _ = writeln!(out, "  node [shape=box, fontname=\"monospace\"];");
+    let _ = writeln!(out, "  edge [fontname=\"monospace\", fontsize=9];");
+    for idx in t.graph.node_indices() {
+        let v = t.graph[idx];
+        let shape = match v {
+            Vertex::Node(_) => "box",
+            Vertex::Bridge(_) => "ellipse",
+        };
+        let _ = writeln!(
+            out,
+            "  {} [label=\"{}\", shape={shape}];",
+            vertex_id(v),
+            vertex_label(t, v, "\\n")
+        );
+    }
+    for e in t.graph.edge_references() {
+        let l = &t.links[*e.weight()];
+        let (a, b) = (t.graph[e.source()], t.graph[e.target()]);
+        let _ = writeln!(
+            out,
+            "  {} -- {} [taillabel=\"{}\", headlabel=\"{}\"];",
+            vertex_id(a),
+            vertex_id(b),
+            end_label(t, l.a, "\\n"),
+            end_label(t, l.b, "\\n")
+        );
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn mermaid(t: &Topology) -> String {
+    let mut out = String::from("graph LR\n");
+    for idx in t.graph.node_indices() {
+        let v = t.graph[idx];
+        let label = vertex_label(t, v, "<br/>");
+        let _ = match v {
+            Vertex::Node(_) => writeln!(out, "  {}[\"{label}\"]", vertex_id(v)),
+            Vertex::Bridge(_) => writeln!(out, "  {}((\"{label}\"))", vertex_id(v)),
+        };
+    }
+    for e in t.graph.edge_references() {
+        let l = &t.links[*e.weight()];
+        let (a, b) = (t.graph[e.source()], t.graph[e.target()]);
+        let _ = writeln!(
+            out,
+            "  {} ---|\"{} — {}\"| {}",
+            vertex_id(a),
+            end_label(t, l.a, " "),
+            end_label(t, l.b, " "),
+            vertex_id(b)
+        );
+    }
+    out
+}

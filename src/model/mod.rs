@@ -1,0 +1,374 @@
+//! The validated topology: a petgraph graph of nodes and bridges joined by links, with every
+//! name, interface index, MAC, address and route resolved. Everything downstream (plan,
+//! apply, probes) reads this and never the YAML.
+
+mod build;
+mod deps;
+mod ipam;
+mod merge;
+pub mod names;
+mod resolve;
+mod routes;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use petgraph::graph::{NodeIndex, UnGraph};
+use serde::Serialize;
+
+pub use build::build;
+
+use crate::spec::raw::{Family, NsKind, RawCommand, RawImpair, RestartPolicy, RouteKind};
+
+/// A vertex of the topology graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Vertex {
+    Node(usize),
+    Bridge(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub lab: String,
+    /// Directory the topology file lives in; mount sources resolve against it.
+    pub base_dir: PathBuf,
+    pub nodes: Vec<Node>,
+    pub bridges: Vec<Bridge>,
+    pub links: Vec<Link>,
+    /// Vertices are nodes and bridges; each edge carries its index into `links`.
+    pub graph: UnGraph<Vertex, usize>,
+    pub node_vertex: Vec<NodeIndex>,
+    pub bridge_vertex: Vec<NodeIndex>,
+    pub daemonsets: Vec<DaemonSet>,
+    pub checks: Vec<Check>,
+}
+
+impl Topology {
+    /// The namespace holding the lab's bridges, if the lab has any.
+    pub fn fabric_netns(&self) -> Option<String> {
+        (!self.bridges.is_empty()).then(|| names::fabric_netns(&self.lab))
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The address other nodes use to reach `node`: its loopback if it has one, else the
+    /// first interface address, in the given family.
+    pub fn primary_address(&self, node: usize, v6: bool) -> Option<IpAddr> {
+        let n = &self.nodes[node];
+        n.loopback
+            .iter()
+            .chain(n.interfaces.iter().flat_map(|i| i.addresses.iter()))
+            .map(IpNet::addr)
+            .find(|a| a.is_ipv6() == v6)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub netns: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub loopback: Vec<IpNet>,
+    pub interfaces: Vec<Interface>,
+    /// In the order they are applied; later keys override earlier ones already.
+    pub sysctls: Vec<Sysctl>,
+    pub routes: Vec<Route>,
+    pub exec: Vec<Exec>,
+    pub processes: Vec<Process>,
+    pub mounts: Vec<Mount>,
+    pub private: Vec<PrivateDir>,
+    pub limits: Limits,
+    pub isolation: Vec<NsKind>,
+    pub depends_on: Vec<Dep>,
+    #[serde(serialize_with = "ser_duration")]
+    pub stop_timeout: Duration,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sysctl {
+    pub key: String,
+    pub value: String,
+    /// The interface a per-interface key (`net.ipv4.conf.eth1.rp_filter`) needs first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Interface {
+    pub name: String,
+    pub ifindex: u32,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: [u8; 6],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    pub addresses: Vec<IpNet>,
+    pub link: usize,
+    pub peer: End,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impair: Option<RawImpair>,
+}
+
+/// One end of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    Node { node: usize, iface: usize },
+    Bridge { bridge: usize, port: usize },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bridge {
+    pub name: String,
+    pub ifindex: u32,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: [u8; 6],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    pub subnets: Vec<IpNet>,
+    pub ports: Vec<BridgePort>,
+}
+
+/// The fabric-side end of a node's link to a bridge.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgePort {
+    pub name: String,
+    pub ifindex: u32,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: [u8; 6],
+    pub node: usize,
+    pub iface: usize,
+    pub link: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub a: End,
+    pub b: End,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    pub subnets: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub dst: IpNet,
+    pub kind: RouteKind,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nexthops: Vec<NextHop>,
+    /// Output interface of a device route (no gateway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev_ifindex: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextHop {
+    pub gateway: IpAddr,
+    pub dev: String,
+    pub ifindex: u32,
+    /// The kernel's `rtnh_hops`: weight minus one.
+    pub weight: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl From<RawCommand> for Command {
+    fn from(c: RawCommand) -> Self {
+        match c {
+            RawCommand::Shell(s) => Command::Shell(s),
+            RawCommand::Argv(v) => Command::Argv(v),
+        }
+    }
+}
+
+impl Command {
+    /// The argv to execute: a shell string runs under `/bin/sh -c`.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+            Command::Argv(v) => v.clone(),
+        }
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            Command::Shell(s) => s.clone(),
+            Command::Argv(v) => v.join(" "),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Exec {
+    pub cmd: Command,
+    pub ignore_errors: bool,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ready {
+    Cmd(Command),
+    Tcp(u16),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub probe: Ready,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    pub name: String,
+    pub cmd: Command,
+    pub env: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    pub restart: RestartPolicy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<Readiness>,
+    pub depends_on: Vec<Dep>,
+    #[serde(serialize_with = "ser_duration")]
+    pub stop_timeout: Duration,
+    /// The daemonset this process came from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemonset: Option<String>,
+}
+
+/// Something to wait for: a whole node (all its processes ready) or one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Dep {
+    pub node: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mount {
+    /// Absolute, with `{node}` and `{lab}` filled in.
+    pub source: PathBuf,
+    pub target: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrivateDir {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Limits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonSet {
+    pub name: String,
+    pub selector: BTreeMap<String, String>,
+    pub nodes: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    pub body: CheckBody,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckBody {
+    Reach {
+        from: Vec<usize>,
+        to: Vec<usize>,
+        family: Family,
+        expect_ok: bool,
+    },
+    Tcp {
+        from: usize,
+        host: String,
+        port: u16,
+        expect_ok: bool,
+    },
+    Route {
+        node: usize,
+        dst: Vec<IpNet>,
+        /// Exact next-hop set expected (ECMP included); empty means any.
+        via: Vec<IpAddr>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dev: Option<String>,
+    },
+    Path {
+        from: usize,
+        to: usize,
+        hops: Vec<usize>,
+        family: Family,
+    },
+    Cmd {
+        node: usize,
+        run: Command,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stdout: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expect_json: Option<serde_json::Value>,
+    },
+}
+
+pub fn ser_mac<S: serde::Serializer>(mac: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::spec::values::format_mac(mac))
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::spec::raw::format_duration(*d))
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
+    }
+}

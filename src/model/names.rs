@@ -1,0 +1,193 @@
+//! Naming rules and derived names: lab, node and interface names, the namespaces a lab
+//! owns, and MAC addresses derived from (lab, owner, interface).
+
+/// Interface names are at most 15 bytes (IFNAMSIZ - 1); the kernel answers ERANGE past it.
+pub const IFNAMSIZ_MAX: usize = 15;
+pub const LAB_NAME_MAX: usize = 12;
+/// Node names become hostnames, directory names and parts of namespace names.
+pub const NODE_NAME_MAX: usize = 48;
+
+/// Lab names: `[a-z0-9-]`, starting with a letter or digit, at most 12 characters.
+pub fn check_lab_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the lab name is empty".into());
+    }
+    if name.len() > LAB_NAME_MAX {
+        return Err(format!(
+            "lab name `{name}` is {} characters long; the limit is {LAB_NAME_MAX}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "lab name `{}` holds `{}`; only lowercase letters, digits and `-` are allowed",
+            name.escape_debug(),
+            c.escape_debug()
+        ));
+    }
+    if name.starts_with('-') {
+        return Err(format!("lab name `{name}` starts with `-`"));
+    }
+    Ok(())
+}
+
+/// Node and bridge names: letters, digits, `_`, `-` and `.`, starting with a letter or
+/// digit, never `..`; so a name can never escape the lab's directory.
+pub fn check_node_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.contains('/') || name.contains('\0') || name.contains("..") {
+        return Err(format!(
+            "name `{}` could escape a path (it holds `/`, `..` or NUL)",
+            name.escape_debug()
+        ));
+    }
+    if name.len() > NODE_NAME_MAX {
+        return Err(format!(
+            "name `{name}` is {} bytes long; the limit is {NODE_NAME_MAX}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "name `{}` holds `{}`; only letters, digits, `_`, `-` and `.` are allowed",
+            name.escape_debug(),
+            c.escape_debug()
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("name `{name}` must start with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// Linux interface names: 1 to 15 bytes, no `/`, `:` or white space, not `.` or `..`.
+/// nslab is stricter than the kernel so names stay safe in sysctl paths and shells.
+pub fn check_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the interface name is empty".into());
+    }
+    if name.len() > IFNAMSIZ_MAX {
+        return Err(format!(
+            "interface name `{name}` is {} bytes long; Linux allows at most {IFNAMSIZ_MAX}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("`{name}` is not a valid interface name"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "interface name `{}` holds `{}`; only letters, digits, `_`, `-` and `.` are allowed",
+            name.escape_debug(),
+            c.escape_debug()
+        ));
+    }
+    if name == "lo" {
+        return Err("`lo` is the loopback interface every node already has".into());
+    }
+    Ok(())
+}
+
+/// The named network namespace of a node: `nslab.<lab>.<node>`. Lab names hold no `.`, so
+/// two labs can never produce the same namespace name.
+pub fn node_netns(lab: &str, node: &str) -> String {
+    format!("nslab.{lab}.{node}")
+}
+
+/// The lab's own namespace, which holds its bridges so none appear on the host.
+pub fn fabric_netns(lab: &str) -> String {
+    format!("nslab.{lab}")
+}
+
+/// FNV-1a, 64 bit: stable across Rust versions and platforms, unlike `DefaultHasher`.
+pub fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in p.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// A locally administered unicast MAC derived from (lab, owner, interface). `salt` moves
+/// to the next candidate when a derived MAC collides inside the lab.
+pub fn derive_mac(lab: &str, owner: &str, iface: &str, salt: u32) -> [u8; 6] {
+    let salt = salt.to_string();
+    let h = fnv1a(&[lab, owner, iface, &salt]).to_be_bytes();
+    let mut mac = [h[0], h[1], h[2], h[3], h[4], h[5]];
+    mac[0] = (mac[0] & 0xfc) | 0x02;
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_names() {
+        assert!(check_lab_name("ospf-ring").is_ok());
+        assert!(
+            check_lab_name("a-very-long-lab")
+                .unwrap_err()
+                .contains("limit is 12")
+        );
+        assert!(check_lab_name("Lab").unwrap_err().contains("`L`"));
+        assert!(check_lab_name("a.b").is_err());
+        assert!(check_lab_name("-a").is_err());
+    }
+
+    #[test]
+    fn node_names_cannot_escape() {
+        assert!(check_node_name("r1").is_ok());
+        assert!(check_node_name("leaf-1.pod2").is_ok());
+        for bad in ["../x", "a/b", "a\0b", "..", "a..b"] {
+            assert!(
+                check_node_name(bad).unwrap_err().contains("escape"),
+                "{bad}"
+            );
+        }
+        assert!(check_node_name("r 1").is_err());
+        assert!(check_node_name("-r").is_err());
+    }
+
+    #[test]
+    fn interface_names() {
+        assert!(check_ifname("eth0").is_ok());
+        assert!(check_ifname("a23456789012345").is_ok());
+        assert!(
+            check_ifname("a234567890123456")
+                .unwrap_err()
+                .contains("at most 15")
+        );
+        assert!(check_ifname("e:1").is_err());
+        assert!(check_ifname("lo").is_err());
+    }
+
+    #[test]
+    fn macs_are_local_unicast_and_stable() {
+        let m = derive_mac("lab", "r1", "eth0", 0);
+        assert_eq!(m[0] & 0x03, 0x02);
+        assert_eq!(m, derive_mac("lab", "r1", "eth0", 0));
+        assert_ne!(m, derive_mac("lab", "r1", "eth1", 0));
+        assert_ne!(m, derive_mac("lab", "r1", "eth0", 1));
+        // Separators keep ("ab","c") and ("a","bc") apart.
+        assert_ne!(fnv1a(&["ab", "c"]), fnv1a(&["a", "bc"]));
+    }
+}

@@ -1,0 +1,565 @@
+//! Resolving what runs on a node (sysctls, commands, processes, mounts, limits), the
+//! daemonsets, the `depends_on` references and the checks of the `tests:` section.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::diag::{Sink, Span, did_you_mean};
+use crate::model::{
+    Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node, PrivateDir, Process,
+    Readiness, Ready, Sysctl,
+};
+use crate::spec::raw::*;
+
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(100);
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Sysctl keys that name an interface in their fourth component.
+const PER_IFACE: &[&str] = &[
+    "net.ipv4.conf.",
+    "net.ipv6.conf.",
+    "net.ipv4.neigh.",
+    "net.ipv6.neigh.",
+];
+
+/// Validates sysctls: only `net.*` (the only ones a network namespace owns), no path
+/// tricks, and per-interface keys must name an interface of the node.
+pub fn sysctls(sink: &mut Sink, node: &Node, raw: &[(Sp<String>, Sp<String>)]) -> Vec<Sysctl> {
+    let mut out = Vec::new();
+    for (k, v) in raw {
+        let key = k.value.as_str();
+        if !key.starts_with("net.") {
+            sink.error(Some(k.span), format!("sysctl `{key}` is outside `net.*`"))
+                .hint("a node owns only its network namespace's sysctls (`net.*`); others would change the host");
+            continue;
+        }
+        let valid = key.split('.').all(|c| {
+            !c.is_empty()
+                && c != ".."
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '/'))
+        }) && !key.contains("/..")
+            && !key.contains("../");
+        if !valid {
+            sink.error(Some(k.span), format!("`{key}` is not a valid sysctl name"))
+                .hint("sysctl names look like `net.ipv4.ip_forward` or `net.ipv6.conf.eth1.forwarding`");
+            continue;
+        }
+        let mut iface = None;
+        if let Some(prefix) = PER_IFACE.iter().find(|p| key.starts_with(**p)) {
+            let ifname = key[prefix.len()..]
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .replace('/', ".");
+            if !matches!(ifname.as_str(), "all" | "default" | "lo") {
+                if node.interfaces.iter().any(|i| i.name == ifname) {
+                    iface = Some(ifname);
+                } else {
+                    let d = sink.error(
+                        Some(k.span),
+                        format!("sysctl `{key}` names interface `{ifname}`, which node `{}` does not have", node.name),
+                    );
+                    if let Some(s) =
+                        did_you_mean(&ifname, node.interfaces.iter().map(|i| i.name.as_str()))
+                    {
+                        d.hint(format!("did you mean `{s}`?"));
+                    }
+                    continue;
+                }
+            }
+        }
+        let value = match v.value.as_str() {
+            "true" => "1".to_string(),
+            "false" => "0".to_string(),
+            other => other.to_string(),
+        };
+        if value.contains('\n') || value.contains('\0') {
+            sink.error(
+                Some(v.span),
+                format!("the value of sysctl `{key}` holds a newline or NUL"),
+            );
+            continue;
+        }
+        out.push(Sysctl {
+            key: key.to_string(),
+            value,
+            iface,
+        });
+    }
+    out
+}
+
+pub fn exec(raw: &[RawExec]) -> Vec<Exec> {
+    raw.iter()
+        .map(|e| Exec {
+            cmd: e.cmd.value.clone().into(),
+            ignore_errors: e.ignore_errors,
+            timeout: e.timeout.as_ref().map(|t| t.value),
+        })
+        .collect()
+}
+
+fn absolute(sink: &mut Sink, p: &Sp<String>, what: &str) -> bool {
+    if !p.value.starts_with('/') || p.value.contains('\0') || p.value.split('/').any(|c| c == "..")
+    {
+        sink.error(
+            Some(p.span),
+            format!(
+                "{what} `{}` must be an absolute path without `..`",
+                p.value.escape_debug()
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMount]) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for m in raw {
+        if !absolute(sink, &m.target, "mount target") {
+            continue;
+        }
+        let src = m.source.value.replace("{node}", node).replace("{lab}", lab);
+        if src.is_empty() || src.contains('\0') {
+            sink.error(Some(m.source.span), "the mount source is empty");
+            continue;
+        }
+        out.push(Mount {
+            source: base.join(src),
+            target: m.target.value.clone(),
+            readonly: m.readonly,
+        });
+    }
+    out
+}
+
+pub fn private(sink: &mut Sink, raw: &[RawPrivate]) -> Vec<PrivateDir> {
+    raw.iter()
+        .filter(|p| absolute(sink, &p.path, "private directory"))
+        .map(|p| PrivateDir {
+            path: p.path.value.clone(),
+            owner: p.owner.as_ref().map(|o| o.value.clone()),
+            mode: p.mode.as_ref().map(|m| m.value),
+        })
+        .collect()
+}
+
+pub fn limits(raw: &RawLimits) -> Limits {
+    Limits {
+        memory: raw.memory.as_ref().map(|m| m.value),
+        cpu: raw.cpu.as_ref().map(|c| c.value),
+        pids: raw.pids.as_ref().map(|p| p.value),
+    }
+}
+
+pub fn isolation(sink: &mut Sink, raw: &Option<Sp<Vec<Sp<NsKind>>>>) -> Vec<NsKind> {
+    let Some(list) = raw else {
+        return NsKind::ALL.to_vec();
+    };
+    let mut kinds: Vec<NsKind> = list.value.iter().map(|k| k.value).collect();
+    kinds.sort();
+    kinds.dedup();
+    if !kinds.contains(&NsKind::Net) {
+        sink.error(Some(list.span), "`isolation` must include `net`")
+            .hint("every node has its own network namespace; list the others it should have too, e.g. `[net, uts]`");
+    }
+    kinds
+}
+
+fn readiness(r: &RawReady) -> Readiness {
+    Readiness {
+        probe: match &r.probe {
+            ReadyProbe::Cmd(c) => Ready::Cmd(c.clone().into()),
+            ReadyProbe::Tcp(p) => Ready::Tcp(*p),
+        },
+        timeout: r.timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
+        interval: r.interval.unwrap_or(DEFAULT_READY_INTERVAL),
+    }
+}
+
+/// A process without its `depends_on`, which needs every node's processes to resolve.
+pub fn process(raw: &RawProcess, daemonset: Option<&str>, node_stop: Duration) -> Process {
+    Process {
+        name: raw.name.value.clone(),
+        cmd: raw.cmd.value.clone().into(),
+        env: raw
+            .env
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        cwd: raw.cwd.as_ref().map(|c| c.value.clone()),
+        restart: raw
+            .restart
+            .as_ref()
+            .map(|r| r.value)
+            .unwrap_or(RestartPolicy::Never),
+        ready: raw.ready.as_ref().map(readiness),
+        depends_on: Vec::new(),
+        stop_timeout: raw
+            .stop_timeout
+            .as_ref()
+            .map(|t| t.value)
+            .unwrap_or(node_stop),
+        daemonset: daemonset.map(str::to_string),
+    }
+}
+
+pub fn check_process_names(sink: &mut Sink, node: &str, raw: &[&RawProcess]) {
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    for p in raw {
+        let name = p.name.value.as_str();
+        if name.is_empty()
+            || name.contains('/')
+            || name.contains("..")
+            || name.contains('\0')
+            || name.contains(':')
+        {
+            sink.error(
+                Some(p.name.span),
+                format!(
+                    "process name `{}` on node `{node}` must be a plain name (no `/`, `:`, `..`)",
+                    name.escape_debug()
+                ),
+            );
+        }
+        if let Some(first) = seen.insert(name, p.name.span) {
+            sink.error(
+                Some(p.name.span),
+                format!("node `{node}` has two processes named `{name}`"),
+            )
+            .note(first, "the first one");
+        }
+    }
+}
+
+/// Nodes whose labels hold every key/value of the selector.
+pub fn select(
+    labels: &[BTreeMap<String, String>],
+    selector: &[(Sp<String>, Sp<String>)],
+) -> Vec<usize> {
+    labels
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            selector
+                .iter()
+                .all(|(k, v)| l.get(&k.value) == Some(&v.value))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+pub fn daemonset_summary(raw: &RawDaemonSet, nodes: Vec<usize>) -> DaemonSet {
+    DaemonSet {
+        name: raw.process.name.value.clone(),
+        selector: raw
+            .selector
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.clone()))
+            .collect(),
+        nodes,
+    }
+}
+
+/// Name lookups shared by dependency and check resolution.
+pub struct Names<'a> {
+    pub nodes: &'a HashMap<String, usize>,
+    pub all: &'a [Node],
+}
+
+impl Names<'_> {
+    pub fn node(&self, sink: &mut Sink, name: &Sp<String>, what: &str) -> Option<usize> {
+        if let Some(i) = self.nodes.get(&name.value) {
+            return Some(*i);
+        }
+        let d = sink.error(
+            Some(name.span),
+            format!("{what} names unknown node `{}`", name.value),
+        );
+        if let Some(s) = did_you_mean(&name.value, self.nodes.keys().map(String::as_str)) {
+            d.hint(format!("did you mean `{s}`?"));
+        }
+        None
+    }
+
+    /// `node`, `node:process`, or (inside a process, `here` set) a process of the same node.
+    pub fn dep(&self, sink: &mut Sink, text: &Sp<String>, here: Option<usize>) -> Option<Dep> {
+        if let Some((n, p)) = text.value.split_once(':') {
+            let node = self.node(sink, &Sp::new(n.to_string(), text.span), "`depends_on`")?;
+            return self.process(sink, node, p, text.span).map(|p| Dep {
+                node,
+                process: Some(p),
+            });
+        }
+        if let Some(h) = here
+            && let Some(p) = self.all[h]
+                .processes
+                .iter()
+                .position(|p| p.name == text.value)
+        {
+            return Some(Dep {
+                node: h,
+                process: Some(p),
+            });
+        }
+        self.node(sink, text, "`depends_on`").map(|node| Dep {
+            node,
+            process: None,
+        })
+    }
+
+    fn process(&self, sink: &mut Sink, node: usize, name: &str, span: Span) -> Option<usize> {
+        let n = &self.all[node];
+        if let Some(p) = n.processes.iter().position(|p| p.name == name) {
+            return Some(p);
+        }
+        let d = sink.error(
+            Some(span),
+            format!("node `{}` has no process `{name}`", n.name),
+        );
+        if let Some(s) = did_you_mean(name, n.processes.iter().map(|p| p.name.as_str())) {
+            d.hint(format!("did you mean `{s}`?"));
+        }
+        None
+    }
+
+    fn selector(&self, sink: &mut Sink, sel: &Sp<RawSelector>, what: &str) -> Vec<usize> {
+        match &sel.value {
+            RawSelector::All => (0..self.all.len()).collect(),
+            RawSelector::Names(names) => names
+                .iter()
+                .filter_map(|n| self.node(sink, n, what))
+                .collect(),
+            RawSelector::Labels(l) => {
+                let labels: Vec<BTreeMap<String, String>> =
+                    self.all.iter().map(|n| n.labels.clone()).collect();
+                let found = select(&labels, l);
+                if found.is_empty() {
+                    sink.error(
+                        Some(sel.span),
+                        format!("the label selector of {what} matches no node"),
+                    );
+                }
+                found
+            }
+        }
+    }
+
+    pub fn check(&self, sink: &mut Sink, raw: &RawCheck, index: usize) -> Option<Check> {
+        let body = match &raw.body {
+            RawCheckBody::Reach {
+                from,
+                to,
+                family,
+                expect_ok,
+            } => CheckBody::Reach {
+                from: self.selector(sink, from, "`reach.from`"),
+                to: self.selector(sink, to, "`reach.to`"),
+                family: *family,
+                expect_ok: *expect_ok,
+            },
+            RawCheckBody::Tcp {
+                from,
+                host,
+                port,
+                expect_ok,
+            } => {
+                let from = self.node(sink, from, "`tcp.from`");
+                // A host that is neither an address nor a node would never resolve.
+                if host.value.parse::<std::net::IpAddr>().is_err() {
+                    self.node(sink, host, "`tcp.to`");
+                }
+                CheckBody::Tcp {
+                    from: from?,
+                    host: host.value.clone(),
+                    port: *port,
+                    expect_ok: *expect_ok,
+                }
+            }
+            RawCheckBody::Route { node, to, via, dev } => {
+                let n = self.node(sink, node, "`route.node`")?;
+                let dst = match &to.value {
+                    RouteDest::Prefix(p) => vec![*p],
+                    RouteDest::Default4 => vec!["0.0.0.0/0".parse().expect("valid")],
+                    RouteDest::Default6 => vec!["::/0".parse().expect("valid")],
+                    RouteDest::Default => vec![
+                        "0.0.0.0/0".parse().expect("valid"),
+                        "::/0".parse().expect("valid"),
+                    ],
+                };
+                let mut addrs = Vec::new();
+                for v in via {
+                    addrs.extend(self.via_addresses(sink, n, v, &dst));
+                }
+                if let Some(d) = dev
+                    && !self.all[n].interfaces.iter().any(|i| i.name == d.value)
+                {
+                    sink.error(
+                        Some(d.span),
+                        format!("node `{}` has no interface `{}`", self.all[n].name, d.value),
+                    );
+                }
+                CheckBody::Route {
+                    node: n,
+                    dst,
+                    via: addrs,
+                    dev: dev.as_ref().map(|d| d.value.clone()),
+                }
+            }
+            RawCheckBody::Path {
+                from,
+                to,
+                hops,
+                family,
+            } => {
+                let f = self.node(sink, from, "`path.from`");
+                let t = self.node(sink, to, "`path.to`");
+                let hops: Vec<usize> = hops
+                    .iter()
+                    .filter_map(|h| self.node(sink, h, "`path.hops`"))
+                    .collect();
+                CheckBody::Path {
+                    from: f?,
+                    to: t?,
+                    hops,
+                    family: *family,
+                }
+            }
+            RawCheckBody::Cmd {
+                node,
+                run,
+                exit,
+                stdout,
+                expect_json,
+            } => CheckBody::Cmd {
+                node: self.node(sink, node, "`cmd.node`")?,
+                run: run.value.clone().into(),
+                exit: *exit,
+                stdout: stdout.as_ref().map(|s| s.value.clone()),
+                expect_json: expect_json.clone(),
+            },
+        };
+        Some(Check {
+            name: raw
+                .name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| default_check_name(&raw.body, index)),
+            timeout: raw
+                .timeout
+                .as_ref()
+                .map(|t| t.value)
+                .unwrap_or(DEFAULT_CHECK_TIMEOUT),
+            interval: raw
+                .interval
+                .as_ref()
+                .map(|t| t.value)
+                .unwrap_or(DEFAULT_CHECK_INTERVAL),
+            body,
+        })
+    }
+
+    /// A route check's `via`: an address, or a neighbour whose addresses on the shared
+    /// segment are the expected gateways.
+    fn via_addresses(
+        &self,
+        sink: &mut Sink,
+        node: usize,
+        via: &Sp<String>,
+        dst: &[ipnet::IpNet],
+    ) -> Vec<std::net::IpAddr> {
+        if let Ok(a) = via.value.parse::<std::net::IpAddr>() {
+            return vec![a];
+        }
+        let Some(peer) = self.node(sink, via, "`route.via`") else {
+            return Vec::new();
+        };
+        let me = &self.all[node];
+        let mine: Vec<ipnet::IpNet> = me
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addresses.clone())
+            .collect();
+        let fams: Vec<bool> = dst.iter().map(|d| d.addr().is_ipv6()).collect();
+        let found: Vec<std::net::IpAddr> = self.all[peer]
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addresses.iter())
+            .filter(|a| {
+                fams.contains(&a.addr().is_ipv6()) && mine.iter().any(|m| m.contains(&a.addr()))
+            })
+            .map(|a| a.addr())
+            .collect();
+        if found.is_empty() {
+            sink.error(
+                Some(via.span),
+                format!(
+                    "`{}` shares no subnet with node `{}`, so it cannot be its next hop",
+                    via.value, me.name
+                ),
+            );
+        }
+        found
+    }
+}
+
+fn default_check_name(body: &RawCheckBody, index: usize) -> String {
+    let sel = |s: &Sp<RawSelector>| match &s.value {
+        RawSelector::All => "all".to_string(),
+        RawSelector::Names(n) => n
+            .iter()
+            .map(|n| n.value.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        RawSelector::Labels(l) => l
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.value, v.value))
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    let n = index + 1;
+    match body {
+        RawCheckBody::Reach {
+            from,
+            to,
+            expect_ok,
+            ..
+        } => {
+            let not = if *expect_ok { "" } else { " (expect fail)" };
+            format!("{n}: reach {} -> {}{not}", sel(from), sel(to))
+        }
+        RawCheckBody::Tcp {
+            from,
+            host,
+            port,
+            expect_ok,
+        } => {
+            let not = if *expect_ok { "" } else { " (expect fail)" };
+            format!("{n}: tcp {} -> {}:{port}{not}", from.value, host.value)
+        }
+        RawCheckBody::Route { node, to, .. } => {
+            let dst = match &to.value {
+                RouteDest::Prefix(p) => p.to_string(),
+                RouteDest::Default => "default".into(),
+                RouteDest::Default4 => "default4".into(),
+                RouteDest::Default6 => "default6".into(),
+            };
+            format!("{n}: route {} {dst}", node.value)
+        }
+        RawCheckBody::Path { from, to, .. } => format!("{n}: path {} -> {}", from.value, to.value),
+        RawCheckBody::Cmd { node, run, .. } => {
+            let c: Command = run.value.clone().into();
+            let mut text = c.display();
+            if text.chars().count() > 40 {
+                text = text.chars().take(37).collect::<String>() + "...";
+            }
+            format!("{n}: cmd {}: {text}", node.value)
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The plan: a DAG of typed steps that brings a topology up, in a deterministic order
+//! (step ids ascend in a valid topological order). Apply executes it; teardown is derived
+//! from it by inverting each step, dropping what deleting a namespace removes anyway.
+
+mod build;
+mod render;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+pub use build::plan;
+pub use render::{render_text, teardown_text};
+
+use crate::model::{Route, ser_mac};
+use crate::spec::raw::RawImpair;
+
+pub type StepId = usize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub lab: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: StepId,
+    #[serde(flatten)]
+    pub op: Op,
+    /// Steps that must finish first.
+    pub deps: Vec<StepId>,
+}
+
+/// One kernel operation. Namespaces are named; interfaces carry the ifindex the plan
+/// assigned them, so apply never has to look one up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    CreateNetns {
+        netns: String,
+    },
+    SetSysctl {
+        netns: String,
+        key: String,
+        value: String,
+    },
+    CreateBridge {
+        netns: String,
+        name: String,
+        ifindex: u32,
+        #[serde(serialize_with = "ser_mac")]
+        mac: [u8; 6],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+    },
+    /// A veth pair: the first end is created up in `netns` (enslaved to `master` when
+    /// set); the peer goes straight into `peer_netns` and is brought up by a later step.
+    CreateVeth {
+        netns: String,
+        name: String,
+        ifindex: u32,
+        #[serde(serialize_with = "ser_mac")]
+        mac: [u8; 6],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        master: Option<u32>,
+        peer_netns: String,
+        peer_name: String,
+        peer_ifindex: u32,
+        #[serde(serialize_with = "ser_mac")]
+        peer_mac: [u8; 6],
+    },
+    SetLinkUp {
+        netns: String,
+        name: String,
+        ifindex: u32,
+    },
+    AddAddress {
+        netns: String,
+        name: String,
+        ifindex: u32,
+        address: IpNet,
+    },
+    AddRoute {
+        netns: String,
+        route: Route,
+    },
+    SetImpair {
+        netns: String,
+        name: String,
+        ifindex: u32,
+        impair: RawImpair,
+    },
+}
+
+/// The inverse of a step, for rollback and `down`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Undo {
+    DeleteNetns {
+        netns: String,
+    },
+    DeleteLink {
+        netns: String,
+        name: String,
+        ifindex: u32,
+    },
+    DeleteAddress {
+        netns: String,
+        ifindex: u32,
+        address: IpNet,
+    },
+    DeleteRoute {
+        netns: String,
+        dst: IpNet,
+        gateways: Vec<IpAddr>,
+    },
+    ClearImpair {
+        netns: String,
+        ifindex: u32,
+    },
+}
+
+impl Op {
+    /// The namespace the step acts in.
+    pub fn netns(&self) -> &str {
+        match self {
+            Op::CreateNetns { netns }
+            | Op::SetSysctl { netns, .. }
+            | Op::CreateBridge { netns, .. }
+            | Op::CreateVeth { netns, .. }
+            | Op::SetLinkUp { netns, .. }
+            | Op::AddAddress { netns, .. }
+            | Op::AddRoute { netns, .. }
+            | Op::SetImpair { netns, .. } => netns,
+        }
+    }
+
+    /// What undoes this step, if anything must (a sysctl dies with its namespace and
+    /// bringing a link up needs no undo).
+    pub fn undo(&self) -> Option<Undo> {
+        match self {
+            Op::CreateNetns { netns } => Some(Undo::DeleteNetns {
+                netns: netns.clone(),
+            }),
+            Op::CreateBridge {
+                netns,
+                name,
+                ifindex,
+                ..
+            }
+            | Op::CreateVeth {
+                netns,
+                name,
+                ifindex,
+                ..
+            } => Some(Undo::DeleteLink {
+                netns: netns.clone(),
+                name: name.clone(),
+                ifindex: *ifindex,
+            }),
+            Op::AddAddress {
+                netns,
+                ifindex,
+                address,
+                ..
+            } => Some(Undo::DeleteAddress {
+                netns: netns.clone(),
+                ifindex: *ifindex,
+                address: *address,
+            }),
+            Op::AddRoute { netns, route } => Some(Undo::DeleteRoute {
+                netns: netns.clone(),
+                dst: route.dst,
+                gateways: route.nexthops.iter().map(|h| h.gateway).collect(),
+            }),
+            Op::SetImpair { netns, ifindex, .. } => Some(Undo::ClearImpair {
+                netns: netns.clone(),
+                ifindex: *ifindex,
+            }),
+            Op::SetSysctl { .. } | Op::SetLinkUp { .. } => None,
+        }
+    }
+
+    /// Short kebab-case name, as in the JSON `op` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::CreateNetns { .. } => "create-netns",
+            Op::SetSysctl { .. } => "set-sysctl",
+            Op::CreateBridge { .. } => "create-bridge",
+            Op::CreateVeth { .. } => "create-veth",
+            Op::SetLinkUp { .. } => "set-link-up",
+            Op::AddAddress { .. } => "add-address",
+            Op::AddRoute { .. } => "add-route",
+            Op::SetImpair { .. } => "set-impair",
+        }
+    }
+}
+
+impl Undo {
+    pub fn netns(&self) -> &str {
+        match self {
+            Undo::DeleteNetns { netns }
+            | Undo::DeleteLink { netns, .. }
+            | Undo::DeleteAddress { netns, .. }
+            | Undo::DeleteRoute { netns, .. }
+            | Undo::ClearImpair { netns, .. } => netns,
+        }
+    }
+}
+
+impl Plan {
+    /// The steps that undo `steps` (all of them, or the ones done before a failure), in
+    /// reverse order. Anything inside a namespace that is itself deleted is left to the
+    /// namespace's deletion.
+    pub fn teardown_of<'a>(steps: impl DoubleEndedIterator<Item = &'a Op>) -> Vec<Undo> {
+        let undos: Vec<Undo> = steps.rev().filter_map(Op::undo).collect();
+        let deleted: std::collections::HashSet<&str> = undos
+            .iter()
+            .filter_map(|u| match u {
+                Undo::DeleteNetns { netns } => Some(netns.as_str()),
+                _ => None,
+            })
+            .collect();
+        undos
+            .iter()
+            .filter(|u| matches!(u, Undo::DeleteNetns { .. }) || !deleted.contains(u.netns()))
+            .cloned()
+            .collect()
+    }
+
+    pub fn teardown(&self) -> Vec<Undo> {
+        Plan::teardown_of(self.steps.iter().map(|s| &s.op))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plan serializes")
+    }
+}

@@ -1,0 +1,201 @@
+//! Human-readable plan text: one line per step, with namespaces shown as node names.
+
+use std::fmt::Write;
+
+use crate::model::Route;
+use crate::plan::{Op, Plan, Undo};
+use crate::spec::raw::{RouteKind, format_duration};
+use crate::spec::values::format_mac;
+
+/// `nslab.<lab>.<node>` reads as `<node>`, the fabric `nslab.<lab>` as `fabric`.
+fn short(lab: &str, netns: &str) -> String {
+    let fabric = format!("nslab.{lab}");
+    if netns == fabric {
+        "fabric".into()
+    } else {
+        netns
+            .strip_prefix(&format!("{fabric}."))
+            .unwrap_or(netns)
+            .to_string()
+    }
+}
+
+pub fn route_text(r: &Route) -> String {
+    let mut s = r.dst.to_string();
+    match r.kind {
+        RouteKind::Unicast => {
+            for h in &r.nexthops {
+                let _ = write!(s, " via {} dev {}", h.gateway, h.dev);
+                if h.weight > 0 {
+                    let _ = write!(s, " weight {}", u16::from(h.weight) + 1);
+                }
+            }
+            if let Some(d) = &r.dev {
+                let _ = write!(s, " dev {d}");
+            }
+        }
+        other => {
+            s = format!(
+                "{} {s}",
+                serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if let Some(m) = r.metric {
+        let _ = write!(s, " metric {m}");
+    }
+    s
+}
+
+fn op_text(lab: &str, op: &Op) -> String {
+    let ns = |n: &str| short(lab, n);
+    match op {
+        Op::CreateNetns { netns } => netns.clone(),
+        Op::SetSysctl { netns, key, value } => format!("{}: {key} = {value}", ns(netns)),
+        Op::CreateBridge {
+            netns,
+            name,
+            ifindex,
+            mac,
+            mtu,
+        } => {
+            let mtu = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
+            format!(
+                "{}: {name} (#{ifindex}) mac {}{mtu}",
+                ns(netns),
+                format_mac(mac)
+            )
+        }
+        Op::CreateVeth {
+            netns,
+            name,
+            ifindex,
+            mac,
+            mtu,
+            master,
+            peer_netns,
+            peer_name,
+            peer_ifindex,
+            peer_mac,
+        } => {
+            let mtu = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
+            let master = master.map(|m| format!(" master #{m}")).unwrap_or_default();
+            format!(
+                "{}:{name} (#{ifindex}, {}) <-> {}:{peer_name} (#{peer_ifindex}, {}){mtu}{master}",
+                ns(netns),
+                format_mac(mac),
+                ns(peer_netns),
+                format_mac(peer_mac)
+            )
+        }
+        Op::SetLinkUp {
+            netns,
+            name,
+            ifindex,
+        } => format!("{}:{name} (#{ifindex})", ns(netns)),
+        Op::AddAddress {
+            netns,
+            name,
+            address,
+            ..
+        } => format!("{}:{name} {address}", ns(netns)),
+        Op::AddRoute { netns, route } => format!("{}: {}", ns(netns), route_text(route)),
+        Op::SetImpair {
+            netns,
+            name,
+            impair,
+            ..
+        } => {
+            let mut parts = Vec::new();
+            if let Some(d) = impair.delay {
+                parts.push(format!("delay {}", format_duration(d)));
+            }
+            if let Some(j) = impair.jitter {
+                parts.push(format!("jitter {}", format_duration(j)));
+            }
+            for (k, v) in [
+                ("loss", impair.loss),
+                ("duplicate", impair.duplicate),
+                ("corrupt", impair.corrupt),
+                ("reorder", impair.reorder),
+            ] {
+                if let Some(v) = v {
+                    parts.push(format!("{k} {}%", v * 100.0));
+                }
+            }
+            if let Some(r) = impair.rate {
+                parts.push(format!("rate {r}bit"));
+            }
+            format!("{}:{name} {}", ns(netns), parts.join(" "))
+        }
+    }
+}
+
+/// The plan as text: `id  op  what  [after deps]`.
+pub fn render_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan for lab `{}`: {} steps",
+        plan.lab,
+        plan.steps.len()
+    );
+    let w = plan.steps.len().to_string().len();
+    for s in &plan.steps {
+        let deps = if s.deps.is_empty() {
+            String::new()
+        } else {
+            let d: Vec<String> = s.deps.iter().map(ToString::to_string).collect();
+            format!("  [after {}]", d.join(","))
+        };
+        let _ = writeln!(
+            out,
+            "{:>w$}  {:<13} {}{deps}",
+            s.id,
+            s.op.name(),
+            op_text(&plan.lab, &s.op)
+        );
+    }
+    out
+}
+
+/// The teardown as text, one undo per line.
+pub fn teardown_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let undos = plan.teardown();
+    let _ = writeln!(
+        out,
+        "teardown for lab `{}`: {} steps",
+        plan.lab,
+        undos.len()
+    );
+    for u in undos {
+        let line = match &u {
+            Undo::DeleteNetns { netns } => format!("delete-netns   {netns}"),
+            Undo::DeleteLink { netns, name, .. } => {
+                format!("delete-link    {}:{name}", short(&plan.lab, netns))
+            }
+            Undo::DeleteAddress {
+                netns,
+                address,
+                ifindex,
+            } => {
+                format!(
+                    "delete-address {}:#{ifindex} {address}",
+                    short(&plan.lab, netns)
+                )
+            }
+            Undo::DeleteRoute { netns, dst, .. } => {
+                format!("delete-route   {}: {dst}", short(&plan.lab, netns))
+            }
+            Undo::ClearImpair { netns, ifindex } => {
+                format!("clear-impair   {}:#{ifindex}", short(&plan.lab, netns))
+            }
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}

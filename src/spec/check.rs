@@ -1,0 +1,196 @@
+//! Reading the `tests:` section: reach, tcp, route, path and cmd checks.
+
+use crate::diag::Sink;
+use crate::spec::node::{command, required, route_dest};
+use crate::spec::raw::*;
+use crate::spec::read::{self, Fields};
+use crate::spec::values;
+use crate::spec::yaml::{Kind, Yaml};
+
+const CHECK_KINDS: &[&str] = &["reach", "tcp", "route", "path", "cmd"];
+const COMMON: &[&str] = &["name", "timeout", "interval"];
+const REACH_KEYS: &[&str] = &["from", "to", "family", "expect"];
+const TCP_KEYS: &[&str] = &["from", "to", "expect"];
+const ROUTE_KEYS: &[&str] = &["node", "to", "via", "dev"];
+const PATH_KEYS: &[&str] = &["from", "to", "hops", "family"];
+const CMD_KEYS: &[&str] = &["node", "run", "exit", "stdout", "expect_json"];
+
+pub fn check(sink: &mut Sink, y: &Yaml) -> Option<RawCheck> {
+    let f = read::fields(sink, y, "a check", CHECK_KINDS)?;
+    let present: Vec<&str> = CHECK_KINDS.iter().copied().filter(|k| f.has(k)).collect();
+    let [kind] = present.as_slice() else {
+        sink.error(
+            Some(y.span),
+            format!(
+                "a check needs exactly one of {}, found {}",
+                CHECK_KINDS.join(", "),
+                if present.is_empty() {
+                    "none".to_string()
+                } else {
+                    present.join(" and ")
+                }
+            ),
+        )
+        .hint("for example `- reach: { from: all, to: all }`");
+        return None;
+    };
+    let body_y = f.get(kind)?;
+    let what = format!("`{kind}` check");
+    let own: &[&str] = match *kind {
+        "reach" => REACH_KEYS,
+        "tcp" => TCP_KEYS,
+        "route" => ROUTE_KEYS,
+        "path" => PATH_KEYS,
+        _ => CMD_KEYS,
+    };
+    let keys: Vec<&str> = own.iter().chain(COMMON).copied().collect();
+    let b = read::fields(sink, body_y, &what, &keys)?;
+    let body = match *kind {
+        "reach" => reach(sink, &b, &what),
+        "tcp" => tcp(sink, &b, &what),
+        "route" => route(sink, &b, &what),
+        "path" => path(sink, &b, &what),
+        _ => cmd(sink, &b, &what),
+    }?;
+    let dur = |sink: &mut Sink, k: &str| {
+        b.value(k)
+            .and_then(|v| read::parsed(sink, v, &format!("`{k}`"), values::parse_duration))
+    };
+    Some(RawCheck {
+        span: y.span,
+        name: b
+            .value("name")
+            .and_then(|v| read::string(sink, v, "check `name`")),
+        timeout: dur(sink, "timeout"),
+        interval: dur(sink, "interval"),
+        body,
+    })
+}
+
+fn expect_ok(sink: &mut Sink, f: &Fields, what: &str) -> bool {
+    f.value("expect")
+        .and_then(|v| {
+            read::parsed(sink, v, &format!("`expect` of {what}"), |s| match s {
+                "ok" | "pass" | "success" => Ok(true),
+                "fail" => Ok(false),
+                _ => Err(format!("`{s}` is not `ok` or `fail`")),
+            })
+        })
+        .map(|e| e.value)
+        .unwrap_or(true)
+}
+
+fn family(sink: &mut Sink, f: &Fields, default: Family) -> Family {
+    f.value("family")
+        .and_then(|v| {
+            read::parsed(sink, v, "`family`", |s| match s {
+                "ipv4" | "4" => Ok(Family::Ipv4),
+                "ipv6" | "6" => Ok(Family::Ipv6),
+                "both" | "all" => Ok(Family::Both),
+                _ => Err(format!("`{s}` is not ipv4, ipv6 or both")),
+            })
+        })
+        .map(|f| f.value)
+        .unwrap_or(default)
+}
+
+fn selector(sink: &mut Sink, y: &Yaml) -> Option<Sp<RawSelector>> {
+    let sel = match &y.kind {
+        Kind::Scalar { text, .. } if text == "all" => RawSelector::All,
+        Kind::Map(_) => RawSelector::Labels(read::string_map(sink, y, "label selector")),
+        _ => RawSelector::Names(read::strings(sink, y, "node name")),
+    };
+    Some(Sp::new(sel, y.span))
+}
+
+fn reach(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
+    let from = required(sink, f, "from", what).and_then(|v| selector(sink, v));
+    let to = required(sink, f, "to", what).and_then(|v| selector(sink, v));
+    Some(RawCheckBody::Reach {
+        family: family(sink, f, Family::Both),
+        expect_ok: expect_ok(sink, f, what),
+        from: from?,
+        to: to?,
+    })
+}
+
+fn tcp(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
+    let from = required(sink, f, "from", what).and_then(|v| read::string(sink, v, "`from`"));
+    let to = required(sink, f, "to", what).and_then(|v| read::string(sink, v, "`to`"))?;
+    let Some((host, port)) = to.value.rsplit_once(':') else {
+        sink.error(Some(to.span), format!("`{}` is not `host:port`", to.value))
+            .hint("for example `to: web:80` or `to: \"[fd00::1]:443\"`");
+        return None;
+    };
+    let Some(port) = port.parse::<u16>().ok().filter(|p| *p > 0) else {
+        sink.error(
+            Some(to.span),
+            format!("`{port}` is not a TCP port (1-65535)"),
+        );
+        return None;
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Some(RawCheckBody::Tcp {
+        expect_ok: expect_ok(sink, f, what),
+        from: from?,
+        host: Sp::new(host, to.span),
+        port,
+    })
+}
+
+fn route(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
+    let node = required(sink, f, "node", what).and_then(|v| read::string(sink, v, "`node`"));
+    let to = required(sink, f, "to", what)
+        .and_then(|v| read::parsed(sink, v, "route destination", route_dest));
+    Some(RawCheckBody::Route {
+        via: f
+            .value("via")
+            .map(|v| read::strings(sink, v, "next hop"))
+            .unwrap_or_default(),
+        dev: f.value("dev").and_then(|v| read::string(sink, v, "`dev`")),
+        node: node?,
+        to: to?,
+    })
+}
+
+fn path(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
+    let from = required(sink, f, "from", what).and_then(|v| read::string(sink, v, "`from`"));
+    let to = required(sink, f, "to", what).and_then(|v| read::string(sink, v, "`to`"));
+    let hops = required(sink, f, "hops", what).map(|v| read::strings(sink, v, "hop"));
+    Some(RawCheckBody::Path {
+        family: family(sink, f, Family::Ipv4),
+        from: from?,
+        to: to?,
+        hops: hops?,
+    })
+}
+
+fn cmd(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
+    let node = required(sink, f, "node", what).and_then(|v| read::string(sink, v, "`node`"));
+    let run = required(sink, f, "run", what).and_then(|v| command(sink, v, "`run`"));
+    let exit = f
+        .value("exit")
+        .and_then(|v| read::int(sink, v, "`exit`", 0, 255))
+        .map(|e| e.value as i32);
+    let stdout = f
+        .value("stdout")
+        .and_then(|v| read::string(sink, v, "`stdout`"));
+    if let Some(re) = &stdout
+        && let Err(e) = regex::Regex::new(&re.value)
+    {
+        sink.error(
+            Some(re.span),
+            format!("`stdout` is not a valid regular expression: {e}"),
+        );
+    }
+    Some(RawCheckBody::Cmd {
+        expect_json: f.get("expect_json").map(Yaml::to_json),
+        node: node?,
+        run: run?,
+        exit,
+        stdout,
+    })
+}

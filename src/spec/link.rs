@@ -1,0 +1,236 @@
+//! Reading links (short and long form), their endpoints, bridges and impairments.
+
+use crate::diag::Sink;
+use crate::spec::raw::*;
+use crate::spec::read;
+use crate::spec::values;
+use crate::spec::yaml::{Kind, Yaml};
+
+const LINK_KEYS: &[&str] = &[
+    "endpoints",
+    "addresses",
+    "macs",
+    "mtu",
+    "impair",
+    "unnumbered",
+];
+const ENDPOINT_KEYS: &[&str] = &["node", "iface", "addresses", "mac", "impair"];
+const BRIDGE_KEYS: &[&str] = &["mtu", "subnet", "subnet6"];
+const IMPAIR_KEYS: &[&str] = &[
+    "delay",
+    "jitter",
+    "loss",
+    "duplicate",
+    "corrupt",
+    "reorder",
+    "rate",
+];
+
+pub fn bridge(sink: &mut Sink, y: &Yaml, what: &str) -> RawBridge {
+    let mut b = RawBridge {
+        span: y.span,
+        ..Default::default()
+    };
+    let Some(f) = read::fields(sink, y, what, BRIDGE_KEYS) else {
+        return b;
+    };
+    b.mtu = f.value("mtu").and_then(|v| mtu(sink, v));
+    b.subnet = f
+        .value("subnet")
+        .and_then(|v| read::parsed(sink, v, "bridge `subnet`", values::parse_prefix));
+    b.subnet6 = f
+        .value("subnet6")
+        .and_then(|v| read::parsed(sink, v, "bridge `subnet6`", values::parse_prefix));
+    b
+}
+
+fn mtu(sink: &mut Sink, y: &Yaml) -> Option<Sp<u32>> {
+    read::int(sink, y, "`mtu`", 68, 65535).map(|m| Sp::new(m.value as u32, m.span))
+}
+
+pub fn link(sink: &mut Sink, y: &Yaml) -> Option<RawLink> {
+    if let Kind::Seq(items) = &y.kind {
+        let endpoints = endpoints(sink, y, items)?;
+        return Some(RawLink {
+            span: y.span,
+            endpoints,
+            mtu: None,
+            unnumbered: false,
+            impair: None,
+        });
+    }
+    let f = read::fields(sink, y, "a link", LINK_KEYS)?;
+    let Some(ep) = f.value("endpoints") else {
+        sink.error(Some(y.span), "a link needs `endpoints:`").hint(
+            "for example `endpoints: [r1:eth1, r2:eth1]`, or the short form `[r1:eth1, r2:eth1]`",
+        );
+        return None;
+    };
+    let items = read::list(sink, ep, "`endpoints`");
+    let mut endpoints = endpoints(sink, ep, items)?;
+    if let Some(a) = f.value("addresses") {
+        let per_end = read::list(sink, a, "link `addresses`");
+        if per_end.len() != endpoints.len() {
+            sink.error(
+                Some(a.span),
+                format!(
+                    "link `addresses` has {} entries for {} endpoints",
+                    per_end.len(),
+                    endpoints.len()
+                ),
+            )
+            .hint("give one entry per endpoint, in endpoint order; use `~` for a bridge end or to let the pool choose");
+        } else {
+            for (end, entry) in endpoints.iter_mut().zip(per_end) {
+                if entry.is_null() {
+                    continue;
+                }
+                if end.addresses.is_some() {
+                    sink.error(
+                        Some(entry.span),
+                        "addresses given both on the link and on the endpoint",
+                    );
+                    continue;
+                }
+                end.addresses = Some(addresses(sink, entry));
+            }
+        }
+    }
+    if let Some(m) = f.value("macs") {
+        let per_end = read::list(sink, m, "link `macs`");
+        if per_end.len() != endpoints.len() {
+            sink.error(
+                Some(m.span),
+                format!(
+                    "link `macs` has {} entries for {} endpoints",
+                    per_end.len(),
+                    endpoints.len()
+                ),
+            );
+        } else {
+            for (end, entry) in endpoints.iter_mut().zip(per_end) {
+                if !entry.is_null() {
+                    end.mac = read::parsed(sink, entry, "MAC address", values::parse_mac);
+                }
+            }
+        }
+    }
+    Some(RawLink {
+        span: y.span,
+        endpoints,
+        mtu: f.value("mtu").and_then(|v| mtu(sink, v)),
+        unnumbered: f
+            .value("unnumbered")
+            .and_then(|v| read::boolean(sink, v, "`unnumbered`"))
+            .unwrap_or(false),
+        impair: f.value("impair").and_then(|v| impair(sink, v)),
+    })
+}
+
+fn endpoints(sink: &mut Sink, y: &Yaml, items: &[Yaml]) -> Option<Vec<RawEndpoint>> {
+    if items.len() != 2 {
+        sink.error(
+            Some(y.span),
+            format!("a link joins exactly 2 endpoints, found {}", items.len()),
+        )
+        .hint("for a shared segment, declare a bridge and link each node to it");
+        return None;
+    }
+    let mut out = Vec::new();
+    for item in items {
+        out.push(endpoint(sink, item)?);
+    }
+    Some(out)
+}
+
+/// `node:iface`, `node`, `bridge`, or a mapping with per-endpoint settings.
+fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
+    if let Kind::Map(_) = y.kind {
+        let f = read::fields(sink, y, "a link endpoint", ENDPOINT_KEYS)?;
+        let Some(node) = f.value("node") else {
+            sink.error(Some(y.span), "a link endpoint needs `node:`")
+                .hint("for example `{ node: r1, iface: eth1, addresses: [10.1.0.0/31] }`");
+            return None;
+        };
+        let name = read::string(sink, node, "endpoint `node`")?;
+        return Some(RawEndpoint {
+            span: y.span,
+            name,
+            iface: f
+                .value("iface")
+                .and_then(|v| read::string(sink, v, "endpoint `iface`")),
+            addresses: f.value("addresses").map(|v| addresses(sink, v)),
+            mac: f
+                .value("mac")
+                .and_then(|v| read::parsed(sink, v, "MAC address", values::parse_mac)),
+            impair: f.value("impair").and_then(|v| impair(sink, v)),
+        });
+    }
+    let s = read::string(sink, y, "a link endpoint")?;
+    let (name, iface) = match s.value.split_once(':') {
+        Some((n, i)) => {
+            let col = s.span.col + n.chars().count() as u32 + 1;
+            let ispan = crate::diag::Span::new(s.span.line, col, i.chars().count() as u32);
+            (n.to_string(), Some(Sp::new(i.to_string(), ispan)))
+        }
+        None => (s.value.clone(), None),
+    };
+    let nspan = crate::diag::Span::new(s.span.line, s.span.col, name.chars().count() as u32);
+    Some(RawEndpoint {
+        span: s.span,
+        name: Sp::new(name, nspan),
+        iface,
+        addresses: None,
+        mac: None,
+        impair: None,
+    })
+}
+
+/// One endpoint's addresses: a CIDR or a list; an empty list means none.
+fn addresses(sink: &mut Sink, y: &Yaml) -> Vec<Sp<ipnet::IpNet>> {
+    read::one_or_many(y)
+        .iter()
+        .filter_map(|a| read::parsed(sink, a, "address", |s| values::parse_cidr(s, false)))
+        .collect()
+}
+
+pub fn impair(sink: &mut Sink, y: &Yaml) -> Option<RawImpair> {
+    let f = read::fields(sink, y, "`impair`", IMPAIR_KEYS)?;
+    let dur = |sink: &mut Sink, k: &str| {
+        f.value(k)
+            .and_then(|v| read::parsed(sink, v, &format!("`{k}`"), values::parse_duration))
+            .map(|d| d.value)
+    };
+    let delay = dur(sink, "delay");
+    let jitter = dur(sink, "jitter");
+    let pct = |sink: &mut Sink, k: &str| {
+        f.value(k)
+            .and_then(|v| read::parsed(sink, v, &format!("`{k}`"), values::parse_percent))
+            .map(|p| p.value)
+    };
+    let imp = RawImpair {
+        span: y.span,
+        delay,
+        jitter,
+        loss: pct(sink, "loss"),
+        duplicate: pct(sink, "duplicate"),
+        corrupt: pct(sink, "corrupt"),
+        reorder: pct(sink, "reorder"),
+        rate: f
+            .value("rate")
+            .and_then(|v| read::parsed(sink, v, "`rate`", values::parse_rate))
+            .map(|r| r.value),
+    };
+    if imp.jitter.is_some() && imp.delay.is_none() {
+        sink.error(Some(y.span), "`jitter` needs a `delay` to vary around")
+            .hint("for example `{ delay: 20ms, jitter: 5ms }`");
+    }
+    if imp.reorder.is_some() && imp.delay.is_none() {
+        sink.error(
+            Some(y.span),
+            "`reorder` needs a `delay`: packets are reordered by sending some without it",
+        )
+        .hint("for example `{ delay: 10ms, reorder: 25% }`");
+    }
+    Some(imp)
+}

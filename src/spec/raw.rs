@@ -1,0 +1,374 @@
+//! The topology as written: typed, located, but not yet cross-checked. Names are not yet
+//! resolved and defaults are not yet merged; the model layer does that.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::diag::Span;
+
+/// A value with the position it was written at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sp<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Sp<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Sp { value, span }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RawTopology {
+    pub name: Option<Sp<String>>,
+    pub addressing: RawAddressing,
+    pub routing: Option<Sp<RoutingMode>>,
+    pub defaults: RawNodeSpec,
+    pub kinds: Vec<(Sp<String>, RawNodeSpec)>,
+    pub nodes: Vec<(Sp<String>, RawNodeSpec)>,
+    pub bridges: Vec<(Sp<String>, RawBridge)>,
+    pub links: Vec<RawLink>,
+    pub daemonsets: Vec<RawDaemonSet>,
+    pub tests: Vec<RawCheck>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingMode {
+    /// Only the routes written in the file.
+    None,
+    /// nslab computes shortest-path static routes to every subnet and loopback.
+    Static,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RawAddressing {
+    pub p2p: Option<Sp<IpNet>>,
+    pub lan: Option<Sp<IpNet>>,
+    pub loopback: Option<Sp<IpNet>>,
+    pub ipv6: Option<Sp<IpNet>>,
+}
+
+/// The keys a node, a kind and `defaults` share. Every field is optional so the three
+/// levels can be merged field by field.
+#[derive(Debug, Clone, Default)]
+pub struct RawNodeSpec {
+    pub span: Span,
+    pub kind: Option<Sp<String>>,
+    pub labels: Vec<(Sp<String>, Sp<String>)>,
+    pub loopback: Option<Sp<RawLoopback>>,
+    pub sysctls: Vec<(Sp<String>, Sp<String>)>,
+    pub routes: Vec<RawRoute>,
+    pub exec: Vec<RawExec>,
+    pub processes: Vec<RawProcess>,
+    pub mounts: Vec<RawMount>,
+    pub private: Vec<RawPrivate>,
+    pub limits: RawLimits,
+    pub isolation: Option<Sp<Vec<Sp<NsKind>>>>,
+    pub depends_on: Vec<Sp<String>>,
+    pub stop_timeout: Option<Sp<Duration>>,
+    pub env: Vec<(Sp<String>, Sp<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawLoopback {
+    Auto,
+    Addrs(Vec<Sp<IpNet>>),
+}
+
+/// Namespaces a node can have of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NsKind {
+    Net,
+    Uts,
+    Mnt,
+    Pid,
+    Ipc,
+}
+
+impl NsKind {
+    pub const ALL: [NsKind; 5] = [
+        NsKind::Net,
+        NsKind::Uts,
+        NsKind::Mnt,
+        NsKind::Pid,
+        NsKind::Ipc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NsKind::Net => "net",
+            NsKind::Uts => "uts",
+            NsKind::Mnt => "mnt",
+            NsKind::Pid => "pid",
+            NsKind::Ipc => "ipc",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RawRoute {
+    pub span: Span,
+    pub to: Sp<RouteDest>,
+    pub via: Vec<RawVia>,
+    pub dev: Option<Sp<String>>,
+    pub metric: Option<Sp<u32>>,
+    pub kind: Sp<RouteKind>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteDest {
+    /// `default`: every address family the next hops resolve in.
+    Default,
+    Default4,
+    Default6,
+    Prefix(IpNet),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// A next hop as written: an address, a neighbour node, or `node:iface`.
+#[derive(Debug, Clone)]
+pub struct RawVia {
+    pub target: Sp<String>,
+    pub weight: Option<Sp<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawCommand {
+    /// Run through `/bin/sh -c`.
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RawExec {
+    pub span: Span,
+    pub cmd: Sp<RawCommand>,
+    pub ignore_errors: bool,
+    pub timeout: Option<Sp<Duration>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadyProbe {
+    Cmd(RawCommand),
+    Tcp(u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct RawReady {
+    pub span: Span,
+    pub probe: ReadyProbe,
+    pub timeout: Option<Duration>,
+    pub interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawProcess {
+    pub span: Span,
+    pub name: Sp<String>,
+    pub cmd: Sp<RawCommand>,
+    pub env: Vec<(Sp<String>, Sp<String>)>,
+    pub cwd: Option<Sp<String>>,
+    pub restart: Option<Sp<RestartPolicy>>,
+    pub ready: Option<RawReady>,
+    pub depends_on: Vec<Sp<String>>,
+    pub stop_timeout: Option<Sp<Duration>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawMount {
+    pub span: Span,
+    pub source: Sp<String>,
+    pub target: Sp<String>,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawPrivate {
+    pub span: Span,
+    pub path: Sp<String>,
+    pub owner: Option<Sp<String>>,
+    pub mode: Option<Sp<u32>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RawLimits {
+    pub memory: Option<Sp<u64>>,
+    pub cpu: Option<Sp<f64>>,
+    pub pids: Option<Sp<u64>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RawBridge {
+    pub span: Span,
+    pub mtu: Option<Sp<u32>>,
+    pub subnet: Option<Sp<IpNet>>,
+    pub subnet6: Option<Sp<IpNet>>,
+}
+
+/// One end of a link as written: `node:iface`, `node` (interface named for you) or `bridge`.
+#[derive(Debug, Clone)]
+pub struct RawEndpoint {
+    pub span: Span,
+    pub name: Sp<String>,
+    pub iface: Option<Sp<String>>,
+    /// `None`: from the pool; `Some(empty)`: no addresses.
+    pub addresses: Option<Vec<Sp<IpNet>>>,
+    pub mac: Option<Sp<[u8; 6]>>,
+    pub impair: Option<RawImpair>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawLink {
+    pub span: Span,
+    pub endpoints: Vec<RawEndpoint>,
+    pub mtu: Option<Sp<u32>>,
+    /// No addresses from the pools on this link.
+    pub unnumbered: bool,
+    /// Applied to the egress of both ends unless an endpoint sets its own.
+    pub impair: Option<RawImpair>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RawImpair {
+    #[serde(skip)]
+    pub span: Span,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration"
+    )]
+    pub delay: Option<Duration>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_duration"
+    )]
+    pub jitter: Option<Duration>,
+    /// Fractions of 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<f64>,
+    /// Bits per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u64>,
+}
+
+impl RawImpair {
+    /// Whether the impairment needs the netem qdisc (anything beyond a plain rate limit).
+    pub fn needs_netem(&self) -> bool {
+        self.delay.is_some()
+            || self.jitter.is_some()
+            || self.loss.is_some()
+            || self.duplicate.is_some()
+            || self.corrupt.is_some()
+            || self.reorder.is_some()
+    }
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Renders a duration the way a user writes one (`10ms`, `1.5s`).
+pub fn format_duration(d: Duration) -> String {
+    let us = d.as_micros();
+    if us % 1_000_000 == 0 {
+        format!("{}s", us / 1_000_000)
+    } else if us % 1000 == 0 {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{us}us")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RawDaemonSet {
+    pub span: Span,
+    pub selector: Vec<(Sp<String>, Sp<String>)>,
+    pub process: RawProcess,
+}
+
+/// Which nodes a check covers: `all`, names, or labels.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawSelector {
+    All,
+    Names(Vec<Sp<String>>),
+    Labels(Vec<(Sp<String>, Sp<String>)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawCheck {
+    pub span: Span,
+    pub name: Option<Sp<String>>,
+    pub timeout: Option<Sp<Duration>>,
+    pub interval: Option<Sp<Duration>>,
+    pub body: RawCheckBody,
+}
+
+#[derive(Debug, Clone)]
+pub enum RawCheckBody {
+    Reach {
+        from: Sp<RawSelector>,
+        to: Sp<RawSelector>,
+        family: Family,
+        expect_ok: bool,
+    },
+    Tcp {
+        from: Sp<String>,
+        host: Sp<String>,
+        port: u16,
+        expect_ok: bool,
+    },
+    Route {
+        node: Sp<String>,
+        to: Sp<RouteDest>,
+        via: Vec<Sp<String>>,
+        dev: Option<Sp<String>>,
+    },
+    Path {
+        from: Sp<String>,
+        to: Sp<String>,
+        hops: Vec<Sp<String>>,
+        family: Family,
+    },
+    Cmd {
+        node: Sp<String>,
+        run: Sp<RawCommand>,
+        exit: Option<i32>,
+        stdout: Option<Sp<String>>,
+        expect_json: Option<serde_json::Value>,
+    },
+}
