@@ -75,30 +75,44 @@ impl Diagnostic {
             Severity::Warning => "warning",
         };
         out.push_str(&format!("{label}: {}\n", self.message));
-        if let Some(span) = self.span {
-            render_snippet(&mut out, file, source, span, None);
-        } else {
-            out.push_str(&format!("  --> {file}\n"));
+        // One gutter width for the whole diagnostic, as wide as its largest line number.
+        let width = self
+            .span
+            .iter()
+            .chain(self.notes.iter().map(|(s, _)| s))
+            .map(|s| s.line.to_string().len())
+            .max()
+            .unwrap_or(1);
+        let pad = " ".repeat(width);
+        match self.span {
+            Some(span) => render_snippet(&mut out, &pad, file, source, span, None),
+            None => out.push_str(&format!("{pad}--> {file}\n")),
         }
         for (span, note) in &self.notes {
-            render_snippet(&mut out, file, source, *span, Some(note));
+            render_snippet(&mut out, &pad, file, source, *span, Some(note));
         }
         if let Some(hint) = &self.hint {
-            out.push_str(&format!("   = hint: {hint}\n"));
+            out.push_str(&format!("{pad} = hint: {hint}\n"));
         }
         out
     }
 }
 
-fn render_snippet(out: &mut String, file: &str, source: &str, span: Span, note: Option<&str>) {
-    out.push_str(&format!("  --> {file}:{}:{}\n", span.line, span.col));
+fn render_snippet(
+    out: &mut String,
+    pad: &str,
+    file: &str,
+    source: &str,
+    span: Span,
+    note: Option<&str>,
+) {
+    out.push_str(&format!("{pad}--> {file}:{}:{}\n", span.line, span.col));
     let Some(text) = source.lines().nth(span.line.saturating_sub(1) as usize) else {
         return;
     };
     // Long lines (minified or generated YAML) are clipped so a diagnostic stays readable.
     let text: String = text.chars().take(200).collect();
-    let num = span.line.to_string();
-    let pad = " ".repeat(num.len());
+    let num = format!("{:>w$}", span.line, w = pad.len());
     out.push_str(&format!("{pad} |\n{num} | {text}\n"));
     let col = span.col.saturating_sub(1) as usize;
     let len = span.len.max(1) as usize;
@@ -204,7 +218,8 @@ pub fn did_you_mean<'a>(
     for c in candidates {
         let d = edit_distance(word, c);
         let limit = (c.len().max(word.len()) / 3).max(1);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+        // Ties go to the alphabetically first candidate, whatever the iteration order.
+        if d <= limit && best.is_none_or(|(bd, bc)| (d, c) < (bd, bc)) {
             best = Some((d, c));
         }
     }
@@ -257,9 +272,10 @@ mod tests {
             .with_hint("did you mean `kind`?");
         let text = d.render("lab.yaml", src);
         assert!(text.contains("error: unknown key `knd`"));
-        assert!(text.contains("--> lab.yaml:3:9"));
+        assert!(text.contains(" --> lab.yaml:3:9"));
         assert!(text.contains("3 |   r1: { knd: frr }"));
         assert!(text.contains("  |         ^^^\n"));
+        assert!(text.contains("  = hint:"));
         assert!(text.contains("= hint: did you mean `kind`?"));
     }
 }

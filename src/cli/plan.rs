@@ -1,6 +1,6 @@
 //! `nslab plan FILE [--json] [--teardown]`
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::{CliError, compile, exit};
@@ -9,14 +9,19 @@ use crate::plan;
 pub fn run(file: &Path, json: bool, teardown: bool) -> Result<u8, CliError> {
     let c = compile(file)?;
     let p = plan::plan(&c.topology);
-    let text = match (json, teardown) {
-        (true, false) => p.to_json() + "\n",
-        (true, true) => {
-            serde_json::to_string_pretty(&p.teardown()).expect("undo steps serialize") + "\n"
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match (json, teardown) {
+        (true, false) => {
+            p.write_json(&mut out)?;
+            writeln!(out)?;
         }
-        (false, false) => plan::render_text(&p),
-        (false, true) => plan::teardown_text(&p),
-    };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+        (true, true) => {
+            serde_json::to_writer_pretty(&mut out, &p.teardown()).map_err(std::io::Error::other)?;
+            writeln!(out)?;
+        }
+        (false, false) => plan::write_text(&p, &mut out)?,
+        (false, true) => out.write_all(plan::teardown_text(&p).as_bytes())?,
+    }
+    out.flush()?;
     Ok(exit::OK)
 }

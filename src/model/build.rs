@@ -2,6 +2,7 @@
 //! routes, processes and checks, in that order. Every stage records its problems and the
 //! build goes on, so one run reports everything that is wrong.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
@@ -28,7 +29,7 @@ struct WireEnd<'r> {
     raw: &'r RawEndpoint,
     vertex: Vertex,
     /// Interface name on a node end, explicit or assigned.
-    iface: Option<String>,
+    iface: Option<Cow<'r, str>>,
 }
 
 /// Builds the topology, or `None` when the raw spec had errors (already in `sink`).
@@ -114,8 +115,9 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     }
 
     // Links: resolve endpoints and interface names.
-    let mut wires: Vec<Wire> = Vec::new();
-    let mut used_if: HashMap<(usize, String), Span> = HashMap::new();
+    let mut wires: Vec<Wire> = Vec::with_capacity(raw.links.len());
+    // Explicit interface names per node, borrowed from the spec.
+    let mut used_if: Vec<HashMap<&str, Span>> = vec![HashMap::new(); specs.len()];
     for l in &raw.links {
         let mut ends = Vec::new();
         for ep in &l.endpoints {
@@ -167,7 +169,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
                             .hint("interface names are at most 15 bytes of letters, digits, `_`, `-` and `.`, like `eth1`");
                     }
                     Ok(()) => {
-                        if let Some(first) = used_if.insert((n, i.value.clone()), i.span) {
+                        if let Some(first) = used_if[n].insert(i.value.as_str(), i.span) {
                             sink.error(
                                 Some(i.span),
                                 format!(
@@ -184,7 +186,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
             ends.push(WireEnd {
                 raw: ep,
                 vertex,
-                iface: ep.iface.as_ref().map(|i| i.value.clone()),
+                iface: ep.iface.as_ref().map(|i| Cow::Borrowed(i.value.as_str())),
             });
         }
         if ends.len() != 2 {
@@ -213,9 +215,9 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
                 loop {
                     let name = format!("eth{k}");
                     *k += 1;
-                    if !used_if.contains_key(&(n, name.clone())) {
-                        used_if.insert((n, name.clone()), e.raw.span);
-                        e.iface = Some(name);
+                    // Auto names count up, so they only need to dodge explicit ones.
+                    if !used_if[n].contains_key(name.as_str()) {
+                        e.iface = Some(Cow::Owned(name));
                         break;
                     }
                 }
@@ -224,9 +226,16 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     }
 
     // Nodes with their interfaces (ifindex 1 is lo; links follow in declaration order).
+    let mut if_count = vec![0usize; specs.len()];
+    for e in wires.iter().flat_map(|w| &w.ends) {
+        if let Vertex::Node(n) = e.vertex {
+            if_count[n] += 1;
+        }
+    }
     let mut nodes: Vec<Node> = specs
         .iter()
-        .map(|(name, spec)| Node {
+        .zip(if_count)
+        .map(|((name, spec), if_count)| Node {
             name: name.value.clone(),
             netns: names::node_netns(&lab, &name.value),
             kind: spec.kind.as_ref().map(|k| k.value.clone()),
@@ -236,7 +245,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
                 .map(|(k, v)| (k.value.clone(), v.value.clone()))
                 .collect(),
             loopback: Vec::new(),
-            interfaces: Vec::new(),
+            interfaces: Vec::with_capacity(if_count),
             sysctls: Vec::new(),
             routes: Vec::new(),
             exec: Vec::new(),
@@ -286,7 +295,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     }
     let mut port_names: HashSet<String> = bridges.iter().map(|b| b.name.clone()).collect();
     let mut next_port_ifindex = 2 + bridges.len() as u32;
-    let mut links: Vec<Link> = Vec::new();
+    let mut links: Vec<Link> = Vec::with_capacity(wires.len());
     for w in &wires {
         let li = links.len();
         let mtu = w.raw.mtu.as_ref().map(|m| m.value);
@@ -295,7 +304,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
             if let Vertex::Node(n) = e.vertex {
                 let node = &mut nodes[n];
                 node.interfaces.push(Interface {
-                    name: e.iface.clone().unwrap_or_default(),
+                    name: e.iface.as_deref().unwrap_or_default().to_string(),
                     ifindex: 2 + node.interfaces.len() as u32,
                     mac: e.raw.mac.as_ref().map(|m| m.value).unwrap_or([0; 6]),
                     mtu,
@@ -651,14 +660,14 @@ fn assign_macs(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn assign_addresses(
+fn assign_addresses<'a>(
     sink: &mut Sink,
-    raw: &RawTopology,
+    raw: &'a RawTopology,
     specs: &[(Sp<String>, RawNodeSpec)],
     nodes: &mut [Node],
     bridges: &mut [Bridge],
     links: &mut [Link],
-    wires: &[Wire],
+    wires: &'a [Wire<'a>],
     bridge_pos: &HashMap<usize, usize>,
 ) {
     // Every explicit address, for duplicates and for the pools to avoid.
@@ -749,55 +758,58 @@ fn assign_addresses(
         };
     }
 
-    // Segments: point-to-point links in link order, then bridges in bridge order.
-    let mut segs: Vec<Segment> = Vec::new();
-    let mut owners: Vec<Vec<(usize, usize)>> = Vec::new();
-    let mut link_of_seg: Vec<usize> = Vec::new();
-    let member = |w: &Wire, k: usize, nodes: &[Node], links: &[Link], li: usize| {
-        let e = &w.ends[k];
-        let End::Node { node, iface } = (if k == 0 { links[li].a } else { links[li].b }) else {
-            unreachable!("member ends are node ends")
-        };
-        let m = Member {
-            what: format!(
-                "`{}:{}`",
-                nodes[node].name, nodes[node].interfaces[iface].name
-            ),
-            span: e.raw.span,
-            explicit: if w.raw.unnumbered {
-                Some(Vec::new())
-            } else {
-                e.raw.addresses.clone()
-            },
-        };
-        (m, (node, iface))
+    // Segments, one at a time so no per-segment state outlives its allocation:
+    // point-to-point links in link order, then bridges in bridge order.
+    const NONE: &[Sp<IpNet>] = &[];
+    let member = |w: &Wire<'a>, k: usize| Member {
+        span: w.ends[k].raw.span,
+        explicit: if w.raw.unnumbered {
+            Some(NONE)
+        } else {
+            w.ends[k].raw.addresses.as_deref()
+        },
+    };
+    let node_end = |e: End| match e {
+        End::Node { node, iface } => (node, iface),
+        End::Bridge { .. } => unreachable!("member ends are node ends"),
+    };
+    let iface_name = |nodes: &[Node], (n, i): (usize, usize)| {
+        format!("{}:{}", nodes[n].name, nodes[n].interfaces[i].name)
     };
     for (li, w) in wires.iter().enumerate() {
-        if w.ends.iter().all(|e| matches!(e.vertex, Vertex::Node(_))) {
-            let (m0, o0) = member(w, 0, nodes, links, li);
-            let (m1, o1) = member(w, 1, nodes, links, li);
-            segs.push(Segment {
-                what: format!(
-                    "link {} -- {}",
-                    m0.what.trim_matches('`'),
-                    m1.what.trim_matches('`')
-                ),
-                span: w.raw.span,
-                lan: false,
-                fixed: [None, None],
-                members: vec![m0, m1],
-            });
-            owners.push(vec![o0, o1]);
-            link_of_seg.push(li);
+        if !w.ends.iter().all(|e| matches!(e.vertex, Vertex::Node(_))) {
+            continue;
         }
+        let owners = [node_end(links[li].a), node_end(links[li].b)];
+        let seg = Segment {
+            span: w.raw.span,
+            lan: false,
+            fixed: [None, None],
+            members: vec![member(w, 0), member(w, 1)],
+        };
+        let a = {
+            let ro: &[Node] = nodes;
+            let namer = |m: Option<usize>| match m {
+                Some(m) => format!("`{}`", iface_name(ro, owners[m])),
+                None => format!(
+                    "link {} -- {}",
+                    iface_name(ro, owners[0]),
+                    iface_name(ro, owners[1])
+                ),
+            };
+            ipam::assign_segment(sink, &mut pools, &reserved, &seg, &namer)
+        };
+        for ((node, iface), addrs) in owners.iter().zip(a.members) {
+            nodes[*node].interfaces[*iface].addresses = addrs;
+        }
+        links[li].subnets = a.subnets;
     }
-    let first_bridge_seg = segs.len();
-    for (raw_i, (name, spec)) in raw.bridges.iter().enumerate() {
+    for (raw_i, (_, spec)) in raw.bridges.iter().enumerate() {
         let Some(&b) = bridge_pos.get(&raw_i) else {
             continue;
         };
         let mut members = Vec::new();
-        let mut own = Vec::new();
+        let mut owners = Vec::new();
         for p in &bridges[b].ports {
             let w = &wires[p.link];
             let k = w
@@ -805,29 +817,28 @@ fn assign_addresses(
                 .iter()
                 .position(|e| matches!(e.vertex, Vertex::Node(_)))
                 .expect("one node end");
-            let (m, o) = member(w, k, nodes, links, p.link);
-            members.push(m);
-            own.push(o);
+            members.push(member(w, k));
+            owners.push((p.node, p.iface));
         }
-        segs.push(Segment {
-            what: format!("bridge `{}`", name.value),
+        let seg = Segment {
             span: spec.span,
             lan: true,
-            fixed: [spec.subnet.clone(), spec.subnet6.clone()],
+            fixed: [spec.subnet.as_ref(), spec.subnet6.as_ref()],
             members,
-        });
-        owners.push(own);
-    }
-    let assigned = ipam::assign(sink, &mut pools, &reserved, &segs);
-    for (si, a) in assigned.into_iter().enumerate() {
-        for ((node, iface), addrs) in owners[si].iter().zip(a.members) {
+        };
+        let a = {
+            let ro: &[Node] = nodes;
+            let bname = &bridges[b].name;
+            let namer = |m: Option<usize>| match m {
+                Some(m) => format!("`{}`", iface_name(ro, owners[m])),
+                None => format!("bridge `{bname}`"),
+            };
+            ipam::assign_segment(sink, &mut pools, &reserved, &seg, &namer)
+        };
+        for ((node, iface), addrs) in owners.iter().zip(a.members) {
             nodes[*node].interfaces[*iface].addresses = addrs;
         }
-        if si >= first_bridge_seg {
-            bridges[si - first_bridge_seg].subnets = a.subnets;
-        } else {
-            links[link_of_seg[si]].subnets = a.subnets;
-        }
+        bridges[b].subnets = a.subnets;
     }
     // Bridge links carry their bridge's subnets.
     for l in links.iter_mut() {

@@ -236,20 +236,18 @@ impl Pools {
 }
 
 /// One L2 segment to address: a point-to-point link or a bridge.
-pub struct Segment {
-    pub what: String,
+pub struct Segment<'a> {
     pub span: Span,
     pub lan: bool,
     /// Subnets written on a bridge (`subnet:`, `subnet6:`), per family (v4, v6).
-    pub fixed: [Option<Sp<IpNet>>; 2],
-    pub members: Vec<Member>,
+    pub fixed: [Option<&'a Sp<IpNet>>; 2],
+    pub members: Vec<Member<'a>>,
 }
 
-pub struct Member {
-    pub what: String,
+pub struct Member<'a> {
     pub span: Span,
     /// `None`: take addresses from the segment's subnets.
-    pub explicit: Option<Vec<Sp<IpNet>>>,
+    pub explicit: Option<&'a [Sp<IpNet>]>,
 }
 
 pub struct Assigned {
@@ -257,30 +255,23 @@ pub struct Assigned {
     pub members: Vec<Vec<IpNet>>,
 }
 
-/// Addresses every segment, in order, and returns each member's addresses.
-pub fn assign(
-    sink: &mut Sink,
-    pools: &mut Pools,
-    reserved: &Reserved,
-    segs: &[Segment],
-) -> Vec<Assigned> {
-    segs.iter()
-        .map(|s| assign_segment(sink, pools, reserved, s))
-        .collect()
-}
-
-fn assign_segment(
+/// Addresses one segment and returns each member's addresses. Call it for every segment
+/// in declaration order: the pools hand out blocks in call order.
+pub fn assign_segment(
     sink: &mut Sink,
     pools: &mut Pools,
     reserved: &Reserved,
     seg: &Segment,
+    // Names the segment (`None`) or a member, only when a message needs it: formatting
+    // names up front for every link would cost more than the allocation itself.
+    name: &dyn Fn(Option<usize>) -> String,
 ) -> Assigned {
     let mut out = Assigned {
         subnets: Vec::new(),
         members: seg
             .members
             .iter()
-            .map(|m| m.explicit.iter().flatten().map(|a| a.value).collect())
+            .map(|m| m.explicit.into_iter().flatten().map(|a| a.value).collect())
             .collect(),
     };
     let any_auto = seg.members.iter().any(|m| m.explicit.is_none());
@@ -288,7 +279,7 @@ fn assign_segment(
         let explicit: Vec<&Sp<IpNet>> = seg
             .members
             .iter()
-            .flat_map(|m| m.explicit.iter().flatten())
+            .flat_map(|m| m.explicit.into_iter().flatten())
             .filter(|a| a.value.addr().is_ipv6() == v6)
             .collect();
         let subnet = match &seg.fixed[usize::from(v6)] {
@@ -301,7 +292,9 @@ fn assign_segment(
                             Some(a.span),
                             format!(
                                 "address {} is not in {}'s subnet {}",
-                                a.value, seg.what, fixed.value
+                                a.value,
+                                name(None),
+                                fixed.value
                             ),
                         )
                         .hint(format!(
@@ -322,7 +315,7 @@ fn assign_segment(
                                 Some(a.span),
                                 format!(
                                     "the {kind} {} are not in one subnet: {} is in {}, but {} is in {}",
-                                    seg.what,
+                                    name(None),
                                     a.value,
                                     a.value.trunc(),
                                     first.value,
@@ -346,7 +339,7 @@ fn assign_segment(
                         Some(pool) => match pool.alloc(reserved) {
                             Some(net) => Some(net),
                             None => {
-                                exhausted(sink, pool, &seg.what, seg.span);
+                                exhausted(sink, pool, &name(None), seg.span);
                                 None
                             }
                         },
@@ -378,7 +371,8 @@ fn assign_segment(
                         Some(m.span),
                         format!(
                             "subnet {subnet} of {} has no free address left for {}",
-                            seg.what, m.what
+                            name(None),
+                            name(Some(i))
                         ),
                     )
                     .hint(if seg.lan {

@@ -113,7 +113,7 @@ pub struct Interface {
     pub link: usize,
     pub peer: End,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub impair: Option<RawImpair>,
+    pub impair: Option<Box<RawImpair>>,
 }
 
 /// One end of a link.

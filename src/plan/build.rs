@@ -2,10 +2,8 @@
 //! bridges, veths, links up, addresses, routes, impairments), so ascending ids are a valid
 //! order; the dependencies let apply run independent steps concurrently.
 
-use std::collections::HashMap;
-
 use crate::model::{End, Topology};
-use crate::plan::{Op, Plan, Step, StepId};
+use crate::plan::{Name, Op, Plan, Step, StepId};
 
 struct Builder {
     steps: Vec<Step>,
@@ -21,26 +19,45 @@ impl Builder {
     }
 }
 
+/// Per node and interface: a value for each interface of each node.
+type PerIface<T> = Vec<Vec<T>>;
+
 /// Builds the plan for a topology. Pure: the same topology always gives the same plan.
 pub fn plan(t: &Topology) -> Plan {
-    let mut b = Builder { steps: Vec::new() };
-    let fabric = t.fabric_netns();
+    let mut b = Builder {
+        steps: Vec::with_capacity(estimate(t)),
+    };
+    let fabric: Option<Name> = t.fabric_netns().map(Name::from);
+    let lo: Name = Name::from("lo");
+    let netns: Vec<Name> = t
+        .nodes
+        .iter()
+        .map(|n| Name::from(n.netns.as_str()))
+        .collect();
+    let ifname: PerIface<Name> = t
+        .nodes
+        .iter()
+        .map(|n| {
+            n.interfaces
+                .iter()
+                .map(|i| Name::from(i.name.as_str()))
+                .collect()
+        })
+        .collect();
+    let per_iface = |v: StepId| -> PerIface<StepId> {
+        t.nodes
+            .iter()
+            .map(|n| vec![v; n.interfaces.len()])
+            .collect()
+    };
 
     // Namespaces: the fabric first, then nodes in declaration order.
     let fabric_step = fabric
         .as_ref()
         .map(|f| b.push(Op::CreateNetns { netns: f.clone() }, vec![]));
-    let ns_step: Vec<StepId> = t
-        .nodes
+    let ns_step: Vec<StepId> = netns
         .iter()
-        .map(|n| {
-            b.push(
-                Op::CreateNetns {
-                    netns: n.netns.clone(),
-                },
-                vec![],
-            )
-        })
+        .map(|n| b.push(Op::CreateNetns { netns: n.clone() }, vec![]))
         .collect();
 
     // Namespace-wide sysctls before any interface exists, so `conf.default.*` applies to
@@ -50,7 +67,7 @@ pub fn plan(t: &Topology) -> Plan {
         for s in n.sysctls.iter().filter(|s| s.iface.is_none()) {
             let id = b.push(
                 Op::SetSysctl {
-                    netns: n.netns.clone(),
+                    netns: netns[i].clone(),
                     key: s.key.clone(),
                     value: s.value.clone(),
                 },
@@ -59,17 +76,18 @@ pub fn plan(t: &Topology) -> Plan {
             ready[i].push(id);
         }
     }
-    let mut lo_up: Vec<StepId> = Vec::new();
-    for (i, n) in t.nodes.iter().enumerate() {
-        lo_up.push(b.push(
-            Op::SetLinkUp {
-                netns: n.netns.clone(),
-                name: "lo".into(),
-                ifindex: 1,
-            },
-            vec![ns_step[i]],
-        ));
-    }
+    let lo_up: Vec<StepId> = (0..t.nodes.len())
+        .map(|i| {
+            b.push(
+                Op::SetLinkUp {
+                    netns: netns[i].clone(),
+                    name: lo.clone(),
+                    ifindex: 1,
+                },
+                vec![ns_step[i]],
+            )
+        })
+        .collect();
 
     let mut bridge_step: Vec<StepId> = Vec::new();
     if let (Some(f), Some(fs)) = (&fabric, fabric_step) {
@@ -77,7 +95,7 @@ pub fn plan(t: &Topology) -> Plan {
             bridge_step.push(b.push(
                 Op::CreateBridge {
                     netns: f.clone(),
-                    name: br.name.clone(),
+                    name: Name::from(br.name.as_str()),
                     ifindex: br.ifindex,
                     mac: br.mac,
                     mtu: br.mtu,
@@ -87,10 +105,10 @@ pub fn plan(t: &Topology) -> Plan {
         }
     }
 
-    // Veths, in link order. `created[(node, iface)]` is the step that made the interface;
-    // `up[(node, iface)]` the step after which it is up.
-    let mut created: HashMap<(usize, usize), StepId> = HashMap::new();
-    let mut up: HashMap<(usize, usize), StepId> = HashMap::new();
+    // Veths, in link order. `created` is the step that made each interface, `up` the step
+    // after which it is up.
+    let mut created = per_iface(0);
+    let mut up = per_iface(0);
     let mut peers: Vec<(usize, usize, StepId)> = Vec::new();
     for l in &t.links {
         match (l.a, l.b) {
@@ -104,54 +122,52 @@ pub fn plan(t: &Topology) -> Plan {
                     iface: ib,
                 },
             ) => {
-                let (a, bi) = (&t.nodes[na], &t.nodes[nb]);
-                let (ea, eb) = (&a.interfaces[ia], &bi.interfaces[ib]);
+                let (ea, eb) = (&t.nodes[na].interfaces[ia], &t.nodes[nb].interfaces[ib]);
                 let mut deps = ready[na].clone();
                 deps.extend(&ready[nb]);
                 let id = b.push(
                     Op::CreateVeth {
-                        netns: a.netns.clone(),
-                        name: ea.name.clone(),
+                        netns: netns[na].clone(),
+                        name: ifname[na][ia].clone(),
                         ifindex: ea.ifindex,
                         mac: ea.mac,
                         mtu: ea.mtu,
                         master: None,
-                        peer_netns: bi.netns.clone(),
-                        peer_name: eb.name.clone(),
+                        peer_netns: netns[nb].clone(),
+                        peer_name: ifname[nb][ib].clone(),
                         peer_ifindex: eb.ifindex,
                         peer_mac: eb.mac,
                     },
                     deps,
                 );
-                created.insert((na, ia), id);
-                created.insert((nb, ib), id);
-                up.insert((na, ia), id);
+                created[na][ia] = id;
+                created[nb][ib] = id;
+                up[na][ia] = id;
                 peers.push((nb, ib, id));
             }
             (End::Bridge { bridge, port }, End::Node { node, iface })
             | (End::Node { node, iface }, End::Bridge { bridge, port }) => {
                 let br = &t.bridges[bridge];
                 let p = &br.ports[port];
-                let n = &t.nodes[node];
-                let e = &n.interfaces[iface];
+                let e = &t.nodes[node].interfaces[iface];
                 let mut deps = ready[node].clone();
                 deps.push(bridge_step[bridge]);
                 let id = b.push(
                     Op::CreateVeth {
                         netns: fabric.clone().expect("a lab with bridges has a fabric"),
-                        name: p.name.clone(),
+                        name: Name::from(p.name.as_str()),
                         ifindex: p.ifindex,
                         mac: p.mac,
                         mtu: e.mtu,
                         master: Some(br.ifindex),
-                        peer_netns: n.netns.clone(),
-                        peer_name: e.name.clone(),
+                        peer_netns: netns[node].clone(),
+                        peer_name: ifname[node][iface].clone(),
                         peer_ifindex: e.ifindex,
                         peer_mac: e.mac,
                     },
                     deps,
                 );
-                created.insert((node, iface), id);
+                created[node][iface] = id;
                 peers.push((node, iface, id));
             }
             (End::Bridge { .. }, End::Bridge { .. }) => unreachable!("rejected by the model"),
@@ -159,47 +175,48 @@ pub fn plan(t: &Topology) -> Plan {
     }
     // A peer cannot be created up (the kernel answers ENOTCONN), so it gets its own step.
     for (node, iface, veth) in peers {
-        let n = &t.nodes[node];
-        let e = &n.interfaces[iface];
-        let id = b.push(
+        up[node][iface] = b.push(
             Op::SetLinkUp {
-                netns: n.netns.clone(),
-                name: e.name.clone(),
-                ifindex: e.ifindex,
+                netns: netns[node].clone(),
+                name: ifname[node][iface].clone(),
+                ifindex: t.nodes[node].interfaces[iface].ifindex,
             },
             vec![veth],
         );
-        up.insert((node, iface), id);
     }
 
     // Per-interface sysctls, once the interface exists.
     for (i, n) in t.nodes.iter().enumerate() {
         for s in &n.sysctls {
-            let Some(ifname) = &s.iface else { continue };
+            let Some(name) = &s.iface else { continue };
             let k = n
                 .interfaces
                 .iter()
-                .position(|x| &x.name == ifname)
+                .position(|x| &x.name == name)
                 .expect("validated");
             b.push(
                 Op::SetSysctl {
-                    netns: n.netns.clone(),
+                    netns: netns[i].clone(),
                     key: s.key.clone(),
                     value: s.value.clone(),
                 },
-                vec![created[&(i, k)]],
+                vec![created[i][k]],
             );
         }
     }
 
     // Addresses: loopbacks, then interfaces.
-    let mut addr_steps: HashMap<(usize, usize), Vec<StepId>> = HashMap::new();
+    let mut addr_steps: PerIface<Vec<StepId>> = t
+        .nodes
+        .iter()
+        .map(|n| vec![Vec::new(); n.interfaces.len()])
+        .collect();
     for (i, n) in t.nodes.iter().enumerate() {
         for a in &n.loopback {
             b.push(
                 Op::AddAddress {
-                    netns: n.netns.clone(),
-                    name: "lo".into(),
+                    netns: netns[i].clone(),
+                    name: lo.clone(),
                     ifindex: 1,
                     address: *a,
                 },
@@ -210,14 +227,14 @@ pub fn plan(t: &Topology) -> Plan {
             for a in &e.addresses {
                 let id = b.push(
                     Op::AddAddress {
-                        netns: n.netns.clone(),
-                        name: e.name.clone(),
+                        netns: netns[i].clone(),
+                        name: ifname[i][k].clone(),
                         ifindex: e.ifindex,
                         address: *a,
                     },
-                    vec![created[&(i, k)]],
+                    vec![created[i][k]],
                 );
-                addr_steps.entry((i, k)).or_default().push(id);
+                addr_steps[i][k].push(id);
             }
         }
     }
@@ -228,18 +245,15 @@ pub fn plan(t: &Topology) -> Plan {
             let mut deps = vec![ns_step[i]];
             let ifindexes = r.nexthops.iter().map(|h| h.ifindex).chain(r.dev_ifindex);
             for ifx in ifindexes {
-                let k = n
-                    .interfaces
-                    .iter()
-                    .position(|x| x.ifindex == ifx)
-                    .expect("resolved");
-                deps.push(up[&(i, k)]);
-                deps.extend(addr_steps.get(&(i, k)).into_iter().flatten());
+                // Interface k has ifindex k + 2 (1 is lo).
+                let k = (ifx - 2) as usize;
+                deps.push(up[i][k]);
+                deps.extend(&addr_steps[i][k]);
             }
             b.push(
                 Op::AddRoute {
-                    netns: n.netns.clone(),
-                    route: r.clone(),
+                    netns: netns[i].clone(),
+                    route: Box::new(r.clone()),
                 },
                 deps,
             );
@@ -251,12 +265,12 @@ pub fn plan(t: &Topology) -> Plan {
             if let Some(imp) = &e.impair {
                 b.push(
                     Op::SetImpair {
-                        netns: n.netns.clone(),
-                        name: e.name.clone(),
+                        netns: netns[i].clone(),
+                        name: ifname[i][k].clone(),
                         ifindex: e.ifindex,
                         impair: imp.clone(),
                     },
-                    vec![created[&(i, k)]],
+                    vec![created[i][k]],
                 );
             }
         }
@@ -266,4 +280,22 @@ pub fn plan(t: &Topology) -> Plan {
         lab: t.lab.clone(),
         steps: b.steps,
     }
+}
+
+/// An upper-bound guess of the step count, so the step vector allocates once.
+fn estimate(t: &Topology) -> usize {
+    let per_node: usize = t
+        .nodes
+        .iter()
+        .map(|n| {
+            2 + n.sysctls.len()
+                + n.loopback.len()
+                + n.routes.len()
+                + n.interfaces
+                    .iter()
+                    .map(|i| 2 + i.addresses.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    per_node + t.links.len() + t.bridges.len() + 1
 }

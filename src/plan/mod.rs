@@ -6,17 +6,21 @@ mod build;
 mod render;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 pub use build::plan;
-pub use render::{render_text, teardown_text};
+pub use render::{render_text, teardown_text, write_text};
 
 use crate::model::{Route, ser_mac};
 use crate::spec::raw::RawImpair;
 
 pub type StepId = usize;
+
+/// Namespace and interface names are shared by many steps; one allocation each.
+pub type Name = Arc<str>;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -39,16 +43,16 @@ pub struct Step {
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
     CreateNetns {
-        netns: String,
+        netns: Name,
     },
     SetSysctl {
-        netns: String,
+        netns: Name,
         key: String,
         value: String,
     },
     CreateBridge {
-        netns: String,
-        name: String,
+        netns: Name,
+        name: Name,
         ifindex: u32,
         #[serde(serialize_with = "ser_mac")]
         mac: [u8; 6],
@@ -58,8 +62,8 @@ pub enum Op {
     /// A veth pair: the first end is created up in `netns` (enslaved to `master` when
     /// set); the peer goes straight into `peer_netns` and is brought up by a later step.
     CreateVeth {
-        netns: String,
-        name: String,
+        netns: Name,
+        name: Name,
         ifindex: u32,
         #[serde(serialize_with = "ser_mac")]
         mac: [u8; 6],
@@ -67,32 +71,32 @@ pub enum Op {
         mtu: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         master: Option<u32>,
-        peer_netns: String,
-        peer_name: String,
+        peer_netns: Name,
+        peer_name: Name,
         peer_ifindex: u32,
         #[serde(serialize_with = "ser_mac")]
         peer_mac: [u8; 6],
     },
     SetLinkUp {
-        netns: String,
-        name: String,
+        netns: Name,
+        name: Name,
         ifindex: u32,
     },
     AddAddress {
-        netns: String,
-        name: String,
+        netns: Name,
+        name: Name,
         ifindex: u32,
         address: IpNet,
     },
     AddRoute {
-        netns: String,
-        route: Route,
+        netns: Name,
+        route: Box<Route>,
     },
     SetImpair {
-        netns: String,
-        name: String,
+        netns: Name,
+        name: Name,
         ifindex: u32,
-        impair: RawImpair,
+        impair: Box<RawImpair>,
     },
 }
 
@@ -101,25 +105,25 @@ pub enum Op {
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Undo {
     DeleteNetns {
-        netns: String,
+        netns: Name,
     },
     DeleteLink {
-        netns: String,
-        name: String,
+        netns: Name,
+        name: Name,
         ifindex: u32,
     },
     DeleteAddress {
-        netns: String,
+        netns: Name,
         ifindex: u32,
         address: IpNet,
     },
     DeleteRoute {
-        netns: String,
+        netns: Name,
         dst: IpNet,
         gateways: Vec<IpAddr>,
     },
     ClearImpair {
-        netns: String,
+        netns: Name,
         ifindex: u32,
     },
 }
@@ -221,7 +225,7 @@ impl Plan {
         let deleted: std::collections::HashSet<&str> = undos
             .iter()
             .filter_map(|u| match u {
-                Undo::DeleteNetns { netns } => Some(netns.as_str()),
+                Undo::DeleteNetns { netns } => Some(&**netns),
                 _ => None,
             })
             .collect();
@@ -238,5 +242,10 @@ impl Plan {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plan serializes")
+    }
+
+    /// Streams the plan as pretty JSON, the same bytes as [`Plan::to_json`].
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self).map_err(std::io::Error::other)
     }
 }

@@ -53,7 +53,7 @@ pub fn route_text(r: &Route) -> String {
 fn op_text(lab: &str, op: &Op) -> String {
     let ns = |n: &str| short(lab, n);
     match op {
-        Op::CreateNetns { netns } => netns.clone(),
+        Op::CreateNetns { netns } => netns.to_string(),
         Op::SetSysctl { netns, key, value } => format!("{}: {key} = {value}", ns(netns)),
         Op::CreateBridge {
             netns,
@@ -136,30 +136,38 @@ fn op_text(lab: &str, op: &Op) -> String {
 
 /// The plan as text: `id  op  what  [after deps]`.
 pub fn render_text(plan: &Plan) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
+    let mut out = Vec::new();
+    write_text(plan, &mut out).expect("writing to memory cannot fail");
+    String::from_utf8(out).expect("plan text is UTF-8")
+}
+
+/// Streams the plan text, so a large plan is never held in memory twice.
+pub fn write_text(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
         out,
         "plan for lab `{}`: {} steps",
         plan.lab,
         plan.steps.len()
-    );
+    )?;
     let w = plan.steps.len().to_string().len();
     for s in &plan.steps {
-        let deps = if s.deps.is_empty() {
-            String::new()
-        } else {
-            let d: Vec<String> = s.deps.iter().map(ToString::to_string).collect();
-            format!("  [after {}]", d.join(","))
-        };
-        let _ = writeln!(
+        write!(
             out,
-            "{:>w$}  {:<13} {}{deps}",
+            "{:>w$}  {:<13} {}",
             s.id,
             s.op.name(),
             op_text(&plan.lab, &s.op)
-        );
+        )?;
+        if let Some((first, rest)) = s.deps.split_first() {
+            write!(out, "  [after {first}")?;
+            for d in rest {
+                write!(out, ",{d}")?;
+            }
+            write!(out, "]")?;
+        }
+        writeln!(out)?;
     }
-    out
+    Ok(())
 }
 
 /// The teardown as text, one undo per line.

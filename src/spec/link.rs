@@ -136,11 +136,9 @@ fn endpoints(sink: &mut Sink, y: &Yaml, items: &[Yaml]) -> Option<Vec<RawEndpoin
         .hint("for a shared segment, declare a bridge and link each node to it");
         return None;
     }
-    let mut out = Vec::new();
-    for item in items {
-        out.push(endpoint(sink, item)?);
-    }
-    Some(out)
+    // Collected from an exact-size iterator: two endpoints, no spare capacity.
+    let ends: Vec<Option<RawEndpoint>> = items.iter().map(|i| endpoint(sink, i)).collect();
+    ends.into_iter().collect()
 }
 
 /// `node:iface`, `node`, `bridge`, or a mapping with per-endpoint settings.
@@ -194,7 +192,7 @@ fn addresses(sink: &mut Sink, y: &Yaml) -> Vec<Sp<ipnet::IpNet>> {
         .collect()
 }
 
-pub fn impair(sink: &mut Sink, y: &Yaml) -> Option<RawImpair> {
+pub fn impair(sink: &mut Sink, y: &Yaml) -> Option<Box<RawImpair>> {
     let f = read::fields(sink, y, "`impair`", IMPAIR_KEYS)?;
     let dur = |sink: &mut Sink, k: &str| {
         f.value(k)
@@ -232,5 +230,5 @@ pub fn impair(sink: &mut Sink, y: &Yaml) -> Option<RawImpair> {
         )
         .hint("for example `{ delay: 10ms, reorder: 25% }`");
     }
-    Some(imp)
+    Some(Box::new(imp))
 }

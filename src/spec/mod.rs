@@ -40,10 +40,11 @@ pub fn read_topology(sink: &mut Sink, source: &str) -> Option<RawTopology> {
             return None;
         }
     };
-    Some(topology(sink, &root))
+    Some(topology(sink, root))
 }
 
-fn topology(sink: &mut Sink, y: &Yaml) -> RawTopology {
+fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
+    let y = &root;
     let mut t = RawTopology::default();
     let Some(f) = read::fields(sink, y, "the topology", TOP_KEYS) else {
         return t;
@@ -99,13 +100,6 @@ fn topology(sink: &mut Sink, y: &Yaml) -> RawTopology {
             t.bridges.push((name, link::bridge(sink, spec, &what)));
         }
     }
-    if let Some(v) = f.get("links") {
-        for item in read::list(sink, v, "`links`") {
-            if let Some(l) = link::link(sink, item) {
-                t.links.push(l);
-            }
-        }
-    }
     if let Some(v) = f.get("daemonsets") {
         for item in read::list(sink, v, "`daemonsets`") {
             if let Some(d) = daemonset(sink, item) {
@@ -117,6 +111,35 @@ fn topology(sink: &mut Sink, y: &Yaml) -> RawTopology {
         for item in read::list(sink, v, "`tests`") {
             if let Some(c) = check::check(sink, item) {
                 t.tests.push(c);
+            }
+        }
+    }
+    // Links are most of a large file: read them last, from the owned tree, and free each
+    // one as it is read so the tree and the raw links never both exist whole.
+    let links = match &mut root.kind {
+        yaml::Kind::Map(entries) => entries
+            .iter_mut()
+            .find(|(k, _)| k.as_str() == Some("links"))
+            .map(|(_, v)| {
+                std::mem::replace(
+                    v,
+                    Yaml {
+                        kind: yaml::Kind::Null,
+                        span: v.span,
+                    },
+                )
+            }),
+        _ => None,
+    };
+    drop(root);
+    if let Some(v) = links {
+        read::list(sink, &v, "`links`");
+        if let yaml::Kind::Seq(items) = v.kind {
+            t.links.reserve_exact(items.len());
+            for item in items {
+                if let Some(l) = link::link(sink, &item) {
+                    t.links.push(l);
+                }
             }
         }
     }

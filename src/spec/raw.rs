@@ -233,7 +233,7 @@ pub struct RawEndpoint {
     /// `None`: from the pool; `Some(empty)`: no addresses.
     pub addresses: Option<Vec<Sp<IpNet>>>,
     pub mac: Option<Sp<[u8; 6]>>,
-    pub impair: Option<RawImpair>,
+    pub impair: Option<Box<RawImpair>>,
 }
 
 #[derive(Debug, Clone)]
@@ -244,7 +244,7 @@ pub struct RawLink {
     /// No addresses from the pools on this link.
     pub unnumbered: bool,
     /// Applied to the egress of both ends unless an endpoint sets its own.
-    pub impair: Option<RawImpair>,
+    pub impair: Option<Box<RawImpair>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -297,9 +297,9 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
 /// Renders a duration the way a user writes one (`10ms`, `1.5s`).
 pub fn format_duration(d: Duration) -> String {
     let us = d.as_micros();
-    if us % 1_000_000 == 0 {
+    if us.is_multiple_of(1_000_000) {
         format!("{}s", us / 1_000_000)
-    } else if us % 1000 == 0 {
+    } else if us.is_multiple_of(1000) {
         format!("{}ms", us / 1000)
     } else {
         format!("{us}us")

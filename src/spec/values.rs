@@ -95,7 +95,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 365.0 * 86400.0 {
+    if !secs.is_finite() || !(0.0..=365.0 * 86400.0).contains(&secs) {
         return Err(format!("duration `{text}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -151,7 +151,7 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         }
     };
     let bps = value * bits;
-    if !bps.is_finite() || bps < 8.0 || bps > 4e12 {
+    if !bps.is_finite() || !(8.0..=4e12).contains(&bps) {
         return Err(format!("rate `{text}` is out of range (8bit to 4tbit)"));
     }
     Ok(bps as u64)

@@ -126,6 +126,9 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Yaml, Yaml)>,
         key: Option<Yaml>,
+        /// Key positions, built once a mapping is large enough for linear search to hurt
+        /// (the `nodes:` of a 10,000-node lab).
+        index: Option<HashMap<String, usize>>,
     },
 }
 
@@ -242,6 +245,7 @@ impl Builder {
                     anchor,
                     entries: Vec::new(),
                     key: None,
+                    index: None,
                 });
                 Ok(())
             }
@@ -358,7 +362,12 @@ impl Builder {
                 items.push(value);
                 Ok(())
             }
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries,
+                key,
+                index,
+                ..
+            }) => match key.take() {
                 None => {
                     if !matches!(value.kind, Kind::Scalar { .. } | Kind::Null) {
                         return Err(Diagnostic::error(
@@ -371,11 +380,26 @@ impl Builder {
                 }
                 Some(k) => {
                     let name = k.as_str().unwrap_or("");
+                    if index.is_none() && entries.len() >= 16 {
+                        let built = entries
+                            .iter()
+                            .enumerate()
+                            .rev()
+                            .map(|(i, (e, _))| (e.as_str().unwrap_or("").to_string(), i))
+                            .collect();
+                        *index = Some(built);
+                    }
+                    let dup = match index {
+                        Some(ix) => ix.get(name).copied(),
+                        None => entries.iter().position(|(e, _)| e.as_str() == Some(name)),
+                    };
+                    if let Some(ix) = index {
+                        ix.entry(name.to_string()).or_insert(entries.len());
+                    }
                     if name != "<<"
-                        && let Some((first, _)) =
-                            entries.iter().find(|(e, _)| e.as_str() == Some(name))
+                        && let Some(first) = dup
                     {
-                        let first = first.span;
+                        let first = entries[first].0.span;
                         self.diags.push(
                             Diagnostic::error(Some(k.span), format!("duplicate key `{name}`"))
                                 .with_note(first, "first defined here")

@@ -1,0 +1,194 @@
+//! Compile tests (no root): the invalid-input corpus, golden plans and graphs of every
+//! example, determinism, and the plan's structure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nslab::draw::{self, Format};
+use nslab::{CompileError, compile_str, plan};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .expect("directory exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Relative path, so messages (and goldens) do not depend on where the repo lives.
+fn rel(p: &Path) -> PathBuf {
+    p.strip_prefix(root())
+        .expect("inside the repo")
+        .to_path_buf()
+}
+
+/// Compiles with the repo-relative name in messages, without touching the process cwd.
+fn compile_rel(p: &Path) -> Result<nslab::Compiled, CompileError> {
+    let text = std::fs::read_to_string(p).expect("readable");
+    compile_str(&text, &rel(p).display().to_string(), p.parent().unwrap())
+}
+
+#[test]
+fn every_invalid_file_reports_its_expected_messages() {
+    let files = yaml_files("tests/invalid");
+    assert!(
+        files.len() >= 16,
+        "one file per bad-input class, found {}",
+        files.len()
+    );
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let expects: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(!expects.is_empty(), "{}: no `# expect:` lines", f.display());
+        let report = match compile_rel(&f) {
+            Ok(_) => panic!("{} compiled but must fail", f.display()),
+            Err(CompileError::Invalid(r)) => r.to_string(),
+            Err(e) => panic!("{}: unexpected error {e}", f.display()),
+        };
+        for e in expects {
+            assert!(
+                report.contains(e),
+                "{}: missing `{e}` in:\n{report}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn invalid_input_exits_3_with_located_errors_on_stderr() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nslab"))
+        .current_dir(root())
+        .args(["validate", "tests/invalid/many-errors.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tests/invalid/many-errors.yaml:14:15"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("4 errors"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn valid_examples_exit_0() {
+    for f in yaml_files("topologies") {
+        let out = Command::new(env!("CARGO_BIN_EXE_nslab"))
+            .current_dir(root())
+            .arg("validate")
+            .arg(rel(&f))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Compares against tests/golden/<name>; `UPDATE_GOLDEN=1` rewrites the files.
+fn golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden {}; run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from its golden file; diff it or rerun with UPDATE_GOLDEN=1\n{actual}"
+    );
+}
+
+#[test]
+fn plans_and_graphs_match_their_goldens() {
+    let files = yaml_files("topologies");
+    assert!(files.len() >= 6);
+    for f in files {
+        let stem = f.file_stem().unwrap().to_string_lossy().to_string();
+        let c = compile_rel(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let p = plan::plan(&c.topology);
+        golden(&format!("{stem}.plan.txt"), &plan::render_text(&p));
+        golden(&format!("{stem}.plan.json"), &(p.to_json() + "\n"));
+        golden(&format!("{stem}.teardown.txt"), &plan::teardown_text(&p));
+        golden(
+            &format!("{stem}.dot"),
+            &draw::render(&c.topology, Format::Dot),
+        );
+        golden(
+            &format!("{stem}.mmd"),
+            &draw::render(&c.topology, Format::Mermaid),
+        );
+    }
+}
+
+#[test]
+fn compiling_twice_gives_byte_identical_plans() {
+    for f in yaml_files("topologies") {
+        let a = plan::plan(&compile_rel(&f).unwrap().topology).to_json();
+        let b = plan::plan(&compile_rel(&f).unwrap().topology).to_json();
+        assert_eq!(a, b, "{}", f.display());
+        // Separate processes get different hash seeds; the output must not care.
+        let run = || {
+            Command::new(env!("CARGO_BIN_EXE_nslab"))
+                .current_dir(root())
+                .args(["plan", "--json"])
+                .arg(rel(&f))
+                .output()
+                .unwrap()
+                .stdout
+        };
+        let (x, y) = (run(), run());
+        assert_eq!(x, y, "{}", f.display());
+        assert_eq!(String::from_utf8(x).unwrap(), a + "\n");
+    }
+}
+
+#[test]
+fn step_ids_ascend_in_a_valid_order() {
+    for f in yaml_files("topologies") {
+        let p = plan::plan(&compile_rel(&f).unwrap().topology);
+        for (i, s) in p.steps.iter().enumerate() {
+            assert_eq!(s.id, i + 1);
+            for d in &s.deps {
+                assert!(
+                    *d < s.id,
+                    "{}: step {} waits for later step {d}",
+                    f.display(),
+                    s.id
+                );
+            }
+        }
+        // Every interface an address or route uses is created before it.
+        let teardown = p.teardown();
+        let netns = p
+            .steps
+            .iter()
+            .filter(|s| s.op.name() == "create-netns")
+            .count();
+        assert_eq!(
+            teardown.len(),
+            netns,
+            "deleting a namespace removes everything in it"
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! Model tests (no root): IPAM, interface naming, MACs, route resolution, merging,
+//! daemonsets, dependencies and checks, through the public compile API.
+
+use std::path::Path;
+
+use nslab::model::{CheckBody, End, Topology};
+use nslab::{CompileError, compile_str};
+
+fn ok(yaml: &str) -> Topology {
+    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
+        Ok(c) => c.topology,
+        Err(e) => panic!("expected a valid topology:\n{e}"),
+    }
+}
+
+fn err(yaml: &str) -> String {
+    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
+        Ok(_) => panic!("expected errors"),
+        Err(CompileError::Invalid(r)) => r.to_string(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn addrs(t: &Topology, node: &str, iface: &str) -> Vec<String> {
+    let n = t.node(node).unwrap();
+    let i = n.interfaces.iter().find(|i| i.name == iface).unwrap();
+    i.addresses.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn pools_follow_declaration_order_and_skip_explicit_addresses() {
+    let t = ok("
+name: ipam
+nodes: { a: {}, b: {}, c: {}, d: {} }
+links:
+  - [a:eth0, b:eth0]
+  - endpoints: [b:eth1, c:eth0]
+    addresses: [10.255.0.2/31, 10.255.0.3/31]
+  - [c:eth1, d:eth0]
+");
+    assert_eq!(addrs(&t, "a", "eth0"), ["10.255.0.0/31"]);
+    assert_eq!(addrs(&t, "b", "eth0"), ["10.255.0.1/31"]);
+    assert_eq!(addrs(&t, "b", "eth1"), ["10.255.0.2/31"]);
+    // The pool skips the block written explicitly on the second link.
+    assert_eq!(addrs(&t, "c", "eth1"), ["10.255.0.4/31"]);
+    assert_eq!(addrs(&t, "d", "eth0"), ["10.255.0.5/31"]);
+}
+
+#[test]
+fn bridges_infer_their_subnet_from_explicit_members() {
+    let t = ok("
+name: lan
+bridges: { sw: {}, sw2: { subnet: 192.168.50.0/24 } }
+nodes: { h1: {}, h2: {}, h3: {}, h4: {} }
+links:
+  - endpoints: [{ node: h1, iface: eth0, addresses: 172.16.0.1/24 }, sw]
+  - [h2:eth0, sw]
+  - [h3:eth0, sw2]
+  - [h4:eth0, sw2]
+");
+    assert_eq!(addrs(&t, "h1", "eth0"), ["172.16.0.1/24"]);
+    assert_eq!(addrs(&t, "h2", "eth0"), ["172.16.0.2/24"]);
+    assert_eq!(addrs(&t, "h3", "eth0"), ["192.168.50.1/24"]);
+    assert_eq!(addrs(&t, "h4", "eth0"), ["192.168.50.2/24"]);
+    assert_eq!(t.bridges[0].subnets[0].to_string(), "172.16.0.0/24");
+}
+
+#[test]
+fn dual_stack_pools_and_loopbacks() {
+    let t = ok("
+name: ds
+addressing: { ipv6: 'fd00:1::/48', loopback: 10.9.0.0/24 }
+bridges: { lan: {} }
+nodes: { r1: { loopback: auto }, r2: { loopback: auto }, h: {} }
+links:
+  - [r1:eth1, r2:eth1]
+  - [h:eth0, lan]
+  - [r1:eth0, lan]
+");
+    assert_eq!(
+        addrs(&t, "r1", "eth1"),
+        ["10.255.0.0/31", "fd00:1:0:1::/127"]
+    );
+    assert_eq!(
+        addrs(&t, "h", "eth0"),
+        ["10.128.0.1/24", "fd00:1:0:2::1/64"]
+    );
+    assert_eq!(
+        addrs(&t, "r1", "eth0"),
+        ["10.128.0.2/24", "fd00:1:0:2::2/64"]
+    );
+    let lo: Vec<String> = t
+        .node("r2")
+        .unwrap()
+        .loopback
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(lo, ["10.9.0.2/32", "fd00:1::2/128"]);
+}
+
+#[test]
+fn unnamed_interfaces_get_the_lowest_free_eth() {
+    let t = ok("
+name: auto
+nodes: { a: {}, b: {} }
+links:
+  - [a, b:eth0]
+  - [a:eth0, b]
+  - [a, b]
+");
+    let a: Vec<&str> = t
+        .node("a")
+        .unwrap()
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let b: Vec<&str> = t
+        .node("b")
+        .unwrap()
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(a, ["eth1", "eth0", "eth2"]);
+    assert_eq!(b, ["eth0", "eth1", "eth2"]);
+    let idx: Vec<u32> = t
+        .node("a")
+        .unwrap()
+        .interfaces
+        .iter()
+        .map(|i| i.ifindex)
+        .collect();
+    assert_eq!(idx, [2, 3, 4]);
+}
+
+#[test]
+fn macs_are_unique_local_and_explicit_ones_kept() {
+    let t = ok("
+name: macs
+bridges: { sw: {} }
+nodes: { a: {}, b: {}, c: {} }
+links:
+  - endpoints: [a:eth0, b:eth0]
+    macs: ['02:00:00:00:00:01', ~]
+  - [c:eth0, sw]
+");
+    let a = &t.node("a").unwrap().interfaces[0];
+    assert_eq!(a.mac, [2, 0, 0, 0, 0, 1]);
+    let mut all = vec![
+        a.mac,
+        t.node("b").unwrap().interfaces[0].mac,
+        t.node("c").unwrap().interfaces[0].mac,
+    ];
+    all.push(t.bridges[0].mac);
+    all.push(t.bridges[0].ports[0].mac);
+    for m in &all {
+        assert_eq!(m[0] & 3, 2, "locally administered unicast");
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 5);
+    // Same lab, node and interface: same MAC; another lab: another MAC.
+    let again = ok("name: macs\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n");
+    let other = ok("name: other\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n");
+    assert_eq!(
+        again.node("a").unwrap().interfaces[0].mac,
+        ok("name: macs\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n")
+            .node("a")
+            .unwrap()
+            .interfaces[0]
+            .mac
+    );
+    assert_ne!(
+        again.node("a").unwrap().interfaces[0].mac,
+        other.node("a").unwrap().interfaces[0].mac
+    );
+}
+
+#[test]
+fn routes_resolve_neighbours_ecmp_and_blackholes() {
+    let t = ok("
+name: rt
+addressing: { ipv6: 'fd00:2::/48' }
+nodes:
+  a:
+    routes:
+      - { to: 10.50.0.0/16, via: [b, c] }
+      - { to: default, via: b:eth0 }
+      - { to: 10.66.0.0/16, type: blackhole }
+      - { to: 10.77.0.0/16, dev: eth1, metric: 20 }
+  b: {}
+  c: {}
+links:
+  - [a:eth0, b:eth0]
+  - [a:eth1, c:eth0]
+");
+    let r = &t.node("a").unwrap().routes;
+    assert_eq!(r[0].nexthops.len(), 2);
+    assert_eq!(r[0].nexthops[0].gateway.to_string(), "10.255.0.1");
+    assert_eq!(r[0].nexthops[1].dev, "eth1");
+    // `default` through a dual-stack neighbour covers both families.
+    assert_eq!(r[1].dst.to_string(), "0.0.0.0/0");
+    assert_eq!(r[2].dst.to_string(), "::/0");
+    assert_eq!(r[2].nexthops[0].gateway.to_string(), "fd00:2:0:1::1");
+    assert_eq!(format!("{:?}", r[3].kind), "Blackhole");
+    assert_eq!(r[4].dev.as_deref(), Some("eth1"));
+    assert_eq!(r[4].metric, Some(20));
+}
+
+#[test]
+fn route_errors_are_precise() {
+    let e = err("
+name: rt
+nodes:
+  a: { routes: [{ to: 10.0.0.0/8, via: c }, { to: 10.1.0.0/16, via: b }] }
+  b: {}
+  c: {}
+links:
+  - [a:eth0, b:eth0]
+  - [a:eth1, b:eth1]
+");
+    assert!(
+        e.contains("next hop `c` is not a neighbour of node `a`"),
+        "{e}"
+    );
+    assert!(e.contains("hint: neighbours of `a`: b"), "{e}");
+    assert!(e.contains("next hop `b` is ambiguous"), "{e}");
+    assert!(e.contains("`b:eth0` or `b:eth1`"), "{e}");
+}
+
+#[test]
+fn static_routing_reaches_every_subnet_and_sets_forwarding() {
+    let t = ok("
+name: st
+routing: static
+nodes: { a: { loopback: auto }, b: {}, c: { loopback: auto } }
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth1, c:eth0]
+");
+    let a = t.node("a").unwrap();
+    let dsts: Vec<String> = a.routes.iter().map(|r| r.dst.to_string()).collect();
+    assert_eq!(dsts, ["10.255.0.2/31", "10.0.0.2/32"]);
+    assert!(
+        t.node("b")
+            .unwrap()
+            .sysctls
+            .iter()
+            .any(|s| s.key == "net.ipv4.ip_forward" && s.value == "1")
+    );
+    assert!(a.sysctls.is_empty());
+}
+
+#[test]
+fn defaults_kind_and_node_merge_in_that_order() {
+    let t = ok("
+name: merge
+defaults:
+  sysctls: { net.ipv4.ip_forward: 1 }
+  labels: { site: lab }
+  processes: [{ name: agent, cmd: 'sleep 1' }]
+kinds:
+  router:
+    labels: { role: core }
+    limits: { memory: 64M }
+    processes: [{ name: agent, cmd: 'sleep 2' }, { name: bgp, cmd: 'sleep 3' }]
+nodes:
+  r1: { kind: router, labels: { role: edge }, limits: { pids: 10 } }
+  h1: {}
+");
+    let r1 = t.node("r1").unwrap();
+    assert_eq!(r1.labels.get("role").map(String::as_str), Some("edge"));
+    assert_eq!(r1.labels.get("site").map(String::as_str), Some("lab"));
+    assert_eq!(r1.limits.memory, Some(64 << 20));
+    assert_eq!(r1.limits.pids, Some(10));
+    let procs: Vec<(&str, String)> = r1
+        .processes
+        .iter()
+        .map(|p| (p.name.as_str(), p.cmd.display()))
+        .collect();
+    assert_eq!(
+        procs,
+        [
+            ("agent", "sleep 2".to_string()),
+            ("bgp", "sleep 3".to_string())
+        ]
+    );
+    assert_eq!(t.node("h1").unwrap().processes.len(), 1);
+    assert_eq!(t.node("h1").unwrap().sysctls[0].value, "1");
+}
+
+#[test]
+fn daemonsets_run_on_matching_nodes_and_warn_when_none_match() {
+    let c = compile_str(
+        "
+name: ds
+nodes:
+  r1: { labels: { role: core } }
+  r2: { labels: { role: core } }
+  h1: {}
+daemonsets:
+  - { name: probe, selector: { role: core }, cmd: 'sleep 60' }
+  - { name: ghost, selector: { role: nope }, cmd: 'sleep 60' }
+",
+        "t.yaml",
+        Path::new("/"),
+    )
+    .unwrap();
+    let t = &c.topology;
+    assert_eq!(t.daemonsets[0].nodes, vec![0, 1]);
+    assert!(
+        t.node("r1")
+            .unwrap()
+            .processes
+            .iter()
+            .any(|p| p.name == "probe" && p.daemonset.is_some())
+    );
+    assert!(t.node("h1").unwrap().processes.is_empty());
+    let w = c.warnings.render(nslab::Severity::Warning);
+    assert!(w.contains("daemonset `ghost` matches no node"), "{w}");
+}
+
+#[test]
+fn mounts_template_and_resolve_against_the_topology_directory() {
+    let t = ok("
+name: m
+nodes:
+  r1:
+    mounts: ['configs/{node}/frr.conf:/etc/frr/frr.conf:ro', { source: '/abs/{lab}', target: /data }]
+    private: [/var/run/frr, { path: /etc/frr, owner: frr, mode: '0755' }]
+");
+    let r1 = t.node("r1").unwrap();
+    assert_eq!(r1.mounts[0].source, Path::new("/labs/configs/r1/frr.conf"));
+    assert!(r1.mounts[0].readonly);
+    assert_eq!(r1.mounts[1].source, Path::new("/abs/m"));
+    assert_eq!(r1.private[1].mode, Some(0o755));
+}
+
+#[test]
+fn process_and_node_dependencies_resolve() {
+    let t = ok("
+name: deps
+nodes:
+  db: { processes: [{ name: pg, cmd: 'sleep 9', ready: { tcp: 5432 } }] }
+  web:
+    depends_on: [db]
+    processes:
+      - { name: app, cmd: [sleep, '9'], depends_on: ['db:pg'] }
+      - { name: proxy, cmd: 'sleep 9', depends_on: [app] }
+");
+    let web = t.node("web").unwrap();
+    assert_eq!(web.depends_on[0].node, 0);
+    assert_eq!(web.processes[0].depends_on[0].process, Some(0));
+    assert_eq!(web.processes[1].depends_on[0].node, 1);
+}
+
+#[test]
+fn checks_resolve_selectors_and_get_names() {
+    let t = ok("
+name: chk
+nodes: { a: { labels: { r: x } }, b: { labels: { r: x } }, c: {} }
+links: [[a:eth0, b:eth0], [b:eth1, c:eth0]]
+tests:
+  - reach: { from: { r: x }, to: [c], expect: fail }
+  - tcp: { from: a, to: 'c:80' }
+  - route: { node: a, to: 10.255.0.2/31, via: b }
+  - path: { from: a, to: c, hops: [b, c] }
+  - cmd: { node: a, run: 'true', exit: 0, stdout: '^$', expect_json: { x: ~ } }
+");
+    assert_eq!(t.checks.len(), 5);
+    assert_eq!(t.checks[0].name, "1: reach r=x -> c (expect fail)");
+    match &t.checks[0].body {
+        CheckBody::Reach {
+            from,
+            to,
+            expect_ok,
+            ..
+        } => {
+            assert_eq!(from, &vec![0, 1]);
+            assert_eq!(to, &vec![2]);
+            assert!(!expect_ok);
+        }
+        _ => panic!(),
+    }
+    match &t.checks[2].body {
+        CheckBody::Route { via, .. } => assert_eq!(via[0].to_string(), "10.255.0.1"),
+        _ => panic!(),
+    }
+}
+
+#[test]
+fn check_errors_name_the_unknown_node() {
+    let e = err("
+name: chk
+nodes: { a: {} }
+tests:
+  - reach: { from: a, to: [b] }
+  - cmd: { node: a, run: x, stdout: '(' }
+  - bogus: {}
+");
+    assert!(e.contains("`reach.to` names unknown node `b`"), "{e}");
+    assert!(
+        e.contains("`stdout` is not a valid regular expression"),
+        "{e}"
+    );
+    assert!(e.contains("unknown key `bogus` in a check"), "{e}");
+}
+
+#[test]
+fn links_to_bridges_have_ports_in_the_fabric() {
+    let t = ok("
+name: br
+bridges: { lan1: { mtu: 9000 } }
+nodes: { averyverylongnodename: {}, h: {} }
+links:
+  - [averyverylongnodename:eth0, lan1]
+  - [h:eth0, lan1]
+");
+    let ports: Vec<&str> = t.bridges[0].ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(ports, ["_p3", "h.eth0"]);
+    assert_eq!(t.fabric_netns().as_deref(), Some("nslab.br"));
+    assert_eq!(t.node("h").unwrap().interfaces[0].mtu, Some(9000));
+    assert!(matches!(
+        t.node("h").unwrap().interfaces[0].peer,
+        End::Bridge { bridge: 0, port: 1 }
+    ));
+}
+
+#[test]
+fn sysctl_names_are_checked() {
+    let e = err("
+name: s
+nodes:
+  a: { sysctls: { net.ipv4.conf.eth9.rp_filter: 0, 'net.ipv4.../x': 1, net.ipv4.ip_forward: 1 } }
+links: [[a:eth0, a:eth1]]
+");
+    assert!(
+        e.contains("names interface `eth9`, which node `a` does not have"),
+        "{e}"
+    );
+    assert!(e.contains("is not a valid sysctl name"), "{e}");
+    assert_eq!(e.matches("error:").count(), 2, "{e}");
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    let inputs = [
+        "",
+        "~",
+        "[]",
+        "{}",
+        "name: x",
+        "name: [a]",
+        "name: x\nnodes: 5",
+        "name: x\nnodes: {a: 5}",
+        "name: x\nnodes: {a: {}}\nlinks: [5]",
+        "name: x\nnodes: {a: {}}\nlinks: [[a]]",
+        "name: x\nnodes: {a: {}}\nlinks: [[a, a, a]]",
+        "name: x\nnodes: {a: {routes: [5]}}",
+        "name: x\nnodes: {a: {routes: [{to: default}]}}",
+        "\u{0}",
+        "name: x\nnodes: {?a: b}",
+        "name: x\nnodes: {a: {}}\ntests: [{reach: 5}]",
+        "name: x\nnodes: {a: {loopback: [auto]}}",
+        "name: x\nnodes: {[a]: {}}",
+        "name: x\nnodes: !!map {a: {}}",
+        "*a",
+        "&a [*a]",
+        "name: x\nnodes: {a: {}, b: {}}\nlinks: [[a:eth0, b:eth0], [a:eth0, b:eth0]]",
+        "name: x\nbridges: {b: {}}\nnodes: {a: {}}\nlinks: [[b, b]]",
+        "name: x\naddressing: {p2p: 10.0.0.0/32}\nnodes: {a: {}, b: {}}\nlinks: [[a, b]]",
+        "name: x\naddressing: {ipv6: '::/0'}\nnodes: {a: {loopback: auto}}",
+    ];
+    for i in inputs {
+        let _ = compile_str(i, "odd.yaml", Path::new("/"));
+    }
+}
