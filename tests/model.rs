@@ -477,3 +477,92 @@ fn never_panics_on_odd_input() {
         let _ = compile_str(i, "odd.yaml", Path::new("/"));
     }
 }
+
+/// Mutates every example thousands of times (deterministically) and compiles each
+/// result, planning the ones that compile: nothing may panic on any input.
+#[test]
+fn mutated_examples_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let tokens: &[&str] = &[
+        ":",
+        "-",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\n",
+        " ",
+        "~",
+        "*a",
+        "&a ",
+        "r1",
+        "eth0",
+        "lan1",
+        "10.0.0.1/31",
+        "default",
+        "via",
+        "0",
+        "99999",
+        "\"",
+        "'",
+        "#",
+        "!!str ",
+        "<<: ",
+        "::",
+        "/",
+        "..",
+        "auto",
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut compiled = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for _ in 0..1500 {
+            let mut s: Vec<char> = text.chars().collect();
+            for _ in 0..(1 + next() % 4) {
+                let pos = (next() as usize) % (s.len() + 1);
+                match next() % 3 {
+                    0 if pos < s.len() => {
+                        s.remove(pos);
+                    }
+                    1 => {
+                        let t = tokens[(next() as usize) % tokens.len()];
+                        for (k, c) in t.chars().enumerate() {
+                            s.insert(pos + k, c);
+                        }
+                    }
+                    _ if pos < s.len() => {
+                        let end = (pos + (next() as usize) % 20).min(s.len());
+                        let dup: Vec<char> = s[pos..end].to_vec();
+                        for (k, c) in dup.into_iter().enumerate() {
+                            s.insert(end + k, c);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let src: String = s.into_iter().collect();
+            if let Ok(c) = compile_str(&src, "fuzz.yaml", Path::new("/")) {
+                let p = nslab::plan::plan(&c.topology);
+                let _ = nslab::plan::render_text(&p);
+                let _ = nslab::draw::render(&c.topology, nslab::draw::Format::Dot);
+                compiled += 1;
+            }
+        }
+    }
+    assert!(
+        compiled > 100,
+        "the mutations should leave many files valid, got {compiled}"
+    );
+}
