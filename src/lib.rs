@@ -4,6 +4,7 @@
 //! ordered [`plan::Plan`]. Everything up to the plan is pure, so it is testable without
 //! root and the same file always gives the same plan.
 
+pub mod apply;
 pub mod cli;
 pub mod compile;
 pub mod diag;
@@ -11,6 +12,7 @@ pub mod draw;
 pub mod model;
 pub mod plan;
 pub mod spec;
+pub mod state;
 
 pub use compile::{CompileError, Compiled, compile_file, compile_str};
 pub use diag::{Diagnostic, Report, Severity};

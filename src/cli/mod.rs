@@ -1,8 +1,13 @@
 //! Command-line interface: clap's raw arguments, one module per subcommand. Each
 //! subcommand returns an exit code or a [`CliError`]; `main.rs` only prints and exits.
 
+mod down;
+mod exec;
 mod graph;
+mod ls;
 mod plan;
+mod status;
+mod up;
 mod validate;
 
 use std::path::PathBuf;
@@ -73,23 +78,119 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "dot")]
         format: crate::draw::Format,
     },
+    /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
+    ///
+    /// Needs root. Every object is journaled under /run/nslab/<lab>/ before it is created;
+    /// if anything fails, or SIGINT/SIGTERM arrives, everything created so far is removed
+    /// again and the first error is shown. Exits 2 when the lab could not come up.
+    Up {
+        /// The topology file.
+        file: PathBuf,
+        /// Steps in flight at once. The kernel state is the same for any value.
+        #[arg(short, long, default_value_t = 8)]
+        jobs: usize,
+    },
+    /// Tear a lab down, from its journal alone (the topology file may be gone or edited).
+    ///
+    /// Removes every namespace, link and address the lab created, and nothing else. It
+    /// goes on after a failure and reports every one. Takes a lab name or a topology file;
+    /// with neither, the only running lab.
+    Down {
+        /// A lab name or a topology file.
+        target: Option<String>,
+        #[arg(long)]
+        lab: Option<String>,
+        #[arg(short, long, default_value_t = 16)]
+        jobs: usize,
+    },
+    /// Show a running lab: each node, its interfaces, their state and addresses.
+    ///
+    /// Reads the kernel, not only the journal: a link that went down shows as such.
+    /// Exits 1 if a node is missing or a link is down.
+    Status {
+        /// A lab name or a topology file.
+        target: Option<String>,
+        #[arg(long)]
+        lab: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the labs on this host, with their state.
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a node's network namespace.
+    ///
+    /// stdin, stdout and stderr pass through, and so does the exit code. For example:
+    /// `nslab exec r1 -- ping -c1 10.0.0.2`.
+    Exec {
+        #[arg(long)]
+        lab: Option<String>,
+        /// The node.
+        node: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
     Compile(#[from] CompileError),
-    #[error("cannot write output: {0}")]
-    Output(#[from] std::io::Error),
+    /// The lab could not come up (everything was rolled back).
+    #[error(transparent)]
+    Up(crate::apply::ApplyError),
+    /// A command on a running lab failed.
+    #[error(transparent)]
+    Lab(crate::apply::ApplyError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Compile(_) => exit::INVALID,
-            CliError::Output(_) => exit::FAILED,
+            CliError::Compile(_) | CliError::Usage(_) => exit::INVALID,
+            CliError::Up(_) => exit::LAB_DOWN,
+            CliError::Lab(_) | CliError::Io(_) => exit::FAILED,
         }
     }
+}
+
+/// The lab a command means: `--lab`, a lab name or topology file given positionally, or
+/// the only lab that is up.
+fn lab_arg(target: Option<&str>, lab: Option<&str>) -> Result<String, CliError> {
+    let named = match (target, lab) {
+        (Some(_), Some(_)) => return Err(CliError::Usage("give the lab either positionally or with --lab, not both".into())),
+        (Some(t), None) => Some(lab_name_of(t)?),
+        (None, l) => l.map(str::to_string),
+    };
+    crate::apply::resolve_lab(named.as_deref()).map_err(CliError::Lab)
+}
+
+/// A lab name, or the `name:` of a topology file. Only the name is read, so a file that no
+/// longer compiles still names its lab.
+fn lab_name_of(target: &str) -> Result<String, CliError> {
+    let path = std::path::Path::new(target);
+    if !(path.is_file() && (target.ends_with(".yaml") || target.ends_with(".yml") || target.contains('/'))) {
+        return Ok(target.to_string());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let root = crate::spec::yaml::parse(&text, Default::default())
+        .map_err(|_| CliError::Usage(format!("{target}: not valid YAML; give the lab name instead")))?;
+    if let crate::spec::yaml::Kind::Map(entries) = &root.kind
+        && let Some((_, v)) = entries.iter().find(|(k, _)| k.as_str() == Some("name"))
+        && let Some(name) = v.as_str()
+    {
+        return Ok(name.to_string());
+    }
+    Err(CliError::Usage(format!("{target} has no `name:`; give the lab name instead")))
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -102,6 +203,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             teardown,
         } => plan::run(&file, json, teardown),
         Command::Graph { file, format } => graph::run(&file, format),
+        Command::Up { file, jobs } => up::run(&file, jobs),
+        Command::Down { target, lab, jobs } => down::run(target.as_deref(), lab.as_deref(), jobs),
+        Command::Status { target, lab, json } => status::run(target.as_deref(), lab.as_deref(), json),
+        Command::Ls { json } => ls::run(json),
+        Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
     }
 }
 

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use build::plan;
-pub use render::{render_text, teardown_text, write_text};
+pub use render::{render_text, route_text, teardown_text, write_text};
 
 use crate::model::{Route, ser_mac};
 use crate::spec::raw::RawImpair;
@@ -100,8 +100,8 @@ pub enum Op {
     },
 }
 
-/// The inverse of a step, for rollback and `down`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The inverse of a step, for rollback and `down`. Journaled before its step runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Undo {
     DeleteNetns {
@@ -220,20 +220,22 @@ impl Plan {
     /// The steps that undo `steps` (all of them, or the ones done before a failure), in
     /// reverse order. Anything inside a namespace that is itself deleted is left to the
     /// namespace's deletion.
-    pub fn teardown_of<'a>(steps: impl DoubleEndedIterator<Item = &'a Op>) -> Vec<Undo> {
-        let undos: Vec<Undo> = steps.rev().filter_map(Op::undo).collect();
-        let deleted: std::collections::HashSet<&str> = undos
+    pub fn teardown_of<'a>(steps: impl Iterator<Item = &'a Op>) -> Vec<Undo> {
+        Plan::teardown_of_undos(steps.filter_map(Op::undo).collect())
+    }
+
+    /// The same from undo records in creation order (a journal).
+    pub fn teardown_of_undos(mut undos: Vec<Undo>) -> Vec<Undo> {
+        undos.reverse();
+        let deleted: std::collections::HashSet<Name> = undos
             .iter()
             .filter_map(|u| match u {
-                Undo::DeleteNetns { netns } => Some(&**netns),
+                Undo::DeleteNetns { netns } => Some(netns.clone()),
                 _ => None,
             })
             .collect();
+        undos.retain(|u| matches!(u, Undo::DeleteNetns { .. }) || !deleted.contains(u.netns()));
         undos
-            .iter()
-            .filter(|u| matches!(u, Undo::DeleteNetns { .. }) || !deleted.contains(u.netns()))
-            .cloned()
-            .collect()
     }
 
     pub fn teardown(&self) -> Vec<Undo> {

@@ -1,0 +1,204 @@
+//! Kernel errors, and the layer's error that names the lab, node, object and operation.
+
+use crate::plan::{Op, Undo};
+
+/// What one kernel operation returned.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The kernel refused a netlink request.
+    #[error("{msg}")]
+    Netlink { errno: i32, msg: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The kernel lacks something the lab needs; named plainly.
+    #[error("this kernel has no {feature}: {hint}")]
+    MissingFeature { feature: String, hint: String },
+    #[error("namespace `{0}` already exists and was not created by this run")]
+    NetnsExists(String),
+    /// The test-only fault-injection hook fired.
+    #[error("injected failure (NSLAB_TEST_FAIL_AT_STEP)")]
+    Injected,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl KernelError {
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            KernelError::Netlink { errno, .. } => Some(*errno),
+            KernelError::Io(e) => e.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// From an rtnetlink error, keeping the errno for feature detection and idempotent undo.
+    pub fn netlink(e: rtnetlink::Error) -> KernelError {
+        match &e {
+            rtnetlink::Error::NetlinkError(m) => match m.code {
+                Some(code) => {
+                    let errno = -code.get();
+                    KernelError::Netlink {
+                        errno,
+                        msg: std::io::Error::from_raw_os_error(errno).to_string(),
+                    }
+                }
+                None => KernelError::Other(e.to_string()),
+            },
+            _ => KernelError::Other(e.to_string()),
+        }
+    }
+
+    /// Whether an undo found its object already gone, which counts as success.
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self.errno(),
+            Some(libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::EADDRNOTAVAIL | libc::EINVAL)
+        )
+    }
+}
+
+/// Maps "unknown link kind" (EOPNOTSUPP) and "unknown qdisc" (ENOENT) to a missing feature
+/// named the way `modprobe` and kernel configs name it.
+pub fn missing_link_kind(kind: &str, e: KernelError) -> KernelError {
+    if e.errno() == Some(libc::EOPNOTSUPP) {
+        let module = match kind {
+            "bond" => "bonding",
+            "wireguard" => "wireguard",
+            "vlan" => "8021q",
+            other => other,
+        };
+        return KernelError::MissingFeature {
+            feature: format!("`{kind}` link type"),
+            hint: format!("the kernel answered \"Unknown device type\"; load or build the `{module}` module, or remove the `{kind}` interfaces from the lab"),
+        };
+    }
+    e
+}
+
+pub fn missing_qdisc(kind: &str, e: KernelError) -> KernelError {
+    if e.errno() == Some(libc::ENOENT) {
+        let hint = if kind == "netem" {
+            "`impair` with delay, jitter, loss, duplicate, corrupt or reorder needs the netem qdisc (CONFIG_NET_SCH_NETEM, module sch_netem); a plain `rate` works without it".to_string()
+        } else {
+            format!("load the `sch_{kind}` module")
+        };
+        return KernelError::MissingFeature {
+            feature: format!("`{kind}` qdisc"),
+            hint,
+        };
+    }
+    e
+}
+
+/// The layer's error: every failure names the lab, the node, the object and the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("lab `{lab}`, node `{node}`: {operation} {object} failed: {source}")]
+    Step {
+        lab: String,
+        node: String,
+        object: String,
+        operation: String,
+        #[source]
+        source: KernelError,
+    },
+    #[error("lab `{lab}`: interrupted by {signal}; everything created so far was rolled back")]
+    Interrupted { lab: String, signal: String },
+    #[error("lab `{lab}` is already up (started by pid {pid}); run `nslab down {lab}` first")]
+    AlreadyUp { lab: String, pid: u32 },
+    #[error("lab `{lab}` has leftovers of an interrupted `up`; run `nslab down {lab}` to remove them")]
+    Leftovers { lab: String },
+    #[error("no lab named `{0}` is up")]
+    NotUp(String),
+    #[error("no lab is up")]
+    NoLab,
+    #[error("several labs are up ({}); choose one with --lab", .0.join(", "))]
+    Ambiguous(Vec<String>),
+    #[error("{0}")]
+    State(#[from] crate::state::StateError),
+    #[error("lab `{lab}`: cannot set up the host: {source}")]
+    Host {
+        lab: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Teardown is best effort: it goes on after each failure and reports all of them.
+    #[error("lab `{lab}`: {} of the teardown failed:\n  {}", .errors.len(), .errors.join("\n  "))]
+    Teardown { lab: String, errors: Vec<String> },
+}
+
+/// `nslab.<lab>.<node>` reads as the node's name, the fabric as `fabric`.
+pub fn node_of(lab: &str, netns: &str) -> String {
+    let fabric = crate::model::names::fabric_netns(lab);
+    if netns == fabric {
+        return "fabric".into();
+    }
+    netns
+        .strip_prefix(&format!("{fabric}."))
+        .unwrap_or(netns)
+        .to_string()
+}
+
+/// The object an operation acts on, for messages.
+pub fn object_of(op: &Op) -> String {
+    match op {
+        Op::CreateNetns { netns } => format!("namespace {netns}"),
+        Op::SetSysctl { key, value, .. } => format!("sysctl {key}={value}"),
+        Op::CreateBridge { name, .. } => format!("bridge {name}"),
+        Op::CreateVeth {
+            name,
+            peer_netns,
+            peer_name,
+            ..
+        } => format!("veth {name} (peer {peer_name} in {peer_netns})"),
+        Op::SetLinkUp { name, .. } => format!("link {name}"),
+        Op::AddAddress { name, address, .. } => format!("address {address} on {name}"),
+        Op::AddRoute { route, .. } => format!("route {}", crate::plan::route_text(route)),
+        Op::SetImpair { name, .. } => format!("impairment on {name}"),
+    }
+}
+
+pub fn undo_text(u: &Undo) -> String {
+    match u {
+        Undo::DeleteNetns { netns } => format!("delete namespace {netns}"),
+        Undo::DeleteLink { netns, name, .. } => format!("delete link {name} in {netns}"),
+        Undo::DeleteAddress { netns, address, .. } => format!("delete address {address} in {netns}"),
+        Undo::DeleteRoute { netns, dst, .. } => format!("delete route {dst} in {netns}"),
+        Undo::ClearImpair { netns, ifindex } => format!("clear impairment on #{ifindex} in {netns}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_features_are_named() {
+        let e = missing_link_kind(
+            "dummy",
+            KernelError::Netlink {
+                errno: libc::EOPNOTSUPP,
+                msg: "x".into(),
+            },
+        );
+        assert!(e.to_string().contains("this kernel has no `dummy` link type"), "{e}");
+        let e = missing_qdisc(
+            "netem",
+            KernelError::Netlink {
+                errno: libc::ENOENT,
+                msg: "x".into(),
+            },
+        );
+        assert!(e.to_string().contains("no `netem` qdisc"), "{e}");
+        assert!(e.to_string().contains("a plain `rate` works without it"));
+        // Other errors pass through untouched.
+        let e = missing_qdisc("netem", KernelError::Netlink { errno: libc::EPERM, msg: "Operation not permitted".into() });
+        assert_eq!(e.to_string(), "Operation not permitted");
+    }
+
+    #[test]
+    fn nodes_are_named_from_namespaces() {
+        assert_eq!(node_of("lab", "nslab.lab.r1"), "r1");
+        assert_eq!(node_of("lab", "nslab.lab"), "fabric");
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading a namespace's live state back through netlink, normalised (sorted, counters and
+//! timers left out) so two dumps of the same lab compare equal. `status` shows it, and the
+//! determinism tests compare it across runs and `--jobs` settings.
+
+use std::net::IpAddr;
+
+use futures_util::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::{Handle, RouteMessageBuilder};
+use serde::Serialize;
+
+use super::error::KernelError;
+use super::netlink::NetlinkKernel;
+use crate::plan::Name;
+use crate::spec::values::format_mac;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NsState {
+    pub netns: String,
+    pub links: Vec<LinkState>,
+    pub routes: Vec<String>,
+    /// Sysctls read back, for the keys asked about.
+    pub sysctls: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkState {
+    pub ifindex: u32,
+    pub name: String,
+    pub kind: String,
+    pub mac: String,
+    pub mtu: u32,
+    /// Administratively up.
+    pub up: bool,
+    /// Carrier present (the other end of a veth is up too).
+    pub lower_up: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<u32>,
+    pub addresses: Vec<IpNet>,
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// One line per route of the main table, as `ip route` would print the parts that matter.
+fn route_line(r: &RouteMessage) -> String {
+    let h = &r.header;
+    let mut dst = None;
+    let mut parts = Vec::new();
+    let mut metric = None;
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = route_addr(d),
+            RouteAttribute::Gateway(g) => {
+                if let Some(g) = route_addr(g) {
+                    parts.push(format!("via {g}"));
+                }
+            }
+            RouteAttribute::Oif(i) => parts.push(format!("dev #{i}")),
+            RouteAttribute::Priority(p) => metric = Some(*p),
+            RouteAttribute::MultiPath(hops) => {
+                for n in hops {
+                    let gw = n.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(g) => route_addr(g),
+                        _ => None,
+                    });
+                    let gw = gw.map(|g| g.to_string()).unwrap_or_default();
+                    parts.push(format!("nexthop via {gw} dev #{} weight {}", n.interface_index, u16::from(n.hops) + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    let v6 = matches!(h.address_family, rtnetlink::packet_route::AddressFamily::Inet6);
+    let dst = match dst {
+        Some(d) => format!("{d}/{}", h.destination_prefix_length),
+        None if v6 => "::/0".into(),
+        None => "0.0.0.0/0".into(),
+    };
+    let mut line = format!("{dst} {:?} {:?} {:?}", h.kind, h.protocol, h.scope).to_lowercase();
+    for p in parts {
+        line.push(' ');
+        line.push_str(&p);
+    }
+    if let Some(m) = metric {
+        line.push_str(&format!(" metric {m}"));
+    }
+    line
+}
+
+async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
+    let mut out = Vec::new();
+    for msg in [
+        RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+        RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+    ] {
+        let all: Vec<RouteMessage> = h.route().get(msg).execute().try_collect().await.map_err(KernelError::netlink)?;
+        // The dump is filtered by family only; the main table is what a lab sets.
+        out.extend(all.iter().filter(|r| r.header.table == 254).map(route_line));
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
+    let msgs: Vec<_> = h.link().get().execute().try_collect().await.map_err(KernelError::netlink)?;
+    let mut out = Vec::new();
+    for m in msgs {
+        let mut l = LinkState {
+            ifindex: m.header.index,
+            name: String::new(),
+            kind: String::new(),
+            mac: String::new(),
+            mtu: 0,
+            up: m.header.flags.contains(LinkFlags::Up),
+            lower_up: m.header.flags.contains(LinkFlags::LowerUp),
+            master: None,
+            addresses: Vec::new(),
+        };
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => l.name = n.clone(),
+                LinkAttribute::Mtu(v) => l.mtu = *v,
+                LinkAttribute::Controller(c) => l.master = Some(*c),
+                LinkAttribute::Address(mac) if mac.len() == 6 => {
+                    l.mac = format_mac(&mac[..].try_into().expect("six bytes"));
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::Kind(k) = i {
+                            l.kind = k.to_string();
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(l);
+    }
+    let addrs: Vec<_> = h.address().get().execute().try_collect().await.map_err(KernelError::netlink)?;
+    for a in addrs {
+        let ip = a.attributes.iter().find_map(|x| match x {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        });
+        let ip = ip.or_else(|| {
+            a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        });
+        if let (Some(ip), Some(l)) = (ip, out.iter_mut().find(|l| l.ifindex == a.header.index))
+            && let Ok(net) = IpNet::new(ip, a.header.prefix_len)
+        {
+            l.addresses.push(net);
+        }
+    }
+    out.sort_by_key(|l| l.ifindex);
+    for l in &mut out {
+        l.addresses.sort();
+    }
+    Ok(out)
+}
+
+/// Dumps one namespace; `sysctls` are read back by key.
+pub async fn dump(kernel: &NetlinkKernel, netns: &Name, sysctls: &[String]) -> Result<NsState, KernelError> {
+    let h = kernel.handle(netns).await?;
+    let keys = sysctls.to_vec();
+    let values = kernel
+        .in_netns(netns, move || {
+            keys.iter()
+                .map(|k| {
+                    let path: String = k.chars().map(|c| if c == '.' { '/' } else if c == '/' { '.' } else { c }).collect();
+                    let v = std::fs::read_to_string(std::path::Path::new("/proc/sys").join(path))?;
+                    Ok((k.clone(), v.trim().to_string()))
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .await?;
+    Ok(NsState {
+        netns: netns.to_string(),
+        links: links(&h).await?,
+        routes: routes(&h).await?,
+        sysctls: values,
+    })
+}

@@ -1,0 +1,292 @@
+//! Apply: the only layer that touches the kernel. `up` runs a plan through the executor,
+//! journaling every object before creating it; any failure or signal rolls back what the
+//! journal names. `down` works from the journal alone, so it needs no topology file and
+//! survives a `kill -9` of `up`. Teardown is best effort and reports every error.
+
+pub mod error;
+pub mod executor;
+pub mod inspect;
+pub mod kernel;
+pub mod netlink;
+pub mod netns;
+pub mod tc;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::watch;
+
+pub use error::{ApplyError, KernelError};
+use executor::{Cancel, ExecError};
+use kernel::Kernel;
+use netlink::NetlinkKernel;
+
+use crate::model::Topology;
+use crate::plan::{Plan, StepId, Undo};
+use crate::state::{Journal, LabDir, LabLock, LabSummary, Record};
+
+/// Namespace threads: two measured best for creating namespaces on this class of host.
+const NS_THREADS: usize = 2;
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Steps in flight at once.
+    pub jobs: usize,
+    /// The topology file, recorded for `status`.
+    pub file: String,
+    /// Roll back on SIGINT and SIGTERM (the CLI); a library caller keeps its own handlers.
+    pub handle_signals: bool,
+    /// Test-only: make this step fail (also read from `NSLAB_TEST_FAIL_AT_STEP`).
+    pub fail_at: Option<StepId>,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            jobs: 8,
+            file: String::new(),
+            handle_signals: false,
+            fail_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    pub steps: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DownReport {
+    pub objects: usize,
+    pub elapsed: Duration,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The runtime apply runs on: two workers, like the host's cores.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("nslab-rt")
+        .enable_all()
+        .build()
+}
+
+/// Waits for the lab's lock, saying so when another command holds it.
+fn lock(lab: &str) -> Result<LabLock, ApplyError> {
+    Ok(LabLock::acquire(lab, |pid| {
+        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        eprintln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
+    })?)
+}
+
+/// A cancel channel fed by SIGINT/SIGTERM while `handle` is alive.
+fn signals(enabled: bool) -> (Cancel, Option<tokio::task::JoinHandle<()>>) {
+    let (tx, rx) = watch::channel(None);
+    if !enabled {
+        std::mem::forget(tx);
+        return (rx, None);
+    }
+    let task = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        let _ = tx.send(Some(name.to_string()));
+        // Further signals are absorbed: rollback must finish.
+        loop {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+        }
+    });
+    (rx, Some(task))
+}
+
+/// Brings a lab up. On any failure everything created so far is removed again, and the
+/// first error is returned, naming the lab, node, object and operation.
+pub fn up(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpReport, ApplyError> {
+    let rt = runtime().map_err(|e| ApplyError::Host {
+        lab: t.lab.clone(),
+        source: e,
+    })?;
+    rt.block_on(up_async(t, plan, opts))
+}
+
+async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpReport, ApplyError> {
+    let start = Instant::now();
+    let lab = t.lab.clone();
+    let lock = tokio::task::block_in_place(|| lock(&lab))?;
+    let dir = LabDir::new(&lab);
+    if dir.exists() {
+        let records = Journal::read(&dir.journal_path())?;
+        if records.iter().any(|r| matches!(r, Record::Up { .. })) {
+            let pid = LabSummary::read(&dir.summary_path()).map(|s| s.pid).unwrap_or(0);
+            return Err(ApplyError::AlreadyUp { lab, pid });
+        }
+        return Err(ApplyError::Leftovers { lab });
+    }
+    let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| ApplyError::Host {
+        lab: lab.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    dir.create()?;
+    let mut journal = Journal::create(&dir.journal_path())?;
+    let started = now();
+    journal.append(&Record::Begin {
+        lab: lab.clone(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started,
+        file: opts.file.clone(),
+    })?;
+    let fail_at = opts.fail_at.or_else(|| {
+        std::env::var("NSLAB_TEST_FAIL_AT_STEP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let exec_opts = executor::Options {
+        jobs: opts.jobs,
+        fail_at,
+    };
+    let (cancel, sig_task) = signals(opts.handle_signals);
+    let result = executor::execute(plan, &kernel, &mut |u: &Undo| journal.append(&Record::Object { undo: u.clone() }), &exec_opts, cancel).await;
+    let outcome = match result {
+        Ok(()) => {
+            let summary = LabSummary::of(t, &opts.file, started, now());
+            summary
+                .write(&dir.summary_path())
+                .and_then(|()| journal.append(&Record::Up { finished: now() }))
+                .map_err(ApplyError::from)
+        }
+        Err(ExecError::Step { step, error }) => Err(ApplyError::Step {
+            lab: lab.clone(),
+            node: error::node_of(&lab, step.op.netns()),
+            object: error::object_of(&step.op),
+            operation: step.op.name().replace('-', " "),
+            source: error,
+        }),
+        Err(ExecError::Cancelled(signal)) => Err(ApplyError::Interrupted {
+            lab: lab.clone(),
+            signal,
+        }),
+        Err(ExecError::Journal(e)) => Err(e.into()),
+    };
+    if let Err(first) = outcome {
+        // Roll back from the journal, the same path `down` takes.
+        drop(journal);
+        kernel.close_all();
+        match teardown(&lab, &dir, &kernel, opts.jobs).await {
+            Ok(_) => lock.remove(),
+            Err(rb) => eprintln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
+        }
+        if let Some(t) = sig_task {
+            t.abort();
+        }
+        return Err(first);
+    }
+    if let Some(t) = sig_task {
+        t.abort();
+    }
+    Ok(UpReport {
+        steps: plan.steps.len(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Tears a lab down from its journal alone. Every object is attempted; all failures are
+/// reported together and the journal is kept until a run removes everything.
+pub fn down(lab: &str, jobs: usize) -> Result<DownReport, ApplyError> {
+    let rt = runtime().map_err(|e| ApplyError::Host {
+        lab: lab.to_string(),
+        source: e,
+    })?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let lock = tokio::task::block_in_place(|| lock(lab))?;
+        let dir = LabDir::new(lab);
+        if !dir.exists() {
+            lock.remove();
+            return Err(ApplyError::NotUp(lab.to_string()));
+        }
+        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| ApplyError::Host {
+            lab: lab.to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let objects = teardown(lab, &dir, &kernel, jobs).await?;
+        lock.remove();
+        Ok(DownReport {
+            objects,
+            elapsed: start.elapsed(),
+        })
+    })
+}
+
+/// Undoes every object in the lab's journal, namespaces concurrently (each unmount waits
+/// for an RCU grace period, so doing them one by one is slow), then removes the lab's
+/// directory. Returns the number of objects removed.
+async fn teardown(lab: &str, dir: &LabDir, kernel: &NetlinkKernel, jobs: usize) -> Result<usize, ApplyError> {
+    let records = Journal::read(&dir.journal_path())?;
+    let undos = Plan::teardown_of_undos(crate::state::journal_objects(&records));
+    let count = undos.len();
+    let mut errors = Vec::new();
+    // Objects inside surviving namespaces go first, in reverse creation order.
+    for u in undos.iter().filter(|u| !matches!(u, Undo::DeleteNetns { .. })) {
+        if let Err(e) = kernel.undo(u).await {
+            errors.push(format!("{}: {e}", error::undo_text(u)));
+        }
+    }
+    kernel.close_all();
+    let mut running = FuturesUnordered::new();
+    let mut pending = undos.iter().filter(|u| matches!(u, Undo::DeleteNetns { .. }));
+    loop {
+        while running.len() < jobs.max(16) {
+            let Some(Undo::DeleteNetns { netns }) = pending.next() else { break };
+            let name = netns.to_string();
+            running.push(tokio::task::spawn_blocking(move || (netns::delete(&name), name)));
+        }
+        let Some(done) = running.next().await else { break };
+        match done {
+            Ok((Ok(()), _)) => {}
+            Ok((Err(e), name)) => errors.push(format!("delete namespace {name}: {e}")),
+            Err(e) => errors.push(format!("a teardown task failed: {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApplyError::Teardown {
+            lab: lab.to_string(),
+            errors,
+        });
+    }
+    dir.remove()?;
+    // The last lab out puts /run/netns back the way nslab found it.
+    if crate::state::list_labs().is_empty()
+        && let Err(e) = netns::release_netns_dir(&crate::state::run_root().join(".netns-dir"))
+    {
+        eprintln!("nslab: could not release /run/netns: {e}");
+    }
+    Ok(count)
+}
+
+/// Which lab a command on a running lab means: the one named, or the only one up.
+pub fn resolve_lab(name: Option<&str>) -> Result<String, ApplyError> {
+    if let Some(n) = name {
+        return Ok(n.to_string());
+    }
+    let labs = crate::state::list_labs();
+    match labs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ApplyError::NoLab),
+        many => Err(ApplyError::Ambiguous(many.to_vec())),
+    }
+}

@@ -1,0 +1,387 @@
+//! The real kernel: rtnetlink, one handle per namespace. Handles are opened on nslab's
+//! namespace threads (a socket stays bound to the namespace it was opened in); the
+//! requests themselves run on the tokio runtime.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::route::RouteType;
+use rtnetlink::packet_route::tc::TcMessage;
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder, RouteNextHopBuilder};
+
+use super::error::{KernelError, missing_link_kind, missing_qdisc};
+use super::kernel::Kernel;
+use super::netns::{self, NsThreads};
+use super::tc;
+use crate::model::Route;
+use crate::plan::{Name, Op, Undo};
+use crate::spec::raw::RouteKind;
+
+/// A namespace nslab holds open: its descriptor and a netlink handle inside it.
+#[derive(Clone)]
+struct Ns {
+    fd: Arc<OwnedFd>,
+    handle: Handle,
+}
+
+pub struct NetlinkKernel {
+    rt: tokio::runtime::Handle,
+    threads: NsThreads,
+    open: Mutex<HashMap<Name, Ns>>,
+}
+
+impl NetlinkKernel {
+    /// `threads` namespace threads; two measured best for creating namespaces here.
+    pub fn new(rt: tokio::runtime::Handle, threads: usize) -> Result<NetlinkKernel, KernelError> {
+        netns::ensure_netns_dir(&crate::state::run_root().join(".netns-dir"))?;
+        netns::raise_nofile_limit();
+        Ok(NetlinkKernel {
+            rt,
+            threads: NsThreads::new(threads),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached(&self, name: &str) -> Option<Ns> {
+        self.open.lock().ok()?.get(name).cloned()
+    }
+
+    /// The namespace's handle, opening it on a namespace thread the first time.
+    async fn ns(&self, name: &Name) -> Result<Ns, KernelError> {
+        if let Some(ns) = self.cached(name) {
+            return Ok(ns);
+        }
+        let fd = Arc::new(netns::open(name)?);
+        let (rt, fd2) = (self.rt.clone(), fd.clone());
+        let handle = self
+            .threads
+            .run(move || {
+                netns::enter(&fd2)?;
+                connect(&rt)
+            })
+            .await?;
+        let ns = Ns { fd, handle };
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(name.clone(), ns.clone());
+        }
+        Ok(ns)
+    }
+
+    /// Forgets a namespace's descriptor and handle, so the kernel can free it.
+    fn forget(&self, name: &str) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(name);
+        }
+    }
+
+    /// Drops every handle this kernel holds (their connection tasks end with them).
+    pub fn close_all(&self) {
+        if let Ok(mut open) = self.open.lock() {
+            open.clear();
+        }
+    }
+
+    async fn create_netns(&self, name: &Name) -> Result<(), KernelError> {
+        let (rt, n) = (self.rt.clone(), name.to_string());
+        let made = self
+            .threads
+            .run(move || {
+                let fd = netns::create_here(&n)?;
+                let handle = connect(&rt)?;
+                Ok((fd, handle))
+            })
+            .await;
+        let (fd, handle) = match made {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(KernelError::NetnsExists(name.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(name.clone(), Ns { fd: Arc::new(fd), handle });
+        }
+        Ok(())
+    }
+
+    async fn sysctl(&self, name: &Name, key: &str, value: &str) -> Result<(), KernelError> {
+        let ns = self.ns(name).await?;
+        let (key, value) = (key.to_string(), value.to_string());
+        self.threads
+            .run(move || {
+                netns::enter(&ns.fd)?;
+                netns::write_sysctl(&key, &value)
+            })
+            .await
+            .map_err(KernelError::Io)
+    }
+
+    async fn apply_op(&self, op: &Op) -> Result<(), KernelError> {
+        match op {
+            Op::CreateNetns { netns } => self.create_netns(netns).await,
+            Op::SetSysctl { netns, key, value } => self.sysctl(netns, key, value).await,
+            Op::CreateBridge {
+                netns,
+                name,
+                ifindex,
+                mac,
+                mtu,
+            } => {
+                let h = self.ns(netns).await?.handle;
+                let mut b = LinkBridge::new(name).index(*ifindex).address(mac.to_vec()).up();
+                if let Some(m) = mtu {
+                    b = b.mtu(*m);
+                }
+                h.link()
+                    .add(b.build())
+                    .execute()
+                    .await
+                    .map_err(|e| missing_link_kind("bridge", KernelError::netlink(e)))
+            }
+            Op::CreateVeth {
+                netns,
+                name,
+                ifindex,
+                mac,
+                mtu,
+                master,
+                peer_netns,
+                peer_name,
+                peer_ifindex,
+                peer_mac,
+            } => {
+                let h = self.ns(netns).await?.handle;
+                let peer_fd = self.ns(peer_netns).await?.fd;
+                // The peer must not be created up: the kernel answers ENOTCONN.
+                let mut peer = LinkUnspec::new_with_name(peer_name)
+                    .index(*peer_ifindex)
+                    .address(peer_mac.to_vec())
+                    .setns_by_fd(peer_fd.as_raw_fd());
+                let mut link = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+                    .name(name.to_string())
+                    .index(*ifindex)
+                    .address(mac.to_vec());
+                if let Some(m) = mtu {
+                    peer = peer.mtu(*m);
+                    link = link.mtu(*m);
+                }
+                if let Some(m) = master {
+                    link = link.controller(*m);
+                }
+                let msg = link
+                    .up()
+                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+                    .build();
+                // `peer_fd` stays alive until the request is answered.
+                let r = h.link().add(msg).execute().await;
+                drop(peer_fd);
+                r.map_err(|e| missing_link_kind("veth", KernelError::netlink(e)))
+            }
+            Op::SetLinkUp { netns, ifindex, .. } => {
+                let h = self.ns(netns).await?.handle;
+                h.link()
+                    .change(LinkUnspec::new_with_index(*ifindex).up().build())
+                    .execute()
+                    .await
+                    .map_err(KernelError::netlink)
+            }
+            Op::AddAddress {
+                netns,
+                ifindex,
+                address,
+                ..
+            } => {
+                let h = self.ns(netns).await?.handle;
+                let mut req = h.address().add(*ifindex, address.addr(), address.prefix_len());
+                if address.addr().is_ipv6() {
+                    // Usable at once: no duplicate address detection on lab addresses.
+                    req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+                    req.message_mut()
+                        .attributes
+                        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                }
+                req.execute().await.map_err(KernelError::netlink)
+            }
+            Op::AddRoute { netns, route } => {
+                let h = self.ns(netns).await?.handle;
+                add_route(&h, route).await
+            }
+            Op::SetImpair {
+                netns,
+                ifindex,
+                impair,
+                ..
+            } => {
+                let h = self.ns(netns).await?.handle;
+                let (kind, msg) = if impair.needs_netem() {
+                    ("netem", tc::netem(*ifindex, impair))
+                } else {
+                    ("tbf", tc::tbf(*ifindex, impair.rate.unwrap_or(u64::MAX)))
+                };
+                add_qdisc(&h, msg).await.map_err(|e| missing_qdisc(kind, e))
+            }
+        }
+    }
+
+    async fn undo_op(&self, undo: &Undo) -> Result<(), KernelError> {
+        let r = match undo {
+            Undo::DeleteNetns { netns } => {
+                self.forget(netns);
+                return netns::delete(netns).map_err(KernelError::Io);
+            }
+            Undo::DeleteLink { netns, ifindex, .. } => match self.ns(netns).await {
+                Ok(ns) => ns.handle.link().del(*ifindex).execute().await.map_err(KernelError::netlink),
+                Err(e) => Err(e),
+            },
+            Undo::DeleteAddress {
+                netns,
+                ifindex,
+                address,
+            } => match self.ns(netns).await {
+                Ok(ns) => delete_address(&ns.handle, *ifindex, *address).await,
+                Err(e) => Err(e),
+            },
+            Undo::DeleteRoute { netns, dst, .. } => match self.ns(netns).await {
+                Ok(ns) => {
+                    let msg = RouteMessageBuilder::<IpAddr>::new()
+                        .destination_prefix(dst.addr(), dst.prefix_len())
+                        .map_err(|e| KernelError::Other(e.to_string()))?
+                        .build();
+                    ns.handle.route().del(msg).execute().await.map_err(KernelError::netlink)
+                }
+                Err(e) => Err(e),
+            },
+            Undo::ClearImpair { netns, ifindex } => match self.ns(netns).await {
+                Ok(ns) => ns
+                    .handle
+                    .qdisc()
+                    .del(*ifindex as i32)
+                    .execute()
+                    .await
+                    .map_err(KernelError::netlink),
+                Err(e) => Err(e),
+            },
+        };
+        match r {
+            Err(e) if e.is_gone() => Ok(()),
+            Err(KernelError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Runs `f` on a namespace thread inside `netns` (for sockets and probes).
+    pub async fn in_netns<T: Send + 'static>(
+        &self,
+        netns: &Name,
+        f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, KernelError> {
+        let ns = self.ns(netns).await?;
+        self.threads
+            .run(move || {
+                netns::enter(&ns.fd)?;
+                f()
+            })
+            .await
+            .map_err(KernelError::Io)
+    }
+
+    /// The netlink handle of a namespace, for inspection.
+    pub async fn handle(&self, netns: &Name) -> Result<Handle, KernelError> {
+        Ok(self.ns(netns).await?.handle)
+    }
+}
+
+impl Kernel for NetlinkKernel {
+    async fn apply(&self, op: &Op) -> Result<(), KernelError> {
+        self.apply_op(op).await
+    }
+
+    async fn undo(&self, undo: &Undo) -> Result<(), KernelError> {
+        self.undo_op(undo).await
+    }
+}
+
+/// Opens an rtnetlink connection in the calling thread's namespace and starts its task.
+fn connect(rt: &tokio::runtime::Handle) -> std::io::Result<Handle> {
+    let _guard = rt.enter();
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    rt.spawn(conn);
+    Ok(handle)
+}
+
+async fn add_route(h: &Handle, r: &Route) -> Result<(), KernelError> {
+    fn bad(e: impl std::fmt::Display) -> KernelError {
+        KernelError::Other(e.to_string())
+    }
+    let mut b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(r.dst.addr(), r.dst.prefix_len())
+        .map_err(bad)?;
+    b = match r.kind {
+        RouteKind::Unicast => b,
+        RouteKind::Blackhole => b.kind(RouteType::BlackHole),
+        RouteKind::Unreachable => b.kind(RouteType::Unreachable),
+        RouteKind::Prohibit => b.kind(RouteType::Prohibit),
+    };
+    if let Some(m) = r.metric {
+        b = b.priority(m);
+    }
+    if let Some(i) = r.dev_ifindex {
+        b = b.output_interface(i);
+    }
+    match r.nexthops.as_slice() {
+        [] => {}
+        [h1] if h1.weight == 0 => {
+            b = b.gateway(h1.gateway).map_err(bad)?.output_interface(h1.ifindex);
+        }
+        hops => {
+            let mut nhs = Vec::new();
+            for n in hops {
+                let hop = if n.gateway.is_ipv6() {
+                    RouteNextHopBuilder::new_ipv6()
+                } else {
+                    RouteNextHopBuilder::new_ipv4()
+                };
+                nhs.push(hop.interface(n.ifindex).via(n.gateway).map_err(bad)?.weight(n.weight).build());
+            }
+            b = b.multipath(nhs);
+        }
+    }
+    h.route().add(b.build()).execute().await.map_err(KernelError::netlink)
+}
+
+async fn delete_address(h: &Handle, ifindex: u32, address: IpNet) -> Result<(), KernelError> {
+    let mut addrs = h
+        .address()
+        .get()
+        .set_link_index_filter(ifindex)
+        .set_address_filter(address.addr())
+        .execute();
+    while let Some(msg) = addrs.next().await {
+        let msg = msg.map_err(KernelError::netlink)?;
+        h.address().del(msg).execute().await.map_err(KernelError::netlink)?;
+    }
+    Ok(())
+}
+
+/// Sends a qdisc message built by hand (rtnetlink has no tbf/netem builders).
+async fn add_qdisc(h: &Handle, msg: TcMessage) -> Result<(), KernelError> {
+    let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewQueueDiscipline(msg));
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    let mut resp = h.clone().request(req).map_err(KernelError::netlink)?;
+    while let Some(m) = resp.next().await {
+        if let NetlinkPayload::Error(e) = m.payload
+            && e.code.is_some()
+        {
+            return Err(KernelError::netlink(rtnetlink::Error::NetlinkError(e)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! Named network namespaces without fork: a dedicated OS thread unshares a new network
+//! namespace and bind-mounts `/proc/thread-self/ns/net` onto `/run/netns/<name>`, as
+//! iproute2 does. Namespace switches happen only on nslab's own threads (never on tokio's,
+//! which are reused), and a netlink socket stays bound to the namespace it was opened in.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+
+pub const NETNS_DIR: &str = "/run/netns";
+
+pub fn netns_path(name: &str) -> PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+/// Makes `/run/netns` a shared mount point, the way `ip netns add` does, so namespace
+/// mounts propagate into other mount namespaces. What nslab had to create (the directory,
+/// the mount) is recorded in `marker`, so the last `down` can put the host back as it was.
+pub fn ensure_netns_dir(marker: &Path) -> io::Result<()> {
+    let mut made = Vec::new();
+    if !Path::new(NETNS_DIR).exists() {
+        std::fs::create_dir_all(NETNS_DIR)?;
+        made.push("dir");
+    }
+    let none: Option<&str> = None;
+    let mut bound = false;
+    let result = loop {
+        match mount(none, NETNS_DIR, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
+            Ok(()) => break Ok(()),
+            Err(Errno::EINVAL) if !bound => {
+                mount(Some(NETNS_DIR), NETNS_DIR, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
+                bound = true;
+                made.push("mount");
+            }
+            Err(e) => break Err(e.into()),
+        }
+    };
+    if !made.is_empty() {
+        if let Some(parent) = marker.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(marker, made.join("\n"))?;
+    }
+    result
+}
+
+/// Undoes what [`ensure_netns_dir`] created, once no named namespace is left in
+/// `/run/netns` (nslab's or anyone's). Returns whether it did.
+pub fn release_netns_dir(marker: &Path) -> io::Result<bool> {
+    let Ok(made) = std::fs::read_to_string(marker) else {
+        return Ok(false);
+    };
+    if std::fs::read_dir(NETNS_DIR).map(|mut d| d.next().is_some()).unwrap_or(false) {
+        return Ok(false);
+    }
+    if made.lines().any(|l| l == "mount") {
+        match umount2(NETNS_DIR, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if made.lines().any(|l| l == "dir") {
+        let _ = std::fs::remove_dir(NETNS_DIR);
+    }
+    std::fs::remove_file(marker)?;
+    Ok(true)
+}
+
+/// Creates the named namespace on the calling thread, which is left inside it.
+/// Must run on a dedicated thread. Refuses a name that already exists.
+pub fn create_here(name: &str) -> io::Result<OwnedFd> {
+    let path = netns_path(name);
+    OpenOptions::new().write(true).create_new(true).mode(0).open(&path)?;
+    let made = (|| -> io::Result<OwnedFd> {
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        let none: Option<&str> = None;
+        // thread-self: from any thread but the main one, /proc/self is the main thread's.
+        mount(Some("/proc/thread-self/ns/net"), &path, none, MsFlags::MS_BIND, none)?;
+        Ok(File::open(&path)?.into())
+    })();
+    if made.is_err() {
+        let _ = umount2(&path, MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_file(&path);
+    }
+    made
+}
+
+/// Opens an existing named namespace.
+pub fn open(name: &str) -> io::Result<OwnedFd> {
+    Ok(File::open(netns_path(name))?.into())
+}
+
+/// Unmounts and removes a named namespace. The namespace itself is freed by the kernel
+/// once no process, socket or descriptor holds it. Missing counts as deleted.
+pub fn delete(name: &str) -> io::Result<()> {
+    let path = netns_path(name);
+    match umount2(&path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves the calling thread into a namespace. Only for nslab's own threads.
+pub fn enter(fd: &OwnedFd) -> io::Result<()> {
+    setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)?;
+    Ok(())
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A few dedicated OS threads that run namespace-bound jobs (create a namespace, write a
+/// sysctl, open a socket). Each job enters the namespace it needs first, so a thread's
+/// current namespace never leaks from one job into the next.
+pub struct NsThreads {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl NsThreads {
+    pub fn new(count: usize) -> NsThreads {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = (0..count.max(1))
+            .map(|i| {
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("nslab-ns-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = match rx.lock() {
+                                Ok(r) => r.recv(),
+                                Err(_) => return,
+                            };
+                            match job {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .expect("spawn a namespace thread")
+            })
+            .collect();
+        NsThreads {
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// Runs `f` on one of the threads and awaits its result.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        {
+            let guard = self.tx.lock().map_err(|_| io::Error::other("namespace threads poisoned"))?;
+            let sender = guard.as_ref().ok_or_else(|| io::Error::other("namespace threads stopped"))?;
+            sender.send(job).map_err(|_| io::Error::other("namespace threads stopped"))?;
+        }
+        rx.await.map_err(|_| io::Error::other("a namespace thread died"))?
+    }
+}
+
+impl Drop for NsThreads {
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Ok(mut threads) = self.threads.lock() {
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Writes `/proc/sys/<key>` for the calling thread's namespace; the file binds to the
+/// namespace of the thread that opens it.
+pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+    // Dots separate components; a `/` in a key stands for a `.` in a name (eth0.100).
+    let rel: String = key
+        .chars()
+        .map(|c| match c {
+            '.' => '/',
+            '/' => '.',
+            c => c,
+        })
+        .collect();
+    std::fs::write(Path::new("/proc/sys").join(rel), value)
+}
+
+/// Raises the soft open-file limit to the hard one: a lab holds about two descriptors per
+/// namespace (its fd and a netlink socket), past the usual 1024 at a few hundred nodes.
+pub fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

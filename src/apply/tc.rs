@@ -1,0 +1,164 @@
+//! Queueing disciplines for `impair`: a token bucket (tbf) for a plain rate, netem for
+//! delay, loss and the rest. rtnetlink has no builders for either, so the messages are
+//! assembled here from the kernel's structs (`tc_tbf_qopt`, `tc_netem_qopt`).
+
+use rtnetlink::packet_core::DefaultNla;
+use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
+
+use crate::spec::raw::RawImpair;
+
+const TCA_TBF_PARMS: u16 = 1;
+const TCA_TBF_RATE64: u16 = 4;
+const TCA_TBF_BURST: u16 = 6;
+const TCA_NETEM_CORR: u16 = 1;
+const TCA_NETEM_REORDER: u16 = 3;
+const TCA_NETEM_CORRUPT: u16 = 4;
+const TCA_NETEM_RATE: u16 = 6;
+const TCA_NETEM_RATE64: u16 = 8;
+const TCA_NETEM_LATENCY64: u16 = 10;
+const TCA_NETEM_JITTER64: u16 = 11;
+/// The kernel's scheduler tick is 64 ns (PSCHED_SHIFT 6).
+const PSCHED_NS: u64 = 64;
+
+/// `struct tc_ratespec` for a rate in bytes per second (saturating at u32; the 64-bit
+/// attribute carries the full value).
+fn ratespec(bytes_per_sec: u64) -> Vec<u8> {
+    let mut v = vec![0u8, 1]; // cell_log, linklayer = ethernet (no rate table needed)
+    v.extend_from_slice(&[0u8; 6]); // overhead, cell_align, mpu
+    v.extend_from_slice(&(bytes_per_sec.min(u64::from(u32::MAX)) as u32).to_ne_bytes());
+    v
+}
+
+fn ticks(bytes: u64, bytes_per_sec: u64) -> u32 {
+    ((bytes * 1_000_000_000 / bytes_per_sec.max(1)) / PSCHED_NS).min(u64::from(u32::MAX)) as u32
+}
+
+fn root(ifindex: u32, kind: &str, options: TcAttribute) -> TcMessage {
+    let mut m = TcMessage::with_index(ifindex as i32);
+    m.header.parent = TcHandle::ROOT;
+    m.header.handle = TcHandle { major: 1, minor: 0 };
+    m.attributes.push(TcAttribute::Kind(kind.into()));
+    m.attributes.push(options);
+    m
+}
+
+/// A token bucket at `rate` bits/s with a burst of 10 ms of traffic (at least 32 KiB) and
+/// a queue of 100 ms.
+pub fn tbf(ifindex: u32, rate_bits: u64) -> TcMessage {
+    let rate = (rate_bits / 8).max(1);
+    let burst = (rate / 100).max(32 * 1024);
+    let limit = (rate / 10).max(64 * 1024);
+    let mut parms = ratespec(rate);
+    parms.extend([0u8; 12]); // peakrate: none
+    for v in [limit.min(u64::from(u32::MAX)) as u32, ticks(burst, rate), 0] {
+        parms.extend_from_slice(&v.to_ne_bytes());
+    }
+    let mut opts = vec![
+        TcOption::Other(DefaultNla::new(TCA_TBF_PARMS, parms)),
+        TcOption::Other(DefaultNla::new(TCA_TBF_BURST, (burst.min(u64::from(u32::MAX)) as u32).to_ne_bytes().to_vec())),
+    ];
+    if rate > u64::from(u32::MAX) {
+        opts.push(TcOption::Other(DefaultNla::new(TCA_TBF_RATE64, rate.to_ne_bytes().to_vec())));
+    }
+    root(ifindex, "tbf", TcAttribute::Options(opts))
+}
+
+/// Probability as the kernel's u32 fraction of 2^32-1.
+fn prob(p: f64) -> u32 {
+    (p.clamp(0.0, 1.0) * f64::from(u32::MAX)).round() as u32
+}
+
+/// netem: its options are a raw `tc_netem_qopt` followed by nested attributes, so the
+/// whole TCA_OPTIONS payload is built here.
+pub fn netem(ifindex: u32, imp: &RawImpair) -> TcMessage {
+    let delay_ns = imp.delay.map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let jitter_ns = imp.jitter.map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let mut qopt = Vec::new();
+    // latency and jitter in ticks (the 64-bit attributes below carry nanoseconds),
+    // limit, loss, gap, duplicate.
+    for v in [
+        (delay_ns / PSCHED_NS).min(u64::from(u32::MAX)) as u32,
+        1000,
+        prob(imp.loss.unwrap_or(0.0)),
+        0,
+        prob(imp.duplicate.unwrap_or(0.0)),
+        (jitter_ns / PSCHED_NS).min(u64::from(u32::MAX)) as u32,
+    ] {
+        qopt.extend_from_slice(&v.to_ne_bytes());
+    }
+    let nla = |buf: &mut Vec<u8>, kind: u16, payload: &[u8]| {
+        let len = 4 + payload.len();
+        buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(payload);
+        while !buf.len().is_multiple_of(4) {
+            buf.push(0);
+        }
+    };
+    nla(&mut qopt, TCA_NETEM_CORR, &[0u8; 12]);
+    if let Some(r) = imp.reorder {
+        let mut p = prob(r).to_ne_bytes().to_vec();
+        p.extend_from_slice(&0u32.to_ne_bytes());
+        nla(&mut qopt, TCA_NETEM_REORDER, &p);
+    }
+    if let Some(c) = imp.corrupt {
+        let mut p = prob(c).to_ne_bytes().to_vec();
+        p.extend_from_slice(&0u32.to_ne_bytes());
+        nla(&mut qopt, TCA_NETEM_CORRUPT, &p);
+    }
+    if let Some(rate_bits) = imp.rate {
+        let rate = rate_bits / 8;
+        let mut p = (rate.min(u64::from(u32::MAX)) as u32).to_ne_bytes().to_vec();
+        p.extend_from_slice(&[0u8; 12]); // packet_overhead, cell_size, cell_overhead
+        nla(&mut qopt, TCA_NETEM_RATE, &p);
+        if rate > u64::from(u32::MAX) {
+            nla(&mut qopt, TCA_NETEM_RATE64, &rate.to_ne_bytes());
+        }
+    }
+    if delay_ns > 0 {
+        nla(&mut qopt, TCA_NETEM_LATENCY64, &(delay_ns as i64).to_ne_bytes());
+    }
+    if jitter_ns > 0 {
+        nla(&mut qopt, TCA_NETEM_JITTER64, &(jitter_ns as i64).to_ne_bytes());
+    }
+    root(ifindex, "netem", TcAttribute::Other(DefaultNla::new(2, qopt)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tbf_parameters_match_the_kernel_struct() {
+        let m = tbf(3, 8_000_000);
+        let TcAttribute::Options(opts) = &m.attributes[1] else { panic!() };
+        let TcOption::Other(parms) = &opts[0] else { panic!() };
+        let mut buf = vec![0u8; 36 + 4];
+        use rtnetlink::packet_core::Emitable;
+        parms.emit(&mut buf);
+        // struct tc_tbf_qopt is 36 bytes: rate(12) peakrate(12) limit burst mtu.
+        assert_eq!(parms.buffer_len(), 4 + 36);
+        let rate = u32::from_ne_bytes(buf[4 + 8..4 + 12].try_into().unwrap());
+        assert_eq!(rate, 1_000_000, "bytes per second");
+        assert_eq!(m.header.index, 3);
+    }
+
+    #[test]
+    fn netem_carries_delay_and_loss() {
+        let imp = RawImpair {
+            delay: Some(std::time::Duration::from_millis(10)),
+            loss: Some(0.5),
+            ..Default::default()
+        };
+        let m = netem(2, &imp);
+        assert!(matches!(&m.attributes[0], TcAttribute::Kind(k) if k == "netem"));
+        let TcAttribute::Other(opt) = &m.attributes[1] else { panic!() };
+        use rtnetlink::packet_core::Emitable;
+        let mut buf = vec![0u8; opt.buffer_len()];
+        opt.emit(&mut buf);
+        let latency = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
+        assert_eq!(u64::from(latency), 10_000_000 / PSCHED_NS);
+        let loss = u32::from_ne_bytes(buf[12..16].try_into().unwrap());
+        assert_eq!(loss, u32::MAX / 2 + 1);
+    }
+}

@@ -1,0 +1,15 @@
+//! `nslab down [LAB|FILE]`
+
+use super::{CliError, exit, lab_arg};
+use crate::apply;
+
+pub fn run(target: Option<&str>, lab: Option<&str>, jobs: usize) -> Result<u8, CliError> {
+    let lab = lab_arg(target, lab)?;
+    let report = apply::down(&lab, jobs).map_err(CliError::Lab)?;
+    println!(
+        "lab `{lab}` is down: {} objects removed in {:.2} s",
+        report.objects,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(exit::OK)
+}

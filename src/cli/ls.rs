@@ -1,0 +1,55 @@
+//! `nslab ls`
+
+use super::{CliError, exit};
+use crate::state::{Journal, LabDir, LabSummary, Record, list_labs};
+
+#[derive(serde::Serialize)]
+struct Row {
+    lab: String,
+    state: &'static str,
+    nodes: Option<usize>,
+    links: Option<usize>,
+    pid: Option<u32>,
+    file: Option<String>,
+}
+
+pub fn run(json: bool) -> Result<u8, CliError> {
+    let rows: Vec<Row> = list_labs()
+        .into_iter()
+        .map(|lab| {
+            let dir = LabDir::new(&lab);
+            let records = Journal::read(&dir.journal_path()).unwrap_or_default();
+            let complete = records.iter().any(|r| matches!(r, Record::Up { .. }));
+            let summary = LabSummary::read(&dir.summary_path()).ok();
+            Row {
+                state: if complete { "up" } else { "incomplete" },
+                nodes: summary.as_ref().map(|s| s.nodes.len()),
+                links: summary.as_ref().map(|s| s.links),
+                pid: summary.as_ref().map(|s| s.pid),
+                file: summary.map(|s| s.file),
+                lab,
+            }
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        println!("no labs are up");
+        return Ok(exit::OK);
+    }
+    println!("{:<14} {:<11} {:>6} {:>6}  FILE", "LAB", "STATE", "NODES", "LINKS");
+    for r in rows {
+        let n = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<14} {:<11} {:>6} {:>6}  {}",
+            r.lab,
+            r.state,
+            n(r.nodes),
+            n(r.links),
+            r.file.unwrap_or_default()
+        );
+    }
+    Ok(exit::OK)
+}

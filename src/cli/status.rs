@@ -1,0 +1,92 @@
+//! `nslab status [LAB] [--json]`
+
+use serde::Serialize;
+
+use super::{CliError, exit, lab_arg};
+use crate::apply::inspect::{self, LinkState};
+use crate::apply::netlink::NetlinkKernel;
+use crate::apply::{ApplyError, runtime};
+use crate::plan::Name;
+use crate::state::{LabDir, LabSummary};
+
+#[derive(Serialize)]
+struct NodeStatus {
+    name: String,
+    netns: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    links: Vec<LinkState>,
+}
+
+#[derive(Serialize)]
+struct LabStatus {
+    lab: String,
+    file: String,
+    nodes: Vec<NodeStatus>,
+}
+
+pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, CliError> {
+    let lab = lab_arg(target, lab)?;
+    let dir = LabDir::new(&lab);
+    if !dir.exists() {
+        return Err(CliError::Lab(ApplyError::NotUp(lab)));
+    }
+    let summary = LabSummary::read(&dir.summary_path()).map_err(|e| CliError::Lab(e.into()))?;
+    let rt = runtime()?;
+    let status = rt.block_on(async {
+        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 2)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut nodes = Vec::new();
+        for n in &summary.nodes {
+            let ns: Name = Name::from(n.netns.as_str());
+            let (state, error, links) = match inspect::dump(&kernel, &ns, &[]).await {
+                Ok(d) => {
+                    let ok = d.links.iter().all(|l| l.up && (l.name == "lo" || l.lower_up));
+                    (if ok { "up" } else { "degraded" }, None, d.links)
+                }
+                Err(e) => ("missing", Some(e.to_string()), Vec::new()),
+            };
+            nodes.push(NodeStatus {
+                name: n.name.clone(),
+                netns: n.netns.clone(),
+                state,
+                error,
+                links,
+            });
+        }
+        Ok::<_, std::io::Error>(LabStatus {
+            lab: summary.lab.clone(),
+            file: summary.file.clone(),
+            nodes,
+        })
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
+        return Ok(exit::OK);
+    }
+    println!("lab `{}` ({} nodes) from {}", status.lab, status.nodes.len(), status.file);
+    println!("{:<12} {:<9} {:<10} {:<6} {:>5}  ADDRESSES", "NODE", "STATE", "IFACE", "LINK", "MTU");
+    for n in &status.nodes {
+        if let Some(e) = &n.error {
+            println!("{:<12} {:<9} {e}", n.name, n.state);
+            continue;
+        }
+        for (i, l) in n.links.iter().enumerate() {
+            let (name, state) = if i == 0 { (n.name.as_str(), n.state) } else { ("", "") };
+            let link = match (l.up, l.lower_up || l.name == "lo") {
+                (true, true) => "up",
+                (true, false) => "no-carrier",
+                _ => "down",
+            };
+            let addrs: Vec<String> = l.addresses.iter().filter(|a| !is_link_local(a)).map(ToString::to_string).collect();
+            println!("{name:<12} {state:<9} {:<10} {link:<6} {:>5}  {}", l.name, l.mtu, addrs.join(" "));
+        }
+    }
+    let degraded = status.nodes.iter().filter(|n| n.state != "up").count();
+    Ok(if degraded == 0 { exit::OK } else { exit::FAILED })
+}
+
+fn is_link_local(a: &ipnet::IpNet) -> bool {
+    matches!(a.addr(), std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}

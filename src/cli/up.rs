@@ -1,0 +1,30 @@
+//! `nslab up FILE`
+
+use std::path::Path;
+
+use super::{CliError, compile, exit};
+use crate::apply::{self, UpOptions};
+use crate::plan;
+
+pub fn run(file: &Path, jobs: usize) -> Result<u8, CliError> {
+    let c = compile(file)?;
+    let t = &c.topology;
+    let p = plan::plan(t);
+    let opts = UpOptions {
+        jobs,
+        file: std::path::absolute(file).unwrap_or(file.to_path_buf()).display().to_string(),
+        handle_signals: true,
+        fail_at: None,
+    };
+    let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
+    println!(
+        "lab `{}` is up: {} nodes, {} bridges, {} links ({} steps in {:.2} s)",
+        t.lab,
+        t.nodes.len(),
+        t.bridges.len(),
+        t.links.len(),
+        report.steps,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(exit::OK)
+}

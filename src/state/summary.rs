@@ -1,0 +1,92 @@
+//! The lab's summary (`lab.json`), written when `up` finishes: what `status`, `exec` and
+//! `ls` need to know about a running lab without the topology file.
+
+use std::path::Path;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::StateError;
+use crate::model::Topology;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabSummary {
+    pub lab: String,
+    pub file: String,
+    pub pid: u32,
+    pub started: u64,
+    pub finished: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fabric: Option<String>,
+    pub nodes: Vec<NodeSummary>,
+    pub links: usize,
+    pub bridges: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub name: String,
+    pub netns: String,
+    pub loopback: Vec<IpNet>,
+    pub interfaces: Vec<IfaceSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IfaceSummary {
+    pub name: String,
+    pub ifindex: u32,
+    pub addresses: Vec<IpNet>,
+}
+
+impl LabSummary {
+    pub fn of(t: &Topology, file: &str, started: u64, finished: u64) -> LabSummary {
+        LabSummary {
+            lab: t.lab.clone(),
+            file: file.to_string(),
+            pid: std::process::id(),
+            started,
+            finished,
+            fabric: t.fabric_netns(),
+            nodes: t
+                .nodes
+                .iter()
+                .map(|n| NodeSummary {
+                    name: n.name.clone(),
+                    netns: n.netns.clone(),
+                    loopback: n.loopback.clone(),
+                    interfaces: n
+                        .interfaces
+                        .iter()
+                        .map(|i| IfaceSummary {
+                            name: i.name.clone(),
+                            ifindex: i.ifindex,
+                            addresses: i.addresses.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            links: t.links.len(),
+            bridges: t.bridges.iter().map(|b| b.name.clone()).collect(),
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), StateError> {
+        let tmp = path.with_extension("json.tmp");
+        let data = serde_json::to_vec_pretty(self).expect("summary serializes");
+        std::fs::write(&tmp, data).map_err(|e| StateError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| StateError::io(path, e))
+    }
+
+    pub fn read(path: &Path) -> Result<LabSummary, StateError> {
+        let data = std::fs::read(path).map_err(|e| StateError::io(path, e))?;
+        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            line: e.line(),
+            msg: e.to_string(),
+        })
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeSummary> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
