@@ -69,7 +69,9 @@ pub fn missing_link_kind(kind: &str, e: KernelError) -> KernelError {
         };
         return KernelError::MissingFeature {
             feature: format!("`{kind}` link type"),
-            hint: format!("the kernel answered \"Unknown device type\"; load or build the `{module}` module, or remove the `{kind}` interfaces from the lab"),
+            hint: format!(
+                "the kernel answered \"Unknown device type\"; load or build the `{module}` module, or remove the `{kind}` interfaces from the lab"
+            ),
         };
     }
     e
@@ -90,28 +92,37 @@ pub fn missing_qdisc(kind: &str, e: KernelError) -> KernelError {
     e
 }
 
+/// A step that failed, with everything a message needs.
+#[derive(Debug, thiserror::Error)]
+#[error("lab `{lab}`, node `{node}`: {operation} {object} failed: {source}")]
+pub struct StepError {
+    pub lab: String,
+    pub node: String,
+    pub object: String,
+    pub operation: String,
+    #[source]
+    pub source: KernelError,
+}
+
 /// The layer's error: every failure names the lab, the node, the object and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("lab `{lab}`, node `{node}`: {operation} {object} failed: {source}")]
-    Step {
-        lab: String,
-        node: String,
-        object: String,
-        operation: String,
-        #[source]
-        source: KernelError,
-    },
+    #[error(transparent)]
+    Step(Box<StepError>),
     #[error("lab `{lab}`: interrupted by {signal}; everything created so far was rolled back")]
     Interrupted { lab: String, signal: String },
     #[error("lab `{lab}` is already up (started by pid {pid}); run `nslab down {lab}` first")]
     AlreadyUp { lab: String, pid: u32 },
-    #[error("lab `{lab}` has leftovers of an interrupted `up`; run `nslab down {lab}` to remove them")]
+    #[error(
+        "lab `{lab}` has leftovers of an interrupted `up`; run `nslab down {lab}` to remove them"
+    )]
     Leftovers { lab: String },
     #[error("no lab named `{0}` is up")]
     NotUp(String),
     #[error("no lab is up")]
     NoLab,
+    #[error("lab `{lab}`: namespace{} {} already exist{} and {} not created by nslab for this lab; remove {} or rename the lab", if .names.len() == 1 { "" } else { "s" }, .names.join(", "), if .names.len() == 1 { "s" } else { "" }, if .names.len() == 1 { "was" } else { "were" }, if .names.len() == 1 { "it" } else { "them" })]
+    ForeignNetns { lab: String, names: Vec<String> },
     #[error("several labs are up ({}); choose one with --lab", .0.join(", "))]
     Ambiguous(Vec<String>),
     #[error("{0}")]
@@ -162,9 +173,13 @@ pub fn undo_text(u: &Undo) -> String {
     match u {
         Undo::DeleteNetns { netns } => format!("delete namespace {netns}"),
         Undo::DeleteLink { netns, name, .. } => format!("delete link {name} in {netns}"),
-        Undo::DeleteAddress { netns, address, .. } => format!("delete address {address} in {netns}"),
+        Undo::DeleteAddress { netns, address, .. } => {
+            format!("delete address {address} in {netns}")
+        }
         Undo::DeleteRoute { netns, dst, .. } => format!("delete route {dst} in {netns}"),
-        Undo::ClearImpair { netns, ifindex } => format!("clear impairment on #{ifindex} in {netns}"),
+        Undo::ClearImpair { netns, ifindex } => {
+            format!("clear impairment on #{ifindex} in {netns}")
+        }
     }
 }
 
@@ -181,7 +196,11 @@ mod tests {
                 msg: "x".into(),
             },
         );
-        assert!(e.to_string().contains("this kernel has no `dummy` link type"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("this kernel has no `dummy` link type"),
+            "{e}"
+        );
         let e = missing_qdisc(
             "netem",
             KernelError::Netlink {
@@ -192,7 +211,13 @@ mod tests {
         assert!(e.to_string().contains("no `netem` qdisc"), "{e}");
         assert!(e.to_string().contains("a plain `rate` works without it"));
         // Other errors pass through untouched.
-        let e = missing_qdisc("netem", KernelError::Netlink { errno: libc::EPERM, msg: "Operation not permitted".into() });
+        let e = missing_qdisc(
+            "netem",
+            KernelError::Netlink {
+                errno: libc::EPERM,
+                msg: "Operation not permitted".into(),
+            },
+        );
         assert_eq!(e.to_string(), "Operation not permitted");
     }
 

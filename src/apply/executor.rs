@@ -24,6 +24,8 @@ pub struct Options {
     pub jobs: usize,
     /// Test-only fault injection: this step fails instead of running.
     pub fail_at: Option<StepId>,
+    /// Test-only: each step waits this long first, so tests can interrupt a run midway.
+    pub step_delay: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +41,23 @@ pub enum ExecError {
 /// A cancellation signal: the sender sets a reason (`SIGINT`, ...) and running plans stop.
 pub type Cancel = watch::Receiver<Option<String>>;
 
-type Running<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = (usize, Result<(), KernelError>)> + Send + 'a>>>;
+type Running<'a> =
+    FuturesUnordered<Pin<Box<dyn Future<Output = (usize, Result<(), KernelError>)> + Send + 'a>>>;
+
+/// What the executor tells the journal.
+pub enum Entry<'a> {
+    /// This object is about to be created.
+    Creating(&'a Undo),
+    /// Its step failed because the object already existed: it is not ours to remove.
+    Existed(&'a Undo),
+}
 
 /// Executes `plan` on `kernel`. `journal` is called with each step's undo before the step
 /// starts; if it fails, the step does not start.
 pub async fn execute<K: Kernel>(
     plan: &Plan,
     kernel: &K,
-    journal: &mut dyn FnMut(&Undo) -> Result<(), StateError>,
+    journal: &mut dyn FnMut(Entry) -> Result<(), StateError>,
     opts: &Options,
     mut cancel: Cancel,
 ) -> Result<(), ExecError> {
@@ -58,7 +69,8 @@ pub async fn execute<K: Kernel>(
             dependents[d - 1].push(i);
         }
     }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|i| waiting[*i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|i| waiting[*i] == 0).map(Reverse).collect();
     let mut running: Running = FuturesUnordered::new();
     let mut failure: Option<ExecError> = None;
     let mut cancelled: Option<String> = cancel.borrow().clone();
@@ -70,13 +82,17 @@ pub async fn execute<K: Kernel>(
             let Some(Reverse(i)) = ready.pop() else { break };
             let step = &plan.steps[i];
             if let Some(u) = step.op.undo()
-                && let Err(e) = journal(&u)
+                && let Err(e) = journal(Entry::Creating(&u))
             {
                 failure = Some(e.into());
                 break;
             }
             let inject = opts.fail_at == Some(step.id);
+            let delay = opts.step_delay;
             running.push(Box::pin(async move {
+                if let Some(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
                 if inject {
                     return (i, Err(KernelError::Injected));
                 }
@@ -98,6 +114,12 @@ pub async fn execute<K: Kernel>(
                     }
                 }
                 Err(error) => {
+                    if let (KernelError::NetnsExists(_), Some(u)) = (&error, plan.steps[i].op.undo())
+                        && let Err(e) = journal(Entry::Existed(&u))
+                        && failure.is_none()
+                    {
+                        failure = Some(e.into());
+                    }
                     if failure.is_none() {
                         failure = Some(ExecError::Step { step: Box::new(plan.steps[i].clone()), error });
                     }
@@ -142,7 +164,6 @@ pub(crate) mod tests {
         pub netns: HashSet<String>,
         /// (netns, ifindex) -> the other end, if a veth.
         pub links: HashMap<(String, u32), Option<(String, u32)>>,
-        pub done: Vec<usize>,
         pub log: Vec<String>,
     }
 
@@ -162,7 +183,11 @@ pub(crate) mod tests {
             let mut s = self.state.lock().unwrap();
             s.log.push(op.name().to_string());
             let need = |s: &FakeState, ns: &str| {
-                if s.netns.contains(ns) { Ok(()) } else { Err(KernelError::Other(format!("no namespace {ns}"))) }
+                if s.netns.contains(ns) {
+                    Ok(())
+                } else {
+                    Err(KernelError::Other(format!("no namespace {ns}")))
+                }
             };
             match op {
                 Op::CreateNetns { netns } => {
@@ -174,7 +199,13 @@ pub(crate) mod tests {
                     need(&s, netns)?;
                     s.links.insert((netns.to_string(), *ifindex), None);
                 }
-                Op::CreateVeth { netns, ifindex, peer_netns, peer_ifindex, .. } => {
+                Op::CreateVeth {
+                    netns,
+                    ifindex,
+                    peer_netns,
+                    peer_ifindex,
+                    ..
+                } => {
                     need(&s, netns)?;
                     need(&s, peer_netns)?;
                     let a = (netns.to_string(), *ifindex);
@@ -199,7 +230,12 @@ pub(crate) mod tests {
             let mut s = self.state.lock().unwrap();
             if let Undo::DeleteNetns { netns } = undo {
                 s.netns.remove(&**netns);
-                let dead: Vec<(String, u32)> = s.links.keys().filter(|(ns, _)| **ns == **netns).cloned().collect();
+                let dead: Vec<(String, u32)> = s
+                    .links
+                    .keys()
+                    .filter(|(ns, _)| **ns == **netns)
+                    .cloned()
+                    .collect();
                 for k in dead {
                     if let Some(Some(peer)) = s.links.remove(&k) {
                         s.links.remove(&peer);
@@ -229,15 +265,34 @@ links: [[a:eth0, b:eth0], [b:eth1, c:eth0], [c:eth1, sw], [d:eth0, sw], [a:eth1,
 routing: static
 ";
 
-    fn run(plan: &Plan, jobs: usize, fail_at: Option<StepId>) -> (FakeKernel, Vec<Undo>, Result<(), ExecError>) {
+    fn run(
+        plan: &Plan,
+        jobs: usize,
+        fail_at: Option<StepId>,
+    ) -> (FakeKernel, Vec<Undo>, Result<(), ExecError>) {
         let kernel = FakeKernel::default();
         let mut journal = Vec::new();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let opts = Options { jobs, fail_at };
-        let r = rt.block_on(execute(plan, &kernel, &mut |u| {
-            journal.push(u.clone());
-            Ok(())
-        }, &opts, no_cancel()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let opts = Options {
+            jobs,
+            fail_at,
+            step_delay: None,
+        };
+        let r = rt.block_on(execute(
+            plan,
+            &kernel,
+            &mut |e| {
+                if let Entry::Creating(u) = e {
+                    journal.push(u.clone());
+                }
+                Ok(())
+            },
+            &opts,
+            no_cancel(),
+        ));
         (kernel, journal, r)
     }
 
@@ -251,10 +306,16 @@ routing: static
             let s = k.state.lock().unwrap();
             assert_eq!(s.log.len(), plan.steps.len());
             assert_eq!(s.netns.len(), 5);
-            assert_eq!(journal.len(), plan.steps.iter().filter(|s| s.op.undo().is_some()).count());
+            assert_eq!(
+                journal.len(),
+                plan.steps.iter().filter(|s| s.op.undo().is_some()).count()
+            );
         }
         let (k, _, _) = run(&plan, 16, None);
-        assert!(k.max_in_flight.load(Ordering::SeqCst) > 1, "independent steps run concurrently");
+        assert!(
+            k.max_in_flight.load(Ordering::SeqCst) > 1,
+            "independent steps run concurrently"
+        );
     }
 
     #[test]
@@ -263,11 +324,17 @@ routing: static
         for k in 1..=plan.steps.len() {
             let (kernel, journal, r) = run(&plan, 4, Some(k));
             match r {
-                Err(ExecError::Step { step, error: KernelError::Injected }) => assert_eq!(step.id, k),
+                Err(ExecError::Step {
+                    step,
+                    error: KernelError::Injected,
+                }) => assert_eq!(step.id, k),
                 other => panic!("step {k}: {other:?}"),
             }
             // Rollback from the journal alone leaves nothing behind.
-            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
             for u in Plan::teardown_of_undos(journal) {
                 rt.block_on(kernel.undo(&u)).unwrap();
             }
@@ -281,18 +348,28 @@ routing: static
         let plan = plan_of(LAB);
         let kernel = FakeKernel::default();
         let (tx, rx) = watch::channel(None);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         let r = rt.block_on(async {
             let stop = async {
                 tokio::time::sleep(Duration::from_micros(700)).await;
                 tx.send(Some("SIGINT".into())).unwrap();
             };
-            let opts = Options { jobs: 2, fail_at: None };
-            let mut journal = |_: &Undo| Ok(());
+            let opts = Options {
+                jobs: 2,
+                fail_at: None,
+                step_delay: None,
+            };
+            let mut journal = |_: Entry| Ok(());
             let (r, ()) = tokio::join!(execute(&plan, &kernel, &mut journal, &opts, rx), stop);
             r
         });
-        assert!(matches!(r, Err(ExecError::Cancelled(ref s)) if s == "SIGINT"), "{r:?}");
+        assert!(
+            matches!(r, Err(ExecError::Cancelled(ref s)) if s == "SIGINT"),
+            "{r:?}"
+        );
         assert!(kernel.state.lock().unwrap().log.len() < plan.steps.len());
     }
 }

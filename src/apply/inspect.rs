@@ -73,13 +73,20 @@ fn route_line(r: &RouteMessage) -> String {
                         _ => None,
                     });
                     let gw = gw.map(|g| g.to_string()).unwrap_or_default();
-                    parts.push(format!("nexthop via {gw} dev #{} weight {}", n.interface_index, u16::from(n.hops) + 1));
+                    parts.push(format!(
+                        "nexthop via {gw} dev #{} weight {}",
+                        n.interface_index,
+                        u16::from(n.hops) + 1
+                    ));
                 }
             }
             _ => {}
         }
     }
-    let v6 = matches!(h.address_family, rtnetlink::packet_route::AddressFamily::Inet6);
+    let v6 = matches!(
+        h.address_family,
+        rtnetlink::packet_route::AddressFamily::Inet6
+    );
     let dst = match dst {
         Some(d) => format!("{d}/{}", h.destination_prefix_length),
         None if v6 => "::/0".into(),
@@ -102,7 +109,13 @@ async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
         RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
         RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
     ] {
-        let all: Vec<RouteMessage> = h.route().get(msg).execute().try_collect().await.map_err(KernelError::netlink)?;
+        let all: Vec<RouteMessage> = h
+            .route()
+            .get(msg)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(KernelError::netlink)?;
         // The dump is filtered by family only; the main table is what a lab sets.
         out.extend(all.iter().filter(|r| r.header.table == 254).map(route_line));
     }
@@ -111,7 +124,13 @@ async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
 }
 
 async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
-    let msgs: Vec<_> = h.link().get().execute().try_collect().await.map_err(KernelError::netlink)?;
+    let msgs: Vec<_> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(KernelError::netlink)?;
     let mut out = Vec::new();
     for m in msgs {
         let mut l = LinkState {
@@ -145,7 +164,13 @@ async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
         }
         out.push(l);
     }
-    let addrs: Vec<_> = h.address().get().execute().try_collect().await.map_err(KernelError::netlink)?;
+    let addrs: Vec<_> = h
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(KernelError::netlink)?;
     for a in addrs {
         let ip = a.attributes.iter().find_map(|x| match x {
             AddressAttribute::Local(ip) => Some(*ip),
@@ -171,14 +196,29 @@ async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
 }
 
 /// Dumps one namespace; `sysctls` are read back by key.
-pub async fn dump(kernel: &NetlinkKernel, netns: &Name, sysctls: &[String]) -> Result<NsState, KernelError> {
+pub async fn dump(
+    kernel: &NetlinkKernel,
+    netns: &Name,
+    sysctls: &[String],
+) -> Result<NsState, KernelError> {
     let h = kernel.handle(netns).await?;
     let keys = sysctls.to_vec();
     let values = kernel
         .in_netns(netns, move || {
             keys.iter()
                 .map(|k| {
-                    let path: String = k.chars().map(|c| if c == '.' { '/' } else if c == '/' { '.' } else { c }).collect();
+                    let path: String = k
+                        .chars()
+                        .map(|c| {
+                            if c == '.' {
+                                '/'
+                            } else if c == '/' {
+                                '.'
+                            } else {
+                                c
+                            }
+                        })
+                        .collect();
                     let v = std::fs::read_to_string(std::path::Path::new("/proc/sys").join(path))?;
                     Ok((k.clone(), v.trim().to_string()))
                 })

@@ -39,6 +39,8 @@ pub struct UpOptions {
     pub handle_signals: bool,
     /// Test-only: make this step fail (also read from `NSLAB_TEST_FAIL_AT_STEP`).
     pub fail_at: Option<StepId>,
+    /// Test-only: delay every step (also read from `NSLAB_TEST_STEP_DELAY_MS`).
+    pub step_delay: Option<Duration>,
 }
 
 impl Default for UpOptions {
@@ -48,6 +50,7 @@ impl Default for UpOptions {
             file: String::new(),
             handle_signals: false,
             fail_at: None,
+            step_delay: None,
         }
     }
 }
@@ -65,7 +68,10 @@ pub struct DownReport {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The runtime apply runs on: two workers, like the host's cores.
@@ -94,7 +100,10 @@ fn signals(enabled: bool) -> (Cancel, Option<tokio::task::JoinHandle<()>>) {
     }
     let task = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         let name = tokio::select! {
@@ -131,15 +140,35 @@ async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpRepor
     if dir.exists() {
         let records = Journal::read(&dir.journal_path())?;
         if records.iter().any(|r| matches!(r, Record::Up { .. })) {
-            let pid = LabSummary::read(&dir.summary_path()).map(|s| s.pid).unwrap_or(0);
+            let pid = LabSummary::read(&dir.summary_path())
+                .map(|s| s.pid)
+                .unwrap_or(0);
             return Err(ApplyError::AlreadyUp { lab, pid });
         }
         return Err(ApplyError::Leftovers { lab });
     }
-    let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| ApplyError::Host {
-        lab: lab.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let kernel =
+        NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| {
+            ApplyError::Host {
+                lab: lab.clone(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+    // Namespaces of this lab that exist already belong to someone else: refuse before
+    // creating anything, rather than fail halfway.
+    let taken: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            crate::plan::Op::CreateNetns { netns } if netns::netns_path(netns).exists() => {
+                Some(netns.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    if !taken.is_empty() {
+        return Err(ApplyError::ForeignNetns { lab, names: taken });
+    }
     dir.create()?;
     let mut journal = Journal::create(&dir.journal_path())?;
     let started = now();
@@ -155,12 +184,23 @@ async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpRepor
             .ok()
             .and_then(|v| v.parse().ok())
     });
+    let step_delay = opts.step_delay.or_else(|| {
+        std::env::var("NSLAB_TEST_STEP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
     let exec_opts = executor::Options {
         jobs: opts.jobs,
         fail_at,
+        step_delay,
     };
     let (cancel, sig_task) = signals(opts.handle_signals);
-    let result = executor::execute(plan, &kernel, &mut |u: &Undo| journal.append(&Record::Object { undo: u.clone() }), &exec_opts, cancel).await;
+    let mut record = |e: executor::Entry| match e {
+        executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
+        executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
+    };
+    let result = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
     let outcome = match result {
         Ok(()) => {
             let summary = LabSummary::of(t, &opts.file, started, now());
@@ -169,13 +209,13 @@ async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpRepor
                 .and_then(|()| journal.append(&Record::Up { finished: now() }))
                 .map_err(ApplyError::from)
         }
-        Err(ExecError::Step { step, error }) => Err(ApplyError::Step {
+        Err(ExecError::Step { step, error }) => Err(ApplyError::Step(Box::new(error::StepError {
             lab: lab.clone(),
             node: error::node_of(&lab, step.op.netns()),
             object: error::object_of(&step.op),
             operation: step.op.name().replace('-', " "),
             source: error,
-        }),
+        }))),
         Err(ExecError::Cancelled(signal)) => Err(ApplyError::Interrupted {
             lab: lab.clone(),
             signal,
@@ -219,10 +259,13 @@ pub fn down(lab: &str, jobs: usize) -> Result<DownReport, ApplyError> {
             lock.remove();
             return Err(ApplyError::NotUp(lab.to_string()));
         }
-        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| ApplyError::Host {
-            lab: lab.to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let kernel =
+            NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| {
+                ApplyError::Host {
+                    lab: lab.to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
         let objects = teardown(lab, &dir, &kernel, jobs).await?;
         lock.remove();
         Ok(DownReport {
@@ -235,27 +278,43 @@ pub fn down(lab: &str, jobs: usize) -> Result<DownReport, ApplyError> {
 /// Undoes every object in the lab's journal, namespaces concurrently (each unmount waits
 /// for an RCU grace period, so doing them one by one is slow), then removes the lab's
 /// directory. Returns the number of objects removed.
-async fn teardown(lab: &str, dir: &LabDir, kernel: &NetlinkKernel, jobs: usize) -> Result<usize, ApplyError> {
+async fn teardown(
+    lab: &str,
+    dir: &LabDir,
+    kernel: &NetlinkKernel,
+    jobs: usize,
+) -> Result<usize, ApplyError> {
     let records = Journal::read(&dir.journal_path())?;
     let undos = Plan::teardown_of_undos(crate::state::journal_objects(&records));
     let count = undos.len();
     let mut errors = Vec::new();
     // Objects inside surviving namespaces go first, in reverse creation order.
-    for u in undos.iter().filter(|u| !matches!(u, Undo::DeleteNetns { .. })) {
+    for u in undos
+        .iter()
+        .filter(|u| !matches!(u, Undo::DeleteNetns { .. }))
+    {
         if let Err(e) = kernel.undo(u).await {
             errors.push(format!("{}: {e}", error::undo_text(u)));
         }
     }
     kernel.close_all();
     let mut running = FuturesUnordered::new();
-    let mut pending = undos.iter().filter(|u| matches!(u, Undo::DeleteNetns { .. }));
+    let mut pending = undos
+        .iter()
+        .filter(|u| matches!(u, Undo::DeleteNetns { .. }));
     loop {
         while running.len() < jobs.max(16) {
-            let Some(Undo::DeleteNetns { netns }) = pending.next() else { break };
+            let Some(Undo::DeleteNetns { netns }) = pending.next() else {
+                break;
+            };
             let name = netns.to_string();
-            running.push(tokio::task::spawn_blocking(move || (netns::delete(&name), name)));
+            running.push(tokio::task::spawn_blocking(move || {
+                (netns::delete(&name), name)
+            }));
         }
-        let Some(done) = running.next().await else { break };
+        let Some(done) = running.next().await else {
+            break;
+        };
         match done {
             Ok((Ok(()), _)) => {}
             Ok((Err(e), name)) => errors.push(format!("delete namespace {name}: {e}")),
@@ -289,4 +348,37 @@ pub fn resolve_lab(name: Option<&str>) -> Result<String, ApplyError> {
         [] => Err(ApplyError::NoLab),
         many => Err(ApplyError::Ambiguous(many.to_vec())),
     }
+}
+
+/// Every namespace of a running lab as the kernel has it now (the fabric first, then the
+/// nodes in order), normalised for comparison.
+pub fn dump_lab(lab: &str) -> Result<Vec<inspect::NsState>, ApplyError> {
+    let summary = LabSummary::read(&LabDir::new(lab).summary_path())?;
+    let host = |e: KernelError| ApplyError::Host {
+        lab: lab.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let rt = runtime().map_err(|e| ApplyError::Host {
+        lab: lab.to_string(),
+        source: e,
+    })?;
+    rt.block_on(async {
+        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 1).map_err(host)?;
+        let mut out = Vec::new();
+        if let Some(f) = &summary.fabric {
+            out.push(
+                inspect::dump(&kernel, &f.as_str().into(), &[])
+                    .await
+                    .map_err(host)?,
+            );
+        }
+        for n in &summary.nodes {
+            out.push(
+                inspect::dump(&kernel, &n.netns.as_str().into(), &n.sysctls)
+                    .await
+                    .map_err(host)?,
+            );
+        }
+        Ok(out)
+    })
 }

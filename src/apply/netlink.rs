@@ -9,13 +9,18 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::packet_route::tc::TcMessage;
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder, RouteNextHopBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    RouteNextHopBuilder,
+};
 
 use super::error::{KernelError, missing_link_kind, missing_qdisc};
 use super::kernel::Kernel;
@@ -107,7 +112,13 @@ impl NetlinkKernel {
             Err(e) => return Err(e.into()),
         };
         if let Ok(mut open) = self.open.lock() {
-            open.insert(name.clone(), Ns { fd: Arc::new(fd), handle });
+            open.insert(
+                name.clone(),
+                Ns {
+                    fd: Arc::new(fd),
+                    handle,
+                },
+            );
         }
         Ok(())
     }
@@ -136,7 +147,10 @@ impl NetlinkKernel {
                 mtu,
             } => {
                 let h = self.ns(netns).await?.handle;
-                let mut b = LinkBridge::new(name).index(*ifindex).address(mac.to_vec()).up();
+                let mut b = LinkBridge::new(name)
+                    .index(*ifindex)
+                    .address(mac.to_vec())
+                    .up();
                 if let Some(m) = mtu {
                     b = b.mtu(*m);
                 }
@@ -200,7 +214,9 @@ impl NetlinkKernel {
                 ..
             } => {
                 let h = self.ns(netns).await?.handle;
-                let mut req = h.address().add(*ifindex, address.addr(), address.prefix_len());
+                let mut req = h
+                    .address()
+                    .add(*ifindex, address.addr(), address.prefix_len());
                 if address.addr().is_ipv6() {
                     // Usable at once: no duplicate address detection on lab addresses.
                     req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
@@ -238,7 +254,13 @@ impl NetlinkKernel {
                 return netns::delete(netns).map_err(KernelError::Io);
             }
             Undo::DeleteLink { netns, ifindex, .. } => match self.ns(netns).await {
-                Ok(ns) => ns.handle.link().del(*ifindex).execute().await.map_err(KernelError::netlink),
+                Ok(ns) => ns
+                    .handle
+                    .link()
+                    .del(*ifindex)
+                    .execute()
+                    .await
+                    .map_err(KernelError::netlink),
                 Err(e) => Err(e),
             },
             Undo::DeleteAddress {
@@ -255,7 +277,12 @@ impl NetlinkKernel {
                         .destination_prefix(dst.addr(), dst.prefix_len())
                         .map_err(|e| KernelError::Other(e.to_string()))?
                         .build();
-                    ns.handle.route().del(msg).execute().await.map_err(KernelError::netlink)
+                    ns.handle
+                        .route()
+                        .del(msg)
+                        .execute()
+                        .await
+                        .map_err(KernelError::netlink)
                 }
                 Err(e) => Err(e),
             },
@@ -339,7 +366,10 @@ async fn add_route(h: &Handle, r: &Route) -> Result<(), KernelError> {
     match r.nexthops.as_slice() {
         [] => {}
         [h1] if h1.weight == 0 => {
-            b = b.gateway(h1.gateway).map_err(bad)?.output_interface(h1.ifindex);
+            b = b
+                .gateway(h1.gateway)
+                .map_err(bad)?
+                .output_interface(h1.ifindex);
         }
         hops => {
             let mut nhs = Vec::new();
@@ -349,12 +379,22 @@ async fn add_route(h: &Handle, r: &Route) -> Result<(), KernelError> {
                 } else {
                     RouteNextHopBuilder::new_ipv4()
                 };
-                nhs.push(hop.interface(n.ifindex).via(n.gateway).map_err(bad)?.weight(n.weight).build());
+                nhs.push(
+                    hop.interface(n.ifindex)
+                        .via(n.gateway)
+                        .map_err(bad)?
+                        .weight(n.weight)
+                        .build(),
+                );
             }
             b = b.multipath(nhs);
         }
     }
-    h.route().add(b.build()).execute().await.map_err(KernelError::netlink)
+    h.route()
+        .add(b.build())
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
 }
 
 async fn delete_address(h: &Handle, ifindex: u32, address: IpNet) -> Result<(), KernelError> {
@@ -366,7 +406,11 @@ async fn delete_address(h: &Handle, ifindex: u32, address: IpNet) -> Result<(), 
         .execute();
     while let Some(msg) = addrs.next().await {
         let msg = msg.map_err(KernelError::netlink)?;
-        h.address().del(msg).execute().await.map_err(KernelError::netlink)?;
+        h.address()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(KernelError::netlink)?;
     }
     Ok(())
 }

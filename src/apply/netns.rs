@@ -32,10 +32,22 @@ pub fn ensure_netns_dir(marker: &Path) -> io::Result<()> {
     let none: Option<&str> = None;
     let mut bound = false;
     let result = loop {
-        match mount(none, NETNS_DIR, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
+        match mount(
+            none,
+            NETNS_DIR,
+            none,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            none,
+        ) {
             Ok(()) => break Ok(()),
             Err(Errno::EINVAL) if !bound => {
-                mount(Some(NETNS_DIR), NETNS_DIR, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
+                mount(
+                    Some(NETNS_DIR),
+                    NETNS_DIR,
+                    none,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    none,
+                )?;
                 bound = true;
                 made.push("mount");
             }
@@ -57,7 +69,10 @@ pub fn release_netns_dir(marker: &Path) -> io::Result<bool> {
     let Ok(made) = std::fs::read_to_string(marker) else {
         return Ok(false);
     };
-    if std::fs::read_dir(NETNS_DIR).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    if std::fs::read_dir(NETNS_DIR)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+    {
         return Ok(false);
     }
     if made.lines().any(|l| l == "mount") {
@@ -77,12 +92,22 @@ pub fn release_netns_dir(marker: &Path) -> io::Result<bool> {
 /// Must run on a dedicated thread. Refuses a name that already exists.
 pub fn create_here(name: &str) -> io::Result<OwnedFd> {
     let path = netns_path(name);
-    OpenOptions::new().write(true).create_new(true).mode(0).open(&path)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(&path)?;
     let made = (|| -> io::Result<OwnedFd> {
         unshare(CloneFlags::CLONE_NEWNET)?;
         let none: Option<&str> = None;
         // thread-self: from any thread but the main one, /proc/self is the main thread's.
-        mount(Some("/proc/thread-self/ns/net"), &path, none, MsFlags::MS_BIND, none)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &path,
+            none,
+            MsFlags::MS_BIND,
+            none,
+        )?;
         Ok(File::open(&path)?.into())
     })();
     if made.is_err() {
@@ -159,17 +184,28 @@ impl NsThreads {
     }
 
     /// Runs `f` on one of the threads and awaits its result.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
         {
-            let guard = self.tx.lock().map_err(|_| io::Error::other("namespace threads poisoned"))?;
-            let sender = guard.as_ref().ok_or_else(|| io::Error::other("namespace threads stopped"))?;
-            sender.send(job).map_err(|_| io::Error::other("namespace threads stopped"))?;
+            let guard = self
+                .tx
+                .lock()
+                .map_err(|_| io::Error::other("namespace threads poisoned"))?;
+            let sender = guard
+                .as_ref()
+                .ok_or_else(|| io::Error::other("namespace threads stopped"))?;
+            sender
+                .send(job)
+                .map_err(|_| io::Error::other("namespace threads stopped"))?;
         }
-        rx.await.map_err(|_| io::Error::other("a namespace thread died"))?
+        rx.await
+            .map_err(|_| io::Error::other("a namespace thread died"))?
     }
 }
 

@@ -55,10 +55,18 @@ pub fn tbf(ifindex: u32, rate_bits: u64) -> TcMessage {
     }
     let mut opts = vec![
         TcOption::Other(DefaultNla::new(TCA_TBF_PARMS, parms)),
-        TcOption::Other(DefaultNla::new(TCA_TBF_BURST, (burst.min(u64::from(u32::MAX)) as u32).to_ne_bytes().to_vec())),
+        TcOption::Other(DefaultNla::new(
+            TCA_TBF_BURST,
+            (burst.min(u64::from(u32::MAX)) as u32)
+                .to_ne_bytes()
+                .to_vec(),
+        )),
     ];
     if rate > u64::from(u32::MAX) {
-        opts.push(TcOption::Other(DefaultNla::new(TCA_TBF_RATE64, rate.to_ne_bytes().to_vec())));
+        opts.push(TcOption::Other(DefaultNla::new(
+            TCA_TBF_RATE64,
+            rate.to_ne_bytes().to_vec(),
+        )));
     }
     root(ifindex, "tbf", TcAttribute::Options(opts))
 }
@@ -108,7 +116,9 @@ pub fn netem(ifindex: u32, imp: &RawImpair) -> TcMessage {
     }
     if let Some(rate_bits) = imp.rate {
         let rate = rate_bits / 8;
-        let mut p = (rate.min(u64::from(u32::MAX)) as u32).to_ne_bytes().to_vec();
+        let mut p = (rate.min(u64::from(u32::MAX)) as u32)
+            .to_ne_bytes()
+            .to_vec();
         p.extend_from_slice(&[0u8; 12]); // packet_overhead, cell_size, cell_overhead
         nla(&mut qopt, TCA_NETEM_RATE, &p);
         if rate > u64::from(u32::MAX) {
@@ -116,12 +126,24 @@ pub fn netem(ifindex: u32, imp: &RawImpair) -> TcMessage {
         }
     }
     if delay_ns > 0 {
-        nla(&mut qopt, TCA_NETEM_LATENCY64, &(delay_ns as i64).to_ne_bytes());
+        nla(
+            &mut qopt,
+            TCA_NETEM_LATENCY64,
+            &(delay_ns as i64).to_ne_bytes(),
+        );
     }
     if jitter_ns > 0 {
-        nla(&mut qopt, TCA_NETEM_JITTER64, &(jitter_ns as i64).to_ne_bytes());
+        nla(
+            &mut qopt,
+            TCA_NETEM_JITTER64,
+            &(jitter_ns as i64).to_ne_bytes(),
+        );
     }
-    root(ifindex, "netem", TcAttribute::Other(DefaultNla::new(2, qopt)))
+    root(
+        ifindex,
+        "netem",
+        TcAttribute::Other(DefaultNla::new(2, qopt)),
+    )
 }
 
 #[cfg(test)]
@@ -131,8 +153,12 @@ mod tests {
     #[test]
     fn tbf_parameters_match_the_kernel_struct() {
         let m = tbf(3, 8_000_000);
-        let TcAttribute::Options(opts) = &m.attributes[1] else { panic!() };
-        let TcOption::Other(parms) = &opts[0] else { panic!() };
+        let TcAttribute::Options(opts) = &m.attributes[1] else {
+            panic!()
+        };
+        let TcOption::Other(parms) = &opts[0] else {
+            panic!()
+        };
         let mut buf = vec![0u8; 36 + 4];
         use rtnetlink::packet_core::Emitable;
         parms.emit(&mut buf);
@@ -152,7 +178,9 @@ mod tests {
         };
         let m = netem(2, &imp);
         assert!(matches!(&m.attributes[0], TcAttribute::Kind(k) if k == "netem"));
-        let TcAttribute::Other(opt) = &m.attributes[1] else { panic!() };
+        let TcAttribute::Other(opt) = &m.attributes[1] else {
+            panic!()
+        };
         use rtnetlink::packet_core::Emitable;
         let mut buf = vec![0u8; opt.buffer_len()];
         opt.emit(&mut buf);

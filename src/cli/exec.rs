@@ -10,7 +10,8 @@ use crate::state::{LabDir, LabSummary};
 pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliError> {
     let lab = lab_arg(None, lab)?;
     let dir = LabDir::new(&lab);
-    let summary = LabSummary::read(&dir.summary_path()).map_err(|_| CliError::Lab(ApplyError::NotUp(lab.clone())))?;
+    let summary = LabSummary::read(&dir.summary_path())
+        .map_err(|_| CliError::Lab(ApplyError::NotUp(lab.clone())))?;
     let Some(n) = summary.node(node) else {
         let names: Vec<&str> = summary.nodes.iter().map(|n| n.name.as_str()).collect();
         return Err(CliError::Usage(format!(
@@ -20,7 +21,9 @@ pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliErro
     };
     let fd = netns::open(&n.netns)?;
     let Some((prog, args)) = argv.split_first() else {
-        return Err(CliError::Usage("nothing to run: give a command after `--`".into()));
+        return Err(CliError::Usage(
+            "nothing to run: give a command after `--`".into(),
+        ));
     };
     let mut cmd = Command::new(prog);
     cmd.args(args);

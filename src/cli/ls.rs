@@ -32,14 +32,20 @@ pub fn run(json: bool) -> Result<u8, CliError> {
         })
         .collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
         return Ok(exit::OK);
     }
     if rows.is_empty() {
         println!("no labs are up");
         return Ok(exit::OK);
     }
-    println!("{:<14} {:<11} {:>6} {:>6}  FILE", "LAB", "STATE", "NODES", "LINKS");
+    println!(
+        "{:<14} {:<11} {:>6} {:>6}  FILE",
+        "LAB", "STATE", "NODES", "LINKS"
+    );
     for r in rows {
         let n = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
         println!(

@@ -167,7 +167,11 @@ impl CliError {
 /// the only lab that is up.
 fn lab_arg(target: Option<&str>, lab: Option<&str>) -> Result<String, CliError> {
     let named = match (target, lab) {
-        (Some(_), Some(_)) => return Err(CliError::Usage("give the lab either positionally or with --lab, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage(
+                "give the lab either positionally or with --lab, not both".into(),
+            ));
+        }
         (Some(t), None) => Some(lab_name_of(t)?),
         (None, l) => l.map(str::to_string),
     };
@@ -178,19 +182,26 @@ fn lab_arg(target: Option<&str>, lab: Option<&str>) -> Result<String, CliError> 
 /// longer compiles still names its lab.
 fn lab_name_of(target: &str) -> Result<String, CliError> {
     let path = std::path::Path::new(target);
-    if !(path.is_file() && (target.ends_with(".yaml") || target.ends_with(".yml") || target.contains('/'))) {
+    if !(path.is_file()
+        && (target.ends_with(".yaml") || target.ends_with(".yml") || target.contains('/')))
+    {
         return Ok(target.to_string());
     }
     let text = std::fs::read_to_string(path)?;
-    let root = crate::spec::yaml::parse(&text, Default::default())
-        .map_err(|_| CliError::Usage(format!("{target}: not valid YAML; give the lab name instead")))?;
+    let root = crate::spec::yaml::parse(&text, Default::default()).map_err(|_| {
+        CliError::Usage(format!(
+            "{target}: not valid YAML; give the lab name instead"
+        ))
+    })?;
     if let crate::spec::yaml::Kind::Map(entries) = &root.kind
         && let Some((_, v)) = entries.iter().find(|(k, _)| k.as_str() == Some("name"))
         && let Some(name) = v.as_str()
     {
         return Ok(name.to_string());
     }
-    Err(CliError::Usage(format!("{target} has no `name:`; give the lab name instead")))
+    Err(CliError::Usage(format!(
+        "{target} has no `name:`; give the lab name instead"
+    )))
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -205,7 +216,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Graph { file, format } => graph::run(&file, format),
         Command::Up { file, jobs } => up::run(&file, jobs),
         Command::Down { target, lab, jobs } => down::run(target.as_deref(), lab.as_deref(), jobs),
-        Command::Status { target, lab, json } => status::run(target.as_deref(), lab.as_deref(), json),
+        Command::Status { target, lab, json } => {
+            status::run(target.as_deref(), lab.as_deref(), json)
+        }
         Command::Ls { json } => ls::run(json),
         Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
     }

@@ -42,7 +42,10 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
             let ns: Name = Name::from(n.netns.as_str());
             let (state, error, links) = match inspect::dump(&kernel, &ns, &[]).await {
                 Ok(d) => {
-                    let ok = d.links.iter().all(|l| l.up && (l.name == "lo" || l.lower_up));
+                    let ok = d
+                        .links
+                        .iter()
+                        .all(|l| l.up && (l.name == "lo" || l.lower_up));
                     (if ok { "up" } else { "degraded" }, None, d.links)
                 }
                 Err(e) => ("missing", Some(e.to_string()), Vec::new()),
@@ -62,29 +65,58 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
         })
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("status serializes")
+        );
         return Ok(exit::OK);
     }
-    println!("lab `{}` ({} nodes) from {}", status.lab, status.nodes.len(), status.file);
-    println!("{:<12} {:<9} {:<10} {:<6} {:>5}  ADDRESSES", "NODE", "STATE", "IFACE", "LINK", "MTU");
+    println!(
+        "lab `{}` ({} nodes) from {}",
+        status.lab,
+        status.nodes.len(),
+        status.file
+    );
+    println!(
+        "{:<12} {:<9} {:<10} {:<6} {:>5}  ADDRESSES",
+        "NODE", "STATE", "IFACE", "LINK", "MTU"
+    );
     for n in &status.nodes {
         if let Some(e) = &n.error {
             println!("{:<12} {:<9} {e}", n.name, n.state);
             continue;
         }
         for (i, l) in n.links.iter().enumerate() {
-            let (name, state) = if i == 0 { (n.name.as_str(), n.state) } else { ("", "") };
+            let (name, state) = if i == 0 {
+                (n.name.as_str(), n.state)
+            } else {
+                ("", "")
+            };
             let link = match (l.up, l.lower_up || l.name == "lo") {
                 (true, true) => "up",
                 (true, false) => "no-carrier",
                 _ => "down",
             };
-            let addrs: Vec<String> = l.addresses.iter().filter(|a| !is_link_local(a)).map(ToString::to_string).collect();
-            println!("{name:<12} {state:<9} {:<10} {link:<6} {:>5}  {}", l.name, l.mtu, addrs.join(" "));
+            let addrs: Vec<String> = l
+                .addresses
+                .iter()
+                .filter(|a| !is_link_local(a))
+                .map(ToString::to_string)
+                .collect();
+            println!(
+                "{name:<12} {state:<9} {:<10} {link:<6} {:>5}  {}",
+                l.name,
+                l.mtu,
+                addrs.join(" ")
+            );
         }
     }
     let degraded = status.nodes.iter().filter(|n| n.state != "up").count();
-    Ok(if degraded == 0 { exit::OK } else { exit::FAILED })
+    Ok(if degraded == 0 {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
 fn is_link_local(a: &ipnet::IpNet) -> bool {

@@ -12,9 +12,12 @@ pub fn run(file: &Path, jobs: usize) -> Result<u8, CliError> {
     let p = plan::plan(t);
     let opts = UpOptions {
         jobs,
-        file: std::path::absolute(file).unwrap_or(file.to_path_buf()).display().to_string(),
+        file: std::path::absolute(file)
+            .unwrap_or(file.to_path_buf())
+            .display()
+            .to_string(),
         handle_signals: true,
-        fail_at: None,
+        ..UpOptions::default()
     };
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
     println!(

@@ -434,6 +434,21 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     for (i, (name, spec)) in specs.iter().enumerate() {
         let written = resolve::sysctls(sink, &nodes[i], &spec.sysctls);
         let node = &mut nodes[i];
+        // Addresses must be usable at once: no duplicate address detection, which would
+        // hold new link-local addresses tentative for about two seconds. Set first, before
+        // any interface exists, and overridable like any other key.
+        for (k, v) in resolve::IMPLICIT_SYSCTLS.iter().rev() {
+            if !node.sysctls.iter().any(|s| s.key == *k) {
+                node.sysctls.insert(
+                    0,
+                    crate::model::Sysctl {
+                        key: k.to_string(),
+                        value: v.to_string(),
+                        iface: None,
+                    },
+                );
+            }
+        }
         for s in written {
             node.sysctls.retain(|o| o.key != s.key);
             node.sysctls.push(s);

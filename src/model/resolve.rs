@@ -18,6 +18,13 @@ pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(100);
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Sysctls every node gets unless the topology sets them: no IPv6 duplicate address
+/// detection, so link-local addresses are usable as soon as a link is up.
+pub const IMPLICIT_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+];
+
 /// Sysctl keys that name an interface in their fourth component.
 const PER_IFACE: &[&str] = &[
     "net.ipv4.conf.",

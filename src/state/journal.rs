@@ -25,6 +25,9 @@ pub enum Record {
     },
     /// An object about to be created, as the step that removes it.
     Object { undo: Undo },
+    /// An object of an earlier `Object` record turned out to exist already (it is not the
+    /// lab's): teardown must leave it alone.
+    Disown { undo: Undo },
     /// `up` finished; the lab is complete.
     Up { finished: u64 },
 }
@@ -53,7 +56,9 @@ impl Journal {
     pub fn append(&mut self, r: &Record) -> Result<(), StateError> {
         let mut line = serde_json::to_vec(r).expect("records serialize");
         line.push(b'\n');
-        self.file.write_all(&line).map_err(|e| StateError::io(&self.path, e))
+        self.file
+            .write_all(&line)
+            .map_err(|e| StateError::io(&self.path, e))
     }
 
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a corrupt
@@ -79,12 +84,19 @@ impl Journal {
     }
 }
 
-/// The objects a journal names, in creation order.
+/// The objects a journal names, in creation order, minus the disowned ones.
 pub fn objects(records: &[Record]) -> Vec<Undo> {
+    let disowned: Vec<&Undo> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Disown { undo } => Some(undo),
+            _ => None,
+        })
+        .collect();
     records
         .iter()
         .filter_map(|r| match r {
-            Record::Object { undo } => Some(undo.clone()),
+            Record::Object { undo } if !disowned.contains(&undo) => Some(undo.clone()),
             _ => None,
         })
         .collect()
@@ -101,12 +113,22 @@ mod tests {
         let path = dir.join("j.jsonl");
         let _ = std::fs::remove_file(&path);
         let mut j = Journal::create(&path).unwrap();
-        assert!(Journal::create(&path).is_err(), "a second journal must not start");
-        let undo = Undo::DeleteNetns { netns: "nslab.t.a".into() };
+        assert!(
+            Journal::create(&path).is_err(),
+            "a second journal must not start"
+        );
+        let undo = Undo::DeleteNetns {
+            netns: "nslab.t.a".into(),
+        };
         j.append(&Record::Object { undo: undo.clone() }).unwrap();
         j.append(&Record::Up { finished: 1 }).unwrap();
         // A crash in the middle of a write leaves half a line.
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"record\":\"obj").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"record\":\"obj")
+            .unwrap();
         let recs = Journal::read(&path).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(objects(&recs), vec![undo]);

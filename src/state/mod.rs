@@ -27,7 +27,11 @@ pub enum StateError {
         source: std::io::Error,
     },
     #[error("{path}: corrupt record on line {line}: {msg}")]
-    Corrupt { path: PathBuf, line: usize, msg: String },
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
 }
 
 impl StateError {

@@ -29,6 +29,9 @@ pub struct NodeSummary {
     pub netns: String,
     pub loopback: Vec<IpNet>,
     pub interfaces: Vec<IfaceSummary>,
+    /// The sysctl keys the lab sets on this node.
+    #[serde(default)]
+    pub sysctls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +66,7 @@ impl LabSummary {
                             addresses: i.addresses.clone(),
                         })
                         .collect(),
+                    sysctls: n.sysctls.iter().map(|s| s.key.clone()).collect(),
                 })
                 .collect(),
             links: t.links.len(),

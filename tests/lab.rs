@@ -1,0 +1,456 @@
+//! Privileged integration tests of `up`/`down`: real namespaces, real packets, and the host
+//! left exactly as it was. Each test uses its own lab name. Run as root; under CI=true a
+//! test that cannot run fails.
+
+mod support;
+
+use std::io::BufRead;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn routed_chain_of_5_pings_end_to_end_over_v4_and_v6() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-chain", "chain5.yaml");
+    lab.up();
+    assert!(lab.ping("r1", "10.0.0.5"), "r1 -> r5 over IPv4");
+    assert!(lab.ping("r1", "fd00:c5::5"), "r1 -> r5 over IPv6");
+    assert!(lab.ping("r5", "10.0.0.1"), "and back");
+    lab.down();
+}
+
+#[test]
+fn bridge_star_of_4_reaches_all_pairs() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-star", "star4.yaml");
+    lab.up();
+    for a in 1..=4 {
+        for b in 1..=4 {
+            if a != b {
+                let to = format!("10.128.0.{b}");
+                assert!(lab.ping(&format!("h{a}"), &to), "h{a} -> h{b}");
+            }
+        }
+    }
+    // The bridge lives in the lab's fabric namespace, not on the host.
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("lan1"));
+    lab.down();
+}
+
+#[test]
+fn ecmp_route_is_in_the_kernel_with_both_next_hops() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-ecmp", "ecmp-diamond.yaml");
+    lab.up();
+    let dump = nslab::apply::dump_lab("it-ecmp").unwrap();
+    let r1 = dump.iter().find(|n| n.netns == "nslab.it-ecmp.r1").unwrap();
+    let route = r1
+        .routes
+        .iter()
+        .find(|r| r.starts_with("10.20.0.0/24"))
+        .expect("the ECMP route");
+    assert!(route.contains("nexthop via 10.255.0.1 dev #3"), "{route}");
+    assert!(route.contains("nexthop via 10.255.0.3 dev #4"), "{route}");
+    assert!(lab.ping("h1", "10.20.0.2"), "traffic crosses the diamond");
+    // And through iproute2, for a cross-check.
+    let out = lab.exec("r1", &["ip", "route", "show", "10.20.0.0/24"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("nexthop via").count(), 2, "{text}");
+    lab.down();
+}
+
+const SAMPLE: &str = "
+addressing: { ipv6: 'fd00:5a::/48' }
+bridges: { sw: {} }
+nodes:
+  r1:
+    loopback: auto
+    sysctls: { net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1 }
+    routes: [{ to: 10.0.0.2/32, via: r2 }]
+  r2: { loopback: auto, routes: [{ to: default, via: r1 }] }
+  h1: { routes: [{ to: default, via: r1 }] }
+  h2: { routes: [{ to: 10.0.0.0/16, via: r1 }] }
+links:
+  - [r1:eth1, r2:eth1]
+  - { endpoints: [r1:eth2, sw], mtu: 1400 }
+  - [h1:eth0, sw]
+  - [h2:eth0, sw]
+";
+
+#[test]
+fn host_is_untouched_by_up_and_down() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let a = Lab::new("it-host", SAMPLE);
+    let b = Lab::from_example("it-host2", "dual-stack.yaml");
+    a.up();
+    b.up();
+    assert_ne!(
+        host_snapshot(),
+        before,
+        "the labs show up in /run/netns while up"
+    );
+    assert!(
+        a.ping("h1", "10.0.0.2"),
+        "h1 reaches r2's loopback through r1"
+    );
+    a.down();
+    b.down();
+    assert_same_host(&before, &host_snapshot(), "after up and down");
+}
+
+#[test]
+fn same_kernel_state_across_runs_and_job_counts() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-determ", SAMPLE);
+    let mut dumps = Vec::new();
+    for jobs in ["8", "1", "16"] {
+        let o = lab.up_with(&["--jobs", jobs]);
+        assert!(o.status.success(), "{}", text(&o));
+        dumps.push(
+            serde_json::to_string_pretty(&nslab::apply::dump_lab("it-determ").unwrap()).unwrap(),
+        );
+        lab.down();
+    }
+    assert!(
+        dumps[0].contains("10.0.0.0/16 unicast static"),
+        "{}",
+        dumps[0]
+    );
+    assert_eq!(dumps[0], dumps[1], "--jobs 8 and --jobs 1 differ");
+    assert_eq!(dumps[0], dumps[2], "a second run differs from the first");
+}
+
+#[test]
+fn a_failure_at_any_step_rolls_back_to_a_clean_host() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let lab = Lab::new("it-fault", SAMPLE);
+    let plan = nslab::compile_file(&lab.file)
+        .map(|c| nslab::plan::plan(&c.topology))
+        .unwrap();
+    let before = host_snapshot();
+    for k in 1..=plan.steps.len() {
+        let o = nslab()
+            .arg("up")
+            .arg(&lab.file)
+            .env("NSLAB_TEST_FAIL_AT_STEP", k.to_string())
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "step {k}: {t}");
+        assert!(t.contains("injected failure"), "step {k}: {t}");
+        assert!(
+            t.contains("lab `it-fault`, node `"),
+            "step {k}: the error names the node: {t}"
+        );
+        assert!(!lab.is_up(), "step {k}: the journal is gone");
+        assert_same_host(&before, &host_snapshot(), &format!("failure at step {k}"));
+    }
+}
+
+/// Starts a slowed-down `up` and waits until it has journaled `objects` objects. The
+/// caller waits for the child.
+#[allow(clippy::zombie_processes)]
+fn start_slow_up(lab: &Lab, objects: usize) -> std::process::Child {
+    let mut child = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .args(["--jobs", "2"])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "20")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = std::path::Path::new("/run/nslab")
+        .join(&lab.name)
+        .join("journal.jsonl");
+    let start = Instant::now();
+    loop {
+        let n = std::fs::File::open(&journal)
+            .map(|f| {
+                std::io::BufReader::new(f)
+                    .lines()
+                    .filter(|l| l.as_ref().is_ok_and(|l| l.contains("\"object\"")))
+                    .count()
+            })
+            .unwrap_or(0);
+        if n >= objects {
+            return child;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("up never got going");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn kill_9_during_up_then_down_leaves_nothing() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new("it-kill", SAMPLE);
+    let mut child = start_slow_up(&lab, 6);
+    // SAFETY: killing the child we spawned, by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(lab.is_up(), "the journal survives the kill");
+    let o = nslab().args(["up"]).arg(&lab.file).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("leftovers of an interrupted `up`"),
+        "{}",
+        text(&o)
+    );
+    lab.down();
+    assert_same_host(&before, &host_snapshot(), "after kill -9 and down");
+}
+
+#[test]
+fn sigint_and_sigterm_during_up_roll_back() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let lab = Lab::new("it-signal", SAMPLE);
+        let child = start_slow_up(&lab, 6);
+        // SAFETY: signalling the child we spawned, by pid.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("interrupted by {name}")),
+            "{}",
+            text(&o)
+        );
+        assert!(!lab.is_up());
+        assert_same_host(&before, &host_snapshot(), name);
+    }
+}
+
+#[test]
+fn up_and_down_on_one_lab_are_serialised() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-serial", SAMPLE);
+    let up = start_slow_up(&lab, 3);
+    // `down` must wait for `up` to finish, then remove the complete lab.
+    let down = nslab().args(["down", "it-serial"]).output().unwrap();
+    let up = up.wait_with_output().unwrap();
+    assert!(up.status.success(), "up: {}", text(&up));
+    assert!(down.status.success(), "down: {}", text(&down));
+    assert!(
+        text(&down).contains("is busy with another command"),
+        "{}",
+        text(&down)
+    );
+    assert!(!lab.is_up());
+    assert!(!std::path::Path::new("/run/netns/nslab.it-serial.r1").exists());
+}
+
+#[test]
+fn two_labs_run_side_by_side() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let a = Lab::from_example("it-side-a", "two-hosts.yaml");
+    let b = Lab::from_example("it-side-b", "two-hosts.yaml");
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.up_with(&[]));
+        let tb = s.spawn(|| b.up_with(&[]));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(
+        ra.status.success() && rb.status.success(),
+        "{} {}",
+        text(&ra),
+        text(&rb)
+    );
+    // Same addresses, separate namespaces: each lab reaches its own peer.
+    assert!(a.ping("h1", "10.255.0.1"));
+    assert!(b.ping("h1", "10.255.0.1"));
+    a.down();
+    assert!(
+        b.ping("h1", "10.255.0.1"),
+        "taking lab a down leaves lab b alone"
+    );
+    // With two labs up, a command without --lab must refuse and list them.
+    let c = Lab::from_example("it-side-c", "two-hosts.yaml");
+    c.up();
+    let o = nslab().args(["status"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    b.down();
+    c.down();
+}
+
+#[test]
+fn missing_kernel_feature_is_named() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let netem = std::path::Path::new("/sys/module/sch_netem").exists();
+    let lab = Lab::new(
+        "it-netem",
+        "nodes: { a: {}, b: {} }\nlinks:\n  - { endpoints: [a:eth0, b:eth0], impair: { delay: 10ms } }\n",
+    );
+    let o = lab.up_with(&[]);
+    if netem {
+        assert!(o.status.success(), "{}", text(&o));
+        lab.down();
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("this kernel has no `netem` qdisc"), "{t}");
+    assert!(t.contains("set impair"), "{t}");
+    assert!(!lab.is_up());
+    // A plain rate needs only tbf, which this kernel has.
+    let rate = Lab::new(
+        "it-tbf",
+        "nodes: { a: {}, b: {} }\nlinks:\n  - { endpoints: [a:eth0, b:eth0], impair: { rate: 10mbit } }\n",
+    );
+    rate.up();
+    let q = rate.exec("a", &["tc", "qdisc", "show", "dev", "eth0"]);
+    assert!(
+        String::from_utf8_lossy(&q.stdout).contains("tbf"),
+        "{}",
+        text(&q)
+    );
+    assert!(rate.ping("a", "10.255.0.1"));
+    rate.down();
+}
+
+#[test]
+fn up_twice_is_refused_and_down_needs_no_file() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-twice", "two-hosts.yaml");
+    lab.up();
+    let o = lab.up_with(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("lab `it-twice` is already up"),
+        "{}",
+        text(&o)
+    );
+    // down works from the journal alone: the file is gone.
+    std::fs::remove_file(&lab.file).unwrap();
+    lab.down();
+    let o = nslab().args(["down", "it-twice"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("no lab named `it-twice` is up"));
+}
+
+#[test]
+fn a_foreign_namespace_is_refused_and_left_alone() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-foreign", "two-hosts.yaml");
+    let ns = "nslab.it-foreign.h2";
+    let made = std::process::Command::new("ip")
+        .args(["netns", "add", ns])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let o = lab.up_with(&[]);
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", ns])
+        .status();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("nslab.it-foreign.h2 already exists"),
+        "{}",
+        text(&o)
+    );
+    assert!(!lab.is_up());
+}
+
+#[test]
+fn status_and_ls_describe_a_running_lab() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-status", "triangle.yaml");
+    lab.up();
+    let o = nslab()
+        .args(["status", "it-status", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r1 = &v["nodes"][0];
+    assert_eq!(r1["name"], "r1");
+    assert_eq!(r1["state"], "up");
+    let eth1 = r1["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "eth1")
+        .unwrap();
+    assert_eq!(eth1["addresses"][0], "10.1.2.0/31");
+    let o = nslab().args(["ls"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("it-status"));
+    // Exit codes and stdin pass through exec.
+    let o = lab.exec("r1", &["sh", "-c", "exit 5"]);
+    assert_eq!(o.status.code(), Some(5));
+    let mut child = nslab()
+        .args(["exec", "--lab", "it-status", "r2", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "through stdin\n");
+    // A link taken down shows in status.
+    let _ = lab.exec("r3", &["ip", "link", "set", "eth1", "down"]);
+    let o = nslab().args(["status", "it-status"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("degraded"));
+    lab.down();
+}

@@ -1,0 +1,153 @@
+//! Helpers for the privileged integration tests: a root check that fails under CI instead
+//! of skipping, a host lock for tests that compare host snapshots, and a lab wrapper that
+//! always tears down.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Tests that snapshot the host take it exclusively; all others share it.
+static HOST: RwLock<()> = RwLock::new(());
+
+/// Whether privileged tests can run. Under `CI=true` a test that cannot run fails.
+pub fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("privileged test cannot run: not root (CI=true forbids skipping)");
+        }
+        eprintln!("skipping privileged test: not root");
+    }
+    root
+}
+
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    HOST.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    HOST.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn nslab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nslab"))
+}
+
+/// The host's network, mount, cgroup and process state as stable text.
+pub fn host_snapshot() -> String {
+    let out = Command::new(root().join("scripts/host-snapshot"))
+        .output()
+        .expect("host-snapshot runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn assert_same_host(before: &str, after: &str, what: &str) {
+    if before != after {
+        let b: Vec<&str> = before.lines().collect();
+        let a: Vec<&str> = after.lines().collect();
+        let gone: Vec<&&str> = b.iter().filter(|l| !a.contains(l)).collect();
+        let new: Vec<&&str> = a.iter().filter(|l| !b.contains(l)).collect();
+        panic!("{what}: the host changed\n only before: {gone:#?}\n only after: {new:#?}");
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A lab written to a temporary file; dropped, it is torn down whatever happened.
+pub struct Lab {
+    pub name: String,
+    pub file: PathBuf,
+}
+
+impl Lab {
+    /// `yaml` without its `name:` line; the lab gets `name`.
+    pub fn new(name: &str, yaml: &str) -> Lab {
+        let dir = std::env::temp_dir().join("nslab-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, format!("name: {name}\n{yaml}")).unwrap();
+        // A previous crashed run of this test may have left the lab behind.
+        let _ = nslab().args(["down", name]).output();
+        Lab {
+            name: name.to_string(),
+            file,
+        }
+    }
+
+    /// A copy of an example topology under another lab name.
+    pub fn from_example(name: &str, example: &str) -> Lab {
+        let text = std::fs::read_to_string(root().join("topologies").join(example)).unwrap();
+        let body: String = text
+            .lines()
+            .filter(|l| !l.starts_with("name:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Lab::new(name, &body)
+    }
+
+    pub fn up_with(&self, args: &[&str]) -> Output {
+        nslab()
+            .arg("up")
+            .arg(&self.file)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn up(&self) {
+        let o = self.up_with(&[]);
+        assert!(o.status.success(), "up {} failed: {}", self.name, text(&o));
+    }
+
+    pub fn down(&self) {
+        let o = nslab().args(["down", &self.name]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "down {} failed: {}",
+            self.name,
+            text(&o)
+        );
+    }
+
+    pub fn exec(&self, node: &str, argv: &[&str]) -> Output {
+        nslab()
+            .args(["exec", "--lab", &self.name, node, "--"])
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+
+    pub fn ping(&self, from: &str, to: &str) -> bool {
+        self.exec(from, &["ping", "-c1", "-W2", to])
+            .status
+            .success()
+    }
+
+    pub fn is_up(&self) -> bool {
+        Path::new("/run/nslab")
+            .join(&self.name)
+            .join("journal.jsonl")
+            .exists()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.is_up() {
+            let _ = nslab().args(["down", &self.name]).output();
+        }
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
