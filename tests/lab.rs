@@ -185,9 +185,7 @@ fn start_slow_up(lab: &Lab, objects: usize) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let journal = std::path::Path::new("/run/nslab")
-        .join(&lab.name)
-        .join("journal.jsonl");
+    let journal = std::path::Path::new("/run/nslab").join(format!("{}.journal", lab.name));
     let start = Instant::now();
     loop {
         let n = std::fs::File::open(&journal)

@@ -206,22 +206,7 @@ pub async fn dump(
     let values = kernel
         .in_netns(netns, move || {
             keys.iter()
-                .map(|k| {
-                    let path: String = k
-                        .chars()
-                        .map(|c| {
-                            if c == '.' {
-                                '/'
-                            } else if c == '/' {
-                                '.'
-                            } else {
-                                c
-                            }
-                        })
-                        .collect();
-                    let v = std::fs::read_to_string(std::path::Path::new("/proc/sys").join(path))?;
-                    Ok((k.clone(), v.trim().to_string()))
-                })
+                .map(|k| Ok((k.clone(), super::netns::read_sysctl(k)?)))
                 .collect::<std::io::Result<Vec<_>>>()
         })
         .await?;

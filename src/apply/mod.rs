@@ -10,20 +10,18 @@ pub mod kernel;
 pub mod netlink;
 pub mod netns;
 pub mod tc;
+mod teardown;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 
 pub use error::{ApplyError, KernelError};
 use executor::{Cancel, ExecError};
-use kernel::Kernel;
 use netlink::NetlinkKernel;
 
 use crate::model::Topology;
-use crate::plan::{Plan, StepId, Undo};
+use crate::plan::{Plan, StepId};
 use crate::state::{Journal, LabDir, LabLock, LabSummary, Record};
 
 /// Namespace threads: two measured best for creating namespaces on this class of host.
@@ -226,7 +224,7 @@ async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpRepor
         // Roll back from the journal, the same path `down` takes.
         drop(journal);
         kernel.close_all();
-        match teardown(&lab, &dir, &kernel, opts.jobs).await {
+        match rollback(&lab, &dir, &kernel).await {
             Ok(_) => lock.remove(),
             Err(rb) => eprintln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
         }
@@ -246,95 +244,51 @@ async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpRepor
 
 /// Tears a lab down from its journal alone. Every object is attempted; all failures are
 /// reported together and the journal is kept until a run removes everything.
-pub fn down(lab: &str, jobs: usize) -> Result<DownReport, ApplyError> {
-    let rt = runtime().map_err(|e| ApplyError::Host {
-        lab: lab.to_string(),
-        source: e,
-    })?;
-    rt.block_on(async {
-        let start = Instant::now();
-        let lock = tokio::task::block_in_place(|| lock(lab))?;
-        let dir = LabDir::new(lab);
-        if !dir.exists() {
-            lock.remove();
-            return Err(ApplyError::NotUp(lab.to_string()));
-        }
-        let kernel =
-            NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| {
-                ApplyError::Host {
-                    lab: lab.to_string(),
-                    source: std::io::Error::other(e.to_string()),
-                }
-            })?;
-        let objects = teardown(lab, &dir, &kernel, jobs).await?;
+pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
+    let start = Instant::now();
+    let lock = lock(lab)?;
+    let dir = LabDir::new(lab);
+    if !dir.exists() {
         lock.remove();
-        Ok(DownReport {
-            objects,
-            elapsed: start.elapsed(),
-        })
+        return Err(ApplyError::NotUp(lab.to_string()));
+    }
+    let undos = teardown::undos(&dir)?;
+    let (inside, namespaces) = teardown::split(&undos);
+    let mut errors = Vec::new();
+    // Objects that outlive their namespace's deletion need netlink; most labs have none,
+    // and then no runtime or netlink socket is started at all.
+    if !inside.is_empty() {
+        let rt = runtime().map_err(|e| ApplyError::Host {
+            lab: lab.to_string(),
+            source: e,
+        })?;
+        errors.extend(rt.block_on(async {
+            match NetlinkKernel::new(tokio::runtime::Handle::current(), 1) {
+                Ok(kernel) => teardown::undo_inside(&kernel, &inside).await,
+                Err(e) => vec![format!("cannot open netlink: {e}")],
+            }
+        }));
+    }
+    errors.extend(teardown::delete_namespaces(&namespaces));
+    teardown::finish(lab, &dir, errors)?;
+    lock.remove();
+    Ok(DownReport {
+        objects: undos.len(),
+        elapsed: start.elapsed(),
     })
 }
 
-/// Undoes every object in the lab's journal, namespaces concurrently (each unmount waits
-/// for an RCU grace period, so doing them one by one is slow), then removes the lab's
-/// directory. Returns the number of objects removed.
-async fn teardown(
-    lab: &str,
-    dir: &LabDir,
-    kernel: &NetlinkKernel,
-    jobs: usize,
-) -> Result<usize, ApplyError> {
-    let records = Journal::read(&dir.journal_path())?;
-    let undos = Plan::teardown_of_undos(crate::state::journal_objects(&records));
-    let count = undos.len();
-    let mut errors = Vec::new();
-    // Objects inside surviving namespaces go first, in reverse creation order.
-    for u in undos
-        .iter()
-        .filter(|u| !matches!(u, Undo::DeleteNetns { .. }))
-    {
-        if let Err(e) = kernel.undo(u).await {
-            errors.push(format!("{}: {e}", error::undo_text(u)));
-        }
-    }
+/// Rollback inside `up`: the same teardown as `down`, from the same journal.
+async fn rollback(lab: &str, dir: &LabDir, kernel: &NetlinkKernel) -> Result<usize, ApplyError> {
+    let undos = teardown::undos(dir)?;
+    let (inside, namespaces) = teardown::split(&undos);
+    let mut errors = teardown::undo_inside(kernel, &inside).await;
     kernel.close_all();
-    let mut running = FuturesUnordered::new();
-    let mut pending = undos
-        .iter()
-        .filter(|u| matches!(u, Undo::DeleteNetns { .. }));
-    loop {
-        while running.len() < jobs.max(16) {
-            let Some(Undo::DeleteNetns { netns }) = pending.next() else {
-                break;
-            };
-            let name = netns.to_string();
-            running.push(tokio::task::spawn_blocking(move || {
-                (netns::delete(&name), name)
-            }));
-        }
-        let Some(done) = running.next().await else {
-            break;
-        };
-        match done {
-            Ok((Ok(()), _)) => {}
-            Ok((Err(e), name)) => errors.push(format!("delete namespace {name}: {e}")),
-            Err(e) => errors.push(format!("a teardown task failed: {e}")),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApplyError::Teardown {
-            lab: lab.to_string(),
-            errors,
-        });
-    }
-    dir.remove()?;
-    // The last lab out puts /run/netns back the way nslab found it.
-    if crate::state::list_labs().is_empty()
-        && let Err(e) = netns::release_netns_dir(&crate::state::run_root().join(".netns-dir"))
-    {
-        eprintln!("nslab: could not release /run/netns: {e}");
-    }
-    Ok(count)
+    errors.extend(tokio::task::block_in_place(|| {
+        teardown::delete_namespaces(&namespaces)
+    }));
+    teardown::finish(lab, dir, errors)?;
+    Ok(undos.len())
 }
 
 /// Which lab a command on a running lab means: the one named, or the only one up.

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -222,19 +222,89 @@ impl Drop for NsThreads {
     }
 }
 
-/// Writes `/proc/sys/<key>` for the calling thread's namespace; the file binds to the
-/// namespace of the thread that opens it.
-pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+fn sysctl_rel(key: &str) -> String {
     // Dots separate components; a `/` in a key stands for a `.` in a name (eth0.100).
-    let rel: String = key
-        .chars()
+    key.chars()
         .map(|c| match c {
             '.' => '/',
             '/' => '.',
             c => c,
         })
-        .collect();
-    std::fs::write(Path::new("/proc/sys").join(rel), value)
+        .collect()
+}
+
+/// A procfs instance of our own, never attached to any path. Looking a name up in the
+/// shared /proc/sys compares it against one cached entry per network namespace on the
+/// host, which makes writing a sysctl in each of N namespaces O(N^2); a fresh instance
+/// has no such cache.
+fn private_proc() -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: raw syscalls with valid arguments; every returned fd is owned at once.
+    unsafe {
+        let fs = libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC);
+        if fs < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fs = OwnedFd::from_raw_fd(fs as i32);
+        let none: *const libc::c_char = std::ptr::null();
+        if libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            none,
+            none,
+            0,
+        ) < 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let mnt = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0);
+        if mnt < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(mnt as i32))
+    }
+}
+
+/// Writes a sysctl of the calling thread's network namespace (the file binds to the
+/// namespace of the thread that opens it).
+pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    let rel = sysctl_rel(key);
+    match private_proc() {
+        Ok(root) => {
+            let path = std::ffi::CString::new(format!("sys/{rel}")).map_err(io::Error::other)?;
+            // SAFETY: openat on our own directory fd with a valid C string.
+            let fd = unsafe {
+                libc::openat(
+                    root.as_raw_fd(),
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fd was just returned by openat and is owned here.
+            let mut f = unsafe { File::from_raw_fd(fd) };
+            f.write_all(value.as_bytes())
+        }
+        // Kernels without the new mount API: the shared /proc/sys still works.
+        Err(_) => std::fs::write(Path::new("/proc/sys").join(rel), value),
+    }
+}
+
+/// Reads a sysctl of the calling thread's network namespace.
+pub fn read_sysctl(key: &str) -> io::Result<String> {
+    Ok(
+        std::fs::read_to_string(Path::new("/proc/sys").join(sysctl_rel(key)))?
+            .trim()
+            .to_string(),
+    )
 }
 
 /// Raises the soft open-file limit to the hard one: a lab holds about two descriptors per

@@ -80,7 +80,7 @@ pub enum Command {
     },
     /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
     ///
-    /// Needs root. Every object is journaled under /run/nslab/<lab>/ before it is created;
+    /// Needs root. Every object is journaled in /run/nslab/<lab>.journal before it is created;
     /// if anything fails, or SIGINT/SIGTERM arrives, everything created so far is removed
     /// again and the first error is shown. Exits 2 when the lab could not come up.
     Up {
@@ -100,8 +100,6 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         lab: Option<String>,
-        #[arg(short, long, default_value_t = 16)]
-        jobs: usize,
     },
     /// Show a running lab: each node, its interfaces, their state and addresses.
     ///
@@ -215,7 +213,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         } => plan::run(&file, json, teardown),
         Command::Graph { file, format } => graph::run(&file, format),
         Command::Up { file, jobs } => up::run(&file, jobs),
-        Command::Down { target, lab, jobs } => down::run(target.as_deref(), lab.as_deref(), jobs),
+        Command::Down { target, lab } => down::run(target.as_deref(), lab.as_deref()),
         Command::Status { target, lab, json } => {
             status::run(target.as_deref(), lab.as_deref(), json)
         }

@@ -84,6 +84,71 @@ impl Journal {
     }
 }
 
+/// The namespace an object record names, read straight from the text. nslab writes
+/// namespace names without escapes, so the first `"netns":"..."` is exact.
+fn netns_of(line: &str) -> Option<&str> {
+    let start = line.find("\"netns\":\"")? + 9;
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
+/// The objects teardown must undo, in creation order: every namespace, and whatever
+/// lives outside the namespaces being deleted. Disowned objects are left out. Records of
+/// objects inside a deleted namespace (most of a large journal) are recognised from
+/// their text without being parsed.
+pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StateError::io(path, e))?;
+    let torn = !text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let last = lines.len().saturating_sub(1);
+    let parse = |i: usize| -> Result<Option<Record>, StateError> {
+        match serde_json::from_str::<Record>(lines[i]) {
+            Ok(r) => Ok(Some(r)),
+            Err(_) if torn && i == last => Ok(None),
+            Err(e) => Err(StateError::Corrupt {
+                path: path.to_path_buf(),
+                line: i + 1,
+                msg: e.to_string(),
+            }),
+        }
+    };
+    const NETNS_OBJECT: &str = "{\"record\":\"object\",\"undo\":{\"op\":\"delete-netns\",";
+    let mut deleted: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut disowned = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with(NETNS_OBJECT) {
+            if let Some(ns) = netns_of(line) {
+                deleted.insert(ns);
+            }
+        } else if line.starts_with("{\"record\":\"disown\"")
+            && let Some(Record::Disown { undo }) = parse(i)?
+        {
+            disowned.push(undo);
+        }
+    }
+    for u in &disowned {
+        if let Undo::DeleteNetns { netns } = u {
+            deleted.remove(&**netns);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with("{\"record\":\"object\"") {
+            continue;
+        }
+        let netns_record = line.starts_with(NETNS_OBJECT);
+        if !netns_record && netns_of(line).is_some_and(|ns| deleted.contains(ns)) {
+            continue;
+        }
+        if let Some(Record::Object { undo }) = parse(i)?
+            && !disowned.contains(&undo)
+        {
+            out.push(undo);
+        }
+    }
+    Ok(out)
+}
+
 /// The objects a journal names, in creation order, minus the disowned ones.
 pub fn objects(records: &[Record]) -> Vec<Undo> {
     let disowned: Vec<&Undo> = records
@@ -131,7 +196,44 @@ mod tests {
             .unwrap();
         let recs = Journal::read(&path).unwrap();
         assert_eq!(recs.len(), 2);
-        assert_eq!(objects(&recs), vec![undo]);
+        assert_eq!(objects(&recs), vec![undo.clone()]);
+        assert_eq!(teardown_objects(&path).unwrap(), vec![undo]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod teardown_tests {
+    use super::*;
+
+    #[test]
+    fn objects_inside_deleted_namespaces_are_skipped_and_disowned_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("nslab-journal2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let mut j = Journal::create(&path).unwrap();
+        let a = Undo::DeleteNetns {
+            netns: "nslab.t.a".into(),
+        };
+        let b = Undo::DeleteNetns {
+            netns: "nslab.t.b".into(),
+        };
+        let link = Undo::DeleteLink {
+            netns: "nslab.t.a".into(),
+            name: "eth0".into(),
+            ifindex: 2,
+        };
+        let host = Undo::DeleteLink {
+            netns: "host".into(),
+            name: "x".into(),
+            ifindex: 9,
+        };
+        for u in [&a, &b, &link, &host] {
+            j.append(&Record::Object { undo: u.clone() }).unwrap();
+        }
+        j.append(&Record::Disown { undo: b.clone() }).unwrap();
+        assert_eq!(teardown_objects(&path).unwrap(), vec![a, host]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! A lab's state on disk under `/run/nslab/<lab>/`: the journal of every object created
+//! A lab's state on disk under `/run/nslab/`: the journal of every object created
 //! (written before the object is), the lab's summary for `status`, and the per-lab lock.
 
 mod journal;
@@ -7,7 +7,7 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 
-pub use journal::{Journal, Record, objects as journal_objects};
+pub use journal::{Journal, Record, objects as journal_objects, teardown_objects};
 pub use lock::LabLock;
 pub use summary::{LabSummary, NodeSummary};
 
@@ -43,31 +43,34 @@ impl StateError {
     }
 }
 
-/// The directory of one lab.
+/// Where one lab's state lives: flat files beside each other in the run directory
+/// (`<lab>.journal`, `<lab>.json`), because on an ext4 /run removing a directory costs a
+/// journal commit, about 0.5 ms, which is a third of tearing down a small lab.
 #[derive(Debug, Clone)]
 pub struct LabDir {
     pub lab: String,
-    pub path: PathBuf,
+    pub root: PathBuf,
 }
 
 impl LabDir {
     pub fn new(lab: &str) -> Self {
         LabDir {
             lab: lab.to_string(),
-            path: run_root().join(lab),
+            root: run_root(),
         }
     }
 
     pub fn journal_path(&self) -> PathBuf {
-        self.path.join("journal.jsonl")
+        self.root.join(format!("{}.journal", self.lab))
     }
 
     pub fn summary_path(&self) -> PathBuf {
-        self.path.join("lab.json")
+        self.root.join(format!("{}.json", self.lab))
     }
 
+    /// Process logs; created only for labs that run processes.
     pub fn logs(&self) -> PathBuf {
-        self.path.join("logs")
+        self.root.join(format!("{}.logs", self.lab))
     }
 
     /// Whether anything of this lab is on record (up, or left by an interrupted run).
@@ -76,16 +79,26 @@ impl LabDir {
     }
 
     pub fn create(&self) -> Result<(), StateError> {
-        std::fs::create_dir_all(&self.path).map_err(|e| StateError::io(&self.path, e))
+        std::fs::create_dir_all(&self.root).map_err(|e| StateError::io(&self.root, e))
     }
 
-    /// Removes the lab's directory once everything in its journal is gone.
+    /// Removes the lab's state once everything in its journal is gone; the journal last,
+    /// so an interrupted removal still leaves the lab on record.
     pub fn remove(&self) -> Result<(), StateError> {
-        match std::fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StateError::io(&self.path, e)),
+        let logs = self.logs();
+        match std::fs::remove_dir_all(&logs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StateError::io(&logs, e)),
         }
+        for path in [self.summary_path(), self.journal_path()] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StateError::io(&path, e)),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -96,8 +109,8 @@ pub fn list_labs() -> Vec<String> {
     };
     let mut labs: Vec<String> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.path().join("journal.jsonl").exists())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".journal").map(str::to_string))
         .collect();
     labs.sort();
     labs

@@ -137,8 +137,7 @@ impl Lab {
 
     pub fn is_up(&self) -> bool {
         Path::new("/run/nslab")
-            .join(&self.name)
-            .join("journal.jsonl")
+            .join(format!("{}.journal", self.name))
             .exists()
     }
 }
