@@ -9,8 +9,10 @@ pub mod cli;
 pub mod compile;
 pub mod diag;
 pub mod draw;
+pub mod harness;
 pub mod model;
 pub mod plan;
+pub mod probe;
 pub mod spec;
 pub mod state;
 

@@ -103,6 +103,91 @@ fn route_line(r: &RouteMessage) -> String {
     line
 }
 
+/// A route of the main table, structured for checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    pub dst: IpNet,
+    /// `unicast`, `blackhole`, `unreachable`, ...
+    pub kind: String,
+    pub gateways: Vec<IpAddr>,
+    /// Output interfaces, one per next hop (or the route's own).
+    pub oifs: Vec<u32>,
+}
+
+fn route_entry(r: &RouteMessage) -> RouteEntry {
+    let h = &r.header;
+    let v6 = matches!(
+        h.address_family,
+        rtnetlink::packet_route::AddressFamily::Inet6
+    );
+    let mut dst: Option<IpAddr> = None;
+    let mut gateways = Vec::new();
+    let mut oifs = Vec::new();
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = route_addr(d),
+            RouteAttribute::Gateway(g) => gateways.extend(route_addr(g)),
+            RouteAttribute::Oif(i) => oifs.push(*i),
+            RouteAttribute::MultiPath(hops) => {
+                for n in hops {
+                    oifs.push(n.interface_index);
+                    gateways.extend(n.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(g) => route_addr(g),
+                        _ => None,
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+    let dst = dst.unwrap_or(if v6 {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    });
+    RouteEntry {
+        dst: IpNet::new(dst, h.destination_prefix_length).unwrap_or_else(|_| IpNet::from(dst)),
+        kind: format!("{:?}", h.kind).to_lowercase(),
+        gateways,
+        oifs,
+    }
+}
+
+/// The main table's routes of one namespace.
+pub async fn route_entries(
+    kernel: &NetlinkKernel,
+    netns: &Name,
+) -> Result<Vec<RouteEntry>, KernelError> {
+    let h = kernel.handle(netns).await?;
+    let mut out = Vec::new();
+    for msg in [
+        RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+        RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+    ] {
+        let all: Vec<RouteMessage> = h
+            .route()
+            .get(msg)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(KernelError::netlink)?;
+        out.extend(
+            all.iter()
+                .filter(|r| r.header.table == 254)
+                .map(route_entry),
+        );
+    }
+    Ok(out)
+}
+
+/// The links of one namespace (names by ifindex, state, addresses).
+pub async fn link_states(
+    kernel: &NetlinkKernel,
+    netns: &Name,
+) -> Result<Vec<LinkState>, KernelError> {
+    links(&kernel.handle(netns).await?).await
+}
+
 async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
     let mut out = Vec::new();
     for msg in [

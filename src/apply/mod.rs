@@ -39,6 +39,8 @@ pub struct UpOptions {
     pub fail_at: Option<StepId>,
     /// Test-only: delay every step (also read from `NSLAB_TEST_STEP_DELAY_MS`).
     pub step_delay: Option<Duration>,
+    /// The topology text, kept with the lab so `nslab test --lab` can run its checks.
+    pub source: Option<String>,
 }
 
 impl Default for UpOptions {
@@ -49,6 +51,7 @@ impl Default for UpOptions {
             handle_signals: false,
             fail_at: None,
             step_delay: None,
+            source: None,
         }
     }
 }
@@ -89,13 +92,18 @@ fn lock(lab: &str) -> Result<LabLock, ApplyError> {
     })?)
 }
 
-/// A cancel channel fed by SIGINT/SIGTERM while `handle` is alive.
-fn signals(enabled: bool) -> (Cancel, Option<tokio::task::JoinHandle<()>>) {
+/// A cancel signal that never fires.
+pub fn never() -> Cancel {
     let (tx, rx) = watch::channel(None);
-    if !enabled {
-        std::mem::forget(tx);
-        return (rx, None);
-    }
+    std::mem::forget(tx);
+    rx
+}
+
+/// A cancel channel fed by SIGINT and SIGTERM. After the first signal, later ones are
+/// absorbed so rollback and teardown can finish; the handlers stay for the rest of the
+/// process. Must be called inside a runtime.
+pub fn signals() -> (Cancel, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(None);
     let task = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term)) = (
@@ -117,7 +125,7 @@ fn signals(enabled: bool) -> (Cancel, Option<tokio::task::JoinHandle<()>>) {
             }
         }
     });
-    (rx, Some(task))
+    (rx, task)
 }
 
 /// Brings a lab up. On any failure everything created so far is removed again, and the
@@ -127,10 +135,23 @@ pub fn up(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpReport, Apply
         lab: t.lab.clone(),
         source: e,
     })?;
-    rt.block_on(up_async(t, plan, opts))
+    rt.block_on(async {
+        let cancel = if opts.handle_signals {
+            signals().0
+        } else {
+            never()
+        };
+        up_with(t, plan, opts, cancel).await
+    })
 }
 
-async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpReport, ApplyError> {
+/// [`up`] inside a caller's runtime, stopping (and rolling back) when `cancel` fires.
+pub async fn up_with(
+    t: &Topology,
+    plan: &Plan,
+    opts: &UpOptions,
+    cancel: Cancel,
+) -> Result<UpReport, ApplyError> {
     let start = Instant::now();
     let lab = t.lab.clone();
     let lock = tokio::task::block_in_place(|| lock(&lab))?;
@@ -193,7 +214,6 @@ async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpRepor
         fail_at,
         step_delay,
     };
-    let (cancel, sig_task) = signals(opts.handle_signals);
     let mut record = |e: executor::Entry| match e {
         executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
         executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
@@ -228,13 +248,12 @@ async fn up_async(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpRepor
             Ok(_) => lock.remove(),
             Err(rb) => eprintln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
         }
-        if let Some(t) = sig_task {
-            t.abort();
-        }
         return Err(first);
     }
-    if let Some(t) = sig_task {
-        t.abort();
+    if let Some(src) = &opts.source {
+        let path = dir.source_path();
+        std::fs::write(&path, src)
+            .map_err(|e| ApplyError::State(crate::state::StateError::io(&path, e)))?;
     }
     Ok(UpReport {
         steps: plan.steps.len(),

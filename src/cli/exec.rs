@@ -1,7 +1,6 @@
 //! `nslab exec NODE -- CMD...`
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::Command;
+use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
 use crate::apply::{ApplyError, netns};
@@ -19,26 +18,15 @@ pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliErro
             names.join(", ")
         )));
     };
-    let fd = netns::open(&n.netns)?;
-    let Some((prog, args)) = argv.split_first() else {
+    if argv.is_empty() {
         return Err(CliError::Usage(
             "nothing to run: give a command after `--`".into(),
         ));
-    };
-    let mut cmd = Command::new(prog);
-    cmd.args(args);
-    // SAFETY: setns is async-signal-safe; the closure only makes that call.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
+    let mut cmd = netns::command_in(&n.netns, argv)?;
     let status = cmd
         .status()
-        .map_err(|e| CliError::Usage(format!("cannot run `{prog}` in node `{node}`: {e}")))?;
+        .map_err(|e| CliError::Usage(format!("cannot run `{}` in node `{node}`: {e}", argv[0])))?;
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => c as u8,
         (None, Some(sig)) => 128u8.wrapping_add(sig as u8),

@@ -7,6 +7,7 @@ mod graph;
 mod ls;
 mod plan;
 mod status;
+mod test;
 mod up;
 mod validate;
 
@@ -114,6 +115,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bring a lab up, run the checks of its `tests:` section, report, and tear it down.
+    ///
+    /// The lab always goes down: on success, on failure and on SIGINT (unless --keep).
+    /// Exit codes: 0 every check passed, 1 a check failed, 2 the lab could not come up,
+    /// 3 the input is invalid. With --lab, runs the checks of a lab that is already up.
+    Test {
+        /// The topology file (omit with --lab).
+        file: Option<PathBuf>,
+        /// Run the checks of this running lab instead of bringing one up.
+        #[arg(long, conflicts_with = "file")]
+        lab: Option<String>,
+        /// Keep the lab up afterwards, for debugging.
+        #[arg(long)]
+        keep: bool,
+        /// Write a JUnit XML report (one testcase per check).
+        #[arg(long, value_name = "PATH")]
+        junit: Option<PathBuf>,
+        /// Print a JSON report on stdout (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
+        #[arg(short, long, default_value_t = 8)]
+        jobs: usize,
+    },
     /// List the labs on this host, with their state.
     Ls {
         /// Print JSON.
@@ -218,6 +242,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             status::run(target.as_deref(), lab.as_deref(), json)
         }
         Command::Ls { json } => ls::run(json),
+        Command::Test {
+            file,
+            lab,
+            keep,
+            junit,
+            json,
+            jobs,
+        } => test::run(test::Args {
+            file: file.as_deref(),
+            lab: lab.as_deref(),
+            keep,
+            junit: junit.as_deref(),
+            json,
+            jobs,
+        }),
         Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
     }
 }

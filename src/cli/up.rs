@@ -17,6 +17,7 @@ pub fn run(file: &Path, jobs: usize) -> Result<u8, CliError> {
             .display()
             .to_string(),
         handle_signals: true,
+        source: Some(c.warnings.source.clone()),
         ..UpOptions::default()
     };
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;

@@ -395,10 +395,24 @@ impl Names<'_> {
                     RouteDest::Prefix(p) => vec![*p],
                     RouteDest::Default4 => vec!["0.0.0.0/0".parse().expect("valid")],
                     RouteDest::Default6 => vec!["::/0".parse().expect("valid")],
-                    RouteDest::Default => vec![
-                        "0.0.0.0/0".parse().expect("valid"),
-                        "::/0".parse().expect("valid"),
-                    ],
+                    // `default`: the families the node has addresses in.
+                    RouteDest::Default => {
+                        let node = &self.all[n];
+                        let has = |v6: bool| {
+                            node.loopback
+                                .iter()
+                                .chain(node.interfaces.iter().flat_map(|i| &i.addresses))
+                                .any(|a| a.addr().is_ipv6() == v6)
+                        };
+                        let mut d = Vec::new();
+                        if has(false) || !has(true) {
+                            d.push("0.0.0.0/0".parse().expect("valid"));
+                        }
+                        if has(true) {
+                            d.push("::/0".parse().expect("valid"));
+                        }
+                        d
+                    }
                 };
                 let mut addrs = Vec::new();
                 for v in via {

@@ -68,6 +68,11 @@ impl LabDir {
         self.root.join(format!("{}.json", self.lab))
     }
 
+    /// The topology text the lab was brought up from.
+    pub fn source_path(&self) -> PathBuf {
+        self.root.join(format!("{}.yaml", self.lab))
+    }
+
     /// Process logs; created only for labs that run processes.
     pub fn logs(&self) -> PathBuf {
         self.root.join(format!("{}.logs", self.lab))
@@ -91,7 +96,7 @@ impl LabDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StateError::io(&logs, e)),
         }
-        for path in [self.summary_path(), self.journal_path()] {
+        for path in [self.source_path(), self.summary_path(), self.journal_path()] {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

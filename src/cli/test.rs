@@ -1,0 +1,163 @@
+//! `nslab test FILE`: up, run the checks, report, and always down (on success, failure or
+//! SIGINT), unless `--keep`. `nslab test --lab NAME` runs the checks of a running lab.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::{CliError, exit};
+use crate::apply::netlink::NetlinkKernel;
+use crate::apply::{self, UpOptions};
+use crate::harness::{self, CheckResult, Context, Status, report};
+use crate::state::LabDir;
+use crate::{CompileError, Severity, plan};
+
+pub struct Args<'a> {
+    pub file: Option<&'a Path>,
+    pub lab: Option<&'a str>,
+    pub keep: bool,
+    pub junit: Option<&'a Path>,
+    pub json: bool,
+    pub jobs: usize,
+}
+
+fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text)
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
+}
+
+pub fn run(a: Args) -> Result<u8, CliError> {
+    let started = Instant::now();
+    // The topology: the file given, or the one a running lab was brought up from.
+    let (compiled, name) = match (a.file, a.lab) {
+        (Some(f), None) => (crate::compile_file(f), f.display().to_string()),
+        (None, Some(lab)) => {
+            let dir = LabDir::new(lab);
+            let src = std::fs::read_to_string(dir.source_path())
+                .map_err(|_| CliError::Lab(apply::ApplyError::NotUp(lab.to_string())))?;
+            let base = PathBuf::from("/");
+            (
+                crate::compile_str(&src, &format!("{lab} (as brought up)"), &base),
+                lab.to_string(),
+            )
+        }
+        _ => {
+            return Err(CliError::Usage(
+                "give a topology file, or --lab NAME for a running lab".into(),
+            ));
+        }
+    };
+    let c = match compiled {
+        Ok(c) => c,
+        Err(e) => {
+            if let (Some(j), CompileError::Invalid(r)) = (a.junit, &e) {
+                let _ = write_report(
+                    j,
+                    &report::junit(&name, &[], started.elapsed(), Some(&r.to_string())),
+                );
+            }
+            return Err(e.into());
+        }
+    };
+    let warnings = c.warnings.render(Severity::Warning);
+    if !warnings.is_empty() {
+        eprint!("{warnings}");
+    }
+    let t = &c.topology;
+    let out_human = |line: String| {
+        if a.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+
+    let rt = apply::runtime()?;
+    let (cancel, _signals) = {
+        let _ctx = rt.enter();
+        apply::signals()
+    };
+    let bring_up = a.lab.is_none();
+    if bring_up {
+        let p = plan::plan(t);
+        let opts = UpOptions {
+            jobs: a.jobs,
+            file: std::path::absolute(&name)
+                .map(|p| p.display().to_string())
+                .unwrap_or(name.clone()),
+            source: Some(c.warnings.source.clone()),
+            ..UpOptions::default()
+        };
+        if let Err(e) = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone())) {
+            let msg = e.to_string();
+            if let Some(j) = a.junit {
+                write_report(
+                    j,
+                    &report::junit(&t.lab, &[], started.elapsed(), Some(&msg)),
+                )?;
+            }
+            if a.json {
+                println!(
+                    "{}",
+                    report::json(&t.lab, &[], started.elapsed(), Some(&msg))
+                );
+            }
+            return Err(CliError::Up(e));
+        }
+        out_human(format!(
+            "lab `{}` is up ({:.2}s); running {} checks",
+            t.lab,
+            started.elapsed().as_secs_f64(),
+            t.checks.len()
+        ));
+    }
+
+    let checks_started = Instant::now();
+    let results: Result<Vec<CheckResult>, CliError> = rt.block_on(async {
+        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 2)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let ctx = Context::new(t, &kernel);
+        let mut print = |r: &CheckResult| out_human(report::human_line(r));
+        let results = harness::run(&ctx, cancel.clone(), &mut print).await;
+        kernel.close_all();
+        Ok(results)
+    });
+    // Whatever happened, the lab goes down (unless asked to keep it).
+    let teardown = if bring_up && !a.keep {
+        Some(apply::down(&t.lab))
+    } else {
+        None
+    };
+    let results = results?;
+    out_human(report::summary(&t.lab, &results, checks_started.elapsed()));
+    if let Some(j) = a.junit {
+        write_report(
+            j,
+            &report::junit(&t.lab, &results, checks_started.elapsed(), None),
+        )?;
+    }
+    if a.json {
+        println!(
+            "{}",
+            report::json(&t.lab, &results, checks_started.elapsed(), None)
+        );
+    }
+    let _ = std::io::stdout().flush();
+    match teardown {
+        Some(Err(e)) => return Err(CliError::Lab(e)),
+        None if bring_up => eprintln!(
+            "nslab: keeping lab `{}` up (--keep); `nslab down {}` removes it",
+            t.lab, t.lab
+        ),
+        _ => {}
+    }
+    if let Some(sig) = cancel.borrow().clone() {
+        eprintln!("nslab: interrupted by {sig}; the lab was torn down");
+        return Ok(exit::FAILED);
+    }
+    Ok(if results.iter().all(|r| r.status == Status::Pass) {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}

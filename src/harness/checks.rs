@@ -1,0 +1,597 @@
+//! One attempt of each kind of check: what it probes and how it words what it saw.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::{Attempt, Context, jsonmatch};
+use crate::apply::{inspect, netns};
+use crate::model::{Check, CheckBody, Command};
+use crate::plan::Name;
+use crate::probe::{self, icmp::PingResult};
+use crate::spec::raw::Family;
+
+/// A pair of a reach check: from, to, the address probed.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    from: usize,
+    to: usize,
+    addr: Option<IpAddr>,
+    v6: bool,
+}
+
+pub enum State<'c> {
+    Reach {
+        pairs: Vec<Pair>,
+        ok: Vec<bool>,
+        expect_ok: bool,
+        /// A note when the pairs need more neighbour entries than the host allows.
+        neigh_note: Option<String>,
+    },
+    Other(&'c Check),
+}
+
+/// The host's cap on neighbour entries: the ARP and ND tables are shared by every network
+/// namespace, and the kernel refuses new entries past `gc_thresh3`.
+fn neigh_limit(v6: bool) -> Option<usize> {
+    let path = if v6 {
+        "/proc/sys/net/ipv6/neigh/default/gc_thresh3"
+    } else {
+        "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
+    };
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Pairs whose ends share a bridge: each needs its own neighbour entry.
+fn same_segment(ctx: &Context<'_>, a: usize, b: usize) -> bool {
+    let bridges = |n: usize| {
+        ctx.topology.nodes[n]
+            .interfaces
+            .iter()
+            .filter_map(|i| match i.peer {
+                crate::model::End::Bridge { bridge, .. } => Some(bridge),
+                _ => None,
+            })
+    };
+    bridges(a).any(|x| bridges(b).any(|y| x == y))
+}
+
+fn fam(v6: bool) -> &'static str {
+    if v6 { "IPv6" } else { "IPv4" }
+}
+
+impl<'c> State<'c> {
+    pub fn new(ctx: &Context<'_>, check: &'c Check) -> State<'c> {
+        let CheckBody::Reach {
+            from,
+            to,
+            family,
+            expect_ok,
+        } = &check.body
+        else {
+            return State::Other(check);
+        };
+        let t = ctx.topology;
+        let has = |n: usize, v6: bool| t.primary_address(n, v6).is_some();
+        let mut pairs = Vec::new();
+        for &a in from {
+            for &b in to {
+                if a == b {
+                    continue;
+                }
+                let fams: Vec<bool> = match family {
+                    Family::Ipv4 => vec![false],
+                    Family::Ipv6 => vec![true],
+                    // Both: every family the two ends have.
+                    Family::Both => [false, true]
+                        .into_iter()
+                        .filter(|v6| has(a, *v6) && has(b, *v6))
+                        .collect(),
+                };
+                for v6 in fams {
+                    pairs.push(Pair {
+                        from: a,
+                        to: b,
+                        addr: t.primary_address(b, v6),
+                        v6,
+                    });
+                }
+            }
+        }
+        let ok = vec![false; pairs.len()];
+        let mut neigh_note = None;
+        for v6 in [false, true] {
+            let needed = pairs
+                .iter()
+                .filter(|p| p.v6 == v6 && same_segment(ctx, p.from, p.to))
+                .count();
+            if let Some(limit) = neigh_limit(v6)
+                && needed > limit
+            {
+                let key = if v6 {
+                    "net.ipv6.neigh.default.gc_thresh3"
+                } else {
+                    "net.ipv4.neigh.default.gc_thresh3"
+                };
+                neigh_note = Some(format!(
+                    "note: {needed} {} pairs share a bridge and each needs a neighbour entry, over the host-wide limit of {limit} ({key}, shared by all namespaces); probe fewer pairs per segment or raise that limit",
+                    fam(v6)
+                ));
+            }
+        }
+        State::Reach {
+            pairs,
+            ok,
+            expect_ok: *expect_ok,
+            neigh_note,
+        }
+    }
+
+    pub async fn attempt(&mut self, ctx: &Context<'_>, budget: Duration) -> Attempt {
+        match self {
+            State::Reach {
+                pairs,
+                ok,
+                expect_ok,
+                neigh_note,
+            } => {
+                let mut a = reach(ctx, pairs, ok, *expect_ok, budget).await;
+                if let (false, Some(n)) = (a.holds, neigh_note) {
+                    a.seen = format!("{}; {n}", a.seen);
+                }
+                a
+            }
+            State::Other(check) => match &check.body {
+                CheckBody::Tcp {
+                    from,
+                    host,
+                    port,
+                    expect_ok,
+                } => tcp(ctx, *from, host, *port, *expect_ok, budget).await,
+                CheckBody::Route {
+                    node,
+                    dst,
+                    via,
+                    dev,
+                } => route(ctx, *node, dst, via, dev.as_deref()).await,
+                CheckBody::Path {
+                    from,
+                    to,
+                    hops,
+                    family,
+                } => path(ctx, *from, *to, hops, *family, budget).await,
+                CheckBody::Cmd {
+                    node,
+                    run,
+                    exit,
+                    stdout,
+                    expect_json,
+                } => {
+                    cmd(
+                        ctx,
+                        *node,
+                        run,
+                        *exit,
+                        stdout.as_deref(),
+                        expect_json.as_ref(),
+                        check.timeout,
+                    )
+                    .await
+                }
+                CheckBody::Reach { .. } => unreachable!("reach checks have their own state"),
+            },
+        }
+    }
+}
+
+fn name<'a>(ctx: &'a Context<'_>, n: usize) -> &'a str {
+    &ctx.topology.nodes[n].name
+}
+
+fn netns(ctx: &Context<'_>, n: usize) -> Name {
+    Name::from(ctx.topology.nodes[n].netns.as_str())
+}
+
+fn list(items: &[String], limit: usize) -> String {
+    let mut s = items
+        .iter()
+        .take(limit)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > limit {
+        s.push_str(&format!("; and {} more", items.len() - limit));
+    }
+    s
+}
+
+/// Pings every pending pair once per attempt, one socket per source node, all sources at
+/// once. A pair that answered stays answered.
+async fn reach(
+    ctx: &Context<'_>,
+    pairs: &[Pair],
+    ok: &mut [bool],
+    expect_ok: bool,
+    budget: Duration,
+) -> Attempt {
+    let mut by_source: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, p) in pairs.iter().enumerate() {
+        if (expect_ok && ok[i]) || p.addr.is_none() {
+            continue;
+        }
+        match by_source.iter_mut().find(|(s, _)| *s == p.from) {
+            Some((_, v)) => v.push(i),
+            None => by_source.push((p.from, vec![i])),
+        }
+    }
+    let interval = Duration::from_millis(200).min(budget);
+    let probes = by_source.iter().map(|(src, idx)| {
+        let targets: Vec<IpAddr> = idx.iter().filter_map(|i| pairs[*i].addr).collect();
+        let ns = netns(ctx, *src);
+        async move {
+            let r = probe::icmp::ping_many(ctx.kernel, &ns, &targets, budget, interval).await;
+            (idx, r)
+        }
+    });
+    let mut problems = Vec::new();
+    let mut answered = Vec::new();
+    for (idx, r) in join_all(probes).await {
+        match r {
+            Ok(results) => {
+                for (i, res) in idx.iter().zip(results) {
+                    let p = &pairs[*i];
+                    let what = format!(
+                        "{} -> {} ({})",
+                        name(ctx, p.from),
+                        name(ctx, p.to),
+                        p.addr.map(|a| a.to_string()).unwrap_or_default()
+                    );
+                    match res {
+                        PingResult::Reply(rtt) => {
+                            ok[*i] = true;
+                            answered.push(format!(
+                                "{what} replied in {:.2} ms",
+                                rtt.as_secs_f64() * 1000.0
+                            ));
+                        }
+                        PingResult::Unreachable(by, code) => {
+                            problems.push(format!("{what}: unreachable (code {code}) from {by}"))
+                        }
+                        PingResult::NoReply => problems.push(format!("{what}: no reply")),
+                    }
+                }
+            }
+            Err(e) => problems.push(format!(
+                "cannot probe from {}: {e}",
+                name(ctx, pairs[idx[0]].from)
+            )),
+        }
+    }
+    for (i, p) in pairs.iter().enumerate() {
+        if p.addr.is_none() {
+            problems.push(format!(
+                "{} has no {} address to probe",
+                name(ctx, p.to),
+                fam(p.v6)
+            ));
+            ok[i] = false;
+        }
+    }
+    if expect_ok {
+        let failing = ok.iter().filter(|o| !**o).count();
+        Attempt {
+            holds: failing == 0 && !pairs.is_empty(),
+            seen: if pairs.is_empty() {
+                "no pairs to probe (the selectors matched one node, or nodes without addresses)"
+                    .into()
+            } else {
+                format!(
+                    "{failing} of {} pairs unreachable: {}",
+                    pairs.len(),
+                    list(&problems, 5)
+                )
+            },
+        }
+    } else {
+        Attempt {
+            holds: answered.is_empty(),
+            seen: format!(
+                "expected no replies, but {} of {} pairs answered: {}",
+                answered.len(),
+                pairs.len(),
+                list(&answered, 5)
+            ),
+        }
+    }
+}
+
+/// The address a check's `host` stands for: a literal, or a node's primary address.
+fn resolve(ctx: &Context<'_>, host: &str) -> Option<IpAddr> {
+    if let Ok(a) = host.parse() {
+        return Some(a);
+    }
+    let n = ctx.topology.nodes.iter().position(|n| n.name == host)?;
+    ctx.topology
+        .primary_address(n, false)
+        .or_else(|| ctx.topology.primary_address(n, true))
+}
+
+async fn tcp(
+    ctx: &Context<'_>,
+    from: usize,
+    host: &str,
+    port: u16,
+    expect_ok: bool,
+    budget: Duration,
+) -> Attempt {
+    let Some(ip) = resolve(ctx, host) else {
+        return Attempt {
+            holds: false,
+            seen: format!("`{host}` has no address"),
+        };
+    };
+    let target = SocketAddr::new(ip, port);
+    let r = probe::tcp_connect(ctx.kernel, &netns(ctx, from), target, budget).await;
+    match (r, expect_ok) {
+        (Ok(_), true) => Attempt {
+            holds: true,
+            seen: String::new(),
+        },
+        (Err(e), true) => Attempt {
+            holds: false,
+            seen: format!(
+                "expected {} to connect to {target}; it failed: {e}",
+                name(ctx, from)
+            ),
+        },
+        (Ok(d), false) => Attempt {
+            holds: false,
+            seen: format!(
+                "expected the connection from {} to {target} to fail; it connected in {:.2} ms",
+                name(ctx, from),
+                d.as_secs_f64() * 1000.0
+            ),
+        },
+        (Err(_), false) => Attempt {
+            holds: true,
+            seen: String::new(),
+        },
+    }
+}
+
+async fn route(
+    ctx: &Context<'_>,
+    node: usize,
+    dsts: &[ipnet::IpNet],
+    via: &[IpAddr],
+    dev: Option<&str>,
+) -> Attempt {
+    let entries = match inspect::route_entries(ctx.kernel, &netns(ctx, node)).await {
+        Ok(e) => e,
+        Err(e) => {
+            return Attempt {
+                holds: false,
+                seen: format!("cannot read the routes of {}: {e}", name(ctx, node)),
+            };
+        }
+    };
+    let n = &ctx.topology.nodes[node];
+    let ifname = |ix: u32| {
+        if ix == 1 {
+            "lo".to_string()
+        } else {
+            n.interfaces
+                .iter()
+                .find(|i| i.ifindex == ix)
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| format!("#{ix}"))
+        }
+    };
+    let mut problems = Vec::new();
+    for dst in dsts {
+        // Only the families the check names: `default` covers v4 and v6 when via is empty.
+        let found: Vec<_> = entries.iter().filter(|e| e.dst == *dst).collect();
+        let Some(e) = found.first() else {
+            if via.is_empty() || via.iter().any(|v| v.is_ipv6() == dst.addr().is_ipv6()) {
+                problems.push(format!("{} has no route to {dst}", n.name));
+            }
+            continue;
+        };
+        let want: BTreeSet<IpAddr> = via
+            .iter()
+            .filter(|v| v.is_ipv6() == dst.addr().is_ipv6())
+            .copied()
+            .collect();
+        let have: BTreeSet<IpAddr> = e.gateways.iter().copied().collect();
+        if !want.is_empty() && have.is_empty() {
+            let devs: Vec<String> = e.oifs.iter().map(|i| ifname(*i)).collect();
+            problems.push(format!(
+                "the route to {dst} on {} has no gateway ({} route via {}); expected via {}",
+                n.name,
+                if e.kind == "unicast" {
+                    "a connected"
+                } else {
+                    e.kind.as_str()
+                },
+                if devs.is_empty() {
+                    "-".to_string()
+                } else {
+                    devs.join(", ")
+                },
+                want.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        } else if !want.is_empty() && want != have {
+            let show = |s: &BTreeSet<IpAddr>| {
+                s.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            problems.push(format!(
+                "the route to {dst} on {} goes via {{{}}}, expected {{{}}}",
+                n.name,
+                show(&have),
+                show(&want)
+            ));
+        }
+        if let Some(d) = dev {
+            let devs: Vec<String> = e.oifs.iter().map(|i| ifname(*i)).collect();
+            if !devs.iter().any(|x| x == d) {
+                problems.push(format!(
+                    "the route to {dst} on {} leaves through {}, expected {d}",
+                    n.name,
+                    devs.join(", ")
+                ));
+            }
+        }
+    }
+    Attempt {
+        holds: problems.is_empty(),
+        seen: problems.join("; "),
+    }
+}
+
+async fn path(
+    ctx: &Context<'_>,
+    from: usize,
+    to: usize,
+    hops: &[usize],
+    family: Family,
+    budget: Duration,
+) -> Attempt {
+    let v6 = family == Family::Ipv6;
+    let Some(dst) = ctx.topology.primary_address(to, v6) else {
+        return Attempt {
+            holds: false,
+            seen: format!("{} has no {} address", name(ctx, to), fam(v6)),
+        };
+    };
+    let max = (hops.len() + 2).min(32) as u8;
+    let wait = (budget / u32::from(max).max(1))
+        .clamp(Duration::from_millis(100), Duration::from_millis(500));
+    let expected: Vec<String> = hops.iter().map(|h| name(ctx, *h).to_string()).collect();
+    match probe::trace(ctx.kernel, &netns(ctx, from), dst, max, wait).await {
+        Ok(seen) => {
+            let names: Vec<String> = seen
+                .iter()
+                .map(|h| match h {
+                    Some(a) => ctx
+                        .owners
+                        .get(a)
+                        .map(|n| name(ctx, *n).to_string())
+                        .unwrap_or_else(|| a.to_string()),
+                    None => "*".to_string(),
+                })
+                .collect();
+            Attempt {
+                holds: names == expected,
+                seen: format!(
+                    "expected the path {}, saw {}",
+                    expected.join(" "),
+                    names.join(" ")
+                ),
+            }
+        }
+        Err(e) => Attempt {
+            holds: false,
+            seen: format!("cannot trace from {}: {e}", name(ctx, from)),
+        },
+    }
+}
+
+async fn cmd(
+    ctx: &Context<'_>,
+    node: usize,
+    run: &Command,
+    exit: Option<i32>,
+    stdout: Option<&str>,
+    expect_json: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> Attempt {
+    let n = &ctx.topology.nodes[node];
+    let std_cmd = match netns::command_in(&n.netns, &run.argv()) {
+        Ok(c) => c,
+        Err(e) => {
+            return Attempt {
+                holds: false,
+                seen: format!("cannot enter {}: {e}", n.name),
+            };
+        }
+    };
+    let mut c = tokio::process::Command::from(std_cmd);
+    c.kill_on_drop(true).stdin(std::process::Stdio::null());
+    let out = match tokio::time::timeout(timeout, c.output()).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            return Attempt {
+                holds: false,
+                seen: format!("cannot run `{}` on {}: {e}", run.display(), n.name),
+            };
+        }
+        Err(_) => {
+            return Attempt {
+                holds: false,
+                seen: format!(
+                    "`{}` on {} did not finish within {:.0}s",
+                    run.display(),
+                    n.name,
+                    timeout.as_secs_f64()
+                ),
+            };
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let code = out.status.code().unwrap_or(-1);
+    let mut problems = Vec::new();
+    let want = exit.unwrap_or(0);
+    if code != want {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err = err.trim();
+        let tail: String = err
+            .chars()
+            .rev()
+            .take(300)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        problems.push(format!(
+            "exit status {code}, expected {want}{}",
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; stderr: {tail}")
+            }
+        ));
+    }
+    if let Some(re) = stdout {
+        // Multi-line: `^` and `$` match at line ends, as people expect of command output.
+        match regex::RegexBuilder::new(re).multi_line(true).build() {
+            Ok(r) if r.is_match(&text) => {}
+            Ok(_) => {
+                let shown: String = text.trim().chars().take(300).collect();
+                problems.push(format!("stdout does not match /{re}/; stdout was: {shown}"));
+            }
+            Err(e) => problems.push(format!("bad regex: {e}")),
+        }
+    }
+    if let Some(expected) = expect_json {
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(actual) => {
+                if let Err(d) = jsonmatch::subset(expected, &actual) {
+                    problems.push(format!("stdout JSON differs: {d}"));
+                }
+            }
+            Err(e) => problems.push(format!("stdout is not JSON: {e}")),
+        }
+    }
+    Attempt {
+        holds: problems.is_empty(),
+        seen: problems.join("; "),
+    }
+}

@@ -1,0 +1,169 @@
+//! The `tests:` section at run time: each check is polled until it holds or its timeout
+//! passes (networks need time to converge), and the last attempt's findings become the
+//! failure reason: what was expected and what was seen.
+
+mod checks;
+pub mod jsonmatch;
+pub mod report;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::apply::executor::Cancel;
+use crate::apply::netlink::NetlinkKernel;
+use crate::model::{Check, CheckBody, Topology};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Not run: the run was interrupted first.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub kind: &'static str,
+    pub status: Status,
+    #[serde(rename = "duration_s", serialize_with = "secs")]
+    pub duration: Duration,
+    /// Why it failed: what was expected and what was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Polls made before it held or timed out.
+    pub attempts: u32,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+impl CheckResult {
+    pub fn passed(&self) -> bool {
+        self.status == Status::Pass
+    }
+}
+
+pub fn kind_of(c: &Check) -> &'static str {
+    match c.body {
+        CheckBody::Reach { .. } => "reach",
+        CheckBody::Tcp { .. } => "tcp",
+        CheckBody::Route { .. } => "route",
+        CheckBody::Path { .. } => "path",
+        CheckBody::Cmd { .. } => "cmd",
+    }
+}
+
+/// What checks need while they run: the lab and a way into its namespaces.
+pub struct Context<'a> {
+    pub topology: &'a Topology,
+    pub kernel: &'a NetlinkKernel,
+    /// Which node owns each address, to name the hops of a path.
+    pub owners: HashMap<IpAddr, usize>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(topology: &'a Topology, kernel: &'a NetlinkKernel) -> Self {
+        let mut owners = HashMap::new();
+        for (i, n) in topology.nodes.iter().enumerate() {
+            for a in n
+                .loopback
+                .iter()
+                .chain(n.interfaces.iter().flat_map(|x| x.addresses.iter()))
+            {
+                owners.entry(a.addr()).or_insert(i);
+            }
+        }
+        Context {
+            topology,
+            kernel,
+            owners,
+        }
+    }
+}
+
+/// One poll's verdict.
+pub struct Attempt {
+    pub holds: bool,
+    pub seen: String,
+}
+
+/// Runs every check in order. `report` sees each result as soon as it is known. On
+/// cancellation, the check in progress and the rest are reported as skipped.
+pub async fn run(
+    ctx: &Context<'_>,
+    mut cancel: Cancel,
+    report: &mut dyn FnMut(&CheckResult),
+) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    for check in &ctx.topology.checks {
+        let interrupted = cancel.borrow().clone();
+        let result = match interrupted {
+            Some(sig) => skipped(check, &sig),
+            None => {
+                tokio::select! {
+                    r = run_one(ctx, check) => r,
+                    Ok(()) = cancel.changed() => {
+                        let sig = cancel.borrow().clone().unwrap_or_else(|| "a signal".into());
+                        skipped(check, &sig)
+                    }
+                }
+            }
+        };
+        report(&result);
+        results.push(result);
+    }
+    results
+}
+
+fn skipped(check: &Check, signal: &str) -> CheckResult {
+    CheckResult {
+        name: check.name.clone(),
+        kind: kind_of(check),
+        status: Status::Skipped,
+        duration: Duration::ZERO,
+        reason: Some(format!("not run: interrupted by {signal}")),
+        attempts: 0,
+    }
+}
+
+/// Polls one check until it holds or times out.
+pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
+    let start = Instant::now();
+    let deadline = start + check.timeout;
+    let mut state = checks::State::new(ctx, check);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Each attempt gets a bounded budget so slow probes still poll several times.
+        let budget = (check.interval * 2)
+            .clamp(Duration::from_millis(500), Duration::from_secs(2))
+            .min(left.max(Duration::from_millis(100)));
+        let a = state.attempt(ctx, budget).await;
+        let done = a.holds || Instant::now() >= deadline;
+        if done {
+            return CheckResult {
+                name: check.name.clone(),
+                kind: kind_of(check),
+                status: if a.holds { Status::Pass } else { Status::Fail },
+                duration: start.elapsed(),
+                reason: (!a.holds).then(|| {
+                    format!(
+                        "{} (after {attempts} attempts in {:.1}s)",
+                        a.seen,
+                        start.elapsed().as_secs_f64()
+                    )
+                }),
+                attempts,
+            };
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(check.interval.min(left)).await;
+    }
+}

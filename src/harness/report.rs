@@ -1,0 +1,189 @@
+//! Reports of a test run: a human table, JUnit XML (one testcase per check) and JSON.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{CheckResult, Status};
+
+/// One line per check, as it finishes: status, name, time, and the reason on failure.
+pub fn human_line(r: &CheckResult) -> String {
+    let tag = match r.status {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+        Status::Skipped => "SKIP",
+    };
+    let mut line = format!("{tag}  {:<44} {:>7.2}s", r.name, r.duration.as_secs_f64());
+    if let Some(reason) = &r.reason {
+        let _ = write!(line, "\n      {reason}");
+    }
+    line
+}
+
+pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String {
+    let pass = results.iter().filter(|r| r.status == Status::Pass).count();
+    let fail = results.iter().filter(|r| r.status == Status::Fail).count();
+    let skip = results
+        .iter()
+        .filter(|r| r.status == Status::Skipped)
+        .count();
+    let mut s = format!(
+        "lab `{lab}`: {} checks, {pass} passed, {fail} failed",
+        results.len()
+    );
+    if skip > 0 {
+        let _ = write!(s, ", {skip} not run");
+    }
+    let _ = write!(s, " ({:.2}s)", elapsed.as_secs_f64());
+    s
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters, even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: a testsuite for the lab with a testcase per check. A lab that could not
+/// come up is one testcase with an `<error>`.
+pub fn junit(
+    lab: &str,
+    results: &[CheckResult],
+    elapsed: Duration,
+    up_error: Option<&str>,
+) -> String {
+    let fail = results.iter().filter(|r| r.status == Status::Fail).count();
+    let skip = results
+        .iter()
+        .filter(|r| r.status == Status::Skipped)
+        .count();
+    let errors = usize::from(up_error.is_some());
+    let tests = results.len() + errors;
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"nslab\" tests=\"{tests}\" failures=\"{fail}\" errors=\"{errors}\" skipped=\"{skip}\" time=\"{:.3}\">",
+        elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{fail}\" errors=\"{errors}\" skipped=\"{skip}\" time=\"{:.3}\">",
+        xml(lab),
+        elapsed.as_secs_f64()
+    );
+    if let Some(e) = up_error {
+        let _ = writeln!(
+            out,
+            "    <testcase name=\"lab up\" classname=\"nslab.{}\" time=\"0\">\n      <error message=\"{}\">{}</error>\n    </testcase>",
+            xml(lab),
+            xml(e.lines().next().unwrap_or("")),
+            xml(e)
+        );
+    }
+    for r in results {
+        let head = format!(
+            "    <testcase name=\"{}\" classname=\"nslab.{}.{}\" time=\"{:.3}\"",
+            xml(&r.name),
+            xml(lab),
+            r.kind,
+            r.duration.as_secs_f64()
+        );
+        let reason = r.reason.as_deref().unwrap_or("");
+        match r.status {
+            Status::Pass => {
+                let _ = writeln!(out, "{head}/>");
+            }
+            Status::Fail => {
+                let _ = writeln!(
+                    out,
+                    "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    xml(reason),
+                    xml(reason)
+                );
+            }
+            Status::Skipped => {
+                let _ = writeln!(
+                    out,
+                    "{head}>\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    xml(reason)
+                );
+            }
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    lab: &'a str,
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    duration_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    checks: &'a [CheckResult],
+}
+
+pub fn json(
+    lab: &str,
+    results: &[CheckResult],
+    elapsed: Duration,
+    up_error: Option<&str>,
+) -> String {
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    serde_json::to_string_pretty(&JsonReport {
+        lab,
+        passed: count(Status::Pass),
+        failed: count(Status::Fail),
+        skipped: count(Status::Skipped),
+        duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        error: up_error,
+        checks: results,
+    })
+    .expect("report serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(name: &str, status: Status, reason: Option<&str>) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            kind: "reach",
+            status,
+            duration: Duration::from_millis(1500),
+            reason: reason.map(String::from),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let rs = [
+            r("a <b>", Status::Pass, None),
+            r("c", Status::Fail, Some("x & \"y\"\u{1}")),
+        ];
+        let x = junit("lab", &rs, Duration::from_secs(2), None);
+        assert!(x.contains("tests=\"2\" failures=\"1\" errors=\"0\""));
+        assert!(x.contains("name=\"a &lt;b&gt;\""));
+        assert!(x.contains("<failure message=\"x &amp; &quot;y&quot;?\">"));
+        let x = junit("lab", &[], Duration::ZERO, Some("cannot create namespace"));
+        assert!(x.contains("errors=\"1\""));
+        assert!(x.contains("<error message=\"cannot create namespace\">"));
+    }
+}

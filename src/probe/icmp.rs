@@ -1,0 +1,431 @@
+//! ICMP echo (IPv4 and IPv6) from inside a node's namespace, in Rust: no `ping` binary.
+//! A raw socket opened on a namespace thread stays in that namespace; tokio drives it. One
+//! socket per source node probes every target at once, so a 100-node all-pairs matrix is
+//! 100 sockets, not 9,900 processes.
+
+use std::collections::HashMap;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+
+use crate::apply::KernelError;
+use crate::apply::netlink::NetlinkKernel;
+use crate::plan::Name;
+
+/// What came back for one of our probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Echo {
+        from: IpAddr,
+        seq: u16,
+    },
+    /// A router said the TTL ran out (traceroute).
+    TimeExceeded {
+        from: IpAddr,
+        seq: u16,
+    },
+    /// Someone said the destination is unreachable.
+    Unreachable {
+        from: IpAddr,
+        seq: u16,
+        code: u8,
+    },
+}
+
+impl Reply {
+    pub fn seq(&self) -> u16 {
+        match self {
+            Reply::Echo { seq, .. }
+            | Reply::TimeExceeded { seq, .. }
+            | Reply::Unreachable { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Identifiers tell our probes from everyone else's on a shared raw socket.
+fn next_id() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = (std::process::id() as u16).wrapping_mul(7919);
+    base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for chunk in data.chunks(2) {
+        let word = if chunk.len() == 2 {
+            u16::from_be_bytes([chunk[0], chunk[1]])
+        } else {
+            u16::from_be_bytes([chunk[0], 0])
+        };
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn sockaddr(addr: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        IpAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(v4).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        IpAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: 0,
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says this is a sockaddr_in.
+            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this is a sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+/// A raw ICMP socket living in one node's network namespace.
+pub struct IcmpSocket {
+    fd: AsyncFd<OwnedFd>,
+    v6: bool,
+    id: u16,
+}
+
+impl IcmpSocket {
+    /// Opens the socket on a namespace thread; it stays bound to that namespace.
+    pub async fn open(
+        kernel: &NetlinkKernel,
+        netns: &Name,
+        v6: bool,
+    ) -> Result<IcmpSocket, KernelError> {
+        let fd = kernel
+            .in_netns(netns, move || {
+                let (domain, proto) = if v6 {
+                    (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+                } else {
+                    (libc::AF_INET, libc::IPPROTO_ICMP)
+                };
+                // SAFETY: plain socket(2); the fd is owned right away.
+                let fd = unsafe {
+                    libc::socket(
+                        domain,
+                        libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                        proto,
+                    )
+                };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: fd was just returned by socket(2).
+                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+            })
+            .await?;
+        Ok(IcmpSocket {
+            // SAFETY: the socket is an OwnedFd registered once and owned by the AsyncFd.
+            fd: unsafe { AsyncFd::register(fd) }
+                .map_err(|e| KernelError::Io(std::io::Error::other(e.to_string())))?,
+            v6,
+            id: next_id(),
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Sends one echo request; `ttl` limits the hops (for path probes). Without it the
+    /// probe may cross 255 hops: the default of 64 would fail across a long chain.
+    pub fn send_echo(&self, dst: IpAddr, seq: u16, ttl: Option<u8>) -> io::Result<()> {
+        let fd = self.fd.get_ref().as_raw_fd();
+        {
+            let v = libc::c_int::from(ttl.unwrap_or(255));
+            let (level, opt) = if self.v6 {
+                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+            } else {
+                (libc::IPPROTO_IP, libc::IP_TTL)
+            };
+            // SAFETY: setsockopt with a c_int value of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    opt,
+                    &v as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let mut pkt = vec![0u8; 8 + 16];
+        pkt[0] = if self.v6 { 128 } else { 8 };
+        pkt[4..6].copy_from_slice(&self.id.to_be_bytes());
+        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+        pkt[8..16].copy_from_slice(b"nslab-pb");
+        if !self.v6 {
+            // The kernel fills in the ICMPv6 checksum; ICMPv4 is ours to compute.
+            let c = checksum(&pkt);
+            pkt[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        let (ss, len) = sockaddr(dst);
+        // SAFETY: sendto with a valid buffer and address.
+        let r = unsafe {
+            libc::sendto(
+                fd,
+                pkt.as_ptr() as *const libc::c_void,
+                pkt.len(),
+                0,
+                &ss as *const _ as *const libc::sockaddr,
+                len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The next reply to one of this socket's probes.
+    pub async fn recv(&self) -> io::Result<Reply> {
+        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let got = guard.try_io(|inner| {
+                // SAFETY: an all-zero sockaddr_storage is valid; recvfrom writes into buf.
+                let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                let n = unsafe {
+                    libc::recvfrom(
+                        inner.get_ref().as_raw_fd(),
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                        0,
+                        &mut ss as *mut _ as *mut libc::sockaddr,
+                        &mut len,
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok((n as usize, ss))
+            });
+            let (n, ss) = match got {
+                Ok(r) => r?,
+                Err(_would_block) => continue,
+            };
+            // SAFETY: recvfrom initialised the first n bytes.
+            let data: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
+            let Some(from) = from_sockaddr(&ss) else {
+                continue;
+            };
+            if let Some(r) = self.parse(data, from) {
+                return Ok(r);
+            }
+        }
+    }
+
+    fn parse(&self, data: &[u8], from: IpAddr) -> Option<Reply> {
+        // IPv4 raw sockets deliver the IP header; IPv6 ones do not.
+        let icmp = if self.v6 {
+            data
+        } else {
+            let ihl = usize::from(data.first()? & 0x0f) * 4;
+            data.get(ihl..)?
+        };
+        let (ty, code) = (*icmp.first()?, *icmp.get(1)?);
+        let be16 = |b: &[u8], at: usize| Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]));
+        let (echo_reply, time_exceeded, unreachable) =
+            if self.v6 { (129, 3, 1) } else { (0, 11, 3) };
+        if ty == echo_reply {
+            return (be16(icmp, 4)? == self.id).then(|| Reply::Echo {
+                from,
+                seq: be16(icmp, 6).unwrap_or(0),
+            });
+        }
+        if ty != time_exceeded && ty != unreachable {
+            return None;
+        }
+        // An error quotes our original packet: its IP header, then our ICMP header.
+        let inner = icmp.get(8..)?;
+        let orig = if self.v6 {
+            inner.get(40..)?
+        } else {
+            let ihl = usize::from(inner.first()? & 0x0f) * 4;
+            inner.get(ihl..)?
+        };
+        let echo_request = if self.v6 { 128 } else { 8 };
+        if *orig.first()? != echo_request || be16(orig, 4)? != self.id {
+            return None;
+        }
+        let seq = be16(orig, 6)?;
+        Some(if ty == time_exceeded {
+            Reply::TimeExceeded { from, seq }
+        } else {
+            Reply::Unreachable { from, seq, code }
+        })
+    }
+}
+
+/// What a ping to one target found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingResult {
+    Reply(Duration),
+    /// A router answered "unreachable" (code) before the deadline.
+    Unreachable(IpAddr, u8),
+    NoReply,
+}
+
+/// Pings every target from one namespace until each has answered or `deadline` passes,
+/// resending every `interval` to those that have not.
+pub async fn ping_many(
+    kernel: &NetlinkKernel,
+    netns: &Name,
+    targets: &[IpAddr],
+    deadline: Duration,
+    interval: Duration,
+) -> Result<Vec<PingResult>, KernelError> {
+    let mut out = vec![PingResult::NoReply; targets.len()];
+    let mut pending: HashMap<u16, usize> = HashMap::new();
+    for fam in [false, true] {
+        let idx: Vec<usize> = (0..targets.len())
+            .filter(|i| targets[*i].is_ipv6() == fam)
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let sock = IcmpSocket::open(kernel, netns, fam).await?;
+        let start = Instant::now();
+        pending.clear();
+        for &i in &idx {
+            pending.insert(i as u16, i);
+        }
+        let mut sent_at: HashMap<u16, Instant> = HashMap::new();
+        loop {
+            let now = Instant::now();
+            for (&seq, &i) in &pending {
+                if sent_at
+                    .get(&seq)
+                    .is_none_or(|t| now.duration_since(*t) >= interval)
+                {
+                    // A send error (no route yet) counts as no reply; we retry.
+                    let _ = sock.send_echo(targets[i], seq, None);
+                    sent_at.insert(seq, now);
+                }
+            }
+            if pending.is_empty() || start.elapsed() >= deadline {
+                break;
+            }
+            let wait = interval.min(deadline.saturating_sub(start.elapsed()));
+            let Ok(r) = tokio::time::timeout(wait, sock.recv()).await else {
+                continue;
+            };
+            match r.map_err(KernelError::Io)? {
+                Reply::Echo { from, seq } => {
+                    if let Some(&i) = pending.get(&seq)
+                        && from == targets[i]
+                    {
+                        out[i] = PingResult::Reply(
+                            sent_at.get(&seq).map(|t| t.elapsed()).unwrap_or_default(),
+                        );
+                        pending.remove(&seq);
+                    }
+                }
+                Reply::Unreachable { from, seq, code } => {
+                    if let Some(&i) = pending.get(&seq) {
+                        out[i] = PingResult::Unreachable(from, code);
+                    }
+                }
+                Reply::TimeExceeded { .. } => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One probe with a given TTL; returns who answered (a router's time-exceeded, or the
+/// target's echo reply) and whether it was the target.
+pub async fn probe_hop(
+    sock: &IcmpSocket,
+    dst: IpAddr,
+    ttl: u8,
+    seq: u16,
+    wait: Duration,
+) -> io::Result<Option<(IpAddr, bool)>> {
+    sock.send_echo(dst, seq, Some(ttl))?;
+    let until = Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let Ok(r) = tokio::time::timeout(left, sock.recv()).await else {
+            return Ok(None);
+        };
+        match r? {
+            Reply::Echo { from, seq: s } if s == seq => return Ok(Some((from, true))),
+            Reply::TimeExceeded { from, seq: s } if s == seq => return Ok(Some((from, false))),
+            Reply::Unreachable { from, seq: s, .. } if s == seq => return Ok(Some((from, false))),
+            _ => {}
+        }
+    }
+}
+
+/// The socket address of a literal or node-resolved host.
+pub fn socket_addr(ip: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_of_an_echo_request() {
+        // Type 8, code 0, id 1, seq 1, no payload: checksum is 0xf7fd.
+        let pkt = [8u8, 0, 0, 0, 0, 1, 0, 1];
+        assert_eq!(checksum(&pkt), 0xf7fd);
+        let mut with = pkt;
+        with[2..4].copy_from_slice(&0xf7fdu16.to_be_bytes());
+        assert_eq!(checksum(&with), 0);
+    }
+}
