@@ -1,8 +1,11 @@
 //! nslab builds network labs out of Linux namespaces.
 //!
 //! The pipeline runs one way: YAML text ([`spec`]) → validated [`model::Topology`] →
-//! ordered [`plan::Plan`]. Everything up to the plan is pure, so it is testable without
-//! root and the same file always gives the same plan.
+//! ordered [`plan::Plan`] → kernel objects ([`apply`]). Everything up to the plan is pure,
+//! so it is testable without root and the same file always gives the same plan.
+//!
+//! For tests of networked software, [`Lab`] brings a lab up from `cargo test` and tears
+//! it down on drop.
 
 pub mod apply;
 pub mod cli;
@@ -10,6 +13,7 @@ pub mod compile;
 pub mod diag;
 pub mod draw;
 pub mod harness;
+pub mod lab;
 pub mod model;
 pub mod plan;
 pub mod probe;
@@ -18,5 +22,6 @@ pub mod state;
 
 pub use compile::{CompileError, Compiled, compile_file, compile_str};
 pub use diag::{Diagnostic, Report, Severity};
+pub use lab::{Error, Lab, RunningLab};
 pub use model::Topology;
 pub use plan::Plan;

@@ -150,3 +150,15 @@ impl Drop for Lab {
         let _ = std::fs::remove_file(&self.file);
     }
 }
+
+/// Waits for a child we started, killing it (by pid) if it is still running after 2 s.
+pub fn wait_or_kill(mut child: std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    for _ in 0..20 {
+        if let Some(s) = child.try_wait()? {
+            return Ok(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill()?;
+    child.wait()
+}

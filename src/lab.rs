@@ -1,0 +1,221 @@
+//! The Rust API for tests of networked software: bring a lab up from `cargo test`, run
+//! commands and probes in its nodes, and have it torn down when the value is dropped,
+//! including when the test panics.
+//!
+//! ```no_run
+//! let lab = nslab::Lab::from_yaml_str(r#"
+//! name: api-demo
+//! nodes: { client: {}, server: {} }
+//! links: [[client:eth0, server:eth0]]
+//! "#)?.up()?;
+//! assert!(lab.reach("client", "server")?);
+//! let out = lab.exec("server", &["hostname"])?;
+//! assert!(out.status.success());
+//! # Ok::<(), nslab::Error>(())
+//! ```
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use crate::apply::netlink::NetlinkKernel;
+use crate::apply::{self, ApplyError, UpOptions};
+use crate::harness::{self, CheckResult, Context};
+use crate::model::Topology;
+use crate::probe::icmp::{self, PingResult};
+use crate::{CompileError, Compiled, plan};
+
+/// Errors of the public API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("lab `{lab}` has no node `{node}`")]
+    NoSuchNode { lab: String, node: String },
+    #[error("lab `{lab}` has no check named `{name}`")]
+    NoSuchCheck { lab: String, name: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Kernel(#[from] apply::KernelError),
+}
+
+/// A compiled lab, not yet up.
+pub struct Lab {
+    compiled: Compiled,
+    jobs: usize,
+}
+
+impl Lab {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Lab, Error> {
+        Ok(Lab {
+            compiled: crate::compile_file(path.as_ref())?,
+            jobs: 8,
+        })
+    }
+
+    /// Mount sources resolve against the current directory.
+    pub fn from_yaml_str(yaml: &str) -> Result<Lab, Error> {
+        let base = std::env::current_dir()?;
+        Ok(Lab {
+            compiled: crate::compile_str(yaml, "<yaml>", &base)?,
+            jobs: 8,
+        })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.compiled.topology
+    }
+
+    /// Brings the lab up (needs root). Dropping the returned value tears it down.
+    pub fn up(self) -> Result<RunningLab, Error> {
+        let rt = apply::runtime()?;
+        let t = &self.compiled.topology;
+        let opts = UpOptions {
+            jobs: self.jobs,
+            file: "<api>".into(),
+            source: Some(self.compiled.warnings.source.clone()),
+            ..UpOptions::default()
+        };
+        rt.block_on(apply::up_with(t, &plan::plan(t), &opts, apply::never()))?;
+        let kernel = {
+            let _ctx = rt.enter();
+            NetlinkKernel::new(rt.handle().clone(), 2)
+        };
+        let kernel = match kernel {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = apply::down(&t.lab);
+                return Err(e.into());
+            }
+        };
+        Ok(RunningLab {
+            compiled: self.compiled,
+            kernel: Some(kernel),
+            rt: Some(rt),
+            down: false,
+        })
+    }
+}
+
+/// A lab that is up. Torn down on [`RunningLab::down`] or on drop.
+pub struct RunningLab {
+    compiled: Compiled,
+    // Dropped before the runtime it runs on.
+    kernel: Option<NetlinkKernel>,
+    rt: Option<tokio::runtime::Runtime>,
+    down: bool,
+}
+
+impl RunningLab {
+    pub fn name(&self) -> &str {
+        &self.compiled.topology.lab
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.compiled.topology
+    }
+
+    fn node(&self, node: &str) -> Result<usize, Error> {
+        self.topology()
+            .nodes
+            .iter()
+            .position(|n| n.name == node)
+            .ok_or_else(|| Error::NoSuchNode {
+                lab: self.name().to_string(),
+                node: node.to_string(),
+            })
+    }
+
+    fn parts(&self) -> (&tokio::runtime::Runtime, &NetlinkKernel) {
+        (
+            self.rt.as_ref().expect("runtime lives until drop"),
+            self.kernel.as_ref().expect("kernel lives until drop"),
+        )
+    }
+
+    /// Runs `argv` in the node (its network namespace), waits, and returns its output.
+    pub fn exec(&self, node: &str, argv: &[&str]) -> Result<Output, Error> {
+        let n = self.node(node)?;
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let mut cmd = apply::netns::command_in(&self.topology().nodes[n].netns, &argv)?;
+        Ok(cmd.output()?)
+    }
+
+    /// Whether `from` gets an ICMP echo reply from `to` (its loopback or first address,
+    /// IPv4 if it has one) within two seconds.
+    pub fn reach(&self, from: &str, to: &str) -> Result<bool, Error> {
+        let (a, b) = (self.node(from)?, self.node(to)?);
+        let t = self.topology();
+        let Some(addr) = t
+            .primary_address(b, false)
+            .or_else(|| t.primary_address(b, true))
+        else {
+            return Ok(false);
+        };
+        let (rt, kernel) = self.parts();
+        let ns = plan::Name::from(t.nodes[a].netns.as_str());
+        let r = rt.block_on(icmp::ping_many(
+            kernel,
+            &ns,
+            &[addr],
+            Duration::from_secs(2),
+            Duration::from_millis(200),
+        ))?;
+        Ok(matches!(r.first(), Some(PingResult::Reply(_))))
+    }
+
+    /// Runs the check of the topology's `tests:` section with this name.
+    pub fn check(&self, name: &str) -> Result<CheckResult, Error> {
+        let check = self
+            .topology()
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| Error::NoSuchCheck {
+                lab: self.name().to_string(),
+                name: name.to_string(),
+            })?;
+        let (rt, kernel) = self.parts();
+        let ctx = Context::new(self.topology(), kernel);
+        Ok(rt.block_on(harness::run_one(&ctx, check)))
+    }
+
+    /// Runs every check of the `tests:` section, in order.
+    pub fn checks(&self) -> Vec<CheckResult> {
+        let (rt, kernel) = self.parts();
+        let ctx = Context::new(self.topology(), kernel);
+        rt.block_on(harness::run(&ctx, apply::never(), &mut |_| {}))
+    }
+
+    /// Tears the lab down now and reports how it went (drop does the same, silently).
+    pub fn down(mut self) -> Result<(), Error> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), Error> {
+        if self.down {
+            return Ok(());
+        }
+        self.down = true;
+        if let Some(k) = self.kernel.take() {
+            k.close_all();
+        }
+        self.rt.take();
+        apply::down(&self.compiled.topology.lab)?;
+        Ok(())
+    }
+}
+
+impl Drop for RunningLab {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            eprintln!(
+                "nslab: tearing down lab `{}` failed: {e}",
+                self.compiled.topology.lab
+            );
+        }
+    }
+}

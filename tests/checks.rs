@@ -1,0 +1,274 @@
+//! `nslab test` end to end, as root: every example's checks pass, every kind of check
+//! fails with a useful reason when it should, reports parse back, and the lab is always
+//! torn down, interrupted or not.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn test_cmd(lab: &Lab, extra: &[&str]) -> Output {
+    nslab()
+        .arg("test")
+        .arg(&lab.file)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_example_passes_its_checks() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let dir = root().join("topologies");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let stem = f.file_stem().unwrap().to_string_lossy().to_string();
+        let name: String = format!("ix-{stem}").chars().take(12).collect();
+        let name = name.trim_end_matches('-').to_string();
+        let lab = Lab::from_example(&name, &format!("{stem}.yaml"));
+        let o = test_cmd(&lab, &[]);
+        assert_eq!(o.status.code(), Some(0), "{stem}: {}", text(&o));
+        assert!(!lab.is_up(), "{stem}: torn down after the run");
+    }
+}
+
+const FAILING: &str = r#"
+nodes:
+  a: {}
+  b: {}
+  c: {}
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth1, c:eth0]
+tests:
+  - reach: { from: a, to: c, timeout: 1s, name: unreachable-pair }
+  - reach: { from: a, to: b, expect: fail, timeout: 1s, name: not-isolated }
+  - tcp: { from: a, to: "b:80", timeout: 1s, name: tcp-refused }
+  - route: { node: a, to: 10.9.0.0/16, timeout: 1s, name: no-route }
+  - route: { node: a, to: 10.255.0.0/31, via: b, timeout: 1s, name: wrong-next-hop }
+  - path: { from: a, to: b, hops: [c, b], timeout: 1s, name: wrong-path }
+  - cmd: { node: a, run: "echo '{\"x\": 1}'", expect_json: { x: 2 }, timeout: 1s, name: json-differs }
+  - cmd: { node: a, run: "echo hello; exit 3", stdout: "^bye", timeout: 1s, name: exit-and-stdout }
+  - cmd: { node: a, run: "echo ok", stdout: "^ok$", name: passes }
+"#;
+
+#[test]
+fn every_kind_of_check_fails_with_a_useful_reason() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-fail", FAILING);
+    let junit = std::env::temp_dir().join("nslab-tests/it-fail.xml");
+    let o = test_cmd(&lab, &["--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!lab.is_up());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 1);
+    assert_eq!(suites[0].attribute("tests"), Some("9"));
+    assert_eq!(suites[0].attribute("failures"), Some("8"));
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 9);
+    let failure = |name: &str| -> String {
+        let case = cases
+            .iter()
+            .find(|c| c.attribute("name") == Some(name))
+            .unwrap_or_else(|| panic!("testcase {name}"));
+        case.children()
+            .find(|n| n.has_tag_name("failure"))
+            .and_then(|f| f.attribute("message"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let expect = [
+        ("unreachable-pair", "a -> c (10.255.0.3): no reply"),
+        (
+            "not-isolated",
+            "expected no replies, but 1 of 1 pairs answered: a -> b",
+        ),
+        (
+            "tcp-refused",
+            "expected a to connect to 10.255.0.1:80; it failed: Connection refused",
+        ),
+        ("no-route", "a has no route to 10.9.0.0/16"),
+        (
+            "wrong-next-hop",
+            "has no gateway (a connected route via eth0); expected via 10.255.0.1",
+        ),
+        ("wrong-path", "expected the path c b, saw b"),
+        (
+            "json-differs",
+            "stdout JSON differs: $.x: expected 2, found 1",
+        ),
+        ("exit-and-stdout", "exit status 3, expected 0"),
+    ];
+    for (name, msg) in expect {
+        let f = failure(name);
+        assert!(f.contains(msg), "{name}: `{f}` lacks `{msg}`");
+    }
+    assert!(failure("exit-and-stdout").contains("stdout does not match /^bye/; stdout was: hello"));
+    let passes = cases
+        .iter()
+        .find(|c| c.attribute("name") == Some("passes"))
+        .unwrap();
+    assert_eq!(
+        passes.children().filter(|n| n.is_element()).count(),
+        0,
+        "a passing case has no failure"
+    );
+    // The human table names the failing check and its reason.
+    assert!(text(&o).contains("FAIL  wrong-path"), "{}", text(&o));
+}
+
+#[test]
+fn json_report_and_tests_against_a_running_lab() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-json", "triangle.yaml");
+    let o = test_cmd(&lab, &["--json", "--keep"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    assert_eq!(v["passed"], 3);
+    assert_eq!(v["failed"], 0);
+    assert_eq!(v["checks"][0]["kind"], "reach");
+    assert!(lab.is_up(), "--keep keeps the lab");
+    // The same checks again, on the running lab.
+    let o = nslab().args(["test", "--lab", "it-json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(lab.is_up(), "--lab never tears down");
+    lab.down();
+}
+
+#[test]
+fn exit_codes_for_a_lab_that_cannot_come_up_and_for_invalid_input() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::from_example("it-exit", "two-hosts.yaml");
+    let junit = std::env::temp_dir().join("nslab-tests/it-exit.xml");
+    let o = nslab()
+        .arg("test")
+        .arg(&lab.file)
+        .args(["--junit", junit.to_str().unwrap()])
+        .env("NSLAB_TEST_FAIL_AT_STEP", "4")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let err = doc
+        .descendants()
+        .find(|n| n.has_tag_name("error"))
+        .expect("an <error> for the failed up");
+    assert!(
+        err.attribute("message")
+            .unwrap()
+            .contains("injected failure")
+    );
+    assert!(!lab.is_up());
+
+    let bad = Lab::new("it-bad", "nodes: { a: { kind: nope } }\n");
+    let o = test_cmd(&bad, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("unknown kind `nope`"));
+}
+
+/// 100 nodes, 9,900 pairs: a leaf-spine fabric with hosts, routed, so the pairs need a
+/// neighbour entry per link rather than per pair (the host-wide table holds 1,024).
+#[test]
+fn all_pairs_matrix_over_100_nodes() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let mut y = String::from("addressing: { p2p: 100.64.0.0/16 }\nrouting: static\nnodes:\n");
+    let (spines, leaves, per_leaf) = (5, 19, 4);
+    for s in 1..=spines {
+        y.push_str(&format!("  s{s}: {{}}\n"));
+    }
+    for l in 1..=leaves {
+        y.push_str(&format!("  l{l}: {{}}\n"));
+        for h in 1..=per_leaf {
+            y.push_str(&format!("  h{l}-{h}: {{}}\n"));
+        }
+    }
+    y.push_str("links:\n");
+    for l in 1..=leaves {
+        for s in 1..=spines {
+            y.push_str(&format!("  - [l{l}, s{s}]\n"));
+        }
+        for h in 1..=per_leaf {
+            y.push_str(&format!("  - [h{l}-{h}, l{l}]\n"));
+        }
+    }
+    y.push_str("tests:\n  - reach: { from: all, to: all, name: matrix }\n");
+    let lab = Lab::new("it-matrix", &y);
+    let start = Instant::now();
+    let o = test_cmd(&lab, &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    eprintln!(
+        "100-node all-pairs matrix: checks {} s, whole run {:.2} s",
+        v["checks"][0]["duration_s"],
+        start.elapsed().as_secs_f64()
+    );
+    assert_eq!(v["passed"], 1);
+}
+
+#[test]
+fn sigint_during_checks_tears_the_lab_down() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "it-sigint",
+        "nodes: { a: {}, b: {}, c: {} }\nlinks: [[a, b], [b, c]]\ntests:\n  - reach: { from: a, to: c, timeout: 60s }\n  - reach: { from: a, to: b }\n",
+    );
+    let mut child = nslab()
+        .arg("test")
+        .arg(&lab.file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("is up"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling the child we spawned, by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("SKIP") && rest.contains("interrupted by SIGINT"),
+        "{rest}"
+    );
+    assert!(!lab.is_up());
+    assert_same_host(&before, &host_snapshot(), "after SIGINT during nslab test");
+}
