@@ -15,6 +15,7 @@ pub mod draw;
 pub mod harness;
 pub mod lab;
 pub mod model;
+pub mod node;
 pub mod plan;
 pub mod probe;
 pub mod spec;

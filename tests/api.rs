@@ -6,6 +6,13 @@ mod support;
 
 use nslab::Lab;
 
+/// The Rust API runs node inits with the nslab binary; a test binary is not nslab, so
+/// point it at the one cargo built (outside cargo, nslab on the PATH is used).
+fn use_built_nslab() {
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("NSLAB_BIN", env!("CARGO_BIN_EXE_nslab")) };
+}
+
 const LAB: &str = r#"
 name: it-api
 nodes:
@@ -25,6 +32,7 @@ fn client_reaches_a_server_through_a_router() {
         return;
     }
     let _h = support::shared();
+    use_built_nslab();
     let lab = Lab::from_yaml_str(LAB).unwrap().up().unwrap();
 
     // Probes are native: no ping binary involved.
@@ -71,6 +79,7 @@ fn a_panicking_test_still_tears_its_lab_down() {
         return;
     }
     let _h = support::shared();
+    use_built_nslab();
     let r = std::panic::catch_unwind(|| {
         let _lab = Lab::from_yaml_str("name: it-panic\nnodes: { a: {}, b: {} }\nlinks: [[a, b]]\n")
             .unwrap()

@@ -178,17 +178,29 @@ fn step_ids_ascend_in_a_valid_order() {
                 );
             }
         }
-        // Every interface an address or route uses is created before it.
+        // Deleting a namespace removes every link, address and route in it; only nodes,
+        // cgroups and namespaces themselves are undone, nodes first.
         let teardown = p.teardown();
         let netns = p
             .steps
             .iter()
             .filter(|s| s.op.name() == "create-netns")
             .count();
-        assert_eq!(
-            teardown.len(),
-            netns,
-            "deleting a namespace removes everything in it"
+        let kinds: Vec<&str> = teardown
+            .iter()
+            .map(|u| match u {
+                nslab::plan::Undo::DeleteNetns { .. } => "netns",
+                nslab::plan::Undo::StopNode { .. } => "node",
+                nslab::plan::Undo::RemoveCgroup { .. } => "cgroup",
+                other => panic!("{}: {other:?} should die with its namespace", f.display()),
+            })
+            .collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "netns").count(), netns);
+        let first_netns = kinds.iter().position(|k| *k == "netns").unwrap();
+        assert!(
+            kinds[first_netns..].iter().all(|k| *k == "netns"),
+            "{}: nodes stop before namespaces go",
+            f.display()
         );
     }
 }

@@ -166,6 +166,11 @@ pub fn object_of(op: &Op) -> String {
         Op::AddAddress { name, address, .. } => format!("address {address} on {name}"),
         Op::AddRoute { route, .. } => format!("route {}", crate::plan::route_text(route)),
         Op::SetImpair { name, .. } => format!("impairment on {name}"),
+        Op::Barrier => "the wiring barrier".into(),
+        Op::CreateCgroup { node, .. } => format!("cgroup of node {node}"),
+        Op::StartNode { start, .. } => format!("init of node {}", start.node),
+        Op::StartProcess { process, .. } => format!("process `{process}`"),
+        Op::RunExec { argv, .. } => format!("`{}`", argv.join(" ")),
     }
 }
 
@@ -180,6 +185,8 @@ pub fn undo_text(u: &Undo) -> String {
         Undo::ClearImpair { netns, ifindex } => {
             format!("clear impairment on #{ifindex} in {netns}")
         }
+        Undo::StopNode { node, .. } => format!("stop node {node}"),
+        Undo::RemoveCgroup { node, .. } => format!("remove the cgroup of node {node}"),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod kernel;
 pub mod netlink;
 pub mod netns;
+pub mod nodes;
 pub mod tc;
 mod teardown;
 
@@ -272,23 +273,24 @@ pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
         return Err(ApplyError::NotUp(lab.to_string()));
     }
     let undos = teardown::undos(&dir)?;
-    let (inside, namespaces) = teardown::split(&undos);
-    let mut errors = Vec::new();
+    let split = teardown::split(&undos);
+    let mut errors = teardown::stop_processes(lab, &split);
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
-    if !inside.is_empty() {
+    if !split.netlink.is_empty() {
         let rt = runtime().map_err(|e| ApplyError::Host {
             lab: lab.to_string(),
             source: e,
         })?;
         errors.extend(rt.block_on(async {
             match NetlinkKernel::new(tokio::runtime::Handle::current(), 1) {
-                Ok(kernel) => teardown::undo_inside(&kernel, &inside).await,
+                Ok(kernel) => teardown::undo_inside(&kernel, &split.netlink).await,
                 Err(e) => vec![format!("cannot open netlink: {e}")],
             }
         }));
     }
-    errors.extend(teardown::delete_namespaces(&namespaces));
+    errors.extend(teardown::remove_cgroups(lab, &split));
+    errors.extend(teardown::delete_namespaces(&split.namespaces));
     teardown::finish(lab, &dir, errors)?;
     lock.remove();
     Ok(DownReport {
@@ -300,11 +302,14 @@ pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
 /// Rollback inside `up`: the same teardown as `down`, from the same journal.
 async fn rollback(lab: &str, dir: &LabDir, kernel: &NetlinkKernel) -> Result<usize, ApplyError> {
     let undos = teardown::undos(dir)?;
-    let (inside, namespaces) = teardown::split(&undos);
-    let mut errors = teardown::undo_inside(kernel, &inside).await;
+    let split = teardown::split(&undos);
+    let mut errors = tokio::task::block_in_place(|| teardown::stop_processes(lab, &split));
+    errors.extend(teardown::undo_inside(kernel, &split.netlink).await);
     kernel.close_all();
     errors.extend(tokio::task::block_in_place(|| {
-        teardown::delete_namespaces(&namespaces)
+        let mut e = teardown::remove_cgroups(lab, &split);
+        e.extend(teardown::delete_namespaces(&split.namespaces));
+        e
     }));
     teardown::finish(lab, dir, errors)?;
     Ok(undos.len())

@@ -244,6 +244,35 @@ impl NetlinkKernel {
                 };
                 add_qdisc(&h, msg).await.map_err(|e| missing_qdisc(kind, e))
             }
+            Op::Barrier => Ok(()),
+            Op::CreateCgroup { node, limits, .. } => {
+                let lab = crate::model::names::lab_of_netns(op.netns());
+                super::nodes::create_cgroup(&lab, node, limits).await
+            }
+            Op::StartNode { start, .. } => super::nodes::start_node(start).await,
+            Op::StartProcess {
+                netns,
+                node,
+                process,
+            } => {
+                super::nodes::start_process(
+                    &crate::model::names::lab_of_netns(netns),
+                    node,
+                    process,
+                )
+                .await
+            }
+            Op::RunExec {
+                netns,
+                node,
+                argv,
+                ignore_errors,
+                timeout_ms,
+            } => {
+                let lab = crate::model::names::lab_of_netns(netns);
+                let timeout = timeout_ms.map(std::time::Duration::from_millis);
+                super::nodes::run_exec(&lab, node, netns, argv, *ignore_errors, timeout).await
+            }
         }
     }
 
@@ -252,6 +281,29 @@ impl NetlinkKernel {
             Undo::DeleteNetns { netns } => {
                 self.forget(netns);
                 return netns::delete(netns).map_err(KernelError::Io);
+            }
+            Undo::StopNode { netns, node } => {
+                let lab = crate::model::names::lab_of_netns(netns);
+                let node = node.clone();
+                let errors =
+                    tokio::task::spawn_blocking(move || super::nodes::stop_nodes(&lab, &[node]))
+                        .await
+                        .map_err(|e| KernelError::Other(e.to_string()))?;
+                return if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(KernelError::Other(errors.join("; ")))
+                };
+            }
+            Undo::RemoveCgroup { netns, node } => {
+                let lab = crate::model::names::lab_of_netns(netns);
+                let node = node.clone();
+                return tokio::task::spawn_blocking(move || {
+                    crate::node::cgroup::remove(&lab, &node)
+                })
+                .await
+                .map_err(|e| KernelError::Other(e.to_string()))?
+                .map_err(KernelError::Other);
             }
             Undo::DeleteLink { netns, ifindex, .. } => match self.ns(netns).await {
                 Ok(ns) => ns

@@ -14,17 +14,46 @@ pub fn undos(dir: &LabDir) -> Result<Vec<Undo>, ApplyError> {
     Ok(Plan::teardown_of_undos(objects))
 }
 
-/// Objects that need their own undo, and the namespaces whose deletion takes the rest.
-pub fn split(undos: &[Undo]) -> (Vec<Undo>, Vec<String>) {
-    let mut inside = Vec::new();
-    let mut namespaces = Vec::new();
+/// A teardown in the order it runs: nodes stop first (their processes hold the
+/// namespaces and cgroups), then objects in surviving namespaces, then cgroups, then the
+/// namespaces, whose deletion takes every link, address and route with it.
+#[derive(Debug, Default)]
+pub struct Split {
+    pub nodes: Vec<String>,
+    pub netlink: Vec<Undo>,
+    pub cgroups: Vec<String>,
+    pub namespaces: Vec<String>,
+}
+
+pub fn split(undos: &[Undo]) -> Split {
+    let mut s = Split::default();
     for u in undos {
         match u {
-            Undo::DeleteNetns { netns } => namespaces.push(netns.to_string()),
-            other => inside.push(other.clone()),
+            Undo::DeleteNetns { netns } => s.namespaces.push(netns.to_string()),
+            Undo::StopNode { node, .. } => s.nodes.push(node.clone()),
+            Undo::RemoveCgroup { node, .. } => s.cgroups.push(node.clone()),
+            other => s.netlink.push(other.clone()),
         }
     }
-    (inside, namespaces)
+    s
+}
+
+/// Stops the nodes and kills anything left in the lab's namespaces.
+pub fn stop_processes(lab: &str, s: &Split) -> Vec<String> {
+    let mut errors = super::nodes::stop_nodes(lab, &s.nodes);
+    errors.extend(super::nodes::sweep(&s.namespaces));
+    errors
+}
+
+pub fn remove_cgroups(lab: &str, s: &Split) -> Vec<String> {
+    s.cgroups
+        .iter()
+        .filter_map(|node| {
+            crate::node::cgroup::remove(lab, node)
+                .err()
+                .map(|e| format!("remove the cgroup of node {node}: {e}"))
+        })
+        .collect()
 }
 
 /// Undoes objects one by one, in reverse creation order, collecting every failure.
@@ -63,6 +92,14 @@ pub fn finish(lab: &str, dir: &LabDir, errors: Vec<String>) -> Result<(), ApplyE
         });
     }
     dir.remove()?;
+    let nodes = crate::node::NodePaths::of_lab(lab);
+    for d in [nodes.dir, nodes.logs] {
+        if let Err(e) = std::fs::remove_dir_all(&d)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(ApplyError::State(crate::state::StateError::io(&d, e)));
+        }
+    }
     if crate::state::list_labs().is_empty()
         && let Err(e) = netns::release_netns_dir(&crate::state::run_root().join(".netns-dir"))
     {

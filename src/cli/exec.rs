@@ -3,7 +3,7 @@
 use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
-use crate::apply::{ApplyError, netns};
+use crate::apply::{ApplyError, nodes};
 use crate::state::{LabDir, LabSummary};
 
 pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliError> {
@@ -23,7 +23,7 @@ pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliErro
             "nothing to run: give a command after `--`".into(),
         ));
     }
-    let mut cmd = netns::command_in(&n.netns, argv)?;
+    let mut cmd = nodes::target(&lab, node, &n.netns)?.command(argv)?;
     let status = cmd
         .status()
         .map_err(|e| CliError::Usage(format!("cannot run `{}` in node `{node}`: {e}", argv[0])))?;

@@ -284,7 +284,7 @@ pub struct PrivateDir {
     pub mode: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Limits {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,

@@ -105,6 +105,15 @@ pub fn node_netns(lab: &str, node: &str) -> String {
     format!("nslab.{lab}.{node}")
 }
 
+/// The lab a namespace name belongs to (`nslab.<lab>` or `nslab.<lab>.<node>`).
+pub fn lab_of_netns(netns: &str) -> String {
+    netns
+        .strip_prefix("nslab.")
+        .and_then(|rest| rest.split('.').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The lab's own namespace, which holds its bridges so none appear on the host.
 pub fn fabric_netns(lab: &str) -> String {
     format!("nslab.{lab}")
@@ -178,6 +187,12 @@ mod tests {
         );
         assert!(check_ifname("e:1").is_err());
         assert!(check_ifname("lo").is_err());
+    }
+
+    #[test]
+    fn namespaces_name_their_lab() {
+        assert_eq!(lab_of_netns(&node_netns("ring", "r1.a")), "ring");
+        assert_eq!(lab_of_netns(&fabric_netns("ring")), "ring");
     }
 
     #[test]

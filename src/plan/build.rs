@@ -3,6 +3,7 @@
 //! order; the dependencies let apply run independent steps concurrently.
 
 use crate::model::{End, Topology};
+use crate::node::config::{needs_init, node_start};
 use crate::plan::{Name, Op, Plan, Step, StepId};
 
 struct Builder {
@@ -276,9 +277,96 @@ pub fn plan(t: &Topology) -> Plan {
         }
     }
 
+    nodes(t, &mut b, &netns, &ns_step);
+
     Plan {
         lab: t.lab.clone(),
         steps: b.steps,
+    }
+}
+
+/// Node runtimes, after all wiring: cgroups, inits, processes in dependency order, then
+/// each node's `exec:` commands in order.
+fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
+    let with_init: Vec<usize> = (0..t.nodes.len())
+        .filter(|&i| needs_init(&t.nodes[i]))
+        .collect();
+    if with_init.is_empty() {
+        return;
+    }
+    // The barrier waits for the steps nothing else waits for: transitively, all of them.
+    let mut depended = vec![false; b.steps.len() + 1];
+    for s in &b.steps {
+        for d in &s.deps {
+            depended[*d] = true;
+        }
+    }
+    let leaves: Vec<StepId> = b
+        .steps
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| !depended[*id])
+        .collect();
+    let barrier = b.push(Op::Barrier, leaves);
+    let mut start = vec![0; t.nodes.len()];
+    for &i in &with_init {
+        let n = &t.nodes[i];
+        let mut deps = vec![barrier];
+        if !n.limits.is_empty() {
+            deps.push(b.push(
+                Op::CreateCgroup {
+                    netns: netns[i].clone(),
+                    node: n.name.clone(),
+                    limits: n.limits.clone(),
+                },
+                vec![ns_step[i]],
+            ));
+        }
+        start[i] = b.push(
+            Op::StartNode {
+                netns: netns[i].clone(),
+                start: Box::new(node_start(t, i)),
+            },
+            deps,
+        );
+    }
+    // Processes in an order where every dependency comes first (cycles were rejected by
+    // the model), declaration order otherwise.
+    let mut order = ProcOrder {
+        t,
+        netns,
+        start: &start,
+        steps: t.nodes.iter().map(|n| vec![0; n.processes.len()]).collect(),
+        seen: t
+            .nodes
+            .iter()
+            .map(|n| vec![false; n.processes.len()])
+            .collect(),
+    };
+    for &i in &with_init {
+        for p in 0..t.nodes[i].processes.len() {
+            order.visit(b, i, p);
+        }
+    }
+    let proc_step = order.steps;
+    // `exec:` runs once the node's processes are ready, one command after the other.
+    for &i in &with_init {
+        let n = &t.nodes[i];
+        let mut prev: Vec<StepId> = vec![start[i]];
+        prev.extend(&proc_step[i]);
+        for e in &n.exec {
+            let id = b.push(
+                Op::RunExec {
+                    netns: netns[i].clone(),
+                    node: n.name.clone(),
+                    argv: e.cmd.argv(),
+                    ignore_errors: e.ignore_errors,
+                    timeout_ms: e.timeout.map(|d| d.as_millis() as u64),
+                },
+                prev.clone(),
+            );
+            prev = vec![id];
+        }
     }
 }
 
@@ -298,4 +386,48 @@ fn estimate(t: &Topology) -> usize {
         })
         .sum();
     per_node + t.links.len() + t.bridges.len() + 1
+}
+
+/// Emits process steps depth-first, dependencies before dependents.
+struct ProcOrder<'a> {
+    t: &'a Topology,
+    netns: &'a [Name],
+    start: &'a [StepId],
+    steps: Vec<Vec<StepId>>,
+    seen: Vec<Vec<bool>>,
+}
+
+impl ProcOrder<'_> {
+    fn visit(&mut self, b: &mut Builder, n: usize, p: usize) {
+        if self.seen[n][p] {
+            return;
+        }
+        self.seen[n][p] = true;
+        let node = &self.t.nodes[n];
+        let mut deps = vec![self.start[n]];
+        for d in node.depends_on.iter().chain(&node.processes[p].depends_on) {
+            let targets: Vec<usize> = match d.process {
+                Some(q) => vec![q],
+                None => (0..self.t.nodes[d.node].processes.len()).collect(),
+            };
+            // A node without an init (net only, nothing to run) is ready once wired.
+            if targets.is_empty() && self.start[d.node] != 0 {
+                deps.push(self.start[d.node]);
+            }
+            for q in targets {
+                if (d.node, q) != (n, p) {
+                    self.visit(b, d.node, q);
+                    deps.push(self.steps[d.node][q]);
+                }
+            }
+        }
+        self.steps[n][p] = b.push(
+            Op::StartProcess {
+                netns: self.netns[n].clone(),
+                node: node.name.clone(),
+                process: node.processes[p].name.clone(),
+            },
+            deps,
+        );
+    }
 }

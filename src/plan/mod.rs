@@ -14,7 +14,8 @@ use serde::Serialize;
 pub use build::plan;
 pub use render::{render_text, route_text, teardown_text, write_text};
 
-use crate::model::{Route, ser_mac};
+use crate::model::{Limits, Route, ser_mac};
+use crate::node::config::NodeStart;
 use crate::spec::raw::RawImpair;
 
 pub type StepId = usize;
@@ -98,6 +99,34 @@ pub enum Op {
         ifindex: u32,
         impair: Box<RawImpair>,
     },
+    /// Every link, address and route of the lab is in place; nodes start after this.
+    Barrier,
+    /// The node's cgroup with its limits.
+    CreateCgroup {
+        netns: Name,
+        node: String,
+        limits: Limits,
+    },
+    /// The node's init: its namespaces, mounts and hostname, ready to run processes.
+    StartNode {
+        netns: Name,
+        start: Box<NodeStart>,
+    },
+    /// One of the node's processes; done once it is ready.
+    StartProcess {
+        netns: Name,
+        node: String,
+        process: String,
+    },
+    /// A one-shot `exec:` command inside the node.
+    RunExec {
+        netns: Name,
+        node: String,
+        argv: Vec<String>,
+        ignore_errors: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// The inverse of a step, for rollback and `down`. Journaled before its step runs.
@@ -126,6 +155,15 @@ pub enum Undo {
         netns: Name,
         ifindex: u32,
     },
+    /// Stop the node's init and with it every process of the node.
+    StopNode {
+        netns: Name,
+        node: String,
+    },
+    RemoveCgroup {
+        netns: Name,
+        node: String,
+    },
 }
 
 impl Op {
@@ -139,7 +177,12 @@ impl Op {
             | Op::SetLinkUp { netns, .. }
             | Op::AddAddress { netns, .. }
             | Op::AddRoute { netns, .. }
-            | Op::SetImpair { netns, .. } => netns,
+            | Op::SetImpair { netns, .. }
+            | Op::CreateCgroup { netns, .. }
+            | Op::StartNode { netns, .. }
+            | Op::StartProcess { netns, .. }
+            | Op::RunExec { netns, .. } => netns,
+            Op::Barrier => "",
         }
     }
 
@@ -185,7 +228,19 @@ impl Op {
                 netns: netns.clone(),
                 ifindex: *ifindex,
             }),
-            Op::SetSysctl { .. } | Op::SetLinkUp { .. } => None,
+            Op::CreateCgroup { netns, node, .. } => Some(Undo::RemoveCgroup {
+                netns: netns.clone(),
+                node: node.clone(),
+            }),
+            Op::StartNode { netns, start } => Some(Undo::StopNode {
+                netns: netns.clone(),
+                node: start.node.clone(),
+            }),
+            Op::SetSysctl { .. }
+            | Op::SetLinkUp { .. }
+            | Op::Barrier
+            | Op::StartProcess { .. }
+            | Op::RunExec { .. } => None,
         }
     }
 
@@ -200,6 +255,11 @@ impl Op {
             Op::AddAddress { .. } => "add-address",
             Op::AddRoute { .. } => "add-route",
             Op::SetImpair { .. } => "set-impair",
+            Op::Barrier => "barrier",
+            Op::CreateCgroup { .. } => "create-cgroup",
+            Op::StartNode { .. } => "start-node",
+            Op::StartProcess { .. } => "start-process",
+            Op::RunExec { .. } => "run-exec",
         }
     }
 }
@@ -211,7 +271,21 @@ impl Undo {
             | Undo::DeleteLink { netns, .. }
             | Undo::DeleteAddress { netns, .. }
             | Undo::DeleteRoute { netns, .. }
-            | Undo::ClearImpair { netns, .. } => netns,
+            | Undo::ClearImpair { netns, .. }
+            | Undo::StopNode { netns, .. }
+            | Undo::RemoveCgroup { netns, .. } => netns,
+        }
+    }
+
+    /// The namespace whose deletion takes this object with it, if any. Processes and
+    /// cgroups outlive a namespace's mount point, so they are always undone themselves.
+    pub fn dies_with(&self) -> Option<&str> {
+        match self {
+            Undo::DeleteLink { netns, .. }
+            | Undo::DeleteAddress { netns, .. }
+            | Undo::DeleteRoute { netns, .. }
+            | Undo::ClearImpair { netns, .. } => Some(netns),
+            Undo::DeleteNetns { .. } | Undo::StopNode { .. } | Undo::RemoveCgroup { .. } => None,
         }
     }
 }
@@ -234,7 +308,7 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        undos.retain(|u| matches!(u, Undo::DeleteNetns { .. }) || !deleted.contains(u.netns()));
+        undos.retain(|u| u.dies_with().is_none_or(|ns| !deleted.contains(ns)));
         undos
     }
 

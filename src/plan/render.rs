@@ -131,6 +131,43 @@ fn op_text(lab: &str, op: &Op) -> String {
             }
             format!("{}:{name} {}", ns(netns), parts.join(" "))
         }
+        Op::Barrier => "every link, address and route is in place".into(),
+        Op::CreateCgroup { netns, limits, .. } => {
+            let mut parts = Vec::new();
+            if let Some(m) = limits.memory {
+                parts.push(format!("memory {m}"));
+            }
+            if let Some(c) = limits.cpu {
+                parts.push(format!("cpu {c}"));
+            }
+            if let Some(p) = limits.pids {
+                parts.push(format!("pids {p}"));
+            }
+            format!("{}: {}", ns(netns), parts.join(" "))
+        }
+        Op::StartNode { netns, start } => {
+            let mut kinds = vec!["net"];
+            for (on, k) in [
+                (start.uts, "uts"),
+                (start.mnt, "mnt"),
+                (start.pid, "pid"),
+                (start.ipc, "ipc"),
+            ] {
+                if on {
+                    kinds.push(k);
+                }
+            }
+            format!(
+                "{}: init in [{}], {} mounts, {} private dirs, {} processes",
+                ns(netns),
+                kinds.join(" "),
+                start.mounts.len(),
+                start.private.len(),
+                start.processes.len()
+            )
+        }
+        Op::StartProcess { netns, process, .. } => format!("{}: {process}", ns(netns)),
+        Op::RunExec { netns, argv, .. } => format!("{}: {}", ns(netns), argv.join(" ")),
     }
 }
 
@@ -202,6 +239,8 @@ pub fn teardown_text(plan: &Plan) -> String {
             Undo::ClearImpair { netns, ifindex } => {
                 format!("clear-impair   {}:#{ifindex}", short(&plan.lab, netns))
             }
+            Undo::StopNode { node, .. } => format!("stop-node      {node}"),
+            Undo::RemoveCgroup { node, .. } => format!("remove-cgroup  {node}"),
         };
         let _ = writeln!(out, "{line}");
     }

@@ -136,8 +136,21 @@ pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
         if !line.starts_with("{\"record\":\"object\"") {
             continue;
         }
-        let netns_record = line.starts_with(NETNS_OBJECT);
-        if !netns_record && netns_of(line).is_some_and(|ns| deleted.contains(ns)) {
+        // Objects that die with their namespace are skipped unparsed; the rest (nodes,
+        // cgroups) are always undone.
+        let dies_with_netns = [
+            "delete-link",
+            "delete-address",
+            "delete-route",
+            "clear-impair",
+        ]
+        .iter()
+        .any(|op| {
+            line.starts_with(&format!(
+                "{{\"record\":\"object\",\"undo\":{{\"op\":\"{op}\","
+            ))
+        });
+        if dies_with_netns && netns_of(line).is_some_and(|ns| deleted.contains(ns)) {
             continue;
         }
         if let Some(Record::Object { undo }) = parse(i)?

@@ -1,0 +1,414 @@
+//! Starting and stopping nodes: cgroups, the init, processes and `exec:` commands. The
+//! init runs in the node's namespaces as PID 1; nslab talks to it over its control socket.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::error::KernelError;
+use super::netns;
+use crate::node::config::{self, NodeConfig, NodeStart};
+use crate::node::control::{self, ProcStatus};
+use crate::node::enter::{self, Target};
+use crate::node::{NodePaths, cgroup};
+
+fn other(e: impl std::fmt::Display) -> KernelError {
+    KernelError::Other(e.to_string())
+}
+
+/// The binary that serves as every node's init: `NSLAB_BIN`, this executable when it is
+/// nslab, or `nslab` on the PATH (a test binary using the Rust API is not nslab).
+pub fn nslab_binary() -> Result<PathBuf, KernelError> {
+    if let Some(p) = std::env::var_os("NSLAB_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && exe.file_name().is_some_and(|n| n == "nslab")
+    {
+        return Ok(exe);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("nslab"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| other("cannot find the nslab binary to run as the node's init: install nslab on the PATH or set NSLAB_BIN"))
+}
+
+/// The cgroup.procs files of a node's groups, as created by its cgroup step.
+fn cgroup_procs(lab: &str, node: &str) -> Vec<PathBuf> {
+    let rel = cgroup::relative(lab, node);
+    let mut out = Vec::new();
+    for root in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/cpu,cpuacct",
+    ] {
+        let p = Path::new(root).join(&rel).join("cgroup.procs");
+        if p.exists() {
+            let real = std::fs::canonicalize(&p).unwrap_or(p);
+            if !out.contains(&real) {
+                out.push(real);
+            }
+        }
+    }
+    out
+}
+
+/// Writes the node's files and starts its init in new namespaces; returns once the init
+/// reports its mounts and hostname are in place.
+fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
+    let paths = NodePaths::of_lab(&start.lab);
+    std::fs::create_dir_all(&paths.dir)?;
+    std::fs::create_dir_all(&paths.logs)?;
+    let cgroups = if start.cgroup {
+        cgroup_procs(&start.lab, &start.node)
+    } else {
+        Vec::new()
+    };
+    let cfg: NodeConfig = config::config(start, &paths, cgroups).map_err(other)?;
+    std::fs::write(&cfg.hosts, &start.hosts)?;
+    std::fs::write(&cfg.resolv, config::RESOLV_CONF)?;
+    let cfg_path = paths.config(&start.node);
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).map_err(other)?)?;
+
+    let netns_fd = netns::open(&start.netns)?;
+    let mut flags = 0;
+    for (on, f) in [
+        (start.uts, libc::CLONE_NEWUTS),
+        (start.mnt, libc::CLONE_NEWNS),
+        (start.ipc, libc::CLONE_NEWIPC),
+        (start.pid, libc::CLONE_NEWPID),
+    ] {
+        if on {
+            flags |= f;
+        }
+    }
+    let mut cmd = std::process::Command::new(nslab_binary()?);
+    cmd.arg("__init")
+        .arg(&cfg_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setns and unshare are async-signal-safe; the fd was opened before fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(netns_fd.as_raw_fd(), libc::CLONE_NEWNET) != 0
+                || libc::unshare(flags) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut line = String::new();
+    let mut outcome = Err(other("the node's init ended without saying it was ready"));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: lines.get_ref().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid descriptor.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if n == 0 {
+            outcome = Err(other("the node's init did not get ready within 30 s"));
+            break;
+        }
+        line.clear();
+        if lines.read_line(&mut line)? == 0 {
+            break;
+        }
+        let l = line.trim();
+        if l == "ready" {
+            outcome = Ok(());
+            break;
+        }
+        if let Some(e) = l.strip_prefix("error: ") {
+            outcome = Err(other(format!("setting up the node failed: {e}")));
+            break;
+        }
+    }
+    let status = child.wait()?;
+    if outcome.is_ok() && !status.success() {
+        // The shim failed after the init got going: its reason is on stdout or stderr.
+        let mut said = String::new();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut err);
+        while lines.read_line(&mut said).unwrap_or(0) > 0 {}
+        let why: Vec<&str> = said
+            .lines()
+            .chain(err.lines())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        return Err(other(format!(
+            "the node's init failed ({status}): {}",
+            why.join("; ")
+        )));
+    }
+    outcome
+}
+
+pub async fn start_node(start: &NodeStart) -> Result<(), KernelError> {
+    let start = start.clone();
+    tokio::task::spawn_blocking(move || start_node_blocking(&start))
+        .await
+        .map_err(other)?
+}
+
+pub async fn create_cgroup(
+    lab: &str,
+    node: &str,
+    limits: &crate::model::Limits,
+) -> Result<(), KernelError> {
+    let (lab, node, limits) = (lab.to_string(), node.to_string(), limits.clone());
+    tokio::task::spawn_blocking(move || cgroup::create(&lab, &node, &limits).map(|_| ()))
+        .await
+        .map_err(other)?
+        .map_err(|e| {
+            if e.starts_with("this kernel has no") {
+                KernelError::MissingFeature {
+                    feature: e
+                        .split('`')
+                        .nth(1)
+                        .map(|c| format!("`{c}` cgroup controller"))
+                        .unwrap_or_else(|| "cgroup controller".into()),
+                    hint: e.clone(),
+                }
+            } else {
+                other(e)
+            }
+        })
+}
+
+/// The last lines of a process's log, for error messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("--- nslab:"))
+        .collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Asks the init to start a process and waits until it is ready (or has failed).
+pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), KernelError> {
+    let paths = NodePaths::of_lab(lab);
+    let socket = paths.control(node);
+    let mut reply = control::request_async(&socket, &format!("start {process}")).await?;
+    let log = paths.log(node, process);
+    let started = Instant::now();
+    loop {
+        let status = control::parse_status(&reply).map_err(other)?;
+        let p: &ProcStatus = status
+            .processes
+            .iter()
+            .find(|p| p.name == process)
+            .ok_or_else(|| other(format!("the init has no process `{process}`")))?;
+        if let Some(e) = &p.error {
+            return Err(other(e));
+        }
+        if p.ready && p.pid.is_some() {
+            return Ok(());
+        }
+        if p.state == "exited" && p.pid.is_none() {
+            let tail = log_tail(&log, 10);
+            return Err(other(format!(
+                "process `{process}` exited with status {} before it was ready{}",
+                p.exit.unwrap_or(-1),
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its log ends with:\n{tail}")
+                }
+            )));
+        }
+        if p.ready_timed_out {
+            let tail = log_tail(&log, 10);
+            return Err(other(format!(
+                "process `{process}` is running but not ready after {:.1} s{}",
+                started.elapsed().as_secs_f64(),
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its log ends with:\n{tail}")
+                }
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        reply = control::request_async(&socket, "status").await?;
+    }
+}
+
+/// The namespaces a command in `node` should enter: its init's, or only its network
+/// namespace when it has no init.
+pub fn target(lab: &str, node: &str, netns: &str) -> std::io::Result<Target> {
+    let paths = NodePaths::of_lab(lab);
+    match enter::init_pid(&paths.pid_file(node)) {
+        Some(pid) => Target::of_process(pid, &cgroup_procs(lab, node)),
+        None => Target::netns(netns),
+    }
+}
+
+/// Runs a one-shot `exec:` command; a failure carries the command's stderr.
+pub async fn run_exec(
+    lab: &str,
+    node: &str,
+    netns: &str,
+    argv: &[String],
+    ignore_errors: bool,
+    timeout: Option<Duration>,
+) -> Result<(), KernelError> {
+    let std_cmd = target(lab, node, netns)?.command(argv)?;
+    let mut cmd = tokio::process::Command::from(std_cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let run = cmd.output();
+    let out = match timeout {
+        Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
+            other(format!(
+                "`{}` did not finish within {:.1} s",
+                argv.join(" "),
+                t.as_secs_f64()
+            ))
+        })?,
+        None => run.await,
+    }
+    .map_err(|e| other(format!("cannot run `{}`: {e}", argv.join(" "))))?;
+    if out.status.success() || ignore_errors {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.trim();
+    Err(other(format!(
+        "`{}` exited with status {}{}",
+        argv.join(" "),
+        out.status.code().unwrap_or(-1),
+        if stderr.is_empty() {
+            String::new()
+        } else {
+            format!("; stderr:\n{stderr}")
+        }
+    )))
+}
+
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie is dead; only its parent can remove the entry.
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].chars().next())
+            .is_some_and(|state| state != 'Z'),
+        Err(_) => false,
+    }
+}
+
+/// Stops nodes: SIGTERM to every init at once (each stops its processes and exits),
+/// the longest grace period of any node, then SIGKILL for what is left.
+pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
+    let paths = NodePaths::of_lab(lab);
+    let mut running: Vec<(String, i32)> = Vec::new();
+    let mut grace = Duration::ZERO;
+    for node in nodes {
+        let Some(pid) = enter::init_pid(&paths.pid_file(node)) else {
+            continue;
+        };
+        if let Ok(data) = std::fs::read(paths.config(node))
+            && let Ok(cfg) = serde_json::from_slice::<NodeConfig>(&data)
+        {
+            let g = cfg
+                .start
+                .processes
+                .iter()
+                .map(|p| p.stop_timeout_ms)
+                .max()
+                .unwrap_or(0);
+            grace = grace.max(Duration::from_millis(g));
+        }
+        // SAFETY: signalling the init we started (pid and start time verified).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        running.push((node.clone(), pid));
+    }
+    let deadline = Instant::now() + grace + Duration::from_secs(2);
+    while Instant::now() < deadline && running.iter().any(|(_, p)| alive(*p)) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut errors = Vec::new();
+    for (node, pid) in &running {
+        if alive(*pid) {
+            // SAFETY: as above; the init ignored SIGTERM past its grace period.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+            let until = Instant::now() + Duration::from_secs(2);
+            while alive(*pid) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if alive(*pid) {
+                errors.push(format!(
+                    "the init of node `{node}` (pid {pid}) would not die"
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// Kills whatever still runs inside the lab's network namespaces (processes of nodes
+/// without a pid namespace, or left by `nslab exec`): they are the lab's, found by the
+/// namespace they live in, as `ip netns pids` finds them.
+pub fn sweep(namespaces: &[String]) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: Vec<String> = namespaces
+        .iter()
+        .filter_map(|n| std::fs::metadata(netns::netns_path(n)).ok())
+        .map(|m| format!("net:[{}]", m.ino()))
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let me = std::process::id().to_string();
+    let mut errors = Vec::new();
+    for _round in 0..3 {
+        let mut found = 0;
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            break;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+                continue;
+            }
+            let Ok(link) = std::fs::read_link(e.path().join("ns/net")) else {
+                continue;
+            };
+            if inodes.iter().any(|i| link.as_os_str() == i.as_str()) {
+                found += 1;
+                let pid: i32 = name.parse().unwrap_or(0);
+                // SAFETY: a process inside one of the lab's own namespaces.
+                if pid > 0 && unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+                    errors.push(format!(
+                        "cannot kill pid {pid}: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
+            }
+        }
+        if found == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    errors
+}

@@ -1,0 +1,269 @@
+//! What nslab tells a node's init: everything it needs to set the node up and supervise
+//! its processes, written as JSON next to the lab's state before the init starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Node, Ready, Topology};
+use crate::spec::raw::{NsKind, RestartPolicy};
+
+/// A node as the plan describes it: pure data, derived from the topology alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStart {
+    pub lab: String,
+    pub node: String,
+    pub netns: String,
+    pub uts: bool,
+    pub mnt: bool,
+    pub pid: bool,
+    pub ipc: bool,
+    /// The node's `/etc/hosts`.
+    pub hosts: String,
+    pub mounts: Vec<MountSpec>,
+    /// Private directories, with owners as written (`frr`, `frr:frr`, `100:101`).
+    pub private: Vec<PrivateSpec>,
+    pub processes: Vec<ProcessSpec>,
+    /// Whether the node has its own cgroup (`limits:`).
+    pub cgroup: bool,
+}
+
+/// What the init reads: the plan's [`NodeStart`] plus what only apply knows (paths in the
+/// lab's state, owners resolved to ids, the cgroups to join).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub start: NodeStart,
+    /// Where the init listens for nslab.
+    pub control: PathBuf,
+    /// Directory for process logs (opened before /run is covered by a tmpfs).
+    pub logs: PathBuf,
+    /// Files bind-mounted over `/etc/hosts` and `/etc/resolv.conf`.
+    pub hosts: PathBuf,
+    pub resolv: PathBuf,
+    /// Owners of private directories, resolved: (uid, gid) per entry of `start.private`.
+    pub owners: Vec<Option<(u32, u32)>>,
+    /// cgroup.procs files to join before anything starts.
+    pub cgroups: Vec<PathBuf>,
+    /// Where the shim records the init's pid and start time.
+    pub pid_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub source: PathBuf,
+    pub target: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrivateSpec {
+    pub path: String,
+    pub owner: Option<String>,
+    pub mode: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    pub restart: RestartPolicy,
+    pub ready: Option<ReadySpec>,
+    pub stop_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadySpec {
+    Cmd {
+        argv: Vec<String>,
+        timeout_ms: u64,
+        interval_ms: u64,
+    },
+    Tcp {
+        port: u16,
+        timeout_ms: u64,
+        interval_ms: u64,
+    },
+}
+
+impl ReadySpec {
+    pub fn timeout(&self) -> Duration {
+        match self {
+            ReadySpec::Cmd { timeout_ms, .. } | ReadySpec::Tcp { timeout_ms, .. } => {
+                Duration::from_millis(*timeout_ms)
+            }
+        }
+    }
+}
+
+/// Whether a node needs an init at all: a net-only node without processes, commands,
+/// mounts or limits is just its network namespace.
+pub fn needs_init(n: &Node) -> bool {
+    n.isolation.iter().any(|k| *k != NsKind::Net)
+        || !n.processes.is_empty()
+        || !n.exec.is_empty()
+        || !n.mounts.is_empty()
+        || !n.private.is_empty()
+        || !n.limits.is_empty()
+}
+
+/// `/etc/hosts` for a node: localhost, every lab node by its loopback or first address
+/// (both families), and the node's own addresses under its own name.
+pub fn hosts_file(t: &Topology, node: usize) -> String {
+    let mut out = String::from("# written by nslab for lab `");
+    out.push_str(&t.lab);
+    out.push_str("`\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let me = &t.nodes[node];
+    for a in me
+        .loopback
+        .iter()
+        .chain(me.interfaces.iter().flat_map(|i| i.addresses.iter()))
+    {
+        out.push_str(&format!("{}\t{}\n", a.addr(), me.name));
+    }
+    for (i, n) in t.nodes.iter().enumerate() {
+        if i == node {
+            continue;
+        }
+        for v6 in [false, true] {
+            if let Some(a) = t.primary_address(i, v6) {
+                out.push_str(&format!("{a}\t{}\n", n.name));
+            }
+        }
+    }
+    out
+}
+
+pub const RESOLV_CONF: &str = "# written by nslab: the lab has no DNS; node names resolve through /etc/hosts\noptions timeout:1 attempts:1\n";
+
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; we copy at once.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
+}
+
+/// Resolves an owner like `frr`, `frr:frr` or `100:101` to ids.
+pub fn owner_ids(owner: &str) -> Result<(u32, u32), String> {
+    let (user, group) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let (uid, default_gid) = match user.parse::<u32>() {
+        Ok(uid) => (uid, uid),
+        Err(_) => user_ids(user).ok_or_else(|| format!("no user `{user}` on this host"))?,
+    };
+    let gid = match group {
+        None => default_gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let c = std::ffi::CString::new(g).map_err(|e| e.to_string())?;
+                // SAFETY: getgrnam returns static storage or null; copied at once.
+                let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+                if gr.is_null() {
+                    return Err(format!("no group `{g}` on this host"));
+                }
+                // SAFETY: non-null pointer from getgrnam.
+                unsafe { (*gr).gr_gid }
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// The plan's description of one node.
+pub fn node_start(t: &Topology, node: usize) -> NodeStart {
+    let n = &t.nodes[node];
+    let has = |k: NsKind| n.isolation.contains(&k);
+    let processes = n
+        .processes
+        .iter()
+        .map(|p| {
+            let mut env = n.env.clone();
+            env.extend(p.env.iter().cloned());
+            ProcessSpec {
+                name: p.name.clone(),
+                argv: p.cmd.argv(),
+                env,
+                cwd: p.cwd.clone(),
+                restart: p.restart,
+                ready: p.ready.as_ref().map(|r| match &r.probe {
+                    Ready::Cmd(c) => ReadySpec::Cmd {
+                        argv: c.argv(),
+                        timeout_ms: r.timeout.as_millis() as u64,
+                        interval_ms: r.interval.as_millis() as u64,
+                    },
+                    Ready::Tcp(port) => ReadySpec::Tcp {
+                        port: *port,
+                        timeout_ms: r.timeout.as_millis() as u64,
+                        interval_ms: r.interval.as_millis() as u64,
+                    },
+                }),
+                stop_timeout_ms: p.stop_timeout.as_millis() as u64,
+            }
+        })
+        .collect();
+    NodeStart {
+        lab: t.lab.clone(),
+        node: n.name.clone(),
+        netns: n.netns.clone(),
+        uts: has(NsKind::Uts),
+        mnt: has(NsKind::Mnt),
+        pid: has(NsKind::Pid),
+        ipc: has(NsKind::Ipc),
+        hosts: hosts_file(t, node),
+        mounts: n
+            .mounts
+            .iter()
+            .map(|m| MountSpec {
+                source: m.source.clone(),
+                target: m.target.clone(),
+                readonly: m.readonly,
+            })
+            .collect(),
+        private: n
+            .private
+            .iter()
+            .map(|p| PrivateSpec {
+                path: p.path.clone(),
+                owner: p.owner.clone(),
+                mode: p.mode,
+            })
+            .collect(),
+        processes,
+        cgroup: !n.limits.is_empty(),
+    }
+}
+
+/// The init's configuration, resolving what the plan leaves to apply.
+pub fn config(
+    start: &NodeStart,
+    paths: &super::NodePaths,
+    cgroups: Vec<PathBuf>,
+) -> Result<NodeConfig, String> {
+    let mut owners = Vec::new();
+    for p in &start.private {
+        owners.push(match &p.owner {
+            Some(o) => Some(owner_ids(o).map_err(|e| format!("`private` {}: {e}", p.path))?),
+            None => None,
+        });
+    }
+    Ok(NodeConfig {
+        control: paths.control(&start.node),
+        logs: paths.logs.join(&start.node),
+        hosts: paths.dir.join(format!("{}.hosts", start.node)),
+        resolv: paths.dir.join("resolv.conf"),
+        pid_file: paths.pid_file(&start.node),
+        owners,
+        cgroups,
+        start: start.clone(),
+    })
+}

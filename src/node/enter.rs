@@ -1,0 +1,136 @@
+//! Running a command inside all of a node's namespaces and its cgroups (`nslab exec`,
+//! `nslab shell`, `exec:` commands and `cmd` checks). The child enters them between fork
+//! and exec. A pid namespace only applies to children of whoever enters it, so the child
+//! forks once more: the grandchild runs the command inside the node's pid namespace, and
+//! the intermediate waits for it and exits the same way, so exit codes pass through.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+/// The namespaces of a running process, opened up front (nothing may allocate after fork).
+pub struct Target {
+    /// (fd, CLONE_NEW*) in the order to enter them: mount last but for pid.
+    ns: Vec<(OwnedFd, libc::c_int)>,
+    cgroups: Vec<OwnedFd>,
+    pid_ns: bool,
+}
+
+/// The node's init (the owner of its namespaces), from the pid file nslab keeps.
+pub fn init_pid(pid_file: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    let mut parts = text.split_whitespace();
+    let pid: i32 = parts.next()?.parse().ok()?;
+    let start: u64 = parts.next()?.parse().ok()?;
+    // Guard against a reused pid: the start time must match what was recorded.
+    (start_time(pid) == Some(start)).then_some(pid)
+}
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields resume after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Target {
+    /// Everything of process `pid` that differs from ours, plus the given cgroups.
+    pub fn of_process(pid: i32, cgroup_procs: &[std::path::PathBuf]) -> io::Result<Target> {
+        let kinds = [
+            ("net", libc::CLONE_NEWNET),
+            ("uts", libc::CLONE_NEWUTS),
+            ("ipc", libc::CLONE_NEWIPC),
+            ("pid", libc::CLONE_NEWPID),
+            ("mnt", libc::CLONE_NEWNS),
+        ];
+        let mut ns = Vec::new();
+        let mut pid_ns = false;
+        for (name, flag) in kinds {
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{name}"))?;
+            let ours = std::fs::read_link(format!("/proc/self/ns/{name}"))?;
+            if theirs == ours {
+                continue;
+            }
+            pid_ns |= flag == libc::CLONE_NEWPID;
+            ns.push((File::open(format!("/proc/{pid}/ns/{name}"))?.into(), flag));
+        }
+        let cgroups = cgroup_procs
+            .iter()
+            .filter_map(|p| File::options().write(true).open(p).ok().map(OwnedFd::from))
+            .collect();
+        Ok(Target {
+            ns,
+            cgroups,
+            pid_ns,
+        })
+    }
+
+    /// Only a network namespace (a node without an init).
+    pub fn netns(name: &str) -> io::Result<Target> {
+        Ok(Target {
+            ns: vec![(crate::apply::netns::open(name)?, libc::CLONE_NEWNET)],
+            cgroups: Vec::new(),
+            pid_ns: false,
+        })
+    }
+
+    /// A command that runs inside the target.
+    pub fn command(self, argv: &[String]) -> io::Result<Command> {
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
+        let mut cmd = Command::new(prog);
+        cmd.args(args);
+        let Target {
+            ns,
+            cgroups,
+            pid_ns,
+        } = self;
+        // SAFETY: only async-signal-safe calls (write, setns, chdir, fork, waitpid,
+        // signal, kill, _exit) run between fork and exec; everything was opened before.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in &cgroups {
+                    // "0" moves the writing process.
+                    if libc::write(fd.as_raw_fd(), b"0".as_ptr() as *const libc::c_void, 1) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                for (fd, flag) in &ns {
+                    if libc::setns(fd.as_raw_fd(), *flag) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                if libc::chdir(c"/".as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if !pid_ns {
+                    return Ok(());
+                }
+                match libc::fork() {
+                    -1 => Err(io::Error::last_os_error()),
+                    0 => Ok(()),
+                    child => {
+                        // The intermediate: wait for the command and end the same way.
+                        libc::signal(libc::SIGINT, libc::SIG_IGN);
+                        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+                        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                        let mut status = 0;
+                        while libc::waitpid(child, &mut status, 0) < 0 {}
+                        if libc::WIFSIGNALED(status) {
+                            let sig = libc::WTERMSIG(status);
+                            libc::signal(sig, libc::SIG_DFL);
+                            libc::kill(libc::getpid(), sig);
+                        }
+                        libc::_exit(libc::WEXITSTATUS(status));
+                    }
+                }
+            });
+        }
+        Ok(cmd)
+    }
+}

@@ -1,0 +1,783 @@
+//! nslab's init (`nslab __init CONFIG`): PID 1 of a node. It joins the node's cgroups,
+//! sets the hostname, builds the node's mount namespace, starts and supervises processes
+//! on request, probes their readiness, reaps every zombie, and on SIGTERM stops the whole
+//! node: SIGTERM, a grace period, then SIGKILL.
+//!
+//! It is single-threaded and event-driven (signalfd + poll), so it stays small: no
+//! runtime, no threads, a few allocations at start.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::config::{NodeConfig, ProcessSpec, ReadySpec};
+use super::control::{ProcStatus, Status};
+use crate::spec::raw::RestartPolicy;
+
+fn err(what: &str, e: impl std::fmt::Display) -> String {
+    format!("{what}: {e}")
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|e| err(s, e))
+}
+
+fn last(what: &str) -> String {
+    err(what, std::io::Error::last_os_error())
+}
+
+fn mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
+    let src = src.map(cstr).transpose()?;
+    let target_c = cstr(target)?;
+    let fstype = fstype.map(cstr).transpose()?;
+    let data = data.map(cstr).transpose()?;
+    let p = |c: &Option<CString>| c.as_ref().map(|c| c.as_ptr()).unwrap_or(std::ptr::null());
+    // SAFETY: valid C strings or nulls, as mount(2) expects.
+    let r = unsafe {
+        libc::mount(
+            p(&src),
+            target_c.as_ptr(),
+            p(&fstype),
+            flags,
+            p(&data) as *const libc::c_void,
+        )
+    };
+    if r != 0 {
+        return Err(last(&format!("mount {target}")));
+    }
+    Ok(())
+}
+
+/// Whether a path lives on one of the node's own tmpfs mounts, where creating it touches
+/// nothing of the host.
+fn on_private_tmpfs(path: &str) -> bool {
+    ["/run/", "/tmp/", "/var/run/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+fn bind(source: &Path, target: &str, readonly: bool) -> Result<(), String> {
+    let src = source
+        .to_str()
+        .ok_or_else(|| format!("{}: not UTF-8", source.display()))?;
+    if !Path::new(target).exists() {
+        if !on_private_tmpfs(target) {
+            return Err(format!(
+                "mount target {target} does not exist (nslab creates targets only under /run and /tmp, never on the host's filesystem)"
+            ));
+        }
+        if source.is_dir() {
+            std::fs::create_dir_all(target).map_err(|e| err(target, e))?;
+        } else {
+            if let Some(parent) = Path::new(target).parent() {
+                std::fs::create_dir_all(parent).map_err(|e| err(target, e))?;
+            }
+            File::create(target).map_err(|e| err(target, e))?;
+        }
+    }
+    mount(Some(src), target, None, libc::MS_BIND | libc::MS_REC, None)?;
+    if readonly {
+        mount(
+            None,
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// The node's mount namespace: private propagation, its own /etc/hosts and resolv.conf,
+/// the topology's bind mounts, tmpfs on /run and /tmp, private directories, and /proc and
+/// /sys of its own pid and network namespaces.
+fn mounts(cfg: &NodeConfig) -> Result<(), String> {
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    bind(&cfg.hosts, "/etc/hosts", true)?;
+    // resolv.conf may be a symlink into /run (systemd-resolved): then the file is written
+    // into the node's own /run below instead.
+    let resolv_link = std::fs::read_link("/etc/resolv.conf").ok();
+    if resolv_link.is_none() {
+        bind(&cfg.resolv, "/etc/resolv.conf", true)?;
+    }
+    let (late, early): (Vec<_>, Vec<_>) = cfg
+        .start
+        .mounts
+        .iter()
+        .partition(|m| on_private_tmpfs(&m.target));
+    for m in early {
+        bind(&m.source, &m.target, m.readonly)?;
+    }
+    mount(
+        Some("tmpfs"),
+        "/run",
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )?;
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    if !std::fs::symlink_metadata("/var/run")
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(true)
+    {
+        mount(
+            Some("tmpfs"),
+            "/var/run",
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=0755"),
+        )?;
+    }
+    if let Some(link) = resolv_link {
+        let target = Path::new("/etc").join(link);
+        if let Some(parent) = target.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::write(&target, super::config::RESOLV_CONF).map_err(|e| err("resolv.conf", e))?;
+    }
+    for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
+        if !Path::new(&p.path).exists() {
+            if !on_private_tmpfs(&p.path) {
+                return Err(format!(
+                    "private directory {} does not exist (create it on the host, or put it under /run or /tmp)",
+                    p.path
+                ));
+            }
+            std::fs::create_dir_all(&p.path).map_err(|e| err(&p.path, e))?;
+        }
+        let mut opts = format!("mode={:o}", p.mode.unwrap_or(0o755));
+        if let Some((uid, gid)) = owner {
+            opts.push_str(&format!(",uid={uid},gid={gid}"));
+        }
+        mount(
+            Some("tmpfs"),
+            &p.path,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(&opts),
+        )?;
+    }
+    for m in late {
+        bind(&m.source, &m.target, m.readonly)?;
+    }
+    if cfg.start.pid {
+        mount(
+            Some("proc"),
+            "/proc",
+            Some("proc"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )?;
+    }
+    // /sys of the node's network namespace: /sys/class/net lists its own interfaces.
+    mount(
+        Some("sysfs"),
+        "/sys",
+        Some("sysfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+        None,
+    )?;
+    Ok(())
+}
+
+fn join_cgroups(cfg: &NodeConfig) -> Result<(), String> {
+    let pid = std::process::id().to_string();
+    for procs in &cfg.cgroups {
+        std::fs::write(procs, &pid).map_err(|e| err(&procs.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Readiness {
+    /// No probe: ready once running.
+    NoProbe,
+    Pending,
+    Ready,
+    TimedOut,
+}
+
+struct Proc {
+    spec: ProcessSpec,
+    requested: bool,
+    pid: Option<i32>,
+    state: &'static str,
+    restarts: u32,
+    exit: Option<i32>,
+    error: Option<String>,
+    started: Option<Instant>,
+    next_start: Option<Instant>,
+    backoff: Duration,
+    ready: Readiness,
+    probe_pid: Option<i32>,
+    next_probe: Option<Instant>,
+}
+
+struct Init {
+    cfg: NodeConfig,
+    logs: Option<OwnedFd>,
+    procs: Vec<Proc>,
+    pid1: bool,
+    stopping: Option<Instant>,
+}
+
+fn log_file(dir: &Option<OwnedFd>, name: &str) -> Option<File> {
+    let dir = dir.as_ref()?;
+    let c = CString::new(format!("{name}.log")).ok()?;
+    // SAFETY: openat relative to our directory fd with a valid C string.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+            0o640,
+        )
+    };
+    // SAFETY: a fresh fd from openat, owned by the File.
+    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
+}
+
+fn spawn(
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: Option<&str>,
+    log: Option<File>,
+) -> std::io::Result<i32> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command"))?;
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    match log {
+        Some(f) => {
+            let f2 = f.try_clone()?;
+            cmd.stdout(f).stderr(f2);
+        }
+        None => {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+    }
+    // Its own process group, so a stop reaches everything it started.
+    cmd.process_group(0);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Restore the signals the init blocked for its signalfd.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok(child.id() as i32)
+}
+
+impl Init {
+    fn start(&mut self, i: usize) {
+        let p = &mut self.procs[i];
+        let log = log_file(&self.logs, &p.spec.name);
+        if let Some(mut f) = log.as_ref().and_then(|f| f.try_clone().ok()) {
+            let _ = writeln!(
+                f,
+                "--- nslab: starting {} (restart {}) ---",
+                p.spec.name, p.restarts
+            );
+        }
+        match spawn(&p.spec.argv, &p.spec.env, p.spec.cwd.as_deref(), log) {
+            Ok(pid) => {
+                p.pid = Some(pid);
+                p.state = "running";
+                p.started = Some(Instant::now());
+                p.exit = None;
+                p.error = None;
+                p.next_start = None;
+                p.ready = if p.spec.ready.is_some() {
+                    Readiness::Pending
+                } else {
+                    Readiness::NoProbe
+                };
+                p.next_probe = Some(Instant::now());
+            }
+            Err(e) => {
+                p.state = "failed";
+                p.error = Some(format!("cannot start `{}`: {e}", p.spec.argv.join(" ")));
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            node: self.cfg.start.node.clone(),
+            processes: self
+                .procs
+                .iter()
+                .map(|p| ProcStatus {
+                    name: p.spec.name.clone(),
+                    pid: p.pid,
+                    state: p.state.to_string(),
+                    restarts: p.restarts,
+                    exit: p.exit,
+                    ready: match p.ready {
+                        Readiness::NoProbe => p.pid.is_some(),
+                        Readiness::Ready => true,
+                        _ => false,
+                    },
+                    ready_timed_out: p.ready == Readiness::TimedOut,
+                    error: p.error.clone(),
+                    uptime_ms: p
+                        .started
+                        .filter(|_| p.pid.is_some())
+                        .map(|s| s.elapsed().as_millis() as u64),
+                })
+                .collect(),
+        }
+    }
+
+    fn handle(&mut self, stream: UnixStream) {
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return;
+        }
+        let mut words = line.split_whitespace();
+        let reply = match (words.next(), words.next()) {
+            (Some("start"), Some(name)) => {
+                match self.procs.iter().position(|p| p.spec.name == name) {
+                    Some(i) => {
+                        if !self.procs[i].requested {
+                            self.procs[i].requested = true;
+                            self.start(i);
+                        }
+                        serde_json::to_string(&self.status())
+                    }
+                    None => Ok(format!("{{\"error\":\"no process `{name}`\"}}")),
+                }
+            }
+            (Some("status"), _) => serde_json::to_string(&self.status()),
+            (Some("stop"), _) => {
+                self.begin_stop();
+                Ok("{\"ok\":true}".into())
+            }
+            _ => Ok("{\"error\":\"unknown request\"}".into()),
+        };
+        let mut w = &stream;
+        let _ = writeln!(
+            w,
+            "{}",
+            reply.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
+    }
+
+    fn begin_stop(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let grace = self
+            .procs
+            .iter()
+            .map(|p| p.spec.stop_timeout_ms)
+            .max()
+            .unwrap_or(0);
+        self.stopping = Some(Instant::now() + Duration::from_millis(grace));
+        for p in &mut self.procs {
+            p.next_start = None;
+            if let Some(pid) = p.pid {
+                // SAFETY: signalling a process group we created.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
+            }
+            if let Some(pid) = p.probe_pid {
+                // SAFETY: as above, a probe we started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if self.pid1 {
+            // Everything else in the node's pid namespace gets the same warning.
+            // SAFETY: kill(-1) from PID 1 of a namespace reaches only that namespace.
+            unsafe { libc::kill(-1, libc::SIGTERM) };
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid on any child, non-blocking.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            for p in &mut self.procs {
+                if p.probe_pid == Some(pid) {
+                    p.probe_pid = None;
+                    if code == 0 && p.ready == Readiness::Pending {
+                        p.ready = Readiness::Ready;
+                    }
+                }
+                if p.pid == Some(pid) {
+                    p.pid = None;
+                    p.exit = Some(code);
+                    p.state = "exited";
+                    let again = self.stopping.is_none()
+                        && match p.spec.restart {
+                            RestartPolicy::Always => true,
+                            RestartPolicy::OnFailure => code != 0,
+                            RestartPolicy::Never => false,
+                        };
+                    if again {
+                        // Back off exponentially; a process that ran 10 s starts over.
+                        let ran = p.started.map(|s| s.elapsed()).unwrap_or_default();
+                        p.backoff = if ran > Duration::from_secs(10) {
+                            Duration::from_millis(100)
+                        } else {
+                            (p.backoff * 2)
+                                .clamp(Duration::from_millis(100), Duration::from_secs(10))
+                        };
+                        p.state = "backoff";
+                        p.restarts += 1;
+                        p.next_start = Some(Instant::now() + p.backoff);
+                    }
+                }
+            }
+        }
+    }
+
+    fn probe(&mut self, now: Instant) {
+        for p in &mut self.procs {
+            let (Readiness::Pending, Some(spec), Some(pid), Some(when)) =
+                (p.ready, &p.spec.ready, p.pid, p.next_probe)
+            else {
+                continue;
+            };
+            let _ = pid;
+            if now < when || p.probe_pid.is_some() {
+                continue;
+            }
+            let started = p.started.unwrap_or(now);
+            if now.duration_since(started) > spec.timeout() {
+                p.ready = Readiness::TimedOut;
+                continue;
+            }
+            match spec {
+                ReadySpec::Cmd {
+                    argv, interval_ms, ..
+                } => {
+                    p.probe_pid = spawn(argv, &p.spec.env, p.spec.cwd.as_deref(), None).ok();
+                    p.next_probe = Some(now + Duration::from_millis(*interval_ms));
+                }
+                ReadySpec::Tcp {
+                    port, interval_ms, ..
+                } => {
+                    let ok = ["127.0.0.1", "::1"].iter().any(|h| {
+                        let addr = std::net::SocketAddr::new(h.parse().expect("literal"), *port);
+                        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50))
+                            .is_ok()
+                    });
+                    if ok {
+                        p.ready = Readiness::Ready;
+                    }
+                    p.next_probe = Some(now + Duration::from_millis(*interval_ms));
+                }
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = self.stopping;
+        for p in &self.procs {
+            let probe = (p.ready == Readiness::Pending && p.probe_pid.is_none())
+                .then_some(p.next_probe)
+                .flatten();
+            for c in [p.next_start, probe].into_iter().flatten() {
+                t = Some(t.map_or(c, |x| x.min(c)));
+            }
+        }
+        t
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.procs.iter().all(|p| p.pid.is_none())
+    }
+
+    fn finish(&mut self) -> ! {
+        for p in &self.procs {
+            if let Some(pid) = p.pid {
+                // SAFETY: killing our own process groups.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+        }
+        if self.pid1 {
+            // SAFETY: from PID 1, -1 is every other process of the node.
+            unsafe { libc::kill(-1, libc::SIGKILL) };
+        }
+        std::process::exit(0)
+    }
+}
+
+fn signalfd() -> Result<OwnedFd, String> {
+    // SAFETY: building and installing a signal mask, then a signalfd for it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(last("sigprocmask"));
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(last("signalfd"));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Everything before the loop. Errors go back to nslab on stdout.
+fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), String> {
+    // SAFETY: plain process calls.
+    unsafe {
+        libc::setsid();
+        if libc::getpid() != 1 {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+    }
+    std::fs::create_dir_all(&cfg.logs).map_err(|e| err("logs", e))?;
+    let logs = File::open(&cfg.logs).ok().map(OwnedFd::from);
+    let _ = std::fs::remove_file(&cfg.control);
+    let listener =
+        UnixListener::bind(&cfg.control).map_err(|e| err(&cfg.control.display().to_string(), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| err("control socket", e))?;
+    if cfg.start.uts {
+        let name = cfg.start.node.as_bytes();
+        // SAFETY: sethostname with a valid buffer and length.
+        if unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) } != 0 {
+            return Err(last("sethostname"));
+        }
+    }
+    if cfg.start.mnt {
+        mounts(cfg)?;
+    }
+    let sig = signalfd()?;
+    Ok((logs, listener, sig))
+}
+
+/// The init proper: sets the node up, tells nslab, then supervises until stopped.
+fn run(cfg: NodeConfig) -> ! {
+    let mut out = std::io::stdout();
+    let (logs, listener, sig) = match setup(&cfg) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    // Nobody reads our output from here on.
+    if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+        // SAFETY: dup2 onto our own standard descriptors.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+            libc::dup2(null.as_raw_fd(), 2);
+        }
+    }
+    let procs = cfg
+        .start
+        .processes
+        .iter()
+        .map(|s| Proc {
+            spec: s.clone(),
+            requested: false,
+            pid: None,
+            state: "waiting",
+            restarts: 0,
+            exit: None,
+            error: None,
+            started: None,
+            next_start: None,
+            backoff: Duration::ZERO,
+            ready: Readiness::NoProbe,
+            probe_pid: None,
+            next_probe: None,
+        })
+        .collect();
+    // SAFETY: getpid has no preconditions.
+    let pid1 = unsafe { libc::getpid() } == 1;
+    let mut init = Init {
+        cfg,
+        logs,
+        procs,
+        pid1,
+        stopping: None,
+    };
+    loop {
+        let now = Instant::now();
+        if let Some(deadline) = init.stopping
+            && (init.all_stopped() || now >= deadline)
+        {
+            init.finish();
+        }
+        for i in 0..init.procs.len() {
+            if init.procs[i].next_start.is_some_and(|t| t <= now) {
+                init.start(i);
+            }
+        }
+        init.probe(now);
+        let timeout = init
+            .next_timer()
+            .map(|t| {
+                t.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(60_000) as i32
+            })
+            .unwrap_or(60_000);
+        let mut fds = [
+            libc::pollfd {
+                fd: sig.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll over two valid descriptors.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout.max(1)) };
+        if n <= 0 {
+            continue;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            loop {
+                // SAFETY: reading whole siginfo structs from our signalfd.
+                let r = unsafe {
+                    libc::read(
+                        sig.as_raw_fd(),
+                        &mut info as *mut _ as *mut libc::c_void,
+                        std::mem::size_of::<libc::signalfd_siginfo>(),
+                    )
+                };
+                if r <= 0 {
+                    break;
+                }
+                match info.ssi_signo as i32 {
+                    libc::SIGCHLD => init.reap(),
+                    _ => init.begin_stop(),
+                }
+            }
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            while let Ok((stream, _)) = listener.accept() {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                init.handle(stream);
+            }
+        }
+    }
+}
+
+/// `nslab __init CONFIG`. Started by nslab inside the node's new namespaces; forks once
+/// so the init is PID 1 of the node's pid namespace, prints the init's pid, and leaves
+/// the init running on its own.
+pub fn main(config: &str) -> i32 {
+    let cfg: NodeConfig = match std::fs::read(config)
+        .map_err(|e| e.to_string())
+        .and_then(|d| serde_json::from_slice(&d).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            println!("error: reading {config}: {e}");
+            return 1;
+        }
+    };
+    if let Err(e) = join_cgroups(&cfg) {
+        println!("error: {e}");
+        return 1;
+    }
+    // The child waits for this process to record its pid: the child's mounts (a tmpfs
+    // on /run, a new /proc) are shared with this process and would hide the pid file.
+    let mut pipe = [0; 2];
+    // SAFETY: pipe2 fills two fds we own from here on.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        println!("error: pipe: {}", std::io::Error::last_os_error());
+        return 1;
+    }
+    // SAFETY: single-threaded here; the child continues with ordinary code.
+    match unsafe { libc::fork() } {
+        -1 => {
+            println!("error: {}", std::io::Error::last_os_error());
+            1
+        }
+        0 => {
+            let mut b = [0u8; 1];
+            // SAFETY: our own pipe ends.
+            unsafe {
+                libc::close(pipe[1]);
+                libc::read(pipe[0], b.as_mut_ptr() as *mut libc::c_void, 1);
+                libc::close(pipe[0]);
+            }
+            if b[0] != b'g' {
+                // The shim could not record us: do nothing at all.
+                std::process::exit(1);
+            }
+            run(cfg)
+        }
+        child => {
+            // Recorded before anything else can go wrong, so `down` finds the init.
+            let start = super::enter::start_time(child).unwrap_or(0);
+            let recorded = std::fs::write(&cfg.pid_file, format!("{child} {start}\n"));
+            let go: &[u8] = if recorded.is_ok() { b"g" } else { b"x" };
+            // SAFETY: our own pipe ends.
+            unsafe {
+                libc::close(pipe[0]);
+                libc::write(pipe[1], go.as_ptr() as *const libc::c_void, 1);
+                libc::close(pipe[1]);
+            }
+            if let Err(e) = recorded {
+                println!("error: {}: {e}", cfg.pid_file.display());
+                return 1;
+            }
+            println!("pid {child}");
+            0
+        }
+    }
+}

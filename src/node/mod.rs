@@ -1,0 +1,48 @@
+//! Nodes as namespaced process sets: each node with more than a network namespace gets
+//! nslab's own init as PID 1 (uts, mnt, pid, ipc namespaces, cgroups), which supervises
+//! the node's processes. This module holds what the init and nslab share.
+
+pub mod cgroup;
+pub mod config;
+pub mod control;
+pub mod enter;
+pub mod init;
+
+use std::path::{Path, PathBuf};
+
+/// Where a lab keeps the runtime files of its nodes.
+#[derive(Debug, Clone)]
+pub struct NodePaths {
+    pub dir: PathBuf,
+    pub logs: PathBuf,
+}
+
+impl NodePaths {
+    pub fn new(root: &Path, lab: &str) -> NodePaths {
+        NodePaths {
+            dir: root.join(format!("{lab}.nodes")),
+            logs: root.join(format!("{lab}.logs")),
+        }
+    }
+
+    pub fn of_lab(lab: &str) -> NodePaths {
+        NodePaths::new(&crate::state::run_root(), lab)
+    }
+
+    /// `<pid> <start time>` of the node's init.
+    pub fn pid_file(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.pid"))
+    }
+
+    pub fn config(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.json"))
+    }
+
+    pub fn control(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.sock"))
+    }
+
+    pub fn log(&self, node: &str, process: &str) -> PathBuf {
+        self.logs.join(node).join(format!("{process}.log"))
+    }
+}
