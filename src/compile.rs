@@ -83,3 +83,27 @@ pub fn compile_file(path: &Path) -> Result<Compiled, CompileError> {
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     compile_str(&text, &path.display().to_string(), &base)
 }
+
+/// Adds the checks that need the host (mount sources exist, commands can be found) to a
+/// compiled topology; any error makes it invalid, located like every other problem.
+pub fn preflight(c: Compiled) -> Result<Compiled, CompileError> {
+    let found = crate::preflight::check(&c.topology);
+    if found.is_empty() {
+        return Ok(c);
+    }
+    let mut report = c.warnings;
+    report.diagnostics.extend(found);
+    report.diagnostics.sort_by_key(|d| {
+        (
+            d.span.map(|s| (s.line, s.col)).unwrap_or((u32::MAX, 0)),
+            d.severity,
+        )
+    });
+    if report.has_errors() {
+        return Err(CompileError::Invalid(report));
+    }
+    Ok(Compiled {
+        topology: c.topology,
+        warnings: report,
+    })
+}

@@ -70,7 +70,8 @@ impl Lab {
     }
 
     /// Brings the lab up (needs root). Dropping the returned value tears it down.
-    pub fn up(self) -> Result<RunningLab, Error> {
+    pub fn up(mut self) -> Result<RunningLab, Error> {
+        self.compiled = crate::preflight(self.compiled)?;
         let rt = apply::runtime()?;
         let t = &self.compiled.topology;
         let opts = UpOptions {
@@ -136,11 +137,12 @@ impl RunningLab {
         )
     }
 
-    /// Runs `argv` in the node (its network namespace), waits, and returns its output.
+    /// Runs `argv` in the node (all its namespaces), waits, and returns its output.
     pub fn exec(&self, node: &str, argv: &[&str]) -> Result<Output, Error> {
         let n = self.node(node)?;
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let mut cmd = apply::netns::command_in(&self.topology().nodes[n].netns, &argv)?;
+        let node = &self.topology().nodes[n];
+        let mut cmd = apply::nodes::target(self.name(), &node.name, &node.netns)?.command(&argv)?;
         Ok(cmd.output()?)
     }
 

@@ -17,11 +17,12 @@ pub mod lab;
 pub mod model;
 pub mod node;
 pub mod plan;
+pub mod preflight;
 pub mod probe;
 pub mod spec;
 pub mod state;
 
-pub use compile::{CompileError, Compiled, compile_file, compile_str};
+pub use compile::{CompileError, Compiled, compile_file, compile_str, preflight};
 pub use diag::{Diagnostic, Report, Severity};
 pub use lab::{Error, Lab, RunningLab};
 pub use model::Topology;

@@ -204,3 +204,23 @@ fn step_ids_ascend_in_a_valid_order() {
         );
     }
 }
+
+#[test]
+fn host_checks_name_the_node_and_the_key() {
+    let yaml = "name: pre\nnodes:\n  r1:\n    mounts: ['configs/{node}/missing.conf:/etc/x.conf']\n    processes:\n      - { name: d, cmd: 'no-such-program-nslab --flag' }\n      - { name: ok, cmd: 'sh -c true' }\n";
+    let c = compile_str(yaml, "pre.yaml", Path::new("/nonexistent-base"))
+        .expect("the pure compile accepts it");
+    let report = match nslab::preflight(c) {
+        Ok(_) => panic!("the host checks must fail"),
+        Err(CompileError::Invalid(r)) => r.to_string(),
+        Err(e) => panic!("{e}"),
+    };
+    assert!(report.contains("node `r1`: the source of mount `/etc/x.conf` does not exist: /nonexistent-base/configs/r1/missing.conf"), "{report}");
+    assert!(report.contains("pre.yaml:4:14"), "{report}");
+    assert!(
+        report.contains("node `r1`: process `cmd` of `d` cannot be found: `no-such-program-nslab`"),
+        "{report}"
+    );
+    assert!(report.contains("pre.yaml:6:25"), "{report}");
+    assert!(!report.contains("`ok`"), "sh is found: {report}");
+}

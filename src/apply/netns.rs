@@ -322,25 +322,3 @@ pub fn raise_nofile_limit() {
         }
     }
 }
-
-/// A command that runs inside a named network namespace: the child enters it between
-/// fork and exec, so nslab's own threads never move.
-pub fn command_in(netns: &str, argv: &[String]) -> io::Result<std::process::Command> {
-    use std::os::unix::process::CommandExt;
-    let fd = open(netns)?;
-    let (prog, args) = argv
-        .split_first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut cmd = std::process::Command::new(prog);
-    cmd.args(args);
-    // SAFETY: the closure only calls setns(2), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    Ok(cmd)
-}

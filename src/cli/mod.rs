@@ -4,8 +4,11 @@
 mod down;
 mod exec;
 mod graph;
+mod logs;
 mod ls;
 mod plan;
+mod ps;
+mod shell;
 mod status;
 mod test;
 mod up;
@@ -138,16 +141,40 @@ pub enum Command {
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
     },
+    /// Open an interactive shell inside a node; the prompt shows the lab and the node.
+    Shell {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+    },
+    /// Show the processes of each node (or one): state, restarts and readiness.
+    Ps {
+        #[arg(long)]
+        lab: Option<String>,
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the logs of a node's processes (stdout and stderr), all or one.
+    Logs {
+        #[arg(long)]
+        lab: Option<String>,
+        node: String,
+        process: Option<String>,
+        /// Keep printing as the logs grow.
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// List the labs on this host, with their state.
     Ls {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Run a command inside a node's network namespace.
+    /// Run a command inside a node: all its namespaces and its cgroup.
     ///
-    /// stdin, stdout and stderr pass through, and so does the exit code. For example:
-    /// `nslab exec r1 -- ping -c1 10.0.0.2`.
+    /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code.
+    /// For example: `nslab exec r1 -- ping -c1 r2`.
     Exec {
         #[arg(long)]
         lab: Option<String>,
@@ -242,6 +269,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             status::run(target.as_deref(), lab.as_deref(), json)
         }
         Command::Ls { json } => ls::run(json),
+        Command::Shell { lab, node } => shell::run(lab.as_deref(), &node),
+        Command::Ps { lab, node, json } => ps::run(lab.as_deref(), node.as_deref(), json),
+        Command::Logs {
+            lab,
+            node,
+            process,
+            follow,
+        } => logs::run(lab.as_deref(), &node, process.as_deref(), follow),
         Command::Test {
             file,
             lab,
@@ -263,7 +298,17 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 
 /// Compiles a file and prints its warnings to stderr.
 fn compile(file: &std::path::Path) -> Result<crate::Compiled, CliError> {
+    compile_with(file, false)
+}
+
+/// The same, with the checks that need the host (for commands that run the lab).
+fn compile_checked(file: &std::path::Path) -> Result<crate::Compiled, CliError> {
+    compile_with(file, true)
+}
+
+fn compile_with(file: &std::path::Path, host_checks: bool) -> Result<crate::Compiled, CliError> {
     let c = crate::compile_file(file)?;
+    let c = if host_checks { crate::preflight(c)? } else { c };
     let warnings = c.warnings.render(crate::Severity::Warning);
     if !warnings.is_empty() {
         eprint!("{warnings}");

@@ -30,7 +30,10 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     let started = Instant::now();
     // The topology: the file given, or the one a running lab was brought up from.
     let (compiled, name) = match (a.file, a.lab) {
-        (Some(f), None) => (crate::compile_file(f), f.display().to_string()),
+        (Some(f), None) => (
+            crate::compile_file(f).and_then(crate::preflight),
+            f.display().to_string(),
+        ),
         (None, Some(lab)) => {
             let dir = LabDir::new(lab);
             let src = std::fs::read_to_string(dir.source_path())

@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use super::{CliError, compile, exit};
+use super::{CliError, compile_checked, exit};
 use crate::apply::{self, UpOptions};
 use crate::plan;
 
 pub fn run(file: &Path, jobs: usize) -> Result<u8, CliError> {
-    let c = compile(file)?;
+    let c = compile_checked(file)?;
     let t = &c.topology;
     let p = plan::plan(t);
     let opts = UpOptions {

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use super::{CliError, compile, exit};
+use super::{CliError, compile_checked, exit};
 
 pub fn run(file: &Path, quiet: bool) -> Result<u8, CliError> {
-    let c = compile(file)?;
+    let c = compile_checked(file)?;
     if !quiet {
         let t = &c.topology;
         println!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{Attempt, Context, jsonmatch};
-use crate::apply::{inspect, netns};
+use crate::apply::{inspect, nodes};
 use crate::model::{Check, CheckBody, Command};
 use crate::plan::Name;
 use crate::probe::{self, icmp::PingResult};
@@ -514,7 +514,9 @@ async fn cmd(
     timeout: Duration,
 ) -> Attempt {
     let n = &ctx.topology.nodes[node];
-    let std_cmd = match netns::command_in(&n.netns, &run.argv()) {
+    let std_cmd = match nodes::target(&ctx.topology.lab, &n.name, &n.netns)
+        .and_then(|t| t.command(&run.argv()))
+    {
         Ok(c) => c,
         Err(e) => {
             return Attempt {

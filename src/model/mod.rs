@@ -243,6 +243,9 @@ pub struct Readiness {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Process {
+    /// Where its `cmd` was written, for preflight errors.
+    #[serde(skip)]
+    pub span: crate::diag::Span,
     pub name: String,
     pub cmd: Command,
     pub env: Vec<(String, String)>,
@@ -269,6 +272,8 @@ pub struct Dep {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Mount {
+    #[serde(skip)]
+    pub span: crate::diag::Span,
     /// Absolute, with `{node}` and `{lab}` filled in.
     pub source: PathBuf,
     pub target: String,

@@ -138,6 +138,7 @@ pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMou
             continue;
         }
         out.push(Mount {
+            span: m.source.span,
             source: base.join(src),
             target: m.target.value.clone(),
             readonly: m.readonly,
@@ -193,6 +194,7 @@ fn readiness(r: &RawReady) -> Readiness {
 /// A process without its `depends_on`, which needs every node's processes to resolve.
 pub fn process(raw: &RawProcess, daemonset: Option<&str>, node_stop: Duration) -> Process {
     Process {
+        span: raw.cmd.span,
         name: raw.name.value.clone(),
         cmd: raw.cmd.value.clone().into(),
         env: raw

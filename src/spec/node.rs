@@ -107,7 +107,7 @@ pub fn node_spec(sink: &mut Sink, y: &Yaml, what: &str, allow_kind: bool) -> Raw
         }
     }
     if let Some(v) = f.get("limits") {
-        spec.limits = limits(sink, v);
+        spec.limits = limits(sink, v, what);
     }
     if let Some(v) = f.value("isolation") {
         let mut kinds = Vec::new();
@@ -434,16 +434,21 @@ fn private_dir(sink: &mut Sink, y: &Yaml) -> Option<RawPrivate> {
     })
 }
 
-fn limits(sink: &mut Sink, y: &Yaml) -> RawLimits {
+fn limits(sink: &mut Sink, y: &Yaml, what: &str) -> RawLimits {
     let mut l = RawLimits::default();
-    let Some(f) = read::fields(sink, y, "`limits`", LIMIT_KEYS) else {
+    let Some(f) = read::fields(sink, y, &format!("`limits` of {what}"), LIMIT_KEYS) else {
         return l;
     };
-    l.memory = f
-        .value("memory")
-        .and_then(|v| read::parsed(sink, v, "memory limit", values::parse_size));
+    l.memory = f.value("memory").and_then(|v| {
+        read::parsed(
+            sink,
+            v,
+            &format!("`limits.memory` of {what}"),
+            values::parse_size,
+        )
+    });
     l.cpu = f.value("cpu").and_then(|v| {
-        read::parsed(sink, v, "cpu limit", |s| {
+        read::parsed(sink, v, &format!("`limits.cpu` of {what}"), |s| {
             s.parse::<f64>()
                 .ok()
                 .filter(|c| c.is_finite() && *c > 0.0 && *c <= 4096.0)
@@ -452,7 +457,7 @@ fn limits(sink: &mut Sink, y: &Yaml) -> RawLimits {
     });
     l.pids = f
         .value("pids")
-        .and_then(|v| read::int(sink, v, "pids limit", 1, 4_194_304))
+        .and_then(|v| read::int(sink, v, &format!("`limits.pids` of {what}"), 1, 4_194_304))
         .map(|p| Sp::new(p.value as u64, p.span));
     l
 }

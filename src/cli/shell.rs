@@ -1,0 +1,43 @@
+//! `nslab shell NODE`: an interactive shell inside the node, its prompt naming the node.
+
+use std::os::unix::process::ExitStatusExt;
+
+use super::{CliError, exit, lab_arg};
+use crate::apply::{ApplyError, nodes};
+use crate::state::{LabDir, LabSummary};
+
+pub fn run(lab: Option<&str>, node: &str) -> Result<u8, CliError> {
+    let lab = lab_arg(None, lab)?;
+    let summary = LabSummary::read(&LabDir::new(&lab).summary_path())
+        .map_err(|_| CliError::Lab(ApplyError::NotUp(lab.clone())))?;
+    let n = summary
+        .node(node)
+        .ok_or_else(|| CliError::Usage(format!("lab `{lab}` has no node `{node}`")))?;
+    // bash without its rc files keeps our prompt; any other shell gets PS1 too.
+    let (argv, prompt) = if std::path::Path::new("/bin/bash").exists() {
+        (
+            vec![
+                "/bin/bash".to_string(),
+                "--norc".into(),
+                "--noprofile".into(),
+                "-i".into(),
+            ],
+            format!("[{lab}/{node}] \\w \\$ "),
+        )
+    } else {
+        (
+            vec!["/bin/sh".to_string(), "-i".into()],
+            format!("[{lab}/{node}] # "),
+        )
+    };
+    let mut cmd = nodes::target(&lab, node, &n.netns)?.command(&argv)?;
+    cmd.env("PS1", prompt)
+        .env("NSLAB_LAB", &lab)
+        .env("NSLAB_NODE", node);
+    let status = cmd.status()?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(s)) => 128u8.wrapping_add(s as u8),
+        _ => exit::FAILED,
+    })
+}
