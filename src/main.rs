@@ -23,7 +23,8 @@ fn main() -> ExitCode {
             match &err {
                 // The report is already formatted, one located error after another.
                 CliError::Compile(nslab::CompileError::Invalid(report)) => eprint!("{report}"),
-                _ => eprintln!("error: {:#}", anyhow::Error::from(err)),
+                // Our messages already carry their causes; anyhow's chain would repeat them.
+                _ => eprintln!("error: {}", anyhow::Error::from(err)),
             }
             ExitCode::from(code)
         }

@@ -67,26 +67,94 @@ fn on_private_tmpfs(path: &str) -> bool {
         .any(|p| path.starts_with(p))
 }
 
-fn bind(source: &Path, target: &str, readonly: bool) -> Result<(), String> {
-    let src = source
-        .to_str()
-        .ok_or_else(|| format!("{}: not UTF-8", source.display()))?;
-    if !Path::new(target).exists() {
-        if !on_private_tmpfs(target) {
-            return Err(format!(
-                "mount target {target} does not exist (nslab creates targets only under /run and /tmp, never on the host's filesystem)"
-            ));
+/// A bind source opened before any mount can hide it (the lab's state lives under /run,
+/// a topology may live under /tmp); bound later through /proc/self/fd.
+struct Source {
+    fd: OwnedFd,
+    is_dir: bool,
+}
+
+fn open_source(path: &Path) -> Result<Source, String> {
+    let c = cstr(
+        path.to_str()
+            .ok_or_else(|| format!("{}: not UTF-8", path.display()))?,
+    )?;
+    // SAFETY: open(2) with O_PATH on a valid C string; the fd is owned at once.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(last(&format!("mount source {}", path.display())));
+    }
+    Ok(Source {
+        // SAFETY: a fresh fd from open(2).
+        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        is_dir: path.is_dir(),
+    })
+}
+
+/// Creates missing mount targets without touching the host: under the node's own tmpfs
+/// directly, elsewhere through an overlay on the nearest existing directory whose upper
+/// layer is the node's tmpfs.
+struct Targets {
+    overlaid: Vec<std::path::PathBuf>,
+}
+
+impl Targets {
+    fn ensure(&mut self, target: &str, dir: bool) -> Result<(), String> {
+        let path = Path::new(target);
+        if path.exists() {
+            return Ok(());
         }
-        if source.is_dir() {
-            std::fs::create_dir_all(target).map_err(|e| err(target, e))?;
+        if !on_private_tmpfs(target) {
+            let mut base = path.parent();
+            while let Some(b) = base {
+                if b.exists() {
+                    break;
+                }
+                base = b.parent();
+            }
+            let base = base.unwrap_or(Path::new("/"));
+            if base == Path::new("/") {
+                return Err(format!(
+                    "cannot create {target}: it would need an overlay on /; create its parent directory on the host"
+                ));
+            }
+            if !self.overlaid.iter().any(|o| o == base) {
+                let scratch = format!("/run/.nslab-overlay/{}", self.overlaid.len());
+                let (upper, work) = (format!("{scratch}/upper"), format!("{scratch}/work"));
+                std::fs::create_dir_all(&upper).map_err(|e| err(&upper, e))?;
+                std::fs::create_dir_all(&work).map_err(|e| err(&work, e))?;
+                let lower = base.to_str().ok_or("not UTF-8")?;
+                mount(
+                    Some("overlay"),
+                    lower,
+                    Some("overlay"),
+                    0,
+                    Some(&format!("lowerdir={lower},upperdir={upper},workdir={work}")),
+                )?;
+                self.overlaid.push(base.to_path_buf());
+            }
+        }
+        if dir {
+            std::fs::create_dir_all(path).map_err(|e| err(target, e))
         } else {
-            if let Some(parent) = Path::new(target).parent() {
+            if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| err(target, e))?;
             }
-            File::create(target).map_err(|e| err(target, e))?;
+            File::create(path).map(|_| ()).map_err(|e| err(target, e))
         }
     }
-    mount(Some(src), target, None, libc::MS_BIND | libc::MS_REC, None)?;
+}
+
+fn bind(src: &Source, target: &str, readonly: bool, targets: &mut Targets) -> Result<(), String> {
+    targets.ensure(target, src.is_dir)?;
+    let from = format!("/proc/self/fd/{}", src.fd.as_raw_fd());
+    mount(
+        Some(&from),
+        target,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )?;
     if readonly {
         mount(
             None,
@@ -99,26 +167,19 @@ fn bind(source: &Path, target: &str, readonly: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The node's mount namespace: private propagation, its own /etc/hosts and resolv.conf,
-/// the topology's bind mounts, tmpfs on /run and /tmp, private directories, and /proc and
-/// /sys of its own pid and network namespaces.
+/// The node's mount namespace: private propagation, tmpfs on /run and /tmp, its own
+/// /etc/hosts and resolv.conf, the topology's bind mounts, private directories, and /proc
+/// and /sys of its own pid and network namespaces. Nothing is created on the host.
 fn mounts(cfg: &NodeConfig) -> Result<(), String> {
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    bind(&cfg.hosts, "/etc/hosts", true)?;
-    // resolv.conf may be a symlink into /run (systemd-resolved): then the file is written
-    // into the node's own /run below instead.
-    let resolv_link = std::fs::read_link("/etc/resolv.conf").ok();
-    if resolv_link.is_none() {
-        bind(&cfg.resolv, "/etc/resolv.conf", true)?;
-    }
-    let (late, early): (Vec<_>, Vec<_>) = cfg
+    let hosts = open_source(&cfg.hosts)?;
+    let resolv = open_source(&cfg.resolv)?;
+    let sources: Vec<Source> = cfg
         .start
         .mounts
         .iter()
-        .partition(|m| on_private_tmpfs(&m.target));
-    for m in early {
-        bind(&m.source, &m.target, m.readonly)?;
-    }
+        .map(|m| open_source(&m.source))
+        .collect::<Result<_, _>>()?;
     mount(
         Some("tmpfs"),
         "/run",
@@ -145,23 +206,28 @@ fn mounts(cfg: &NodeConfig) -> Result<(), String> {
             Some("mode=0755"),
         )?;
     }
-    if let Some(link) = resolv_link {
-        let target = Path::new("/etc").join(link);
-        if let Some(parent) = target.parent() {
-            let _ = std::fs::create_dir_all(parent);
+    let mut targets = Targets {
+        overlaid: Vec::new(),
+    };
+    bind(&hosts, "/etc/hosts", true, &mut targets)?;
+    // resolv.conf may be a symlink into /run (systemd-resolved): then the file is written
+    // into the node's own /run instead.
+    match std::fs::read_link("/etc/resolv.conf") {
+        Ok(link) => {
+            let target = Path::new("/etc").join(link);
+            if let Some(parent) = target.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            std::fs::write(&target, super::config::RESOLV_CONF)
+                .map_err(|e| err("resolv.conf", e))?;
         }
-        std::fs::write(&target, super::config::RESOLV_CONF).map_err(|e| err("resolv.conf", e))?;
+        Err(_) => bind(&resolv, "/etc/resolv.conf", true, &mut targets)?,
+    }
+    for (m, src) in cfg.start.mounts.iter().zip(&sources) {
+        bind(src, &m.target, m.readonly, &mut targets)?;
     }
     for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
-        if !Path::new(&p.path).exists() {
-            if !on_private_tmpfs(&p.path) {
-                return Err(format!(
-                    "private directory {} does not exist (create it on the host, or put it under /run or /tmp)",
-                    p.path
-                ));
-            }
-            std::fs::create_dir_all(&p.path).map_err(|e| err(&p.path, e))?;
-        }
+        targets.ensure(&p.path, true)?;
         let mut opts = format!("mode={:o}", p.mode.unwrap_or(0o755));
         if let Some((uid, gid)) = owner {
             opts.push_str(&format!(",uid={uid},gid={gid}"));
@@ -173,9 +239,6 @@ fn mounts(cfg: &NodeConfig) -> Result<(), String> {
             libc::MS_NOSUID | libc::MS_NODEV,
             Some(&opts),
         )?;
-    }
-    for m in late {
-        bind(&m.source, &m.target, m.readonly)?;
     }
     if cfg.start.pid {
         mount(

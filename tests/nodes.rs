@@ -1,0 +1,500 @@
+//! Nodes as namespaced process sets, as root: isolation between nodes and from the host,
+//! the init, processes (restarts, readiness, ordering), daemonsets, limits, and nothing
+//! left behind. Each test uses its own lab name.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Processes still alive whose command line mentions this lab (its init configs).
+fn lab_processes(lab: &str) -> Vec<String> {
+    let needle = format!("/run/nslab/{lab}.nodes/");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 2..].starts_with('Z'));
+        let cmd = std::fs::read_to_string(e.path().join("cmdline"))
+            .unwrap_or_default()
+            .replace('\0', " ");
+        if !zombie && cmd.contains(&needle) {
+            found.push(format!("{name} {cmd}"));
+        }
+    }
+    found
+}
+
+fn ps_json(lab: &Lab) -> serde_json::Value {
+    let o = nslab()
+        .args(["ps", "--lab", &lab.name, "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const ISOLATION: &str = r#"
+nodes:
+  r1:
+    mounts:
+      - { source: "cfg/{node}.conf", target: /etc/nslab-test.conf, readonly: true }
+      - "cfg/rw:/tmp/rw"
+    private: [/var/lib/nslab-test-private]
+  r2: {}
+links:
+  - [r1:eth0, r2:eth0]
+"#;
+
+#[test]
+fn nodes_are_isolated_from_each_other_and_the_host() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-iso", ISOLATION);
+    let cfg = lab.file.parent().unwrap().join("cfg");
+    std::fs::create_dir_all(cfg.join("rw")).unwrap();
+    std::fs::write(cfg.join("r1.conf"), "from the host\n").unwrap();
+    lab.up();
+
+    // uts: the hostname is the node's name.
+    assert_eq!(out(&lab.exec("r1", &["hostname"])), "r1");
+    assert_eq!(out(&lab.exec("r2", &["hostname"])), "r2");
+    // /etc/hosts: names resolve inside the lab.
+    assert!(
+        lab.exec("r2", &["ping", "-c1", "-W2", "r1"])
+            .status
+            .success(),
+        "ping r1 by name"
+    );
+    // pid: only the node's own processes, the init as PID 1.
+    let ps = out(&lab.exec("r1", &["ps", "-eo", "pid,comm"]));
+    let rows: Vec<&str> = ps.lines().skip(1).collect();
+    assert!(rows[0].trim().starts_with("1 nslab"), "{ps}");
+    assert!(rows.len() <= 3, "init, ps and nothing else: {ps}");
+    // mnt: a file in r1's /run is invisible on r2 and on the host.
+    assert!(
+        lab.exec("r1", &["sh", "-c", "echo secret > /run/it-iso-marker"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        out(&lab.exec("r1", &["cat", "/run/it-iso-marker"])),
+        "secret"
+    );
+    assert!(
+        !lab.exec("r2", &["cat", "/run/it-iso-marker"])
+            .status
+            .success()
+    );
+    assert!(!std::path::Path::new("/run/it-iso-marker").exists());
+    // A bind-mounted config file is visible, and read-only as asked.
+    assert_eq!(
+        out(&lab.exec("r1", &["cat", "/etc/nslab-test.conf"])),
+        "from the host"
+    );
+    let w = lab.exec("r1", &["sh", "-c", "echo x > /etc/nslab-test.conf"]);
+    assert!(
+        !w.status.success() && text(&w).contains("Read-only"),
+        "{}",
+        text(&w)
+    );
+    assert!(
+        !std::path::Path::new("/etc/nslab-test.conf").exists(),
+        "nothing created on the host"
+    );
+    // A writable mount writes through to the host directory.
+    assert!(
+        lab.exec("r1", &["sh", "-c", "echo y > /tmp/rw/file"])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read_to_string(cfg.join("rw/file")).unwrap(), "y\n");
+    // A private directory is an empty tmpfs of the node only.
+    let df = out(&lab.exec(
+        "r1",
+        &[
+            "sh",
+            "-c",
+            "stat -f -c %T /var/lib/nslab-test-private 2>/dev/null || echo none",
+        ],
+    ));
+    assert!(df.contains("tmpfs") || df == "none", "{df}");
+    // /sys shows the node's interfaces.
+    assert_eq!(
+        out(&lab.exec("r1", &["ls", "/sys/class/net"]))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["eth0", "lo"]
+    );
+    // A terminal passes through exec.
+    let tty = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} exec --lab it-iso r1 -- tty",
+            env!("CARGO_BIN_EXE_nslab")
+        ))
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"),
+        "{}",
+        text(&tty)
+    );
+    lab.down();
+    let _ = std::fs::remove_dir_all(cfg);
+}
+
+#[test]
+fn the_init_reaps_zombies_and_restarts_daemons() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-init",
+        r#"
+nodes:
+  r1:
+    processes:
+      - { name: daemon, cmd: "sleep 1000", restart: always }
+      - { name: orphaner, cmd: "sh -c 'sh -c \"sleep 0.2 & exit 0\"; exec sleep 1000'" }
+      - { name: once, cmd: "sh -c 'echo ran; exit 3'", restart: never }
+"#,
+    );
+    lab.up();
+    // The orphaned `sleep 0.2` is reparented to the init, which must reap it.
+    std::thread::sleep(Duration::from_millis(600));
+    let stats = out(&lab.exec("r1", &["ps", "-eo", "stat,comm"]));
+    assert!(
+        !stats.lines().any(|l| l.trim_start().starts_with('Z')),
+        "a zombie is left: {stats}"
+    );
+    // Killed by hand, the daemon comes back.
+    let v = ps_json(&lab);
+    let daemon = &v[0]["processes"][0];
+    let pid = daemon["pid"].as_i64().unwrap();
+    assert!(
+        lab.exec("r1", &["kill", "-9", &pid.to_string()])
+            .status
+            .success()
+    );
+    wait_for("the restart", || {
+        let d = &ps_json(&lab)[0]["processes"][0];
+        d["restarts"].as_u64() == Some(1)
+            && d["pid"].as_i64().is_some_and(|p| p != pid)
+            && d["state"] == "running"
+    });
+    // A one-shot that exits stays exited, with its status and its output in the log.
+    wait_for("the one-shot to exit", || {
+        ps_json(&lab)[0]["processes"][2]["exit"] == 3
+    });
+    let logs = nslab()
+        .args(["logs", "--lab", "it-init", "r1", "once"])
+        .output()
+        .unwrap();
+    assert!(out(&logs).contains("ran"), "{}", text(&logs));
+    let table = nslab().args(["ps", "--lab", "it-init"]).output().unwrap();
+    assert!(out(&table).contains("exit 3"), "{}", text(&table));
+    lab.down();
+    assert!(
+        lab_processes("it-init").is_empty(),
+        "{:?}",
+        lab_processes("it-init")
+    );
+}
+
+#[test]
+fn depends_on_waits_for_readiness() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // `slow` becomes ready only after half a second; `after` on another node depends on
+    // it and must start later. Both log a timestamp in nanoseconds.
+    let lab = Lab::new(
+        "it-deps",
+        r#"
+nodes:
+  a:
+    processes:
+      - name: slow
+        cmd: "sh -c 'sleep 0.5; date +%s%N; touch /run/slow-ready; exec sleep 1000'"
+        ready: { cmd: "test -f /run/slow-ready", interval: 50ms }
+  b:
+    depends_on: [a]
+    processes:
+      - { name: after, cmd: "sh -c 'date +%s%N; exec sleep 1000'" }
+    exec: ["sh -c 'date +%s%N > /run/exec-ts'"]
+"#,
+    );
+    lab.up();
+    let read = |node: &str, p: &str| -> u128 {
+        let o = nslab()
+            .args(["logs", "--lab", "it-deps", node, p])
+            .output()
+            .unwrap();
+        out(&o).lines().last().unwrap().trim().parse().unwrap()
+    };
+    let (slow, after) = (read("a", "slow"), read("b", "after"));
+    assert!(
+        after > slow,
+        "b:after started at {after}, before a:slow was ready at {slow}"
+    );
+    let exec_ts: u128 = out(&lab.exec("b", &["cat", "/run/exec-ts"]))
+        .parse()
+        .unwrap();
+    assert!(exec_ts > after, "exec runs after the node's processes");
+    lab.down();
+}
+
+#[test]
+fn a_process_over_its_memory_limit_is_killed_and_the_cgroup_goes() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-oom",
+        r#"
+nodes:
+  hog:
+    limits: { memory: 48M, pids: 64, cpu: 0.5 }
+    processes:
+      - { name: eat, cmd: "python3 -c 'import time; x = bytearray(256 << 20); time.sleep(30)'" }
+"#,
+    );
+    lab.up();
+    let groups: Vec<_> = ["memory", "pids", "cpu"]
+        .iter()
+        .map(|c| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join("nslab/it-oom/hog")
+        })
+        .filter(|p| p.exists())
+        .collect();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/nslab/it-oom/hog");
+    assert!(
+        !groups.is_empty() || v2.exists(),
+        "the node has its own cgroup"
+    );
+    wait_for("the OOM kill", || {
+        ps_json(&lab)[0]["processes"][0]["exit"] == 137
+    });
+    // The pids limit holds for commands run in the node too.
+    let fork = lab.exec(
+        "hog",
+        &["sh", "-c", "for i in $(seq 100); do sleep 5 & done; wait"],
+    );
+    assert!(
+        text(&fork).contains("fork") || text(&fork).contains("Resource temporarily unavailable"),
+        "{}",
+        text(&fork)
+    );
+    lab.down();
+    for g in groups {
+        assert!(!g.exists(), "{} is left", g.display());
+    }
+    assert!(!v2.exists());
+}
+
+#[test]
+fn daemonsets_run_on_exactly_the_matching_nodes() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-ds",
+        r#"
+nodes:
+  c1: { labels: { role: core } }
+  c2: { labels: { role: core } }
+  e1: { labels: { role: edge } }
+daemonsets:
+  - { name: probe, selector: { role: core }, cmd: "sleep 1000" }
+"#,
+    );
+    lab.up();
+    let v = ps_json(&lab);
+    let with: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| {
+            n["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "probe" && p["state"] == "running")
+        })
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(with, ["c1", "c2"]);
+    lab.down();
+}
+
+#[test]
+fn a_real_service_is_reached_by_hostname() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-socat",
+        r#"
+nodes:
+  server:
+    processes:
+      - name: socat
+        cmd: [socat, "TCP-LISTEN:7000,reuseaddr,fork", "SYSTEM:echo hello-from-server"]
+        ready: { tcp: 7000 }
+  client: {}
+links:
+  - [server:eth0, client:eth0]
+tests:
+  - tcp: { from: client, to: "server:7000" }
+"#,
+    );
+    lab.up();
+    let o = lab.exec("client", &["socat", "-T2", "-", "TCP:server:7000"]);
+    assert_eq!(out(&o), "hello-from-server", "{}", text(&o));
+    lab.down();
+}
+
+#[test]
+fn exec_commands_fail_up_with_their_stderr_unless_ignored() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "it-exec",
+        "nodes:\n  a:\n    processes: [{ name: p, cmd: 'sleep 1000' }]\n    exec: [\"sh -c 'echo boom >&2; exit 3'\"]\n",
+    );
+    let o = lab.up_with(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("exited with status 3") && text(&o).contains("boom"),
+        "{}",
+        text(&o)
+    );
+    assert!(!lab.is_up());
+    assert!(lab_processes("it-exec").is_empty());
+    assert_same_host(&before, &host_snapshot(), "after a failed exec");
+    let ok = Lab::new(
+        "it-exec2",
+        "nodes:\n  a:\n    exec: [{ cmd: 'false', ignore_errors: true }, 'true']\n",
+    );
+    ok.up();
+    ok.down();
+}
+
+#[test]
+fn down_and_kill_9_leave_no_process_mount_or_cgroup() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let yaml = r#"
+nodes:
+  a:
+    limits: { pids: 100 }
+    processes:
+      - { name: p1, cmd: "sleep 1000" }
+      - { name: stubborn, cmd: "sh -c 'trap \"\" TERM; while :; do sleep 1; done'", stop_timeout: 300ms }
+  b:
+    isolation: [net]
+    processes: [{ name: light, cmd: "sleep 1000" }]
+  c: {}
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth1, c:eth0]
+"#;
+    let lab = Lab::new("it-gone", yaml);
+    lab.up();
+    assert!(!lab_processes("it-gone").is_empty());
+    lab.down();
+    assert!(
+        lab_processes("it-gone").is_empty(),
+        "{:?}",
+        lab_processes("it-gone")
+    );
+    assert_same_host(&before, &host_snapshot(), "after down");
+
+    // kill -9 of `up` in the middle of starting nodes, then down.
+    let mut child = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "40")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("a node to start", || !lab_processes("it-gone").is_empty());
+    // SAFETY: killing the child we spawned, by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    lab.down();
+    assert!(
+        lab_processes("it-gone").is_empty(),
+        "{:?}",
+        lab_processes("it-gone")
+    );
+    assert_same_host(&before, &host_snapshot(), "after kill -9 and down");
+}
+
+#[test]
+fn shell_shows_the_node_in_its_prompt() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-shell", "nodes: { r7: {} }\n");
+    lab.up();
+    let mut child = nslab()
+        .args(["shell", "--lab", "it-shell", "r7"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hostname\necho \"$PS1\"\nexit 0\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let all = text(&o);
+    assert!(all.contains("r7"), "{all}");
+    assert!(all.contains("[it-shell/r7]"), "{all}");
+    lab.down();
+}
