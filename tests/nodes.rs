@@ -12,9 +12,25 @@ fn out(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-/// Processes still alive whose command line mentions this lab (its init configs).
-fn lab_processes(lab: &str) -> Vec<String> {
-    let needle = format!("/run/nslab/{lab}.nodes/");
+/// The network namespaces of a running lab, as the inode links /proc shows.
+fn netns_links(lab: &str) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let prefix = format!("nslab.{lab}");
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| format!("net:[{}]", m.ino()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live processes of the lab: its inits (by their command line) and anything inside the
+/// given namespaces (taken while the lab was up).
+fn lab_processes(lab: &str, namespaces: &[String]) -> Vec<String> {
+    let marker = format!("__init - {lab}/");
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -22,13 +38,19 @@ fn lab_processes(lab: &str) -> Vec<String> {
             continue;
         }
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat
+        if stat
             .rfind(')')
-            .is_some_and(|i| stat[i + 2..].starts_with('Z'));
+            .is_some_and(|i| stat[i + 2..].starts_with('Z'))
+        {
+            continue;
+        }
         let cmd = std::fs::read_to_string(e.path().join("cmdline"))
             .unwrap_or_default()
             .replace('\0', " ");
-        if !zombie && cmd.contains(&needle) {
+        let ns = std::fs::read_link(e.path().join("ns/net"))
+            .map(|l| l.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if cmd.contains(&marker) || namespaces.contains(&ns) {
             found.push(format!("{name} {cmd}"));
         }
     }
@@ -219,11 +241,12 @@ nodes:
     assert!(out(&logs).contains("ran"), "{}", text(&logs));
     let table = nslab().args(["ps", "--lab", "it-init"]).output().unwrap();
     assert!(out(&table).contains("exit 3"), "{}", text(&table));
+    let ns = netns_links("it-init");
     lab.down();
     assert!(
-        lab_processes("it-init").is_empty(),
+        lab_processes("it-init", &ns).is_empty(),
         "{:?}",
-        lab_processes("it-init")
+        lab_processes("it-init", &ns)
     );
 }
 
@@ -405,7 +428,7 @@ fn exec_commands_fail_up_with_their_stderr_unless_ignored() {
         text(&o)
     );
     assert!(!lab.is_up());
-    assert!(lab_processes("it-exec").is_empty());
+    assert!(lab_processes("it-exec", &[]).is_empty());
     assert_same_host(&before, &host_snapshot(), "after a failed exec");
     let ok = Lab::new(
         "it-exec2",
@@ -439,12 +462,18 @@ links:
 "#;
     let lab = Lab::new("it-gone", yaml);
     lab.up();
-    assert!(!lab_processes("it-gone").is_empty());
+    let ns = netns_links("it-gone");
+    assert_eq!(ns.len(), 3);
+    assert!(
+        lab_processes("it-gone", &ns).len() >= 4,
+        "{:?}",
+        lab_processes("it-gone", &ns)
+    );
     lab.down();
     assert!(
-        lab_processes("it-gone").is_empty(),
+        lab_processes("it-gone", &ns).is_empty(),
         "{:?}",
-        lab_processes("it-gone")
+        lab_processes("it-gone", &ns)
     );
     assert_same_host(&before, &host_snapshot(), "after down");
 
@@ -457,15 +486,18 @@ links:
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("a node to start", || !lab_processes("it-gone").is_empty());
+    wait_for("a node to start", || {
+        !lab_processes("it-gone", &[]).is_empty()
+    });
+    let ns = netns_links("it-gone");
     // SAFETY: killing the child we spawned, by pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
     lab.down();
     assert!(
-        lab_processes("it-gone").is_empty(),
+        lab_processes("it-gone", &ns).is_empty(),
         "{:?}",
-        lab_processes("it-gone")
+        lab_processes("it-gone", &ns)
     );
     assert_same_host(&before, &host_snapshot(), "after kill -9 and down");
 }

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -73,41 +72,22 @@ fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
         Vec::new()
     };
     let cfg: NodeConfig = config::config(start, &paths, cgroups).map_err(other)?;
-    std::fs::write(&cfg.hosts, &start.hosts)?;
-    std::fs::write(&cfg.resolv, config::RESOLV_CONF)?;
-    let cfg_path = paths.config(&start.node);
-    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).map_err(other)?)?;
-
-    let netns_fd = netns::open(&start.netns)?;
-    let mut flags = 0;
-    for (on, f) in [
-        (start.uts, libc::CLONE_NEWUTS),
-        (start.mnt, libc::CLONE_NEWNS),
-        (start.ipc, libc::CLONE_NEWIPC),
-        (start.pid, libc::CLONE_NEWPID),
-    ] {
-        if on {
-            flags |= f;
-        }
-    }
+    // The configuration goes through the init's stdin, and the init enters the node's
+    // namespaces itself: no file per node, and no pre-exec hook, so the spawn is a cheap
+    // posix_spawn instead of a fork of this (large) process.
     let mut cmd = std::process::Command::new(nslab_binary()?);
+    // The last argument only names the node in `ps` on the host.
     cmd.arg("__init")
-        .arg(&cfg_path)
-        .stdin(Stdio::null())
+        .arg("-")
+        .arg(format!("{}/{}", start.lab, start.node))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: setns and unshare are async-signal-safe; the fd was opened before fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(netns_fd.as_raw_fd(), libc::CLONE_NEWNET) != 0
-                || libc::unshare(flags) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let mut child = cmd.spawn()?;
+    {
+        let mut stdin = child.stdin.take().expect("piped");
+        std::io::Write::write_all(&mut stdin, &serde_json::to_vec(&cfg).map_err(other)?)?;
+    }
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout);
     let deadline = Instant::now() + Duration::from_secs(30);

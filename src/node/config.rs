@@ -38,9 +38,6 @@ pub struct NodeConfig {
     pub control: PathBuf,
     /// Directory for process logs (opened before /run is covered by a tmpfs).
     pub logs: PathBuf,
-    /// Files bind-mounted over `/etc/hosts` and `/etc/resolv.conf`.
-    pub hosts: PathBuf,
-    pub resolv: PathBuf,
     /// Owners of private directories, resolved: (uid, gid) per entry of `start.private`.
     pub owners: Vec<Option<(u32, u32)>>,
     /// cgroup.procs files to join before anything starts.
@@ -259,8 +256,6 @@ pub fn config(
     Ok(NodeConfig {
         control: paths.control(&start.node),
         logs: paths.logs.join(&start.node),
-        hosts: paths.dir.join(format!("{}.hosts", start.node)),
-        resolv: paths.dir.join("resolv.conf"),
         pid_file: paths.pid_file(&start.node),
         owners,
         cgroups,

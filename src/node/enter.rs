@@ -29,6 +29,15 @@ pub fn init_pid(pid_file: &Path) -> Option<i32> {
     (start_time(pid) == Some(start)).then_some(pid)
 }
 
+/// How long the init gives its processes to stop (the third field of its pid file).
+pub fn init_grace(pid_file: &Path) -> std::time::Duration {
+    let ms = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(2).and_then(|g| g.parse().ok()))
+        .unwrap_or(0);
+    std::time::Duration::from_millis(ms)
+}
+
 /// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

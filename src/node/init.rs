@@ -172,8 +172,6 @@ fn bind(src: &Source, target: &str, readonly: bool, targets: &mut Targets) -> Re
 /// and /sys of its own pid and network namespaces. Nothing is created on the host.
 fn mounts(cfg: &NodeConfig) -> Result<(), String> {
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    let hosts = open_source(&cfg.hosts)?;
-    let resolv = open_source(&cfg.resolv)?;
     let sources: Vec<Source> = cfg
         .start
         .mounts
@@ -209,6 +207,13 @@ fn mounts(cfg: &NodeConfig) -> Result<(), String> {
     let mut targets = Targets {
         overlaid: Vec::new(),
     };
+    // The node's /etc/hosts and resolv.conf live in its own /run.
+    std::fs::create_dir_all("/run/.nslab").map_err(|e| err("/run/.nslab", e))?;
+    std::fs::write("/run/.nslab/hosts", &cfg.start.hosts).map_err(|e| err("hosts", e))?;
+    std::fs::write("/run/.nslab/resolv.conf", super::config::RESOLV_CONF)
+        .map_err(|e| err("resolv.conf", e))?;
+    let hosts = open_source(Path::new("/run/.nslab/hosts"))?;
+    let resolv = open_source(Path::new("/run/.nslab/resolv.conf"))?;
     bind(&hosts, "/etc/hosts", true, &mut targets)?;
     // resolv.conf may be a symlink into /run (systemd-resolved): then the file is written
     // into the node's own /run instead.
@@ -260,6 +265,34 @@ fn mounts(cfg: &NodeConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Joins the node's network namespace and creates its others. The pid namespace applies
+/// to this process's children: the init forked next is its PID 1.
+fn enter_namespaces(cfg: &NodeConfig) -> Result<(), String> {
+    let netns = File::open(Path::new("/run/netns").join(&cfg.start.netns))
+        .map_err(|e| err(&cfg.start.netns, e))?;
+    let mut flags = 0;
+    for (on, f) in [
+        (cfg.start.uts, libc::CLONE_NEWUTS),
+        (cfg.start.mnt, libc::CLONE_NEWNS),
+        (cfg.start.ipc, libc::CLONE_NEWIPC),
+        (cfg.start.pid, libc::CLONE_NEWPID),
+    ] {
+        if on {
+            flags |= f;
+        }
+    }
+    // SAFETY: plain syscalls on a descriptor we own, while still single-threaded.
+    unsafe {
+        if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+            return Err(last("setns"));
+        }
+        if flags != 0 && libc::unshare(flags) != 0 {
+            return Err(last("unshare"));
+        }
+    }
+    Ok(())
+}
+
 fn join_cgroups(cfg: &NodeConfig) -> Result<(), String> {
     let pid = std::process::id().to_string();
     for procs in &cfg.cgroups {
@@ -299,6 +332,8 @@ struct Init {
     procs: Vec<Proc>,
     pid1: bool,
     stopping: Option<Instant>,
+    /// When to give back start-up pages again after activity (see [`trim_memory`]).
+    trim_at: Option<Instant>,
 }
 
 fn log_file(dir: &Option<OwnedFd>, name: &str) -> Option<File> {
@@ -574,6 +609,9 @@ impl Init {
 
     fn next_timer(&self) -> Option<Instant> {
         let mut t: Option<Instant> = self.stopping;
+        if let Some(c) = self.trim_at {
+            t = Some(t.map_or(c, |x| x.min(c)));
+        }
         for p in &self.procs {
             let probe = (p.ready == Readiness::Pending && p.probe_pid.is_none())
                 .then_some(p.next_probe)
@@ -629,6 +667,48 @@ fn signalfd() -> Result<OwnedFd, String> {
     }
 }
 
+/// Gives back what only start-up needed: freed heap, and the clean file pages (code and
+/// read-only data of this binary and its libraries) faulted in while parsing and mounting.
+/// Mappings holding private copies (relocated data) are left alone: dropping those would
+/// lose their contents. What the loop uses is faulted back in on demand.
+fn trim_memory() {
+    // SAFETY: malloc_trim only returns free heap to the kernel.
+    unsafe { libc::malloc_trim(0) };
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut ranges = Vec::new();
+    let mut current: Option<(usize, usize, bool)> = None;
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let perms = f.next().unwrap_or("");
+            let path = f.nth(3).unwrap_or("");
+            let clean_file = !perms.contains('w') && path.starts_with('/');
+            current = Some((start, end, clean_file));
+        } else if first == "Anonymous:" {
+            if let Some((start, end, true)) = current
+                && f.next() == Some("0")
+            {
+                ranges.push((start, end));
+            }
+            current = None;
+        }
+    }
+    for (start, end) in ranges {
+        // SAFETY: dropping clean, file-backed, never-written pages is always safe: they
+        // are read back from the file on the next access.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        };
+    }
+}
+
 /// Everything before the loop. Errors go back to nslab on stdout.
 fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), String> {
     // SAFETY: plain process calls.
@@ -681,6 +761,7 @@ fn run(cfg: NodeConfig) -> ! {
             libc::dup2(null.as_raw_fd(), 2);
         }
     }
+    trim_memory();
     let procs = cfg
         .start
         .processes
@@ -709,6 +790,7 @@ fn run(cfg: NodeConfig) -> ! {
         procs,
         pid1,
         stopping: None,
+        trim_at: None,
     };
     loop {
         let now = Instant::now();
@@ -723,6 +805,16 @@ fn run(cfg: NodeConfig) -> ! {
             }
         }
         init.probe(now);
+        // Once things are quiet again, give back the pages the activity faulted in.
+        if init.trim_at.is_some_and(|t| t <= now)
+            && init
+                .procs
+                .iter()
+                .all(|p| p.probe_pid.is_none() && p.ready != Readiness::Pending)
+        {
+            trim_memory();
+            init.trim_at = None;
+        }
         let timeout = init
             .next_timer()
             .map(|t| {
@@ -763,7 +855,10 @@ fn run(cfg: NodeConfig) -> ! {
                     break;
                 }
                 match info.ssi_signo as i32 {
-                    libc::SIGCHLD => init.reap(),
+                    libc::SIGCHLD => {
+                        init.reap();
+                        init.trim_at = Some(Instant::now() + Duration::from_millis(500));
+                    }
                     _ => init.begin_stop(),
                 }
             }
@@ -773,6 +868,7 @@ fn run(cfg: NodeConfig) -> ! {
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 init.handle(stream);
+                init.trim_at = Some(Instant::now() + Duration::from_millis(500));
             }
         }
     }
@@ -782,16 +878,26 @@ fn run(cfg: NodeConfig) -> ! {
 /// so the init is PID 1 of the node's pid namespace, prints the init's pid, and leaves
 /// the init running on its own.
 pub fn main(config: &str) -> i32 {
-    let cfg: NodeConfig = match std::fs::read(config)
+    let read = if config == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+    } else {
+        std::fs::read(config)
+    };
+    let cfg: NodeConfig = match read
         .map_err(|e| e.to_string())
         .and_then(|d| serde_json::from_slice(&d).map_err(|e| e.to_string()))
     {
         Ok(c) => c,
         Err(e) => {
-            println!("error: reading {config}: {e}");
+            println!("error: reading the node's configuration: {e}");
             return 1;
         }
     };
+    if let Err(e) = enter_namespaces(&cfg) {
+        println!("error: {e}");
+        return 1;
+    }
     if let Err(e) = join_cgroups(&cfg) {
         println!("error: {e}");
         return 1;
@@ -827,7 +933,14 @@ pub fn main(config: &str) -> i32 {
         child => {
             // Recorded before anything else can go wrong, so `down` finds the init.
             let start = super::enter::start_time(child).unwrap_or(0);
-            let recorded = std::fs::write(&cfg.pid_file, format!("{child} {start}\n"));
+            let grace = cfg
+                .start
+                .processes
+                .iter()
+                .map(|p| p.stop_timeout_ms)
+                .max()
+                .unwrap_or(0);
+            let recorded = std::fs::write(&cfg.pid_file, format!("{child} {start} {grace}\n"));
             let go: &[u8] = if recorded.is_ok() { b"g" } else { b"x" };
             // SAFETY: our own pipe ends.
             unsafe {
