@@ -86,8 +86,18 @@ impl Lab {
         }
     }
 
-    /// A copy of an example topology under another lab name.
+    /// A copy of an example topology under another lab name (with the examples' `configs`
+    /// beside it, as mount sources are relative to the file).
     pub fn from_example(name: &str, example: &str) -> Lab {
+        let dir = std::env::temp_dir().join("nslab-tests/configs");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in std::fs::read_dir(root().join("topologies/configs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::copy(f.path(), dir.join(f.file_name()));
+        }
         let text = std::fs::read_to_string(root().join("topologies").join(example)).unwrap();
         let body: String = text
             .lines()
