@@ -530,3 +530,47 @@ fn shell_shows_the_node_in_its_prompt() {
     assert!(all.contains("[it-shell/r7]"), "{all}");
     lab.down();
 }
+
+#[test]
+fn crash_loops_time_out_and_processes_start_in_root() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // A daemon that dies at once under `restart: always` never gets ready: `up` must give
+    // up at its readiness timeout and roll back, not wait forever.
+    let bad = Lab::new(
+        "it-loop",
+        "nodes:\n  a:\n    processes:\n      - { name: bad, cmd: \"sh -c 'echo dying; exit 1'\", restart: always, ready: { tcp: 9, timeout: 1s } }\n",
+    );
+    let start = Instant::now();
+    let o = bad.up_with(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not ready after") && text(&o).contains("dying"),
+        "{}",
+        text(&o)
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(!bad.is_up());
+    // Run from a directory that does not exist inside the node: processes start in `/`.
+    let lab = Lab::new(
+        "it-cwd",
+        "nodes:\n  a:\n    processes: [{ name: p, cmd: \"sh -c 'pwd; exec sleep 1000'\" }]\n",
+    );
+    let cwd = std::env::temp_dir().join("nslab-tests/cwd-only-on-host");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let o = nslab()
+        .current_dir(&cwd)
+        .arg("up")
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = nslab()
+        .args(["logs", "--lab", "it-cwd", "a", "p"])
+        .output()
+        .unwrap();
+    assert_eq!(out(&logs).lines().last(), Some("/"), "{}", text(&logs));
+    lab.down();
+}

@@ -74,6 +74,10 @@ pub async fn execute<K: Kernel>(
     let mut running: Running = FuturesUnordered::new();
     let mut failure: Option<ExecError> = None;
     let mut cancelled: Option<String> = cancel.borrow().clone();
+    // Fires on the first failure or on cancellation: steps that wait on processes or
+    // user commands stop waiting (dropping them kills what they started); the rest are
+    // short kernel requests and finish, so the journal and the kernel agree.
+    let (abort_tx, abort_rx) = watch::channel(false);
     let jobs = opts.jobs.max(1);
     let mut done = 0usize;
 
@@ -89,6 +93,7 @@ pub async fn execute<K: Kernel>(
             }
             let inject = opts.fail_at == Some(step.id);
             let delay = opts.step_delay;
+            let mut abort = abort_rx.clone();
             running.push(Box::pin(async move {
                 if let Some(d) = delay {
                     tokio::time::sleep(d).await;
@@ -96,7 +101,13 @@ pub async fn execute<K: Kernel>(
                 if inject {
                     return (i, Err(KernelError::Injected));
                 }
-                (i, kernel.apply(&step.op).await)
+                if !step.op.interruptible() {
+                    return (i, kernel.apply(&step.op).await);
+                }
+                tokio::select! {
+                    r = kernel.apply(&step.op) => (i, r),
+                    _ = abort.wait_for(|a| *a) => (i, Err(KernelError::Other("stopped for the rollback".into()))),
+                }
             }));
         }
         if running.is_empty() {
@@ -113,6 +124,9 @@ pub async fn execute<K: Kernel>(
                         }
                     }
                 }
+                Err(_) if *abort_rx.borrow() && plan.steps[i].op.interruptible() => {
+                    // Stopped because of the first failure or a signal: not a failure itself.
+                }
                 Err(error) => {
                     if let (KernelError::NetnsExists(_), Some(u)) = (&error, plan.steps[i].op.undo())
                         && let Err(e) = journal(Entry::Existed(&u))
@@ -122,11 +136,15 @@ pub async fn execute<K: Kernel>(
                     }
                     if failure.is_none() {
                         failure = Some(ExecError::Step { step: Box::new(plan.steps[i].clone()), error });
+                        let _ = abort_tx.send(true);
                     }
                 }
             },
             Ok(()) = cancel.changed(), if cancelled.is_none() => {
                 cancelled = cancel.borrow().clone();
+                if cancelled.is_some() {
+                    let _ = abort_tx.send(true);
+                }
             }
         }
     }

@@ -324,6 +324,7 @@ struct Proc {
     ready: Readiness,
     probe_pid: Option<i32>,
     next_probe: Option<Instant>,
+    ready_deadline: Option<Instant>,
 }
 
 struct Init {
@@ -365,9 +366,9 @@ fn spawn(
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null());
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
+    // A process starts in `/` unless told otherwise: the cwd nslab was run from may not
+    // exist inside the node (its /tmp is the node's own).
+    cmd.current_dir(cwd.unwrap_or("/"));
     match log {
         Some(f) => {
             let f2 = f.try_clone()?;
@@ -413,11 +414,19 @@ impl Init {
                 p.exit = None;
                 p.error = None;
                 p.next_start = None;
-                p.ready = if p.spec.ready.is_some() {
-                    Readiness::Pending
-                } else {
-                    Readiness::NoProbe
-                };
+                // Readiness counts from the first start: a process that keeps crashing
+                // times out instead of being waited for forever.
+                match (&p.spec.ready, p.ready_deadline) {
+                    (Some(spec), None) => {
+                        p.ready = Readiness::Pending;
+                        p.ready_deadline = Some(Instant::now() + spec.timeout());
+                    }
+                    (Some(_), Some(_)) if p.ready != Readiness::TimedOut => {
+                        p.ready = Readiness::Pending
+                    }
+                    (Some(_), Some(_)) => {}
+                    (None, _) => p.ready = Readiness::NoProbe,
+                }
                 p.next_probe = Some(Instant::now());
             }
             Err(e) => {
@@ -569,6 +578,14 @@ impl Init {
 
     fn probe(&mut self, now: Instant) {
         for p in &mut self.procs {
+            if p.ready == Readiness::Pending && p.ready_deadline.is_some_and(|d| now > d) {
+                p.ready = Readiness::TimedOut;
+                if let Some(pid) = p.probe_pid.take() {
+                    // SAFETY: a probe we started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                continue;
+            }
             let (Readiness::Pending, Some(spec), Some(pid), Some(when)) =
                 (p.ready, &p.spec.ready, p.pid, p.next_probe)
             else {
@@ -576,11 +593,6 @@ impl Init {
             };
             let _ = pid;
             if now < when || p.probe_pid.is_some() {
-                continue;
-            }
-            let started = p.started.unwrap_or(now);
-            if now.duration_since(started) > spec.timeout() {
-                p.ready = Readiness::TimedOut;
                 continue;
             }
             match spec {
@@ -711,6 +723,8 @@ fn trim_memory() {
 
 /// Everything before the loop. Errors go back to nslab on stdout.
 fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), String> {
+    // nslab's working directory may not exist inside the node.
+    let _ = std::env::set_current_dir("/");
     // SAFETY: plain process calls.
     unsafe {
         libc::setsid();
@@ -780,6 +794,7 @@ fn run(cfg: NodeConfig) -> ! {
             ready: Readiness::NoProbe,
             probe_pid: None,
             next_probe: None,
+            ready_deadline: None,
         })
         .collect();
     // SAFETY: getpid has no preconditions.
@@ -806,14 +821,18 @@ fn run(cfg: NodeConfig) -> ! {
         }
         init.probe(now);
         // Once things are quiet again, give back the pages the activity faulted in.
-        if init.trim_at.is_some_and(|t| t <= now)
-            && init
+        if init.trim_at.is_some_and(|t| t <= now) {
+            let quiet = init
                 .procs
                 .iter()
-                .all(|p| p.probe_pid.is_none() && p.ready != Readiness::Pending)
-        {
-            trim_memory();
-            init.trim_at = None;
+                .all(|p| p.probe_pid.is_none() && p.ready != Readiness::Pending);
+            // Not while probes still run; and never leave a past timer behind (a busy loop).
+            init.trim_at = if quiet {
+                trim_memory();
+                None
+            } else {
+                Some(now + Duration::from_millis(500))
+            };
         }
         let timeout = init
             .next_timer()

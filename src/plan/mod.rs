@@ -244,6 +244,12 @@ impl Op {
         }
     }
 
+    /// Whether the step may wait on something outside nslab's control (a process getting
+    /// ready, a user's command), so a rollback may stop waiting for it.
+    pub fn interruptible(&self) -> bool {
+        matches!(self, Op::StartProcess { .. } | Op::RunExec { .. })
+    }
+
     /// Short kebab-case name, as in the JSON `op` field.
     pub fn name(&self) -> &'static str {
         match self {
