@@ -103,7 +103,8 @@ fn valid_examples_exit_0() {
 /// Compares against tests/golden/<name>; `UPDATE_GOLDEN=1` rewrites the files. Paths
 /// into the checkout (mount sources) read as `$REPO`, wherever the checkout is.
 fn golden(name: &str, actual: &str) {
-    let actual = &actual.replace(&root().display().to_string(), "$REPO");
+    let replaced = actual.replace(&root().display().to_string(), "$REPO");
+    let actual = replaced.as_str();
     let path = root().join("tests/golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
