@@ -574,3 +574,43 @@ fn crash_loops_time_out_and_processes_start_in_root() {
     assert_eq!(out(&logs).lines().last(), Some("/"), "{}", text(&logs));
     lab.down();
 }
+
+#[test]
+fn env_cwd_and_on_failure_restarts() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-env",
+        r#"
+nodes:
+  a:
+    env: { SITE: lab }
+    processes:
+      - { name: show, cmd: "sh -c 'echo $SITE $ROLE $(pwd); exec sleep 1000'", env: { ROLE: web }, cwd: /etc }
+      - { name: flaky, cmd: "sh -c 'test -f /run/ok || { touch /run/ok; exit 1; }; exec sleep 1000'", restart: on-failure }
+      - { name: clean, cmd: "true", restart: on-failure }
+"#,
+    );
+    lab.up();
+    let logs = nslab()
+        .args(["logs", "--lab", "it-env", "a", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out(&logs).lines().last(),
+        Some("lab web /etc"),
+        "{}",
+        text(&logs)
+    );
+    // on-failure: restarted after exit 1, not after exit 0.
+    wait_for("flaky to come back", || {
+        let p = &ps_json(&lab)[0]["processes"];
+        p[1]["restarts"] == 1
+            && p[1]["state"] == "running"
+            && p[2]["state"] == "exited"
+            && p[2]["restarts"] == 0
+    });
+    lab.down();
+}
