@@ -167,6 +167,7 @@ pub fn object_of(op: &Op) -> String {
         Op::AddRoute { route, .. } => format!("route {}", crate::plan::route_text(route)),
         Op::SetImpair { name, .. } => format!("impairment on {name}"),
         Op::Barrier => "the wiring barrier".into(),
+        Op::WriteHosts { .. } => "the lab's hosts file".into(),
         Op::CreateCgroup { node, .. } => format!("cgroup of node {node}"),
         Op::StartNode { start, .. } => format!("init of node {}", start.node),
         Op::StartProcess { process, .. } => format!("process `{process}`"),

@@ -245,6 +245,12 @@ impl NetlinkKernel {
                 add_qdisc(&h, msg).await.map_err(|e| missing_qdisc(kind, e))
             }
             Op::Barrier => Ok(()),
+            Op::WriteHosts { lab, content } => {
+                let paths = crate::node::NodePaths::of_lab(lab);
+                std::fs::create_dir_all(&paths.dir)?;
+                std::fs::write(paths.hosts(), content)?;
+                Ok(())
+            }
             Op::CreateCgroup { node, limits, .. } => {
                 let lab = crate::model::names::lab_of_netns(op.netns());
                 super::nodes::create_cgroup(&lab, node, limits).await

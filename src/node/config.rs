@@ -19,8 +19,9 @@ pub struct NodeStart {
     pub mnt: bool,
     pub pid: bool,
     pub ipc: bool,
-    /// The node's `/etc/hosts`.
-    pub hosts: String,
+    /// The `/etc/hosts` lines for the node's own addresses; the lab-wide list comes from
+    /// one file shared by every node (a copy per node would make the plan O(N²)).
+    pub own_hosts: String,
     pub mounts: Vec<MountSpec>,
     /// Private directories, with owners as written (`frr`, `frr:frr`, `100:101`).
     pub private: Vec<PrivateSpec>,
@@ -36,6 +37,8 @@ pub struct NodeConfig {
     pub start: NodeStart,
     /// Where the init listens for nslab.
     pub control: PathBuf,
+    /// The lab's `/etc/hosts`, shared by its nodes.
+    pub hosts: PathBuf,
     /// Directory for process logs (opened before /run is covered by a tmpfs).
     pub logs: PathBuf,
     /// Owners of private directories, resolved: (uid, gid) per entry of `start.private`.
@@ -107,29 +110,33 @@ pub fn needs_init(n: &Node) -> bool {
         || !n.limits.is_empty()
 }
 
-/// `/etc/hosts` for a node: localhost, every lab node by its loopback or first address
-/// (both families), and the node's own addresses under its own name.
-pub fn hosts_file(t: &Topology, node: usize) -> String {
-    let mut out = String::from("# written by nslab for lab `");
+/// The lab's `/etc/hosts`: localhost, and every node by its loopback or first address
+/// (both families). Each node adds its own addresses ([`own_hosts`]).
+pub fn lab_hosts(t: &Topology) -> String {
+    let mut out = String::with_capacity(64 + t.nodes.len() * 32);
+    out.push_str("# written by nslab for lab `");
     out.push_str(&t.lab);
     out.push_str("`\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for (i, n) in t.nodes.iter().enumerate() {
+        for v6 in [false, true] {
+            if let Some(a) = t.primary_address(i, v6) {
+                out.push_str(&format!("{a}\t{}\n", n.name));
+            }
+        }
+    }
+    out
+}
+
+/// Every address of one node under its own name.
+pub fn own_hosts(t: &Topology, node: usize) -> String {
     let me = &t.nodes[node];
+    let mut out = format!("# this node, {}\n", me.name);
     for a in me
         .loopback
         .iter()
         .chain(me.interfaces.iter().flat_map(|i| i.addresses.iter()))
     {
         out.push_str(&format!("{}\t{}\n", a.addr(), me.name));
-    }
-    for (i, n) in t.nodes.iter().enumerate() {
-        if i == node {
-            continue;
-        }
-        for v6 in [false, true] {
-            if let Some(a) = t.primary_address(i, v6) {
-                out.push_str(&format!("{a}\t{}\n", n.name));
-            }
-        }
     }
     out
 }
@@ -216,7 +223,7 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
         mnt: has(NsKind::Mnt),
         pid: has(NsKind::Pid),
         ipc: has(NsKind::Ipc),
-        hosts: hosts_file(t, node),
+        own_hosts: own_hosts(t, node),
         mounts: n
             .mounts
             .iter()
@@ -255,6 +262,7 @@ pub fn config(
     }
     Ok(NodeConfig {
         control: paths.control(&start.node),
+        hosts: paths.hosts(),
         logs: paths.logs.join(&start.node),
         pid_file: paths.pid_file(&start.node),
         owners,

@@ -172,6 +172,10 @@ fn bind(src: &Source, target: &str, readonly: bool, targets: &mut Targets) -> Re
 /// and /sys of its own pid and network namespaces. Nothing is created on the host.
 fn mounts(cfg: &NodeConfig) -> Result<(), String> {
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    // Read before /run (where the lab's state lives) is covered.
+    let mut hosts_text = std::fs::read_to_string(&cfg.hosts)
+        .map_err(|e| err(&cfg.hosts.display().to_string(), e))?;
+    hosts_text.push_str(&cfg.start.own_hosts);
     let sources: Vec<Source> = cfg
         .start
         .mounts
@@ -209,7 +213,7 @@ fn mounts(cfg: &NodeConfig) -> Result<(), String> {
     };
     // The node's /etc/hosts and resolv.conf live in its own /run.
     std::fs::create_dir_all("/run/.nslab").map_err(|e| err("/run/.nslab", e))?;
-    std::fs::write("/run/.nslab/hosts", &cfg.start.hosts).map_err(|e| err("hosts", e))?;
+    std::fs::write("/run/.nslab/hosts", &hosts_text).map_err(|e| err("hosts", e))?;
     std::fs::write("/run/.nslab/resolv.conf", super::config::RESOLV_CONF)
         .map_err(|e| err("resolv.conf", e))?;
     let hosts = open_source(Path::new("/run/.nslab/hosts"))?;

@@ -42,6 +42,11 @@ impl NodePaths {
         self.dir.join(format!("{node}.sock"))
     }
 
+    /// The lab's `/etc/hosts`, which every node's own copy starts from.
+    pub fn hosts(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+
     pub fn log(&self, node: &str, process: &str) -> PathBuf {
         self.logs.join(node).join(format!("{process}.log"))
     }

@@ -101,6 +101,11 @@ pub enum Op {
     },
     /// Every link, address and route of the lab is in place; nodes start after this.
     Barrier,
+    /// The lab's `/etc/hosts`, which each node extends with its own addresses.
+    WriteHosts {
+        lab: String,
+        content: String,
+    },
     /// The node's cgroup with its limits.
     CreateCgroup {
         netns: Name,
@@ -182,7 +187,7 @@ impl Op {
             | Op::StartNode { netns, .. }
             | Op::StartProcess { netns, .. }
             | Op::RunExec { netns, .. } => netns,
-            Op::Barrier => "",
+            Op::Barrier | Op::WriteHosts { .. } => "",
         }
     }
 
@@ -239,6 +244,7 @@ impl Op {
             Op::SetSysctl { .. }
             | Op::SetLinkUp { .. }
             | Op::Barrier
+            | Op::WriteHosts { .. }
             | Op::StartProcess { .. }
             | Op::RunExec { .. } => None,
         }
@@ -262,6 +268,7 @@ impl Op {
             Op::AddRoute { .. } => "add-route",
             Op::SetImpair { .. } => "set-impair",
             Op::Barrier => "barrier",
+            Op::WriteHosts { .. } => "write-hosts",
             Op::CreateCgroup { .. } => "create-cgroup",
             Op::StartNode { .. } => "start-node",
             Op::StartProcess { .. } => "start-process",

@@ -132,6 +132,10 @@ fn op_text(lab: &str, op: &Op) -> String {
             format!("{}:{name} {}", ns(netns), parts.join(" "))
         }
         Op::Barrier => "every link, address and route is in place".into(),
+        Op::WriteHosts { content, .. } => format!(
+            "{} names",
+            content.lines().filter(|l| !l.starts_with('#')).count()
+        ),
         Op::CreateCgroup { netns, limits, .. } => {
             let mut parts = Vec::new();
             if let Some(m) = limits.memory {
