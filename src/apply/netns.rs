@@ -125,12 +125,21 @@ pub fn open(name: &str) -> io::Result<OwnedFd> {
 /// Unmounts and removes a named namespace. The namespace itself is freed by the kernel
 /// once no process, socket or descriptor holds it. Missing counts as deleted.
 pub fn delete(name: &str) -> io::Result<()> {
-    let path = netns_path(name);
-    match umount2(&path, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e.into()),
+    unmount(name)?;
+    unlink(name)
+}
+
+/// The first half of [`delete`]: detach the namespace's mount.
+pub fn unmount(name: &str) -> io::Result<()> {
+    match umount2(&netns_path(name), MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    match std::fs::remove_file(&path) {
+}
+
+/// The second half of [`delete`]: remove the (now plain) file.
+pub fn unlink(name: &str) -> io::Result<()> {
+    match std::fs::remove_file(netns_path(name)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
