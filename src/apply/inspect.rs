@@ -153,12 +153,9 @@ fn route_entry(r: &RouteMessage) -> RouteEntry {
     }
 }
 
-/// The main table's routes of one namespace.
-pub async fn route_entries(
-    kernel: &NetlinkKernel,
-    netns: &Name,
-) -> Result<Vec<RouteEntry>, KernelError> {
-    let h = kernel.handle(netns).await?;
+/// Every route of the main table, both families. The dump is filtered by family only;
+/// the main table is what a lab sets.
+async fn main_table(h: &Handle) -> Result<Vec<RouteMessage>, KernelError> {
     let mut out = Vec::new();
     for msg in [
         RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
@@ -171,13 +168,21 @@ pub async fn route_entries(
             .try_collect()
             .await
             .map_err(KernelError::netlink)?;
-        out.extend(
-            all.iter()
-                .filter(|r| r.header.table == 254)
-                .map(route_entry),
-        );
+        out.extend(all.into_iter().filter(|r| r.header.table == 254));
     }
     Ok(out)
+}
+
+/// The main table's routes of one namespace.
+pub async fn route_entries(
+    kernel: &NetlinkKernel,
+    netns: &Name,
+) -> Result<Vec<RouteEntry>, KernelError> {
+    Ok(main_table(&kernel.handle(netns).await?)
+        .await?
+        .iter()
+        .map(route_entry)
+        .collect())
 }
 
 /// The links of one namespace (names by ifindex, state, addresses).
@@ -189,21 +194,7 @@ pub async fn link_states(
 }
 
 async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
-    let mut out = Vec::new();
-    for msg in [
-        RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
-        RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
-    ] {
-        let all: Vec<RouteMessage> = h
-            .route()
-            .get(msg)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(KernelError::netlink)?;
-        // The dump is filtered by family only; the main table is what a lab sets.
-        out.extend(all.iter().filter(|r| r.header.table == 254).map(route_line));
-    }
+    let mut out: Vec<String> = main_table(h).await?.iter().map(route_line).collect();
     out.sort();
     Ok(out)
 }

@@ -306,18 +306,7 @@ pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
         let Some(pid) = enter::init_pid(&paths.pid_file(node)) else {
             continue;
         };
-        if let Ok(data) = std::fs::read(paths.config(node))
-            && let Ok(cfg) = serde_json::from_slice::<NodeConfig>(&data)
-        {
-            let g = cfg
-                .start
-                .processes
-                .iter()
-                .map(|p| p.stop_timeout_ms)
-                .max()
-                .unwrap_or(0);
-            grace = grace.max(Duration::from_millis(g));
-        }
+        grace = grace.max(enter::init_grace(&paths.pid_file(node)));
         // SAFETY: signalling the init we started (pid and start time verified).
         unsafe { libc::kill(pid, libc::SIGTERM) };
         running.push((node.clone(), pid));

@@ -49,50 +49,48 @@ pub fn run(
     let many = files.len() > 1;
     let mut out = std::io::stdout().lock();
     let mut offsets = vec![0u64; files.len()];
-    for (i, (name, path)) in files.iter().enumerate() {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(path) {
-            f.read_to_string(&mut text)?;
-            offsets[i] = text.len() as u64;
-        }
-        for line in text.lines() {
-            if many {
-                writeln!(out, "{name} | {line}")?;
-            } else {
-                writeln!(out, "{line}")?;
-            }
-        }
-    }
-    out.flush()?;
-    if !follow {
-        return Ok(exit::OK);
-    }
-    // Follow until interrupted.
     loop {
+        for ((name, path), offset) in files.iter_mut().zip(offsets.iter_mut()) {
+            print_new(&mut out, name, path, offset, many)?;
+        }
+        out.flush()?;
+        if !follow {
+            return Ok(exit::OK);
+        }
+        // Follow until interrupted.
         std::thread::sleep(Duration::from_millis(200));
-        for (i, (name, path)) in files.iter_mut().enumerate() {
-            let Ok(mut f) = std::fs::File::open(&*path) else {
-                continue;
-            };
-            let len = f.metadata()?.len();
-            if len < offsets[i] {
-                offsets[i] = 0; // truncated
-            }
-            if len == offsets[i] {
-                continue;
-            }
-            f.seek(SeekFrom::Start(offsets[i]))?;
-            let mut text = String::new();
-            f.read_to_string(&mut text)?;
-            offsets[i] += text.len() as u64;
-            for line in text.lines() {
-                if many {
-                    writeln!(out, "{name} | {line}")?;
-                } else {
-                    writeln!(out, "{line}")?;
-                }
-            }
-            out.flush()?;
+    }
+}
+
+/// Prints what a log gained since `offset` (everything the first time), prefixed with the
+/// process name when several logs interleave.
+fn print_new(
+    out: &mut impl Write,
+    name: &str,
+    path: &std::path::Path,
+    offset: &mut u64,
+    prefix: bool,
+) -> std::io::Result<()> {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let len = f.metadata()?.len();
+    if len < *offset {
+        *offset = 0; // truncated
+    }
+    if len == *offset {
+        return Ok(());
+    }
+    f.seek(SeekFrom::Start(*offset))?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    *offset += text.len() as u64;
+    for line in text.lines() {
+        if prefix {
+            writeln!(out, "{name} | {line}")?;
+        } else {
+            writeln!(out, "{line}")?;
         }
     }
+    Ok(())
 }

@@ -53,6 +53,18 @@ fn family_net(v6: bool) -> IpNet {
     }
 }
 
+/// The prefixes a route without next hops covers: `default` means both families on a
+/// node that has IPv6.
+fn destinations(to: &RouteDest, has_v6: bool) -> Vec<IpNet> {
+    match to {
+        RouteDest::Prefix(p) => vec![*p],
+        RouteDest::Default4 => vec![family_net(false)],
+        RouteDest::Default6 => vec![family_net(true)],
+        RouteDest::Default if has_v6 => vec![family_net(false), family_net(true)],
+        RouteDest::Default => vec![family_net(false)],
+    }
+}
+
 /// The interface of `node` whose subnet holds `addr`, unless `addr` is the node's own.
 fn connected(node: &Node, addr: IpAddr) -> Result<Option<usize>, ()> {
     for (i, iface) in node.interfaces.iter().enumerate() {
@@ -261,13 +273,7 @@ impl Resolver<'_> {
                 );
                 return;
             }
-            let dsts: Vec<IpNet> = match &r.to.value {
-                RouteDest::Prefix(p) => vec![*p],
-                RouteDest::Default4 => vec![family_net(false)],
-                RouteDest::Default6 => vec![family_net(true)],
-                RouteDest::Default if has_v6 => vec![family_net(false), family_net(true)],
-                RouteDest::Default => vec![family_net(false)],
-            };
+            let dsts = destinations(&r.to.value, has_v6);
             for dst in dsts {
                 out.push(Route {
                     dst,
@@ -287,13 +293,7 @@ impl Resolver<'_> {
                 return;
             };
             let iface = &me.interfaces[dev];
-            let dsts: Vec<IpNet> = match &r.to.value {
-                RouteDest::Prefix(p) => vec![*p],
-                RouteDest::Default4 => vec![family_net(false)],
-                RouteDest::Default6 => vec![family_net(true)],
-                RouteDest::Default if has_v6 => vec![family_net(false), family_net(true)],
-                RouteDest::Default => vec![family_net(false)],
-            };
+            let dsts = destinations(&r.to.value, has_v6);
             for dst in dsts {
                 out.push(Route {
                     dst,

@@ -30,6 +30,17 @@ pub struct NodeStart {
     pub cgroup: bool,
 }
 
+impl NodeStart {
+    /// The longest stop grace period of the node's processes.
+    pub fn grace_ms(&self) -> u64 {
+        self.processes
+            .iter()
+            .map(|p| p.stop_timeout_ms)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// What the init reads: the plan's [`NodeStart`] plus what only apply knows (paths in the
 /// lab's state, owners resolved to ids, the cgroups to join).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -956,13 +956,7 @@ pub fn main(config: &str) -> i32 {
         child => {
             // Recorded before anything else can go wrong, so `down` finds the init.
             let start = super::enter::start_time(child).unwrap_or(0);
-            let grace = cfg
-                .start
-                .processes
-                .iter()
-                .map(|p| p.stop_timeout_ms)
-                .max()
-                .unwrap_or(0);
+            let grace = cfg.start.grace_ms();
             let recorded = std::fs::write(&cfg.pid_file, format!("{child} {start} {grace}\n"));
             let go: &[u8] = if recorded.is_ok() { b"g" } else { b"x" };
             // SAFETY: our own pipe ends.

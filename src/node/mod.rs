@@ -34,10 +34,6 @@ impl NodePaths {
         self.dir.join(format!("{node}.pid"))
     }
 
-    pub fn config(&self, node: &str) -> PathBuf {
-        self.dir.join(format!("{node}.json"))
-    }
-
     pub fn control(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.sock"))
     }
