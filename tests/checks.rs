@@ -273,3 +273,59 @@ fn sigint_during_checks_tears_the_lab_down() {
     assert!(!lab.is_up());
     assert_same_host(&before, &host_snapshot(), "after SIGINT during nslab test");
 }
+
+#[test]
+fn icmp_rejects_are_answers_and_unprobed_pairs_never_pass() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // r rejects traffic to b's loopback ("packet filtered", rate-limited like every ICMP
+    // error, so later attempts hear nothing); b has no IPv6 address at all.
+    let lab = Lab::new(
+        "it-reject",
+        r#"
+routing: static
+nodes:
+  a: { loopback: auto }
+  r: { loopback: auto, routes: [{ to: 10.0.0.3, type: prohibit }] }
+  b: { loopback: auto }
+links:
+  - [a:eth0, r:eth0]
+  - [r:eth1, b:eth0]
+tests:
+  - reach: { from: a, to: b, timeout: 2s, name: rejected }
+  - reach: { from: a, to: b, expect: fail, timeout: 2s, name: blocked }
+  - reach: { from: a, to: r, timeout: 2s, name: same-source-still-works }
+  - reach: { from: a, to: b, family: ipv6, expect: fail, timeout: 1s, name: unprobed }
+"#,
+    );
+    let junit = std::env::temp_dir().join("nslab-tests/it-reject.xml");
+    let o = test_cmd(&lab, &["--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+    let failure = |name: &str| -> Option<String> {
+        let case = doc
+            .descendants()
+            .find(|c| c.has_tag_name("testcase") && c.attribute("name") == Some(name))
+            .unwrap_or_else(|| panic!("testcase {name}"));
+        case.children()
+            .find(|n| n.has_tag_name("failure"))
+            .and_then(|f| f.attribute("message"))
+            .map(str::to_string)
+    };
+    let rejected = failure("rejected").expect("rejected fails");
+    assert!(
+        rejected.contains("unreachable (code 13) from 10.255.0.1"),
+        "{rejected}"
+    );
+    assert_eq!(failure("blocked"), None);
+    assert_eq!(failure("same-source-still-works"), None);
+    let unprobed = failure("unprobed").expect("unprobed fails");
+    assert!(
+        unprobed.contains("could not probe: b has no IPv6 address to probe"),
+        "{unprobed}"
+    );
+    assert!(!lab.is_up());
+}

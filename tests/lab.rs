@@ -333,8 +333,10 @@ fn missing_kernel_feature_is_named() {
     }
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("this kernel has no `netem` qdisc"), "{t}");
-    assert!(t.contains("set impair"), "{t}");
+    assert!(
+        t.contains("this kernel has no `netem` qdisc") && t.contains("set impair"),
+        "{t}"
+    );
     assert!(!lab.is_up());
     // A plain rate needs only tbf, which this kernel has.
     let rate = Lab::new(
@@ -399,6 +401,10 @@ fn a_foreign_namespace_is_refused_and_left_alone() {
         text(&o)
     );
     assert!(!lab.is_up());
+    assert!(
+        !std::path::Path::new("/run/nslab/.locks/it-foreign").exists(),
+        "a refused up leaves no lock file"
+    );
 }
 
 #[test]
@@ -451,4 +457,69 @@ fn status_and_ls_describe_a_running_lab() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("degraded"));
     lab.down();
+}
+
+#[test]
+fn a_lab_name_never_becomes_a_path_outside_the_run_directory() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let dir = std::env::temp_dir().join("nslab-tests/victim");
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = dir.join("precious");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    // Far enough up from /run/nslab/.locks to reach the victim from the root.
+    let sneaky = format!("../../../..{}", victim.display());
+    let file = dir.join("evil.yaml");
+    std::fs::write(&file, format!("name: \"{sneaky}\"\nnodes: {{ a: {{}} }}\n")).unwrap();
+    for args in [
+        vec!["down", sneaky.as_str()],
+        vec!["down", "--lab", sneaky.as_str()],
+        vec!["down", file.to_str().unwrap()],
+        vec!["status", "--lab", sneaky.as_str()],
+        vec!["ps", "--lab", sneaky.as_str()],
+    ] {
+        let o = nslab().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", text(&o));
+        // (Positionally the path names an existing file, read as a topology.)
+        assert!(
+            text(&o).contains("lab name `") || text(&o).contains("has no `name:`"),
+            "{args:?}: {}",
+            text(&o)
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    }
+    // The Rust API refuses it too.
+    let api = nslab::apply::resolve_lab(Some(&sneaky));
+    assert!(api.is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn labs_coming_and_going_in_parallel_never_trip_over_each_other() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // The last lab going down releases /run/netns (when nslab made it); another lab's
+    // `up` in the same instant must neither lose the directory nor fail on its lock.
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let lab = Lab::new(
+                    &format!("it-par{i}"),
+                    "nodes: { a: {}, b: {} }\nlinks: [[a:eth0, b:eth0]]\n",
+                );
+                for _ in 0..10 {
+                    lab.up();
+                    assert!(lab.ping("a", "b"));
+                    lab.down();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("every up and down succeeded");
+    }
 }

@@ -257,6 +257,46 @@ links:
 }
 
 #[test]
+fn static_routing_breaks_ties_by_declaration_order() {
+    // r1 reaches r4 through r2 or r3 equally; r3 sits on r1's first interface, but r2 is
+    // declared first, so r2 is the next hop (for both families).
+    let t = ok("
+name: tie
+routing: static
+addressing: { ipv6: 'fd00:71e::/48' }
+nodes: { r1: {}, r2: {}, r3: {}, r4: { loopback: auto } }
+links:
+  - [r1:eth0, r3:eth0]
+  - [r1:eth1, r2:eth0]
+  - [r2:eth1, r4:eth0]
+  - [r3:eth1, r4:eth1]
+");
+    let r1 = t.node("r1").unwrap();
+    let r2 = t.node("r2").unwrap();
+    let r2_addrs: Vec<std::net::IpAddr> = r2.interfaces[0]
+        .addresses
+        .iter()
+        .map(|a| a.addr())
+        .collect();
+    let to_lo: Vec<_> = r1
+        .routes
+        .iter()
+        .filter(|r| r.dst.prefix_len() == 32 || r.dst.prefix_len() == 128)
+        .collect();
+    assert!(!to_lo.is_empty());
+    for r in to_lo {
+        assert_eq!(r.nexthops.len(), 1);
+        assert!(
+            r2_addrs.contains(&r.nexthops[0].gateway),
+            "{} via {}",
+            r.dst,
+            r.nexthops[0].gateway
+        );
+        assert_eq!(r.nexthops[0].dev, "eth1");
+    }
+}
+
+#[test]
 fn defaults_kind_and_node_merge_in_that_order() {
     let t = ok("
 name: merge
@@ -364,6 +404,40 @@ nodes:
     assert_eq!(web.depends_on[0].node, 0);
     assert_eq!(web.processes[0].depends_on[0].process, Some(0));
     assert_eq!(web.processes[1].depends_on[0].node, 1);
+}
+
+#[test]
+fn a_node_without_processes_runs_its_exec_after_its_dependencies() {
+    use nslab::plan::{self, Op};
+    let t = ok("
+name: deps
+nodes:
+  web: { processes: [{ name: http, cmd: 'sleep 9', ready: { tcp: 80 } }, { name: log, cmd: 'sleep 9' }] }
+  db: { processes: [{ name: pg, cmd: 'sleep 9' }] }
+  client:
+    depends_on: [web, 'db:pg']
+    exec: ['curl web', 'true']
+");
+    let p = plan::plan(&t);
+    let step = |f: &dyn Fn(&Op) -> bool| p.steps.iter().find(|s| f(&s.op)).unwrap();
+    let proc_step = |name: &str| {
+        step(&|op| matches!(op, Op::StartProcess { process, .. } if process == name)).id
+    };
+    let first = step(
+        &|op| matches!(op, Op::RunExec { argv, .. } if argv.last().is_some_and(|a| a == "curl web")),
+    );
+    for dep in ["http", "log", "pg"] {
+        assert!(
+            first.deps.contains(&proc_step(dep)),
+            "{dep}: {:?}",
+            first.deps
+        );
+    }
+    // The second command follows the first only.
+    let second = step(
+        &|op| matches!(op, Op::RunExec { argv, .. } if argv.last().is_some_and(|a| a == "true")),
+    );
+    assert_eq!(second.deps, vec![first.id]);
 }
 
 #[test]

@@ -163,7 +163,7 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
             "stat -f -c %T /var/lib/nslab-test-private 2>/dev/null || echo none",
         ],
     ));
-    assert!(df.contains("tmpfs") || df == "none", "{df}");
+    assert_eq!(df, "tmpfs");
     // /sys shows the node's interfaces.
     assert_eq!(
         out(&lab.exec("r1", &["ls", "/sys/class/net"]))
@@ -188,6 +188,64 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
     );
     lab.down();
     let _ = std::fs::remove_dir_all(cfg);
+}
+
+#[test]
+fn mounts_never_hide_each_other_or_touch_the_host() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // The README's FRR pattern: a config file bound inside a private directory, plus a
+    // file whose directory is missing on the host (an overlay on /etc), which must not
+    // hide the node's own /etc/hosts and resolv.conf.
+    let lab = Lab::new(
+        "it-mnt",
+        r#"
+nodes:
+  a:
+    mounts:
+      - "mnt/frr.conf:/etc/nslab-it-frr/frr.conf"
+      - "mnt/other.conf:/etc/nslab-it-new/deep/other.conf"
+    private: [/etc/nslab-it-frr]
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+"#,
+    );
+    let dir = lab.file.parent().unwrap().join("mnt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("frr.conf"), "hostname a\n").unwrap();
+    std::fs::write(dir.join("other.conf"), "other\n").unwrap();
+    let hosts_before = std::fs::read_to_string("/etc/hosts").unwrap();
+    lab.up();
+    let cat = |path: &str| out(&lab.exec("a", &["cat", path]));
+    assert_eq!(cat("/etc/nslab-it-frr/frr.conf"), "hostname a");
+    assert_eq!(cat("/etc/nslab-it-new/deep/other.conf"), "other");
+    let hosts = cat("/etc/hosts");
+    assert!(
+        hosts.contains("written by nslab for lab `it-mnt`") && hosts.contains("\tb"),
+        "{hosts}"
+    );
+    assert!(cat("/etc/resolv.conf").contains("written by nslab"));
+    let o = lab.exec("a", &["ping", "-c1", "-W2", "b"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The private directory is the node's own, writable tmpfs.
+    let o = lab.exec(
+        "a",
+        &[
+            "sh",
+            "-c",
+            "echo x > /etc/nslab-it-frr/state && stat -f -c %T /etc/nslab-it-frr",
+        ],
+    );
+    assert_eq!(out(&o), "tmpfs", "{}", text(&o));
+    lab.down();
+    for p in ["/etc/nslab-it-frr", "/etc/nslab-it-new"] {
+        assert!(!std::path::Path::new(p).exists(), "{p} created on the host");
+    }
+    assert_eq!(std::fs::read_to_string("/etc/hosts").unwrap(), hosts_before);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -248,6 +306,61 @@ nodes:
         "{:?}",
         lab_processes("it-init", &ns)
     );
+}
+
+#[test]
+fn launchers_that_exit_leave_daemons_that_get_their_grace() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // `frrinit.sh start` style: the launcher starts a daemon and exits 0 at once; the
+    // daemon gets ready later. On `down` the daemon gets SIGTERM and its grace period
+    // (it finishes its TERM handler), not a SIGKILL right behind.
+    let lab = Lab::new(
+        "it-launch",
+        r#"
+nodes:
+  a:
+    mounts: ["launch:/mnt/out"]
+    processes:
+      - { name: launcher, cmd: "sh -c 'setsid sh /mnt/out/daemon.sh >/dev/null 2>&1 &'", ready: "test -e /run/daemon-up" }
+      - { name: oneshot, cmd: "true" }
+      - { name: after, cmd: "sleep 1000", depends_on: [launcher, oneshot] }
+"#,
+    );
+    let dir = lab.file.parent().unwrap().join("launch");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("daemon.sh"),
+        "trap 'sleep 0.3; echo clean > /mnt/out/term; exit 0' TERM\nsleep 0.3\ntouch /run/daemon-up\nwhile :; do sleep 0.05; done\n",
+    )
+    .unwrap();
+    lab.up();
+    let ps = ps_json(&lab);
+    let procs = ps[0]["processes"].as_array().unwrap();
+    let by = |n: &str| procs.iter().find(|p| p["name"] == n).unwrap().clone();
+    assert_eq!(by("launcher")["state"], "exited", "{ps}");
+    assert_eq!(by("launcher")["ready"], true, "{ps}");
+    assert_eq!(by("oneshot")["ready"], true, "{ps}");
+    assert_eq!(by("after")["state"], "running", "{ps}");
+    let o = lab.exec("a", &["test", "-e", "/run/daemon-up"]);
+    assert!(o.status.success(), "the daemon runs on");
+    let start = Instant::now();
+    lab.down();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("term")).unwrap_or_default(),
+        "clean\n",
+        "the daemon finished its TERM handler"
+    );
+    // ... and `down` did not wait for the whole default grace (5 s) once it was gone.
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -420,14 +533,7 @@ fn exec_commands_fail_up_with_their_stderr_unless_ignored() {
         "it-exec",
         "nodes:\n  a:\n    processes: [{ name: p, cmd: 'sleep 1000' }]\n    exec: [\"sh -c 'echo boom >&2; exit 3'\"]\n",
     );
-    let o = lab.up_with(&[]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("exited with status 3") && text(&o).contains("boom"),
-        "{}",
-        text(&o)
-    );
-    assert!(!lab.is_up());
+    lab.up_fails(&["exited with status 3", "boom"]);
     assert!(lab_processes("it-exec", &[]).is_empty());
     assert_same_host(&before, &host_snapshot(), "after a failed exec");
     let ok = Lab::new(
@@ -436,6 +542,75 @@ fn exec_commands_fail_up_with_their_stderr_unless_ignored() {
     );
     ok.up();
     ok.down();
+}
+
+#[test]
+fn exec_timeouts_fire_and_large_output_does_not_block() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // A command in a node's pid namespace must not hold `up` until it ends: the timeout
+    // stops it (and what it started), and `up` rolls back well before the 30 s sleep.
+    let lab = Lab::new(
+        "it-exto",
+        "nodes:\n  a:\n    exec: [{ cmd: 'sleep 30', timeout: 500ms }]\n",
+    );
+    let start = Instant::now();
+    lab.up_fails(&["did not finish within 0.5 s"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(lab_processes("it-exto", &[]).is_empty());
+    // Far more output than a pipe holds, from `nslab exec` and a `cmd` check.
+    let big = Lab::new(
+        "it-exbig",
+        "nodes:\n  a:\n    processes: [{ name: p, cmd: 'sleep 1000' }]\ntests:\n  - cmd: { node: a, run: 'seq 1 200000', stdout: '^200000$' }\n",
+    );
+    big.up();
+    let o = big.exec("a", &["seq", "1", "200000"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.stdout.len(), 1_288_895);
+    let t = nslab()
+        .args(["test", "--lab", "it-exbig"])
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", text(&t));
+    big.down();
+}
+
+#[test]
+fn commands_never_fall_back_to_the_host_when_a_node_init_died() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-dead",
+        "nodes:\n  a: { processes: [{ name: p, cmd: 'sleep 1000' }] }\n  b: { isolation: [net] }\n",
+    );
+    lab.up();
+    let record = std::fs::read_to_string("/run/nslab/it-dead.nodes/a.pid").unwrap();
+    let pid: i32 = record.split_whitespace().next().unwrap().parse().unwrap();
+    // SAFETY: the init nslab started for this test's node, by pid.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("the init to die", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+    });
+    let o = lab.exec("a", &["hostname"]);
+    assert!(!o.status.success(), "ran on the host: {}", text(&o));
+    assert!(
+        text(&o).contains("the init of node `a` is not running"),
+        "{}",
+        text(&o)
+    );
+    // A node that never had an init still takes commands in its network namespace.
+    let o = lab.exec("b", &["ip", "-o", "link", "show", "lo"]);
+    assert!(o.status.success(), "{}", text(&o));
+    lab.down();
 }
 
 #[test]
@@ -544,15 +719,8 @@ fn crash_loops_time_out_and_processes_start_in_root() {
         "nodes:\n  a:\n    processes:\n      - { name: bad, cmd: \"sh -c 'echo dying; exit 1'\", restart: always, ready: { tcp: 9, timeout: 1s } }\n",
     );
     let start = Instant::now();
-    let o = bad.up_with(&[]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("not ready after") && text(&o).contains("dying"),
-        "{}",
-        text(&o)
-    );
+    bad.up_fails(&["not ready after", "dying"]);
     assert!(start.elapsed() < Duration::from_secs(10));
-    assert!(!bad.is_up());
     // Run from a directory that does not exist inside the node: processes start in `/`.
     let lab = Lab::new(
         "it-cwd",

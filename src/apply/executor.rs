@@ -110,6 +110,10 @@ pub async fn execute<K: Kernel>(
                 }
             }));
         }
+        // Any failure (a step's, or the journal's) stops the waiting steps.
+        if failure.is_some() && !*abort_rx.borrow() {
+            let _ = abort_tx.send(true);
+        }
         if running.is_empty() {
             break;
         }
@@ -365,6 +369,76 @@ routing: static
             let s = kernel.state.lock().unwrap();
             assert!(s.netns.is_empty() && s.links.is_empty(), "step {k}: {s:?}");
         }
+    }
+
+    /// The fake kernel, except that user commands never finish.
+    struct HangingExec(FakeKernel);
+
+    impl Kernel for HangingExec {
+        async fn apply(&self, op: &Op) -> Result<(), KernelError> {
+            if let Op::RunExec { .. } = op {
+                std::future::pending::<()>().await;
+            }
+            self.0.apply(op).await
+        }
+
+        async fn undo(&self, undo: &Undo) -> Result<(), KernelError> {
+            self.0.undo(undo).await
+        }
+    }
+
+    #[test]
+    fn a_journal_failure_stops_waiting_commands() {
+        // A command that runs forever, and beside it a step whose journal entry cannot
+        // be written: the run must end (and roll back), not wait for the command.
+        let plan = Plan {
+            lab: "exec".into(),
+            steps: vec![
+                Step {
+                    id: 1,
+                    op: Op::RunExec {
+                        netns: "nslab.exec.a".into(),
+                        node: "a".into(),
+                        argv: vec!["sleep".into(), "inf".into()],
+                        ignore_errors: false,
+                        timeout_ms: None,
+                    },
+                    deps: vec![],
+                },
+                Step {
+                    id: 2,
+                    op: Op::CreateNetns {
+                        netns: "nslab.exec.b".into(),
+                    },
+                    deps: vec![],
+                },
+            ],
+        };
+        let kernel = HangingExec(FakeKernel::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let opts = Options {
+            jobs: 2,
+            fail_at: None,
+            step_delay: None,
+        };
+        let mut journal = |_: Entry| {
+            Err(StateError::Io {
+                path: "/run/nslab/exec.journal".into(),
+                source: std::io::Error::other("disk full"),
+            })
+        };
+        let r = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                execute(&plan, &kernel, &mut journal, &opts, no_cancel()),
+            )
+            .await
+        });
+        let r = r.expect("the run ended instead of waiting for the command");
+        assert!(matches!(r, Err(ExecError::Journal(_))), "{r:?}");
     }
 
     #[test]

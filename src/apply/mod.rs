@@ -167,13 +167,19 @@ pub async fn up_with(
         }
         return Err(ApplyError::Leftovers { lab });
     }
-    let kernel =
-        NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS).map_err(|e| {
-            ApplyError::Host {
-                lab: lab.clone(),
+    // Until the journal exists, no other lab's `down` may release /run/netns.
+    let host_lock = tokio::task::block_in_place(crate::state::HostLock::acquire)?;
+    let kernel = match NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS) {
+        Ok(k) => k,
+        Err(e) => {
+            drop(host_lock);
+            lock.remove();
+            return Err(ApplyError::Host {
+                lab,
                 source: std::io::Error::other(e.to_string()),
-            }
-        })?;
+            });
+        }
+    };
     // Namespaces of this lab that exist already belong to someone else: refuse before
     // creating anything, rather than fail halfway.
     let taken: Vec<String> = plan
@@ -187,6 +193,9 @@ pub async fn up_with(
         })
         .collect();
     if !taken.is_empty() {
+        // Nothing of this lab exists: not even its lock file stays.
+        drop(host_lock);
+        lock.remove();
         return Err(ApplyError::ForeignNetns { lab, names: taken });
     }
     dir.create()?;
@@ -199,6 +208,7 @@ pub async fn up_with(
         started,
         file: opts.file.clone(),
     })?;
+    drop(host_lock);
     let fail_at = opts.fail_at.or_else(|| {
         std::env::var("NSLAB_TEST_FAIL_AT_STEP")
             .ok()
@@ -318,6 +328,8 @@ async fn rollback(lab: &str, dir: &LabDir, kernel: &NetlinkKernel) -> Result<usi
 /// Which lab a command on a running lab means: the one named, or the only one up.
 pub fn resolve_lab(name: Option<&str>) -> Result<String, ApplyError> {
     if let Some(n) = name {
+        crate::model::names::check_lab_name(n)
+            .map_err(|e| ApplyError::State(crate::state::StateError::BadLabName(e)))?;
         return Ok(n.to_string());
     }
     let labs = crate::state::list_labs();

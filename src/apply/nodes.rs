@@ -2,7 +2,7 @@
 //! init runs in the node's namespaces as PID 1; nslab talks to it over its control socket.
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -37,29 +37,6 @@ pub fn nslab_binary() -> Result<PathBuf, KernelError> {
         .ok_or_else(|| other("cannot find the nslab binary to run as the node's init: install nslab on the PATH or set NSLAB_BIN"))
 }
 
-/// The cgroup.procs files of a node's groups, as created by its cgroup step.
-fn cgroup_procs(lab: &str, node: &str) -> Vec<PathBuf> {
-    let rel = cgroup::relative(lab, node);
-    let mut out = Vec::new();
-    for root in [
-        "/sys/fs/cgroup",
-        "/sys/fs/cgroup/unified",
-        "/sys/fs/cgroup/memory",
-        "/sys/fs/cgroup/cpu",
-        "/sys/fs/cgroup/pids",
-        "/sys/fs/cgroup/cpu,cpuacct",
-    ] {
-        let p = Path::new(root).join(&rel).join("cgroup.procs");
-        if p.exists() {
-            let real = std::fs::canonicalize(&p).unwrap_or(p);
-            if !out.contains(&real) {
-                out.push(real);
-            }
-        }
-    }
-    out
-}
-
 /// Writes the node's files and starts its init in new namespaces; returns once the init
 /// reports its mounts and hostname are in place.
 fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
@@ -67,7 +44,7 @@ fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
     std::fs::create_dir_all(&paths.dir)?;
     std::fs::create_dir_all(&paths.logs)?;
     let cgroups = if start.cgroup {
-        cgroup_procs(&start.lab, &start.node)
+        cgroup::procs_files(&start.lab, &start.node)
     } else {
         Vec::new()
     };
@@ -102,8 +79,19 @@ fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
         };
         // SAFETY: poll on one valid descriptor.
         let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            outcome = Err(other(format!("waiting for the node's init: {e}")));
+            break;
+        }
         if n == 0 {
             outcome = Err(other("the node's init did not get ready within 30 s"));
+            // Do not wait on it below; what it started lives in the node's network
+            // namespace and goes with the rollback's sweep.
+            let _ = child.kill();
             break;
         }
         line.clear();
@@ -199,10 +187,11 @@ pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), K
         if let Some(e) = &p.error {
             return Err(other(e));
         }
-        if p.ready && p.pid.is_some() {
+        if p.ready {
             return Ok(());
         }
-        if p.state == "exited" && p.pid.is_none() {
+        // An exit 0 is a launcher whose daemons are still being probed.
+        if p.state == "exited" && p.pid.is_none() && p.exit != Some(0) {
             let tail = log_tail(&log, 10);
             return Err(other(format!(
                 "process `{process}` exited with status {} before it was ready{}",
@@ -217,7 +206,7 @@ pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), K
         if p.ready_timed_out {
             let tail = log_tail(&log, 10);
             return Err(other(format!(
-                "process `{process}` is running but not ready after {:.1} s{}",
+                "process `{process}` is not ready after {:.1} s{}",
                 started.elapsed().as_secs_f64(),
                 if tail.is_empty() {
                     String::new()
@@ -232,11 +221,16 @@ pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), K
 }
 
 /// The namespaces a command in `node` should enter: its init's, or only its network
-/// namespace when it has no init.
+/// namespace when it never had an init. A node whose init died has lost its mount, pid
+/// and uts namespaces: running there would mean running on the host's.
 pub fn target(lab: &str, node: &str, netns: &str) -> std::io::Result<Target> {
     let paths = NodePaths::of_lab(lab);
-    match enter::init_pid(&paths.pid_file(node)) {
-        Some(pid) => Target::of_process(pid, &cgroup_procs(lab, node)),
+    let pid_file = paths.pid_file(node);
+    match enter::init_pid(&pid_file) {
+        Some(pid) => Target::of_process(pid, &cgroup::procs_files(lab, node)),
+        None if pid_file.exists() => Err(std::io::Error::other(format!(
+            "the init of node `{node}` is not running (it was killed), so the node's own namespaces are gone; run `nslab down {lab}` and bring the lab up again"
+        ))),
         None => Target::netns(netns),
     }
 }
@@ -285,53 +279,109 @@ pub async fn run_exec(
     )))
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // A zombie is dead; only its parent can remove the entry.
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 2..].chars().next())
-            .is_some_and(|state| state != 'Z'),
-        Err(_) => false,
+/// A handle on a node's init that cannot be confused with a later process reusing its
+/// pid: signals go through the pidfd, and it polls readable once the init has exited.
+struct InitHandle {
+    node: String,
+    pid: i32,
+    fd: OwnedFd,
+}
+
+impl InitHandle {
+    fn open(node: &str, pid_file: &Path) -> Option<InitHandle> {
+        let pid = enter::init_pid(pid_file)?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor, owned from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        // The pid could have been reused between the check and the open: check again
+        // now that the descriptor pins whichever process it is.
+        (enter::init_pid(pid_file) == Some(pid)).then(|| InitHandle {
+            node: node.to_string(),
+            pid,
+            fd,
+        })
     }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: pidfd_send_signal on our pidfd with no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+}
+
+/// Waits until every init has exited or `deadline` passes; returns those still running.
+fn wait_exit(mut running: Vec<InitHandle>, deadline: Instant) -> Vec<InitHandle> {
+    while !running.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds: Vec<libc::pollfd> = running
+            .iter()
+            .map(|h| libc::pollfd {
+                fd: h.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: poll over descriptors we own.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                left.as_millis().min(i32::MAX as u128) as i32,
+            )
+        };
+        if n > 0 {
+            let mut exited = fds.iter().map(|f| f.revents != 0);
+            running.retain(|_| !exited.next().unwrap_or(false));
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    running
 }
 
 /// Stops nodes: SIGTERM to every init at once (each stops its processes and exits),
 /// the longest grace period of any node, then SIGKILL for what is left.
 pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
     let paths = NodePaths::of_lab(lab);
-    let mut running: Vec<(String, i32)> = Vec::new();
+    // One pidfd per node.
+    netns::raise_nofile_limit();
+    let mut running = Vec::new();
     let mut grace = Duration::ZERO;
     for node in nodes {
-        let Some(pid) = enter::init_pid(&paths.pid_file(node)) else {
+        let pid_file = paths.pid_file(node);
+        let Some(init) = InitHandle::open(node, &pid_file) else {
             continue;
         };
-        grace = grace.max(enter::init_grace(&paths.pid_file(node)));
-        // SAFETY: signalling the init we started (pid and start time verified).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        running.push((node.clone(), pid));
+        grace = grace.max(enter::init_grace(&pid_file));
+        init.signal(libc::SIGTERM);
+        running.push(init);
     }
-    let deadline = Instant::now() + grace + Duration::from_secs(2);
-    while Instant::now() < deadline && running.iter().any(|(_, p)| alive(*p)) {
-        std::thread::sleep(Duration::from_millis(5));
+    let stubborn = wait_exit(running, Instant::now() + grace + Duration::from_secs(2));
+    // What ignored SIGTERM past its grace period.
+    for init in &stubborn {
+        init.signal(libc::SIGKILL);
     }
-    let mut errors = Vec::new();
-    for (node, pid) in &running {
-        if alive(*pid) {
-            // SAFETY: as above; the init ignored SIGTERM past its grace period.
-            unsafe { libc::kill(*pid, libc::SIGKILL) };
-            let until = Instant::now() + Duration::from_secs(2);
-            while alive(*pid) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if alive(*pid) {
-                errors.push(format!(
-                    "the init of node `{node}` (pid {pid}) would not die"
-                ));
-            }
-        }
-    }
-    errors
+    wait_exit(stubborn, Instant::now() + Duration::from_secs(2))
+        .iter()
+        .map(|i| {
+            format!(
+                "the init of node `{}` (pid {}) would not die",
+                i.node, i.pid
+            )
+        })
+        .collect()
 }
 
 /// Kills whatever still runs inside the lab's network namespaces (processes of nodes

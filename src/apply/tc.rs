@@ -30,7 +30,9 @@ fn ratespec(bytes_per_sec: u64) -> Vec<u8> {
 }
 
 fn ticks(bytes: u64, bytes_per_sec: u64) -> u32 {
-    ((bytes * 1_000_000_000 / bytes_per_sec.max(1)) / PSCHED_NS).min(u64::from(u32::MAX)) as u32
+    // In 128 bits: a burst of a fast link times 10^9 overflows 64.
+    let ns = u128::from(bytes) * 1_000_000_000 / u128::from(bytes_per_sec.max(1));
+    (ns / u128::from(PSCHED_NS)).min(u128::from(u32::MAX)) as u32
 }
 
 fn root(ifindex: u32, kind: &str, options: TcAttribute) -> TcMessage {
@@ -167,6 +169,16 @@ mod tests {
         let rate = u32::from_ne_bytes(buf[4 + 8..4 + 12].try_into().unwrap());
         assert_eq!(rate, 1_000_000, "bytes per second");
         assert_eq!(m.header.index, 3);
+    }
+
+    #[test]
+    fn bursts_of_very_fast_links_do_not_overflow() {
+        // 10 ms at u64::MAX bytes/s: the product with 10^9 needs more than 64 bits.
+        let rate = u64::MAX / 8;
+        let t = ticks(rate / 100, rate);
+        assert!(t.abs_diff((10_000_000 / PSCHED_NS) as u32) <= 1, "{t}");
+        assert_eq!(ticks(u64::MAX, 1), u32::MAX);
+        let _ = tbf(1, u64::MAX);
     }
 
     #[test]

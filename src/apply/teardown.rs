@@ -101,10 +101,15 @@ pub fn finish(lab: &str, dir: &LabDir, errors: Vec<String>) -> Result<(), ApplyE
             return Err(ApplyError::State(crate::state::StateError::io(&d, e)));
         }
     }
-    if crate::state::list_labs().is_empty()
-        && let Err(e) = netns::release_netns_dir(&crate::state::run_root().join(".netns-dir"))
-    {
-        eprintln!("nslab: could not release /run/netns: {e}");
+    if crate::state::list_labs().is_empty() {
+        // Checked again under the host lock: an `up` may be between preparing /run/netns
+        // and writing its journal.
+        let _host = crate::state::HostLock::acquire()?;
+        if crate::state::list_labs().is_empty()
+            && let Err(e) = netns::release_netns_dir(&crate::state::run_root().join(".netns-dir"))
+        {
+            eprintln!("nslab: could not release /run/netns: {e}");
+        }
     }
     Ok(())
 }

@@ -224,6 +224,13 @@ fn lab_arg(target: Option<&str>, lab: Option<&str>) -> Result<String, CliError> 
         (Some(t), None) => Some(lab_name_of(t)?),
         (None, l) => l.map(str::to_string),
     };
+    if let Some(n) = &named {
+        crate::model::names::check_lab_name(n).map_err(|e| {
+            CliError::Usage(format!(
+                "{e}; give a lab name or a topology file (see `nslab ls`)"
+            ))
+        })?;
+    }
     crate::apply::resolve_lab(named.as_deref()).map_err(CliError::Lab)
 }
 

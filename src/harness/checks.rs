@@ -26,6 +26,9 @@ pub enum State<'c> {
     Reach {
         pairs: Vec<Pair>,
         ok: Vec<bool>,
+        /// The last "unreachable" a pair got: routers rate-limit ICMP errors, so a later
+        /// attempt may hear nothing, and the network's own answer is the better reason.
+        rejected: Vec<Option<(IpAddr, u8)>>,
         expect_ok: bool,
         /// A note when the pairs need more neighbour entries than the host allows.
         neigh_note: Option<String>,
@@ -122,6 +125,7 @@ impl<'c> State<'c> {
             }
         }
         State::Reach {
+            rejected: vec![None; pairs.len()],
             pairs,
             ok,
             expect_ok: *expect_ok,
@@ -134,10 +138,11 @@ impl<'c> State<'c> {
             State::Reach {
                 pairs,
                 ok,
+                rejected,
                 expect_ok,
                 neigh_note,
             } => {
-                let mut a = reach(ctx, pairs, ok, *expect_ok, budget).await;
+                let mut a = reach(ctx, pairs, ok, rejected, *expect_ok, budget).await;
                 if let (false, Some(n)) = (a.holds, neigh_note) {
                     a.seen = format!("{}; {n}", a.seen);
                 }
@@ -213,6 +218,7 @@ async fn reach(
     ctx: &Context<'_>,
     pairs: &[Pair],
     ok: &mut [bool],
+    rejected: &mut [Option<(IpAddr, u8)>],
     expect_ok: bool,
     budget: Duration,
 ) -> Attempt {
@@ -237,6 +243,8 @@ async fn reach(
     });
     let mut problems = Vec::new();
     let mut answered = Vec::new();
+    // Pairs that got no answer because they could not be probed at all.
+    let mut unprobed = Vec::new();
     for (idx, r) in join_all(probes).await {
         match r {
             Ok(results) => {
@@ -257,25 +265,32 @@ async fn reach(
                             ));
                         }
                         PingResult::Unreachable(by, code) => {
+                            rejected[*i] = Some((by, code));
                             problems.push(format!("{what}: unreachable (code {code}) from {by}"))
                         }
-                        PingResult::NoReply => problems.push(format!("{what}: no reply")),
+                        PingResult::NoReply => problems.push(match rejected[*i] {
+                            Some((by, code)) => {
+                                format!(
+                                    "{what}: unreachable (code {code}) from {by}, then no reply"
+                                )
+                            }
+                            None => format!("{what}: no reply"),
+                        }),
                     }
                 }
             }
-            Err(e) => problems.push(format!(
-                "cannot probe from {}: {e}",
-                name(ctx, pairs[idx[0]].from)
-            )),
+            Err(e) => {
+                let e = format!("cannot probe from {}: {e}", name(ctx, pairs[idx[0]].from));
+                problems.push(e.clone());
+                unprobed.push(e);
+            }
         }
     }
     for (i, p) in pairs.iter().enumerate() {
         if p.addr.is_none() {
-            problems.push(format!(
-                "{} has no {} address to probe",
-                name(ctx, p.to),
-                fam(p.v6)
-            ));
+            let e = format!("{} has no {} address to probe", name(ctx, p.to), fam(p.v6));
+            problems.push(e.clone());
+            unprobed.push(e);
             ok[i] = false;
         }
     }
@@ -291,6 +306,20 @@ async fn reach(
                     "{failing} of {} pairs unreachable: {}",
                     pairs.len(),
                     list(&problems, 5)
+                )
+            },
+        }
+    } else if !unprobed.is_empty() || pairs.is_empty() {
+        // Silence proves nothing when the probe never went out.
+        Attempt {
+            holds: false,
+            seen: if pairs.is_empty() {
+                "no pairs to probe (the selectors matched one node, or nodes without addresses)"
+                    .into()
+            } else {
+                format!(
+                    "expected no replies, but could not probe: {}",
+                    list(&unprobed, 5)
                 )
             },
         }
@@ -333,7 +362,16 @@ async fn tcp(
         };
     };
     let target = SocketAddr::new(ip, port);
-    let r = probe::tcp_connect(ctx.kernel, &netns(ctx, from), target, budget).await;
+    let r = match probe::tcp_connect(ctx.kernel, &netns(ctx, from), target, budget).await {
+        Ok(r) => r,
+        // Not an answer either way: `expect: fail` must not pass on a broken probe.
+        Err(e) => {
+            return Attempt {
+                holds: false,
+                seen: format!("cannot probe from {}: {e}", name(ctx, from)),
+            };
+        }
+    };
     match (r, expect_ok) {
         (Ok(_), true) => Attempt {
             holds: true,

@@ -431,7 +431,8 @@ impl Resolver<'_> {
 }
 
 /// Shortest-path static routes for every node to every subnet and loopback it is not
-/// attached to. Ties go to the lowest node index, so the result is deterministic.
+/// attached to. Ties go to the node declared first (as destination and as next hop), so
+/// the result is deterministic and predictable from the file.
 pub fn static_routes(nodes: &[Node], bridges: &[Bridge]) -> Vec<Vec<Route>> {
     let adj: Vec<Vec<Adjacency>> = (0..nodes.len())
         .map(|n| adjacencies(nodes, bridges, n))
@@ -462,17 +463,27 @@ pub fn static_routes(nodes: &[Node], bridges: &[Bridge]) -> Vec<Vec<Route>> {
         let mut dist = vec![usize::MAX; nodes.len()];
         dist[s] = 0;
         let mut q = VecDeque::from([s]);
+        // Among equally short paths the first hop is the neighbour declared first (then
+        // the lower interface): a node of the next layer is only popped once every node
+        // of this layer has offered its first hop.
+        let rank = |a: &Adjacency| (a.node, a.iface);
         while let Some(u) = q.pop_front() {
             for a in &adj[u] {
                 // Only addressed hops can forward.
-                if dist[a.node] != usize::MAX
-                    || nodes[a.node].interfaces[a.peer_iface].addresses.is_empty()
-                {
+                if nodes[a.node].interfaces[a.peer_iface].addresses.is_empty() {
                     continue;
                 }
-                dist[a.node] = dist[u] + 1;
-                first[a.node] = if u == s { Some(*a) } else { first[u] };
-                q.push_back(a.node);
+                let offer = if u == s { Some(*a) } else { first[u] };
+                if dist[a.node] == usize::MAX {
+                    dist[a.node] = dist[u] + 1;
+                    first[a.node] = offer;
+                    q.push_back(a.node);
+                } else if dist[a.node] == dist[u] + 1
+                    && let (Some(o), Some(f)) = (offer, first[a.node])
+                    && rank(&o) < rank(&f)
+                {
+                    first[a.node] = offer;
+                }
             }
         }
         let mut routes = Vec::new();

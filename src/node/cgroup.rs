@@ -150,6 +150,26 @@ pub fn create(lab: &str, node: &str, limits: &Limits) -> Result<Vec<PathBuf>, St
     Ok(procs)
 }
 
+/// The `cgroup.procs` files of the node's groups, wherever the hierarchies are mounted
+/// (the same search [`create`] and [`remove`] make): the files the init joins.
+pub fn procs_files(lab: &str, node: &str) -> Vec<PathBuf> {
+    let rel = relative(lab, node);
+    let mut out: Vec<PathBuf> = Vec::new();
+    for h in hierarchies() {
+        let root = match h {
+            Hierarchy::V2(root) | Hierarchy::V1 { mount: root, .. } => root,
+        };
+        let p = root.join(&rel).join("cgroup.procs");
+        // Co-mounted v1 controllers show one group under several paths.
+        if let Ok(real) = std::fs::canonicalize(&p)
+            && !out.contains(&real)
+        {
+            out.push(real);
+        }
+    }
+    out
+}
+
 /// Removes the node's groups from every hierarchy, and the lab's and nslab's levels when
 /// they are empty. Groups that still hold a task are retried briefly (a process that was
 /// just killed leaves its cgroup a moment later). Missing groups count as removed.

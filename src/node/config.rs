@@ -154,41 +154,31 @@ pub fn own_hosts(t: &Topology, node: usize) -> String {
 
 pub const RESOLV_CONF: &str = "# written by nslab: the lab has no DNS; node names resolve through /etc/hosts\noptions timeout:1 attempts:1\n";
 
-fn user_ids(name: &str) -> Option<(u32, u32)> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getpwnam returns a pointer into static storage or null; we copy at once.
-    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-    if pw.is_null() {
-        return None;
-    }
-    // SAFETY: non-null pointer from getpwnam.
-    unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
-}
-
-/// Resolves an owner like `frr`, `frr:frr` or `100:101` to ids.
+/// Resolves an owner like `frr`, `frr:frr` or `100:101` to ids. The reentrant lookups
+/// (getpwnam_r, through nix): nodes start on several threads at once.
 pub fn owner_ids(owner: &str) -> Result<(u32, u32), String> {
+    use nix::unistd::{Group, User};
     let (user, group) = match owner.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (owner, None),
     };
     let (uid, default_gid) = match user.parse::<u32>() {
         Ok(uid) => (uid, uid),
-        Err(_) => user_ids(user).ok_or_else(|| format!("no user `{user}` on this host"))?,
+        Err(_) => match User::from_name(user) {
+            Ok(Some(u)) => (u.uid.as_raw(), u.gid.as_raw()),
+            Ok(None) => return Err(format!("no user `{user}` on this host")),
+            Err(e) => return Err(format!("cannot look up user `{user}`: {e}")),
+        },
     };
     let gid = match group {
         None => default_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => {
-                let c = std::ffi::CString::new(g).map_err(|e| e.to_string())?;
-                // SAFETY: getgrnam returns static storage or null; copied at once.
-                let gr = unsafe { libc::getgrnam(c.as_ptr()) };
-                if gr.is_null() {
-                    return Err(format!("no group `{g}` on this host"));
-                }
-                // SAFETY: non-null pointer from getgrnam.
-                unsafe { (*gr).gr_gid }
-            }
+            Err(_) => match Group::from_name(g) {
+                Ok(Some(gr)) => gr.gid.as_raw(),
+                Ok(None) => return Err(format!("no group `{g}` on this host")),
+                Err(e) => return Err(format!("cannot look up group `{g}`: {e}")),
+            },
         },
     };
     Ok((uid, gid))
@@ -280,4 +270,21 @@ pub fn config(
         cgroups,
         start: start.clone(),
     })
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::owner_ids;
+
+    #[test]
+    fn owners_resolve_by_name_or_number() {
+        assert_eq!(owner_ids("root"), Ok((0, 0)));
+        assert_eq!(owner_ids("root:root"), Ok((0, 0)));
+        assert_eq!(owner_ids("100:101"), Ok((100, 101)));
+        assert_eq!(owner_ids("100"), Ok((100, 100)));
+        let e = owner_ids("nslab-no-such-user").unwrap_err();
+        assert!(e.contains("no user `nslab-no-such-user`"), "{e}");
+        let e = owner_ids("root:nslab-no-such-group").unwrap_err();
+        assert!(e.contains("no group `nslab-no-such-group`"), "{e}");
+    }
 }

@@ -25,8 +25,11 @@ pub fn init_pid(pid_file: &Path) -> Option<i32> {
     let mut parts = text.split_whitespace();
     let pid: i32 = parts.next()?.parse().ok()?;
     let start: u64 = parts.next()?.parse().ok()?;
-    // Guard against a reused pid: the start time must match what was recorded.
-    (start_time(pid) == Some(start)).then_some(pid)
+    // Guard against a reused pid: the start time must match what was recorded. A zombie
+    // (killed, not yet reaped by the host's init) has no namespaces left to enter.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    (!rest.starts_with('Z') && start_of(rest) == Some(start)).then_some(pid)
 }
 
 /// How long the init gives its processes to stop (the third field of its pid file).
@@ -42,7 +45,11 @@ pub fn init_grace(pid_file: &Path) -> std::time::Duration {
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; fields resume after its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    start_of(&stat[stat.rfind(')')? + 2..])
+}
+
+/// The start time from the fields of /proc/PID/stat after the command name.
+fn start_of(rest: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
@@ -99,8 +106,8 @@ impl Target {
             cgroups,
             pid_ns,
         } = self;
-        // SAFETY: only async-signal-safe calls (write, setns, chdir, fork, waitpid,
-        // signal, kill, _exit) run between fork and exec; everything was opened before.
+        // SAFETY: only async-signal-safe calls (write, setns, chdir, fork, prctl, getppid,
+        // close_range, waitpid, signal, kill, _exit) run between fork and exec; everything was opened before.
         unsafe {
             cmd.pre_exec(move || {
                 for fd in &cgroups {
@@ -122,9 +129,24 @@ impl Target {
                 }
                 match libc::fork() {
                     -1 => Err(io::Error::last_os_error()),
-                    0 => Ok(()),
+                    0 => {
+                        // The command dies with the intermediate, so killing what nslab
+                        // spawned (a timeout, kill_on_drop) ends the command too. Outside
+                        // our pid namespace the parent reads as 0; anything else means
+                        // the intermediate is already gone.
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                        if libc::getppid() != 0 {
+                            libc::_exit(137);
+                        }
+                        Ok(())
+                    }
                     child => {
                         // The intermediate: wait for the command and end the same way.
+                        // It lets go of every descriptor first: the standard library
+                        // waits for its exec-error pipe to close before `spawn` returns,
+                        // and holding the command's pipes would hide their EOF. The
+                        // command keeps its own copies.
+                        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
                         libc::signal(libc::SIGINT, libc::SIG_IGN);
                         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
                         libc::signal(libc::SIGTERM, libc::SIG_IGN);

@@ -19,254 +19,16 @@ use super::config::{NodeConfig, ProcessSpec, ReadySpec};
 use super::control::{ProcStatus, Status};
 use crate::spec::raw::RestartPolicy;
 
-fn err(what: &str, e: impl std::fmt::Display) -> String {
+pub(super) fn err(what: &str, e: impl std::fmt::Display) -> String {
     format!("{what}: {e}")
 }
 
-fn cstr(s: &str) -> Result<CString, String> {
+pub(super) fn cstr(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|e| err(s, e))
 }
 
-fn last(what: &str) -> String {
+pub(super) fn last(what: &str) -> String {
     err(what, std::io::Error::last_os_error())
-}
-
-fn mount(
-    src: Option<&str>,
-    target: &str,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
-) -> Result<(), String> {
-    let src = src.map(cstr).transpose()?;
-    let target_c = cstr(target)?;
-    let fstype = fstype.map(cstr).transpose()?;
-    let data = data.map(cstr).transpose()?;
-    let p = |c: &Option<CString>| c.as_ref().map(|c| c.as_ptr()).unwrap_or(std::ptr::null());
-    // SAFETY: valid C strings or nulls, as mount(2) expects.
-    let r = unsafe {
-        libc::mount(
-            p(&src),
-            target_c.as_ptr(),
-            p(&fstype),
-            flags,
-            p(&data) as *const libc::c_void,
-        )
-    };
-    if r != 0 {
-        return Err(last(&format!("mount {target}")));
-    }
-    Ok(())
-}
-
-/// Whether a path lives on one of the node's own tmpfs mounts, where creating it touches
-/// nothing of the host.
-fn on_private_tmpfs(path: &str) -> bool {
-    ["/run/", "/tmp/", "/var/run/"]
-        .iter()
-        .any(|p| path.starts_with(p))
-}
-
-/// A bind source opened before any mount can hide it (the lab's state lives under /run,
-/// a topology may live under /tmp); bound later through /proc/self/fd.
-struct Source {
-    fd: OwnedFd,
-    is_dir: bool,
-}
-
-fn open_source(path: &Path) -> Result<Source, String> {
-    let c = cstr(
-        path.to_str()
-            .ok_or_else(|| format!("{}: not UTF-8", path.display()))?,
-    )?;
-    // SAFETY: open(2) with O_PATH on a valid C string; the fd is owned at once.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(last(&format!("mount source {}", path.display())));
-    }
-    Ok(Source {
-        // SAFETY: a fresh fd from open(2).
-        fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        is_dir: path.is_dir(),
-    })
-}
-
-/// Creates missing mount targets without touching the host: under the node's own tmpfs
-/// directly, elsewhere through an overlay on the nearest existing directory whose upper
-/// layer is the node's tmpfs.
-struct Targets {
-    overlaid: Vec<std::path::PathBuf>,
-}
-
-impl Targets {
-    fn ensure(&mut self, target: &str, dir: bool) -> Result<(), String> {
-        let path = Path::new(target);
-        if path.exists() {
-            return Ok(());
-        }
-        if !on_private_tmpfs(target) {
-            let mut base = path.parent();
-            while let Some(b) = base {
-                if b.exists() {
-                    break;
-                }
-                base = b.parent();
-            }
-            let base = base.unwrap_or(Path::new("/"));
-            if base == Path::new("/") {
-                return Err(format!(
-                    "cannot create {target}: it would need an overlay on /; create its parent directory on the host"
-                ));
-            }
-            if !self.overlaid.iter().any(|o| o == base) {
-                let scratch = format!("/run/.nslab-overlay/{}", self.overlaid.len());
-                let (upper, work) = (format!("{scratch}/upper"), format!("{scratch}/work"));
-                std::fs::create_dir_all(&upper).map_err(|e| err(&upper, e))?;
-                std::fs::create_dir_all(&work).map_err(|e| err(&work, e))?;
-                let lower = base.to_str().ok_or("not UTF-8")?;
-                mount(
-                    Some("overlay"),
-                    lower,
-                    Some("overlay"),
-                    0,
-                    Some(&format!("lowerdir={lower},upperdir={upper},workdir={work}")),
-                )?;
-                self.overlaid.push(base.to_path_buf());
-            }
-        }
-        if dir {
-            std::fs::create_dir_all(path).map_err(|e| err(target, e))
-        } else {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| err(target, e))?;
-            }
-            File::create(path).map(|_| ()).map_err(|e| err(target, e))
-        }
-    }
-}
-
-fn bind(src: &Source, target: &str, readonly: bool, targets: &mut Targets) -> Result<(), String> {
-    targets.ensure(target, src.is_dir)?;
-    let from = format!("/proc/self/fd/{}", src.fd.as_raw_fd());
-    mount(
-        Some(&from),
-        target,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )?;
-    if readonly {
-        mount(
-            None,
-            target,
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-            None,
-        )?;
-    }
-    Ok(())
-}
-
-/// The node's mount namespace: private propagation, tmpfs on /run and /tmp, its own
-/// /etc/hosts and resolv.conf, the topology's bind mounts, private directories, and /proc
-/// and /sys of its own pid and network namespaces. Nothing is created on the host.
-fn mounts(cfg: &NodeConfig) -> Result<(), String> {
-    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    // Read before /run (where the lab's state lives) is covered.
-    let mut hosts_text = std::fs::read_to_string(&cfg.hosts)
-        .map_err(|e| err(&cfg.hosts.display().to_string(), e))?;
-    hosts_text.push_str(&cfg.start.own_hosts);
-    let sources: Vec<Source> = cfg
-        .start
-        .mounts
-        .iter()
-        .map(|m| open_source(&m.source))
-        .collect::<Result<_, _>>()?;
-    mount(
-        Some("tmpfs"),
-        "/run",
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=0755"),
-    )?;
-    mount(
-        Some("tmpfs"),
-        "/tmp",
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=1777"),
-    )?;
-    if !std::fs::symlink_metadata("/var/run")
-        .map(|m| m.file_type().is_symlink())
-        .unwrap_or(true)
-    {
-        mount(
-            Some("tmpfs"),
-            "/var/run",
-            Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some("mode=0755"),
-        )?;
-    }
-    let mut targets = Targets {
-        overlaid: Vec::new(),
-    };
-    // The node's /etc/hosts and resolv.conf live in its own /run.
-    std::fs::create_dir_all("/run/.nslab").map_err(|e| err("/run/.nslab", e))?;
-    std::fs::write("/run/.nslab/hosts", &hosts_text).map_err(|e| err("hosts", e))?;
-    std::fs::write("/run/.nslab/resolv.conf", super::config::RESOLV_CONF)
-        .map_err(|e| err("resolv.conf", e))?;
-    let hosts = open_source(Path::new("/run/.nslab/hosts"))?;
-    let resolv = open_source(Path::new("/run/.nslab/resolv.conf"))?;
-    bind(&hosts, "/etc/hosts", true, &mut targets)?;
-    // resolv.conf may be a symlink into /run (systemd-resolved): then the file is written
-    // into the node's own /run instead.
-    match std::fs::read_link("/etc/resolv.conf") {
-        Ok(link) => {
-            let target = Path::new("/etc").join(link);
-            if let Some(parent) = target.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            std::fs::write(&target, super::config::RESOLV_CONF)
-                .map_err(|e| err("resolv.conf", e))?;
-        }
-        Err(_) => bind(&resolv, "/etc/resolv.conf", true, &mut targets)?,
-    }
-    for (m, src) in cfg.start.mounts.iter().zip(&sources) {
-        bind(src, &m.target, m.readonly, &mut targets)?;
-    }
-    for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
-        targets.ensure(&p.path, true)?;
-        let mut opts = format!("mode={:o}", p.mode.unwrap_or(0o755));
-        if let Some((uid, gid)) = owner {
-            opts.push_str(&format!(",uid={uid},gid={gid}"));
-        }
-        mount(
-            Some("tmpfs"),
-            &p.path,
-            Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some(&opts),
-        )?;
-    }
-    if cfg.start.pid {
-        mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            None,
-        )?;
-    }
-    // /sys of the node's network namespace: /sys/class/net lists its own interfaces.
-    mount(
-        Some("sysfs"),
-        "/sys",
-        Some("sysfs"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
-        None,
-    )?;
-    Ok(())
 }
 
 /// Joins the node's network namespace and creates its others. The pid namespace applies
@@ -329,6 +91,29 @@ struct Proc {
     probe_pid: Option<i32>,
     next_probe: Option<Instant>,
     ready_deadline: Option<Instant>,
+    was_ready: bool,
+}
+
+impl Proc {
+    /// A launcher that did its job: it exited 0 and will not be started again (the
+    /// daemons it started live on, like `frrinit.sh start`).
+    fn completed(&self) -> bool {
+        self.pid.is_none()
+            && self.exit == Some(0)
+            && self.next_start.is_none()
+            && self.state == "exited"
+    }
+
+    /// Whether readiness probes run now: while the process runs, or after it completed.
+    fn probing(&self) -> bool {
+        self.ready == Readiness::Pending && (self.pid.is_some() || self.completed())
+    }
+
+    /// What `ps` and `up` see as ready.
+    fn is_ready(&self) -> bool {
+        matches!(self.ready, Readiness::NoProbe | Readiness::Ready)
+            && (self.pid.is_some() || self.completed())
+    }
 }
 
 struct Init {
@@ -419,17 +204,16 @@ impl Init {
                 p.error = None;
                 p.next_start = None;
                 // Readiness counts from the first start: a process that keeps crashing
-                // times out instead of being waited for forever.
-                match (&p.spec.ready, p.ready_deadline) {
-                    (Some(spec), None) => {
+                // times out instead of being waited for forever. One that was ready
+                // before gets a fresh period each time it restarts.
+                match &p.spec.ready {
+                    Some(spec) if p.ready_deadline.is_none() || p.was_ready => {
                         p.ready = Readiness::Pending;
                         p.ready_deadline = Some(Instant::now() + spec.timeout());
                     }
-                    (Some(_), Some(_)) if p.ready != Readiness::TimedOut => {
-                        p.ready = Readiness::Pending
-                    }
-                    (Some(_), Some(_)) => {}
-                    (None, _) => p.ready = Readiness::NoProbe,
+                    Some(_) if p.ready != Readiness::TimedOut => p.ready = Readiness::Pending,
+                    Some(_) => {}
+                    None => p.ready = Readiness::NoProbe,
                 }
                 p.next_probe = Some(Instant::now());
             }
@@ -452,11 +236,7 @@ impl Init {
                     state: p.state.to_string(),
                     restarts: p.restarts,
                     exit: p.exit,
-                    ready: match p.ready {
-                        Readiness::NoProbe => p.pid.is_some(),
-                        Readiness::Ready => true,
-                        _ => false,
-                    },
+                    ready: p.is_ready(),
                     ready_timed_out: p.ready == Readiness::TimedOut,
                     error: p.error.clone(),
                     uptime_ms: p
@@ -550,6 +330,7 @@ impl Init {
                     p.probe_pid = None;
                     if code == 0 && p.ready == Readiness::Pending {
                         p.ready = Readiness::Ready;
+                        p.was_ready = true;
                     }
                 }
                 if p.pid == Some(pid) {
@@ -590,12 +371,12 @@ impl Init {
                 }
                 continue;
             }
-            let (Readiness::Pending, Some(spec), Some(pid), Some(when)) =
-                (p.ready, &p.spec.ready, p.pid, p.next_probe)
-            else {
+            if !p.probing() {
+                continue;
+            }
+            let (Some(spec), Some(when)) = (&p.spec.ready, p.next_probe) else {
                 continue;
             };
-            let _ = pid;
             if now < when || p.probe_pid.is_some() {
                 continue;
             }
@@ -616,6 +397,7 @@ impl Init {
                     });
                     if ok {
                         p.ready = Readiness::Ready;
+                        p.was_ready = true;
                     }
                     p.next_probe = Some(now + Duration::from_millis(*interval_ms));
                 }
@@ -629,18 +411,25 @@ impl Init {
             t = Some(t.map_or(c, |x| x.min(c)));
         }
         for p in &self.procs {
-            let probe = (p.ready == Readiness::Pending && p.probe_pid.is_none())
+            // A probe that cannot run now (the process is in backoff) is not a timer; its
+            // deadline is.
+            let probe = (p.probing() && p.probe_pid.is_none())
                 .then_some(p.next_probe)
                 .flatten();
-            for c in [p.next_start, probe].into_iter().flatten() {
+            let deadline = (p.ready == Readiness::Pending)
+                .then_some(p.ready_deadline)
+                .flatten();
+            for c in [p.next_start, probe, deadline].into_iter().flatten() {
                 t = Some(t.map_or(c, |x| x.min(c)));
             }
         }
         t
     }
 
+    /// Every process gone, including daemons that left their launcher: the init reaps
+    /// the whole node (PID 1, or a subreaper), so they are its children.
     fn all_stopped(&self) -> bool {
-        self.procs.iter().all(|p| p.pid.is_none())
+        self.procs.iter().all(|p| p.pid.is_none()) && !has_children()
     }
 
     fn finish(&mut self) -> ! {
@@ -655,6 +444,21 @@ impl Init {
             unsafe { libc::kill(-1, libc::SIGKILL) };
         }
         std::process::exit(0)
+    }
+}
+
+/// Whether any child is left, without reaping it (that is [`Init::reap`]'s job).
+fn has_children() -> bool {
+    // SAFETY: waitid with WNOWAIT only inspects; the siginfo is ours.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        !(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
     }
 }
 
@@ -683,6 +487,44 @@ fn signalfd() -> Result<OwnedFd, String> {
     }
 }
 
+/// The mappings whose pages can be dropped and read back from their file: read-only,
+/// file-backed, and holding no private page at all, neither resident (Anonymous,
+/// Private_Dirty) nor swapped out (Swap: a relocated page that went to swap shows as
+/// neither, and dropping it would bring back the unrelocated file contents).
+fn droppable(smaps: &str) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    let mut keep = false;
+    let mut finish = |current: Option<(usize, usize)>, keep: bool| {
+        if let Some(r) = current
+            && !keep
+        {
+            ranges.push(r);
+        }
+    };
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            finish(current, keep);
+            let perms = f.next().unwrap_or("");
+            let path = f.nth(3).unwrap_or("");
+            let clean_file = !perms.contains('w') && path.starts_with('/');
+            current = clean_file.then_some((start, end));
+            keep = false;
+        } else if matches!(first, "Anonymous:" | "Private_Dirty:" | "Swap:")
+            && f.next() != Some("0")
+        {
+            keep = true;
+        }
+    }
+    finish(current, keep);
+    ranges
+}
+
 /// Gives back what only start-up needed: freed heap, and the clean file pages (code and
 /// read-only data of this binary and its libraries) faulted in while parsing and mounting.
 /// Mappings holding private copies (relocated data) are left alone: dropping those would
@@ -693,29 +535,7 @@ fn trim_memory() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    let mut ranges = Vec::new();
-    let mut current: Option<(usize, usize, bool)> = None;
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) =
-                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
-            let perms = f.next().unwrap_or("");
-            let path = f.nth(3).unwrap_or("");
-            let clean_file = !perms.contains('w') && path.starts_with('/');
-            current = Some((start, end, clean_file));
-        } else if first == "Anonymous:" {
-            if let Some((start, end, true)) = current
-                && f.next() == Some("0")
-            {
-                ranges.push((start, end));
-            }
-            current = None;
-        }
-    }
-    for (start, end) in ranges {
+    for (start, end) in droppable(&smaps) {
         // SAFETY: dropping clean, file-backed, never-written pages is always safe: they
         // are read back from the file on the next access.
         unsafe {
@@ -752,7 +572,7 @@ fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), S
         }
     }
     if cfg.start.mnt {
-        mounts(cfg)?;
+        super::mountns::build(cfg)?;
     }
     let sig = signalfd()?;
     Ok((logs, listener, sig))
@@ -799,6 +619,7 @@ fn run(cfg: NodeConfig) -> ! {
             probe_pid: None,
             next_probe: None,
             ready_deadline: None,
+            was_ready: false,
         })
         .collect();
     // SAFETY: getpid has no preconditions.
@@ -972,5 +793,41 @@ pub fn main(config: &str) -> i32 {
             println!("pid {child}");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::droppable;
+
+    #[test]
+    fn only_clean_file_mappings_without_private_pages_are_dropped() {
+        let smaps = "\
+00400000-00500000 r-xp 00000000 08:01 12 /usr/bin/nslab
+Rss:                 100 kB
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+Swap:                  0 kB
+00500000-00510000 r--p 00100000 08:01 12 /usr/bin/nslab
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+Swap:                  8 kB
+00510000-00520000 r--p 00110000 08:01 12 /usr/bin/nslab
+Private_Dirty:         4 kB
+Anonymous:             4 kB
+Swap:                  0 kB
+00520000-00530000 rw-p 00120000 08:01 12 /usr/bin/nslab
+Anonymous:             0 kB
+Swap:                  0 kB
+00530000-00540000 r--p 00000000 00:00 0
+Anonymous:             0 kB
+7f0000000000-7f0000010000 r--p 00000000 08:01 13 /usr/lib/libc.so.6
+Anonymous:             0 kB
+Swap:                  0 kB
+";
+        assert_eq!(
+            droppable(smaps),
+            vec![(0x400000, 0x500000), (0x7f0000000000, 0x7f0000010000)]
+        );
     }
 }

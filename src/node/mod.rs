@@ -7,6 +7,7 @@ pub mod config;
 pub mod control;
 pub mod enter;
 pub mod init;
+pub mod mountns;
 
 use std::path::{Path, PathBuf};
 

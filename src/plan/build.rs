@@ -361,6 +361,21 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
         let n = &t.nodes[i];
         let mut prev: Vec<StepId> = vec![start[i]];
         prev.extend(&proc_step[i]);
+        // The node's own `depends_on` reaches its exec through its processes; without
+        // processes, the first command waits for the dependencies itself.
+        if n.processes.is_empty() && !n.exec.is_empty() {
+            for d in &n.depends_on {
+                match d.process {
+                    Some(q) => prev.push(proc_step[d.node][q]),
+                    None if proc_step[d.node].is_empty() && start[d.node] != 0 => {
+                        prev.push(start[d.node])
+                    }
+                    None => prev.extend(&proc_step[d.node]),
+                }
+            }
+            prev.sort_unstable();
+            prev.dedup();
+        }
         for e in &n.exec {
             let id = b.push(
                 Op::RunExec {

@@ -11,24 +11,21 @@ use crate::apply::netlink::NetlinkKernel;
 use crate::plan::Name;
 
 /// Connects to `addr` from inside `netns`; the socket is created (and connects) on a
-/// namespace thread, so it lives in the node's namespace.
+/// namespace thread, so it lives in the node's namespace. The outer error means the probe
+/// could not run at all (no namespace, no socket), the inner one that the connection
+/// failed (refused, timed out, unreachable): only the latter is an answer.
 pub async fn tcp_connect(
     kernel: &NetlinkKernel,
     netns: &Name,
     addr: SocketAddr,
     timeout: Duration,
-) -> Result<Duration, String> {
-    let r = kernel
+) -> Result<std::io::Result<Duration>, KernelError> {
+    kernel
         .in_netns(netns, move || {
             let start = Instant::now();
-            std::net::TcpStream::connect_timeout(&addr, timeout).map(|_| start.elapsed())
+            Ok(std::net::TcpStream::connect_timeout(&addr, timeout).map(|_| start.elapsed()))
         })
-        .await;
-    match r {
-        Ok(d) => Ok(d),
-        Err(KernelError::Io(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+        .await
 }
 
 /// The hops from `netns` to `dst`: for each TTL, who answered (None: nobody in time).

@@ -20,18 +20,27 @@ impl LabLock {
     /// Takes the lab's lock, waiting for the holder if there is one; `waiting` is called
     /// once with the holder's pid before blocking.
     pub fn acquire(lab: &str, waiting: impl FnOnce(Option<u32>)) -> Result<LabLock, StateError> {
+        crate::model::names::check_lab_name(lab).map_err(StateError::BadLabName)?;
         let dir = run_root().join(".locks");
         let path: PathBuf = dir.join(lab);
         let mut waiting = Some(waiting);
+        let mut vanished = 0;
         loop {
             std::fs::create_dir_all(&dir).map_err(|e| StateError::io(&dir, e))?;
-            let mut file = OpenOptions::new()
+            let opened = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&path)
-                .map_err(|e| StateError::io(&path, e))?;
+                .open(&path);
+            let mut file = match opened {
+                // The last lab going down removed the directory in between: again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && vanished < 100 => {
+                    vanished += 1;
+                    continue;
+                }
+                r => r.map_err(|e| StateError::io(&path, e))?,
+            };
             // SAFETY: flock on a file descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
                 let mut holder = String::new();
@@ -63,6 +72,8 @@ impl LabLock {
     /// and run directory when nothing else is left in them.
     pub fn remove(self) {
         let _ = std::fs::remove_file(&self.path);
+        // Not while an `up` is between creating the run directory and its journal.
+        let _host = HostLock::acquire();
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::remove_dir(dir);
             if let Some(root) = dir.parent() {
@@ -77,5 +88,27 @@ impl Drop for LabLock {
         let _ = self.file.set_len(0);
         // SAFETY: unlocking our own descriptor (closing it would too).
         unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// A short host-wide lock for what all labs share (`/run/netns` and its mount): `up`
+/// holds it from preparing the directory until its journal exists, and the last lab
+/// going down holds it while it checks that no lab is left and releases the directory,
+/// so one lab can never pull the directory out from under another's `up`. It locks the
+/// directory that holds the run directory, so it leaves no file behind.
+pub struct HostLock {
+    _file: File,
+}
+
+impl HostLock {
+    pub fn acquire() -> Result<HostLock, StateError> {
+        let root = run_root();
+        let dir = root.parent().unwrap_or(std::path::Path::new("/"));
+        let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
+        // SAFETY: flock on a descriptor we own; blocks while another nslab holds it.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(StateError::io(dir, std::io::Error::last_os_error()));
+        }
+        Ok(HostLock { _file: file })
     }
 }

@@ -8,7 +8,7 @@ mod summary;
 use std::path::{Path, PathBuf};
 
 pub use journal::{Journal, Record, objects as journal_objects, teardown_objects};
-pub use lock::LabLock;
+pub use lock::{HostLock, LabLock};
 pub use summary::{LabSummary, NodeSummary};
 
 /// Where labs keep their state; `NSLAB_RUN_DIR` moves it (tests of this layer only).
@@ -26,6 +26,10 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    /// Lab names become file names under the run directory: anything else is refused
+    /// before a path is built from it.
+    #[error("{0}")]
+    BadLabName(String),
     #[error("{path}: corrupt record on line {line}: {msg}")]
     Corrupt {
         path: PathBuf,

@@ -116,6 +116,18 @@ impl Lab {
             .unwrap()
     }
 
+    /// `up` that must fail (exit 2) with every one of `needles` in its output, and leave
+    /// the lab down.
+    pub fn up_fails(&self, needles: &[&str]) -> Output {
+        let o = self.up_with(&[]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        for n in needles {
+            assert!(text(&o).contains(n), "`{n}` missing from: {}", text(&o));
+        }
+        assert!(!self.is_up(), "{} is still up", self.name);
+        o
+    }
+
     pub fn up(&self) {
         let o = self.up_with(&[]);
         assert!(o.status.success(), "up {} failed: {}", self.name, text(&o));

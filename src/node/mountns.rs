@@ -1,0 +1,443 @@
+//! A node's mount namespace, built by its init: private propagation, fresh tmpfs on /run
+//! and /tmp, its own /etc/hosts and resolv.conf, the topology's bind mounts and private
+//! directories, and /proc and /sys of its own namespaces.
+//!
+//! The namespace is private but the filesystem under it is the host's, so nothing is
+//! written outside the node's tmpfs: generated files are bound onto the real (symlink-
+//! resolved) targets, and a missing target gets an overlay on its nearest existing
+//! parent. Overlays go on first and mounts parent-before-child, so no mount hides another.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use super::config::NodeConfig;
+use super::init::{cstr, err, last};
+
+fn mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
+    let src = src.map(cstr).transpose()?;
+    let target_c = cstr(target)?;
+    let fstype = fstype.map(cstr).transpose()?;
+    let data = data.map(cstr).transpose()?;
+    let p =
+        |c: &Option<std::ffi::CString>| c.as_ref().map(|c| c.as_ptr()).unwrap_or(std::ptr::null());
+    // SAFETY: valid C strings or nulls, as mount(2) expects.
+    let r = unsafe {
+        libc::mount(
+            p(&src),
+            target_c.as_ptr(),
+            p(&fstype),
+            flags,
+            p(&data) as *const libc::c_void,
+        )
+    };
+    if r != 0 {
+        return Err(last(&format!("mount {target}")));
+    }
+    Ok(())
+}
+
+fn utf8(path: &Path) -> Result<&str, String> {
+    path.to_str()
+        .ok_or_else(|| format!("{}: not UTF-8", path.display()))
+}
+
+/// Whether a path lives on one of the node's own tmpfs mounts, where creating it touches
+/// nothing of the host.
+fn on_private_tmpfs(path: &Path) -> bool {
+    ["/run", "/tmp", "/var/run"]
+        .iter()
+        .any(|p| path.starts_with(p) && path != Path::new(p))
+}
+
+/// `path` with every symlink followed as far as the path exists, then taken literally.
+/// A generated file must be mounted onto the file a link names, never written through
+/// the link (that would write the host's file), and a link into the node's fresh /run
+/// dangles until its target is created there.
+pub fn resolve(path: &Path) -> PathBuf {
+    let mut todo: Vec<OsString> = Vec::new();
+    push_components(&mut todo, path);
+    let mut cur = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == "." {
+            continue;
+        }
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&c);
+        let link = match std::fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() && hops < 40 => std::fs::read_link(&next).ok(),
+            _ => None,
+        };
+        match link {
+            Some(link) => {
+                hops += 1;
+                if link.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                push_components(&mut todo, &link);
+            }
+            None => cur = next,
+        }
+    }
+    cur
+}
+
+/// Pushes `path`'s components so that popping yields them in order.
+fn push_components(todo: &mut Vec<OsString>, path: &Path) {
+    use std::path::Component;
+    let parts: Vec<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            Component::CurDir => Some(".".into()),
+            Component::RootDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    todo.extend(parts.into_iter().rev());
+}
+
+/// A bind source opened before any mount can hide it (the lab's state lives under /run,
+/// a topology may live under /tmp); bound later through /proc/self/fd.
+struct Source {
+    fd: OwnedFd,
+    is_dir: bool,
+}
+
+fn open_source(path: &Path) -> Result<Source, String> {
+    let c = cstr(utf8(path)?)?;
+    // SAFETY: open(2) with O_PATH on a valid C string; the fd is owned at once.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(last(&format!("mount source {}", path.display())));
+    }
+    Ok(Source {
+        // SAFETY: a fresh fd from open(2).
+        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        is_dir: path.is_dir(),
+    })
+}
+
+enum Kind<'a> {
+    Bind { src: &'a Source, readonly: bool },
+    Tmpfs { options: String },
+}
+
+struct Entry<'a> {
+    target: PathBuf,
+    kind: Kind<'a>,
+}
+
+impl Entry<'_> {
+    fn is_dir(&self) -> bool {
+        match &self.kind {
+            Kind::Bind { src, .. } => src.is_dir,
+            Kind::Tmpfs { .. } => true,
+        }
+    }
+}
+
+/// Where the mounts go, decided before any is made: `order` mounts parents before their
+/// children (declaration order among equals, so a later mount of the same target wins),
+/// and `overlays` are the directories that need one because a target under them is
+/// missing, outermost only (an overlay's lower layer does not show submounts, so it must
+/// go on before anything is mounted below it).
+#[derive(Debug, PartialEq)]
+pub struct Layout {
+    pub order: Vec<usize>,
+    pub overlays: Vec<PathBuf>,
+}
+
+/// Plans the mounts of `targets` (path, is a private tmpfs) against what exists.
+pub fn layout(
+    targets: &[(PathBuf, bool)],
+    exists: impl Fn(&Path) -> bool,
+) -> Result<Layout, String> {
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    order.sort_by_key(|&i| targets[i].0.components().count());
+    let mut bases: Vec<PathBuf> = Vec::new();
+    for (target, _) in targets {
+        if exists(target) || on_private_tmpfs(target) {
+            continue;
+        }
+        // Created inside a private directory's own tmpfs.
+        if targets
+            .iter()
+            .any(|(t, tmpfs)| *tmpfs && t != target && target.starts_with(t))
+        {
+            continue;
+        }
+        let base = target
+            .ancestors()
+            .skip(1)
+            .find(|a| exists(a))
+            .unwrap_or(Path::new("/"));
+        if base == Path::new("/") {
+            return Err(format!(
+                "cannot create {}: it would need an overlay on /; create its parent directory on the host",
+                target.display()
+            ));
+        }
+        bases.push(base.to_path_buf());
+    }
+    bases.sort();
+    bases.dedup();
+    let outer: Vec<PathBuf> = bases
+        .iter()
+        .filter(|b| !bases.iter().any(|o| o != *b && b.starts_with(o)))
+        .cloned()
+        .collect();
+    Ok(Layout {
+        order,
+        overlays: outer,
+    })
+}
+
+fn overlay(lower: &Path, n: usize) -> Result<(), String> {
+    let scratch = format!("/run/.nslab-overlay/{n}");
+    let (upper, work) = (format!("{scratch}/upper"), format!("{scratch}/work"));
+    std::fs::create_dir_all(&upper).map_err(|e| err(&upper, e))?;
+    std::fs::create_dir_all(&work).map_err(|e| err(&work, e))?;
+    let lower = utf8(lower)?;
+    mount(
+        Some("overlay"),
+        lower,
+        Some("overlay"),
+        0,
+        Some(&format!("lowerdir={lower},upperdir={upper},workdir={work}")),
+    )
+}
+
+/// Creates a missing mount target; it is on a tmpfs or under an overlay by now.
+fn create_target(path: &Path, dir: bool) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    let shown = path.display().to_string();
+    if dir {
+        return std::fs::create_dir_all(path).map_err(|e| err(&shown, e));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| err(&shown, e))?;
+    }
+    File::create(path).map(|_| ()).map_err(|e| err(&shown, e))
+}
+
+fn mount_entry(e: &Entry) -> Result<(), String> {
+    create_target(&e.target, e.is_dir())?;
+    let target = utf8(&e.target)?;
+    match &e.kind {
+        Kind::Bind { src, readonly } => {
+            let from = format!("/proc/self/fd/{}", src.fd.as_raw_fd());
+            mount(
+                Some(&from),
+                target,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
+            if *readonly {
+                mount(
+                    None,
+                    target,
+                    None,
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    None,
+                )?;
+            }
+            Ok(())
+        }
+        Kind::Tmpfs { options } => mount(
+            Some("tmpfs"),
+            target,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(options),
+        ),
+    }
+}
+
+fn tmpfs(target: &str, mode: &str) -> Result<(), String> {
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(mode),
+    )
+}
+
+/// Builds the node's mount namespace (the init has unshared it already).
+pub fn build(cfg: &NodeConfig) -> Result<(), String> {
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    // Read and opened before /run (where the lab's state lives) and /tmp are covered.
+    let mut hosts_text = std::fs::read_to_string(&cfg.hosts)
+        .map_err(|e| err(&cfg.hosts.display().to_string(), e))?;
+    hosts_text.push_str(&cfg.start.own_hosts);
+    let sources: Vec<Source> = cfg
+        .start
+        .mounts
+        .iter()
+        .map(|m| open_source(&m.source))
+        .collect::<Result<_, _>>()?;
+    tmpfs("/run", "mode=0755")?;
+    tmpfs("/tmp", "mode=1777")?;
+    if !std::fs::symlink_metadata("/var/run")
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(true)
+    {
+        tmpfs("/var/run", "mode=0755")?;
+    }
+    std::fs::create_dir_all("/run/.nslab").map_err(|e| err("/run/.nslab", e))?;
+    std::fs::write("/run/.nslab/hosts", &hosts_text).map_err(|e| err("hosts", e))?;
+    std::fs::write("/run/.nslab/resolv.conf", super::config::RESOLV_CONF)
+        .map_err(|e| err("resolv.conf", e))?;
+    let hosts = open_source(Path::new("/run/.nslab/hosts"))?;
+    let resolv = open_source(Path::new("/run/.nslab/resolv.conf"))?;
+
+    // The generated files first, so the topology's own mount of the same file wins.
+    let mut entries = vec![
+        Entry {
+            target: resolve(Path::new("/etc/hosts")),
+            kind: Kind::Bind {
+                src: &hosts,
+                readonly: true,
+            },
+        },
+        Entry {
+            target: resolve(Path::new("/etc/resolv.conf")),
+            kind: Kind::Bind {
+                src: &resolv,
+                readonly: true,
+            },
+        },
+    ];
+    for (m, src) in cfg.start.mounts.iter().zip(&sources) {
+        entries.push(Entry {
+            target: resolve(Path::new(&m.target)),
+            kind: Kind::Bind {
+                src,
+                readonly: m.readonly,
+            },
+        });
+    }
+    for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
+        let mut options = format!("mode={:o}", p.mode.unwrap_or(0o755));
+        if let Some((uid, gid)) = owner {
+            options.push_str(&format!(",uid={uid},gid={gid}"));
+        }
+        entries.push(Entry {
+            target: resolve(Path::new(&p.path)),
+            kind: Kind::Tmpfs { options },
+        });
+    }
+    let targets: Vec<(PathBuf, bool)> = entries
+        .iter()
+        .map(|e| (e.target.clone(), matches!(e.kind, Kind::Tmpfs { .. })))
+        .collect();
+    let plan = layout(&targets, |p| p.exists())?;
+    for (n, lower) in plan.overlays.iter().enumerate() {
+        overlay(lower, n)?;
+    }
+    for i in plan.order {
+        mount_entry(&entries[i])?;
+    }
+    if cfg.start.pid {
+        mount(
+            Some("proc"),
+            "/proc",
+            Some("proc"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )?;
+    }
+    // /sys of the node's network namespace: /sys/class/net lists its own interfaces.
+    mount(
+        Some("sysfs"),
+        "/sys",
+        Some("sysfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn symlinks_resolve_to_the_real_file_even_when_it_is_missing() {
+        let dir = std::env::temp_dir().join(format!("nslab-resolve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc/resolvconf")).unwrap();
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        // Debian resolvconf: a link through a linked directory into a missing one.
+        std::os::unix::fs::symlink(dir.join("run/resolvconf"), dir.join("etc/resolvconf/run"))
+            .unwrap();
+        std::os::unix::fs::symlink("resolvconf/run/resolv.conf", dir.join("etc/resolv.conf"))
+            .unwrap();
+        // A relative link with `..` to a file that exists.
+        std::fs::write(dir.join("real/hosts"), "").unwrap();
+        std::os::unix::fs::symlink("../real/hosts", dir.join("etc/hosts")).unwrap();
+        // A loop ends instead of spinning.
+        std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
+
+        assert_eq!(
+            resolve(&dir.join("etc/resolv.conf")),
+            dir.join("run/resolvconf/resolv.conf")
+        );
+        assert_eq!(resolve(&dir.join("etc/hosts")), dir.join("real/hosts"));
+        assert_eq!(
+            resolve(&dir.join("etc/./x/../hosts")),
+            dir.join("real/hosts")
+        );
+        assert_eq!(resolve(&dir.join("loop")), dir.join("loop"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parents_mount_before_children_and_overlays_are_outermost() {
+        let existing = [p("/etc"), p("/etc/hosts"), p("/var/lib"), p("/opt")];
+        let exists = |q: &Path| q == Path::new("/") || existing.iter().any(|e| e == q);
+        let targets = vec![
+            (p("/etc/hosts"), false),
+            (p("/etc/frr/frr.conf"), false),
+            (p("/etc/frr"), true),
+            (p("/etc/nslab/deep/x"), false),
+            (p("/var/lib/app"), true),
+            (p("/var/lib/app/data/file"), false),
+            (p("/run/frr/sock"), false),
+            (p("/opt/a/b"), false),
+        ];
+        let l = layout(&targets, exists).unwrap();
+        // /etc/frr (a tmpfs) before the file bound inside it; /etc/hosts before deeper.
+        let pos = |i| l.order.iter().position(|&x| x == i).unwrap();
+        assert!(pos(2) < pos(1));
+        assert!(pos(0) < pos(1) && pos(0) < pos(3));
+        assert!(pos(4) < pos(5));
+        // One overlay on /etc covers every missing target under it; files under a
+        // private tmpfs or the node's /run need none.
+        assert_eq!(l.overlays, vec![p("/etc"), p("/opt"), p("/var/lib")]);
+    }
+
+    #[test]
+    fn a_target_that_needs_an_overlay_on_root_is_refused() {
+        let e = layout(&[(p("/nslab-missing/x"), false)], |q| q == Path::new("/")).unwrap_err();
+        assert!(e.contains("overlay on /"), "{e}");
+    }
+}
