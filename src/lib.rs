@@ -19,6 +19,7 @@ pub mod node;
 pub mod plan;
 pub mod preflight;
 pub mod probe;
+pub mod runtime;
 pub mod spec;
 pub mod state;
 

@@ -32,15 +32,31 @@ fn every_example_passes_its_checks() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    for f in files {
-        let stem = f.file_stem().unwrap().to_string_lossy().to_string();
-        let name: String = format!("ix-{stem}").chars().take(12).collect();
-        let name = name.trim_end_matches('-').to_string();
-        let lab = Lab::from_example(&name, &format!("{stem}.yaml"));
-        let o = test_cmd(&lab, &[]);
-        assert_eq!(o.status.code(), Some(0), "{stem}: {}", text(&o));
-        assert!(!lab.is_up(), "{stem}: torn down after the run");
-    }
+    // In parallel: routing labs spend their time waiting for protocol timers, not CPU.
+    let runs: Vec<_> = files
+        .into_iter()
+        .map(|f| {
+            std::thread::spawn(move || {
+                let stem = f.file_stem().unwrap().to_string_lossy().to_string();
+                let name: String = format!("ix-{stem}").chars().take(12).collect();
+                let name = name.trim_end_matches('-').to_string();
+                let lab = Lab::from_example(&name, &format!("{stem}.yaml"));
+                let o = test_cmd(&lab, &[]);
+                assert_eq!(o.status.code(), Some(0), "{stem}: {}", text(&o));
+                assert!(!lab.is_up(), "{stem}: torn down after the run");
+            })
+        })
+        .collect();
+    let failed: Vec<String> = runs
+        .into_iter()
+        .filter_map(|r| r.join().err())
+        .map(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "an example panicked".into())
+        })
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }
 
 const FAILING: &str = r#"

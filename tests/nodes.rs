@@ -66,15 +66,13 @@ fn ps_json(lab: &Lab) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The last line a process logged, once it logged anything.
+fn last_log_line(lab: &str, node: &str, process: &str) -> Option<String> {
+    let logs = nslab()
+        .args(["logs", "--lab", lab, node, process])
+        .output()
+        .unwrap();
+    out(&logs).lines().last().map(str::to_owned)
 }
 
 const ISOLATION: &str = r#"
@@ -735,11 +733,10 @@ fn crash_loops_time_out_and_processes_start_in_root() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let logs = nslab()
-        .args(["logs", "--lab", "it-cwd", "a", "p"])
-        .output()
-        .unwrap();
-    assert_eq!(out(&logs).lines().last(), Some("/"), "{}", text(&logs));
+    // No readiness probe: `up` returns once the process started, so wait for its output.
+    wait_for("the process to print its directory", || {
+        last_log_line("it-cwd", "a", "p").as_deref() == Some("/")
+    });
     lab.down();
 }
 
@@ -762,16 +759,9 @@ nodes:
 "#,
     );
     lab.up();
-    let logs = nslab()
-        .args(["logs", "--lab", "it-env", "a", "show"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out(&logs).lines().last(),
-        Some("lab web /etc"),
-        "{}",
-        text(&logs)
-    );
+    wait_for("`show` to print its environment", || {
+        last_log_line("it-env", "a", "show").as_deref() == Some("lab web /etc")
+    });
     // on-failure: restarted after exit 1, not after exit 0.
     wait_for("flaky to come back", || {
         let p = &ps_json(&lab)[0]["processes"];

@@ -236,6 +236,7 @@ pub(crate) mod tests {
                     s.links.insert(b, Some(a));
                 }
                 Op::SetLinkUp { netns, ifindex, .. }
+                | Op::SetLinkDown { netns, ifindex, .. }
                 | Op::AddAddress { netns, ifindex, .. }
                 | Op::SetImpair { netns, ifindex, .. } => {
                     need(&s, netns)?;

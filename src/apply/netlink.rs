@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
@@ -207,6 +207,14 @@ impl NetlinkKernel {
                     .await
                     .map_err(KernelError::netlink)
             }
+            Op::SetLinkDown { netns, ifindex, .. } => {
+                let h = self.ns(netns).await?.handle;
+                h.link()
+                    .change(LinkUnspec::new_with_index(*ifindex).down().build())
+                    .execute()
+                    .await
+                    .map_err(KernelError::netlink)
+            }
             Op::AddAddress {
                 netns,
                 ifindex,
@@ -345,13 +353,12 @@ impl NetlinkKernel {
                 Err(e) => Err(e),
             },
             Undo::ClearImpair { netns, ifindex } => match self.ns(netns).await {
-                Ok(ns) => ns
-                    .handle
-                    .qdisc()
-                    .del(*ifindex as i32)
-                    .execute()
-                    .await
-                    .map_err(KernelError::netlink),
+                Ok(ns) => {
+                    // The root qdisc: without a parent the kernel finds nothing to delete.
+                    let mut req = ns.handle.qdisc().del(*ifindex as i32);
+                    req.message_mut().header.parent = rtnetlink::packet_route::tc::TcHandle::ROOT;
+                    req.execute().await.map_err(KernelError::netlink)
+                }
                 Err(e) => Err(e),
             },
         };
@@ -476,7 +483,8 @@ async fn delete_address(h: &Handle, ifindex: u32, address: IpNet) -> Result<(), 
 /// Sends a qdisc message built by hand (rtnetlink has no tbf/netem builders).
 async fn add_qdisc(h: &Handle, msg: TcMessage) -> Result<(), KernelError> {
     let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewQueueDiscipline(msg));
-    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    // Replace: a running lab's impairment can be changed in place (`nslab link impair`).
+    req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
     let mut resp = h.clone().request(req).map_err(KernelError::netlink)?;
     while let Some(m) = resp.next().await {
         if let NetlinkPayload::Error(e) = m.payload

@@ -38,7 +38,10 @@ fn ticks(bytes: u64, bytes_per_sec: u64) -> u32 {
 fn root(ifindex: u32, kind: &str, options: TcAttribute) -> TcMessage {
     let mut m = TcMessage::with_index(ifindex as i32);
     m.header.parent = TcHandle::ROOT;
-    m.header.handle = TcHandle { major: 1, minor: 0 };
+    // No handle: with CREATE|REPLACE the kernel then changes a root qdisc of the same kind
+    // in place and grafts a new one of another kind, keeping the old one if that fails
+    // (a missing netem). A fixed handle makes a kind change fail with EINVAL instead.
+    m.header.handle = TcHandle { major: 0, minor: 0 };
     m.attributes.push(TcAttribute::Kind(kind.into()));
     m.attributes.push(options);
     m

@@ -1,11 +1,15 @@
 //! Command-line interface: clap's raw arguments, one module per subcommand. Each
 //! subcommand returns an exit code or a [`CliError`]; `main.rs` only prints and exits.
 
+mod capture;
 mod down;
+mod events;
 mod exec;
 mod graph;
+mod link;
 mod logs;
 mod ls;
+mod node;
 mod plan;
 mod ps;
 mod shell;
@@ -15,6 +19,7 @@ mod up;
 mod validate;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -171,6 +176,52 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bring a link of a running lab down or up, or impair it (delay, loss, rate ...).
+    ///
+    /// Acts on both ends of the veth (the far end may be a bridge port) unless
+    /// --one-side. Every change is recorded in the lab's event log (`nslab events`).
+    Link {
+        #[command(subcommand)]
+        action: LinkCommand,
+    },
+    /// Stop, start or restart a node's processes, as when a router's daemons crash.
+    ///
+    /// The node's namespaces and links stay: its peers see an interface that stays up
+    /// while the daemons are gone. `start` waits until every process is ready again.
+    Node {
+        #[command(subcommand)]
+        action: NodeCommand,
+    },
+    /// Capture the packets on a node's interface, both directions, as pcap.
+    ///
+    /// An AF_PACKET socket inside the node's network namespace: nothing needs installing
+    /// in the node. `-w -` streams to stdout, for example into `tcpdump -r -` or
+    /// `wireshark -k -i -`. Stops after -c packets, after --duration, or on Ctrl-C.
+    Capture {
+        #[arg(long)]
+        lab: Option<String>,
+        /// NODE:IFACE, for example r1:eth0.
+        target: String,
+        /// The pcap file to write, or `-` for stdout.
+        #[arg(short, long, value_name = "FILE")]
+        write: String,
+        /// Stop after this many packets.
+        #[arg(short, long, value_name = "COUNT")]
+        count: Option<u64>,
+        /// Stop after this long (for example 10s, 500ms).
+        #[arg(long, value_name = "D", value_parser = duration_arg)]
+        duration: Option<Duration>,
+    },
+    /// Show the lab's event log: every link, node and capture command, with its time.
+    Events {
+        /// A lab name or a topology file.
+        target: Option<String>,
+        #[arg(long)]
+        lab: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a command inside a node: all its namespaces and its cgroup.
     ///
     /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code.
@@ -186,6 +237,94 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Set the link down: both ends, or this end only with --one-side.
+    Down(LinkEnd),
+    /// Set the link up again.
+    Up(LinkEnd),
+    /// Impair the link's egress on both ends (netem for delay/jitter/loss/duplicate/
+    /// corrupt/reorder, tbf for a plain rate), replacing any impairment; --clear removes it.
+    Impair {
+        /// NODE:IFACE, for example r1:eth1.
+        target: String,
+        /// Added one-way delay, for example 20ms.
+        #[arg(long, value_parser = duration_arg)]
+        delay: Option<Duration>,
+        /// Random variation around the delay, for example 5ms.
+        #[arg(long, value_parser = duration_arg)]
+        jitter: Option<Duration>,
+        /// Packets dropped, for example 1%.
+        #[arg(long, value_parser = percent_arg)]
+        loss: Option<f64>,
+        /// Packets sent twice, for example 0.5%.
+        #[arg(long, value_parser = percent_arg)]
+        duplicate: Option<f64>,
+        /// Packets with a flipped bit, for example 0.1%.
+        #[arg(long, value_parser = percent_arg)]
+        corrupt: Option<f64>,
+        /// Packets sent at once, ahead of the delayed ones (needs --delay).
+        #[arg(long, value_parser = percent_arg)]
+        reorder: Option<f64>,
+        /// Bandwidth cap, for example 10mbit, 512kbit, 1gbit.
+        #[arg(long, value_parser = rate_arg)]
+        rate: Option<u64>,
+        /// Remove the impairment.
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        one_side: bool,
+        #[arg(long)]
+        lab: Option<String>,
+    },
+}
+
+/// The link `nslab link down|up` acts on.
+#[derive(Debug, clap::Args)]
+pub struct LinkEnd {
+    /// NODE:IFACE, for example r1:eth1.
+    target: String,
+    /// Only this end; the peer stays up but loses carrier.
+    #[arg(long)]
+    one_side: bool,
+    #[arg(long)]
+    lab: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Stop every process of the node (SIGTERM, grace, SIGKILL); namespaces and links stay.
+    Stop {
+        node: String,
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Start the node's processes again, in dependency order, and wait until they are ready.
+    Start {
+        node: String,
+        #[arg(long)]
+        lab: Option<String>,
+    },
+    /// Stop, then start.
+    Restart {
+        node: String,
+        #[arg(long)]
+        lab: Option<String>,
+    },
+}
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    crate::spec::values::parse_duration(text)
+}
+
+fn percent_arg(text: &str) -> Result<f64, String> {
+    crate::spec::values::parse_percent(text)
+}
+
+fn rate_arg(text: &str) -> Result<u64, String> {
+    crate::spec::values::parse_rate(text)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -196,10 +335,19 @@ pub enum CliError {
     /// A command on a running lab failed.
     #[error(transparent)]
     Lab(crate::apply::ApplyError),
+    /// An operation on a running lab (link, node, capture, events) failed.
+    #[error(transparent)]
+    Runtime(Box<crate::runtime::RuntimeError>),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl From<crate::runtime::RuntimeError> for CliError {
+    fn from(e: crate::runtime::RuntimeError) -> Self {
+        CliError::Runtime(Box::new(e))
+    }
 }
 
 impl CliError {
@@ -207,7 +355,8 @@ impl CliError {
         match self {
             CliError::Compile(_) | CliError::Usage(_) => exit::INVALID,
             CliError::Up(_) => exit::LAB_DOWN,
-            CliError::Lab(_) | CliError::Io(_) => exit::FAILED,
+            CliError::Runtime(e) if e.is_usage() => exit::INVALID,
+            CliError::Lab(_) | CliError::Runtime(_) | CliError::Io(_) => exit::FAILED,
         }
     }
 }
@@ -300,7 +449,97 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             jobs,
         }),
         Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
+        Command::Link { action } => run_link(action),
+        Command::Node { action } => match action {
+            NodeCommand::Stop { node, lab } => node::run(lab.as_deref(), &node, node::Action::Stop),
+            NodeCommand::Start { node, lab } => {
+                node::run(lab.as_deref(), &node, node::Action::Start)
+            }
+            NodeCommand::Restart { node, lab } => {
+                node::run(lab.as_deref(), &node, node::Action::Restart)
+            }
+        },
+        Command::Capture {
+            lab,
+            target,
+            write,
+            count,
+            duration,
+        } => capture::run(capture::Args {
+            lab: lab.as_deref(),
+            target: &target,
+            write: &write,
+            count,
+            duration,
+        }),
+        Command::Events { target, lab, json } => {
+            events::run(target.as_deref(), lab.as_deref(), json)
+        }
     }
+}
+
+fn run_link(action: LinkCommand) -> Result<u8, CliError> {
+    match action {
+        LinkCommand::Down(e) => {
+            link::run(e.lab.as_deref(), &e.target, link::Action::Down, e.one_side)
+        }
+        LinkCommand::Up(e) => link::run(e.lab.as_deref(), &e.target, link::Action::Up, e.one_side),
+        LinkCommand::Impair {
+            target,
+            delay,
+            jitter,
+            loss,
+            duplicate,
+            corrupt,
+            reorder,
+            rate,
+            clear,
+            one_side,
+            lab,
+        } => {
+            let imp = link::ImpairArgs {
+                delay,
+                jitter,
+                loss,
+                duplicate,
+                corrupt,
+                reorder,
+                rate,
+                clear,
+            }
+            .into_impair()?;
+            link::run(lab.as_deref(), &target, link::Action::Impair(imp), one_side)
+        }
+    }
+}
+
+/// Takes the lab's lock for a command that changes it, saying so while it waits.
+fn lock_lab(lab: &str) -> Result<crate::state::LabLock, CliError> {
+    crate::state::LabLock::acquire(lab, |pid| {
+        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        eprintln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
+    })
+    .map_err(|e| CliError::from(crate::runtime::RuntimeError::from(e)))
+}
+
+/// A netlink kernel for one runtime command (inside a runtime).
+fn runtime_kernel() -> Result<crate::apply::netlink::NetlinkKernel, CliError> {
+    crate::apply::netlink::NetlinkKernel::new(tokio::runtime::Handle::current(), 1)
+        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))
+}
+
+/// One event as `nslab events` prints it.
+fn event_line(e: &crate::runtime::events::Event) -> String {
+    let time = crate::runtime::events::format_time(e.at_ms);
+    if e.detail.is_empty() {
+        format!("{time}  {:<13} {}", e.action, e.target)
+    } else {
+        format!("{time}  {:<13} {:<12} {}", e.action, e.target, e.detail)
+    }
+}
+
+fn print_event(e: &crate::runtime::events::Event) {
+    println!("{}", event_line(e));
 }
 
 /// Compiles a file and prints its warnings to stderr.

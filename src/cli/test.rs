@@ -107,11 +107,19 @@ pub fn run(a: Args) -> Result<u8, CliError> {
             }
             return Err(CliError::Up(e));
         }
+        let steps = t
+            .checks
+            .iter()
+            .filter(|c| matches!(c.body, crate::model::CheckBody::Action(_)))
+            .count();
+        let what = match steps {
+            0 => format!("{} checks", t.checks.len()),
+            _ => format!("{} checks and {steps} steps", t.checks.len() - steps),
+        };
         out_human(format!(
-            "lab `{}` is up ({:.2}s); running {} checks",
+            "lab `{}` is up ({:.2}s); running {what}",
             t.lab,
             started.elapsed().as_secs_f64(),
-            t.checks.len()
         ));
     }
 

@@ -186,6 +186,11 @@ impl<'c> State<'c> {
                     .await
                 }
                 CheckBody::Reach { .. } => unreachable!("reach checks have their own state"),
+                // Steps are done once by `actions::perform`, never polled.
+                CheckBody::Action(_) => Attempt {
+                    holds: false,
+                    seen: "a scenario step is not a check".into(),
+                },
             },
         }
     }

@@ -2,6 +2,7 @@
 //! passes (networks need time to converge), and the last attempt's findings become the
 //! failure reason: what was expected and what was seen.
 
+mod actions;
 mod checks;
 pub mod jsonmatch;
 pub mod report;
@@ -56,6 +57,7 @@ pub fn kind_of(c: &Check) -> &'static str {
         CheckBody::Route { .. } => "route",
         CheckBody::Path { .. } => "path",
         CheckBody::Cmd { .. } => "cmd",
+        CheckBody::Action(_) => "step",
     }
 }
 
@@ -93,48 +95,69 @@ pub struct Attempt {
     pub seen: String,
 }
 
-/// Runs every check in order. `report` sees each result as soon as it is known. On
-/// cancellation, the check in progress and the rest are reported as skipped.
+/// Runs every check and scenario step in order. `report` sees each result as soon as it
+/// is known. On cancellation, the check in progress and the rest are reported as skipped;
+/// after a step that failed, so is the rest (it would not replay the scenario).
 pub async fn run(
     ctx: &Context<'_>,
     mut cancel: Cancel,
     report: &mut dyn FnMut(&CheckResult),
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
+    let mut failed_step: Option<String> = None;
     for check in &ctx.topology.checks {
         let interrupted = cancel.borrow().clone();
-        let result = match interrupted {
-            Some(sig) => skipped(check, &sig),
-            None => {
+        let result = match (interrupted, &failed_step) {
+            (Some(sig), _) => skipped(check, &format!("interrupted by {sig}")),
+            (None, Some(step)) => skipped(check, &format!("the step `{step}` failed")),
+            (None, None) => {
                 tokio::select! {
                     r = run_one(ctx, check) => r,
                     Ok(()) = cancel.changed() => {
                         let sig = cancel.borrow().clone().unwrap_or_else(|| "a signal".into());
-                        skipped(check, &sig)
+                        skipped(check, &format!("interrupted by {sig}"))
                     }
                 }
             }
         };
+        if matches!(check.body, CheckBody::Action(_)) && result.status == Status::Fail {
+            failed_step = Some(check.name.clone());
+        }
         report(&result);
         results.push(result);
     }
     results
 }
 
-fn skipped(check: &Check, signal: &str) -> CheckResult {
+fn skipped(check: &Check, why: &str) -> CheckResult {
     CheckResult {
         name: check.name.clone(),
         kind: kind_of(check),
         status: Status::Skipped,
         duration: Duration::ZERO,
-        reason: Some(format!("not run: interrupted by {signal}")),
+        reason: Some(format!("not run: {why}")),
         attempts: 0,
     }
 }
 
-/// Polls one check until it holds or times out.
+/// Polls one check until it holds or times out (a scenario step is done once).
 pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
     let start = Instant::now();
+    if let CheckBody::Action(action) = &check.body {
+        let outcome = actions::perform(ctx, action).await;
+        return CheckResult {
+            name: check.name.clone(),
+            kind: kind_of(check),
+            status: if outcome.is_ok() {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            duration: start.elapsed(),
+            reason: outcome.err(),
+            attempts: 1,
+        };
+    }
     let deadline = start + check.timeout;
     let mut state = checks::State::new(ctx, check);
     let mut attempts = 0;

@@ -28,10 +28,13 @@ pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String 
         .iter()
         .filter(|r| r.status == Status::Skipped)
         .count();
-    let mut s = format!(
-        "lab `{lab}`: {} checks, {pass} passed, {fail} failed",
-        results.len()
-    );
+    let steps = results.iter().filter(|r| r.kind == "step").count();
+    let what = if steps == 0 {
+        format!("{} checks", results.len())
+    } else {
+        format!("{} checks and {steps} steps", results.len() - steps)
+    };
+    let mut s = format!("lab `{lab}`: {what}, {pass} passed, {fail} failed");
     if skip > 0 {
         let _ = write!(s, ", {skip} not run");
     }

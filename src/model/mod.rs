@@ -361,6 +361,35 @@ pub enum CheckBody {
         #[serde(skip_serializing_if = "Option::is_none")]
         expect_json: Option<serde_json::Value>,
     },
+    /// A scenario step, done once when the run reaches it.
+    Action(Action),
+}
+
+/// Something a scenario does to the running lab, with its names resolved.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Link {
+        node: usize,
+        iface: String,
+        up: bool,
+        one_side: bool,
+    },
+    Impair {
+        node: usize,
+        iface: String,
+        /// `None` clears the impairment.
+        impair: Option<Box<crate::spec::raw::RawImpair>>,
+        one_side: bool,
+    },
+    Node {
+        node: usize,
+        action: crate::spec::raw::NodeAction,
+    },
+    Sleep {
+        #[serde(serialize_with = "ser_duration")]
+        duration: Duration,
+    },
 }
 
 pub fn ser_mac<S: serde::Serializer>(mac: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {

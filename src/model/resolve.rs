@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::diag::{Sink, Span, did_you_mean};
 use crate::model::{
-    Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node, PrivateDir, Process,
-    Readiness, Ready, Sysctl,
+    Action, Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node, PrivateDir,
+    Process, Readiness, Ready, Sysctl,
 };
 use crate::spec::raw::*;
 
@@ -467,6 +467,7 @@ impl Names<'_> {
                 stdout: stdout.as_ref().map(|s| s.value.clone()),
                 expect_json: expect_json.clone(),
             },
+            RawCheckBody::Action(a) => CheckBody::Action(self.action(sink, a)?),
         };
         Some(Check {
             name: raw
@@ -486,6 +487,72 @@ impl Names<'_> {
                 .unwrap_or(DEFAULT_CHECK_INTERVAL),
             body,
         })
+    }
+
+    fn action(&self, sink: &mut Sink, a: &RawAction) -> Option<Action> {
+        Some(match a {
+            RawAction::Link { link, up, one_side } => {
+                let (node, iface) = self.link_end(sink, link)?;
+                Action::Link {
+                    node,
+                    iface,
+                    up: *up,
+                    one_side: *one_side,
+                }
+            }
+            RawAction::Impair {
+                link,
+                impair,
+                one_side,
+            } => {
+                let (node, iface) = self.link_end(sink, link)?;
+                Action::Impair {
+                    node,
+                    iface,
+                    impair: impair.clone(),
+                    one_side: *one_side,
+                }
+            }
+            RawAction::Node { node, action } => {
+                let n = self.node(sink, node, "the step")?;
+                if self.all[n].processes.is_empty() {
+                    sink.error(
+                        Some(node.span),
+                        format!("node `{}` has no processes to stop or start", node.value),
+                    )
+                    .hint("give the node `processes:` (or a kind or daemonset that adds them)");
+                    return None;
+                }
+                Action::Node {
+                    node: n,
+                    action: *action,
+                }
+            }
+            RawAction::Sleep(d) => Action::Sleep { duration: *d },
+        })
+    }
+
+    /// `node:iface` of a step: a node of the lab and one of its interfaces.
+    fn link_end(&self, sink: &mut Sink, link: &Sp<String>) -> Option<(usize, String)> {
+        let (n, i) = link.value.split_once(':')?;
+        let node = self.node(sink, &Sp::new(n.to_string(), link.span), "the step")?;
+        let names: Vec<&str> = self.all[node]
+            .interfaces
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect();
+        if !names.contains(&i) {
+            let d = sink.error(
+                Some(link.span),
+                format!("node `{n}` has no interface `{i}`"),
+            );
+            match did_you_mean(i, names.iter().copied()) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None => d.hint(format!("its interfaces are: {}", names.join(", "))),
+            };
+            return None;
+        }
+        Some((node, i.to_string()))
     }
 
     /// A route check's `via`: an address, or a neighbour whose addresses on the shared
@@ -576,6 +643,7 @@ fn default_check_name(body: &RawCheckBody, index: usize) -> String {
             format!("{n}: route {} {dst}", node.value)
         }
         RawCheckBody::Path { from, to, .. } => format!("{n}: path {} -> {}", from.value, to.value),
+        RawCheckBody::Action(a) => format!("{n}: {}", action_name(a)),
         RawCheckBody::Cmd { node, run, .. } => {
             let c: Command = run.value.clone().into();
             let mut text = c.display();
@@ -584,5 +652,40 @@ fn default_check_name(body: &RawCheckBody, index: usize) -> String {
             }
             format!("{n}: cmd {}: {text}", node.value)
         }
+    }
+}
+
+/// `link_down r1:eth1`, `impair r1:eth1 rate 1mbit`, `node_restart r2`, `sleep 2s`.
+fn action_name(a: &RawAction) -> String {
+    let side = |one: bool| if one { " (one side)" } else { "" };
+    match a {
+        RawAction::Link { link, up, one_side } => format!(
+            "link_{} {}{}",
+            if *up { "up" } else { "down" },
+            link.value,
+            side(*one_side)
+        ),
+        RawAction::Impair {
+            link,
+            impair,
+            one_side,
+        } => match impair {
+            Some(i) => format!(
+                "impair {} {}{}",
+                link.value,
+                serde_json::to_string(i).unwrap_or_default(),
+                side(*one_side)
+            ),
+            None => format!("impair {} clear{}", link.value, side(*one_side)),
+        },
+        RawAction::Node { node, action } => {
+            let verb = match action {
+                NodeAction::Stop => "stop",
+                NodeAction::Start => "start",
+                NodeAction::Restart => "restart",
+            };
+            format!("node_{verb} {}", node.value)
+        }
+        RawAction::Sleep(d) => format!("sleep {}", crate::spec::raw::format_duration(*d)),
     }
 }

@@ -1,5 +1,6 @@
 //! The conversation between nslab and a node's init over its control socket: one request
-//! line (`start NAME`, `status`, `stop`), one JSON line back.
+//! line (`start NAME`, `status`, `halt`, `stop`), one JSON line back. `halt` stops the
+//! node's processes and keeps the node; `stop` ends the init and with it the node.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -11,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct Status {
     pub node: String,
     pub processes: Vec<ProcStatus>,
+    /// A `halt` is under way: processes are being stopped.
+    #[serde(default)]
+    pub halting: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,7 +22,7 @@ pub struct ProcStatus {
     pub name: String,
     /// As seen inside the node.
     pub pid: Option<i32>,
-    /// waiting, running, backoff, exited, failed.
+    /// waiting, running, backoff, exited, failed, stopped (by a halt).
     pub state: String,
     pub restarts: u32,
     pub exit: Option<i32>,

@@ -122,6 +122,8 @@ struct Init {
     procs: Vec<Proc>,
     pid1: bool,
     stopping: Option<Instant>,
+    /// A halt's deadline, and whether SIGKILL went out at it.
+    halting: Option<(Instant, bool)>,
     /// When to give back start-up pages again after activity (see [`trim_memory`]).
     trim_at: Option<Instant>,
 }
@@ -245,6 +247,7 @@ impl Init {
                         .map(|s| s.elapsed().as_millis() as u64),
                 })
                 .collect(),
+            halting: self.halting.is_some(),
         }
     }
 
@@ -256,6 +259,9 @@ impl Init {
         }
         let mut words = line.split_whitespace();
         let reply = match (words.next(), words.next()) {
+            (Some("start"), Some(_)) if self.halting.is_some() || self.stopping.is_some() => {
+                Ok("{\"error\":\"the node is stopping its processes\"}".into())
+            }
             (Some("start"), Some(name)) => {
                 match self.procs.iter().position(|p| p.spec.name == name) {
                     Some(i) => {
@@ -269,6 +275,10 @@ impl Init {
                 }
             }
             (Some("status"), _) => serde_json::to_string(&self.status()),
+            (Some("halt"), _) => {
+                self.halt();
+                serde_json::to_string(&self.status())
+            }
             (Some("stop"), _) => {
                 self.begin_stop();
                 Ok("{\"ok\":true}".into())
@@ -283,17 +293,22 @@ impl Init {
         );
     }
 
-    fn begin_stop(&mut self) {
-        if self.stopping.is_some() {
-            return;
-        }
-        let grace = self
+    /// The longest stop timeout of the node's processes: how long TERM is given.
+    fn grace(&self) -> Duration {
+        let ms = self
             .procs
             .iter()
             .map(|p| p.spec.stop_timeout_ms)
             .max()
             .unwrap_or(0);
-        self.stopping = Some(Instant::now() + Duration::from_millis(grace));
+        Duration::from_millis(ms)
+    }
+
+    fn begin_stop(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(Instant::now() + self.grace());
         for p in &mut self.procs {
             p.next_start = None;
             if let Some(pid) = p.pid {
@@ -309,6 +324,49 @@ impl Init {
             // Everything else in the node's pid namespace gets the same warning.
             // SAFETY: kill(-1) from PID 1 of a namespace reaches only that namespace.
             unsafe { libc::kill(-1, libc::SIGTERM) };
+        }
+    }
+
+    /// Stops every process the init started (and what they started) but keeps the node:
+    /// its namespaces and links stay, as when a router's daemons crash. Commands entered
+    /// with `nslab exec` are not the node's processes and stay. `start` brings processes
+    /// back; readiness starts over.
+    fn halt(&mut self) {
+        if self.stopping.is_some() || self.halting.is_some() {
+            return;
+        }
+        self.halting = Some((Instant::now() + self.grace(), false));
+        for p in &mut self.procs {
+            p.requested = false;
+            p.next_start = None;
+            if let Some(pid) = p.probe_pid {
+                // SAFETY: a probe we started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if let Some(pid) = p.pid {
+                // SAFETY: signalling a process group we created.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
+            }
+        }
+        signal_descendants(libc::SIGTERM);
+    }
+
+    fn continue_halt(&mut self, now: Instant) {
+        let Some((deadline, killed)) = self.halting else {
+            return;
+        };
+        if self.all_stopped() {
+            self.halting = None;
+            for p in &mut self.procs {
+                p.state = "stopped";
+                p.ready = Readiness::NoProbe;
+                p.ready_deadline = None;
+                p.was_ready = false;
+                p.next_probe = None;
+            }
+        } else if now >= deadline && !killed {
+            signal_descendants(libc::SIGKILL);
+            self.halting = Some((deadline, true));
         }
     }
 
@@ -338,6 +396,7 @@ impl Init {
                     p.exit = Some(code);
                     p.state = "exited";
                     let again = self.stopping.is_none()
+                        && self.halting.is_none()
                         && match p.spec.restart {
                             RestartPolicy::Always => true,
                             RestartPolicy::OnFailure => code != 0,
@@ -407,6 +466,9 @@ impl Init {
 
     fn next_timer(&self) -> Option<Instant> {
         let mut t: Option<Instant> = self.stopping;
+        if let Some((d, false)) = self.halting {
+            t = Some(t.map_or(d, |x| x.min(d)));
+        }
         if let Some(c) = self.trim_at {
             t = Some(t.map_or(c, |x| x.min(c)));
         }
@@ -444,6 +506,48 @@ impl Init {
             unsafe { libc::kill(-1, libc::SIGKILL) };
         }
         std::process::exit(0)
+    }
+}
+
+/// Signals every process descending from the init (its children and theirs; a daemon
+/// whose parent died was reparented to the init, so it is found too), but not commands
+/// entered from outside with `nslab exec`, whose parent is not the init.
+fn signal_descendants(sig: libc::c_int) {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut found = vec![me];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    for pid in found.into_iter().skip(1) {
+        // SAFETY: signalling a process descending from this init.
+        unsafe { libc::kill(pid, sig) };
     }
 }
 
@@ -630,6 +734,7 @@ fn run(cfg: NodeConfig) -> ! {
         procs,
         pid1,
         stopping: None,
+        halting: None,
         trim_at: None,
     };
     loop {
@@ -639,6 +744,7 @@ fn run(cfg: NodeConfig) -> ! {
         {
             init.finish();
         }
+        init.continue_halt(now);
         for i in 0..init.procs.len() {
             if init.procs[i].next_start.is_some_and(|t| t <= now) {
                 init.start(i);

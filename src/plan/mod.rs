@@ -83,6 +83,12 @@ pub enum Op {
         name: Name,
         ifindex: u32,
     },
+    /// Only at run time (`nslab link down`): never part of a lab's plan.
+    SetLinkDown {
+        netns: Name,
+        name: Name,
+        ifindex: u32,
+    },
     AddAddress {
         netns: Name,
         name: Name,
@@ -180,6 +186,7 @@ impl Op {
             | Op::CreateBridge { netns, .. }
             | Op::CreateVeth { netns, .. }
             | Op::SetLinkUp { netns, .. }
+            | Op::SetLinkDown { netns, .. }
             | Op::AddAddress { netns, .. }
             | Op::AddRoute { netns, .. }
             | Op::SetImpair { netns, .. }
@@ -243,6 +250,7 @@ impl Op {
             }),
             Op::SetSysctl { .. }
             | Op::SetLinkUp { .. }
+            | Op::SetLinkDown { .. }
             | Op::Barrier
             | Op::WriteHosts { .. }
             | Op::StartProcess { .. }
@@ -264,6 +272,7 @@ impl Op {
             Op::CreateBridge { .. } => "create-bridge",
             Op::CreateVeth { .. } => "create-veth",
             Op::SetLinkUp { .. } => "set-link-up",
+            Op::SetLinkDown { .. } => "set-link-down",
             Op::AddAddress { .. } => "add-address",
             Op::AddRoute { .. } => "add-route",
             Op::SetImpair { .. } => "set-impair",

@@ -95,6 +95,11 @@ fn op_text(lab: &str, op: &Op) -> String {
             netns,
             name,
             ifindex,
+        }
+        | Op::SetLinkDown {
+            netns,
+            name,
+            ifindex,
         } => format!("{}:{name} (#{ifindex})", ns(netns)),
         Op::AddAddress {
             netns,

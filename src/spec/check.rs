@@ -7,7 +7,20 @@ use crate::spec::read::{self, Fields};
 use crate::spec::values;
 use crate::spec::yaml::{Kind, Yaml};
 
+/// Probes: polled until they hold.
 const CHECK_KINDS: &[&str] = &["reach", "tcp", "route", "path", "cmd"];
+/// Scenario steps: done once, in order, between the checks.
+const ACTION_KINDS: &[&str] = &[
+    "link_down",
+    "link_up",
+    "impair",
+    "node_stop",
+    "node_start",
+    "node_restart",
+    "sleep",
+];
+const LINK_ACTION_KEYS: &[&str] = &["link", "one_side", "name"];
+const NODE_ACTION_KEYS: &[&str] = &["node", "name"];
 const COMMON: &[&str] = &["name", "timeout", "interval"];
 const REACH_KEYS: &[&str] = &["from", "to", "family", "expect"];
 const TCP_KEYS: &[&str] = &["from", "to", "expect"];
@@ -16,14 +29,15 @@ const PATH_KEYS: &[&str] = &["from", "to", "hops", "family"];
 const CMD_KEYS: &[&str] = &["node", "run", "exit", "stdout", "expect_json"];
 
 pub fn check(sink: &mut Sink, y: &Yaml) -> Option<RawCheck> {
-    let f = read::fields(sink, y, "a check", CHECK_KINDS)?;
-    let present: Vec<&str> = CHECK_KINDS.iter().copied().filter(|k| f.has(k)).collect();
+    let kinds: Vec<&str> = CHECK_KINDS.iter().chain(ACTION_KINDS).copied().collect();
+    let f = read::fields(sink, y, "a check", &kinds)?;
+    let present: Vec<&str> = kinds.iter().copied().filter(|k| f.has(k)).collect();
     let [kind] = present.as_slice() else {
         sink.error(
             Some(y.span),
             format!(
                 "a check needs exactly one of {}, found {}",
-                CHECK_KINDS.join(", "),
+                kinds.join(", "),
                 if present.is_empty() {
                     "none".to_string()
                 } else {
@@ -31,10 +45,13 @@ pub fn check(sink: &mut Sink, y: &Yaml) -> Option<RawCheck> {
                 }
             ),
         )
-        .hint("for example `- reach: { from: all, to: all }`");
+        .hint("for example `- reach: { from: all, to: all }` or `- link_down: r1:eth1`");
         return None;
     };
     let body_y = f.get(kind)?;
+    if ACTION_KINDS.contains(kind) {
+        return action(sink, kind, body_y, y);
+    }
     let what = format!("`{kind}` check");
     let own: &[&str] = match *kind {
         "reach" => REACH_KEYS,
@@ -193,4 +210,138 @@ fn cmd(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
         exit,
         stdout,
     })
+}
+
+/// A scenario step. The short forms take the target as a plain value (`link_down: r1:eth1`,
+/// `node_restart: r2`, `sleep: 2s`); the long forms are mappings that may add `name`.
+fn action(sink: &mut Sink, kind: &str, body: &Yaml, whole: &Yaml) -> Option<RawCheck> {
+    let what = format!("`{kind}` step");
+    let scalar = matches!(body.kind, Kind::Scalar { .. });
+    let mut name = None;
+    let action = match kind {
+        "sleep" => {
+            let d = read::parsed(sink, body, &what, values::parse_duration)?;
+            RawAction::Sleep(d.value)
+        }
+        "node_stop" | "node_start" | "node_restart" => {
+            let node = if scalar {
+                read::string(sink, body, &what)
+            } else {
+                let f = read::fields(sink, body, &what, NODE_ACTION_KEYS)?;
+                name = f
+                    .value("name")
+                    .and_then(|v| read::string(sink, v, "step `name`"));
+                required(sink, &f, "node", &what).and_then(|v| read::string(sink, v, "`node`"))
+            }?;
+            let action = match kind {
+                "node_stop" => NodeAction::Stop,
+                "node_start" => NodeAction::Start,
+                _ => NodeAction::Restart,
+            };
+            RawAction::Node { node, action }
+        }
+        "link_down" | "link_up" => {
+            let (link, one_side) = if scalar {
+                (read::string(sink, body, &what), false)
+            } else {
+                let f = read::fields(sink, body, &what, LINK_ACTION_KEYS)?;
+                name = f
+                    .value("name")
+                    .and_then(|v| read::string(sink, v, "step `name`"));
+                let one = f
+                    .value("one_side")
+                    .and_then(|v| read::boolean(sink, v, "`one_side`"))
+                    .unwrap_or(false);
+                (
+                    required(sink, &f, "link", &what).and_then(|v| read::string(sink, v, "`link`")),
+                    one,
+                )
+            };
+            RawAction::Link {
+                link: link_target(sink, link?)?,
+                up: kind == "link_up",
+                one_side,
+            }
+        }
+        _ => {
+            let keys: Vec<&str> = ["link", "one_side", "clear", "name"]
+                .into_iter()
+                .chain(crate::spec::link::IMPAIR_KEYS.iter().copied())
+                .collect();
+            let f = read::fields(sink, body, &what, &keys)?;
+            name = f
+                .value("name")
+                .and_then(|v| read::string(sink, v, "step `name`"));
+            let link = required(sink, &f, "link", &what)
+                .and_then(|v| read::string(sink, v, "`link`"))
+                .and_then(|l| link_target(sink, l));
+            let one_side = f
+                .value("one_side")
+                .and_then(|v| read::boolean(sink, v, "`one_side`"))
+                .unwrap_or(false);
+            let clear = f
+                .value("clear")
+                .and_then(|v| read::boolean(sink, v, "`clear`"))
+                .unwrap_or(false);
+            let sets = crate::spec::link::IMPAIR_KEYS.iter().any(|k| f.has(k));
+            let impair = match (clear, sets) {
+                (true, true) => {
+                    sink.error(
+                        Some(body.span),
+                        "an `impair` step either sets values or has `clear: true`, not both",
+                    );
+                    return None;
+                }
+                (true, false) => None,
+                (false, _) => Some(crate::spec::link::impair(sink, &only_impair_keys(body))?),
+            };
+            RawAction::Impair {
+                link: link?,
+                impair,
+                one_side,
+            }
+        }
+    };
+    Some(RawCheck {
+        span: whole.span,
+        name,
+        timeout: None,
+        interval: None,
+        body: RawCheckBody::Action(action),
+    })
+}
+
+/// `node:iface`, checked for its shape here and for its names when the model is built.
+fn link_target(sink: &mut Sink, link: Sp<String>) -> Option<Sp<String>> {
+    match link.value.split_once(':') {
+        Some((n, i)) if !n.is_empty() && !i.is_empty() && !i.contains(':') => Some(link),
+        _ => {
+            sink.error(
+                Some(link.span),
+                format!("`{}` is not NODE:IFACE", link.value),
+            )
+            .hint("for example `link_down: r1:eth1`");
+            None
+        }
+    }
+}
+
+/// The impairment keys of an `impair` step, as the link reader expects them.
+fn only_impair_keys(y: &Yaml) -> Yaml {
+    let Kind::Map(entries) = &y.kind else {
+        return y.clone();
+    };
+    Yaml {
+        kind: Kind::Map(
+            entries
+                .iter()
+                .filter(|(k, _)| {
+                    k.as_str()
+                        .is_some_and(|k| crate::spec::link::IMPAIR_KEYS.contains(&k))
+                })
+                .cloned()
+                .collect(),
+        ),
+        span: y.span,
+    }
 }

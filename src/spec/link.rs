@@ -16,7 +16,7 @@ const LINK_KEYS: &[&str] = &[
 ];
 const ENDPOINT_KEYS: &[&str] = &["node", "iface", "addresses", "mac", "impair"];
 const BRIDGE_KEYS: &[&str] = &["mtu", "subnet", "subnet6"];
-const IMPAIR_KEYS: &[&str] = &[
+pub const IMPAIR_KEYS: &[&str] = &[
     "delay",
     "jitter",
     "loss",

@@ -371,4 +371,36 @@ pub enum RawCheckBody {
         stdout: Option<Sp<String>>,
         expect_json: Option<serde_json::Value>,
     },
+    /// A scenario step: something done to the running lab, between checks.
+    Action(RawAction),
+}
+
+/// What `node_stop`, `node_start` and `node_restart` do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeAction {
+    Stop,
+    Start,
+    Restart,
+}
+
+#[derive(Debug, Clone)]
+pub enum RawAction {
+    /// `link_down` / `link_up`: `node:iface`.
+    Link {
+        link: Sp<String>,
+        up: bool,
+        one_side: bool,
+    },
+    /// `impair`; `None` clears it.
+    Impair {
+        link: Sp<String>,
+        impair: Option<Box<RawImpair>>,
+        one_side: bool,
+    },
+    Node {
+        node: Sp<String>,
+        action: NodeAction,
+    },
+    Sleep(Duration),
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub use journal::{Journal, Record, objects as journal_objects, teardown_objects};
 pub use lock::{HostLock, LabLock};
-pub use summary::{LabSummary, NodeSummary};
+pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary};
 
 /// Where labs keep their state; `NSLAB_RUN_DIR` moves it (tests of this layer only).
 pub fn run_root() -> PathBuf {
@@ -77,6 +77,11 @@ impl LabDir {
         self.root.join(format!("{}.yaml", self.lab))
     }
 
+    /// What was done to the lab while it ran (`nslab events`).
+    pub fn events_path(&self) -> PathBuf {
+        self.root.join(format!("{}.events", self.lab))
+    }
+
     /// Process logs; created only for labs that run processes.
     pub fn logs(&self) -> PathBuf {
         self.root.join(format!("{}.logs", self.lab))
@@ -100,7 +105,12 @@ impl LabDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StateError::io(&logs, e)),
         }
-        for path in [self.source_path(), self.summary_path(), self.journal_path()] {
+        for path in [
+            self.events_path(),
+            self.source_path(),
+            self.summary_path(),
+            self.journal_path(),
+        ] {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
-use crate::model::Topology;
+use crate::model::{End, Topology};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabSummary {
@@ -39,6 +39,20 @@ pub struct IfaceSummary {
     pub name: String,
     pub ifindex: u32,
     pub addresses: Vec<IpNet>,
+    /// The other end of its veth, so runtime operations (`nslab link down`) reach both
+    /// ends without the topology file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerSummary>,
+}
+
+/// A veth's far end: another node's interface, or a bridge's port in the fabric.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerSummary {
+    pub netns: String,
+    pub name: String,
+    pub ifindex: u32,
+    /// `node:iface`, or `bridge <name>` for a bridge port.
+    pub label: String,
 }
 
 impl LabSummary {
@@ -64,6 +78,7 @@ impl LabSummary {
                             name: i.name.clone(),
                             ifindex: i.ifindex,
                             addresses: i.addresses.clone(),
+                            peer: Some(peer_of(t, i.peer)),
                         })
                         .collect(),
                     sysctls: n.sysctls.iter().map(|s| s.key.clone()).collect(),
@@ -72,6 +87,12 @@ impl LabSummary {
             links: t.links.len(),
             bridges: t.bridges.iter().map(|b| b.name.clone()).collect(),
         }
+    }
+
+    /// A node and its interface, by name.
+    pub fn iface(&self, node: &str, iface: &str) -> Option<(&NodeSummary, &IfaceSummary)> {
+        let n = self.node(node)?;
+        Some((n, n.interfaces.iter().find(|i| i.name == iface)?))
     }
 
     pub fn write(&self, path: &Path) -> Result<(), StateError> {
@@ -92,5 +113,30 @@ impl LabSummary {
 
     pub fn node(&self, name: &str) -> Option<&NodeSummary> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+fn peer_of(t: &Topology, end: End) -> PeerSummary {
+    match end {
+        End::Node { node, iface } => {
+            let n = &t.nodes[node];
+            let i = &n.interfaces[iface];
+            PeerSummary {
+                netns: n.netns.clone(),
+                name: i.name.clone(),
+                ifindex: i.ifindex,
+                label: format!("{}:{}", n.name, i.name),
+            }
+        }
+        End::Bridge { bridge, port } => {
+            let b = &t.bridges[bridge];
+            let p = &b.ports[port];
+            PeerSummary {
+                netns: t.fabric_netns().unwrap_or_default(),
+                name: p.name.clone(),
+                ifindex: p.ifindex,
+                label: format!("bridge {}", b.name),
+            }
+        }
     }
 }

@@ -98,6 +98,12 @@ impl Lab {
         {
             let _ = std::fs::copy(f.path(), dir.join(f.file_name()));
         }
+        // A lab's own directory (`topologies/<lab>/configs/<node>/...`) goes beside it too.
+        let stem = example.trim_end_matches(".yaml");
+        let own = root().join("topologies").join(stem);
+        if own.is_dir() {
+            copy_dir(&own, &std::env::temp_dir().join("nslab-tests").join(stem)).unwrap();
+        }
         let text = std::fs::read_to_string(root().join("topologies").join(example)).unwrap();
         let body: String = text
             .lines()
@@ -183,4 +189,31 @@ pub fn wait_or_kill(mut child: std::process::Child) -> std::io::Result<std::proc
     }
     child.kill()?;
     child.wait()
+}
+
+/// Copies a directory tree (files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Polls `cond` every 50 ms; fails the test after 15 s.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -1,0 +1,88 @@
+//! `nslab capture NODE:IFACE -w FILE|- [-c COUNT] [--duration D]`
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::{CliError, exit, lab_arg};
+use crate::runtime::{LiveLab, RuntimeError, capture, events};
+
+pub struct Args<'a> {
+    pub lab: Option<&'a str>,
+    pub target: &'a str,
+    pub write: &'a str,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+}
+
+pub fn run(a: Args) -> Result<u8, CliError> {
+    let lab = lab_arg(None, a.lab)?;
+    let live = LiveLab::open(&lab)?;
+    let rt = crate::apply::runtime()?;
+    let fd = rt.block_on(async {
+        let kernel = super::runtime_kernel()?;
+        Ok::<_, CliError>(capture::open(&kernel, &live, a.target).await?)
+    })?;
+    drop(rt);
+    // SIGINT and SIGTERM end the capture cleanly: the file stays a whole pcap.
+    stop_on_signals()?;
+    let mut out: Box<dyn Write> = if a.write == "-" {
+        Box::new(io::stdout().lock())
+    } else {
+        let file = std::fs::File::create(a.write).map_err(|e| {
+            CliError::Usage(format!("cannot write the capture to {}: {e}", a.write))
+        })?;
+        Box::new(io::BufWriter::new(file))
+    };
+    // On stderr, so `-w -` keeps stdout pure pcap; it also tells scripts the socket is open.
+    let to = if a.write == "-" { "stdout" } else { a.write };
+    eprintln!(
+        "nslab: capturing on {} (lab `{lab}`) to {to}; Ctrl-C stops",
+        a.target
+    );
+    let limits = capture::Limits {
+        count: a.count,
+        duration: a.duration,
+    };
+    let stats = match capture::run(&fd, &mut out, &limits, &STOP) {
+        Ok(s) => s,
+        // The reader went away (`| head`, a closed wireshark): a normal end.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => capture::Stats::default(),
+        Err(e) => {
+            return Err(RuntimeError::Host {
+                lab: lab.clone(),
+                source: io::Error::new(e.kind(), format!("capture on {}: {e}", a.target)),
+            }
+            .into());
+        }
+    };
+    drop(out);
+    let detail = format!(
+        "{} packet(s), {} byte(s) to {}",
+        stats.packets, stats.bytes, a.write
+    );
+    let event = events::record(&lab, "capture", a.target, &detail).map_err(RuntimeError::from)?;
+    eprintln!("{}", super::event_line(&event));
+    Ok(exit::OK)
+}
+
+/// Set by SIGINT or SIGTERM; the capture loop polls it between packets.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn stop_on_signals() -> io::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
+    }
+    Ok(())
+}

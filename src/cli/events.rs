@@ -1,0 +1,22 @@
+//! `nslab events [LAB] [--json]`
+
+use super::{CliError, exit, lab_arg};
+use crate::runtime::events;
+
+pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, CliError> {
+    let lab = lab_arg(target, lab)?;
+    let list = events::read(&lab).map_err(crate::runtime::RuntimeError::from)?;
+    if json {
+        let text = serde_json::to_string_pretty(&list)
+            .map_err(|e| CliError::Usage(format!("cannot print the events as JSON: {e}")))?;
+        println!("{text}");
+        return Ok(exit::OK);
+    }
+    if list.is_empty() {
+        eprintln!("lab `{lab}`: no events yet (link, node and capture commands record them)");
+    }
+    for e in &list {
+        println!("{}", super::event_line(e));
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,74 @@
+//! `nslab link down|up|impair NODE:IFACE`
+
+use std::time::Duration;
+
+use super::{CliError, exit, lab_arg};
+use crate::runtime::{self, LiveLab};
+use crate::spec::raw::RawImpair;
+
+/// What `nslab link` does to the link.
+pub enum Action {
+    Down,
+    Up,
+    Impair(Option<RawImpair>),
+}
+
+/// The impairment flags as clap parsed them.
+pub struct ImpairArgs {
+    pub delay: Option<Duration>,
+    pub jitter: Option<Duration>,
+    pub loss: Option<f64>,
+    pub duplicate: Option<f64>,
+    pub corrupt: Option<f64>,
+    pub reorder: Option<f64>,
+    pub rate: Option<u64>,
+    pub clear: bool,
+}
+
+impl ImpairArgs {
+    /// `None` for `--clear`; an error when `--clear` comes with something to set.
+    pub fn into_impair(self) -> Result<Option<RawImpair>, CliError> {
+        let imp = RawImpair {
+            delay: self.delay,
+            jitter: self.jitter,
+            loss: self.loss,
+            duplicate: self.duplicate,
+            corrupt: self.corrupt,
+            reorder: self.reorder,
+            rate: self.rate,
+            ..Default::default()
+        };
+        if self.clear {
+            if imp != RawImpair::default() {
+                return Err(CliError::Usage(
+                    "--clear removes the impairment; it cannot be combined with values to set"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(Some(imp))
+    }
+}
+
+pub fn run(
+    lab: Option<&str>,
+    target: &str,
+    action: Action,
+    one_side: bool,
+) -> Result<u8, CliError> {
+    let lab = lab_arg(None, lab)?;
+    let _lock = super::lock_lab(&lab)?;
+    let live = LiveLab::open(&lab)?;
+    let rt = crate::apply::runtime()?;
+    let event = rt.block_on(async {
+        let kernel = super::runtime_kernel()?;
+        Ok::<_, CliError>(match action {
+            Action::Down => runtime::set_link(&kernel, &live, target, false, one_side).await?,
+            Action::Up => runtime::set_link(&kernel, &live, target, true, one_side).await?,
+            Action::Impair(imp) => runtime::impair(&kernel, &live, target, imp, one_side).await?,
+        })
+    })?;
+    super::print_event(&event);
+    Ok(exit::OK)
+}

@@ -1,0 +1,60 @@
+//! Scenario steps in `tests:`: the same runtime operations as `nslab link`, `nslab node`
+//! and friends, done once, in order, between checks, and recorded in the event log. The
+//! checks after a step poll until the network has converged to what they expect.
+
+use super::Context;
+use crate::model::Action;
+use crate::runtime::{self, LiveLab};
+use crate::spec::raw::NodeAction;
+
+/// Does one step; the error says what failed, for the report.
+pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
+    let lab = &ctx.topology.lab;
+    let node_name = |n: usize| ctx.topology.nodes[n].name.as_str();
+    if let Action::Sleep { duration } = action {
+        tokio::time::sleep(*duration).await;
+        return Ok(());
+    }
+    let live = LiveLab::open(lab).map_err(|e| e.to_string())?;
+    let r = match action {
+        Action::Link {
+            node,
+            iface,
+            up,
+            one_side,
+        } => {
+            let target = format!("{}:{iface}", node_name(*node));
+            runtime::set_link(ctx.kernel, &live, &target, *up, *one_side)
+                .await
+                .map(drop)
+        }
+        Action::Impair {
+            node,
+            iface,
+            impair,
+            one_side,
+        } => {
+            let target = format!("{}:{iface}", node_name(*node));
+            let imp = impair.as_deref().cloned();
+            runtime::impair(ctx.kernel, &live, &target, imp, *one_side)
+                .await
+                .map(drop)
+        }
+        Action::Node { node, action } => {
+            let name = node_name(*node);
+            let stop = async {
+                if *action != NodeAction::Start {
+                    runtime::stop_node(&live, name).await?;
+                }
+                Ok(())
+            };
+            match stop.await {
+                Err(e) => Err(e),
+                Ok(()) if *action == NodeAction::Stop => Ok(()),
+                Ok(()) => runtime::start_node(ctx.kernel, &live, name).await.map(drop),
+            }
+        }
+        Action::Sleep { .. } => Ok(()),
+    };
+    r.map_err(|e| e.to_string())
+}

@@ -1,0 +1,264 @@
+//! `nslab link down|up|impair`: a link's two ends (the named interface and the far end of
+//! its veth, a node's interface or a bridge port in the fabric), or one with `one_side`.
+
+use super::{LiveLab, RuntimeError, events};
+use crate::apply::kernel::Kernel;
+use crate::apply::netlink::NetlinkKernel;
+use crate::plan::{Op, Undo};
+use crate::spec::raw::RawImpair;
+
+/// `node:iface` split in two.
+pub fn parse_target(text: &str) -> Result<(&str, &str), RuntimeError> {
+    match text.split_once(':') {
+        Some((n, i)) if !n.is_empty() && !i.is_empty() && !i.contains(':') => Ok((n, i)),
+        _ => Err(RuntimeError::Invalid(format!(
+            "`{text}` is not NODE:IFACE (for example r1:eth0)"
+        ))),
+    }
+}
+
+/// One end of a veth, as the kernel knows it.
+struct End {
+    /// The node it belongs to, or `fabric` for a bridge port.
+    node: String,
+    netns: String,
+    name: String,
+    ifindex: u32,
+    label: String,
+}
+
+fn ends(live: &LiveLab, target: &str, one_side: bool) -> Result<Vec<End>, RuntimeError> {
+    let (node, iface) = parse_target(target)?;
+    let (n, i) = live.iface(node, iface)?;
+    let mut out = vec![End {
+        node: node.to_string(),
+        netns: n.netns.clone(),
+        name: i.name.clone(),
+        ifindex: i.ifindex,
+        label: target.to_string(),
+    }];
+    if !one_side && let Some(p) = &i.peer {
+        out.push(End {
+            node: p.label.split(':').next().unwrap_or("fabric").to_string(),
+            netns: p.netns.clone(),
+            name: p.name.clone(),
+            ifindex: p.ifindex,
+            label: p.label.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn failed(
+    live: &LiveLab,
+    e: &End,
+    operation: &str,
+    source: crate::apply::KernelError,
+) -> RuntimeError {
+    let node = if e.label.starts_with("bridge ") {
+        "fabric"
+    } else {
+        &e.node
+    };
+    RuntimeError::kernel(
+        &live.lab,
+        node,
+        format!("link {}", e.name),
+        operation,
+        source,
+    )
+}
+
+fn which(ends: &[End]) -> String {
+    match ends {
+        [_, peer] => format!("both ends (and {})", peer.label),
+        _ => "this end only".into(),
+    }
+}
+
+/// Sets a link down or up, both ends unless `one_side`, and records it.
+pub async fn set_link(
+    kernel: &NetlinkKernel,
+    live: &LiveLab,
+    target: &str,
+    up: bool,
+    one_side: bool,
+) -> Result<events::Event, RuntimeError> {
+    let ends = ends(live, target, one_side)?;
+    for e in &ends {
+        let (netns, name, ifindex) = (e.netns.as_str().into(), e.name.as_str().into(), e.ifindex);
+        let op = if up {
+            Op::SetLinkUp {
+                netns,
+                name,
+                ifindex,
+            }
+        } else {
+            Op::SetLinkDown {
+                netns,
+                name,
+                ifindex,
+            }
+        };
+        kernel
+            .apply(&op)
+            .await
+            .map_err(|s| failed(live, e, op.name(), s))?;
+    }
+    let action = if up { "link-up" } else { "link-down" };
+    Ok(events::record(&live.lab, action, target, &which(&ends))?)
+}
+
+/// What an impairment sets, in words (for the event log).
+fn describe(i: &RawImpair) -> String {
+    let mut parts = Vec::new();
+    if let Some(d) = i.delay {
+        parts.push(format!("delay {:?}", d));
+    }
+    if let Some(d) = i.jitter {
+        parts.push(format!("jitter {:?}", d));
+    }
+    for (name, v) in [
+        ("loss", i.loss),
+        ("duplicate", i.duplicate),
+        ("corrupt", i.corrupt),
+        ("reorder", i.reorder),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{name} {}%", v * 100.0));
+        }
+    }
+    if let Some(r) = i.rate {
+        parts.push(format!("rate {}", rate_text(r)));
+    }
+    parts.join(", ")
+}
+
+/// A rate the way tc writes it: `10mbit`, `1.5gbit`, `512kbit`, `300bit`.
+fn rate_text(bps: u64) -> String {
+    for (unit, scale) in [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)] {
+        if bps as f64 >= scale {
+            return format!("{}{unit}", bps as f64 / scale);
+        }
+    }
+    format!("{bps}bit")
+}
+
+/// Checks an impairment given on the command line the way the topology reader does.
+pub fn validate_impair(i: &RawImpair) -> Result<(), RuntimeError> {
+    let empty = i.delay.is_none()
+        && i.jitter.is_none()
+        && i.loss.is_none()
+        && i.duplicate.is_none()
+        && i.corrupt.is_none()
+        && i.reorder.is_none()
+        && i.rate.is_none();
+    if empty {
+        return Err(RuntimeError::Invalid(
+            "the impairment sets nothing: give at least one of --delay, --jitter, --loss, --duplicate, --corrupt, --reorder, --rate, or --clear".into(),
+        ));
+    }
+    if i.jitter.is_some() && i.delay.is_none() {
+        return Err(RuntimeError::Invalid(
+            "--jitter needs a --delay to vary around".into(),
+        ));
+    }
+    if i.reorder.is_some() && i.delay.is_none() {
+        return Err(RuntimeError::Invalid(
+            "--reorder needs a --delay: packets are reordered by sending some without it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces the egress impairment of a link's ends (`None` clears it), and records it.
+pub async fn impair(
+    kernel: &NetlinkKernel,
+    live: &LiveLab,
+    target: &str,
+    impairment: Option<RawImpair>,
+    one_side: bool,
+) -> Result<events::Event, RuntimeError> {
+    if let Some(i) = &impairment {
+        validate_impair(i)?;
+    }
+    let ends = ends(live, target, one_side)?;
+    for e in &ends {
+        let clear = Undo::ClearImpair {
+            netns: e.netns.as_str().into(),
+            ifindex: e.ifindex,
+        };
+        let Some(i) = &impairment else {
+            kernel
+                .undo(&clear)
+                .await
+                .map_err(|s| failed(live, e, "clear-impair", s))?;
+            continue;
+        };
+        let op = Op::SetImpair {
+            netns: e.netns.as_str().into(),
+            name: e.name.as_str().into(),
+            ifindex: e.ifindex,
+            impair: Box::new(i.clone()),
+        };
+        // Replace in place, so a refused impairment (no netem) leaves the old one; a qdisc
+        // of another kind cannot be replaced in place (EINVAL): clear it, then set.
+        match kernel.apply(&op).await {
+            Ok(()) => {}
+            Err(err) if err.errno() == Some(libc::EINVAL) => {
+                kernel
+                    .undo(&clear)
+                    .await
+                    .map_err(|s| failed(live, e, "clear-impair", s))?;
+                kernel
+                    .apply(&op)
+                    .await
+                    .map_err(|s| failed(live, e, op.name(), s))?;
+            }
+            Err(err) => return Err(failed(live, e, op.name(), err)),
+        }
+    }
+    let (action, what) = match &impairment {
+        Some(i) => ("impair", describe(i)),
+        None => ("impair-clear", String::new()),
+    };
+    let detail = if what.is_empty() {
+        which(&ends)
+    } else {
+        format!("{what}; {}", which(&ends))
+    };
+    Ok(events::record(&live.lab, action, target, &detail)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_rates_read_the_way_users_write_them() {
+        assert_eq!(parse_target("r1:eth0").unwrap(), ("r1", "eth0"));
+        for bad in ["r1", ":eth0", "r1:", "r1:eth0:x"] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+        assert_eq!(rate_text(10_000_000), "10mbit");
+        assert_eq!(rate_text(1_500_000_000), "1.5gbit");
+        assert_eq!(rate_text(512_000), "512kbit");
+        assert_eq!(rate_text(300), "300bit");
+    }
+
+    #[test]
+    fn impairments_from_the_command_line_are_checked_like_the_yaml() {
+        assert!(validate_impair(&RawImpair::default()).is_err());
+        let jitter_alone = RawImpair {
+            jitter: Some(std::time::Duration::from_millis(5)),
+            ..Default::default()
+        };
+        assert!(validate_impair(&jitter_alone).is_err());
+        let rate = RawImpair {
+            rate: Some(1_000_000),
+            ..Default::default()
+        };
+        assert!(validate_impair(&rate).is_ok());
+        assert_eq!(describe(&rate), "rate 1mbit");
+    }
+}

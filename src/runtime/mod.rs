@@ -1,0 +1,135 @@
+//! Operations on a running lab: links down and up, impairments, stopping and starting a
+//! node's processes, packet capture. They go through the apply engine (the same kernel
+//! operations over netlink, the same process start through the node's init), hold the
+//! lab's lock while they change it, and record what they did in the lab's event log.
+
+pub mod capture;
+pub mod events;
+mod link;
+mod node;
+
+pub use link::{impair, parse_target, set_link};
+pub use node::{start_node, stop_node};
+
+use crate::apply::KernelError;
+use crate::state::{LabDir, LabSummary, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no lab named `{0}` is up")]
+    NotUp(String),
+    #[error("lab `{lab}` has no node `{node}`; its nodes are: {known}")]
+    NoNode {
+        lab: String,
+        node: String,
+        known: String,
+    },
+    #[error("node `{node}` of lab `{lab}` has no interface `{iface}`; it has: {known}")]
+    NoIface {
+        lab: String,
+        node: String,
+        iface: String,
+        known: String,
+    },
+    /// Bad arguments: what is wrong and what would be right.
+    #[error("{0}")]
+    Invalid(String),
+    /// A kernel operation failed: names the lab, node, object and operation.
+    #[error(transparent)]
+    Kernel(Box<crate::apply::error::StepError>),
+    #[error("lab `{lab}`, node `{node}`: {msg}")]
+    Node {
+        lab: String,
+        node: String,
+        msg: String,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("lab `{lab}`: {source}")]
+    Host {
+        lab: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    pub(crate) fn kernel(
+        lab: &str,
+        node: &str,
+        object: String,
+        operation: &str,
+        source: KernelError,
+    ) -> Self {
+        RuntimeError::Kernel(Box::new(crate::apply::error::StepError {
+            lab: lab.to_string(),
+            node: node.to_string(),
+            object,
+            operation: operation.to_string(),
+            source,
+        }))
+    }
+
+    /// The command line named something that is not there, or gave bad values.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::Invalid(_) | RuntimeError::NoNode { .. } | RuntimeError::NoIface { .. }
+        )
+    }
+}
+
+/// A lab that is up, as its summary describes it.
+pub struct LiveLab {
+    pub lab: String,
+    pub summary: LabSummary,
+}
+
+impl LiveLab {
+    pub fn open(lab: &str) -> Result<LiveLab, RuntimeError> {
+        crate::model::names::check_lab_name(lab).map_err(RuntimeError::Invalid)?;
+        let summary = LabSummary::read(&LabDir::new(lab).summary_path())
+            .map_err(|_| RuntimeError::NotUp(lab.to_string()))?;
+        Ok(LiveLab {
+            lab: lab.to_string(),
+            summary,
+        })
+    }
+
+    /// An interface of a node, or the error that lists the ones it has.
+    fn iface(
+        &self,
+        node: &str,
+        iface: &str,
+    ) -> Result<(&crate::state::NodeSummary, &crate::state::IfaceSummary), RuntimeError> {
+        let n = self.node(node)?;
+        match n.interfaces.iter().find(|i| i.name == iface) {
+            Some(i) => Ok((n, i)),
+            None => Err(RuntimeError::NoIface {
+                lab: self.lab.clone(),
+                node: node.to_string(),
+                iface: iface.to_string(),
+                known: n
+                    .interfaces
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    fn node(&self, node: &str) -> Result<&crate::state::NodeSummary, RuntimeError> {
+        self.summary.node(node).ok_or_else(|| RuntimeError::NoNode {
+            lab: self.lab.clone(),
+            node: node.to_string(),
+            known: self
+                .summary
+                .nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}

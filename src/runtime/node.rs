@@ -1,0 +1,175 @@
+//! `nslab node stop|start|restart`: a node's processes go away and come back while its
+//! namespaces and links stay, as when a router's daemons crash and restart. Stopping asks
+//! the node's init to halt its processes; starting runs the node's own start-process
+//! steps from the lab's plan, in their dependency order, through the executor.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{LiveLab, RuntimeError, events};
+use crate::apply::executor::{self, ExecError};
+use crate::apply::netlink::NetlinkKernel;
+use crate::node::control;
+use crate::node::{NodePaths, enter};
+use crate::plan::{Op, Plan, Step};
+use crate::state::LabDir;
+
+fn node_error(live: &LiveLab, node: &str, msg: impl Into<String>) -> RuntimeError {
+    RuntimeError::Node {
+        lab: live.lab.clone(),
+        node: node.to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// The node's control socket, once its init is known to run.
+fn control_socket(live: &LiveLab, node: &str) -> Result<std::path::PathBuf, RuntimeError> {
+    live.node(node)?;
+    let paths = NodePaths::of_lab(&live.lab);
+    if enter::init_pid(&paths.pid_file(node)).is_none() {
+        return Err(node_error(
+            live,
+            node,
+            if paths.pid_file(node).exists() {
+                "its init is not running (it was killed); run `nslab down` and bring the lab up again"
+            } else {
+                "it has no processes (it runs no init)"
+            },
+        ));
+    }
+    Ok(paths.control(node))
+}
+
+async fn status(
+    live: &LiveLab,
+    node: &str,
+    socket: &Path,
+    request: &str,
+) -> Result<control::Status, RuntimeError> {
+    let reply = control::request_async(socket, request)
+        .await
+        .map_err(|e| node_error(live, node, format!("its init does not answer: {e}")))?;
+    control::parse_status(&reply).map_err(|e| node_error(live, node, e))
+}
+
+/// Stops every process of the node (SIGTERM, its grace period, SIGKILL) and waits until
+/// they are gone; the node's namespaces and links stay.
+pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, RuntimeError> {
+    let socket = control_socket(live, node)?;
+    let grace = enter::init_grace(&NodePaths::of_lab(&live.lab).pid_file(node));
+    let mut s = status(live, node, &socket, "halt").await?;
+    let count = s.processes.iter().filter(|p| p.pid.is_some()).count();
+    let deadline = Instant::now() + grace + Duration::from_secs(5);
+    while s.halting {
+        if Instant::now() > deadline {
+            return Err(node_error(
+                live,
+                node,
+                "its processes did not stop within their grace period and SIGKILL",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        s = status(live, node, &socket, "status").await?;
+    }
+    Ok(events::record(
+        &live.lab,
+        "node-stop",
+        node,
+        &format!("{count} process(es) stopped"),
+    )?)
+}
+
+/// The node's start-process steps from the lab's plan, renumbered, with the dependencies
+/// among them (other nodes' processes are running already).
+fn start_plan(live: &LiveLab, node: &str) -> Option<Plan> {
+    let dir = LabDir::new(&live.lab);
+    let source = std::fs::read_to_string(dir.source_path()).ok()?;
+    let file = Path::new(&live.summary.file);
+    let base = file.parent().unwrap_or(Path::new("/"));
+    let compiled = crate::compile_str(&source, &live.summary.file, base).ok()?;
+    let full = crate::plan::plan(&compiled.topology);
+    let mut renumber: HashMap<usize, usize> = HashMap::new();
+    let mut steps = Vec::new();
+    for s in &full.steps {
+        if let Op::StartProcess { node: n, .. } = &s.op
+            && n == node
+        {
+            let id = steps.len() + 1;
+            renumber.insert(s.id, id);
+            steps.push(Step {
+                id,
+                op: s.op.clone(),
+                deps: s
+                    .deps
+                    .iter()
+                    .filter_map(|d| renumber.get(d).copied())
+                    .collect(),
+            });
+        }
+    }
+    Some(Plan {
+        lab: live.lab.clone(),
+        steps,
+    })
+}
+
+/// Starts the node's processes again, each after what it depends on is ready, and waits
+/// until all are ready.
+pub async fn start_node(
+    kernel: &NetlinkKernel,
+    live: &LiveLab,
+    node: &str,
+) -> Result<events::Event, RuntimeError> {
+    let socket = control_socket(live, node)?;
+    let netns = live.node(node)?.netns.clone();
+    let plan = match start_plan(live, node) {
+        Some(p) => p,
+        // No stored topology (a lab from the Rust API): the init's order.
+        None => {
+            let s = status(live, node, &socket, "status").await?;
+            Plan {
+                lab: live.lab.clone(),
+                steps: s
+                    .processes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Step {
+                        id: i + 1,
+                        op: Op::StartProcess {
+                            netns: netns.as_str().into(),
+                            node: node.to_string(),
+                            process: p.name.clone(),
+                        },
+                        deps: if i == 0 { vec![] } else { vec![i] },
+                    })
+                    .collect(),
+            }
+        }
+    };
+    let opts = executor::Options {
+        jobs: 8,
+        fail_at: None,
+        step_delay: None,
+    };
+    let mut journal = |_: executor::Entry| Ok(());
+    match executor::execute(&plan, kernel, &mut journal, &opts, crate::apply::never()).await {
+        Ok(()) => {}
+        Err(ExecError::Step { step, error }) => {
+            return Err(RuntimeError::kernel(
+                &live.lab,
+                node,
+                crate::apply::error::object_of(&step.op),
+                &step.op.name().replace('-', " "),
+                error,
+            ));
+        }
+        Err(e) => return Err(node_error(live, node, e.to_string())),
+    }
+    Ok(events::record(
+        &live.lab,
+        "node-start",
+        node,
+        &format!("{} process(es) started", plan.steps.len()),
+    )?)
+}

@@ -1,0 +1,519 @@
+//! Operations on a running lab, as root: links down and up (both ends, one end, bridge
+//! ports), impairments (a rate that caps a real transfer, the missing-netem error), node
+//! stop/start/restart with links kept, packet capture read back as pcap, and the event log.
+//! Each test uses its own lab name.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use support::*;
+
+fn run(args: &[&str]) -> std::process::Output {
+    nslab().args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "nslab {args:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `nslab status --json`: (admin up, carrier) of one interface.
+fn iface_state(lab: &str, node: &str, iface: &str) -> (bool, bool) {
+    let o = run(&["status", "--json", lab]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == node)
+        .unwrap();
+    let l = n["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == iface)
+        .unwrap_or_else(|| panic!("{node} has no {iface}: {n}"));
+    (l["up"] == true, l["lower_up"] == true)
+}
+
+fn events(lab: &str) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(&ok(&["events", "--json", lab])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["target"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn links_go_down_and_up_on_both_ends_one_end_and_bridge_ports() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-link",
+        "nodes: { a: {}, b: {}, c: {} }\nbridges: { br0: {} }\nlinks:\n  - [a:eth0, b:eth0]\n  - [a:eth1, br0]\n  - [c:eth0, br0]\n",
+    );
+    lab.up();
+    assert!(lab.ping("a", "b") && lab.ping("a", "c"));
+
+    // Both ends: the far end goes administratively down too.
+    let said = ok(&["link", "down", "--lab", "it-link", "a:eth0"]);
+    assert!(
+        said.contains("link-down") && said.contains("b:eth0"),
+        "{said}"
+    );
+    assert_eq!(iface_state("it-link", "a", "eth0"), (false, false));
+    assert_eq!(iface_state("it-link", "b", "eth0"), (false, false));
+    assert!(!lab.ping("a", "b"));
+    ok(&["link", "up", "--lab", "it-link", "a:eth0"]);
+    wait_for("a to reach b again", || lab.ping("a", "b"));
+
+    // One end: b's side stays up but loses its carrier, as when a cable is cut far away.
+    ok(&["link", "down", "--one-side", "--lab", "it-link", "a:eth0"]);
+    assert_eq!(iface_state("it-link", "a", "eth0"), (false, false));
+    assert_eq!(iface_state("it-link", "b", "eth0"), (true, false));
+    assert!(!lab.ping("b", "a"));
+    ok(&["link", "up", "--one-side", "--lab", "it-link", "a:eth0"]);
+    wait_for("b to reach a again", || lab.ping("b", "a"));
+
+    // A bridge port: the node's end and its port in the fabric.
+    ok(&["link", "down", "--lab", "it-link", "c:eth0"]);
+    assert!(!lab.ping("a", "c"));
+    assert!(lab.ping("a", "b"), "other links are untouched");
+    ok(&["link", "up", "--lab", "it-link", "c:eth0"]);
+    wait_for("a to reach c again", || lab.ping("a", "c"));
+
+    // Names that are not there are usage errors (exit 3) that list what is there.
+    let o = run(&["link", "down", "--lab", "it-link", "z:eth0"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("no node `z`; its nodes are: a, b, c"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["link", "down", "--lab", "it-link", "a:eth9"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("has: eth0, eth1"), "{}", text(&o));
+    let o = run(&["link", "down", "--lab", "it-link", "a"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("NODE:IFACE"), "{}", text(&o));
+
+    // The event log holds every change, in order, with times.
+    let want: Vec<(String, String)> = [
+        ("link-down", "a:eth0"),
+        ("link-up", "a:eth0"),
+        ("link-down", "a:eth0"),
+        ("link-up", "a:eth0"),
+        ("link-down", "c:eth0"),
+        ("link-up", "c:eth0"),
+    ]
+    .iter()
+    .map(|(a, t)| (a.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(events("it-link"), want);
+    let listed = ok(&["events", "it-link"]);
+    let first = listed.lines().next().unwrap();
+    assert!(
+        first.starts_with("20") && first.contains('T') && first.contains("Z  link-down"),
+        "{listed}"
+    );
+    lab.down();
+    assert!(
+        !std::path::Path::new("/run/nslab/it-link.events").exists(),
+        "the event log goes with the lab"
+    );
+}
+
+/// Seconds to send `bytes` from `from` to `to` over TCP, until `to` has counted them all
+/// (the sink answers with its count after EOF, so the socket buffers cannot hide the time).
+fn transfer(lab: &Lab, from: &str, to: &str, bytes: u64) -> f64 {
+    let script =
+        format!("head -c {bytes} /dev/zero | socat -t 30 - TCP:{to}:7001,connect-timeout=5");
+    let start = Instant::now();
+    let o = lab.exec(from, &["sh", "-c", &script]);
+    let took = start.elapsed().as_secs_f64();
+    assert!(o.status.success(), "transfer failed: {}", text(&o));
+    let counted = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(counted, bytes.to_string(), "{}", text(&o));
+    took
+}
+
+#[test]
+fn a_rate_limit_caps_a_transfer_and_delay_names_the_missing_netem() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-rate",
+        r#"
+nodes:
+  a: {}
+  b:
+    processes:
+      - { name: sink, cmd: "socat TCP-LISTEN:7001,fork,reuseaddr SYSTEM:'wc -c'", ready: { tcp: 7001 } }
+links:
+  - [a:eth0, b:eth0]
+"#,
+    );
+    lab.up();
+    const BYTES: u64 = 1_000_000;
+    let free = transfer(&lab, "a", "b", BYTES);
+    let said = ok(&[
+        "link", "impair", "--lab", "it-rate", "a:eth0", "--rate", "8mbit",
+    ]);
+    assert!(said.contains("rate 8mbit"), "{said}");
+    // 1 MB at 8 Mbit/s is 1 s on the wire; the token bucket's 32 KB burst saves 0.03 s.
+    let capped = transfer(&lab, "a", "b", BYTES);
+    assert!(
+        capped >= 0.9,
+        "1 MB at 8mbit took {capped:.3} s (unimpaired {free:.3} s)"
+    );
+
+    // This kernel has no netem: the error names it, and the rate limit stays in place.
+    let o = run(&[
+        "link", "impair", "--lab", "it-rate", "a:eth0", "--delay", "20ms",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("no `netem` qdisc") && t.contains("sch_netem") && t.contains("node `a`"),
+        "{t}"
+    );
+    let qdisc = Command::new("tc")
+        .args(["-n", "nslab.it-rate.a", "qdisc", "show", "dev", "eth0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&qdisc.stdout).contains("tbf"),
+        "the refused impairment removed the rate limit: {}",
+        text(&qdisc)
+    );
+    let o = run(&[
+        "link", "impair", "--lab", "it-rate", "a:eth0", "--jitter", "5ms",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("needs a --delay"), "{}", text(&o));
+
+    ok(&["link", "impair", "--lab", "it-rate", "a:eth0", "--clear"]);
+    let cleared = transfer(&lab, "a", "b", BYTES);
+    assert!(
+        cleared < capped,
+        "cleared {cleared:.3} s is not faster than capped {capped:.3} s"
+    );
+    eprintln!("1 MB: unimpaired {free:.3} s, at 8mbit {capped:.3} s, cleared {cleared:.3} s");
+    let acts: Vec<String> = events("it-rate").into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        acts,
+        ["impair", "impair-clear"],
+        "refused changes are not recorded"
+    );
+    lab.down();
+}
+
+#[test]
+fn a_stopped_node_keeps_its_links_and_comes_back_ready() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-node",
+        r#"
+nodes:
+  a:
+    processes:
+      - { name: web, cmd: "socat TCP-LISTEN:7002,fork,reuseaddr SYSTEM:'echo hi'", ready: { tcp: 7002 } }
+      - { name: after, cmd: "sleep 1000", depends_on: [web] }
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+"#,
+    );
+    lab.up();
+    let fetch = || {
+        let o = lab.exec(
+            "b",
+            &[
+                "sh",
+                "-c",
+                "socat -u TCP:a:7002,connect-timeout=2 - </dev/null",
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).trim() == "hi"
+    };
+    assert!(fetch());
+    let ps = || -> serde_json::Value {
+        serde_json::from_str(&ok(&["ps", "--json", "--lab", "it-node", "a"])).unwrap()
+    };
+    let pid_before = ps()[0]["processes"][0]["pid"].clone();
+
+    let said = ok(&["node", "stop", "--lab", "it-node", "a"]);
+    assert!(
+        said.contains("node-stop") && said.contains("2 process(es)"),
+        "{said}"
+    );
+    let procs = ps();
+    for p in procs[0]["processes"].as_array().unwrap() {
+        assert!(p["pid"].is_null(), "still running after stop: {p}");
+    }
+    // The namespaces and links stay: b's interface keeps its carrier and a still answers
+    // pings (the kernel does), but the service is gone.
+    assert_eq!(iface_state("it-node", "b", "eth0"), (true, true));
+    assert!(lab.ping("b", "a"));
+    assert!(!fetch(), "the service still answers after `node stop`");
+
+    let said = ok(&["node", "start", "--lab", "it-node", "a"]);
+    assert!(said.contains("node-start"), "{said}");
+    let procs = ps();
+    assert_eq!(procs[0]["processes"][0]["ready"], true, "{procs}");
+    assert_ne!(procs[0]["processes"][0]["pid"], pid_before);
+    assert!(fetch());
+
+    let said = ok(&["node", "restart", "--lab", "it-node", "a"]);
+    assert!(
+        said.contains("node-stop") && said.contains("node-start"),
+        "{said}"
+    );
+    assert!(fetch());
+    let o = run(&["node", "stop", "--lab", "it-node", "nope"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+
+    let acts: Vec<String> = events("it-node").into_iter().map(|e| e.0).collect();
+    assert_eq!(acts, ["node-stop", "node-start", "node-stop", "node-start"]);
+    lab.down();
+}
+
+/// (ethertype, IP protocol, ICMP type) of every frame in a pcap (Ethernet, µs, LE).
+fn icmp_types(pcap: &[u8]) -> Vec<u8> {
+    assert!(pcap.len() >= 24, "no pcap header");
+    assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "pcap magic");
+    assert_eq!(
+        u32::from_le_bytes(pcap[20..24].try_into().unwrap()),
+        1,
+        "Ethernet"
+    );
+    let mut types = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let frame = &pcap[at + 16..(at + 16 + caplen).min(pcap.len())];
+        at += 16 + caplen;
+        // IPv4 (0x0800), protocol 1 (ICMP), header length from IHL.
+        if frame.len() > 34 && frame[12..14] == [0x08, 0x00] && frame[23] == 1 {
+            let ihl = usize::from(frame[14] & 0x0f) * 4;
+            types.push(frame[14 + ihl]);
+        }
+    }
+    assert_eq!(at, pcap.len(), "records run to the end of the file");
+    types
+}
+
+/// Starts a capture and waits until its socket is open (it says so on stderr).
+fn start_capture(args: &[&str]) -> std::process::Child {
+    let mut child = nslab()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("capturing on"), "{line}");
+    child
+}
+
+#[test]
+fn a_capture_during_a_ping_holds_echo_requests_and_replies() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-cap",
+        "nodes: { a: {}, b: {} }\nlinks:\n  - [a:eth0, b:eth0]\n",
+    );
+    lab.up();
+    let dir = std::env::temp_dir().join("nslab-tests");
+    let file = dir.join("it-cap.pcap");
+    let file_s = file.to_str().unwrap();
+
+    // To a file, stopped by a count: the ping's two requests and two replies.
+    let mut child = start_capture(&[
+        "capture", "--lab", "it-cap", "b:eth0", "-w", file_s, "-c", "12",
+    ]);
+    // Ping until the capture has its twelve packets (ARP may take some of them).
+    let mut status = None;
+    for _ in 0..20 {
+        lab.exec("a", &["ping", "-c2", "-i0.2", "b"]);
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+    }
+    let status = match status {
+        Some(s) => s,
+        None => wait_or_kill(child).unwrap(),
+    };
+    assert!(status.success());
+    let pcap = std::fs::read(&file).unwrap();
+    let types = icmp_types(&pcap);
+    assert!(
+        types.contains(&8) && types.contains(&0),
+        "ICMP types {types:?}"
+    );
+
+    // tcpdump reads the file.
+    let td = Command::new("tcpdump")
+        .args(["-n", "-r", file_s])
+        .output()
+        .expect("tcpdump is installed (.ci/run installs it)");
+    assert!(td.status.success(), "{}", text(&td));
+    let shown = String::from_utf8_lossy(&td.stdout);
+    assert!(
+        shown.contains("ICMP echo request") && shown.contains("ICMP echo reply"),
+        "{shown}"
+    );
+
+    // To stdout, stopped by a duration: a pcap stream a pipe reader can parse.
+    let mut child = start_capture(&[
+        "capture",
+        "--lab",
+        "it-cap",
+        "a:eth0",
+        "-w",
+        "-",
+        "--duration",
+        "1500ms",
+    ]);
+    lab.exec("a", &["ping", "-c3", "-i0.2", "b"]);
+    let mut stream = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stream)
+        .unwrap();
+    assert!(wait_or_kill(child).unwrap().success());
+    let types = icmp_types(&stream);
+    assert_eq!(types.iter().filter(|t| **t == 8).count(), 3, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == 0).count(), 3, "{types:?}");
+
+    let acts: Vec<(String, String)> = events("it-cap");
+    assert_eq!(
+        acts,
+        [
+            ("capture".to_string(), "b:eth0".to_string()),
+            ("capture".to_string(), "a:eth0".to_string())
+        ]
+    );
+    let _ = std::fs::remove_file(&file);
+    lab.down();
+}
+
+const SCENARIO: &str = r#"
+nodes:
+  a: {}
+  b:
+    processes:
+      - { name: web, cmd: "socat TCP-LISTEN:7003,fork,reuseaddr SYSTEM:'echo hi'", ready: { tcp: 7003 } }
+links:
+  - [a:eth0, b:eth0]
+tests:
+  - reach: { from: a, to: b }
+  - link_down: a:eth0
+  - reach: { from: a, to: b, expect: fail, timeout: 2s, name: cut }
+  - link_up: a:eth0
+  - reach: { from: a, to: b, name: restored }
+  - impair: { link: b:eth0, rate: 10mbit, name: slow-b }
+  - impair: { link: b:eth0, clear: true }
+  - node_stop: b
+  - tcp: { from: a, to: "b:7003", expect: fail, timeout: 2s, name: service-gone }
+  - reach: { from: a, to: b, name: but-b-answers-pings }
+  - node_start: b
+  - tcp: { from: a, to: "b:7003", name: service-back }
+  - sleep: 100ms
+  - impair: { link: a:eth0, delay: 10ms, name: needs-netem }
+  - reach: { from: a, to: b, name: after-the-failed-step }
+"#;
+
+#[test]
+fn scenario_steps_run_in_order_between_checks_and_a_failed_step_stops_the_run() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-steps", SCENARIO);
+    let o = nslab()
+        .args(["test", "--json", "--keep"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let results = v["checks"].as_array().unwrap();
+    let status: Vec<(&str, &str, &str)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap(),
+                r["kind"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("1: reach a -> b", "reach", "pass"),
+            ("2: link_down a:eth0", "step", "pass"),
+            ("cut", "reach", "pass"),
+            ("4: link_up a:eth0", "step", "pass"),
+            ("restored", "reach", "pass"),
+            ("slow-b", "step", "pass"),
+            ("7: impair b:eth0 clear", "step", "pass"),
+            ("8: node_stop b", "step", "pass"),
+            ("service-gone", "tcp", "pass"),
+            ("but-b-answers-pings", "reach", "pass"),
+            ("11: node_start b", "step", "pass"),
+            ("service-back", "tcp", "pass"),
+            ("13: sleep 100ms", "step", "pass"),
+            ("needs-netem", "step", "fail"),
+            ("after-the-failed-step", "reach", "skipped"),
+        ]
+    );
+    let why = results[13]["reason"].as_str().unwrap();
+    assert!(why.contains("sch_netem"), "{why}");
+    let skipped = results[14]["reason"].as_str().unwrap();
+    assert!(
+        skipped.contains("the step `needs-netem` failed"),
+        "{skipped}"
+    );
+    // The steps are in the event log, like the same commands typed by hand.
+    let acts: Vec<String> = events("it-steps").into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        acts,
+        [
+            "link-down",
+            "link-up",
+            "impair",
+            "impair-clear",
+            "node-stop",
+            "node-start"
+        ]
+    );
+    lab.down();
+}
