@@ -523,3 +523,92 @@ fn labs_coming_and_going_in_parallel_never_trip_over_each_other() {
         w.join().expect("every up and down succeeded");
     }
 }
+
+#[test]
+fn down_then_up_at_once_works_while_the_kernel_frees_namespaces() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // A chain of 60 (the kernel frees 60 namespaces, their veths and a node's init in the
+    // background after `down`) with one full-isolation node running a process.
+    let mut yaml =
+        String::from("nodes:\n  svc: { processes: [{ name: p, cmd: \"sleep 1000\" }] }\n");
+    for i in 1..=60 {
+        yaml.push_str(&format!("  r{i}: {{ isolation: [net] }}\n"));
+    }
+    yaml.push_str("links:\n  - [svc:eth0, r1:eth9]\n");
+    for i in 1..60 {
+        yaml.push_str(&format!("  - [r{i}:eth1, r{}:eth0]\n", i + 1));
+    }
+    yaml.push_str("tests:\n  - reach: { from: r1, to: r2 }\n  - reach: { from: svc, to: r1 }\n");
+    let lab = Lab::new("it-relag", &yaml);
+    for round in 0..3 {
+        lab.up();
+        let o = nslab()
+            .args(["test", "--lab", "it-relag"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "round {round}: {}", text(&o));
+        lab.down();
+    }
+}
+
+/// Runs nslab under a pseudo-terminal (`script`), so stderr is a TTY; returns the output.
+fn on_a_terminal(args: &str, ci: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{} {args}", env!("CARGO_BIN_EXE_nslab")),
+        "/dev/null",
+    ]);
+    match ci {
+        Some(v) => cmd.env("CI", v),
+        None => cmd.env_remove("CI"),
+    };
+    let o = cmd.output().expect("script (bsdutils) runs");
+    assert!(o.status.success(), "{args}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_never_in_ci_or_with_quiet() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let mut yaml = String::from("nodes:\n");
+    for i in 1..=30 {
+        yaml.push_str(&format!("  r{i}: {{ isolation: [net] }}\n"));
+    }
+    yaml.push_str("links:\n");
+    for i in 1..30 {
+        yaml.push_str(&format!("  - [r{i}:eth1, r{}:eth0]\n", i + 1));
+    }
+    let lab = Lab::new("it-progress", &yaml);
+    let file = lab.file.display().to_string();
+    let up = on_a_terminal(&format!("up {file}"), None);
+    // The bar: the lab, the phase, steps done of the total, the kind of step.
+    assert!(up.contains("it-progress up"), "{up:?}");
+    let steps = up
+        .split("links (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no step count in {up:?}"));
+    assert!(up.contains(&format!("/{steps}")), "{up:?}");
+    assert!(up.contains("lab `it-progress` is up"), "{up:?}");
+    let down = on_a_terminal("down it-progress", None);
+    assert!(down.contains("it-progress delete namespaces"), "{down:?}");
+    for (args, ci) in [
+        (format!("up --quiet {file}"), None),
+        ("down -q it-progress".to_string(), None),
+        (format!("up {file}"), Some("true")),
+        ("down it-progress".to_string(), Some("true")),
+    ] {
+        let out = on_a_terminal(&args, ci);
+        assert!(
+            !out.contains('[') && out.lines().count() == 1,
+            "{args} (CI={ci:?}) printed more than its result: {out:?}"
+        );
+    }
+}

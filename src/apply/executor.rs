@@ -26,6 +26,8 @@ pub struct Options {
     pub fail_at: Option<StepId>,
     /// Test-only: each step waits this long first, so tests can interrupt a run midway.
     pub step_delay: Option<std::time::Duration>,
+    /// Told about every step done.
+    pub progress: Option<super::progress::Reporter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,7 @@ pub async fn execute<K: Kernel>(
     let (abort_tx, abort_rx) = watch::channel(false);
     let jobs = opts.jobs.max(1);
     let mut done = 0usize;
+    super::progress::phase(opts.progress.as_ref(), "up", n as u64);
 
     loop {
         while failure.is_none() && cancelled.is_none() && running.len() < jobs {
@@ -121,6 +124,7 @@ pub async fn execute<K: Kernel>(
             Some((i, result)) = running.next() => match result {
                 Ok(()) => {
                     done += 1;
+                    super::progress::advance(opts.progress.as_ref(), plan.steps[i].op.name());
                     for &d in &dependents[i] {
                         waiting[d] -= 1;
                         if waiting[d] == 0 {
@@ -309,6 +313,7 @@ routing: static
             jobs,
             fail_at,
             step_delay: None,
+            progress: None,
         };
         let r = rt.block_on(execute(
             plan,
@@ -424,6 +429,7 @@ routing: static
             jobs: 2,
             fail_at: None,
             step_delay: None,
+            progress: None,
         };
         let mut journal = |_: Entry| {
             Err(StateError::Io {
@@ -460,6 +466,7 @@ routing: static
                 jobs: 2,
                 fail_at: None,
                 step_delay: None,
+                progress: None,
             };
             let mut journal = |_: Entry| Ok(());
             let (r, ()) = tokio::join!(execute(&plan, &kernel, &mut journal, &opts, rx), stop);

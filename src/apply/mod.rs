@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod netlink;
 pub mod netns;
 pub mod nodes;
+pub mod progress;
 pub mod tc;
 mod teardown;
 
@@ -42,6 +43,8 @@ pub struct UpOptions {
     pub step_delay: Option<Duration>,
     /// The topology text, kept with the lab so `nslab test --lab` can run its checks.
     pub source: Option<String>,
+    /// Told about every step, and about the rollback's phases.
+    pub progress: Option<progress::Reporter>,
 }
 
 impl Default for UpOptions {
@@ -53,6 +56,7 @@ impl Default for UpOptions {
             fail_at: None,
             step_delay: None,
             source: None,
+            progress: None,
         }
     }
 }
@@ -224,12 +228,14 @@ pub async fn up_with(
         jobs: opts.jobs,
         fail_at,
         step_delay,
+        progress: opts.progress.clone(),
     };
     let mut record = |e: executor::Entry| match e {
         executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
         executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
     };
     let result = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
+    progress::finish(opts.progress.as_ref());
     let outcome = match result {
         Ok(()) => {
             let summary = LabSummary::of(t, &opts.file, started, now());
@@ -255,7 +261,7 @@ pub async fn up_with(
         // Roll back from the journal, the same path `down` takes.
         drop(journal);
         kernel.close_all();
-        match rollback(&lab, &dir, &kernel).await {
+        match rollback(&lab, &dir, &kernel, opts.progress.as_ref()).await {
             Ok(_) => lock.remove(),
             Err(rb) => eprintln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
         }
@@ -275,6 +281,14 @@ pub async fn up_with(
 /// Tears a lab down from its journal alone. Every object is attempted; all failures are
 /// reported together and the journal is kept until a run removes everything.
 pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
+    down_with(lab, None)
+}
+
+/// [`down`], telling `progress` about its phases.
+pub fn down_with(
+    lab: &str,
+    progress: Option<&progress::Reporter>,
+) -> Result<DownReport, ApplyError> {
     let start = Instant::now();
     let lock = lock(lab)?;
     let dir = LabDir::new(lab);
@@ -284,6 +298,7 @@ pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
     }
     let undos = teardown::undos(&dir)?;
     let split = teardown::split(&undos);
+    progress::phase(progress, "stop processes", split.nodes.len() as u64);
     let mut errors = teardown::stop_processes(lab, &split);
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
@@ -300,7 +315,8 @@ pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
         }));
     }
     errors.extend(teardown::remove_cgroups(lab, &split));
-    errors.extend(teardown::delete_namespaces(&split.namespaces));
+    errors.extend(teardown::delete_namespaces(&split.namespaces, progress));
+    progress::finish(progress);
     teardown::finish(lab, &dir, errors)?;
     lock.remove();
     Ok(DownReport {
@@ -310,7 +326,12 @@ pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
 }
 
 /// Rollback inside `up`: the same teardown as `down`, from the same journal.
-async fn rollback(lab: &str, dir: &LabDir, kernel: &NetlinkKernel) -> Result<usize, ApplyError> {
+async fn rollback(
+    lab: &str,
+    dir: &LabDir,
+    kernel: &NetlinkKernel,
+    progress: Option<&progress::Reporter>,
+) -> Result<usize, ApplyError> {
     let undos = teardown::undos(dir)?;
     let split = teardown::split(&undos);
     let mut errors = tokio::task::block_in_place(|| teardown::stop_processes(lab, &split));
@@ -318,9 +339,10 @@ async fn rollback(lab: &str, dir: &LabDir, kernel: &NetlinkKernel) -> Result<usi
     kernel.close_all();
     errors.extend(tokio::task::block_in_place(|| {
         let mut e = teardown::remove_cgroups(lab, &split);
-        e.extend(teardown::delete_namespaces(&split.namespaces));
+        e.extend(teardown::delete_namespaces(&split.namespaces, progress));
         e
     }));
+    progress::finish(progress);
     teardown::finish(lab, dir, errors)?;
     Ok(undos.len())
 }

@@ -3,9 +3,10 @@
 use super::{CliError, exit, lab_arg};
 use crate::apply;
 
-pub fn run(target: Option<&str>, lab: Option<&str>) -> Result<u8, CliError> {
+pub fn run(target: Option<&str>, lab: Option<&str>, quiet: bool) -> Result<u8, CliError> {
     let lab = lab_arg(target, lab)?;
-    let report = apply::down(&lab).map_err(CliError::Lab)?;
+    let progress = super::progress::reporter(&lab, quiet);
+    let report = apply::down_with(&lab, progress.as_ref()).map_err(CliError::Lab)?;
     println!(
         "lab `{lab}` is down: {} objects removed in {:.2} s",
         report.objects,

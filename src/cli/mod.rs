@@ -11,6 +11,7 @@ mod logs;
 mod ls;
 mod node;
 mod plan;
+mod progress;
 mod ps;
 mod shell;
 mod status;
@@ -98,6 +99,9 @@ pub enum Command {
         /// Steps in flight at once. The kernel state is the same for any value.
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
+        /// No progress bar (there is none anyway when stderr is not a terminal or CI=true).
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Tear a lab down, from its journal alone (the topology file may be gone or edited).
     ///
@@ -109,6 +113,9 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         lab: Option<String>,
+        /// No progress bar.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Show a running lab: each node, its interfaces, their state and addresses.
     ///
@@ -145,6 +152,9 @@ pub enum Command {
         json: bool,
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
+        /// No progress bar for up and down.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Open an interactive shell inside a node; the prompt shows the lab and the node.
     Shell {
@@ -419,8 +429,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             teardown,
         } => plan::run(&file, json, teardown),
         Command::Graph { file, format } => graph::run(&file, format),
-        Command::Up { file, jobs } => up::run(&file, jobs),
-        Command::Down { target, lab } => down::run(target.as_deref(), lab.as_deref()),
+        Command::Up { file, jobs, quiet } => up::run(&file, jobs, quiet),
+        Command::Down { target, lab, quiet } => down::run(target.as_deref(), lab.as_deref(), quiet),
         Command::Status { target, lab, json } => {
             status::run(target.as_deref(), lab.as_deref(), json)
         }
@@ -440,6 +450,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             junit,
             json,
             jobs,
+            quiet,
         } => test::run(test::Args {
             file: file.as_deref(),
             lab: lab.as_deref(),
@@ -447,6 +458,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             junit: junit.as_deref(),
             json,
             jobs,
+            quiet,
         }),
         Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
         Command::Link { action } => run_link(action),

@@ -19,6 +19,7 @@ pub struct Args<'a> {
     pub junit: Option<&'a Path>,
     pub json: bool,
     pub jobs: usize,
+    pub quiet: bool,
 }
 
 fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
@@ -85,6 +86,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         let p = plan::plan(t);
         let opts = UpOptions {
             jobs: a.jobs,
+            progress: super::progress::reporter(&t.lab, a.quiet),
             file: std::path::absolute(&name)
                 .map(|p| p.display().to_string())
                 .unwrap_or(name.clone()),
@@ -135,7 +137,8 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     });
     // Whatever happened, the lab goes down (unless asked to keep it).
     let teardown = if bring_up && !a.keep {
-        Some(apply::down(&t.lab))
+        let progress = super::progress::reporter(&t.lab, a.quiet);
+        Some(apply::down_with(&t.lab, progress.as_ref()))
     } else {
         None
     };

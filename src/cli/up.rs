@@ -6,7 +6,7 @@ use super::{CliError, compile_checked, exit};
 use crate::apply::{self, UpOptions};
 use crate::plan;
 
-pub fn run(file: &Path, jobs: usize) -> Result<u8, CliError> {
+pub fn run(file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
     let c = compile_checked(file)?;
     let t = &c.topology;
     let p = plan::plan(t);
@@ -18,6 +18,7 @@ pub fn run(file: &Path, jobs: usize) -> Result<u8, CliError> {
             .to_string(),
         handle_signals: true,
         source: Some(c.warnings.source.clone()),
+        progress: super::progress::reporter(&t.lab, quiet),
         ..UpOptions::default()
     };
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;

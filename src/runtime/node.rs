@@ -151,6 +151,7 @@ pub async fn start_node(
         jobs: 8,
         fail_at: None,
         step_delay: None,
+        progress: None,
     };
     let mut journal = |_: executor::Entry| Ok(());
     match executor::execute(&plan, kernel, &mut journal, &opts, crate::apply::never()).await {
