@@ -772,3 +772,42 @@ nodes:
     });
     lab.down();
 }
+
+#[test]
+fn a_restart_first_removes_what_the_old_instance_left_in_its_group() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // A daemon under a shell that stays its parent (what a string `cmd` may give): the pid
+    // `nslab ps` shows is the shell's. Killing it must not leave the old daemon behind
+    // holding its port or pid file while a second one starts.
+    let lab = Lab::new(
+        "it-group",
+        "nodes:\n  a:\n    processes:\n      - { name: d, cmd: \"sleep 1000 & echo $! > /run/child.pid; wait\", restart: always }\n",
+    );
+    lab.up();
+    let shell = ps_json(&lab)[0]["processes"][0]["pid"].as_i64().unwrap();
+    wait_for("the child's pid file", || {
+        lab.exec("a", &["test", "-s", "/run/child.pid"])
+            .status
+            .success()
+    });
+    let child = out(&lab.exec("a", &["cat", "/run/child.pid"]));
+    assert_ne!(child, shell.to_string(), "the shown pid is the shell's");
+    assert!(lab.exec("a", &["kill", "-0", &child]).status.success());
+    assert!(
+        lab.exec("a", &["kill", "-9", &shell.to_string()])
+            .status
+            .success()
+    );
+    wait_for("the restart", || {
+        let p = &ps_json(&lab)[0]["processes"][0];
+        p["restarts"] == 1 && p["state"] == "running"
+    });
+    // The old child is gone: not running and not a zombie (the init reaped it).
+    wait_for("the old child to go", || {
+        !lab.exec("a", &["kill", "-0", &child]).status.success()
+    });
+    lab.down();
+}

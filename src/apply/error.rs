@@ -170,7 +170,7 @@ pub fn object_of(op: &Op) -> String {
         Op::WriteHosts { .. } => "the lab's hosts file".into(),
         Op::CreateCgroup { node, .. } => format!("cgroup of node {node}"),
         Op::StartNode { start, .. } => format!("init of node {}", start.node),
-        Op::StartProcess { process, .. } => format!("process `{process}`"),
+        Op::StartProcess { process, .. } => format!("`{process}`"),
         Op::RunExec { argv, .. } => format!("`{}`", argv.join(" ")),
     }
 }

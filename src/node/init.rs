@@ -348,7 +348,7 @@ impl Init {
                 unsafe { libc::kill(-pid, libc::SIGTERM) };
             }
         }
-        signal_descendants(libc::SIGTERM);
+        signal_descendants(libc::SIGTERM, None);
     }
 
     fn continue_halt(&mut self, now: Instant) {
@@ -365,7 +365,7 @@ impl Init {
                 p.next_probe = None;
             }
         } else if now >= deadline && !killed {
-            signal_descendants(libc::SIGKILL);
+            signal_descendants(libc::SIGKILL, None);
             self.halting = Some((deadline, true));
         }
     }
@@ -403,6 +403,10 @@ impl Init {
                             RestartPolicy::Never => false,
                         };
                     if again {
+                        // What the old instance left in its group (a daemon under a
+                        // `sh -c`, a worker) would hold the new one's pid file and
+                        // ports: it goes first, as systemd does before a restart.
+                        signal_descendants(libc::SIGKILL, Some(pid));
                         // Back off exponentially; a process that ran 10 s starts over.
                         let ran = p.started.map(|s| s.elapsed()).unwrap_or_default();
                         p.backoff = if ran > Duration::from_secs(10) {
@@ -511,13 +515,15 @@ impl Init {
 
 /// Signals every process descending from the init (its children and theirs; a daemon
 /// whose parent died was reparented to the init, so it is found too), but not commands
-/// entered from outside with `nslab exec`, whose parent is not the init.
-fn signal_descendants(sig: libc::c_int) {
+/// entered from outside with `nslab exec`, whose parent is not the init. With `group`,
+/// only those in that process group.
+fn signal_descendants(sig: libc::c_int, group: Option<i32>) {
     let me = std::process::id() as i32;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
-    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    // (pid, ppid, pgrp) of every process.
+    let mut procs: Vec<(i32, i32, i32)> = Vec::new();
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
@@ -525,12 +531,14 @@ fn signal_descendants(sig: libc::c_int) {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let ppid = stat
+        let mut fields = stat
             .rfind(')')
-            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok());
-        if let Some(ppid) = ppid {
-            parent_of.push((pid, ppid));
+            .map(|i| stat[i + 2..].split_whitespace().skip(1))
+            .into_iter()
+            .flatten()
+            .map(|f| f.parse::<i32>().ok());
+        if let (Some(Some(ppid)), Some(Some(pgrp))) = (fields.next(), fields.next()) {
+            procs.push((pid, ppid, pgrp));
         }
     }
     let mut found = vec![me];
@@ -538,16 +546,21 @@ fn signal_descendants(sig: libc::c_int) {
     while i < found.len() {
         let parent = found[i];
         found.extend(
-            parent_of
+            procs
                 .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
+                .filter(|(_, pp, _)| *pp == parent)
+                .map(|(p, _, _)| *p),
         );
         i += 1;
     }
     for pid in found.into_iter().skip(1) {
-        // SAFETY: signalling a process descending from this init.
-        unsafe { libc::kill(pid, sig) };
+        let in_group = procs
+            .iter()
+            .any(|(p, _, g)| *p == pid && group.is_none_or(|want| *g == want));
+        if in_group {
+            // SAFETY: signalling a process descending from this init.
+            unsafe { libc::kill(pid, sig) };
+        }
     }
 }
 
