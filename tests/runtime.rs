@@ -445,6 +445,8 @@ tests:
   - reach: { from: a, to: b, name: but-b-answers-pings }
   - node_start: b
   - tcp: { from: a, to: "b:7003", name: service-back }
+  - node_restart: b
+  - tcp: { from: a, to: "b:7003", name: service-after-restart }
   - sleep: 100ms
   - impair: { link: a:eth0, delay: 10ms, name: needs-netem }
   - reach: { from: a, to: b, name: after-the-failed-step }
@@ -490,14 +492,16 @@ fn scenario_steps_run_in_order_between_checks_and_a_failed_step_stops_the_run() 
             ("but-b-answers-pings", "reach", "pass"),
             ("11: node_start b", "step", "pass"),
             ("service-back", "tcp", "pass"),
-            ("13: sleep 100ms", "step", "pass"),
+            ("13: node_restart b", "step", "pass"),
+            ("service-after-restart", "tcp", "pass"),
+            ("15: sleep 100ms", "step", "pass"),
             ("needs-netem", "step", "fail"),
             ("after-the-failed-step", "reach", "skipped"),
         ]
     );
-    let why = results[13]["reason"].as_str().unwrap();
+    let why = results[15]["reason"].as_str().unwrap();
     assert!(why.contains("sch_netem"), "{why}");
-    let skipped = results[14]["reason"].as_str().unwrap();
+    let skipped = results[16]["reason"].as_str().unwrap();
     assert!(
         skipped.contains("the step `needs-netem` failed"),
         "{skipped}"
@@ -511,6 +515,8 @@ fn scenario_steps_run_in_order_between_checks_and_a_failed_step_stops_the_run() 
             "link-up",
             "impair",
             "impair-clear",
+            "node-stop",
+            "node-start",
             "node-stop",
             "node-start"
         ]

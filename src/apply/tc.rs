@@ -204,4 +204,90 @@ mod tests {
         let loss = u32::from_ne_bytes(buf[12..16].try_into().unwrap());
         assert_eq!(loss, u32::MAX / 2 + 1);
     }
+
+    /// The nested attributes after netem's 24-byte `tc_netem_qopt`: (type, payload).
+    fn nested(buf: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut at = 24;
+        while at + 4 <= buf.len() {
+            let len = usize::from(u16::from_ne_bytes([buf[at], buf[at + 1]]));
+            let kind = u16::from_ne_bytes([buf[at + 2], buf[at + 3]]);
+            out.push((kind, buf[at + 4..at + len].to_vec()));
+            at += len.next_multiple_of(4);
+        }
+        assert_eq!(at, buf.len(), "attributes fill the payload exactly");
+        out
+    }
+
+    #[test]
+    fn netem_message_carries_every_impairment_the_way_the_kernel_reads_it() {
+        let imp = RawImpair {
+            delay: Some(std::time::Duration::from_millis(20)),
+            jitter: Some(std::time::Duration::from_millis(5)),
+            loss: Some(0.01),
+            duplicate: Some(0.005),
+            corrupt: Some(0.001),
+            reorder: Some(0.25),
+            rate: Some(10_000_000),
+            ..Default::default()
+        };
+        let m = netem(7, &imp);
+        assert_eq!(m.header.index, 7);
+        assert_eq!(m.header.parent, TcHandle::ROOT);
+        assert_eq!(m.header.handle, TcHandle { major: 0, minor: 0 });
+        let TcAttribute::Other(opt) = &m.attributes[1] else {
+            panic!("netem options are raw")
+        };
+        use rtnetlink::packet_core::{Emitable, Nla};
+        assert_eq!(opt.kind(), 2, "TCA_OPTIONS");
+        let mut buf = vec![0u8; opt.value_len()];
+        opt.emit_value(&mut buf);
+        let word = |i: usize| u32::from_ne_bytes(buf[i * 4..i * 4 + 4].try_into().unwrap());
+        // tc_netem_qopt: latency, limit, loss, gap, duplicate, jitter.
+        assert_eq!(u64::from(word(0)), 20_000_000 / PSCHED_NS);
+        assert_eq!(word(1), 1000);
+        assert_eq!(word(2), prob(0.01));
+        assert_eq!(word(3), 0);
+        assert_eq!(word(4), prob(0.005));
+        assert_eq!(u64::from(word(5)), 5_000_000 / PSCHED_NS);
+        let attrs = nested(&buf);
+        let get = |kind: u16| {
+            attrs
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| panic!("attribute {kind} missing: {attrs:?}"))
+        };
+        let u32_at = |p: &[u8], i: usize| u32::from_ne_bytes(p[i..i + 4].try_into().unwrap());
+        assert_eq!(get(TCA_NETEM_CORR), vec![0u8; 12]);
+        assert_eq!(u32_at(&get(TCA_NETEM_REORDER), 0), prob(0.25));
+        assert_eq!(u32_at(&get(TCA_NETEM_CORRUPT), 0), prob(0.001));
+        let rate = get(TCA_NETEM_RATE);
+        assert_eq!(rate.len(), 16);
+        assert_eq!(u32_at(&rate, 0), 10_000_000 / 8, "bytes per second");
+        let ns = |p: Vec<u8>| i64::from_ne_bytes(p.try_into().unwrap());
+        assert_eq!(ns(get(TCA_NETEM_LATENCY64)), 20_000_000);
+        assert_eq!(ns(get(TCA_NETEM_JITTER64)), 5_000_000);
+        assert!(
+            !attrs.iter().any(|(k, _)| *k == TCA_NETEM_RATE64),
+            "10mbit fits in 32 bits"
+        );
+        // Above 4 GB/s the rate needs its 64-bit attribute too.
+        let fast = RawImpair {
+            delay: Some(std::time::Duration::from_millis(1)),
+            rate: Some(40_000_000_000),
+            ..Default::default()
+        };
+        let TcAttribute::Other(opt) = &netem(7, &fast).attributes[1] else {
+            panic!()
+        };
+        let mut buf = vec![0u8; opt.value_len()];
+        opt.emit_value(&mut buf);
+        let attrs = nested(&buf);
+        let r64 = attrs.iter().find(|(k, _)| *k == TCA_NETEM_RATE64).unwrap();
+        assert_eq!(
+            u64::from_ne_bytes(r64.1.clone().try_into().unwrap()),
+            5_000_000_000
+        );
+    }
 }
