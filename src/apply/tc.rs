@@ -238,7 +238,7 @@ mod tests {
         let TcAttribute::Other(opt) = &m.attributes[1] else {
             panic!("netem options are raw")
         };
-        use rtnetlink::packet_core::{Emitable, Nla};
+        use rtnetlink::packet_core::Nla;
         assert_eq!(opt.kind(), 2, "TCA_OPTIONS");
         let mut buf = vec![0u8; opt.value_len()];
         opt.emit_value(&mut buf);
