@@ -236,12 +236,18 @@ nodes:
     processes:
       - { name: web, cmd: "socat TCP-LISTEN:7002,fork,reuseaddr SYSTEM:'echo hi'", ready: { tcp: 7002 } }
       - { name: after, cmd: "sleep 1000", depends_on: [web] }
+    exec: ["sh -c 'echo configured >> /run/exec.log'"]
   b: {}
 links:
   - [a:eth0, b:eth0]
 "#,
     );
     lab.up();
+    let exec_runs = || {
+        let o = lab.exec("a", &["cat", "/run/exec.log"]);
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    assert_eq!(exec_runs(), 1);
     let fetch = || {
         let o = lab.exec(
             "b",
@@ -281,17 +287,54 @@ links:
     assert_ne!(procs[0]["processes"][0]["pid"], pid_before);
     assert!(fetch());
 
+    // The node's exec commands ran again after its processes, as at `up`.
+    assert_eq!(exec_runs(), 2, "exec commands re-run at start");
+
     let said = ok(&["node", "restart", "--lab", "it-node", "a"]);
     assert!(
         said.contains("node-stop") && said.contains("node-start"),
         "{said}"
     );
     assert!(fetch());
+    assert_eq!(exec_runs(), 3);
+
+    // A crashed process with no restart policy: `node start` brings it back (and leaves
+    // the running one alone).
+    let after = |v: &serde_json::Value| v[0]["processes"][1].clone();
+    let pid = after(&ps())["pid"].as_i64().unwrap();
+    assert!(
+        lab.exec("a", &["kill", "-9", &pid.to_string()])
+            .status
+            .success()
+    );
+    wait_for("`after` to be seen dead", || {
+        after(&ps())["state"] == "exited"
+    });
+    let web_pid = ps()[0]["processes"][0]["pid"].clone();
+    let said = ok(&["node", "start", "--lab", "it-node", "a"]);
+    assert!(said.contains("1 process(es) started"), "{said}");
+    assert_eq!(after(&ps())["state"], "running");
+    assert_eq!(ps()[0]["processes"][0]["pid"], web_pid, "web was restarted");
+    // On a node where everything runs, `start` does nothing (exec commands included).
+    let runs = exec_runs();
+    let said = ok(&["node", "start", "--lab", "it-node", "a"]);
+    assert!(said.contains("already running"), "{said}");
+    assert_eq!(exec_runs(), runs);
     let o = run(&["node", "stop", "--lab", "it-node", "nope"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 
     let acts: Vec<String> = events("it-node").into_iter().map(|e| e.0).collect();
-    assert_eq!(acts, ["node-stop", "node-start", "node-stop", "node-start"]);
+    assert_eq!(
+        acts,
+        [
+            "node-stop",
+            "node-start",
+            "node-stop",
+            "node-start",
+            "node-start",
+            "node-start"
+        ]
+    );
     lab.down();
 }
 
@@ -318,6 +361,34 @@ fn icmp_types(pcap: &[u8]) -> Vec<u8> {
     }
     assert_eq!(at, pcap.len(), "records run to the end of the file");
     types
+}
+
+/// Captures `target` of lab it-cap to stdout for `duration` while `during` runs; the
+/// capture must end by itself, successfully.
+fn capture_while(target: &str, duration: &str, during: impl FnOnce()) -> Vec<u8> {
+    let mut child = start_capture(&[
+        "capture",
+        "--lab",
+        "it-cap",
+        target,
+        "-w",
+        "-",
+        "--duration",
+        duration,
+    ]);
+    during();
+    let mut stream = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stream)
+        .unwrap();
+    assert!(
+        wait_or_kill(child).unwrap().success(),
+        "the capture on {target} failed"
+    );
+    stream
 }
 
 /// Starts a capture and waits until its socket is open (it says so on stderr).
@@ -389,35 +460,40 @@ fn a_capture_during_a_ping_holds_echo_requests_and_replies() {
     );
 
     // To stdout, stopped by a duration: a pcap stream a pipe reader can parse.
-    let mut child = start_capture(&[
-        "capture",
-        "--lab",
-        "it-cap",
-        "a:eth0",
-        "-w",
-        "-",
-        "--duration",
-        "1500ms",
-    ]);
-    lab.exec("a", &["ping", "-c3", "-i0.2", "b"]);
-    let mut stream = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stream)
-        .unwrap();
-    assert!(wait_or_kill(child).unwrap().success());
+    let stream = capture_while("a:eth0", "1500ms", || {
+        lab.exec("a", &["ping", "-c3", "-i0.2", "b"]);
+    });
     let types = icmp_types(&stream);
     assert_eq!(types.iter().filter(|t| **t == 8).count(), 3, "{types:?}");
     assert_eq!(types.iter().filter(|t| **t == 0).count(), 3, "{types:?}");
 
-    let acts: Vec<(String, String)> = events("it-cap");
+    // Loopback: each packet once, not once leaving and once arriving.
+    let stream = capture_while("a:lo", "1500ms", || {
+        lab.exec("a", &["ping", "-c2", "-i0.2", "127.0.0.1"]);
+    });
+    let types = icmp_types(&stream);
+    assert_eq!(types, [8, 0, 8, 0], "lo: {types:?}");
+
+    // The link goes down and up under a running capture: it carries on.
+    let stream = capture_while("b:eth0", "3s", || {
+        ok(&["link", "down", "--lab", "it-cap", "a:eth0"]);
+        ok(&["link", "up", "--lab", "it-cap", "a:eth0"]);
+        wait_for("the link to carry pings again", || lab.ping("a", "b"));
+    });
+    let types = icmp_types(&stream);
+    assert!(types.contains(&8) && types.contains(&0), "{types:?}");
+
+    let acts: Vec<(String, String)> = events("it-cap")
+        .into_iter()
+        .filter(|e| e.0 == "capture")
+        .collect();
     assert_eq!(
         acts,
         [
             ("capture".to_string(), "b:eth0".to_string()),
-            ("capture".to_string(), "a:eth0".to_string())
+            ("capture".to_string(), "a:eth0".to_string()),
+            ("capture".to_string(), "a:lo".to_string()),
+            ("capture".to_string(), "b:eth0".to_string())
         ]
     );
     let _ = std::fs::remove_file(&file);
@@ -521,5 +597,49 @@ fn scenario_steps_run_in_order_between_checks_and_a_failed_step_stops_the_run() 
             "node-start"
         ]
     );
+    lab.down();
+}
+
+#[test]
+fn a_link_flap_brings_back_addresses_and_static_routes_on_both_families() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // Setting an interface down drops its routes and (by default) its IPv6 addresses;
+    // `link up` must bring the lab's own back, or static labs stay broken after a flap.
+    let lab = Lab::new(
+        "it-flap",
+        r#"
+addressing:
+  ipv6: fd00:f1::/48
+routing: static
+nodes:
+  a: { loopback: auto }
+  b: { loopback: auto }
+  c: { loopback: auto }
+links:
+  - [a:eth1, b:eth1]
+  - [b:eth2, c:eth1]
+tests:
+  - reach: { from: a, to: c, family: both }
+  - route: { node: a, to: 10.0.0.3/32, via: b }
+"#,
+    );
+    lab.up();
+    let check = || nslab().args(["test", "--lab", "it-flap"]).output().unwrap();
+    let o = check();
+    assert!(o.status.success(), "{}", text(&o));
+    for (target, one_side) in [("b:eth1", false), ("a:eth1", true), ("c:eth1", false)] {
+        let mut args = vec!["link", "down", "--lab", "it-flap", target];
+        if one_side {
+            args.push("--one-side");
+        }
+        ok(&args);
+        args[1] = "up";
+        ok(&args);
+        let o = check();
+        assert!(o.status.success(), "after flapping {target}: {}", text(&o));
+    }
     lab.down();
 }

@@ -203,6 +203,8 @@ pub async fn up_with(
         return Err(ApplyError::ForeignNetns { lab, names: taken });
     }
     dir.create()?;
+    // A capture that outlived the lab's last `down` may have left its event behind.
+    let _ = std::fs::remove_file(dir.events_path());
     let mut journal = Journal::create(&dir.journal_path())?;
     let started = now();
     journal.append(&Record::Begin {

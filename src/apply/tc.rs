@@ -108,27 +108,24 @@ pub fn netem(ifindex: u32, imp: &RawImpair) -> TcMessage {
             buf.push(0);
         }
     };
+    // Reorder, corrupt and rate go out even when unset (as zeros): netem changed in place
+    // keeps the old value of any attribute that is missing, so a new impairment without
+    // them would inherit the previous one's.
     nla(&mut qopt, TCA_NETEM_CORR, &[0u8; 12]);
-    if let Some(r) = imp.reorder {
-        let mut p = prob(r).to_ne_bytes().to_vec();
-        p.extend_from_slice(&0u32.to_ne_bytes());
-        nla(&mut qopt, TCA_NETEM_REORDER, &p);
-    }
-    if let Some(c) = imp.corrupt {
-        let mut p = prob(c).to_ne_bytes().to_vec();
-        p.extend_from_slice(&0u32.to_ne_bytes());
-        nla(&mut qopt, TCA_NETEM_CORRUPT, &p);
-    }
-    if let Some(rate_bits) = imp.rate {
-        let rate = rate_bits / 8;
-        let mut p = (rate.min(u64::from(u32::MAX)) as u32)
-            .to_ne_bytes()
-            .to_vec();
-        p.extend_from_slice(&[0u8; 12]); // packet_overhead, cell_size, cell_overhead
-        nla(&mut qopt, TCA_NETEM_RATE, &p);
-        if rate > u64::from(u32::MAX) {
-            nla(&mut qopt, TCA_NETEM_RATE64, &rate.to_ne_bytes());
-        }
+    let mut p = prob(imp.reorder.unwrap_or(0.0)).to_ne_bytes().to_vec();
+    p.extend_from_slice(&0u32.to_ne_bytes());
+    nla(&mut qopt, TCA_NETEM_REORDER, &p);
+    let mut p = prob(imp.corrupt.unwrap_or(0.0)).to_ne_bytes().to_vec();
+    p.extend_from_slice(&0u32.to_ne_bytes());
+    nla(&mut qopt, TCA_NETEM_CORRUPT, &p);
+    let rate = imp.rate.unwrap_or(0) / 8;
+    let mut p = (rate.min(u64::from(u32::MAX)) as u32)
+        .to_ne_bytes()
+        .to_vec();
+    p.extend_from_slice(&[0u8; 12]); // packet_overhead, cell_size, cell_overhead
+    nla(&mut qopt, TCA_NETEM_RATE, &p);
+    if rate > u64::from(u32::MAX) {
+        nla(&mut qopt, TCA_NETEM_RATE64, &rate.to_ne_bytes());
     }
     if delay_ns > 0 {
         nla(
@@ -203,6 +200,12 @@ mod tests {
         assert_eq!(u64::from(latency), 10_000_000 / PSCHED_NS);
         let loss = u32::from_ne_bytes(buf[12..16].try_into().unwrap());
         assert_eq!(loss, u32::MAX / 2 + 1);
+        // What is not set goes out as zero, so a change in place clears it.
+        let attrs = nested(&buf[4..]);
+        for kind in [TCA_NETEM_REORDER, TCA_NETEM_CORRUPT, TCA_NETEM_RATE] {
+            let (_, p) = attrs.iter().find(|(k, _)| *k == kind).unwrap();
+            assert!(p.iter().all(|b| *b == 0), "attribute {kind}: {p:?}");
+        }
     }
 
     /// The nested attributes after netem's 24-byte `tc_netem_qopt`: (type, payload).

@@ -61,6 +61,14 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         "{} packet(s), {} byte(s) to {}",
         stats.packets, stats.bytes, a.write
     );
+    // A lab taken down meanwhile gets no event log back.
+    if LiveLab::open(&lab).is_err() {
+        eprintln!(
+            "nslab: capture on {} ended: {detail} (lab `{lab}` is down)",
+            a.target
+        );
+        return Ok(exit::OK);
+    }
     let event = events::record(&lab, "capture", a.target, &detail).map_err(RuntimeError::from)?;
     eprintln!("{}", super::event_line(&event));
     Ok(exit::OK)

@@ -58,6 +58,8 @@ pub fn run(
     one_side: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(None, lab)?;
+    // A lab that is not up gets no lock file.
+    LiveLab::open(&lab)?;
     let _lock = super::lock_lab(&lab)?;
     let live = LiveLab::open(&lab)?;
     let rt = crate::apply::runtime()?;

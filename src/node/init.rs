@@ -122,8 +122,8 @@ struct Init {
     procs: Vec<Proc>,
     pid1: bool,
     stopping: Option<Instant>,
-    /// A halt's deadline, and whether SIGKILL went out at it.
-    halting: Option<(Instant, bool)>,
+    /// While halting: when to send SIGKILL (the grace's end, then every 100 ms).
+    halting: Option<Instant>,
     /// When to give back start-up pages again after activity (see [`trim_memory`]).
     trim_at: Option<Instant>,
 }
@@ -265,7 +265,11 @@ impl Init {
             (Some("start"), Some(name)) => {
                 match self.procs.iter().position(|p| p.spec.name == name) {
                     Some(i) => {
-                        if !self.procs[i].requested {
+                        let p = &self.procs[i];
+                        // Not asked for yet, or it died and nothing will restart it (a
+                        // crash under `restart: never`); a completed one-shot stays done.
+                        let dead = p.pid.is_none() && p.next_start.is_none() && !p.completed();
+                        if !p.requested || dead {
                             self.procs[i].requested = true;
                             self.start(i);
                         }
@@ -335,7 +339,7 @@ impl Init {
         if self.stopping.is_some() || self.halting.is_some() {
             return;
         }
-        self.halting = Some((Instant::now() + self.grace(), false));
+        self.halting = Some(Instant::now() + self.grace());
         for p in &mut self.procs {
             p.requested = false;
             p.next_start = None;
@@ -352,7 +356,7 @@ impl Init {
     }
 
     fn continue_halt(&mut self, now: Instant) {
-        let Some((deadline, killed)) = self.halting else {
+        let Some(deadline) = self.halting else {
             return;
         };
         if self.all_stopped() {
@@ -364,9 +368,11 @@ impl Init {
                 p.was_ready = false;
                 p.next_probe = None;
             }
-        } else if now >= deadline && !killed {
+        } else if now >= deadline {
+            // Again every 100 ms: a child forked between the /proc scan and the kill
+            // escapes one pass, but not the next.
             signal_descendants(libc::SIGKILL, None);
-            self.halting = Some((deadline, true));
+            self.halting = Some(now + Duration::from_millis(100));
         }
     }
 
@@ -470,7 +476,7 @@ impl Init {
 
     fn next_timer(&self) -> Option<Instant> {
         let mut t: Option<Instant> = self.stopping;
-        if let Some((d, false)) = self.halting {
+        if let Some(d) = self.halting {
             t = Some(t.map_or(d, |x| x.min(d)));
         }
         if let Some(c) = self.trim_at {
@@ -763,7 +769,10 @@ fn run(cfg: NodeConfig) -> ! {
                 init.start(i);
             }
         }
-        init.probe(now);
+        // No probes while halting: a new one would be a child the halt waits for.
+        if init.halting.is_none() {
+            init.probe(now);
+        }
         // Once things are quiet again, give back the pages the activity faulted in.
         if init.trim_at.is_some_and(|t| t <= now) {
             let quiet = init

@@ -163,24 +163,37 @@ pub fn run(
         if n == 0 {
             continue;
         }
-        // SAFETY: recv into our buffer; MSG_TRUNC returns the frame's real length.
+        // SAFETY: recvfrom into our buffer and an address of the right size; MSG_TRUNC
+        // returns the frame's real length.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
         let len = unsafe {
-            libc::recv(
+            libc::recvfrom(
                 fd.as_raw_fd(),
                 buf.as_mut_ptr() as *mut libc::c_void,
                 buf.len(),
                 libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+                &mut from as *mut _ as *mut libc::sockaddr,
+                &mut from_len,
             )
         };
         if len < 0 {
             let e = io::Error::last_os_error();
+            // ENETDOWN: the interface went down (`nslab link down`); the capture goes on
+            // and sees the traffic again when it comes back up.
             if matches!(
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) {
+            ) || e.raw_os_error() == Some(libc::ENETDOWN)
+            {
                 continue;
             }
             return Err(e);
+        }
+        // On loopback every packet is seen leaving and arriving: keep one copy, as
+        // libpcap does.
+        if from.sll_ifindex == 1 && from.sll_pkttype == libc::PACKET_OUTGOING {
+            continue;
         }
         let len = len as usize;
         let at = SystemTime::now()

@@ -105,8 +105,52 @@ pub async fn set_link(
             .await
             .map_err(|s| failed(live, e, op.name(), s))?;
     }
+    if up {
+        restore_addresses_and_routes(kernel, live, &ends).await?;
+    }
     let action = if up { "link-up" } else { "link-down" };
     Ok(events::record(&live.lab, action, target, &which(&ends))?)
+}
+
+/// Setting an interface down makes the kernel drop the routes through it, and (by default)
+/// its IPv6 addresses; setting it up brings back neither. So the lab's own steps for them
+/// run again from the stored plan, for the nodes at the link's ends: addresses on the
+/// interface, and the node's routes (those that survived answer EEXIST, which is fine).
+async fn restore_addresses_and_routes(
+    kernel: &NetlinkKernel,
+    live: &LiveLab,
+    ends: &[End],
+) -> Result<(), RuntimeError> {
+    let nodes: Vec<&End> = ends
+        .iter()
+        .filter(|e| !e.label.starts_with("bridge "))
+        .collect();
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let Some(plan) = super::stored_plan(live) else {
+        return Ok(());
+    };
+    // Addresses first: routes need their gateways on a connected subnet.
+    for pass in [true, false] {
+        for step in &plan.steps {
+            let hit = match &step.op {
+                Op::AddAddress { netns, ifindex, .. } if pass => nodes
+                    .iter()
+                    .find(|e| **netns == *e.netns && *ifindex == e.ifindex),
+                Op::AddRoute { netns, .. } if !pass => nodes.iter().find(|e| **netns == *e.netns),
+                _ => None,
+            };
+            let Some(e) = hit else { continue };
+            match kernel.apply(&step.op).await {
+                Err(err) if err.errno() != Some(libc::EEXIST) => {
+                    return Err(failed(live, e, step.op.name(), err));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What an impairment sets, in words (for the event log).
@@ -125,7 +169,10 @@ fn describe(i: &RawImpair) -> String {
         ("reorder", i.reorder),
     ] {
         if let Some(v) = v {
-            parts.push(format!("{name} {}%", v * 100.0));
+            // 0.07 * 100 is 7.000000000000001: round to what a user can type.
+            let pct = format!("{:.4}", v * 100.0);
+            let pct = pct.trim_end_matches('0').trim_end_matches('.');
+            parts.push(format!("{name} {pct}%"));
         }
     }
     if let Some(r) = i.rate {
@@ -260,5 +307,12 @@ mod tests {
         };
         assert!(validate_impair(&rate).is_ok());
         assert_eq!(describe(&rate), "rate 1mbit");
+        let loss = RawImpair {
+            delay: Some(std::time::Duration::from_millis(20)),
+            loss: Some(0.07),
+            duplicate: Some(0.00125),
+            ..Default::default()
+        };
+        assert_eq!(describe(&loss), "delay 20ms, loss 7%, duplicate 0.125%");
     }
 }

@@ -13,7 +13,6 @@ use crate::apply::netlink::NetlinkKernel;
 use crate::node::control;
 use crate::node::{NodePaths, enter};
 use crate::plan::{Op, Plan, Step};
-use crate::state::LabDir;
 
 fn node_error(live: &LiveLab, node: &str, msg: impl Into<String>) -> RuntimeError {
     RuntimeError::Node {
@@ -80,21 +79,18 @@ pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, Runt
     )?)
 }
 
-/// The node's start-process steps from the lab's plan, renumbered, with the dependencies
-/// among them (other nodes' processes are running already).
+/// The node's start-process and exec steps from the lab's plan, renumbered, with the
+/// dependencies among them (other nodes' processes are running already).
 fn start_plan(live: &LiveLab, node: &str) -> Option<Plan> {
-    let dir = LabDir::new(&live.lab);
-    let source = std::fs::read_to_string(dir.source_path()).ok()?;
-    let file = Path::new(&live.summary.file);
-    let base = file.parent().unwrap_or(Path::new("/"));
-    let compiled = crate::compile_str(&source, &live.summary.file, base).ok()?;
-    let full = crate::plan::plan(&compiled.topology);
+    let full = super::stored_plan(live)?;
     let mut renumber: HashMap<usize, usize> = HashMap::new();
     let mut steps = Vec::new();
     for s in &full.steps {
-        if let Op::StartProcess { node: n, .. } = &s.op
-            && n == node
-        {
+        let mine = match &s.op {
+            Op::StartProcess { node: n, .. } | Op::RunExec { node: n, .. } => n == node,
+            _ => false,
+        };
+        if mine {
             let id = steps.len() + 1;
             renumber.insert(s.id, id);
             steps.push(Step {
@@ -123,6 +119,22 @@ pub async fn start_node(
 ) -> Result<events::Event, RuntimeError> {
     let socket = control_socket(live, node)?;
     let netns = live.node(node)?.netns.clone();
+    // Nothing to do when every process runs (or is a one-shot that completed): its exec
+    // commands do not run again either.
+    let now = status(live, node, &socket, "status").await?;
+    let down = now
+        .processes
+        .iter()
+        .filter(|p| p.pid.is_none() && !(p.state == "exited" && p.exit == Some(0)))
+        .count();
+    if down == 0 {
+        return Ok(events::record(
+            &live.lab,
+            "node-start",
+            node,
+            "already running; nothing started",
+        )?);
+    }
     let plan = match start_plan(live, node) {
         Some(p) => p,
         // No stored topology (a lab from the Rust API): the init's order.
@@ -171,6 +183,6 @@ pub async fn start_node(
         &live.lab,
         "node-start",
         node,
-        &format!("{} process(es) started", plan.steps.len()),
+        &format!("{down} process(es) started"),
     )?)
 }
