@@ -206,12 +206,38 @@ impl Command {
         }
     }
 
+    /// The same, without the shell when the string is plain words (`sleep 1000`,
+    /// `/usr/sbin/bird -f -c /etc/bird.conf`) that the shell would only split: a node's
+    /// processes and probes then skip one exec each, and `ps` shows the program itself.
+    pub fn direct_argv(&self) -> Vec<String> {
+        match self {
+            Command::Shell(s) if plain_words(s) => s.split_whitespace().map(String::from).collect(),
+            _ => self.argv(),
+        }
+    }
+
     pub fn display(&self) -> String {
         match self {
             Command::Shell(s) => s.clone(),
             Command::Argv(v) => v.join(" "),
         }
     }
+}
+
+/// Words the shell would pass through untouched: no quotes, variables, globs, redirects,
+/// separators or escapes, no `VAR=value` prefix, and a first word that is a program, not
+/// a shell builtin.
+fn plain_words(s: &str) -> bool {
+    const BUILTINS: &[&str] = &[
+        ".", ":", "alias", "bg", "break", "cd", "command", "continue", "eval", "exec", "exit",
+        "export", "fg", "getopts", "hash", "jobs", "local", "read", "readonly", "return", "set",
+        "shift", "source", "times", "trap", "type", "ulimit", "umask", "unalias", "unset", "wait",
+    ];
+    let safe = |c: char| c.is_ascii_alphanumeric() || " -_./=:,+@%".contains(c);
+    let Some(first) = s.split_whitespace().next() else {
+        return false;
+    };
+    s.chars().all(safe) && !first.contains('=') && !BUILTINS.contains(&first)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -404,5 +430,38 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
     match d {
         Some(d) => ser_duration(d, s),
         None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::Command;
+
+    #[test]
+    fn plain_strings_skip_the_shell_and_everything_else_keeps_it() {
+        let direct = |s: &str| Command::Shell(s.into()).direct_argv();
+        assert_eq!(direct("sleep 1000"), ["sleep", "1000"]);
+        assert_eq!(
+            direct("/usr/sbin/bird -f -c /etc/bird/bird.conf"),
+            ["/usr/sbin/bird", "-f", "-c", "/etc/bird/bird.conf"]
+        );
+        for shell in [
+            "echo $SITE",
+            "sleep 1 && true",
+            "a | b",
+            "echo 'x y'",
+            "ls *.conf",
+            "FOO=1 env",
+            "exit 3",
+            "cd /tmp",
+            "cat < f",
+            "sleep 1; sleep 2",
+            "echo ~",
+            "",
+        ] {
+            assert_eq!(direct(shell)[0], "/bin/sh", "{shell}");
+        }
+        let argv = Command::Argv(vec!["a b".into()]);
+        assert_eq!(argv.direct_argv(), ["a b"]);
     }
 }

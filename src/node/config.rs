@@ -196,13 +196,13 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
             env.extend(p.env.iter().cloned());
             ProcessSpec {
                 name: p.name.clone(),
-                argv: p.cmd.argv(),
+                argv: p.cmd.direct_argv(),
                 env,
                 cwd: p.cwd.clone(),
                 restart: p.restart,
                 ready: p.ready.as_ref().map(|r| match &r.probe {
                     Ready::Cmd(c) => ReadySpec::Cmd {
-                        argv: c.argv(),
+                        argv: c.direct_argv(),
                         timeout_ms: r.timeout.as_millis() as u64,
                         interval_ms: r.interval.as_millis() as u64,
                     },
