@@ -182,7 +182,7 @@ fn step_ids_ascend_in_a_valid_order() {
             }
         }
         // Deleting a namespace removes every link, address and route in it; only nodes,
-        // cgroups and namespaces themselves are undone, nodes first.
+        // cgroups, the mount template and namespaces themselves are undone, nodes first.
         let teardown = p.teardown();
         let netns = p
             .steps
@@ -195,6 +195,7 @@ fn step_ids_ascend_in_a_valid_order() {
                 nslab::plan::Undo::DeleteNetns { .. } => "netns",
                 nslab::plan::Undo::StopNode { .. } => "node",
                 nslab::plan::Undo::RemoveCgroup { .. } => "cgroup",
+                nslab::plan::Undo::RemoveMountTemplate { .. } => "template",
                 other => panic!("{}: {other:?} should die with its namespace", f.display()),
             })
             .collect();

@@ -114,6 +114,11 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
     let rows: Vec<&str> = ps.lines().skip(1).collect();
     assert!(rows[0].trim().starts_with("1 nslab"), "{ps}");
     assert!(rows.len() <= 3, "init, ps and nothing else: {ps}");
+    // mnt: the node's mounts are a copy of the lab's template, without the host's
+    // namespace mounts (one per node of every lab), and the template goes with the lab.
+    let mounts = out(&lab.exec("r1", &["cat", "/proc/self/mountinfo"]));
+    assert!(!mounts.contains("/run/netns/"), "{mounts}");
+    assert!(std::path::Path::new("/run/nslab/it-iso.nodes/template.mnt").exists());
     // mnt: a file in r1's /run is invisible on r2 and on the host.
     assert!(
         lab.exec("r1", &["sh", "-c", "echo secret > /run/it-iso-marker"])
@@ -185,6 +190,8 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
         text(&tty)
     );
     lab.down();
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains("it-iso.nodes"), "the template is still mounted");
     let _ = std::fs::remove_dir_all(cfg);
 }
 

@@ -251,6 +251,7 @@ pub(crate) mod tests {
                 Op::SetSysctl { netns, .. } | Op::AddRoute { netns, .. } => need(&s, netns)?,
                 Op::Barrier
                 | Op::WriteHosts { .. }
+                | Op::CreateMountTemplate { .. }
                 | Op::CreateCgroup { .. }
                 | Op::StartNode { .. }
                 | Op::StartProcess { .. }

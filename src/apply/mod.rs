@@ -317,6 +317,7 @@ pub fn down_with(
         }));
     }
     errors.extend(teardown::remove_cgroups(lab, &split));
+    errors.extend(teardown::remove_templates(&split));
     errors.extend(teardown::delete_namespaces(&split.namespaces, progress));
     progress::finish(progress);
     teardown::finish(lab, &dir, errors)?;
@@ -341,6 +342,7 @@ async fn rollback(
     kernel.close_all();
     errors.extend(tokio::task::block_in_place(|| {
         let mut e = teardown::remove_cgroups(lab, &split);
+        e.extend(teardown::remove_templates(&split));
         e.extend(teardown::delete_namespaces(&split.namespaces, progress));
         e
     }));

@@ -253,6 +253,13 @@ impl NetlinkKernel {
                 add_qdisc(&h, msg).await.map_err(|e| missing_qdisc(kind, e))
             }
             Op::Barrier => Ok(()),
+            Op::CreateMountTemplate { lab } => {
+                let at = crate::node::NodePaths::of_lab(lab).mount_template();
+                tokio::task::spawn_blocking(move || crate::node::template::create(&at))
+                    .await
+                    .map_err(|e| KernelError::Other(e.to_string()))?
+                    .map_err(KernelError::Other)
+            }
             Op::WriteHosts { lab, content } => {
                 let paths = crate::node::NodePaths::of_lab(lab);
                 std::fs::create_dir_all(&paths.dir)?;
@@ -308,6 +315,9 @@ impl NetlinkKernel {
                 } else {
                     Err(KernelError::Other(errors.join("; ")))
                 };
+            }
+            Undo::RemoveMountTemplate { lab } => {
+                return super::nodes::remove_mount_template(lab).map_err(KernelError::Other);
             }
             Undo::RemoveCgroup { netns, node } => {
                 let lab = crate::model::names::lab_of_netns(netns);

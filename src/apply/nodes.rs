@@ -431,3 +431,8 @@ pub fn sweep(namespaces: &[String]) -> Vec<String> {
     }
     errors
 }
+
+/// Unbinds the lab's mount template (see [`crate::node::template`]).
+pub fn remove_mount_template(lab: &str) -> Result<(), String> {
+    crate::node::template::remove(&NodePaths::of_lab(lab).mount_template())
+}

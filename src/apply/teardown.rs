@@ -23,6 +23,8 @@ pub struct Split {
     pub netlink: Vec<Undo>,
     pub cgroups: Vec<String>,
     pub namespaces: Vec<String>,
+    /// Labs whose mount template is bound.
+    pub templates: Vec<String>,
 }
 
 pub fn split(undos: &[Undo]) -> Split {
@@ -32,6 +34,7 @@ pub fn split(undos: &[Undo]) -> Split {
             Undo::DeleteNetns { netns } => s.namespaces.push(netns.to_string()),
             Undo::StopNode { node, .. } => s.nodes.push(node.clone()),
             Undo::RemoveCgroup { node, .. } => s.cgroups.push(node.clone()),
+            Undo::RemoveMountTemplate { lab } => s.templates.push(lab.clone()),
             other => s.netlink.push(other.clone()),
         }
     }
@@ -43,6 +46,14 @@ pub fn stop_processes(lab: &str, s: &Split) -> Vec<String> {
     let mut errors = super::nodes::stop_nodes(lab, &s.nodes);
     errors.extend(super::nodes::sweep(&s.namespaces));
     errors
+}
+
+/// Unbinds the lab's mount template, if it has one.
+pub fn remove_templates(s: &Split) -> Vec<String> {
+    s.templates
+        .iter()
+        .filter_map(|lab| super::nodes::remove_mount_template(lab).err())
+        .collect()
 }
 
 pub fn remove_cgroups(lab: &str, s: &Split) -> Vec<String> {

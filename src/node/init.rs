@@ -36,6 +36,14 @@ pub(super) fn last(what: &str) -> String {
 fn enter_namespaces(cfg: &NodeConfig) -> Result<(), String> {
     let netns = File::open(Path::new("/run/netns").join(&cfg.start.netns))
         .map_err(|e| err(&cfg.start.netns, e))?;
+    // The node's mount namespace is copied from the lab's template, which is the host's
+    // without /run/netns (see `node::template`).
+    let template = if cfg.start.mnt {
+        let at = super::NodePaths::of_lab(&cfg.start.lab).mount_template();
+        Some(File::open(&at).map_err(|e| err(&at.display().to_string(), e))?)
+    } else {
+        None
+    };
     let mut flags = 0;
     for (on, f) in [
         (cfg.start.uts, libc::CLONE_NEWUTS),
@@ -49,6 +57,11 @@ fn enter_namespaces(cfg: &NodeConfig) -> Result<(), String> {
     }
     // SAFETY: plain syscalls on a descriptor we own, while still single-threaded.
     unsafe {
+        if let Some(t) = &template
+            && libc::setns(t.as_raw_fd(), libc::CLONE_NEWNS) != 0
+        {
+            return Err(last("setns into the lab's mount template"));
+        }
         if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
             return Err(last("setns"));
         }

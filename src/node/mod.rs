@@ -8,6 +8,7 @@ pub mod control;
 pub mod enter;
 pub mod init;
 pub mod mountns;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,11 @@ impl NodePaths {
 
     pub fn control(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.sock"))
+    }
+
+    /// The lab's mount template (see [`template`]).
+    pub fn mount_template(&self) -> PathBuf {
+        self.dir.join("template.mnt")
     }
 
     /// The lab's `/etc/hosts`, which every node's own copy starts from.

@@ -5,6 +5,7 @@
 use crate::model::{End, Topology};
 use crate::node::config::{lab_hosts, needs_init, node_start};
 use crate::plan::{Name, Op, Plan, Step, StepId};
+use crate::spec::raw::NsKind;
 
 struct Builder {
     steps: Vec<Step>,
@@ -315,10 +316,19 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
         },
         vec![],
     );
+    // Nodes with their own mount namespace copy it from the lab's template, not from
+    // the host's mounts (which hold one nsfs mount per namespace of every lab).
+    let template = with_init
+        .iter()
+        .any(|&i| t.nodes[i].isolation.contains(&NsKind::Mnt))
+        .then(|| b.push(Op::CreateMountTemplate { lab: t.lab.clone() }, vec![]));
     let mut start = vec![0; t.nodes.len()];
     for &i in &with_init {
         let n = &t.nodes[i];
         let mut deps = vec![barrier, hosts];
+        if let (Some(tpl), true) = (template, n.isolation.contains(&NsKind::Mnt)) {
+            deps.push(tpl);
+        }
         if !n.limits.is_empty() {
             deps.push(b.push(
                 Op::CreateCgroup {

@@ -107,6 +107,11 @@ pub enum Op {
     },
     /// Every link, address and route of the lab is in place; nodes start after this.
     Barrier,
+    /// The lab's mount template, which nodes with their own mount namespace copy from
+    /// (see `node::template`).
+    CreateMountTemplate {
+        lab: String,
+    },
     /// The lab's `/etc/hosts`, which each node extends with its own addresses.
     WriteHosts {
         lab: String,
@@ -175,6 +180,9 @@ pub enum Undo {
         netns: Name,
         node: String,
     },
+    RemoveMountTemplate {
+        lab: String,
+    },
 }
 
 impl Op {
@@ -194,7 +202,7 @@ impl Op {
             | Op::StartNode { netns, .. }
             | Op::StartProcess { netns, .. }
             | Op::RunExec { netns, .. } => netns,
-            Op::Barrier | Op::WriteHosts { .. } => "",
+            Op::Barrier | Op::WriteHosts { .. } | Op::CreateMountTemplate { .. } => "",
         }
     }
 
@@ -244,6 +252,7 @@ impl Op {
                 netns: netns.clone(),
                 node: node.clone(),
             }),
+            Op::CreateMountTemplate { lab } => Some(Undo::RemoveMountTemplate { lab: lab.clone() }),
             Op::StartNode { netns, start } => Some(Undo::StopNode {
                 netns: netns.clone(),
                 node: start.node.clone(),
@@ -278,6 +287,7 @@ impl Op {
             Op::SetImpair { .. } => "set-impair",
             Op::Barrier => "barrier",
             Op::WriteHosts { .. } => "write-hosts",
+            Op::CreateMountTemplate { .. } => "create-mount-template",
             Op::CreateCgroup { .. } => "create-cgroup",
             Op::StartNode { .. } => "start-node",
             Op::StartProcess { .. } => "start-process",
@@ -296,6 +306,7 @@ impl Undo {
             | Undo::ClearImpair { netns, .. }
             | Undo::StopNode { netns, .. }
             | Undo::RemoveCgroup { netns, .. } => netns,
+            Undo::RemoveMountTemplate { .. } => "",
         }
     }
 
@@ -307,7 +318,10 @@ impl Undo {
             | Undo::DeleteAddress { netns, .. }
             | Undo::DeleteRoute { netns, .. }
             | Undo::ClearImpair { netns, .. } => Some(netns),
-            Undo::DeleteNetns { .. } | Undo::StopNode { .. } | Undo::RemoveCgroup { .. } => None,
+            Undo::DeleteNetns { .. }
+            | Undo::StopNode { .. }
+            | Undo::RemoveCgroup { .. }
+            | Undo::RemoveMountTemplate { .. } => None,
         }
     }
 }

@@ -137,6 +137,9 @@ fn op_text(lab: &str, op: &Op) -> String {
             format!("{}:{name} {}", ns(netns), parts.join(" "))
         }
         Op::Barrier => "every link, address and route is in place".into(),
+        Op::CreateMountTemplate { .. } => {
+            "host mounts without /run/netns, for nodes to copy".into()
+        }
         Op::WriteHosts { content, .. } => format!(
             "{} names",
             content.lines().filter(|l| !l.starts_with('#')).count()
@@ -250,6 +253,7 @@ pub fn teardown_text(plan: &Plan) -> String {
             }
             Undo::StopNode { node, .. } => format!("stop-node      {node}"),
             Undo::RemoveCgroup { node, .. } => format!("remove-cgroup  {node}"),
+            Undo::RemoveMountTemplate { .. } => "remove-mount-template".to_string(),
         };
         let _ = writeln!(out, "{line}");
     }
