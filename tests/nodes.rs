@@ -191,7 +191,10 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
     );
     lab.down();
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host.contains("it-iso.nodes"), "the template is still mounted");
+    assert!(
+        !host.contains("it-iso.nodes"),
+        "the template is still mounted"
+    );
     let _ = std::fs::remove_dir_all(cfg);
 }
 
