@@ -61,6 +61,17 @@ fn same_segment(ctx: &Context<'_>, a: usize, b: usize) -> bool {
     bridges(a).any(|x| bridges(b).any(|y| x == y))
 }
 
+/// Routed link ends of the lab with an address of the family: traffic across the lab
+/// needs a neighbour entry for the peer of each (the ARP/ND tables are host-wide).
+fn routed_ends(t: &crate::model::Topology, v6: bool) -> usize {
+    t.nodes
+        .iter()
+        .flat_map(|n| n.interfaces.iter())
+        .filter(|i| matches!(i.peer, crate::model::End::Node { .. }))
+        .filter(|i| i.addresses.iter().any(|a| a.addr().is_ipv6() == v6))
+        .count()
+}
+
 fn fam(v6: bool) -> &'static str {
     if v6 { "IPv6" } else { "IPv4" }
 }
@@ -106,23 +117,27 @@ impl<'c> State<'c> {
         let ok = vec![false; pairs.len()];
         let mut neigh_note = None;
         for v6 in [false, true] {
-            let needed = pairs
+            let shared = pairs
                 .iter()
                 .filter(|p| p.v6 == v6 && same_segment(ctx, p.from, p.to))
                 .count();
-            if let Some(limit) = neigh_limit(v6)
-                && needed > limit
-            {
-                let key = if v6 {
-                    "net.ipv6.neigh.default.gc_thresh3"
-                } else {
-                    "net.ipv4.neigh.default.gc_thresh3"
-                };
-                neigh_note = Some(format!(
-                    "note: {needed} {} pairs share a bridge and each needs a neighbour entry, over the host-wide limit of {limit} ({key}, shared by all namespaces); probe fewer pairs per segment or raise that limit",
-                    fam(v6)
-                ));
+            let routed = routed_ends(ctx.topology, v6);
+            let Some(limit) = neigh_limit(v6) else {
+                continue;
+            };
+            if shared + routed <= limit {
+                continue;
             }
+            let key = if v6 {
+                "net.ipv6.neigh.default.gc_thresh3"
+            } else {
+                "net.ipv4.neigh.default.gc_thresh3"
+            };
+            neigh_note = Some(format!(
+                "note: these pairs need about {} {} neighbour entries ({shared} for pairs sharing a bridge, {routed} for routed link ends), over the host-wide limit of {limit} ({key}, shared by all namespaces); probe fewer pairs or raise that limit",
+                shared + routed,
+                fam(v6)
+            ));
         }
         State::Reach {
             rejected: vec![None; pairs.len()],
@@ -638,5 +653,18 @@ async fn cmd(
     Attempt {
         holds: problems.is_empty(),
         seen: problems.join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routed_ends;
+
+    #[test]
+    fn routed_link_ends_are_counted_per_family_and_bridge_ports_are_not() {
+        let yaml = "name: ends\naddressing: { ipv6: fd00:e::/48 }\nbridges: { sw: {} }\nnodes: { a: {}, b: {}, c: {} }\nlinks:\n  - [a:eth1, b:eth1]\n  - [b:eth2, c:eth1]\n  - [c:eth2, sw]\n";
+        let c = crate::compile_str(yaml, "ends.yaml", std::path::Path::new("/")).unwrap();
+        assert_eq!(routed_ends(&c.topology, false), 4);
+        assert_eq!(routed_ends(&c.topology, true), 4);
     }
 }
