@@ -196,6 +196,7 @@ fn step_ids_ascend_in_a_valid_order() {
                 nslab::plan::Undo::StopNode { .. } => "node",
                 nslab::plan::Undo::RemoveCgroup { .. } => "cgroup",
                 nslab::plan::Undo::RemoveMountTemplate { .. } => "template",
+                nslab::plan::Undo::UnmountRunDirs { .. } => "run-dirs",
                 other => panic!("{}: {other:?} should die with its namespace", f.display()),
             })
             .collect();

@@ -119,6 +119,15 @@ fn nodes_are_isolated_from_each_other_and_the_host() {
     let mounts = out(&lab.exec("r1", &["cat", "/proc/self/mountinfo"]));
     assert!(!mounts.contains("/run/netns/"), "{mounts}");
     assert!(std::path::Path::new("/run/nslab/it-iso.nodes/template.mnt").exists());
+    // Pid files, sockets and logs live on the lab's own tmpfs mounts.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for dir in ["/run/nslab/it-iso.nodes ", "/run/nslab/it-iso.logs "] {
+        assert!(
+            host.lines()
+                .any(|l| l.contains(dir) && l.contains(" - tmpfs ")),
+            "{dir}is not a tmpfs"
+        );
+    }
     // mnt: a file in r1's /run is invisible on r2 and on the host.
     assert!(
         lab.exec("r1", &["sh", "-c", "echo secret > /run/it-iso-marker"])

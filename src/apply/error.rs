@@ -169,6 +169,7 @@ pub fn object_of(op: &Op) -> String {
         Op::Barrier => "the wiring barrier".into(),
         Op::WriteHosts { .. } => "the lab's hosts file".into(),
         Op::CreateMountTemplate { .. } => "the lab's mount template".into(),
+        Op::MountRunDirs { .. } => "the lab's node directories".into(),
         Op::CreateCgroup { node, .. } => format!("cgroup of node {node}"),
         Op::StartNode { start, .. } => format!("init of node {}", start.node),
         Op::StartProcess { process, .. } => format!("`{process}`"),
@@ -190,6 +191,7 @@ pub fn undo_text(u: &Undo) -> String {
         Undo::StopNode { node, .. } => format!("stop node {node}"),
         Undo::RemoveCgroup { node, .. } => format!("remove the cgroup of node {node}"),
         Undo::RemoveMountTemplate { .. } => "remove the lab's mount template".into(),
+        Undo::UnmountRunDirs { .. } => "unmount the lab's node directories".into(),
     }
 }
 

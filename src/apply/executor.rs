@@ -252,6 +252,7 @@ pub(crate) mod tests {
                 Op::Barrier
                 | Op::WriteHosts { .. }
                 | Op::CreateMountTemplate { .. }
+                | Op::MountRunDirs { .. }
                 | Op::CreateCgroup { .. }
                 | Op::StartNode { .. }
                 | Op::StartProcess { .. }

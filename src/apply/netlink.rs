@@ -253,6 +253,13 @@ impl NetlinkKernel {
                 add_qdisc(&h, msg).await.map_err(|e| missing_qdisc(kind, e))
             }
             Op::Barrier => Ok(()),
+            Op::MountRunDirs { lab } => {
+                let lab = lab.clone();
+                tokio::task::spawn_blocking(move || crate::node::rundirs::mount(&lab))
+                    .await
+                    .map_err(|e| KernelError::Other(e.to_string()))?
+                    .map_err(KernelError::Other)
+            }
             Op::CreateMountTemplate { lab } => {
                 let at = crate::node::NodePaths::of_lab(lab).mount_template();
                 tokio::task::spawn_blocking(move || crate::node::template::create(&at))
@@ -315,6 +322,9 @@ impl NetlinkKernel {
                 } else {
                     Err(KernelError::Other(errors.join("; ")))
                 };
+            }
+            Undo::UnmountRunDirs { lab } => {
+                return crate::node::rundirs::unmount(lab).map_err(KernelError::Other);
             }
             Undo::RemoveMountTemplate { lab } => {
                 return super::nodes::remove_mount_template(lab).map_err(KernelError::Other);

@@ -25,6 +25,8 @@ pub struct Split {
     pub namespaces: Vec<String>,
     /// Labs whose mount template is bound.
     pub templates: Vec<String>,
+    /// Labs whose node directories are on a tmpfs.
+    pub run_dirs: Vec<String>,
 }
 
 pub fn split(undos: &[Undo]) -> Split {
@@ -35,6 +37,7 @@ pub fn split(undos: &[Undo]) -> Split {
             Undo::StopNode { node, .. } => s.nodes.push(node.clone()),
             Undo::RemoveCgroup { node, .. } => s.cgroups.push(node.clone()),
             Undo::RemoveMountTemplate { lab } => s.templates.push(lab.clone()),
+            Undo::UnmountRunDirs { lab } => s.run_dirs.push(lab.clone()),
             other => s.netlink.push(other.clone()),
         }
     }
@@ -49,11 +52,19 @@ pub fn stop_processes(lab: &str, s: &Split) -> Vec<String> {
 }
 
 /// Unbinds the lab's mount template, if it has one.
+/// Then the tmpfs of its node directories (the template's file is on it).
 pub fn remove_templates(s: &Split) -> Vec<String> {
-    s.templates
+    let mut errors: Vec<String> = s
+        .templates
         .iter()
         .filter_map(|lab| super::nodes::remove_mount_template(lab).err())
-        .collect()
+        .collect();
+    errors.extend(
+        s.run_dirs
+            .iter()
+            .filter_map(|lab| crate::node::rundirs::unmount(lab).err()),
+    );
+    errors
 }
 
 pub fn remove_cgroups(lab: &str, s: &Split) -> Vec<String> {

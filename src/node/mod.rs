@@ -8,6 +8,7 @@ pub mod control;
 pub mod enter;
 pub mod init;
 pub mod mountns;
+pub mod rundirs;
 pub mod template;
 
 use std::path::{Path, PathBuf};

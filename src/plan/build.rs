@@ -309,19 +309,26 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
         .filter(|id| !depended[*id])
         .collect();
     let barrier = b.push(Op::Barrier, leaves);
+    // Pid files, control sockets, the hosts file and logs go on a tmpfs of the lab's own.
+    let run_dirs = b.push(Op::MountRunDirs { lab: t.lab.clone() }, vec![]);
     let hosts = b.push(
         Op::WriteHosts {
             lab: t.lab.clone(),
             content: lab_hosts(t),
         },
-        vec![],
+        vec![run_dirs],
     );
     // Nodes with their own mount namespace copy it from the lab's template, not from
     // the host's mounts (which hold one nsfs mount per namespace of every lab).
     let template = with_init
         .iter()
         .any(|&i| t.nodes[i].isolation.contains(&NsKind::Mnt))
-        .then(|| b.push(Op::CreateMountTemplate { lab: t.lab.clone() }, vec![]));
+        .then(|| {
+            b.push(
+                Op::CreateMountTemplate { lab: t.lab.clone() },
+                vec![run_dirs],
+            )
+        });
     let mut start = vec![0; t.nodes.len()];
     for &i in &with_init {
         let n = &t.nodes[i];

@@ -107,6 +107,10 @@ pub enum Op {
     },
     /// Every link, address and route of the lab is in place; nodes start after this.
     Barrier,
+    /// A tmpfs on the lab's node directories (see `node::rundirs`).
+    MountRunDirs {
+        lab: String,
+    },
     /// The lab's mount template, which nodes with their own mount namespace copy from
     /// (see `node::template`).
     CreateMountTemplate {
@@ -183,6 +187,9 @@ pub enum Undo {
     RemoveMountTemplate {
         lab: String,
     },
+    UnmountRunDirs {
+        lab: String,
+    },
 }
 
 impl Op {
@@ -202,7 +209,10 @@ impl Op {
             | Op::StartNode { netns, .. }
             | Op::StartProcess { netns, .. }
             | Op::RunExec { netns, .. } => netns,
-            Op::Barrier | Op::WriteHosts { .. } | Op::CreateMountTemplate { .. } => "",
+            Op::Barrier
+            | Op::WriteHosts { .. }
+            | Op::CreateMountTemplate { .. }
+            | Op::MountRunDirs { .. } => "",
         }
     }
 
@@ -253,6 +263,7 @@ impl Op {
                 node: node.clone(),
             }),
             Op::CreateMountTemplate { lab } => Some(Undo::RemoveMountTemplate { lab: lab.clone() }),
+            Op::MountRunDirs { lab } => Some(Undo::UnmountRunDirs { lab: lab.clone() }),
             Op::StartNode { netns, start } => Some(Undo::StopNode {
                 netns: netns.clone(),
                 node: start.node.clone(),
@@ -288,6 +299,7 @@ impl Op {
             Op::Barrier => "barrier",
             Op::WriteHosts { .. } => "write-hosts",
             Op::CreateMountTemplate { .. } => "create-mount-template",
+            Op::MountRunDirs { .. } => "mount-run-dirs",
             Op::CreateCgroup { .. } => "create-cgroup",
             Op::StartNode { .. } => "start-node",
             Op::StartProcess { .. } => "start-process",
@@ -306,7 +318,7 @@ impl Undo {
             | Undo::ClearImpair { netns, .. }
             | Undo::StopNode { netns, .. }
             | Undo::RemoveCgroup { netns, .. } => netns,
-            Undo::RemoveMountTemplate { .. } => "",
+            Undo::RemoveMountTemplate { .. } | Undo::UnmountRunDirs { .. } => "",
         }
     }
 
@@ -321,7 +333,8 @@ impl Undo {
             Undo::DeleteNetns { .. }
             | Undo::StopNode { .. }
             | Undo::RemoveCgroup { .. }
-            | Undo::RemoveMountTemplate { .. } => None,
+            | Undo::RemoveMountTemplate { .. }
+            | Undo::UnmountRunDirs { .. } => None,
         }
     }
 }

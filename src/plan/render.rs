@@ -137,6 +137,7 @@ fn op_text(lab: &str, op: &Op) -> String {
             format!("{}:{name} {}", ns(netns), parts.join(" "))
         }
         Op::Barrier => "every link, address and route is in place".into(),
+        Op::MountRunDirs { .. } => "a tmpfs for pid files, sockets and logs".into(),
         Op::CreateMountTemplate { .. } => {
             "host mounts without /run/netns, for nodes to copy".into()
         }
@@ -254,6 +255,7 @@ pub fn teardown_text(plan: &Plan) -> String {
             Undo::StopNode { node, .. } => format!("stop-node      {node}"),
             Undo::RemoveCgroup { node, .. } => format!("remove-cgroup  {node}"),
             Undo::RemoveMountTemplate { .. } => "remove-mount-template".to_string(),
+            Undo::UnmountRunDirs { .. } => "unmount-run-dirs".to_string(),
         };
         let _ = writeln!(out, "{line}");
     }
