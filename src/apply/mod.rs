@@ -90,7 +90,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Waits for the lab's lock, saying so when another command holds it.
-fn lock(lab: &str) -> Result<LabLock, ApplyError> {
+pub fn lock(lab: &str) -> Result<LabLock, ApplyError> {
     Ok(LabLock::acquire(lab, |pid| {
         let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         eprintln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");

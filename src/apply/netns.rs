@@ -131,10 +131,7 @@ pub fn delete(name: &str) -> io::Result<()> {
 
 /// The first half of [`delete`]: detach the namespace's mount.
 pub fn unmount(name: &str) -> io::Result<()> {
-    match umount2(&netns_path(name), MntFlags::MNT_DETACH) {
-        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    crate::node::detach(&netns_path(name))
 }
 
 /// The second half of [`delete`]: remove the (now plain) file.

@@ -13,16 +13,33 @@ pub enum Action {
     Impair(Option<RawImpair>),
 }
 
-/// The impairment flags as clap parsed them.
+/// The impairment flags of `nslab link impair`.
+#[derive(Debug, clap::Args)]
 pub struct ImpairArgs {
-    pub delay: Option<Duration>,
-    pub jitter: Option<Duration>,
-    pub loss: Option<f64>,
-    pub duplicate: Option<f64>,
-    pub corrupt: Option<f64>,
-    pub reorder: Option<f64>,
-    pub rate: Option<u64>,
-    pub clear: bool,
+    /// Added one-way delay, for example 20ms.
+    #[arg(long, value_parser = super::duration_arg)]
+    delay: Option<Duration>,
+    /// Random variation around the delay, for example 5ms.
+    #[arg(long, value_parser = super::duration_arg)]
+    jitter: Option<Duration>,
+    /// Packets dropped, for example 1%.
+    #[arg(long, value_parser = super::percent_arg)]
+    loss: Option<f64>,
+    /// Packets sent twice, for example 0.5%.
+    #[arg(long, value_parser = super::percent_arg)]
+    duplicate: Option<f64>,
+    /// Packets with a flipped bit, for example 0.1%.
+    #[arg(long, value_parser = super::percent_arg)]
+    corrupt: Option<f64>,
+    /// Packets sent at once, ahead of the delayed ones (needs --delay).
+    #[arg(long, value_parser = super::percent_arg)]
+    reorder: Option<f64>,
+    /// Bandwidth cap, for example 10mbit, 512kbit, 1gbit.
+    #[arg(long, value_parser = super::rate_arg)]
+    rate: Option<u64>,
+    /// Remove the impairment.
+    #[arg(long)]
+    clear: bool,
 }
 
 impl ImpairArgs {

@@ -258,30 +258,8 @@ pub enum LinkCommand {
     Impair {
         /// NODE:IFACE, for example r1:eth1.
         target: String,
-        /// Added one-way delay, for example 20ms.
-        #[arg(long, value_parser = duration_arg)]
-        delay: Option<Duration>,
-        /// Random variation around the delay, for example 5ms.
-        #[arg(long, value_parser = duration_arg)]
-        jitter: Option<Duration>,
-        /// Packets dropped, for example 1%.
-        #[arg(long, value_parser = percent_arg)]
-        loss: Option<f64>,
-        /// Packets sent twice, for example 0.5%.
-        #[arg(long, value_parser = percent_arg)]
-        duplicate: Option<f64>,
-        /// Packets with a flipped bit, for example 0.1%.
-        #[arg(long, value_parser = percent_arg)]
-        corrupt: Option<f64>,
-        /// Packets sent at once, ahead of the delayed ones (needs --delay).
-        #[arg(long, value_parser = percent_arg)]
-        reorder: Option<f64>,
-        /// Bandwidth cap, for example 10mbit, 512kbit, 1gbit.
-        #[arg(long, value_parser = rate_arg)]
-        rate: Option<u64>,
-        /// Remove the impairment.
-        #[arg(long)]
-        clear: bool,
+        #[command(flatten)]
+        values: link::ImpairArgs,
         #[arg(long)]
         one_side: bool,
         #[arg(long)]
@@ -323,15 +301,15 @@ pub enum NodeCommand {
     },
 }
 
-fn duration_arg(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration_arg(text: &str) -> Result<Duration, String> {
     crate::spec::values::parse_duration(text)
 }
 
-fn percent_arg(text: &str) -> Result<f64, String> {
+pub(crate) fn percent_arg(text: &str) -> Result<f64, String> {
     crate::spec::values::parse_percent(text)
 }
 
-fn rate_arg(text: &str) -> Result<u64, String> {
+pub(crate) fn rate_arg(text: &str) -> Result<u64, String> {
     crate::spec::values::parse_rate(text)
 }
 
@@ -463,12 +441,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
         Command::Link { action } => run_link(action),
         Command::Node { action } => match action {
-            NodeCommand::Stop { node, lab } => node::run(lab.as_deref(), &node, node::Action::Stop),
+            NodeCommand::Stop { node, lab } => {
+                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Stop)
+            }
             NodeCommand::Start { node, lab } => {
-                node::run(lab.as_deref(), &node, node::Action::Start)
+                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Start)
             }
             NodeCommand::Restart { node, lab } => {
-                node::run(lab.as_deref(), &node, node::Action::Restart)
+                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Restart)
             }
         },
         Command::Capture {
@@ -498,28 +478,11 @@ fn run_link(action: LinkCommand) -> Result<u8, CliError> {
         LinkCommand::Up(e) => link::run(e.lab.as_deref(), &e.target, link::Action::Up, e.one_side),
         LinkCommand::Impair {
             target,
-            delay,
-            jitter,
-            loss,
-            duplicate,
-            corrupt,
-            reorder,
-            rate,
-            clear,
+            values,
             one_side,
             lab,
         } => {
-            let imp = link::ImpairArgs {
-                delay,
-                jitter,
-                loss,
-                duplicate,
-                corrupt,
-                reorder,
-                rate,
-                clear,
-            }
-            .into_impair()?;
+            let imp = values.into_impair()?;
             link::run(lab.as_deref(), &target, link::Action::Impair(imp), one_side)
         }
     }
@@ -527,11 +490,7 @@ fn run_link(action: LinkCommand) -> Result<u8, CliError> {
 
 /// Takes the lab's lock for a command that changes it, saying so while it waits.
 fn lock_lab(lab: &str) -> Result<crate::state::LabLock, CliError> {
-    crate::state::LabLock::acquire(lab, |pid| {
-        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-        eprintln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
-    })
-    .map_err(|e| CliError::from(crate::runtime::RuntimeError::from(e)))
+    crate::apply::lock(lab).map_err(CliError::Lab)
 }
 
 /// A netlink kernel for one runtime command (inside a runtime).

@@ -5,7 +5,6 @@
 use super::Context;
 use crate::model::Action;
 use crate::runtime::{self, LiveLab};
-use crate::spec::raw::NodeAction;
 
 /// Does one step; the error says what failed, for the report.
 pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
@@ -44,18 +43,9 @@ pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
                 .map(drop)
         }
         Action::Node { node, action } => {
-            let name = node_name(*node);
-            let stop = async {
-                if *action != NodeAction::Start {
-                    runtime::stop_node(&live, name).await?;
-                }
-                Ok(())
-            };
-            match stop.await {
-                Err(e) => Err(e),
-                Ok(()) if *action == NodeAction::Stop => Ok(()),
-                Ok(()) => runtime::start_node(ctx.kernel, &live, name).await.map(drop),
-            }
+            runtime::node_action(ctx.kernel, &live, node_name(*node), *action)
+                .await
+                .map(drop)
         }
         Action::Sleep { .. } => Ok(()),
     };

@@ -55,3 +55,13 @@ impl NodePaths {
         self.logs.join(node).join(format!("{process}.log"))
     }
 }
+
+/// Detaches the mount at `path`; a path that is not (or no longer) a mount point, or not
+/// there at all, is fine: teardown may run twice.
+pub fn detach(path: &Path) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -44,14 +44,7 @@ pub fn mount(lab: &str) -> Result<(), String> {
 pub fn unmount(lab: &str) -> Result<(), String> {
     let paths = NodePaths::of_lab(lab);
     for dir in [&paths.logs, &paths.dir] {
-        let target = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-        // SAFETY: umount2 on a path of ours.
-        if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
-                return Err(format!("unmount {}: {e}", dir.display()));
-            }
-        }
+        super::detach(dir).map_err(|e| format!("unmount {}: {e}", dir.display()))?;
     }
     Ok(())
 }

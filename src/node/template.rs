@@ -107,15 +107,7 @@ fn bind(tid: i32, at: &Path) -> Result<(), String> {
 
 /// Unbinds and removes the template (nothing to do when it is not there).
 pub fn remove(at: &Path) -> Result<(), String> {
-    let c = cstr(at)?;
-    // SAFETY: umount2 on a path we made.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-        let e = std::io::Error::last_os_error();
-        // EINVAL: not a mount point (already unbound); ENOENT: no file.
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
-            return Err(format!("unbind {}: {e}", at.display()));
-        }
-    }
+    super::detach(at).map_err(|e| format!("unbind {}: {e}", at.display()))?;
     match std::fs::remove_file(at) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(format!("remove {}: {e}", at.display()))

@@ -9,7 +9,7 @@ mod link;
 mod node;
 
 pub use link::{impair, parse_target, set_link};
-pub use node::{start_node, stop_node};
+pub use node::node_action;
 
 use crate::apply::KernelError;
 use crate::state::{LabDir, LabSummary, StateError};

@@ -13,6 +13,7 @@ use crate::apply::netlink::NetlinkKernel;
 use crate::node::control;
 use crate::node::{NodePaths, enter};
 use crate::plan::{Op, Plan, Step};
+use crate::spec::raw::NodeAction;
 
 fn node_error(live: &LiveLab, node: &str, msg: impl Into<String>) -> RuntimeError {
     RuntimeError::Node {
@@ -50,6 +51,23 @@ async fn status(
         .await
         .map_err(|e| node_error(live, node, format!("its init does not answer: {e}")))?;
     control::parse_status(&reply).map_err(|e| node_error(live, node, e))
+}
+
+/// `node stop|start|restart`, for the CLI and scenario steps alike: the events, in order.
+pub async fn node_action(
+    kernel: &NetlinkKernel,
+    live: &LiveLab,
+    node: &str,
+    action: NodeAction,
+) -> Result<Vec<events::Event>, RuntimeError> {
+    let mut done = Vec::new();
+    if action != NodeAction::Start {
+        done.push(stop_node(live, node).await?);
+    }
+    if action != NodeAction::Stop {
+        done.push(start_node(kernel, live, node).await?);
+    }
+    Ok(done)
 }
 
 /// Stops every process of the node (SIGTERM, its grace period, SIGKILL) and waits until
@@ -138,26 +156,23 @@ pub async fn start_node(
     let plan = match start_plan(live, node) {
         Some(p) => p,
         // No stored topology (a lab from the Rust API): the init's order.
-        None => {
-            let s = status(live, node, &socket, "status").await?;
-            Plan {
-                lab: live.lab.clone(),
-                steps: s
-                    .processes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| Step {
-                        id: i + 1,
-                        op: Op::StartProcess {
-                            netns: netns.as_str().into(),
-                            node: node.to_string(),
-                            process: p.name.clone(),
-                        },
-                        deps: if i == 0 { vec![] } else { vec![i] },
-                    })
-                    .collect(),
-            }
-        }
+        None => Plan {
+            lab: live.lab.clone(),
+            steps: now
+                .processes
+                .iter()
+                .enumerate()
+                .map(|(i, p)| Step {
+                    id: i + 1,
+                    op: Op::StartProcess {
+                        netns: netns.as_str().into(),
+                        node: node.to_string(),
+                        process: p.name.clone(),
+                    },
+                    deps: if i == 0 { vec![] } else { vec![i] },
+                })
+                .collect(),
+        },
     };
     let opts = executor::Options {
         jobs: 8,
