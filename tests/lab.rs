@@ -46,6 +46,37 @@ fn bridge_star_of_4_reaches_all_pairs() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&links.stdout).contains("lan1"));
+    // The fabric is a switch, not a host: its bridge and ports carry no IPv6 address (no
+    // DAD, MLD or router solicitations of their own)...
+    let fabric = std::process::Command::new("ip")
+        .args(["-n", "nslab.it-star", "-6", "-o", "addr"])
+        .output()
+        .unwrap();
+    assert!(fabric.status.success());
+    assert_eq!(text(&fabric).trim(), "", "IPv6 addresses in the fabric");
+    // ...yet it still bridges IPv6: h1 reaches h2's link-local address.
+    let h2 = lab.exec(
+        "h2",
+        &[
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+        ],
+    );
+    let ll = text(&h2)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .expect("h2 has a link-local address");
+    let ping = lab.exec(
+        "h1",
+        &["ping", "-6", "-c", "1", "-W", "2", &format!("{ll}%eth0")],
+    );
+    assert!(
+        ping.status.success(),
+        "h1 -> h2 link-local {ll}: {}",
+        text(&ping)
+    );
     lab.down();
 }
 
@@ -611,4 +642,42 @@ fn progress_shows_on_a_terminal_and_never_in_ci_or_with_quiet() {
             "{args} (CI={ci:?}) printed more than its result: {out:?}"
         );
     }
+}
+
+#[test]
+fn down_kills_processes_left_in_a_net_only_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-stray",
+        "defaults: { isolation: [net] }\nnodes:\n  a: {}\n  b: {}\n",
+    );
+    lab.up();
+    // Something started into the node's namespace behind nslab's back, as `ip netns exec`
+    // or a backgrounded `nslab exec` leaves it.
+    let mut stray = std::process::Command::new("ip")
+        .args(["netns", "exec", "nslab.it-stray.b", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let ns_of = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let b_ns = std::fs::metadata("/run/netns/nslab.it-stray.b").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        format!("net:[{}]", m.ino())
+    });
+    wait_for("the stray process to enter b", || {
+        ns_of(stray.id()).map(|l| l.to_string_lossy().into_owned()) == b_ns.as_ref().ok().cloned()
+    });
+    lab.down();
+    let end = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = stray.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "the stray process outlived `down`");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
 }

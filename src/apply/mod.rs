@@ -301,7 +301,7 @@ pub fn down_with(
     let undos = teardown::undos(&dir)?;
     let split = teardown::split(&undos);
     progress::phase(progress, "stop processes", split.nodes.len() as u64);
-    let mut errors = teardown::stop_processes(lab, &split);
+    let mut errors = teardown::stop_nodes(lab, &split);
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
     if !split.netlink.is_empty() {
@@ -316,12 +316,13 @@ pub fn down_with(
             }
         }));
     }
-    errors.extend(teardown::remove_cgroups(lab, &split));
-    errors.extend(teardown::remove_templates(&split));
-    errors.extend(teardown::delete_namespaces(&split.namespaces, progress));
+    let (rest, held) = teardown::remove_rest(lab, &split, progress);
+    errors.extend(rest);
     progress::finish(progress);
     teardown::finish(lab, &dir, errors)?;
     lock.remove();
+    // Only now may the kernel start freeing the namespaces (see `netns::Held`).
+    drop(held);
     Ok(DownReport {
         objects: undos.len(),
         elapsed: start.elapsed(),
@@ -337,17 +338,14 @@ async fn rollback(
 ) -> Result<usize, ApplyError> {
     let undos = teardown::undos(dir)?;
     let split = teardown::split(&undos);
-    let mut errors = tokio::task::block_in_place(|| teardown::stop_processes(lab, &split));
+    let mut errors = tokio::task::block_in_place(|| teardown::stop_nodes(lab, &split));
     errors.extend(teardown::undo_inside(kernel, &split.netlink).await);
     kernel.close_all();
-    errors.extend(tokio::task::block_in_place(|| {
-        let mut e = teardown::remove_cgroups(lab, &split);
-        e.extend(teardown::remove_templates(&split));
-        e.extend(teardown::delete_namespaces(&split.namespaces, progress));
-        e
-    }));
+    let (rest, held) = tokio::task::block_in_place(|| teardown::remove_rest(lab, &split, progress));
+    errors.extend(rest);
     progress::finish(progress);
     teardown::finish(lab, dir, errors)?;
+    drop(held);
     Ok(undos.len())
 }
 

@@ -122,6 +122,51 @@ pub fn open(name: &str) -> io::Result<OwnedFd> {
     Ok(File::open(netns_path(name))?.into())
 }
 
+/// A lab's namespaces held open while `down` removes their names. A namespace whose last
+/// name goes while nslab still holds it is not torn down by the kernel until nslab lets
+/// go, after its own bookkeeping: the kernel's cleanup of a namespace (a workqueue that
+/// takes the RTNL lock and, for a bridge, waits for RCU once per port) otherwise runs on
+/// the other CPU while the next name is unmounted, and every unmount waits for an RCU
+/// grace period that the cleanup delays. Measured here: a 1,000-port star's names go in
+/// 16 ms held, against 138 ms for `ip netns del`. The inodes also tell which processes
+/// still live in the lab's namespaces.
+pub struct Held {
+    files: Vec<File>,
+    /// The namespaces' inode numbers, as `/proc/PID/ns/net` shows them (`net:[INODE]`).
+    pub inodes: std::collections::HashSet<u64>,
+    /// The device of every namespace file: they all live on the one nsfs superblock.
+    nsfs: Option<u64>,
+}
+
+impl Held {
+    pub fn new(capacity: usize) -> Held {
+        use std::os::unix::fs::MetadataExt;
+        raise_nofile_limit();
+        Held {
+            files: Vec::with_capacity(capacity),
+            inodes: std::collections::HashSet::with_capacity(capacity),
+            nsfs: std::fs::metadata("/proc/self/ns/net").map(|m| m.dev()).ok(),
+        }
+    }
+
+    /// Opens a named namespace before its name goes, if it is still a namespace (a stale
+    /// file left by a killed `up` is not). Past the open-file limit it is only looked at.
+    pub fn take(&mut self, name: &str) {
+        use std::os::unix::fs::MetadataExt;
+        let path = netns_path(name);
+        let (meta, file) = match File::open(&path) {
+            Ok(f) => (f.metadata(), Some(f)),
+            Err(_) => (std::fs::metadata(&path), None),
+        };
+        if let Ok(meta) = meta
+            && Some(meta.dev()) == self.nsfs
+        {
+            self.inodes.insert(meta.ino());
+            self.files.extend(file);
+        }
+    }
+}
+
 /// Unmounts and removes a named namespace. The namespace itself is freed by the kernel
 /// once no process, socket or descriptor holds it. Missing counts as deleted.
 pub fn delete(name: &str) -> io::Result<()> {

@@ -386,18 +386,16 @@ pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
 
 /// Kills whatever still runs inside the lab's network namespaces (processes of nodes
 /// without a pid namespace, or left by `nslab exec`): they are the lab's, found by the
-/// namespace they live in, as `ip netns pids` finds them.
-pub fn sweep(namespaces: &[String]) -> Vec<String> {
-    use std::os::unix::fs::MetadataExt;
-    let inodes: Vec<String> = namespaces
-        .iter()
-        .filter_map(|n| std::fs::metadata(netns::netns_path(n)).ok())
-        .map(|m| format!("net:[{}]", m.ino()))
-        .collect();
+/// namespace they live in, as `ip netns pids` finds them. `inodes` are the namespaces'
+/// inode numbers ([`netns::Held`]).
+pub fn sweep(inodes: &std::collections::HashSet<u64>) -> Vec<String> {
     if inodes.is_empty() {
         return Vec::new();
     }
-    let me = std::process::id().to_string();
+    let Ok(proc_dir) = std::fs::File::open("/proc") else {
+        return vec!["cannot read /proc to find processes left in the lab".into()];
+    };
+    let me = std::process::id();
     let mut errors = Vec::new();
     for _round in 0..3 {
         let mut found = 0;
@@ -405,23 +403,20 @@ pub fn sweep(namespaces: &[String]) -> Vec<String> {
             break;
         };
         for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
-                continue;
-            }
-            let Ok(link) = std::fs::read_link(e.path().join("ns/net")) else {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            if inodes.iter().any(|i| link.as_os_str() == i.as_str()) {
-                found += 1;
-                let pid: i32 = name.parse().unwrap_or(0);
-                // SAFETY: a process inside one of the lab's own namespaces.
-                if pid > 0 && unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
-                    errors.push(format!(
-                        "cannot kill pid {pid}: {}",
-                        std::io::Error::last_os_error()
-                    ));
-                }
+            if pid == me || !netns_inode_of(&proc_dir, pid).is_some_and(|i| inodes.contains(&i)) {
+                continue;
+            }
+            found += 1;
+            // SAFETY: a process inside one of the lab's own namespaces.
+            if unsafe { libc::kill(pid as i32, libc::SIGKILL) } != 0 {
+                errors.push(format!(
+                    "cannot kill pid {pid}: {}",
+                    std::io::Error::last_os_error()
+                ));
             }
         }
         if found == 0 {
@@ -432,7 +427,51 @@ pub fn sweep(namespaces: &[String]) -> Vec<String> {
     errors
 }
 
+/// The network namespace inode of a process: its `ns/net` link reads `net:[INODE]`.
+/// Read relative to an open /proc, without allocating: a sweep reads one per process.
+fn netns_inode_of(proc_dir: &std::fs::File, pid: u32) -> Option<u64> {
+    use std::io::Write;
+    let mut path = [0u8; 32];
+    let mut w = &mut path[..];
+    write!(w, "{pid}/ns/net\0").ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: a NUL-terminated path and a buffer of the length given.
+    let n = unsafe {
+        libc::readlinkat(
+            proc_dir.as_raw_fd(),
+            path.as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let target = buf.get(..usize::try_from(n).ok()?)?;
+    std::str::from_utf8(target.strip_prefix(b"net:[")?.strip_suffix(b"]")?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Unbinds the lab's mount template (see [`crate::node::template`]).
 pub fn remove_mount_template(lab: &str) -> Result<(), String> {
     crate::node::template::remove(&NodePaths::of_lab(lab).mount_template())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn reads_a_process_network_namespace_inode() {
+        let proc_dir = std::fs::File::open("/proc").unwrap();
+        let mine = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        assert_eq!(netns_inode_of(&proc_dir, std::process::id()), Some(mine));
+        // No such process (pids stop at 2^22).
+        assert_eq!(netns_inode_of(&proc_dir, u32::MAX), None);
+    }
+
+    #[test]
+    fn a_sweep_without_namespaces_kills_nothing() {
+        assert!(sweep(&std::collections::HashSet::new()).is_empty());
+    }
 }

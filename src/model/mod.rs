@@ -10,6 +10,8 @@ pub mod names;
 mod resolve;
 mod routes;
 
+pub use resolve::FABRIC_SYSCTLS;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;

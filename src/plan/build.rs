@@ -93,6 +93,17 @@ pub fn plan(t: &Topology) -> Plan {
 
     let mut bridge_step: Vec<StepId> = Vec::new();
     if let (Some(f), Some(fs)) = (&fabric, fabric_step) {
+        let mut deps = vec![fs];
+        for (key, value) in crate::model::FABRIC_SYSCTLS {
+            deps.push(b.push(
+                Op::SetSysctl {
+                    netns: f.clone(),
+                    key: key.to_string(),
+                    value: value.to_string(),
+                },
+                vec![fs],
+            ));
+        }
         for br in &t.bridges {
             bridge_step.push(b.push(
                 Op::CreateBridge {
@@ -102,7 +113,7 @@ pub fn plan(t: &Topology) -> Plan {
                     mac: br.mac,
                     mtu: br.mtu,
                 },
-                vec![fs],
+                deps.clone(),
             ));
         }
     }

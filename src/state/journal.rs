@@ -92,6 +92,15 @@ fn netns_of(line: &str) -> Option<&str> {
     Some(&line[start..start + len])
 }
 
+/// The namespace of a `delete-netns` record exactly as the journal writes it, when its
+/// name needs no JSON escapes (lab and node names never do); `None` sends the line to the
+/// JSON parser.
+fn plain_netns(line: &str) -> Option<&str> {
+    const PREFIX: &str = "{\"record\":\"object\",\"undo\":{\"op\":\"delete-netns\",\"netns\":\"";
+    let name = line.strip_prefix(PREFIX)?.strip_suffix("\"}}")?;
+    (!name.is_empty() && !name.contains(['"', '\\'])).then_some(name)
+}
+
 /// The objects teardown must undo, in creation order: every namespace, and whatever
 /// lives outside the namespaces being deleted. Disowned objects are left out. Records of
 /// objects inside a deleted namespace (most of a large journal) are recognised from
@@ -138,24 +147,27 @@ pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
         }
         // Objects that die with their namespace are skipped unparsed; the rest (nodes,
         // cgroups) are always undone.
-        let dies_with_netns = [
-            "delete-link",
-            "delete-address",
-            "delete-route",
-            "clear-impair",
-        ]
-        .iter()
-        .any(|op| {
-            line.starts_with(&format!(
-                "{{\"record\":\"object\",\"undo\":{{\"op\":\"{op}\","
-            ))
-        });
+        const DIES_WITH_NETNS: [&str; 4] = [
+            "{\"record\":\"object\",\"undo\":{\"op\":\"delete-link\",",
+            "{\"record\":\"object\",\"undo\":{\"op\":\"delete-address\",",
+            "{\"record\":\"object\",\"undo\":{\"op\":\"delete-route\",",
+            "{\"record\":\"object\",\"undo\":{\"op\":\"clear-impair\",",
+        ];
+        let dies_with_netns = DIES_WITH_NETNS.iter().any(|p| line.starts_with(p));
         if dies_with_netns && netns_of(line).is_some_and(|ns| deleted.contains(ns)) {
             continue;
         }
-        if let Some(Record::Object { undo }) = parse(i)?
-            && !disowned.contains(&undo)
-        {
+        let undo = match plain_netns(line) {
+            // Most of a journal: namespaces, read without a JSON parser.
+            Some(netns) => Undo::DeleteNetns {
+                netns: netns.into(),
+            },
+            None => match parse(i)? {
+                Some(Record::Object { undo }) => undo,
+                _ => continue,
+            },
+        };
+        if !disowned.contains(&undo) {
             out.push(undo);
         }
     }
@@ -183,6 +195,30 @@ pub fn objects(records: &[Record]) -> Vec<Undo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_records_read_without_the_parser_match_the_parser() {
+        for name in ["nslab.lab.r1", "nslab.a-b_c.x9"] {
+            let rec = Record::Object {
+                undo: Undo::DeleteNetns { netns: name.into() },
+            };
+            let line = serde_json::to_string(&rec).unwrap();
+            assert_eq!(plain_netns(&line), Some(name), "{line}");
+        }
+        // Anything the fast path is not sure of goes to the parser.
+        assert_eq!(
+            plain_netns(r#"{"record":"object","undo":{"op":"delete-netns","netns":"a\"b"}}"#),
+            None
+        );
+        assert_eq!(
+            plain_netns(r#"{"record":"object","undo":{"op":"delete-netns","netns":"a","x":1}}"#),
+            None
+        );
+        assert_eq!(
+            plain_netns(r#"{"record":"object","undo":{"op":"delete-netns","netns":""}}"#),
+            None
+        );
+    }
 
     #[test]
     fn round_trip_and_torn_tail() {
