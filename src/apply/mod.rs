@@ -301,7 +301,7 @@ pub fn down_with(
     let undos = teardown::undos(&dir)?;
     let split = teardown::split(&undos);
     progress::phase(progress, "stop processes", split.nodes.len() as u64);
-    let mut errors = teardown::stop_nodes(lab, &split);
+    let mut errors = nodes::stop_nodes(lab, &split.nodes);
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
     if !split.netlink.is_empty() {
@@ -338,7 +338,7 @@ async fn rollback(
 ) -> Result<usize, ApplyError> {
     let undos = teardown::undos(dir)?;
     let split = teardown::split(&undos);
-    let mut errors = tokio::task::block_in_place(|| teardown::stop_nodes(lab, &split));
+    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(lab, &split.nodes));
     errors.extend(teardown::undo_inside(kernel, &split.netlink).await);
     kernel.close_all();
     let (rest, held) = tokio::task::block_in_place(|| teardown::remove_rest(lab, &split, progress));

@@ -44,11 +44,6 @@ pub fn split(undos: &[Undo]) -> Split {
     s
 }
 
-/// Stops the lab's nodes: their inits end every process they supervise.
-pub fn stop_nodes(lab: &str, s: &Split) -> Vec<String> {
-    super::nodes::stop_nodes(lab, &s.nodes)
-}
-
 /// What is left once the nodes are stopped and the netlink objects undone: the lab's
 /// namespaces, any process still inside them, then the cgroups those processes were in,
 /// then the mount template and node directories. The namespaces come back held
@@ -108,8 +103,9 @@ pub async fn undo_inside(kernel: &NetlinkKernel, undos: &[Undo]) -> Vec<String> 
 
 /// Deletes namespaces one after the other, in reverse creation order, holding each
 /// first. Each unmount ends in an expedited RCU grace period; measured on this 2-core
-/// host, one thread deleted 1,000 in 16 ms, while 2 to 8 unmounting threads took 20 to 230 ms because their grace periods fight each other,
-/// and a second thread only removing the files behind the first took 35 to 220 ms.
+/// host, one thread deleted 1,000 in 16 ms, while 2 to 8 unmounting threads took 20 to
+/// 230 ms because their grace periods fight each other, and a second thread only
+/// removing the files behind the first took 35 to 220 ms.
 fn delete_namespaces(
     names: &[String],
     progress: Option<&super::progress::Reporter>,

@@ -92,12 +92,17 @@ fn netns_of(line: &str) -> Option<&str> {
     Some(&line[start..start + len])
 }
 
+/// How the journal starts a `delete-netns` record.
+const NETNS_OBJECT: &str = "{\"record\":\"object\",\"undo\":{\"op\":\"delete-netns\",";
+
 /// The namespace of a `delete-netns` record exactly as the journal writes it, when its
 /// name needs no JSON escapes (lab and node names never do); `None` sends the line to the
 /// JSON parser.
 fn plain_netns(line: &str) -> Option<&str> {
-    const PREFIX: &str = "{\"record\":\"object\",\"undo\":{\"op\":\"delete-netns\",\"netns\":\"";
-    let name = line.strip_prefix(PREFIX)?.strip_suffix("\"}}")?;
+    let name = line
+        .strip_prefix(NETNS_OBJECT)?
+        .strip_prefix("\"netns\":\"")?
+        .strip_suffix("\"}}")?;
     (!name.is_empty() && !name.contains(['"', '\\'])).then_some(name)
 }
 
@@ -121,7 +126,6 @@ pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
             }),
         }
     };
-    const NETNS_OBJECT: &str = "{\"record\":\"object\",\"undo\":{\"op\":\"delete-netns\",";
     let mut deleted: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut disowned = Vec::new();
     for (i, line) in lines.iter().enumerate() {
