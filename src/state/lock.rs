@@ -1,10 +1,14 @@
-//! The per-lab lock: an exclusive `flock` on `/run/nslab/.locks/<lab>`, so two commands
+//! The per-lab lock: an exclusive `flock` on `/run/nslab/<lab>.lock`, so two commands
 //! on one lab run one after the other. `down` removes the lock file while holding it; a
 //! waiter that then gets the lock sees the path no longer names its file and tries again,
 //! so two holders can never exist.
+//!
+//! The lock file stays empty: a waiter finds the holder's pid in `/proc/locks`. A file
+//! with data would cost a discard when its block is freed (this host's /run is ext4
+//! mounted with `discard`): 0.75 ms when `down` closes the removed file, a sixth of a
+//! small lab's teardown.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -21,32 +25,22 @@ impl LabLock {
     /// once with the holder's pid before blocking.
     pub fn acquire(lab: &str, waiting: impl FnOnce(Option<u32>)) -> Result<LabLock, StateError> {
         crate::model::names::check_lab_name(lab).map_err(StateError::BadLabName)?;
-        let dir = run_root().join(".locks");
-        let path: PathBuf = dir.join(lab);
+        let dir = run_root();
+        let path: PathBuf = dir.join(format!("{lab}.lock"));
         let mut waiting = Some(waiting);
-        let mut vanished = 0;
+        std::fs::create_dir_all(&dir).map_err(|e| StateError::io(&dir, e))?;
         loop {
-            std::fs::create_dir_all(&dir).map_err(|e| StateError::io(&dir, e))?;
-            let opened = OpenOptions::new()
+            let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&path);
-            let mut file = match opened {
-                // The last lab going down removed the directory in between: again.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && vanished < 100 => {
-                    vanished += 1;
-                    continue;
-                }
-                r => r.map_err(|e| StateError::io(&path, e))?,
-            };
+                .open(&path)
+                .map_err(|e| StateError::io(&path, e))?;
             // SAFETY: flock on a file descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
                 if let Some(w) = waiting.take() {
-                    w(holder.trim().parse().ok());
+                    w(holder_of(&file));
                 }
                 // SAFETY: as above; this call blocks until the holder releases the lock.
                 if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
@@ -61,34 +55,47 @@ impl LabLock {
             if !same {
                 continue;
             }
-            let _ = file.set_len(0);
-            let _ = file.rewind();
-            let _ = write!(file, "{}", std::process::id());
             return Ok(LabLock { file, path });
         }
     }
 
-    /// Releases the lock and removes its file (the lab is gone), and the lock directory
-    /// and run directory when nothing else is left in them.
+    /// Releases the lock and removes its file: the lab is gone. The run directory stays,
+    /// empty, as iproute2's `/run/netns` does (see `run_root`).
     pub fn remove(self) {
         let _ = std::fs::remove_file(&self.path);
-        // Not while an `up` is between creating the run directory and its journal.
-        let _host = HostLock::acquire();
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::remove_dir(dir);
-            if let Some(root) = dir.parent() {
-                let _ = std::fs::remove_dir(root);
-            }
-        }
     }
 }
 
 impl Drop for LabLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
         // SAFETY: unlocking our own descriptor (closing it would too).
         unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
+}
+
+/// Who holds the `flock` on this file, from `/proc/locks`; `None` if it cannot tell.
+fn holder_of(file: &File) -> Option<u32> {
+    let meta = file.metadata().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    flock_holder(
+        &locks,
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino(),
+    )
+}
+
+/// The pid holding a `flock` on the inode in `/proc/locks` text (lines such as
+/// `1: FLOCK  ADVISORY  WRITE 4242 fe:00:326279 0 EOF`; blocked waiters' lines carry `->`).
+fn flock_holder(locks: &str, major: u32, minor: u32, ino: u64) -> Option<u32> {
+    let want = format!("{major:02x}:{minor:02x}:{ino}");
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, id, ..] if *id == want => pid.parse().ok(),
+            _ => None,
+        }
+    })
 }
 
 /// A short host-wide lock for what all labs share (`/run/netns` and its mount): `up`
@@ -110,5 +117,31 @@ impl HostLock {
             return Err(StateError::io(dir, std::io::Error::last_os_error()));
         }
         Ok(HostLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flock_holder;
+
+    const LOCKS: &str = "\
+1: POSIX  ADVISORY  WRITE 611 00:1a:4242 0 EOF
+2: FLOCK  ADVISORY  WRITE 7001 fe:00:326279 0 EOF
+2: -> FLOCK  ADVISORY  WRITE 7002 fe:00:326279 0 EOF
+3: FLOCK  ADVISORY  WRITE 7003 fe:00:3262790 0 EOF
+";
+
+    #[test]
+    fn the_holder_is_the_granted_flock_on_the_same_inode() {
+        assert_eq!(flock_holder(LOCKS, 0xfe, 0, 326279), Some(7001));
+        assert_eq!(flock_holder(LOCKS, 0xfe, 0, 3262790), Some(7003));
+    }
+
+    #[test]
+    fn other_inodes_devices_and_posix_locks_are_not_holders() {
+        assert_eq!(flock_holder(LOCKS, 0xfe, 1, 326279), None);
+        assert_eq!(flock_holder(LOCKS, 0, 0x1a, 4242), None);
+        assert_eq!(flock_holder(LOCKS, 0xfe, 0, 32627), None);
+        assert_eq!(flock_holder("", 0xfe, 0, 326279), None);
     }
 }

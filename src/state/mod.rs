@@ -12,6 +12,9 @@ pub use lock::{HostLock, LabLock};
 pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary};
 
 /// Where labs keep their state; `NSLAB_RUN_DIR` moves it (tests of this layer only).
+/// The directory outlives the last lab, empty, as iproute2's `/run/netns` does: on this
+/// VM's ext4 /run (mounted `discard`) removing a directory waits for the discard of its
+/// block, 0.3 to 0.4 ms, and `down` of a small lab took 4 ms in all.
 pub fn run_root() -> PathBuf {
     std::env::var_os("NSLAB_RUN_DIR")
         .map(PathBuf::from)
