@@ -77,6 +77,17 @@ fn bridge_star_of_4_reaches_all_pairs() {
         "h1 -> h2 link-local {ll}: {}",
         text(&ping)
     );
+    // Created without multicast snooping (so ports come up in linear time), the bridge
+    // ends with it on, as a Linux bridge is by default.
+    let bridge = std::process::Command::new("ip")
+        .args(["-n", "nslab.it-star", "-d", "link", "show", "lan1"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&bridge).contains("mcast_snooping 1"),
+        "{}",
+        text(&bridge)
+    );
     lab.down();
 }
 

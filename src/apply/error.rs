@@ -163,6 +163,7 @@ pub fn object_of(op: &Op) -> String {
             ..
         } => format!("veth {name} (peer {peer_name} in {peer_netns})"),
         Op::SetLinkUp { name, .. } | Op::SetLinkDown { name, .. } => format!("link {name}"),
+        Op::SetMulticastSnooping { name, .. } => format!("multicast snooping on bridge {name}"),
         Op::AddAddress { name, address, .. } => format!("address {address} on {name}"),
         Op::AddRoute { route, .. } => format!("route {}", crate::plan::route_text(route)),
         Op::SetImpair { name, .. } => format!("impairment on {name}"),

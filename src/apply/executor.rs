@@ -241,6 +241,7 @@ pub(crate) mod tests {
                 }
                 Op::SetLinkUp { netns, ifindex, .. }
                 | Op::SetLinkDown { netns, ifindex, .. }
+                | Op::SetMulticastSnooping { netns, ifindex, .. }
                 | Op::AddAddress { netns, ifindex, .. }
                 | Op::SetImpair { netns, ifindex, .. } => {
                     need(&s, netns)?;

@@ -14,7 +14,7 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::link::{InfoBridge, InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::packet_route::tc::TcMessage;
 use rtnetlink::{
@@ -147,9 +147,11 @@ impl NetlinkKernel {
                 mtu,
             } => {
                 let h = self.ns(netns).await?.handle;
+                // Snooping comes on once the ports are up (see `Op::SetMulticastSnooping`).
                 let mut b = LinkBridge::new(name)
                     .index(*ifindex)
                     .address(mac.to_vec())
+                    .append_info_data(InfoBridge::MulticastSnooping(false))
                     .up();
                 if let Some(m) = mtu {
                     b = b.mtu(*m);
@@ -203,6 +205,22 @@ impl NetlinkKernel {
                 let h = self.ns(netns).await?.handle;
                 h.link()
                     .change(LinkUnspec::new_with_index(*ifindex).up().build())
+                    .execute()
+                    .await
+                    .map_err(KernelError::netlink)
+            }
+            Op::SetMulticastSnooping {
+                netns, ifindex, on, ..
+            } => {
+                let h = self.ns(netns).await?.handle;
+                // RTM_NEWLINK without NLM_F_CREATE: the kernel's changelink for a bridge.
+                let msg = LinkMessageBuilder::<LinkBridge>::new_with_info_kind(InfoKind::Bridge)
+                    .index(*ifindex)
+                    .append_info_data(InfoBridge::MulticastSnooping(*on))
+                    .build();
+                h.link()
+                    .add(msg)
+                    .set_flags(NLM_F_REQUEST | NLM_F_ACK)
                     .execute()
                     .await
                     .map_err(KernelError::netlink)

@@ -197,6 +197,29 @@ pub fn plan(t: &Topology) -> Plan {
             vec![veth],
         );
     }
+    // Each bridge's multicast snooping, once every port has its carrier.
+    let mut port_up: Vec<Vec<StepId>> = vec![Vec::new(); t.bridges.len()];
+    for l in &t.links {
+        if let (End::Bridge { bridge, .. }, End::Node { node, iface })
+        | (End::Node { node, iface }, End::Bridge { bridge, .. }) = (l.a, l.b)
+        {
+            port_up[bridge].push(up[node][iface]);
+        }
+    }
+    if let Some(f) = &fabric {
+        for ((br, mut deps), created) in t.bridges.iter().zip(port_up).zip(&bridge_step) {
+            deps.push(*created);
+            b.push(
+                Op::SetMulticastSnooping {
+                    netns: f.clone(),
+                    name: Name::from(br.name.as_str()),
+                    ifindex: br.ifindex,
+                    on: true,
+                },
+                deps,
+            );
+        }
+    }
 
     // Per-interface sysctls, once the interface exists.
     for (i, n) in t.nodes.iter().enumerate() {
@@ -440,8 +463,8 @@ fn estimate(t: &Topology) -> usize {
                     .sum::<usize>()
         })
         .sum();
-    // fabric, bridges, a veth and a peer-up per link, barrier and hosts
-    per_node + 1 + t.bridges.len() + 2 * t.links.len() + 2
+    // fabric, bridges and their snooping, a veth and a peer-up per link, barrier and hosts
+    per_node + 1 + 2 * t.bridges.len() + 2 * t.links.len() + 2
 }
 
 /// Emits process steps depth-first, dependencies before dependents.

@@ -91,6 +91,16 @@ fn op_text(lab: &str, op: &Op) -> String {
                 format_mac(peer_mac)
             )
         }
+        Op::SetMulticastSnooping {
+            netns,
+            name,
+            ifindex,
+            on,
+        } => format!(
+            "{}:{name} (#{ifindex}) {}",
+            ns(netns),
+            if *on { "on" } else { "off" }
+        ),
         Op::SetLinkUp {
             netns,
             name,
