@@ -88,6 +88,22 @@ fn bridge_star_of_4_reaches_all_pairs() {
         "{}",
         text(&bridge)
     );
+    // Under their mounts, the namespaces' names are hard links to one file (no new inode
+    // per namespace). Seen from a private copy of the mount table, with two unmounted.
+    let under = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "umount /run/netns/nslab.it-star.h1 /run/netns/nslab.it-star.h2 && \
+             stat -c '%i %h' /run/netns/nslab.it-star.h1 /run/netns/nslab.it-star.h2",
+        )
+        .output()
+        .unwrap();
+    assert!(under.status.success(), "{}", text(&under));
+    let rows: Vec<&str> = std::str::from_utf8(&under.stdout).unwrap().lines().collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0], rows[1], "one inode for both names");
+    let links: u32 = rows[0].split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(links >= 5, "the lab's 5 names link one inode: {rows:?}");
     lab.down();
 }
 

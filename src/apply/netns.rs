@@ -136,8 +136,11 @@ fn make_mount_point(path: &Path) -> io::Result<()> {
         match link_fd(file, path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
-            // Too many links (ext4 allows 65,000): a fresh anchor, once.
-            Err(e) if e.raw_os_error() == Some(libc::EMLINK) => *anchor = None,
+            // Too many links (ext4 allows 65,000), or /run/netns was mounted anew since
+            // (the last lab's `down` released it): a fresh anchor, once.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMLINK | libc::EXDEV)) => {
+                *anchor = None
+            }
             Err(_) => break,
         }
     }

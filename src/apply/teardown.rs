@@ -5,13 +5,15 @@ use super::error::{self, ApplyError};
 use super::kernel::Kernel;
 use super::netlink::NetlinkKernel;
 use super::netns;
-use crate::plan::{Plan, Undo};
+use crate::plan::{Name, Undo};
 use crate::state::LabDir;
 
 /// What to undo, in order, from the lab's journal.
 pub fn undos(dir: &LabDir) -> Result<Vec<Undo>, ApplyError> {
-    let objects = crate::state::teardown_objects(&dir.journal_path())?;
-    Ok(Plan::teardown_of_undos(objects))
+    // Already without what dies with the lab's namespaces: only the order is left.
+    let mut objects = crate::state::teardown_objects(&dir.journal_path())?;
+    objects.reverse();
+    Ok(objects)
 }
 
 /// A teardown in the order it runs: nodes stop first (their processes hold the
@@ -22,7 +24,7 @@ pub struct Split {
     pub nodes: Vec<String>,
     pub netlink: Vec<Undo>,
     pub cgroups: Vec<String>,
-    pub namespaces: Vec<String>,
+    pub namespaces: Vec<Name>,
     /// Labs whose mount template is bound.
     pub templates: Vec<String>,
     /// Labs whose node directories are on a tmpfs.
@@ -33,7 +35,7 @@ pub fn split(undos: &[Undo]) -> Split {
     let mut s = Split::default();
     for u in undos {
         match u {
-            Undo::DeleteNetns { netns } => s.namespaces.push(netns.to_string()),
+            Undo::DeleteNetns { netns } => s.namespaces.push(netns.clone()),
             Undo::StopNode { node, .. } => s.nodes.push(node.clone()),
             Undo::RemoveCgroup { node, .. } => s.cgroups.push(node.clone()),
             Undo::RemoveMountTemplate { lab } => s.templates.push(lab.clone()),
@@ -107,7 +109,7 @@ pub async fn undo_inside(kernel: &NetlinkKernel, undos: &[Undo]) -> Vec<String> 
 /// 230 ms because their grace periods fight each other, and a second thread only
 /// removing the files behind the first took 35 to 220 ms.
 fn delete_namespaces(
-    names: &[String],
+    names: &[Name],
     progress: Option<&super::progress::Reporter>,
     held: &mut netns::Held,
 ) -> Vec<String> {
