@@ -99,7 +99,10 @@ fn bridge_star_of_4_reaches_all_pairs() {
         .output()
         .unwrap();
     assert!(under.status.success(), "{}", text(&under));
-    let rows: Vec<&str> = std::str::from_utf8(&under.stdout).unwrap().lines().collect();
+    let rows: Vec<&str> = std::str::from_utf8(&under.stdout)
+        .unwrap()
+        .lines()
+        .collect();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0], rows[1], "one inode for both names");
     let links: u32 = rows[0].split(' ').nth(1).unwrap().parse().unwrap();

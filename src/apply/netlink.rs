@@ -147,12 +147,12 @@ impl NetlinkKernel {
                 mtu,
             } => {
                 let h = self.ns(netns).await?.handle;
-                // Snooping comes on once the ports are up (see `Op::SetMulticastSnooping`).
-                let mut b = LinkBridge::new(name)
+                // Down and without snooping until its ports are up (see
+                // `Op::SetMulticastSnooping`); `LinkBridge::new` would set IFF_UP.
+                let mut b = LinkMessageBuilder::<LinkBridge>::new(name)
                     .index(*ifindex)
                     .address(mac.to_vec())
-                    .append_info_data(InfoBridge::MulticastSnooping(false))
-                    .up();
+                    .append_info_data(InfoBridge::MulticastSnooping(false));
                 if let Some(m) = mtu {
                     b = b.mtu(*m);
                 }

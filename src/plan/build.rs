@@ -197,7 +197,7 @@ pub fn plan(t: &Topology) -> Plan {
             vec![veth],
         );
     }
-    // Each bridge's multicast snooping, once every port has its carrier.
+    // Each bridge comes up once every port has its carrier, then gets multicast snooping.
     let mut port_up: Vec<Vec<StepId>> = vec![Vec::new(); t.bridges.len()];
     for l in &t.links {
         if let (End::Bridge { bridge, .. }, End::Node { node, iface })
@@ -209,14 +209,23 @@ pub fn plan(t: &Topology) -> Plan {
     if let Some(f) = &fabric {
         for ((br, mut deps), created) in t.bridges.iter().zip(port_up).zip(&bridge_step) {
             deps.push(*created);
+            let name = Name::from(br.name.as_str());
+            let bridge_up = b.push(
+                Op::SetLinkUp {
+                    netns: f.clone(),
+                    name: name.clone(),
+                    ifindex: br.ifindex,
+                },
+                deps,
+            );
             b.push(
                 Op::SetMulticastSnooping {
                     netns: f.clone(),
-                    name: Name::from(br.name.as_str()),
+                    name,
                     ifindex: br.ifindex,
                     on: true,
                 },
-                deps,
+                vec![bridge_up],
             );
         }
     }
@@ -463,8 +472,8 @@ fn estimate(t: &Topology) -> usize {
                     .sum::<usize>()
         })
         .sum();
-    // fabric, bridges and their snooping, a veth and a peer-up per link, barrier and hosts
-    per_node + 1 + 2 * t.bridges.len() + 2 * t.links.len() + 2
+    // fabric, bridges (created, up, snooping), a veth and a peer-up per link, barrier, hosts
+    per_node + 1 + 3 * t.bridges.len() + 2 * t.links.len() + 2
 }
 
 /// Emits process steps depth-first, dependencies before dependents.
