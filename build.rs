@@ -4,7 +4,11 @@
 //! Without PIE they stay clean pages of the file, shared by all the inits.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    // A static build (.cargo/config.toml) is position-dependent already.
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && !features.split(',').any(|f| f == "crt-static")
+    {
         println!("cargo:rustc-link-arg-bin=nslab=-no-pie");
     }
 }

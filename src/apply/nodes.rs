@@ -453,35 +453,33 @@ fn kernel_threads(proc_dir: &std::fs::File) -> Vec<u32> {
 /// process's reads (root may read any); its namespace link still reads, unlike a missing
 /// process's or a zombie's. Cheaper than parsing `stat` (0.11 ms cold).
 fn is_kernel_thread(proc_dir: &std::fs::File, pid: u32) -> bool {
-    use std::io::Write;
-    let mut path = [0u8; 32];
-    let mut w = &mut path[..];
-    if write!(w, "{pid}/exe\0").is_err() {
-        return false;
-    }
     let mut buf = [0u8; 1];
-    // SAFETY: a NUL-terminated path and a buffer of the length given.
-    let n = unsafe {
-        libc::readlinkat(
-            proc_dir.as_raw_fd(),
-            path.as_ptr().cast(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n < 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT)
+    matches!(proc_link(proc_dir, pid, "exe", &mut buf), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
         && netns_inode_of(proc_dir, pid).is_some()
 }
 
 /// The network namespace inode of a process: its `ns/net` link reads `net:[INODE]`.
-/// Read relative to an open /proc, without allocating: a sweep reads one per process.
 fn netns_inode_of(proc_dir: &std::fs::File, pid: u32) -> Option<u64> {
+    let mut buf = [0u8; 64];
+    let target = proc_link(proc_dir, pid, "ns/net", &mut buf).ok()?;
+    std::str::from_utf8(target.strip_prefix(b"net:[")?.strip_suffix(b"]")?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Reads the link `/proc/PID/<what>` relative to an open /proc, without allocating: a
+/// sweep reads one per process.
+fn proc_link<'b>(
+    proc_dir: &std::fs::File,
+    pid: u32,
+    what: &str,
+    buf: &'b mut [u8],
+) -> std::io::Result<&'b [u8]> {
     use std::io::Write;
     let mut path = [0u8; 32];
     let mut w = &mut path[..];
-    write!(w, "{pid}/ns/net\0").ok()?;
-    let mut buf = [0u8; 64];
+    write!(w, "{pid}/{what}\0")?;
     // SAFETY: a NUL-terminated path and a buffer of the length given.
     let n = unsafe {
         libc::readlinkat(
@@ -491,11 +489,10 @@ fn netns_inode_of(proc_dir: &std::fs::File, pid: u32) -> Option<u64> {
             buf.len(),
         )
     };
-    let target = buf.get(..usize::try_from(n).ok()?)?;
-    std::str::from_utf8(target.strip_prefix(b"net:[")?.strip_suffix(b"]")?)
-        .ok()?
-        .parse()
-        .ok()
+    match usize::try_from(n) {
+        Ok(n) => Ok(&buf[..n]),
+        Err(_) => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// Unbinds the lab's mount template (see [`crate::node::template`]).

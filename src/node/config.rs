@@ -1,7 +1,7 @@
 //! What nslab tells a node's init: everything it needs to set the node up and supervise
 //! its processes, written as JSON next to the lab's state before the init starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -154,34 +154,62 @@ pub fn own_hosts(t: &Topology, node: usize) -> String {
 
 pub const RESOLV_CONF: &str = "# written by nslab: the lab has no DNS; node names resolve through /etc/hosts\noptions timeout:1 attempts:1\n";
 
-/// Resolves an owner like `frr`, `frr:frr` or `100:101` to ids. The reentrant lookups
-/// (getpwnam_r, through nix): nodes start on several threads at once.
+/// Resolves an owner like `frr`, `frr:frr` or `100:101` to ids, from `/etc/passwd` and
+/// `/etc/group` as container runtimes do, not through NSS: nslab is a static binary, and
+/// a static glibc cannot load NSS modules (the lookup crashed). Lab daemons' users are
+/// local system users.
 pub fn owner_ids(owner: &str) -> Result<(u32, u32), String> {
-    use nix::unistd::{Group, User};
-    let (user, group) = match owner.split_once(':') {
+    owner_ids_in(owner, Path::new("/etc/passwd"), Path::new("/etc/group"))
+}
+
+fn owner_ids_in(owner: &str, passwd: &Path, group: &Path) -> Result<(u32, u32), String> {
+    let (user, group_name) = match owner.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (owner, None),
     };
     let (uid, default_gid) = match user.parse::<u32>() {
         Ok(uid) => (uid, uid),
-        Err(_) => match User::from_name(user) {
-            Ok(Some(u)) => (u.uid.as_raw(), u.gid.as_raw()),
-            Ok(None) => return Err(format!("no user `{user}` on this host")),
-            Err(e) => return Err(format!("cannot look up user `{user}`: {e}")),
-        },
+        Err(_) => {
+            let entry = db_entry(passwd, user)?.ok_or(format!("no user `{user}` on this host"))?;
+            // name:password:uid:gid:...
+            let id = |i: usize| entry.get(i).and_then(|f| f.parse::<u32>().ok());
+            match (id(2), id(3)) {
+                (Some(u), Some(g)) => (u, g),
+                _ => {
+                    return Err(format!(
+                        "user `{user}` has a malformed {}",
+                        passwd.display()
+                    ));
+                }
+            }
+        }
     };
-    let gid = match group {
+    let gid = match group_name {
         None => default_gid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => match Group::from_name(g) {
-                Ok(Some(gr)) => gr.gid.as_raw(),
-                Ok(None) => return Err(format!("no group `{g}` on this host")),
-                Err(e) => return Err(format!("cannot look up group `{g}`: {e}")),
-            },
+            Err(_) => {
+                let entry = db_entry(group, g)?.ok_or(format!("no group `{g}` on this host"))?;
+                // name:password:gid:members
+                entry
+                    .get(2)
+                    .and_then(|f| f.parse::<u32>().ok())
+                    .ok_or(format!("group `{g}` has a malformed {}", group.display()))?
+            }
         },
     };
     Ok((uid, gid))
+}
+
+/// The colon-separated fields of the line for `name` in a passwd-style file.
+fn db_entry(path: &Path, name: &str) -> Result<Option<Vec<String>>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot look up `{name}` in {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<&str>>())
+        .find(|f| f.first() == Some(&name))
+        .map(|f| f.into_iter().map(str::to_string).collect()))
 }
 
 /// The plan's description of one node.
@@ -275,6 +303,27 @@ pub fn config(
 #[cfg(test)]
 mod owner_tests {
     use super::owner_ids;
+
+    #[test]
+    fn owners_are_read_from_passwd_and_group_files() {
+        let dir = std::env::temp_dir().join(format!("nslab-owners-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (passwd, group) = (dir.join("passwd"), dir.join("group"));
+        std::fs::write(
+            &passwd,
+            "root:x:0:0:root:/root:/bin/sh\nfrr:x:102:105:FRR:/nonexistent:/usr/sbin/nologin\nbad:x:zz:1::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(&group, "root:x:0:\nfrrvty:x:106:frr\nfrr:x:105:\n").unwrap();
+        let ids = |o: &str| super::owner_ids_in(o, &passwd, &group);
+        assert_eq!(ids("frr"), Ok((102, 105)));
+        assert_eq!(ids("frr:frrvty"), Ok((102, 106)));
+        assert_eq!(ids("frr:7"), Ok((102, 7)));
+        assert!(ids("fr").unwrap_err().contains("no user `fr`"));
+        assert!(ids("frr:vty").unwrap_err().contains("no group `vty`"));
+        assert!(ids("bad").unwrap_err().contains("malformed"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn owners_resolve_by_name_or_number() {
