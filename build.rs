@@ -4,7 +4,8 @@
 //! Without PIE they stay clean pages of the file, shared by all the inits.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    // A static build (.cargo/config.toml) is position-dependent already.
+    // The static build (.cargo/config.toml) is made position-dependent there, by
+    // `relocation-model=static`; `crt-static` alone would give a static PIE.
     let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && !features.split(',').any(|f| f == "crt-static")

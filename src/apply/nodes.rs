@@ -396,9 +396,10 @@ pub fn sweep(inodes: &std::collections::HashSet<u64>) -> Vec<String> {
         return vec!["cannot read /proc to find processes left in the lab".into()];
     };
     let me = std::process::id();
-    let kernel_threads = kernel_threads(&proc_dir);
     let mut errors = Vec::new();
     for _round in 0..3 {
+        // Per round: a kernel thread's pid may since belong to someone else.
+        let kernel_threads = kernel_threads(&proc_dir);
         let mut found = 0;
         let Ok(dir) = std::fs::read_dir("/proc") else {
             break;
@@ -449,9 +450,9 @@ fn kernel_threads(proc_dir: &std::fs::File) -> Vec<u32> {
     pids
 }
 
-/// A kernel thread has no executable: its `exe` link is absent (ENOENT), where a live
-/// process's reads (root may read any); its namespace link still reads, unlike a missing
-/// process's or a zombie's. Cheaper than parsing `stat` (0.11 ms cold).
+/// A kernel thread has no executable: reading its `exe` link fails with ENOENT, while
+/// root can read any live process's. Its namespace link still reads, unlike that of a
+/// missing process or a zombie. Cheaper than parsing `stat` (0.11 ms cold).
 fn is_kernel_thread(proc_dir: &std::fs::File, pid: u32) -> bool {
     let mut buf = [0u8; 1];
     matches!(proc_link(proc_dir, pid, "exe", &mut buf), Err(e) if e.raw_os_error() == Some(libc::ENOENT))

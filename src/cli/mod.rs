@@ -537,3 +537,14 @@ fn compile_with(file: &std::path::Path, host_checks: bool) -> Result<crate::Comp
     }
     Ok(c)
 }
+
+#[cfg(test)]
+mod tests {
+    /// With `defer`, clap checks a subcommand's arguments only when it runs; this checks
+    /// every one of them.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -167,6 +167,9 @@ fn owner_ids_in(owner: &str, passwd: &Path, group: &Path) -> Result<(u32, u32), 
         Some((u, g)) => (u, Some(g)),
         None => (owner, None),
     };
+    if user.is_empty() || group_name.is_some_and(str::is_empty) {
+        return Err(format!("owner `{owner}` names no user or no group"));
+    }
     let (uid, default_gid) = match user.parse::<u32>() {
         Ok(uid) => (uid, uid),
         Err(_) => {
@@ -322,6 +325,12 @@ mod owner_tests {
         assert!(ids("fr").unwrap_err().contains("no user `fr`"));
         assert!(ids("frr:vty").unwrap_err().contains("no group `vty`"));
         assert!(ids("bad").unwrap_err().contains("malformed"));
+        assert!(ids("").unwrap_err().contains("names no user"));
+        assert!(
+            ids("frr:")
+                .unwrap_err()
+                .contains("names no user or no group")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

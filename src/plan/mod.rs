@@ -364,7 +364,8 @@ impl Plan {
         Plan::teardown_of_undos(steps.filter_map(Op::undo).collect())
     }
 
-    /// The same from undo records in creation order (a journal).
+    /// The same from undo records in creation order. (`down` reads the journal with
+    /// `state::teardown_objects`, which filters the same way as it reads.)
     pub fn teardown_of_undos(mut undos: Vec<Undo>) -> Vec<Undo> {
         undos.reverse();
         let deleted: std::collections::HashSet<Name> = undos

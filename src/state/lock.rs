@@ -28,8 +28,9 @@ impl LabLock {
         let dir = run_root();
         let path: PathBuf = dir.join(format!("{lab}.lock"));
         let mut waiting = Some(waiting);
-        std::fs::create_dir_all(&dir).map_err(|e| StateError::io(&dir, e))?;
         loop {
+            // Again each time: someone may have removed the directory in between.
+            std::fs::create_dir_all(&dir).map_err(|e| StateError::io(&dir, e))?;
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -67,7 +68,12 @@ impl LabLock {
 }
 
 impl Drop for LabLock {
+    /// Unlocks; the file goes too when the lab is not on record (a command that waited
+    /// for a `down`, or found no lab), so no lock outlives its lab.
     fn drop(&mut self) {
+        if !self.path.with_extension("journal").exists() {
+            let _ = std::fs::remove_file(&self.path);
+        }
         // SAFETY: unlocking our own descriptor (closing it would too).
         unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
@@ -83,6 +89,24 @@ fn holder_of(file: &File) -> Option<u32> {
         libc::minor(meta.dev()),
         meta.ino(),
     )
+    .or_else(|| flock_holder_by_inode(&locks, meta.ino()))
+}
+
+/// The holder by inode alone, when exactly one `flock` has that inode: /proc/locks names
+/// the file system's own device, which `stat` may not report (btrfs subvolumes).
+fn flock_holder_by_inode(locks: &str, ino: u64) -> Option<u32> {
+    let ino = ino.to_string();
+    let mut holders = locks.lines().filter_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, id, ..] if id.rsplit(':').next() == Some(ino.as_str()) => {
+                pid.parse::<u32>().ok()
+            }
+            _ => None,
+        }
+    });
+    let first = holders.next()?;
+    holders.next().is_none().then_some(first)
 }
 
 /// The pid holding a `flock` on the inode in `/proc/locks` text (lines such as
@@ -135,6 +159,15 @@ mod tests {
     fn the_holder_is_the_granted_flock_on_the_same_inode() {
         assert_eq!(flock_holder(LOCKS, 0xfe, 0, 326279), Some(7001));
         assert_eq!(flock_holder(LOCKS, 0xfe, 0, 3262790), Some(7003));
+    }
+
+    #[test]
+    fn an_inode_held_once_names_its_holder_whatever_the_device() {
+        use super::flock_holder_by_inode;
+        assert_eq!(flock_holder_by_inode(LOCKS, 3262790), Some(7003));
+        assert_eq!(flock_holder_by_inode(LOCKS, 4242), None, "a POSIX lock");
+        let twice = format!("{LOCKS}4: FLOCK  ADVISORY  WRITE 7009 00:2b:3262790 0 EOF\n");
+        assert_eq!(flock_holder_by_inode(&twice, 3262790), None, "ambiguous");
     }
 
     #[test]
