@@ -177,7 +177,7 @@ pub async fn up_with(
         Ok(k) => k,
         Err(e) => {
             drop(host_lock);
-            lock.remove();
+            drop(lock);
             return Err(ApplyError::Host {
                 lab,
                 source: std::io::Error::other(e.to_string()),
@@ -199,7 +199,7 @@ pub async fn up_with(
     if !taken.is_empty() {
         // Nothing of this lab exists: not even its lock file stays.
         drop(host_lock);
-        lock.remove();
+        drop(lock);
         return Err(ApplyError::ForeignNetns { lab, names: taken });
     }
     dir.create()?;
@@ -264,7 +264,7 @@ pub async fn up_with(
         drop(journal);
         kernel.close_all();
         match rollback(&lab, &dir, &kernel, opts.progress.as_ref()).await {
-            Ok(_) => lock.remove(),
+            Ok(_) => drop(lock),
             Err(rb) => eprintln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
         }
         return Err(first);
@@ -295,7 +295,7 @@ pub fn down_with(
     let lock = lock(lab)?;
     let dir = LabDir::new(lab);
     if !dir.exists() {
-        lock.remove();
+        drop(lock);
         return Err(ApplyError::NotUp(lab.to_string()));
     }
     let undos = teardown::undos(&dir)?;
@@ -320,7 +320,7 @@ pub fn down_with(
     errors.extend(rest);
     progress::finish(progress);
     teardown::finish(lab, &dir, errors)?;
-    lock.remove();
+    drop(lock);
     // Only now may the kernel start freeing the namespaces (see `netns::Held`).
     drop(held);
     Ok(DownReport {

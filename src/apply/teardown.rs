@@ -105,10 +105,10 @@ pub async fn undo_inside(kernel: &NetlinkKernel, undos: &[Undo]) -> Vec<String> 
 
 /// Deletes namespaces one after the other, holding each first, in creation order (the
 /// list is in teardown order, reversed here): the fabric first, its bridge's cleanup
-/// held back until the end like every other. Each unmount ends in an expedited RCU grace period; measured on this 2-core
-/// host, one thread deleted 1,000 in 16 ms, while 2 to 8 unmounting threads took 20 to
-/// 230 ms because their grace periods fight each other, and a second thread only
-/// removing the files behind the first took 35 to 220 ms.
+/// held back until the end like every other. Each unmount ends in an expedited RCU grace
+/// period; measured on this 2-core host, one thread deleted 1,000 in 16 ms, while 2 to 8
+/// unmounting threads took 20 to 230 ms because their grace periods fight each other,
+/// and a second thread only removing the files behind the first took 35 to 220 ms.
 fn delete_namespaces(
     names: &[Name],
     progress: Option<&super::progress::Reporter>,

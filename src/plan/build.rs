@@ -122,7 +122,8 @@ pub fn plan(t: &Topology) -> Plan {
     // after which it is up.
     let mut created = per_iface(0);
     let mut up = per_iface(0);
-    let mut peers: Vec<(usize, usize, StepId)> = Vec::new();
+    // (node, interface, its veth's step, the bridge on the far end)
+    let mut peers: Vec<(usize, usize, StepId, Option<usize>)> = Vec::new();
     for l in &t.links {
         match (l.a, l.b) {
             (
@@ -156,7 +157,7 @@ pub fn plan(t: &Topology) -> Plan {
                 created[na][ia] = id;
                 created[nb][ib] = id;
                 up[na][ia] = id;
-                peers.push((nb, ib, id));
+                peers.push((nb, ib, id, None));
             }
             (End::Bridge { bridge, port }, End::Node { node, iface })
             | (End::Node { node, iface }, End::Bridge { bridge, port }) => {
@@ -181,13 +182,14 @@ pub fn plan(t: &Topology) -> Plan {
                     deps,
                 );
                 created[node][iface] = id;
-                peers.push((node, iface, id));
+                peers.push((node, iface, id, Some(bridge)));
             }
             (End::Bridge { .. }, End::Bridge { .. }) => unreachable!("rejected by the model"),
         }
     }
     // A peer cannot be created up (the kernel answers ENOTCONN), so it gets its own step.
-    for (node, iface, veth) in peers {
+    let mut port_up: Vec<Vec<StepId>> = vec![Vec::new(); t.bridges.len()];
+    for (node, iface, veth, bridge) in peers {
         up[node][iface] = b.push(
             Op::SetLinkUp {
                 netns: netns[node].clone(),
@@ -196,16 +198,11 @@ pub fn plan(t: &Topology) -> Plan {
             },
             vec![veth],
         );
-    }
-    // Each bridge comes up once every port has its carrier, then gets multicast snooping.
-    let mut port_up: Vec<Vec<StepId>> = vec![Vec::new(); t.bridges.len()];
-    for l in &t.links {
-        if let (End::Bridge { bridge, .. }, End::Node { node, iface })
-        | (End::Node { node, iface }, End::Bridge { bridge, .. }) = (l.a, l.b)
-        {
-            port_up[bridge].push(up[node][iface]);
+        if let Some(br) = bridge {
+            port_up[br].push(up[node][iface]);
         }
     }
+    // Each bridge comes up once every port has its carrier, then gets multicast snooping.
     if let Some(f) = &fabric {
         for ((br, mut deps), created) in t.bridges.iter().zip(port_up).zip(&bridge_step) {
             deps.push(*created);

@@ -18,6 +18,7 @@ use super::{StateError, run_root};
 pub struct LabLock {
     file: File,
     path: PathBuf,
+    lab: String,
 }
 
 impl LabLock {
@@ -56,22 +57,21 @@ impl LabLock {
             if !same {
                 continue;
             }
-            return Ok(LabLock { file, path });
+            return Ok(LabLock {
+                file,
+                path,
+                lab: lab.to_string(),
+            });
         }
-    }
-
-    /// Releases the lock and removes its file: the lab is gone. The run directory stays,
-    /// empty, as iproute2's `/run/netns` does (see `run_root`).
-    pub fn remove(self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
 impl Drop for LabLock {
-    /// Unlocks; the file goes too when the lab is not on record (a command that waited
-    /// for a `down`, or found no lab), so no lock outlives its lab.
+    /// Unlocks; the file goes too when the lab is not on record (taken down, rolled back,
+    /// never up, or gone while a command waited), so no lock outlives its lab. The run
+    /// directory stays, empty, as iproute2's `/run/netns` does (see `run_root`).
     fn drop(&mut self) {
-        if !self.path.with_extension("journal").exists() {
+        if !super::LabDir::new(&self.lab).exists() {
             let _ = std::fs::remove_file(&self.path);
         }
         // SAFETY: unlocking our own descriptor (closing it would too).
@@ -92,34 +92,33 @@ fn holder_of(file: &File) -> Option<u32> {
     .or_else(|| flock_holder_by_inode(&locks, meta.ino()))
 }
 
+/// The granted `flock`s in `/proc/locks` text, as (pid, `MAJ:MIN:INODE`), from lines such
+/// as `1: FLOCK  ADVISORY  WRITE 4242 fe:00:326279 0 EOF` (blocked waiters' carry `->`).
+fn flocks(locks: &str) -> impl Iterator<Item = (u32, &str)> {
+    locks.lines().filter_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "FLOCK", _, _, pid, id, ..] => Some((pid.parse().ok()?, *id)),
+            _ => None,
+        }
+    })
+}
+
+/// The pid holding a `flock` on the inode of that device.
+fn flock_holder(locks: &str, major: u32, minor: u32, ino: u64) -> Option<u32> {
+    let want = format!("{major:02x}:{minor:02x}:{ino}");
+    flocks(locks).find_map(|(pid, id)| (id == want).then_some(pid))
+}
+
 /// The holder by inode alone, when exactly one `flock` has that inode: /proc/locks names
 /// the file system's own device, which `stat` may not report (btrfs subvolumes).
 fn flock_holder_by_inode(locks: &str, ino: u64) -> Option<u32> {
     let ino = ino.to_string();
-    let mut holders = locks.lines().filter_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [_, "FLOCK", _, _, pid, id, ..] if id.rsplit(':').next() == Some(ino.as_str()) => {
-                pid.parse::<u32>().ok()
-            }
-            _ => None,
-        }
-    });
+    let mut holders = flocks(locks)
+        .filter(|(_, id)| id.rsplit(':').next() == Some(ino.as_str()))
+        .map(|(pid, _)| pid);
     let first = holders.next()?;
     holders.next().is_none().then_some(first)
-}
-
-/// The pid holding a `flock` on the inode in `/proc/locks` text (lines such as
-/// `1: FLOCK  ADVISORY  WRITE 4242 fe:00:326279 0 EOF`; blocked waiters' lines carry `->`).
-fn flock_holder(locks: &str, major: u32, minor: u32, ino: u64) -> Option<u32> {
-    let want = format!("{major:02x}:{minor:02x}:{ino}");
-    locks.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [_, "FLOCK", _, _, pid, id, ..] if *id == want => pid.parse().ok(),
-            _ => None,
-        }
-    })
 }
 
 /// A short host-wide lock for what all labs share (`/run/netns` and its mount): `up`
