@@ -88,6 +88,19 @@ fn bridge_star_of_4_reaches_all_pairs() {
         "{}",
         text(&bridge)
     );
+    // Both ends of a veth have the one transmit queue the kernel would use anyway, asked
+    // for at creation (trimming more afterwards waits for an RCU grace period per end).
+    for (ns, dev) in [("nslab.it-star", "h1.eth0"), ("nslab.it-star.h1", "eth0")] {
+        let l = std::process::Command::new("ip")
+            .args(["-n", ns, "-d", "link", "show", dev])
+            .output()
+            .unwrap();
+        assert!(
+            text(&l).contains("numtxqueues 1 "),
+            "{ns} {dev}: {}",
+            text(&l)
+        );
+    }
     // Under their mounts, the namespaces' names are hard links to one file (no new inode
     // per namespace). Seen from a private copy of the mount table, with two unmounted.
     let under = std::process::Command::new("unshare")

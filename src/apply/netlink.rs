@@ -14,7 +14,7 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::packet_route::link::{InfoBridge, InfoData, InfoKind, InfoVeth};
+use rtnetlink::packet_route::link::{InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::packet_route::tc::TcMessage;
 use rtnetlink::{
@@ -180,11 +180,13 @@ impl NetlinkKernel {
                 let mut peer = LinkUnspec::new_with_name(peer_name)
                     .index(*peer_ifindex)
                     .address(peer_mac.to_vec())
-                    .setns_by_fd(peer_fd.as_raw_fd());
+                    .setns_by_fd(peer_fd.as_raw_fd())
+                    .append_extra_attribute(LinkAttribute::NumTxQueues(1));
                 let mut link = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
                     .name(name.to_string())
                     .index(*ifindex)
-                    .address(mac.to_vec());
+                    .address(mac.to_vec())
+                    .append_extra_attribute(LinkAttribute::NumTxQueues(1));
                 if let Some(m) = mtu {
                     peer = peer.mtu(*m);
                     link = link.mtu(*m);

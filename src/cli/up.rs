@@ -23,12 +23,12 @@ pub fn run(file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
     };
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
     println!(
-        "lab `{}` is up: {} nodes, {} bridges, {} links ({} steps in {:.2} s)",
+        "lab `{}` is up: {}, {}, {} ({} in {:.2} s)",
         t.lab,
-        t.nodes.len(),
-        t.bridges.len(),
-        t.links.len(),
-        report.steps,
+        super::count(t.nodes.len(), "node"),
+        super::count(t.bridges.len(), "bridge"),
+        super::count(t.links.len(), "link"),
+        super::count(report.steps, "step"),
         report.elapsed.as_secs_f64()
     );
     Ok(exit::OK)

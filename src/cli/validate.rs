@@ -9,13 +9,13 @@ pub fn run(file: &Path, quiet: bool) -> Result<u8, CliError> {
     if !quiet {
         let t = &c.topology;
         println!(
-            "{}: lab `{}` is valid: {} nodes, {} bridges, {} links, {} checks",
+            "{}: lab `{}` is valid: {}, {}, {}, {}",
             file.display(),
             t.lab,
-            t.nodes.len(),
-            t.bridges.len(),
-            t.links.len(),
-            t.checks.len()
+            super::count(t.nodes.len(), "node"),
+            super::count(t.bridges.len(), "bridge"),
+            super::count(t.links.len(), "link"),
+            super::count(t.checks.len(), "check")
         );
     }
     Ok(exit::OK)

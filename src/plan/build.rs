@@ -122,8 +122,8 @@ pub fn plan(t: &Topology) -> Plan {
     // after which it is up.
     let mut created = per_iface(0);
     let mut up = per_iface(0);
-    // (node, interface, its veth's step, the bridge on the far end)
-    let mut peers: Vec<(usize, usize, StepId, Option<usize>)> = Vec::new();
+    // (node, interface, its veth's step)
+    let mut peers: Vec<(usize, usize, StepId)> = Vec::new();
     for l in &t.links {
         match (l.a, l.b) {
             (
@@ -157,7 +157,7 @@ pub fn plan(t: &Topology) -> Plan {
                 created[na][ia] = id;
                 created[nb][ib] = id;
                 up[na][ia] = id;
-                peers.push((nb, ib, id, None));
+                peers.push((nb, ib, id));
             }
             (End::Bridge { bridge, port }, End::Node { node, iface })
             | (End::Node { node, iface }, End::Bridge { bridge, port }) => {
@@ -182,14 +182,13 @@ pub fn plan(t: &Topology) -> Plan {
                     deps,
                 );
                 created[node][iface] = id;
-                peers.push((node, iface, id, Some(bridge)));
+                peers.push((node, iface, id));
             }
             (End::Bridge { .. }, End::Bridge { .. }) => unreachable!("rejected by the model"),
         }
     }
     // A peer cannot be created up (the kernel answers ENOTCONN), so it gets its own step.
-    let mut port_up: Vec<Vec<StepId>> = vec![Vec::new(); t.bridges.len()];
-    for (node, iface, veth, bridge) in peers {
+    for (node, iface, veth) in peers {
         up[node][iface] = b.push(
             Op::SetLinkUp {
                 netns: netns[node].clone(),
@@ -198,35 +197,7 @@ pub fn plan(t: &Topology) -> Plan {
             },
             vec![veth],
         );
-        if let Some(br) = bridge {
-            port_up[br].push(up[node][iface]);
-        }
     }
-    // Each bridge comes up once every port has its carrier, then gets multicast snooping.
-    if let Some(f) = &fabric {
-        for ((br, mut deps), created) in t.bridges.iter().zip(port_up).zip(&bridge_step) {
-            deps.push(*created);
-            let name = Name::from(br.name.as_str());
-            let bridge_up = b.push(
-                Op::SetLinkUp {
-                    netns: f.clone(),
-                    name: name.clone(),
-                    ifindex: br.ifindex,
-                },
-                deps,
-            );
-            b.push(
-                Op::SetMulticastSnooping {
-                    netns: f.clone(),
-                    name,
-                    ifindex: br.ifindex,
-                    on: true,
-                },
-                vec![bridge_up],
-            );
-        }
-    }
-
     // Per-interface sysctls, once the interface exists.
     for (i, n) in t.nodes.iter().enumerate() {
         for s in &n.sysctls {
@@ -318,6 +289,34 @@ pub fn plan(t: &Topology) -> Plan {
         }
     }
 
+    // Bridges come up last, behind a barrier on the rest of the wiring, then get multicast
+    // snooping. The first frame a bridge forwards finds every host addressed and routed,
+    // and the IPv6 start-up chatter of its hosts (MLD reports and router solicitations,
+    // flooded to every port: O(ports^2) frames) does not compete with the rest of `up`.
+    if let Some(f) = &fabric {
+        let wired = b.push(Op::Barrier, leaves(&b));
+        for br in &t.bridges {
+            let name = Name::from(br.name.as_str());
+            let bridge_up = b.push(
+                Op::SetLinkUp {
+                    netns: f.clone(),
+                    name: name.clone(),
+                    ifindex: br.ifindex,
+                },
+                vec![wired],
+            );
+            b.push(
+                Op::SetMulticastSnooping {
+                    netns: f.clone(),
+                    name,
+                    ifindex: br.ifindex,
+                    on: true,
+                },
+                vec![bridge_up],
+            );
+        }
+    }
+
     nodes(t, &mut b, &netns, &ns_step);
 
     Plan {
@@ -335,20 +334,11 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
     if with_init.is_empty() {
         return;
     }
-    // The barrier waits for the steps nothing else waits for: transitively, all of them.
-    let mut depended = vec![false; b.steps.len() + 1];
-    for s in &b.steps {
-        for d in &s.deps {
-            depended[*d] = true;
-        }
-    }
-    let leaves: Vec<StepId> = b
-        .steps
-        .iter()
-        .map(|s| s.id)
-        .filter(|id| !depended[*id])
-        .collect();
-    let barrier = b.push(Op::Barrier, leaves);
+    // One step left (a bridge's snooping, behind the wiring's own barrier) needs no second.
+    let barrier = match leaves(b).as_slice() {
+        [one] => *one,
+        many => b.push(Op::Barrier, many.to_vec()),
+    };
     // Pid files, control sockets, the hosts file and logs go on a tmpfs of the lab's own.
     let run_dirs = b.push(Op::MountRunDirs { lab: t.lab.clone() }, vec![]);
     let hosts = b.push(
@@ -449,6 +439,21 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
     }
 }
 
+/// The steps nothing else waits for: a barrier on them waits, transitively, for all.
+fn leaves(b: &Builder) -> Vec<StepId> {
+    let mut depended = vec![false; b.steps.len() + 1];
+    for s in &b.steps {
+        for d in &s.deps {
+            depended[*d] = true;
+        }
+    }
+    b.steps
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| !depended[*id])
+        .collect()
+}
+
 /// The step count, counted the way the builder emits steps, so the step vector
 /// allocates once and exactly (a 10,000-node leaf-spine has 660,000 steps).
 fn estimate(t: &Topology) -> usize {
@@ -469,8 +474,10 @@ fn estimate(t: &Topology) -> usize {
                     .sum::<usize>()
         })
         .sum();
-    // fabric, bridges (created, up, snooping), a veth and a peer-up per link, barrier, hosts
-    per_node + 1 + 3 * t.bridges.len() + 2 * t.links.len() + 2
+    // fabric, bridges (created, up, snooping) behind their barrier, a veth and a peer-up
+    // per link, barrier, hosts
+    let bridges = 3 * t.bridges.len() + usize::from(!t.bridges.is_empty());
+    per_node + 1 + bridges + 2 * t.links.len() + 2
 }
 
 /// Emits process steps depth-first, dependencies before dependents.
