@@ -22,6 +22,7 @@ pub mod probe;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod words;
 
 pub use compile::{CompileError, Compiled, compile_file, compile_str, preflight};
 pub use diag::{Diagnostic, Report, Severity};

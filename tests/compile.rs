@@ -210,6 +210,97 @@ fn step_ids_ascend_in_a_valid_order() {
     }
 }
 
+/// Every step a step waits for, directly or not.
+fn ancestors(p: &nslab::Plan) -> Vec<std::collections::BTreeSet<usize>> {
+    let mut all: Vec<std::collections::BTreeSet<usize>> = vec![Default::default()];
+    for s in &p.steps {
+        let mut a = std::collections::BTreeSet::new();
+        for d in &s.deps {
+            a.insert(*d);
+            a.extend(all[*d].iter().copied());
+        }
+        all.push(a);
+    }
+    all
+}
+
+#[test]
+fn bridges_come_up_after_the_rest_of_the_wiring_and_nodes_after_the_bridges() {
+    // Two bridges and nodes with inits: the case with a barrier before each.
+    let two = "name: two-br\nbridges:\n  lan1: {}\n  lan2: {}\nnodes:\n  a: { processes: [{ name: s, cmd: 'sleep 100' }] }\n  b: {}\n  c: { routes: [{ to: default, via: 10.128.1.1 }] }\nlinks:\n  - [a, lan1]\n  - [b, lan1]\n  - [b, lan2]\n  - [c, lan2]\n  - [a, c]\n";
+    let mut plans: Vec<(String, nslab::Plan)> = yaml_files("topologies")
+        .iter()
+        .map(|f| {
+            let t = compile_rel(f).unwrap().topology;
+            (f.display().to_string(), plan::plan(&t))
+        })
+        .collect();
+    let t = compile_str(two, "two-br.yaml", &root()).unwrap().topology;
+    plans.push(("two-br".into(), plan::plan(&t)));
+    let mut bridged = 0;
+    for (f, p) in &plans {
+        let before = ancestors(p);
+        let bridge_names: Vec<String> = p
+            .steps
+            .iter()
+            .filter_map(|s| match &s.op {
+                nslab::plan::Op::CreateBridge { name, .. } => Some(name.to_string()),
+                _ => None,
+            })
+            .collect();
+        let is_bridge_step = |op: &nslab::plan::Op| match op {
+            nslab::plan::Op::SetLinkUp { name, netns, .. } => {
+                netns.starts_with("nslab.")
+                    && netns.matches('.').count() == 1
+                    && bridge_names.contains(&name.to_string())
+            }
+            nslab::plan::Op::SetMulticastSnooping { .. } => true,
+            _ => false,
+        };
+        let runtime = |name: &str| {
+            matches!(
+                name,
+                "mount-run-dirs"
+                    | "write-hosts"
+                    | "create-mount-template"
+                    | "create-cgroup"
+                    | "start-node"
+                    | "start-process"
+                    | "run-exec"
+            )
+        };
+        let ups: Vec<&nslab::plan::Step> = p
+            .steps
+            .iter()
+            .filter(|s| matches!(s.op, nslab::plan::Op::SetLinkUp { .. }) && is_bridge_step(&s.op))
+            .collect();
+        assert_eq!(ups.len(), bridge_names.len(), "{f}: one up per bridge");
+        bridged += usize::from(!ups.is_empty());
+        // `later` waits, directly or not, for every step `earlier` picks.
+        let waits = |later: &nslab::plan::Step, earlier: &dyn Fn(&nslab::plan::Step) -> bool| {
+            for s in p.steps.iter().filter(|s| earlier(s)) {
+                assert!(
+                    before[later.id].contains(&s.id),
+                    "{f}: {} (step {}) does not wait for step {} ({})",
+                    later.op.name(),
+                    later.id,
+                    s.id,
+                    s.op.name()
+                );
+            }
+        };
+        for up in &ups {
+            waits(up, &|s| {
+                !is_bridge_step(&s.op) && !runtime(s.op.name()) && s.op.name() != "barrier"
+            });
+        }
+        for start in p.steps.iter().filter(|s| s.op.name() == "start-node") {
+            waits(start, &|s| !runtime(s.op.name()));
+        }
+    }
+    assert!(bridged >= 3, "plans with bridges checked: {bridged}");
+}
+
 #[test]
 fn host_checks_name_the_node_and_the_key() {
     let yaml = "name: pre\nnodes:\n  r1:\n    mounts: ['configs/{node}/missing.conf:/etc/x.conf']\n    processes:\n      - { name: d, cmd: 'no-such-program-nslab --flag' }\n      - { name: ok, cmd: 'sh -c true' }\n";

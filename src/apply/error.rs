@@ -167,7 +167,7 @@ pub fn object_of(op: &Op) -> String {
         Op::AddAddress { name, address, .. } => format!("address {address} on {name}"),
         Op::AddRoute { route, .. } => format!("route {}", crate::plan::route_text(route)),
         Op::SetImpair { name, .. } => format!("impairment on {name}"),
-        Op::Barrier => "the wiring barrier".into(),
+        Op::Barrier { .. } => "the wiring barrier".into(),
         Op::WriteHosts { .. } => "the lab's hosts file".into(),
         Op::CreateMountTemplate { .. } => "the lab's mount template".into(),
         Op::MountRunDirs { .. } => "the lab's node directories".into(),

@@ -250,7 +250,7 @@ pub(crate) mod tests {
                     }
                 }
                 Op::SetSysctl { netns, .. } | Op::AddRoute { netns, .. } => need(&s, netns)?,
-                Op::Barrier
+                Op::Barrier { .. }
                 | Op::WriteHosts { .. }
                 | Op::CreateMountTemplate { .. }
                 | Op::MountRunDirs { .. }

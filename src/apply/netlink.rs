@@ -147,8 +147,8 @@ impl NetlinkKernel {
                 mtu,
             } => {
                 let h = self.ns(netns).await?.handle;
-                // Down and without snooping until its ports are up (see
-                // `Op::SetMulticastSnooping`); `LinkBridge::new` would set IFF_UP.
+                // Down and without snooping until the rest of the wiring is in place (see
+                // `Gate::Bridges`); `LinkBridge::new` would set IFF_UP.
                 let mut b = LinkMessageBuilder::<LinkBridge>::new(name)
                     .index(*ifindex)
                     .address(mac.to_vec())
@@ -272,7 +272,7 @@ impl NetlinkKernel {
                 };
                 add_qdisc(&h, msg).await.map_err(|e| missing_qdisc(kind, e))
             }
-            Op::Barrier => Ok(()),
+            Op::Barrier { .. } => Ok(()),
             Op::MountRunDirs { lab } => {
                 let lab = lab.clone();
                 tokio::task::spawn_blocking(move || crate::node::rundirs::mount(&lab))

@@ -9,7 +9,7 @@ pub fn run(target: Option<&str>, lab: Option<&str>, quiet: bool) -> Result<u8, C
     let report = apply::down_with(&lab, progress.as_ref()).map_err(CliError::Lab)?;
     println!(
         "lab `{lab}` is down: {} removed in {:.2} s",
-        super::count(report.objects, "object"),
+        crate::words::count(report.objects, "object"),
         report.elapsed.as_secs_f64()
     );
     Ok(exit::OK)

@@ -356,25 +356,6 @@ impl CliError {
 
 /// The lab a command means: `--lab`, a lab name or topology file given positionally, or
 /// the only lab that is up.
-/// "1 bridge", "2 bridges": summaries read as sentences.
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
-#[cfg(test)]
-mod count_tests {
-    #[test]
-    fn singular_only_for_one() {
-        assert_eq!(super::count(0, "bridge"), "0 bridges");
-        assert_eq!(super::count(1, "bridge"), "1 bridge");
-        assert_eq!(super::count(2, "link"), "2 links");
-    }
-}
-
 fn lab_arg(target: Option<&str>, lab: Option<&str>) -> Result<String, CliError> {
     let named = match (target, lab) {
         (Some(_), Some(_)) => {

@@ -72,9 +72,9 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
         return Ok(exit::OK);
     }
     println!(
-        "lab `{}` ({} nodes) from {}",
+        "lab `{}` ({}) from {}",
         status.lab,
-        status.nodes.len(),
+        crate::words::count(status.nodes.len(), "node"),
         status.file
     );
     println!(

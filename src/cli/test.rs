@@ -115,8 +115,12 @@ pub fn run(a: Args) -> Result<u8, CliError> {
             .filter(|c| matches!(c.body, crate::model::CheckBody::Action(_)))
             .count();
         let what = match steps {
-            0 => format!("{} checks", t.checks.len()),
-            _ => format!("{} checks and {steps} steps", t.checks.len() - steps),
+            0 => crate::words::count(t.checks.len(), "check"),
+            _ => format!(
+                "{} and {}",
+                crate::words::count(t.checks.len() - steps, "check"),
+                crate::words::count(steps, "step")
+            ),
         };
         out_human(format!(
             "lab `{}` is up ({:.2}s); running {what}",

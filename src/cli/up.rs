@@ -25,10 +25,10 @@ pub fn run(file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
     println!(
         "lab `{}` is up: {}, {}, {} ({} in {:.2} s)",
         t.lab,
-        super::count(t.nodes.len(), "node"),
-        super::count(t.bridges.len(), "bridge"),
-        super::count(t.links.len(), "link"),
-        super::count(report.steps, "step"),
+        crate::words::count(t.nodes.len(), "node"),
+        crate::words::count(t.bridges.len(), "bridge"),
+        crate::words::count(t.links.len(), "link"),
+        crate::words::count(report.steps, "step"),
         report.elapsed.as_secs_f64()
     );
     Ok(exit::OK)

@@ -12,10 +12,10 @@ pub fn run(file: &Path, quiet: bool) -> Result<u8, CliError> {
             "{}: lab `{}` is valid: {}, {}, {}, {}",
             file.display(),
             t.lab,
-            super::count(t.nodes.len(), "node"),
-            super::count(t.bridges.len(), "bridge"),
-            super::count(t.links.len(), "link"),
-            super::count(t.checks.len(), "check")
+            crate::words::count(t.nodes.len(), "node"),
+            crate::words::count(t.bridges.len(), "bridge"),
+            crate::words::count(t.links.len(), "link"),
+            crate::words::count(t.checks.len(), "check")
         );
     }
     Ok(exit::OK)

@@ -30,9 +30,13 @@ pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String 
         .count();
     let steps = results.iter().filter(|r| r.kind == "step").count();
     let what = if steps == 0 {
-        format!("{} checks", results.len())
+        crate::words::count(results.len(), "check")
     } else {
-        format!("{} checks and {steps} steps", results.len() - steps)
+        format!(
+            "{} and {}",
+            crate::words::count(results.len() - steps, "check"),
+            crate::words::count(steps, "step")
+        )
     };
     let mut s = format!("lab `{lab}`: {what}, {pass} passed, {fail} failed");
     if skip > 0 {

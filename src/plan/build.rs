@@ -1,10 +1,11 @@
 //! Turning a topology into steps. Steps are emitted phase by phase (namespaces, sysctls,
-//! bridges, veths, links up, addresses, routes, impairments), so ascending ids are a valid
-//! order; the dependencies let apply run independent steps concurrently.
+//! bridges created down, veths, links up, addresses, routes, impairments, a barrier, the
+//! bridges up, then the nodes' runtimes), so ascending ids are a valid order; the
+//! dependencies let apply run independent steps concurrently.
 
 use crate::model::{End, Topology};
 use crate::node::config::{lab_hosts, needs_init, node_start};
-use crate::plan::{Name, Op, Plan, Step, StepId};
+use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
 use crate::spec::raw::NsKind;
 
 struct Builder {
@@ -294,7 +295,12 @@ pub fn plan(t: &Topology) -> Plan {
     // and the IPv6 start-up chatter of its hosts (MLD reports and router solicitations,
     // flooded to every port: O(ports^2) frames) does not compete with the rest of `up`.
     if let Some(f) = &fabric {
-        let wired = b.push(Op::Barrier, leaves(&b));
+        let wired = b.push(
+            Op::Barrier {
+                before: Gate::Bridges,
+            },
+            leaves(&b),
+        );
         for br in &t.bridges {
             let name = Name::from(br.name.as_str());
             let bridge_up = b.push(
@@ -337,7 +343,12 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
     // One step left (a bridge's snooping, behind the wiring's own barrier) needs no second.
     let barrier = match leaves(b).as_slice() {
         [one] => *one,
-        many => b.push(Op::Barrier, many.to_vec()),
+        many => b.push(
+            Op::Barrier {
+                before: Gate::Nodes,
+            },
+            many.to_vec(),
+        ),
     };
     // Pid files, control sockets, the hosts file and logs go on a tmpfs of the lab's own.
     let run_dirs = b.push(Op::MountRunDirs { lab: t.lab.clone() }, vec![]);
@@ -454,8 +465,9 @@ fn leaves(b: &Builder) -> Vec<StepId> {
         .collect()
 }
 
-/// The step count, counted the way the builder emits steps, so the step vector
-/// allocates once and exactly (a 10,000-node leaf-spine has 660,000 steps).
+/// An upper bound on the step count, counted the way the builder emits steps, so the step
+/// vector allocates once (a 10,000-node leaf-spine has 660,000 steps); at most a barrier
+/// and a mount template over.
 fn estimate(t: &Topology) -> usize {
     let per_node: usize = t
         .nodes
@@ -474,10 +486,16 @@ fn estimate(t: &Topology) -> usize {
                     .sum::<usize>()
         })
         .sum();
-    // fabric, bridges (created, up, snooping) behind their barrier, a veth and a peer-up
-    // per link, barrier, hosts
-    let bridges = 3 * t.bridges.len() + usize::from(!t.bridges.is_empty());
-    per_node + 1 + bridges + 2 * t.links.len() + 2
+    // the fabric and its sysctls, bridges (created, up, snooping) behind their barrier
+    let fabric = if t.bridges.is_empty() {
+        0
+    } else {
+        1 + crate::model::FABRIC_SYSCTLS.len() + 3 * t.bridges.len() + 1
+    };
+    // barrier, run directories, hosts file, mount template
+    let runtime = 4;
+    // a veth and a peer-up per link
+    per_node + fabric + 2 * t.links.len() + runtime
 }
 
 /// Emits process steps depth-first, dependencies before dependents.

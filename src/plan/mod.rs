@@ -38,6 +38,16 @@ pub struct Step {
     pub deps: Vec<StepId>,
 }
 
+/// What waits behind a barrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gate {
+    /// The bridges: every port, address and route is in place before they come up.
+    Bridges,
+    /// The nodes' inits and processes: the whole wiring is in place, bridges included.
+    Nodes,
+}
+
 /// One kernel operation. Namespaces are named; interfaces carry the ifindex the plan
 /// assigned them, so apply never has to look one up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,7 +61,8 @@ pub enum Op {
         key: String,
         value: String,
     },
-    /// Created down, without multicast snooping; both come on once its ports are up.
+    /// Created down, without multicast snooping; both come on once the rest of the wiring
+    /// is in place (see `Gate::Bridges`).
     CreateBridge {
         netns: Name,
         name: Name,
@@ -119,8 +130,11 @@ pub enum Op {
         ifindex: u32,
         impair: Box<RawImpair>,
     },
-    /// Every link, address and route of the lab is in place; nodes start after this.
-    Barrier,
+    /// Every step before it is done: bridges come up after the rest of the wiring, nodes
+    /// start after all of it.
+    Barrier {
+        before: Gate,
+    },
     /// A tmpfs on the lab's node directories (see `node::rundirs`).
     MountRunDirs {
         lab: String,
@@ -224,7 +238,7 @@ impl Op {
             | Op::StartNode { netns, .. }
             | Op::StartProcess { netns, .. }
             | Op::RunExec { netns, .. } => netns,
-            Op::Barrier
+            Op::Barrier { .. }
             | Op::WriteHosts { .. }
             | Op::CreateMountTemplate { .. }
             | Op::MountRunDirs { .. } => "",
@@ -287,7 +301,7 @@ impl Op {
             | Op::SetLinkUp { .. }
             | Op::SetLinkDown { .. }
             | Op::SetMulticastSnooping { .. }
-            | Op::Barrier
+            | Op::Barrier { .. }
             | Op::WriteHosts { .. }
             | Op::StartProcess { .. }
             | Op::RunExec { .. } => None,
@@ -313,7 +327,7 @@ impl Op {
             Op::AddAddress { .. } => "add-address",
             Op::AddRoute { .. } => "add-route",
             Op::SetImpair { .. } => "set-impair",
-            Op::Barrier => "barrier",
+            Op::Barrier { .. } => "barrier",
             Op::WriteHosts { .. } => "write-hosts",
             Op::CreateMountTemplate { .. } => "create-mount-template",
             Op::MountRunDirs { .. } => "mount-run-dirs",

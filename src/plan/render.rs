@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::model::Route;
-use crate::plan::{Op, Plan, Undo};
+use crate::plan::{Gate, Op, Plan, Undo};
 use crate::spec::raw::{RouteKind, format_duration};
 use crate::spec::values::format_mac;
 
@@ -146,7 +146,12 @@ fn op_text(lab: &str, op: &Op) -> String {
             }
             format!("{}:{name} {}", ns(netns), parts.join(" "))
         }
-        Op::Barrier => "every link, address and route is in place".into(),
+        Op::Barrier {
+            before: Gate::Bridges,
+        } => "every port, address and route is in place; bridges come up next".into(),
+        Op::Barrier {
+            before: Gate::Nodes,
+        } => "every link, address and route is in place".into(),
         Op::MountRunDirs { .. } => "a tmpfs for pid files, sockets and logs".into(),
         Op::CreateMountTemplate { .. } => {
             "host mounts without /run/netns, for nodes to copy".into()
@@ -205,9 +210,9 @@ pub fn render_text(plan: &Plan) -> String {
 pub fn write_text(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "plan for lab `{}`: {} steps",
+        "plan for lab `{}`: {}",
         plan.lab,
-        plan.steps.len()
+        crate::words::count(plan.steps.len(), "step")
     )?;
     let w = plan.steps.len().to_string().len();
     for s in &plan.steps {
