@@ -440,7 +440,7 @@ fn kernel_threads(proc_dir: &std::fs::File) -> Vec<u32> {
     if !is_kernel_thread(proc_dir, 2) {
         return Vec::new();
     }
-    let children = std::fs::read_to_string("/proc/2/task/2/children").unwrap_or_default();
+    let children = read_whole("/proc/2/task/2/children");
     let mut pids: Vec<u32> = children
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
@@ -448,6 +448,26 @@ fn kernel_threads(proc_dir: &std::fs::File) -> Vec<u32> {
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// A /proc file in as few reads as it takes: each read of a list like `children` walks it
+/// again from the start, and `read_to_string` stats the file, then starts at 32 bytes and
+/// doubles. A seq file fills the buffer it is given, so a short read is its end.
+fn read_whole(path: &str) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    if let Ok(mut f) = std::fs::File::open(path) {
+        while let Ok(n) = f.read(&mut buf[len..]) {
+            len += n;
+            if n == 0 || len < buf.len() {
+                break;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// A kernel thread has no executable: reading its `exe` link fails with ENOENT, while
@@ -515,6 +535,27 @@ mod tests {
         if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c == "kthreadd\n") {
             assert!(is_kernel_thread(&proc_dir, 2));
         }
+    }
+
+    #[test]
+    fn read_whole_reads_past_its_first_buffer_and_empty_files() {
+        let dir = std::env::temp_dir().join(format!("nslab-read-whole-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big: String = (0..5000).map(|i| format!("{i} ")).collect();
+        assert!(big.len() > 2 * 8192);
+        let (a, b) = (dir.join("big"), dir.join("empty"));
+        std::fs::write(&a, &big).unwrap();
+        std::fs::write(&b, "").unwrap();
+        assert_eq!(read_whole(a.to_str().unwrap()), big);
+        assert_eq!(read_whole(b.to_str().unwrap()), "");
+        assert_eq!(read_whole(dir.join("missing").to_str().unwrap()), "");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // A seq file: the kernel's own children of pid 1's first thread, or nothing.
+        let kids = read_whole("/proc/1/task/1/children");
+        assert!(
+            kids.split_whitespace().all(|p| p.parse::<u32>().is_ok()),
+            "{kids}"
+        );
     }
 
     #[test]

@@ -147,12 +147,15 @@ pub fn finish(lab: &str, dir: &LabDir, errors: Vec<String>) -> Result<(), ApplyE
             return Err(ApplyError::State(crate::state::StateError::io(&d, e)));
         }
     }
-    if crate::state::list_labs().is_empty() {
+    // Without the marker nslab made nothing in /run/netns (the usual case: iproute2 or
+    // the distribution did), so there is nothing to release and no need to look.
+    let marker = crate::state::run_root().join(".netns-dir");
+    if marker.exists() && crate::state::list_labs().is_empty() {
         // Checked again under the host lock: an `up` may be between preparing /run/netns
         // and writing its journal.
         let _host = crate::state::HostLock::acquire()?;
         if crate::state::list_labs().is_empty()
-            && let Err(e) = netns::release_netns_dir(&crate::state::run_root().join(".netns-dir"))
+            && let Err(e) = netns::release_netns_dir(&marker)
         {
             eprintln!("nslab: could not release /run/netns: {e}");
         }
