@@ -207,14 +207,14 @@ impl Held {
         }
     }
 
-    /// Opens a named namespace before its name goes, if it is still a namespace (a stale
-    /// file left by a killed `up` is not). Past the open-file limit it is only looked at.
-    pub fn take(&mut self, name: &str) {
+    /// Opens a named namespace (its [`netns_path`]) before its name goes, if it is still a
+    /// namespace (a stale file left by a killed `up` is not). Past the open-file limit it
+    /// is only looked at.
+    pub fn take(&mut self, path: &Path) {
         use std::os::unix::fs::MetadataExt;
-        let path = netns_path(name);
-        let (meta, file) = match File::open(&path) {
+        let (meta, file) = match File::open(path) {
             Ok(f) => (f.metadata(), Some(f)),
-            Err(_) => (std::fs::metadata(&path), None),
+            Err(_) => (std::fs::metadata(path), None),
         };
         if let Ok(meta) = meta
             && Some(meta.dev()) == self.nsfs
@@ -228,18 +228,13 @@ impl Held {
 /// Unmounts and removes a named namespace. The namespace itself is freed by the kernel
 /// once no process, socket or descriptor holds it. Missing counts as deleted.
 pub fn delete(name: &str) -> io::Result<()> {
-    unmount(name)?;
-    unlink(name)
+    delete_at(&netns_path(name))
 }
 
-/// The first half of [`delete`]: detach the namespace's mount.
-pub fn unmount(name: &str) -> io::Result<()> {
-    crate::node::detach(&netns_path(name))
-}
-
-/// The second half of [`delete`]: remove the (now plain) file.
-pub fn unlink(name: &str) -> io::Result<()> {
-    match std::fs::remove_file(netns_path(name)) {
+/// [`delete`] by the name's path, for callers that already built it.
+pub fn delete_at(path: &Path) -> io::Result<()> {
+    crate::node::detach(path)?;
+    match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

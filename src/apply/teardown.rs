@@ -119,8 +119,10 @@ fn delete_namespaces(
         .iter()
         .rev()
         .filter_map(|name| {
-            held.take(name);
-            let r = netns::delete(name)
+            // One path for the hold, the unmount and the unlink.
+            let path = netns::netns_path(name);
+            held.take(&path);
+            let r = netns::delete_at(&path)
                 .err()
                 .map(|e| format!("delete namespace {name}: {e}"));
             super::progress::advance(progress, "delete-netns");
