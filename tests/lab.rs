@@ -79,27 +79,13 @@ fn bridge_star_of_4_reaches_all_pairs() {
     );
     // Created without multicast snooping (so ports come up in linear time), the bridge
     // ends with it on, as a Linux bridge is by default.
-    let bridge = std::process::Command::new("ip")
-        .args(["-n", "nslab.it-star", "-d", "link", "show", "lan1"])
-        .output()
-        .unwrap();
-    assert!(
-        text(&bridge).contains("mcast_snooping 1"),
-        "{}",
-        text(&bridge)
-    );
+    let bridge = link_details("nslab.it-star", "lan1");
+    assert!(bridge.contains("mcast_snooping 1"), "{bridge}");
     // Both ends of a veth have the one transmit queue the kernel would use anyway, asked
     // for at creation (trimming more afterwards waits for an RCU grace period per end).
     for (ns, dev) in [("nslab.it-star", "h1.eth0"), ("nslab.it-star.h1", "eth0")] {
-        let l = std::process::Command::new("ip")
-            .args(["-n", ns, "-d", "link", "show", dev])
-            .output()
-            .unwrap();
-        assert!(
-            text(&l).contains("numtxqueues 1 "),
-            "{ns} {dev}: {}",
-            text(&l)
-        );
+        let l = link_details(ns, dev);
+        assert!(l.contains("numtxqueues 1 "), "{ns} {dev}: {l}");
     }
     // Under their mounts, the namespaces' names are hard links to one file (no new inode
     // per namespace). Seen from a private copy of the mount table, with two unmounted.
@@ -121,6 +107,20 @@ fn bridge_star_of_4_reaches_all_pairs() {
     let links: u32 = rows[0].split(' ').nth(1).unwrap().parse().unwrap();
     assert!(links >= 5, "the lab's 5 names link one inode: {rows:?}");
     lab.down();
+}
+
+/// `ip -d link show` of one interface in a namespace, as text.
+fn link_details(netns: &str, dev: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-n", netns, "-d", "link", "show", dev])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip -n {netns} link show {dev}: {}",
+        text(&out)
+    );
+    text(&out)
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub struct NetlinkKernel {
 impl NetlinkKernel {
     /// `threads` namespace threads; two measured best for creating namespaces here.
     pub fn new(rt: tokio::runtime::Handle, threads: usize) -> Result<NetlinkKernel, KernelError> {
-        netns::ensure_netns_dir(&crate::state::run_root().join(".netns-dir"))?;
+        netns::ensure_netns_dir(&crate::state::netns_dir_marker())?;
         netns::raise_nofile_limit();
         Ok(NetlinkKernel {
             rt,

@@ -151,7 +151,7 @@ pub fn finish(lab: &str, dir: &LabDir, errors: Vec<String>) -> Result<(), ApplyE
     }
     // Without the marker nslab made nothing in /run/netns (the usual case: iproute2 or
     // the distribution did), so there is nothing to release and no need to look.
-    let marker = crate::state::run_root().join(".netns-dir");
+    let marker = crate::state::netns_dir_marker();
     if marker.exists() && crate::state::list_labs().is_empty() {
         // Checked again under the host lock: an `up` may be between preparing /run/netns
         // and writing its journal.

@@ -21,6 +21,12 @@ pub fn run_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/run/nslab"))
 }
 
+/// Where `up` records what it had to create in `/run/netns`, for the last `down` to undo;
+/// absent when it created nothing there.
+pub fn netns_dir_marker() -> PathBuf {
+    run_root().join(".netns-dir")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}: {source}")]
