@@ -5,14 +5,16 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::stat::Mode;
 
 pub const NETNS_DIR: &str = "/run/netns";
 
@@ -326,17 +328,6 @@ impl Drop for NsThreads {
     }
 }
 
-fn sysctl_rel(key: &str) -> String {
-    // Dots separate components; a `/` in a key stands for a `.` in a name (eth0.100).
-    key.chars()
-        .map(|c| match c {
-            '.' => '/',
-            '/' => '.',
-            c => c,
-        })
-        .collect()
-}
-
 /// A procfs instance of our own, never attached to any path. Looking a name up in the
 /// shared /proc/sys compares it against one cached entry per network namespace on the
 /// host, which makes writing a sysctl in each of N namespaces O(N^2); a fresh instance
@@ -373,42 +364,59 @@ fn private_proc() -> io::Result<OwnedFd> {
     }
 }
 
+/// Opens a sysctl of the calling thread's network namespace below `proc`'s `sys/net`
+/// and never outside it. The key is checked as the path the kernel will see
+/// (`model::sysctl::parse`), and the open resolves beneath that directory, with no
+/// symlinks and no mount crossings: a key that slipped past validation (`net.//.vm.x` is
+/// `net/../vm/x`) fails with EXDEV instead of reaching the host's `vm.*`.
+fn open_sysctl(proc: BorrowedFd, key: &str, flags: OFlag) -> io::Result<OwnedFd> {
+    use nix::fcntl::{OpenHow, ResolveFlag, openat, openat2};
+    let path = crate::model::sysctl::parse(key).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("sysctl `{}` refused: {e}", key.escape_debug()),
+        )
+    })?;
+    let dir = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let net = openat(proc, "sys/net", dir, Mode::empty())?;
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+    Ok(openat2(&net, path.rel().as_str(), how)?)
+}
+
+/// Runs `f` on a procfs root for the calling thread's network namespace: a private
+/// instance when the kernel has the new mount API, else the shared /proc.
+fn with_proc<T>(f: impl FnOnce(BorrowedFd) -> io::Result<T>) -> io::Result<T> {
+    match private_proc() {
+        Ok(root) => f(root.as_fd()),
+        Err(_) => {
+            let dir = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let proc = nix::fcntl::open("/proc", dir, Mode::empty())?;
+            f(proc.as_fd())
+        }
+    }
+}
+
 /// Writes a sysctl of the calling thread's network namespace (the file binds to the
 /// namespace of the thread that opens it).
 pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
     use std::io::Write;
-    use std::os::fd::FromRawFd;
-    let rel = sysctl_rel(key);
-    match private_proc() {
-        Ok(root) => {
-            let path = std::ffi::CString::new(format!("sys/{rel}")).map_err(io::Error::other)?;
-            // SAFETY: openat on our own directory fd with a valid C string.
-            let fd = unsafe {
-                libc::openat(
-                    root.as_raw_fd(),
-                    path.as_ptr(),
-                    libc::O_WRONLY | libc::O_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fd was just returned by openat and is owned here.
-            let mut f = unsafe { File::from_raw_fd(fd) };
-            f.write_all(value.as_bytes())
-        }
-        // Kernels without the new mount API: the shared /proc/sys still works.
-        Err(_) => std::fs::write(Path::new("/proc/sys").join(rel), value),
-    }
+    let fd = with_proc(|proc| open_sysctl(proc, key, OFlag::O_WRONLY))?;
+    File::from(fd).write_all(value.as_bytes())
 }
 
 /// Reads a sysctl of the calling thread's network namespace.
 pub fn read_sysctl(key: &str) -> io::Result<String> {
-    Ok(
-        std::fs::read_to_string(Path::new("/proc/sys").join(sysctl_rel(key)))?
-            .trim()
-            .to_string(),
-    )
+    use std::io::Read;
+    let fd = with_proc(|proc| open_sysctl(proc, key, OFlag::O_RDONLY))?;
+    let mut text = String::new();
+    File::from(fd).read_to_string(&mut text)?;
+    Ok(text.trim().to_string())
 }
 
 /// Raises the soft open-file limit to the hard one: a lab holds about two descriptors per

@@ -9,6 +9,7 @@ mod merge;
 pub mod names;
 mod resolve;
 mod routes;
+pub mod sysctl;
 
 pub use resolve::FABRIC_SYSCTLS;
 

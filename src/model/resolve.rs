@@ -35,59 +35,40 @@ pub const FABRIC_SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv6.conf.default.disable_ipv6", "1"),
 ];
 
-/// Sysctl keys that name an interface in their fourth component.
-const PER_IFACE: &[&str] = &[
-    "net.ipv4.conf.",
-    "net.ipv6.conf.",
-    "net.ipv4.neigh.",
-    "net.ipv6.neigh.",
-];
-
-/// Validates sysctls: only `net.*` (the only ones a network namespace owns), no path
-/// tricks, and per-interface keys must name an interface of the node.
+/// Validates sysctls: only `net.*` (the only ones a network namespace owns), checked as
+/// the path the kernel will open (see `sysctl::parse`), and per-interface keys must name
+/// an interface of the node.
 pub fn sysctls(sink: &mut Sink, node: &Node, raw: &[(Sp<String>, Sp<String>)]) -> Vec<Sysctl> {
     let mut out = Vec::new();
     for (k, v) in raw {
         let key = k.value.as_str();
-        if !key.starts_with("net.") {
-            sink.error(Some(k.span), format!("sysctl `{key}` is outside `net.*`"))
-                .hint("a node owns only its network namespace's sysctls (`net.*`); others would change the host");
-            continue;
-        }
-        let valid = key.split('.').all(|c| {
-            !c.is_empty()
-                && c != ".."
-                && c.chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '/'))
-        }) && !key.contains("/..")
-            && !key.contains("../");
-        if !valid {
-            sink.error(Some(k.span), format!("`{key}` is not a valid sysctl name"))
-                .hint("sysctl names look like `net.ipv4.ip_forward` or `net.ipv6.conf.eth1.forwarding`");
-            continue;
-        }
+        let path = match super::sysctl::parse(key) {
+            Ok(p) => p,
+            Err(e) => {
+                sysctl_key_error(sink, k, e);
+                continue;
+            }
+        };
         let mut iface = None;
-        if let Some(prefix) = PER_IFACE.iter().find(|p| key.starts_with(**p)) {
-            let ifname = key[prefix.len()..]
-                .split('.')
-                .next()
-                .unwrap_or("")
-                .replace('/', ".");
-            if !matches!(ifname.as_str(), "all" | "default" | "lo") {
-                if node.interfaces.iter().any(|i| i.name == ifname) {
-                    iface = Some(ifname);
-                } else {
-                    let d = sink.error(
-                        Some(k.span),
-                        format!("sysctl `{key}` names interface `{ifname}`, which node `{}` does not have", node.name),
-                    );
-                    if let Some(s) =
-                        did_you_mean(&ifname, node.interfaces.iter().map(|i| i.name.as_str()))
-                    {
-                        d.hint(format!("did you mean `{s}`?"));
-                    }
-                    continue;
+        if let Some(ifname) = path.iface
+            && !matches!(ifname.as_str(), "all" | "default" | "lo")
+        {
+            if node.interfaces.iter().any(|i| i.name == ifname) {
+                iface = Some(ifname);
+            } else {
+                let d = sink.error(
+                    Some(k.span),
+                    format!(
+                        "sysctl `{key}` names interface `{ifname}`, which node `{}` does not have",
+                        node.name
+                    ),
+                );
+                if let Some(s) =
+                    did_you_mean(&ifname, node.interfaces.iter().map(|i| i.name.as_str()))
+                {
+                    d.hint(format!("did you mean `{s}`?"));
                 }
+                continue;
             }
         }
         let value = match v.value.as_str() {
@@ -109,6 +90,25 @@ pub fn sysctls(sink: &mut Sink, node: &Node, raw: &[(Sp<String>, Sp<String>)]) -
         });
     }
     out
+}
+
+fn sysctl_key_error(sink: &mut Sink, k: &Sp<String>, e: super::sysctl::KeyError) {
+    use super::sysctl::KeyError;
+    let key = k.value.escape_debug();
+    match e {
+        KeyError::Outside => {
+            sink.error(Some(k.span), format!("sysctl `{key}` is outside `net.*`"))
+                .hint("a node owns only its network namespace's sysctls (`net.*`); others would change the host");
+        }
+        KeyError::Invalid(why) => {
+            sink.error(Some(k.span), format!("`{key}` is not a valid sysctl name: {why}"))
+                .hint("sysctl names look like `net.ipv4.ip_forward` or `net.ipv6.conf.eth1.forwarding`; a `/` stands for a `.` only in an interface name (`net.ipv4.conf.eth0/100.forwarding`)");
+        }
+        KeyError::BadIface(why) => {
+            sink.error(Some(k.span), format!("sysctl `{key}` does not name an interface: {why}"))
+                .hint("the fourth component is an interface name, `all` or `default`; write a `.` in it as `/`");
+        }
+    }
 }
 
 pub fn exec(raw: &[RawExec]) -> Vec<Exec> {
