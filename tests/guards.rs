@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::process::Command;
+
 use support::*;
 
 /// Runs `f` on a fresh thread inside a network namespace of its own, which dies with it.
@@ -66,4 +68,87 @@ fn a_hostile_sysctl_key_fails_validate_and_up_before_touching_anything() {
         swappiness
     );
     assert_same_host(&before, &host_snapshot(), "a refused sysctl key");
+}
+
+/// Appends journal records as `up` writes them.
+fn write_journal(lab: &str, undos: &[nslab::plan::Undo]) {
+    use nslab::state::Record;
+    let mut text = serde_json::to_string(&Record::Begin {
+        lab: lab.into(),
+        pid: 1,
+        version: "0".into(),
+        started: 0,
+        file: String::new(),
+    })
+    .unwrap();
+    text.push('\n');
+    for u in undos {
+        text.push_str(&serde_json::to_string(&Record::Object { undo: u.clone() }).unwrap());
+        text.push('\n');
+    }
+    std::fs::create_dir_all("/run/nslab").unwrap();
+    std::fs::write(format!("/run/nslab/{lab}.journal"), text).unwrap();
+}
+
+#[test]
+fn down_refuses_journal_records_that_name_another_labs_objects_or_paths() {
+    use nslab::plan::Undo;
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let other = Lab::new(
+        "gx-other",
+        "nodes: { h1: {}, h2: {} }\nlinks: [[h1:eth0, h2:eth0]]\n",
+    );
+    other.up();
+    let victim = std::env::temp_dir().join("nslab-tests/gx-victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    // One object that is the lab's own, made the way `up` makes it.
+    let own = "nslab.gx-jrnl.n1";
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", own])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ns = |n: &str| Undo::DeleteNetns { netns: n.into() };
+    write_journal(
+        "gx-jrnl",
+        &[
+            ns(own),
+            ns("nslab.gx-other.h1"),
+            ns(&format!("../..{}", victim.display())),
+            Undo::StopNode {
+                netns: "nslab.gx-other.h2".into(),
+                node: "h2".into(),
+            },
+            Undo::RemoveCgroup {
+                netns: "nslab.gx-jrnl.x".into(),
+                node: "../../../x".into(),
+            },
+            Undo::UnmountRunDirs {
+                lab: "gx-other".into(),
+            },
+        ],
+    );
+    let o = nslab().args(["down", "gx-jrnl"]).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("5 of its journal records were refused"),
+        "{out}"
+    );
+    assert!(out.contains("nslab.gx-other.h1"), "{out}");
+    // Nothing outside the lab was touched; the lab's own object went, and so did its state.
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert!(std::path::Path::new("/run/netns/nslab.gx-other.h1").exists());
+    assert!(other.ping("h1", "10.255.0.1"), "the other lab was damaged");
+    assert!(!std::path::Path::new("/run/netns").join(own).exists());
+    assert!(!std::path::Path::new("/run/nslab/gx-jrnl.journal").exists());
+    other.down();
+    std::fs::remove_file(&victim).unwrap();
+    assert_same_host(&before, &host_snapshot(), "a hostile journal");
 }

@@ -136,6 +136,10 @@ pub enum ApplyError {
     /// Teardown is best effort: it goes on after each failure and reports all of them.
     #[error("lab `{lab}`: {} of the teardown failed:\n  {}", .errors.len(), .errors.join("\n  "))]
     Teardown { lab: String, errors: Vec<String> },
+    /// The lab is down, but its journal named objects that are not the lab's: they were
+    /// left alone. Someone edited the journal, or an nslab with other naming rules wrote it.
+    #[error("lab `{lab}` is down, but {} of its journal {} refused and left alone, as {} not the lab's:\n  {}", .records.len(), if .records.len() == 1 { "record was" } else { "records were" }, if .records.len() == 1 { "it names an object that is" } else { "they name objects that are" }, .records.join("\n  "))]
+    Refused { lab: String, records: Vec<String> },
 }
 
 /// `nslab.<lab>.<node>` reads as the node's name, the fabric as `fabric`.

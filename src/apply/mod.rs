@@ -298,7 +298,7 @@ pub fn down_with(
         drop(lock);
         return Err(ApplyError::NotUp(lab.to_string()));
     }
-    let undos = teardown::undos(&dir)?;
+    let (undos, refused) = teardown::undos(&dir)?;
     let split = teardown::split(&undos);
     progress::phase(progress, "stop processes", split.nodes.len() as u64);
     let mut errors = nodes::stop_nodes(lab, &split.nodes);
@@ -319,7 +319,7 @@ pub fn down_with(
     let (rest, held) = teardown::remove_rest(lab, &split, progress);
     errors.extend(rest);
     progress::finish(progress);
-    teardown::finish(lab, &dir, errors)?;
+    teardown::finish(lab, &dir, errors, refused)?;
     drop(lock);
     // Only now may the kernel start freeing the namespaces (see `netns::Held`).
     drop(held);
@@ -336,7 +336,7 @@ async fn rollback(
     kernel: &NetlinkKernel,
     progress: Option<&progress::Reporter>,
 ) -> Result<usize, ApplyError> {
-    let undos = teardown::undos(dir)?;
+    let (undos, refused) = teardown::undos(dir)?;
     let split = teardown::split(&undos);
     let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(lab, &split.nodes));
     errors.extend(teardown::undo_inside(kernel, &split.netlink).await);
@@ -344,7 +344,7 @@ async fn rollback(
     let (rest, held) = tokio::task::block_in_place(|| teardown::remove_rest(lab, &split, progress));
     errors.extend(rest);
     progress::finish(progress);
-    teardown::finish(lab, dir, errors)?;
+    teardown::finish(lab, dir, errors, refused)?;
     drop(held);
     Ok(undos.len())
 }

@@ -8,12 +8,21 @@ use super::netns;
 use crate::plan::{Name, Undo};
 use crate::state::LabDir;
 
-/// What to undo, in order, from the lab's journal.
-pub fn undos(dir: &LabDir) -> Result<Vec<Undo>, ApplyError> {
+/// What to undo, in order, from the lab's journal, and the records refused because they
+/// name something that is not the lab's (see `state::owned`): those are never acted on.
+pub fn undos(dir: &LabDir) -> Result<(Vec<Undo>, Vec<String>), ApplyError> {
     // Already without what dies with the lab's namespaces: only the order is left.
     let mut objects = crate::state::teardown_objects(&dir.journal_path())?;
     objects.reverse();
-    Ok(objects)
+    let mut refused = Vec::new();
+    objects.retain(|u| match crate::state::owned::check(&dir.lab, u) {
+        Ok(()) => true,
+        Err(what) => {
+            refused.push(format!("{}: names {what}", error::undo_text(u)));
+            false
+        }
+    });
+    Ok((objects, refused))
 }
 
 /// A teardown in the order it runs: nodes stop first (their processes hold the
@@ -132,14 +141,34 @@ fn delete_namespaces(
 }
 
 /// Removes the lab's directory if everything went, else reports what did not. The last
-/// lab out puts /run/netns back the way nslab found it.
-pub fn finish(lab: &str, dir: &LabDir, errors: Vec<String>) -> Result<(), ApplyError> {
+/// lab out puts /run/netns back the way nslab found it. Refused journal records do not
+/// keep the lab on record (they were never its objects), but they are reported.
+pub fn finish(
+    lab: &str,
+    dir: &LabDir,
+    errors: Vec<String>,
+    refused: Vec<String>,
+) -> Result<(), ApplyError> {
     if !errors.is_empty() {
+        let mut errors = errors;
+        errors.extend(refused.into_iter().map(|r| format!("refused {r}")));
         return Err(ApplyError::Teardown {
             lab: lab.to_string(),
             errors,
         });
     }
+    release(lab, dir)?;
+    if !refused.is_empty() {
+        return Err(ApplyError::Refused {
+            lab: lab.to_string(),
+            records: refused,
+        });
+    }
+    Ok(())
+}
+
+/// The lab's files and directories, and /run/netns when the lab was the last one.
+fn release(lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
     dir.remove()?;
     let nodes = crate::node::NodePaths::of_lab(lab);
     for d in [nodes.dir, nodes.logs] {

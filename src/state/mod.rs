@@ -3,6 +3,7 @@
 
 mod journal;
 mod lock;
+pub mod owned;
 mod summary;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,117 @@
+//! Whether a journal record names an object of its own lab. The journal is a file on
+//! disk that `down` obeys as root: a record edited by hand, or written by a buggy or older
+//! nslab, must never make `down` act outside the lab (another lab's namespace, a path
+//! that climbs out of /run/netns, a cgroup or mount of another lab).
+
+use crate::model::names::{check_ifname, check_node_name, fabric_netns, node_netns};
+use crate::plan::Undo;
+
+/// Checks one record against the lab's own names; the error says what it names instead.
+pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
+    match undo {
+        Undo::DeleteNetns { netns }
+        | Undo::DeleteAddress { netns, .. }
+        | Undo::DeleteRoute { netns, .. }
+        | Undo::ClearImpair { netns, .. } => netns_of_lab(lab, netns),
+        Undo::DeleteLink { netns, name, .. } => {
+            netns_of_lab(lab, netns)?;
+            // Bridges and veths are named as interfaces are; nothing else is the lab's.
+            check_ifname(name).map_err(|e| format!("link {}: {e}", name.escape_debug()))
+        }
+        Undo::StopNode { netns, node } | Undo::RemoveCgroup { netns, node } => {
+            check_node_name(node).map_err(|e| format!("node: {e}"))?;
+            if **netns != node_netns(lab, node) {
+                return Err(format!(
+                    "node `{node}` with namespace `{}`, not `{}`",
+                    netns.escape_debug(),
+                    node_netns(lab, node)
+                ));
+            }
+            Ok(())
+        }
+        Undo::RemoveMountTemplate { lab: of } | Undo::UnmountRunDirs { lab: of } => {
+            if of == lab {
+                Ok(())
+            } else {
+                Err(format!("the mounts of lab `{}`", of.escape_debug()))
+            }
+        }
+    }
+}
+
+/// `nslab.<lab>` (the fabric) or `nslab.<lab>.<node>` with a valid node name: nothing
+/// that could be another lab's or a path.
+fn netns_of_lab(lab: &str, netns: &str) -> Result<(), String> {
+    if netns == fabric_netns(lab) {
+        return Ok(());
+    }
+    let node = netns
+        .strip_prefix(&fabric_netns(lab))
+        .and_then(|rest| rest.strip_prefix('.'));
+    match node {
+        Some(node) if check_node_name(node).is_ok() => Ok(()),
+        _ => Err(format!("namespace `{}`", netns.escape_debug())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(netns: &str) -> Undo {
+        Undo::DeleteNetns {
+            netns: netns.into(),
+        }
+    }
+
+    #[test]
+    fn the_labs_own_objects_pass() {
+        for u in [
+            ns("nslab.lab"),
+            ns("nslab.lab.r1"),
+            ns("nslab.lab.core-1.x"),
+            Undo::StopNode {
+                netns: "nslab.lab.r1".into(),
+                node: "r1".into(),
+            },
+            Undo::DeleteLink {
+                netns: "nslab.lab".into(),
+                name: "lan1".into(),
+                ifindex: 2,
+            },
+            Undo::UnmountRunDirs { lab: "lab".into() },
+        ] {
+            assert_eq!(check("lab", &u), Ok(()), "{u:?}");
+        }
+    }
+
+    #[test]
+    fn objects_of_other_labs_and_paths_are_refused() {
+        for u in [
+            ns("nslab.other.r1"),
+            ns("nslab.lab2.r1"),
+            ns("nslab.lab.."),
+            ns("nslab.lab./../../etc"),
+            ns("../../tmp/x"),
+            ns("nslab.lab.r1/../../x"),
+            Undo::StopNode {
+                netns: "nslab.other.r1".into(),
+                node: "r1".into(),
+            },
+            Undo::RemoveCgroup {
+                netns: "nslab.lab.x".into(),
+                node: "../../x".into(),
+            },
+            Undo::DeleteLink {
+                netns: "nslab.lab".into(),
+                name: "../x".into(),
+                ifindex: 2,
+            },
+            Undo::RemoveMountTemplate {
+                lab: "other".into(),
+            },
+        ] {
+            assert!(check("lab", &u).is_err(), "{u:?} passed");
+        }
+    }
+}
