@@ -152,3 +152,168 @@ fn down_refuses_journal_records_that_name_another_labs_objects_or_paths() {
     std::fs::remove_file(&victim).unwrap();
     assert_same_host(&before, &host_snapshot(), "a hostile journal");
 }
+
+#[test]
+fn links_planted_in_the_run_directory_are_refused_never_followed() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let dir = std::env::temp_dir().join("nslab-tests/gx-planted");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim_file = dir.join("file");
+    let victim_dir = dir.join("dir");
+    std::fs::create_dir_all(&victim_dir).unwrap();
+    let lab = Lab::new(
+        "gx-plant",
+        "nodes:\n  a:\n    processes: [{ name: s, cmd: \"sleep 1000\" }]\n  b: {}\nlinks: [[a:eth0, b:eth0]]\n",
+    );
+    let run = std::path::Path::new("/run/nslab");
+    std::fs::create_dir_all(run).unwrap();
+    // (suffix, target, whether `up` must refuse it rather than replace the link)
+    let cases = [
+        (".lock", &victim_file, true),
+        (".events", &victim_file, false),
+        (".json", &victim_file, false),
+        (".json.tmp", &victim_file, false),
+        (".yaml", &victim_file, false),
+        (".yaml.tmp", &victim_file, false),
+        (".nodes", &victim_dir, true),
+        (".logs", &victim_dir, true),
+    ];
+    for (suffix, target, refused) in cases {
+        std::fs::write(&victim_file, "keep").unwrap();
+        let link = run.join(format!("gx-plant{suffix}"));
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        let o = lab.up_with(&[]);
+        if refused {
+            assert_ne!(o.status.code(), Some(0), "{suffix}: {}", text(&o));
+            assert!(
+                text(&o).contains("is a symbolic link"),
+                "{suffix}: {}",
+                text(&o)
+            );
+        } else {
+            assert!(o.status.success(), "{suffix}: {}", text(&o));
+            lab.down();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&victim_file).unwrap(),
+            "keep",
+            "{suffix}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&victim_dir).unwrap().count(),
+            0,
+            "{suffix}: something was made in the link's target"
+        );
+        let _ = std::fs::remove_file(&link);
+        assert!(!lab.is_up(), "{suffix}");
+    }
+    // A planted journal: `down` names the link instead of reading through it.
+    let journal = run.join("gx-plant.journal");
+    std::os::unix::fs::symlink(&victim_file, &journal).unwrap();
+    let o = nslab().args(["down", "gx-plant"]).output().unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("is a symbolic link"), "{}", text(&o));
+    std::fs::remove_file(&journal).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_same_host(&before, &host_snapshot(), "planted links");
+}
+
+#[test]
+fn environment_paths_are_used_only_when_nobody_else_could_write_them() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let _host = shared();
+    let dir = std::env::temp_dir().join("nslab-tests/gx-env");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = dir.join("fake-nslab");
+    std::fs::write(&bin, "#!/bin/sh\ntouch \"$0.ran\"\n").unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lab = Lab::new(
+        "gx-env",
+        "nodes:\n  a:\n    processes: [{ name: s, cmd: \"sleep 1000\" }]\n",
+    );
+    // A run directory and an init binary below a directory anyone can write.
+    let o = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .env("NSLAB_RUN_DIR", dir.join("run"))
+        .env("NSLAB_BIN", &bin)
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("NSLAB_RUN_DIR="), "{out}");
+    assert!(out.contains("NSLAB_BIN="), "{out}");
+    assert!(out.contains("others can write"), "{out}");
+    assert!(
+        !dir.join("run").exists(),
+        "the untrusted run directory was used"
+    );
+    assert!(
+        !dir.join("fake-nslab.ran").exists(),
+        "the untrusted binary ran"
+    );
+    assert!(!lab.is_up());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_full_disk_once_the_lab_is_built_rolls_it_back_and_leaves_no_tmp_files() {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let dir = std::env::temp_dir().join("nslab-tests/gx-full");
+    let _ = std::fs::create_dir_all(&dir);
+    // A run directory on a tiny disk of its own, filled while `up` runs.
+    mount(
+        Some("tmpfs"),
+        &dir,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=64k,mode=0755"),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let lab = Lab::new(
+        "gx-full",
+        "nodes: { h1: {}, h2: {} }\nlinks: [[h1:eth0, h2:eth0]]\n",
+    );
+    let child = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .env("NSLAB_RUN_DIR", &run)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "100")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the journal", || run.join("gx-full.journal").exists());
+    // The journal's page is allocated: its records still fit, the summary will not.
+    let mut fill = std::fs::File::create(dir.join("fill")).unwrap();
+    while std::io::Write::write_all(&mut fill, &[0u8; 4096]).is_ok() {}
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("No space left"), "{}", text(&o));
+    drop(fill);
+    std::fs::remove_file(dir.join("fill")).unwrap();
+    let left: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left in the run directory: {left:?}");
+    umount2(&dir, MntFlags::MNT_DETACH).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+    assert_same_host(&before, &host_snapshot(), "a full disk");
+}

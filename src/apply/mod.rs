@@ -240,9 +240,15 @@ pub async fn up_with(
     progress::finish(opts.progress.as_ref());
     let outcome = match result {
         Ok(()) => {
+            // The lab is on record as up only once its files are: a full disk here rolls
+            // back like any failed step.
             let summary = LabSummary::of(t, &opts.file, started, now());
             summary
                 .write(&dir.summary_path())
+                .and_then(|()| match &opts.source {
+                    Some(src) => crate::state::files::replace(&dir.source_path(), src.as_bytes()),
+                    None => Ok(()),
+                })
                 .and_then(|()| journal.append(&Record::Up { finished: now() }))
                 .map_err(ApplyError::from)
         }
@@ -268,11 +274,6 @@ pub async fn up_with(
             Err(rb) => eprintln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
         }
         return Err(first);
-    }
-    if let Some(src) = &opts.source {
-        let path = dir.source_path();
-        std::fs::write(&path, src)
-            .map_err(|e| ApplyError::State(crate::state::StateError::io(&path, e)))?;
     }
     Ok(UpReport {
         steps: plan.steps.len(),

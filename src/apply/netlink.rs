@@ -289,9 +289,10 @@ impl NetlinkKernel {
             }
             Op::WriteHosts { lab, content } => {
                 let paths = crate::node::NodePaths::of_lab(lab);
-                std::fs::create_dir_all(&paths.dir)?;
-                std::fs::write(paths.hosts(), content)?;
-                Ok(())
+                crate::state::files::ensure_dir(&paths.dir)
+                    .map_err(|e| KernelError::Other(e.to_string()))?;
+                crate::state::files::replace(&paths.hosts(), content.as_bytes())
+                    .map_err(|e| KernelError::Other(e.to_string()))
             }
             Op::CreateCgroup { node, limits, .. } => {
                 let lab = crate::model::names::lab_of_netns(op.netns());

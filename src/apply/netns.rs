@@ -58,9 +58,10 @@ pub fn ensure_netns_dir(marker: &Path) -> io::Result<()> {
     };
     if !made.is_empty() {
         if let Some(parent) = marker.parent() {
-            std::fs::create_dir_all(parent)?;
+            crate::state::files::ensure_root(parent).map_err(io::Error::other)?;
         }
-        std::fs::write(marker, made.join("\n"))?;
+        crate::state::files::replace(marker, made.join("\n").as_bytes())
+            .map_err(io::Error::other)?;
     }
     result
 }

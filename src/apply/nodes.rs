@@ -18,11 +18,12 @@ fn other(e: impl std::fmt::Display) -> KernelError {
     KernelError::Other(e.to_string())
 }
 
-/// The binary that serves as every node's init: `NSLAB_BIN`, this executable when it is
-/// nslab, or `nslab` on the PATH (a test binary using the Rust API is not nslab).
+/// The binary that serves as every node's init: `NSLAB_BIN` (when nobody but root and the
+/// caller could have written it, see `state::trust`), this executable when it is nslab,
+/// or `nslab` on the PATH (a test binary using the Rust API is not nslab).
 pub fn nslab_binary() -> Result<PathBuf, KernelError> {
-    if let Some(p) = std::env::var_os("NSLAB_BIN") {
-        return Ok(PathBuf::from(p));
+    if let Some(p) = crate::state::trust::env_path("NSLAB_BIN").map_err(other)? {
+        return Ok(p);
     }
     if let Ok(exe) = std::env::current_exe()
         && exe.file_name().is_some_and(|n| n == "nslab")
@@ -41,8 +42,9 @@ pub fn nslab_binary() -> Result<PathBuf, KernelError> {
 /// reports its mounts and hostname are in place.
 fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
     let paths = NodePaths::of_lab(&start.lab);
-    std::fs::create_dir_all(&paths.dir)?;
-    std::fs::create_dir_all(&paths.logs)?;
+    for dir in [&paths.dir, &paths.logs] {
+        crate::state::files::ensure_dir(dir).map_err(other)?;
+    }
     let cgroups = if start.cgroup {
         cgroup::procs_files(&start.lab, &start.node)
     } else {

@@ -37,7 +37,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         ),
         (None, Some(lab)) => {
             let dir = LabDir::new(lab);
-            let src = std::fs::read_to_string(dir.source_path())
+            let src = crate::state::files::read(&dir.source_path())
                 .map_err(|_| CliError::Lab(apply::ApplyError::NotUp(lab.to_string())))?;
             let base = PathBuf::from("/");
             (

@@ -60,7 +60,9 @@ impl NodePaths {
 /// there at all, is fine: teardown may run twice.
 pub fn detach(path: &Path) -> std::io::Result<()> {
     use nix::errno::Errno;
-    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+    use nix::mount::MntFlags;
+    // A link at `path` is never followed: it could name any mount of the host.
+    match nix::mount::umount2(path, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(e.into()),
     }

@@ -21,7 +21,8 @@ fn last(what: &str, p: &Path) -> String {
 pub fn mount(lab: &str) -> Result<(), String> {
     let paths = NodePaths::of_lab(lab);
     for dir in [&paths.dir, &paths.logs] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // A link planted here would take the mount elsewhere on the host.
+        crate::state::files::ensure_dir(dir).map_err(|e| e.to_string())?;
         let target = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
         // SAFETY: a tmpfs mount on a directory we made, with valid C strings.
         let r = unsafe {

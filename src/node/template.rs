@@ -20,9 +20,9 @@ fn cstr(p: &Path) -> Result<CString, String> {
 /// its mount namespace (only that thread's view changes) and ends afterwards.
 pub fn create(at: &Path) -> Result<(), String> {
     if let Some(dir) = at.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::state::files::ensure_dir(dir).map_err(|e| e.to_string())?;
     }
-    std::fs::write(at, b"").map_err(|e| format!("{}: {e}", at.display()))?;
+    crate::state::files::replace(at, b"").map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::channel::<Result<i32, String>>();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let worker = std::thread::Builder::new()

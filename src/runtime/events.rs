@@ -38,11 +38,8 @@ pub fn record(lab: &str, action: &str, target: &str, detail: &str) -> Result<Eve
     let path = LabDir::new(lab).events_path();
     let mut line = serde_json::to_string(&e).expect("an event serializes");
     line.push('\n');
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(line.as_bytes()))
+    crate::state::files::open_append(&path)?
+        .write_all(line.as_bytes())
         .map_err(|err| StateError::io(&path, err))?;
     Ok(e)
 }
@@ -50,10 +47,12 @@ pub fn record(lab: &str, action: &str, target: &str, detail: &str) -> Result<Eve
 /// Every event of the lab, oldest first (none when nothing happened yet).
 pub fn read(lab: &str) -> Result<Vec<Event>, StateError> {
     let path = LabDir::new(lab).events_path();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::state::files::read(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StateError::io(&path, e)),
+        Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
     };
     text.lines()
         .enumerate()

@@ -82,7 +82,7 @@ impl RuntimeError {
 /// The lab's plan, compiled again from the topology stored at `up` (None for a lab
 /// brought up through the Rust API without one). The same file gives the same plan.
 fn stored_plan(live: &LiveLab) -> Option<crate::plan::Plan> {
-    let source = std::fs::read_to_string(LabDir::new(&live.lab).source_path()).ok()?;
+    let source = crate::state::files::read(&LabDir::new(&live.lab).source_path()).ok()?;
     let file = std::path::Path::new(&live.summary.file);
     let base = file.parent().unwrap_or(std::path::Path::new("/"));
     let compiled = crate::compile_str(&source, &live.summary.file, base).ok()?;

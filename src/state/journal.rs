@@ -44,6 +44,7 @@ impl Journal {
             .append(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| StateError::io(path, e))?;
         Ok(Journal {
@@ -64,7 +65,7 @@ impl Journal {
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a corrupt
     /// line elsewhere is an error.
     pub fn read(path: &Path) -> Result<Vec<Record>, StateError> {
-        let text = std::fs::read_to_string(path).map_err(|e| StateError::io(path, e))?;
+        let text = super::files::read(path)?;
         let lines: Vec<&str> = text.lines().collect();
         let mut out = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
@@ -119,7 +120,7 @@ fn plain_netns(line: &str) -> Option<&str> {
 /// objects inside a deleted namespace (most of a large journal) are recognised from
 /// their text without being parsed.
 pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
-    let text = std::fs::read_to_string(path).map_err(|e| StateError::io(path, e))?;
+    let text = super::files::read(path)?;
     // (line number, text, whether it is a torn last line: a crash in mid-write).
     let lines = || {
         text.split_inclusive('\n').enumerate().map(|(i, l)| {

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use super::{StateError, run_root};
@@ -31,14 +31,18 @@ impl LabLock {
         let mut waiting = Some(waiting);
         loop {
             // Again each time: someone may have removed the directory in between.
-            std::fs::create_dir_all(&dir).map_err(|e| StateError::io(&dir, e))?;
+            super::files::ensure_root(&dir)?;
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
-                .map_err(|e| StateError::io(&path, e))?;
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => StateError::Link(path.clone()),
+                    _ => StateError::io(&path, e),
+                })?;
             // SAFETY: flock on a file descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
                 if let Some(w) = waiting.take() {

@@ -1,10 +1,12 @@
 //! A lab's state on disk under `/run/nslab/`: the journal of every object created
 //! (written before the object is), the lab's summary for `status`, and the per-lab lock.
 
+pub mod files;
 mod journal;
 mod lock;
 pub mod owned;
 mod summary;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -12,14 +14,22 @@ pub use journal::{Journal, Record, objects as journal_objects, teardown_objects}
 pub use lock::{HostLock, LabLock};
 pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary};
 
-/// Where labs keep their state; `NSLAB_RUN_DIR` moves it (tests of this layer only).
-/// The directory outlives the last lab, empty, as iproute2's `/run/netns` does: on this
-/// VM's ext4 /run (mounted `discard`) removing a directory waits for the discard of its
-/// block, 0.3 to 0.4 ms, and `down` of a small lab took 4 ms in all.
+/// Where labs keep their state; `NSLAB_RUN_DIR` moves it, when nobody but root and the
+/// caller could have written that path (see [`trust`]); an untrusted value is ignored with
+/// a warning. The directory outlives the last lab, empty, as iproute2's `/run/netns` does:
+/// removing a directory on a disk-backed /run mounted `discard` waits for the discard of
+/// its block (0.3 to 0.4 ms measured), a tenth of a small lab's `down`.
 pub fn run_root() -> PathBuf {
-    std::env::var_os("NSLAB_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/nslab"))
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| match trust::env_path("NSLAB_RUN_DIR") {
+        Ok(Some(p)) => p,
+        Ok(None) => PathBuf::from("/run/nslab"),
+        Err(why) => {
+            eprintln!("nslab: {why}; using /run/nslab");
+            PathBuf::from("/run/nslab")
+        }
+    })
+    .clone()
 }
 
 /// Where `up` records what it had to create in `/run/netns`, for the last `down` to undo;
@@ -40,6 +50,11 @@ pub enum StateError {
     /// before a path is built from it.
     #[error("{0}")]
     BadLabName(String),
+    /// A symbolic link where nslab keeps its own files: never followed.
+    #[error("{}: is a symbolic link, and nslab never follows links in its run directory; remove it if nslab did not make it", .0.display())]
+    Link(PathBuf),
+    #[error("{}: refusing to keep lab state here: {why}", .path.display())]
+    Unsafe { path: PathBuf, why: String },
     #[error("{path}: corrupt record on line {line}: {msg}")]
     Corrupt {
         path: PathBuf,
@@ -97,13 +112,14 @@ impl LabDir {
         self.root.join(format!("{}.logs", self.lab))
     }
 
-    /// Whether anything of this lab is on record (up, or left by an interrupted run).
+    /// Whether anything of this lab is on record (up, or left by an interrupted run); a
+    /// link planted as the journal counts, so `down` refuses it by name.
     pub fn exists(&self) -> bool {
-        self.journal_path().exists()
+        std::fs::symlink_metadata(self.journal_path()).is_ok()
     }
 
     pub fn create(&self) -> Result<(), StateError> {
-        std::fs::create_dir_all(&self.root).map_err(|e| StateError::io(&self.root, e))
+        files::ensure_root(&self.root)
     }
 
     /// Removes the lab's state once everything in its journal is gone; the journal last,

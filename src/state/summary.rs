@@ -96,15 +96,13 @@ impl LabSummary {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), StateError> {
-        let tmp = path.with_extension("json.tmp");
         let data = serde_json::to_vec_pretty(self).expect("summary serializes");
-        std::fs::write(&tmp, data).map_err(|e| StateError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| StateError::io(path, e))
+        super::files::replace(path, &data)
     }
 
     pub fn read(path: &Path) -> Result<LabSummary, StateError> {
-        let data = std::fs::read(path).map_err(|e| StateError::io(path, e))?;
-        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+        let data = super::files::read(path)?;
+        serde_json::from_str(&data).map_err(|e| StateError::Corrupt {
             path: path.to_path_buf(),
             line: e.line(),
             msg: e.to_string(),
