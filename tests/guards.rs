@@ -317,3 +317,74 @@ fn a_full_disk_once_the_lab_is_built_rolls_it_back_and_leaves_no_tmp_files() {
     std::fs::remove_dir(&dir).unwrap();
     assert_same_host(&before, &host_snapshot(), "a full disk");
 }
+
+#[test]
+fn a_journal_cut_short_emptied_or_deleted_still_lets_down_remove_the_lab_by_name() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-torn",
+        "bridges: { sw: {} }\nnodes:\n  a:\n    limits: { pids: 64 }\n    processes: [{ name: s, cmd: \"sleep 1000\" }]\n  b: {}\nlinks: [[a:eth0, sw], [b:eth0, sw]]\n",
+    );
+    let journal = std::path::Path::new("/run/nslab/gx-torn.journal");
+    let cut_short = |text: &str| {
+        // Power lost mid-write: the first records and half of the next one.
+        let keep: Vec<&str> = text.lines().take(2).collect();
+        let next = text.lines().nth(2).unwrap();
+        format!("{}\n{}", keep.join("\n"), &next[..next.len() / 2])
+    };
+    for (what, damage) in [
+        ("cut short", Some(&cut_short as &dyn Fn(&str) -> String)),
+        ("emptied", Some(&|_: &str| String::new() as _)),
+        ("deleted", None),
+    ] {
+        lab.up();
+        let written = std::fs::read_to_string(journal).unwrap();
+        match damage {
+            Some(f) => std::fs::write(journal, f(&written)).unwrap(),
+            None => std::fs::remove_file(journal).unwrap(),
+        }
+        let o = nslab().args(["down", "gx-torn"]).output().unwrap();
+        assert!(o.status.success(), "{what}: {}", text(&o));
+        assert!(text(&o).contains("swept by name"), "{what}: {}", text(&o));
+        assert_same_host(&before, &host_snapshot(), what);
+    }
+    // Nothing left, nothing to sweep: `down` says the lab is not up.
+    let o = nslab().args(["down", "gx-torn"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("no lab named `gx-torn` is up"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn up_over_leftovers_without_a_journal_gives_a_hint_that_works() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-wedge",
+        "nodes: { h1: {}, h2: {} }\nlinks: [[h1:eth0, h2:eth0]]\n",
+    );
+    lab.up();
+    std::fs::remove_file("/run/nslab/gx-wedge.journal").unwrap();
+    let o = lab.up_with(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("`nslab down gx-wedge` removes them"),
+        "{}",
+        text(&o)
+    );
+    let o = nslab().args(["down", "gx-wedge"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    lab.up();
+    lab.down();
+    assert_same_host(&before, &host_snapshot(), "up over leftovers");
+}

@@ -121,7 +121,7 @@ pub enum ApplyError {
     NotUp(String),
     #[error("no lab is up")]
     NoLab,
-    #[error("lab `{lab}`: namespace{} {} already exist{} and {} not created by nslab for this lab; remove {} or rename the lab", if .names.len() == 1 { "" } else { "s" }, .names.join(", "), if .names.len() == 1 { "s" } else { "" }, if .names.len() == 1 { "was" } else { "were" }, if .names.len() == 1 { "it" } else { "them" })]
+    #[error("lab `{lab}`: namespace{} {} already exist{} without a journal of this lab; if {} left from an earlier run, `nslab down {lab}` removes {} (it finds a lab's objects by name), else rename the lab", if .names.len() == 1 { "" } else { "s" }, .names.join(", "), if .names.len() == 1 { "s" } else { "" }, if .names.len() == 1 { "it is" } else { "they are" }, if .names.len() == 1 { "it" } else { "them" })]
     ForeignNetns { lab: String, names: Vec<String> },
     #[error("several labs are up ({}); choose one with --lab", .0.join(", "))]
     Ambiguous(Vec<String>),

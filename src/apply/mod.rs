@@ -295,12 +295,21 @@ pub fn down_with(
     let start = Instant::now();
     let lock = lock(lab)?;
     let dir = LabDir::new(lab);
-    if !dir.exists() {
-        drop(lock);
-        return Err(ApplyError::NotUp(lab.to_string()));
+    let (undos, refused, lost) = read_journal(&dir)?;
+    let mut split = teardown::split(&undos);
+    // Whatever of the lab the journal does not name (cut short, emptied, deleted) is
+    // found by its names.
+    match (teardown::sweep_by_name(lab, &mut split), lost) {
+        (None, Some(_)) if !dir.exists() => {
+            drop(lock);
+            return Err(ApplyError::NotUp(lab.to_string()));
+        }
+        (Some(found), why) => eprintln!(
+            "nslab: lab `{lab}`: {}; swept by name: {found}",
+            why.unwrap_or_else(|| "its journal misses objects".into())
+        ),
+        _ => {}
     }
-    let (undos, refused) = teardown::undos(&dir)?;
-    let split = teardown::split(&undos);
     progress::phase(progress, "stop processes", split.nodes.len() as u64);
     let mut errors = nodes::stop_nodes(lab, &split.nodes);
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
@@ -328,6 +337,29 @@ pub fn down_with(
         objects: undos.len(),
         elapsed: start.elapsed(),
     })
+}
+
+/// The journal's objects and refused records, or why there are none to read: a missing,
+/// empty or corrupt journal leaves `down` to find the lab by name. A link planted as the
+/// journal is refused outright.
+fn read_journal(
+    dir: &LabDir,
+) -> Result<(Vec<crate::plan::Undo>, Vec<String>, Option<String>), ApplyError> {
+    if !dir.exists() {
+        return Ok((Vec::new(), Vec::new(), Some("it has no journal".into())));
+    }
+    match teardown::undos(dir) {
+        Ok((undos, refused)) if undos.is_empty() => {
+            Ok((undos, refused, Some("its journal names no object".into())))
+        }
+        Ok((undos, refused)) => Ok((undos, refused, None)),
+        Err(ApplyError::State(e @ crate::state::StateError::Link(_))) => Err(e.into()),
+        Err(e) => Ok((
+            Vec::new(),
+            Vec::new(),
+            Some(format!("its journal cannot be read ({e})")),
+        )),
+    }
 }
 
 /// Rollback inside `up`: the same teardown as `down`, from the same journal.

@@ -55,6 +55,62 @@ pub fn split(undos: &[Undo]) -> Split {
     s
 }
 
+/// Adds what exists of the lab by name but is not in `s` (a journal cut short, emptied
+/// or deleted): namespaces `nslab.<lab>` and `nslab.<lab>.<node>`, node inits with a pid
+/// file, cgroups under `nslab/<lab>`, and the lab's mounts (unmounting those is harmless
+/// when they are not there). Says what it found, or `None` when the journal had it all.
+pub fn sweep_by_name(lab: &str, s: &mut Split) -> Option<String> {
+    let fabric = crate::model::names::fabric_netns(lab);
+    let netns: Vec<Name> = std::fs::read_dir(netns::NETNS_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            crate::state::owned::check(
+                lab,
+                &Undo::DeleteNetns {
+                    netns: n.as_str().into(),
+                },
+            )
+            .is_ok()
+        })
+        .map(Name::from)
+        .filter(|n| !s.namespaces.contains(n))
+        .collect();
+    let pid_files = std::fs::read_dir(crate::node::NodePaths::of_lab(lab).dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok());
+    let nodes: Vec<String> = pid_files
+        .filter_map(|f| f.strip_suffix(".pid").map(str::to_string))
+        .filter(|n| crate::model::names::check_node_name(n).is_ok() && !s.nodes.contains(n))
+        .collect();
+    let cgroups: Vec<String> = crate::node::cgroup::nodes_of(lab)
+        .into_iter()
+        .filter(|n| !s.cgroups.contains(n))
+        .collect();
+    let found = [
+        crate::words::count(netns.len(), "namespace"),
+        crate::words::count(nodes.len(), "node init"),
+        crate::words::count(cgroups.len(), "cgroup"),
+    ];
+    let any = !(netns.is_empty() && nodes.is_empty() && cgroups.is_empty());
+    // The fabric goes first in creation order, so last here (the list is reversed).
+    let (fab, rest): (Vec<Name>, Vec<Name>) = netns.into_iter().partition(|n| **n == *fabric);
+    s.namespaces.extend(rest);
+    s.namespaces.extend(fab);
+    s.nodes.extend(nodes);
+    s.cgroups.extend(cgroups);
+    for list in [&mut s.templates, &mut s.run_dirs] {
+        if !list.iter().any(|l| l == lab) {
+            list.push(lab.to_string());
+        }
+    }
+    any.then(|| found.join(", "))
+}
+
 /// What is left once the nodes are stopped and the netlink objects undone: the lab's
 /// namespaces, any process still inside them, then the cgroups those processes were in,
 /// then the mount template and node directories. The namespaces come back held

@@ -150,6 +150,30 @@ pub fn create(lab: &str, node: &str, limits: &Limits) -> Result<Vec<PathBuf>, St
     Ok(procs)
 }
 
+/// The nodes that have a group under the lab's level in any hierarchy, found by name
+/// (for a `down` whose journal was lost); names that are not node names are left alone.
+pub fn nodes_of(lab: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in hierarchies() {
+        let root = match h {
+            Hierarchy::V2(root) | Hierarchy::V1 { mount: root, .. } => root,
+        };
+        let Ok(entries) = std::fs::read_dir(root.join("nslab").join(lab)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && crate::model::names::check_node_name(&name).is_ok() && !out.contains(&name)
+            {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The `cgroup.procs` files of the node's groups, wherever the hierarchies are mounted
 /// (the same search [`create`] and [`remove`] make): the files the init joins.
 pub fn procs_files(lab: &str, node: &str) -> Vec<PathBuf> {
