@@ -295,7 +295,11 @@ pub fn down_with(
     let start = Instant::now();
     let lock = lock(lab)?;
     let dir = LabDir::new(lab);
-    let (undos, refused, lost) = read_journal(&dir)?;
+    let JournalRead {
+        undos,
+        refused,
+        lost,
+    } = read_journal(&dir)?;
     let mut split = teardown::split(&undos);
     // Whatever of the lab the journal does not name (cut short, emptied, deleted) is
     // found by its names.
@@ -339,26 +343,35 @@ pub fn down_with(
     })
 }
 
-/// The journal's objects and refused records, or why there are none to read: a missing,
-/// empty or corrupt journal leaves `down` to find the lab by name. A link planted as the
-/// journal is refused outright.
-fn read_journal(
-    dir: &LabDir,
-) -> Result<(Vec<crate::plan::Undo>, Vec<String>, Option<String>), ApplyError> {
+/// What `down` reads from a journal: its objects, the records refused as not the lab's
+/// (see `state::owned`), and why there is nothing to read, if so.
+struct JournalRead {
+    undos: Vec<crate::plan::Undo>,
+    refused: Vec<String>,
+    lost: Option<String>,
+}
+
+/// A missing, empty or corrupt journal leaves `down` to find the lab by name; a link
+/// planted as the journal is refused outright.
+fn read_journal(dir: &LabDir) -> Result<JournalRead, ApplyError> {
+    let lost = |why: String| JournalRead {
+        undos: Vec::new(),
+        refused: Vec::new(),
+        lost: Some(why),
+    };
     if !dir.exists() {
-        return Ok((Vec::new(), Vec::new(), Some("it has no journal".into())));
+        return Ok(lost("it has no journal".into()));
     }
     match teardown::undos(dir) {
-        Ok((undos, refused)) if undos.is_empty() => {
-            Ok((undos, refused, Some("its journal names no object".into())))
-        }
-        Ok((undos, refused)) => Ok((undos, refused, None)),
+        Ok((undos, refused)) => Ok(JournalRead {
+            lost: undos
+                .is_empty()
+                .then(|| "its journal names no object".into()),
+            undos,
+            refused,
+        }),
         Err(ApplyError::State(e @ crate::state::StateError::Link(_))) => Err(e.into()),
-        Err(e) => Ok((
-            Vec::new(),
-            Vec::new(),
-            Some(format!("its journal cannot be read ({e})")),
-        )),
+        Err(e) => Ok(lost(format!("its journal cannot be read ({e})"))),
     }
 }
 
