@@ -182,7 +182,8 @@ fn step_ids_ascend_in_a_valid_order() {
             }
         }
         // Deleting a namespace removes every link, address and route in it; only nodes,
-        // cgroups, the mount template and namespaces themselves are undone, nodes first.
+        // namespaces, cgroups and mounts are undone, in the phases `down` runs: nodes,
+        // then namespaces, then cgroups and mounts.
         let teardown = p.teardown();
         let netns = p
             .steps
@@ -190,7 +191,7 @@ fn step_ids_ascend_in_a_valid_order() {
             .filter(|s| s.op.name() == "create-netns")
             .count();
         let kinds: Vec<&str> = teardown
-            .iter()
+            .in_order()
             .map(|u| match u {
                 nslab::plan::Undo::DeleteNetns { .. } => "netns",
                 nslab::plan::Undo::StopNode { .. } => "node",
@@ -202,9 +203,14 @@ fn step_ids_ascend_in_a_valid_order() {
             .collect();
         assert_eq!(kinds.iter().filter(|k| **k == "netns").count(), netns);
         let first_netns = kinds.iter().position(|k| *k == "netns").unwrap();
+        let last_netns = kinds.iter().rposition(|k| *k == "netns").unwrap();
         assert!(
-            kinds[first_netns..].iter().all(|k| *k == "netns"),
-            "{}: nodes stop before namespaces go",
+            kinds[..first_netns].iter().all(|k| *k == "node")
+                && kinds[first_netns..=last_netns]
+                    .iter()
+                    .all(|k| *k == "netns")
+                && kinds[last_netns + 1..].iter().all(|k| *k != "node"),
+            "{}: nodes, then namespaces, then cgroups and mounts: {kinds:?}",
             f.display()
         );
     }

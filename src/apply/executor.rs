@@ -372,8 +372,9 @@ routing: static
                 .enable_time()
                 .build()
                 .unwrap();
-            for u in Plan::teardown_of_undos(journal) {
-                rt.block_on(kernel.undo(&u)).unwrap();
+            // The teardown `down` runs, phase by phase, as `plan --teardown` prints it.
+            for u in crate::plan::Teardown::of(journal).in_order() {
+                rt.block_on(kernel.undo(u)).unwrap();
             }
             let s = kernel.state.lock().unwrap();
             assert!(s.netns.is_empty() && s.links.is_empty(), "step {k}: {s:?}");

@@ -14,6 +14,8 @@ pub mod progress;
 pub mod tc;
 mod teardown;
 
+use teardown::{finish, remove_rest, undo_inside};
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -296,14 +298,13 @@ pub fn down_with(
     let lock = lock(lab)?;
     let dir = LabDir::new(lab);
     let JournalRead {
-        undos,
+        mut teardown,
         refused,
         lost,
     } = read_journal(&dir)?;
-    let mut split = teardown::split(&undos);
     // Whatever of the lab the journal does not name (cut short, emptied, deleted) is
     // found by its names.
-    match (teardown::sweep_by_name(lab, &mut split), lost) {
+    match (teardown::sweep_by_name(lab, &mut teardown), lost) {
         (None, Some(_)) if !dir.exists() => {
             drop(lock);
             return Err(ApplyError::NotUp(lab.to_string()));
@@ -314,31 +315,31 @@ pub fn down_with(
         ),
         _ => {}
     }
-    progress::phase(progress, "stop processes", split.nodes.len() as u64);
-    let mut errors = nodes::stop_nodes(lab, &split.nodes);
+    progress::phase(progress, "stop processes", teardown.nodes.len() as u64);
+    let mut errors = nodes::stop_nodes(lab, &teardown.node_names());
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
-    if !split.netlink.is_empty() {
+    if !teardown.netlink.is_empty() {
         let rt = runtime().map_err(|e| ApplyError::Host {
             lab: lab.to_string(),
             source: e,
         })?;
         errors.extend(rt.block_on(async {
             match NetlinkKernel::new(tokio::runtime::Handle::current(), 1) {
-                Ok(kernel) => teardown::undo_inside(&kernel, &split.netlink).await,
+                Ok(kernel) => undo_inside(&kernel, &teardown.netlink).await,
                 Err(e) => vec![format!("cannot open netlink: {e}")],
             }
         }));
     }
-    let (rest, held) = teardown::remove_rest(lab, &split, progress);
+    let (rest, held) = remove_rest(lab, &teardown, progress);
     errors.extend(rest);
     progress::finish(progress);
-    teardown::finish(lab, &dir, errors, refused)?;
+    finish(lab, &dir, errors, refused)?;
     drop(lock);
     // Only now may the kernel start freeing the namespaces (see `netns::Held`).
     drop(held);
     Ok(DownReport {
-        objects: undos.len(),
+        objects: teardown.len(),
         elapsed: start.elapsed(),
     })
 }
@@ -346,7 +347,7 @@ pub fn down_with(
 /// What `down` reads from a journal: its objects, the records refused as not the lab's
 /// (see `state::owned`), and why there is nothing to read, if so.
 struct JournalRead {
-    undos: Vec<crate::plan::Undo>,
+    teardown: crate::plan::Teardown,
     refused: Vec<String>,
     lost: Option<String>,
 }
@@ -355,19 +356,19 @@ struct JournalRead {
 /// planted as the journal is refused outright.
 fn read_journal(dir: &LabDir) -> Result<JournalRead, ApplyError> {
     let lost = |why: String| JournalRead {
-        undos: Vec::new(),
+        teardown: crate::plan::Teardown::default(),
         refused: Vec::new(),
         lost: Some(why),
     };
     if !dir.exists() {
         return Ok(lost("it has no journal".into()));
     }
-    match teardown::undos(dir) {
-        Ok((undos, refused)) => Ok(JournalRead {
-            lost: undos
+    match teardown::from_journal(dir) {
+        Ok((teardown, refused)) => Ok(JournalRead {
+            lost: teardown
                 .is_empty()
                 .then(|| "its journal names no object".into()),
-            undos,
+            teardown,
             refused,
         }),
         Err(ApplyError::State(e @ crate::state::StateError::Link(_))) => Err(e.into()),
@@ -382,17 +383,17 @@ async fn rollback(
     kernel: &NetlinkKernel,
     progress: Option<&progress::Reporter>,
 ) -> Result<usize, ApplyError> {
-    let (undos, refused) = teardown::undos(dir)?;
-    let split = teardown::split(&undos);
-    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(lab, &split.nodes));
-    errors.extend(teardown::undo_inside(kernel, &split.netlink).await);
+    let (teardown, refused) = teardown::from_journal(dir)?;
+    let node_names = teardown.node_names();
+    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(lab, &node_names));
+    errors.extend(undo_inside(kernel, &teardown.netlink).await);
     kernel.close_all();
-    let (rest, held) = tokio::task::block_in_place(|| teardown::remove_rest(lab, &split, progress));
+    let (rest, held) = tokio::task::block_in_place(|| remove_rest(lab, &teardown, progress));
     errors.extend(rest);
     progress::finish(progress);
-    teardown::finish(lab, dir, errors, refused)?;
+    finish(lab, dir, errors, refused)?;
     drop(held);
-    Ok(undos.len())
+    Ok(teardown.len())
 }
 
 /// Which lab a command on a running lab means: the one named, or the only one up.

@@ -80,13 +80,6 @@ impl NetlinkKernel {
         Ok(ns)
     }
 
-    /// Forgets a namespace's descriptor and handle, so the kernel can free it.
-    fn forget(&self, name: &str) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(name);
-        }
-    }
-
     /// Drops every handle this kernel holds (their connection tasks end with them).
     pub fn close_all(&self) {
         if let Ok(mut open) = self.open.lock() {
@@ -327,38 +320,17 @@ impl NetlinkKernel {
 
     async fn undo_op(&self, undo: &Undo) -> Result<(), KernelError> {
         let r = match undo {
-            Undo::DeleteNetns { netns } => {
-                self.forget(netns);
-                return netns::delete(netns).map_err(KernelError::Io);
-            }
-            Undo::StopNode { netns, node } => {
-                let lab = crate::model::names::lab_of_netns(netns);
-                let node = node.clone();
-                let errors =
-                    tokio::task::spawn_blocking(move || super::nodes::stop_nodes(&lab, &[node]))
-                        .await
-                        .map_err(|e| KernelError::Other(e.to_string()))?;
-                return if errors.is_empty() {
-                    Ok(())
-                } else {
-                    Err(KernelError::Other(errors.join("; ")))
-                };
-            }
-            Undo::UnmountRunDirs { lab } => {
-                return crate::node::rundirs::unmount(lab).map_err(KernelError::Other);
-            }
-            Undo::RemoveMountTemplate { lab } => {
-                return super::nodes::remove_mount_template(lab).map_err(KernelError::Other);
-            }
-            Undo::RemoveCgroup { netns, node } => {
-                let lab = crate::model::names::lab_of_netns(netns);
-                let node = node.clone();
-                return tokio::task::spawn_blocking(move || {
-                    crate::node::cgroup::remove(&lab, &node)
-                })
-                .await
-                .map_err(|e| KernelError::Other(e.to_string()))?
-                .map_err(KernelError::Other);
+            // Namespaces, nodes, cgroups and mounts go in the teardown's own phases
+            // (apply/teardown.rs), never one by one through netlink.
+            Undo::DeleteNetns { .. }
+            | Undo::StopNode { .. }
+            | Undo::UnmountRunDirs { .. }
+            | Undo::RemoveMountTemplate { .. }
+            | Undo::RemoveCgroup { .. } => {
+                return Err(KernelError::Other(format!(
+                    "{} is a phase of the teardown, not a netlink undo",
+                    undo.name()
+                )));
             }
             Undo::DeleteLink { netns, ifindex, .. } => match self.ns(netns).await {
                 Ok(ns) => ns

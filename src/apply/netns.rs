@@ -228,13 +228,8 @@ impl Held {
     }
 }
 
-/// Unmounts and removes a named namespace. The namespace itself is freed by the kernel
-/// once no process, socket or descriptor holds it. Missing counts as deleted.
-pub fn delete(name: &str) -> io::Result<()> {
-    delete_at(&netns_path(name))
-}
-
-/// [`delete`] by the name's path, for callers that already built it.
+/// Unmounts and removes a named namespace by its path. The namespace itself is freed by
+/// the kernel once no process, socket or descriptor holds it. Missing counts as deleted.
 pub fn delete_at(path: &Path) -> io::Result<()> {
     crate::node::detach(path)?;
     match std::fs::remove_file(path) {

@@ -4,6 +4,7 @@
 
 mod build;
 mod render;
+mod teardown;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 pub use build::plan;
 pub use render::{render_text, route_text, teardown_text, write_text};
+pub use teardown::Teardown;
 
 use crate::model::{Limits, Route, ser_mac};
 use crate::node::config::NodeStart;
@@ -340,6 +342,21 @@ impl Op {
 }
 
 impl Undo {
+    /// Short kebab-case name, as in the JSON `op` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Undo::DeleteNetns { .. } => "delete-netns",
+            Undo::DeleteLink { .. } => "delete-link",
+            Undo::DeleteAddress { .. } => "delete-address",
+            Undo::DeleteRoute { .. } => "delete-route",
+            Undo::ClearImpair { .. } => "clear-impair",
+            Undo::StopNode { .. } => "stop-node",
+            Undo::RemoveCgroup { .. } => "remove-cgroup",
+            Undo::RemoveMountTemplate { .. } => "remove-mount-template",
+            Undo::UnmountRunDirs { .. } => "unmount-run-dirs",
+        }
+    }
+
     pub fn netns(&self) -> &str {
         match self {
             Undo::DeleteNetns { netns }
@@ -371,30 +388,9 @@ impl Undo {
 }
 
 impl Plan {
-    /// The steps that undo `steps` (all of them, or the ones done before a failure), in
-    /// reverse order. Anything inside a namespace that is itself deleted is left to the
-    /// namespace's deletion.
-    pub fn teardown_of<'a>(steps: impl Iterator<Item = &'a Op>) -> Vec<Undo> {
-        Plan::teardown_of_undos(steps.filter_map(Op::undo).collect())
-    }
-
-    /// The same from undo records in creation order. (`down` reads the journal with
-    /// `state::teardown_objects`, which filters the same way as it reads.)
-    pub fn teardown_of_undos(mut undos: Vec<Undo>) -> Vec<Undo> {
-        undos.reverse();
-        let deleted: std::collections::HashSet<Name> = undos
-            .iter()
-            .filter_map(|u| match u {
-                Undo::DeleteNetns { netns } => Some(netns.clone()),
-                _ => None,
-            })
-            .collect();
-        undos.retain(|u| u.dies_with().is_none_or(|ns| !deleted.contains(ns)));
-        undos
-    }
-
-    pub fn teardown(&self) -> Vec<Undo> {
-        Plan::teardown_of(self.steps.iter().map(|s| &s.op))
+    /// What `down` runs once every step is done (see [`Teardown`]).
+    pub fn teardown(&self) -> Teardown {
+        Teardown::of(self.steps.iter().filter_map(|s| s.op.undo()).collect())
     }
 
     pub fn to_json(&self) -> String {

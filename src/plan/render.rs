@@ -235,44 +235,51 @@ pub fn write_text(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
     Ok(())
 }
 
-/// The teardown as text, one undo per line.
+/// The teardown as text, one undo per line, in the order `down` runs them.
 pub fn teardown_text(plan: &Plan) -> String {
     let mut out = String::new();
-    let undos = plan.teardown();
+    let t = plan.teardown();
     let _ = writeln!(
         out,
-        "teardown for lab `{}`: {} steps",
+        "teardown for lab `{}`: {}",
         plan.lab,
-        undos.len()
+        crate::words::count(t.len(), "step")
     );
-    for u in undos {
-        let line = match &u {
-            Undo::DeleteNetns { netns } => format!("delete-netns   {netns}"),
-            Undo::DeleteLink { netns, name, .. } => {
-                format!("delete-link    {}:{name}", short(&plan.lab, netns))
-            }
-            Undo::DeleteAddress {
-                netns,
-                address,
-                ifindex,
-            } => {
-                format!(
-                    "delete-address {}:#{ifindex} {address}",
-                    short(&plan.lab, netns)
-                )
-            }
-            Undo::DeleteRoute { netns, dst, .. } => {
-                format!("delete-route   {}: {dst}", short(&plan.lab, netns))
-            }
-            Undo::ClearImpair { netns, ifindex } => {
-                format!("clear-impair   {}:#{ifindex}", short(&plan.lab, netns))
-            }
-            Undo::StopNode { node, .. } => format!("stop-node      {node}"),
-            Undo::RemoveCgroup { node, .. } => format!("remove-cgroup  {node}"),
-            Undo::RemoveMountTemplate { .. } => "remove-mount-template".to_string(),
-            Undo::UnmountRunDirs { .. } => "unmount-run-dirs".to_string(),
-        };
-        let _ = writeln!(out, "{line}");
+    let before_sweep = t.nodes.iter().chain(&t.netlink).chain(&t.namespaces);
+    for u in before_sweep {
+        let _ = writeln!(out, "{}", undo_line(&plan.lab, u));
+    }
+    // Not a record of its own: whatever still runs in the namespaces (a daemon that left
+    // its init, a backgrounded `nslab exec`) dies before its cgroup goes.
+    let _ = writeln!(out, "sweep          processes left in the lab's namespaces");
+    for u in t.cgroups.iter().chain(&t.mounts) {
+        let _ = writeln!(out, "{}", undo_line(&plan.lab, u));
     }
     out
+}
+
+fn undo_line(lab: &str, u: &Undo) -> String {
+    match u {
+        Undo::DeleteNetns { netns } => format!("delete-netns   {netns}"),
+        Undo::DeleteLink { netns, name, .. } => {
+            format!("delete-link    {}:{name}", short(lab, netns))
+        }
+        Undo::DeleteAddress {
+            netns,
+            address,
+            ifindex,
+        } => {
+            format!("delete-address {}:#{ifindex} {address}", short(lab, netns))
+        }
+        Undo::DeleteRoute { netns, dst, .. } => {
+            format!("delete-route   {}: {dst}", short(lab, netns))
+        }
+        Undo::ClearImpair { netns, ifindex } => {
+            format!("clear-impair   {}:#{ifindex}", short(lab, netns))
+        }
+        Undo::StopNode { node, .. } => format!("stop-node      {node}"),
+        Undo::RemoveCgroup { node, .. } => format!("remove-cgroup  {node}"),
+        Undo::RemoveMountTemplate { .. } => "remove-mount-template".to_string(),
+        Undo::UnmountRunDirs { .. } => "unmount-run-dirs".to_string(),
+    }
 }
