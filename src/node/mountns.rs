@@ -301,6 +301,56 @@ fn tmpfs(target: &str, mode: &str, owned: &mut Owned) -> Result<(), String> {
     owned.add(beneath::open(&path, Create::No, owned)?.as_fd())
 }
 
+/// Everything the topology and nslab mount in the node, in declaration order: the
+/// generated files first, so the topology's own mount of the same file wins.
+fn entries<'a>(
+    cfg: &NodeConfig,
+    sources: &'a [Source],
+    hosts: &'a Source,
+    resolv: &'a Source,
+) -> Vec<Entry<'a>> {
+    let mut entries = vec![
+        Entry {
+            label: "the generated `/etc/hosts`".into(),
+            target: resolve(Path::new("/etc/hosts")),
+            kind: Kind::Bind {
+                src: hosts,
+                readonly: true,
+            },
+        },
+        Entry {
+            label: "the generated `/etc/resolv.conf`".into(),
+            target: resolve(Path::new("/etc/resolv.conf")),
+            kind: Kind::Bind {
+                src: resolv,
+                readonly: true,
+            },
+        },
+    ];
+    for (m, src) in cfg.start.mounts.iter().zip(sources) {
+        entries.push(Entry {
+            label: format!("mount target `{}`", m.target),
+            target: resolve(Path::new(&m.target)),
+            kind: Kind::Bind {
+                src,
+                readonly: m.readonly,
+            },
+        });
+    }
+    for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
+        let mut options = format!("mode={:o}", p.mode.unwrap_or(0o755));
+        if let Some((uid, gid)) = owner {
+            options.push_str(&format!(",uid={uid},gid={gid}"));
+        }
+        entries.push(Entry {
+            label: format!("private directory `{}`", p.path),
+            target: resolve(Path::new(&p.path)),
+            kind: Kind::Tmpfs { options },
+        });
+    }
+    entries
+}
+
 /// Builds the node's mount namespace (the init has unshared it already).
 pub fn build(cfg: &NodeConfig) -> Result<(), String> {
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
@@ -330,46 +380,7 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
     let hosts = open_source(Path::new("/run/.nslab/hosts"))?;
     let resolv = open_source(Path::new("/run/.nslab/resolv.conf"))?;
 
-    // The generated files first, so the topology's own mount of the same file wins.
-    let mut entries = vec![
-        Entry {
-            label: "the generated `/etc/hosts`".into(),
-            target: resolve(Path::new("/etc/hosts")),
-            kind: Kind::Bind {
-                src: &hosts,
-                readonly: true,
-            },
-        },
-        Entry {
-            label: "the generated `/etc/resolv.conf`".into(),
-            target: resolve(Path::new("/etc/resolv.conf")),
-            kind: Kind::Bind {
-                src: &resolv,
-                readonly: true,
-            },
-        },
-    ];
-    for (m, src) in cfg.start.mounts.iter().zip(&sources) {
-        entries.push(Entry {
-            label: format!("mount target `{}`", m.target),
-            target: resolve(Path::new(&m.target)),
-            kind: Kind::Bind {
-                src,
-                readonly: m.readonly,
-            },
-        });
-    }
-    for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
-        let mut options = format!("mode={:o}", p.mode.unwrap_or(0o755));
-        if let Some((uid, gid)) = owner {
-            options.push_str(&format!(",uid={uid},gid={gid}"));
-        }
-        entries.push(Entry {
-            label: format!("private directory `{}`", p.path),
-            target: resolve(Path::new(&p.path)),
-            kind: Kind::Tmpfs { options },
-        });
-    }
+    let entries = entries(cfg, &sources, &hosts, &resolv);
     let targets: Vec<(PathBuf, bool)> = entries
         .iter()
         .map(|e| (e.target.clone(), matches!(e.kind, Kind::Tmpfs { .. })))
@@ -383,23 +394,20 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
         mount_entry(e, &mut owned)
             .map_err(|why| format!("node `{}`: {}: {why}", cfg.start.node, e.label))?;
     }
-    if cfg.start.pid {
-        mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            None,
-        )?;
+    kernel_filesystems(cfg.start.pid, &owned)
+}
+
+/// /proc of the node's pid namespace and /sys of its network namespace (so
+/// /sys/class/net lists its own interfaces), over whatever the host has there.
+fn kernel_filesystems(pid: bool, owned: &Owned) -> Result<(), String> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    if pid {
+        let at = beneath::open(Path::new("/proc"), Create::No, owned)?;
+        mount_at(Some("proc"), &at, "/proc", Some("proc"), flags, None)?;
     }
-    // /sys of the node's network namespace: /sys/class/net lists its own interfaces.
-    mount(
-        Some("sysfs"),
-        "/sys",
-        Some("sysfs"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
-        None,
-    )
+    let at = beneath::open(Path::new("/sys"), Create::No, owned)?;
+    let flags = flags | libc::MS_RDONLY;
+    mount_at(Some("sysfs"), &at, "/sys", Some("sysfs"), flags, None)
 }
 
 #[cfg(test)]
