@@ -1,6 +1,9 @@
 //! Checks that need the host's filesystem, run after the (pure) compile by `validate`,
-//! `up` and `test`: mount sources exist, process commands can be found. Each problem is
+//! `up` and `test`: mount sources exist (with no symlink below a mount's target, see
+//! [`mounts`]), process commands can be found. Each problem is
 //! located in the file and names the node and the key.
+
+mod mounts;
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +73,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
                 );
             }
         }
+        mounts::check(n, &mut out);
         for p in &n.processes {
             let Some(prog) = program(&p.cmd) else {
                 continue;
@@ -122,6 +126,7 @@ mod tests {
     fn paths_map_through_mounts() {
         let m = Mount {
             span: Default::default(),
+            target_span: Default::default(),
             source: PathBuf::from("/srv/app"),
             target: "/opt/app".into(),
             readonly: true,

@@ -326,3 +326,57 @@ fn host_checks_name_the_node_and_the_key() {
     assert!(report.contains("pre.yaml:6:25"), "{report}");
     assert!(!report.contains("`ok`"), "sh is found: {report}");
 }
+
+#[test]
+fn validate_refuses_targets_below_a_symlink_or_a_missing_dir_in_a_mount_source() {
+    // No root: the checks only read the host. The link points at a directory the test
+    // owns; validate must name it and where it points, at each target that goes through it.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mx-validate");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("cfg/real/ok")).unwrap();
+    std::fs::create_dir_all(dir.join("victim")).unwrap();
+    std::os::unix::fs::symlink(dir.join("victim"), dir.join("cfg/link")).unwrap();
+    std::fs::write(dir.join("f.conf"), "").unwrap();
+    let yaml = "name: mx-validate\nnodes:\n  a:\n    mounts:\n      - cfg:/etc/mx-v:ro\n      - { source: f.conf, target: /etc/mx-v/link/f.conf }\n    private:\n      - /etc/mx-v/link/sub\n      - /etc/mx-v/real/ok\n      - /etc/mx-v/gone/sub\n";
+    std::fs::write(dir.join("t.yaml"), yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nslab"))
+        .current_dir(&dir)
+        .args(["validate", "t.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let link = format!(
+        "and that mount's source has a symlink on the way: `{}` -> `{}`",
+        dir.join("cfg/link").display(),
+        dir.join("victim").display()
+    );
+    for (what, at) in [
+        ("mount target `/etc/mx-v/link/f.conf`", "t.yaml:6:35"),
+        ("private directory `/etc/mx-v/link/sub`", "t.yaml:8:9"),
+    ] {
+        let e = format!("node `a`: {what} lies below mount target `/etc/mx-v`, {link}");
+        assert!(stderr.contains(&e), "`{e}` missing from: {stderr}");
+        assert!(stderr.contains(at), "{at}: {stderr}");
+    }
+    assert!(
+        stderr.contains("hint: nslab follows no symlink inside a mount source"),
+        "{stderr}"
+    );
+    // Nothing is created inside a source either, so a missing directory is an error too.
+    assert!(
+        stderr.contains(&format!(
+            "node `a`: private directory `/etc/mx-v/gone/sub` lies below mount target `/etc/mx-v`, but `{}` does not exist in that mount's source",
+            dir.join("cfg/gone").display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("t.yaml:10:9"), "{stderr}");
+    assert!(
+        !stderr.contains("real/ok"),
+        "a real directory is fine: {stderr}"
+    );
+    assert!(stderr.contains("3 errors"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.join("victim")).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

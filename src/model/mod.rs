@@ -303,6 +303,9 @@ pub struct Dep {
 pub struct Mount {
     #[serde(skip)]
     pub span: crate::diag::Span,
+    /// Where the target is written: errors about the node-side path point there.
+    #[serde(skip)]
+    pub target_span: crate::diag::Span,
     /// Absolute, with `{node}` and `{lab}` filled in.
     pub source: PathBuf,
     pub target: String,
@@ -311,6 +314,8 @@ pub struct Mount {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PrivateDir {
+    #[serde(skip)]
+    pub span: crate::diag::Span,
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,

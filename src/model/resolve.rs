@@ -121,7 +121,9 @@ pub fn exec(raw: &[RawExec]) -> Vec<Exec> {
         .collect()
 }
 
-fn absolute(sink: &mut Sink, p: &Sp<String>, what: &str) -> bool {
+/// Checks a node-side path (a mount target or private directory): absolute, no `..`, and
+/// not one the init cannot give the node (see [`reserved`]).
+fn node_path(sink: &mut Sink, p: &Sp<String>, what: &str) -> bool {
     if !p.value.starts_with('/') || p.value.contains('\0') || p.value.split('/').any(|c| c == "..")
     {
         sink.error(
@@ -130,16 +132,55 @@ fn absolute(sink: &mut Sink, p: &Sp<String>, what: &str) -> bool {
                 "{what} `{}` must be an absolute path without `..`",
                 p.value.escape_debug()
             ),
-        );
+        )
+        .hint("it is a path inside the node, like `/etc/frr`; mount sources are the ones relative to the topology file");
+        return false;
+    }
+    if let Some((why, hint)) = reserved(&p.value) {
+        sink.error(
+            Some(p.span),
+            format!("{what} `{}` cannot work: {why}", p.value),
+        )
+        .hint(hint);
         return false;
     }
     true
 }
 
+/// Why a node path cannot be mounted on or made private, if it cannot. The init mounts
+/// the node's own /proc and /sys after the topology's mounts (hiding anything below
+/// them) and binds every source through /proc/self/fd; a tmpfs or bind on `/` or `/dev`
+/// hides the whole filesystem or the device nodes every program opens.
+fn reserved(path: &str) -> Option<(&'static str, &'static str)> {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    match parts.as_slice() {
+        [] => Some((
+            "it would cover the node's whole filesystem",
+            "mount or make private a directory below `/`, like `/srv/app`",
+        )),
+        ["proc", ..] => Some((
+            "the node's /proc is the kernel's view of its processes, mounted by nslab after the topology's mounts",
+            "a node with its own pid namespace already sees only its own processes in /proc",
+        )),
+        ["sys", ..] => Some((
+            "the node's /sys is the kernel's view of its network namespace, mounted by nslab after the topology's mounts",
+            "interfaces and sysctls are set with `links:` and `sysctls:`",
+        )),
+        ["dev"] => Some((
+            "a tmpfs or bind on /dev hides the device nodes programs need (/dev/null, /dev/pts)",
+            "mount a single device, or make `/dev/shm` private",
+        )),
+        _ => None,
+    }
+}
+
 pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMount]) -> Vec<Mount> {
     let mut out = Vec::new();
     for m in raw {
-        if !absolute(sink, &m.target, "mount target") {
+        if !node_path(sink, &m.target, "mount target") {
             continue;
         }
         let src = m.source.value.replace("{node}", node).replace("{lab}", lab);
@@ -149,6 +190,7 @@ pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMou
         }
         out.push(Mount {
             span: m.source.span,
+            target_span: m.target.span,
             source: base.join(src),
             target: m.target.value.clone(),
             readonly: m.readonly,
@@ -159,8 +201,9 @@ pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMou
 
 pub fn private(sink: &mut Sink, raw: &[RawPrivate]) -> Vec<PrivateDir> {
     raw.iter()
-        .filter(|p| absolute(sink, &p.path, "private directory"))
+        .filter(|p| node_path(sink, &p.path, "private directory"))
         .map(|p| PrivateDir {
+            span: p.path.span,
             path: p.path.value.clone(),
             owner: p.owner.as_ref().map(|o| o.value.clone()),
             mode: p.mode.as_ref().map(|m| m.value),

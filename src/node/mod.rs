@@ -2,6 +2,7 @@
 //! nslab's own init as PID 1 (uts, mnt, pid, ipc namespaces, cgroups), which supervises
 //! the node's processes. This module holds what the init and nslab share.
 
+pub mod beneath;
 pub mod cgroup;
 pub mod config;
 pub mod control;

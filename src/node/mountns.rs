@@ -6,12 +6,15 @@
 //! written outside the node's tmpfs: generated files are bound onto the real (symlink-
 //! resolved) targets, and a missing target gets an overlay on its nearest existing
 //! parent. Overlays go on first and mounts parent-before-child, so no mount hides another.
+//! Every target is then opened and created through [`beneath`], which follows no symlink
+//! a mount brought in and creates only on the node's own tmpfs and overlays; the mount
+//! goes onto that fd, not onto a path the kernel would resolve again.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use super::beneath::{self, Create, Owned};
 use super::config::NodeConfig;
 use super::init::{cstr, err, last};
 
@@ -22,6 +25,17 @@ fn mount(
     flags: libc::c_ulong,
     data: Option<&str>,
 ) -> Result<(), String> {
+    mount_io(src, target, fstype, flags, data)?.map_err(|e| err(&format!("mount {target}"), e))
+}
+
+/// mount(2); the outer error is a string that cannot be a C string.
+fn mount_io(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<std::io::Result<()>, String> {
     let src = src.map(cstr).transpose()?;
     let target_c = cstr(target)?;
     let fstype = fstype.map(cstr).transpose()?;
@@ -39,9 +53,9 @@ fn mount(
         )
     };
     if r != 0 {
-        return Err(last(&format!("mount {target}")));
+        return Ok(Err(std::io::Error::last_os_error()));
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 fn utf8(path: &Path) -> Result<&str, String> {
@@ -135,6 +149,8 @@ enum Kind<'a> {
 }
 
 struct Entry<'a> {
+    /// What the topology calls it, for errors: "mount target `/etc/frr/frr.conf`".
+    label: String,
     target: PathBuf,
     kind: Kind<'a>,
 }
@@ -204,78 +220,135 @@ pub fn layout(
     })
 }
 
-fn overlay(lower: &Path, n: usize) -> Result<(), String> {
+/// An overlay on an existing host directory (before anything is mounted below it), so
+/// missing targets under it are created in the node's /run instead of on the host.
+fn overlay(lower: &Path, n: usize, owned: &mut Owned) -> Result<(), String> {
     let scratch = format!("/run/.nslab-overlay/{n}");
     let (upper, work) = (format!("{scratch}/upper"), format!("{scratch}/work"));
     std::fs::create_dir_all(&upper).map_err(|e| err(&upper, e))?;
     std::fs::create_dir_all(&work).map_err(|e| err(&work, e))?;
+    let at = beneath::open(lower, Create::No, owned)?;
     let lower = utf8(lower)?;
-    mount(
+    mount_at(
         Some("overlay"),
+        &at,
         lower,
         Some("overlay"),
         0,
         Some(&format!("lowerdir={lower},upperdir={upper},workdir={work}")),
-    )
+    )?;
+    owned.add(beneath::open(Path::new(lower), Create::No, owned)?.as_fd())
 }
 
-/// Creates a missing mount target; it is on a tmpfs or under an overlay by now.
-fn create_target(path: &Path, dir: bool) -> Result<(), String> {
-    if path.exists() {
-        return Ok(());
-    }
-    let shown = path.display().to_string();
-    if dir {
-        return std::fs::create_dir_all(path).map_err(|e| err(&shown, e));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| err(&shown, e))?;
-    }
-    File::create(path).map(|_| ()).map_err(|e| err(&shown, e))
+/// `mount` onto the file `at` was opened on; errors name `shown`.
+fn mount_at(
+    src: Option<&str>,
+    at: &OwnedFd,
+    shown: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
+    mount_io(src, &beneath::proc_path(at), fstype, flags, data)?
+        .map_err(|e| err(&format!("mount {shown}"), e))
 }
 
-fn mount_entry(e: &Entry) -> Result<(), String> {
-    create_target(&e.target, e.is_dir())?;
-    let target = utf8(&e.target)?;
+/// Opens (creating it if missing, on the node's own filesystems only) and mounts one
+/// entry; a new tmpfs becomes one of the node's own.
+fn mount_entry(e: &Entry, owned: &mut Owned) -> Result<(), String> {
+    let create = if e.is_dir() {
+        Create::Dir
+    } else {
+        Create::File
+    };
+    let at = beneath::open(&e.target, create, owned)?;
+    let shown = utf8(&e.target)?;
     match &e.kind {
         Kind::Bind { src, readonly } => {
             let from = format!("/proc/self/fd/{}", src.fd.as_raw_fd());
-            mount(
-                Some(&from),
-                target,
-                None,
-                libc::MS_BIND | libc::MS_REC,
-                None,
-            )?;
+            let flags = libc::MS_BIND | libc::MS_REC;
+            mount_at(Some(&from), &at, shown, None, flags, None)?;
             if *readonly {
-                mount(
-                    None,
-                    target,
-                    None,
-                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                    None,
-                )?;
+                // The fd still names the covered file: open the new mount's root.
+                let top = beneath::open(&e.target, Create::No, owned)?;
+                let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+                mount_at(None, &top, shown, None, flags, None)?;
             }
             Ok(())
         }
-        Kind::Tmpfs { options } => mount(
-            Some("tmpfs"),
-            target,
-            Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some(options),
-        ),
+        Kind::Tmpfs { options } => {
+            let flags = libc::MS_NOSUID | libc::MS_NODEV;
+            mount_at(
+                Some("tmpfs"),
+                &at,
+                shown,
+                Some("tmpfs"),
+                flags,
+                Some(options),
+            )?;
+            owned.add(beneath::open(&e.target, Create::No, owned)?.as_fd())
+        }
     }
 }
 
-fn tmpfs(target: &str, mode: &str) -> Result<(), String> {
-    mount(
-        Some("tmpfs"),
-        target,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some(mode),
-    )
+/// One of the node's fresh tmpfs mounts (/run, /tmp), which becomes one of its own. The
+/// host's own links on the way are followed, as for every target.
+fn tmpfs(target: &str, mode: &str, owned: &mut Owned) -> Result<(), String> {
+    let path = resolve(Path::new(target));
+    let at = beneath::open(&path, Create::No, owned)?;
+    let flags = libc::MS_NOSUID | libc::MS_NODEV;
+    mount_at(Some("tmpfs"), &at, target, Some("tmpfs"), flags, Some(mode))?;
+    owned.add(beneath::open(&path, Create::No, owned)?.as_fd())
+}
+
+/// Everything the topology and nslab mount in the node, in declaration order: the
+/// generated files first, so the topology's own mount of the same file wins.
+fn entries<'a>(
+    cfg: &NodeConfig,
+    sources: &'a [Source],
+    hosts: &'a Source,
+    resolv: &'a Source,
+) -> Vec<Entry<'a>> {
+    let mut entries = vec![
+        Entry {
+            label: "the generated `/etc/hosts`".into(),
+            target: resolve(Path::new("/etc/hosts")),
+            kind: Kind::Bind {
+                src: hosts,
+                readonly: true,
+            },
+        },
+        Entry {
+            label: "the generated `/etc/resolv.conf`".into(),
+            target: resolve(Path::new("/etc/resolv.conf")),
+            kind: Kind::Bind {
+                src: resolv,
+                readonly: true,
+            },
+        },
+    ];
+    for (m, src) in cfg.start.mounts.iter().zip(sources) {
+        entries.push(Entry {
+            label: format!("mount target `{}`", m.target),
+            target: resolve(Path::new(&m.target)),
+            kind: Kind::Bind {
+                src,
+                readonly: m.readonly,
+            },
+        });
+    }
+    for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
+        let mut options = format!("mode={:o}", p.mode.unwrap_or(0o755));
+        if let Some((uid, gid)) = owner {
+            options.push_str(&format!(",uid={uid},gid={gid}"));
+        }
+        entries.push(Entry {
+            label: format!("private directory `{}`", p.path),
+            target: resolve(Path::new(&p.path)),
+            kind: Kind::Tmpfs { options },
+        });
+    }
+    entries
 }
 
 /// Builds the node's mount namespace (the init has unshared it already).
@@ -291,13 +364,14 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
         .iter()
         .map(|m| open_source(&m.source))
         .collect::<Result<_, _>>()?;
-    tmpfs("/run", "mode=0755")?;
-    tmpfs("/tmp", "mode=1777")?;
+    let mut owned = Owned::default();
+    tmpfs("/run", "mode=0755", &mut owned)?;
+    tmpfs("/tmp", "mode=1777", &mut owned)?;
     if !std::fs::symlink_metadata("/var/run")
         .map(|m| m.file_type().is_symlink())
         .unwrap_or(true)
     {
-        tmpfs("/var/run", "mode=0755")?;
+        tmpfs("/var/run", "mode=0755", &mut owned)?;
     }
     std::fs::create_dir_all("/run/.nslab").map_err(|e| err("/run/.nslab", e))?;
     std::fs::write("/run/.nslab/hosts", &hosts_text).map_err(|e| err("hosts", e))?;
@@ -306,70 +380,34 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
     let hosts = open_source(Path::new("/run/.nslab/hosts"))?;
     let resolv = open_source(Path::new("/run/.nslab/resolv.conf"))?;
 
-    // The generated files first, so the topology's own mount of the same file wins.
-    let mut entries = vec![
-        Entry {
-            target: resolve(Path::new("/etc/hosts")),
-            kind: Kind::Bind {
-                src: &hosts,
-                readonly: true,
-            },
-        },
-        Entry {
-            target: resolve(Path::new("/etc/resolv.conf")),
-            kind: Kind::Bind {
-                src: &resolv,
-                readonly: true,
-            },
-        },
-    ];
-    for (m, src) in cfg.start.mounts.iter().zip(&sources) {
-        entries.push(Entry {
-            target: resolve(Path::new(&m.target)),
-            kind: Kind::Bind {
-                src,
-                readonly: m.readonly,
-            },
-        });
-    }
-    for (p, owner) in cfg.start.private.iter().zip(&cfg.owners) {
-        let mut options = format!("mode={:o}", p.mode.unwrap_or(0o755));
-        if let Some((uid, gid)) = owner {
-            options.push_str(&format!(",uid={uid},gid={gid}"));
-        }
-        entries.push(Entry {
-            target: resolve(Path::new(&p.path)),
-            kind: Kind::Tmpfs { options },
-        });
-    }
+    let entries = entries(cfg, &sources, &hosts, &resolv);
     let targets: Vec<(PathBuf, bool)> = entries
         .iter()
         .map(|e| (e.target.clone(), matches!(e.kind, Kind::Tmpfs { .. })))
         .collect();
     let plan = layout(&targets, |p| p.exists())?;
     for (n, lower) in plan.overlays.iter().enumerate() {
-        overlay(lower, n)?;
+        overlay(lower, n, &mut owned)?;
     }
     for i in plan.order {
-        mount_entry(&entries[i])?;
+        let e = &entries[i];
+        mount_entry(e, &mut owned)
+            .map_err(|why| format!("node `{}`: {}: {why}", cfg.start.node, e.label))?;
     }
-    if cfg.start.pid {
-        mount(
-            Some("proc"),
-            "/proc",
-            Some("proc"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            None,
-        )?;
+    kernel_filesystems(cfg.start.pid, &owned)
+}
+
+/// /proc of the node's pid namespace and /sys of its network namespace (so
+/// /sys/class/net lists its own interfaces), over whatever the host has there.
+fn kernel_filesystems(pid: bool, owned: &Owned) -> Result<(), String> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    if pid {
+        let at = beneath::open(Path::new("/proc"), Create::No, owned)?;
+        mount_at(Some("proc"), &at, "/proc", Some("proc"), flags, None)?;
     }
-    // /sys of the node's network namespace: /sys/class/net lists its own interfaces.
-    mount(
-        Some("sysfs"),
-        "/sys",
-        Some("sysfs"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
-        None,
-    )
+    let at = beneath::open(Path::new("/sys"), Create::No, owned)?;
+    let flags = flags | libc::MS_RDONLY;
+    mount_at(Some("sysfs"), &at, "/sys", Some("sysfs"), flags, None)
 }
 
 #[cfg(test)]
