@@ -159,7 +159,7 @@ pub fn finish(lab: &str, dir: &LabDir, errors: Vec<String>) -> Result<(), ApplyE
         if crate::state::list_labs().is_empty()
             && let Err(e) = netns::release_netns_dir(&marker)
         {
-            eprintln!("nslab: could not release /run/netns: {e}");
+            crate::errln!("nslab: could not release /run/netns: {e}");
         }
     }
     Ok(())

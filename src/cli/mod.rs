@@ -6,6 +6,7 @@ mod down;
 mod events;
 mod exec;
 mod graph;
+mod health;
 mod link;
 mod logs;
 mod ls;
@@ -237,11 +238,16 @@ pub enum Command {
     },
     /// Run a command inside a node: all its namespaces and its cgroup.
     ///
-    /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code.
-    /// For example: `nslab exec r1 -- ping -c1 r2`.
+    /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code;
+    /// no other descriptor does. The command gets the node's environment (its `env:`,
+    /// PATH, HOME, the caller's TERM), not the caller's. For example:
+    /// `nslab exec r1 -- ping -c1 r2`.
     Exec {
         #[arg(long)]
         lab: Option<String>,
+        /// Set a variable for the command (KEY=VALUE; KEY alone passes the caller's value).
+        #[arg(short, long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
         /// The node.
         node: String,
         /// The command and its arguments, after `--`.
@@ -443,7 +449,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             jobs,
             quiet,
         }),
-        Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
+        Command::Exec {
+            lab,
+            env,
+            node,
+            command,
+        } => exec::run(lab.as_deref(), &node, &command, &env),
         Command::Link { action } => run_link(action),
         Command::Node { action } => match action {
             NodeCommand::Stop { node, lab } => {
@@ -515,7 +526,7 @@ fn event_line(e: &crate::runtime::events::Event) -> String {
 }
 
 fn print_event(e: &crate::runtime::events::Event) {
-    println!("{}", event_line(e));
+    crate::outln!("{}", event_line(e));
 }
 
 /// Compiles a file and prints its warnings to stderr.
@@ -533,7 +544,7 @@ fn compile_with(file: &std::path::Path, host_checks: bool) -> Result<crate::Comp
     let c = if host_checks { crate::preflight(c)? } else { c };
     let warnings = c.warnings.render(crate::Severity::Warning);
     if !warnings.is_empty() {
-        eprint!("{warnings}");
+        crate::err!("{warnings}");
     }
     Ok(c)
 }
