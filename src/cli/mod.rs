@@ -95,8 +95,8 @@ pub enum Command {
     /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
     ///
     /// Needs root. Every object is journaled in /run/nslab/<lab>.journal before it is created;
-    /// if anything fails, or SIGINT/SIGTERM arrives, everything created so far is removed
-    /// again and the first error is shown. Exits 2 when the lab could not come up.
+    /// if anything fails, or SIGINT/SIGTERM/SIGHUP arrives, everything created so far is
+    /// removed again and the first error is shown. Exits 2 when the lab could not come up.
     Up {
         /// The topology file.
         file: PathBuf,
@@ -123,8 +123,9 @@ pub enum Command {
     },
     /// Show a running lab: each node, its interfaces, their state and addresses.
     ///
-    /// Reads the kernel, not only the journal: a link that went down shows as such.
-    /// Exits 1 if a node is missing or a link is down.
+    /// Reads the kernel, not only the journal: a link that went down shows as such, and
+    /// so does a dead init or a crash-looping process. Exits 1 if a node is missing or
+    /// degraded (with --json, the states are in the output and it exits 0).
     Status {
         /// A lab name or a topology file.
         target: Option<String>,
@@ -136,7 +137,8 @@ pub enum Command {
     },
     /// Bring a lab up, run the checks of its `tests:` section, report, and tear it down.
     ///
-    /// The lab always goes down: on success, on failure and on SIGINT (unless --keep).
+    /// The lab always goes down: on success, on failure, on SIGINT, SIGTERM or SIGHUP, and
+    /// when stdout is closed (`| head -1`), unless --keep.
     /// Exit codes: 0 every check passed, 1 a check failed, 2 the lab could not come up,
     /// 3 the input is invalid. With --lab, runs the checks of a lab that is already up.
     Test {
