@@ -464,3 +464,35 @@ fn an_interrupted_up_is_named_with_the_way_out() {
     }
     lab.down();
 }
+
+#[test]
+fn sighup_during_up_rolls_back_like_sigint() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let lab = Lab::new(
+        "fx-hupup",
+        "nodes:\n  a: {}\n  b: {}\n  c: {}\nlinks:\n  - [a:eth0, b:eth0]\n  - [b:eth1, c:eth0]\n",
+    );
+    let before = host_snapshot();
+    let child = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .args(["--jobs", "1"])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "100")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the journal", || lab.is_up());
+    std::thread::sleep(Duration::from_millis(250));
+    // SAFETY: kill on the pid of a child we started and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted by SIGHUP"), "{err}");
+    assert!(!lab.is_up(), "{err}");
+    assert_same_host(&before, &host_snapshot(), "after SIGHUP to `nslab up`");
+}

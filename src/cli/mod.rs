@@ -393,7 +393,11 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
     {
         return Ok(target.to_string());
     }
-    let text = std::fs::read_to_string(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "{target}: {e}; give the lab name instead (`nslab validate {target}` locates the problem)"
+        ))
+    })?;
     let root = crate::spec::yaml::parse(&text, Default::default()).map_err(|_| {
         CliError::Usage(format!(
             "{target}: not valid YAML; give the lab name instead"
