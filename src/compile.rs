@@ -66,22 +66,50 @@ pub fn compile_file(path: &Path) -> Result<Compiled, CompileError> {
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     file.take(limit as u64 + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(io)?;
-    if text.len() > limit {
+    if bytes.len() > limit {
         return Err(CompileError::TooLarge {
             path: path.to_path_buf(),
             limit,
         });
     }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| CompileError::Invalid(not_utf8(&path.display().to_string(), e)))?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     compile_str(&text, &path.display().to_string(), &base)
+}
+
+/// A file that is not UTF-8, reported at its first invalid byte (line and column as an
+/// editor counts them: the characters before it on its line, plus one).
+fn not_utf8(file: &str, e: std::string::FromUtf8Error) -> Report {
+    let at = e.utf8_error().valid_up_to();
+    let bytes = e.into_bytes();
+    // Everything before `at` is valid UTF-8.
+    let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    let mut sink = Sink::default();
+    sink.error(
+        Some(crate::diag::Span::new(line as u32, col as u32, 1)),
+        format!(
+            "the file is not UTF-8: byte 0x{:02x} at offset {at} is not valid here",
+            bytes[at]
+        ),
+    )
+    .hint("save the file as UTF-8 (YAML files are UTF-8 text)");
+    Report {
+        file: file.to_string(),
+        source: String::from_utf8_lossy(&bytes).into_owned(),
+        diagnostics: sink.diagnostics,
+    }
 }
 
 /// Adds the checks that need the host (mount sources exist, commands can be found) to a

@@ -214,7 +214,7 @@ impl RunningLab {
 impl Drop for RunningLab {
     fn drop(&mut self) {
         if let Err(e) = self.teardown() {
-            eprintln!(
+            crate::errln!(
                 "nslab: tearing down lab `{}` failed: {e}",
                 self.compiled.topology.lab
             );

@@ -16,6 +16,7 @@ pub mod harness;
 pub mod lab;
 pub mod model;
 pub mod node;
+pub mod out;
 pub mod plan;
 pub mod preflight;
 pub mod probe;

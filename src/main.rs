@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use nslab::cli::{Cli, CliError, run};
+use clap::error::ErrorKind;
+use nslab::cli::{Cli, CliError, exit, run};
 
 fn main() -> ExitCode {
     // The node init is this same binary; it must not pay for argument parsing.
@@ -15,18 +16,35 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         return ExitCode::from(nslab::node::init::main(&config) as u8);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(usage_error(&e)),
+    };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = err.exit_code();
             match &err {
                 // The report is already formatted, one located error after another.
-                CliError::Compile(nslab::CompileError::Invalid(report)) => eprint!("{report}"),
+                CliError::Compile(nslab::CompileError::Invalid(report)) => {
+                    nslab::err!("{report}")
+                }
                 // Our messages already carry their causes; anyhow's chain would repeat them.
-                _ => eprintln!("error: {}", anyhow::Error::from(err)),
+                _ => nslab::errln!("error: {}", anyhow::Error::from(err)),
             }
             ExitCode::from(code)
         }
+    }
+}
+
+/// Prints clap's message and gives the documented exit code: 0 for --help and
+/// --version, 3 (invalid input) for a usage error, where clap itself would exit 2, the
+/// code of "the lab could not come up".
+fn usage_error(e: &clap::Error) -> u8 {
+    // A closed stdout (`nslab --help | head -1`) is no reason to panic.
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::OK,
+        _ => exit::INVALID,
     }
 }

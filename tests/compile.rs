@@ -380,3 +380,65 @@ fn validate_refuses_targets_below_a_symlink_or_a_missing_dir_in_a_mount_source()
     assert_eq!(std::fs::read_dir(dir.join("victim")).unwrap().count(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_located_at_its_first_invalid_byte() {
+    let dir = std::env::temp_dir().join(format!("nslab-fx-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("latin1.yaml");
+    // Line 3, after `  h1: { env: { CITY: M` (22 characters): a Latin-1 `ü`.
+    std::fs::write(
+        &file,
+        b"name: latin\nnodes:\n  h1: { env: { CITY: M\xfcnchen } }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nslab"))
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("not UTF-8"), "{stderr}");
+    assert!(stderr.contains("byte 0xfc"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:3:23", file.display())),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn usage_errors_exit_3_and_help_exits_0() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nslab"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Exit 2 is "the lab could not come up"; a bad command line is invalid input.
+    for args in [
+        &["up"][..],
+        &["frobnicate"],
+        &["up", "x.yaml", "--no-such-flag"],
+        &["up", "x.yaml", "--jobs", "many"],
+        &[],
+    ] {
+        let o = run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(3),
+            "nslab {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!o.stderr.is_empty(), "nslab {args:?} says why");
+    }
+    for args in [&["--help"][..], &["--version"], &["exec", "--help"]] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(0), "nslab {args:?}");
+        assert!(!o.stdout.is_empty());
+    }
+    // `exec -e` is documented in its help.
+    let help = String::from_utf8_lossy(&run(&["exec", "--help"]).stdout).into_owned();
+    assert!(help.contains("--env <KEY=VALUE>"), "{help}");
+}

@@ -95,7 +95,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub fn lock(lab: &str) -> Result<LabLock, ApplyError> {
     Ok(LabLock::acquire(lab, |pid| {
         let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-        eprintln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
+        crate::errln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
     })?)
 }
 
@@ -106,33 +106,59 @@ pub fn never() -> Cancel {
     rx
 }
 
-/// A cancel channel fed by SIGINT and SIGTERM. After the first signal, later ones are
-/// absorbed so rollback and teardown can finish; the handlers stay for the rest of the
-/// process. Must be called inside a runtime.
+/// Fires a cancel channel from outside the signal handlers (a closed stdout, say).
+pub type Trigger = std::sync::Arc<watch::Sender<Option<String>>>;
+
+/// A cancel channel fed by SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped ssh
+/// session). After the first signal, later ones are absorbed so rollback and teardown
+/// can finish; the handlers stay for the rest of the process. Must be called inside a
+/// runtime.
 pub fn signals() -> (Cancel, tokio::task::JoinHandle<()>) {
+    let (rx, _, task) = signals_with_trigger();
+    (rx, task)
+}
+
+/// [`signals`], with a trigger that cancels the same way (the first reason sticks).
+pub fn signals_with_trigger() -> (Cancel, Trigger, tokio::task::JoinHandle<()>) {
     let (tx, rx) = watch::channel(None);
+    let tx = std::sync::Arc::new(tx);
+    let trigger = tx.clone();
     let task = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
         ) else {
             return;
         };
         let name = tokio::select! {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
         };
-        let _ = tx.send(Some(name.to_string()));
+        cancel_with(&tx, name);
         // Further signals are absorbed: rollback must finish.
         loop {
             tokio::select! {
                 _ = int.recv() => {},
                 _ = term.recv() => {},
+                _ = hup.recv() => {},
             }
         }
     });
-    (rx, task)
+    (rx, trigger, task)
+}
+
+/// Cancels with `reason` unless something cancelled already.
+pub fn cancel_with(trigger: &watch::Sender<Option<String>>, reason: &str) {
+    trigger.send_if_modified(|r| {
+        let first = r.is_none();
+        if first {
+            *r = Some(reason.to_string());
+        }
+        first
+    });
 }
 
 /// Brings a lab up. On any failure everything created so far is removed again, and the
@@ -273,7 +299,7 @@ pub async fn up_with(
         kernel.close_all();
         match rollback(&lab, &dir, &kernel, opts.progress.as_ref()).await {
             Ok(_) => drop(lock),
-            Err(rb) => eprintln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
+            Err(rb) => crate::errln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
         }
         return Err(first);
     }

@@ -59,9 +59,15 @@ fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
     cmd.arg("__init")
         .arg("-")
         .arg(format!("{}/{}", start.lab, start.node))
+        // The caller's environment stays out of the node; the init needs only where the
+        // lab's state lives (see `state::run_root`).
+        .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(dir) = std::env::var_os("NSLAB_RUN_DIR") {
+        cmd.env("NSLAB_RUN_DIR", dir);
+    }
     let mut child = cmd.spawn()?;
     {
         let mut stdin = child.stdin.take().expect("piped");

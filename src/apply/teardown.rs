@@ -226,7 +226,7 @@ fn release(lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
         if crate::state::list_labs().is_empty()
             && let Err(e) = netns::release_netns_dir(&marker)
         {
-            eprintln!("nslab: could not release /run/netns: {e}");
+            crate::errln!("nslab: could not release /run/netns: {e}");
         }
     }
     Ok(())

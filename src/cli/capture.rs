@@ -36,7 +36,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     };
     // On stderr, so `-w -` keeps stdout pure pcap; it also tells scripts the socket is open.
     let to = if a.write == "-" { "stdout" } else { a.write };
-    eprintln!(
+    crate::errln!(
         "nslab: capturing on {} (lab `{lab}`) to {to}; Ctrl-C stops",
         a.target
     );
@@ -63,14 +63,14 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     );
     // A lab taken down meanwhile gets no event log back.
     if LiveLab::open(&lab).is_err() {
-        eprintln!(
+        crate::errln!(
             "nslab: capture on {} ended: {detail} (lab `{lab}` is down)",
             a.target
         );
         return Ok(exit::OK);
     }
     let event = events::record(&lab, "capture", a.target, &detail).map_err(RuntimeError::from)?;
-    eprintln!("{}", super::event_line(&event));
+    crate::errln!("{}", super::event_line(&event));
     Ok(exit::OK)
 }
 

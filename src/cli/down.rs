@@ -7,7 +7,7 @@ pub fn run(target: Option<&str>, lab: Option<&str>, quiet: bool) -> Result<u8, C
     let lab = lab_arg(target, lab)?;
     let progress = super::progress::reporter(&lab, quiet);
     let report = apply::down_with(&lab, progress.as_ref()).map_err(CliError::Lab)?;
-    println!(
+    crate::outln!(
         "lab `{lab}` is down: {} removed in {:.2} s",
         crate::words::count(report.objects, "object"),
         report.elapsed.as_secs_f64()

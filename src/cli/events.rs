@@ -9,14 +9,14 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
     if json {
         let text = serde_json::to_string_pretty(&list)
             .map_err(|e| CliError::Usage(format!("cannot print the events as JSON: {e}")))?;
-        println!("{text}");
+        crate::outln!("{text}");
         return Ok(exit::OK);
     }
     if list.is_empty() {
-        eprintln!("lab `{lab}`: no events yet (link, node and capture commands record them)");
+        crate::errln!("lab `{lab}`: no events yet (link, node and capture commands record them)");
     }
     for e in &list {
-        println!("{}", super::event_line(e));
+        crate::outln!("{}", super::event_line(e));
     }
     Ok(exit::OK)
 }

@@ -1,16 +1,20 @@
-//! `nslab exec NODE -- CMD...`
+//! `nslab exec NODE [-e KEY=VALUE]... -- CMD...`
 
 use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
-use crate::apply::{ApplyError, nodes};
-use crate::state::{LabDir, LabSummary};
+use crate::apply::nodes;
+use crate::node::environ;
+use crate::state::{LabDir, NodeSummary};
 
-pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliError> {
+pub fn run(lab: Option<&str>, node: &str, argv: &[String], env: &[String]) -> Result<u8, CliError> {
+    let extra = env
+        .iter()
+        .filter_map(|e| env_arg(e).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
     let lab = lab_arg(None, lab)?;
     let dir = LabDir::new(&lab);
-    let summary = LabSummary::read(&dir.summary_path())
-        .map_err(|_| CliError::Lab(ApplyError::NotUp(lab.clone())))?;
+    let summary = super::status::summary_of(&lab, &dir)?;
     let Some(n) = summary.node(node) else {
         let names: Vec<&str> = summary.nodes.iter().map(|n| n.name.as_str()).collect();
         return Err(CliError::Usage(format!(
@@ -24,6 +28,7 @@ pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliErro
         ));
     }
     let mut cmd = nodes::target(&lab, node, &n.netns)?.command(argv)?;
+    cmd.env_clear().envs(node_env(n, &extra));
     let status = cmd
         .status()
         .map_err(|e| CliError::Usage(format!("cannot run `{}` in node `{node}`: {e}", argv[0])))?;
@@ -32,4 +37,51 @@ pub fn run(lab: Option<&str>, node: &str, argv: &[String]) -> Result<u8, CliErro
         (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
         _ => exit::FAILED,
     })
+}
+
+/// The environment a command in the node starts with, as `docker exec` gives it: the
+/// base (PATH, HOME, USER, and the caller's TERM), the node's `env:`, then `extra`.
+/// Nothing else of the caller's environment gets in.
+pub(super) fn node_env(n: &NodeSummary, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = environ::base(std::env::var("TERM").ok());
+    env.extend(n.env.iter().cloned());
+    env.extend(extra.iter().cloned());
+    env
+}
+
+/// One `-e` argument: `KEY=VALUE`, or `KEY` alone for the caller's value (nothing when
+/// the caller has none).
+fn env_arg(arg: &str) -> Result<Option<(String, String)>, CliError> {
+    let (key, value) = match arg.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_string())),
+        None => (arg, None),
+    };
+    if let Some(why) = crate::spec::node::bad_env_key(key) {
+        return Err(CliError::Usage(format!(
+            "-e {arg}: the variable's name {why}; write KEY=VALUE"
+        )));
+    }
+    Ok(match value {
+        Some(v) => Some((key.to_string(), v)),
+        None => std::env::var(key).ok().map(|v| (key.to_string(), v)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_arg;
+
+    #[test]
+    fn env_arguments_split_at_the_first_equals_and_refuse_an_empty_name() {
+        assert_eq!(
+            env_arg("A=b=c").unwrap(),
+            Some(("A".to_string(), "b=c".to_string()))
+        );
+        assert_eq!(
+            env_arg("EMPTY=").unwrap(),
+            Some(("EMPTY".into(), String::new()))
+        );
+        assert!(env_arg("=x").is_err());
+        assert_eq!(env_arg("NSLAB_SURELY_UNSET_VARIABLE").unwrap(), None);
+    }
 }

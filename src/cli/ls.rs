@@ -32,23 +32,26 @@ pub fn run(json: bool) -> Result<u8, CliError> {
         })
         .collect();
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("rows serialize")
         );
         return Ok(exit::OK);
     }
     if rows.is_empty() {
-        println!("no labs are up");
+        crate::outln!("no labs are up");
         return Ok(exit::OK);
     }
-    println!(
+    crate::outln!(
         "{:<14} {:<11} {:>6} {:>6}  FILE",
-        "LAB", "STATE", "NODES", "LINKS"
+        "LAB",
+        "STATE",
+        "NODES",
+        "LINKS"
     );
     for r in rows {
         let n = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        println!(
+        crate::outln!(
             "{:<14} {:<11} {:>6} {:>6}  {}",
             r.lab,
             r.state,

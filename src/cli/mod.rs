@@ -6,6 +6,7 @@ mod down;
 mod events;
 mod exec;
 mod graph;
+mod health;
 mod link;
 mod logs;
 mod ls;
@@ -94,8 +95,8 @@ pub enum Command {
     /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
     ///
     /// Needs root. Every object is journaled in /run/nslab/<lab>.journal before it is created;
-    /// if anything fails, or SIGINT/SIGTERM arrives, everything created so far is removed
-    /// again and the first error is shown. Exits 2 when the lab could not come up.
+    /// if anything fails, or SIGINT/SIGTERM/SIGHUP arrives, everything created so far is
+    /// removed again and the first error is shown. Exits 2 when the lab could not come up.
     Up {
         /// The topology file.
         file: PathBuf,
@@ -122,8 +123,9 @@ pub enum Command {
     },
     /// Show a running lab: each node, its interfaces, their state and addresses.
     ///
-    /// Reads the kernel, not only the journal: a link that went down shows as such.
-    /// Exits 1 if a node is missing or a link is down.
+    /// Reads the kernel, not only the journal: a link that went down shows as such, and
+    /// so does a dead init or a crash-looping process. Exits 1 if a node is missing or
+    /// degraded (with --json, the states are in the output and it exits 0).
     Status {
         /// A lab name or a topology file.
         target: Option<String>,
@@ -135,7 +137,8 @@ pub enum Command {
     },
     /// Bring a lab up, run the checks of its `tests:` section, report, and tear it down.
     ///
-    /// The lab always goes down: on success, on failure and on SIGINT (unless --keep).
+    /// The lab always goes down: on success, on failure, on SIGINT, SIGTERM or SIGHUP, and
+    /// when stdout is closed (`| head -1`), unless --keep.
     /// Exit codes: 0 every check passed, 1 a check failed, 2 the lab could not come up,
     /// 3 the input is invalid. With --lab, runs the checks of a lab that is already up.
     Test {
@@ -237,11 +240,16 @@ pub enum Command {
     },
     /// Run a command inside a node: all its namespaces and its cgroup.
     ///
-    /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code.
-    /// For example: `nslab exec r1 -- ping -c1 r2`.
+    /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code;
+    /// no other descriptor does. The command gets the node's environment (its `env:`,
+    /// PATH, HOME, the caller's TERM), not the caller's. For example:
+    /// `nslab exec r1 -- ping -c1 r2`.
     Exec {
         #[arg(long)]
         lab: Option<String>,
+        /// Set a variable for the command (KEY=VALUE; KEY alone passes the caller's value).
+        #[arg(short, long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
         /// The node.
         node: String,
         /// The command and its arguments, after `--`.
@@ -385,7 +393,11 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
     {
         return Ok(target.to_string());
     }
-    let text = std::fs::read_to_string(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "{target}: {e}; give the lab name instead (`nslab validate {target}` locates the problem)"
+        ))
+    })?;
     let root = crate::spec::yaml::parse(&text, Default::default()).map_err(|_| {
         CliError::Usage(format!(
             "{target}: not valid YAML; give the lab name instead"
@@ -443,7 +455,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             jobs,
             quiet,
         }),
-        Command::Exec { lab, node, command } => exec::run(lab.as_deref(), &node, &command),
+        Command::Exec {
+            lab,
+            env,
+            node,
+            command,
+        } => exec::run(lab.as_deref(), &node, &command, &env),
         Command::Link { action } => run_link(action),
         Command::Node { action } => match action {
             NodeCommand::Stop { node, lab } => {
@@ -515,7 +532,7 @@ fn event_line(e: &crate::runtime::events::Event) -> String {
 }
 
 fn print_event(e: &crate::runtime::events::Event) {
-    println!("{}", event_line(e));
+    crate::outln!("{}", event_line(e));
 }
 
 /// Compiles a file and prints its warnings to stderr.
@@ -533,7 +550,7 @@ fn compile_with(file: &std::path::Path, host_checks: bool) -> Result<crate::Comp
     let c = if host_checks { crate::preflight(c)? } else { c };
     let warnings = c.warnings.render(crate::Severity::Warning);
     if !warnings.is_empty() {
-        eprint!("{warnings}");
+        crate::err!("{warnings}");
     }
     Ok(c)
 }

@@ -1,14 +1,12 @@
 //! `nslab ps [NODE]`: each node's processes, from its init.
 
 use super::{CliError, exit, lab_arg};
-use crate::apply::ApplyError;
 use crate::node::{NodePaths, control};
-use crate::state::{LabDir, LabSummary};
+use crate::state::LabDir;
 
 pub fn run(lab: Option<&str>, node: Option<&str>, json: bool) -> Result<u8, CliError> {
     let lab = lab_arg(None, lab)?;
-    let summary = LabSummary::read(&LabDir::new(&lab).summary_path())
-        .map_err(|_| CliError::Lab(ApplyError::NotUp(lab.clone())))?;
+    let summary = super::status::summary_of(&lab, &LabDir::new(&lab))?;
     if let Some(n) = node
         && summary.node(n).is_none()
     {
@@ -33,19 +31,25 @@ pub fn run(lab: Option<&str>, node: Option<&str>, json: bool) -> Result<u8, CliE
             Ok(s) => all.push(s),
             Err(e) => {
                 failed = true;
-                eprintln!("nslab: node `{}`: cannot reach its init: {e}", n.name);
+                crate::errln!("nslab: node `{}`: cannot reach its init: {e}", n.name);
             }
         }
     }
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&all).expect("status serializes")
         );
     } else {
-        println!(
+        crate::outln!(
             "{:<12} {:<16} {:>7} {:<8} {:>8} {:<5} {:>9}",
-            "NODE", "PROCESS", "PID", "STATE", "RESTARTS", "READY", "UPTIME"
+            "NODE",
+            "PROCESS",
+            "PID",
+            "STATE",
+            "RESTARTS",
+            "READY",
+            "UPTIME"
         );
         for s in &all {
             for p in &s.processes {
@@ -65,9 +69,11 @@ pub fn run(lab: Option<&str>, node: Option<&str>, json: bool) -> Result<u8, CliE
                     .uptime_ms
                     .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
                     .unwrap_or_else(|| "-".into());
-                println!(
+                crate::outln!(
                     "{:<12} {:<16} {pid:>7} {state:<8} {:>8} {ready:<5} {up:>9}",
-                    s.node, p.name, p.restarts
+                    s.node,
+                    p.name,
+                    p.restarts
                 );
             }
         }

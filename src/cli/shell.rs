@@ -3,13 +3,12 @@
 use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
-use crate::apply::{ApplyError, nodes};
-use crate::state::{LabDir, LabSummary};
+use crate::apply::nodes;
+use crate::state::LabDir;
 
 pub fn run(lab: Option<&str>, node: &str) -> Result<u8, CliError> {
     let lab = lab_arg(None, lab)?;
-    let summary = LabSummary::read(&LabDir::new(&lab).summary_path())
-        .map_err(|_| CliError::Lab(ApplyError::NotUp(lab.clone())))?;
+    let summary = super::status::summary_of(&lab, &LabDir::new(&lab))?;
     let n = summary
         .node(node)
         .ok_or_else(|| CliError::Usage(format!("lab `{lab}` has no node `{node}`")))?;
@@ -31,7 +30,9 @@ pub fn run(lab: Option<&str>, node: &str) -> Result<u8, CliError> {
         )
     };
     let mut cmd = nodes::target(&lab, node, &n.netns)?.command(&argv)?;
-    cmd.env("PS1", prompt)
+    cmd.env_clear()
+        .envs(super::exec::node_env(n, &[]))
+        .env("PS1", prompt)
         .env("NSLAB_LAB", &lab)
         .env("NSLAB_NODE", node);
     let status = cmd.status()?;

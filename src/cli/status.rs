@@ -6,8 +6,9 @@ use super::{CliError, exit, lab_arg};
 use crate::apply::inspect::{self, LinkState};
 use crate::apply::netlink::NetlinkKernel;
 use crate::apply::{ApplyError, runtime};
+use crate::node::NodePaths;
 use crate::plan::Name;
-use crate::state::{LabDir, LabSummary};
+use crate::state::{Journal, LabDir, LabSummary, Record};
 
 #[derive(Serialize)]
 struct NodeStatus {
@@ -17,6 +18,9 @@ struct NodeStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     links: Vec<LinkState>,
+    /// What is wrong with the node's init and processes (a dead init, a crash loop).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -29,10 +33,8 @@ struct LabStatus {
 pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, CliError> {
     let lab = lab_arg(target, lab)?;
     let dir = LabDir::new(&lab);
-    if !dir.exists() {
-        return Err(CliError::Lab(ApplyError::NotUp(lab)));
-    }
-    let summary = LabSummary::read(&dir.summary_path()).map_err(|e| CliError::Lab(e.into()))?;
+    let summary = summary_of(&lab, &dir)?;
+    let paths = NodePaths::of_lab(&lab);
     let rt = runtime()?;
     let status = rt.block_on(async {
         let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 2)
@@ -50,12 +52,19 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
                 }
                 Err(e) => ("missing", Some(e.to_string()), Vec::new()),
             };
+            let problems = tokio::task::block_in_place(|| super::health::problems(&paths, &n.name));
+            let state = if state == "up" && !problems.is_empty() {
+                "degraded"
+            } else {
+                state
+            };
             nodes.push(NodeStatus {
                 name: n.name.clone(),
                 netns: n.netns.clone(),
                 state,
                 error,
                 links,
+                problems,
             });
         }
         Ok::<_, std::io::Error>(LabStatus {
@@ -65,25 +74,29 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
         })
     })?;
     if json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&status).expect("status serializes")
         );
         return Ok(exit::OK);
     }
-    println!(
+    crate::outln!(
         "lab `{}` ({}) from {}",
         status.lab,
         crate::words::count(status.nodes.len(), "node"),
         status.file
     );
-    println!(
+    crate::outln!(
         "{:<12} {:<9} {:<10} {:<6} {:>5}  ADDRESSES",
-        "NODE", "STATE", "IFACE", "LINK", "MTU"
+        "NODE",
+        "STATE",
+        "IFACE",
+        "LINK",
+        "MTU"
     );
     for n in &status.nodes {
         if let Some(e) = &n.error {
-            println!("{:<12} {:<9} {e}", n.name, n.state);
+            crate::outln!("{:<12} {:<9} {e}", n.name, n.state);
             continue;
         }
         for (i, l) in n.links.iter().enumerate() {
@@ -103,12 +116,15 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
                 .filter(|a| !is_link_local(a))
                 .map(ToString::to_string)
                 .collect();
-            println!(
+            crate::outln!(
                 "{name:<12} {state:<9} {:<10} {link:<6} {:>5}  {}",
                 l.name,
                 l.mtu,
                 addrs.join(" ")
             );
+        }
+        for p in &n.problems {
+            crate::outln!("{:<12} {:<9} ! {p}", "", "");
         }
     }
     let degraded = status.nodes.iter().filter(|n| n.state != "up").count();
@@ -117,6 +133,35 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
     } else {
         exit::FAILED
     })
+}
+
+/// The summary of a lab that is up, or why there is none: it is not up, it is still
+/// coming up, or an interrupted `up` left it incomplete (which `down` removes).
+pub(super) fn summary_of(lab: &str, dir: &LabDir) -> Result<LabSummary, CliError> {
+    if let Ok(s) = LabSummary::read(&dir.summary_path()) {
+        return Ok(s);
+    }
+    if !dir.exists() {
+        return Err(CliError::Lab(ApplyError::NotUp(lab.to_string())));
+    }
+    let records = Journal::read(&dir.journal_path()).unwrap_or_default();
+    let finished = records.iter().any(|r| matches!(r, Record::Up { .. }));
+    let coming_up = records.iter().find_map(|r| match r {
+        Record::Begin { pid, .. } => Some(*pid),
+        _ => None,
+    });
+    if let Some(pid) = coming_up
+        && !finished
+        && std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        return Err(CliError::Io(std::io::Error::other(format!(
+            "lab `{lab}` is still coming up (`nslab up` is pid {pid}); if that process is \
+             not nslab, `nslab down {lab}` removes what the lab left"
+        ))));
+    }
+    Err(CliError::Lab(ApplyError::Leftovers {
+        lab: lab.to_string(),
+    }))
 }
 
 fn is_link_local(a: &ipnet::IpNet) -> bool {

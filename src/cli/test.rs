@@ -1,7 +1,6 @@
 //! `nslab test FILE`: up, run the checks, report, and always down (on success, failure or
 //! SIGINT), unless `--keep`. `nslab test --lab NAME` runs the checks of a running lab.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -65,22 +64,25 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     };
     let warnings = c.warnings.render(Severity::Warning);
     if !warnings.is_empty() {
-        eprint!("{warnings}");
+        crate::err!("{warnings}");
     }
     let t = &c.topology;
     let out_human = |line: String| {
         if a.json {
-            eprintln!("{line}");
+            crate::errln!("{line}");
         } else {
-            println!("{line}");
+            crate::outln!("{line}");
         }
     };
 
     let rt = apply::runtime()?;
-    let (cancel, _signals) = {
+    let (cancel, trigger, _signals) = {
         let _ctx = rt.enter();
-        apply::signals()
+        apply::signals_with_trigger()
     };
+    // A closed stdout (`nslab test lab.yaml | head -1`) stops the run as SIGINT does, and
+    // the lab still goes down below.
+    crate::out::on_closed_stdout(move || apply::cancel_with(&trigger, "a closed stdout (EPIPE)"));
     let bring_up = a.lab.is_none();
     if bring_up {
         let p = plan::plan(t);
@@ -102,7 +104,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
                 )?;
             }
             if a.json {
-                println!(
+                crate::outln!(
                     "{}",
                     report::json(&t.lab, &[], started.elapsed(), Some(&msg))
                 );
@@ -155,22 +157,22 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         )?;
     }
     if a.json {
-        println!(
+        crate::outln!(
             "{}",
             report::json(&t.lab, &results, checks_started.elapsed(), None)
         );
     }
-    let _ = std::io::stdout().flush();
     match teardown {
         Some(Err(e)) => return Err(CliError::Lab(e)),
-        None if bring_up => eprintln!(
+        None if bring_up => crate::errln!(
             "nslab: keeping lab `{}` up (--keep); `nslab down {}` removes it",
-            t.lab, t.lab
+            t.lab,
+            t.lab
         ),
         _ => {}
     }
     if let Some(sig) = cancel.borrow().clone() {
-        eprintln!("nslab: interrupted by {sig}; the lab was torn down");
+        crate::errln!("nslab: interrupted by {sig}; the lab was torn down");
         return Ok(exit::FAILED);
     }
     Ok(if results.iter().all(|r| r.status == Status::Pass) {

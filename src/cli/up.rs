@@ -22,7 +22,7 @@ pub fn run(file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
         ..UpOptions::default()
     };
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
-    println!(
+    crate::outln!(
         "lab `{}` is up: {}, {}, {} ({} in {:.2} s)",
         t.lab,
         crate::words::count(t.nodes.len(), "node"),

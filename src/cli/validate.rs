@@ -8,7 +8,7 @@ pub fn run(file: &Path, quiet: bool) -> Result<u8, CliError> {
     let c = compile_checked(file)?;
     if !quiet {
         let t = &c.topology;
-        println!(
+        crate::outln!(
             "{}: lab `{}` is valid: {}, {}, {}, {}",
             file.display(),
             t.lab,

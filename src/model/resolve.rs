@@ -272,6 +272,12 @@ pub fn process(raw: &RawProcess, daemonset: Option<&str>, node_stop: Duration) -
     }
 }
 
+/// The longest process name, in bytes: its log file, `<name>.log`, must fit NAME_MAX
+/// (255 bytes).
+pub const MAX_PROCESS_NAME: usize = 255 - ".log".len();
+
+/// Process names become log file names and words of the init's control protocol: plain,
+/// short, one word, unique within the node.
 pub fn check_process_names(sink: &mut Sink, node: &str, raw: &[&RawProcess]) {
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for p in raw {
@@ -288,6 +294,30 @@ pub fn check_process_names(sink: &mut Sink, node: &str, raw: &[&RawProcess]) {
                     "process name `{}` on node `{node}` must be a plain name (no `/`, `:`, `..`)",
                     name.escape_debug()
                 ),
+            );
+        }
+        if name.len() > MAX_PROCESS_NAME {
+            sink.error(
+                Some(p.name.span),
+                format!(
+                    "process name on node `{node}` is {} bytes long; the limit is {MAX_PROCESS_NAME}",
+                    name.len()
+                ),
+            )
+            .hint("its log is `<name>.log`, and a file name holds at most 255 bytes");
+        } else if name
+            .chars()
+            .any(|c| c != '\0' && (c.is_whitespace() || c.is_control()))
+        {
+            sink.error(
+                Some(p.name.span),
+                format!(
+                    "process name `{}` on node `{node}` holds a space or a control character",
+                    name.escape_debug()
+                ),
+            )
+            .hint(
+                "`nslab logs` and `nslab node` name a process in one word, like `bgpd` or `web-1`",
             );
         }
         if let Some(first) = seen.insert(name, p.name.span) {

@@ -124,6 +124,9 @@ impl Target {
                 if libc::chdir(c"/".as_ptr()) != 0 {
                     return Err(io::Error::last_os_error());
                 }
+                // Only 0-2 reach the command: the caller's other descriptors (and ours,
+                // the namespaces and cgroups just used) are marked close-on-exec.
+                crate::node::init::close_from(3, libc::CLOSE_RANGE_CLOEXEC);
                 if !pid_ns {
                     return Ok(());
                 }

@@ -157,6 +157,17 @@ fn log_file(dir: &Option<OwnedFd>, name: &str) -> Option<File> {
     (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
 }
 
+/// Closes (or, with CLOSE_RANGE_CLOEXEC, marks close-on-exec) every descriptor from
+/// `first` up. Async-signal-safe: a single system call, usable between fork and exec.
+pub(crate) fn close_from(first: u32, flags: libc::c_uint) {
+    // SAFETY: close_range only acts on this process's descriptor table; callers own every
+    // descriptor from `first` up (nothing of the standard library's is closed outright
+    // after fork: it is marked close-on-exec).
+    unsafe {
+        libc::syscall(libc::SYS_close_range, first, u32::MAX, flags);
+    }
+}
+
 fn spawn(
     argv: &[String],
     env: &[(String, String)],
@@ -167,7 +178,10 @@ fn spawn(
         .split_first()
         .ok_or_else(|| std::io::Error::other("empty command"))?;
     let mut cmd = std::process::Command::new(prog);
+    // Nothing of the caller's environment: the base, then the node's and process's `env:`.
     cmd.args(args)
+        .env_clear()
+        .envs(super::environ::base(None))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null());
     // A process starts in `/` unless told otherwise: the cwd nslab was run from may not
@@ -192,6 +206,9 @@ fn spawn(
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            // Only 0-2 reach the process, whatever the init holds open (close-on-exec
+            // rather than closed: the standard library's exec-error pipe is among them).
+            close_from(3, libc::CLOSE_RANGE_CLOEXEC);
             Ok(())
         });
     }
@@ -863,6 +880,9 @@ fn run(cfg: NodeConfig) -> ! {
 /// so the init is PID 1 of the node's pid namespace, prints the init's pid, and leaves
 /// the init running on its own.
 pub fn main(config: &str) -> i32 {
+    // Whatever the caller left open (a shell's `9>file`, a pipe) must not reach the node:
+    // nothing of ours is open yet, and 0-2 are the pipes to nslab.
+    close_from(3, 0);
     let read = if config == "-" {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)

@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod config;
 pub mod control;
 pub mod enter;
+pub mod environ;
 pub mod init;
 pub mod mountns;
 pub mod rundirs;

@@ -69,7 +69,7 @@ pub fn node_spec(sink: &mut Sink, y: &Yaml, what: &str, allow_kind: bool) -> Raw
         spec.sysctls = read::string_map(sink, v, &format!("`sysctls` of {what}"));
     }
     if let Some(v) = f.get("env") {
-        spec.env = read::string_map(sink, v, &format!("`env` of {what}"));
+        spec.env = env_map(sink, v, &format!("`env` of {what}"));
     }
     if let Some(v) = f.get("routes") {
         for item in read::list(sink, v, "`routes`") {
@@ -270,6 +270,48 @@ fn exec(sink: &mut Sink, y: &Yaml) -> Option<RawExec> {
     })
 }
 
+/// Why `key` cannot be an environment variable's name, if it cannot: execve splits
+/// `KEY=VALUE` at the first `=`, and a NUL ends the string early.
+pub fn bad_env_key(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("is empty")
+    } else if key.contains('=') {
+        Some("holds `=`")
+    } else if key.contains('\0') {
+        Some("holds a NUL byte")
+    } else {
+        None
+    }
+}
+
+/// Why `value` cannot be an environment variable's value, if it cannot.
+pub fn bad_env_value(value: &str) -> Option<&'static str> {
+    value.contains('\0').then_some("holds a NUL byte")
+}
+
+/// An `env:` mapping; a name or value that execve could not pass is an error, located
+/// at the name or value.
+fn env_map(sink: &mut Sink, y: &Yaml, what: &str) -> Vec<(Sp<String>, Sp<String>)> {
+    let env = read::string_map(sink, y, what);
+    for (k, v) in &env {
+        if let Some(why) = bad_env_key(&k.value) {
+            sink.error(
+                Some(k.span),
+                format!("variable name `{}` in {what} {why}", k.value.escape_debug()),
+            )
+            .hint("a variable's name is a plain word, like SITE or LOG_LEVEL");
+        }
+        if let Some(why) = bad_env_value(&v.value) {
+            sink.error(
+                Some(v.span),
+                format!("the value of `{}` in {what} {why}", k.value.escape_debug()),
+            )
+            .hint("a process cannot receive a NUL byte in its environment");
+        }
+    }
+    env
+}
+
 pub fn required<'y>(sink: &mut Sink, f: &Fields<'y>, key: &str, what: &str) -> Option<&'y Yaml> {
     let v = f.value(key);
     if v.is_none() {
@@ -301,7 +343,7 @@ pub fn process<'y>(
     let ready = f.value("ready").and_then(|v| ready(sink, v));
     let env = f
         .get("env")
-        .map(|v| read::string_map(sink, v, "process `env`"))
+        .map(|v| env_map(sink, v, "process `env`"))
         .unwrap_or_default();
     let cwd = f.value("cwd").and_then(|v| read::string(sink, v, "`cwd`"));
     let depends_on = f
@@ -460,4 +502,19 @@ fn limits(sink: &mut Sink, y: &Yaml, what: &str) -> RawLimits {
         .and_then(|v| read::int(sink, v, &format!("`limits.pids` of {what}"), 1, 4_194_304))
         .map(|p| Sp::new(p.value as u64, p.span));
     l
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_with_equals_or_nul_are_refused_and_plain_ones_pass() {
+        assert_eq!(bad_env_key("A=B"), Some("holds `=`"));
+        assert_eq!(bad_env_key("A\0B"), Some("holds a NUL byte"));
+        assert_eq!(bad_env_key(""), Some("is empty"));
+        assert_eq!(bad_env_key("SITE_1"), None);
+        assert_eq!(bad_env_value("a\0"), Some("holds a NUL byte"));
+        assert_eq!(bad_env_value("a=b c"), None);
+    }
 }

@@ -32,6 +32,9 @@ pub struct NodeSummary {
     /// The sysctl keys the lab sets on this node.
     #[serde(default)]
     pub sysctls: Vec<String>,
+    /// The node's `env:`, which `nslab exec` and `nslab shell` start commands with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +85,7 @@ impl LabSummary {
                         })
                         .collect(),
                     sysctls: n.sysctls.iter().map(|s| s.key.clone()).collect(),
+                    env: n.env.clone(),
                 })
                 .collect(),
             links: t.links.len(),

@@ -1,0 +1,498 @@
+//! What crosses from the caller into a node, as root: no descriptor but 0-2, none of the
+//! caller's environment; and how nslab ends when its terminal or its reader goes away
+//! (SIGHUP, a closed pipe): torn down, never a panic. Labs here are named `fx-*`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// A file the caller holds open as descriptor 9 (inherited: not close-on-exec), for a
+/// node to leak into.
+struct Leak {
+    path: PathBuf,
+}
+
+impl Leak {
+    fn new(name: &str) -> Leak {
+        let dir = std::env::temp_dir().join("nslab-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.fd9"));
+        std::fs::write(&path, "").unwrap();
+        Leak { path }
+    }
+
+    /// `nslab ARGS` started by a shell that opened the file as fd 9 first.
+    fn nslab(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(r#"f="$1"; shift; exec "$@" 9>>"$f""#)
+            .arg("sh")
+            .arg(&self.path)
+            .arg(env!("CARGO_BIN_EXE_nslab"))
+            .args(args);
+        c
+    }
+
+    fn contents(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap()
+    }
+
+    /// Descriptors of process `pid` that point at the file.
+    fn held_by(&self, pid: &str) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == self.path))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Leak {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The pid of a node's init, from the pid file nslab keeps.
+fn init_pid(lab: &str, node: &str) -> String {
+    let f = format!("/run/nslab/{lab}.nodes/{node}.pid");
+    let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}"));
+    text.split_whitespace().next().unwrap().to_string()
+}
+
+fn logs(lab: &str, node: &str, process: &str) -> String {
+    stdout(
+        &nslab()
+            .args(["logs", "--lab", lab, node, process])
+            .output()
+            .unwrap(),
+    )
+}
+
+/// A process that lists its shell's descriptors, then tries to write into fd 9.
+const FD_PROCESS: &str = r#"
+nodes:
+  a:
+    processes:
+      - { name: fds, cmd: "sh -c 'ls -m /proc/$$/fd; echo leaked-by-process >&9; echo done; exec sleep 1000'" }
+"#;
+
+#[test]
+fn the_callers_descriptors_reach_neither_init_nor_processes_nor_exec() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("fx-fds", FD_PROCESS);
+    let leak = Leak::new("fx-fds");
+    let o = leak.nslab(&["up"]).arg(&lab.file).output().unwrap();
+    assert!(o.status.success(), "up: {}{}", stdout(&o), stderr(&o));
+    wait_for("the process to list its descriptors", || {
+        logs("fx-fds", "a", "fds").contains("done")
+    });
+    let log = logs("fx-fds", "a", "fds");
+    assert!(
+        log.contains("0, 1, 2\n"),
+        "the process had more than 0-2:\n{log}"
+    );
+    let init = init_pid("fx-fds", "a");
+    assert_eq!(
+        leak.held_by(&init),
+        Vec::<String>::new(),
+        "the init holds fd 9"
+    );
+    // exec: the command sees 0-2 only, and cannot write into the caller's fd 9.
+    let o = leak
+        .nslab(&["exec", "--lab", "fx-fds", "a", "--"])
+        .args(["sh", "-c", "ls -m /proc/$$/fd; echo leaked-by-exec >&9"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "0, 1, 2\n", "{}", stderr(&o));
+    assert!(!o.status.success(), "fd 9 was writable inside the node");
+    assert_eq!(leak.contents(), "", "something in the node wrote into fd 9");
+    lab.down();
+}
+
+#[test]
+fn a_checks_run_under_test_sees_only_0_to_2_and_teardown_is_complete() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "fx-fdtest",
+        &format!(
+            "{FD_PROCESS}tests:\n  - cmd: {{ node: a, run: \"sh -c 'ls -m /proc/$$/fd'\", stdout: '^0, 1, 2\\s*$' }}\n"
+        ),
+    );
+    let leak = Leak::new("fx-fdtest");
+    let o = leak.nslab(&["test"]).arg(&lab.file).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(leak.contents(), "", "something in the node wrote into fd 9");
+    assert!(!lab.is_up());
+}
+
+#[test]
+fn exec_gets_the_nodes_environment_not_the_callers() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "fx-env",
+        r#"
+nodes:
+  a:
+    env: { SITE: lab, PATH: "/usr/bin:/bin:/opt/node/bin" }
+    processes:
+      - { name: env, cmd: "sh -c 'env; echo done; exec sleep 1000'", env: { ROLE: web } }
+"#,
+    );
+    let o = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .env("FX_CALLER_MARKER", "from-the-caller")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let run = |extra: &[&str]| {
+        nslab()
+            .args(["exec", "--lab", "fx-env"])
+            .args(extra)
+            .args(["a", "--", "env"])
+            .env("FX_CALLER_MARKER", "from-the-caller")
+            .env("FX_PASSED", "by-name")
+            .env("TERM", "xterm-fx")
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let env = stdout(&o);
+    for want in [
+        "SITE=lab\n",
+        "PATH=/usr/bin:/bin:/opt/node/bin\n",
+        "HOME=/root\n",
+        "TERM=xterm-fx\n",
+    ] {
+        assert!(env.contains(want), "`{want}` missing from:\n{env}");
+    }
+    assert!(
+        !env.contains("FX_CALLER_MARKER"),
+        "the caller's env got in:\n{env}"
+    );
+    // -e adds (KEY=VALUE, or KEY for the caller's value) and overrides.
+    let env = stdout(&run(&[
+        "-e",
+        "EXTRA=1=2",
+        "--env",
+        "SITE=override",
+        "-e",
+        "FX_PASSED",
+    ]));
+    for want in ["EXTRA=1=2\n", "SITE=override\n", "FX_PASSED=by-name\n"] {
+        assert!(env.contains(want), "`{want}` missing from:\n{env}");
+    }
+    let o = run(&["-e", "=nameless"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // The node's processes do not see the caller's environment either.
+    wait_for("the process to print its environment", || {
+        logs("fx-env", "a", "env").contains("done")
+    });
+    let log = logs("fx-env", "a", "env");
+    assert!(
+        log.contains("SITE=lab\n") && log.contains("ROLE=web\n"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("FX_CALLER_MARKER"),
+        "the caller's env got in:\n{log}"
+    );
+    lab.down();
+}
+
+/// A lab whose checks take a while: time for a signal, or for a reader to go away.
+const SLOW_CHECKS: &str = r#"
+nodes:
+  a:
+    processes:
+      - { name: sleeper, cmd: "sleep 1000" }
+tests:
+  - cmd: { node: a, run: "sleep 1" }
+  - cmd: { node: a, run: "sleep 1" }
+  - cmd: { node: a, run: "sleep 20" }
+  - cmd: { node: a, run: "true" }
+"#;
+
+#[test]
+fn sighup_during_test_tears_the_lab_down_like_sigint() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let lab = Lab::new("fx-hup", SLOW_CHECKS);
+    let before = host_snapshot();
+    let mut child = nslab()
+        .arg("test")
+        .arg(&lab.file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("is up"), "{first}");
+    // SAFETY: kill on the pid of a child we started and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted by SIGHUP"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!lab.is_up());
+    assert_same_host(&before, &host_snapshot(), "after SIGHUP to `nslab test`");
+}
+
+#[test]
+fn test_into_a_reader_that_goes_away_tears_down_without_a_panic() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let lab = Lab::new("fx-pipe", SLOW_CHECKS);
+    let errors = std::env::temp_dir().join("nslab-tests/fx-pipe.stderr");
+    let before = host_snapshot();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" test "$1" 2>"$2" | head -1"#)
+        .arg(env!("CARGO_BIN_EXE_nslab"))
+        .arg(&lab.file)
+        .arg(&errors)
+        .output()
+        .unwrap();
+    let err = std::fs::read_to_string(&errors).unwrap_or_default();
+    let _ = std::fs::remove_file(&errors);
+    assert!(stdout(&o).contains("is up"), "{}", stdout(&o));
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("closed stdout"), "{err}");
+    assert!(!lab.is_up(), "{err}");
+    assert_same_host(&before, &host_snapshot(), "after `nslab test | head -1`");
+}
+
+/// Runs nslab with stdout a pipe nobody reads any more: every write fails with EPIPE.
+fn into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    nslab()
+        .args(args)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn listing_commands_into_a_closed_pipe_do_not_panic() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let processes: String = (0..40)
+        .map(|i| format!("      - {{ name: p{i}, cmd: \"sleep 1000\" }}\n"))
+        .collect();
+    let lab = Lab::new(
+        "fx-ps",
+        &format!(
+            "nodes:\n  a:\n    processes:\n{processes}  b: {{}}\nlinks:\n  - [a:eth0, b:eth0]\n"
+        ),
+    );
+    lab.up();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" ps --lab fx-ps | head -1"#)
+        .arg(env!("CARGO_BIN_EXE_nslab"))
+        .output()
+        .unwrap();
+    assert!(stdout(&o).starts_with("NODE"), "{}", text(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    for args in [
+        &["ps", "--lab", "fx-ps"][..],
+        &["ps", "--lab", "fx-ps", "--json"],
+        &["status", "fx-ps"],
+        &["ls"],
+        &["events", "fx-ps"],
+        &["--help"],
+    ] {
+        let o = into_closed_pipe(args);
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "nslab {args:?}: {err}");
+        assert_ne!(o.status.code(), Some(101), "nslab {args:?}: {err}");
+    }
+    lab.down();
+}
+
+#[test]
+fn status_fails_for_a_crash_loop_and_for_a_killed_init() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "fx-status",
+        r#"
+nodes:
+  a:
+    processes:
+      - { name: steady, cmd: "sleep 1000" }
+  b:
+    processes:
+      - { name: crashy, cmd: "sh -c 'sleep 0.2; exit 3'", restart: always }
+  c: {}
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth1, c:eth0]
+"#,
+    );
+    lab.up();
+    let status = || nslab().args(["status", "fx-status"]).output().unwrap();
+    wait_for("crashy to restart", || {
+        let o = status();
+        o.status.code() == Some(1) && stdout(&o).contains("crash-looping")
+    });
+    let o = status();
+    assert!(
+        stdout(&o).contains("process `crashy` is crash-looping: exited with status 3"),
+        "{}",
+        text(&o)
+    );
+    let json = nslab()
+        .args(["status", "fx-status", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["nodes"][1]["state"], "degraded", "{v}");
+    assert_eq!(v["nodes"][0]["state"], "up", "{v}");
+    lab.down();
+
+    // A lab that is healthy exits 0, until one of its inits is killed.
+    let lab = Lab::new(
+        "fx-init",
+        r#"
+nodes:
+  a:
+    processes:
+      - { name: steady, cmd: "sleep 1000" }
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+"#,
+    );
+    lab.up();
+    let o = nslab().args(["status", "fx-init"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let pid: i32 = init_pid("fx-init", "a").parse().unwrap();
+    // SAFETY: kill on the pid of the lab's init, read from its pid file just now.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_for("the init to die", || {
+        !std::path::Path::new(&format!("/proc/{pid}/ns")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+    });
+    let o = nslab().args(["status", "fx-init"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        stdout(&o).contains("its init is not running"),
+        "{}",
+        text(&o)
+    );
+    lab.down();
+}
+
+#[test]
+fn an_interrupted_up_is_named_with_the_way_out() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "fx-cut",
+        "nodes:\n  a: {}\n  b: {}\n  c: {}\nlinks:\n  - [a:eth0, b:eth0]\n  - [b:eth1, c:eth0]\n",
+    );
+    let mut child = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .args(["--jobs", "1"])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "200")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the journal", || lab.is_up());
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for args in [
+        &["status", "fx-cut"][..],
+        &["ps", "--lab", "fx-cut"],
+        &["exec", "--lab", "fx-cut", "a", "--", "true"],
+    ] {
+        let o = nslab().args(args).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "nslab {args:?}: {err}");
+        assert!(err.contains("interrupted `up`"), "nslab {args:?}: {err}");
+        assert!(err.contains("nslab down fx-cut"), "nslab {args:?}: {err}");
+        assert!(!err.contains("No such file"), "nslab {args:?}: {err}");
+    }
+    lab.down();
+}
+
+#[test]
+fn sighup_during_up_rolls_back_like_sigint() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let lab = Lab::new(
+        "fx-hupup",
+        "nodes:\n  a: {}\n  b: {}\n  c: {}\nlinks:\n  - [a:eth0, b:eth0]\n  - [b:eth1, c:eth0]\n",
+    );
+    let before = host_snapshot();
+    let child = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .args(["--jobs", "1"])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "100")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the journal", || lab.is_up());
+    std::thread::sleep(Duration::from_millis(250));
+    // SAFETY: kill on the pid of a child we started and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted by SIGHUP"), "{err}");
+    assert!(!lab.is_up(), "{err}");
+    assert_same_host(&before, &host_snapshot(), "after SIGHUP to `nslab up`");
+}
