@@ -107,7 +107,7 @@ fn render_snippet(
     note: Option<&str>,
 ) {
     out.push_str(&format!("{pad}--> {file}:{}:{}\n", span.line, span.col));
-    let Some(text) = source.lines().nth(span.line.saturating_sub(1) as usize) else {
+    let Some(text) = source_lines(source).nth(span.line.saturating_sub(1) as usize) else {
         return;
     };
     // Long lines (minified or generated YAML) are clipped so a diagnostic stays readable.
@@ -124,6 +124,24 @@ fn render_snippet(
         "^".repeat(len),
         note.map(|n| format!(" {n}")).unwrap_or_default()
     ));
+}
+
+/// The source's lines as YAML counts them (`\r\n`, `\r` and `\n` each end one), so
+/// the line a parser position names is the line shown for it. An empty source has one
+/// empty line, and so has the end of a source with a final line break.
+pub fn source_lines(source: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(source);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.find(['\r', '\n']) {
+            Some(i) => {
+                let end = if text[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&text[i + end..]);
+                Some(&text[..i])
+            }
+            None => rest.take(),
+        }
+    })
 }
 
 /// Every diagnostic of one compilation, with the source they point into.
@@ -256,6 +274,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_end_as_yaml_ends_them() {
+        let lines = |s| source_lines(s).collect::<Vec<_>>();
+        assert_eq!(lines("a\r\nb\rc\nd"), vec!["a", "b", "c", "d"]);
+        assert_eq!(lines(""), vec![""]);
+        assert_eq!(lines("x\n"), vec!["x", ""]);
+    }
 
     #[test]
     fn suggests_close_keys_only() {

@@ -13,6 +13,8 @@ pub mod compile;
 pub mod diag;
 pub mod draw;
 pub mod harness;
+#[doc(hidden)]
+pub mod invariants;
 pub mod lab;
 pub mod model;
 pub mod node;

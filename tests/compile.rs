@@ -442,3 +442,16 @@ fn usage_errors_exit_3_and_help_exits_0() {
     let help = String::from_utf8_lossy(&run(&["exec", "--help"]).stdout).into_owned();
     assert!(help.contains("--env <KEY=VALUE>"), "{help}");
 }
+
+/// YAML ends a line at `\r` too: the position the parser gives and the line shown must
+/// be the same one (old Mac line ends, found by the fuzzer's invariants).
+#[test]
+fn a_file_with_cr_line_ends_shows_the_offending_line() {
+    let src = "name: cr\rnodes:\r  a: {}\r  b: { bogus: 1 }\r";
+    let Err(CompileError::Invalid(r)) = compile_str(src, "cr.yaml", Path::new("/")) else {
+        panic!("must fail");
+    };
+    let text = r.to_string();
+    assert!(text.contains("--> cr.yaml:4:8"), "{text}");
+    assert!(text.contains("4 |   b: { bogus: 1 }"), "{text}");
+}

@@ -115,6 +115,21 @@ fn span_of(s: &YSpan) -> Span {
     Span::new(s.start.line() as u32, s.start.col() as u32 + 1, len as u32)
 }
 
+/// A parse error's position, kept inside the source: at the end of input the parser
+/// reports the line after the last one (a file without a final newline), where no editor
+/// can go and no snippet can be shown; that is the end of the last line.
+fn inside(source: &str, line: usize, col: usize) -> Span {
+    let lines: Vec<&str> = crate::diag::source_lines(source).collect();
+    let (line, col) = match lines.get(line.wrapping_sub(1)) {
+        Some(text) => (line, col.clamp(1, text.chars().count() + 1)),
+        None => {
+            let last = lines.last().map_or(0, |l| l.chars().count());
+            (lines.len(), last + 1)
+        }
+    };
+    Span::new(line as u32, col as u32, 1)
+}
+
 enum Frame {
     Seq {
         span: Span,
@@ -168,7 +183,7 @@ pub fn parse(source: &str, limits: Limits) -> Result<Yaml, Vec<Diagnostic>> {
                 let m = e.marker();
                 return Err(vec![
                     Diagnostic::error(
-                        Some(Span::new(m.line() as u32, m.col() as u32 + 1, 1)),
+                        Some(inside(source, m.line(), m.col() + 1)),
                         format!("malformed YAML: {}", e.info()),
                     )
                     .with_hint("check the indentation and quoting around this position"),
