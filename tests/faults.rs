@@ -1,0 +1,133 @@
+//! Faults at the node, process and cgroup level, as root: processes that try to outlive
+//! their node, node names that look like cgroup files, memory cgroups freed at `down`,
+//! commands that follow a lab ending with it, and logs that cannot fill the tmpfs. Every
+//! test compares a host snapshot before and after.
+
+mod support;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use support::*;
+
+/// A pidfd for `pid`, so a reused pid is never mistaken for the process.
+fn pidfd(pid: i32) -> OwnedFd {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(
+        fd >= 0,
+        "pidfd_open {pid}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a fresh descriptor, owned from here on.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Whether the process behind a pidfd has exited (its pidfd polls readable).
+fn exited(fd: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one descriptor we own, without waiting.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+/// A fresh directory beside the lab files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("nslab-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A daemon that records its pid in `$2/$1.pid` and, on SIGTERM, writes `$2/$1.term`.
+const DAEMON: &str = "trap \"echo term > $2/$1.term; exit 0\" TERM\n\
+                      echo $$ > $2/$1.tmp && mv $2/$1.tmp $2/$1.pid\n\
+                      while :; do sleep 0.1; done\n";
+
+#[test]
+fn daemons_that_escape_a_node_without_a_pid_namespace_get_sigterm_at_down() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let dir = scratch("qx-esc-out");
+    std::fs::write(dir.join("daemon.sh"), DAEMON).unwrap();
+    let d = dir.display();
+    // a: mount, uts and ipc namespaces but no pid namespace. Its daemons leave their
+    // launcher's process group (setsid), its process tree (a double fork) and its network
+    // namespace (unshare -n). b: only a network namespace, and a daemon that leaves it.
+    // c: only a network namespace and a cgroup.
+    let lab = Lab::new(
+        "qx-esc",
+        &format!(
+            r#"
+nodes:
+  a:
+    isolation: [net, uts, mnt, ipc]
+    mounts: ["qx-esc-out:/mnt/out"]
+    processes:
+      - {{ name: setsid, cmd: "sh -c 'setsid sh /mnt/out/daemon.sh setsid /mnt/out >/dev/null 2>&1 &'" }}
+      - {{ name: dfork, cmd: "sh -c '(sh /mnt/out/daemon.sh dfork /mnt/out >/dev/null 2>&1 &); exit 0'" }}
+      - {{ name: unshare, cmd: "sh -c 'setsid unshare -n sh /mnt/out/daemon.sh unshare /mnt/out >/dev/null 2>&1 &'" }}
+  b:
+    isolation: [net]
+    processes:
+      - {{ name: unshare, cmd: "sh -c 'setsid unshare -n sh {d}/daemon.sh b-unshare {d} >/dev/null 2>&1 &'" }}
+  c:
+    isolation: [net]
+    limits: {{ pids: 64 }}
+    processes: [{{ name: p, cmd: "sleep 1000" }}]
+"#
+        ),
+    );
+    lab.up();
+    // Started from outside, so not the init's descendants: only the namespaces they keep
+    // (a) or the cgroup they joined (c) mark them as the node's.
+    for (node, name, out) in [
+        ("a", "exec-unshare", "/mnt/out".to_string()),
+        ("c", "c-exec-unshare", d.to_string()),
+    ] {
+        let script = format!("setsid unshare -n sh {out}/daemon.sh {name} {out} >/dev/null 2>&1 &");
+        let o = lab.exec(node, &["sh", "-c", &script]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let names = [
+        "setsid",
+        "dfork",
+        "unshare",
+        "b-unshare",
+        "exec-unshare",
+        "c-exec-unshare",
+    ];
+    wait_for("every daemon's pid file", || {
+        names.iter().all(|n| dir.join(format!("{n}.pid")).exists())
+    });
+    let fds: Vec<(&str, OwnedFd)> = names
+        .iter()
+        .map(|n| {
+            let pid: i32 = std::fs::read_to_string(dir.join(format!("{n}.pid")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            (*n, pidfd(pid))
+        })
+        .collect();
+    assert!(fds.iter().all(|(_, fd)| !exited(fd)), "all daemons run");
+    lab.down();
+    for (name, fd) in &fds {
+        assert!(exited(fd), "daemon `{name}` outlived `down`");
+        assert_eq!(
+            std::fs::read_to_string(dir.join(format!("{name}.term"))).unwrap_or_default(),
+            "term\n",
+            "daemon `{name}` got SIGTERM and ran its handler"
+        );
+    }
+    assert_same_host(&before, &host_snapshot(), "after down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
