@@ -131,3 +131,93 @@ nodes:
     assert_same_host(&before, &host_snapshot(), "after down");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// How many memory cgroups the kernel holds, removed but not yet freed ones included.
+fn memory_cgroups() -> u64 {
+    std::fs::read_to_string("/proc/cgroups")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"memory")).then(|| f[2].parse().unwrap())
+        })
+        .expect("a memory controller")
+}
+
+/// Every directory of the node's group, in whichever hierarchies hold it.
+fn node_groups(lab: &str, node: &str) -> Vec<PathBuf> {
+    let rel = format!("nslab/lab-{lab}/node-{node}");
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    roots.extend(
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    roots
+        .into_iter()
+        .map(|r| r.join(&rel))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+#[test]
+fn nodes_named_like_cgroup_files_get_their_own_groups_which_down_empties_and_frees() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let dir = scratch("qx-cg-out");
+    // Each node writes 8 MiB to a file on the host's disk: page cache charged to its
+    // memory cgroup, which outlives the node's processes.
+    let lab = Lab::new(
+        "qx-cg",
+        r#"
+defaults:
+  limits: { memory: 64M, pids: 32, cpu: 0.5 }
+  mounts: ["qx-cg-out:/mnt/out"]
+  processes:
+    - { name: p, cmd: "sh -c 'dd if=/dev/zero of=/mnt/out/$(hostname) bs=1M count=8 2>/dev/null; exec sleep 1000'" }
+nodes:
+  tasks: {}
+  cgroup.procs: {}
+  memory.max: {}
+"#,
+    );
+    let memcgs = memory_cgroups();
+    lab.up();
+    for node in ["tasks", "cgroup.procs", "memory.max"] {
+        let groups = node_groups("qx-cg", node);
+        assert!(!groups.is_empty(), "node {node} has no group of its own");
+        // The node's commands run in its own group, not in a control file's parent.
+        let o = lab.exec(node, &["cat", "/proc/self/cgroup"]);
+        assert!(
+            text(&o).contains(&format!("/nslab/lab-qx-cg/node-{node}\n")),
+            "{node}: {}",
+            text(&o)
+        );
+        for g in &groups {
+            let procs = std::fs::read_to_string(g.join("cgroup.procs")).unwrap();
+            assert!(!procs.trim().is_empty(), "{} is empty", g.display());
+        }
+    }
+    wait_for("the page cache to be written", || {
+        ["tasks", "cgroup.procs", "memory.max"]
+            .iter()
+            .all(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() == 8 << 20))
+    });
+    lab.down();
+    for node in ["tasks", "cgroup.procs", "memory.max"] {
+        assert!(
+            node_groups("qx-cg", node).is_empty(),
+            "{node}'s group is left"
+        );
+    }
+    // Emptied before removal, the groups are freed, not left dying behind their pages.
+    wait_for("the node's memory cgroups to be freed", || {
+        memory_cgroups() <= memcgs
+    });
+    assert_same_host(&before, &host_snapshot(), "after down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
