@@ -221,3 +221,98 @@ nodes:
     assert_same_host(&before, &host_snapshot(), "after down");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits up to 10 s for a child to exit; kills it (by pid) and fails if it does not.
+fn exits_soon(what: &str, mut child: std::process::Child) -> std::process::Output {
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    panic!("{what} still ran 10 s after down: {}", text(&o));
+}
+
+#[test]
+fn logs_follow_and_captures_without_a_count_end_when_their_lab_goes_down() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let dir = scratch("qx-follow-out");
+    let lab = Lab::new(
+        "qx-follow",
+        r#"
+nodes:
+  a:
+    processes:
+      - { name: tick, cmd: "sh -c 'while :; do echo tick; ping -c1 -W1 10.255.0.1 >/dev/null; ping -c1 -W1 127.0.0.1 >/dev/null; sleep 0.2; done'" }
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+"#,
+    );
+    lab.up();
+    let spawn = |args: &[&str]| {
+        nslab()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let follow = spawn(&["logs", "--lab", "qx-follow", "a", "tick", "-f"]);
+    let eth = dir.join("eth0.pcap");
+    let lo = dir.join("lo.pcap");
+    // On eth0 the interface goes with the lab; `lo` lives as long as the capture's socket
+    // holds the namespace, so only noticing the lab's end stops that one.
+    let cap_eth = spawn(&[
+        "capture",
+        "--lab",
+        "qx-follow",
+        "a:eth0",
+        "-w",
+        eth.to_str().unwrap(),
+    ]);
+    let cap_lo = spawn(&[
+        "capture",
+        "--lab",
+        "qx-follow",
+        "a:lo",
+        "-w",
+        lo.to_str().unwrap(),
+    ]);
+    wait_for("both captures to write packets", || {
+        [&eth, &lo]
+            .iter()
+            .all(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 24))
+    });
+    lab.down();
+    let o = exits_soon("logs -f", follow);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("tick\n"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("lab `qx-follow` went down"),
+        "{}",
+        text(&o)
+    );
+    for (what, child) in [("capture on eth0", cap_eth), ("capture on lo", cap_lo)] {
+        let o = exits_soon(what, child);
+        assert!(o.status.success(), "{what}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("(lab `qx-follow` is down)"),
+            "{what}: {}",
+            text(&o)
+        );
+    }
+    assert!(!lab.is_up());
+    assert_same_host(&before, &host_snapshot(), "after down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
