@@ -238,16 +238,16 @@ fn leaves(op: &Op) -> Leaves {
 fn check_teardown(p: &Plan) -> Result<(), Violation> {
     let teardown = p.teardown();
     let key = |u: &Undo| serde_json::to_string(u).expect("undo serializes");
-    let undone: HashSet<String> = teardown.iter().map(key).collect();
+    let undone: HashSet<String> = teardown.in_order().map(key).collect();
     let deleted: HashSet<&str> = teardown
-        .iter()
+        .in_order()
         .filter_map(|u| match u {
             Undo::DeleteNetns { netns } => Some(&**netns),
             _ => None,
         })
         .collect();
     let stopped: HashSet<&str> = teardown
-        .iter()
+        .in_order()
         .filter_map(|u| match u {
             Undo::StopNode { netns, .. } => Some(&**netns),
             _ => None,
@@ -269,7 +269,7 @@ fn check_teardown(p: &Plan) -> Result<(), Violation> {
             return Err(Violation::NotTornDown { step, op });
         }
     }
-    for u in &teardown {
+    for u in teardown.in_order() {
         let back: Result<Undo, _> = serde_json::from_str(&key(u));
         if back.ok().as_ref() != Some(u) {
             return Err(Violation::Journal(key(u)));

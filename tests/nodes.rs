@@ -446,11 +446,11 @@ nodes:
         .map(|c| {
             std::path::Path::new("/sys/fs/cgroup")
                 .join(c)
-                .join("nslab/it-oom/hog")
+                .join("nslab/lab-it-oom/node-hog")
         })
         .filter(|p| p.exists())
         .collect();
-    let v2 = std::path::Path::new("/sys/fs/cgroup/nslab/it-oom/hog");
+    let v2 = std::path::Path::new("/sys/fs/cgroup/nslab/lab-it-oom/node-hog");
     assert!(
         !groups.is_empty() || v2.exists(),
         "the node has its own cgroup"

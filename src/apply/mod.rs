@@ -11,6 +11,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nodes;
 pub mod progress;
+mod strays;
 pub mod tc;
 mod teardown;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::error::KernelError;
 use super::netns;
+use super::strays;
 use crate::node::config::{self, NodeConfig, NodeStart};
 use crate::node::control::{self, ProcStatus};
 use crate::node::enter::{self, Target};
@@ -360,19 +361,26 @@ fn wait_exit(mut running: Vec<InitHandle>, deadline: Instant) -> Vec<InitHandle>
 }
 
 /// Stops nodes: SIGTERM to every init at once (each stops its processes and exits),
-/// the longest grace period of any node, then SIGKILL for what is left.
+/// the longest grace period of any node, then SIGKILL for what is left. Last, the strays
+/// of nodes without a pid namespace (see [`strays`]) get the same treatment.
 pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
     let paths = NodePaths::of_lab(lab);
     // One pidfd per node.
     netns::raise_nofile_limit();
     let mut running = Vec::new();
     let mut grace = Duration::ZERO;
+    let mut identities = Vec::new();
     for node in nodes {
         let pid_file = paths.pid_file(node);
         let Some(init) = InitHandle::open(node, &pid_file) else {
             continue;
         };
-        grace = grace.max(enter::init_grace(&pid_file));
+        let node_grace = enter::init_grace(&pid_file);
+        grace = grace.max(node_grace);
+        // Read while the init lives: its namespaces are what marks the node's processes.
+        identities.extend(strays::identity(node, init.pid, node_grace, || {
+            cgroup::procs_files(lab, node)
+        }));
         init.signal(libc::SIGTERM);
         running.push(init);
     }
@@ -381,7 +389,7 @@ pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
     for init in &stubborn {
         init.signal(libc::SIGKILL);
     }
-    wait_exit(stubborn, Instant::now() + Duration::from_secs(2))
+    let mut errors: Vec<String> = wait_exit(stubborn, Instant::now() + Duration::from_secs(2))
         .iter()
         .map(|i| {
             format!(
@@ -389,7 +397,9 @@ pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
                 i.node, i.pid
             )
         })
-        .collect()
+        .collect();
+    errors.extend(strays::stop(lab, &identities));
+    errors
 }
 
 /// Kills whatever still runs inside the lab's network namespaces (processes of nodes
@@ -444,7 +454,7 @@ pub fn sweep(inodes: &std::collections::HashSet<u64>) -> Vec<String> {
 /// children. They are most of /proc (58 of 67 processes on this VM) and always live in
 /// the host's namespaces, so the sweep does not read their links. Empty when pid 2 is
 /// not kthreadd (inside a container) or the kernel cannot list children.
-fn kernel_threads(proc_dir: &std::fs::File) -> Vec<u32> {
+pub(super) fn kernel_threads(proc_dir: &std::fs::File) -> Vec<u32> {
     if !is_kernel_thread(proc_dir, 2) {
         return Vec::new();
     }
@@ -499,7 +509,7 @@ fn netns_inode_of(proc_dir: &std::fs::File, pid: u32) -> Option<u64> {
 
 /// Reads the link `/proc/PID/<what>` relative to an open /proc, without allocating: a
 /// sweep reads one per process.
-fn proc_link<'b>(
+pub(super) fn proc_link<'b>(
     proc_dir: &std::fs::File,
     pid: u32,
     what: &str,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{CliError, exit, lab_arg};
+use crate::runtime::watch::LabWatch;
 use crate::runtime::{LiveLab, RuntimeError, capture, events};
 
 pub struct Args<'a> {
@@ -24,8 +25,11 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         Ok::<_, CliError>(capture::open(&kernel, &live, a.target).await?)
     })?;
     drop(rt);
-    // SIGINT and SIGTERM end the capture cleanly: the file stays a whole pcap.
+    // SIGINT and SIGTERM end the capture cleanly: the file stays a whole pcap. So does the
+    // lab going down, which would otherwise leave the capture waiting forever.
     stop_on_signals()?;
+    let (node, _) = crate::runtime::parse_target(a.target)?;
+    let lab_gone = LabWatch::node(&lab, node).spawn(&STOP);
     let mut out: Box<dyn Write> = if a.write == "-" {
         Box::new(io::stdout().lock())
     } else {
@@ -61,8 +65,9 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         "{} packet(s), {} byte(s) to {}",
         stats.packets, stats.bytes, a.write
     );
-    // A lab taken down meanwhile gets no event log back.
-    if LiveLab::open(&lab).is_err() {
+    // A lab taken down meanwhile gets no event log back (`down` may still be removing
+    // its state).
+    if lab_gone.load(Ordering::Relaxed) || LiveLab::open(&lab).is_err() {
         crate::errln!(
             "nslab: capture on {} ended: {detail} (lab `{lab}` is down)",
             a.target

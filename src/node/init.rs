@@ -358,6 +358,10 @@ impl Init {
             // Everything else in the node's pid namespace gets the same warning.
             // SAFETY: kill(-1) from PID 1 of a namespace reaches only that namespace.
             unsafe { libc::kill(-1, libc::SIGTERM) };
+        } else {
+            // Without a pid namespace, daemons that left their process group (setsid, a
+            // double fork) are still the init's descendants: it is their subreaper.
+            signal_descendants(libc::SIGTERM, None);
         }
     }
 
@@ -544,6 +548,9 @@ impl Init {
         if self.pid1 {
             // SAFETY: from PID 1, -1 is every other process of the node.
             unsafe { libc::kill(-1, libc::SIGKILL) };
+        } else {
+            // Nothing dies with this init: what it started goes now, not to the host.
+            signal_descendants(libc::SIGKILL, None);
         }
         std::process::exit(0)
     }

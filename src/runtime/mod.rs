@@ -7,6 +7,7 @@ pub mod capture;
 pub mod events;
 mod link;
 mod node;
+pub mod watch;
 
 pub use link::{impair, parse_target, set_link};
 pub use node::node_action;

@@ -1,0 +1,318 @@
+//! Faults at the node, process and cgroup level, as root: processes that try to outlive
+//! their node, node names that look like cgroup files, memory cgroups freed at `down`,
+//! commands that follow a lab ending with it, and logs that cannot fill the tmpfs. Every
+//! test compares a host snapshot before and after.
+
+mod support;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use support::*;
+
+/// A pidfd for `pid`, so a reused pid is never mistaken for the process.
+fn pidfd(pid: i32) -> OwnedFd {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(
+        fd >= 0,
+        "pidfd_open {pid}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: a fresh descriptor, owned from here on.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Whether the process behind a pidfd has exited (its pidfd polls readable).
+fn exited(fd: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one descriptor we own, without waiting.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+/// A fresh directory beside the lab files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("nslab-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A daemon that records its pid in `$2/$1.pid` and, on SIGTERM, writes `$2/$1.term`.
+const DAEMON: &str = "trap \"echo term > $2/$1.term; exit 0\" TERM\n\
+                      echo $$ > $2/$1.tmp && mv $2/$1.tmp $2/$1.pid\n\
+                      while :; do sleep 0.1; done\n";
+
+#[test]
+fn daemons_that_escape_a_node_without_a_pid_namespace_get_sigterm_at_down() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let dir = scratch("qx-esc-out");
+    std::fs::write(dir.join("daemon.sh"), DAEMON).unwrap();
+    let d = dir.display();
+    // a: mount, uts and ipc namespaces but no pid namespace. Its daemons leave their
+    // launcher's process group (setsid), its process tree (a double fork) and its network
+    // namespace (unshare -n). b: only a network namespace, and a daemon that leaves it.
+    // c: only a network namespace and a cgroup.
+    let lab = Lab::new(
+        "qx-esc",
+        &format!(
+            r#"
+nodes:
+  a:
+    isolation: [net, uts, mnt, ipc]
+    mounts: ["qx-esc-out:/mnt/out"]
+    processes:
+      - {{ name: setsid, cmd: "sh -c 'setsid sh /mnt/out/daemon.sh setsid /mnt/out >/dev/null 2>&1 &'" }}
+      - {{ name: dfork, cmd: "sh -c '(sh /mnt/out/daemon.sh dfork /mnt/out >/dev/null 2>&1 &); exit 0'" }}
+      - {{ name: unshare, cmd: "sh -c 'setsid unshare -n sh /mnt/out/daemon.sh unshare /mnt/out >/dev/null 2>&1 &'" }}
+  b:
+    isolation: [net]
+    processes:
+      - {{ name: unshare, cmd: "sh -c 'setsid unshare -n sh {d}/daemon.sh b-unshare {d} >/dev/null 2>&1 &'" }}
+  c:
+    isolation: [net]
+    limits: {{ pids: 64 }}
+    processes: [{{ name: p, cmd: "sleep 1000" }}]
+"#
+        ),
+    );
+    lab.up();
+    // Started from outside, so not the init's descendants: only the namespaces they keep
+    // (a) or the cgroup they joined (c) mark them as the node's.
+    for (node, name, out) in [
+        ("a", "exec-unshare", "/mnt/out".to_string()),
+        ("c", "c-exec-unshare", d.to_string()),
+    ] {
+        let script = format!("setsid unshare -n sh {out}/daemon.sh {name} {out} >/dev/null 2>&1 &");
+        let o = lab.exec(node, &["sh", "-c", &script]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let names = [
+        "setsid",
+        "dfork",
+        "unshare",
+        "b-unshare",
+        "exec-unshare",
+        "c-exec-unshare",
+    ];
+    wait_for("every daemon's pid file", || {
+        names.iter().all(|n| dir.join(format!("{n}.pid")).exists())
+    });
+    let fds: Vec<(&str, OwnedFd)> = names
+        .iter()
+        .map(|n| {
+            let pid: i32 = std::fs::read_to_string(dir.join(format!("{n}.pid")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            (*n, pidfd(pid))
+        })
+        .collect();
+    assert!(fds.iter().all(|(_, fd)| !exited(fd)), "all daemons run");
+    lab.down();
+    for (name, fd) in &fds {
+        assert!(exited(fd), "daemon `{name}` outlived `down`");
+        assert_eq!(
+            std::fs::read_to_string(dir.join(format!("{name}.term"))).unwrap_or_default(),
+            "term\n",
+            "daemon `{name}` got SIGTERM and ran its handler"
+        );
+    }
+    assert_same_host(&before, &host_snapshot(), "after down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How many memory cgroups the kernel holds, removed but not yet freed ones included.
+fn memory_cgroups() -> u64 {
+    std::fs::read_to_string("/proc/cgroups")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"memory")).then(|| f[2].parse().unwrap())
+        })
+        .expect("a memory controller")
+}
+
+/// Every directory of the node's group, in whichever hierarchies hold it.
+fn node_groups(lab: &str, node: &str) -> Vec<PathBuf> {
+    let rel = format!("nslab/lab-{lab}/node-{node}");
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    roots.extend(
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    roots
+        .into_iter()
+        .map(|r| r.join(&rel))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+#[test]
+fn nodes_named_like_cgroup_files_get_their_own_groups_which_down_empties_and_frees() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let dir = scratch("qx-cg-out");
+    // Each node writes 8 MiB to a file on the host's disk: page cache charged to its
+    // memory cgroup, which outlives the node's processes.
+    let lab = Lab::new(
+        "qx-cg",
+        r#"
+defaults:
+  limits: { memory: 64M, pids: 32, cpu: 0.5 }
+  mounts: ["qx-cg-out:/mnt/out"]
+  processes:
+    - { name: p, cmd: "sh -c 'dd if=/dev/zero of=/mnt/out/$(hostname) bs=1M count=8 2>/dev/null; exec sleep 1000'" }
+nodes:
+  tasks: {}
+  cgroup.procs: {}
+  memory.max: {}
+"#,
+    );
+    let memcgs = memory_cgroups();
+    lab.up();
+    for node in ["tasks", "cgroup.procs", "memory.max"] {
+        let groups = node_groups("qx-cg", node);
+        assert!(!groups.is_empty(), "node {node} has no group of its own");
+        // The node's commands run in its own group, not in a control file's parent.
+        let o = lab.exec(node, &["cat", "/proc/self/cgroup"]);
+        assert!(
+            text(&o).contains(&format!("/nslab/lab-qx-cg/node-{node}\n")),
+            "{node}: {}",
+            text(&o)
+        );
+        for g in &groups {
+            let procs = std::fs::read_to_string(g.join("cgroup.procs")).unwrap();
+            assert!(!procs.trim().is_empty(), "{} is empty", g.display());
+        }
+    }
+    wait_for("the page cache to be written", || {
+        ["tasks", "cgroup.procs", "memory.max"]
+            .iter()
+            .all(|n| std::fs::metadata(dir.join(n)).is_ok_and(|m| m.len() == 8 << 20))
+    });
+    lab.down();
+    for node in ["tasks", "cgroup.procs", "memory.max"] {
+        assert!(
+            node_groups("qx-cg", node).is_empty(),
+            "{node}'s group is left"
+        );
+    }
+    // Emptied before removal, the groups are freed, not left dying behind their pages.
+    wait_for("the node's memory cgroups to be freed", || {
+        memory_cgroups() <= memcgs
+    });
+    assert_same_host(&before, &host_snapshot(), "after down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits up to 10 s for a child to exit; kills it (by pid) and fails if it does not.
+fn exits_soon(what: &str, mut child: std::process::Child) -> std::process::Output {
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    panic!("{what} still ran 10 s after down: {}", text(&o));
+}
+
+#[test]
+fn logs_follow_and_captures_without_a_count_end_when_their_lab_goes_down() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let dir = scratch("qx-follow-out");
+    let lab = Lab::new(
+        "qx-follow",
+        r#"
+nodes:
+  a:
+    processes:
+      - { name: tick, cmd: "sh -c 'while :; do echo tick; ping -c1 -W1 10.255.0.1 >/dev/null; ping -c1 -W1 127.0.0.1 >/dev/null; sleep 0.2; done'" }
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+"#,
+    );
+    lab.up();
+    let spawn = |args: &[&str]| {
+        nslab()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let follow = spawn(&["logs", "--lab", "qx-follow", "a", "tick", "-f"]);
+    let eth = dir.join("eth0.pcap");
+    let lo = dir.join("lo.pcap");
+    // On eth0 the interface goes with the lab; `lo` lives as long as the capture's socket
+    // holds the namespace, so only noticing the lab's end stops that one.
+    let cap_eth = spawn(&[
+        "capture",
+        "--lab",
+        "qx-follow",
+        "a:eth0",
+        "-w",
+        eth.to_str().unwrap(),
+    ]);
+    let cap_lo = spawn(&[
+        "capture",
+        "--lab",
+        "qx-follow",
+        "a:lo",
+        "-w",
+        lo.to_str().unwrap(),
+    ]);
+    wait_for("both captures to write packets", || {
+        [&eth, &lo]
+            .iter()
+            .all(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 24))
+    });
+    lab.down();
+    let o = exits_soon("logs -f", follow);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("tick\n"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("lab `qx-follow` went down"),
+        "{}",
+        text(&o)
+    );
+    for (what, child) in [("capture on eth0", cap_eth), ("capture on lo", cap_lo)] {
+        let o = exits_soon(what, child);
+        assert!(o.status.success(), "{what}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("(lab `qx-follow` is down)"),
+            "{what}: {}",
+            text(&o)
+        );
+    }
+    assert!(!lab.is_up());
+    assert_same_host(&before, &host_snapshot(), "after down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
