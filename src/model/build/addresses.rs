@@ -1,0 +1,246 @@
+//! Addresses: every explicit one checked for duplicates and kept out of the pools, then
+//! loopbacks, point-to-point links and bridges filled from the pools.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::super::ipam::{self, Member, Pools, Reserved, Segment};
+use super::layout::Layout;
+use super::specs::Specs;
+use super::wires::Wire;
+use crate::diag::{Sink, Span};
+use crate::model::{End, Node, Vertex};
+use crate::spec::raw::*;
+
+/// Checks every explicit address, then fills the rest from the pools: loopbacks in node
+/// order, point-to-point links in link order, bridges in bridge order.
+pub(super) fn assign<'a>(
+    sink: &mut Sink,
+    raw: &'a RawTopology,
+    specs: &Specs,
+    layout: &mut Layout,
+    wires: &'a [Wire<'a>],
+) {
+    let reserved = Reserved::new(&explicit(sink, raw, specs, wires));
+    let mut pools = Pools::new(sink, &raw.addressing);
+    let nodes = &mut layout.nodes;
+    for (i, (name, spec)) in specs.specs.iter().enumerate() {
+        nodes[i].loopback = match &spec.loopback {
+            Some(Sp {
+                value: RawLoopback::Auto,
+                span,
+            }) => ipam::loopback(sink, &mut pools, &reserved, &name.value, *span),
+            Some(Sp {
+                value: RawLoopback::Addrs(a),
+                ..
+            }) => a.iter().map(|a| a.value).collect(),
+            None => Vec::new(),
+        };
+    }
+    p2p(sink, &mut pools, &reserved, layout, wires);
+    lans(sink, &mut pools, &reserved, raw, layout, wires);
+    // Bridge links carry their bridge's subnets.
+    for l in layout.links.iter_mut() {
+        for e in [l.a, l.b] {
+            if let End::Bridge { bridge, .. } = e {
+                l.subnets = layout.bridges[bridge].subnets.clone();
+            }
+        }
+    }
+}
+
+/// Every explicit address and subnet, for the pools to avoid; an address written twice is
+/// an error naming both places.
+fn explicit(sink: &mut Sink, raw: &RawTopology, specs: &Specs, wires: &[Wire]) -> Vec<IpNet> {
+    // Every explicit address, for duplicates and for the pools to avoid.
+    let mut reserved_nets: Vec<IpNet> = Vec::new();
+    let mut seen: HashMap<IpAddr, (Span, String)> = HashMap::new();
+    let mut note = |sink: &mut Sink, a: &Sp<IpNet>, who: String| {
+        if let Some((first, first_who)) = seen.get(&a.value.addr()) {
+            sink.error(
+                Some(a.span),
+                format!(
+                    "address {} of {who} is also used by {first_who}",
+                    a.value.addr()
+                ),
+            )
+            .note(*first, "first used here")
+            .hint("every address in a lab must be unique");
+        } else {
+            seen.insert(a.value.addr(), (a.span, who));
+        }
+    };
+    for (name, spec) in &specs.specs {
+        if let Some(Sp {
+            value: RawLoopback::Addrs(addrs),
+            ..
+        }) = &spec.loopback
+        {
+            for a in addrs {
+                note(sink, a, format!("the loopback of `{}`", name.value));
+                reserved_nets.push(a.value.trunc());
+            }
+        }
+    }
+    for w in wires {
+        for e in &w.ends {
+            for a in e.raw.addresses.iter().flatten() {
+                note(
+                    sink,
+                    a,
+                    format!(
+                        "`{}:{}`",
+                        e.raw.name.value,
+                        e.iface.as_deref().unwrap_or("")
+                    ),
+                );
+                reserved_nets.push(a.value.trunc());
+            }
+        }
+        if w.raw.unnumbered
+            && w.ends
+                .iter()
+                .any(|e| e.raw.addresses.as_ref().is_some_and(|a| !a.is_empty()))
+        {
+            sink.error(Some(w.raw.span), "an `unnumbered` link has addresses")
+                .hint("drop `unnumbered: true` or the addresses");
+        }
+    }
+    for (name, b) in &raw.bridges {
+        for (subnet, v6) in [(&b.subnet, false), (&b.subnet6, true)] {
+            let Some(subnet) = subnet else { continue };
+            if subnet.value.addr().is_ipv6() != v6 {
+                let (key, fam) = if v6 {
+                    ("subnet6", "IPv6")
+                } else {
+                    ("subnet", "IPv4")
+                };
+                sink.error(
+                    Some(subnet.span),
+                    format!("`{key}` of bridge `{}` must be an {fam} prefix", name.value),
+                );
+            }
+            reserved_nets.push(subnet.value);
+        }
+    }
+    reserved_nets
+}
+
+/// One end of a segment, as the pools see it (an `unnumbered` link's ends get none).
+fn member<'a>(w: &Wire<'a>, k: usize) -> Member<'a> {
+    const NONE: &[Sp<IpNet>] = &[];
+    Member {
+        span: w.ends[k].raw.span,
+        explicit: if w.raw.unnumbered {
+            Some(NONE)
+        } else {
+            w.ends[k].raw.addresses.as_deref()
+        },
+    }
+}
+
+fn node_end(e: End) -> (usize, usize) {
+    match e {
+        End::Node { node, iface } => (node, iface),
+        End::Bridge { .. } => unreachable!("member ends are node ends"),
+    }
+}
+
+fn iface_name(nodes: &[Node], (n, i): (usize, usize)) -> String {
+    format!("{}:{}", nodes[n].name, nodes[n].interfaces[i].name)
+}
+
+/// Point-to-point links in link order, one segment at a time so no per-segment state
+/// outlives its allocation.
+fn p2p(
+    sink: &mut Sink,
+    pools: &mut Pools,
+    reserved: &Reserved,
+    layout: &mut Layout,
+    wires: &[Wire],
+) {
+    let (nodes, links) = (&mut layout.nodes, &mut layout.links);
+    for (li, w) in wires.iter().enumerate() {
+        if !w.ends.iter().all(|e| matches!(e.vertex, Vertex::Node(_))) {
+            continue;
+        }
+        let owners = [node_end(links[li].a), node_end(links[li].b)];
+        let seg = Segment {
+            span: w.raw.span,
+            lan: false,
+            fixed: [None, None],
+            members: vec![member(w, 0), member(w, 1)],
+        };
+        let a = {
+            let ro: &[Node] = nodes;
+            let namer = |m: Option<usize>| match m {
+                Some(m) => format!("`{}`", iface_name(ro, owners[m])),
+                None => format!(
+                    "link {} -- {}",
+                    iface_name(ro, owners[0]),
+                    iface_name(ro, owners[1])
+                ),
+            };
+            ipam::assign_segment(sink, pools, reserved, &seg, &namer)
+        };
+        for ((node, iface), addrs) in owners.iter().zip(a.members) {
+            nodes[*node].interfaces[*iface].addresses = addrs;
+        }
+        links[li].subnets = a.subnets;
+    }
+}
+
+/// Bridges in bridge order, each member in link order.
+fn lans(
+    sink: &mut Sink,
+    pools: &mut Pools,
+    reserved: &Reserved,
+    raw: &RawTopology,
+    layout: &mut Layout,
+    wires: &[Wire],
+) {
+    let Layout {
+        nodes,
+        bridges,
+        bridge_pos,
+        ..
+    } = layout;
+    for (raw_i, (_, spec)) in raw.bridges.iter().enumerate() {
+        let Some(&b) = bridge_pos.get(&raw_i) else {
+            continue;
+        };
+        let mut members = Vec::new();
+        let mut owners = Vec::new();
+        for p in &bridges[b].ports {
+            let w = &wires[p.link];
+            let k = w
+                .ends
+                .iter()
+                .position(|e| matches!(e.vertex, Vertex::Node(_)))
+                .expect("one node end");
+            members.push(member(w, k));
+            owners.push((p.node, p.iface));
+        }
+        let seg = Segment {
+            span: spec.span,
+            lan: true,
+            fixed: [spec.subnet.as_ref(), spec.subnet6.as_ref()],
+            members,
+        };
+        let a = {
+            let ro: &[Node] = nodes;
+            let bname = &bridges[b].name;
+            let namer = |m: Option<usize>| match m {
+                Some(m) => format!("`{}`", iface_name(ro, owners[m])),
+                None => format!("bridge `{bname}`"),
+            };
+            ipam::assign_segment(sink, pools, reserved, &seg, &namer)
+        };
+        for ((node, iface), addrs) in owners.iter().zip(a.members) {
+            nodes[*node].interfaces[*iface].addresses = addrs;
+        }
+        bridges[b].subnets = a.subnets;
+    }
+}

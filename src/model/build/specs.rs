@@ -1,0 +1,109 @@
+//! The first stage: the lab's name, every node's spec merged over the defaults and its
+//! kind, and the bridges' names, which share the vertex namespace with the nodes'.
+
+use std::collections::HashMap;
+
+use super::super::merge;
+use super::super::names::{check_ifname, check_lab_name, check_node_name};
+use crate::diag::{Sink, did_you_mean};
+use crate::spec::raw::*;
+
+/// Nodes by name (their index in `Specs::specs`), and each node's merged spec.
+pub(super) struct Specs {
+    pub names: HashMap<String, usize>,
+    pub specs: Vec<(Sp<String>, RawNodeSpec)>,
+}
+
+pub(super) fn lab_name(sink: &mut Sink, raw: &RawTopology) -> String {
+    match &raw.name {
+        Some(n) => {
+            if let Err(msg) = check_lab_name(&n.value) {
+                sink.error(Some(n.span), msg)
+                    .hint("lab names are lowercase letters, digits and `-`, at most 12 characters, like `ospf-ring`");
+            }
+            n.value.clone()
+        }
+        None => String::new(),
+    }
+}
+
+/// Kinds, then nodes merged over defaults and their kind (node > kind > defaults).
+pub(super) fn nodes(sink: &mut Sink, raw: &RawTopology) -> Specs {
+    let mut kinds: HashMap<&str, &RawNodeSpec> = HashMap::new();
+    for (name, spec) in &raw.kinds {
+        kinds.entry(name.value.as_str()).or_insert(spec);
+    }
+    let mut node_names: HashMap<String, usize> = HashMap::new();
+    let mut specs: Vec<(Sp<String>, RawNodeSpec)> = Vec::new();
+    for (name, spec) in &raw.nodes {
+        if node_names.contains_key(&name.value) {
+            continue; // reported as a duplicate key by the YAML layer
+        }
+        if let Err(msg) = check_node_name(&name.value) {
+            sink.error(Some(name.span), format!("invalid node name: {msg}"))
+                .hint("node names are letters, digits, `_`, `-` and `.`, like `r1` or `leaf-2`");
+        }
+        let kind_ref = spec.kind.as_ref().or(raw.defaults.kind.as_ref());
+        let base = match kind_ref {
+            Some(k) => match kinds.get(k.value.as_str()) {
+                Some(kspec) => merge::merge(&raw.defaults, kspec),
+                None => {
+                    let d = sink.error(
+                        Some(k.span),
+                        format!("node `{}` has unknown kind `{}`", name.value, k.value),
+                    );
+                    match did_you_mean(&k.value, kinds.keys().copied()) {
+                        Some(s) => d.hint(format!("did you mean `{s}`?")),
+                        None if kinds.is_empty() => d.hint("declare it under `kinds:`"),
+                        None => {
+                            let mut known: Vec<&str> = kinds.keys().copied().collect();
+                            known.sort();
+                            d.hint(format!("known kinds: {}", known.join(", ")))
+                        }
+                    };
+                    raw.defaults.clone()
+                }
+            },
+            None => raw.defaults.clone(),
+        };
+        node_names.insert(name.value.clone(), specs.len());
+        specs.push((name.clone(), merge::merge(&base, spec)));
+    }
+    if raw.nodes.is_empty() && raw.name.is_some() {
+        sink.error(
+            raw.name.as_ref().map(|n| n.span),
+            "the topology has no nodes",
+        )
+        .hint("add at least one node under `nodes:`");
+    }
+
+    Specs {
+        names: node_names,
+        specs,
+    }
+}
+
+/// Bridges by name (their index in `raw.bridges`; a repeated name keeps the first).
+pub(super) fn bridges(sink: &mut Sink, raw: &RawTopology, nodes: &Specs) -> HashMap<String, usize> {
+    let (node_names, specs) = (&nodes.names, &nodes.specs);
+    let mut bridge_names: HashMap<String, usize> = HashMap::new();
+    for (i, (name, _)) in raw.bridges.iter().enumerate() {
+        if bridge_names.contains_key(&name.value) {
+            continue;
+        }
+        if let Err(msg) = check_node_name(&name.value).and_then(|_| check_ifname(&name.value)) {
+            sink.error(Some(name.span), format!("invalid bridge name: {msg}"));
+        }
+        if let Some(&n) = node_names.get(&name.value) {
+            sink.error(
+                Some(name.span),
+                format!("`{}` is both a node and a bridge", name.value),
+            )
+            .note(specs[n].0.span, "the node")
+            .hint("give the bridge its own name, like `lan1`");
+        }
+        bridge_names.insert(name.value.clone(), i);
+    }
+
+    bridge_names
+}
