@@ -25,75 +25,133 @@ impl Builder {
 /// Per node and interface: a value for each interface of each node.
 type PerIface<T> = Vec<Vec<T>>;
 
+/// Names and step ids the phases share: what each later step waits for.
+struct Wiring {
+    fabric: Option<Name>,
+    fabric_step: Option<StepId>,
+    lo: Name,
+    netns: Vec<Name>,
+    ifname: PerIface<Name>,
+    ns_step: Vec<StepId>,
+    /// Per node: its namespace and namespace-wide sysctls.
+    ready: Vec<Vec<StepId>>,
+    lo_up: Vec<StepId>,
+    bridge_step: Vec<StepId>,
+    /// The step that made each interface.
+    created: PerIface<StepId>,
+    /// The step after which each interface is up.
+    up: PerIface<StepId>,
+    addr_steps: PerIface<Vec<StepId>>,
+}
+
+impl Wiring {
+    fn new(t: &Topology) -> Wiring {
+        let per_iface = |v: StepId| -> PerIface<StepId> {
+            t.nodes
+                .iter()
+                .map(|n| vec![v; n.interfaces.len()])
+                .collect()
+        };
+        Wiring {
+            fabric: t.fabric_netns().map(Name::from),
+            fabric_step: None,
+            lo: Name::from("lo"),
+            netns: t
+                .nodes
+                .iter()
+                .map(|n| Name::from(n.netns.as_str()))
+                .collect(),
+            ifname: t
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.interfaces
+                        .iter()
+                        .map(|i| Name::from(i.name.as_str()))
+                        .collect()
+                })
+                .collect(),
+            ns_step: Vec::new(),
+            ready: Vec::new(),
+            lo_up: Vec::new(),
+            bridge_step: Vec::new(),
+            created: per_iface(0),
+            up: per_iface(0),
+            addr_steps: t
+                .nodes
+                .iter()
+                .map(|n| vec![Vec::new(); n.interfaces.len()])
+                .collect(),
+        }
+    }
+}
+
 /// Builds the plan for a topology. Pure: the same topology always gives the same plan.
 pub fn plan(t: &Topology) -> Plan {
     let mut b = Builder {
         steps: Vec::with_capacity(estimate(t)),
     };
-    let fabric: Option<Name> = t.fabric_netns().map(Name::from);
-    let lo: Name = Name::from("lo");
-    let netns: Vec<Name> = t
-        .nodes
-        .iter()
-        .map(|n| Name::from(n.netns.as_str()))
-        .collect();
-    let ifname: PerIface<Name> = t
-        .nodes
-        .iter()
-        .map(|n| {
-            n.interfaces
-                .iter()
-                .map(|i| Name::from(i.name.as_str()))
-                .collect()
-        })
-        .collect();
-    let per_iface = |v: StepId| -> PerIface<StepId> {
-        t.nodes
-            .iter()
-            .map(|n| vec![v; n.interfaces.len()])
-            .collect()
-    };
+    let mut w = Wiring::new(t);
+    namespaces(t, &mut b, &mut w);
+    fabric(t, &mut b, &mut w);
+    veths(t, &mut b, &mut w);
+    iface_sysctls(t, &mut b, &w);
+    addresses(t, &mut b, &mut w);
+    routes(t, &mut b, &w);
+    impairments(t, &mut b, &w);
+    bridges_up(t, &mut b, &w);
+    nodes(t, &mut b, &w.netns, &w.ns_step);
+    Plan {
+        lab: t.lab.clone(),
+        steps: b.steps,
+    }
+}
 
-    // Namespaces: the fabric first, then nodes in declaration order.
-    let fabric_step = fabric
+/// Namespaces (the fabric first, then nodes in declaration order), their namespace-wide
+/// sysctls before any interface exists (so `conf.default.*` applies to the interfaces
+/// made next), and `lo` up.
+fn namespaces(t: &Topology, b: &mut Builder, w: &mut Wiring) {
+    w.fabric_step = w
+        .fabric
         .as_ref()
         .map(|f| b.push(Op::CreateNetns { netns: f.clone() }, vec![]));
-    let ns_step: Vec<StepId> = netns
+    w.ns_step = w
+        .netns
         .iter()
         .map(|n| b.push(Op::CreateNetns { netns: n.clone() }, vec![]))
         .collect();
 
-    // Namespace-wide sysctls before any interface exists, so `conf.default.*` applies to
-    // the interfaces created next.
-    let mut ready: Vec<Vec<StepId>> = ns_step.iter().map(|s| vec![*s]).collect();
+    w.ready = w.ns_step.iter().map(|s| vec![*s]).collect();
     for (i, n) in t.nodes.iter().enumerate() {
         for s in n.sysctls.iter().filter(|s| s.iface.is_none()) {
             let id = b.push(
                 Op::SetSysctl {
-                    netns: netns[i].clone(),
+                    netns: w.netns[i].clone(),
                     key: s.key.clone(),
                     value: s.value.clone(),
                 },
-                vec![ns_step[i]],
+                vec![w.ns_step[i]],
             );
-            ready[i].push(id);
+            w.ready[i].push(id);
         }
     }
-    let lo_up: Vec<StepId> = (0..t.nodes.len())
+    w.lo_up = (0..t.nodes.len())
         .map(|i| {
             b.push(
                 Op::SetLinkUp {
-                    netns: netns[i].clone(),
-                    name: lo.clone(),
+                    netns: w.netns[i].clone(),
+                    name: w.lo.clone(),
                     ifindex: 1,
                 },
-                vec![ns_step[i]],
+                vec![w.ns_step[i]],
             )
         })
         .collect();
+}
 
-    let mut bridge_step: Vec<StepId> = Vec::new();
-    if let (Some(f), Some(fs)) = (&fabric, fabric_step) {
+/// The fabric's sysctls and its bridges, created down.
+fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
+    if let (Some(f), Some(fs)) = (&w.fabric, w.fabric_step) {
         let mut deps = vec![fs];
         for (key, value) in crate::model::FABRIC_SYSCTLS {
             deps.push(b.push(
@@ -106,7 +164,7 @@ pub fn plan(t: &Topology) -> Plan {
             ));
         }
         for br in &t.bridges {
-            bridge_step.push(b.push(
+            w.bridge_step.push(b.push(
                 Op::CreateBridge {
                     netns: f.clone(),
                     name: Name::from(br.name.as_str()),
@@ -118,11 +176,11 @@ pub fn plan(t: &Topology) -> Plan {
             ));
         }
     }
+}
 
-    // Veths, in link order. `created` is the step that made each interface, `up` the step
-    // after which it is up.
-    let mut created = per_iface(0);
-    let mut up = per_iface(0);
+/// Veths in link order (a bridge's end made in the fabric as its port), then each peer
+/// brought up in a step of its own.
+fn veths(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     // (node, interface, its veth's step)
     let mut peers: Vec<(usize, usize, StepId)> = Vec::new();
     for l in &t.links {
@@ -138,26 +196,26 @@ pub fn plan(t: &Topology) -> Plan {
                 },
             ) => {
                 let (ea, eb) = (&t.nodes[na].interfaces[ia], &t.nodes[nb].interfaces[ib]);
-                let mut deps = ready[na].clone();
-                deps.extend(&ready[nb]);
+                let mut deps = w.ready[na].clone();
+                deps.extend(&w.ready[nb]);
                 let id = b.push(
                     Op::CreateVeth {
-                        netns: netns[na].clone(),
-                        name: ifname[na][ia].clone(),
+                        netns: w.netns[na].clone(),
+                        name: w.ifname[na][ia].clone(),
                         ifindex: ea.ifindex,
                         mac: ea.mac,
                         mtu: ea.mtu,
                         master: None,
-                        peer_netns: netns[nb].clone(),
-                        peer_name: ifname[nb][ib].clone(),
+                        peer_netns: w.netns[nb].clone(),
+                        peer_name: w.ifname[nb][ib].clone(),
                         peer_ifindex: eb.ifindex,
                         peer_mac: eb.mac,
                     },
                     deps,
                 );
-                created[na][ia] = id;
-                created[nb][ib] = id;
-                up[na][ia] = id;
+                w.created[na][ia] = id;
+                w.created[nb][ib] = id;
+                w.up[na][ia] = id;
                 peers.push((nb, ib, id));
             }
             (End::Bridge { bridge, port }, End::Node { node, iface })
@@ -165,24 +223,24 @@ pub fn plan(t: &Topology) -> Plan {
                 let br = &t.bridges[bridge];
                 let p = &br.ports[port];
                 let e = &t.nodes[node].interfaces[iface];
-                let mut deps = ready[node].clone();
-                deps.push(bridge_step[bridge]);
+                let mut deps = w.ready[node].clone();
+                deps.push(w.bridge_step[bridge]);
                 let id = b.push(
                     Op::CreateVeth {
-                        netns: fabric.clone().expect("a lab with bridges has a fabric"),
+                        netns: w.fabric.clone().expect("a lab with bridges has a w.fabric"),
                         name: Name::from(p.name.as_str()),
                         ifindex: p.ifindex,
                         mac: p.mac,
                         mtu: e.mtu,
                         master: Some(br.ifindex),
-                        peer_netns: netns[node].clone(),
-                        peer_name: ifname[node][iface].clone(),
+                        peer_netns: w.netns[node].clone(),
+                        peer_name: w.ifname[node][iface].clone(),
                         peer_ifindex: e.ifindex,
                         peer_mac: e.mac,
                     },
                     deps,
                 );
-                created[node][iface] = id;
+                w.created[node][iface] = id;
                 peers.push((node, iface, id));
             }
             (End::Bridge { .. }, End::Bridge { .. }) => unreachable!("rejected by the model"),
@@ -190,16 +248,19 @@ pub fn plan(t: &Topology) -> Plan {
     }
     // A peer cannot be created up (the kernel answers ENOTCONN), so it gets its own step.
     for (node, iface, veth) in peers {
-        up[node][iface] = b.push(
+        w.up[node][iface] = b.push(
             Op::SetLinkUp {
-                netns: netns[node].clone(),
-                name: ifname[node][iface].clone(),
+                netns: w.netns[node].clone(),
+                name: w.ifname[node][iface].clone(),
                 ifindex: t.nodes[node].interfaces[iface].ifindex,
             },
             vec![veth],
         );
     }
-    // Per-interface sysctls, once the interface exists.
+}
+
+/// Per-interface sysctls, once the interface exists.
+fn iface_sysctls(t: &Topology, b: &mut Builder, w: &Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
         for s in &n.sysctls {
             let Some(name) = &s.iface else { continue };
@@ -210,96 +271,99 @@ pub fn plan(t: &Topology) -> Plan {
                 .expect("validated");
             b.push(
                 Op::SetSysctl {
-                    netns: netns[i].clone(),
+                    netns: w.netns[i].clone(),
                     key: s.key.clone(),
                     value: s.value.clone(),
                 },
-                vec![created[i][k]],
+                vec![w.created[i][k]],
             );
         }
     }
+}
 
-    // Addresses: loopbacks, then interfaces.
-    let mut addr_steps: PerIface<Vec<StepId>> = t
-        .nodes
-        .iter()
-        .map(|n| vec![Vec::new(); n.interfaces.len()])
-        .collect();
+/// Addresses: loopbacks, then interfaces.
+fn addresses(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
         for a in &n.loopback {
             b.push(
                 Op::AddAddress {
-                    netns: netns[i].clone(),
-                    name: lo.clone(),
+                    netns: w.netns[i].clone(),
+                    name: w.lo.clone(),
                     ifindex: 1,
                     address: *a,
                 },
-                vec![lo_up[i]],
+                vec![w.lo_up[i]],
             );
         }
         for (k, e) in n.interfaces.iter().enumerate() {
             for a in &e.addresses {
                 let id = b.push(
                     Op::AddAddress {
-                        netns: netns[i].clone(),
-                        name: ifname[i][k].clone(),
+                        netns: w.netns[i].clone(),
+                        name: w.ifname[i][k].clone(),
                         ifindex: e.ifindex,
                         address: *a,
                     },
-                    vec![created[i][k]],
+                    vec![w.created[i][k]],
                 );
-                addr_steps[i][k].push(id);
+                w.addr_steps[i][k].push(id);
             }
         }
     }
+}
 
-    // Routes need their egress interfaces up and addressed (the connected route).
+/// Routes need their egress interfaces up and addressed (the connected route).
+fn routes(t: &Topology, b: &mut Builder, w: &Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
         for r in &n.routes {
-            let mut deps = vec![ns_step[i]];
+            let mut deps = vec![w.ns_step[i]];
             let ifindexes = r.nexthops.iter().map(|h| h.ifindex).chain(r.dev_ifindex);
             for ifx in ifindexes {
                 // Interface k has ifindex k + 2 (1 is lo).
                 let k = (ifx - 2) as usize;
-                deps.push(up[i][k]);
-                deps.extend(&addr_steps[i][k]);
+                deps.push(w.up[i][k]);
+                deps.extend(&w.addr_steps[i][k]);
             }
             b.push(
                 Op::AddRoute {
-                    netns: netns[i].clone(),
+                    netns: w.netns[i].clone(),
                     route: Box::new(r.clone()),
                 },
                 deps,
             );
         }
     }
+}
 
+fn impairments(t: &Topology, b: &mut Builder, w: &Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
         for (k, e) in n.interfaces.iter().enumerate() {
             if let Some(imp) = &e.impair {
                 b.push(
                     Op::SetImpair {
-                        netns: netns[i].clone(),
-                        name: ifname[i][k].clone(),
+                        netns: w.netns[i].clone(),
+                        name: w.ifname[i][k].clone(),
                         ifindex: e.ifindex,
                         impair: imp.clone(),
                     },
-                    vec![created[i][k]],
+                    vec![w.created[i][k]],
                 );
             }
         }
     }
+}
 
-    // Bridges come up last, behind a barrier on the rest of the wiring, then get multicast
-    // snooping. The first frame a bridge forwards finds every host addressed and routed,
-    // and the IPv6 start-up chatter of its hosts (MLD reports and router solicitations,
-    // flooded to every port: O(ports^2) frames) does not compete with the rest of `up`.
-    if let Some(f) = &fabric {
+/// Bridges come up last, behind a barrier on the rest of the wiring, then get multicast
+/// snooping. The first frame a bridge forwards finds every host addressed and routed,
+/// and the IPv6 start-up chatter of its hosts (MLD reports and router solicitations,
+/// flooded to every port: O(ports^2) frames) does not compete with the rest of `up`.
+fn bridges_up(t: &Topology, b: &mut Builder, w: &Wiring) {
+    if let Some(f) = &w.fabric {
         let wired = b.push(
             Op::Barrier {
                 before: Gate::Bridges,
             },
-            leaves(&b),
+            leaves(b),
         );
         for br in &t.bridges {
             let name = Name::from(br.name.as_str());
@@ -321,13 +385,6 @@ pub fn plan(t: &Topology) -> Plan {
                 vec![bridge_up],
             );
         }
-    }
-
-    nodes(t, &mut b, &netns, &ns_step);
-
-    Plan {
-        lab: t.lab.clone(),
-        steps: b.steps,
     }
 }
 
