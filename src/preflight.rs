@@ -1,6 +1,6 @@
 //! Checks that need the host's filesystem, run after the (pure) compile by `validate`,
 //! `up` and `test`: mount sources exist (with no symlink below a mount's target, see
-//! [`mounts`]), process commands can be found. Each problem is
+//! `preflight/mounts.rs`), process commands can be found. Each problem is
 //! located in the file and names the node and the key.
 
 mod mounts;

@@ -34,20 +34,29 @@ pub enum Create {
 pub struct Owned(Vec<u64>);
 
 impl Owned {
-    /// Records the filesystem mounted at `fd` (a mount's root, opened after mounting).
-    pub fn add(&mut self, fd: BorrowedFd) -> Result<(), String> {
-        let id = mount_id(fd).map_err(|e| format!("statx of a new mount: {e}"))?;
+    /// Records the filesystem just mounted onto `under` (the fd it was mounted on), opened
+    /// again by path as `top`. `top` must be the root of a mount other than `under`'s: if
+    /// the path led elsewhere meanwhile (a directory in a bind source renamed on the
+    /// host), a source's mount would pass for the node's own, so that is refused.
+    pub fn adopt(&mut self, under: BorrowedFd, top: BorrowedFd, shown: &str) -> Result<(), String> {
+        let stat = |fd| mount_of(fd).map_err(|e| format!("statx of {shown}: {e}"));
+        let ((below, _), (id, root)) = (stat(under)?, stat(top)?);
+        if !root || id == below {
+            return Err(format!(
+                "{shown} is not the mount just made there: its path changed meanwhile"
+            ));
+        }
         self.0.push(id);
         Ok(())
     }
 
     fn contains(&self, fd: BorrowedFd) -> bool {
-        mount_id(fd).is_ok_and(|id| self.0.contains(&id))
+        mount_of(fd).is_ok_and(|(id, _)| self.0.contains(&id))
     }
 }
 
-/// The id of the mount `fd` lies on.
-fn mount_id(fd: BorrowedFd) -> Result<u64, Errno> {
+/// The id of the mount `fd` lies on, and whether `fd` is that mount's root.
+fn mount_of(fd: BorrowedFd) -> Result<(u64, bool), Errno> {
     // SAFETY: statx(2) writes a `struct statx` into the zeroed buffer we own; the empty
     // path with AT_EMPTY_PATH makes it describe `fd`, which the borrow keeps open.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
@@ -62,10 +71,11 @@ fn mount_id(fd: BorrowedFd) -> Result<u64, Errno> {
         )
     };
     Errno::result(r)?;
-    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if st.stx_mask & libc::STATX_MNT_ID == 0 || st.stx_attributes_mask & root == 0 {
         return Err(Errno::ENOSYS);
     }
-    Ok(st.stx_mnt_id)
+    Ok((st.stx_mnt_id, st.stx_attributes & root != 0))
 }
 
 /// `/proc/self/fd/N` for an fd: mount(2) given this path acts on exactly the file the fd
@@ -191,11 +201,22 @@ mod tests {
         dir
     }
 
+    /// The filesystem `dir` is on, as if the init had mounted it (no root needed).
     fn owned_at(dir: &Path) -> Owned {
-        let mut owned = Owned::default();
         let fd = open(dir, Create::No, &Owned::default()).unwrap();
-        owned.add(fd.as_fd()).unwrap();
-        owned
+        Owned(vec![mount_of(fd.as_fd()).unwrap().0])
+    }
+
+    #[test]
+    fn only_the_root_of_a_new_mount_is_adopted() {
+        let dir = scratch("adopt");
+        let fd = open(&dir, Create::No, &Owned::default()).unwrap();
+        // Nothing was mounted on `dir`: the path still leads to the same mount.
+        let mut owned = Owned::default();
+        let e = owned.adopt(fd.as_fd(), fd.as_fd(), "/x").unwrap_err();
+        assert!(e.contains("/x is not the mount just made there"), "{e}");
+        assert!(owned.0.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

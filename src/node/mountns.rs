@@ -237,7 +237,8 @@ fn overlay(lower: &Path, n: usize, owned: &mut Owned) -> Result<(), String> {
         0,
         Some(&format!("lowerdir={lower},upperdir={upper},workdir={work}")),
     )?;
-    owned.add(beneath::open(Path::new(lower), Create::No, owned)?.as_fd())
+    let top = beneath::open(Path::new(lower), Create::No, owned)?;
+    owned.adopt(at.as_fd(), top.as_fd(), lower)
 }
 
 /// `mount` onto the file `at` was opened on; errors name `shown`.
@@ -286,7 +287,8 @@ fn mount_entry(e: &Entry, owned: &mut Owned) -> Result<(), String> {
                 flags,
                 Some(options),
             )?;
-            owned.add(beneath::open(&e.target, Create::No, owned)?.as_fd())
+            let top = beneath::open(&e.target, Create::No, owned)?;
+            owned.adopt(at.as_fd(), top.as_fd(), shown)
         }
     }
 }
@@ -298,7 +300,8 @@ fn tmpfs(target: &str, mode: &str, owned: &mut Owned) -> Result<(), String> {
     let at = beneath::open(&path, Create::No, owned)?;
     let flags = libc::MS_NOSUID | libc::MS_NODEV;
     mount_at(Some("tmpfs"), &at, target, Some("tmpfs"), flags, Some(mode))?;
-    owned.add(beneath::open(&path, Create::No, owned)?.as_fd())
+    let top = beneath::open(&path, Create::No, owned)?;
+    owned.adopt(at.as_fd(), top.as_fd(), target)
 }
 
 /// Everything the topology and nslab mount in the node, in declaration order: the
