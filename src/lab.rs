@@ -72,7 +72,7 @@ impl Lab {
     /// Brings the lab up (needs root). Dropping the returned value tears it down.
     pub fn up(mut self) -> Result<RunningLab, Error> {
         self.compiled = crate::preflight(self.compiled)?;
-        let rt = apply::runtime()?;
+        let rt = apply::tokio_runtime()?;
         let t = &self.compiled.topology;
         let opts = UpOptions {
             jobs: self.jobs,

@@ -84,7 +84,7 @@ fn now() -> u64 {
 }
 
 /// The runtime apply runs on: two workers, like the host's cores.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("nslab-rt")
@@ -165,7 +165,7 @@ pub fn cancel_with(trigger: &watch::Sender<Option<String>>, reason: &str) {
 /// Brings a lab up. On any failure everything created so far is removed again, and the
 /// first error is returned, naming the lab, node, object and operation.
 pub fn up(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpReport, ApplyError> {
-    let rt = runtime().map_err(|e| ApplyError::Host {
+    let rt = tokio_runtime().map_err(|e| ApplyError::Host {
         lab: t.lab.clone(),
         source: e,
     })?;
@@ -347,7 +347,7 @@ pub fn down_with(
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
     if !teardown.netlink.is_empty() {
-        let rt = runtime().map_err(|e| ApplyError::Host {
+        let rt = tokio_runtime().map_err(|e| ApplyError::Host {
             lab: lab.to_string(),
             source: e,
         })?;
@@ -446,7 +446,7 @@ pub fn dump_lab(lab: &str) -> Result<Vec<inspect::NsState>, ApplyError> {
         lab: lab.to_string(),
         source: std::io::Error::other(e.to_string()),
     };
-    let rt = runtime().map_err(|e| ApplyError::Host {
+    let rt = tokio_runtime().map_err(|e| ApplyError::Host {
         lab: lab.to_string(),
         source: e,
     })?;

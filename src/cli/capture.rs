@@ -19,7 +19,7 @@ pub struct Args<'a> {
 pub fn run(a: Args) -> Result<u8, CliError> {
     let lab = lab_arg(None, a.lab)?;
     let live = LiveLab::open(&lab)?;
-    let rt = crate::apply::runtime()?;
+    let rt = crate::apply::tokio_runtime()?;
     let fd = rt.block_on(async {
         let kernel = super::runtime_kernel()?;
         Ok::<_, CliError>(capture::open(&kernel, &live, a.target).await?)

@@ -79,7 +79,7 @@ pub fn run(
     LiveLab::open(&lab)?;
     let _lock = super::lock_lab(&lab)?;
     let live = LiveLab::open(&lab)?;
-    let rt = crate::apply::runtime()?;
+    let rt = crate::apply::tokio_runtime()?;
     let event = rt.block_on(async {
         let kernel = super::runtime_kernel()?;
         Ok::<_, CliError>(match action {

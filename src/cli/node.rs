@@ -10,7 +10,7 @@ pub fn run(lab: Option<&str>, node: &str, action: NodeAction) -> Result<u8, CliE
     LiveLab::open(&lab)?;
     let _lock = super::lock_lab(&lab)?;
     let live = LiveLab::open(&lab)?;
-    let rt = crate::apply::runtime()?;
+    let rt = crate::apply::tokio_runtime()?;
     let events = rt.block_on(async {
         let kernel = super::runtime_kernel()?;
         Ok::<_, CliError>(runtime::node_action(&kernel, &live, node, action).await?)

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::{CliError, exit, lab_arg};
 use crate::apply::inspect::{self, LinkState};
 use crate::apply::netlink::NetlinkKernel;
-use crate::apply::{ApplyError, runtime};
+use crate::apply::{ApplyError, tokio_runtime};
 use crate::node::NodePaths;
 use crate::plan::Name;
 use crate::state::{Journal, LabDir, LabSummary, Record};
@@ -35,7 +35,7 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
     let dir = LabDir::new(&lab);
     let summary = summary_of(&lab, &dir)?;
     let paths = NodePaths::of_lab(&lab);
-    let rt = runtime()?;
+    let rt = tokio_runtime()?;
     let status = rt.block_on(async {
         let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 2)
             .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -75,7 +75,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         }
     };
 
-    let rt = apply::runtime()?;
+    let rt = apply::tokio_runtime()?;
     let (cancel, trigger, _signals) = {
         let _ctx = rt.enter();
         apply::signals_with_trigger()
