@@ -25,6 +25,7 @@ pub mod probe;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod sys;
 pub mod words;
 
 pub use compile::{CompileError, Compiled, compile_file, compile_str, preflight};

@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 
 use nix::errno::Errno;
@@ -16,11 +16,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::stat::Mode;
 
-pub const NETNS_DIR: &str = "/run/netns";
-
-pub fn netns_path(name: &str) -> PathBuf {
-    Path::new(NETNS_DIR).join(name)
-}
+pub use crate::sys::netns::{NETNS_DIR, netns_path, open};
 
 /// Makes `/run/netns` a shared mount point, the way `ip netns add` does, so namespace
 /// mounts propagate into other mount namespaces. What nslab had to create (the directory,
@@ -176,11 +172,6 @@ fn link_fd(file: &File, path: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// Opens an existing named namespace.
-pub fn open(name: &str) -> io::Result<OwnedFd> {
-    Ok(File::open(netns_path(name))?.into())
 }
 
 /// A lab's namespaces held open while `down` removes their names. A namespace whose last

@@ -88,7 +88,7 @@ impl Target {
     /// Only a network namespace (a node without an init).
     pub fn netns(name: &str) -> io::Result<Target> {
         Ok(Target {
-            ns: vec![(crate::apply::netns::open(name)?, libc::CLONE_NEWNET)],
+            ns: vec![(crate::sys::netns::open(name)?, libc::CLONE_NEWNET)],
             cgroups: Vec::new(),
             pid_ns: false,
         })

@@ -12,7 +12,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::config::{NodeConfig, ProcessSpec, ReadySpec};
@@ -34,7 +33,7 @@ pub(super) fn last(what: &str) -> String {
 /// Joins the node's network namespace and creates its others. The pid namespace applies
 /// to this process's children: the init forked next is its PID 1.
 fn enter_namespaces(cfg: &NodeConfig) -> Result<(), String> {
-    let netns = File::open(Path::new("/run/netns").join(&cfg.start.netns))
+    let netns = File::open(crate::sys::netns::netns_path(&cfg.start.netns))
         .map_err(|e| err(&cfg.start.netns, e))?;
     // The node's mount namespace is copied from the lab's template, which is the host's
     // without /run/netns (see `node::template`).

@@ -72,7 +72,7 @@ fn prepare() -> Result<i32, String> {
     let mut netns: Vec<&str> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| *m == "/run/netns" || m.starts_with("/run/netns/"))
+        .filter(|m| Path::new(m).starts_with(crate::sys::netns::NETNS_DIR))
         .collect();
     netns.sort_by_key(|m| std::cmp::Reverse(m.len()));
     netns.dedup();
