@@ -47,6 +47,23 @@ links:
 }
 
 #[test]
+fn an_auto_address_never_repeats_one_written_on_another_link() {
+    // The `~` end shares its subnet with an address written on another link: it must
+    // skip that one, as writing the same address twice by hand is an error.
+    let t = ok("
+name: reuse
+nodes: { a: {}, b: {}, c: {}, d: {} }
+links:
+  - endpoints: [a:eth0, b:eth0]
+    addresses: [192.168.5.1/24, 192.168.5.2/24]
+  - endpoints: [c:eth0, d:eth0]
+    addresses: [192.168.5.3/24, ~]
+");
+    assert_eq!(addrs(&t, "c", "eth0"), ["192.168.5.3/24"]);
+    assert_eq!(addrs(&t, "d", "eth0"), ["192.168.5.4/24"]);
+}
+
+#[test]
 fn bridges_infer_their_subnet_from_explicit_members() {
     let t = ok("
 name: lan

@@ -42,16 +42,23 @@ fn range(net: &IpNet) -> (u128, u128) {
     (start, start.saturating_add(size))
 }
 
-/// Disjoint reserved ranges of one family, merged once before allocation starts.
+/// What the pools must not hand out: disjoint ranges of one family (every subnet an
+/// explicit address or `subnet:` lies in), merged once before allocation starts, and every
+/// address written anywhere in the lab, which no auto address may repeat even inside a
+/// subnet the pools did not choose.
 #[derive(Default)]
 pub struct Reserved {
     v4: BTreeMap<u128, u128>,
     v6: BTreeMap<u128, u128>,
+    hosts: HashSet<IpAddr>,
 }
 
 impl Reserved {
     pub fn new(nets: &[IpNet]) -> Self {
-        let mut r = Reserved::default();
+        let mut r = Reserved {
+            hosts: nets.iter().map(IpNet::addr).collect(),
+            ..Reserved::default()
+        };
         for fam in [false, true] {
             let mut ranges: Vec<(u128, u128)> = nets
                 .iter()
@@ -354,7 +361,8 @@ pub fn assign_segment(
         if !any_auto {
             continue;
         }
-        let mut used: HashSet<IpAddr> = explicit.iter().map(|a| a.value.addr()).collect();
+        let mut used: HashSet<IpAddr> = reserved.hosts.clone();
+        used.extend(explicit.iter().map(|a| a.value.addr()));
         let mut hosts = Hosts::new(subnet);
         for (i, m) in seg.members.iter().enumerate() {
             if m.explicit.is_some() {

@@ -80,7 +80,7 @@ fn explicit(sink: &mut Sink, raw: &RawTopology, specs: &Specs, wires: &[Wire]) -
         {
             for a in addrs {
                 note(sink, a, format!("the loopback of `{}`", name.value));
-                reserved_nets.push(a.value.trunc());
+                reserved_nets.push(a.value);
             }
         }
     }
@@ -96,7 +96,7 @@ fn explicit(sink: &mut Sink, raw: &RawTopology, specs: &Specs, wires: &[Wire]) -
                         e.iface.as_deref().unwrap_or("")
                     ),
                 );
-                reserved_nets.push(a.value.trunc());
+                reserved_nets.push(a.value);
             }
         }
         if w.raw.unnumbered
