@@ -16,19 +16,8 @@ use std::time::{Duration, Instant};
 
 use super::config::{NodeConfig, ProcessSpec, ReadySpec};
 use super::control::{ProcStatus, Status};
+use super::sys::{err, last};
 use crate::spec::raw::RestartPolicy;
-
-pub(super) fn err(what: &str, e: impl std::fmt::Display) -> String {
-    format!("{what}: {e}")
-}
-
-pub(super) fn cstr(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|e| err(s, e))
-}
-
-pub(super) fn last(what: &str) -> String {
-    err(what, std::io::Error::last_os_error())
-}
 
 /// Joins the node's network namespace and creates its others. The pid namespace applies
 /// to this process's children: the init forked next is its PID 1.

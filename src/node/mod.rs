@@ -11,6 +11,7 @@ pub mod environ;
 pub mod init;
 pub mod mountns;
 pub mod rundirs;
+mod sys;
 pub mod template;
 
 use std::path::{Path, PathBuf};

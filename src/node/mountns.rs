@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::beneath::{self, Create, Owned};
 use super::config::NodeConfig;
-use super::init::{cstr, err, last};
+use super::sys::{cstr, err, last};
 
 fn mount(
     src: Option<&str>,

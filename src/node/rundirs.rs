@@ -10,11 +10,7 @@ use std::path::Path;
 use super::NodePaths;
 
 fn last(what: &str, p: &Path) -> String {
-    format!(
-        "{what} {}: {}",
-        p.display(),
-        std::io::Error::last_os_error()
-    )
+    super::sys::last(&format!("{what} {}", p.display()))
 }
 
 /// Mounts a private tmpfs on each of the lab's node directories.

@@ -8,13 +8,7 @@
 use std::ffi::CString;
 use std::path::Path;
 
-fn last(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
-}
-
-fn cstr(p: &Path) -> Result<CString, String> {
-    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())
-}
+use super::sys::{cpath as cstr, last};
 
 /// Makes the template and binds it at `at`. Runs on a thread of its own, which unshares
 /// its mount namespace (only that thread's view changes) and ends afterwards.

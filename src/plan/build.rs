@@ -4,7 +4,7 @@
 //! dependencies let apply run independent steps concurrently.
 
 use crate::model::{End, Topology};
-use crate::node::config::{lab_hosts, needs_init, node_start};
+use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
 use crate::spec::raw::NsKind;
 

@@ -3,6 +3,7 @@
 //! from it by inverting each step, dropping what deleting a namespace removes anyway.
 
 mod build;
+pub mod node;
 mod render;
 mod teardown;
 
@@ -17,8 +18,8 @@ pub use render::{render_text, route_text, teardown_text, write_text};
 pub use teardown::Teardown;
 
 use crate::model::{Limits, Route, ser_mac};
-use crate::node::config::NodeStart;
 use crate::spec::raw::RawImpair;
+use node::NodeStart;
 
 pub type StepId = usize;
 
