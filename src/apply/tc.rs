@@ -5,7 +5,7 @@
 use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
 
-use crate::spec::raw::RawImpair;
+use crate::model::Impair;
 
 const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
@@ -83,7 +83,7 @@ fn prob(p: f64) -> u32 {
 
 /// netem: its options are a raw `tc_netem_qopt` followed by nested attributes, so the
 /// whole TCA_OPTIONS payload is built here.
-pub fn netem(ifindex: u32, imp: &RawImpair) -> TcMessage {
+pub fn netem(ifindex: u32, imp: &Impair) -> TcMessage {
     let delay_ns = imp.delay.map(|d| d.as_nanos() as u64).unwrap_or(0);
     let jitter_ns = imp.jitter.map(|d| d.as_nanos() as u64).unwrap_or(0);
     let mut qopt = Vec::new();
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn netem_carries_delay_and_loss() {
-        let imp = RawImpair {
+        let imp = Impair {
             delay: Some(std::time::Duration::from_millis(10)),
             loss: Some(0.5),
             ..Default::default()
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn netem_message_carries_every_impairment_the_way_the_kernel_reads_it() {
-        let imp = RawImpair {
+        let imp = Impair {
             delay: Some(std::time::Duration::from_millis(20)),
             jitter: Some(std::time::Duration::from_millis(5)),
             loss: Some(0.01),
@@ -232,7 +232,6 @@ mod tests {
             corrupt: Some(0.001),
             reorder: Some(0.25),
             rate: Some(10_000_000),
-            ..Default::default()
         };
         let m = netem(7, &imp);
         assert_eq!(m.header.index, 7);
@@ -276,7 +275,7 @@ mod tests {
             "10mbit fits in 32 bits"
         );
         // Above 4 GB/s the rate needs its 64-bit attribute too.
-        let fast = RawImpair {
+        let fast = Impair {
             delay: Some(std::time::Duration::from_millis(1)),
             rate: Some(40_000_000_000),
             ..Default::default()

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use super::{CliError, exit, lab_arg};
+use crate::model::Impair;
 use crate::runtime::{self, LiveLab};
-use crate::spec::raw::RawImpair;
 
 /// What `nslab link` does to the link.
 pub enum Action {
     Down,
     Up,
-    Impair(Option<RawImpair>),
+    Impair(Option<Impair>),
 }
 
 /// The impairment flags of `nslab link impair`.
@@ -44,8 +44,8 @@ pub struct ImpairArgs {
 
 impl ImpairArgs {
     /// `None` for `--clear`; an error when `--clear` comes with something to set.
-    pub fn into_impair(self) -> Result<Option<RawImpair>, CliError> {
-        let imp = RawImpair {
+    pub fn into_impair(self) -> Result<Option<Impair>, CliError> {
+        let imp = Impair {
             delay: self.delay,
             jitter: self.jitter,
             loss: self.loss,
@@ -53,10 +53,9 @@ impl ImpairArgs {
             corrupt: self.corrupt,
             reorder: self.reorder,
             rate: self.rate,
-            ..Default::default()
         };
         if self.clear {
-            if imp != RawImpair::default() {
+            if imp != Impair::default() {
                 return Err(CliError::Usage(
                     "--clear removes the impairment; it cannot be combined with values to set"
                         .into(),

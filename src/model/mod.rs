@@ -4,6 +4,7 @@
 
 mod build;
 mod deps;
+pub mod impair;
 mod ipam;
 mod merge;
 pub mod names;
@@ -11,6 +12,7 @@ mod resolve;
 mod routes;
 pub mod sysctl;
 
+pub use impair::{Impair, Problem as ImpairProblem};
 pub use resolve::FABRIC_SYSCTLS;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use serde::Serialize;
 
 pub use build::build;
 
-use crate::spec::raw::{Family, NsKind, RawCommand, RawImpair, RestartPolicy, RouteKind};
+use crate::spec::raw::{Family, NsKind, RawCommand, RestartPolicy, RouteKind};
 
 /// A vertex of the topology graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,7 +118,7 @@ pub struct Interface {
     pub link: usize,
     pub peer: End,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub impair: Option<Box<RawImpair>>,
+    pub impair: Option<Box<Impair>>,
 }
 
 /// One end of a link.
@@ -413,7 +415,7 @@ pub enum Action {
         node: usize,
         iface: String,
         /// `None` clears the impairment.
-        impair: Option<Box<crate::spec::raw::RawImpair>>,
+        impair: Option<Box<Impair>>,
         one_side: bool,
     },
     Node {

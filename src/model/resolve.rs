@@ -589,10 +589,14 @@ impl Names<'_> {
                 one_side,
             } => {
                 let (node, iface) = self.link_end(sink, link)?;
+                let impair = match impair {
+                    Some(raw) => Some(super::impair::of_raw(sink, raw)?),
+                    None => None,
+                };
                 Action::Impair {
                     node,
                     iface,
-                    impair: impair.clone(),
+                    impair,
                     one_side: *one_side,
                 }
             }
@@ -756,7 +760,7 @@ fn action_name(a: &RawAction) -> String {
             Some(i) => format!(
                 "impair {} {}{}",
                 link.value,
-                serde_json::to_string(i).unwrap_or_default(),
+                super::impair::Impair::from(&**i),
                 side(*one_side)
             ),
             None => format!("impair {} clear{}", link.value, side(*one_side)),

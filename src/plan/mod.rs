@@ -17,8 +17,8 @@ pub use build::plan;
 pub use render::{render_text, route_text, teardown_text, write_text};
 pub use teardown::Teardown;
 
+use crate::model::Impair;
 use crate::model::{Limits, Route, ser_mac};
-use crate::spec::raw::RawImpair;
 use node::NodeStart;
 
 pub type StepId = usize;
@@ -131,7 +131,7 @@ pub enum Op {
         netns: Name,
         name: Name,
         ifindex: u32,
-        impair: Box<RawImpair>,
+        impair: Box<Impair>,
     },
     /// Every step before it is done: bridges come up after the rest of the wiring, nodes
     /// start after all of it.

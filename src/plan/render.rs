@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::model::Route;
 use crate::plan::{Gate, Op, Plan, Undo};
-use crate::spec::raw::{RouteKind, format_duration};
+use crate::spec::raw::RouteKind;
 use crate::spec::values::format_mac;
 
 /// `nslab.<lab>.<node>` reads as `<node>`, the fabric `nslab.<lab>` as `fabric`.
@@ -124,27 +124,7 @@ fn op_text(lab: &str, op: &Op) -> String {
             impair,
             ..
         } => {
-            let mut parts = Vec::new();
-            if let Some(d) = impair.delay {
-                parts.push(format!("delay {}", format_duration(d)));
-            }
-            if let Some(j) = impair.jitter {
-                parts.push(format!("jitter {}", format_duration(j)));
-            }
-            for (k, v) in [
-                ("loss", impair.loss),
-                ("duplicate", impair.duplicate),
-                ("corrupt", impair.corrupt),
-                ("reorder", impair.reorder),
-            ] {
-                if let Some(v) = v {
-                    parts.push(format!("{k} {}%", v * 100.0));
-                }
-            }
-            if let Some(r) = impair.rate {
-                parts.push(format!("rate {r}bit"));
-            }
-            format!("{}:{name} {}", ns(netns), parts.join(" "))
+            format!("{}:{name} {impair}", ns(netns))
         }
         Op::Barrier {
             before: Gate::Bridges,

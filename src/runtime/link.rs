@@ -4,8 +4,8 @@
 use super::{LiveLab, RuntimeError, events};
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::NetlinkKernel;
+use crate::model::Impair;
 use crate::plan::{Op, Undo};
-use crate::spec::raw::RawImpair;
 
 /// `node:iface` split in two.
 pub fn parse_target(text: &str) -> Result<(&str, &str), RuntimeError> {
@@ -153,69 +153,21 @@ async fn restore_addresses_and_routes(
     Ok(())
 }
 
-/// What an impairment sets, in words (for the event log).
-fn describe(i: &RawImpair) -> String {
-    let mut parts = Vec::new();
-    if let Some(d) = i.delay {
-        parts.push(format!("delay {:?}", d));
-    }
-    if let Some(d) = i.jitter {
-        parts.push(format!("jitter {:?}", d));
-    }
-    for (name, v) in [
-        ("loss", i.loss),
-        ("duplicate", i.duplicate),
-        ("corrupt", i.corrupt),
-        ("reorder", i.reorder),
-    ] {
-        if let Some(v) = v {
-            // 0.07 * 100 is 7.000000000000001: round to what a user can type.
-            let pct = format!("{:.4}", v * 100.0);
-            let pct = pct.trim_end_matches('0').trim_end_matches('.');
-            parts.push(format!("{name} {pct}%"));
-        }
-    }
-    if let Some(r) = i.rate {
-        parts.push(format!("rate {}", rate_text(r)));
-    }
-    parts.join(", ")
-}
-
-/// A rate the way tc writes it: `10mbit`, `1.5gbit`, `512kbit`, `300bit`.
-fn rate_text(bps: u64) -> String {
-    for (unit, scale) in [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)] {
-        if bps as f64 >= scale {
-            return format!("{}{unit}", bps as f64 / scale);
-        }
-    }
-    format!("{bps}bit")
-}
-
 /// Checks an impairment given on the command line the way the topology reader does.
-pub fn validate_impair(i: &RawImpair) -> Result<(), RuntimeError> {
-    let empty = i.delay.is_none()
-        && i.jitter.is_none()
-        && i.loss.is_none()
-        && i.duplicate.is_none()
-        && i.corrupt.is_none()
-        && i.reorder.is_none()
-        && i.rate.is_none();
-    if empty {
-        return Err(RuntimeError::Invalid(
+pub fn validate_impair(i: &Impair) -> Result<(), RuntimeError> {
+    use crate::model::ImpairProblem;
+    match i.problems().first() {
+        None => Ok(()),
+        Some(ImpairProblem::Empty) => Err(RuntimeError::Invalid(
             "the impairment sets nothing: give at least one of --delay, --jitter, --loss, --duplicate, --corrupt, --reorder, --rate, or --clear".into(),
-        ));
-    }
-    if i.jitter.is_some() && i.delay.is_none() {
-        return Err(RuntimeError::Invalid(
+        )),
+        Some(ImpairProblem::JitterWithoutDelay) => Err(RuntimeError::Invalid(
             "--jitter needs a --delay to vary around".into(),
-        ));
-    }
-    if i.reorder.is_some() && i.delay.is_none() {
-        return Err(RuntimeError::Invalid(
+        )),
+        Some(ImpairProblem::ReorderWithoutDelay) => Err(RuntimeError::Invalid(
             "--reorder needs a --delay: packets are reordered by sending some without it".into(),
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// Replaces the egress impairment of a link's ends (`None` clears it), and records it.
@@ -223,7 +175,7 @@ pub async fn impair(
     kernel: &NetlinkKernel,
     live: &LiveLab,
     target: &str,
-    impairment: Option<RawImpair>,
+    impairment: Option<Impair>,
     one_side: bool,
 ) -> Result<events::Event, RuntimeError> {
     if let Some(i) = &impairment {
@@ -266,7 +218,7 @@ pub async fn impair(
         }
     }
     let (action, what) = match &impairment {
-        Some(i) => ("impair", describe(i)),
+        Some(i) => ("impair", i.to_string()),
         None => ("impair-clear", String::new()),
     };
     let detail = if what.is_empty() {
@@ -287,6 +239,7 @@ mod tests {
         for bad in ["r1", ":eth0", "r1:", "r1:eth0:x"] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
+        use crate::model::impair::rate_text;
         assert_eq!(rate_text(10_000_000), "10mbit");
         assert_eq!(rate_text(1_500_000_000), "1.5gbit");
         assert_eq!(rate_text(512_000), "512kbit");
@@ -295,24 +248,24 @@ mod tests {
 
     #[test]
     fn impairments_from_the_command_line_are_checked_like_the_yaml() {
-        assert!(validate_impair(&RawImpair::default()).is_err());
-        let jitter_alone = RawImpair {
+        assert!(validate_impair(&Impair::default()).is_err());
+        let jitter_alone = Impair {
             jitter: Some(std::time::Duration::from_millis(5)),
             ..Default::default()
         };
         assert!(validate_impair(&jitter_alone).is_err());
-        let rate = RawImpair {
+        let rate = Impair {
             rate: Some(1_000_000),
             ..Default::default()
         };
         assert!(validate_impair(&rate).is_ok());
-        assert_eq!(describe(&rate), "rate 1mbit");
-        let loss = RawImpair {
+        assert_eq!(rate.to_string(), "rate 1mbit");
+        let loss = Impair {
             delay: Some(std::time::Duration::from_millis(20)),
             loss: Some(0.07),
             duplicate: Some(0.00125),
             ..Default::default()
         };
-        assert_eq!(describe(&loss), "delay 20ms, loss 7%, duplicate 0.125%");
+        assert_eq!(loss.to_string(), "delay 20ms, loss 7%, duplicate 0.125%");
     }
 }

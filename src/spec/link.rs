@@ -219,21 +219,7 @@ pub fn impair(sink: &mut Sink, y: &Yaml) -> Option<Box<RawImpair>> {
             .and_then(|v| read::parsed(sink, v, "`rate`", values::parse_rate))
             .map(|r| r.value),
     };
-    if IMPAIR_KEYS.iter().all(|k| f.value(k).is_none()) {
-        sink.error(Some(y.span), "`impair` sets nothing").hint(
-            "give at least one of `rate`, `delay`, `loss`, `duplicate`, `corrupt`; or remove it",
-        );
-    }
-    if imp.jitter.is_some() && imp.delay.is_none() {
-        sink.error(Some(y.span), "`jitter` needs a `delay` to vary around")
-            .hint("for example `{ delay: 20ms, jitter: 5ms }`");
-    }
-    if imp.reorder.is_some() && imp.delay.is_none() {
-        sink.error(
-            Some(y.span),
-            "`reorder` needs a `delay`: packets are reordered by sending some without it",
-        )
-        .hint("for example `{ delay: 10ms, reorder: 25% }`");
-    }
+    // Its rules (it sets something, jitter and reorder need a delay) are the model's,
+    // shared with `nslab link impair`.
     Some(Box::new(imp))
 }

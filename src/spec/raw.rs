@@ -247,51 +247,19 @@ pub struct RawLink {
     pub impair: Option<Box<RawImpair>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+/// An impairment as written, with where; the model checks it (`model::impair`).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawImpair {
-    #[serde(skip)]
     pub span: Span,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_opt_duration"
-    )]
     pub delay: Option<Duration>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_opt_duration"
-    )]
     pub jitter: Option<Duration>,
     /// Fractions of 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub corrupt: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
     /// Bits per second.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<u64>,
-}
-
-impl RawImpair {
-    /// Whether the impairment needs the netem qdisc (anything beyond a plain rate limit).
-    pub fn needs_netem(&self) -> bool {
-        self.delay.is_some()
-            || self.jitter.is_some()
-            || self.loss.is_some()
-            || self.duplicate.is_some()
-            || self.corrupt.is_some()
-            || self.reorder.is_some()
-    }
-}
-
-fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_str(&format_duration(*d)),
-        None => s.serialize_none(),
-    }
 }
 
 /// Renders a duration the way a user writes one (`10ms`, `1.5s`).

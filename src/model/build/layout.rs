@@ -146,7 +146,7 @@ fn links_of(
                     addresses: Vec::new(),
                     link: li,
                     peer: End::Node { node: 0, iface: 0 },
-                    impair: e.raw.impair.clone().or_else(|| w.raw.impair.clone()),
+                    impair: None,
                 });
                 ends.push(End::Node {
                     node: n,

@@ -33,6 +33,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     let mut l = layout::layout(&lab, raw, &specs, &bridge_names, &wires);
     macs::assign(sink, &lab, &mut l.nodes, &mut l.bridges, &wires);
     addresses::assign(sink, raw, &specs, &mut l, &wires);
+    settings::impairs(sink, &wires, &mut l);
     settings::routes(sink, raw, &specs, &mut l.nodes, &l.bridges);
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);
     let daemonsets = processes::resolve(sink, raw, &specs, &mut l.nodes);

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use super::super::resolve;
 use super::super::routes::{self, Resolver};
+use super::layout::Layout;
 use super::specs::Specs;
+use super::wires::Wire;
 use crate::diag::Sink;
-use crate::model::{Bridge, Node};
+use crate::model::{Bridge, End, Node, impair};
 use crate::spec::raw::*;
 
 /// Routes: written ones first; `routing: static` fills in the rest and turns on
@@ -94,5 +96,20 @@ pub(super) fn node(sink: &mut Sink, lab: &str, base_dir: &Path, specs: &Specs, n
         node.private = resolve::private(sink, &spec.private);
         node.limits = resolve::limits(&spec.limits);
         node.isolation = resolve::isolation(sink, &spec.isolation);
+    }
+}
+
+/// Impairments: each written one checked once (a link's applies to both its node ends),
+/// an end's own winning over its link's.
+pub(super) fn impairs(sink: &mut Sink, wires: &[Wire], l: &mut Layout) {
+    for (w, link) in wires.iter().zip(&l.links) {
+        let shared = w.raw.impair.as_ref().and_then(|r| impair::of_raw(sink, r));
+        for (e, end) in w.ends.iter().zip([link.a, link.b]) {
+            let End::Node { node, iface } = end else {
+                continue;
+            };
+            let own = e.raw.impair.as_ref().map(|r| impair::of_raw(sink, r));
+            l.nodes[node].interfaces[iface].impair = own.unwrap_or_else(|| shared.clone());
+        }
     }
 }
