@@ -168,6 +168,13 @@ pub(crate) fn close_from(first: u32, flags: libc::c_uint) {
     }
 }
 
+/// The base environment, read once (from the node's own /etc/passwd, as the mounts are
+/// in place by the first spawn): readiness probes spawn every interval.
+fn base_env() -> &'static [(String, String)] {
+    static BASE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| super::environ::base(None))
+}
+
 fn spawn(
     argv: &[String],
     env: &[(String, String)],
@@ -181,7 +188,7 @@ fn spawn(
     // Nothing of the caller's environment: the base, then the node's and process's `env:`.
     cmd.args(args)
         .env_clear()
-        .envs(super::environ::base(None))
+        .envs(base_env().iter().map(|(k, v)| (k, v)))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null());
     // A process starts in `/` unless told otherwise: the cwd nslab was run from may not
