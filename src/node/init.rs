@@ -902,16 +902,16 @@ pub fn main(config: &str) -> i32 {
     {
         Ok(c) => c,
         Err(e) => {
-            println!("error: reading the node's configuration: {e}");
+            crate::outln!("error: reading the node's configuration: {e}");
             return 1;
         }
     };
     if let Err(e) = enter_namespaces(&cfg) {
-        println!("error: {e}");
+        crate::outln!("error: {e}");
         return 1;
     }
     if let Err(e) = join_cgroups(&cfg) {
-        println!("error: {e}");
+        crate::outln!("error: {e}");
         return 1;
     }
     // The child waits for this process to record its pid: the child's mounts (a tmpfs
@@ -919,13 +919,13 @@ pub fn main(config: &str) -> i32 {
     let mut pipe = [0; 2];
     // SAFETY: pipe2 fills two fds we own from here on.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        println!("error: pipe: {}", std::io::Error::last_os_error());
+        crate::outln!("error: pipe: {}", std::io::Error::last_os_error());
         return 1;
     }
     // SAFETY: single-threaded here; the child continues with ordinary code.
     match unsafe { libc::fork() } {
         -1 => {
-            println!("error: {}", std::io::Error::last_os_error());
+            crate::outln!("error: {}", std::io::Error::last_os_error());
             1
         }
         0 => {
@@ -955,10 +955,10 @@ pub fn main(config: &str) -> i32 {
                 libc::close(pipe[1]);
             }
             if let Err(e) = recorded {
-                println!("error: {}: {e}", cfg.pid_file.display());
+                crate::outln!("error: {}: {e}", cfg.pid_file.display());
                 return 1;
             }
-            println!("pid {child}");
+            crate::outln!("pid {child}");
             0
         }
     }
