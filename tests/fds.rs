@@ -374,23 +374,36 @@ links:
 "#,
     );
     lab.up();
-    let status = || nslab().args(["status", "fx-status"]).output().unwrap();
-    wait_for("crashy to restart", || {
-        let o = status();
-        o.status.code() == Some(1) && stdout(&o).contains("crash-looping")
+    // It runs 0.2 s between restarts: poll until a status lands in its backoff.
+    let mut seen = None;
+    wait_for("status to see crashy between restarts", || {
+        let o = nslab().args(["status", "fx-status"]).output().unwrap();
+        let looping = stdout(&o).contains("crash-looping");
+        seen = Some(o);
+        looping
     });
-    let o = status();
+    let o = seen.unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         stdout(&o).contains("process `crashy` is crash-looping: exited with status 3"),
         "{}",
         text(&o)
     );
-    let json = nslab()
-        .args(["status", "fx-status", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["nodes"][1]["state"], "degraded", "{v}");
+    let mut v = serde_json::Value::Null;
+    wait_for("the JSON status to see crashy between restarts", || {
+        let o = nslab()
+            .args(["status", "fx-status", "--json"])
+            .output()
+            .unwrap();
+        v = serde_json::from_slice(&o.stdout).unwrap();
+        v["nodes"][1]["state"] == "degraded"
+    });
+    assert!(
+        v["nodes"][1]["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("crashy")),
+        "{v}"
+    );
     assert_eq!(v["nodes"][0]["state"], "up", "{v}");
     lab.down();
 

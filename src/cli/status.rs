@@ -80,6 +80,17 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
         );
         return Ok(exit::OK);
     }
+    print_human(&status);
+    let degraded = status.nodes.iter().filter(|n| n.state != "up").count();
+    Ok(if degraded == 0 {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+/// The status as a table: a node's links one per line, then its problems.
+fn print_human(status: &LabStatus) {
     crate::outln!(
         "lab `{}` ({}) from {}",
         status.lab,
@@ -127,12 +138,6 @@ pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, Cl
             crate::outln!("{:<12} {:<9} ! {p}", "", "");
         }
     }
-    let degraded = status.nodes.iter().filter(|n| n.state != "up").count();
-    Ok(if degraded == 0 {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
 }
 
 /// The summary of a lab that is up, or why there is none: it is not up, it is still

@@ -156,6 +156,13 @@ pub(crate) fn close_from(first: u32, flags: libc::c_uint) {
     }
 }
 
+/// The base environment, read once (from the node's own /etc/passwd, as the mounts are
+/// in place by the first spawn): readiness probes spawn every interval.
+fn base_env() -> &'static [(String, String)] {
+    static BASE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| super::environ::base(None))
+}
+
 fn spawn(
     argv: &[String],
     env: &[(String, String)],
@@ -169,7 +176,7 @@ fn spawn(
     // Nothing of the caller's environment: the base, then the node's and process's `env:`.
     cmd.args(args)
         .env_clear()
-        .envs(super::environ::base(None))
+        .envs(base_env().iter().map(|(k, v)| (k, v)))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null());
     // A process starts in `/` unless told otherwise: the cwd nslab was run from may not
@@ -890,16 +897,16 @@ pub fn main(config: &str) -> i32 {
     {
         Ok(c) => c,
         Err(e) => {
-            println!("error: reading the node's configuration: {e}");
+            crate::outln!("error: reading the node's configuration: {e}");
             return 1;
         }
     };
     if let Err(e) = enter_namespaces(&cfg) {
-        println!("error: {e}");
+        crate::outln!("error: {e}");
         return 1;
     }
     if let Err(e) = join_cgroups(&cfg) {
-        println!("error: {e}");
+        crate::outln!("error: {e}");
         return 1;
     }
     // The child waits for this process to record its pid: the child's mounts (a tmpfs
@@ -907,13 +914,13 @@ pub fn main(config: &str) -> i32 {
     let mut pipe = [0; 2];
     // SAFETY: pipe2 fills two fds we own from here on.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        println!("error: pipe: {}", std::io::Error::last_os_error());
+        crate::outln!("error: pipe: {}", std::io::Error::last_os_error());
         return 1;
     }
     // SAFETY: single-threaded here; the child continues with ordinary code.
     match unsafe { libc::fork() } {
         -1 => {
-            println!("error: {}", std::io::Error::last_os_error());
+            crate::outln!("error: {}", std::io::Error::last_os_error());
             1
         }
         0 => {
@@ -943,10 +950,10 @@ pub fn main(config: &str) -> i32 {
                 libc::close(pipe[1]);
             }
             if let Err(e) = recorded {
-                println!("error: {}: {e}", cfg.pid_file.display());
+                crate::outln!("error: {}: {e}", cfg.pid_file.display());
                 return 1;
             }
-            println!("pid {child}");
+            crate::outln!("pid {child}");
             0
         }
     }
