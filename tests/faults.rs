@@ -316,3 +316,98 @@ links:
     assert_same_host(&before, &host_snapshot(), "after down");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The sizes of a process's log parts on disk, `name.log` first.
+fn log_parts(lab: &str, node: &str, process: &str) -> Vec<u64> {
+    let dir = PathBuf::from(format!("/run/nslab/{lab}.logs/{node}"));
+    let mut sizes = vec![];
+    let base = format!("{process}.log");
+    for i in 0.. {
+        let name = if i == 0 {
+            base.clone()
+        } else {
+            format!("{base}.{i}")
+        };
+        match std::fs::metadata(dir.join(name)) {
+            Ok(m) => sizes.push(m.len()),
+            Err(_) if i == 0 => continue,
+            Err(_) => break,
+        }
+    }
+    sizes
+}
+
+#[test]
+fn a_chatty_process_cannot_fill_the_logs_tmpfs() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    // `yes` writes as fast as it is read, for as long as the lab runs; `count` writes
+    // 1,000,000 numbered lines (6.9 MB) and exits.
+    let lab = Lab::new(
+        "qx-logs",
+        r#"
+logs: { max_size: 64K, keep: 2 }
+nodes:
+  a:
+    processes:
+      - { name: yes, cmd: "yes nslab-log-line" }
+      - { name: count, cmd: "seq 1 1000000" }
+"#,
+    );
+    lab.up();
+    let cap = 3 * 64 * 1024;
+    wait_for("count to finish", || {
+        let o = nslab()
+            .args(["ps", "--lab", "qx-logs", "a", "--json"])
+            .output()
+            .unwrap();
+        let ps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        ps[0]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "count" && p["exit"] == 0)
+    });
+    // `yes` goes on writing for as long as the lab runs: its log stays within the cap.
+    for _ in 0..10 {
+        let yes: u64 = log_parts("qx-logs", "a", "yes").iter().sum();
+        assert!(yes <= cap, "yes holds {yes} bytes of log, over {cap}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // `yes` is still writing (and may be between two parts); `count` is done.
+    let yes = log_parts("qx-logs", "a", "yes");
+    assert!(
+        yes.len() >= 2 && yes.iter().all(|s| *s <= 64 * 1024),
+        "{yes:?}"
+    );
+    let count = log_parts("qx-logs", "a", "count");
+    assert_eq!(
+        count.len(),
+        3,
+        "the current log and two old parts: {count:?}"
+    );
+    assert!(count.iter().all(|s| *s <= 64 * 1024), "{count:?}");
+    // The parts read oldest first: the last numbers, consecutive, up to the end.
+    let o = nslab()
+        .args(["logs", "--lab", "qx-logs", "a", "count"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let numbers: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap_or_else(|_| panic!("not a number: {l}")))
+        .collect();
+    assert_eq!(numbers.last(), Some(&1_000_000));
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "the parts are out of order or lose lines"
+    );
+    // Everything kept is shown: the two old parts and the current one, whole.
+    let kept: u64 = log_parts("qx-logs", "a", "count").iter().sum();
+    assert_eq!(o.stdout.len() as u64, kept);
+    lab.down();
+    assert_same_host(&before, &host_snapshot(), "after down");
+}

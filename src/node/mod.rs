@@ -7,6 +7,7 @@ pub mod config;
 pub mod control;
 pub mod enter;
 pub mod init;
+pub mod logsink;
 pub mod mountns;
 pub mod rundirs;
 pub mod template;
