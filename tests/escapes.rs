@@ -115,6 +115,7 @@ fn config(dir: &Path, mounts: Vec<MountSpec>, private: Vec<&str>) -> NodeConfig 
                 .collect(),
             processes: Vec::new(),
             cgroup: false,
+            logs: Default::default(),
         },
         control: dir.join("control"),
         hosts,

@@ -169,9 +169,12 @@ pub async fn create_cgroup(
         })
 }
 
-/// The last lines of a process's log, for error messages.
+/// The last lines of a process's log, for error messages. The part before the current
+/// one is read too: a rotation may have just left the current one nearly empty.
 pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let previous = PathBuf::from(format!("{}.1", path.display()));
+    let text = std::fs::read_to_string(previous).unwrap_or_default()
+        + &std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with("--- nslab:"))

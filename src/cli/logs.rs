@@ -47,9 +47,11 @@ pub fn run(
             v
         }
     };
+    // Between a rotation's rename and its new part, only the old parts exist.
     if let Some((name, path)) = files.first()
         && process.is_some()
         && !path.exists()
+        && rotated(path).is_empty()
     {
         return Err(CliError::Usage(format!(
             "node `{node}` has no log for process `{name}`"

@@ -49,6 +49,7 @@ pub struct Topology {
     pub bridge_vertex: Vec<NodeIndex>,
     pub daemonsets: Vec<DaemonSet>,
     pub checks: Vec<Check>,
+    pub logs: LogPolicy,
 }
 
 impl Topology {
@@ -323,6 +324,32 @@ pub struct PrivateDir {
     pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
+}
+
+/// How each process's log is capped (`logs:`): past `max_bytes` the init renames it to
+/// `name.log.1` (and older parts one further) and starts a new one; parts past `keep` are
+/// deleted. So a process never holds more than `(keep + 1) * max_bytes` of the logs tmpfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LogPolicy {
+    pub max_bytes: u64,
+    pub keep: u32,
+}
+
+impl LogPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == LogPolicy::default()
+    }
+}
+
+impl Default for LogPolicy {
+    /// 1 MiB and two old parts: at most 3 MiB a process, which a 1,000-process lab keeps
+    /// to 3 GiB in the worst case and a typical one to a few MiB.
+    fn default() -> Self {
+        LogPolicy {
+            max_bytes: 1 << 20,
+            keep: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]

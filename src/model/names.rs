@@ -35,7 +35,9 @@ pub fn check_lab_name(name: &str) -> Result<(), String> {
 }
 
 /// Node and bridge names: letters, digits, `_`, `-` and `.`, starting with a letter or
-/// digit, never `..`; so a name can never escape the lab's directory.
+/// digit, never `..`; so a name can never escape the lab's directory. Names like cgroup
+/// control files (`tasks`, `cgroup.procs`) are allowed: the node's cgroup directory
+/// carries a prefix that keeps it apart from them (`node::cgroup::relative`).
 pub fn check_node_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the name is empty".into());

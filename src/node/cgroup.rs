@@ -299,3 +299,43 @@ fn empty_memory(dir: &Path) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_never_collide_with_control_files() {
+        // Control files have no `-`; every level nslab names below `nslab/` has one.
+        for node in [
+            "tasks",
+            "cgroup.procs",
+            "memory.max",
+            "pids.max",
+            "cpu.max",
+            "notify_on_release",
+            "release_agent",
+        ] {
+            let rel = relative("tasks", node);
+            assert_eq!(
+                rel,
+                Path::new("nslab/lab-tasks").join(format!("node-{node}"))
+            );
+            assert!(
+                rel.components()
+                    .skip(1)
+                    .all(|c| c.as_os_str().to_string_lossy().contains('-')),
+                "{}",
+                rel.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_group_without_a_memory_controller_is_done_with() {
+        let dir = std::env::temp_dir().join(format!("nslab-cg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(empty_memory(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -6,16 +6,16 @@
 //! It is single-threaded and event-driven (signalfd + poll), so it stays small: no
 //! runtime, no threads, a few allocations at start.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use super::config::{NodeConfig, ProcessSpec, ReadySpec};
 use super::control::{ProcStatus, Status};
+use super::logsink::LogSink;
 use super::sys::{err, last};
 use crate::spec::raw::RestartPolicy;
 
@@ -79,6 +79,8 @@ enum Readiness {
 
 struct Proc {
     spec: ProcessSpec,
+    /// Its stdout and stderr, from the first start on.
+    log: Option<LogSink>,
     requested: bool,
     pid: Option<i32>,
     state: &'static str,
@@ -127,22 +129,6 @@ struct Init {
     halting: Option<Instant>,
     /// When to give back start-up pages again after activity (see [`trim_memory`]).
     trim_at: Option<Instant>,
-}
-
-fn log_file(dir: &Option<OwnedFd>, name: &str) -> Option<File> {
-    let dir = dir.as_ref()?;
-    let c = CString::new(format!("{name}.log")).ok()?;
-    // SAFETY: openat relative to our directory fd with a valid C string.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
-            0o640,
-        )
-    };
-    // SAFETY: a fresh fd from openat, owned by the File.
-    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
 }
 
 /// Closes (or, with CLOSE_RANGE_CLOEXEC, marks close-on-exec) every descriptor from
@@ -213,15 +199,24 @@ fn spawn(
 
 impl Init {
     fn start(&mut self, i: usize) {
+        let policy = self.cfg.start.logs;
         let p = &mut self.procs[i];
-        let log = log_file(&self.logs, &p.spec.name);
-        if let Some(mut f) = log.as_ref().and_then(|f| f.try_clone().ok()) {
-            let _ = writeln!(
-                f,
-                "--- nslab: starting {} (restart {}) ---",
+        if p.log.is_none() {
+            p.log = self
+                .logs
+                .as_ref()
+                .and_then(|dir| LogSink::new(dir, &p.spec.name, policy).ok());
+        }
+        let log = p.log.as_mut().and_then(|sink| {
+            // What the last instance wrote goes before the new one's header.
+            sink.drain(16);
+            let header = format!(
+                "--- nslab: starting {} (restart {}) ---\n",
                 p.spec.name, p.restarts
             );
-        }
+            let _ = sink.write(header.as_bytes());
+            sink.writer().ok()
+        });
         match spawn(&p.spec.argv, &p.spec.env, p.spec.cwd.as_deref(), log) {
             Ok(pid) => {
                 p.pid = Some(pid);
@@ -533,6 +528,29 @@ impl Init {
         self.procs.iter().all(|p| p.pid.is_none()) && !has_children()
     }
 
+    /// The log pipes to poll, with the process each belongs to.
+    fn log_fds(&self) -> Vec<(usize, RawFd)> {
+        self.procs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.log.as_ref().map(|l| (i, l.fd())))
+            .collect()
+    }
+
+    /// Copies what the processes wrote to their logs: a few reads each per turn of the
+    /// loop, or everything (`all`) before the init exits.
+    fn drain_logs(&mut self, ready: impl Iterator<Item = usize>, all: bool) {
+        for i in ready {
+            if let Some(log) = self.procs[i].log.as_mut() {
+                // Bounded even then: something may still write as fast as it is read.
+                let mut turns = if all { 64 } else { 1 };
+                while log.drain(16) && turns > 1 {
+                    turns -= 1;
+                }
+            }
+        }
+    }
+
     fn finish(&mut self) -> ! {
         for p in &self.procs {
             if let Some(pid) = p.pid {
@@ -547,6 +565,8 @@ impl Init {
             // Nothing dies with this init: what it started goes now, not to the host.
             signal_descendants(libc::SIGKILL, None);
         }
+        // The last words of the processes (what their TERM handlers printed).
+        self.drain_logs(0..self.procs.len(), true);
         std::process::exit(0)
     }
 }
@@ -761,6 +781,7 @@ fn run(cfg: NodeConfig) -> ! {
         .iter()
         .map(|s| Proc {
             spec: s.clone(),
+            log: None,
             requested: false,
             pid: None,
             state: "waiting",
@@ -827,23 +848,27 @@ fn run(cfg: NodeConfig) -> ! {
                     .min(60_000) as i32
             })
             .unwrap_or(60_000);
-        let mut fds = [
-            libc::pollfd {
-                fd: sig.as_raw_fd(),
+        let logs = init.log_fds();
+        let mut fds: Vec<libc::pollfd> = [sig.as_raw_fd(), listener.as_raw_fd()]
+            .into_iter()
+            .chain(logs.iter().map(|(_, fd)| *fd))
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
-            },
-            libc::pollfd {
-                fd: listener.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: poll over two valid descriptors.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout.max(1)) };
+            })
+            .collect();
+        // SAFETY: poll over valid descriptors, as many as the vector holds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.max(1)) };
         if n <= 0 {
             continue;
         }
+        let ready = logs
+            .iter()
+            .zip(&fds[2..])
+            .filter(|(_, f)| f.revents != 0)
+            .map(|((i, _), _)| *i);
+        init.drain_logs(ready, false);
         if fds[0].revents & libc::POLLIN != 0 {
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             loop {

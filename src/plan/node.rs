@@ -30,6 +30,9 @@ pub struct NodeStart {
     pub processes: Vec<ProcessSpec>,
     /// Whether the node has its own cgroup (`limits:`).
     pub cgroup: bool,
+    /// The lab's cap on each process's log (left out of the plan when it is the default).
+    #[serde(default, skip_serializing_if = "crate::model::LogPolicy::is_default")]
+    pub logs: crate::model::LogPolicy,
 }
 
 impl NodeStart {
@@ -196,5 +199,6 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
             .collect(),
         processes,
         cgroup: !n.limits.is_empty(),
+        logs: t.logs,
     }
 }

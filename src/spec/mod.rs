@@ -27,8 +27,15 @@ pub const TOP_KEYS: &[&str] = &[
     "links",
     "daemonsets",
     "tests",
+    "logs",
 ];
 const ADDRESSING_KEYS: &[&str] = &["p2p", "lan", "loopback", "ipv6"];
+const LOGS_KEYS: &[&str] = &["max_size", "keep"];
+/// Bounds of `logs.max_size`: a part must hold some lines, and a few parts of every
+/// process of a lab must fit the tmpfs they are written to.
+pub const LOG_SIZE_MIN: u64 = 4 << 10;
+pub const LOG_SIZE_MAX: u64 = 1 << 30;
+pub const LOG_KEEP_MAX: i64 = 100;
 
 /// Parses the text of a topology. Problems go to `sink`; the result is as complete as the
 /// input allows, so the model layer can report its own problems too.
@@ -41,6 +48,27 @@ pub fn read_topology(sink: &mut Sink, source: &str) -> Option<RawTopology> {
         }
     };
     Some(topology(sink, root))
+}
+
+fn logs(sink: &mut Sink, y: &Yaml) -> RawLogs {
+    let mut l = RawLogs::default();
+    let Some(f) = read::fields(sink, y, "`logs`", LOGS_KEYS) else {
+        return l;
+    };
+    l.max_size = f.value("max_size").and_then(|v| {
+        read::parsed(sink, v, "`logs.max_size`", |s| {
+            let bytes = values::parse_size(s)?;
+            if !(LOG_SIZE_MIN..=LOG_SIZE_MAX).contains(&bytes) {
+                return Err(format!("`{s}` is out of range: use 4K to 1G"));
+            }
+            Ok(bytes)
+        })
+    });
+    l.keep = f
+        .value("keep")
+        .and_then(|v| read::int(sink, v, "`logs.keep`", 0, LOG_KEEP_MAX))
+        .map(|k| Sp::new(k.value as u64, k.span));
+    l
 }
 
 fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
@@ -68,6 +96,9 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
             _ => Err(format!("`{s}` is not `none` or `static`")),
         })
     });
+    if let Some(v) = f.get("logs") {
+        t.logs = logs(sink, v);
+    }
     if let Some(v) = f.get("defaults") {
         t.defaults = node::node_spec(sink, v, "`defaults`", true);
     }

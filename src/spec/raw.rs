@@ -32,6 +32,15 @@ pub struct RawTopology {
     pub links: Vec<RawLink>,
     pub daemonsets: Vec<RawDaemonSet>,
     pub tests: Vec<RawCheck>,
+    pub logs: RawLogs,
+}
+
+/// `logs:`: how large a process's log grows before it is rotated, and how many rotated
+/// parts are kept.
+#[derive(Debug, Clone, Default)]
+pub struct RawLogs {
+    pub max_size: Option<Sp<u64>>,
+    pub keep: Option<Sp<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

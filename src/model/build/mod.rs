@@ -59,7 +59,20 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
         bridge_vertex,
         daemonsets,
         checks,
+        logs: log_policy(&raw.logs),
     })
+}
+
+/// `logs:` with the defaults filled in (the spec layer checked the ranges).
+fn log_policy(raw: &crate::spec::raw::RawLogs) -> super::LogPolicy {
+    let d = super::LogPolicy::default();
+    super::LogPolicy {
+        max_bytes: raw.max_size.as_ref().map_or(d.max_bytes, |s| s.value),
+        keep: raw
+            .keep
+            .as_ref()
+            .map_or(d.keep, |k| u32::try_from(k.value).unwrap_or(d.keep)),
+    }
 }
 
 /// The `tests:` checks, each named; a repeated name gets ` #2`, ` #3`, ...
