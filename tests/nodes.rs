@@ -400,7 +400,11 @@ nodes:
   b:
     depends_on: [a]
     processes:
-      - { name: after, cmd: "sh -c 'date +%s%N; exec sleep 1000'" }
+      # Ready once its timestamp is written: a process without a probe is ready when
+      # spawned, before its shell has run `date`, so `exec` could otherwise win the race.
+      - name: after
+        cmd: "sh -c 'date +%s%N; touch /run/after-ready; exec sleep 1000'"
+        ready: { cmd: "test -f /run/after-ready", interval: 20ms }
     exec: ["sh -c 'date +%s%N > /run/exec-ts'"]
 "#,
     );
