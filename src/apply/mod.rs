@@ -1,4 +1,4 @@
-//! Apply: the only layer that touches the kernel. `up` runs a plan through the executor,
+//! Apply: the engine that changes the kernel for a lab. `up` runs a plan through the executor,
 //! journaling every object before creating it; any failure or signal rolls back what the
 //! journal names. `down` works from the journal alone, so it needs no topology file and
 //! survives a `kill -9` of `up`. Teardown is best effort and reports every error.

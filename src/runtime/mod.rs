@@ -1,7 +1,7 @@
 //! Operations on a running lab: links down and up, impairments, stopping and starting a
 //! node's processes, packet capture. They go through the apply engine (the same kernel
-//! operations over netlink, the same process start through the node's init), hold the
-//! lab's lock while they change it, and record what they did in the lab's event log.
+//! operations over netlink, the same process start through the node's init), run while
+//! their caller holds the lab's lock, and record what they did in the lab's event log.
 
 pub mod capture;
 pub mod events;
