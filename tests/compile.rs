@@ -132,6 +132,13 @@ fn plans_and_graphs_match_their_goldens() {
         let p = plan::plan(&c.topology);
         golden(&format!("{stem}.plan.txt"), &plan::render_text(&p));
         golden(&format!("{stem}.plan.json"), &(p.to_json() + "\n"));
+        // A running lab keeps its plan as this JSON: it reads back to the same plan.
+        let back: plan::Plan = serde_json::from_str(&p.to_json()).expect("the plan reads back");
+        assert_eq!(
+            back.to_json(),
+            p.to_json(),
+            "{stem}: the plan JSON round trip"
+        );
         golden(&format!("{stem}.teardown.txt"), &plan::teardown_text(&p));
         golden(
             &format!("{stem}.dot"),

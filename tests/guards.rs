@@ -180,6 +180,8 @@ fn links_planted_in_the_run_directory_are_refused_never_followed() {
         (".json.tmp", &victim_file, false),
         (".yaml", &victim_file, false),
         (".yaml.tmp", &victim_file, false),
+        (".plan.json", &victim_file, false),
+        (".plan.json.tmp", &victim_file, false),
         (".nodes", &victim_dir, true),
         (".logs", &victim_dir, true),
     ];

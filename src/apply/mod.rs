@@ -278,6 +278,10 @@ pub async fn up_with(
                     Some(src) => crate::state::files::replace(&dir.source_path(), src.as_bytes()),
                     None => Ok(()),
                 })
+                .and_then(|()| {
+                    let json = serde_json::to_vec(plan).expect("a plan serializes");
+                    crate::state::files::replace(&dir.plan_path(), &json)
+                })
                 .and_then(|()| journal.append(&Record::Up { finished: now() }))
                 .map_err(ApplyError::from)
         }

@@ -1,14 +1,13 @@
 //! `nslab test FILE`: up, run the checks, report, and always down (on success, failure or
 //! SIGINT), unless `--keep`. `nslab test --lab NAME` runs the checks of a running lab.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use super::{CliError, exit};
 use crate::apply::netlink::NetlinkKernel;
 use crate::apply::{self, UpOptions};
 use crate::harness::{self, CheckResult, Context, Status, report};
-use crate::state::LabDir;
 use crate::{CompileError, Severity, plan};
 
 pub struct Args<'a> {
@@ -35,14 +34,9 @@ pub fn run(a: Args) -> Result<u8, CliError> {
             f.display().to_string(),
         ),
         (None, Some(lab)) => {
-            let dir = LabDir::new(lab);
-            let src = crate::state::files::read(&dir.source_path())
-                .map_err(|_| CliError::Lab(apply::ApplyError::NotUp(lab.to_string())))?;
-            let base = PathBuf::from("/");
-            (
-                crate::compile_str(&src, &format!("{lab} (as brought up)"), &base),
-                lab.to_string(),
-            )
+            let not_up = || CliError::Lab(apply::ApplyError::NotUp(lab.to_string()));
+            let live = crate::runtime::LiveLab::open(lab).map_err(|_| not_up())?;
+            (live.topology().ok_or_else(not_up)?, lab.to_string())
         }
         _ => {
             return Err(CliError::Usage(

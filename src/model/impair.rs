@@ -5,34 +5,38 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::Sink;
 use crate::spec::raw::{RawImpair, format_duration};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Impair {
     #[serde(
+        default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_opt_duration"
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
     )]
     pub delay: Option<Duration>,
     #[serde(
+        default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_opt_duration"
+        serialize_with = "ser_opt_duration",
+        deserialize_with = "de_opt_duration"
     )]
     pub jitter: Option<Duration>,
     /// Fractions of 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrupt: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorder: Option<f64>,
     /// Bits per second.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<u64>,
 }
 
@@ -158,6 +162,13 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
         Some(d) => s.serialize_str(&format_duration(*d)),
         None => s.serialize_none(),
     }
+}
+
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = <String as Deserialize>::deserialize(d)?;
+    crate::spec::values::parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]

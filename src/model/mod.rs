@@ -163,22 +163,22 @@ pub struct Link {
     pub subnets: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Route {
     pub dst: IpNet,
     pub kind: RouteKind,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nexthops: Vec<NextHop>,
     /// Output interface of a device route (no gateway).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_ifindex: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NextHop {
     pub gateway: IpAddr,
     pub dev: String,
@@ -457,6 +457,12 @@ pub enum Action {
 
 pub fn ser_mac<S: serde::Serializer>(mac: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&crate::spec::values::format_mac(mac))
+}
+
+/// A MAC as [`ser_mac`] writes it, for plans read back from a lab's state.
+pub fn de_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 6], D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    crate::spec::values::parse_mac(&text).map_err(serde::de::Error::custom)
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

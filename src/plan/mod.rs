@@ -18,7 +18,7 @@ pub use render::{render_text, route_text, teardown_text, write_text};
 pub use teardown::Teardown;
 
 use crate::model::Impair;
-use crate::model::{Limits, Route, ser_mac};
+use crate::model::{Limits, Route, de_mac, ser_mac};
 use node::NodeStart;
 
 pub type StepId = usize;
@@ -26,13 +26,13 @@ pub type StepId = usize;
 /// Namespace and interface names are shared by many steps; one allocation each.
 pub type Name = Arc<str>;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Plan {
     pub lab: String,
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Step {
     pub id: StepId,
     #[serde(flatten)]
@@ -42,7 +42,7 @@ pub struct Step {
 }
 
 /// What waits behind a barrier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Gate {
     /// The bridges: every port, address and route is in place before they come up.
@@ -53,7 +53,7 @@ pub enum Gate {
 
 /// One kernel operation. Namespaces are named; interfaces carry the ifindex the plan
 /// assigned them, so apply never has to look one up.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
     CreateNetns {
@@ -70,7 +70,7 @@ pub enum Op {
         netns: Name,
         name: Name,
         ifindex: u32,
-        #[serde(serialize_with = "ser_mac")]
+        #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
         mac: [u8; 6],
         #[serde(skip_serializing_if = "Option::is_none")]
         mtu: Option<u32>,
@@ -81,7 +81,7 @@ pub enum Op {
         netns: Name,
         name: Name,
         ifindex: u32,
-        #[serde(serialize_with = "ser_mac")]
+        #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
         mac: [u8; 6],
         #[serde(skip_serializing_if = "Option::is_none")]
         mtu: Option<u32>,
@@ -90,7 +90,7 @@ pub enum Op {
         peer_netns: Name,
         peer_name: Name,
         peer_ifindex: u32,
-        #[serde(serialize_with = "ser_mac")]
+        #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
         peer_mac: [u8; 6],
     },
     SetLinkUp {

@@ -80,14 +80,12 @@ impl RuntimeError {
     }
 }
 
-/// The lab's plan, compiled again from the topology stored at `up` (None for a lab
-/// brought up through the Rust API without one). The same file gives the same plan.
+/// The plan the lab was brought up with, as `up` recorded it: never recompiled, so a
+/// newer nslab or an edited file cannot change what a running lab is. `None` for a lab
+/// brought up by an nslab that did not record it.
 fn stored_plan(live: &LiveLab) -> Option<crate::plan::Plan> {
-    let source = crate::state::files::read(&LabDir::new(&live.lab).source_path()).ok()?;
-    let file = std::path::Path::new(&live.summary.file);
-    let base = file.parent().unwrap_or(std::path::Path::new("/"));
-    let compiled = crate::compile_str(&source, &live.summary.file, base).ok()?;
-    Some(crate::plan::plan(&compiled.topology))
+    let text = crate::state::files::read(&LabDir::new(&live.lab).plan_path()).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// A lab that is up, as its summary describes it.
@@ -105,6 +103,17 @@ impl LiveLab {
             lab: lab.to_string(),
             summary,
         })
+    }
+
+    /// The topology the lab was brought up from, compiled again for what only the model
+    /// has (the checks of `nslab test --lab`), with paths relative to where the file was.
+    /// `None` when no source was kept (a lab brought up through the Rust API).
+    pub fn topology(&self) -> Option<Result<crate::Compiled, crate::CompileError>> {
+        let source = crate::state::files::read(&LabDir::new(&self.lab).source_path()).ok()?;
+        let file = std::path::Path::new(&self.summary.file);
+        let base = file.parent().unwrap_or(std::path::Path::new("/"));
+        let name = format!("{} (as brought up)", self.lab);
+        Some(crate::compile_str(&source, &name, base))
     }
 
     /// An interface of a node, or the error that lists the ones it has.

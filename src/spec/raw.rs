@@ -136,7 +136,7 @@ pub enum RouteDest {
     Prefix(IpNet),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteKind {
     Unicast,

@@ -97,6 +97,11 @@ impl LabDir {
         self.root.join(format!("{}.json", self.lab))
     }
 
+    /// The plan the lab was brought up with (compact JSON), for operations on it.
+    pub fn plan_path(&self) -> PathBuf {
+        self.root.join(format!("{}.plan.json", self.lab))
+    }
+
     /// The topology text the lab was brought up from.
     pub fn source_path(&self) -> PathBuf {
         self.root.join(format!("{}.yaml", self.lab))
@@ -133,6 +138,7 @@ impl LabDir {
         }
         for path in [
             self.events_path(),
+            self.plan_path(),
             self.source_path(),
             self.summary_path(),
             self.journal_path(),
