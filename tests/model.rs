@@ -651,3 +651,93 @@ fn mutated_examples_never_panic() {
         "the mutations should leave many files valid, got {compiled}"
     );
 }
+
+/// `{node}` and `{lab}` fill in every per-node string of a kind and a daemonset, each
+/// node getting its own, and the plan carries the filled-in strings.
+#[test]
+fn node_and_lab_placeholders_fill_in_every_per_node_string() {
+    let t = ok(r#"
+name: ph
+kinds:
+  k:
+    env: { ID: "{lab}-{node}", LIT: "{{node}}" }
+    exec: ["echo {node} > /run/{node}", { cmd: [touch, "/tmp/{lab}.{node}"] }]
+    processes:
+      - name: d
+        cmd: "sleep 100 # {node}"
+        env: { WHO: "{node}" }
+        cwd: /srv/{node}
+        ready: "test -e /run/{node}"
+    mounts: [{ source: "cfg/{node}", target: "/etc/{lab}/{node}" }]
+    private: ["/var/lib/{node}"]
+nodes:
+  a: { kind: k, labels: { x: "1" } }
+  b: { kind: k, labels: { x: "1" } }
+daemonsets:
+  - { name: ds, selector: { x: "1" }, cmd: [echo, "{node}@{lab}"] }
+"#);
+    use nslab::model::{Command, Ready};
+    for name in ["a", "b"] {
+        let n = t.node(name).unwrap();
+        let env = |k: &str| n.env.iter().find(|(e, _)| e == k).unwrap().1.clone();
+        assert_eq!(env("ID"), format!("ph-{name}"));
+        assert_eq!(env("LIT"), "{node}");
+        assert_eq!(
+            n.exec[0].cmd,
+            Command::Shell(format!("echo {name} > /run/{name}"))
+        );
+        assert_eq!(
+            n.exec[1].cmd,
+            Command::Argv(vec!["touch".into(), format!("/tmp/ph.{name}")])
+        );
+        let d = &n.processes[0];
+        assert_eq!(d.cmd, Command::Shell(format!("sleep 100 # {name}")));
+        assert_eq!(d.env, [("WHO".to_string(), name.to_string())]);
+        assert_eq!(d.cwd.as_deref(), Some(format!("/srv/{name}").as_str()));
+        match &d.ready.as_ref().unwrap().probe {
+            Ready::Cmd(c) => assert_eq!(*c, Command::Shell(format!("test -e /run/{name}"))),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            n.processes[1].cmd,
+            Command::Argv(vec!["echo".into(), format!("{name}@ph")])
+        );
+        assert_eq!(n.mounts[0].source, Path::new("/labs/cfg").join(name));
+        assert_eq!(n.mounts[0].target, format!("/etc/ph/{name}"));
+        assert_eq!(n.private[0].path, format!("/var/lib/{name}"));
+    }
+    let plan = nslab::plan::render_text(&nslab::plan::plan(&t));
+    assert!(plan.contains("echo b > /run/b"), "{plan}");
+    assert!(!plan.contains("{node}"), "{plan}");
+}
+
+/// A misspelt placeholder in a kind is one located error (not one per node) naming the
+/// right placeholder, wherever it is written; a path made bad by a placeholder is checked
+/// after it is filled in.
+#[test]
+fn misspelt_placeholders_are_located_errors_once_per_string() {
+    let e = err(r#"
+name: ph
+kinds:
+  k:
+    exec: ["echo {nodes}"]
+    env: { A: "{Lab}" }
+    processes: [{ name: d, cmd: "x", cwd: "/{nod}", ready: "test {labb}" }]
+    mounts: [{ source: "cfg/{noed}", target: /etc/x }]
+    private: ["/var/{nodee}"]
+nodes: { a: { kind: k }, b: { kind: k } }
+"#);
+    for (word, right, at) in [
+        ("{nodes}", "{node}", "t.yaml:5:18"),
+        ("{Lab}", "{lab}", "t.yaml:6:15"),
+        ("{nod}", "{node}", "t.yaml:7:45"),
+        ("{labb}", "{lab}", "t.yaml:7:60"),
+        ("{noed}", "{node}", "t.yaml:8:29"),
+        ("{nodee}", "{node}", "t.yaml:9:21"),
+    ] {
+        let msg = format!("unknown placeholder `{word}`");
+        assert_eq!(e.matches(&msg).count(), 1, "{word} once:\n{e}");
+        assert!(e.contains(&format!("did you mean `{right}`?")), "{e}");
+        assert!(e.contains(at), "{word} at {at}:\n{e}");
+    }
+}

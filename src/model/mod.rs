@@ -7,6 +7,7 @@ mod deps;
 mod ipam;
 mod merge;
 pub mod names;
+mod placeholders;
 mod resolve;
 mod routes;
 pub mod sysctl;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use super::placeholders::{self, Vars};
 use crate::diag::{Sink, Span, did_you_mean};
 use crate::model::{
     Action, Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node, PrivateDir,
@@ -111,10 +112,11 @@ fn sysctl_key_error(sink: &mut Sink, k: &Sp<String>, e: super::sysctl::KeyError)
     }
 }
 
-pub fn exec(raw: &[RawExec]) -> Vec<Exec> {
+/// One-shot commands, with `{node}` and `{lab}` filled in.
+pub fn exec(sink: &mut Sink, raw: &[RawExec], vars: Vars) -> Vec<Exec> {
     raw.iter()
         .map(|e| Exec {
-            cmd: e.cmd.value.clone().into(),
+            cmd: placeholders::command(sink, &e.cmd.value, e.cmd.span, "`exec`", vars),
             ignore_errors: e.ignore_errors,
             timeout: e.timeout.as_ref().map(|t| t.value),
         })
@@ -177,13 +179,22 @@ fn reserved(path: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
-pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMount]) -> Vec<Mount> {
+/// Bind mounts, `{node}` and `{lab}` filled in on both sides; sources resolve against
+/// the topology file's directory.
+pub fn mounts(sink: &mut Sink, vars: Vars, base: &Path, raw: &[RawMount]) -> Vec<Mount> {
     let mut out = Vec::new();
     for m in raw {
-        if !node_path(sink, &m.target, "mount target") {
+        let target = placeholders::spanned(sink, &m.target, "the mount target", vars);
+        if !node_path(sink, &target, "mount target") {
             continue;
         }
-        let src = m.source.value.replace("{node}", node).replace("{lab}", lab);
+        let src = placeholders::expand(
+            sink,
+            &m.source.value,
+            m.source.span,
+            "the mount source",
+            vars,
+        );
         if src.is_empty() || src.contains('\0') {
             sink.error(Some(m.source.span), "the mount source is empty");
             continue;
@@ -192,23 +203,28 @@ pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMou
             span: m.source.span,
             target_span: m.target.span,
             source: base.join(src),
-            target: m.target.value.clone(),
+            target: target.value,
             readonly: m.readonly,
         });
     }
     out
 }
 
-pub fn private(sink: &mut Sink, raw: &[RawPrivate]) -> Vec<PrivateDir> {
-    raw.iter()
-        .filter(|p| node_path(sink, &p.path, "private directory"))
-        .map(|p| PrivateDir {
-            span: p.path.span,
-            path: p.path.value.clone(),
-            owner: p.owner.as_ref().map(|o| o.value.clone()),
-            mode: p.mode.as_ref().map(|m| m.value),
-        })
-        .collect()
+/// Private directories, `{node}` and `{lab}` filled in.
+pub fn private(sink: &mut Sink, vars: Vars, raw: &[RawPrivate]) -> Vec<PrivateDir> {
+    let mut out = Vec::new();
+    for p in raw {
+        let path = placeholders::spanned(sink, &p.path, "the private directory", vars);
+        if node_path(sink, &path, "private directory") {
+            out.push(PrivateDir {
+                span: p.path.span,
+                path: path.value,
+                owner: p.owner.as_ref().map(|o| o.value.clone()),
+                mode: p.mode.as_ref().map(|m| m.value),
+            });
+        }
+    }
+    out
 }
 
 pub fn limits(raw: &RawLimits) -> Limits {
@@ -233,10 +249,16 @@ pub fn isolation(sink: &mut Sink, raw: &Option<Sp<Vec<Sp<NsKind>>>>) -> Vec<NsKi
     kinds
 }
 
-fn readiness(r: &RawReady) -> Readiness {
+fn readiness(sink: &mut Sink, r: &RawReady, vars: Vars) -> Readiness {
     Readiness {
         probe: match &r.probe {
-            ReadyProbe::Cmd(c) => Ready::Cmd(c.clone().into()),
+            ReadyProbe::Cmd(c) => Ready::Cmd(placeholders::command(
+                sink,
+                c,
+                r.span,
+                "the `ready` probe",
+                vars,
+            )),
             ReadyProbe::Tcp(p) => Ready::Tcp(*p),
         },
         timeout: r.timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
@@ -244,24 +266,32 @@ fn readiness(r: &RawReady) -> Readiness {
     }
 }
 
-/// A process without its `depends_on`, which needs every node's processes to resolve.
-pub fn process(raw: &RawProcess, daemonset: Option<&str>, node_stop: Duration) -> Process {
+/// A process without its `depends_on`, which needs every node's processes to resolve;
+/// `{node}` and `{lab}` are filled in in its command, env values, cwd and ready probe.
+pub fn process(
+    sink: &mut Sink,
+    raw: &RawProcess,
+    daemonset: Option<&str>,
+    node_stop: Duration,
+    vars: Vars,
+) -> Process {
+    let what = format!("the `cmd` of process `{}`", raw.name.value);
+    let env_what = format!("process `{}`: env", raw.name.value);
     Process {
         span: raw.cmd.span,
         name: raw.name.value.clone(),
-        cmd: raw.cmd.value.clone().into(),
-        env: raw
-            .env
-            .iter()
-            .map(|(k, v)| (k.value.clone(), v.value.clone()))
-            .collect(),
-        cwd: raw.cwd.as_ref().map(|c| c.value.clone()),
+        cmd: placeholders::command(sink, &raw.cmd.value, raw.cmd.span, &what, vars),
+        env: placeholders::env(sink, &raw.env, &env_what, vars),
+        cwd: raw
+            .cwd
+            .as_ref()
+            .map(|c| placeholders::expand(sink, &c.value, c.span, "`cwd`", vars)),
         restart: raw
             .restart
             .as_ref()
             .map(|r| r.value)
             .unwrap_or(RestartPolicy::Never),
-        ready: raw.ready.as_ref().map(readiness),
+        ready: raw.ready.as_ref().map(|r| readiness(sink, r, vars)),
         depends_on: Vec::new(),
         stop_timeout: raw
             .stop_timeout

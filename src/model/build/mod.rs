@@ -35,7 +35,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     addresses::assign(sink, raw, &specs, &mut l, &wires);
     settings::routes(sink, raw, &specs, &mut l.nodes, &l.bridges);
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);
-    let daemonsets = processes::resolve(sink, raw, &specs, &mut l.nodes);
+    let daemonsets = processes::resolve(sink, &lab, raw, &specs, &mut l.nodes);
     let checks = checks(sink, raw, &specs.names, &l);
     let (graph, node_vertex, bridge_vertex) = graph(&l);
     if sink.has_errors() {
