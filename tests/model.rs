@@ -741,3 +741,57 @@ nodes: { a: { kind: k }, b: { kind: k } }
         assert!(e.contains(at), "{word} at {at}:\n{e}");
     }
 }
+
+/// The hint for an interface used twice offers a name free on that node: not one
+/// written elsewhere in the file, not one given to an unnamed end.
+#[test]
+fn an_interface_used_twice_is_offered_a_free_name() {
+    let e = err("
+name: twice
+nodes: { r1: {}, r2: {}, r3: {} }
+links:
+  - [r1:eth0, r2:eth0]
+  - [r1:eth2, r3:eth0]
+  - [r1, r2]
+  - [r1:eth0, r3:eth1]
+");
+    assert!(
+        e.contains("interface `r1:eth0` is used by two links"),
+        "{e}"
+    );
+    assert!(e.contains("t.yaml:8:9"), "{e}");
+    // eth0 and eth2 are written, eth1 goes to the unnamed end: eth3 is the free one.
+    assert!(e.contains("give this end a free name, like `eth3`"), "{e}");
+}
+
+/// `link_down` on a bridge's end says it is a bridge and lists the node ends on it,
+/// instead of suggesting a node with a similar name.
+#[test]
+fn a_step_on_a_bridge_lists_the_node_ends_on_it() {
+    let e = err("
+name: steps
+bridges: { s3: {} }
+nodes: { r3: {}, h1: {} }
+links:
+  - [r3:eth4, s3]
+  - [h1, s3]
+tests:
+  - link_down: s3:x
+");
+    assert!(e.contains("`s3` is a bridge"), "{e}");
+    assert!(e.contains("`r3:eth4`, `h1:eth0`"), "{e}");
+    assert!(!e.contains("did you mean `r3`"), "{e}");
+}
+
+/// `kind: bridge` (containerlab's switch) points to `bridges:`, not to `kinds:`.
+#[test]
+fn a_bridge_kind_on_a_node_points_to_bridges() {
+    for kinds in ["", "kinds: { frr: {} }\n"] {
+        let e = err(&format!(
+            "name: k\n{kinds}nodes:\n  h1: {{}}\n  sw1: {{ kind: bridge }}\n"
+        ));
+        assert!(e.contains("node `sw1` has unknown kind `bridge`"), "{e}");
+        assert!(e.contains("declare `sw1` under `bridges:`"), "{e}");
+        assert!(!e.contains("under `kinds:`"), "{e}");
+    }
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::placeholders::{self, Vars};
 use crate::diag::{Sink, Span, did_you_mean};
 use crate::model::{
-    Action, Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node, PrivateDir,
-    Process, Readiness, Ready, Sysctl,
+    Action, Bridge, Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node,
+    PrivateDir, Process, Readiness, Ready, Sysctl,
 };
 use crate::spec::raw::*;
 
@@ -393,6 +393,8 @@ pub fn daemonset_summary(raw: &RawDaemonSet, nodes: Vec<usize>) -> DaemonSet {
 pub struct Names<'a> {
     pub nodes: &'a HashMap<String, usize>,
     pub all: &'a [Node],
+    /// Known only once the layout is done; empty before.
+    pub bridges: &'a [Bridge],
 }
 
 impl Names<'_> {
@@ -648,6 +650,10 @@ impl Names<'_> {
     /// `node:iface` of a step: a node of the lab and one of its interfaces.
     fn link_end(&self, sink: &mut Sink, link: &Sp<String>) -> Option<(usize, String)> {
         let (n, i) = link.value.split_once(':')?;
+        if let Some(b) = self.bridges.iter().find(|b| b.name == n) {
+            self.bridge_end(sink, b, link.span);
+            return None;
+        }
         let node = self.node(sink, &Sp::new(n.to_string(), link.span), "the step")?;
         let names: Vec<&str> = self.all[node]
             .interfaces
@@ -666,6 +672,34 @@ impl Names<'_> {
             return None;
         }
         Some((node, i.to_string()))
+    }
+
+    /// A step that names a bridge's port: steps act on a node's end of a link, so the
+    /// hint lists the node ends on that bridge.
+    fn bridge_end(&self, sink: &mut Sink, b: &Bridge, span: Span) {
+        let ends: Vec<String> = b
+            .ports
+            .iter()
+            .map(|p| {
+                let n = &self.all[p.node];
+                format!("`{}:{}`", n.name, n.interfaces[p.iface].name)
+            })
+            .collect();
+        let d = sink.error(
+            Some(span),
+            format!(
+                "`{}` is a bridge; a step acts on a node's end of a link",
+                b.name
+            ),
+        );
+        match ends.is_empty() {
+            true => d.hint(format!("no node is linked to bridge `{}`", b.name)),
+            false => d.hint(format!(
+                "name the node end of the link to `{}`: {}",
+                b.name,
+                ends.join(", ")
+            )),
+        };
     }
 
     /// A route check's `via`: an address, or a neighbour whose addresses on the shared

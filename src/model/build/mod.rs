@@ -72,6 +72,7 @@ fn checks(
     let lookup = Names {
         nodes: node_names,
         all: &l.nodes,
+        bridges: &l.bridges,
     };
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, c) in raw.tests.iter().enumerate() {
