@@ -795,3 +795,33 @@ fn a_bridge_kind_on_a_node_points_to_bridges() {
         assert!(!e.contains("under `kinds:`"), "{e}");
     }
 }
+
+/// A `cmd` check runs in one node, so `{node}` and `{lab}` in its `run` are that node's
+/// and the lab's; a misspelt one is a located error, never handed to a shell.
+#[test]
+fn cmd_checks_fill_in_placeholders_for_their_node() {
+    let t = ok("
+name: phc
+nodes: { r1: {} }
+tests:
+  - cmd: { node: r1, run: \"test -e /run/{lab}-{node}\" }
+");
+    match &t.checks[0].body {
+        CheckBody::Cmd { run, .. } => assert_eq!(
+            *run,
+            nslab::model::Command::Shell("test -e /run/phc-r1".into())
+        ),
+        other => panic!("{other:?}"),
+    }
+    let e = err("
+name: phc
+nodes: { r1: {} }
+tests:
+  - cmd: { node: r1, run: [cat, \"/run/{nodes}\"] }
+");
+    assert!(
+        e.contains("`cmd.run` uses the unknown placeholder `{nodes}`"),
+        "{e}"
+    );
+    assert!(e.contains("t.yaml:5:27"), "{e}");
+}

@@ -393,6 +393,7 @@ pub fn daemonset_summary(raw: &RawDaemonSet, nodes: Vec<usize>) -> DaemonSet {
 pub struct Names<'a> {
     pub nodes: &'a HashMap<String, usize>,
     pub all: &'a [Node],
+    pub lab: &'a str,
     /// Known only once the layout is done; empty before.
     pub bridges: &'a [Bridge],
 }
@@ -575,13 +576,15 @@ impl Names<'_> {
                 exit,
                 stdout,
                 expect_json,
-            } => CheckBody::Cmd {
-                node: self.node(sink, node, "`cmd.node`")?,
-                run: run.value.clone().into(),
-                exit: *exit,
-                stdout: stdout.as_ref().map(|s| s.value.clone()),
-                expect_json: expect_json.clone(),
-            },
+            } => {
+                let n = self.node(sink, node, "`cmd.node`")?;
+                let vars = Vars {
+                    node: &self.all[n].name,
+                    lab: self.lab,
+                };
+                let run = placeholders::command(sink, &run.value, run.span, "`cmd.run`", vars);
+                self.cmd_check(n, run, *exit, stdout, expect_json)
+            }
             RawCheckBody::Action(a) => CheckBody::Action(self.action(sink, a)?),
         };
         Some(Check {
@@ -602,6 +605,24 @@ impl Names<'_> {
                 .unwrap_or(DEFAULT_CHECK_INTERVAL),
             body,
         })
+    }
+
+    /// A `cmd` check, its `run` already filled in for its node.
+    fn cmd_check(
+        &self,
+        node: usize,
+        run: Command,
+        exit: Option<i32>,
+        stdout: &Option<Sp<String>>,
+        expect_json: &Option<serde_json::Value>,
+    ) -> CheckBody {
+        CheckBody::Cmd {
+            node,
+            run,
+            exit,
+            stdout: stdout.as_ref().map(|s| s.value.clone()),
+            expect_json: expect_json.clone(),
+        }
     }
 
     fn action(&self, sink: &mut Sink, a: &RawAction) -> Option<Action> {

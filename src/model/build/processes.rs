@@ -84,6 +84,7 @@ pub(super) fn resolve(
         let lookup = Names {
             nodes: node_names,
             all: nodes,
+            lab,
             bridges: &[],
         };
         for (_, spec) in specs {
