@@ -461,3 +461,139 @@ fn a_file_with_cr_line_ends_shows_the_offending_line() {
     assert!(text.contains("--> cr.yaml:4:8"), "{text}");
     assert!(text.contains("4 |   b: { bogus: 1 }"), "{text}");
 }
+
+/// A fresh directory for a validate test, under `base`, and a topology in it.
+fn validate_in(dir: &std::path::Path, yaml: &str, path: Option<&str>) -> (Option<i32>, String) {
+    std::fs::write(dir.join("t.yaml"), yaml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nslab"));
+    cmd.current_dir(dir).args(["validate", "t.yaml"]);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn executable_at(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Programs are looked up as the node sees them: its own PATH, not the caller's; its
+/// /tmp, /run and /var/run and `private:` directories empty; bind mounts bringing files in.
+#[test]
+fn validate_checks_programs_as_the_node_will_see_them() {
+    let tmp = std::env::temp_dir().join(format!("bg-prog-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bg-prog");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&tmp);
+    executable_at(&tmp.join("tool"));
+    executable_at(&dir.join("bin/bg-only-mine"));
+    let t = tmp.display();
+    let yaml = format!(
+        "name: bg-prog
+nodes:
+  hidden:
+    processes: [{{ name: p, cmd: {t}/tool }}]
+  mounted:
+    mounts: [\"{t}:/opt/bg-tools:ro\"]
+    processes: [{{ name: p, cmd: /opt/bg-tools/tool }}]
+  over-tmp:
+    mounts: [\"{t}:{t}:ro\"]
+    processes: [{{ name: p, cmd: {t}/tool }}]
+  mine:
+    processes: [{{ name: p, cmd: [bg-only-mine] }}]
+  no-mnt:
+    isolation: [net]
+    processes: [{{ name: p, cmd: {t}/tool }}]
+"
+    );
+    let caller_path = format!("{}:/usr/bin:/bin", dir.join("bin").display());
+    let (code, stderr) = validate_in(&dir, &yaml, Some(&caller_path));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("node `hidden`: process `cmd` of `p` cannot be found: `{t}/tool` is on the host, but not in the node: /tmp is the node's own empty tmpfs")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("t.yaml:4:33"), "{stderr}");
+    assert!(stderr.contains("hint: bind-mount it in"), "{stderr}");
+    assert!(
+        stderr.contains("node `mine`: process `cmd` of `p` cannot be found: `bg-only-mine` is not an executable on the node's PATH (/usr/local/sbin:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "it is on your PATH as `{}`, but a node does not inherit your PATH",
+            dir.join("bin/bg-only-mine").display()
+        )),
+        "{stderr}"
+    );
+    // Mounted in, bound over /tmp, or no mount namespace at all: the node sees it.
+    for fine in ["`mounted`", "`over-tmp`", "`no-mnt`"] {
+        assert!(!stderr.contains(fine), "{fine}: {stderr}");
+    }
+    assert!(stderr.contains("2 errors"), "{stderr}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// A kind's process whose program is missing is one error naming every node of the
+/// kind, not one per node.
+#[test]
+fn a_missing_program_of_a_kind_is_one_error_listing_its_nodes() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bg-kind-prog");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut yaml = String::from(
+        "name: bg-kind\nkinds:\n  k:\n    processes: [{ name: d, cmd: bg-no-such-program }]\nnodes:\n",
+    );
+    for i in 1..=20 {
+        yaml.push_str(&format!("  n{i}: {{ kind: k }}\n"));
+    }
+    yaml.push_str("  own: { processes: [{ name: d, cmd: bg-no-such-program }] }\n");
+    let (code, stderr) = validate_in(&dir, &yaml, None);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 2, "{stderr}");
+    assert!(
+        stderr.contains("error: 20 nodes of kind `k` (`n1`, `n2`, `n3`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`n20`): process `cmd` of `d` cannot be found: `bg-no-such-program` is not an executable on the node's PATH"), "{stderr}");
+    assert!(stderr.contains("t.yaml:4:33"), "{stderr}");
+    assert!(
+        stderr.contains("error: node `own`: process `cmd` of `d`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 errors"), "{stderr}");
+}
+
+/// A bind target straight under `/` that the host lacks (containerlab's `/01-test.txt`)
+/// is refused at validate, located, with the reason and a workaround, instead of failing
+/// `up`; one inside an existing directory is fine.
+#[test]
+fn validate_refuses_a_missing_target_directly_under_root() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bg-root-target");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("01-test.txt"), "hi\n").unwrap();
+    let yaml = "name: bg-root\nnodes:\n  a:\n    mounts:\n      - 01-test.txt:/bg-01-test.txt\n      - 01-test.txt:/etc/bg-01-test.txt\n    private: [/bg-missing-dir/sub]\n";
+    let (code, stderr) = validate_in(&dir, yaml, None);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("node `a`: mount target `/bg-01-test.txt` does not exist on the host, and nslab cannot create `/bg-01-test.txt` in the node: a new entry directly under `/` would need an overlay on the node's whole root filesystem"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("t.yaml:5:9"), "{stderr}");
+    assert!(
+        stderr.contains("private directory `/bg-missing-dir/sub` does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("t.yaml:7:15"), "{stderr}");
+    assert!(stderr.contains("hint: put it in a directory"), "{stderr}");
+    assert!(!stderr.contains("/etc/bg-01-test.txt"), "{stderr}");
+    assert!(stderr.contains("2 errors"), "{stderr}");
+}

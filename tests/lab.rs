@@ -699,18 +699,20 @@ fn progress_shows_on_a_terminal_and_never_in_ci_or_with_quiet() {
     assert!(up.contains("lab `it-progress` is up"), "{up:?}");
     let down = on_a_terminal("down it-progress", None);
     assert!(down.contains("it-progress delete namespaces"), "{down:?}");
-    for (args, ci) in [
-        (format!("up --quiet {file}"), None),
-        ("down -q it-progress".to_string(), None),
-        (format!("up {file}"), Some("true")),
-        ("down it-progress".to_string(), Some("true")),
+    // CI: no bar, only the result line; --quiet: nothing at all on success, as cargo -q.
+    for (args, ci, lines) in [
+        (format!("up {file}"), Some("true"), 1),
+        ("down it-progress".to_string(), Some("true"), 1),
+        (format!("up --quiet {file}"), None, 0),
+        ("down -q it-progress".to_string(), None, 0),
     ] {
         let out = on_a_terminal(&args, ci);
         assert!(
-            !out.contains('[') && out.lines().count() == 1,
-            "{args} (CI={ci:?}) printed more than its result: {out:?}"
+            !out.contains('[') && out.lines().count() == lines,
+            "{args} (CI={ci:?}) printed other than {lines} result line(s): {out:?}"
         );
     }
+    assert!(!lab.is_up(), "the quiet down left the lab up");
 }
 
 #[test]

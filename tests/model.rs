@@ -668,3 +668,177 @@ fn mutated_examples_never_panic() {
         "the mutations should leave many files valid, got {compiled}"
     );
 }
+
+/// `{node}` and `{lab}` fill in every per-node string of a kind and a daemonset, each
+/// node getting its own, and the plan carries the filled-in strings.
+#[test]
+fn node_and_lab_placeholders_fill_in_every_per_node_string() {
+    let t = ok(r#"
+name: ph
+kinds:
+  k:
+    env: { ID: "{lab}-{node}", LIT: "{{node}}" }
+    exec: ["echo {node} > /run/{node}", { cmd: [touch, "/tmp/{lab}.{node}"] }]
+    processes:
+      - name: d
+        cmd: "sleep 100 # {node}"
+        env: { WHO: "{node}" }
+        cwd: /srv/{node}
+        ready: "test -e /run/{node}"
+    mounts: [{ source: "cfg/{node}", target: "/etc/{lab}/{node}" }]
+    private: ["/var/lib/{node}"]
+nodes:
+  a: { kind: k, labels: { x: "1" } }
+  b: { kind: k, labels: { x: "1" } }
+daemonsets:
+  - { name: ds, selector: { x: "1" }, cmd: [echo, "{node}@{lab}"] }
+"#);
+    use nslab::model::{Command, Ready};
+    for name in ["a", "b"] {
+        let n = t.node(name).unwrap();
+        let env = |k: &str| n.env.iter().find(|(e, _)| e == k).unwrap().1.clone();
+        assert_eq!(env("ID"), format!("ph-{name}"));
+        assert_eq!(env("LIT"), "{node}");
+        assert_eq!(
+            n.exec[0].cmd,
+            Command::Shell(format!("echo {name} > /run/{name}"))
+        );
+        assert_eq!(
+            n.exec[1].cmd,
+            Command::Argv(vec!["touch".into(), format!("/tmp/ph.{name}")])
+        );
+        let d = &n.processes[0];
+        assert_eq!(d.cmd, Command::Shell(format!("sleep 100 # {name}")));
+        assert_eq!(d.env, [("WHO".to_string(), name.to_string())]);
+        assert_eq!(d.cwd.as_deref(), Some(format!("/srv/{name}").as_str()));
+        match &d.ready.as_ref().unwrap().probe {
+            Ready::Cmd(c) => assert_eq!(*c, Command::Shell(format!("test -e /run/{name}"))),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            n.processes[1].cmd,
+            Command::Argv(vec!["echo".into(), format!("{name}@ph")])
+        );
+        assert_eq!(n.mounts[0].source, Path::new("/labs/cfg").join(name));
+        assert_eq!(n.mounts[0].target, format!("/etc/ph/{name}"));
+        assert_eq!(n.private[0].path, format!("/var/lib/{name}"));
+    }
+    let plan = nslab::plan::render_text(&nslab::plan::plan(&t));
+    assert!(plan.contains("echo b > /run/b"), "{plan}");
+    assert!(!plan.contains("{node}"), "{plan}");
+}
+
+/// A misspelt placeholder in a kind is one located error (not one per node) naming the
+/// right placeholder, wherever it is written; a path made bad by a placeholder is checked
+/// after it is filled in.
+#[test]
+fn misspelt_placeholders_are_located_errors_once_per_string() {
+    let e = err(r#"
+name: ph
+kinds:
+  k:
+    exec: ["echo {nodes}"]
+    env: { A: "{Lab}" }
+    processes: [{ name: d, cmd: "x", cwd: "/{nod}", ready: "test {labb}" }]
+    mounts: [{ source: "cfg/{noed}", target: /etc/x }]
+    private: ["/var/{nodee}"]
+nodes: { a: { kind: k }, b: { kind: k } }
+"#);
+    for (word, right, at) in [
+        ("{nodes}", "{node}", "t.yaml:5:18"),
+        ("{Lab}", "{lab}", "t.yaml:6:15"),
+        ("{nod}", "{node}", "t.yaml:7:45"),
+        ("{labb}", "{lab}", "t.yaml:7:60"),
+        ("{noed}", "{node}", "t.yaml:8:29"),
+        ("{nodee}", "{node}", "t.yaml:9:21"),
+    ] {
+        let msg = format!("unknown placeholder `{word}`");
+        assert_eq!(e.matches(&msg).count(), 1, "{word} once:\n{e}");
+        assert!(e.contains(&format!("did you mean `{right}`?")), "{e}");
+        assert!(e.contains(at), "{word} at {at}:\n{e}");
+    }
+}
+
+/// The hint for an interface used twice offers a name free on that node: not one
+/// written elsewhere in the file, not one given to an unnamed end.
+#[test]
+fn an_interface_used_twice_is_offered_a_free_name() {
+    let e = err("
+name: twice
+nodes: { r1: {}, r2: {}, r3: {} }
+links:
+  - [r1:eth0, r2:eth0]
+  - [r1:eth2, r3:eth0]
+  - [r1, r2]
+  - [r1:eth0, r3:eth1]
+");
+    assert!(
+        e.contains("interface `r1:eth0` is used by two links"),
+        "{e}"
+    );
+    assert!(e.contains("t.yaml:8:9"), "{e}");
+    // eth0 and eth2 are written, eth1 goes to the unnamed end: eth3 is the free one.
+    assert!(e.contains("give this end a free name, like `eth3`"), "{e}");
+}
+
+/// `link_down` on a bridge's end says it is a bridge and lists the node ends on it,
+/// instead of suggesting a node with a similar name.
+#[test]
+fn a_step_on_a_bridge_lists_the_node_ends_on_it() {
+    let e = err("
+name: steps
+bridges: { s3: {} }
+nodes: { r3: {}, h1: {} }
+links:
+  - [r3:eth4, s3]
+  - [h1, s3]
+tests:
+  - link_down: s3:x
+");
+    assert!(e.contains("`s3` is a bridge"), "{e}");
+    assert!(e.contains("`r3:eth4`, `h1:eth0`"), "{e}");
+    assert!(!e.contains("did you mean `r3`"), "{e}");
+}
+
+/// `kind: bridge` (containerlab's switch) points to `bridges:`, not to `kinds:`.
+#[test]
+fn a_bridge_kind_on_a_node_points_to_bridges() {
+    for kinds in ["", "kinds: { frr: {} }\n"] {
+        let e = err(&format!(
+            "name: k\n{kinds}nodes:\n  h1: {{}}\n  sw1: {{ kind: bridge }}\n"
+        ));
+        assert!(e.contains("node `sw1` has unknown kind `bridge`"), "{e}");
+        assert!(e.contains("declare `sw1` under `bridges:`"), "{e}");
+        assert!(!e.contains("under `kinds:`"), "{e}");
+    }
+}
+
+/// A `cmd` check runs in one node, so `{node}` and `{lab}` in its `run` are that node's
+/// and the lab's; a misspelt one is a located error, never handed to a shell.
+#[test]
+fn cmd_checks_fill_in_placeholders_for_their_node() {
+    let t = ok("
+name: phc
+nodes: { r1: {} }
+tests:
+  - cmd: { node: r1, run: \"test -e /run/{lab}-{node}\" }
+");
+    match &t.checks[0].body {
+        CheckBody::Cmd { run, .. } => assert_eq!(
+            *run,
+            nslab::model::Command::Shell("test -e /run/phc-r1".into())
+        ),
+        other => panic!("{other:?}"),
+    }
+    let e = err("
+name: phc
+nodes: { r1: {} }
+tests:
+  - cmd: { node: r1, run: [cat, \"/run/{nodes}\"] }
+");
+    assert!(
+        e.contains("`cmd.run` uses the unknown placeholder `{nodes}`"),
+        "{e}"
+    );
+    assert!(e.contains("t.yaml:5:27"), "{e}");
+}

@@ -834,3 +834,85 @@ fn a_restart_first_removes_what_the_old_instance_left_in_its_group() {
     });
     lab.down();
 }
+
+/// `{node}` and `{lab}` reach what runs: a kind's exec, process argv, env, cwd, ready
+/// probe and private directory each get the node's own name.
+#[test]
+fn placeholders_reach_the_commands_that_run_in_each_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "bg-ph",
+        r#"kinds:
+  k:
+    isolation: [net, mnt, pid]
+    private: ["/var/lib/bg-{node}"]
+    exec: ["sh -c 'echo {node}@{lab} > /run/who'"]
+    processes:
+      - name: d
+        cmd: [sh, -c, 'echo "$WHO $(pwd)" > /run/env-{node}; exec sleep 1000']
+        env: { WHO: "{lab}.{node}" }
+        cwd: "/var/lib/bg-{node}"
+        ready: "test -e /run/env-{node}"
+nodes:
+  a: { kind: k }
+  b: { kind: k }
+"#,
+    );
+    lab.up();
+    for n in ["a", "b"] {
+        let who = lab.exec(n, &["cat", "/run/who"]);
+        assert_eq!(out(&who), format!("{n}@bg-ph"), "{}", text(&who));
+        let env = lab.exec(n, &["cat", &format!("/run/env-{n}")]);
+        assert_eq!(
+            out(&env),
+            format!("bg-ph.{n} /var/lib/bg-{n}"),
+            "{}",
+            text(&env)
+        );
+    }
+    lab.down();
+}
+
+/// A file bound straight under `/` works when the host has that path (nslab binds onto
+/// it and changes nothing of it), and is refused before anything is created when the
+/// host does not: creating it would need an overlay on the node's whole root.
+#[test]
+fn a_file_bound_directly_under_root() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let host_file = std::path::Path::new("/bg-root-file.txt");
+    let missing = "/bg-root-missing.txt";
+    let _ = std::fs::remove_file(missing);
+    std::fs::write(host_file, "").unwrap();
+    let src = std::env::temp_dir().join("nslab-tests/bg-root-src.txt");
+    std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+    std::fs::write(&src, "from the lab\n").unwrap();
+    let yaml = format!(
+        "nodes:\n  a:\n    mounts: [\"{}:{}:ro\"]\n",
+        src.display(),
+        host_file.display()
+    );
+    let lab = Lab::new("bg-rootfile", &yaml);
+    lab.up();
+    let o = lab.exec("a", &["cat", "/bg-root-file.txt"]);
+    assert_eq!(out(&o), "from the lab", "{}", text(&o));
+    lab.down();
+    assert_eq!(std::fs::read_to_string(host_file).unwrap(), "");
+    std::fs::remove_file(host_file).unwrap();
+
+    let yaml = format!(
+        "nodes:\n  a:\n    mounts: [\"{}:{missing}:ro\"]\n",
+        src.display()
+    );
+    let lab = Lab::new("bg-rootfile", &yaml);
+    let o = lab.up_with(&[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("directly under `/`"), "{}", text(&o));
+    assert!(!lab.is_up());
+    assert!(!std::path::Path::new(missing).exists());
+}

@@ -7,6 +7,10 @@ pub fn run(target: Option<&str>, lab: Option<&str>, quiet: bool) -> Result<u8, C
     let lab = lab_arg(target, lab)?;
     let progress = super::progress::reporter(&lab, quiet);
     let report = apply::down_with(&lab, progress.as_ref()).map_err(CliError::Lab)?;
+    // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.
+    if quiet {
+        return Ok(exit::OK);
+    }
     crate::outln!(
         "lab `{lab}` is down: {} removed in {:.2} s",
         crate::words::count(report.objects, "object"),

@@ -103,7 +103,8 @@ pub enum Command {
         /// Steps in flight at once. The kernel state is the same for any value.
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
-        /// No progress bar (there is none anyway when stderr is not a terminal or CI=true).
+        /// Print nothing on success: no progress bar (there is none anyway when stderr is
+        /// not a terminal or CI=true) and no summary line.
         #[arg(short, long)]
         quiet: bool,
     },
@@ -117,7 +118,7 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         lab: Option<String>,
-        /// No progress bar.
+        /// Print nothing on success: no progress bar and no summary line.
         #[arg(short, long)]
         quiet: bool,
     },

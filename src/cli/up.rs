@@ -22,6 +22,10 @@ pub fn run(file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
         ..UpOptions::default()
     };
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
+    // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.
+    if quiet {
+        return Ok(exit::OK);
+    }
     crate::outln!(
         "lab `{}` is up: {}, {}, {} ({} in {:.2} s)",
         t.lab,

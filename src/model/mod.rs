@@ -8,6 +8,7 @@ pub mod impair;
 mod ipam;
 mod merge;
 pub mod names;
+mod placeholders;
 mod resolve;
 mod routes;
 pub mod sysctl;

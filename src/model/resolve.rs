@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use super::placeholders::{self, Vars};
 use crate::diag::{Sink, Span, did_you_mean};
 use crate::model::{
-    Action, Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node, PrivateDir,
-    Process, Readiness, Ready, Sysctl,
+    Action, Bridge, Check, CheckBody, Command, DaemonSet, Dep, Exec, Limits, Mount, Node,
+    PrivateDir, Process, Readiness, Ready, Sysctl,
 };
 use crate::spec::raw::*;
 
@@ -111,10 +112,11 @@ fn sysctl_key_error(sink: &mut Sink, k: &Sp<String>, e: super::sysctl::KeyError)
     }
 }
 
-pub fn exec(raw: &[RawExec]) -> Vec<Exec> {
+/// One-shot commands, with `{node}` and `{lab}` filled in.
+pub fn exec(sink: &mut Sink, raw: &[RawExec], vars: Vars) -> Vec<Exec> {
     raw.iter()
         .map(|e| Exec {
-            cmd: e.cmd.value.clone().into(),
+            cmd: placeholders::command(sink, &e.cmd.value, e.cmd.span, "`exec`", vars),
             ignore_errors: e.ignore_errors,
             timeout: e.timeout.as_ref().map(|t| t.value),
         })
@@ -177,13 +179,22 @@ fn reserved(path: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
-pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMount]) -> Vec<Mount> {
+/// Bind mounts, `{node}` and `{lab}` filled in on both sides; sources resolve against
+/// the topology file's directory.
+pub fn mounts(sink: &mut Sink, vars: Vars, base: &Path, raw: &[RawMount]) -> Vec<Mount> {
     let mut out = Vec::new();
     for m in raw {
-        if !node_path(sink, &m.target, "mount target") {
+        let target = placeholders::spanned(sink, &m.target, "the mount target", vars);
+        if !node_path(sink, &target, "mount target") {
             continue;
         }
-        let src = m.source.value.replace("{node}", node).replace("{lab}", lab);
+        let src = placeholders::expand(
+            sink,
+            &m.source.value,
+            m.source.span,
+            "the mount source",
+            vars,
+        );
         if src.is_empty() || src.contains('\0') {
             sink.error(Some(m.source.span), "the mount source is empty");
             continue;
@@ -192,23 +203,28 @@ pub fn mounts(sink: &mut Sink, lab: &str, node: &str, base: &Path, raw: &[RawMou
             span: m.source.span,
             target_span: m.target.span,
             source: base.join(src),
-            target: m.target.value.clone(),
+            target: target.value,
             readonly: m.readonly,
         });
     }
     out
 }
 
-pub fn private(sink: &mut Sink, raw: &[RawPrivate]) -> Vec<PrivateDir> {
-    raw.iter()
-        .filter(|p| node_path(sink, &p.path, "private directory"))
-        .map(|p| PrivateDir {
-            span: p.path.span,
-            path: p.path.value.clone(),
-            owner: p.owner.as_ref().map(|o| o.value.clone()),
-            mode: p.mode.as_ref().map(|m| m.value),
-        })
-        .collect()
+/// Private directories, `{node}` and `{lab}` filled in.
+pub fn private(sink: &mut Sink, vars: Vars, raw: &[RawPrivate]) -> Vec<PrivateDir> {
+    let mut out = Vec::new();
+    for p in raw {
+        let path = placeholders::spanned(sink, &p.path, "the private directory", vars);
+        if node_path(sink, &path, "private directory") {
+            out.push(PrivateDir {
+                span: p.path.span,
+                path: path.value,
+                owner: p.owner.as_ref().map(|o| o.value.clone()),
+                mode: p.mode.as_ref().map(|m| m.value),
+            });
+        }
+    }
+    out
 }
 
 pub fn limits(raw: &RawLimits) -> Limits {
@@ -233,10 +249,16 @@ pub fn isolation(sink: &mut Sink, raw: &Option<Sp<Vec<Sp<NsKind>>>>) -> Vec<NsKi
     kinds
 }
 
-fn readiness(r: &RawReady) -> Readiness {
+fn readiness(sink: &mut Sink, r: &RawReady, vars: Vars) -> Readiness {
     Readiness {
         probe: match &r.probe {
-            ReadyProbe::Cmd(c) => Ready::Cmd(c.clone().into()),
+            ReadyProbe::Cmd(c) => Ready::Cmd(placeholders::command(
+                sink,
+                c,
+                r.span,
+                "the `ready` probe",
+                vars,
+            )),
             ReadyProbe::Tcp(p) => Ready::Tcp(*p),
         },
         timeout: r.timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
@@ -244,24 +266,32 @@ fn readiness(r: &RawReady) -> Readiness {
     }
 }
 
-/// A process without its `depends_on`, which needs every node's processes to resolve.
-pub fn process(raw: &RawProcess, daemonset: Option<&str>, node_stop: Duration) -> Process {
+/// A process without its `depends_on`, which needs every node's processes to resolve;
+/// `{node}` and `{lab}` are filled in in its command, env values, cwd and ready probe.
+pub fn process(
+    sink: &mut Sink,
+    raw: &RawProcess,
+    daemonset: Option<&str>,
+    node_stop: Duration,
+    vars: Vars,
+) -> Process {
+    let what = format!("the `cmd` of process `{}`", raw.name.value);
+    let env_what = format!("process `{}`: env", raw.name.value);
     Process {
         span: raw.cmd.span,
         name: raw.name.value.clone(),
-        cmd: raw.cmd.value.clone().into(),
-        env: raw
-            .env
-            .iter()
-            .map(|(k, v)| (k.value.clone(), v.value.clone()))
-            .collect(),
-        cwd: raw.cwd.as_ref().map(|c| c.value.clone()),
+        cmd: placeholders::command(sink, &raw.cmd.value, raw.cmd.span, &what, vars),
+        env: placeholders::env(sink, &raw.env, &env_what, vars),
+        cwd: raw
+            .cwd
+            .as_ref()
+            .map(|c| placeholders::expand(sink, &c.value, c.span, "`cwd`", vars)),
         restart: raw
             .restart
             .as_ref()
             .map(|r| r.value)
             .unwrap_or(RestartPolicy::Never),
-        ready: raw.ready.as_ref().map(readiness),
+        ready: raw.ready.as_ref().map(|r| readiness(sink, r, vars)),
         depends_on: Vec::new(),
         stop_timeout: raw
             .stop_timeout
@@ -363,6 +393,9 @@ pub fn daemonset_summary(raw: &RawDaemonSet, nodes: Vec<usize>) -> DaemonSet {
 pub struct Names<'a> {
     pub nodes: &'a HashMap<String, usize>,
     pub all: &'a [Node],
+    pub lab: &'a str,
+    /// Known only once the layout is done; empty before.
+    pub bridges: &'a [Bridge],
 }
 
 impl Names<'_> {
@@ -543,13 +576,15 @@ impl Names<'_> {
                 exit,
                 stdout,
                 expect_json,
-            } => CheckBody::Cmd {
-                node: self.node(sink, node, "`cmd.node`")?,
-                run: run.value.clone().into(),
-                exit: *exit,
-                stdout: stdout.as_ref().map(|s| s.value.clone()),
-                expect_json: expect_json.clone(),
-            },
+            } => {
+                let n = self.node(sink, node, "`cmd.node`")?;
+                let vars = Vars {
+                    node: &self.all[n].name,
+                    lab: self.lab,
+                };
+                let run = placeholders::command(sink, &run.value, run.span, "`cmd.run`", vars);
+                self.cmd_check(n, run, *exit, stdout, expect_json)
+            }
             RawCheckBody::Action(a) => CheckBody::Action(self.action(sink, a)?),
         };
         Some(Check {
@@ -570,6 +605,24 @@ impl Names<'_> {
                 .unwrap_or(DEFAULT_CHECK_INTERVAL),
             body,
         })
+    }
+
+    /// A `cmd` check, its `run` already filled in for its node.
+    fn cmd_check(
+        &self,
+        node: usize,
+        run: Command,
+        exit: Option<i32>,
+        stdout: &Option<Sp<String>>,
+        expect_json: &Option<serde_json::Value>,
+    ) -> CheckBody {
+        CheckBody::Cmd {
+            node,
+            run,
+            exit,
+            stdout: stdout.as_ref().map(|s| s.value.clone()),
+            expect_json: expect_json.clone(),
+        }
     }
 
     fn action(&self, sink: &mut Sink, a: &RawAction) -> Option<Action> {
@@ -622,6 +675,10 @@ impl Names<'_> {
     /// `node:iface` of a step: a node of the lab and one of its interfaces.
     fn link_end(&self, sink: &mut Sink, link: &Sp<String>) -> Option<(usize, String)> {
         let (n, i) = link.value.split_once(':')?;
+        if let Some(b) = self.bridges.iter().find(|b| b.name == n) {
+            self.bridge_end(sink, b, link.span);
+            return None;
+        }
         let node = self.node(sink, &Sp::new(n.to_string(), link.span), "the step")?;
         let names: Vec<&str> = self.all[node]
             .interfaces
@@ -640,6 +697,34 @@ impl Names<'_> {
             return None;
         }
         Some((node, i.to_string()))
+    }
+
+    /// A step that names a bridge's port: steps act on a node's end of a link, so the
+    /// hint lists the node ends on that bridge.
+    fn bridge_end(&self, sink: &mut Sink, b: &Bridge, span: Span) {
+        let ends: Vec<String> = b
+            .ports
+            .iter()
+            .map(|p| {
+                let n = &self.all[p.node];
+                format!("`{}:{}`", n.name, n.interfaces[p.iface].name)
+            })
+            .collect();
+        let d = sink.error(
+            Some(span),
+            format!(
+                "`{}` is a bridge; a step acts on a node's end of a link",
+                b.name
+            ),
+        );
+        match ends.is_empty() {
+            true => d.hint(format!("no node is linked to bridge `{}`", b.name)),
+            false => d.hint(format!(
+                "name the node end of the link to `{}`: {}",
+                b.name,
+                ends.join(", ")
+            )),
+        };
     }
 
     /// A route check's `via`: an address, or a neighbour whose addresses on the shared

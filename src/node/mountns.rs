@@ -184,28 +184,17 @@ pub fn layout(
     order.sort_by_key(|&i| targets[i].0.components().count());
     let mut bases: Vec<PathBuf> = Vec::new();
     for (target, _) in targets {
-        if exists(target) || on_private_tmpfs(target) {
+        let Some(base) = overlay_base(targets, target, &exists) else {
             continue;
-        }
-        // Created inside a private directory's own tmpfs.
-        if targets
-            .iter()
-            .any(|(t, tmpfs)| *tmpfs && t != target && target.starts_with(t))
-        {
-            continue;
-        }
-        let base = target
-            .ancestors()
-            .skip(1)
-            .find(|a| exists(a))
-            .unwrap_or(Path::new("/"));
+        };
         if base == Path::new("/") {
             return Err(format!(
-                "cannot create {}: it would need an overlay on /; create its parent directory on the host",
-                target.display()
+                "cannot create {}: it would need an overlay on /; {}",
+                target.display(),
+                ROOT_WORKAROUND
             ));
         }
-        bases.push(base.to_path_buf());
+        bases.push(base);
     }
     bases.sort();
     bases.dedup();
@@ -218,6 +207,36 @@ pub fn layout(
         order,
         overlays: outer,
     })
+}
+
+/// What to do about a target that would need an overlay on `/`.
+pub const ROOT_WORKAROUND: &str = "put it in a directory (`/srv/...`), or create it on the host once (an empty file or directory at that path), which nslab then mounts onto";
+
+/// The existing directory a missing target needs an overlay on, so that creating it
+/// touches nothing of the host; `/` itself cannot have one (the overlay's lower layer
+/// would show none of the mounts below `/`: /proc, /dev, /run, the host's own), so
+/// that answer means the target cannot be made. None when no overlay is needed.
+pub fn overlay_base(
+    targets: &[(PathBuf, bool)],
+    target: &Path,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    if exists(target) || on_private_tmpfs(target) {
+        return None;
+    }
+    // Created inside a private directory's own tmpfs.
+    if targets
+        .iter()
+        .any(|(t, tmpfs)| *tmpfs && t != target && target.starts_with(t))
+    {
+        return None;
+    }
+    let base = target
+        .ancestors()
+        .skip(1)
+        .find(|a| exists(a))
+        .unwrap_or(Path::new("/"));
+    Some(base.to_path_buf())
 }
 
 /// An overlay on an existing host directory (before anything is mounted below it), so

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Span};
 use crate::model::Node;
-use crate::node::mountns::resolve;
+use crate::node::mountns::{ROOT_WORKAROUND, overlay_base, resolve};
 
 /// A path the init mounts on, as it will see it (host links followed, as at run time).
 struct Target<'a> {
@@ -18,6 +18,7 @@ struct Target<'a> {
     path: PathBuf,
     /// The bind source, for a mount; None for a private tmpfs or a generated file.
     source: Option<&'a Path>,
+    tmpfs: bool,
 }
 
 /// The node's targets in the order its init mounts them among equals: the generated
@@ -28,18 +29,21 @@ fn targets(n: &Node) -> Vec<Target<'_>> {
         span: None,
         path: resolve(Path::new(p)),
         source: None,
+        tmpfs: false,
     });
     let mounts = n.mounts.iter().map(|m| Target {
         what: format!("mount target `{}`", m.target),
         span: Some(m.target_span),
         path: resolve(Path::new(&m.target)),
         source: Some(m.source.as_path()),
+        tmpfs: false,
     });
     let private = n.private.iter().map(|p| Target {
         what: format!("private directory `{}`", p.path),
         span: Some(p.span),
         path: resolve(Path::new(&p.path)),
         source: None,
+        tmpfs: true,
     });
     generated.into_iter().chain(mounts).chain(private).collect()
 }
@@ -98,9 +102,34 @@ fn walk(node: &str, t: &Target, bind: &Target, source: &Path) -> Option<Diagnost
     None
 }
 
-/// Every target of `n` that lies inside one of its bind mounts, walked in the source.
+/// A missing target straight under `/` (containerlab labs bind `/01-test.txt`): creating
+/// it would need an overlay on the node's whole root, which nslab does not make, so it
+/// is refused here, located, rather than failing `up`.
+fn under_root(node: &str, all: &[Target]) -> Vec<Diagnostic> {
+    let plan: Vec<(PathBuf, bool)> = all.iter().map(|t| (t.path.clone(), t.tmpfs)).collect();
+    all.iter()
+        .filter(|t| overlay_base(&plan, &t.path, |p| p.exists()).is_some_and(|b| b == Path::new("/")))
+        .map(|t| {
+            Diagnostic::error(
+                t.span,
+                format!(
+                    "node `{node}`: {} does not exist on the host, and nslab cannot create `{}` in the node: a new entry directly under `/` would need an overlay on the node's whole root filesystem",
+                    t.what,
+                    t.path.display()
+                ),
+            )
+            .with_hint(ROOT_WORKAROUND)
+        })
+        .collect()
+}
+
+/// Every target of `n` that lies inside one of its bind mounts, walked in the source,
+/// and every one that cannot be created because it lies directly under `/`.
 pub fn check(n: &Node, out: &mut Vec<Diagnostic>) {
     let all = targets(n);
+    if n.isolation.contains(&crate::spec::raw::NsKind::Mnt) {
+        out.extend(under_root(&n.name, &all));
+    }
     for t in &all {
         if let Some(bind) = cover(&all, t)
             && let Some(source) = bind.source

@@ -36,8 +36,8 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     settings::impairs(sink, &wires, &mut l);
     settings::routes(sink, raw, &specs, &mut l.nodes, &l.bridges);
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);
-    let daemonsets = processes::resolve(sink, raw, &specs, &mut l.nodes);
-    let checks = checks(sink, raw, &specs.names, &l);
+    let daemonsets = processes::resolve(sink, &lab, raw, &specs, &mut l.nodes);
+    let checks = checks(sink, &lab, raw, &specs.names, &l);
     let (graph, node_vertex, bridge_vertex) = graph(&l);
     if sink.has_errors() {
         return None;
@@ -78,6 +78,7 @@ fn log_policy(raw: &crate::spec::raw::RawLogs) -> super::LogPolicy {
 /// The `tests:` checks, each named; a repeated name gets ` #2`, ` #3`, ...
 fn checks(
     sink: &mut Sink,
+    lab: &str,
     raw: &RawTopology,
     node_names: &HashMap<String, usize>,
     l: &Layout,
@@ -86,6 +87,8 @@ fn checks(
     let lookup = Names {
         nodes: node_names,
         all: &l.nodes,
+        lab,
+        bridges: &l.bridges,
     };
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, c) in raw.tests.iter().enumerate() {

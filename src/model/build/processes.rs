@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::super::deps;
+use super::super::placeholders::Vars;
 use super::super::resolve::{self, Names};
 use super::specs::Specs;
 use crate::diag::{Sink, Span};
@@ -13,6 +14,7 @@ use crate::spec::raw::*;
 /// Resolves every node's processes and dependencies; returns the daemonsets' summary.
 pub(super) fn resolve(
     sink: &mut Sink,
+    lab: &str,
     raw: &RawTopology,
     specs: &Specs,
     nodes: &mut [Node],
@@ -54,8 +56,11 @@ pub(super) fn resolve(
         let refs: Vec<&RawProcess> = all.iter().map(|(p, _)| *p).collect();
         resolve::check_process_names(sink, &nodes[i].name, &refs);
         let stop = nodes[i].stop_timeout;
+        let name = nodes[i].name.clone();
+        let vars = Vars { node: &name, lab };
         for (k, (p, ds)) in all.iter().enumerate() {
-            nodes[i].processes.push(resolve::process(p, *ds, stop));
+            let process = resolve::process(sink, p, *ds, stop, vars);
+            nodes[i].processes.push(process);
             proc_spans.insert((i, k), p.depends_on.clone());
             if let Some(d) = p.depends_on.first() {
                 dep_spans.insert((i, Some(k)), d.span);
@@ -79,6 +84,8 @@ pub(super) fn resolve(
         let lookup = Names {
             nodes: node_names,
             all: nodes,
+            lab,
+            bridges: &[],
         };
         for (_, spec) in specs {
             let deps: Vec<_> = spec

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::super::placeholders::{self, Vars};
 use super::super::resolve;
 use super::super::routes::{self, Resolver};
 use super::layout::Layout;
@@ -67,7 +68,8 @@ pub(super) fn routes(
     }
 }
 
-/// Sysctls (the implicit ones first, overridable), commands, mounts and limits.
+/// Sysctls (the implicit ones first, overridable), env, commands, mounts and limits,
+/// with `{node}` and `{lab}` filled in.
 pub(super) fn node(sink: &mut Sink, lab: &str, base_dir: &Path, specs: &Specs, nodes: &mut [Node]) {
     for (i, (name, spec)) in specs.specs.iter().enumerate() {
         let written = resolve::sysctls(sink, &nodes[i], &spec.sysctls);
@@ -91,9 +93,14 @@ pub(super) fn node(sink: &mut Sink, lab: &str, base_dir: &Path, specs: &Specs, n
             node.sysctls.retain(|o| o.key != s.key);
             node.sysctls.push(s);
         }
-        node.exec = resolve::exec(&spec.exec);
-        node.mounts = resolve::mounts(sink, lab, &name.value, base_dir, &spec.mounts);
-        node.private = resolve::private(sink, &spec.private);
+        let vars = Vars {
+            node: &name.value,
+            lab,
+        };
+        node.env = placeholders::env(sink, &spec.env, "env", vars);
+        node.exec = resolve::exec(sink, &spec.exec, vars);
+        node.mounts = resolve::mounts(sink, vars, base_dir, &spec.mounts);
+        node.private = resolve::private(sink, vars, &spec.private);
         node.limits = resolve::limits(&spec.limits);
         node.isolation = resolve::isolation(sink, &spec.isolation);
     }

@@ -53,6 +53,10 @@ pub(super) fn nodes(sink: &mut Sink, raw: &RawTopology) -> Specs {
                         format!("node `{}` has unknown kind `{}`", name.value, k.value),
                     );
                     match did_you_mean(&k.value, kinds.keys().copied()) {
+                        _ if is_bridge_kind(&k.value) => d.hint(format!(
+                            "a bridge is not a node: declare `{}` under `bridges:` and link nodes to it, like `- [h1:eth0, {}]`",
+                            name.value, name.value
+                        )),
                         Some(s) => d.hint(format!("did you mean `{s}`?")),
                         None if kinds.is_empty() => d.hint("declare it under `kinds:`"),
                         None => {
@@ -81,6 +85,16 @@ pub(super) fn nodes(sink: &mut Sink, raw: &RawTopology) -> Specs {
         names: node_names,
         specs,
     }
+}
+
+/// Kinds other tools use for a switch (containerlab's `bridge` and `ovs-bridge`): in
+/// nslab a bridge is declared under `bridges:`, not as a node.
+fn is_bridge_kind(kind: &str) -> bool {
+    let k = kind.to_ascii_lowercase();
+    matches!(
+        k.as_str(),
+        "bridge" | "ovs-bridge" | "linux-bridge" | "switch"
+    )
 }
 
 /// Bridges by name (their index in `raw.bridges`; a repeated name keeps the first).

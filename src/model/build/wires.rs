@@ -34,13 +34,14 @@ pub(super) fn resolve<'r>(
     let mut wires: Vec<Wire> = Vec::with_capacity(raw.links.len());
     // Explicit interface names per node, borrowed from the spec.
     let mut used_if: Vec<HashMap<&str, Span>> = vec![HashMap::new(); nodes.specs.len()];
+    let mut twice: Vec<Twice> = Vec::new();
     for l in &raw.links {
         let mut ends = Vec::new();
         for ep in &l.endpoints {
             let Some(vertex) = vertex_of(sink, ep, node_names, bridge_names) else {
                 continue;
             };
-            check_end(sink, ep, vertex, &mut used_if);
+            check_end(sink, ep, vertex, &mut used_if, &mut twice);
             ends.push(WireEnd {
                 raw: ep,
                 vertex,
@@ -65,7 +66,41 @@ pub(super) fn resolve<'r>(
         });
     }
     name_unnamed(&mut wires, &used_if);
+    for t in twice {
+        report_twice(sink, &t, &wires, &used_if[t.node]);
+    }
     Some(wires)
+}
+
+/// An interface named by a second link, reported once every name is known so the hint
+/// can offer one that is free.
+struct Twice {
+    node: usize,
+    end: String,
+    span: Span,
+    first: Span,
+}
+
+fn report_twice(sink: &mut Sink, t: &Twice, wires: &[Wire], explicit: &HashMap<&str, Span>) {
+    let taken = |name: &str| {
+        explicit.contains_key(name)
+            || wires
+                .iter()
+                .flat_map(|w| &w.ends)
+                .any(|e| e.vertex == Vertex::Node(t.node) && e.iface.as_deref() == Some(name))
+    };
+    let free = (0..)
+        .map(|k| format!("eth{k}"))
+        .find(|n| !taken(n))
+        .expect("some ethN is free");
+    sink.error(
+        Some(t.span),
+        format!("interface `{}` is used by two links", t.end),
+    )
+    .note(t.first, "first used here")
+    .hint(format!(
+        "each interface joins one link; give this end a free name, like `{free}`"
+    ));
 }
 
 /// The node or bridge an endpoint names; an unknown name is reported.
@@ -103,6 +138,7 @@ fn check_end<'r>(
     ep: &'r RawEndpoint,
     vertex: Vertex,
     used_if: &mut [HashMap<&'r str, Span>],
+    twice: &mut Vec<Twice>,
 ) {
     if let Vertex::Bridge(_) = vertex {
         if let Some(i) = &ep.iface {
@@ -133,16 +169,16 @@ fn check_end<'r>(
                     .hint("interface names are at most 15 bytes of letters, digits, `_`, `-` and `.`, like `eth1`");
             }
             Ok(()) => {
-                if let Some(first) = used_if[n].insert(i.value.as_str(), i.span) {
-                    sink.error(
-                        Some(i.span),
-                        format!(
-                            "interface `{}:{}` is used by two links",
-                            ep.name.value, i.value
-                        ),
-                    )
-                    .note(first, "first used here")
-                    .hint("each interface joins one link; pick another name, like `eth2`");
+                // The first use stays the one on record.
+                if let Some(&first) = used_if[n].get(i.value.as_str()) {
+                    twice.push(Twice {
+                        node: n,
+                        end: format!("{}:{}", ep.name.value, i.value),
+                        span: i.span,
+                        first,
+                    });
+                } else {
+                    used_if[n].insert(i.value.as_str(), i.span);
                 }
             }
         }
