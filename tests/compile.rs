@@ -141,6 +141,10 @@ fn plans_and_graphs_match_their_goldens() {
             &format!("{stem}.mmd"),
             &draw::render(&c.topology, Format::Mermaid),
         );
+        golden(
+            &format!("{stem}.svg"),
+            &draw::render(&c.topology, Format::Svg),
+        );
     }
 }
 
