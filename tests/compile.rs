@@ -145,6 +145,10 @@ fn plans_and_graphs_match_their_goldens() {
             &format!("{stem}.svg"),
             &draw::render(&c.topology, Format::Svg),
         );
+        golden(
+            &format!("{stem}.drawio"),
+            &draw::render(&c.topology, Format::Drawio),
+        );
     }
 }
 

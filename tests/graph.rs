@@ -67,6 +67,46 @@ fn every_example_draws_every_node_bridge_and_link_as_well_formed_svg() {
     }
 }
 
+#[test]
+fn every_example_is_a_drawio_diagram_whose_edges_join_its_vertices() {
+    for f in examples() {
+        let t = compile(&f).topology;
+        let xml = draw::render(&t, Format::Drawio);
+        let doc = roxmltree::Document::parse(&xml)
+            .unwrap_or_else(|e| panic!("{}: not XML: {e}", f.display()));
+        let cells: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("mxCell"))
+            .collect();
+        let vertices: Vec<&str> = cells
+            .iter()
+            .filter(|c| c.attribute("vertex") == Some("1") && c.attribute("parent") == Some("1"))
+            .filter_map(|c| c.attribute("id"))
+            .collect();
+        assert_eq!(
+            vertices.len(),
+            t.nodes.len() + t.bridges.len(),
+            "{}",
+            f.display()
+        );
+        let edges: Vec<_> = cells
+            .iter()
+            .filter(|c| c.attribute("edge") == Some("1"))
+            .collect();
+        assert_eq!(edges.len(), t.links.len(), "{}", f.display());
+        for e in edges {
+            for end in ["source", "target"] {
+                let id = e.attribute(end).unwrap();
+                assert!(
+                    vertices.contains(&id),
+                    "{}: {end} {id} is no vertex",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
 fn overlapping(boxes: &[draw::layout::Placed]) -> Option<(usize, usize)> {
     for (i, a) in boxes.iter().enumerate() {
         for (j, b) in boxes.iter().enumerate().skip(i + 1) {

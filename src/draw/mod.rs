@@ -2,6 +2,7 @@
 //! (SVG, a self-contained HTML page, draw.io), laid out by `layout.rs` and, for a running
 //! lab, coloured by its live state.
 
+pub mod drawio;
 pub mod html;
 pub mod layout;
 pub mod live;
@@ -22,6 +23,8 @@ pub enum Format {
     Svg,
     /// One self-contained page: the SVG with pan/zoom and a panel per node.
     Html,
+    /// A draw.io (diagrams.net) diagram, laid out the same way.
+    Drawio,
 }
 
 /// The topology alone, in any format.
@@ -37,5 +40,6 @@ pub fn render_live(t: &Topology, live: Option<&Live>, format: Format) -> String 
         Format::Mermaid => text::mermaid(t),
         Format::Svg => svg::render(&scene::build(t, live)),
         Format::Html => html::render(t, live, &html::Options::default()),
+        Format::Drawio => drawio::render(&scene::build(t, live)),
     }
 }

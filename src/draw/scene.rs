@@ -54,6 +54,8 @@ pub struct Line {
     pub impairment: Option<String>,
     /// The two ends as `node:iface` or the bridge's name.
     pub ends: [String; 2],
+    /// The boxes it joins (indices into `Scene::boxes`).
+    pub boxes: [usize; 2],
 }
 
 fn text_width(lines: &[String]) -> i64 {
@@ -332,10 +334,11 @@ fn line(
     slot: (usize, usize),
     live: Option<&Live>,
 ) -> Line {
-    let (mut pa, mut pb) = (
-        at[vertex_index(t, vertex_of(l.a))],
-        at[vertex_index(t, vertex_of(l.b))],
-    );
+    let boxes = [
+        vertex_index(t, vertex_of(l.a)),
+        vertex_index(t, vertex_of(l.b)),
+    ];
+    let (mut pa, mut pb) = (at[boxes[0]], at[boxes[1]]);
     if slot.1 > 1 {
         let (dx, dy) = ((pb.x - pa.x) as f64, (pb.y - pa.y) as f64);
         let len = (dx * dx + dy * dy).sqrt().max(1.0);
@@ -389,6 +392,7 @@ fn line(
         state,
         impairment,
         ends: [end_name(t, l.a), end_name(t, l.b)],
+        boxes,
     }
 }
 
