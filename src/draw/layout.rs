@@ -15,6 +15,8 @@ const SPACING: f64 = 36.0;
 const GAP: i64 = 48;
 /// A row of packed components wraps past this width.
 const ROW_WIDTH: i64 = 1600;
+/// A component of more layers than this wraps into bands side by side.
+const MAX_RANKS: usize = 10;
 /// A layer of more leaves than this (a bridge with hundreds of hosts) folds into rows of
 /// that many.
 const MAX_LEAVES_PER_ROW: usize = 16;
@@ -272,8 +274,37 @@ fn layered(
         }
     }
     out.sort_by_key(|&(v, _, _)| v);
+    wrap_deep(input, &mut out);
     place_folded(input, &leaves, &mut out);
     out
+}
+
+/// A component deeper than `MAX_RANKS` layers (a long chain) is cut into bands of that
+/// many layers, set side by side: a chain of 100 is ten columns, not a line 17,000
+/// pixels tall. The links between bands run from the bottom of one to the top of the next.
+fn wrap_deep(input: &Input, out: &mut [(usize, f64, f64)]) {
+    let mut ranks: Vec<f64> = out.iter().map(|&(_, _, y)| y).collect();
+    ranks.sort_by(f64::total_cmp);
+    ranks.dedup();
+    if ranks.len() <= MAX_RANKS {
+        return;
+    }
+    let half_w = |v: usize| input.sizes[v].0 as f64 / 2.0;
+    let left = out
+        .iter()
+        .map(|&(v, x, _)| x - half_w(v))
+        .fold(f64::MAX, f64::min);
+    let right = out
+        .iter()
+        .map(|&(v, x, _)| x + half_w(v))
+        .fold(f64::MIN, f64::max);
+    let band_w = right - left + 2.0 * GAP as f64;
+    for (_, x, y) in out.iter_mut() {
+        let rank = ranks.partition_point(|r| r < y);
+        let band = rank / MAX_RANKS;
+        *x += band as f64 * band_w;
+        *y -= ranks[band * MAX_RANKS] - ranks[0];
+    }
 }
 
 /// Breadth-first depth from the root: the vertex with the most links, the first on a tie.
@@ -408,6 +439,21 @@ mod tests {
         let first = run(30, &edges, &vec![None; 30]).vertices;
         for _ in 0..20 {
             assert_eq!(run(30, &edges, &vec![None; 30]).vertices, first);
+        }
+    }
+
+    #[test]
+    fn a_long_chain_wraps_into_bands_of_at_most_max_ranks_layers() {
+        let edges: Vec<(usize, usize)> = (0..34).map(|i| (i, i + 1)).collect();
+        let l = run(35, &edges, &vec![None; 35]);
+        let mut ys: Vec<i64> = l.vertices.iter().map(|v| v.y).collect();
+        ys.sort_unstable();
+        ys.dedup();
+        assert!(ys.len() <= MAX_RANKS, "{} layers", ys.len());
+        for (i, a) in l.vertices.iter().enumerate() {
+            for b in &l.vertices[i + 1..] {
+                assert!(!overlaps(a, b), "{a:?} {b:?}");
+            }
         }
     }
 
