@@ -259,9 +259,16 @@ fn layered(
             }
         }
     }
+    // A parent is as wide as the grid of leaves folded under it, so grids side by side
+    // do not overlap.
+    let grid_w: BTreeMap<usize, f64> = leaves
+        .iter()
+        .map(|(p, l)| (*p, Grid::of(input, l).width()))
+        .collect();
     let size = |_: NodeIndex, v: &usize| {
         let (w, h) = input.sizes[*v];
-        (w as f64, (h + input.label_room) as f64)
+        let w = (w as f64).max(grid_w.get(v).copied().unwrap_or(0.0));
+        (w, (h + input.label_room) as f64)
     };
     let config = rust_sugiyama::configure::Config {
         vertex_spacing: SPACING,
@@ -329,10 +336,14 @@ fn depths(comp: &[usize], adj: &BTreeMap<usize, BTreeSet<usize>>) -> BTreeMap<us
     depth
 }
 
-/// Leaves (one link) hanging off a parent with more than `MAX_LEAVES_PER_ROW` of them
-/// are taken out of the layered layout and placed under it in rows: a bridge with 300
-/// hosts is a block, not a line 40,000 pixels wide.
+/// Leaves (one link) hanging off a parent are taken out of the layered layout and placed
+/// under it in a grid when it has more than `MAX_LEAVES_PER_ROW` of them, or when the
+/// component has more than `CROWD` leaves in all (the hosts of a Clos fabric): a bridge
+/// with 300 hosts is a block, not a line 40,000 pixels wide.
 type Folded = Vec<(usize, Vec<usize>)>;
+
+/// Leaves in a component past which every parent's leaves fold.
+const CROWD: usize = 32;
 
 fn fold_leaves(
     comp: &[usize],
@@ -349,36 +360,76 @@ fn fold_leaves(
             per_parent.entry(p).or_default().push(v);
         }
     }
+    let crowded = per_parent.values().map(Vec::len).sum::<usize>() > CROWD;
     let folded: Folded = per_parent
         .into_iter()
-        .filter(|(_, l)| l.len() > MAX_LEAVES_PER_ROW)
+        .filter(|(_, l)| l.len() > MAX_LEAVES_PER_ROW || (crowded && l.len() > 1))
         .collect();
     let gone: BTreeSet<usize> = folded.iter().flat_map(|(_, l)| l.iter().copied()).collect();
     let rest = comp.iter().copied().filter(|v| !gone.contains(v)).collect();
     (folded, rest)
 }
 
-/// Puts folded leaves in rows under their parent, centred on it.
+/// The grid a parent's folded leaves sit in: about square, at most
+/// `MAX_LEAVES_PER_ROW` wide.
+struct Grid {
+    cols: usize,
+    rows: usize,
+    cell_w: f64,
+    cell_h: f64,
+}
+
+impl Grid {
+    fn of(input: &Input, leaves: &[usize]) -> Grid {
+        let n = leaves.len().max(1);
+        let cols = (n as f64).sqrt().ceil() as usize;
+        let cols = cols.clamp(1, MAX_LEAVES_PER_ROW);
+        Grid {
+            cols,
+            rows: n.div_ceil(cols),
+            cell_w: leaves.iter().map(|&v| input.sizes[v].0).max().unwrap_or(0) as f64 + SPACING,
+            cell_h: leaves.iter().map(|&v| input.sizes[v].1).max().unwrap_or(0) as f64
+                + input.label_room as f64
+                + SPACING,
+        }
+    }
+
+    fn width(&self) -> f64 {
+        self.cols as f64 * self.cell_w - SPACING
+    }
+
+    fn height(&self) -> f64 {
+        self.rows as f64 * self.cell_h
+    }
+}
+
+/// Puts each parent's folded leaves in a grid centred under it, below the layered part,
+/// and below any grid it would overlap.
 fn place_folded(input: &Input, folded: &Folded, out: &mut Vec<(usize, f64, f64)>) {
+    let bottom = out
+        .iter()
+        .map(|&(v, _, y)| y + input.sizes[v].1 as f64 / 2.0)
+        .fold(f64::MIN, f64::max);
+    let mut placed: Vec<(f64, f64, f64, f64)> = Vec::new(); // left, top, right, bottom
     for (parent, leaves) in folded {
-        let Some(&(_, px, py)) = out.iter().find(|(v, _, _)| v == parent) else {
+        let Some(&(_, px, _)) = out.iter().find(|(v, _, _)| v == parent) else {
             continue;
         };
-        let cell_w = leaves.iter().map(|&v| input.sizes[v].0).max().unwrap_or(0) as f64 + SPACING;
-        let cell_h = leaves.iter().map(|&v| input.sizes[v].1).max().unwrap_or(0) as f64
-            + input.label_room as f64
-            + SPACING;
-        // Below everything placed so far, so the rows never overlap the layered part.
-        let bottom = out
+        let g = Grid::of(input, leaves);
+        let left = px - g.width() / 2.0;
+        let right = left + g.width();
+        let mut top = bottom + input.label_room as f64;
+        while let Some(&(_, _, _, b)) = placed
             .iter()
-            .map(|&(v, _, y)| y + input.sizes[v].1 as f64 / 2.0)
-            .fold(py, f64::max);
-        let cols = MAX_LEAVES_PER_ROW.min(leaves.len());
-        let left = px - (cols as f64 - 1.0) * cell_w / 2.0;
+            .find(|&&(l, t, r, b)| l < right && left < r && t < top + g.height() && top < b)
+        {
+            top = b + SPACING;
+        }
+        placed.push((left, top, right, top + g.height()));
         for (i, &v) in leaves.iter().enumerate() {
-            let (row, col) = (i / cols, i % cols);
-            let x = left + col as f64 * cell_w;
-            let y = bottom + input.label_room as f64 + cell_h * (row as f64 + 0.5);
+            let (row, col) = (i / g.cols, i % g.cols);
+            let x = left + (col as f64 + 0.5) * g.cell_w - SPACING / 2.0;
+            let y = top + g.cell_h * (row as f64 + 0.5);
             out.push((v, x, y));
         }
     }
