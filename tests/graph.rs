@@ -285,6 +285,18 @@ fn live_state_marks_links_down_and_nodes_degraded() {
     assert!(svg.contains("procs: 1 failed"), "{svg}");
 }
 
+#[test]
+fn serving_refuses_any_address_but_loopback() {
+    for addr in ["0.0.0.0:7878", "[::]:7878", "10.1.2.3:80"] {
+        let o = nslab()
+            .args(["graph", "--lab", "gr-none", "--serve", addr])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{addr}: {}", text(&o));
+        assert!(text(&o).contains("loopback address only"), "{}", text(&o));
+    }
+}
+
 // ---- a running lab (root) ----
 
 /// A lab with a bridge, a rate limit and a process: the screenshot's subject too.
