@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::{CliError, compile, exit};
-use crate::draw::{self, Format, html};
+use crate::draw::{self, Format};
 
 pub use serve::DEFAULT_ADDR;
 
@@ -37,12 +37,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
             }
             let running = live::open(&lab)?;
             let state = live::read(&running)?;
-            match args.format {
-                Format::Html => {
-                    html::render(&running.topology, Some(&state), &html::Options::default())
-                }
-                f => draw::render_live(&running.topology, Some(&state), f),
-            }
+            draw::render_live(&running.topology, Some(&state), args.format)
         }
         (Some(_), Some(_)) => {
             return Err(CliError::Usage(
