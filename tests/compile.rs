@@ -148,6 +148,14 @@ fn plans_and_graphs_match_their_goldens() {
             &format!("{stem}.mmd"),
             &draw::render(&c.topology, Format::Mermaid),
         );
+        golden(
+            &format!("{stem}.svg"),
+            &draw::render(&c.topology, Format::Svg),
+        );
+        golden(
+            &format!("{stem}.drawio"),
+            &draw::render(&c.topology, Format::Drawio),
+        );
     }
 }
 

@@ -84,13 +84,25 @@ pub enum Command {
         teardown: bool,
     },
     /// Draw the topology: nodes and bridges, with interface names and addresses on the
-    /// links.
+    /// links; with --lab, a running lab and its live state (links up or down,
+    /// impairments, processes).
+    ///
+    /// svg and html are laid out by nslab itself (no graphviz needed); html is one
+    /// self-contained page with pan/zoom and a panel per node. --serve serves that page
+    /// on a loopback address and keeps its live state fresh.
     Graph {
-        /// The topology file.
-        file: PathBuf,
-        /// Output format: Graphviz DOT (`dot -Tsvg`) or a Mermaid flowchart.
+        /// The topology file (omit with --lab).
+        #[arg(required_unless_present = "lab")]
+        file: Option<PathBuf>,
+        /// Draw this running lab, with its live state.
+        #[arg(long, conflicts_with = "file")]
+        lab: Option<String>,
+        /// Output format.
         #[arg(long, value_enum, default_value = "dot")]
         format: crate::draw::Format,
+        /// Serve the live page on ADDR (loopback only) until stopped.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = graph::DEFAULT_ADDR, requires = "lab")]
+        serve: Option<String>,
     },
     /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
     ///
@@ -424,7 +436,17 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             teardown,
         } => plan::run(&file, json, teardown),
-        Command::Graph { file, format } => graph::run(&file, format),
+        Command::Graph {
+            file,
+            lab,
+            format,
+            serve,
+        } => graph::run(graph::Args {
+            file: file.as_deref(),
+            lab: lab.as_deref(),
+            format,
+            serve: serve.as_deref(),
+        }),
         Command::Up { file, jobs, quiet } => up::run(&file, jobs, quiet),
         Command::Down { target, lab, quiet } => down::run(target.as_deref(), lab.as_deref(), quiet),
         Command::Status { target, lab, json } => {

@@ -1,5 +1,5 @@
-//! Drawing the topology graph as Graphviz DOT or Mermaid: vertices are nodes and bridges,
-//! edges are links labelled with interface names and addresses.
+//! The topology as text for other tools: Graphviz DOT or Mermaid. Vertices are nodes and
+//! bridges, edges are links labelled with interface names and addresses.
 
 use std::fmt::Write;
 
@@ -7,13 +7,7 @@ use petgraph::visit::EdgeRef;
 
 use crate::model::{End, Topology, Vertex};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Dot,
-    Mermaid,
-}
-
-fn end_label(t: &Topology, e: End, sep: &str) -> String {
+pub(super) fn end_label(t: &Topology, e: End, sep: &str) -> String {
     match e {
         End::Node { node, iface } => {
             let i = &t.nodes[node].interfaces[iface];
@@ -28,7 +22,7 @@ fn end_label(t: &Topology, e: End, sep: &str) -> String {
     }
 }
 
-fn vertex_label(t: &Topology, v: Vertex, sep: &str) -> String {
+pub(super) fn vertex_label(t: &Topology, v: Vertex, sep: &str) -> String {
     match v {
         Vertex::Node(n) => {
             let node = &t.nodes[n];
@@ -58,14 +52,7 @@ fn vertex_id(v: Vertex) -> String {
     }
 }
 
-pub fn render(t: &Topology, format: Format) -> String {
-    match format {
-        Format::Dot => dot(t),
-        Format::Mermaid => mermaid(t),
-    }
-}
-
-fn dot(t: &Topology) -> String {
+pub(super) fn dot(t: &Topology) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "graph \"{}\" {{", t.lab);
     let _ = writeln!(out, "  layout=neato; overlap=false; splines=true;");
@@ -100,7 +87,7 @@ fn dot(t: &Topology) -> String {
     out
 }
 
-fn mermaid(t: &Topology) -> String {
+pub(super) fn mermaid(t: &Topology) -> String {
     let mut out = String::from("graph LR\n");
     for idx in t.graph.node_indices() {
         let v = t.graph[idx];

@@ -1,0 +1,110 @@
+//! The scene as a draw.io (diagrams.net) file, which containerlab users open and edit:
+//! one cell per node and bridge at the layout's place, one edge per link with its two
+//! end labels as child cells near each end, and a container per host frame.
+
+use std::fmt::Write;
+
+use super::scene::{Scene, VBox};
+use super::svg::esc;
+
+const NODE: &str = "rounded=1;arcSize=6;whiteSpace=wrap;html=1;fillColor=#eef4fb;\
+strokeColor=#3d6fa8;fontFamily=monospace;fontSize=12;verticalAlign=top;";
+const BRIDGE: &str = "rounded=1;arcSize=50;whiteSpace=wrap;html=1;fillColor=#fdf6e3;\
+strokeColor=#b07d12;fontFamily=monospace;fontSize=12;verticalAlign=top;";
+const FRAME: &str = "rounded=1;arcSize=3;html=1;dashed=1;fillColor=#f7f9fc;\
+strokeColor=#9aa8b8;verticalAlign=top;align=left;spacingLeft=8;fontStyle=1;";
+const EDGE: &str = "endArrow=none;html=1;strokeColor=#4b5563;strokeWidth=1.5;";
+const EDGE_DOWN: &str = "endArrow=none;html=1;strokeColor=#c92a2a;strokeWidth=2;dashed=1;";
+const EDGE_IMPAIRED: &str = "endArrow=none;html=1;strokeColor=#c77c02;strokeWidth=2.5;";
+const LABEL: &str = "edgeLabel;html=1;align=center;verticalAlign=middle;resizable=0;\
+points=[];fontFamily=monospace;fontSize=10;";
+
+/// Lines as one html value (`<br>` between, each line escaped, then the whole escaped
+/// again as an attribute).
+fn value(lines: &[String]) -> String {
+    let html: Vec<String> = lines.iter().map(|l| esc(l)).collect();
+    esc(&html.join("<br>"))
+}
+
+pub fn render(s: &Scene) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<mxfile host=\"nslab\">\n<diagram id=\"{lab}\" name=\"{lab}\">\n\
+         <mxGraphModel grid=\"1\" gridSize=\"10\" arrows=\"0\" page=\"1\" pageWidth=\"{w}\" \
+         pageHeight=\"{h}\">\n<root>\n<mxCell id=\"0\"/>\n<mxCell id=\"1\" parent=\"0\"/>",
+        lab = esc(&s.lab),
+        w = s.width,
+        h = s.height
+    );
+    for f in &s.frames {
+        let _ = writeln!(
+            out,
+            "<mxCell id=\"host-{n}\" value=\"host {n}\" style=\"{FRAME}\" vertex=\"1\" \
+             parent=\"1\"><mxGeometry x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" \
+             as=\"geometry\"/></mxCell>",
+            f.x,
+            f.y,
+            f.w,
+            f.h,
+            n = esc(&f.name)
+        );
+    }
+    for b in &s.boxes {
+        vertex(&mut out, b);
+    }
+    for l in &s.links {
+        let style = match (l.state.as_str(), &l.impairment) {
+            ("down" | "no-carrier", _) => EDGE_DOWN,
+            (_, Some(_)) => EDGE_IMPAIRED,
+            _ => EDGE,
+        };
+        let _ = writeln!(
+            out,
+            "<mxCell id=\"{id}\" value=\"{v}\" style=\"{style}\" edge=\"1\" parent=\"1\" \
+             source=\"{a}\" target=\"{b}\"><mxGeometry relative=\"1\" as=\"geometry\"/></mxCell>",
+            id = l.id,
+            v = l.impairment.as_deref().map(esc).unwrap_or_default(),
+            a = esc(&s.boxes[l.boxes[0]].id),
+            b = esc(&s.boxes[l.boxes[1]].id),
+        );
+        for (end, (lines, _)) in l.labels.iter().enumerate() {
+            if lines.is_empty() {
+                continue;
+            }
+            let x = if end == 0 { "-0.55" } else { "0.55" };
+            let _ = writeln!(
+                out,
+                "<mxCell id=\"{id}-{end}\" value=\"{v}\" style=\"{LABEL}\" vertex=\"1\" \
+                 connectable=\"0\" parent=\"{id}\"><mxGeometry x=\"{x}\" relative=\"1\" \
+                 as=\"geometry\"><mxPoint as=\"offset\"/></mxGeometry></mxCell>",
+                id = l.id,
+                v = value(lines),
+            );
+        }
+    }
+    out.push_str("</root>\n</mxGraphModel>\n</diagram>\n</mxfile>\n");
+    out
+}
+
+fn vertex(out: &mut String, b: &VBox) {
+    let mut lines = vec![format!("<b>{}</b>", esc(&b.name))];
+    lines.extend(b.lines.iter().map(|l| esc(l)));
+    let style = if b.bridge { BRIDGE } else { NODE };
+    let degraded = if b.state == "degraded" || b.state == "missing" {
+        "strokeColor=#d9480f;strokeWidth=2;"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "<mxCell id=\"{}\" value=\"{}\" style=\"{style}{degraded}\" vertex=\"1\" parent=\"1\">\
+         <mxGeometry x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" as=\"geometry\"/></mxCell>",
+        esc(&b.id),
+        esc(&lines.join("<br>")),
+        b.at.left(),
+        b.at.top(),
+        b.at.w,
+        b.at.h
+    );
+}

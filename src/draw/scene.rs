@@ -1,0 +1,388 @@
+//! The picture before it is written out: boxes for nodes and bridges, lines for links with
+//! their end labels, group frames, all in whole pixels. SVG, HTML and draw.io write the
+//! same scene, so they agree on where everything is.
+
+use petgraph::visit::EdgeRef;
+
+use super::layout::{self, Frame, Placed};
+use super::live::{self, Live};
+use crate::model::{End, Topology, Vertex};
+
+/// The node label that groups nodes in a frame: the seam for multi-host labs. Until the
+/// language has a `hosts:` key, `labels: { host: h1 }` puts a node in host h1's frame;
+/// a bridge goes with the first node attached to it.
+pub const GROUP_LABEL: &str = "host";
+/// Width of a character of the 12 px monospace font, in tenths of a pixel.
+const CHAR_TENTHS: i64 = 73;
+const LINE: i64 = 15;
+/// Line height of the 11 px labels on links.
+const LABEL_LINE: i64 = 13;
+
+#[derive(Debug, Clone)]
+pub struct Scene {
+    pub lab: String,
+    pub width: i64,
+    pub height: i64,
+    pub boxes: Vec<VBox>,
+    pub links: Vec<Line>,
+    pub frames: Vec<Frame>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VBox {
+    /// `node-NAME` or `bridge-NAME`, unique in the document.
+    pub id: String,
+    pub name: String,
+    pub bridge: bool,
+    /// Text under the name: kind and labels, loopbacks or subnets, processes.
+    pub lines: Vec<String>,
+    pub at: Placed,
+    /// Live state (`up`, `degraded`, `missing`), empty for the topology alone.
+    pub state: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub id: String,
+    pub from: (i64, i64),
+    pub to: (i64, i64),
+    /// Interface name and addresses at each end, centred at the given point.
+    pub labels: [(Vec<String>, (i64, i64)); 2],
+    /// `up`, `down`, `no-carrier`, `unknown`; empty for the topology alone.
+    pub state: String,
+    /// The impairment, declared or (live) read from the kernel.
+    pub impairment: Option<String>,
+    /// The two ends as `node:iface` or the bridge's name.
+    pub ends: [String; 2],
+    /// The boxes it joins (indices into `Scene::boxes`).
+    pub boxes: [usize; 2],
+}
+
+fn text_width(lines: &[String]) -> i64 {
+    let chars = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as i64;
+    chars * CHAR_TENTHS / 10
+}
+
+fn text_height(lines: &[String]) -> i64 {
+    lines.len() as i64 * LINE
+}
+
+/// The text of a vertex's box, name first.
+fn box_lines(t: &Topology, v: Vertex, live: Option<&Live>) -> Vec<String> {
+    let mut lines = Vec::new();
+    match v {
+        Vertex::Node(n) => {
+            let node = &t.nodes[n];
+            lines.push(node.name.clone());
+            let mut kind: Vec<String> = node.kind.iter().map(|k| format!("[{k}]")).collect();
+            kind.extend(node.labels.iter().map(|(k, v)| format!("{k}={v}")));
+            if !kind.is_empty() {
+                lines.push(kind.join(" "));
+            }
+            lines.extend(node.loopback.iter().map(|a| format!("lo {a}")));
+            let procs = live.and_then(|l| l.nodes.get(&node.name));
+            match procs {
+                Some(p) if !p.processes.is_empty() => {
+                    lines.push(format!("procs: {}", live::process_summary(&p.processes)));
+                }
+                _ if !node.processes.is_empty() => {
+                    let names: Vec<&str> = node.processes.iter().map(|p| p.name.as_str()).collect();
+                    lines.push(format!("procs: {}", names.join(", ")));
+                }
+                _ => {}
+            }
+        }
+        Vertex::Bridge(b) => {
+            let br = &t.bridges[b];
+            lines.push(br.name.clone());
+            lines.extend(br.subnets.iter().map(ToString::to_string));
+        }
+    }
+    lines
+}
+
+fn vertex_of(e: End) -> Vertex {
+    match e {
+        End::Node { node, .. } => Vertex::Node(node),
+        End::Bridge { bridge, .. } => Vertex::Bridge(bridge),
+    }
+}
+
+fn end_name(t: &Topology, e: End) -> String {
+    match e {
+        End::Node { node, iface } => {
+            format!(
+                "{}:{}",
+                t.nodes[node].name, t.nodes[node].interfaces[iface].name
+            )
+        }
+        End::Bridge { bridge, .. } => t.bridges[bridge].name.clone(),
+    }
+}
+
+fn end_lines(t: &Topology, e: End) -> Vec<String> {
+    match e {
+        End::Node { node, iface } => {
+            let i = &t.nodes[node].interfaces[iface];
+            let mut v = vec![i.name.clone()];
+            v.extend(i.addresses.iter().map(ToString::to_string));
+            v
+        }
+        End::Bridge { .. } => Vec::new(),
+    }
+}
+
+/// The group of each vertex (see [`GROUP_LABEL`]), by graph index.
+fn groups(t: &Topology) -> Vec<Option<String>> {
+    t.graph
+        .node_indices()
+        .map(|i| match t.graph[i] {
+            Vertex::Node(n) => t.nodes[n].labels.get(GROUP_LABEL).cloned(),
+            Vertex::Bridge(b) => t.bridges[b]
+                .ports
+                .first()
+                .and_then(|p| t.nodes[p.node].labels.get(GROUP_LABEL).cloned()),
+        })
+        .collect()
+}
+
+/// Lays the topology out and builds the scene, with the live state when given.
+pub fn build(t: &Topology, live: Option<&Live>) -> Scene {
+    const PAD: i64 = 20;
+    let lines: Vec<Vec<String>> = t
+        .graph
+        .node_indices()
+        .map(|i| box_lines(t, t.graph[i], live))
+        .collect();
+    let sizes: Vec<(i64, i64)> = lines
+        .iter()
+        .map(|l| (text_width(l).max(40) + 20, text_height(l) + 12))
+        .collect();
+    let edges: Vec<(usize, usize)> = t
+        .graph
+        .edge_references()
+        .map(|e| (e.source().index(), e.target().index()))
+        .collect();
+    let groups = groups(t);
+    // Room for the two tallest end labels, an impairment between them, and some air.
+    let tallest = t
+        .nodes
+        .iter()
+        .flat_map(|n| &n.interfaces)
+        .map(|i| 1 + i.addresses.len() as i64)
+        .max()
+        .unwrap_or(1);
+    let mut lay = layout::layout(&layout::Input {
+        sizes: &sizes,
+        edges: &edges,
+        groups: &groups,
+        label_room: 2 * tallest * LABEL_LINE + LABEL_LINE + 48,
+    });
+    for p in &mut lay.vertices {
+        p.x += PAD;
+        p.y += PAD;
+    }
+    for f in &mut lay.frames {
+        f.x += PAD;
+        f.y += PAD;
+    }
+    let boxes = t
+        .graph
+        .node_indices()
+        .zip(lines)
+        .map(|(i, lines)| vbox(t.graph[i], lines, lay.vertices[i.index()], live))
+        .collect();
+    let links = lines_of(t, &lay.vertices, live);
+    Scene {
+        lab: t.lab.clone(),
+        width: lay.width + 2 * PAD,
+        height: lay.height + 2 * PAD,
+        boxes,
+        links,
+        frames: lay.frames,
+    }
+}
+
+fn vbox(v: Vertex, mut lines: Vec<String>, at: Placed, live: Option<&Live>) -> VBox {
+    let name = lines.remove(0);
+    let (id, bridge, state) = match v {
+        Vertex::Node(_) => {
+            let state = live.map(|l| {
+                l.nodes
+                    .get(&name)
+                    .map_or("missing".to_string(), |n| n.state.clone())
+            });
+            (format!("node-{name}"), false, state.unwrap_or_default())
+        }
+        Vertex::Bridge(_) => (format!("bridge-{name}"), true, String::new()),
+    };
+    VBox {
+        id,
+        name,
+        bridge,
+        lines,
+        at,
+        state,
+    }
+}
+
+/// Where a line from the centre of `a` towards `b` leaves `a`'s box.
+fn clip(a: Placed, toward: (i64, i64)) -> (i64, i64) {
+    let (dx, dy) = ((toward.0 - a.x) as f64, (toward.1 - a.y) as f64);
+    if dx == 0.0 && dy == 0.0 {
+        return (a.x, a.y);
+    }
+    let tx = if dx == 0.0 {
+        f64::INFINITY
+    } else {
+        (a.w as f64 / 2.0) / dx.abs()
+    };
+    let ty = if dy == 0.0 {
+        f64::INFINITY
+    } else {
+        (a.h as f64 / 2.0) / dy.abs()
+    };
+    let s = tx.min(ty).min(1.0);
+    (a.x + (dx * s).round() as i64, a.y + (dy * s).round() as i64)
+}
+
+/// A label's centre: far enough along the line from `end` that its box clears the
+/// vertex the line leaves.
+fn label_at(end: (i64, i64), other: (i64, i64), lines: &[String]) -> (i64, i64) {
+    let (dx, dy) = ((other.0 - end.0) as f64, (other.1 - end.1) as f64);
+    let len = (dx * dx + dy * dy).sqrt().max(1.0);
+    let (ux, uy) = (dx / len, dy / len);
+    let (w, h) = (text_width(lines) as f64, text_height(lines) as f64);
+    // A third of the way along at least: labels of links that fan out from one side of
+    // a box then sit apart, where the lines have diverged.
+    let clear = ux.abs() * w / 2.0 + uy.abs() * h / 2.0 + 6.0;
+    let s = clear.max(len * 0.3).min(len / 2.0);
+    (
+        end.0 + (ux * s).round() as i64,
+        end.1 + (uy * s).round() as i64,
+    )
+}
+
+fn lines_of(t: &Topology, at: &[Placed], live: Option<&Live>) -> Vec<Line> {
+    let mut pair_count: std::collections::BTreeMap<(usize, usize), (usize, usize)> =
+        Default::default();
+    let pairs: Vec<(usize, usize)> = t
+        .links
+        .iter()
+        .map(|l| {
+            let (a, b) = (
+                vertex_index(t, vertex_of(l.a)),
+                vertex_index(t, vertex_of(l.b)),
+            );
+            (a.min(b), a.max(b))
+        })
+        .collect();
+    for p in &pairs {
+        pair_count.entry(*p).or_default().1 += 1;
+    }
+    t.links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let slot = pair_count.get_mut(&pairs[i]).map_or((0, 1), |c| {
+                c.0 += 1;
+                (c.0 - 1, c.1)
+            });
+            line(t, i, l, at, slot, live)
+        })
+        .collect()
+}
+
+fn vertex_index(t: &Topology, v: Vertex) -> usize {
+    match v {
+        Vertex::Node(n) => t.node_vertex[n].index(),
+        Vertex::Bridge(b) => t.bridge_vertex[b].index(),
+    }
+}
+
+/// One link: a straight line between the two boxes, shifted sideways when several
+/// links join the same two vertices (`slot` = this one's index and their count).
+fn line(
+    t: &Topology,
+    i: usize,
+    l: &crate::model::Link,
+    at: &[Placed],
+    slot: (usize, usize),
+    live: Option<&Live>,
+) -> Line {
+    let boxes = [
+        vertex_index(t, vertex_of(l.a)),
+        vertex_index(t, vertex_of(l.b)),
+    ];
+    let (mut pa, mut pb) = (at[boxes[0]], at[boxes[1]]);
+    if slot.1 > 1 {
+        let (dx, dy) = ((pb.x - pa.x) as f64, (pb.y - pa.y) as f64);
+        let len = (dx * dx + dy * dy).sqrt().max(1.0);
+        let off = (slot.0 as f64 - (slot.1 as f64 - 1.0) / 2.0) * 16.0;
+        let (ox, oy) = (
+            (-dy / len * off).round() as i64,
+            (dx / len * off).round() as i64,
+        );
+        pa.x += ox;
+        pa.y += oy;
+        pb.x += ox;
+        pb.y += oy;
+    }
+    let from = clip(pa, (pb.x, pb.y));
+    let to = clip(pb, (pa.x, pa.y));
+    let (la, lb) = (end_lines(t, l.a), end_lines(t, l.b));
+    let labels = [
+        (la.clone(), label_at(from, to, &la)),
+        (lb.clone(), label_at(to, from, &lb)),
+    ];
+    let node_ends: Vec<(String, String)> = [l.a, l.b]
+        .iter()
+        .filter_map(|e| match *e {
+            End::Node { node, iface } => Some((
+                t.nodes[node].name.clone(),
+                t.nodes[node].interfaces[iface].name.clone(),
+            )),
+            End::Bridge { .. } => None,
+        })
+        .collect();
+    let (state, impairment) = match live {
+        Some(live) => {
+            let ends: Vec<(&str, &str)> = node_ends
+                .iter()
+                .map(|(n, i)| (n.as_str(), i.as_str()))
+                .collect();
+            let imp: Vec<String> = ends
+                .iter()
+                .filter_map(|(n, i)| live.iface(n, i)?.impairment.clone())
+                .collect();
+            let imp = (!imp.is_empty()).then(|| dedup_join(imp));
+            (live.link_state(&ends).class().to_string(), imp)
+        }
+        None => (String::new(), declared_impairment(t, l)),
+    };
+    Line {
+        id: format!("link-{i}"),
+        from,
+        to,
+        labels,
+        state,
+        impairment,
+        ends: [end_name(t, l.a), end_name(t, l.b)],
+        boxes,
+    }
+}
+
+fn dedup_join(mut v: Vec<String>) -> String {
+    v.dedup();
+    v.join(" / ")
+}
+
+fn declared_impairment(t: &Topology, l: &crate::model::Link) -> Option<String> {
+    [l.a, l.b].iter().find_map(|e| match *e {
+        End::Node { node, iface } => t.nodes[node].interfaces[iface]
+            .impair
+            .as_deref()
+            .map(|i| i.to_string()),
+        End::Bridge { .. } => None,
+    })
+}

@@ -1,0 +1,540 @@
+//! Pictures of a lab: nslab's own SVG and HTML (no root), and a running lab's live
+//! picture, served and opened in a real headless browser (root; Debian's chromium).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use nslab::draw::{self, Format, live};
+use support::{Lab, nslab, privileged, root, text};
+
+fn compile(path: &Path) -> nslab::Compiled {
+    let text = std::fs::read_to_string(path).unwrap();
+    nslab::compile_str(&text, "lab.yaml", path.parent().unwrap()).unwrap()
+}
+
+fn compile_text(yaml: &str) -> nslab::Compiled {
+    nslab::compile_str(yaml, "lab.yaml", &std::env::temp_dir()).unwrap()
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("topologies"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The ids of the SVG's elements with the given class.
+fn ids_with_class(doc: &roxmltree::Document, class: &str) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| {
+            n.attribute("class")
+                .is_some_and(|c| c.split(' ').any(|w| w == class))
+        })
+        .filter_map(|n| n.attribute("id").map(String::from))
+        .collect()
+}
+
+#[test]
+fn every_example_draws_every_node_bridge_and_link_as_well_formed_svg() {
+    for f in examples() {
+        let c = compile(&f);
+        let t = &c.topology;
+        let svg = draw::render(t, Format::Svg);
+        let doc = roxmltree::Document::parse(&svg)
+            .unwrap_or_else(|e| panic!("{}: not XML: {e}", f.display()));
+        let mut want: Vec<String> = t.nodes.iter().map(|n| format!("node-{}", n.name)).collect();
+        want.extend(t.bridges.iter().map(|b| format!("bridge-{}", b.name)));
+        let mut got = ids_with_class(&doc, "vertex");
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{}", f.display());
+        assert_eq!(ids_with_class(&doc, "link").len(), t.links.len());
+        // Interface names and addresses are on the links.
+        for n in &t.nodes {
+            for i in &n.interfaces {
+                for a in &i.addresses {
+                    assert!(svg.contains(&a.to_string()), "{}: {a} missing", f.display());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_example_is_a_drawio_diagram_whose_edges_join_its_vertices() {
+    for f in examples() {
+        let t = compile(&f).topology;
+        let xml = draw::render(&t, Format::Drawio);
+        let doc = roxmltree::Document::parse(&xml)
+            .unwrap_or_else(|e| panic!("{}: not XML: {e}", f.display()));
+        let cells: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("mxCell"))
+            .collect();
+        let vertices: Vec<&str> = cells
+            .iter()
+            .filter(|c| c.attribute("vertex") == Some("1") && c.attribute("parent") == Some("1"))
+            .filter_map(|c| c.attribute("id"))
+            .collect();
+        assert_eq!(
+            vertices.len(),
+            t.nodes.len() + t.bridges.len(),
+            "{}",
+            f.display()
+        );
+        let edges: Vec<_> = cells
+            .iter()
+            .filter(|c| c.attribute("edge") == Some("1"))
+            .collect();
+        assert_eq!(edges.len(), t.links.len(), "{}", f.display());
+        for e in edges {
+            for end in ["source", "target"] {
+                let id = e.attribute(end).unwrap();
+                assert!(
+                    vertices.contains(&id),
+                    "{}: {end} {id} is no vertex",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
+fn overlapping(boxes: &[draw::layout::Placed]) -> Option<(usize, usize)> {
+    for (i, a) in boxes.iter().enumerate() {
+        for (j, b) in boxes.iter().enumerate().skip(i + 1) {
+            if a.left() < b.left() + b.w
+                && b.left() < a.left() + a.w
+                && a.top() < b.top() + b.h
+                && b.top() < a.top() + a.h
+            {
+                return Some((i, j));
+            }
+        }
+    }
+    None
+}
+
+fn generated(args: &[&str]) -> String {
+    let out = Command::new(root().join("scripts/gen-topology"))
+        .args(args)
+        .output()
+        .expect("scripts/gen-topology runs (python3)");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn labs_of_2_to_300_nodes_lay_out_without_overlapping_boxes() {
+    let mut labs: Vec<(String, String)> = examples()
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
+        .collect();
+    for args in [["chain", "100"], ["star", "300"], ["clos", "300"]] {
+        labs.push((args.join(" "), generated(&args)));
+    }
+    for (what, yaml) in labs {
+        let c = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies")).unwrap();
+        let start = Instant::now();
+        let scene = draw::scene::build(&c.topology, None);
+        let took = start.elapsed();
+        let boxes: Vec<_> = scene.boxes.iter().map(|b| b.at).collect();
+        if let Some((i, j)) = overlapping(&boxes) {
+            panic!(
+                "{what}: {} overlaps {}",
+                scene.boxes[i].id, scene.boxes[j].id
+            );
+        }
+        for b in &boxes {
+            assert!(b.left() >= 0 && b.left() + b.w <= scene.width, "{what}");
+            assert!(b.top() >= 0 && b.top() + b.h <= scene.height, "{what}");
+        }
+        eprintln!(
+            "{what}: {} vertices, {} links, {}x{} px in {:.0?}",
+            boxes.len(),
+            scene.links.len(),
+            scene.width,
+            scene.height,
+            took
+        );
+    }
+}
+
+#[test]
+fn the_svg_is_the_same_bytes_from_two_processes() {
+    let run = || {
+        let o = nslab()
+            .current_dir(root())
+            .args(["graph", "topologies/ospf-ring.yaml", "--format", "svg"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        o.stdout
+    };
+    let first = run();
+    assert!(first.starts_with(b"<svg "));
+    assert_eq!(first, run());
+}
+
+#[test]
+fn the_html_page_is_self_contained() {
+    let c = compile(&root().join("topologies/services.yaml"));
+    let page = draw::render(&c.topology, Format::Html);
+    for bad in ["src=", "href=", "@import", "url(", "https:", "//cdn"] {
+        assert!(
+            !page.contains(bad),
+            "the page refers to something outside: {bad}"
+        );
+    }
+    // The only URL is the SVG namespace, which is a name, not a fetch.
+    assert_eq!(page.matches("http:").count(), 1);
+    for n in &c.topology.nodes {
+        assert!(
+            page.contains(&format!("id=\"panel-{}\"", n.name)),
+            "{}",
+            n.name
+        );
+    }
+    // The declared processes are in their node's panel.
+    assert!(page.contains("<h3>Processes</h3>"));
+}
+
+#[test]
+fn nodes_labelled_with_a_host_are_framed_by_host() {
+    let c = compile_text(
+        "name: two-sites\n\
+         nodes:\n  a1: { labels: { host: alpha } }\n  a2: { labels: { host: alpha } }\n  \
+         b1: { labels: { host: beta } }\n  b2: { labels: { host: beta } }\n\
+         links:\n  - [a1:eth0, a2:eth0]\n  - [b1:eth0, b2:eth0]\n  - [a2:eth1, b1:eth1]\n",
+    );
+    let scene = draw::scene::build(&c.topology, None);
+    let names: Vec<&str> = scene.frames.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    for b in &scene.boxes {
+        let f = &scene.frames[usize::from(b.name.starts_with('b'))];
+        assert!(
+            b.at.left() >= f.x && b.at.left() + b.at.w <= f.x + f.w,
+            "{}",
+            b.name
+        );
+        assert!(
+            b.at.top() >= f.y && b.at.top() + b.at.h <= f.y + f.h,
+            "{}",
+            b.name
+        );
+    }
+    assert!(draw::render(&c.topology, Format::Svg).contains("id=\"host-alpha\""));
+}
+
+/// The live state of a two-node lab whose link is down at r2 and whose process failed.
+fn broken_live() -> live::Live {
+    let iface = |name: &str, up: bool| live::IfaceLive {
+        name: name.into(),
+        up,
+        carrier: up,
+        mtu: 1500,
+        addresses: vec![],
+        impairment: None,
+    };
+    let mut l = live::Live::default();
+    for (node, up) in [("r1", true), ("r2", false)] {
+        l.nodes.insert(
+            node.into(),
+            live::NodeLive {
+                state: if up { "up" } else { "degraded" }.into(),
+                interfaces: vec![iface("lo", true), iface("eth0", up)],
+                processes: vec![live::ProcLive {
+                    name: "web".into(),
+                    state: if up { "running" } else { "backoff" }.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+    }
+    l
+}
+
+#[test]
+fn live_state_marks_links_down_and_nodes_degraded() {
+    let c = compile_text(
+        "name: pair\nnodes:\n  r1: {}\n  r2: {}\n  r3: {}\n\
+         links:\n  - [r1:eth0, r2:eth0]\n  - [r1:eth1, r3:eth0]\n",
+    );
+    let svg = draw::render_live(&c.topology, Some(&broken_live()), Format::Svg);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let class = |id: &str| {
+        doc.descendants()
+            .find(|n| n.attribute("id") == Some(id))
+            .and_then(|n| n.attribute("class"))
+            .unwrap_or_else(|| panic!("no {id}"))
+            .to_string()
+    };
+    assert_eq!(class("link-0"), "link down");
+    assert_eq!(class("link-1"), "link unknown"); // r3 is not in the live state
+    assert_eq!(class("node-r1"), "vertex node up");
+    assert_eq!(class("node-r2"), "vertex node degraded");
+    assert_eq!(class("node-r3"), "vertex node missing");
+    assert!(svg.contains("procs: 1 failed"), "{svg}");
+}
+
+#[test]
+fn serving_refuses_any_address_but_loopback() {
+    for addr in ["0.0.0.0:7878", "[::]:7878", "10.1.2.3:80"] {
+        let o = nslab()
+            .args(["graph", "--lab", "gr-none", "--serve", addr])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{addr}: {}", text(&o));
+        assert!(text(&o).contains("loopback address only"), "{}", text(&o));
+    }
+}
+
+// ---- a running lab (root) ----
+
+/// A lab with a bridge, a rate limit and a process: the screenshot's subject too.
+const LIVE_LAB: &str = "\
+addressing: { ipv6: fd00:9::/48 }
+routing: static
+defaults: { sysctls: { net.ipv4.ip_forward: 1 } }
+bridges:
+  lan: {}
+nodes:
+  core: { loopback: auto, labels: { role: core } }
+  edge1: { loopback: auto }
+  edge2: { loopback: auto }
+  web:
+    processes: [{ name: httpd, cmd: \"sleep 1000\" }]
+  db:
+    processes: [{ name: store, cmd: \"sleep 1000\" }]
+  client: {}
+links:
+  - [core:eth1, edge1:eth1]
+  - { endpoints: [core:eth2, edge2:eth1], impair: { rate: 50mbit } }
+  - [edge1:eth2, edge2:eth2]
+  - [edge1:eth0, lan]
+  - [web:eth0, lan]
+  - [db:eth0, lan]
+  - [edge2:eth3, client:eth0]
+";
+
+fn live_svg(lab: &str) -> String {
+    let o = nslab()
+        .args(["graph", "--lab", lab, "--format", "svg"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn class_of(svg: &str, id: &str) -> String {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .find(|n| n.attribute("id") == Some(id))
+        .and_then(|n| n.attribute("class"))
+        .unwrap_or_else(|| panic!("no element {id}"))
+        .to_string()
+}
+
+#[test]
+fn a_running_lab_is_drawn_with_its_live_links_impairments_and_processes() {
+    if !privileged() {
+        return;
+    }
+    let _g = support::shared();
+    let lab = Lab::new("gr-live", LIVE_LAB);
+    lab.up();
+    let svg = live_svg(&lab.name);
+    for n in ["core", "edge1", "edge2", "web", "db", "client"] {
+        assert_eq!(
+            class_of(&svg, &format!("node-{n}")),
+            "vertex node up",
+            "{n}"
+        );
+    }
+    assert_eq!(class_of(&svg, "link-0"), "link up");
+    // The rate limit is read back from the kernel's qdisc.
+    assert_eq!(class_of(&svg, "link-1"), "link up impaired");
+    assert!(svg.contains("rate 50mbit"), "{svg}");
+    assert!(svg.contains("procs: 1 running"));
+
+    let o = nslab()
+        .args(["link", "down", "--lab", &lab.name, "core:eth1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = nslab()
+        .args(["node", "stop", "--lab", &lab.name, "db"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let svg = live_svg(&lab.name);
+    assert_eq!(class_of(&svg, "link-0"), "link down");
+    assert_eq!(class_of(&svg, "node-core"), "vertex node degraded");
+    assert_eq!(class_of(&svg, "node-edge1"), "vertex node degraded");
+    assert_eq!(class_of(&svg, "link-2"), "link up");
+    assert!(svg.contains("procs: 1 stopped"), "{svg}");
+    lab.down();
+}
+
+/// The server, stopped (by its pid) when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `nslab graph --serve` on a free loopback port; returns it and its URL.
+fn serve(lab: &str) -> (Server, String) {
+    let mut child = nslab()
+        .args(["graph", "--lab", lab, "--serve", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server = Server(child);
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in `{line}`"))
+        .to_string();
+    (server, url)
+}
+
+/// Debian's chromium, which CI installs (.ci/run); under CI=true its absence fails.
+fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is not installed (.ci/run installs it; CI=true forbids skipping)"
+        );
+        eprintln!("skipping: chromium is not installed");
+    }
+    found
+}
+
+/// Runs headless chromium on `url` with `args`, letting the page's scripts and fetches
+/// run for a few (virtual) seconds first.
+fn browse(chromium: &Path, url: &str, args: &[&str]) -> std::process::Output {
+    let profile = tempdir("gr-chromium");
+    let o = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(o.status.success(), "chromium failed: {}", text(&o));
+    o
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The rendered DOM (after scripts ran) as a document.
+fn dom(chromium: &Path, url: &str) -> String {
+    let o = browse(chromium, url, &["--dump-dom"]);
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn dom_class(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("{id} is not in the DOM"));
+    let tag = &dom[dom[..start].rfind('<').unwrap()..];
+    let tag = &tag[..tag.find('>').unwrap()];
+    let c = tag
+        .find("class=\"")
+        .unwrap_or_else(|| panic!("{id} has no class: {tag}"));
+    tag[c + 7..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn the_served_page_renders_in_chromium_and_shows_a_link_set_down_after_a_refresh() {
+    if !privileged() {
+        return;
+    }
+    let Some(chromium) = chromium() else { return };
+    let _g = support::shared();
+    let lab = Lab::new("gr-web", LIVE_LAB);
+    lab.up();
+    let (_server, url) = serve(&lab.name);
+
+    let page = dom(&chromium, &url);
+    for n in ["core", "edge1", "edge2", "web", "db", "client"] {
+        assert!(
+            page.contains(&format!("id=\"node-{n}\"")),
+            "node {n} not in the DOM"
+        );
+        assert!(
+            page.contains(&format!("id=\"panel-{n}\"")),
+            "panel {n} not in the DOM"
+        );
+    }
+    assert_eq!(dom_class(&page, "link-0"), "link up");
+    // The page's script fetched state.json and applied it.
+    assert!(
+        page.contains("refreshed "),
+        "the page did not refresh its state"
+    );
+
+    let o = nslab()
+        .args(["link", "down", "--lab", &lab.name, "edge1:eth2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let page = dom(&chromium, &url);
+    assert_eq!(dom_class(&page, "link-2"), "link down");
+    assert_eq!(dom_class(&page, "link-0"), "link up");
+
+    // A picture of it, for the README (UPDATE_SCREENSHOT=1 keeps it in docs/).
+    let shot = tempdir("gr-shot").join("graph.png");
+    browse(
+        &chromium,
+        &format!("{url}#edge1"),
+        &[
+            "--window-size=1400,860",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        png.len() > 20_000,
+        "a blank screenshot ({} bytes)",
+        png.len()
+    );
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        std::fs::copy(&shot, root().join("docs/graph.png")).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(shot.parent().unwrap());
+    lab.down();
+}
