@@ -38,7 +38,11 @@ pub fn run(a: Args) -> Result<u8, CliError> {
             let dir = LabDir::new(lab);
             let src = crate::state::files::read(&dir.source_path())
                 .map_err(|_| CliError::Lab(apply::ApplyError::NotUp(lab.to_string())))?;
-            let base = PathBuf::from("/");
+            // The file it came up from, for paths relative to it (`expect_json_file`).
+            let base = crate::state::LabSummary::read(&dir.summary_path())
+                .ok()
+                .and_then(|s| PathBuf::from(s.file).parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| PathBuf::from("/"));
             (
                 crate::compile_str(&src, &format!("{lab} (as brought up)"), &base),
                 lab.to_string(),

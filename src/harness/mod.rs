@@ -4,13 +4,16 @@
 
 mod actions;
 mod checks;
+mod cmd;
 pub mod jsonmatch;
 pub mod report;
+mod route;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::apply::executor::Cancel;
@@ -105,28 +108,46 @@ pub async fn run(
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
     let mut failed_step: Option<String> = None;
-    for check in &ctx.topology.checks {
+    let checks = &ctx.topology.checks;
+    let mut i = 0;
+    while i < checks.len() {
+        // A many-node check's per-node checks run together; each reports on its own.
+        let n = match checks[i].group {
+            Some(g) => checks[i..]
+                .iter()
+                .take_while(|c| c.group == Some(g))
+                .count(),
+            None => 1,
+        };
+        let batch = &checks[i..i + n];
+        i += n;
         let interrupted = cancel.borrow().clone();
-        let result = match (interrupted, &failed_step) {
-            (Some(sig), _) => skipped(check, &format!("interrupted by {sig}")),
-            (None, Some(step)) => skipped(check, &format!("the step `{step}` failed")),
+        let batch_results: Vec<CheckResult> = match (interrupted, &failed_step) {
+            (Some(sig), _) => skip_all(batch, &format!("interrupted by {sig}")),
+            (None, Some(step)) => skip_all(batch, &format!("the step `{step}` failed")),
             (None, None) => {
                 tokio::select! {
-                    r = run_one(ctx, check) => r,
+                    r = join_all(batch.iter().map(|c| run_one(ctx, c))) => r,
                     Ok(()) = cancel.changed() => {
                         let sig = cancel.borrow().clone().unwrap_or_else(|| "a signal".into());
-                        skipped(check, &format!("interrupted by {sig}"))
+                        skip_all(batch, &format!("interrupted by {sig}"))
                     }
                 }
             }
         };
-        if matches!(check.body, CheckBody::Action(_)) && result.status == Status::Fail {
-            failed_step = Some(check.name.clone());
+        for (check, result) in batch.iter().zip(batch_results) {
+            if matches!(check.body, CheckBody::Action(_)) && result.status == Status::Fail {
+                failed_step = Some(check.name.clone());
+            }
+            report(&result);
+            results.push(result);
         }
-        report(&result);
-        results.push(result);
     }
     results
+}
+
+fn skip_all(batch: &[Check], why: &str) -> Vec<CheckResult> {
+    batch.iter().map(|c| skipped(c, why)).collect()
 }
 
 fn skipped(check: &Check, why: &str) -> CheckResult {

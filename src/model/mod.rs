@@ -3,6 +3,7 @@
 //! apply, probes) reads this and never the YAML.
 
 mod build;
+mod checks;
 mod deps;
 mod ipam;
 mod merge;
@@ -353,7 +354,39 @@ pub struct Check {
     pub timeout: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
+    /// The `tests:` entry a many-node check came from: its per-node checks run together
+    /// and report one result each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
     pub body: CheckBody,
+}
+
+/// What a `reach` check probes: a node's primary address, or an address as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Node(usize),
+    Addr(IpAddr),
+}
+
+/// The JSON a `cmd` check's stdout must contain.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonExpect {
+    pub source: JsonSource,
+    /// Lists match by length and order, not as an unordered subset.
+    pub exact: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonSource {
+    Inline(serde_json::Value),
+    /// Resolved against the topology file's directory; read when the check runs.
+    File {
+        path: std::path::PathBuf,
+        #[serde(skip)]
+        span: crate::diag::Span,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -361,7 +394,7 @@ pub struct Check {
 pub enum CheckBody {
     Reach {
         from: Vec<usize>,
-        to: Vec<usize>,
+        to: Vec<Target>,
         family: Family,
         expect_ok: bool,
     },
@@ -378,6 +411,10 @@ pub enum CheckBody {
         via: Vec<IpAddr>,
         #[serde(skip_serializing_if = "Option::is_none")]
         dev: Option<String>,
+        /// The routing table's id (254 is `main`).
+        table: u32,
+        /// The route must not exist.
+        absent: bool,
     },
     Path {
         from: usize,
@@ -388,12 +425,13 @@ pub enum CheckBody {
     Cmd {
         node: usize,
         run: Command,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        exit: Option<i32>,
+        exit: crate::spec::raw::RawExit,
         #[serde(skip_serializing_if = "Option::is_none")]
         stdout: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        expect_json: Option<serde_json::Value>,
+        stderr: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        json: Option<JsonExpect>,
     },
     /// A scenario step, done once when the run reaches it.
     Action(Action),
