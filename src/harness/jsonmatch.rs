@@ -297,4 +297,32 @@ mod tests {
         assert!(sub(e.clone(), &a).unwrap_err().contains("too many"));
         assert!(subset(&e, &a, Lists::Exact).is_err());
     }
+
+    /// The examples of the README's "Matching JSON", as written there.
+    #[test]
+    fn the_readme_examples_hold_and_fail_as_documented() {
+        let actual = json!({"neighbors": [{"id": "10.0.0.2", "state": "Full"}, {"id": "10.0.0.3", "state": "Init"}]});
+        let ids = |a: &str, b: &str| json!({"neighbors": [{"id": a}, {"id": b}]});
+        assert!(
+            sub(
+                json!({"neighbors": [{"id": "10.0.0.3"}, {"id": "10.0.0.2", "state": "Full"}]}),
+                &actual
+            )
+            .is_ok()
+        );
+        assert!(sub(json!({"neighbors": [{"state": "Full"}]}), &actual).is_ok());
+        assert!(
+            sub(
+                json!({"neighbors": [{"state": "Full"}, {"state": "Full"}]}),
+                &actual
+            )
+            .is_err()
+        );
+        assert!(sub(json!({"neighbors": [{"id": "10.0.0.4"}]}), &actual).is_err());
+        let mut absent = ids("10.0.0.2", "10.0.0.3");
+        absent["dead"] = Value::Null;
+        assert!(sub(absent, &actual).is_ok());
+        assert!(subset(&ids("10.0.0.3", "10.0.0.2"), &actual, Lists::Exact).is_err());
+        assert!(subset(&ids("10.0.0.2", "10.0.0.3"), &actual, Lists::Exact).is_ok());
+    }
 }
