@@ -378,6 +378,7 @@ tests:
   - route: { node: b, name: not-in-1000, timeout: 1s, to: 10.60.0.0/24, table: 1000 }
   - reach: { from: a, to: [c, 10.255.0.1, 10.255.0.3], name: to-addresses, timeout: 2s }
   - reach: { from: a, to: 192.0.2.1, name: outside, timeout: 1s }
+  - reach: { from: a, to: 10.255.0.1, name: owned-answers, expect: fail, timeout: 1s }
   - cmd: { node: { role: core }, name: has-eth1, timeout: 1s, run: "test -e /sys/class/net/eth1" }
   - route: { node: all, name: no-10.9, timeout: 1s, to: 10.9.0.0/16, expect: absent }
 "#;
@@ -447,6 +448,10 @@ fn check_options_pass_and_fail_with_their_reasons() {
             "b has no route to 10.60.0.0/24 in table 1000",
         ),
         ("outside", "a -> 192.0.2.1 (outside the lab)"),
+        (
+            "owned-answers",
+            "expected no replies, but 1 of 1 pairs answered: a -> 10.255.0.1 (b) replied",
+        ),
         ("has-eth1 [a]", "exit status 1, expected 0"),
     ];
     for (name, msg) in fails {
@@ -456,7 +461,6 @@ fn check_options_pass_and_fail_with_their_reasons() {
         assert!(reason.contains(msg), "{name}: `{reason}` lacks `{msg}`");
     }
     assert_eq!(checks.len(), passes.len() + fails.len());
-    // Addresses are shown with the node that owns them.
     assert_eq!(v["passed"], passes.len());
     // Each node of a many-node check is its own line and its own testcase.
     let human = String::from_utf8_lossy(&o.stderr);
@@ -471,4 +475,43 @@ fn check_options_pass_and_fail_with_their_reasons() {
         .filter(|n| n.starts_with("no-10.9"))
         .collect();
     assert_eq!(cases, ["no-10.9 [a]", "no-10.9 [b]", "no-10.9 [c]"]);
+}
+
+/// `nslab test --lab` compiles the stored copy of the file: an `expect_json_file` still
+/// resolves beside the file the lab came up from.
+#[test]
+fn expect_json_file_resolves_for_a_running_lab_too() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "ck-running",
+        "nodes: { a: {} }\ntests:\n  - cmd: { node: a, run: \"echo '[3, 1, 2]'\", expect_json_file: ck-running-want.json, timeout: 1s }\n",
+    );
+    let want = lab.file.with_file_name("ck-running-want.json");
+    std::fs::write(&want, "[1, 2]").unwrap();
+    let o = test_cmd(&lab, &["--keep"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = nslab()
+        .args(["test", "--lab", "ck-running"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Read at each run: an edited file is what the next run expects.
+    std::fs::write(&want, "[4]").unwrap();
+    let o = nslab()
+        .args(["test", "--lab", "ck-running"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "stdout JSON differs: $: expected element [0] matches none of the 3 elements"
+        ),
+        "{}",
+        text(&o)
+    );
+    lab.down();
 }
