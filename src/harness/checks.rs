@@ -354,32 +354,59 @@ async fn reach(
             ok[i] = false;
         }
     }
+    verdict(
+        expect_ok,
+        ok,
+        &Findings {
+            problems,
+            answered,
+            unprobed,
+        },
+    )
+}
+
+/// What one round of pings found, worded per pair.
+struct Findings {
+    problems: Vec<String>,
+    answered: Vec<String>,
+    /// Pairs that could not be probed at all.
+    unprobed: Vec<String>,
+}
+
+/// Whether a reach check holds after a round: every pair answered (`expect: ok`), or none
+/// did and every pair was probed (`expect: fail`).
+fn verdict(expect_ok: bool, ok: &[bool], f: &Findings) -> Attempt {
+    let Findings {
+        problems,
+        answered,
+        unprobed,
+    } = f;
     if expect_ok {
         let failing = ok.iter().filter(|o| !**o).count();
         Attempt {
-            holds: failing == 0 && !pairs.is_empty(),
-            seen: if pairs.is_empty() {
+            holds: failing == 0 && !ok.is_empty(),
+            seen: if ok.is_empty() {
                 "no pairs to probe (the selectors matched one node, or nodes without addresses)"
                     .into()
             } else {
                 format!(
                     "{failing} of {} pairs unreachable: {}",
-                    pairs.len(),
-                    list(&problems, 5)
+                    ok.len(),
+                    list(problems, 5)
                 )
             },
         }
-    } else if !unprobed.is_empty() || pairs.is_empty() {
+    } else if !unprobed.is_empty() || ok.is_empty() {
         // Silence proves nothing when the probe never went out.
         Attempt {
             holds: false,
-            seen: if pairs.is_empty() {
+            seen: if ok.is_empty() {
                 "no pairs to probe (the selectors matched one node, or nodes without addresses)"
                     .into()
             } else {
                 format!(
                     "expected no replies, but could not probe: {}",
-                    list(&unprobed, 5)
+                    list(unprobed, 5)
                 )
             },
         }
@@ -389,8 +416,8 @@ async fn reach(
             seen: format!(
                 "expected no replies, but {} of {} pairs answered: {}",
                 answered.len(),
-                pairs.len(),
-                list(&answered, 5)
+                ok.len(),
+                list(answered, 5)
             ),
         }
     }
