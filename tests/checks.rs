@@ -515,3 +515,37 @@ fn expect_json_file_resolves_for_a_running_lab_too() {
     );
     lab.down();
 }
+
+/// The nodes of a many-node check are polled together: the entry takes one timeout, not
+/// one per node, and still reports each node, in order.
+#[test]
+fn many_node_checks_run_together_and_report_each_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "ck-together",
+        "nodes: { a: {}, b: {}, c: {}, d: {} }\ntests:\n  - cmd: { node: all, run: \"sleep 1; false\", timeout: 1500ms, name: slow }\n",
+    );
+    let o = test_cmd(&lab, &["--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let checks = v["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["slow [a]", "slow [b]", "slow [c]", "slow [d]"]);
+    for c in checks {
+        assert_eq!(c["status"], "fail");
+        assert!(c["duration_s"].as_f64().unwrap() >= 1.0, "{c}");
+        assert!(
+            c["reason"]
+                .as_str()
+                .unwrap()
+                .contains("exit status 1, expected 0"),
+            "{c}"
+        );
+    }
+    // Each takes about 2.5 s (two attempts of 1 s and a pause); one after another, 10 s.
+    let total = v["duration_s"].as_f64().unwrap();
+    assert!(total < 6.0, "the four nodes took {total} s in all");
+}
