@@ -534,7 +534,8 @@ fn many_node_checks_run_together_and_report_each_node() {
     let checks = v["checks"].as_array().unwrap();
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["slow [a]", "slow [b]", "slow [c]", "slow [d]"]);
-    for c in checks {
+    for (c, node) in checks.iter().zip(["a", "b", "c", "d"]) {
+        assert_eq!(c["node"], node, "the JSON report names the node: {c}");
         assert_eq!(c["status"], "fail");
         assert!(c["duration_s"].as_f64().unwrap() >= 1.0, "{c}");
         assert!(

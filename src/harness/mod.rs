@@ -41,6 +41,9 @@ pub struct CheckResult {
     pub reason: Option<String>,
     /// Polls made before it held or timed out.
     pub attempts: u32,
+    /// The node, for one node's result of a many-node check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -112,10 +115,11 @@ pub async fn run(
     let mut i = 0;
     while i < checks.len() {
         // A many-node check's per-node checks run together; each reports on its own.
-        let n = match checks[i].group {
-            Some(g) => checks[i..]
+        let entry = |c: &Check| c.group.as_ref().map(|g| g.entry);
+        let n = match entry(&checks[i]) {
+            Some(e) => checks[i..]
                 .iter()
-                .take_while(|c| c.group == Some(g))
+                .take_while(|c| entry(c) == Some(e))
                 .count(),
             None => 1,
         };
@@ -150,6 +154,10 @@ fn skip_all(batch: &[Check], why: &str) -> Vec<CheckResult> {
     batch.iter().map(|c| skipped(c, why)).collect()
 }
 
+fn node_of(check: &Check) -> Option<String> {
+    check.group.as_ref().map(|g| g.node.clone())
+}
+
 fn skipped(check: &Check, why: &str) -> CheckResult {
     CheckResult {
         name: check.name.clone(),
@@ -158,6 +166,7 @@ fn skipped(check: &Check, why: &str) -> CheckResult {
         duration: Duration::ZERO,
         reason: Some(format!("not run: {why}")),
         attempts: 0,
+        node: node_of(check),
     }
 }
 
@@ -177,6 +186,7 @@ pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
             duration: start.elapsed(),
             reason: outcome.err(),
             attempts: 1,
+            node: None,
         };
     }
     let deadline = start + check.timeout;
@@ -205,6 +215,7 @@ pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
                     )
                 }),
                 attempts,
+                node: node_of(check),
             };
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::resolve::{DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, Names, action_name, select};
 use crate::diag::Sink;
-use crate::model::{Check, CheckBody, Command, JsonExpect, JsonSource, Target};
+use crate::model::{Check, CheckBody, Command, Group, JsonExpect, JsonSource, Target};
 use crate::spec::raw::{JsonSource as JsonSource_, *};
 
 impl Names<'_> {
@@ -126,7 +126,10 @@ impl Names<'_> {
             let mut c = one(body).remove(0);
             if many {
                 c.name = format!("{name} [{}]", self.all[n].name);
-                c.group = Some(index);
+                c.group = Some(Group {
+                    entry: index,
+                    node: self.all[n].name.clone(),
+                });
             }
             out.push(c);
         }
@@ -480,7 +483,7 @@ mod tests {
             .topology
             .checks
             .iter()
-            .map(|c| (c.name.as_str(), c.group))
+            .map(|c| (c.name.as_str(), c.group.as_ref().map(|g| g.entry)))
             .collect();
         assert_eq!(
             names,

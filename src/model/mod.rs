@@ -354,11 +354,19 @@ pub struct Check {
     pub timeout: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
-    /// The `tests:` entry a many-node check came from: its per-node checks run together
-    /// and report one result each.
+    /// Set on each per-node check of a many-node `cmd` or `route`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<usize>,
+    pub group: Option<Group>,
     pub body: CheckBody,
+}
+
+/// One node's share of a many-node check: the checks of one `tests:` entry run together
+/// and report one result each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// The entry's index in `tests:`.
+    pub entry: usize,
+    pub node: String,
 }
 
 /// What a `reach` check probes: a node's primary address, or an address as written.
