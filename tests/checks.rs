@@ -508,7 +508,7 @@ fn expect_json_file_resolves_for_a_running_lab_too() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains(
-            "stdout JSON differs: $: expected element [0] matches none of the 3 elements"
+            "stdout JSON differs: $: expected element [0] (4) matches none of the 3 elements"
         ),
         "{}",
         text(&o)

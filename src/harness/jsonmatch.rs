@@ -142,6 +142,11 @@ impl Matcher {
             }
             if ok.is_empty() {
                 return Err(match nearest {
+                    // A scalar has no "nearest": any other value differs as much.
+                    Some(_) if !ev.is_object() && !ev.is_array() => format!(
+                        "{path}: expected element [{i}] ({ev}) matches none of the {} elements",
+                        a.len()
+                    ),
                     Some((_, j, d)) => format!(
                         "{path}: expected element [{i}] matches none of the {} elements; the nearest, [{j}], differs: {d}",
                         a.len()
@@ -324,5 +329,13 @@ mod tests {
         assert!(sub(absent, &actual).is_ok());
         assert!(subset(&ids("10.0.0.3", "10.0.0.2"), &actual, Lists::Exact).is_err());
         assert!(subset(&ids("10.0.0.2", "10.0.0.3"), &actual, Lists::Exact).is_ok());
+    }
+
+    #[test]
+    fn a_missing_scalar_is_named_without_a_nearest_element() {
+        assert_eq!(
+            sub(json!({"l": [2, 3]}), &json!({"l": [1, 2]})).unwrap_err(),
+            "$.l: expected element [1] (3) matches none of the 2 elements"
+        );
     }
 }
