@@ -24,5 +24,37 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
         mounts::check(n, &mut out);
     }
     programs::check(&t.nodes, &mut out);
+    expected_json(t, &mut out);
     out
+}
+
+/// Every `expect_json_file` can be read and parses, so a typo is a located error at
+/// `validate` rather than a check that fails every attempt.
+fn expected_json(t: &Topology, out: &mut Vec<Diagnostic>) {
+    for c in &t.checks {
+        let crate::model::CheckBody::Cmd { json: Some(j), .. } = &c.body else {
+            continue;
+        };
+        let crate::model::JsonSource::File { path, span } = &j.source else {
+            continue;
+        };
+        // The per-node checks of one entry share the file: one error is enough.
+        if out.iter().any(|d| d.span == Some(*span)) {
+            continue;
+        }
+        let problem = match std::fs::read_to_string(path) {
+            Err(e) => format!("cannot read {}: {e}", path.display()),
+            Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(_) => continue,
+                Err(e) => format!("{} is not JSON: {e}", path.display()),
+            },
+        };
+        out.push(
+            Diagnostic::error(
+                Some(*span),
+                format!("check `{}`: `expect_json_file`: {problem}", c.name),
+            )
+            .with_hint("the path is relative to the topology file's directory"),
+        );
+    }
 }

@@ -345,3 +345,208 @@ tests:
     );
     assert!(!lab.is_up());
 }
+
+/// The check options of the `tests:` section, each passing and failing: JSON lists as an
+/// unordered subset (and `json_exact`), absent keys, `expect_json_file`, `expect: fail`
+/// and `stderr` on `cmd`, `expect: absent` and `table` on `route`, `reach` to addresses,
+/// and many-node checks reporting one result per node in the human, JSON and JUnit
+/// reports.
+const OPTIONS: &str = r#"
+routing: static
+nodes:
+  a: { labels: { role: core }, exec: ["ip route add 10.60.0.0/24 dev eth0 table 1000"] }
+  b: { labels: { role: core } }
+  c: {}
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth1, c:eth0]
+tests:
+  - cmd: { node: a, name: json-unordered, timeout: 1s, run: "echo '{\"n\": [{\"id\": 1, \"s\": \"Init\"}, {\"id\": 2, \"s\": \"Full\"}]}'",
+           expect_json: { n: [{ id: 2, s: Full }, { id: 1 }], gone: ~ } }
+  - cmd: { node: a, name: json-exact-order, timeout: 1s, run: "echo '{\"n\": [1, 2]}'", expect_json: { n: [2, 1] }, json_exact: true }
+  - cmd: { node: a, name: json-key-present, timeout: 1s, run: "echo '{\"n\": [], \"gone\": 1}'", expect_json: { gone: ~ } }
+  - cmd: { node: a, name: json-file, timeout: 1s, run: "echo '{\"v\": [3, 2, 1]}'", expect_json_file: ck-opts-want.json }
+  - cmd: { node: a, name: json-file-differs, timeout: 1s, run: "echo '{\"v\": [3, 2]}'", expect_json_file: ck-opts-want.json }
+  - cmd: { node: a, name: fails-as-expected, timeout: 1s, run: "echo oops >&2; exit 4", expect: fail, stderr: "^oops$" }
+  - cmd: { node: a, name: should-have-failed, timeout: 1s, run: "echo fine", expect: fail }
+  - cmd: { node: a, name: stderr-differs, timeout: 1s, run: "echo oops >&2", stderr: "^fine$" }
+  - route: { node: a, name: withdrawn, timeout: 1s, to: 10.9.0.0/16, expect: absent }
+  - route: { node: a, name: still-there, timeout: 1s, to: 10.255.0.2/31, expect: absent }
+  - route: { node: a, name: local-table, timeout: 1s, to: 10.255.0.0/32, table: local }
+  - route: { node: a, name: not-in-main, timeout: 1s, to: 10.255.0.0/32 }
+  - route: { node: a, name: table-1000, timeout: 1s, to: 10.60.0.0/24, table: 1000, dev: eth0 }
+  - route: { node: b, name: not-in-1000, timeout: 1s, to: 10.60.0.0/24, table: 1000 }
+  - reach: { from: a, to: [c, 10.255.0.1, 10.255.0.3], name: to-addresses, timeout: 2s }
+  - reach: { from: a, to: 192.0.2.1, name: outside, timeout: 1s }
+  - reach: { from: a, to: 10.255.0.1, name: owned-answers, expect: fail, timeout: 1s }
+  - cmd: { node: { role: core }, name: has-eth1, timeout: 1s, run: "test -e /sys/class/net/eth1" }
+  - route: { node: all, name: no-10.9, timeout: 1s, to: 10.9.0.0/16, expect: absent }
+"#;
+
+#[test]
+fn check_options_pass_and_fail_with_their_reasons() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("ck-opts", OPTIONS);
+    let want = lab.file.with_file_name("ck-opts-want.json");
+    std::fs::write(&want, r#"{ "v": [1, 2, 3] }"#).unwrap();
+    let junit = std::env::temp_dir().join("nslab-tests/ck-opts.xml");
+    let o = test_cmd(&lab, &["--json", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!lab.is_up());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let checks = v["checks"].as_array().unwrap();
+    let result = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no result `{name}` in {v}"))
+    };
+    let passes = [
+        "json-unordered",
+        "json-file",
+        "fails-as-expected",
+        "withdrawn",
+        "local-table",
+        "table-1000",
+        "to-addresses",
+        "has-eth1 [b]",
+        "no-10.9 [a]",
+        "no-10.9 [b]",
+        "no-10.9 [c]",
+    ];
+    for p in passes {
+        assert_eq!(result(p)["status"], "pass", "{p}: {}", result(p));
+    }
+    let fails = [
+        (
+            "json-exact-order",
+            "stdout JSON differs: $.n[0]: expected 2, found 1",
+        ),
+        ("json-key-present", "$.gone: expected no such key, found 1"),
+        (
+            "json-file-differs",
+            "$.v: expected at least 3 elements (in any order), found 2",
+        ),
+        (
+            "should-have-failed",
+            "exit status 0, expected a failure (non-zero); stdout: fine",
+        ),
+        (
+            "stderr-differs",
+            "stderr does not match /^fine$/; stderr was: oops",
+        ),
+        (
+            "still-there",
+            "expected no route to 10.255.0.2/31 on a, found a unicast route via 10.255.0.1 dev eth0",
+        ),
+        ("not-in-main", "a has no route to 10.255.0.0/32"),
+        (
+            "not-in-1000",
+            "b has no route to 10.60.0.0/24 in table 1000",
+        ),
+        ("outside", "a -> 192.0.2.1 (outside the lab)"),
+        (
+            "owned-answers",
+            "expected no replies, but 1 of 1 pairs answered: a -> 10.255.0.1 (b) replied",
+        ),
+        ("has-eth1 [a]", "exit status 1, expected 0"),
+    ];
+    for (name, msg) in fails {
+        let r = result(name);
+        assert_eq!(r["status"], "fail", "{name}: {r}");
+        let reason = r["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(msg), "{name}: `{reason}` lacks `{msg}`");
+    }
+    assert_eq!(checks.len(), passes.len() + fails.len());
+    assert_eq!(v["passed"], passes.len());
+    // Each node of a many-node check is its own line and its own testcase.
+    let human = String::from_utf8_lossy(&o.stderr);
+    assert!(human.contains("PASS  has-eth1 [b]"), "{human}");
+    assert!(human.contains("FAIL  has-eth1 [a]"), "{human}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("valid XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .filter_map(|n| n.attribute("name"))
+        .filter(|n| n.starts_with("no-10.9"))
+        .collect();
+    assert_eq!(cases, ["no-10.9 [a]", "no-10.9 [b]", "no-10.9 [c]"]);
+}
+
+/// `nslab test --lab` compiles the stored copy of the file: an `expect_json_file` still
+/// resolves beside the file the lab came up from.
+#[test]
+fn expect_json_file_resolves_for_a_running_lab_too() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "ck-running",
+        "nodes: { a: {} }\ntests:\n  - cmd: { node: a, run: \"echo '[3, 1, 2]'\", expect_json_file: ck-running-want.json, timeout: 1s }\n",
+    );
+    let want = lab.file.with_file_name("ck-running-want.json");
+    std::fs::write(&want, "[1, 2]").unwrap();
+    let o = test_cmd(&lab, &["--keep"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = nslab()
+        .args(["test", "--lab", "ck-running"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Read at each run: an edited file is what the next run expects.
+    std::fs::write(&want, "[4]").unwrap();
+    let o = nslab()
+        .args(["test", "--lab", "ck-running"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "stdout JSON differs: $: expected element [0] (4) matches none of the 3 elements"
+        ),
+        "{}",
+        text(&o)
+    );
+    lab.down();
+}
+
+/// The nodes of a many-node check are polled together: the entry takes one timeout, not
+/// one per node, and still reports each node, in order.
+#[test]
+fn many_node_checks_run_together_and_report_each_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "ck-together",
+        "nodes: { a: {}, b: {}, c: {}, d: {} }\ntests:\n  - cmd: { node: all, run: \"sleep 1; false\", timeout: 1500ms, name: slow }\n",
+    );
+    let o = test_cmd(&lab, &["--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let checks = v["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["slow [a]", "slow [b]", "slow [c]", "slow [d]"]);
+    for (c, node) in checks.iter().zip(["a", "b", "c", "d"]) {
+        assert_eq!(c["node"], node, "the JSON report names the node: {c}");
+        assert_eq!(c["status"], "fail");
+        assert!(c["duration_s"].as_f64().unwrap() >= 1.0, "{c}");
+        assert!(
+            c["reason"]
+                .as_str()
+                .unwrap()
+                .contains("exit status 1, expected 0"),
+            "{c}"
+        );
+    }
+    // Each takes about 2.5 s (two attempts of 1 s and a pause); one after another, 10 s.
+    let total = v["duration_s"].as_f64().unwrap();
+    assert!(total < 6.0, "the four nodes took {total} s in all");
+}

@@ -605,3 +605,38 @@ fn validate_refuses_a_missing_target_directly_under_root() {
     assert!(!stderr.contains("/etc/bg-01-test.txt"), "{stderr}");
     assert!(stderr.contains("2 errors"), "{stderr}");
 }
+
+#[test]
+fn validate_reads_every_expect_json_file_and_locates_a_bad_one() {
+    // No root: validate only reads the files. Paths are relative to the topology file,
+    // wherever validate runs from.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ck-validate");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("want")).unwrap();
+    std::fs::write(dir.join("want/ok.json"), r#"{"a": [1]}"#).unwrap();
+    std::fs::write(dir.join("want/bad.json"), "{ a: 1 }").unwrap();
+    let yaml = "name: ck-validate\nnodes: { a: {}, b: {} }\ntests:\n  - cmd: { node: a, run: \"true\", expect_json_file: want/ok.json }\n  - cmd: { node: [a, b], run: \"true\", expect_json_file: want/bad.json }\n  - cmd: { node: a, run: \"true\", expect_json_file: want/gone.json, name: gone }\n";
+    std::fs::write(dir.join("t.yaml"), yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nslab"))
+        .current_dir(root())
+        .arg("validate")
+        .arg(dir.join("t.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let bad = format!(
+        "check `2: cmd a,b: true [a]`: `expect_json_file`: {} is not JSON",
+        dir.join("want/bad.json").display()
+    );
+    assert!(stderr.contains(&bad), "`{bad}` missing from: {stderr}");
+    assert!(stderr.contains("t.yaml:5:57"), "{stderr}");
+    // One error for the file of a many-node check, not one per node.
+    assert_eq!(stderr.matches("is not JSON").count(), 1, "{stderr}");
+    let gone = format!(
+        "check `gone`: `expect_json_file`: cannot read {}",
+        dir.join("want/gone.json").display()
+    );
+    assert!(stderr.contains(&gone), "`{gone}` missing from: {stderr}");
+    assert!(!stderr.contains("ok.json"), "{stderr}");
+}

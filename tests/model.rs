@@ -480,7 +480,7 @@ tests:
             ..
         } => {
             assert_eq!(from, &vec![0, 1]);
-            assert_eq!(to, &vec![2]);
+            assert_eq!(to, &vec![nslab::model::Target::Node(2)]);
             assert!(!expect_ok);
         }
         _ => panic!(),

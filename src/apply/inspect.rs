@@ -103,7 +103,7 @@ fn route_line(r: &RouteMessage) -> String {
     line
 }
 
-/// A route of the main table, structured for checks.
+/// A route of one table, structured for checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteEntry {
     pub dst: IpNet,
@@ -153,9 +153,27 @@ fn route_entry(r: &RouteMessage) -> RouteEntry {
     }
 }
 
-/// Every route of the main table, both families. The dump is filtered by family only;
-/// the main table is what a lab sets.
+/// Every route of the main table, both families: the main table is what a lab sets.
 async fn main_table(h: &Handle) -> Result<Vec<RouteMessage>, KernelError> {
+    table_routes(h, MAIN_TABLE).await
+}
+
+const MAIN_TABLE: u32 = 254;
+
+/// A route's table: ids above 255 are only in the `RTA_TABLE` attribute (the header then
+/// says 252, "compat").
+fn table_of(r: &RouteMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
+/// Every route of one table, both families. The dump is filtered by family only.
+async fn table_routes(h: &Handle, table: u32) -> Result<Vec<RouteMessage>, KernelError> {
     let mut out = Vec::new();
     for msg in [
         RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
@@ -168,17 +186,18 @@ async fn main_table(h: &Handle) -> Result<Vec<RouteMessage>, KernelError> {
             .try_collect()
             .await
             .map_err(KernelError::netlink)?;
-        out.extend(all.into_iter().filter(|r| r.header.table == 254));
+        out.extend(all.into_iter().filter(|r| table_of(r) == table));
     }
     Ok(out)
 }
 
-/// The main table's routes of one namespace.
+/// The routes of one table (254 is `main`) of one namespace.
 pub async fn route_entries(
     kernel: &NetlinkKernel,
     netns: &Name,
+    table: u32,
 ) -> Result<Vec<RouteEntry>, KernelError> {
-    Ok(main_table(&kernel.handle(netns).await?)
+    Ok(table_routes(&kernel.handle(netns).await?, table)
         .await?
         .iter()
         .map(route_entry)

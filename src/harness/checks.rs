@@ -1,14 +1,12 @@
 //! One attempt of each kind of check: what it probes and how it words what it saw.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::{Attempt, Context, jsonmatch};
-use crate::apply::{inspect, nodes};
-use crate::model::{Check, CheckBody, Command};
+use super::{Attempt, Context, cmd, route};
+use crate::model::{Check, CheckBody, Target};
 use crate::plan::Name;
 use crate::probe::{self, icmp::PingResult};
 use crate::spec::raw::Family;
@@ -17,7 +15,10 @@ use crate::spec::raw::Family;
 #[derive(Debug, Clone)]
 pub struct Pair {
     from: usize,
-    to: usize,
+    /// The node probed, or the one owning the address probed (None: not the lab's).
+    to: Option<usize>,
+    /// The target as written: a node, or an address.
+    target: Target,
     addr: Option<IpAddr>,
     v6: bool,
 }
@@ -91,10 +92,21 @@ impl<'c> State<'c> {
         let has = |n: usize, v6: bool| t.primary_address(n, v6).is_some();
         let mut pairs = Vec::new();
         for &a in from {
-            for &b in to {
-                if a == b {
-                    continue;
-                }
+            for &target in to {
+                let b = match target {
+                    Target::Node(b) if b == a => continue,
+                    Target::Node(b) => b,
+                    Target::Addr(addr) => {
+                        pairs.push(Pair {
+                            from: a,
+                            to: ctx.owners.get(&addr).copied(),
+                            target,
+                            addr: Some(addr),
+                            v6: addr.is_ipv6(),
+                        });
+                        continue;
+                    }
+                };
                 let fams: Vec<bool> = match family {
                     Family::Ipv4 => vec![false],
                     Family::Ipv6 => vec![true],
@@ -107,7 +119,8 @@ impl<'c> State<'c> {
                 for v6 in fams {
                     pairs.push(Pair {
                         from: a,
-                        to: b,
+                        to: Some(b),
+                        target,
                         addr: t.primary_address(b, v6),
                         v6,
                     });
@@ -119,7 +132,7 @@ impl<'c> State<'c> {
         for v6 in [false, true] {
             let shared = pairs
                 .iter()
-                .filter(|p| p.v6 == v6 && same_segment(ctx, p.from, p.to))
+                .filter(|p| p.v6 == v6 && p.to.is_some_and(|to| same_segment(ctx, p.from, to)))
                 .count();
             let routed = routed_ends(ctx.topology, v6);
             let Some(limit) = neigh_limit(v6) else {
@@ -175,7 +188,18 @@ impl<'c> State<'c> {
                     dst,
                     via,
                     dev,
-                } => route(ctx, *node, dst, via, dev.as_deref()).await,
+                    table,
+                    absent,
+                } => {
+                    let want = route::Want {
+                        dsts: dst,
+                        via,
+                        dev: dev.as_deref(),
+                        table: *table,
+                        absent: *absent,
+                    };
+                    route::route(ctx, *node, &want).await
+                }
                 CheckBody::Path {
                     from,
                     to,
@@ -187,18 +211,16 @@ impl<'c> State<'c> {
                     run,
                     exit,
                     stdout,
-                    expect_json,
+                    stderr,
+                    json,
                 } => {
-                    cmd(
-                        ctx,
-                        *node,
-                        run,
-                        *exit,
-                        stdout.as_deref(),
-                        expect_json.as_ref(),
-                        check.timeout,
-                    )
-                    .await
+                    let want = cmd::Want {
+                        exit: *exit,
+                        stdout: stdout.as_deref(),
+                        stderr: stderr.as_deref(),
+                        json: json.as_ref(),
+                    };
+                    cmd::cmd(ctx, *node, run, &want, check.timeout).await
                 }
                 CheckBody::Reach { .. } => unreachable!("reach checks have their own state"),
                 // Steps are done once by `actions::perform`, never polled.
@@ -211,11 +233,11 @@ impl<'c> State<'c> {
     }
 }
 
-fn name<'a>(ctx: &'a Context<'_>, n: usize) -> &'a str {
+pub(super) fn name<'a>(ctx: &'a Context<'_>, n: usize) -> &'a str {
     &ctx.topology.nodes[n].name
 }
 
-fn netns(ctx: &Context<'_>, n: usize) -> Name {
+pub(super) fn netns(ctx: &Context<'_>, n: usize) -> Name {
     Name::from(ctx.topology.nodes[n].netns.as_str())
 }
 
@@ -230,6 +252,28 @@ fn list(items: &[String], limit: usize) -> String {
         s.push_str(&format!("; and {} more", items.len() - limit));
     }
     s
+}
+
+/// `a -> c (10.255.0.3)` for a node target; `a -> 10.0.0.1 (r1)` for an address, with
+/// its owner, or `(outside the lab)`.
+fn pair_text(ctx: &Context<'_>, p: &Pair) -> String {
+    let from = name(ctx, p.from);
+    match (p.target, p.to) {
+        (Target::Node(_), Some(to)) => format!(
+            "{from} -> {} ({})",
+            name(ctx, to),
+            p.addr.map(|a| a.to_string()).unwrap_or_default()
+        ),
+        (_, Some(owner)) => format!(
+            "{from} -> {} ({})",
+            p.addr.map(|a| a.to_string()).unwrap_or_default(),
+            name(ctx, owner)
+        ),
+        (_, None) => format!(
+            "{from} -> {} (outside the lab)",
+            p.addr.map(|a| a.to_string()).unwrap_or_default()
+        ),
+    }
 }
 
 /// Pings every pending pair once per attempt, one socket per source node, all sources at
@@ -270,12 +314,7 @@ async fn reach(
             Ok(results) => {
                 for (i, res) in idx.iter().zip(results) {
                     let p = &pairs[*i];
-                    let what = format!(
-                        "{} -> {} ({})",
-                        name(ctx, p.from),
-                        name(ctx, p.to),
-                        p.addr.map(|a| a.to_string()).unwrap_or_default()
-                    );
+                    let what = pair_text(ctx, p);
                     match res {
                         PingResult::Reply(rtt) => {
                             ok[*i] = true;
@@ -308,38 +347,66 @@ async fn reach(
     }
     for (i, p) in pairs.iter().enumerate() {
         if p.addr.is_none() {
-            let e = format!("{} has no {} address to probe", name(ctx, p.to), fam(p.v6));
+            let to = p.to.map(|t| name(ctx, t)).unwrap_or("?");
+            let e = format!("{to} has no {} address to probe", fam(p.v6));
             problems.push(e.clone());
             unprobed.push(e);
             ok[i] = false;
         }
     }
+    verdict(
+        expect_ok,
+        ok,
+        &Findings {
+            problems,
+            answered,
+            unprobed,
+        },
+    )
+}
+
+/// What one round of pings found, worded per pair.
+struct Findings {
+    problems: Vec<String>,
+    answered: Vec<String>,
+    /// Pairs that could not be probed at all.
+    unprobed: Vec<String>,
+}
+
+/// Whether a reach check holds after a round: every pair answered (`expect: ok`), or none
+/// did and every pair was probed (`expect: fail`).
+fn verdict(expect_ok: bool, ok: &[bool], f: &Findings) -> Attempt {
+    let Findings {
+        problems,
+        answered,
+        unprobed,
+    } = f;
     if expect_ok {
         let failing = ok.iter().filter(|o| !**o).count();
         Attempt {
-            holds: failing == 0 && !pairs.is_empty(),
-            seen: if pairs.is_empty() {
+            holds: failing == 0 && !ok.is_empty(),
+            seen: if ok.is_empty() {
                 "no pairs to probe (the selectors matched one node, or nodes without addresses)"
                     .into()
             } else {
                 format!(
                     "{failing} of {} pairs unreachable: {}",
-                    pairs.len(),
-                    list(&problems, 5)
+                    ok.len(),
+                    list(problems, 5)
                 )
             },
         }
-    } else if !unprobed.is_empty() || pairs.is_empty() {
+    } else if !unprobed.is_empty() || ok.is_empty() {
         // Silence proves nothing when the probe never went out.
         Attempt {
             holds: false,
-            seen: if pairs.is_empty() {
+            seen: if ok.is_empty() {
                 "no pairs to probe (the selectors matched one node, or nodes without addresses)"
                     .into()
             } else {
                 format!(
                     "expected no replies, but could not probe: {}",
-                    list(&unprobed, 5)
+                    list(unprobed, 5)
                 )
             },
         }
@@ -349,8 +416,8 @@ async fn reach(
             seen: format!(
                 "expected no replies, but {} of {} pairs answered: {}",
                 answered.len(),
-                pairs.len(),
-                list(&answered, 5)
+                ok.len(),
+                list(answered, 5)
             ),
         }
     }
@@ -419,101 +486,6 @@ async fn tcp(
     }
 }
 
-async fn route(
-    ctx: &Context<'_>,
-    node: usize,
-    dsts: &[ipnet::IpNet],
-    via: &[IpAddr],
-    dev: Option<&str>,
-) -> Attempt {
-    let entries = match inspect::route_entries(ctx.kernel, &netns(ctx, node)).await {
-        Ok(e) => e,
-        Err(e) => {
-            return Attempt {
-                holds: false,
-                seen: format!("cannot read the routes of {}: {e}", name(ctx, node)),
-            };
-        }
-    };
-    let n = &ctx.topology.nodes[node];
-    let ifname = |ix: u32| {
-        if ix == 1 {
-            "lo".to_string()
-        } else {
-            n.interfaces
-                .iter()
-                .find(|i| i.ifindex == ix)
-                .map(|i| i.name.clone())
-                .unwrap_or_else(|| format!("#{ix}"))
-        }
-    };
-    let mut problems = Vec::new();
-    for dst in dsts {
-        // Only the families the check names: `default` covers v4 and v6 when via is empty.
-        let found: Vec<_> = entries.iter().filter(|e| e.dst == *dst).collect();
-        let Some(e) = found.first() else {
-            if via.is_empty() || via.iter().any(|v| v.is_ipv6() == dst.addr().is_ipv6()) {
-                problems.push(format!("{} has no route to {dst}", n.name));
-            }
-            continue;
-        };
-        let want: BTreeSet<IpAddr> = via
-            .iter()
-            .filter(|v| v.is_ipv6() == dst.addr().is_ipv6())
-            .copied()
-            .collect();
-        let have: BTreeSet<IpAddr> = e.gateways.iter().copied().collect();
-        if !want.is_empty() && have.is_empty() {
-            let devs: Vec<String> = e.oifs.iter().map(|i| ifname(*i)).collect();
-            problems.push(format!(
-                "the route to {dst} on {} has no gateway ({} route via {}); expected via {}",
-                n.name,
-                if e.kind == "unicast" {
-                    "a connected"
-                } else {
-                    e.kind.as_str()
-                },
-                if devs.is_empty() {
-                    "-".to_string()
-                } else {
-                    devs.join(", ")
-                },
-                want.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        } else if !want.is_empty() && want != have {
-            let show = |s: &BTreeSet<IpAddr>| {
-                s.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            problems.push(format!(
-                "the route to {dst} on {} goes via {{{}}}, expected {{{}}}",
-                n.name,
-                show(&have),
-                show(&want)
-            ));
-        }
-        if let Some(d) = dev {
-            let devs: Vec<String> = e.oifs.iter().map(|i| ifname(*i)).collect();
-            if !devs.iter().any(|x| x == d) {
-                problems.push(format!(
-                    "the route to {dst} on {} leaves through {}, expected {d}",
-                    n.name,
-                    devs.join(", ")
-                ));
-            }
-        }
-    }
-    Attempt {
-        holds: problems.is_empty(),
-        seen: problems.join("; "),
-    }
-}
-
 async fn path(
     ctx: &Context<'_>,
     from: usize,
@@ -559,100 +531,6 @@ async fn path(
             holds: false,
             seen: format!("cannot trace from {}: {e}", name(ctx, from)),
         },
-    }
-}
-
-async fn cmd(
-    ctx: &Context<'_>,
-    node: usize,
-    run: &Command,
-    exit: Option<i32>,
-    stdout: Option<&str>,
-    expect_json: Option<&serde_json::Value>,
-    timeout: Duration,
-) -> Attempt {
-    let n = &ctx.topology.nodes[node];
-    let std_cmd = match nodes::target(&ctx.topology.lab, &n.name, &n.netns)
-        .and_then(|t| t.command(&run.argv()))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return Attempt {
-                holds: false,
-                seen: format!("cannot enter {}: {e}", n.name),
-            };
-        }
-    };
-    let mut c = tokio::process::Command::from(std_cmd);
-    c.kill_on_drop(true).stdin(std::process::Stdio::null());
-    let out = match tokio::time::timeout(timeout, c.output()).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => {
-            return Attempt {
-                holds: false,
-                seen: format!("cannot run `{}` on {}: {e}", run.display(), n.name),
-            };
-        }
-        Err(_) => {
-            return Attempt {
-                holds: false,
-                seen: format!(
-                    "`{}` on {} did not finish within {:.0}s",
-                    run.display(),
-                    n.name,
-                    timeout.as_secs_f64()
-                ),
-            };
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let code = out.status.code().unwrap_or(-1);
-    let mut problems = Vec::new();
-    let want = exit.unwrap_or(0);
-    if code != want {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let err = err.trim();
-        let tail: String = err
-            .chars()
-            .rev()
-            .take(300)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        problems.push(format!(
-            "exit status {code}, expected {want}{}",
-            if tail.is_empty() {
-                String::new()
-            } else {
-                format!("; stderr: {tail}")
-            }
-        ));
-    }
-    if let Some(re) = stdout {
-        // Multi-line: `^` and `$` match at line ends, as people expect of command output.
-        match regex::RegexBuilder::new(re).multi_line(true).build() {
-            Ok(r) if r.is_match(&text) => {}
-            Ok(_) => {
-                let shown: String = text.trim().chars().take(300).collect();
-                problems.push(format!("stdout does not match /{re}/; stdout was: {shown}"));
-            }
-            Err(e) => problems.push(format!("bad regex: {e}")),
-        }
-    }
-    if let Some(expected) = expect_json {
-        match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(actual) => {
-                if let Err(d) = jsonmatch::subset(expected, &actual) {
-                    problems.push(format!("stdout JSON differs: {d}"));
-                }
-            }
-            Err(e) => problems.push(format!("stdout is not JSON: {e}")),
-        }
-    }
-    Attempt {
-        holds: problems.is_empty(),
-        seen: problems.join("; "),
     }
 }
 

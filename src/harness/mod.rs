@@ -4,13 +4,16 @@
 
 mod actions;
 mod checks;
+mod cmd;
 pub mod jsonmatch;
 pub mod report;
+mod route;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::apply::executor::Cancel;
@@ -38,6 +41,9 @@ pub struct CheckResult {
     pub reason: Option<String>,
     /// Polls made before it held or timed out.
     pub attempts: u32,
+    /// The node, for one node's result of a many-node check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -105,28 +111,51 @@ pub async fn run(
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
     let mut failed_step: Option<String> = None;
-    for check in &ctx.topology.checks {
+    let checks = &ctx.topology.checks;
+    let mut i = 0;
+    while i < checks.len() {
+        // A many-node check's per-node checks run together; each reports on its own.
+        let entry = |c: &Check| c.group.as_ref().map(|g| g.entry);
+        let n = match entry(&checks[i]) {
+            Some(e) => checks[i..]
+                .iter()
+                .take_while(|c| entry(c) == Some(e))
+                .count(),
+            None => 1,
+        };
+        let batch = &checks[i..i + n];
+        i += n;
         let interrupted = cancel.borrow().clone();
-        let result = match (interrupted, &failed_step) {
-            (Some(sig), _) => skipped(check, &format!("interrupted by {sig}")),
-            (None, Some(step)) => skipped(check, &format!("the step `{step}` failed")),
+        let batch_results: Vec<CheckResult> = match (interrupted, &failed_step) {
+            (Some(sig), _) => skip_all(batch, &format!("interrupted by {sig}")),
+            (None, Some(step)) => skip_all(batch, &format!("the step `{step}` failed")),
             (None, None) => {
                 tokio::select! {
-                    r = run_one(ctx, check) => r,
+                    r = join_all(batch.iter().map(|c| run_one(ctx, c))) => r,
                     Ok(()) = cancel.changed() => {
                         let sig = cancel.borrow().clone().unwrap_or_else(|| "a signal".into());
-                        skipped(check, &format!("interrupted by {sig}"))
+                        skip_all(batch, &format!("interrupted by {sig}"))
                     }
                 }
             }
         };
-        if matches!(check.body, CheckBody::Action(_)) && result.status == Status::Fail {
-            failed_step = Some(check.name.clone());
+        for (check, result) in batch.iter().zip(batch_results) {
+            if matches!(check.body, CheckBody::Action(_)) && result.status == Status::Fail {
+                failed_step = Some(check.name.clone());
+            }
+            report(&result);
+            results.push(result);
         }
-        report(&result);
-        results.push(result);
     }
     results
+}
+
+fn skip_all(batch: &[Check], why: &str) -> Vec<CheckResult> {
+    batch.iter().map(|c| skipped(c, why)).collect()
+}
+
+fn node_of(check: &Check) -> Option<String> {
+    check.group.as_ref().map(|g| g.node.clone())
 }
 
 fn skipped(check: &Check, why: &str) -> CheckResult {
@@ -137,6 +166,7 @@ fn skipped(check: &Check, why: &str) -> CheckResult {
         duration: Duration::ZERO,
         reason: Some(format!("not run: {why}")),
         attempts: 0,
+        node: node_of(check),
     }
 }
 
@@ -156,6 +186,7 @@ pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
             duration: start.elapsed(),
             reason: outcome.err(),
             attempts: 1,
+            node: None,
         };
     }
     let deadline = start + check.timeout;
@@ -184,6 +215,7 @@ pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
                     )
                 }),
                 attempts,
+                node: node_of(check),
             };
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -176,6 +176,7 @@ mod tests {
             duration: Duration::from_millis(1500),
             reason: reason.map(String::from),
             attempts: 1,
+            node: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! apply, probes) reads this and never the YAML.
 
 mod build;
+mod checks;
 mod deps;
 pub mod impair;
 mod ipam;
@@ -383,7 +384,47 @@ pub struct Check {
     pub timeout: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
+    /// Set on each per-node check of a many-node `cmd` or `route`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
     pub body: CheckBody,
+}
+
+/// One node's share of a many-node check: the checks of one `tests:` entry run together
+/// and report one result each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// The entry's index in `tests:`.
+    pub entry: usize,
+    pub node: String,
+}
+
+/// What a `reach` check probes: a node's primary address, or an address as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Node(usize),
+    Addr(IpAddr),
+}
+
+/// The JSON a `cmd` check's stdout must contain.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonExpect {
+    pub source: JsonSource,
+    /// Lists match by length and order, not as an unordered subset.
+    pub exact: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonSource {
+    Inline(serde_json::Value),
+    /// Resolved against the topology file's directory; read when the check runs.
+    File {
+        path: std::path::PathBuf,
+        #[serde(skip)]
+        span: crate::diag::Span,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -391,7 +432,7 @@ pub struct Check {
 pub enum CheckBody {
     Reach {
         from: Vec<usize>,
-        to: Vec<usize>,
+        to: Vec<Target>,
         family: Family,
         expect_ok: bool,
     },
@@ -408,6 +449,10 @@ pub enum CheckBody {
         via: Vec<IpAddr>,
         #[serde(skip_serializing_if = "Option::is_none")]
         dev: Option<String>,
+        /// The routing table's id (254 is `main`).
+        table: u32,
+        /// The route must not exist.
+        absent: bool,
     },
     Path {
         from: usize,
@@ -418,12 +463,13 @@ pub enum CheckBody {
     Cmd {
         node: usize,
         run: Command,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        exit: Option<i32>,
+        exit: crate::spec::raw::RawExit,
         #[serde(skip_serializing_if = "Option::is_none")]
         stdout: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        expect_json: Option<serde_json::Value>,
+        stderr: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        json: Option<JsonExpect>,
     },
     /// A scenario step, done once when the run reaches it.
     Action(Action),

@@ -24,9 +24,19 @@ const NODE_ACTION_KEYS: &[&str] = &["node", "name"];
 const COMMON: &[&str] = &["name", "timeout", "interval"];
 const REACH_KEYS: &[&str] = &["from", "to", "family", "expect"];
 const TCP_KEYS: &[&str] = &["from", "to", "expect"];
-const ROUTE_KEYS: &[&str] = &["node", "to", "via", "dev"];
+const ROUTE_KEYS: &[&str] = &["node", "to", "via", "dev", "table", "expect"];
 const PATH_KEYS: &[&str] = &["from", "to", "hops", "family"];
-const CMD_KEYS: &[&str] = &["node", "run", "exit", "stdout", "expect_json"];
+const CMD_KEYS: &[&str] = &[
+    "node",
+    "run",
+    "exit",
+    "expect",
+    "stdout",
+    "stderr",
+    "expect_json",
+    "expect_json_file",
+    "json_exact",
+];
 
 pub fn check(sink: &mut Sink, y: &Yaml) -> Option<RawCheck> {
     let kinds: Vec<&str> = CHECK_KINDS.iter().chain(ACTION_KINDS).copied().collect();
@@ -111,18 +121,20 @@ fn family(sink: &mut Sink, f: &Fields, default: Family) -> Family {
         .unwrap_or(default)
 }
 
-fn selector(sink: &mut Sink, y: &Yaml) -> Option<Sp<RawSelector>> {
+/// `all`, a name, a list of names, or a label map (`{ role: core }`).
+fn selector(sink: &mut Sink, y: &Yaml, what: &str) -> Option<Sp<RawSelector>> {
     let sel = match &y.kind {
         Kind::Scalar { text, .. } if text == "all" => RawSelector::All,
+        Kind::Scalar { .. } => RawSelector::One(read::string(sink, y, what)?),
         Kind::Map(_) => RawSelector::Labels(read::string_map(sink, y, "label selector")),
-        _ => RawSelector::Names(read::strings(sink, y, "node name")),
+        _ => RawSelector::Names(read::strings(sink, y, what)),
     };
     Some(Sp::new(sel, y.span))
 }
 
 fn reach(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
-    let from = required(sink, f, "from", what).and_then(|v| selector(sink, v));
-    let to = required(sink, f, "to", what).and_then(|v| selector(sink, v));
+    let from = required(sink, f, "from", what).and_then(|v| selector(sink, v, "node name"));
+    let to = required(sink, f, "to", what).and_then(|v| selector(sink, v, "target"));
     Some(RawCheckBody::Reach {
         family: family(sink, f, Family::Both),
         expect_ok: expect_ok(sink, f, what),
@@ -159,15 +171,38 @@ fn tcp(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
 }
 
 fn route(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
-    let node = required(sink, f, "node", what).and_then(|v| read::string(sink, v, "`node`"));
+    let node = required(sink, f, "node", what).and_then(|v| selector(sink, v, "`node`"));
     let to = required(sink, f, "to", what)
         .and_then(|v| read::parsed(sink, v, "route destination", route_dest));
+    let absent = f
+        .value("expect")
+        .and_then(|v| {
+            read::parsed(sink, v, &format!("`expect` of {what}"), |s| match s {
+                "present" | "ok" => Ok(false),
+                "absent" => Ok(true),
+                _ => Err(format!("`{s}` is not `present` or `absent`")),
+            })
+        })
+        .is_some_and(|a| a.value);
+    let via = f
+        .value("via")
+        .map(|v| read::strings(sink, v, "next hop"))
+        .unwrap_or_default();
+    let dev = f.value("dev").and_then(|v| read::string(sink, v, "`dev`"));
+    if absent && (!via.is_empty() || dev.is_some()) {
+        sink.error(
+            f.key_span("expect"),
+            "`expect: absent` means no route to `to` at all, so it takes no `via` or `dev`",
+        )
+        .hint("to check that a route moved, expect it present with its new `via`");
+    }
     Some(RawCheckBody::Route {
-        via: f
-            .value("via")
-            .map(|v| read::strings(sink, v, "next hop"))
-            .unwrap_or_default(),
-        dev: f.value("dev").and_then(|v| read::string(sink, v, "`dev`")),
+        table: f
+            .value("table")
+            .and_then(|v| read::parsed(sink, v, "`table`", RouteTable::parse)),
+        via,
+        dev,
+        absent,
         node: node?,
         to: to?,
     })
@@ -186,29 +221,87 @@ fn path(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
 }
 
 fn cmd(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
-    let node = required(sink, f, "node", what).and_then(|v| read::string(sink, v, "`node`"));
+    let node = required(sink, f, "node", what).and_then(|v| selector(sink, v, "`node`"));
     let run = required(sink, f, "run", what).and_then(|v| command(sink, v, "`run`"));
     let exit = f
         .value("exit")
         .and_then(|v| read::int(sink, v, "`exit`", 0, 255))
         .map(|e| e.value as i32);
-    let stdout = f
-        .value("stdout")
-        .and_then(|v| read::string(sink, v, "`stdout`"));
-    if let Some(re) = &stdout
-        && let Err(e) = regex::Regex::new(&re.value)
-    {
+    let fails = !expect_ok(sink, f, what);
+    if fails && exit.is_some() {
         sink.error(
-            Some(re.span),
-            format!("`stdout` is not a valid regular expression: {e}"),
-        );
+            f.key_span("expect"),
+            "`expect: fail` means any non-zero exit status, so it takes no `exit`",
+        )
+        .hint("keep `exit: N` alone to want one status");
     }
+    let exit = match (fails, exit) {
+        (true, _) => RawExit::Failure,
+        (false, code) => RawExit::Code(code.unwrap_or(0)),
+    };
     Some(RawCheckBody::Cmd {
-        expect_json: f.get("expect_json").map(Yaml::to_json),
+        stdout: regex(sink, f, "stdout"),
+        stderr: regex(sink, f, "stderr"),
+        json: json_expect(sink, f),
         node: node?,
         run: run?,
         exit,
-        stdout,
+    })
+}
+
+/// A regex key of a `cmd` check, compiled once here so a bad one is a located error.
+/// A null (`stdout: ~`) means no check, like every other optional key.
+fn regex(sink: &mut Sink, f: &Fields, key: &str) -> Option<Sp<String>> {
+    let re = f
+        .value(key)
+        .and_then(|v| read::string(sink, v, &format!("`{key}`")))?;
+    if let Err(e) = regex::Regex::new(&re.value) {
+        sink.error(
+            Some(re.span),
+            format!("`{key}` is not a valid regular expression: {e}"),
+        );
+        return None;
+    }
+    Some(re)
+}
+
+/// `expect_json` or `expect_json_file`, with `json_exact`. A null means no JSON check
+/// (so a `<<: *anchor` merge can drop an inherited one), never "stdout is `null`".
+fn json_expect(sink: &mut Sink, f: &Fields) -> Option<RawJsonExpect> {
+    let inline = f.value("expect_json");
+    let file = f
+        .value("expect_json_file")
+        .and_then(|v| read::string(sink, v, "`expect_json_file`"));
+    let exact = f
+        .value("json_exact")
+        .and_then(|v| read::boolean(sink, v, "`json_exact`"));
+    let source = match (inline, file) {
+        (Some(_), Some(file)) => {
+            sink.error(
+                Some(file.span),
+                "a `cmd` check takes `expect_json` or `expect_json_file`, not both",
+            );
+            return None;
+        }
+        (Some(v), None) => JsonSource::Inline(v.to_json()),
+        (None, Some(file)) if file.value.is_empty() || file.value.contains('\0') => {
+            sink.error(Some(file.span), "`expect_json_file` is empty");
+            return None;
+        }
+        (None, Some(file)) => JsonSource::File(file),
+        (None, None) => {
+            if exact.is_some() {
+                sink.error(
+                    f.key_span("json_exact"),
+                    "`json_exact` needs `expect_json` or `expect_json_file`",
+                );
+            }
+            return None;
+        }
+    };
+    Some(RawJsonExpect {
+        source,
+        exact: exact.unwrap_or(false),
     })
 }
 

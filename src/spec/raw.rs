@@ -294,6 +294,8 @@ pub struct RawDaemonSet {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawSelector {
     All,
+    /// A single name written as a scalar: the check keeps its plain name.
+    One(Sp<String>),
     Names(Vec<Sp<String>>),
     Labels(Vec<(Sp<String>, Sp<String>)>),
 }
@@ -330,10 +332,13 @@ pub enum RawCheckBody {
         expect_ok: bool,
     },
     Route {
-        node: Sp<String>,
+        node: Sp<RawSelector>,
         to: Sp<RouteDest>,
         via: Vec<Sp<String>>,
         dev: Option<Sp<String>>,
+        table: Option<Sp<RouteTable>>,
+        /// `expect: absent`: the route must not exist (a withdrawn prefix).
+        absent: bool,
     },
     Path {
         from: Sp<String>,
@@ -342,14 +347,71 @@ pub enum RawCheckBody {
         family: Family,
     },
     Cmd {
-        node: Sp<String>,
+        node: Sp<RawSelector>,
         run: Sp<RawCommand>,
-        exit: Option<i32>,
+        exit: RawExit,
         stdout: Option<Sp<String>>,
-        expect_json: Option<serde_json::Value>,
+        stderr: Option<Sp<String>>,
+        json: Option<RawJsonExpect>,
     },
     /// A scenario step: something done to the running lab, between checks.
     Action(RawAction),
+}
+
+/// The exit status a `cmd` check wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawExit {
+    /// `exit: N` (0 when neither `exit` nor `expect` is given).
+    Code(i32),
+    /// `expect: fail`: any non-zero status.
+    Failure,
+}
+
+/// The JSON a `cmd` check's stdout must contain: written inline or in a file beside the
+/// topology (read when the check runs).
+#[derive(Debug, Clone)]
+pub struct RawJsonExpect {
+    pub source: JsonSource,
+    /// `json_exact: true`: lists match by length and order.
+    pub exact: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum JsonSource {
+    Inline(serde_json::Value),
+    File(Sp<String>),
+}
+
+/// A routing table: by name (`main`, `local`, `default`) or number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RouteTable(pub u32);
+
+impl RouteTable {
+    pub const MAIN: RouteTable = RouteTable(254);
+
+    pub fn parse(s: &str) -> Result<RouteTable, String> {
+        match s {
+            "main" => Ok(RouteTable(254)),
+            "local" => Ok(RouteTable(255)),
+            "default" => Ok(RouteTable(253)),
+            _ => match s.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(RouteTable(n)),
+                _ => Err(format!(
+                    "`{s}` is not `main`, `local`, `default` or a table number (1-4294967295)"
+                )),
+            },
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self.0 {
+            254 => "main".into(),
+            255 => "local".into(),
+            253 => "default".into(),
+            n => n.to_string(),
+        }
+    }
 }
 
 /// What `node_stop`, `node_start` and `node_restart` do.

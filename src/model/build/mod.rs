@@ -37,7 +37,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     settings::routes(sink, raw, &specs, &mut l.nodes, &l.bridges);
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);
     let daemonsets = processes::resolve(sink, &lab, raw, &specs, &mut l.nodes);
-    let checks = checks(sink, &lab, raw, &specs.names, &l);
+    let checks = checks(sink, &lab, raw, &specs.names, &l, base_dir);
     let (graph, node_vertex, bridge_vertex) = graph(&l);
     if sink.has_errors() {
         return None;
@@ -82,6 +82,7 @@ fn checks(
     raw: &RawTopology,
     node_names: &HashMap<String, usize>,
     l: &Layout,
+    base_dir: &Path,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
     let lookup = Names {
@@ -92,7 +93,7 @@ fn checks(
     };
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, c) in raw.tests.iter().enumerate() {
-        if let Some(mut check) = lookup.check(sink, c, i) {
+        for mut check in lookup.check(sink, c, i, base_dir) {
             let n = seen.entry(check.name.clone()).or_insert(0);
             *n += 1;
             if *n > 1 {

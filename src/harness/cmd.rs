@@ -1,0 +1,145 @@
+//! The `cmd` check: a command run inside a node, judged by its exit status (`exit: N`, or
+//! any failure with `expect: fail`), `stdout` and `stderr` regexes, and the JSON its stdout
+//! must contain (`expect_json`, or `expect_json_file` read at each attempt).
+
+use std::process::Output;
+use std::time::Duration;
+
+use super::jsonmatch::{self, Lists};
+use super::{Attempt, Context};
+use crate::apply::nodes;
+use crate::model::{Command, JsonExpect, JsonSource};
+use crate::spec::raw::RawExit;
+
+/// What a cmd check wants of its command.
+pub struct Want<'a> {
+    pub exit: RawExit,
+    pub stdout: Option<&'a str>,
+    pub stderr: Option<&'a str>,
+    pub json: Option<&'a JsonExpect>,
+}
+
+pub async fn cmd(
+    ctx: &Context<'_>,
+    node: usize,
+    run: &Command,
+    want: &Want<'_>,
+    timeout: Duration,
+) -> Attempt {
+    let out = match output(ctx, node, run, timeout).await {
+        Ok(o) => o,
+        // Not an answer: `expect: fail` must not pass on a command that never ran.
+        Err(seen) => return Attempt { holds: false, seen },
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut problems = Vec::new();
+    let code = out.status.code();
+    let shown = code.map_or_else(
+        || "killed by a signal".to_string(),
+        |c| format!("exit status {c}"),
+    );
+    match want.exit {
+        RawExit::Code(w) if code != Some(w) => {
+            problems.push(format!("{shown}, expected {w}{}", tail("stderr", &stderr)))
+        }
+        RawExit::Failure if code == Some(0) => problems.push(format!(
+            "exit status 0, expected a failure (non-zero){}",
+            tail("stdout", &stdout)
+        )),
+        _ => {}
+    }
+    for (what, re, text) in [
+        ("stdout", want.stdout, &stdout),
+        ("stderr", want.stderr, &stderr),
+    ] {
+        if let Some(re) = re {
+            problems.extend(regex(what, re, text));
+        }
+    }
+    if let Some(j) = want.json {
+        problems.extend(json(j, &stdout));
+    }
+    Attempt {
+        holds: problems.is_empty(),
+        seen: problems.join("; "),
+    }
+}
+
+/// Runs the command in the node, or says why it did not run to the end.
+async fn output(
+    ctx: &Context<'_>,
+    node: usize,
+    run: &Command,
+    timeout: Duration,
+) -> Result<Output, String> {
+    let n = &ctx.topology.nodes[node];
+    let std_cmd = nodes::target(&ctx.topology.lab, &n.name, &n.netns)
+        .and_then(|t| t.command(&run.argv()))
+        .map_err(|e| format!("cannot enter {}: {e}", n.name))?;
+    let mut c = tokio::process::Command::from(std_cmd);
+    c.kill_on_drop(true).stdin(std::process::Stdio::null());
+    match tokio::time::timeout(timeout, c.output()).await {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(format!("cannot run `{}` on {}: {e}", run.display(), n.name)),
+        Err(_) => Err(format!(
+            "`{}` on {} did not finish within {:.0}s",
+            run.display(),
+            n.name,
+            timeout.as_secs_f64()
+        )),
+    }
+}
+
+/// The last 300 characters of a stream, to show beside a wrong exit status.
+fn tail(what: &str, text: &str) -> String {
+    let t = text.trim();
+    if t.is_empty() {
+        return String::new();
+    }
+    let skip = t.chars().count().saturating_sub(300);
+    format!("; {what}: {}", t.chars().skip(skip).collect::<String>())
+}
+
+/// Multi-line: `^` and `$` match at line ends, as people expect of command output.
+fn regex(what: &str, re: &str, text: &str) -> Option<String> {
+    match regex::RegexBuilder::new(re).multi_line(true).build() {
+        Ok(r) if r.is_match(text) => None,
+        Ok(_) => {
+            let shown: String = text.trim().chars().take(300).collect();
+            Some(format!("{what} does not match /{re}/; {what} was: {shown}"))
+        }
+        Err(e) => Some(format!("bad {what} regex: {e}")),
+    }
+}
+
+fn json(j: &JsonExpect, stdout: &str) -> Option<String> {
+    let loaded;
+    let expected = match &j.source {
+        JsonSource::Inline(v) => v,
+        JsonSource::File { path, .. } => {
+            loaded = match read_expected(path) {
+                Ok(v) => v,
+                Err(e) => return Some(e),
+            };
+            &loaded
+        }
+    };
+    let actual = match serde_json::from_str::<serde_json::Value>(stdout) {
+        Ok(a) => a,
+        Err(e) => return Some(format!("stdout is not JSON: {e}")),
+    };
+    let lists = if j.exact { Lists::Exact } else { Lists::Subset };
+    jsonmatch::subset(expected, &actual, lists)
+        .err()
+        .map(|d| format!("stdout JSON differs: {d}"))
+}
+
+/// An `expect_json_file`, read when the check runs: compiling reads no files (preflight
+/// already said whether it parses).
+pub fn read_expected(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the expected JSON {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("the expected JSON {} does not parse: {e}", path.display()))
+}
