@@ -84,7 +84,15 @@ pub fn check_bytes(bytes: &[u8]) -> Result<Outcome, Violation> {
 /// Checks every invariant on topology text.
 pub fn check_str(source: &str) -> Result<Outcome, Violation> {
     let (first, plan) = compile_once(source)?;
-    let (second, _) = compile_once(source)?;
+    let (second, again) = compile_once(source)?;
+    if plan.is_ok() != again.is_ok() {
+        let verdict = |ok: bool| if ok { "compiled" } else { "rejected" }.to_string();
+        return Err(Violation::NotDeterministic {
+            what: "outcomes",
+            first: verdict(plan.is_ok()),
+            second: verdict(again.is_ok()),
+        });
+    }
     for (what, a, b) in first.iter().zip(&second).map(|(a, b)| (a.0, &a.1, &b.1)) {
         if a != b {
             return Err(Violation::NotDeterministic {
