@@ -55,6 +55,8 @@ pub enum Violation {
     },
     #[error("rejected without an error: {0}")]
     NoError(String),
+    #[error("compiling text failed as only reading a file may: {0}")]
+    Unexpected(String),
     #[error("step {step} waits for step {dep}, which is not an earlier step")]
     BadOrder { step: usize, dep: usize },
     #[error("step {step} ({op}) creates something without an undo")]
@@ -148,7 +150,7 @@ fn compile_once(source: &str) -> Result<(Renderings, Result<Plan, usize>), Viola
             Ok((out, Err(r.errors().count())))
         }
         // compile_str reads nothing, so these cannot happen; reported, not hidden.
-        Err(e) => Err(Violation::NoError(e.to_string())),
+        Err(e) => Err(Violation::Unexpected(e.to_string())),
     }
 }
 
