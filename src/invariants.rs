@@ -55,6 +55,8 @@ pub enum Violation {
     },
     #[error("rejected without an error: {0}")]
     NoError(String),
+    #[error("compiling text failed as only reading a file may: {0}")]
+    Unexpected(String),
     #[error("step {step} waits for step {dep}, which is not an earlier step")]
     BadOrder { step: usize, dep: usize },
     #[error("step {step} ({op}) creates something without an undo")]
@@ -84,7 +86,15 @@ pub fn check_bytes(bytes: &[u8]) -> Result<Outcome, Violation> {
 /// Checks every invariant on topology text.
 pub fn check_str(source: &str) -> Result<Outcome, Violation> {
     let (first, plan) = compile_once(source)?;
-    let (second, _) = compile_once(source)?;
+    let (second, again) = compile_once(source)?;
+    if plan.is_ok() != again.is_ok() {
+        let verdict = |ok: bool| if ok { "compiled" } else { "rejected" }.to_string();
+        return Err(Violation::NotDeterministic {
+            what: "outcomes",
+            first: verdict(plan.is_ok()),
+            second: verdict(again.is_ok()),
+        });
+    }
     for (what, a, b) in first.iter().zip(&second).map(|(a, b)| (a.0, &a.1, &b.1)) {
         if a != b {
             return Err(Violation::NotDeterministic {
@@ -140,7 +150,7 @@ fn compile_once(source: &str) -> Result<(Renderings, Result<Plan, usize>), Viola
             Ok((out, Err(r.errors().count())))
         }
         // compile_str reads nothing, so these cannot happen; reported, not hidden.
-        Err(e) => Err(Violation::NoError(e.to_string())),
+        Err(e) => Err(Violation::Unexpected(e.to_string())),
     }
 }
 

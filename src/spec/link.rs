@@ -141,6 +141,20 @@ fn endpoints(sink: &mut Sink, y: &Yaml, items: &[Yaml]) -> Option<Vec<RawEndpoin
     ends.into_iter().collect()
 }
 
+/// Where `part`, `at` characters into the scalar's value, is in the source: exact when the
+/// value is written as it reads (plain, or quoted on one line without escapes), else the
+/// whole scalar (a plain scalar folded over lines, escapes), never past it.
+fn part_span(s: &Sp<String>, at: usize, part: &str) -> crate::diag::Span {
+    let n = s.value.chars().count() as u32;
+    let quote = match s.span.len {
+        l if l == n => 0,
+        l if l == n + 2 => 1,
+        _ => return s.span,
+    };
+    let col = s.span.col + quote + at as u32;
+    crate::diag::Span::new(s.span.line, col, part.chars().count() as u32)
+}
+
 /// `node:iface`, `node`, `bridge`, or a mapping with per-endpoint settings.
 fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
     if let Kind::Map(_) = y.kind {
@@ -167,13 +181,12 @@ fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
     let s = read::string(sink, y, "a link endpoint")?;
     let (name, iface) = match s.value.split_once(':') {
         Some((n, i)) => {
-            let col = s.span.col + n.chars().count() as u32 + 1;
-            let ispan = crate::diag::Span::new(s.span.line, col, i.chars().count() as u32);
+            let ispan = part_span(&s, n.chars().count() + 1, i);
             (n.to_string(), Some(Sp::new(i.to_string(), ispan)))
         }
         None => (s.value.clone(), None),
     };
-    let nspan = crate::diag::Span::new(s.span.line, s.span.col, name.chars().count() as u32);
+    let nspan = part_span(&s, 0, &name);
     Some(RawEndpoint {
         span: s.span,
         name: Sp::new(name, nspan),

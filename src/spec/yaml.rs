@@ -106,13 +106,30 @@ fn plain_scalar_to_json(text: &str) -> serde_json::Value {
     Value::String(text.to_string())
 }
 
-fn span_of(s: &YSpan) -> Span {
+/// An event's position. A value the parser makes up at the end of input (the empty key
+/// of a `?` on the last lines of a file without a final newline) is placed on the line
+/// after the last; it is kept at the end of the last line, where a snippet can show it.
+fn span_of(s: &YSpan, end: (u32, u32)) -> Span {
     let len = if s.end.line() == s.start.line() {
         s.end.col().saturating_sub(s.start.col())
     } else {
         1
     };
-    Span::new(s.start.line() as u32, s.start.col() as u32 + 1, len as u32)
+    let span = Span::new(s.start.line() as u32, s.start.col() as u32 + 1, len as u32);
+    if (span.line, span.col) > end {
+        return Span::new(end.0, end.1, 1);
+    }
+    span
+}
+
+/// The position just past the source's last character: (line, column), 1-based.
+fn end_of(source: &str) -> (u32, u32) {
+    let (mut lines, mut last) = (0, "");
+    for l in crate::diag::source_lines(source) {
+        lines += 1;
+        last = l;
+    }
+    (lines, last.chars().count() as u32 + 1)
 }
 
 /// A parse error's position, kept inside the source: at the end of input the parser
@@ -171,11 +188,12 @@ pub fn parse(source: &str, limits: Limits) -> Result<Yaml, Vec<Diagnostic>> {
         docs: 0,
         diags: Vec::new(),
     };
+    let end = end_of(source);
     let mut parser = Parser::new_from_str(source);
     while let Some(ev) = parser.next_event() {
         match ev {
             Ok((ev, span)) => {
-                if let Err(d) = b.event(ev, span_of(&span)) {
+                if let Err(d) = b.event(ev, span_of(&span, end)) {
                     return Err(vec![d]);
                 }
             }
