@@ -2,7 +2,7 @@
 //! init runs in the node's namespaces as PID 1; nslab talks to it over its control socket.
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -319,48 +319,13 @@ impl InitHandle {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        // SAFETY: pidfd_send_signal on our pidfd with no siginfo.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
+        crate::sys::pidfd::signal(self.fd.as_fd(), sig);
     }
 }
 
 /// Waits until every init has exited or `deadline` passes; returns those still running.
-fn wait_exit(mut running: Vec<InitHandle>, deadline: Instant) -> Vec<InitHandle> {
-    while !running.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds: Vec<libc::pollfd> = running
-            .iter()
-            .map(|h| libc::pollfd {
-                fd: h.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: poll over descriptors we own.
-        let n = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                left.as_millis().min(i32::MAX as u128) as i32,
-            )
-        };
-        if n > 0 {
-            let mut exited = fds.iter().map(|f| f.revents != 0);
-            running.retain(|_| !exited.next().unwrap_or(false));
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    running
+fn wait_exit(running: Vec<InitHandle>, deadline: Instant) -> Vec<InitHandle> {
+    crate::sys::pidfd::wait_exit(running, deadline, |p| p.fd.as_fd())
 }
 
 /// Stops nodes: SIGTERM to every init at once (each stops its processes and exits),

@@ -11,7 +11,7 @@
 //! SIGKILL, and is confirmed gone.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -153,48 +153,13 @@ impl Pinned {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        // SAFETY: pidfd_send_signal on our pidfd with no siginfo.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
+        crate::sys::pidfd::signal(self.fd.as_fd(), sig);
     }
 }
 
 /// Waits until every pinned process has exited or `deadline` passes; returns the others.
-fn wait_exit(mut running: Vec<Pinned>, deadline: Instant) -> Vec<Pinned> {
-    while !running.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds: Vec<libc::pollfd> = running
-            .iter()
-            .map(|p| libc::pollfd {
-                fd: p.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: poll over descriptors we own.
-        let n = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                left.as_millis().min(i32::MAX as u128) as i32,
-            )
-        };
-        if n > 0 {
-            let mut exited = fds.iter().map(|f| f.revents != 0);
-            running.retain(|_| !exited.next().unwrap_or(false));
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    running
+fn wait_exit(running: Vec<Pinned>, deadline: Instant) -> Vec<Pinned> {
+    crate::sys::pidfd::wait_exit(running, deadline, |p| p.fd.as_fd())
 }
 
 /// Stops every stray of the nodes: SIGTERM, the longest grace of their nodes, SIGKILL,

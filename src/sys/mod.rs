@@ -3,3 +3,4 @@
 //! it, so neither has to reach into the other.
 
 pub mod netns;
+pub mod pidfd;
