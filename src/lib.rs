@@ -27,6 +27,7 @@ pub mod spec;
 pub mod state;
 pub mod sys;
 pub mod words;
+pub mod xml;
 
 pub use compile::{CompileError, Compiled, compile_file, compile_str, preflight};
 pub use diag::{Diagnostic, Report, Severity};

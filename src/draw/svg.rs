@@ -7,20 +7,7 @@ use std::fmt::Write;
 use super::scene::{Line, Scene, VBox};
 
 /// Escapes text for XML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::xml::escape as esc;
 
 const STYLE: &str = "\
 .nslab text{font-family:monospace;font-size:12px;fill:#1d2733}

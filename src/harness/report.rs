@@ -46,22 +46,7 @@ pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String 
     s
 }
 
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters, even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::xml::escape as xml;
 
 /// JUnit XML: a testsuite for the lab with a testcase per check. A lab that could not
 /// come up is one testcase with an `<error>`.
