@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{CheckResult, Status};
+use crate::xml::escape as xml;
 
 /// One line per check, as it finishes: status, name, time, and the reason on failure.
 pub fn human_line(r: &CheckResult) -> String {
@@ -45,8 +46,6 @@ pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String 
     let _ = write!(s, " ({:.2}s)", elapsed.as_secs_f64());
     s
 }
-
-use crate::xml::escape as xml;
 
 /// JUnit XML: a testsuite for the lab with a testcase per check. A lab that could not
 /// come up is one testcase with an `<error>`.
