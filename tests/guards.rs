@@ -221,6 +221,10 @@ fn links_planted_in_the_run_directory_are_refused_never_followed() {
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("is a symbolic link"), "{}", text(&o));
     std::fs::remove_file(&journal).unwrap();
+    // With the link gone nothing is on record: `down` says so and takes its lock file.
+    let o = nslab().args(["down", "gx-plant"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!run.join("gx-plant.lock").exists(), "the lock file stayed");
     std::fs::remove_dir_all(&dir).unwrap();
     assert_same_host(&before, &host_snapshot(), "planted links");
 }

@@ -202,6 +202,14 @@ pub async fn up_with(
     }
     // Until the journal exists, no other lab's `down` may release /run/netns.
     let host_lock = tokio::task::block_in_place(crate::state::HostLock::acquire)?;
+    // Only here, under the host lock, is /run/netns made ready (and what nslab made there
+    // recorded): a `status` or `link` that did it unlocked could race the last `down`
+    // releasing it, and leave a mount without its record.
+    if let Err(e) = netns::ensure_netns_dir(&crate::state::netns_dir_marker()) {
+        drop(host_lock);
+        drop(lock);
+        return Err(ApplyError::Host { lab, source: e });
+    }
     let kernel = match NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS) {
         Ok(k) => k,
         Err(e) => {

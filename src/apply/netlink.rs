@@ -45,8 +45,9 @@ pub struct NetlinkKernel {
 
 impl NetlinkKernel {
     /// `threads` namespace threads; two measured best for creating namespaces here.
+    /// Opening one prepares nothing on the host: only `up` makes `/run/netns` ready, under
+    /// the host lock (see `apply::up_with`).
     pub fn new(rt: tokio::runtime::Handle, threads: usize) -> Result<NetlinkKernel, KernelError> {
-        netns::ensure_netns_dir(&crate::state::netns_dir_marker())?;
         netns::raise_nofile_limit();
         Ok(NetlinkKernel {
             rt,
