@@ -41,7 +41,7 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
 
 /// `nslab.<lab>` (the fabric) or `nslab.<lab>.<node>` with a valid node name: nothing
 /// that could be another lab's or a path.
-fn netns_of_lab(lab: &str, netns: &str) -> Result<(), String> {
+pub fn netns_of_lab(lab: &str, netns: &str) -> Result<(), String> {
     if netns == fabric_netns(lab) {
         return Ok(());
     }
