@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::StateError;
 
 /// `ELOOP` from an `O_NOFOLLOW` open is the planted link; name it as such.
-fn io_err(path: &Path, e: std::io::Error) -> StateError {
+pub(super) fn io_err(path: &Path, e: std::io::Error) -> StateError {
     if e.raw_os_error() == Some(libc::ELOOP) {
         StateError::Link(path.to_path_buf())
     } else {

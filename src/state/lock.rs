@@ -39,10 +39,7 @@ impl LabLock {
                 .truncate(false)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::ELOOP) => StateError::Link(path.clone()),
-                    _ => StateError::io(&path, e),
-                })?;
+                .map_err(|e| super::files::io_err(&path, e))?;
             // SAFETY: flock on a file descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
                 if let Some(w) = waiting.take() {
