@@ -240,8 +240,9 @@ fn leaves(op: &Op) -> Leaves {
         Op::SetSysctl { .. }
         | Op::SetLinkUp { .. }
         | Op::SetLinkDown { .. }
+        | Op::SetMtu { .. }
         | Op::SetMulticastSnooping { .. } => Leaves::InNetns,
-        Op::StartProcess { .. } | Op::RunExec { .. } => Leaves::UnderNode,
+        Op::StartProcess { .. } | Op::AddProcess { .. } | Op::RunExec { .. } => Leaves::UnderNode,
     }
 }
 
@@ -328,6 +329,7 @@ fn made_and_needs(op: &Op) -> (Vec<Need>, Vec<Need>) {
         }
         Op::SetLinkUp { netns, ifindex, .. }
         | Op::SetLinkDown { netns, ifindex, .. }
+        | Op::SetMtu { netns, ifindex, .. }
         | Op::SetMulticastSnooping { netns, ifindex, .. }
         | Op::AddAddress { netns, ifindex, .. }
         | Op::SetImpair { netns, ifindex, .. } => (vec![], vec![link(netns, *ifindex)]),
@@ -338,9 +340,9 @@ fn made_and_needs(op: &Op) -> (Vec<Need>, Vec<Need>) {
         }
         Op::SetSysctl { netns, .. } | Op::CreateCgroup { netns, .. } => (vec![], vec![ns(netns)]),
         Op::StartNode { netns, .. } => (vec![Need::Node(netns.to_string())], vec![ns(netns)]),
-        Op::StartProcess { netns, .. } | Op::RunExec { netns, .. } => {
-            (vec![], vec![Need::Node(netns.to_string())])
-        }
+        Op::StartProcess { netns, .. }
+        | Op::AddProcess { netns, .. }
+        | Op::RunExec { netns, .. } => (vec![], vec![Need::Node(netns.to_string())]),
         Op::Barrier { .. }
         | Op::WriteHosts { .. }
         | Op::MountRunDirs { .. }

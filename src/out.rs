@@ -59,6 +59,12 @@ macro_rules! outln {
     ($($t:tt)*) => { $crate::out::stdout(format_args!("{}\n", format_args!($($t)*))) };
 }
 
+/// `print!` that never panics.
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => { $crate::out::stdout(format_args!($($t)*)) };
+}
+
 /// `eprintln!` that never panics.
 #[macro_export]
 macro_rules! errln {

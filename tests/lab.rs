@@ -191,32 +191,6 @@ fn host_is_untouched_by_up_and_down() {
     assert_same_host(&before, &host_snapshot(), "after up and down");
 }
 
-/// The lab's kernel state once the kernel's own IPv6 link-local addresses are in place.
-/// They come from the kernel, not from nslab, and may lag `up`: when both ends of a veth
-/// have the same ifindex, the kernel batches the carrier event (linkwatch) for up to a
-/// second, and the address waits for it.
-fn settled_dump(lab: &str) -> Vec<nslab::apply::inspect::NsState> {
-    let fabric = format!("nslab.{lab}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let dump = nslab::apply::dump_lab(lab).unwrap();
-        let settled = dump.iter().filter(|ns| ns.netns != fabric).all(|ns| {
-            ns.links
-                .iter()
-                .filter(|l| l.kind == "veth" && l.up && l.lower_up)
-                .all(|l| {
-                    l.addresses
-                        .iter()
-                        .any(|a| a.to_string().starts_with("fe80:"))
-                })
-        });
-        if settled || Instant::now() > deadline {
-            return dump;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn same_kernel_state_across_runs_and_job_counts() {
     if !privileged() {

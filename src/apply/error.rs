@@ -111,12 +111,23 @@ pub enum ApplyError {
     Step(Box<StepError>),
     #[error("lab `{lab}`: interrupted by {signal}; everything created so far was rolled back")]
     Interrupted { lab: String, signal: String },
-    #[error("lab `{lab}` is already up (started by pid {pid}); run `nslab down {lab}` first")]
+    #[error(
+        "lab `{lab}` is already up (started by pid {pid}); to change it to what the file says, run `nslab apply` with the file; to start over, `nslab down {lab}` first"
+    )]
     AlreadyUp { lab: String, pid: u32 },
     #[error(
         "lab `{lab}` has leftovers of an interrupted `up`; run `nslab down {lab}` to remove them"
     )]
     Leftovers { lab: String },
+    #[error(
+        "lab `{lab}` has no stored plan (brought up by an older nslab); run `nslab down {lab}` and bring it up again"
+    )]
+    NoPlan { lab: String },
+    #[error("lab `{lab}`: the apply failed and its changes were rolled back: {source}")]
+    RolledBack {
+        lab: String,
+        source: Box<ApplyError>,
+    },
     #[error("no lab named `{0}` is up")]
     NotUp(String),
     #[error("no lab is up")]
@@ -167,6 +178,8 @@ pub fn object_of(op: &Op) -> String {
             ..
         } => format!("veth {name} (peer {peer_name} in {peer_netns})"),
         Op::SetLinkUp { name, .. } | Op::SetLinkDown { name, .. } => format!("link {name}"),
+        Op::SetMtu { name, mtu, .. } => format!("mtu {mtu} of link {name}"),
+        Op::AddProcess { spec, .. } => format!("`{}`", spec.name),
         Op::SetMulticastSnooping { name, .. } => format!("multicast snooping on bridge {name}"),
         Op::AddAddress { name, address, .. } => format!("address {address} on {name}"),
         Op::AddRoute { route, .. } => format!("route {}", crate::plan::route_text(route)),
@@ -197,6 +210,9 @@ pub fn undo_text(u: &Undo) -> String {
         Undo::RemoveCgroup { node, .. } => format!("remove the cgroup of node {node}"),
         Undo::RemoveMountTemplate { .. } => "remove the lab's mount template".into(),
         Undo::UnmountRunDirs { .. } => "unmount the lab's node directories".into(),
+        Undo::RetireProcess { node, process, .. } => {
+            format!("retire process `{process}` of node {node}")
+        }
     }
 }
 

@@ -241,6 +241,7 @@ pub(crate) mod tests {
                 }
                 Op::SetLinkUp { netns, ifindex, .. }
                 | Op::SetLinkDown { netns, ifindex, .. }
+                | Op::SetMtu { netns, ifindex, .. }
                 | Op::SetMulticastSnooping { netns, ifindex, .. }
                 | Op::AddAddress { netns, ifindex, .. }
                 | Op::SetImpair { netns, ifindex, .. } => {
@@ -257,6 +258,7 @@ pub(crate) mod tests {
                 | Op::CreateCgroup { .. }
                 | Op::StartNode { .. }
                 | Op::StartProcess { .. }
+                | Op::AddProcess { .. }
                 | Op::RunExec { .. } => {}
             }
             Ok(())

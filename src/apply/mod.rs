@@ -11,6 +11,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nodes;
 pub mod progress;
+pub mod reconcile;
 mod strays;
 pub mod tc;
 mod teardown;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 pub use error::{ApplyError, KernelError};
-use executor::{Cancel, ExecError};
+use executor::Cancel;
 use netlink::NetlinkKernel;
 
 use crate::model::Topology;
@@ -162,6 +163,28 @@ pub fn cancel_with(trigger: &watch::Sender<Option<String>>, reason: &str) {
     });
 }
 
+/// The executor's options for `up` and `apply`, with the test-only faults also read from
+/// the environment (`NSLAB_TEST_FAIL_AT_STEP`, `NSLAB_TEST_STEP_DELAY_MS`).
+fn exec_options(opts: &UpOptions) -> executor::Options {
+    let fail_at = opts.fail_at.or_else(|| {
+        std::env::var("NSLAB_TEST_FAIL_AT_STEP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    let step_delay = opts.step_delay.or_else(|| {
+        std::env::var("NSLAB_TEST_STEP_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
+    executor::Options {
+        jobs: opts.jobs,
+        fail_at,
+        step_delay,
+        progress: opts.progress.clone(),
+    }
+}
+
 /// Brings a lab up. On any failure everything created so far is removed again, and the
 /// first error is returned, naming the lab, node, object and operation.
 pub fn up(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpReport, ApplyError> {
@@ -252,23 +275,7 @@ pub async fn up_with(
         file: opts.file.clone(),
     })?;
     drop(host_lock);
-    let fail_at = opts.fail_at.or_else(|| {
-        std::env::var("NSLAB_TEST_FAIL_AT_STEP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
-    let step_delay = opts.step_delay.or_else(|| {
-        std::env::var("NSLAB_TEST_STEP_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-    });
-    let exec_opts = executor::Options {
-        jobs: opts.jobs,
-        fail_at,
-        step_delay,
-        progress: opts.progress.clone(),
-    };
+    let exec_opts = exec_options(opts);
     let mut record = |e: executor::Entry| match e {
         executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
         executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
@@ -293,18 +300,7 @@ pub async fn up_with(
                 .and_then(|()| journal.append(&Record::Up { finished: now() }))
                 .map_err(ApplyError::from)
         }
-        Err(ExecError::Step { step, error }) => Err(ApplyError::Step(Box::new(error::StepError {
-            lab: lab.clone(),
-            node: error::node_of(&lab, step.op.netns()),
-            object: error::object_of(&step.op),
-            operation: step.op.name().replace('-', " "),
-            source: error,
-        }))),
-        Err(ExecError::Cancelled(signal)) => Err(ApplyError::Interrupted {
-            lab: lab.clone(),
-            signal,
-        }),
-        Err(ExecError::Journal(e)) => Err(e.into()),
+        Err(e) => Err(reconcile::exec_error(&lab, e)),
     };
     if let Err(first) = outcome {
         // Roll back from the journal, the same path `down` takes.

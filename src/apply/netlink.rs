@@ -229,6 +229,23 @@ impl NetlinkKernel {
                     .await
                     .map_err(KernelError::netlink)
             }
+            Op::SetMtu {
+                netns,
+                ifindex,
+                mtu,
+                ..
+            } => {
+                let h = self.ns(netns).await?.handle;
+                h.link()
+                    .change(LinkUnspec::new_with_index(*ifindex).mtu(*mtu).build())
+                    .execute()
+                    .await
+                    .map_err(KernelError::netlink)
+            }
+            Op::AddProcess { netns, node, spec } => {
+                let lab = crate::model::names::lab_of_netns(netns);
+                super::nodes::add_process(&lab, node, spec).await
+            }
             Op::AddAddress {
                 netns,
                 ifindex,
@@ -326,6 +343,7 @@ impl NetlinkKernel {
             Undo::DeleteNetns { .. }
             | Undo::StopNode { .. }
             | Undo::UnmountRunDirs { .. }
+            | Undo::RetireProcess { .. }
             | Undo::RemoveMountTemplate { .. }
             | Undo::RemoveCgroup { .. } => {
                 return Err(KernelError::Other(format!(
@@ -353,9 +371,12 @@ impl NetlinkKernel {
             },
             Undo::DeleteRoute { netns, dst, .. } => match self.ns(netns).await {
                 Ok(ns) => {
+                    // Any type: a blackhole or unreachable route is deleted too (the
+                    // builder's default, unicast, would match only unicast routes).
                     let msg = RouteMessageBuilder::<IpAddr>::new()
                         .destination_prefix(dst.addr(), dst.prefix_len())
                         .map_err(|e| KernelError::Other(e.to_string()))?
+                        .kind(RouteType::Unspec)
                         .build();
                     ns.handle
                         .route()

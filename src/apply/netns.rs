@@ -421,3 +421,34 @@ pub fn raise_nofile_limit() {
         }
     }
 }
+
+/// The values a fresh network namespace has for `keys`; a per-interface key is read from
+/// the namespace's `default` entry, which a new interface starts from.
+pub fn fresh_sysctls(keys: &[String]) -> io::Result<Vec<String>> {
+    let keys: Vec<String> = keys.iter().map(|k| default_key(k)).collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // Only this thread moves: a namespace of its own, gone when it ends.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            keys.iter().map(|k| read_sysctl(k)).collect()
+        })
+        .join()
+        .map_err(|_| io::Error::other("the sysctl reader panicked"))?
+    })
+}
+
+/// `net.ipv4.conf.eth1.rp_filter` -> `net.ipv4.conf.default.rp_filter`.
+fn default_key(key: &str) -> String {
+    match crate::model::sysctl::parse(key) {
+        Ok(p) if p.iface.as_deref().is_some_and(|i| i != "all" && i != "lo") => {
+            let iface = p.iface.unwrap_or_default();
+            let below: Vec<&str> = p
+                .below_net
+                .iter()
+                .map(|c| if *c == iface { "default" } else { c.as_str() })
+                .collect();
+            format!("net.{}", below.join("."))
+        }
+        _ => key.to_string(),
+    }
+}

@@ -235,6 +235,83 @@ pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), K
 /// The namespaces a command in `node` should enter: its init's, or only its network
 /// namespace when it never had an init. A node whose init died has lost its mount, pid
 /// and uts namespaces: running there would mean running on the host's.
+/// Makes a process new to a running node known to its init (an `apply` that keeps the
+/// node); the `start-process` step that follows starts it.
+pub async fn add_process(
+    lab: &str,
+    node: &str,
+    spec: &crate::plan::node::ProcessSpec,
+) -> Result<(), KernelError> {
+    let socket = NodePaths::of_lab(lab).control(node);
+    let json = serde_json::to_string(spec).map_err(other)?;
+    let reply = control::request_async(&socket, &format!("add {json}")).await?;
+    control::parse_status(&reply).map_err(other)?;
+    Ok(())
+}
+
+/// Stops one process of a running node and has its init forget it (an `apply` that
+/// removes or changes it), waiting until it is gone: its grace period, then SIGKILL.
+pub async fn retire_process(
+    lab: &str,
+    node: &str,
+    process: &str,
+    grace: Duration,
+) -> Result<(), KernelError> {
+    let socket = NodePaths::of_lab(lab).control(node);
+    let mut reply = control::request_async(&socket, &format!("retire {process}")).await?;
+    let deadline = Instant::now() + grace + Duration::from_secs(5);
+    loop {
+        let status = control::parse_status(&reply).map_err(other)?;
+        if !status.processes.iter().any(|p| p.name == process) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(other(format!(
+                "process `{process}` did not stop within its grace period and SIGKILL"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        reply = control::request_async(&socket, "status").await?;
+    }
+}
+
+/// Rewrites a running node's own `/etc/hosts` in place (an `apply` changed the lab's
+/// names or the node's addresses): the lab's list, then the node's lines. The file is the
+/// one the init wrote on the node's private /run and bound onto /etc/hosts; it is opened
+/// inside the node's root without following any link, and truncated rather than replaced
+/// so the bind mount keeps showing it. A node whose init is gone has nothing to rewrite.
+pub async fn refresh_hosts(start: &NodeStart) -> Result<(), KernelError> {
+    let start = start.clone();
+    tokio::task::spawn_blocking(move || rewrite_hosts(&start))
+        .await
+        .map_err(other)?
+}
+
+fn rewrite_hosts(start: &NodeStart) -> Result<(), KernelError> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+    use nix::sys::stat::Mode;
+    use std::io::Write;
+    let paths = NodePaths::of_lab(&start.lab);
+    let Some(pid) = enter::init_pid(&paths.pid_file(&start.node)) else {
+        return Ok(());
+    };
+    let mut text = crate::state::files::read(&paths.hosts()).map_err(other)?;
+    text.push_str(&start.own_hosts);
+    let dir = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let root = open(format!("/proc/{pid}/root").as_str(), dir, Mode::empty()).map_err(other)?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(
+            ResolveFlag::RESOLVE_IN_ROOT
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let fd = openat2(&root, "run/.nslab/hosts", how).map_err(other)?;
+    std::fs::File::from(fd)
+        .write_all(text.as_bytes())
+        .map_err(other)
+}
+
 pub fn target(lab: &str, node: &str, netns: &str) -> std::io::Result<Target> {
     let paths = NodePaths::of_lab(lab);
     let pid_file = paths.pid_file(node);

@@ -1,6 +1,7 @@
 //! Command-line interface: clap's raw arguments, one module per subcommand. Each
 //! subcommand returns an exit code or a [`CliError`]; `main.rs` only prints and exits.
 
+mod apply;
 mod capture;
 mod down;
 mod events;
@@ -117,6 +118,30 @@ pub enum Command {
         jobs: usize,
         /// Print nothing on success: no progress bar (there is none anyway when stderr is
         /// not a terminal or CI=true) and no summary line.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Make a running lab what the file says, changing only what differs.
+    ///
+    /// Needs root. Links, addresses, routes, MTU, sysctls, impairments, bridge members and
+    /// single processes change in place; a node whose mounts, env or limits changed is
+    /// restarted (its links stay); a node whose isolation changed is replaced, and its
+    /// peers' links follow. Untouched processes keep running. A lab that is not up is
+    /// brought up. Journaled like `up`: a failure or a signal rolls back this change
+    /// only, and after a kill -9, `apply` again (or `down`) converges.
+    Apply {
+        /// The topology file.
+        file: PathBuf,
+        /// Print the change plan, grouped by node, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: the change plan as JSON.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
+        /// Steps in flight at once. The kernel state is the same for any value.
+        #[arg(short, long, default_value_t = 8)]
+        jobs: usize,
+        /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
     },
@@ -448,6 +473,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             serve: serve.as_deref(),
         }),
         Command::Up { file, jobs, quiet } => up::run(&file, jobs, quiet),
+        Command::Apply {
+            file,
+            dry_run,
+            json,
+            jobs,
+            quiet,
+        } => apply::run(
+            &file,
+            apply::Args {
+                dry_run,
+                json,
+                jobs,
+                quiet,
+            },
+        ),
         Command::Down { target, lab, quiet } => down::run(target.as_deref(), lab.as_deref(), quiet),
         Command::Status { target, lab, json } => {
             status::run(target.as_deref(), lab.as_deref(), json)

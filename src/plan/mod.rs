@@ -3,6 +3,8 @@
 //! from it by inverting each step, dropping what deleting a namespace removes anyway.
 
 mod build;
+pub mod diff;
+pub mod keys;
 pub mod node;
 mod render;
 mod teardown;
@@ -19,7 +21,7 @@ pub use teardown::Teardown;
 
 use crate::model::Impair;
 use crate::model::{Limits, Route, de_mac, ser_mac};
-use node::NodeStart;
+use node::{NodeStart, ProcessSpec};
 
 pub type StepId = usize;
 
@@ -42,7 +44,9 @@ pub struct Step {
 }
 
 /// What waits behind a barrier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Gate {
     /// The bridges: every port, address and route is in place before they come up.
@@ -117,6 +121,13 @@ pub enum Op {
         name: Name,
         ifindex: u32,
     },
+    /// Only in an `apply`: a link kept across the change gets its new MTU in place.
+    SetMtu {
+        netns: Name,
+        name: Name,
+        ifindex: u32,
+        mtu: u32,
+    },
     AddAddress {
         netns: Name,
         name: Name,
@@ -169,6 +180,13 @@ pub enum Op {
         node: String,
         process: String,
     },
+    /// Only in an `apply`: a process new to a node that keeps running is made known to its
+    /// init (a `start-process` step then starts it).
+    AddProcess {
+        netns: Name,
+        node: String,
+        spec: Box<ProcessSpec>,
+    },
     /// A one-shot `exec:` command inside the node.
     RunExec {
         netns: Name,
@@ -181,7 +199,7 @@ pub enum Op {
 }
 
 /// The inverse of a step, for rollback and `down`. Journaled before its step runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Undo {
     DeleteNetns {
@@ -221,6 +239,13 @@ pub enum Undo {
     UnmountRunDirs {
         lab: String,
     },
+    /// Stop one process of a node that keeps running (an `apply`'s change); at `down` the
+    /// whole node stops instead.
+    RetireProcess {
+        netns: Name,
+        node: String,
+        process: String,
+    },
 }
 
 impl Op {
@@ -233,6 +258,8 @@ impl Op {
             | Op::CreateVeth { netns, .. }
             | Op::SetLinkUp { netns, .. }
             | Op::SetLinkDown { netns, .. }
+            | Op::SetMtu { netns, .. }
+            | Op::AddProcess { netns, .. }
             | Op::SetMulticastSnooping { netns, .. }
             | Op::AddAddress { netns, .. }
             | Op::AddRoute { netns, .. }
@@ -300,9 +327,15 @@ impl Op {
                 netns: netns.clone(),
                 node: start.node.clone(),
             }),
+            Op::AddProcess { netns, node, spec } => Some(Undo::RetireProcess {
+                netns: netns.clone(),
+                node: node.clone(),
+                process: spec.name.clone(),
+            }),
             Op::SetSysctl { .. }
             | Op::SetLinkUp { .. }
             | Op::SetLinkDown { .. }
+            | Op::SetMtu { .. }
             | Op::SetMulticastSnooping { .. }
             | Op::Barrier { .. }
             | Op::WriteHosts { .. }
@@ -326,6 +359,8 @@ impl Op {
             Op::CreateVeth { .. } => "create-veth",
             Op::SetLinkUp { .. } => "set-link-up",
             Op::SetLinkDown { .. } => "set-link-down",
+            Op::SetMtu { .. } => "set-mtu",
+            Op::AddProcess { .. } => "add-process",
             Op::SetMulticastSnooping { .. } => "set-multicast-snooping",
             Op::AddAddress { .. } => "add-address",
             Op::AddRoute { .. } => "add-route",
@@ -338,6 +373,25 @@ impl Op {
             Op::StartNode { .. } => "start-node",
             Op::StartProcess { .. } => "start-process",
             Op::RunExec { .. } => "run-exec",
+        }
+    }
+}
+
+impl Op {
+    /// What removes this step's object: its undo, and for a process started with its node
+    /// (which `down` never stops on its own) retiring it.
+    pub fn identity(&self) -> Option<Undo> {
+        match self {
+            Op::StartProcess {
+                netns,
+                node,
+                process,
+            } => Some(Undo::RetireProcess {
+                netns: netns.clone(),
+                node: node.clone(),
+                process: process.clone(),
+            }),
+            _ => self.undo(),
         }
     }
 }
@@ -355,6 +409,7 @@ impl Undo {
             Undo::RemoveCgroup { .. } => "remove-cgroup",
             Undo::RemoveMountTemplate { .. } => "remove-mount-template",
             Undo::UnmountRunDirs { .. } => "unmount-run-dirs",
+            Undo::RetireProcess { .. } => "retire-process",
         }
     }
 
@@ -366,6 +421,7 @@ impl Undo {
             | Undo::DeleteRoute { netns, .. }
             | Undo::ClearImpair { netns, .. }
             | Undo::StopNode { netns, .. }
+            | Undo::RetireProcess { netns, .. }
             | Undo::RemoveCgroup { netns, .. } => netns,
             Undo::RemoveMountTemplate { .. } | Undo::UnmountRunDirs { .. } => "",
         }
@@ -381,6 +437,7 @@ impl Undo {
             | Undo::ClearImpair { netns, .. } => Some(netns),
             Undo::DeleteNetns { .. }
             | Undo::StopNode { .. }
+            | Undo::RetireProcess { .. }
             | Undo::RemoveCgroup { .. }
             | Undo::RemoveMountTemplate { .. }
             | Undo::UnmountRunDirs { .. } => None,

@@ -111,6 +111,15 @@ fn op_text(lab: &str, op: &Op) -> String {
             name,
             ifindex,
         } => format!("{}:{name} (#{ifindex})", ns(netns)),
+        Op::SetMtu {
+            netns,
+            name,
+            ifindex,
+            mtu,
+        } => format!("{}:{name} (#{ifindex}) mtu {mtu}", ns(netns)),
+        Op::AddProcess { netns, spec, .. } => {
+            format!("{}: {} `{}`", ns(netns), spec.name, spec.argv.join(" "))
+        }
         Op::AddAddress {
             netns,
             name,
@@ -261,5 +270,6 @@ fn undo_line(lab: &str, u: &Undo) -> String {
         Undo::RemoveCgroup { node, .. } => format!("remove-cgroup  {node}"),
         Undo::RemoveMountTemplate { .. } => "remove-mount-template".to_string(),
         Undo::UnmountRunDirs { .. } => "unmount-run-dirs".to_string(),
+        Undo::RetireProcess { node, process, .. } => format!("retire-process {node}: {process}"),
     }
 }

@@ -50,6 +50,8 @@ impl Teardown {
                 Undo::RemoveCgroup { .. } => t.cgroups.push(u),
                 Undo::RemoveMountTemplate { .. } => templates.push(u),
                 Undo::UnmountRunDirs { .. } => run_dirs.push(u),
+                // Every node's init stops as a whole, and its processes with it.
+                Undo::RetireProcess { .. } => {}
                 Undo::DeleteLink { .. }
                 | Undo::DeleteAddress { .. }
                 | Undo::DeleteRoute { .. }

@@ -30,6 +30,17 @@ pub enum Record {
     Disown { undo: Undo },
     /// `up` finished; the lab is complete.
     Up { finished: u64 },
+    /// An `apply` started changing the running lab. Until its `Applied`, what it retired
+    /// may still exist, so teardown still undoes it (a gone object is no error).
+    Apply {
+        pid: u32,
+        started: u64,
+        file: String,
+    },
+    /// An object an `apply` is about to remove, as the step that removes it.
+    Retire { undo: Undo },
+    /// The `apply` finished (or rolled back): the lab is what its stored plan says.
+    Applied { finished: u64 },
 }
 
 pub struct Journal {
@@ -44,6 +55,19 @@ impl Journal {
             .append(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| StateError::io(path, e))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Continues a lab's journal (an `apply`); the file must exist and not be a link.
+    pub fn open(path: &Path) -> Result<Journal, StateError> {
+        let file = OpenOptions::new()
+            .append(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| StateError::io(path, e))?;
@@ -146,8 +170,13 @@ pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
     };
     let mut deleted: NameSet = NameSet::default();
     let mut disowned = Vec::new();
+    let mut retired = Retirements::default();
     for (n, line, torn) in lines() {
-        if line.starts_with(NETNS_OBJECT) {
+        if line.starts_with("{\"record\":\"retire\"") || line.starts_with("{\"record\":\"appl") {
+            if let Some(r) = parse(n, line, torn)? {
+                retired.note(n, &r);
+            }
+        } else if line.starts_with(NETNS_OBJECT) {
             if let Some(ns) = netns_of(line) {
                 deleted.insert(ns);
             }
@@ -193,9 +222,60 @@ pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
         if undo.dies_with().is_some_and(|ns| deleted.contains(ns)) || disowned.contains(&undo) {
             continue;
         }
-        out.push(undo);
+        out.push((n, undo));
     }
-    Ok(out)
+    Ok(retired.apply(out))
+}
+
+/// The retirements of finished `apply`s, by journal line. One of an unfinished `apply`
+/// (killed, or its rollback incomplete) does not count: the object may still be there.
+#[derive(Default)]
+struct Retirements {
+    pending: Vec<(usize, Undo)>,
+    done: Vec<(usize, Undo)>,
+}
+
+impl Retirements {
+    fn note(&mut self, line: usize, r: &Record) {
+        match r {
+            Record::Retire { undo } => self.pending.push((line, undo.clone())),
+            Record::Applied { .. } => self.done.append(&mut self.pending),
+            // An earlier apply cut short: the one starting now retires what it touched.
+            Record::Apply { .. } => self.pending.clear(),
+            _ => {}
+        }
+    }
+
+    /// `objects` (line, undo) in creation order, without what a finished `apply` removed:
+    /// each retirement takes the latest record of its object before it.
+    fn apply(self, objects: Vec<(usize, Undo)>) -> Vec<Undo> {
+        if self.done.is_empty() {
+            return objects.into_iter().map(|(_, u)| u).collect();
+        }
+        let mut alive = vec![true; objects.len()];
+        let mut by_undo: std::collections::HashMap<&Undo, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, (_, u)) in objects.iter().enumerate() {
+            by_undo.entry(u).or_default().push(i);
+        }
+        for (line, undo) in &self.done {
+            let Some(made) = by_undo.get(undo) else {
+                continue;
+            };
+            if let Some(&i) = made
+                .iter()
+                .rev()
+                .find(|&&i| objects[i].0 < *line && alive[i])
+            {
+                alive[i] = false;
+            }
+        }
+        objects
+            .into_iter()
+            .zip(alive)
+            .filter_map(|((_, u), a)| a.then_some(u))
+            .collect()
+    }
 }
 
 /// The namespaces a journal deletes, hashed with FNV-1a: a thousand names and three
@@ -223,7 +303,8 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-/// The objects a journal names, in creation order, minus the disowned ones.
+/// The objects a journal names, in creation order, minus the disowned ones and those a
+/// finished `apply` removed.
 pub fn objects(records: &[Record]) -> Vec<Undo> {
     let disowned: Vec<&Undo> = records
         .iter()
@@ -232,13 +313,35 @@ pub fn objects(records: &[Record]) -> Vec<Undo> {
             _ => None,
         })
         .collect();
-    records
+    let mut retired = Retirements::default();
+    let mut out = Vec::new();
+    for (line, r) in records.iter().enumerate() {
+        match r {
+            Record::Object { undo } if !disowned.contains(&undo) => out.push((line, undo.clone())),
+            _ => retired.note(line, r),
+        }
+    }
+    retired.apply(out)
+}
+
+/// The objects an unfinished `apply` (the journal's last, without its `Applied`) made or
+/// retired: whether each exists is unknown.
+pub fn unfinished_apply(records: &[Record]) -> Option<Vec<Undo>> {
+    let start = records
         .iter()
-        .filter_map(|r| match r {
-            Record::Object { undo } if !disowned.contains(&undo) => Some(undo.clone()),
-            _ => None,
-        })
-        .collect()
+        .rposition(|r| matches!(r, Record::Apply { .. }))?;
+    let rest = &records[start + 1..];
+    if rest.iter().any(|r| matches!(r, Record::Applied { .. })) {
+        return None;
+    }
+    Some(
+        rest.iter()
+            .filter_map(|r| match r {
+                Record::Object { undo } | Record::Retire { undo } => Some(undo.clone()),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -344,6 +447,42 @@ mod tests {
 #[cfg(test)]
 mod teardown_tests {
     use super::*;
+
+    #[test]
+    fn a_finished_apply_removes_what_it_retired_and_an_unfinished_one_does_not() {
+        let dir = std::env::temp_dir().join(format!("nslab-journal3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let ns = |n: &str| Undo::DeleteNetns { netns: n.into() };
+        let (a, b, c) = (ns("nslab.t.a"), ns("nslab.t.b"), ns("nslab.t.c"));
+        let obj = |u: &Undo| Record::Object { undo: u.clone() };
+        let retire = |u: &Undo| Record::Retire { undo: u.clone() };
+        let apply = Record::Apply {
+            pid: 1,
+            started: 1,
+            file: String::new(),
+        };
+        let mut j = Journal::create(&path).unwrap();
+        for r in [obj(&a), obj(&b), Record::Up { finished: 1 }] {
+            j.append(&r).unwrap();
+        }
+        // b is replaced (retired, then made again) and a removed, in a finished apply.
+        for r in [apply.clone(), retire(&b), retire(&a), obj(&b)] {
+            j.append(&r).unwrap();
+        }
+        j.append(&Record::Applied { finished: 2 }).unwrap();
+        assert_eq!(teardown_objects(&path).unwrap(), vec![b.clone()]);
+        assert_eq!(objects(&Journal::read(&path).unwrap()), vec![b.clone()]);
+        // An apply killed after retiring b and making c: both may exist.
+        for r in [apply, retire(&b), obj(&c)] {
+            j.append(&r).unwrap();
+        }
+        assert_eq!(teardown_objects(&path).unwrap(), vec![b.clone(), c.clone()]);
+        let recs = Journal::read(&path).unwrap();
+        assert_eq!(unfinished_apply(&recs), Some(vec![b, c]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn objects_inside_deleted_namespaces_are_skipped_and_disowned_ones_kept() {

@@ -10,7 +10,9 @@ pub mod trust;
 
 use std::path::{Path, PathBuf};
 
-pub use journal::{Journal, Record, objects as journal_objects, teardown_objects};
+pub use journal::{
+    Journal, Record, objects as journal_objects, teardown_objects, unfinished_apply,
+};
 pub use lock::{HostLock, LabLock};
 pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary};
 
@@ -102,6 +104,22 @@ impl LabDir {
         self.root.join(format!("{}.plan.json", self.lab))
     }
 
+    /// The plan an unfinished `apply` was heading for: with the journal, what the lab may
+    /// be after a `kill -9` (see `plan::diff::realized`).
+    pub fn next_plan_path(&self) -> PathBuf {
+        self.root.join(format!("{}.plan.next.json", self.lab))
+    }
+
+    /// Reads a stored plan.
+    pub fn read_plan(path: &Path) -> Result<crate::plan::Plan, StateError> {
+        let text = files::read(path)?;
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            line: e.line(),
+            msg: e.to_string(),
+        })
+    }
+
     /// The topology text the lab was brought up from.
     pub fn source_path(&self) -> PathBuf {
         self.root.join(format!("{}.yaml", self.lab))
@@ -138,6 +156,7 @@ impl LabDir {
         }
         for path in [
             self.events_path(),
+            self.next_plan_path(),
             self.plan_path(),
             self.source_path(),
             self.summary_path(),

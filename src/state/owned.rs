@@ -18,7 +18,9 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
             // Bridges and veths are named as interfaces are; nothing else is the lab's.
             check_ifname(name).map_err(|e| format!("link {}: {e}", name.escape_debug()))
         }
-        Undo::StopNode { netns, node } | Undo::RemoveCgroup { netns, node } => {
+        Undo::StopNode { netns, node }
+        | Undo::RemoveCgroup { netns, node }
+        | Undo::RetireProcess { netns, node, .. } => {
             check_node_name(node).map_err(|e| format!("node: {e}"))?;
             if **netns != node_netns(lab, node) {
                 return Err(format!(

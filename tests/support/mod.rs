@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 /// Tests that snapshot the host take it exclusively; all others share it.
 static HOST: RwLock<()> = RwLock::new(());
@@ -215,5 +216,31 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
             "timed out waiting for {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The lab's kernel state once the kernel's own IPv6 link-local addresses are in place.
+/// They come from the kernel, not from nslab, and may lag `up`: when both ends of a veth
+/// have the same ifindex, the kernel batches the carrier event (linkwatch) for up to a
+/// second, and the address waits for it.
+pub fn settled_dump(lab: &str) -> Vec<nslab::apply::inspect::NsState> {
+    let fabric = format!("nslab.{lab}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let dump = nslab::apply::dump_lab(lab).unwrap();
+        let settled = dump.iter().filter(|ns| ns.netns != fabric).all(|ns| {
+            ns.links
+                .iter()
+                .filter(|l| l.kind == "veth" && l.up && l.lower_up)
+                .all(|l| {
+                    l.addresses
+                        .iter()
+                        .any(|a| a.to_string().starts_with("fe80:"))
+                })
+        });
+        if settled || Instant::now() > deadline {
+            return dump;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -1,0 +1,392 @@
+//! `apply`: makes a running lab what a new plan says, changing only what differs (see
+//! `plan::diff`). It is journaled like `up`: an `apply` record, a `retire` record before
+//! each removal, an `object` record before each creation, and `applied` at the end. The
+//! plan it heads for is stored first, so after a `kill -9` the next `apply` (or `down`)
+//! knows what may have changed: whatever the unfinished change touched is removed, and the
+//! lab then converges from what is left. A failure rolls back this change the same way,
+//! toward the plan the lab had, and the lab keeps running.
+
+use std::time::{Duration, Instant};
+
+use super::error::{self, ApplyError};
+use super::executor::{self, Cancel, ExecError};
+use super::kernel::Kernel;
+use super::netlink::NetlinkKernel;
+use super::teardown::{remove_rest, undo_inside};
+use super::{NS_THREADS, UpOptions, UpReport, nodes, now, progress};
+use crate::model::Topology;
+use crate::plan::diff::{self, Diff};
+use crate::plan::{Name, Op, Plan, Teardown, Undo};
+use crate::state::{Journal, LabDir, LabSummary, Record, files};
+
+/// What an `apply` did.
+#[derive(Debug)]
+pub enum Applied {
+    /// The lab was not up: it was brought up.
+    Up(UpReport),
+    /// The lab was changed (or, with an empty diff, found as the file says).
+    Changed {
+        diff: Box<Diff>,
+        /// A `kill -9` of an earlier `apply` was recovered from first.
+        recovered: bool,
+        elapsed: Duration,
+    },
+}
+
+/// The change plan `apply` would carry out, touching nothing; `None` when the lab is
+/// not up (`apply` would bring it up).
+pub fn dry_run(new: &Plan) -> Result<Option<Diff>, ApplyError> {
+    let dir = LabDir::new(&new.lab);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let from = current(&dir)?;
+    Ok(Some(diff::diff(&from.plan, new)))
+}
+
+/// What the lab is now, as far as its files say.
+struct Current {
+    /// The plan the lab was last brought to.
+    stored: Plan,
+    /// What an unfinished `apply` touched, if one was cut short.
+    touched: Option<Vec<Undo>>,
+    /// The lab as it can be relied on: `stored` without what that `apply` touched.
+    plan: Plan,
+}
+
+fn current(dir: &LabDir) -> Result<Current, ApplyError> {
+    let records = Journal::read(&dir.journal_path())?;
+    if !records.iter().any(|r| matches!(r, Record::Up { .. })) {
+        return Err(ApplyError::Leftovers {
+            lab: dir.lab.clone(),
+        });
+    }
+    let stored = LabDir::read_plan(&dir.plan_path()).map_err(|_| ApplyError::NoPlan {
+        lab: dir.lab.clone(),
+    })?;
+    let touched = crate::state::unfinished_apply(&records);
+    let plan = match &touched {
+        Some(t) => {
+            let next = LabDir::read_plan(&dir.next_plan_path()).ok();
+            diff::realized(&stored, next.as_ref(), t)
+        }
+        None => stored.clone(),
+    };
+    Ok(Current {
+        stored,
+        touched,
+        plan,
+    })
+}
+
+/// [`apply_with`] on its own runtime, rolling back on SIGINT, SIGTERM and SIGHUP when
+/// `opts.handle_signals`.
+pub fn apply(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<Applied, ApplyError> {
+    let rt = super::tokio_runtime().map_err(|e| ApplyError::Host {
+        lab: t.lab.clone(),
+        source: e,
+    })?;
+    rt.block_on(async {
+        let cancel = if opts.handle_signals {
+            super::signals().0
+        } else {
+            super::never()
+        };
+        apply_with(t, plan, opts, cancel).await
+    })
+}
+
+/// Makes the lab what `plan` says: brings it up if it is not up, else changes what
+/// differs. A failure or `cancel` rolls back this change only.
+pub async fn apply_with(
+    t: &Topology,
+    plan: &Plan,
+    opts: &UpOptions,
+    cancel: Cancel,
+) -> Result<Applied, ApplyError> {
+    let start = Instant::now();
+    let lab = t.lab.clone();
+    let dir = LabDir::new(&lab);
+    if !dir.exists() {
+        match super::up_with(t, plan, opts, cancel.clone()).await {
+            // Someone else brought it up meanwhile: change it instead.
+            Err(ApplyError::AlreadyUp { .. }) => {}
+            other => return other.map(Applied::Up),
+        }
+    }
+    let lock = tokio::task::block_in_place(|| super::lock(&lab))?;
+    let now_is = current(&dir)?;
+    let d = diff::diff(&now_is.plan, plan);
+    let recovered = now_is.touched.is_some();
+    if d.is_empty() && !recovered {
+        keep_source(&dir, opts)?;
+        drop(lock);
+        return Ok(Applied::Changed {
+            diff: Box::new(d),
+            recovered,
+            elapsed: start.elapsed(),
+        });
+    }
+    // Where the lab is heading, before anything changes (see `plan::diff::realized`).
+    files::replace(
+        &dir.next_plan_path(),
+        &serde_json::to_vec(plan).expect("a plan serializes"),
+    )?;
+    let mut journal = Journal::open(&dir.journal_path())?;
+    journal.append(&Record::Apply {
+        pid: std::process::id(),
+        started: now(),
+        file: opts.file.clone(),
+    })?;
+    let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS)
+        .map_err(|e| host(&lab, e))?;
+    let touched = now_is.touched.clone().unwrap_or_default();
+    let mut result = change(&kernel, &mut journal, &touched, &d, opts, cancel).await;
+    if result.is_ok() {
+        result = commit(t, &dir, &mut journal, opts);
+    }
+    progress::finish(opts.progress.as_ref());
+    if let Err(first) = result {
+        kernel.close_all();
+        match roll_back(&kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
+            Ok(()) => drop(lock),
+            Err(rb) => crate::errln!(
+                "nslab: the rollback of lab `{lab}`'s apply was incomplete ({rb}); run `nslab apply` again, or `nslab down {lab}`"
+            ),
+        }
+        return Err(ApplyError::RolledBack {
+            lab,
+            source: Box::new(first),
+        });
+    }
+    drop(lock);
+    Ok(Applied::Changed {
+        diff: Box::new(d),
+        recovered,
+        elapsed: start.elapsed(),
+    })
+}
+
+fn host(lab: &str, e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Host {
+        lab: lab.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// A file edited without changing the lab (a comment) is still the lab's file now.
+fn keep_source(dir: &LabDir, opts: &UpOptions) -> Result<(), ApplyError> {
+    if let Some(src) = &opts.source
+        && files::read(&dir.source_path()).ok().as_deref() != Some(src.as_str())
+    {
+        files::replace(&dir.source_path(), src.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The lab is now what `plan` says: its files say so, then the journal.
+fn commit(
+    t: &Topology,
+    dir: &LabDir,
+    journal: &mut Journal,
+    opts: &UpOptions,
+) -> Result<(), ApplyError> {
+    let started = LabSummary::read(&dir.summary_path())
+        .map(|s| s.started)
+        .unwrap_or_else(|_| now());
+    LabSummary::of(t, &opts.file, started, now()).write(&dir.summary_path())?;
+    keep_source(dir, opts)?;
+    std::fs::rename(dir.next_plan_path(), dir.plan_path())
+        .map_err(|e| crate::state::StateError::io(&dir.plan_path(), e))?;
+    journal.append(&Record::Applied { finished: now() })?;
+    Ok(())
+}
+
+/// Takes a failed change back: whatever it touched goes, and the lab converges to
+/// `stored` again from what is left.
+async fn roll_back(
+    kernel: &NetlinkKernel,
+    journal: &mut Journal,
+    dir: &LabDir,
+    stored: &Plan,
+    failed: &Plan,
+    opts: &UpOptions,
+) -> Result<(), ApplyError> {
+    let records = Journal::read(&dir.journal_path())?;
+    let touched = crate::state::unfinished_apply(&records).unwrap_or_default();
+    let back = diff::diff(&diff::realized(stored, Some(failed), &touched), stored);
+    let opts = UpOptions {
+        fail_at: None,
+        step_delay: None,
+        ..opts.clone()
+    };
+    change(kernel, journal, &touched, &back, &opts, super::never()).await?;
+    let _ = std::fs::remove_file(dir.next_plan_path());
+    journal.append(&Record::Applied { finished: now() })?;
+    Ok(())
+}
+
+/// Carries out one change: what `touched` names and what `d` removes goes (each retired
+/// in the journal first), then what `d` adds is made through the executor.
+async fn change(
+    kernel: &NetlinkKernel,
+    journal: &mut Journal,
+    touched: &[Undo],
+    d: &Diff,
+    opts: &UpOptions,
+    cancel: Cancel,
+) -> Result<(), ApplyError> {
+    let lab = d.lab.clone();
+    retire_processes(journal, touched, d).await?;
+    let mut undos: Vec<Undo> = touched
+        .iter()
+        .filter(|u| !matches!(u, Undo::RetireProcess { .. }))
+        .cloned()
+        .collect();
+    undos.extend(d.remove.iter().filter(|u| !touched.contains(u)).cloned());
+    for u in &undos {
+        journal.append(&Record::Retire { undo: u.clone() })?;
+    }
+    remove(kernel, &lab, undos, opts.progress.as_ref()).await?;
+    restore_sysctls(kernel, &lab, &d.restore).await?;
+    let exec_opts = super::exec_options(opts);
+    let mut record = |e: executor::Entry| match e {
+        executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
+        executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
+    };
+    let made = executor::execute(&d.add, kernel, &mut record, &exec_opts, cancel).await;
+    made.map_err(|e| exec_error(&lab, e))?;
+    for start in &d.hosts {
+        nodes::refresh_hosts(start).await.map_err(|e| {
+            ApplyError::Step(Box::new(error::StepError {
+                lab: lab.clone(),
+                node: start.node.clone(),
+                object: "/etc/hosts".into(),
+                operation: "rewrite".into(),
+                source: e,
+            }))
+        })?;
+    }
+    Ok(())
+}
+
+pub(super) fn exec_error(lab: &str, e: ExecError) -> ApplyError {
+    match e {
+        ExecError::Step { step, error } => ApplyError::Step(Box::new(error::StepError {
+            lab: lab.to_string(),
+            node: error::node_of(lab, step.op.netns()),
+            object: error::object_of(&step.op),
+            operation: step.op.name().replace('-', " "),
+            source: error,
+        })),
+        ExecError::Cancelled(signal) => ApplyError::Interrupted {
+            lab: lab.to_string(),
+            signal,
+        },
+        ExecError::Journal(e) => e.into(),
+    }
+}
+
+/// Stops the processes that go from nodes that stay: those the change retires, and those
+/// an unfinished change may have started. One already gone is no error.
+async fn retire_processes(
+    journal: &mut Journal,
+    touched: &[Undo],
+    d: &Diff,
+) -> Result<(), ApplyError> {
+    let mut list: Vec<(Undo, Duration)> = touched
+        .iter()
+        .filter(|u| matches!(u, Undo::RetireProcess { .. }))
+        .map(|u| (u.clone(), Duration::ZERO))
+        .collect();
+    for r in &d.retire {
+        let u = Undo::RetireProcess {
+            netns: r.netns.clone(),
+            node: r.node.clone(),
+            process: r.process.clone(),
+        };
+        if !touched.contains(&u) {
+            list.push((u, Duration::from_millis(r.grace_ms)));
+        }
+    }
+    for (u, grace) in list {
+        journal.append(&Record::Retire { undo: u.clone() })?;
+        if let Undo::RetireProcess { node, process, .. } = &u {
+            nodes::retire_process(&d.lab, node, process, grace)
+                .await
+                .map_err(|e| {
+                    ApplyError::Step(Box::new(error::StepError {
+                        lab: d.lab.clone(),
+                        node: node.clone(),
+                        object: format!("`{process}`"),
+                        operation: "retire process".into(),
+                        source: e,
+                    }))
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// The one teardown, on part of a lab: nodes stop, netlink objects go, namespaces are
+/// deleted and swept, cgroups removed. Every failure is reported.
+async fn remove(
+    kernel: &NetlinkKernel,
+    lab: &str,
+    undos: Vec<Undo>,
+    progress: Option<&progress::Reporter>,
+) -> Result<(), ApplyError> {
+    if undos.is_empty() {
+        return Ok(());
+    }
+    let t = Teardown::of(undos);
+    let names = t.node_names();
+    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(lab, &names));
+    errors.extend(undo_inside(kernel, &t.netlink).await);
+    // Namespaces may be made again under the same names: no handle to an old one stays.
+    kernel.close_all();
+    let (rest, held) = tokio::task::block_in_place(|| remove_rest(lab, &t, progress));
+    errors.extend(rest);
+    drop(held);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Teardown {
+            lab: lab.to_string(),
+            errors,
+        })
+    }
+}
+
+/// Sets sysctls the new file no longer names back to what a fresh namespace has.
+async fn restore_sysctls(
+    kernel: &NetlinkKernel,
+    lab: &str,
+    keys: &[(Name, String)],
+) -> Result<(), ApplyError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
+    let defaults = tokio::task::spawn_blocking(move || super::netns::fresh_sysctls(&wanted))
+        .await
+        .map_err(|e| host(lab, e))?
+        .map_err(|e| host(lab, e))?;
+    for ((netns, key), value) in keys.iter().zip(defaults) {
+        let op = Op::SetSysctl {
+            netns: netns.clone(),
+            key: key.clone(),
+            value,
+        };
+        kernel.apply(&op).await.map_err(|e| {
+            ApplyError::Step(Box::new(error::StepError {
+                lab: lab.to_string(),
+                node: error::node_of(lab, netns),
+                object: format!("sysctl {key}"),
+                operation: "restore the default of".into(),
+                source: e,
+            }))
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `nslab apply FILE [--dry-run [--json]]`
+
+use std::path::Path;
+
+use super::{CliError, compile, compile_checked, exit};
+use crate::apply::reconcile::{self, Applied};
+use crate::apply::{ApplyError, UpOptions};
+use crate::plan::{self, diff};
+
+pub struct Args {
+    pub dry_run: bool,
+    pub json: bool,
+    pub jobs: usize,
+    pub quiet: bool,
+}
+
+pub fn run(file: &Path, args: Args) -> Result<u8, CliError> {
+    if args.dry_run {
+        return dry_run(file, args.json);
+    }
+    let c = compile_checked(file)?;
+    let t = &c.topology;
+    let p = plan::plan(t);
+    let opts = UpOptions {
+        jobs: args.jobs,
+        file: std::path::absolute(file)
+            .unwrap_or(file.to_path_buf())
+            .display()
+            .to_string(),
+        handle_signals: true,
+        source: Some(c.warnings.source.clone()),
+        progress: super::progress::reporter(&t.lab, args.quiet),
+        ..UpOptions::default()
+    };
+    let applied = reconcile::apply(t, &p, &opts).map_err(|e| match e {
+        // The lab stays up as it was: a failed change, not a lab that could not come up.
+        e @ ApplyError::RolledBack { .. } => CliError::Lab(e),
+        e => CliError::Up(e),
+    })?;
+    if args.quiet {
+        return Ok(exit::OK);
+    }
+    match applied {
+        Applied::Up(report) => crate::outln!(
+            "lab `{}` was not up; it is now: {} in {:.2} s",
+            t.lab,
+            crate::words::count(report.steps, "step"),
+            report.elapsed.as_secs_f64()
+        ),
+        Applied::Changed {
+            diff,
+            elapsed,
+            recovered,
+            ..
+        } => {
+            if recovered {
+                crate::outln!("lab `{}`: an interrupted apply was taken back first", t.lab);
+            }
+            if diff.groups.is_empty() {
+                crate::outln!(
+                    "lab `{}` is already what the file says: nothing changed",
+                    t.lab
+                );
+            } else {
+                crate::out!("{}", diff::render(&diff));
+                crate::outln!("lab `{}` changed in {:.3} s", t.lab, elapsed.as_secs_f64());
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// The change plan, touching nothing (no root needed to read a lab's state files).
+fn dry_run(file: &Path, json: bool) -> Result<u8, CliError> {
+    let c = compile(file)?;
+    let p = plan::plan(&c.topology);
+    let d = reconcile::dry_run(&p).map_err(CliError::Lab)?;
+    match (d, json) {
+        (None, false) => crate::outln!(
+            "lab `{}` is not up: `nslab apply` would bring it up ({})",
+            p.lab,
+            crate::words::count(p.steps.len(), "step")
+        ),
+        (None, true) => crate::outln!(
+            "{}",
+            serde_json::json!({ "lab": p.lab, "up": false, "would": "up", "steps": p.steps.len() })
+        ),
+        (Some(d), false) => crate::out!("{}", diff::render(&d)),
+        (Some(d), true) => {
+            let v = serde_json::json!({
+                "lab": d.lab,
+                "up": true,
+                "changes": d.groups,
+                "in_place": d.count(diff::Class::InPlace),
+                "restart": d.count(diff::Class::Restart),
+                "replace": d.count(diff::Class::Replace),
+            });
+            crate::outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+    }
+    Ok(exit::OK)
+}
