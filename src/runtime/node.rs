@@ -77,6 +77,8 @@ pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, Runt
     let grace = enter::init_grace(&NodePaths::of_lab(&live.lab).pid_file(node));
     let mut s = status(live, node, &socket, "halt").await?;
     let count = s.processes.iter().filter(|p| p.pid.is_some()).count();
+    // The init's own grace follows processes added since `up`.
+    let grace = grace.max(Duration::from_millis(s.grace_ms));
     let deadline = Instant::now() + grace + Duration::from_secs(5);
     while s.halting {
         if Instant::now() > deadline {
