@@ -462,11 +462,17 @@ impl Init {
             .group
             .map(|g| tree::family(&tree::scan(), me, g))
             .unwrap_or_default();
-        if let Some(pid) = p.pid {
-            // SAFETY: a process group we created, whose leader is not reaped yet.
-            unsafe { libc::kill(-pid, libc::SIGTERM) };
-        }
-        tree::signal(&known, libc::SIGTERM);
+        // The group at once while its leader holds its number; the rest of its family
+        // (the whole of it, once the leader is gone) one by one.
+        let rest: Vec<tree::Entry> = match p.pid {
+            Some(pid) => {
+                // SAFETY: a process group we created, whose leader is not reaped yet.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
+                known.iter().filter(|e| e.pgrp != pid).copied().collect()
+            }
+            None => known.clone(),
+        };
+        tree::signal(&rest, libc::SIGTERM);
         p.retire = Some(Retire {
             kill_at: Instant::now() + Duration::from_millis(p.spec.stop_timeout_ms),
             known,
