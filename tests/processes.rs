@@ -199,6 +199,22 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
     let e = block_on(nslab::runtime::add_process(name, "a", &dup)).unwrap_err();
     assert!(e.to_string().contains("process `p1` already exists"), "{e}");
 
+    // A request line over the cap gets an error, and the init goes on serving.
+    let sock = format!("/run/nslab/{name}.nodes/a.sock");
+    let mut client = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut writer = client.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut writer, &vec![b'x'; 2 << 20]);
+    });
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut client, &mut reply).unwrap();
+    flood.join().unwrap();
+    assert_eq!(
+        reply,
+        "{\"error\":\"the request is longer than 1048576 bytes\"}\n"
+    );
+    assert_eq!(ps(name, "a").len(), 2);
+
     // Add p4 with a readiness probe: waiting until started, then running and ready.
     let ready = ReadySpec::Cmd {
         argv: ["test", "-e", "/tmp/p4-ready"].map(String::from).to_vec(),

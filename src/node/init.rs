@@ -1160,7 +1160,49 @@ pub fn main(config: &str) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::droppable;
+    use super::{droppable, read_request};
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// What `read_request` makes of `data`, written (then closed) by another thread.
+    fn read_what(data: Vec<u8>) -> Result<Option<String>, String> {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            // A refused request closes the socket before all of it is written.
+            let _ = client.write_all(&data);
+        });
+        let got = read_request(&server);
+        drop(server);
+        writer.join().unwrap();
+        got
+    }
+
+    #[test]
+    fn requests_are_read_whole_one_line_and_bounded() {
+        assert_eq!(
+            read_what(b"status\nextra".to_vec()),
+            Ok(Some("status".into()))
+        );
+        assert_eq!(read_what(b"halt".to_vec()), Ok(Some("halt".into())));
+        assert_eq!(read_what(Vec::new()), Ok(None));
+        let spec = format!("add {{\"name\":\"{}\"}}\n", "x".repeat(100_000));
+        assert_eq!(
+            read_what(spec.clone().into_bytes()),
+            Ok(Some(spec.trim_end().into()))
+        );
+        let mut full = vec![b'a'; super::control::MAX_REQUEST];
+        full.push(b'\n');
+        let got = read_what(full).unwrap().unwrap();
+        assert_eq!(got.len(), super::control::MAX_REQUEST);
+        let huge = vec![b'a'; super::control::MAX_REQUEST + 10];
+        let e = read_what(huge).unwrap_err();
+        assert!(e.contains("longer than 1048576 bytes"), "{e}");
+        assert!(
+            read_what(vec![0xff, b'\n'])
+                .unwrap_err()
+                .contains("not UTF-8")
+        );
+    }
 
     #[test]
     fn only_clean_file_mappings_without_private_pages_are_dropped() {
