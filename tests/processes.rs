@@ -276,40 +276,55 @@ fn children_that_ignore_sigterm_are_killed_after_the_grace_even_outside_the_grou
     let name = "it-retkill";
     // Both children ignore SIGTERM (an ignored signal stays ignored across exec); the
     // second left the process group and the session with setsid. The shell itself exits
-    // on SIGTERM, so the daemon's parent link to it is gone by the end of the grace.
-    let lab = Lab::new(
-        name,
-        r#"
-nodes:
-  a:
+    // on SIGTERM, so the daemon's parent link to it is gone by the end of the grace. Node
+    // `a` has a pid namespace (its init is PID 1); `b` has none (its init is a subreaper
+    // among the host's processes).
+    let stubborn = |n: u32| {
+        format!(
+            r#"
     processes:
-      - { name: keep, cmd: "sleep 2001" }
+      - {{ name: keep, cmd: "sleep {}" }}
       - name: stubborn
-        cmd: ["sh", "-c", "trap '' TERM; sleep 2002 & setsid sleep 2003 & trap 'exit 0' TERM; wait"]
-        stop_timeout: 500ms
-"#,
+        cmd: ["sh", "-c", "trap '' TERM; sleep {} & setsid sleep {} & trap 'exit 0' TERM; wait"]
+        stop_timeout: 500ms"#,
+            n + 1,
+            n + 2,
+            n + 3
+        )
+    };
+    let yaml = format!(
+        "nodes:\n  a:{}\n  b:\n    isolation: [net]{}\n",
+        stubborn(2000),
+        stubborn(3000)
     );
+    let lab = Lab::new(name, &yaml);
     lab.up();
-    wait_for("both children", || {
-        by_command(name, "a", "sleep 2002").len() == 1
-            && by_command(name, "a", "sleep 2003").len() == 1
-    });
-    let first = ps(name, "a");
-    let shell = host_proc(name, "a", row(&first, "stubborn").1.unwrap());
-    let child = by_command(name, "a", "sleep 2002")[0];
-    let daemon = by_command(name, "a", "sleep 2003")[0];
+    for (node, n) in [("a", 2000), ("b", 3000)] {
+        let (child_cmd, daemon_cmd) = (format!("sleep {}", n + 2), format!("sleep {}", n + 3));
+        wait_for("both children", || {
+            by_command(name, node, &child_cmd).len() == 1
+                && by_command(name, node, &daemon_cmd).len() == 1
+        });
+        let first = ps(name, node);
+        let shell = host_proc(name, node, row(&first, "stubborn").1.unwrap());
+        let child = by_command(name, node, &child_cmd)[0];
+        let daemon = by_command(name, node, &daemon_cmd)[0];
 
-    let t = Instant::now();
-    block_on(nslab::runtime::retire_process(name, "a", "stubborn")).unwrap();
-    // Loosely: not before the grace, as SIGTERM left both children running.
-    assert!(
-        t.elapsed() >= Duration::from_millis(450),
-        "{:?}",
-        t.elapsed()
-    );
-    for (what, p) in [("shell", shell), ("child", child), ("daemon", daemon)] {
-        assert!(!p.running(), "the {what} ({p:?}) survived the retire");
+        let t = Instant::now();
+        block_on(nslab::runtime::retire_process(name, node, "stubborn")).unwrap();
+        // Loosely: not before the grace, as SIGTERM left both children running.
+        assert!(
+            t.elapsed() >= Duration::from_millis(450),
+            "{node}: {:?}",
+            t.elapsed()
+        );
+        for (what, p) in [("shell", shell), ("child", child), ("daemon", daemon)] {
+            assert!(
+                !p.running(),
+                "{node}: the {what} ({p:?}) survived the retire"
+            );
+        }
+        assert_eq!(row(&ps(name, node), "keep"), row(&first, "keep"), "{node}");
     }
-    assert_eq!(row(&ps(name, "a"), "keep"), row(&first, "keep"));
     lab.down();
 }
