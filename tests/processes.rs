@@ -198,6 +198,23 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
     let dup = spec("p1", &["sleep", "5"], None, 100);
     let e = block_on(nslab::runtime::add_process(name, "a", &dup)).unwrap_err();
     assert!(e.to_string().contains("process `p1` already exists"), "{e}");
+    let big = "x".repeat(1 << 20);
+    let e = block_on(nslab::runtime::add_process(
+        name,
+        "a",
+        &spec("big", &["echo", &big], None, 0),
+    ))
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("the init reads at most 1048576"),
+        "{e}"
+    );
+    let e = block_on(nslab::runtime::add_process(name, "zz", &dup)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("node `zz`: cannot add process `p1`: its init is not running"),
+        "{e}"
+    );
 
     // A request line over the cap gets an error, and the init goes on serving.
     let sock = format!("/run/nslab/{name}.nodes/a.sock");
@@ -206,8 +223,11 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
     let flood = std::thread::spawn(move || {
         let _ = std::io::Write::write_all(&mut writer, &vec![b'x'; 2 << 20]);
     });
+    // One line: the init closes with the flood unread, which resets the connection
+    // after its reply.
     let mut reply = String::new();
-    std::io::Read::read_to_string(&mut client, &mut reply).unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut client), &mut reply).unwrap();
+    drop(client);
     flood.join().unwrap();
     assert_eq!(
         reply,

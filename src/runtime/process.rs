@@ -24,10 +24,14 @@ fn error(lab: &str, node: &str, msg: impl Into<String>) -> RuntimeError {
 
 /// The node's control socket, once its init is known to run. The lab's summary is not
 /// asked: during an apply it may not yet list what the new topology has.
-fn socket(lab: &str, node: &str) -> Result<PathBuf, RuntimeError> {
+fn socket(lab: &str, node: &str, what: &str) -> Result<PathBuf, RuntimeError> {
     let paths = NodePaths::of_lab(lab);
     if enter::init_pid(&paths.pid_file(node)).is_none() {
-        return Err(error(lab, node, "its init is not running"));
+        return Err(error(
+            lab,
+            node,
+            format!("cannot {what}: its init is not running"),
+        ));
     }
     Ok(paths.control(node))
 }
@@ -51,16 +55,29 @@ fn record_grace(lab: &str, node: &str, status: &Status) {
 /// Adds a process to the node's init, not started: the start-process step for it
 /// (`start NAME`) starts it and waits for its readiness, as at `up`.
 pub async fn add_process(lab: &str, node: &str, spec: &ProcessSpec) -> Result<(), RuntimeError> {
-    let socket = socket(lab, node)?;
-    let status = ask(&socket, &Request::Add(Box::new(spec.clone())))
-        .await
-        .map_err(|e| {
-            error(
-                lab,
-                node,
-                format!("cannot add process `{}`: {e}", spec.name),
-            )
-        })?;
+    let socket = socket(lab, node, &format!("add process `{}`", spec.name))?;
+    let request = Request::Add(Box::new(spec.clone()));
+    // Said here: the init refuses a longer line, but this side would only see the
+    // connection close while it still writes.
+    let len = request.line().len();
+    if len > control::MAX_REQUEST {
+        return Err(error(
+            lab,
+            node,
+            format!(
+                "cannot add process `{}`: it is {len} bytes as JSON; the init reads at most {}",
+                spec.name,
+                control::MAX_REQUEST
+            ),
+        ));
+    }
+    let status = ask(&socket, &request).await.map_err(|e| {
+        error(
+            lab,
+            node,
+            format!("cannot add process `{}`: {e}", spec.name),
+        )
+    })?;
     record_grace(lab, node, &status);
     Ok(())
 }
@@ -68,7 +85,7 @@ pub async fn add_process(lab: &str, node: &str, spec: &ProcessSpec) -> Result<()
 /// Stops one process of the node (SIGTERM, its `stop_timeout`, SIGKILL of what is left
 /// of it) and waits until the init has dropped it; the node's other processes go on.
 pub async fn retire_process(lab: &str, node: &str, process: &str) -> Result<(), RuntimeError> {
-    let socket = socket(lab, node)?;
+    let socket = socket(lab, node, &format!("retire process `{process}`"))?;
     let fail = |e: String| error(lab, node, format!("cannot retire process `{process}`: {e}"));
     let mut status = ask(&socket, &Request::Retire(process.to_string()))
         .await
