@@ -123,7 +123,7 @@ pub struct Status {
     #[serde(default)]
     pub halting: bool,
     /// The longest `stop_timeout` in the table: how long a stop of the node may take.
-    /// It follows `add` and `retire` (the pid file's copy is from the init's start).
+    /// It follows `add` and `retire`; nslab copies it into the init's pid file for `down`.
     #[serde(default)]
     pub grace_ms: u64,
 }
