@@ -111,13 +111,14 @@ pub fn process_summary(procs: &[ProcLive]) -> String {
 }
 
 /// The states the picture tells apart: a launcher that exited 0 is `done`, a process
-/// stopped by `nslab node stop` (or still waiting for its dependencies) is `stopped`, a
-/// crash loop, a failed start or a non-zero exit is `failed`.
+/// stopped by `nslab node stop` (or still waiting for its dependencies, or being retired
+/// from a running node) is `stopped`, a crash loop, a failed start or a non-zero exit
+/// is `failed`.
 pub fn process_class(p: &ProcLive) -> &'static str {
     match p.state.as_str() {
         "running" => "running",
         "exited" if p.exit == Some(0) => "done",
-        "stopped" | "waiting" => "stopped",
+        "stopped" | "waiting" | "retiring" => "stopped",
         _ => "failed",
     }
 }

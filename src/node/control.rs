@@ -1,12 +1,119 @@
 //! The conversation between nslab and a node's init over its control socket: one request
-//! line (`start NAME`, `status`, `halt`, `stop`), one JSON line back. `halt` stops the
-//! node's processes and keeps the node; `stop` ends the init and with it the node.
+//! line, one JSON line back (the node's [`Status`], `{"ok":true}` for `stop`, or
+//! `{"error":"..."}`). The requests:
+//!
+//! - `status`: the node's processes.
+//! - `start NAME`: starts a process of the init's table (again, after it died with no
+//!   restart policy or after a `halt`).
+//! - `halt`: stops every process and keeps the node; `start` brings them back.
+//! - `stop`: ends the init and with it the node.
+//! - `add JSON`: a new process (a [`ProcessSpec`] as one line of JSON) joins the table,
+//!   `waiting` until `start NAME`, so a running lab takes a new process without touching
+//!   the others. A name already in the table (even one still retiring) is an error.
+//! - `retire NAME`: stops one process (SIGTERM to its group, its `stop_timeout`, then
+//!   SIGKILL to what is left of its group and of what it started) and, once all of it
+//!   is gone, drops it from the table. Until then it shows as `retiring`.
+//!
+//! A request line holds at most [`MAX_REQUEST`] bytes: the init reads it whole, and a
+//! longer one gets an error instead of growing its memory.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::config::ProcessSpec;
+
+/// The longest request line the init reads (an `add` carries a whole process spec).
+pub const MAX_REQUEST: usize = 1 << 20;
+
+/// The longest process name, in bytes: its log file, `<name>.log`, fits NAME_MAX.
+const MAX_NAME: usize = 255 - ".log".len();
+
+/// A request, as the init understands it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Status,
+    Start(String),
+    Halt,
+    Stop,
+    Add(Box<ProcessSpec>),
+    Retire(String),
+}
+
+impl Request {
+    /// Parses one request line (without its newline); the error is the reply's text.
+    pub fn parse(line: &str) -> Result<Request, String> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let one_name = |what: &str| -> Result<String, String> {
+            let name = rest.trim();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(format!("`{what}` takes one process name"));
+            }
+            Ok(name.to_string())
+        };
+        match word {
+            "status" => Ok(Request::Status),
+            "halt" => Ok(Request::Halt),
+            "stop" => Ok(Request::Stop),
+            "start" => one_name("start").map(Request::Start),
+            "retire" => one_name("retire").map(Request::Retire),
+            "add" => {
+                let spec: ProcessSpec = serde_json::from_str(rest)
+                    .map_err(|e| format!("`add` takes a process as JSON: {e}"))?;
+                check_name(&spec.name)?;
+                if spec.argv.is_empty() {
+                    return Err(format!("process `{}` has an empty command", spec.name));
+                }
+                Ok(Request::Add(Box::new(spec)))
+            }
+            _ => Err("unknown request".into()),
+        }
+    }
+
+    /// The request as one line (without its newline), for the client side.
+    pub fn line(&self) -> String {
+        match self {
+            Request::Status => "status".into(),
+            Request::Halt => "halt".into(),
+            Request::Stop => "stop".into(),
+            Request::Start(n) => format!("start {n}"),
+            Request::Retire(n) => format!("retire {n}"),
+            Request::Add(spec) => {
+                format!(
+                    "add {}",
+                    serde_json::to_string(spec).expect("a spec serializes")
+                )
+            }
+        }
+    }
+}
+
+/// A process name becomes a log file name in the node's log directory and one word of
+/// this protocol: the rules the compiler applies, checked again for what comes over the
+/// socket.
+fn check_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name.contains(['/', ':', '\0'])
+        && !name.contains("..")
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "process name `{}` must be one plain word (no `/`, `:`, `..`, space or control character, at most {MAX_NAME} bytes)",
+            name.escape_debug()
+        ))
+    }
+}
+
+/// The JSON error reply.
+pub fn error_reply(msg: &str) -> String {
+    serde_json::json!({ "error": msg }).to_string()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -15,6 +122,10 @@ pub struct Status {
     /// A `halt` is under way: processes are being stopped.
     #[serde(default)]
     pub halting: bool,
+    /// The longest `stop_timeout` in the table: how long a stop of the node may take.
+    /// It follows `add` and `retire`; nslab copies it into the init's pid file for `down`.
+    #[serde(default)]
+    pub grace_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,7 +133,7 @@ pub struct ProcStatus {
     pub name: String,
     /// As seen inside the node.
     pub pid: Option<i32>,
-    /// waiting, running, backoff, exited, failed, stopped (by a halt).
+    /// waiting, running, backoff, exited, failed, stopped (by a halt), retiring.
     pub state: String,
     pub restarts: u32,
     pub exit: Option<i32>,
@@ -73,4 +184,70 @@ pub fn parse_status(reply: &str) -> Result<Status, String> {
         return Err(e.error);
     }
     serde_json::from_str(reply).map_err(|e| format!("bad reply from the node's init: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::raw::RestartPolicy;
+
+    fn spec(name: &str) -> ProcessSpec {
+        ProcessSpec {
+            name: name.into(),
+            argv: vec!["sleep".into(), "1000".into()],
+            env: vec![("A".into(), "b c".into())],
+            cwd: None,
+            restart: RestartPolicy::Always,
+            ready: None,
+            stop_timeout_ms: 300,
+        }
+    }
+
+    #[test]
+    fn requests_parse_and_print_back() {
+        for r in [
+            Request::Status,
+            Request::Halt,
+            Request::Stop,
+            Request::Start("web-1".into()),
+            Request::Retire("web-1".into()),
+            Request::Add(Box::new(spec("web-1"))),
+        ] {
+            let line = r.line();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(Request::parse(&format!("{line}\n")), Ok(r));
+        }
+    }
+
+    #[test]
+    fn bad_requests_are_errors_that_say_why() {
+        let err = |l: &str| Request::parse(l).unwrap_err();
+        assert_eq!(err("reboot"), "unknown request");
+        assert_eq!(err(""), "unknown request");
+        assert!(err("start").contains("one process name"));
+        assert!(err("retire a b").contains("one process name"));
+        assert!(err("add {not json").contains("`add` takes a process as JSON"));
+        assert!(err("add").contains("`add` takes a process as JSON"));
+        // A name becomes a log file in the node's log directory: no way out of it.
+        for name in ["../x", "a/b", "", "a b", "a:b", "tab\t"] {
+            let line = Request::Add(Box::new(spec(name))).line();
+            assert!(
+                err(&line).contains("plain word"),
+                "{name:?}: {}",
+                err(&line)
+            );
+        }
+        let long = "x".repeat(252);
+        assert!(err(&Request::Add(Box::new(spec(&long))).line()).contains("plain word"));
+        assert!(Request::parse(&Request::Add(Box::new(spec(&long[1..]))).line()).is_ok());
+        let mut empty = spec("e");
+        empty.argv.clear();
+        assert!(err(&Request::Add(Box::new(empty)).line()).contains("empty command"));
+    }
+
+    #[test]
+    fn error_replies_are_json_even_with_quotes() {
+        let reply = error_reply("no process `a\"b`");
+        assert_eq!(parse_status(&reply).unwrap_err(), "no process `a\"b`");
+    }
 }

@@ -41,6 +41,19 @@ pub fn init_grace(pid_file: &Path) -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
+/// Records a new grace in the init's pid file, keeping its identity (pid and start
+/// time): a process added to or retired from a running node changes the longest
+/// `stop_timeout`, and `down` reads it here. Replaced whole, so a reader never sees half.
+pub fn set_init_grace(pid_file: &Path, grace_ms: u64) -> Result<(), crate::state::StateError> {
+    let text = crate::state::files::read(pid_file)?;
+    let mut parts = text.split_whitespace();
+    let (Some(pid), Some(start)) = (parts.next(), parts.next()) else {
+        // No identity to keep: `init_pid` already reads this init as gone.
+        return Ok(());
+    };
+    crate::state::files::replace(pid_file, format!("{pid} {start} {grace_ms}\n").as_bytes())
+}
+
 /// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -7,16 +7,17 @@
 //! runtime, no threads, a few allocations at start.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use super::config::{NodeConfig, ProcessSpec, ReadySpec};
-use super::control::{ProcStatus, Status};
+use super::control::{self, ProcStatus, Request, Status};
 use super::logsink::LogSink;
 use super::sys::{err, last};
+use super::tree;
 use crate::spec::raw::RestartPolicy;
 
 /// Joins the node's network namespace and creates its others. The pid namespace applies
@@ -95,9 +96,48 @@ struct Proc {
     next_probe: Option<Instant>,
     ready_deadline: Option<Instant>,
     was_ready: bool,
+    /// The process group of its last start (its first pid, with that process's start
+    /// time, which tells a reused number apart): what it left behind is found by it
+    /// after the process itself is gone.
+    group: Option<tree::Group>,
+    /// Being retired (see [`Init::retire`]).
+    retire: Option<Retire>,
+}
+
+/// A process on its way out of the table.
+struct Retire {
+    /// When what is left gets SIGKILL (its grace's end, then every 100 ms).
+    kill_at: Instant,
+    /// Its family when the retire began, by identity: daemons that left its group are
+    /// reparented to the init once it dies, and only this still ties them to it.
+    known: Vec<tree::Entry>,
 }
 
 impl Proc {
+    /// A process of the table, not started: `start NAME` starts it.
+    fn new(spec: ProcessSpec) -> Proc {
+        Proc {
+            spec,
+            log: None,
+            requested: false,
+            pid: None,
+            state: "waiting",
+            restarts: 0,
+            exit: None,
+            error: None,
+            started: None,
+            next_start: None,
+            backoff: Duration::ZERO,
+            ready: Readiness::NoProbe,
+            probe_pid: None,
+            next_probe: None,
+            ready_deadline: None,
+            was_ready: false,
+            group: None,
+            retire: None,
+        }
+    }
+
     /// A launcher that did its job: it exited 0 and will not be started again (the
     /// daemons it started live on, like `frrinit.sh start`).
     fn completed(&self) -> bool {
@@ -197,6 +237,46 @@ fn spawn(
     Ok(child.id() as i32)
 }
 
+/// One request line, read whole (without its newline), but never more than
+/// [`control::MAX_REQUEST`] bytes nor for more than 2 s: the init serves one client at a
+/// time, and a client must not hold it or grow its memory. `None` when the client sent
+/// nothing or broke off.
+fn read_request(mut stream: &UnixStream) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut line: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Ok(None);
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Ok(None),
+        };
+        let got = &chunk[..n];
+        let end = got.iter().position(|&b| b == b'\n');
+        line.extend_from_slice(&got[..end.unwrap_or(n)]);
+        if line.len() > control::MAX_REQUEST {
+            return Err(format!(
+                "the request is longer than {} bytes",
+                control::MAX_REQUEST
+            ));
+        }
+        if end.is_some() || n == 0 {
+            break;
+        }
+    }
+    if line.is_empty() {
+        return Ok(None);
+    }
+    String::from_utf8(line)
+        .map(Some)
+        .map_err(|_| "the request is not UTF-8".into())
+}
+
 impl Init {
     fn start(&mut self, i: usize) {
         let policy = self.cfg.start.logs;
@@ -220,6 +300,10 @@ impl Init {
         match spawn(&p.spec.argv, &p.spec.env, p.spec.cwd.as_deref(), log) {
             Ok(pid) => {
                 p.pid = Some(pid);
+                p.group = Some(tree::Group {
+                    id: pid,
+                    start: super::enter::start_time(pid).unwrap_or(0),
+                });
                 p.state = "running";
                 p.started = Some(Instant::now());
                 p.exit = None;
@@ -268,53 +352,188 @@ impl Init {
                 })
                 .collect(),
             halting: self.halting.is_some(),
+            grace_ms: self.grace().as_millis() as u64,
         }
     }
 
     fn handle(&mut self, stream: UnixStream) {
-        let mut reader = BufReader::new(&stream);
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() {
-            return;
-        }
-        let mut words = line.split_whitespace();
-        let reply = match (words.next(), words.next()) {
-            (Some("start"), Some(_)) if self.halting.is_some() || self.stopping.is_some() => {
-                Ok("{\"error\":\"the node is stopping its processes\"}".into())
-            }
-            (Some("start"), Some(name)) => {
-                match self.procs.iter().position(|p| p.spec.name == name) {
-                    Some(i) => {
-                        let p = &self.procs[i];
-                        // Not asked for yet, or it died and nothing will restart it (a
-                        // crash under `restart: never`); a completed one-shot stays done.
-                        let dead = p.pid.is_none() && p.next_start.is_none() && !p.completed();
-                        if !p.requested || dead {
-                            self.procs[i].requested = true;
-                            self.start(i);
-                        }
-                        serde_json::to_string(&self.status())
-                    }
-                    None => Ok(format!("{{\"error\":\"no process `{name}`\"}}")),
-                }
-            }
-            (Some("status"), _) => serde_json::to_string(&self.status()),
-            (Some("halt"), _) => {
-                self.halt();
-                serde_json::to_string(&self.status())
-            }
-            (Some("stop"), _) => {
-                self.begin_stop();
-                Ok("{\"ok\":true}".into())
-            }
-            _ => Ok("{\"error\":\"unknown request\"}".into()),
+        let reply = match read_request(&stream) {
+            Ok(Some(line)) => self.answer(&line),
+            Ok(None) => return,
+            Err(e) => control::error_reply(&e),
         };
         let mut w = &stream;
-        let _ = writeln!(
-            w,
-            "{}",
-            reply.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        );
+        let _ = writeln!(w, "{reply}");
+    }
+
+    /// The reply to one request line.
+    fn answer(&mut self, line: &str) -> String {
+        let request = match Request::parse(line) {
+            Ok(r) => r,
+            Err(e) => return control::error_reply(&e),
+        };
+        let busy = self.halting.is_some() || self.stopping.is_some();
+        let done = match request {
+            Request::Start(_) if busy => Err("the node is stopping its processes".into()),
+            Request::Start(name) => self.start_request(&name),
+            Request::Status => Ok(()),
+            Request::Halt => {
+                self.halt();
+                Ok(())
+            }
+            Request::Stop => {
+                self.begin_stop();
+                return "{\"ok\":true}".into();
+            }
+            Request::Add(_) | Request::Retire(_) if self.stopping.is_some() => {
+                Err("the node is stopping".into())
+            }
+            Request::Add(spec) => self.add(*spec),
+            Request::Retire(name) => self.retire(&name),
+        };
+        match done.and_then(|()| serde_json::to_string(&self.status()).map_err(|e| e.to_string())) {
+            Ok(status) => status,
+            Err(e) => control::error_reply(&e),
+        }
+    }
+
+    fn start_request(&mut self, name: &str) -> Result<(), String> {
+        let i = self.index(name)?;
+        let p = &self.procs[i];
+        // Not asked for yet, or it died and nothing will restart it (a crash under
+        // `restart: never`); a completed one-shot stays done.
+        let dead = p.pid.is_none() && p.next_start.is_none() && !p.completed();
+        if !p.requested || dead {
+            self.procs[i].requested = true;
+            self.start(i);
+        }
+        Ok(())
+    }
+
+    /// The table's entry for `name`; one being retired is no longer there to use.
+    fn index(&self, name: &str) -> Result<usize, String> {
+        match self.procs.iter().position(|p| p.spec.name == name) {
+            Some(i) if self.procs[i].retire.is_some() => {
+                Err(format!("process `{name}` is being retired"))
+            }
+            Some(i) => Ok(i),
+            None => Err(format!("no process `{name}`")),
+        }
+    }
+
+    /// A new process joins the table, not started: `start NAME` starts it, with the usual
+    /// readiness. The grace of the node (see [`Init::grace`]) follows.
+    fn add(&mut self, spec: ProcessSpec) -> Result<(), String> {
+        if let Some(p) = self.procs.iter().find(|p| p.spec.name == spec.name) {
+            return Err(if p.retire.is_some() {
+                format!("process `{}` is still being retired", spec.name)
+            } else {
+                format!("process `{}` already exists", spec.name)
+            });
+        }
+        self.procs.push(Proc::new(spec));
+        Ok(())
+    }
+
+    /// Stops one process and what it started (SIGTERM now, SIGKILL after its own
+    /// `stop_timeout`), without touching the others; [`Init::continue_retire`] drops it
+    /// from the table once all of it is gone.
+    fn retire(&mut self, name: &str) -> Result<(), String> {
+        let Some(i) = self.procs.iter().position(|p| p.spec.name == name) else {
+            return Err(format!("no process `{name}`"));
+        };
+        if self.procs[i].retire.is_some() {
+            return Ok(());
+        }
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
+        let p = &mut self.procs[i];
+        p.requested = false;
+        p.next_start = None;
+        p.ready = Readiness::NoProbe;
+        p.ready_deadline = None;
+        p.next_probe = None;
+        p.state = "retiring";
+        if let Some(pid) = p.probe_pid {
+            // SAFETY: a probe we started (reaped only by this init, so still ours).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let known = p
+            .group
+            .map(|g| tree::family(&tree::scan(), me, g))
+            .unwrap_or_default();
+        // The group at once while its leader holds its number; the rest of its family
+        // (the whole of it, once the leader is gone) one by one.
+        let rest: Vec<tree::Entry> = match p.pid {
+            Some(pid) => {
+                // SAFETY: a process group we created, whose leader is not reaped yet.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
+                known.iter().filter(|e| e.pgrp != pid).copied().collect()
+            }
+            None => known.clone(),
+        };
+        tree::signal(&rest, libc::SIGTERM);
+        p.retire = Some(Retire {
+            kill_at: Instant::now() + Duration::from_millis(p.spec.stop_timeout_ms),
+            known,
+        });
+        Ok(())
+    }
+
+    /// Drops retired processes that are gone, with their log; past a process's grace,
+    /// SIGKILLs what is left of it.
+    fn continue_retire(&mut self, now: Instant) {
+        if self.procs.iter().all(|p| p.retire.is_none()) {
+            return;
+        }
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
+        let table = tree::scan();
+        let mut i = 0;
+        while i < self.procs.len() {
+            let p = &mut self.procs[i];
+            let Some(r) = p.retire.as_mut() else {
+                i += 1;
+                continue;
+            };
+            let mut left = tree::alive(&table, &r.known);
+            if let Some(g) = p.group {
+                for e in tree::family(&table, me, g)
+                    .into_iter()
+                    .filter(|e| !e.zombie)
+                {
+                    if !left.iter().any(|l| l.pid == e.pid) {
+                        left.push(e);
+                    }
+                }
+            }
+            if p.pid.is_none() && p.probe_pid.is_none() && left.is_empty() {
+                let mut gone = self.procs.remove(i);
+                if let Some(log) = gone.log.as_mut() {
+                    // Its last words (bounded all the same), then the pipe and the file
+                    // close with it.
+                    for _ in 0..64 {
+                        if !log.drain(16) {
+                            break;
+                        }
+                    }
+                    let footer = format!("--- nslab: retired {} ---\n", gone.spec.name);
+                    let _ = log.write(footer.as_bytes());
+                }
+                continue;
+            }
+            if now >= r.kill_at {
+                if let Some(pid) = p.pid {
+                    // SAFETY: our own process group, its leader not reaped yet.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                }
+                tree::signal(&left, libc::SIGKILL);
+                // Again every 100 ms: a child forked between the scan and the kill
+                // escapes one pass, but not the next.
+                r.kill_at = now + Duration::from_millis(100);
+            }
+            i += 1;
+        }
     }
 
     /// The longest stop timeout of the node's processes: how long TERM is given.
@@ -385,7 +604,7 @@ impl Init {
         };
         if self.all_stopped() {
             self.halting = None;
-            for p in &mut self.procs {
+            for p in self.procs.iter_mut().filter(|p| p.retire.is_none()) {
                 p.state = "stopped";
                 p.ready = Readiness::NoProbe;
                 p.ready_deadline = None;
@@ -424,6 +643,9 @@ impl Init {
                 if p.pid == Some(pid) {
                     p.pid = None;
                     p.exit = Some(code);
+                    if p.retire.is_some() {
+                        continue;
+                    }
                     p.state = "exited";
                     let again = self.stopping.is_none()
                         && self.halting.is_none()
@@ -506,6 +728,13 @@ impl Init {
         if let Some(c) = self.trim_at {
             t = Some(t.map_or(c, |x| x.min(c)));
         }
+        // A retiring process is looked at every 50 ms until it is gone: what it leaves
+        // may die without a SIGCHLD to this init (its parent is not the init).
+        let soon = Instant::now() + Duration::from_millis(50);
+        for r in self.procs.iter().filter_map(|p| p.retire.as_ref()) {
+            let c = r.kill_at.min(soon);
+            t = Some(t.map_or(c, |x| x.min(c)));
+        }
         for p in &self.procs {
             // A probe that cannot run now (the process is in backoff) is not a timer; its
             // deadline is.
@@ -577,49 +806,11 @@ impl Init {
 /// only those in that process group.
 fn signal_descendants(sig: libc::c_int, group: Option<i32>) {
     let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    // (pid, ppid, pgrp) of every process.
-    let mut procs: Vec<(i32, i32, i32)> = Vec::new();
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let mut fields = stat
-            .rfind(')')
-            .map(|i| stat[i + 2..].split_whitespace().skip(1))
-            .into_iter()
-            .flatten()
-            .map(|f| f.parse::<i32>().ok());
-        if let (Some(Some(ppid)), Some(Some(pgrp))) = (fields.next(), fields.next()) {
-            procs.push((pid, ppid, pgrp));
-        }
-    }
-    let mut found = vec![me];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            procs
-                .iter()
-                .filter(|(_, pp, _)| *pp == parent)
-                .map(|(p, _, _)| *p),
-        );
-        i += 1;
-    }
-    for pid in found.into_iter().skip(1) {
-        let in_group = procs
-            .iter()
-            .any(|(p, _, g)| *p == pid && group.is_none_or(|want| *g == want));
-        if in_group {
-            // SAFETY: signalling a process descending from this init.
-            unsafe { libc::kill(pid, sig) };
-        }
-    }
+    let found: Vec<tree::Entry> = tree::descendants(&tree::scan(), me)
+        .into_iter()
+        .filter(|e| group.is_none_or(|want| e.pgrp == want))
+        .collect();
+    tree::signal(&found, sig);
 }
 
 /// Whether any child is left, without reaping it (that is [`Init::reap`]'s job).
@@ -779,24 +970,7 @@ fn run(cfg: NodeConfig) -> ! {
         .start
         .processes
         .iter()
-        .map(|s| Proc {
-            spec: s.clone(),
-            log: None,
-            requested: false,
-            pid: None,
-            state: "waiting",
-            restarts: 0,
-            exit: None,
-            error: None,
-            started: None,
-            next_start: None,
-            backoff: Duration::ZERO,
-            ready: Readiness::NoProbe,
-            probe_pid: None,
-            next_probe: None,
-            ready_deadline: None,
-            was_ready: false,
-        })
+        .map(|s| Proc::new(s.clone()))
         .collect();
     // SAFETY: getpid has no preconditions.
     let pid1 = unsafe { libc::getpid() } == 1;
@@ -816,6 +990,7 @@ fn run(cfg: NodeConfig) -> ! {
         {
             init.finish();
         }
+        init.continue_retire(now);
         init.continue_halt(now);
         for i in 0..init.procs.len() {
             if init.procs[i].next_start.is_some_and(|t| t <= now) {
@@ -895,7 +1070,6 @@ fn run(cfg: NodeConfig) -> ! {
         if fds[1].revents & libc::POLLIN != 0 {
             while let Ok((stream, _)) = listener.accept() {
                 let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 init.handle(stream);
                 init.trim_at = Some(Instant::now() + Duration::from_millis(500));
             }
@@ -986,7 +1160,49 @@ pub fn main(config: &str) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::droppable;
+    use super::{droppable, read_request};
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// What `read_request` makes of `data`, written (then closed) by another thread.
+    fn read_what(data: Vec<u8>) -> Result<Option<String>, String> {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            // A refused request closes the socket before all of it is written.
+            let _ = client.write_all(&data);
+        });
+        let got = read_request(&server);
+        drop(server);
+        writer.join().unwrap();
+        got
+    }
+
+    #[test]
+    fn requests_are_read_whole_one_line_and_bounded() {
+        assert_eq!(
+            read_what(b"status\nextra".to_vec()),
+            Ok(Some("status".into()))
+        );
+        assert_eq!(read_what(b"halt".to_vec()), Ok(Some("halt".into())));
+        assert_eq!(read_what(Vec::new()), Ok(None));
+        let spec = format!("add {{\"name\":\"{}\"}}\n", "x".repeat(100_000));
+        assert_eq!(
+            read_what(spec.clone().into_bytes()),
+            Ok(Some(spec.trim_end().into()))
+        );
+        let mut full = vec![b'a'; super::control::MAX_REQUEST];
+        full.push(b'\n');
+        let got = read_what(full).unwrap().unwrap();
+        assert_eq!(got.len(), super::control::MAX_REQUEST);
+        let huge = vec![b'a'; super::control::MAX_REQUEST + 10];
+        let e = read_what(huge).unwrap_err();
+        assert!(e.contains("longer than 1048576 bytes"), "{e}");
+        assert!(
+            read_what(vec![0xff, b'\n'])
+                .unwrap_err()
+                .contains("not UTF-8")
+        );
+    }
 
     #[test]
     fn only_clean_file_mappings_without_private_pages_are_dropped() {

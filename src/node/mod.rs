@@ -14,6 +14,7 @@ pub mod mountns;
 pub mod rundirs;
 mod sys;
 pub mod template;
+pub mod tree;
 
 use std::path::{Path, PathBuf};
 

@@ -1,16 +1,19 @@
 //! Operations on a running lab: links down and up, impairments, stopping and starting a
-//! node's processes, packet capture. They go through the apply engine (the same kernel
-//! operations over netlink, the same process start through the node's init), run while
-//! their caller holds the lab's lock, and record what they did in the lab's event log.
+//! node's processes, adding and retiring one of them, packet capture. They go through the
+//! apply engine (the same kernel operations over netlink, the same process start through
+//! the node's init), run while their caller holds the lab's lock, and record what they
+//! did in the lab's event log (adding and retiring leave that to their caller, `apply`).
 
 pub mod capture;
 pub mod events;
 mod link;
 mod node;
+mod process;
 pub mod watch;
 
 pub use link::{impair, parse_target, set_link};
 pub use node::node_action;
+pub use process::{add_process, retire_process};
 
 use crate::apply::KernelError;
 use crate::state::{LabDir, LabSummary, StateError};

@@ -77,6 +77,8 @@ pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, Runt
     let grace = enter::init_grace(&NodePaths::of_lab(&live.lab).pid_file(node));
     let mut s = status(live, node, &socket, "halt").await?;
     let count = s.processes.iter().filter(|p| p.pid.is_some()).count();
+    // The init's own grace follows processes added since `up`.
+    let grace = grace.max(Duration::from_millis(s.grace_ms));
     let deadline = Instant::now() + grace + Duration::from_secs(5);
     while s.halting {
         if Instant::now() > deadline {
@@ -128,6 +130,77 @@ fn start_plan(live: &LiveLab, node: &str) -> Option<Plan> {
     })
 }
 
+/// The start steps as the init's table has them now (`table`, its process names): a
+/// process retired since the plan was stored is left out, and what depended on it keeps
+/// that step's own dependencies; one added since goes after the plan's processes. A
+/// successful `apply` rewrites the stored plan; this keeps `node start` true after one
+/// that stopped half way.
+fn follow_table(plan: Plan, netns: &str, node: &str, table: &[String]) -> Plan {
+    // Each step of the stored plan, as the kept steps it stands for.
+    let mut stands_for: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut in_plan: Vec<&str> = Vec::new();
+    let mut kept: Vec<Step> = Vec::new();
+    for s in &plan.steps {
+        let mut deps: Vec<usize> = s
+            .deps
+            .iter()
+            .flat_map(|d| stands_for.get(d).cloned().unwrap_or_default())
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        let gone = match &s.op {
+            Op::StartProcess { process, .. } => {
+                in_plan.push(process);
+                !table.contains(process)
+            }
+            _ => false,
+        };
+        if gone {
+            stands_for.insert(s.id, deps);
+        } else {
+            stands_for.insert(s.id, vec![s.id]);
+            kept.push(Step {
+                id: s.id,
+                op: s.op.clone(),
+                deps,
+            });
+        }
+    }
+    let renumber: HashMap<usize, usize> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id, i + 1))
+        .collect();
+    let mut steps: Vec<Step> = kept
+        .into_iter()
+        .map(|s| Step {
+            id: renumber[&s.id],
+            deps: s.deps.iter().map(|d| renumber[d]).collect(),
+            op: s.op,
+        })
+        .collect();
+    let starts: Vec<usize> = steps
+        .iter()
+        .filter(|s| matches!(s.op, Op::StartProcess { .. }))
+        .map(|s| s.id)
+        .collect();
+    for name in table.iter().filter(|n| !in_plan.contains(&n.as_str())) {
+        steps.push(Step {
+            id: steps.len() + 1,
+            op: Op::StartProcess {
+                netns: netns.into(),
+                node: node.to_string(),
+                process: name.clone(),
+            },
+            deps: starts.clone(),
+        });
+    }
+    Plan {
+        lab: plan.lab,
+        steps,
+    }
+}
+
 /// Starts the node's processes again, each after what it depends on is ready, and waits
 /// until all are ready.
 pub async fn start_node(
@@ -153,8 +226,9 @@ pub async fn start_node(
             "already running; nothing started",
         )?);
     }
+    let table: Vec<String> = now.processes.iter().map(|p| p.name.clone()).collect();
     let plan = match start_plan(live, node) {
-        Some(p) => p,
+        Some(p) => follow_table(p, &netns, node, &table),
         // No stored topology (a lab from the Rust API): the init's order.
         None => Plan {
             lab: live.lab.clone(),
@@ -200,4 +274,65 @@ pub async fn start_node(
         node,
         &format!("{down} process(es) started"),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(id: usize, process: &str, deps: &[usize]) -> Step {
+        Step {
+            id,
+            op: Op::StartProcess {
+                netns: "nslab.l.a".into(),
+                node: "a".into(),
+                process: process.into(),
+            },
+            deps: deps.to_vec(),
+        }
+    }
+
+    fn shape(plan: &Plan) -> Vec<(usize, String, Vec<usize>)> {
+        plan.steps
+            .iter()
+            .map(|s| {
+                let what = match &s.op {
+                    Op::StartProcess { process, .. } => process.clone(),
+                    other => other.name().to_string(),
+                };
+                (s.id, what, s.deps.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_start_plan_follows_processes_added_and_retired_since_it_was_stored() {
+        // web depends on db, which depends on cfg; db was retired, cache added.
+        let plan = Plan {
+            lab: "l".into(),
+            steps: vec![
+                start(1, "cfg", &[]),
+                start(2, "db", &[1]),
+                start(3, "web", &[2]),
+            ],
+        };
+        let table = ["cfg", "web", "cache"].map(String::from);
+        let got = follow_table(plan.clone(), "nslab.l.a", "a", &table);
+        assert_eq!(
+            shape(&got),
+            vec![
+                (1, "cfg".into(), vec![]),
+                (2, "web".into(), vec![1]),
+                (3, "cache".into(), vec![1, 2]),
+            ]
+        );
+        // Nothing changed: the stored plan as it is.
+        let same = follow_table(
+            plan.clone(),
+            "nslab.l.a",
+            "a",
+            &["cfg", "db", "web"].map(String::from),
+        );
+        assert_eq!(shape(&same), shape(&plan));
+    }
 }
