@@ -34,7 +34,7 @@ pub enum CompileError {
 /// `base_dir`. Pure: no system calls.
 pub fn compile_str(source: &str, file: &str, base_dir: &Path) -> Result<Compiled, CompileError> {
     let mut sink = Sink::default();
-    let topology = spec::read_topology(&mut sink, source)
+    let topology = crate::clab::read_any(&mut sink, source)
         .and_then(|raw| model::build(&mut sink, &raw, base_dir));
     // Problems in file order, errors before warnings on the same line.
     sink.diagnostics.sort_by_key(|d| {

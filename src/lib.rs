@@ -8,6 +8,7 @@
 //! it down on drop.
 
 pub mod apply;
+pub mod clab;
 pub mod cli;
 pub mod compile;
 pub mod diag;

@@ -8,6 +8,7 @@ mod events;
 mod exec;
 mod graph;
 mod health;
+mod import;
 mod link;
 mod logs;
 mod ls;
@@ -69,6 +70,18 @@ pub enum Command {
         /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
+    },
+    /// Print a containerlab topology (`.clab.yml`) as nslab YAML, with a comment on
+    /// everything that did not map.
+    ///
+    /// Every command also reads containerlab files directly; import is for moving over
+    /// for good. --image-map says what container images mean (see docs/containerlab.md).
+    Import {
+        /// The containerlab topology file.
+        file: PathBuf,
+        /// An image map (YAML), consulted before the built-in one.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Print the ordered steps that would bring the lab up, without touching the kernel.
     ///
@@ -456,6 +469,7 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Validate { file, quiet } => validate::run(&file, quiet),
+        Command::Import { file, image_map } => import::run(&file, image_map.as_deref()),
         Command::Plan {
             file,
             json,

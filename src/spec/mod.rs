@@ -50,6 +50,12 @@ pub fn read_topology(sink: &mut Sink, source: &str) -> Option<RawTopology> {
     Some(topology(sink, root))
 }
 
+/// Reads an already parsed tree (a containerlab file mapped to nslab's language keeps
+/// the positions of its own text).
+pub fn read_tree(sink: &mut Sink, root: Yaml) -> RawTopology {
+    topology(sink, root)
+}
+
 fn logs(sink: &mut Sink, y: &Yaml) -> RawLogs {
     let mut l = RawLogs::default();
     let Some(f) = read::fields(sink, y, "`logs`", LOGS_KEYS) else {

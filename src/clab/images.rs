@@ -1,0 +1,189 @@
+//! The image map: what a container image means when nodes run the host's programs.
+//! A profile names the images it covers and gives nslab node keys (processes, private
+//! directories, sysctls; they become an nslab kind) and programs the image has under
+//! another name on the host. The built-in map covers common images; a user's map is read
+//! the same way and consulted first.
+
+use crate::diag::Sink;
+use crate::spec::raw::Sp;
+use crate::spec::read;
+use crate::spec::yaml::{self, Yaml};
+
+const PROFILE_KEYS: &[&str] = &["images", "node", "programs"];
+
+/// The built-in map. FRR images run the host's FRR with the configuration the file binds
+/// into /etc/frr; general-purpose images run no process (their `cmd:` or `exec:` does the
+/// work, with the host's programs).
+pub const BUILTIN: &str = r#"# nslab's built-in image map
+frr:
+  images: [frrouting/frr, "frrouting/frr-*", quay.io/frrouting/frr, "quay.io/frrouting/frr-*"]
+  node:
+    sysctls: { net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1 }
+    private:
+      - { path: /etc/frr, owner: "frr:frr", mode: "0755" }
+      - { path: /var/run/frr, owner: "frr:frr", mode: "0755" }
+      - { path: /var/lib/frr, owner: "frr:frr", mode: "0755" }
+      - { path: /var/log/frr, owner: "frr:frr", mode: "0755" }
+      - { path: /var/tmp/frr, owner: "frr:frr", mode: "0700" }
+    processes:
+      - name: frr
+        cmd: [/usr/lib/frr/frrinit.sh, start]
+host:
+  images: [alpine, "alpine/*", busybox, debian, ubuntu, fedora, centos, rockylinux,
+           wbitt/network-multitool, ghcr.io/srl-labs/network-multitool,
+           ghcr.io/hellt/network-multitool, praqma/network-multitool, nicolaka/netshoot,
+           nginx, httpd]
+  programs: { ash: sh }
+"#;
+
+/// One profile of the map.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub patterns: Vec<String>,
+    /// nslab node keys, or `None` for images that run nothing of their own.
+    pub node: Option<Yaml>,
+    /// Programs the image has that the host has under another name (`ash` -> `sh`).
+    pub programs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageMap {
+    pub profiles: Vec<Profile>,
+}
+
+impl ImageMap {
+    /// The built-in map.
+    pub fn builtin() -> ImageMap {
+        let mut sink = Sink::default();
+        let map = parse(&mut sink, BUILTIN);
+        debug_assert!(!sink.has_errors(), "the built-in image map is invalid");
+        map
+    }
+
+    /// A user's map in front of the built-in one.
+    pub fn with_builtin(mut self) -> ImageMap {
+        self.profiles.extend(ImageMap::builtin().profiles);
+        self
+    }
+
+    /// The first profile that covers `image`.
+    pub fn find(&self, image: &str) -> Option<&Profile> {
+        let image = normalize(image);
+        self.profiles.iter().find(|p| {
+            p.patterns.iter().any(|pat| match pat.strip_suffix('*') {
+                Some(prefix) => image.starts_with(prefix),
+                None => image == *pat,
+            })
+        })
+    }
+}
+
+/// An image reference without tag or digest, the way Docker Hub short names read:
+/// `docker.io/library/alpine:3` is `alpine`.
+pub fn normalize(image: &str) -> String {
+    let image = image.split('@').next().unwrap_or(image);
+    let last = image.rfind('/').map_or(0, |i| i + 1);
+    let image = match image[last..].find(':') {
+        Some(i) => &image[..last + i],
+        None => image,
+    };
+    let image = image.strip_prefix("docker.io/").unwrap_or(image);
+    image.strip_prefix("library/").unwrap_or(image).to_string()
+}
+
+/// Reads an image map; problems are located in its text.
+pub fn parse(sink: &mut Sink, text: &str) -> ImageMap {
+    let root = match yaml::parse(text, yaml::Limits::default()) {
+        Ok(root) => root,
+        Err(diags) => {
+            sink.diagnostics.extend(diags);
+            return ImageMap::default();
+        }
+    };
+    let mut map = ImageMap::default();
+    for (k, v) in read::entries(sink, &root, "the image map") {
+        let name = read::key(k);
+        if let Some(p) = profile(sink, &name, v) {
+            map.profiles.push(p);
+        }
+    }
+    map
+}
+
+fn profile(sink: &mut Sink, name: &Sp<String>, y: &Yaml) -> Option<Profile> {
+    let what = format!("image profile `{}`", name.value);
+    let f = read::fields(sink, y, &what, PROFILE_KEYS)?;
+    let patterns: Vec<String> = match f.value("images") {
+        Some(v) => read::strings(sink, v, "an image")
+            .into_iter()
+            .map(|s| normalize(&s.value))
+            .collect(),
+        None => {
+            sink.error(Some(f.span), format!("{what} needs `images:`"))
+                .hint("list the images it covers, like `images: [quay.io/frrouting/frr]`");
+            return None;
+        }
+    };
+    let node = f.value("node").cloned();
+    if let Some(n) = &node {
+        // Checked as an nslab kind, so a mistake is reported in the map, where it is.
+        crate::spec::node::node_spec(sink, n, &what, false);
+        if crate::model::names::check_node_name(&name.value).is_err() {
+            sink.error(Some(name.span), format!("{what} cannot name an nslab kind"))
+                .hint("use letters, digits, `_`, `-` and `.`");
+        }
+    }
+    let programs = f
+        .value("programs")
+        .map(|v| read::string_map(sink, v, "`programs`"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.value, v.value))
+        .collect();
+    Some(Profile {
+        name: name.value.clone(),
+        patterns,
+        node,
+        programs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_map_reads_cleanly() {
+        let mut sink = Sink::default();
+        let map = parse(&mut sink, BUILTIN);
+        assert!(sink.diagnostics.is_empty(), "{:?}", sink.diagnostics);
+        assert_eq!(map.profiles.len(), 2);
+    }
+
+    #[test]
+    fn images_match_without_tags_and_registry_defaults() {
+        let map = ImageMap::builtin();
+        let name = |i| map.find(i).map(|p| p.name.as_str());
+        assert_eq!(name("quay.io/frrouting/frr:10.5.1"), Some("frr"));
+        assert_eq!(name("frrouting/frr-debian:latest"), Some("frr"));
+        assert_eq!(name("docker.io/library/alpine:3"), Some("host"));
+        assert_eq!(name("wbitt/network-multitool:3.22.2"), Some("host"));
+        assert_eq!(name("ghcr.io/nokia/srlinux"), None);
+        assert_eq!(
+            normalize("localhost:5000/x/y:1@sha256:ab"),
+            "localhost:5000/x/y"
+        );
+    }
+
+    #[test]
+    fn a_bad_profile_is_located_in_the_map() {
+        let mut sink = Sink::default();
+        parse(&mut sink, "bird:\n  imgs: [bird]\n");
+        assert!(
+            sink.diagnostics
+                .iter()
+                .any(|d| d.message.contains("unknown key `imgs`") && d.span.unwrap().line == 2)
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! containerlab links to nslab links: the brief form (`endpoints: ["a:eth1", "b:eth1"]`)
+//! and the extended `type: veth`. Ends without addresses stay unnumbered, as in
+//! containerlab; the MTU is containerlab's 9500 unless the link sets one.
+
+use crate::clab::map::Role;
+use crate::clab::schema::ClabFile;
+use crate::clab::tree::{map, plain, seq, text};
+use crate::diag::{Sink, Span};
+use crate::spec::read;
+use crate::spec::yaml::{Kind, Yaml};
+
+/// containerlab's default MTU for veth links.
+pub const CLAB_MTU: u32 = 9500;
+
+const LINK_KEYS: &[&str] = &[
+    "type",
+    "endpoints",
+    "endpoint",
+    "mtu",
+    "vars",
+    "labels",
+    "ipv4",
+    "ipv6",
+    "host-interface",
+    "mode",
+    "remote",
+    "vni",
+    "dst-port",
+    "src-port",
+    "udp-port",
+];
+const ENDPOINT_KEYS: &[&str] = &["node", "interface", "mac", "ipv4", "ipv6", "vars"];
+/// Pseudo-nodes of the brief form that stand for the host's own interfaces.
+const HOST_ENDS: &[&str] = &["host", "mgmt-net", "macvlan"];
+
+/// One end as read: node, interface, MAC and addresses, each located.
+struct End {
+    span: Span,
+    node: String,
+    iface: Option<String>,
+    mac: Option<Yaml>,
+    addrs: Vec<Yaml>,
+}
+
+pub fn links(sink: &mut Sink, c: &ClabFile, roles: &[(String, Role)]) -> Vec<Yaml> {
+    c.links
+        .iter()
+        .filter_map(|l| link(sink, l, roles))
+        .collect()
+}
+
+fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
+    let f = read::fields(sink, y, "a link", LINK_KEYS)?;
+    let kind = f
+        .value("type")
+        .and_then(|t| read::string(sink, t, "link `type`"));
+    if let Some(t) = &kind
+        && t.value != "veth"
+    {
+        sink.warning(
+            Some(t.span),
+            format!("a link of type `{}` is left out", t.value),
+        )
+        .hint(match t.value.as_str() {
+            "host" | "mgmt-net" | "macvlan" => {
+                "it reaches into the host's network; nslab does not have such links yet"
+            }
+            "vxlan" | "vxlan-stitch" => "nslab labs live on one host",
+            _ => "nslab makes veth links only",
+        });
+        return None;
+    }
+    if let Some(v) = f.key_span("vars") {
+        sink.warning(Some(v), "link `vars` are not used")
+            .hint("they feed vendor configuration templates");
+    }
+    let Some(eps) = f.value("endpoints") else {
+        sink.error(Some(y.span), "a link needs `endpoints:`");
+        return None;
+    };
+    let items = read::list(sink, eps, "`endpoints`");
+    if items.len() != 2 {
+        sink.error(
+            Some(eps.span),
+            format!("a veth link joins 2 endpoints, found {}", items.len()),
+        );
+        return None;
+    }
+    let mut ends: Vec<End> = Vec::new();
+    for item in items {
+        ends.push(end(sink, item, kind.is_some())?);
+    }
+    for (key, _) in [("ipv4", 0), ("ipv6", 1)] {
+        if let Some(v) = f.value(key) {
+            let per = read::list(sink, v, &format!("link `{key}`"));
+            if per.len() != 2 {
+                sink.error(
+                    Some(v.span),
+                    format!("link `{key}` needs one address per endpoint"),
+                );
+                continue;
+            }
+            for (e, a) in ends.iter_mut().zip(per) {
+                e.addrs.push(a.clone());
+            }
+        }
+    }
+    for e in &ends {
+        if HOST_ENDS.contains(&e.node.as_str()) {
+            sink.warning(Some(e.span), format!("a link to `{}:` is left out", e.node))
+                .hint("it reaches into the host's network; nslab does not have such links yet");
+            return None;
+        }
+        if let Some((_, Role::Host)) = roles.iter().find(|(n, _)| *n == e.node) {
+            sink.warning(
+                Some(e.span),
+                format!("a link to the host node `{}` is left out", e.node),
+            );
+            return None;
+        }
+    }
+    let numbered = ends.iter().any(|e| !e.addrs.is_empty());
+    let out_ends: Vec<Yaml> = ends.iter().map(|e| endpoint(e, roles, numbered)).collect();
+    let mtu = match f.value("mtu") {
+        Some(m) => m.clone(),
+        None => plain(CLAB_MTU, y.span),
+    };
+    let mut fields = vec![("endpoints", seq(out_ends, y.span)), ("mtu", mtu)];
+    if !numbered {
+        fields.push(("unnumbered", plain(true, y.span)));
+    }
+    Some(map(fields, y.span))
+}
+
+/// An end: `"node:iface"` in the brief form, a mapping in the extended one.
+fn end(sink: &mut Sink, y: &Yaml, extended: bool) -> Option<End> {
+    if !extended || !matches!(y.kind, Kind::Map(_)) {
+        let s = read::string(sink, y, "a link endpoint")?;
+        let (node, iface) = match s.value.split_once(':') {
+            Some((n, i)) => (n.to_string(), Some(i.to_string())),
+            None => (s.value.clone(), None),
+        };
+        return Some(End {
+            span: y.span,
+            node,
+            iface,
+            mac: None,
+            addrs: Vec::new(),
+        });
+    }
+    let f = read::fields(sink, y, "a link endpoint", ENDPOINT_KEYS)?;
+    let node = f
+        .value("node")
+        .and_then(|n| read::string(sink, n, "endpoint `node`"));
+    let Some(node) = node else {
+        sink.error(Some(y.span), "a link endpoint needs `node:`");
+        return None;
+    };
+    let mut addrs = Vec::new();
+    for key in ["ipv4", "ipv6"] {
+        if let Some(v) = f.value(key) {
+            addrs.extend(read::one_or_many(v).iter().cloned());
+        }
+    }
+    Some(End {
+        span: y.span,
+        node: node.value,
+        iface: f
+            .value("interface")
+            .and_then(|v| v.as_str().map(str::to_string)),
+        mac: f.value("mac").cloned(),
+        addrs,
+    })
+}
+
+fn endpoint(e: &End, roles: &[(String, Role)], numbered: bool) -> Yaml {
+    let bridge = matches!(
+        roles.iter().find(|(n, _)| *n == e.node),
+        Some((_, Role::Bridge))
+    );
+    if bridge {
+        // A bridge's port is named by nslab; containerlab's name is the host's.
+        return text(e.node.clone(), e.span);
+    }
+    let short = match &e.iface {
+        Some(i) => format!("{}:{i}", e.node),
+        None => e.node.clone(),
+    };
+    if e.mac.is_none() && !numbered {
+        return text(short, e.span);
+    }
+    let mut fields = vec![("node", text(e.node.clone(), e.span))];
+    if let Some(i) = &e.iface {
+        fields.push(("iface", text(i.clone(), e.span)));
+    }
+    if let Some(m) = &e.mac {
+        fields.push(("mac", m.clone()));
+    }
+    if numbered {
+        fields.push(("addresses", seq(e.addrs.clone(), e.span)));
+    }
+    map(fields, e.span)
+}
