@@ -21,7 +21,7 @@ nodes:
   router: { sysctls: { net.ipv4.ip_forward: 1 } }
 links:
   - [client:eth0, router:eth1]
-  - [server:eth0, router:eth2]
+  - { endpoints: [server:eth0, router:eth2], addresses: [10.255.0.2/31, 10.255.0.3/31] }
 tests:
   - { reach: { from: client, to: server, name: client-to-server } }
 "#;

@@ -65,8 +65,9 @@ nodes:
   b: {}
   c: {}
 links:
-  - [a:eth0, b:eth0]
-  - [b:eth1, c:eth0]
+  # Written out: the messages below name these addresses.
+  - { endpoints: [a:eth0, b:eth0], addresses: [10.255.0.0/31, 10.255.0.1/31] }
+  - { endpoints: [b:eth1, c:eth0], addresses: [10.255.0.2/31, 10.255.0.3/31] }
 tests:
   - reach: { from: a, to: c, timeout: 1s, name: unreachable-pair }
   - reach: { from: a, to: b, expect: fail, timeout: 1s, name: not-isolated }
@@ -305,9 +306,9 @@ routing: static
 nodes:
   a: { loopback: auto }
   r: { loopback: auto, routes: [{ to: 10.0.0.3, type: prohibit }] }
-  b: { loopback: auto }
+  b: { loopback: 10.0.0.3/32 }
 links:
-  - [a:eth0, r:eth0]
+  - { endpoints: [a:eth0, r:eth0], addresses: [10.255.0.0/31, 10.255.0.1/31] }
   - [r:eth1, b:eth0]
 tests:
   - reach: { from: a, to: b, timeout: 2s, name: rejected }
@@ -358,8 +359,9 @@ nodes:
   b: { labels: { role: core } }
   c: {}
 links:
-  - [a:eth0, b:eth0]
-  - [b:eth1, c:eth0]
+  # Written out: the messages below name these addresses.
+  - { endpoints: [a:eth0, b:eth0], addresses: [10.255.0.0/31, 10.255.0.1/31] }
+  - { endpoints: [b:eth1, c:eth0], addresses: [10.255.0.2/31, 10.255.0.3/31] }
 tests:
   - cmd: { node: a, name: json-unordered, timeout: 1s, run: "echo '{\"n\": [{\"id\": 1, \"s\": \"Init\"}, {\"id\": 2, \"s\": \"Full\"}]}'",
            expect_json: { n: [{ id: 2, s: Full }, { id: 1 }], gone: ~ } }

@@ -18,9 +18,10 @@ fn routed_chain_of_5_pings_end_to_end_over_v4_and_v6() {
     let _h = shared();
     let lab = Lab::from_example("it-chain", "chain5.yaml");
     lab.up();
-    assert!(lab.ping("r1", "10.0.0.5"), "r1 -> r5 over IPv4");
-    assert!(lab.ping("r1", "fd00:c5::5"), "r1 -> r5 over IPv6");
-    assert!(lab.ping("r5", "10.0.0.1"), "and back");
+    let lo = |n: &str, v6: bool| lab.addr(n, "lo", v6);
+    assert!(lab.ping("r1", &lo("r5", false)), "r1 -> r5 over IPv4");
+    assert!(lab.ping("r1", &lo("r5", true)), "r1 -> r5 over IPv6");
+    assert!(lab.ping("r5", &lo("r1", false)), "and back");
     lab.down();
 }
 
@@ -35,7 +36,7 @@ fn bridge_star_of_4_reaches_all_pairs() {
     for a in 1..=4 {
         for b in 1..=4 {
             if a != b {
-                let to = format!("10.128.0.{b}");
+                let to = lab.addr(&format!("h{b}"), "eth0", false);
                 assert!(lab.ping(&format!("h{a}"), &to), "h{a} -> h{b}");
             }
         }
@@ -138,8 +139,14 @@ fn ecmp_route_is_in_the_kernel_with_both_next_hops() {
         .iter()
         .find(|r| r.starts_with("10.20.0.0/24"))
         .expect("the ECMP route");
-    assert!(route.contains("nexthop via 10.255.0.1 dev #3"), "{route}");
-    assert!(route.contains("nexthop via 10.255.0.3 dev #4"), "{route}");
+    for (peer, dev) in [("r2", "eth1"), ("r3", "eth2")] {
+        let hop = format!(
+            "nexthop via {} dev #{}",
+            lab.addr(peer, "eth1", false),
+            lab.ifindex("r1", dev)
+        );
+        assert!(route.contains(&hop), "{hop} in {route}");
+    }
     assert!(lab.ping("h1", "10.20.0.2"), "traffic crosses the diamond");
     // And through iproute2, for a cross-check.
     let out = lab.exec("r1", &["ip", "route", "show", "10.20.0.0/24"]);
@@ -156,7 +163,7 @@ nodes:
     loopback: auto
     sysctls: { net.ipv4.ip_forward: 1, net.ipv6.conf.all.forwarding: 1 }
     routes: [{ to: 10.0.0.2/32, via: r2 }]
-  r2: { loopback: auto, routes: [{ to: default, via: r1 }] }
+  r2: { loopback: [10.0.0.2/32, 'fd00:5a::2/128'], routes: [{ to: default, via: r1 }] }
   h1: { routes: [{ to: default, via: r1 }] }
   h2: { routes: [{ to: 10.0.0.0/16, via: r1 }] }
 links:
@@ -372,13 +379,12 @@ fn two_labs_run_side_by_side() {
         text(&rb)
     );
     // Same addresses, separate namespaces: each lab reaches its own peer.
-    assert!(a.ping("h1", "10.255.0.1"));
-    assert!(b.ping("h1", "10.255.0.1"));
+    let peer = a.addr("h2", "eth0", false);
+    assert_eq!(peer, b.addr("h2", "eth0", false));
+    assert!(a.ping("h1", &peer));
+    assert!(b.ping("h1", &peer));
     a.down();
-    assert!(
-        b.ping("h1", "10.255.0.1"),
-        "taking lab a down leaves lab b alone"
-    );
+    assert!(b.ping("h1", &peer), "taking lab a down leaves lab b alone");
     // With two labs up, a command without --lab must refuse and list them.
     let c = Lab::from_example("it-side-c", "two-hosts.yaml");
     c.up();
@@ -424,7 +430,7 @@ fn missing_kernel_feature_is_named() {
         "{}",
         text(&q)
     );
-    assert!(rate.ping("a", "10.255.0.1"));
+    assert!(rate.ping("a", &rate.addr("b", "eth0", false)));
     rate.down();
 }
 

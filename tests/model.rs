@@ -28,7 +28,7 @@ fn addrs(t: &Topology, node: &str, iface: &str) -> Vec<String> {
 }
 
 #[test]
-fn pools_follow_declaration_order_and_skip_explicit_addresses() {
+fn pools_place_blocks_by_owner_and_skip_explicit_addresses() {
     let t = ok("
 name: ipam
 nodes: { a: {}, b: {}, c: {}, d: {} }
@@ -38,12 +38,41 @@ links:
     addresses: [10.255.0.2/31, 10.255.0.3/31]
   - [c:eth1, d:eth0]
 ");
-    assert_eq!(addrs(&t, "a", "eth0"), ["10.255.0.0/31"]);
-    assert_eq!(addrs(&t, "b", "eth0"), ["10.255.0.1/31"]);
+    // Each link's /31 comes from the hash of its ends; the lower `node:iface` gets the
+    // lower address.
+    assert_eq!(addrs(&t, "a", "eth0"), ["10.255.178.62/31"]);
+    assert_eq!(addrs(&t, "b", "eth0"), ["10.255.178.63/31"]);
     assert_eq!(addrs(&t, "b", "eth1"), ["10.255.0.2/31"]);
-    // The pool skips the block written explicitly on the second link.
-    assert_eq!(addrs(&t, "c", "eth1"), ["10.255.0.4/31"]);
-    assert_eq!(addrs(&t, "d", "eth0"), ["10.255.0.5/31"]);
+    assert_eq!(addrs(&t, "c", "eth1"), ["10.255.182.128/31"]);
+    assert_eq!(addrs(&t, "d", "eth0"), ["10.255.182.129/31"]);
+    // Without the middle link, with the first one's ends swapped and a new link first,
+    // the other links keep their blocks.
+    let t2 = ok("
+name: ipam
+nodes: { a: {}, b: {}, c: {}, d: {}, e: {} }
+links:
+  - [d:eth1, e:eth0]
+  - [b:eth0, a:eth0]
+  - [c:eth1, d:eth0]
+");
+    for (n, i) in [("a", "eth0"), ("b", "eth0"), ("c", "eth1"), ("d", "eth0")] {
+        assert_eq!(addrs(&t2, n, i), addrs(&t, n, i), "{n}:{i}");
+    }
+}
+
+#[test]
+fn a_pool_block_written_by_hand_moves_the_owner_to_the_next_free_block() {
+    // The first link's home block (10.255.178.62/31) is taken by an explicit address.
+    let t = ok("
+name: ipam
+nodes: { a: {}, b: {}, c: {}, d: {} }
+links:
+  - [a:eth0, b:eth0]
+  - endpoints: [c:eth0, d:eth0]
+    addresses: [10.255.178.63/31, 10.255.178.62/31]
+");
+    assert_eq!(addrs(&t, "a", "eth0"), ["10.255.178.64/31"]);
+    assert_eq!(addrs(&t, "b", "eth0"), ["10.255.178.65/31"]);
 }
 
 #[test]
@@ -76,9 +105,10 @@ links:
   - [h4:eth0, sw2]
 ");
     assert_eq!(addrs(&t, "h1", "eth0"), ["172.16.0.1/24"]);
-    assert_eq!(addrs(&t, "h2", "eth0"), ["172.16.0.2/24"]);
-    assert_eq!(addrs(&t, "h3", "eth0"), ["192.168.50.1/24"]);
-    assert_eq!(addrs(&t, "h4", "eth0"), ["192.168.50.2/24"]);
+    // Members take the host their `node:iface` hashes to.
+    assert_eq!(addrs(&t, "h2", "eth0"), ["172.16.0.81/24"]);
+    assert_eq!(addrs(&t, "h3", "eth0"), ["192.168.50.66/24"]);
+    assert_eq!(addrs(&t, "h4", "eth0"), ["192.168.50.222/24"]);
     assert_eq!(t.bridges[0].subnets[0].to_string(), "172.16.0.0/24");
 }
 
@@ -96,15 +126,15 @@ links:
 ");
     assert_eq!(
         addrs(&t, "r1", "eth1"),
-        ["10.255.0.0/31", "fd00:1:0:1::/127"]
+        ["10.255.31.130/31", "fd00:1:0:1::1:1f82/127"]
     );
     assert_eq!(
         addrs(&t, "h", "eth0"),
-        ["10.128.0.1/24", "fd00:1:0:2::1/64"]
+        ["10.133.188.219/24", "fd00:1:0:3cb8::6acb/64"]
     );
     assert_eq!(
         addrs(&t, "r1", "eth0"),
-        ["10.128.0.2/24", "fd00:1:0:2::2/64"]
+        ["10.133.188.17/24", "fd00:1:0:3cb8::91db/64"]
     );
     let lo: Vec<String> = t
         .node("r2")
@@ -113,7 +143,7 @@ links:
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert_eq!(lo, ["10.9.0.2/32", "fd00:1::2/128"]);
+    assert_eq!(lo, ["10.9.0.225/32", "fd00:1::fe66/128"]);
 }
 
 #[test]
@@ -149,7 +179,8 @@ links:
         .iter()
         .map(|i| i.ifindex)
         .collect();
-    assert_eq!(idx, [2, 3, 4]);
+    // Hashed from (node, interface) into 2^8..=2^24, distinct within the namespace.
+    assert_eq!(idx, [1027145, 5965485, 818393]);
 }
 
 #[test]
@@ -215,12 +246,19 @@ links:
 ");
     let r = &t.node("a").unwrap().routes;
     assert_eq!(r[0].nexthops.len(), 2);
-    assert_eq!(r[0].nexthops[0].gateway.to_string(), "10.255.0.1");
+    let b = addrs(&t, "b", "eth0");
+    assert_eq!(
+        r[0].nexthops[0].gateway.to_string(),
+        b[0].split('/').next().unwrap()
+    );
     assert_eq!(r[0].nexthops[1].dev, "eth1");
     // `default` through a dual-stack neighbour covers both families.
     assert_eq!(r[1].dst.to_string(), "0.0.0.0/0");
     assert_eq!(r[2].dst.to_string(), "::/0");
-    assert_eq!(r[2].nexthops[0].gateway.to_string(), "fd00:2:0:1::1");
+    assert_eq!(
+        r[2].nexthops[0].gateway.to_string(),
+        b[1].split('/').next().unwrap()
+    );
     assert_eq!(format!("{:?}", r[3].kind), "Blackhole");
     assert_eq!(r[4].dev.as_deref(), Some("eth1"));
     assert_eq!(r[4].metric, Some(20));
@@ -259,7 +297,9 @@ links:
 ");
     let a = t.node("a").unwrap();
     let dsts: Vec<String> = a.routes.iter().map(|r| r.dst.to_string()).collect();
-    assert_eq!(dsts, ["10.255.0.2/31", "10.0.0.2/32"]);
+    let bc = t.links[1].subnets[0].to_string();
+    let c_lo = t.node("c").unwrap().loopback[0].to_string();
+    assert_eq!(dsts, [bc, c_lo]);
     assert!(
         t.node("b")
             .unwrap()
@@ -486,7 +526,9 @@ tests:
         _ => panic!(),
     }
     match &t.checks[2].body {
-        CheckBody::Route { via, .. } => assert_eq!(via[0].to_string(), "10.255.0.1"),
+        CheckBody::Route { via, .. } => {
+            assert_eq!(format!("{}/31", via[0]), addrs(&t, "b", "eth0")[0])
+        }
         _ => panic!(),
     }
 }
@@ -520,7 +562,8 @@ links:
   - [h:eth0, lan1]
 ");
     let ports: Vec<&str> = t.bridges[0].ports.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(ports, ["_p3", "h.eth0"]);
+    // `averyverylongnodename.eth0` does not fit in 15 bytes: a hash of the member instead.
+    assert_eq!(ports, ["_pfdc156d2b44fa", "h.eth0"]);
     assert_eq!(t.fabric_netns().as_deref(), Some("nslab.br"));
     assert_eq!(t.node("h").unwrap().interfaces[0].mtu, Some(9000));
     assert!(matches!(

@@ -617,7 +617,7 @@ routing: static
 nodes:
   a: { loopback: auto }
   b: { loopback: auto }
-  c: { loopback: auto }
+  c: { loopback: [10.0.0.3/32, 'fd00:f1::3/128'] }
 links:
   - [a:eth1, b:eth1]
   - [b:eth2, c:eth1]

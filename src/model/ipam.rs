@@ -1,12 +1,25 @@
 //! Address pools. Point-to-point links get a /31 (and a /127), bridges a /24 (and a /64),
-//! `loopback: auto` a /32 (and a /128), all in declaration order. Blocks that overlap any
-//! explicit address or subnet are skipped, so the pool never hands out what the user wrote.
+//! `loopback: auto` a /32 (and a /128). Blocks that overlap any explicit address or subnet
+//! are skipped, so the pool never hands out what the user wrote.
+//!
+//! Allocation is keyed by identity, so inserting or removing one owner moves no other:
+//! - a block's home is the stable hash of its owner (a link: its two ends `node:iface`,
+//!   sorted; a bridge: its name; a loopback: its node's name) reduced to the pool's blocks
+//!   (to its first 65,536 when it has more, which keeps IPv6 addresses short);
+//! - owners ask in declaration order; one whose home is taken or reserved probes the next
+//!   blocks (wrapping round, over the whole pool), so a collision moves only the owner
+//!   declared later, and a nearly full pool still finds its last free block;
+//! - on a bridge, each member's host address is placed the same way by its `node:iface`
+//!   within the subnet's hosts (never the network or IPv4 broadcast address, never an
+//!   address written anywhere in the lab); a link's two ends take the subnet's two
+//!   addresses, the lower `node:iface` the lower one.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+use super::names;
 use crate::diag::{Sink, Span};
 use crate::spec::raw::{RawAddressing, Sp};
 
@@ -95,14 +108,24 @@ impl Reserved {
     }
 }
 
-/// A pool handing out fixed-size blocks in order.
+/// Homes are drawn from at most this many blocks (or hosts) at the start of a range, so
+/// IPv6 identities stay short (`fd00:1ab:0:1::3a4e/127`, not 64 random bits); probing
+/// still covers the whole range.
+const WINDOW: u128 = 1 << 16;
+
+/// A pool handing out fixed-size blocks, each at a place derived from its owner's identity.
 #[derive(Debug, Clone)]
 pub struct Pool {
     pub name: String,
     pub base: IpNet,
     pub block_len: u8,
-    next: u128,
+    /// Blocks `first..count` are the pool's; lower ones are kept back (see `Pools::new`).
+    first: u128,
     count: u128,
+    taken: HashSet<u128>,
+    /// Set once an allocation failed: nothing is ever given back, so later ones fail too,
+    /// without probing the whole range again.
+    full: bool,
     pub span: Option<Span>,
 }
 
@@ -115,31 +138,43 @@ impl Pool {
             name: name.to_string(),
             base,
             block_len,
-            next: first,
+            first,
             count,
+            taken: HashSet::new(),
+            full: false,
             span,
         }
     }
 
-    /// The next free block, or `None` when the pool is exhausted.
-    pub fn alloc(&mut self, reserved: &Reserved) -> Option<IpNet> {
+    /// The block of the owner whose identity hashes to `key`: its home block, or the next
+    /// free one after it (wrapping round), or `None` when every block is taken or reserved.
+    /// Callers ask in declaration order, so a collision moves only the later owner.
+    pub fn alloc(&mut self, key: u64, reserved: &Reserved) -> Option<IpNet> {
+        if self.full || self.first >= self.count {
+            return None;
+        }
         let v6 = self.base.addr().is_ipv6();
         let step = 1u128 << (bits(v6) - self.block_len);
         let base = to_u128(self.base.network());
-        while self.next < self.count {
-            let start = base + self.next * step;
+        let len = self.count - self.first;
+        let mut i = self.first + names::home(key, len, WINDOW);
+        let mut seen: u128 = 0;
+        while seen < len {
+            let start = base + i * step;
             let end = start + (step - 1);
-            match reserved.overlap(v6, start, end) {
-                Some(r_end) => {
-                    // Jump past the reserved range rather than probing block by block.
-                    self.next = (r_end - base) / step + 1;
-                }
+            let next = match reserved.overlap(v6, start, end) {
+                // Jump past the reserved range rather than probing block by block.
+                Some(r_end) => ((r_end - base) / step).saturating_add(1).min(self.count),
+                None if self.taken.contains(&i) => i + 1,
                 None => {
-                    self.next += 1;
+                    self.taken.insert(i);
                     return IpNet::new(from_u128(start, v6), self.block_len).ok();
                 }
-            }
+            };
+            seen += next - i;
+            i = if next >= self.count { self.first } else { next };
         }
+        self.full = true;
         None
     }
 }
@@ -246,13 +281,22 @@ impl Pools {
 pub struct Segment<'a> {
     pub span: Span,
     pub lan: bool,
+    /// The hash of the segment's identity (a link's two ends, a bridge's name), which
+    /// places its blocks in the pools.
+    pub key: u64,
     /// Subnets written on a bridge (`subnet:`, `subnet6:`), per family (v4, v6).
     pub fixed: [Option<&'a Sp<IpNet>>; 2],
     pub members: Vec<Member<'a>>,
+    /// The order members take their host addresses in: a link's ends sorted by
+    /// `node:iface`, so writing them the other way round changes nothing.
+    pub order: Vec<usize>,
 }
 
 pub struct Member<'a> {
     pub span: Span,
+    /// On a bridge, the hash of the member's `node:iface`, which places its host address;
+    /// a link's two ends instead take the subnet's hosts lowest first, in the order given.
+    pub key: Option<u64>,
     /// `None`: take addresses from the segment's subnets.
     pub explicit: Option<&'a [Sp<IpNet>]>,
 }
@@ -263,7 +307,7 @@ pub struct Assigned {
 }
 
 /// Addresses one segment and returns each member's addresses. Call it for every segment
-/// in declaration order: the pools hand out blocks in call order.
+/// in declaration order: on a collision the segment asking later moves.
 pub fn assign_segment(
     sink: &mut Sink,
     pools: &mut Pools,
@@ -343,7 +387,7 @@ pub fn assign_segment(
                         (true, true) => pools.lan6.as_mut(),
                     };
                     match pool {
-                        Some(pool) => match pool.alloc(reserved) {
+                        Some(pool) => match pool.alloc(seg.key, reserved) {
                             Some(net) => Some(net),
                             None => {
                                 exhausted(sink, pool, &name(None), seg.span);
@@ -363,12 +407,13 @@ pub fn assign_segment(
         }
         let mut used: HashSet<IpAddr> = reserved.hosts.clone();
         used.extend(explicit.iter().map(|a| a.value.addr()));
-        let mut hosts = Hosts::new(subnet);
-        for (i, m) in seg.members.iter().enumerate() {
+        let hosts = Hosts::new(subnet);
+        for &i in &seg.order {
+            let m = &seg.members[i];
             if m.explicit.is_some() {
                 continue;
             }
-            match hosts.next_free(&used) {
+            match hosts.probe(m.key, &used) {
                 Some(addr) => {
                     used.insert(addr);
                     out.members[i]
@@ -413,11 +458,11 @@ fn exhausted(sink: &mut Sink, pool: &Pool, what: &str, span: Span) {
     }
 }
 
-/// Usable host addresses of a subnet, lowest first: /31 and /127 use both addresses
-/// (RFC 3021, RFC 6164); otherwise the network address (and IPv4 broadcast) are skipped.
+/// Usable host addresses of a subnet: /31 and /127 use both addresses (RFC 3021,
+/// RFC 6164); otherwise the network address (and IPv4 broadcast) are skipped.
 struct Hosts {
     v6: bool,
-    next: u128,
+    first: u128,
     last: u128,
 }
 
@@ -431,26 +476,27 @@ impl Hosts {
             (false, _) => (start + 1, end - 1),
             (true, _) => (start + 1, end),
         };
-        Hosts {
-            v6,
-            next: first,
-            last,
-        }
+        Hosts { v6, first, last }
     }
 
-    fn next_free(&mut self, used: &HashSet<IpAddr>) -> Option<IpAddr> {
-        while self.next <= self.last {
-            let a = from_u128(self.next, self.v6);
-            self.next = self.next.checked_add(1)?;
+    /// The first free address from the home of `key` (from the lowest host without one),
+    /// wrapping round. Only `used` can be taken, so `used.len() + 1` probes always decide.
+    fn probe(&self, key: Option<u64>, used: &HashSet<IpAddr>) -> Option<IpAddr> {
+        let len = (self.last - self.first).saturating_add(1);
+        let mut off = key.map_or(0, |k| names::home(k, len, WINDOW));
+        for _ in 0..len.min(used.len() as u128 + 1) {
+            let a = from_u128(self.first + off, self.v6);
             if !used.contains(&a) {
                 return Some(a);
             }
+            off = (off + 1) % len;
         }
         None
     }
 }
 
-/// Allocates a loopback per node that asked for `auto`, in node order.
+/// The loopback of a node that asked for `auto`, placed by the node's name; call it in
+/// node order, so a collision moves the node declared later.
 pub fn loopback(
     sink: &mut Sink,
     pools: &mut Pools,
@@ -459,15 +505,16 @@ pub fn loopback(
     span: Span,
 ) -> Vec<IpNet> {
     let mut out = Vec::new();
-    let what = format!("the loopback of node `{node}`");
-    match pools.lo4.alloc(reserved) {
+    let what = || format!("the loopback of node `{node}`");
+    let key = names::identity_hash(&["loopback", node]);
+    match pools.lo4.alloc(key, reserved) {
         Some(n) => out.push(n),
-        None => exhausted(sink, &pools.lo4, &what, span),
+        None => exhausted(sink, &pools.lo4, &what(), span),
     }
     if let Some(lo6) = pools.lo6.as_mut() {
-        match lo6.alloc(reserved) {
+        match lo6.alloc(key, reserved) {
             Some(n) => out.push(n),
-            None => exhausted(sink, lo6, &what, span),
+            None => exhausted(sink, lo6, &what(), span),
         }
     }
     out
@@ -481,28 +528,109 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The key whose home in a pool of `len` blocks is `want`.
+    fn key_at(want: u128, len: u128) -> u64 {
+        (0u64..)
+            .map(|i| names::identity_hash(&[&i.to_string()]))
+            .find(|&k| names::home(k, len, WINDOW) == want)
+            .unwrap()
+    }
+
+    #[test]
+    fn blocks_sit_at_their_home() {
+        let r = Reserved::default();
+        let mut p = Pool::new("p", net("10.255.0.0/24"), 31, 0, None);
+        assert_eq!(p.alloc(key_at(5, 128), &r), Some(net("10.255.0.10/31")));
+        assert_eq!(p.alloc(key_at(0, 128), &r), Some(net("10.255.0.0/31")));
+        // The same owner in another lab gets the same block.
+        let mut q = Pool::new("p", net("10.255.0.0/24"), 31, 0, None);
+        assert_eq!(q.alloc(key_at(0, 128), &r), Some(net("10.255.0.0/31")));
+    }
+
+    #[test]
+    fn a_collision_moves_the_later_owner_to_the_next_free_block() {
+        let r = Reserved::default();
+        let mut p = Pool::new("p", net("10.255.0.0/29"), 31, 0, None);
+        let (k3, k2) = (key_at(3, 4), key_at(2, 4));
+        assert_eq!(p.alloc(k3, &r), Some(net("10.255.0.6/31")));
+        assert_eq!(p.alloc(k2, &r), Some(net("10.255.0.4/31")));
+        // Home 3 is taken: wrap round to block 0; then block 1; then nothing is left.
+        assert_eq!(p.alloc(k3, &r), Some(net("10.255.0.0/31")));
+        assert_eq!(p.alloc(k2, &r), Some(net("10.255.0.2/31")));
+        assert_eq!(p.alloc(k2, &r), None);
+        assert_eq!(p.alloc(key_at(0, 4), &r), None);
+    }
+
     #[test]
     fn pool_skips_reserved_blocks() {
         let reserved = Reserved::new(&[net("10.255.0.2/31"), net("10.255.0.5/32")]);
         let mut p = Pool::new("p", net("10.255.0.0/29"), 31, 0, None);
-        assert_eq!(p.alloc(&reserved), Some(net("10.255.0.0/31")));
-        assert_eq!(p.alloc(&reserved), Some(net("10.255.0.6/31")));
-        assert_eq!(p.alloc(&reserved), None);
+        // Home 1 is reserved (10.255.0.2/31), and so is block 2 (holds .5): on to block 3.
+        assert_eq!(p.alloc(key_at(1, 4), &reserved), Some(net("10.255.0.6/31")));
+        assert_eq!(p.alloc(key_at(1, 4), &reserved), Some(net("10.255.0.0/31")));
+        assert_eq!(p.alloc(key_at(3, 4), &reserved), None);
+    }
+
+    #[test]
+    fn a_nearly_full_pool_finds_its_last_block_and_jumps_reserved_ranges() {
+        // A /16 of /24s with everything but one block reserved in two ranges.
+        let reserved = Reserved::new(&[
+            net("10.128.0.0/17"),
+            net("10.128.128.0/18"),
+            net("10.128.193.0/24"),
+            net("10.128.194.0/23"),
+            net("10.128.196.0/22"),
+            net("10.128.200.0/21"),
+            net("10.128.208.0/20"),
+            net("10.128.224.0/19"),
+        ]);
+        let mut p = Pool::new("p", net("10.128.0.0/16"), 24, 0, None);
+        assert_eq!(
+            p.alloc(key_at(7, 256), &reserved),
+            Some(net("10.128.192.0/24"))
+        );
+        assert_eq!(p.alloc(key_at(200, 256), &reserved), None);
     }
 
     #[test]
     fn hosts_follow_rfc3021_and_skip_network() {
+        let mut used = HashSet::new();
+        let h = Hosts::new(net("10.0.0.0/31"));
+        assert_eq!(h.probe(None, &used), Some("10.0.0.0".parse().unwrap()));
+        used.insert("10.0.0.0".parse().unwrap());
+        assert_eq!(h.probe(None, &used), Some("10.0.0.1".parse().unwrap()));
+        used.insert("10.0.0.1".parse().unwrap());
+        assert_eq!(h.probe(None, &used), None);
         let used = HashSet::new();
-        let mut h = Hosts::new(net("10.0.0.0/31"));
-        assert_eq!(h.next_free(&used), Some("10.0.0.0".parse().unwrap()));
-        assert_eq!(h.next_free(&used), Some("10.0.0.1".parse().unwrap()));
-        assert_eq!(h.next_free(&used), None);
-        let mut h = Hosts::new(net("10.0.0.0/30"));
-        assert_eq!(h.next_free(&used), Some("10.0.0.1".parse().unwrap()));
-        assert_eq!(h.next_free(&used), Some("10.0.0.2".parse().unwrap()));
-        assert_eq!(h.next_free(&used), None);
-        let mut h = Hosts::new(net("fd00::/127"));
-        assert_eq!(h.next_free(&used), Some("fd00::".parse().unwrap()));
+        let h = Hosts::new(net("10.0.0.0/30"));
+        assert_eq!(h.probe(None, &used), Some("10.0.0.1".parse().unwrap()));
+        // Two usable hosts: homes 0 and 1 are .1 and .2, never .0 or .3.
+        assert_eq!(
+            h.probe(Some(key_at(1, 2)), &used),
+            Some("10.0.0.2".parse().unwrap())
+        );
+        let h = Hosts::new(net("fd00::/127"));
+        assert_eq!(h.probe(None, &used), Some("fd00::".parse().unwrap()));
+    }
+
+    #[test]
+    fn hosts_probe_from_their_home_and_wrap() {
+        let h = Hosts::new(net("10.0.0.0/29"));
+        let mut used: HashSet<IpAddr> = HashSet::new();
+        // Six hosts .1 to .6; home 5 is .6.
+        assert_eq!(
+            h.probe(Some(key_at(5, 6)), &used),
+            Some("10.0.0.6".parse().unwrap())
+        );
+        used.insert("10.0.0.6".parse().unwrap());
+        assert_eq!(
+            h.probe(Some(key_at(5, 6)), &used),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        for a in 1..6 {
+            used.insert(format!("10.0.0.{a}").parse().unwrap());
+        }
+        assert_eq!(h.probe(Some(key_at(2, 6)), &used), None);
     }
 
     #[test]
@@ -514,19 +642,26 @@ mod tests {
         };
         let mut pools = Pools::new(&mut sink, &raw);
         let r = Reserved::default();
+        // Loopbacks skip `::` (block 0), so home 0x3a4e is block 0x3a4f.
+        let k = key_at(0x3a4e, WINDOW);
         assert_eq!(
-            pools.lo6.as_mut().unwrap().alloc(&r),
-            Some(net("fd00:1ab::1/128"))
+            pools.lo6.as_mut().unwrap().alloc(k, &r),
+            Some(net("fd00:1ab::3a4f/128"))
         );
         assert_eq!(
-            pools.p2p6.as_mut().unwrap().alloc(&r),
-            Some(net("fd00:1ab:0:1::/127"))
+            pools.p2p6.as_mut().unwrap().alloc(k, &r),
+            Some(net("fd00:1ab:0:1::749c/127"))
         );
+        // Bridges: /64s 2 and up of the /48 (0 and 1 hold the loopbacks and links).
+        let k = key_at(0, (1 << 16) - 2);
         assert_eq!(
-            pools.lan6.as_mut().unwrap().alloc(&r),
+            pools.lan6.as_mut().unwrap().alloc(k, &r),
             Some(net("fd00:1ab:0:2::/64"))
         );
-        assert_eq!(pools.lo4.alloc(&r), Some(net("10.0.0.1/32")));
+        assert_eq!(
+            pools.lo4.alloc(key_at(0, 65535), &r),
+            Some(net("10.0.0.1/32"))
+        );
         assert!(sink.diagnostics.is_empty());
     }
 

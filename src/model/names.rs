@@ -137,6 +137,24 @@ pub fn fnv1a(parts: &[&str]) -> u64 {
     h
 }
 
+/// The stable hash of an object's identity (its kind and names, never its position), from
+/// which pool blocks, host addresses, ifindexes and port names are derived. FNV-1a alone
+/// leaves short, similar names (`n1`, `n2`) close together in its low bits, so a 64-bit
+/// finaliser (splitmix64's) spreads them before they are reduced to a range.
+pub fn identity_hash(parts: &[&str]) -> u64 {
+    let mut z = fnv1a(parts);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Where a hashed identity lands in a range of `len` slots: its home, the first slot a
+/// linear probe tries. Only the first `window` slots are homes, so identities stay in the
+/// low part of huge ranges (readable IPv6 addresses); probing still covers the whole range.
+pub fn home(hash: u64, len: u128, window: u128) -> u128 {
+    u128::from(hash) % len.min(window).max(1)
+}
+
 /// A locally administered unicast MAC derived from (lab, owner, interface). `salt` moves
 /// to the next candidate when a derived MAC collides inside the lab.
 pub fn derive_mac(lab: &str, owner: &str, iface: &str, salt: u32) -> [u8; 6] {

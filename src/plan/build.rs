@@ -3,6 +3,8 @@
 //! bridges up, then the nodes' runtimes), so ascending ids are a valid order; the
 //! dependencies let apply run independent steps concurrently.
 
+use std::collections::HashMap;
+
 use crate::model::{End, Topology};
 use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
@@ -315,12 +317,17 @@ fn addresses(t: &Topology, b: &mut Builder, w: &mut Wiring) {
 /// Routes need their egress interfaces up and addressed (the connected route).
 fn routes(t: &Topology, b: &mut Builder, w: &Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
+        // Ifindexes are hashed (see model::build::layout), so find each one's interface.
+        let by_ifindex: HashMap<u32, usize> = n
+            .interfaces
+            .iter()
+            .enumerate()
+            .map(|(k, e)| (e.ifindex, k))
+            .collect();
         for r in &n.routes {
             let mut deps = vec![w.ns_step[i]];
             let ifindexes = r.nexthops.iter().map(|h| h.ifindex).chain(r.dev_ifindex);
-            for ifx in ifindexes {
-                // Interface k has ifindex k + 2 (1 is lo).
-                let k = (ifx - 2) as usize;
+            for k in ifindexes.filter_map(|ifx| by_ifindex.get(&ifx).copied()) {
                 deps.push(w.up[i][k]);
                 deps.extend(&w.addr_steps[i][k]);
             }

@@ -114,6 +114,45 @@ impl Lab {
         Lab::new(name, &body)
     }
 
+    /// The lab as compiled from its file.
+    pub fn topology(&self) -> nslab::model::Topology {
+        let text = std::fs::read_to_string(&self.file).unwrap();
+        match nslab::compile_str(&text, "lab.yaml", self.file.parent().unwrap()) {
+            Ok(c) => c.topology,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The ifindex of `node:iface`, fixed by the compiler.
+    pub fn ifindex(&self, node: &str, iface: &str) -> u32 {
+        let t = self.topology();
+        let n = t.node(node).expect("a node of the lab");
+        n.interfaces
+            .iter()
+            .find(|i| i.name == iface)
+            .expect("an interface")
+            .ifindex
+    }
+
+    /// The IPv4 (or IPv6) address of `node:iface`, or of its loopback for `lo`, read from
+    /// the compiled file: a pool address is stable, but not guessable.
+    pub fn addr(&self, node: &str, iface: &str, v6: bool) -> String {
+        let t = self.topology();
+        let n = t.node(node).expect("a node of the lab");
+        let list = match iface {
+            "lo" => &n.loopback,
+            _ => {
+                &n.interfaces
+                    .iter()
+                    .find(|i| i.name == iface)
+                    .expect("an interface")
+                    .addresses
+            }
+        };
+        let a = list.iter().find(|a| a.addr().is_ipv6() == v6);
+        a.expect("an address of that family").addr().to_string()
+    }
+
     pub fn up_with(&self, args: &[&str]) -> Output {
         nslab()
             .arg("up")

@@ -1,5 +1,5 @@
 //! Addresses: every explicit one checked for duplicates and kept out of the pools, then
-//! loopbacks, point-to-point links and bridges filled from the pools.
+//! loopbacks, point-to-point links and bridges filled from the pools by identity.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::super::ipam::{self, Member, Pools, Reserved, Segment};
+use super::super::names;
 use super::layout::Layout;
 use super::specs::Specs;
 use super::wires::Wire;
@@ -14,8 +15,9 @@ use crate::diag::{Sink, Span};
 use crate::model::{End, Node, Vertex};
 use crate::spec::raw::*;
 
-/// Checks every explicit address, then fills the rest from the pools: loopbacks in node
-/// order, point-to-point links in link order, bridges in bridge order.
+/// Checks every explicit address, then fills the rest from the pools, each block placed by
+/// its owner's identity (see `ipam`): loopbacks in node order, point-to-point links in
+/// link order, bridges in bridge order, so a collision moves the owner declared later.
 pub(super) fn assign<'a>(
     sink: &mut Sink,
     raw: &'a RawTopology,
@@ -129,10 +131,11 @@ fn explicit(sink: &mut Sink, raw: &RawTopology, specs: &Specs, wires: &[Wire]) -
 }
 
 /// One end of a segment, as the pools see it (an `unnumbered` link's ends get none).
-fn member<'a>(w: &Wire<'a>, k: usize) -> Member<'a> {
+fn member<'a>(w: &Wire<'a>, k: usize, key: Option<u64>) -> Member<'a> {
     const NONE: &[Sp<IpNet>] = &[];
     Member {
         span: w.ends[k].raw.span,
+        key,
         explicit: if w.raw.unnumbered {
             Some(NONE)
         } else {
@@ -153,7 +156,7 @@ fn iface_name(nodes: &[Node], (n, i): (usize, usize)) -> String {
 }
 
 /// Point-to-point links in link order, one segment at a time so no per-segment state
-/// outlives its allocation.
+/// outlives its allocation. A link is known by its two ends, `node:iface` sorted.
 fn p2p(
     sink: &mut Sink,
     pools: &mut Pools,
@@ -167,11 +170,21 @@ fn p2p(
             continue;
         }
         let owners = [node_end(links[li].a), node_end(links[li].b)];
+        let id =
+            |(n, i): (usize, usize)| (nodes[n].name.as_str(), nodes[n].interfaces[i].name.as_str());
+        let (a, b) = (id(owners[0]), id(owners[1]));
+        let (lo, hi, order) = if a <= b {
+            (a, b, vec![0, 1])
+        } else {
+            (b, a, vec![1, 0])
+        };
         let seg = Segment {
             span: w.raw.span,
             lan: false,
+            key: names::identity_hash(&["link", lo.0, lo.1, hi.0, hi.1]),
             fixed: [None, None],
-            members: vec![member(w, 0), member(w, 1)],
+            members: vec![member(w, 0, None), member(w, 1, None)],
+            order,
         };
         let a = {
             let ro: &[Node] = nodes;
@@ -192,7 +205,8 @@ fn p2p(
     }
 }
 
-/// Bridges in bridge order, each member in link order.
+/// Bridges in bridge order, each known by its name; members in link order, each placed in
+/// the subnet by its `node:iface`.
 fn lans(
     sink: &mut Sink,
     pools: &mut Pools,
@@ -220,13 +234,17 @@ fn lans(
                 .iter()
                 .position(|e| matches!(e.vertex, Vertex::Node(_)))
                 .expect("one node end");
-            members.push(member(w, k));
+            let (node, iface) = (&nodes[p.node].name, &nodes[p.node].interfaces[p.iface].name);
+            let key = names::identity_hash(&["host", node, iface]);
+            members.push(member(w, k, Some(key)));
             owners.push((p.node, p.iface));
         }
         let seg = Segment {
             span: spec.span,
             lan: true,
+            key: names::identity_hash(&["bridge", &bridges[b].name]),
             fixed: [spec.subnet.as_ref(), spec.subnet6.as_ref()],
+            order: (0..members.len()).collect(),
             members,
         };
         let a = {

@@ -1,6 +1,7 @@
 //! Nodes with their interfaces, bridges with their ports, and links between ends. An
-//! interface's ifindex is fixed here (1 is `lo`; links follow in declaration order), so
-//! apply never has to look one up.
+//! interface's ifindex is fixed here, so apply never has to look one up, and derived from
+//! its identity, so inserting an interface renumbers no other (the kernel cannot change
+//! the ifindex of an interface that exists).
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,6 +31,7 @@ pub(super) fn layout(
     let mut nodes = nodes_of(lab, specs, wires);
     let (mut bridges, bridge_pos) = bridges_of(raw, bridge_names);
     let links = links_of(&mut nodes, &mut bridges, &bridge_pos, wires);
+    number(&mut nodes, &mut bridges);
     Layout {
         nodes,
         bridges,
@@ -85,20 +87,19 @@ fn nodes_of(lab: &str, specs: &Specs, wires: &[Wire]) -> Vec<Node> {
     nodes
 }
 
-/// Bridges in declaration order (ifindex 2 on in the fabric), and where each of
-/// `raw.bridges` landed.
+/// Bridges in declaration order, and where each of `raw.bridges` landed.
 fn bridges_of(
     raw: &RawTopology,
     bridge_names: &HashMap<String, usize>,
 ) -> (Vec<Bridge>, HashMap<usize, usize>) {
-    let mut bridges: Vec<Bridge> = raw
+    let bridges: Vec<Bridge> = raw
         .bridges
         .iter()
         .enumerate()
         .filter(|(i, (name, _))| bridge_names.get(&name.value) == Some(i))
-        .map(|(i, (name, spec))| Bridge {
+        .map(|(_, (name, spec))| Bridge {
             name: name.value.clone(),
-            ifindex: 2 + i as u32,
+            ifindex: 0,
             mac: [0; 6],
             mtu: spec.mtu.as_ref().map(|m| m.value),
             subnets: Vec::new(),
@@ -114,14 +115,11 @@ fn bridges_of(
         .enumerate()
         .map(|(pos, (i, _))| (i, pos))
         .collect();
-    for (pos, b) in bridges.iter_mut().enumerate() {
-        b.ifindex = 2 + pos as u32;
-    }
     (bridges, bridge_pos)
 }
 
-/// Interfaces on nodes, ports on bridges (named `<node>.<iface>` when that fits in
-/// IFNAMSIZ, else `_p<ifindex>`), and the links between their ends.
+/// Interfaces on nodes, ports on bridges (see `port_name`), and the links between their
+/// ends; ifindexes come later, from `number`.
 fn links_of(
     nodes: &mut [Node],
     bridges: &mut [Bridge],
@@ -129,7 +127,6 @@ fn links_of(
     wires: &[Wire],
 ) -> Vec<Link> {
     let mut port_names: HashSet<String> = bridges.iter().map(|b| b.name.clone()).collect();
-    let mut next_port_ifindex = 2 + bridges.len() as u32;
     let mut links: Vec<Link> = Vec::with_capacity(wires.len());
     for w in wires {
         let li = links.len();
@@ -140,7 +137,7 @@ fn links_of(
                 let node = &mut nodes[n];
                 node.interfaces.push(Interface {
                     name: e.iface.as_deref().unwrap_or_default().to_string(),
-                    ifindex: 2 + node.interfaces.len() as u32,
+                    ifindex: 0,
                     mac: e.raw.mac.as_ref().map(|m| m.value).unwrap_or([0; 6]),
                     mtu,
                     addresses: Vec::new(),
@@ -166,29 +163,23 @@ fn links_of(
                 let End::Node { node, iface } = ends[1 - k] else {
                     unreachable!("the other end is a node")
                 };
-                let node_name = &nodes[node].name;
-                let ifname = &nodes[node].interfaces[iface].name;
-                let candidate = format!("{node_name}.{ifname}");
-                let name =
-                    if candidate.len() <= names::IFNAMSIZ_MAX && !port_names.contains(&candidate) {
-                        candidate
-                    } else {
-                        format!("_p{next_port_ifindex}")
-                    };
-                port_names.insert(name.clone());
+                let name = port_name(
+                    &nodes[node].name,
+                    &nodes[node].interfaces[iface].name,
+                    &mut port_names,
+                );
                 let bridge = &mut bridges[b];
                 if mtu.is_none() {
                     nodes[node].interfaces[iface].mtu = bridge.mtu;
                 }
                 bridge.ports.push(BridgePort {
                     name,
-                    ifindex: next_port_ifindex,
+                    ifindex: 0,
                     mac: [0; 6],
                     node,
                     iface,
                     link: li,
                 });
-                next_port_ifindex += 1;
                 ends[k] = End::Bridge {
                     bridge: b,
                     port: bridge.ports.len() - 1,
@@ -210,4 +201,76 @@ fn links_of(
     }
 
     links
+}
+
+/// The fabric-side name of a bridge member's port: `<node>.<iface>` when that fits in
+/// IFNAMSIZ, else `_p` and 13 hex digits of the member's hash (15 bytes); either way a
+/// function of the member, not of its position. A name already taken (a bridge, or
+/// another port) moves the member declared later on: to the hashed form, then to the
+/// next salt.
+fn port_name(node: &str, iface: &str, taken: &mut HashSet<String>) -> String {
+    let readable = format!("{node}.{iface}");
+    if readable.len() <= names::IFNAMSIZ_MAX && taken.insert(readable.clone()) {
+        return readable;
+    }
+    for salt in 0u32.. {
+        let h = names::identity_hash(&["port", node, iface, &salt.to_string()]);
+        let name = format!("_p{:013x}", h >> 12);
+        if taken.insert(name.clone()) {
+            return name;
+        }
+    }
+    unreachable!("a 52-bit name space outlasts any lab")
+}
+
+/// Ifindexes other than `lo`'s 1 fall in `IFINDEX_FIRST..=IFINDEX_LAST`: far above the
+/// small numbers the kernel gives interfaces it creates in every new namespace (`sit0`,
+/// `gre0`, ... when their modules are loaded), and far below `i32::MAX`.
+const IFINDEX_FIRST: u32 = 1 << 8;
+const IFINDEX_LAST: u32 = 1 << 24;
+
+/// Every interface's ifindex: in a node's namespace, from the hash of (node, interface);
+/// in the fabric, bridges then ports in link order, from the hash of their names. Within
+/// a namespace an ifindex already taken moves the interface declared later to the next
+/// free one (wrapping round).
+fn number(nodes: &mut [Node], bridges: &mut [Bridge]) {
+    for n in nodes.iter_mut() {
+        let mut taken = HashSet::new();
+        for i in n.interfaces.iter_mut() {
+            i.ifindex = ifindex(&["ifindex", &n.name, &i.name], &mut taken);
+        }
+    }
+    let mut taken = HashSet::new();
+    for b in bridges.iter_mut() {
+        b.ifindex = ifindex(&["ifindex", "", &b.name], &mut taken);
+    }
+    let mut ports: Vec<(usize, usize, usize)> = bridges
+        .iter()
+        .enumerate()
+        .flat_map(|(b, br)| {
+            br.ports
+                .iter()
+                .enumerate()
+                .map(move |(p, x)| (x.link, b, p))
+        })
+        .collect();
+    ports.sort_unstable();
+    for (_, b, p) in ports {
+        let port = &mut bridges[b].ports[p];
+        port.ifindex = ifindex(&["ifindex", "", &port.name], &mut taken);
+    }
+}
+
+/// One ifindex: the home of `id` in the range, or the next one free in `taken`.
+fn ifindex(id: &[&str], taken: &mut HashSet<u32>) -> u32 {
+    let len = IFINDEX_LAST - IFINDEX_FIRST + 1;
+    let home = names::home(names::identity_hash(id), u128::from(len), u128::from(len));
+    let mut off = u32::try_from(home).expect("below the range's length");
+    loop {
+        let ix = IFINDEX_FIRST + off;
+        if taken.insert(ix) {
+            return ix;
+        }
+        off = (off + 1) % len;
+    }
 }
