@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod netlink;
 pub mod netns;
 pub mod nodes;
+pub mod process;
 pub mod progress;
 pub mod reconcile;
 mod strays;

@@ -244,7 +244,9 @@ impl NetlinkKernel {
             }
             Op::AddProcess { netns, node, spec } => {
                 let lab = crate::model::names::lab_of_netns(netns);
-                super::nodes::add_process(&lab, node, spec).await
+                super::process::add_process(&lab, node, spec)
+                    .await
+                    .map_err(KernelError::Other)
             }
             Op::AddAddress {
                 netns,

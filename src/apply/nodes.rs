@@ -235,46 +235,6 @@ pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), K
 /// The namespaces a command in `node` should enter: its init's, or only its network
 /// namespace when it never had an init. A node whose init died has lost its mount, pid
 /// and uts namespaces: running there would mean running on the host's.
-/// Makes a process new to a running node known to its init (an `apply` that keeps the
-/// node); the `start-process` step that follows starts it.
-pub async fn add_process(
-    lab: &str,
-    node: &str,
-    spec: &crate::plan::node::ProcessSpec,
-) -> Result<(), KernelError> {
-    let socket = NodePaths::of_lab(lab).control(node);
-    let json = serde_json::to_string(spec).map_err(other)?;
-    let reply = control::request_async(&socket, &format!("add {json}")).await?;
-    control::parse_status(&reply).map_err(other)?;
-    Ok(())
-}
-
-/// Stops one process of a running node and has its init forget it (an `apply` that
-/// removes or changes it), waiting until it is gone: its grace period, then SIGKILL.
-pub async fn retire_process(
-    lab: &str,
-    node: &str,
-    process: &str,
-    grace: Duration,
-) -> Result<(), KernelError> {
-    let socket = NodePaths::of_lab(lab).control(node);
-    let mut reply = control::request_async(&socket, &format!("retire {process}")).await?;
-    let deadline = Instant::now() + grace + Duration::from_secs(5);
-    loop {
-        let status = control::parse_status(&reply).map_err(other)?;
-        if !status.processes.iter().any(|p| p.name == process) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(other(format!(
-                "process `{process}` did not stop within its grace period and SIGKILL"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        reply = control::request_async(&socket, "status").await?;
-    }
-}
-
 /// Rewrites a running node's own `/etc/hosts` in place (an `apply` changed the lab's
 /// names or the node's addresses): the lab's list, then the node's lines. The file is the
 /// one the init wrote on the node's private /run and bound onto /etc/hosts; it is opened

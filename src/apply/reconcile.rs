@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::error::{self, ApplyError};
+use super::error::{self, ApplyError, KernelError};
 use super::executor::{self, Cancel, ExecError};
 use super::kernel::Kernel;
 use super::netlink::NetlinkKernel;
@@ -294,10 +294,10 @@ async fn retire_processes(
     touched: &[Undo],
     d: &Diff,
 ) -> Result<(), ApplyError> {
-    let mut list: Vec<(Undo, Duration)> = touched
+    let mut list: Vec<Undo> = touched
         .iter()
         .filter(|u| matches!(u, Undo::RetireProcess { .. }))
-        .map(|u| (u.clone(), Duration::ZERO))
+        .cloned()
         .collect();
     for r in &d.retire {
         let u = Undo::RetireProcess {
@@ -306,14 +306,15 @@ async fn retire_processes(
             process: r.process.clone(),
         };
         if !touched.contains(&u) {
-            list.push((u, Duration::from_millis(r.grace_ms)));
+            list.push(u);
         }
     }
-    for (u, grace) in list {
+    for u in list {
         journal.append(&Record::Retire { undo: u.clone() })?;
         if let Undo::RetireProcess { node, process, .. } = &u {
-            nodes::retire_process(&d.lab, node, process, grace)
+            super::process::retire_if_present(&d.lab, node, process)
                 .await
+                .map_err(KernelError::Other)
                 .map_err(|e| {
                     ApplyError::Step(Box::new(error::StepError {
                         lab: d.lab.clone(),

@@ -64,7 +64,6 @@ pub struct Retire {
     pub netns: Name,
     pub node: String,
     pub process: String,
-    pub grace_ms: u64,
 }
 
 /// The change plan.
@@ -344,7 +343,6 @@ pub fn diff(old: &Plan, new: &Plan) -> Diff {
                 netns: netns.clone(),
                 node: node.clone(),
                 process: process.clone(),
-                grace_ms: old_grace(old, node, process),
             }),
             Op::SetSysctl { netns, key, .. }
                 if !n.by_key.contains_key(k) && o.parents(i).iter().all(kept) =>
@@ -444,20 +442,6 @@ fn s_netns(plan: &Plan, node: &str) -> Name {
             _ => None,
         })
         .unwrap_or_else(|| crate::model::names::node_netns(&plan.lab, node).into())
-}
-
-fn old_grace(old: &Plan, node: &str, process: &str) -> u64 {
-    old.steps
-        .iter()
-        .find_map(|s| match &s.op {
-            Op::StartNode { start, .. } if start.node == node => start
-                .processes
-                .iter()
-                .find(|p| p.name == process)
-                .map(|p| p.stop_timeout_ms),
-            _ => None,
-        })
-        .unwrap_or(0)
 }
 
 /// The MTU steps of a link kept with a new MTU: both ends of a veth.
