@@ -91,6 +91,8 @@ fn dry_run(file: &Path, json: bool) -> Result<u8, CliError> {
                 "lab": d.lab,
                 "up": true,
                 "changes": d.groups,
+                "added": d.count_whole(diff::Action::Add),
+                "removed": d.count_whole(diff::Action::Remove),
                 "in_place": d.count(diff::Class::InPlace),
                 "restart": d.count(diff::Class::Restart),
                 "replace": d.count(diff::Class::Replace),

@@ -103,8 +103,23 @@ impl Diff {
                 .all(|s| matches!(s.op, Op::Barrier { .. }))
     }
 
+    /// Nodes that stay, with this class of change (the lab-wide and fabric groups and
+    /// nodes added or removed whole are not counted).
     pub fn count(&self, class: Class) -> usize {
-        self.groups.iter().filter(|g| g.class == class).count()
+        self.nodes()
+            .filter(|g| g.whole.is_none() && g.class == class)
+            .count()
+    }
+
+    /// Nodes added (`Action::Add`) or removed (`Action::Remove`) whole.
+    pub fn count_whole(&self, action: Action) -> usize {
+        self.nodes().filter(|g| g.whole == Some(action)).count()
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = &Group> {
+        self.groups
+            .iter()
+            .filter(|g| g.node != "lab" && g.node != "fabric")
     }
 }
 
@@ -757,9 +772,10 @@ pub fn render(d: &Diff) -> String {
         return out;
     }
     out.push_str(&format!(
-        "lab `{}`: changes in {} ({} in place, {} restarted, {} replaced)\n",
+        "lab `{}`: {} added, {} removed; {} changed in place, {} restarted, {} replaced\n",
         d.lab,
-        crate::words::count(d.groups.len(), "node"),
+        crate::words::count(d.count_whole(Action::Add), "node"),
+        d.count_whole(Action::Remove),
         d.count(Class::InPlace),
         d.count(Class::Restart),
         d.count(Class::Replace)
