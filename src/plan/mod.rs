@@ -198,6 +198,14 @@ pub enum Op {
     },
 }
 
+/// The undo kinds whose object lives inside a namespace and goes when it is deleted.
+pub const DIES_WITH_NETNS: [&str; 4] = [
+    "delete-link",
+    "delete-address",
+    "delete-route",
+    "clear-impair",
+];
+
 /// The inverse of a step, for rollback and `down`. Journaled before its step runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -429,19 +437,10 @@ impl Undo {
 
     /// The namespace whose deletion takes this object with it, if any. Processes and
     /// cgroups outlive a namespace's mount point, so they are always undone themselves.
+    /// The one rule: the kinds in [`DIES_WITH_NETNS`], which the journal reader also
+    /// uses to skip their records unparsed.
     pub fn dies_with(&self) -> Option<&str> {
-        match self {
-            Undo::DeleteLink { netns, .. }
-            | Undo::DeleteAddress { netns, .. }
-            | Undo::DeleteRoute { netns, .. }
-            | Undo::ClearImpair { netns, .. } => Some(netns),
-            Undo::DeleteNetns { .. }
-            | Undo::StopNode { .. }
-            | Undo::RetireProcess { .. }
-            | Undo::RemoveCgroup { .. }
-            | Undo::RemoveMountTemplate { .. }
-            | Undo::UnmountRunDirs { .. } => None,
-        }
+        DIES_WITH_NETNS.contains(&self.name()).then(|| self.netns())
     }
 }
 
@@ -458,5 +457,63 @@ impl Plan {
     /// Streams the plan as pretty JSON, the same bytes as [`Plan::to_json`].
     pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         serde_json::to_writer_pretty(&mut *out, self).map_err(std::io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_the_objects_inside_a_namespace_die_with_it() {
+        let ns: Name = "nslab.t.a".into();
+        let inside = [
+            Undo::DeleteLink {
+                netns: ns.clone(),
+                name: "eth0".into(),
+                ifindex: 2,
+            },
+            Undo::DeleteAddress {
+                netns: ns.clone(),
+                ifindex: 2,
+                address: "10.0.0.1/31".parse().unwrap(),
+            },
+            Undo::DeleteRoute {
+                netns: ns.clone(),
+                dst: "0.0.0.0/0".parse().unwrap(),
+                gateways: vec![],
+            },
+            Undo::ClearImpair {
+                netns: ns.clone(),
+                ifindex: 2,
+            },
+        ];
+        let outside = [
+            Undo::DeleteNetns { netns: ns.clone() },
+            Undo::StopNode {
+                netns: ns.clone(),
+                node: "a".into(),
+            },
+            Undo::RetireProcess {
+                netns: ns.clone(),
+                node: "a".into(),
+                process: "p".into(),
+            },
+            Undo::RemoveCgroup {
+                netns: ns.clone(),
+                node: "a".into(),
+            },
+            Undo::RemoveMountTemplate { lab: "t".into() },
+            Undo::UnmountRunDirs { lab: "t".into() },
+        ];
+        for u in &inside {
+            assert_eq!(u.dies_with(), Some("nslab.t.a"), "{u:?}");
+        }
+        for u in &outside {
+            assert_eq!(u.dies_with(), None, "{u:?}");
+        }
+        // Every name in the rule is a real kind, so the journal's text test matches.
+        let names: Vec<&str> = inside.iter().map(Undo::name).collect();
+        assert_eq!(names, DIES_WITH_NETNS);
     }
 }

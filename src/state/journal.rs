@@ -198,13 +198,10 @@ pub fn teardown_objects(path: &Path) -> Result<Vec<Undo>, StateError> {
         }
         // Objects that die with their namespace are skipped unparsed; the rest (nodes,
         // cgroups) are always undone.
-        const DIES_WITH_NETNS: [&str; 4] = [
-            "{\"record\":\"object\",\"undo\":{\"op\":\"delete-link\",",
-            "{\"record\":\"object\",\"undo\":{\"op\":\"delete-address\",",
-            "{\"record\":\"object\",\"undo\":{\"op\":\"delete-route\",",
-            "{\"record\":\"object\",\"undo\":{\"op\":\"clear-impair\",",
-        ];
-        let dies_with_netns = DIES_WITH_NETNS.iter().any(|p| line.starts_with(p));
+        let dies_with_netns = line
+            .strip_prefix("{\"record\":\"object\",\"undo\":{\"op\":\"")
+            .and_then(|r| r.split_once("\","))
+            .is_some_and(|(op, _)| crate::plan::DIES_WITH_NETNS.contains(&op));
         if dies_with_netns && netns_of(line).is_some_and(|ns| deleted.contains(ns)) {
             continue;
         }
