@@ -146,6 +146,11 @@ fn applied_labs_equal_fresh_ones() {
         edit("  c: {", "  c: { isolation: [net, uts, mnt],"),
         // New limits restart the node; its links stay.
         edit("  b:\n", "  b:\n    limits: { pids: 128 }\n"),
+        // A node that ran nothing gets an init, a process and a command.
+        edit(
+            "  h1: {}",
+            "  h1: { processes: [{ name: q, cmd: 'sleep 1000' }], exec: ['touch /tmp/x'] }",
+        ),
     ];
     for (i, case) in cases.iter().enumerate() {
         eprintln!("case {i}");
@@ -231,6 +236,15 @@ fn untouched_processes_keep_their_pids() {
     assert!(find(&after, "p3").is_some(), "p3 runs: {after:?}");
     // The new link carries traffic.
     assert!(lab.ping("a", "c"), "a reaches c");
+    // A node that ran nothing gets its first process.
+    let text = std::fs::read_to_string(&lab.file).unwrap().replace(
+        "  h1: {}",
+        "  h1: { processes: [{ name: q, cmd: 'sleep 1000' }] }",
+    );
+    std::fs::write(&lab.file, text).unwrap();
+    apply_ok(&lab);
+    assert_eq!(pids(&lab, "h1").len(), 1, "q runs on h1");
+    assert_eq!(procs(&lab, "b")[0].1, p1.1, "p1 still keeps its pid");
     lab.down();
 }
 

@@ -55,8 +55,8 @@ struct Current {
 }
 
 fn current(dir: &LabDir) -> Result<Current, ApplyError> {
-    let records = Journal::read(&dir.journal_path())?;
-    if !records.iter().any(|r| matches!(r, Record::Up { .. })) {
+    let (up, touched) = crate::state::apply_state(&dir.journal_path())?;
+    if !up {
         return Err(ApplyError::Leftovers {
             lab: dir.lab.clone(),
         });
@@ -64,7 +64,6 @@ fn current(dir: &LabDir) -> Result<Current, ApplyError> {
     let stored = LabDir::read_plan(&dir.plan_path()).map_err(|_| ApplyError::NoPlan {
         lab: dir.lab.clone(),
     })?;
-    let touched = crate::state::unfinished_apply(&records);
     let plan = match &touched {
         Some(t) => {
             let next = LabDir::read_plan(&dir.next_plan_path()).ok();
@@ -212,8 +211,9 @@ async fn roll_back(
     failed: &Plan,
     opts: &UpOptions,
 ) -> Result<(), ApplyError> {
-    let records = Journal::read(&dir.journal_path())?;
-    let touched = crate::state::unfinished_apply(&records).unwrap_or_default();
+    let touched = crate::state::apply_state(&dir.journal_path())?
+        .1
+        .unwrap_or_default();
     let back = diff::diff(&diff::realized(stored, Some(failed), &touched), stored);
     let opts = UpOptions {
         fail_at: None,

@@ -11,6 +11,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::model::names::FnvBuild;
+
+/// A set of nslab's own keys.
+type Set<K> = HashSet<K, FnvBuild>;
+
 use serde::Serialize;
 
 use super::keys::{Index, Key};
@@ -228,8 +233,8 @@ fn node_delta(a: &NodeStart, b: &NodeStart) -> Delta {
 /// What differs, before the consequences are followed.
 #[derive(Default)]
 struct Roots {
-    gone: HashSet<Key>,
-    in_place: HashSet<Key>,
+    gone: Set<Key>,
+    in_place: Set<Key>,
     mtu: Vec<Key>,
     /// Node -> (class, reason).
     nodes: HashMap<String, (Class, String)>,
@@ -284,8 +289,12 @@ fn roots(o: &Index, n: &Index) -> Roots {
 }
 
 /// Everything that lives on something gone is gone too.
-fn follow(o: &Index, gone: &mut HashSet<Key>) {
-    let mut children: HashMap<Key, Vec<usize>> = HashMap::new();
+fn follow(o: &Index, gone: &mut Set<Key>) {
+    // Most changes only add: nothing to follow, and no map of every step's parents.
+    if gone.is_empty() {
+        return;
+    }
+    let mut children: HashMap<Key, Vec<usize>, FnvBuild> = HashMap::default();
     for i in 0..o.keys.len() {
         for p in o.parents(i) {
             children.entry(p).or_default().push(i);
@@ -388,7 +397,7 @@ pub fn diff(old: &Plan, new: &Plan) -> Diff {
 pub fn realized(stored: &Plan, next: Option<&Plan>, touched: &[Undo]) -> Plan {
     let o = Index::of(stored);
     let mut steps = stored.steps.clone();
-    let mut out: HashSet<Key> = HashSet::new();
+    let mut out: Set<Key> = Set::default();
     if let Some(next) = next {
         let n = Index::of(next);
         let r = roots(&o, &n);
@@ -821,7 +830,7 @@ mod tests {
     fn converges(old: &Plan, new: &Plan) -> Diff {
         let d = diff(old, new);
         let (o, n) = (Index::of(old), Index::of(new));
-        let gone: HashSet<Key> = {
+        let gone: Set<Key> = {
             let mut r = roots(&o, &n);
             follow(&o, &mut r.gone);
             r.gone

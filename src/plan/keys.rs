@@ -5,6 +5,11 @@
 
 use std::collections::HashMap;
 
+use crate::model::names::FnvBuild;
+
+/// A map keyed by nslab's own names.
+pub type Map<K, V> = HashMap<K, V, FnvBuild>;
+
 use ipnet::IpNet;
 
 use super::{Gate, Name, Op, Plan};
@@ -36,29 +41,29 @@ pub enum Key {
 pub struct Index<'a> {
     pub plan: &'a Plan,
     /// Step position by key.
-    pub by_key: HashMap<Key, usize>,
+    pub by_key: Map<Key, usize>,
     /// Each step's key, by position.
     pub keys: Vec<Key>,
     /// Interface `(netns, name)` -> the link object that made it (a veth's far end is
     /// made by the step that made its near end).
-    ends: HashMap<(Name, Name), Key>,
+    ends: Map<(Name, Name), Key>,
     /// `(netns, ifindex)` -> interface name, for bridge masters.
-    names: HashMap<(Name, u32), Name>,
+    names: Map<(Name, u32), Name>,
     /// Addresses on each interface, which routes through it depend on.
-    addresses: HashMap<(Name, Name), Vec<Key>>,
+    addresses: Map<(Name, Name), Vec<Key>>,
 }
 
 impl<'a> Index<'a> {
     pub fn of(plan: &'a Plan) -> Index<'a> {
         let mut ix = Index {
             plan,
-            by_key: HashMap::with_capacity(plan.steps.len()),
+            by_key: Map::with_capacity_and_hasher(plan.steps.len(), FnvBuild::default()),
             keys: Vec::with_capacity(plan.steps.len()),
-            ends: HashMap::new(),
-            names: HashMap::new(),
-            addresses: HashMap::new(),
+            ends: Map::default(),
+            names: Map::default(),
+            addresses: Map::default(),
         };
-        let mut execs: HashMap<(String, Vec<String>), usize> = HashMap::new();
+        let mut execs: Map<(String, Vec<String>), usize> = Map::default();
         for (i, s) in plan.steps.iter().enumerate() {
             let key = key_of(&s.op, &mut execs);
             match &s.op {
@@ -173,7 +178,7 @@ impl<'a> Index<'a> {
 }
 
 /// The key of one step; `execs` counts identical commands per node.
-fn key_of(op: &Op, execs: &mut HashMap<(String, Vec<String>), usize>) -> Key {
+fn key_of(op: &Op, execs: &mut Map<(String, Vec<String>), usize>) -> Key {
     match op {
         Op::CreateNetns { netns } => Key::Netns(netns.clone()),
         Op::SetSysctl { netns, key, .. } => Key::Sysctl(netns.clone(), key.clone()),

@@ -278,27 +278,7 @@ impl Retirements {
 /// The namespaces a journal deletes, hashed with FNV-1a: a thousand names and three
 /// lookups each in a 1,000-node journal, where SipHash's resistance to chosen keys buys
 /// nothing (the journal is nslab's own).
-type NameSet<'a> = std::collections::HashSet<&'a str, std::hash::BuildHasherDefault<Fnv>>;
-
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
+type NameSet<'a> = std::collections::HashSet<&'a str, crate::model::names::FnvBuild>;
 
 /// The objects a journal names, in creation order, minus the disowned ones and those a
 /// finished `apply` removed.
@@ -319,6 +299,38 @@ pub fn objects(records: &[Record]) -> Vec<Undo> {
         }
     }
     retired.apply(out)
+}
+
+/// What `apply` needs from a journal, read without parsing what comes before the last
+/// `apply` record (most of a large journal): whether `up` finished, and what an
+/// unfinished `apply` touched, if the last one did not finish.
+pub fn apply_state(path: &Path) -> Result<(bool, Option<Vec<Undo>>), StateError> {
+    let text = super::files::read(path)?;
+    let up = text.lines().any(|l| l.starts_with("{\"record\":\"up\""));
+    const APPLY: &str = "{\"record\":\"apply\"";
+    let start = match text.rfind(&format!("\n{APPLY}")) {
+        Some(i) => i + 1,
+        None if text.starts_with(APPLY) => 0,
+        None => return Ok((up, None)),
+    };
+    let rest = &text[start..];
+    let lines: Vec<&str> = rest.lines().collect();
+    let mut records = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => records.push(r),
+            // A torn last line: a crash in mid-write.
+            Err(_) if i + 1 == lines.len() && !rest.ends_with('\n') => break,
+            Err(e) => {
+                return Err(StateError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: text[..start].lines().count() + i + 1,
+                    msg: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok((up, unfinished_apply(&records)))
 }
 
 /// The objects an unfinished `apply` (the journal's last, without its `Applied`) made or
@@ -471,13 +483,15 @@ mod teardown_tests {
         j.append(&Record::Applied { finished: 2 }).unwrap();
         assert_eq!(teardown_objects(&path).unwrap(), vec![b.clone()]);
         assert_eq!(objects(&Journal::read(&path).unwrap()), vec![b.clone()]);
+        assert_eq!(apply_state(&path).unwrap(), (true, None));
         // An apply killed after retiring b and making c: both may exist.
         for r in [apply, retire(&b), obj(&c)] {
             j.append(&r).unwrap();
         }
         assert_eq!(teardown_objects(&path).unwrap(), vec![b.clone(), c.clone()]);
         let recs = Journal::read(&path).unwrap();
-        assert_eq!(unfinished_apply(&recs), Some(vec![b, c]));
+        assert_eq!(unfinished_apply(&recs), Some(vec![b.clone(), c.clone()]));
+        assert_eq!(apply_state(&path).unwrap(), (true, Some(vec![b, c])));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -11,7 +11,7 @@ pub mod trust;
 use std::path::{Path, PathBuf};
 
 pub use journal::{
-    Journal, Record, objects as journal_objects, teardown_objects, unfinished_apply,
+    Journal, Record, apply_state, objects as journal_objects, teardown_objects, unfinished_apply,
 };
 pub use lock::{HostLock, LabLock};
 pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary};
