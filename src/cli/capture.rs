@@ -16,12 +16,12 @@ pub struct Args<'a> {
     pub duration: Option<Duration>,
 }
 
-pub fn run(a: Args) -> Result<u8, CliError> {
-    let lab = lab_arg(None, a.lab)?;
-    let live = LiveLab::open(&lab)?;
+pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
+    let lab = lab_arg(host, None, a.lab)?;
+    let live = LiveLab::open(host, &lab)?;
     let rt = crate::apply::tokio_runtime()?;
     let fd = rt.block_on(async {
-        let kernel = super::runtime_kernel()?;
+        let kernel = super::runtime_kernel(host)?;
         Ok::<_, CliError>(capture::open(&kernel, &live, a.target).await?)
     })?;
     drop(rt);
@@ -29,7 +29,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     // lab going down, which would otherwise leave the capture waiting forever.
     stop_on_signals()?;
     let (node, _) = crate::runtime::parse_target(a.target)?;
-    let lab_gone = LabWatch::node(&lab, node).spawn(&STOP);
+    let lab_gone = LabWatch::node(host, &lab, node).spawn(&STOP);
     let mut out: Box<dyn Write> = if a.write == "-" {
         Box::new(io::stdout().lock())
     } else {
@@ -67,14 +67,15 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     );
     // A lab taken down meanwhile gets no event log back (`down` may still be removing
     // its state).
-    if lab_gone.load(Ordering::Relaxed) || LiveLab::open(&lab).is_err() {
+    if lab_gone.load(Ordering::Relaxed) || LiveLab::open(host, &lab).is_err() {
         crate::errln!(
             "nslab: capture on {} ended: {detail} (lab `{lab}` is down)",
             a.target
         );
         return Ok(exit::OK);
     }
-    let event = events::record(&lab, "capture", a.target, &detail).map_err(RuntimeError::from)?;
+    let event =
+        events::record(&live.dir, "capture", a.target, &detail).map_err(RuntimeError::from)?;
     crate::errln!("{}", super::event_line(&event));
     Ok(exit::OK)
 }

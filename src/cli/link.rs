@@ -68,19 +68,20 @@ impl ImpairArgs {
 }
 
 pub fn run(
+    host: &crate::state::HostContext,
     lab: Option<&str>,
     target: &str,
     action: Action,
     one_side: bool,
 ) -> Result<u8, CliError> {
-    let lab = lab_arg(None, lab)?;
+    let lab = lab_arg(host, None, lab)?;
     // A lab that is not up gets no lock file.
-    LiveLab::open(&lab)?;
-    let _lock = super::lock_lab(&lab)?;
-    let live = LiveLab::open(&lab)?;
+    LiveLab::open(host, &lab)?;
+    let _lock = super::lock_lab(host, &lab)?;
+    let live = LiveLab::open(host, &lab)?;
     let rt = crate::apply::tokio_runtime()?;
     let event = rt.block_on(async {
-        let kernel = super::runtime_kernel()?;
+        let kernel = super::runtime_kernel(host)?;
         Ok::<_, CliError>(match action {
             Action::Down => runtime::set_link(&kernel, &live, target, false, one_side).await?,
             Action::Up => runtime::set_link(&kernel, &live, target, true, one_side).await?,

@@ -15,9 +15,11 @@ pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
         return Ok(());
     }
     // The same lock as the commands typed by hand, so the two never interleave.
-    let _lock = tokio::task::block_in_place(|| crate::state::LabLock::acquire(lab, |_| {}))
-        .map_err(|e| e.to_string())?;
-    let live = LiveLab::open(lab).map_err(|e| e.to_string())?;
+    let _lock = tokio::task::block_in_place(|| {
+        crate::state::LabLock::acquire(ctx.kernel.host(), lab, |_| {})
+    })
+    .map_err(|e| e.to_string())?;
+    let live = LiveLab::open(ctx.kernel.host(), lab).map_err(|e| e.to_string())?;
     let r = match action {
         Action::Link {
             node,

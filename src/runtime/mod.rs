@@ -16,7 +16,7 @@ pub use node::node_action;
 pub use process::{add_process, retire_process};
 
 use crate::apply::KernelError;
-use crate::state::{LabDir, LabSummary, StateError};
+use crate::state::{HostContext, LabDir, LabSummary, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -87,32 +87,42 @@ impl RuntimeError {
 /// newer nslab or an edited file cannot change what a running lab is. `None` for a lab
 /// brought up by an nslab that did not record it.
 fn stored_plan(live: &LiveLab) -> Option<crate::plan::Plan> {
-    let text = crate::state::files::read(&LabDir::new(&live.lab).plan_path()).ok()?;
+    let text = crate::state::files::read(&live.dir.plan_path()).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-/// A lab that is up, as its summary describes it.
+/// A lab that is up, as its summary describes it, on the host it lives on.
 pub struct LiveLab {
     pub lab: String,
+    pub host: HostContext,
+    pub dir: LabDir,
     pub summary: LabSummary,
 }
 
 impl LiveLab {
-    pub fn open(lab: &str) -> Result<LiveLab, RuntimeError> {
+    pub fn open(host: &HostContext, lab: &str) -> Result<LiveLab, RuntimeError> {
         crate::model::names::check_lab_name(lab).map_err(RuntimeError::Invalid)?;
-        let summary = LabSummary::read(&LabDir::new(lab).summary_path())
+        let dir = host.lab_dir(lab);
+        let summary = LabSummary::read(&dir.summary_path())
             .map_err(|_| RuntimeError::NotUp(lab.to_string()))?;
         Ok(LiveLab {
             lab: lab.to_string(),
+            host: host.clone(),
+            dir,
             summary,
         })
+    }
+
+    /// Where the lab's nodes keep their pid files, control sockets and logs.
+    pub fn node_paths(&self) -> crate::node::NodePaths {
+        crate::node::NodePaths::of_lab(&self.host, &self.lab)
     }
 
     /// The topology the lab was brought up from, compiled again for what only the model
     /// has (the checks of `nslab test --lab`), with paths relative to where the file was.
     /// `None` when no source was kept (a lab brought up through the Rust API).
     pub fn topology(&self) -> Option<Result<crate::Compiled, crate::CompileError>> {
-        let source = crate::state::files::read(&LabDir::new(&self.lab).source_path()).ok()?;
+        let source = crate::state::files::read(&self.dir.source_path()).ok()?;
         let file = std::path::Path::new(&self.summary.file);
         let base = file.parent().unwrap_or(std::path::Path::new("/"));
         let name = format!("{} (as brought up)", self.lab);
