@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{CliError, exit, lab_arg};
 use crate::runtime::watch::LabWatch;
-use crate::runtime::{LiveLab, RuntimeError, capture, events};
+use crate::runtime::{Access, LiveLab, RuntimeError, Session, capture, events};
 
 pub struct Args<'a> {
     pub lab: Option<&'a str>,
@@ -18,11 +18,10 @@ pub struct Args<'a> {
 
 pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, a.lab)?;
-    let live = LiveLab::open(host, &lab)?;
     let rt = crate::apply::tokio_runtime()?;
-    let fd = rt.block_on(async {
-        let kernel = super::runtime_kernel(host)?;
-        Ok::<_, CliError>(capture::open(&kernel, &live, a.target).await?)
+    let (fd, dir) = rt.block_on(async {
+        let s = Session::open(host, &lab, Access::Read)?;
+        Ok::<_, RuntimeError>((s.capture(a.target).await?, s.live.dir.clone()))
     })?;
     drop(rt);
     // SIGINT and SIGTERM end the capture cleanly: the file stays a whole pcap. So does the
@@ -74,8 +73,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         );
         return Ok(exit::OK);
     }
-    let event =
-        events::record(&live.dir, "capture", a.target, &detail).map_err(RuntimeError::from)?;
+    let event = events::record(&dir, "capture", a.target, &detail).map_err(RuntimeError::from)?;
     crate::errln!("{}", super::event_line(&event));
     Ok(exit::OK)
 }

@@ -630,22 +630,6 @@ fn run_link(host: &crate::state::HostContext, action: LinkCommand) -> Result<u8,
     }
 }
 
-/// Takes the lab's lock for a command that changes it, saying so while it waits.
-fn lock_lab(
-    host: &crate::state::HostContext,
-    lab: &str,
-) -> Result<crate::state::LabLock, CliError> {
-    crate::apply::lock(host, lab).map_err(CliError::Lab)
-}
-
-/// A netlink kernel for one runtime command (inside a runtime).
-fn runtime_kernel(
-    host: &crate::state::HostContext,
-) -> Result<crate::apply::netlink::NetlinkKernel, CliError> {
-    crate::apply::netlink::NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1)
-        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))
-}
-
 /// One event as `nslab events` prints it.
 fn event_line(e: &crate::runtime::events::Event) -> String {
     let time = crate::runtime::events::format_time(e.at_ms);

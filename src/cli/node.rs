@@ -1,7 +1,7 @@
 //! `nslab node stop|start|restart NODE`
 
 use super::{CliError, exit, lab_arg};
-use crate::runtime::{self, LiveLab};
+use crate::runtime::{Access, Session};
 use crate::spec::raw::NodeAction;
 
 pub fn run(
@@ -11,14 +11,11 @@ pub fn run(
     action: NodeAction,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
-    // A lab that is not up gets no lock file.
-    LiveLab::open(host, &lab)?;
-    let _lock = super::lock_lab(host, &lab)?;
-    let live = LiveLab::open(host, &lab)?;
     let rt = crate::apply::tokio_runtime()?;
     let events = rt.block_on(async {
-        let kernel = super::runtime_kernel(host)?;
-        Ok::<_, CliError>(runtime::node_action(&kernel, &live, node, action).await?)
+        Session::open(host, &lab, Access::Change)?
+            .node_action(node, action)
+            .await
     })?;
     for e in &events {
         super::print_event(e);

@@ -128,7 +128,7 @@ async fn restore_addresses_and_routes(
     if nodes.is_empty() {
         return Ok(());
     }
-    let Some(plan) = super::stored_plan(live) else {
+    let Some(plan) = live.stored_plan() else {
         return Ok(());
     };
     // Addresses first: routes need their gateways on a connected subnet.

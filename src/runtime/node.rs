@@ -102,7 +102,7 @@ pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, Runt
 /// The node's start-process and exec steps from the lab's plan, renumbered, with the
 /// dependencies among them (other nodes' processes are running already).
 fn start_plan(live: &LiveLab, node: &str) -> Option<Plan> {
-    let full = super::stored_plan(live)?;
+    let full = live.stored_plan()?;
     let mut renumber: HashMap<usize, usize> = HashMap::new();
     let mut steps = Vec::new();
     for s in &full.steps {
