@@ -23,6 +23,7 @@ use crate::apply::{self, ApplyError, UpOptions};
 use crate::harness::{self, CheckResult, Context};
 use crate::model::Topology;
 use crate::probe::icmp::{self, PingResult};
+use crate::state::HostContext;
 use crate::{CompileError, Compiled, plan};
 
 /// Errors of the public API.
@@ -46,6 +47,7 @@ pub enum Error {
 pub struct Lab {
     compiled: Compiled,
     jobs: usize,
+    host: HostContext,
 }
 
 impl Lab {
@@ -53,6 +55,7 @@ impl Lab {
         Ok(Lab {
             compiled: crate::compile_file(path.as_ref())?,
             jobs: 8,
+            host: HostContext::from_env(),
         })
     }
 
@@ -62,6 +65,7 @@ impl Lab {
         Ok(Lab {
             compiled: crate::compile_str(yaml, "<yaml>", &base)?,
             jobs: 8,
+            host: HostContext::from_env(),
         })
     }
 
@@ -78,21 +82,22 @@ impl Lab {
             jobs: self.jobs,
             file: "<api>".into(),
             source: Some(self.compiled.warnings.source.clone()),
-            ..UpOptions::default()
+            ..UpOptions::new(self.host.clone())
         };
         rt.block_on(apply::up_with(t, &plan::plan(t), &opts, apply::never()))?;
         let kernel = {
             let _ctx = rt.enter();
-            NetlinkKernel::new(rt.handle().clone(), 2)
+            NetlinkKernel::new(&self.host, rt.handle().clone(), 2)
         };
         let kernel = match kernel {
             Ok(k) => k,
             Err(e) => {
-                let _ = apply::down(&t.lab);
+                let _ = apply::down(&self.host, &t.lab);
                 return Err(e.into());
             }
         };
         Ok(RunningLab {
+            host: self.host,
             compiled: self.compiled,
             kernel: Some(kernel),
             rt: Some(rt),
@@ -104,6 +109,7 @@ impl Lab {
 /// A lab that is up. Torn down on [`RunningLab::down`] or on drop.
 pub struct RunningLab {
     compiled: Compiled,
+    host: HostContext,
     // Dropped before the runtime it runs on.
     kernel: Option<NetlinkKernel>,
     rt: Option<tokio::runtime::Runtime>,
@@ -142,7 +148,8 @@ impl RunningLab {
         let n = self.node(node)?;
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let node = &self.topology().nodes[n];
-        let mut cmd = apply::nodes::target(self.name(), &node.name, &node.netns)?.command(&argv)?;
+        let mut cmd = apply::nodes::target(&self.host, self.name(), &node.name, &node.netns)?
+            .command(&argv)?;
         Ok(cmd.output()?)
     }
 
@@ -206,7 +213,7 @@ impl RunningLab {
             k.close_all();
         }
         self.rt.take();
-        apply::down(&self.compiled.topology.lab)?;
+        apply::down(&self.host, &self.compiled.topology.lab)?;
         Ok(())
     }
 }

@@ -299,7 +299,7 @@ fn binds_env_bridges_and_the_import_give_the_same_kernel_state() {
     );
     assert!(lab.ping("h1", "10.9.0.2"), "h1 and h2 share the bridge");
     assert!(lab.ping("h3", "10.8.0.1"));
-    let direct = nslab::apply::dump_lab(&lab.name).unwrap();
+    let direct = nslab::apply::dump_lab(&nslab::state::HostContext::from_env(), &lab.name).unwrap();
     lab.down();
 
     let imported = lab.file.with_file_name("imported.yaml");
@@ -309,7 +309,8 @@ fn binds_env_bridges_and_the_import_give_the_same_kernel_state() {
         file: imported,
     };
     again.up();
-    let from_import = nslab::apply::dump_lab(&again.name).unwrap();
+    let from_import =
+        nslab::apply::dump_lab(&nslab::state::HostContext::from_env(), &again.name).unwrap();
     again.down();
     assert_eq!(format!("{direct:#?}"), format!("{from_import:#?}"));
     std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();

@@ -123,6 +123,8 @@ fn config(dir: &Path, mounts: Vec<MountSpec>, private: Vec<&str>) -> NodeConfig 
         owners: vec![None; n],
         cgroups: Vec::new(),
         pid_file: dir.join("pid"),
+        netns: dir.join("unused-netns"),
+        mount_template: dir.join("unused-template"),
     }
 }
 

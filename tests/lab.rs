@@ -132,7 +132,7 @@ fn ecmp_route_is_in_the_kernel_with_both_next_hops() {
     let _h = shared();
     let lab = Lab::from_example("it-ecmp", "ecmp-diamond.yaml");
     lab.up();
-    let dump = nslab::apply::dump_lab("it-ecmp").unwrap();
+    let dump = nslab::apply::dump_lab(&nslab::state::HostContext::from_env(), "it-ecmp").unwrap();
     let r1 = dump.iter().find(|n| n.netns == "nslab.it-ecmp.r1").unwrap();
     let route = r1
         .routes
@@ -571,7 +571,7 @@ fn a_lab_name_never_becomes_a_path_outside_the_run_directory() {
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
     }
     // The Rust API refuses it too.
-    let api = nslab::apply::resolve_lab(Some(&sneaky));
+    let api = nslab::apply::resolve_lab(&nslab::state::HostContext::from_env(), Some(&sneaky));
     assert!(api.is_err());
     let _ = std::fs::remove_dir_all(dir);
 }

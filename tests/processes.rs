@@ -175,7 +175,13 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
 
     // Retire p2: it is gone from the host and from the table; its log ends with its last
     // words and the init's note.
-    block_on(nslab::runtime::retire_process(name, "a", "p2")).unwrap();
+    block_on(nslab::runtime::retire_process(
+        &nslab::state::HostContext::from_env(),
+        name,
+        "a",
+        "p2",
+    ))
+    .unwrap();
     assert!(!p2.running(), "p2 ({p2:?}) still runs");
     let after = ps(name, "a");
     let names: Vec<&str> = after.iter().map(|r| r.0.as_str()).collect();
@@ -189,17 +195,30 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
     assert_eq!(grace(&pid_file), 300, "the grace follows the table");
 
     // Names that are not there, or already are, are errors naming lab, node and process.
-    let e = block_on(nslab::runtime::retire_process(name, "a", "p2")).unwrap_err();
+    let e = block_on(nslab::runtime::retire_process(
+        &nslab::state::HostContext::from_env(),
+        name,
+        "a",
+        "p2",
+    ))
+    .unwrap_err();
     assert!(
         e.to_string()
             .contains("lab `it-procs`, node `a`: cannot retire process `p2`: no process `p2`"),
         "{e}"
     );
     let dup = spec("p1", &["sleep", "5"], None, 100);
-    let e = block_on(nslab::runtime::add_process(name, "a", &dup)).unwrap_err();
+    let e = block_on(nslab::runtime::add_process(
+        &nslab::state::HostContext::from_env(),
+        name,
+        "a",
+        &dup,
+    ))
+    .unwrap_err();
     assert!(e.to_string().contains("process `p1` already exists"), "{e}");
     let big = "x".repeat(1 << 20);
     let e = block_on(nslab::runtime::add_process(
+        &nslab::state::HostContext::from_env(),
         name,
         "a",
         &spec("big", &["echo", &big], None, 0),
@@ -209,7 +228,13 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
         e.to_string().contains("the init reads at most 1048576"),
         "{e}"
     );
-    let e = block_on(nslab::runtime::add_process(name, "zz", &dup)).unwrap_err();
+    let e = block_on(nslab::runtime::add_process(
+        &nslab::state::HostContext::from_env(),
+        name,
+        "zz",
+        &dup,
+    ))
+    .unwrap_err();
     assert!(
         e.to_string()
             .contains("node `zz`: cannot add process `p1`: its init is not running"),
@@ -251,11 +276,23 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
         Some(ready),
         1500,
     );
-    block_on(nslab::runtime::add_process(name, "a", &p4)).unwrap();
+    block_on(nslab::runtime::add_process(
+        &nslab::state::HostContext::from_env(),
+        name,
+        "a",
+        &p4,
+    ))
+    .unwrap();
     let added = ps(name, "a");
     assert_eq!(row(&added, "p4").2, "waiting");
     assert_eq!(grace(&pid_file), 1500, "the grace follows the table");
-    block_on(nslab::apply::nodes::start_process(name, "a", "p4")).unwrap();
+    block_on(nslab::apply::nodes::start_process(
+        &nslab::state::HostContext::from_env(),
+        name,
+        "a",
+        "p4",
+    ))
+    .unwrap();
     let started = ps(name, "a");
     let p4_row = row(&started, "p4");
     assert_eq!(
@@ -331,7 +368,13 @@ fn children_that_ignore_sigterm_are_killed_after_the_grace_even_outside_the_grou
         let daemon = by_command(name, node, &daemon_cmd)[0];
 
         let t = Instant::now();
-        block_on(nslab::runtime::retire_process(name, node, "stubborn")).unwrap();
+        block_on(nslab::runtime::retire_process(
+            &nslab::state::HostContext::from_env(),
+            name,
+            node,
+            "stubborn",
+        ))
+        .unwrap();
         // Loosely: not before the grace, as SIGTERM left both children running.
         assert!(
             t.elapsed() >= Duration::from_millis(450),

@@ -29,13 +29,15 @@ use netlink::NetlinkKernel;
 
 use crate::model::Topology;
 use crate::plan::{Plan, StepId};
-use crate::state::{Journal, LabDir, LabLock, LabSummary, Record};
+use crate::state::{HostContext, Journal, LabDir, LabLock, LabSummary, Record};
 
 /// Namespace threads: two measured best for creating namespaces on this class of host.
 const NS_THREADS: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    /// The host the lab lives on: its run and netns directories.
+    pub host: HostContext,
     /// Steps in flight at once.
     pub jobs: usize,
     /// The topology file, recorded for `status`.
@@ -52,9 +54,11 @@ pub struct UpOptions {
     pub progress: Option<progress::Reporter>,
 }
 
-impl Default for UpOptions {
-    fn default() -> Self {
+impl UpOptions {
+    /// The defaults, on `host`.
+    pub fn new(host: HostContext) -> Self {
         UpOptions {
+            host,
             jobs: 8,
             file: String::new(),
             handle_signals: false,
@@ -95,8 +99,8 @@ pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Waits for the lab's lock, saying so when another command holds it.
-pub fn lock(lab: &str) -> Result<LabLock, ApplyError> {
-    Ok(LabLock::acquire(lab, |pid| {
+pub fn lock(host: &HostContext, lab: &str) -> Result<LabLock, ApplyError> {
+    Ok(LabLock::acquire(host, lab, |pid| {
         let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         crate::errln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
     })?)
@@ -212,8 +216,9 @@ pub async fn up_with(
 ) -> Result<UpReport, ApplyError> {
     let start = Instant::now();
     let lab = t.lab.clone();
-    let lock = tokio::task::block_in_place(|| lock(&lab))?;
-    let dir = LabDir::new(&lab);
+    let host = &opts.host;
+    let lock = tokio::task::block_in_place(|| lock(host, &lab))?;
+    let dir = host.lab_dir(&lab);
     if dir.exists() {
         let records = Journal::read(&dir.journal_path())?;
         if records.iter().any(|r| matches!(r, Record::Up { .. })) {
@@ -225,16 +230,16 @@ pub async fn up_with(
         return Err(ApplyError::Leftovers { lab });
     }
     // Until the journal exists, no other lab's `down` may release /run/netns.
-    let host_lock = tokio::task::block_in_place(crate::state::HostLock::acquire)?;
+    let host_lock = tokio::task::block_in_place(|| crate::state::HostLock::acquire(host))?;
     // Only here, under the host lock, is /run/netns made ready (and what nslab made there
     // recorded): a `status` or `link` that did it unlocked could race the last `down`
     // releasing it, and leave a mount without its record.
-    if let Err(e) = netns::ensure_netns_dir(&crate::state::netns_dir_marker()) {
+    if let Err(e) = netns::ensure_netns_dir(host) {
         drop(host_lock);
         drop(lock);
         return Err(ApplyError::Host { lab, source: e });
     }
-    let kernel = match NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS) {
+    let kernel = match NetlinkKernel::new(host, tokio::runtime::Handle::current(), NS_THREADS) {
         Ok(k) => k,
         Err(e) => {
             drop(host_lock);
@@ -251,7 +256,7 @@ pub async fn up_with(
         .steps
         .iter()
         .filter_map(|s| match &s.op {
-            crate::plan::Op::CreateNetns { netns } if netns::netns_path(netns).exists() => {
+            crate::plan::Op::CreateNetns { netns } if host.netns_path(netns).exists() => {
                 Some(netns.to_string())
             }
             _ => None,
@@ -321,18 +326,19 @@ pub async fn up_with(
 
 /// Tears a lab down from its journal alone. Every object is attempted; all failures are
 /// reported together and the journal is kept until a run removes everything.
-pub fn down(lab: &str) -> Result<DownReport, ApplyError> {
-    down_with(lab, None)
+pub fn down(host: &HostContext, lab: &str) -> Result<DownReport, ApplyError> {
+    down_with(host, lab, None)
 }
 
 /// [`down`], telling `progress` about its phases.
 pub fn down_with(
+    host: &HostContext,
     lab: &str,
     progress: Option<&progress::Reporter>,
 ) -> Result<DownReport, ApplyError> {
     let start = Instant::now();
-    let lock = lock(lab)?;
-    let dir = LabDir::new(lab);
+    let lock = lock(host, lab)?;
+    let dir = host.lab_dir(lab);
     let JournalRead {
         mut teardown,
         refused,
@@ -340,7 +346,7 @@ pub fn down_with(
     } = read_journal(&dir)?;
     // Whatever of the lab the journal does not name (cut short, emptied, deleted) is
     // found by its names.
-    match (teardown::sweep_by_name(lab, &mut teardown), lost) {
+    match (teardown::sweep_by_name(host, lab, &mut teardown), lost) {
         (None, Some(_)) if !dir.exists() => {
             drop(lock);
             return Err(ApplyError::NotUp(lab.to_string()));
@@ -352,7 +358,7 @@ pub fn down_with(
         _ => {}
     }
     progress::phase(progress, "stop processes", teardown.nodes.len() as u64);
-    let mut errors = nodes::stop_nodes(lab, &teardown.node_names());
+    let mut errors = nodes::stop_nodes(host, lab, &teardown.node_names());
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
     if !teardown.netlink.is_empty() {
@@ -361,16 +367,16 @@ pub fn down_with(
             source: e,
         })?;
         errors.extend(rt.block_on(async {
-            match NetlinkKernel::new(tokio::runtime::Handle::current(), 1) {
+            match NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1) {
                 Ok(kernel) => undo_inside(&kernel, &teardown.netlink).await,
                 Err(e) => vec![format!("cannot open netlink: {e}")],
             }
         }));
     }
-    let (rest, held) = remove_rest(lab, &teardown, progress);
+    let (rest, held) = remove_rest(host, lab, &teardown, progress);
     errors.extend(rest);
     progress::finish(progress);
-    finish(lab, &dir, errors, refused)?;
+    finish(host, lab, &dir, errors, refused)?;
     drop(lock);
     // Only now may the kernel start freeing the namespaces (see `netns::Held`).
     drop(held);
@@ -419,27 +425,28 @@ async fn rollback(
     kernel: &NetlinkKernel,
     progress: Option<&progress::Reporter>,
 ) -> Result<usize, ApplyError> {
+    let host = kernel.host();
     let (teardown, refused) = teardown::from_journal(dir)?;
     let node_names = teardown.node_names();
-    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(lab, &node_names));
+    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &node_names));
     errors.extend(undo_inside(kernel, &teardown.netlink).await);
     kernel.close_all();
-    let (rest, held) = tokio::task::block_in_place(|| remove_rest(lab, &teardown, progress));
+    let (rest, held) = tokio::task::block_in_place(|| remove_rest(host, lab, &teardown, progress));
     errors.extend(rest);
     progress::finish(progress);
-    finish(lab, dir, errors, refused)?;
+    finish(host, lab, dir, errors, refused)?;
     drop(held);
     Ok(teardown.len())
 }
 
 /// Which lab a command on a running lab means: the one named, or the only one up.
-pub fn resolve_lab(name: Option<&str>) -> Result<String, ApplyError> {
+pub fn resolve_lab(host: &HostContext, name: Option<&str>) -> Result<String, ApplyError> {
     if let Some(n) = name {
         crate::model::names::check_lab_name(n)
             .map_err(|e| ApplyError::State(crate::state::StateError::BadLabName(e)))?;
         return Ok(n.to_string());
     }
-    let labs = crate::state::list_labs();
+    let labs = host.labs();
     match labs.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(ApplyError::NoLab),
@@ -449,9 +456,9 @@ pub fn resolve_lab(name: Option<&str>) -> Result<String, ApplyError> {
 
 /// Every namespace of a running lab as the kernel has it now (the fabric first, then the
 /// nodes in order), normalised for comparison.
-pub fn dump_lab(lab: &str) -> Result<Vec<inspect::NsState>, ApplyError> {
-    let summary = LabSummary::read(&LabDir::new(lab).summary_path())?;
-    let host = |e: KernelError| ApplyError::Host {
+pub fn dump_lab(host: &HostContext, lab: &str) -> Result<Vec<inspect::NsState>, ApplyError> {
+    let summary = LabSummary::read(&host.lab_dir(lab).summary_path())?;
+    let failed = |e: KernelError| ApplyError::Host {
         lab: lab.to_string(),
         source: std::io::Error::other(e.to_string()),
     };
@@ -460,20 +467,21 @@ pub fn dump_lab(lab: &str) -> Result<Vec<inspect::NsState>, ApplyError> {
         source: e,
     })?;
     rt.block_on(async {
-        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 1).map_err(host)?;
+        let kernel =
+            NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1).map_err(failed)?;
         let mut out = Vec::new();
         if let Some(f) = &summary.fabric {
             out.push(
                 inspect::dump(&kernel, &f.as_str().into(), &[])
                     .await
-                    .map_err(host)?,
+                    .map_err(failed)?,
             );
         }
         for n in &summary.nodes {
             out.push(
                 inspect::dump(&kernel, &n.netns.as_str().into(), &n.sysctls)
                     .await
-                    .map_err(host)?,
+                    .map_err(failed)?,
             );
         }
         Ok(out)

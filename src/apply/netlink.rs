@@ -29,6 +29,7 @@ use super::tc;
 use crate::model::Route;
 use crate::plan::{Name, Op, Undo};
 use crate::spec::raw::RouteKind;
+use crate::state::HostContext;
 
 /// A namespace nslab holds open: its descriptor and a netlink handle inside it.
 #[derive(Clone)]
@@ -38,6 +39,7 @@ struct Ns {
 }
 
 pub struct NetlinkKernel {
+    host: HostContext,
     rt: tokio::runtime::Handle,
     threads: NsThreads,
     open: Mutex<HashMap<Name, Ns>>,
@@ -46,14 +48,25 @@ pub struct NetlinkKernel {
 impl NetlinkKernel {
     /// `threads` namespace threads; two measured best for creating namespaces here.
     /// Opening one prepares nothing on the host: only `up` makes `/run/netns` ready, under
-    /// the host lock (see `apply::up_with`).
-    pub fn new(rt: tokio::runtime::Handle, threads: usize) -> Result<NetlinkKernel, KernelError> {
+    /// the host lock (see `apply::up_with`). Namespaces, node directories and inits are
+    /// where `host` says.
+    pub fn new(
+        host: &HostContext,
+        rt: tokio::runtime::Handle,
+        threads: usize,
+    ) -> Result<NetlinkKernel, KernelError> {
         netns::raise_nofile_limit();
         Ok(NetlinkKernel {
+            host: host.clone(),
             rt,
             threads: NsThreads::new(threads),
             open: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The host this kernel acts on.
+    pub fn host(&self) -> &HostContext {
+        &self.host
     }
 
     fn cached(&self, name: &str) -> Option<Ns> {
@@ -65,7 +78,7 @@ impl NetlinkKernel {
         if let Some(ns) = self.cached(name) {
             return Ok(ns);
         }
-        let fd = Arc::new(netns::open(name)?);
+        let fd = Arc::new(netns::open(&self.host.netns_dir, name)?);
         let (rt, fd2) = (self.rt.clone(), fd.clone());
         let handle = self
             .threads
@@ -89,11 +102,11 @@ impl NetlinkKernel {
     }
 
     async fn create_netns(&self, name: &Name) -> Result<(), KernelError> {
-        let (rt, n) = (self.rt.clone(), name.to_string());
+        let (rt, path) = (self.rt.clone(), self.host.netns_path(name));
         let made = self
             .threads
             .run(move || {
-                let fd = netns::create_here(&n)?;
+                let fd = netns::create_here(&path)?;
                 let handle = connect(&rt)?;
                 Ok((fd, handle))
             })
@@ -244,7 +257,7 @@ impl NetlinkKernel {
             }
             Op::AddProcess { netns, node, spec } => {
                 let lab = crate::model::names::lab_of_netns(netns);
-                super::process::add_process(&lab, node, spec)
+                super::process::add_process(&self.host, &lab, node, spec)
                     .await
                     .map_err(KernelError::Other)
             }
@@ -287,21 +300,22 @@ impl NetlinkKernel {
             }
             Op::Barrier { .. } => Ok(()),
             Op::MountRunDirs { lab } => {
-                let lab = lab.clone();
-                tokio::task::spawn_blocking(move || crate::node::rundirs::mount(&lab))
+                let paths = crate::node::NodePaths::of_lab(&self.host, lab);
+                tokio::task::spawn_blocking(move || crate::node::rundirs::mount(&paths))
                     .await
                     .map_err(|e| KernelError::Other(e.to_string()))?
                     .map_err(KernelError::Other)
             }
             Op::CreateMountTemplate { lab } => {
-                let at = crate::node::NodePaths::of_lab(lab).mount_template();
-                tokio::task::spawn_blocking(move || crate::node::template::create(&at))
+                let at = crate::node::NodePaths::of_lab(&self.host, lab).mount_template();
+                let netns_dir = self.host.netns_dir.clone();
+                tokio::task::spawn_blocking(move || crate::node::template::create(&at, &netns_dir))
                     .await
                     .map_err(|e| KernelError::Other(e.to_string()))?
                     .map_err(KernelError::Other)
             }
             Op::WriteHosts { lab, content } => {
-                let paths = crate::node::NodePaths::of_lab(lab);
+                let paths = crate::node::NodePaths::of_lab(&self.host, lab);
                 crate::state::files::ensure_dir(&paths.dir)
                     .map_err(|e| KernelError::Other(e.to_string()))?;
                 crate::state::files::replace(&paths.hosts(), content.as_bytes())
@@ -311,13 +325,14 @@ impl NetlinkKernel {
                 let lab = crate::model::names::lab_of_netns(op.netns());
                 super::nodes::create_cgroup(&lab, node, limits).await
             }
-            Op::StartNode { start, .. } => super::nodes::start_node(start).await,
+            Op::StartNode { start, .. } => super::nodes::start_node(&self.host, start).await,
             Op::StartProcess {
                 netns,
                 node,
                 process,
             } => {
                 super::nodes::start_process(
+                    &self.host,
                     &crate::model::names::lab_of_netns(netns),
                     node,
                     process,
@@ -333,7 +348,8 @@ impl NetlinkKernel {
             } => {
                 let lab = crate::model::names::lab_of_netns(netns);
                 let timeout = timeout_ms.map(std::time::Duration::from_millis);
-                super::nodes::run_exec(&lab, node, netns, argv, *ignore_errors, timeout).await
+                super::nodes::run_exec(&self.host, &lab, node, netns, argv, *ignore_errors, timeout)
+                    .await
             }
         }
     }

@@ -16,32 +16,30 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 use nix::sys::stat::Mode;
 
-pub use crate::sys::netns::{NETNS_DIR, netns_path, open};
+use crate::state::HostContext;
 
-/// Makes `/run/netns` a shared mount point, the way `ip netns add` does, so namespace
-/// mounts propagate into other mount namespaces. What nslab had to create (the directory,
-/// the mount) is recorded in `marker`, so the last `down` can put the host back as it was.
-pub fn ensure_netns_dir(marker: &Path) -> io::Result<()> {
+pub use crate::sys::netns::{netns_path, open};
+
+/// Makes the netns directory (`/run/netns`) a shared mount point, the way `ip netns add`
+/// does, so namespace mounts propagate into other mount namespaces. What nslab had to
+/// create (the directory, the mount) is recorded in the host's marker, so the last `down`
+/// can put the host back as it was.
+pub fn ensure_netns_dir(host: &HostContext) -> io::Result<()> {
+    let (dir, marker) = (host.netns_dir.as_path(), host.netns_dir_marker());
     let mut made = Vec::new();
-    if !Path::new(NETNS_DIR).exists() {
-        std::fs::create_dir_all(NETNS_DIR)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
         made.push("dir");
     }
     let none: Option<&str> = None;
     let mut bound = false;
     let result = loop {
-        match mount(
-            none,
-            NETNS_DIR,
-            none,
-            MsFlags::MS_SHARED | MsFlags::MS_REC,
-            none,
-        ) {
+        match mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none) {
             Ok(()) => break Ok(()),
             Err(Errno::EINVAL) if !bound => {
                 mount(
-                    Some(NETNS_DIR),
-                    NETNS_DIR,
+                    Some(dir),
+                    dir,
                     none,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     none,
@@ -56,41 +54,42 @@ pub fn ensure_netns_dir(marker: &Path) -> io::Result<()> {
         if let Some(parent) = marker.parent() {
             crate::state::files::ensure_root(parent).map_err(io::Error::other)?;
         }
-        crate::state::files::replace(marker, made.join("\n").as_bytes())
+        crate::state::files::replace(&marker, made.join("\n").as_bytes())
             .map_err(io::Error::other)?;
     }
     result
 }
 
-/// Undoes what [`ensure_netns_dir`] created, once no named namespace is left in
-/// `/run/netns` (nslab's or anyone's). Returns whether it did.
-pub fn release_netns_dir(marker: &Path) -> io::Result<bool> {
-    let Ok(made) = std::fs::read_to_string(marker) else {
+/// Undoes what [`ensure_netns_dir`] created, once no named namespace is left in the
+/// netns directory (nslab's or anyone's). Returns whether it did.
+pub fn release_netns_dir(host: &HostContext) -> io::Result<bool> {
+    let (dir, marker) = (host.netns_dir.as_path(), host.netns_dir_marker());
+    let Ok(made) = std::fs::read_to_string(&marker) else {
         return Ok(false);
     };
-    if std::fs::read_dir(NETNS_DIR)
+    if std::fs::read_dir(dir)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false)
     {
         return Ok(false);
     }
     if made.lines().any(|l| l == "mount") {
-        match umount2(NETNS_DIR, MntFlags::MNT_DETACH) {
+        match umount2(dir, MntFlags::MNT_DETACH) {
             Ok(()) | Err(Errno::EINVAL) => {}
             Err(e) => return Err(e.into()),
         }
     }
     if made.lines().any(|l| l == "dir") {
-        let _ = std::fs::remove_dir(NETNS_DIR);
+        let _ = std::fs::remove_dir(dir);
     }
-    std::fs::remove_file(marker)?;
+    std::fs::remove_file(&marker)?;
     Ok(true)
 }
 
-/// Creates the named namespace on the calling thread, which is left inside it.
-/// Must run on a dedicated thread. Refuses a name that already exists.
-pub fn create_here(name: &str) -> io::Result<OwnedFd> {
-    let path = netns_path(name);
+/// Creates the namespace named by `path` (in the netns directory) on the calling thread,
+/// which is left inside it. Must run on a dedicated thread. Refuses a name that exists.
+pub fn create_here(path: &Path) -> io::Result<OwnedFd> {
+    let path = path.to_path_buf();
     make_mount_point(&path)?;
     let made = (|| -> io::Result<OwnedFd> {
         unshare(CloneFlags::CLONE_NEWNET)?;
@@ -112,7 +111,7 @@ pub fn create_here(name: &str) -> io::Result<OwnedFd> {
     made
 }
 
-/// An unnamed file in `/run/netns` whose hard links become the namespaces' mount points.
+/// An unnamed file in the netns directory whose hard links become the namespaces' mount points.
 static ANCHOR: Mutex<Option<File>> = Mutex::new(None);
 
 /// Makes the empty file a namespace is mounted on; refuses a name that exists. It is a
@@ -128,15 +127,15 @@ fn make_mount_point(path: &Path) -> io::Result<()> {
                 .write(true)
                 .custom_flags(libc::O_TMPFILE)
                 .mode(0o000)
-                .open(NETNS_DIR)
+                .open(path.parent().unwrap_or(Path::new("/")))
                 .ok();
         }
         let Some(file) = anchor.as_ref() else { break };
         match link_fd(file, path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
-            // Too many links (ext4 allows 65,000), or /run/netns was mounted anew since
-            // (the last lab's `down` released it): a fresh anchor, once.
+            // Too many links (ext4 allows 65,000), or the netns directory was mounted
+            // anew since (the last lab's `down` released it): a fresh anchor, once.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMLINK | libc::EXDEV)) => {
                 *anchor = None
             }

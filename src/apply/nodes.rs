@@ -14,6 +14,7 @@ use crate::node::config::{self, NodeConfig, NodeStart};
 use crate::node::control::{self, ProcStatus};
 use crate::node::enter::{self, Target};
 use crate::node::{NodePaths, cgroup};
+use crate::state::HostContext;
 
 fn other(e: impl std::fmt::Display) -> KernelError {
     KernelError::Other(e.to_string())
@@ -41,8 +42,8 @@ pub fn nslab_binary() -> Result<PathBuf, KernelError> {
 
 /// Writes the node's files and starts its init in new namespaces; returns once the init
 /// reports its mounts and hostname are in place.
-fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
-    let paths = NodePaths::of_lab(&start.lab);
+fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), KernelError> {
+    let paths = NodePaths::of_lab(host, &start.lab);
     for dir in [&paths.dir, &paths.logs] {
         crate::state::files::ensure_dir(dir).map_err(other)?;
     }
@@ -51,7 +52,8 @@ fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
     } else {
         Vec::new()
     };
-    let cfg: NodeConfig = config::config(start, &paths, cgroups).map_err(other)?;
+    let netns = host.netns_path(&start.netns);
+    let cfg: NodeConfig = config::config(start, &paths, netns, cgroups).map_err(other)?;
     // The configuration goes through the init's stdin, and the init enters the node's
     // namespaces itself: no file per node, and no pre-exec hook, so the spawn is a cheap
     // posix_spawn instead of a fork of this (large) process.
@@ -60,15 +62,12 @@ fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
     cmd.arg("__init")
         .arg("-")
         .arg(format!("{}/{}", start.lab, start.node))
-        // The caller's environment stays out of the node; the init needs only where the
-        // lab's state lives (see `state::run_root`).
+        // The caller's environment stays out of the node: every path the init needs
+        // (from the host context) is in its configuration.
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(dir) = std::env::var_os("NSLAB_RUN_DIR") {
-        cmd.env("NSLAB_RUN_DIR", dir);
-    }
     let mut child = cmd.spawn()?;
     {
         let mut stdin = child.stdin.take().expect("piped");
@@ -137,9 +136,9 @@ fn start_node_blocking(start: &NodeStart) -> Result<(), KernelError> {
     outcome
 }
 
-pub async fn start_node(start: &NodeStart) -> Result<(), KernelError> {
-    let start = start.clone();
-    tokio::task::spawn_blocking(move || start_node_blocking(&start))
+pub async fn start_node(host: &HostContext, start: &NodeStart) -> Result<(), KernelError> {
+    let (host, start) = (host.clone(), start.clone());
+    tokio::task::spawn_blocking(move || start_node_blocking(&host, &start))
         .await
         .map_err(other)?
 }
@@ -183,8 +182,13 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// Asks the init to start a process and waits until it is ready (or has failed).
-pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), KernelError> {
-    let paths = NodePaths::of_lab(lab);
+pub async fn start_process(
+    host: &HostContext,
+    lab: &str,
+    node: &str,
+    process: &str,
+) -> Result<(), KernelError> {
+    let paths = NodePaths::of_lab(host, lab);
     let socket = paths.control(node);
     let mut reply = control::request_async(&socket, &format!("start {process}")).await?;
     let log = paths.log(node, process);
@@ -240,18 +244,18 @@ pub async fn start_process(lab: &str, node: &str, process: &str) -> Result<(), K
 /// one the init wrote on the node's private /run and bound onto /etc/hosts; it is opened
 /// inside the node's root without following any link, and truncated rather than replaced
 /// so the bind mount keeps showing it. A node whose init is gone has nothing to rewrite.
-pub async fn refresh_hosts(start: &NodeStart) -> Result<(), KernelError> {
-    let start = start.clone();
-    tokio::task::spawn_blocking(move || rewrite_hosts(&start))
+pub async fn refresh_hosts(host: &HostContext, start: &NodeStart) -> Result<(), KernelError> {
+    let (host, start) = (host.clone(), start.clone());
+    tokio::task::spawn_blocking(move || rewrite_hosts(&host, &start))
         .await
         .map_err(other)?
 }
 
-fn rewrite_hosts(start: &NodeStart) -> Result<(), KernelError> {
+fn rewrite_hosts(host: &HostContext, start: &NodeStart) -> Result<(), KernelError> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
     use nix::sys::stat::Mode;
     use std::io::Write;
-    let paths = NodePaths::of_lab(&start.lab);
+    let paths = NodePaths::of_lab(host, &start.lab);
     let Some(pid) = enter::init_pid(&paths.pid_file(&start.node)) else {
         return Ok(());
     };
@@ -272,20 +276,21 @@ fn rewrite_hosts(start: &NodeStart) -> Result<(), KernelError> {
         .map_err(other)
 }
 
-pub fn target(lab: &str, node: &str, netns: &str) -> std::io::Result<Target> {
-    let paths = NodePaths::of_lab(lab);
+pub fn target(host: &HostContext, lab: &str, node: &str, netns: &str) -> std::io::Result<Target> {
+    let paths = NodePaths::of_lab(host, lab);
     let pid_file = paths.pid_file(node);
     match enter::init_pid(&pid_file) {
         Some(pid) => Target::of_process(pid, &cgroup::procs_files(lab, node)),
         None if pid_file.exists() => Err(std::io::Error::other(format!(
             "the init of node `{node}` is not running (it was killed), so the node's own namespaces are gone; run `nslab down {lab}` and bring the lab up again"
         ))),
-        None => Target::netns(netns),
+        None => Target::netns(&host.netns_dir, netns),
     }
 }
 
 /// Runs a one-shot `exec:` command; a failure carries the command's stderr.
 pub async fn run_exec(
+    host: &HostContext,
     lab: &str,
     node: &str,
     netns: &str,
@@ -293,7 +298,7 @@ pub async fn run_exec(
     ignore_errors: bool,
     timeout: Option<Duration>,
 ) -> Result<(), KernelError> {
-    let std_cmd = target(lab, node, netns)?.command(argv)?;
+    let std_cmd = target(host, lab, node, netns)?.command(argv)?;
     let mut cmd = tokio::process::Command::from(std_cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -368,8 +373,8 @@ fn wait_exit(running: Vec<InitHandle>, deadline: Instant) -> Vec<InitHandle> {
 /// Stops nodes: SIGTERM to every init at once (each stops its processes and exits),
 /// the longest grace period of any node, then SIGKILL for what is left. Last, the strays
 /// of nodes without a pid namespace (see [`strays`]) get the same treatment.
-pub fn stop_nodes(lab: &str, nodes: &[String]) -> Vec<String> {
-    let paths = NodePaths::of_lab(lab);
+pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String> {
+    let paths = NodePaths::of_lab(host, lab);
     // One pidfd per node.
     netns::raise_nofile_limit();
     let mut running = Vec::new();
@@ -540,8 +545,8 @@ pub(super) fn proc_link<'b>(
 }
 
 /// Unbinds the lab's mount template (see [`crate::node::template`]).
-pub fn remove_mount_template(lab: &str) -> Result<(), String> {
-    crate::node::template::remove(&NodePaths::of_lab(lab).mount_template())
+pub fn remove_mount_template(host: &HostContext, lab: &str) -> Result<(), String> {
+    crate::node::template::remove(&NodePaths::of_lab(host, lab).mount_template())
 }
 
 #[cfg(test)]

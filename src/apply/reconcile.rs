@@ -17,7 +17,7 @@ use super::{NS_THREADS, UpOptions, UpReport, nodes, now, progress};
 use crate::model::Topology;
 use crate::plan::diff::{self, Diff};
 use crate::plan::{Name, Op, Plan, Teardown, Undo};
-use crate::state::{Journal, LabDir, LabSummary, Record, files};
+use crate::state::{HostContext, Journal, LabDir, LabSummary, Record, files};
 
 /// What an `apply` did.
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub enum Applied {
 
 /// The change plan `apply` would carry out, touching nothing; `None` when the lab is
 /// not up (`apply` would bring it up).
-pub fn dry_run(new: &Plan) -> Result<Option<Diff>, ApplyError> {
-    let dir = LabDir::new(&new.lab);
+pub fn dry_run(host: &HostContext, new: &Plan) -> Result<Option<Diff>, ApplyError> {
+    let dir = host.lab_dir(&new.lab);
     if !dir.exists() {
         return Ok(None);
     }
@@ -105,7 +105,7 @@ pub async fn apply_with(
 ) -> Result<Applied, ApplyError> {
     let start = Instant::now();
     let lab = t.lab.clone();
-    let dir = LabDir::new(&lab);
+    let dir = opts.host.lab_dir(&lab);
     if !dir.exists() {
         match super::up_with(t, plan, opts, cancel.clone()).await {
             // Someone else brought it up meanwhile: change it instead.
@@ -113,7 +113,7 @@ pub async fn apply_with(
             other => return other.map(Applied::Up),
         }
     }
-    let lock = tokio::task::block_in_place(|| super::lock(&lab))?;
+    let lock = tokio::task::block_in_place(|| super::lock(&opts.host, &lab))?;
     let now_is = current(&dir)?;
     let d = diff::diff(&now_is.plan, plan);
     let recovered = now_is.touched.is_some();
@@ -137,7 +137,7 @@ pub async fn apply_with(
         started: now(),
         file: opts.file.clone(),
     })?;
-    let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), NS_THREADS)
+    let kernel = NetlinkKernel::new(&opts.host, tokio::runtime::Handle::current(), NS_THREADS)
         .map_err(|e| host(&lab, e))?;
     let touched = now_is.touched.clone().unwrap_or_default();
     let mut result = change(&kernel, &mut journal, &touched, &d, opts, cancel).await;
@@ -237,7 +237,7 @@ async fn change(
     cancel: Cancel,
 ) -> Result<(), ApplyError> {
     let lab = d.lab.clone();
-    retire_processes(journal, touched, d).await?;
+    retire_processes(kernel.host(), journal, touched, d).await?;
     let mut undos: Vec<Undo> = touched
         .iter()
         .filter(|u| !matches!(u, Undo::RetireProcess { .. }))
@@ -257,15 +257,17 @@ async fn change(
     let made = executor::execute(&d.add, kernel, &mut record, &exec_opts, cancel).await;
     made.map_err(|e| exec_error(&lab, e))?;
     for start in &d.hosts {
-        nodes::refresh_hosts(start).await.map_err(|e| {
-            ApplyError::Step(Box::new(error::StepError {
-                lab: lab.clone(),
-                node: start.node.clone(),
-                object: "/etc/hosts".into(),
-                operation: "rewrite".into(),
-                source: e,
-            }))
-        })?;
+        nodes::refresh_hosts(kernel.host(), start)
+            .await
+            .map_err(|e| {
+                ApplyError::Step(Box::new(error::StepError {
+                    lab: lab.clone(),
+                    node: start.node.clone(),
+                    object: "/etc/hosts".into(),
+                    operation: "rewrite".into(),
+                    source: e,
+                }))
+            })?;
     }
     Ok(())
 }
@@ -290,6 +292,7 @@ pub(super) fn exec_error(lab: &str, e: ExecError) -> ApplyError {
 /// Stops the processes that go from nodes that stay: those the change retires, and those
 /// an unfinished change may have started. One already gone is no error.
 async fn retire_processes(
+    host: &HostContext,
     journal: &mut Journal,
     touched: &[Undo],
     d: &Diff,
@@ -312,7 +315,7 @@ async fn retire_processes(
     for u in list {
         journal.append(&Record::Retire { undo: u.clone() })?;
         if let Undo::RetireProcess { node, process, .. } = &u {
-            super::process::retire_if_present(&d.lab, node, process)
+            super::process::retire_if_present(host, &d.lab, node, process)
                 .await
                 .map_err(KernelError::Other)
                 .map_err(|e| {
@@ -342,11 +345,12 @@ async fn remove(
     }
     let t = Teardown::of(undos);
     let names = t.node_names();
-    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(lab, &names));
+    let host = kernel.host();
+    let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &names));
     errors.extend(undo_inside(kernel, &t.netlink).await);
     // Namespaces may be made again under the same names: no handle to an old one stays.
     kernel.close_all();
-    let (rest, held) = tokio::task::block_in_place(|| remove_rest(lab, &t, progress));
+    let (rest, held) = tokio::task::block_in_place(|| remove_rest(host, lab, &t, progress));
     errors.extend(rest);
     drop(held);
     if errors.is_empty() {

@@ -8,7 +8,7 @@ use super::kernel::Kernel;
 use super::netlink::NetlinkKernel;
 use super::netns;
 use crate::plan::{Name, Teardown, Undo};
-use crate::state::LabDir;
+use crate::state::{HostContext, LabDir};
 
 /// The lab's teardown from its journal, and the records refused because they name
 /// something that is not the lab's (see `state::owned`): those are never acted on.
@@ -30,14 +30,14 @@ pub fn from_journal(dir: &LabDir) -> Result<(Teardown, Vec<String>), ApplyError>
 /// or deleted): namespaces `nslab.<lab>` and `nslab.<lab>.<node>`, node inits with a pid
 /// file, cgroups under `nslab/<lab>`, and the lab's mounts (unmounting those is harmless
 /// when they are not there). Says what it found, or `None` when the journal had it all.
-pub fn sweep_by_name(lab: &str, s: &mut Teardown) -> Option<String> {
+pub fn sweep_by_name(host: &HostContext, lab: &str, s: &mut Teardown) -> Option<String> {
     let fabric = crate::model::names::fabric_netns(lab);
     // What the journal already names, looked up once per name found (a 1,000-node lab
     // has a thousand of each).
     let known_ns: HashSet<&str> = s.namespaces.iter().map(Undo::netns).collect();
     let known_nodes: HashSet<String> = s.node_names().into_iter().collect();
     let known_cgroups: HashSet<String> = s.cgroup_nodes().into_iter().collect();
-    let netns: Vec<Name> = std::fs::read_dir(netns::NETNS_DIR)
+    let netns: Vec<Name> = std::fs::read_dir(&host.netns_dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -46,7 +46,7 @@ pub fn sweep_by_name(lab: &str, s: &mut Teardown) -> Option<String> {
         .filter(|n| !known_ns.contains(n.as_str()))
         .map(Name::from)
         .collect();
-    let pid_files = std::fs::read_dir(crate::node::NodePaths::of_lab(lab).dir)
+    let pid_files = std::fs::read_dir(crate::node::NodePaths::of_lab(host, lab).dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -102,28 +102,33 @@ pub fn sweep_by_name(lab: &str, s: &mut Teardown) -> Option<String> {
 /// then the mount template and node directories. The namespaces come back held
 /// ([`netns::Held`]): the caller lets go after its bookkeeping.
 pub fn remove_rest(
+    host: &HostContext,
     lab: &str,
     s: &Teardown,
     progress: Option<&super::progress::Reporter>,
 ) -> (Vec<String>, netns::Held) {
     let mut held = netns::Held::new(s.namespaces.len());
-    let mut errors = delete_namespaces(&s.netns_names(), progress, &mut held);
+    let mut errors = delete_namespaces(host, &s.netns_names(), progress, &mut held);
     // Held, the namespaces outlive their names: whatever still runs in them dies now. (Not
     // beside the unmounts: an unmount's RCU grace period waits for a CPU busy sweeping.)
     errors.extend(super::nodes::sweep(&held.inodes));
     errors.extend(remove_cgroups(lab, s));
-    errors.extend(remove_mounts(s));
+    errors.extend(remove_mounts(host, s));
     (errors, held)
 }
 
 /// Unbinds the lab's mount template, then the tmpfs of its node directories (the
 /// template's file is on it).
-fn remove_mounts(s: &Teardown) -> Vec<String> {
+fn remove_mounts(host: &HostContext, s: &Teardown) -> Vec<String> {
     s.mounts
         .iter()
         .filter_map(|u| match u {
-            Undo::RemoveMountTemplate { lab } => super::nodes::remove_mount_template(lab).err(),
-            Undo::UnmountRunDirs { lab } => crate::node::rundirs::unmount(lab).err(),
+            Undo::RemoveMountTemplate { lab } => {
+                super::nodes::remove_mount_template(host, lab).err()
+            }
+            Undo::UnmountRunDirs { lab } => {
+                crate::node::rundirs::unmount(&crate::node::NodePaths::of_lab(host, lab)).err()
+            }
             _ => None,
         })
         .collect()
@@ -157,6 +162,7 @@ pub async fn undo_inside(kernel: &NetlinkKernel, undos: &[Undo]) -> Vec<String> 
 /// unmounting threads took 20 to 230 ms because their grace periods fight each other,
 /// and a second thread only removing the files behind the first took 35 to 220 ms.
 fn delete_namespaces(
+    host: &HostContext,
     names: &[Name],
     progress: Option<&super::progress::Reporter>,
     held: &mut netns::Held,
@@ -166,7 +172,7 @@ fn delete_namespaces(
         .iter()
         .filter_map(|name| {
             // One path for the hold, the unmount and the unlink.
-            let path = netns::netns_path(name);
+            let path = host.netns_path(name);
             held.take(&path);
             let r = netns::delete_at(&path)
                 .err()
@@ -178,9 +184,10 @@ fn delete_namespaces(
 }
 
 /// Removes the lab's directory if everything went, else reports what did not. The last
-/// lab out puts /run/netns back the way nslab found it. Refused journal records do not
+/// lab out puts the netns directory back the way nslab found it. Refused journal records do not
 /// keep the lab on record (they were never its objects), but they are reported.
 pub fn finish(
+    host: &HostContext,
     lab: &str,
     dir: &LabDir,
     errors: Vec<String>,
@@ -194,7 +201,7 @@ pub fn finish(
             errors,
         });
     }
-    release(lab, dir)?;
+    release(host, lab, dir)?;
     if !refused.is_empty() {
         return Err(ApplyError::Refused {
             lab: lab.to_string(),
@@ -204,10 +211,10 @@ pub fn finish(
     Ok(())
 }
 
-/// The lab's files and directories, and /run/netns when the lab was the last one.
-fn release(lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
+/// The lab's files and directories, and the netns directory when the lab was the last.
+fn release(host: &HostContext, lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
     dir.remove()?;
-    let nodes = crate::node::NodePaths::of_lab(lab);
+    let nodes = crate::node::NodePaths::of_lab(host, lab);
     for d in [nodes.dir, nodes.logs] {
         if let Err(e) = std::fs::remove_dir_all(&d)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -217,13 +224,12 @@ fn release(lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
     }
     // Without the marker nslab made nothing in /run/netns (the usual case: iproute2 or
     // the distribution did), so there is nothing to release and no need to look.
-    let marker = crate::state::netns_dir_marker();
-    if marker.exists() && crate::state::list_labs().is_empty() {
+    if host.netns_dir_marker().exists() && host.labs().is_empty() {
         // Checked again under the host lock: an `up` may be between preparing /run/netns
         // and writing its journal.
-        let _host = crate::state::HostLock::acquire()?;
-        if crate::state::list_labs().is_empty()
-            && let Err(e) = netns::release_netns_dir(&marker)
+        let _host = crate::state::HostLock::acquire(host)?;
+        if host.labs().is_empty()
+            && let Err(e) = netns::release_netns_dir(host)
         {
             crate::errln!("nslab: could not release /run/netns: {e}");
         }

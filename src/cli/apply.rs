@@ -14,9 +14,9 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(file: &Path, args: Args) -> Result<u8, CliError> {
+pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<u8, CliError> {
     if args.dry_run {
-        return dry_run(file, args.json);
+        return dry_run(host, file, args.json);
     }
     let c = compile_checked(file)?;
     let t = &c.topology;
@@ -30,7 +30,7 @@ pub fn run(file: &Path, args: Args) -> Result<u8, CliError> {
         handle_signals: true,
         source: Some(c.warnings.source.clone()),
         progress: super::progress::reporter(&t.lab, args.quiet),
-        ..UpOptions::default()
+        ..UpOptions::new(host.clone())
     };
     let applied = reconcile::apply(t, &p, &opts).map_err(|e| match e {
         // The lab stays up as it was: a failed change, not a lab that could not come up.
@@ -71,10 +71,10 @@ pub fn run(file: &Path, args: Args) -> Result<u8, CliError> {
 }
 
 /// The change plan, touching nothing (no root needed to read a lab's state files).
-fn dry_run(file: &Path, json: bool) -> Result<u8, CliError> {
+fn dry_run(host: &crate::state::HostContext, file: &Path, json: bool) -> Result<u8, CliError> {
     let c = compile(file)?;
     let p = plan::plan(&c.topology);
-    let d = reconcile::dry_run(&p).map_err(CliError::Lab)?;
+    let d = reconcile::dry_run(host, &p).map_err(CliError::Lab)?;
     match (d, json) {
         (None, false) => crate::outln!(
             "lab `{}` is not up: `nslab apply` would bring it up ({})",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{CliError, exit, lab_arg};
 use crate::runtime::watch::LabWatch;
-use crate::runtime::{LiveLab, RuntimeError, capture, events};
+use crate::runtime::{Access, LiveLab, RuntimeError, Session, capture, events};
 
 pub struct Args<'a> {
     pub lab: Option<&'a str>,
@@ -16,20 +16,19 @@ pub struct Args<'a> {
     pub duration: Option<Duration>,
 }
 
-pub fn run(a: Args) -> Result<u8, CliError> {
-    let lab = lab_arg(None, a.lab)?;
-    let live = LiveLab::open(&lab)?;
+pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
+    let lab = lab_arg(host, None, a.lab)?;
     let rt = crate::apply::tokio_runtime()?;
-    let fd = rt.block_on(async {
-        let kernel = super::runtime_kernel()?;
-        Ok::<_, CliError>(capture::open(&kernel, &live, a.target).await?)
+    let (fd, dir) = rt.block_on(async {
+        let s = Session::open(host, &lab, Access::Read)?;
+        Ok::<_, RuntimeError>((s.capture(a.target).await?, s.live.dir.clone()))
     })?;
     drop(rt);
     // SIGINT and SIGTERM end the capture cleanly: the file stays a whole pcap. So does the
     // lab going down, which would otherwise leave the capture waiting forever.
     stop_on_signals()?;
     let (node, _) = crate::runtime::parse_target(a.target)?;
-    let lab_gone = LabWatch::node(&lab, node).spawn(&STOP);
+    let lab_gone = LabWatch::node(host, &lab, node).spawn(&STOP);
     let mut out: Box<dyn Write> = if a.write == "-" {
         Box::new(io::stdout().lock())
     } else {
@@ -67,14 +66,14 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     );
     // A lab taken down meanwhile gets no event log back (`down` may still be removing
     // its state).
-    if lab_gone.load(Ordering::Relaxed) || LiveLab::open(&lab).is_err() {
+    if lab_gone.load(Ordering::Relaxed) || LiveLab::open(host, &lab).is_err() {
         crate::errln!(
             "nslab: capture on {} ended: {detail} (lab `{lab}` is down)",
             a.target
         );
         return Ok(exit::OK);
     }
-    let event = events::record(&lab, "capture", a.target, &detail).map_err(RuntimeError::from)?;
+    let event = events::record(&dir, "capture", a.target, &detail).map_err(RuntimeError::from)?;
     crate::errln!("{}", super::event_line(&event));
     Ok(exit::OK)
 }

@@ -3,10 +3,15 @@
 use super::{CliError, exit, lab_arg};
 use crate::apply;
 
-pub fn run(target: Option<&str>, lab: Option<&str>, quiet: bool) -> Result<u8, CliError> {
-    let lab = lab_arg(target, lab)?;
+pub fn run(
+    host: &crate::state::HostContext,
+    target: Option<&str>,
+    lab: Option<&str>,
+    quiet: bool,
+) -> Result<u8, CliError> {
+    let lab = lab_arg(host, target, lab)?;
     let progress = super::progress::reporter(&lab, quiet);
-    let report = apply::down_with(&lab, progress.as_ref()).map_err(CliError::Lab)?;
+    let report = apply::down_with(host, &lab, progress.as_ref()).map_err(CliError::Lab)?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.
     if quiet {
         return Ok(exit::OK);

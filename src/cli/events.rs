@@ -3,9 +3,14 @@
 use super::{CliError, exit, lab_arg};
 use crate::runtime::events;
 
-pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, CliError> {
-    let lab = lab_arg(target, lab)?;
-    let list = events::read(&lab).map_err(crate::runtime::RuntimeError::from)?;
+pub fn run(
+    host: &crate::state::HostContext,
+    target: Option<&str>,
+    lab: Option<&str>,
+    json: bool,
+) -> Result<u8, CliError> {
+    let lab = lab_arg(host, target, lab)?;
+    let list = events::read(&host.lab_dir(&lab)).map_err(crate::runtime::RuntimeError::from)?;
     if json {
         let text = serde_json::to_string_pretty(&list)
             .map_err(|e| CliError::Usage(format!("cannot print the events as JSON: {e}")))?;

@@ -5,15 +5,21 @@ use std::os::unix::process::ExitStatusExt;
 use super::{CliError, exit, lab_arg};
 use crate::apply::nodes;
 use crate::node::environ;
-use crate::state::{LabDir, NodeSummary};
+use crate::state::NodeSummary;
 
-pub fn run(lab: Option<&str>, node: &str, argv: &[String], env: &[String]) -> Result<u8, CliError> {
+pub fn run(
+    host: &crate::state::HostContext,
+    lab: Option<&str>,
+    node: &str,
+    argv: &[String],
+    env: &[String],
+) -> Result<u8, CliError> {
     let extra = env
         .iter()
         .filter_map(|e| env_arg(e).transpose())
         .collect::<Result<Vec<_>, _>>()?;
-    let lab = lab_arg(None, lab)?;
-    let dir = LabDir::new(&lab);
+    let lab = lab_arg(host, None, lab)?;
+    let dir = host.lab_dir(&lab);
     let summary = super::status::summary_of(&lab, &dir)?;
     let Some(n) = summary.node(node) else {
         let names: Vec<&str> = summary.nodes.iter().map(|n| n.name.as_str()).collect();
@@ -27,7 +33,7 @@ pub fn run(lab: Option<&str>, node: &str, argv: &[String], env: &[String]) -> Re
             "nothing to run: give a command after `--`".into(),
         ));
     }
-    let mut cmd = nodes::target(&lab, node, &n.netns)?.command(argv)?;
+    let mut cmd = nodes::target(host, &lab, node, &n.netns)?.command(argv)?;
     cmd.env_clear().envs(node_env(n, &extra));
     let status = cmd
         .status()

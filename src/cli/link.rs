@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{CliError, exit, lab_arg};
 use crate::model::Impair;
-use crate::runtime::{self, LiveLab};
+use crate::runtime::{Access, Session};
 
 /// What `nslab link` does to the link.
 pub enum Action {
@@ -68,24 +68,21 @@ impl ImpairArgs {
 }
 
 pub fn run(
+    host: &crate::state::HostContext,
     lab: Option<&str>,
     target: &str,
     action: Action,
     one_side: bool,
 ) -> Result<u8, CliError> {
-    let lab = lab_arg(None, lab)?;
-    // A lab that is not up gets no lock file.
-    LiveLab::open(&lab)?;
-    let _lock = super::lock_lab(&lab)?;
-    let live = LiveLab::open(&lab)?;
+    let lab = lab_arg(host, None, lab)?;
     let rt = crate::apply::tokio_runtime()?;
     let event = rt.block_on(async {
-        let kernel = super::runtime_kernel()?;
-        Ok::<_, CliError>(match action {
-            Action::Down => runtime::set_link(&kernel, &live, target, false, one_side).await?,
-            Action::Up => runtime::set_link(&kernel, &live, target, true, one_side).await?,
-            Action::Impair(imp) => runtime::impair(&kernel, &live, target, imp, one_side).await?,
-        })
+        let s = Session::open(host, &lab, Access::Change)?;
+        match action {
+            Action::Down => s.set_link(target, false, one_side).await,
+            Action::Up => s.set_link(target, true, one_side).await,
+            Action::Impair(imp) => s.impair(target, imp, one_side).await,
+        }
     })?;
     super::print_event(&event);
     Ok(exit::OK)

@@ -14,15 +14,16 @@ use crate::node::NodePaths;
 use crate::runtime::watch::LabWatch;
 
 pub fn run(
+    host: &crate::state::HostContext,
     lab: Option<&str>,
     node: &str,
     process: Option<&str>,
     follow: bool,
 ) -> Result<u8, CliError> {
-    let lab = lab_arg(None, lab)?;
+    let lab = lab_arg(host, None, lab)?;
     // Taken first: a lab that goes down while the logs are read is still noticed.
-    let watch = LabWatch::node(&lab, node);
-    let paths = NodePaths::of_lab(&lab);
+    let watch = LabWatch::node(host, &lab, node);
+    let paths = NodePaths::of_lab(host, &lab);
     let dir = paths.logs.join(node);
     let files: Vec<(String, PathBuf)> = match process {
         Some(p) => vec![(p.to_string(), paths.log(node, p))],

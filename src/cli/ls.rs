@@ -1,7 +1,7 @@
 //! `nslab ls`
 
 use super::{CliError, exit};
-use crate::state::{Journal, LabDir, LabSummary, Record, list_labs};
+use crate::state::{HostContext, Journal, LabSummary, Record};
 
 #[derive(serde::Serialize)]
 struct Row {
@@ -13,11 +13,12 @@ struct Row {
     file: Option<String>,
 }
 
-pub fn run(json: bool) -> Result<u8, CliError> {
-    let rows: Vec<Row> = list_labs()
+pub fn run(host: &HostContext, json: bool) -> Result<u8, CliError> {
+    let rows: Vec<Row> = host
+        .labs()
         .into_iter()
         .map(|lab| {
-            let dir = LabDir::new(&lab);
+            let dir = host.lab_dir(&lab);
             let records = Journal::read(&dir.journal_path()).unwrap_or_default();
             let complete = records.iter().any(|r| matches!(r, Record::Up { .. }));
             let summary = LabSummary::read(&dir.summary_path()).ok();

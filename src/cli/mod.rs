@@ -415,7 +415,11 @@ impl CliError {
 
 /// The lab a command means: `--lab`, a lab name or topology file given positionally, or
 /// the only lab that is up.
-fn lab_arg(target: Option<&str>, lab: Option<&str>) -> Result<String, CliError> {
+fn lab_arg(
+    host: &crate::state::HostContext,
+    target: Option<&str>,
+    lab: Option<&str>,
+) -> Result<String, CliError> {
     let named = match (target, lab) {
         (Some(_), Some(_)) => {
             return Err(CliError::Usage(
@@ -432,7 +436,7 @@ fn lab_arg(target: Option<&str>, lab: Option<&str>) -> Result<String, CliError> 
             ))
         })?;
     }
-    crate::apply::resolve_lab(named.as_deref()).map_err(CliError::Lab)
+    crate::apply::resolve_lab(host, named.as_deref()).map_err(CliError::Lab)
 }
 
 /// A lab name, or the `name:` of a topology file. Only the name is read, so a file that no
@@ -467,6 +471,8 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
+    // Built once: every command below works on this host.
+    let host = &crate::state::HostContext::from_env();
     match cli.command {
         Command::Validate { file, quiet } => validate::run(&file, quiet),
         Command::Import { file, image_map } => import::run(&file, image_map.as_deref()),
@@ -480,13 +486,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             lab,
             format,
             serve,
-        } => graph::run(graph::Args {
-            file: file.as_deref(),
-            lab: lab.as_deref(),
-            format,
-            serve: serve.as_deref(),
-        }),
-        Command::Up { file, jobs, quiet } => up::run(&file, jobs, quiet),
+        } => graph::run(
+            graph::Args {
+                file: file.as_deref(),
+                lab: lab.as_deref(),
+                format,
+                serve: serve.as_deref(),
+            },
+            host,
+        ),
+        Command::Up { file, jobs, quiet } => up::run(host, &file, jobs, quiet),
         Command::Apply {
             file,
             dry_run,
@@ -494,6 +503,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             jobs,
             quiet,
         } => apply::run(
+            host,
             &file,
             apply::Args {
                 dry_run,
@@ -502,19 +512,21 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 quiet,
             },
         ),
-        Command::Down { target, lab, quiet } => down::run(target.as_deref(), lab.as_deref(), quiet),
-        Command::Status { target, lab, json } => {
-            status::run(target.as_deref(), lab.as_deref(), json)
+        Command::Down { target, lab, quiet } => {
+            down::run(host, target.as_deref(), lab.as_deref(), quiet)
         }
-        Command::Ls { json } => ls::run(json),
-        Command::Shell { lab, node } => shell::run(lab.as_deref(), &node),
-        Command::Ps { lab, node, json } => ps::run(lab.as_deref(), node.as_deref(), json),
+        Command::Status { target, lab, json } => {
+            status::run(host, target.as_deref(), lab.as_deref(), json)
+        }
+        Command::Ls { json } => ls::run(host, json),
+        Command::Shell { lab, node } => shell::run(host, lab.as_deref(), &node),
+        Command::Ps { lab, node, json } => ps::run(host, lab.as_deref(), node.as_deref(), json),
         Command::Logs {
             lab,
             node,
             process,
             follow,
-        } => logs::run(lab.as_deref(), &node, process.as_deref(), follow),
+        } => logs::run(host, lab.as_deref(), &node, process.as_deref(), follow),
         Command::Test {
             file,
             lab,
@@ -523,32 +535,44 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             jobs,
             quiet,
-        } => test::run(test::Args {
-            file: file.as_deref(),
-            lab: lab.as_deref(),
-            keep,
-            junit: junit.as_deref(),
-            json,
-            jobs,
-            quiet,
-        }),
+        } => test::run(
+            host,
+            test::Args {
+                file: file.as_deref(),
+                lab: lab.as_deref(),
+                keep,
+                junit: junit.as_deref(),
+                json,
+                jobs,
+                quiet,
+            },
+        ),
         Command::Exec {
             lab,
             env,
             node,
             command,
-        } => exec::run(lab.as_deref(), &node, &command, &env),
-        Command::Link { action } => run_link(action),
+        } => exec::run(host, lab.as_deref(), &node, &command, &env),
+        Command::Link { action } => run_link(host, action),
         Command::Node { action } => match action {
-            NodeCommand::Stop { node, lab } => {
-                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Stop)
-            }
-            NodeCommand::Start { node, lab } => {
-                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Start)
-            }
-            NodeCommand::Restart { node, lab } => {
-                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Restart)
-            }
+            NodeCommand::Stop { node, lab } => node::run(
+                host,
+                lab.as_deref(),
+                &node,
+                crate::spec::raw::NodeAction::Stop,
+            ),
+            NodeCommand::Start { node, lab } => node::run(
+                host,
+                lab.as_deref(),
+                &node,
+                crate::spec::raw::NodeAction::Start,
+            ),
+            NodeCommand::Restart { node, lab } => node::run(
+                host,
+                lab.as_deref(),
+                &node,
+                crate::spec::raw::NodeAction::Restart,
+            ),
         },
         Command::Capture {
             lab,
@@ -556,25 +580,38 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             write,
             count,
             duration,
-        } => capture::run(capture::Args {
-            lab: lab.as_deref(),
-            target: &target,
-            write: &write,
-            count,
-            duration,
-        }),
+        } => capture::run(
+            host,
+            capture::Args {
+                lab: lab.as_deref(),
+                target: &target,
+                write: &write,
+                count,
+                duration,
+            },
+        ),
         Command::Events { target, lab, json } => {
-            events::run(target.as_deref(), lab.as_deref(), json)
+            events::run(host, target.as_deref(), lab.as_deref(), json)
         }
     }
 }
 
-fn run_link(action: LinkCommand) -> Result<u8, CliError> {
+fn run_link(host: &crate::state::HostContext, action: LinkCommand) -> Result<u8, CliError> {
     match action {
-        LinkCommand::Down(e) => {
-            link::run(e.lab.as_deref(), &e.target, link::Action::Down, e.one_side)
-        }
-        LinkCommand::Up(e) => link::run(e.lab.as_deref(), &e.target, link::Action::Up, e.one_side),
+        LinkCommand::Down(e) => link::run(
+            host,
+            e.lab.as_deref(),
+            &e.target,
+            link::Action::Down,
+            e.one_side,
+        ),
+        LinkCommand::Up(e) => link::run(
+            host,
+            e.lab.as_deref(),
+            &e.target,
+            link::Action::Up,
+            e.one_side,
+        ),
         LinkCommand::Impair {
             target,
             values,
@@ -582,20 +619,15 @@ fn run_link(action: LinkCommand) -> Result<u8, CliError> {
             lab,
         } => {
             let imp = values.into_impair()?;
-            link::run(lab.as_deref(), &target, link::Action::Impair(imp), one_side)
+            link::run(
+                host,
+                lab.as_deref(),
+                &target,
+                link::Action::Impair(imp),
+                one_side,
+            )
         }
     }
-}
-
-/// Takes the lab's lock for a command that changes it, saying so while it waits.
-fn lock_lab(lab: &str) -> Result<crate::state::LabLock, CliError> {
-    crate::apply::lock(lab).map_err(CliError::Lab)
-}
-
-/// A netlink kernel for one runtime command (inside a runtime).
-fn runtime_kernel() -> Result<crate::apply::netlink::NetlinkKernel, CliError> {
-    crate::apply::netlink::NetlinkKernel::new(tokio::runtime::Handle::current(), 1)
-        .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))
 }
 
 /// One event as `nslab events` prints it.

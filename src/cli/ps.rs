@@ -2,17 +2,21 @@
 
 use super::{CliError, exit, lab_arg};
 use crate::node::{NodePaths, control};
-use crate::state::LabDir;
 
-pub fn run(lab: Option<&str>, node: Option<&str>, json: bool) -> Result<u8, CliError> {
-    let lab = lab_arg(None, lab)?;
-    let summary = super::status::summary_of(&lab, &LabDir::new(&lab))?;
+pub fn run(
+    host: &crate::state::HostContext,
+    lab: Option<&str>,
+    node: Option<&str>,
+    json: bool,
+) -> Result<u8, CliError> {
+    let lab = lab_arg(host, None, lab)?;
+    let summary = super::status::summary_of(&lab, &host.lab_dir(&lab))?;
     if let Some(n) = node
         && summary.node(n).is_none()
     {
         return Err(CliError::Usage(format!("lab `{lab}` has no node `{n}`")));
     }
-    let paths = NodePaths::of_lab(&lab);
+    let paths = NodePaths::of_lab(host, &lab);
     let mut all = Vec::new();
     let mut failed = false;
     for n in summary

@@ -4,11 +4,14 @@ use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
 use crate::apply::nodes;
-use crate::state::LabDir;
 
-pub fn run(lab: Option<&str>, node: &str) -> Result<u8, CliError> {
-    let lab = lab_arg(None, lab)?;
-    let summary = super::status::summary_of(&lab, &LabDir::new(&lab))?;
+pub fn run(
+    host: &crate::state::HostContext,
+    lab: Option<&str>,
+    node: &str,
+) -> Result<u8, CliError> {
+    let lab = lab_arg(host, None, lab)?;
+    let summary = super::status::summary_of(&lab, &host.lab_dir(&lab))?;
     let n = summary
         .node(node)
         .ok_or_else(|| CliError::Usage(format!("lab `{lab}` has no node `{node}`")))?;
@@ -29,7 +32,7 @@ pub fn run(lab: Option<&str>, node: &str) -> Result<u8, CliError> {
             format!("[{lab}/{node}] # "),
         )
     };
-    let mut cmd = nodes::target(&lab, node, &n.netns)?.command(&argv)?;
+    let mut cmd = nodes::target(host, &lab, node, &n.netns)?.command(&argv)?;
     cmd.env_clear()
         .envs(super::exec::node_env(n, &[]))
         .env("PS1", prompt)

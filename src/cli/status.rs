@@ -30,14 +30,19 @@ struct LabStatus {
     nodes: Vec<NodeStatus>,
 }
 
-pub fn run(target: Option<&str>, lab: Option<&str>, json: bool) -> Result<u8, CliError> {
-    let lab = lab_arg(target, lab)?;
-    let dir = LabDir::new(&lab);
+pub fn run(
+    host: &crate::state::HostContext,
+    target: Option<&str>,
+    lab: Option<&str>,
+    json: bool,
+) -> Result<u8, CliError> {
+    let lab = lab_arg(host, target, lab)?;
+    let dir = host.lab_dir(&lab);
     let summary = summary_of(&lab, &dir)?;
-    let paths = NodePaths::of_lab(&lab);
+    let paths = NodePaths::of_lab(host, &lab);
     let rt = tokio_runtime()?;
     let status = rt.block_on(async {
-        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 2)
+        let kernel = NetlinkKernel::new(host, tokio::runtime::Handle::current(), 2)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut nodes = Vec::new();
         for n in &summary.nodes {

@@ -25,7 +25,7 @@ fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
-pub fn run(a: Args) -> Result<u8, CliError> {
+pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     let started = Instant::now();
     // The topology: the file given, or the one a running lab was brought up from.
     let (compiled, name) = match (a.file, a.lab) {
@@ -35,7 +35,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
         ),
         (None, Some(lab)) => {
             let not_up = || CliError::Lab(apply::ApplyError::NotUp(lab.to_string()));
-            let live = crate::runtime::LiveLab::open(lab).map_err(|_| not_up())?;
+            let live = crate::runtime::LiveLab::open(host, lab).map_err(|_| not_up())?;
             (live.topology().ok_or_else(not_up)?, lab.to_string())
         }
         _ => {
@@ -87,7 +87,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
                 .map(|p| p.display().to_string())
                 .unwrap_or(name.clone()),
             source: Some(c.warnings.source.clone()),
-            ..UpOptions::default()
+            ..UpOptions::new(host.clone())
         };
         if let Err(e) = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone())) {
             let msg = e.to_string();
@@ -127,7 +127,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
 
     let checks_started = Instant::now();
     let results: Result<Vec<CheckResult>, CliError> = rt.block_on(async {
-        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 2)
+        let kernel = NetlinkKernel::new(host, tokio::runtime::Handle::current(), 2)
             .map_err(|e| CliError::Usage(e.to_string()))?;
         let ctx = Context::new(t, &kernel);
         let mut print = |r: &CheckResult| out_human(report::human_line(r));
@@ -138,7 +138,7 @@ pub fn run(a: Args) -> Result<u8, CliError> {
     // Whatever happened, the lab goes down (unless asked to keep it).
     let teardown = if bring_up && !a.keep {
         let progress = super::progress::reporter(&t.lab, a.quiet);
-        Some(apply::down_with(&t.lab, progress.as_ref()))
+        Some(apply::down_with(host, &t.lab, progress.as_ref()))
     } else {
         None
     };

@@ -5,8 +5,9 @@ use std::path::Path;
 use super::{CliError, compile_checked, exit};
 use crate::apply::{self, UpOptions};
 use crate::plan;
+use crate::state::HostContext;
 
-pub fn run(file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
+pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
     let c = compile_checked(file)?;
     let t = &c.topology;
     let p = plan::plan(t);
@@ -19,7 +20,7 @@ pub fn run(file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
         handle_signals: true,
         source: Some(c.warnings.source.clone()),
         progress: super::progress::reporter(&t.lab, quiet),
-        ..UpOptions::default()
+        ..UpOptions::new(host.clone())
     };
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.

@@ -4,7 +4,7 @@
 
 use super::Context;
 use crate::model::Action;
-use crate::runtime::{self, LiveLab};
+use crate::runtime::{Access, Session};
 
 /// Does one step; the error says what failed, for the report.
 pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
@@ -15,9 +15,8 @@ pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
         return Ok(());
     }
     // The same lock as the commands typed by hand, so the two never interleave.
-    let _lock = tokio::task::block_in_place(|| crate::state::LabLock::acquire(lab, |_| {}))
-        .map_err(|e| e.to_string())?;
-    let live = LiveLab::open(lab).map_err(|e| e.to_string())?;
+    let s =
+        Session::with_kernel(ctx.kernel, lab, Access::ChangeQuietly).map_err(|e| e.to_string())?;
     let r = match action {
         Action::Link {
             node,
@@ -26,9 +25,7 @@ pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
             one_side,
         } => {
             let target = format!("{}:{iface}", node_name(*node));
-            runtime::set_link(ctx.kernel, &live, &target, *up, *one_side)
-                .await
-                .map(drop)
+            s.set_link(&target, *up, *one_side).await.map(drop)
         }
         Action::Impair {
             node,
@@ -38,15 +35,9 @@ pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
         } => {
             let target = format!("{}:{iface}", node_name(*node));
             let imp = impair.as_deref().cloned();
-            runtime::impair(ctx.kernel, &live, &target, imp, *one_side)
-                .await
-                .map(drop)
+            s.impair(&target, imp, *one_side).await.map(drop)
         }
-        Action::Node { node, action } => {
-            runtime::node_action(ctx.kernel, &live, node_name(*node), *action)
-                .await
-                .map(drop)
-        }
+        Action::Node { node, action } => s.node_action(node_name(*node), *action).await.map(drop),
         Action::Sleep { .. } => Ok(()),
     };
     r.map_err(|e| e.to_string())

@@ -74,7 +74,7 @@ async fn output(
     timeout: Duration,
 ) -> Result<Output, String> {
     let n = &ctx.topology.nodes[node];
-    let std_cmd = nodes::target(&ctx.topology.lab, &n.name, &n.netns)
+    let std_cmd = nodes::target(ctx.kernel.host(), &ctx.topology.lab, &n.name, &n.netns)
         .and_then(|t| t.command(&run.argv()))
         .map_err(|e| format!("cannot enter {}: {e}", n.name))?;
     let mut c = tokio::process::Command::from(std_cmd);

@@ -27,6 +27,11 @@ pub struct NodeConfig {
     pub cgroups: Vec<PathBuf>,
     /// Where the shim records the init's pid and start time.
     pub pid_file: PathBuf,
+    /// The node's named network namespace (the init runs in nslab's host context's
+    /// netns directory, whatever its own environment says).
+    pub netns: PathBuf,
+    /// The lab's mount template, which a node with a mount namespace copies.
+    pub mount_template: PathBuf,
 }
 
 pub const RESOLV_CONF: &str = "# written by nslab: the lab has no DNS; node names resolve through /etc/hosts\noptions timeout:1 attempts:1\n";
@@ -96,6 +101,7 @@ fn db_entry(path: &Path, name: &str) -> Result<Option<Vec<String>>, String> {
 pub fn config(
     start: &NodeStart,
     paths: &super::NodePaths,
+    netns: PathBuf,
     cgroups: Vec<PathBuf>,
 ) -> Result<NodeConfig, String> {
     let mut owners = Vec::new();
@@ -110,6 +116,8 @@ pub fn config(
         hosts: paths.hosts(),
         logs: paths.logs.join(&start.node),
         pid_file: paths.pid_file(&start.node),
+        netns,
+        mount_template: paths.mount_template(),
         owners,
         cgroups,
         start: start.clone(),

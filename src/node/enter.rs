@@ -98,10 +98,13 @@ impl Target {
         })
     }
 
-    /// Only a network namespace (a node without an init).
-    pub fn netns(name: &str) -> io::Result<Target> {
+    /// Only a network namespace (a node without an init), named under `netns_dir`.
+    pub fn netns(netns_dir: &std::path::Path, name: &str) -> io::Result<Target> {
         Ok(Target {
-            ns: vec![(crate::sys::netns::open(name)?, libc::CLONE_NEWNET)],
+            ns: vec![(
+                crate::sys::netns::open(netns_dir, name)?,
+                libc::CLONE_NEWNET,
+            )],
             cgroups: Vec::new(),
             pid_ns: false,
         })

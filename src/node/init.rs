@@ -23,13 +23,12 @@ use crate::spec::raw::RestartPolicy;
 /// Joins the node's network namespace and creates its others. The pid namespace applies
 /// to this process's children: the init forked next is its PID 1.
 fn enter_namespaces(cfg: &NodeConfig) -> Result<(), String> {
-    let netns = File::open(crate::sys::netns::netns_path(&cfg.start.netns))
-        .map_err(|e| err(&cfg.start.netns, e))?;
+    let netns = File::open(&cfg.netns).map_err(|e| err(&cfg.start.netns, e))?;
     // The node's mount namespace is copied from the lab's template, which is the host's
-    // without /run/netns (see `node::template`).
+    // without the netns directory (see `node::template`).
     let template = if cfg.start.mnt {
-        let at = super::NodePaths::of_lab(&cfg.start.lab).mount_template();
-        Some(File::open(&at).map_err(|e| err(&at.display().to_string(), e))?)
+        let at = &cfg.mount_template;
+        Some(File::open(at).map_err(|e| err(&at.display().to_string(), e))?)
     } else {
         None
     };

@@ -33,8 +33,9 @@ impl NodePaths {
         }
     }
 
-    pub fn of_lab(lab: &str) -> NodePaths {
-        NodePaths::new(&crate::state::run_root(), lab)
+    /// The lab's node directories in the host's run directory.
+    pub fn of_lab(host: &crate::state::HostContext, lab: &str) -> NodePaths {
+        NodePaths::new(&host.run_dir, lab)
     }
 
     /// `<pid> <start time>` of the node's init.

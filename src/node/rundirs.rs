@@ -14,8 +14,7 @@ fn last(what: &str, p: &Path) -> String {
 }
 
 /// Mounts a private tmpfs on each of the lab's node directories.
-pub fn mount(lab: &str) -> Result<(), String> {
-    let paths = NodePaths::of_lab(lab);
+pub fn mount(paths: &NodePaths) -> Result<(), String> {
     for dir in [&paths.dir, &paths.logs] {
         // A link planted here would take the mount elsewhere on the host.
         crate::state::files::ensure_dir(dir).map_err(|e| e.to_string())?;
@@ -38,8 +37,7 @@ pub fn mount(lab: &str) -> Result<(), String> {
 }
 
 /// Unmounts them (what is not mounted is fine); their content goes with them.
-pub fn unmount(lab: &str) -> Result<(), String> {
-    let paths = NodePaths::of_lab(lab);
+pub fn unmount(paths: &NodePaths) -> Result<(), String> {
     for dir in [&paths.logs, &paths.dir] {
         super::detach(dir).map_err(|e| format!("unmount {}: {e}", dir.display()))?;
     }

@@ -12,17 +12,19 @@ use super::sys::{cpath as cstr, last};
 
 /// Makes the template and binds it at `at`. Runs on a thread of its own, which unshares
 /// its mount namespace (only that thread's view changes) and ends afterwards.
-pub fn create(at: &Path) -> Result<(), String> {
+/// `netns_dir` is where named namespaces are mounted, left out of the template.
+pub fn create(at: &Path, netns_dir: &Path) -> Result<(), String> {
     if let Some(dir) = at.parent() {
         crate::state::files::ensure_dir(dir).map_err(|e| e.to_string())?;
     }
     crate::state::files::replace(at, b"").map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::channel::<Result<i32, String>>();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let netns_dir = netns_dir.to_path_buf();
     let worker = std::thread::Builder::new()
         .name("nslab-mnt".into())
         .spawn(move || {
-            let _ = tx.send(prepare());
+            let _ = tx.send(prepare(&netns_dir));
             // Stay until the host side has bound the namespace.
             let _ = done_rx.recv();
         })
@@ -40,8 +42,9 @@ pub fn create(at: &Path) -> Result<(), String> {
     bound
 }
 
-/// On the template's thread: a private copy of the host's mounts without /run/netns.
-fn prepare() -> Result<i32, String> {
+/// On the template's thread: a private copy of the host's mounts without the netns
+/// directory's.
+fn prepare(netns_dir: &Path) -> Result<i32, String> {
     // SAFETY: unshare and mount calls on this thread only; the strings outlive the calls.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
@@ -66,7 +69,7 @@ fn prepare() -> Result<i32, String> {
     let mut netns: Vec<&str> = info
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| Path::new(m).starts_with(crate::sys::netns::NETNS_DIR))
+        .filter(|m| Path::new(m).starts_with(netns_dir))
         .collect();
     netns.sort_by_key(|m| std::cmp::Reverse(m.len()));
     netns.dedup();

@@ -28,14 +28,14 @@ fn now_ms() -> u64 {
 }
 
 /// Appends one event (a single write of one line, so concurrent writers do not interleave).
-pub fn record(lab: &str, action: &str, target: &str, detail: &str) -> Result<Event, StateError> {
+pub fn record(dir: &LabDir, action: &str, target: &str, detail: &str) -> Result<Event, StateError> {
     let e = Event {
         at_ms: now_ms(),
         action: action.to_string(),
         target: target.to_string(),
         detail: detail.to_string(),
     };
-    let path = LabDir::new(lab).events_path();
+    let path = dir.events_path();
     let mut line = serde_json::to_string(&e).expect("an event serializes");
     line.push('\n');
     crate::state::files::open_append(&path)?
@@ -45,8 +45,8 @@ pub fn record(lab: &str, action: &str, target: &str, detail: &str) -> Result<Eve
 }
 
 /// Every event of the lab, oldest first (none when nothing happened yet).
-pub fn read(lab: &str) -> Result<Vec<Event>, StateError> {
-    let path = LabDir::new(lab).events_path();
+pub fn read(dir: &LabDir) -> Result<Vec<Event>, StateError> {
+    let path = dir.events_path();
     let text = match crate::state::files::read(&path) {
         Ok(t) => t,
         Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

@@ -109,7 +109,7 @@ pub async fn set_link(
         restore_addresses_and_routes(kernel, live, &ends).await?;
     }
     let action = if up { "link-up" } else { "link-down" };
-    Ok(events::record(&live.lab, action, target, &which(&ends))?)
+    Ok(events::record(&live.dir, action, target, &which(&ends))?)
 }
 
 /// Setting an interface down makes the kernel drop the routes through it, and (by default)
@@ -128,7 +128,7 @@ async fn restore_addresses_and_routes(
     if nodes.is_empty() {
         return Ok(());
     }
-    let Some(plan) = super::stored_plan(live) else {
+    let Some(plan) = live.stored_plan() else {
         return Ok(());
     };
     // Addresses first: routes need their gateways on a connected subnet.
@@ -226,7 +226,7 @@ pub async fn impair(
     } else {
         format!("{what}; {}", which(&ends))
     };
-    Ok(events::record(&live.lab, action, target, &detail)?)
+    Ok(events::record(&live.dir, action, target, &detail)?)
 }
 
 #[cfg(test)]

@@ -1,22 +1,25 @@
 //! Operations on a running lab: links down and up, impairments, stopping and starting a
 //! node's processes, adding and retiring one of them, packet capture. They go through the
 //! apply engine (the same kernel operations over netlink, the same process start through
-//! the node's init), run while their caller holds the lab's lock, and record what they
-//! did in the lab's event log (adding and retiring leave that to their caller, `apply`).
+//! the node's init), run under the lab's lock, which a [`Session`] takes for them, and
+//! record what they did in the lab's event log (adding and retiring leave that to their
+//! caller, `apply`, which holds the lock itself).
 
 pub mod capture;
 pub mod events;
 mod link;
 mod node;
 mod process;
+mod session;
 pub mod watch;
 
 pub use link::{impair, parse_target, set_link};
 pub use node::node_action;
 pub use process::{add_process, retire_process};
+pub use session::{Access, Session};
 
 use crate::apply::KernelError;
-use crate::state::{LabDir, LabSummary, StateError};
+use crate::state::{HostContext, LabDir, LabSummary, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -83,36 +86,53 @@ impl RuntimeError {
     }
 }
 
-/// The plan the lab was brought up with, as `up` recorded it: never recompiled, so a
-/// newer nslab or an edited file cannot change what a running lab is. `None` for a lab
-/// brought up by an nslab that did not record it.
-fn stored_plan(live: &LiveLab) -> Option<crate::plan::Plan> {
-    let text = crate::state::files::read(&LabDir::new(&live.lab).plan_path()).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// A lab that is up, as its summary describes it.
+/// A lab that is up, as its summary describes it, on the host it lives on.
 pub struct LiveLab {
     pub lab: String,
+    pub host: HostContext,
+    pub dir: LabDir,
     pub summary: LabSummary,
+    /// The stored plan, read on first use and then kept.
+    plan: std::sync::OnceLock<Option<crate::plan::Plan>>,
 }
 
 impl LiveLab {
-    pub fn open(lab: &str) -> Result<LiveLab, RuntimeError> {
+    pub fn open(host: &HostContext, lab: &str) -> Result<LiveLab, RuntimeError> {
         crate::model::names::check_lab_name(lab).map_err(RuntimeError::Invalid)?;
-        let summary = LabSummary::read(&LabDir::new(lab).summary_path())
+        let dir = host.lab_dir(lab);
+        let summary = LabSummary::read(&dir.summary_path())
             .map_err(|_| RuntimeError::NotUp(lab.to_string()))?;
         Ok(LiveLab {
             lab: lab.to_string(),
+            host: host.clone(),
+            dir,
             summary,
+            plan: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The plan the lab was brought up with (or last changed to by `apply`), as recorded:
+    /// never recompiled, so a newer nslab or an edited file cannot change what a running
+    /// lab is. Read once. `None` for a lab brought up by an nslab that did not record it.
+    pub fn stored_plan(&self) -> Option<&crate::plan::Plan> {
+        self.plan
+            .get_or_init(|| {
+                let text = crate::state::files::read(&self.dir.plan_path()).ok()?;
+                serde_json::from_str(&text).ok()
+            })
+            .as_ref()
+    }
+
+    /// Where the lab's nodes keep their pid files, control sockets and logs.
+    pub fn node_paths(&self) -> crate::node::NodePaths {
+        crate::node::NodePaths::of_lab(&self.host, &self.lab)
     }
 
     /// The topology the lab was brought up from, compiled again for what only the model
     /// has (the checks of `nslab test --lab`), with paths relative to where the file was.
     /// `None` when no source was kept (a lab brought up through the Rust API).
     pub fn topology(&self) -> Option<Result<crate::Compiled, crate::CompileError>> {
-        let source = crate::state::files::read(&LabDir::new(&self.lab).source_path()).ok()?;
+        let source = crate::state::files::read(&self.dir.source_path()).ok()?;
         let file = std::path::Path::new(&self.summary.file);
         let base = file.parent().unwrap_or(std::path::Path::new("/"));
         let name = format!("{} (as brought up)", self.lab);

@@ -11,7 +11,7 @@ use super::{LiveLab, RuntimeError, events};
 use crate::apply::executor::{self, ExecError};
 use crate::apply::netlink::NetlinkKernel;
 use crate::node::control;
-use crate::node::{NodePaths, enter};
+use crate::node::enter;
 use crate::plan::{Op, Plan, Step};
 use crate::spec::raw::NodeAction;
 
@@ -26,7 +26,7 @@ fn node_error(live: &LiveLab, node: &str, msg: impl Into<String>) -> RuntimeErro
 /// The node's control socket, once its init is known to run.
 fn control_socket(live: &LiveLab, node: &str) -> Result<std::path::PathBuf, RuntimeError> {
     live.node(node)?;
-    let paths = NodePaths::of_lab(&live.lab);
+    let paths = live.node_paths();
     if enter::init_pid(&paths.pid_file(node)).is_none() {
         return Err(node_error(
             live,
@@ -74,7 +74,7 @@ pub async fn node_action(
 /// they are gone; the node's namespaces and links stay.
 pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, RuntimeError> {
     let socket = control_socket(live, node)?;
-    let grace = enter::init_grace(&NodePaths::of_lab(&live.lab).pid_file(node));
+    let grace = enter::init_grace(&live.node_paths().pid_file(node));
     let mut s = status(live, node, &socket, "halt").await?;
     let count = s.processes.iter().filter(|p| p.pid.is_some()).count();
     // The init's own grace follows processes added since `up`.
@@ -92,7 +92,7 @@ pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, Runt
         s = status(live, node, &socket, "status").await?;
     }
     Ok(events::record(
-        &live.lab,
+        &live.dir,
         "node-stop",
         node,
         &format!("{count} process(es) stopped"),
@@ -102,7 +102,7 @@ pub async fn stop_node(live: &LiveLab, node: &str) -> Result<events::Event, Runt
 /// The node's start-process and exec steps from the lab's plan, renumbered, with the
 /// dependencies among them (other nodes' processes are running already).
 fn start_plan(live: &LiveLab, node: &str) -> Option<Plan> {
-    let full = super::stored_plan(live)?;
+    let full = live.stored_plan()?;
     let mut renumber: HashMap<usize, usize> = HashMap::new();
     let mut steps = Vec::new();
     for s in &full.steps {
@@ -220,7 +220,7 @@ pub async fn start_node(
         .count();
     if down == 0 {
         return Ok(events::record(
-            &live.lab,
+            &live.dir,
             "node-start",
             node,
             "already running; nothing started",
@@ -269,7 +269,7 @@ pub async fn start_node(
         Err(e) => return Err(node_error(live, node, e.to_string())),
     }
     Ok(events::record(
-        &live.lab,
+        &live.dir,
         "node-start",
         node,
         &format!("{down} process(es) started"),

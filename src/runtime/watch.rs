@@ -20,8 +20,8 @@ fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
 
 impl LabWatch {
     /// Watches `node` of `lab`. A node whose namespace is already gone is gone at once.
-    pub fn node(lab: &str, node: &str) -> LabWatch {
-        let path = crate::apply::netns::netns_path(&crate::model::names::node_netns(lab, node));
+    pub fn node(host: &crate::state::HostContext, lab: &str, node: &str) -> LabWatch {
+        let path = host.netns_path(&crate::model::names::node_netns(lab, node));
         let seen = identity(&path);
         LabWatch { path, seen }
     }
@@ -57,7 +57,8 @@ mod tests {
 
     #[test]
     fn a_missing_namespace_is_gone_and_a_replaced_mark_too() {
-        assert!(LabWatch::node("qx-none", "n1").gone());
+        let host = crate::state::HostContext::from_env();
+        assert!(LabWatch::node(&host, "qx-none", "n1").gone());
         let dir = std::env::temp_dir().join(format!("nslab-watch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mark = dir.join("mark");

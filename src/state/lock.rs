@@ -13,20 +13,24 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
-use super::{StateError, run_root};
+use super::{HostContext, LabDir, StateError};
 
 pub struct LabLock {
     file: File,
     path: PathBuf,
-    lab: String,
+    dir: LabDir,
 }
 
 impl LabLock {
     /// Takes the lab's lock, waiting for the holder if there is one; `waiting` is called
     /// once with the holder's pid before blocking.
-    pub fn acquire(lab: &str, waiting: impl FnOnce(Option<u32>)) -> Result<LabLock, StateError> {
+    pub fn acquire(
+        host: &HostContext,
+        lab: &str,
+        waiting: impl FnOnce(Option<u32>),
+    ) -> Result<LabLock, StateError> {
         crate::model::names::check_lab_name(lab).map_err(StateError::BadLabName)?;
-        let dir = run_root();
+        let dir = host.run_dir.clone();
         let path: PathBuf = dir.join(format!("{lab}.lock"));
         let mut waiting = Some(waiting);
         loop {
@@ -61,7 +65,7 @@ impl LabLock {
             return Ok(LabLock {
                 file,
                 path,
-                lab: lab.to_string(),
+                dir: host.lab_dir(lab),
             });
         }
     }
@@ -70,9 +74,9 @@ impl LabLock {
 impl Drop for LabLock {
     /// Unlocks; the file goes too when the lab is not on record (taken down, rolled back,
     /// never up, or gone while a command waited), so no lock outlives its lab. The run
-    /// directory stays, empty, as iproute2's `/run/netns` does (see `run_root`).
+    /// directory stays, empty, as iproute2's `/run/netns` does (see `HostContext`).
     fn drop(&mut self) {
-        if !super::LabDir::new(&self.lab).exists() {
+        if !self.dir.exists() {
             let _ = std::fs::remove_file(&self.path);
         }
         // SAFETY: unlocking our own descriptor (closing it would too).
@@ -132,9 +136,8 @@ pub struct HostLock {
 }
 
 impl HostLock {
-    pub fn acquire() -> Result<HostLock, StateError> {
-        let root = run_root();
-        let dir = root.parent().unwrap_or(std::path::Path::new("/"));
+    pub fn acquire(host: &HostContext) -> Result<HostLock, StateError> {
+        let dir = host.run_dir.parent().unwrap_or(std::path::Path::new("/"));
         let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
         // SAFETY: flock on a descriptor we own; blocks while another nslab holds it.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {

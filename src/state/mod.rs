@@ -2,6 +2,7 @@
 //! (written before the object is), the lab's summary for `status`, and the per-lab lock.
 
 pub mod files;
+mod host;
 mod journal;
 mod lock;
 pub mod owned;
@@ -10,35 +11,12 @@ pub mod trust;
 
 use std::path::{Path, PathBuf};
 
+pub use host::{DEFAULT_NETNS_DIR, DEFAULT_RUN_DIR, HostContext};
 pub use journal::{
     Journal, Record, apply_state, objects as journal_objects, teardown_objects, unfinished_apply,
 };
 pub use lock::{HostLock, LabLock};
 pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary};
-
-/// Where labs keep their state; `NSLAB_RUN_DIR` moves it, when nobody but root and the
-/// caller could have written that path (see [`trust`]); an untrusted value is ignored with
-/// a warning. The directory outlives the last lab, empty, as iproute2's `/run/netns` does:
-/// removing a directory on a disk-backed /run mounted `discard` waits for the discard of
-/// its block (0.3 to 0.4 ms measured), a tenth of a small lab's `down`.
-pub fn run_root() -> PathBuf {
-    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ROOT.get_or_init(|| match trust::env_path("NSLAB_RUN_DIR") {
-        Ok(Some(p)) => p,
-        Ok(None) => PathBuf::from("/run/nslab"),
-        Err(why) => {
-            eprintln!("nslab: {why}; using /run/nslab");
-            PathBuf::from("/run/nslab")
-        }
-    })
-    .clone()
-}
-
-/// Where `up` records what it had to create in `/run/netns`, for the last `down` to undo;
-/// absent when it created nothing there.
-pub fn netns_dir_marker() -> PathBuf {
-    run_root().join(".netns-dir")
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -84,11 +62,8 @@ pub struct LabDir {
 }
 
 impl LabDir {
-    pub fn new(lab: &str) -> Self {
-        LabDir {
-            lab: lab.to_string(),
-            root: run_root(),
-        }
+    pub fn new(host: &HostContext, lab: &str) -> Self {
+        host.lab_dir(lab)
     }
 
     pub fn journal_path(&self) -> PathBuf {
@@ -170,18 +145,4 @@ impl LabDir {
         }
         Ok(())
     }
-}
-
-/// Every lab with state on this host, sorted by name.
-pub fn list_labs() -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(run_root()) else {
-        return Vec::new();
-    };
-    let mut labs: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".journal").map(str::to_string))
-        .collect();
-    labs.sort();
-    labs
 }

@@ -14,17 +14,18 @@ use crate::apply::netlink::NetlinkKernel;
 use crate::draw::live::{IfaceLive, Live, NodeLive, ProcLive};
 use crate::node::{NodePaths, control};
 use crate::plan::Name;
-use crate::state::{LabDir, LabSummary};
+use crate::state::{HostContext, LabSummary};
 
 /// A running lab: its topology (compiled again from the file stored at `up`) and summary.
 pub struct Running {
     pub topology: crate::Topology,
     pub summary: LabSummary,
+    host: HostContext,
 }
 
 /// Opens a lab that is up, with the topology it was brought up from.
-pub fn open(lab: &str) -> Result<Running, CliError> {
-    let dir = LabDir::new(lab);
+pub fn open(host: &HostContext, lab: &str) -> Result<Running, CliError> {
+    let dir = host.lab_dir(lab);
     let summary = summary_of(lab, &dir)?;
     let source = crate::state::files::read(&dir.source_path()).map_err(|e| {
         CliError::Io(std::io::Error::other(format!(
@@ -37,15 +38,16 @@ pub fn open(lab: &str) -> Result<Running, CliError> {
     Ok(Running {
         topology: compiled.topology,
         summary,
+        host: host.clone(),
     })
 }
 
 /// The live state of every node of the lab, now.
 pub fn read(lab: &Running) -> Result<Live, CliError> {
-    let paths = NodePaths::of_lab(&lab.summary.lab);
+    let paths = NodePaths::of_lab(&lab.host, &lab.summary.lab);
     let rt = crate::apply::tokio_runtime()?;
     let mut nodes = rt.block_on(async {
-        let kernel = NetlinkKernel::new(tokio::runtime::Handle::current(), 2)
+        let kernel = NetlinkKernel::new(&lab.host, tokio::runtime::Handle::current(), 2)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut out = BTreeMap::new();
         for n in &lab.summary.nodes {

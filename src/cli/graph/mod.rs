@@ -20,7 +20,7 @@ pub struct Args<'a> {
     pub serve: Option<&'a str>,
 }
 
-pub fn run(args: Args) -> Result<u8, CliError> {
+pub fn run(args: Args, host: &crate::state::HostContext) -> Result<u8, CliError> {
     let text = match (args.file, args.lab) {
         (Some(file), None) => {
             if args.serve.is_some() {
@@ -31,11 +31,11 @@ pub fn run(args: Args) -> Result<u8, CliError> {
             draw::render(&compile(file)?.topology, args.format)
         }
         (None, lab) => {
-            let lab = super::lab_arg(None, lab)?;
+            let lab = super::lab_arg(host, None, lab)?;
             if let Some(addr) = args.serve {
-                return serve::run(&lab, addr);
+                return serve::run(host, &lab, addr);
             }
-            let running = live::open(&lab)?;
+            let running = live::open(host, &lab)?;
             let state = live::read(&running)?;
             draw::render_live(&running.topology, Some(&state), args.format)
         }

@@ -16,7 +16,7 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 
 /// Serves until the process is stopped. The first line on stdout is the URL (with the
 /// port the kernel chose for `:0`).
-pub fn run(lab: &str, addr: &str) -> Result<u8, CliError> {
+pub fn run(host: &crate::state::HostContext, lab: &str, addr: &str) -> Result<u8, CliError> {
     let addr: SocketAddr = addr.parse().map_err(|_| {
         CliError::Usage(format!(
             "`{addr}` is not an address and port (for example {DEFAULT_ADDR})"
@@ -30,13 +30,13 @@ pub fn run(lab: &str, addr: &str) -> Result<u8, CliError> {
         )));
     }
     // Fail before listening if the lab is not up.
-    live::open(lab)?;
+    live::open(host, lab)?;
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     crate::outln!("serving lab `{lab}` on http://{local}/ (Ctrl-C stops)");
     for conn in listener.incoming() {
         let Ok(stream) = conn else { continue };
-        if let Err(e) = answer(lab, stream) {
+        if let Err(e) = answer(host, lab, stream) {
             crate::err!("graph --serve: {e}");
         }
     }
@@ -44,7 +44,7 @@ pub fn run(lab: &str, addr: &str) -> Result<u8, CliError> {
 }
 
 /// Reads one request and answers it; the connection then closes.
-fn answer(lab: &str, stream: TcpStream) -> std::io::Result<()> {
+fn answer(host: &crate::state::HostContext, lab: &str, stream: TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -68,7 +68,7 @@ fn answer(lab: &str, stream: TcpStream) -> std::io::Result<()> {
             "GET only\n".to_string(),
         )
     } else {
-        page(lab, path)
+        page(host, lab, path)
     };
     let mut out = stream;
     write!(
@@ -82,14 +82,18 @@ fn answer(lab: &str, stream: TcpStream) -> std::io::Result<()> {
 }
 
 /// What a path answers: the page, its state, the bare SVG.
-fn page(lab: &str, path: &str) -> (&'static str, &'static str, String) {
+fn page(
+    host: &crate::state::HostContext,
+    lab: &str,
+    path: &str,
+) -> (&'static str, &'static str, String) {
     let kind = match path {
         "/" | "/index.html" => "text/html",
         "/state.json" => "application/json",
         "/graph.svg" => "image/svg+xml",
         _ => return ("404 Not Found", "text/plain", "not found\n".into()),
     };
-    let state = live::open(lab).and_then(|r| live::read(&r).map(|l| (r, l)));
+    let state = live::open(host, lab).and_then(|r| live::read(&r).map(|l| (r, l)));
     let (running, state) = match state {
         Ok(s) => s,
         Err(e) => return ("503 Service Unavailable", "text/plain", format!("{e}\n")),
