@@ -23,6 +23,7 @@ use crate::apply::{self, ApplyError, UpOptions};
 use crate::harness::{self, CheckResult, Context};
 use crate::model::Topology;
 use crate::probe::icmp::{self, PingResult};
+use crate::runtime::Access;
 use crate::state::HostContext;
 use crate::{CompileError, Compiled, plan};
 
@@ -41,6 +42,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Kernel(#[from] apply::KernelError),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
 }
 
 /// A compiled lab, not yet up.
@@ -197,6 +200,82 @@ impl RunningLab {
         let (rt, kernel) = self.parts();
         let ctx = Context::new(self.topology(), kernel);
         rt.block_on(harness::run(&ctx, apply::never(), &mut |_| {}))
+    }
+
+    /// Opens the running lab for a change, through the one owner the CLI and scenario
+    /// steps use (its lock, its stored plan, this lab's kernel).
+    fn session(&self) -> Result<crate::runtime::Session<'_>, Error> {
+        let (rt, kernel) = self.parts();
+        let _ctx = rt.enter();
+        Ok(tokio::task::block_in_place(|| {
+            crate::runtime::Session::with_kernel(kernel, self.name(), Access::ChangeQuietly)
+        })?)
+    }
+
+    /// Sets a link down or up (`NODE:IFACE`, both ends unless `one_side`), as `nslab link`.
+    pub fn set_link(&self, target: &str, up: bool, one_side: bool) -> Result<(), Error> {
+        let s = self.session()?;
+        self.parts().0.block_on(s.set_link(target, up, one_side))?;
+        Ok(())
+    }
+
+    /// Replaces the egress impairment of a link (`None` clears it), as `nslab link impair`.
+    pub fn impair(
+        &self,
+        target: &str,
+        impair: Option<crate::model::Impair>,
+        one_side: bool,
+    ) -> Result<(), Error> {
+        let s = self.session()?;
+        self.parts()
+            .0
+            .block_on(s.impair(target, impair, one_side))?;
+        Ok(())
+    }
+
+    /// Stops, starts or restarts a node's processes, as `nslab node`.
+    pub fn node_action(
+        &self,
+        node: &str,
+        action: crate::spec::raw::NodeAction,
+    ) -> Result<(), Error> {
+        let s = self.session()?;
+        self.parts().0.block_on(s.node_action(node, action))?;
+        Ok(())
+    }
+
+    /// Makes the running lab what `lab` says (the same lab name), changing only what
+    /// differs, as `nslab apply`: untouched processes keep running. On a failure the
+    /// change is rolled back and the lab stays as it was.
+    pub fn apply(&mut self, lab: Lab) -> Result<(), Error> {
+        let compiled = crate::preflight(lab.compiled)?;
+        let t = &compiled.topology;
+        if t.lab != self.name() {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "apply changes lab `{}`, not `{}`",
+                self.name(),
+                t.lab
+            ))));
+        }
+        let opts = UpOptions {
+            jobs: lab.jobs,
+            file: "<api>".into(),
+            source: Some(compiled.warnings.source.clone()),
+            ..UpOptions::new(self.host.clone())
+        };
+        let (rt, _) = self.parts();
+        rt.block_on(apply::reconcile::apply_with(
+            t,
+            &plan::plan(t),
+            &opts,
+            apply::never(),
+        ))?;
+        // Namespaces may have been made again: no handle to an old one stays.
+        if let Some(k) = &self.kernel {
+            k.close_all();
+        }
+        self.compiled = compiled;
+        Ok(())
     }
 
     /// Tears the lab down now and reports how it went (drop does the same, silently).

@@ -94,3 +94,37 @@ fn a_panicking_test_still_tears_its_lab_down() {
         "drop tore the lab down"
     );
 }
+
+#[test]
+fn a_running_lab_changes_through_the_api() {
+    if !support::privileged() {
+        return;
+    }
+    let _h = support::shared();
+    use_built_nslab();
+    let yaml = LAB.replace("it-api\n", "it-api-chg\n");
+    let mut lab = Lab::from_yaml_str(&yaml).unwrap().up().unwrap();
+    assert!(lab.reach("client", "server").unwrap());
+
+    // A cut link, then back.
+    lab.set_link("router:eth2", false, false).unwrap();
+    assert!(!lab.reach("client", "server").unwrap());
+    lab.set_link("router:eth2", true, false).unwrap();
+    assert!(lab.reach("client", "server").unwrap());
+
+    // A second server joins behind the router, without restarting anything.
+    let grown = yaml
+        .replace(
+            "  router: {",
+            "  web: { routes: [{ to: default, via: router }] }\n  router: {",
+        )
+        .replace(
+            "tests:\n",
+            "  - [web:eth0, router:eth3]\ntests:\n  - { reach: { from: client, to: web, name: client-to-web } }\n",
+        );
+    lab.apply(Lab::from_yaml_str(&grown).unwrap()).unwrap();
+    assert!(lab.reach("client", "web").unwrap());
+    assert!(lab.reach("client", "server").unwrap());
+    assert!(lab.check("client-to-web").unwrap().passed());
+    lab.down().unwrap();
+}
