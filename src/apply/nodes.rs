@@ -193,6 +193,9 @@ pub async fn start_process(
     let mut reply = control::request_async(&socket, &format!("start {process}")).await?;
     let log = paths.log(node, process);
     let started = Instant::now();
+    // Asked again soon at first: a probe that needs no fork answers within milliseconds,
+    // and every process that depends on this one waits for the answer.
+    let mut pause = Duration::from_millis(1);
     loop {
         let status = control::parse_status(&reply).map_err(other)?;
         let p: &ProcStatus = status
@@ -231,7 +234,8 @@ pub async fn start_process(
                 }
             )));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
         reply = control::request_async(&socket, "status").await?;
     }
 }

@@ -264,6 +264,10 @@ pub struct Exec {
 pub enum Ready {
     Cmd(Command),
     Tcp(u16),
+    /// A unix socket path inside the node: ready once a connect succeeds.
+    Unix(String),
+    /// A path inside the node: ready once it exists.
+    File(String),
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -260,10 +260,39 @@ fn readiness(sink: &mut Sink, r: &RawReady, vars: Vars) -> Readiness {
                 vars,
             )),
             ReadyProbe::Tcp(p) => Ready::Tcp(*p),
+            ReadyProbe::Unix(p) => Ready::Unix(probe_path(sink, p, "unix", vars)),
+            ReadyProbe::File(p) => Ready::File(probe_path(sink, p, "file", vars)),
         },
         timeout: r.timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
         interval: r.interval.unwrap_or(DEFAULT_READY_INTERVAL),
     }
+}
+
+/// The longest path a unix socket address holds (`sun_path` less its NUL).
+const UNIX_PATH_MAX: usize = 107;
+
+/// The path of a `unix:` or `file:` probe, with placeholders filled in: absolute, since
+/// the init probes it in the node's mount namespace with no working directory to speak of.
+fn probe_path(sink: &mut Sink, p: &Sp<String>, kind: &str, vars: Vars) -> String {
+    let what = format!("the `ready.{kind}` path");
+    let path = placeholders::expand(sink, &p.value, p.span, &what, vars);
+    if !path.starts_with('/') || path.contains('\0') {
+        sink.error(
+            Some(p.span),
+            format!("{what} `{}` must be an absolute path", path.escape_debug()),
+        )
+        .hint("it is a path inside the node, like `/var/run/frr/zebra.vty`");
+    } else if kind == "unix" && path.len() > UNIX_PATH_MAX {
+        sink.error(
+            Some(p.span),
+            format!(
+                "{what} is {} bytes long; a unix socket address holds at most {UNIX_PATH_MAX}",
+                path.len()
+            ),
+        )
+        .hint("no daemon can listen on a longer path; use the socket's real, shorter path");
+    }
+    path
 }
 
 /// A process without its `depends_on`, which needs every node's processes to resolve;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::config::{NodeConfig, ProcessSpec, ReadySpec};
 use super::control::{self, ProcStatus, Request, Status};
 use super::logsink::LogSink;
+use super::ready;
 use super::sys::{err, last};
 use super::tree;
 use crate::spec::raw::RestartPolicy;
@@ -93,6 +94,8 @@ struct Proc {
     ready: Readiness,
     probe_pid: Option<i32>,
     next_probe: Option<Instant>,
+    /// Polls of the probe since the last start, for [`ready::delay`].
+    polls: u32,
     ready_deadline: Option<Instant>,
     was_ready: bool,
     /// The process group of its last start (its first pid, with that process's start
@@ -130,6 +133,7 @@ impl Proc {
             ready: Readiness::NoProbe,
             probe_pid: None,
             next_probe: None,
+            polls: 0,
             ready_deadline: None,
             was_ready: false,
             group: None,
@@ -321,6 +325,7 @@ impl Init {
                     None => p.ready = Readiness::NoProbe,
                 }
                 p.next_probe = Some(Instant::now());
+                p.polls = 0;
             }
             Err(e) => {
                 p.state = "failed";
@@ -694,27 +699,20 @@ impl Init {
             if now < when || p.probe_pid.is_some() {
                 continue;
             }
-            match spec {
-                ReadySpec::Cmd {
-                    argv, interval_ms, ..
-                } => {
+            p.next_probe = Some(now + ready::delay(spec.interval(), p.polls));
+            p.polls = p.polls.saturating_add(1);
+            let ok = match spec {
+                ReadySpec::Cmd { argv, .. } => {
                     p.probe_pid = spawn(argv, &p.spec.env, p.spec.cwd.as_deref(), None).ok();
-                    p.next_probe = Some(now + Duration::from_millis(*interval_ms));
+                    continue;
                 }
-                ReadySpec::Tcp {
-                    port, interval_ms, ..
-                } => {
-                    let ok = ["127.0.0.1", "::1"].iter().any(|h| {
-                        let addr = std::net::SocketAddr::new(h.parse().expect("literal"), *port);
-                        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(50))
-                            .is_ok()
-                    });
-                    if ok {
-                        p.ready = Readiness::Ready;
-                        p.was_ready = true;
-                    }
-                    p.next_probe = Some(now + Duration::from_millis(*interval_ms));
-                }
+                ReadySpec::Tcp { port, .. } => ready::tcp(*port),
+                ReadySpec::Unix { path, .. } => ready::unix(path),
+                ReadySpec::File { path, .. } => ready::file(path),
+            };
+            if ok {
+                p.ready = Readiness::Ready;
+                p.was_ready = true;
             }
         }
     }

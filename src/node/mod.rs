@@ -11,6 +11,7 @@ pub mod environ;
 pub mod init;
 pub mod logsink;
 pub mod mountns;
+mod ready;
 pub mod rundirs;
 mod sys;
 pub mod template;

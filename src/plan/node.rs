@@ -84,14 +84,35 @@ pub enum ReadySpec {
         timeout_ms: u64,
         interval_ms: u64,
     },
+    Unix {
+        path: String,
+        timeout_ms: u64,
+        interval_ms: u64,
+    },
+    File {
+        path: String,
+        timeout_ms: u64,
+        interval_ms: u64,
+    },
 }
 
 impl ReadySpec {
+    /// Time between two polls of the probe.
+    pub fn interval(&self) -> Duration {
+        match self {
+            ReadySpec::Cmd { interval_ms, .. }
+            | ReadySpec::Tcp { interval_ms, .. }
+            | ReadySpec::Unix { interval_ms, .. }
+            | ReadySpec::File { interval_ms, .. } => Duration::from_millis(*interval_ms),
+        }
+    }
+
     pub fn timeout(&self) -> Duration {
         match self {
-            ReadySpec::Cmd { timeout_ms, .. } | ReadySpec::Tcp { timeout_ms, .. } => {
-                Duration::from_millis(*timeout_ms)
-            }
+            ReadySpec::Cmd { timeout_ms, .. }
+            | ReadySpec::Tcp { timeout_ms, .. }
+            | ReadySpec::Unix { timeout_ms, .. }
+            | ReadySpec::File { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
         }
     }
 }
@@ -162,6 +183,16 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
                     },
                     Ready::Tcp(port) => ReadySpec::Tcp {
                         port: *port,
+                        timeout_ms: r.timeout.as_millis() as u64,
+                        interval_ms: r.interval.as_millis() as u64,
+                    },
+                    Ready::Unix(path) => ReadySpec::Unix {
+                        path: path.clone(),
+                        timeout_ms: r.timeout.as_millis() as u64,
+                        interval_ms: r.interval.as_millis() as u64,
+                    },
+                    Ready::File(path) => ReadySpec::File {
+                        path: path.clone(),
                         timeout_ms: r.timeout.as_millis() as u64,
                         interval_ms: r.interval.as_millis() as u64,
                     },

@@ -37,7 +37,9 @@ pub const PROCESS_KEYS: &[&str] = &[
     "depends_on",
     "stop_timeout",
 ];
-const READY_KEYS: &[&str] = &["cmd", "tcp", "timeout", "interval"];
+const READY_KEYS: &[&str] = &["cmd", "tcp", "unix", "file", "timeout", "interval"];
+/// The probe kinds of a `ready:` mapping; it takes exactly one.
+const READY_PROBES: &[&str] = &["cmd", "tcp", "unix", "file"];
 const MOUNT_KEYS: &[&str] = &["source", "target", "readonly"];
 const PRIVATE_KEYS: &[&str] = &["path", "owner", "mode"];
 const LIMIT_KEYS: &[&str] = &["memory", "cpu", "pids"];
@@ -378,17 +380,23 @@ fn ready(sink: &mut Sink, y: &Yaml) -> Option<RawReady> {
         });
     }
     let f = read::fields(sink, y, "`ready`", READY_KEYS)?;
-    let probe = match (f.value("cmd"), f.value("tcp")) {
-        (Some(c), None) => ReadyProbe::Cmd(command(sink, c, "`ready` command")?.value),
-        (None, Some(p)) => {
+    let given: Vec<(&str, &Yaml)> = READY_PROBES
+        .iter()
+        .filter_map(|k| f.value(k).map(|v| (*k, v)))
+        .collect();
+    let probe = match given.as_slice() {
+        [("cmd", c)] => ReadyProbe::Cmd(command(sink, c, "`ready` command")?.value),
+        [("tcp", p)] => {
             ReadyProbe::Tcp(read::int(sink, p, "`ready.tcp` port", 1, 65535)?.value as u16)
         }
+        [("unix", p)] => ReadyProbe::Unix(read::string(sink, p, "`ready.unix` path")?),
+        [("file", p)] => ReadyProbe::File(read::string(sink, p, "`ready.file` path")?),
         _ => {
             sink.error(
                 Some(y.span),
-                "`ready` needs exactly one of `cmd:` or `tcp:`",
+                "`ready` needs exactly one of `cmd:`, `tcp:`, `unix:` or `file:`",
             )
-            .hint("for example `ready: { tcp: 179 }` or `ready: \"vtysh -c 'show version'\"`");
+            .hint("for example `ready: { unix: /var/run/frr/zebra.vty }`, `ready: { tcp: 179 }` or `ready: \"vtysh -c 'show version'\"`");
             return None;
         }
     };

@@ -179,6 +179,10 @@ pub enum RestartPolicy {
 pub enum ReadyProbe {
     Cmd(RawCommand),
     Tcp(u16),
+    /// A unix socket inside the node that accepts connections.
+    Unix(Sp<String>),
+    /// A path inside the node that exists.
+    File(Sp<String>),
 }
 
 #[derive(Debug, Clone)]
