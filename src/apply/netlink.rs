@@ -27,8 +27,8 @@ use super::kernel::Kernel;
 use super::netns::{self, NsThreads};
 use super::tc;
 use crate::model::Route;
+use crate::model::kinds::RouteKind;
 use crate::plan::{Name, Op, Undo};
-use crate::spec::raw::RouteKind;
 
 /// A namespace nslab holds open: its descriptor and a netlink handle inside it.
 #[derive(Clone)]

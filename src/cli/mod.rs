@@ -541,14 +541,18 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Link { action } => run_link(action),
         Command::Node { action } => match action {
             NodeCommand::Stop { node, lab } => {
-                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Stop)
+                node::run(lab.as_deref(), &node, crate::model::kinds::NodeAction::Stop)
             }
-            NodeCommand::Start { node, lab } => {
-                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Start)
-            }
-            NodeCommand::Restart { node, lab } => {
-                node::run(lab.as_deref(), &node, crate::spec::raw::NodeAction::Restart)
-            }
+            NodeCommand::Start { node, lab } => node::run(
+                lab.as_deref(),
+                &node,
+                crate::model::kinds::NodeAction::Start,
+            ),
+            NodeCommand::Restart { node, lab } => node::run(
+                lab.as_deref(),
+                &node,
+                crate::model::kinds::NodeAction::Restart,
+            ),
         },
         Command::Capture {
             lab,

@@ -1,8 +1,8 @@
 //! `nslab node stop|start|restart NODE`
 
 use super::{CliError, exit, lab_arg};
+use crate::model::kinds::NodeAction;
 use crate::runtime::{self, LiveLab};
-use crate::spec::raw::NodeAction;
 
 pub fn run(lab: Option<&str>, node: &str, action: NodeAction) -> Result<u8, CliError> {
     let lab = lab_arg(None, lab)?;

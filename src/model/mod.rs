@@ -7,6 +7,7 @@ mod checks;
 mod deps;
 pub mod impair;
 mod ipam;
+pub mod kinds;
 mod merge;
 pub mod names;
 mod placeholders;
@@ -28,7 +29,8 @@ use serde::Serialize;
 
 pub use build::build;
 
-use crate::spec::raw::{Family, NsKind, RawCommand, RestartPolicy, RouteKind};
+use crate::spec::raw::RawCommand;
+use kinds::{Family, NsKind, RestartPolicy, RouteKind};
 
 /// A vertex of the topology graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -463,7 +465,7 @@ pub enum CheckBody {
     Cmd {
         node: usize,
         run: Command,
-        exit: crate::spec::raw::RawExit,
+        exit: kinds::Exit,
         #[serde(skip_serializing_if = "Option::is_none")]
         stdout: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -494,7 +496,7 @@ pub enum Action {
     },
     Node {
         node: usize,
-        action: crate::spec::raw::NodeAction,
+        action: kinds::NodeAction,
     },
     Sleep {
         #[serde(serialize_with = "ser_duration")]

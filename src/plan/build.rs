@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 
+use crate::model::kinds::NsKind;
 use crate::model::{End, Topology};
 use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
-use crate::spec::raw::NsKind;
 
 struct Builder {
     steps: Vec<Step>,

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use crate::model::Route;
+use crate::model::kinds::RouteKind;
 use crate::plan::{Gate, Op, Plan, Undo};
-use crate::spec::raw::RouteKind;
 use crate::spec::values::format_mac;
 
 /// `nslab.<lab>.<node>` reads as `<node>`, the fabric `nslab.<lab>` as `fabric`.
