@@ -2,8 +2,9 @@
 //! (namespace, name, ifindex, MAC, MTU, bridge) is the same for every kind, and `LinkSpec`
 //! holds what the kind adds. Its teardown is `Undo::DeleteLink` of that end whatever the
 //! kind (deleting one end of a veth deletes both). A new kind is a `model::LinkKind`
-//! variant, a `LinkSpec` variant made by one function here, and one kernel function in
-//! `apply/links.rs`; identity, diff, rendering and teardown see it through `ends`.
+//! variant, one function in `plan/build.rs` that makes its `LinkSpec` variant here, and
+//! one kernel function in `apply/links.rs`; identity, diff, rendering, the invariants and
+//! teardown see it through `ends` and `namespaces`.
 //!
 //! On the wire a link is still `"op": "create-<kind>"` followed by its fields, exactly as
 //! the plans stored by earlier versions wrote `create-veth`, so those plans still read.
