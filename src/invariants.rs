@@ -229,7 +229,7 @@ fn leaves(op: &Op) -> Leaves {
         Op::Barrier { .. } | Op::WriteHosts { .. } => Leaves::Nothing,
         Op::CreateNetns { .. }
         | Op::CreateBridge { .. }
-        | Op::CreateVeth { .. }
+        | Op::CreateLink(_)
         | Op::AddAddress { .. }
         | Op::AddRoute { .. }
         | Op::SetImpair { .. }
@@ -314,17 +314,10 @@ fn made_and_needs(op: &Op) -> (Vec<Need>, Vec<Need>) {
     match op {
         Op::CreateNetns { netns } => (vec![ns(netns), link(netns, 1)], vec![]),
         Op::CreateBridge { netns, ifindex, .. } => (vec![link(netns, *ifindex)], vec![ns(netns)]),
-        Op::CreateVeth {
-            netns,
-            ifindex,
-            master,
-            peer_netns,
-            peer_ifindex,
-            ..
-        } => {
-            let made = vec![link(netns, *ifindex), link(peer_netns, *peer_ifindex)];
-            let mut needs = vec![ns(netns), ns(peer_netns)];
-            needs.extend(master.map(|m| link(netns, m)));
+        Op::CreateLink(l) => {
+            let made = l.ends().iter().map(|e| link(&e.netns, e.ifindex)).collect();
+            let mut needs: Vec<Need> = l.namespaces().into_iter().map(|n| ns(n)).collect();
+            needs.extend(l.master.map(|m| link(&l.netns, m)));
             (made, needs)
         }
         Op::SetLinkUp { netns, ifindex, .. }

@@ -237,7 +237,7 @@ impl RunningLab {
     pub fn node_action(
         &self,
         node: &str,
-        action: crate::spec::raw::NodeAction,
+        action: crate::model::kinds::NodeAction,
     ) -> Result<(), Error> {
         let s = self.session()?;
         self.parts().0.block_on(s.node_action(node, action))?;

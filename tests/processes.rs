@@ -8,8 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use nslab::model::kinds::RestartPolicy;
 use nslab::node::config::{ProcessSpec, ReadySpec};
-use nslab::spec::raw::RestartPolicy;
 use support::*;
 
 fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {

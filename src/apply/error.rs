@@ -1,6 +1,6 @@
 //! Kernel errors, and the layer's error that names the lab, node, object and operation.
 
-use crate::plan::{Op, Undo};
+use crate::plan::{LinkSpec, Op, Undo};
 
 /// What one kernel operation returned.
 #[derive(Debug, thiserror::Error)]
@@ -171,12 +171,11 @@ pub fn object_of(op: &Op) -> String {
         Op::CreateNetns { netns } => format!("namespace {netns}"),
         Op::SetSysctl { key, value, .. } => format!("sysctl {key}={value}"),
         Op::CreateBridge { name, .. } => format!("bridge {name}"),
-        Op::CreateVeth {
-            name,
-            peer_netns,
-            peer_name,
-            ..
-        } => format!("veth {name} (peer {peer_name} in {peer_netns})"),
+        Op::CreateLink(l) => match &l.kind {
+            LinkSpec::Veth(p) => {
+                format!("veth {} (peer {} in {})", l.name, p.peer_name, p.peer_netns)
+            }
+        },
         Op::SetLinkUp { name, .. } | Op::SetLinkDown { name, .. } => format!("link {name}"),
         Op::SetMtu { name, mtu, .. } => format!("mtu {mtu} of link {name}"),
         Op::AddProcess { spec, .. } => format!("`{}`", spec.name),

@@ -225,19 +225,20 @@ pub(crate) mod tests {
                     need(&s, netns)?;
                     s.links.insert((netns.to_string(), *ifindex), None);
                 }
-                Op::CreateVeth {
-                    netns,
-                    ifindex,
-                    peer_netns,
-                    peer_ifindex,
-                    ..
-                } => {
-                    need(&s, netns)?;
-                    need(&s, peer_netns)?;
-                    let a = (netns.to_string(), *ifindex);
-                    let b = (peer_netns.to_string(), *peer_ifindex);
-                    s.links.insert(a.clone(), Some(b.clone()));
-                    s.links.insert(b, Some(a));
+                Op::CreateLink(l) => {
+                    for n in l.namespaces() {
+                        need(&s, n)?;
+                    }
+                    let ends: Vec<(String, u32)> = l
+                        .ends()
+                        .into_iter()
+                        .map(|e| (e.netns.to_string(), e.ifindex))
+                        .collect();
+                    // A pair's ends know each other: deleting one deletes both.
+                    for (i, e) in ends.iter().enumerate() {
+                        let other = (ends.len() == 2).then(|| ends[1 - i].clone());
+                        s.links.insert(e.clone(), other);
+                    }
                 }
                 Op::SetLinkUp { netns, ifindex, .. }
                 | Op::SetLinkDown { netns, ifindex, .. }

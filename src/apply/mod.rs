@@ -7,6 +7,7 @@ pub mod error;
 pub mod executor;
 pub mod inspect;
 pub mod kernel;
+pub mod links;
 pub mod netlink;
 pub mod netns;
 pub mod nodes;

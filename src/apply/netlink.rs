@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -14,12 +14,11 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::packet_route::link::{InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::link::{InfoBridge, InfoKind};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::packet_route::tc::TcMessage;
 use rtnetlink::{
-    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
-    RouteNextHopBuilder,
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder, RouteNextHopBuilder,
 };
 
 use super::error::{KernelError, missing_link_kind, missing_qdisc};
@@ -27,8 +26,8 @@ use super::kernel::Kernel;
 use super::netns::{self, NsThreads};
 use super::tc;
 use crate::model::Route;
+use crate::model::kinds::RouteKind;
 use crate::plan::{Name, Op, Undo};
-use crate::spec::raw::RouteKind;
 use crate::state::HostContext;
 
 /// A namespace nslab holds open: its descriptor and a netlink handle inside it.
@@ -169,46 +168,14 @@ impl NetlinkKernel {
                     .await
                     .map_err(|e| missing_link_kind("bridge", KernelError::netlink(e)))
             }
-            Op::CreateVeth {
-                netns,
-                name,
-                ifindex,
-                mac,
-                mtu,
-                master,
-                peer_netns,
-                peer_name,
-                peer_ifindex,
-                peer_mac,
-            } => {
-                let h = self.ns(netns).await?.handle;
-                let peer_fd = self.ns(peer_netns).await?.fd;
-                // The peer must not be created up: the kernel answers ENOTCONN.
-                let mut peer = LinkUnspec::new_with_name(peer_name)
-                    .index(*peer_ifindex)
-                    .address(peer_mac.to_vec())
-                    .setns_by_fd(peer_fd.as_raw_fd())
-                    .append_extra_attribute(LinkAttribute::NumTxQueues(1));
-                let mut link = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-                    .name(name.to_string())
-                    .index(*ifindex)
-                    .address(mac.to_vec())
-                    .append_extra_attribute(LinkAttribute::NumTxQueues(1));
-                if let Some(m) = mtu {
-                    peer = peer.mtu(*m);
-                    link = link.mtu(*m);
+            Op::CreateLink(l) => {
+                let spaces = l.namespaces();
+                let h = self.ns(spaces[0]).await?.handle;
+                let mut others = Vec::new();
+                for n in &spaces[1..] {
+                    others.push(self.ns(n).await?.fd);
                 }
-                if let Some(m) = master {
-                    link = link.controller(*m);
-                }
-                let msg = link
-                    .up()
-                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
-                    .build();
-                // `peer_fd` stays alive until the request is answered.
-                let r = h.link().add(msg).execute().await;
-                drop(peer_fd);
-                r.map_err(|e| missing_link_kind("veth", KernelError::netlink(e)))
+                super::links::create(&h, &others, l).await
             }
             Op::SetLinkUp { netns, ifindex, .. } => {
                 let h = self.ns(netns).await?.handle;

@@ -559,19 +559,19 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 host,
                 lab.as_deref(),
                 &node,
-                crate::spec::raw::NodeAction::Stop,
+                crate::model::kinds::NodeAction::Stop,
             ),
             NodeCommand::Start { node, lab } => node::run(
                 host,
                 lab.as_deref(),
                 &node,
-                crate::spec::raw::NodeAction::Start,
+                crate::model::kinds::NodeAction::Start,
             ),
             NodeCommand::Restart { node, lab } => node::run(
                 host,
                 lab.as_deref(),
                 &node,
-                crate::spec::raw::NodeAction::Restart,
+                crate::model::kinds::NodeAction::Restart,
             ),
         },
         Command::Capture {

@@ -1,8 +1,8 @@
 //! `nslab node stop|start|restart NODE`
 
 use super::{CliError, exit, lab_arg};
+use crate::model::kinds::NodeAction;
 use crate::runtime::{Access, Session};
-use crate::spec::raw::NodeAction;
 
 pub fn run(
     host: &crate::state::HostContext,

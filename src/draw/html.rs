@@ -181,7 +181,7 @@ fn declared_panel(out: &mut String, n: &Node) {
 /// A declared route as `ip route` would show it.
 fn route_text(r: &Route) -> String {
     let mut s = match r.kind {
-        crate::spec::raw::RouteKind::Unicast => r.dst.to_string(),
+        crate::model::kinds::RouteKind::Unicast => r.dst.to_string(),
         k => format!("{} {}", format!("{k:?}").to_lowercase(), r.dst),
     };
     for h in &r.nexthops {

@@ -6,10 +6,10 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{Attempt, Context, cmd, route};
+use crate::model::kinds::Family;
 use crate::model::{Check, CheckBody, Target};
 use crate::plan::Name;
 use crate::probe::{self, icmp::PingResult};
-use crate::spec::raw::Family;
 
 /// A pair of a reach check: from, to, the address probed.
 #[derive(Debug, Clone)]

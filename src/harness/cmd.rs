@@ -8,12 +8,12 @@ use std::time::Duration;
 use super::jsonmatch::{self, Lists};
 use super::{Attempt, Context};
 use crate::apply::nodes;
+use crate::model::kinds::Exit;
 use crate::model::{Command, JsonExpect, JsonSource};
-use crate::spec::raw::RawExit;
 
 /// What a cmd check wants of its command.
 pub struct Want<'a> {
-    pub exit: RawExit,
+    pub exit: Exit,
     pub stdout: Option<&'a str>,
     pub stderr: Option<&'a str>,
     pub json: Option<&'a JsonExpect>,
@@ -40,10 +40,10 @@ pub async fn cmd(
         |c| format!("exit status {c}"),
     );
     match want.exit {
-        RawExit::Code(w) if code != Some(w) => {
+        Exit::Code(w) if code != Some(w) => {
             problems.push(format!("{shown}, expected {w}{}", tail("stderr", &stderr)))
         }
-        RawExit::Failure if code == Some(0) => problems.push(format!(
+        Exit::Failure if code == Some(0) => problems.push(format!(
             "exit status 0, expected a failure (non-zero){}",
             tail("stdout", &stdout)
         )),

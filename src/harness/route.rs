@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::checks::{name, netns};
 use super::{Attempt, Context};
 use crate::apply::inspect::{self, RouteEntry};
-use crate::spec::raw::RouteTable;
+use crate::model::kinds::RouteTable;
 
 /// What a route check wants of one node.
 pub struct Want<'a> {

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::resolve::{DEFAULT_CHECK_INTERVAL, DEFAULT_CHECK_TIMEOUT, Names, action_name, select};
 use crate::diag::Sink;
+use crate::model::kinds::*;
 use crate::model::{Check, CheckBody, Command, Group, JsonExpect, JsonSource, Target};
 use crate::spec::raw::{JsonSource as JsonSource_, *};
 
@@ -435,7 +436,7 @@ fn default_check_name(body: &RawCheckBody, index: usize) -> String {
             if text.chars().count() > 40 {
                 text = text.chars().take(37).collect::<String>() + "...";
             }
-            let not = if *exit == RawExit::Failure {
+            let not = if *exit == Exit::Failure {
                 " (expect fail)"
             } else {
                 ""
@@ -447,8 +448,8 @@ fn default_check_name(body: &RawCheckBody, index: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::kinds::Exit;
     use crate::model::{CheckBody, JsonSource, Target};
-    use crate::spec::raw::RawExit;
 
     const LAB: &str = "name: ck\nnodes:\n  a: { labels: { role: core } }\n  b: { labels: { role: core } }\n  c: {}\nlinks: [[a:eth0, b:eth0], [b:eth1, c:eth0]]\n";
 
@@ -482,7 +483,7 @@ mod tests {
             panic!("a cmd check");
         };
         assert_eq!((stdout, stderr, json.is_none()), (&None, &None, true));
-        assert_eq!(*exit, RawExit::Code(0));
+        assert_eq!(*exit, Exit::Code(0));
     }
 
     #[test]
@@ -548,7 +549,7 @@ mod tests {
         assert!(matches!(
             checks[3].body,
             CheckBody::Cmd {
-                exit: RawExit::Failure,
+                exit: Exit::Failure,
                 ..
             }
         ));

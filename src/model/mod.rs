@@ -7,6 +7,7 @@ mod checks;
 mod deps;
 pub mod impair;
 mod ipam;
+pub mod kinds;
 mod merge;
 pub mod names;
 mod placeholders;
@@ -28,7 +29,8 @@ use serde::Serialize;
 
 pub use build::build;
 
-use crate::spec::raw::{Family, NsKind, RawCommand, RestartPolicy, RouteKind};
+use crate::spec::raw::RawCommand;
+use kinds::{Family, NsKind, RestartPolicy, RouteKind};
 
 /// A vertex of the topology graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,9 +162,28 @@ pub struct BridgePort {
 pub struct Link {
     pub a: End,
     pub b: End,
+    /// How the kernel makes it. Only veths so far, which the model's JSON leaves unsaid.
+    #[serde(skip_serializing_if = "LinkKind::is_veth")]
+    pub kind: LinkKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     pub subnets: Vec<IpNet>,
+}
+
+/// The kernel object a link is. Each kind is made by one function in `plan/links.rs` and
+/// one in `apply/links.rs`; a kind whose far end is not an interface nslab creates (a
+/// macvlan on a bridge, a vxlan to another host) brings its own fields here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// A veth pair: node to node, or a node to a bridge through a port in the fabric.
+    Veth,
+}
+
+impl LinkKind {
+    fn is_veth(&self) -> bool {
+        matches!(self, LinkKind::Veth)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -467,7 +488,7 @@ pub enum CheckBody {
     Cmd {
         node: usize,
         run: Command,
-        exit: crate::spec::raw::RawExit,
+        exit: kinds::Exit,
         #[serde(skip_serializing_if = "Option::is_none")]
         stdout: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -498,7 +519,7 @@ pub enum Action {
     },
     Node {
         node: usize,
-        action: crate::spec::raw::NodeAction,
+        action: kinds::NodeAction,
     },
     Sleep {
         #[serde(serialize_with = "ser_duration")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::placeholders::{self, Vars};
 use crate::diag::{Sink, Span, did_you_mean};
+use crate::model::kinds::*;
 use crate::model::{
     Action, Bridge, DaemonSet, Dep, Exec, Limits, Mount, Node, PrivateDir, Process, Readiness,
     Ready, Sysctl,

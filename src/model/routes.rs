@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::diag::{Sink, did_you_mean};
+use crate::model::kinds::RouteKind;
 use crate::model::{Bridge, End, NextHop, Node, Route};
-use crate::spec::raw::{RawRoute, RawVia, RouteDest, RouteKind};
+use crate::spec::raw::{RawRoute, RawVia, RouteDest};
 
 /// A neighbour reached over one of a node's interfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

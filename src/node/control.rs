@@ -189,7 +189,7 @@ pub fn parse_status(reply: &str) -> Result<Status, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::raw::RestartPolicy;
+    use crate::model::kinds::RestartPolicy;
 
     fn spec(name: &str) -> ProcessSpec {
         ProcessSpec {

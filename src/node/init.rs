@@ -19,7 +19,7 @@ use super::logsink::LogSink;
 use super::ready;
 use super::sys::{err, last};
 use super::tree;
-use crate::spec::raw::RestartPolicy;
+use crate::model::kinds::RestartPolicy;
 
 /// Joins the node's network namespace and creates its others. The pid namespace applies
 /// to this process's children: the init forked next is its PID 1.

@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 
-use crate::model::{End, Topology};
+use crate::model::kinds::NsKind;
+use crate::model::{self, End, LinkKind, Topology};
+use crate::plan::links::{Link, LinkSpec, Peer};
 use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
-use crate::spec::raw::NsKind;
 
 struct Builder {
     steps: Vec<Step>,
@@ -96,7 +97,7 @@ pub fn plan(t: &Topology) -> Plan {
     let mut w = Wiring::new(t);
     namespaces(t, &mut b, &mut w);
     fabric(t, &mut b, &mut w);
-    veths(t, &mut b, &mut w);
+    links(t, &mut b, &mut w);
     iface_sysctls(t, &mut b, &w);
     addresses(t, &mut b, &mut w);
     routes(t, &mut b, &w);
@@ -180,72 +181,14 @@ fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     }
 }
 
-/// Veths in link order (a bridge's end made in the fabric as its port), then each peer
-/// brought up in a step of its own.
-fn veths(t: &Topology, b: &mut Builder, w: &mut Wiring) {
+/// Links in link order, each by its kind's function; then each veth peer brought up in a
+/// step of its own.
+fn links(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     // (node, interface, its veth's step)
     let mut peers: Vec<(usize, usize, StepId)> = Vec::new();
     for l in &t.links {
-        match (l.a, l.b) {
-            (
-                End::Node {
-                    node: na,
-                    iface: ia,
-                },
-                End::Node {
-                    node: nb,
-                    iface: ib,
-                },
-            ) => {
-                let (ea, eb) = (&t.nodes[na].interfaces[ia], &t.nodes[nb].interfaces[ib]);
-                let mut deps = w.ready[na].clone();
-                deps.extend(&w.ready[nb]);
-                let id = b.push(
-                    Op::CreateVeth {
-                        netns: w.netns[na].clone(),
-                        name: w.ifname[na][ia].clone(),
-                        ifindex: ea.ifindex,
-                        mac: ea.mac,
-                        mtu: ea.mtu,
-                        master: None,
-                        peer_netns: w.netns[nb].clone(),
-                        peer_name: w.ifname[nb][ib].clone(),
-                        peer_ifindex: eb.ifindex,
-                        peer_mac: eb.mac,
-                    },
-                    deps,
-                );
-                w.created[na][ia] = id;
-                w.created[nb][ib] = id;
-                w.up[na][ia] = id;
-                peers.push((nb, ib, id));
-            }
-            (End::Bridge { bridge, port }, End::Node { node, iface })
-            | (End::Node { node, iface }, End::Bridge { bridge, port }) => {
-                let br = &t.bridges[bridge];
-                let p = &br.ports[port];
-                let e = &t.nodes[node].interfaces[iface];
-                let mut deps = w.ready[node].clone();
-                deps.push(w.bridge_step[bridge]);
-                let id = b.push(
-                    Op::CreateVeth {
-                        netns: w.fabric.clone().expect("a lab with bridges has a w.fabric"),
-                        name: Name::from(p.name.as_str()),
-                        ifindex: p.ifindex,
-                        mac: p.mac,
-                        mtu: e.mtu,
-                        master: Some(br.ifindex),
-                        peer_netns: w.netns[node].clone(),
-                        peer_name: w.ifname[node][iface].clone(),
-                        peer_ifindex: e.ifindex,
-                        peer_mac: e.mac,
-                    },
-                    deps,
-                );
-                w.created[node][iface] = id;
-                peers.push((node, iface, id));
-            }
-            (End::Bridge { .. }, End::Bridge { .. }) => unreachable!("rejected by the model"),
+        match l.kind {
+            LinkKind::Veth => veth(t, b, w, l, &mut peers),
         }
     }
     // A peer cannot be created up (the kernel answers ENOTCONN), so it gets its own step.
@@ -258,6 +201,82 @@ fn veths(t: &Topology, b: &mut Builder, w: &mut Wiring) {
             },
             vec![veth],
         );
+    }
+}
+
+/// A veth: node to node, or a bridge's end made in the fabric as its port. The peer
+/// (the second node's end, or the node's end of a port) goes into `peers`.
+fn veth(
+    t: &Topology,
+    b: &mut Builder,
+    w: &mut Wiring,
+    l: &model::Link,
+    peers: &mut Vec<(usize, usize, StepId)>,
+) {
+    match (l.a, l.b) {
+        (
+            End::Node {
+                node: na,
+                iface: ia,
+            },
+            End::Node {
+                node: nb,
+                iface: ib,
+            },
+        ) => {
+            let (ea, eb) = (&t.nodes[na].interfaces[ia], &t.nodes[nb].interfaces[ib]);
+            let mut deps = w.ready[na].clone();
+            deps.extend(&w.ready[nb]);
+            let id = b.push(
+                Op::CreateLink(Link {
+                    netns: w.netns[na].clone(),
+                    name: w.ifname[na][ia].clone(),
+                    ifindex: ea.ifindex,
+                    mac: ea.mac,
+                    mtu: ea.mtu,
+                    master: None,
+                    kind: LinkSpec::Veth(Peer {
+                        peer_netns: w.netns[nb].clone(),
+                        peer_name: w.ifname[nb][ib].clone(),
+                        peer_ifindex: eb.ifindex,
+                        peer_mac: eb.mac,
+                    }),
+                }),
+                deps,
+            );
+            w.created[na][ia] = id;
+            w.created[nb][ib] = id;
+            w.up[na][ia] = id;
+            peers.push((nb, ib, id));
+        }
+        (End::Bridge { bridge, port }, End::Node { node, iface })
+        | (End::Node { node, iface }, End::Bridge { bridge, port }) => {
+            let br = &t.bridges[bridge];
+            let p = &br.ports[port];
+            let e = &t.nodes[node].interfaces[iface];
+            let mut deps = w.ready[node].clone();
+            deps.push(w.bridge_step[bridge]);
+            let id = b.push(
+                Op::CreateLink(Link {
+                    netns: w.fabric.clone().expect("a lab with bridges has a w.fabric"),
+                    name: Name::from(p.name.as_str()),
+                    ifindex: p.ifindex,
+                    mac: p.mac,
+                    mtu: e.mtu,
+                    master: Some(br.ifindex),
+                    kind: LinkSpec::Veth(Peer {
+                        peer_netns: w.netns[node].clone(),
+                        peer_name: w.ifname[node][iface].clone(),
+                        peer_ifindex: e.ifindex,
+                        peer_mac: e.mac,
+                    }),
+                }),
+                deps,
+            );
+            w.created[node][iface] = id;
+            peers.push((node, iface, id));
+        }
+        (End::Bridge { .. }, End::Bridge { .. }) => unreachable!("rejected by the model"),
     }
 }
 

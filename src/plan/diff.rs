@@ -153,9 +153,11 @@ fn delta(old: &Op, new: &Op) -> Delta {
             Delta::InPlace
         }
         (Op::CreateBridge { mtu: a, .. }, Op::CreateBridge { mtu: b, .. })
-        | (Op::CreateVeth { mtu: a, .. }, Op::CreateVeth { mtu: b, .. })
             if a != b && same_but_mtu(old, new) =>
         {
+            Delta::Mtu
+        }
+        (Op::CreateLink(a), Op::CreateLink(b)) if a.mtu != b.mtu && same_but_mtu(old, new) => {
             Delta::Mtu
         }
         (Op::CreateCgroup { .. }, _) => Delta::Restart("its limits changed".into()),
@@ -167,8 +169,10 @@ fn delta(old: &Op, new: &Op) -> Delta {
 fn same_but_mtu(old: &Op, new: &Op) -> bool {
     let strip = |op: &Op| {
         let mut op = op.clone();
-        if let Op::CreateBridge { mtu, .. } | Op::CreateVeth { mtu, .. } = &mut op {
-            *mtu = None;
+        match &mut op {
+            Op::CreateBridge { mtu, .. } => *mtu = None,
+            Op::CreateLink(l) => l.mtu = None,
+            _ => {}
         }
         op
     };
@@ -468,7 +472,7 @@ fn s_netns(plan: &Plan, node: &str) -> Name {
         .unwrap_or_else(|| crate::model::names::node_netns(&plan.lab, node).into())
 }
 
-/// The MTU steps of a link kept with a new MTU: both ends of a veth.
+/// The MTU steps of a link kept with a new MTU: every end it made.
 fn mtu_ops(op: &Op) -> Option<Vec<Op>> {
     match op {
         Op::CreateBridge {
@@ -483,29 +487,6 @@ fn mtu_ops(op: &Op) -> Option<Vec<Op>> {
             ifindex: *ifindex,
             mtu: *mtu,
         }]),
-        Op::CreateVeth {
-            netns,
-            name,
-            ifindex,
-            mtu: Some(mtu),
-            peer_netns,
-            peer_name,
-            peer_ifindex,
-            ..
-        } => Some(vec![
-            Op::SetMtu {
-                netns: netns.clone(),
-                name: name.clone(),
-                ifindex: *ifindex,
-                mtu: *mtu,
-            },
-            Op::SetMtu {
-                netns: peer_netns.clone(),
-                name: peer_name.clone(),
-                ifindex: *peer_ifindex,
-                mtu: *mtu,
-            },
-        ]),
         // Back to the kernel's default MTU for the kind.
         Op::CreateBridge {
             netns,
@@ -519,29 +500,18 @@ fn mtu_ops(op: &Op) -> Option<Vec<Op>> {
             ifindex: *ifindex,
             mtu: 1500,
         }]),
-        Op::CreateVeth {
-            netns,
-            name,
-            ifindex,
-            mtu: None,
-            peer_netns,
-            peer_name,
-            peer_ifindex,
-            ..
-        } => Some(vec![
-            Op::SetMtu {
-                netns: netns.clone(),
-                name: name.clone(),
-                ifindex: *ifindex,
-                mtu: 1500,
-            },
-            Op::SetMtu {
-                netns: peer_netns.clone(),
-                name: peer_name.clone(),
-                ifindex: *peer_ifindex,
-                mtu: 1500,
-            },
-        ]),
+        // Every end the link made; back to the kernel's default MTU for the kind.
+        Op::CreateLink(l) => Some(
+            l.ends()
+                .into_iter()
+                .map(|e| Op::SetMtu {
+                    netns: e.netns,
+                    name: e.name,
+                    ifindex: e.ifindex,
+                    mtu: l.mtu.unwrap_or(1500),
+                })
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -659,18 +629,14 @@ fn describe(op: &Op) -> Option<String> {
                 mtu.map(|m| format!(" mtu {m}")).unwrap_or_default()
             )
         }
-        Op::CreateVeth {
-            netns,
-            name,
-            peer_netns,
-            peer_name,
-            mtu,
-            ..
-        } => format!(
-            "link {}:{name} -- {}:{peer_name}{}",
-            short(netns),
-            short(peer_netns),
-            mtu.map(|m| format!(" mtu {m}")).unwrap_or_default()
+        Op::CreateLink(l) => format!(
+            "link {}{}",
+            l.ends()
+                .iter()
+                .map(|e| format!("{}:{}", short(&e.netns), e.name))
+                .collect::<Vec<_>>()
+                .join(" -- "),
+            l.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default()
         ),
         Op::AddAddress { name, address, .. } => format!("address {address} on {name}"),
         Op::AddRoute { route, .. } => format!("route {}", super::route_text(route)),
@@ -819,6 +785,7 @@ pub fn render(d: &Diff) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::LinkSpec;
 
     fn plan(yaml: &str) -> Plan {
         let c = crate::compile_str(yaml, "t.yaml", std::path::Path::new("/")).unwrap();
@@ -913,7 +880,8 @@ routing: static
         assert!(d.retire.is_empty());
         assert!(
             d.add.steps.iter().any(|s| matches!(&s.op,
-                Op::CreateVeth { name, peer_name, .. } if &**name == "eth1" && &**peer_name == "eth2")),
+                Op::CreateLink(l) if &*l.name == "eth1"
+                    && matches!(&l.kind, LinkSpec::Veth(p) if &*p.peer_name == "eth2"))),
             "{:#?}",
             d.add
         );

@@ -76,21 +76,12 @@ impl<'a> Index<'a> {
                     ix.ends.insert((netns.clone(), name.clone()), key.clone());
                     ix.names.insert((netns.clone(), *ifindex), name.clone());
                 }
-                Op::CreateVeth {
-                    netns,
-                    name,
-                    ifindex,
-                    peer_netns,
-                    peer_name,
-                    peer_ifindex,
-                    ..
-                } => {
-                    ix.ends.insert((netns.clone(), name.clone()), key.clone());
-                    ix.ends
-                        .insert((peer_netns.clone(), peer_name.clone()), key.clone());
-                    ix.names.insert((netns.clone(), *ifindex), name.clone());
-                    ix.names
-                        .insert((peer_netns.clone(), *peer_ifindex), peer_name.clone());
+                Op::CreateLink(l) => {
+                    for end in l.ends() {
+                        ix.ends
+                            .insert((end.netns.clone(), end.name.clone()), key.clone());
+                        ix.names.insert((end.netns, end.ifindex), end.name);
+                    }
                 }
                 Op::AddAddress { netns, name, .. } => ix
                     .addresses
@@ -132,14 +123,10 @@ impl<'a> Index<'a> {
                 p
             }
             Op::CreateBridge { netns, .. } => vec![ns(netns)],
-            Op::CreateVeth {
-                netns,
-                master,
-                peer_netns,
-                ..
-            } => {
-                let mut p = vec![ns(netns), ns(peer_netns)];
-                if let Some(m) = master.and_then(|m| self.names.get(&(netns.clone(), m))) {
+            Op::CreateLink(l) => {
+                let mut p: Vec<Key> = l.namespaces().into_iter().map(ns).collect();
+                let netns = &l.netns;
+                if let Some(m) = l.master.and_then(|m| self.names.get(&(netns.clone(), m))) {
                     p.push(self.link_of(netns, m));
                 }
                 p
@@ -182,9 +169,8 @@ fn key_of(op: &Op, execs: &mut Map<(String, Vec<String>), usize>) -> Key {
     match op {
         Op::CreateNetns { netns } => Key::Netns(netns.clone()),
         Op::SetSysctl { netns, key, .. } => Key::Sysctl(netns.clone(), key.clone()),
-        Op::CreateBridge { netns, name, .. } | Op::CreateVeth { netns, name, .. } => {
-            Key::Link(netns.clone(), name.clone())
-        }
+        Op::CreateBridge { netns, name, .. } => Key::Link(netns.clone(), name.clone()),
+        Op::CreateLink(l) => Key::Link(l.netns.clone(), l.name.clone()),
         Op::SetLinkUp { netns, name, .. } | Op::SetLinkDown { netns, name, .. } => {
             Key::LinkUp(netns.clone(), name.clone())
         }

@@ -5,6 +5,7 @@
 mod build;
 pub mod diff;
 pub mod keys;
+pub mod links;
 pub mod node;
 mod render;
 mod teardown;
@@ -21,6 +22,7 @@ pub use teardown::Teardown;
 
 use crate::model::Impair;
 use crate::model::{Limits, Route, de_mac, ser_mac};
+pub use links::{Link, LinkSpec};
 use node::{NodeStart, ProcessSpec};
 
 pub type StepId = usize;
@@ -78,24 +80,6 @@ pub enum Op {
         mac: [u8; 6],
         #[serde(skip_serializing_if = "Option::is_none")]
         mtu: Option<u32>,
-    },
-    /// A veth pair: the first end is created up in `netns` (enslaved to `master` when
-    /// set); the peer goes straight into `peer_netns` and is brought up by a later step.
-    CreateVeth {
-        netns: Name,
-        name: Name,
-        ifindex: u32,
-        #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
-        mac: [u8; 6],
-        #[serde(skip_serializing_if = "Option::is_none")]
-        mtu: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        master: Option<u32>,
-        peer_netns: Name,
-        peer_name: Name,
-        peer_ifindex: u32,
-        #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
-        peer_mac: [u8; 6],
     },
     SetLinkUp {
         netns: Name,
@@ -196,6 +180,10 @@ pub enum Op {
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
+    /// A link of any kind (`links.rs`), written as `create-<kind>`: serde's tag for it
+    /// comes from the kind, which is why this variant is untagged (and last).
+    #[serde(untagged)]
+    CreateLink(Link),
 }
 
 /// The undo kinds whose object lives inside a namespace and goes when it is deleted.
@@ -260,10 +248,10 @@ impl Op {
     /// The namespace the step acts in.
     pub fn netns(&self) -> &str {
         match self {
+            Op::CreateLink(l) => &l.netns,
             Op::CreateNetns { netns }
             | Op::SetSysctl { netns, .. }
             | Op::CreateBridge { netns, .. }
-            | Op::CreateVeth { netns, .. }
             | Op::SetLinkUp { netns, .. }
             | Op::SetLinkDown { netns, .. }
             | Op::SetMtu { netns, .. }
@@ -295,16 +283,16 @@ impl Op {
                 name,
                 ifindex,
                 ..
-            }
-            | Op::CreateVeth {
-                netns,
-                name,
-                ifindex,
-                ..
             } => Some(Undo::DeleteLink {
                 netns: netns.clone(),
                 name: name.clone(),
                 ifindex: *ifindex,
+            }),
+            // Whatever the kind, deleting the link's own end removes all it made.
+            Op::CreateLink(l) => Some(Undo::DeleteLink {
+                netns: l.netns.clone(),
+                name: l.name.clone(),
+                ifindex: l.ifindex,
             }),
             Op::AddAddress {
                 netns,
@@ -364,7 +352,7 @@ impl Op {
             Op::CreateNetns { .. } => "create-netns",
             Op::SetSysctl { .. } => "set-sysctl",
             Op::CreateBridge { .. } => "create-bridge",
-            Op::CreateVeth { .. } => "create-veth",
+            Op::CreateLink(l) => l.kind.op_name(),
             Op::SetLinkUp { .. } => "set-link-up",
             Op::SetLinkDown { .. } => "set-link-down",
             Op::SetMtu { .. } => "set-mtu",

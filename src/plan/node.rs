@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::kinds::{NsKind, RestartPolicy};
 use crate::model::{Node, Ready, Topology};
-use crate::spec::raw::{NsKind, RestartPolicy};
 
 /// A node as the plan describes it: pure data, derived from the topology alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

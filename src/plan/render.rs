@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use crate::model::Route;
-use crate::plan::{Gate, Op, Plan, Undo};
-use crate::spec::raw::RouteKind;
+use crate::model::kinds::RouteKind;
+use crate::plan::{Gate, Link, LinkSpec, Op, Plan, Undo};
 use crate::spec::values::format_mac;
 
 /// `nslab.<lab>.<node>` reads as `<node>`, the fabric `nslab.<lab>` as `fabric`.
@@ -50,6 +50,31 @@ pub fn route_text(r: &Route) -> String {
     s
 }
 
+/// A link's own end, then what its kind adds.
+fn link_text(lab: &str, l: &Link) -> String {
+    let mtu = l.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
+    let master = l
+        .master
+        .map(|m| format!(" master #{m}"))
+        .unwrap_or_default();
+    let own = format!(
+        "{}:{} (#{}, {})",
+        short(lab, &l.netns),
+        l.name,
+        l.ifindex,
+        format_mac(&l.mac)
+    );
+    match &l.kind {
+        LinkSpec::Veth(p) => format!(
+            "{own} <-> {}:{} (#{}, {}){mtu}{master}",
+            short(lab, &p.peer_netns),
+            p.peer_name,
+            p.peer_ifindex,
+            format_mac(&p.peer_mac)
+        ),
+    }
+}
+
 fn op_text(lab: &str, op: &Op) -> String {
     let ns = |n: &str| short(lab, n);
     match op {
@@ -69,28 +94,7 @@ fn op_text(lab: &str, op: &Op) -> String {
                 format_mac(mac)
             )
         }
-        Op::CreateVeth {
-            netns,
-            name,
-            ifindex,
-            mac,
-            mtu,
-            master,
-            peer_netns,
-            peer_name,
-            peer_ifindex,
-            peer_mac,
-        } => {
-            let mtu = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
-            let master = master.map(|m| format!(" master #{m}")).unwrap_or_default();
-            format!(
-                "{}:{name} (#{ifindex}, {}) <-> {}:{peer_name} (#{peer_ifindex}, {}){mtu}{master}",
-                ns(netns),
-                format_mac(mac),
-                ns(peer_netns),
-                format_mac(peer_mac)
-            )
-        }
+        Op::CreateLink(l) => link_text(lab, l),
         Op::SetMulticastSnooping {
             netns,
             name,

@@ -127,7 +127,7 @@ fn under_root(node: &str, all: &[Target]) -> Vec<Diagnostic> {
 /// and every one that cannot be created because it lies directly under `/`.
 pub fn check(n: &Node, out: &mut Vec<Diagnostic>) {
     let all = targets(n);
-    if n.isolation.contains(&crate::spec::raw::NsKind::Mnt) {
+    if n.isolation.contains(&crate::model::kinds::NsKind::Mnt) {
         out.extend(under_root(&n.name, &all));
     }
     for t in &all {

@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Span};
+use crate::model::kinds::NsKind;
 use crate::model::{Command, Node};
 use crate::node::environ::DEFAULT_PATH;
 use crate::node::mountns::resolve;
-use crate::spec::raw::NsKind;
 
 /// Shell words that are not programs on the PATH.
 const SHELL_WORDS: &[&str] = &[

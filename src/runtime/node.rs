@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use super::{LiveLab, RuntimeError, events};
 use crate::apply::executor::{self, ExecError};
 use crate::apply::netlink::NetlinkKernel;
+use crate::model::kinds::NodeAction;
 use crate::node::control;
 use crate::node::enter;
 use crate::plan::{Op, Plan, Step};
-use crate::spec::raw::NodeAction;
 
 fn node_error(live: &LiveLab, node: &str, msg: impl Into<String>) -> RuntimeError {
     RuntimeError::Node {

@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use super::{LiveLab, RuntimeError, events};
 use crate::apply::netlink::NetlinkKernel;
 use crate::model::Impair;
-use crate::spec::raw::NodeAction;
+use crate::model::kinds::NodeAction;
 use crate::state::{HostContext, LabLock};
 
 /// What an operation does to the lab, and so whether it takes the lab's lock.

@@ -1,6 +1,7 @@
 //! Reading the `tests:` section: reach, tcp, route, path and cmd checks.
 
 use crate::diag::Sink;
+use crate::model::kinds::*;
 use crate::spec::node::{command, required, route_dest};
 use crate::spec::raw::*;
 use crate::spec::read::{self, Fields};
@@ -236,8 +237,8 @@ fn cmd(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
         .hint("keep `exit: N` alone to want one status");
     }
     let exit = match (fails, exit) {
-        (true, _) => RawExit::Failure,
-        (false, code) => RawExit::Code(code.unwrap_or(0)),
+        (true, _) => Exit::Failure,
+        (false, code) => Exit::Code(code.unwrap_or(0)),
     };
     Some(RawCheckBody::Cmd {
         stdout: regex(sink, f, "stdout"),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::diag::Span;
+use crate::model::kinds::{Exit, Family, NodeAction, NsKind, RestartPolicy, RouteKind, RouteTable};
 
 /// A value with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,37 +87,6 @@ pub enum RawLoopback {
     Addrs(Vec<Sp<IpNet>>),
 }
 
-/// Namespaces a node can have of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NsKind {
-    Net,
-    Uts,
-    Mnt,
-    Pid,
-    Ipc,
-}
-
-impl NsKind {
-    pub const ALL: [NsKind; 5] = [
-        NsKind::Net,
-        NsKind::Uts,
-        NsKind::Mnt,
-        NsKind::Pid,
-        NsKind::Ipc,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            NsKind::Net => "net",
-            NsKind::Uts => "uts",
-            NsKind::Mnt => "mnt",
-            NsKind::Pid => "pid",
-            NsKind::Ipc => "ipc",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RawRoute {
     pub span: Span,
@@ -134,15 +104,6 @@ pub enum RouteDest {
     Default4,
     Default6,
     Prefix(IpNet),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteKind {
-    Unicast,
-    Blackhole,
-    Unreachable,
-    Prohibit,
 }
 
 /// A next hop as written: an address, a neighbour node, or `node:iface`.
@@ -165,14 +126,6 @@ pub struct RawExec {
     pub cmd: Sp<RawCommand>,
     pub ignore_errors: bool,
     pub timeout: Option<Sp<Duration>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    Never,
-    OnFailure,
-    Always,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -304,14 +257,6 @@ pub enum RawSelector {
     Labels(Vec<(Sp<String>, Sp<String>)>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Ipv4,
-    Ipv6,
-    Both,
-}
-
 #[derive(Debug, Clone)]
 pub struct RawCheck {
     pub span: Span,
@@ -353,23 +298,13 @@ pub enum RawCheckBody {
     Cmd {
         node: Sp<RawSelector>,
         run: Sp<RawCommand>,
-        exit: RawExit,
+        exit: Exit,
         stdout: Option<Sp<String>>,
         stderr: Option<Sp<String>>,
         json: Option<RawJsonExpect>,
     },
     /// A scenario step: something done to the running lab, between checks.
     Action(RawAction),
-}
-
-/// The exit status a `cmd` check wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RawExit {
-    /// `exit: N` (0 when neither `exit` nor `expect` is given).
-    Code(i32),
-    /// `expect: fail`: any non-zero status.
-    Failure,
 }
 
 /// The JSON a `cmd` check's stdout must contain: written inline or in a file beside the
@@ -385,46 +320,6 @@ pub struct RawJsonExpect {
 pub enum JsonSource {
     Inline(serde_json::Value),
     File(Sp<String>),
-}
-
-/// A routing table: by name (`main`, `local`, `default`) or number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct RouteTable(pub u32);
-
-impl RouteTable {
-    pub const MAIN: RouteTable = RouteTable(254);
-
-    pub fn parse(s: &str) -> Result<RouteTable, String> {
-        match s {
-            "main" => Ok(RouteTable(254)),
-            "local" => Ok(RouteTable(255)),
-            "default" => Ok(RouteTable(253)),
-            _ => match s.parse::<u32>() {
-                Ok(n) if n > 0 => Ok(RouteTable(n)),
-                _ => Err(format!(
-                    "`{s}` is not `main`, `local`, `default` or a table number (1-4294967295)"
-                )),
-            },
-        }
-    }
-
-    pub fn name(self) -> String {
-        match self.0 {
-            254 => "main".into(),
-            255 => "local".into(),
-            253 => "default".into(),
-            n => n.to_string(),
-        }
-    }
-}
-
-/// What `node_stop`, `node_start` and `node_restart` do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeAction {
-    Stop,
-    Start,
-    Restart,
 }
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use super::super::names;
 use super::super::resolve::DEFAULT_STOP_TIMEOUT;
 use super::specs::Specs;
 use super::wires::Wire;
-use crate::model::{Bridge, BridgePort, End, Interface, Link, Node, Vertex};
+use crate::model::{Bridge, BridgePort, End, Interface, Link, LinkKind, Node, Vertex};
 use crate::spec::raw::*;
 
 /// The lab's objects before MACs, addresses, routes and processes.
@@ -195,6 +195,7 @@ fn links_of(
         links.push(Link {
             a: ends[0],
             b: ends[1],
+            kind: LinkKind::Veth,
             mtu,
             subnets: Vec::new(),
         });

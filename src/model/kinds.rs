@@ -1,0 +1,110 @@
+//! Small values of the topology that every layer below the parser uses: the plan, the
+//! journal, a node's init, the harness and the command line. They carry no source span, so
+//! the layers below the model never import the parser (`spec` reads YAML into them and
+//! `model` hands them on); their serde names are the plan's and the journal's vocabulary.
+
+/// Namespaces a node can have of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NsKind {
+    Net,
+    Uts,
+    Mnt,
+    Pid,
+    Ipc,
+}
+
+impl NsKind {
+    pub const ALL: [NsKind; 5] = [
+        NsKind::Net,
+        NsKind::Uts,
+        NsKind::Mnt,
+        NsKind::Pid,
+        NsKind::Ipc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NsKind::Net => "net",
+            NsKind::Uts => "uts",
+            NsKind::Mnt => "mnt",
+            NsKind::Pid => "pid",
+            NsKind::Ipc => "ipc",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+    Both,
+}
+
+/// The exit status a `cmd` check wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    /// `exit: N` (0 when neither `exit` nor `expect` is given).
+    Code(i32),
+    /// `expect: fail`: any non-zero status.
+    Failure,
+}
+
+/// A routing table: by name (`main`, `local`, `default`) or number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RouteTable(pub u32);
+
+impl RouteTable {
+    pub const MAIN: RouteTable = RouteTable(254);
+
+    pub fn parse(s: &str) -> Result<RouteTable, String> {
+        match s {
+            "main" => Ok(RouteTable(254)),
+            "local" => Ok(RouteTable(255)),
+            "default" => Ok(RouteTable(253)),
+            _ => match s.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(RouteTable(n)),
+                _ => Err(format!(
+                    "`{s}` is not `main`, `local`, `default` or a table number (1-4294967295)"
+                )),
+            },
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self.0 {
+            254 => "main".into(),
+            255 => "local".into(),
+            253 => "default".into(),
+            n => n.to_string(),
+        }
+    }
+}
+
+/// What `node_stop`, `node_start` and `node_restart` do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeAction {
+    Stop,
+    Start,
+    Restart,
+}
