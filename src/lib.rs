@@ -16,6 +16,7 @@ pub mod draw;
 pub mod harness;
 #[doc(hidden)]
 pub mod invariants;
+pub mod kinds;
 pub mod lab;
 pub mod model;
 pub mod node;

@@ -7,7 +7,8 @@ mod checks;
 mod deps;
 pub mod impair;
 mod ipam;
-pub mod kinds;
+/// The small values every layer below the parser uses (see `crate::kinds`).
+pub use crate::kinds;
 mod merge;
 pub mod names;
 mod placeholders;

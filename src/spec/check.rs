@@ -1,7 +1,7 @@
 //! Reading the `tests:` section: reach, tcp, route, path and cmd checks.
 
 use crate::diag::Sink;
-use crate::model::kinds::*;
+use crate::kinds::*;
 use crate::spec::node::{command, required, route_dest};
 use crate::spec::raw::*;
 use crate::spec::read::{self, Fields};

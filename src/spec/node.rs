@@ -2,7 +2,7 @@
 //! processes, mounts, private dirs and limits.
 
 use crate::diag::Sink;
-use crate::model::kinds::*;
+use crate::kinds::*;
 use crate::spec::raw::*;
 use crate::spec::read::{self, Fields};
 use crate::spec::values;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::diag::Span;
-use crate::model::kinds::{Exit, Family, NodeAction, NsKind, RestartPolicy, RouteKind, RouteTable};
+use crate::kinds::{Exit, Family, NodeAction, NsKind, RestartPolicy, RouteKind, RouteTable};
 
 /// A value with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,9 @@
 //! Small values of the topology that every layer below the parser uses: the plan, the
 //! journal, a node's init, the harness and the command line. They carry no source span, so
 //! the layers below the model never import the parser (`spec` reads YAML into them and
-//! `model` hands them on); their serde names are the plan's and the journal's vocabulary.
+//! `model` hands them on, as `model::kinds`); their serde names are the plan's and the
+//! journal's vocabulary. They sit under both spec and model and import nothing of the
+//! crate, so neither layer imports the other through them.
 
 /// Namespaces a node can have of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
