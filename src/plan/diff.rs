@@ -95,6 +95,22 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// The change plan of a lab that is already what its file says.
+    pub fn none(lab: &str) -> Diff {
+        Diff {
+            lab: lab.to_string(),
+            groups: Vec::new(),
+            remove: Vec::new(),
+            retire: Vec::new(),
+            restore: Vec::new(),
+            hosts: Vec::new(),
+            add: Plan {
+                lab: lab.to_string(),
+                steps: Vec::new(),
+            },
+        }
+    }
+
     /// Nothing to do: the lab is already what the file says.
     pub fn is_empty(&self) -> bool {
         self.remove.is_empty()
