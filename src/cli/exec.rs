@@ -19,8 +19,7 @@ pub fn run(
         .filter_map(|e| env_arg(e).transpose())
         .collect::<Result<Vec<_>, _>>()?;
     let lab = lab_arg(host, None, lab)?;
-    let dir = host.lab_dir(&lab);
-    let summary = super::status::summary_of(&lab, &dir)?;
+    let summary = super::status::summary_of(host, &lab)?;
     let Some(n) = summary.node(node) else {
         let names: Vec<&str> = summary.nodes.iter().map(|n| n.name.as_str()).collect();
         return Err(CliError::Usage(format!(

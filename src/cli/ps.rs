@@ -10,7 +10,7 @@ pub fn run(
     json: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
-    let summary = super::status::summary_of(&lab, &host.lab_dir(&lab))?;
+    let summary = super::status::summary_of(host, &lab)?;
     if let Some(n) = node
         && summary.node(n).is_none()
     {

@@ -11,7 +11,7 @@ pub fn run(
     node: &str,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
-    let summary = super::status::summary_of(&lab, &host.lab_dir(&lab))?;
+    let summary = super::status::summary_of(host, &lab)?;
     let n = summary
         .node(node)
         .ok_or_else(|| CliError::Usage(format!("lab `{lab}` has no node `{node}`")))?;

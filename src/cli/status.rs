@@ -5,10 +5,10 @@ use serde::Serialize;
 use super::{CliError, exit, lab_arg};
 use crate::apply::inspect::{self, LinkState};
 use crate::apply::netlink::NetlinkKernel;
-use crate::apply::{ApplyError, tokio_runtime};
+use crate::apply::tokio_runtime;
 use crate::node::NodePaths;
 use crate::plan::Name;
-use crate::state::{Journal, LabDir, LabSummary, Record};
+use crate::state::LabSummary;
 
 #[derive(Serialize)]
 struct NodeStatus {
@@ -37,8 +37,7 @@ pub fn run(
     json: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, target, lab)?;
-    let dir = host.lab_dir(&lab);
-    let summary = summary_of(&lab, &dir)?;
+    let summary = summary_of(host, &lab)?;
     let paths = NodePaths::of_lab(host, &lab);
     let rt = tokio_runtime()?;
     let status = rt.block_on(async {
@@ -145,33 +144,12 @@ fn print_human(status: &LabStatus) {
     }
 }
 
-/// The summary of a lab that is up, or why there is none: it is not up, it is still
-/// coming up, or an interrupted `up` left it incomplete (which `down` removes).
-pub(super) fn summary_of(lab: &str, dir: &LabDir) -> Result<LabSummary, CliError> {
-    if let Ok(s) = LabSummary::read(&dir.summary_path()) {
-        return Ok(s);
-    }
-    if !dir.exists() {
-        return Err(CliError::Lab(ApplyError::NotUp(lab.to_string())));
-    }
-    let records = Journal::read(&dir.journal_path()).unwrap_or_default();
-    let finished = records.iter().any(|r| matches!(r, Record::Up { .. }));
-    let coming_up = records.iter().find_map(|r| match r {
-        Record::Begin { pid, .. } => Some(*pid),
-        _ => None,
-    });
-    if let Some(pid) = coming_up
-        && !finished
-        && std::path::Path::new(&format!("/proc/{pid}")).exists()
-    {
-        return Err(CliError::Io(std::io::Error::other(format!(
-            "lab `{lab}` is still coming up (`nslab up` is pid {pid}); if that process is \
-             not nslab, `nslab down {lab}` removes what the lab left"
-        ))));
-    }
-    Err(CliError::Lab(ApplyError::Leftovers {
-        lab: lab.to_string(),
-    }))
+/// The summary of a lab that is up, or why there is none (the runtime words it).
+pub(super) fn summary_of(
+    host: &crate::state::HostContext,
+    lab: &str,
+) -> Result<LabSummary, CliError> {
+    Ok(crate::runtime::LiveLab::open(host, lab)?.summary)
 }
 
 fn is_link_local(a: &ipnet::IpNet) -> bool {

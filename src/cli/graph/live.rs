@@ -26,7 +26,7 @@ pub struct Running {
 /// Opens a lab that is up, with the topology it was brought up from.
 pub fn open(host: &HostContext, lab: &str) -> Result<Running, CliError> {
     let dir = host.lab_dir(lab);
-    let summary = summary_of(lab, &dir)?;
+    let summary = summary_of(host, lab)?;
     let source = crate::state::files::read(&dir.source_path()).map_err(|e| {
         CliError::Io(std::io::Error::other(format!(
             "lab `{lab}` keeps no topology to draw ({e}); it was brought up without a file"
