@@ -4,11 +4,9 @@ use serde::Serialize;
 
 use super::{CliError, exit, lab_arg};
 use crate::apply::inspect::{self, LinkState};
-use crate::apply::netlink::NetlinkKernel;
 use crate::apply::tokio_runtime;
-use crate::node::NodePaths;
 use crate::plan::Name;
-use crate::state::LabSummary;
+use crate::runtime::{Access, Session};
 
 #[derive(Serialize)]
 struct NodeStatus {
@@ -37,16 +35,14 @@ pub fn run(
     json: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, target, lab)?;
-    let summary = summary_of(host, &lab)?;
-    let paths = NodePaths::of_lab(host, &lab);
     let rt = tokio_runtime()?;
     let status = rt.block_on(async {
-        let kernel = NetlinkKernel::new(host, tokio::runtime::Handle::current(), 2)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let session = Session::open(host, &lab, Access::Read)?;
+        let (summary, paths) = (&session.live.summary, session.live.node_paths());
         let mut nodes = Vec::new();
         for n in &summary.nodes {
             let ns: Name = Name::from(n.netns.as_str());
-            let (state, error, links) = match inspect::dump(&kernel, &ns, &[]).await {
+            let (state, error, links) = match inspect::dump(session.kernel(), &ns, &[]).await {
                 Ok(d) => {
                     let ok = d
                         .links
@@ -71,7 +67,7 @@ pub fn run(
                 problems,
             });
         }
-        Ok::<_, std::io::Error>(LabStatus {
+        Ok::<_, CliError>(LabStatus {
             lab: summary.lab.clone(),
             file: summary.file.clone(),
             nodes,
@@ -142,14 +138,6 @@ fn print_human(status: &LabStatus) {
             crate::outln!("{:<12} {:<9} ! {p}", "", "");
         }
     }
-}
-
-/// The summary of a lab that is up, or why there is none (the runtime words it).
-pub(super) fn summary_of(
-    host: &crate::state::HostContext,
-    lab: &str,
-) -> Result<LabSummary, CliError> {
-    Ok(crate::runtime::LiveLab::open(host, lab)?.summary)
 }
 
 fn is_link_local(a: &ipnet::IpNet) -> bool {

@@ -139,6 +139,15 @@ impl LiveLab {
         crate::node::NodePaths::of_lab(&self.host, &self.lab)
     }
 
+    /// Where `exec` and `shell` run a command in `node`: inside its init's namespaces
+    /// when it has one, else in its network namespace.
+    pub fn exec_target(
+        &self,
+        node: &crate::state::NodeSummary,
+    ) -> std::io::Result<crate::node::enter::Target> {
+        crate::apply::nodes::target(&self.host, &self.lab, &node.name, &node.netns)
+    }
+
     /// The topology the lab was brought up from, compiled again for what only the model
     /// has (the checks of `nslab test --lab`), with paths relative to where the file was.
     /// `None` when no source was kept (a lab brought up through the Rust API).
@@ -173,7 +182,8 @@ impl LiveLab {
         }
     }
 
-    fn node(&self, node: &str) -> Result<&crate::state::NodeSummary, RuntimeError> {
+    /// A node of the lab, or the error that lists the ones it has.
+    pub fn node(&self, node: &str) -> Result<&crate::state::NodeSummary, RuntimeError> {
         self.summary.node(node).ok_or_else(|| RuntimeError::NoNode {
             lab: self.lab.clone(),
             node: node.to_string(),
