@@ -3,8 +3,8 @@
 use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
-use crate::apply::nodes;
 use crate::node::environ;
+use crate::runtime::LiveLab;
 use crate::state::NodeSummary;
 
 pub fn run(
@@ -19,21 +19,14 @@ pub fn run(
         .filter_map(|e| env_arg(e).transpose())
         .collect::<Result<Vec<_>, _>>()?;
     let lab = lab_arg(host, None, lab)?;
-    let dir = host.lab_dir(&lab);
-    let summary = super::status::summary_of(&lab, &dir)?;
-    let Some(n) = summary.node(node) else {
-        let names: Vec<&str> = summary.nodes.iter().map(|n| n.name.as_str()).collect();
-        return Err(CliError::Usage(format!(
-            "lab `{lab}` has no node `{node}`; its nodes are: {}",
-            names.join(", ")
-        )));
-    };
+    let live = LiveLab::open(host, &lab)?;
+    let n = live.node(node)?;
     if argv.is_empty() {
         return Err(CliError::Usage(
             "nothing to run: give a command after `--`".into(),
         ));
     }
-    let mut cmd = nodes::target(host, &lab, node, &n.netns)?.command(argv)?;
+    let mut cmd = live.exec_target(n)?.command(argv)?;
     cmd.env_clear().envs(node_env(n, &extra));
     let status = cmd
         .status()

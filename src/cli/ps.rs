@@ -1,7 +1,8 @@
 //! `nslab ps [NODE]`: each node's processes, from its init.
 
 use super::{CliError, exit, lab_arg};
-use crate::node::{NodePaths, control};
+use crate::node::control;
+use crate::runtime::LiveLab;
 
 pub fn run(
     host: &crate::state::HostContext,
@@ -10,13 +11,14 @@ pub fn run(
     json: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
-    let summary = super::status::summary_of(&lab, &host.lab_dir(&lab))?;
+    let live = LiveLab::open(host, &lab)?;
+    let summary = &live.summary;
     if let Some(n) = node
         && summary.node(n).is_none()
     {
         return Err(CliError::Usage(format!("lab `{lab}` has no node `{n}`")));
     }
-    let paths = NodePaths::of_lab(host, &lab);
+    let paths = live.node_paths();
     let mut all = Vec::new();
     let mut failed = false;
     for n in summary

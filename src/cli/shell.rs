@@ -3,7 +3,7 @@
 use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
-use crate::apply::nodes;
+use crate::runtime::LiveLab;
 
 pub fn run(
     host: &crate::state::HostContext,
@@ -11,8 +11,9 @@ pub fn run(
     node: &str,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
-    let summary = super::status::summary_of(&lab, &host.lab_dir(&lab))?;
-    let n = summary
+    let live = LiveLab::open(host, &lab)?;
+    let n = live
+        .summary
         .node(node)
         .ok_or_else(|| CliError::Usage(format!("lab `{lab}` has no node `{node}`")))?;
     // bash without its rc files keeps our prompt; any other shell gets PS1 too.
@@ -32,7 +33,7 @@ pub fn run(
             format!("[{lab}/{node}] # "),
         )
     };
-    let mut cmd = nodes::target(host, &lab, node, &n.netns)?.command(&argv)?;
+    let mut cmd = live.exec_target(n)?.command(&argv)?;
     cmd.env_clear()
         .envs(super::exec::node_env(n, &[]))
         .env("PS1", prompt)

@@ -4,11 +4,9 @@ use serde::Serialize;
 
 use super::{CliError, exit, lab_arg};
 use crate::apply::inspect::{self, LinkState};
-use crate::apply::netlink::NetlinkKernel;
-use crate::apply::{ApplyError, tokio_runtime};
-use crate::node::NodePaths;
+use crate::apply::tokio_runtime;
 use crate::plan::Name;
-use crate::state::{Journal, LabDir, LabSummary, Record};
+use crate::runtime::{Access, Session};
 
 #[derive(Serialize)]
 struct NodeStatus {
@@ -37,17 +35,14 @@ pub fn run(
     json: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, target, lab)?;
-    let dir = host.lab_dir(&lab);
-    let summary = summary_of(&lab, &dir)?;
-    let paths = NodePaths::of_lab(host, &lab);
     let rt = tokio_runtime()?;
     let status = rt.block_on(async {
-        let kernel = NetlinkKernel::new(host, tokio::runtime::Handle::current(), 2)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let session = Session::open(host, &lab, Access::Read)?;
+        let (summary, paths) = (&session.live.summary, session.live.node_paths());
         let mut nodes = Vec::new();
         for n in &summary.nodes {
             let ns: Name = Name::from(n.netns.as_str());
-            let (state, error, links) = match inspect::dump(&kernel, &ns, &[]).await {
+            let (state, error, links) = match inspect::dump(session.kernel(), &ns, &[]).await {
                 Ok(d) => {
                     let ok = d
                         .links
@@ -72,7 +67,7 @@ pub fn run(
                 problems,
             });
         }
-        Ok::<_, std::io::Error>(LabStatus {
+        Ok::<_, CliError>(LabStatus {
             lab: summary.lab.clone(),
             file: summary.file.clone(),
             nodes,
@@ -143,35 +138,6 @@ fn print_human(status: &LabStatus) {
             crate::outln!("{:<12} {:<9} ! {p}", "", "");
         }
     }
-}
-
-/// The summary of a lab that is up, or why there is none: it is not up, it is still
-/// coming up, or an interrupted `up` left it incomplete (which `down` removes).
-pub(super) fn summary_of(lab: &str, dir: &LabDir) -> Result<LabSummary, CliError> {
-    if let Ok(s) = LabSummary::read(&dir.summary_path()) {
-        return Ok(s);
-    }
-    if !dir.exists() {
-        return Err(CliError::Lab(ApplyError::NotUp(lab.to_string())));
-    }
-    let records = Journal::read(&dir.journal_path()).unwrap_or_default();
-    let finished = records.iter().any(|r| matches!(r, Record::Up { .. }));
-    let coming_up = records.iter().find_map(|r| match r {
-        Record::Begin { pid, .. } => Some(*pid),
-        _ => None,
-    });
-    if let Some(pid) = coming_up
-        && !finished
-        && std::path::Path::new(&format!("/proc/{pid}")).exists()
-    {
-        return Err(CliError::Io(std::io::Error::other(format!(
-            "lab `{lab}` is still coming up (`nslab up` is pid {pid}); if that process is \
-             not nslab, `nslab down {lab}` removes what the lab left"
-        ))));
-    }
-    Err(CliError::Lab(ApplyError::Leftovers {
-        lab: lab.to_string(),
-    }))
 }
 
 fn is_link_local(a: &ipnet::IpNet) -> bool {

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::{CliError, exit};
-use crate::apply::netlink::NetlinkKernel;
 use crate::apply::{self, UpOptions};
 use crate::harness::{self, CheckResult, Context, Status, report};
 use crate::{CompileError, Severity, plan};
@@ -35,7 +34,11 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         ),
         (None, Some(lab)) => {
             let not_up = || CliError::Lab(apply::ApplyError::NotUp(lab.to_string()));
-            let live = crate::runtime::LiveLab::open(host, lab).map_err(|_| not_up())?;
+            // A bad name is "not up" here, as it always was (exit 1, not 3).
+            let live = crate::runtime::LiveLab::open(host, lab).map_err(|e| match e {
+                crate::runtime::RuntimeError::Invalid(_) => not_up(),
+                e => e.into(),
+            })?;
             (live.topology().ok_or_else(not_up)?, lab.to_string())
         }
         _ => {
@@ -127,13 +130,11 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
 
     let checks_started = Instant::now();
     let results: Result<Vec<CheckResult>, CliError> = rt.block_on(async {
-        let kernel = NetlinkKernel::new(host, tokio::runtime::Handle::current(), 2)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-        let ctx = Context::new(t, &kernel);
+        // The checks' kernel is the session's; the session closes its handles.
+        let session = crate::runtime::Session::for_checks(host, &t.lab)?;
+        let ctx = Context::new(t, session.kernel());
         let mut print = |r: &CheckResult| out_human(report::human_line(r));
-        let results = harness::run(&ctx, cancel.clone(), &mut print).await;
-        kernel.close_all();
-        Ok(results)
+        Ok(harness::run(&ctx, cancel.clone(), &mut print).await)
     });
     // Whatever happened, the lab goes down (unless asked to keep it).
     let teardown = if bring_up && !a.keep {

@@ -19,12 +19,22 @@ pub use process::{add_process, retire_process};
 pub use session::{Access, Session};
 
 use crate::apply::KernelError;
-use crate::state::{HostContext, LabDir, LabSummary, StateError};
+use crate::state::{HostContext, Journal, LabDir, LabSummary, Record, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("no lab named `{0}` is up")]
     NotUp(String),
+    /// Its `up` is still running: the summary is written last.
+    #[error(
+        "lab `{lab}` is still coming up (`nslab up` is pid {pid}); if that process is not nslab, `nslab down {lab}` removes what the lab left"
+    )]
+    ComingUp { lab: String, pid: u32 },
+    /// An `up` was killed halfway: the journal is there, the summary never came.
+    #[error(
+        "lab `{lab}` has leftovers of an interrupted `up`; run `nslab down {lab}` to remove them"
+    )]
+    Leftovers { lab: String },
     #[error("lab `{lab}` has no node `{node}`; its nodes are: {known}")]
     NoNode {
         lab: String,
@@ -97,11 +107,12 @@ pub struct LiveLab {
 }
 
 impl LiveLab {
+    /// Opens a lab that is up; every command reads a running lab through here, so each
+    /// says the same thing about one that is not (quite) up.
     pub fn open(host: &HostContext, lab: &str) -> Result<LiveLab, RuntimeError> {
         crate::model::names::check_lab_name(lab).map_err(RuntimeError::Invalid)?;
         let dir = host.lab_dir(lab);
-        let summary = LabSummary::read(&dir.summary_path())
-            .map_err(|_| RuntimeError::NotUp(lab.to_string()))?;
+        let summary = LabSummary::read(&dir.summary_path()).map_err(|_| why_not_up(lab, &dir))?;
         Ok(LiveLab {
             lab: lab.to_string(),
             host: host.clone(),
@@ -126,6 +137,15 @@ impl LiveLab {
     /// Where the lab's nodes keep their pid files, control sockets and logs.
     pub fn node_paths(&self) -> crate::node::NodePaths {
         crate::node::NodePaths::of_lab(&self.host, &self.lab)
+    }
+
+    /// Where `exec` and `shell` run a command in `node`: inside its init's namespaces
+    /// when it has one, else in its network namespace.
+    pub fn exec_target(
+        &self,
+        node: &crate::state::NodeSummary,
+    ) -> std::io::Result<crate::node::enter::Target> {
+        crate::apply::nodes::target(&self.host, &self.lab, &node.name, &node.netns)
     }
 
     /// The topology the lab was brought up from, compiled again for what only the model
@@ -162,7 +182,8 @@ impl LiveLab {
         }
     }
 
-    fn node(&self, node: &str) -> Result<&crate::state::NodeSummary, RuntimeError> {
+    /// A node of the lab, or the error that lists the ones it has.
+    pub fn node(&self, node: &str) -> Result<&crate::state::NodeSummary, RuntimeError> {
         self.summary.node(node).ok_or_else(|| RuntimeError::NoNode {
             lab: self.lab.clone(),
             node: node.to_string(),
@@ -174,5 +195,30 @@ impl LiveLab {
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+    }
+}
+
+/// Why a lab has no summary: it is not up, it is still coming up (the summary is written
+/// last), or an interrupted `up` left it incomplete (which `down` removes).
+fn why_not_up(lab: &str, dir: &LabDir) -> RuntimeError {
+    if !dir.exists() {
+        return RuntimeError::NotUp(lab.to_string());
+    }
+    let records = Journal::read(&dir.journal_path()).unwrap_or_default();
+    let finished = records.iter().any(|r| matches!(r, Record::Up { .. }));
+    let coming_up = records.iter().find_map(|r| match r {
+        Record::Begin { pid, .. } => Some(*pid),
+        _ => None,
+    });
+    match coming_up {
+        Some(pid) if !finished && std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+            RuntimeError::ComingUp {
+                lab: lab.to_string(),
+                pid,
+            }
+        }
+        _ => RuntimeError::Leftovers {
+            lab: lab.to_string(),
+        },
     }
 }

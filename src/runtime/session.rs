@@ -46,9 +46,24 @@ impl Session<'static> {
         lab: &str,
         access: Access,
     ) -> Result<Session<'static>, RuntimeError> {
+        Self::with_threads(host, lab, access, 1)
+    }
+
+    /// Opens the lab to run its checks (`nslab test`), read-only: checks work in several
+    /// namespaces at once, so the kernel gets a second namespace thread.
+    pub fn for_checks(host: &HostContext, lab: &str) -> Result<Session<'static>, RuntimeError> {
+        Self::with_threads(host, lab, Access::Read, 2)
+    }
+
+    fn with_threads(
+        host: &HostContext,
+        lab: &str,
+        access: Access,
+        threads: usize,
+    ) -> Result<Session<'static>, RuntimeError> {
         let (live, lock) = open_locked(host, lab, access)?;
         let kernel =
-            NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1).map_err(|e| {
+            NetlinkKernel::new(host, tokio::runtime::Handle::current(), threads).map_err(|e| {
                 RuntimeError::Host {
                     lab: lab.to_string(),
                     source: std::io::Error::other(e.to_string()),

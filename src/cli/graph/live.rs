@@ -8,26 +8,26 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_core::Nla;
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
 
-use super::super::{CliError, health, status::summary_of};
+use super::super::{CliError, health};
 use crate::apply::inspect::{self, LinkState};
 use crate::apply::netlink::NetlinkKernel;
 use crate::draw::live::{IfaceLive, Live, NodeLive, ProcLive};
 use crate::node::{NodePaths, control};
 use crate::plan::Name;
-use crate::state::{HostContext, LabSummary};
+use crate::runtime::{Access, LiveLab, Session};
+use crate::state::HostContext;
 
-/// A running lab: its topology (compiled again from the file stored at `up`) and summary.
+/// A running lab: its topology (compiled again from the file stored at `up`) and the lab.
 pub struct Running {
     pub topology: crate::Topology,
-    pub summary: LabSummary,
-    host: HostContext,
+    live: LiveLab,
 }
 
 /// Opens a lab that is up, with the topology it was brought up from.
 pub fn open(host: &HostContext, lab: &str) -> Result<Running, CliError> {
-    let dir = host.lab_dir(lab);
-    let summary = summary_of(lab, &dir)?;
-    let source = crate::state::files::read(&dir.source_path()).map_err(|e| {
+    let live = LiveLab::open(host, lab)?;
+    let summary = &live.summary;
+    let source = crate::state::files::read(&live.dir.source_path()).map_err(|e| {
         CliError::Io(std::io::Error::other(format!(
             "lab `{lab}` keeps no topology to draw ({e}); it was brought up without a file"
         )))
@@ -37,24 +37,24 @@ pub fn open(host: &HostContext, lab: &str) -> Result<Running, CliError> {
     let compiled = crate::compile_str(&source, &summary.file, base)?;
     Ok(Running {
         topology: compiled.topology,
-        summary,
-        host: host.clone(),
+        live,
     })
 }
 
 /// The live state of every node of the lab, now.
 pub fn read(lab: &Running) -> Result<Live, CliError> {
-    let paths = NodePaths::of_lab(&lab.host, &lab.summary.lab);
+    let paths = lab.live.node_paths();
     let rt = crate::apply::tokio_runtime()?;
     let mut nodes = rt.block_on(async {
-        let kernel = NetlinkKernel::new(&lab.host, tokio::runtime::Handle::current(), 2)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let session = Session::open(&lab.live.host, &lab.live.lab, Access::Read)?;
         let mut out = BTreeMap::new();
-        for n in &lab.summary.nodes {
-            out.insert(n.name.clone(), node_kernel(&kernel, &n.netns).await);
+        for n in &lab.live.summary.nodes {
+            out.insert(
+                n.name.clone(),
+                node_kernel(session.kernel(), &n.netns).await,
+            );
         }
-        kernel.close_all();
-        Ok::<_, std::io::Error>(out)
+        Ok::<_, CliError>(out)
     })?;
     for (name, n) in &mut nodes {
         n.processes = processes(&paths, name);
