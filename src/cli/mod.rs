@@ -137,9 +137,9 @@ pub enum Command {
     /// Make a running lab what the file says, changing only what differs.
     ///
     /// Needs root. Links, addresses, routes, MTU, sysctls, impairments, bridge members and
-    /// single processes change in place; a node whose mounts, env or limits changed is
-    /// restarted (its links stay); a node whose isolation changed is replaced, and its
-    /// peers' links follow. Untouched processes keep running. A lab that is not up is
+    /// single processes change in place (a node's env restarts each of its processes); a
+    /// node whose mounts, limits or logs changed is restarted (its links stay); a node
+    /// whose isolation changed is replaced, and its peers' links follow. Untouched processes keep running. A lab that is not up is
     /// brought up. Journaled like `up`: a failure or a signal rolls back this change
     /// only, and after a kill -9, `apply` again (or `down`) converges.
     Apply {
