@@ -352,10 +352,12 @@ pub fn diff(old: &Plan, new: &Plan) -> Diff {
         .collect();
     // A process new to a node that keeps running: its init must learn it first.
     let announce = |k: &Key| match k {
-        Key::Process(node, p) if kept(&Key::Node(node.clone())) => node_starts
-            .get(node.as_str())
-            .and_then(|s| s.processes.iter().find(|x| x.name == *p))
-            .map(|spec| (s_netns(new, node), node.clone(), spec.clone())),
+        Key::Process(node, p) if kept(&Key::Node(node.clone())) => {
+            node_starts.get(node.as_str()).and_then(|s| {
+                let spec = s.processes.iter().find(|x| x.name == *p)?;
+                Some((Name::from(s.netns.as_str()), node.clone(), spec.clone()))
+            })
+        }
         _ => None,
     };
     let mtu_ops: Vec<Op> = r
@@ -477,44 +479,21 @@ fn stale_hosts(o: &Index, n: &Index, kept: &dyn Fn(&Key) -> bool) -> Vec<NodeSta
         .collect()
 }
 
-/// The namespace of a node in `plan`.
-fn s_netns(plan: &Plan, node: &str) -> Name {
-    plan.steps
-        .iter()
-        .find_map(|s| match &s.op {
-            Op::StartNode { netns, start } if start.node == node => Some(netns.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| crate::model::names::node_netns(&plan.lab, node).into())
-}
-
 /// The MTU steps of a link kept with a new MTU: every end it made.
 fn mtu_ops(op: &Op) -> Option<Vec<Op>> {
     match op {
+        // Back to the kernel's default MTU for the kind when the file no longer sets one.
         Op::CreateBridge {
             netns,
             name,
             ifindex,
-            mtu: Some(mtu),
+            mtu,
             ..
         } => Some(vec![Op::SetMtu {
             netns: netns.clone(),
             name: name.clone(),
             ifindex: *ifindex,
-            mtu: *mtu,
-        }]),
-        // Back to the kernel's default MTU for the kind.
-        Op::CreateBridge {
-            netns,
-            name,
-            ifindex,
-            mtu: None,
-            ..
-        } => Some(vec![Op::SetMtu {
-            netns: netns.clone(),
-            name: name.clone(),
-            ifindex: *ifindex,
-            mtu: 1500,
+            mtu: mtu.unwrap_or(1500),
         }]),
         // Every end the link made; back to the kernel's default MTU for the kind.
         Op::CreateLink(l) => Some(
