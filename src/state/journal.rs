@@ -89,23 +89,7 @@ impl Journal {
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a corrupt
     /// line elsewhere is an error.
     pub fn read(path: &Path) -> Result<Vec<Record>, StateError> {
-        let text = super::files::read(path)?;
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_str(line) {
-                Ok(r) => out.push(r),
-                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
-                Err(e) => {
-                    return Err(StateError::Corrupt {
-                        path: path.to_path_buf(),
-                        line: i + 1,
-                        msg: e.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(out)
+        parse_lines(path, &super::files::read(path)?, "")
     }
 }
 
@@ -301,6 +285,28 @@ pub fn objects(records: &[Record]) -> Vec<Undo> {
     retired.apply(out)
 }
 
+/// Parses the records of `text`, the part of the journal at `path` that follows
+/// `before` (counted only to name a corrupt line). A torn last line (a crash mid-write)
+/// is ignored; a corrupt line elsewhere is an error naming its line.
+fn parse_lines(path: &Path, text: &str, before: &str) -> Result<Vec<Record>, StateError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => {
+                return Err(StateError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: before.lines().count() + i + 1,
+                    msg: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What `apply` needs from a journal, read without parsing what comes before the last
 /// `apply` record (most of a large journal): whether `up` finished, and what an
 /// unfinished `apply` touched, if the last one did not finish.
@@ -313,23 +319,7 @@ pub fn apply_state(path: &Path) -> Result<(bool, Option<Vec<Undo>>), StateError>
         None if text.starts_with(APPLY) => 0,
         None => return Ok((up, None)),
     };
-    let rest = &text[start..];
-    let lines: Vec<&str> = rest.lines().collect();
-    let mut records = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str(line) {
-            Ok(r) => records.push(r),
-            // A torn last line: a crash in mid-write.
-            Err(_) if i + 1 == lines.len() && !rest.ends_with('\n') => break,
-            Err(e) => {
-                return Err(StateError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: text[..start].lines().count() + i + 1,
-                    msg: e.to_string(),
-                });
-            }
-        }
-    }
+    let records = parse_lines(path, &text[start..], &text[..start])?;
     Ok((up, unfinished_apply(&records)))
 }
 
