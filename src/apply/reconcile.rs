@@ -40,8 +40,55 @@ pub fn dry_run(host: &HostContext, new: &Plan) -> Result<Option<Diff>, ApplyErro
     if !dir.exists() {
         return Ok(None);
     }
-    let from = current(&dir)?;
-    Ok(Some(diff::diff(&from.plan, new)))
+    let from = stored(&dir)?.parse(&dir)?;
+    Ok(Some(diff::diff(from.plan(), new)))
+}
+
+/// What the lab's files say it is, each read once: what an unfinished `apply` touched, if
+/// one was cut short, and the stored plan's text.
+struct Stored {
+    touched: Option<Vec<Undo>>,
+    text: String,
+}
+
+fn stored(dir: &LabDir) -> Result<Stored, ApplyError> {
+    let (up, touched) = crate::state::apply_state(&dir.journal_path())?;
+    if !up {
+        return Err(ApplyError::Leftovers {
+            lab: dir.lab.clone(),
+        });
+    }
+    let text = files::read(&dir.plan_path()).map_err(|_| ApplyError::NoPlan {
+        lab: dir.lab.clone(),
+    })?;
+    Ok(Stored { touched, text })
+}
+
+impl Stored {
+    /// Whether the lab is exactly `plan` already: no change was cut short and the stored
+    /// plan is the new plan byte for byte (both are written by `serde_json::to_vec`).
+    /// Serialising and comparing costs a fraction of parsing the stored plan and diffing
+    /// it, which is most of a no-op `apply` of a large lab.
+    fn unchanged(&self, plan: &Plan) -> bool {
+        self.touched.is_none()
+            && serde_json::to_vec(plan).is_ok_and(|new| new == self.text.as_bytes())
+    }
+
+    /// The stored plan parsed, and what of it can be relied on.
+    fn parse(self, dir: &LabDir) -> Result<Current, ApplyError> {
+        let stored: Plan = serde_json::from_str(&self.text).map_err(|_| ApplyError::NoPlan {
+            lab: dir.lab.clone(),
+        })?;
+        let realized = self.touched.as_ref().map(|t| {
+            let next = LabDir::read_plan(&dir.next_plan_path()).ok();
+            diff::realized(&stored, next.as_ref(), t)
+        });
+        Ok(Current {
+            stored,
+            touched: self.touched,
+            realized,
+        })
+    }
 }
 
 /// What the lab is now, as far as its files say.
@@ -50,49 +97,15 @@ struct Current {
     stored: Plan,
     /// What an unfinished `apply` touched, if one was cut short.
     touched: Option<Vec<Undo>>,
-    /// The lab as it can be relied on: `stored` without what that `apply` touched.
-    plan: Plan,
+    /// `stored` without what that `apply` touched, when one was cut short.
+    realized: Option<Plan>,
 }
 
-fn current(dir: &LabDir) -> Result<Current, ApplyError> {
-    let (up, touched) = crate::state::apply_state(&dir.journal_path())?;
-    if !up {
-        return Err(ApplyError::Leftovers {
-            lab: dir.lab.clone(),
-        });
+impl Current {
+    /// The lab as it can be relied on.
+    fn plan(&self) -> &Plan {
+        self.realized.as_ref().unwrap_or(&self.stored)
     }
-    let stored = LabDir::read_plan(&dir.plan_path()).map_err(|_| ApplyError::NoPlan {
-        lab: dir.lab.clone(),
-    })?;
-    let plan = match &touched {
-        Some(t) => {
-            let next = LabDir::read_plan(&dir.next_plan_path()).ok();
-            diff::realized(&stored, next.as_ref(), t)
-        }
-        None => stored.clone(),
-    };
-    Ok(Current {
-        stored,
-        touched,
-        plan,
-    })
-}
-
-/// Whether the lab is exactly `plan` already: no change was cut short and the stored
-/// plan is the new plan byte for byte (both are written by `serde_json::to_vec`).
-/// Serialising and comparing costs a fraction of parsing the stored plan and diffing it,
-/// which is most of a no-op `apply` of a large lab.
-fn unchanged(dir: &LabDir, plan: &Plan) -> bool {
-    if !matches!(
-        crate::state::apply_state(&dir.journal_path()),
-        Ok((true, None))
-    ) {
-        return false;
-    }
-    let Ok(stored) = files::read(&dir.plan_path()) else {
-        return false;
-    };
-    serde_json::to_vec(plan).is_ok_and(|new| new == stored.as_bytes())
 }
 
 /// [`apply_with`] on its own runtime, rolling back on SIGINT, SIGTERM and SIGHUP when
@@ -131,7 +144,8 @@ pub async fn apply_with(
         }
     }
     let lock = tokio::task::block_in_place(|| super::lock(&opts.host, &lab))?;
-    if unchanged(&dir, plan) {
+    let on_file = stored(&dir)?;
+    if on_file.unchanged(plan) {
         keep_source(&dir, opts)?;
         drop(lock);
         return Ok(Applied::Changed {
@@ -140,8 +154,8 @@ pub async fn apply_with(
             elapsed: start.elapsed(),
         });
     }
-    let now_is = current(&dir)?;
-    let d = diff::diff(&now_is.plan, plan);
+    let now_is = on_file.parse(&dir)?;
+    let d = diff::diff(now_is.plan(), plan);
     let recovered = now_is.touched.is_some();
     if d.is_empty() && !recovered {
         keep_source(&dir, opts)?;

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::{CliError, compile, compile_checked, exit};
+use crate::apply::ApplyError;
 use crate::apply::reconcile::{self, Applied};
-use crate::apply::{ApplyError, UpOptions};
 use crate::plan::{self, diff};
 
 pub struct Args {
@@ -21,17 +21,7 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
     let c = compile_checked(file)?;
     let t = &c.topology;
     let p = plan::plan(t);
-    let opts = UpOptions {
-        jobs: args.jobs,
-        file: std::path::absolute(file)
-            .unwrap_or(file.to_path_buf())
-            .display()
-            .to_string(),
-        handle_signals: true,
-        source: Some(c.warnings.source.clone()),
-        progress: super::progress::reporter(&t.lab, args.quiet),
-        ..UpOptions::new(host.clone())
-    };
+    let opts = super::up::options(host, file, &c, args.jobs, args.quiet);
     let applied = reconcile::apply(t, &p, &opts).map_err(|e| match e {
         // The lab stays up as it was: a failed change, not a lab that could not come up.
         e @ ApplyError::RolledBack { .. } => CliError::Lab(e),

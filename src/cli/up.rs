@@ -11,17 +11,7 @@ pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<
     let c = compile_checked(file)?;
     let t = &c.topology;
     let p = plan::plan(t);
-    let opts = UpOptions {
-        jobs,
-        file: std::path::absolute(file)
-            .unwrap_or(file.to_path_buf())
-            .display()
-            .to_string(),
-        handle_signals: true,
-        source: Some(c.warnings.source.clone()),
-        progress: super::progress::reporter(&t.lab, quiet),
-        ..UpOptions::new(host.clone())
-    };
+    let opts = options(host, file, &c, jobs, quiet);
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.
     if quiet {
@@ -37,4 +27,26 @@ pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<
         report.elapsed.as_secs_f64()
     );
     Ok(exit::OK)
+}
+
+/// What `up` and `apply` run with from the command line: the file's absolute path and
+/// text kept with the lab, signals handled, progress on a terminal.
+pub(super) fn options(
+    host: &HostContext,
+    file: &Path,
+    c: &crate::Compiled,
+    jobs: usize,
+    quiet: bool,
+) -> UpOptions {
+    UpOptions {
+        jobs,
+        file: std::path::absolute(file)
+            .unwrap_or(file.to_path_buf())
+            .display()
+            .to_string(),
+        handle_signals: true,
+        source: Some(c.warnings.source.clone()),
+        progress: super::progress::reporter(&c.topology.lab, quiet),
+        ..UpOptions::new(host.clone())
+    }
 }
