@@ -115,7 +115,16 @@ fn not_utf8(file: &str, e: std::string::FromUtf8Error) -> Report {
 /// Adds the checks that need the host (mount sources exist, commands can be found) to a
 /// compiled topology; any error makes it invalid, located like every other problem.
 pub fn preflight(c: Compiled) -> Result<Compiled, CompileError> {
-    let found = crate::preflight::check(&c.topology);
+    preflight_for(c, false)
+}
+
+/// [`preflight`], plus, for a lab run without root, what only root can do (see
+/// [`crate::rootless::check`]).
+pub fn preflight_for(c: Compiled, rootless: bool) -> Result<Compiled, CompileError> {
+    let mut found = crate::preflight::check(&c.topology);
+    if rootless {
+        found.extend(crate::rootless::check::check(&c.topology));
+    }
     if found.is_empty() {
         return Ok(c);
     }

@@ -24,6 +24,7 @@ pub mod out;
 pub mod plan;
 pub mod preflight;
 pub mod probe;
+pub mod rootless;
 pub mod runtime;
 pub mod spec;
 pub mod state;
@@ -31,7 +32,7 @@ pub mod sys;
 pub mod words;
 pub mod xml;
 
-pub use compile::{CompileError, Compiled, compile_file, compile_str, preflight};
+pub use compile::{CompileError, Compiled, compile_file, compile_str, preflight, preflight_for};
 pub use diag::{Diagnostic, Report, Severity};
 pub use lab::{Error, Lab, RunningLab};
 pub use model::Topology;

@@ -9,7 +9,13 @@ use nslab::cli::{Cli, CliError, exit, run};
 fn main() -> ExitCode {
     // The node init is this same binary; it must not pay for argument parsing.
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "__init") {
+    let first = args.next().and(args.next());
+    // A rootless lab's holder (`__holder LAB NETNS_DIR`): the lab names it in `ps`.
+    if first.as_ref().is_some_and(|a| a == "__holder") {
+        let netns_dir = args.nth(1).unwrap_or_default();
+        return ExitCode::from(nslab::rootless::holder::main(netns_dir.as_ref()) as u8);
+    }
+    if first.is_some_and(|a| a == "__init") {
         let config = args
             .next()
             .and_then(|c| c.into_string().ok())

@@ -440,6 +440,13 @@ async fn rollback(
     Ok(teardown.len())
 }
 
+/// Removes the files of a lab whose kernel objects are known to be gone: a rootless lab
+/// whose holder died took its namespaces and processes with it (see `crate::rootless`).
+pub fn forget(host: &HostContext, lab: &str) -> Result<(), ApplyError> {
+    let _lock = lock(host, lab)?;
+    teardown::release(host, lab, &host.lab_dir(lab))
+}
+
 /// Which lab a command on a running lab means: the one named, or the only one up.
 pub fn resolve_lab(host: &HostContext, name: Option<&str>) -> Result<String, ApplyError> {
     if let Some(n) = name {

@@ -268,6 +268,20 @@ impl NetlinkKernel {
             Op::Barrier { .. } => Ok(()),
             Op::MountRunDirs { lab } => {
                 let paths = crate::node::NodePaths::of_lab(&self.host, lab);
+                // Rootless, plain directories: the kernel refuses (EINVAL, kernel 6.18)
+                // to bind the mount template onto a tmpfs a process that joined the lab's
+                // user namespace mounted; $XDG_RUNTIME_DIR is a tmpfs already.
+                if !self.host.privileged {
+                    return tokio::task::spawn_blocking(move || {
+                        for dir in [&paths.dir, &paths.logs] {
+                            crate::state::files::ensure_dir(dir)
+                                .map_err(|e| KernelError::Other(e.to_string()))?;
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .map_err(|e| KernelError::Other(e.to_string()))?;
+                }
                 tokio::task::spawn_blocking(move || crate::node::rundirs::mount(&paths))
                     .await
                     .map_err(|e| KernelError::Other(e.to_string()))?

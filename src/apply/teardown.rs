@@ -212,7 +212,7 @@ pub fn finish(
 }
 
 /// The lab's files and directories, and the netns directory when the lab was the last.
-fn release(host: &HostContext, lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
+pub(crate) fn release(host: &HostContext, lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
     dir.remove()?;
     let nodes = crate::node::NodePaths::of_lab(host, lab);
     for d in [nodes.dir, nodes.logs] {

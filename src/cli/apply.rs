@@ -18,7 +18,7 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
     if args.dry_run {
         return dry_run(host, file, args.json);
     }
-    let c = compile_checked(file)?;
+    let c = compile_checked(host, file)?;
     let t = &c.topology;
     let p = plan::plan(t);
     let opts = super::up::options(host, file, &c, args.jobs, args.quiet);

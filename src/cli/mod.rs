@@ -16,6 +16,7 @@ mod node;
 mod plan;
 mod progress;
 mod ps;
+mod rootless;
 mod shell;
 mod status;
 mod test;
@@ -51,6 +52,10 @@ always gives the same plan and the same kernel state.\n\n\
 Exit codes: 0 success, 1 failure, 2 the lab could not come up, 3 invalid input."
 )]
 pub struct Cli {
+    /// Run the lab in a user namespace of its own, as nslab does by itself for a user who
+    /// is not root (state in $XDG_RUNTIME_DIR/nslab); for trying that path as root.
+    #[arg(long, global = true)]
+    pub rootless: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -390,6 +395,9 @@ pub enum CliError {
     /// An operation on a running lab (link, node, capture, events) failed.
     #[error(transparent)]
     Runtime(Box<crate::runtime::RuntimeError>),
+    /// A rootless lab's holder could not be found, started or joined.
+    #[error(transparent)]
+    Rootless(#[from] crate::rootless::RootlessError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -407,8 +415,11 @@ impl CliError {
         match self {
             CliError::Compile(_) | CliError::Usage(_) => exit::INVALID,
             CliError::Up(_) => exit::LAB_DOWN,
+            CliError::Rootless(crate::rootless::RootlessError::Start { .. }) => exit::LAB_DOWN,
             CliError::Runtime(e) if e.is_usage() => exit::INVALID,
-            CliError::Lab(_) | CliError::Runtime(_) | CliError::Io(_) => exit::FAILED,
+            CliError::Lab(_) | CliError::Runtime(_) | CliError::Io(_) | CliError::Rootless(_) => {
+                exit::FAILED
+            }
         }
     }
 }
@@ -471,10 +482,17 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
+    if crate::rootless::wanted(cli.rootless) {
+        return rootless::run(cli.command);
+    }
     // Built once: every command below works on this host.
-    let host = &crate::state::HostContext::from_env();
-    match cli.command {
-        Command::Validate { file, quiet } => validate::run(&file, quiet),
+    dispatch(&crate::state::HostContext::from_env(), cli.command)
+}
+
+/// Runs one command on `host`.
+fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, CliError> {
+    match command {
+        Command::Validate { file, quiet } => validate::run(host, &file, quiet),
         Command::Import { file, image_map } => import::run(&file, image_map.as_deref()),
         Command::Plan {
             file,
@@ -646,17 +664,27 @@ fn print_event(e: &crate::runtime::events::Event) {
 
 /// Compiles a file and prints its warnings to stderr.
 fn compile(file: &std::path::Path) -> Result<crate::Compiled, CliError> {
-    compile_with(file, false)
+    compile_with(file, None)
 }
 
 /// The same, with the checks that need the host (for commands that run the lab).
-fn compile_checked(file: &std::path::Path) -> Result<crate::Compiled, CliError> {
-    compile_with(file, true)
+/// A rootless host (see `crate::rootless`) adds what only root can do.
+fn compile_checked(
+    host: &crate::state::HostContext,
+    file: &std::path::Path,
+) -> Result<crate::Compiled, CliError> {
+    compile_with(file, Some(host))
 }
 
-fn compile_with(file: &std::path::Path, host_checks: bool) -> Result<crate::Compiled, CliError> {
+fn compile_with(
+    file: &std::path::Path,
+    host: Option<&crate::state::HostContext>,
+) -> Result<crate::Compiled, CliError> {
     let c = crate::compile_file(file)?;
-    let c = if host_checks { crate::preflight(c)? } else { c };
+    let c = match host {
+        Some(h) => crate::preflight_for(c, !h.privileged)?,
+        None => c,
+    };
     let warnings = c.warnings.render(crate::Severity::Warning);
     if !warnings.is_empty() {
         crate::err!("{warnings}");

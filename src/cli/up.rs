@@ -8,7 +8,7 @@ use crate::plan;
 use crate::state::HostContext;
 
 pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
-    let c = compile_checked(file)?;
+    let c = compile_checked(host, file)?;
     let t = &c.topology;
     let p = plan::plan(t);
     let opts = options(host, file, &c, jobs, quiet);

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use super::{CliError, compile_checked, exit};
 
-pub fn run(file: &Path, quiet: bool) -> Result<u8, CliError> {
-    let c = compile_checked(file)?;
+pub fn run(host: &crate::state::HostContext, file: &Path, quiet: bool) -> Result<u8, CliError> {
+    let c = compile_checked(host, file)?;
     if !quiet {
         let t = &c.topology;
         crate::outln!(

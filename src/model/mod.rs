@@ -96,6 +96,9 @@ pub struct Node {
     pub mounts: Vec<Mount>,
     pub private: Vec<PrivateDir>,
     pub limits: Limits,
+    /// Where the limits were written, for the checks that refuse them (a rootless lab's).
+    #[serde(skip)]
+    pub limits_span: Option<crate::diag::Span>,
     pub isolation: Vec<NsKind>,
     pub depends_on: Vec<Dep>,
     #[serde(serialize_with = "ser_duration")]

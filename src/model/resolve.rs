@@ -236,6 +236,13 @@ pub fn limits(raw: &RawLimits) -> Limits {
     }
 }
 
+/// The first limit written, where an error about the node's limits points.
+pub fn limits_span(raw: &RawLimits) -> Option<crate::diag::Span> {
+    (raw.memory.as_ref().map(|m| m.span))
+        .or(raw.cpu.as_ref().map(|c| c.span))
+        .or(raw.pids.as_ref().map(|p| p.span))
+}
+
 pub fn isolation(sink: &mut Sink, raw: &Option<Sp<Vec<Sp<NsKind>>>>) -> Vec<NsKind> {
     let Some(list) = raw else {
         return NsKind::ALL.to_vec();

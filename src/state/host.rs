@@ -48,6 +48,23 @@ impl HostContext {
         }
     }
 
+    /// The context of a rootless lab: state in `$XDG_RUNTIME_DIR/nslab` (or
+    /// `~/.local/state/nslab` when unset), named namespaces in its `netns` directory,
+    /// over which each lab's holder mounts a tmpfs of its own (see `crate::rootless`), so
+    /// nothing goes to /run/nslab or /run/netns. `None` when neither variable is set.
+    pub fn rootless_from_env() -> Option<HostContext> {
+        let run_dir = rootless_run_dir(
+            std::env::var_os("XDG_RUNTIME_DIR"),
+            std::env::var_os("HOME"),
+        )?;
+        Some(HostContext {
+            netns_dir: run_dir.join("netns"),
+            run_dir,
+            privileged: false,
+            host: None,
+        })
+    }
+
     /// Where one lab's files are.
     pub fn lab_dir(&self, lab: &str) -> LabDir {
         LabDir {
@@ -71,6 +88,18 @@ impl HostContext {
     pub fn labs(&self) -> Vec<String> {
         list_labs(&self.run_dir)
     }
+}
+
+/// `$XDG_RUNTIME_DIR/nslab`, or `$HOME/.local/state/nslab`; an empty or relative value
+/// counts as unset, as the XDG base directory specification says.
+fn rootless_run_dir(
+    xdg: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let usable = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    usable(xdg)
+        .map(|d| d.join("nslab"))
+        .or_else(|| usable(home).map(|h| h.join(".local/state/nslab")))
 }
 
 fn list_labs(root: &Path) -> Vec<String> {
@@ -104,5 +133,23 @@ mod tests {
         );
         assert_eq!(ctx.netns_path("nslab.x.a"), Path::new("/tmp/n/nslab.x.a"));
         assert_eq!(ctx.netns_dir_marker(), Path::new("/tmp/r/.netns-dir"));
+    }
+
+    #[test]
+    fn rootless_state_goes_to_the_runtime_dir_then_home() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            rootless_run_dir(os("/run/user/7"), os("/home/u")),
+            Some(PathBuf::from("/run/user/7/nslab"))
+        );
+        assert_eq!(
+            rootless_run_dir(None, os("/home/u")),
+            Some(PathBuf::from("/home/u/.local/state/nslab"))
+        );
+        assert_eq!(
+            rootless_run_dir(os("relative"), os("/home/u")),
+            Some(PathBuf::from("/home/u/.local/state/nslab"))
+        );
+        assert_eq!(rootless_run_dir(os(""), None), None);
     }
 }

@@ -70,6 +70,7 @@ fn nodes_of(lab: &str, specs: &Specs, wires: &[Wire]) -> Vec<Node> {
             mounts: Vec::new(),
             private: Vec::new(),
             limits: Default::default(),
+            limits_span: None,
             isolation: Vec::new(),
             depends_on: Vec::new(),
             stop_timeout: spec

@@ -102,6 +102,7 @@ pub(super) fn node(sink: &mut Sink, lab: &str, base_dir: &Path, specs: &Specs, n
         node.mounts = resolve::mounts(sink, vars, base_dir, &spec.mounts);
         node.private = resolve::private(sink, vars, &spec.private);
         node.limits = resolve::limits(&spec.limits);
+        node.limits_span = resolve::limits_span(&spec.limits);
         node.isolation = resolve::isolation(sink, &spec.isolation);
     }
 }

@@ -1,0 +1,86 @@
+//! Commands run without root: find (or, for `up`, `apply` and `test FILE`, start) the
+//! lab's holder, join it, and run the command inside with the rootless host context.
+//! Commands that touch no lab (validate, plan, import, graph of a file) run as they are.
+
+use std::path::Path;
+
+use super::{CliError, Command, LinkCommand, NodeCommand, dispatch, lab_arg, lab_name_of};
+use crate::rootless::{RootlessError, holder, join};
+use crate::state::HostContext;
+
+pub fn run(command: Command) -> Result<u8, CliError> {
+    let host = HostContext::rootless_from_env().ok_or(RootlessError::NoStateDir)?;
+    if matches!(command, Command::Ls { .. }) {
+        // A lab whose holder died is gone: do not list it.
+        for lab in host.labs() {
+            holder::open(&host, &lab, false)?;
+        }
+    }
+    let Some((lab, may_start)) = lab_of(&host, &command)? else {
+        return dispatch(&host, command);
+    };
+    let Some(holder) = holder::open(&host, &lab, may_start)? else {
+        return Err(CliError::Lab(crate::apply::ApplyError::NotUp(lab)));
+    };
+    match join::join(&holder)? {
+        join::Joined::Inside => dispatch(&host, command),
+        join::Joined::Done(code) => {
+            // Down, rolled back, or tested and torn down: the holder has nothing to hold.
+            if !host.lab_dir(&lab).exists() {
+                holder.stop(&host)?;
+            }
+            Ok(code)
+        }
+    }
+}
+
+/// The lab a command works on, and whether it may bring the lab's holder up; `None` for
+/// a command that needs no lab.
+fn lab_of(host: &HostContext, command: &Command) -> Result<Option<(String, bool)>, CliError> {
+    let running = |target: Option<&str>, lab: Option<&str>| {
+        lab_arg(host, target, lab).map(|l| Some((l, false)))
+    };
+    match command {
+        Command::Validate { .. }
+        | Command::Import { .. }
+        | Command::Plan { .. }
+        | Command::Ls { .. }
+        | Command::Graph { lab: None, .. } => Ok(None),
+        Command::Up { file, .. } | Command::Apply { file, .. } => file_lab(file),
+        Command::Test { file: Some(f), .. } => file_lab(f),
+        Command::Test { lab: l, .. } | Command::Graph { lab: l, .. } => running(None, lab(l)),
+        Command::Down { target, lab: l, .. }
+        | Command::Status { target, lab: l, .. }
+        | Command::Events { target, lab: l, .. } => running(target.as_deref(), lab(l)),
+        Command::Shell { lab: l, .. }
+        | Command::Ps { lab: l, .. }
+        | Command::Logs { lab: l, .. }
+        | Command::Capture { lab: l, .. }
+        | Command::Exec { lab: l, .. } => running(None, lab(l)),
+        Command::Link { action } => match action {
+            LinkCommand::Down(e) | LinkCommand::Up(e) => running(None, lab(&e.lab)),
+            LinkCommand::Impair { lab: l, .. } => running(None, lab(l)),
+        },
+        Command::Node { action } => match action {
+            NodeCommand::Stop { lab: l, .. }
+            | NodeCommand::Start { lab: l, .. }
+            | NodeCommand::Restart { lab: l, .. } => running(None, lab(l)),
+        },
+    }
+}
+
+fn lab(l: &Option<String>) -> Option<&str> {
+    l.as_deref()
+}
+
+/// The lab a topology file brings up: its `name:`, or, when that cannot be read, the
+/// file's own located errors.
+fn file_lab(file: &Path) -> Result<Option<(String, bool)>, CliError> {
+    if let Ok(name) = lab_name_of(&file.display().to_string())
+        && crate::model::names::check_lab_name(&name).is_ok()
+    {
+        return Ok(Some((name, true)));
+    }
+    let c = super::compile(file)?;
+    Ok(Some((c.topology.lab, true)))
+}

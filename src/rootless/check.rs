@@ -1,0 +1,84 @@
+//! What a rootless lab cannot have, found at compile time and located in the file, so
+//! `up` refuses it before any namespace exists. Pure: the topology in, errors out.
+
+use crate::diag::Diagnostic;
+use crate::model::Topology;
+
+/// Every part of `t` that needs real root.
+pub fn check(t: &Topology) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for n in &t.nodes {
+        if !n.limits.is_empty() {
+            out.push(
+                Diagnostic::error(
+                    n.limits_span,
+                    format!(
+                        "node `{}`: `limits:` need a cgroup of the node's own, which a rootless lab cannot make",
+                        n.name
+                    ),
+                )
+                .with_hint("run the lab as root, or remove `limits:` (delegated cgroups are not used yet)"),
+            );
+        }
+        for p in &n.private {
+            let Some(owner) = p.owner.as_deref().filter(|o| !is_root(o)) else {
+                continue;
+            };
+            out.push(
+                Diagnostic::error(
+                    Some(p.span),
+                    format!(
+                        "node `{}`: private directory `{}` is owned by `{owner}`, but a rootless lab maps only your own uid (as root)",
+                        n.name, p.path
+                    ),
+                )
+                .with_hint("run the lab as root, or drop `owner:` (subordinate uid ranges from /etc/subuid are not mapped yet)"),
+            );
+        }
+    }
+    out
+}
+
+/// `root`, `0`, `root:root`, `0:0` and the like.
+fn is_root(owner: &str) -> bool {
+    owner.split(':').all(|part| part == "root" || part == "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(yaml: &str) -> Topology {
+        crate::compile_str(yaml, "t.yaml", std::path::Path::new("/"))
+            .expect("compiles")
+            .topology
+    }
+
+    #[test]
+    fn limits_and_foreign_owners_are_located_errors() {
+        let t = compiled(
+            "name: rl\nnodes:\n  a:\n    limits: { pids: 64 }\n  b:\n    private: [{ path: /var/x, owner: frr }]\n  c:\n    private: [{ path: /var/y, owner: root }]\n",
+        );
+        let found = check(&t);
+        let lines: Vec<u32> = found
+            .iter()
+            .map(|d| d.span.expect("located").line)
+            .collect();
+        assert_eq!(lines, vec![4, 6], "{found:?}");
+        assert!(found[0].message.contains("`limits:`"));
+        assert!(found[1].message.contains("owned by `frr`"));
+        assert!(found.iter().all(|d| d.hint.is_some()));
+    }
+
+    #[test]
+    fn a_plain_lab_needs_nothing_of_root() {
+        let t = compiled("name: rl\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n");
+        assert!(check(&t).is_empty());
+    }
+
+    #[test]
+    fn root_owners_are_root_however_written() {
+        assert!(is_root("root") && is_root("0:0") && is_root("root:0"));
+        assert!(!is_root("frr") && !is_root("root:frr"));
+    }
+}

@@ -1,0 +1,83 @@
+//! Joining a lab's holder, as `nsenter -U -m -n -p --preserve-credentials` does: one
+//! `setns` on the holder's pidfd, then a fork, because only children enter a pid
+//! namespace. The child runs the command inside the lab (every pid it forks and reads in
+//! /proc is the lab's); the parent waits for it and passes its exit code on.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use super::{Holder, RootlessError};
+
+/// Which side of the fork [`join`] returned on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// Inside the lab: run the command.
+    Inside,
+    /// The process that joined, after the command ended with this exit code.
+    Done(u8),
+}
+
+/// Enters the holder's user, mount, network and pid namespaces and forks. Must be called
+/// while the process has one thread: the kernel lets only a single-threaded process join
+/// a user namespace (so before any runtime starts).
+pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
+    let err = |source| RootlessError::Join {
+        lab: holder.lab.clone(),
+        pid: holder.pid,
+        source,
+    };
+    // Entering a mount namespace moves the working directory to its root; the same path
+    // exists inside (the mounts are a copy), so relative file names keep working.
+    let cwd = std::env::current_dir().map_err(err)?;
+    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+    // SAFETY: setns on a pidfd we hold, with namespace flags only.
+    if unsafe { libc::setns(holder.pidfd().as_raw_fd(), flags) } != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    std::env::set_current_dir(&cwd).map_err(err)?;
+    // SAFETY: single-threaded (see above), so the child may go on with ordinary code.
+    match unsafe { fork() }.map_err(|e| err(e.into()))? {
+        ForkResult::Child => Ok(Joined::Inside),
+        ForkResult::Parent { child } => Ok(Joined::Done(wait_forwarding(child))),
+    }
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Waits for the command; SIGTERM and SIGHUP sent to this process reach it too, and
+/// Ctrl-C (which the terminal sends to both) is left to it, so its rollback runs.
+fn wait_forwarding(child: Pid) -> u8 {
+    CHILD.store(child.as_raw(), Ordering::Relaxed);
+    let pass = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler only calls kill.
+    unsafe {
+        let _ = sigaction(Signal::SIGTERM, &pass);
+        let _ = sigaction(Signal::SIGHUP, &pass);
+        let _ = sigaction(Signal::SIGINT, &ignore);
+    }
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code as u8,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as u8,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return crate::cli::exit::FAILED,
+        }
+    }
+}
