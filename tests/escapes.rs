@@ -124,7 +124,7 @@ fn config(dir: &Path, mounts: Vec<MountSpec>, private: Vec<&str>) -> NodeConfig 
         cgroups: Vec::new(),
         pid_file: dir.join("pid"),
         netns: dir.join("unused-netns"),
-        mount_template: dir.join("unused-template"),
+        mount_template: Some(dir.join("unused-template")),
     }
 }
 

@@ -268,25 +268,15 @@ impl NetlinkKernel {
             Op::Barrier { .. } => Ok(()),
             Op::MountRunDirs { lab } => {
                 let paths = crate::node::NodePaths::of_lab(&self.host, lab);
-                // Rootless, plain directories: the kernel refuses (EINVAL, kernel 6.18)
-                // to bind the mount template onto a tmpfs a process that joined the lab's
-                // user namespace mounted; $XDG_RUNTIME_DIR is a tmpfs already.
-                if !self.host.privileged {
-                    return tokio::task::spawn_blocking(move || {
-                        for dir in [&paths.dir, &paths.logs] {
-                            crate::state::files::ensure_dir(dir)
-                                .map_err(|e| KernelError::Other(e.to_string()))?;
-                        }
-                        Ok(())
-                    })
-                    .await
-                    .map_err(|e| KernelError::Other(e.to_string()))?;
-                }
                 tokio::task::spawn_blocking(move || crate::node::rundirs::mount(&paths))
                     .await
                     .map_err(|e| KernelError::Other(e.to_string()))?
                     .map_err(KernelError::Other)
             }
+            // Rootless, the kernel refuses the template's bind mount now and then (EINVAL
+            // from a process that joined the lab's user namespace, about one `up` in two
+            // on kernel 6.18), so nodes copy the holder's mount namespace instead.
+            Op::CreateMountTemplate { .. } if !self.host.privileged => Ok(()),
             Op::CreateMountTemplate { lab } => {
                 let at = crate::node::NodePaths::of_lab(&self.host, lab).mount_template();
                 let netns_dir = self.host.netns_dir.clone();

@@ -664,7 +664,7 @@ fn print_event(e: &crate::runtime::events::Event) {
 
 /// Compiles a file and prints its warnings to stderr.
 fn compile(file: &std::path::Path) -> Result<crate::Compiled, CliError> {
-    compile_with(file, None)
+    compile_with(file, None, true)
 }
 
 /// The same, with the checks that need the host (for commands that run the lab).
@@ -673,12 +673,14 @@ fn compile_checked(
     host: &crate::state::HostContext,
     file: &std::path::Path,
 ) -> Result<crate::Compiled, CliError> {
-    compile_with(file, Some(host))
+    compile_with(file, Some(host), true)
 }
 
+/// `warn`: print the warnings (a file compiled twice warns once).
 fn compile_with(
     file: &std::path::Path,
     host: Option<&crate::state::HostContext>,
+    warn: bool,
 ) -> Result<crate::Compiled, CliError> {
     let c = crate::compile_file(file)?;
     let c = match host {
@@ -686,7 +688,7 @@ fn compile_with(
         None => c,
     };
     let warnings = c.warnings.render(crate::Severity::Warning);
-    if !warnings.is_empty() {
+    if warn && !warnings.is_empty() {
         crate::err!("{warnings}");
     }
     Ok(c)

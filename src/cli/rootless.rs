@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{CliError, Command, LinkCommand, NodeCommand, dispatch, lab_arg, lab_name_of};
+use super::{CliError, Command, LinkCommand, NodeCommand, dispatch, lab_arg};
 use crate::rootless::{RootlessError, holder, join};
 use crate::state::HostContext;
 
@@ -46,8 +46,8 @@ fn lab_of(host: &HostContext, command: &Command) -> Result<Option<(String, bool)
         | Command::Plan { .. }
         | Command::Ls { .. }
         | Command::Graph { lab: None, .. } => Ok(None),
-        Command::Up { file, .. } | Command::Apply { file, .. } => file_lab(file),
-        Command::Test { file: Some(f), .. } => file_lab(f),
+        Command::Up { file, .. } | Command::Apply { file, .. } => file_lab(host, file),
+        Command::Test { file: Some(f), .. } => file_lab(host, f),
         Command::Test { lab: l, .. } | Command::Graph { lab: l, .. } => running(None, lab(l)),
         Command::Down { target, lab: l, .. }
         | Command::Status { target, lab: l, .. }
@@ -73,14 +73,10 @@ fn lab(l: &Option<String>) -> Option<&str> {
     l.as_deref()
 }
 
-/// The lab a topology file brings up: its `name:`, or, when that cannot be read, the
-/// file's own located errors.
-fn file_lab(file: &Path) -> Result<Option<(String, bool)>, CliError> {
-    if let Ok(name) = lab_name_of(&file.display().to_string())
-        && crate::model::names::check_lab_name(&name).is_ok()
-    {
-        return Ok(Some((name, true)));
-    }
-    let c = super::compile(file)?;
+/// The lab a topology file brings up. The file is compiled here, before a holder starts,
+/// so what a rootless lab cannot have is reported without one (the command compiles it
+/// again inside; compiling is a few percent of `up`).
+fn file_lab(host: &HostContext, file: &Path) -> Result<Option<(String, bool)>, CliError> {
+    let c = super::compile_with(file, Some(host), false)?;
     Ok(Some((c.topology.lab, true)))
 }

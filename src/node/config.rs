@@ -30,8 +30,9 @@ pub struct NodeConfig {
     /// The node's named network namespace (the init runs in nslab's host context's
     /// netns directory, whatever its own environment says).
     pub netns: PathBuf,
-    /// The lab's mount template, which a node with a mount namespace copies.
-    pub mount_template: PathBuf,
+    /// The lab's mount template, which a node with a mount namespace copies; `None` in a
+    /// rootless lab, whose nodes copy the holder's (see `crate::rootless`).
+    pub mount_template: Option<PathBuf>,
 }
 
 pub const RESOLV_CONF: &str = "# written by nslab: the lab has no DNS; node names resolve through /etc/hosts\noptions timeout:1 attempts:1\n";
@@ -117,7 +118,7 @@ pub fn config(
         logs: paths.logs.join(&start.node),
         pid_file: paths.pid_file(&start.node),
         netns,
-        mount_template: paths.mount_template(),
+        mount_template: Some(paths.mount_template()),
         owners,
         cgroups,
         start: start.clone(),

@@ -27,11 +27,9 @@ fn enter_namespaces(cfg: &NodeConfig) -> Result<(), String> {
     let netns = File::open(&cfg.netns).map_err(|e| err(&cfg.start.netns, e))?;
     // The node's mount namespace is copied from the lab's template, which is the host's
     // without the netns directory (see `node::template`).
-    let template = if cfg.start.mnt {
-        let at = &cfg.mount_template;
-        Some(File::open(at).map_err(|e| err(&at.display().to_string(), e))?)
-    } else {
-        None
+    let template = match (&cfg.mount_template, cfg.start.mnt) {
+        (Some(at), true) => Some(File::open(at).map_err(|e| err(&at.display().to_string(), e))?),
+        _ => None,
     };
     let mut flags = 0;
     for (on, f) in [

@@ -1,0 +1,350 @@
+//! Rootless labs, run by an unprivileged user: the built binary under `setpriv
+//! --reuid=65534`, with `XDG_RUNTIME_DIR` a directory the test makes for that user. The
+//! lab's processes are found from the holder's pid (the tree below it), never by name.
+//! The test itself needs root to become that user and to compare the host.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::{text, wait_for};
+
+const NOBODY: u32 = 65534;
+
+/// A chain r1 - r2 - r3 with static routes, and a process on r3 that stays.
+const CHAIN: &str = "routing: static
+nodes:
+  r1: { loopback: auto }
+  r2: { loopback: auto }
+  r3:
+    loopback: auto
+    processes: [{ name: idle, cmd: \"sleep 100000\" }]
+links:
+  - [r1:eth1, r2:eth1]
+  - [r2:eth2, r3:eth1]
+tests:
+  - reach: { from: r1, to: r3 }
+  - path: { from: r1, to: r3, hops: [r2, r3] }
+";
+
+/// The unprivileged user's side: its runtime directory and its topology files. Dropped,
+/// it kills what is left of its labs (by the holders' pids) and removes both.
+struct User {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl User {
+    fn new(tag: &str) -> User {
+        let dir = std::env::temp_dir().join(format!("nslab-rl-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        std::fs::create_dir_all(dir.join("files")).unwrap();
+        for (d, mode) in [("", 0o755), ("files", 0o755), ("run", 0o700)] {
+            let p = dir.join(d);
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        User {
+            bin: binary_for_nobody(&dir),
+            dir,
+        }
+    }
+
+    fn file(&self, lab: &str, yaml: &str) -> PathBuf {
+        let f = self.dir.join("files").join(format!("{lab}.yaml"));
+        std::fs::write(&f, format!("name: {lab}\n{yaml}")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        f
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.dir.join("run/nslab")
+    }
+
+    fn nslab(&self, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&self.bin)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .env_remove("NSLAB_RUN_DIR")
+            .current_dir(self.dir.join("files"))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.nslab(args);
+        assert!(o.status.success(), "nslab {args:?}: {}", text(&o));
+        text(&o)
+    }
+
+    fn holder(&self, lab: &str) -> Option<i32> {
+        let text = std::fs::read_to_string(self.run_dir().join(format!("{lab}.holder"))).ok()?;
+        text.trim().parse().ok()
+    }
+
+    /// Whether anything of `lab` is on record in the user's state directory.
+    fn has_state(&self, lab: &str) -> bool {
+        std::fs::read_dir(self.run_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{lab}."))
+            })
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.run_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(lab) = name.strip_suffix(".holder")
+                && let Some(pid) = self.holder(lab)
+            {
+                // SAFETY: kill on a pid we recorded; the holder's death ends the lab.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait_for("the holder to go", || gone(pid));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The built binary, or a copy the unprivileged user can run when the build directory is
+/// closed to it.
+fn binary_for_nobody(dir: &Path) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_nslab"));
+    let can = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "test",
+            "-x",
+        ])
+        .arg(&bin)
+        .status()
+        .unwrap()
+        .success();
+    if can {
+        return bin;
+    }
+    let copy = dir.join("nslab");
+    std::fs::copy(&bin, &copy).unwrap();
+    copy
+}
+
+/// Whether a process has exited (a zombie waiting for the host's init counts as gone).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// `pid` and every process below it.
+fn tree(pid: i32) -> Vec<i32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        for task in std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            out.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    out
+}
+
+fn uid_of(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Nothing named after `lab` in /run/nslab or /run/netns.
+fn nothing_in_run(lab: &str) {
+    for dir in ["/run/nslab", "/run/netns"] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(&format!("{lab}."))
+                    && !name.starts_with(&format!("nslab.{lab}.")),
+                "{dir}/{name} belongs to the rootless lab `{lab}`"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_user_brings_a_chain_up_execs_checks_applies_and_takes_it_down() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::exclusive();
+    let before = support::host_snapshot();
+    let user = User::new("chain");
+    let lab = "rl-chain";
+    let file = user.file(lab, CHAIN);
+    user.ok(&["up", &file.display().to_string()]);
+    let holder = user.holder(lab).expect("the holder is recorded");
+    assert_eq!(uid_of(holder), Some(NOBODY), "the holder runs as the user");
+    let procs = tree(holder);
+    assert!(
+        procs.len() >= 3,
+        "the node inits and r3's process run below the holder: {procs:?}"
+    );
+    assert!(procs.iter().all(|p| uid_of(*p).is_none_or(|u| u == NOBODY)));
+    nothing_in_run(lab);
+
+    let ping = user.nslab(&["exec", "r1", "--", "ping", "-c1", "-W2", "r3"]);
+    assert!(ping.status.success(), "{}", text(&ping));
+    let status = user.ok(&["status", lab]);
+    assert!(status.contains("r3") && status.contains("eth2"), "{status}");
+    let checks = user.ok(&["test", "--lab", lab]);
+    assert!(checks.contains("2 passed, 0 failed"), "{checks}");
+
+    // A fourth node behind r3: only it and its link are added, r3's process stays.
+    let bigger = CHAIN
+        .replace("nodes:\n", "nodes:\n  r4: { loopback: auto }\n")
+        .replace(
+            "  - [r2:eth2, r3:eth1]\n",
+            "  - [r2:eth2, r3:eth1]\n  - [r3:eth2, r4:eth1]\n",
+        );
+    let file = user.file(lab, &bigger);
+    user.ok(&["apply", &file.display().to_string()]);
+    let ping = user.nslab(&["exec", "r1", "--", "ping", "-c1", "-W2", "r4"]);
+    assert!(ping.status.success(), "{}", text(&ping));
+    assert!(
+        procs.iter().all(|p| !gone(*p)),
+        "apply left the running processes alone"
+    );
+
+    user.ok(&["down", lab]);
+    wait_for("the holder and the lab's processes to go", || {
+        procs.iter().all(|p| gone(*p))
+    });
+    assert!(!user.has_state(lab), "down leaves no state of the lab");
+    nothing_in_run(lab);
+    drop(user);
+    support::assert_same_host(&before, &support::host_snapshot(), "a rootless lab");
+}
+
+#[test]
+fn kill_9_of_the_holder_or_of_every_lab_process_takes_the_lab_and_up_works_again() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("kill");
+    let lab = "rl-kill";
+    let file = user.file(lab, CHAIN).display().to_string();
+    for round in ["the holder", "every process of the lab"] {
+        user.ok(&["up", &file]);
+        let holder = user.holder(lab).expect("the holder is recorded");
+        let procs = tree(holder);
+        assert!(procs.len() >= 3, "{procs:?}");
+        let victims = if round == "the holder" {
+            vec![holder]
+        } else {
+            procs.clone()
+        };
+        for p in victims {
+            // SAFETY: kill on pids of this lab, found from its holder.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        wait_for("every process of the lab to go", || {
+            procs.iter().all(|p| gone(*p))
+        });
+        let status = user.nslab(&["status", lab]);
+        assert!(
+            !status.status.success(),
+            "{round}: a lab without holder is not up"
+        );
+        assert!(!user.has_state(lab) || user.holder(lab).is_none());
+    }
+    user.ok(&["up", &file]);
+    let checks = user.ok(&["test", "--lab", lab]);
+    assert!(checks.contains("0 failed"), "{checks}");
+    user.ok(&["down", lab]);
+    assert!(!user.has_state(lab));
+}
+
+#[test]
+fn two_rootless_labs_and_a_root_lab_of_the_same_name_run_side_by_side() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("side");
+    let (a, b) = ("rl-side-a", "rl-side-b");
+    let fa = user.file(a, CHAIN).display().to_string();
+    let fb = user.file(b, CHAIN).display().to_string();
+    user.ok(&["up", &fa]);
+    user.ok(&["up", &fb]);
+    let root = support::Lab::new(a, CHAIN);
+    root.up();
+    assert_ne!(user.holder(a), user.holder(b), "one holder per lab");
+    for lab in [a, b] {
+        let ping = user.nslab(&["exec", "--lab", lab, "r1", "--", "ping", "-c1", "-W2", "r3"]);
+        assert!(ping.status.success(), "{lab}: {}", text(&ping));
+    }
+    assert!(
+        root.ping("r1", "r3"),
+        "the root lab of the same name works too"
+    );
+    let listed = user.ok(&["ls"]);
+    assert!(listed.contains(a) && listed.contains(b), "{listed}");
+    user.ok(&["down", a]);
+    assert!(root.is_up(), "the user's down leaves root's lab alone");
+    assert!(root.ping("r1", "r3"));
+    user.ok(&["down", b]);
+    root.down();
+}
+
+#[test]
+fn what_needs_root_is_a_located_error_before_anything_starts() {
+    if !support::privileged() {
+        return;
+    }
+    let user = User::new("refuse");
+    let lab = "rl-refuse";
+    let file = user.file(
+        lab,
+        "nodes:\n  a:\n    limits: { pids: 64 }\n  b:\n    private: [{ path: /var/x, owner: daemon }]\n",
+    );
+    let o = user.nslab(&["up", &file.display().to_string()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains(&format!("{lab}.yaml:4:")), "{out}");
+    assert!(out.contains(&format!("{lab}.yaml:6:")), "{out}");
+    assert!(
+        out.contains("`limits:`") && out.contains("owned by `daemon`"),
+        "{out}"
+    );
+    assert!(user.holder(lab).is_none(), "no holder was started");
+    assert!(!user.has_state(lab));
+}
