@@ -125,8 +125,9 @@ pub enum Command {
     },
     /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
     ///
-    /// Needs root. Every object is journaled in /run/nslab/<lab>.journal before it is created;
-    /// if anything fails, or SIGINT/SIGTERM/SIGHUP arrives, everything created so far is
+    /// Every object is journaled in /run/nslab/<lab>.journal before it is created (without
+    /// root: in $XDG_RUNTIME_DIR/nslab, the lab in a user namespace of its own); if
+    /// anything fails, or SIGINT/SIGTERM/SIGHUP arrives, everything created so far is
     /// removed again and the first error is shown. Exits 2 when the lab could not come up.
     Up {
         /// The topology file.
@@ -141,7 +142,7 @@ pub enum Command {
     },
     /// Make a running lab what the file says, changing only what differs.
     ///
-    /// Needs root. Links, addresses, routes, MTU, sysctls, impairments, bridge members and
+    /// Links, addresses, routes, MTU, sysctls, impairments, bridge members and
     /// single processes change in place (a node's env restarts each of its processes); a
     /// node whose mounts, limits or logs changed is restarted (its links stay); a node
     /// whose isolation changed is replaced, and its peers' links follow. Untouched processes keep running. A lab that is not up is
