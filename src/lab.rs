@@ -23,6 +23,7 @@ use crate::apply::{self, ApplyError, UpOptions};
 use crate::harness::{self, CheckResult, Context};
 use crate::model::Topology;
 use crate::probe::icmp::{self, PingResult};
+use crate::rootless::api::CliLab;
 use crate::runtime::Access;
 use crate::state::HostContext;
 use crate::{CompileError, Compiled, plan};
@@ -76,9 +77,24 @@ impl Lab {
         &self.compiled.topology
     }
 
-    /// Brings the lab up (needs root). Dropping the returned value tears it down.
+    /// Brings the lab up. Dropping the returned value tears it down. Without root, the
+    /// lab is rootless and every operation goes through the `nslab` binary (see
+    /// `crate::rootless::api`).
     pub fn up(mut self) -> Result<RunningLab, Error> {
-        self.compiled = crate::preflight(self.compiled)?;
+        let rootless = !self.host.privileged;
+        self.compiled = crate::preflight_for(self.compiled, rootless)?;
+        if rootless {
+            let c = &self.compiled;
+            let cli = CliLab::up(&c.topology, &c.warnings.source, self.jobs)?;
+            return Ok(RunningLab {
+                host: self.host,
+                compiled: self.compiled,
+                kernel: None,
+                rt: None,
+                cli: Some(cli),
+                down: false,
+            });
+        }
         let rt = apply::tokio_runtime()?;
         let t = &self.compiled.topology;
         let opts = UpOptions {
@@ -104,6 +120,7 @@ impl Lab {
             compiled: self.compiled,
             kernel: Some(kernel),
             rt: Some(rt),
+            cli: None,
             down: false,
         })
     }
@@ -116,6 +133,8 @@ pub struct RunningLab {
     // Dropped before the runtime it runs on.
     kernel: Option<NetlinkKernel>,
     rt: Option<tokio::runtime::Runtime>,
+    /// A rootless lab, driven through the `nslab` binary (no kernel, no runtime).
+    cli: Option<CliLab>,
     down: bool,
 }
 
@@ -149,6 +168,9 @@ impl RunningLab {
     /// Runs `argv` in the node (all its namespaces), waits, and returns its output.
     pub fn exec(&self, node: &str, argv: &[&str]) -> Result<Output, Error> {
         let n = self.node(node)?;
+        if let Some(cli) = &self.cli {
+            return Ok(cli.exec(node, argv)?);
+        }
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let node = &self.topology().nodes[n];
         let mut cmd = apply::nodes::target(&self.host, self.name(), &node.name, &node.netns)?
@@ -167,6 +189,12 @@ impl RunningLab {
         else {
             return Ok(false);
         };
+        if self.cli.is_some() {
+            // A ping from the node: the native probe needs the lab's namespaces.
+            let addr = addr.to_string();
+            let out = self.exec(from, &["ping", "-c1", "-W2", &addr])?;
+            return Ok(out.status.success());
+        }
         let (rt, kernel) = self.parts();
         let ns = plan::Name::from(t.nodes[a].netns.as_str());
         let r = rt.block_on(icmp::ping_many(
@@ -190,6 +218,21 @@ impl RunningLab {
                 lab: self.name().to_string(),
                 name: name.to_string(),
             })?;
+        if let Some(cli) = &self.cli {
+            // A many-node check reports per node: a failure of any is the answer.
+            let mut mine: Vec<CheckResult> = cli
+                .checks(self.topology())?
+                .into_iter()
+                .filter(|r| r.name == name)
+                .collect();
+            mine.sort_by_key(|r| r.passed());
+            return mine.into_iter().next().ok_or_else(|| {
+                Error::Io(std::io::Error::other(format!(
+                    "check `{}` was not run",
+                    check.name
+                )))
+            });
+        }
         let (rt, kernel) = self.parts();
         let ctx = Context::new(self.topology(), kernel);
         Ok(rt.block_on(harness::run_one(&ctx, check)))
@@ -197,6 +240,22 @@ impl RunningLab {
 
     /// Runs every check of the `tests:` section, in order.
     pub fn checks(&self) -> Vec<CheckResult> {
+        if let Some(cli) = &self.cli {
+            return cli.checks(self.topology()).unwrap_or_else(|e| {
+                let t = self.topology();
+                (t.checks.iter())
+                    .map(|c| CheckResult {
+                        name: c.name.clone(),
+                        kind: harness::kind_of(c),
+                        status: harness::Status::Fail,
+                        duration: Duration::ZERO,
+                        reason: Some(e.to_string()),
+                        attempts: 0,
+                        node: None,
+                    })
+                    .collect()
+            });
+        }
         let (rt, kernel) = self.parts();
         let ctx = Context::new(self.topology(), kernel);
         rt.block_on(harness::run(&ctx, apply::never(), &mut |_| {}))
@@ -214,6 +273,9 @@ impl RunningLab {
 
     /// Sets a link down or up (`NODE:IFACE`, both ends unless `one_side`), as `nslab link`.
     pub fn set_link(&self, target: &str, up: bool, one_side: bool) -> Result<(), Error> {
+        if let Some(cli) = &self.cli {
+            return Ok(cli.set_link(target, up, one_side)?);
+        }
         let s = self.session()?;
         self.parts().0.block_on(s.set_link(target, up, one_side))?;
         Ok(())
@@ -226,6 +288,11 @@ impl RunningLab {
         impair: Option<crate::model::Impair>,
         one_side: bool,
     ) -> Result<(), Error> {
+        if self.cli.is_some() {
+            return Err(Error::Io(std::io::Error::other(
+                "impairing a link of a rootless lab from the Rust API is not supported yet; use `nslab link impair`",
+            )));
+        }
         let s = self.session()?;
         self.parts()
             .0
@@ -239,6 +306,9 @@ impl RunningLab {
         node: &str,
         action: crate::model::kinds::NodeAction,
     ) -> Result<(), Error> {
+        if let Some(cli) = &self.cli {
+            return Ok(cli.node_action(node, action)?);
+        }
         let s = self.session()?;
         self.parts().0.block_on(s.node_action(node, action))?;
         Ok(())
@@ -248,7 +318,7 @@ impl RunningLab {
     /// differs, as `nslab apply`: untouched processes keep running. On a failure the
     /// change is rolled back and the lab stays as it was.
     pub fn apply(&mut self, lab: Lab) -> Result<(), Error> {
-        let compiled = crate::preflight(lab.compiled)?;
+        let compiled = crate::preflight_for(lab.compiled, self.cli.is_some())?;
         let t = &compiled.topology;
         if t.lab != self.name() {
             return Err(Error::Io(std::io::Error::other(format!(
@@ -263,6 +333,11 @@ impl RunningLab {
             source: Some(compiled.warnings.source.clone()),
             ..UpOptions::new(self.host.clone())
         };
+        if let Some(cli) = &self.cli {
+            cli.apply(t, &compiled.warnings.source, lab.jobs)?;
+            self.compiled = compiled;
+            return Ok(());
+        }
         let (rt, _) = self.parts();
         rt.block_on(apply::reconcile::apply_with(
             t,
@@ -288,6 +363,9 @@ impl RunningLab {
             return Ok(());
         }
         self.down = true;
+        if let Some(cli) = &self.cli {
+            return Ok(cli.down()?);
+        }
         if let Some(k) = self.kernel.take() {
             k.close_all();
         }

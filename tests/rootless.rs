@@ -348,3 +348,80 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
     assert!(user.holder(lab).is_none(), "no holder was started");
     assert!(!user.has_state(lab));
 }
+
+/// The Rust API without root, as a crate's `cargo test` run by an ordinary user uses it:
+/// this test runs itself again as uid 65534 (the same test binary, this test only), and
+/// that run brings a lab up through `nslab::Lab`.
+#[test]
+fn the_rust_api_works_without_root() {
+    if std::env::var_os("NSLAB_TEST_AS_USER").is_some() {
+        return api_as_the_user();
+    }
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("api");
+    let me = std::env::current_exe().unwrap();
+    let test_bin = {
+        let copy = user.dir.join("files/rootless-test");
+        std::fs::copy(&me, &copy).unwrap();
+        copy
+    };
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&test_bin)
+        .args(["--exact", "the_rust_api_works_without_root", "--nocapture"])
+        .env("NSLAB_TEST_AS_USER", "1")
+        .env("NSLAB_BIN", &user.bin)
+        .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+        .env_remove("NSLAB_RUN_DIR")
+        .current_dir(user.dir.join("files"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the run as the user failed: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("1 passed"), "{}", text(&o));
+    assert!(!user.has_state("rl-api"), "the dropped lab left state");
+    assert!(user.holder("rl-api").is_none());
+}
+
+/// What a crate's test does, unprivileged: up, exec, reach, checks, a link down and up
+/// again, and down when the value is dropped.
+fn api_as_the_user() {
+    // SAFETY: geteuid has no preconditions.
+    assert_ne!(unsafe { libc::geteuid() }, 0, "this part runs as the user");
+    let lab = nslab::Lab::from_yaml_str(&format!("name: rl-api\n{CHAIN}"))
+        .unwrap()
+        .up()
+        .unwrap();
+    assert!(lab.reach("r1", "r3").unwrap());
+    let out = lab.exec("r3", &["cat", "/proc/self/uid_map"]).unwrap();
+    assert!(out.status.success());
+    let map = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        map.split_whitespace().eq(["0", "65534", "1"]),
+        "the node runs in the lab's user namespace: {map}"
+    );
+    assert!(
+        lab.checks().iter().all(|c| c.passed()),
+        "{:?}",
+        lab.checks()
+    );
+    let first = lab.topology().checks[0].name.clone();
+    assert!(
+        lab.check(&first).unwrap().passed(),
+        "check `{first}` by name"
+    );
+    lab.set_link("r2:eth2", false, false).unwrap();
+    assert!(
+        !lab.reach("r1", "r3").unwrap(),
+        "a link down cuts the chain"
+    );
+    lab.set_link("r2:eth2", true, false).unwrap();
+    wait_for("r3 to answer again", || lab.reach("r1", "r3").unwrap());
+    drop(lab);
+}

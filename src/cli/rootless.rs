@@ -22,6 +22,13 @@ pub fn run(command: Command) -> Result<u8, CliError> {
     let Some(holder) = holder::open(&host, &lab, may_start)? else {
         return Err(CliError::Lab(crate::apply::ApplyError::NotUp(lab)));
     };
+    // Inside the user namespace the host's root-owned directories show as the overflow
+    // uid, so `NSLAB_BIN` could never pass its trust check there; this binary is nslab and
+    // serves as the nodes' init itself (see `apply::nodes::nslab_binary`).
+    if std::env::current_exe().is_ok_and(|e| e.file_name().is_some_and(|n| n == "nslab")) {
+        // SAFETY: single-threaded still (no runtime has started).
+        unsafe { std::env::remove_var("NSLAB_BIN") };
+    }
     match join::join(&holder)? {
         join::Joined::Inside => dispatch(&host, command),
         join::Joined::Done(code) => {

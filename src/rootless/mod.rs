@@ -5,6 +5,7 @@
 //! holder is PID 1 of the lab's pid namespace, so killing it takes every lab process, the
 //! namespaces and their mounts with it: nothing of a rootless lab can outlive it.
 
+pub mod api;
 pub mod check;
 pub mod holder;
 pub mod join;

@@ -1,0 +1,161 @@
+//! The Rust API's rootless side. A test process has threads, and only a single-threaded
+//! process may join a user namespace, so a rootless [`crate::Lab`] is driven through the
+//! `nslab` binary (`NSLAB_BIN`, or `nslab` on the PATH): each operation is one command,
+//! which finds the lab's holder, joins it and runs the same engine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::harness::{CheckResult, Status};
+use crate::model::Topology;
+
+/// A rootless lab that is up, by name.
+#[derive(Debug)]
+pub struct CliLab {
+    bin: PathBuf,
+    lab: String,
+}
+
+fn other(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Runs `nslab ARGS`; a failure carries what the command said.
+fn run(bin: &Path, args: &[&str]) -> std::io::Result<Output> {
+    Command::new(bin).args(args).output()
+}
+
+fn ok(bin: &Path, args: &[&str]) -> std::io::Result<Output> {
+    let o = run(bin, args)?;
+    if o.status.success() {
+        return Ok(o);
+    }
+    Err(other(format!(
+        "`nslab {}` failed ({}): {}{}",
+        args.join(" "),
+        o.status,
+        String::from_utf8_lossy(&o.stdout).trim(),
+        String::from_utf8_lossy(&o.stderr).trim()
+    )))
+}
+
+/// Writes the topology text beside its base directory (mount sources are relative to
+/// it), runs `nslab ARGS FILE`, and removes the file; the lab keeps its own copy.
+fn with_file(bin: &Path, t: &Topology, source: &str, args: &[&str]) -> std::io::Result<()> {
+    let name = format!(".nslab-api-{}-{}.yaml", t.lab, std::process::id());
+    let dir = if t.base_dir.is_dir() {
+        t.base_dir.clone()
+    } else {
+        std::env::temp_dir()
+    };
+    let mut file = dir.join(&name);
+    if std::fs::write(&file, source).is_err() {
+        file = std::env::temp_dir().join(&name);
+        std::fs::write(&file, source)?;
+    }
+    let path = file.display().to_string();
+    let mut all = args.to_vec();
+    all.push(&path);
+    let r = ok(bin, &all);
+    let _ = std::fs::remove_file(&file);
+    r.map(|_| ())
+}
+
+impl CliLab {
+    /// `nslab up` of the topology.
+    pub fn up(t: &Topology, source: &str, jobs: usize) -> std::io::Result<CliLab> {
+        let bin = crate::apply::nodes::nslab_binary().map_err(other)?;
+        let jobs = jobs.to_string();
+        with_file(&bin, t, source, &["up", "--quiet", "--jobs", &jobs])?;
+        Ok(CliLab {
+            bin,
+            lab: t.lab.clone(),
+        })
+    }
+
+    /// `nslab apply` of a new version of the topology.
+    pub fn apply(&self, t: &Topology, source: &str, jobs: usize) -> std::io::Result<()> {
+        let jobs = jobs.to_string();
+        with_file(&self.bin, t, source, &["apply", "--quiet", "--jobs", &jobs])
+    }
+
+    /// `nslab exec`: the command's own output and exit status.
+    pub fn exec(&self, node: &str, argv: &[&str]) -> std::io::Result<Output> {
+        let mut args = vec!["exec", "--lab", &self.lab, node, "--"];
+        args.extend_from_slice(argv);
+        run(&self.bin, &args)
+    }
+
+    /// `nslab link up|down`.
+    pub fn set_link(&self, target: &str, up: bool, one_side: bool) -> std::io::Result<()> {
+        let mut args = vec![
+            "link",
+            if up { "up" } else { "down" },
+            "--lab",
+            &self.lab,
+            target,
+        ];
+        if one_side {
+            args.push("--one-side");
+        }
+        ok(&self.bin, &args).map(|_| ())
+    }
+
+    /// `nslab node stop|start|restart`.
+    pub fn node_action(
+        &self,
+        node: &str,
+        action: crate::model::kinds::NodeAction,
+    ) -> std::io::Result<()> {
+        use crate::model::kinds::NodeAction;
+        let verb = match action {
+            NodeAction::Stop => "stop",
+            NodeAction::Start => "start",
+            NodeAction::Restart => "restart",
+        };
+        ok(&self.bin, &["node", verb, "--lab", &self.lab, node]).map(|_| ())
+    }
+
+    /// Every check of the lab, through `nslab test --lab --json` (which exits 1 when one
+    /// fails, and still reports).
+    pub fn checks(&self, t: &Topology) -> std::io::Result<Vec<CheckResult>> {
+        let o = run(
+            &self.bin,
+            &["test", "--lab", &self.lab, "--json", "--quiet"],
+        )?;
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| {
+            other(format!(
+                "`nslab test --lab {}`: {e}: {}",
+                self.lab,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        })?;
+        let checks = report["checks"].as_array().cloned().unwrap_or_default();
+        Ok(checks.iter().filter_map(|c| result(t, c)).collect())
+    }
+
+    /// `nslab down`.
+    pub fn down(&self) -> std::io::Result<()> {
+        ok(&self.bin, &["down", "--quiet", &self.lab]).map(|_| ())
+    }
+}
+
+/// One entry of the JSON report as the harness's own result.
+fn result(t: &Topology, c: &serde_json::Value) -> Option<CheckResult> {
+    let name = c["name"].as_str()?.to_string();
+    let check = t.checks.iter().find(|k| k.name == name)?;
+    Some(CheckResult {
+        kind: crate::harness::kind_of(check),
+        status: match c["status"].as_str()? {
+            "pass" => Status::Pass,
+            "fail" => Status::Fail,
+            _ => Status::Skipped,
+        },
+        duration: Duration::from_secs_f64(c["duration_s"].as_f64().unwrap_or(0.0)),
+        reason: c["reason"].as_str().map(str::to_string),
+        attempts: c["attempts"].as_u64().unwrap_or(0) as u32,
+        node: c["node"].as_str().map(str::to_string),
+        name,
+    })
+}
