@@ -87,3 +87,50 @@ fn file_lab(host: &HostContext, file: &Path) -> Result<Option<(String, bool)>, C
     let c = super::compile_with(file, Some(host), false)?;
     Ok(Some((c.topology.lab, true)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn lab_for(host: &HostContext, argv: &[&str]) -> Option<(String, bool)> {
+        let cli = super::super::Cli::try_parse_from(argv).expect("parses");
+        lab_of(host, &cli.command).expect("a lab or none")
+    }
+
+    #[test]
+    fn only_commands_that_bring_a_lab_up_may_start_its_holder() {
+        let dir = std::env::temp_dir().join(format!("nslab-rl-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.yaml");
+        std::fs::write(&file, "name: rlcli\nnodes: { a: {} }\n").unwrap();
+        let host = HostContext {
+            run_dir: dir.join("run"),
+            netns_dir: dir.join("run/netns"),
+            privileged: false,
+            host: None,
+        };
+        let f = file.to_str().unwrap();
+        let up = Some(("rlcli".to_string(), true));
+        assert_eq!(lab_for(&host, &["nslab", "up", f]), up);
+        assert_eq!(lab_for(&host, &["nslab", "apply", f]), up);
+        assert_eq!(lab_for(&host, &["nslab", "test", f]), up);
+        let running = Some(("rlcli".to_string(), false));
+        assert_eq!(lab_for(&host, &["nslab", "down", "rlcli"]), running);
+        assert_eq!(lab_for(&host, &["nslab", "status", f]), running);
+        assert_eq!(
+            lab_for(
+                &host,
+                &["nslab", "exec", "--lab", "rlcli", "a", "--", "true"]
+            ),
+            running
+        );
+        assert_eq!(
+            lab_for(&host, &["nslab", "--rootless", "validate", f]),
+            None
+        );
+        assert_eq!(lab_for(&host, &["nslab", "plan", f]), None);
+        assert_eq!(lab_for(&host, &["nslab", "ls"]), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
