@@ -258,7 +258,8 @@ fn kill_9_of_the_holder_or_of_every_lab_process_takes_the_lab_and_up_works_again
     if !support::privileged() {
         return;
     }
-    let _host = support::shared();
+    let _host = support::exclusive();
+    let before = support::host_snapshot();
     let user = User::new("kill");
     let lab = "rl-kill";
     let file = user.file(lab, CHAIN).display().to_string();
@@ -284,13 +285,20 @@ fn kill_9_of_the_holder_or_of_every_lab_process_takes_the_lab_and_up_works_again
             !status.status.success(),
             "{round}: a lab without holder is not up"
         );
-        assert!(!user.has_state(lab) || user.holder(lab).is_none());
+        assert!(
+            !user.has_state(lab),
+            "{round}: the stale files went with the next command"
+        );
+        nothing_in_run(lab);
+        support::assert_same_host(&before, &support::host_snapshot(), round);
     }
     user.ok(&["up", &file]);
     let checks = user.ok(&["test", "--lab", lab]);
     assert!(checks.contains("0 failed"), "{checks}");
     user.ok(&["down", lab]);
     assert!(!user.has_state(lab));
+    drop(user);
+    support::assert_same_host(&before, &support::host_snapshot(), "up again and down");
 }
 
 #[test]
