@@ -13,7 +13,8 @@ fn main() -> ExitCode {
     // A rootless lab's holder (`__holder LAB NETNS_DIR`): the lab names it in `ps`.
     if first.as_ref().is_some_and(|a| a == "__holder") {
         let netns_dir = args.nth(1).unwrap_or_default();
-        return ExitCode::from(nslab::rootless::holder::main(netns_dir.as_ref()) as u8);
+        let sub_ids = args.next().is_some_and(|m| m == "subids");
+        return ExitCode::from(nslab::rootless::holder::main(netns_dir.as_ref(), sub_ids) as u8);
     }
     if first.is_some_and(|a| a == "__init") {
         let config = args

@@ -338,6 +338,8 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
     if !support::privileged() {
         return;
     }
+    // Shared: the subordinate range test gives the user a range for a while.
+    let _host = support::shared();
     let user = User::new("refuse");
     let lab = "rl-refuse";
     let file = user.file(
@@ -432,4 +434,100 @@ fn api_as_the_user() {
     lab.set_link("r2:eth2", true, false).unwrap();
     wait_for("r3 to answer again", || lab.reach("r1", "r3").unwrap());
     drop(lab);
+}
+
+/// Lines added to /etc/subuid and /etc/subgid for the user while the value lives; the
+/// files are put back byte for byte on drop.
+struct SubIds {
+    saved: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl SubIds {
+    fn grant() -> SubIds {
+        let mut saved = Vec::new();
+        for path in ["/etc/subuid", "/etc/subgid"] {
+            let before = std::fs::read(path).unwrap_or_default();
+            let mut after = before.clone();
+            if !after.is_empty() && !after.ends_with(b"\n") {
+                after.push(b'\n');
+            }
+            after.extend_from_slice(b"nobody:300000:65536\n");
+            std::fs::write(path, after).unwrap();
+            saved.push((path, before));
+        }
+        SubIds { saved }
+    }
+}
+
+impl Drop for SubIds {
+    fn drop(&mut self) {
+        for (path, before) in &self.saved {
+            std::fs::write(path, before).unwrap();
+        }
+    }
+}
+
+#[test]
+fn with_a_subordinate_range_other_users_exist_in_the_lab_and_frr_runs() {
+    if !support::privileged() {
+        return;
+    }
+    let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+    if !helpers.iter().all(|h| Path::new(h).exists()) {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "newuidmap and newgidmap (package uidmap) are missing"
+        );
+        eprintln!("skipping: newuidmap/newgidmap (package uidmap) are not installed");
+        return;
+    }
+    // Exclusive: while the range exists, the user's other tests would see it.
+    let _host = support::exclusive();
+    let _range = SubIds::grant();
+    let user = User::new("subid");
+    let lab = "rl-subid";
+    let file = user.file(
+        lab,
+        "nodes:\n  a:\n    private: [{ path: /var/x, owner: daemon }]\n",
+    );
+    user.ok(&["up", &file.display().to_string()]);
+    let o = user.nslab(&["exec", "a", "--", "stat", "-c", "%U", "/var/x"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "daemon",
+        "{}",
+        text(&o)
+    );
+    let o = user.nslab(&[
+        "exec",
+        "a",
+        "--",
+        "setpriv",
+        "--reuid=1",
+        "--regid=1",
+        "--clear-groups",
+        "id",
+        "-u",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "1",
+        "{}",
+        text(&o)
+    );
+    user.ok(&["down", lab]);
+
+    if !Path::new("/usr/lib/frr/zebra").exists() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "FRR is missing");
+        eprintln!("skipping the FRR part: FRR is not installed");
+        return;
+    }
+    // FRR's daemons drop to the `frr` user (`-u frr`): OSPF converges, reroutes and
+    // comes back, as the example's checks say.
+    let ring = support::Lab::from_example("rl-ospf", "ospf-ring.yaml");
+    let o = user.nslab(&["test", &ring.file.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(" 0 failed"), "{}", text(&o));
+    assert!(!user.has_state("rl-ospf"));
 }

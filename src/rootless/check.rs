@@ -4,8 +4,9 @@
 use crate::diag::Diagnostic;
 use crate::model::Topology;
 
-/// Every part of `t` that needs real root.
-pub fn check(t: &Topology) -> Vec<Diagnostic> {
+/// Every part of `t` that needs real root. `sub_ids`: the user has a subordinate id range
+/// nslab maps (see [`super::holder::sub_ids`]), so ids other than its own exist too.
+pub fn check(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for n in &t.nodes {
         if !n.limits.is_empty() {
@@ -20,7 +21,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
                 .with_hint("run the lab as root, or remove `limits:` (delegated cgroups are not used yet)"),
             );
         }
-        for p in &n.private {
+        for p in n.private.iter().filter(|_| !sub_ids) {
             let Some(owner) = p.owner.as_deref().filter(|o| !is_root(o)) else {
                 continue;
             };
@@ -32,7 +33,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
                         n.name, p.path
                     ),
                 )
-                .with_hint("run the lab as root, or drop `owner:` (subordinate uid ranges from /etc/subuid are not mapped yet)"),
+                .with_hint("give your user a subordinate id range: a line `USER:100000:65536` (USER your login name) in both /etc/subuid and /etc/subgid, and newuidmap/newgidmap installed (Debian package uidmap); or drop `owner:`, or run the lab as root"),
             );
         }
     }
@@ -59,7 +60,7 @@ mod tests {
         let t = compiled(
             "name: rl\nnodes:\n  a:\n    limits: { pids: 64 }\n  b:\n    private: [{ path: /var/x, owner: frr }]\n  c:\n    private: [{ path: /var/y, owner: root }]\n",
         );
-        let found = check(&t);
+        let found = check(&t, false);
         let lines: Vec<u32> = found
             .iter()
             .map(|d| d.span.expect("located").line)
@@ -68,12 +69,16 @@ mod tests {
         assert!(found[0].message.contains("`limits:`"));
         assert!(found[1].message.contains("owned by `frr`"));
         assert!(found.iter().all(|d| d.hint.is_some()));
+        // With a subordinate range, other owners exist in the lab's user namespace.
+        let with_range = check(&t, true);
+        assert_eq!(with_range.len(), 1, "{with_range:?}");
+        assert!(with_range[0].message.contains("`limits:`"));
     }
 
     #[test]
     fn a_plain_lab_needs_nothing_of_root() {
         let t = compiled("name: rl\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n");
-        assert!(check(&t).is_empty());
+        assert!(check(&t, false).is_empty());
     }
 
     #[test]

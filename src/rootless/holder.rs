@@ -168,21 +168,43 @@ fn start(host: &HostContext, lab: &str) -> Result<Holder, RootlessError> {
     };
     crate::state::files::ensure_dir(&host.netns_dir)?;
     let exe = crate::apply::nodes::nslab_binary().map_err(|e| fail(e.to_string(), "".into()))?;
+    let sub = sub_ids();
     let mut child = Command::new(exe)
         .arg("__holder")
         .arg(lab)
         .arg(&host.netns_dir)
-        .stdin(Stdio::null())
+        .arg(if sub.is_some() { "subids" } else { "own" })
+        .stdin(if sub.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| fail(format!("cannot run nslab: {e}"), String::new()))?;
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped"));
     let mut said = String::new();
-    let read = child
-        .stdout
-        .take()
-        .expect("piped")
-        .read_to_string(&mut said);
+    if let Some(ids) = sub {
+        // The holder waits in its new user namespace for the maps only a set-uid
+        // helper may write; one byte says whether they are in place.
+        let _ = std::io::BufRead::read_line(&mut out, &mut said);
+        // Anything but `userns` is the holder's error, read with the rest below.
+        let mapped = (said.trim() == "userns").then(|| map_sub_ids(child.id(), &ids));
+        let go: &[u8] = if matches!(mapped, Some(Ok(()))) {
+            b"g"
+        } else {
+            b"x"
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(go);
+        }
+        if let Some(Err(e)) = mapped {
+            let _ = child.wait();
+            return Err(fail(e, String::new()));
+        }
+    }
+    let read = out.read_to_string(&mut said);
     let _ = child.wait();
     read.map_err(|e| fail(e.to_string(), String::new()))?;
     let pid = said
@@ -200,6 +222,112 @@ fn start(host: &HostContext, lab: &str) -> Result<Holder, RootlessError> {
             String::new(),
         )),
     }
+}
+
+/// A subordinate range of ids (`/etc/subuid`, `/etc/subgid`): the first id and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubIds {
+    pub uid: (u32, u32),
+    pub gid: (u32, u32),
+}
+
+/// The caller's subordinate ranges, when it has both and `newuidmap`/`newgidmap` (Debian
+/// package uidmap) are installed; then ids other than the caller's own are mapped too
+/// (a daemon's `-u frr`, a private directory owned by another user).
+pub fn sub_ids() -> Option<SubIds> {
+    let helper = |n: &str| {
+        ["/usr/bin", "/bin", "/usr/local/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(n).is_file())
+    };
+    if !(helper("newuidmap") && helper("newgidmap")) {
+        return None;
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    let name = user_name(&std::fs::read_to_string("/etc/passwd").ok()?, uid);
+    let read = |path: &str| {
+        let text = std::fs::read_to_string(path).ok()?;
+        sub_range(&text, name.as_deref(), uid)
+    };
+    Some(SubIds {
+        uid: read("/etc/subuid")?,
+        gid: read("/etc/subgid")?,
+    })
+}
+
+/// Whether a rootless lab of this user has ids besides the user's own: inside a lab's
+/// user namespace (a command that joined it), whether its map holds more than one id;
+/// outside, whether a holder would map a subordinate range.
+pub fn other_ids() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) if !is_initial(&map) => mapped_ids(&map) > 1,
+        _ => sub_ids().is_some(),
+    }
+}
+
+/// The initial user namespace maps every id to itself.
+fn is_initial(map: &str) -> bool {
+    map.split_whitespace().eq(["0", "0", "4294967295"])
+}
+
+/// How many ids a uid_map maps.
+fn mapped_ids(map: &str) -> u64 {
+    map.lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The name of `uid` in `/etc/passwd` text (read directly: nslab is a static binary).
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+    })
+}
+
+/// The first range of the user (by name or by uid) in subuid/subgid text.
+fn sub_range(text: &str, name: Option<&str>, uid: u32) -> Option<(u32, u32)> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.trim().split(':').collect();
+        let [who, start, count] = f.as_slice() else {
+            return None;
+        };
+        let me = Some(*who) == name || who.parse() == Ok(uid);
+        let (start, count) = (start.parse().ok()?, count.parse::<u32>().ok()?);
+        (me && count > 0).then_some((start, count))
+    })
+}
+
+/// `newuidmap PID 0 UID 1 1 START COUNT`, and the same for gids.
+fn map_sub_ids(pid: u32, ids: &SubIds) -> Result<(), String> {
+    let own = [
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    ];
+    for ((helper, (start, count)), id) in [("newuidmap", ids.uid), ("newgidmap", ids.gid)]
+        .into_iter()
+        .zip(own)
+    {
+        let out = Command::new(helper)
+            .arg(pid.to_string())
+            .args([
+                "0",
+                &id.to_string(),
+                "1",
+                "1",
+                &start.to_string(),
+                &count.to_string(),
+            ])
+            .output()
+            .map_err(|e| format!("cannot run {helper}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{helper} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The sysctls that decide whether an unprivileged user namespace may be made.
@@ -233,8 +361,8 @@ fn userns_hint(values: &[Option<String>; 3]) -> String {
 
 /// The holder's entry point; returns the exit code of the first process (PID 1 never
 /// returns).
-pub fn main(netns_dir: &Path) -> i32 {
-    match unshare_all() {
+pub fn main(netns_dir: &Path, sub_ids: bool) -> i32 {
+    match unshare_all(sub_ids) {
         Ok(()) => {}
         Err(e) => {
             println!("error: {e}");
@@ -256,10 +384,24 @@ pub fn main(netns_dir: &Path) -> i32 {
 }
 
 /// A new session (no terminal's signals reach the lab), then the namespaces.
-fn unshare_all() -> Result<(), String> {
+fn unshare_all(sub_ids: bool) -> Result<(), String> {
     let _ = nix::unistd::setsid();
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("cannot make a user namespace: {e}"))?;
+    if sub_ids {
+        // The launcher runs newuidmap and newgidmap on this process, then says go.
+        println!("userns");
+        let _ = std::io::stdout().flush();
+        let mut go = [0u8; 1];
+        let _ = std::io::stdin().read(&mut go);
+        if go[0] != b'g' {
+            return Err("the subordinate id maps were not written".into());
+        }
+        return unshare(
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWPID,
+        )
+        .map_err(|e| format!("cannot make the lab's namespaces: {e}"));
+    }
     // Without a subordinate range only the caller's own ids can be mapped, and an
     // unprivileged process may write a gid map only once setgroups is denied.
     let write =
@@ -323,6 +465,29 @@ fn reap() -> ! {
 #[cfg(test)]
 mod tests {
     use super::userns_hint;
+
+    #[test]
+    fn a_user_s_first_subordinate_range_is_found_by_name_or_uid() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(super::user_name(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(super::user_name(passwd, 7), None);
+        let subuid = "bob:100000:65536\nalice:165536:65536\nalice:300000:10\n";
+        assert_eq!(
+            super::sub_range(subuid, Some("alice"), 1000),
+            Some((165536, 65536))
+        );
+        assert_eq!(
+            super::sub_range("1000:200000:5\n", None, 1000),
+            Some((200000, 5))
+        );
+        assert_eq!(
+            super::sub_range("alice:1:0\nbob:1:1\n", Some("alice"), 1000),
+            None
+        );
+        assert!(super::is_initial("         0          0 4294967295\n"));
+        assert_eq!(super::mapped_ids("0 1000 1\n1 165536 65536\n"), 65537);
+        assert_eq!(super::mapped_ids("0 1000 1\n"), 1);
+    }
 
     #[test]
     fn the_hint_names_the_knob_that_forbids_user_namespaces() {
