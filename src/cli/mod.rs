@@ -1,6 +1,7 @@
 //! Command-line interface: clap's raw arguments, one module per subcommand. Each
 //! subcommand returns an exit code or a [`CliError`]; `main.rs` only prints and exits.
 
+mod agent;
 mod apply;
 mod capture;
 mod down;
@@ -9,6 +10,7 @@ mod exec;
 mod graph;
 mod health;
 mod import;
+mod k8s;
 mod link;
 mod logs;
 mod ls;
@@ -289,6 +291,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the Kubernetes manifests that run the lab: a Namespace, a ConfigMap with the
+    /// topology and the files its nodes mount, and a privileged DaemonSet of agents.
+    ///
+    /// `nslab k8s lab.yaml | kubectl apply -f -` deploys it; `kubectl delete -f` of the
+    /// same output takes it down. The agent image is built from deploy/Dockerfile.
+    K8s {
+        /// The topology file.
+        file: PathBuf,
+        /// The namespace to create and deploy into (default: nslab-<lab>). It is part of
+        /// the manifests, so `kubectl delete -f` deletes it: give it one of its own.
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// The agent's image.
+        #[arg(long, default_value = crate::k8s::DEFAULT_IMAGE)]
+        image: String,
+    },
+    /// Keep this machine's share of a lab what FILE says: the DaemonSet's container.
+    ///
+    /// Brings the lab up, or adopts it when it is up already (a restarted agent: the
+    /// nodes' processes keep running); applies FILE again whenever it changes (a
+    /// ConfigMap update); on SIGTERM or SIGINT takes the lab down and exits 0. Exits 2
+    /// when the lab cannot come up, 3 when FILE is invalid.
+    Agent {
+        /// The topology file (in the ConfigMap's volume).
+        file: PathBuf,
+        /// This machine's name in the lab (the Kubernetes node name).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+    },
     /// Run a command inside a node: all its namespaces and its cgroup.
     ///
     /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code;
@@ -394,6 +425,9 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// `nslab k8s` cannot make manifests of this lab.
+    #[error(transparent)]
+    K8s(#[from] crate::k8s::K8sError),
 }
 
 impl From<crate::runtime::RuntimeError> for CliError {
@@ -405,7 +439,7 @@ impl From<crate::runtime::RuntimeError> for CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Compile(_) | CliError::Usage(_) => exit::INVALID,
+            CliError::Compile(_) | CliError::Usage(_) | CliError::K8s(_) => exit::INVALID,
             CliError::Up(_) => exit::LAB_DOWN,
             CliError::Runtime(e) if e.is_usage() => exit::INVALID,
             CliError::Lab(_) | CliError::Runtime(_) | CliError::Io(_) => exit::FAILED,
@@ -590,6 +624,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 duration,
             },
         ),
+        Command::K8s {
+            file,
+            namespace,
+            image,
+        } => k8s::run(&file, namespace.as_deref(), &image),
+        Command::Agent { file, host: name } => agent::run(host, &file, name.as_deref()),
         Command::Events { target, lab, json } => {
             events::run(host, target.as_deref(), lab.as_deref(), json)
         }
