@@ -1,19 +1,24 @@
-//! `nslab agent` (root), with this test as the kubelet: the topology is projected as a
-//! ConfigMap volume is (`lab.yaml` -> `..data/lab.yaml`, `..data` -> a timestamped
-//! directory), updated by renaming a new `..data` link into place, the agent killed with
-//! SIGKILL and restarted as a crashed container is, and stopped with SIGTERM as a deleted
-//! Pod is. Each test uses its own lab name; under CI=true a test that cannot run fails.
+//! `nslab agent` (root), with this test as the kubelet: `nslab k8s` makes the ConfigMap
+//! and the DaemonSet's volume items, and the test projects them as the kubelet does
+//! (`lab.yaml` -> `..data/lab.yaml`, `..data` -> a timestamped directory), updates them
+//! by renaming a new `..data` link into place, kills the agent with SIGKILL and starts
+//! another as for a crashed container, and stops it with SIGTERM as for a deleted Pod.
+//! Each test uses its own lab name; under CI=true a test that cannot run fails.
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_yaml::Value;
 use support::{nslab, privileged, shared, text, wait_for};
 
+/// Node `a` mounts a file that travels in the ConfigMap.
 const V1: &str = "nodes:
   a:
+    mounts: [\"configs/motd:/etc/motd:ro\"]
     processes: [{ name: idle, cmd: \"sleep 3141592\" }]
   b: {}
 links:
@@ -23,6 +28,7 @@ links:
 /// V1 plus a node and a link.
 const V2: &str = "nodes:
   a:
+    mounts: [\"configs/motd:/etc/motd:ro\"]
     processes: [{ name: idle, cmd: \"sleep 3141592\" }]
   b: {}
   c: {}
@@ -31,10 +37,11 @@ links:
   - [b:eth1, c:eth0]
 ";
 
-/// A ConfigMap volume's directory, the agents started on it, and the lab: all removed
-/// on drop, whatever happened.
+/// A topology's source directory, the ConfigMap volume projected from its manifests,
+/// the agents started on it, and the lab: all removed on drop, whatever happened.
 struct Volume {
     lab: String,
+    src: PathBuf,
     dir: PathBuf,
     version: u32,
     agents: Vec<Child>,
@@ -42,18 +49,19 @@ struct Volume {
 
 impl Volume {
     fn new(lab: &str, body: &str) -> Volume {
-        let dir = std::env::temp_dir().join(format!("nslab-tests/agent-{lab}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let root = std::env::temp_dir().join(format!("nslab-tests/agent-{lab}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("src/configs")).unwrap();
+        std::fs::create_dir_all(root.join("volume")).unwrap();
         let _ = nslab().args(["down", lab]).output();
         let mut v = Volume {
             lab: lab.to_string(),
-            dir,
+            src: root.join("src"),
+            dir: root.join("volume"),
             version: 0,
             agents: Vec::new(),
         };
         v.publish(body);
-        std::os::unix::fs::symlink("..data/lab.yaml", v.file()).unwrap();
         v
     }
 
@@ -61,26 +69,63 @@ impl Volume {
         self.dir.join("lab.yaml")
     }
 
-    /// Writes a new version the kubelet's way: a fresh directory, a `..data_tmp` link to
-    /// it renamed onto `..data`, then the old directory removed.
+    /// Edits the source, runs `nslab k8s` on it, and projects the ConfigMap the way
+    /// the kubelet updates a volume: a fresh directory with every item at its path, a
+    /// `..data_tmp` link to it renamed onto `..data`, a link through `..data` for each
+    /// top-level name, then the old directory removed.
     fn publish(&mut self, body: &str) {
-        self.version += 1;
-        let name = format!("..2026_12_06_{:02}", self.version);
-        std::fs::create_dir(self.dir.join(&name)).unwrap();
         std::fs::write(
-            self.dir.join(&name).join("lab.yaml"),
+            self.src.join("lab.yaml"),
             format!("name: {}\n{body}", self.lab),
         )
         .unwrap();
+        std::fs::write(
+            self.src.join("configs/motd"),
+            format!("version {}\n", self.version + 1),
+        )
+        .unwrap();
+        let o = nslab()
+            .arg("k8s")
+            .arg(self.src.join("lab.yaml"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let docs: Vec<Value> = serde_yaml::Deserializer::from_slice(&o.stdout)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let (config, pod) = (&docs[1], &docs[2]["spec"]["template"]["spec"]);
+        assert!(config.get("binaryData").is_none(), "text only here");
+        let command = pod["containers"][0]["command"].as_sequence().unwrap();
+        assert_eq!(command[2], "/etc/nslab/lab.yaml");
+
+        self.version += 1;
+        let name = format!("..2026_12_06_{:02}", self.version);
+        for item in pod["volumes"][0]["configMap"]["items"]
+            .as_sequence()
+            .unwrap()
+        {
+            let path = self.dir.join(&name).join(item["path"].as_str().unwrap());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let data = &config["data"][item["key"].as_str().unwrap()];
+            std::fs::write(&path, data.as_str().unwrap()).unwrap();
+            let mode = item["mode"].as_u64().unwrap_or(0o644) as u32;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
         let tmp = self.dir.join("..data_tmp");
         std::os::unix::fs::symlink(&name, &tmp).unwrap();
         std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        for top in std::fs::read_dir(self.dir.join(&name)).unwrap() {
+            let top = top.unwrap().file_name();
+            let link = self.dir.join(&top);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(Path::new("..data").join(&top), link).unwrap();
+            }
+        }
         if self.version > 1 {
             let old = format!("..2026_12_06_{:02}", self.version - 1);
             std::fs::remove_dir_all(self.dir.join(old)).unwrap();
         }
     }
-
     /// Starts an agent; its log goes to `agent-N.log`.
     fn start(&mut self, env: &[(&str, &str)]) -> PathBuf {
         let log = self.dir.join(format!("agent-{}.log", self.agents.len()));
@@ -109,6 +154,14 @@ impl Volume {
             .is_ok_and(|o| o.status.success())
     }
 
+    fn motd(&self) -> String {
+        let o = nslab()
+            .args(["exec", "--lab", &self.lab, "a", "--", "cat", "/etc/motd"])
+            .output()
+            .unwrap();
+        text(&o)
+    }
+
     fn has_link(&self, node: &str, iface: &str) -> bool {
         Command::new("ip")
             .args([
@@ -130,7 +183,7 @@ impl Drop for Volume {
             let _ = a.wait();
         }
         let _ = nslab().args(["down", &self.lab]).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(self.dir.parent().unwrap());
     }
 }
 
@@ -207,6 +260,11 @@ fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes
     );
     let idle = pids_of(&["sleep", "3141592"]);
     assert_eq!(idle.len(), 1, "one idle process: {idle:?}");
+    assert_eq!(
+        v.motd(),
+        "version 1\n",
+        "the mounted file, from the ConfigMap"
+    );
 
     // A ConfigMap update: the new link appears, the running process is untouched.
     assert!(!v.has_link("b", "eth1"));
@@ -245,7 +303,21 @@ fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes
     );
 
     // A file that does not compile is logged and changes nothing.
-    v.publish("nodes: { a: { lables: {} } }\n");
+    std::fs::write(
+        v.src.join("lab.yaml"),
+        "name: k8sagent\nnodes: { a: { lables: {} } }\n",
+    )
+    .unwrap();
+    let bad = nslab()
+        .arg("k8s")
+        .arg(v.src.join("lab.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(3), "{}", text(&bad));
+    // Nothing checks a ConfigMap's contents (`kubectl edit` can put anything there).
+    let tmp = v.dir.join("..data/lab.yaml.new");
+    std::fs::copy(v.src.join("lab.yaml"), &tmp).unwrap();
+    std::fs::rename(&tmp, v.dir.join("..data/lab.yaml")).unwrap();
     wait_for("the bad file to be logged", || {
         read(&log).contains("not applied")
     });
