@@ -367,3 +367,41 @@ fn an_agent_whose_lab_cannot_come_up_says_why_in_one_line_and_exits_2() {
     let o = nslab().args(["ls"]).output().unwrap();
     assert!(!text(&o).contains("k8sfail"), "{}", text(&o));
 }
+
+#[test]
+fn an_agent_killed_during_up_leaves_a_lab_its_successor_removes_and_brings_up() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let mut v = Volume::new("k8skill", V1);
+    // Slow steps keep the first agent inside `up` while it is killed.
+    let first = v.start(&[("NSLAB_TEST_STEP_DELAY_MS", "300")]);
+    let journal = Path::new("/run/nslab/k8skill.journal");
+    wait_for("the first agent to start its up", || journal.exists());
+    v.agent().kill().unwrap();
+    v.agent().wait().unwrap();
+    assert!(
+        !read(&first).contains("is up"),
+        "up finished first: {}",
+        read(&first)
+    );
+    assert!(!v.status_ok(), "an interrupted up looks healthy");
+
+    let log = v.start(&[]);
+    wait_for("the next agent to bring the lab up", || {
+        read(&log).contains("is up")
+    });
+    assert!(
+        read(&log).contains("left incomplete by an interrupted up; removing it first"),
+        "{}",
+        read(&log)
+    );
+    assert!(v.status_ok());
+    assert_eq!(pids_of(&["sleep", "3141592"]).len(), 1);
+
+    let pid = nix::unistd::Pid::from_raw(v.agent().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(exit_of(v.agent()).success(), "{}", read(&log));
+    assert_eq!(leftovers("k8skill"), Vec::<String>::new());
+}

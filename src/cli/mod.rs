@@ -311,7 +311,7 @@ pub enum Command {
     ///
     /// Brings the lab up, or adopts it when it is up already (a restarted agent: the
     /// nodes' processes keep running); applies FILE again whenever it changes (a
-    /// ConfigMap update); on SIGTERM or SIGINT takes the lab down and exits 0. Exits 2
+    /// ConfigMap update); on SIGTERM, SIGINT or SIGHUP takes the lab down and exits 0. Exits 2
     /// when the lab cannot come up, 3 when FILE is invalid.
     Agent {
         /// The topology file (in the ConfigMap's volume).
