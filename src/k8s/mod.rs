@@ -219,7 +219,7 @@ fn meta(name: &str, input: &K8sInput) -> ObjectMeta {
 }
 
 /// The agent's DaemonSet. Why each host setting:
-/// - hostNetwork: a node's netns and cross-host links hang off the machine's network;
+/// - hostNetwork: links between machines run over the machine's own address;
 /// - hostPID: the nodes' processes must outlive a restarted agent (a pod's own PID
 ///   namespace dies, and takes them, with its first process);
 /// - privileged: namespaces, mounts and netlink, as `nslab up` as root;
