@@ -21,6 +21,8 @@ const VALID: &[&str] = &[
     "containerlab/smoke/03-linux-nodes-to-bridge-and-host.clab.yml",
     "containerlab/smoke/stages.clab.yml",
     "own/binds-env.clab.yml",
+    "cilium/bgp-cplane-dev-v4/topo.yaml",
+    "cilium/bgp-cplane-dev-v6/topo.yaml",
 ];
 
 /// Files that import but bind files directly under the host's `/`, which nslab refuses
@@ -274,6 +276,7 @@ fn frr01_comes_up_with_the_hosts_frr_and_the_pcs_reach_each_other() {
         lab.ping("PC3", "192.168.11.2")
     });
     lab.down();
+    std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
 }
 
 #[test]
@@ -353,9 +356,7 @@ fn the_smoke_files_come_up() {
 /// A containerlab file whose image only an image map of its own gives a process, and
 /// that map, in a fresh directory.
 fn image_map_lab(lab: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir()
-        .join("nslab-tests-clab-direct")
-        .join(lab);
+    let dir = std::env::temp_dir().join(format!("nslab-tests-{lab}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let map = dir.join("images.yaml");
@@ -536,4 +537,76 @@ fn user_goes_to_the_cmd_process_and_what_runs_as_root_says_so() {
     let direct = compile_file(&file).unwrap();
     assert_eq!(plan_of(&direct), plan_of(&imported));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Cilium's lab `version` as lab `lab`, with the whole `cilium/` directory copied (its
+/// image map's mount source is beside the labs), and the map's path.
+fn cilium_as(version: &str, lab: &str) -> (Lab, PathBuf) {
+    let dir = std::env::temp_dir().join("nslab-tests-clab").join(lab);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&corpus("cilium"), &dir).unwrap();
+    let file = dir.join(format!("bgp-cplane-dev-{version}/topo.yaml"));
+    let body = std::fs::read_to_string(&file).unwrap();
+    let renamed = body.replacen(
+        &format!("name: bgp-cplane-dev-{version}\n"),
+        &format!("name: {lab}\n"),
+        1,
+    );
+    assert_ne!(body, renamed);
+    std::fs::write(&file, renamed).unwrap();
+    let _ = nslab().args(["down", lab]).output();
+    let map = dir.join("nslab/images.yaml");
+    (
+        Lab {
+            name: lab.to_string(),
+            file,
+        },
+        map,
+    )
+}
+
+#[test]
+fn ciliums_bgp_router_labs_come_up_with_the_image_map_beside_them() {
+    if !privileged() {
+        return;
+    }
+    let host_log = Path::new("/var/log/frr.log");
+    let host_log_before = host_log.exists();
+    for (version, lab, server0, server2) in [
+        ("v4", "clt-cil4", "10.0.1.2", "10.0.3.2"),
+        ("v6", "clt-cil6", "fd00:10:0:1::2", "fd00:10:0:3::2"),
+    ] {
+        let (lab, map) = cilium_as(version, lab);
+        let o = lab.up_with(&["--image-map", map.to_str().unwrap()]);
+        assert!(o.status.success(), "{version}: {}", text(&o));
+        // The addresses and routes of the file's `exec`, through router0.
+        eventually(
+            &format!("{version}: server0 reaches server2 through router0"),
+            Duration::from_secs(10),
+            || lab.ping("server0", server2),
+        );
+        assert!(lab.ping("server2", server0), "{version}");
+        // The exec's sed, frrinit.sh and vtysh configured the node's own FRR.
+        let o = lab.exec("router0", &["vtysh", "-c", "show running-config"]);
+        assert!(o.status.success(), "{version}: {}", text(&o));
+        assert!(
+            text(&o).contains("router bgp 65000"),
+            "{version}: {}",
+            text(&o)
+        );
+        let o = lab.exec("router0", &["grep", "-c", "bgpd=yes", "/etc/frr/daemons"]);
+        assert!(o.status.success(), "{version}: {}", text(&o));
+        // Its /var/log is the node's own.
+        let o = lab.exec("router0", &["stat", "-c", "%U", "/var/log/frr.log"]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "frr",
+            "{}",
+            text(&o)
+        );
+        lab.down();
+        std::fs::remove_dir_all(lab.file.parent().unwrap().parent().unwrap()).unwrap();
+    }
+    // The host's /var/log gained no frr.log.
+    assert_eq!(host_log.exists(), host_log_before);
 }

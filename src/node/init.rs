@@ -270,15 +270,13 @@ fn spawn(
         .env_clear()
         .envs(base_env().iter().map(|(k, v)| (k, v)));
     if let Some(ids) = user {
-        for (k, v) in [
-            ("USER", &ids.name),
-            ("LOGNAME", &ids.name),
-            ("HOME", &ids.home),
-        ] {
-            if let Some(v) = v {
-                cmd.env(k, v);
-            }
-        }
+        // A number without an entry is named by its number, at home in `/`, as
+        // `environ::base` names an unknown user.
+        let name = ids.name.clone().unwrap_or_else(|| ids.uid.to_string());
+        let home = ids.home.as_deref().unwrap_or("/");
+        cmd.env("USER", &name)
+            .env("LOGNAME", &name)
+            .env("HOME", home);
     }
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null());
