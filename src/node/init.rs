@@ -1266,9 +1266,82 @@ pub fn main(config: &str) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{droppable, read_request};
+    use super::{Proc, Readiness, droppable, read_request};
+    use crate::model::kinds::{ProbeLimits, RestartPolicy};
+    use crate::node::config::{ProcessSpec, ReadySpec};
     use std::io::Write;
     use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    fn probed(limits: ProbeLimits) -> Proc {
+        let mut p = Proc::new(ProcessSpec {
+            name: "p".into(),
+            argv: vec!["true".into()],
+            env: vec![],
+            cwd: None,
+            restart: RestartPolicy::Never,
+            ready: Some(ReadySpec::Tcp {
+                port: 9,
+                timeout_ms: 30_000,
+                interval_ms: 100,
+            }),
+            ready_limits: limits,
+            stop_timeout_ms: 0,
+            user: None,
+        });
+        p.ready = Readiness::Pending;
+        p
+    }
+
+    #[test]
+    fn only_probes_at_the_interval_and_after_the_start_period_count_toward_attempts() {
+        let interval = Duration::from_millis(100);
+        let start = Instant::now();
+        let mut p = probed(ProbeLimits {
+            attempts: Some(2),
+            start_period_ms: 1_000,
+            ..Default::default()
+        });
+        p.ready_since = Some(start);
+        let later = start + Duration::from_secs(2);
+        // Waits of 5, 10, 20, 40, 80 ms come before polls 1 to 5: free. Poll 6 follows
+        // a wait of the whole interval.
+        let counted: Vec<bool> = (0..8)
+            .map(|n| {
+                p.polls = n;
+                p.counts(interval, later)
+            })
+            .collect();
+        assert_eq!(
+            counted,
+            [false, false, false, false, false, false, true, true]
+        );
+        // Within the start period nothing counts.
+        assert!(!p.counts(interval, start + Duration::from_millis(999)));
+        p.failed_probe();
+        assert_eq!(p.ready, Readiness::Pending);
+        p.failed_probe();
+        assert_eq!(p.ready, Readiness::TimedOut);
+        // Without `attempts`, failures never end the wait.
+        let mut q = probed(ProbeLimits::default());
+        (0..100).for_each(|_| q.failed_probe());
+        assert_eq!(q.ready, Readiness::Pending);
+    }
+
+    #[test]
+    fn a_cmd_probe_ends_after_its_probe_timeout_only_when_one_is_set() {
+        let at = Instant::now();
+        let mut p = probed(ProbeLimits {
+            probe_timeout_ms: Some(250),
+            ..Default::default()
+        });
+        assert_eq!(p.probe_end(), None, "no probe runs");
+        p.probe_started = Some(at);
+        assert_eq!(p.probe_end(), Some(at + Duration::from_millis(250)));
+        let mut q = probed(ProbeLimits::default());
+        q.probe_started = Some(at);
+        assert_eq!(q.probe_end(), None);
+    }
 
     /// What `read_request` makes of `data`, written (then closed) by another thread.
     fn read_what(data: Vec<u8>) -> Result<Option<String>, String> {
