@@ -478,11 +478,12 @@ fn a_probe_that_hangs_is_ended_by_its_probe_timeout_and_counted_toward_attempts(
         return;
     }
     let _h = shared();
-    // The whole wait would last an hour: only the attempts end it.
+    // The whole wait would last a minute, and by then far more than two probes would
+    // have failed: only the attempts end it with two.
     let lab = Lab::new(
         "pr-attempts",
         "nodes:\n  a:\n    processes:\n      \
-         - { name: stuck, cmd: \"sleep 1000\", ready: { cmd: \"sleep 1000\", probe_timeout: 100ms, attempts: 2, interval: 20ms, timeout: 1h } }\n",
+         - { name: stuck, cmd: \"sleep 1000\", ready: { cmd: \"sleep 1000\", probe_timeout: 100ms, attempts: 2, interval: 20ms, timeout: 60s } }\n",
     );
     lab.up_fails(&["process `stuck` is not ready", "(2 counted probes failed)"]);
 }
