@@ -72,6 +72,10 @@ pub enum Command {
         /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Print a containerlab topology (`.clab.yml`) as nslab YAML, with a comment on
     /// everything that did not map.
@@ -98,6 +102,10 @@ pub enum Command {
         /// Print the teardown derived from the plan instead.
         #[arg(long)]
         teardown: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Draw the topology: nodes and bridges, with interface names and addresses on the
     /// links; with --lab, a running lab and its live state (links up or down,
@@ -119,6 +127,10 @@ pub enum Command {
         /// Serve the live page on ADDR (loopback only) until stopped.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = graph::DEFAULT_ADDR, requires = "lab")]
         serve: Option<String>,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE", conflicts_with = "lab")]
+        image_map: Option<PathBuf>,
     },
     /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
     ///
@@ -135,6 +147,10 @@ pub enum Command {
         /// not a terminal or CI=true) and no summary line.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Make a running lab what the file says, changing only what differs.
     ///
@@ -159,6 +175,10 @@ pub enum Command {
         /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Tear a lab down, from its journal alone (the topology file may be gone or edited).
     ///
@@ -214,6 +234,10 @@ pub enum Command {
         /// No progress bar for up and down.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE", conflicts_with = "lab")]
+        image_map: Option<PathBuf>,
     },
     /// Open an interactive shell inside a node; the prompt shows the lab and the node.
     Shell {
@@ -503,23 +527,55 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
     )))
 }
 
+/// The image map given with `--image-map`, for the one command this process runs.
+static IMAGE_MAP: std::sync::OnceLock<crate::clab::ImageMap> = std::sync::OnceLock::new();
+
+/// The image map containerlab files compile with: `--image-map`'s, else the built-in one.
+fn image_map() -> &'static crate::clab::ImageMap {
+    static BUILTIN: std::sync::OnceLock<crate::clab::ImageMap> = std::sync::OnceLock::new();
+    IMAGE_MAP
+        .get()
+        .unwrap_or_else(|| BUILTIN.get_or_init(crate::clab::ImageMap::builtin))
+}
+
+impl Command {
+    /// The `--image-map` of the commands that compile a file.
+    fn image_map(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Validate { image_map, .. }
+            | Command::Plan { image_map, .. }
+            | Command::Graph { image_map, .. }
+            | Command::Up { image_map, .. }
+            | Command::Apply { image_map, .. }
+            | Command::Test { image_map, .. } => image_map.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     // Built once: every command below works on this host.
     let host = &crate::state::HostContext::from_env();
+    if let Some(path) = cli.command.image_map() {
+        let map = crate::clab::load_image_map(path).map_err(import::cli_error)?;
+        let _ = IMAGE_MAP.set(map);
+    }
     match cli.command {
-        Command::Validate { file, quiet } => validate::run(&file, quiet),
+        Command::Validate { file, quiet, .. } => validate::run(&file, quiet),
         Command::Import { file, image_map } => import::run(&file, image_map.as_deref()),
         Command::Plan {
             file,
             json,
             teardown,
+            ..
         } => plan::run(&file, json, teardown),
         Command::Graph {
             file,
             lab,
             format,
             serve,
+            ..
         } => graph::run(
             graph::Args {
                 file: file.as_deref(),
@@ -529,13 +585,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             },
             host,
         ),
-        Command::Up { file, jobs, quiet } => up::run(host, &file, jobs, quiet),
+        Command::Up {
+            file, jobs, quiet, ..
+        } => up::run(host, &file, jobs, quiet),
         Command::Apply {
             file,
             dry_run,
             json,
             jobs,
             quiet,
+            ..
         } => apply::run(
             host,
             &file,
@@ -569,6 +628,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             json,
             jobs,
             quiet,
+            ..
         } => test::run(
             host,
             test::Args {
@@ -695,7 +755,7 @@ fn compile_checked(file: &std::path::Path) -> Result<crate::Compiled, CliError> 
 }
 
 fn compile_with(file: &std::path::Path, host_checks: bool) -> Result<crate::Compiled, CliError> {
-    let c = crate::compile_file(file)?;
+    let c = crate::compile::compile_file_with(file, image_map())?;
     let c = if host_checks { crate::preflight(c)? } else { c };
     let warnings = c.warnings.render(crate::Severity::Warning);
     if !warnings.is_empty() {

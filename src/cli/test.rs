@@ -29,7 +29,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     // The topology: the file given, or the one a running lab was brought up from.
     let (compiled, name) = match (a.file, a.lab) {
         (Some(f), None) => (
-            crate::compile_file(f).and_then(crate::preflight),
+            crate::compile::compile_file_with(f, super::image_map()).and_then(crate::preflight),
             f.display().to_string(),
         ),
         (None, Some(lab)) => {
