@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::clab::ImageMap;
 use crate::diag::{Report, Sink};
 use crate::model::{self, Topology};
 use crate::spec;
@@ -33,8 +34,18 @@ pub enum CompileError {
 /// Compiles topology text. `file` names it in messages; mount sources resolve against
 /// `base_dir`. Pure: no system calls.
 pub fn compile_str(source: &str, file: &str, base_dir: &Path) -> Result<Compiled, CompileError> {
+    compile_str_with(source, file, base_dir, &ImageMap::builtin())
+}
+
+/// [`compile_str`] with an image map, which gives containerlab files' images a meaning.
+pub fn compile_str_with(
+    source: &str,
+    file: &str,
+    base_dir: &Path,
+    images: &ImageMap,
+) -> Result<Compiled, CompileError> {
     let mut sink = Sink::default();
-    let topology = crate::clab::read_any(&mut sink, source)
+    let topology = crate::clab::read_any_with(&mut sink, source, images)
         .and_then(|raw| model::build(&mut sink, &raw, base_dir));
     // Problems in file order, errors before warnings on the same line.
     sink.diagnostics.sort_by_key(|d| {
@@ -60,6 +71,11 @@ pub fn compile_str(source: &str, file: &str, base_dir: &Path) -> Result<Compiled
 /// Reads and compiles a topology file, refusing files over the YAML size limit before
 /// reading them whole.
 pub fn compile_file(path: &Path) -> Result<Compiled, CompileError> {
+    compile_file_with(path, &ImageMap::builtin())
+}
+
+/// [`compile_file`] with an image map (`--image-map`) for a containerlab file.
+pub fn compile_file_with(path: &Path, images: &ImageMap) -> Result<Compiled, CompileError> {
     let limit = spec::yaml::Limits::default().max_bytes;
     let io = |source| CompileError::Io {
         path: path.to_path_buf(),
@@ -83,7 +99,7 @@ pub fn compile_file(path: &Path) -> Result<Compiled, CompileError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
-    compile_str(&text, &path.display().to_string(), &base)
+    compile_str_with(&text, &path.display().to_string(), &base, images)
 }
 
 /// A file that is not UTF-8, reported at its first invalid byte (line and column as an

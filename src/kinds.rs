@@ -110,3 +110,26 @@ pub enum NodeAction {
     Start,
     Restart,
 }
+
+/// What bounds single readiness probes, beside the whole wait's `timeout`: how long one
+/// may run, how many may fail, and how long after a start failures do not count
+/// (containerlab's healthcheck `timeout`, `retries` and `start-period` map here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ProbeLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_period_ms: u64,
+}
+
+impl ProbeLimits {
+    pub fn is_none(&self) -> bool {
+        *self == ProbeLimits::default()
+    }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}

@@ -7,6 +7,7 @@
 //! For tests of networked software, [`Lab`] brings a lab up from `cargo test` and tears
 //! it down on drop.
 
+pub mod agent;
 pub mod apply;
 pub mod clab;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod draw;
 pub mod harness;
 #[doc(hidden)]
 pub mod invariants;
+pub mod k8s;
 pub mod kinds;
 pub mod lab;
 pub mod model;

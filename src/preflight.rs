@@ -1,11 +1,13 @@
 //! Checks that need the host's filesystem, run after the (pure) compile by `validate`,
 //! `up` and `test`: mount sources exist (with no symlink below a mount's target, see
 //! `preflight/mounts.rs`), process commands can be found as the node will see them
-//! (`preflight/programs.rs`). Each problem is
+//! (`preflight/programs.rs`), process users exist in the node's /etc
+//! (`preflight/users.rs`). Each problem is
 //! located in the file and names the node and the key.
 
 mod mounts;
 mod programs;
+mod users;
 
 use crate::diag::Diagnostic;
 use crate::model::Topology;
@@ -24,6 +26,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
         mounts::check(n, &mut out);
     }
     programs::check(&t.nodes, &mut out);
+    users::check(&t.nodes, &mut out);
     expected_json(t, &mut out);
     out
 }

@@ -21,6 +21,8 @@ const VALID: &[&str] = &[
     "containerlab/smoke/03-linux-nodes-to-bridge-and-host.clab.yml",
     "containerlab/smoke/stages.clab.yml",
     "own/binds-env.clab.yml",
+    "cilium/bgp-cplane-dev-v4/topo.yaml",
+    "cilium/bgp-cplane-dev-v6/topo.yaml",
 ];
 
 /// Files that import but bind files directly under the host's `/`, which nslab refuses
@@ -274,6 +276,7 @@ fn frr01_comes_up_with_the_hosts_frr_and_the_pcs_reach_each_other() {
         lab.ping("PC3", "192.168.11.2")
     });
     lab.down();
+    std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
 }
 
 #[test]
@@ -348,4 +351,262 @@ fn the_smoke_files_come_up() {
         lab.down();
         std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
     }
+}
+
+/// A containerlab file whose image only an image map of its own gives a process, and
+/// that map, in a fresh directory.
+fn image_map_lab(lab: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("nslab-tests-{lab}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("images.yaml");
+    std::fs::write(
+        &map,
+        "sleeper:\n  images: [ghcr.io/x/sleeper]\n  node:\n    processes: [{ name: nap, cmd: \"sleep 3600\" }]\n",
+    )
+    .unwrap();
+    let file = dir.join("t.clab.yml");
+    std::fs::write(
+        &file,
+        format!("name: {lab}\ntopology:\n  nodes:\n    r1: {{ kind: linux, image: ghcr.io/x/sleeper:1 }}\n"),
+    )
+    .unwrap();
+    (file, map)
+}
+
+#[test]
+fn validate_plan_and_graph_take_an_image_map_for_a_clab_file() {
+    let (file, map) = image_map_lab("clt-mapc");
+    let run = |args: &[&str], with_map: bool| {
+        let mut c = nslab();
+        c.args(args).arg(&file);
+        if with_map {
+            c.arg("--image-map").arg(&map);
+        }
+        c.output().unwrap()
+    };
+    // Without the map the image means nothing: a warning, and no process.
+    let o = run(&["plan"], false);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("is not in the image map"), "{}", text(&o));
+    assert!(!text(&o).contains("nap"), "{}", text(&o));
+    let o = run(&["plan"], true);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !text(&o).contains("is not in the image map"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("nap"), "{}", text(&o));
+    let o = run(&["validate"], true);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["graph", "--format", "svg"], true);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("nap"), "{}", text(&o));
+    // A broken map is invalid input, located in the map.
+    std::fs::write(&map, "sleeper:\n  imags: [x]\n").unwrap();
+    for cmd in ["validate", "plan", "up", "apply", "test"] {
+        let o = run(&[cmd], true);
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", text(&o));
+        assert!(text(&o).contains("images.yaml:2:3"), "{cmd}: {}", text(&o));
+    }
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn up_apply_and_test_take_an_image_map_for_a_clab_file() {
+    if !privileged() {
+        return;
+    }
+    let (file, map) = image_map_lab("clt-mapu");
+    let lab = Lab {
+        name: "clt-mapu".into(),
+        file: file.clone(),
+    };
+    let map_arg = map.to_str().unwrap();
+    let o = lab.up_with(&["--image-map", map_arg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ps = nslab()
+        .args(["ps", "--lab", "clt-mapu", "--json"])
+        .output()
+        .unwrap();
+    assert!(text(&ps).contains("\"nap\""), "{}", text(&ps));
+    // The same file with the same map changes nothing; without it, the process goes.
+    let apply = |with_map: bool| {
+        let mut c = nslab();
+        c.arg("apply").arg(&file);
+        if with_map {
+            c.args(["--image-map", map_arg]);
+        }
+        c.output().unwrap()
+    };
+    let o = apply(true);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("nothing changed"), "{}", text(&o));
+    let o = apply(false);
+    assert!(o.status.success(), "{}", text(&o));
+    let ps = nslab()
+        .args(["ps", "--lab", "clt-mapu", "--json"])
+        .output()
+        .unwrap();
+    assert!(!text(&ps).contains("\"nap\""), "{}", text(&ps));
+    lab.down();
+    let o = nslab()
+        .arg("test")
+        .arg(&file)
+        .args(["--image-map", map_arg, "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!lab.is_up());
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
+}
+
+/// The one process of node `n` in a containerlab file given as text.
+fn clab_process(src: &str, n: &str) -> (nslab::model::Process, String) {
+    let c = compile_str(src, "h.clab.yml", Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
+    let node = c.topology.nodes.iter().find(|x| x.name == n).unwrap();
+    assert_eq!(node.processes.len(), 1, "{n}");
+    (
+        node.processes[0].clone(),
+        c.warnings.render(nslab::Severity::Warning),
+    )
+}
+
+#[test]
+fn healthcheck_numbers_become_the_probes_interval_timeout_attempts_and_start_period() {
+    let src = "name: h\ntopology:\n  nodes:\n    a:\n      kind: linux\n      cmd: sleep 100\n      \
+               healthcheck:\n        test: [CMD-SHELL, cat /etc/os-release]\n        \
+               start-period: 3\n        retries: 2\n        interval: 5\n        timeout: 4\n    \
+               b:\n      kind: linux\n      cmd: sleep 100\n      healthcheck:\n        \
+               test: [CMD, \"true\"]\n        interval: 0\n";
+    let (a, warnings) = clab_process(src, "a");
+    assert!(!warnings.contains("healthcheck"), "{warnings}");
+    let r = a.ready.unwrap();
+    assert!(
+        matches!(&r.probe, nslab::model::Ready::Cmd(c) if c.display() == "cat /etc/os-release")
+    );
+    assert_eq!(r.interval, Duration::from_secs(5));
+    assert_eq!(r.limits.probe_timeout_ms, Some(4_000));
+    assert_eq!(r.limits.attempts, Some(2));
+    assert_eq!(r.limits.start_period_ms, 3_000);
+    // As long as Docker could take to call it unhealthy (3 + 2 × (5 + 4)), plus an
+    // interval for the quick first polls.
+    assert_eq!(r.timeout, Duration::from_secs(3 + 2 * 9 + 5));
+    // Absent or 0 is Docker's default: interval 30, timeout 30, retries 3, no start period.
+    let (b, _) = clab_process(src, "b");
+    let r = b.ready.unwrap();
+    assert_eq!(r.interval, Duration::from_secs(30));
+    assert_eq!(r.limits.probe_timeout_ms, Some(30_000));
+    assert_eq!(r.limits.attempts, Some(3));
+    assert_eq!(r.limits.start_period_ms, 0);
+    assert_eq!(r.timeout, Duration::from_secs(3 * 60 + 30));
+    let bad = "name: h\ntopology:\n  nodes:\n    a:\n      kind: linux\n      cmd: sleep 1\n      \
+               healthcheck: { test: [CMD, \"true\"], retries: many }\n";
+    let e = errors(bad);
+    assert!(e.contains("invalid healthcheck `retries`: `many`"), "{e}");
+    assert!(e.contains("t.clab.yml:7:52"), "{e}");
+}
+
+#[test]
+fn user_goes_to_the_cmd_process_and_what_runs_as_root_says_so() {
+    let src = "name: u\ntopology:\n  nodes:\n    a:\n      kind: linux\n      cmd: sleep 100\n      \
+               user: nobody\n      exec: [\"ip link\"]\n    b:\n      kind: linux\n      \
+               user: \"100:101\"\n";
+    let c = compile_str(src, "u.clab.yml", Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
+    let a = c.topology.nodes.iter().find(|x| x.name == "a").unwrap();
+    assert_eq!(a.processes[0].user.as_deref(), Some("nobody"));
+    let w = c.warnings.render(nslab::Severity::Warning);
+    assert!(
+        w.contains("the `exec` commands of node `a` run as root") && w.contains("u.clab.yml:7:13"),
+        "{w}"
+    );
+    assert!(
+        w.contains("`user` of node `b` is not used") && w.contains("u.clab.yml:11:13"),
+        "{w}"
+    );
+    assert!(!w.contains("nslab runs a node's commands as root"), "{w}");
+    // The import carries it over, and the imported file compiles to the same plan.
+    let dir = std::env::temp_dir().join("nslab-tests-clab-user");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("u.clab.yml");
+    std::fs::write(&file, src).unwrap();
+    let yaml = import(&file);
+    assert!(yaml.contains("user: nobody"), "{yaml}");
+    let imported = compile_str(&yaml, "imported.yaml", &dir).unwrap();
+    let direct = compile_file(&file).unwrap();
+    assert_eq!(plan_of(&direct), plan_of(&imported));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Cilium's lab `version` as lab `lab`, with the whole `cilium/` directory copied (its
+/// image map's mount source is beside the labs), and the map's path.
+fn cilium_as(version: &str, lab: &str) -> (Lab, PathBuf) {
+    let dir = std::env::temp_dir().join("nslab-tests-clab").join(lab);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&corpus("cilium"), &dir).unwrap();
+    let file = dir.join(format!("bgp-cplane-dev-{version}/topo.yaml"));
+    let body = std::fs::read_to_string(&file).unwrap();
+    let renamed = body.replacen(
+        &format!("name: bgp-cplane-dev-{version}\n"),
+        &format!("name: {lab}\n"),
+        1,
+    );
+    assert_ne!(body, renamed);
+    std::fs::write(&file, renamed).unwrap();
+    let _ = nslab().args(["down", lab]).output();
+    let map = dir.join("nslab/images.yaml");
+    (
+        Lab {
+            name: lab.to_string(),
+            file,
+        },
+        map,
+    )
+}
+
+#[test]
+fn ciliums_bgp_router_labs_come_up_with_the_image_map_beside_them() {
+    if !privileged() {
+        return;
+    }
+    let host_log = Path::new("/var/log/frr.log");
+    let host_log_before = host_log.exists();
+    for (version, lab, server0, server2) in [
+        ("v4", "clt-cil4", "10.0.1.2", "10.0.3.2"),
+        ("v6", "clt-cil6", "fd00:10:0:1::2", "fd00:10:0:3::2"),
+    ] {
+        let (lab, map) = cilium_as(version, lab);
+        let o = lab.up_with(&["--image-map", map.to_str().unwrap()]);
+        assert!(o.status.success(), "{version}: {}", text(&o));
+        // The addresses and routes of the file's `exec`, through router0.
+        eventually(
+            &format!("{version}: server0 reaches server2 through router0"),
+            Duration::from_secs(10),
+            || lab.ping("server0", server2),
+        );
+        assert!(lab.ping("server2", server0), "{version}");
+        // The exec's sed, frrinit.sh and vtysh configured the node's own FRR.
+        let o = lab.exec("router0", &["vtysh", "-c", "show running-config"]);
+        assert!(o.status.success(), "{version}: {}", text(&o));
+        assert!(
+            text(&o).contains("router bgp 65000"),
+            "{version}: {}",
+            text(&o)
+        );
+        let o = lab.exec("router0", &["grep", "-c", "bgpd=yes", "/etc/frr/daemons"]);
+        assert!(o.status.success(), "{version}: {}", text(&o));
+        // Its /var/log is the node's own.
+        let o = lab.exec("router0", &["stat", "-c", "%U", "/var/log/frr.log"]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "frr",
+            "{}",
+            text(&o)
+        );
+        lab.down();
+        std::fs::remove_dir_all(lab.file.parent().unwrap().parent().unwrap()).unwrap();
+    }
+    // The host's /var/log gained no frr.log.
+    assert_eq!(host_log.exists(), host_log_before);
 }

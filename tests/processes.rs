@@ -148,7 +148,9 @@ fn spec(name: &str, argv: &[&str], ready: Option<ReadySpec>, stop_timeout_ms: u6
         cwd: None,
         restart: RestartPolicy::Always,
         ready,
+        ready_limits: Default::default(),
         stop_timeout_ms,
+        user: None,
     }
 }
 
@@ -390,4 +392,152 @@ fn children_that_ignore_sigterm_are_killed_after_the_grace_even_outside_the_grou
         assert_eq!(row(&ps(name, node), "keep"), row(&first, "keep"), "{node}");
     }
     lab.down();
+}
+
+/// The `Name:` line of a host process's /proc status, its tab-separated fields.
+fn status_line(pid: i32, key: &str) -> Vec<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_process_with_a_user_runs_as_that_user_and_so_does_its_probe() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // Node b sees passwd and group files of its own, which know a user the host does not.
+    let etc = std::env::temp_dir().join("nslab-tests-pr-user-etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nlabuser:x:5000:5001::/home/lab:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("group"),
+        "root:x:0:\nlab:x:5001:\nwheel2:x:5002:labuser\n",
+    )
+    .unwrap();
+    let etc_s = etc.display();
+    // The probe is ready only when it runs as nobody too: run as root, it never is, and
+    // `up` fails after 5 s.
+    let lab = Lab::new(
+        "pr-user",
+        &format!(
+            "nodes:\n  a:\n    processes:\n      \
+             - {{ name: nap, cmd: \"sleep 1000\", user: nobody, ready: {{ cmd: \"sh -c 'test $(id -u) = 65534'\", timeout: 5s }} }}\n      \
+             - {{ name: numbers, cmd: \"sleep 1001\", user: \"4242:4343\" }}\n      \
+             - {{ name: plain, cmd: \"sleep 1002\" }}\n  \
+             b:\n    mounts: [\"{etc_s}/passwd:/etc/passwd:ro\", \"{etc_s}/group:/etc/group:ro\"]\n    \
+             processes:\n      - {{ name: own, cmd: \"sleep 1003\", user: labuser }}\n"
+        ),
+    );
+    lab.up();
+    let rows = ps("pr-user", "b");
+    let own = host_proc("pr-user", "b", row(&rows, "own").1.unwrap()).pid;
+    assert_eq!(status_line(own, "Uid"), ["5000"; 4]);
+    assert_eq!(status_line(own, "Gid"), ["5001"; 4]);
+    assert_eq!(status_line(own, "Groups"), ["5001", "5002"]);
+    let rows = ps("pr-user", "a");
+    let host = |name: &str| host_proc("pr-user", "a", row(&rows, name).1.unwrap()).pid;
+    let nap = host("nap");
+    // Real, effective, saved and file-system ids.
+    assert_eq!(status_line(nap, "Uid"), ["65534"; 4]);
+    assert_eq!(status_line(nap, "Gid"), ["65534"; 4]);
+    assert_eq!(status_line(nap, "Groups"), ["65534"]);
+    let environ = std::fs::read(format!("/proc/{nap}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.split('\0').any(|e| e == "USER=nobody"), "{environ}");
+    assert!(
+        environ.split('\0').any(|e| e == "HOME=/nonexistent"),
+        "{environ}"
+    );
+    let numbers = host("numbers");
+    let environ = std::fs::read(format!("/proc/{numbers}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.split('\0').any(|e| e == "USER=4242"), "{environ}");
+    assert!(environ.split('\0').any(|e| e == "HOME=/"), "{environ}");
+    assert_eq!(status_line(numbers, "Uid"), ["4242"; 4]);
+    assert_eq!(status_line(numbers, "Gid"), ["4343"; 4]);
+    assert_eq!(status_line(numbers, "Groups"), ["4343"]);
+    assert_eq!(status_line(host("plain"), "Uid"), ["0"; 4]);
+    lab.down();
+    std::fs::remove_dir_all(&etc).unwrap();
+}
+
+#[test]
+fn a_probe_that_hangs_is_ended_by_its_probe_timeout_and_counted_toward_attempts() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // The whole wait would last a minute, and by then far more than two probes would
+    // have failed: only the attempts end it with two.
+    let lab = Lab::new(
+        "pr-attempts",
+        "nodes:\n  a:\n    processes:\n      \
+         - { name: stuck, cmd: \"sleep 1000\", ready: { cmd: \"sleep 1000\", probe_timeout: 100ms, attempts: 2, interval: 20ms, timeout: 60s } }\n",
+    );
+    lab.up_fails(&["process `stuck` is not ready", "(2 counted probes failed)"]);
+}
+
+#[test]
+fn users_are_checked_at_validate_where_the_node_looks_them_up() {
+    let validate = |lab: &Lab| {
+        let o = nslab().arg("validate").arg(&lab.file).output().unwrap();
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+        text(&o)
+    };
+    // Node b's /etc (a bind mount) has no `nobody`.
+    let etc = std::env::temp_dir().join("nslab-tests-pr-users-etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(etc.join("group"), "root:x:0:\n").unwrap();
+    // What nslab binds into every node's /etc needs a place in it.
+    for f in ["hosts", "resolv.conf"] {
+        std::fs::write(etc.join(f), "").unwrap();
+    }
+    let lab = Lab::new(
+        "pr-users",
+        &format!(
+            "nodes:\n  a:\n    processes:\n      \
+             - {{ name: p, cmd: \"sleep 1\", user: nslab-no-such-user }}\n      \
+             - {{ name: q, cmd: \"sleep 1\", user: \"nobody:nslab-no-such-group\" }}\n      \
+             - {{ name: s, cmd: \"sleep 1\", user: \"100:101\" }}\n      \
+             - {{ name: t, cmd: \"sleep 1\", user: nobody }}\n  \
+             b:\n    mounts: [{{ source: {}, target: /etc }}]\n    \
+             processes:\n      - {{ name: u, cmd: \"sleep 1\", user: nobody }}\n",
+            etc.display()
+        ),
+    );
+    let t = validate(&lab);
+    let b_passwd = format!("no user `nobody` in {}/passwd", etc.display());
+    for needle in [
+        "process `p` cannot run as `nslab-no-such-user`: no user `nslab-no-such-user` in /etc/passwd",
+        "pr-users.yaml:5:42",
+        "process `q` cannot run as `nobody:nslab-no-such-group`: no group `nslab-no-such-group`",
+        "pr-users.yaml:6:42",
+        "node `b`: process `u` cannot run as `nobody`",
+        &b_passwd,
+        "pr-users.yaml:12:42",
+        "3 errors",
+    ] {
+        assert!(t.contains(needle), "`{needle}` missing from {t}");
+    }
+    let lab = Lab::new(
+        "pr-users",
+        "nodes:\n  a:\n    processes:\n      \
+         - { name: r, cmd: \"sleep 1\", user: \"a:b:c\" }\n",
+    );
+    let t = validate(&lab);
+    assert!(t.contains("`a:b:c` has more than one `:`"), "{t}");
+    assert!(t.contains("pr-users.yaml:5:42"), "{t}");
+    std::fs::remove_dir_all(&etc).unwrap();
 }

@@ -229,8 +229,12 @@ pub async fn start_process(
         if p.ready_timed_out {
             let tail = log_tail(&log, 10);
             return Err(other(format!(
-                "process `{process}` is not ready after {:.1} s{}",
+                "process `{process}` is not ready after {:.1} s{}{}",
                 started.elapsed().as_secs_f64(),
+                match p.failed_probes {
+                    0 => String::new(),
+                    n => format!(" ({n} counted probes failed)"),
+                },
                 if tail.is_empty() {
                     String::new()
                 } else {

@@ -6,7 +6,7 @@ use crate::clab::inherit::{self, Resolved};
 use crate::clab::schema::ClabFile;
 use crate::clab::tree::{self, map, named, plain, seq, text};
 use crate::clab::{links, words};
-use crate::diag::Sink;
+use crate::diag::{Sink, Span};
 use crate::spec::raw::Sp;
 use crate::spec::read;
 use crate::spec::yaml::{Kind, Yaml};
@@ -28,6 +28,7 @@ const MAPPED: &[&str] = &[
     "stages",
     "healthcheck",
     "restart-policy",
+    "user",
 ];
 
 /// Why a key has no nslab meaning, for the keys users meet most.
@@ -37,7 +38,6 @@ fn unmapped_reason(key: &str) -> &'static str {
         "ports" => "there is no management network to publish ports from",
         "dns" | "aliases" => "there is no Docker DNS; nodes use the host's resolver files",
         "network-mode" => "every nslab node has its own network namespace",
-        "user" => "nslab runs a node's commands as root",
         "hostname" => "a node's hostname is its name",
         "startup-delay" => {
             "nodes start as soon as what they depend on is up; use `stages` `wait-for`"
@@ -239,7 +239,9 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
     if !mounts.is_empty() {
         out.push(("mounts", seq(mounts, r.def.span)));
     }
-    if let Some(p) = process(sink, r, profile, programs) {
+    let process = process(sink, r, profile, programs);
+    warn_user(sink, r, process.is_some());
+    if let Some(p) = process {
         out.push(("processes", seq(vec![p], r.def.span)));
     } else if let Some(h) = r.field("healthcheck") {
         sink.warning(Some(h.span), format!("the healthcheck of node `{}` is not used", r.name.value))
@@ -468,7 +470,34 @@ fn process(
     if let Some(ready) = healthcheck(sink, r, programs) {
         fields.push(("ready", ready));
     }
+    if let Some(user) = r
+        .field("user")
+        .and_then(|u| read::string(sink, u, "`user`"))
+    {
+        fields.push(("user", text(user.value, user.span)));
+    }
     Some(map(fields, first.span))
+}
+
+/// `user` becomes the `cmd` process's user; what else Docker would run as that user
+/// (the image's own command, `exec`) runs as root, and says so.
+fn warn_user(sink: &mut Sink, r: &Resolved, has_process: bool) {
+    let Some(user) = r.field("user") else { return };
+    let name = &r.name.value;
+    if !has_process {
+        sink.warning(
+            Some(user.span),
+            format!("`user` of node `{name}` is not used: the node has no `cmd` or `entrypoint` to run as that user"),
+        )
+        .hint("nslab gives `user` to the process made from `cmd`; an image map entry's own processes take `user:` in the map");
+    }
+    if !r.list("exec").is_empty() {
+        sink.warning(
+            Some(user.span),
+            format!("the `exec` commands of node `{name}` run as root, not as its `user`"),
+        )
+        .hint("nslab's `exec:` has no user; run them as the user explicitly (`su -s /bin/sh USER -c '...'`), or set `user:` on a process instead");
+    }
 }
 
 fn first_process_name(node: &Yaml) -> Option<String> {
@@ -490,7 +519,7 @@ fn first_process_name(node: &Yaml) -> Option<String> {
 }
 
 /// `healthcheck` as the process's ready probe: `CMD-SHELL` runs through the shell,
-/// `CMD` as argv; the interval is kept (containerlab's numbers are seconds).
+/// `CMD` as argv; see [`probe_timing`] for the numbers.
 fn healthcheck(sink: &mut Sink, r: &Resolved, programs: &[(String, String)]) -> Option<Yaml> {
     let h = r.field("healthcheck")?;
     let f = read::fields(
@@ -523,10 +552,45 @@ fn healthcheck(sink: &mut Sink, r: &Resolved, programs: &[(String, String)]) -> 
         }
     };
     let mut fields = vec![("cmd", cmd)];
-    if let Some(i) = f.value("interval").and_then(tree::scalar_text) {
-        fields.push(("interval", text(format!("{i}s"), h.span)));
-    }
+    fields.extend(probe_timing(sink, &f, h.span));
     Some(map(fields, h.span))
+}
+
+/// Docker's healthcheck numbers (seconds; 0 or absent is Docker's default: interval 30,
+/// timeout 30, retries 3, start-period 0) as the probe's: `interval`, `probe_timeout`
+/// (one probe), `attempts` (failed probes at the interval) and `start_period` (failures
+/// that do not count). The whole wait's `timeout` is as long as Docker could take to call
+/// the container unhealthy, start-period + retries × (interval + timeout), plus an
+/// interval for nslab's quicker first polls, so the attempts end it, not the default 30 s.
+fn probe_timing(sink: &mut Sink, f: &read::Fields, at: Span) -> Vec<(&'static str, Yaml)> {
+    let mut get = |key: &str, default: u64| {
+        let v = f.value(key).and_then(|v| {
+            let unit = if key == "retries" { "" } else { " (seconds)" };
+            read::int(sink, v, &format!("healthcheck `{key}`{unit}"), 0, 1 << 31)
+        });
+        match v {
+            Some(v) if v.value > 0 => (v.value as u64, v.span),
+            Some(v) => (default, v.span),
+            None => (default, at),
+        }
+    };
+    let (interval, i_at) = get("interval", 30);
+    let (timeout, t_at) = get("timeout", 30);
+    let (retries, r_at) = get("retries", 3);
+    let (start, s_at) = get("start-period", 0);
+    let total = retries
+        .saturating_mul(interval + timeout)
+        .saturating_add(start + interval);
+    let mut out = vec![
+        ("interval", text(format!("{interval}s"), i_at)),
+        ("probe_timeout", text(format!("{timeout}s"), t_at)),
+        ("attempts", plain(retries, r_at)),
+    ];
+    if start > 0 {
+        out.push(("start_period", text(format!("{start}s"), s_at)));
+    }
+    out.push(("timeout", text(format!("{total}s"), at)));
+    out
 }
 
 fn limits(sink: &mut Sink, r: &Resolved) -> Vec<(&'static str, Yaml)> {

@@ -40,8 +40,14 @@ pub enum ImportError {
 }
 
 /// Reads topology text in either language, told apart by containerlab's `topology:` key
-/// (nslab's language has none): the one entry point every command compiles through.
+/// (nslab's language has none), with the built-in image map.
 pub fn read_any(sink: &mut Sink, source: &str) -> Option<RawTopology> {
+    read_any_with(sink, source, &ImageMap::builtin())
+}
+
+/// [`read_any`] with an image map of the caller's (`--image-map`): the one entry point
+/// every command compiles through.
+pub fn read_any_with(sink: &mut Sink, source: &str, images: &ImageMap) -> Option<RawTopology> {
     let root = match yaml::parse(source, yaml::Limits::default()) {
         Ok(root) => root,
         Err(diags) => {
@@ -52,7 +58,7 @@ pub fn read_any(sink: &mut Sink, source: &str) -> Option<RawTopology> {
     if !schema::is_clab(&root) {
         return Some(crate::spec::read_tree(sink, root));
     }
-    let doc = document(sink, &root, &ImageMap::builtin());
+    let doc = document(sink, &root, images);
     Some(crate::spec::read_tree(sink, doc))
 }
 
@@ -92,15 +98,7 @@ fn templates(sink: &mut Sink, y: &Yaml) {
 /// not map, and the warnings (to show on stderr too).
 pub fn import_file(path: &Path, image_map: Option<&Path>) -> Result<(String, Report), ImportError> {
     let images = match image_map {
-        Some(m) => {
-            let text = read_text(m)?;
-            let mut sink = Sink::default();
-            let map = images::parse(&mut sink, &text);
-            if sink.has_errors() {
-                return Err(ImportError::Invalid(report(m, text, sink)));
-            }
-            map.with_builtin()
-        }
+        Some(m) => load_image_map(m)?,
         None => ImageMap::builtin(),
     };
     let text = read_text(path)?;
@@ -122,6 +120,17 @@ pub fn import_file(path: &Path, image_map: Option<&Path>) -> Result<(String, Rep
         return Err(ImportError::Invalid(r));
     }
     Ok((emit::render(&doc, &r)?, r))
+}
+
+/// An image map file, consulted before the built-in map; every problem in it, located.
+pub fn load_image_map(path: &Path) -> Result<ImageMap, ImportError> {
+    let text = read_text(path)?;
+    let mut sink = Sink::default();
+    let map = images::parse(&mut sink, &text);
+    if sink.has_errors() {
+        return Err(ImportError::Invalid(report(path, text, sink)));
+    }
+    Ok(map.with_builtin())
 }
 
 fn read_text(path: &Path) -> Result<String, ImportError> {

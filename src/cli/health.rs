@@ -64,6 +64,7 @@ mod tests {
             exit,
             ready: false,
             ready_timed_out: false,
+            failed_probes: 0,
             error: None,
             uptime_ms: None,
         }

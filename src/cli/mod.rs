@@ -1,6 +1,7 @@
 //! Command-line interface: clap's raw arguments, one module per subcommand. Each
 //! subcommand returns an exit code or a [`CliError`]; `main.rs` only prints and exits.
 
+mod agent;
 mod apply;
 mod capture;
 mod down;
@@ -9,6 +10,7 @@ mod exec;
 mod graph;
 mod health;
 mod import;
+mod k8s;
 mod link;
 mod logs;
 mod ls;
@@ -75,6 +77,10 @@ pub enum Command {
         /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Print a containerlab topology (`.clab.yml`) as nslab YAML, with a comment on
     /// everything that did not map.
@@ -101,6 +107,10 @@ pub enum Command {
         /// Print the teardown derived from the plan instead.
         #[arg(long)]
         teardown: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Draw the topology: nodes and bridges, with interface names and addresses on the
     /// links; with --lab, a running lab and its live state (links up or down,
@@ -122,6 +132,10 @@ pub enum Command {
         /// Serve the live page on ADDR (loopback only) until stopped.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = graph::DEFAULT_ADDR, requires = "lab")]
         serve: Option<String>,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE", conflicts_with = "lab")]
+        image_map: Option<PathBuf>,
     },
     /// Bring a lab up: namespaces, links, bridges, addresses, routes and sysctls.
     ///
@@ -139,6 +153,10 @@ pub enum Command {
         /// not a terminal or CI=true) and no summary line.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Make a running lab what the file says, changing only what differs.
     ///
@@ -163,6 +181,10 @@ pub enum Command {
         /// Print nothing on success.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE")]
+        image_map: Option<PathBuf>,
     },
     /// Tear a lab down, from its journal alone (the topology file may be gone or edited).
     ///
@@ -218,6 +240,10 @@ pub enum Command {
         /// No progress bar for up and down.
         #[arg(short, long)]
         quiet: bool,
+        /// For a containerlab file: an image map (YAML), consulted before the built-in
+        /// one (see docs/containerlab.md). Not used for nslab files.
+        #[arg(long, value_name = "FILE", conflicts_with = "lab")]
+        image_map: Option<PathBuf>,
     },
     /// Open an interactive shell inside a node; the prompt shows the lab and the node.
     Shell {
@@ -294,6 +320,35 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print the Kubernetes manifests that run the lab: a Namespace, a ConfigMap with the
+    /// topology and the files its nodes mount, and a privileged DaemonSet of agents.
+    ///
+    /// `nslab k8s lab.yaml | kubectl apply -f -` deploys it; `kubectl delete -f` of the
+    /// same output takes it down. The agent image is built from deploy/Dockerfile.
+    K8s {
+        /// The topology file.
+        file: PathBuf,
+        /// The namespace to create and deploy into (default: nslab-<lab>). It is part of
+        /// the manifests, so `kubectl delete -f` deletes it: give it one of its own.
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// The agent's image.
+        #[arg(long, default_value = crate::k8s::DEFAULT_IMAGE)]
+        image: String,
+    },
+    /// Keep this machine's share of a lab what FILE says: the DaemonSet's container.
+    ///
+    /// Brings the lab up, or adopts it when it is up already (a restarted agent: the
+    /// nodes' processes keep running); applies FILE again whenever it changes (a
+    /// ConfigMap update); on SIGTERM, SIGINT or SIGHUP takes the lab down and exits 0. Exits 2
+    /// when the lab cannot come up, 3 when FILE is invalid.
+    Agent {
+        /// The topology file (in the ConfigMap's volume).
+        file: PathBuf,
+        /// This machine's name in the lab (the Kubernetes node name).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
     },
     /// Run a command inside a node: all its namespaces and its cgroup.
     ///
@@ -403,6 +458,9 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// `nslab k8s` cannot make manifests of this lab.
+    #[error(transparent)]
+    K8s(#[from] crate::k8s::K8sError),
 }
 
 impl From<crate::runtime::RuntimeError> for CliError {
@@ -414,7 +472,7 @@ impl From<crate::runtime::RuntimeError> for CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Compile(_) | CliError::Usage(_) => exit::INVALID,
+            CliError::Compile(_) | CliError::Usage(_) | CliError::K8s(_) => exit::INVALID,
             CliError::Up(_) => exit::LAB_DOWN,
             CliError::Rootless(crate::rootless::RootlessError::Start { .. }) => exit::LAB_DOWN,
             CliError::Runtime(e) if e.is_usage() => exit::INVALID,
@@ -481,8 +539,38 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
     )))
 }
 
+/// The image map given with `--image-map`, for the one command this process runs.
+static IMAGE_MAP: std::sync::OnceLock<crate::clab::ImageMap> = std::sync::OnceLock::new();
+
+/// The image map containerlab files compile with: `--image-map`'s, else the built-in one.
+fn image_map() -> &'static crate::clab::ImageMap {
+    static BUILTIN: std::sync::OnceLock<crate::clab::ImageMap> = std::sync::OnceLock::new();
+    IMAGE_MAP
+        .get()
+        .unwrap_or_else(|| BUILTIN.get_or_init(crate::clab::ImageMap::builtin))
+}
+
+impl Command {
+    /// The `--image-map` of the commands that compile a file.
+    fn image_map(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Validate { image_map, .. }
+            | Command::Plan { image_map, .. }
+            | Command::Graph { image_map, .. }
+            | Command::Up { image_map, .. }
+            | Command::Apply { image_map, .. }
+            | Command::Test { image_map, .. } => image_map.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
+    if let Some(path) = cli.command.image_map() {
+        let map = crate::clab::load_image_map(path).map_err(import::cli_error)?;
+        let _ = IMAGE_MAP.set(map);
+    }
     if crate::rootless::wanted(cli.rootless) {
         return rootless::run(cli.command);
     }
@@ -493,18 +581,20 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
 /// Runs one command on `host`.
 fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, CliError> {
     match command {
-        Command::Validate { file, quiet } => validate::run(host, &file, quiet),
+        Command::Validate { file, quiet, .. } => validate::run(host, &file, quiet),
         Command::Import { file, image_map } => import::run(&file, image_map.as_deref()),
         Command::Plan {
             file,
             json,
             teardown,
+            ..
         } => plan::run(&file, json, teardown),
         Command::Graph {
             file,
             lab,
             format,
             serve,
+            ..
         } => graph::run(
             graph::Args {
                 file: file.as_deref(),
@@ -514,13 +604,16 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             },
             host,
         ),
-        Command::Up { file, jobs, quiet } => up::run(host, &file, jobs, quiet),
+        Command::Up {
+            file, jobs, quiet, ..
+        } => up::run(host, &file, jobs, quiet),
         Command::Apply {
             file,
             dry_run,
             json,
             jobs,
             quiet,
+            ..
         } => apply::run(
             host,
             &file,
@@ -554,6 +647,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             json,
             jobs,
             quiet,
+            ..
         } => test::run(
             host,
             test::Args {
@@ -609,6 +703,12 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 duration,
             },
         ),
+        Command::K8s {
+            file,
+            namespace,
+            image,
+        } => k8s::run(&file, namespace.as_deref(), &image),
+        Command::Agent { file, host: name } => agent::run(host, &file, name.as_deref()),
         Command::Events { target, lab, json } => {
             events::run(host, target.as_deref(), lab.as_deref(), json)
         }
@@ -683,7 +783,7 @@ fn compile_with(
     host: Option<&crate::state::HostContext>,
     warn: bool,
 ) -> Result<crate::Compiled, CliError> {
-    let c = crate::compile_file(file)?;
+    let c = crate::compile::compile_file_with(file, image_map())?;
     let c = match host {
         Some(h) => crate::preflight_for(c, !h.privileged)?,
         None => c,

@@ -52,6 +52,8 @@ fn lab_of(host: &HostContext, command: &Command) -> Result<Option<(String, bool)
         | Command::Import { .. }
         | Command::Plan { .. }
         | Command::Ls { .. }
+        | Command::K8s { .. }
+        | Command::Agent { .. }
         | Command::Graph { lab: None, .. } => Ok(None),
         Command::Up { file, .. } | Command::Apply { file, .. } => file_lab(host, file),
         Command::Test { file: Some(f), .. } => file_lab(host, f),

@@ -29,7 +29,8 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     // The topology: the file given, or the one a running lab was brought up from.
     let (compiled, name) = match (a.file, a.lab) {
         (Some(f), None) => (
-            crate::compile_file(f).and_then(|c| crate::preflight_for(c, !host.privileged)),
+            crate::compile::compile_file_with(f, super::image_map())
+                .and_then(|c| crate::preflight_for(c, !host.privileged)),
             f.display().to_string(),
         ),
         (None, Some(lab)) => {

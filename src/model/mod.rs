@@ -302,6 +302,8 @@ pub struct Readiness {
     pub timeout: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
+    #[serde(skip_serializing_if = "kinds::ProbeLimits::is_none")]
+    pub limits: kinds::ProbeLimits,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -317,6 +319,12 @@ pub struct Process {
     pub restart: RestartPolicy,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<Readiness>,
+    /// Who it runs as (`frr`, `100:101`, `frr:frrvty`), resolved in the node at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Where `user` is written (the process when it is not), for `validate`'s lookup.
+    #[serde(skip)]
+    pub user_span: crate::diag::Span,
     pub depends_on: Vec<Dep>,
     #[serde(serialize_with = "ser_duration")]
     pub stop_timeout: Duration,

@@ -273,6 +273,7 @@ fn readiness(sink: &mut Sink, r: &RawReady, vars: Vars) -> Readiness {
         },
         timeout: r.timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
         interval: r.interval.unwrap_or(DEFAULT_READY_INTERVAL),
+        limits: r.limits,
     }
 }
 
@@ -329,6 +330,8 @@ pub fn process(
             .map(|r| r.value)
             .unwrap_or(RestartPolicy::Never),
         ready: raw.ready.as_ref().map(|r| readiness(sink, r, vars)),
+        user: raw.user.as_ref().map(|u| u.value.clone()),
+        user_span: raw.user.as_ref().map_or(raw.span, |u| u.span),
         depends_on: Vec::new(),
         stop_timeout: raw
             .stop_timeout

@@ -139,8 +139,15 @@ pub struct ProcStatus {
     pub exit: Option<i32>,
     pub ready: bool,
     pub ready_timed_out: bool,
+    /// Failed probes that counted toward `attempts` since the readiness wait began.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_probes: u32,
     pub error: Option<String>,
     pub uptime_ms: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,7 +206,9 @@ mod tests {
             cwd: None,
             restart: RestartPolicy::Always,
             ready: None,
+            ready_limits: Default::default(),
             stop_timeout_ms: 300,
+            user: None,
         }
     }
 

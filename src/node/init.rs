@@ -19,6 +19,7 @@ use super::logsink::LogSink;
 use super::ready;
 use super::sys::{err, last};
 use super::tree;
+use super::users::{self, Ids};
 use crate::model::kinds::RestartPolicy;
 
 /// Joins the node's network namespace and creates its others. The pid namespace applies
@@ -96,12 +97,21 @@ struct Proc {
     polls: u32,
     ready_deadline: Option<Instant>,
     was_ready: bool,
+    /// When the readiness period began, failed probes since that count toward
+    /// `attempts`, and whether the running `cmd` probe counts (see [`Proc::counts`]).
+    ready_since: Option<Instant>,
+    failures: u32,
+    probe_counts: bool,
+    /// When the running `cmd` probe started, while `probe_timeout` may still end it.
+    probe_started: Option<Instant>,
     /// The process group of its last start (its first pid, with that process's start
     /// time, which tells a reused number apart): what it left behind is found by it
     /// after the process itself is gone.
     group: Option<tree::Group>,
     /// Being retired (see [`Init::retire`]).
     retire: Option<Retire>,
+    /// Who it and its `cmd` probe run as, looked up at its last start.
+    ids: Option<Ids>,
 }
 
 /// A process on its way out of the table.
@@ -134,8 +144,13 @@ impl Proc {
             polls: 0,
             ready_deadline: None,
             was_ready: false,
+            ready_since: None,
+            failures: 0,
+            probe_counts: false,
+            probe_started: None,
             group: None,
             retire: None,
+            ids: None,
         }
     }
 
@@ -157,6 +172,52 @@ impl Proc {
     fn is_ready(&self) -> bool {
         matches!(self.ready, Readiness::NoProbe | Readiness::Ready)
             && (self.pid.is_some() || self.completed())
+    }
+
+    /// Whether a probe made now counts toward `attempts`: once polls come at the
+    /// `interval` (the quick first ones are free) and after `start_period`.
+    fn counts(&self, interval: Duration, now: Instant) -> bool {
+        let start = Duration::from_millis(self.spec.ready_limits.start_period_ms);
+        self.polls > 0
+            && ready::delay(interval, self.polls - 1) >= interval
+            && self.ready_since.is_none_or(|s| now >= s + start)
+    }
+
+    /// When `probe_timeout` ends the running `cmd` probe, if it does.
+    fn probe_end(&self) -> Option<Instant> {
+        let limit = self.spec.ready_limits.probe_timeout_ms?;
+        Some(self.probe_started? + Duration::from_millis(limit))
+    }
+
+    /// A failed probe that counts: the last of `attempts` ends the wait.
+    fn failed_probe(&mut self) {
+        self.failures = self.failures.saturating_add(1);
+        let limit = self.spec.ready_limits.attempts;
+        if self.ready == Readiness::Pending && limit.is_some_and(|a| self.failures >= a) {
+            self.ready = Readiness::TimedOut;
+        }
+    }
+
+    /// Looks its `user:` up in the node's own /etc (the init is in the node's mount
+    /// namespace, with the node's binds in place), at every start: a restart sees an
+    /// edited file. The error names the lab, the node and the process.
+    fn lookup_user(&mut self, node: &super::config::NodeStart) -> Result<(), String> {
+        let Some(user) = &self.spec.user else {
+            self.ids = None;
+            return Ok(());
+        };
+        let found = users::resolve_in(
+            user,
+            std::path::Path::new("/etc/passwd"),
+            std::path::Path::new("/etc/group"),
+        );
+        self.ids = Some(found.map_err(|e| {
+            format!(
+                "lab `{}`, node `{}`: process `{}` cannot run as `{user}`: {e} (looked up in the node's /etc/passwd and /etc/group)",
+                node.lab, node.node, self.spec.name
+            )
+        })?);
+        Ok(())
     }
 }
 
@@ -195,17 +256,29 @@ fn spawn(
     env: &[(String, String)],
     cwd: Option<&str>,
     log: Option<File>,
+    user: Option<&Ids>,
 ) -> std::io::Result<i32> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::other("empty command"))?;
     let mut cmd = std::process::Command::new(prog);
-    // Nothing of the caller's environment: the base, then the node's and process's `env:`.
+    // Nothing of the caller's environment: the base (with the user's own name and home
+    // when it runs as one), then the node's and process's `env:`.
     cmd.args(args)
         .env_clear()
-        .envs(base_env().iter().map(|(k, v)| (k, v)))
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(base_env().iter().map(|(k, v)| (k, v)));
+    if let Some(ids) = user {
+        // A number without an entry is named by its number, at home in `/`, as
+        // `environ::base` names an unknown user.
+        let name = ids.name.clone().unwrap_or_else(|| ids.uid.to_string());
+        let home = ids.home.as_deref().unwrap_or("/");
+        cmd.env("USER", &name)
+            .env("LOGNAME", &name)
+            .env("HOME", home);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null());
+    let switch = user.map(Ids::switch);
     // A process starts in `/` unless told otherwise: the cwd nslab was run from may not
     // exist inside the node (its /tmp is the node's own).
     cmd.current_dir(cwd.unwrap_or("/"));
@@ -223,7 +296,7 @@ fn spawn(
     cmd.process_group(0);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // Restore the signals the init blocked for its signalfd.
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
@@ -231,7 +304,8 @@ fn spawn(
             // Only 0-2 reach the process, whatever the init holds open (close-on-exec
             // rather than closed: the standard library's exec-error pipe is among them).
             close_from(3, libc::CLOSE_RANGE_CLOEXEC);
-            Ok(())
+            // Last: after the switch, the process could no longer change the rest.
+            switch.as_ref().map_or(Ok(()), |s| s.apply())
         });
     }
     let child = cmd.spawn()?;
@@ -298,7 +372,18 @@ impl Init {
             let _ = sink.write(header.as_bytes());
             sink.writer().ok()
         });
-        match spawn(&p.spec.argv, &p.spec.env, p.spec.cwd.as_deref(), log) {
+        if let Err(e) = p.lookup_user(&self.cfg.start) {
+            p.state = "failed";
+            p.error = Some(e);
+            return;
+        }
+        match spawn(
+            &p.spec.argv,
+            &p.spec.env,
+            p.spec.cwd.as_deref(),
+            log,
+            p.ids.as_ref(),
+        ) {
             Ok(pid) => {
                 p.pid = Some(pid);
                 p.group = Some(tree::Group {
@@ -317,6 +402,8 @@ impl Init {
                     Some(spec) if p.ready_deadline.is_none() || p.was_ready => {
                         p.ready = Readiness::Pending;
                         p.ready_deadline = Some(Instant::now() + spec.timeout());
+                        p.ready_since = Some(Instant::now());
+                        p.failures = 0;
                     }
                     Some(_) if p.ready != Readiness::TimedOut => p.ready = Readiness::Pending,
                     Some(_) => {}
@@ -346,6 +433,7 @@ impl Init {
                     exit: p.exit,
                     ready: p.is_ready(),
                     ready_timed_out: p.ready == Readiness::TimedOut,
+                    failed_probes: p.failures,
                     error: p.error.clone(),
                     uptime_ms: p
                         .started
@@ -637,9 +725,12 @@ impl Init {
             for p in &mut self.procs {
                 if p.probe_pid == Some(pid) {
                     p.probe_pid = None;
+                    p.probe_started = None;
                     if code == 0 && p.ready == Readiness::Pending {
                         p.ready = Readiness::Ready;
                         p.was_ready = true;
+                    } else if p.probe_counts {
+                        p.failed_probe();
                     }
                 }
                 if p.pid == Some(pid) {
@@ -688,6 +779,14 @@ impl Init {
                 }
                 continue;
             }
+            if let (Some(pid), Some(end)) = (p.probe_pid, p.probe_end()) {
+                // Killed once; its exit (reaped as 137) is a failed probe.
+                if now >= end {
+                    // SAFETY: a probe we started and have not reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    p.probe_started = None;
+                }
+            }
             if !p.probing() {
                 continue;
             }
@@ -697,11 +796,15 @@ impl Init {
             if now < when || p.probe_pid.is_some() {
                 continue;
             }
+            let counts = p.counts(spec.interval(), now);
             p.next_probe = Some(now + ready::delay(spec.interval(), p.polls));
             p.polls = p.polls.saturating_add(1);
             let ok = match spec {
                 ReadySpec::Cmd { argv, .. } => {
-                    p.probe_pid = spawn(argv, &p.spec.env, p.spec.cwd.as_deref(), None).ok();
+                    let (env, cwd) = (&p.spec.env, p.spec.cwd.as_deref());
+                    p.probe_pid = spawn(argv, env, cwd, None, p.ids.as_ref()).ok();
+                    p.probe_started = Some(now);
+                    p.probe_counts = counts;
                     continue;
                 }
                 ReadySpec::Tcp { port, .. } => ready::tcp(*port),
@@ -711,6 +814,8 @@ impl Init {
             if ok {
                 p.ready = Readiness::Ready;
                 p.was_ready = true;
+            } else if counts {
+                p.failed_probe();
             }
         }
     }
@@ -739,7 +844,11 @@ impl Init {
             let deadline = (p.ready == Readiness::Pending)
                 .then_some(p.ready_deadline)
                 .flatten();
-            for c in [p.next_start, probe, deadline].into_iter().flatten() {
+            let probe_end = p.probe_pid.and(p.probe_end());
+            for c in [p.next_start, probe, deadline, probe_end]
+                .into_iter()
+                .flatten()
+            {
                 t = Some(t.map_or(c, |x| x.min(c)));
             }
         }
@@ -1155,9 +1264,82 @@ pub fn main(config: &str) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{droppable, read_request};
+    use super::{Proc, Readiness, droppable, read_request};
+    use crate::model::kinds::{ProbeLimits, RestartPolicy};
+    use crate::node::config::{ProcessSpec, ReadySpec};
     use std::io::Write;
     use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    fn probed(limits: ProbeLimits) -> Proc {
+        let mut p = Proc::new(ProcessSpec {
+            name: "p".into(),
+            argv: vec!["true".into()],
+            env: vec![],
+            cwd: None,
+            restart: RestartPolicy::Never,
+            ready: Some(ReadySpec::Tcp {
+                port: 9,
+                timeout_ms: 30_000,
+                interval_ms: 100,
+            }),
+            ready_limits: limits,
+            stop_timeout_ms: 0,
+            user: None,
+        });
+        p.ready = Readiness::Pending;
+        p
+    }
+
+    #[test]
+    fn only_probes_at_the_interval_and_after_the_start_period_count_toward_attempts() {
+        let interval = Duration::from_millis(100);
+        let start = Instant::now();
+        let mut p = probed(ProbeLimits {
+            attempts: Some(2),
+            start_period_ms: 1_000,
+            ..Default::default()
+        });
+        p.ready_since = Some(start);
+        let later = start + Duration::from_secs(2);
+        // Waits of 5, 10, 20, 40, 80 ms come before polls 1 to 5: free. Poll 6 follows
+        // a wait of the whole interval.
+        let counted: Vec<bool> = (0..8)
+            .map(|n| {
+                p.polls = n;
+                p.counts(interval, later)
+            })
+            .collect();
+        assert_eq!(
+            counted,
+            [false, false, false, false, false, false, true, true]
+        );
+        // Within the start period nothing counts.
+        assert!(!p.counts(interval, start + Duration::from_millis(999)));
+        p.failed_probe();
+        assert_eq!(p.ready, Readiness::Pending);
+        p.failed_probe();
+        assert_eq!(p.ready, Readiness::TimedOut);
+        // Without `attempts`, failures never end the wait.
+        let mut q = probed(ProbeLimits::default());
+        (0..100).for_each(|_| q.failed_probe());
+        assert_eq!(q.ready, Readiness::Pending);
+    }
+
+    #[test]
+    fn a_cmd_probe_ends_after_its_probe_timeout_only_when_one_is_set() {
+        let at = Instant::now();
+        let mut p = probed(ProbeLimits {
+            probe_timeout_ms: Some(250),
+            ..Default::default()
+        });
+        assert_eq!(p.probe_end(), None, "no probe runs");
+        p.probe_started = Some(at);
+        assert_eq!(p.probe_end(), Some(at + Duration::from_millis(250)));
+        let mut q = probed(ProbeLimits::default());
+        q.probe_started = Some(at);
+        assert_eq!(q.probe_end(), None);
+    }
 
     /// What `read_request` makes of `data`, written (then closed) by another thread.
     fn read_what(data: Vec<u8>) -> Result<Option<String>, String> {

@@ -16,6 +16,7 @@ pub mod rundirs;
 mod sys;
 pub mod template;
 pub mod tree;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::kinds::{NsKind, RestartPolicy};
+use crate::model::kinds::{NsKind, ProbeLimits, RestartPolicy};
 use crate::model::{Node, Ready, Topology};
 
 /// A node as the plan describes it: pure data, derived from the topology alone.
@@ -68,7 +68,13 @@ pub struct ProcessSpec {
     pub cwd: Option<String>,
     pub restart: RestartPolicy,
     pub ready: Option<ReadySpec>,
+    /// Bounds on single probes of `ready` (none by default).
+    #[serde(default, skip_serializing_if = "ProbeLimits::is_none")]
+    pub ready_limits: ProbeLimits,
     pub stop_timeout_ms: u64,
+    /// Who it runs as, as written: the init resolves it in the node's own /etc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,7 +203,9 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
                         interval_ms: r.interval.as_millis() as u64,
                     },
                 }),
+                ready_limits: p.ready.as_ref().map(|r| r.limits).unwrap_or_default(),
                 stop_timeout_ms: p.stop_timeout.as_millis() as u64,
+                user: p.user.clone(),
             }
         })
         .collect();

@@ -33,12 +33,30 @@ pub fn check(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
                         n.name, p.path
                     ),
                 )
-                .with_hint("give your user a subordinate id range: a line `USER:100000:65536` (USER your login name) in both /etc/subuid and /etc/subgid, and newuidmap/newgidmap installed (Debian package uidmap); or drop `owner:`, or run the lab as root"),
+                .with_hint(SUB_IDS_HINT),
+            );
+        }
+        for p in n.processes.iter().filter(|_| !sub_ids) {
+            let Some(user) = p.user.as_deref().filter(|u| !is_root(u)) else {
+                continue;
+            };
+            out.push(
+                Diagnostic::error(
+                    Some(p.user_span),
+                    format!(
+                        "node `{}`: process `{}` runs as `{user}`, but a rootless lab maps only your own uid (as root)",
+                        n.name, p.name
+                    ),
+                )
+                .with_hint(SUB_IDS_HINT),
             );
         }
     }
     out
 }
+
+/// What to add so that other users exist in a rootless lab.
+const SUB_IDS_HINT: &str = "give your user a subordinate id range: a line `USER:100000:65536` (USER your login name) in both /etc/subuid and /etc/subgid, and newuidmap/newgidmap installed (Debian package uidmap); or drop `owner:`/`user:`, or run the lab as root";
 
 /// `root`, `0`, `root:root`, `0:0` and the like.
 fn is_root(owner: &str) -> bool {
@@ -58,16 +76,17 @@ mod tests {
     #[test]
     fn limits_and_foreign_owners_are_located_errors() {
         let t = compiled(
-            "name: rl\nnodes:\n  a:\n    limits: { pids: 64 }\n  b:\n    private: [{ path: /var/x, owner: frr }]\n  c:\n    private: [{ path: /var/y, owner: root }]\n",
+            "name: rl\nnodes:\n  a:\n    limits: { pids: 64 }\n  b:\n    private: [{ path: /var/x, owner: frr }]\n  c:\n    private: [{ path: /var/y, owner: root }]\n    processes: [{ name: d, cmd: \"sleep 1\", user: daemon }]\n",
         );
         let found = check(&t, false);
         let lines: Vec<u32> = found
             .iter()
             .map(|d| d.span.expect("located").line)
             .collect();
-        assert_eq!(lines, vec![4, 6], "{found:?}");
+        assert_eq!(lines, vec![4, 6, 9], "{found:?}");
         assert!(found[0].message.contains("`limits:`"));
         assert!(found[1].message.contains("owned by `frr`"));
+        assert!(found[2].message.contains("runs as `daemon`"));
         assert!(found.iter().all(|d| d.hint.is_some()));
         // With a subordinate range, other owners exist in the lab's user namespace.
         let with_range = check(&t, true);

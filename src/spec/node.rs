@@ -37,8 +37,19 @@ pub const PROCESS_KEYS: &[&str] = &[
     "ready",
     "depends_on",
     "stop_timeout",
+    "user",
 ];
-const READY_KEYS: &[&str] = &["cmd", "tcp", "unix", "file", "timeout", "interval"];
+const READY_KEYS: &[&str] = &[
+    "cmd",
+    "tcp",
+    "unix",
+    "file",
+    "timeout",
+    "interval",
+    "probe_timeout",
+    "attempts",
+    "start_period",
+];
 /// The probe kinds of a `ready:` mapping; it takes exactly one.
 const READY_PROBES: &[&str] = &["cmd", "tcp", "unix", "file"];
 const MOUNT_KEYS: &[&str] = &["source", "target", "readonly"];
@@ -287,6 +298,21 @@ pub fn bad_env_key(key: &str) -> Option<&'static str> {
     }
 }
 
+/// Why `user` cannot name a user and group at all, whatever the node's files say.
+pub fn bad_user(user: &str) -> Option<&'static str> {
+    let mut parts = user.split(':');
+    let (u, g) = (parts.next().unwrap_or(""), parts.next());
+    if parts.next().is_some() {
+        Some("has more than one `:`")
+    } else if u.is_empty() || g.is_some_and(str::is_empty) {
+        Some("names no user or no group")
+    } else if user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("holds a space or a control character")
+    } else {
+        None
+    }
+}
+
 /// Why `value` cannot be an environment variable's value, if it cannot.
 pub fn bad_env_value(value: &str) -> Option<&'static str> {
     value.contains('\0').then_some("holds a NUL byte")
@@ -356,6 +382,14 @@ pub fn process<'y>(
     let stop_timeout = f
         .value("stop_timeout")
         .and_then(|v| read::parsed(sink, v, "`stop_timeout`", values::parse_duration));
+    let user = f.value("user").and_then(|v| {
+        read::parsed(sink, v, "process `user`", |s| match bad_user(s) {
+            None => Ok(s.to_string()),
+            Some(why) => Err(format!(
+                "`{s}` {why}: a user is `name`, `uid`, `name:group` or `uid:gid`"
+            )),
+        })
+    });
     let p = RawProcess {
         span: y.span,
         name: name?,
@@ -366,6 +400,7 @@ pub fn process<'y>(
         ready,
         depends_on,
         stop_timeout,
+        user,
     };
     Some((p, f))
 }
@@ -378,6 +413,7 @@ fn ready(sink: &mut Sink, y: &Yaml) -> Option<RawReady> {
             probe: ReadyProbe::Cmd(cmd.value),
             timeout: None,
             interval: None,
+            limits: ProbeLimits::default(),
         });
     }
     let f = read::fields(sink, y, "`ready`", READY_KEYS)?;
@@ -412,7 +448,25 @@ fn ready(sink: &mut Sink, y: &Yaml) -> Option<RawReady> {
             .value("interval")
             .and_then(|v| read::parsed(sink, v, "`interval`", values::parse_duration))
             .map(|d| d.value),
+        limits: probe_limits(sink, &f),
     })
+}
+
+/// `probe_timeout`, `attempts` and `start_period` of a `ready:` mapping.
+fn probe_limits(sink: &mut Sink, f: &Fields) -> ProbeLimits {
+    let ms = |sink: &mut Sink, key: &str| {
+        f.value(key)
+            .and_then(|v| read::parsed(sink, v, &format!("`{key}`"), values::parse_duration))
+            .map(|d| d.value.as_millis() as u64)
+    };
+    ProbeLimits {
+        probe_timeout_ms: ms(sink, "probe_timeout"),
+        start_period_ms: ms(sink, "start_period").unwrap_or(0),
+        attempts: f
+            .value("attempts")
+            .and_then(|v| read::int(sink, v, "`attempts`", 1, u32::MAX as i64))
+            .map(|a| a.value as u32),
+    }
 }
 
 fn mount(sink: &mut Sink, y: &Yaml) -> Option<RawMount> {
@@ -525,5 +579,20 @@ mod tests {
         assert_eq!(bad_env_key("SITE_1"), None);
         assert_eq!(bad_env_value("a\0"), Some("holds a NUL byte"));
         assert_eq!(bad_env_value("a=b c"), None);
+    }
+
+    #[test]
+    fn users_are_a_name_or_number_with_an_optional_group() {
+        assert_eq!(bad_user("frr"), None);
+        assert_eq!(bad_user("100:101"), None);
+        assert_eq!(bad_user("frr:frrvty"), None);
+        assert_eq!(bad_user("a:b:c"), Some("has more than one `:`"));
+        assert_eq!(bad_user(":b"), Some("names no user or no group"));
+        assert_eq!(bad_user("a:"), Some("names no user or no group"));
+        assert_eq!(bad_user(""), Some("names no user or no group"));
+        assert_eq!(
+            bad_user("a b"),
+            Some("holds a space or a control character")
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::diag::Span;
-use crate::kinds::{Exit, Family, NodeAction, NsKind, RestartPolicy, RouteKind, RouteTable};
+use crate::kinds::{
+    Exit, Family, NodeAction, NsKind, ProbeLimits, RestartPolicy, RouteKind, RouteTable,
+};
 
 /// A value with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +146,7 @@ pub struct RawReady {
     pub probe: ReadyProbe,
     pub timeout: Option<Duration>,
     pub interval: Option<Duration>,
+    pub limits: ProbeLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +160,8 @@ pub struct RawProcess {
     pub ready: Option<RawReady>,
     pub depends_on: Vec<Sp<String>>,
     pub stop_timeout: Option<Sp<Duration>>,
+    /// Who it runs as (`frr`, `100:101`, `frr:frrvty`); root when absent.
+    pub user: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,233 @@
+//! `nslab agent FILE`: keeps this machine's share of a lab what FILE says, for as long
+//! as it runs, as the container of `nslab k8s`'s DaemonSet. It brings the lab up, or
+//! adopts the one a killed agent left (the same journal: `apply` of an unchanged file
+//! changes nothing, and the nodes' processes keep running); applies the file again each
+//! time it changes (a ConfigMap update); and on SIGTERM or SIGINT (a deleted Pod) takes
+//! the lab down and exits 0. When the lab cannot come up it says so in one line and
+//! exits non-zero, so the kubelet restarts it and `kubectl logs` shows why.
+
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use watch::{Seen, Watch};
+
+use crate::apply::executor::Cancel;
+use crate::apply::reconcile::{self, Applied};
+use crate::apply::{self, ApplyError, UpOptions};
+use crate::compile::CompileError;
+use crate::state::HostContext;
+
+/// How often the file is looked at.
+const POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot start the agent's runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error("lab `{lab}` could not come up: {source}")]
+    Up {
+        lab: String,
+        #[source]
+        source: ApplyError,
+    },
+    #[error("lab `{lab}` did not go down cleanly: {source}")]
+    Down {
+        lab: String,
+        #[source]
+        source: ApplyError,
+    },
+}
+
+/// How the agent ended, when it ended well.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stopped {
+    pub lab: String,
+    /// The signal that stopped it.
+    pub signal: String,
+}
+
+/// Runs the agent until a signal; see the module's documentation.
+pub fn run(host: &HostContext, file: &Path) -> Result<Stopped, AgentError> {
+    let rt = apply::tokio_runtime().map_err(AgentError::Runtime)?;
+    // The handlers live on the runtime for the rest of the process; later signals are
+    // absorbed so a rollback or the final `down` can finish.
+    let (cancel, _signals) = {
+        let _in = rt.enter();
+        apply::signals()
+    };
+    let mut watch = Watch::new(file);
+    let c = compile(file)?;
+    let lab = c.topology.lab.clone();
+    let came_up = bring_up(&rt, host, file, &c, &cancel);
+    if let Some(signal) = signalled(&cancel) {
+        return stop(host, &lab, signal);
+    }
+    came_up?;
+    loop {
+        if let Some(signal) = rt.block_on(wait(cancel.clone())) {
+            return stop(host, &lab, signal);
+        }
+        match watch.look() {
+            Seen::Same => {}
+            Seen::Unreadable(why) => log(format_args!("cannot read {}: {why}", file.display())),
+            Seen::Changed => change(&rt, host, file, &lab, &cancel),
+        }
+    }
+}
+
+/// `apply`: up when the lab is not up, else adopted and made what the file says. A lab
+/// left incomplete by an agent killed during `up` is removed and brought up again.
+fn bring_up(
+    rt: &tokio::runtime::Runtime,
+    host: &HostContext,
+    file: &Path,
+    c: &crate::Compiled,
+    cancel: &Cancel,
+) -> Result<(), AgentError> {
+    let lab = c.topology.lab.clone();
+    let up_error = |source| AgentError::Up {
+        lab: lab.clone(),
+        source,
+    };
+    let applied = match rt.block_on(apply_file(host, file, c, cancel.clone())) {
+        Err(ApplyError::Leftovers { .. }) => {
+            log(format_args!(
+                "lab `{lab}` was left incomplete by an interrupted up; removing it first"
+            ));
+            // Outside the runtime: `down` runs one of its own.
+            apply::down(host, &lab).map_err(up_error)?;
+            rt.block_on(apply_file(host, file, c, cancel.clone()))
+        }
+        other => other,
+    };
+    match applied.map_err(up_error)? {
+        Applied::Up(r) => log(format_args!(
+            "lab `{lab}` is up: {} in {:.2} s",
+            crate::words::count(r.steps, "step"),
+            r.elapsed.as_secs_f64()
+        )),
+        Applied::Changed { diff, .. } if diff.groups.is_empty() => log(format_args!(
+            "lab `{lab}` was up and is what the file says: adopted, nothing changed"
+        )),
+        Applied::Changed { diff, .. } => log(format_args!(
+            "lab `{lab}` was up: adopted, {} made what the file says",
+            crate::words::count(diff.groups.len(), "node")
+        )),
+    }
+    Ok(())
+}
+
+/// Applies a changed file; a file that does not compile, names another lab, or fails
+/// to apply leaves the lab as it was (said in the log), and the agent goes on.
+fn change(
+    rt: &tokio::runtime::Runtime,
+    host: &HostContext,
+    file: &Path,
+    lab: &str,
+    cancel: &Cancel,
+) {
+    let c = match compile(file) {
+        Ok(c) => c,
+        Err(e) => return log(format_args!("the changed file is not applied: {e}")),
+    };
+    if c.topology.lab != lab {
+        return log(format_args!(
+            "the changed file names lab `{}`, not `{lab}`; not applied (a new lab needs a new agent)",
+            c.topology.lab
+        ));
+    }
+    match rt.block_on(apply_file(host, file, &c, cancel.clone())) {
+        Ok(Applied::Changed { diff, elapsed, .. }) if !diff.groups.is_empty() => log(format_args!(
+            "lab `{lab}` changed ({}) in {:.3} s",
+            crate::words::count(diff.groups.len(), "node"),
+            elapsed.as_secs_f64()
+        )),
+        Ok(Applied::Up(r)) => log(format_args!(
+            "lab `{lab}` was not up; it is now: {}",
+            crate::words::count(r.steps, "step")
+        )),
+        Ok(_) => log(format_args!(
+            "the file changed, lab `{lab}` already is what it says"
+        )),
+        Err(e) => log(format_args!(
+            "the changed file is not applied, lab `{lab}` stays as it was: {e}"
+        )),
+    }
+}
+
+async fn apply_file(
+    host: &HostContext,
+    file: &Path,
+    c: &crate::Compiled,
+    cancel: Cancel,
+) -> Result<Applied, ApplyError> {
+    let plan = crate::plan::plan(&c.topology);
+    let opts = UpOptions {
+        file: absolute(file).display().to_string(),
+        source: Some(c.warnings.source.clone()),
+        ..UpOptions::new(host.clone())
+    };
+    reconcile::apply_with(&c.topology, &plan, &opts, cancel).await
+}
+
+/// The file compiled with the host's checks, as `up` does; warnings go to the log.
+fn compile(file: &Path) -> Result<crate::Compiled, CompileError> {
+    let c = crate::preflight(crate::compile_file(file)?)?;
+    let warnings = c.warnings.render(crate::Severity::Warning);
+    if !warnings.is_empty() {
+        crate::err!("{warnings}");
+    }
+    Ok(c)
+}
+
+/// Sleeps one poll, or returns the signal that arrived meanwhile.
+async fn wait(mut cancel: Cancel) -> Option<String> {
+    if let Some(s) = signalled(&cancel) {
+        return Some(s);
+    }
+    tokio::select! {
+        _ = cancel.changed() => signalled(&cancel),
+        _ = tokio::time::sleep(POLL) => None,
+    }
+}
+
+fn signalled(cancel: &Cancel) -> Option<String> {
+    cancel.borrow().clone()
+}
+
+/// Takes the lab down (outside the runtime: `down` runs one of its own).
+fn stop(host: &HostContext, lab: &str, signal: String) -> Result<Stopped, AgentError> {
+    let stopped = Stopped {
+        lab: lab.to_string(),
+        signal,
+    };
+    if !host.lab_dir(lab).exists() {
+        // A signal during the first `up` rolled it back already.
+        log(format_args!("{}: lab `{lab}` is not up", stopped.signal));
+        return Ok(stopped);
+    }
+    log(format_args!("{}: taking lab `{lab}` down", stopped.signal));
+    let r = apply::down(host, lab).map_err(|source| AgentError::Down {
+        lab: lab.to_string(),
+        source,
+    })?;
+    log(format_args!(
+        "lab `{lab}` is down: {} removed in {:.2} s",
+        crate::words::count(r.objects, "object"),
+        r.elapsed.as_secs_f64()
+    ));
+    Ok(stopped)
+}
+
+fn absolute(file: &Path) -> PathBuf {
+    std::path::absolute(file).unwrap_or(file.to_path_buf())
+}
+
+/// One line of the agent's log (the container's stderr, read by `kubectl logs`).
+pub fn log(line: std::fmt::Arguments) {
+    crate::errln!("nslab agent: {line}");
+}

@@ -1,0 +1,96 @@
+//! Noticing that the topology file changed. A ConfigMap volume is updated by writing a
+//! new timestamped directory and renaming a `..data` link onto it, so the file's path
+//! never changes while what it leads to does: the file is read through its links and
+//! compared by content (an in-place edit is noticed the same way). Polling a few small
+//! bytes twice a second costs nothing next to a lab, and needs no inotify watch on a
+//! directory that is replaced under it.
+
+use std::path::{Path, PathBuf};
+
+pub struct Watch {
+    path: PathBuf,
+    /// What the file held when it was last looked at.
+    seen: Option<Vec<u8>>,
+    /// The last read error, said once rather than on every poll.
+    failing: Option<String>,
+}
+
+/// What one look at the file found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    Same,
+    Changed,
+    /// The file cannot be read now: say so, once.
+    Unreadable(String),
+}
+
+impl Watch {
+    /// Starts from what the file holds now.
+    pub fn new(path: &Path) -> Watch {
+        Watch {
+            path: path.to_path_buf(),
+            seen: std::fs::read(path).ok(),
+            failing: None,
+        }
+    }
+
+    /// Whether the file differs from the last look.
+    pub fn look(&mut self) -> Seen {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => {
+                self.failing = None;
+                if self.seen.as_ref() == Some(&bytes) {
+                    return Seen::Same;
+                }
+                self.seen = Some(bytes);
+                Seen::Changed
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if self.failing.as_ref() == Some(&why) {
+                    return Seen::Same;
+                }
+                self.failing = Some(why.clone());
+                Seen::Unreadable(why)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ConfigMap update as the kubelet makes it: a new directory, a `..data` link
+    /// renamed onto it, the file a link through `..data`.
+    #[test]
+    fn a_swapped_data_link_is_a_change_and_a_rewrite_of_the_same_bytes_is_not() {
+        let dir = std::env::temp_dir().join(format!("nslab-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("..v1")).unwrap();
+        std::fs::write(dir.join("..v1/lab.yaml"), "one").unwrap();
+        std::os::unix::fs::symlink("..v1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/lab.yaml", dir.join("lab.yaml")).unwrap();
+        let mut w = Watch::new(&dir.join("lab.yaml"));
+        assert_eq!(w.look(), Seen::Same);
+
+        let swap = |name: &str, text: &str| {
+            std::fs::create_dir_all(dir.join(name)).unwrap();
+            std::fs::write(dir.join(name).join("lab.yaml"), text).unwrap();
+            std::os::unix::fs::symlink(name, dir.join("..data_tmp")).unwrap();
+            std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        };
+        swap("..v2", "two");
+        assert_eq!(w.look(), Seen::Changed);
+        assert_eq!(w.look(), Seen::Same);
+        swap("..v3", "two");
+        assert_eq!(w.look(), Seen::Same, "same bytes in a new directory");
+
+        std::fs::remove_file(dir.join("..data")).unwrap();
+        assert!(matches!(w.look(), Seen::Unreadable(_)));
+        assert_eq!(w.look(), Seen::Same, "a failure is said once");
+        std::os::unix::fs::symlink("..v1", dir.join("..data")).unwrap();
+        assert_eq!(w.look(), Seen::Changed);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

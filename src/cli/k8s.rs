@@ -1,0 +1,47 @@
+//! `nslab k8s FILE [--namespace NS] [--image IMAGE]`
+
+use std::path::Path;
+
+use super::{CliError, compile, exit};
+use crate::k8s::{self, K8sError, K8sInput};
+use crate::model::Topology;
+
+pub fn run(file: &Path, namespace: Option<&str>, image: &str) -> Result<u8, CliError> {
+    let c = compile(file)?;
+    let t = &c.topology;
+    let file_name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| CliError::Usage(format!("{}: not a file name", file.display())))?;
+    let (files, mut problems) = match k8s::files::collect(t, &file.display().to_string()) {
+        Ok(files) => (files, Vec::new()),
+        Err(problems) => (Vec::new(), problems),
+    };
+    let input = K8sInput {
+        lab: t.lab.clone(),
+        namespace: namespace.map_or_else(|| k8s::default_namespace(&t.lab), str::to_string),
+        image: image.to_string(),
+        file_name: file_name.to_string(),
+        topology: c.warnings.source.clone(),
+        files,
+        hosts: host_names(t),
+    };
+    match k8s::manifests(&input) {
+        Ok(m) if problems.is_empty() => {
+            crate::out!("{}", k8s::to_yaml(&m));
+            Ok(exit::OK)
+        }
+        Ok(_) => Err(K8sError::Invalid(problems).into()),
+        Err(K8sError::Invalid(more)) => {
+            problems.extend(more);
+            Err(K8sError::Invalid(problems).into())
+        }
+    }
+}
+
+/// The Kubernetes node names the lab is placed on, sorted. The topology has no `hosts:`
+/// yet (it is being added as `hosts`, keyed by host name); until then a lab runs on
+/// every node the DaemonSet lands on.
+fn host_names(_t: &Topology) -> Vec<String> {
+    Vec::new()
+}

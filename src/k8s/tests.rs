@@ -1,0 +1,224 @@
+use super::*;
+
+fn input() -> K8sInput {
+    K8sInput {
+        lab: "ring".into(),
+        namespace: "nslab-ring".into(),
+        image: "registry.example/nslab:1".into(),
+        file_name: "ring.yaml".into(),
+        topology: "name: ring\nnodes: { a: {} }\n".into(),
+        files: vec![
+            MountedFile {
+                path: "configs/a/frr.conf".into(),
+                bytes: b"router ospf\n".to_vec(),
+                executable: false,
+            },
+            MountedFile {
+                path: "bin/start_a.sh".into(),
+                bytes: vec![0xff, 0x00, b'#'],
+                executable: true,
+            },
+        ],
+        hosts: vec!["worker-1".into(), "worker-2".into()],
+    }
+}
+
+fn yaml(input: &K8sInput) -> serde_yaml::Value {
+    let m = manifests(input).unwrap();
+    assert_eq!(m.len(), 3);
+    serde_yaml::from_str(&serde_yaml::to_string(&m).unwrap()).unwrap()
+}
+
+#[test]
+fn keys_escape_what_configmaps_refuse_and_never_collide() {
+    assert_eq!(config_key("lab.yaml"), "lab.yaml");
+    assert_eq!(config_key("configs/r1/frr.conf"), "configs_.r1_.frr.conf");
+    assert_eq!(config_key("a_b"), "a__b");
+    assert_eq!(config_key("..data"), "_x2e.data");
+    assert_eq!(config_key("a b"), "a_x20b");
+    let paths = [
+        "a/b", "a_b", "a_.b", "a._b", "a__b", "a/_b", "a_/b", ".a", "_x2ea",
+    ];
+    let mut keys: Vec<String> = paths.iter().map(|p| config_key(p)).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), paths.len(), "{keys:?}");
+    let valid = |k: &str| {
+        !k.starts_with("..")
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    assert!(keys.iter().all(|k| valid(k)), "{keys:?}");
+}
+
+#[test]
+fn base64_matches_the_rfc_vectors() {
+    let cases = [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ];
+    for (plain, coded) in cases {
+        assert_eq!(base64(plain.as_bytes()), coded);
+    }
+    assert_eq!(base64(&[0xff, 0x00, b'#']), "/wAj");
+}
+
+#[test]
+fn the_configmap_carries_text_as_data_bytes_as_binary_and_the_volume_lays_out_paths() {
+    let v = yaml(&input());
+    let cm = &v[1];
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["metadata"]["namespace"], "nslab-ring");
+    assert_eq!(cm["data"]["ring.yaml"], "name: ring\nnodes: { a: {} }\n");
+    assert_eq!(cm["data"]["configs_.a_.frr.conf"], "router ospf\n");
+    assert_eq!(cm["binaryData"]["bin_.start__a.sh"], "/wAj");
+    let items = &v[2]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"];
+    let items = items.as_sequence().unwrap();
+    let paths: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap(), i["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("ring.yaml", "ring.yaml"),
+            ("configs_.a_.frr.conf", "configs/a/frr.conf"),
+            ("bin_.start__a.sh", "bin/start_a.sh"),
+        ]
+    );
+    assert_eq!(items[2]["mode"], 0o755);
+    assert!(items[0].get("mode").is_none(), "absent, not null");
+}
+
+#[test]
+fn the_daemonset_runs_the_agent_on_the_named_hosts_with_the_hosts_state() {
+    let v = yaml(&input());
+    assert_eq!(v[0]["kind"], "Namespace");
+    assert_eq!(v[0]["metadata"]["name"], "nslab-ring");
+    let ds = &v[2];
+    assert_eq!(ds["apiVersion"], "apps/v1");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["hostPID"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(
+        c["command"],
+        serde_yaml::from_str::<serde_yaml::Value>(
+            "[/usr/local/bin/nslab, agent, /etc/nslab/ring.yaml, --host, $(NODE_NAME)]"
+        )
+        .unwrap()
+    );
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.nodeName"
+    );
+    assert_eq!(c["securityContext"]["privileged"], true);
+    assert_eq!(c["image"], "registry.example/nslab:1");
+    let netns = &c["volumeMounts"][1];
+    assert_eq!(netns["mountPath"], "/run/netns");
+    assert_eq!(netns["mountPropagation"], "Bidirectional");
+    assert_eq!(c["volumeMounts"][2]["mountPath"], "/run/nslab");
+    let term = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        [0]["matchExpressions"][0];
+    assert_eq!(term["key"], "kubernetes.io/hostname");
+    assert_eq!(term["operator"], "In");
+    assert_eq!(term["values"][1], "worker-2");
+    assert_eq!(
+        ds["spec"]["selector"]["matchLabels"],
+        ds["spec"]["template"]["metadata"]["labels"]
+    );
+}
+
+#[test]
+fn without_hosts_there_is_no_affinity() {
+    let v = yaml(&K8sInput {
+        hosts: vec![],
+        ..input()
+    });
+    assert!(v[2]["spec"]["template"]["spec"].get("affinity").is_none());
+}
+
+#[test]
+fn a_mounted_copy_of_the_topology_is_carried_once() {
+    let mut i = input();
+    i.files.push(MountedFile {
+        path: "ring.yaml".into(),
+        bytes: i.topology.clone().into_bytes(),
+        executable: false,
+    });
+    let v = yaml(&i);
+    let items = &v[2]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"];
+    assert_eq!(items.as_sequence().unwrap().len(), 3);
+}
+
+#[test]
+fn every_bad_name_is_reported_at_once() {
+    let bad = K8sInput {
+        lab: "ring-".into(),
+        namespace: "Ring_NS".into(),
+        image: "nslab latest".into(),
+        hosts: vec!["worker-1".into(), "bad host".into()],
+        ..input()
+    };
+    let Err(K8sError::Invalid(problems)) = manifests(&bad) else {
+        panic!("bad names accepted");
+    };
+    let text = K8sError::Invalid(problems.clone()).to_string();
+    assert_eq!(problems.len(), 5, "{text}");
+    for needle in [
+        "namespace `Ring_NS`",
+        "`nslab-ring-`",
+        "lab name, as a label value `ring-`",
+        "`bad host`",
+        "image `nslab latest`",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    assert_eq!(text.lines().count(), 5, "one problem a line:\n{text}");
+}
+
+#[test]
+fn a_configmap_over_one_mebibyte_is_refused_naming_the_largest_file() {
+    let mut i = input();
+    i.files.push(MountedFile {
+        path: "big.bin".into(),
+        bytes: vec![b'x'; CONFIGMAP_LIMIT],
+        executable: false,
+    });
+    let Err(K8sError::Invalid(problems)) = manifests(&i) else {
+        panic!("an oversized ConfigMap was accepted");
+    };
+    assert!(
+        matches!(&problems[..], [Problem::TooLarge { largest, .. }] if largest.starts_with("big.bin")),
+        "{problems:?}"
+    );
+    // Exactly at the limit is still fine: keys and values add up to 1 MiB.
+    let mut i = input();
+    i.files.clear();
+    // The topology's key and text, then the key `f` and its bytes.
+    let room = CONFIGMAP_LIMIT - i.file_name.len() - i.topology.len() - "f".len();
+    i.files.push(MountedFile {
+        path: "f".into(),
+        bytes: vec![b'x'; room],
+        executable: false,
+    });
+    assert!(manifests(&i).is_ok());
+}
+
+#[test]
+fn the_stream_is_yaml_documents_that_read_back_as_the_objects() {
+    let m = manifests(&input()).unwrap();
+    let text = to_yaml(&m);
+    assert_eq!(text.matches("\n---\n").count(), 2, "{text}");
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Namespace", "ConfigMap", "DaemonSet"]);
+    assert_eq!(m[2].id(), "DaemonSet/nslab-ring");
+}

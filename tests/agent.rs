@@ -1,0 +1,407 @@
+//! `nslab agent` (root), with this test as the kubelet: `nslab k8s` makes the ConfigMap
+//! and the DaemonSet's volume items, and the test projects them as the kubelet does
+//! (`lab.yaml` -> `..data/lab.yaml`, `..data` -> a timestamped directory), updates them
+//! by renaming a new `..data` link into place, kills the agent with SIGKILL and starts
+//! another as for a crashed container, and stops it with SIGTERM as for a deleted Pod.
+//! Each test uses its own lab name; under CI=true a test that cannot run fails.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_yaml::Value;
+use support::{nslab, privileged, shared, text, wait_for};
+
+/// Node `a` mounts a file that travels in the ConfigMap.
+const V1: &str = "nodes:
+  a:
+    mounts: [\"configs/motd:/etc/motd:ro\"]
+    processes: [{ name: idle, cmd: \"sleep 3141592\" }]
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+";
+
+/// V1 plus a node and a link.
+const V2: &str = "nodes:
+  a:
+    mounts: [\"configs/motd:/etc/motd:ro\"]
+    processes: [{ name: idle, cmd: \"sleep 3141592\" }]
+  b: {}
+  c: {}
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth1, c:eth0]
+";
+
+/// A topology's source directory, the ConfigMap volume projected from its manifests,
+/// the agents started on it, and the lab: all removed on drop, whatever happened.
+struct Volume {
+    lab: String,
+    src: PathBuf,
+    dir: PathBuf,
+    version: u32,
+    agents: Vec<Child>,
+}
+
+impl Volume {
+    fn new(lab: &str, body: &str) -> Volume {
+        let root = std::env::temp_dir().join(format!("nslab-tests/agent-{lab}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("src/configs")).unwrap();
+        std::fs::create_dir_all(root.join("volume")).unwrap();
+        let _ = nslab().args(["down", lab]).output();
+        let mut v = Volume {
+            lab: lab.to_string(),
+            src: root.join("src"),
+            dir: root.join("volume"),
+            version: 0,
+            agents: Vec::new(),
+        };
+        v.publish(body);
+        v
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("lab.yaml")
+    }
+
+    /// Edits the source, runs `nslab k8s` on it, and projects the ConfigMap the way
+    /// the kubelet updates a volume: a fresh directory with every item at its path, a
+    /// `..data_tmp` link to it renamed onto `..data`, a link through `..data` for each
+    /// top-level name, then the old directory removed.
+    fn publish(&mut self, body: &str) {
+        std::fs::write(
+            self.src.join("lab.yaml"),
+            format!("name: {}\n{body}", self.lab),
+        )
+        .unwrap();
+        std::fs::write(
+            self.src.join("configs/motd"),
+            format!("version {}\n", self.version + 1),
+        )
+        .unwrap();
+        let o = nslab()
+            .arg("k8s")
+            .arg(self.src.join("lab.yaml"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let docs: Vec<Value> = serde_yaml::Deserializer::from_slice(&o.stdout)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        let (config, pod) = (&docs[1], &docs[2]["spec"]["template"]["spec"]);
+        assert!(config.get("binaryData").is_none(), "text only here");
+        let command = pod["containers"][0]["command"].as_sequence().unwrap();
+        assert_eq!(command[2], "/etc/nslab/lab.yaml");
+
+        self.version += 1;
+        let name = format!("..2026_12_06_{:02}", self.version);
+        for item in pod["volumes"][0]["configMap"]["items"]
+            .as_sequence()
+            .unwrap()
+        {
+            let path = self.dir.join(&name).join(item["path"].as_str().unwrap());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let data = &config["data"][item["key"].as_str().unwrap()];
+            std::fs::write(&path, data.as_str().unwrap()).unwrap();
+            let mode = item["mode"].as_u64().unwrap_or(0o644) as u32;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        for top in std::fs::read_dir(self.dir.join(&name)).unwrap() {
+            let top = top.unwrap().file_name();
+            let link = self.dir.join(&top);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(Path::new("..data").join(&top), link).unwrap();
+            }
+        }
+        if self.version > 1 {
+            let old = format!("..2026_12_06_{:02}", self.version - 1);
+            std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+        }
+    }
+    /// Starts an agent; its log goes to `agent-N.log`.
+    fn start(&mut self, env: &[(&str, &str)]) -> PathBuf {
+        let log = self.dir.join(format!("agent-{}.log", self.agents.len()));
+        let child = nslab()
+            .arg("agent")
+            .arg(self.file())
+            .args(["--host", "node-1"])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .unwrap();
+        self.agents.push(child);
+        log.with_extension("err")
+    }
+
+    fn agent(&mut self) -> &mut Child {
+        self.agents.last_mut().expect("an agent")
+    }
+
+    fn status_ok(&self) -> bool {
+        nslab()
+            .args(["status", &self.lab])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn motd(&self) -> String {
+        let o = nslab()
+            .args(["exec", "--lab", &self.lab, "a", "--", "cat", "/etc/motd"])
+            .output()
+            .unwrap();
+        text(&o)
+    }
+
+    fn has_link(&self, node: &str, iface: &str) -> bool {
+        Command::new("ip")
+            .args([
+                "-n",
+                &format!("nslab.{}.{node}", self.lab),
+                "link",
+                "show",
+                iface,
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        for a in &mut self.agents {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        let _ = nslab().args(["down", &self.lab]).output();
+        let _ = std::fs::remove_dir_all(self.dir.parent().unwrap());
+    }
+}
+
+/// The host pids of processes whose command line is exactly `argv`.
+fn pids_of(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid: &u32| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// Waits for a child we started to exit by itself (15 s at most).
+fn exit_of(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the agent did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn read(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+/// What of the lab is left on the host: its files in the run directory (`<lab>.*`) and
+/// its named network namespaces (`nslab.<lab>`, `nslab.<lab>.*`).
+fn leftovers(lab: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for (dir, exact, prefix) in [
+        ("/run/nslab", lab.to_string(), format!("{lab}.")),
+        (
+            "/run/netns",
+            format!("nslab.{lab}"),
+            format!("nslab.{lab}."),
+        ),
+    ] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == exact || name.starts_with(&prefix) {
+                left.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    left
+}
+
+#[test]
+fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes_down_on_sigterm() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let mut v = Volume::new("k8sagent", V1);
+    let log = v.start(&[]);
+    wait_for("the agent's lab to be up", || v.status_ok());
+    assert!(
+        read(&log).contains("lab `k8sagent` is up"),
+        "{}",
+        read(&log)
+    );
+    let idle = pids_of(&["sleep", "3141592"]);
+    assert_eq!(idle.len(), 1, "one idle process: {idle:?}");
+    assert_eq!(
+        v.motd(),
+        "version 1\n",
+        "the mounted file, from the ConfigMap"
+    );
+
+    // A ConfigMap update: the new link appears, the running process is untouched.
+    assert!(!v.has_link("b", "eth1"));
+    v.publish(V2);
+    wait_for("the added link", || {
+        v.has_link("b", "eth1") && v.has_link("c", "eth0")
+    });
+    wait_for("the change to be logged", || read(&log).contains("changed"));
+    assert!(v.status_ok(), "lab degraded after the change");
+    assert_eq!(
+        pids_of(&["sleep", "3141592"]),
+        idle,
+        "the process was restarted"
+    );
+
+    // kill -9, as when the node's kubelet restarts a crashed container: the lab stays,
+    // and the next agent adopts it as it is.
+    v.agent().kill().unwrap();
+    v.agent().wait().unwrap();
+    assert!(v.status_ok(), "the lab did not survive its agent");
+    let log = v.start(&[]);
+    wait_for("the new agent to adopt the lab", || {
+        read(&log).contains("adopted")
+    });
+    assert!(
+        read(&log).contains("nothing changed"),
+        "an unchanged lab was changed: {}",
+        read(&log)
+    );
+    assert!(v.agent().try_wait().unwrap().is_none(), "{}", read(&log));
+    assert!(v.status_ok() && v.has_link("b", "eth1"));
+    assert_eq!(
+        pids_of(&["sleep", "3141592"]),
+        idle,
+        "adoption restarted a process"
+    );
+
+    // A file that does not compile is logged and changes nothing.
+    std::fs::write(
+        v.src.join("lab.yaml"),
+        "name: k8sagent\nnodes: { a: { lables: {} } }\n",
+    )
+    .unwrap();
+    let bad = nslab()
+        .arg("k8s")
+        .arg(v.src.join("lab.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(3), "{}", text(&bad));
+    // Nothing checks a ConfigMap's contents (`kubectl edit` can put anything there).
+    let tmp = v.dir.join("..data/lab.yaml.new");
+    std::fs::copy(v.src.join("lab.yaml"), &tmp).unwrap();
+    std::fs::rename(&tmp, v.dir.join("..data/lab.yaml")).unwrap();
+    wait_for("the bad file to be logged", || {
+        read(&log).contains("not applied")
+    });
+    assert!(
+        read(&log).contains("unknown key `lables`"),
+        "{}",
+        read(&log)
+    );
+    assert!(v.status_ok() && v.has_link("b", "eth1"));
+
+    // SIGTERM, as when the Pod is deleted: the lab goes, the agent exits 0.
+    let pid = nix::unistd::Pid::from_raw(v.agent().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = exit_of(v.agent());
+    assert!(status.success(), "{status}: {}", read(&log));
+    assert!(
+        read(&log).contains("lab `k8sagent` is down"),
+        "{}",
+        read(&log)
+    );
+    assert_eq!(leftovers("k8sagent"), Vec::<String>::new());
+    assert_eq!(pids_of(&["sleep", "3141592"]), Vec::<u32>::new());
+}
+
+#[test]
+fn an_agent_whose_lab_cannot_come_up_says_why_in_one_line_and_exits_2() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let mut v = Volume::new("k8sfail", V1);
+    let log = v.start(&[("NSLAB_TEST_FAIL_AT_STEP", "3")]);
+    let status = exit_of(v.agent());
+    assert_eq!(status.code(), Some(2), "{}", read(&log));
+    let lines: Vec<String> = read(&log)
+        .lines()
+        .filter(|l| l.starts_with("nslab agent:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("lab `k8sfail` could not come up"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(leftovers("k8sfail"), Vec::<String>::new());
+    let o = nslab().args(["ls"]).output().unwrap();
+    assert!(!text(&o).contains("k8sfail"), "{}", text(&o));
+}
+
+#[test]
+fn an_agent_killed_during_up_leaves_a_lab_its_successor_removes_and_brings_up() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let mut v = Volume::new("k8skill", V1);
+    // Slow steps keep the first agent inside `up` while it is killed.
+    let first = v.start(&[("NSLAB_TEST_STEP_DELAY_MS", "300")]);
+    let journal = Path::new("/run/nslab/k8skill.journal");
+    wait_for("the first agent to start its up", || journal.exists());
+    v.agent().kill().unwrap();
+    v.agent().wait().unwrap();
+    assert!(
+        !read(&first).contains("is up"),
+        "up finished first: {}",
+        read(&first)
+    );
+    assert!(!v.status_ok(), "an interrupted up looks healthy");
+
+    let log = v.start(&[]);
+    wait_for("the next agent to bring the lab up", || {
+        read(&log).contains("is up")
+    });
+    assert!(
+        read(&log).contains("left incomplete by an interrupted up; removing it first"),
+        "{}",
+        read(&log)
+    );
+    assert!(v.status_ok());
+    assert_eq!(pids_of(&["sleep", "3141592"]).len(), 1);
+
+    let pid = nix::unistd::Pid::from_raw(v.agent().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(exit_of(v.agent()).success(), "{}", read(&log));
+    assert_eq!(leftovers("k8skill"), Vec::<String>::new());
+}

@@ -1,0 +1,163 @@
+//! `nslab k8s` (no root): the manifests of an example against their golden file, every
+//! example's manifests through `kubernetes-validate --strict` (the Kubernetes schemas,
+//! offline), and the input it refuses, every problem at once and located.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{nslab, root, text};
+
+/// `nslab k8s` run from the repository, so the file is named as in the README.
+fn k8s(args: &[&str]) -> std::process::Output {
+    nslab()
+        .current_dir(root())
+        .arg("k8s")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nslab-k8s-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `UPDATE_GOLDEN=1` rewrites the golden file.
+#[test]
+fn the_manifests_of_an_example_match_their_golden_file() {
+    let o = k8s(&["topologies/services.yaml", "--image", "nslab:test"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let actual = String::from_utf8(o.stdout).unwrap();
+    let path = root().join("tests/golden/services.k8s.yaml");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).expect("golden; run with UPDATE_GOLDEN=1");
+    assert!(
+        expected == actual,
+        "services.k8s.yaml differs from its golden file; diff it or rerun with UPDATE_GOLDEN=1\n{actual}"
+    );
+    // The mounted file travels in the ConfigMap and lands at its path beside the file.
+    assert!(actual.contains("configs_.index.html: |"), "{actual}");
+    assert!(actual.contains("path: configs/index.html"), "{actual}");
+}
+
+/// kubernetes-validate, as `scripts/test --deps` installs it; under CI=true its absence
+/// fails the test.
+fn validator() -> Option<PathBuf> {
+    let found = std::env::var_os("NSLAB_KUBERNETES_VALIDATE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/opt/nslab/k8s-venv/bin/kubernetes-validate")])
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "kubernetes-validate is not installed (scripts/test --deps installs it; CI=true forbids skipping)"
+        );
+        eprintln!("skipping: kubernetes-validate is not installed (scripts/test --deps)");
+    }
+    found
+}
+
+fn validate(tool: &Path, file: &Path) -> std::process::Output {
+    Command::new(tool)
+        .args(["--strict", "--no-warn"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_examples_manifests_pass_strict_schema_validation() {
+    let Some(tool) = validator() else { return };
+    let dir = tempdir("validate");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root().join("topologies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let o = k8s(&[&format!("topologies/{name}")]);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let out = dir.join(&name);
+        std::fs::write(&out, &o.stdout).unwrap();
+        files.push(out);
+    }
+    assert!(files.len() >= 10, "only {} examples", files.len());
+    for f in &files {
+        let o = validate(&tool, f);
+        assert!(o.status.success(), "{}: {}", f.display(), text(&o));
+        // One line per object, and every object is one of the three.
+        let out = String::from_utf8_lossy(&o.stdout);
+        for kind in ["namespace/", "configmap/", "daemonset/"] {
+            assert!(out.contains(kind), "{} not validated: {out}", kind);
+        }
+    }
+
+    // The validator is strict: a field the schema does not have fails it.
+    let good = std::fs::read_to_string(&files[0]).unwrap();
+    let bad = good.replacen(
+        "    privileged: true",
+        "    privileged: true\n    privilegd: true",
+        1,
+    );
+    assert_ne!(good, bad);
+    let bad_file = dir.join("bad.yaml");
+    std::fs::write(&bad_file, bad).unwrap();
+    let o = validate(&tool, &bad_file);
+    assert!(!o.status.success(), "an unknown field passed: {}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_mount_outside_the_topologys_directory_and_bad_names_are_all_reported() {
+    let dir = tempdir("outside");
+    std::fs::create_dir_all(dir.join("lab")).unwrap();
+    std::fs::write(dir.join("secret.conf"), "x").unwrap();
+    std::fs::create_dir_all(dir.join("lab/empty")).unwrap();
+    let file = dir.join("lab/lab.yaml");
+    std::fs::write(
+        &file,
+        "name: out\nnodes:\n  a:\n    mounts: [\"../secret.conf:/etc/x.conf\"]\n  b:\n    mounts: [\"empty:/srv\"]\n",
+    )
+    .unwrap();
+    let o = nslab()
+        .args(["k8s", file.to_str().unwrap(), "--namespace", "Bad_NS"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.stdout.is_empty(), "manifests printed despite errors");
+    for needle in [
+        format!("{}:4:14: the mount source", file.display()),
+        "not below the topology's directory".into(),
+        format!("{}:6:14: the mount source", file.display()),
+        "holds no file".into(),
+        "namespace `Bad_NS`".into(),
+    ] {
+        assert!(err.contains(&needle), "`{needle}` missing from:\n{err}");
+    }
+    assert_eq!(err.matches("hint").count(), 3, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_invalid_topology_is_reported_as_validate_does() {
+    let dir = tempdir("invalid");
+    let file = dir.join("lab.yaml");
+    std::fs::write(&file, "name: bad\nnodes:\n  a: { lables: {} }\n").unwrap();
+    let o = nslab()
+        .args(["k8s", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("unknown key `lables`"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
