@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -126,37 +126,18 @@ impl HolderFile {
 /// The process `pid` if it is still the holder of `lab`: alive, and running `__holder
 /// <lab>` (checked after its pidfd is open, so the pid cannot be reused in between).
 fn alive(lab: &str, pid: i32) -> Option<Holder> {
-    let pidfd = pidfd_open(pid).ok()?;
+    let pidfd = crate::sys::pidfd::open(pid).ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let mut args = cmdline.split(|b| *b == 0).skip(1);
     if args.next()? != b"__holder" || args.next()? != lab.as_bytes() {
         return None;
     }
-    // SAFETY: pidfd_send_signal with signal 0 only checks that the process lives.
-    let live = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    } == 0;
+    let live = crate::sys::pidfd::alive(pidfd.as_fd());
     live.then(|| Holder {
         lab: lab.to_string(),
         pid,
         pidfd,
     })
-}
-
-fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open returns a new descriptor we own, or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Runs `nslab __holder` and waits until its PID 1 says the namespaces are ready.

@@ -3,9 +3,9 @@
 //! namespace. The child runs the command inside the lab (every pid it forks and reads in
 //! /proc is the lab's); the parent waits for it and passes its exit code on.
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
@@ -33,11 +33,12 @@ pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
     // Entering a mount namespace moves the working directory to its root; the same path
     // exists inside (the mounts are a copy), so relative file names keep working.
     let cwd = std::env::current_dir().map_err(err)?;
-    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
-    // SAFETY: setns on a pidfd we hold, with namespace flags only.
-    if unsafe { libc::setns(holder.pidfd().as_raw_fd(), flags) } != 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWPID;
+    // setns on a pidfd joins all of them at once, so the process is never half inside.
+    nix::sched::setns(holder.pidfd(), flags).map_err(|e| err(e.into()))?;
     std::env::set_current_dir(&cwd).map_err(err)?;
     // SAFETY: single-threaded (see above), so the child may go on with ordinary code.
     match unsafe { fork() }.map_err(|e| err(e.into()))? {
