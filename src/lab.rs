@@ -18,12 +18,11 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::apply::netlink::NetlinkKernel;
 use crate::apply::{self, ApplyError, UpOptions};
-use crate::harness::{self, CheckResult, Context};
+use crate::harness::{self, CheckResult};
 use crate::model::Topology;
 use crate::probe::icmp::{self, PingResult};
-use crate::runtime::Access;
+use crate::runtime::{self, Access, Session};
 use crate::state::HostContext;
 use crate::{CompileError, Compiled, plan};
 
@@ -88,33 +87,42 @@ impl Lab {
             ..UpOptions::new(self.host.clone())
         };
         rt.block_on(apply::up_with(t, &plan::plan(t), &opts, apply::never()))?;
-        let kernel = {
-            let _ctx = rt.enter();
-            NetlinkKernel::new(&self.host, rt.handle().clone(), 2)
-        };
-        let kernel = match kernel {
-            Ok(k) => k,
+        let session = match open_session(&rt, &self.host, &t.lab) {
+            Ok(s) => s,
             Err(e) => {
                 let _ = apply::down(&self.host, &t.lab);
-                return Err(e.into());
+                return Err(e);
             }
         };
         Ok(RunningLab {
             host: self.host,
             compiled: self.compiled,
-            kernel: Some(kernel),
+            session: Some(session),
             rt: Some(rt),
             down: false,
         })
     }
 }
 
+/// The running lab's one owner, with its kernel opened now (on `rt`), so the checks
+/// that run on it later find it open.
+fn open_session(
+    rt: &tokio::runtime::Runtime,
+    host: &HostContext,
+    lab: &str,
+) -> Result<Session<'static>, Error> {
+    let session = Session::for_checks(host, lab)?;
+    rt.block_on(async { session.kernel().map(drop) })?;
+    Ok(session)
+}
+
 /// A lab that is up. Torn down on [`RunningLab::down`] or on drop.
 pub struct RunningLab {
     compiled: Compiled,
     host: HostContext,
-    // Dropped before the runtime it runs on.
-    kernel: Option<NetlinkKernel>,
+    // The lab, opened once (read-only; changes lock it through its kernel). Dropped
+    // before the runtime its kernel runs on.
+    session: Option<Session<'static>>,
     rt: Option<tokio::runtime::Runtime>,
     down: bool,
 }
@@ -139,20 +147,21 @@ impl RunningLab {
             })
     }
 
-    fn parts(&self) -> (&tokio::runtime::Runtime, &NetlinkKernel) {
-        (
-            self.rt.as_ref().expect("runtime lives until drop"),
-            self.kernel.as_ref().expect("kernel lives until drop"),
-        )
+    /// The runtime and the session; none once the lab is down, or when opening it again
+    /// after an `apply` failed.
+    fn parts(&self) -> Result<(&tokio::runtime::Runtime, &Session<'static>), Error> {
+        match (&self.rt, &self.session) {
+            (Some(rt), Some(s)) => Ok((rt, s)),
+            _ => Err(crate::runtime::RuntimeError::NotUp(self.name().to_string()).into()),
+        }
     }
 
-    /// Runs `argv` in the node (all its namespaces), waits, and returns its output.
+    /// Runs `argv` in the node (all its namespaces), waits, and returns its output. The
+    /// command starts from the node's environment, as `nslab exec` runs it.
     pub fn exec(&self, node: &str, argv: &[&str]) -> Result<Output, Error> {
-        let n = self.node(node)?;
+        self.node(node)?;
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let node = &self.topology().nodes[n];
-        let mut cmd = apply::nodes::target(&self.host, self.name(), &node.name, &node.netns)?
-            .command(&argv)?;
+        let mut cmd = self.parts()?.1.command(node, &argv, &[])?;
         Ok(cmd.output()?)
     }
 
@@ -167,15 +176,20 @@ impl RunningLab {
         else {
             return Ok(false);
         };
-        let (rt, kernel) = self.parts();
+        let (rt, session) = self.parts()?;
         let ns = plan::Name::from(t.nodes[a].netns.as_str());
-        let r = rt.block_on(icmp::ping_many(
-            kernel,
-            &ns,
-            &[addr],
-            Duration::from_secs(2),
-            Duration::from_millis(200),
-        ))?;
+        let r = rt.block_on(async {
+            Ok::<_, Error>(
+                icmp::ping_many(
+                    session.kernel()?,
+                    &ns,
+                    &[addr],
+                    Duration::from_secs(2),
+                    Duration::from_millis(200),
+                )
+                .await?,
+            )
+        })?;
         Ok(matches!(r.first(), Some(PingResult::Reply(_))))
     }
 
@@ -190,32 +204,42 @@ impl RunningLab {
                 lab: self.name().to_string(),
                 name: name.to_string(),
             })?;
-        let (rt, kernel) = self.parts();
-        let ctx = Context::new(self.topology(), kernel);
-        Ok(rt.block_on(harness::run_one(&ctx, check)))
+        let (rt, session) = self.parts()?;
+        Ok(rt.block_on(session.check_one(self.topology(), check))?)
     }
 
     /// Runs every check of the `tests:` section, in order.
     pub fn checks(&self) -> Vec<CheckResult> {
-        let (rt, kernel) = self.parts();
-        let ctx = Context::new(self.topology(), kernel);
-        rt.block_on(harness::run(&ctx, apply::never(), &mut |_| {}))
+        let t = self.topology();
+        let ran = self.parts().and_then(|(rt, session)| {
+            Ok(rt.block_on(session.check(t, apply::never(), &mut |_| {}))?)
+        });
+        match ran {
+            Ok(results) => results,
+            // The kernel was opened at `up`; should it not be, no check ran.
+            Err(e) => t
+                .checks
+                .iter()
+                .map(|c| harness::not_run(c, &e.to_string()))
+                .collect(),
+        }
     }
 
     /// Opens the running lab for a change, through the one owner the CLI and scenario
     /// steps use (its lock, its stored plan, this lab's kernel).
-    fn session(&self) -> Result<crate::runtime::Session<'_>, Error> {
-        let (rt, kernel) = self.parts();
+    fn session(&self) -> Result<Session<'_>, Error> {
+        let (rt, session) = self.parts()?;
         let _ctx = rt.enter();
+        let kernel = session.kernel()?;
         Ok(tokio::task::block_in_place(|| {
-            crate::runtime::Session::with_kernel(kernel, self.name(), Access::ChangeQuietly)
+            Session::with_kernel(kernel, self.name(), Access::ChangeQuietly)
         })?)
     }
 
     /// Sets a link down or up (`NODE:IFACE`, both ends unless `one_side`), as `nslab link`.
     pub fn set_link(&self, target: &str, up: bool, one_side: bool) -> Result<(), Error> {
         let s = self.session()?;
-        self.parts().0.block_on(s.set_link(target, up, one_side))?;
+        self.parts()?.0.block_on(s.set_link(target, up, one_side))?;
         Ok(())
     }
 
@@ -227,7 +251,7 @@ impl RunningLab {
         one_side: bool,
     ) -> Result<(), Error> {
         let s = self.session()?;
-        self.parts()
+        self.parts()?
             .0
             .block_on(s.impair(target, impair, one_side))?;
         Ok(())
@@ -240,7 +264,7 @@ impl RunningLab {
         action: crate::model::kinds::NodeAction,
     ) -> Result<(), Error> {
         let s = self.session()?;
-        self.parts().0.block_on(s.node_action(node, action))?;
+        self.parts()?.0.block_on(s.node_action(node, action))?;
         Ok(())
     }
 
@@ -263,17 +287,20 @@ impl RunningLab {
             source: Some(compiled.warnings.source.clone()),
             ..UpOptions::new(self.host.clone())
         };
-        let (rt, _) = self.parts();
-        rt.block_on(apply::reconcile::apply_with(
+        // Namespaces may be made again, and the lab's summary changes: the lab is opened
+        // anew after the change, and no handle to an old namespace stays.
+        self.session = None;
+        let Some(rt) = self.rt.as_ref() else {
+            return Err(crate::runtime::RuntimeError::NotUp(t.lab.clone()).into());
+        };
+        let applied = rt.block_on(runtime::apply_with(
             t,
             &plan::plan(t),
             &opts,
             apply::never(),
-        ))?;
-        // Namespaces may have been made again: no handle to an old one stays.
-        if let Some(k) = &self.kernel {
-            k.close_all();
-        }
+        ));
+        self.session = Some(open_session(rt, &self.host, &t.lab)?);
+        applied?;
         self.compiled = compiled;
         Ok(())
     }
@@ -288,9 +315,8 @@ impl RunningLab {
             return Ok(());
         }
         self.down = true;
-        if let Some(k) = self.kernel.take() {
-            k.close_all();
-        }
+        // The session's kernel handles go before the runtime they run on.
+        self.session.take();
         self.rt.take();
         apply::down(&self.host, &self.compiled.topology.lab)?;
         Ok(())

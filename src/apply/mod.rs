@@ -33,7 +33,7 @@ use crate::plan::{Plan, StepId};
 use crate::state::{HostContext, Journal, LabDir, LabLock, LabSummary, Record};
 
 /// Namespace threads: two measured best for creating namespaces on this class of host.
-const NS_THREADS: usize = 2;
+pub const NS_THREADS: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {

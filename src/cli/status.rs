@@ -42,7 +42,7 @@ pub fn run(
         let mut nodes = Vec::new();
         for n in &summary.nodes {
             let ns: Name = Name::from(n.netns.as_str());
-            let (state, error, links) = match inspect::dump(session.kernel(), &ns, &[]).await {
+            let (state, error, links) = match inspect::dump(session.kernel()?, &ns, &[]).await {
                 Ok(d) => {
                     let ok = d
                         .links

@@ -5,6 +5,7 @@
 //! record what they did in the lab's event log (adding and retiring leave that to their
 //! caller, `apply`, which holds the lock itself).
 
+mod apply;
 pub mod capture;
 pub mod events;
 mod link;
@@ -13,10 +14,11 @@ mod process;
 mod session;
 pub mod watch;
 
+pub use apply::{apply, apply_with};
 pub use link::{impair, parse_target, set_link};
 pub use node::node_action;
 pub use process::{add_process, retire_process};
-pub use session::{Access, Session};
+pub use session::{Access, NodeProcesses, Session};
 
 use crate::apply::KernelError;
 use crate::state::{HostContext, Journal, LabDir, LabSummary, Record, StateError};
@@ -54,6 +56,23 @@ pub enum RuntimeError {
     /// A kernel operation failed: names the lab, node, object and operation.
     #[error(transparent)]
     Kernel(Box<crate::apply::error::StepError>),
+    /// A node's namespaces could not be entered (its init died, say).
+    #[error("lab `{lab}`: cannot enter node `{node}`: {source}")]
+    Enter {
+        lab: String,
+        node: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command given to `exec` could not be started in the node.
+    #[error("cannot run `{program}` in node `{node}` of lab `{lab}`: {source}")]
+    Run {
+        lab: String,
+        node: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("lab `{lab}`, node `{node}`: {msg}")]
     Node {
         lab: String,
@@ -91,7 +110,10 @@ impl RuntimeError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            RuntimeError::Invalid(_) | RuntimeError::NoNode { .. } | RuntimeError::NoIface { .. }
+            RuntimeError::Invalid(_)
+                | RuntimeError::NoNode { .. }
+                | RuntimeError::NoIface { .. }
+                | RuntimeError::Run { .. }
         )
     }
 }

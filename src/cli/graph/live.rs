@@ -51,7 +51,7 @@ pub fn read(lab: &Running) -> Result<Live, CliError> {
         for n in &lab.live.summary.nodes {
             out.insert(
                 n.name.clone(),
-                node_kernel(session.kernel(), &n.netns).await,
+                node_kernel(session.kernel()?, &n.netns).await,
             );
         }
         Ok::<_, CliError>(out)
