@@ -118,6 +118,20 @@ impl RuntimeError {
     }
 }
 
+/// Every namespace of a running lab as the kernel has it now (the fabric first, then the
+/// nodes in order), normalised for comparison: [`Session::dump`] on a runtime of its own.
+pub fn dump_lab(
+    host: &HostContext,
+    lab: &str,
+) -> Result<Vec<crate::apply::inspect::NsState>, RuntimeError> {
+    let rt = crate::apply::tokio_runtime().map_err(|e| RuntimeError::Host {
+        lab: lab.to_string(),
+        source: e,
+    })?;
+    let session = Session::open(host, lab, Access::Read)?;
+    rt.block_on(async { session.dump().await })
+}
+
 /// A lab that is up, as its summary describes it, on the host it lives on.
 pub struct LiveLab {
     pub lab: String,
