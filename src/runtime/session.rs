@@ -236,7 +236,7 @@ impl<'k> Session<'k> {
             self.live.node(n)?;
         }
         let paths = self.live.node_paths();
-        let nodes = self.live.summary.nodes.iter();
+        let nodes = self.live.summary()?.nodes.iter();
         Ok(nodes
             .filter(|n| only.is_none_or(|x| x == n.name))
             .filter_map(|n| {
@@ -259,7 +259,7 @@ impl<'k> Session<'k> {
             lab: self.live.lab.clone(),
             source: std::io::Error::other(e.to_string()),
         };
-        let summary = &self.live.summary;
+        let summary = self.live.summary()?;
         let mut out = Vec::new();
         if let Some(f) = &summary.fabric {
             let ns = f.as_str().into();
