@@ -18,13 +18,12 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::apply::netlink::NetlinkKernel;
 use crate::apply::{self, ApplyError, UpOptions};
-use crate::harness::{self, CheckResult, Context};
+use crate::harness::{self, CheckResult};
 use crate::model::Topology;
 use crate::probe::icmp::{self, PingResult};
 use crate::rootless::api::CliLab;
-use crate::runtime::Access;
+use crate::runtime::{self, Access, Session};
 use crate::state::HostContext;
 use crate::{CompileError, Compiled, plan};
 
@@ -89,7 +88,7 @@ impl Lab {
             return Ok(RunningLab {
                 host: self.host,
                 compiled: self.compiled,
-                kernel: None,
+                session: None,
                 rt: None,
                 cli: Some(cli),
                 down: false,
@@ -104,21 +103,17 @@ impl Lab {
             ..UpOptions::new(self.host.clone())
         };
         rt.block_on(apply::up_with(t, &plan::plan(t), &opts, apply::never()))?;
-        let kernel = {
-            let _ctx = rt.enter();
-            NetlinkKernel::new(&self.host, rt.handle().clone(), 2)
-        };
-        let kernel = match kernel {
-            Ok(k) => k,
+        let session = match open_session(&rt, &self.host, &t.lab) {
+            Ok(s) => s,
             Err(e) => {
                 let _ = apply::down(&self.host, &t.lab);
-                return Err(e.into());
+                return Err(e);
             }
         };
         Ok(RunningLab {
             host: self.host,
             compiled: self.compiled,
-            kernel: Some(kernel),
+            session: Some(session),
             rt: Some(rt),
             cli: None,
             down: false,
@@ -126,12 +121,25 @@ impl Lab {
     }
 }
 
+/// The running lab's one owner, with its kernel opened now (on `rt`), so the checks
+/// that run on it later find it open.
+fn open_session(
+    rt: &tokio::runtime::Runtime,
+    host: &HostContext,
+    lab: &str,
+) -> Result<Session<'static>, Error> {
+    let session = Session::for_checks(host, lab)?;
+    rt.block_on(async { session.kernel().map(drop) })?;
+    Ok(session)
+}
+
 /// A lab that is up. Torn down on [`RunningLab::down`] or on drop.
 pub struct RunningLab {
     compiled: Compiled,
     host: HostContext,
-    // Dropped before the runtime it runs on.
-    kernel: Option<NetlinkKernel>,
+    // The lab, opened once (read-only; changes lock it through its kernel). Dropped
+    // before the runtime its kernel runs on.
+    session: Option<Session<'static>>,
     rt: Option<tokio::runtime::Runtime>,
     /// A rootless lab, driven through the `nslab` binary (no kernel, no runtime).
     cli: Option<CliLab>,
@@ -158,23 +166,24 @@ impl RunningLab {
             })
     }
 
-    fn parts(&self) -> (&tokio::runtime::Runtime, &NetlinkKernel) {
-        (
-            self.rt.as_ref().expect("runtime lives until drop"),
-            self.kernel.as_ref().expect("kernel lives until drop"),
-        )
+    /// The runtime and the session; none once the lab is down, or when opening it again
+    /// after an `apply` failed.
+    fn parts(&self) -> Result<(&tokio::runtime::Runtime, &Session<'static>), Error> {
+        match (&self.rt, &self.session) {
+            (Some(rt), Some(s)) => Ok((rt, s)),
+            _ => Err(crate::runtime::RuntimeError::NotUp(self.name().to_string()).into()),
+        }
     }
 
-    /// Runs `argv` in the node (all its namespaces), waits, and returns its output.
+    /// Runs `argv` in the node (all its namespaces), waits, and returns its output. The
+    /// command starts from the node's environment, as `nslab exec` runs it.
     pub fn exec(&self, node: &str, argv: &[&str]) -> Result<Output, Error> {
-        let n = self.node(node)?;
+        self.node(node)?;
         if let Some(cli) = &self.cli {
             return Ok(cli.exec(node, argv)?);
         }
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let node = &self.topology().nodes[n];
-        let mut cmd = apply::nodes::target(&self.host, self.name(), &node.name, &node.netns)?
-            .command(&argv)?;
+        let mut cmd = self.parts()?.1.command(node, &argv, &[])?;
         Ok(cmd.output()?)
     }
 
@@ -195,15 +204,20 @@ impl RunningLab {
             let out = self.exec(from, &["ping", "-c1", "-W2", &addr])?;
             return Ok(out.status.success());
         }
-        let (rt, kernel) = self.parts();
+        let (rt, session) = self.parts()?;
         let ns = plan::Name::from(t.nodes[a].netns.as_str());
-        let r = rt.block_on(icmp::ping_many(
-            kernel,
-            &ns,
-            &[addr],
-            Duration::from_secs(2),
-            Duration::from_millis(200),
-        ))?;
+        let r = rt.block_on(async {
+            Ok::<_, Error>(
+                icmp::ping_many(
+                    session.kernel()?,
+                    &ns,
+                    &[addr],
+                    Duration::from_secs(2),
+                    Duration::from_millis(200),
+                )
+                .await?,
+            )
+        })?;
         Ok(matches!(r.first(), Some(PingResult::Reply(_))))
     }
 
@@ -233,9 +247,8 @@ impl RunningLab {
                 )))
             });
         }
-        let (rt, kernel) = self.parts();
-        let ctx = Context::new(self.topology(), kernel);
-        Ok(rt.block_on(harness::run_one(&ctx, check)))
+        let (rt, session) = self.parts()?;
+        Ok(rt.block_on(session.check_one(self.topology(), check))?)
     }
 
     /// Runs every check of the `tests:` section, in order.
@@ -256,18 +269,29 @@ impl RunningLab {
                     .collect()
             });
         }
-        let (rt, kernel) = self.parts();
-        let ctx = Context::new(self.topology(), kernel);
-        rt.block_on(harness::run(&ctx, apply::never(), &mut |_| {}))
+        let t = self.topology();
+        let ran = self.parts().and_then(|(rt, session)| {
+            Ok(rt.block_on(session.check(t, apply::never(), &mut |_| {}))?)
+        });
+        match ran {
+            Ok(results) => results,
+            // The kernel was opened at `up`; should it not be, no check ran.
+            Err(e) => t
+                .checks
+                .iter()
+                .map(|c| harness::not_run(c, &e.to_string()))
+                .collect(),
+        }
     }
 
     /// Opens the running lab for a change, through the one owner the CLI and scenario
     /// steps use (its lock, its stored plan, this lab's kernel).
-    fn session(&self) -> Result<crate::runtime::Session<'_>, Error> {
-        let (rt, kernel) = self.parts();
+    fn session(&self) -> Result<Session<'_>, Error> {
+        let (rt, session) = self.parts()?;
         let _ctx = rt.enter();
+        let kernel = session.kernel()?;
         Ok(tokio::task::block_in_place(|| {
-            crate::runtime::Session::with_kernel(kernel, self.name(), Access::ChangeQuietly)
+            Session::with_kernel(kernel, self.name(), Access::ChangeQuietly)
         })?)
     }
 
@@ -277,7 +301,7 @@ impl RunningLab {
             return Ok(cli.set_link(target, up, one_side)?);
         }
         let s = self.session()?;
-        self.parts().0.block_on(s.set_link(target, up, one_side))?;
+        self.parts()?.0.block_on(s.set_link(target, up, one_side))?;
         Ok(())
     }
 
@@ -294,7 +318,7 @@ impl RunningLab {
             )));
         }
         let s = self.session()?;
-        self.parts()
+        self.parts()?
             .0
             .block_on(s.impair(target, impair, one_side))?;
         Ok(())
@@ -310,7 +334,7 @@ impl RunningLab {
             return Ok(cli.node_action(node, action)?);
         }
         let s = self.session()?;
-        self.parts().0.block_on(s.node_action(node, action))?;
+        self.parts()?.0.block_on(s.node_action(node, action))?;
         Ok(())
     }
 
@@ -338,17 +362,20 @@ impl RunningLab {
             self.compiled = compiled;
             return Ok(());
         }
-        let (rt, _) = self.parts();
-        rt.block_on(apply::reconcile::apply_with(
+        // Namespaces may be made again, and the lab's summary changes: the lab is opened
+        // anew after the change, and no handle to an old namespace stays.
+        self.session = None;
+        let Some(rt) = self.rt.as_ref() else {
+            return Err(crate::runtime::RuntimeError::NotUp(t.lab.clone()).into());
+        };
+        let applied = rt.block_on(runtime::apply_with(
             t,
             &plan::plan(t),
             &opts,
             apply::never(),
-        ))?;
-        // Namespaces may have been made again: no handle to an old one stays.
-        if let Some(k) = &self.kernel {
-            k.close_all();
-        }
+        ));
+        self.session = Some(open_session(rt, &self.host, &t.lab)?);
+        applied?;
         self.compiled = compiled;
         Ok(())
     }
@@ -366,9 +393,8 @@ impl RunningLab {
         if let Some(cli) = &self.cli {
             return Ok(cli.down()?);
         }
-        if let Some(k) = self.kernel.take() {
-            k.close_all();
-        }
+        // The session's kernel handles go before the runtime they run on.
+        self.session.take();
         self.rt.take();
         apply::down(&self.host, &self.compiled.topology.lab)?;
         Ok(())

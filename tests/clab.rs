@@ -302,7 +302,8 @@ fn binds_env_bridges_and_the_import_give_the_same_kernel_state() {
     );
     assert!(lab.ping("h1", "10.9.0.2"), "h1 and h2 share the bridge");
     assert!(lab.ping("h3", "10.8.0.1"));
-    let direct = nslab::apply::dump_lab(&nslab::state::HostContext::from_env(), &lab.name).unwrap();
+    let direct =
+        nslab::runtime::dump_lab(&nslab::state::HostContext::from_env(), &lab.name).unwrap();
     lab.down();
 
     let imported = lab.file.with_file_name("imported.yaml");
@@ -313,7 +314,7 @@ fn binds_env_bridges_and_the_import_give_the_same_kernel_state() {
     };
     again.up();
     let from_import =
-        nslab::apply::dump_lab(&nslab::state::HostContext::from_env(), &again.name).unwrap();
+        nslab::runtime::dump_lab(&nslab::state::HostContext::from_env(), &again.name).unwrap();
     again.down();
     assert_eq!(format!("{direct:#?}"), format!("{from_import:#?}"));
     std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();

@@ -132,7 +132,7 @@ fn ecmp_route_is_in_the_kernel_with_both_next_hops() {
     let _h = shared();
     let lab = Lab::from_example("it-ecmp", "ecmp-diamond.yaml");
     lab.up();
-    let dump = nslab::apply::dump_lab(&nslab::state::HostContext::from_env(), "it-ecmp").unwrap();
+    let dump = nslab::runtime::dump_lab(&nslab::state::HostContext::from_env(), "it-ecmp").unwrap();
     let r1 = dump.iter().find(|n| n.netns == "nslab.it-ecmp.r1").unwrap();
     let route = r1
         .routes

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub use watch::{Seen, Watch};
 
 use crate::apply::executor::Cancel;
-use crate::apply::reconcile::{self, Applied};
+use crate::apply::reconcile::Applied;
 use crate::apply::{self, ApplyError, UpOptions};
 use crate::compile::CompileError;
 use crate::state::HostContext;
@@ -171,7 +171,7 @@ async fn apply_file(
         source: Some(c.warnings.source.clone()),
         ..UpOptions::new(host.clone())
     };
-    reconcile::apply_with(&c.topology, &plan, &opts, cancel).await
+    crate::runtime::apply_with(&c.topology, &plan, &opts, cancel).await
 }
 
 /// The file compiled with the host's checks, as `up` does; warnings go to the log.

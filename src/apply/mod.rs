@@ -33,7 +33,7 @@ use crate::plan::{Plan, StepId};
 use crate::state::{HostContext, Journal, LabDir, LabLock, LabSummary, Record};
 
 /// Namespace threads: two measured best for creating namespaces on this class of host.
-const NS_THREADS: usize = 2;
+pub const NS_THREADS: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -460,38 +460,4 @@ pub fn resolve_lab(host: &HostContext, name: Option<&str>) -> Result<String, App
         [] => Err(ApplyError::NoLab),
         many => Err(ApplyError::Ambiguous(many.to_vec())),
     }
-}
-
-/// Every namespace of a running lab as the kernel has it now (the fabric first, then the
-/// nodes in order), normalised for comparison.
-pub fn dump_lab(host: &HostContext, lab: &str) -> Result<Vec<inspect::NsState>, ApplyError> {
-    let summary = LabSummary::read(&host.lab_dir(lab).summary_path())?;
-    let failed = |e: KernelError| ApplyError::Host {
-        lab: lab.to_string(),
-        source: std::io::Error::other(e.to_string()),
-    };
-    let rt = tokio_runtime().map_err(|e| ApplyError::Host {
-        lab: lab.to_string(),
-        source: e,
-    })?;
-    rt.block_on(async {
-        let kernel =
-            NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1).map_err(failed)?;
-        let mut out = Vec::new();
-        if let Some(f) = &summary.fabric {
-            out.push(
-                inspect::dump(&kernel, &f.as_str().into(), &[])
-                    .await
-                    .map_err(failed)?,
-            );
-        }
-        for n in &summary.nodes {
-            out.push(
-                inspect::dump(&kernel, &n.netns.as_str().into(), &n.sysctls)
-                    .await
-                    .map_err(failed)?,
-            );
-        }
-        Ok(out)
-    })
 }

@@ -13,11 +13,11 @@ use super::executor::{self, Cancel, ExecError};
 use super::kernel::Kernel;
 use super::netlink::NetlinkKernel;
 use super::teardown::{remove_rest, undo_inside};
-use super::{NS_THREADS, UpOptions, UpReport, nodes, now, progress};
+use super::{UpOptions, UpReport, nodes, now, progress};
 use crate::model::Topology;
 use crate::plan::diff::{self, Diff};
 use crate::plan::{Name, Op, Plan, Teardown, Undo};
-use crate::state::{HostContext, Journal, LabDir, LabSummary, Record, files};
+use crate::state::{HostContext, Journal, LabDir, LabLock, LabSummary, Record, files};
 
 /// What an `apply` did.
 #[derive(Debug)]
@@ -108,46 +108,25 @@ impl Current {
     }
 }
 
-/// [`apply_with`] on its own runtime, rolling back on SIGINT, SIGTERM and SIGHUP when
-/// `opts.handle_signals`.
-pub fn apply(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<Applied, ApplyError> {
-    let rt = super::tokio_runtime().map_err(|e| ApplyError::Host {
-        lab: t.lab.clone(),
-        source: e,
-    })?;
-    rt.block_on(async {
-        let cancel = if opts.handle_signals {
-            super::signals().0
-        } else {
-            super::never()
-        };
-        apply_with(t, plan, opts, cancel).await
-    })
-}
-
-/// Makes the lab what `plan` says: brings it up if it is not up, else changes what
-/// differs. A failure or `cancel` rolls back this change only.
-pub async fn apply_with(
+/// Makes a running lab what `plan` says, changing what differs; the caller holds the
+/// lab's lock (`lock`, taken before it decided the lab is up) and gives the kernel the
+/// change goes through, opened only once something is to change (a no-op needs none).
+/// A failure or `cancel` rolls back this change only. The entry that brings a lab up
+/// when it is not is `runtime::apply`, which opens the lab's session for this.
+pub async fn change_locked<'k>(
     t: &Topology,
     plan: &Plan,
     opts: &UpOptions,
     cancel: Cancel,
+    kernel: impl FnOnce() -> Result<&'k NetlinkKernel, ApplyError>,
+    _lock: &LabLock,
 ) -> Result<Applied, ApplyError> {
     let start = Instant::now();
     let lab = t.lab.clone();
     let dir = opts.host.lab_dir(&lab);
-    if !dir.exists() {
-        match super::up_with(t, plan, opts, cancel.clone()).await {
-            // Someone else brought it up meanwhile: change it instead.
-            Err(ApplyError::AlreadyUp { .. }) => {}
-            other => return other.map(Applied::Up),
-        }
-    }
-    let lock = tokio::task::block_in_place(|| super::lock(&opts.host, &lab))?;
     let on_file = stored(&dir)?;
     if on_file.unchanged(plan) {
         keep_source(&dir, opts)?;
-        drop(lock);
         return Ok(Applied::Changed {
             diff: Box::new(Diff::none(&lab)),
             recovered: false,
@@ -159,13 +138,13 @@ pub async fn apply_with(
     let recovered = now_is.touched.is_some();
     if d.is_empty() && !recovered {
         keep_source(&dir, opts)?;
-        drop(lock);
         return Ok(Applied::Changed {
             diff: Box::new(d),
             recovered,
             elapsed: start.elapsed(),
         });
     }
+    let kernel = kernel()?;
     // Where the lab is heading, before anything changes (see `plan::diff::realized`).
     files::replace(
         &dir.next_plan_path(),
@@ -177,28 +156,24 @@ pub async fn apply_with(
         started: now(),
         file: opts.file.clone(),
     })?;
-    let kernel = NetlinkKernel::new(&opts.host, tokio::runtime::Handle::current(), NS_THREADS)
-        .map_err(|e| host(&lab, e))?;
     let touched = now_is.touched.clone().unwrap_or_default();
-    let mut result = change(&kernel, &mut journal, &touched, &d, opts, cancel).await;
+    let mut result = change(kernel, &mut journal, &touched, &d, opts, cancel).await;
     if result.is_ok() {
         result = commit(t, &dir, &mut journal, opts);
     }
     progress::finish(opts.progress.as_ref());
     if let Err(first) = result {
         kernel.close_all();
-        match roll_back(&kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
-            Ok(()) => drop(lock),
-            Err(rb) => crate::errln!(
+        if let Err(rb) = roll_back(kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
+            crate::errln!(
                 "nslab: the rollback of lab `{lab}`'s apply was incomplete ({rb}); run `nslab apply` again, or `nslab down {lab}`"
-            ),
+            );
         }
         return Err(ApplyError::RolledBack {
             lab,
             source: Box::new(first),
         });
     }
-    drop(lock);
     Ok(Applied::Changed {
         diff: Box::new(d),
         recovered,

@@ -6,6 +6,7 @@ use super::{CliError, compile, compile_checked, exit};
 use crate::apply::ApplyError;
 use crate::apply::reconcile::{self, Applied};
 use crate::plan::{self, diff};
+use crate::runtime;
 
 pub struct Args {
     pub dry_run: bool,
@@ -22,7 +23,7 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
     let t = &c.topology;
     let p = plan::plan(t);
     let opts = super::up::options(host, file, &c, args.jobs, args.quiet);
-    let applied = reconcile::apply(t, &p, &opts).map_err(|e| match e {
+    let applied = runtime::apply(t, &p, &opts).map_err(|e| match e {
         // The lab stays up as it was: a failed change, not a lab that could not come up.
         e @ ApplyError::RolledBack { .. } => CliError::Lab(e),
         e => CliError::Up(e),

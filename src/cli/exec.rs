@@ -3,9 +3,7 @@
 use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
-use crate::node::environ;
-use crate::runtime::LiveLab;
-use crate::state::NodeSummary;
+use crate::runtime::{Access, Session};
 
 pub fn run(
     host: &crate::state::HostContext,
@@ -19,33 +17,12 @@ pub fn run(
         .filter_map(|e| env_arg(e).transpose())
         .collect::<Result<Vec<_>, _>>()?;
     let lab = lab_arg(host, None, lab)?;
-    let live = LiveLab::open(host, &lab)?;
-    let n = live.node(node)?;
-    if argv.is_empty() {
-        return Err(CliError::Usage(
-            "nothing to run: give a command after `--`".into(),
-        ));
-    }
-    let mut cmd = live.exec_target(n)?.command(argv)?;
-    cmd.env_clear().envs(node_env(n, &extra));
-    let status = cmd
-        .status()
-        .map_err(|e| CliError::Usage(format!("cannot run `{}` in node `{node}`: {e}", argv[0])))?;
+    let status = Session::open(host, &lab, Access::Read)?.exec(node, argv, &extra)?;
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => c as u8,
         (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
         _ => exit::FAILED,
     })
-}
-
-/// The environment a command in the node starts with, as `docker exec` gives it: the
-/// base (PATH, HOME, USER, and the caller's TERM), the node's `env:`, then `extra`.
-/// Nothing else of the caller's environment gets in.
-pub(super) fn node_env(n: &NodeSummary, extra: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env = environ::base(std::env::var("TERM").ok());
-    env.extend(n.env.iter().cloned());
-    env.extend(extra.iter().cloned());
-    env
 }
 
 /// One `-e` argument: `KEY=VALUE`, or `KEY` alone for the caller's value (nothing when

@@ -1,8 +1,7 @@
 //! `nslab ps [NODE]`: each node's processes, from its init.
 
 use super::{CliError, exit, lab_arg};
-use crate::node::control;
-use crate::runtime::LiveLab;
+use crate::runtime::{Access, Session};
 
 pub fn run(
     host: &crate::state::HostContext,
@@ -11,33 +10,14 @@ pub fn run(
     json: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
-    let live = LiveLab::open(host, &lab)?;
-    let summary = &live.summary;
-    if let Some(n) = node
-        && summary.node(n).is_none()
-    {
-        return Err(CliError::Usage(format!("lab `{lab}` has no node `{n}`")));
-    }
-    let paths = live.node_paths();
     let mut all = Vec::new();
     let mut failed = false;
-    for n in summary
-        .nodes
-        .iter()
-        .filter(|n| node.is_none_or(|x| x == n.name))
-    {
-        let sock = paths.control(&n.name);
-        if !sock.exists() {
-            continue; // a node without an init runs nothing
-        }
-        match control::request(&sock, "status")
-            .map_err(|e| e.to_string())
-            .and_then(|r| control::parse_status(&r))
-        {
+    for (name, status) in Session::open(host, &lab, Access::Read)?.processes(node)? {
+        match status {
             Ok(s) => all.push(s),
             Err(e) => {
                 failed = true;
-                crate::errln!("nslab: node `{}`: cannot reach its init: {e}", n.name);
+                crate::errln!("nslab: node `{name}`: cannot reach its init: {e}");
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::os::unix::process::ExitStatusExt;
 
 use super::{CliError, exit, lab_arg};
-use crate::runtime::LiveLab;
+use crate::runtime::{Access, Session};
 
 pub fn run(
     host: &crate::state::HostContext,
@@ -11,11 +11,7 @@ pub fn run(
     node: &str,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
-    let live = LiveLab::open(host, &lab)?;
-    let n = live
-        .summary
-        .node(node)
-        .ok_or_else(|| CliError::Usage(format!("lab `{lab}` has no node `{node}`")))?;
+    let session = Session::open(host, &lab, Access::Read)?;
     // bash without its rc files keeps our prompt; any other shell gets PS1 too.
     let (argv, prompt) = if std::path::Path::new("/bin/bash").exists() {
         (
@@ -33,12 +29,12 @@ pub fn run(
             format!("[{lab}/{node}] # "),
         )
     };
-    let mut cmd = live.exec_target(n)?.command(&argv)?;
-    cmd.env_clear()
-        .envs(super::exec::node_env(n, &[]))
-        .env("PS1", prompt)
-        .env("NSLAB_LAB", &lab)
-        .env("NSLAB_NODE", node);
+    let extra = [
+        ("PS1".to_string(), prompt),
+        ("NSLAB_LAB".to_string(), lab.clone()),
+        ("NSLAB_NODE".to_string(), node.to_string()),
+    ];
+    let mut cmd = session.command(node, &argv, &extra)?;
     let status = cmd.status()?;
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => c as u8,

@@ -38,11 +38,11 @@ pub fn run(
     let rt = tokio_runtime()?;
     let status = rt.block_on(async {
         let session = Session::open(host, &lab, Access::Read)?;
-        let (summary, paths) = (&session.live.summary, session.live.node_paths());
+        let (summary, paths) = (session.live.summary()?, session.live.node_paths());
         let mut nodes = Vec::new();
         for n in &summary.nodes {
             let ns: Name = Name::from(n.netns.as_str());
-            let (state, error, links) = match inspect::dump(session.kernel(), &ns, &[]).await {
+            let (state, error, links) = match inspect::dump(session.kernel()?, &ns, &[]).await {
                 Ok(d) => {
                     let ok = d
                         .links

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::{CliError, exit};
 use crate::apply::{self, UpOptions};
-use crate::harness::{self, CheckResult, Context, Status, report};
+use crate::harness::{CheckResult, Status, report};
+use crate::runtime::{RuntimeError, Session};
 use crate::{CompileError, Severity, plan};
 
 pub struct Args<'a> {
@@ -26,7 +27,9 @@ fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
 
 pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     let started = Instant::now();
-    // The topology: the file given, or the one a running lab was brought up from.
+    // The topology: the file given, or the one a running lab was brought up from (that
+    // lab's session then runs the checks, opened once).
+    let mut running = None;
     let (compiled, name) = match (a.file, a.lab) {
         (Some(f), None) => (
             crate::compile::compile_file_with(f, super::image_map())
@@ -36,11 +39,13 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         (None, Some(lab)) => {
             let not_up = || CliError::Lab(apply::ApplyError::NotUp(lab.to_string()));
             // A bad name is "not up" here, as it always was (exit 1, not 3).
-            let live = crate::runtime::LiveLab::open(host, lab).map_err(|e| match e {
-                crate::runtime::RuntimeError::Invalid(_) => not_up(),
+            let session = Session::for_checks(host, lab).map_err(|e| match e {
+                RuntimeError::Invalid(_) => not_up(),
                 e => e.into(),
             })?;
-            (live.topology().ok_or_else(not_up)?, lab.to_string())
+            let compiled = session.live.topology().ok_or_else(not_up)?;
+            running = Some(session);
+            (compiled, lab.to_string())
         }
         _ => {
             return Err(CliError::Usage(
@@ -131,11 +136,13 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
 
     let checks_started = Instant::now();
     let results: Result<Vec<CheckResult>, CliError> = rt.block_on(async {
-        // The checks' kernel is the session's; the session closes its handles.
-        let session = crate::runtime::Session::for_checks(host, &t.lab)?;
-        let ctx = Context::new(t, session.kernel());
+        // The checks run on the session's kernel; dropping the session closes its handles.
+        let session = match running.take() {
+            Some(s) => s,
+            None => Session::for_checks(host, &t.lab)?,
+        };
         let mut print = |r: &CheckResult| out_human(report::human_line(r));
-        Ok(harness::run(&ctx, cancel.clone(), &mut print).await)
+        Ok(session.check(t, cancel.clone(), &mut print).await?)
     });
     // Whatever happened, the lab goes down (unless asked to keep it).
     let teardown = if bring_up && !a.keep {

@@ -8,6 +8,7 @@ mod cmd;
 pub mod jsonmatch;
 pub mod report;
 mod route;
+mod session;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -156,6 +157,11 @@ fn skip_all(batch: &[Check], why: &str) -> Vec<CheckResult> {
 
 fn node_of(check: &Check) -> Option<String> {
     check.group.as_ref().map(|g| g.node.clone())
+}
+
+/// A check that was not run, and why (the lab could not be reached, say).
+pub fn not_run(check: &Check, why: &str) -> CheckResult {
+    skipped(check, why)
 }
 
 fn skipped(check: &Check, why: &str) -> CheckResult {

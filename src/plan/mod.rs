@@ -7,6 +7,7 @@ pub mod diff;
 pub mod keys;
 pub mod links;
 pub mod node;
+mod read;
 mod render;
 mod teardown;
 
@@ -36,7 +37,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+/// Written with its op's fields beside `id` and `deps`; read in one pass (`read.rs`).
+#[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub id: StepId,
     #[serde(flatten)]
@@ -58,7 +60,8 @@ pub enum Gate {
 }
 
 /// One kernel operation. Namespaces are named; interfaces carry the ifindex the plan
-/// assigned them, so apply never has to look one up.
+/// assigned them, so apply never has to look one up. A step reads its op in `read.rs`,
+/// which a new variant needs an arm in.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {

@@ -266,7 +266,7 @@ pub fn settled_dump(lab: &str) -> Vec<nslab::apply::inspect::NsState> {
     let fabric = format!("nslab.{lab}");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let dump = nslab::apply::dump_lab(&nslab::state::HostContext::from_env(), lab).unwrap();
+        let dump = nslab::runtime::dump_lab(&nslab::state::HostContext::from_env(), lab).unwrap();
         let settled = dump.iter().filter(|ns| ns.netns != fabric).all(|ns| {
             ns.links
                 .iter()

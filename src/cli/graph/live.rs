@@ -14,19 +14,22 @@ use crate::apply::netlink::NetlinkKernel;
 use crate::draw::live::{IfaceLive, Live, NodeLive, ProcLive};
 use crate::node::{NodePaths, control};
 use crate::plan::Name;
-use crate::runtime::{Access, LiveLab, Session};
+use crate::runtime::{Access, Session};
 use crate::state::HostContext;
 
-/// A running lab: its topology (compiled again from the file stored at `up`) and the lab.
+/// A running lab: its topology (compiled again from the file stored at `up`) and the
+/// lab's read session, whose kernel runs on `rt` (declared first: dropped before it).
 pub struct Running {
     pub topology: crate::Topology,
-    live: LiveLab,
+    session: Session<'static>,
+    rt: tokio::runtime::Runtime,
 }
 
 /// Opens a lab that is up, with the topology it was brought up from.
 pub fn open(host: &HostContext, lab: &str) -> Result<Running, CliError> {
-    let live = LiveLab::open(host, lab)?;
-    let summary = &live.summary;
+    let session = Session::open(host, lab, Access::Read)?;
+    let live = &session.live;
+    let summary = live.summary()?;
     let source = crate::state::files::read(&live.dir.source_path()).map_err(|e| {
         CliError::Io(std::io::Error::other(format!(
             "lab `{lab}` keeps no topology to draw ({e}); it was brought up without a file"
@@ -37,21 +40,21 @@ pub fn open(host: &HostContext, lab: &str) -> Result<Running, CliError> {
     let compiled = crate::compile_str(&source, &summary.file, base)?;
     Ok(Running {
         topology: compiled.topology,
-        live,
+        session,
+        rt: crate::apply::tokio_runtime()?,
     })
 }
 
 /// The live state of every node of the lab, now.
 pub fn read(lab: &Running) -> Result<Live, CliError> {
-    let paths = lab.live.node_paths();
-    let rt = crate::apply::tokio_runtime()?;
-    let mut nodes = rt.block_on(async {
-        let session = Session::open(&lab.live.host, &lab.live.lab, Access::Read)?;
+    let session = &lab.session;
+    let paths = session.live.node_paths();
+    let mut nodes = lab.rt.block_on(async {
         let mut out = BTreeMap::new();
-        for n in &lab.live.summary.nodes {
+        for n in &session.live.summary()?.nodes {
             out.insert(
                 n.name.clone(),
-                node_kernel(session.kernel(), &n.netns).await,
+                node_kernel(session.kernel()?, &n.netns).await,
             );
         }
         Ok::<_, CliError>(out)

@@ -1,0 +1,363 @@
+//! Reading a step back: a lab's stored plan is read by every `apply`, `link`, `node` and
+//! `status` of a running lab, and at 1,000 nodes it is about 1 MB of JSON. serde's
+//! `flatten` (a step's `op` fields sit beside its `id` and `deps`) and its internally
+//! tagged `Op` buffer every field of every step into an intermediate tree, up to three
+//! times for a link, which made parsing the stored plan most of an `apply` of a large
+//! lab. Here a step is read in one pass into one flat record of every field an op may
+//! have, and the `op` tag then picks the fields its variant needs. Writing is untouched
+//! (`Step`'s derived `Serialize`), so the format is the same byte for byte and plans
+//! stored by earlier versions read as before.
+//!
+//! A new `Op` variant needs its arm in [`Flat::into_op`] (and its fields here when they
+//! are new); `tests::every_op_reads_back_as_written` fails until it has one.
+
+use std::borrow::Cow;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde::de::Error;
+
+use super::links::{Link, LinkSpec, Peer};
+use super::node::{NodeStart, ProcessSpec};
+use super::{Gate, Name, Op, Step, StepId};
+use crate::model::{Impair, Limits, Route, de_mac};
+
+/// Every field a step may have, each optional but the step's own.
+#[derive(Deserialize)]
+struct Flat<'a> {
+    id: StepId,
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    deps: Vec<StepId>,
+    netns: Option<Name>,
+    name: Option<Name>,
+    ifindex: Option<u32>,
+    #[serde(default, deserialize_with = "opt_mac")]
+    mac: Option<[u8; 6]>,
+    mtu: Option<u32>,
+    master: Option<u32>,
+    key: Option<String>,
+    value: Option<String>,
+    on: Option<bool>,
+    address: Option<IpNet>,
+    route: Option<Box<Route>>,
+    impair: Option<Box<Impair>>,
+    before: Option<Gate>,
+    lab: Option<String>,
+    content: Option<String>,
+    node: Option<String>,
+    limits: Option<Limits>,
+    start: Option<Box<NodeStart>>,
+    process: Option<String>,
+    spec: Option<Box<ProcessSpec>>,
+    argv: Option<Vec<String>>,
+    ignore_errors: Option<bool>,
+    timeout_ms: Option<u64>,
+    peer_netns: Option<Name>,
+    peer_name: Option<Name>,
+    peer_ifindex: Option<u32>,
+    #[serde(default, deserialize_with = "opt_mac")]
+    peer_mac: Option<[u8; 6]>,
+}
+
+fn opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
+    de_mac(d).map(Some)
+}
+
+/// The tags `Op` is written with, for the error about an unknown one.
+const OPS: &[&str] = &[
+    "create-netns",
+    "set-sysctl",
+    "create-bridge",
+    "set-link-up",
+    "set-multicast-snooping",
+    "set-link-down",
+    "set-mtu",
+    "add-address",
+    "add-route",
+    "set-impair",
+    "barrier",
+    "mount-run-dirs",
+    "create-mount-template",
+    "write-hosts",
+    "create-cgroup",
+    "start-node",
+    "start-process",
+    "add-process",
+    "run-exec",
+    "create-veth",
+];
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Step, D::Error> {
+        let mut flat = Flat::deserialize(d)?;
+        let (id, deps) = (flat.id, std::mem::take(&mut flat.deps));
+        Ok(Step {
+            id,
+            op: flat.into_op()?,
+            deps,
+        })
+    }
+}
+
+impl Flat<'_> {
+    /// The op the tag names, from the fields it needs; a missing one is the error serde
+    /// gives for a missing field.
+    fn into_op<E: Error>(self) -> Result<Op, E> {
+        macro_rules! need {
+            ($f:ident) => {
+                self.$f.ok_or_else(|| E::missing_field(stringify!($f)))?
+            };
+        }
+        Ok(match self.op.as_ref() {
+            "create-netns" => Op::CreateNetns {
+                netns: need!(netns),
+            },
+            "set-sysctl" => Op::SetSysctl {
+                netns: need!(netns),
+                key: need!(key),
+                value: need!(value),
+            },
+            "create-bridge" => Op::CreateBridge {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                mac: need!(mac),
+                mtu: self.mtu,
+            },
+            "set-link-up" => Op::SetLinkUp {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+            },
+            "set-multicast-snooping" => Op::SetMulticastSnooping {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                on: need!(on),
+            },
+            "set-link-down" => Op::SetLinkDown {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+            },
+            "set-mtu" => Op::SetMtu {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                mtu: need!(mtu),
+            },
+            "add-address" => Op::AddAddress {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                address: need!(address),
+            },
+            "add-route" => Op::AddRoute {
+                netns: need!(netns),
+                route: need!(route),
+            },
+            "set-impair" => Op::SetImpair {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                impair: need!(impair),
+            },
+            "barrier" => Op::Barrier {
+                before: need!(before),
+            },
+            "mount-run-dirs" => Op::MountRunDirs { lab: need!(lab) },
+            "create-mount-template" => Op::CreateMountTemplate { lab: need!(lab) },
+            "write-hosts" => Op::WriteHosts {
+                lab: need!(lab),
+                content: need!(content),
+            },
+            "create-cgroup" => Op::CreateCgroup {
+                netns: need!(netns),
+                node: need!(node),
+                limits: need!(limits),
+            },
+            "start-node" => Op::StartNode {
+                netns: need!(netns),
+                start: need!(start),
+            },
+            "start-process" => Op::StartProcess {
+                netns: need!(netns),
+                node: need!(node),
+                process: need!(process),
+            },
+            "add-process" => Op::AddProcess {
+                netns: need!(netns),
+                node: need!(node),
+                spec: need!(spec),
+            },
+            "run-exec" => Op::RunExec {
+                netns: need!(netns),
+                node: need!(node),
+                argv: need!(argv),
+                ignore_errors: need!(ignore_errors),
+                timeout_ms: self.timeout_ms,
+            },
+            "create-veth" => Op::CreateLink(Link {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                mac: need!(mac),
+                mtu: self.mtu,
+                master: self.master,
+                kind: LinkSpec::Veth(Peer {
+                    peer_netns: need!(peer_netns),
+                    peer_name: need!(peer_name),
+                    peer_ifindex: need!(peer_ifindex),
+                    peer_mac: need!(peer_mac),
+                }),
+            }),
+            other => return Err(E::unknown_variant(other, OPS)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::OPS;
+    use crate::model::Impair;
+    use crate::model::kinds::RestartPolicy;
+    use crate::plan::node::ProcessSpec;
+    use crate::plan::{Name, Op, Plan, Step};
+
+    /// The plans earlier versions wrote for the bundled examples (`tests/golden`).
+    fn golden() -> Vec<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".plan.json"))
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        assert!(out.len() >= 10, "the golden plans are missing: {out:?}");
+        out
+    }
+
+    /// Steps only `apply` and the runtime make, and an impairment, which no example's
+    /// plan has.
+    fn apply_only() -> Vec<Step> {
+        let (netns, name): (Name, Name) = ("nslab.a.r1".into(), "eth0".into());
+        let spec = ProcessSpec {
+            name: "p".into(),
+            argv: vec!["sleep".into(), "1".into()],
+            env: vec![("A".into(), "b".into())],
+            cwd: None,
+            restart: RestartPolicy::OnFailure,
+            ready: None,
+            ready_limits: crate::model::kinds::ProbeLimits {
+                probe_timeout_ms: Some(500),
+                attempts: Some(3),
+                start_period_ms: 200,
+            },
+            stop_timeout_ms: 100,
+            user: Some("frr:frrvty".into()),
+        };
+        let ops = [
+            Op::SetLinkDown {
+                netns: netns.clone(),
+                name: name.clone(),
+                ifindex: 2,
+            },
+            Op::SetMtu {
+                netns: netns.clone(),
+                name: name.clone(),
+                ifindex: 2,
+                mtu: 9000,
+            },
+            Op::SetImpair {
+                netns: netns.clone(),
+                name,
+                ifindex: 2,
+                impair: Box::new(Impair {
+                    delay: Some(std::time::Duration::from_millis(10)),
+                    loss: Some(0.005),
+                    ..Impair::default()
+                }),
+            },
+            Op::AddProcess {
+                netns,
+                node: "r1".into(),
+                spec: Box::new(spec),
+            },
+        ];
+        ops.into_iter()
+            .enumerate()
+            .map(|(id, op)| Step {
+                id,
+                op,
+                deps: vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stored_plans_read_and_write_back_byte_for_byte() {
+        for (path, text) in golden() {
+            let plan: Plan = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(plan.to_json() + "\n", text, "{path}");
+            // As a lab stores it: compact.
+            let stored = serde_json::to_vec(&plan).unwrap();
+            let again: Plan = serde_json::from_slice(&stored).unwrap();
+            assert_eq!(serde_json::to_vec(&again).unwrap(), stored, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_op_reads_back_as_written() {
+        let mut steps: Vec<Step> = golden()
+            .iter()
+            .flat_map(|(_, t)| serde_json::from_str::<Plan>(t).unwrap().steps)
+            .collect();
+        steps.extend(apply_only());
+        let mut seen = BTreeSet::new();
+        for step in &steps {
+            let text = serde_json::to_string(step).unwrap();
+            let back: Step = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.op, step.op, "{text}");
+            assert_eq!((back.id, &back.deps), (step.id, &step.deps), "{text}");
+            assert_eq!(serde_json::to_string(&back).unwrap(), text);
+            // The one-pass reader and `Op`'s own (derived, buffering) one agree.
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let fields = v.as_object_mut().unwrap();
+            fields.remove("id");
+            fields.remove("deps");
+            let derived: Op = serde_json::from_value(v).unwrap();
+            assert_eq!(derived, back.op, "{text}");
+            seen.insert(step.op.name());
+        }
+        let all: BTreeSet<&str> = OPS.iter().copied().collect();
+        assert_eq!(
+            seen, all,
+            "an op no plan here has, or one the reader does not know"
+        );
+    }
+
+    #[test]
+    fn a_missing_field_or_an_unknown_op_is_an_error() {
+        let missing = r#"{"id":1,"op":"set-sysctl","netns":"nslab.a.r1","key":"k","deps":[]}"#;
+        let e = serde_json::from_str::<Step>(missing).unwrap_err();
+        assert!(e.to_string().contains("missing field `value`"), "{e}");
+        let unknown = r#"{"id":1,"op":"create-wormhole","netns":"nslab.a","deps":[]}"#;
+        let e = serde_json::from_str::<Step>(unknown).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown variant `create-wormhole`"),
+            "{e}"
+        );
+        let bad_mac = r#"{"id":1,"op":"create-bridge","netns":"n","name":"b","ifindex":2,"mac":"zz","deps":[]}"#;
+        assert!(serde_json::from_str::<Step>(bad_mac).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! `nslab apply`'s entry: a lab that is not up is brought up; a running one is opened as a
+//! [`Session`] under its lock, which changes it (see `apply::reconcile`).
+
+use super::{RuntimeError, Session};
+use crate::apply::executor::Cancel;
+use crate::apply::reconcile::Applied;
+use crate::apply::{self, ApplyError, UpOptions};
+use crate::model::Topology;
+use crate::plan::Plan;
+
+/// [`apply_with`] on its own runtime, rolling back on SIGINT, SIGTERM and SIGHUP when
+/// `opts.handle_signals`.
+pub fn apply(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<Applied, ApplyError> {
+    let rt = apply::tokio_runtime().map_err(|e| ApplyError::Host {
+        lab: t.lab.clone(),
+        source: e,
+    })?;
+    rt.block_on(async {
+        let cancel = if opts.handle_signals {
+            apply::signals().0
+        } else {
+            apply::never()
+        };
+        apply_with(t, plan, opts, cancel).await
+    })
+}
+
+/// Makes the lab what `plan` says: brings it up if it is not up, else changes what
+/// differs. A failure or `cancel` rolls back this change only.
+pub async fn apply_with(
+    t: &Topology,
+    plan: &Plan,
+    opts: &UpOptions,
+    cancel: Cancel,
+) -> Result<Applied, ApplyError> {
+    let lab = &t.lab;
+    if !opts.host.lab_dir(lab).exists() {
+        match apply::up_with(t, plan, opts, cancel.clone()).await {
+            // Someone else brought it up meanwhile: change it instead.
+            Err(ApplyError::AlreadyUp { .. }) => {}
+            other => return other.map(Applied::Up),
+        }
+    }
+    // The lock first: a lab still coming up is waited for, not refused.
+    let lock = tokio::task::block_in_place(|| apply::lock(&opts.host, lab))?;
+    let session = Session::under_lock(&opts.host, lab, lock).map_err(|e| not_up(lab, e))?;
+    session.apply(t, plan, opts, cancel).await
+}
+
+/// Why the lab cannot be changed, in `apply`'s words.
+fn not_up(lab: &str, e: RuntimeError) -> ApplyError {
+    match e {
+        RuntimeError::NotUp(lab) => ApplyError::NotUp(lab),
+        RuntimeError::Leftovers { lab } | RuntimeError::ComingUp { lab, .. } => {
+            ApplyError::Leftovers { lab }
+        }
+        RuntimeError::State(s) => ApplyError::State(s),
+        other => ApplyError::Host {
+            lab: lab.to_string(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
