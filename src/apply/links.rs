@@ -4,21 +4,38 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::error::{KernelError, missing_link_kind};
-use crate::plan::links::{Link, LinkSpec, Peer};
+use crate::plan::links::{Link, LinkSpec, Peer, Vxlan};
 
-/// Makes `l` through `h`, a handle in its own namespace. `others` are the descriptors of
-/// the rest of `l.namespaces()`, in that order.
-pub async fn create(h: &Handle, others: &[Arc<OwnedFd>], l: &Link) -> Result<(), KernelError> {
+/// Where a link is made from: a handle and descriptor of its own namespace, the
+/// descriptors of the rest of `l.namespaces()` in that order, and a handle in the
+/// namespace nslab runs in when the kind needs one (`LinkSpec::from_home`).
+pub struct At<'a> {
+    pub own: &'a Handle,
+    pub own_fd: &'a OwnedFd,
+    pub others: &'a [Arc<OwnedFd>],
+    pub home: Option<&'a Handle>,
+}
+
+/// Makes `l`.
+pub async fn create(at: &At<'_>, l: &Link) -> Result<(), KernelError> {
     let r = match &l.kind {
         LinkSpec::Veth(p) => {
-            let fd = others.first().ok_or_else(|| {
+            let fd = at.others.first().ok_or_else(|| {
                 KernelError::Other(format!("no namespace open for the peer of {}", l.name))
             })?;
-            veth(h, fd, l, p).await
+            veth(at.own, fd, l, p).await
+        }
+        LinkSpec::Vxlan(v) => {
+            let home = at.home.ok_or_else(|| {
+                KernelError::Other(format!("no handle on this host for vxlan {}", l.name))
+            })?;
+            vxlan(home, at.own_fd, l, v).await
         }
     };
     r.map_err(|e| missing_link_kind(l.kind.kernel_kind(), e))
@@ -52,6 +69,39 @@ async fn veth(h: &Handle, peer_fd: &OwnedFd, l: &Link, p: &Peer) -> Result<(), K
     // `peer_fd` is borrowed, so it stays open until the request is answered.
     h.link()
         .add(msg)
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
+}
+
+/// A VXLAN to another host, asked for from this host's namespace with the node's as its
+/// target: the kernel makes the device there under the interface's name, while its UDP
+/// socket (and so the underlay it uses) stays in the namespace that asked. No stitching
+/// veth and no tc redirect. Learning is off: the only far end is `remote`.
+async fn vxlan(home: &Handle, node_fd: &OwnedFd, l: &Link, v: &Vxlan) -> Result<(), KernelError> {
+    let mut b = LinkMessageBuilder::<LinkVxlan>::new(&l.name)
+        .id(v.vni)
+        .port(v.port)
+        .learning(false)
+        .index(l.ifindex)
+        .address(l.mac.to_vec())
+        .setns_by_fd(node_fd.as_raw_fd());
+    b = match (v.local, v.remote) {
+        (IpAddr::V4(local), IpAddr::V4(remote)) => b.local(local).remote(remote),
+        (IpAddr::V6(local), IpAddr::V6(remote)) => b.local6(local).remote6(remote),
+        _ => {
+            return Err(KernelError::Other(format!(
+                "vxlan {}: {} and {} are of different families",
+                l.name, v.local, v.remote
+            )));
+        }
+    };
+    if let Some(m) = l.mtu {
+        b = b.mtu(m);
+    }
+    // `node_fd` is borrowed, so it stays open until the request is answered.
+    home.link()
+        .add(b.up().build())
         .execute()
         .await
         .map_err(KernelError::netlink)

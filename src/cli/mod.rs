@@ -53,6 +53,10 @@ Exit codes: 0 success, 1 failure, 2 the lab could not come up, 3 invalid input."
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// This machine's name in a lab spread over hosts (`hosts:` in the file): plan, up and
+    /// apply make only this host's share; other commands say where a remote node lives.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 /// Deferred: only the subcommand being run has its arguments built (clap builds all of
@@ -439,6 +443,36 @@ fn lab_arg(
     crate::apply::resolve_lab(host, named.as_deref()).map_err(CliError::Lab)
 }
 
+/// The plan this host makes of `t`: the whole lab, or with `--host` its share, whose
+/// VNIs step around those other labs on this host already use.
+fn plan_for(
+    host: &crate::state::HostContext,
+    t: &crate::model::Topology,
+) -> Result<crate::plan::Plan, CliError> {
+    let Some(name) = &host.host else {
+        return Ok(crate::plan::plan(t));
+    };
+    if t.hosts.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--host {name}: lab `{}` declares no `hosts:`; drop --host to run it all here",
+            t.lab
+        )));
+    }
+    let taken = crate::state::vnis::taken(host, &t.lab, t.vxlan_port);
+    match crate::plan::share::Share::of(t, name, &taken) {
+        Some(share) => Ok(crate::plan::plan_share(t, &share)),
+        None => Err(CliError::Usage(format!(
+            "--host {name}: lab `{}` has no host `{name}`; its hosts: {}",
+            t.lab,
+            t.hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// A lab name, or the `name:` of a topology file. Only the name is read, so a file that no
 /// longer compiles still names its lab.
 fn lab_name_of(target: &str) -> Result<String, CliError> {
@@ -472,7 +506,10 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     // Built once: every command below works on this host.
-    let host = &crate::state::HostContext::from_env();
+    let host = &crate::state::HostContext {
+        host: cli.host.clone(),
+        ..crate::state::HostContext::from_env()
+    };
     match cli.command {
         Command::Validate { file, quiet } => validate::run(&file, quiet),
         Command::Import { file, image_map } => import::run(&file, image_map.as_deref()),
@@ -480,7 +517,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             file,
             json,
             teardown,
-        } => plan::run(&file, json, teardown),
+        } => plan::run(host, &file, json, teardown),
         Command::Graph {
             file,
             lab,

@@ -4,13 +4,12 @@ use std::path::Path;
 
 use super::{CliError, compile_checked, exit};
 use crate::apply::{self, UpOptions};
-use crate::plan;
 use crate::state::HostContext;
 
 pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
     let c = compile_checked(file)?;
     let t = &c.topology;
-    let p = plan::plan(t);
+    let p = super::plan_for(host, t)?;
     let opts = options(host, file, &c, jobs, quiet);
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.

@@ -35,6 +35,20 @@ pub enum LinkSpec {
     /// goes straight into its own namespace and is brought up by a later step.
     #[serde(rename = "create-veth")]
     Veth(Peer),
+    /// A VXLAN to another host: made from this host's namespace (where its UDP socket
+    /// stays) straight into `netns`, up. It has no far end here; the other host makes its
+    /// own with the same VNI.
+    #[serde(rename = "create-vxlan")]
+    Vxlan(Vxlan),
+}
+
+/// A VXLAN's tunnel: its VNI, UDP port, and the two hosts' underlay addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vxlan {
+    pub vni: u32,
+    pub port: u16,
+    pub local: std::net::IpAddr,
+    pub remote: std::net::IpAddr,
 }
 
 /// The far end of a veth pair.
@@ -60,13 +74,21 @@ impl LinkSpec {
     pub fn op_name(&self) -> &'static str {
         match self {
             LinkSpec::Veth(_) => "create-veth",
+            LinkSpec::Vxlan(_) => "create-vxlan",
         }
+    }
+
+    /// Whether apply makes it from the namespace nslab runs in (the host's, or a
+    /// simulated host's) rather than from the link's own namespace.
+    pub fn from_home(&self) -> bool {
+        matches!(self, LinkSpec::Vxlan(_))
     }
 
     /// The kernel's name for the kind, for errors about a kernel without it.
     pub fn kernel_kind(&self) -> &'static str {
         match self {
             LinkSpec::Veth(_) => "veth",
+            LinkSpec::Vxlan(_) => "vxlan",
         }
     }
 }
@@ -86,6 +108,7 @@ impl Link {
                 name: p.peer_name.clone(),
                 ifindex: p.peer_ifindex,
             }),
+            LinkSpec::Vxlan(_) => {}
         }
         ends
     }
@@ -94,6 +117,7 @@ impl Link {
     pub fn namespaces(&self) -> Vec<&Name> {
         match &self.kind {
             LinkSpec::Veth(p) => vec![&self.netns, &p.peer_netns],
+            LinkSpec::Vxlan(_) => vec![&self.netns],
         }
     }
 }
@@ -117,18 +141,21 @@ struct Out<'a, K: Serialize> {
 
 impl Serialize for Link {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let out = |kind| Out {
-            op: self.kind.op_name(),
-            netns: &self.netns,
-            name: &self.name,
-            ifindex: self.ifindex,
-            mac: self.mac,
-            mtu: self.mtu,
-            master: self.master,
-            kind,
-        };
+        fn out<'a, K: Serialize>(l: &'a Link, kind: &'a K) -> Out<'a, K> {
+            Out {
+                op: l.kind.op_name(),
+                netns: &l.netns,
+                name: &l.name,
+                ifindex: l.ifindex,
+                mac: l.mac,
+                mtu: l.mtu,
+                master: l.master,
+                kind,
+            }
+        }
         match &self.kind {
-            LinkSpec::Veth(p) => out(p).serialize(s),
+            LinkSpec::Veth(p) => out(self, p).serialize(s),
+            LinkSpec::Vxlan(v) => out(self, v).serialize(s),
         }
     }
 }

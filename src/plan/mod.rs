@@ -8,6 +8,7 @@ pub mod keys;
 pub mod links;
 pub mod node;
 mod render;
+pub mod share;
 mod teardown;
 
 use std::net::IpAddr;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use serde::Serialize;
 
-pub use build::plan;
+pub use build::{plan, plan_share};
 pub use render::{render_text, route_text, teardown_text, write_text};
 pub use teardown::Teardown;
 

@@ -72,6 +72,10 @@ fn link_text(lab: &str, l: &Link) -> String {
             p.peer_ifindex,
             format_mac(&p.peer_mac)
         ),
+        LinkSpec::Vxlan(v) => format!(
+            "{own} vxlan {} port {} {} -> {}{mtu}{master}",
+            v.vni, v.port, v.local, v.remote
+        ),
     }
 }
 

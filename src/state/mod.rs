@@ -8,6 +8,7 @@ mod lock;
 pub mod owned;
 mod summary;
 pub mod trust;
+pub mod vnis;
 
 use std::path::{Path, PathBuf};
 
