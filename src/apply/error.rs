@@ -198,7 +198,9 @@ pub fn object_of(op: &Op) -> String {
 pub fn undo_text(u: &Undo) -> String {
     match u {
         Undo::DeleteNetns { netns } => format!("delete namespace {netns}"),
-        Undo::DeleteLink { netns, name, .. } => format!("delete link {name} in {netns}"),
+        Undo::DeleteLink { netns, name, .. } | Undo::DeleteTunnel { netns, name, .. } => {
+            format!("delete link {name} in {netns}")
+        }
         Undo::DeleteAddress { netns, address, .. } => {
             format!("delete address {address} in {netns}")
         }

@@ -1,5 +1,6 @@
 //! One kernel function per link kind (see `plan/links.rs`): the rtnetlink request that
-//! makes it. Taking it down is the same for every kind, `Undo::DeleteLink` of its own end.
+//! makes it. Taking it down is the same for every kind: deleting its own end
+//! (`Undo::DeleteLink`, or `Undo::DeleteTunnel` before its namespace goes).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;

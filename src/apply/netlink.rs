@@ -381,16 +381,18 @@ impl NetlinkKernel {
                     undo.name()
                 )));
             }
-            Undo::DeleteLink { netns, ifindex, .. } => match self.ns(netns).await {
-                Ok(ns) => ns
-                    .handle
-                    .link()
-                    .del(*ifindex)
-                    .execute()
-                    .await
-                    .map_err(KernelError::netlink),
-                Err(e) => Err(e),
-            },
+            Undo::DeleteLink { netns, ifindex, .. } | Undo::DeleteTunnel { netns, ifindex, .. } => {
+                match self.ns(netns).await {
+                    Ok(ns) => ns
+                        .handle
+                        .link()
+                        .del(*ifindex)
+                        .execute()
+                        .await
+                        .map_err(KernelError::netlink),
+                    Err(e) => Err(e),
+                }
+            }
             Undo::DeleteAddress {
                 netns,
                 ifindex,

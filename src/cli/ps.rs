@@ -13,10 +13,8 @@ pub fn run(
     let lab = lab_arg(host, None, lab)?;
     let live = LiveLab::open(host, &lab)?;
     let summary = &live.summary;
-    if let Some(n) = node
-        && summary.node(n).is_none()
-    {
-        return Err(CliError::Usage(format!("lab `{lab}` has no node `{n}`")));
+    if let Some(n) = node {
+        live.node(n)?;
     }
     let paths = live.node_paths();
     let mut all = Vec::new();

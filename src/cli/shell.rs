@@ -12,10 +12,7 @@ pub fn run(
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
     let live = LiveLab::open(host, &lab)?;
-    let n = live
-        .summary
-        .node(node)
-        .ok_or_else(|| CliError::Usage(format!("lab `{lab}` has no node `{node}`")))?;
+    let n = live.node(node)?;
     // bash without its rc files keeps our prompt; any other shell gets PS1 too.
     let (argv, prompt) = if std::path::Path::new("/bin/bash").exists() {
         (

@@ -16,10 +16,21 @@ pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<
     if quiet {
         return Ok(exit::OK);
     }
+    // With --host, this host's share: its own nodes.
+    let nodes = t
+        .nodes
+        .iter()
+        .filter(|n| host.host.is_none() || n.host == host.host)
+        .count();
+    let here = host
+        .host
+        .as_ref()
+        .map(|h| format!(" on host {h}"))
+        .unwrap_or_default();
     crate::outln!(
-        "lab `{}` is up: {}, {}, {} ({} in {:.2} s)",
+        "lab `{}` is up{here}: {}, {}, {} ({} in {:.2} s)",
         t.lab,
-        crate::words::count(t.nodes.len(), "node"),
+        crate::words::count(nodes, "node"),
         crate::words::count(t.bridges.len(), "bridge"),
         crate::words::count(t.links.len(), "link"),
         crate::words::count(report.steps, "step"),

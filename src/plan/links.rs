@@ -1,7 +1,8 @@
 //! The seam for link kinds. Every link nslab makes is one `Op::CreateLink`: its own end
 //! (namespace, name, ifindex, MAC, MTU, bridge) is the same for every kind, and `LinkSpec`
 //! holds what the kind adds. Its teardown is `Undo::DeleteLink` of that end whatever the
-//! kind (deleting one end of a veth deletes both). A new kind is a `model::LinkKind`
+//! kind (deleting one end of a veth deletes both), or `Undo::DeleteTunnel` for a kind made
+//! from the host's namespace (`LinkSpec::from_home`), which must go before its namespace. A new kind is a `model::LinkKind`
 //! variant, one function in `plan/build.rs` that makes its `LinkSpec` variant here, and
 //! one kernel function in `apply/links.rs`; identity, diff, rendering, the invariants and
 //! teardown see it through `ends` and `namespaces`.

@@ -261,6 +261,9 @@ fn undo_line(lab: &str, u: &Undo) -> String {
         Undo::DeleteLink { netns, name, .. } => {
             format!("delete-link    {}:{name}", short(lab, netns))
         }
+        Undo::DeleteTunnel { netns, name, .. } => {
+            format!("delete-tunnel  {}:{name}", short(lab, netns))
+        }
         Undo::DeleteAddress {
             netns,
             address,

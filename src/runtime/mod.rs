@@ -41,6 +41,12 @@ pub enum RuntimeError {
         node: String,
         known: String,
     },
+    /// The node runs on another host of the lab: say which.
+    #[error("lab `{lab}`: {}; run the command there", .remote.describe())]
+    Remote {
+        lab: String,
+        remote: crate::state::RemoteNode,
+    },
     #[error("node `{node}` of lab `{lab}` has no interface `{iface}`; it has: {known}")]
     NoIface {
         lab: String,
@@ -91,7 +97,10 @@ impl RuntimeError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            RuntimeError::Invalid(_) | RuntimeError::NoNode { .. } | RuntimeError::NoIface { .. }
+            RuntimeError::Invalid(_)
+                | RuntimeError::NoNode { .. }
+                | RuntimeError::NoIface { .. }
+                | RuntimeError::Remote { .. }
         )
     }
 }
@@ -184,6 +193,12 @@ impl LiveLab {
 
     /// A node of the lab, or the error that lists the ones it has.
     pub fn node(&self, node: &str) -> Result<&crate::state::NodeSummary, RuntimeError> {
+        if let Some(r) = self.summary.remote(node) {
+            return Err(RuntimeError::Remote {
+                lab: self.lab.clone(),
+                remote: r.clone(),
+            });
+        }
         self.summary.node(node).ok_or_else(|| RuntimeError::NoNode {
             lab: self.lab.clone(),
             node: node.to_string(),
