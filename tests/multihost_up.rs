@@ -207,6 +207,18 @@ fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
         "{}",
         text(&o)
     );
+    for args in [
+        &["logs", "--lab", "mhu-chain", "r2"][..],
+        &["link", "down", "--lab", "mhu-chain", "r2:eth1"],
+    ] {
+        let o = ha.nslab(args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains("node r2 lives on host hb"),
+            "{}",
+            text(&o)
+        );
+    }
     let o = ha.nslab(&["exec", "--lab", "mhu-chain", "r1", "--", "true"]);
     assert!(o.status.success(), "{}", text(&o));
 

@@ -29,3 +29,56 @@ pub fn taken(host: &HostContext, lab: &str, port: u16) -> BTreeSet<u32> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::links::{Link, Vxlan};
+    use crate::plan::{Plan, Step};
+
+    fn plan_with_vni(lab: &str, vni: u32, port: u16) -> Plan {
+        Plan {
+            lab: lab.into(),
+            steps: vec![Step {
+                id: 1,
+                op: Op::CreateLink(Link {
+                    netns: format!("nslab.{lab}.a").into(),
+                    name: "eth0".into(),
+                    ifindex: 2,
+                    mac: [2, 0, 0, 0, 0, 1],
+                    mtu: Some(1450),
+                    master: None,
+                    kind: LinkSpec::Vxlan(Vxlan {
+                        vni,
+                        port,
+                        local: "192.0.2.1".parse().unwrap(),
+                        remote: "192.0.2.2".parse().unwrap(),
+                    }),
+                }),
+                deps: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn other_labs_stored_plans_hold_the_taken_vnis_of_their_port() {
+        let dir = std::env::temp_dir().join(format!("nslab-vnis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = HostContext {
+            run_dir: dir.clone(),
+            netns_dir: dir.join("netns"),
+            privileged: false,
+            host: Some("ha".into()),
+        };
+        for (lab, vni, port) in [("one", 5000, 14789), ("two", 6000, 4789)] {
+            std::fs::write(dir.join(format!("{lab}.journal")), "").unwrap();
+            let p = plan_with_vni(lab, vni, port);
+            std::fs::write(host.lab_dir(lab).plan_path(), p.to_json()).unwrap();
+        }
+        assert_eq!(taken(&host, "me", 14789), BTreeSet::from([5000]));
+        assert_eq!(taken(&host, "me", 4789), BTreeSet::from([6000]));
+        // A lab's own VNIs are its own to keep (an `apply` plans them again).
+        assert!(taken(&host, "one", 14789).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
