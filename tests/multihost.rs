@@ -321,3 +321,30 @@ fn hosts_without_a_usable_address_are_errors_not_a_panic() {
     );
     assert!(e.contains("host `ha` needs an `address:`"), "{e}");
 }
+
+#[test]
+fn a_bridge_with_members_of_different_mtus_is_a_warning() {
+    let c = compile_str(
+        "name: w\nnodes: { a: {}, b: {} }\nbridges: { lan: {} }\nlinks:\n  - { endpoints: [a:eth0, lan], mtu: 9000 }\n  - [b:eth0, lan]\n",
+        "t.yaml",
+        Path::new("/labs"),
+    )
+    .unwrap();
+    let w = c.warnings.render(nslab::Severity::Warning);
+    assert!(
+        w.contains("warning: bridge `lan` joins interfaces of different MTUs (1500, 9000)"),
+        "{w}"
+    );
+    assert!(w.contains("t.yaml:3:12"), "{w}");
+    let c = compile_str(
+        "name: w\nnodes: { a: {}, b: {} }\nbridges: { lan: { mtu: 9000 } }\nlinks: [[a:eth0, lan], [b:eth0, lan]]\n",
+        "t.yaml",
+        Path::new("/labs"),
+    )
+    .unwrap();
+    assert!(
+        !c.warnings
+            .render(nslab::Severity::Warning)
+            .contains("different MTUs")
+    );
+}

@@ -260,3 +260,40 @@ fn cross_links(
         }
     }
 }
+
+/// A warning for a bridge whose members' interfaces have different MTUs: routers on that
+/// segment stall on the mismatch (OSPF's database exchange). Multi-host labs meet it
+/// first, as a cross-host link's MTU is its underlay's less the tunnel's overhead.
+pub(super) fn unequal_mtus(sink: &mut Sink, raw: &RawTopology, l: &Layout) {
+    for (bi, br) in l.bridges.iter().enumerate() {
+        let mut mtus: Vec<u32> = br
+            .ports
+            .iter()
+            .map(|p| {
+                l.nodes[p.node].interfaces[p.iface]
+                    .mtu
+                    .or(br.mtu)
+                    .unwrap_or(1500)
+            })
+            .collect();
+        mtus.sort_unstable();
+        mtus.dedup();
+        if mtus.len() > 1 {
+            let span = l
+                .bridge_pos
+                .iter()
+                .find(|(_, b)| **b == bi)
+                .map(|(r, _)| raw.bridges[*r].0.span);
+            let list: Vec<String> = mtus.iter().map(u32::to_string).collect();
+            sink.warning(
+                span,
+                format!(
+                    "bridge `{}` joins interfaces of different MTUs ({})",
+                    br.name,
+                    list.join(", ")
+                ),
+            )
+            .hint("routing adjacencies over it stall on the mismatch (OSPF's database exchange); give its links one `mtu:`");
+        }
+    }
+}

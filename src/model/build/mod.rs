@@ -33,6 +33,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     let wires = wires::resolve(sink, raw, &specs, &bridge_names)?;
     let mut l = layout::layout(&lab, raw, &specs, &bridge_names, &wires);
     let (hosts, vxlan_port) = hosts::place(sink, raw, &specs, &wires, &mut l);
+    hosts::unequal_mtus(sink, raw, &l);
     macs::assign(sink, &lab, &mut l.nodes, &mut l.bridges, &wires);
     addresses::assign(sink, raw, &specs, &mut l, &wires);
     settings::impairs(sink, &wires, &mut l);
