@@ -47,7 +47,7 @@ fn vxlans(p: &Plan) -> Vec<Tunnel> {
                     v.vni,
                     v.port,
                     v.local.to_string(),
-                    v.remote.to_string(),
+                    v.remote.map(|r| r.to_string()).unwrap_or_default(),
                     l.mtu,
                 )),
                 LinkSpec::Veth(_) => None,
@@ -347,4 +347,59 @@ fn a_bridge_with_members_of_different_mtus_is_a_warning() {
             .render(nslab::Severity::Warning)
             .contains("different MTUs")
     );
+}
+
+#[test]
+fn a_bridge_across_hosts_has_a_replica_on_each_joined_by_a_flooding_vxlan() {
+    let t = ok("
+name: span
+hosts:
+  ha: { address: 192.0.2.11 }
+  hb: { address: 192.0.2.12 }
+  hc: { address: 192.0.2.13 }
+nodes: { a: { host: ha }, b: { host: hb }, c: { host: ha }, d: { host: hc } }
+bridges: { lan: {} }
+links: [[a:eth0, lan], [b:eth0, lan], [c:eth0, lan]]
+");
+    assert_eq!(t.bridges[0].hosts, ["ha", "hb"]);
+    assert_eq!(t.node("a").unwrap().interfaces[0].mtu, Some(1450));
+    let (a, b, c) = (
+        share_plan(&t, "ha", &[]),
+        share_plan(&t, "hb", &[]),
+        share_plan(&t, "hc", &[]),
+    );
+    let (va, vb) = (vxlans(&a), vxlans(&b));
+    assert_eq!(va.len(), 1);
+    assert_eq!(
+        (va[0].0.as_str(), va[0].1.as_str()),
+        ("nslab.span", "vx-lan")
+    );
+    assert_eq!(va[0].2, vb[0].2, "one VNI for the bridge on every host");
+    let flood = |p: &Plan| -> Vec<String> {
+        p.steps
+            .iter()
+            .find_map(|s| match &s.op {
+                Op::CreateLink(l) => match &l.kind {
+                    LinkSpec::Vxlan(v) => Some(v.flood.iter().map(|a| a.to_string()).collect()),
+                    LinkSpec::Veth(_) => None,
+                },
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(flood(&a), ["192.0.2.12"]);
+    assert_eq!(flood(&b), ["192.0.2.11"]);
+    // A veth port per local member; hc has no member and so no replica (d only).
+    assert_eq!(
+        a.steps
+            .iter()
+            .filter(|s| s.op.name() == "create-veth")
+            .count(),
+        2
+    );
+    assert_eq!(namespaces(&c), ["nslab.span.d"]);
+    assert!(namespaces(&a).contains(&"nslab.span".to_string()));
+    // The tunnel goes before the fabric at down.
+    let td = a.teardown();
+    assert!(td.netlink.iter().any(|u| u.name() == "delete-tunnel"));
 }

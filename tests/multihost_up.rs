@@ -222,11 +222,15 @@ fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
     let o = ha.nslab(&["exec", "--lab", "mhu-chain", "r1", "--", "true"]);
     assert!(o.status.success(), "{}", text(&o));
 
-    for h in [&ha, &hb] {
-        let o = h.nslab(&["down", "mhu-chain"]);
+    down_and_clean(&[&ha, &hb], "mhu-chain");
+}
+
+/// `down` on every host, then nothing of the lab is left on any: no state, no namespace,
+/// no VXLAN device and no UDP socket (deleted before the namespaces, so at once).
+fn down_and_clean(hosts: &[&SimHost], lab: &str) {
+    for h in hosts {
+        let o = h.nslab(&["down", lab]);
         assert!(o.status.success(), "{}", text(&o));
-        // Nothing of the lab is left on the host: no state, no namespace, no VXLAN device
-        // and no UDP socket.
         let left = h.ok(&[
             "sh",
             "-c",
@@ -234,4 +238,70 @@ fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
         ]);
         assert_eq!(left, "", "left on the simulated host");
     }
+}
+
+const LAN: &str = "
+name: mhu-lan
+hosts:
+  ha: { address: 198.51.100.1 }
+  hb: { address: 198.51.100.2 }
+nodes:
+  h1: { host: ha }
+  h2: { host: hb }
+  h3: { host: ha }
+bridges: { lan: {} }
+links:
+  - endpoints: [{ node: h1, iface: eth0, addresses: [10.78.0.1/24] }, lan]
+  - endpoints: [{ node: h2, iface: eth0, addresses: [10.78.0.2/24] }, lan]
+  - endpoints: [{ node: h3, iface: eth0, addresses: [10.78.0.3/24] }, lan]
+";
+
+#[test]
+fn a_bridge_across_two_hosts_is_one_segment_through_its_replicas() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let dir = std::env::temp_dir().join("nslab-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mhu-lan.yaml");
+    std::fs::write(&file, LAN).unwrap();
+    let file = file.to_str().unwrap();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    // Each host's replica of `lan` has a VXLAN port that floods to the other host.
+    let fdb = ha.ok(&[
+        "ip",
+        "netns",
+        "exec",
+        "nslab.mhu-lan",
+        "bridge",
+        "fdb",
+        "show",
+        "dev",
+        "vx-lan",
+    ]);
+    assert!(fdb.contains("00:00:00:00:00:00 dst 198.51.100.2"), "{fdb}");
+    let port = hb.ok(&["ip", "-n", "nslab.mhu-lan", "-d", "link", "show", "vx-lan"]);
+    assert!(port.contains("master lan"), "{port}");
+    assert!(port.contains("mtu 1450"), "{port}");
+    // Both hosts' members reach each other at the full MTU, and ha's two locally.
+    wait_for("h1 pinging h2 across the hosts", || {
+        ping(&ha, "nslab.mhu-lan.h1", "1422", "10.78.0.2")
+            .status
+            .success()
+    });
+    for (h, from, to) in [
+        (&ha, "nslab.mhu-lan.h3", "10.78.0.2"),
+        (&hb, "nslab.mhu-lan.h2", "10.78.0.1"),
+        (&hb, "nslab.mhu-lan.h2", "10.78.0.3"),
+        (&ha, "nslab.mhu-lan.h1", "10.78.0.3"),
+    ] {
+        let o = ping(h, from, "1422", to);
+        assert!(o.status.success(), "{from} -> {to}: {}", text(&o));
+    }
+    down_and_clean(&[&ha, &hb], "mhu-lan");
 }

@@ -175,7 +175,7 @@ pub fn object_of(op: &Op) -> String {
             LinkSpec::Veth(p) => {
                 format!("veth {} (peer {} in {})", l.name, p.peer_name, p.peer_netns)
             }
-            LinkSpec::Vxlan(v) => format!("vxlan {} (VNI {} to {})", l.name, v.vni, v.remote),
+            LinkSpec::Vxlan(v) => format!("vxlan {} (VNI {})", l.name, v.vni),
         },
         Op::SetLinkUp { name, .. } | Op::SetLinkDown { name, .. } => format!("link {name}"),
         Op::SetMtu { name, mtu, .. } => format!("mtu {mtu} of link {name}"),

@@ -7,7 +7,13 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
+use futures_util::StreamExt;
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
+use rtnetlink::packet_route::neighbour::NeighbourFlags;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::error::{KernelError, missing_link_kind};
@@ -36,7 +42,10 @@ pub async fn create(at: &At<'_>, l: &Link) -> Result<(), KernelError> {
             let home = at.home.ok_or_else(|| {
                 KernelError::Other(format!("no handle on this host for vxlan {}", l.name))
             })?;
-            vxlan(home, at.own_fd, l, v).await
+            match vxlan(home, at.own_fd, l, v).await {
+                Ok(()) => flood(at.own, l, v).await,
+                e => e,
+            }
         }
     };
     r.map_err(|e| missing_link_kind(l.kind.kernel_kind(), e))
@@ -88,11 +97,13 @@ async fn vxlan(home: &Handle, node_fd: &OwnedFd, l: &Link, v: &Vxlan) -> Result<
         .address(l.mac.to_vec())
         .setns_by_fd(node_fd.as_raw_fd());
     b = match (v.local, v.remote) {
-        (IpAddr::V4(local), IpAddr::V4(remote)) => b.local(local).remote(remote),
-        (IpAddr::V6(local), IpAddr::V6(remote)) => b.local6(local).remote6(remote),
+        (IpAddr::V4(local), Some(IpAddr::V4(remote))) => b.local(local).remote(remote),
+        (IpAddr::V6(local), Some(IpAddr::V6(remote))) => b.local6(local).remote6(remote),
+        (IpAddr::V4(local), None) => b.local(local),
+        (IpAddr::V6(local), None) => b.local6(local),
         _ => {
             return Err(KernelError::Other(format!(
-                "vxlan {}: {} and {} are of different families",
+                "vxlan {}: {} and {:?} are of different families",
                 l.name, v.local, v.remote
             )));
         }
@@ -100,10 +111,38 @@ async fn vxlan(home: &Handle, node_fd: &OwnedFd, l: &Link, v: &Vxlan) -> Result<
     if let Some(m) = l.mtu {
         b = b.mtu(m);
     }
+    if let Some(m) = l.master {
+        b = b.controller(m);
+    }
     // `node_fd` is borrowed, so it stays open until the request is answered.
     home.link()
         .add(b.up().build())
         .execute()
         .await
         .map_err(KernelError::netlink)
+}
+
+/// Head-end replication: an all-zeros FDB entry towards each other replica's host, each
+/// appended (`bridge fdb append 00:00:00:00:00:00 dev vx dst PEER`), through a handle in
+/// the device's own namespace.
+async fn flood(own: &Handle, l: &Link, v: &Vxlan) -> Result<(), KernelError> {
+    for peer in &v.flood {
+        let mut req = own
+            .neighbours()
+            .add_bridge(l.ifindex, &[0; 6])
+            .destination(*peer);
+        req.message_mut().header.flags = NeighbourFlags::Own;
+        let msg = req.message_mut().clone();
+        let mut nl = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(msg));
+        nl.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
+        let mut response = own.clone().request(nl).map_err(KernelError::netlink)?;
+        while let Some(m) = response.next().await {
+            if let NetlinkPayload::Error(e) = m.payload
+                && e.code.is_some()
+            {
+                return Err(KernelError::netlink(rtnetlink::Error::NetlinkError(e)));
+            }
+        }
+    }
+    Ok(())
 }

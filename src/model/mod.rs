@@ -181,6 +181,10 @@ pub struct Bridge {
     pub mtu: Option<u32>,
     pub subnets: Vec<IpNet>,
     pub ports: Vec<BridgePort>,
+    /// In a multi-host lab, the hosts its members are on when more than one: each holds a
+    /// replica, joined to the others by a VXLAN with head-end replication.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// The fabric-side end of a node's link to a bridge.

@@ -215,7 +215,7 @@ fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
                 w.bridge_step.push(0);
                 continue;
             }
-            w.bridge_step.push(b.push(
+            let made = b.push(
                 Op::CreateBridge {
                     netns: f.clone(),
                     name: Name::from(br.name.as_str()),
@@ -224,7 +224,13 @@ fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
                     mtu: br.mtu,
                 },
                 deps.clone(),
-            ));
+            );
+            w.bridge_step.push(made);
+            if let Some(share) = &w.share
+                && let Some(vni) = share.bridge_vnis[bi]
+            {
+                b.push(replica_tunnel(t, share, f, bi, vni), vec![made]);
+            }
         }
     }
 }
@@ -235,15 +241,18 @@ fn links(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     // (node, interface, its veth's step)
     let mut peers: Vec<(usize, usize, StepId)> = Vec::new();
     for (li, l) in t.links.iter().enumerate() {
+        // A bridge end is wherever its node end is (a replica is on every member's host).
         let ends = [l.a, l.b].map(|e| match e {
-            End::Node { node, .. } => w.local[node],
-            End::Bridge { bridge, .. } => w.bridge_local[bridge],
+            End::Node { node, .. } => Some(w.local[node]),
+            End::Bridge { .. } => None,
         });
+        let local = |i: usize| ends[i].unwrap_or(true);
         match (l.kind, w.share.clone()) {
-            _ if !ends[0] && !ends[1] => {}
+            _ if !local(0) && !local(1) => {}
+            (LinkKind::Veth, _) if !local(0) || !local(1) => {}
             (LinkKind::Vxlan, Some(share)) => {
                 let vni = share.vnis[li].expect("a vxlan link has a VNI");
-                let (own, far) = if ends[0] { (l.a, l.b) } else { (l.b, l.a) };
+                let (own, far) = if local(0) { (l.a, l.b) } else { (l.b, l.a) };
                 vxlan(t, b, w, &share, [own, far], vni);
             }
             (LinkKind::Veth | LinkKind::Vxlan, _) => veth(t, b, w, l, &mut peers),
@@ -338,6 +347,60 @@ fn veth(
     }
 }
 
+/// The port that joins a bridge's replica here to its replicas on other hosts: a VXLAN
+/// in the fabric, with one all-zeros FDB entry per other host (head-end replication).
+/// Its name, `vx-` and the bridge's, and an ifindex and MAC are derived so that they
+/// clash with nothing else in the fabric.
+fn replica_tunnel(t: &Topology, share: &Share, fabric: &Name, bi: usize, vni: u32) -> Op {
+    let br = &t.bridges[bi];
+    let taken: std::collections::HashSet<u32> = t
+        .bridges
+        .iter()
+        .flat_map(|b| std::iter::once(b.ifindex).chain(b.ports.iter().map(|p| p.ifindex)))
+        .collect();
+    let mut ifindex = 0x00f0_0000 | (vni & 0xfffff);
+    while taken.contains(&ifindex) || ifindex < 256 {
+        ifindex = ifindex.wrapping_add(1) & 0x00ff_ffff;
+    }
+    let names: std::collections::HashSet<&str> = t
+        .bridges
+        .iter()
+        .flat_map(|b| {
+            std::iter::once(b.name.as_str()).chain(b.ports.iter().map(|p| p.name.as_str()))
+        })
+        .collect();
+    let mut name = format!("vx-{}", br.name.chars().take(12).collect::<String>());
+    if names.contains(name.as_str()) {
+        name = format!("vx-{vni:x}");
+    }
+    let here = &t.hosts[share.host];
+    let v = vni.to_be_bytes();
+    Op::CreateLink(Link {
+        netns: fabric.clone(),
+        name: Name::from(name.as_str()),
+        ifindex,
+        mac: [0x06, 0x76, 0x78, v[1], v[2], v[3]],
+        mtu: br
+            .ports
+            .iter()
+            .filter_map(|p| t.nodes[p.node].interfaces[p.iface].mtu)
+            .min(),
+        master: Some(br.ifindex),
+        kind: LinkSpec::Vxlan(Vxlan {
+            vni,
+            port: t.vxlan_port,
+            local: here.address,
+            remote: None,
+            flood: t
+                .hosts
+                .iter()
+                .filter(|h| h.name != here.name && br.hosts.contains(&h.name))
+                .map(|h| h.address)
+                .collect(),
+        }),
+    })
+}
+
 /// A link to another host: a VXLAN made from this host's namespace (where its UDP socket
 /// stays) straight into the node's, under the interface's name, up.
 fn vxlan(t: &Topology, b: &mut Builder, w: &mut Wiring, share: &Share, ends: [End; 2], vni: u32) {
@@ -358,7 +421,8 @@ fn vxlan(t: &Topology, b: &mut Builder, w: &mut Wiring, share: &Share, ends: [En
                 vni,
                 port: t.vxlan_port,
                 local: t.hosts[share.host].address,
-                remote: t.hosts[remote].address,
+                remote: Some(t.hosts[remote].address),
+                flood: Vec::new(),
             }),
         }),
         w.ready[node].clone(),

@@ -43,13 +43,18 @@ pub enum LinkSpec {
     Vxlan(Vxlan),
 }
 
-/// A VXLAN's tunnel: its VNI, UDP port, and the two hosts' underlay addresses.
+/// A VXLAN's tunnel: its VNI, UDP port, this host's underlay address, and the other
+/// host's (a point-to-point link), or every other replica's host (a bridge's port: each
+/// gets an all-zeros FDB entry, so broadcast and unknown frames go to all of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vxlan {
     pub vni: u32,
     pub port: u16,
     pub local: std::net::IpAddr,
-    pub remote: std::net::IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<std::net::IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flood: Vec<std::net::IpAddr>,
 }
 
 /// The far end of a veth pair.

@@ -72,10 +72,21 @@ fn link_text(lab: &str, l: &Link) -> String {
             p.peer_ifindex,
             format_mac(&p.peer_mac)
         ),
-        LinkSpec::Vxlan(v) => format!(
-            "{own} vxlan {} port {} {} -> {}{mtu}{master}",
-            v.vni, v.port, v.local, v.remote
-        ),
+        LinkSpec::Vxlan(v) => {
+            let to: Vec<String> = v
+                .remote
+                .iter()
+                .chain(&v.flood)
+                .map(|a| a.to_string())
+                .collect();
+            format!(
+                "{own} vxlan {} port {} {} -> {}{mtu}{master}",
+                v.vni,
+                v.port,
+                v.local,
+                to.join(" ")
+            )
+        }
     }
 }
 

@@ -25,15 +25,19 @@ pub struct Share {
     pub host: usize,
     /// Per link: its VNI if it crosses hosts.
     pub vnis: Vec<Option<u32>>,
+    /// Per bridge: its VNI if it spans hosts.
+    pub bridge_vnis: Vec<Option<u32>>,
 }
 
 impl Share {
     /// The share of host `name`, with the VNIs other labs use on this host and port.
     pub fn of(t: &Topology, name: &str, taken: &BTreeSet<u32>) -> Option<Share> {
         let host = t.hosts.iter().position(|h| h.name == name)?;
+        let (vnis, bridge_vnis) = allocate(t, taken);
         Some(Share {
             host,
-            vnis: vnis(t, taken),
+            vnis,
+            bridge_vnis,
         })
     }
 
@@ -46,23 +50,38 @@ impl Share {
 /// The VNI of every cross-host link: its hash, probed upwards past `taken` and the VNIs
 /// of links earlier in canonical order (by their ends' names, not their place in the file).
 pub fn vnis(t: &Topology, taken: &BTreeSet<u32>) -> Vec<Option<u32>> {
-    let mut keyed: Vec<(String, usize)> = t
+    allocate(t, taken).0
+}
+
+/// The VNIs of cross-host links and of bridges that span hosts (keyed `bridge <name>`),
+/// in one canonical order.
+fn allocate(t: &Topology, taken: &BTreeSet<u32>) -> (Vec<Option<u32>>, Vec<Option<u32>>) {
+    let links = t
         .links
         .iter()
         .enumerate()
         .filter(|(_, l)| l.kind == LinkKind::Vxlan)
-        .map(|(i, l)| (link_key(t, l.a, l.b), i))
-        .collect();
+        .map(|(i, l)| (link_key(t, l.a, l.b), Ok(i)));
+    let bridges = t
+        .bridges
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| !b.hosts.is_empty())
+        .map(|(i, b)| (format!("bridge {}", b.name), Err(i)));
+    let mut keyed: Vec<(String, Result<usize, usize>)> = links.chain(bridges).collect();
     keyed.sort();
     let mut used = taken.clone();
-    let mut out = vec![None; t.links.len()];
+    let mut out = (vec![None; t.links.len()], vec![None; t.bridges.len()]);
     for (key, i) in keyed {
         let mut vni = hashed(&t.lab, &key);
         while used.contains(&vni) {
             vni = if vni == VNI_MAX { VNI_MIN } else { vni + 1 };
         }
         used.insert(vni);
-        out[i] = Some(vni);
+        match i {
+            Ok(l) => out.0[l] = Some(vni),
+            Err(b) => out.1[b] = Some(vni),
+        }
     }
     out
 }

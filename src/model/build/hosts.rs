@@ -238,27 +238,73 @@ fn cross_links(
             }
         }
     }
-    for (bi, br) in l.bridges.iter().enumerate() {
-        let mut on: Vec<usize> = br.ports.iter().map(|p| host_of[p.node]).collect();
-        on.sort_unstable();
-        on.dedup();
-        if on.len() > 1 {
-            let span = l
-                .bridge_pos
-                .iter()
-                .find(|(_, b)| **b == bi)
-                .map(|(r, _)| raw.bridges[*r].0.span);
-            sink.error(
-                span,
-                format!(
-                    "bridge `{}` has members on hosts {}: a bridge across hosts is not supported yet",
-                    br.name,
-                    on.iter().map(|h| format!("`{}`", hosts[*h].name)).collect::<Vec<_>>().join(", ")
-                ),
-            )
-            .hint("place every member of the bridge on one host");
+    for bi in 0..l.bridges.len() {
+        spanning_bridge(sink, raw, l, bi, hosts, host_of);
+    }
+}
+
+/// A bridge with members on several hosts: a replica on each, so its members' MTU is what
+/// the VXLANs between the replicas carry (the default), and no more.
+fn spanning_bridge(
+    sink: &mut Sink,
+    raw: &RawTopology,
+    l: &mut Layout,
+    bi: usize,
+    hosts: &[Host],
+    host_of: &[usize],
+) {
+    let br = &l.bridges[bi];
+    let mut on: Vec<usize> = br.ports.iter().map(|p| host_of[p.node]).collect();
+    on.sort_unstable();
+    on.dedup();
+    if on.len() < 2 {
+        return;
+    }
+    let over = on
+        .iter()
+        .map(|h| hosts[*h].vxlan_overhead())
+        .max()
+        .unwrap_or(50);
+    let most = on.iter().map(|h| hosts[*h].mtu).min().unwrap_or(1500) - over;
+    let span = l
+        .bridge_pos
+        .iter()
+        .find(|(_, b)| **b == bi)
+        .map(|(r, _)| raw.bridges[*r].0.span);
+    if let Some(m) = br.mtu.filter(|m| *m > most) {
+        sink.error(
+            span,
+            format!(
+                "bridge `{}` spans hosts and its MTU {m} is more than they carry: at most {most}",
+                br.name
+            ),
+        )
+        .hint(format!(
+            "a VXLAN adds {over} bytes; lower the bridge's `mtu:`, or raise the hosts' `mtu:`"
+        ));
+    }
+    let ports: Vec<(usize, usize)> = br.ports.iter().map(|p| (p.node, p.iface)).collect();
+    for (n, i) in ports {
+        let node = &mut l.nodes[n];
+        let iface = &mut node.interfaces[i];
+        match iface.mtu {
+            Some(m) if m > most => {
+                sink.error(
+                    span,
+                    format!(
+                        "bridge `{}` spans hosts, but {}:{} has MTU {m}: at most {most}",
+                        l.bridges[bi].name, node.name, iface.name
+                    ),
+                )
+                .hint(format!(
+                    "a VXLAN adds {over} bytes; lower the link's `mtu:`"
+                ));
+            }
+            Some(_) => {}
+            None => iface.mtu = Some(most),
         }
     }
+    l.bridges[bi].hosts = on.iter().map(|h| hosts[*h].name.clone()).collect();
 }
 
 /// A warning for a bridge whose members' interfaces have different MTUs: routers on that

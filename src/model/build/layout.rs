@@ -105,6 +105,7 @@ fn bridges_of(
             mtu: spec.mtu.as_ref().map(|m| m.value),
             subnets: Vec::new(),
             ports: Vec::new(),
+            hosts: Vec::new(),
         })
         .collect();
     // Bridge indices above index `raw.bridges`; remap to the deduplicated list.
