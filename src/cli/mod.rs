@@ -449,28 +449,7 @@ fn plan_for(
     host: &crate::state::HostContext,
     t: &crate::model::Topology,
 ) -> Result<crate::plan::Plan, CliError> {
-    let Some(name) = &host.host else {
-        return Ok(crate::plan::plan(t));
-    };
-    if t.hosts.is_empty() {
-        return Err(CliError::Usage(format!(
-            "--host {name}: lab `{}` declares no `hosts:`; drop --host to run it all here",
-            t.lab
-        )));
-    }
-    let taken = crate::state::vnis::taken(host, &t.lab, t.vxlan_port);
-    match crate::plan::share::Share::of(t, name, &taken) {
-        Some(share) => Ok(crate::plan::plan_share(t, &share)),
-        None => Err(CliError::Usage(format!(
-            "--host {name}: lab `{}` has no host `{name}`; its hosts: {}",
-            t.lab,
-            t.hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+    crate::state::vnis::host_plan(host, t).map_err(CliError::Usage)
 }
 
 /// A lab name, or the `name:` of a topology file. Only the name is read, so a file that no

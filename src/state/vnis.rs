@@ -6,6 +6,37 @@ use std::collections::BTreeSet;
 use super::{HostContext, LabDir};
 use crate::plan::{LinkSpec, Op};
 
+/// The plan this host makes of `t`: the whole lab, or with `host.host` its share, whose
+/// VNIs step around those other labs on this host already use. The error says what is
+/// wrong with the host's name, for a usage error.
+pub fn host_plan(
+    host: &HostContext,
+    t: &crate::model::Topology,
+) -> Result<crate::plan::Plan, String> {
+    let Some(name) = &host.host else {
+        return Ok(crate::plan::plan(t));
+    };
+    if t.hosts.is_empty() {
+        return Err(format!(
+            "--host {name}: lab `{}` declares no `hosts:`; drop --host to run it all here",
+            t.lab
+        ));
+    }
+    let used = taken(host, &t.lab, t.vxlan_port);
+    match crate::plan::share::Share::of(t, name, &used) {
+        Some(share) => Ok(crate::plan::plan_share(t, &share)),
+        None => Err(format!(
+            "--host {name}: lab `{}` has no host `{name}`; its hosts: {}",
+            t.lab,
+            t.hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// VNIs on `port` in the stored plans (and unfinished applies) of every lab but `lab`. A
 /// plan that cannot be read counts as none: a broken lab's VNIs are the kernel's to refuse
 /// (`EEXIST`), which names the clash.
