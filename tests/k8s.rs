@@ -161,3 +161,31 @@ fn an_invalid_topology_is_reported_as_validate_does() {
     assert!(text(&o).contains("unknown key `lables`"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A lab with `hosts:` runs only on those machines: the DaemonSet's node affinity names
+/// them, and each agent takes its share by the node name it is given.
+#[test]
+fn a_lab_with_hosts_is_pinned_to_those_kubernetes_nodes() {
+    let o = k8s(&["topologies/two-machines.yaml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let affinity = out
+        .find("key: kubernetes.io/hostname")
+        .map(|at| &out[at..])
+        .unwrap_or_else(|| panic!("no node affinity:\n{out}"));
+    let values = affinity.find("values:").map(|at| &affinity[at..]).unwrap();
+    let listed: Vec<&str> = values
+        .lines()
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("- "))
+        .map(|l| l.trim_start().trim_start_matches("- ").trim())
+        .collect();
+    assert_eq!(listed, ["ha", "hb"], "{out}");
+    assert!(
+        out.contains("--host"),
+        "the agent is not given its host:\n{out}"
+    );
+    // Without hosts:, no affinity: the lab runs whole wherever an agent runs.
+    let o = k8s(&["topologies/services.yaml"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("kubernetes.io/hostname"));
+}

@@ -28,6 +28,9 @@ pub enum AgentError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// `--host` names no host of the lab, or the lab has none.
+    #[error("{0}")]
+    Share(String),
     #[error("lab `{lab}` could not come up: {source}")]
     Up {
         lab: String,
@@ -93,14 +96,15 @@ fn bring_up(
         lab: lab.clone(),
         source,
     };
-    let applied = match rt.block_on(apply_file(host, file, c, cancel.clone())) {
+    let plan = share(host, c).map_err(AgentError::Share)?;
+    let applied = match rt.block_on(apply_file(host, file, c, &plan, cancel.clone())) {
         Err(ApplyError::Leftovers { .. }) => {
             log(format_args!(
                 "lab `{lab}` was left incomplete by an interrupted up; removing it first"
             ));
             // Outside the runtime: `down` runs one of its own.
             apply::down(host, &lab).map_err(up_error)?;
-            rt.block_on(apply_file(host, file, c, cancel.clone()))
+            rt.block_on(apply_file(host, file, c, &plan, cancel.clone()))
         }
         other => other,
     };
@@ -140,7 +144,11 @@ fn change(
             c.topology.lab
         ));
     }
-    match rt.block_on(apply_file(host, file, &c, cancel.clone())) {
+    let plan = match share(host, &c) {
+        Ok(p) => p,
+        Err(why) => return log(format_args!("the changed file is not applied: {why}")),
+    };
+    match rt.block_on(apply_file(host, file, &c, &plan, cancel.clone())) {
         Ok(Applied::Changed { diff, elapsed, .. }) if !diff.groups.is_empty() => log(format_args!(
             "lab `{lab}` changed ({}) in {:.3} s",
             crate::words::count(diff.groups.len(), "node"),
@@ -163,15 +171,21 @@ async fn apply_file(
     host: &HostContext,
     file: &Path,
     c: &crate::Compiled,
+    plan: &crate::plan::Plan,
     cancel: Cancel,
 ) -> Result<Applied, ApplyError> {
-    let plan = crate::plan::plan(&c.topology);
     let opts = UpOptions {
         file: absolute(file).display().to_string(),
         source: Some(c.warnings.source.clone()),
         ..UpOptions::new(host.clone())
     };
-    crate::runtime::apply_with(&c.topology, &plan, &opts, cancel).await
+    crate::runtime::apply_with(&c.topology, plan, &opts, cancel).await
+}
+
+/// This machine's share of the lab (all of it without --host). VNIs probe past those
+/// of the other labs on this host, so the plan is made just before it is applied.
+fn share(host: &HostContext, c: &crate::Compiled) -> Result<crate::plan::Plan, String> {
+    crate::state::vnis::host_plan(host, &c.topology)
 }
 
 /// The file compiled with the host's checks, as `up` does; warnings go to the log.

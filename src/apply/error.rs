@@ -175,6 +175,7 @@ pub fn object_of(op: &Op) -> String {
             LinkSpec::Veth(p) => {
                 format!("veth {} (peer {} in {})", l.name, p.peer_name, p.peer_netns)
             }
+            LinkSpec::Vxlan(v) => format!("vxlan {} (VNI {})", l.name, v.vni),
         },
         Op::SetLinkUp { name, .. } | Op::SetLinkDown { name, .. } => format!("link {name}"),
         Op::SetMtu { name, mtu, .. } => format!("mtu {mtu} of link {name}"),
@@ -197,7 +198,9 @@ pub fn object_of(op: &Op) -> String {
 pub fn undo_text(u: &Undo) -> String {
     match u {
         Undo::DeleteNetns { netns } => format!("delete namespace {netns}"),
-        Undo::DeleteLink { netns, name, .. } => format!("delete link {name} in {netns}"),
+        Undo::DeleteLink { netns, name, .. } | Undo::DeleteTunnel { netns, name, .. } => {
+            format!("delete link {name} in {netns}")
+        }
         Undo::DeleteAddress { netns, address, .. } => {
             format!("delete address {address} in {netns}")
         }

@@ -1,24 +1,51 @@
 //! One kernel function per link kind (see `plan/links.rs`): the rtnetlink request that
-//! makes it. Taking it down is the same for every kind, `Undo::DeleteLink` of its own end.
+//! makes it. Taking it down is the same for every kind: deleting its own end
+//! (`Undo::DeleteLink`, or `Undo::DeleteTunnel` before its namespace goes).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
+use futures_util::StreamExt;
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::packet_route::neighbour::NeighbourFlags;
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::error::{KernelError, missing_link_kind};
-use crate::plan::links::{Link, LinkSpec, Peer};
+use crate::plan::links::{Link, LinkSpec, Peer, Vxlan};
 
-/// Makes `l` through `h`, a handle in its own namespace. `others` are the descriptors of
-/// the rest of `l.namespaces()`, in that order.
-pub async fn create(h: &Handle, others: &[Arc<OwnedFd>], l: &Link) -> Result<(), KernelError> {
+/// Where a link is made from: a handle and descriptor of its own namespace, the
+/// descriptors of the rest of `l.namespaces()` in that order, and a handle in the
+/// namespace nslab runs in when the kind needs one (`LinkSpec::from_home`).
+pub struct At<'a> {
+    pub own: &'a Handle,
+    pub own_fd: &'a OwnedFd,
+    pub others: &'a [Arc<OwnedFd>],
+    pub home: Option<&'a Handle>,
+}
+
+/// Makes `l`.
+pub async fn create(at: &At<'_>, l: &Link) -> Result<(), KernelError> {
     let r = match &l.kind {
         LinkSpec::Veth(p) => {
-            let fd = others.first().ok_or_else(|| {
+            let fd = at.others.first().ok_or_else(|| {
                 KernelError::Other(format!("no namespace open for the peer of {}", l.name))
             })?;
-            veth(h, fd, l, p).await
+            veth(at.own, fd, l, p).await
+        }
+        LinkSpec::Vxlan(v) => {
+            let home = at.home.ok_or_else(|| {
+                KernelError::Other(format!("no handle on this host for vxlan {}", l.name))
+            })?;
+            match vxlan(home, at.own_fd, l, v).await {
+                Ok(()) => flood(at.own, l, v).await,
+                e => e,
+            }
         }
     };
     r.map_err(|e| missing_link_kind(l.kind.kernel_kind(), e))
@@ -55,4 +82,67 @@ async fn veth(h: &Handle, peer_fd: &OwnedFd, l: &Link, p: &Peer) -> Result<(), K
         .execute()
         .await
         .map_err(KernelError::netlink)
+}
+
+/// A VXLAN to another host, asked for from this host's namespace with the node's as its
+/// target: the kernel makes the device there under the interface's name, while its UDP
+/// socket (and so the underlay it uses) stays in the namespace that asked. No stitching
+/// veth and no tc redirect. Learning is off: the only far end is `remote`.
+async fn vxlan(home: &Handle, node_fd: &OwnedFd, l: &Link, v: &Vxlan) -> Result<(), KernelError> {
+    let mut b = LinkMessageBuilder::<LinkVxlan>::new(&l.name)
+        .id(v.vni)
+        .port(v.port)
+        .learning(false)
+        .index(l.ifindex)
+        .address(l.mac.to_vec())
+        .setns_by_fd(node_fd.as_raw_fd());
+    b = match (v.local, v.remote) {
+        (IpAddr::V4(local), Some(IpAddr::V4(remote))) => b.local(local).remote(remote),
+        (IpAddr::V6(local), Some(IpAddr::V6(remote))) => b.local6(local).remote6(remote),
+        (IpAddr::V4(local), None) => b.local(local),
+        (IpAddr::V6(local), None) => b.local6(local),
+        _ => {
+            return Err(KernelError::Other(format!(
+                "vxlan {}: {} and {:?} are of different families",
+                l.name, v.local, v.remote
+            )));
+        }
+    };
+    if let Some(m) = l.mtu {
+        b = b.mtu(m);
+    }
+    if let Some(m) = l.master {
+        b = b.controller(m);
+    }
+    // `node_fd` is borrowed, so it stays open until the request is answered.
+    home.link()
+        .add(b.up().build())
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
+}
+
+/// Head-end replication: an all-zeros FDB entry towards each other replica's host, each
+/// appended (`bridge fdb append 00:00:00:00:00:00 dev vx dst PEER`), through a handle in
+/// the device's own namespace.
+async fn flood(own: &Handle, l: &Link, v: &Vxlan) -> Result<(), KernelError> {
+    for peer in &v.flood {
+        let mut req = own
+            .neighbours()
+            .add_bridge(l.ifindex, &[0; 6])
+            .destination(*peer);
+        req.message_mut().header.flags = NeighbourFlags::Own;
+        let msg = req.message_mut().clone();
+        let mut nl = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(msg));
+        nl.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
+        let mut response = own.clone().request(nl).map_err(KernelError::netlink)?;
+        while let Some(m) = response.next().await {
+            if let NetlinkPayload::Error(e) = m.payload
+                && e.code.is_some()
+            {
+                return Err(KernelError::netlink(rtnetlink::Error::NetlinkError(e)));
+            }
+        }
+    }
+    Ok(())
 }

@@ -293,7 +293,8 @@ pub async fn up_with(
         Ok(()) => {
             // The lab is on record as up only once its files are: a full disk here rolls
             // back like any failed step.
-            let summary = LabSummary::of(t, &opts.file, started, now());
+            let host = opts.host.host.as_deref();
+            let summary = LabSummary::of(t, host, &opts.file, started, now());
             summary
                 .write(&dir.summary_path())
                 .and_then(|()| match &opts.source {

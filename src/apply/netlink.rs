@@ -44,6 +44,10 @@ pub struct NetlinkKernel {
     open: Mutex<HashMap<Name, Ns>>,
 }
 
+/// The key of the namespace nslab runs in among the open ones: no namespace is named "".
+/// That namespace is where a VXLAN's UDP socket lives (see `apply::links::vxlan`).
+const HOME: &str = "";
+
 impl NetlinkKernel {
     /// `threads` namespace threads; two measured best for creating namespaces here.
     /// Opening one prepares nothing on the host: only `up` makes `/run/netns` ready, under
@@ -91,6 +95,37 @@ impl NetlinkKernel {
             open.insert(name.clone(), ns.clone());
         }
         Ok(ns)
+    }
+
+    /// A netlink handle in the namespace nslab runs in, made on a namespace thread that
+    /// entered it (the thread that asks may be anywhere).
+    /// The process's namespace is its main thread's, which never leaves it (only
+    /// namespace threads enter others).
+    async fn home(&self) -> Result<Handle, KernelError> {
+        if let Some(ns) = self.cached(HOME) {
+            return Ok(ns.handle);
+        }
+        let fd = Arc::new(OwnedFd::from(
+            std::fs::File::open("/proc/self/ns/net").map_err(KernelError::Io)?,
+        ));
+        let (rt, fd2) = (self.rt.clone(), fd.clone());
+        let handle = self
+            .threads
+            .run(move || {
+                netns::enter(&fd2)?;
+                connect(&rt)
+            })
+            .await?;
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(
+                Name::from(HOME),
+                Ns {
+                    fd,
+                    handle: handle.clone(),
+                },
+            );
+        }
+        Ok(handle)
     }
 
     /// Drops every handle this kernel holds (their connection tasks end with them).
@@ -170,12 +205,22 @@ impl NetlinkKernel {
             }
             Op::CreateLink(l) => {
                 let spaces = l.namespaces();
-                let h = self.ns(spaces[0]).await?.handle;
+                let own = self.ns(spaces[0]).await?;
                 let mut others = Vec::new();
                 for n in &spaces[1..] {
                     others.push(self.ns(n).await?.fd);
                 }
-                super::links::create(&h, &others, l).await
+                let home = match l.kind.from_home() {
+                    true => Some(self.home().await?),
+                    false => None,
+                };
+                let at = super::links::At {
+                    own: &own.handle,
+                    own_fd: &own.fd,
+                    others: &others,
+                    home: home.as_ref(),
+                };
+                super::links::create(&at, l).await
             }
             Op::SetLinkUp { netns, ifindex, .. } => {
                 let h = self.ns(netns).await?.handle;
@@ -340,16 +385,18 @@ impl NetlinkKernel {
                     undo.name()
                 )));
             }
-            Undo::DeleteLink { netns, ifindex, .. } => match self.ns(netns).await {
-                Ok(ns) => ns
-                    .handle
-                    .link()
-                    .del(*ifindex)
-                    .execute()
-                    .await
-                    .map_err(KernelError::netlink),
-                Err(e) => Err(e),
-            },
+            Undo::DeleteLink { netns, ifindex, .. } | Undo::DeleteTunnel { netns, ifindex, .. } => {
+                match self.ns(netns).await {
+                    Ok(ns) => ns
+                        .handle
+                        .link()
+                        .del(*ifindex)
+                        .execute()
+                        .await
+                        .map_err(KernelError::netlink),
+                    Err(e) => Err(e),
+                }
+            }
             Undo::DeleteAddress {
                 netns,
                 ifindex,

@@ -208,7 +208,8 @@ fn commit(
     let started = LabSummary::read(&dir.summary_path())
         .map(|s| s.started)
         .unwrap_or_else(|_| now());
-    LabSummary::of(t, &opts.file, started, now()).write(&dir.summary_path())?;
+    LabSummary::of(t, opts.host.host.as_deref(), &opts.file, started, now())
+        .write(&dir.summary_path())?;
     keep_source(dir, opts)?;
     std::fs::rename(dir.next_plan_path(), dir.plan_path())
         .map_err(|e| crate::state::StateError::io(&dir.plan_path(), e))?;

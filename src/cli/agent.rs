@@ -6,13 +6,9 @@ use super::{CliError, exit};
 use crate::agent::{self, AgentError};
 use crate::state::HostContext;
 
-pub fn run(host: &HostContext, file: &Path, name: Option<&str>) -> Result<u8, CliError> {
-    // This machine's name in a lab spread over several (the Pod's node name).
-    let host = HostContext {
-        host: name.map(str::to_string),
-        ..host.clone()
-    };
-    match agent::run(&host, file) {
+/// `host` names this machine's share (the global `--host`, the Pod's node name).
+pub fn run(host: &HostContext, file: &Path) -> Result<u8, CliError> {
+    match agent::run(host, file) {
         Ok(_) => Ok(exit::OK),
         Err(AgentError::Compile(e)) => Err(e.into()),
         Err(e) => {
@@ -20,6 +16,7 @@ pub fn run(host: &HostContext, file: &Path, name: Option<&str>) -> Result<u8, Cl
             agent::log(format_args!("{e}"));
             Ok(match e {
                 AgentError::Up { .. } => exit::LAB_DOWN,
+                AgentError::Share(_) => exit::INVALID,
                 _ => exit::FAILED,
             })
         }

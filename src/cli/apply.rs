@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{CliError, compile, compile_checked, exit};
 use crate::apply::ApplyError;
 use crate::apply::reconcile::{self, Applied};
-use crate::plan::{self, diff};
+use crate::plan::diff;
 use crate::runtime;
 
 pub struct Args {
@@ -21,7 +21,7 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
     }
     let c = compile_checked(host, file)?;
     let t = &c.topology;
-    let p = plan::plan(t);
+    let p = super::plan_for(host, t)?;
     let opts = super::up::options(host, file, &c, args.jobs, args.quiet);
     let applied = runtime::apply(t, &p, &opts).map_err(|e| match e {
         // The lab stays up as it was: a failed change, not a lab that could not come up.
@@ -64,7 +64,7 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
 /// The change plan, touching nothing (no root needed to read a lab's state files).
 fn dry_run(host: &crate::state::HostContext, file: &Path, json: bool) -> Result<u8, CliError> {
     let c = compile(file)?;
-    let p = plan::plan(&c.topology);
+    let p = super::plan_for(host, &c.topology)?;
     let d = reconcile::dry_run(host, &p).map_err(CliError::Lab)?;
     match (d, json) {
         (None, false) => crate::outln!(

@@ -39,9 +39,10 @@ pub fn run(file: &Path, namespace: Option<&str>, image: &str) -> Result<u8, CliE
     }
 }
 
-/// The Kubernetes node names the lab is placed on, sorted. The topology has no `hosts:`
-/// yet (it is being added as `hosts`, keyed by host name); until then a lab runs on
-/// every node the DaemonSet lands on.
-fn host_names(_t: &Topology) -> Vec<String> {
-    Vec::new()
+/// The Kubernetes node names the lab is placed on (its `hosts:`), sorted. A lab without
+/// `hosts:` runs whole on every node the DaemonSet lands on.
+fn host_names(t: &Topology) -> Vec<String> {
+    let mut names: Vec<String> = t.hosts.iter().map(|h| h.name.clone()).collect();
+    names.sort();
+    names
 }

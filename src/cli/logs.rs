@@ -21,6 +21,15 @@ pub fn run(
     follow: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, None, lab)?;
+    // A node on another host of a multi-host lab has its logs there.
+    if let Ok(s) = crate::state::LabSummary::read(&host.lab_dir(&lab).summary_path())
+        && let Some(r) = s.remote(node)
+    {
+        return Err(CliError::Usage(format!(
+            "lab `{lab}`: {}; run the command there",
+            r.describe()
+        )));
+    }
     // Taken first: a lab that goes down while the logs are read is still noticed.
     let watch = LabWatch::node(host, &lab, node);
     let paths = NodePaths::of_lab(host, &lab);

@@ -60,6 +60,10 @@ pub struct Cli {
     pub rootless: bool,
     #[command(subcommand)]
     pub command: Command,
+    /// This machine's name in a lab spread over hosts (`hosts:` in the file): plan, up and
+    /// apply make only this host's share; other commands say where a remote node lives.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 /// Deferred: only the subcommand being run has its arguments built (clap builds all of
@@ -344,11 +348,9 @@ pub enum Command {
     /// ConfigMap update); on SIGTERM, SIGINT or SIGHUP takes the lab down and exits 0. Exits 2
     /// when the lab cannot come up, 3 when FILE is invalid.
     Agent {
-        /// The topology file (in the ConfigMap's volume).
+        /// The topology file (in the ConfigMap's volume). Its share is the one of
+        /// `--host` (the Kubernetes node name), the whole lab without it.
         file: PathBuf,
-        /// This machine's name in the lab (the Kubernetes node name).
-        #[arg(long, value_name = "NAME")]
-        host: Option<String>,
     },
     /// Run a command inside a node: all its namespaces and its cgroup.
     ///
@@ -509,6 +511,15 @@ fn lab_arg(
     crate::apply::resolve_lab(host, named.as_deref()).map_err(CliError::Lab)
 }
 
+/// The plan this host makes of `t`: the whole lab, or with `--host` its share, whose
+/// VNIs step around those other labs on this host already use.
+fn plan_for(
+    host: &crate::state::HostContext,
+    t: &crate::model::Topology,
+) -> Result<crate::plan::Plan, CliError> {
+    crate::state::vnis::host_plan(host, t).map_err(CliError::Usage)
+}
+
 /// A lab name, or the `name:` of a topology file. Only the name is read, so a file that no
 /// longer compiles still names its lab.
 fn lab_name_of(target: &str) -> Result<String, CliError> {
@@ -575,7 +586,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         return rootless::run(cli.command);
     }
     // Built once: every command below works on this host.
-    dispatch(&crate::state::HostContext::from_env(), cli.command)
+    let host = crate::state::HostContext {
+        host: cli.host.clone(),
+        ..crate::state::HostContext::from_env()
+    };
+    dispatch(&host, cli.command)
 }
 
 /// Runs one command on `host`.
@@ -588,7 +603,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             json,
             teardown,
             ..
-        } => plan::run(&file, json, teardown),
+        } => plan::run(host, &file, json, teardown),
         Command::Graph {
             file,
             lab,
@@ -708,7 +723,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             namespace,
             image,
         } => k8s::run(&file, namespace.as_deref(), &image),
-        Command::Agent { file, host: name } => agent::run(host, &file, name.as_deref()),
+        Command::Agent { file } => agent::run(host, &file),
         Command::Events { target, lab, json } => {
             events::run(host, target.as_deref(), lab.as_deref(), json)
         }

@@ -6,9 +6,14 @@ use std::path::Path;
 use super::{CliError, compile, exit};
 use crate::plan;
 
-pub fn run(file: &Path, json: bool, teardown: bool) -> Result<u8, CliError> {
+pub fn run(
+    host: &crate::state::HostContext,
+    file: &Path,
+    json: bool,
+    teardown: bool,
+) -> Result<u8, CliError> {
     let c = compile(file)?;
-    let p = plan::plan(&c.topology);
+    let p = super::plan_for(host, &c.topology)?;
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     match (json, teardown) {
         (true, false) => {

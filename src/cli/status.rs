@@ -67,6 +67,17 @@ pub fn run(
                 problems,
             });
         }
+        // Nodes on other hosts are that host's to report: say where they are.
+        for r in &summary.remote {
+            nodes.push(NodeStatus {
+                name: r.name.clone(),
+                netns: String::new(),
+                state: "remote",
+                error: Some(r.describe()),
+                links: Vec::new(),
+                problems: Vec::new(),
+            });
+        }
         Ok::<_, CliError>(LabStatus {
             lab: summary.lab.clone(),
             file: summary.file.clone(),
@@ -81,7 +92,11 @@ pub fn run(
         return Ok(exit::OK);
     }
     print_human(&status);
-    let degraded = status.nodes.iter().filter(|n| n.state != "up").count();
+    let degraded = status
+        .nodes
+        .iter()
+        .filter(|n| n.state != "up" && n.state != "remote")
+        .count();
     Ok(if degraded == 0 {
         exit::OK
     } else {

@@ -4,23 +4,33 @@ use std::path::Path;
 
 use super::{CliError, compile_checked, exit};
 use crate::apply::{self, UpOptions};
-use crate::plan;
 use crate::state::HostContext;
 
 pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
     let c = compile_checked(host, file)?;
     let t = &c.topology;
-    let p = plan::plan(t);
+    let p = super::plan_for(host, t)?;
     let opts = options(host, file, &c, jobs, quiet);
     let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.
     if quiet {
         return Ok(exit::OK);
     }
+    // With --host, this host's share: its own nodes.
+    let nodes = t
+        .nodes
+        .iter()
+        .filter(|n| host.host.is_none() || n.host == host.host)
+        .count();
+    let here = host
+        .host
+        .as_ref()
+        .map(|h| format!(" on host {h}"))
+        .unwrap_or_default();
     crate::outln!(
-        "lab `{}` is up: {}, {}, {} ({} in {:.2} s)",
+        "lab `{}` is up{here}: {}, {}, {} ({} in {:.2} s)",
         t.lab,
-        crate::words::count(t.nodes.len(), "node"),
+        crate::words::count(nodes, "node"),
         crate::words::count(t.bridges.len(), "bridge"),
         crate::words::count(t.links.len(), "link"),
         crate::words::count(report.steps, "step"),

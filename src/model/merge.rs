@@ -14,6 +14,9 @@ pub fn merge(base: &RawNodeSpec, over: &RawNodeSpec) -> RawNodeSpec {
     merge_map(&mut m.labels, &over.labels);
     merge_map(&mut m.sysctls, &over.sysctls);
     merge_map(&mut m.env, &over.env);
+    if over.host.is_some() {
+        m.host = over.host.clone();
+    }
     if over.loopback.is_some() {
         m.loopback = over.loopback.clone();
     }

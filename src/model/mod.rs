@@ -12,6 +12,7 @@ pub use crate::kinds;
 mod merge;
 pub mod names;
 mod placeholders;
+pub mod placement;
 mod resolve;
 mod routes;
 pub mod sysctl;
@@ -55,12 +56,44 @@ pub struct Topology {
     pub daemonsets: Vec<DaemonSet>,
     pub checks: Vec<Check>,
     pub logs: LogPolicy,
+    /// `hosts:`, in written order; empty for a lab on one machine.
+    pub hosts: Vec<Host>,
+    /// The UDP port of cross-host links (`vxlan.port`).
+    pub vxlan_port: u16,
+}
+
+/// The default UDP port of cross-host links: away from IANA's 4789, which underlays often
+/// filter or use themselves (containerlab and clabernetes chose the same).
+pub const DEFAULT_VXLAN_PORT: u16 = 14789;
+
+/// One machine of a multi-host lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Host {
+    pub name: String,
+    /// Its underlay address: the local end of its VXLANs, the remote end of its peers'.
+    pub address: IpAddr,
+    /// Its underlay's MTU (1500 unless written).
+    pub mtu: u32,
+}
+
+impl Host {
+    /// The VXLAN overhead on this underlay: outer IP, UDP, VXLAN and inner Ethernet
+    /// headers (20 + 8 + 8 + 14, or 40 + 8 + 8 + 14 over IPv6).
+    pub fn vxlan_overhead(&self) -> u32 {
+        if self.address.is_ipv6() { 70 } else { 50 }
+    }
 }
 
 impl Topology {
     /// The namespace holding the lab's bridges, if the lab has any.
     pub fn fabric_netns(&self) -> Option<String> {
         (!self.bridges.is_empty()).then(|| names::fabric_netns(&self.lab))
+    }
+
+    /// The host a node is placed on, by index into `hosts`; `None` in a one-machine lab.
+    pub fn host_of(&self, node: usize) -> Option<usize> {
+        let h = self.nodes[node].host.as_deref()?;
+        self.hosts.iter().position(|x| x.name == h)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {
@@ -104,6 +137,9 @@ pub struct Node {
     #[serde(serialize_with = "ser_duration")]
     pub stop_timeout: Duration,
     pub env: Vec<(String, String)>,
+    /// The host the node runs on in a multi-host lab (by hand or by placement).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,6 +184,10 @@ pub struct Bridge {
     pub mtu: Option<u32>,
     pub subnets: Vec<IpNet>,
     pub ports: Vec<BridgePort>,
+    /// In a multi-host lab, the hosts its members are on when more than one: each holds a
+    /// replica, joined to the others by a VXLAN with head-end replication.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// The fabric-side end of a node's link to a bridge.
@@ -166,7 +206,8 @@ pub struct BridgePort {
 pub struct Link {
     pub a: End,
     pub b: End,
-    /// How the kernel makes it. Only veths so far, which the model's JSON leaves unsaid.
+    /// How the kernel makes it. A veth, which the model's JSON leaves unsaid, or a link
+    /// across hosts.
     #[serde(skip_serializing_if = "LinkKind::is_veth")]
     pub kind: LinkKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +223,9 @@ pub struct Link {
 pub enum LinkKind {
     /// A veth pair: node to node, or a node to a bridge through a port in the fabric.
     Veth,
+    /// Two nodes placed on different hosts: on each host, a VXLAN device to the other
+    /// host's underlay address. Run on one machine (no `--host`), it is a veth.
+    Vxlan,
 }
 
 impl LinkKind {

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use crate::model::kinds::NsKind;
 use crate::model::{self, End, LinkKind, Topology};
-use crate::plan::links::{Link, LinkSpec, Peer};
+use crate::plan::links::{Link, LinkSpec, Peer, Vxlan};
 use crate::plan::node::{lab_hosts, needs_init, node_start};
+use crate::plan::share::Share;
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
 
 struct Builder {
@@ -45,10 +46,29 @@ struct Wiring {
     /// The step after which each interface is up.
     up: PerIface<StepId>,
     addr_steps: PerIface<Vec<StepId>>,
+    /// Per node: whether it runs on this host (all of them without a share).
+    local: Vec<bool>,
+    /// Per bridge: whether it has a replica on this host.
+    bridge_local: Vec<bool>,
+    share: Option<Share>,
 }
 
 impl Wiring {
-    fn new(t: &Topology) -> Wiring {
+    fn new(t: &Topology, share: Option<&Share>) -> Wiring {
+        let local: Vec<bool> = (0..t.nodes.len())
+            .map(|i| share.is_none_or(|s| s.is_local(t, i)))
+            .collect();
+        // A bridge is made where its members are (the model keeps them on one host).
+        let bridge_local: Vec<bool> = t
+            .bridges
+            .iter()
+            .map(|b| b.ports.is_empty() || b.ports.iter().any(|p| local[p.node]))
+            .collect();
+        let fabric = bridge_local
+            .iter()
+            .any(|l| *l)
+            .then(|| t.fabric_netns().map(Name::from))
+            .flatten();
         let per_iface = |v: StepId| -> PerIface<StepId> {
             t.nodes
                 .iter()
@@ -56,7 +76,7 @@ impl Wiring {
                 .collect()
         };
         Wiring {
-            fabric: t.fabric_netns().map(Name::from),
+            fabric,
             fabric_step: None,
             lo: Name::from("lo"),
             netns: t
@@ -85,16 +105,30 @@ impl Wiring {
                 .iter()
                 .map(|n| vec![Vec::new(); n.interfaces.len()])
                 .collect(),
+            local,
+            bridge_local,
+            share: share.cloned(),
         }
     }
 }
 
 /// Builds the plan for a topology. Pure: the same topology always gives the same plan.
+/// Every node is local, and a link between hosts is a veth.
 pub fn plan(t: &Topology) -> Plan {
+    build(t, None)
+}
+
+/// The plan of one host's share of a multi-host lab: its nodes, links between them as
+/// veths, links to other hosts as VXLANs, and the bridges its nodes are on.
+pub fn plan_share(t: &Topology, share: &Share) -> Plan {
+    build(t, Some(share))
+}
+
+fn build(t: &Topology, share: Option<&Share>) -> Plan {
     let mut b = Builder {
         steps: Vec::with_capacity(estimate(t)),
     };
-    let mut w = Wiring::new(t);
+    let mut w = Wiring::new(t, share);
     namespaces(t, &mut b, &mut w);
     fabric(t, &mut b, &mut w);
     links(t, &mut b, &mut w);
@@ -103,7 +137,7 @@ pub fn plan(t: &Topology) -> Plan {
     routes(t, &mut b, &w);
     impairments(t, &mut b, &w);
     bridges_up(t, &mut b, &w);
-    nodes(t, &mut b, &w.netns, &w.ns_step);
+    nodes(t, &mut b, &w.netns, &w.ns_step, &w.local);
     Plan {
         lab: t.lab.clone(),
         steps: b.steps,
@@ -121,11 +155,18 @@ fn namespaces(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     w.ns_step = w
         .netns
         .iter()
-        .map(|n| b.push(Op::CreateNetns { netns: n.clone() }, vec![]))
+        .zip(&w.local)
+        .map(|(n, local)| match local {
+            true => b.push(Op::CreateNetns { netns: n.clone() }, vec![]),
+            false => 0,
+        })
         .collect();
 
     w.ready = w.ns_step.iter().map(|s| vec![*s]).collect();
     for (i, n) in t.nodes.iter().enumerate() {
+        if !w.local[i] {
+            continue;
+        }
         for s in n.sysctls.iter().filter(|s| s.iface.is_none()) {
             let id = b.push(
                 Op::SetSysctl {
@@ -140,6 +181,9 @@ fn namespaces(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     }
     w.lo_up = (0..t.nodes.len())
         .map(|i| {
+            if !w.local[i] {
+                return 0;
+            }
             b.push(
                 Op::SetLinkUp {
                     netns: w.netns[i].clone(),
@@ -166,8 +210,12 @@ fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
                 vec![fs],
             ));
         }
-        for br in &t.bridges {
-            w.bridge_step.push(b.push(
+        for (bi, br) in t.bridges.iter().enumerate() {
+            if !w.bridge_local[bi] {
+                w.bridge_step.push(0);
+                continue;
+            }
+            let made = b.push(
                 Op::CreateBridge {
                     netns: f.clone(),
                     name: Name::from(br.name.as_str()),
@@ -176,7 +224,13 @@ fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
                     mtu: br.mtu,
                 },
                 deps.clone(),
-            ));
+            );
+            w.bridge_step.push(made);
+            if let Some(share) = &w.share
+                && let Some(vni) = share.bridge_vnis[bi]
+            {
+                b.push(replica_tunnel(t, share, f, bi, vni), vec![made]);
+            }
         }
     }
 }
@@ -186,9 +240,22 @@ fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
 fn links(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     // (node, interface, its veth's step)
     let mut peers: Vec<(usize, usize, StepId)> = Vec::new();
-    for l in &t.links {
-        match l.kind {
-            LinkKind::Veth => veth(t, b, w, l, &mut peers),
+    for (li, l) in t.links.iter().enumerate() {
+        // A bridge end is wherever its node end is (a replica is on every member's host).
+        let ends = [l.a, l.b].map(|e| match e {
+            End::Node { node, .. } => Some(w.local[node]),
+            End::Bridge { .. } => None,
+        });
+        let local = |i: usize| ends[i].unwrap_or(true);
+        match (l.kind, w.share.clone()) {
+            _ if !local(0) && !local(1) => {}
+            (LinkKind::Veth, _) if !local(0) || !local(1) => {}
+            (LinkKind::Vxlan, Some(share)) => {
+                let vni = share.vnis[li].expect("a vxlan link has a VNI");
+                let (own, far) = if local(0) { (l.a, l.b) } else { (l.b, l.a) };
+                vxlan(t, b, w, &share, [own, far], vni);
+            }
+            (LinkKind::Veth | LinkKind::Vxlan, _) => veth(t, b, w, l, &mut peers),
         }
     }
     // A peer cannot be created up (the kernel answers ENOTCONN), so it gets its own step.
@@ -280,9 +347,96 @@ fn veth(
     }
 }
 
+/// The port that joins a bridge's replica here to its replicas on other hosts: a VXLAN
+/// in the fabric, with one all-zeros FDB entry per other host (head-end replication).
+/// Its name, `vx-` and the bridge's, and an ifindex and MAC are derived so that they
+/// clash with nothing else in the fabric.
+fn replica_tunnel(t: &Topology, share: &Share, fabric: &Name, bi: usize, vni: u32) -> Op {
+    let br = &t.bridges[bi];
+    let taken: std::collections::HashSet<u32> = t
+        .bridges
+        .iter()
+        .flat_map(|b| std::iter::once(b.ifindex).chain(b.ports.iter().map(|p| p.ifindex)))
+        .collect();
+    let mut ifindex = 0x00f0_0000 | (vni & 0xfffff);
+    while taken.contains(&ifindex) || ifindex < 256 {
+        ifindex = ifindex.wrapping_add(1) & 0x00ff_ffff;
+    }
+    let names: std::collections::HashSet<&str> = t
+        .bridges
+        .iter()
+        .flat_map(|b| {
+            std::iter::once(b.name.as_str()).chain(b.ports.iter().map(|p| p.name.as_str()))
+        })
+        .collect();
+    let mut name = format!("vx-{}", br.name.chars().take(12).collect::<String>());
+    if names.contains(name.as_str()) {
+        name = format!("vx-{vni:x}");
+    }
+    let here = &t.hosts[share.host];
+    let v = vni.to_be_bytes();
+    Op::CreateLink(Link {
+        netns: fabric.clone(),
+        name: Name::from(name.as_str()),
+        ifindex,
+        mac: [0x06, 0x76, 0x78, v[1], v[2], v[3]],
+        mtu: br
+            .ports
+            .iter()
+            .filter_map(|p| t.nodes[p.node].interfaces[p.iface].mtu)
+            .min(),
+        master: Some(br.ifindex),
+        kind: LinkSpec::Vxlan(Vxlan {
+            vni,
+            port: t.vxlan_port,
+            local: here.address,
+            remote: None,
+            flood: t
+                .hosts
+                .iter()
+                .filter(|h| h.name != here.name && br.hosts.contains(&h.name))
+                .map(|h| h.address)
+                .collect(),
+        }),
+    })
+}
+
+/// A link to another host: a VXLAN made from this host's namespace (where its UDP socket
+/// stays) straight into the node's, under the interface's name, up.
+fn vxlan(t: &Topology, b: &mut Builder, w: &mut Wiring, share: &Share, ends: [End; 2], vni: u32) {
+    let [End::Node { node, iface }, End::Node { node: far, .. }] = ends else {
+        unreachable!("a vxlan joins two nodes")
+    };
+    let e = &t.nodes[node].interfaces[iface];
+    let remote = t.host_of(far).expect("a placed node");
+    let id = b.push(
+        Op::CreateLink(Link {
+            netns: w.netns[node].clone(),
+            name: w.ifname[node][iface].clone(),
+            ifindex: e.ifindex,
+            mac: e.mac,
+            mtu: e.mtu,
+            master: None,
+            kind: LinkSpec::Vxlan(Vxlan {
+                vni,
+                port: t.vxlan_port,
+                local: t.hosts[share.host].address,
+                remote: Some(t.hosts[remote].address),
+                flood: Vec::new(),
+            }),
+        }),
+        w.ready[node].clone(),
+    );
+    w.created[node][iface] = id;
+    w.up[node][iface] = id;
+}
+
 /// Per-interface sysctls, once the interface exists.
 fn iface_sysctls(t: &Topology, b: &mut Builder, w: &Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
+        if !w.local[i] {
+            continue;
+        }
         for s in &n.sysctls {
             let Some(name) = &s.iface else { continue };
             let k = n
@@ -305,6 +459,9 @@ fn iface_sysctls(t: &Topology, b: &mut Builder, w: &Wiring) {
 /// Addresses: loopbacks, then interfaces.
 fn addresses(t: &Topology, b: &mut Builder, w: &mut Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
+        if !w.local[i] {
+            continue;
+        }
         for a in &n.loopback {
             b.push(
                 Op::AddAddress {
@@ -336,6 +493,9 @@ fn addresses(t: &Topology, b: &mut Builder, w: &mut Wiring) {
 /// Routes need their egress interfaces up and addressed (the connected route).
 fn routes(t: &Topology, b: &mut Builder, w: &Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
+        if !w.local[i] {
+            continue;
+        }
         // Ifindexes are hashed (see model::build::layout), so find each one's interface.
         let by_ifindex: HashMap<u32, usize> = n
             .interfaces
@@ -363,6 +523,9 @@ fn routes(t: &Topology, b: &mut Builder, w: &Wiring) {
 
 fn impairments(t: &Topology, b: &mut Builder, w: &Wiring) {
     for (i, n) in t.nodes.iter().enumerate() {
+        if !w.local[i] {
+            continue;
+        }
         for (k, e) in n.interfaces.iter().enumerate() {
             if let Some(imp) = &e.impair {
                 b.push(
@@ -391,7 +554,10 @@ fn bridges_up(t: &Topology, b: &mut Builder, w: &Wiring) {
             },
             leaves(b),
         );
-        for br in &t.bridges {
+        for (bi, br) in t.bridges.iter().enumerate() {
+            if !w.bridge_local[bi] {
+                continue;
+            }
             let name = Name::from(br.name.as_str());
             let bridge_up = b.push(
                 Op::SetLinkUp {
@@ -416,9 +582,9 @@ fn bridges_up(t: &Topology, b: &mut Builder, w: &Wiring) {
 
 /// Node runtimes, after all wiring: cgroups, inits, processes in dependency order, then
 /// each node's `exec:` commands in order.
-fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
+fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId], local: &[bool]) {
     let with_init: Vec<usize> = (0..t.nodes.len())
-        .filter(|&i| needs_init(&t.nodes[i]))
+        .filter(|&i| local[i] && needs_init(&t.nodes[i]))
         .collect();
     if with_init.is_empty() {
         return;
@@ -484,6 +650,7 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
         t,
         netns,
         start: &start,
+        local,
         steps: t.nodes.iter().map(|n| vec![0; n.processes.len()]).collect(),
         seen: t
             .nodes
@@ -505,7 +672,8 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId]) {
         // The node's own `depends_on` reaches its exec through its processes; without
         // processes, the first command waits for the dependencies itself.
         if n.processes.is_empty() && !n.exec.is_empty() {
-            for d in &n.depends_on {
+            // A node on another host is not waited for: hosts do not wait for each other.
+            for d in n.depends_on.iter().filter(|d| local[d.node]) {
                 match d.process {
                     Some(q) => prev.push(proc_step[d.node][q]),
                     None if proc_step[d.node].is_empty() && start[d.node] != 0 => {
@@ -586,6 +754,7 @@ struct ProcOrder<'a> {
     t: &'a Topology,
     netns: &'a [Name],
     start: &'a [StepId],
+    local: &'a [bool],
     steps: Vec<Vec<StepId>>,
     seen: Vec<Vec<bool>>,
 }
@@ -598,7 +767,8 @@ impl ProcOrder<'_> {
         self.seen[n][p] = true;
         let node = &self.t.nodes[n];
         let mut deps = vec![self.start[n]];
-        for d in node.depends_on.iter().chain(&node.processes[p].depends_on) {
+        let deps_of = node.depends_on.iter().chain(&node.processes[p].depends_on);
+        for d in deps_of.filter(|d| self.local[d.node]) {
             let targets: Vec<usize> = match d.process {
                 Some(q) => vec![q],
                 None => (0..self.t.nodes[d.node].processes.len()).collect(),

@@ -1,7 +1,8 @@
 //! The seam for link kinds. Every link nslab makes is one `Op::CreateLink`: its own end
 //! (namespace, name, ifindex, MAC, MTU, bridge) is the same for every kind, and `LinkSpec`
 //! holds what the kind adds. Its teardown is `Undo::DeleteLink` of that end whatever the
-//! kind (deleting one end of a veth deletes both). A new kind is a `model::LinkKind`
+//! kind (deleting one end of a veth deletes both), or `Undo::DeleteTunnel` for a kind made
+//! from the host's namespace (`LinkSpec::from_home`), which must go before its namespace. A new kind is a `model::LinkKind`
 //! variant, one function in `plan/build.rs` that makes its `LinkSpec` variant here, and
 //! one kernel function in `apply/links.rs`; identity, diff, rendering, the invariants and
 //! teardown see it through `ends` and `namespaces`.
@@ -35,6 +36,25 @@ pub enum LinkSpec {
     /// goes straight into its own namespace and is brought up by a later step.
     #[serde(rename = "create-veth")]
     Veth(Peer),
+    /// A VXLAN to another host: made from this host's namespace (where its UDP socket
+    /// stays) straight into `netns`, up. It has no far end here; the other host makes its
+    /// own with the same VNI.
+    #[serde(rename = "create-vxlan")]
+    Vxlan(Vxlan),
+}
+
+/// A VXLAN's tunnel: its VNI, UDP port, this host's underlay address, and the other
+/// host's (a point-to-point link), or every other replica's host (a bridge's port: each
+/// gets an all-zeros FDB entry, so broadcast and unknown frames go to all of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vxlan {
+    pub vni: u32,
+    pub port: u16,
+    pub local: std::net::IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<std::net::IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flood: Vec<std::net::IpAddr>,
 }
 
 /// The far end of a veth pair.
@@ -60,13 +80,21 @@ impl LinkSpec {
     pub fn op_name(&self) -> &'static str {
         match self {
             LinkSpec::Veth(_) => "create-veth",
+            LinkSpec::Vxlan(_) => "create-vxlan",
         }
+    }
+
+    /// Whether apply makes it from the namespace nslab runs in (the host's, or a
+    /// simulated host's) rather than from the link's own namespace.
+    pub fn from_home(&self) -> bool {
+        matches!(self, LinkSpec::Vxlan(_))
     }
 
     /// The kernel's name for the kind, for errors about a kernel without it.
     pub fn kernel_kind(&self) -> &'static str {
         match self {
             LinkSpec::Veth(_) => "veth",
+            LinkSpec::Vxlan(_) => "vxlan",
         }
     }
 }
@@ -86,6 +114,7 @@ impl Link {
                 name: p.peer_name.clone(),
                 ifindex: p.peer_ifindex,
             }),
+            LinkSpec::Vxlan(_) => {}
         }
         ends
     }
@@ -94,6 +123,7 @@ impl Link {
     pub fn namespaces(&self) -> Vec<&Name> {
         match &self.kind {
             LinkSpec::Veth(p) => vec![&self.netns, &p.peer_netns],
+            LinkSpec::Vxlan(_) => vec![&self.netns],
         }
     }
 }
@@ -117,18 +147,21 @@ struct Out<'a, K: Serialize> {
 
 impl Serialize for Link {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let out = |kind| Out {
-            op: self.kind.op_name(),
-            netns: &self.netns,
-            name: &self.name,
-            ifindex: self.ifindex,
-            mac: self.mac,
-            mtu: self.mtu,
-            master: self.master,
-            kind,
-        };
+        fn out<'a, K: Serialize>(l: &'a Link, kind: &'a K) -> Out<'a, K> {
+            Out {
+                op: l.kind.op_name(),
+                netns: &l.netns,
+                name: &l.name,
+                ifindex: l.ifindex,
+                mac: l.mac,
+                mtu: l.mtu,
+                master: l.master,
+                kind,
+            }
+        }
         match &self.kind {
-            LinkSpec::Veth(p) => out(p).serialize(s),
+            LinkSpec::Veth(p) => out(self, p).serialize(s),
+            LinkSpec::Vxlan(v) => out(self, v).serialize(s),
         }
     }
 }

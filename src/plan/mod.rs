@@ -9,6 +9,7 @@ pub mod links;
 pub mod node;
 mod read;
 mod render;
+pub mod share;
 mod teardown;
 
 use std::net::IpAddr;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use serde::Serialize;
 
-pub use build::plan;
+pub use build::{plan, plan_share};
 pub use render::{render_text, route_text, teardown_text, write_text};
 pub use teardown::Teardown;
 
@@ -209,6 +210,15 @@ pub enum Undo {
         name: Name,
         ifindex: u32,
     },
+    /// A link whose kernel state reaches outside its namespace (a VXLAN's UDP socket and
+    /// VNI in the host's): deleted itself, before its namespace, because the kernel frees a
+    /// deleted namespace's devices later, in a worker, and until then the VNI stays taken
+    /// (a `down` and `up` right after would collide with it).
+    DeleteTunnel {
+        netns: Name,
+        name: Name,
+        ifindex: u32,
+    },
     DeleteAddress {
         netns: Name,
         ifindex: u32,
@@ -291,7 +301,13 @@ impl Op {
                 name: name.clone(),
                 ifindex: *ifindex,
             }),
-            // Whatever the kind, deleting the link's own end removes all it made.
+            // Whatever the kind, deleting the link's own end removes all it made; a link
+            // made from the host's namespace is deleted before its own namespace goes.
+            Op::CreateLink(l) if l.kind.from_home() => Some(Undo::DeleteTunnel {
+                netns: l.netns.clone(),
+                name: l.name.clone(),
+                ifindex: l.ifindex,
+            }),
             Op::CreateLink(l) => Some(Undo::DeleteLink {
                 netns: l.netns.clone(),
                 name: l.name.clone(),
@@ -401,6 +417,7 @@ impl Undo {
         match self {
             Undo::DeleteNetns { .. } => "delete-netns",
             Undo::DeleteLink { .. } => "delete-link",
+            Undo::DeleteTunnel { .. } => "delete-tunnel",
             Undo::DeleteAddress { .. } => "delete-address",
             Undo::DeleteRoute { .. } => "delete-route",
             Undo::ClearImpair { .. } => "clear-impair",
@@ -416,6 +433,7 @@ impl Undo {
         match self {
             Undo::DeleteNetns { netns }
             | Undo::DeleteLink { netns, .. }
+            | Undo::DeleteTunnel { netns, .. }
             | Undo::DeleteAddress { netns, .. }
             | Undo::DeleteRoute { netns, .. }
             | Undo::ClearImpair { netns, .. }

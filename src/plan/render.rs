@@ -72,6 +72,21 @@ fn link_text(lab: &str, l: &Link) -> String {
             p.peer_ifindex,
             format_mac(&p.peer_mac)
         ),
+        LinkSpec::Vxlan(v) => {
+            let to: Vec<String> = v
+                .remote
+                .iter()
+                .chain(&v.flood)
+                .map(|a| a.to_string())
+                .collect();
+            format!(
+                "{own} vxlan {} port {} {} -> {}{mtu}{master}",
+                v.vni,
+                v.port,
+                v.local,
+                to.join(" ")
+            )
+        }
     }
 }
 
@@ -256,6 +271,9 @@ fn undo_line(lab: &str, u: &Undo) -> String {
         Undo::DeleteNetns { netns } => format!("delete-netns   {netns}"),
         Undo::DeleteLink { netns, name, .. } => {
             format!("delete-link    {}:{name}", short(lab, netns))
+        }
+        Undo::DeleteTunnel { netns, name, .. } => {
+            format!("delete-tunnel  {}:{name}", short(lab, netns))
         }
         Undo::DeleteAddress {
             netns,

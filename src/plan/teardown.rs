@@ -53,6 +53,7 @@ impl Teardown {
                 // Every node's init stops as a whole, and its processes with it.
                 Undo::RetireProcess { .. } => {}
                 Undo::DeleteLink { .. }
+                | Undo::DeleteTunnel { .. }
                 | Undo::DeleteAddress { .. }
                 | Undo::DeleteRoute { .. }
                 | Undo::ClearImpair { .. } => t.netlink.push(u),

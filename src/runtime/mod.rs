@@ -43,6 +43,12 @@ pub enum RuntimeError {
         node: String,
         known: String,
     },
+    /// The node runs on another host of the lab: say which.
+    #[error("lab `{lab}`: {}; run the command there", .remote.describe())]
+    Remote {
+        lab: String,
+        remote: crate::state::RemoteNode,
+    },
     #[error("node `{node}` of lab `{lab}` has no interface `{iface}`; it has: {known}")]
     NoIface {
         lab: String,
@@ -114,6 +120,7 @@ impl RuntimeError {
                 | RuntimeError::NoNode { .. }
                 | RuntimeError::NoIface { .. }
                 | RuntimeError::Run { .. }
+                | RuntimeError::Remote { .. }
         )
     }
 }
@@ -237,6 +244,12 @@ impl LiveLab {
     /// A node of the lab, or the error that lists the ones it has.
     pub fn node(&self, node: &str) -> Result<&crate::state::NodeSummary, RuntimeError> {
         let summary = self.summary()?;
+        if let Some(r) = summary.remote(node) {
+            return Err(RuntimeError::Remote {
+                lab: self.lab.clone(),
+                remote: r.clone(),
+            });
+        }
         summary.node(node).ok_or_else(|| RuntimeError::NoNode {
             lab: self.lab.clone(),
             node: node.to_string(),

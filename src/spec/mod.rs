@@ -5,6 +5,7 @@
 //! tree by hand; serde is still how everything leaves nslab (plan JSON, status, reports).
 
 pub mod check;
+pub mod hosts;
 pub mod link;
 pub mod node;
 pub mod raw;
@@ -28,6 +29,9 @@ pub const TOP_KEYS: &[&str] = &[
     "daemonsets",
     "tests",
     "logs",
+    "hosts",
+    "placement",
+    "vxlan",
 ];
 const ADDRESSING_KEYS: &[&str] = &["p2p", "lan", "loopback", "ipv6"];
 const LOGS_KEYS: &[&str] = &["max_size", "keep"];
@@ -104,6 +108,13 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
     });
     if let Some(v) = f.get("logs") {
         t.logs = logs(sink, v);
+    }
+    if let Some(v) = f.get("hosts") {
+        t.hosts = hosts::hosts(sink, v);
+    }
+    t.placement = f.value("placement").and_then(|v| hosts::placement(sink, v));
+    if let Some(v) = f.get("vxlan") {
+        t.vxlan = hosts::vxlan(sink, v);
     }
     if let Some(v) = f.get("defaults") {
         t.defaults = node::node_spec(sink, v, "`defaults`", true);

@@ -23,6 +23,7 @@ pub const NODE_KEYS: &[&str] = &[
     "depends_on",
     "stop_timeout",
     "env",
+    "host",
 ];
 
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "type"];
@@ -56,12 +57,13 @@ const MOUNT_KEYS: &[&str] = &["source", "target", "readonly"];
 const PRIVATE_KEYS: &[&str] = &["path", "owner", "mode"];
 const LIMIT_KEYS: &[&str] = &["memory", "cpu", "pids"];
 
-/// Reads a node-like mapping. `allow_kind` is false inside `kinds:` (a kind has no kind).
+/// Reads a node-like mapping. `allow_kind` is false inside `kinds:` (a kind has no kind,
+/// and no host: where a node runs is the node's own business, or `defaults:`').
 pub fn node_spec(sink: &mut Sink, y: &Yaml, what: &str, allow_kind: bool) -> RawNodeSpec {
     let keys: Vec<&str> = NODE_KEYS
         .iter()
         .copied()
-        .filter(|k| allow_kind || *k != "kind")
+        .filter(|k| allow_kind || (*k != "kind" && *k != "host"))
         .collect();
     let mut spec = RawNodeSpec {
         span: y.span,
@@ -140,6 +142,9 @@ pub fn node_spec(sink: &mut Sink, y: &Yaml, what: &str, allow_kind: bool) -> Raw
     if let Some(v) = f.value("depends_on") {
         spec.depends_on = read::strings(sink, v, "`depends_on` entry");
     }
+    spec.host = f
+        .value("host")
+        .and_then(|v| read::string(sink, v, "`host`"));
     spec.stop_timeout = f
         .value("stop_timeout")
         .and_then(|v| read::parsed(sink, v, "`stop_timeout`", values::parse_duration));

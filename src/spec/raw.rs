@@ -36,6 +36,25 @@ pub struct RawTopology {
     pub daemonsets: Vec<RawDaemonSet>,
     pub tests: Vec<RawCheck>,
     pub logs: RawLogs,
+    /// `hosts:`: the machines a lab spreads over; empty for a one-machine lab.
+    pub hosts: Vec<(Sp<String>, RawHost)>,
+    /// `placement: auto`.
+    pub placement: Option<Sp<()>>,
+    pub vxlan: RawVxlan,
+}
+
+/// One machine of a multi-host lab: its underlay address, and the MTU of its underlay.
+#[derive(Debug, Clone, Default)]
+pub struct RawHost {
+    pub span: Span,
+    pub address: Option<Sp<std::net::IpAddr>>,
+    pub mtu: Option<Sp<u32>>,
+}
+
+/// `vxlan:`: how cross-host links are made.
+#[derive(Debug, Clone, Default)]
+pub struct RawVxlan {
+    pub port: Option<Sp<u16>>,
 }
 
 /// `logs:`: how large a process's log grows before it is rotated, and how many rotated
@@ -81,6 +100,8 @@ pub struct RawNodeSpec {
     pub depends_on: Vec<Sp<String>>,
     pub stop_timeout: Option<Sp<Duration>>,
     pub env: Vec<(Sp<String>, Sp<String>)>,
+    /// `host:`: the machine the node runs on in a multi-host lab.
+    pub host: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ mod lock;
 pub mod owned;
 mod summary;
 pub mod trust;
+pub mod vnis;
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ pub use journal::{
     Journal, Record, apply_state, objects as journal_objects, teardown_objects, unfinished_apply,
 };
 pub use lock::{HostLock, LabLock};
-pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary};
+pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary, RemoteNode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

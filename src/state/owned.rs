@@ -13,7 +13,7 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
         | Undo::DeleteAddress { netns, .. }
         | Undo::DeleteRoute { netns, .. }
         | Undo::ClearImpair { netns, .. } => netns_of_lab(lab, netns),
-        Undo::DeleteLink { netns, name, .. } => {
+        Undo::DeleteLink { netns, name, .. } | Undo::DeleteTunnel { netns, name, .. } => {
             netns_of_lab(lab, netns)?;
             // Bridges and veths are named as interfaces are; nothing else is the lab's.
             check_ifname(name).map_err(|e| format!("link {}: {e}", name.escape_debug()))

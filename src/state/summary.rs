@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::StateError;
-use crate::model::{End, Topology};
+use crate::model::{End, LinkKind, Topology};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabSummary {
@@ -21,6 +21,30 @@ pub struct LabSummary {
     pub nodes: Vec<NodeSummary>,
     pub links: usize,
     pub bridges: Vec<String>,
+    /// In a lab spread over hosts, the host this share runs on; `nodes` are its nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The lab's nodes on other hosts, so commands can say where they live.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote: Vec<RemoteNode>,
+}
+
+/// A node of the lab that runs on another host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemoteNode {
+    pub name: String,
+    pub host: String,
+    pub address: std::net::IpAddr,
+}
+
+impl RemoteNode {
+    /// `node r2 lives on host hb (192.0.2.12)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "node {} lives on host {} ({})",
+            self.name, self.host, self.address
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,7 +83,29 @@ pub struct PeerSummary {
 }
 
 impl LabSummary {
-    pub fn of(t: &Topology, file: &str, started: u64, finished: u64) -> LabSummary {
+    /// The summary of the lab, or with `host` of that host's share: its nodes, and where
+    /// the others are.
+    pub fn of(
+        t: &Topology,
+        host: Option<&str>,
+        file: &str,
+        started: u64,
+        finished: u64,
+    ) -> LabSummary {
+        let here = |n: &crate::model::Node| host.is_none() || n.host.as_deref() == host;
+        let remote = t
+            .nodes
+            .iter()
+            .filter(|n| !here(n))
+            .filter_map(|n| {
+                let h = t.hosts.iter().find(|h| Some(&h.name) == n.host.as_ref())?;
+                Some(RemoteNode {
+                    name: n.name.clone(),
+                    host: h.name.clone(),
+                    address: h.address,
+                })
+            })
+            .collect();
         LabSummary {
             lab: t.lab.clone(),
             file: file.to_string(),
@@ -70,6 +116,7 @@ impl LabSummary {
             nodes: t
                 .nodes
                 .iter()
+                .filter(|n| here(n))
                 .map(|n| NodeSummary {
                     name: n.name.clone(),
                     netns: n.netns.clone(),
@@ -81,7 +128,12 @@ impl LabSummary {
                             name: i.name.clone(),
                             ifindex: i.ifindex,
                             addresses: i.addresses.clone(),
-                            peer: Some(peer_of(t, i.peer)),
+                            // A far end on another host is not this host's to reach.
+                            peer: t
+                                .links
+                                .get(i.link)
+                                .filter(|l| host.is_none() || l.kind != LinkKind::Vxlan)
+                                .map(|_| peer_of(t, i.peer)),
                         })
                         .collect(),
                     sysctls: n.sysctls.iter().map(|s| s.key.clone()).collect(),
@@ -90,7 +142,14 @@ impl LabSummary {
                 .collect(),
             links: t.links.len(),
             bridges: t.bridges.iter().map(|b| b.name.clone()).collect(),
+            host: host.map(str::to_string),
+            remote,
         }
+    }
+
+    /// The node on another host named `name`, if it is one.
+    pub fn remote(&self, name: &str) -> Option<&RemoteNode> {
+        self.remote.iter().find(|r| r.name == name)
     }
 
     /// A node and its interface, by name.

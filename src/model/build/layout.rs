@@ -83,6 +83,7 @@ fn nodes_of(lab: &str, specs: &Specs, wires: &[Wire]) -> Vec<Node> {
                 .iter()
                 .map(|(k, v)| (k.value.clone(), v.value.clone()))
                 .collect(),
+            host: None,
         })
         .collect();
     nodes
@@ -105,6 +106,7 @@ fn bridges_of(
             mtu: spec.mtu.as_ref().map(|m| m.value),
             subnets: Vec::new(),
             ports: Vec::new(),
+            hosts: Vec::new(),
         })
         .collect();
     // Bridge indices above index `raw.bridges`; remap to the deduplicated list.

@@ -6,6 +6,7 @@
 //! everything that is wrong.
 
 mod addresses;
+mod hosts;
 mod layout;
 mod macs;
 mod processes;
@@ -31,6 +32,8 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     let bridge_names = specs::bridges(sink, raw, &specs);
     let wires = wires::resolve(sink, raw, &specs, &bridge_names)?;
     let mut l = layout::layout(&lab, raw, &specs, &bridge_names, &wires);
+    let (hosts, vxlan_port) = hosts::place(sink, raw, &specs, &wires, &mut l);
+    hosts::unequal_mtus(sink, raw, &l);
     macs::assign(sink, &lab, &mut l.nodes, &mut l.bridges, &wires);
     addresses::assign(sink, raw, &specs, &mut l, &wires);
     settings::impairs(sink, &wires, &mut l);
@@ -60,6 +63,8 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
         daemonsets,
         checks,
         logs: log_policy(&raw.logs),
+        hosts,
+        vxlan_port,
     })
 }
 
