@@ -136,9 +136,11 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
     outcome
 }
 
+/// Starts a node's init from a thread whose descriptor table holds none of nslab's
+/// namespaces and sockets (see `spawner`): the init's exec has nothing to close.
 pub async fn start_node(host: &HostContext, start: &NodeStart) -> Result<(), KernelError> {
     let (host, start) = (host.clone(), start.clone());
-    tokio::task::spawn_blocking(move || start_node_blocking(&host, &start))
+    super::spawner::run(move || start_node_blocking(&host, &start))
         .await
         .map_err(other)?
 }
