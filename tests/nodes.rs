@@ -742,6 +742,13 @@ fn crash_loops_time_out_and_processes_start_in_root() {
     let start = Instant::now();
     bad.up_fails(&["not ready after", "dying"]);
     assert!(start.elapsed() < Duration::from_secs(10));
+    // One that ends under `restart: never` before its probe passes fails `up` as soon as
+    // it ends, with its exit status and log, not at its readiness timeout.
+    let early = Lab::new(
+        "it-early",
+        "nodes:\n  a:\n    processes:\n      - { name: early, cmd: \"sh -c 'echo leaving; exit 3'\", restart: never, ready: { tcp: 9, timeout: 300s } }\n",
+    );
+    early.up_fails(&["exited with status 3 before it was ready", "leaving"]);
     // Run from a directory that does not exist inside the node: processes start in `/`.
     let lab = Lab::new(
         "it-cwd",

@@ -261,8 +261,12 @@ fn one_process_retires_and_another_joins_while_the_others_keep_their_pids() {
         "{\"error\":\"the request is longer than 1048576 bytes\"}\n"
     );
     assert_eq!(ps(name, "a").len(), 2);
+    // A `wait` for a process the init does not have is answered at once, with an error.
+    let reply = nslab::node::control::request(std::path::Path::new(&sock), "wait p2").unwrap();
+    assert_eq!(reply, "{\"error\":\"no process `p2`\"}\n");
 
-    // Add p4 with a readiness probe: waiting until started, then running and ready.
+    // Add p4 with a readiness probe: waiting until started, then running and ready
+    // once started (its start waits through `wait`, which the init answers only then).
     let ready = ReadySpec::Cmd {
         argv: ["test", "-e", "/tmp/p4-ready"].map(String::from).to_vec(),
         timeout_ms: 10_000,

@@ -1,6 +1,9 @@
 //! Runs a plan's step DAG: each step starts once its dependencies are done, up to `jobs`
 //! at a time, lowest step id first (so phases stay mostly in order, which the kernel's
 //! RTNL lock rewards). Every step that creates an object is journaled before it runs.
+//! A started process's readiness wait ([`Kernel::ready`]) holds no job slot: only the
+//! steps that depend on that process wait for it, so a lab of slow daemons starts them
+//! all at once instead of `jobs` at a time.
 //! After the first failure or a cancellation nothing new starts; steps already running
 //! finish, so the journal and the kernel agree when rollback begins.
 
@@ -14,7 +17,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 
 use super::error::KernelError;
-use super::kernel::Kernel;
+use super::kernel::{Begun, Kernel};
 use crate::plan::{Plan, Step, StepId, Undo};
 use crate::state::StateError;
 
@@ -43,8 +46,55 @@ pub enum ExecError {
 /// A cancellation signal: the sender sets a reason (`SIGINT`, ...) and running plans stop.
 pub type Cancel = watch::Receiver<Option<String>>;
 
-type Running<'a> =
-    FuturesUnordered<Pin<Box<dyn Future<Output = (usize, Result<(), KernelError>)> + Send + 'a>>>;
+/// Which part of a step a running future is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Part {
+    /// [`Kernel::start`]: holds a job slot.
+    Start,
+    /// [`Kernel::ready`]: waits without one.
+    Ready,
+}
+
+type Outcome = (usize, Part, Result<Begun, KernelError>);
+type Running<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>>;
+
+/// The slot-holding part of step `i`, with the test-only delay and fault injection.
+async fn apply_step<K: Kernel>(
+    i: usize,
+    step: &Step,
+    kernel: &K,
+    opts: &Options,
+    abort: watch::Receiver<bool>,
+) -> Outcome {
+    let work = async {
+        if let Some(d) = opts.step_delay {
+            tokio::time::sleep(d).await;
+        }
+        if opts.fail_at == Some(step.id) {
+            return Err(KernelError::Injected);
+        }
+        kernel.start(&step.op).await
+    };
+    unless_aborted(i, Part::Start, step.op.interruptible(), abort, work).await
+}
+
+/// `work`, given up with an error once `abort` fires when the step may wait on something
+/// outside nslab (dropping it kills what it started).
+async fn unless_aborted(
+    i: usize,
+    part: Part,
+    interruptible: bool,
+    mut abort: watch::Receiver<bool>,
+    work: impl Future<Output = Result<Begun, KernelError>>,
+) -> Outcome {
+    if !interruptible {
+        return (i, part, work.await);
+    }
+    tokio::select! {
+        r = work => (i, part, r),
+        _ = abort.wait_for(|a| *a) => (i, part, Err(KernelError::Other("stopped for the rollback".into()))),
+    }
+}
 
 /// What the executor tells the journal.
 pub enum Entry<'a> {
@@ -81,11 +131,13 @@ pub async fn execute<K: Kernel>(
     // short kernel requests and finish, so the journal and the kernel agree.
     let (abort_tx, abort_rx) = watch::channel(false);
     let jobs = opts.jobs.max(1);
+    // Futures in `running` that hold a job slot (the others wait for readiness).
+    let mut busy = 0usize;
     let mut done = 0usize;
     super::progress::phase(opts.progress.as_ref(), "up", n as u64);
 
     loop {
-        while failure.is_none() && cancelled.is_none() && running.len() < jobs {
+        while failure.is_none() && cancelled.is_none() && busy < jobs {
             let Some(Reverse(i)) = ready.pop() else { break };
             let step = &plan.steps[i];
             if let Some(u) = step.op.undo()
@@ -94,24 +146,14 @@ pub async fn execute<K: Kernel>(
                 failure = Some(e.into());
                 break;
             }
-            let inject = opts.fail_at == Some(step.id);
-            let delay = opts.step_delay;
-            let mut abort = abort_rx.clone();
-            running.push(Box::pin(async move {
-                if let Some(d) = delay {
-                    tokio::time::sleep(d).await;
-                }
-                if inject {
-                    return (i, Err(KernelError::Injected));
-                }
-                if !step.op.interruptible() {
-                    return (i, kernel.apply(&step.op).await);
-                }
-                tokio::select! {
-                    r = kernel.apply(&step.op) => (i, r),
-                    _ = abort.wait_for(|a| *a) => (i, Err(KernelError::Other("stopped for the rollback".into()))),
-                }
-            }));
+            running.push(Box::pin(apply_step(
+                i,
+                step,
+                kernel,
+                opts,
+                abort_rx.clone(),
+            )));
+            busy += 1;
         }
         // Any failure (a step's, or the journal's) stops the waiting steps.
         if failure.is_some() && !*abort_rx.borrow() {
@@ -121,33 +163,45 @@ pub async fn execute<K: Kernel>(
             break;
         }
         tokio::select! {
-            Some((i, result)) = running.next() => match result {
-                Ok(()) => {
-                    done += 1;
-                    super::progress::advance(opts.progress.as_ref(), plan.steps[i].op.name());
-                    for &d in &dependents[i] {
-                        waiting[d] -= 1;
-                        if waiting[d] == 0 {
-                            ready.push(Reverse(d));
+            Some((i, part, result)) = running.next() => {
+                if part == Part::Start {
+                    busy -= 1;
+                }
+                let op = &plan.steps[i].op;
+                match result {
+                    // Started: its readiness is awaited without the slot.
+                    Ok(Begun::Pending) => {
+                        let abort = abort_rx.clone();
+                        let wait = async { kernel.ready(op).await.map(|()| Begun::Done) };
+                        running.push(Box::pin(unless_aborted(i, Part::Ready, op.interruptible(), abort, wait)));
+                    }
+                    Ok(Begun::Done) => {
+                        done += 1;
+                        super::progress::advance(opts.progress.as_ref(), op.name());
+                        for &d in &dependents[i] {
+                            waiting[d] -= 1;
+                            if waiting[d] == 0 {
+                                ready.push(Reverse(d));
+                            }
+                        }
+                    }
+                    Err(_) if *abort_rx.borrow() && op.interruptible() => {
+                        // Stopped because of the first failure or a signal: not a failure itself.
+                    }
+                    Err(error) => {
+                        if let (KernelError::NetnsExists(_), Some(u)) = (&error, op.undo())
+                            && let Err(e) = journal(Entry::Existed(&u))
+                            && failure.is_none()
+                        {
+                            failure = Some(e.into());
+                        }
+                        if failure.is_none() {
+                            failure = Some(ExecError::Step { step: Box::new(plan.steps[i].clone()), error });
+                            let _ = abort_tx.send(true);
                         }
                     }
                 }
-                Err(_) if *abort_rx.borrow() && plan.steps[i].op.interruptible() => {
-                    // Stopped because of the first failure or a signal: not a failure itself.
-                }
-                Err(error) => {
-                    if let (KernelError::NetnsExists(_), Some(u)) = (&error, plan.steps[i].op.undo())
-                        && let Err(e) = journal(Entry::Existed(&u))
-                        && failure.is_none()
-                    {
-                        failure = Some(e.into());
-                    }
-                    if failure.is_none() {
-                        failure = Some(ExecError::Step { step: Box::new(plan.steps[i].clone()), error });
-                        let _ = abort_tx.send(true);
-                    }
-                }
-            },
+            }
             Ok(()) = cancel.changed(), if cancelled.is_none() => {
                 cancelled = cancel.borrow().clone();
                 if cancelled.is_some() {
@@ -453,6 +507,146 @@ routing: static
         });
         let r = r.expect("the run ended instead of waiting for the command");
         assert!(matches!(r, Err(ExecError::Journal(_))), "{r:?}");
+    }
+
+    /// The fake kernel, where a started process gets ready only once all `n` of them
+    /// have been started, or never (`n` = 0).
+    struct ReadyTogether {
+        inner: FakeKernel,
+        barrier: Option<tokio::sync::Barrier>,
+    }
+
+    impl ReadyTogether {
+        fn new(n: usize) -> ReadyTogether {
+            ReadyTogether {
+                inner: FakeKernel::default(),
+                barrier: (n > 0).then(|| tokio::sync::Barrier::new(n)),
+            }
+        }
+    }
+
+    impl Kernel for ReadyTogether {
+        async fn apply(&self, op: &Op) -> Result<(), KernelError> {
+            self.inner.apply(op).await
+        }
+
+        async fn start(&self, op: &Op) -> Result<Begun, KernelError> {
+            self.inner.apply(op).await?;
+            Ok(match op {
+                Op::StartProcess { .. } => Begun::Pending,
+                _ => Begun::Done,
+            })
+        }
+
+        async fn ready(&self, op: &Op) -> Result<(), KernelError> {
+            let Op::StartProcess { process, .. } = op else {
+                return Ok(());
+            };
+            match &self.barrier {
+                Some(b) => b.wait().await,
+                None => std::future::pending().await,
+            };
+            let line = format!("ready {process}");
+            self.inner.state.lock().unwrap().log.push(line);
+            Ok(())
+        }
+
+        async fn undo(&self, undo: &Undo) -> Result<(), KernelError> {
+            self.inner.undo(undo).await
+        }
+    }
+
+    /// Processes p1..=pn on nodes of their own, then a command on p1's node after it.
+    fn processes_then_exec(n: usize) -> Plan {
+        let mut steps: Vec<Step> = (1..=n)
+            .map(|k| Step {
+                id: k,
+                op: Op::StartProcess {
+                    netns: format!("nslab.exec.n{k}").as_str().into(),
+                    node: format!("n{k}"),
+                    process: format!("p{k}"),
+                },
+                deps: vec![],
+            })
+            .collect();
+        steps.push(Step {
+            id: n + 1,
+            op: Op::RunExec {
+                netns: "nslab.exec.n1".into(),
+                node: "n1".into(),
+                argv: vec!["true".into()],
+                ignore_errors: false,
+                timeout_ms: None,
+            },
+            deps: vec![1],
+        });
+        Plan {
+            lab: "exec".into(),
+            steps,
+        }
+    }
+
+    fn run_on<K: Kernel>(plan: &Plan, kernel: &K, opts: &Options) -> Option<Result<(), ExecError>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let mut journal = |_: Entry| Ok(());
+        // Only a guard: a readiness wait holding a slot would never finish.
+        let run = execute(plan, kernel, &mut journal, opts, no_cancel());
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), run).await })
+            .ok()
+    }
+
+    #[test]
+    fn readiness_waits_hold_no_job_slot_and_hold_back_only_their_dependents() {
+        // One job slot, four processes that get ready only together: they can only if
+        // each one's wait lets the next one start.
+        let plan = processes_then_exec(4);
+        let kernel = ReadyTogether::new(4);
+        let opts = Options {
+            jobs: 1,
+            fail_at: None,
+            step_delay: None,
+            progress: None,
+        };
+        let r = run_on(&plan, &kernel, &opts).expect("every process got ready");
+        r.unwrap();
+        assert_eq!(kernel.inner.max_in_flight.load(Ordering::SeqCst), 1);
+        let log = kernel.inner.state.lock().unwrap().log.clone();
+        let at = |what: &str| log.iter().position(|l| l == what).unwrap();
+        assert_eq!(log.iter().filter(|l| *l == "start-process").count(), 4);
+        // Every process was started before any was ready, and the command waited for p1.
+        let last_start = log.iter().rposition(|l| l == "start-process").unwrap();
+        assert!(last_start < at("ready p1"), "{log:?}");
+        assert!(at("ready p1") < at("run-exec"), "{log:?}");
+    }
+
+    #[test]
+    fn a_failure_stops_readiness_waits() {
+        // p1 never gets ready; step 2's failure must end the run, not wait for p1.
+        let plan = processes_then_exec(2);
+        let kernel = ReadyTogether::new(0);
+        let opts = Options {
+            jobs: 1,
+            fail_at: Some(2),
+            step_delay: None,
+            progress: None,
+        };
+        let r = run_on(&plan, &kernel, &opts).expect("the run ended instead of waiting");
+        assert!(
+            matches!(&r, Err(ExecError::Step { step, error: KernelError::Injected }) if step.id == 2),
+            "{r:?}"
+        );
+        assert!(
+            !kernel
+                .inner
+                .state
+                .lock()
+                .unwrap()
+                .log
+                .contains(&"run-exec".to_string())
+        );
     }
 
     #[test]

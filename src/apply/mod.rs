@@ -14,6 +14,7 @@ pub mod nodes;
 pub mod process;
 pub mod progress;
 pub mod reconcile;
+mod spawner;
 mod strays;
 pub mod tc;
 mod teardown;

@@ -22,7 +22,7 @@ use rtnetlink::{
 };
 
 use super::error::{KernelError, missing_link_kind, missing_qdisc};
-use super::kernel::Kernel;
+use super::kernel::{Begun, Kernel};
 use super::netns::{self, NsThreads};
 use super::tc;
 use crate::model::Route;
@@ -465,6 +465,34 @@ impl NetlinkKernel {
 impl Kernel for NetlinkKernel {
     async fn apply(&self, op: &Op) -> Result<(), KernelError> {
         self.apply_op(op).await
+    }
+
+    async fn start(&self, op: &Op) -> Result<Begun, KernelError> {
+        let Op::StartProcess {
+            netns,
+            node,
+            process,
+        } = op
+        else {
+            return self.apply_op(op).await.map(|()| Begun::Done);
+        };
+        let lab = crate::model::names::lab_of_netns(netns);
+        let ready = super::nodes::request_start(&self.host, &lab, node, process).await?;
+        Ok(if ready { Begun::Done } else { Begun::Pending })
+    }
+
+    async fn ready(&self, op: &Op) -> Result<(), KernelError> {
+        match op {
+            Op::StartProcess {
+                netns,
+                node,
+                process,
+            } => {
+                let lab = crate::model::names::lab_of_netns(netns);
+                super::nodes::wait_ready(&self.host, &lab, node, process).await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn undo(&self, undo: &Undo) -> Result<(), KernelError> {

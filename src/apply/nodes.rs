@@ -11,7 +11,7 @@ use super::error::KernelError;
 use super::netns;
 use super::strays;
 use crate::node::config::{self, NodeConfig, NodeStart};
-use crate::node::control::{self, ProcStatus};
+use crate::node::control;
 use crate::node::enter::{self, Target};
 use crate::node::{NodePaths, cgroup};
 use crate::state::HostContext;
@@ -140,9 +140,11 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
     outcome
 }
 
+/// Starts a node's init from a thread whose descriptor table holds none of nslab's
+/// namespaces and sockets (see `spawner`): the init's exec has nothing to close.
 pub async fn start_node(host: &HostContext, start: &NodeStart) -> Result<(), KernelError> {
     let (host, start) = (host.clone(), start.clone());
-    tokio::task::spawn_blocking(move || start_node_blocking(&host, &start))
+    super::spawner::run(move || start_node_blocking(&host, &start))
         .await
         .map_err(other)?
 }
@@ -185,8 +187,89 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Asks the init to start a process and waits until it is ready (or has failed).
+/// Starts a process and waits until it is ready (or has failed): the whole of a
+/// start-process step, for callers outside the executor.
 pub async fn start_process(
+    host: &HostContext,
+    lab: &str,
+    node: &str,
+    process: &str,
+) -> Result<(), KernelError> {
+    if request_start(host, lab, node, process).await? {
+        return Ok(());
+    }
+    wait_ready(host, lab, node, process).await
+}
+
+/// What `status` says of `process`: ready (`Some(Ok)`), failed or out of time
+/// (`Some(Err)`, with the end of its log), or neither yet (`None`).
+fn verdict(
+    status: &control::Status,
+    process: &str,
+    log: &Path,
+    since: Instant,
+) -> Option<Result<(), KernelError>> {
+    let Some(p) = status.processes.iter().find(|p| p.name == process) else {
+        return Some(Err(other(format!("the init has no process `{process}`"))));
+    };
+    if let Some(e) = &p.error {
+        return Some(Err(other(e)));
+    }
+    if p.ready {
+        return Some(Ok(()));
+    }
+    let with_tail = |what: String| {
+        let tail = log_tail(log, 10);
+        if tail.is_empty() {
+            other(what)
+        } else {
+            other(format!("{what}; its log ends with:\n{tail}"))
+        }
+    };
+    // An exit 0 is a launcher whose daemons are still being probed.
+    if p.state == "exited" && p.pid.is_none() && p.exit != Some(0) {
+        return Some(Err(with_tail(format!(
+            "process `{process}` exited with status {} before it was ready",
+            p.exit.unwrap_or(-1)
+        ))));
+    }
+    if p.ready_timed_out {
+        return Some(Err(with_tail(format!(
+            "process `{process}` is not ready after {:.1} s{}",
+            since.elapsed().as_secs_f64(),
+            match p.failed_probes {
+                0 => String::new(),
+                n => format!(" ({n} counted probes failed)"),
+            }
+        ))));
+    }
+    None
+}
+
+/// Asks the init to start a process; true when it is ready at once (it has no probe),
+/// else [`wait_ready`] waits for it. Apart, so the executor holds a job slot only for
+/// this short part. A process without a probe is ready once started, even if it ends
+/// right after: a later `wait` would see it ended and call that a failure.
+pub async fn request_start(
+    host: &HostContext,
+    lab: &str,
+    node: &str,
+    process: &str,
+) -> Result<bool, KernelError> {
+    let paths = NodePaths::of_lab(host, lab);
+    let reply = control::request_async(&paths.control(node), &format!("start {process}")).await?;
+    let status = control::parse_status(&reply).map_err(other)?;
+    let log = paths.log(node, process);
+    match verdict(&status, process, &log, Instant::now()) {
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) => Ok(true),
+        None => Ok(false),
+    }
+}
+
+/// Waits until a started process is ready (or has failed): one `wait` request the init
+/// answers when the process settles, so any number of processes wait at no cost.
+pub async fn wait_ready(
     host: &HostContext,
     lab: &str,
     node: &str,
@@ -194,57 +277,38 @@ pub async fn start_process(
 ) -> Result<(), KernelError> {
     let paths = NodePaths::of_lab(host, lab);
     let socket = paths.control(node);
-    let mut reply = control::request_async(&socket, &format!("start {process}")).await?;
     let log = paths.log(node, process);
-    let started = Instant::now();
-    // Asked again soon at first: a probe that needs no fork answers within milliseconds,
-    // and every process that depends on this one waits for the answer.
+    let since = Instant::now();
+    let reply = control::wait_async(&socket, process).await?;
+    match control::parse_status(&reply) {
+        Ok(status) => verdict(&status, process, &log, since).unwrap_or_else(|| {
+            Err(other(format!(
+                "process `{process}` was stopped before it was ready (its node is halting or stopping)"
+            )))
+        }),
+        // An init started by an nslab from before `wait` (a lab up across an upgrade).
+        Err(e) if e == "unknown request" => poll_ready(&socket, process, &log, since).await,
+        Err(e) => Err(other(e)),
+    }
+}
+
+/// [`wait_ready`] for an init without `wait`: asks for its status until the process is
+/// settled, soon at first, then every 20 ms.
+async fn poll_ready(
+    socket: &Path,
+    process: &str,
+    log: &Path,
+    since: Instant,
+) -> Result<(), KernelError> {
     let mut pause = Duration::from_millis(1);
     loop {
+        let reply = control::request_async(socket, "status").await?;
         let status = control::parse_status(&reply).map_err(other)?;
-        let p: &ProcStatus = status
-            .processes
-            .iter()
-            .find(|p| p.name == process)
-            .ok_or_else(|| other(format!("the init has no process `{process}`")))?;
-        if let Some(e) = &p.error {
-            return Err(other(e));
-        }
-        if p.ready {
-            return Ok(());
-        }
-        // An exit 0 is a launcher whose daemons are still being probed.
-        if p.state == "exited" && p.pid.is_none() && p.exit != Some(0) {
-            let tail = log_tail(&log, 10);
-            return Err(other(format!(
-                "process `{process}` exited with status {} before it was ready{}",
-                p.exit.unwrap_or(-1),
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!("; its log ends with:\n{tail}")
-                }
-            )));
-        }
-        if p.ready_timed_out {
-            let tail = log_tail(&log, 10);
-            return Err(other(format!(
-                "process `{process}` is not ready after {:.1} s{}{}",
-                started.elapsed().as_secs_f64(),
-                match p.failed_probes {
-                    0 => String::new(),
-                    n => format!(" ({n} counted probes failed)"),
-                },
-                if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!("; its log ends with:\n{tail}")
-                }
-            )));
+        if let Some(v) = verdict(&status, process, log, since) {
+            return v;
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(20));
-        reply = control::request_async(&socket, "status").await?;
     }
 }
 

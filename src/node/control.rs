@@ -5,6 +5,10 @@
 //! - `status`: the node's processes.
 //! - `start NAME`: starts a process of the init's table (again, after it died with no
 //!   restart policy or after a `halt`).
+//! - `wait NAME`: answered only once the process is settled: ready, failed, ended before
+//!   it was ready, or out of its readiness time (also when it is retired or the node
+//!   stops). nslab waits this way instead of polling `status`, so a process getting ready
+//!   costs no requests, however many wait at once.
 //! - `halt`: stops every process and keeps the node; `start` brings them back.
 //! - `stop`: ends the init and with it the node.
 //! - `add JSON`: a new process (a [`ProcessSpec`] as one line of JSON) joins the table,
@@ -40,6 +44,7 @@ pub enum Request {
     Stop,
     Add(Box<ProcessSpec>),
     Retire(String),
+    Wait(String),
 }
 
 impl Request {
@@ -60,6 +65,7 @@ impl Request {
             "stop" => Ok(Request::Stop),
             "start" => one_name("start").map(Request::Start),
             "retire" => one_name("retire").map(Request::Retire),
+            "wait" => one_name("wait").map(Request::Wait),
             "add" => {
                 let spec: ProcessSpec = serde_json::from_str(rest)
                     .map_err(|e| format!("`add` takes a process as JSON: {e}"))?;
@@ -81,6 +87,7 @@ impl Request {
             Request::Stop => "stop".into(),
             Request::Start(n) => format!("start {n}"),
             Request::Retire(n) => format!("retire {n}"),
+            Request::Wait(n) => format!("wait {n}"),
             Request::Add(spec) => {
                 format!(
                     "add {}",
@@ -185,6 +192,23 @@ pub async fn request_async(socket: &Path, line: &str) -> std::io::Result<String>
     Ok(reply)
 }
 
+/// Sends `wait NAME` and reads the reply, however long it takes: the init answers by the
+/// process's readiness deadline at the latest, and its end closes the connection.
+pub async fn wait_async(socket: &Path, process: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket).await?;
+    s.write_all(format!("{}\n", Request::Wait(process.into()).line()).as_bytes())
+        .await?;
+    let mut reply = String::new();
+    if tokio::io::BufReader::new(s).read_line(&mut reply).await? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the node's init ended while a process was being waited for",
+        ));
+    }
+    Ok(reply)
+}
+
 /// Parses a status reply, or the init's error.
 pub fn parse_status(reply: &str) -> Result<Status, String> {
     if let Ok(e) = serde_json::from_str::<ErrorReply>(reply) {
@@ -220,6 +244,7 @@ mod tests {
             Request::Stop,
             Request::Start("web-1".into()),
             Request::Retire("web-1".into()),
+            Request::Wait("web-1".into()),
             Request::Add(Box::new(spec("web-1"))),
         ] {
             let line = r.line();
@@ -235,6 +260,7 @@ mod tests {
         assert_eq!(err(""), "unknown request");
         assert!(err("start").contains("one process name"));
         assert!(err("retire a b").contains("one process name"));
+        assert!(err("wait").contains("one process name"));
         assert!(err("add {not json").contains("`add` takes a process as JSON"));
         assert!(err("add").contains("`add` takes a process as JSON"));
         // A name becomes a log file in the node's log directory: no way out of it.

@@ -219,6 +219,23 @@ impl Proc {
         })?);
         Ok(())
     }
+
+    /// Whether a `wait` for it is answered now: ready, failed to start, ended before it
+    /// was ready (a launcher's exit 0 is not an end: its daemons are still probed), out
+    /// of readiness time, or not asked to start (never, or a halt undid it).
+    fn settled(&self) -> bool {
+        self.is_ready()
+            || self.error.is_some()
+            || self.ready == Readiness::TimedOut
+            || (self.state == "exited" && self.pid.is_none() && self.exit != Some(0))
+            || !self.requested
+    }
+}
+
+/// A client's `wait NAME`, answered once that process is settled (see [`Proc::settled`]).
+struct Waiter {
+    stream: UnixStream,
+    name: String,
 }
 
 struct Init {
@@ -231,6 +248,10 @@ struct Init {
     halting: Option<Instant>,
     /// When to give back start-up pages again after activity (see [`trim_memory`]).
     trim_at: Option<Instant>,
+
+    /// Clients waiting for processes to settle: answered from the loop, so a wait holds
+    /// no turn of it and nslab never polls.
+    waiters: Vec<Waiter>,
 }
 
 /// Closes (or, with CLOSE_RANGE_CLOEXEC, marks close-on-exec) every descriptor from
@@ -447,21 +468,53 @@ impl Init {
     }
 
     fn handle(&mut self, stream: UnixStream) {
-        let reply = match read_request(&stream) {
-            Ok(Some(line)) => self.answer(&line),
+        let reply = match read_request(&stream).map(|l| l.map(|l| Request::parse(&l))) {
+            Ok(Some(Ok(Request::Wait(name)))) => match self.index(&name) {
+                Ok(_) => {
+                    self.waiters.push(Waiter { stream, name });
+                    return;
+                }
+                Err(e) => control::error_reply(&e),
+            },
+            Ok(Some(Ok(request))) => self.answer(request),
             Ok(None) => return,
-            Err(e) => control::error_reply(&e),
+            Ok(Some(Err(e))) | Err(e) => control::error_reply(&e),
         };
         let mut w = &stream;
         let _ = writeln!(w, "{reply}");
     }
 
-    /// The reply to one request line.
-    fn answer(&mut self, line: &str) -> String {
-        let request = match Request::parse(line) {
-            Ok(r) => r,
-            Err(e) => return control::error_reply(&e),
-        };
+    /// Answers every `wait` whose process has settled, is gone or being retired, or
+    /// whose node is halting or stopping, with the status of now.
+    fn answer_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let busy = self.halting.is_some() || self.stopping.is_some();
+        let (done, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| {
+                busy || self
+                    .procs
+                    .iter()
+                    .find(|p| p.spec.name == w.name)
+                    .is_none_or(|p| p.retire.is_some() || p.settled())
+            });
+        self.waiters = keep;
+        if done.is_empty() {
+            return;
+        }
+        let reply = serde_json::to_string(&self.status())
+            .unwrap_or_else(|e| control::error_reply(&e.to_string()));
+        for w in done {
+            // Never blocks the loop: a client that stopped reading loses its answer.
+            let _ = w.stream.set_nonblocking(true);
+            let _ = writeln!(&w.stream, "{reply}");
+        }
+    }
+
+    /// The reply to one request (all but `wait`, which [`Init::handle`] keeps).
+    fn answer(&mut self, request: Request) -> String {
         let busy = self.halting.is_some() || self.stopping.is_some();
         let done = match request {
             Request::Start(_) if busy => Err("the node is stopping its processes".into()),
@@ -480,6 +533,7 @@ impl Init {
             }
             Request::Add(spec) => self.add(*spec),
             Request::Retire(name) => self.retire(&name),
+            Request::Wait(_) => Err("`wait` is answered by the loop".into()),
         };
         match done.and_then(|()| serde_json::to_string(&self.status()).map_err(|e| e.to_string())) {
             Ok(status) => status,
@@ -1086,6 +1140,7 @@ fn run(cfg: NodeConfig) -> ! {
         stopping: None,
         halting: None,
         trim_at: None,
+        waiters: Vec::new(),
     };
     loop {
         let now = Instant::now();
@@ -1105,6 +1160,7 @@ fn run(cfg: NodeConfig) -> ! {
         if init.halting.is_none() {
             init.probe(now);
         }
+        init.answer_waiters();
         // Once things are quiet again, give back the pages the activity faulted in.
         if init.trim_at.is_some_and(|t| t <= now) {
             let quiet = init
