@@ -3,23 +3,12 @@
 
 use std::path::Path;
 
+use nslab::compile_str;
 use nslab::model::{CheckBody, End, Topology};
-use nslab::{CompileError, compile_str};
 
-fn ok(yaml: &str) -> Topology {
-    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
-        Ok(c) => c.topology,
-        Err(e) => panic!("expected a valid topology:\n{e}"),
-    }
-}
+mod support;
 
-fn err(yaml: &str) -> String {
-    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
-        Ok(_) => panic!("expected errors"),
-        Err(CompileError::Invalid(r)) => r.to_string(),
-        Err(e) => panic!("{e}"),
-    }
-}
+use support::{err, ok};
 
 fn addrs(t: &Topology, node: &str, iface: &str) -> Vec<String> {
     let n = t.node(node).unwrap();
