@@ -824,23 +824,39 @@ links:
     assert!(e.contains("give this end a free name, like `eth3`"), "{e}");
 }
 
-/// `link_down` on a bridge's end says it is a bridge and lists the node ends on it,
-/// instead of suggesting a node with a similar name.
+/// `BRIDGE:NODE` in a step names the bridge's port to the node; a node not on the bridge
+/// gets the nodes that are, instead of a node with a similar name.
 #[test]
-fn a_step_on_a_bridge_lists_the_node_ends_on_it() {
-    let e = err("
+fn a_step_on_a_bridge_names_its_port_to_a_node() {
+    let yaml = "
 name: steps
 bridges: { s3: {} }
-nodes: { r3: {}, h1: {} }
+nodes: { r3: {}, h1: {}, h2: {} }
 links:
   - [r3:eth4, s3]
   - [h1, s3]
+  - [h2, s3]
+  - [h2, s3]
 tests:
-  - link_down: s3:x
-");
-    assert!(e.contains("`s3` is a bridge"), "{e}");
-    assert!(e.contains("`r3:eth4`, `h1:eth0`"), "{e}");
+  - link_down: s3:STEP
+";
+    let t = ok(&yaml.replace("STEP", "r3"));
+    let step = serde_json::to_value(&t.checks[0]).unwrap();
+    let a = &step["body"]["action"]["link"];
+    assert_eq!(a["bridge"], "s3", "{step}");
+    assert_eq!(a["iface"], "eth4", "{step}");
+    assert_eq!(a["node"], 0, "{step}");
+    assert_eq!(a["up"], false, "{step}");
+
+    let e = err(&yaml.replace("STEP", "x"));
+    assert!(e.contains("bridge `s3` has no port to `x`"), "{e}");
+    assert!(e.contains("t.yaml:11:16"), "{e}");
+    assert!(e.contains("the nodes on `s3` are: r3, h1, h2"), "{e}");
     assert!(!e.contains("did you mean `r3`"), "{e}");
+
+    let e = err(&yaml.replace("STEP", "h2"));
+    assert!(e.contains("node `h2` has 2 links to bridge `s3`"), "{e}");
+    assert!(e.contains("one_side: true"), "{e}");
 }
 
 /// `kind: bridge` (containerlab's switch) points to `bridges:`, not to `kinds:`.
