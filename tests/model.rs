@@ -901,3 +901,54 @@ tests:
     );
     assert!(e.contains("t.yaml:5:27"), "{e}");
 }
+
+/// `addresses: [[], x]`: an empty list gives that endpoint no address, the other its own.
+#[test]
+fn an_empty_address_list_leaves_one_endpoint_without_an_address() {
+    let t = ok("
+name: half
+nodes: { r1: {}, r2: {} }
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    addresses: [[], 10.9.0.1/24]
+");
+    assert!(addrs(&t, "r1", "eth1").is_empty());
+    assert_eq!(addrs(&t, "r2", "eth1"), ["10.9.0.1/24"]);
+}
+
+/// The neighbour estimate: m x (m - 1) per L2 segment of m addressed members, per family;
+/// over the host's limit it warns with the sysctl to raise, under it says nothing.
+#[test]
+fn the_neighbour_estimate_counts_pairs_per_segment_and_warns_past_the_limit() {
+    use nslab::preflight::neigh;
+    let mut yaml = String::from(
+        "name: big\naddressing: { ipv6: fd00:1ab::/48 }\nbridges: { s1: {}, s2: {} }\nlinks:\n  - [a:eth0, b:eth0]\n  - endpoints: [c:eth0, d:eth0]\n    addresses: [[10.9.0.1/24], []]\n",
+    );
+    let mut nodes = ["a", "b", "c", "d"].join(": {}, ") + ": {}";
+    for i in 0..40 {
+        yaml += &format!("  - [h{i}, s1]\n");
+        nodes += &format!(", h{i}: {{}}");
+    }
+    yaml += "  - [a, s2]\n  - [b, s2]\n  - [c, s2]\n";
+    yaml += &format!("nodes: {{ {nodes} }}\n");
+    let t = ok(&yaml);
+    // s1: 40 x 39; s2: 3 x 2; a-b: 2; c-d: only c has an address, so no pair.
+    assert_eq!(neigh::entries(&t, false), 1560 + 6 + 2);
+    // IPv6: the same, but c-d has no IPv6 at all.
+    assert_eq!(neigh::entries(&t, true), 1560 + 6 + 2);
+
+    let w = neigh::warnings(&t, |v6| Some(if v6 { 4096 } else { 1024 }));
+    assert_eq!(w.len(), 1, "{w:?}");
+    let text = format!("{}: {}", w[0].message, w[0].hint.as_deref().unwrap_or(""));
+    assert!(text.contains("1568 IPv4 neighbour entries"), "{text}");
+    assert!(
+        text.contains("limit of 1024 (net.ipv4.neigh.default.gc_thresh3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sysctl -w net.ipv4.neigh.default.gc_thresh3=4096"),
+        "{text}"
+    );
+    assert!(neigh::warnings(&t, |_| Some(1568)).is_empty());
+    assert!(neigh::warnings(&t, |_| None).is_empty());
+}
