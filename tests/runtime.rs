@@ -197,6 +197,45 @@ fn a_bridge_port_goes_down_alone_and_the_node_end_stays_up() {
     lab.down();
 }
 
+/// The scenario step `link_down: s1:b` sets the switch port to b down alone, as the
+/// command does: b is cut off, a and c still reach each other, and `link_up` restores it.
+#[test]
+fn a_scenario_step_sets_a_bridge_port_down_and_up() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-bstep",
+        "nodes: { a: {}, b: {}, c: {} }\nbridges: { s1: {} }\nlinks:\n  - [a:eth0, s1]\n  - [b:eth0, s1]\n  - [c:eth0, s1]\ntests:\n  - reach: { from: a, to: b }\n  - link_down: s1:b\n  - reach: { from: a, to: b, expect: fail, timeout: 2s, name: cut }\n  - reach: { from: a, to: c, name: others }\n  - link_up: s1:b\n  - reach: { from: a, to: b, name: restored }\n",
+    );
+    let o = nslab()
+        .args(["test", "--json"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got: Vec<(&str, &str)> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1: reach a -> b", "pass"),
+            ("2: link_down s1:b", "pass"),
+            ("cut", "pass"),
+            ("others", "pass"),
+            ("5: link_up s1:b", "pass"),
+            ("restored", "pass"),
+        ]
+    );
+    assert!(!lab.is_up(), "nslab test takes the lab down");
+}
+
 /// Seconds to send `bytes` from `from` to `to` over TCP, until `to` has counted them all
 /// (the sink answers with its count after EOF, so the socket buffers cannot hide the time).
 fn transfer(lab: &Lab, from: &str, to: &str, bytes: u64) -> f64 {
