@@ -409,7 +409,7 @@ impl Grid {
         Grid {
             cols,
             rows: n.div_ceil(cols),
-            cell_w: leaves.iter().map(|&v| input.room(v)).max().unwrap_or(0) as f64 + SPACING,
+            cell_w: leaves.iter().map(|&v| input.sizes[v].0).max().unwrap_or(0) as f64 + SPACING,
             cell_h: leaves.iter().map(|&v| input.sizes[v].1).max().unwrap_or(0) as f64
                 + input.label_room as f64
                 + SPACING,

@@ -258,17 +258,23 @@ fn fit(s: &mut Scene) {
     }
 }
 
-/// The widest end label on each vertex's links, by graph index.
+/// The room each vertex needs in its layer for the labels at its links' ends, by graph
+/// index (a folded leaf sits in its grid with its box only).
 fn label_widths(t: &Topology) -> Vec<i64> {
     let mut w = vec![0; t.graph.node_count()];
+    let mut links = vec![0; t.graph.node_count()];
     for l in &t.links {
         for e in [l.a, l.b] {
             let v = vertex_index(t, vertex_of(e));
             w[v] = w[v].max(super::labels::size(&end_lines(t, e)).0);
+            links[v] += 1;
         }
     }
-    // Half as much again: the labels of lines that meet at a vertex sit side by side.
-    w.iter().map(|w| w * 3 / 2).collect()
+    // Half as much again where lines meet: their labels sit side by side.
+    w.iter()
+        .zip(links)
+        .map(|(w, n)| if n > 1 { w * 3 / 2 } else { *w })
+        .collect()
 }
 
 fn vbox(v: Vertex, mut lines: Vec<String>, at: Placed, live: Option<&Live>) -> VBox {
