@@ -653,3 +653,50 @@ fn a_leaf_spine_fabric_is_two_rows_no_wider_than_its_leaves() {
     );
     eprintln!("clos 4x16: {}x{} px", scene.width, scene.height);
 }
+
+#[test]
+fn a_multi_host_lab_is_framed_per_host_with_its_vxlan_marked_in_every_format() {
+    let t = compile(&root().join("topologies/two-machines.yaml")).topology;
+    let scene = draw::scene::build(&t, None);
+    let names: Vec<&str> = scene.frames.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["ha", "hb"]);
+    for b in &scene.boxes {
+        let host = t
+            .nodes
+            .iter()
+            .find(|n| n.name == b.name)
+            .unwrap()
+            .host
+            .clone();
+        let f = scene.frames.iter().find(|f| Some(&f.name) == host.as_ref());
+        let f = f.unwrap_or_else(|| panic!("{} has no frame", b.name));
+        assert!(
+            b.at.left() >= f.x && b.at.left() + b.at.w <= f.x + f.w,
+            "{}",
+            b.name
+        );
+        assert!(
+            b.at.top() >= f.y && b.at.top() + b.at.h <= f.y + f.h,
+            "{}",
+            b.name
+        );
+    }
+    // r2-r3 is the one link between hosts: it says VXLAN and the plan's VNI.
+    let vni = nslab::plan::share::vnis(&t, &Default::default())[1].unwrap();
+    let tunnels: Vec<Option<&str>> = scene.links.iter().map(|l| l.tunnel.as_deref()).collect();
+    let marked = format!("VXLAN {vni}");
+    assert_eq!(tunnels, [None, Some(marked.as_str()), None]);
+    let svg = draw::render(&t, Format::Svg);
+    assert_eq!(class_of(&svg, "link-1"), "link vxlan");
+    assert!(svg.contains(&format!(">{marked}</tspan>")));
+    let dot = draw::render(&t, Format::Dot);
+    assert!(
+        dot.contains(
+            "subgraph cluster_0 { label=\"host ha (192.0.2.11)\"; style=dashed; n0; n1; }"
+        )
+    );
+    assert!(dot.contains(&format!("label=\"{marked}\", style=dashed")));
+    let mmd = draw::render(&t, Format::Mermaid);
+    assert!(mmd.contains("  subgraph host1[\"host hb (192.0.2.12)\"]\n    n2\n    n3\n  end\n"));
+    assert!(mmd.contains("n1 -.-|") && mmd.contains(&format!("({marked})")));
+}
