@@ -83,6 +83,10 @@ fn every_example_is_a_drawio_diagram_whose_edges_join_its_vertices() {
             .filter(|c| c.attribute("vertex") == Some("1") && c.attribute("parent") == Some("1"))
             .filter_map(|c| c.attribute("id"))
             .collect();
+        // A multi-host lab's hosts are frames: vertices of their own, around their nodes.
+        let (frames, vertices): (Vec<&str>, Vec<&str>) =
+            vertices.into_iter().partition(|id| id.starts_with("host-"));
+        assert_eq!(frames.len(), t.hosts.len(), "{}", f.display());
         assert_eq!(
             vertices.len(),
             t.nodes.len() + t.bridges.len(),
@@ -537,4 +541,162 @@ fn the_served_page_renders_in_chromium_and_shows_a_link_set_down_after_a_refresh
     }
     let _ = std::fs::remove_dir_all(shot.parent().unwrap());
     lab.down();
+}
+
+/// A text's box in the SVG: left, top, right, bottom, and the text, for messages.
+type TextBox = (f64, f64, f64, f64, String);
+
+/// The box of every `<text>` in the SVG, its width approximated as characters x font size
+/// x 0.6 (a monospace font's advance): labels at link ends (11 px), box texts (12 px),
+/// frame titles (12 px, left-anchored on their baseline).
+fn text_boxes(svg: &str) -> Vec<TextBox> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let num = |n: roxmltree::Node, a: &str| n.attribute(a).map_or(0.0, |v| v.parse().unwrap());
+    let mut out = Vec::new();
+    for t in doc.descendants().filter(|n| n.has_tag_name("text")) {
+        let small = t.ancestors().any(|a| a.attribute("class") == Some("label"));
+        let font = if small { 11.0 } else { 12.0 };
+        let spans: Vec<roxmltree::Node> = t.children().filter(|c| c.is_element()).collect();
+        let lines: Vec<String> = if spans.is_empty() {
+            vec![t.text().unwrap_or("").to_string()]
+        } else {
+            spans
+                .iter()
+                .map(|s| s.text().unwrap_or("").to_string())
+                .collect()
+        };
+        let chars = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let w = chars as f64 * font * 0.6;
+        let (x, y) = (num(t, "x"), num(t, "y"));
+        let last = y + spans.iter().skip(1).map(|s| num(*s, "dy")).sum::<f64>();
+        let (left, right) = match t.attribute("text-anchor") {
+            Some("middle") => (x - w / 2.0, x + w / 2.0),
+            _ => (x, x + w),
+        };
+        let (top, bottom) = match t.attribute("dominant-baseline") {
+            Some("middle") => (y - font / 2.0, last + font / 2.0),
+            _ => (y - font, last),
+        };
+        out.push((left, top, right, bottom, lines.join(" ")));
+    }
+    out
+}
+
+/// The first two texts whose boxes overlap.
+fn overlapping_texts(boxes: &[TextBox]) -> Option<(String, String)> {
+    for (i, a) in boxes.iter().enumerate() {
+        for b in &boxes[i + 1..] {
+            if a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3 {
+                return Some((a.4.clone(), b.4.clone()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn no_two_texts_overlap_in_the_picture_of_any_example() {
+    // The check itself: two labels at one point overlap.
+    let same = text_boxes(
+        "<svg><g class=\"label\"><text x=\"10\" y=\"10\" text-anchor=\"middle\" \
+         dominant-baseline=\"middle\">eth0</text><text x=\"14\" y=\"12\" \
+         text-anchor=\"middle\" dominant-baseline=\"middle\">eth1</text></g></svg>",
+    );
+    assert!(overlapping_texts(&same).is_some());
+    let mut bad = Vec::new();
+    for f in examples() {
+        let svg = draw::render(&compile(&f).topology, Format::Svg);
+        let boxes = text_boxes(&svg);
+        assert!(boxes.len() > 2, "{}", f.display());
+        if let Some((a, b)) = overlapping_texts(&boxes) {
+            bad.push(format!("{}: '{a}' overlaps '{b}'", f.display()));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn a_leaf_spine_fabric_is_two_rows_no_wider_than_its_leaves() {
+    let yaml = generated(&["clos", "20", "--spines", "4", "--hosts-per-leaf", "0"]);
+    let c = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies")).unwrap();
+    let scene = draw::scene::build(&c.topology, None);
+    let row = |prefix: &str| -> Vec<draw::layout::Placed> {
+        let v: Vec<_> = scene
+            .boxes
+            .iter()
+            .filter(|b| b.name.starts_with(prefix))
+            .map(|b| b.at)
+            .collect();
+        assert!(
+            v.iter().all(|b| b.y == v[0].y),
+            "{prefix}: not one row: {v:?}"
+        );
+        v
+    };
+    let (spines, leaves) = (row("spine"), row("leaf"));
+    assert_eq!((spines.len(), leaves.len()), (4, 16));
+    assert!(spines[0].y < leaves[0].y, "spines above leaves");
+    // No wider than the row of 16 leaves, each given room for its labels (an interface
+    // name and a /31, about 100 px) and the gap between vertices.
+    let pitch = 200;
+    assert!(
+        scene.width <= leaves.len() as i64 * pitch,
+        "{} px wide for 16 leaves",
+        scene.width
+    );
+    let span = |r: &[draw::layout::Placed]| {
+        r.iter().map(|b| b.left() + b.w).max().unwrap() - r.iter().map(|b| b.left()).min().unwrap()
+    };
+    assert!(
+        span(&spines) <= span(&leaves),
+        "the spines' row is the narrower"
+    );
+    eprintln!("clos 4x16: {}x{} px", scene.width, scene.height);
+}
+
+#[test]
+fn a_multi_host_lab_is_framed_per_host_with_its_vxlan_marked_in_every_format() {
+    let t = compile(&root().join("topologies/two-machines.yaml")).topology;
+    let scene = draw::scene::build(&t, None);
+    let names: Vec<&str> = scene.frames.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["ha", "hb"]);
+    for b in &scene.boxes {
+        let host = t
+            .nodes
+            .iter()
+            .find(|n| n.name == b.name)
+            .unwrap()
+            .host
+            .clone();
+        let f = scene.frames.iter().find(|f| Some(&f.name) == host.as_ref());
+        let f = f.unwrap_or_else(|| panic!("{} has no frame", b.name));
+        assert!(
+            b.at.left() >= f.x && b.at.left() + b.at.w <= f.x + f.w,
+            "{}",
+            b.name
+        );
+        assert!(
+            b.at.top() >= f.y && b.at.top() + b.at.h <= f.y + f.h,
+            "{}",
+            b.name
+        );
+    }
+    // r2-r3 is the one link between hosts: it says VXLAN and the plan's VNI.
+    let vni = nslab::plan::share::vnis(&t, &Default::default())[1].unwrap();
+    let tunnels: Vec<Option<&str>> = scene.links.iter().map(|l| l.tunnel.as_deref()).collect();
+    let marked = format!("VXLAN {vni}");
+    assert_eq!(tunnels, [None, Some(marked.as_str()), None]);
+    let svg = draw::render(&t, Format::Svg);
+    assert_eq!(class_of(&svg, "link-1"), "link vxlan");
+    assert!(svg.contains(&format!(">{marked}</tspan>")));
+    let dot = draw::render(&t, Format::Dot);
+    assert!(
+        dot.contains(
+            "subgraph cluster_0 { label=\"host ha (192.0.2.11)\"; style=dashed; n0; n1; }"
+        )
+    );
+    assert!(dot.contains(&format!("label=\"{marked}\", style=dashed")));
+    let mmd = draw::render(&t, Format::Mermaid);
+    assert!(mmd.contains("  subgraph host1[\"host hb (192.0.2.12)\"]\n    n2\n    n3\n  end\n"));
+    assert!(mmd.contains("n1 -.-|") && mmd.contains(&format!("({marked})")));
 }

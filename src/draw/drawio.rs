@@ -64,7 +64,11 @@ pub fn render(s: &Scene) -> String {
             "<mxCell id=\"{id}\" value=\"{v}\" style=\"{style}\" edge=\"1\" parent=\"1\" \
              source=\"{a}\" target=\"{b}\"><mxGeometry relative=\"1\" as=\"geometry\"/></mxCell>",
             id = l.id,
-            v = l.impairment.as_deref().map(esc).unwrap_or_default(),
+            v = esc(&[l.tunnel.as_deref(), l.impairment.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")),
             a = esc(&s.boxes[l.boxes[0]].id),
             b = esc(&s.boxes[l.boxes[1]].id),
         );

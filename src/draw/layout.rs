@@ -66,6 +66,18 @@ pub struct Input<'a> {
     /// Extra height given to each vertex while laying out, so that the links between two
     /// layers are long enough to carry both ends' labels.
     pub label_room: i64,
+    /// Width given to each vertex while laying out (by index; missing is 0): its widest
+    /// link end label, so that neighbours in a layer stand far enough apart for theirs.
+    pub label_w: &'a [i64],
+}
+
+impl Input<'_> {
+    /// The width a vertex takes in its layer: its box or its labels, the wider.
+    fn room(&self, v: usize) -> i64 {
+        self.sizes[v]
+            .0
+            .max(self.label_w.get(v).copied().unwrap_or(0))
+    }
 }
 
 /// Lays the graph out: groups (ungrouped first) left to right, each the packed layout of
@@ -266,7 +278,7 @@ fn layered(
         .map(|(p, l)| (*p, Grid::of(input, l).width()))
         .collect();
     let size = |_: NodeIndex, v: &usize| {
-        let (w, h) = input.sizes[*v];
+        let (w, h) = (input.room(*v), input.sizes[*v].1);
         let w = (w as f64).max(grid_w.get(v).copied().unwrap_or(0.0));
         (w, (h + input.label_room) as f64)
     };
@@ -314,7 +326,8 @@ fn wrap_deep(input: &Input, out: &mut [(usize, f64, f64)]) {
     }
 }
 
-/// Breadth-first depth from the root: the vertex with the most links, the first on a tie.
+/// Breadth-first depth from the root: the vertex with the most links, the first on a tie,
+/// and its twins.
 fn depths(comp: &[usize], adj: &BTreeMap<usize, BTreeSet<usize>>) -> BTreeMap<usize, usize> {
     let degree = |v: &usize| adj.get(v).map_or(0, BTreeSet::len);
     let root = comp
@@ -322,8 +335,17 @@ fn depths(comp: &[usize], adj: &BTreeMap<usize, BTreeSet<usize>>) -> BTreeMap<us
         .copied()
         .max_by_key(|v| (degree(v), std::cmp::Reverse(*v)))
         .unwrap_or(comp[0]);
-    let mut depth = BTreeMap::from([(root, 0)]);
-    let mut queue = VecDeque::from([root]);
+    // The root's twins (the same three or more neighbours: the other spines of a leaf-spine
+    // fabric) are roots too, so that they share its layer instead of sitting under it.
+    let twins = comp
+        .iter()
+        .copied()
+        .filter(|&v| degree(&v) >= 3 && adj.get(&v) == adj.get(&root));
+    let mut depth: BTreeMap<usize, usize> = twins.clone().map(|v| (v, 0)).collect();
+    depth.insert(root, 0);
+    let mut queue: VecDeque<usize> = std::iter::once(root)
+        .chain(twins.filter(|&v| v != root))
+        .collect();
     while let Some(v) = queue.pop_front() {
         let d = depth[&v];
         for &w in adj.get(&v).into_iter().flatten() {
@@ -458,6 +480,7 @@ mod tests {
             edges,
             groups,
             label_room: 90,
+            label_w: &[],
         })
     }
 

@@ -4,6 +4,7 @@
 
 pub mod drawio;
 pub mod html;
+mod labels;
 pub mod layout;
 pub mod live;
 pub mod scene;

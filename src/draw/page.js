@@ -89,7 +89,9 @@
     Object.keys(s.links).forEach(function (id) {
       const l = s.links[id];
       const g = document.getElementById(id);
-      if (g) setState(g, "link", l.state + (l.impairment ? " impaired" : ""));
+      // A link between hosts stays drawn as a tunnel whatever its state.
+      const vx = g && g.classList.contains("vxlan") ? " vxlan" : "";
+      if (g) setState(g, "link", l.state + (l.impairment ? " impaired" : "") + vx);
     });
     document.getElementById("stamp").textContent = "refreshed " + new Date().toLocaleTimeString();
   }

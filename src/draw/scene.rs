@@ -6,11 +6,11 @@ use petgraph::visit::EdgeRef;
 
 use super::layout::{self, Frame, Placed};
 use super::live::{self, Live};
-use crate::model::{End, Topology, Vertex};
+use crate::model::{End, LinkKind, Topology, Vertex};
 
-/// The node label that groups nodes in a frame: the seam for multi-host labs. Until the
-/// language has a `hosts:` key, `labels: { host: h1 }` puts a node in host h1's frame;
-/// a bridge goes with the first node attached to it.
+/// The node label that groups nodes in a frame when the lab has no `hosts:`:
+/// `labels: { host: h1 }` puts a node in h1's frame. In a multi-host lab the frame is the
+/// machine the node is placed on; a bridge goes with the first node attached to it.
 pub const GROUP_LABEL: &str = "host";
 /// Width of a character of the 12 px monospace font, in tenths of a pixel.
 const CHAR_TENTHS: i64 = 73;
@@ -56,6 +56,9 @@ pub struct Line {
     pub ends: [String; 2],
     /// The boxes it joins (indices into `Scene::boxes`).
     pub boxes: [usize; 2],
+    /// A link between two machines of a multi-host lab: `VXLAN` and its VNI, written at
+    /// the middle of the line, where it crosses from one host's frame to the other's.
+    pub tunnel: Option<String>,
 }
 
 fn text_width(lines: &[String]) -> i64 {
@@ -132,16 +135,33 @@ fn end_lines(t: &Topology, e: End) -> Vec<String> {
     }
 }
 
-/// The group of each vertex (see [`GROUP_LABEL`]), by graph index.
-fn groups(t: &Topology) -> Vec<Option<String>> {
+/// The group of each vertex, by graph index: its host in a multi-host lab, else the
+/// [`GROUP_LABEL`] label.
+pub(super) fn groups(t: &Topology) -> Vec<Option<String>> {
+    let of_node = |n: usize| match t.hosts.is_empty() {
+        true => t.nodes[n].labels.get(GROUP_LABEL).cloned(),
+        false => t.nodes[n].host.clone(),
+    };
     t.graph
         .node_indices()
         .map(|i| match t.graph[i] {
-            Vertex::Node(n) => t.nodes[n].labels.get(GROUP_LABEL).cloned(),
-            Vertex::Bridge(b) => t.bridges[b]
-                .ports
-                .first()
-                .and_then(|p| t.nodes[p.node].labels.get(GROUP_LABEL).cloned()),
+            Vertex::Node(n) => of_node(n),
+            Vertex::Bridge(b) => t.bridges[b].ports.first().and_then(|p| of_node(p.node)),
+        })
+        .collect()
+}
+
+/// What each link crosses machines as: `VXLAN <vni>` for a cross-host link (the VNI the
+/// plan gives it when no other lab holds it), `None` for a veth.
+pub(super) fn tunnels(t: &Topology) -> Vec<Option<String>> {
+    let vnis = crate::plan::share::vnis(t, &Default::default());
+    t.links
+        .iter()
+        .zip(vnis)
+        .map(|(l, vni)| match (l.kind, vni) {
+            (LinkKind::Vxlan, Some(v)) => Some(format!("VXLAN {v}")),
+            (LinkKind::Vxlan, None) => Some("VXLAN".to_string()),
+            (LinkKind::Veth, _) => None,
         })
         .collect()
 }
@@ -177,6 +197,7 @@ pub fn build(t: &Topology, live: Option<&Live>) -> Scene {
         edges: &edges,
         groups: &groups,
         label_room: 2 * tallest * LABEL_LINE + LABEL_LINE + 48,
+        label_w: &label_widths(t),
     });
     for p in &mut lay.vertices {
         p.x += PAD;
@@ -186,21 +207,74 @@ pub fn build(t: &Topology, live: Option<&Live>) -> Scene {
         f.x += PAD;
         f.y += PAD;
     }
-    let boxes = t
+    let boxes: Vec<VBox> = t
         .graph
         .node_indices()
         .zip(lines)
         .map(|(i, lines)| vbox(t.graph[i], lines, lay.vertices[i.index()], live))
         .collect();
-    let links = lines_of(t, &lay.vertices, live);
-    Scene {
+    let mut links = lines_of(t, &lay.vertices, live);
+    super::labels::declutter(&mut links, &boxes, &lay.frames);
+    let mut scene = Scene {
         lab: t.lab.clone(),
         width: lay.width + 2 * PAD,
         height: lay.height + 2 * PAD,
         boxes,
         links,
         frames: lay.frames,
+    };
+    fit(&mut scene);
+    scene
+}
+
+/// Grows the picture so that labels moved beside their lines stay inside it, moving
+/// everything right and down when one sticks out on the left or top.
+fn fit(s: &mut Scene) {
+    let Some((l, t, r, b)) = super::labels::extent(&s.links) else {
+        return;
+    };
+    let (dx, dy) = ((-l).max(0), (-t).max(0));
+    s.width = s.width.max(r + 1) + dx;
+    s.height = s.height.max(b + 1) + dy;
+    if dx == 0 && dy == 0 {
+        return;
     }
+    for v in &mut s.boxes {
+        v.at.x += dx;
+        v.at.y += dy;
+    }
+    for f in &mut s.frames {
+        f.x += dx;
+        f.y += dy;
+    }
+    let shift = |p: &mut (i64, i64)| {
+        p.0 += dx;
+        p.1 += dy;
+    };
+    for line in &mut s.links {
+        shift(&mut line.from);
+        shift(&mut line.to);
+        line.labels.iter_mut().for_each(|(_, at)| shift(at));
+    }
+}
+
+/// The room each vertex needs in its layer for the labels at its links' ends, by graph
+/// index (a folded leaf sits in its grid with its box only).
+fn label_widths(t: &Topology) -> Vec<i64> {
+    let mut w = vec![0; t.graph.node_count()];
+    let mut links = vec![0; t.graph.node_count()];
+    for l in &t.links {
+        for e in [l.a, l.b] {
+            let v = vertex_index(t, vertex_of(e));
+            w[v] = w[v].max(super::labels::size(&end_lines(t, e)).0);
+            links[v] += 1;
+        }
+    }
+    // Half as much again where lines meet: their labels sit side by side.
+    w.iter()
+        .zip(links)
+        .map(|(w, n)| if n > 1 { w * 3 / 2 } else { *w })
+        .collect()
 }
 
 fn vbox(v: Vertex, mut lines: Vec<String>, at: Placed, live: Option<&Live>) -> VBox {
@@ -280,6 +354,7 @@ fn lines_of(t: &Topology, at: &[Placed], live: Option<&Live>) -> Vec<Line> {
     for p in &pairs {
         pair_count.entry(*p).or_default().1 += 1;
     }
+    let tunnels = tunnels(t);
     t.links
         .iter()
         .enumerate()
@@ -288,7 +363,9 @@ fn lines_of(t: &Topology, at: &[Placed], live: Option<&Live>) -> Vec<Line> {
                 c.0 += 1;
                 (c.0 - 1, c.1)
             });
-            line(t, i, l, at, slot, live)
+            let mut line = line(t, i, l, at, slot, live);
+            line.tunnel.clone_from(&tunnels[i]);
+            line
         })
         .collect()
 }
@@ -369,6 +446,7 @@ fn line(
         impairment,
         ends: [end_name(t, l.a), end_name(t, l.b)],
         boxes,
+        tunnel: None,
     }
 }
 

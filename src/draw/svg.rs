@@ -18,6 +18,8 @@ const STYLE: &str = "\
 .nslab .vertex.missing rect{fill:#f1f1f1;stroke:#888;stroke-dasharray:4 3}
 .nslab .link line{stroke:#4b5563;stroke-width:1.6}
 .nslab .link.impaired line{stroke:#c77c02;stroke-width:2.4}
+.nslab .link.vxlan line{stroke:#6741d9;stroke-dasharray:10 3 2 3}
+.nslab .tunnel{fill:#6741d9;font-weight:bold}
 .nslab .link.no-carrier line{stroke:#d9480f;stroke-dasharray:2 4}
 .nslab .link.down line{stroke:#c92a2a;stroke-width:2.4;stroke-dasharray:8 5}
 .nslab .link.unknown line{stroke:#999;stroke-dasharray:2 4}
@@ -89,7 +91,7 @@ fn link(out: &mut String, l: &Line) {
     let _ = writeln!(
         out,
         "<g class=\"{}\" id=\"{}\" data-a=\"{}\" data-b=\"{}\">",
-        classes("link", &[&l.state, imp]),
+        classes("link", &[&l.state, imp, tunnel_class(l)]),
         l.id,
         esc(&l.ends[0]),
         esc(&l.ends[1])
@@ -97,6 +99,9 @@ fn link(out: &mut String, l: &Line) {
     let mut tip = format!("{} — {}", l.ends[0], l.ends[1]);
     if !l.state.is_empty() {
         tip.push_str(&format!(" ({})", l.state));
+    }
+    if let Some(t) = &l.tunnel {
+        tip.push_str(&format!("\nacross hosts: {t}"));
     }
     if let Some(i) = &l.impairment {
         tip.push_str(&format!("\nimpaired: {i}"));
@@ -111,11 +116,20 @@ fn link(out: &mut String, l: &Line) {
     for (lines, (x, y)) in &l.labels {
         text_block(out, lines, *x, *y, 13, "");
     }
+    let (mx, mut my) = ((l.from.0 + l.to.0) / 2, (l.from.1 + l.to.1) / 2);
+    if let Some(t) = &l.tunnel {
+        text_block(out, std::slice::from_ref(t), mx, my, 13, "tunnel");
+        my += 13;
+    }
     if let Some(i) = &l.impairment {
-        let (mx, my) = ((l.from.0 + l.to.0) / 2, (l.from.1 + l.to.1) / 2);
         text_block(out, std::slice::from_ref(i), mx, my, 13, "imp");
     }
     out.push_str("</g>\n</g>\n");
+}
+
+/// `vxlan` for a link between machines, so the line is drawn as a tunnel.
+fn tunnel_class(l: &Line) -> &'static str {
+    if l.tunnel.is_some() { "vxlan" } else { "" }
 }
 
 /// Lines of text centred on (x, y), one `tspan` each.

@@ -1,5 +1,6 @@
 //! The topology as text for other tools: Graphviz DOT or Mermaid. Vertices are nodes and
-//! bridges, edges are links labelled with interface names and addresses.
+//! bridges, edges are links labelled with interface names and addresses. A multi-host lab
+//! has a cluster (subgraph) per host, and its links between hosts are dashed and say VXLAN.
 
 use std::fmt::Write;
 
@@ -52,10 +53,31 @@ fn vertex_id(v: Vertex) -> String {
     }
 }
 
+/// Each host of a multi-host lab, in written order: its title and its vertices' ids
+/// (a bridge with its first member). Empty for a lab on one machine.
+fn host_members(t: &Topology) -> Vec<(String, Vec<String>)> {
+    let groups = super::scene::groups(t);
+    t.hosts
+        .iter()
+        .map(|h| {
+            let members = t
+                .graph
+                .node_indices()
+                .filter(|i| groups[i.index()].as_deref() == Some(h.name.as_str()))
+                .map(|i| vertex_id(t.graph[i]))
+                .collect();
+            (format!("host {} ({})", h.name, h.address), members)
+        })
+        .collect()
+}
+
 pub(super) fn dot(t: &Topology) -> String {
     let mut out = String::new();
+    let hosts = host_members(t);
     let _ = writeln!(out, "graph \"{}\" {{", t.lab);
-    let _ = writeln!(out, "  layout=neato; overlap=false; splines=true;");
+    // neato ignores clusters; fdp draws them.
+    let engine = if hosts.is_empty() { "neato" } else { "fdp" };
+    let _ = writeln!(out, "  layout={engine}; overlap=false; splines=true;");
     let _ = writeln!(out, "  node [shape=box, fontname=\"monospace\"];");
     let _ = writeln!(out, "  edge [fontname=\"monospace\", fontsize=9];");
     for idx in t.graph.node_indices() {
@@ -71,12 +93,24 @@ pub(super) fn dot(t: &Topology) -> String {
             vertex_label(t, v, "\\n")
         );
     }
+    for (i, (title, members)) in hosts.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_{i} {{ label=\"{title}\"; style=dashed; {}; }}",
+            members.join("; ")
+        );
+    }
+    let tunnels = super::scene::tunnels(t);
     for e in t.graph.edge_references() {
         let l = &t.links[*e.weight()];
         let (a, b) = (t.graph[e.source()], t.graph[e.target()]);
+        let tunnel = match &tunnels[*e.weight()] {
+            Some(v) => format!(", label=\"{v}\", style=dashed"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  {} -- {} [taillabel=\"{}\", headlabel=\"{}\"];",
+            "  {} -- {} [taillabel=\"{}\", headlabel=\"{}\"{tunnel}];",
             vertex_id(a),
             vertex_id(b),
             end_label(t, l.a, "\\n"),
@@ -97,12 +131,25 @@ pub(super) fn mermaid(t: &Topology) -> String {
             Vertex::Bridge(_) => writeln!(out, "  {}((\"{label}\"))", vertex_id(v)),
         };
     }
+    for (i, (title, members)) in host_members(t).iter().enumerate() {
+        let _ = writeln!(out, "  subgraph host{i}[\"{title}\"]");
+        for m in members {
+            let _ = writeln!(out, "    {m}");
+        }
+        out.push_str("  end\n");
+    }
+    let tunnels = super::scene::tunnels(t);
     for e in t.graph.edge_references() {
         let l = &t.links[*e.weight()];
         let (a, b) = (t.graph[e.source()], t.graph[e.target()]);
+        // A dotted edge between hosts, its VXLAN in the label.
+        let (edge, tunnel) = match &tunnels[*e.weight()] {
+            Some(v) => ("-.-", format!(" ({v})")),
+            None => ("---", String::new()),
+        };
         let _ = writeln!(
             out,
-            "  {} ---|\"{} — {}\"| {}",
+            "  {} {edge}|\"{} — {}{tunnel}\"| {}",
             vertex_id(a),
             end_label(t, l.a, " "),
             end_label(t, l.b, " "),
