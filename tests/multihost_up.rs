@@ -297,11 +297,11 @@ links:
   - [r2:eth2, r3:eth1]
   - [r3:eth2, h2:eth1]
 tests:
-  - reach: { from: h1, to: h2 }
-  - path: { from: h1, to: h2, hops: [r1, r2, r3, h2] }
-  - route: { node: r2, to: 10.80.0.5/32, via: r3 }
-  - reach: { from: h2, to: [h1, 10.80.0.2] }
-  - path: { from: h2, to: h1, hops: [r3, r2, r1, h1] }
+  - reach: { from: h1, to: h2, name: h1-reach }
+  - path: { from: h1, to: h2, hops: [r1, r2, r3, h2], name: h1-path }
+  - route: { node: r2, to: 10.80.0.5/32, via: r3, name: r2-route }
+  - reach: { from: h2, to: [h1, 10.80.0.2], name: h2-reach }
+  - path: { from: h2, to: h1, hops: [r3, r2, r1, h1], name: h2-path }
 ";
 
 /// `text` written as `<name>.yaml` in the tests' directory; its path.
@@ -507,4 +507,86 @@ fn two_labs_share_the_same_hosts_with_their_own_vnis_and_go_down_apart() {
         text(&o)
     );
     down_and_clean(&[&ha, &hb], "mhu-twin-b");
+}
+
+/// The names and statuses of `nslab test --json`'s checks, in order.
+fn results(o: &std::process::Output) -> Vec<(String, String)> {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)));
+    v["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks: {v}"))
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_host_tests_the_checks_that_start_on_it_and_names_the_hosts_of_the_rest() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-chain3t", &CHAIN3.replace("mhu-chain3", "mhu-chain3t"));
+    let (_switch, hosts) = three_hosts();
+    for (h, name) in hosts.iter().zip(["ha", "hb", "hc"]) {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    let [ha, hb, hc] = &hosts;
+    // `test --lab` on each host: the share knows its host, and each runs its own checks,
+    // whose targets (and a path's hops) are on the other hosts.
+    let pass = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "pass".to_string()))
+            .collect()
+    };
+    for (h, want, note) in [
+        (
+            ha,
+            pass(&["h1-reach", "h1-path"]),
+            "on host ha: skipped 3 checks whose source lives on another host: 1 on hb, 2 on hc",
+        ),
+        (
+            hb,
+            pass(&["r2-route"]),
+            "on host hb: skipped 4 checks whose source lives on another host: 2 on ha, 2 on hc",
+        ),
+        (
+            hc,
+            pass(&["h2-reach", "h2-path"]),
+            "on host hc: skipped 3 checks whose source lives on another host: 2 on ha, 1 on hb",
+        ),
+    ] {
+        let o = h.nslab(&["test", "--lab", "mhu-chain3t", "--json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(results(&o), want, "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(note),
+            "{}",
+            text(&o)
+        );
+    }
+    // `test FILE --host hc` brings up hc's share (the others are up), runs hc's checks
+    // through the routers on hb and ha, and takes the share down again.
+    let o = hc.nslab(&["down", "mhu-chain3t"]);
+    assert!(o.status.success(), "{}", text(&o));
+    hc.assert_clean();
+    let o = hc.nslab(&["--host", "hc", "test", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("lab `mhu-chain3t`: 2 checks, 2 passed, 0 failed"),
+        "{out}"
+    );
+    assert!(out.contains("2 on ha, 1 on hb"), "{out}");
+    hc.assert_clean();
+    down_and_clean(&[ha, hb], "mhu-chain3t");
 }
