@@ -590,3 +590,120 @@ fn each_host_tests_the_checks_that_start_on_it_and_names_the_hosts_of_the_rest()
     hc.assert_clean();
     down_and_clean(&[ha, hb], "mhu-chain3t");
 }
+
+/// Agents started inside simulated hosts; dropped, they are killed whatever happened (the
+/// simulated host's holder going does not take them along).
+struct Agents(Vec<std::process::Child>);
+
+impl Agents {
+    /// `nslab --host NAME agent FILE` inside `h`, its output in `log`. nsenter without
+    /// `-p` execs, so the child is the agent itself and signals reach it.
+    fn start(&mut self, h: &SimHost, name: &str, file: &str, log: &std::path::Path) {
+        let out = std::fs::File::create(log).unwrap();
+        let child = std::process::Command::new("nsenter")
+            .args(["-t", &h.pid(), "-n", "-m", "--"])
+            .arg(env!("CARGO_BIN_EXE_nslab"))
+            .args(["--host", name, "agent", file])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.0.push(child);
+    }
+
+    fn last(&mut self) -> &mut std::process::Child {
+        self.0.last_mut().expect("an agent")
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for a in &mut self.0 {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+    }
+}
+
+fn read(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+#[test]
+fn an_agent_with_host_keeps_its_share_is_adopted_after_kill_9_and_takes_it_down_on_sigterm() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let lab = "mhu-agent";
+    let file = write_lab(lab, &pair(lab, 83));
+    let logs = std::env::temp_dir().join("nslab-tests");
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let mut agents = Agents(Vec::new());
+    let first = logs.join("mhu-agent-1.log");
+    agents.start(&ha, "ha", &file, &first);
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for("the agent's share to be up", || {
+        read(&first).contains("is up")
+    });
+    // Only ha's share: r1 here, r2 remote, and the tunnel to hb works.
+    let netns = ha.ok(&["ls", "-A", "/run/netns"]);
+    assert!(netns.contains("nslab.mhu-agent.r1"), "{netns}");
+    assert!(!netns.contains("nslab.mhu-agent.r2"), "{netns}");
+    wait_for("r1 pinging r2 across the hosts", || {
+        ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2")
+            .status
+            .success()
+    });
+
+    // kill -9: the share stays; the next agent adopts it as it is.
+    agents.last().kill().unwrap();
+    agents.last().wait().unwrap();
+    let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
+    assert!(
+        o.status.success(),
+        "the share did not survive its agent: {}",
+        text(&o)
+    );
+    let second = logs.join("mhu-agent-2.log");
+    agents.start(&ha, "ha", &file, &second);
+    wait_for("the new agent to adopt the share", || {
+        read(&second).contains("adopted")
+    });
+    assert!(
+        read(&second).contains("nothing changed"),
+        "{}",
+        read(&second)
+    );
+    assert!(
+        agents.last().try_wait().unwrap().is_none(),
+        "{}",
+        read(&second)
+    );
+    let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
+    assert!(o.status.success(), "after adoption: {}", text(&o));
+
+    // SIGTERM: the share goes, the agent exits 0, and ha is clean; hb's share is hb's.
+    let pid = nix::unistd::Pid::from_raw(agents.last().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for("the agent to exit", || {
+        agents.last().try_wait().is_ok_and(|s| s.is_some())
+    });
+    let status = agents.last().wait().unwrap();
+    assert!(status.success(), "{status}: {}", read(&second));
+    assert!(
+        read(&second).contains("lab `mhu-agent` is down"),
+        "{}",
+        read(&second)
+    );
+    ha.assert_clean();
+    assert!(
+        hb.ok(&["ls", "-A", "/run/netns"])
+            .contains("nslab.mhu-agent.r2")
+    );
+    down_and_clean(&[&hb], lab);
+    let _ = std::fs::remove_file(first);
+    let _ = std::fs::remove_file(second);
+}
