@@ -2,10 +2,12 @@
 //! `up` and `test`: mount sources exist (with no symlink below a mount's target, see
 //! `preflight/mounts.rs`), process commands can be found as the node will see them
 //! (`preflight/programs.rs`), process users exist in the node's /etc
-//! (`preflight/users.rs`). Each problem is
+//! (`preflight/users.rs`), and a warning when the lab's L2 segments may need more
+//! neighbour entries than the host's table holds (`preflight/neigh.rs`). Each problem is
 //! located in the file and names the node and the key.
 
 mod mounts;
+pub mod neigh;
 mod programs;
 mod users;
 
@@ -28,6 +30,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
     programs::check(&t.nodes, &mut out);
     users::check(&t.nodes, &mut out);
     expected_json(t, &mut out);
+    out.extend(neigh::warnings(t, neigh::host_limit));
     out
 }
 

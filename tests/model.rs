@@ -3,23 +3,12 @@
 
 use std::path::Path;
 
+use nslab::compile_str;
 use nslab::model::{CheckBody, End, Topology};
-use nslab::{CompileError, compile_str};
 
-fn ok(yaml: &str) -> Topology {
-    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
-        Ok(c) => c.topology,
-        Err(e) => panic!("expected a valid topology:\n{e}"),
-    }
-}
+mod support;
 
-fn err(yaml: &str) -> String {
-    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
-        Ok(_) => panic!("expected errors"),
-        Err(CompileError::Invalid(r)) => r.to_string(),
-        Err(e) => panic!("{e}"),
-    }
-}
+use support::{err, ok};
 
 fn addrs(t: &Topology, node: &str, iface: &str) -> Vec<String> {
     let n = t.node(node).unwrap();
@@ -824,23 +813,39 @@ links:
     assert!(e.contains("give this end a free name, like `eth3`"), "{e}");
 }
 
-/// `link_down` on a bridge's end says it is a bridge and lists the node ends on it,
-/// instead of suggesting a node with a similar name.
+/// `BRIDGE:NODE` in a step names the bridge's port to the node; a node not on the bridge
+/// gets the nodes that are, instead of a node with a similar name.
 #[test]
-fn a_step_on_a_bridge_lists_the_node_ends_on_it() {
-    let e = err("
+fn a_step_on_a_bridge_names_its_port_to_a_node() {
+    let yaml = "
 name: steps
 bridges: { s3: {} }
-nodes: { r3: {}, h1: {} }
+nodes: { r3: {}, h1: {}, h2: {} }
 links:
   - [r3:eth4, s3]
   - [h1, s3]
+  - [h2, s3]
+  - [h2, s3]
 tests:
-  - link_down: s3:x
-");
-    assert!(e.contains("`s3` is a bridge"), "{e}");
-    assert!(e.contains("`r3:eth4`, `h1:eth0`"), "{e}");
+  - link_down: s3:STEP
+";
+    let t = ok(&yaml.replace("STEP", "r3"));
+    let step = serde_json::to_value(&t.checks[0]).unwrap();
+    let a = &step["body"]["action"]["link"];
+    assert_eq!(a["bridge"], "s3", "{step}");
+    assert_eq!(a["iface"], "eth4", "{step}");
+    assert_eq!(a["node"], 0, "{step}");
+    assert_eq!(a["up"], false, "{step}");
+
+    let e = err(&yaml.replace("STEP", "x"));
+    assert!(e.contains("bridge `s3` has no port to `x`"), "{e}");
+    assert!(e.contains("t.yaml:11:16"), "{e}");
+    assert!(e.contains("the nodes on `s3` are: r3, h1, h2"), "{e}");
     assert!(!e.contains("did you mean `r3`"), "{e}");
+
+    let e = err(&yaml.replace("STEP", "h2"));
+    assert!(e.contains("node `h2` has 2 links to bridge `s3`"), "{e}");
+    assert!(e.contains("one_side: true"), "{e}");
 }
 
 /// `kind: bridge` (containerlab's switch) points to `bridges:`, not to `kinds:`.
@@ -884,4 +889,55 @@ tests:
         "{e}"
     );
     assert!(e.contains("t.yaml:5:27"), "{e}");
+}
+
+/// `addresses: [[], x]`: an empty list gives that endpoint no address, the other its own.
+#[test]
+fn an_empty_address_list_leaves_one_endpoint_without_an_address() {
+    let t = ok("
+name: half
+nodes: { r1: {}, r2: {} }
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    addresses: [[], 10.9.0.1/24]
+");
+    assert!(addrs(&t, "r1", "eth1").is_empty());
+    assert_eq!(addrs(&t, "r2", "eth1"), ["10.9.0.1/24"]);
+}
+
+/// The neighbour estimate: m x (m - 1) per L2 segment of m addressed members, per family;
+/// over the host's limit it warns with the sysctl to raise, under it says nothing.
+#[test]
+fn the_neighbour_estimate_counts_pairs_per_segment_and_warns_past_the_limit() {
+    use nslab::preflight::neigh;
+    let mut yaml = String::from(
+        "name: big\naddressing: { ipv6: fd00:1ab::/48 }\nbridges: { s1: {}, s2: {} }\nlinks:\n  - [a:eth0, b:eth0]\n  - endpoints: [c:eth0, d:eth0]\n    addresses: [[10.9.0.1/24], []]\n",
+    );
+    let mut nodes = ["a", "b", "c", "d"].join(": {}, ") + ": {}";
+    for i in 0..40 {
+        yaml += &format!("  - [h{i}, s1]\n");
+        nodes += &format!(", h{i}: {{}}");
+    }
+    yaml += "  - [a, s2]\n  - [b, s2]\n  - [c, s2]\n";
+    yaml += &format!("nodes: {{ {nodes} }}\n");
+    let t = ok(&yaml);
+    // s1: 40 x 39; s2: 3 x 2; a-b: 2; c-d: only c has an address, so no pair.
+    assert_eq!(neigh::entries(&t, false), 1560 + 6 + 2);
+    // IPv6: the same, but c-d has no IPv6 at all.
+    assert_eq!(neigh::entries(&t, true), 1560 + 6 + 2);
+
+    let w = neigh::warnings(&t, |v6| Some(if v6 { 4096 } else { 1024 }));
+    assert_eq!(w.len(), 1, "{w:?}");
+    let text = format!("{}: {}", w[0].message, w[0].hint.as_deref().unwrap_or(""));
+    assert!(text.contains("1568 IPv4 neighbour entries"), "{text}");
+    assert!(
+        text.contains("limit of 1024 (net.ipv4.neigh.default.gc_thresh3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sysctl -w net.ipv4.neigh.default.gc_thresh3=4096"),
+        "{text}"
+    );
+    assert!(neigh::warnings(&t, |_| Some(1568)).is_empty());
+    assert!(neigh::warnings(&t, |_| None).is_empty());
 }

@@ -4,25 +4,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use nslab::compile_str;
 use nslab::model::{LinkKind, Topology};
 use nslab::plan::share::{self, Share};
 use nslab::plan::{self, LinkSpec, Op, Plan};
-use nslab::{CompileError, compile_str};
 
-fn ok(yaml: &str) -> Topology {
-    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
-        Ok(c) => c.topology,
-        Err(e) => panic!("expected a valid topology:\n{e}"),
-    }
-}
+mod support;
 
-fn err(yaml: &str) -> String {
-    match compile_str(yaml, "t.yaml", Path::new("/labs")) {
-        Ok(_) => panic!("expected errors"),
-        Err(CompileError::Invalid(r)) => r.to_string(),
-        Err(e) => panic!("{e}"),
-    }
-}
+use support::{err, ok};
 
 fn host_of(t: &Topology, node: &str) -> String {
     t.node(node).unwrap().host.clone().unwrap()

@@ -135,6 +135,107 @@ fn links_go_down_and_up_on_both_ends_one_end_and_bridge_ports() {
     );
 }
 
+/// (admin up, carrier) of a bridge's port in the lab's fabric namespace.
+fn port_state(lab: &Lab, bridge: &str, node: &str) -> (bool, bool) {
+    let t = lab.topology();
+    let n = t.nodes.iter().position(|n| n.name == node).unwrap();
+    let b = t.bridges.iter().find(|b| b.name == bridge).unwrap();
+    let port = &b.ports.iter().find(|p| p.node == n).unwrap().name;
+    let fabric = t.fabric_netns().unwrap();
+    let dump = nslab::runtime::dump_lab(&nslab::state::HostContext::from_env(), &t.lab).unwrap();
+    let ns = dump.iter().find(|ns| ns.netns == fabric).unwrap();
+    let l = ns.links.iter().find(|l| &l.name == port).unwrap();
+    (l.up, l.lower_up)
+}
+
+/// `BRIDGE:NODE` sets the switch's port to the node down alone, as a switch port going
+/// down: the node's interface stays administratively up and loses its carrier, traffic
+/// across the bridge stops, and comes back with the port.
+#[test]
+fn a_bridge_port_goes_down_alone_and_the_node_end_stays_up() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-bport",
+        "nodes: { a: {}, b: {}, c: {} }\nbridges: { s1: {} }\nlinks:\n  - [a:eth0, s1]\n  - [b:eth0, s1]\n  - [c:eth0, s1]\n",
+    );
+    lab.up();
+    assert!(lab.ping("a", "b") && lab.ping("a", "c"));
+    assert_eq!(port_state(&lab, "s1", "b"), (true, true));
+
+    let said = ok(&["link", "down", "--lab", "it-bport", "s1:b"]);
+    assert!(
+        said.contains("bridge s1 port") && said.contains("b:eth0"),
+        "{said}"
+    );
+    assert_eq!(port_state(&lab, "s1", "b"), (false, false));
+    assert_eq!(iface_state("it-bport", "b", "eth0"), (true, false));
+    assert_eq!(port_state(&lab, "s1", "a"), (true, true));
+    assert!(!lab.ping("a", "b") && !lab.ping("b", "c"));
+    assert!(lab.ping("a", "c"), "the other ports forward");
+
+    ok(&["link", "up", "--lab", "it-bport", "s1:b"]);
+    assert_eq!(port_state(&lab, "s1", "b"), (true, true));
+    wait_for("a to reach b again", || lab.ping("a", "b"));
+    assert_eq!(iface_state("it-bport", "b", "eth0"), (true, true));
+
+    // A node not on the bridge gets the nodes that are.
+    let o = run(&["link", "down", "--lab", "it-bport", "s1:z"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("bridge `s1` has no port to `z`") && text(&o).contains("are: a, b, c"),
+        "{}",
+        text(&o)
+    );
+    let want: Vec<(String, String)> = [("link-down", "s1:b"), ("link-up", "s1:b")]
+        .iter()
+        .map(|(a, t)| (a.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(events("it-bport"), want);
+    lab.down();
+}
+
+/// The scenario step `link_down: s1:b` sets the switch port to b down alone, as the
+/// command does: b is cut off, a and c still reach each other, and `link_up` restores it.
+#[test]
+fn a_scenario_step_sets_a_bridge_port_down_and_up() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-bstep",
+        "nodes: { a: {}, b: {}, c: {} }\nbridges: { s1: {} }\nlinks:\n  - [a:eth0, s1]\n  - [b:eth0, s1]\n  - [c:eth0, s1]\ntests:\n  - reach: { from: a, to: b }\n  - link_down: s1:b\n  - reach: { from: a, to: b, expect: fail, timeout: 2s, name: cut }\n  - reach: { from: a, to: c, name: others }\n  - link_up: s1:b\n  - reach: { from: a, to: b, name: restored }\n",
+    );
+    let o = nslab()
+        .args(["test", "--json"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got: Vec<(&str, &str)> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1: reach a -> b", "pass"),
+            ("2: link_down s1:b", "pass"),
+            ("cut", "pass"),
+            ("others", "pass"),
+            ("5: link_up s1:b", "pass"),
+            ("restored", "pass"),
+        ]
+    );
+    assert!(!lab.is_up(), "nslab test takes the lab down");
+}
+
 /// Seconds to send `bytes` from `from` to `to` over TCP, until `to` has counted them all
 /// (the sink answers with its count after EOF, so the socket buffers cannot hide the time).
 fn transfer(lab: &Lab, from: &str, to: &str, bytes: u64) -> f64 {

@@ -82,6 +82,12 @@ impl NetlinkKernel {
             return Ok(ns);
         }
         let fd = Arc::new(netns::open(&self.host.netns_dir, name)?);
+        self.connect_in(name.clone(), fd).await
+    }
+
+    /// Connects a netlink handle inside the namespace `fd` (on a namespace thread that
+    /// enters it) and keeps it under `name`.
+    async fn connect_in(&self, name: Name, fd: Arc<OwnedFd>) -> Result<Ns, KernelError> {
         let (rt, fd2) = (self.rt.clone(), fd.clone());
         let handle = self
             .threads
@@ -92,7 +98,7 @@ impl NetlinkKernel {
             .await?;
         let ns = Ns { fd, handle };
         if let Ok(mut open) = self.open.lock() {
-            open.insert(name.clone(), ns.clone());
+            open.insert(name, ns.clone());
         }
         Ok(ns)
     }
@@ -108,24 +114,7 @@ impl NetlinkKernel {
         let fd = Arc::new(OwnedFd::from(
             std::fs::File::open("/proc/self/ns/net").map_err(KernelError::Io)?,
         ));
-        let (rt, fd2) = (self.rt.clone(), fd.clone());
-        let handle = self
-            .threads
-            .run(move || {
-                netns::enter(&fd2)?;
-                connect(&rt)
-            })
-            .await?;
-        if let Ok(mut open) = self.open.lock() {
-            open.insert(
-                Name::from(HOME),
-                Ns {
-                    fd,
-                    handle: handle.clone(),
-                },
-            );
-        }
-        Ok(handle)
+        Ok(self.connect_in(Name::from(HOME), fd).await?.handle)
     }
 
     /// Drops every handle this kernel holds (their connection tasks end with them).

@@ -396,7 +396,8 @@ pub enum LinkCommand {
 /// The link `nslab link down|up` acts on.
 #[derive(Debug, clap::Args)]
 pub struct LinkEnd {
-    /// NODE:IFACE, for example r1:eth1.
+    /// NODE:IFACE, for example r1:eth1; or BRIDGE:NODE, the bridge's port to the node
+    /// alone (s1:r1).
     target: String,
     /// Only this end; the peer stays up but loses carrier.
     #[arg(long)]

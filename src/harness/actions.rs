@@ -21,19 +21,21 @@ pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
         Action::Link {
             node,
             iface,
+            bridge,
             up,
             one_side,
         } => {
-            let target = format!("{}:{iface}", node_name(*node));
+            let target = target(node_name(*node), iface, bridge);
             s.set_link(&target, *up, *one_side).await.map(drop)
         }
         Action::Impair {
             node,
             iface,
+            bridge,
             impair,
             one_side,
         } => {
-            let target = format!("{}:{iface}", node_name(*node));
+            let target = target(node_name(*node), iface, bridge);
             let imp = impair.as_deref().cloned();
             s.impair(&target, imp, *one_side).await.map(drop)
         }
@@ -41,4 +43,12 @@ pub async fn perform(ctx: &Context<'_>, action: &Action) -> Result<(), String> {
         Action::Sleep { .. } => Ok(()),
     };
     r.map_err(|e| e.to_string())
+}
+
+/// `node:iface`, or `bridge:node` for the bridge's port to the node.
+fn target(node: &str, iface: &str, bridge: &Option<String>) -> String {
+    match bridge {
+        Some(b) => format!("{b}:{node}"),
+        None => format!("{node}:{iface}"),
+    }
 }

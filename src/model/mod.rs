@@ -563,12 +563,18 @@ pub enum Action {
     Link {
         node: usize,
         iface: String,
+        /// Set when the step names the bridge's port to the node (`BRIDGE:NODE`): only
+        /// that port changes, as a switch port going down.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bridge: Option<String>,
         up: bool,
         one_side: bool,
     },
     Impair {
         node: usize,
         iface: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bridge: Option<String>,
         /// `None` clears the impairment.
         impair: Option<Box<Impair>>,
         one_side: bool,

@@ -497,10 +497,11 @@ impl Names<'_> {
     pub(super) fn action(&self, sink: &mut Sink, a: &RawAction) -> Option<Action> {
         Some(match a {
             RawAction::Link { link, up, one_side } => {
-                let (node, iface) = self.link_end(sink, link)?;
+                let (node, iface, bridge) = self.link_end(sink, link)?;
                 Action::Link {
                     node,
                     iface,
+                    bridge,
                     up: *up,
                     one_side: *one_side,
                 }
@@ -510,7 +511,7 @@ impl Names<'_> {
                 impair,
                 one_side,
             } => {
-                let (node, iface) = self.link_end(sink, link)?;
+                let (node, iface, bridge) = self.link_end(sink, link)?;
                 let impair = match impair {
                     Some(raw) => Some(super::impair::of_raw(sink, raw)?),
                     None => None,
@@ -518,6 +519,7 @@ impl Names<'_> {
                 Action::Impair {
                     node,
                     iface,
+                    bridge,
                     impair,
                     one_side: *one_side,
                 }
@@ -542,11 +544,10 @@ impl Names<'_> {
     }
 
     /// `node:iface` of a step: a node of the lab and one of its interfaces.
-    fn link_end(&self, sink: &mut Sink, link: &Sp<String>) -> Option<(usize, String)> {
+    fn link_end(&self, sink: &mut Sink, link: &Sp<String>) -> Option<Port> {
         let (n, i) = link.value.split_once(':')?;
         if let Some(b) = self.bridges.iter().find(|b| b.name == n) {
-            self.bridge_end(sink, b, link.span);
-            return None;
+            return self.bridge_end(sink, b, i, link.span);
         }
         let node = self.node(sink, &Sp::new(n.to_string(), link.span), "the step")?;
         let names: Vec<&str> = self.all[node]
@@ -565,37 +566,54 @@ impl Names<'_> {
             };
             return None;
         }
-        Some((node, i.to_string()))
+        Some((node, i.to_string(), None))
     }
 
-    /// A step that names a bridge's port: steps act on a node's end of a link, so the
-    /// hint lists the node ends on that bridge.
-    fn bridge_end(&self, sink: &mut Sink, b: &Bridge, span: Span) {
-        let ends: Vec<String> = b
+    /// `BRIDGE:NODE` of a step: the bridge's port to the node (a switch port going down),
+    /// resolved to the node's interface on that bridge. The hint lists the nodes on the
+    /// bridge, not node names that merely look alike.
+    fn bridge_end(&self, sink: &mut Sink, b: &Bridge, node: &str, span: Span) -> Option<Port> {
+        let on: Vec<(&str, &str)> = b
             .ports
             .iter()
             .map(|p| {
                 let n = &self.all[p.node];
-                format!("`{}:{}`", n.name, n.interfaces[p.iface].name)
+                (n.name.as_str(), n.interfaces[p.iface].name.as_str())
             })
             .collect();
-        let d = sink.error(
-            Some(span),
-            format!(
-                "`{}` is a bridge; a step acts on a node's end of a link",
-                b.name
+        let mine: Vec<&(&str, &str)> = on.iter().filter(|(n, _)| *n == node).collect();
+        if let [(_, iface)] = mine.as_slice() {
+            let n = self.all.iter().position(|n| n.name == node)?;
+            return Some((n, iface.to_string(), Some(b.name.clone())));
+        }
+        let what = match mine.len() {
+            0 => format!("bridge `{}` has no port to `{node}`", b.name),
+            k => format!(
+                "node `{node}` has {k} links to bridge `{}`, so `{}:{node}` does not say which port",
+                b.name, b.name
             ),
-        );
-        match ends.is_empty() {
-            true => d.hint(format!("no node is linked to bridge `{}`", b.name)),
-            false => d.hint(format!(
-                "name the node end of the link to `{}`: {}",
-                b.name,
-                ends.join(", ")
-            )),
         };
+        let d = sink.error(Some(span), what);
+        if on.is_empty() {
+            d.hint(format!("no node is linked to bridge `{}`", b.name));
+        } else if mine.is_empty() {
+            let mut names: Vec<&str> = on.iter().map(|(n, _)| *n).collect();
+            names.dedup();
+            d.hint(format!(
+                "`BRIDGE:NODE` names the bridge's port to a node; the nodes on `{}` are: {}",
+                b.name,
+                names.join(", ")
+            ));
+        } else {
+            d.hint("name the node's end with `one_side: true` instead (that end goes down)");
+        }
+        None
     }
 }
+
+/// A step's link end: the node, its interface, and the bridge when the step names the
+/// bridge's port (`BRIDGE:NODE`) rather than the node's end.
+type Port = (usize, String, Option<String>);
 
 /// `link_down r1:eth1`, `impair r1:eth1 rate 1mbit`, `node_restart r2`, `sleep 2s`.
 pub(super) fn action_name(a: &RawAction) -> String {

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::Error;
 
-use super::links::{Link, LinkSpec, Peer};
+use super::links::{Link, LinkSpec, Peer, Vxlan};
 use super::node::{NodeStart, ProcessSpec};
 use super::{Gate, Name, Op, Step, StepId};
 use crate::model::{Impair, Limits, Route, de_mac};
@@ -58,6 +58,12 @@ struct Flat<'a> {
     peer_ifindex: Option<u32>,
     #[serde(default, deserialize_with = "opt_mac")]
     peer_mac: Option<[u8; 6]>,
+    vni: Option<u32>,
+    port: Option<u16>,
+    local: Option<std::net::IpAddr>,
+    remote: Option<std::net::IpAddr>,
+    #[serde(default)]
+    flood: Vec<std::net::IpAddr>,
 }
 
 fn opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
@@ -86,6 +92,7 @@ const OPS: &[&str] = &[
     "add-process",
     "run-exec",
     "create-veth",
+    "create-vxlan",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -212,6 +219,21 @@ impl Flat<'_> {
                     peer_mac: need!(peer_mac),
                 }),
             }),
+            "create-vxlan" => Op::CreateLink(Link {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                mac: need!(mac),
+                mtu: self.mtu,
+                master: self.master,
+                kind: LinkSpec::Vxlan(Vxlan {
+                    vni: need!(vni),
+                    port: need!(port),
+                    local: need!(local),
+                    remote: self.remote,
+                    flood: self.flood,
+                }),
+            }),
             other => return Err(E::unknown_variant(other, OPS)),
         })
     }
@@ -222,9 +244,12 @@ mod tests {
     use std::collections::BTreeSet;
     use std::path::Path;
 
+    use std::net::IpAddr;
+
     use super::OPS;
     use crate::model::Impair;
     use crate::model::kinds::RestartPolicy;
+    use crate::plan::links::{Link, LinkSpec, Vxlan};
     use crate::plan::node::ProcessSpec;
     use crate::plan::{Name, Op, Plan, Step};
 
@@ -289,10 +314,16 @@ mod tests {
                 }),
             },
             Op::AddProcess {
-                netns,
+                netns: netns.clone(),
                 node: "r1".into(),
                 spec: Box::new(spec),
             },
+            tunnel(&netns, Some("192.0.2.12".parse().unwrap()), vec![]),
+            tunnel(
+                &netns,
+                None,
+                vec!["192.0.2.12".parse().unwrap(), "192.0.2.13".parse().unwrap()],
+            ),
         ];
         ops.into_iter()
             .enumerate()
@@ -302,6 +333,25 @@ mod tests {
                 deps: vec![],
             })
             .collect()
+    }
+
+    /// A host's share's VXLAN: to one other host, or a bridge's port flooding to many.
+    fn tunnel(netns: &Name, remote: Option<IpAddr>, flood: Vec<IpAddr>) -> Op {
+        Op::CreateLink(Link {
+            netns: netns.clone(),
+            name: "eth9".into(),
+            ifindex: 300,
+            mac: [2, 0, 0, 0, 0, 9],
+            mtu: Some(1450),
+            master: flood.is_empty().then_some(7),
+            kind: LinkSpec::Vxlan(Vxlan {
+                vni: 4242,
+                port: 14789,
+                local: "192.0.2.11".parse().unwrap(),
+                remote,
+                flood,
+            }),
+        })
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `nslab link down|up|impair`: a link's two ends (the named interface and the far end of
 //! its veth, a node's interface or a bridge port in the fabric), or one with `one_side`.
+//! `BRIDGE:NODE` names the bridge's port towards the node alone: a switch port going down
+//! while the node's interface stays up (it loses carrier).
 
 use super::{LiveLab, RuntimeError, events};
 use crate::apply::kernel::Kernel;
@@ -7,12 +9,12 @@ use crate::apply::netlink::NetlinkKernel;
 use crate::model::Impair;
 use crate::plan::{Op, Undo};
 
-/// `node:iface` split in two.
+/// `node:iface` (or `bridge:node`) split in two.
 pub fn parse_target(text: &str) -> Result<(&str, &str), RuntimeError> {
     match text.split_once(':') {
         Some((n, i)) if !n.is_empty() && !i.is_empty() && !i.contains(':') => Ok((n, i)),
         _ => Err(RuntimeError::Invalid(format!(
-            "`{text}` is not NODE:IFACE (for example r1:eth0)"
+            "`{text}` is not NODE:IFACE (for example r1:eth0) or BRIDGE:NODE (the bridge's port to the node, for example s1:r1)"
         ))),
     }
 }
@@ -29,6 +31,9 @@ struct End {
 
 fn ends(live: &LiveLab, target: &str, one_side: bool) -> Result<Vec<End>, RuntimeError> {
     let (node, iface) = parse_target(target)?;
+    if let Some(port) = bridge_port(live, node, iface)? {
+        return Ok(vec![port]);
+    }
     let (n, i) = live.iface(node, iface)?;
     let mut out = vec![End {
         node: node.to_string(),
@@ -49,13 +54,77 @@ fn ends(live: &LiveLab, target: &str, one_side: bool) -> Result<Vec<End>, Runtim
     Ok(out)
 }
 
+/// `BRIDGE:NODE`: the port of the bridge that goes to the node, when the first name is a
+/// bridge of the lab (nodes and bridges share one name space, so this is never ambiguous).
+fn bridge_port(live: &LiveLab, bridge: &str, node: &str) -> Result<Option<End>, RuntimeError> {
+    let summary = live.summary()?;
+    if !summary.bridges.iter().any(|b| b == bridge) {
+        return Ok(None);
+    }
+    let label = format!("bridge {bridge}");
+    let n = live.node(node).map_err(|_| {
+        let on: Vec<&str> = summary
+            .nodes
+            .iter()
+            .filter(|n| n.interfaces.iter().any(|i| peer_is(i, &label)))
+            .map(|n| n.name.as_str())
+            .collect();
+        no_port(bridge, node, &on)
+    })?;
+    let ports: Vec<_> = n.interfaces.iter().filter(|i| peer_is(i, &label)).collect();
+    match ports.as_slice() {
+        [i] => {
+            let p = i.peer.as_ref().expect("filtered on the peer");
+            Ok(Some(End {
+                node: "fabric".into(),
+                netns: p.netns.clone(),
+                name: p.name.clone(),
+                ifindex: p.ifindex,
+                label: format!("{label} port {} (to {node}:{})", p.name, i.name),
+            }))
+        }
+        [] => {
+            let on: Vec<&str> = summary
+                .nodes
+                .iter()
+                .filter(|n| n.interfaces.iter().any(|i| peer_is(i, &label)))
+                .map(|n| n.name.as_str())
+                .collect();
+            Err(no_port(bridge, node, &on))
+        }
+        many => Err(RuntimeError::Invalid(format!(
+            "node `{node}` has {} links to bridge `{bridge}` ({}); `{bridge}:{node}` does not say which port: set the port down with `NODE:IFACE --one-side` on the node's end instead, or give the node one link to the bridge",
+            many.len(),
+            many.iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn peer_is(i: &crate::state::IfaceSummary, label: &str) -> bool {
+    i.peer.as_ref().is_some_and(|p| p.label == label)
+}
+
+fn no_port(bridge: &str, node: &str, on: &[&str]) -> RuntimeError {
+    let hint = match on {
+        [] => format!("no node is linked to bridge `{bridge}`"),
+        _ => format!(
+            "BRIDGE:NODE names the bridge's port to a node; the nodes on `{bridge}` are: {}",
+            on.join(", ")
+        ),
+    };
+    RuntimeError::Invalid(format!("bridge `{bridge}` has no port to `{node}`; {hint}"))
+}
+
 fn failed(
     live: &LiveLab,
     e: &End,
     operation: &str,
     source: crate::apply::KernelError,
 ) -> RuntimeError {
-    let node = if e.label.starts_with("bridge ") {
+    let node = if e.label.starts_with("bridge ") || e.node == "fabric" {
         "fabric"
     } else {
         &e.node
@@ -72,6 +141,7 @@ fn failed(
 fn which(ends: &[End]) -> String {
     match ends {
         [_, peer] => format!("both ends (and {})", peer.label),
+        [port] if port.node == "fabric" => format!("{} only", port.label),
         _ => "this end only".into(),
     }
 }

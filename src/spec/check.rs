@@ -414,7 +414,7 @@ fn link_target(sink: &mut Sink, link: Sp<String>) -> Option<Sp<String>> {
                 Some(link.span),
                 format!("`{}` is not NODE:IFACE", link.value),
             )
-            .hint("for example `link_down: r1:eth1`");
+            .hint("for example `link_down: r1:eth1`, or `link_down: s1:r1` for the port of bridge s1 to r1");
             None
         }
     }

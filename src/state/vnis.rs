@@ -107,10 +107,16 @@ mod tests {
             let p = plan_with_vni(lab, vni, port);
             std::fs::write(host.lab_dir(lab).plan_path(), p.to_json()).unwrap();
         }
-        assert_eq!(taken(&host, "me", 14789), BTreeSet::from([5000]));
-        assert_eq!(taken(&host, "me", 4789), BTreeSet::from([6000]));
-        // A lab's own VNIs are its own to keep (an `apply` plans them again).
-        assert!(taken(&host, "one", 14789).is_empty());
+        let seen = [
+            taken(&host, "me", 14789),
+            taken(&host, "me", 4789),
+            // A lab's own VNIs are its own to keep (an `apply` plans them again).
+            taken(&host, "one", 14789),
+        ];
+        // Gone before the asserts, so a failure leaves nothing in /tmp.
         std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(seen[0], BTreeSet::from([5000]));
+        assert_eq!(seen[1], BTreeSet::from([6000]));
+        assert!(seen[2].is_empty());
     }
 }

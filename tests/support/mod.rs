@@ -285,3 +285,20 @@ pub fn settled_dump(lab: &str) -> Vec<nslab::apply::inspect::NsState> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A topology that must compile (named `t.yaml`, mounts resolving under /labs).
+pub fn ok(yaml: &str) -> nslab::model::Topology {
+    match nslab::compile_str(yaml, "t.yaml", Path::new("/labs")) {
+        Ok(c) => c.topology,
+        Err(e) => panic!("expected a valid topology:\n{e}"),
+    }
+}
+
+/// The report of a topology that must not compile.
+pub fn err(yaml: &str) -> String {
+    match nslab::compile_str(yaml, "t.yaml", Path::new("/labs")) {
+        Ok(_) => panic!("expected errors"),
+        Err(nslab::CompileError::Invalid(r)) => r.to_string(),
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -1,0 +1,86 @@
+//! The host's neighbour-table limit. The ARP and ND tables are one per host, not one per
+//! network namespace: their `gc_thresh*` limits exist only in the host's namespace (a new
+//! namespace has no `net/ipv4/neigh/default/gc_thresh3`), and the entry count they bound
+//! sums every namespace's entries. Past `gc_thresh3` the kernel refuses new entries
+//! ("neighbour table overflow"), so a large L2 domain loses reachability at random.
+
+use crate::diag::Diagnostic;
+use crate::model::{End, Topology};
+
+/// Neighbour entries the lab's L2 segments need when every member talks to every other:
+/// m x (m - 1) for a segment of m members with an address of the family (a bridge, or a
+/// node-to-node link with m = 2). An estimate, pure so it can be tested without root.
+pub fn entries(t: &Topology, v6: bool) -> usize {
+    let has_family = |node: usize, iface: usize| {
+        t.nodes[node].interfaces[iface]
+            .addresses
+            .iter()
+            .any(|a| a.addr().is_ipv6() == v6)
+    };
+    let pairs = |m: usize| m * m.saturating_sub(1);
+    let bridges: usize = t
+        .bridges
+        .iter()
+        .map(|b| {
+            pairs(
+                b.ports
+                    .iter()
+                    .filter(|p| has_family(p.node, p.iface))
+                    .count(),
+            )
+        })
+        .sum();
+    let links: usize = t
+        .links
+        .iter()
+        .filter_map(|l| match (l.a, l.b) {
+            (End::Node { node: a, iface: i }, End::Node { node: b, iface: j }) => Some(pairs(
+                usize::from(has_family(a, i)) + usize::from(has_family(b, j)),
+            )),
+            _ => None,
+        })
+        .sum();
+    bridges + links
+}
+
+/// The sysctl that bounds the family's table, host-wide.
+pub fn sysctl(v6: bool) -> &'static str {
+    if v6 {
+        "net.ipv6.neigh.default.gc_thresh3"
+    } else {
+        "net.ipv4.neigh.default.gc_thresh3"
+    }
+}
+
+/// A warning for each family whose estimate passes `limit(v6)`, with the sysctl to raise.
+pub fn warnings(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for v6 in [false, true] {
+        let need = entries(t, v6);
+        let Some(max) = limit(v6) else { continue };
+        if need <= max {
+            continue;
+        }
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        let key = sysctl(v6);
+        let raise = (need * 2).next_power_of_two();
+        out.push(
+            Diagnostic::warning(
+                None,
+                format!(
+                    "the lab's L2 segments need up to {need} {family} neighbour entries when every member talks to every other, over the host's limit of {max} ({key}, one table shared by all namespaces on the host)"
+                ),
+            )
+            .with_hint(format!(
+                "past it the kernel drops new entries (neighbour table overflow); raise it with `sysctl -w {key}={raise}` (and gc_thresh2 likewise), or split the large bridges"
+            )),
+        );
+    }
+    out
+}
+
+/// The host's `gc_thresh3` for the family, read from the initial namespace's /proc.
+pub fn host_limit(v6: bool) -> Option<usize> {
+    let path = format!("/proc/sys/{}", sysctl(v6).replace('.', "/"));
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
