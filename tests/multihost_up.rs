@@ -8,109 +8,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-
+use support::simhost::*;
 use support::*;
-
-/// A simulated host: a holder process in new network and mount namespaces, with a tmpfs
-/// on /run. Dropped, the holder is killed and with it everything left inside.
-struct SimHost {
-    holder: Child,
-}
-
-impl SimHost {
-    fn new() -> SimHost {
-        let mut holder = Command::new("unshare")
-            .args(["--net", "--mount", "--propagation", "private", "sh", "-c"])
-            .arg("mount -t tmpfs nslab-sim /run && ip link set lo up && echo ready && exec sleep 3600")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("unshare runs");
-        let mut line = String::new();
-        BufReader::new(holder.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "the simulated host did not start");
-        SimHost { holder }
-    }
-
-    fn pid(&self) -> String {
-        self.holder.id().to_string()
-    }
-
-    /// Runs `argv` inside the host's network and mount namespaces.
-    fn run(&self, argv: &[&str]) -> Output {
-        Command::new("nsenter")
-            .args(["-t", &self.pid(), "-n", "-m", "--"])
-            .args(argv)
-            .output()
-            .expect("nsenter runs")
-    }
-
-    fn ok(&self, argv: &[&str]) -> String {
-        let o = self.run(argv);
-        assert!(o.status.success(), "{argv:?}: {}", text(&o));
-        text(&o)
-    }
-
-    fn nslab(&self, args: &[&str]) -> Output {
-        let mut argv = vec![env!("CARGO_BIN_EXE_nslab")];
-        argv.extend(args);
-        self.run(&argv)
-    }
-}
-
-impl Drop for SimHost {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-    }
-}
-
-/// Two simulated hosts with addresses `a` and `b` on an underlay veth of MTU 1500.
-fn two_hosts(a: &str, b: &str) -> (SimHost, SimHost) {
-    let (ha, hb) = (SimHost::new(), SimHost::new());
-    let out = Command::new("ip")
-        .args(["link", "add", "ul0", "netns", &ha.pid(), "type", "veth"])
-        .args(["peer", "name", "ul0", "netns", &hb.pid()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    for (h, addr) in [(&ha, a), (&hb, b)] {
-        h.ok(&["ip", "addr", "add", addr, "dev", "ul0"]);
-        h.ok(&["ip", "link", "set", "ul0", "up"]);
-    }
-    (ha, hb)
-}
-
-/// Three simulated hosts on one underlay segment: a bridge in a fourth namespace.
-fn three_hosts() -> (SimHost, [SimHost; 3]) {
-    let switch = SimHost::new();
-    switch.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
-    switch.ok(&["ip", "link", "set", "br0", "up"]);
-    let hosts = [SimHost::new(), SimHost::new(), SimHost::new()];
-    for (i, h) in hosts.iter().enumerate() {
-        let port = format!("p{i}");
-        let out = Command::new("ip")
-            .args(["link", "add", "ul0", "netns", &h.pid(), "type", "veth"])
-            .args(["peer", "name", &port, "netns", &switch.pid()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        switch.ok(&["ip", "link", "set", &port, "master", "br0", "up"]);
-        h.ok(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("198.51.100.{}/24", i + 1),
-            "dev",
-            "ul0",
-        ]);
-        h.ok(&["ip", "link", "set", "ul0", "up"]);
-    }
-    (switch, hosts)
-}
 
 const CHAIN: &str = "
 name: mhu-chain
@@ -126,12 +25,6 @@ links:
   - endpoints: [r1:eth1, r2:eth1]
     addresses: [10.77.0.0/31, 10.77.0.1/31]
 ";
-
-fn ping(h: &SimHost, netns: &str, size: &str, to: &str) -> Output {
-    h.run(&[
-        "ip", "netns", "exec", netns, "ping", "-n", "-c1", "-W1", "-M", "do", "-s", size, to,
-    ])
-}
 
 #[test]
 fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
@@ -257,21 +150,6 @@ fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
     down_and_clean(&[&ha, &hb], "mhu-chain");
 }
 
-/// `down` on every host, then nothing of the lab is left on any: no state, no namespace,
-/// no VXLAN device and no UDP socket (deleted before the namespaces, so at once).
-fn down_and_clean(hosts: &[&SimHost], lab: &str) {
-    for h in hosts {
-        let o = h.nslab(&["down", lab]);
-        assert!(o.status.success(), "{}", text(&o));
-        let left = h.ok(&[
-            "sh",
-            "-c",
-            "ls -A /run/nslab; ls -A /run/netns 2>/dev/null; ip -o link show type vxlan; ss -Huan",
-        ]);
-        assert_eq!(left, "", "left on the simulated host");
-    }
-}
-
 const LAN: &str = "
 name: mhu-lan
 hosts:
@@ -395,4 +273,437 @@ fn a_bridge_over_three_hosts_floods_to_both_other_replicas() {
     assert!(o.status.success(), "h2 -> h3: {}", text(&o));
     let all: Vec<&SimHost> = hosts.iter().collect();
     down_and_clean(&all, "mhu-lan3");
+}
+
+/// A routed chain over three hosts: h1 and r1 on ha, r2 on hb, r3 and h2 on hc, every
+/// link but h1-r1 and r3-h2 a VXLAN, routes from `routing: static`.
+const CHAIN3: &str = "
+name: mhu-chain3
+hosts:
+  ha: { address: 198.51.100.1 }
+  hb: { address: 198.51.100.2 }
+  hc: { address: 198.51.100.3 }
+routing: static
+defaults: { isolation: [net] }
+nodes:
+  h1: { host: ha, loopback: 10.80.0.1/32 }
+  r1: { host: ha, loopback: 10.80.0.2/32 }
+  r2: { host: hb, loopback: 10.80.0.3/32 }
+  r3: { host: hc, loopback: 10.80.0.4/32 }
+  h2: { host: hc, loopback: 10.80.0.5/32 }
+links:
+  - [h1:eth1, r1:eth1]
+  - [r1:eth2, r2:eth1]
+  - [r2:eth2, r3:eth1]
+  - [r3:eth2, h2:eth1]
+tests:
+  - reach: { from: h1, to: h2, name: h1-reach }
+  - path: { from: h1, to: h2, hops: [r1, r2, r3, h2], name: h1-path }
+  - route: { node: r2, to: 10.80.0.5/32, via: r3, name: r2-route }
+  - reach: { from: h2, to: [h1, 10.80.0.2], name: h2-reach }
+  - path: { from: h2, to: h1, hops: [r3, r2, r1, h1], name: h2-path }
+";
+
+/// `text` written as `<name>.yaml` in the tests' directory; its path.
+fn write_lab(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join("nslab-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+/// The addresses (without prefix) of `node`'s interface `iface` as the compiler gives them.
+fn addresses(text: &str, node: &str, iface: &str) -> Vec<String> {
+    let c = nslab::compile_str(text, "lab.yaml", &std::env::temp_dir())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let n = c.topology.node(node).expect("a node of the lab");
+    let i = n.interfaces.iter().find(|i| i.name == iface).unwrap();
+    i.addresses.iter().map(|a| a.addr().to_string()).collect()
+}
+
+#[test]
+fn a_static_routed_chain_over_three_hosts_pings_end_to_end_through_each_router() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-chain3", CHAIN3);
+    let (_switch, hosts) = three_hosts();
+    for (h, name) in hosts.iter().zip(["ha", "hb", "hc"]) {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    let [ha, hb, hc] = &hosts;
+    // `routing: static` across hosts: each router's route to h2's loopback goes to the
+    // next router over the tunnel, which lives on another host.
+    let r2_next = addresses(CHAIN3, "r2", "eth1")[0].clone();
+    let r3_next = addresses(CHAIN3, "r3", "eth1")[0].clone();
+    let route = ha.ok(&[
+        "ip",
+        "-n",
+        "nslab.mhu-chain3.r1",
+        "route",
+        "show",
+        "10.80.0.5",
+    ]);
+    assert!(
+        route.contains(&format!("via {r2_next} dev eth2")),
+        "{route}"
+    );
+    let route = hb.ok(&[
+        "ip",
+        "-n",
+        "nslab.mhu-chain3.r2",
+        "route",
+        "show",
+        "10.80.0.5",
+    ]);
+    assert!(
+        route.contains(&format!("via {r3_next} dev eth2")),
+        "{route}"
+    );
+    let link = hb.ok(&[
+        "ip",
+        "-n",
+        "nslab.mhu-chain3.r2",
+        "-d",
+        "link",
+        "show",
+        "eth2",
+    ]);
+    assert!(
+        link.contains("remote 198.51.100.3 local 198.51.100.2"),
+        "{link}"
+    );
+
+    // Loopback to loopback across all three hosts, both ways.
+    wait_for("h1 pinging h2 over three hosts", || {
+        ping(ha, "nslab.mhu-chain3.h1", "56", "10.80.0.5")
+            .status
+            .success()
+    });
+    let o = ping(hc, "nslab.mhu-chain3.h2", "56", "10.80.0.1");
+    assert!(o.status.success(), "h2 -> h1: {}", text(&o));
+    // The path, hop by hop: the packet with TTL n expires at the n-th hop, which answers
+    // from one of its own addresses: r1 on ha, r2 on hb, r3 on hc.
+    for (ttl, router) in [("1", "r1"), ("2", "r2"), ("3", "r3")] {
+        let o = ha.run(&[
+            "ip",
+            "netns",
+            "exec",
+            "nslab.mhu-chain3.h1",
+            "ping",
+            "-n",
+            "-c1",
+            "-W1",
+            "-t",
+            ttl,
+            "10.80.0.5",
+        ]);
+        let seen = text(&o);
+        let mine: Vec<String> = ["eth1", "eth2"]
+            .iter()
+            .flat_map(|i| addresses(CHAIN3, router, i))
+            .collect();
+        assert!(
+            seen.contains("Time to live exceeded")
+                && mine.iter().any(|a| seen.contains(&format!("From {a} "))),
+            "TTL {ttl} should expire at {router} ({mine:?}): {seen}"
+        );
+    }
+    down_and_clean(&[ha, hb, hc], "mhu-chain3");
+}
+
+/// A chain of two routers over two hosts; the lab's name is its only difference.
+fn pair(name: &str, net: u8) -> String {
+    format!(
+        "
+name: {name}
+hosts:
+  ha: {{ address: 198.51.100.1 }}
+  hb: {{ address: 198.51.100.2 }}
+routing: static
+defaults: {{ isolation: [net] }}
+nodes:
+  r1: {{ host: ha, loopback: 10.{net}.0.1/32 }}
+  r2: {{ host: hb, loopback: 10.{net}.0.2/32 }}
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    addresses: [10.{net}.1.0/31, 10.{net}.1.1/31]
+"
+    )
+}
+
+fn vni_of(h: &SimHost, netns: &str, iface: &str) -> String {
+    let link = h.ok(&["ip", "-n", netns, "-d", "link", "show", iface]);
+    link.split("vxlan id ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap_or_else(|| panic!("not a VXLAN: {link}"))
+        .to_string()
+}
+
+#[test]
+fn two_labs_share_the_same_hosts_with_their_own_vnis_and_go_down_apart() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let labs = [("mhu-twin-a", 81), ("mhu-twin-b", 82)];
+    for (lab, net) in labs {
+        let file = write_lab(lab, &pair(lab, net));
+        for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+            let o = h.nslab(&["up", "--host", name, &file]);
+            assert!(o.status.success(), "{lab} up --host {name}: {}", text(&o));
+        }
+    }
+    // Same UDP port, one VNI per lab, and both ends of each lab agree.
+    let vnis: Vec<String> = labs
+        .iter()
+        .map(|(lab, _)| {
+            let a = vni_of(&ha, &format!("nslab.{lab}.r1"), "eth1");
+            let b = vni_of(&hb, &format!("nslab.{lab}.r2"), "eth1");
+            assert_eq!(a, b, "{lab}: the two ends disagree on the VNI");
+            a
+        })
+        .collect();
+    assert_ne!(
+        vnis[0], vnis[1],
+        "two labs on one host and port took one VNI"
+    );
+    for (lab, net) in labs {
+        wait_for(&format!("{lab}: r1 pinging r2"), || {
+            ping(
+                &ha,
+                &format!("nslab.{lab}.r1"),
+                "1422",
+                &format!("10.{net}.0.2"),
+            )
+            .status
+            .success()
+        });
+        let o = ping(
+            &hb,
+            &format!("nslab.{lab}.r2"),
+            "1422",
+            &format!("10.{net}.0.1"),
+        );
+        assert!(o.status.success(), "{lab}: r2 -> r1: {}", text(&o));
+    }
+    // The first lab goes down on both hosts; the second keeps its tunnel and still pings.
+    for h in [&ha, &hb] {
+        let o = h.nslab(&["down", "mhu-twin-a"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let left = h.ok(&["ls", "-A", "/run/netns"]);
+        assert!(!left.contains("mhu-twin-a"), "{left}");
+        assert!(left.contains("nslab.mhu-twin-b."), "{left}");
+    }
+    let o = ping(&ha, "nslab.mhu-twin-b.r1", "1422", "10.82.0.2");
+    assert!(
+        o.status.success(),
+        "mhu-twin-b after the other lab's down: {}",
+        text(&o)
+    );
+    down_and_clean(&[&ha, &hb], "mhu-twin-b");
+}
+
+/// The names and statuses of `nslab test --json`'s checks, in order.
+fn results(o: &std::process::Output) -> Vec<(String, String)> {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)));
+    v["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no checks: {v}"))
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn each_host_tests_the_checks_that_start_on_it_and_names_the_hosts_of_the_rest() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-chain3t", &CHAIN3.replace("mhu-chain3", "mhu-chain3t"));
+    let (_switch, hosts) = three_hosts();
+    for (h, name) in hosts.iter().zip(["ha", "hb", "hc"]) {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    let [ha, hb, hc] = &hosts;
+    // `test --lab` on each host: the share knows its host, and each runs its own checks,
+    // whose targets (and a path's hops) are on the other hosts.
+    let pass = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "pass".to_string()))
+            .collect()
+    };
+    for (h, want, note) in [
+        (
+            ha,
+            pass(&["h1-reach", "h1-path"]),
+            "on host ha: skipped 3 checks whose source lives on another host: 1 on hb, 2 on hc",
+        ),
+        (
+            hb,
+            pass(&["r2-route"]),
+            "on host hb: skipped 4 checks whose source lives on another host: 2 on ha, 2 on hc",
+        ),
+        (
+            hc,
+            pass(&["h2-reach", "h2-path"]),
+            "on host hc: skipped 3 checks whose source lives on another host: 2 on ha, 1 on hb",
+        ),
+    ] {
+        let o = h.nslab(&["test", "--lab", "mhu-chain3t", "--json"]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(results(&o), want, "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(note),
+            "{}",
+            text(&o)
+        );
+    }
+    // `test FILE --host hc` brings up hc's share (the others are up), runs hc's checks
+    // through the routers on hb and ha, and takes the share down again.
+    let o = hc.nslab(&["down", "mhu-chain3t"]);
+    assert!(o.status.success(), "{}", text(&o));
+    hc.assert_clean();
+    let o = hc.nslab(&["--host", "hc", "test", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("lab `mhu-chain3t`: 2 checks, 2 passed, 0 failed"),
+        "{out}"
+    );
+    assert!(out.contains("2 on ha, 1 on hb"), "{out}");
+    hc.assert_clean();
+    down_and_clean(&[ha, hb], "mhu-chain3t");
+}
+
+/// Agents started inside simulated hosts; dropped, they are killed whatever happened (the
+/// simulated host's holder going does not take them along).
+struct Agents(Vec<std::process::Child>);
+
+impl Agents {
+    /// `nslab --host NAME agent FILE` inside `h`, its output in `log`. nsenter without
+    /// `-p` execs, so the child is the agent itself and signals reach it.
+    fn start(&mut self, h: &SimHost, name: &str, file: &str, log: &std::path::Path) {
+        let out = std::fs::File::create(log).unwrap();
+        let child = std::process::Command::new("nsenter")
+            .args(["-t", &h.pid(), "-n", "-m", "--"])
+            .arg(env!("CARGO_BIN_EXE_nslab"))
+            .args(["--host", name, "agent", file])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.0.push(child);
+    }
+
+    fn last(&mut self) -> &mut std::process::Child {
+        self.0.last_mut().expect("an agent")
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for a in &mut self.0 {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+    }
+}
+
+fn read(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+#[test]
+fn an_agent_with_host_keeps_its_share_is_adopted_after_kill_9_and_takes_it_down_on_sigterm() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let lab = "mhu-agent";
+    let file = write_lab(lab, &pair(lab, 83));
+    let logs = std::env::temp_dir().join("nslab-tests");
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let mut agents = Agents(Vec::new());
+    let first = logs.join("mhu-agent-1.log");
+    agents.start(&ha, "ha", &file, &first);
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for("the agent's share to be up", || {
+        read(&first).contains("is up")
+    });
+    // Only ha's share: r1 here, r2 remote, and the tunnel to hb works.
+    let netns = ha.ok(&["ls", "-A", "/run/netns"]);
+    assert!(netns.contains("nslab.mhu-agent.r1"), "{netns}");
+    assert!(!netns.contains("nslab.mhu-agent.r2"), "{netns}");
+    wait_for("r1 pinging r2 across the hosts", || {
+        ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2")
+            .status
+            .success()
+    });
+
+    // kill -9: the share stays; the next agent adopts it as it is.
+    agents.last().kill().unwrap();
+    agents.last().wait().unwrap();
+    let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
+    assert!(
+        o.status.success(),
+        "the share did not survive its agent: {}",
+        text(&o)
+    );
+    let second = logs.join("mhu-agent-2.log");
+    agents.start(&ha, "ha", &file, &second);
+    wait_for("the new agent to adopt the share", || {
+        read(&second).contains("adopted")
+    });
+    assert!(
+        read(&second).contains("nothing changed"),
+        "{}",
+        read(&second)
+    );
+    assert!(
+        agents.last().try_wait().unwrap().is_none(),
+        "{}",
+        read(&second)
+    );
+    let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
+    assert!(o.status.success(), "after adoption: {}", text(&o));
+
+    // SIGTERM: the share goes, the agent exits 0, and ha is clean; hb's share is hb's.
+    let pid = nix::unistd::Pid::from_raw(agents.last().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for("the agent to exit", || {
+        agents.last().try_wait().is_ok_and(|s| s.is_some())
+    });
+    let status = agents.last().wait().unwrap();
+    assert!(status.success(), "{status}: {}", read(&second));
+    assert!(
+        read(&second).contains("lab `mhu-agent` is down"),
+        "{}",
+        read(&second)
+    );
+    ha.assert_clean();
+    assert!(
+        hb.ok(&["ls", "-A", "/run/netns"])
+            .contains("nslab.mhu-agent.r2")
+    );
+    down_and_clean(&[&hb], lab);
+    let _ = std::fs::remove_file(first);
+    let _ = std::fs::remove_file(second);
 }

@@ -65,6 +65,8 @@ pub fn run(host: &HostContext, file: &Path) -> Result<Stopped, AgentError> {
     let mut watch = Watch::new(file);
     let c = compile(file)?;
     let lab = c.topology.lab.clone();
+    let owned = for_lab(host, &c.topology);
+    let host = &owned;
     let came_up = bring_up(&rt, host, file, &c, &cancel);
     if let Some(signal) = signalled(&cancel) {
         return stop(host, &lab, signal);
@@ -80,6 +82,17 @@ pub fn run(host: &HostContext, file: &Path) -> Result<Stopped, AgentError> {
             Seen::Changed => change(&rt, host, file, &lab, &cancel),
         }
     }
+}
+
+/// The DaemonSet passes every agent `--host` with its Kubernetes node's name: a lab with
+/// `hosts:` takes that host's share, a lab without runs whole on each node, as `up`
+/// without `--host` does (its state then names no host).
+fn for_lab(host: &HostContext, t: &crate::model::Topology) -> HostContext {
+    let mut h = host.clone();
+    if t.hosts.is_empty() {
+        h.host = None;
+    }
+    h
 }
 
 /// `apply`: up when the lab is not up, else adopted and made what the file says. A lab

@@ -7,8 +7,9 @@ use std::time::Instant;
 use super::{CliError, exit};
 use crate::apply::{self, UpOptions};
 use crate::harness::{CheckResult, Status, report};
+use crate::model::Topology;
 use crate::runtime::{RuntimeError, Session};
-use crate::{CompileError, Severity, plan};
+use crate::{CompileError, Severity};
 
 pub struct Args<'a> {
     pub file: Option<&'a Path>,
@@ -70,6 +71,13 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         crate::err!("{warnings}");
     }
     let t = &c.topology;
+    // On one host of a multi-host lab, the checks that start on it.
+    let here = host.host.clone().or_else(|| {
+        let s = running.as_ref()?;
+        s.live.summary().ok()?.host.clone()
+    });
+    let (checked, skipped_note) = local_checks(t, here.as_deref());
+    let checked = checked.as_ref().unwrap_or(t);
     let out_human = |line: String| {
         if a.json {
             crate::errln!("{line}");
@@ -88,7 +96,8 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     crate::out::on_closed_stdout(move || apply::cancel_with(&trigger, "a closed stdout (EPIPE)"));
     let bring_up = a.lab.is_none();
     if bring_up {
-        let p = plan::plan(t);
+        // With --host, this host's share, as `up --host` makes it.
+        let p = super::plan_for(host, t)?;
         let opts = UpOptions {
             jobs: a.jobs,
             progress: super::progress::reporter(&t.lab, a.quiet),
@@ -114,16 +123,16 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             }
             return Err(CliError::Up(e));
         }
-        let steps = t
+        let steps = checked
             .checks
             .iter()
             .filter(|c| matches!(c.body, crate::model::CheckBody::Action(_)))
             .count();
         let what = match steps {
-            0 => crate::words::count(t.checks.len(), "check"),
+            0 => crate::words::count(checked.checks.len(), "check"),
             _ => format!(
                 "{} and {}",
-                crate::words::count(t.checks.len() - steps, "check"),
+                crate::words::count(checked.checks.len() - steps, "check"),
                 crate::words::count(steps, "step")
             ),
         };
@@ -134,6 +143,9 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         ));
     }
 
+    if let Some(note) = skipped_note {
+        out_human(note);
+    }
     let checks_started = Instant::now();
     let results: Result<Vec<CheckResult>, CliError> = rt.block_on(async {
         // The checks run on the session's kernel; dropping the session closes its handles.
@@ -142,7 +154,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             None => Session::for_checks(host, &t.lab)?,
         };
         let mut print = |r: &CheckResult| out_human(report::human_line(r));
-        Ok(session.check(t, cancel.clone(), &mut print).await?)
+        Ok(session.check(checked, cancel.clone(), &mut print).await?)
     });
     // Whatever happened, the lab goes down (unless asked to keep it).
     let teardown = if bring_up && !a.keep {
@@ -183,4 +195,18 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     } else {
         exit::FAILED
     })
+}
+
+/// On `host` of a lab spread over hosts, the lab with only the checks whose source lives
+/// there (probes start in the source's namespace, which only its host has), and a line
+/// saying how many were left to which other hosts. None: every check runs here.
+fn local_checks(t: &Topology, host: Option<&str>) -> (Option<Topology>, Option<String>) {
+    let Some(host) = host.filter(|_| !t.hosts.is_empty()) else {
+        return (None, None);
+    };
+    let local = crate::harness::local::for_host(t, host);
+    let note = local.note().map(|n| format!("on host {host}: {n}"));
+    let mut mine = t.clone();
+    mine.checks = local.checks;
+    (Some(mine), note)
 }

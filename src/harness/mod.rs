@@ -6,6 +6,7 @@ mod actions;
 mod checks;
 mod cmd;
 pub mod jsonmatch;
+pub mod local;
 pub mod report;
 mod route;
 mod session;

@@ -3,6 +3,8 @@
 //! always tears down.
 #![allow(dead_code)]
 
+pub mod simhost;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -1,0 +1,138 @@
+//! Simulated hosts for multi-host tests (root): each a holder process in new network and
+//! mount namespaces with its own tmpfs on /run (so its /run/nslab and /run/netns are its
+//! own), joined to the others by an underlay. Commands run inside through nsenter, as they
+//! would on separate machines.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use super::text;
+
+/// A simulated host: a holder process in new network and mount namespaces, with a tmpfs
+/// on /run. Dropped, the holder is killed and with it everything left inside.
+pub struct SimHost {
+    holder: Child,
+}
+
+impl SimHost {
+    pub fn new() -> SimHost {
+        let mut holder = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs nslab-sim /run && ip link set lo up && echo ready && exec sleep 3600")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare runs");
+        let mut line = String::new();
+        BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the simulated host did not start");
+        SimHost { holder }
+    }
+
+    pub fn pid(&self) -> String {
+        self.holder.id().to_string()
+    }
+
+    /// Runs `argv` inside the host's network and mount namespaces.
+    pub fn run(&self, argv: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.pid(), "-n", "-m", "--"])
+            .args(argv)
+            .output()
+            .expect("nsenter runs")
+    }
+
+    pub fn ok(&self, argv: &[&str]) -> String {
+        let o = self.run(argv);
+        assert!(o.status.success(), "{argv:?}: {}", text(&o));
+        text(&o)
+    }
+
+    pub fn nslab(&self, args: &[&str]) -> Output {
+        let mut argv = vec![env!("CARGO_BIN_EXE_nslab")];
+        argv.extend(args);
+        self.run(&argv)
+    }
+}
+
+impl SimHost {
+    /// Nothing of any lab is left on this host: no state under its /run/nslab, no named
+    /// namespace, no VXLAN device and no UDP socket (tunnels go before their namespaces,
+    /// so at once).
+    pub fn assert_clean(&self) {
+        let left = self.ok(&[
+            "sh",
+            "-c",
+            "ls -A /run/nslab; ls -A /run/netns 2>/dev/null; ip -o link show type vxlan; ss -Huan",
+        ]);
+        assert_eq!(left, "", "left on the simulated host");
+    }
+}
+
+impl Drop for SimHost {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Two simulated hosts with addresses `a` and `b` on an underlay veth of MTU 1500.
+pub fn two_hosts(a: &str, b: &str) -> (SimHost, SimHost) {
+    let (ha, hb) = (SimHost::new(), SimHost::new());
+    let out = Command::new("ip")
+        .args(["link", "add", "ul0", "netns", &ha.pid(), "type", "veth"])
+        .args(["peer", "name", "ul0", "netns", &hb.pid()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for (h, addr) in [(&ha, a), (&hb, b)] {
+        h.ok(&["ip", "addr", "add", addr, "dev", "ul0"]);
+        h.ok(&["ip", "link", "set", "ul0", "up"]);
+    }
+    (ha, hb)
+}
+
+/// Three simulated hosts on one underlay segment: a bridge in a fourth namespace.
+pub fn three_hosts() -> (SimHost, [SimHost; 3]) {
+    let switch = SimHost::new();
+    switch.ok(&["ip", "link", "add", "br0", "type", "bridge"]);
+    switch.ok(&["ip", "link", "set", "br0", "up"]);
+    let hosts = [SimHost::new(), SimHost::new(), SimHost::new()];
+    for (i, h) in hosts.iter().enumerate() {
+        let port = format!("p{i}");
+        let out = Command::new("ip")
+            .args(["link", "add", "ul0", "netns", &h.pid(), "type", "veth"])
+            .args(["peer", "name", &port, "netns", &switch.pid()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        switch.ok(&["ip", "link", "set", &port, "master", "br0", "up"]);
+        h.ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("198.51.100.{}/24", i + 1),
+            "dev",
+            "ul0",
+        ]);
+        h.ok(&["ip", "link", "set", "ul0", "up"]);
+    }
+    (switch, hosts)
+}
+
+/// A ping from `netns` on `h` with DF set and `size` bytes of payload.
+pub fn ping(h: &SimHost, netns: &str, size: &str, to: &str) -> Output {
+    h.run(&[
+        "ip", "netns", "exec", netns, "ping", "-n", "-c1", "-W1", "-M", "do", "-s", size, to,
+    ])
+}
+
+/// `down` on every host, then nothing of the lab is left on any (see [`SimHost::assert_clean`]).
+pub fn down_and_clean(hosts: &[&SimHost], lab: &str) {
+    for h in hosts {
+        let o = h.nslab(&["down", lab]);
+        assert!(o.status.success(), "{}", text(&o));
+        h.assert_clean();
+    }
+}
