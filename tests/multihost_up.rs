@@ -1,10 +1,9 @@
 //! Multi-host labs on real namespaces (root): two simulated hosts on this machine, each a
 //! network namespace with a private mount namespace and its own tmpfs on /run (so its
 //! /run/nslab and /run/netns are its own), joined by an underlay veth. `nslab up --host`
-//! runs inside each through nsenter, as it would on two machines. The nodes are net-only
-//! (`isolation: [net]`): what is tested is the wiring, and a node's own mount namespace
-//! needs the lab's mount template, whose bind mount the kernel refuses (EINVAL) inside
-//! some of these simulated hosts' mount namespaces, for a reason not yet understood.
+//! runs inside each through nsenter, as it would on two machines. The first chain's
+//! nodes have every namespace (the default); the other labs are net-only, since what
+//! they test is the wiring.
 
 mod support;
 
@@ -17,7 +16,6 @@ hosts:
   ha: { address: 198.51.100.1 }
   hb: { address: 198.51.100.2 }
 routing: static
-defaults: { isolation: [net] }
 nodes:
   r1: { host: ha, loopback: 10.0.0.1/32 }
   r2: { host: hb, loopback: 10.0.0.2/32 }

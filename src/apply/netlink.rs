@@ -307,10 +307,6 @@ impl NetlinkKernel {
                     .map_err(|e| KernelError::Other(e.to_string()))?
                     .map_err(KernelError::Other)
             }
-            // Rootless, the kernel refuses the template's bind mount now and then (EINVAL
-            // from a process that joined the lab's user namespace, about one `up` in two
-            // on kernel 6.18), so nodes copy the holder's mount namespace instead.
-            Op::CreateMountTemplate { .. } if !self.host.privileged => Ok(()),
             Op::CreateMountTemplate { lab } => {
                 let at = crate::node::NodePaths::of_lab(&self.host, lab).mount_template();
                 let netns_dir = self.host.netns_dir.clone();

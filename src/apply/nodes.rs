@@ -53,11 +53,7 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
         Vec::new()
     };
     let netns = host.netns_path(&start.netns);
-    let mut cfg: NodeConfig = config::config(start, &paths, netns, cgroups).map_err(other)?;
-    if !host.privileged {
-        // No template rootless (see the `CreateMountTemplate` step in apply::netlink).
-        cfg.mount_template = None;
-    }
+    let cfg: NodeConfig = config::config(start, &paths, netns, cgroups).map_err(other)?;
     // The configuration goes through the init's stdin, and the init enters the node's
     // namespaces itself: no file per node, and no pre-exec hook, so the spawn is a cheap
     // posix_spawn instead of a fork of this (large) process.

@@ -30,8 +30,8 @@ pub struct NodeConfig {
     /// The node's named network namespace (the init runs in nslab's host context's
     /// netns directory, whatever its own environment says).
     pub netns: PathBuf,
-    /// The lab's mount template, which a node with a mount namespace copies; `None` in a
-    /// rootless lab, whose nodes copy the holder's (see `crate::rootless`).
+    /// The lab's mount template, which a node with a mount namespace copies (with root
+    /// and rootless alike); `None` copies the namespace of the process that starts it.
     pub mount_template: Option<PathBuf>,
 }
 

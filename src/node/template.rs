@@ -4,8 +4,16 @@
 //! node namespace: without the template, N nodes copy N mounts each (O(N²); at 1,000
 //! nodes that was a tenth of all CPU time in `up`). The template is held by a bind mount
 //! of its nsfs file under the lab's run directory, and goes at `down`.
+//!
+//! The kernel binds a mount namespace's file only when that namespace's id is above the
+//! caller's (`mnt_ns_loop`, against reference loops). Since 6.18 the ids come from
+//! per-CPU batches, so a namespace made later on another CPU can have a lower id than the
+//! caller's: the bind then fails with EINVAL (in a simulated host, or rootless in the
+//! holder's namespace, about one time in two on two CPUs). So the template is made on
+//! the first CPU whose id is above the caller's (see [`newer_than`]).
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use super::sys::{cpath as cstr, last};
@@ -45,11 +53,10 @@ pub fn create(at: &Path, netns_dir: &Path) -> Result<(), String> {
 /// On the template's thread: a private copy of the host's mounts without the netns
 /// directory's.
 fn prepare(netns_dir: &Path) -> Result<i32, String> {
-    // SAFETY: unshare and mount calls on this thread only; the strings outlive the calls.
+    newer_than(ns_id("/proc/thread-self/ns/mnt"))?;
+    // SAFETY: mount calls on this thread only (its namespace is its own now); the strings
+    // outlive the calls.
     unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            return Err(last("unshare a mount namespace"));
-        }
         let root = c"/";
         // Nothing done here may propagate back to the host.
         if libc::mount(
@@ -80,6 +87,56 @@ fn prepare(netns_dir: &Path) -> Result<i32, String> {
     }
     // SAFETY: gettid has no preconditions.
     Ok(unsafe { libc::gettid() })
+}
+
+/// `NS_GET_MNTNS_ID` (linux/nsfs.h): a mount namespace's 64-bit id.
+const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705;
+
+/// The id of the mount namespace `path` names; `None` where the kernel has no such ioctl
+/// (before 6.8, whose ids come from one counter and only grow).
+fn ns_id(path: &str) -> Option<u64> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut id = 0u64;
+    // SAFETY: the ioctl writes one u64 through a pointer to `id`, on an fd we own.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_MNTNS_ID as _, &mut id) };
+    (r == 0).then_some(id)
+}
+
+/// Moves this thread into a new mount namespace whose id is above `caller`'s, so that
+/// the caller may bind it. The current CPU first; if its batch of ids is behind, each
+/// CPU of the machine in turn, whatever the process's affinity (`taskset`), as the CPU
+/// that made the caller's namespace always gives a higher id: a later one of its batch,
+/// or a later batch. A CPU outside the process's cpuset is refused and skipped.
+fn newer_than(caller: Option<u64>) -> Result<(), String> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    use nix::unistd::Pid;
+    let unshare = || -> Result<bool, String> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare a mount namespace: {e}"))?;
+        Ok(match (caller, ns_id("/proc/thread-self/ns/mnt")) {
+            (Some(c), Some(t)) => t > c,
+            _ => true,
+        })
+    };
+    if unshare()? {
+        return Ok(());
+    }
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as usize;
+    for cpu in 0..cpus.min(CpuSet::count()) {
+        let mut one = CpuSet::new();
+        // Pid 0: this thread only; it ends once the template is bound.
+        if one.set(cpu).is_err() || sched_setaffinity(Pid::from_raw(0), &one).is_err() {
+            continue;
+        }
+        if unshare()? {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "no CPU this process may use makes a mount namespace newer than its own (id {}), which the kernel requires to bind it",
+        caller.unwrap_or_default()
+    ))
 }
 
 /// On the host: binds the thread's mount namespace file at `at`.

@@ -20,7 +20,8 @@ pub struct Teardown {
     pub netlink: Vec<Undo>,
     /// `delete-netns`, in creation order (the fabric first).
     pub namespaces: Vec<Undo>,
-    /// `remove-cgroup`, newest first.
+    /// `remove-cgroup`, by node name: cgroups are independent of each other, and the
+    /// order a journal holds them in is the executor's timing, not the plan's.
     pub cgroups: Vec<Undo>,
     /// The mount template, then the node directories.
     pub mounts: Vec<Undo>,
@@ -60,6 +61,9 @@ impl Teardown {
             }
         }
         t.namespaces.reverse();
+        // The same records in any order give the same teardown (the plan's order and a
+        // journal's differ when nodes' cgroups were made concurrently).
+        t.cgroups.sort_by(|a, b| cgroup_node(a).cmp(cgroup_node(b)));
         t.mounts = templates.into_iter().chain(run_dirs).collect();
         t
     }
@@ -121,6 +125,14 @@ impl Teardown {
     }
 }
 
+/// The node a `remove-cgroup` names.
+fn cgroup_node(u: &Undo) -> &str {
+    match u {
+        Undo::RemoveCgroup { node, .. } => node,
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +184,18 @@ mod tests {
             vec![Name::from("nslab.l"), "nslab.l.a".into()]
         );
         assert_eq!(t.len(), 7);
+    }
+
+    #[test]
+    fn cgroups_made_concurrently_give_one_teardown_whatever_their_order() {
+        let cgroup = |n: &str| Undo::RemoveCgroup {
+            netns: format!("nslab.l.{n}").as_str().into(),
+            node: n.into(),
+        };
+        // A journal of `web` then `client`, and one of `client` then `web`.
+        let one = Teardown::of(vec![cgroup("web"), cgroup("client")]);
+        let other = Teardown::of(vec![cgroup("client"), cgroup("web")]);
+        assert_eq!(one, other);
+        assert_eq!(one.cgroup_nodes(), ["client", "web"]);
     }
 }
