@@ -7,58 +7,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 
+use support::simhost::SimHost;
 use support::*;
-
-/// A simulated host whose mount namespace is made on `cpu`. Dropped, its holder is killed.
-struct SimHost {
-    holder: Child,
-}
-
-impl SimHost {
-    fn on_cpu(cpu: usize) -> SimHost {
-        let mut holder = Command::new("taskset")
-            .args(["-c", &cpu.to_string()])
-            .args(["unshare", "--net", "--mount", "--propagation", "private"])
-            .args(["sh", "-c"])
-            .arg("mount -t tmpfs nslab-sim /run && ip link set lo up && echo ready && exec sleep 3600")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("taskset and unshare run");
-        let mut line = String::new();
-        BufReader::new(holder.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "the simulated host did not start");
-        SimHost { holder }
-    }
-
-    /// Runs `argv` in the host's network and mount namespaces, on `cpu`.
-    fn run(&self, cpu: usize, argv: &[&str]) -> Output {
-        Command::new("taskset")
-            .args(["-c", &cpu.to_string(), "nsenter", "-t"])
-            .arg(self.holder.id().to_string())
-            .args(["-n", "-m", "--"])
-            .args(argv)
-            .output()
-            .expect("nsenter runs")
-    }
-
-    fn ok(&self, argv: &[&str]) -> String {
-        let o = self.run(0, argv);
-        assert!(o.status.success(), "{argv:?}: {}", text(&o));
-        text(&o)
-    }
-}
-
-impl Drop for SimHost {
-    fn drop(&mut self) {
-        let _ = self.holder.kill();
-        let _ = self.holder.wait();
-    }
-}
 
 /// The CPUs this test may run things on, at most three.
 fn cpus() -> Vec<usize> {
@@ -104,7 +56,7 @@ fn full_isolation_nodes_come_up_in_a_simulated_host_and_go_away() {
         let host_mnt = host.ok(&["readlink", "/proc/self/ns/mnt"]);
         for cpu in cpus() {
             let at = format!("host made on CPU {host_cpu}, nslab on CPU {cpu}");
-            let o = host.run(cpu, &[bin, "up", file]);
+            let o = host.run_on(Some(cpu), &[bin, "up", file]);
             assert!(o.status.success(), "up ({at}): {}", text(&o));
             // The node has a mount namespace of its own (copied from the template) and
             // its own hostname and pid namespace.
@@ -118,7 +70,7 @@ fn full_isolation_nodes_come_up_in_a_simulated_host_and_go_away() {
                     .contains("template.mnt")
             );
 
-            let o = host.run(cpu, &[bin, "down", lab]);
+            let o = host.run_on(Some(cpu), &[bin, "down", lab]);
             assert!(o.status.success(), "down ({at}): {}", text(&o));
             // Nothing of the lab is left in the host: namespaces, mounts, run files,
             // processes.

@@ -16,7 +16,17 @@ pub struct SimHost {
 
 impl SimHost {
     pub fn new() -> SimHost {
-        let mut holder = Command::new("unshare")
+        Self::start(None)
+    }
+
+    /// A host whose namespaces are made on `cpu`: mount-namespace ids come from per-CPU
+    /// batches, so which CPU made a namespace decides how its id compares to later ones.
+    pub fn on_cpu(cpu: usize) -> SimHost {
+        Self::start(Some(cpu))
+    }
+
+    fn start(cpu: Option<usize>) -> SimHost {
+        let mut holder = pinned(cpu, "unshare")
             .args(["--net", "--mount", "--propagation", "private", "sh", "-c"])
             .arg("mount -t tmpfs nslab-sim /run && ip link set lo up && echo ready && exec sleep 3600")
             .stdout(Stdio::piped())
@@ -36,7 +46,12 @@ impl SimHost {
 
     /// Runs `argv` inside the host's network and mount namespaces.
     pub fn run(&self, argv: &[&str]) -> Output {
-        Command::new("nsenter")
+        self.run_on(None, argv)
+    }
+
+    /// [`SimHost::run`] on `cpu` when given.
+    pub fn run_on(&self, cpu: Option<usize>, argv: &[&str]) -> Output {
+        pinned(cpu, "nsenter")
             .args(["-t", &self.pid(), "-n", "-m", "--"])
             .args(argv)
             .output()
@@ -70,8 +85,29 @@ impl SimHost {
     }
 }
 
+/// `program`, run on `cpu` through taskset when one is given.
+fn pinned(cpu: Option<usize>, program: &str) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu.to_string(), program]);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 impl Drop for SimHost {
+    /// Takes down every lab still up on the host first: the nodes' inits live outside
+    /// the holder (it has no pid namespace), so a test that failed halfway would leave
+    /// them running after the holder is gone.
     fn drop(&mut self) {
+        let labs = self.run(&["ls", "-A", "/run/nslab"]);
+        for name in String::from_utf8_lossy(&labs.stdout).lines() {
+            if let Some(lab) = name.strip_suffix(".journal") {
+                let _ = self.nslab(&["down", lab]);
+            }
+        }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
     }
