@@ -705,3 +705,74 @@ fn an_agent_with_host_keeps_its_share_is_adopted_after_kill_9_and_takes_it_down_
     let _ = std::fs::remove_file(first);
     let _ = std::fs::remove_file(second);
 }
+
+/// The FRR OSPF ring (`topologies/ospf-ring.yaml`) spread over two simulated hosts: r1,
+/// r2 and h1 on ha, r3, r4, r5 and h2 on hb, so two of the ring's links are tunnels. Each
+/// host runs the file's checks whose source is its own: adjacencies go Full over the
+/// tunnels (MTU 1450 on both ends, as OSPF requires), routes and the hop-by-hop path
+/// cross hosts, and ha's scenario cuts r1-r2 and sees OSPF reroute through hb and back.
+#[test]
+fn an_frr_ospf_ring_over_two_hosts_converges_and_reroutes_across_them() {
+    if !privileged() || !frr_installed() {
+        return;
+    }
+    let _g = shared();
+    let dir = std::env::temp_dir().join("nslab-tests");
+    copy_dir(&root().join("topologies/ospf-ring"), &dir.join("ospf-ring")).unwrap();
+    let ring = std::fs::read_to_string(root().join("topologies/ospf-ring.yaml")).unwrap();
+    let yaml = ring
+        .replace(
+            "name: ospf-ring\n",
+            "name: mhu-ospf\nhosts:\n  ha: { address: 198.51.100.1 }\n  hb: { address: 198.51.100.2 }\n",
+        )
+        .replace("kind: frr, loopback: 10.0.0.1/32", "kind: frr, host: ha, loopback: 10.0.0.1/32")
+        .replace("kind: frr, loopback: 10.0.0.2/32", "kind: frr, host: ha, loopback: 10.0.0.2/32")
+        .replace("kind: frr, loopback: 10.0.0.3/32", "kind: frr, host: hb, loopback: 10.0.0.3/32")
+        .replace("kind: frr, loopback: 10.0.0.4/32", "kind: frr, host: hb, loopback: 10.0.0.4/32")
+        .replace("kind: frr, loopback: 10.0.0.5/32", "kind: frr, host: hb, loopback: 10.0.0.5/32")
+        .replace("h1: { routes", "h1: { host: ha, routes")
+        .replace("h2: { routes", "h2: { host: hb, routes");
+    assert_eq!(
+        yaml.matches("host: h").count(),
+        7,
+        "every node placed:\n{yaml}"
+    );
+    let file = write_lab("mhu-ospf", &yaml);
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    // hb first: its adjacencies and routes only look; ha's scenario then cuts a link.
+    let hb_checks = ["ospf-r3-full", "ospf-r4-full", "ospf-r5-full"];
+    let ha_checks = [
+        "ospf-r1-full",
+        "ospf-r2-full",
+        "rerouted-long-way",
+        "short-way-back",
+    ];
+    for (h, want) in [(&hb, &hb_checks[..]), (&ha, &ha_checks[..])] {
+        let o = h.nslab(&["test", "--lab", "mhu-ospf", "--json"]);
+        let got = results(&o);
+        assert!(o.status.success(), "{}", text(&o));
+        for name in want {
+            assert!(
+                got.iter().any(|(n, s)| n == name && s == "pass"),
+                "{name} did not pass: {got:?}\n{}",
+                text(&o)
+            );
+        }
+        assert!(got.iter().all(|(_, s)| s == "pass"), "{got:?}");
+    }
+    down_and_clean(&[&ha, &hb], "mhu-ospf");
+}
+
+/// Whether FRR's daemons are here (under CI=true they must be: the test setup installs
+/// them).
+fn frr_installed() -> bool {
+    let here = std::path::Path::new("/usr/lib/frr/ospfd").exists();
+    if !here && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("FRR is not installed (CI=true forbids skipping)");
+    }
+    here
+}
