@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use serde_yaml::Value;
 use support::{nslab, privileged, shared, text, wait_for};
 
+/// The idle process's argument in V1 and V2; each lab gets its own (see
+/// [`Volume::idle`]), so tests running at once never count each other's processes.
+const IDLE: &str = "3141592";
+
 /// Node `a` mounts a file that travels in the ConfigMap.
 const V1: &str = "nodes:
   a:
@@ -73,7 +77,21 @@ impl Volume {
     /// the kubelet updates a volume: a fresh directory with every item at its path, a
     /// `..data_tmp` link to it renamed onto `..data`, a link through `..data` for each
     /// top-level name, then the old directory removed.
+    /// This lab's argument for the idle process: [`IDLE`] and a number from its name.
+    fn idle(&self) -> String {
+        format!(
+            "{IDLE}{}",
+            self.lab.len() * 1000 + self.lab.bytes().map(usize::from).sum::<usize>()
+        )
+    }
+
+    /// The pids of this lab's idle process (one while the lab is up).
+    fn idle_pids(&self) -> Vec<u32> {
+        pids_of(&["sleep", &self.idle()])
+    }
+
     fn publish(&mut self, body: &str) {
+        let body = body.replace(IDLE, &self.idle());
         std::fs::write(
             self.src.join("lab.yaml"),
             format!("name: {}\n{body}", self.lab),
@@ -258,7 +276,7 @@ fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes
         "{}",
         read(&log)
     );
-    let idle = pids_of(&["sleep", "3141592"]);
+    let idle = v.idle_pids();
     assert_eq!(idle.len(), 1, "one idle process: {idle:?}");
     assert_eq!(
         v.motd(),
@@ -274,11 +292,7 @@ fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes
     });
     wait_for("the change to be logged", || read(&log).contains("changed"));
     assert!(v.status_ok(), "lab degraded after the change");
-    assert_eq!(
-        pids_of(&["sleep", "3141592"]),
-        idle,
-        "the process was restarted"
-    );
+    assert_eq!(v.idle_pids(), idle, "the process was restarted");
 
     // kill -9, as when the node's kubelet restarts a crashed container: the lab stays,
     // and the next agent adopts it as it is.
@@ -296,11 +310,7 @@ fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes
     );
     assert!(v.agent().try_wait().unwrap().is_none(), "{}", read(&log));
     assert!(v.status_ok() && v.has_link("b", "eth1"));
-    assert_eq!(
-        pids_of(&["sleep", "3141592"]),
-        idle,
-        "adoption restarted a process"
-    );
+    assert_eq!(v.idle_pids(), idle, "adoption restarted a process");
 
     // A file that does not compile is logged and changes nothing.
     std::fs::write(
@@ -339,7 +349,7 @@ fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes
         read(&log)
     );
     assert_eq!(leftovers("k8sagent"), Vec::<String>::new());
-    assert_eq!(pids_of(&["sleep", "3141592"]), Vec::<u32>::new());
+    assert_eq!(v.idle_pids(), Vec::<u32>::new());
 }
 
 #[test]
@@ -398,7 +408,7 @@ fn an_agent_killed_during_up_leaves_a_lab_its_successor_removes_and_brings_up() 
         read(&log)
     );
     assert!(v.status_ok());
-    assert_eq!(pids_of(&["sleep", "3141592"]).len(), 1);
+    assert_eq!(v.idle_pids().len(), 1);
 
     let pid = nix::unistd::Pid::from_raw(v.agent().id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
