@@ -62,15 +62,16 @@ fn bridge_port(live: &LiveLab, bridge: &str, node: &str) -> Result<Option<End>, 
         return Ok(None);
     }
     let label = format!("bridge {bridge}");
-    let n = live.node(node).map_err(|_| {
-        let on: Vec<&str> = summary
+    // The nodes with a port on the bridge, for the error that names them.
+    let on = || -> Vec<&str> {
+        summary
             .nodes
             .iter()
             .filter(|n| n.interfaces.iter().any(|i| peer_is(i, &label)))
             .map(|n| n.name.as_str())
-            .collect();
-        no_port(bridge, node, &on)
-    })?;
+            .collect()
+    };
+    let n = live.node(node).map_err(|_| no_port(bridge, node, &on()))?;
     let ports: Vec<_> = n.interfaces.iter().filter(|i| peer_is(i, &label)).collect();
     match ports.as_slice() {
         [i] => {
@@ -83,15 +84,7 @@ fn bridge_port(live: &LiveLab, bridge: &str, node: &str) -> Result<Option<End>, 
                 label: format!("{label} port {} (to {node}:{})", p.name, i.name),
             }))
         }
-        [] => {
-            let on: Vec<&str> = summary
-                .nodes
-                .iter()
-                .filter(|n| n.interfaces.iter().any(|i| peer_is(i, &label)))
-                .map(|n| n.name.as_str())
-                .collect();
-            Err(no_port(bridge, node, &on))
-        }
+        [] => Err(no_port(bridge, node, &on())),
         many => Err(RuntimeError::Invalid(format!(
             "node `{node}` has {} links to bridge `{bridge}` ({}); `{bridge}:{node}` does not say which port: set the port down with `NODE:IFACE --one-side` on the node's end instead, or give the node one link to the bridge",
             many.len(),
