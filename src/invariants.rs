@@ -361,7 +361,9 @@ fn check_ancestry(p: &Plan) -> Result<(), Violation> {
             }
         }
         let (made, needs) = made_and_needs(&s.op);
-        for need in needs {
+        // The host's namespace exists before any plan (see `model::hostnet`).
+        let host = Need::Netns(crate::model::hostnet::HOST_NETNS.to_string());
+        for need in needs.into_iter().filter(|n| *n != host) {
             let ok = maker
                 .get(&need)
                 .is_some_and(|&m| mine[m / 64] & (1 << (m % 64)) != 0);

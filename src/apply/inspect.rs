@@ -42,7 +42,7 @@ pub struct LinkState {
     pub addresses: Vec<IpNet>,
 }
 
-fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+pub(super) fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
     match a {
         RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
         RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
@@ -154,7 +154,7 @@ fn route_entry(r: &RouteMessage) -> RouteEntry {
 }
 
 /// Every route of the main table, both families: the main table is what a lab sets.
-async fn main_table(h: &Handle) -> Result<Vec<RouteMessage>, KernelError> {
+pub(super) async fn main_table(h: &Handle) -> Result<Vec<RouteMessage>, KernelError> {
     table_routes(h, MAIN_TABLE).await
 }
 
@@ -218,7 +218,7 @@ async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
     Ok(out)
 }
 
-async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
+pub(super) async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
     let msgs: Vec<_> = h
         .link()
         .get()

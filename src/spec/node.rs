@@ -24,6 +24,7 @@ pub const NODE_KEYS: &[&str] = &[
     "stop_timeout",
     "env",
     "host",
+    "mgmt",
 ];
 
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "type"];

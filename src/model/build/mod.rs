@@ -6,6 +6,7 @@
 //! everything that is wrong.
 
 mod addresses;
+mod hostnet;
 mod hosts;
 mod layout;
 mod macs;
@@ -41,6 +42,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);
     let daemonsets = processes::resolve(sink, &lab, raw, &specs, &mut l.nodes);
     let checks = checks(sink, &lab, raw, &specs.names, &l, base_dir);
+    let (host_links, mgmt) = hostnet::build(sink, &lab, raw, &specs.names, &l);
     let (graph, node_vertex, bridge_vertex) = graph(&l);
     if sink.has_errors() {
         return None;
@@ -65,6 +67,8 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
         logs: log_policy(&raw.logs),
         hosts,
         vxlan_port,
+        host_links,
+        mgmt,
     })
 }
 
