@@ -309,3 +309,69 @@ links: [[r1:eth1, \"host:hn-clash-up\"]]
     assert!(!text(&o).contains("br-hn-clash already"), "{}", text(&o));
     assert!(!std::path::Path::new("/run/netns/nslab.hn-clash.r1").exists());
 }
+
+fn import(src: &str) -> String {
+    let dir = std::env::temp_dir().join("nslab-tests-hostnet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!(
+        "{:016x}.clab.yml",
+        nslab::model::names::fnv1a(&[src])
+    ));
+    std::fs::write(&file, src).unwrap();
+    let o = nslab().arg("import").arg(&file).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn containerlab_host_links_and_management_keys_map_and_import_prints_them() {
+    let yaml = import(
+        r#"name: cl1
+mgmt: { network: custom, ipv4-subnet: 172.31.100.0/24, ipv6-subnet: "fd7e:100::/64" }
+topology:
+  nodes:
+    r1: { kind: linux, image: alpine, mgmt-ipv4: 172.31.100.11 }
+    r2: { kind: linux, image: alpine }
+  links:
+    - endpoints: ["r1:eth1", "r2:eth1"]
+    - endpoints: ["r1:eth2", "host:cl1-r1"]
+    - type: host
+      endpoint: { node: r2, interface: eth2 }
+      host-interface: cl1-r2
+    - endpoints: ["r2:eth3", "mgmt-net:r2-m"]
+"#,
+    );
+    for needle in [
+        "mgmt:\n  subnet: 172.31.100.0/24\n  subnet6: fd7e:100::/64\n  iface: eth0\n",
+        "  r1:\n    mgmt:\n      address: 172.31.100.11\n",
+        "- r1:eth2\n    - host:cl1-r1\n",
+        "- r2:eth2\n    - host:cl1-r2\n",
+        "not mapped: `mgmt.network` is not used",
+        "not mapped: node `r2` joins the management network",
+    ] {
+        assert!(yaml.contains(needle), "`{needle}` missing from:\n{yaml}");
+    }
+    // What import prints compiles to the same host objects as the file itself.
+    let t = ok(yaml.as_str());
+    let host: Vec<&str> = t.host_links.iter().map(|h| h.host_iface.as_str()).collect();
+    assert_eq!(host.len(), 4, "{host:?}");
+    assert!(
+        host.contains(&"cl1-r1") && host.contains(&"cl1-r2"),
+        "{host:?}"
+    );
+    // The node whose plain management name a host link took gets the hashed form.
+    assert!(
+        host.iter().filter(|h| h.len() == 15).count() == 2,
+        "{host:?}"
+    );
+}
+
+#[test]
+fn a_containerlab_file_without_management_keys_makes_nothing_on_the_host() {
+    let yaml = import(
+        "name: cl2\ntopology:\n  nodes:\n    r1: { kind: linux, image: alpine }\n    r2: { kind: linux, image: alpine }\n  links:\n    - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n",
+    );
+    assert!(!yaml.contains("mgmt"), "{yaml}");
+    let t = ok(yaml.as_str());
+    assert!(t.mgmt.is_none() && t.host_links.is_empty());
+}

@@ -223,8 +223,15 @@ fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
         });
     }
     let s = read::string(sink, y, "a link endpoint")?;
-    let col = |at: usize, len: usize| Span::new(s.span.line, s.span.col + at as u32, len as u32);
-    let quoted = usize::from(s.span.len as usize != s.value.len());
+    // A part's own position when the scalar is written as it reads (plain, or quoted on
+    // one line), else the whole scalar's.
+    let n = s.value.chars().count();
+    let quoted = usize::from(s.span.len as usize == n + 2);
+    let exact = s.span.len as usize == n || quoted == 1;
+    let col = |at: usize, len: usize| match exact {
+        true => Span::new(s.span.line, s.span.col + at as u32, len as u32),
+        false => s.span,
+    };
     if let Some(name) = s.value.strip_prefix("host:") {
         let span = col(quoted + 5, name.len());
         return Some(End::Host {

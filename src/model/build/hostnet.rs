@@ -213,9 +213,10 @@ fn host_link(
 
 /// The host-end name of a node's management link: `<lab>-<node>`, or `<lab>-` and hex
 /// digits of a hash of the node when that is longer than 15 bytes or not a valid name.
-pub fn mgmt_host_iface(lab: &str, node: &str) -> String {
+/// The hashed form also stands in when a host link of the file already has the plain name.
+pub fn mgmt_host_iface(lab: &str, node: &str, taken: &HashMap<String, Span>) -> String {
     let plain = format!("{lab}-{node}");
-    if check_ifname(&plain).is_ok() {
+    if check_ifname(&plain).is_ok() && !taken.contains_key(&plain) {
         return plain;
     }
     let hex = format!("{:016x}", identity_hash(&["mgmt", lab, node]));
@@ -372,7 +373,7 @@ fn mgmt(
                 }
             }
         }
-        let host_iface = mgmt_host_iface(lab, node);
+        let host_iface = mgmt_host_iface(lab, node, &t.host_names);
         if !t.host_name(sink, &host_iface, ispan) {
             continue;
         }
