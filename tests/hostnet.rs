@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Command;
 
-use nslab::plan::Undo;
+use nslab::plan::{Op, Undo};
 use support::*;
 
 const MGMT: &str = "\
@@ -374,4 +374,60 @@ fn a_containerlab_file_without_management_keys_makes_nothing_on_the_host() {
     assert!(!yaml.contains("mgmt"), "{yaml}");
     let t = ok(yaml.as_str());
     assert!(t.mgmt.is_none() && t.host_links.is_empty());
+}
+
+#[test]
+fn each_host_of_a_multi_host_lab_makes_its_own_mgmt_bridge_for_its_own_nodes() {
+    let t = ok(r#"name: mh
+hosts: { ha: { address: 192.0.2.11 }, hb: { address: 192.0.2.12 } }
+mgmt: { subnet: 172.31.245.0/24 }
+nodes:
+  a1: { host: ha }
+  a2: { host: ha }
+  b1: { host: hb }
+links:
+  - [a1:eth1, b1:eth1]
+  - [b1:eth2, "host:mh-b1-up"]
+"#);
+    let share = |host: &str| {
+        let s = nslab::plan::share::Share::of(&t, host, &Default::default()).unwrap();
+        let p = nslab::plan::plan_share(&t, &s);
+        let made: Vec<String> = p
+            .steps
+            .iter()
+            .filter(|s| s.op.netns() == "@host")
+            .filter_map(|s| match &s.op {
+                Op::CreateBridge { name, .. } => Some(format!("bridge {name}")),
+                Op::CreateLink(l) => Some(format!("veth {}", l.name)),
+                Op::AddAddress { name, address, .. } => Some(format!("{name} {address}")),
+                _ => None,
+            })
+            .collect();
+        made
+    };
+    assert_eq!(
+        share("ha"),
+        [
+            "bridge br-mh",
+            "br-mh 172.31.245.1/24",
+            "veth mh-a1",
+            "veth mh-a2"
+        ]
+    );
+    assert_eq!(
+        share("hb"),
+        [
+            "bridge br-mh",
+            "br-mh 172.31.245.1/24",
+            "veth mh-b1-up",
+            "veth mh-b1"
+        ]
+    );
+    // The nodes' addresses come from the whole file: unique across the hosts.
+    let b1 = t
+        .host_links
+        .iter()
+        .find(|h| h.host_iface == "mh-b1")
+        .unwrap();
+    assert_eq!(b1.addresses[0].to_string(), "172.31.245.4/24");
 }
