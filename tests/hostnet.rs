@@ -431,3 +431,79 @@ links:
         .unwrap();
     assert_eq!(b1.addresses[0].to_string(), "172.31.245.4/24");
 }
+
+#[test]
+fn apply_adds_and_removes_nodes_management_links_on_the_host() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_net();
+    let lab = Lab::new(
+        "hn-apply",
+        "mgmt: { subnet: 172.31.246.0/24 }\nnodes:\n  r1: {}\n  r2: { mgmt: false }\n",
+    );
+    lab.up();
+    let changed = lab.file.with_extension("next.yaml");
+    std::fs::write(
+        &changed,
+        "name: hn-apply\nmgmt: { subnet: 172.31.246.0/24 }\nnodes:\n  r1: { mgmt: false }\n  r2: { mgmt: { address: 172.31.246.20 } }\n  r3: {}\n",
+    )
+    .unwrap();
+    let o = nslab().arg("apply").arg(&changed).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let during = host_net();
+    assert!(!during.contains(" hn-apply-r1@"), "{during}");
+    for name in ["hn-apply-r2", "hn-apply-r3"] {
+        assert!(
+            during.contains(&format!(" {name}@")),
+            "{name} missing:\n{during}"
+        );
+    }
+    assert!(host_ping("172.31.246.20") && host_ping("172.31.246.2"));
+    assert!(
+        !lab.exec("r1", &["ip", "link", "show", "mgmt0"])
+            .status
+            .success()
+    );
+    lab.down();
+    let _ = std::fs::remove_file(&changed);
+    assert_same_host(&before, &host_net(), "after apply and down");
+}
+
+#[test]
+fn a_failed_ups_rollback_removes_what_it_made_on_the_host() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_net();
+    let lab = Lab::new(
+        "hn-rollbk",
+        "mgmt: { subnet: 172.31.247.0/24 }\nnodes: { r1: {}, r2: {} }\nlinks:\n  - endpoints: [r1:eth1, { host: hn-rollbk-up, addresses: [198.51.100.9/30] }]\n",
+    );
+    let p = nslab::plan::plan(&lab.topology());
+    // The last step fails: by then every host object was made.
+    let last = p.steps.len();
+    let made_on_host = p.steps[..last - 1]
+        .iter()
+        .filter(|s| s.op.netns() == "@host")
+        .count();
+    assert!(made_on_host >= 5, "{made_on_host}");
+    let o = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .env("NSLAB_TEST_FAIL_AT_STEP", last.to_string())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    // It failed where it was told to, after the host's objects, and rolled back.
+    assert_eq!(p.steps[last - 1].op.name(), "start-node");
+    assert!(
+        text(&o).contains("start node init of node r2 failed: injected failure"),
+        "{}",
+        text(&o)
+    );
+    assert!(!lab.is_up());
+    assert_same_host(&before, &host_net(), "after the rolled back up");
+}
