@@ -76,6 +76,35 @@ impl User {
             .unwrap()
     }
 
+    /// `nslab ARGS` as the user, started in the cgroups of `deleg` (as a shell in a
+    /// delegated systemd scope would be).
+    fn nslab_in(&self, deleg: &Delegated, args: &[&str]) -> Output {
+        let dirs: Vec<String> = deleg
+            .dirs
+            .iter()
+            .map(|(_, d)| d.display().to_string())
+            .collect();
+        Command::new("sh")
+            .args([
+                "-c",
+                "for d in $DELEGATED; do echo $$ > \"$d/cgroup.procs\" || exit 99; done; exec \"$@\"",
+                "sh",
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(&self.bin)
+            .args(args)
+            .env("DELEGATED", dirs.join(" "))
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .env_remove("NSLAB_RUN_DIR")
+            .current_dir(self.dir.join("files"))
+            .output()
+            .unwrap()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let o = self.nslab(args);
         assert!(o.status.success(), "nslab {args:?}: {}", text(&o));
@@ -84,7 +113,7 @@ impl User {
 
     fn holder(&self, lab: &str) -> Option<i32> {
         let text = std::fs::read_to_string(self.run_dir().join(format!("{lab}.holder"))).ok()?;
-        text.trim().parse().ok()
+        text.lines().next()?.trim().parse().ok()
     }
 
     /// Whether anything of `lab` is on record in the user's state directory.
@@ -118,6 +147,73 @@ impl Drop for User {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A cgroup of the user's own in each v1 hierarchy `limits:` use (memory, cpu, pids), as
+/// systemd's `Delegate=yes` gives one: a child of this test's cgroup there, chowned to the
+/// user. Dropped, it is removed (the processes moved into it are gone by then).
+struct Delegated {
+    dirs: Vec<(&'static str, PathBuf)>,
+}
+
+impl Delegated {
+    /// `None` (a skip; a failure under CI) on a host where a controller is not v1.
+    fn make(tag: &str) -> Option<Delegated> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut made = Delegated { dirs: Vec::new() };
+        for ctrl in ["memory", "cpu", "pids"] {
+            let mount = mounts.lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == ctrl))
+                    .then(|| (f[1].to_string(), f[3].to_string()))
+            });
+            let Some((mount, opts)) = mount else {
+                assert_ne!(
+                    std::env::var("CI").as_deref(),
+                    Ok("true"),
+                    "the delegation test needs `{ctrl}` as a cgroup v1 controller"
+                );
+                eprintln!("skipping: `{ctrl}` is not a cgroup v1 controller here");
+                return None;
+            };
+            let path = own
+                .lines()
+                .find_map(|l| {
+                    let mut f = l.splitn(3, ':');
+                    let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                    (!ctrls.is_empty() && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c)))
+                        .then(|| path.trim_start_matches('/').to_string())
+                })
+                .expect("this process is in a group of every hierarchy");
+            let dir = Path::new(&mount)
+                .join(path)
+                .join(format!("nslab-deleg-{tag}-{}", std::process::id()));
+            std::fs::create_dir(&dir).unwrap();
+            made.dirs.push((ctrl, dir.clone()));
+            // The group and its control files, as systemd chowns a delegated one.
+            std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+            for f in std::fs::read_dir(&dir).unwrap().flatten() {
+                std::os::unix::fs::chown(f.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+        }
+        Some(made)
+    }
+
+    fn dir(&self, ctrl: &str) -> &Path {
+        &self.dirs.iter().find(|(c, _)| *c == ctrl).unwrap().1
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for (_, dir) in &self.dirs {
+            // The shells moved in exit right away; wait for the kernel to see it.
+            wait_for("the delegated cgroup to empty", || {
+                std::fs::remove_dir(dir).is_ok() || !dir.exists()
+            });
+        }
     }
 }
 
@@ -356,6 +452,102 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
         "{out}"
     );
     assert!(user.holder(lab).is_none(), "no holder was started");
+    assert!(!user.has_state(lab));
+    // The limits' error names the cgroup that is not delegated, and how to get one.
+    assert!(
+        out.contains("/sys/fs/cgroup/pids") && out.contains("not writable by you"),
+        "{out}"
+    );
+    assert!(out.contains("Delegate=yes"), "{out}");
+}
+
+#[test]
+fn limits_work_in_a_delegated_cgroup_and_their_groups_go_with_down_or_the_holder() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let Some(deleg) = Delegated::make("limits") else {
+        return;
+    };
+    let user = User::new("cg");
+    let lab = "rl-cg";
+    let file = user.file(
+        lab,
+        "nodes:\n  a:\n    limits: { memory: 64M, pids: 32, cpu: 0.5 }\n    processes: [{ name: idle, cmd: \"sleep 100000\" }]\n  b: {}\nlinks: [[a:eth1, b:eth1]]\n",
+    )
+    .display()
+    .to_string();
+    let group = |ctrl: &str| deleg.dir(ctrl).join(format!("nslab/lab-{lab}/node-a"));
+    let read = |ctrl: &str, f: &str| {
+        std::fs::read_to_string(group(ctrl).join(f))
+            .unwrap_or_else(|e| panic!("{ctrl}/{f}: {e}"))
+            .trim()
+            .to_string()
+    };
+    let o = user.nslab_in(&deleg, &["up", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read("pids", "pids.max"), "32");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    // The node's process is in its groups, and so is what `exec` runs there.
+    let holder = user.holder(lab).expect("the holder is recorded");
+    let idle = tree(holder)
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"sleep\x00100000"))
+        })
+        .expect("the node's process runs below the holder");
+    let membership = std::fs::read_to_string(format!("/proc/{idle}/cgroup")).unwrap();
+    let exec = user.ok(&["exec", "a", "--", "cat", "/proc/self/cgroup"]);
+    for ctrl in ["memory", "cpu", "pids"] {
+        assert!(
+            read(ctrl, "cgroup.procs").contains(&idle.to_string()),
+            "{ctrl}: {}",
+            read(ctrl, "cgroup.procs")
+        );
+        let line = format!(":{ctrl}:/");
+        for (what, text) in [("the process", &membership), ("exec", &exec)] {
+            let l = text
+                .lines()
+                .find(|l| l.contains(&line))
+                .unwrap_or_else(|| panic!("{what}: {text}"));
+            assert!(
+                l.ends_with(&format!("/nslab/lab-{lab}/node-a")),
+                "{what}: {l}"
+            );
+        }
+    }
+    // Down from outside the delegated cgroups: the groups are the holder's to find.
+    user.ok(&["down", lab]);
+    for (ctrl, dir) in &deleg.dirs {
+        assert!(!dir.join("nslab").exists(), "{ctrl}: down left the groups");
+    }
+
+    // Killed, the holder leaves its (empty) groups; the next command on the lab removes them.
+    let o = user.nslab_in(&deleg, &["up", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    let holder = user.holder(lab).expect("the holder is recorded");
+    let procs = tree(holder);
+    // SAFETY: kill on the holder's pid, recorded by the lab.
+    unsafe { libc::kill(holder, libc::SIGKILL) };
+    wait_for("the lab's processes to go", || {
+        procs.iter().all(|p| gone(*p))
+    });
+    assert!(
+        group("pids").exists(),
+        "the kernel keeps a group its tasks left"
+    );
+    let o = user.nslab(&["down", lab]);
+    assert!(!o.status.success(), "the lab is not up: {}", text(&o));
+    for (ctrl, dir) in &deleg.dirs {
+        assert!(
+            !dir.join("nslab").exists(),
+            "{ctrl}: the stale groups are left"
+        );
+    }
     assert!(!user.has_state(lab));
 }
 

@@ -10,6 +10,11 @@ use crate::state::HostContext;
 
 pub fn run(command: Command) -> Result<u8, CliError> {
     let host = HostContext::rootless_from_env().ok_or(RootlessError::NoStateDir)?;
+    // A rootless lab's cgroups are never at the hierarchies' roots, where a root lab of the
+    // same name has its own: below this process's until the holder's are known.
+    if let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") {
+        crate::node::cgroup::place_below(own);
+    }
     if matches!(command, Command::Ls { .. }) {
         // A lab whose holder died is gone: do not list it.
         for lab in host.labs() {
