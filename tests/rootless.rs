@@ -592,7 +592,7 @@ fn the_rust_api_works_without_root() {
 }
 
 /// What a crate's test does, unprivileged: up, exec, reach, checks, a link down and up
-/// again, and down when the value is dropped.
+/// again, an impairment set, refused and cleared, and down when the value is dropped.
 fn api_as_the_user() {
     // SAFETY: geteuid has no preconditions.
     assert_ne!(unsafe { libc::geteuid() }, 0, "this part runs as the user");
@@ -625,6 +625,46 @@ fn api_as_the_user() {
     );
     lab.set_link("r2:eth2", true, false).unwrap();
     wait_for("r3 to answer again", || lab.reach("r1", "r3").unwrap());
+
+    // impair: a rate is a tbf qdisc; netem (absent from some kernels) is named when
+    // missing, and the rate stays; clearing removes it.
+    let qdisc = || {
+        let o = lab
+            .exec("r1", &["tc", "qdisc", "show", "dev", "eth1"])
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let rate = nslab::model::Impair {
+        rate: Some(8_000_000),
+        ..Default::default()
+    };
+    lab.impair("r1:eth1", Some(rate), false).unwrap();
+    let q = qdisc();
+    assert!(q.contains("tbf") && q.contains("rate 8Mbit"), "{q}");
+    let delay = nslab::model::Impair {
+        delay: Some(std::time::Duration::from_millis(20)),
+        ..Default::default()
+    };
+    let netem = Path::new("/sys/module/sch_netem").exists();
+    match lab.impair("r1:eth1", Some(delay), false) {
+        Ok(()) => assert!(netem && qdisc().contains("netem"), "{}", qdisc()),
+        Err(e) => {
+            assert!(!netem, "netem is there, yet: {e}");
+            let e = e.to_string();
+            assert!(
+                e.contains("no `netem` qdisc") && e.contains("sch_netem"),
+                "{e}"
+            );
+            assert!(
+                qdisc().contains("tbf"),
+                "the refused impairment kept the rate"
+            );
+        }
+    }
+    lab.impair("r1:eth1", None, false).unwrap();
+    let q = qdisc();
+    assert!(!q.contains("tbf") && !q.contains("netem"), "{q}");
     drop(lab);
 }
 
