@@ -105,6 +105,30 @@ impl User {
             .unwrap()
     }
 
+    /// `nslab ARGS` as the user, with `input` on its stdin.
+    fn nslab_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&self.bin)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .env_remove("NSLAB_RUN_DIR")
+            .current_dir(self.dir.join("files"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let o = self.nslab(args);
         assert!(o.status.success(), "nslab {args:?}: {}", text(&o));
@@ -762,4 +786,102 @@ fn with_a_subordinate_range_other_users_exist_in_the_lab_and_frr_runs() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains(" 0 failed"), "{}", text(&o));
     assert!(!user.has_state("rl-ospf"));
+}
+
+/// Every command on a running lab, run by the user: shell (a script on stdin), ps, logs,
+/// link down and up, node stop and start, capture and events, each with its effect.
+#[test]
+fn every_command_on_a_running_lab_works_without_root() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("cmds");
+    let lab = "rl-cmds";
+    let chatty = CHAIN.replace(
+        "processes: [{ name: idle, cmd: \"sleep 100000\" }]",
+        "processes: [{ name: idle, cmd: \"sh -c 'echo said-by-idle; exec sleep 100000'\" }]",
+    );
+    let file = user.file(lab, &chatty);
+    user.ok(&["up", &file.display().to_string()]);
+    let reach = || {
+        user.nslab(&["exec", "r1", "--", "ping", "-c1", "-W1", "r3"])
+            .status
+            .success()
+    };
+    assert!(reach());
+
+    // shell: a script on stdin runs in the node.
+    let o = user.nslab_stdin(&["shell", "--lab", lab, "r3"], "hostname\necho shell-ran\n");
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("r3") && out.contains("shell-ran"),
+        "{}",
+        text(&o)
+    );
+
+    // ps and logs.
+    let ps = user.ok(&["ps", "--lab", lab]);
+    assert!(ps.contains("idle") && ps.contains("r3"), "{ps}");
+    wait_for("the process's output in its log", || {
+        user.ok(&["logs", "--lab", lab, "r3", "idle"])
+            .contains("said-by-idle")
+    });
+
+    // link down cuts the chain, up mends it.
+    user.ok(&["link", "down", "--lab", lab, "r2:eth2"]);
+    assert!(!reach(), "a link down cuts r1 from r3");
+    user.ok(&["link", "up", "--lab", lab, "r2:eth2"]);
+    wait_for("r3 to answer again", reach);
+
+    // node stop and start: the process goes and comes back.
+    let running = |ps: &str| {
+        ps.lines()
+            .any(|l| l.contains("idle") && l.contains("running"))
+    };
+    assert!(running(&ps), "{ps}");
+    user.ok(&["node", "stop", "--lab", lab, "r3"]);
+    let ps = user.ok(&["ps", "--lab", lab, "r3"]);
+    assert!(!running(&ps), "stopped: {ps}");
+    user.ok(&["node", "start", "--lab", lab, "r3"]);
+    let ps = user.ok(&["ps", "--lab", lab, "r3"]);
+    assert!(running(&ps), "started again: {ps}");
+
+    // capture: a pcap with the pings it saw, written by the user.
+    let pcap = user.dir.join("files/r1.pcap");
+    let mut capture = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&user.bin)
+        .args(["capture", "--lab", lab, "r1:eth1", "-c", "2", "-w"])
+        .arg(&pcap)
+        .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+        .env_remove("NSLAB_RUN_DIR")
+        .current_dir(user.dir.join("files"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the capture to see two packets", || {
+        let _ = reach();
+        capture.try_wait().unwrap().is_some()
+    });
+    assert!(capture.wait().unwrap().success());
+    let bytes = std::fs::read(&pcap).unwrap();
+    assert!(bytes.len() > 24 + 2 * 16, "{} bytes", bytes.len());
+    let magic = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+    assert!(
+        [0xa1b2c3d4, 0xa1b23c4d].contains(&magic),
+        "a pcap's magic number: {magic:x}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&pcap).unwrap().uid(), NOBODY);
+
+    // events: what the commands above did.
+    let events = user.ok(&["events", "--lab", lab]);
+    for what in ["r2:eth2", "r3", "r1:eth1"] {
+        assert!(events.contains(what), "{what}: {events}");
+    }
+    user.ok(&["down", lab]);
+    assert!(!user.has_state(lab));
 }
