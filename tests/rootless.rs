@@ -483,6 +483,30 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
         "{out}"
     );
     assert!(out.contains("Delegate=yes"), "{out}");
+
+    // This machine's share of a lab spread over hosts needs the host's own network.
+    let spread = user.file(
+        "rl-spread",
+        "hosts:\n  ha: { address: 192.0.2.11 }\n  hb: { address: 192.0.2.12 }\nnodes:\n  a: { host: ha }\n  b: { host: hb }\nlinks: [[a:eth1, b:eth1]]\n",
+    );
+    let spread = spread.display().to_string();
+    let o = user.nslab(&["--host", "ha", "up", &spread]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("rl-spread.yaml:2:1"),
+        "located at `hosts:`: {out}"
+    );
+    assert!(
+        out.contains("`--host ha`") && out.contains("as root"),
+        "{out}"
+    );
+    assert!(user.holder("rl-spread").is_none(), "no holder was started");
+    // Without --host the whole lab runs here.
+    user.ok(&["up", &spread]);
+    user.ok(&["exec", "a", "--", "true"]);
+    user.ok(&["down", "rl-spread"]);
+    assert!(!user.has_state("rl-spread"));
 }
 
 #[test]

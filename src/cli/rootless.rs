@@ -8,8 +8,12 @@ use super::{CliError, Command, LinkCommand, NodeCommand, dispatch, lab_arg};
 use crate::rootless::{RootlessError, holder, join};
 use crate::state::HostContext;
 
-pub fn run(command: Command) -> Result<u8, CliError> {
-    let host = HostContext::rootless_from_env().ok_or(RootlessError::NoStateDir)?;
+/// `machine`: the global `--host` (this machine's name in a lab spread over hosts).
+pub fn run(command: Command, machine: Option<String>) -> Result<u8, CliError> {
+    let host = HostContext {
+        host: machine,
+        ..HostContext::rootless_from_env().ok_or(RootlessError::NoStateDir)?
+    };
     // A rootless lab's cgroups are never at the hierarchies' roots, where a root lab of the
     // same name has its own: below this process's until the holder's are known.
     if let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") {
@@ -92,6 +96,12 @@ fn lab(l: &Option<String>) -> Option<&str> {
 /// again inside; compiling is a few percent of `up`).
 fn file_lab(host: &HostContext, file: &Path) -> Result<Option<(String, bool)>, CliError> {
     let c = super::compile_with(file, Some(host), false)?;
+    if let Some(machine) = &host.host {
+        let mut report = c.warnings;
+        let found = crate::rootless::check::multi_host(&c.topology, &report.source, machine);
+        report.diagnostics.push(found);
+        return Err(crate::compile::CompileError::Invalid(report).into());
+    }
     Ok(Some((c.topology.lab, true)))
 }
 

@@ -94,6 +94,24 @@ pub fn check_with(
     out
 }
 
+/// `--host NAME` with a file of a lab spread over hosts: this machine's share would reach
+/// the other hosts through VXLANs in the host's own network namespace (the underlay),
+/// which a user namespace does not own. Located at the file's `hosts:`.
+pub fn multi_host(t: &Topology, source: &str, host: &str) -> Diagnostic {
+    let span = source
+        .lines()
+        .position(|l| l.starts_with("hosts:"))
+        .map(|i| crate::diag::Span::new(i as u32 + 1, 1, 5));
+    Diagnostic::error(
+        span,
+        format!(
+            "`--host {host}` brings up this machine's share of lab `{}`, whose links to its other hosts are VXLANs over the host's own network, which a rootless lab cannot reach",
+            t.lab
+        ),
+    )
+    .with_hint("run the lab spread over hosts as root on each of them, or leave out `--host` to run the whole lab on this machine without root")
+}
+
 /// How a user gets a cgroup of its own.
 const DELEGATION_HINT: &str = "run nslab in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes nslab up FILE`, or have the admin `chown -R USER` a cgroup subtree (in each hierarchy the limits use) and move your shell into it; or run the lab as root, or remove `limits:`";
 
@@ -143,6 +161,16 @@ mod tests {
         assert!(with_range[0].message.contains("`limits:`"));
         // In a delegated cgroup, limits work.
         assert!(check_with(&t, true, &|_| Ok(())).is_empty());
+    }
+
+    #[test]
+    fn a_share_of_a_multi_host_lab_is_located_at_hosts() {
+        let src = "name: mh\nhosts:\n  ha: { address: 192.0.2.1 }\n  hb: { address: 192.0.2.2 }\nnodes:\n  a: { host: ha }\n  b: { host: hb }\nlinks: [[a:eth1, b:eth1]]\n";
+        let d = multi_host(&compiled(src), src, "ha");
+        let span = d.span.expect("located");
+        assert_eq!((span.line, span.col), (2, 1));
+        assert!(d.message.contains("--host ha") && d.message.contains("`mh`"));
+        assert!(d.hint.as_deref().unwrap().contains("as root"));
     }
 
     #[test]
