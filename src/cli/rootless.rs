@@ -40,13 +40,22 @@ pub fn run(command: Command, machine: Option<String>) -> Result<u8, CliError> {
     }
     match join::join(&holder)? {
         join::Joined::Inside => dispatch(&host, command),
-        join::Joined::Done(code) => {
+        join::Joined::Done(ended) => {
             // Down, rolled back, or tested and torn down: the holder has nothing to hold.
             if !host.lab_dir(&lab).exists() {
                 holder.stop(&host)?;
             }
-            Ok(code)
+            Ok(exit_code(ended))
         }
+    }
+}
+
+/// The joining process's exit code: the command's, or 128 + the signal that ended it,
+/// as a shell reports it.
+fn exit_code(ended: join::Ended) -> u8 {
+    match ended {
+        join::Ended::Exited(code) => code,
+        join::Ended::Killed(sig) => 128u8.saturating_add(sig as u8),
     }
 }
 
@@ -113,6 +122,14 @@ mod tests {
     fn lab_for(host: &HostContext, argv: &[&str]) -> Option<(String, bool)> {
         let cli = super::super::Cli::try_parse_from(argv).expect("parses");
         lab_of(host, &cli.command).expect("a lab or none")
+    }
+
+    #[test]
+    fn a_command_killed_inside_exits_as_a_shell_says() {
+        use nix::sys::signal::Signal;
+        assert_eq!(exit_code(join::Ended::Exited(3)), 3);
+        assert_eq!(exit_code(join::Ended::Killed(Signal::SIGKILL)), 137);
+        assert_eq!(exit_code(join::Ended::Killed(Signal::SIGTERM)), 143);
     }
 
     #[test]
