@@ -431,10 +431,25 @@ fn two_rootless_labs_and_a_root_lab_of_the_same_name_run_side_by_side() {
     let (a, b) = ("rl-side-a", "rl-side-b");
     let fa = user.file(a, CHAIN).display().to_string();
     let fb = user.file(b, CHAIN).display().to_string();
+    // Root's lab has a cgroup, where a rootless lab of this user (whose own cgroup is a
+    // hierarchy's root here) must never look.
+    let limited = CHAIN.replace(
+        "r1: { loopback: auto }",
+        "r1: { loopback: auto, limits: { pids: 64 } }",
+    );
+    let root = support::Lab::new(a, &limited);
+    root.up();
+    let root_group = Path::new("/sys/fs/cgroup/pids/nslab")
+        .join(format!("lab-{a}"))
+        .join("node-r1");
+    let has_group = root_group.exists();
+    assert!(
+        has_group || !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists(),
+        "root's lab has its group at {}",
+        root_group.display()
+    );
     user.ok(&["up", &fa]);
     user.ok(&["up", &fb]);
-    let root = support::Lab::new(a, CHAIN);
-    root.up();
     assert_ne!(user.holder(a), user.holder(b), "one holder per lab");
     for lab in [a, b] {
         let ping = user.nslab(&["exec", "--lab", lab, "r1", "--", "ping", "-c1", "-W2", "r3"]);
@@ -448,6 +463,7 @@ fn two_rootless_labs_and_a_root_lab_of_the_same_name_run_side_by_side() {
     assert!(listed.contains(a) && listed.contains(b), "{listed}");
     user.ok(&["down", a]);
     assert!(root.is_up(), "the user's down leaves root's lab alone");
+    assert_eq!(root_group.exists(), has_group, "{}", root_group.display());
     assert!(root.ping("r1", "r3"));
     user.ok(&["down", b]);
     root.down();
@@ -478,8 +494,10 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
     assert!(user.holder(lab).is_none(), "no holder was started");
     assert!(!user.has_state(lab));
     // The limits' error names the cgroup that is not delegated, and how to get one.
+    // (The user's cgroup is this test's: the hierarchy's root, or one owned by root.)
     assert!(
-        out.contains("/sys/fs/cgroup/pids") && out.contains("not writable by you"),
+        out.contains("/sys/fs/cgroup/pids")
+            && (out.contains("not writable by you") || out.contains("the root cgroup")),
         "{out}"
     );
     assert!(out.contains("Delegate=yes"), "{out}");

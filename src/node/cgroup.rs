@@ -91,11 +91,14 @@ fn own_path(h: &Hierarchy, membership: &str) -> Option<PathBuf> {
 }
 
 /// The directory nslab's levels go below in `h`: its root for a root lab, the holder's
-/// cgroup for a rootless one (`None` when the holder is in no group of it).
+/// cgroup for a rootless one (`None` when the holder is in no group of it, or in the
+/// root one, whose `nslab/` is root labs').
 fn base(h: &Hierarchy) -> Option<PathBuf> {
     match below() {
         None => Some(mount_of(h).to_path_buf()),
-        Some(m) => own_path(h, &m).map(|p| mount_of(h).join(p)),
+        Some(m) => own_path(h, &m)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| mount_of(h).join(p)),
     }
 }
 
@@ -114,7 +117,13 @@ pub fn delegated(controller: &str) -> Result<(), String> {
     let own = own_path(&h, &membership).ok_or_else(|| {
         format!("your processes are in no cgroup of the `{controller}` hierarchy")
     })?;
-    let dir = mount_of(&h).join(own);
+    let dir = mount_of(&h).join(&own);
+    if own.as_os_str().is_empty() {
+        return Err(format!(
+            "your processes are in the root cgroup of the `{controller}` hierarchy, {}, where root labs keep theirs",
+            dir.display()
+        ));
+    }
     let flags = nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
     nix::unistd::access(&dir, flags).map_err(|e| {
         format!(
