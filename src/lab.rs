@@ -312,10 +312,8 @@ impl RunningLab {
         impair: Option<crate::model::Impair>,
         one_side: bool,
     ) -> Result<(), Error> {
-        if self.cli.is_some() {
-            return Err(Error::Io(std::io::Error::other(
-                "impairing a link of a rootless lab from the Rust API is not supported yet; use `nslab link impair`",
-            )));
+        if let Some(cli) = &self.cli {
+            return Ok(cli.impair(target, impair.as_ref(), one_side)?);
         }
         let s = self.session()?;
         self.parts()?

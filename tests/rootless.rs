@@ -76,6 +76,59 @@ impl User {
             .unwrap()
     }
 
+    /// `nslab ARGS` as the user, started in the cgroups of `deleg` (as a shell in a
+    /// delegated systemd scope would be).
+    fn nslab_in(&self, deleg: &Delegated, args: &[&str]) -> Output {
+        let dirs: Vec<String> = deleg
+            .dirs
+            .iter()
+            .map(|(_, d)| d.display().to_string())
+            .collect();
+        Command::new("sh")
+            .args([
+                "-c",
+                "for d in $DELEGATED; do echo $$ > \"$d/cgroup.procs\" || exit 99; done; exec \"$@\"",
+                "sh",
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(&self.bin)
+            .args(args)
+            .env("DELEGATED", dirs.join(" "))
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .env_remove("NSLAB_RUN_DIR")
+            .current_dir(self.dir.join("files"))
+            .output()
+            .unwrap()
+    }
+
+    /// `nslab ARGS` as the user, with `input` on its stdin.
+    fn nslab_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&self.bin)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .env_remove("NSLAB_RUN_DIR")
+            .current_dir(self.dir.join("files"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let o = self.nslab(args);
         assert!(o.status.success(), "nslab {args:?}: {}", text(&o));
@@ -84,7 +137,7 @@ impl User {
 
     fn holder(&self, lab: &str) -> Option<i32> {
         let text = std::fs::read_to_string(self.run_dir().join(format!("{lab}.holder"))).ok()?;
-        text.trim().parse().ok()
+        text.lines().next()?.trim().parse().ok()
     }
 
     /// Whether anything of `lab` is on record in the user's state directory.
@@ -118,6 +171,73 @@ impl Drop for User {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A cgroup of the user's own in each v1 hierarchy `limits:` use (memory, cpu, pids), as
+/// systemd's `Delegate=yes` gives one: a child of this test's cgroup there, chowned to the
+/// user. Dropped, it is removed (the processes moved into it are gone by then).
+struct Delegated {
+    dirs: Vec<(&'static str, PathBuf)>,
+}
+
+impl Delegated {
+    /// `None` (a skip; a failure under CI) on a host where a controller is not v1.
+    fn make(tag: &str) -> Option<Delegated> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut made = Delegated { dirs: Vec::new() };
+        for ctrl in ["memory", "cpu", "pids"] {
+            let mount = mounts.lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == ctrl))
+                    .then(|| (f[1].to_string(), f[3].to_string()))
+            });
+            let Some((mount, opts)) = mount else {
+                assert_ne!(
+                    std::env::var("CI").as_deref(),
+                    Ok("true"),
+                    "the delegation test needs `{ctrl}` as a cgroup v1 controller"
+                );
+                eprintln!("skipping: `{ctrl}` is not a cgroup v1 controller here");
+                return None;
+            };
+            let path = own
+                .lines()
+                .find_map(|l| {
+                    let mut f = l.splitn(3, ':');
+                    let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                    (!ctrls.is_empty() && ctrls.split(',').all(|c| opts.split(',').any(|o| o == c)))
+                        .then(|| path.trim_start_matches('/').to_string())
+                })
+                .expect("this process is in a group of every hierarchy");
+            let dir = Path::new(&mount)
+                .join(path)
+                .join(format!("nslab-deleg-{tag}-{}", std::process::id()));
+            std::fs::create_dir(&dir).unwrap();
+            made.dirs.push((ctrl, dir.clone()));
+            // The group and its control files, as systemd chowns a delegated one.
+            std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+            for f in std::fs::read_dir(&dir).unwrap().flatten() {
+                std::os::unix::fs::chown(f.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+        }
+        Some(made)
+    }
+
+    fn dir(&self, ctrl: &str) -> &Path {
+        &self.dirs.iter().find(|(c, _)| *c == ctrl).unwrap().1
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for (_, dir) in &self.dirs {
+            // The shells moved in exit right away; wait for the kernel to see it.
+            wait_for("the delegated cgroup to empty", || {
+                std::fs::remove_dir(dir).is_ok() || !dir.exists()
+            });
+        }
     }
 }
 
@@ -311,10 +431,25 @@ fn two_rootless_labs_and_a_root_lab_of_the_same_name_run_side_by_side() {
     let (a, b) = ("rl-side-a", "rl-side-b");
     let fa = user.file(a, CHAIN).display().to_string();
     let fb = user.file(b, CHAIN).display().to_string();
+    // Root's lab has a cgroup, where a rootless lab of this user (whose own cgroup is a
+    // hierarchy's root here) must never look.
+    let limited = CHAIN.replace(
+        "r1: { loopback: auto }",
+        "r1: { loopback: auto, limits: { pids: 64 } }",
+    );
+    let root = support::Lab::new(a, &limited);
+    root.up();
+    let root_group = Path::new("/sys/fs/cgroup/pids/nslab")
+        .join(format!("lab-{a}"))
+        .join("node-r1");
+    let has_group = root_group.exists();
+    assert!(
+        has_group || !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists(),
+        "root's lab has its group at {}",
+        root_group.display()
+    );
     user.ok(&["up", &fa]);
     user.ok(&["up", &fb]);
-    let root = support::Lab::new(a, CHAIN);
-    root.up();
     assert_ne!(user.holder(a), user.holder(b), "one holder per lab");
     for lab in [a, b] {
         let ping = user.nslab(&["exec", "--lab", lab, "r1", "--", "ping", "-c1", "-W2", "r3"]);
@@ -328,6 +463,7 @@ fn two_rootless_labs_and_a_root_lab_of_the_same_name_run_side_by_side() {
     assert!(listed.contains(a) && listed.contains(b), "{listed}");
     user.ok(&["down", a]);
     assert!(root.is_up(), "the user's down leaves root's lab alone");
+    assert_eq!(root_group.exists(), has_group, "{}", root_group.display());
     assert!(root.ping("r1", "r3"));
     user.ok(&["down", b]);
     root.down();
@@ -356,6 +492,128 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
         "{out}"
     );
     assert!(user.holder(lab).is_none(), "no holder was started");
+    assert!(!user.has_state(lab));
+    // The limits' error names the cgroup that is not delegated, and how to get one.
+    // (The user's cgroup is this test's: the hierarchy's root, or one owned by root.)
+    assert!(
+        out.contains("/sys/fs/cgroup/pids")
+            && (out.contains("not writable by you") || out.contains("the root cgroup")),
+        "{out}"
+    );
+    assert!(out.contains("Delegate=yes"), "{out}");
+
+    // This machine's share of a lab spread over hosts needs the host's own network.
+    let spread = user.file(
+        "rl-spread",
+        "hosts:\n  ha: { address: 192.0.2.11 }\n  hb: { address: 192.0.2.12 }\nnodes:\n  a: { host: ha }\n  b: { host: hb }\nlinks: [[a:eth1, b:eth1]]\n",
+    );
+    let spread = spread.display().to_string();
+    let o = user.nslab(&["--host", "ha", "up", &spread]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("rl-spread.yaml:2:1"),
+        "located at `hosts:`: {out}"
+    );
+    assert!(
+        out.contains("`--host ha`") && out.contains("as root"),
+        "{out}"
+    );
+    assert!(user.holder("rl-spread").is_none(), "no holder was started");
+    // Without --host the whole lab runs here.
+    user.ok(&["up", &spread]);
+    user.ok(&["exec", "a", "--", "true"]);
+    user.ok(&["down", "rl-spread"]);
+    assert!(!user.has_state("rl-spread"));
+}
+
+#[test]
+fn limits_work_in_a_delegated_cgroup_and_their_groups_go_with_down_or_the_holder() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let Some(deleg) = Delegated::make("limits") else {
+        return;
+    };
+    let user = User::new("cg");
+    let lab = "rl-cg";
+    let file = user.file(
+        lab,
+        "nodes:\n  a:\n    limits: { memory: 64M, pids: 32, cpu: 0.5 }\n    processes: [{ name: idle, cmd: \"sleep 100000\" }]\n  b: {}\nlinks: [[a:eth1, b:eth1]]\n",
+    )
+    .display()
+    .to_string();
+    let group = |ctrl: &str| deleg.dir(ctrl).join(format!("nslab/lab-{lab}/node-a"));
+    let read = |ctrl: &str, f: &str| {
+        std::fs::read_to_string(group(ctrl).join(f))
+            .unwrap_or_else(|e| panic!("{ctrl}/{f}: {e}"))
+            .trim()
+            .to_string()
+    };
+    let o = user.nslab_in(&deleg, &["up", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read("pids", "pids.max"), "32");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    // The node's process is in its groups, and so is what `exec` runs there.
+    let holder = user.holder(lab).expect("the holder is recorded");
+    let idle = tree(holder)
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"sleep\x00100000"))
+        })
+        .expect("the node's process runs below the holder");
+    let membership = std::fs::read_to_string(format!("/proc/{idle}/cgroup")).unwrap();
+    let exec = user.ok(&["exec", "a", "--", "cat", "/proc/self/cgroup"]);
+    for ctrl in ["memory", "cpu", "pids"] {
+        assert!(
+            read(ctrl, "cgroup.procs").contains(&idle.to_string()),
+            "{ctrl}: {}",
+            read(ctrl, "cgroup.procs")
+        );
+        let line = format!(":{ctrl}:/");
+        for (what, text) in [("the process", &membership), ("exec", &exec)] {
+            let l = text
+                .lines()
+                .find(|l| l.contains(&line))
+                .unwrap_or_else(|| panic!("{what}: {text}"));
+            assert!(
+                l.ends_with(&format!("/nslab/lab-{lab}/node-a")),
+                "{what}: {l}"
+            );
+        }
+    }
+    // Down from outside the delegated cgroups: the groups are the holder's to find.
+    user.ok(&["down", lab]);
+    for (ctrl, dir) in &deleg.dirs {
+        assert!(!dir.join("nslab").exists(), "{ctrl}: down left the groups");
+    }
+
+    // Killed, the holder leaves its (empty) groups; the next command on the lab removes them.
+    let o = user.nslab_in(&deleg, &["up", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    let holder = user.holder(lab).expect("the holder is recorded");
+    let procs = tree(holder);
+    // SAFETY: kill on the holder's pid, recorded by the lab.
+    unsafe { libc::kill(holder, libc::SIGKILL) };
+    wait_for("the lab's processes to go", || {
+        procs.iter().all(|p| gone(*p))
+    });
+    assert!(
+        group("pids").exists(),
+        "the kernel keeps a group its tasks left"
+    );
+    let o = user.nslab(&["down", lab]);
+    assert!(!o.status.success(), "the lab is not up: {}", text(&o));
+    for (ctrl, dir) in &deleg.dirs {
+        assert!(
+            !dir.join("nslab").exists(),
+            "{ctrl}: the stale groups are left"
+        );
+    }
     assert!(!user.has_state(lab));
 }
 
@@ -400,7 +658,7 @@ fn the_rust_api_works_without_root() {
 }
 
 /// What a crate's test does, unprivileged: up, exec, reach, checks, a link down and up
-/// again, and down when the value is dropped.
+/// again, an impairment set, refused and cleared, and down when the value is dropped.
 fn api_as_the_user() {
     // SAFETY: geteuid has no preconditions.
     assert_ne!(unsafe { libc::geteuid() }, 0, "this part runs as the user");
@@ -433,6 +691,46 @@ fn api_as_the_user() {
     );
     lab.set_link("r2:eth2", true, false).unwrap();
     wait_for("r3 to answer again", || lab.reach("r1", "r3").unwrap());
+
+    // impair: a rate is a tbf qdisc; netem (absent from some kernels) is named when
+    // missing, and the rate stays; clearing removes it.
+    let qdisc = || {
+        let o = lab
+            .exec("r1", &["tc", "qdisc", "show", "dev", "eth1"])
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let rate = nslab::model::Impair {
+        rate: Some(8_000_000),
+        ..Default::default()
+    };
+    lab.impair("r1:eth1", Some(rate), false).unwrap();
+    let q = qdisc();
+    assert!(q.contains("tbf") && q.contains("rate 8Mbit"), "{q}");
+    let delay = nslab::model::Impair {
+        delay: Some(std::time::Duration::from_millis(20)),
+        ..Default::default()
+    };
+    let netem = Path::new("/sys/module/sch_netem").exists();
+    match lab.impair("r1:eth1", Some(delay), false) {
+        Ok(()) => assert!(netem && qdisc().contains("netem"), "{}", qdisc()),
+        Err(e) => {
+            assert!(!netem, "netem is there, yet: {e}");
+            let e = e.to_string();
+            assert!(
+                e.contains("no `netem` qdisc") && e.contains("sch_netem"),
+                "{e}"
+            );
+            assert!(
+                qdisc().contains("tbf"),
+                "the refused impairment kept the rate"
+            );
+        }
+    }
+    lab.impair("r1:eth1", None, false).unwrap();
+    let q = qdisc();
+    assert!(!q.contains("tbf") && !q.contains("netem"), "{q}");
     drop(lab);
 }
 
@@ -530,4 +828,102 @@ fn with_a_subordinate_range_other_users_exist_in_the_lab_and_frr_runs() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains(" 0 failed"), "{}", text(&o));
     assert!(!user.has_state("rl-ospf"));
+}
+
+/// Every command on a running lab, run by the user: shell (a script on stdin), ps, logs,
+/// link down and up, node stop and start, capture and events, each with its effect.
+#[test]
+fn every_command_on_a_running_lab_works_without_root() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("cmds");
+    let lab = "rl-cmds";
+    let chatty = CHAIN.replace(
+        "processes: [{ name: idle, cmd: \"sleep 100000\" }]",
+        "processes: [{ name: idle, cmd: \"sh -c 'echo said-by-idle; exec sleep 100000'\" }]",
+    );
+    let file = user.file(lab, &chatty);
+    user.ok(&["up", &file.display().to_string()]);
+    let reach = || {
+        user.nslab(&["exec", "r1", "--", "ping", "-c1", "-W1", "r3"])
+            .status
+            .success()
+    };
+    assert!(reach());
+
+    // shell: a script on stdin runs in the node.
+    let o = user.nslab_stdin(&["shell", "--lab", lab, "r3"], "hostname\necho shell-ran\n");
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("r3") && out.contains("shell-ran"),
+        "{}",
+        text(&o)
+    );
+
+    // ps and logs.
+    let ps = user.ok(&["ps", "--lab", lab]);
+    assert!(ps.contains("idle") && ps.contains("r3"), "{ps}");
+    wait_for("the process's output in its log", || {
+        user.ok(&["logs", "--lab", lab, "r3", "idle"])
+            .contains("said-by-idle")
+    });
+
+    // link down cuts the chain, up mends it.
+    user.ok(&["link", "down", "--lab", lab, "r2:eth2"]);
+    assert!(!reach(), "a link down cuts r1 from r3");
+    user.ok(&["link", "up", "--lab", lab, "r2:eth2"]);
+    wait_for("r3 to answer again", reach);
+
+    // node stop and start: the process goes and comes back.
+    let running = |ps: &str| {
+        ps.lines()
+            .any(|l| l.contains("idle") && l.contains("running"))
+    };
+    assert!(running(&ps), "{ps}");
+    user.ok(&["node", "stop", "--lab", lab, "r3"]);
+    let ps = user.ok(&["ps", "--lab", lab, "r3"]);
+    assert!(!running(&ps), "stopped: {ps}");
+    user.ok(&["node", "start", "--lab", lab, "r3"]);
+    let ps = user.ok(&["ps", "--lab", lab, "r3"]);
+    assert!(running(&ps), "started again: {ps}");
+
+    // capture: a pcap with the pings it saw, written by the user.
+    let pcap = user.dir.join("files/r1.pcap");
+    let mut capture = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&user.bin)
+        .args(["capture", "--lab", lab, "r1:eth1", "-c", "2", "-w"])
+        .arg(&pcap)
+        .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+        .env_remove("NSLAB_RUN_DIR")
+        .current_dir(user.dir.join("files"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the capture to see two packets", || {
+        let _ = reach();
+        capture.try_wait().unwrap().is_some()
+    });
+    assert!(capture.wait().unwrap().success());
+    let bytes = std::fs::read(&pcap).unwrap();
+    assert!(bytes.len() > 24 + 2 * 16, "{} bytes", bytes.len());
+    let magic = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+    assert!(
+        [0xa1b2c3d4, 0xa1b23c4d].contains(&magic),
+        "a pcap's magic number: {magic:x}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&pcap).unwrap().uid(), NOBODY);
+
+    // events: what the commands above did.
+    let events = user.ok(&["events", "--lab", lab]);
+    for what in ["r2:eth2", "r3", "r1:eth1"] {
+        assert!(events.contains(what), "{what}: {events}");
+    }
+    user.ok(&["down", lab]);
+    assert!(!user.has_state(lab));
 }

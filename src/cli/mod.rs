@@ -584,7 +584,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         let _ = IMAGE_MAP.set(map);
     }
     if crate::rootless::wanted(cli.rootless) {
-        return rootless::run(cli.command);
+        return rootless::run(cli.command, cli.host);
     }
     // Built once: every command below works on this host.
     let host = crate::state::HostContext {

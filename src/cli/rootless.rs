@@ -8,8 +8,17 @@ use super::{CliError, Command, LinkCommand, NodeCommand, dispatch, lab_arg};
 use crate::rootless::{RootlessError, holder, join};
 use crate::state::HostContext;
 
-pub fn run(command: Command) -> Result<u8, CliError> {
-    let host = HostContext::rootless_from_env().ok_or(RootlessError::NoStateDir)?;
+/// `machine`: the global `--host` (this machine's name in a lab spread over hosts).
+pub fn run(command: Command, machine: Option<String>) -> Result<u8, CliError> {
+    let host = HostContext {
+        host: machine,
+        ..HostContext::rootless_from_env().ok_or(RootlessError::NoStateDir)?
+    };
+    // A rootless lab's cgroups are never at the hierarchies' roots, where a root lab of the
+    // same name has its own: below this process's until the holder's are known.
+    if let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") {
+        crate::node::cgroup::place_below(own);
+    }
     if matches!(command, Command::Ls { .. }) {
         // A lab whose holder died is gone: do not list it.
         for lab in host.labs() {
@@ -31,13 +40,22 @@ pub fn run(command: Command) -> Result<u8, CliError> {
     }
     match join::join(&holder)? {
         join::Joined::Inside => dispatch(&host, command),
-        join::Joined::Done(code) => {
+        join::Joined::Done(ended) => {
             // Down, rolled back, or tested and torn down: the holder has nothing to hold.
             if !host.lab_dir(&lab).exists() {
                 holder.stop(&host)?;
             }
-            Ok(code)
+            Ok(exit_code(ended))
         }
+    }
+}
+
+/// The joining process's exit code: the command's, or 128 + the signal that ended it,
+/// as a shell reports it.
+fn exit_code(ended: join::Ended) -> u8 {
+    match ended {
+        join::Ended::Exited(code) => code,
+        join::Ended::Killed(sig) => 128u8.saturating_add(sig as u8),
     }
 }
 
@@ -87,6 +105,12 @@ fn lab(l: &Option<String>) -> Option<&str> {
 /// again inside; compiling is a few percent of `up`).
 fn file_lab(host: &HostContext, file: &Path) -> Result<Option<(String, bool)>, CliError> {
     let c = super::compile_with(file, Some(host), false)?;
+    if let Some(machine) = &host.host {
+        let mut report = c.warnings;
+        let found = crate::rootless::check::multi_host(&c.topology, &report.source, machine);
+        report.diagnostics.push(found);
+        return Err(crate::compile::CompileError::Invalid(report).into());
+    }
     Ok(Some((c.topology.lab, true)))
 }
 
@@ -98,6 +122,14 @@ mod tests {
     fn lab_for(host: &HostContext, argv: &[&str]) -> Option<(String, bool)> {
         let cli = super::super::Cli::try_parse_from(argv).expect("parses");
         lab_of(host, &cli.command).expect("a lab or none")
+    }
+
+    #[test]
+    fn a_command_killed_inside_exits_as_a_shell_says() {
+        use nix::sys::signal::Signal;
+        assert_eq!(exit_code(join::Ended::Exited(3)), 3);
+        assert_eq!(exit_code(join::Ended::Killed(Signal::SIGKILL)), 137);
+        assert_eq!(exit_code(join::Ended::Killed(Signal::SIGTERM)), 143);
     }
 
     #[test]

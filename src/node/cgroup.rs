@@ -2,9 +2,12 @@
 //! v2 when the v2 hierarchy has it, and from its v1 hierarchy otherwise; hybrid hosts
 //! (v2 mounted beside v1 controllers, like this one) are common. Groups live under
 //! `nslab/lab-<lab>/node-<node>` in each hierarchy (see [`relative`]) and are emptied
-//! and removed at `down`.
+//! and removed at `down`: at the hierarchy's root for a root lab, and below the cgroup the
+//! lab's holder runs in for a rootless one (see [`place_below`]), which the user can
+//! write to only when it is delegated.
 
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use crate::model::Limits;
 
@@ -49,6 +52,86 @@ fn v2_has(root: &Path, controller: &str) -> bool {
     };
     // The root must already delegate it: nslab never changes the host's root cgroup.
     enabled("cgroup.controllers") && enabled("cgroup.subtree_control")
+}
+
+/// The cgroup membership (`/proc/PID/cgroup` text) of a rootless lab's holder; unset for
+/// a root lab. A process-wide setting, because every command works on one lab.
+static BELOW: RwLock<Option<String>> = RwLock::new(None);
+
+/// Puts this process's groups below the cgroups that `membership` (the text of a
+/// `/proc/PID/cgroup`) names, in each hierarchy: a rootless lab's, under its holder's.
+pub fn place_below(membership: String) {
+    *BELOW.write().unwrap_or_else(|e| e.into_inner()) = Some(membership);
+}
+
+fn below() -> Option<String> {
+    BELOW.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn mount_of(h: &Hierarchy) -> &Path {
+    match h {
+        Hierarchy::V2(root) | Hierarchy::V1 { mount: root, .. } => root,
+    }
+}
+
+/// The path a membership line gives for `h`, relative to its mount: `0::PATH` for v2, and
+/// for v1 the line whose controllers are those the hierarchy was mounted with.
+fn own_path(h: &Hierarchy, membership: &str) -> Option<PathBuf> {
+    membership.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (id, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let fits = match h {
+            Hierarchy::V2(_) => id == "0" && ctrls.is_empty(),
+            Hierarchy::V1 { controllers, .. } => {
+                !ctrls.is_empty() && ctrls.split(',').all(|c| controllers.iter().any(|m| m == c))
+            }
+        };
+        fits.then(|| PathBuf::from(path.trim_start_matches('/')))
+    })
+}
+
+/// The directory nslab's levels go below in `h`: its root for a root lab, the holder's
+/// cgroup for a rootless one (`None` when the holder is in no group of it, or in the
+/// root one, whose `nslab/` is root labs').
+fn base(h: &Hierarchy) -> Option<PathBuf> {
+    match below() {
+        None => Some(mount_of(h).to_path_buf()),
+        Some(m) => own_path(h, &m)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| mount_of(h).join(p)),
+    }
+}
+
+/// Whether a rootless lab can have a `controller` group: the cgroup it would go below
+/// (the holder's, or this process's when no holder is set yet, as a holder started now
+/// inherits it) must be writable by the user, as systemd's `Delegate=yes` or a `chown`
+/// by the admin makes it. The error names that cgroup.
+pub fn delegated(controller: &str) -> Result<(), String> {
+    let membership = match below() {
+        Some(m) => m,
+        None => std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("/proc/self/cgroup: {e}"))?,
+    };
+    let h = placement(controller, &hierarchies())
+        .ok_or_else(|| format!("this kernel has no usable `{controller}` cgroup controller"))?;
+    let own = own_path(&h, &membership).ok_or_else(|| {
+        format!("your processes are in no cgroup of the `{controller}` hierarchy")
+    })?;
+    let dir = mount_of(&h).join(&own);
+    if own.as_os_str().is_empty() {
+        return Err(format!(
+            "your processes are in the root cgroup of the `{controller}` hierarchy, {}, where root labs keep theirs",
+            dir.display()
+        ));
+    }
+    let flags = nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
+    nix::unistd::access(&dir, flags).map_err(|e| {
+        format!(
+            "your cgroup in the `{controller}` hierarchy, {}, is not writable by you ({})",
+            dir.display(),
+            e.desc()
+        )
+    })
 }
 
 /// Where each controller lives on this host.
@@ -106,13 +189,18 @@ pub fn create(lab: &str, node: &str, limits: &Limits) -> Result<Vec<PathBuf>, St
     let mut procs = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
     for (ctrl, h) in &wanted {
-        let dir = match h {
-            Hierarchy::V2(root) | Hierarchy::V1 { mount: root, .. } => root.join(&rel),
-        };
+        let top = base(h)
+            .ok_or_else(|| format!("the lab's holder is in no cgroup of the `{ctrl}` hierarchy"))?;
+        let dir = top.join(&rel);
         if !dirs.contains(&dir) {
-            if let Hierarchy::V2(root) = h {
-                // Delegate the controllers down our own levels, never the host's root.
-                let mut cur = root.clone();
+            if let Hierarchy::V2(_) = h {
+                // Delegate the controllers down our own levels, never the host's root
+                // (a rootless lab's base is the user's own group: enabling it there is
+                // the user's to do, and may be refused while processes are in it).
+                let mut cur = top.clone();
+                if below().is_some() {
+                    let _ = write(&cur.join("cgroup.subtree_control"), &format!("+{ctrl}"));
+                }
                 for part in lab_level(lab).components() {
                     cur = cur.join(part);
                     std::fs::create_dir_all(&cur).map_err(|e| format!("{}: {e}", cur.display()))?;
@@ -168,9 +256,7 @@ pub fn create(lab: &str, node: &str, limits: &Limits) -> Result<Vec<PathBuf>, St
 pub fn nodes_of(lab: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for h in hierarchies() {
-        let root = match h {
-            Hierarchy::V2(root) | Hierarchy::V1 { mount: root, .. } => root,
-        };
+        let Some(root) = base(&h) else { continue };
         let Ok(entries) = std::fs::read_dir(root.join(lab_level(lab))) else {
             continue;
         };
@@ -198,9 +284,7 @@ pub fn procs_files(lab: &str, node: &str) -> Vec<PathBuf> {
     let rel = relative(lab, node);
     let mut out: Vec<PathBuf> = Vec::new();
     for h in hierarchies() {
-        let root = match h {
-            Hierarchy::V2(root) | Hierarchy::V1 { mount: root, .. } => root,
-        };
+        let Some(root) = base(&h) else { continue };
         let p = root.join(&rel).join("cgroup.procs");
         // Co-mounted v1 controllers show one group under several paths.
         if let Ok(real) = std::fs::canonicalize(&p)
@@ -220,9 +304,7 @@ pub fn remove(lab: &str, node: &str) -> Result<(), String> {
     let mut errors = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new();
     for h in hierarchies() {
-        let root = match h {
-            Hierarchy::V2(root) | Hierarchy::V1 { mount: root, .. } => root,
-        };
+        let Some(root) = base(&h) else { continue };
         let dir = root.join(&rel);
         if seen.contains(&dir) || !dir.exists() {
             continue;
@@ -329,6 +411,29 @@ mod tests {
                 rel.display()
             );
         }
+    }
+
+    #[test]
+    fn a_membership_line_is_found_for_its_hierarchy() {
+        let m = "9:name=systemd:/\n4:memory:/user/alice\n2:cpu,cpuacct:/user/alice/x\n0::/user.slice/u.scope\n";
+        let v1 = |c: &[&str]| Hierarchy::V1 {
+            mount: PathBuf::from("/sys/fs/cgroup/x"),
+            controllers: c.iter().map(|s| s.to_string()).collect(),
+        };
+        let own = |h: &Hierarchy| own_path(h, m);
+        assert_eq!(
+            own(&v1(&["rw", "memory"])),
+            Some(PathBuf::from("user/alice"))
+        );
+        assert_eq!(
+            own(&v1(&["rw", "cpu", "cpuacct"])),
+            Some(PathBuf::from("user/alice/x"))
+        );
+        assert_eq!(own(&v1(&["rw", "pids"])), None);
+        assert_eq!(
+            own(&Hierarchy::V2(PathBuf::from("/sys/fs/cgroup"))),
+            Some(PathBuf::from("user.slice/u.scope"))
+        );
     }
 
     #[test]

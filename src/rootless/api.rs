@@ -102,6 +102,28 @@ impl CliLab {
         ok(&self.bin, &args).map(|_| ())
     }
 
+    /// `nslab link impair`: `None` clears the impairment.
+    pub fn impair(
+        &self,
+        target: &str,
+        impair: Option<&crate::model::Impair>,
+        one_side: bool,
+    ) -> std::io::Result<()> {
+        let mut args: Vec<String> = ["link", "impair", "--lab", &self.lab, target]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(match impair {
+            Some(imp) => impair_args(imp),
+            None => vec!["--clear".to_string()],
+        });
+        if one_side {
+            args.push("--one-side".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&self.bin, &args).map(|_| ())
+    }
+
     /// `nslab node stop|start|restart`.
     pub fn node_action(
         &self,
@@ -141,6 +163,28 @@ impl CliLab {
     }
 }
 
+/// The options of `nslab link impair` that set `imp`, in units its parser reads back
+/// exactly (seconds, percent, bits per second).
+fn impair_args(imp: &crate::model::Impair) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut push = |flag: &str, value: Option<String>| {
+        if let Some(v) = value {
+            out.push(format!("--{flag}"));
+            out.push(v);
+        }
+    };
+    let secs = |d: Option<std::time::Duration>| d.map(|d| format!("{}s", d.as_secs_f64()));
+    let percent = |f: Option<f64>| f.map(|f| format!("{}%", f * 100.0));
+    push("delay", secs(imp.delay));
+    push("jitter", secs(imp.jitter));
+    push("loss", percent(imp.loss));
+    push("duplicate", percent(imp.duplicate));
+    push("corrupt", percent(imp.corrupt));
+    push("reorder", percent(imp.reorder));
+    push("rate", imp.rate.map(|r| format!("{r}bit")));
+    out
+}
+
 /// One entry of the JSON report as the harness's own result.
 fn result(t: &Topology, c: &serde_json::Value) -> Option<CheckResult> {
     let name = c["name"].as_str()?.to_string();
@@ -158,4 +202,63 @@ fn result(t: &Topology, c: &serde_json::Value) -> Option<CheckResult> {
         node: c["node"].as_str().map(str::to_string),
         name,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Impair;
+    use clap::Parser;
+    use std::time::Duration;
+
+    #[test]
+    fn impair_options_read_back_as_the_same_impairment() {
+        let imp = Impair {
+            delay: Some(Duration::from_millis(20)),
+            jitter: Some(Duration::from_micros(1500)),
+            loss: Some(0.01),
+            duplicate: Some(0.005),
+            corrupt: Some(0.001),
+            reorder: Some(0.25),
+            rate: Some(10_000_000),
+        };
+        for imp in [
+            imp,
+            Impair {
+                rate: Some(512_000),
+                ..Impair::default()
+            },
+        ] {
+            let mut argv = vec![
+                "nslab".to_string(),
+                "link".into(),
+                "impair".into(),
+                "a:eth1".into(),
+            ];
+            argv.extend(impair_args(&imp));
+            let cli = crate::cli::Cli::try_parse_from(&argv).expect("parses");
+            let crate::cli::Command::Link {
+                action: crate::cli::LinkCommand::Impair { values, .. },
+            } = cli.command
+            else {
+                panic!("not link impair: {argv:?}");
+            };
+            let back = values.into_impair().unwrap().expect("an impairment");
+            assert_eq!(back.delay, imp.delay, "{argv:?}");
+            assert_eq!(back.jitter, imp.jitter, "{argv:?}");
+            assert_eq!(back.rate, imp.rate, "{argv:?}");
+            for (a, b) in [
+                (back.loss, imp.loss),
+                (back.duplicate, imp.duplicate),
+                (back.corrupt, imp.corrupt),
+                (back.reorder, imp.reorder),
+            ] {
+                assert_eq!(a.is_some(), b.is_some(), "{argv:?}");
+                assert!(
+                    (a.unwrap_or(0.0) - b.unwrap_or(0.0)).abs() < 1e-12,
+                    "{argv:?}"
+                );
+            }
+        }
+    }
 }

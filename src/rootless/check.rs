@@ -1,24 +1,63 @@
-//! What a rootless lab cannot have, found at compile time and located in the file, so
-//! `up` refuses it before any namespace exists. Pure: the topology in, errors out.
+//! What a rootless lab cannot have, found before `up` and located in the file, so `up`
+//! refuses it before any namespace exists. [`check_with`] is pure; [`check`] adds what
+//! the host says about the user's cgroups.
 
 use crate::diag::Diagnostic;
 use crate::model::Topology;
 
-/// Every part of `t` that needs real root. `sub_ids`: the user has a subordinate id range
-/// nslab maps (see [`super::holder::sub_ids`]), so ids other than its own exist too.
+/// Every part of `t` that needs real root, or a cgroup this user has not been delegated.
+/// `sub_ids`: the user has a subordinate id range nslab maps (see
+/// [`super::holder::sub_ids`]), so ids other than its own exist too.
 pub fn check(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
+    // Asked once per controller, and only of a lab that has limits.
+    let limited = t.nodes.iter().any(|n| !n.limits.is_empty());
+    let verdicts: Vec<(&str, Result<(), String>)> = CONTROLLERS
+        .iter()
+        .filter(|_| limited)
+        .map(|c| (*c, crate::node::cgroup::delegated(c)))
+        .collect();
+    let delegated = |c: &str| {
+        verdicts
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map_or(Ok(()), |(_, v)| v.clone())
+    };
+    check_with(t, sub_ids, &delegated)
+}
+
+const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+
+/// [`check`], with `delegated(controller)` saying whether the user may make groups of
+/// that controller (and why not).
+pub fn check_with(
+    t: &Topology,
+    sub_ids: bool,
+    delegated: &dyn Fn(&str) -> Result<(), String>,
+) -> Vec<Diagnostic> {
     let mut out = host_side(t);
     for n in &t.nodes {
-        if !n.limits.is_empty() {
+        let needed = [
+            n.limits.memory.is_some(),
+            n.limits.cpu.is_some(),
+            n.limits.pids.is_some(),
+        ];
+        let refused: Vec<String> = CONTROLLERS
+            .iter()
+            .zip(needed)
+            .filter(|(_, needed)| *needed)
+            .filter_map(|(c, _)| delegated(c).err())
+            .collect();
+        if !refused.is_empty() {
             out.push(
                 Diagnostic::error(
                     n.limits_span,
                     format!(
-                        "node `{}`: `limits:` need a cgroup of the node's own, which a rootless lab cannot make",
-                        n.name
+                        "node `{}`: `limits:` need a cgroup of the node's own, and a rootless lab makes it only in a cgroup delegated to you: {}",
+                        n.name,
+                        refused.join("; ")
                     ),
                 )
-                .with_hint("run the lab as root, or remove `limits:` (delegated cgroups are not used yet)"),
+                .with_hint(DELEGATION_HINT),
             );
         }
         for p in n.private.iter().filter(|_| !sub_ids) {
@@ -90,6 +129,27 @@ fn host_side(t: &Topology) -> Vec<Diagnostic> {
     out
 }
 
+/// `--host NAME` with a file of a lab spread over hosts: this machine's share would reach
+/// the other hosts through VXLANs in the host's own network namespace (the underlay),
+/// which a user namespace does not own. Located at the file's `hosts:`.
+pub fn multi_host(t: &Topology, source: &str, host: &str) -> Diagnostic {
+    let span = source
+        .lines()
+        .position(|l| l.starts_with("hosts:"))
+        .map(|i| crate::diag::Span::new(i as u32 + 1, 1, 5));
+    Diagnostic::error(
+        span,
+        format!(
+            "`--host {host}` brings up this machine's share of lab `{}`, whose links to its other hosts are VXLANs over the host's own network, which a rootless lab cannot reach",
+            t.lab
+        ),
+    )
+    .with_hint("run the lab spread over hosts as root on each of them, or leave out `--host` to run the whole lab on this machine without root")
+}
+
+/// How a user gets a cgroup of its own.
+const DELEGATION_HINT: &str = "run nslab in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes nslab up FILE`, or have the admin `chown -R USER` a cgroup subtree (in each hierarchy the limits use) and move your shell into it; or run the lab as root, or remove `limits:`";
+
 /// What to add so that other users exist in a rootless lab.
 const SUB_IDS_HINT: &str = "give your user a subordinate id range: a line `USER:100000:65536` (USER your login name) in both /etc/subuid and /etc/subgid, and newuidmap/newgidmap installed (Debian package uidmap); or drop `owner:`/`user:`, or run the lab as root";
 
@@ -113,26 +173,45 @@ mod tests {
         let t = compiled(
             "name: rl\nnodes:\n  a:\n    limits: { pids: 64 }\n  b:\n    private: [{ path: /var/x, owner: frr }]\n  c:\n    private: [{ path: /var/y, owner: root }]\n    processes: [{ name: d, cmd: \"sleep 1\", user: daemon }]\n",
         );
-        let found = check(&t, false);
+        let refuse = |c: &str| Err(format!("/sys/fs/cgroup/{c}/user is not writable"));
+        let found = check_with(&t, false, &refuse);
         let lines: Vec<u32> = found
             .iter()
             .map(|d| d.span.expect("located").line)
             .collect();
         assert_eq!(lines, vec![4, 6, 9], "{found:?}");
         assert!(found[0].message.contains("`limits:`"));
+        assert!(found[0].message.contains("/sys/fs/cgroup/pids/user"));
+        assert!(
+            !found[0].message.contains("memory"),
+            "only what the node needs"
+        );
+        assert!(found[0].hint.as_deref().unwrap().contains("Delegate=yes"));
         assert!(found[1].message.contains("owned by `frr`"));
         assert!(found[2].message.contains("runs as `daemon`"));
         assert!(found.iter().all(|d| d.hint.is_some()));
         // With a subordinate range, other owners exist in the lab's user namespace.
-        let with_range = check(&t, true);
+        let with_range = check_with(&t, true, &refuse);
         assert_eq!(with_range.len(), 1, "{with_range:?}");
         assert!(with_range[0].message.contains("`limits:`"));
+        // In a delegated cgroup, limits work.
+        assert!(check_with(&t, true, &|_| Ok(())).is_empty());
+    }
+
+    #[test]
+    fn a_share_of_a_multi_host_lab_is_located_at_hosts() {
+        let src = "name: mh\nhosts:\n  ha: { address: 192.0.2.1 }\n  hb: { address: 192.0.2.2 }\nnodes:\n  a: { host: ha }\n  b: { host: hb }\nlinks: [[a:eth1, b:eth1]]\n";
+        let d = multi_host(&compiled(src), src, "ha");
+        let span = d.span.expect("located");
+        assert_eq!((span.line, span.col), (2, 1));
+        assert!(d.message.contains("--host ha") && d.message.contains("`mh`"));
+        assert!(d.hint.as_deref().unwrap().contains("as root"));
     }
 
     #[test]
     fn a_plain_lab_needs_nothing_of_root() {
         let t = compiled("name: rl\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n");
-        assert!(check(&t, false).is_empty());
+        assert!(check_with(&t, false, &|_| Err("no".into())).is_empty());
     }
 
     #[test]

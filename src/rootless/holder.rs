@@ -3,7 +3,8 @@
 //! it, and forks PID 1 of that pid namespace, which stays and reaps. Its own network
 //! namespace is what lets the engine add named namespaces at all: in a user namespace
 //! without one, `ip netns add` fails switching back to the host's (which the user does
-//! not own). Its pid is kept in `<run dir>/<lab>.holder`, locked while read or written.
+//! not own). Its pid is kept in `<run dir>/<lab>.holder`, locked while read or written,
+//! with the cgroups it runs in (the lab's groups go below them).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -19,6 +20,7 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 use super::RootlessError;
+use crate::node::cgroup;
 use crate::state::HostContext;
 
 /// A running holder, pinned by its pidfd (a pid alone could be reused).
@@ -48,7 +50,8 @@ impl Holder {
 
 /// The running holder of `lab`, or a new one when `may_start`. A recorded holder that is
 /// gone took the lab's kernel objects with it, so what is left of the lab's state (its
-/// journal and files) is stale and removed first.
+/// journal and files, and its cgroups, which the kernel keeps) is stale and removed
+/// first. The lab's cgroups go below the holder's (see [`cgroup::place_below`]).
 pub fn open(
     host: &HostContext,
     lab: &str,
@@ -56,8 +59,16 @@ pub fn open(
 ) -> Result<Option<Holder>, RootlessError> {
     crate::state::files::ensure_root(&host.run_dir)?;
     let mut file = HolderFile::lock(host, lab)?;
-    if let Some(holder) = file.pid().and_then(|pid| alive(lab, pid)) {
+    let (pid, recorded) = file.read();
+    if let Some(holder) = pid.and_then(|pid| alive(lab, pid)) {
+        let own = std::fs::read_to_string(format!("/proc/{}/cgroup", holder.pid)).ok();
+        if let Some(m) = recorded.or(own) {
+            cgroup::place_below(m);
+        }
         return Ok(Some(holder));
+    }
+    if let Some(m) = recorded {
+        cgroup::place_below(m);
     }
     if host.lab_dir(lab).exists() {
         crate::apply::forget(host, lab).map_err(|e| RootlessError::Start {
@@ -66,13 +77,35 @@ pub fn open(
             hint: String::new(),
         })?;
     }
+    remove_stale_cgroups(lab).map_err(|why| RootlessError::Start {
+        lab: lab.to_string(),
+        why: format!("removing the cgroups its last holder left: {why}"),
+        hint: String::new(),
+    })?;
     if !may_start {
         file.remove()?;
         return Ok(None);
     }
     let holder = start(host, lab)?;
-    file.record(holder.pid)?;
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", holder.pid))
+        .map_err(|e| RootlessError::io(format!("/proc/{}/cgroup", holder.pid), e))?;
+    cgroup::place_below(own.clone());
+    file.record(holder.pid, &own)?;
     Ok(Some(holder))
+}
+
+/// The groups of a lab whose holder died (with every process in them, so they are
+/// empty), wherever [`open`] placed them; a journal lost with them leaves no other trace.
+fn remove_stale_cgroups(lab: &str) -> Result<(), String> {
+    let errors: Vec<String> = cgroup::nodes_of(lab)
+        .iter()
+        .filter_map(|node| cgroup::remove(lab, node).err())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
 }
 
 /// The holder file, flocked for as long as this value lives.
@@ -101,17 +134,23 @@ impl HolderFile {
         Ok(HolderFile { file, path })
     }
 
-    fn pid(&mut self) -> Option<i32> {
+    /// The holder's pid (the first line) and its cgroup membership (the rest, as its
+    /// `/proc/PID/cgroup` read when it started).
+    fn read(&mut self) -> (Option<i32>, Option<String>) {
         let mut text = String::new();
-        self.file.read_to_string(&mut text).ok()?;
-        text.trim().parse().ok()
+        if self.file.read_to_string(&mut text).is_err() {
+            return (None, None);
+        }
+        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let cgroups = (!rest.trim().is_empty()).then(|| rest.to_string());
+        (first.trim().parse().ok(), cgroups)
     }
 
-    fn record(&mut self, pid: i32) -> Result<(), RootlessError> {
+    fn record(&mut self, pid: i32, cgroups: &str) -> Result<(), RootlessError> {
         let io = |e| RootlessError::io(&self.path, e);
         self.file.set_len(0).map_err(io)?;
         self.file.rewind().map_err(io)?;
-        writeln!(self.file, "{pid}").map_err(io)
+        write!(self.file, "{pid}\n{cgroups}").map_err(io)
     }
 
     fn remove(self) -> Result<(), RootlessError> {

@@ -1,7 +1,7 @@
 //! Joining a lab's holder, as `nsenter -U -m -n -p --preserve-credentials` does: one
 //! `setns` on the holder's pidfd, then a fork, because only children enter a pid
 //! namespace. The child runs the command inside the lab (every pid it forks and reads in
-//! /proc is the lab's); the parent waits for it and passes its exit code on.
+//! /proc is the lab's); the parent waits for it and says how it ended.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -17,8 +17,17 @@ use super::{Holder, RootlessError};
 pub enum Joined {
     /// Inside the lab: run the command.
     Inside,
-    /// The process that joined, after the command ended with this exit code.
-    Done(u8),
+    /// The process that joined, after the command ended.
+    Done(Ended),
+}
+
+/// How the command run inside the lab ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited with this code.
+    Exited(u8),
+    /// A signal ended it.
+    Killed(Signal),
 }
 
 /// Enters the holder's user, mount, network and pid namespaces and forks. Must be called
@@ -43,7 +52,14 @@ pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
     // SAFETY: single-threaded (see above), so the child may go on with ordinary code.
     match unsafe { fork() }.map_err(|e| err(e.into()))? {
         ForkResult::Child => Ok(Joined::Inside),
-        ForkResult::Parent { child } => Ok(Joined::Done(wait_forwarding(child))),
+        ForkResult::Parent { child } => {
+            wait_forwarding(child)
+                .map(Joined::Done)
+                .map_err(|e| RootlessError::Lost {
+                    lab: holder.lab.clone(),
+                    source: e.into(),
+                })
+        }
     }
 }
 
@@ -59,7 +75,7 @@ extern "C" fn forward(sig: libc::c_int) {
 
 /// Waits for the command; SIGTERM and SIGHUP sent to this process reach it too, and
 /// Ctrl-C (which the terminal sends to both) is left to it, so its rollback runs.
-fn wait_forwarding(child: Pid) -> u8 {
+fn wait_forwarding(child: Pid) -> nix::Result<Ended> {
     CHILD.store(child.as_raw(), Ordering::Relaxed);
     let pass = SigAction::new(
         SigHandler::Handler(forward),
@@ -75,10 +91,10 @@ fn wait_forwarding(child: Pid) -> u8 {
     }
     loop {
         match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => return code as u8,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as u8,
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Ended::Exited(code as u8)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Ended::Killed(sig)),
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return crate::cli::exit::FAILED,
+            Err(e) => return Err(e),
         }
     }
 }

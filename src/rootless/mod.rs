@@ -35,6 +35,13 @@ pub enum RootlessError {
         why: String,
         hint: String,
     },
+    /// The command run inside the lab could not be waited for.
+    #[error("lost the command run in lab `{lab}`: {source}")]
+    Lost {
+        lab: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot join the namespaces of lab `{lab}` (holder pid {pid}): {source}")]
     Join {
         lab: String,
