@@ -186,6 +186,14 @@ nodes: { r1: { mgmt: { address: 172.16.0.1 } } }
     ] {
         assert!(e.contains(needle), "`{needle}` missing from:\n{e}");
     }
+    // An IPv6 address outside a /64 is refused without walking the subnet.
+    let e = err(
+        "name: bad\nmgmt: { subnet6: \"fd7e:1::/64\" }\nnodes: { r1: { mgmt: { address6: \"fd7e:2::1\" } } }\n",
+    );
+    assert!(
+        e.contains("mgmt address fd7e:2::1 is not a free address of fd7e:1::/64"),
+        "{e}"
+    );
     let e =
         err("name: bad\nmgmt: { subnet: 10.0.0.0/16 }\nnodes: { r1: { loopback: 10.0.3.1/32 } }\n");
     assert!(

@@ -86,6 +86,15 @@ fn hosts(net: &IpNet) -> impl Iterator<Item = IpAddr> + use<> {
     net.hosts().filter(move |a| *a != network)
 }
 
+/// Whether `a` is one of [`hosts`] of `net`, without walking a /64.
+fn is_host(net: &IpNet, a: IpAddr) -> bool {
+    let v4_broadcast =
+        matches!(net, IpNet::V4(n) if n.prefix_len() < 31 && a == IpAddr::V4(n.broadcast()));
+    let v4_network = matches!(net, IpNet::V4(n) if n.prefix_len() < 31) && a == net.network();
+    let v6_network = net.addr().is_ipv6() && a == net.network();
+    net.contains(&a) && !v4_broadcast && !v4_network && !v6_network
+}
+
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -310,36 +319,7 @@ fn mgmt(
     let settings = node_settings(raw, l);
     // Written addresses first, so the ones handed out skip them.
     let mut used: HashSet<IpAddr> = host_addrs.iter().map(IpNet::addr).collect();
-    for (ix, s) in settings.iter().enumerate() {
-        let Some((a4, a6, span)) = s else { continue };
-        for a in [a4, a6].into_iter().flatten() {
-            let Some((net, _)) = nets
-                .iter()
-                .find(|(n, _)| n.addr().is_ipv6() == a.addr().is_ipv6())
-            else {
-                sink.error(
-                    Some(*span),
-                    format!(
-                        "node `{}`: mgmt address {} has no `mgmt` subnet of its family",
-                        l.nodes[ix].name,
-                        a.addr()
-                    ),
-                );
-                continue;
-            };
-            if !hosts(net).any(|h| h == a.addr()) || !used.insert(a.addr()) {
-                sink.error(
-                    Some(*span),
-                    format!(
-                        "node `{}`: mgmt address {} is not a free address of {net}",
-                        l.nodes[ix].name,
-                        a.addr()
-                    ),
-                )
-                .hint("the subnet's first address is the host's; each node needs its own");
-            }
-        }
-    }
+    written(sink, l, &nets, &settings, &mut used);
     let mut free: Vec<Box<dyn Iterator<Item = IpAddr>>> = nets
         .iter()
         .map(|(n, _)| Box::new(hosts(n)) as Box<dyn Iterator<Item = IpAddr>>)
@@ -399,4 +379,45 @@ fn mgmt(
         addresses: host_addrs,
         span: m.span,
     })
+}
+
+/// Checks the addresses nodes wrote (in a subnet of their family, free, not the host's)
+/// and reserves them in `used`.
+fn written(
+    sink: &mut Sink,
+    l: &Layout,
+    nets: &[(IpNet, Span)],
+    settings: &[Option<Written>],
+    used: &mut HashSet<IpAddr>,
+) {
+    for (ix, s) in settings.iter().enumerate() {
+        let Some((a4, a6, span)) = s else { continue };
+        for a in [a4, a6].into_iter().flatten() {
+            let Some((net, _)) = nets
+                .iter()
+                .find(|(n, _)| n.addr().is_ipv6() == a.addr().is_ipv6())
+            else {
+                sink.error(
+                    Some(*span),
+                    format!(
+                        "node `{}`: mgmt address {} has no `mgmt` subnet of its family",
+                        l.nodes[ix].name,
+                        a.addr()
+                    ),
+                );
+                continue;
+            };
+            if !is_host(net, a.addr()) || !used.insert(a.addr()) {
+                sink.error(
+                    Some(*span),
+                    format!(
+                        "node `{}`: mgmt address {} is not a free address of {net}",
+                        l.nodes[ix].name,
+                        a.addr()
+                    ),
+                )
+                .hint("the subnet's first address is the host's; each node needs its own");
+            }
+        }
+    }
 }
