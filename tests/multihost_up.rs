@@ -123,6 +123,12 @@ fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
         "{}",
         text(&o)
     );
+    // The tunnel's VNI is shown with its link.
+    assert!(
+        text(&o).contains(&format!("(vni {})", vni(&link))),
+        "{}",
+        text(&o)
+    );
     let o = ha.nslab(&["exec", "--lab", "mhu-chain", "r2", "--", "true"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
@@ -505,6 +511,124 @@ fn two_labs_share_the_same_hosts_with_their_own_vnis_and_go_down_apart() {
         text(&o)
     );
     down_and_clean(&[&ha, &hb], "mhu-twin-b");
+}
+
+/// The VNI lab `name` (a [`pair`]) gives its one tunnel, computed as every host does.
+fn pair_vni(text: &str) -> u32 {
+    let t = nslab::compile_str(text, "t.yaml", std::path::Path::new("/"))
+        .unwrap()
+        .topology;
+    nslab::plan::share::vnis(&t)[0].unwrap()
+}
+
+/// `pair(name, net)` with its block pinned so that its tunnel gets VNI `vni`.
+fn pair_on_vni(name: &str, net: u8, vni: u32) -> String {
+    let probe = pair(name, net).replace("routing:", "vxlan: { vni: 1 }\nrouting:");
+    let slot = pair_vni(&probe) - 1;
+    assert!(vni > slot, "VNI {vni} is below the lab's slot {slot}");
+    let text = pair(name, net).replace(
+        "routing:",
+        &format!("vxlan: {{ vni: {} }}\nrouting:", vni - slot),
+    );
+    assert_eq!(pair_vni(&text), vni);
+    text
+}
+
+#[test]
+fn a_lab_whose_vni_another_lab_holds_fails_loudly_and_leaves_the_first_pinging() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let first = pair("mhu-vni-a", 83);
+    let held = pair_vni(&first);
+    let file = write_lab("mhu-vni-a", &first);
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    // The second lab's block is pinned over the first's VNI: every host refuses it.
+    let second = write_lab("mhu-vni-b", &pair_on_vni("mhu-vni-b", 84, held));
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &second]);
+        assert!(!o.status.success(), "{name}: {}", text(&o));
+        let e = text(&o);
+        assert!(
+            e.contains(&format!(
+                "host {name}: lab `mhu-vni-b` cannot make its tunnels: 1 VNI on UDP port 14789 already held here"
+            )) && e.contains(&format!(
+                "link r1:eth1 r2:eth1: VNI {held}, held by lab `mhu-vni-a`"
+            )) && e.contains("would not know")
+                && e.contains("`vxlan: { vni: N }`"),
+            "{e}"
+        );
+        // Nothing of the refused lab is on the host.
+        let left = h.ok(&["sh", "-c", "ls -A /run/nslab /run/netns"]);
+        assert!(!left.contains("mhu-vni-b"), "{left}");
+    }
+    wait_for("mhu-vni-a still pinging", || {
+        ping(&ha, "nslab.mhu-vni-a.r1", "1422", "10.83.0.2")
+            .status
+            .success()
+    });
+    down_and_clean(&[&ha, &hb], "mhu-vni-a");
+}
+
+#[test]
+fn a_foreign_vxlan_device_on_the_port_holds_its_vni_against_a_lab() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let lab = pair("mhu-vni-f", 85);
+    let vni = pair_vni(&lab).to_string();
+    let file = write_lab("mhu-vni-f", &lab);
+    // Another tool's tunnel in ha's own namespace, on nslab's port with the lab's VNI.
+    ha.ok(&[
+        "ip",
+        "link",
+        "add",
+        "vxf",
+        "type",
+        "vxlan",
+        "id",
+        &vni,
+        "dstport",
+        "14789",
+        "local",
+        "198.51.100.1",
+        "nolearning",
+    ]);
+    for args in [
+        vec!["up", "--host", "ha", &file],
+        vec!["plan", "--host", "ha", &file],
+    ] {
+        let o = ha.nslab(&args);
+        assert!(!o.status.success(), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains(&format!(
+                "link r1:eth1 r2:eth1: VNI {vni}, held by VXLAN device `vxf` in this host's namespace"
+            )),
+            "{}",
+            text(&o)
+        );
+    }
+    let left = ha.ok(&["sh", "-c", "ls -A /run/nslab /run/netns 2>/dev/null; true"]);
+    assert!(!left.contains("mhu-vni-f"), "{left}");
+    // hb has no such device: its share comes up; with the device gone, so does ha's.
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    ha.ok(&["ip", "link", "del", "vxf"]);
+    let o = ha.nslab(&["up", "--host", "ha", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for("mhu-vni-f pinging once the device is gone", || {
+        ping(&ha, "nslab.mhu-vni-f.r1", "1422", "10.85.0.2")
+            .status
+            .success()
+    });
+    down_and_clean(&[&ha, &hb], "mhu-vni-f");
 }
 
 /// The names and statuses of `nslab test --json`'s checks, in order.
