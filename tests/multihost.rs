@@ -94,6 +94,59 @@ fn a_cross_host_link_is_a_vxlan_with_the_smaller_underlay_mtu_less_50() {
 }
 
 #[test]
+fn both_ends_of_a_link_between_hosts_of_different_underlay_mtus_get_the_smaller() {
+    // Both orders: the jumbo host first and last; a third link between two jumbo hosts.
+    let t = ok("
+name: jumbo
+hosts:
+  ha: { address: 192.0.2.11, mtu: 9000 }
+  hb: { address: 192.0.2.12, mtu: 1500 }
+  hc: { address: 192.0.2.13, mtu: 9000 }
+nodes: { a: { host: ha }, b: { host: hb }, c: { host: hc } }
+links:
+  - [a:eth1, b:eth1]
+  - [b:eth2, c:eth2]
+  - [c:eth3, a:eth3]
+");
+    let mtus = |host: &str| -> Vec<(String, Option<u32>)> {
+        vxlans(&share_plan(&t, host))
+            .into_iter()
+            .map(|(netns, iface, _, _, _, _, mtu)| (format!("{netns}:{iface}"), mtu))
+            .collect()
+    };
+    assert_eq!(
+        mtus("ha"),
+        [
+            ("nslab.jumbo.a:eth1".to_string(), Some(1450)),
+            ("nslab.jumbo.a:eth3".to_string(), Some(8950)),
+        ]
+    );
+    assert_eq!(
+        mtus("hb"),
+        [
+            ("nslab.jumbo.b:eth1".to_string(), Some(1450)),
+            ("nslab.jumbo.b:eth2".to_string(), Some(1450)),
+        ]
+    );
+    assert_eq!(
+        mtus("hc"),
+        [
+            ("nslab.jumbo.c:eth2".to_string(), Some(1450)),
+            ("nslab.jumbo.c:eth3".to_string(), Some(8950)),
+        ]
+    );
+    // The model agrees: every link's two interfaces carry one MTU.
+    for l in &t.links {
+        let mtu = |e: nslab::model::End| match e {
+            nslab::model::End::Node { node, iface } => t.nodes[node].interfaces[iface].mtu,
+            nslab::model::End::Bridge { .. } => unreachable!("no bridges here"),
+        };
+        assert_eq!(mtu(l.a), mtu(l.b));
+        assert_eq!(mtu(l.a), l.mtu);
+    }
+}
+
+#[test]
 fn an_ipv6_underlay_costs_70_bytes_and_a_written_mtu_below_it_stays() {
     let t = ok("
 name: mh6
