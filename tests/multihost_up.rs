@@ -631,6 +631,107 @@ fn a_foreign_vxlan_device_on_the_port_holds_its_vni_against_a_lab() {
     down_and_clean(&[&ha, &hb], "mhu-vni-f");
 }
 
+/// A chain r1 - r2 - r3 with r2 on `r2_host`: moving r2 is the only difference.
+fn movable(r2_host: &str) -> String {
+    format!(
+        "
+name: mhu-move
+hosts:
+  ha: {{ address: 198.51.100.1 }}
+  hb: {{ address: 198.51.100.2 }}
+routing: static
+defaults: {{ isolation: [net] }}
+nodes:
+  r1: {{ host: ha, loopback: 10.86.0.1/32 }}
+  r2: {{ host: {r2_host}, loopback: 10.86.0.2/32 }}
+  r3: {{ host: hb, loopback: 10.86.0.3/32 }}
+links:
+  - [r1:eth1, r2:eth1]
+  - [r2:eth2, r3:eth1]
+"
+    )
+}
+
+/// The kind (`veth`, `vxlan`) of `iface` in `netns` on `h`.
+fn kind_of(h: &SimHost, netns: &str, iface: &str) -> String {
+    let link = h.ok(&["ip", "-n", netns, "-d", "-o", "link", "show", iface]);
+    ["vxlan", "veth"]
+        .into_iter()
+        .find(|k| link.contains(&format!(" {k} ")))
+        .unwrap_or_else(|| panic!("neither veth nor vxlan: {link}"))
+        .to_string()
+}
+
+/// The lab's namespaces on `h`, sorted.
+fn lab_namespaces(h: &SimHost) -> Vec<String> {
+    let mut out: Vec<String> = h
+        .ok(&["sh", "-c", "ls -A /run/netns 2>/dev/null; true"])
+        .lines()
+        .filter(|l| l.starts_with("nslab.mhu-move."))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn apply_on_each_host_moves_a_node_between_hosts_and_the_chain_still_pings() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let file = write_lab("mhu-move", &movable("ha"));
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    assert_eq!(kind_of(&ha, "nslab.mhu-move.r2", "eth2"), "vxlan");
+    wait_for("r1 pinging r3 before the move", || {
+        ping(&ha, "nslab.mhu-move.r1", "1422", "10.86.0.3")
+            .status
+            .success()
+    });
+    // r2 moves from ha to hb: its links turn, r1-r2 into a tunnel and r2-r3 into a veth.
+    std::fs::write(&file, movable("hb")).unwrap();
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["--host", name, "apply", &file]);
+        assert!(o.status.success(), "apply --host {name}: {}", text(&o));
+    }
+    assert_eq!(lab_namespaces(&ha), ["nslab.mhu-move.r1"]);
+    assert_eq!(
+        lab_namespaces(&hb),
+        ["nslab.mhu-move.r2", "nslab.mhu-move.r3"]
+    );
+    assert_eq!(kind_of(&ha, "nslab.mhu-move.r1", "eth1"), "vxlan");
+    assert_eq!(kind_of(&hb, "nslab.mhu-move.r2", "eth1"), "vxlan");
+    assert_eq!(kind_of(&hb, "nslab.mhu-move.r2", "eth2"), "veth");
+    assert_eq!(kind_of(&hb, "nslab.mhu-move.r3", "eth1"), "veth");
+    assert_eq!(
+        vni_of(&ha, "nslab.mhu-move.r1", "eth1"),
+        vni_of(&hb, "nslab.mhu-move.r2", "eth1")
+    );
+    // The old tunnel is gone from hb's r3, and each host's stored plan is its new share.
+    for (h, name, nodes) in [(&ha, "ha", "r1"), (&hb, "hb", "r2, r3")] {
+        let o = h.nslab(&["status", "mhu-move"]);
+        assert!(o.status.success(), "status on {name}: {}", text(&o));
+        let remote = if name == "ha" { "r2" } else { "r1" };
+        assert!(
+            text(&o).contains(&format!("{remote:<12} remote")),
+            "{name} ({nodes}): {}",
+            text(&o)
+        );
+    }
+    wait_for("r1 pinging r3 after the move", || {
+        ping(&ha, "nslab.mhu-move.r1", "1422", "10.86.0.3")
+            .status
+            .success()
+    });
+    let o = ping(&hb, "nslab.mhu-move.r3", "1422", "10.86.0.1");
+    assert!(o.status.success(), "r3 -> r1: {}", text(&o));
+    down_and_clean(&[&ha, &hb], "mhu-move");
+}
+
 /// The names and statuses of `nslab test --json`'s checks, in order.
 fn results(o: &std::process::Output) -> Vec<(String, String)> {
     let out = String::from_utf8_lossy(&o.stdout);
