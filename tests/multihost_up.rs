@@ -765,26 +765,34 @@ fn each_host_tests_the_checks_that_start_on_it_and_names_the_hosts_of_the_rest()
     let [ha, hb, hc] = &hosts;
     // `test --lab` on each host: the share knows its host, and each runs its own checks,
     // whose targets (and a path's hops) are on the other hosts.
+    // The JSON lists the checks left to other hosts after its own, skipped.
     let pass = |names: &[&str]| -> Vec<(String, String)> {
         names
             .iter()
-            .map(|n| (n.to_string(), "pass".to_string()))
+            .map(|n| {
+                let status = if n.starts_with('-') {
+                    "skipped"
+                } else {
+                    "pass"
+                };
+                (n.trim_start_matches('-').to_string(), status.to_string())
+            })
             .collect()
     };
     for (h, want, note) in [
         (
             ha,
-            pass(&["h1-reach", "h1-path"]),
+            pass(&["h1-reach", "h1-path", "-r2-route", "-h2-reach", "-h2-path"]),
             "on host ha: skipped 3 checks whose source lives on another host: 1 on hb, 2 on hc",
         ),
         (
             hb,
-            pass(&["r2-route"]),
+            pass(&["r2-route", "-h1-reach", "-h1-path", "-h2-reach", "-h2-path"]),
             "on host hb: skipped 4 checks whose source lives on another host: 2 on ha, 2 on hc",
         ),
         (
             hc,
-            pass(&["h2-reach", "h2-path"]),
+            pass(&["h2-reach", "h2-path", "-h1-reach", "-h1-path", "-r2-route"]),
             "on host hc: skipped 3 checks whose source lives on another host: 2 on ha, 1 on hb",
         ),
     ] {
@@ -797,6 +805,28 @@ fn each_host_tests_the_checks_that_start_on_it_and_names_the_hosts_of_the_rest()
             text(&o)
         );
     }
+    // A skipped check says which host runs it, in the JSON and as a JUnit testcase.
+    let junit = std::env::temp_dir().join("nslab-tests/mhu-chain3t.junit.xml");
+    let junit = junit.to_str().unwrap();
+    let o = hb.nslab(&["test", "--lab", "mhu-chain3t", "--json", "--junit", junit]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((&v["passed"], &v["skipped"]), (&1.into(), &4.into()), "{v}");
+    let on_ha = "not run: its source lives on host ha; `nslab --host ha test` runs it there";
+    assert_eq!(v["checks"][1]["reason"], on_ha, "{v}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    std::fs::remove_file(junit).unwrap();
+    assert!(
+        xml.contains(r#"tests="5" failures="0" errors="0" skipped="4""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!(
+            "<testcase name=\"h2-path\" classname=\"nslab.mhu-chain3t.path\" time=\"0.000\">\n      <skipped message=\"{}\"/>",
+            on_ha.replace("ha", "hc")
+        )),
+        "{xml}"
+    );
     // `test FILE --host hc` brings up hc's share (the others are up), runs hc's checks
     // through the routers on hb and ha, and takes the share down again.
     let o = hc.nslab(&["down", "mhu-chain3t"]);
