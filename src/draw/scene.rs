@@ -154,7 +154,7 @@ pub(super) fn groups(t: &Topology) -> Vec<Option<String>> {
 /// What each link crosses machines as: `VXLAN <vni>` for a cross-host link (the VNI the
 /// plan gives it when no other lab holds it), `None` for a veth.
 pub(super) fn tunnels(t: &Topology) -> Vec<Option<String>> {
-    let vnis = crate::plan::share::vnis(t, &Default::default());
+    let vnis = crate::plan::share::vnis(t);
     t.links
         .iter()
         .zip(vnis)

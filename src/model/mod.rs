@@ -60,6 +60,8 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     /// The UDP port of cross-host links (`vxlan.port`).
     pub vxlan_port: u16,
+    /// `vxlan.vni`: the lab's first VNI when the file pins it (see `plan::share`).
+    pub vxlan_vni: Option<u32>,
 }
 
 /// The default UDP port of cross-host links: away from IANA's 4789, which underlays often

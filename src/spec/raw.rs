@@ -55,6 +55,8 @@ pub struct RawHost {
 #[derive(Debug, Clone, Default)]
 pub struct RawVxlan {
     pub port: Option<Sp<u16>>,
+    /// The lab's first VNI, pinning its block (`plan::share`).
+    pub vni: Option<Sp<u32>>,
 }
 
 /// `logs:`: how large a process's log grows before it is rotated, and how many rotated

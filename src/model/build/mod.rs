@@ -32,7 +32,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     let bridge_names = specs::bridges(sink, raw, &specs);
     let wires = wires::resolve(sink, raw, &specs, &bridge_names)?;
     let mut l = layout::layout(&lab, raw, &specs, &bridge_names, &wires);
-    let (hosts, vxlan_port) = hosts::place(sink, raw, &specs, &wires, &mut l);
+    let (hosts, vxlan_port, vxlan_vni) = hosts::place(sink, raw, &specs, &wires, &mut l);
     hosts::unequal_mtus(sink, raw, &l);
     macs::assign(sink, &lab, &mut l.nodes, &mut l.bridges, &wires);
     addresses::assign(sink, raw, &specs, &mut l, &wires);
@@ -65,6 +65,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
         logs: log_policy(&raw.logs),
         hosts,
         vxlan_port,
+        vxlan_vni,
     })
 }
 
