@@ -41,6 +41,20 @@ pub enum LinkSpec {
     /// own with the same VNI.
     #[serde(rename = "create-vxlan")]
     Vxlan(Vxlan),
+    /// A veth pair joining two bridges: both ends in `netns` (the fabric), this one a
+    /// port of `master` and the peer of `peer_master`, both up.
+    #[serde(rename = "create-bridge-link")]
+    Join(Join),
+}
+
+/// The far end of a veth joining two bridges: a port of the other bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    pub peer_name: Name,
+    pub peer_ifindex: u32,
+    #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
+    pub peer_mac: [u8; 6],
+    pub peer_master: u32,
 }
 
 /// A VXLAN's tunnel: its VNI, UDP port, this host's underlay address, and the other
@@ -81,6 +95,7 @@ impl LinkSpec {
         match self {
             LinkSpec::Veth(_) => "create-veth",
             LinkSpec::Vxlan(_) => "create-vxlan",
+            LinkSpec::Join(_) => "create-bridge-link",
         }
     }
 
@@ -93,7 +108,7 @@ impl LinkSpec {
     /// The kernel's name for the kind, for errors about a kernel without it.
     pub fn kernel_kind(&self) -> &'static str {
         match self {
-            LinkSpec::Veth(_) => "veth",
+            LinkSpec::Veth(_) | LinkSpec::Join(_) => "veth",
             LinkSpec::Vxlan(_) => "vxlan",
         }
     }
@@ -114,6 +129,11 @@ impl Link {
                 name: p.peer_name.clone(),
                 ifindex: p.peer_ifindex,
             }),
+            LinkSpec::Join(j) => ends.push(IfRef {
+                netns: self.netns.clone(),
+                name: j.peer_name.clone(),
+                ifindex: j.peer_ifindex,
+            }),
             LinkSpec::Vxlan(_) => {}
         }
         ends
@@ -123,7 +143,7 @@ impl Link {
     pub fn namespaces(&self) -> Vec<&Name> {
         match &self.kind {
             LinkSpec::Veth(p) => vec![&self.netns, &p.peer_netns],
-            LinkSpec::Vxlan(_) => vec![&self.netns],
+            LinkSpec::Vxlan(_) | LinkSpec::Join(_) => vec![&self.netns],
         }
     }
 }
@@ -162,6 +182,7 @@ impl Serialize for Link {
         match &self.kind {
             LinkSpec::Veth(p) => out(self, p).serialize(s),
             LinkSpec::Vxlan(v) => out(self, v).serialize(s),
+            LinkSpec::Join(j) => out(self, j).serialize(s),
         }
     }
 }

@@ -93,7 +93,7 @@ fn link_key(t: &Topology, a: End, b: End) -> String {
             let n = &t.nodes[node];
             format!("{}:{}", n.name, n.interfaces[iface].name)
         }
-        End::Bridge { bridge, .. } => t.bridges[bridge].name.clone(),
+        End::Bridge { bridge, .. } | End::Uplink { bridge, .. } => t.bridges[bridge].name.clone(),
     };
     let mut ends = [end(a), end(b)];
     ends.sort();
