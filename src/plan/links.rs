@@ -139,6 +139,16 @@ impl Link {
         ends
     }
 
+    /// The bridges (by ifindex, in `netns`) its ends are ports of: what it lives on, so a
+    /// bridge made again makes its ports again.
+    pub fn masters(&self) -> Vec<u32> {
+        let peer = match &self.kind {
+            LinkSpec::Join(j) => Some(j.peer_master),
+            LinkSpec::Veth(_) | LinkSpec::Vxlan(_) => None,
+        };
+        self.master.into_iter().chain(peer).collect()
+    }
+
     /// The namespaces the link's creation needs open, its own first.
     pub fn namespaces(&self) -> Vec<&Name> {
         match &self.kind {
