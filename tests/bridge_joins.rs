@@ -156,3 +156,27 @@ links:
     );
     assert!(e.contains("(`s2` does not)"), "{e}");
 }
+
+#[test]
+fn a_join_without_its_own_mtu_takes_the_smaller_of_its_bridges() {
+    let t = ok("name: mtu
+bridges: { a: { mtu: 9000 }, b: { mtu: 4000 }, c: { mtu: 9000 }, d: {} }
+nodes: { h: {} }
+links:
+  - [a, b]
+  - [a, c]
+  - [c, d]
+  - [h, a]
+");
+    let mtus: Vec<Option<u32>> = t
+        .bridges
+        .iter()
+        .flat_map(|b| &b.uplinks)
+        .map(|u| u.mtu)
+        .collect();
+    // a: to b, to c; b: to a; c: to a, to d; d: to c.
+    assert_eq!(
+        mtus,
+        [Some(4000), Some(9000), Some(4000), Some(9000), None, None]
+    );
+}

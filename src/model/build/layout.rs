@@ -222,7 +222,8 @@ fn links_of(
 
 /// A link joining two bridges: a port on each, named as a member's port is, with the
 /// other bridge in the place of the interface (`sw1.sw2` is `sw1`'s port to `sw2`). Its
-/// MTU is the link's, else the smaller of the bridges'.
+/// MTU is the link's, else the smaller of the bridges' (a bridge without one is at the
+/// kernel's default, so the join is too).
 fn uplink(
     bridges: &mut [Bridge],
     bridge_pos: &HashMap<usize, usize>,
@@ -232,7 +233,7 @@ fn uplink(
     port_names: &mut HashSet<String>,
 ) -> Link {
     let [a, b] = raw.map(|r| bridge_pos[&r]);
-    let mtu = mtu.or_else(|| bridges[a].mtu.into_iter().chain(bridges[b].mtu).min());
+    let mtu = mtu.or_else(|| Some(bridges[a].mtu?.min(bridges[b].mtu?)));
     let mut ends = [a, b].map(|x| End::Uplink {
         bridge: x,
         uplink: 0,
