@@ -38,7 +38,7 @@ fn vxlans(p: &Plan) -> Vec<Tunnel> {
                     v.remote.map(|r| r.to_string()).unwrap_or_default(),
                     l.mtu,
                 )),
-                LinkSpec::Veth(_) => None,
+                _ => None,
             },
             _ => None,
         })
@@ -139,7 +139,7 @@ links:
     for l in &t.links {
         let mtu = |e: nslab::model::End| match e {
             nslab::model::End::Node { node, iface } => t.nodes[node].interfaces[iface].mtu,
-            nslab::model::End::Bridge { .. } => unreachable!("no bridges here"),
+            _ => unreachable!("no bridges here"),
         };
         assert_eq!(mtu(l.a), mtu(l.b));
         assert_eq!(mtu(l.a), l.mtu);
@@ -538,7 +538,7 @@ links: [[a:eth0, lan], [b:eth0, lan], [c:eth0, lan]]
             .find_map(|s| match &s.op {
                 Op::CreateLink(l) => match &l.kind {
                     LinkSpec::Vxlan(v) => Some(v.flood.iter().map(|a| a.to_string()).collect()),
-                    LinkSpec::Veth(_) => None,
+                    _ => None,
                 },
                 _ => None,
             })

@@ -69,7 +69,7 @@ impl Share {
         for (l, vni) in t.links.iter().zip(&self.vnis) {
             let local = [l.a, l.b].iter().any(|e| match e {
                 End::Node { node, .. } => self.is_local(t, *node),
-                End::Bridge { .. } => false,
+                End::Bridge { .. } | End::Uplink { .. } => false,
             });
             if let (Some(vni), true) = (vni, local) {
                 out.push(Tunnel {
@@ -163,7 +163,7 @@ fn link_key(t: &Topology, a: End, b: End) -> String {
             let n = &t.nodes[node];
             format!("{}:{}", n.name, n.interfaces[iface].name)
         }
-        End::Bridge { bridge, .. } => t.bridges[bridge].name.clone(),
+        End::Bridge { bridge, .. } | End::Uplink { bridge, .. } => t.bridges[bridge].name.clone(),
     };
     let mut ends = [end(a), end(b)];
     ends.sort();

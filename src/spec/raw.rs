@@ -216,6 +216,8 @@ pub struct RawBridge {
     pub mtu: Option<Sp<u32>>,
     pub subnet: Option<Sp<IpNet>>,
     pub subnet6: Option<Sp<IpNet>>,
+    /// `stp: true`: the kernel's spanning tree on this bridge.
+    pub stp: Option<Sp<bool>>,
 }
 
 /// One end of a link as written: `node:iface`, `node` (interface named for you) or `bridge`.
