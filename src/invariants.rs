@@ -345,7 +345,7 @@ fn made_and_needs(op: &Op) -> (Vec<Need>, Vec<Need>) {
         Op::CreateLink(l) => {
             let made = l.ends().iter().map(|e| link(&e.netns, e.ifindex)).collect();
             let mut needs: Vec<Need> = l.namespaces().into_iter().map(|n| ns(n)).collect();
-            needs.extend(l.master.map(|m| link(&l.netns, m)));
+            needs.extend(l.masters().into_iter().map(|m| link(&l.netns, m)));
             (made, needs)
         }
         Op::SetLinkUp { netns, ifindex, .. }

@@ -682,7 +682,7 @@ fn a_multi_host_lab_is_framed_per_host_with_its_vxlan_marked_in_every_format() {
         );
     }
     // r2-r3 is the one link between hosts: it says VXLAN and the plan's VNI.
-    let vni = nslab::plan::share::vnis(&t, &Default::default())[1].unwrap();
+    let vni = nslab::plan::share::vnis(&t)[1].unwrap();
     let tunnels: Vec<Option<&str>> = scene.links.iter().map(|l| l.tunnel.as_deref()).collect();
     let marked = format!("VXLAN {vni}");
     assert_eq!(tunnels, [None, Some(marked.as_str()), None]);

@@ -398,7 +398,7 @@ links:
   - [b1:eth2, "host:mh-b1-up"]
 "#);
     let share = |host: &str| {
-        let s = nslab::plan::share::Share::of(&t, host, &Default::default()).unwrap();
+        let s = nslab::plan::share::Share::of(&t, host).unwrap();
         let p = nslab::plan::plan_share(&t, &s);
         let made: Vec<String> = p
             .steps

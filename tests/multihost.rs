@@ -17,9 +17,8 @@ fn host_of(t: &Topology, node: &str) -> String {
     t.node(node).unwrap().host.clone().unwrap()
 }
 
-fn share_plan(t: &Topology, host: &str, taken: &[u32]) -> Plan {
-    let taken: BTreeSet<u32> = taken.iter().copied().collect();
-    plan::plan_share(t, &Share::of(t, host, &taken).unwrap())
+fn share_plan(t: &Topology, host: &str) -> Plan {
+    plan::plan_share(t, &Share::of(t, host).unwrap())
 }
 
 /// (node netns, iface, vni, port, local, remote, mtu) of a vxlan step.
@@ -39,7 +38,7 @@ fn vxlans(p: &Plan) -> Vec<Tunnel> {
                     v.remote.map(|r| r.to_string()).unwrap_or_default(),
                     l.mtu,
                 )),
-                LinkSpec::Veth(_) => None,
+                _ => None,
             },
             _ => None,
         })
@@ -92,6 +91,59 @@ fn a_cross_host_link_is_a_vxlan_with_the_smaller_underlay_mtu_less_50() {
     assert_eq!(t.links[1].mtu, Some(1450));
     let r3 = t.node("r3").unwrap();
     assert_eq!(r3.interfaces[0].mtu, Some(1450));
+}
+
+#[test]
+fn both_ends_of_a_link_between_hosts_of_different_underlay_mtus_get_the_smaller() {
+    // Both orders: the jumbo host first and last; a third link between two jumbo hosts.
+    let t = ok("
+name: jumbo
+hosts:
+  ha: { address: 192.0.2.11, mtu: 9000 }
+  hb: { address: 192.0.2.12, mtu: 1500 }
+  hc: { address: 192.0.2.13, mtu: 9000 }
+nodes: { a: { host: ha }, b: { host: hb }, c: { host: hc } }
+links:
+  - [a:eth1, b:eth1]
+  - [b:eth2, c:eth2]
+  - [c:eth3, a:eth3]
+");
+    let mtus = |host: &str| -> Vec<(String, Option<u32>)> {
+        vxlans(&share_plan(&t, host))
+            .into_iter()
+            .map(|(netns, iface, _, _, _, _, mtu)| (format!("{netns}:{iface}"), mtu))
+            .collect()
+    };
+    assert_eq!(
+        mtus("ha"),
+        [
+            ("nslab.jumbo.a:eth1".to_string(), Some(1450)),
+            ("nslab.jumbo.a:eth3".to_string(), Some(8950)),
+        ]
+    );
+    assert_eq!(
+        mtus("hb"),
+        [
+            ("nslab.jumbo.b:eth1".to_string(), Some(1450)),
+            ("nslab.jumbo.b:eth2".to_string(), Some(1450)),
+        ]
+    );
+    assert_eq!(
+        mtus("hc"),
+        [
+            ("nslab.jumbo.c:eth2".to_string(), Some(1450)),
+            ("nslab.jumbo.c:eth3".to_string(), Some(8950)),
+        ]
+    );
+    // The model agrees: every link's two interfaces carry one MTU.
+    for l in &t.links {
+        let mtu = |e: nslab::model::End| match e {
+            nslab::model::End::Node { node, iface } => t.nodes[node].interfaces[iface].mtu,
+            _ => unreachable!("no bridges here"),
+        };
+        assert_eq!(mtu(l.a), mtu(l.b));
+        assert_eq!(mtu(l.a), l.mtu);
+    }
 }
 
 #[test]
@@ -199,7 +251,7 @@ links:
 #[test]
 fn each_host_plans_its_share_and_both_ends_agree_on_the_tunnel() {
     let t = ok(CHAIN);
-    let (a, b) = (share_plan(&t, "ha", &[]), share_plan(&t, "hb", &[]));
+    let (a, b) = (share_plan(&t, "ha"), share_plan(&t, "hb"));
     assert_eq!(namespaces(&a), ["nslab.mh.r1", "nslab.mh.r2"]);
     assert_eq!(namespaces(&b), ["nslab.mh.r3"]);
     let (va, vb) = (vxlans(&a), vxlans(&b));
@@ -261,7 +313,7 @@ fn without_host_the_whole_lab_runs_here_with_veths() {
 }
 
 #[test]
-fn vnis_are_stable_unique_and_step_around_other_labs() {
+fn vnis_are_stable_unique_in_the_labs_block_and_pinned_by_vxlan_vni() {
     let t = ok("
 name: vni
 hosts:
@@ -274,17 +326,19 @@ links:
   - [a:eth1, c:eth0]
 ");
     assert_eq!(t.vxlan_port, 4790);
-    let free = share::vnis(&t, &BTreeSet::new());
+    let free = share::vnis(&t);
     let (v0, v1) = (free[0].unwrap(), free[1].unwrap());
     assert_ne!(v0, v1);
-    assert!((share::VNI_MIN..=share::VNI_MAX).contains(&v0));
-    // Another lab holds v0 on this host: that link moves to the next free VNI, the other
-    // keeps its own.
-    let taken: BTreeSet<u32> = [v0].into();
-    let moved = share::vnis(&t, &taken);
-    assert_ne!(moved[0].unwrap(), v0);
-    assert!(!taken.contains(&moved[0].unwrap()));
-    assert_ne!(moved[0], moved[1]);
+    // The block is the lab name's: aligned, above the small VNIs other tools use.
+    let base = share::block_base(&t);
+    assert_eq!(base % share::BLOCK, 0);
+    assert!(base >= share::BLOCK);
+    for v in [v0, v1] {
+        assert!(
+            (base..base + share::BLOCK).contains(&v),
+            "{v} outside {base}"
+        );
+    }
     // Adding a link leaves the VNIs of the others as they were.
     let more = ok("
 name: vni
@@ -297,8 +351,122 @@ links:
   - [a:eth0, b:eth0]
   - [a:eth1, c:eth0]
 ");
-    let with = share::vnis(&more, &BTreeSet::new());
+    let with = share::vnis(&more);
     assert_eq!((with[1], with[2]), (Some(v0), Some(v1)));
+    // `vxlan: { vni: N }` moves the whole block to N, each link keeping its slot.
+    let pinned = ok("
+name: vni
+hosts:
+  ha: { address: 192.0.2.11 }
+  hb: { address: 192.0.2.12 }
+vxlan: { port: 4790, vni: 70000 }
+nodes: { a: { host: ha }, b: { host: hb }, c: { host: hb } }
+links:
+  - [a:eth0, b:eth0]
+  - [a:eth1, c:eth0]
+");
+    assert_eq!(share::block_base(&pinned), 70000);
+    let moved = share::vnis(&pinned);
+    assert_eq!(moved[0], Some(70000 + v0 - base));
+    assert_eq!(moved[1], Some(70000 + v1 - base));
+}
+
+/// (link's two ends, VNI) of every tunnel in a share's plan.
+fn tunnel_vnis(t: &Topology, host: &str) -> Vec<(String, u32)> {
+    vxlans(&share_plan(t, host))
+        .into_iter()
+        .map(|(netns, iface, vni, ..)| (format!("{netns}:{iface}"), vni))
+        .collect()
+}
+
+#[test]
+fn every_host_computes_the_same_vni_for_every_link_of_a_grid_over_three_hosts() {
+    let mut text = String::from(
+        "name: grid\nhosts:\n  ha: { address: 192.0.2.11 }\n  hb: { address: 192.0.2.12 }\n  hc: { address: 192.0.2.13 }\nplacement: auto\nnodes:\n",
+    );
+    for i in 0..36 {
+        text += &format!("  n{i}: {{}}\n");
+    }
+    text += "links:\n";
+    for i in 0..36 {
+        if i % 6 != 5 {
+            text += &format!("  - [n{i}:e{}, n{}:w{i}]\n", i + 1, i + 1);
+        }
+        if i < 30 {
+            text += &format!("  - [n{i}:s{}, n{}:n{i}]\n", i + 6, i + 6);
+        }
+    }
+    let t = ok(&text);
+    let whole = share::vnis(&t);
+    let cross: Vec<u32> = whole.iter().flatten().copied().collect();
+    assert!(cross.len() >= 6, "the grid should cross hosts: {cross:?}");
+    let unique: BTreeSet<u32> = cross.iter().copied().collect();
+    assert_eq!(unique.len(), cross.len(), "one VNI per link");
+    // Each host's plan holds one end of each of its tunnels; every VNI a host uses is
+    // the link's, and each appears on exactly two hosts.
+    let mut seen: std::collections::BTreeMap<u32, usize> = Default::default();
+    for h in ["ha", "hb", "hc"] {
+        for (_, vni) in tunnel_vnis(&t, h) {
+            assert!(
+                unique.contains(&vni),
+                "{h} made VNI {vni} that is no link's"
+            );
+            *seen.entry(vni).or_default() += 1;
+        }
+    }
+    assert!(seen.values().all(|n| *n == 2), "{seen:?}");
+    assert_eq!(seen.len(), cross.len());
+}
+
+#[test]
+fn a_bad_vxlan_vni_is_a_located_error() {
+    let lab = |vni: &str| {
+        format!(
+            "name: x\nhosts: {{ ha: {{ address: 192.0.2.1 }} }}\nvxlan: {{ vni: {vni} }}\nnodes: {{ a: {{ host: ha }} }}\n"
+        )
+    };
+    let e = err(&lab("0"));
+    assert!(
+        e.contains("invalid `vxlan.vni`: 0 is not between 1 and 16777215\n --> t.yaml:3:15"),
+        "{e}"
+    );
+    let e = err(&lab("16777216"));
+    assert!(e.contains("16777216 is not between 1 and 16777215"), "{e}");
+    let e = err(&lab("16770000"));
+    assert!(
+        e.contains("`vxlan.vni` 16770000: the lab's block of 16384 VNIs would end past 16777215\n --> t.yaml:3:15"),
+        "{e}"
+    );
+    assert!(e.contains("pin at most 16760832"), "{e}");
+    // The last block that fits is fine.
+    ok(&lab("16760832"));
+}
+
+#[test]
+fn a_vni_another_lab_or_device_holds_here_is_an_error_naming_both_and_the_fix() {
+    let t = ok(CHAIN);
+    let s = Share::of(&t, "ha").unwrap();
+    let vni = share::vnis(&t)[1].unwrap();
+    assert!(nslab::state::vnis::clashes(&t, &s, &Default::default()).is_none());
+    // hb holds nothing of r1-r2 (a veth on ha), so a clash there is no clash for ha.
+    let held = [
+        (vni, "lab `other`".to_string()),
+        (vni + 1, "lab `x`".to_string()),
+    ]
+    .into();
+    let e = nslab::state::vnis::clashes(&t, &s, &held).expect("a clash");
+    let base = share::block_base(&t);
+    assert!(
+        e.starts_with(&format!("host ha: lab `mh` cannot make its tunnels: 1 VNI on UDP port 14789 already held here\n  link r2:eth2 r3:eth1: VNI {vni}, held by lab `other`\n")),
+        "{e}"
+    );
+    assert!(e.contains("the other hosts compute the same VNIs"), "{e}");
+    assert!(
+        e.contains(&format!("({base}..{})", base + share::BLOCK - 1)),
+        "{e}"
+    );
+    assert!(e.contains("`vxlan: { vni: 16384 }`"), "{e}");
+    assert!(e.contains("another `vxlan: { port: P }`"), "{e}");
 }
 
 #[test]
@@ -353,9 +521,9 @@ links: [[a:eth0, lan], [b:eth0, lan], [c:eth0, lan]]
     assert_eq!(t.bridges[0].hosts, ["ha", "hb"]);
     assert_eq!(t.node("a").unwrap().interfaces[0].mtu, Some(1450));
     let (a, b, c) = (
-        share_plan(&t, "ha", &[]),
-        share_plan(&t, "hb", &[]),
-        share_plan(&t, "hc", &[]),
+        share_plan(&t, "ha"),
+        share_plan(&t, "hb"),
+        share_plan(&t, "hc"),
     );
     let (va, vb) = (vxlans(&a), vxlans(&b));
     assert_eq!(va.len(), 1);
@@ -370,7 +538,7 @@ links: [[a:eth0, lan], [b:eth0, lan], [c:eth0, lan]]
             .find_map(|s| match &s.op {
                 Op::CreateLink(l) => match &l.kind {
                     LinkSpec::Vxlan(v) => Some(v.flood.iter().map(|a| a.to_string()).collect()),
-                    LinkSpec::Veth(_) => None,
+                    _ => None,
                 },
                 _ => None,
             })

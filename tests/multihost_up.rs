@@ -123,6 +123,12 @@ fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
         "{}",
         text(&o)
     );
+    // The tunnel's VNI is shown with its link.
+    assert!(
+        text(&o).contains(&format!("(vni {})", vni(&link))),
+        "{}",
+        text(&o)
+    );
     let o = ha.nslab(&["exec", "--lab", "mhu-chain", "r2", "--", "true"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
@@ -507,6 +513,225 @@ fn two_labs_share_the_same_hosts_with_their_own_vnis_and_go_down_apart() {
     down_and_clean(&[&ha, &hb], "mhu-twin-b");
 }
 
+/// The VNI lab `name` (a [`pair`]) gives its one tunnel, computed as every host does.
+fn pair_vni(text: &str) -> u32 {
+    let t = nslab::compile_str(text, "t.yaml", std::path::Path::new("/"))
+        .unwrap()
+        .topology;
+    nslab::plan::share::vnis(&t)[0].unwrap()
+}
+
+/// `pair(name, net)` with its block pinned so that its tunnel gets VNI `vni`.
+fn pair_on_vni(name: &str, net: u8, vni: u32) -> String {
+    let probe = pair(name, net).replace("routing:", "vxlan: { vni: 1 }\nrouting:");
+    let slot = pair_vni(&probe) - 1;
+    assert!(vni > slot, "VNI {vni} is below the lab's slot {slot}");
+    let text = pair(name, net).replace(
+        "routing:",
+        &format!("vxlan: {{ vni: {} }}\nrouting:", vni - slot),
+    );
+    assert_eq!(pair_vni(&text), vni);
+    text
+}
+
+#[test]
+fn a_lab_whose_vni_another_lab_holds_fails_loudly_and_leaves_the_first_pinging() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let first = pair("mhu-vni-a", 83);
+    let held = pair_vni(&first);
+    let file = write_lab("mhu-vni-a", &first);
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    // The second lab's block is pinned over the first's VNI: every host refuses it.
+    let second = write_lab("mhu-vni-b", &pair_on_vni("mhu-vni-b", 84, held));
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &second]);
+        assert!(!o.status.success(), "{name}: {}", text(&o));
+        let e = text(&o);
+        assert!(
+            e.contains(&format!(
+                "host {name}: lab `mhu-vni-b` cannot make its tunnels: 1 VNI on UDP port 14789 already held here"
+            )) && e.contains(&format!(
+                "link r1:eth1 r2:eth1: VNI {held}, held by lab `mhu-vni-a`"
+            )) && e.contains("would not know")
+                && e.contains("`vxlan: { vni: N }`"),
+            "{e}"
+        );
+        // Nothing of the refused lab is on the host.
+        let left = h.ok(&["sh", "-c", "ls -A /run/nslab /run/netns"]);
+        assert!(!left.contains("mhu-vni-b"), "{left}");
+    }
+    wait_for("mhu-vni-a still pinging", || {
+        ping(&ha, "nslab.mhu-vni-a.r1", "1422", "10.83.0.2")
+            .status
+            .success()
+    });
+    down_and_clean(&[&ha, &hb], "mhu-vni-a");
+}
+
+#[test]
+fn a_foreign_vxlan_device_on_the_port_holds_its_vni_against_a_lab() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let lab = pair("mhu-vni-f", 85);
+    let vni = pair_vni(&lab).to_string();
+    let file = write_lab("mhu-vni-f", &lab);
+    // Another tool's tunnel in ha's own namespace, on nslab's port with the lab's VNI.
+    ha.ok(&[
+        "ip",
+        "link",
+        "add",
+        "vxf",
+        "type",
+        "vxlan",
+        "id",
+        &vni,
+        "dstport",
+        "14789",
+        "local",
+        "198.51.100.1",
+        "nolearning",
+    ]);
+    for args in [
+        vec!["up", "--host", "ha", &file],
+        vec!["plan", "--host", "ha", &file],
+    ] {
+        let o = ha.nslab(&args);
+        assert!(!o.status.success(), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains(&format!(
+                "link r1:eth1 r2:eth1: VNI {vni}, held by VXLAN device `vxf` in this host's namespace"
+            )),
+            "{}",
+            text(&o)
+        );
+    }
+    let left = ha.ok(&["sh", "-c", "ls -A /run/nslab /run/netns 2>/dev/null; true"]);
+    assert!(!left.contains("mhu-vni-f"), "{left}");
+    // hb has no such device: its share comes up; with the device gone, so does ha's.
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    ha.ok(&["ip", "link", "del", "vxf"]);
+    let o = ha.nslab(&["up", "--host", "ha", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for("mhu-vni-f pinging once the device is gone", || {
+        ping(&ha, "nslab.mhu-vni-f.r1", "1422", "10.85.0.2")
+            .status
+            .success()
+    });
+    down_and_clean(&[&ha, &hb], "mhu-vni-f");
+}
+
+/// A chain r1 - r2 - r3 with r2 on `r2_host`: moving r2 is the only difference.
+fn movable(r2_host: &str) -> String {
+    format!(
+        "
+name: mhu-move
+hosts:
+  ha: {{ address: 198.51.100.1 }}
+  hb: {{ address: 198.51.100.2 }}
+routing: static
+defaults: {{ isolation: [net] }}
+nodes:
+  r1: {{ host: ha, loopback: 10.86.0.1/32 }}
+  r2: {{ host: {r2_host}, loopback: 10.86.0.2/32 }}
+  r3: {{ host: hb, loopback: 10.86.0.3/32 }}
+links:
+  - [r1:eth1, r2:eth1]
+  - [r2:eth2, r3:eth1]
+"
+    )
+}
+
+/// The kind (`veth`, `vxlan`) of `iface` in `netns` on `h`.
+fn kind_of(h: &SimHost, netns: &str, iface: &str) -> String {
+    let link = h.ok(&["ip", "-n", netns, "-d", "-o", "link", "show", iface]);
+    ["vxlan", "veth"]
+        .into_iter()
+        .find(|k| link.contains(&format!(" {k} ")))
+        .unwrap_or_else(|| panic!("neither veth nor vxlan: {link}"))
+        .to_string()
+}
+
+/// The lab's namespaces on `h`, sorted.
+fn lab_namespaces(h: &SimHost) -> Vec<String> {
+    let mut out: Vec<String> = h
+        .ok(&["sh", "-c", "ls -A /run/netns 2>/dev/null; true"])
+        .lines()
+        .filter(|l| l.starts_with("nslab.mhu-move."))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn apply_on_each_host_moves_a_node_between_hosts_and_the_chain_still_pings() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let file = write_lab("mhu-move", &movable("ha"));
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    assert_eq!(kind_of(&ha, "nslab.mhu-move.r2", "eth2"), "vxlan");
+    wait_for("r1 pinging r3 before the move", || {
+        ping(&ha, "nslab.mhu-move.r1", "1422", "10.86.0.3")
+            .status
+            .success()
+    });
+    // r2 moves from ha to hb: its links turn, r1-r2 into a tunnel and r2-r3 into a veth.
+    std::fs::write(&file, movable("hb")).unwrap();
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["--host", name, "apply", &file]);
+        assert!(o.status.success(), "apply --host {name}: {}", text(&o));
+    }
+    assert_eq!(lab_namespaces(&ha), ["nslab.mhu-move.r1"]);
+    assert_eq!(
+        lab_namespaces(&hb),
+        ["nslab.mhu-move.r2", "nslab.mhu-move.r3"]
+    );
+    assert_eq!(kind_of(&ha, "nslab.mhu-move.r1", "eth1"), "vxlan");
+    assert_eq!(kind_of(&hb, "nslab.mhu-move.r2", "eth1"), "vxlan");
+    assert_eq!(kind_of(&hb, "nslab.mhu-move.r2", "eth2"), "veth");
+    assert_eq!(kind_of(&hb, "nslab.mhu-move.r3", "eth1"), "veth");
+    assert_eq!(
+        vni_of(&ha, "nslab.mhu-move.r1", "eth1"),
+        vni_of(&hb, "nslab.mhu-move.r2", "eth1")
+    );
+    // The old tunnel is gone from hb's r3, and each host's stored plan is its new share.
+    for (h, name, nodes) in [(&ha, "ha", "r1"), (&hb, "hb", "r2, r3")] {
+        let o = h.nslab(&["status", "mhu-move"]);
+        assert!(o.status.success(), "status on {name}: {}", text(&o));
+        let remote = if name == "ha" { "r2" } else { "r1" };
+        assert!(
+            text(&o).contains(&format!("{remote:<12} remote")),
+            "{name} ({nodes}): {}",
+            text(&o)
+        );
+    }
+    wait_for("r1 pinging r3 after the move", || {
+        ping(&ha, "nslab.mhu-move.r1", "1422", "10.86.0.3")
+            .status
+            .success()
+    });
+    let o = ping(&hb, "nslab.mhu-move.r3", "1422", "10.86.0.1");
+    assert!(o.status.success(), "r3 -> r1: {}", text(&o));
+    down_and_clean(&[&ha, &hb], "mhu-move");
+}
+
 /// The names and statuses of `nslab test --json`'s checks, in order.
 fn results(o: &std::process::Output) -> Vec<(String, String)> {
     let out = String::from_utf8_lossy(&o.stdout);
@@ -540,26 +765,34 @@ fn each_host_tests_the_checks_that_start_on_it_and_names_the_hosts_of_the_rest()
     let [ha, hb, hc] = &hosts;
     // `test --lab` on each host: the share knows its host, and each runs its own checks,
     // whose targets (and a path's hops) are on the other hosts.
+    // The JSON lists the checks left to other hosts after its own, skipped.
     let pass = |names: &[&str]| -> Vec<(String, String)> {
         names
             .iter()
-            .map(|n| (n.to_string(), "pass".to_string()))
+            .map(|n| {
+                let status = if n.starts_with('-') {
+                    "skipped"
+                } else {
+                    "pass"
+                };
+                (n.trim_start_matches('-').to_string(), status.to_string())
+            })
             .collect()
     };
     for (h, want, note) in [
         (
             ha,
-            pass(&["h1-reach", "h1-path"]),
+            pass(&["h1-reach", "h1-path", "-r2-route", "-h2-reach", "-h2-path"]),
             "on host ha: skipped 3 checks whose source lives on another host: 1 on hb, 2 on hc",
         ),
         (
             hb,
-            pass(&["r2-route"]),
+            pass(&["r2-route", "-h1-reach", "-h1-path", "-h2-reach", "-h2-path"]),
             "on host hb: skipped 4 checks whose source lives on another host: 2 on ha, 2 on hc",
         ),
         (
             hc,
-            pass(&["h2-reach", "h2-path"]),
+            pass(&["h2-reach", "h2-path", "-h1-reach", "-h1-path", "-r2-route"]),
             "on host hc: skipped 3 checks whose source lives on another host: 2 on ha, 1 on hb",
         ),
     ] {
@@ -572,6 +805,28 @@ fn each_host_tests_the_checks_that_start_on_it_and_names_the_hosts_of_the_rest()
             text(&o)
         );
     }
+    // A skipped check says which host runs it, in the JSON and as a JUnit testcase.
+    let junit = std::env::temp_dir().join("nslab-tests/mhu-chain3t.junit.xml");
+    let junit = junit.to_str().unwrap();
+    let o = hb.nslab(&["test", "--lab", "mhu-chain3t", "--json", "--junit", junit]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((&v["passed"], &v["skipped"]), (&1.into(), &4.into()), "{v}");
+    let on_ha = "not run: its source lives on host ha; `nslab --host ha test` runs it there";
+    assert_eq!(v["checks"][1]["reason"], on_ha, "{v}");
+    let xml = std::fs::read_to_string(junit).unwrap();
+    std::fs::remove_file(junit).unwrap();
+    assert!(
+        xml.contains(r#"tests="5" failures="0" errors="0" skipped="4""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!(
+            "<testcase name=\"h2-path\" classname=\"nslab.mhu-chain3t.path\" time=\"0.000\">\n      <skipped message=\"{}\"/>",
+            on_ha.replace("ha", "hc")
+        )),
+        "{xml}"
+    );
     // `test FILE --host hc` brings up hc's share (the others are up), runs hc's checks
     // through the routers on hb and ha, and takes the share down again.
     let o = hc.nslab(&["down", "mhu-chain3t"]);
@@ -751,7 +1006,10 @@ fn an_frr_ospf_ring_over_two_hosts_converges_and_reroutes_across_them() {
         "rerouted-long-way",
         "short-way-back",
     ];
-    for (h, want) in [(&hb, &hb_checks[..]), (&ha, &ha_checks[..])] {
+    for (h, want, other) in [
+        (&hb, &hb_checks[..], &ha_checks[..]),
+        (&ha, &ha_checks[..], &hb_checks[..]),
+    ] {
         let o = h.nslab(&["test", "--lab", "mhu-ospf", "--json"]);
         let got = results(&o);
         assert!(o.status.success(), "{}", text(&o));
@@ -762,7 +1020,17 @@ fn an_frr_ospf_ring_over_two_hosts_converges_and_reroutes_across_them() {
                 text(&o)
             );
         }
-        assert!(got.iter().all(|(_, s)| s == "pass"), "{got:?}");
+        // The other host's checks are listed, skipped; every one run here passed.
+        for name in other {
+            assert!(
+                got.iter().any(|(n, s)| n == name && s == "skipped"),
+                "{name} is not listed as skipped: {got:?}"
+            );
+        }
+        assert!(
+            got.iter().all(|(_, s)| s == "pass" || s == "skipped"),
+            "{got:?}"
+        );
     }
     down_and_clean(&[&ha, &hb], "mhu-ospf");
 }

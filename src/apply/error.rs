@@ -179,6 +179,7 @@ pub fn object_of(op: &Op) -> String {
                 format!("veth {} (peer {} in {})", l.name, p.peer_name, p.peer_netns)
             }
             LinkSpec::Vxlan(v) => format!("vxlan {} (VNI {})", l.name, v.vni),
+            LinkSpec::Join(j) => format!("veth {} (peer {}) joining bridges", l.name, j.peer_name),
         },
         Op::SetLinkUp { name, .. } | Op::SetLinkDown { name, .. } => format!("link {name}"),
         Op::SetMtu { name, mtu, .. } => format!("mtu {mtu} of link {name}"),

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo};
+use rtnetlink::packet_route::link::{InfoData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use serde::Serialize;
@@ -40,6 +40,82 @@ pub struct LinkState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master: Option<u32>,
     pub addresses: Vec<IpNet>,
+    /// A VXLAN's VNI (a multi-host lab's tunnel to another host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+}
+
+/// A VXLAN device as the kernel reports it: its name, VNI and UDP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanDevice {
+    pub name: String,
+    pub vni: u32,
+    pub port: u16,
+}
+
+/// The VNI and UDP port of a link's VXLAN data, if it is one.
+fn vxlan_of(infos: &[LinkInfo]) -> Option<(u32, u16)> {
+    let data = infos.iter().find_map(|i| match i {
+        LinkInfo::Data(InfoData::Vxlan(d)) => Some(d),
+        _ => None,
+    })?;
+    let vni = data.iter().find_map(|a| match a {
+        InfoVxlan::Id(v) => Some(*v),
+        _ => None,
+    })?;
+    // The kernel reports no port only for its default, IANA's 4789.
+    let port = data
+        .iter()
+        .find_map(|a| match a {
+            InfoVxlan::Port(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap_or(4789);
+    Some((vni, port))
+}
+
+/// The VXLAN devices in the network namespace nslab runs in (the host's): other tools'
+/// tunnels (Flannel, Calico, hand-made) hold their VNI on their port there, which a lab's
+/// tunnel cannot take. Asked from a thread of its own, so that it works inside a runtime
+/// too; a new thread starts in its creator's namespace.
+pub fn host_vxlans() -> Result<Vec<VxlanDevice>, KernelError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| KernelError::Other(format!("a runtime to list VXLANs: {e}")))?;
+            rt.block_on(async {
+                let (conn, h, _) = rtnetlink::new_connection()
+                    .map_err(|e| KernelError::Other(format!("netlink: {e}")))?;
+                tokio::spawn(conn);
+                let msgs: Vec<_> = h
+                    .link()
+                    .get()
+                    .execute()
+                    .try_collect()
+                    .await
+                    .map_err(KernelError::netlink)?;
+                Ok(msgs.iter().filter_map(vxlan_device).collect())
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err(KernelError::Other("listing VXLANs failed".into())))
+    })
+}
+
+fn vxlan_device(m: &rtnetlink::packet_route::link::LinkMessage) -> Option<VxlanDevice> {
+    let mut name = String::new();
+    let mut vx = None;
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::LinkInfo(infos) => vx = vxlan_of(infos),
+            _ => {}
+        }
+    }
+    let (vni, port) = vx?;
+    Some(VxlanDevice { name, vni, port })
 }
 
 pub(super) fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
@@ -238,6 +314,7 @@ pub(super) async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
             lower_up: m.header.flags.contains(LinkFlags::LowerUp),
             master: None,
             addresses: Vec::new(),
+            vni: None,
         };
         for a in &m.attributes {
             match a {
@@ -248,6 +325,7 @@ pub(super) async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
                     l.mac = format_mac(&mac[..].try_into().expect("six bytes"));
                 }
                 LinkAttribute::LinkInfo(infos) => {
+                    l.vni = vxlan_of(infos).map(|(vni, _)| vni);
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {
                             l.kind = k.to_string();

@@ -17,7 +17,7 @@ use rtnetlink::packet_route::neighbour::NeighbourFlags;
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
 use super::error::{KernelError, missing_link_kind};
-use crate::plan::links::{Link, LinkSpec, Peer, Vxlan};
+use crate::plan::links::{Join, Link, LinkSpec, Peer, Vxlan};
 
 /// Where a link is made from: a handle and descriptor of its own namespace, the
 /// descriptors of the rest of `l.namespaces()` in that order, and a handle in the
@@ -47,6 +47,7 @@ pub async fn create(at: &At<'_>, l: &Link) -> Result<(), KernelError> {
                 e => e,
             }
         }
+        LinkSpec::Join(j) => join(at.own, at.own_fd, l, j).await,
     };
     r.map_err(|e| missing_link_kind(l.kind.kernel_kind(), e))
 }
@@ -79,6 +80,28 @@ async fn veth(h: &Handle, peer_fd: &OwnedFd, l: &Link, p: &Peer) -> Result<(), K
     // `peer_fd` is borrowed, so it stays open until the request is answered.
     h.link()
         .add(msg)
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
+}
+
+/// A veth pair joining two bridges in one namespace: made as a member's port is (the
+/// own end up and enslaved, the peer down, since a peer cannot be created up), then the
+/// peer enslaved to its own bridge and brought up in one more request.
+async fn join(h: &Handle, fd: &OwnedFd, l: &Link, j: &Join) -> Result<(), KernelError> {
+    let peer = Peer {
+        peer_netns: l.netns.clone(),
+        peer_name: j.peer_name.clone(),
+        peer_ifindex: j.peer_ifindex,
+        peer_mac: j.peer_mac,
+    };
+    veth(h, fd, l, &peer).await?;
+    let msg = LinkUnspec::new_with_index(j.peer_ifindex)
+        .controller(j.peer_master)
+        .up()
+        .build();
+    h.link()
+        .set(msg)
         .execute()
         .await
         .map_err(KernelError::netlink)

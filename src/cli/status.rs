@@ -136,12 +136,14 @@ fn print_human(status: &LabStatus) {
                 (true, false) => "no-carrier",
                 _ => "down",
             };
-            let addrs: Vec<String> = l
+            let mut addrs: Vec<String> = l
                 .addresses
                 .iter()
                 .filter(|a| !is_link_local(a))
                 .map(ToString::to_string)
                 .collect();
+            // A tunnel to another host: its VNI, which both ends must share.
+            addrs.extend(l.vni.map(|v| format!("(vni {v})")));
             crate::outln!(
                 "{name:<12} {state:<9} {:<10} {link:<6} {:>5}  {}",
                 l.name,

@@ -76,7 +76,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         let s = running.as_ref()?;
         s.live.summary().ok()?.host.clone()
     });
-    let (checked, skipped_note) = local_checks(t, here.as_deref());
+    let (checked, skipped_note, elsewhere) = local_checks(t, here.as_deref());
     let checked = checked.as_ref().unwrap_or(t);
     let out_human = |line: String| {
         if a.json {
@@ -165,16 +165,18 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     };
     let results = results?;
     out_human(report::summary(&t.lab, &results, checks_started.elapsed()));
+    // The reports list the checks left to other hosts too, skipped, naming the host.
+    let reported = [results.as_slice(), &elsewhere].concat();
     if let Some(j) = a.junit {
         write_report(
             j,
-            &report::junit(&t.lab, &results, checks_started.elapsed(), None),
+            &report::junit(&t.lab, &reported, checks_started.elapsed(), None),
         )?;
     }
     if a.json {
         crate::outln!(
             "{}",
-            report::json(&t.lab, &results, checks_started.elapsed(), None)
+            report::json(&t.lab, &reported, checks_started.elapsed(), None)
         );
     }
     match teardown {
@@ -198,15 +200,20 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
 }
 
 /// On `host` of a lab spread over hosts, the lab with only the checks whose source lives
-/// there (probes start in the source's namespace, which only its host has), and a line
-/// saying how many were left to which other hosts. None: every check runs here.
-fn local_checks(t: &Topology, host: Option<&str>) -> (Option<Topology>, Option<String>) {
+/// there (probes start in the source's namespace, which only its host has), a line
+/// saying how many were left to which other hosts, and those as skipped results for the
+/// reports. None: every check runs here.
+fn local_checks(
+    t: &Topology,
+    host: Option<&str>,
+) -> (Option<Topology>, Option<String>, Vec<CheckResult>) {
     let Some(host) = host.filter(|_| !t.hosts.is_empty()) else {
-        return (None, None);
+        return (None, None, Vec::new());
     };
     let local = crate::harness::local::for_host(t, host);
     let note = local.note().map(|n| format!("on host {host}: {n}"));
+    let elsewhere = local.left_results();
     let mut mine = t.clone();
     mine.checks = local.checks;
-    (Some(mine), note)
+    (Some(mine), note, elsewhere)
 }

@@ -107,7 +107,7 @@ fn box_lines(t: &Topology, v: Vertex, live: Option<&Live>) -> Vec<String> {
 fn vertex_of(e: End) -> Vertex {
     match e {
         End::Node { node, .. } => Vertex::Node(node),
-        End::Bridge { bridge, .. } => Vertex::Bridge(bridge),
+        End::Bridge { bridge, .. } | End::Uplink { bridge, .. } => Vertex::Bridge(bridge),
     }
 }
 
@@ -119,7 +119,7 @@ fn end_name(t: &Topology, e: End) -> String {
                 t.nodes[node].name, t.nodes[node].interfaces[iface].name
             )
         }
-        End::Bridge { bridge, .. } => t.bridges[bridge].name.clone(),
+        End::Bridge { bridge, .. } | End::Uplink { bridge, .. } => t.bridges[bridge].name.clone(),
     }
 }
 
@@ -131,7 +131,7 @@ fn end_lines(t: &Topology, e: End) -> Vec<String> {
             v.extend(i.addresses.iter().map(ToString::to_string));
             v
         }
-        End::Bridge { .. } => Vec::new(),
+        End::Bridge { .. } | End::Uplink { .. } => Vec::new(),
     }
 }
 
@@ -154,7 +154,7 @@ pub(super) fn groups(t: &Topology) -> Vec<Option<String>> {
 /// What each link crosses machines as: `VXLAN <vni>` for a cross-host link (the VNI the
 /// plan gives it when no other lab holds it), `None` for a veth.
 pub(super) fn tunnels(t: &Topology) -> Vec<Option<String>> {
-    let vnis = crate::plan::share::vnis(t, &Default::default());
+    let vnis = crate::plan::share::vnis(t);
     t.links
         .iter()
         .zip(vnis)
@@ -419,7 +419,7 @@ fn line(
                 t.nodes[node].name.clone(),
                 t.nodes[node].interfaces[iface].name.clone(),
             )),
-            End::Bridge { .. } => None,
+            End::Bridge { .. } | End::Uplink { .. } => None,
         })
         .collect();
     let (state, impairment) = match live {
@@ -458,6 +458,10 @@ fn dedup_join(mut v: Vec<String>) -> String {
 fn declared_impairment(t: &Topology, l: &crate::model::Link) -> Option<String> {
     [l.a, l.b].iter().find_map(|e| match *e {
         End::Node { node, iface } => t.nodes[node].interfaces[iface]
+            .impair
+            .as_deref()
+            .map(|i| i.to_string()),
+        End::Uplink { bridge, uplink } => t.bridges[bridge].uplinks[uplink]
             .impair
             .as_deref()
             .map(|i| i.to_string()),

@@ -20,6 +20,7 @@ pub(super) fn end_label(t: &Topology, e: End, sep: &str) -> String {
             s
         }
         End::Bridge { bridge, port } => t.bridges[bridge].ports[port].name.clone(),
+        End::Uplink { bridge, uplink } => t.bridges[bridge].uplinks[uplink].name.clone(),
     }
 }
 

@@ -13,9 +13,26 @@ pub struct Local {
     pub checks: Vec<Check>,
     /// For each other host (by name), how many checks start there.
     pub skipped: BTreeMap<String, usize>,
+    /// The checks left to other hosts, each with its host's name.
+    pub left: Vec<(Check, String)>,
 }
 
 impl Local {
+    /// The checks left to other hosts as skipped results naming the host, so JSON and
+    /// JUnit reports list every check of the lab, and a CI run on each host shows where
+    /// each one ran.
+    pub fn left_results(&self) -> Vec<super::CheckResult> {
+        self.left
+            .iter()
+            .map(|(c, h)| {
+                super::not_run(
+                    c,
+                    &format!("its source lives on host {h}; `nslab --host {h} test` runs it there"),
+                )
+            })
+            .collect()
+    }
+
     /// `skipped 2 checks whose source lives on another host: 1 on hb, 1 on hc`, or None.
     pub fn note(&self) -> Option<String> {
         let total: usize = self.skipped.values().sum();
@@ -70,7 +87,10 @@ pub fn for_host(t: &Topology, host: &str) -> Local {
             },
         };
         match source.map(host_of) {
-            Some(h) if h != host => *out.skipped.entry(h.to_string()).or_default() += 1,
+            Some(h) if h != host => {
+                *out.skipped.entry(h.to_string()).or_default() += 1;
+                out.left.push((check.clone(), h.to_string()));
+            }
             _ => out.checks.push(check.clone()),
         }
     }
@@ -146,6 +166,27 @@ tests:
         assert_eq!(
             ha.note().as_deref(),
             Some("skipped 4 checks whose source lives on another host: 2 on hb, 2 on hc")
+        );
+        // The same four as skipped results, each naming its host.
+        let left: Vec<(String, String)> = ha
+            .left_results()
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.status, crate::harness::Status::Skipped);
+                (r.name, r.reason.unwrap())
+            })
+            .collect();
+        let on = |h: &str| {
+            format!("not run: its source lives on host {h}; `nslab --host {h} test` runs it there")
+        };
+        assert_eq!(
+            left,
+            [
+                ("b1-to-a1".to_string(), on("hb")),
+                ("c1-path".to_string(), on("hc")),
+                ("to-c1 [b1]".to_string(), on("hb")),
+                ("to-c1 [c1]".to_string(), on("hc")),
+            ]
         );
         let hc = for_host(&t, "hc");
         assert_eq!(

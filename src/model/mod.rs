@@ -61,6 +61,8 @@ pub struct Topology {
     pub hosts: Vec<Host>,
     /// The UDP port of cross-host links (`vxlan.port`).
     pub vxlan_port: u16,
+    /// `vxlan.vni`: the lab's first VNI when the file pins it (see `plan::share`).
+    pub vxlan_vni: Option<u32>,
     /// Links with one end in the host's namespace, management links included.
     pub host_links: Vec<hostnet::HostLink>,
     /// The management network's bridge on the host, when `mgmt:` asks for one.
@@ -175,8 +177,19 @@ pub struct Interface {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum End {
-    Node { node: usize, iface: usize },
-    Bridge { bridge: usize, port: usize },
+    Node {
+        node: usize,
+        iface: usize,
+    },
+    Bridge {
+        bridge: usize,
+        port: usize,
+    },
+    /// A bridge's end of a link joining two bridges: its index into `Bridge::uplinks`.
+    Uplink {
+        bridge: usize,
+        uplink: usize,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +206,45 @@ pub struct Bridge {
     /// replica, joined to the others by a VXLAN with head-end replication.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Its ports to other bridges (links joining two bridges), in link order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uplinks: Vec<Uplink>,
+    /// The kernel's spanning tree (`stp: true`): what lets joined bridges form a ring.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stp: bool,
+}
+
+/// A bridge's port to another bridge: one end of a veth pair whose both ends are in the
+/// fabric, each enslaved to its own bridge.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uplink {
+    pub name: String,
+    pub ifindex: u32,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: [u8; 6],
+    /// The bridge at the other end.
+    pub peer: usize,
+    pub link: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impair: Option<Box<Impair>>,
+}
+
+/// The bridges joined to `bridge` by bridge-to-bridge links, itself included, in index
+/// order: one L2 segment, which shares one subnet and one broadcast domain.
+pub fn segment(bridges: &[Bridge], bridge: usize) -> Vec<usize> {
+    let mut seen = vec![false; bridges.len()];
+    let mut todo = vec![bridge];
+    seen[bridge] = true;
+    while let Some(b) = todo.pop() {
+        for u in &bridges[b].uplinks {
+            if !std::mem::replace(&mut seen[u.peer], true) {
+                todo.push(u.peer);
+            }
+        }
+    }
+    (0..bridges.len()).filter(|&b| seen[b]).collect()
 }
 
 /// The fabric-side end of a node's link to a bridge.

@@ -20,7 +20,8 @@ pub struct Adjacency {
     pub peer_iface: usize,
 }
 
-/// Every (my interface, neighbour, neighbour interface) of `node`, via links and bridges.
+/// Every (my interface, neighbour, neighbour interface) of `node`, via links and bridges
+/// (every member of the bridges joined to its own, which are one segment).
 pub fn adjacencies(nodes: &[Node], bridges: &[Bridge], node: usize) -> Vec<Adjacency> {
     let mut out = Vec::new();
     for (i, iface) in nodes[node].interfaces.iter().enumerate() {
@@ -30,8 +31,10 @@ pub fn adjacencies(nodes: &[Node], bridges: &[Bridge], node: usize) -> Vec<Adjac
                 node: n,
                 peer_iface: p,
             }),
+            End::Uplink { .. } => unreachable!("an uplink joins two bridges"),
             End::Bridge { bridge, .. } => {
-                for port in &bridges[bridge].ports {
+                let seg = crate::model::segment(bridges, bridge);
+                for port in seg.iter().flat_map(|&b| &bridges[b].ports) {
                     if !(port.node == node && port.iface == i) {
                         out.push(Adjacency {
                             iface: i,

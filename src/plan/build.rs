@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::model::kinds::NsKind;
 use crate::model::{self, End, LinkKind, Topology};
-use crate::plan::links::{Link, LinkSpec, Peer, Vxlan};
+use crate::plan::links::{Join, Link, LinkSpec, Peer, Vxlan};
 use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::share::Share;
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
@@ -50,6 +50,8 @@ struct Wiring {
     local: Vec<bool>,
     /// Per bridge: whether it has a replica on this host.
     bridge_local: Vec<bool>,
+    /// Per link joining two bridges (by link index): the step that made it.
+    joins: HashMap<usize, StepId>,
     share: Option<Share>,
 }
 
@@ -107,6 +109,7 @@ impl Wiring {
                 .collect(),
             local,
             bridge_local,
+            joins: HashMap::new(),
             share: share.cloned(),
         }
     }
@@ -223,6 +226,7 @@ fn fabric(t: &Topology, b: &mut Builder, w: &mut Wiring) {
                     ifindex: br.ifindex,
                     mac: br.mac,
                     mtu: br.mtu,
+                    stp: br.stp,
                 },
                 deps.clone(),
             );
@@ -245,7 +249,7 @@ fn links(t: &Topology, b: &mut Builder, w: &mut Wiring) {
         // A bridge end is wherever its node end is (a replica is on every member's host).
         let ends = [l.a, l.b].map(|e| match e {
             End::Node { node, .. } => Some(w.local[node]),
-            End::Bridge { .. } => None,
+            End::Bridge { .. } | End::Uplink { .. } => None,
         });
         let local = |i: usize| ends[i].unwrap_or(true);
         match (l.kind, w.share.clone()) {
@@ -256,6 +260,7 @@ fn links(t: &Topology, b: &mut Builder, w: &mut Wiring) {
                 let (own, far) = if local(0) { (l.a, l.b) } else { (l.b, l.a) };
                 vxlan(t, b, w, &share, [own, far], vni);
             }
+            _ if matches!(l.a, End::Uplink { .. }) => join(t, b, w, li, l),
             (LinkKind::Veth | LinkKind::Vxlan, _) => veth(t, b, w, l, &mut peers),
         }
     }
@@ -344,8 +349,44 @@ fn veth(
             w.created[node][iface] = id;
             peers.push((node, iface, id));
         }
-        (End::Bridge { .. }, End::Bridge { .. }) => unreachable!("rejected by the model"),
+        _ => unreachable!("a bridge's end joins a node; `join` makes the rest"),
     }
+}
+
+/// A link joining two bridges: a veth in the fabric, each end a port of its bridge.
+fn join(t: &Topology, b: &mut Builder, w: &mut Wiring, li: usize, l: &model::Link) {
+    let (
+        End::Uplink {
+            bridge: ba,
+            uplink: ua,
+        },
+        End::Uplink {
+            bridge: bb,
+            uplink: ub,
+        },
+    ) = (l.a, l.b)
+    else {
+        unreachable!("a join has two bridge ends")
+    };
+    let (pa, pb) = (&t.bridges[ba].uplinks[ua], &t.bridges[bb].uplinks[ub]);
+    let id = b.push(
+        Op::CreateLink(Link {
+            netns: w.fabric.clone().expect("a lab with bridges has a w.fabric"),
+            name: Name::from(pa.name.as_str()),
+            ifindex: pa.ifindex,
+            mac: pa.mac,
+            mtu: pa.mtu,
+            master: Some(t.bridges[ba].ifindex),
+            kind: LinkSpec::Join(Join {
+                peer_name: Name::from(pb.name.as_str()),
+                peer_ifindex: pb.ifindex,
+                peer_mac: pb.mac,
+                peer_master: t.bridges[bb].ifindex,
+            }),
+        }),
+        vec![w.bridge_step[ba], w.bridge_step[bb]],
+    );
+    w.joins.insert(li, id);
 }
 
 /// The port that joins a bridge's replica here to its replicas on other hosts: a VXLAN
@@ -537,6 +578,22 @@ fn impairments(t: &Topology, b: &mut Builder, w: &Wiring) {
                         impair: imp.clone(),
                     },
                     vec![w.created[i][k]],
+                );
+            }
+        }
+    }
+    let Some(f) = &w.fabric else { return };
+    for br in &t.bridges {
+        for u in &br.uplinks {
+            if let (Some(imp), Some(&made)) = (&u.impair, w.joins.get(&u.link)) {
+                b.push(
+                    Op::SetImpair {
+                        netns: f.clone(),
+                        name: Name::from(u.name.as_str()),
+                        ifindex: u.ifindex,
+                        impair: imp.clone(),
+                    },
+                    vec![made],
                 );
             }
         }

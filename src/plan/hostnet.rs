@@ -28,6 +28,7 @@ pub(super) fn steps(t: &Topology, b: &mut Builder, ready: &[Vec<StepId>], local:
                     ifindex: m.ifindex,
                     mac: m.mac,
                     mtu: None,
+                    stp: false,
                 },
                 vec![],
             );

@@ -126,8 +126,10 @@ impl<'a> Index<'a> {
             Op::CreateLink(l) => {
                 let mut p: Vec<Key> = l.namespaces().into_iter().map(ns).collect();
                 let netns = &l.netns;
-                if let Some(m) = l.master.and_then(|m| self.names.get(&(netns.clone(), m))) {
-                    p.push(self.link_of(netns, m));
+                for m in l.masters() {
+                    if let Some(m) = self.names.get(&(netns.clone(), m)) {
+                        p.push(self.link_of(netns, m));
+                    }
                 }
                 p
             }

@@ -41,6 +41,20 @@ pub enum LinkSpec {
     /// own with the same VNI.
     #[serde(rename = "create-vxlan")]
     Vxlan(Vxlan),
+    /// A veth pair joining two bridges: both ends in `netns` (the fabric), this one a
+    /// port of `master` and the peer of `peer_master`, both up.
+    #[serde(rename = "create-bridge-link")]
+    Join(Join),
+}
+
+/// The far end of a veth joining two bridges: a port of the other bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    pub peer_name: Name,
+    pub peer_ifindex: u32,
+    #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
+    pub peer_mac: [u8; 6],
+    pub peer_master: u32,
 }
 
 /// A VXLAN's tunnel: its VNI, UDP port, this host's underlay address, and the other
@@ -81,6 +95,7 @@ impl LinkSpec {
         match self {
             LinkSpec::Veth(_) => "create-veth",
             LinkSpec::Vxlan(_) => "create-vxlan",
+            LinkSpec::Join(_) => "create-bridge-link",
         }
     }
 
@@ -93,7 +108,7 @@ impl LinkSpec {
     /// The kernel's name for the kind, for errors about a kernel without it.
     pub fn kernel_kind(&self) -> &'static str {
         match self {
-            LinkSpec::Veth(_) => "veth",
+            LinkSpec::Veth(_) | LinkSpec::Join(_) => "veth",
             LinkSpec::Vxlan(_) => "vxlan",
         }
     }
@@ -114,16 +129,31 @@ impl Link {
                 name: p.peer_name.clone(),
                 ifindex: p.peer_ifindex,
             }),
+            LinkSpec::Join(j) => ends.push(IfRef {
+                netns: self.netns.clone(),
+                name: j.peer_name.clone(),
+                ifindex: j.peer_ifindex,
+            }),
             LinkSpec::Vxlan(_) => {}
         }
         ends
+    }
+
+    /// The bridges (by ifindex, in `netns`) its ends are ports of: what it lives on, so a
+    /// bridge made again makes its ports again.
+    pub fn masters(&self) -> Vec<u32> {
+        let peer = match &self.kind {
+            LinkSpec::Join(j) => Some(j.peer_master),
+            LinkSpec::Veth(_) | LinkSpec::Vxlan(_) => None,
+        };
+        self.master.into_iter().chain(peer).collect()
     }
 
     /// The namespaces the link's creation needs open, its own first.
     pub fn namespaces(&self) -> Vec<&Name> {
         match &self.kind {
             LinkSpec::Veth(p) => vec![&self.netns, &p.peer_netns],
-            LinkSpec::Vxlan(_) => vec![&self.netns],
+            LinkSpec::Vxlan(_) | LinkSpec::Join(_) => vec![&self.netns],
         }
     }
 }
@@ -162,6 +192,7 @@ impl Serialize for Link {
         match &self.kind {
             LinkSpec::Veth(p) => out(self, p).serialize(s),
             LinkSpec::Vxlan(v) => out(self, v).serialize(s),
+            LinkSpec::Join(j) => out(self, j).serialize(s),
         }
     }
 }

@@ -85,6 +85,9 @@ pub enum Op {
         mac: [u8; 6],
         #[serde(skip_serializing_if = "Option::is_none")]
         mtu: Option<u32>,
+        /// The kernel's spanning tree, with the shortest forward delay it allows.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        stp: bool,
     },
     SetLinkUp {
         netns: Name,

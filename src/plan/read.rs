@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::Error;
 
-use super::links::{Link, LinkSpec, Peer, Vxlan};
+use super::links::{Join, Link, LinkSpec, Peer, Vxlan};
 use super::node::{NodeStart, ProcessSpec};
 use super::{Gate, Name, Op, Step, StepId};
 use crate::model::{Impair, Limits, Route, de_mac};
@@ -64,6 +64,9 @@ struct Flat<'a> {
     remote: Option<std::net::IpAddr>,
     #[serde(default)]
     flood: Vec<std::net::IpAddr>,
+    peer_master: Option<u32>,
+    #[serde(default)]
+    stp: bool,
 }
 
 fn opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
@@ -93,6 +96,7 @@ const OPS: &[&str] = &[
     "run-exec",
     "create-veth",
     "create-vxlan",
+    "create-bridge-link",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -126,6 +130,7 @@ impl Flat<'_> {
                 value: need!(value),
             },
             "create-bridge" => Op::CreateBridge {
+                stp: self.stp,
                 netns: need!(netns),
                 name: need!(name),
                 ifindex: need!(ifindex),
@@ -232,6 +237,20 @@ impl Flat<'_> {
                     local: need!(local),
                     remote: self.remote,
                     flood: self.flood,
+                }),
+            }),
+            "create-bridge-link" => Op::CreateLink(Link {
+                netns: need!(netns),
+                name: need!(name),
+                ifindex: need!(ifindex),
+                mac: need!(mac),
+                mtu: self.mtu,
+                master: self.master,
+                kind: LinkSpec::Join(Join {
+                    peer_name: need!(peer_name),
+                    peer_ifindex: need!(peer_ifindex),
+                    peer_mac: need!(peer_mac),
+                    peer_master: need!(peer_master),
                 }),
             }),
             other => return Err(E::unknown_variant(other, OPS)),

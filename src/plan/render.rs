@@ -72,6 +72,13 @@ fn link_text(lab: &str, l: &Link) -> String {
             p.peer_ifindex,
             format_mac(&p.peer_mac)
         ),
+        LinkSpec::Join(j) => format!(
+            "{own} <-> {} (#{}, {}) on bridge #{}{mtu}{master}",
+            j.peer_name,
+            j.peer_ifindex,
+            format_mac(&j.peer_mac),
+            j.peer_master
+        ),
         LinkSpec::Vxlan(v) => {
             let to: Vec<String> = v
                 .remote
@@ -101,10 +108,12 @@ fn op_text(lab: &str, op: &Op) -> String {
             ifindex,
             mac,
             mtu,
+            stp,
         } => {
             let mtu = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
+            let stp = if *stp { " stp" } else { "" };
             format!(
-                "{}: {name} (#{ifindex}) mac {}{mtu}",
+                "{}: {name} (#{ifindex}) mac {}{mtu}{stp}",
                 ns(netns),
                 format_mac(mac)
             )

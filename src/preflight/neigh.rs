@@ -8,8 +8,8 @@ use crate::diag::Diagnostic;
 use crate::model::{End, Topology};
 
 /// Neighbour entries the lab's L2 segments need when every member talks to every other:
-/// m x (m - 1) for a segment of m members with an address of the family (a bridge, or a
-/// node-to-node link with m = 2). An estimate, pure so it can be tested without root.
+/// m x (m - 1) for a segment of m members with an address of the family (a bridge with
+/// the bridges joined to it, or a node-to-node link with m = 2). An estimate, pure so it can be tested without root.
 pub fn entries(t: &Topology, v6: bool) -> usize {
     let has_family = |node: usize, iface: usize| {
         t.nodes[node].interfaces[iface]
@@ -18,13 +18,14 @@ pub fn entries(t: &Topology, v6: bool) -> usize {
             .any(|a| a.addr().is_ipv6() == v6)
     };
     let pairs = |m: usize| m * m.saturating_sub(1);
-    let bridges: usize = t
-        .bridges
-        .iter()
-        .map(|b| {
+    // Each segment once, from its first bridge.
+    let bridges: usize = (0..t.bridges.len())
+        .map(|b| (b, crate::model::segment(&t.bridges, b)))
+        .filter(|(b, seg)| seg[0] == *b)
+        .map(|(_, seg)| {
             pairs(
-                b.ports
-                    .iter()
+                seg.iter()
+                    .flat_map(|&b| &t.bridges[b].ports)
                     .filter(|p| has_family(p.node, p.iface))
                     .count(),
             )

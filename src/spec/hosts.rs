@@ -10,7 +10,7 @@ use crate::spec::read;
 use crate::spec::yaml::Yaml;
 
 const HOST_KEYS: &[&str] = &["address", "mtu"];
-const VXLAN_KEYS: &[&str] = &["port"];
+const VXLAN_KEYS: &[&str] = &["port", "vni"];
 
 /// `hosts:`: name -> `{ address, mtu }`, in written order.
 pub fn hosts(sink: &mut Sink, y: &Yaml) -> Vec<(Sp<String>, RawHost)> {
@@ -56,12 +56,17 @@ pub fn placement(sink: &mut Sink, y: &Yaml) -> Option<Sp<()>> {
     })
 }
 
-/// `vxlan: { port }`: the UDP port of cross-host links.
+/// `vxlan: { port, vni }`: the UDP port of cross-host links, and the lab's first VNI
+/// (whether its block fits under 2^24 is the model's to say, with the block's size).
 pub fn vxlan(sink: &mut Sink, y: &Yaml) -> RawVxlan {
     let mut v = RawVxlan::default();
     if let Some(f) = read::fields(sink, y, "`vxlan`", VXLAN_KEYS) {
         v.port = f.value("port").and_then(|p| {
             read::int(sink, p, "`vxlan.port`", 1, 65535).map(|p| Sp::new(p.value as u16, p.span))
+        });
+        v.vni = f.value("vni").and_then(|n| {
+            let max = i64::from(crate::plan::share::VNI_MAX);
+            read::int(sink, n, "`vxlan.vni`", 1, max).map(|n| Sp::new(n.value as u32, n.span))
         });
     }
     v

@@ -15,7 +15,7 @@ const LINK_KEYS: &[&str] = &[
     "unnumbered",
 ];
 const ENDPOINT_KEYS: &[&str] = &["node", "iface", "addresses", "mac", "impair"];
-const BRIDGE_KEYS: &[&str] = &["mtu", "subnet", "subnet6"];
+const BRIDGE_KEYS: &[&str] = &["mtu", "subnet", "subnet6", "stp"];
 pub const IMPAIR_KEYS: &[&str] = &[
     "delay",
     "jitter",
@@ -41,6 +41,9 @@ pub fn bridge(sink: &mut Sink, y: &Yaml, what: &str) -> RawBridge {
     b.subnet6 = f
         .value("subnet6")
         .and_then(|v| read::parsed(sink, v, "bridge `subnet6`", values::parse_prefix));
+    b.stp = f
+        .value("stp")
+        .and_then(|v| read::boolean(sink, v, "bridge `stp`").map(|s| Sp::new(s, v.span)));
     b
 }
 

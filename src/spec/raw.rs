@@ -61,6 +61,8 @@ pub struct RawHost {
 #[derive(Debug, Clone, Default)]
 pub struct RawVxlan {
     pub port: Option<Sp<u16>>,
+    /// The lab's first VNI, pinning its block (`plan::share`).
+    pub vni: Option<Sp<u32>>,
 }
 
 /// `logs:`: how large a process's log grows before it is rotated, and how many rotated
@@ -220,6 +222,8 @@ pub struct RawBridge {
     pub mtu: Option<Sp<u32>>,
     pub subnet: Option<Sp<IpNet>>,
     pub subnet6: Option<Sp<IpNet>>,
+    /// `stp: true`: the kernel's spanning tree on this bridge.
+    pub stp: Option<Sp<bool>>,
 }
 
 /// One end of a link as written: `node:iface`, `node` (interface named for you) or `bridge`.

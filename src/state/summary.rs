@@ -199,5 +199,15 @@ fn peer_of(t: &Topology, end: End) -> PeerSummary {
                 label: format!("bridge {}", b.name),
             }
         }
+        End::Uplink { bridge, uplink } => {
+            let b = &t.bridges[bridge];
+            let u = &b.uplinks[uplink];
+            PeerSummary {
+                netns: t.fabric_netns().unwrap_or_default(),
+                name: u.name.clone(),
+                ifindex: u.ifindex,
+                label: format!("bridge {}", b.name),
+            }
+        }
     }
 }

@@ -1,14 +1,18 @@
-//! The VNIs other labs on this host already use, read from their stored plans: a VXLAN's
-//! VNI may be used once per host and UDP port, across every lab (see `plan::share`).
+//! Whether a lab's VNIs are free on this host: a VXLAN's VNI may be used once per host
+//! and UDP port, across every lab and tool (see `plan::share`). Other labs' VNIs are read
+//! from their stored plans, other tools' from the VXLAN devices in this host's namespace.
+//! A clash is an error, never a quiet move to another VNI: the other hosts compute the
+//! lab's VNIs from the file alone and would keep the old one.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use super::{HostContext, LabDir};
+use crate::plan::share::{self, BLOCK, BLOCKS, Share};
 use crate::plan::{LinkSpec, Op};
 
-/// The plan this host makes of `t`: the whole lab, or with `host.host` its share, whose
-/// VNIs step around those other labs on this host already use. The error says what is
-/// wrong with the host's name, for a usage error.
+/// The plan this host makes of `t`: the whole lab, or with `host.host` its share, once
+/// its VNIs are known to be free here. The error says what is wrong with the host's name,
+/// or which VNIs are held and by whom, for a usage error.
 pub fn host_plan(
     host: &HostContext,
     t: &crate::model::Topology,
@@ -22,9 +26,15 @@ pub fn host_plan(
             t.lab
         ));
     }
-    let used = taken(host, &t.lab, t.vxlan_port);
-    match crate::plan::share::Share::of(t, name, &used) {
-        Some(share) => Ok(crate::plan::plan_share(t, &share)),
+    match Share::of(t, name) {
+        Some(share) => {
+            let mut held = taken(host, &t.lab, t.vxlan_port);
+            held.extend(devices(host, t.vxlan_port)?);
+            match clashes(t, &share, &held) {
+                None => Ok(crate::plan::plan_share(t, &share)),
+                Some(why) => Err(why),
+            }
+        }
         None => Err(format!(
             "--host {name}: lab `{}` has no host `{name}`; its hosts: {}",
             t.lab,
@@ -37,11 +47,70 @@ pub fn host_plan(
     }
 }
 
-/// VNIs on `port` in the stored plans (and unfinished applies) of every lab but `lab`. A
-/// plan that cannot be read counts as none: a broken lab's VNIs are the kernel's to refuse
-/// (`EEXIST`), which names the clash.
-pub fn taken(host: &HostContext, lab: &str, port: u16) -> BTreeSet<u32> {
-    let mut out = BTreeSet::new();
+/// The VXLAN devices in this host's namespace on `port`, by VNI. Listing needs no root;
+/// when it fails unprivileged (a `plan` in a sandbox) nothing is known to be held.
+fn devices(host: &HostContext, port: u16) -> Result<BTreeMap<u32, String>, String> {
+    match crate::apply::inspect::host_vxlans() {
+        Ok(devs) => Ok(devs
+            .into_iter()
+            .filter(|d| d.port == port)
+            .map(|d| {
+                (
+                    d.vni,
+                    format!("VXLAN device `{}` in this host's namespace", d.name),
+                )
+            })
+            .collect()),
+        Err(e) if host.privileged => Err(format!("cannot list this host's VXLAN devices: {e}")),
+        Err(_) => Ok(BTreeMap::new()),
+    }
+}
+
+/// The error for the tunnels of `share` whose VNI `held` names a holder of, all at once;
+/// `None` when every one is free.
+pub fn clashes(
+    t: &crate::model::Topology,
+    s: &Share,
+    held: &BTreeMap<u32, String>,
+) -> Option<String> {
+    let lines: Vec<String> = s
+        .tunnels(t)
+        .iter()
+        .filter_map(|tu| {
+            held.get(&tu.vni)
+                .map(|who| format!("  {}: VNI {}, held by {who}", tu.what, tu.vni))
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let base = share::block_base(t);
+    let free = (1..=BLOCKS)
+        .map(|k| k * BLOCK)
+        .find(|b| *b != base && held.range(*b..*b + BLOCK).next().is_none());
+    let like = free.map_or(String::new(), |b| {
+        format!(", like `vxlan: {{ vni: {b} }}` (a block nothing here uses)")
+    });
+    Some(format!(
+        "host {}: lab `{}` cannot make its tunnels: {} on UDP port {} already held here\n{}\n\
+         nslab does not pick other VNIs on its own: the other hosts compute the same VNIs from \
+         the file and would not know, so the tunnels would be silently dead.\n\
+         hint: move the lab's block of VNIs ({base}..{}) on every host at once with \
+         `vxlan: {{ vni: N }}` in the file{like}, or give the lab another `vxlan: {{ port: P }}`",
+        t.hosts[s.host].name,
+        t.lab,
+        crate::words::count(lines.len(), "VNI"),
+        t.vxlan_port,
+        lines.join("\n"),
+        base + BLOCK - 1,
+    ))
+}
+
+/// VNIs on `port` in the stored plans (and unfinished applies) of every lab but `lab`,
+/// each with its holder. A plan that cannot be read counts as none: a broken lab's VNIs
+/// are the kernel's to refuse (`EEXIST`).
+pub fn taken(host: &HostContext, lab: &str, port: u16) -> BTreeMap<u32, String> {
+    let mut out = BTreeMap::new();
     for other in host.labs().into_iter().filter(|l| l != lab) {
         let dir = host.lab_dir(&other);
         for path in [dir.plan_path(), dir.next_plan_path()] {
@@ -53,7 +122,7 @@ pub fn taken(host: &HostContext, lab: &str, port: u16) -> BTreeSet<u32> {
                     && let LinkSpec::Vxlan(v) = &l.kind
                     && v.port == port
                 {
-                    out.insert(v.vni);
+                    out.insert(v.vni, format!("lab `{other}`"));
                 }
             }
         }
@@ -115,8 +184,8 @@ mod tests {
         ];
         // Gone before the asserts, so a failure leaves nothing in /tmp.
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(seen[0], BTreeSet::from([5000]));
-        assert_eq!(seen[1], BTreeSet::from([6000]));
+        assert_eq!(seen[0], BTreeMap::from([(5000, "lab `one`".to_string())]));
+        assert_eq!(seen[1], BTreeMap::from([(6000, "lab `two`".to_string())]));
         assert!(seen[2].is_empty());
     }
 }

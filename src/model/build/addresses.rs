@@ -147,7 +147,7 @@ fn member<'a>(w: &Wire<'a>, k: usize, key: Option<u64>) -> Member<'a> {
 fn node_end(e: End) -> (usize, usize) {
     match e {
         End::Node { node, iface } => (node, iface),
-        End::Bridge { .. } => unreachable!("member ends are node ends"),
+        End::Bridge { .. } | End::Uplink { .. } => unreachable!("member ends are node ends"),
     }
 }
 
@@ -206,7 +206,9 @@ fn p2p(
 }
 
 /// Bridges in bridge order, each known by its name; members in link order, each placed in
-/// the subnet by its `node:iface`.
+/// the subnet by its `node:iface`. Bridges joined by links are one segment, known by its
+/// first bridge: one subnet (the one a bridge of it writes, else from the pool) whose
+/// addresses go to the members of all of them, as a Mininet tree is one subnet.
 fn lans(
     sink: &mut Sink,
     pools: &mut Pools,
@@ -221,13 +223,27 @@ fn lans(
         bridge_pos,
         ..
     } = layout;
+    let mut spec_of: Vec<Option<&RawBridge>> = vec![None; bridges.len()];
     for (raw_i, (_, spec)) in raw.bridges.iter().enumerate() {
-        let Some(&b) = bridge_pos.get(&raw_i) else {
+        if let Some(&b) = bridge_pos.get(&raw_i) {
+            spec_of[b] = Some(spec);
+        }
+    }
+    let spec_of: Vec<&RawBridge> = spec_of
+        .into_iter()
+        .map(|s| s.expect("every bridge has its spec"))
+        .collect();
+    for b in 0..bridges.len() {
+        let seg = crate::model::segment(bridges, b);
+        if seg[0] != b {
             continue;
-        };
+        }
+        let mut ports: Vec<&crate::model::BridgePort> =
+            seg.iter().flat_map(|&x| &bridges[x].ports).collect();
+        ports.sort_by_key(|p| p.link);
         let mut members = Vec::new();
         let mut owners = Vec::new();
-        for p in &bridges[b].ports {
+        for p in ports {
             let w = &wires[p.link];
             let k = w
                 .ends
@@ -239,26 +255,85 @@ fn lans(
             members.push(member(w, k, Some(key)));
             owners.push((p.node, p.iface));
         }
-        let seg = Segment {
-            span: spec.span,
+        let names: Vec<&str> = seg.iter().map(|&x| bridges[x].name.as_str()).collect();
+        let fixed = [
+            one_subnet(
+                sink,
+                &seg,
+                &names,
+                &spec_of,
+                |s| s.subnet.as_ref(),
+                "subnet",
+            ),
+            one_subnet(
+                sink,
+                &seg,
+                &names,
+                &spec_of,
+                |s| s.subnet6.as_ref(),
+                "subnet6",
+            ),
+        ];
+        let seg_spec = spec_of[b];
+        let segment = Segment {
+            span: seg_spec.span,
             lan: true,
             key: names::identity_hash(&["bridge", &bridges[b].name]),
-            fixed: [spec.subnet.as_ref(), spec.subnet6.as_ref()],
+            fixed,
             order: (0..members.len()).collect(),
             members,
         };
         let a = {
             let ro: &[Node] = nodes;
-            let bname = &bridges[b].name;
+            let bname = match names.len() {
+                1 => format!("bridge `{}`", names[0]),
+                _ => format!("the joined bridges `{}`", names.join("`, `")),
+            };
             let namer = |m: Option<usize>| match m {
                 Some(m) => format!("`{}`", iface_name(ro, owners[m])),
-                None => format!("bridge `{bname}`"),
+                None => bname.clone(),
             };
-            ipam::assign_segment(sink, pools, reserved, &seg, &namer)
+            ipam::assign_segment(sink, pools, reserved, &segment, &namer)
         };
         for ((node, iface), addrs) in owners.iter().zip(a.members) {
             nodes[*node].interfaces[*iface].addresses = addrs;
         }
-        bridges[b].subnets = a.subnets;
+        for &x in &seg {
+            bridges[x].subnets = a.subnets.clone();
+        }
     }
+}
+
+/// The one subnet (of a family) that the bridges of a segment write; two different ones
+/// are an error, since a segment is one subnet.
+fn one_subnet<'r>(
+    sink: &mut Sink,
+    seg: &[usize],
+    names: &[&str],
+    spec_of: &[&'r RawBridge],
+    get: impl Fn(&'r RawBridge) -> Option<&'r Sp<IpNet>>,
+    key: &str,
+) -> Option<&'r Sp<IpNet>> {
+    let mut found: Option<(&'r Sp<IpNet>, &str)> = None;
+    for (&b, name) in seg.iter().zip(names) {
+        let Some(s) = get(spec_of[b]) else { continue };
+        match found {
+            None => found = Some((s, name)),
+            Some((f, fname)) if f.value != s.value => {
+                sink.error(
+                    Some(s.span),
+                    format!(
+                        "bridges `{fname}` and `{name}` are joined, so one L2 segment, but their `{key}`s differ ({} and {})",
+                        f.value, s.value
+                    ),
+                )
+                .note(f.span, format!("`{fname}`'s {key}"))
+                .hint(format!(
+                    "a segment is one subnet: write `{key}` on one of the joined bridges (or the same on each)"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    found.map(|(f, _)| f)
 }

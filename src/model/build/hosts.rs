@@ -16,8 +16,53 @@ use crate::spec::raw::*;
 /// The underlay MTU of a host that does not say.
 const DEFAULT_UNDERLAY_MTU: u32 = 1500;
 
-/// The hosts and the VXLAN port; places every node and marks cross-host links.
+/// The hosts, the VXLAN port and pinned first VNI; places every node and marks
+/// cross-host links.
 pub(super) fn place(
+    sink: &mut Sink,
+    raw: &RawTopology,
+    specs: &Specs,
+    wires: &[Wire],
+    l: &mut Layout,
+) -> (Vec<Host>, u16, Option<u32>) {
+    let (hosts, port) = place_nodes(sink, raw, specs, wires, l);
+    let vni = raw.vxlan.vni.as_ref().map(|v| v.value);
+    block(sink, raw, l);
+    (hosts, port, vni)
+}
+
+/// The lab's VNI block holds every tunnel it needs and ends by 2^24-1 (`plan::share`).
+fn block(sink: &mut Sink, raw: &RawTopology, l: &Layout) {
+    use crate::plan::share::{BLOCK, VNI_MAX};
+    if let Some(v) = &raw.vxlan.vni
+        && v.value > VNI_MAX - BLOCK + 1
+    {
+        sink.error(
+            Some(v.span),
+            format!(
+                "`vxlan.vni` {}: the lab's block of {BLOCK} VNIs would end past {VNI_MAX}",
+                v.value
+            ),
+        )
+        .hint(format!(
+            "the block starts at `vni:` and holds {BLOCK} VNIs: pin at most {}",
+            VNI_MAX - BLOCK + 1
+        ));
+    }
+    let needed = l.links.iter().filter(|k| k.kind == LinkKind::Vxlan).count()
+        + l.bridges.iter().filter(|b| !b.hosts.is_empty()).count();
+    if needed > BLOCK as usize {
+        let span = raw.hosts.first().map(|(n, _)| n.span);
+        sink.error(
+            span,
+            format!("the lab needs {needed} VNIs across hosts, more than its block of {BLOCK}"),
+        )
+        .hint("each link between hosts and each bridge spanning hosts takes one; place more of them on one host, or split the lab");
+    }
+}
+
+/// The hosts and the VXLAN port; places every node and marks cross-host links.
+fn place_nodes(
     sink: &mut Sink,
     raw: &RawTopology,
     specs: &Specs,

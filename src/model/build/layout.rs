@@ -9,7 +9,7 @@ use super::super::names;
 use super::super::resolve::DEFAULT_STOP_TIMEOUT;
 use super::specs::Specs;
 use super::wires::Wire;
-use crate::model::{Bridge, BridgePort, End, Interface, Link, LinkKind, Node, Vertex};
+use crate::model::{Bridge, BridgePort, End, Interface, Link, LinkKind, Node, Uplink, Vertex};
 use crate::spec::raw::*;
 
 /// The lab's objects before MACs, addresses, routes and processes.
@@ -107,6 +107,8 @@ fn bridges_of(
             subnets: Vec::new(),
             ports: Vec::new(),
             hosts: Vec::new(),
+            uplinks: Vec::new(),
+            stp: spec.stp.as_ref().is_some_and(|s| s.value),
         })
         .collect();
     // Bridge indices above index `raw.bridges`; remap to the deduplicated list.
@@ -134,6 +136,17 @@ fn links_of(
     for w in wires {
         let li = links.len();
         let mtu = w.raw.mtu.as_ref().map(|m| m.value);
+        if let [Vertex::Bridge(a), Vertex::Bridge(b)] = w.ends.each_ref().map(|e| e.vertex) {
+            links.push(uplink(
+                bridges,
+                bridge_pos,
+                [a, b],
+                li,
+                mtu,
+                &mut port_names,
+            ));
+            continue;
+        }
         let mut ends: Vec<End> = Vec::new();
         for e in &w.ends {
             if let Vertex::Node(n) = e.vertex {
@@ -207,6 +220,50 @@ fn links_of(
     links
 }
 
+/// A link joining two bridges: a port on each, named as a member's port is, with the
+/// other bridge in the place of the interface (`sw1.sw2` is `sw1`'s port to `sw2`). Its
+/// MTU is the link's, else the smaller of the bridges' (a bridge without one is at the
+/// kernel's default, so the join is too).
+fn uplink(
+    bridges: &mut [Bridge],
+    bridge_pos: &HashMap<usize, usize>,
+    raw: [usize; 2],
+    li: usize,
+    mtu: Option<u32>,
+    port_names: &mut HashSet<String>,
+) -> Link {
+    let [a, b] = raw.map(|r| bridge_pos[&r]);
+    let mtu = mtu.or_else(|| Some(bridges[a].mtu?.min(bridges[b].mtu?)));
+    let mut ends = [a, b].map(|x| End::Uplink {
+        bridge: x,
+        uplink: 0,
+    });
+    for (k, (own, peer)) in [(a, b), (b, a)].into_iter().enumerate() {
+        let name = port_name(&bridges[own].name, &bridges[peer].name, port_names);
+        let br = &mut bridges[own];
+        br.uplinks.push(Uplink {
+            name,
+            ifindex: 0,
+            mac: [0; 6],
+            peer,
+            link: li,
+            mtu,
+            impair: None,
+        });
+        ends[k] = End::Uplink {
+            bridge: own,
+            uplink: br.uplinks.len() - 1,
+        };
+    }
+    Link {
+        a: ends[0],
+        b: ends[1],
+        kind: LinkKind::Veth,
+        mtu,
+        subnets: Vec::new(),
+    }
+}
+
 /// The fabric-side name of a bridge member's port: `<node>.<iface>` when that fits in
 /// IFNAMSIZ, else `_p` and 13 hex digits of the member's hash (15 bytes); either way a
 /// function of the member, not of its position. A name already taken (a bridge, or
@@ -234,7 +291,7 @@ const IFINDEX_FIRST: u32 = 1 << 8;
 const IFINDEX_LAST: u32 = 1 << 24;
 
 /// Every interface's ifindex: in a node's namespace, from the hash of (node, interface);
-/// in the fabric, bridges then ports in link order, from the hash of their names. Within
+/// in the fabric, bridges then ports (and uplinks) in link order, from the hash of their names. Within
 /// a namespace an ifindex already taken moves the interface declared later to the next
 /// free one (wrapping round).
 fn number(nodes: &mut [Node], bridges: &mut [Bridge]) {
@@ -248,20 +305,31 @@ fn number(nodes: &mut [Node], bridges: &mut [Bridge]) {
     for b in bridges.iter_mut() {
         b.ifindex = ifindex(&["ifindex", "", &b.name], &mut taken);
     }
-    let mut ports: Vec<(usize, usize, usize)> = bridges
+    // (link, bridge, an uplink?, index): ports and uplinks in link order.
+    let mut ports: Vec<(usize, usize, bool, usize)> = bridges
         .iter()
         .enumerate()
         .flat_map(|(b, br)| {
-            br.ports
-                .iter()
-                .enumerate()
-                .map(move |(p, x)| (x.link, b, p))
+            let ports = br.ports.iter().enumerate();
+            let ups = br.uplinks.iter().enumerate();
+            ports
+                .map(move |(p, x)| (x.link, b, false, p))
+                .chain(ups.map(move |(u, x)| (x.link, b, true, u)))
         })
         .collect();
     ports.sort_unstable();
-    for (_, b, p) in ports {
-        let port = &mut bridges[b].ports[p];
-        port.ifindex = ifindex(&["ifindex", "", &port.name], &mut taken);
+    for (_, b, up, p) in ports {
+        let br = &mut bridges[b];
+        match up {
+            false => {
+                let x = &mut br.ports[p];
+                x.ifindex = ifindex(&["ifindex", "", &x.name], &mut taken);
+            }
+            true => {
+                let x = &mut br.uplinks[p];
+                x.ifindex = ifindex(&["ifindex", "", &x.name], &mut taken);
+            }
+        }
     }
 }
 

@@ -77,5 +77,8 @@ pub(super) fn assign(
         for p in &mut b.ports {
             p.mac = derive("", &p.name);
         }
+        for u in &mut b.uplinks {
+            u.mac = derive("", &u.name);
+        }
     }
 }

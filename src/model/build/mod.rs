@@ -8,6 +8,7 @@
 mod addresses;
 mod hostnet;
 mod hosts;
+mod joins;
 mod layout;
 mod macs;
 mod processes;
@@ -33,7 +34,8 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     let bridge_names = specs::bridges(sink, raw, &specs);
     let wires = wires::resolve(sink, raw, &specs, &bridge_names)?;
     let mut l = layout::layout(&lab, raw, &specs, &bridge_names, &wires);
-    let (hosts, vxlan_port) = hosts::place(sink, raw, &specs, &wires, &mut l);
+    joins::check(sink, raw, &l, &wires);
+    let (hosts, vxlan_port, vxlan_vni) = hosts::place(sink, raw, &specs, &wires, &mut l);
     hosts::unequal_mtus(sink, raw, &l);
     macs::assign(sink, &lab, &mut l.nodes, &mut l.bridges, &wires);
     addresses::assign(sink, raw, &specs, &mut l, &wires);
@@ -67,6 +69,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
         logs: log_policy(&raw.logs),
         hosts,
         vxlan_port,
+        vxlan_vni,
         host_links,
         mgmt,
     })
@@ -130,7 +133,7 @@ fn graph(l: &Layout) -> Graph {
     for (i, l) in links.iter().enumerate() {
         let v = |e: &End| match e {
             End::Node { node, .. } => node_vertex[*node],
-            End::Bridge { bridge, .. } => bridge_vertex[*bridge],
+            End::Bridge { bridge, .. } | End::Uplink { bridge, .. } => bridge_vertex[*bridge],
         };
         graph.add_edge(v(&l.a), v(&l.b), i);
     }

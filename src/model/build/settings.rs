@@ -113,11 +113,13 @@ pub(super) fn impairs(sink: &mut Sink, wires: &[Wire], l: &mut Layout) {
     for (w, link) in wires.iter().zip(&l.links) {
         let shared = w.raw.impair.as_ref().and_then(|r| impair::of_raw(sink, r));
         for (e, end) in w.ends.iter().zip([link.a, link.b]) {
-            let End::Node { node, iface } = end else {
-                continue;
-            };
             let own = e.raw.impair.as_ref().map(|r| impair::of_raw(sink, r));
-            l.nodes[node].interfaces[iface].impair = own.unwrap_or_else(|| shared.clone());
+            let slot = match end {
+                End::Node { node, iface } => &mut l.nodes[node].interfaces[iface].impair,
+                End::Uplink { bridge, uplink } => &mut l.bridges[bridge].uplinks[uplink].impair,
+                End::Bridge { .. } => continue,
+            };
+            *slot = own.unwrap_or_else(|| shared.clone());
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Links with their endpoints resolved to nodes and bridges and every node end named:
-//! explicit interface names are checked, the rest get the lowest free `ethN`.
+//! explicit interface names are checked, the rest get the lowest free `ethN`. A link may
+//! join two bridges (see `joins`), not a bridge to itself.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -51,12 +52,11 @@ pub(super) fn resolve<'r>(
         if ends.len() != 2 {
             continue;
         }
-        if matches!(
-            (ends[0].vertex, ends[1].vertex),
-            (Vertex::Bridge(_), Vertex::Bridge(_))
-        ) {
-            sink.error(Some(l.span), "a link joins two bridges")
-                .hint("join segments through a node, or use one bridge");
+        if let (Vertex::Bridge(a), Vertex::Bridge(b)) = (ends[0].vertex, ends[1].vertex)
+            && a == b
+        {
+            sink.error(Some(l.span), "a link joins a bridge to itself")
+                .hint("a bridge already joins its own ports; drop this link");
             continue;
         }
         let [a, b]: [WireEnd; 2] = ends.try_into().ok()?;
