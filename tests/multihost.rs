@@ -39,7 +39,7 @@ fn vxlans(p: &Plan) -> Vec<Tunnel> {
                     v.remote.map(|r| r.to_string()).unwrap_or_default(),
                     l.mtu,
                 )),
-                LinkSpec::Veth(_) => None,
+                _ => None,
             },
             _ => None,
         })
@@ -370,7 +370,7 @@ links: [[a:eth0, lan], [b:eth0, lan], [c:eth0, lan]]
             .find_map(|s| match &s.op {
                 Op::CreateLink(l) => match &l.kind {
                     LinkSpec::Vxlan(v) => Some(v.flood.iter().map(|a| a.to_string()).collect()),
-                    LinkSpec::Veth(_) => None,
+                    _ => None,
                 },
                 _ => None,
             })

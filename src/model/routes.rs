@@ -446,7 +446,13 @@ pub fn static_routes(nodes: &[Node], bridges: &[Bridge]) -> Vec<Vec<Route>> {
             .interfaces
             .iter()
             .flat_map(|i| i.addresses.iter().map(IpNet::trunc))
-            .chain(node.loopback.iter().map(IpNet::trunc));
+            .chain(node.loopback.iter().map(IpNet::trunc))
+            // A node's dummies, vlans and macvlans are reached through the node.
+            .chain(
+                node.devices
+                    .iter()
+                    .flat_map(|d| d.addresses.iter().map(IpNet::trunc)),
+            );
         for net in nets {
             let i = *index.entry(net).or_insert_with(|| {
                 dests.push((net, Vec::new()));

@@ -12,6 +12,8 @@ use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::share::Share;
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
 
+mod devices;
+
 struct Builder {
     steps: Vec<Step>,
 }
@@ -132,6 +134,7 @@ fn build(t: &Topology, share: Option<&Share>) -> Plan {
     namespaces(t, &mut b, &mut w);
     fabric(t, &mut b, &mut w);
     links(t, &mut b, &mut w);
+    devices::devices(t, &mut b, &w);
     iface_sysctls(t, &mut b, &w);
     addresses(t, &mut b, &mut w);
     routes(t, &mut b, &w);

@@ -41,6 +41,34 @@ pub enum LinkSpec {
     /// own with the same VNI.
     #[serde(rename = "create-vxlan")]
     Vxlan(Vxlan),
+    /// A dummy interface, made up in its namespace.
+    #[serde(rename = "create-dummy")]
+    Dummy(Dummy),
+    /// A vlan on another interface of the same namespace, made up.
+    #[serde(rename = "create-vlan")]
+    Vlan(Vlan),
+    /// A macvlan on an interface of the host's namespace, made from there straight into
+    /// `netns`, up. The host's interface is only its parent: nslab never changes it.
+    #[serde(rename = "create-macvlan")]
+    Macvlan(Macvlan),
+}
+
+/// A dummy adds nothing to its own end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dummy {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vlan {
+    pub parent: Name,
+    pub parent_ifindex: u32,
+    pub vlan_id: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Macvlan {
+    /// The host's interface, by name: its ifindex is the host's business.
+    pub parent: Name,
+    pub mode: crate::kinds::MacvlanMode,
 }
 
 /// A VXLAN's tunnel: its VNI, UDP port, this host's underlay address, and the other
@@ -81,13 +109,16 @@ impl LinkSpec {
         match self {
             LinkSpec::Veth(_) => "create-veth",
             LinkSpec::Vxlan(_) => "create-vxlan",
+            LinkSpec::Dummy(_) => "create-dummy",
+            LinkSpec::Vlan(_) => "create-vlan",
+            LinkSpec::Macvlan(_) => "create-macvlan",
         }
     }
 
     /// Whether apply makes it from the namespace nslab runs in (the host's, or a
     /// simulated host's) rather than from the link's own namespace.
     pub fn from_home(&self) -> bool {
-        matches!(self, LinkSpec::Vxlan(_))
+        matches!(self, LinkSpec::Vxlan(_) | LinkSpec::Macvlan(_))
     }
 
     /// The kernel's name for the kind, for errors about a kernel without it.
@@ -95,6 +126,9 @@ impl LinkSpec {
         match self {
             LinkSpec::Veth(_) => "veth",
             LinkSpec::Vxlan(_) => "vxlan",
+            LinkSpec::Dummy(_) => "dummy",
+            LinkSpec::Vlan(_) => "vlan",
+            LinkSpec::Macvlan(_) => "macvlan",
         }
     }
 }
@@ -114,7 +148,7 @@ impl Link {
                 name: p.peer_name.clone(),
                 ifindex: p.peer_ifindex,
             }),
-            LinkSpec::Vxlan(_) => {}
+            LinkSpec::Vxlan(_) | LinkSpec::Dummy(_) | LinkSpec::Vlan(_) | LinkSpec::Macvlan(_) => {}
         }
         ends
     }
@@ -123,7 +157,9 @@ impl Link {
     pub fn namespaces(&self) -> Vec<&Name> {
         match &self.kind {
             LinkSpec::Veth(p) => vec![&self.netns, &p.peer_netns],
-            LinkSpec::Vxlan(_) => vec![&self.netns],
+            LinkSpec::Vxlan(_) | LinkSpec::Dummy(_) | LinkSpec::Vlan(_) | LinkSpec::Macvlan(_) => {
+                vec![&self.netns]
+            }
         }
     }
 }
@@ -162,6 +198,9 @@ impl Serialize for Link {
         match &self.kind {
             LinkSpec::Veth(p) => out(self, p).serialize(s),
             LinkSpec::Vxlan(v) => out(self, v).serialize(s),
+            LinkSpec::Dummy(d) => out(self, d).serialize(s),
+            LinkSpec::Vlan(v) => out(self, v).serialize(s),
+            LinkSpec::Macvlan(m) => out(self, m).serialize(s),
         }
     }
 }
