@@ -329,3 +329,137 @@ fn number(lab: &str, node: &mut Node, ordered: Vec<Pending>) {
         node.devices.push(d);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::CompileError;
+    use crate::model::{DeviceKind, Topology};
+    use crate::plan::{LinkSpec, Op};
+
+    fn compiled(yaml: &str) -> Topology {
+        match crate::compile_str(yaml, "t.yaml", std::path::Path::new("/")) {
+            Ok(c) => c.topology,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Every error, as `line:col message`.
+    fn errors(yaml: &str) -> Vec<String> {
+        match crate::compile_str(yaml, "t.yaml", std::path::Path::new("/")) {
+            Err(CompileError::Invalid(r)) => r
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    let at = d.span.map(|s| format!("{}:{}", s.line, s.col));
+                    format!("{} {}", at.unwrap_or_default(), d.message)
+                })
+                .collect(),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("compiled"),
+        }
+    }
+
+    const LAB: &str = "name: d\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy, addresses: [10.255.0.1/32] }\n      eth1.100: { kind: vlan, parent: eth1, id: 100, addresses: [10.100.0.1/24] }\n      v7: { kind: vlan, parent: lo1, id: 7 }\n  r2: {}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    addresses: [10.0.0.0/31, 10.0.0.1/31]\n  - endpoints: [{ macvlan: enp0s3, mode: vepa }, { node: r2, mac: 02:00:00:00:00:42, addresses: [192.168.1.7/24] }]\n    mtu: 1400\nrouting: static\n";
+
+    #[test]
+    fn devices_are_planned_after_their_parents_with_their_addresses() {
+        let t = compiled(LAB);
+        let r1 = t.node("r1").unwrap();
+        let names: Vec<&str> = r1.devices.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["lo1", "eth1.100", "v7"]);
+        let r2 = t.node("r2").unwrap();
+        assert_eq!(r2.devices[0].name, "eth0", "the lowest free ethN");
+        assert_eq!(r2.devices[0].mac, [2, 0, 0, 0, 0, 0x42]);
+        assert_eq!(r2.devices[0].mtu, Some(1400));
+        assert_eq!(
+            r2.devices[0].kind,
+            DeviceKind::Macvlan {
+                parent: "enp0s3".into(),
+                mode: crate::kinds::MacvlanMode::Vepa
+            }
+        );
+        // Ifindexes clash with no link end of the node.
+        let mut ix: Vec<u32> = r1.interfaces.iter().map(|i| i.ifindex).collect();
+        ix.extend(r1.devices.iter().map(|d| d.ifindex));
+        let n = ix.len();
+        ix.sort_unstable();
+        ix.dedup();
+        assert_eq!(ix.len(), n);
+        // `routing: static` reaches the dummy and the vlan through r1.
+        let dsts: Vec<String> = r2.routes.iter().map(|r| r.dst.to_string()).collect();
+        assert!(dsts.contains(&"10.255.0.1/32".to_string()), "{dsts:?}");
+        assert!(dsts.contains(&"10.100.0.0/24".to_string()), "{dsts:?}");
+
+        let plan = crate::plan::plan(&t);
+        let step = |name: &str| {
+            plan.steps
+                .iter()
+                .find(|s| matches!(&s.op, Op::CreateLink(l) if &*l.name == name))
+                .unwrap_or_else(|| panic!("no step makes {name}"))
+        };
+        let veth = step("eth1");
+        let vlan = step("eth1.100");
+        assert!(vlan.deps.contains(&veth.id), "a vlan waits for its parent");
+        let Op::CreateLink(l) = &vlan.op else {
+            unreachable!()
+        };
+        let LinkSpec::Vlan(v) = &l.kind else {
+            panic!("{:?}", l.kind)
+        };
+        assert_eq!(
+            (v.vlan_id, v.parent_ifindex),
+            (100, r1.interfaces[0].ifindex)
+        );
+        assert!(step("v7").deps.contains(&step("lo1").id));
+        assert_eq!(step("eth0").op.name(), "create-macvlan");
+        let addr = plan
+            .steps
+            .iter()
+            .find(|s| matches!(&s.op, Op::AddAddress { name, .. } if &**name == "lo1"));
+        assert!(addr.is_some_and(|a| a.deps == [step("lo1").id]));
+        // The same file gives the same plan.
+        assert_eq!(plan.to_json(), crate::plan::plan(&compiled(LAB)).to_json());
+    }
+
+    #[test]
+    fn bad_devices_are_located_errors_all_at_once() {
+        let e = errors(
+            "name: d\nnodes:\n  r1:\n    interfaces:\n      v1: { kind: vlan, parent: eht1, id: 100 }\n      v2: { kind: vlan, parent: eth1, id: 4095 }\n      eth1: { kind: dummy }\n      averyveryverylongname: { kind: dummy }\n      v3: { kind: vlan, id: 3 }\n      d1: { kind: dummy, id: 3 }\n      v4: { kind: bond }\n  r2: {}\nlinks:\n  - [r1:eth1, r2:eth1]\n  - [r9:eth1, { macvlan: eth0 }]\n  - [r1:eth3, { macvlan: eth0, iface: x }]\nnodes2: ~\n",
+        );
+        let want = [
+            "5:33 vlan `v1`: node `r1` has no interface `eht1`",
+            "6:43 vlan id 4095 is not between 1 and 4094",
+            "7:7 node `r1` already has an interface `eth1`",
+            "8:7 invalid interface name on node `r1`: interface name `averyveryverylongname` is 21 bytes long",
+            "9:11 vlan `v3` of node `r1` needs `parent:`",
+            "10:30 dummy interface `d1` takes no `parent` or `id`",
+            "11:19 invalid interface `kind`: `bond` is not one of dummy, vlan",
+            "15:6 the other end of a macvlan link, `r9`, is not a node",
+            "16:39 a macvlan end takes no `iface`",
+        ];
+        for w in want {
+            assert!(
+                e.iter().any(|x| x.starts_with(w)),
+                "`{w}` missing from {e:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn interfaces_merge_from_kinds_by_name_and_a_name_twice_is_an_error() {
+        let t = compiled(
+            "name: d\nkinds:\n  r:\n    interfaces: { lo1: { kind: dummy, addresses: [10.9.0.1/32] } }\nnodes:\n  r1: { kind: r, interfaces: { lo1: { kind: dummy, addresses: [10.9.0.2/32] } } }\n",
+        );
+        let r1 = t.node("r1").unwrap();
+        assert_eq!(r1.devices.len(), 1);
+        assert_eq!(r1.devices[0].addresses[0].to_string(), "10.9.0.2/32");
+        let e = errors(
+            "name: d\nnodes:\n  r1: {}\nlinks:\n  - [r1:eth1, { macvlan: eth0 }]\n  - [r1:eth1, { macvlan: eth1 }]\n",
+        );
+        assert!(
+            e.iter()
+                .any(|x| x.starts_with("6:9 interface `eth1` of node `r1` is declared twice")),
+            "{e:#?}"
+        );
+    }
+}
