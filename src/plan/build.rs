@@ -509,9 +509,15 @@ fn routes(t: &Topology, b: &mut Builder, w: &Wiring) {
         for r in &n.routes {
             let mut deps = vec![w.ns_step[i]];
             let ifindexes = r.nexthops.iter().map(|h| h.ifindex).chain(r.dev_ifindex);
-            for k in ifindexes.filter_map(|ifx| by_ifindex.get(&ifx).copied()) {
-                deps.push(w.up[i][k]);
-                deps.extend(&w.addr_steps[i][k]);
+            for ifx in ifindexes {
+                match by_ifindex.get(&ifx) {
+                    Some(&k) => {
+                        deps.push(w.up[i][k]);
+                        deps.extend(&w.addr_steps[i][k]);
+                    }
+                    // One of the node's own interfaces (a dummy, vlan or macvlan).
+                    None => deps.extend(devices::made(b, &w.netns[i], ifx)),
+                }
             }
             b.push(
                 Op::AddRoute {

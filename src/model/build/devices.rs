@@ -359,7 +359,7 @@ mod tests {
         }
     }
 
-    const LAB: &str = "name: d\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy, addresses: [10.255.0.1/32] }\n      eth1.100: { kind: vlan, parent: eth1, id: 100, addresses: [10.100.0.1/24] }\n      v7: { kind: vlan, parent: lo1, id: 7 }\n  r2: {}\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    addresses: [10.0.0.0/31, 10.0.0.1/31]\n  - endpoints: [{ macvlan: enp0s3, mode: vepa }, { node: r2, mac: 02:00:00:00:00:42, addresses: [192.168.1.7/24] }]\n    mtu: 1400\nrouting: static\n";
+    const LAB: &str = "name: d\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy, addresses: [10.255.0.1/32] }\n      eth1.100: { kind: vlan, parent: eth1, id: 100, addresses: [10.100.0.1/24] }\n      v7: { kind: vlan, parent: lo1, id: 7 }\n    routes: [{ to: 10.77.0.0/16, dev: lo1 }]\n  r2:\n    routes: [{ to: default4, via: 192.168.1.1 }]\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    addresses: [10.0.0.0/31, 10.0.0.1/31]\n  - endpoints: [{ macvlan: enp0s3, mode: vepa }, { node: r2, mac: 02:00:00:00:00:42, addresses: [192.168.1.7/24] }]\n    mtu: 1400\nrouting: static\n";
 
     #[test]
     fn devices_are_planned_after_their_parents_with_their_addresses() {
@@ -417,6 +417,29 @@ mod tests {
             .iter()
             .find(|s| matches!(&s.op, Op::AddAddress { name, .. } if &**name == "lo1"));
         assert!(addr.is_some_and(|a| a.deps == [step("lo1").id]));
+        // A node's own routes reach through its devices, once they are made and addressed.
+        let route = |node: &str, dst: &str| {
+            plan.steps
+                .iter()
+                .find(|s| {
+                    matches!(&s.op, Op::AddRoute { netns, route }
+                        if netns.ends_with(node) && route.dst.to_string() == dst)
+                })
+                .unwrap_or_else(|| panic!("no route to {dst} on {node}"))
+        };
+        let default = route("r2", "0.0.0.0/0");
+        let Op::AddRoute { route: r, .. } = &default.op else {
+            unreachable!()
+        };
+        assert_eq!(r.nexthops[0].dev, "eth0");
+        assert_eq!(r.nexthops[0].ifindex, r2.devices[0].ifindex);
+        assert!(
+            default.deps.contains(&step("eth0").id),
+            "{:?}",
+            default.deps
+        );
+        let dev = route("r1", "10.77.0.0/16");
+        assert!(dev.deps.contains(&step("lo1").id), "{:?}", dev.deps);
         // The same file gives the same plan.
         assert_eq!(plan.to_json(), crate::plan::plan(&compiled(LAB)).to_json());
     }

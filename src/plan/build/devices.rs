@@ -69,3 +69,21 @@ pub(super) fn devices(t: &Topology, b: &mut Builder, w: &Wiring) {
         }
     }
 }
+
+/// The steps that made and addressed a device (by namespace and ifindex), for the routes
+/// through it. Only routes over a device look here, so the scan stays off the common path.
+pub(super) fn made(b: &Builder, netns: &Name, ifindex: u32) -> Vec<StepId> {
+    b.steps
+        .iter()
+        .filter(|s| match &s.op {
+            Op::CreateLink(l) => &l.netns == netns && l.ifindex == ifindex,
+            Op::AddAddress {
+                netns: n,
+                ifindex: x,
+                ..
+            } => n == netns && *x == ifindex,
+            _ => false,
+        })
+        .map(|s| s.id)
+        .collect()
+}
