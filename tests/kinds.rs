@@ -44,6 +44,9 @@ impl Network {
         run(&["ip", "link", "set", "nsltmv0", "up"]);
         net.in_ns(&["ip", "addr", "add", "192.0.2.99/24", "dev", "nsltmv1"]);
         net.in_ns(&["ip", "link", "set", "nsltmv1", "up"]);
+        // A network behind the gateway, for a route through the macvlan.
+        net.in_ns(&["ip", "addr", "add", "198.51.100.1/32", "dev", "lo"]);
+        net.in_ns(&["ip", "link", "set", "lo", "up"]);
         net
     }
 
@@ -75,13 +78,15 @@ fn a_macvlan_on_a_host_interface_reaches_the_network_behind_it() {
         let net = Network::new();
         let lab = Lab::new(
             "kmv",
-            "nodes:\n  m1: {}\nlinks:\n  - endpoints: [m1:eth1, { macvlan: nsltmv0, mode: bridge }]\n    addresses: [192.0.2.10/24, ~]\n",
+            "nodes:\n  m1:\n    routes: [{ to: 198.51.100.0/24, via: 192.0.2.99 }]\nlinks:\n  - endpoints: [m1:eth1, { macvlan: nsltmv0, mode: bridge }]\n    addresses: [192.0.2.10/24, ~]\n",
         );
         lab.up();
         let o = lab.exec("m1", &["ip", "-d", "link", "show", "eth1"]);
         assert!(text(&o).contains("macvlan mode bridge"), "{}", text(&o));
         let o = lab.exec("m1", &["ping", "-c", "1", "-W", "5", "192.0.2.99"]);
         assert!(o.status.success(), "m1 -> 192.0.2.99: {}", text(&o));
+        let o = lab.exec("m1", &["ping", "-c", "1", "-W", "5", "198.51.100.1"]);
+        assert!(o.status.success(), "m1 -> behind the gateway: {}", text(&o));
         let o = net.in_ns(&["ping", "-c", "1", "-W", "5", "192.0.2.10"]);
         assert!(o.status.success(), "network -> m1: {}", text(&o));
         // nslab never touched the parent: it is still up, with no address of nslab's.

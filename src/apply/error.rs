@@ -245,6 +245,15 @@ mod tests {
                 .contains("this kernel has no `dummy` link type"),
             "{e}"
         );
+        let e = missing_link_kind(
+            "vlan",
+            KernelError::Netlink {
+                errno: libc::EOPNOTSUPP,
+                msg: "x".into(),
+            },
+        );
+        assert!(e.to_string().contains("`modprobe 8021q`"), "{e}");
+        assert!(e.to_string().contains("CONFIG_VLAN_8021Q"), "{e}");
         let e = missing_qdisc(
             "netem",
             KernelError::Netlink {

@@ -64,3 +64,63 @@ pub fn warnings(t: &Topology, kinds: Kinds, host_ifaces: Option<&[String]>) -> V
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(yaml: &str) -> Topology {
+        crate::compile_str(yaml, "t.yaml", std::path::Path::new("/"))
+            .expect("compiles")
+            .topology
+    }
+
+    #[test]
+    fn a_kind_the_kernel_lacks_and_a_parent_the_host_lacks_warn_at_their_lines() {
+        let t = compiled(
+            "name: w\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy }\n      v5: { kind: vlan, parent: eth1, id: 5 }\nlinks:\n  - [r1:eth1, { macvlan: nsltnone0 }]\n",
+        );
+        let host = ["eth0".to_string(), "lo".to_string()];
+        let kinds = Kinds {
+            dummy: Some(false),
+            vlan: Some(true),
+        };
+        let out = warnings(&t, kinds, Some(&host));
+        let text: Vec<String> = out
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{} {}",
+                    d.span.unwrap().line,
+                    d.span.unwrap().col,
+                    d.message
+                )
+            })
+            .collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        assert!(text[0].starts_with("5:7 node `r1`: this kernel cannot make the dummy interface `lo1` (no `dummy` module)"), "{text:#?}");
+        assert!(
+            text[1].starts_with("8:9 node `r1`: this host has no interface `nsltnone0`"),
+            "{text:#?}"
+        );
+        assert!(
+            out[0]
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("CONFIG_DUMMY"))
+        );
+        assert!(
+            out[1]
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("eth0, lo"))
+        );
+        // A kernel with both, a host with the parent, or a probe that could not run: quiet.
+        let all = Kinds {
+            dummy: Some(true),
+            vlan: None,
+        };
+        let host = ["nsltnone0".to_string()];
+        assert!(warnings(&t, all, Some(&host)).is_empty());
+    }
+}
