@@ -63,6 +63,7 @@ fn nodes_of(lab: &str, specs: &Specs, wires: &[Wire]) -> Vec<Node> {
                 .collect(),
             loopback: Vec::new(),
             interfaces: Vec::with_capacity(if_count),
+            devices: Vec::new(),
             sysctls: Vec::new(),
             routes: Vec::new(),
             exec: Vec::new(),
@@ -334,7 +335,7 @@ fn number(nodes: &mut [Node], bridges: &mut [Bridge]) {
 }
 
 /// One ifindex: the home of `id` in the range, or the next one free in `taken`.
-fn ifindex(id: &[&str], taken: &mut HashSet<u32>) -> u32 {
+pub(super) fn ifindex(id: &[&str], taken: &mut HashSet<u32>) -> u32 {
     let len = IFINDEX_LAST - IFINDEX_FIRST + 1;
     let home = names::home(names::identity_hash(id), u128::from(len), u128::from(len));
     let mut off = u32::try_from(home).expect("below the range's length");
