@@ -346,6 +346,9 @@ fn made_and_needs(op: &Op) -> (Vec<Need>, Vec<Need>) {
             let made = l.ends().iter().map(|e| link(&e.netns, e.ifindex)).collect();
             let mut needs: Vec<Need> = l.namespaces().into_iter().map(|n| ns(n)).collect();
             needs.extend(l.masters().into_iter().map(|m| link(&l.netns, m)));
+            if let crate::plan::LinkSpec::Vlan(v) = &l.kind {
+                needs.push(link(&l.netns, v.parent_ifindex));
+            }
             (made, needs)
         }
         Op::SetLinkUp { netns, ifindex, .. }

@@ -16,6 +16,10 @@ fn main() -> ExitCode {
         let sub_ids = args.next().is_some_and(|m| m == "subids");
         return ExitCode::from(nslab::rootless::holder::main(netns_dir.as_ref(), sub_ids) as u8);
     }
+    // The fork server of node inits (see `node::zygote`); its argument is only room.
+    if first.as_ref().is_some_and(|a| a == "__zygote") {
+        return ExitCode::from(nslab::node::zygote::main() as u8);
+    }
     if first.is_some_and(|a| a == "__init") {
         let config = args
             .next()

@@ -3,9 +3,12 @@
 //! `preflight/mounts.rs`), process commands can be found as the node will see them
 //! (`preflight/programs.rs`), process users exist in the node's /etc
 //! (`preflight/users.rs`), and a warning when the lab's L2 segments may need more
-//! neighbour entries than the host's table holds (`preflight/neigh.rs`). Each problem is
+//! neighbour entries than the host's table holds (`preflight/neigh.rs`), and a warning for
+//! a dummy or vlan this kernel cannot make or a macvlan parent the host lacks
+//! (`preflight/kinds.rs`). Each problem is
 //! located in the file and names the node and the key.
 
+mod kinds;
 mod mounts;
 pub mod neigh;
 mod programs;
@@ -31,6 +34,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
     users::check(&t.nodes, &mut out);
     expected_json(t, &mut out);
     out.extend(neigh::warnings(t, neigh::host_limit));
+    kinds::check(t, &mut out);
     out
 }
 

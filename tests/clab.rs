@@ -163,11 +163,19 @@ fn what_cannot_map_is_reported_at_its_line_all_at_once() {
         "`mgmt.network` is not used",
         "image `ghcr.io/x/unknown:1` is not in the image map",
         "`ports` of node `l1`",
-        "`macvlan:`",
-        "w.clab.yml:7:",
     ] {
         assert!(w.contains(needle), "`{needle}` missing from {w}");
     }
+    // A `macvlan:IF` end maps to nslab's macvlan on the host's IF, with no MTU of its own.
+    assert!(!w.contains("macvlan"), "{w}");
+    let l1 = c.topology.node("l1").unwrap();
+    assert_eq!(l1.devices.len(), 1);
+    assert_eq!(l1.devices[0].name, "eth1");
+    assert_eq!(l1.devices[0].mtu, None);
+    assert!(matches!(
+        &l1.devices[0].kind,
+        nslab::model::DeviceKind::Macvlan { parent, .. } if parent == "enp0s3"
+    ));
 }
 
 #[test]

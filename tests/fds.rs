@@ -509,3 +509,104 @@ fn sighup_during_up_rolls_back_like_sigint() {
     assert!(!lab.is_up(), "{err}");
     assert_same_host(&before, &host_snapshot(), "after SIGHUP to `nslab up`");
 }
+
+/// What `/proc` says of a node's init that a fork of the fork server could get wrong:
+/// its descriptors (by target), environment, signal mask and dispositions, limits and
+/// command line.
+fn init_state(lab: &str) -> Vec<String> {
+    let pid = init_pid(lab, "a");
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let t = std::fs::read_link(e.path()).unwrap_or_default();
+            // Pipes, sockets and the like by kind: their numbers are per run.
+            let t = t.to_string_lossy();
+            let kind = t.split(":[").next().unwrap_or_default().to_string();
+            format!("fd {} {kind}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    fds.sort();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let signals = status
+        .lines()
+        .filter(|l| {
+            ["SigBlk", "SigIgn", "SigCgt"]
+                .iter()
+                .any(|s| l.starts_with(s))
+        })
+        .map(str::to_string);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .skip(1)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    fds.into_iter()
+        .chain(signals)
+        .chain([
+            format!("environ {} bytes", environ.len()),
+            limits,
+            format!("args {args:?}"),
+        ])
+        .collect()
+}
+
+/// The fork server's processes still running, by command line.
+fn fork_servers() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"__zygote"))
+        })
+        .count()
+}
+
+#[test]
+fn an_init_forked_by_the_fork_server_starts_as_an_exec_d_one_would() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("fx-fork", FD_PROCESS);
+    let mut seen = Vec::new();
+    for exec in [false, true] {
+        let mut up = nslab();
+        up.arg("up").arg(&lab.file).env("FX_CALLER_MARKER", "x");
+        if exec {
+            up.env("NSLAB_INIT_EXEC", "1");
+        }
+        let o = up.output().unwrap();
+        assert!(o.status.success(), "up: {}", text(&o));
+        seen.push(init_state("fx-fork"));
+        lab.down();
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "forked (left) and exec'd (right) inits differ"
+    );
+    assert!(
+        seen[0].contains(&"environ 0 bytes".to_string()),
+        "{:?}",
+        seen[0]
+    );
+    assert!(
+        seen[0].contains(&r#"args ["__init", "-", "fx-fork/a"]"#.to_string()),
+        "{:?}",
+        seen[0]
+    );
+    // Each `up` ended, and with it its fork servers (other tests' may still run: only
+    // this count's not growing is asserted, after a quiet moment).
+    let after = fork_servers();
+    let o = nslab().arg("up").arg(&lab.file).output().unwrap();
+    assert!(o.status.success(), "up: {}", text(&o));
+    lab.down();
+    wait_for("the fork server of `up` to exit", || {
+        fork_servers() <= after
+    });
+}

@@ -61,16 +61,22 @@ impl KernelError {
 /// named the way `modprobe` and kernel configs name it.
 pub fn missing_link_kind(kind: &str, e: KernelError) -> KernelError {
     if e.errno() == Some(libc::EOPNOTSUPP) {
-        let module = match kind {
-            "bond" => "bonding",
-            "wireguard" => "wireguard",
-            "vlan" => "8021q",
-            other => other,
+        let (module, config) = match kind {
+            "bond" => ("bonding", "CONFIG_BONDING"),
+            "wireguard" => ("wireguard", "CONFIG_WIREGUARD"),
+            "vlan" => ("8021q", "CONFIG_VLAN_8021Q"),
+            "dummy" => ("dummy", "CONFIG_DUMMY"),
+            "macvlan" => ("macvlan", "CONFIG_MACVLAN"),
+            "vxlan" => ("vxlan", "CONFIG_VXLAN"),
+            "veth" => ("veth", "CONFIG_VETH"),
+            "vrf" => ("vrf", "CONFIG_NET_VRF"),
+            "ipvlan" => ("ipvlan", "CONFIG_IPVLAN"),
+            other => (other, "its CONFIG_ option"),
         };
         return KernelError::MissingFeature {
             feature: format!("`{kind}` link type"),
             hint: format!(
-                "the kernel answered \"Unknown device type\"; load or build the `{module}` module, or remove the `{kind}` interfaces from the lab"
+                "the kernel answered \"Unknown device type\"; load the `{module}` module (`modprobe {module}`) or use a kernel built with {config}, or remove the `{kind}` interfaces from the lab"
             ),
         };
     }
@@ -180,6 +186,9 @@ pub fn object_of(op: &Op) -> String {
             }
             LinkSpec::Vxlan(v) => format!("vxlan {} (VNI {})", l.name, v.vni),
             LinkSpec::Join(j) => format!("veth {} (peer {}) joining bridges", l.name, j.peer_name),
+            LinkSpec::Dummy(_) => format!("dummy {}", l.name),
+            LinkSpec::Vlan(v) => format!("vlan {} (id {} on {})", l.name, v.vlan_id, v.parent),
+            LinkSpec::Macvlan(m) => format!("macvlan {} (on the host's {})", l.name, m.parent),
         },
         Op::SetLinkUp { name, .. } | Op::SetLinkDown { name, .. } => format!("link {name}"),
         Op::SetMtu { name, mtu, .. } => format!("mtu {mtu} of link {name}"),
@@ -240,6 +249,15 @@ mod tests {
                 .contains("this kernel has no `dummy` link type"),
             "{e}"
         );
+        let e = missing_link_kind(
+            "vlan",
+            KernelError::Netlink {
+                errno: libc::EOPNOTSUPP,
+                msg: "x".into(),
+            },
+        );
+        assert!(e.to_string().contains("`modprobe 8021q`"), "{e}");
+        assert!(e.to_string().contains("CONFIG_VLAN_8021Q"), "{e}");
         let e = missing_qdisc(
             "netem",
             KernelError::Netlink {

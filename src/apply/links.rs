@@ -48,6 +48,14 @@ pub async fn create(at: &At<'_>, l: &Link) -> Result<(), KernelError> {
             }
         }
         LinkSpec::Join(j) => join(at.own, at.own_fd, l, j).await,
+        LinkSpec::Dummy(_) => super::devices::dummy(at.own, l).await,
+        LinkSpec::Vlan(v) => super::devices::vlan(at.own, l, v).await,
+        LinkSpec::Macvlan(m) => {
+            let home = at.home.ok_or_else(|| {
+                KernelError::Other(format!("no handle on this host for macvlan {}", l.name))
+            })?;
+            super::devices::macvlan(home, at.own_fd, l, m).await
+        }
     };
     r.map_err(|e| missing_link_kind(l.kind.kernel_kind(), e))
 }

@@ -3,6 +3,7 @@
 //! journal names. `down` works from the journal alone, so it needs no topology file and
 //! survives a `kill -9` of `up`. Teardown is best effort and reports every error.
 
+pub mod devices;
 pub mod error;
 pub mod executor;
 mod hostnet;
@@ -31,7 +32,7 @@ use executor::Cancel;
 use netlink::NetlinkKernel;
 
 use crate::model::Topology;
-use crate::plan::{Plan, StepId};
+use crate::plan::{LinkSpec, Op, Plan, StepId};
 use crate::state::{HostContext, Journal, LabDir, LabLock, LabSummary, Record};
 
 /// Namespace threads: two measured best for creating namespaces on this class of host.
@@ -231,6 +232,13 @@ pub async fn up_with(
             return Err(ApplyError::AlreadyUp { lab, pid });
         }
         return Err(ApplyError::Leftovers { lab });
+    }
+    // A dummy or vlan this kernel cannot make stops `up` before it makes anything.
+    if plan.steps.iter().any(|s| {
+        matches!(&s.op, Op::CreateLink(l) if matches!(l.kind, LinkSpec::Dummy(_) | LinkSpec::Vlan(_)))
+    }) && let Some(e) = devices::missing(&lab, plan, tokio::task::block_in_place(devices::kernel_kinds))
+    {
+        return Err(ApplyError::Step(Box::new(e)));
     }
     // Until the journal exists, no other lab's `down` may release /run/netns.
     let host_lock = tokio::task::block_in_place(|| crate::state::HostLock::acquire(host))?;

@@ -13,7 +13,7 @@ use super::strays;
 use crate::node::config::{self, NodeConfig, NodeStart};
 use crate::node::control;
 use crate::node::enter::{self, Target};
-use crate::node::{NodePaths, cgroup};
+use crate::node::{NodePaths, cgroup, zygote};
 use crate::state::HostContext;
 
 fn other(e: impl std::fmt::Display) -> KernelError {
@@ -40,6 +40,78 @@ pub fn nslab_binary() -> Result<PathBuf, KernelError> {
         .ok_or_else(|| other("cannot find the nslab binary to run as the node's init: install nslab on the PATH or set NSLAB_BIN"))
 }
 
+/// A shim's standard streams as nslab holds them, and the shim itself when it was exec'd
+/// (a forked one is the fork server's child).
+struct Shim {
+    stdin: std::fs::File,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+    exec: Option<std::process::Child>,
+}
+
+thread_local! {
+    /// This spawner thread's fork server: its socket lives in the thread's own
+    /// descriptor table (see `spawner`), so each thread has one.
+    static SERVER: std::cell::RefCell<Option<zygote::Server>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A shim forked by this thread's fork server, started on first use; a server that has
+/// gone away is started again once.
+fn forked_shim(title: &str) -> Result<Shim, KernelError> {
+    SERVER.with(|cell| {
+        let mut server = cell.borrow_mut();
+        let mut failure = None;
+        for _ in 0..2 {
+            if server.is_none() {
+                *server = Some(zygote::Server::start(&nslab_binary()?)?);
+            }
+            match server.as_ref().map(|s| s.fork_shim(title)) {
+                Some(Ok([stdin, stdout, stderr])) => {
+                    return Ok(Shim {
+                        stdin,
+                        stdout,
+                        stderr,
+                        exec: None,
+                    });
+                }
+                Some(Err(e)) => failure = Some(e),
+                None => {}
+            }
+            *server = None;
+        }
+        Err(other(format!(
+            "the fork server of node inits failed: {}",
+            failure.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    })
+}
+
+/// An exec'd shim, `nslab __init - LAB/NODE`: the way before the fork server, kept for
+/// comparing the two (`NSLAB_INIT_EXEC=1`).
+fn exec_shim(title: &str) -> Result<Shim, KernelError> {
+    // The configuration goes through the init's stdin, and the init enters the node's
+    // namespaces itself: no file per node, and no pre-exec hook, so the spawn is a cheap
+    // posix_spawn instead of a fork of this (large) process.
+    let mut cmd = std::process::Command::new(nslab_binary()?);
+    // The last argument only names the node in `ps` on the host.
+    cmd.arg("__init")
+        .arg("-")
+        .arg(title)
+        // The caller's environment stays out of the node: every path the init needs
+        // (from the host context) is in its configuration.
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    Ok(Shim {
+        stdin: OwnedFd::from(child.stdin.take().expect("piped")).into(),
+        stdout: OwnedFd::from(child.stdout.take().expect("piped")).into(),
+        stderr: OwnedFd::from(child.stderr.take().expect("piped")).into(),
+        exec: Some(child),
+    })
+}
+
 /// Writes the node's files and starts its init in new namespaces; returns once the init
 /// reports its mounts and hostname are in place.
 fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), KernelError> {
@@ -54,27 +126,17 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
     };
     let netns = host.netns_path(&start.netns);
     let cfg: NodeConfig = config::config(start, &paths, netns, cgroups).map_err(other)?;
-    // The configuration goes through the init's stdin, and the init enters the node's
-    // namespaces itself: no file per node, and no pre-exec hook, so the spawn is a cheap
-    // posix_spawn instead of a fork of this (large) process.
-    let mut cmd = std::process::Command::new(nslab_binary()?);
-    // The last argument only names the node in `ps` on the host.
-    cmd.arg("__init")
-        .arg("-")
-        .arg(format!("{}/{}", start.lab, start.node))
-        // The caller's environment stays out of the node: every path the init needs
-        // (from the host context) is in its configuration.
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
+    let title = format!("{}/{}", start.lab, start.node);
+    let mut shim = if std::env::var_os("NSLAB_INIT_EXEC").is_some() {
+        exec_shim(&title)?
+    } else {
+        forked_shim(&title)?
+    };
     {
-        let mut stdin = child.stdin.take().expect("piped");
+        let mut stdin = shim.stdin;
         std::io::Write::write_all(&mut stdin, &serde_json::to_vec(&cfg).map_err(other)?)?;
     }
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout);
+    let mut lines = BufReader::new(shim.stdout);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut line = String::new();
     let mut outcome = Err(other("the node's init ended without saying it was ready"));
@@ -99,7 +161,9 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
             outcome = Err(other("the node's init did not get ready within 30 s"));
             // Do not wait on it below; what it started lives in the node's network
             // namespace and goes with the rollback's sweep.
-            let _ = child.kill();
+            if let Some(child) = &mut shim.exec {
+                let _ = child.kill();
+            }
             break;
         }
         line.clear();
@@ -116,12 +180,16 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
             break;
         }
     }
+    // A forked shim is the fork server's to reap; it exits 0 once it said `ready`.
+    let Some(mut child) = shim.exec else {
+        return outcome;
+    };
     let status = child.wait()?;
     if outcome.is_ok() && !status.success() {
         // The shim failed after the init got going: its reason is on stdout or stderr.
         let mut said = String::new();
         let mut err = String::new();
-        let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut err);
+        let _ = std::io::Read::read_to_string(&mut shim.stderr, &mut err);
         while lines.read_line(&mut said).unwrap_or(0) > 0 {}
         let why: Vec<&str> = said
             .lines()

@@ -67,7 +67,9 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
             format!("a link of type `{}` is left out", t.value),
         )
         .hint(match t.value.as_str() {
-            "macvlan" => "it reaches into the host's network; nslab does not have such links yet",
+            "macvlan" => {
+                "nslab maps the brief form: write it `endpoints: [\"node:eth1\", \"macvlan:IF\"]`"
+            }
             "vxlan" | "vxlan-stitch" => "nslab labs live on one host",
             _ => "nslab makes veth links only",
         });
@@ -115,6 +117,9 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
         let (host, node) = (&ends[h], &ends[1 - h]);
         return host_link(sink, node, host, f.value("mtu"), y);
     }
+    if let Some(out) = macvlan_link(&ends, f.value("mtu"), roles, y.span) {
+        return Some(out);
+    }
     for e in &ends {
         if HOST_ENDS.contains(&e.node.as_str()) {
             sink.warning(Some(e.span), format!("a link to `{}:` is left out", e.node))
@@ -140,6 +145,39 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
         fields.push(("unnumbered", plain(true, y.span)));
     }
     Some(map(fields, y.span))
+}
+
+/// `["r1:eth1", "macvlan:enp0s3"]`: nslab's macvlan end on the host's interface (mode
+/// bridge, containerlab's default). No MTU unless written: a macvlan cannot be larger
+/// than its parent, which containerlab's 9500 usually is.
+fn macvlan_link(
+    ends: &[End],
+    mtu: Option<&Yaml>,
+    roles: &[(String, Role)],
+    span: Span,
+) -> Option<Yaml> {
+    let [a, b] = ends else { return None };
+    let (node, mv) = match (a.node.as_str(), b.node.as_str()) {
+        (_, "macvlan") => (a, b),
+        ("macvlan", _) => (b, a),
+        _ => return None,
+    };
+    let parent = mv.iface.clone()?;
+    if HOST_ENDS.contains(&node.node.as_str()) {
+        return None;
+    }
+    let end = endpoint(node, roles, !node.addrs.is_empty());
+    let mut fields = vec![(
+        "endpoints",
+        seq(
+            vec![end, map(vec![("macvlan", text(parent, mv.span))], mv.span)],
+            span,
+        ),
+    )];
+    if let Some(m) = mtu {
+        fields.push(("mtu", m.clone()));
+    }
+    Some(map(fields, span))
 }
 
 /// An end: `"node:iface"` in the brief form, a mapping in the extended one.

@@ -37,6 +37,11 @@ pub fn merge(base: &RawNodeSpec, over: &RawNodeSpec) -> RawNodeSpec {
             a.path.value == b.path.value
         });
     }
+    for d in &over.interfaces {
+        replace_or_push(&mut m.interfaces, d.clone(), |a, b| {
+            a.name.value == b.name.value
+        });
+    }
     m.limits = RawLimits {
         memory: over.limits.memory.clone().or(m.limits.memory),
         cpu: over.limits.cpu.clone().or(m.limits.cpu),

@@ -128,6 +128,9 @@ pub struct Node {
     pub labels: BTreeMap<String, String>,
     pub loopback: Vec<IpNet>,
     pub interfaces: Vec<Interface>,
+    /// Interfaces that are no link's end: dummies, vlans and macvlans (see [`Device`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
     /// In the order they are applied; later keys override earlier ones already.
     pub sysctls: Vec<Sysctl>,
     pub routes: Vec<Route>,
@@ -171,6 +174,41 @@ pub struct Interface {
     pub peer: End,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impair: Option<Box<Impair>>,
+}
+
+/// An interface of one node that is not an end of a link between nodes and bridges: a
+/// dummy, a vlan on another interface of the node, or a macvlan on a host interface.
+/// Node-local: its addresses are written, never from a pool, and `routing: static`
+/// routes to them as to a loopback. Parents come before their vlans.
+#[derive(Debug, Clone, Serialize)]
+pub struct Device {
+    pub name: String,
+    pub ifindex: u32,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: [u8; 6],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    pub addresses: Vec<IpNet>,
+    pub kind: DeviceKind,
+    /// Where it is written, for the errors about a kernel or host without it.
+    #[serde(skip)]
+    pub span: crate::diag::Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Dummy,
+    /// On `parent`, an interface (or device) of the same node.
+    Vlan {
+        parent: String,
+        id: u16,
+    },
+    /// On `parent`, an interface of the host the node is on; nslab never changes it.
+    Macvlan {
+        parent: String,
+        mode: kinds::MacvlanMode,
+    },
 }
 
 /// One end of a link.

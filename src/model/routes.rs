@@ -71,8 +71,8 @@ fn destinations(to: &RouteDest, has_v6: bool) -> Vec<IpNet> {
 
 /// The interface of `node` whose subnet holds `addr`, unless `addr` is the node's own.
 fn connected(node: &Node, addr: IpAddr) -> Result<Option<usize>, ()> {
-    for (i, iface) in node.interfaces.iter().enumerate() {
-        for a in &iface.addresses {
+    for (i, (_, _, addrs)) in own_ifaces(node).enumerate() {
+        for a in addrs {
             if a.addr() == addr {
                 return Err(());
             }
@@ -84,15 +84,32 @@ fn connected(node: &Node, addr: IpAddr) -> Result<Option<usize>, ()> {
     Ok(None)
 }
 
-fn subnets_hint(node: &Node) -> String {
-    let nets: Vec<String> = node
+/// A node's interfaces as its own routes see them: (name, ifindex, addresses) of its
+/// link ends, then of its devices (dummies, vlans, macvlans). A route's interface is an
+/// index into this sequence.
+fn own_ifaces(node: &Node) -> impl Iterator<Item = (&str, u32, &[IpNet])> {
+    let links = node
         .interfaces
         .iter()
-        .flat_map(|i| {
-            i.addresses
-                .iter()
-                .map(move |a| format!("{} ({})", a.trunc(), i.name))
-        })
+        .map(|i| (i.name.as_str(), i.ifindex, i.addresses.as_slice()));
+    let devices = node
+        .devices
+        .iter()
+        .map(|d| (d.name.as_str(), d.ifindex, d.addresses.as_slice()));
+    links.chain(devices)
+}
+
+/// The name and ifindex of the node's interface `i` (see [`own_ifaces`]).
+fn own_iface(node: &Node, i: usize) -> (String, u32) {
+    own_ifaces(node)
+        .nth(i)
+        .map(|(n, x, _)| (n.to_string(), x))
+        .expect("an index from own_ifaces")
+}
+
+fn subnets_hint(node: &Node) -> String {
+    let nets: Vec<String> = own_ifaces(node)
+        .flat_map(|(name, _, addrs)| addrs.iter().map(move |a| format!("{} ({name})", a.trunc())))
         .collect();
     if nets.is_empty() {
         format!("node `{}` has no addressed interfaces", node.name)
@@ -246,16 +263,14 @@ impl Resolver<'_> {
         let me = &self.nodes[node];
         let metric = r.metric.as_ref().map(|m| m.value);
         let dev = match &r.dev {
-            Some(d) => match me.interfaces.iter().position(|i| i.name == d.value) {
+            Some(d) => match own_ifaces(me).position(|(n, _, _)| n == d.value) {
                 Some(i) => Some(i),
                 None => {
                     let d2 = sink.error(
                         Some(d.span),
                         format!("node `{}` has no interface `{}`", me.name, d.value),
                     );
-                    if let Some(s) =
-                        did_you_mean(&d.value, me.interfaces.iter().map(|i| i.name.as_str()))
-                    {
+                    if let Some(s) = did_you_mean(&d.value, own_ifaces(me).map(|(n, _, _)| n)) {
                         d2.hint(format!("did you mean `{s}`?"));
                     }
                     return;
@@ -263,10 +278,8 @@ impl Resolver<'_> {
             },
             None => None,
         };
-        let has_v6 = me
-            .interfaces
-            .iter()
-            .flat_map(|i| &i.addresses)
+        let has_v6 = own_ifaces(me)
+            .flat_map(|(_, _, a)| a)
             .any(|a| a.addr().is_ipv6())
             || me.loopback.iter().any(|a| a.addr().is_ipv6());
         if r.kind.value != RouteKind::Unicast {
@@ -296,15 +309,15 @@ impl Resolver<'_> {
                     .hint("for example `{ to: default, via: r1 }`, or `type: blackhole` to drop the traffic");
                 return;
             };
-            let iface = &me.interfaces[dev];
+            let (name, ifindex) = own_iface(me, dev);
             let dsts = destinations(&r.to.value, has_v6);
             for dst in dsts {
                 out.push(Route {
                     dst,
                     kind: RouteKind::Unicast,
                     nexthops: Vec::new(),
-                    dev: Some(iface.name.clone()),
-                    dev_ifindex: Some(iface.ifindex),
+                    dev: Some(name.clone()),
+                    dev_ifindex: Some(ifindex),
                     metric,
                 });
             }
@@ -399,16 +412,17 @@ impl Resolver<'_> {
                         Some(v.target.span),
                         format!(
                             "next hop {gw} is reached through `{}`, not `{}`",
-                            me.interfaces[i].name, me.interfaces[d].name
+                            own_iface(me, i).0,
+                            own_iface(me, d).0
                         ),
                     );
                     return;
                 }
-                let iface = &me.interfaces[i];
+                let (name, ifindex) = own_iface(me, i);
                 nexthops.push(NextHop {
                     gateway: gw,
-                    dev: iface.name.clone(),
-                    ifindex: iface.ifindex,
+                    dev: name,
+                    ifindex,
                     weight: v.weight.as_ref().map(|w| w.value).unwrap_or(0),
                 });
             }
@@ -449,7 +463,13 @@ pub fn static_routes(nodes: &[Node], bridges: &[Bridge]) -> Vec<Vec<Route>> {
             .interfaces
             .iter()
             .flat_map(|i| i.addresses.iter().map(IpNet::trunc))
-            .chain(node.loopback.iter().map(IpNet::trunc));
+            .chain(node.loopback.iter().map(IpNet::trunc))
+            // A node's dummies, vlans and macvlans are reached through the node.
+            .chain(
+                node.devices
+                    .iter()
+                    .flat_map(|d| d.addresses.iter().map(IpNet::trunc)),
+            );
         for net in nets {
             let i = *index.entry(net).or_insert_with(|| {
                 dests.push((net, Vec::new()));

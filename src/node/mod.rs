@@ -17,6 +17,7 @@ mod sys;
 pub mod template;
 pub mod tree;
 pub mod users;
+pub mod zygote;
 
 use std::path::{Path, PathBuf};
 

@@ -12,6 +12,8 @@ use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::share::Share;
 use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
 
+mod devices;
+
 pub(super) struct Builder {
     steps: Vec<Step>,
 }
@@ -135,6 +137,7 @@ fn build(t: &Topology, share: Option<&Share>) -> Plan {
     namespaces(t, &mut b, &mut w);
     fabric(t, &mut b, &mut w);
     links(t, &mut b, &mut w);
+    devices::devices(t, &mut b, &w);
     iface_sysctls(t, &mut b, &w);
     addresses(t, &mut b, &mut w);
     routes(t, &mut b, &w);
@@ -548,9 +551,15 @@ fn routes(t: &Topology, b: &mut Builder, w: &Wiring) {
         for r in &n.routes {
             let mut deps = vec![w.ns_step[i]];
             let ifindexes = r.nexthops.iter().map(|h| h.ifindex).chain(r.dev_ifindex);
-            for k in ifindexes.filter_map(|ifx| by_ifindex.get(&ifx).copied()) {
-                deps.push(w.up[i][k]);
-                deps.extend(&w.addr_steps[i][k]);
+            for ifx in ifindexes {
+                match by_ifindex.get(&ifx) {
+                    Some(&k) => {
+                        deps.push(w.up[i][k]);
+                        deps.extend(&w.addr_steps[i][k]);
+                    }
+                    // One of the node's own interfaces (a dummy, vlan or macvlan).
+                    None => deps.extend(devices::made(b, &w.netns[i], ifx)),
+                }
             }
             b.push(
                 Op::AddRoute {

@@ -45,6 +45,16 @@ pub enum LinkSpec {
     /// port of `master` and the peer of `peer_master`, both up.
     #[serde(rename = "create-bridge-link")]
     Join(Join),
+    /// A dummy interface, made up in its namespace.
+    #[serde(rename = "create-dummy")]
+    Dummy(Dummy),
+    /// A vlan on another interface of the same namespace, made up.
+    #[serde(rename = "create-vlan")]
+    Vlan(Vlan),
+    /// A macvlan on an interface of the host's namespace, made from there straight into
+    /// `netns`, up. The host's interface is only its parent: nslab never changes it.
+    #[serde(rename = "create-macvlan")]
+    Macvlan(Macvlan),
 }
 
 /// The far end of a veth joining two bridges: a port of the other bridge.
@@ -55,6 +65,24 @@ pub struct Join {
     #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
     pub peer_mac: [u8; 6],
     pub peer_master: u32,
+}
+
+/// A dummy adds nothing to its own end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dummy {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vlan {
+    pub parent: Name,
+    pub parent_ifindex: u32,
+    pub vlan_id: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Macvlan {
+    /// The host's interface, by name: its ifindex is the host's business.
+    pub parent: Name,
+    pub mode: crate::kinds::MacvlanMode,
 }
 
 /// A VXLAN's tunnel: its VNI, UDP port, this host's underlay address, and the other
@@ -96,13 +124,16 @@ impl LinkSpec {
             LinkSpec::Veth(_) => "create-veth",
             LinkSpec::Vxlan(_) => "create-vxlan",
             LinkSpec::Join(_) => "create-bridge-link",
+            LinkSpec::Dummy(_) => "create-dummy",
+            LinkSpec::Vlan(_) => "create-vlan",
+            LinkSpec::Macvlan(_) => "create-macvlan",
         }
     }
 
     /// Whether apply makes it from the namespace nslab runs in (the host's, or a
     /// simulated host's) rather than from the link's own namespace.
     pub fn from_home(&self) -> bool {
-        matches!(self, LinkSpec::Vxlan(_))
+        matches!(self, LinkSpec::Vxlan(_) | LinkSpec::Macvlan(_))
     }
 
     /// The kernel's name for the kind, for errors about a kernel without it.
@@ -110,6 +141,9 @@ impl LinkSpec {
         match self {
             LinkSpec::Veth(_) | LinkSpec::Join(_) => "veth",
             LinkSpec::Vxlan(_) => "vxlan",
+            LinkSpec::Dummy(_) => "dummy",
+            LinkSpec::Vlan(_) => "vlan",
+            LinkSpec::Macvlan(_) => "macvlan",
         }
     }
 }
@@ -134,7 +168,7 @@ impl Link {
                 name: j.peer_name.clone(),
                 ifindex: j.peer_ifindex,
             }),
-            LinkSpec::Vxlan(_) => {}
+            LinkSpec::Vxlan(_) | LinkSpec::Dummy(_) | LinkSpec::Vlan(_) | LinkSpec::Macvlan(_) => {}
         }
         ends
     }
@@ -144,7 +178,7 @@ impl Link {
     pub fn masters(&self) -> Vec<u32> {
         let peer = match &self.kind {
             LinkSpec::Join(j) => Some(j.peer_master),
-            LinkSpec::Veth(_) | LinkSpec::Vxlan(_) => None,
+            _ => None,
         };
         self.master.into_iter().chain(peer).collect()
     }
@@ -153,7 +187,13 @@ impl Link {
     pub fn namespaces(&self) -> Vec<&Name> {
         match &self.kind {
             LinkSpec::Veth(p) => vec![&self.netns, &p.peer_netns],
-            LinkSpec::Vxlan(_) | LinkSpec::Join(_) => vec![&self.netns],
+            LinkSpec::Vxlan(_)
+            | LinkSpec::Join(_)
+            | LinkSpec::Dummy(_)
+            | LinkSpec::Vlan(_)
+            | LinkSpec::Macvlan(_) => {
+                vec![&self.netns]
+            }
         }
     }
 }
@@ -193,6 +233,9 @@ impl Serialize for Link {
             LinkSpec::Veth(p) => out(self, p).serialize(s),
             LinkSpec::Vxlan(v) => out(self, v).serialize(s),
             LinkSpec::Join(j) => out(self, j).serialize(s),
+            LinkSpec::Dummy(d) => out(self, d).serialize(s),
+            LinkSpec::Vlan(v) => out(self, v).serialize(s),
+            LinkSpec::Macvlan(m) => out(self, m).serialize(s),
         }
     }
 }

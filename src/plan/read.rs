@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::Error;
 
-use super::links::{Join, Link, LinkSpec, Peer, Vxlan};
+use super::links::{Dummy, Join, Link, LinkSpec, Macvlan, Peer, Vlan, Vxlan};
 use super::node::{NodeStart, ProcessSpec};
 use super::{Gate, Name, Op, Step, StepId};
 use crate::model::{Impair, Limits, Route, de_mac};
@@ -67,6 +67,10 @@ struct Flat<'a> {
     peer_master: Option<u32>,
     #[serde(default)]
     stp: bool,
+    parent: Option<Name>,
+    parent_ifindex: Option<u32>,
+    vlan_id: Option<u16>,
+    mode: Option<crate::kinds::MacvlanMode>,
 }
 
 fn opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
@@ -97,6 +101,9 @@ const OPS: &[&str] = &[
     "create-veth",
     "create-vxlan",
     "create-bridge-link",
+    "create-dummy",
+    "create-vlan",
+    "create-macvlan",
 ];
 
 impl<'de> Deserialize<'de> for Step {
@@ -253,6 +260,29 @@ impl Flat<'_> {
                     peer_master: need!(peer_master),
                 }),
             }),
+            "create-dummy" | "create-vlan" | "create-macvlan" => {
+                let kind = match &*self.op {
+                    "create-dummy" => LinkSpec::Dummy(Dummy {}),
+                    "create-vlan" => LinkSpec::Vlan(Vlan {
+                        parent: need!(parent),
+                        parent_ifindex: need!(parent_ifindex),
+                        vlan_id: need!(vlan_id),
+                    }),
+                    _ => LinkSpec::Macvlan(Macvlan {
+                        parent: need!(parent),
+                        mode: need!(mode),
+                    }),
+                };
+                Op::CreateLink(Link {
+                    netns: need!(netns),
+                    name: need!(name),
+                    ifindex: need!(ifindex),
+                    mac: need!(mac),
+                    mtu: self.mtu,
+                    master: self.master,
+                    kind,
+                })
+            }
             other => return Err(E::unknown_variant(other, OPS)),
         })
     }
@@ -268,7 +298,7 @@ mod tests {
     use super::OPS;
     use crate::model::Impair;
     use crate::model::kinds::RestartPolicy;
-    use crate::plan::links::{Link, LinkSpec, Vxlan};
+    use crate::plan::links::{Dummy, Link, LinkSpec, Macvlan, Vlan, Vxlan};
     use crate::plan::node::ProcessSpec;
     use crate::plan::{Name, Op, Plan, Step};
 
@@ -343,6 +373,22 @@ mod tests {
                 None,
                 vec!["192.0.2.12".parse().unwrap(), "192.0.2.13".parse().unwrap()],
             ),
+            device(&netns, LinkSpec::Dummy(Dummy {})),
+            device(
+                &netns,
+                LinkSpec::Vlan(Vlan {
+                    parent: "eth1".into(),
+                    parent_ifindex: 301,
+                    vlan_id: 100,
+                }),
+            ),
+            device(
+                &netns,
+                LinkSpec::Macvlan(Macvlan {
+                    parent: "enp0s3".into(),
+                    mode: crate::kinds::MacvlanMode::Vepa,
+                }),
+            ),
         ];
         ops.into_iter()
             .enumerate()
@@ -352,6 +398,19 @@ mod tests {
                 deps: vec![],
             })
             .collect()
+    }
+
+    /// A node's own interface (dummy, vlan, macvlan).
+    fn device(netns: &Name, kind: LinkSpec) -> Op {
+        Op::CreateLink(Link {
+            netns: netns.clone(),
+            name: "lo1".into(),
+            ifindex: 302,
+            mac: [2, 0, 0, 0, 0, 10],
+            mtu: Some(1400),
+            master: None,
+            kind,
+        })
     }
 
     /// A host's share's VXLAN: to one other host, or a bridge's port flooding to many.

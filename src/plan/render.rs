@@ -94,6 +94,16 @@ fn link_text(lab: &str, l: &Link) -> String {
                 to.join(" ")
             )
         }
+        LinkSpec::Dummy(_) => format!("{own} dummy{mtu}"),
+        LinkSpec::Vlan(v) => format!(
+            "{own} vlan {} on {} (#{}){mtu}",
+            v.vlan_id, v.parent, v.parent_ifindex
+        ),
+        LinkSpec::Macvlan(m) => format!(
+            "{own} macvlan {} on the host's {}{mtu}",
+            m.mode.name(),
+            m.parent
+        ),
     }
 }
 

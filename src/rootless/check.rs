@@ -60,6 +60,20 @@ pub fn check_with(
                 .with_hint(DELEGATION_HINT),
             );
         }
+        for d in &n.devices {
+            if let crate::model::DeviceKind::Macvlan { parent, .. } = &d.kind {
+                out.push(
+                    Diagnostic::error(
+                        Some(d.span),
+                        format!(
+                            "node `{}`: the macvlan `{}` on the host's `{parent}` needs root: a rootless lab has no access to the host's interfaces",
+                            n.name, d.name
+                        ),
+                    )
+                    .with_hint("run the lab as root, or join the node to the lab through a link between nodes"),
+                );
+            }
+        }
         for p in n.private.iter().filter(|_| !sub_ids) {
             let Some(owner) = p.owner.as_deref().filter(|o| !is_root(o)) else {
                 continue;
@@ -166,6 +180,21 @@ mod tests {
         crate::compile_str(yaml, "t.yaml", std::path::Path::new("/"))
             .expect("compiles")
             .topology
+    }
+
+    #[test]
+    fn a_macvlan_is_a_located_error_and_dummies_are_not() {
+        let t = compiled(
+            "name: rl\nnodes:\n  a:\n    interfaces: { lo1: { kind: dummy } }\nlinks:\n  - [a:eth1, { macvlan: enp0s3 }]\n",
+        );
+        let out = check(&t, true);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0]
+                .message
+                .contains("macvlan `eth1` on the host's `enp0s3` needs root")
+        );
+        assert_eq!(out[0].span.map(|s| (s.line, s.col)), Some((6, 8)));
     }
 
     #[test]

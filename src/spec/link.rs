@@ -158,8 +158,12 @@ fn part_span(s: &Sp<String>, at: usize, part: &str) -> crate::diag::Span {
     crate::diag::Span::new(s.span.line, col, part.chars().count() as u32)
 }
 
-/// `node:iface`, `node`, `bridge`, or a mapping with per-endpoint settings.
+/// `node:iface`, `node`, `bridge`, a mapping with per-endpoint settings, or a macvlan of
+/// a host interface.
 fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
+    if crate::spec::device::is_macvlan(y) {
+        return crate::spec::device::macvlan_end(sink, y);
+    }
     if let Kind::Map(_) = y.kind {
         let f = read::fields(sink, y, "a link endpoint", ENDPOINT_KEYS)?;
         let Some(node) = f.value("node") else {
@@ -179,6 +183,7 @@ fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
                 .value("mac")
                 .and_then(|v| read::parsed(sink, v, "MAC address", values::parse_mac)),
             impair: f.value("impair").and_then(|v| impair(sink, v)),
+            macvlan: None,
         });
     }
     let s = read::string(sink, y, "a link endpoint")?;
@@ -197,6 +202,7 @@ fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
         addresses: None,
         mac: None,
         impair: None,
+        macvlan: None,
     })
 }
 

@@ -5,6 +5,7 @@
 //! tree by hand; serde is still how everything leaves nslab (plan JSON, status, reports).
 
 pub mod check;
+pub mod device;
 pub mod hostnet;
 pub mod hosts;
 pub mod link;

@@ -24,6 +24,7 @@ pub const NODE_KEYS: &[&str] = &[
     "stop_timeout",
     "env",
     "host",
+    "interfaces",
     "mgmt",
 ];
 
@@ -142,6 +143,9 @@ pub fn node_spec(sink: &mut Sink, y: &Yaml, what: &str, allow_kind: bool) -> Raw
     }
     if let Some(v) = f.value("depends_on") {
         spec.depends_on = read::strings(sink, v, "`depends_on` entry");
+    }
+    if let Some(v) = f.get("interfaces") {
+        spec.interfaces = crate::spec::device::interfaces(sink, v);
     }
     spec.host = f
         .value("host")

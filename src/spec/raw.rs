@@ -110,6 +110,8 @@ pub struct RawNodeSpec {
     pub env: Vec<(Sp<String>, Sp<String>)>,
     /// `host:`: the machine the node runs on in a multi-host lab.
     pub host: Option<Sp<String>>,
+    /// `interfaces:`: dummy and vlan interfaces of the node (see `spec::device`).
+    pub interfaces: Vec<crate::spec::device::RawDevice>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,6 +238,8 @@ pub struct RawEndpoint {
     pub addresses: Option<Vec<Sp<IpNet>>>,
     pub mac: Option<Sp<[u8; 6]>>,
     pub impair: Option<Box<RawImpair>>,
+    /// Set on a `{ macvlan: IF, mode: M }` end: `name` is then the host's interface.
+    pub macvlan: Option<Sp<crate::kinds::MacvlanMode>>,
 }
 
 #[derive(Debug, Clone)]

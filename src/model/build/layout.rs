@@ -63,6 +63,7 @@ fn nodes_of(lab: &str, specs: &Specs, wires: &[Wire]) -> Vec<Node> {
                 .collect(),
             loopback: Vec::new(),
             interfaces: Vec::with_capacity(if_count),
+            devices: Vec::new(),
             sysctls: Vec::new(),
             routes: Vec::new(),
             exec: Vec::new(),

@@ -6,6 +6,7 @@
 //! everything that is wrong.
 
 mod addresses;
+mod devices;
 mod hostnet;
 mod hosts;
 mod joins;
@@ -39,6 +40,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     hosts::unequal_mtus(sink, raw, &l);
     macs::assign(sink, &lab, &mut l.nodes, &mut l.bridges, &wires);
     addresses::assign(sink, raw, &specs, &mut l, &wires);
+    devices::build(sink, &lab, raw, &specs, &mut l.nodes);
     settings::impairs(sink, &wires, &mut l);
     settings::routes(sink, raw, &specs, &mut l.nodes, &l.bridges);
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);

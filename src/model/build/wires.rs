@@ -36,7 +36,8 @@ pub(super) fn resolve<'r>(
     // Explicit interface names per node, borrowed from the spec.
     let mut used_if: Vec<HashMap<&str, Span>> = vec![HashMap::new(); nodes.specs.len()];
     let mut twice: Vec<Twice> = Vec::new();
-    for l in &raw.links {
+    // A link with a macvlan end makes a device of its node (`devices`), not a wire.
+    for l in raw.links.iter().filter(|l| !super::devices::is_macvlan(l)) {
         let mut ends = Vec::new();
         for ep in &l.endpoints {
             let Some(vertex) = vertex_of(sink, ep, node_names, bridge_names) else {
