@@ -246,6 +246,32 @@ fn leaves(op: &Op) -> Leaves {
     }
 }
 
+/// A setting on an interface the lab made in the host's namespace, which survives no
+/// namespace deletion but goes with the interface's own undo.
+fn on_deleted_host_link(op: &Op, undone: &HashSet<String>) -> bool {
+    let host = crate::model::hostnet::HOST_NETNS;
+    let (Op::SetLinkUp {
+        netns,
+        name,
+        ifindex,
+    }
+    | Op::SetMtu {
+        netns,
+        name,
+        ifindex,
+        ..
+    }) = op
+    else {
+        return false;
+    };
+    let undo = Undo::DeleteLink {
+        netns: netns.clone(),
+        name: name.clone(),
+        ifindex: *ifindex,
+    };
+    **netns == *host && undone.contains(&serde_json::to_string(&undo).expect("undo serializes"))
+}
+
 fn check_teardown(p: &Plan) -> Result<(), Violation> {
     let teardown = p.teardown();
     let key = |u: &Undo| serde_json::to_string(u).expect("undo serializes");
@@ -273,7 +299,9 @@ fn check_teardown(p: &Plan) -> Result<(), Violation> {
                 undone.contains(&key(&undo))
                     || undo.dies_with().is_some_and(|n| deleted.contains(n))
             }
-            Leaves::InNetns => deleted.contains(s.op.netns()),
+            Leaves::InNetns => {
+                deleted.contains(s.op.netns()) || on_deleted_host_link(&s.op, &undone)
+            }
             Leaves::UnderNode => stopped.contains(s.op.netns()),
         };
         if !ok {
@@ -364,7 +392,9 @@ fn check_ancestry(p: &Plan) -> Result<(), Violation> {
             }
         }
         let (made, needs) = made_and_needs(&s.op);
-        for need in needs {
+        // The host's namespace exists before any plan (see `model::hostnet`).
+        let host = Need::Netns(crate::model::hostnet::HOST_NETNS.to_string());
+        for need in needs.into_iter().filter(|n| *n != host) {
             let ok = maker
                 .get(&need)
                 .is_some_and(|&m| mine[m / 64] & (1 << (m % 64)) != 0);

@@ -160,7 +160,7 @@ fn what_cannot_map_is_reported_at_its_line_all_at_once() {
     let w = c.warnings.render(nslab::Severity::Warning);
     for needle in [
         "`very-long-la`",
-        "`mgmt` is not used",
+        "`mgmt.network` is not used",
         "image `ghcr.io/x/unknown:1` is not in the image map",
         "`ports` of node `l1`",
     ] {
@@ -185,8 +185,9 @@ fn import_comments_every_construct_that_did_not_map() {
     ));
     for needle in [
         "# ",
-        ":6:1: not mapped: `mgmt`",
-        ":25:30: not mapped: a link to `host:`",
+        // The file asks for the management network (its bridge) and a host link: both map.
+        "mgmt:\n  subnet: 172.20.20.0/24\n  subnet6: 3fff:172:20:20::/64\n  iface: eth0\n  bridge: 01-03-mgmt\n",
+        "- l1:eth3\n    - host:l1-01-03-eth3\n",
         "kind `host` is left out",
     ] {
         assert!(yaml.contains(needle), "`{needle}` missing from {yaml}");

@@ -213,6 +213,14 @@ fn step_ids_ascend_in_a_valid_order() {
                 nslab::plan::Undo::RemoveCgroup { .. } => "cgroup",
                 nslab::plan::Undo::RemoveMountTemplate { .. } => "template",
                 nslab::plan::Undo::UnmountRunDirs { .. } => "run-dirs",
+                // What a lab makes on the host (`mgmt:`, host links) is deleted there,
+                // before the namespaces.
+                nslab::plan::Undo::DeleteLink { netns, .. }
+                | nslab::plan::Undo::DeleteAddress { netns, .. }
+                    if &**netns == "@host" =>
+                {
+                    "host"
+                }
                 other => panic!("{}: {other:?} should die with its namespace", f.display()),
             })
             .collect();
@@ -220,7 +228,9 @@ fn step_ids_ascend_in_a_valid_order() {
         let first_netns = kinds.iter().position(|k| *k == "netns").unwrap();
         let last_netns = kinds.iter().rposition(|k| *k == "netns").unwrap();
         assert!(
-            kinds[..first_netns].iter().all(|k| *k == "node")
+            kinds[..first_netns]
+                .iter()
+                .all(|k| *k == "node" || *k == "host")
                 && kinds[first_netns..=last_netns]
                     .iter()
                     .all(|k| *k == "netns")
@@ -265,7 +275,10 @@ fn bridges_come_up_after_the_rest_of_the_wiring_and_nodes_after_the_bridges() {
             .steps
             .iter()
             .filter_map(|s| match &s.op {
-                nslab::plan::Op::CreateBridge { name, .. } => Some(name.to_string()),
+                // The lab's bridges; a management bridge is on the host, up once made.
+                nslab::plan::Op::CreateBridge { name, netns, .. } if &**netns != "@host" => {
+                    Some(name.to_string())
+                }
                 _ => None,
             })
             .collect();

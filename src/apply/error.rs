@@ -140,6 +140,9 @@ pub enum ApplyError {
     NoLab,
     #[error("lab `{lab}`: namespace{} {} already exist{} without a journal of this lab; if {} left from an earlier run, `nslab down {lab}` removes {} (it finds a lab's objects by name), else rename the lab", if .names.len() == 1 { "" } else { "s" }, .names.join(", "), if .names.len() == 1 { "s" } else { "" }, if .names.len() == 1 { "it is" } else { "they are" }, if .names.len() == 1 { "it" } else { "them" })]
     ForeignNetns { lab: String, names: Vec<String> },
+    /// What the lab would make on the host is there already; nothing was made.
+    #[error("lab `{lab}` would clash with the host (nothing was made):\n  {}", .clashes.join("\n  "))]
+    HostClash { lab: String, clashes: Vec<String> },
     #[error("several labs are up ({}); choose one with --lab", .0.join(", "))]
     Ambiguous(Vec<String>),
     #[error("{0}")]

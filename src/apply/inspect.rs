@@ -118,7 +118,7 @@ fn vxlan_device(m: &rtnetlink::packet_route::link::LinkMessage) -> Option<VxlanD
     Some(VxlanDevice { name, vni, port })
 }
 
-fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+pub(super) fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
     match a {
         RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
         RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
@@ -230,7 +230,7 @@ fn route_entry(r: &RouteMessage) -> RouteEntry {
 }
 
 /// Every route of the main table, both families: the main table is what a lab sets.
-async fn main_table(h: &Handle) -> Result<Vec<RouteMessage>, KernelError> {
+pub(super) async fn main_table(h: &Handle) -> Result<Vec<RouteMessage>, KernelError> {
     table_routes(h, MAIN_TABLE).await
 }
 
@@ -294,7 +294,7 @@ async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
     Ok(out)
 }
 
-async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
+pub(super) async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
     let msgs: Vec<_> = h
         .link()
         .get()

@@ -6,6 +6,7 @@
 pub mod devices;
 pub mod error;
 pub mod executor;
+mod hostnet;
 pub mod inspect;
 pub mod kernel;
 pub mod links;
@@ -277,6 +278,17 @@ pub async fn up_with(
         drop(host_lock);
         drop(lock);
         return Err(ApplyError::ForeignNetns { lab, names: taken });
+    }
+    // What the lab makes on the host itself must not be there yet: checked before
+    // anything exists, so a clash leaves the host as it was.
+    let clashes = hostnet::clashes(plan).await.map_err(|e| ApplyError::Host {
+        lab: lab.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    if !clashes.is_empty() {
+        drop(host_lock);
+        drop(lock);
+        return Err(ApplyError::HostClash { lab, clashes });
     }
     dir.create()?;
     // A capture that outlived the lab's last `down` may have left its event behind.

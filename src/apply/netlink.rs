@@ -86,6 +86,13 @@ impl NetlinkKernel {
         if let Some(ns) = self.cached(name) {
             return Ok(ns);
         }
+        if **name == *crate::model::hostnet::HOST_NETNS {
+            // The host's own objects (host links, the management bridge): nslab's namespace.
+            self.home().await?;
+            return self
+                .cached(HOME)
+                .ok_or_else(|| KernelError::Other("the host's namespace is not open".into()));
+        }
         let fd = Arc::new(netns::open(&self.host.netns_dir, name)?);
         self.connect_in(name.clone(), fd).await
     }
@@ -379,6 +386,23 @@ impl NetlinkKernel {
                     "{} is a phase of the teardown, not a netlink undo",
                     undo.name()
                 )));
+            }
+            Undo::DeleteLink {
+                netns,
+                ifindex,
+                name,
+            } if **netns == *crate::model::hostnet::HOST_NETNS => {
+                let h = self.ns(netns).await?.handle;
+                if !super::hostnet::still_ours(&h, *ifindex, name).await {
+                    // Gone already (its node's namespace took a veth with it), or the
+                    // number is someone else's now: nothing of ours to delete.
+                    return Ok(());
+                }
+                h.link()
+                    .del(*ifindex)
+                    .execute()
+                    .await
+                    .map_err(KernelError::netlink)
             }
             Undo::DeleteLink { netns, ifindex, .. } | Undo::DeleteTunnel { netns, ifindex, .. } => {
                 match self.ns(netns).await {

@@ -270,6 +270,17 @@ async fn change(
         executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
         executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
     };
+    // What the change adds on the host must be free there, as at `up` (what it removes
+    // is gone by now, so a link made anew does not clash with itself).
+    let clashes = super::hostnet::clashes(&d.add)
+        .await
+        .map_err(|e| ApplyError::Host {
+            lab: lab.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    if !clashes.is_empty() {
+        return Err(ApplyError::HostClash { lab, clashes });
+    }
     let made = executor::execute(&d.add, kernel, &mut record, &exec_opts, cancel).await;
     made.map_err(|e| exec_error(&lab, e))?;
     for start in &d.hosts {

@@ -55,6 +55,11 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
         .value("type")
         .and_then(|t| read::string(sink, t, "link `type`"));
     if let Some(t) = &kind
+        && matches!(t.value.as_str(), "host" | "mgmt-net")
+    {
+        return host_side(sink, &f, y, &t.value);
+    }
+    if let Some(t) = &kind
         && t.value != "veth"
     {
         sink.warning(
@@ -64,9 +69,6 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
         .hint(match t.value.as_str() {
             "macvlan" => {
                 "nslab maps the brief form: write it `endpoints: [\"node:eth1\", \"macvlan:IF\"]`"
-            }
-            "host" | "mgmt-net" => {
-                "it reaches into the host's network; nslab does not have such links yet"
             }
             "vxlan" | "vxlan-stitch" => "nslab labs live on one host",
             _ => "nslab makes veth links only",
@@ -107,6 +109,13 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
                 e.addrs.push(a.clone());
             }
         }
+    }
+    if let Some(h) = ends
+        .iter()
+        .position(|e| e.node == "host" || e.node == "mgmt-net")
+    {
+        let (host, node) = (&ends[h], &ends[1 - h]);
+        return host_link(sink, node, host, f.value("mtu"), y);
     }
     if let Some(out) = macvlan_link(&ends, f.value("mtu"), roles, y.span) {
         return Some(out);
@@ -239,4 +248,87 @@ fn endpoint(e: &End, roles: &[(String, Role)], numbered: bool) -> Yaml {
         fields.push(("addresses", seq(e.addrs.clone(), e.span)));
     }
     map(fields, e.span)
+}
+
+/// `type: host` and `type: mgmt-net`: the node's `endpoint` and the `host-interface`.
+fn host_side(sink: &mut Sink, f: &read::Fields, y: &Yaml, kind: &str) -> Option<Yaml> {
+    let Some(ep) = f.value("endpoint") else {
+        sink.error(Some(y.span), format!("a `{kind}` link needs `endpoint:`"));
+        return None;
+    };
+    let node = end(sink, ep, true)?;
+    let Some(h) = f.value("host-interface") else {
+        sink.error(
+            Some(y.span),
+            format!("a `{kind}` link needs `host-interface:`"),
+        );
+        return None;
+    };
+    let host = End {
+        span: h.span,
+        node: kind.to_string(),
+        iface: h.as_str().map(str::to_string),
+        mac: None,
+        addrs: Vec::new(),
+    };
+    host_link(sink, &node, &host, f.value("mtu"), y)
+}
+
+/// A link to `host:IF` becomes an nslab host link with the host's end named IF; one to
+/// `mgmt-net:IF` puts the node on the management network, which names its own ends.
+fn host_link(
+    sink: &mut Sink,
+    node: &End,
+    host: &End,
+    mtu: Option<&Yaml>,
+    y: &Yaml,
+) -> Option<Yaml> {
+    if host.node == "mgmt-net" {
+        sink.warning(
+            Some(host.span),
+            format!(
+                "node `{}` joins the management network (`mgmt:`) as `{}`",
+                node.node,
+                crate::clab::mgmt::CLAB_IFACE
+            ),
+        )
+        .hint("nslab names a node's management interface and its host end itself; the link's own names are not used");
+        return None;
+    }
+    let Some(hname) = &host.iface else {
+        sink.error(
+            Some(host.span),
+            "a link to `host` names the host's interface",
+        )
+        .hint("for example `host:r1-eth1`");
+        return None;
+    };
+    if node.mac.is_some() {
+        sink.warning(
+            Some(node.span),
+            "the MAC of a link to the host is derived by nslab",
+        );
+    }
+    let short = match &node.iface {
+        Some(i) => format!("{}:{i}", node.node),
+        None => node.node.clone(),
+    };
+    let node_end = match node.addrs.is_empty() {
+        true => text(short, node.span),
+        false => {
+            let mut fields = vec![("node", text(node.node.clone(), node.span))];
+            if let Some(i) = &node.iface {
+                fields.push(("iface", text(i.clone(), node.span)));
+            }
+            fields.push(("addresses", seq(node.addrs.clone(), node.span)));
+            map(fields, node.span)
+        }
+    };
+    let host_end = text(format!("host:{hname}"), host.span);
+    let mut fields = vec![("endpoints", seq(vec![node_end, host_end], y.span))];
+    fields.push((
+        "mtu",
+        mtu.cloned().unwrap_or_else(|| plain(CLAB_MTU, y.span)),
+    ));
+    Some(map(fields, y.span))
 }

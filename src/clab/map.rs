@@ -29,13 +29,14 @@ const MAPPED: &[&str] = &[
     "healthcheck",
     "restart-policy",
     "user",
+    "mgmt-ipv4",
+    "mgmt-ipv6",
 ];
 
 /// Why a key has no nslab meaning, for the keys users meet most.
 fn unmapped_reason(key: &str) -> &'static str {
     match key {
-        "mgmt-ipv4" | "mgmt-ipv6" => "nslab makes no management network",
-        "ports" => "there is no management network to publish ports from",
+        "ports" => "nslab publishes no ports: reach a node at its `mgmt` address",
         "dns" | "aliases" => "there is no Docker DNS; nodes use the host's resolver files",
         "network-mode" => "every nslab node has its own network namespace",
         "hostname" => "a node's hostname is its name",
@@ -102,6 +103,17 @@ pub fn document(sink: &mut Sink, c: &ClabFile, images: &ImageMap) -> Yaml {
     if !bridges.is_empty() {
         top.push(("bridges", named(bridges, c.span)));
     }
+    let resolved: Vec<Resolved> = c
+        .nodes
+        .iter()
+        .map(|(name, def)| inherit::resolve(c, name, def))
+        .collect();
+    if crate::clab::mgmt::wanted(c, &resolved) {
+        top.insert(
+            usize::from(c.name.is_some()),
+            ("mgmt", crate::clab::mgmt::top(sink, c)),
+        );
+    }
     let links = links::links(sink, c, &roles);
     if !links.is_empty() {
         top.push(("links", seq(links, c.span)));
@@ -166,7 +178,7 @@ fn role(sink: &mut Sink, r: &Resolved) -> Role {
                 Some(kind.span),
                 format!("node `{}` of kind `host` is left out", r.name.value),
             )
-            .hint("it stands for the host itself; nslab labs do not reach into the host");
+            .hint("it stands for the host itself; a link to `host:IF` is a host link");
             Role::Host
         }
         "ext-container" => {
@@ -254,6 +266,9 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
         .collect();
     if !exec.is_empty() {
         out.push(("exec", seq(exec, r.def.span)));
+    }
+    if let Some(m) = crate::clab::mgmt::node(r) {
+        out.push(("mgmt", m));
     }
     let limits = limits(sink, r);
     if !limits.is_empty() {

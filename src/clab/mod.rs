@@ -10,6 +10,7 @@ pub mod images;
 pub mod inherit;
 pub mod links;
 pub mod map;
+pub mod mgmt;
 pub mod schema;
 pub mod tree;
 pub mod words;

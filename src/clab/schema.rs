@@ -100,6 +100,8 @@ pub struct ClabFile {
     pub groups: Vec<(Sp<String>, Def)>,
     pub nodes: Vec<(Sp<String>, Def)>,
     pub links: Vec<Yaml>,
+    /// The top-level `mgmt:`, mapped by `clab::mgmt`.
+    pub mgmt: Option<Yaml>,
 }
 
 impl ClabFile {
@@ -157,10 +159,6 @@ pub fn read(sink: &mut Sink, root: &Yaml) -> ClabFile {
             "nslab names its namespaces `nslab.<lab>.<node>`; there are no containers to prefix",
         ),
         (
-            "mgmt",
-            "nslab makes no management network: nodes have only the links the file declares",
-        ),
-        (
             "settings",
             "certificate and other Docker-side settings have no meaning in nslab",
         ),
@@ -169,6 +167,7 @@ pub fn read(sink: &mut Sink, root: &Yaml) -> ClabFile {
             sink.warning(Some(span), format!("`{key}` is not used: {why}"));
         }
     }
+    c.mgmt = f.value("mgmt").cloned();
     let Some(topo) = f.get("topology") else {
         return c;
     };

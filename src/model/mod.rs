@@ -5,6 +5,7 @@
 mod build;
 mod checks;
 mod deps;
+pub mod hostnet;
 pub mod impair;
 mod ipam;
 /// The small values every layer below the parser uses (see `crate::kinds`).
@@ -62,6 +63,10 @@ pub struct Topology {
     pub vxlan_port: u16,
     /// `vxlan.vni`: the lab's first VNI when the file pins it (see `plan::share`).
     pub vxlan_vni: Option<u32>,
+    /// Links with one end in the host's namespace, management links included.
+    pub host_links: Vec<hostnet::HostLink>,
+    /// The management network's bridge on the host, when `mgmt:` asks for one.
+    pub mgmt: Option<hostnet::Mgmt>,
 }
 
 /// The default UDP port of cross-host links: away from IANA's 4789, which underlays often

@@ -14,12 +14,12 @@ use crate::plan::{Gate, Name, Op, Plan, Step, StepId};
 
 mod devices;
 
-struct Builder {
+pub(super) struct Builder {
     steps: Vec<Step>,
 }
 
 impl Builder {
-    fn push(&mut self, op: Op, mut deps: Vec<StepId>) -> StepId {
+    pub(super) fn push(&mut self, op: Op, mut deps: Vec<StepId>) -> StepId {
         deps.sort_unstable();
         deps.dedup();
         let id = self.steps.len() + 1;
@@ -142,6 +142,7 @@ fn build(t: &Topology, share: Option<&Share>) -> Plan {
     addresses(t, &mut b, &mut w);
     routes(t, &mut b, &w);
     impairments(t, &mut b, &w);
+    super::hostnet::steps(t, &mut b, &w.ready, &w.local);
     bridges_up(t, &mut b, &w);
     nodes(t, &mut b, &w.netns, &w.ns_step, &w.local);
     Plan {
@@ -812,7 +813,7 @@ fn estimate(t: &Topology) -> usize {
     // barrier, run directories, hosts file, mount template
     let runtime = 4;
     // a veth and a peer-up per link
-    per_node + fabric + 2 * t.links.len() + runtime
+    per_node + fabric + 2 * t.links.len() + runtime + super::hostnet::estimate(t)
 }
 
 /// Emits process steps depth-first, dependencies before dependents.

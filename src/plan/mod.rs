@@ -4,6 +4,7 @@
 
 mod build;
 pub mod diff;
+mod hostnet;
 pub mod keys;
 pub mod links;
 pub mod node;

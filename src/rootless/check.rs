@@ -34,7 +34,7 @@ pub fn check_with(
     sub_ids: bool,
     delegated: &dyn Fn(&str) -> Result<(), String>,
 ) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
+    let mut out = host_side(t);
     for n in &t.nodes {
         let needed = [
             n.limits.memory.is_some(),
@@ -104,6 +104,41 @@ pub fn check_with(
                 .with_hint(SUB_IDS_HINT),
             );
         }
+    }
+    out
+}
+
+/// Host links and the management network: a rootless lab's own namespace is not the
+/// host's, so what it made there would reach nothing the user can use, and the host's
+/// namespace needs real root.
+fn host_side(t: &Topology) -> Vec<Diagnostic> {
+    let hint = "run the lab as root, or remove the host link (a rootless lab cannot touch the host's network)";
+    let mut out: Vec<Diagnostic> = t
+        .host_links
+        .iter()
+        .filter(|h| !h.mgmt)
+        .map(|h| {
+            Diagnostic::error(
+                Some(h.span),
+                format!(
+                    "host link {}:{} -> `{}`: a rootless lab cannot make interfaces in the host's namespace",
+                    t.nodes[h.node].name, h.iface, h.host_iface
+                ),
+            )
+            .with_hint(hint)
+        })
+        .collect();
+    if let Some(m) = &t.mgmt {
+        out.push(
+            Diagnostic::error(
+                Some(m.span),
+                format!(
+                    "`mgmt`: a rootless lab cannot make the bridge `{}` on the host",
+                    m.bridge
+                ),
+            )
+            .with_hint("run the lab as root, or remove `mgmt:` (`nslab exec` and `nslab shell` reach nodes without it)"),
+        );
     }
     out
 }
@@ -206,6 +241,21 @@ mod tests {
     fn a_plain_lab_needs_nothing_of_root() {
         let t = compiled("name: rl\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n");
         assert!(check_with(&t, false, &|_| Err("no".into())).is_empty());
+    }
+
+    #[test]
+    fn host_links_and_the_management_network_are_located_errors() {
+        let t = compiled(
+            "name: rl\nmgmt: { subnet: 172.31.9.0/24 }\nnodes: { a: {} }\nlinks:\n  - [a:eth1, \"host:rl-up\"]\n",
+        );
+        let found = check(&t, false);
+        let lines: Vec<u32> = found
+            .iter()
+            .map(|d| d.span.expect("located").line)
+            .collect();
+        assert_eq!(lines, vec![5, 2], "{found:?}");
+        assert!(found[0].message.contains("`rl-up`"), "{found:?}");
+        assert!(found[1].message.contains("bridge `br-rl`"), "{found:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod device;
+pub mod hostnet;
 pub mod hosts;
 pub mod link;
 pub mod node;
@@ -29,6 +30,7 @@ pub const TOP_KEYS: &[&str] = &[
     "links",
     "daemonsets",
     "tests",
+    "mgmt",
     "logs",
     "hosts",
     "placement",
@@ -117,13 +119,18 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
     if let Some(v) = f.get("vxlan") {
         t.vxlan = hosts::vxlan(sink, v);
     }
+    if let Some(v) = f.get("mgmt") {
+        t.mgmt = hostnet::mgmt(sink, v);
+    }
     if let Some(v) = f.get("defaults") {
+        per_node_only(sink, v, "`defaults`");
         t.defaults = node::node_spec(sink, v, "`defaults`", true);
     }
     if let Some(v) = f.get("kinds") {
         for (k, spec) in read::entries(sink, v, "`kinds`") {
             let name = read::key(k);
             let what = format!("kind `{}`", name.value);
+            per_node_only(sink, spec, &what);
             t.kinds
                 .push((name, node::node_spec(sink, spec, &what, false)));
         }
@@ -133,6 +140,9 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
             for (k, spec) in read::entries(sink, v, "`nodes`") {
                 let name = read::key(k);
                 let what = format!("node `{}`", name.value);
+                if let Some(m) = node_mgmt(sink, spec) {
+                    t.node_mgmt.push((name.clone(), m));
+                }
                 t.nodes
                     .push((name, node::node_spec(sink, spec, &what, true)));
             }
@@ -185,14 +195,37 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
         read::list(sink, &v, "`links`");
         if let yaml::Kind::Seq(items) = v.kind {
             t.links.reserve_exact(items.len());
+            let node_named_host = t.nodes.iter().any(|(n, _)| n.value == "host");
             for item in items {
-                if let Some(l) = link::link(sink, &item) {
+                if hostnet::is_host_link(&item, node_named_host) {
+                    t.host_links.extend(hostnet::host_link(sink, &item));
+                } else if let Some(l) = link::link(sink, &item) {
                     t.links.push(l);
                 }
             }
         }
     }
     t
+}
+
+/// A node's own `mgmt:` key, read apart from the rest of its spec.
+fn node_mgmt(sink: &mut Sink, spec: &Yaml) -> Option<hostnet::RawNodeMgmt> {
+    let yaml::Kind::Map(entries) = &spec.kind else {
+        return None;
+    };
+    let (_, v) = entries.iter().find(|(k, _)| k.as_str() == Some("mgmt"))?;
+    hostnet::node_mgmt(sink, v)
+}
+
+/// `mgmt:` chooses a node's own management address, so it is not merged from `defaults`
+/// or a kind.
+fn per_node_only(sink: &mut Sink, spec: &Yaml, what: &str) {
+    if let yaml::Kind::Map(entries) = &spec.kind
+        && let Some((k, _)) = entries.iter().find(|(k, _)| k.as_str() == Some("mgmt"))
+    {
+        sink.error(Some(k.span), format!("{what} cannot set `mgmt`"))
+            .hint("set `mgmt:` on each node, or at the top level for the whole lab");
+    }
 }
 
 fn addressing(sink: &mut Sink, y: &Yaml) -> RawAddressing {

@@ -25,6 +25,7 @@ pub const NODE_KEYS: &[&str] = &[
     "env",
     "host",
     "interfaces",
+    "mgmt",
 ];
 
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "type"];

@@ -41,6 +41,12 @@ pub struct RawTopology {
     /// `placement: auto`.
     pub placement: Option<Sp<()>>,
     pub vxlan: RawVxlan,
+    /// Links with one end in the host (`host:` endpoints), in written order.
+    pub host_links: Vec<super::hostnet::RawHostLink>,
+    /// `mgmt:`: the management network on the host.
+    pub mgmt: Option<super::hostnet::RawMgmt>,
+    /// Each node's own `mgmt:`, by node name.
+    pub node_mgmt: Vec<(Sp<String>, super::hostnet::RawNodeMgmt)>,
 }
 
 /// One machine of a multi-host lab: its underlay address, and the MTU of its underlay.

@@ -42,9 +42,11 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
 }
 
 /// `nslab.<lab>` (the fabric) or `nslab.<lab>.<node>` with a valid node name: nothing
-/// that could be another lab's or a path.
+/// that could be another lab's or a path. The host's namespace holds a lab's host links
+/// and management bridge; their undo deletes only an interface still under the name
+/// the lab gave it (see `apply::hostnet::still_ours`).
 pub fn netns_of_lab(lab: &str, netns: &str) -> Result<(), String> {
-    if netns == fabric_netns(lab) {
+    if netns == fabric_netns(lab) || netns == crate::model::hostnet::HOST_NETNS {
         return Ok(());
     }
     let node = netns

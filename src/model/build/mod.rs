@@ -7,6 +7,7 @@
 
 mod addresses;
 mod devices;
+mod hostnet;
 mod hosts;
 mod joins;
 mod layout;
@@ -45,6 +46,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);
     let daemonsets = processes::resolve(sink, &lab, raw, &specs, &mut l.nodes);
     let checks = checks(sink, &lab, raw, &specs.names, &l, base_dir);
+    let (host_links, mgmt) = hostnet::build(sink, &lab, raw, &specs.names, &l);
     let (graph, node_vertex, bridge_vertex) = graph(&l);
     if sink.has_errors() {
         return None;
@@ -70,6 +72,8 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
         hosts,
         vxlan_port,
         vxlan_vni,
+        host_links,
+        mgmt,
     })
 }
 

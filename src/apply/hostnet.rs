@@ -1,0 +1,111 @@
+//! The guard rails of what a lab makes in the host's namespace (host links, the
+//! management network): before `up` makes anything, every name it would create there
+//! must be free, every ifindex unused, and every subnet clear of the host's addresses and
+//! routes. nslab never adopts, changes or deletes a host interface it did not make.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rtnetlink::packet_route::route::RouteAttribute;
+
+use super::error::KernelError;
+use crate::model::hostnet::HOST_NETNS;
+use crate::plan::{Op, Plan};
+
+/// What the plan would make on the host, by name and ifindex, and the subnets it would
+/// route there.
+fn planned(plan: &Plan) -> (Vec<(String, u32)>, Vec<IpNet>) {
+    let (mut links, mut nets) = (Vec::new(), Vec::new());
+    for s in plan.steps.iter().filter(|s| s.op.netns() == HOST_NETNS) {
+        match &s.op {
+            Op::CreateBridge { name, ifindex, .. } => links.push((name.to_string(), *ifindex)),
+            Op::CreateLink(l) => links.push((l.name.to_string(), l.ifindex)),
+            Op::AddAddress { address, .. } => nets.push(address.trunc()),
+            _ => {}
+        }
+    }
+    (links, nets)
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// Every clash between the plan's host objects and the host as it is now, one sentence
+/// each; empty when the plan makes nothing on the host.
+pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
+    let (links, nets) = planned(plan);
+    if links.is_empty() && nets.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Tokio's threads stay in nslab's own namespace: this socket is the host's.
+    let (conn, h, _) = rtnetlink::new_connection().map_err(KernelError::Io)?;
+    tokio::spawn(conn);
+    let have = super::inspect::links(&h).await?;
+    let mut out = Vec::new();
+    for (name, ix) in &links {
+        if have.iter().any(|l| l.name == *name) {
+            out.push(format!(
+                "interface `{name}` already exists on the host; nslab never adopts or deletes a host interface it did not make (rename it in the file, or remove the host's)"
+            ));
+        } else if let Some(l) = have.iter().find(|l| l.ifindex == *ix) {
+            out.push(format!(
+                "ifindex {ix}, which `{name}` would get, is taken on the host by `{}`",
+                l.name
+            ));
+        }
+    }
+    for net in &nets {
+        for l in &have {
+            if let Some(a) = l.addresses.iter().find(|a| overlaps(&a.trunc(), net)) {
+                out.push(format!(
+                    "subnet {net} overlaps address {a} of the host's `{}`",
+                    l.name
+                ));
+            }
+        }
+        for dst in host_routes(&h).await? {
+            if overlaps(&dst, net) {
+                out.push(format!("subnet {net} overlaps the host's route to {dst}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The destinations of the host's main table, its default routes left out (every subnet
+/// is inside those).
+async fn host_routes(h: &rtnetlink::Handle) -> Result<Vec<IpNet>, KernelError> {
+    let routes = super::inspect::main_table(h).await?;
+    Ok(routes
+        .iter()
+        .filter(|r| r.header.destination_prefix_length > 0)
+        .filter_map(|r| {
+            let dst: IpAddr = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(d) => super::inspect::route_addr(d),
+                _ => None,
+            })?;
+            IpNet::new(dst, r.header.destination_prefix_length).ok()
+        })
+        .collect())
+}
+
+/// Whether the host's interface at `ifindex` is still the one nslab made under `name`,
+/// so an undo never deletes a host interface that took over a freed number.
+pub async fn still_ours(h: &rtnetlink::Handle, ifindex: u32, name: &str) -> bool {
+    use futures_util::TryStreamExt;
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let Ok(Some(m)) = h
+        .link()
+        .get()
+        .match_index(ifindex)
+        .execute()
+        .try_next()
+        .await
+    else {
+        return false;
+    };
+    m.attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name))
+}

@@ -1,0 +1,311 @@
+//! Reading what reaches the host: links with one end in the host's namespace (`host:`
+//! endpoints) and the management network (`mgmt:`, top level and per node). Both are
+//! opt-in exceptions to "the host is untouched", so they are read apart from the lab's
+//! own links and never mixed with them.
+
+use ipnet::IpNet;
+
+use crate::diag::{Sink, Span};
+use crate::spec::raw::Sp;
+use crate::spec::read;
+use crate::spec::values;
+use crate::spec::yaml::{Kind, Yaml};
+
+const HOST_LINK_KEYS: &[&str] = &["endpoints", "addresses", "mtu"];
+const NODE_END_KEYS: &[&str] = &["node", "iface", "addresses", "mac"];
+const HOST_END_KEYS: &[&str] = &["host", "addresses"];
+const MGMT_KEYS: &[&str] = &["subnet", "subnet6", "iface", "bridge"];
+const NODE_MGMT_KEYS: &[&str] = &["address", "address6"];
+
+/// A link from a node to the host: a veth with the host's end in the host's namespace.
+#[derive(Debug, Clone)]
+pub struct RawHostLink {
+    pub span: Span,
+    pub node: Sp<String>,
+    pub iface: Option<Sp<String>>,
+    /// The node end's addresses.
+    pub addresses: Vec<Sp<IpNet>>,
+    /// The host end's name, as the kernel will see it.
+    pub host: Sp<String>,
+    pub host_addresses: Vec<Sp<IpNet>>,
+    pub mtu: Option<Sp<u32>>,
+}
+
+/// `mgmt:` at the top level: a bridge on the host and a veth from it to every node.
+#[derive(Debug, Clone, Default)]
+pub struct RawMgmt {
+    pub span: Span,
+    pub subnet: Option<Sp<IpNet>>,
+    pub subnet6: Option<Sp<IpNet>>,
+    pub iface: Option<Sp<String>>,
+    pub bridge: Option<Sp<String>>,
+}
+
+/// A node's `mgmt:`: `false` leaves it out, a mapping fixes its addresses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawNodeMgmt {
+    Off(Span),
+    At {
+        span: Span,
+        address: Option<Sp<IpNet>>,
+        address6: Option<Sp<IpNet>>,
+    },
+}
+
+/// Whether a `links:` entry has an endpoint in the host: a `{ host: NAME }` mapping, or
+/// `host:NAME` when no node is called `host` (then that form names the node, as before).
+pub fn is_host_link(y: &Yaml, node_named_host: bool) -> bool {
+    let items: &[Yaml] = match &y.kind {
+        Kind::Seq(items) => items,
+        Kind::Map(entries) => match entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("endpoints"))
+        {
+            Some((
+                _,
+                Yaml {
+                    kind: Kind::Seq(items),
+                    ..
+                },
+            )) => items,
+            _ => return false,
+        },
+        _ => return false,
+    };
+    items.iter().any(|i| match &i.kind {
+        Kind::Map(e) => e.iter().any(|(k, _)| k.as_str() == Some("host")),
+        Kind::Scalar { text, .. } => !node_named_host && text.starts_with("host:"),
+        _ => false,
+    })
+}
+
+/// One end as read: the node's or the host's.
+enum End {
+    Node {
+        node: Sp<String>,
+        iface: Option<Sp<String>>,
+        addresses: Option<Vec<Sp<IpNet>>>,
+    },
+    Host {
+        name: Sp<String>,
+        addresses: Option<Vec<Sp<IpNet>>>,
+    },
+}
+
+/// A host link, in the short form `[r1:eth1, "host:nsl-r1"]` or the long one.
+pub fn host_link(sink: &mut Sink, y: &Yaml) -> Option<RawHostLink> {
+    let (items, f) = match &y.kind {
+        Kind::Seq(items) => (items.as_slice(), None),
+        _ => {
+            let f = read::fields(sink, y, "a host link", HOST_LINK_KEYS)?;
+            let items = read::list(sink, f.value("endpoints")?, "`endpoints`");
+            (items, Some(f))
+        }
+    };
+    if items.len() != 2 {
+        sink.error(
+            Some(y.span),
+            format!("a link joins exactly 2 endpoints, found {}", items.len()),
+        );
+        return None;
+    }
+    let ends: Vec<Option<End>> = items.iter().map(|i| end(sink, i)).collect();
+    let [Some(a), Some(b)] = <[Option<End>; 2]>::try_from(ends).ok()? else {
+        return None;
+    };
+    let mut per_end: [Option<Vec<Sp<IpNet>>>; 2] = [None, None];
+    if let Some(a) = f.as_ref().and_then(|f| f.value("addresses")) {
+        let list = read::list(sink, a, "link `addresses`");
+        if list.len() == 2 {
+            for (slot, entry) in per_end.iter_mut().zip(list) {
+                *slot = (!entry.is_null()).then(|| addresses(sink, entry));
+            }
+        } else {
+            sink.error(
+                Some(a.span),
+                format!(
+                    "link `addresses` has {} entries for 2 endpoints",
+                    list.len()
+                ),
+            )
+            .hint("give one entry per endpoint, in endpoint order");
+        }
+    }
+    let mtu = f
+        .as_ref()
+        .and_then(|f| f.value("mtu"))
+        .and_then(|v| read::int(sink, v, "`mtu`", 68, 65535))
+        .map(|m| Sp::new(m.value as u32, m.span));
+    let [pa, pb] = per_end;
+    let (node_end, host_end) = match (a, b) {
+        (n @ End::Node { .. }, h @ End::Host { .. }) => ((n, pa), (h, pb)),
+        (h @ End::Host { .. }, n @ End::Node { .. }) => ((n, pb), (h, pa)),
+        _ => {
+            sink.error(Some(y.span), "a host link joins one node and the host")
+                .hint("for example `[r1:eth1, \"host:nsl-r1\"]`");
+            return None;
+        }
+    };
+    let (
+        End::Node {
+            node,
+            iface,
+            addresses: na,
+        },
+        pn,
+    ) = node_end
+    else {
+        return None;
+    };
+    let (
+        End::Host {
+            name,
+            addresses: ha,
+        },
+        ph,
+    ) = host_end
+    else {
+        return None;
+    };
+    Some(RawHostLink {
+        span: y.span,
+        node,
+        iface,
+        addresses: merged(sink, na, pn),
+        host: name,
+        host_addresses: merged(sink, ha, ph),
+        mtu,
+    })
+}
+
+/// Addresses given on the endpoint or on the link, not both.
+fn merged(
+    sink: &mut Sink,
+    on_end: Option<Vec<Sp<IpNet>>>,
+    on_link: Option<Vec<Sp<IpNet>>>,
+) -> Vec<Sp<IpNet>> {
+    match (on_end, on_link) {
+        (Some(a), Some(b)) => {
+            let span = b.first().or(a.first()).map(|s| s.span);
+            sink.error(span, "addresses given both on the link and on the endpoint");
+            a
+        }
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => Vec::new(),
+    }
+}
+
+fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
+    if let Kind::Map(e) = &y.kind {
+        if e.iter().any(|(k, _)| k.as_str() == Some("host")) {
+            let f = read::fields(sink, y, "a host endpoint", HOST_END_KEYS)?;
+            let name = read::string(sink, f.value("host")?, "endpoint `host`")?;
+            return Some(End::Host {
+                name,
+                addresses: f.value("addresses").map(|v| addresses(sink, v)),
+            });
+        }
+        let f = read::fields(sink, y, "a link endpoint", NODE_END_KEYS)?;
+        let Some(node) = f.value("node") else {
+            sink.error(Some(y.span), "a link endpoint needs `node:` or `host:`");
+            return None;
+        };
+        if f.has("mac") {
+            sink.error(f.key_span("mac"), "a host link's MACs are derived")
+                .hint("remove `mac:`");
+        }
+        return Some(End::Node {
+            node: read::string(sink, node, "endpoint `node`")?,
+            iface: f
+                .value("iface")
+                .and_then(|v| read::string(sink, v, "endpoint `iface`")),
+            addresses: f.value("addresses").map(|v| addresses(sink, v)),
+        });
+    }
+    let s = read::string(sink, y, "a link endpoint")?;
+    // A part's own position when the scalar is written as it reads (plain, or quoted on
+    // one line), else the whole scalar's.
+    let n = s.value.chars().count();
+    let quoted = usize::from(s.span.len as usize == n + 2);
+    let exact = s.span.len as usize == n || quoted == 1;
+    let col = |at: usize, len: usize| match exact {
+        true => Span::new(s.span.line, s.span.col + at as u32, len as u32),
+        false => s.span,
+    };
+    if let Some(name) = s.value.strip_prefix("host:") {
+        let span = col(quoted + 5, name.len());
+        return Some(End::Host {
+            name: Sp::new(name.to_string(), span),
+            addresses: None,
+        });
+    }
+    let (node, iface) = match s.value.split_once(':') {
+        Some((n, i)) => (n, Some(i)),
+        None => (s.value.as_str(), None),
+    };
+    Some(End::Node {
+        node: Sp::new(node.to_string(), col(quoted, node.len())),
+        iface: iface.map(|i| Sp::new(i.to_string(), col(quoted + node.len() + 1, i.len()))),
+        addresses: None,
+    })
+}
+
+/// One endpoint's addresses: a CIDR or a list.
+fn addresses(sink: &mut Sink, y: &Yaml) -> Vec<Sp<IpNet>> {
+    read::one_or_many(y)
+        .iter()
+        .filter_map(|a| read::parsed(sink, a, "address", |s| values::parse_cidr(s, false)))
+        .collect()
+}
+
+/// The top-level `mgmt:`.
+pub fn mgmt(sink: &mut Sink, y: &Yaml) -> Option<RawMgmt> {
+    let f = read::fields(sink, y, "`mgmt`", MGMT_KEYS)?;
+    let m = RawMgmt {
+        span: y.span,
+        subnet: f
+            .value("subnet")
+            .and_then(|v| read::parsed(sink, v, "`mgmt.subnet`", values::parse_prefix)),
+        subnet6: f
+            .value("subnet6")
+            .and_then(|v| read::parsed(sink, v, "`mgmt.subnet6`", values::parse_prefix)),
+        iface: f
+            .value("iface")
+            .and_then(|v| read::string(sink, v, "`mgmt.iface`")),
+        bridge: f
+            .value("bridge")
+            .and_then(|v| read::string(sink, v, "`mgmt.bridge`")),
+    };
+    if m.subnet.is_none() && m.subnet6.is_none() {
+        sink.error(Some(y.span), "`mgmt` needs a `subnet` (or `subnet6`)")
+            .hint("for example `mgmt: { subnet: 172.20.20.0/24 }`");
+    }
+    Some(m)
+}
+
+/// A node's `mgmt:` (`false`, or `{ address: 172.20.20.9/24 }`).
+pub fn node_mgmt(sink: &mut Sink, y: &Yaml) -> Option<RawNodeMgmt> {
+    if let Kind::Scalar { .. } = y.kind {
+        return match read::boolean(sink, y, "a node's `mgmt`")? {
+            false => Some(RawNodeMgmt::Off(y.span)),
+            true => Some(RawNodeMgmt::At {
+                span: y.span,
+                address: None,
+                address6: None,
+            }),
+        };
+    }
+    let f = read::fields(sink, y, "a node's `mgmt`", NODE_MGMT_KEYS)?;
+    let addr = |sink: &mut Sink, k: &str| {
+        f.value(k).and_then(|v| {
+            read::parsed(sink, v, &format!("`mgmt.{k}`"), |s| {
+                values::parse_cidr(s, true)
+            })
+        })
+    };
+    Some(RawNodeMgmt::At {
+        span: y.span,
+        address: addr(sink, "address"),
+        address6: addr(sink, "address6"),
+    })
+}
