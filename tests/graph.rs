@@ -689,14 +689,18 @@ fn a_multi_host_lab_is_framed_per_host_with_its_vxlan_marked_in_every_format() {
     let svg = draw::render(&t, Format::Svg);
     assert_eq!(class_of(&svg, "link-1"), "link vxlan");
     assert!(svg.contains(&format!(">{marked}</tspan>")));
+    // Each frame says its host's underlay address, in every format that has a title.
+    let titles: Vec<&str> = scene.frames.iter().map(|f| f.title.as_str()).collect();
+    assert_eq!(titles, ["host ha 192.0.2.11", "host hb 192.0.2.12"]);
+    assert!(svg.contains(">host ha 192.0.2.11</text>"), "{svg}");
+    let drawio = draw::render(&t, Format::Drawio);
+    assert!(drawio.contains("value=\"host hb 192.0.2.12\""), "{drawio}");
     let dot = draw::render(&t, Format::Dot);
     assert!(
-        dot.contains(
-            "subgraph cluster_0 { label=\"host ha (192.0.2.11)\"; style=dashed; n0; n1; }"
-        )
+        dot.contains("subgraph cluster_0 { label=\"host ha 192.0.2.11\"; style=dashed; n0; n1; }")
     );
     assert!(dot.contains(&format!("label=\"{marked}\", style=dashed")));
     let mmd = draw::render(&t, Format::Mermaid);
-    assert!(mmd.contains("  subgraph host1[\"host hb (192.0.2.12)\"]\n    n2\n    n3\n  end\n"));
+    assert!(mmd.contains("  subgraph host1[\"host hb 192.0.2.12\"]\n    n2\n    n3\n  end\n"));
     assert!(mmd.contains("n1 -.-|") && mmd.contains(&format!("({marked})")));
 }

@@ -151,6 +151,25 @@ pub(super) fn groups(t: &Topology) -> Vec<Option<String>> {
         .collect()
 }
 
+/// The title of a host's frame: its name, its underlay address, and its underlay's MTU
+/// when not Ethernet's 1500, which is what a VXLAN between hosts depends on.
+pub(super) fn host_title(h: &crate::model::Host) -> String {
+    let mut title = format!("host {} {}", h.name, h.address);
+    if h.mtu != 1500 {
+        title.push_str(&format!(" mtu {}", h.mtu));
+    }
+    title
+}
+
+/// The frames' titles of a multi-host lab, by host name (a lab on one machine has
+/// `host NAME` frames, from its nodes' labels).
+fn frame_titles(t: &Topology) -> std::collections::BTreeMap<String, String> {
+    t.hosts
+        .iter()
+        .map(|h| (h.name.clone(), host_title(h)))
+        .collect()
+}
+
 /// What each link crosses machines as: `VXLAN <vni>` for a cross-host link (the VNI the
 /// plan gives it when no other lab holds it), `None` for a veth.
 pub(super) fn tunnels(t: &Topology) -> Vec<Option<String>> {
@@ -198,6 +217,7 @@ pub fn build(t: &Topology, live: Option<&Live>) -> Scene {
         groups: &groups,
         label_room: 2 * tallest * LABEL_LINE + LABEL_LINE + 48,
         label_w: &label_widths(t),
+        titles: &frame_titles(t),
     });
     for p in &mut lay.vertices {
         p.x += PAD;
@@ -467,4 +487,23 @@ fn declared_impairment(t: &Topology, l: &crate::model::Link) -> Option<String> {
             .map(|i| i.to_string()),
         End::Bridge { .. } => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Host;
+
+    #[test]
+    fn a_host_title_has_its_address_and_an_mtu_other_than_1500() {
+        let mut h = Host {
+            name: "ha".into(),
+            address: "192.0.2.11".parse().unwrap(),
+            mtu: 1500,
+        };
+        assert_eq!(host_title(&h), "host ha 192.0.2.11");
+        h.mtu = 9000;
+        h.address = "2001:db8::11".parse().unwrap();
+        assert_eq!(host_title(&h), "host ha 2001:db8::11 mtu 9000");
+    }
 }

@@ -51,13 +51,14 @@ pub fn render(s: &Scene) -> String {
         let _ = writeln!(
             out,
             "<g class=\"frame\" id=\"host-{n}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"8\"/>\
-             <text x=\"{}\" y=\"{}\">host {n}</text></g>",
+             <text x=\"{}\" y=\"{}\">{}</text></g>",
             f.x,
             f.y,
             f.w,
             f.h,
             f.x + 10,
             f.y + 18,
+            esc(&f.title),
             n = esc(&f.name)
         );
     }
