@@ -603,16 +603,85 @@ fn no_two_texts_overlap_in_the_picture_of_any_example() {
          text-anchor=\"middle\" dominant-baseline=\"middle\">eth1</text></g></svg>",
     );
     assert!(overlapping_texts(&same).is_some());
+    let mut labs: Vec<(String, nslab::model::Topology)> = examples()
+        .iter()
+        .map(|f| (f.display().to_string(), compile(f).topology))
+        .collect();
+    // Dense fabrics: 64 and 128 links between two rows, with and without hosts, and the
+    // 300-node one (6 spines, 49 leaves, 196 hosts).
+    for args in [
+        &["clos", "20", "--spines", "4", "--hosts-per-leaf", "0"][..],
+        &["clos", "40", "--spines", "8", "--hosts-per-leaf", "1"],
+        &["clos", "300"],
+    ] {
+        let yaml = generated(args);
+        let c = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies")).unwrap();
+        labs.push((args.join(" "), c.topology));
+    }
     let mut bad = Vec::new();
-    for f in examples() {
-        let svg = draw::render(&compile(&f).topology, Format::Svg);
+    for (what, t) in &labs {
+        let svg = draw::render(t, Format::Svg);
         let boxes = text_boxes(&svg);
-        assert!(boxes.len() > 2, "{}", f.display());
+        assert!(boxes.len() > 2, "{what}");
         if let Some((a, b)) = overlapping_texts(&boxes) {
-            bad.push(format!("{}: '{a}' overlaps '{b}'", f.display()));
+            bad.push(format!("{what}: '{a}' overlaps '{b}'"));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn a_dense_fabric_names_its_interfaces_on_the_picture_and_its_addresses_in_tooltips() {
+    let yaml = generated(&["clos", "36", "--spines", "4", "--hosts-per-leaf", "1"]);
+    let t = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies"))
+        .unwrap()
+        .topology;
+    let scene = draw::scene::build(&t, None);
+    let address = |end: &str| -> String {
+        let (node, iface) = end.split_once(':').unwrap();
+        let n = t.nodes.iter().find(|n| n.name == node).unwrap();
+        let i = n.interfaces.iter().find(|i| i.name == iface).unwrap();
+        i.addresses[0].to_string()
+    };
+    let (mut terse, mut full) = (0, 0);
+    for l in &scene.links {
+        let spine = l.ends.iter().any(|e| e.starts_with("spine"));
+        let lines: Vec<usize> = l.labels.iter().map(|(lines, _)| lines.len()).collect();
+        if spine {
+            // A spine has 16 links: more than DENSE, so its bundle's labels are names.
+            assert_eq!(lines, [1, 1], "{:?}", l.ends);
+            let want: Vec<String> = l
+                .ends
+                .iter()
+                .map(|e| format!("{e} {}", address(e)))
+                .collect();
+            assert_eq!(l.hidden, want);
+            terse += 1;
+        } else {
+            // A leaf's host link keeps its addresses on the picture.
+            assert_eq!(lines, [2, 2], "{:?}", l.ends);
+            assert!(l.hidden.is_empty());
+            full += 1;
+        }
+    }
+    assert_eq!((terse, full), (64, 16));
+    let svg = draw::render(&t, Format::Svg);
+    let tip = format!("\nleaf1:up1 {}\n", address("leaf1:up1"));
+    assert!(svg.contains(&tip), "the tooltip has the addresses");
+    // Spines of 8 links (8 leaves) are not dense, and no example is: every one keeps its
+    // addresses on the picture.
+    let eight = generated(&["clos", "20", "--spines", "4", "--hosts-per-leaf", "1"]);
+    let eight = nslab::compile_str(&eight, "lab.yaml", &root().join("topologies")).unwrap();
+    let mut labs = vec![("8 leaves".to_string(), eight.topology)];
+    labs.extend(
+        examples()
+            .iter()
+            .map(|f| (f.display().to_string(), compile(f).topology)),
+    );
+    for (what, t) in &labs {
+        let scene = draw::scene::build(t, None);
+        assert!(scene.links.iter().all(|l| l.hidden.is_empty()), "{what}");
+    }
 }
 
 #[test]

@@ -101,6 +101,9 @@ fn link(out: &mut String, l: &Line) {
     if !l.state.is_empty() {
         tip.push_str(&format!(" ({})", l.state));
     }
+    for h in &l.hidden {
+        tip.push_str(&format!("\n{h}"));
+    }
     if let Some(t) = &l.tunnel {
         tip.push_str(&format!("\nacross hosts: {t}"));
     }
