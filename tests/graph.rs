@@ -685,6 +685,54 @@ fn a_dense_fabric_names_its_interfaces_on_the_picture_and_its_addresses_in_toolt
 }
 
 #[test]
+fn a_nodes_own_interfaces_and_host_links_are_in_its_box_and_panel() {
+    let t = compile_text(
+        "name: gr-local\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy, addresses: [10.255.0.1/32] }\n      eth1.100: { kind: vlan, parent: eth1, id: 100, addresses: [10.100.0.1/24] }\n  r2: {}\nlinks:\n  - [r1:eth1, r2:eth1]\n  - endpoints: [r2:eth2, { macvlan: enp0s3, mode: bridge }]\n    addresses: [192.168.1.50/24, ~]\n  - endpoints: [r1:eth9, { host: gr-r1, addresses: [198.51.100.1/30] }]\n    addresses: [198.51.100.2/30, ~]\n",
+    )
+    .topology;
+    let scene = draw::scene::build(&t, None);
+    let lines = |node: &str| {
+        scene
+            .boxes
+            .iter()
+            .find(|b| b.name == node)
+            .unwrap()
+            .lines
+            .clone()
+    };
+    let r1 = [
+        "lo1 dummy",
+        "  10.255.0.1/32",
+        "eth1.100 vlan 100 on eth1",
+        "  10.100.0.1/24",
+        "eth9 veth to host gr-r1",
+        "  198.51.100.2/30",
+    ];
+    assert_eq!(lines("r1"), r1);
+    assert_eq!(
+        lines("r2"),
+        ["eth2 macvlan on host enp0s3", "  192.168.1.50/24"]
+    );
+    // Only the link between the nodes is a line; the rest are the nodes' own.
+    assert_eq!(scene.links.len(), 1);
+    let svg = draw::render(&t, Format::Svg);
+    assert_eq!(overlapping_texts(&text_boxes(&svg)), None);
+    let html = draw::render(&t, Format::Html);
+    for row in [
+        "<tr class=\"local\"><td>eth1.100<br><small>vlan 100 on eth1</small></td><td></td><td>10.100.0.1/24</td></tr>",
+        "<tr class=\"local\"><td>eth2<br><small>macvlan on host enp0s3</small></td><td></td><td>192.168.1.50/24</td></tr>",
+        "<tr class=\"local\"><td>eth9<br><small>veth to host gr-r1</small></td><td></td><td>198.51.100.2/30</td></tr>",
+    ] {
+        assert!(html.contains(row), "{row}");
+    }
+    // The management network's interface says which bridge on the host it is on.
+    let mgmt = compile(&root().join("topologies/mgmt.yaml")).topology;
+    let scene = draw::scene::build(&mgmt, None);
+    let r1 = scene.boxes.iter().find(|b| b.name == "r1").unwrap();
+    assert_eq!(r1.lines[0], "mgmt0 mgmt (host br-mgmt)");
+}
+
+#[test]
 fn a_leaf_spine_fabric_is_two_rows_no_wider_than_its_leaves() {
     let yaml = generated(&["clos", "20", "--spines", "4", "--hosts-per-leaf", "0"]);
     let c = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies")).unwrap();

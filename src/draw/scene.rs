@@ -92,6 +92,11 @@ fn box_lines(t: &Topology, v: Vertex, live: Option<&Live>) -> Vec<String> {
                 lines.push(kind.join(" "));
             }
             lines.extend(node.loopback.iter().map(|a| format!("lo {a}")));
+            lines.extend(
+                super::local::of(t, n)
+                    .iter()
+                    .flat_map(super::local::Local::lines),
+            );
             let procs = live.and_then(|l| l.nodes.get(&node.name));
             match procs {
                 Some(p) if !p.processes.is_empty() => {
