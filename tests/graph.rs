@@ -603,16 +603,133 @@ fn no_two_texts_overlap_in_the_picture_of_any_example() {
          text-anchor=\"middle\" dominant-baseline=\"middle\">eth1</text></g></svg>",
     );
     assert!(overlapping_texts(&same).is_some());
+    let mut labs: Vec<(String, nslab::model::Topology)> = examples()
+        .iter()
+        .map(|f| (f.display().to_string(), compile(f).topology))
+        .collect();
+    // Dense fabrics: 64 and 128 links between two rows, with and without hosts, and the
+    // 300-node one (6 spines, 49 leaves, 196 hosts).
+    for args in [
+        &["clos", "20", "--spines", "4", "--hosts-per-leaf", "0"][..],
+        &["clos", "40", "--spines", "8", "--hosts-per-leaf", "1"],
+        &["clos", "300"],
+    ] {
+        let yaml = generated(args);
+        let c = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies")).unwrap();
+        labs.push((args.join(" "), c.topology));
+    }
     let mut bad = Vec::new();
-    for f in examples() {
-        let svg = draw::render(&compile(&f).topology, Format::Svg);
+    for (what, t) in &labs {
+        let svg = draw::render(t, Format::Svg);
         let boxes = text_boxes(&svg);
-        assert!(boxes.len() > 2, "{}", f.display());
+        assert!(boxes.len() > 2, "{what}");
         if let Some((a, b)) = overlapping_texts(&boxes) {
-            bad.push(format!("{}: '{a}' overlaps '{b}'", f.display()));
+            bad.push(format!("{what}: '{a}' overlaps '{b}'"));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn a_dense_fabric_names_its_interfaces_on_the_picture_and_its_addresses_in_tooltips() {
+    let yaml = generated(&["clos", "36", "--spines", "4", "--hosts-per-leaf", "1"]);
+    let t = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies"))
+        .unwrap()
+        .topology;
+    let scene = draw::scene::build(&t, None);
+    let address = |end: &str| -> String {
+        let (node, iface) = end.split_once(':').unwrap();
+        let n = t.nodes.iter().find(|n| n.name == node).unwrap();
+        let i = n.interfaces.iter().find(|i| i.name == iface).unwrap();
+        i.addresses[0].to_string()
+    };
+    let (mut terse, mut full) = (0, 0);
+    for l in &scene.links {
+        let spine = l.ends.iter().any(|e| e.starts_with("spine"));
+        let lines: Vec<usize> = l.labels.iter().map(|(lines, _)| lines.len()).collect();
+        if spine {
+            // A spine has 16 links: more than DENSE, so its bundle's labels are names.
+            assert_eq!(lines, [1, 1], "{:?}", l.ends);
+            let want: Vec<String> = l
+                .ends
+                .iter()
+                .map(|e| format!("{e} {}", address(e)))
+                .collect();
+            assert_eq!(l.hidden, want);
+            terse += 1;
+        } else {
+            // A leaf's host link keeps its addresses on the picture.
+            assert_eq!(lines, [2, 2], "{:?}", l.ends);
+            assert!(l.hidden.is_empty());
+            full += 1;
+        }
+    }
+    assert_eq!((terse, full), (64, 16));
+    let svg = draw::render(&t, Format::Svg);
+    let tip = format!("\nleaf1:up1 {}\n", address("leaf1:up1"));
+    assert!(svg.contains(&tip), "the tooltip has the addresses");
+    // Spines of 8 links (8 leaves) are not dense, and no example is: every one keeps its
+    // addresses on the picture.
+    let eight = generated(&["clos", "20", "--spines", "4", "--hosts-per-leaf", "1"]);
+    let eight = nslab::compile_str(&eight, "lab.yaml", &root().join("topologies")).unwrap();
+    let mut labs = vec![("8 leaves".to_string(), eight.topology)];
+    labs.extend(
+        examples()
+            .iter()
+            .map(|f| (f.display().to_string(), compile(f).topology)),
+    );
+    for (what, t) in &labs {
+        let scene = draw::scene::build(t, None);
+        assert!(scene.links.iter().all(|l| l.hidden.is_empty()), "{what}");
+    }
+}
+
+#[test]
+fn a_nodes_own_interfaces_and_host_links_are_in_its_box_and_panel() {
+    let t = compile_text(
+        "name: gr-local\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy, addresses: [10.255.0.1/32] }\n      eth1.100: { kind: vlan, parent: eth1, id: 100, addresses: [10.100.0.1/24] }\n  r2: {}\nlinks:\n  - [r1:eth1, r2:eth1]\n  - endpoints: [r2:eth2, { macvlan: enp0s3, mode: bridge }]\n    addresses: [192.168.1.50/24, ~]\n  - endpoints: [r1:eth9, { host: gr-r1, addresses: [198.51.100.1/30] }]\n    addresses: [198.51.100.2/30, ~]\n",
+    )
+    .topology;
+    let scene = draw::scene::build(&t, None);
+    let lines = |node: &str| {
+        scene
+            .boxes
+            .iter()
+            .find(|b| b.name == node)
+            .unwrap()
+            .lines
+            .clone()
+    };
+    let r1 = [
+        "lo1 dummy",
+        "  10.255.0.1/32",
+        "eth1.100 vlan 100 on eth1",
+        "  10.100.0.1/24",
+        "eth9 veth to host gr-r1",
+        "  198.51.100.2/30",
+    ];
+    assert_eq!(lines("r1"), r1);
+    assert_eq!(
+        lines("r2"),
+        ["eth2 macvlan on host enp0s3", "  192.168.1.50/24"]
+    );
+    // Only the link between the nodes is a line; the rest are the nodes' own.
+    assert_eq!(scene.links.len(), 1);
+    let svg = draw::render(&t, Format::Svg);
+    assert_eq!(overlapping_texts(&text_boxes(&svg)), None);
+    let html = draw::render(&t, Format::Html);
+    for row in [
+        "<tr class=\"local\"><td>eth1.100<br><small>vlan 100 on eth1</small></td><td></td><td>10.100.0.1/24</td></tr>",
+        "<tr class=\"local\"><td>eth2<br><small>macvlan on host enp0s3</small></td><td></td><td>192.168.1.50/24</td></tr>",
+        "<tr class=\"local\"><td>eth9<br><small>veth to host gr-r1</small></td><td></td><td>198.51.100.2/30</td></tr>",
+    ] {
+        assert!(html.contains(row), "{row}");
+    }
+    // The management network's interface says which bridge on the host it is on.
+    let mgmt = compile(&root().join("topologies/mgmt.yaml")).topology;
+    let scene = draw::scene::build(&mgmt, None);
+    let r1 = scene.boxes.iter().find(|b| b.name == "r1").unwrap();
+    assert_eq!(r1.lines[0], "mgmt0 mgmt (host br-mgmt)");
 }
 
 #[test]
@@ -689,14 +806,18 @@ fn a_multi_host_lab_is_framed_per_host_with_its_vxlan_marked_in_every_format() {
     let svg = draw::render(&t, Format::Svg);
     assert_eq!(class_of(&svg, "link-1"), "link vxlan");
     assert!(svg.contains(&format!(">{marked}</tspan>")));
+    // Each frame says its host's underlay address, in every format that has a title.
+    let titles: Vec<&str> = scene.frames.iter().map(|f| f.title.as_str()).collect();
+    assert_eq!(titles, ["host ha 192.0.2.11", "host hb 192.0.2.12"]);
+    assert!(svg.contains(">host ha 192.0.2.11</text>"), "{svg}");
+    let drawio = draw::render(&t, Format::Drawio);
+    assert!(drawio.contains("value=\"host hb 192.0.2.12\""), "{drawio}");
     let dot = draw::render(&t, Format::Dot);
     assert!(
-        dot.contains(
-            "subgraph cluster_0 { label=\"host ha (192.0.2.11)\"; style=dashed; n0; n1; }"
-        )
+        dot.contains("subgraph cluster_0 { label=\"host ha 192.0.2.11\"; style=dashed; n0; n1; }")
     );
     assert!(dot.contains(&format!("label=\"{marked}\", style=dashed")));
     let mmd = draw::render(&t, Format::Mermaid);
-    assert!(mmd.contains("  subgraph host1[\"host hb (192.0.2.12)\"]\n    n2\n    n3\n  end\n"));
+    assert!(mmd.contains("  subgraph host1[\"host hb 192.0.2.12\"]\n    n2\n    n3\n  end\n"));
     assert!(mmd.contains("n1 -.-|") && mmd.contains(&format!("({marked})")));
 }

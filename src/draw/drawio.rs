@@ -40,14 +40,15 @@ pub fn render(s: &Scene) -> String {
     for f in &s.frames {
         let _ = writeln!(
             out,
-            "<mxCell id=\"host-{n}\" value=\"host {n}\" style=\"{FRAME}\" vertex=\"1\" \
+            "<mxCell id=\"host-{n}\" value=\"{t}\" style=\"{FRAME}\" vertex=\"1\" \
              parent=\"1\"><mxGeometry x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" \
              as=\"geometry\"/></mxCell>",
             f.x,
             f.y,
             f.w,
             f.h,
-            n = esc(&f.name)
+            n = esc(&f.name),
+            t = esc(&f.title)
         );
     }
     for b in &s.boxes {

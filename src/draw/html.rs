@@ -52,7 +52,7 @@ pub fn render(t: &Topology, live: Option<&Live>, opts: &Options) -> String {
     );
     out.push_str(&svg::render(&scene));
     out.push_str("</div>\n<aside id=\"panels\">\n");
-    for n in &t.nodes {
+    for (i, n) in t.nodes.iter().enumerate() {
         let _ = writeln!(
             out,
             "<details class=\"panel {st}\" id=\"panel-{id}\" data-node=\"{id}\">\
@@ -60,7 +60,7 @@ pub fn render(t: &Topology, live: Option<&Live>, opts: &Options) -> String {
              <div class=\"body\">{body}</div></details>",
             id = esc(&n.name),
             st = esc(&node_state(&scene, &n.name)),
-            body = panel(n, live.and_then(|l| l.nodes.get(&n.name))),
+            body = panel(t, i, live.and_then(|l| l.nodes.get(&n.name))),
         );
     }
     let _ = write!(
@@ -88,11 +88,11 @@ fn node_state(s: &Scene, name: &str) -> String {
 }
 
 /// A node's panel: live interfaces, routes and processes, or the declared ones.
-pub fn panel(n: &Node, live: Option<&NodeLive>) -> String {
+pub fn panel(t: &Topology, node: usize, live: Option<&NodeLive>) -> String {
     let mut out = String::new();
     match live {
         Some(l) => live_panel(&mut out, l),
-        None => declared_panel(&mut out, n),
+        None => declared_panel(&mut out, &t.nodes[node], &super::local::of(t, node)),
     }
     out
 }
@@ -144,7 +144,9 @@ fn live_panel(out: &mut String, l: &NodeLive) {
     }
 }
 
-fn declared_panel(out: &mut String, n: &Node) {
+/// The declared interfaces: the links' ends, then the node's own (`local`) with what
+/// each is (the live panel lists them all as the kernel has them).
+fn declared_panel(out: &mut String, n: &Node, local: &[super::local::Local]) {
     out.push_str("<h3>Interfaces</h3><table><tr><th>name</th><th>mtu</th><th>addresses</th></tr>");
     for a in &n.loopback {
         let _ = write!(out, "<tr><td>lo</td><td></td><td>{a}</td></tr>");
@@ -157,6 +159,16 @@ fn declared_panel(out: &mut String, n: &Node) {
             esc(&i.name),
             i.mtu.map(|m| m.to_string()).unwrap_or_default(),
             addrs.join("<br>")
+        );
+    }
+    for l in local {
+        let _ = write!(
+            out,
+            "<tr class=\"local\"><td>{}<br><small>{}</small></td><td>{}</td><td>{}</td></tr>",
+            esc(&l.name),
+            esc(&l.what),
+            l.mtu.map(|m| m.to_string()).unwrap_or_default(),
+            l.addresses.join("<br>")
         );
     }
     out.push_str("</table><h3>Routes</h3><pre>");
@@ -204,7 +216,7 @@ fn route_text(r: &Route) -> String {
 pub fn state_json(t: &Topology, live: &Live) -> String {
     let scene = scene::build(t, Some(live));
     let mut nodes = serde_json::Map::new();
-    for n in &t.nodes {
+    for (i, n) in t.nodes.iter().enumerate() {
         let l = live.nodes.get(&n.name);
         let procs = l
             .filter(|l| !l.processes.is_empty())
@@ -214,7 +226,7 @@ pub fn state_json(t: &Topology, live: &Live) -> String {
             serde_json::json!({
                 "state": node_state(&scene, &n.name),
                 "procs": procs,
-                "panel": panel(n, l),
+                "panel": panel(t, i, l),
             }),
         );
     }

@@ -43,6 +43,8 @@ impl Placed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub name: String,
+    /// What its top left corner says (`host NAME`, and a host's underlay address).
+    pub title: String,
     pub x: i64,
     pub y: i64,
     pub w: i64,
@@ -69,6 +71,8 @@ pub struct Input<'a> {
     /// Width given to each vertex while laying out (by index; missing is 0): its widest
     /// link end label, so that neighbours in a layer stand far enough apart for theirs.
     pub label_w: &'a [i64],
+    /// Each group's frame title (missing: `host NAME`); the frame is at least as wide.
+    pub titles: &'a BTreeMap<String, String>,
 }
 
 impl Input<'_> {
@@ -103,8 +107,14 @@ pub fn layout(input: &Input) -> Layout {
     for (group, members) in &by_group {
         let mut block = pack(&components(input, members), &mut out.vertices);
         if let Some(name) = group {
-            block.frame = Some(name.to_string());
+            let title = input
+                .titles
+                .get(*name)
+                .cloned()
+                .unwrap_or_else(|| format!("host {name}"));
             block.pad(GAP / 2, 24);
+            block.w = block.w.max(title_width(&title) + 20);
+            block.frame = Some((name.to_string(), title));
         }
         blocks.push(block);
     }
@@ -115,6 +125,12 @@ pub fn layout(input: &Input) -> Layout {
     out
 }
 
+/// The width of a frame's title in the 12 px bold monospace font (0.6 em a character,
+/// a little more for bold).
+fn title_width(title: &str) -> i64 {
+    title.chars().count() as i64 * 75 / 10
+}
+
 /// A laid-out set of vertices with its bounding box; moving it moves its vertices.
 struct Block {
     members: Vec<usize>,
@@ -122,7 +138,8 @@ struct Block {
     y: i64,
     w: i64,
     h: i64,
-    frame: Option<String>,
+    /// The group's name and title, when it is framed.
+    frame: Option<(String, String)>,
 }
 
 impl Block {
@@ -152,9 +169,10 @@ fn shelf(blocks: &mut [Block], vertices: &mut [Placed]) -> Vec<Frame> {
         }
         b.x = cx;
         b.y = cy;
-        if let Some(name) = &b.frame {
+        if let Some((name, title)) = &b.frame {
             frames.push(Frame {
                 name: name.clone(),
+                title: title.clone(),
                 x: b.x,
                 y: b.y,
                 w: b.w,
@@ -481,6 +499,7 @@ mod tests {
             groups,
             label_room: 90,
             label_w: &[],
+            titles: &BTreeMap::new(),
         })
     }
 
@@ -543,5 +562,25 @@ mod tests {
             assert!(v.left() >= f.x && v.left() + v.w <= f.x + f.w, "{i}");
             assert!(v.top() >= f.y && v.top() + v.h <= f.y + f.h, "{i}");
         }
+    }
+
+    #[test]
+    fn a_frame_is_as_wide_as_its_title_and_other_frames_stay_clear() {
+        let title = "host a 2001:db8:ffff:ffff:ffff:ffff:ffff:1 mtu 9000".to_string();
+        let titles = BTreeMap::from([("a".to_string(), title.clone())]);
+        let groups = [Some("a".to_string()), Some("b".to_string())];
+        let l = layout(&Input {
+            sizes: &[(40, 30), (40, 30)],
+            edges: &[(0, 1)],
+            groups: &groups,
+            label_room: 0,
+            label_w: &[],
+            titles: &titles,
+        });
+        let titled: Vec<(&str, &str)> = l.frames.iter().map(|f| (&*f.name, &*f.title)).collect();
+        assert_eq!(titled, [("a", title.as_str()), ("b", "host b")]);
+        let (a, b) = (&l.frames[0], &l.frames[1]);
+        assert!(a.w >= title_width(&title) + 20, "{a:?}");
+        assert!(a.x + a.w <= b.x || b.y >= a.y + a.h, "{a:?} {b:?}");
     }
 }

@@ -7,6 +7,7 @@ pub mod html;
 mod labels;
 pub mod layout;
 pub mod live;
+mod local;
 pub mod scene;
 pub mod svg;
 mod text;

@@ -17,6 +17,12 @@ const CHAR_TENTHS: i64 = 73;
 const LINE: i64 = 15;
 /// Line height of the 11 px labels on links.
 const LABEL_LINE: i64 = 13;
+/// A node with more links to other nodes than this is the hub of a dense bundle (a
+/// spine of a fabric): the labels of its links name the interfaces only, as a label
+/// with an address is too wide for lines that close together. See [`terse_links`].
+const DENSE: usize = 8;
+/// The most links of a fan that give its layers more height (a 300-node fabric's).
+const MAX_FAN: i64 = 32;
 
 #[derive(Debug, Clone)]
 pub struct Scene {
@@ -56,6 +62,9 @@ pub struct Line {
     pub ends: [String; 2],
     /// The boxes it joins (indices into `Scene::boxes`).
     pub boxes: [usize; 2],
+    /// Addresses left off the end labels of a dense bundle's link (see [`DENSE`]), as
+    /// `node:iface address`: the picture has them in the link's tooltip.
+    pub hidden: Vec<String>,
     /// A link between two machines of a multi-host lab: `VXLAN` and its VNI, written at
     /// the middle of the line, where it crosses from one host's frame to the other's.
     pub tunnel: Option<String>,
@@ -83,6 +92,11 @@ fn box_lines(t: &Topology, v: Vertex, live: Option<&Live>) -> Vec<String> {
                 lines.push(kind.join(" "));
             }
             lines.extend(node.loopback.iter().map(|a| format!("lo {a}")));
+            lines.extend(
+                super::local::of(t, n)
+                    .iter()
+                    .flat_map(super::local::Local::lines),
+            );
             let procs = live.and_then(|l| l.nodes.get(&node.name));
             match procs {
                 Some(p) if !p.processes.is_empty() => {
@@ -123,16 +137,58 @@ fn end_name(t: &Topology, e: End) -> String {
     }
 }
 
-fn end_lines(t: &Topology, e: End) -> Vec<String> {
+/// The label at a link's end: the interface's name, and its addresses unless `terse`.
+fn end_lines(t: &Topology, e: End, terse: bool) -> Vec<String> {
     match e {
         End::Node { node, iface } => {
             let i = &t.nodes[node].interfaces[iface];
             let mut v = vec![i.name.clone()];
-            v.extend(i.addresses.iter().map(ToString::to_string));
+            if !terse {
+                v.extend(i.addresses.iter().map(ToString::to_string));
+            }
             v
         }
         End::Bridge { .. } | End::Uplink { .. } => Vec::new(),
     }
+}
+
+/// Which links are drawn with terse end labels (names without addresses): those between
+/// two nodes where either node has more than [`DENSE`] such links. The rule depends on the
+/// topology alone, so the same file gives the same picture.
+pub(super) fn terse_links(t: &Topology) -> Vec<bool> {
+    let node_of = |e: End| match e {
+        End::Node { node, .. } => Some(node),
+        End::Bridge { .. } | End::Uplink { .. } => None,
+    };
+    let mut count = vec![0usize; t.nodes.len()];
+    let pairs: Vec<Option<(usize, usize)>> = t
+        .links
+        .iter()
+        .map(|l| Some((node_of(l.a)?, node_of(l.b)?)))
+        .collect();
+    for &(a, b) in pairs.iter().flatten() {
+        count[a] += 1;
+        count[b] += 1;
+    }
+    pairs
+        .iter()
+        .map(|p| p.is_some_and(|(a, b)| count[a] > DENSE || count[b] > DENSE))
+        .collect()
+}
+
+/// Extra height between layers for a dense bundle: a line of label height per link of the
+/// widest fan (at most [`MAX_FAN`]), so that its lines leave the hub steeply enough for
+/// their labels to sit apart on them rather than crowd along a flat band.
+fn fan_room(t: &Topology, terse: &[bool]) -> i64 {
+    let mut fan = vec![0i64; t.nodes.len()];
+    for (l, _) in t.links.iter().zip(terse).filter(|(_, t)| **t) {
+        for e in [l.a, l.b] {
+            if let End::Node { node, .. } = e {
+                fan[node] += 1;
+            }
+        }
+    }
+    fan.into_iter().max().unwrap_or(0).min(MAX_FAN) * LABEL_LINE
 }
 
 /// The group of each vertex, by graph index: its host in a multi-host lab, else the
@@ -148,6 +204,25 @@ pub(super) fn groups(t: &Topology) -> Vec<Option<String>> {
             Vertex::Node(n) => of_node(n),
             Vertex::Bridge(b) => t.bridges[b].ports.first().and_then(|p| of_node(p.node)),
         })
+        .collect()
+}
+
+/// The title of a host's frame: its name, its underlay address, and its underlay's MTU
+/// when not Ethernet's 1500, which is what a VXLAN between hosts depends on.
+pub(super) fn host_title(h: &crate::model::Host) -> String {
+    let mut title = format!("host {} {}", h.name, h.address);
+    if h.mtu != 1500 {
+        title.push_str(&format!(" mtu {}", h.mtu));
+    }
+    title
+}
+
+/// The frames' titles of a multi-host lab, by host name (a lab on one machine has
+/// `host NAME` frames, from its nodes' labels).
+fn frame_titles(t: &Topology) -> std::collections::BTreeMap<String, String> {
+    t.hosts
+        .iter()
+        .map(|h| (h.name.clone(), host_title(h)))
         .collect()
 }
 
@@ -184,20 +259,24 @@ pub fn build(t: &Topology, live: Option<&Live>) -> Scene {
         .map(|e| (e.source().index(), e.target().index()))
         .collect();
     let groups = groups(t);
+    let terse = terse_links(t);
     // Room for the two tallest end labels, an impairment between them, and some air.
     let tallest = t
-        .nodes
+        .links
         .iter()
-        .flat_map(|n| &n.interfaces)
-        .map(|i| 1 + i.addresses.len() as i64)
+        .zip(&terse)
+        .flat_map(|(l, &terse)| [end_lines(t, l.a, terse), end_lines(t, l.b, terse)])
+        .map(|lines| lines.len() as i64)
         .max()
-        .unwrap_or(1);
+        .unwrap_or(1)
+        .max(1);
     let mut lay = layout::layout(&layout::Input {
         sizes: &sizes,
         edges: &edges,
         groups: &groups,
-        label_room: 2 * tallest * LABEL_LINE + LABEL_LINE + 48,
+        label_room: 2 * tallest * LABEL_LINE + LABEL_LINE + 48 + fan_room(t, &terse),
         label_w: &label_widths(t),
+        titles: &frame_titles(t),
     });
     for p in &mut lay.vertices {
         p.x += PAD;
@@ -266,7 +345,9 @@ fn label_widths(t: &Topology) -> Vec<i64> {
     for l in &t.links {
         for e in [l.a, l.b] {
             let v = vertex_index(t, vertex_of(e));
-            w[v] = w[v].max(super::labels::size(&end_lines(t, e)).0);
+            // The whole label, addresses too, even where the picture leaves them off: a
+            // dense fabric keeps its width, which keeps its many lines apart.
+            w[v] = w[v].max(super::labels::size(&end_lines(t, e, false)).0);
             links[v] += 1;
         }
     }
@@ -355,6 +436,7 @@ fn lines_of(t: &Topology, at: &[Placed], live: Option<&Live>) -> Vec<Line> {
         pair_count.entry(*p).or_default().1 += 1;
     }
     let tunnels = tunnels(t);
+    let terse = terse_links(t);
     t.links
         .iter()
         .enumerate()
@@ -365,6 +447,9 @@ fn lines_of(t: &Topology, at: &[Placed], live: Option<&Live>) -> Vec<Line> {
             });
             let mut line = line(t, i, l, at, slot, live);
             line.tunnel.clone_from(&tunnels[i]);
+            if terse[i] {
+                terse_labels(t, l, &mut line);
+            }
             line
         })
         .collect()
@@ -407,7 +492,7 @@ fn line(
     }
     let from = clip(pa, (pb.x, pb.y));
     let to = clip(pb, (pa.x, pa.y));
-    let (la, lb) = (end_lines(t, l.a), end_lines(t, l.b));
+    let (la, lb) = (end_lines(t, l.a, false), end_lines(t, l.b, false));
     let labels = [
         (la.clone(), label_at(from, to, &la)),
         (lb.clone(), label_at(to, from, &lb)),
@@ -446,7 +531,18 @@ fn line(
         impairment,
         ends: [end_name(t, l.a), end_name(t, l.b)],
         boxes,
+        hidden: Vec::new(),
         tunnel: None,
+    }
+}
+
+/// Leaves the addresses off a dense bundle's end labels, keeping them for the tooltip
+/// (where the labels go is decided afterwards, by `labels::declutter`).
+fn terse_labels(t: &Topology, l: &crate::model::Link, line: &mut Line) {
+    for (k, e) in [l.a, l.b].into_iter().enumerate() {
+        let full = std::mem::replace(&mut line.labels[k].0, end_lines(t, e, true));
+        line.hidden
+            .extend(full.iter().skip(1).map(|a| format!("{} {a}", line.ends[k])));
     }
 }
 
@@ -467,4 +563,23 @@ fn declared_impairment(t: &Topology, l: &crate::model::Link) -> Option<String> {
             .map(|i| i.to_string()),
         End::Bridge { .. } => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Host;
+
+    #[test]
+    fn a_host_title_has_its_address_and_an_mtu_other_than_1500() {
+        let mut h = Host {
+            name: "ha".into(),
+            address: "192.0.2.11".parse().unwrap(),
+            mtu: 1500,
+        };
+        assert_eq!(host_title(&h), "host ha 192.0.2.11");
+        h.mtu = 9000;
+        h.address = "2001:db8::11".parse().unwrap();
+        assert_eq!(host_title(&h), "host ha 2001:db8::11 mtu 9000");
+    }
 }

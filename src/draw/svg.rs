@@ -51,13 +51,14 @@ pub fn render(s: &Scene) -> String {
         let _ = writeln!(
             out,
             "<g class=\"frame\" id=\"host-{n}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"8\"/>\
-             <text x=\"{}\" y=\"{}\">host {n}</text></g>",
+             <text x=\"{}\" y=\"{}\">{}</text></g>",
             f.x,
             f.y,
             f.w,
             f.h,
             f.x + 10,
             f.y + 18,
+            esc(&f.title),
             n = esc(&f.name)
         );
     }
@@ -99,6 +100,9 @@ fn link(out: &mut String, l: &Line) {
     let mut tip = format!("{} — {}", l.ends[0], l.ends[1]);
     if !l.state.is_empty() {
         tip.push_str(&format!(" ({})", l.state));
+    }
+    for h in &l.hidden {
+        tip.push_str(&format!("\n{h}"));
     }
     if let Some(t) = &l.tunnel {
         tip.push_str(&format!("\nacross hosts: {t}"));

@@ -67,7 +67,7 @@ fn host_members(t: &Topology) -> Vec<(String, Vec<String>)> {
                 .filter(|i| groups[i.index()].as_deref() == Some(h.name.as_str()))
                 .map(|i| vertex_id(t.graph[i]))
                 .collect();
-            (format!("host {} ({})", h.name, h.address), members)
+            (super::scene::host_title(h), members)
         })
         .collect()
 }
