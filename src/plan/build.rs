@@ -58,6 +58,22 @@ struct Wiring {
 }
 
 impl Wiring {
+    /// A link whose own end is node `node`'s interface `iface`: every kind made in a node
+    /// (a veth to another node, a VXLAN to another host) fills that end the same way, from
+    /// the interface's name, ifindex, MAC and MTU in the model.
+    fn node_end(&self, t: &Topology, node: usize, iface: usize, kind: LinkSpec) -> Link {
+        let e = &t.nodes[node].interfaces[iface];
+        Link {
+            netns: self.netns[node].clone(),
+            name: self.ifname[node][iface].clone(),
+            ifindex: e.ifindex,
+            mac: e.mac,
+            mtu: e.mtu,
+            master: None,
+            kind,
+        }
+    }
+
     fn new(t: &Topology, share: Option<&Share>) -> Wiring {
         let local: Vec<bool> = (0..t.nodes.len())
             .map(|i| share.is_none_or(|s| s.is_local(t, i)))
@@ -300,24 +316,21 @@ fn veth(
                 iface: ib,
             },
         ) => {
-            let (ea, eb) = (&t.nodes[na].interfaces[ia], &t.nodes[nb].interfaces[ib]);
+            let eb = &t.nodes[nb].interfaces[ib];
             let mut deps = w.ready[na].clone();
             deps.extend(&w.ready[nb]);
             let id = b.push(
-                Op::CreateLink(Link {
-                    netns: w.netns[na].clone(),
-                    name: w.ifname[na][ia].clone(),
-                    ifindex: ea.ifindex,
-                    mac: ea.mac,
-                    mtu: ea.mtu,
-                    master: None,
-                    kind: LinkSpec::Veth(Peer {
+                Op::CreateLink(w.node_end(
+                    t,
+                    na,
+                    ia,
+                    LinkSpec::Veth(Peer {
                         peer_netns: w.netns[nb].clone(),
                         peer_name: w.ifname[nb][ib].clone(),
                         peer_ifindex: eb.ifindex,
                         peer_mac: eb.mac,
                     }),
-                }),
+                )),
                 deps,
             );
             w.created[na][ia] = id;
@@ -452,24 +465,20 @@ fn vxlan(t: &Topology, b: &mut Builder, w: &mut Wiring, share: &Share, ends: [En
     let [End::Node { node, iface }, End::Node { node: far, .. }] = ends else {
         unreachable!("a vxlan joins two nodes")
     };
-    let e = &t.nodes[node].interfaces[iface];
     let remote = t.host_of(far).expect("a placed node");
     let id = b.push(
-        Op::CreateLink(Link {
-            netns: w.netns[node].clone(),
-            name: w.ifname[node][iface].clone(),
-            ifindex: e.ifindex,
-            mac: e.mac,
-            mtu: e.mtu,
-            master: None,
-            kind: LinkSpec::Vxlan(Vxlan {
+        Op::CreateLink(w.node_end(
+            t,
+            node,
+            iface,
+            LinkSpec::Vxlan(Vxlan {
                 vni,
                 port: t.vxlan_port,
                 local: t.hosts[share.host].address,
                 remote: Some(t.hosts[remote].address),
                 flood: Vec::new(),
             }),
-        }),
+        )),
         w.ready[node].clone(),
     );
     w.created[node][iface] = id;
