@@ -254,6 +254,87 @@ fn all_pairs_matrix_over_100_nodes() {
     assert_eq!(v["passed"], 1);
 }
 
+const GC_THRESH3: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+const GC_THRESH2: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh2";
+
+fn sysctl_value(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `--raise-neigh-limit`: 33 hosts on one bridge need 33 x 32 = 1,056 IPv4 neighbour
+/// entries when all pairs talk, over the default limit of 1,024. `up` raises gc_thresh3
+/// to 4,096 and gc_thresh2 to 2,048 for the lab's lifetime and `down` puts both back;
+/// `test` does the same around its run, and its all-pairs check passes.
+#[test]
+fn raise_neigh_limit_lasts_as_long_as_the_lab() {
+    if !privileged() {
+        return;
+    }
+    // The limit is the host's: no other lab of this binary runs meanwhile.
+    let _h = exclusive();
+    let (before3, before2) = (sysctl_value(GC_THRESH3), sysctl_value(GC_THRESH2));
+    assert!(
+        before3 < 4096 && before2 < 2048,
+        "this host's limits ({before3}, {before2}) are already high: nothing to raise"
+    );
+    let mut y = String::from(
+        "nodes:
+",
+    );
+    for i in 0..33 {
+        y.push_str(&format!("  h{i}: {{ isolation: [net] }}\n"));
+    }
+    y.push_str("bridges: { s1: {} }\nlinks:\n");
+    for i in 0..33 {
+        y.push_str(&format!("  - [h{i}, s1]\n"));
+    }
+    y.push_str("tests:\n  - reach: { from: all, to: all, name: all-pairs, timeout: 30s }\n");
+    let lab = Lab::new("ck-neighup", &y);
+    let o = lab.up_with(&["--raise-neigh-limit"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "net.ipv4.neigh.default.gc_thresh3 raised from {before3} to 4096 until the lab's `down`"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(sysctl_value(GC_THRESH3), 4096);
+    assert_eq!(sysctl_value(GC_THRESH2), 2048);
+    lab.down();
+    assert_eq!(
+        sysctl_value(GC_THRESH3),
+        before3,
+        "down put gc_thresh3 back"
+    );
+    assert_eq!(
+        sysctl_value(GC_THRESH2),
+        before2,
+        "down put gc_thresh2 back"
+    );
+    assert!(!std::path::Path::new("/run/nslab/ck-neighup.host-sysctls").exists());
+
+    let o = test_cmd(&lab, &["--raise-neigh-limit", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], 1, "{v}");
+    assert!(!lab.is_up());
+    assert_eq!(
+        sysctl_value(GC_THRESH3),
+        before3,
+        "test put gc_thresh3 back"
+    );
+    assert_eq!(
+        sysctl_value(GC_THRESH2),
+        before2,
+        "test put gc_thresh2 back"
+    );
+}
+
 #[test]
 fn sigint_during_checks_tears_the_lab_down() {
     if !privileged() {
