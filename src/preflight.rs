@@ -35,6 +35,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
     expected_json(t, &mut out);
     out.extend(neigh::warnings(t, neigh::host_limit));
     kinds::check(t, &mut out);
+    kinds::vrf_checks(t, &mut out);
     out
 }
 

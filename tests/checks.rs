@@ -254,6 +254,167 @@ fn all_pairs_matrix_over_100_nodes() {
     assert_eq!(v["passed"], 1);
 }
 
+const GC_THRESH3: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+const GC_THRESH2: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh2";
+
+fn sysctl_value(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `--raise-neigh-limit`: 33 hosts on one bridge need 33 x 32 = 1,056 IPv4 neighbour
+/// entries when all pairs talk, over the default limit of 1,024. `up` raises gc_thresh3
+/// to 4,096 and gc_thresh2 to 2,048 for the lab's lifetime and `down` puts both back;
+/// `test` does the same around its run, and its all-pairs check passes.
+#[test]
+fn raise_neigh_limit_lasts_as_long_as_the_lab() {
+    if !privileged() {
+        return;
+    }
+    // The limit is the host's: no other lab of this binary runs meanwhile.
+    let _h = exclusive();
+    let (before3, before2) = (sysctl_value(GC_THRESH3), sysctl_value(GC_THRESH2));
+    assert!(
+        before3 < 4096 && before2 < 2048,
+        "this host's limits ({before3}, {before2}) are already high: nothing to raise"
+    );
+    let mut y = String::from(
+        "nodes:
+",
+    );
+    for i in 0..33 {
+        y.push_str(&format!("  h{i}: {{ isolation: [net] }}\n"));
+    }
+    y.push_str("bridges: { s1: {} }\nlinks:\n");
+    for i in 0..33 {
+        y.push_str(&format!("  - [h{i}, s1]\n"));
+    }
+    y.push_str("tests:\n  - reach: { from: all, to: all, name: all-pairs, timeout: 30s }\n");
+    let lab = Lab::new("ck-neighup", &y);
+    let o = lab.up_with(&["--raise-neigh-limit"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "net.ipv4.neigh.default.gc_thresh3 raised from {before3} to 4096 until the lab's `down`"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(sysctl_value(GC_THRESH3), 4096);
+    assert_eq!(sysctl_value(GC_THRESH2), 2048);
+    lab.down();
+    assert_eq!(
+        sysctl_value(GC_THRESH3),
+        before3,
+        "down put gc_thresh3 back"
+    );
+    assert_eq!(
+        sysctl_value(GC_THRESH2),
+        before2,
+        "down put gc_thresh2 back"
+    );
+    assert!(!std::path::Path::new("/run/nslab/ck-neighup.host-sysctls").exists());
+
+    let o = test_cmd(&lab, &["--raise-neigh-limit", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], 1, "{v}");
+    assert!(!lab.is_up());
+    assert_eq!(
+        sysctl_value(GC_THRESH3),
+        before3,
+        "test put gc_thresh3 back"
+    );
+    assert_eq!(
+        sysctl_value(GC_THRESH2),
+        before2,
+        "test put gc_thresh2 back"
+    );
+}
+
+/// `route` with `vrf:` reads the table of the node's VRF device. Where the kernel makes
+/// VRFs (checked here by making one in a namespace of its own), a route in a VRF made by
+/// the node's `exec` is found; where it cannot (no `vrf` module, as on the kernel this
+/// project is developed on), the failure names the module and the config option. An
+/// interface that is no VRF, or none at all, is said so either way.
+#[test]
+fn route_checks_read_a_vrf_table_or_name_the_missing_module() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let has_vrf = std::process::Command::new("unshare")
+        .args([
+            "-n", "ip", "link", "add", "v0", "type", "vrf", "table", "10",
+        ])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    let lab = Lab::new(
+        "ck-vrf",
+        r#"nodes:
+  a:
+    exec:
+      - { cmd: "ip link add red type vrf table 1010 && ip link set red up && ip route add blackhole 10.77.0.0/24 table 1010", ignore_errors: true }
+  b: {}
+links: [[a:eth0, b:eth0]]
+tests:
+  - route: { node: a, to: 10.77.0.0/24, vrf: red, name: in-red, timeout: 1s }
+  - route: { node: a, to: 10.77.0.0/24, name: not-in-main, expect: absent, timeout: 1s }
+  - route: { node: a, to: 10.77.0.0/24, vrf: eth0, name: not-a-vrf, timeout: 1s }
+  - route: { node: b, to: 10.77.0.0/24, vrf: red, name: no-red, timeout: 1s }
+"#,
+    );
+    let o = test_cmd(&lab, &["--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!lab.is_up());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let result = |name: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no result `{name}` in {v}"))
+            .clone()
+    };
+    let reason = |name: &str| {
+        result(name)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(result("not-in-main")["status"], "pass");
+    assert_eq!(result("not-a-vrf")["status"], "fail");
+    assert!(
+        reason("not-a-vrf").contains("a's interface `eth0` is a veth, not a VRF"),
+        "{}",
+        reason("not-a-vrf")
+    );
+    let missing = "this kernel has no `vrf` link type: load the `vrf` module (`modprobe vrf`) or use a kernel built with CONFIG_NET_VRF";
+    assert_eq!(result("no-red")["status"], "fail");
+    assert!(
+        reason("no-red").contains("b has no VRF `red`"),
+        "{}",
+        reason("no-red")
+    );
+    if has_vrf {
+        assert_eq!(result("in-red")["status"], "pass", "{}", result("in-red"));
+        assert!(!reason("no-red").contains(missing), "{}", reason("no-red"));
+    } else {
+        assert_eq!(result("in-red")["status"], "fail");
+        assert!(
+            reason("in-red").contains(&format!("a has no VRF `red`; {missing}")),
+            "{}",
+            reason("in-red")
+        );
+    }
+}
+
 #[test]
 fn sigint_during_checks_tears_the_lab_down() {
     if !privileged() {

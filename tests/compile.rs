@@ -653,3 +653,34 @@ fn validate_reads_every_expect_json_file_and_locates_a_bad_one() {
     assert!(stderr.contains(&gone), "`{gone}` missing from: {stderr}");
     assert!(!stderr.contains("ok.json"), "{stderr}");
 }
+
+/// `validate` warns about a `route` check's `vrf:` where the kernel makes no VRFs (asked
+/// by making one in a namespace of its own, which needs root), naming the module, and
+/// still exits 0: the lab itself is fine.
+#[test]
+fn validate_warns_of_a_vrf_check_on_a_kernel_without_vrfs() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "needs root");
+        return;
+    }
+    let has_vrf = Command::new("unshare")
+        .args([
+            "-n", "ip", "link", "add", "v0", "type", "vrf", "table", "10",
+        ])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ck-vrf-validate");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = "name: ck-vrfv\nnodes: { a: {} }\ntests:\n  - route: { node: a, to: 10.0.0.0/24, vrf: red, name: r }\n";
+    let (code, stderr) = validate_in(&dir, yaml, None);
+    assert_eq!(code, Some(0), "{stderr}");
+    let warning = "this kernel has no `vrf` link type, so no node can have the VRF `red`: check `r` will fail";
+    assert_eq!(stderr.contains(warning), !has_vrf, "{stderr}");
+    if !has_vrf {
+        assert!(stderr.contains("modprobe vrf"), "{stderr}");
+    }
+}

@@ -8,7 +8,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 
 use nslab::apply::devices::kernel_kinds;
-use support::{Lab, assert_same_host, host_snapshot, privileged, text};
+use support::{Lab, assert_same_host, host_snapshot, nslab, privileged, text};
 
 fn run(argv: &[&str]) {
     let o = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
@@ -83,6 +83,18 @@ fn a_macvlan_on_a_host_interface_reaches_the_network_behind_it() {
         lab.up();
         let o = lab.exec("m1", &["ip", "-d", "link", "show", "eth1"]);
         assert!(text(&o).contains("macvlan mode bridge"), "{}", text(&o));
+        // `status` reads the node's interfaces from the kernel: the macvlan is there.
+        let o = nslab().args(["status", "kmv", "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status JSON");
+        let eth1 = v["nodes"][0]["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == "eth1")
+            .unwrap_or_else(|| panic!("no eth1 in {v}"))
+            .clone();
+        assert_eq!(eth1["kind"], "macvlan", "{eth1}");
+        assert_eq!(eth1["addresses"][0], "192.0.2.10/24", "{eth1}");
         let o = lab.exec("m1", &["ping", "-c", "1", "-W", "5", "192.0.2.99"]);
         assert!(o.status.success(), "m1 -> 192.0.2.99: {}", text(&o));
         let o = lab.exec("m1", &["ping", "-c", "1", "-W", "5", "198.51.100.1"]);

@@ -732,3 +732,34 @@ fn down_kills_processes_left_in_a_net_only_node() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
 }
+
+/// `-q` on `validate` and `apply` prints nothing on success, as on `up` and `down`: no
+/// summary line, where the same command without it prints one.
+#[test]
+fn quiet_validate_and_apply_print_nothing_on_success() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-quietap", "nodes: { a: {}, b: {} }\nlinks: [[a, b]]\n");
+    let run = |args: &[&str]| {
+        let o = nslab().args(args).arg(&lab.file).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        text(&o)
+    };
+    assert!(run(&["validate"]).contains("is valid"));
+    assert_eq!(run(&["validate", "-q"]), "");
+    // A lab that is not up is brought up by apply; then an edit is applied in place.
+    assert_eq!(run(&["apply", "-q"]), "");
+    assert!(lab.is_up());
+    std::fs::write(
+        &lab.file,
+        "name: it-quietap\nnodes: { a: {}, b: {}, c: {} }\nlinks: [[a, b], [b, c]]\n",
+    )
+    .unwrap();
+    assert_eq!(run(&["apply", "--quiet"]), "");
+    assert!(lab.topology().node("c").is_some());
+    // Nothing left to change: without -q it says so.
+    assert!(!run(&["apply"]).is_empty());
+    lab.down();
+}

@@ -938,6 +938,18 @@ fn the_neighbour_estimate_counts_pairs_per_segment_and_warns_past_the_limit() {
         text.contains("sysctl -w net.ipv4.neigh.default.gc_thresh3=4096"),
         "{text}"
     );
+    assert!(text.contains("up --raise-neigh-limit"), "{text}");
     assert!(neigh::warnings(&t, |_| Some(1568)).is_empty());
     assert!(neigh::warnings(&t, |_| None).is_empty());
+
+    // What `up --raise-neigh-limit` sets: only the family over its limit, gc_thresh3 to
+    // the warning's value and gc_thresh2 to half of it (still above the need).
+    let r = neigh::raises(&t, |v6| Some(if v6 { 4096 } else { 1024 }));
+    let want = [
+        ("net.ipv4.neigh.default.gc_thresh3".to_string(), 4096),
+        ("net.ipv4.neigh.default.gc_thresh2".to_string(), 2048),
+    ];
+    assert_eq!(r, want);
+    assert!(neigh::raises(&t, |_| Some(1568)).is_empty());
+    assert!(neigh::raises(&t, |_| None).is_empty());
 }

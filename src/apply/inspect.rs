@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{InfoData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVrf, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use serde::Serialize;
@@ -278,6 +280,93 @@ pub async fn route_entries(
         .iter()
         .map(route_entry)
         .collect())
+}
+
+/// What a namespace's interface of a given name is, for a `route` check's `vrf:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VrfLookup {
+    /// A VRF device, with its routing table.
+    Table(u32),
+    /// An interface of another kind (`veth`, `dummy`, or empty for `lo`).
+    NotVrf(String),
+    /// No interface of that name.
+    Missing,
+}
+
+/// The routing table of the VRF device `name` in one namespace.
+pub async fn vrf_table(
+    kernel: &NetlinkKernel,
+    netns: &Name,
+    name: &str,
+) -> Result<VrfLookup, KernelError> {
+    let h = kernel.handle(netns).await?;
+    let msgs: Vec<_> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(KernelError::netlink)?;
+    let Some(m) = msgs.iter().find(|m| {
+        m.attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name))
+    }) else {
+        return Ok(VrfLookup::Missing);
+    };
+    let infos: &[LinkInfo] = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::LinkInfo(i) => Some(i.as_slice()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let table = infos.iter().find_map(|i| match i {
+        LinkInfo::Data(InfoData::Vrf(d)) => d.iter().find_map(|x| match x {
+            InfoVrf::TableId(t) => Some(*t),
+            _ => None,
+        }),
+        _ => None,
+    });
+    let kind = infos.iter().find_map(|i| match i {
+        LinkInfo::Kind(k) => Some(k.to_string()),
+        _ => None,
+    });
+    Ok(match table {
+        Some(t) => VrfLookup::Table(t),
+        None => VrfLookup::NotVrf(kind.unwrap_or_default()),
+    })
+}
+
+/// Whether this kernel makes VRF devices (`None`: the probe could not run). Asked once
+/// per process by making one in a network namespace of the probing thread's own, as
+/// the kernel loads the `vrf` module on demand where it can, so only asking tells.
+pub fn kernel_has_vrf() -> Option<bool> {
+    static HAS: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::thread::spawn(probe_vrf).join().ok().flatten())
+}
+
+fn probe_vrf() -> Option<bool> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let (conn, h, _) = rtnetlink::new_connection().ok()?;
+        tokio::spawn(conn);
+        let made = h
+            .link()
+            .add(rtnetlink::LinkVrf::new("probe0", 4000).build())
+            .execute()
+            .await;
+        match made.map_err(KernelError::netlink) {
+            Ok(()) => Some(true),
+            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => Some(false),
+            Err(_) => None,
+        }
+    })
 }
 
 /// The links of one namespace (names by ifindex, state, addresses).

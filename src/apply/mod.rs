@@ -398,6 +398,11 @@ pub fn down_with(
     }
     let (rest, held) = remove_rest(host, lab, &teardown, progress);
     errors.extend(rest);
+    // Host sysctls raised for the lab on request go back once the lab is gone.
+    if errors.is_empty() {
+        let proc_sys = std::path::Path::new(crate::state::sysctls::PROC_SYS);
+        errors.extend(crate::state::sysctls::restore(proc_sys, &host.run_dir, lab));
+    }
     progress::finish(progress);
     finish(host, lab, &dir, errors, refused)?;
     drop(lock);

@@ -157,6 +157,10 @@ pub enum Command {
         /// not a terminal or CI=true) and no summary line.
         #[arg(short, long)]
         quiet: bool,
+        /// Raise the host's neighbour-table limits (net.ipv4/ipv6.neigh.default.gc_thresh3
+        /// and gc_thresh2) when the lab's estimate passes them, until the lab's `down`.
+        #[arg(long)]
+        raise_neigh_limit: bool,
         /// For a containerlab file: an image map (YAML), consulted before the built-in
         /// one (see docs/containerlab.md). Not used for nslab files.
         #[arg(long, value_name = "FILE")]
@@ -244,6 +248,10 @@ pub enum Command {
         /// No progress bar for up and down.
         #[arg(short, long)]
         quiet: bool,
+        /// As `up --raise-neigh-limit`, for the lab this run brings up (put back when it
+        /// goes down).
+        #[arg(long, conflicts_with = "lab")]
+        raise_neigh_limit: bool,
         /// For a containerlab file: an image map (YAML), consulted before the built-in
         /// one (see docs/containerlab.md). Not used for nslab files.
         #[arg(long, value_name = "FILE", conflicts_with = "lab")]
@@ -621,8 +629,12 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             host,
         ),
         Command::Up {
-            file, jobs, quiet, ..
-        } => up::run(host, &file, jobs, quiet),
+            file,
+            jobs,
+            quiet,
+            raise_neigh_limit,
+            ..
+        } => up::run(host, &file, jobs, quiet, raise_neigh_limit),
         Command::Apply {
             file,
             dry_run,
@@ -663,6 +675,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             json,
             jobs,
             quiet,
+            raise_neigh_limit,
             ..
         } => test::run(
             host,
@@ -674,6 +687,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 json,
                 jobs,
                 quiet,
+                raise_neigh_limit,
             },
         ),
         Command::Exec {

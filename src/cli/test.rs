@@ -19,6 +19,7 @@ pub struct Args<'a> {
     pub json: bool,
     pub jobs: usize,
     pub quiet: bool,
+    pub raise_neigh_limit: bool,
 }
 
 fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
@@ -107,7 +108,11 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             source: Some(c.warnings.source.clone()),
             ..UpOptions::new(host.clone())
         };
+        if a.raise_neigh_limit {
+            super::up::raise_neigh_limit(host, t, a.quiet)?;
+        }
         if let Err(e) = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone())) {
+            super::up::undo_raise(host, &t.lab, a.raise_neigh_limit);
             let msg = e.to_string();
             if let Some(j) = a.junit {
                 write_report(

@@ -6,12 +6,24 @@ use super::{CliError, compile_checked, exit};
 use crate::apply::{self, UpOptions};
 use crate::state::HostContext;
 
-pub fn run(host: &HostContext, file: &Path, jobs: usize, quiet: bool) -> Result<u8, CliError> {
+pub fn run(
+    host: &HostContext,
+    file: &Path,
+    jobs: usize,
+    quiet: bool,
+    raise_neigh: bool,
+) -> Result<u8, CliError> {
     let c = compile_checked(host, file)?;
     let t = &c.topology;
     let p = super::plan_for(host, t)?;
     let opts = options(host, file, &c, jobs, quiet);
-    let report = apply::up(t, &p, &opts).map_err(CliError::Up)?;
+    if raise_neigh {
+        raise_neigh_limit(host, t, quiet)?;
+    }
+    let report = apply::up(t, &p, &opts).map_err(|e| {
+        undo_raise(host, &t.lab, raise_neigh);
+        CliError::Up(e)
+    })?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.
     if quiet {
         return Ok(exit::OK);
@@ -58,5 +70,47 @@ pub(super) fn options(
         source: Some(c.warnings.source.clone()),
         progress: super::progress::reporter(&c.topology.lab, quiet),
         ..UpOptions::new(host.clone())
+    }
+}
+
+/// `--raise-neigh-limit`: raises the host's neighbour limits the lab's estimate passes,
+/// recorded for the lab's `down` to put back (see `state::sysctls`). The one change to the
+/// host's own settings nslab makes, and only when asked.
+pub(super) fn raise_neigh_limit(
+    host: &HostContext,
+    t: &crate::model::Topology,
+    quiet: bool,
+) -> Result<(), CliError> {
+    use crate::state::sysctls;
+    let wants = crate::preflight::neigh::raises(t, crate::preflight::neigh::host_limit);
+    let changed = sysctls::raise(Path::new(sysctls::PROC_SYS), &host.run_dir, &t.lab, &wants)
+        .map_err(|e| {
+            undo_raise(host, &t.lab, true);
+            CliError::Io(std::io::Error::other(format!(
+                "lab `{}`: cannot raise the host's neighbour limit: {e}",
+                t.lab
+            )))
+        })?;
+    for r in changed.iter().filter(|_| !quiet) {
+        crate::errln!(
+            "nslab: lab `{}`: {} raised from {} to {} until the lab's `down`",
+            t.lab,
+            r.key,
+            r.before,
+            r.set
+        );
+    }
+    Ok(())
+}
+
+/// Puts back what [`raise_neigh_limit`] changed when the lab did not come up (its `down`
+/// does it otherwise).
+pub(super) fn undo_raise(host: &HostContext, lab: &str, raised: bool) {
+    if !raised {
+        return;
+    }
+    let proc_sys = Path::new(crate::state::sysctls::PROC_SYS);
+    for e in crate::state::sysctls::restore(proc_sys, &host.run_dir, lab) {
+        crate::errln!("nslab: lab `{lab}`: {e}");
     }
 }

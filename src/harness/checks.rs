@@ -189,6 +189,7 @@ impl<'c> State<'c> {
                     via,
                     dev,
                     table,
+                    vrf,
                     absent,
                 } => {
                     let want = route::Want {
@@ -196,6 +197,7 @@ impl<'c> State<'c> {
                         via,
                         dev: dev.as_deref(),
                         table: *table,
+                        vrf: vrf.as_deref(),
                         absent: *absent,
                     };
                     route::route(ctx, *node, &want).await

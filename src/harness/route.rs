@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::checks::{name, netns};
 use super::{Attempt, Context};
-use crate::apply::inspect::{self, RouteEntry};
+use crate::apply::inspect::{self, RouteEntry, VrfLookup};
 use crate::model::kinds::RouteTable;
 
 /// What a route check wants of one node.
@@ -16,12 +16,20 @@ pub struct Want<'a> {
     pub via: &'a [IpAddr],
     pub dev: Option<&'a str>,
     pub table: u32,
+    /// A VRF device whose table is read instead of `table`.
+    pub vrf: Option<&'a str>,
     pub absent: bool,
 }
 
 pub async fn route(ctx: &Context<'_>, node: usize, want: &Want<'_>) -> Attempt {
-    let table = RouteTable(want.table).name();
-    let entries = match inspect::route_entries(ctx.kernel, &netns(ctx, node), want.table).await {
+    let (table_id, in_table) = match want.vrf {
+        None => (want.table, in_table(want.table)),
+        Some(vrf) => match vrf_table(ctx, node, vrf).await {
+            Ok(t) => (t, format!(" in VRF {vrf} (table {t})")),
+            Err(seen) => return Attempt { holds: false, seen },
+        },
+    };
+    let entries = match inspect::route_entries(ctx.kernel, &netns(ctx, node), table_id).await {
         Ok(e) => e,
         Err(e) => {
             return Attempt {
@@ -29,12 +37,6 @@ pub async fn route(ctx: &Context<'_>, node: usize, want: &Want<'_>) -> Attempt {
                 seen: format!("cannot read the routes of {}: {e}", name(ctx, node)),
             };
         }
-    };
-    // The main table goes unnamed in messages, as `ip route` shows it.
-    let in_table = if want.table == RouteTable::MAIN.0 {
-        String::new()
-    } else {
-        format!(" in table {table}")
     };
     let mut problems = Vec::new();
     for dst in want.dsts {
@@ -59,6 +61,43 @@ pub async fn route(ctx: &Context<'_>, node: usize, want: &Want<'_>) -> Attempt {
     Attempt {
         holds: problems.is_empty(),
         seen: problems.join("; "),
+    }
+}
+
+/// How messages name the table: the main one goes unnamed, as `ip route` shows it.
+fn in_table(table: u32) -> String {
+    if table == RouteTable::MAIN.0 {
+        String::new()
+    } else {
+        format!(" in table {}", RouteTable(table).name())
+    }
+}
+
+/// The table of the node's VRF device `vrf`, or why there is none: naming the kernel
+/// module when this kernel cannot make VRFs at all, since then no setup of the node's
+/// could have made one.
+async fn vrf_table(ctx: &Context<'_>, node: usize, vrf: &str) -> Result<u32, String> {
+    let n = name(ctx, node);
+    match inspect::vrf_table(ctx.kernel, &netns(ctx, node), vrf).await {
+        Ok(VrfLookup::Table(t)) => Ok(t),
+        Ok(VrfLookup::NotVrf(kind)) => Err(format!(
+            "{n}'s interface `{vrf}` is {}, not a VRF",
+            if kind.is_empty() {
+                "no device of a kind".to_string()
+            } else {
+                format!("a {kind}")
+            }
+        )),
+        Ok(VrfLookup::Missing) => {
+            let why = match inspect::kernel_has_vrf() {
+                Some(false) => {
+                    "; this kernel has no `vrf` link type: load the `vrf` module (`modprobe vrf`) or use a kernel built with CONFIG_NET_VRF"
+                }
+                _ => "",
+            };
+            Err(format!("{n} has no VRF `{vrf}`{why}"))
+        }
+        Err(e) => Err(format!("cannot read the interfaces of {n}: {e}")),
     }
 }
 

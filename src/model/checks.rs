@@ -221,6 +221,7 @@ impl Names<'_> {
                 via,
                 dev,
                 table,
+                vrf,
                 absent,
                 ..
             } => {
@@ -243,6 +244,7 @@ impl Names<'_> {
                     via: addrs,
                     dev: dev.as_ref().map(|d| d.value.clone()),
                     table: table.as_ref().map_or(RouteTable::MAIN, |t| t.value).0,
+                    vrf: vrf.as_ref().map(|v| v.value.clone()),
                     absent: *absent,
                 }
             }
@@ -411,6 +413,7 @@ fn default_check_name(body: &RawCheckBody, index: usize) -> String {
             to,
             absent,
             table,
+            vrf,
             ..
         } => {
             let dst = match &to.value {
@@ -422,6 +425,7 @@ fn default_check_name(body: &RawCheckBody, index: usize) -> String {
             let table = table
                 .as_ref()
                 .map(|t| format!(" table {}", t.value.name()))
+                .or_else(|| vrf.as_ref().map(|v| format!(" vrf {}", v.value)))
                 .unwrap_or_default();
             let not = if *absent { " (expect absent)" } else { "" };
             format!("{n}: route {} {dst}{table}{not}", sel(node))
@@ -553,5 +557,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_vrf_is_kept_by_name_for_run_time_and_excludes_table() {
+        let c = compile("tests:\n  - route: { node: a, to: 10.0.0.1/32, vrf: red }\n").unwrap();
+        let check = &c.topology.checks[0];
+        assert_eq!(check.name, "1: route a 10.0.0.1/32 vrf red");
+        assert!(
+            matches!(&check.body, CheckBody::Route { vrf: Some(v), table: 254, .. } if v == "red")
+        );
+        let e = compile("tests:\n  - route: { node: a, to: 10.0.0.1/32, vrf: red, table: 10 }\n")
+            .unwrap_err();
+        assert!(
+            e.contains("`vrf` and `table` both choose the table to read; give one"),
+            "{e}"
+        );
+        assert!(e.contains("ck.yaml:"), "located: {e}");
     }
 }

@@ -627,6 +627,9 @@ pub enum CheckBody {
         dev: Option<String>,
         /// The routing table's id (254 is `main`).
         table: u32,
+        /// A VRF device whose table is read instead of `table` (looked up at run time).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vrf: Option<String>,
         /// The route must not exist.
         absent: bool,
     },

@@ -975,6 +975,66 @@ routing: static
         );
     }
 
+    /// A node's own interfaces (dummy, vlan) come and go in place: `apply` makes a new
+    /// one with its address and deletes a removed one, and the node stays.
+    #[test]
+    fn own_interfaces_are_added_and_removed_in_place() {
+        let with = edit(
+            "  c: {}",
+            "  c: { interfaces: { lo1: { kind: dummy, addresses: [10.99.0.1/32] }, v7: { kind: vlan, parent: eth0, id: 7, addresses: [10.98.0.1/24] } } }",
+        );
+        let d = converges(&plan(BASE), &plan(&with));
+        assert!(d.remove.is_empty(), "{:?}", d.remove);
+        let made = |name: &str| {
+            d.add.steps.iter().any(|s| {
+                matches!(&s.op, Op::CreateLink(l) if &*l.name == name
+                && &*l.netns == "nslab.d.c"
+                && match &l.kind {
+                    LinkSpec::Dummy(_) => name == "lo1",
+                    LinkSpec::Vlan(v) => name == "v7" && v.vlan_id == 7 && &*v.parent == "eth0",
+                    _ => false,
+                })
+            })
+        };
+        assert!(made("lo1") && made("v7"), "{:#?}", d.add);
+        assert!(
+            d.add.steps.iter().any(|s| matches!(&s.op,
+                Op::AddAddress { address, .. } if address.to_string() == "10.99.0.1/32")),
+            "{:#?}",
+            d.add
+        );
+        assert!(
+            !d.add
+                .steps
+                .iter()
+                .any(|s| matches!(s.op, Op::CreateNetns { .. } | Op::StartNode { .. })),
+            "the node is not made again"
+        );
+        assert!(d.groups.iter().all(|g| g.class == Class::InPlace));
+
+        let d = converges(&plan(&with), &plan(BASE));
+        let deleted: Vec<&str> = d
+            .remove
+            .iter()
+            .filter_map(|u| match u {
+                Undo::DeleteLink { netns, name, .. } if &**netns == "nslab.d.c" => Some(&**name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deleted.len(), 2, "{:?}", d.remove);
+        assert!(
+            deleted.contains(&"lo1") && deleted.contains(&"v7"),
+            "{deleted:?}"
+        );
+        assert!(
+            !d.remove
+                .iter()
+                .any(|u| matches!(u, Undo::DeleteNetns { .. })),
+            "{:?}",
+            d.remove
+        );
+    }
+
     #[test]
     fn a_new_mtu_is_set_on_both_ends_in_place() {
         let new = edit(

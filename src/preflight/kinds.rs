@@ -65,9 +65,69 @@ pub fn warnings(t: &Topology, kinds: Kinds, host_ifaces: Option<&[String]>) -> V
     out
 }
 
+/// Route checks reading a VRF's table (`vrf:`) on a kernel that makes no VRFs can never
+/// pass: one warning per VRF name, naming the module. Only probed when a check uses one.
+pub fn vrf_checks(t: &Topology, out: &mut Vec<Diagnostic>) {
+    let uses_vrf = |c: &crate::model::Check| {
+        matches!(&c.body, crate::model::CheckBody::Route { vrf: Some(_), .. })
+    };
+    if t.checks.iter().any(uses_vrf) {
+        out.extend(vrf_warnings(t, crate::apply::inspect::kernel_has_vrf()));
+    }
+}
+
+/// [`vrf_checks`]' warnings for a kernel that has VRFs or not (`None`: unknown); pure.
+pub fn vrf_warnings(t: &Topology, has_vrf: Option<bool>) -> Vec<Diagnostic> {
+    if has_vrf != Some(false) {
+        return Vec::new();
+    }
+    let mut seen = std::collections::BTreeMap::<&str, Vec<&str>>::new();
+    for c in &t.checks {
+        if let crate::model::CheckBody::Route { vrf: Some(v), .. } = &c.body {
+            let names = seen.entry(v.as_str()).or_default();
+            if !names.contains(&c.name.as_str()) {
+                names.push(&c.name);
+            }
+        }
+    }
+    seen.into_iter()
+        .map(|(vrf, checks)| {
+            Diagnostic::warning(
+                None,
+                format!(
+                    "this kernel has no `vrf` link type, so no node can have the VRF `{vrf}`: check {} will fail",
+                    checks.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .with_hint("`modprobe vrf`, or a kernel built with CONFIG_NET_VRF")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vrf_check_on_a_kernel_without_vrfs_warns_once_per_vrf_naming_the_module() {
+        let t = compiled(
+            "name: w\nnodes: { a: {}, b: {} }\ntests:\n  - route: { node: [a, b], to: 10.0.0.0/24, vrf: red, name: r }\n  - route: { node: a, to: 10.0.0.0/24 }\n",
+        );
+        let out = vrf_warnings(&t, Some(false));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            out[0].message,
+            "this kernel has no `vrf` link type, so no node can have the VRF `red`: check `r [a]`, `r [b]` will fail"
+        );
+        assert!(
+            out[0]
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("modprobe vrf") && h.contains("CONFIG_NET_VRF"))
+        );
+        assert!(vrf_warnings(&t, Some(true)).is_empty());
+        assert!(vrf_warnings(&t, None).is_empty());
+    }
 
     fn compiled(yaml: &str) -> Topology {
         crate::compile_str(yaml, "t.yaml", std::path::Path::new("/"))

@@ -64,7 +64,7 @@ pub fn warnings(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<Diag
         }
         let family = if v6 { "IPv6" } else { "IPv4" };
         let key = sysctl(v6);
-        let raise = (need * 2).next_power_of_two();
+        let raise = raised(need);
         out.push(
             Diagnostic::warning(
                 None,
@@ -73,9 +73,33 @@ pub fn warnings(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<Diag
                 ),
             )
             .with_hint(format!(
-                "past it the kernel drops new entries (neighbour table overflow); raise it with `sysctl -w {key}={raise}` (and gc_thresh2 likewise), or split the large bridges"
+                "past it the kernel drops new entries (neighbour table overflow); raise it with `sysctl -w {key}={raise}` (and gc_thresh2 likewise), or let `up --raise-neigh-limit` raise it until the lab's `down`, or split the large bridges"
             )),
         );
+    }
+    out
+}
+
+/// What to raise the limit to for `need` entries: twice that, to a power of two, so
+/// other namespaces on the host keep room.
+fn raised(need: usize) -> usize {
+    (need * 2).next_power_of_two()
+}
+
+/// The sysctls `up --raise-neigh-limit` sets, for each family whose estimate passes
+/// `limit(v6)`: `gc_thresh3` (the hard cap) to [`raised`], and `gc_thresh2` (past which
+/// the kernel collects entries after 5 s) to half of it, still above the need.
+pub fn raises(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for v6 in [false, true] {
+        let need = entries(t, v6);
+        if limit(v6).is_none_or(|max| need <= max) {
+            continue;
+        }
+        let raise = raised(need) as u64;
+        let key = sysctl(v6);
+        out.push((key.to_string(), raise));
+        out.push((key.replace("gc_thresh3", "gc_thresh2"), raise / 2));
     }
     out
 }

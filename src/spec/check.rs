@@ -25,7 +25,7 @@ const NODE_ACTION_KEYS: &[&str] = &["node", "name"];
 const COMMON: &[&str] = &["name", "timeout", "interval"];
 const REACH_KEYS: &[&str] = &["from", "to", "family", "expect"];
 const TCP_KEYS: &[&str] = &["from", "to", "expect"];
-const ROUTE_KEYS: &[&str] = &["node", "to", "via", "dev", "table", "expect"];
+const ROUTE_KEYS: &[&str] = &["node", "to", "via", "dev", "table", "vrf", "expect"];
 const PATH_KEYS: &[&str] = &["from", "to", "hops", "family"];
 const CMD_KEYS: &[&str] = &[
     "node",
@@ -197,10 +197,19 @@ fn route(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
         )
         .hint("to check that a route moved, expect it present with its new `via`");
     }
+    let vrf = f.value("vrf").and_then(|v| read::string(sink, v, "`vrf`"));
+    if vrf.is_some() && f.value("table").is_some() {
+        sink.error(
+            f.key_span("vrf"),
+            "`vrf` and `table` both choose the table to read; give one",
+        )
+        .hint("`vrf: NAME` reads the table of the node's VRF device NAME");
+    }
     Some(RawCheckBody::Route {
         table: f
             .value("table")
             .and_then(|v| read::parsed(sink, v, "`table`", RouteTable::parse)),
+        vrf,
         via,
         dev,
         absent,

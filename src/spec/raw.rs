@@ -326,6 +326,8 @@ pub enum RawCheckBody {
         via: Vec<Sp<String>>,
         dev: Option<Sp<String>>,
         table: Option<Sp<RouteTable>>,
+        /// `vrf: NAME`: the table of the node's VRF device NAME, found when the check runs.
+        vrf: Option<Sp<String>>,
         /// `expect: absent`: the route must not exist (a withdrawn prefix).
         absent: bool,
     },

@@ -7,6 +7,7 @@ mod journal;
 mod lock;
 pub mod owned;
 mod summary;
+pub mod sysctls;
 pub mod trust;
 pub mod vnis;
 

@@ -1,0 +1,210 @@
+//! Host sysctls a lab raised on request (`up --raise-neigh-limit`), put back at its `down`.
+//! The host is otherwise untouched, so each change is recorded in `<lab>.host-sysctls`
+//! before it is made, and undone only while the value is still the one nslab wrote: a
+//! value someone changed meanwhile is theirs. Labs raising the same key share it: the last
+//! one down restores the value the first one found.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{StateError, files};
+
+/// Where the host's sysctls are.
+pub const PROC_SYS: &str = "/proc/sys";
+
+/// One sysctl raised for a lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Raised {
+    /// Dotted name, `net.ipv4.neigh.default.gc_thresh3`.
+    pub key: String,
+    /// The value before any lab raised it.
+    pub before: String,
+    /// The value nslab wrote.
+    pub set: String,
+}
+
+fn record_path(run_dir: &Path, lab: &str) -> PathBuf {
+    run_dir.join(format!("{lab}.host-sysctls"))
+}
+
+fn value_path(proc_sys: &Path, key: &str) -> PathBuf {
+    proc_sys.join(key.replace('.', "/"))
+}
+
+fn read_value(proc_sys: &Path, key: &str) -> Result<String, StateError> {
+    let path = value_path(proc_sys, key);
+    std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| StateError::io(&path, e))
+}
+
+fn write_value(proc_sys: &Path, key: &str, value: &str) -> Result<(), StateError> {
+    let path = value_path(proc_sys, key);
+    std::fs::write(&path, value).map_err(|e| StateError::io(&path, e))
+}
+
+/// What a lab's record holds (nothing when it has none).
+pub fn recorded(run_dir: &Path, lab: &str) -> Result<Vec<Raised>, StateError> {
+    let path = record_path(run_dir, lab);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        _ => {}
+    }
+    let text = files::read(&path)?;
+    serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        path: path.clone(),
+        line: e.line(),
+        msg: e.to_string(),
+    })
+}
+
+/// Every other lab's record of `key`.
+fn others(run_dir: &Path, lab: &str, key: &str) -> Vec<Raised> {
+    let Ok(dir) = std::fs::read_dir(run_dir) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".host-sysctls").map(str::to_string))
+        .filter(|other| other != lab)
+        .flat_map(|other| recorded(run_dir, &other).unwrap_or_default())
+        .filter(|r| r.key == key)
+        .collect()
+}
+
+/// Raises each `(key, value)` whose current value is lower, recording it first; returns
+/// what it changed. Values are integers, as the neighbour limits are.
+pub fn raise(
+    proc_sys: &Path,
+    run_dir: &Path,
+    lab: &str,
+    wants: &[(String, u64)],
+) -> Result<Vec<Raised>, StateError> {
+    let mut record = recorded(run_dir, lab)?;
+    let mut changed = Vec::new();
+    for (key, want) in wants {
+        let now = read_value(proc_sys, key)?;
+        if now.parse::<u64>().is_ok_and(|n| n >= *want) {
+            continue;
+        }
+        // Another lab's raise is still in force: what it found is what the host had.
+        let before = others(run_dir, lab, key)
+            .into_iter()
+            .next()
+            .map(|r| r.before)
+            .unwrap_or(now);
+        let r = Raised {
+            key: key.clone(),
+            before,
+            set: want.to_string(),
+        };
+        record.retain(|x| x.key != *key);
+        record.push(r.clone());
+        files::ensure_root(run_dir)?;
+        let json = serde_json::to_vec(&record).expect("a list of strings serializes");
+        files::replace(&record_path(run_dir, lab), &json)?;
+        write_value(proc_sys, key, &r.set)?;
+        changed.push(r);
+    }
+    Ok(changed)
+}
+
+/// Puts back what `raise` changed for `lab`, unless another lab still holds the key or
+/// someone changed the value since; removes the record. Returns the problems.
+pub fn restore(proc_sys: &Path, run_dir: &Path, lab: &str) -> Vec<String> {
+    let record = match recorded(run_dir, lab) {
+        Ok(r) => r,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut errors = Vec::new();
+    for r in &record {
+        if !others(run_dir, lab, &r.key).is_empty() {
+            continue;
+        }
+        match read_value(proc_sys, &r.key) {
+            Ok(now) if now == r.set => {
+                if let Err(e) = write_value(proc_sys, &r.key, &r.before) {
+                    errors.push(format!("cannot restore {} to {}: {e}", r.key, r.before));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let path = record_path(run_dir, lab);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(StateError::io(&path, e).to_string()),
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(name: &str) -> (PathBuf, PathBuf, String) {
+        let root =
+            std::env::temp_dir().join(format!("nslab-sysctls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let proc_sys = root.join("proc");
+        std::fs::create_dir_all(proc_sys.join("net/ipv4/neigh/default")).unwrap();
+        std::fs::write(proc_sys.join("net/ipv4/neigh/default/gc_thresh3"), "1024\n").unwrap();
+        let run = root.join("run");
+        (
+            proc_sys,
+            run,
+            "net.ipv4.neigh.default.gc_thresh3".to_string(),
+        )
+    }
+
+    fn value(proc_sys: &Path, key: &str) -> String {
+        read_value(proc_sys, key).unwrap()
+    }
+
+    #[test]
+    fn raises_for_the_lab_and_restores_at_its_down() {
+        let (p, run, key) = setup("one");
+        let changed = raise(&p, &run, "a", &[(key.clone(), 4096)]).unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(
+            (changed[0].before.as_str(), changed[0].set.as_str()),
+            ("1024", "4096")
+        );
+        assert_eq!(value(&p, &key), "4096");
+        // A value already high enough is left alone and not recorded again.
+        assert!(
+            raise(&p, &run, "a", &[(key.clone(), 2048)])
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(restore(&p, &run, "a"), Vec::<String>::new());
+        assert_eq!(value(&p, &key), "1024");
+        assert!(!record_path(&run, "a").exists());
+        // Nothing recorded: nothing to do.
+        assert_eq!(restore(&p, &run, "a"), Vec::<String>::new());
+        assert_eq!(value(&p, &key), "1024");
+    }
+
+    #[test]
+    fn the_last_lab_down_restores_what_the_first_found() {
+        let (p, run, key) = setup("two");
+        raise(&p, &run, "a", &[(key.clone(), 2048)]).unwrap();
+        let b = raise(&p, &run, "b", &[(key.clone(), 4096)]).unwrap();
+        assert_eq!(b[0].before, "1024", "b takes a's `before`, not a's raise");
+        assert!(restore(&p, &run, "a").is_empty());
+        assert_eq!(value(&p, &key), "4096", "b is still up");
+        assert!(restore(&p, &run, "b").is_empty());
+        assert_eq!(value(&p, &key), "1024");
+    }
+
+    #[test]
+    fn a_value_changed_by_someone_else_is_theirs() {
+        let (p, run, key) = setup("other");
+        raise(&p, &run, "a", &[(key.clone(), 4096)]).unwrap();
+        write_value(&p, &key, "8192").unwrap();
+        assert!(restore(&p, &run, "a").is_empty());
+        assert_eq!(value(&p, &key), "8192");
+    }
+}
