@@ -179,6 +179,47 @@ fn what_cannot_map_is_reported_at_its_line_all_at_once() {
 }
 
 #[test]
+fn the_long_form_of_a_macvlan_link_maps_with_its_mode() {
+    let src = "name: mvl\ntopology:\n  nodes:\n    l1: { kind: linux }\n    l2: { kind: linux }\n  \
+               links:\n    - type: macvlan\n      endpoint: { node: l1, interface: eth1 }\n      \
+               host-interface: enp0s3\n      mode: passthru\n    \
+               - type: macvlan\n      endpoint: { node: l2, interface: eth2, ipv4: 192.0.2.7/24 }\n      \
+               host-interface: enp0s3\n";
+    let c = compile_str(src, "mv.clab.yml", Path::new("/")).unwrap();
+    let w = c.warnings.render(nslab::Severity::Warning);
+    assert!(!w.contains("left out"), "{w}");
+    let dev = |n: &str| c.topology.node(n).unwrap().devices[0].clone();
+    let (l1, l2) = (dev("l1"), dev("l2"));
+    assert_eq!((l1.name.as_str(), l2.name.as_str()), ("eth1", "eth2"));
+    match (&l1.kind, &l2.kind) {
+        (
+            nslab::model::DeviceKind::Macvlan {
+                parent: p1,
+                mode: m1,
+            },
+            nslab::model::DeviceKind::Macvlan {
+                parent: p2,
+                mode: m2,
+            },
+        ) => {
+            assert_eq!((p1.as_str(), p2.as_str()), ("enp0s3", "enp0s3"));
+            assert_eq!(format!("{m1:?}"), "Passthru");
+            assert_eq!(format!("{m2:?}"), "Bridge", "containerlab's default mode");
+        }
+        other => panic!("not macvlans: {other:?}"),
+    }
+    assert_eq!(l2.addresses.len(), 1);
+    // A mode nslab does not make, and a missing host interface, are located errors.
+    let bad = "name: mvb\ntopology:\n  nodes:\n    l1: { kind: linux }\n  links:\n    \
+               - type: macvlan\n      endpoint: { node: l1, interface: eth1 }\n      \
+               host-interface: enp0s3\n      mode: source\n    \
+               - type: macvlan\n      endpoint: { node: l1, interface: eth2 }\n";
+    let e = errors(bad);
+    assert!(e.contains("t.clab.yml:9:13"), "the mode is located: {e}");
+    assert!(e.contains("needs `host-interface:`"), "{e}");
+}
+
+#[test]
 fn import_comments_every_construct_that_did_not_map() {
     let yaml = import(&corpus(
         "containerlab/smoke/03-linux-nodes-to-bridge-and-host.clab.yml",

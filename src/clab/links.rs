@@ -1,5 +1,5 @@
 //! containerlab links to nslab links: the brief form (`endpoints: ["a:eth1", "b:eth1"]`)
-//! and the extended `type: veth`. Ends without addresses stay unnumbered, as in
+//! and the extended `type: veth`, `type: host`, `type: mgmt-net` and `type: macvlan`. Ends without addresses stay unnumbered, as in
 //! containerlab; the MTU is containerlab's 9500 unless the link sets one.
 
 use crate::clab::map::Role;
@@ -60,6 +60,11 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
         return host_side(sink, &f, y, &t.value);
     }
     if let Some(t) = &kind
+        && t.value == "macvlan"
+    {
+        return macvlan_side(sink, &f, y, roles);
+    }
+    if let Some(t) = &kind
         && t.value != "veth"
     {
         sink.warning(
@@ -67,9 +72,6 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
             format!("a link of type `{}` is left out", t.value),
         )
         .hint(match t.value.as_str() {
-            "macvlan" => {
-                "nslab maps the brief form: write it `endpoints: [\"node:eth1\", \"macvlan:IF\"]`"
-            }
             "vxlan" | "vxlan-stitch" => "nslab labs live on one host",
             _ => "nslab makes veth links only",
         });
@@ -117,7 +119,7 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
         let (host, node) = (&ends[h], &ends[1 - h]);
         return host_link(sink, node, host, f.value("mtu"), y);
     }
-    if let Some(out) = macvlan_link(&ends, f.value("mtu"), roles, y.span) {
+    if let Some(out) = macvlan_link(&ends, f.value("mtu"), None, roles, y.span) {
         return Some(out);
     }
     for e in &ends {
@@ -153,6 +155,7 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
 fn macvlan_link(
     ends: &[End],
     mtu: Option<&Yaml>,
+    mode: Option<&Yaml>,
     roles: &[(String, Role)],
     span: Span,
 ) -> Option<Yaml> {
@@ -167,13 +170,11 @@ fn macvlan_link(
         return None;
     }
     let end = endpoint(node, roles, !node.addrs.is_empty());
-    let mut fields = vec![(
-        "endpoints",
-        seq(
-            vec![end, map(vec![("macvlan", text(parent, mv.span))], mv.span)],
-            span,
-        ),
-    )];
+    let mut far = vec![("macvlan", text(parent, mv.span))];
+    if let Some(m) = mode {
+        far.push(("mode", m.clone()));
+    }
+    let mut fields = vec![("endpoints", seq(vec![end, map(far, mv.span)], span))];
     if let Some(m) = mtu {
         fields.push(("mtu", m.clone()));
     }
@@ -248,6 +249,39 @@ fn endpoint(e: &End, roles: &[(String, Role)], numbered: bool) -> Yaml {
         fields.push(("addresses", seq(e.addrs.clone(), e.span)));
     }
     map(fields, e.span)
+}
+
+/// `type: macvlan`: the node's `endpoint` on the host's `host-interface`, in `mode`
+/// (bridge, containerlab's default, unless written). nslab reads the mode, so one it does
+/// not make (containerlab's `source`) is an error located here.
+fn macvlan_side(
+    sink: &mut Sink,
+    f: &read::Fields,
+    y: &Yaml,
+    roles: &[(String, Role)],
+) -> Option<Yaml> {
+    let Some(ep) = f.value("endpoint") else {
+        sink.error(Some(y.span), "a `macvlan` link needs `endpoint:`");
+        return None;
+    };
+    let node = end(sink, ep, true)?;
+    let Some(h) = f.value("host-interface") else {
+        sink.error(Some(y.span), "a `macvlan` link needs `host-interface:`")
+            .hint("the host's interface the macvlan sits on, for example `host-interface: enp0s3`");
+        return None;
+    };
+    let Some(parent) = h.as_str() else {
+        sink.error(Some(h.span), "`host-interface` is an interface name");
+        return None;
+    };
+    let mv = End {
+        span: h.span,
+        node: "macvlan".to_string(),
+        iface: Some(parent.to_string()),
+        mac: None,
+        addrs: Vec::new(),
+    };
+    macvlan_link(&[node, mv], f.value("mtu"), f.value("mode"), roles, y.span)
 }
 
 /// `type: host` and `type: mgmt-net`: the node's `endpoint` and the `host-interface`.
