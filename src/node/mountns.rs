@@ -5,7 +5,8 @@
 //! The namespace is private but the filesystem under it is the host's, so nothing is
 //! written outside the node's tmpfs: generated files are bound onto the real (symlink-
 //! resolved) targets, and a missing target gets an overlay on its nearest existing
-//! parent. Overlays go on first and mounts parent-before-child, so no mount hides another.
+//! parent, or, directly under `/`, a new root for the node (`node::newroot`, made before
+//! anything else is mounted). Overlays go on first and mounts parent-before-child, so no mount hides another.
 //! Every target is then opened and created through [`beneath`], which follows no symlink
 //! a mount brought in and creates only on the node's own tmpfs and overlays; the mount
 //! goes onto that fd, not onto a path the kernel would resolve again.
