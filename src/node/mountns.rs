@@ -391,7 +391,11 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
     if root_needed(cfg) {
         // First, so every later mount goes onto the new root; sources are opened after
         // it (a bind from a mount of the detached old root fails).
-        let staging = cfg.control.with_extension("root");
+        // Beside the node's control socket: its own runtime directory entry (appended,
+        // not `with_extension`, which would make `r1.a` and `r1.b` share one).
+        let mut staging = cfg.control.clone().into_os_string();
+        staging.push(".root");
+        let staging = PathBuf::from(staging);
         super::newroot::enter(&cfg.start.node, &staging)?;
         let top = beneath::open(Path::new("/"), Create::No, &owned)?;
         owned.adopt_root(top.as_fd())?;
