@@ -265,6 +265,124 @@ links:
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A bind onto a path the host lacks directly under `/` (containerlab's `/01-test.txt`):
+/// that node gets a new root, an overlay of the host's `/` with every mount below it
+/// bound again, so it still sees its own /proc, /etc/hosts and /tmp and the host's
+/// programs, while the host's `/` never gets the new entries, during or after.
+#[test]
+fn binds_onto_paths_missing_directly_under_root_stay_in_the_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-newroot",
+        r#"
+nodes:
+  a:
+    mounts:
+      - "newroot/01-test.txt:/nslab-it-01-test.txt"
+      - "newroot/data:/nslab-it-data/x"
+    private: [/nslab-it-private]
+  b:
+    mounts:
+      - "newroot/01-test.txt:/etc/nslab-it-plain.txt"
+links:
+  - [a:eth0, b:eth0]
+"#,
+    );
+    let dir = lab.file.parent().unwrap().join("newroot");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("01-test.txt"), "Hello, containerlab\n").unwrap();
+    std::fs::write(dir.join("data/inner"), "inner\n").unwrap();
+    let new = [
+        "/nslab-it-01-test.txt",
+        "/nslab-it-data",
+        "/nslab-it-private",
+    ];
+    let host_mounts = |info: &str| -> Vec<String> {
+        let mut m: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| !m.starts_with("/run/netns") && !m.starts_with("/run/nslab"))
+            .map(str::to_string)
+            .collect();
+        m.sort();
+        m
+    };
+    let before = host_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    lab.up();
+    let run = |argv: &[&str]| {
+        let o = lab.exec("a", argv);
+        assert!(o.status.success(), "{argv:?}: {}", text(&o));
+        out(&o)
+    };
+    assert_eq!(
+        run(&["cat", "/nslab-it-01-test.txt"]),
+        "Hello, containerlab"
+    );
+    assert_eq!(run(&["cat", "/nslab-it-data/x/inner"]), "inner");
+    // Its own pid namespace's /proc: the init is pid 1.
+    let init = run(&["cat", "/proc/1/cmdline"]).replace('\0', " ");
+    assert!(init.contains("__init - it-newroot/a"), "{init}");
+    assert!(run(&["cat", "/etc/hosts"]).contains("written by nslab for lab `it-newroot`"));
+    assert_eq!(run(&["stat", "-f", "-c", "%T", "/tmp"]), "tmpfs");
+    assert_eq!(
+        run(&["stat", "-f", "-c", "%T", "/nslab-it-private"]),
+        "tmpfs"
+    );
+    assert_eq!(run(&["stat", "-f", "-c", "%T", "/"]), "overlayfs");
+    // The host's programs run, and the node's network is its own.
+    assert_eq!(run(&["/usr/bin/env", "echo", "ran"]), "ran");
+    let o = lab.exec("a", &["ping", "-c1", "-W2", "b"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Writes to the new entries stay in the node.
+    run(&[
+        "sh",
+        "-c",
+        "echo node > /nslab-it-private/f && touch /nslab-it-new-file",
+    ]);
+    // A node that needs no new root keeps the host's root filesystem.
+    let o = lab.exec("b", &["cat", "/etc/nslab-it-plain.txt"]);
+    assert_eq!(out(&o), "Hello, containerlab", "{}", text(&o));
+    let host_root = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root_fs = |info: &str| {
+        info.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .map(|l| l.split(' ').nth(2).unwrap_or_default().to_string())
+    };
+    let b_root = out(&lab.exec("b", &["cat", "/proc/self/mountinfo"]));
+    assert_eq!(root_fs(&b_root), root_fs(&host_root), "b's root changed");
+    for p in new.iter().chain(&["/nslab-it-new-file"]) {
+        assert!(
+            !std::path::Path::new(p).exists(),
+            "{p} on the host while up"
+        );
+    }
+    lab.down();
+    for p in new.iter().chain(&["/nslab-it-new-file"]) {
+        assert!(
+            !std::path::Path::new(p).exists(),
+            "{p} on the host after down"
+        );
+    }
+    let after = host_mounts(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    assert_eq!(before, after, "mounts left on the host");
+    let left = |d: &str| {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains("it-newroot"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert!(left("/run/nslab").is_empty(), "{:?}", left("/run/nslab"));
+    assert!(left("/run/netns").is_empty(), "{:?}", left("/run/netns"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn the_init_reaps_zombies_and_restarts_daemons() {
     if !privileged() {
@@ -884,8 +1002,8 @@ nodes:
 }
 
 /// A file bound straight under `/` works when the host has that path (nslab binds onto
-/// it and changes nothing of it), and is refused before anything is created when the
-/// host does not: creating it would need an overlay on the node's whole root.
+/// it and changes nothing of it), and when the host does not (the node gets a new root,
+/// whose upper layer gets the file, never the host's `/`).
 #[test]
 fn a_file_bound_directly_under_root() {
     if !privileged() {
@@ -917,9 +1035,16 @@ fn a_file_bound_directly_under_root() {
         src.display()
     );
     let lab = Lab::new("bg-rootfile", &yaml);
-    let o = lab.up_with(&[]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("directly under `/`"), "{}", text(&o));
-    assert!(!lab.is_up());
-    assert!(!std::path::Path::new(missing).exists());
+    lab.up();
+    let o = lab.exec("a", &["cat", missing]);
+    assert_eq!(out(&o), "from the lab", "{}", text(&o));
+    assert!(
+        !std::path::Path::new(missing).exists(),
+        "on the host while up"
+    );
+    lab.down();
+    assert!(
+        !std::path::Path::new(missing).exists(),
+        "on the host after down"
+    );
 }

@@ -50,6 +50,17 @@ impl Owned {
         Ok(())
     }
 
+    /// Records the node's new root (see `node::newroot`), opened as `top`: an overlay
+    /// the init made, so entries missing directly under `/` may be created on it.
+    pub fn adopt_root(&mut self, top: BorrowedFd) -> Result<(), String> {
+        let (id, root) = mount_of(top).map_err(|e| format!("statx of /: {e}"))?;
+        if !root {
+            return Err("/ is not the root of the node's new root mount".into());
+        }
+        self.0.push(id);
+        Ok(())
+    }
+
     fn contains(&self, fd: BorrowedFd) -> bool {
         mount_of(fd).is_ok_and(|(id, _)| self.0.contains(&id))
     }

@@ -11,6 +11,7 @@ pub mod environ;
 pub mod init;
 pub mod logsink;
 pub mod mountns;
+mod newroot;
 mod ready;
 pub mod rundirs;
 mod sys;

@@ -5,7 +5,8 @@
 //! The namespace is private but the filesystem under it is the host's, so nothing is
 //! written outside the node's tmpfs: generated files are bound onto the real (symlink-
 //! resolved) targets, and a missing target gets an overlay on its nearest existing
-//! parent. Overlays go on first and mounts parent-before-child, so no mount hides another.
+//! parent, or, directly under `/`, a new root for the node (`node::newroot`, made before
+//! anything else is mounted). Overlays go on first and mounts parent-before-child, so no mount hides another.
 //! Every target is then opened and created through [`beneath`], which follows no symlink
 //! a mount brought in and creates only on the node's own tmpfs and overlays; the mount
 //! goes onto that fd, not onto a path the kernel would resolve again.
@@ -176,25 +177,17 @@ pub struct Layout {
 }
 
 /// Plans the mounts of `targets` (path, is a private tmpfs) against what exists.
-pub fn layout(
-    targets: &[(PathBuf, bool)],
-    exists: impl Fn(&Path) -> bool,
-) -> Result<Layout, String> {
+pub fn layout(targets: &[(PathBuf, bool)], exists: impl Fn(&Path) -> bool) -> Layout {
     let mut order: Vec<usize> = (0..targets.len()).collect();
     order.sort_by_key(|&i| targets[i].0.components().count());
     let mut bases: Vec<PathBuf> = Vec::new();
     for (target, _) in targets {
-        let Some(base) = overlay_base(targets, target, &exists) else {
-            continue;
-        };
-        if base == Path::new("/") {
-            return Err(format!(
-                "cannot create {}: it would need an overlay on /; {}",
-                target.display(),
-                ROOT_WORKAROUND
-            ));
+        // A base of `/` means the node has a new root of its own (see [`needs_new_root`]),
+        // on which the target is created directly.
+        match overlay_base(targets, target, &exists) {
+            Some(base) if base != Path::new("/") => bases.push(base),
+            _ => {}
         }
-        bases.push(base);
     }
     bases.sort();
     bases.dedup();
@@ -203,19 +196,25 @@ pub fn layout(
         .filter(|b| !bases.iter().any(|o| o != *b && b.starts_with(o)))
         .cloned()
         .collect();
-    Ok(Layout {
+    Layout {
         order,
         overlays: outer,
-    })
+    }
 }
 
-/// What to do about a target that would need an overlay on `/`.
-pub const ROOT_WORKAROUND: &str = "put it in a directory (`/srv/...`), or create it on the host once (an empty file or directory at that path), which nslab then mounts onto";
+/// Whether a target is missing directly under `/` (or below such a missing directory):
+/// `/` cannot take an overlay like other directories, so the node gets a new root.
+pub fn needs_new_root(targets: &[(PathBuf, bool)], exists: impl Fn(&Path) -> bool) -> bool {
+    targets
+        .iter()
+        .any(|(t, _)| overlay_base(targets, t, &exists).is_some_and(|b| b == Path::new("/")))
+}
 
 /// The existing directory a missing target needs an overlay on, so that creating it
 /// touches nothing of the host; `/` itself cannot have one (the overlay's lower layer
 /// would show none of the mounts below `/`: /proc, /dev, /run, the host's own), so
-/// that answer means the target cannot be made. None when no overlay is needed.
+/// that answer means the node needs a new root (`node::newroot`). None when no overlay
+/// is needed.
 pub fn overlay_base(
     targets: &[(PathBuf, bool)],
     target: &Path,
@@ -373,6 +372,14 @@ fn entries<'a>(
     entries
 }
 
+/// The targets of `entries`, as [`layout`] takes them.
+fn targets_of(entries: &[Entry]) -> Vec<(PathBuf, bool)> {
+    entries
+        .iter()
+        .map(|e| (e.target.clone(), matches!(e.kind, Kind::Tmpfs { .. })))
+        .collect()
+}
+
 /// Builds the node's mount namespace (the init has unshared it already).
 pub fn build(cfg: &NodeConfig) -> Result<(), String> {
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
@@ -380,13 +387,25 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
     let mut hosts_text = std::fs::read_to_string(&cfg.hosts)
         .map_err(|e| err(&cfg.hosts.display().to_string(), e))?;
     hosts_text.push_str(&cfg.start.own_hosts);
+    let mut owned = Owned::default();
+    if root_needed(cfg) {
+        // First, so every later mount goes onto the new root; sources are opened after
+        // it (a bind from a mount of the detached old root fails).
+        // Beside the node's control socket: its own runtime directory entry (appended,
+        // not `with_extension`, which would make `r1.a` and `r1.b` share one).
+        let mut staging = cfg.control.clone().into_os_string();
+        staging.push(".root");
+        let staging = PathBuf::from(staging);
+        super::newroot::enter(&cfg.start.node, &staging)?;
+        let top = beneath::open(Path::new("/"), Create::No, &owned)?;
+        owned.adopt_root(top.as_fd())?;
+    }
     let sources: Vec<Source> = cfg
         .start
         .mounts
         .iter()
         .map(|m| open_source(&m.source))
         .collect::<Result<_, _>>()?;
-    let mut owned = Owned::default();
     tmpfs("/run", "mode=0755", &mut owned)?;
     tmpfs("/tmp", "mode=1777", &mut owned)?;
     if !std::fs::symlink_metadata("/var/run")
@@ -403,11 +422,7 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
     let resolv = open_source(Path::new("/run/.nslab/resolv.conf"))?;
 
     let entries = entries(cfg, &sources, &hosts, &resolv);
-    let targets: Vec<(PathBuf, bool)> = entries
-        .iter()
-        .map(|e| (e.target.clone(), matches!(e.kind, Kind::Tmpfs { .. })))
-        .collect();
-    let plan = layout(&targets, |p| p.exists())?;
+    let plan = layout(&targets_of(&entries), |p| p.exists());
     for (n, lower) in plan.overlays.iter().enumerate() {
         overlay(lower, n, &mut owned)?;
     }
@@ -417,6 +432,23 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
             .map_err(|why| format!("node `{}`: {}: {why}", cfg.start.node, e.label))?;
     }
     kernel_filesystems(cfg.start.pid, &owned)
+}
+
+/// Whether the node's targets need a new root, decided on the host's view before any
+/// mount; the same targets as [`entries`] (only the generated files always exist).
+fn root_needed(cfg: &NodeConfig) -> bool {
+    let mounts = cfg
+        .start
+        .mounts
+        .iter()
+        .map(|m| (resolve(Path::new(&m.target)), false));
+    let private = cfg
+        .start
+        .private
+        .iter()
+        .map(|p| (resolve(Path::new(&p.path)), true));
+    let targets: Vec<(PathBuf, bool)> = mounts.chain(private).collect();
+    !targets.is_empty() && needs_new_root(&targets, |p| p.exists())
 }
 
 /// /proc of the node's pid namespace and /sys of its network namespace (so
@@ -484,7 +516,7 @@ mod tests {
             (p("/run/frr/sock"), false),
             (p("/opt/a/b"), false),
         ];
-        let l = layout(&targets, exists).unwrap();
+        let l = layout(&targets, exists);
         // /etc/frr (a tmpfs) before the file bound inside it; /etc/hosts before deeper.
         let pos = |i| l.order.iter().position(|&x| x == i).unwrap();
         assert!(pos(2) < pos(1));
@@ -496,8 +528,25 @@ mod tests {
     }
 
     #[test]
-    fn a_target_that_needs_an_overlay_on_root_is_refused() {
-        let e = layout(&[(p("/nslab-missing/x"), false)], |q| q == Path::new("/")).unwrap_err();
-        assert!(e.contains("overlay on /"), "{e}");
+    fn a_target_missing_directly_under_root_needs_a_new_root_not_an_overlay() {
+        let existing = [p("/etc"), p("/etc/hosts")];
+        let exists = |q: &Path| q == Path::new("/") || existing.iter().any(|e| e == q);
+        let targets = vec![
+            (p("/etc/hosts"), false),
+            (p("/01-test.txt"), false),
+            (p("/data/x"), false),
+            (p("/etc/frr/frr.conf"), false),
+        ];
+        assert!(needs_new_root(&targets, exists));
+        // `/` gets no overlay: the new root is the node's own; /etc still gets its own.
+        assert_eq!(layout(&targets, exists).overlays, vec![p("/etc")]);
+        // Targets that exist, or that an overlay on a directory covers, need none.
+        let plain = vec![(p("/etc/hosts"), false), (p("/etc/frr/frr.conf"), false)];
+        assert!(!needs_new_root(&plain, exists));
+        // A private directory missing under `/` needs it, not what lies inside it.
+        let private = vec![(p("/srv2"), true), (p("/srv2/x"), false)];
+        assert!(needs_new_root(&private, exists));
+        let inside = |q: &Path| q != Path::new("/srv2/x");
+        assert!(!needs_new_root(&private, inside));
     }
 }

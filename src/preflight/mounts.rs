@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, Span};
 use crate::model::Node;
-use crate::node::mountns::{ROOT_WORKAROUND, overlay_base, resolve};
+use crate::node::mountns::resolve;
 
 /// A path the init mounts on, as it will see it (host links followed, as at run time).
 struct Target<'a> {
@@ -18,7 +18,6 @@ struct Target<'a> {
     path: PathBuf,
     /// The bind source, for a mount; None for a private tmpfs or a generated file.
     source: Option<&'a Path>,
-    tmpfs: bool,
 }
 
 /// The node's targets in the order its init mounts them among equals: the generated
@@ -37,21 +36,18 @@ fn targets(n: &Node) -> Vec<Target<'_>> {
             span: None,
             path: path.clone(),
             source: None,
-            tmpfs: false,
         });
     let mounts = n.mounts.iter().map(|m| Target {
         what: format!("mount target `{}`", m.target),
         span: Some(m.target_span),
         path: resolve(Path::new(&m.target)),
         source: Some(m.source.as_path()),
-        tmpfs: false,
     });
     let private = n.private.iter().map(|p| Target {
         what: format!("private directory `{}`", p.path),
         span: Some(p.span),
         path: resolve(Path::new(&p.path)),
         source: None,
-        tmpfs: true,
     });
     generated.into_iter().chain(mounts).chain(private).collect()
 }
@@ -110,29 +106,8 @@ fn walk(node: &str, t: &Target, bind: &Target, source: &Path) -> Option<Diagnost
     None
 }
 
-/// A missing target straight under `/` (containerlab labs bind `/01-test.txt`): creating
-/// it would need an overlay on the node's whole root, which nslab does not make, so it
-/// is refused here, located, rather than failing `up`.
-fn under_root(node: &str, all: &[Target]) -> Vec<Diagnostic> {
-    let plan: Vec<(PathBuf, bool)> = all.iter().map(|t| (t.path.clone(), t.tmpfs)).collect();
-    all.iter()
-        .filter(|t| overlay_base(&plan, &t.path, |p| p.exists()).is_some_and(|b| b == Path::new("/")))
-        .map(|t| {
-            Diagnostic::error(
-                t.span,
-                format!(
-                    "node `{node}`: {} does not exist on the host, and nslab cannot create `{}` in the node: a new entry directly under `/` would need an overlay on the node's whole root filesystem",
-                    t.what,
-                    t.path.display()
-                ),
-            )
-            .with_hint(ROOT_WORKAROUND)
-        })
-        .collect()
-}
-
-/// Every target of `n` that lies inside one of its bind mounts, walked in the source,
-/// and every one that cannot be created because it lies directly under `/`.
+/// Every target of `n` that lies inside one of its bind mounts, walked in the source. A
+/// target missing directly under `/` is fine: the node gets a new root (`node::newroot`).
 pub fn check(n: &Node, out: &mut Vec<Diagnostic>) {
     // A node that mounts nothing (no mount namespace of its own) has nothing to check.
     if !n.isolation.contains(&crate::model::kinds::NsKind::Mnt)
@@ -142,9 +117,6 @@ pub fn check(n: &Node, out: &mut Vec<Diagnostic>) {
         return;
     }
     let all = targets(n);
-    if n.isolation.contains(&crate::model::kinds::NsKind::Mnt) {
-        out.extend(under_root(&n.name, &all));
-    }
     for t in &all {
         if let Some(bind) = cover(&all, t)
             && let Some(source) = bind.source
