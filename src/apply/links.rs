@@ -124,8 +124,6 @@ async fn vxlan(home: &Handle, node_fd: &OwnedFd, l: &Link, v: &Vxlan) -> Result<
         .id(v.vni)
         .port(v.port)
         .learning(false)
-        .index(l.ifindex)
-        .address(l.mac.to_vec())
         .setns_by_fd(node_fd.as_raw_fd());
     b = match (v.local, v.remote) {
         (IpAddr::V4(local), Some(IpAddr::V4(remote))) => b.local(local).remote(remote),
@@ -139,14 +137,29 @@ async fn vxlan(home: &Handle, node_fd: &OwnedFd, l: &Link, v: &Vxlan) -> Result<
             )));
         }
     };
+    // `node_fd` is borrowed, so it stays open until the request is answered.
+    add_up(home, own_end(b, l, true)).await
+}
+
+/// The own end's ifindex, MTU and bridge, as every kind made whole in one request sets
+/// them; the MAC too unless the kind's kernel picks it (`mac: false`, a passthru macvlan).
+pub(super) fn own_end<T>(b: LinkMessageBuilder<T>, l: &Link, mac: bool) -> LinkMessageBuilder<T> {
+    let mut b = b.index(l.ifindex);
+    if mac {
+        b = b.address(l.mac.to_vec());
+    }
     if let Some(m) = l.mtu {
         b = b.mtu(m);
     }
     if let Some(m) = l.master {
         b = b.controller(m);
     }
-    // `node_fd` is borrowed, so it stays open until the request is answered.
-    home.link()
+    b
+}
+
+/// Asks for `b`, up.
+pub(super) async fn add_up<T>(h: &Handle, b: LinkMessageBuilder<T>) -> Result<(), KernelError> {
+    h.link()
         .add(b.up().build())
         .execute()
         .await
