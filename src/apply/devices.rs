@@ -10,38 +10,21 @@ use rtnetlink::packet_route::link::{LinkAttribute, MacVlanMode};
 use rtnetlink::{Handle, LinkDummy, LinkMacVlan, LinkMessageBuilder, LinkVeth, LinkVlan};
 
 use super::error::{KernelError, StepError, missing_link_kind, node_of, object_of};
+use super::links::{add_up, own_end};
 use crate::kinds::MacvlanMode;
 use crate::plan::links::{Link, LinkSpec, Macvlan, Vlan};
 use crate::plan::{Op, Plan};
 
 /// A dummy, up.
 pub async fn dummy(h: &Handle, l: &Link) -> Result<(), KernelError> {
-    let mut b = LinkMessageBuilder::<LinkDummy>::new(&l.name)
-        .index(l.ifindex)
-        .address(l.mac.to_vec());
-    if let Some(m) = l.mtu {
-        b = b.mtu(m);
-    }
-    h.link()
-        .add(b.up().build())
-        .execute()
-        .await
-        .map_err(KernelError::netlink)
+    let b = LinkMessageBuilder::<LinkDummy>::new(&l.name);
+    add_up(h, own_end(b, l, true)).await
 }
 
 /// A vlan on an interface of the same namespace, up.
 pub async fn vlan(h: &Handle, l: &Link, v: &Vlan) -> Result<(), KernelError> {
-    let mut b = LinkVlan::new(&l.name, v.parent_ifindex, v.vlan_id)
-        .index(l.ifindex)
-        .address(l.mac.to_vec());
-    if let Some(m) = l.mtu {
-        b = b.mtu(m);
-    }
-    h.link()
-        .add(b.up().build())
-        .execute()
-        .await
-        .map_err(KernelError::netlink)
+    let b = LinkVlan::new(&l.name, v.parent_ifindex, v.vlan_id);
+    add_up(h, own_end(b, l, true)).await
 }
 
 /// A macvlan on the host's interface, asked for from the host's namespace with the
@@ -60,22 +43,11 @@ pub async fn macvlan(
         MacvlanMode::Vepa => MacVlanMode::Vepa,
         MacvlanMode::Passthru => MacVlanMode::Passthrough,
     };
-    let mut b = LinkMacVlan::new(&l.name, parent, mode)
-        .index(l.ifindex)
-        .setns_by_fd(node_fd.as_raw_fd());
+    let b = LinkMacVlan::new(&l.name, parent, mode).setns_by_fd(node_fd.as_raw_fd());
     // A passthru macvlan takes its parent's MAC; the kernel refuses another.
-    if m.mode != MacvlanMode::Passthru {
-        b = b.address(l.mac.to_vec());
-    }
-    if let Some(mtu) = l.mtu {
-        b = b.mtu(mtu);
-    }
+    let b = own_end(b, l, m.mode != MacvlanMode::Passthru);
     // `node_fd` is borrowed, so it stays open until the request is answered.
-    home.link()
-        .add(b.up().build())
-        .execute()
-        .await
-        .map_err(KernelError::netlink)
+    add_up(home, b).await
 }
 
 /// The ifindex of the host's interface `name`, or an error that lists the ones it has.
@@ -113,55 +85,65 @@ pub struct Kinds {
 pub fn kernel_kinds() -> Kinds {
     static KINDS: OnceLock<Kinds> = OnceLock::new();
     *KINDS.get_or_init(|| {
-        std::thread::spawn(probe).join().unwrap_or(Kinds {
+        in_scratch_netns(|h| async move {
+            let dummy = made(
+                h.link()
+                    .add(LinkDummy::new("probe0").build())
+                    .execute()
+                    .await,
+            );
+            let veth = LinkVeth::new("probe1", "probe2").index(4000).build();
+            let vlan = match h.link().add(veth).execute().await {
+                Ok(()) => made(
+                    h.link()
+                        .add(LinkVlan::new("probe1.9", 4000, 9).build())
+                        .execute()
+                        .await,
+                ),
+                Err(_) => None,
+            };
+            Kinds { dummy, vlan }
+        })
+        .unwrap_or(Kinds {
             dummy: None,
             vlan: None,
         })
     })
 }
 
-fn probe() -> Kinds {
-    let unknown = Kinds {
-        dummy: None,
-        vlan: None,
-    };
-    if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
-        return unknown;
-    }
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return unknown;
-    };
-    rt.block_on(async {
-        let Ok((conn, h, _)) = rtnetlink::new_connection() else {
-            return unknown;
-        };
-        tokio::spawn(conn);
-        let answer = |r: Result<(), rtnetlink::Error>| match r.map_err(KernelError::netlink) {
-            Ok(()) => Some(true),
-            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => Some(false),
-            Err(_) => None,
-        };
-        let dummy = answer(
-            h.link()
-                .add(LinkDummy::new("probe0").build())
-                .execute()
-                .await,
-        );
-        let veth = LinkVeth::new("probe1", "probe2").index(4000).build();
-        let vlan = match h.link().add(veth).execute().await {
-            Ok(()) => answer(
-                h.link()
-                    .add(LinkVlan::new("probe1.9", 4000, 9).build())
-                    .execute()
-                    .await,
-            ),
-            Err(_) => None,
-        };
-        Kinds { dummy, vlan }
+/// Runs `ask` with a netlink handle on a thread of its own, in a network namespace of
+/// that thread's own (it goes with the thread), for probes that make a device to learn
+/// whether the kernel can. `None`: the probe could not run.
+pub(crate) fn in_scratch_netns<T, F>(ask: impl FnOnce(Handle) -> F + Send + 'static) -> Option<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let (conn, h, _) = rtnetlink::new_connection().ok()?;
+            tokio::spawn(conn);
+            Some(ask(h).await)
+        })
     })
+    .join()
+    .ok()
+    .flatten()
+}
+
+/// A probe's answer: made (true), a kind this kernel lacks (false, `EOPNOTSUPP`), or
+/// another failure that tells nothing (`None`).
+pub(crate) fn made(r: Result<(), rtnetlink::Error>) -> Option<bool> {
+    match r.map_err(KernelError::netlink) {
+        Ok(()) => Some(true),
+        Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => Some(false),
+        Err(_) => None,
+    }
 }
 
 /// The first dummy or vlan of the plan that this kernel cannot make, as the error its

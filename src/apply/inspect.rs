@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoVrf, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo,
+    InfoData, InfoVrf, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, RouteMessageBuilder};
@@ -91,13 +91,7 @@ pub fn host_vxlans() -> Result<Vec<VxlanDevice>, KernelError> {
                 let (conn, h, _) = rtnetlink::new_connection()
                     .map_err(|e| KernelError::Other(format!("netlink: {e}")))?;
                 tokio::spawn(conn);
-                let msgs: Vec<_> = h
-                    .link()
-                    .get()
-                    .execute()
-                    .try_collect()
-                    .await
-                    .map_err(KernelError::netlink)?;
+                let msgs = link_messages(&h).await?;
                 Ok(msgs.iter().filter_map(vxlan_device).collect())
             })
         })
@@ -300,13 +294,7 @@ pub async fn vrf_table(
     name: &str,
 ) -> Result<VrfLookup, KernelError> {
     let h = kernel.handle(netns).await?;
-    let msgs: Vec<_> = h
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(KernelError::netlink)?;
+    let msgs = link_messages(&h).await?;
     let Some(m) = msgs.iter().find(|m| {
         m.attributes
             .iter()
@@ -344,28 +332,16 @@ pub async fn vrf_table(
 /// the kernel loads the `vrf` module on demand where it can, so only asking tells.
 pub fn kernel_has_vrf() -> Option<bool> {
     static HAS: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| std::thread::spawn(probe_vrf).join().ok().flatten())
-}
-
-fn probe_vrf() -> Option<bool> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    rt.block_on(async {
-        let (conn, h, _) = rtnetlink::new_connection().ok()?;
-        tokio::spawn(conn);
-        let made = h
-            .link()
-            .add(rtnetlink::LinkVrf::new("probe0", 4000).build())
-            .execute()
-            .await;
-        match made.map_err(KernelError::netlink) {
-            Ok(()) => Some(true),
-            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => Some(false),
-            Err(_) => None,
-        }
+    *HAS.get_or_init(|| {
+        super::devices::in_scratch_netns(|h| async move {
+            super::devices::made(
+                h.link()
+                    .add(rtnetlink::LinkVrf::new("probe0", 4000).build())
+                    .execute()
+                    .await,
+            )
+        })
+        .flatten()
     })
 }
 
@@ -383,14 +359,18 @@ async fn routes(h: &Handle) -> Result<Vec<String>, KernelError> {
     Ok(out)
 }
 
-pub(super) async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
-    let msgs: Vec<_> = h
-        .link()
+/// Every link message of the namespace `h` speaks in.
+async fn link_messages(h: &Handle) -> Result<Vec<LinkMessage>, KernelError> {
+    h.link()
         .get()
         .execute()
         .try_collect()
         .await
-        .map_err(KernelError::netlink)?;
+        .map_err(KernelError::netlink)
+}
+
+pub(super) async fn links(h: &Handle) -> Result<Vec<LinkState>, KernelError> {
+    let msgs = link_messages(h).await?;
     let mut out = Vec::new();
     for m in msgs {
         let mut l = LinkState {
