@@ -81,6 +81,21 @@ fn the_host_end_of_a_long_node_name_is_a_hash_within_15_bytes() {
 }
 
 #[test]
+fn a_lab_name_too_long_for_the_host_ends_is_an_error_not_a_panic() {
+    // Found by the fuzzer: the hashed host-end name had no room left for its digits.
+    for name in [
+        "labthirteench",
+        "a-lab-name-of-15",
+        "a-lab-name-much-longer-than-15",
+    ] {
+        let e = err(&format!(
+            "name: {name}\nmgmt: {{ subnet: 172.31.241.0/24 }}\nnodes: {{ a-rather-long-node: {{}} }}\n"
+        ));
+        assert!(e.contains("name"), "{e}");
+    }
+}
+
+#[test]
 fn the_plan_makes_host_objects_in_the_hosts_namespace_and_tears_them_down_there() {
     let p = plan_of(&format!(
         "name: mp\n{MGMT}  - endpoints: [r4:eth7, {{ host: mp-up, addresses: [198.51.100.1/30] }}]\n    addresses: [198.51.100.2/30, ~]\n"

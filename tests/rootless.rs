@@ -338,6 +338,16 @@ fn a_user_brings_a_chain_up_execs_checks_applies_and_takes_it_down() {
         "the node inits and r3's process run below the holder: {procs:?}"
     );
     assert!(procs.iter().all(|p| uid_of(*p).is_none_or(|u| u == NOBODY)));
+    // `up` waited for its fork servers: none was handed to the holder's PID 1 to end
+    // later (the cause of a flaky failure below, when one ended during `apply`).
+    let servers: Vec<&i32> = procs
+        .iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"__zygote"))
+        })
+        .collect();
+    assert!(servers.is_empty(), "fork servers outlived up: {servers:?}");
     nothing_in_run(lab);
 
     let ping = user.nslab(&["exec", "r1", "--", "ping", "-c1", "-W2", "r3"]);

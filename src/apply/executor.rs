@@ -113,6 +113,9 @@ pub async fn execute<K: Kernel>(
     opts: &Options,
     mut cancel: Cancel,
 ) -> Result<(), ExecError> {
+    // Node inits are started from the spawner's threads; they and their fork servers end
+    // when the last plan running in this process is done.
+    let _spawner = super::spawner::session();
     let n = plan.steps.len();
     let mut waiting: Vec<usize> = plan.steps.iter().map(|s| s.deps.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];

@@ -8,16 +8,35 @@
 //!
 //! Work sent here must use no descriptor of the process's table (only paths, and what
 //! it opens itself), and must not hand descriptors back: they would not exist there.
+//!
+//! The threads, and the fork servers they start (see `nodes::forked_shim`), last while a
+//! [`Session`] is open: when the last one closes they end and the servers are waited
+//! for, so no process of nslab outlives the command that started it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// A message to a thread: work, or the order to end.
+enum Message {
+    Work(Job),
+    Quit,
+}
+
+/// What starting and ending threads must agree on, under one lock.
+struct Threads {
+    tx: Sender<Message>,
+    handles: Vec<JoinHandle<()>>,
+    /// Open sessions; the last to close ends the threads.
+    sessions: usize,
+}
+
 struct Pool {
-    tx: Mutex<Sender<Job>>,
-    rx: Arc<Mutex<Receiver<Job>>>,
+    threads: Mutex<Threads>,
+    rx: Arc<Mutex<Receiver<Message>>>,
     /// Threads waiting for work; a job that finds none starts another thread.
     idle: Arc<AtomicUsize>,
 }
@@ -27,11 +46,21 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
         let (tx, rx) = channel();
         Pool {
-            tx: Mutex::new(tx),
+            threads: Mutex::new(Threads {
+                tx,
+                handles: Vec::new(),
+                sessions: 0,
+            }),
             rx: Arc::new(Mutex::new(rx)),
             idle: Arc::new(AtomicUsize::new(0)),
         }
     })
+}
+
+fn threads(p: &Pool) -> MutexGuard<'_, Threads> {
+    // A thread that panicked holding the lock left the fields consistent: each is
+    // changed by one statement.
+    p.threads.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Gives this thread a descriptor table of its own and closes its copy of every
@@ -43,15 +72,46 @@ fn own_table() {
     }
 }
 
-fn worker(rx: Arc<Mutex<Receiver<Job>>>, idle: Arc<AtomicUsize>) {
+fn worker(rx: Arc<Mutex<Receiver<Message>>>, idle: Arc<AtomicUsize>) {
     own_table();
     loop {
         idle.fetch_add(1, Ordering::SeqCst);
-        let job = rx.lock().map(|r| r.recv());
+        let message = rx.lock().map(|r| r.recv());
         idle.fetch_sub(1, Ordering::SeqCst);
-        match job {
-            Ok(Ok(job)) => job(),
+        match message {
+            Ok(Ok(Message::Work(job))) => job(),
+            // Ending the thread drops its thread-locals: its fork server's socket closes
+            // and the server is waited for.
             _ => return,
+        }
+    }
+}
+
+/// Keeps the threads (and their fork servers) while it lives; see the module's comment.
+pub struct Session(());
+
+/// Opens a session: the engine holds one while it executes a plan.
+pub fn session() -> Session {
+    threads(pool()).sessions += 1;
+    Session(())
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let p = pool();
+        let mut t = threads(p);
+        t.sessions -= 1;
+        if t.sessions > 0 {
+            return;
+        }
+        // The lock is held until every thread has ended, so no job can be queued behind
+        // the orders to end (it would find no thread), and a new session starts fresh.
+        let handles = std::mem::take(&mut t.handles);
+        for _ in &handles {
+            let _ = t.tx.send(Message::Quit);
+        }
+        for h in handles {
+            let _ = h.join();
         }
     }
 }
@@ -63,16 +123,18 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> s
     let job: Job = Box::new(move || {
         let _ = done.send(f());
     });
-    if p.idle.load(Ordering::SeqCst) == 0 {
-        let (rx, idle) = (p.rx.clone(), p.idle.clone());
-        std::thread::Builder::new()
-            .name("nslab-spawn".into())
-            .spawn(move || worker(rx, idle))?;
+    {
+        let mut t = threads(p);
+        if p.idle.load(Ordering::SeqCst) == 0 {
+            let (rx, idle) = (p.rx.clone(), p.idle.clone());
+            let handle = std::thread::Builder::new()
+                .name("nslab-spawn".into())
+                .spawn(move || worker(rx, idle))?;
+            t.handles.push(handle);
+        }
+        t.tx.send(Message::Work(job))
+            .map_err(|_| std::io::Error::other("the spawner's threads are gone"))?;
     }
-    p.tx.lock()
-        .map_err(|_| std::io::Error::other("the spawner's queue is poisoned"))?
-        .send(job)
-        .map_err(|_| std::io::Error::other("the spawner's threads are gone"))?;
     result
         .await
         .map_err(|_| std::io::Error::other("the spawner's thread ended without an answer"))

@@ -161,7 +161,18 @@ pub fn main() -> i32 {
 /// and the server exits.
 pub struct Server {
     sock: OwnedFd,
-    _child: std::process::Child,
+    child: std::process::Child,
+}
+
+impl Drop for Server {
+    /// Ends the server and waits for it: its shims (the nodes' inits) live on, handed by
+    /// the kernel to the nearest reaper.
+    fn drop(&mut self) {
+        // Shutting the socket down gives the server end of file even while a copy of our
+        // end is open elsewhere.
+        let _ = nix::sys::socket::shutdown(self.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        let _ = self.child.wait();
+    }
 }
 
 impl Server {
@@ -182,10 +193,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        Ok(Server {
-            sock: ours,
-            _child: child,
-        })
+        Ok(Server { sock: ours, child })
     }
 
     /// Has the server fork a shim titled `title`; returns nslab's ends of its stdin,

@@ -229,7 +229,9 @@ pub fn mgmt_host_iface(lab: &str, node: &str, taken: &HashMap<String, Span>) -> 
         return plain;
     }
     let hex = format!("{:016x}", identity_hash(&["mgmt", lab, node]));
-    format!("{lab}-{}", &hex[..15 - lab.len() - 1])
+    // A lab name too long to leave room is an error reported elsewhere; a digit stands in.
+    let room = 15usize.saturating_sub(lab.len() + 1).clamp(1, hex.len());
+    format!("{lab}-{}", &hex[..room])
 }
 
 /// The subnets, in family order, with the host's address (the first) on each.
