@@ -6,50 +6,54 @@
 
 use std::collections::BTreeMap;
 
-use super::{HostContext, LabDir};
+use super::{HostContext, LabDir, StateError};
 use crate::plan::share::{self, BLOCK, BLOCKS, Share};
 use crate::plan::{LinkSpec, Op};
 
 /// The plan this host makes of `t`: the whole lab, or with `host.host` its share, once
 /// its VNIs are known to be free here. The error says what is wrong with the host's name,
-/// or which VNIs are held and by whom, for a usage error.
+/// or which VNIs are held and by whom.
 pub fn host_plan(
     host: &HostContext,
     t: &crate::model::Topology,
-) -> Result<crate::plan::Plan, String> {
+) -> Result<crate::plan::Plan, StateError> {
     let Some(name) = &host.host else {
         return Ok(crate::plan::plan(t));
     };
+    let share = share_of(t, name)?;
+    check(host, t, &share)?;
+    Ok(crate::plan::plan_share(t, &share))
+}
+
+/// The share of `t` that host `name` runs.
+fn share_of(t: &crate::model::Topology, name: &str) -> Result<Share, StateError> {
     if t.hosts.is_empty() {
-        return Err(format!(
-            "--host {name}: lab `{}` declares no `hosts:`; drop --host to run it all here",
-            t.lab
-        ));
+        return Err(StateError::NoHosts {
+            host: name.to_string(),
+            lab: t.lab.clone(),
+        });
     }
-    match Share::of(t, name) {
-        Some(share) => {
-            let mut held = taken(host, &t.lab, t.vxlan_port);
-            held.extend(devices(host, t.vxlan_port)?);
-            match clashes(t, &share, &held) {
-                None => Ok(crate::plan::plan_share(t, &share)),
-                Some(why) => Err(why),
-            }
-        }
-        None => Err(format!(
-            "--host {name}: lab `{}` has no host `{name}`; its hosts: {}",
-            t.lab,
-            t.hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+    Share::of(t, name).ok_or_else(|| StateError::NoSuchHost {
+        host: name.to_string(),
+        lab: t.lab.clone(),
+        hosts: t.hosts.iter().map(|h| h.name.clone()).collect(),
+    })
+}
+
+/// Whether every VNI of `share` is free here: held neither by another lab's stored plan
+/// nor by a VXLAN device of this host's namespace.
+fn check(host: &HostContext, t: &crate::model::Topology, share: &Share) -> Result<(), StateError> {
+    let mut held = taken(host, &t.lab, t.vxlan_port);
+    held.extend(devices(host, t.vxlan_port)?);
+    match clashes(t, share, &held) {
+        None => Ok(()),
+        Some(why) => Err(StateError::VnisHeld(why)),
     }
 }
 
 /// The VXLAN devices in this host's namespace on `port`, by VNI. Listing needs no root;
 /// when it fails unprivileged (a `plan` in a sandbox) nothing is known to be held.
-fn devices(host: &HostContext, port: u16) -> Result<BTreeMap<u32, String>, String> {
+fn devices(host: &HostContext, port: u16) -> Result<BTreeMap<u32, String>, StateError> {
     match crate::apply::inspect::host_vxlans() {
         Ok(devs) => Ok(devs
             .into_iter()
@@ -61,7 +65,7 @@ fn devices(host: &HostContext, port: u16) -> Result<BTreeMap<u32, String>, Strin
                 )
             })
             .collect()),
-        Err(e) if host.privileged => Err(format!("cannot list this host's VXLAN devices: {e}")),
+        Err(e) if host.privileged => Err(StateError::VxlanDevices(e)),
         Err(_) => Ok(BTreeMap::new()),
     }
 }
@@ -159,6 +163,39 @@ mod tests {
                 deps: vec![],
             }],
         }
+    }
+
+    #[test]
+    fn a_host_name_that_does_not_fit_the_lab_is_a_usage_error_naming_its_hosts() {
+        let compile = |yaml: &str| {
+            crate::compile_str(yaml, "t.yaml", std::path::Path::new("/"))
+                .unwrap()
+                .topology
+        };
+        let host = |name: &str| HostContext {
+            run_dir: "/nonexistent/run".into(),
+            netns_dir: "/nonexistent/netns".into(),
+            privileged: false,
+            host: Some(name.into()),
+        };
+        let local = compile("name: vn-one\nnodes: { a: {} }\n");
+        let e = host_plan(&host("ha"), &local).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "--host ha: lab `vn-one` declares no `hosts:`; drop --host to run it all here"
+        );
+        let spread = compile(
+            "name: vn-two\nhosts:\n  ha: { address: 192.0.2.1 }\n  hb: { address: 192.0.2.2 }\n\
+             nodes:\n  a: { host: ha }\n  b: { host: hb }\n",
+        );
+        let e = host_plan(&host("hc"), &spread).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "--host hc: lab `vn-two` has no host `hc`; its hosts: ha, hb"
+        );
+        assert!(host_plan(&host("ha"), &spread).is_ok());
     }
 
     #[test]
