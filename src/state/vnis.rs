@@ -5,6 +5,11 @@
 //! lab's VNIs from the file alone and would keep the old one.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use super::{HostContext, LabDir, StateError};
 use crate::plan::share::{self, BLOCK, BLOCKS, Share};
@@ -23,6 +28,53 @@ pub fn host_plan(
     let share = share_of(t, name)?;
     check(host, t, &share)?;
     Ok(crate::plan::plan_share(t, &share))
+}
+
+/// The host-wide lock on VNIs: a `flock` on the run directory itself, so it leaves no
+/// file behind. `up` holds it from checking its share's VNIs until its plan is stored
+/// (where [`taken`] reads them), so of two labs racing for one VNI the second sees the
+/// first's plan and gets the clash message, not the kernel's `EEXIST` halfway through.
+pub struct VniLock {
+    _dir: Flock<File>,
+}
+
+/// Checks again, under the [`VniLock`], that the VNIs of this host's share of `t` are
+/// free, and returns the lock to hold until the lab's plan is stored; `None` for a lab
+/// with no tunnels here, which has nothing to check or hold.
+pub fn lock_free(
+    host: &HostContext,
+    t: &crate::model::Topology,
+) -> Result<Option<VniLock>, StateError> {
+    let Some(name) = &host.host else {
+        return Ok(None);
+    };
+    let share = share_of(t, name)?;
+    if share.tunnels(t).is_empty() {
+        return Ok(None);
+    }
+    let lock = VniLock::acquire(&host.run_dir)?;
+    check(host, t, &share)?;
+    Ok(Some(lock))
+}
+
+impl VniLock {
+    fn acquire(dir: &Path) -> Result<VniLock, StateError> {
+        loop {
+            super::files::ensure_root(dir)?;
+            let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
+            let locked = Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, e)| StateError::io(dir, e.into()))?;
+            // A directory removed and made again while we waited is another directory:
+            // its lock would not keep anyone out.
+            let same = match (locked.metadata(), std::fs::metadata(dir)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if same {
+                return Ok(VniLock { _dir: locked });
+            }
+        }
+    }
 }
 
 /// The share of `t` that host `name` runs.
@@ -195,7 +247,9 @@ mod tests {
             e.to_string(),
             "--host hc: lab `vn-two` has no host `hc`; its hosts: ha, hb"
         );
+        // Without tunnels on this host there is nothing to check, or to lock.
         assert!(host_plan(&host("ha"), &spread).is_ok());
+        assert!(lock_free(&host("ha"), &spread).unwrap().is_none());
     }
 
     #[test]
