@@ -685,6 +685,64 @@ fn a_dense_fabric_names_its_interfaces_on_the_picture_and_its_addresses_in_toolt
 }
 
 #[test]
+fn a_dense_fabric_in_drawio_has_every_address_in_its_labels_or_tooltips() {
+    let yaml = generated(&["clos", "36", "--spines", "4", "--hosts-per-leaf", "1"]);
+    let t = nslab::compile_str(&yaml, "lab.yaml", &root().join("topologies"))
+        .unwrap()
+        .topology;
+    let xml = draw::render(&t, Format::Drawio);
+    let doc = roxmltree::Document::parse(&xml).expect("the drawio file is XML");
+    // draw.io shows a cell's `tooltip` as HTML: the attribute holds it escaped once more.
+    let unhtml = |s: &str| {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let tips: std::collections::BTreeMap<&str, String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("object"))
+        .map(|o| {
+            (
+                o.attribute("id").unwrap(),
+                unhtml(o.attribute("tooltip").unwrap()),
+            )
+        })
+        .collect();
+    // Every edge is an object with the tooltip of the SVG's line, addresses and all.
+    let scene = draw::scene::build(&t, None);
+    assert_eq!(tips.len(), scene.links.len());
+    let dense = scene.links.iter().filter(|l| !l.hidden.is_empty()).count();
+    assert_eq!(
+        dense, 64,
+        "the spines' links leave their addresses off the labels"
+    );
+    for l in &scene.links {
+        assert_eq!(tips[l.id.as_str()], l.tooltip(), "{:?}", l.ends);
+    }
+    // And every address of the lab is in the file: on a label, or in a tooltip.
+    let text: Vec<&str> = doc
+        .descendants()
+        .flat_map(|n| n.attributes())
+        .map(|a| a.value())
+        .collect();
+    let mut missing = Vec::new();
+    for n in &t.nodes {
+        for i in &n.interfaces {
+            for a in &i.addresses {
+                let a = a.to_string();
+                if !text.iter().any(|v| v.contains(&a)) {
+                    missing.push(format!("{}:{} {a}", n.name, i.name));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "missing from the drawio file: {missing:?}"
+    );
+}
+
+#[test]
 fn a_nodes_own_interfaces_and_host_links_are_in_its_box_and_panel() {
     let t = compile_text(
         "name: gr-local\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy, addresses: [10.255.0.1/32] }\n      eth1.100: { kind: vlan, parent: eth1, id: 100, addresses: [10.100.0.1/24] }\n  r2: {}\nlinks:\n  - [r1:eth1, r2:eth1]\n  - endpoints: [r2:eth2, { macvlan: enp0s3, mode: bridge }]\n    addresses: [192.168.1.50/24, ~]\n  - endpoints: [r1:eth9, { host: gr-r1, addresses: [198.51.100.1/30] }]\n    addresses: [198.51.100.2/30, ~]\n",

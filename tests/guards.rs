@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::*;
 
 /// Runs `f` on a fresh thread inside a network namespace of its own, which dies with it.
@@ -107,13 +105,7 @@ fn down_refuses_journal_records_that_name_another_labs_objects_or_paths() {
     std::fs::write(&victim, "keep me").unwrap();
     // One object that is the lab's own, made the way `up` makes it.
     let own = "nslab.gx-jrnl.n1";
-    assert!(
-        Command::new("ip")
-            .args(["netns", "add", own])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let own_ns = support::netns::ForeignNetns::new(own);
     let ns = |n: &str| Undo::DeleteNetns { netns: n.into() };
     write_journal(
         "gx-jrnl",
@@ -150,6 +142,7 @@ fn down_refuses_journal_records_that_name_another_labs_objects_or_paths() {
     assert!(!std::path::Path::new("/run/netns").join(own).exists());
     assert!(!std::path::Path::new("/run/nslab/gx-jrnl.journal").exists());
     other.down();
+    drop(own_ns);
     std::fs::remove_file(&victim).unwrap();
     assert_same_host(&before, &host_snapshot(), "a hostile journal");
 }

@@ -465,15 +465,9 @@ fn a_foreign_namespace_is_refused_and_left_alone() {
     let _h = shared();
     let lab = Lab::from_example("it-foreign", "two-hosts.yaml");
     let ns = "nslab.it-foreign.h2";
-    let made = std::process::Command::new("ip")
-        .args(["netns", "add", ns])
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let foreign = support::netns::ForeignNetns::new(ns);
     let o = lab.up_with(&[]);
-    let _ = std::process::Command::new("ip")
-        .args(["netns", "del", ns])
-        .status();
+    drop(foreign);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o).contains("nslab.it-foreign.h2 already exists"),

@@ -576,6 +576,76 @@ fn a_lab_whose_vni_another_lab_holds_fails_loudly_and_leaves_the_first_pinging()
 }
 
 #[test]
+fn two_ups_racing_for_one_vni_on_a_host_leave_one_lab_and_the_other_the_clash_message() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let labs = ["mhu-race-a", "mhu-race-b"];
+    let first = pair(labs[0], 86);
+    let vni = pair_vni(&first);
+    let files = [
+        write_lab(labs[0], &first),
+        write_lab(labs[1], &pair_on_vni(labs[1], 87, vni)),
+    ];
+    let loopbacks = ["10.86.0.2", "10.87.0.2"];
+    // Whichever up checks first, and however the two interleave, one lab comes up and
+    // the other is refused with nslab's message: the checks and the plan that holds the
+    // VNI are under one lock. Slowed steps keep both ups' first checks (before the lock)
+    // ahead of either's stored plan, so the check under the lock is what decides.
+    for round in 0..3 {
+        let ups: Vec<std::process::Child> = files
+            .iter()
+            .map(|f| {
+                ha.nslab_command(&["up", "--host", "ha", f])
+                    .env("NSLAB_TEST_STEP_DELAY_MS", "20")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<std::process::Output> = ups
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: one up must win\n{}\n{}",
+            text(&outs[0]),
+            text(&outs[1])
+        );
+        let (w, l) = (won[0], 1 - won[0]);
+        let e = text(&outs[l]);
+        assert!(
+            e.contains(&format!(
+                "host ha: lab `{}` cannot make its tunnels: 1 VNI on UDP port 14789 already held here",
+                labs[l]
+            )) && e.contains(&format!("VNI {vni}, held by lab `{}`", labs[w])),
+            "round {round}: {e}"
+        );
+        assert!(
+            !e.contains("File exists"),
+            "round {round}: the kernel's error: {e}"
+        );
+        // Nothing of the refused lab is left; the winner's tunnel is the only one.
+        let left = ha.ok(&["sh", "-c", "ls -A /run/nslab /run/netns"]);
+        assert!(!left.contains(labs[l]), "round {round}: {left}");
+        let o = hb.nslab(&["up", "--host", "hb", &files[w]]);
+        assert!(o.status.success(), "round {round}: {}", text(&o));
+        let r1 = format!("nslab.{}.r1", labs[w]);
+        assert_eq!(vni_of(&ha, &r1, "eth1"), vni.to_string());
+        wait_for("the winner pinging", || {
+            ping(&ha, &r1, "1422", loopbacks[w]).status.success()
+        });
+        down_and_clean(&[&ha, &hb], labs[w]);
+    }
+}
+
+#[test]
 fn a_foreign_vxlan_device_on_the_port_holds_its_vni_against_a_lab() {
     if !privileged() {
         return;

@@ -29,8 +29,8 @@ pub enum AgentError {
     #[error(transparent)]
     Compile(#[from] CompileError),
     /// `--host` names no host of the lab, or the lab has none.
-    #[error("{0}")]
-    Share(String),
+    #[error(transparent)]
+    Share(crate::state::StateError),
     #[error("lab `{lab}` could not come up: {source}")]
     Up {
         lab: String,
@@ -197,7 +197,10 @@ async fn apply_file(
 
 /// This machine's share of the lab (all of it without --host). VNIs probe past those
 /// of the other labs on this host, so the plan is made just before it is applied.
-fn share(host: &HostContext, c: &crate::Compiled) -> Result<crate::plan::Plan, String> {
+fn share(
+    host: &HostContext,
+    c: &crate::Compiled,
+) -> Result<crate::plan::Plan, crate::state::StateError> {
     crate::state::vnis::host_plan(host, &c.topology)
 }
 

@@ -240,6 +240,10 @@ pub async fn up_with(
     {
         return Err(ApplyError::Step(Box::new(e)));
     }
+    // The lab's VNIs, checked again under the host's VNI lock, which is held until the
+    // plan is stored (or the lab rolled back): a lab racing this one for a VNI then sees
+    // it taken, and says so, instead of failing on the kernel's EEXIST.
+    let _vnis = tokio::task::block_in_place(|| crate::state::vnis::lock_free(host, t))?;
     // Until the journal exists, no other lab's `down` may release /run/netns.
     let host_lock = tokio::task::block_in_place(|| crate::state::HostLock::acquire(host))?;
     // Only here, under the host lock, is /run/netns made ready (and what nslab made there

@@ -467,6 +467,10 @@ pub enum CliError {
     Rootless(#[from] crate::rootless::RootlessError),
     #[error("{0}")]
     Usage(String),
+    /// This host's plan of the lab could not be made: a `--host` that does not fit it,
+    /// VNIs held here, or the host's VXLAN devices unreadable.
+    #[error(transparent)]
+    Share(crate::state::StateError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// `nslab k8s` cannot make manifests of this lab.
@@ -487,9 +491,12 @@ impl CliError {
             CliError::Up(_) => exit::LAB_DOWN,
             CliError::Rootless(crate::rootless::RootlessError::Start { .. }) => exit::LAB_DOWN,
             CliError::Runtime(e) if e.is_usage() => exit::INVALID,
-            CliError::Lab(_) | CliError::Runtime(_) | CliError::Io(_) | CliError::Rootless(_) => {
-                exit::FAILED
-            }
+            CliError::Share(e) if e.is_usage() => exit::INVALID,
+            CliError::Lab(_)
+            | CliError::Runtime(_)
+            | CliError::Share(_)
+            | CliError::Io(_)
+            | CliError::Rootless(_) => exit::FAILED,
         }
     }
 }
@@ -526,7 +533,7 @@ fn plan_for(
     host: &crate::state::HostContext,
     t: &crate::model::Topology,
 ) -> Result<crate::plan::Plan, CliError> {
-    crate::state::vnis::host_plan(host, t).map_err(CliError::Usage)
+    crate::state::vnis::host_plan(host, t).map_err(CliError::Share)
 }
 
 /// A lab name, or the `name:` of a topology file. Only the name is read, so a file that no

@@ -1,6 +1,8 @@
 //! The scene as a draw.io (diagrams.net) file, which containerlab users open and edit:
 //! one cell per node and bridge at the layout's place, one edge per link with its two
-//! end labels as child cells near each end, and a container per host frame.
+//! end labels as child cells near each end, and a container per host frame. Each edge has
+//! the tooltip the SVG gives its line, so the addresses a dense bundle leaves off its
+//! labels are in the file too.
 
 use std::fmt::Write;
 
@@ -24,6 +26,13 @@ points=[];fontFamily=monospace;fontSize=10;";
 fn value(lines: &[String]) -> String {
     let html: Vec<String> = lines.iter().map(|l| esc(l)).collect();
     esc(&html.join("<br>"))
+}
+
+/// A tooltip as an attribute: draw.io shows it as HTML (so it is escaped once for that,
+/// then for the attribute) and breaks its lines at newlines, written `&#10;` because a
+/// newline in an attribute reads back as a space.
+fn tooltip(text: &str) -> String {
+    esc(&esc(text)).replace('\n', "&#10;")
 }
 
 pub fn render(s: &Scene) -> String {
@@ -60,16 +69,20 @@ pub fn render(s: &Scene) -> String {
             (_, Some(_)) => EDGE_IMPAIRED,
             _ => EDGE,
         };
+        // An `object` around the edge carries its label and a `tooltip`, which draw.io
+        // shows on hovering the edge (a plain mxCell has no place for one).
         let _ = writeln!(
             out,
-            "<mxCell id=\"{id}\" value=\"{v}\" style=\"{style}\" edge=\"1\" parent=\"1\" \
-             source=\"{a}\" target=\"{b}\"><mxGeometry relative=\"1\" as=\"geometry\"/></mxCell>",
+            "<object id=\"{id}\" label=\"{v}\" tooltip=\"{tip}\"><mxCell style=\"{style}\" \
+             edge=\"1\" parent=\"1\" source=\"{a}\" target=\"{b}\"><mxGeometry relative=\"1\" \
+             as=\"geometry\"/></mxCell></object>",
             id = l.id,
             v = esc(&[l.tunnel.as_deref(), l.impairment.as_deref()]
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(" ")),
+            tip = tooltip(&l.tooltip()),
             a = esc(&s.boxes[l.boxes[0]].id),
             b = esc(&s.boxes[l.boxes[1]].id),
         );

@@ -70,6 +70,28 @@ pub struct Line {
     pub tunnel: Option<String>,
 }
 
+impl Line {
+    /// The text shown on hovering the line: its ends and state, the addresses a dense
+    /// bundle leaves off its labels, its tunnel and impairment, a line each. SVG and
+    /// draw.io both carry it, so neither loses an address the picture hides.
+    pub fn tooltip(&self) -> String {
+        let mut tip = format!("{} — {}", self.ends[0], self.ends[1]);
+        if !self.state.is_empty() {
+            tip.push_str(&format!(" ({})", self.state));
+        }
+        for h in &self.hidden {
+            tip.push_str(&format!("\n{h}"));
+        }
+        if let Some(t) = &self.tunnel {
+            tip.push_str(&format!("\nacross hosts: {t}"));
+        }
+        if let Some(i) = &self.impairment {
+            tip.push_str(&format!("\nimpaired: {i}"));
+        }
+        tip
+    }
+}
+
 fn text_width(lines: &[String]) -> i64 {
     let chars = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as i64;
     chars * CHAR_TENTHS / 10

@@ -97,19 +97,7 @@ fn link(out: &mut String, l: &Line) {
         esc(&l.ends[0]),
         esc(&l.ends[1])
     );
-    let mut tip = format!("{} — {}", l.ends[0], l.ends[1]);
-    if !l.state.is_empty() {
-        tip.push_str(&format!(" ({})", l.state));
-    }
-    for h in &l.hidden {
-        tip.push_str(&format!("\n{h}"));
-    }
-    if let Some(t) = &l.tunnel {
-        tip.push_str(&format!("\nacross hosts: {t}"));
-    }
-    if let Some(i) = &l.impairment {
-        tip.push_str(&format!("\nimpaired: {i}"));
-    }
+    let tip = l.tooltip();
     let _ = writeln!(out, "<title>{}</title>", esc(&tip));
     let _ = writeln!(
         out,

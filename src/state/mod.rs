@@ -43,6 +43,34 @@ pub enum StateError {
         line: usize,
         msg: String,
     },
+    /// `--host` given for a lab that runs on one machine.
+    #[error("--host {host}: lab `{lab}` declares no `hosts:`; drop --host to run it all here")]
+    NoHosts { host: String, lab: String },
+    /// `--host` names none of the lab's hosts.
+    #[error("--host {host}: lab `{lab}` has no host `{host}`; its hosts: {}", .hosts.join(", "))]
+    NoSuchHost {
+        host: String,
+        lab: String,
+        hosts: Vec<String>,
+    },
+    /// Another lab or tool holds VNIs of this lab's tunnels here: the whole message,
+    /// every VNI held and a hint (see `vnis::clashes`).
+    #[error("{0}")]
+    VnisHeld(String),
+    /// Root could not read which VXLAN devices this host has, so no VNI is known free.
+    #[error("cannot list this host's VXLAN devices: {0}")]
+    VxlanDevices(crate::apply::KernelError),
+}
+
+impl StateError {
+    /// Whether the error is about the command's input (a `--host` that does not fit the
+    /// lab, VNIs another lab holds) rather than the host's state.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            StateError::NoHosts { .. } | StateError::NoSuchHost { .. } | StateError::VnisHeld(_)
+        )
+    }
 }
 
 impl StateError {

@@ -5,51 +5,107 @@
 //! lab's VNIs from the file alone and would keep the old one.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
-use super::{HostContext, LabDir};
+use nix::fcntl::{Flock, FlockArg};
+
+use super::{HostContext, LabDir, StateError};
 use crate::plan::share::{self, BLOCK, BLOCKS, Share};
 use crate::plan::{LinkSpec, Op};
 
 /// The plan this host makes of `t`: the whole lab, or with `host.host` its share, once
 /// its VNIs are known to be free here. The error says what is wrong with the host's name,
-/// or which VNIs are held and by whom, for a usage error.
+/// or which VNIs are held and by whom.
 pub fn host_plan(
     host: &HostContext,
     t: &crate::model::Topology,
-) -> Result<crate::plan::Plan, String> {
+) -> Result<crate::plan::Plan, StateError> {
     let Some(name) = &host.host else {
         return Ok(crate::plan::plan(t));
     };
-    if t.hosts.is_empty() {
-        return Err(format!(
-            "--host {name}: lab `{}` declares no `hosts:`; drop --host to run it all here",
-            t.lab
-        ));
+    let share = share_of(t, name)?;
+    check(host, t, &share)?;
+    Ok(crate::plan::plan_share(t, &share))
+}
+
+/// The host-wide lock on VNIs: a `flock` on the run directory itself, so it leaves no
+/// file behind. `up` holds it from checking its share's VNIs until its plan is stored
+/// (where [`taken`] reads them), so of two labs racing for one VNI the second sees the
+/// first's plan and gets the clash message, not the kernel's `EEXIST` halfway through.
+pub struct VniLock {
+    _dir: Flock<File>,
+}
+
+/// Checks again, under the [`VniLock`], that the VNIs of this host's share of `t` are
+/// free, and returns the lock to hold until the lab's plan is stored; `None` for a lab
+/// with no tunnels here, which has nothing to check or hold.
+pub fn lock_free(
+    host: &HostContext,
+    t: &crate::model::Topology,
+) -> Result<Option<VniLock>, StateError> {
+    let Some(name) = &host.host else {
+        return Ok(None);
+    };
+    let share = share_of(t, name)?;
+    if share.tunnels(t).is_empty() {
+        return Ok(None);
     }
-    match Share::of(t, name) {
-        Some(share) => {
-            let mut held = taken(host, &t.lab, t.vxlan_port);
-            held.extend(devices(host, t.vxlan_port)?);
-            match clashes(t, &share, &held) {
-                None => Ok(crate::plan::plan_share(t, &share)),
-                Some(why) => Err(why),
+    let lock = VniLock::acquire(&host.run_dir)?;
+    check(host, t, &share)?;
+    Ok(Some(lock))
+}
+
+impl VniLock {
+    fn acquire(dir: &Path) -> Result<VniLock, StateError> {
+        loop {
+            super::files::ensure_root(dir)?;
+            let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
+            let locked = Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, e)| StateError::io(dir, e.into()))?;
+            // A directory removed and made again while we waited is another directory:
+            // its lock would not keep anyone out.
+            let same = match (locked.metadata(), std::fs::metadata(dir)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            if same {
+                return Ok(VniLock { _dir: locked });
             }
         }
-        None => Err(format!(
-            "--host {name}: lab `{}` has no host `{name}`; its hosts: {}",
-            t.lab,
-            t.hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+    }
+}
+
+/// The share of `t` that host `name` runs.
+fn share_of(t: &crate::model::Topology, name: &str) -> Result<Share, StateError> {
+    if t.hosts.is_empty() {
+        return Err(StateError::NoHosts {
+            host: name.to_string(),
+            lab: t.lab.clone(),
+        });
+    }
+    Share::of(t, name).ok_or_else(|| StateError::NoSuchHost {
+        host: name.to_string(),
+        lab: t.lab.clone(),
+        hosts: t.hosts.iter().map(|h| h.name.clone()).collect(),
+    })
+}
+
+/// Whether every VNI of `share` is free here: held neither by another lab's stored plan
+/// nor by a VXLAN device of this host's namespace.
+fn check(host: &HostContext, t: &crate::model::Topology, share: &Share) -> Result<(), StateError> {
+    let mut held = taken(host, &t.lab, t.vxlan_port);
+    held.extend(devices(host, t.vxlan_port)?);
+    match clashes(t, share, &held) {
+        None => Ok(()),
+        Some(why) => Err(StateError::VnisHeld(why)),
     }
 }
 
 /// The VXLAN devices in this host's namespace on `port`, by VNI. Listing needs no root;
 /// when it fails unprivileged (a `plan` in a sandbox) nothing is known to be held.
-fn devices(host: &HostContext, port: u16) -> Result<BTreeMap<u32, String>, String> {
+fn devices(host: &HostContext, port: u16) -> Result<BTreeMap<u32, String>, StateError> {
     match crate::apply::inspect::host_vxlans() {
         Ok(devs) => Ok(devs
             .into_iter()
@@ -61,7 +117,7 @@ fn devices(host: &HostContext, port: u16) -> Result<BTreeMap<u32, String>, Strin
                 )
             })
             .collect()),
-        Err(e) if host.privileged => Err(format!("cannot list this host's VXLAN devices: {e}")),
+        Err(e) if host.privileged => Err(StateError::VxlanDevices(e)),
         Err(_) => Ok(BTreeMap::new()),
     }
 }
@@ -159,6 +215,41 @@ mod tests {
                 deps: vec![],
             }],
         }
+    }
+
+    #[test]
+    fn a_host_name_that_does_not_fit_the_lab_is_a_usage_error_naming_its_hosts() {
+        let compile = |yaml: &str| {
+            crate::compile_str(yaml, "t.yaml", std::path::Path::new("/"))
+                .unwrap()
+                .topology
+        };
+        let host = |name: &str| HostContext {
+            run_dir: "/nonexistent/run".into(),
+            netns_dir: "/nonexistent/netns".into(),
+            privileged: false,
+            host: Some(name.into()),
+        };
+        let local = compile("name: vn-one\nnodes: { a: {} }\n");
+        let e = host_plan(&host("ha"), &local).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "--host ha: lab `vn-one` declares no `hosts:`; drop --host to run it all here"
+        );
+        let spread = compile(
+            "name: vn-two\nhosts:\n  ha: { address: 192.0.2.1 }\n  hb: { address: 192.0.2.2 }\n\
+             nodes:\n  a: { host: ha }\n  b: { host: hb }\n",
+        );
+        let e = host_plan(&host("hc"), &spread).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "--host hc: lab `vn-two` has no host `hc`; its hosts: ha, hb"
+        );
+        // Without tunnels on this host there is nothing to check, or to lock.
+        assert!(host_plan(&host("ha"), &spread).is_ok());
+        assert!(lock_free(&host("ha"), &spread).unwrap().is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! always tears down.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod simhost;
 
 use std::path::{Path, PathBuf};

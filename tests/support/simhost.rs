@@ -58,6 +58,16 @@ impl SimHost {
             .expect("nsenter runs")
     }
 
+    /// `nslab args` inside the host, to be started by the caller (with its own
+    /// environment, say) and waited for later.
+    pub fn nslab_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.pid(), "-n", "-m", "--"])
+            .arg(env!("CARGO_BIN_EXE_nslab"))
+            .args(args);
+        c
+    }
+
     pub fn ok(&self, argv: &[&str]) -> String {
         let o = self.run(argv);
         assert!(o.status.success(), "{argv:?}: {}", text(&o));
