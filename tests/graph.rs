@@ -67,6 +67,16 @@ fn every_example_draws_every_node_bridge_and_link_as_well_formed_svg() {
     }
 }
 
+/// A draw.io cell's id: its own, or that of the `object` around it (which carries a
+/// label and tooltip for it).
+fn cell_id<'a>(c: &roxmltree::Node<'a, '_>) -> Option<&'a str> {
+    c.attribute("id").or_else(|| {
+        c.parent()
+            .filter(|p| p.has_tag_name("object"))
+            .and_then(|p| p.attribute("id"))
+    })
+}
+
 #[test]
 fn every_example_is_a_drawio_diagram_whose_edges_join_its_vertices() {
     for f in examples() {
@@ -81,7 +91,7 @@ fn every_example_is_a_drawio_diagram_whose_edges_join_its_vertices() {
         let vertices: Vec<&str> = cells
             .iter()
             .filter(|c| c.attribute("vertex") == Some("1") && c.attribute("parent") == Some("1"))
-            .filter_map(|c| c.attribute("id"))
+            .filter_map(cell_id)
             .collect();
         // A multi-host lab's hosts are frames: vertices of their own, around their nodes.
         let (frames, vertices): (Vec<&str>, Vec<&str>) =
@@ -701,6 +711,7 @@ fn a_dense_fabric_in_drawio_has_every_address_in_its_labels_or_tooltips() {
     let tips: std::collections::BTreeMap<&str, String> = doc
         .descendants()
         .filter(|n| n.has_tag_name("object"))
+        .filter(|o| o.first_element_child().unwrap().attribute("edge") == Some("1"))
         .map(|o| {
             (
                 o.attribute("id").unwrap(),
@@ -739,6 +750,44 @@ fn a_dense_fabric_in_drawio_has_every_address_in_its_labels_or_tooltips() {
     assert!(
         missing.is_empty(),
         "missing from the drawio file: {missing:?}"
+    );
+}
+
+#[test]
+fn a_drawio_node_has_its_panel_as_its_tooltip() {
+    let t = compile_text(
+        "name: gr-tip\nnodes:\n  r1: { loopback: [10.255.0.1/32], processes: [{ name: idle, cmd: \"sleep 9\" }] }\n  r2:\n    routes: [{ to: 10.9.0.0/16, via: 10.0.0.0 }]\nlinks:\n  - endpoints: [r1:eth1, r2:eth1]\n    addresses: [10.0.0.0/31, 10.0.0.1/31]\n",
+    )
+    .topology;
+    let xml = draw::render(&t, Format::Drawio);
+    let doc = roxmltree::Document::parse(&xml).expect("the drawio file is XML");
+    let tip = |id: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name("object") && n.attribute("id") == Some(id))
+            .and_then(|o| o.attribute("tooltip"))
+            .unwrap_or_else(|| panic!("no tooltip on {id}: {xml}"))
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let r1 = tip("node-r1");
+    for want in [
+        "<h3>Interfaces</h3>",
+        "10.255.0.1/32",
+        "10.0.0.0/31",
+        "idle",
+        "sleep 9",
+    ] {
+        assert!(r1.contains(want), "{want} not in r1's tooltip: {r1}");
+    }
+    let r2 = tip("node-r2");
+    assert!(
+        r2.contains("10.0.0.1/31") && r2.contains("10.9.0.0/16 via 10.0.0.0 dev eth1"),
+        "{r2}"
+    );
+    assert!(
+        !r2.contains("10.255.0.1"),
+        "r1's loopback is not r2's: {r2}"
     );
 }
 

@@ -2,8 +2,10 @@
 //! one cell per node and bridge at the layout's place, one edge per link with its two
 //! end labels as child cells near each end, and a container per host frame. Each edge has
 //! the tooltip the SVG gives its line, so the addresses a dense bundle leaves off its
-//! labels are in the file too.
+//! labels are in the file too. Each node has its HTML page's panel (interfaces, routes,
+//! processes) as its tooltip, so the file alone tells what a node is.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::scene::{Scene, VBox};
@@ -35,7 +37,8 @@ fn tooltip(text: &str) -> String {
     esc(&esc(text)).replace('\n', "&#10;")
 }
 
-pub fn render(s: &Scene) -> String {
+/// The scene, with `panels` (HTML, by box id) as the tooltips of its nodes.
+pub fn render(s: &Scene, panels: &HashMap<String, String>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -61,7 +64,7 @@ pub fn render(s: &Scene) -> String {
         );
     }
     for b in &s.boxes {
-        vertex(&mut out, b);
+        vertex(&mut out, b, panels.get(&b.id).map(String::as_str));
     }
     for l in &s.links {
         let style = match (l.state.as_str(), &l.impairment) {
@@ -105,7 +108,9 @@ pub fn render(s: &Scene) -> String {
     out
 }
 
-fn vertex(out: &mut String, b: &VBox) {
+/// A node or bridge; one with a panel is wrapped in an `object` that carries it as the
+/// tooltip (HTML, which draw.io sanitises and shows on hover).
+fn vertex(out: &mut String, b: &VBox, panel: Option<&str>) {
     let mut lines = vec![format!("<b>{}</b>", esc(&b.name))];
     lines.extend(b.lines.iter().map(|l| esc(l)));
     let style = if b.bridge { BRIDGE } else { NODE };
@@ -114,15 +119,26 @@ fn vertex(out: &mut String, b: &VBox) {
     } else {
         ""
     };
-    let _ = writeln!(
-        out,
-        "<mxCell id=\"{}\" value=\"{}\" style=\"{style}{degraded}\" vertex=\"1\" parent=\"1\">\
-         <mxGeometry x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" as=\"geometry\"/></mxCell>",
-        esc(&b.id),
-        esc(&lines.join("<br>")),
+    let geometry = format!(
+        "<mxGeometry x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" as=\"geometry\"/>",
         b.at.left(),
         b.at.top(),
         b.at.w,
         b.at.h
     );
+    let (id, value) = (esc(&b.id), esc(&lines.join("<br>")));
+    let style = format!("{style}{degraded}");
+    let _ = match panel {
+        Some(p) => writeln!(
+            out,
+            "<object id=\"{id}\" label=\"{value}\" tooltip=\"{tip}\"><mxCell \
+             style=\"{style}\" vertex=\"1\" parent=\"1\">{geometry}</mxCell></object>",
+            tip = esc(p).replace('\n', "&#10;"),
+        ),
+        None => writeln!(
+            out,
+            "<mxCell id=\"{id}\" value=\"{value}\" style=\"{style}\" vertex=\"1\" \
+             parent=\"1\">{geometry}</mxCell>"
+        ),
+    };
 }

@@ -34,6 +34,18 @@ pub fn render(t: &Topology, format: Format) -> String {
     render_live(t, None, format)
 }
 
+/// Each node's HTML panel (live when the lab's state is given), by its box's id.
+fn panels(t: &Topology, live: Option<&Live>) -> std::collections::HashMap<String, String> {
+    t.nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let state = live.and_then(|l| l.nodes.get(&n.name));
+            (format!("node-{}", n.name), html::panel(t, i, state))
+        })
+        .collect()
+}
+
 /// The topology, with the live state of its running lab when given (SVG and HTML show
 /// it; DOT and Mermaid draw the topology only).
 pub fn render_live(t: &Topology, live: Option<&Live>, format: Format) -> String {
@@ -42,6 +54,6 @@ pub fn render_live(t: &Topology, live: Option<&Live>, format: Format) -> String 
         Format::Mermaid => text::mermaid(t),
         Format::Svg => svg::render(&scene::build(t, live)),
         Format::Html => html::render(t, live, &html::Options::default()),
-        Format::Drawio => drawio::render(&scene::build(t, live)),
+        Format::Drawio => drawio::render(&scene::build(t, live), &panels(t, live)),
     }
 }
