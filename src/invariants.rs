@@ -5,7 +5,8 @@
 //!
 //! For any bytes: compiling never panics; compiling twice gives byte-identical output
 //! (plan JSON and text, teardown, graphs, or the rendered diagnostics); every diagnostic
-//! points inside the source. For a plan: ids ascend and every step waits only for
+//! points inside the source. For a plan (the whole lab's, and in a multi-host lab each
+//! host's share): ids ascend and every step waits only for
 //! earlier ones; every object a step creates is undone by the teardown, directly or by
 //! deleting its namespace; every step runs after the steps that created what it acts on;
 //! every undo record survives the journal's JSON.
@@ -14,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::diag::{Report, Severity, Span, source_lines};
+use crate::plan::share::Share;
 use crate::plan::{Op, Plan, Undo};
 use crate::{CompileError, compile_str, draw, plan};
 
@@ -105,10 +107,10 @@ pub fn check_str(source: &str) -> Result<Outcome, Violation> {
         }
     }
     match plan {
-        Ok(p) => {
-            check_plan(&p)?;
+        Ok(plans) => {
+            plans.iter().try_for_each(check_plan)?;
             Ok(Outcome::Planned {
-                steps: p.steps.len(),
+                steps: plans[0].steps.len(),
             })
         }
         Err(errors) => Ok(Outcome::Invalid { errors }),
@@ -118,14 +120,14 @@ pub fn check_str(source: &str) -> Result<Outcome, Violation> {
 /// Named renderings of one compilation, compared between two runs.
 type Renderings = Vec<(&'static str, String)>;
 
-/// Compiles once and renders everything a user can see of the result; with the plan, or
-/// the number of errors.
-fn compile_once(source: &str) -> Result<(Renderings, Result<Plan, usize>), Violation> {
+/// Compiles once and renders everything a user can see of the result; with the plans
+/// (the whole lab's first, then each host's share), or the number of errors.
+fn compile_once(source: &str) -> Result<(Renderings, Result<Vec<Plan>, usize>), Violation> {
     match compile_str(source, "fuzz.yaml", Path::new("/")) {
         Ok(c) => {
             check_spans(&c.warnings)?;
             let p = plan::plan(&c.topology);
-            let out = vec![
+            let mut out = vec![
                 ("warnings", c.warnings.render(Severity::Warning)),
                 ("plan JSON", p.to_json()),
                 ("plan text", plan::render_text(&p)),
@@ -136,7 +138,17 @@ fn compile_once(source: &str) -> Result<(Renderings, Result<Plan, usize>), Viola
                     draw::render(&c.topology, draw::Format::Mermaid),
                 ),
             ];
-            Ok((out, Ok(p)))
+            let mut plans = vec![p];
+            for h in &c.topology.hosts {
+                let share = Share::of(&c.topology, &h.name).ok_or_else(|| {
+                    Violation::Unexpected(format!("host `{}` has no share", h.name))
+                })?;
+                let tunnels = share.tunnels(&c.topology);
+                let s = plan::plan_share(&c.topology, &share);
+                out.push(("share", format!("{}\n{tunnels:?}\n", s.to_json())));
+                plans.push(s);
+            }
+            Ok((out, Ok(plans)))
         }
         Err(CompileError::Invalid(r)) => {
             check_spans(&r)?;

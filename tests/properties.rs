@@ -419,31 +419,60 @@ proptest! {
     }
 }
 
-/// The fuzzer's seeds: every example and every invalid-input file.
+/// The topology files in `dir`, or with `clab` the containerlab files (`.clab.yml`,
+/// `.clab.yaml`, `topo.yaml`) anywhere under it: what scripts/fuzz copies in.
+fn seed_files(dir: &Path, clab: bool) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if clab && p.is_dir() {
+            out.extend(seed_files(&p, true));
+        } else if clab {
+            let clab_name = [".clab.yml", ".clab.yaml"]
+                .iter()
+                .any(|x| name.ends_with(x));
+            if clab_name || name == "topo.yaml" {
+                out.push(p);
+            }
+        } else if name.ends_with(".yaml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The fuzzer's seeds (see scripts/fuzz): every example, every invalid-input file, the
+/// containerlab files and fuzz/seeds, whose files must plan (each is there to lead the
+/// fuzzer into the plan of what the others lack).
 #[test]
-fn every_example_and_invalid_file_keeps_every_invariant() {
+fn every_seed_file_keeps_every_invariant() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut planned = 0;
     let mut checked = 0;
-    for dir in ["topologies", "tests/invalid"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        files.sort();
-        for f in files {
+    let dirs = [
+        ("topologies", false),
+        ("tests/invalid", false),
+        ("tests/clab", true),
+        ("fuzz/seeds", false),
+    ];
+    for (dir, clab) in dirs {
+        for f in seed_files(&root.join(dir), clab) {
             let text = std::fs::read_to_string(&f).unwrap();
             match check_str(&text) {
                 Ok(Outcome::Planned { .. }) => planned += 1,
-                Ok(Outcome::Invalid { errors }) => assert!(errors > 0, "{}", f.display()),
+                Ok(Outcome::Invalid { errors }) => {
+                    assert!(errors > 0, "{}", f.display());
+                    assert!(dir != "fuzz/seeds", "{}: a seed must plan", f.display());
+                }
                 Err(v) => panic!("{}: {v}", f.display()),
             }
             checked += 1;
         }
     }
     assert!(
-        checked >= 30 && planned >= 8,
+        checked >= 50 && planned >= 20,
         "{checked} files, {planned} planned"
     );
 }

@@ -228,12 +228,17 @@ fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
     let n = s.value.chars().count();
     let quoted = usize::from(s.span.len as usize == n + 2);
     let exact = s.span.len as usize == n || quoted == 1;
-    let col = |at: usize, len: usize| match exact {
-        true => Span::new(s.span.line, s.span.col + at as u32, len as u32),
+    // Columns count characters, not bytes: a name may hold any.
+    let col = |at: usize, part: &str| match exact {
+        true => Span::new(
+            s.span.line,
+            s.span.col + at as u32,
+            part.chars().count() as u32,
+        ),
         false => s.span,
     };
     if let Some(name) = s.value.strip_prefix("host:") {
-        let span = col(quoted + 5, name.len());
+        let span = col(quoted + 5, name);
         return Some(End::Host {
             name: Sp::new(name.to_string(), span),
             addresses: None,
@@ -244,8 +249,11 @@ fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
         None => (s.value.as_str(), None),
     };
     Some(End::Node {
-        node: Sp::new(node.to_string(), col(quoted, node.len())),
-        iface: iface.map(|i| Sp::new(i.to_string(), col(quoted + node.len() + 1, i.len()))),
+        node: Sp::new(node.to_string(), col(quoted, node)),
+        iface: iface.map(|i| {
+            let at = quoted + node.chars().count() + 1;
+            Sp::new(i.to_string(), col(at, i))
+        }),
         addresses: None,
     })
 }
