@@ -503,7 +503,25 @@ fn the_smoke_lab_that_binds_under_root_comes_up_with_the_file() {
     for p in ["/01-test.txt", "/test.json"] {
         assert!(!Path::new(p).exists(), "{p} on the host while up");
     }
+    // The `mgmt-net` link keeps its names: l2's eth5, and the host's l2eth5mgmt, a port of
+    // the management bridge. With l2's eth0 down, l1 reaches l2 through it.
+    let master = std::fs::read_link("/sys/class/net/l2eth5mgmt/master").unwrap();
+    assert_eq!(master.file_name().unwrap(), "br-clt-2nodes");
+    let o = lab.exec(
+        "l2",
+        &[
+            "sh",
+            "-c",
+            "ip link set eth0 down && ip addr add 172.20.20.50/24 dev eth5",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        lab.ping("l1", "172.20.20.50"),
+        "l1 reaches l2's eth5 over mgmt"
+    );
     lab.down();
+    assert!(!Path::new("/sys/class/net/l2eth5mgmt").exists());
     for p in ["/01-test.txt", "/test.json"] {
         assert!(!Path::new(p).exists(), "{p} on the host after down");
     }
