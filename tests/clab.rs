@@ -785,3 +785,79 @@ fn ciliums_bgp_router_labs_come_up_with_the_image_map_beside_them() {
     // The host's /var/log gained no frr.log.
     assert_eq!(host_log.exists(), host_log_before);
 }
+
+/// A containerlab `user:` the node cannot resolve: `up` refuses the lab before making
+/// anything, each unknown user located at its line and naming the files the node would
+/// read (a bound /etc/passwd is the file's, not the host's); a user the bound file has,
+/// or numbers without an entry, run the process as that user.
+#[test]
+fn a_user_the_node_cannot_resolve_is_a_located_error_and_nothing_comes_up() {
+    if !privileged() {
+        return;
+    }
+    let dir = std::env::temp_dir().join("nslab-tests-clab-users");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nlabuser:x:4321:4321::/:/bin/sh\n",
+    )
+    .unwrap();
+    let node = |n: &str, user: &str, bind: bool| {
+        let binds = if bind {
+            "      binds: [passwd:/etc/passwd:ro]\n"
+        } else {
+            ""
+        };
+        format!(
+            "    {n}:\n      kind: linux\n{binds}      cmd: sleep 100\n      user: \"{user}\"\n"
+        )
+    };
+    let lab = |file: &str, nodes: &[String]| {
+        let path = dir.join(file);
+        let body = format!("name: clt-users\ntopology:\n  nodes:\n{}", nodes.concat());
+        std::fs::write(&path, body).unwrap();
+        Lab {
+            name: "clt-users".into(),
+            file: path,
+        }
+    };
+    let _ = nslab().args(["down", "clt-users"]).output();
+    let bad = lab(
+        "bad.clab.yml",
+        &[node("a", "ghost", false), node("b", "frr", true)],
+    );
+    let o = bad.up_with(&[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    for needle in [
+        "node `a`: process `cmd` cannot run as `ghost`: no user `ghost` in /etc/passwd or /etc/group",
+        "bad.clab.yml:7:13",
+        &format!(
+            "node `b`: process `cmd` cannot run as `frr`: no user `frr` in {}",
+            dir.join("passwd").display()
+        ),
+        "bad.clab.yml:12:13",
+        "give numbers (`user: 100:101`), which need no entry",
+    ] {
+        assert!(t.contains(needle), "`{needle}` missing from: {t}");
+    }
+    assert!(!bad.is_up(), "clt-users is up");
+    assert!(!Path::new("/run/netns/nslab.clt-users.a").exists());
+
+    let good = lab(
+        "good.clab.yml",
+        &[node("b", "labuser", true), node("c", "4242:4242", false)],
+    );
+    good.up();
+    for (n, ids) in [("b", "4321 4321"), ("c", "4242 4242")] {
+        let o = good.exec(n, &["ps", "-o", "uid=,gid=", "-C", "sleep"]);
+        let got = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(got, ids, "{n}: {}", text(&o));
+    }
+    good.down();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
