@@ -14,19 +14,30 @@ pub mod neigh;
 mod programs;
 mod users;
 
+use std::path::Path;
+
 use crate::diag::Diagnostic;
 use crate::model::Topology;
 
 pub fn check(t: &Topology) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
+    let mut out: Vec<Diagnostic> = Vec::new();
     for n in &t.nodes {
-        for m in &n.mounts {
-            if !m.source.exists() {
-                out.push(
-                    Diagnostic::error(Some(m.span), format!("node `{}`: the source of mount `{}` does not exist: {}", n.name, m.target, m.source.display()))
-                        .with_hint("mount sources resolve against the topology file's directory; `{node}` and `{lab}` are filled in"),
-                );
+        let busybox = Path::new(crate::clab::images::BUSYBOX);
+        for m in n.mounts.iter().filter(|m| !m.source.exists()) {
+            // The applets of an image whose userland is busybox (Alpine's): one error.
+            if m.source == busybox {
+                if !out.iter().any(|d| d.span == Some(m.span)) {
+                    out.push(
+                        Diagnostic::error(Some(m.span), format!("node `{}`: the host has no {}, which gives the node its image's busybox applets (`ash`, ...)", n.name, busybox.display()))
+                            .with_hint("install busybox (Debian, Ubuntu: `apt-get install busybox`)"),
+                    );
+                }
+                continue;
             }
+            out.push(
+                Diagnostic::error(Some(m.span), format!("node `{}`: the source of mount `{}` does not exist: {}", n.name, m.target, m.source.display()))
+                    .with_hint("mount sources resolve against the topology file's directory; `{node}` and `{lab}` are filled in"),
+            );
         }
         mounts::check(n, &mut out);
     }

@@ -85,7 +85,15 @@ fn the_mapping_follows_containerlab_inheritance() {
     assert_eq!(env("h2"), "from-defaults");
     // containerlab's 1G is 10^9 bytes.
     assert_eq!(node("h2").limits.memory, Some(1_000_000_000));
-    assert_eq!(node("h1").mounts.len(), 1);
+    // The file's bind, and the busybox applets of its alpine image.
+    let mounts = &node("h1").mounts;
+    assert_eq!(mounts.len(), 1 + nslab::clab::images::BUSYBOX_APPLETS.len());
+    assert_eq!(mounts[0].target, "/tmp/hello.txt");
+    assert!(
+        mounts[1..]
+            .iter()
+            .all(|m| m.source == Path::new("/bin/busybox"))
+    );
     let h3_deps: Vec<&str> = node("h3")
         .depends_on
         .iter()
@@ -389,6 +397,97 @@ fn the_smoke_files_come_up() {
         std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
     }
     the_smoke_lab_that_binds_under_root_comes_up_with_the_file();
+    the_groups_lab_comes_up_with_busybox_and_its_groups_settings();
+}
+
+/// A node's cgroup control file, under cgroup v2 or the v1 controller's hierarchy.
+fn cgroup_file(lab: &str, node: &str, v2: &str, v1: (&str, &str)) -> String {
+    let group = format!("nslab/lab-{lab}/node-{node}");
+    let v2 = Path::new("/sys/fs/cgroup").join(&group).join(v2);
+    let v1 = Path::new("/sys/fs/cgroup")
+        .join(v1.0)
+        .join(&group)
+        .join(v1.1);
+    let f = if v2.exists() { v2 } else { v1 };
+    std::fs::read_to_string(&f)
+        .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        .trim()
+        .to_string()
+}
+
+/// containerlab's groups lab: alpine and nginx:stable-alpine nodes, whose `ash` is the
+/// host's busybox; each node gets what its group (or `defaults`' group) says.
+fn the_groups_lab_comes_up_with_busybox_and_its_groups_settings() {
+    let lab = copy_as("containerlab/smoke/24-basic-groups.clab.yaml", "clt-groups");
+    lab.up();
+    let out = |node: &str, argv: &[&str]| {
+        let o = lab.exec(node, argv);
+        assert!(o.status.success(), "{node} {argv:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // g1's `cmd` ran under ash (busybox's), with g1's env; /tmp is the node's own.
+    assert_eq!(out("l1", &["cat", "/tmp/var"]), "MYVAR is SET\n");
+    assert!(!Path::new("/tmp/var").exists(), "/tmp/var on the host");
+    out("l1", &["pgrep", "-x", "sleep"]);
+    assert!(out("l1", &["cat", "/01-test.txt"]).starts_with("Hello, containerlab"));
+    // g1's cpu and memory (1G is 10^9 bytes, rounded down to pages by the kernel).
+    let mem: u64 = cgroup_file(
+        &lab.name,
+        "l1",
+        "memory.max",
+        ("memory", "memory.limit_in_bytes"),
+    )
+    .parse()
+    .unwrap();
+    assert!(
+        (1_000_000_000 - 4096..=1_000_000_000).contains(&mem),
+        "{mem}"
+    );
+    let cpu = cgroup_file(&lab.name, "l1", "cpu.max", ("cpu", "cpu.cfs_quota_us"));
+    assert!(cpu.starts_with("150000"), "{cpu}");
+    // l2 (g2) and l3 (g3, from `defaults`) run no web server, but have busybox's
+    // applets the host lacks, after the host's own programs on their PATH.
+    for node in ["l2", "l3"] {
+        assert_eq!(out(node, &["ash", "-c", "echo $0"]), "ash\n", "{node}");
+        let nc = out(node, &["sh", "-c", "command -v nc; command -v ip"]);
+        assert!(nc.starts_with("/run/busybox/nc\n/usr/"), "{node}: {nc}");
+        assert!(!out(node, &["ps", "-e"]).contains("nginx"), "{node}");
+    }
+    // Their mgmt addresses: l2's from the file, l3's from the pool.
+    assert!(out("l2", &["ip", "-o", "addr", "show", "eth0"]).contains("172.20.20.100/24"));
+    assert!(lab.ping("l3", "172.20.20.99"), "l3 reaches l1 over mgmt");
+    lab.down();
+    std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
+}
+
+/// Without the host's busybox, validate says so once per node, at its `image:`, with the
+/// install hint (the host's /bin is hidden by a tmpfs in a mount namespace of the test's).
+#[test]
+fn a_busybox_image_on_a_host_without_busybox_is_one_located_error_per_node() {
+    if !privileged() {
+        return;
+    }
+    let file = corpus("containerlab/smoke/24-basic-groups.clab.yaml");
+    let script = format!(
+        "mount -t tmpfs none /bin && exec {} validate {}",
+        env!("CARGO_BIN_EXE_nslab"),
+        file.display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    let e = "the host has no /bin/busybox, which gives the node its image's busybox applets";
+    assert_eq!(t.matches(e).count(), 3, "{t}");
+    for at in [
+        "24-basic-groups.clab.yaml:11:14",
+        "24-basic-groups.clab.yaml:34:14",
+    ] {
+        assert!(t.contains(at), "{at}: {t}");
+    }
+    assert!(t.contains("apt-get install busybox"), "{t}");
 }
 
 /// containerlab's smoke lab binds `01-test.txt` onto `/01-test.txt`, which no host has:
@@ -404,7 +503,25 @@ fn the_smoke_lab_that_binds_under_root_comes_up_with_the_file() {
     for p in ["/01-test.txt", "/test.json"] {
         assert!(!Path::new(p).exists(), "{p} on the host while up");
     }
+    // The `mgmt-net` link keeps its names: l2's eth5, and the host's l2eth5mgmt, a port of
+    // the management bridge. With l2's eth0 down, l1 reaches l2 through it.
+    let master = std::fs::read_link("/sys/class/net/l2eth5mgmt/master").unwrap();
+    assert_eq!(master.file_name().unwrap(), "br-clt-2nodes");
+    let o = lab.exec(
+        "l2",
+        &[
+            "sh",
+            "-c",
+            "ip link set eth0 down && ip addr add 172.20.20.50/24 dev eth5",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        lab.ping("l1", "172.20.20.50"),
+        "l1 reaches l2's eth5 over mgmt"
+    );
     lab.down();
+    assert!(!Path::new("/sys/class/net/l2eth5mgmt").exists());
     for p in ["/01-test.txt", "/test.json"] {
         assert!(!Path::new(p).exists(), "{p} on the host after down");
     }
@@ -667,4 +784,80 @@ fn ciliums_bgp_router_labs_come_up_with_the_image_map_beside_them() {
     }
     // The host's /var/log gained no frr.log.
     assert_eq!(host_log.exists(), host_log_before);
+}
+
+/// A containerlab `user:` the node cannot resolve: `up` refuses the lab before making
+/// anything, each unknown user located at its line and naming the files the node would
+/// read (a bound /etc/passwd is the file's, not the host's); a user the bound file has,
+/// or numbers without an entry, run the process as that user.
+#[test]
+fn a_user_the_node_cannot_resolve_is_a_located_error_and_nothing_comes_up() {
+    if !privileged() {
+        return;
+    }
+    let dir = std::env::temp_dir().join("nslab-tests-clab-users");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nlabuser:x:4321:4321::/:/bin/sh\n",
+    )
+    .unwrap();
+    let node = |n: &str, user: &str, bind: bool| {
+        let binds = if bind {
+            "      binds: [passwd:/etc/passwd:ro]\n"
+        } else {
+            ""
+        };
+        format!(
+            "    {n}:\n      kind: linux\n{binds}      cmd: sleep 100\n      user: \"{user}\"\n"
+        )
+    };
+    let lab = |file: &str, nodes: &[String]| {
+        let path = dir.join(file);
+        let body = format!("name: clt-users\ntopology:\n  nodes:\n{}", nodes.concat());
+        std::fs::write(&path, body).unwrap();
+        Lab {
+            name: "clt-users".into(),
+            file: path,
+        }
+    };
+    let _ = nslab().args(["down", "clt-users"]).output();
+    let bad = lab(
+        "bad.clab.yml",
+        &[node("a", "ghost", false), node("b", "frr", true)],
+    );
+    let o = bad.up_with(&[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    for needle in [
+        "node `a`: process `cmd` cannot run as `ghost`: no user `ghost` in /etc/passwd or /etc/group",
+        "bad.clab.yml:7:13",
+        &format!(
+            "node `b`: process `cmd` cannot run as `frr`: no user `frr` in {}",
+            dir.join("passwd").display()
+        ),
+        "bad.clab.yml:12:13",
+        "give numbers (`user: 100:101`), which need no entry",
+    ] {
+        assert!(t.contains(needle), "`{needle}` missing from: {t}");
+    }
+    assert!(!bad.is_up(), "clt-users is up");
+    assert!(!Path::new("/run/netns/nslab.clt-users.a").exists());
+
+    let good = lab(
+        "good.clab.yml",
+        &[node("b", "labuser", true), node("c", "4242:4242", false)],
+    );
+    good.up();
+    for (n, ids) in [("b", "4321 4321"), ("c", "4242 4242")] {
+        let o = good.exec(n, &["ps", "-o", "uid=,gid=", "-C", "sleep"]);
+        let got = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(got, ids, "{n}: {}", text(&o));
+    }
+    good.down();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

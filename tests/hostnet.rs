@@ -366,18 +366,26 @@ topology:
     );
     for needle in [
         "mgmt:\n  subnet: 172.31.100.0/24\n  subnet6: fd7e:100::/64\n  iface: eth0\n",
-        "  r1:\n    mgmt:\n      address: 172.31.100.11\n",
+        "    mgmt:\n      address: 172.31.100.11\n",
         "- r1:eth2\n    - host:cl1-r1\n",
         "- r2:eth2\n    - host:cl1-r2\n",
         "not mapped: `mgmt.network` is not used",
-        "not mapped: node `r2` joins the management network",
+        "- r2:eth3\n    - host: r2-m\n      mgmt: true\n",
     ] {
         assert!(yaml.contains(needle), "`{needle}` missing from:\n{yaml}");
     }
     // What import prints compiles to the same host objects as the file itself.
     let t = ok(yaml.as_str());
     let host: Vec<&str> = t.host_links.iter().map(|h| h.host_iface.as_str()).collect();
-    assert_eq!(host.len(), 4, "{host:?}");
+    assert_eq!(host.len(), 5, "{host:?}");
+    // containerlab's `mgmt-net:r2-m` keeps its names: r2's eth3, the host's r2-m, a port
+    // of the management bridge.
+    let m = t
+        .host_links
+        .iter()
+        .find(|h| h.host_iface == "r2-m")
+        .unwrap();
+    assert!(m.mgmt && m.iface == "eth3", "{m:?}");
     assert!(
         host.contains(&"cl1-r1") && host.contains(&"cl1-r2"),
         "{host:?}"
@@ -529,4 +537,40 @@ fn a_failed_ups_rollback_removes_what_it_made_on_the_host() {
     );
     assert!(!lab.is_up());
     assert_same_host(&before, &host_net(), "after the rolled back up");
+}
+
+#[test]
+fn a_host_end_with_mgmt_true_is_a_port_of_the_management_bridge() {
+    let t = ok(r#"name: mj
+mgmt: { subnet: 172.31.246.0/24 }
+nodes: { r1: {} }
+links:
+  - endpoints: [{ node: r1, iface: eth5, addresses: [172.31.246.50/24] }, { host: mj-r1-x, mgmt: true }]
+"#);
+    let h = t
+        .host_links
+        .iter()
+        .find(|h| h.host_iface == "mj-r1-x")
+        .unwrap();
+    assert!(h.mgmt && h.iface == "eth5", "{h:?}");
+    // Its host end joins the bridge in the plan, as the nodes' own management ends do.
+    let p = nslab::plan::plan(&t);
+    let bridge = t.mgmt.as_ref().unwrap().ifindex;
+    let joined = p.steps.iter().any(|s| {
+        matches!(&s.op, Op::CreateLink(l) if l.name.as_ref() == "mj-r1-x" && l.master == Some(bridge))
+    });
+    assert!(joined, "{}", nslab::plan::render_text(&p));
+    // Without `mgmt:` there is no bridge to join; the host end holds no address.
+    let e = err(
+        "name: mk\nnodes: { r1: {} }\nlinks:\n  - endpoints: [r1:eth5, { host: x-m, mgmt: true, addresses: [10.1.0.1/24] }]\n",
+    );
+    assert!(
+        e.contains("host interface `x-m` joins the management bridge, but the lab has no `mgmt:`")
+            && e.contains("t.yaml:4:45"),
+        "{e}"
+    );
+    assert!(
+        e.contains("the host end of a link to the management bridge holds no address"),
+        "{e}"
+    );
 }

@@ -1,19 +1,46 @@
 //! The image map: what a container image means when nodes run the host's programs.
 //! A profile names the images it covers and gives nslab node keys (processes, private
-//! directories, sysctls; they become an nslab kind) and programs the image has under
-//! another name on the host. The built-in map covers common images; a user's map is read
-//! the same way and consulted first.
+//! directories, sysctls; they become an nslab kind), programs the image has under
+//! another name on the host, whether its userland is busybox's, and a warning for what
+//! the image would run that nslab does not. The built-in map covers common images; a
+//! user's map is read the same way and consulted first.
 
 use crate::diag::Sink;
 use crate::spec::raw::Sp;
 use crate::spec::read;
 use crate::spec::yaml::{self, Yaml};
 
-const PROFILE_KEYS: &[&str] = &["images", "node", "programs"];
+const PROFILE_KEYS: &[&str] = &["images", "node", "programs", "busybox", "warning"];
+
+/// Where a busybox node finds the host's busybox: `/bin/busybox` on Debian, Ubuntu
+/// (usr-merged, so `/usr/bin/busybox` too) and Alpine alike.
+pub const BUSYBOX: &str = "/bin/busybox";
+/// The node's directory of busybox applets, on its own `/run` tmpfs (nothing is made on
+/// the host), last on its PATH: a program the host has wins, busybox fills the gaps.
+pub const BUSYBOX_DIR: &str = "/run/busybox";
+/// The applets a busybox node gets: what lab scripts for Alpine images call and a Debian
+/// or Ubuntu host usually lacks. Each is one bind of the host's busybox in the node.
+pub const BUSYBOX_APPLETS: &[&str] = &[
+    "ash",
+    "arping",
+    "brctl",
+    "httpd",
+    "ipcalc",
+    "nc",
+    "nslookup",
+    "telnet",
+    "tftp",
+    "traceroute",
+    "traceroute6",
+    "udhcpc",
+    "vconfig",
+];
 
 /// The built-in map. FRR images run the host's FRR with the configuration the file binds
 /// into /etc/frr; general-purpose images run no process (their `cmd:` or `exec:` does the
-/// work, with the host's programs).
+/// work, with the host's programs); Alpine images get busybox's applets; web server
+/// images start no server (the host's nginx or httpd would run with the host's
+/// configuration and logs), which a warning says.
 pub const BUILTIN: &str = r#"# nslab's built-in image map
 frr:
   images: [frrouting/frr, "frrouting/frr-*", quay.io/frrouting/frr, "quay.io/frrouting/frr-*"]
@@ -28,11 +55,20 @@ frr:
     processes:
       - name: frr
         cmd: [/usr/lib/frr/frrinit.sh, start]
+web-alpine:
+  images: ["nginx:*alpine*", "httpd:*alpine*"]
+  busybox: true
+  warning: the image's web server is not started
+web:
+  images: [nginx, httpd]
+  warning: the image's web server is not started
+alpine:
+  images: [alpine, "alpine/*", busybox, "*:*alpine*"]
+  busybox: true
 host:
-  images: [alpine, "alpine/*", busybox, debian, ubuntu, fedora, centos, rockylinux,
+  images: [debian, ubuntu, fedora, centos, rockylinux,
            wbitt/network-multitool, ghcr.io/srl-labs/network-multitool,
-           ghcr.io/hellt/network-multitool, praqma/network-multitool, nicolaka/netshoot,
-           nginx, httpd]
+           ghcr.io/hellt/network-multitool, praqma/network-multitool, nicolaka/netshoot]
   programs: { ash: sh }
 "#;
 
@@ -45,6 +81,11 @@ pub struct Profile {
     pub node: Option<Yaml>,
     /// Programs the image has that the host has under another name (`ash` -> `sh`).
     pub programs: Vec<(String, String)>,
+    /// The image's userland is busybox: the node gets [`BUSYBOX_APPLETS`].
+    pub busybox: bool,
+    /// Said at the `image:` of a node without `cmd`/`entrypoint`: what the image would
+    /// run that the node does not.
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,14 +109,44 @@ impl ImageMap {
     }
 
     /// The first profile that covers `image`.
+    /// A pattern with a tag (`nginx:*alpine*`) matches the image with its tag
+    /// (`latest` when it has none); one without matches the name alone.
     pub fn find(&self, image: &str) -> Option<&Profile> {
-        let image = normalize(image);
+        let (name, tag) = (normalize(image), tag(image));
         self.profiles.iter().find(|p| {
-            p.patterns.iter().any(|pat| match pat.strip_suffix('*') {
-                Some(prefix) => image.starts_with(prefix),
-                None => image == *pat,
+            p.patterns.iter().any(|pat| match pat.rsplit_once(':') {
+                Some((n, t)) if has_tag(pat) => glob(n, &name) && glob(t, tag),
+                _ => glob(pat, &name),
             })
         })
+    }
+}
+
+/// Whether a pattern names a tag: a `:` after its last `/` (`localhost:5000/x` names none).
+fn has_tag(pattern: &str) -> bool {
+    let last = pattern.rfind('/').map_or(0, |i| i + 1);
+    pattern[last..].contains(':')
+}
+
+/// An image reference's tag, `latest` when it has none.
+fn tag(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    let last = image.rfind('/').map_or(0, |i| i + 1);
+    image[last..].split_once(':').map_or("latest", |(_, t)| t)
+}
+
+/// `*` matches any run of characters, everything else itself.
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, rest)) => {
+            let Some(s) = s.strip_prefix(head) else {
+                return false;
+            };
+            (0..=s.len())
+                .filter(|&i| s.is_char_boundary(i))
+                .any(|i| glob(rest, &s[i..]))
+        }
     }
 }
 
@@ -117,7 +188,10 @@ fn profile(sink: &mut Sink, name: &Sp<String>, y: &Yaml) -> Option<Profile> {
     let patterns: Vec<String> = match f.value("images") {
         Some(v) => read::strings(sink, v, "an image")
             .into_iter()
-            .map(|s| normalize(&s.value))
+            .map(|s| match s.value.rsplit_once(':') {
+                Some((n, t)) if has_tag(&s.value) => format!("{}:{t}", normalize(n)),
+                _ => normalize(&s.value),
+            })
             .collect(),
         None => {
             sink.error(Some(f.span), format!("{what} needs `images:`"))
@@ -141,11 +215,21 @@ fn profile(sink: &mut Sink, name: &Sp<String>, y: &Yaml) -> Option<Profile> {
         .into_iter()
         .map(|(k, v)| (k.value, v.value))
         .collect();
+    let busybox = f
+        .value("busybox")
+        .and_then(|v| read::boolean(sink, v, "`busybox`"))
+        .unwrap_or(false);
+    let warning = f
+        .value("warning")
+        .and_then(|v| read::string(sink, v, "`warning`"))
+        .map(|w| w.value);
     Some(Profile {
         name: name.value.clone(),
         patterns,
         node,
         programs,
+        busybox,
+        warning,
     })
 }
 
@@ -158,7 +242,7 @@ mod tests {
         let mut sink = Sink::default();
         let map = parse(&mut sink, BUILTIN);
         assert!(sink.diagnostics.is_empty(), "{:?}", sink.diagnostics);
-        assert_eq!(map.profiles.len(), 2);
+        assert_eq!(map.profiles.len(), 5);
     }
 
     #[test]
@@ -167,7 +251,12 @@ mod tests {
         let name = |i| map.find(i).map(|p| p.name.as_str());
         assert_eq!(name("quay.io/frrouting/frr:10.5.1"), Some("frr"));
         assert_eq!(name("frrouting/frr-debian:latest"), Some("frr"));
-        assert_eq!(name("docker.io/library/alpine:3"), Some("host"));
+        assert_eq!(name("docker.io/library/alpine:3"), Some("alpine"));
+        assert_eq!(name("nginx:stable-alpine"), Some("web-alpine"));
+        assert_eq!(name("nginx"), Some("web"));
+        assert_eq!(name("python:3.12-alpine3.20"), Some("alpine"));
+        assert_eq!(name("debian:bookworm"), Some("host"));
+        assert_eq!(name("localhost:5000/alpine"), None);
         assert_eq!(name("wbitt/network-multitool:3.22.2"), Some("host"));
         assert_eq!(name("ghcr.io/nokia/srlinux"), None);
         assert_eq!(

@@ -309,7 +309,7 @@ fn host_side(sink: &mut Sink, f: &read::Fields, y: &Yaml, kind: &str) -> Option<
 }
 
 /// A link to `host:IF` becomes an nslab host link with the host's end named IF; one to
-/// `mgmt-net:IF` puts the node on the management network, which names its own ends.
+/// `mgmt-net:IF` too, its host end a port of the management bridge.
 fn host_link(
     sink: &mut Sink,
     node: &End,
@@ -317,24 +317,12 @@ fn host_link(
     mtu: Option<&Yaml>,
     y: &Yaml,
 ) -> Option<Yaml> {
-    if host.node == "mgmt-net" {
-        sink.warning(
-            Some(host.span),
-            format!(
-                "node `{}` joins the management network (`mgmt:`) as `{}`",
-                node.node,
-                crate::clab::mgmt::CLAB_IFACE
-            ),
-        )
-        .hint("nslab names a node's management interface and its host end itself; the link's own names are not used");
-        return None;
-    }
     let Some(hname) = &host.iface else {
         sink.error(
             Some(host.span),
-            "a link to `host` names the host's interface",
+            format!("a link to `{}` names the host's interface", host.node),
         )
-        .hint("for example `host:r1-eth1`");
+        .hint(format!("for example `{}:r1-eth1`", host.node));
         return None;
     };
     if node.mac.is_some() {
@@ -358,7 +346,18 @@ fn host_link(
             map(fields, node.span)
         }
     };
-    let host_end = text(format!("host:{hname}"), host.span);
+    // containerlab's `mgmt-net:IF`: a veth whose host end, named IF, is a port of the
+    // management bridge, beside the node's own management interface.
+    let host_end = match host.node == "mgmt-net" {
+        true => map(
+            vec![
+                ("host", text(hname.clone(), host.span)),
+                ("mgmt", plain(true, host.span)),
+            ],
+            host.span,
+        ),
+        false => text(format!("host:{hname}"), host.span),
+    };
     let mut fields = vec![("endpoints", seq(vec![node_end, host_end], y.span))];
     fields.push((
         "mtu",

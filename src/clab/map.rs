@@ -237,8 +237,13 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
         out.push(("kind", text(p.name.clone(), at)));
     }
     warn_unmapped(sink, r);
+    let busybox = profile.is_some_and(|p| p.busybox);
+    let image_at = r.field("image").map_or(r.name.span, |i| i.span);
     for (key, out_key) in [("labels", "labels"), ("env", "env")] {
-        let m = string_map(sink, r, key);
+        let mut m = string_map(sink, r, key);
+        if key == "env" && busybox {
+            busybox_path(&mut m, image_at);
+        }
         if !m.is_empty() {
             out.push((out_key, named(m, r.def.span)));
         }
@@ -247,12 +252,21 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
     if !sysctls.is_empty() {
         out.push(("sysctls", named(sysctls, r.def.span)));
     }
-    let mounts = binds(sink, r);
+    let mut mounts = binds(sink, r);
+    if busybox {
+        mounts.extend(busybox_mounts(image_at));
+    }
     if !mounts.is_empty() {
         out.push(("mounts", seq(mounts, r.def.span)));
     }
     let process = process(sink, r, profile, programs);
     warn_user(sink, r, process.is_some());
+    if let Some(w) = profile.and_then(|p| p.warning.as_ref())
+        && process.is_none()
+    {
+        sink.warning(Some(image_at), format!("node `{}`: {w}", r.name.value))
+            .hint("nslab runs the host's programs, and would run this one with the host's configuration; give the node a `cmd:` to run what you mean");
+    }
     if let Some(p) = process {
         out.push(("processes", seq(vec![p], r.def.span)));
     } else if let Some(h) = r.field("healthcheck") {
@@ -279,6 +293,39 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
         out.push(("depends_on", seq(deps, r.def.span)));
     }
     map(out, r.def.span)
+}
+
+/// The busybox directory last on the node's PATH (after the file's own PATH, if it
+/// sets one): the host's programs first, busybox's applets for what the host lacks.
+fn busybox_path(env: &mut Vec<(Yaml, Yaml)>, at: Span) {
+    use crate::clab::images::BUSYBOX_DIR;
+    match env.iter_mut().find(|(k, _)| k.as_str() == Some("PATH")) {
+        Some((_, v)) => {
+            let path = format!("{}:{BUSYBOX_DIR}", v.as_str().unwrap_or_default());
+            *v = text(path, v.span);
+        }
+        None => {
+            let path = format!("{}:{BUSYBOX_DIR}", crate::node::environ::DEFAULT_PATH);
+            env.push((text("PATH", at), text(path, at)));
+        }
+    }
+}
+
+/// The host's busybox bound read-only onto each applet's name in the node's busybox
+/// directory (on the node's own `/run`): run by that name, busybox runs that applet.
+fn busybox_mounts(at: Span) -> Vec<Yaml> {
+    use crate::clab::images::{BUSYBOX, BUSYBOX_APPLETS, BUSYBOX_DIR};
+    BUSYBOX_APPLETS
+        .iter()
+        .map(|a| {
+            let fields = vec![
+                ("source", text(BUSYBOX, at)),
+                ("target", text(format!("{BUSYBOX_DIR}/{a}"), at)),
+                ("readonly", plain(true, at)),
+            ];
+            map(fields, at)
+        })
+        .collect()
 }
 
 fn warn_unmapped(sink: &mut Sink, r: &Resolved) {

@@ -85,9 +85,11 @@ impl View {
             .max_by_key(|(i, (t, _))| (t.components().count(), *i));
         match top {
             None => Ok(path),
-            Some((_, (t, Cover::Bind(src)))) => {
-                Ok(src.join(path.strip_prefix(t).unwrap_or(Path::new(""))))
-            }
+            // A file bound onto the path itself is the source, not `source/`.
+            Some((_, (t, Cover::Bind(src)))) => match path.strip_prefix(t) {
+                Ok(rest) if !rest.as_os_str().is_empty() => Ok(src.join(rest)),
+                _ => Ok(src.clone()),
+            },
             Some((_, (_, Cover::Tmpfs(why)))) => Err(why),
         }
     }
@@ -267,6 +269,8 @@ mod tests {
         assert_eq!(host("/nslab-x/bin"), Ok(PathBuf::from("/nslab-x/bin")));
         assert_eq!(host("/tmp/nslab-x"), Err("tmp"));
         assert_eq!(host("/tmp/tools/run"), Ok(PathBuf::from("/srv/t/run")));
+        // A file bound onto the program's own path is that file.
+        assert_eq!(host("/tmp/tools"), Ok(PathBuf::from("/srv/t")));
         // The private directory declared after the mount of the same path is on top.
         assert_eq!(host("/opt/app/run"), Err("private"));
     }

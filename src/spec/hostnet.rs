@@ -13,7 +13,7 @@ use crate::spec::yaml::{Kind, Yaml};
 
 const HOST_LINK_KEYS: &[&str] = &["endpoints", "addresses", "mtu"];
 const NODE_END_KEYS: &[&str] = &["node", "iface", "addresses", "mac"];
-const HOST_END_KEYS: &[&str] = &["host", "addresses"];
+const HOST_END_KEYS: &[&str] = &["host", "addresses", "mgmt"];
 const MGMT_KEYS: &[&str] = &["subnet", "subnet6", "iface", "bridge"];
 const NODE_MGMT_KEYS: &[&str] = &["address", "address6"];
 
@@ -29,6 +29,8 @@ pub struct RawHostLink {
     pub host: Sp<String>,
     pub host_addresses: Vec<Sp<IpNet>>,
     pub mtu: Option<Sp<u32>>,
+    /// Where the host end says `mgmt: true`: it is a port of the management bridge.
+    pub mgmt: Option<Span>,
 }
 
 /// `mgmt:` at the top level: a bridge on the host and a veth from it to every node.
@@ -89,6 +91,7 @@ enum End {
     Host {
         name: Sp<String>,
         addresses: Option<Vec<Sp<IpNet>>>,
+        mgmt: Option<Span>,
     },
 }
 
@@ -161,20 +164,30 @@ pub fn host_link(sink: &mut Sink, y: &Yaml) -> Option<RawHostLink> {
         End::Host {
             name,
             addresses: ha,
+            mgmt,
         },
         ph,
     ) = host_end
     else {
         return None;
     };
+    let host_addresses = merged(sink, ha, ph);
+    if let (Some(_), Some(a)) = (mgmt, host_addresses.first()) {
+        sink.error(
+            Some(a.span),
+            "the host end of a link to the management bridge holds no address",
+        )
+        .hint("the bridge holds the host's management addresses; give the node's end one, or none");
+    }
     Some(RawHostLink {
         span: y.span,
         node,
         iface,
         addresses: merged(sink, na, pn),
         host: name,
-        host_addresses: merged(sink, ha, ph),
+        host_addresses,
         mtu,
+        mgmt,
     })
 }
 
@@ -200,9 +213,14 @@ fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
         if e.iter().any(|(k, _)| k.as_str() == Some("host")) {
             let f = read::fields(sink, y, "a host endpoint", HOST_END_KEYS)?;
             let name = read::string(sink, f.value("host")?, "endpoint `host`")?;
+            let mgmt = f
+                .value("mgmt")
+                .filter(|v| read::boolean(sink, v, "endpoint `mgmt`") == Some(true))
+                .map(|v| v.span);
             return Some(End::Host {
                 name,
                 addresses: f.value("addresses").map(|v| addresses(sink, v)),
+                mgmt,
             });
         }
         let f = read::fields(sink, y, "a link endpoint", NODE_END_KEYS)?;
@@ -242,6 +260,7 @@ fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
         return Some(End::Host {
             name: Sp::new(name.to_string(), span),
             addresses: None,
+            mgmt: None,
         });
     }
     let (node, iface) = match s.value.split_once(':') {

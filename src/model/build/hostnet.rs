@@ -59,6 +59,18 @@ pub(super) fn build(
         .enumerate()
         .filter_map(|(i, h)| host_link(sink, lab, names, l, &mut t, (i, h)))
         .collect();
+    for (h, at) in raw.host_links.iter().filter_map(|h| Some((h, h.mgmt?))) {
+        if raw.mgmt.is_none() {
+            sink.error(
+                Some(at),
+                format!(
+                    "host interface `{}` joins the management bridge, but the lab has no `mgmt:`",
+                    h.host.value
+                ),
+            )
+            .hint("add a top-level `mgmt: { subnet: ... }`, or remove `mgmt: true`");
+        }
+    }
     let mgmt = raw
         .mgmt
         .as_ref()
@@ -197,7 +209,9 @@ fn host_link(
     let ok_node = t.node_iface(sink, l, n, &iface.value, iface.span);
     let ok_host = t.host_name(sink, &h.host.value, h.host.span);
     let what = format!("host link {}:{}", h.node.value, iface.value);
-    for a in h.addresses.iter().chain(&h.host_addresses) {
+    // A port of the management bridge is on the management network's segment.
+    let own_segment = h.mgmt.is_none().then_some(&h.addresses);
+    for a in own_segment.into_iter().flatten().chain(&h.host_addresses) {
         t.subnet(sink, a.value, a.span, owner, &what);
     }
     if !(ok_node && ok_host) {
@@ -215,7 +229,7 @@ fn host_link(
         host_mac: derive_mac(lab, "@host", &h.host.value, 0),
         host_addresses: h.host_addresses.iter().map(|a| a.value).collect(),
         mtu: h.mtu.as_ref().map(|m| m.value),
-        mgmt: false,
+        mgmt: h.mgmt.is_some(),
         span: h.span,
     })
 }
