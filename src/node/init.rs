@@ -696,6 +696,7 @@ impl Init {
             return;
         }
         self.stopping = Some(Instant::now() + self.grace());
+        fault_around();
         for p in &mut self.procs {
             p.next_start = None;
             if let Some(pid) = p.pid {
@@ -954,7 +955,10 @@ impl Init {
         }
         // The last words of the processes (what their TERM handlers printed).
         self.drain_logs(0..self.procs.len(), true);
-        std::process::exit(0)
+        // Nothing is buffered (logs are written straight to their files, and stdout was
+        // flushed line by line): the exit handlers would only fault their code back in.
+        // SAFETY: ends this process.
+        unsafe { libc::_exit(0) }
     }
 }
 
@@ -1132,6 +1136,16 @@ fn trim_memory() {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         };
+    }
+}
+
+/// Lets the code pages [`trim_memory`] dropped come back in the kernel's batches again
+/// (MADV_RANDOM made each its own fault): stopping runs code the init has not run since
+/// it started, and a `down` of 1,000 nodes spent a sixth of the inits' time in faults.
+fn fault_around() {
+    for (start, end) in LEARNED.get().into_iter().flatten() {
+        // SAFETY: only the access pattern hint of mappings this process has.
+        unsafe { libc::madvise(*start as *mut libc::c_void, end - start, libc::MADV_NORMAL) };
     }
 }
 
