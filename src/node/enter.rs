@@ -21,15 +21,45 @@ pub struct Target {
 
 /// The node's init (the owner of its namespaces), from the pid file nslab keeps.
 pub fn init_pid(pid_file: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pid_file).ok()?;
-    let mut parts = text.split_whitespace();
-    let pid: i32 = parts.next()?.parse().ok()?;
-    let start: u64 = parts.next()?.parse().ok()?;
-    // Guard against a reused pid: the start time must match what was recorded. A zombie
-    // (killed, not yet reaped by the host's init) has no namespaces left to enter.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    (!rest.starts_with('Z') && start_of(rest) == Some(start)).then_some(pid)
+    let record = PidRecord::read(pid_file)?;
+    record.running().then_some(record.pid)
+}
+
+/// What an init's pid file says: its pid, its start time (with the pid, its identity)
+/// and its grace period. `down` reads it once per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidRecord {
+    pub pid: i32,
+    pub start: u64,
+    pub grace: std::time::Duration,
+}
+
+impl PidRecord {
+    pub fn read(pid_file: &Path) -> Option<PidRecord> {
+        let text = std::fs::read_to_string(pid_file).ok()?;
+        let mut parts = text.split_whitespace();
+        let pid: i32 = parts.next()?.parse().ok()?;
+        let start: u64 = parts.next()?.parse().ok()?;
+        let ms = parts.next().and_then(|g| g.parse().ok()).unwrap_or(0);
+        Some(PidRecord {
+            pid,
+            start,
+            grace: std::time::Duration::from_millis(ms),
+        })
+    }
+
+    /// Whether the recorded process still runs: guards against a reused pid (the start
+    /// time must match). A zombie (killed, not yet reaped by the host's init) has no
+    /// namespaces left to enter.
+    pub fn running(&self) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            return false;
+        };
+        !rest.starts_with('Z') && start_of(rest) == Some(self.start)
+    }
 }
 
 /// How long the init gives its processes to stop (the third field of its pid file).
@@ -182,5 +212,41 @@ impl Target {
             });
         }
         Ok(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_record_names_a_running_process_only_with_its_start_time() {
+        let dir = std::env::temp_dir().join(format!("nslab-pid-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = std::process::id() as i32;
+        let start = start_time(me).unwrap();
+        let file = dir.join("r1.pid");
+        std::fs::write(&file, format!("{me} {start} 2500\n")).unwrap();
+        let record = PidRecord::read(&file).unwrap();
+        assert_eq!(record.pid, me);
+        assert_eq!(record.grace, std::time::Duration::from_millis(2500));
+        assert!(record.running());
+        assert_eq!(init_pid(&file), Some(me));
+        // Another start time: the pid was reused by someone else.
+        let other = PidRecord {
+            start: start + 1,
+            ..record
+        };
+        assert!(!other.running());
+        // Without a grace, the grace is none; without a start time, no record at all.
+        std::fs::write(&file, format!("{me} {start}\n")).unwrap();
+        assert_eq!(
+            PidRecord::read(&file).unwrap().grace,
+            std::time::Duration::ZERO
+        );
+        std::fs::write(&file, format!("{me}\n")).unwrap();
+        assert_eq!(PidRecord::read(&file), None);
+        assert_eq!(init_pid(&file), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

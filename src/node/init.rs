@@ -696,6 +696,7 @@ impl Init {
             return;
         }
         self.stopping = Some(Instant::now() + self.grace());
+        fault_around();
         for p in &mut self.procs {
             p.next_start = None;
             if let Some(pid) = p.pid {
@@ -709,8 +710,7 @@ impl Init {
         }
         if self.pid1 {
             // Everything else in the node's pid namespace gets the same warning.
-            // SAFETY: kill(-1) from PID 1 of a namespace reaches only that namespace.
-            unsafe { libc::kill(-1, libc::SIGTERM) };
+            signal_namespace(libc::SIGTERM);
         } else {
             // Without a pid namespace, daemons that left their process group (setsid, a
             // double fork) are still the init's descendants: it is their subreaper.
@@ -946,15 +946,68 @@ impl Init {
             }
         }
         if self.pid1 {
-            // SAFETY: from PID 1, -1 is every other process of the node.
-            unsafe { libc::kill(-1, libc::SIGKILL) };
+            // Every other process of the node; the kernel kills again whatever is left
+            // (forked since) when PID 1 exits.
+            signal_namespace(libc::SIGKILL);
         } else {
             // Nothing dies with this init: what it started goes now, not to the host.
             signal_descendants(libc::SIGKILL, None);
         }
         // The last words of the processes (what their TERM handlers printed).
         self.drain_logs(0..self.procs.len(), true);
-        std::process::exit(0)
+        // Nothing is buffered (logs are written straight to their files, and stdout was
+        // flushed line by line): the exit handlers would only fault their code back in.
+        // SAFETY: ends this process.
+        unsafe { libc::_exit(0) }
+    }
+}
+
+/// Signals every other process of the node's pid namespace, from its PID 1. `kill(-1)`
+/// does that too, but the kernel finds them by walking every process on the host under
+/// its task-list lock: when a `down` stops 1,000 nodes at once, that walk (twice per
+/// init) was a quarter of the inits' CPU time, and it holds back every exit meanwhile.
+/// The node's own /proc lists only its processes; without one, `kill(-1)` it is.
+fn signal_namespace(sig: libc::c_int) {
+    let Some(pids) = namespace_pids() else {
+        // SAFETY: kill(-1) from PID 1 of a namespace reaches only that namespace.
+        unsafe { libc::kill(-1, sig) };
+        return;
+    };
+    for pid in pids.into_iter().filter(|&p| p != 1) {
+        // SAFETY: a process of this node's pid namespace (this init is its PID 1).
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// The processes of this pid namespace, from its own /proc, or `None` when /proc is
+/// not its own (it shows this process as 1 only if it is).
+fn namespace_pids() -> Option<Vec<i32>> {
+    use nix::fcntl::{OFlag, open};
+    use nix::unistd::{Whence, lseek};
+    if !std::fs::read_link("/proc/self").is_ok_and(|p| p.as_os_str() == "1") {
+        return None;
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let fd = open("/proc", flags, nix::sys::stat::Mode::empty()).ok()?;
+    // The processes start at this offset (FIRST_PROCESS_ENTRY in the kernel's
+    // fs/proc/base.c); listing /proc's fixed files before them costs more than the
+    // node's few processes. Should that ever change, this process (1) is missing and
+    // the whole directory is read instead.
+    let skip = lseek(&fd, 256, Whence::SeekSet).is_ok();
+    let pids: Vec<i32> = nix::dir::Dir::from_fd(fd)
+        .ok()?
+        .iter()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().ok()?.parse().ok())
+        .collect();
+    match pids.contains(&1) {
+        true => Some(pids),
+        false if skip => std::fs::read_dir("/proc").ok().map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        }),
+        false => None,
     }
 }
 
@@ -1083,6 +1136,16 @@ fn trim_memory() {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_RANDOM);
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         };
+    }
+}
+
+/// Lets the code pages [`trim_memory`] dropped come back in the kernel's batches again
+/// (MADV_RANDOM made each its own fault): stopping runs code the init has not run since
+/// it started, and a `down` of 1,000 nodes spent a sixth of the inits' time in faults.
+fn fault_around() {
+    for (start, end) in LEARNED.get().into_iter().flatten() {
+        // SAFETY: only the access pattern hint of mappings this process has.
+        unsafe { libc::madvise(*start as *mut libc::c_void, end - start, libc::MADV_NORMAL) };
     }
 }
 
@@ -1337,12 +1400,21 @@ pub fn main(config: &str) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Proc, Readiness, droppable, read_request};
+    use super::{Proc, Readiness, droppable, namespace_pids, read_request};
     use crate::model::kinds::{ProbeLimits, RestartPolicy};
     use crate::node::config::{ProcessSpec, ReadySpec};
     use std::io::Write;
     use std::os::unix::net::UnixStream;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_hosts_proc_is_not_a_nodes_own() {
+        // This process is not 1 in the /proc it sees, so stopping a node from here would
+        // fall back to kill(-1), which in the host's pid namespace is never sent.
+        if std::process::id() != 1 {
+            assert_eq!(namespace_pids(), None);
+        }
+    }
 
     fn probed(limits: ProbeLimits) -> Proc {
         let mut p = Proc::new(ProcessSpec {
