@@ -1203,7 +1203,6 @@ fn run(cfg: NodeConfig) -> ! {
             libc::dup2(null.as_raw_fd(), 2);
         }
     }
-    trim_memory();
     let procs = cfg
         .start
         .processes
@@ -1219,7 +1218,9 @@ fn run(cfg: NodeConfig) -> ! {
         pid1,
         stopping: None,
         halting: None,
-        trim_at: None,
+        // Not trimmed yet: nslab asks for the node's processes right after `ready`, and
+        // starting them would fault back in what a trim now gave away.
+        trim_at: Some(Instant::now() + Duration::from_millis(500)),
         waiters: Vec::new(),
     };
     loop {
