@@ -401,13 +401,14 @@ nodes:
 "#,
     );
     lab.up();
-    // The orphaned `sleep 0.2` is reparented to the init, which must reap it.
-    std::thread::sleep(Duration::from_millis(600));
-    let stats = out(&lab.exec("r1", &["ps", "-eo", "stat,comm"]));
-    assert!(
-        !stats.lines().any(|l| l.trim_start().starts_with('Z')),
-        "a zombie is left: {stats}"
-    );
+    // The orphaned `sleep 0.2` is reparented to the init, which must reap it: it ends
+    // up gone, not a zombie (two sleeps are left, the daemon's and the orphaner's).
+    wait_for("the orphaned sleep to end and be reaped", || {
+        let stats = out(&lab.exec("r1", &["ps", "-eo", "stat,comm"]));
+        let zombie = stats.lines().any(|l| l.trim_start().starts_with('Z'));
+        let sleeps = stats.lines().filter(|l| l.ends_with(" sleep")).count();
+        !zombie && sleeps == 2
+    });
     // Killed by hand, the daemon comes back.
     let v = ps_json(&lab);
     let daemon = &v[0]["processes"][0];

@@ -710,7 +710,7 @@ impl Init {
         }
         if self.pid1 {
             // Everything else in the node's pid namespace gets the same warning.
-            signal_namespace(libc::SIGTERM);
+            signal_namespace(nix::sys::signal::Signal::SIGTERM);
         } else {
             // Without a pid namespace, daemons that left their process group (setsid, a
             // double fork) are still the init's descendants: it is their subreaper.
@@ -948,7 +948,7 @@ impl Init {
         if self.pid1 {
             // Every other process of the node; the kernel kills again whatever is left
             // (forked since) when PID 1 exits.
-            signal_namespace(libc::SIGKILL);
+            signal_namespace(nix::sys::signal::Signal::SIGKILL);
         } else {
             // Nothing dies with this init: what it started goes now, not to the host.
             signal_descendants(libc::SIGKILL, None);
@@ -967,15 +967,16 @@ impl Init {
 /// its task-list lock: when a `down` stops 1,000 nodes at once, that walk (twice per
 /// init) was a quarter of the inits' CPU time, and it holds back every exit meanwhile.
 /// The node's own /proc lists only its processes; without one, `kill(-1)` it is.
-fn signal_namespace(sig: libc::c_int) {
+fn signal_namespace(sig: nix::sys::signal::Signal) {
+    use nix::{sys::signal::kill, unistd::Pid};
     let Some(pids) = namespace_pids() else {
-        // SAFETY: kill(-1) from PID 1 of a namespace reaches only that namespace.
-        unsafe { libc::kill(-1, sig) };
+        // From PID 1 of a namespace, -1 reaches only that namespace.
+        let _ = kill(Pid::from_raw(-1), sig);
         return;
     };
     for pid in pids.into_iter().filter(|&p| p != 1) {
-        // SAFETY: a process of this node's pid namespace (this init is its PID 1).
-        unsafe { libc::kill(pid, sig) };
+        // A process of this node's pid namespace (this init is its PID 1).
+        let _ = kill(Pid::from_raw(pid), sig);
     }
 }
 
