@@ -646,6 +646,90 @@ fn two_ups_racing_for_one_vni_on_a_host_leave_one_lab_and_the_other_the_clash_me
 }
 
 #[test]
+fn an_apply_adding_a_tunnel_and_an_up_racing_for_its_vni_leave_one_the_clash_message() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let labs = ["mhu-rac-a", "mhu-rac-b"];
+    let first = pair(labs[0], 88);
+    let vni = pair_vni(&first);
+    // B runs with both nodes on ha (no tunnel); the apply moves r2 to hb, which gives
+    // its link a tunnel on the VNI A's up wants.
+    let moved = pair_on_vni(labs[1], 89, vni);
+    let together = moved.replace("r2: { host: hb", "r2: { host: ha");
+    let a = write_lab(labs[0], &first);
+    for round in 0..3 {
+        let b = write_lab(labs[1], &together);
+        let o = ha.nslab(&["up", "--host", "ha", &b]);
+        assert!(o.status.success(), "round {round}: {}", text(&o));
+        let b = write_lab(labs[1], &moved);
+        let runs: Vec<std::process::Child> =
+            [["up", "--host", "ha", &a], ["apply", "--host", "ha", &b]]
+                .iter()
+                .map(|args| {
+                    ha.nslab_command(args)
+                        .env("NSLAB_TEST_STEP_DELAY_MS", "20")
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+        let outs: Vec<std::process::Output> = runs
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: one must win\n{}\n{}",
+            text(&outs[0]),
+            text(&outs[1])
+        );
+        let (w, l) = (won[0], 1 - won[0]);
+        let e = text(&outs[l]);
+        assert!(
+            e.contains(&format!("lab `{}` cannot make its tunnels", labs[l]))
+                && e.contains(&format!("VNI {vni}, held by lab `{}`", labs[w])),
+            "round {round}: {e}"
+        );
+        assert!(
+            !e.contains("File exists"),
+            "round {round}: the kernel's error: {e}"
+        );
+        // The winner holds the VNI on ha; a refused up left nothing, a refused apply left
+        // B as it ran (r1 still reaches r2 on ha).
+        let r1 = format!("nslab.{}.r1", labs[w]);
+        assert_eq!(vni_of(&ha, &r1, "eth1"), vni.to_string(), "round {round}");
+        if l == 0 {
+            let left = ha.ok(&["sh", "-c", "ls -A /run/nslab /run/netns"]);
+            assert!(!left.contains(labs[0]), "round {round}: {left}");
+        } else {
+            let r1 = format!("nslab.{}.r1", labs[1]);
+            assert!(
+                ping(&ha, &r1, "56", "10.89.0.2").status.success(),
+                "round {round}: B is not as it ran"
+            );
+        }
+        for lab in labs {
+            if ha
+                .ok(&["sh", "-c", "ls -A /run/nslab"])
+                .contains(&format!("{lab}.journal"))
+            {
+                let o = ha.nslab(&["down", lab]);
+                assert!(o.status.success(), "round {round}: {}", text(&o));
+            }
+        }
+        ha.assert_clean();
+    }
+    // Nothing ran on hb: it only gives the file its second host.
+    drop(hb);
+}
+
+#[test]
 fn a_foreign_vxlan_device_on_the_port_holds_its_vni_against_a_lab() {
     if !privileged() {
         return;

@@ -44,6 +44,9 @@ pub async fn apply_with(
     // The lock first: a lab still coming up is waited for, not refused.
     let lock = tokio::task::block_in_place(|| apply::lock(&opts.host, lab))?;
     let session = Session::under_lock(&opts.host, lab, lock).map_err(|e| not_up(lab, e))?;
+    // As in `up`: the VNIs checked again under the host's VNI lock, held until the new
+    // plan is stored, so a lab racing this change for a VNI gets the clash message.
+    let _vnis = tokio::task::block_in_place(|| crate::state::vnis::lock_free(&opts.host, t))?;
     session.apply(t, plan, opts, cancel).await
 }
 
