@@ -575,6 +575,56 @@ fn a_lab_whose_vni_another_lab_holds_fails_loudly_and_leaves_the_first_pinging()
     down_and_clean(&[&ha, &hb], "mhu-vni-a");
 }
 
+/// Runs the two commands of `labs` on `h` at once, slowed so that both pass their first
+/// (unlocked) VNI check; exactly one must win and the other must fail with nslab's
+/// message naming the winner as the holder of `vni`, never the kernel's. Returns the
+/// winner's and the loser's index.
+fn race(
+    h: &SimHost,
+    runs: [[&str; 4]; 2],
+    labs: [&str; 2],
+    vni: u32,
+    round: usize,
+) -> (usize, usize) {
+    let children: Vec<std::process::Child> = runs
+        .iter()
+        .map(|args| {
+            h.nslab_command(args)
+                .env("NSLAB_TEST_STEP_DELAY_MS", "20")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<std::process::Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "round {round}: one must win\n{}\n{}",
+        text(&outs[0]),
+        text(&outs[1])
+    );
+    let (w, l) = (won[0], 1 - won[0]);
+    let e = text(&outs[l]);
+    assert!(
+        e.contains(&format!(
+            "host ha: lab `{}` cannot make its tunnels: 1 VNI on UDP port 14789 already held here",
+            labs[l]
+        )) && e.contains(&format!("VNI {vni}, held by lab `{}`", labs[w])),
+        "round {round}: {e}"
+    );
+    assert!(
+        !e.contains("File exists"),
+        "round {round}: the kernel's error: {e}"
+    );
+    (w, l)
+}
+
 #[test]
 fn two_ups_racing_for_one_vni_on_a_host_leave_one_lab_and_the_other_the_clash_message() {
     if !privileged() {
@@ -595,42 +645,8 @@ fn two_ups_racing_for_one_vni_on_a_host_leave_one_lab_and_the_other_the_clash_me
     // VNI are under one lock. Slowed steps keep both ups' first checks (before the lock)
     // ahead of either's stored plan, so the check under the lock is what decides.
     for round in 0..3 {
-        let ups: Vec<std::process::Child> = files
-            .iter()
-            .map(|f| {
-                ha.nslab_command(&["up", "--host", "ha", f])
-                    .env("NSLAB_TEST_STEP_DELAY_MS", "20")
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<std::process::Output> = ups
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
-        let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
-        assert_eq!(
-            won.len(),
-            1,
-            "round {round}: one up must win\n{}\n{}",
-            text(&outs[0]),
-            text(&outs[1])
-        );
-        let (w, l) = (won[0], 1 - won[0]);
-        let e = text(&outs[l]);
-        assert!(
-            e.contains(&format!(
-                "host ha: lab `{}` cannot make its tunnels: 1 VNI on UDP port 14789 already held here",
-                labs[l]
-            )) && e.contains(&format!("VNI {vni}, held by lab `{}`", labs[w])),
-            "round {round}: {e}"
-        );
-        assert!(
-            !e.contains("File exists"),
-            "round {round}: the kernel's error: {e}"
-        );
+        let runs = files.each_ref().map(|f| ["up", "--host", "ha", f.as_str()]);
+        let (w, l) = race(&ha, runs, labs, vni, round);
         // Nothing of the refused lab is left; the winner's tunnel is the only one.
         let left = ha.ok(&["sh", "-c", "ls -A /run/nslab /run/netns"]);
         assert!(!left.contains(labs[l]), "round {round}: {left}");
@@ -665,41 +681,8 @@ fn an_apply_adding_a_tunnel_and_an_up_racing_for_its_vni_leave_one_the_clash_mes
         let o = ha.nslab(&["up", "--host", "ha", &b]);
         assert!(o.status.success(), "round {round}: {}", text(&o));
         let b = write_lab(labs[1], &moved);
-        let runs: Vec<std::process::Child> =
-            [["up", "--host", "ha", &a], ["apply", "--host", "ha", &b]]
-                .iter()
-                .map(|args| {
-                    ha.nslab_command(args)
-                        .env("NSLAB_TEST_STEP_DELAY_MS", "20")
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::piped())
-                        .spawn()
-                        .unwrap()
-                })
-                .collect();
-        let outs: Vec<std::process::Output> = runs
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
-        let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
-        assert_eq!(
-            won.len(),
-            1,
-            "round {round}: one must win\n{}\n{}",
-            text(&outs[0]),
-            text(&outs[1])
-        );
-        let (w, l) = (won[0], 1 - won[0]);
-        let e = text(&outs[l]);
-        assert!(
-            e.contains(&format!("lab `{}` cannot make its tunnels", labs[l]))
-                && e.contains(&format!("VNI {vni}, held by lab `{}`", labs[w])),
-            "round {round}: {e}"
-        );
-        assert!(
-            !e.contains("File exists"),
-            "round {round}: the kernel's error: {e}"
-        );
+        let runs = [["up", "--host", "ha", &a], ["apply", "--host", "ha", &b]];
+        let (w, l) = race(&ha, runs, labs, vni, round);
         // The winner holds the VNI on ha; a refused up left nothing, a refused apply left
         // B as it ran (r1 still reaches r2 on ha).
         let r1 = format!("nslab.{}.r1", labs[w]);
