@@ -217,51 +217,32 @@ impl Flat<'_> {
                 ignore_errors: need!(ignore_errors),
                 timeout_ms: self.timeout_ms,
             },
-            "create-veth" => Op::CreateLink(Link {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                mac: need!(mac),
-                mtu: self.mtu,
-                master: self.master,
-                kind: LinkSpec::Veth(Peer {
-                    peer_netns: need!(peer_netns),
-                    peer_name: need!(peer_name),
-                    peer_ifindex: need!(peer_ifindex),
-                    peer_mac: need!(peer_mac),
-                }),
-            }),
-            "create-vxlan" => Op::CreateLink(Link {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                mac: need!(mac),
-                mtu: self.mtu,
-                master: self.master,
-                kind: LinkSpec::Vxlan(Vxlan {
-                    vni: need!(vni),
-                    port: need!(port),
-                    local: need!(local),
-                    remote: self.remote,
-                    flood: self.flood,
-                }),
-            }),
-            "create-bridge-link" => Op::CreateLink(Link {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                mac: need!(mac),
-                mtu: self.mtu,
-                master: self.master,
-                kind: LinkSpec::Join(Join {
-                    peer_name: need!(peer_name),
-                    peer_ifindex: need!(peer_ifindex),
-                    peer_mac: need!(peer_mac),
-                    peer_master: need!(peer_master),
-                }),
-            }),
-            "create-dummy" | "create-vlan" | "create-macvlan" => {
+            "create-veth" | "create-vxlan" | "create-bridge-link" | "create-dummy"
+            | "create-vlan" | "create-macvlan" => {
+                // Every kind of link shares the shell (its own end); only the kind differs.
+                // The shell is read first, so a missing field is named as before.
+                let (netns, name, ifindex, mac) =
+                    (need!(netns), need!(name), need!(ifindex), need!(mac));
                 let kind = match &*self.op {
+                    "create-veth" => LinkSpec::Veth(Peer {
+                        peer_netns: need!(peer_netns),
+                        peer_name: need!(peer_name),
+                        peer_ifindex: need!(peer_ifindex),
+                        peer_mac: need!(peer_mac),
+                    }),
+                    "create-vxlan" => LinkSpec::Vxlan(Vxlan {
+                        vni: need!(vni),
+                        port: need!(port),
+                        local: need!(local),
+                        remote: self.remote,
+                        flood: self.flood,
+                    }),
+                    "create-bridge-link" => LinkSpec::Join(Join {
+                        peer_name: need!(peer_name),
+                        peer_ifindex: need!(peer_ifindex),
+                        peer_mac: need!(peer_mac),
+                        peer_master: need!(peer_master),
+                    }),
                     "create-dummy" => LinkSpec::Dummy(Dummy {}),
                     "create-vlan" => LinkSpec::Vlan(Vlan {
                         parent: need!(parent),
@@ -274,10 +255,10 @@ impl Flat<'_> {
                     }),
                 };
                 Op::CreateLink(Link {
-                    netns: need!(netns),
-                    name: need!(name),
-                    ifindex: need!(ifindex),
-                    mac: need!(mac),
+                    netns,
+                    name,
+                    ifindex,
+                    mac,
                     mtu: self.mtu,
                     master: self.master,
                     kind,
