@@ -346,14 +346,7 @@ fn route_checks_read_a_vrf_table_or_name_the_missing_module() {
         return;
     }
     let _h = shared();
-    let has_vrf = std::process::Command::new("unshare")
-        .args([
-            "-n", "ip", "link", "add", "v0", "type", "vrf", "table", "10",
-        ])
-        .output()
-        .unwrap()
-        .status
-        .success();
+    let has_vrf = support::kernel_has_vrf();
     let lab = Lab::new(
         "ck-vrf",
         r#"nodes:

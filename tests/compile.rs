@@ -7,6 +7,8 @@ use std::process::Command;
 use nslab::draw::{self, Format};
 use nslab::{CompileError, compile_str, plan};
 
+mod support;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -659,14 +661,7 @@ fn validate_warns_of_a_vrf_check_on_a_kernel_without_vrfs() {
         assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "needs root");
         return;
     }
-    let has_vrf = Command::new("unshare")
-        .args([
-            "-n", "ip", "link", "add", "v0", "type", "vrf", "table", "10",
-        ])
-        .output()
-        .unwrap()
-        .status
-        .success();
+    let has_vrf = support::kernel_has_vrf();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ck-vrf-validate");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

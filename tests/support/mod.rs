@@ -11,6 +11,19 @@ use std::process::{Command, Output};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+/// Whether this kernel makes VRF devices, asked of `ip` in a scratch network namespace
+/// (apart from nslab's own probe, which the tests check against it).
+pub fn kernel_has_vrf() -> bool {
+    Command::new("unshare")
+        .args([
+            "-n", "ip", "link", "add", "v0", "type", "vrf", "table", "10",
+        ])
+        .output()
+        .expect("unshare runs")
+        .status
+        .success()
+}
+
 /// Tests that snapshot the host take it exclusively; all others share it.
 static HOST: RwLock<()> = RwLock::new(());
 
