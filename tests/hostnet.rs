@@ -81,6 +81,24 @@ fn the_host_end_of_a_long_node_name_is_a_hash_within_15_bytes() {
 }
 
 #[test]
+fn a_host_link_or_mgmt_on_a_name_of_the_nodes_own_interfaces_is_refused() {
+    let e = err(
+        "name: hn-own\nmgmt: { subnet: 172.31.242.0/24 }\nnodes:\n  r1:\n    interfaces:\n      mgmt0: { kind: dummy, addresses: [10.255.0.1/32] }\n      lo1: { kind: dummy }\nlinks:\n  - endpoints: [r1:lo1, { host: hn-up, addresses: [198.51.100.1/30] }]\n",
+    );
+    for iface in ["mgmt0", "lo1"] {
+        assert!(
+            e.contains(&format!("interface `{iface}` of node `r1` is already used")),
+            "{iface}: {e}"
+        );
+    }
+    // A host route to a subnet a node's own interface has would shadow it.
+    let e = err(
+        "name: hn-own\nnodes:\n  r1:\n    interfaces:\n      lo1: { kind: dummy, addresses: [198.51.100.2/30] }\nlinks:\n  - endpoints: [r1:eth5, { host: hn-up, addresses: [198.51.100.1/30] }]\n",
+    );
+    assert!(e.contains("198.51.100.0/30"), "{e}");
+}
+
+#[test]
 fn a_lab_name_too_long_for_the_host_ends_is_an_error_not_a_panic() {
     // Found by the fuzzer: the hashed host-end name had no room left for its digits.
     for name in [

@@ -42,15 +42,25 @@ pub(super) fn build(
         host_nets: Vec::new(),
         host_names: HashMap::new(),
         host_ix: HashSet::new(),
+        // A node's own interfaces (dummies, vlans, macvlans) are made before these, and
+        // their names and indexes are as taken as its links'.
         node_ix: l
             .nodes
             .iter()
-            .map(|n| n.interfaces.iter().map(|i| i.ifindex).collect())
+            .map(|n| {
+                let links = n.interfaces.iter().map(|i| i.ifindex);
+                links.chain(n.devices.iter().map(|d| d.ifindex)).collect()
+            })
             .collect(),
         node_if: l
             .nodes
             .iter()
-            .map(|n| n.interfaces.iter().map(|i| i.name.clone()).collect())
+            .map(|n| {
+                let links = n.interfaces.iter().map(|i| i.name.clone());
+                links
+                    .chain(n.devices.iter().map(|d| d.name.clone()))
+                    .collect()
+            })
             .collect(),
     };
     let mut out: Vec<HostLink> = raw
@@ -86,6 +96,7 @@ fn lab_subnets(l: &Layout) -> Vec<IpNet> {
         n.loopback
             .iter()
             .chain(n.interfaces.iter().flat_map(|i| i.addresses.iter()))
+            .chain(n.devices.iter().flat_map(|d| d.addresses.iter()))
             .map(IpNet::trunc)
     });
     links.chain(bridges).chain(ifaces).collect()
@@ -175,11 +186,11 @@ impl Taken {
             sink.error(
                 Some(span),
                 format!(
-                    "interface `{iface}` of node `{}` is already used by another link",
+                    "interface `{iface}` of node `{}` is already used by another link or interface",
                     l.nodes[n].name
                 ),
             )
-            .hint("name a free interface; an interface joins one link");
+            .hint("name a free interface; an interface joins one link, and is not one of the node's `interfaces:`");
             return false;
         }
         true
