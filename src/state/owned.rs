@@ -8,13 +8,20 @@ use crate::plan::Undo;
 
 /// Checks one record against the lab's own names; the error says what it names instead.
 pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
+    let host = crate::model::hostnet::HOST_NETNS;
     match undo {
+        // In the host's namespace a lab makes only its host links and management bridge
+        // and their addresses: nothing else there (a route, a qdisc, the namespace) is
+        // ever a lab's to undo.
+        Undo::DeleteAddress { netns, .. } if **netns == *host => Ok(()),
         Undo::DeleteNetns { netns }
         | Undo::DeleteAddress { netns, .. }
         | Undo::DeleteRoute { netns, .. }
         | Undo::ClearImpair { netns, .. } => netns_of_lab(lab, netns),
         Undo::DeleteLink { netns, name, .. } | Undo::DeleteTunnel { netns, name, .. } => {
-            netns_of_lab(lab, netns)?;
+            if !(**netns == *host && matches!(undo, Undo::DeleteLink { .. })) {
+                netns_of_lab(lab, netns)?;
+            }
             // Bridges and veths are named as interfaces are; nothing else is the lab's.
             check_ifname(name).map_err(|e| format!("link {}: {e}", name.escape_debug()))
         }
@@ -42,11 +49,12 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
 }
 
 /// `nslab.<lab>` (the fabric) or `nslab.<lab>.<node>` with a valid node name: nothing
-/// that could be another lab's or a path. The host's namespace holds a lab's host links
-/// and management bridge; their undo deletes only an interface still under the name
-/// the lab gave it (see `apply::hostnet::still_ours`).
+/// that could be another lab's or a path. The host's namespace is none of the lab's
+/// namespaces: [`check`] lets through only the deletion of a host link or management
+/// bridge there (which deletes only an interface still under the name the lab gave it,
+/// see `apply::hostnet::still_ours`) and of their addresses.
 pub fn netns_of_lab(lab: &str, netns: &str) -> Result<(), String> {
-    if netns == fabric_netns(lab) || netns == crate::model::hostnet::HOST_NETNS {
+    if netns == fabric_netns(lab) {
         return Ok(());
     }
     let node = netns
@@ -84,6 +92,17 @@ mod tests {
                 ifindex: 2,
             },
             Undo::UnmountRunDirs { lab: "lab".into() },
+            // A host link or mgmt bridge, and an address on one.
+            Undo::DeleteLink {
+                netns: "@host".into(),
+                name: "br-lab".into(),
+                ifindex: 2,
+            },
+            Undo::DeleteAddress {
+                netns: "@host".into(),
+                ifindex: 2,
+                address: "172.31.240.1/24".parse().unwrap(),
+            },
         ] {
             assert_eq!(check("lab", &u), Ok(()), "{u:?}");
         }
@@ -114,8 +133,26 @@ mod tests {
             Undo::RemoveMountTemplate {
                 lab: "other".into(),
             },
+            // The host's namespace: not a namespace of the lab, and nothing but its
+            // host links and their addresses are the lab's there.
+            ns("@host"),
+            Undo::DeleteRoute {
+                netns: "@host".into(),
+                dst: "0.0.0.0/0".parse().unwrap(),
+                gateways: Vec::new(),
+            },
+            Undo::ClearImpair {
+                netns: "@host".into(),
+                ifindex: 2,
+            },
+            Undo::DeleteTunnel {
+                netns: "@host".into(),
+                name: "vx0".into(),
+                ifindex: 2,
+            },
         ] {
             assert!(check("lab", &u).is_err(), "{u:?} passed");
         }
+        assert!(netns_of_lab("lab", "@host").is_err(), "a stray named @host");
     }
 }
