@@ -55,6 +55,12 @@ pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
             ));
         }
     }
+    // One dump of the host's routes for every subnet (it was one per subnet).
+    let routes = if nets.is_empty() {
+        Vec::new()
+    } else {
+        host_routes(&h).await?
+    };
     for net in &nets {
         for l in &have {
             if let Some(a) = l.addresses.iter().find(|a| overlaps(&a.trunc(), net)) {
@@ -64,8 +70,8 @@ pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
                 ));
             }
         }
-        for dst in host_routes(&h).await? {
-            if overlaps(&dst, net) {
+        for dst in &routes {
+            if overlaps(dst, net) {
                 out.push(format!("subnet {net} overlaps the host's route to {dst}"));
             }
         }
