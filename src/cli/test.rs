@@ -112,7 +112,8 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             super::up::raise_neigh_limit(host, t, a.quiet)?;
         }
         if let Err(e) = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone())) {
-            super::up::undo_raise(host, &t.lab, a.raise_neigh_limit);
+            let raised = a.raise_neigh_limit && !super::up::lab_exists(&e);
+            super::up::undo_raise(host, &t.lab, raised);
             let msg = e.to_string();
             if let Some(j) = a.junit {
                 write_report(

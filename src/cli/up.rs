@@ -21,7 +21,7 @@ pub fn run(
         raise_neigh_limit(host, t, quiet)?;
     }
     let report = apply::up(t, &p, &opts).map_err(|e| {
-        undo_raise(host, &t.lab, raise_neigh);
+        undo_raise(host, &t.lab, raise_neigh && !lab_exists(&e));
         CliError::Up(e)
     })?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.
@@ -101,6 +101,15 @@ pub(super) fn raise_neigh_limit(
         );
     }
     Ok(())
+}
+
+/// Whether `up` failed because the lab already runs (or left state behind): the raise
+/// recorded for the lab is then that lab's, for its `down` to put back, not this `up`'s.
+pub(super) fn lab_exists(e: &apply::ApplyError) -> bool {
+    matches!(
+        e,
+        apply::ApplyError::AlreadyUp { .. } | apply::ApplyError::Leftovers { .. }
+    )
 }
 
 /// Puts back what [`raise_neigh_limit`] changed when the lab did not come up (its `down`
