@@ -96,12 +96,6 @@ pub fn block_base(t: &Topology) -> u32 {
         .unwrap_or_else(|| BLOCK * (1 + (fnv(&t.lab, "") % u64::from(BLOCKS)) as u32))
 }
 
-/// How many VNIs the lab needs: its cross-host links and the bridges spanning hosts.
-pub fn needed(t: &Topology) -> usize {
-    t.links.iter().filter(|l| l.kind == LinkKind::Vxlan).count()
-        + t.bridges.iter().filter(|b| !b.hosts.is_empty()).count()
-}
-
 /// The VNI of every cross-host link, by link index.
 pub fn vnis(t: &Topology) -> Vec<Option<u32>> {
     allocate(t).0

@@ -65,8 +65,9 @@ pub fn vxlan(sink: &mut Sink, y: &Yaml) -> RawVxlan {
             read::int(sink, p, "`vxlan.port`", 1, 65535).map(|p| Sp::new(p.value as u16, p.span))
         });
         v.vni = f.value("vni").and_then(|n| {
-            let max = i64::from(crate::plan::share::VNI_MAX);
-            read::int(sink, n, "`vxlan.vni`", 1, max).map(|n| Sp::new(n.value as u32, n.span))
+            use crate::plan::share::{VNI_MAX, VNI_MIN};
+            let (min, max) = (i64::from(VNI_MIN), i64::from(VNI_MAX));
+            read::int(sink, n, "`vxlan.vni`", min, max).map(|n| Sp::new(n.value as u32, n.span))
         });
     }
     v
