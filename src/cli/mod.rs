@@ -527,8 +527,9 @@ fn lab_arg(
     crate::apply::resolve_lab(host, named.as_deref()).map_err(CliError::Lab)
 }
 
-/// The plan this host makes of `t`: the whole lab, or with `--host` its share, whose
-/// VNIs step around those other labs on this host already use.
+/// The plan this host makes of `t`: the whole lab, or with `--host` its share, once no
+/// other lab or VXLAN device on this host is found holding one of its VNIs (they come
+/// from the file alone, so a clash is an error, never a move).
 fn plan_for(
     host: &crate::state::HostContext,
     t: &crate::model::Topology,
