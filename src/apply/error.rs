@@ -61,26 +61,38 @@ impl KernelError {
 /// named the way `modprobe` and kernel configs name it.
 pub fn missing_link_kind(kind: &str, e: KernelError) -> KernelError {
     if e.errno() == Some(libc::EOPNOTSUPP) {
-        let (module, config) = match kind {
-            "bond" => ("bonding", "CONFIG_BONDING"),
-            "wireguard" => ("wireguard", "CONFIG_WIREGUARD"),
-            "vlan" => ("8021q", "CONFIG_VLAN_8021Q"),
-            "dummy" => ("dummy", "CONFIG_DUMMY"),
-            "macvlan" => ("macvlan", "CONFIG_MACVLAN"),
-            "vxlan" => ("vxlan", "CONFIG_VXLAN"),
-            "veth" => ("veth", "CONFIG_VETH"),
-            "vrf" => ("vrf", "CONFIG_NET_VRF"),
-            "ipvlan" => ("ipvlan", "CONFIG_IPVLAN"),
-            other => (other, "its CONFIG_ option"),
-        };
         return KernelError::MissingFeature {
             feature: format!("`{kind}` link type"),
             hint: format!(
-                "the kernel answered \"Unknown device type\"; load the `{module}` module (`modprobe {module}`) or use a kernel built with {config}, or remove the `{kind}` interfaces from the lab"
+                "the kernel answered \"Unknown device type\"; {}, or remove the `{kind}` interfaces from the lab",
+                load_module(kind)
             ),
         };
     }
     e
+}
+
+/// The module and kernel option that give a link kind: the one table behind every
+/// message that names them (a failed step here, `validate`'s warnings, a `vrf:` check).
+pub fn kernel_module(kind: &str) -> (&str, &'static str) {
+    match kind {
+        "bond" => ("bonding", "CONFIG_BONDING"),
+        "wireguard" => ("wireguard", "CONFIG_WIREGUARD"),
+        "vlan" => ("8021q", "CONFIG_VLAN_8021Q"),
+        "dummy" => ("dummy", "CONFIG_DUMMY"),
+        "macvlan" => ("macvlan", "CONFIG_MACVLAN"),
+        "vxlan" => ("vxlan", "CONFIG_VXLAN"),
+        "veth" => ("veth", "CONFIG_VETH"),
+        "vrf" => ("vrf", "CONFIG_NET_VRF"),
+        "ipvlan" => ("ipvlan", "CONFIG_IPVLAN"),
+        other => (other, "its CONFIG_ option"),
+    }
+}
+
+/// How to get a link kind this kernel lacks, in the words every such message uses.
+pub fn load_module(kind: &str) -> String {
+    let (module, config) = kernel_module(kind);
+    format!("load the `{module}` module (`modprobe {module}`) or use a kernel built with {config}")
 }
 
 pub fn missing_qdisc(kind: &str, e: KernelError) -> KernelError {

@@ -68,6 +68,9 @@ pub fn document(sink: &mut Sink, c: &ClabFile, images: &ImageMap) -> Yaml {
     }
     let (mut nodes, mut bridges, mut kinds) = (Vec::new(), Vec::new(), Vec::<(Yaml, Yaml)>::new());
     let mut roles = Vec::new();
+    // Each node resolved once: mapped here, and read again below for whether it asks for
+    // the management network.
+    let mut resolved: Vec<Resolved> = Vec::with_capacity(c.nodes.len());
     for (name, def) in &c.nodes {
         let r = inherit::resolve(c, name, def);
         let role = role(sink, &r);
@@ -95,6 +98,7 @@ pub fn document(sink: &mut Sink, c: &ClabFile, images: &ImageMap) -> Yaml {
             Role::Host | Role::Invalid => {}
         }
         roles.push((name.value.clone(), role));
+        resolved.push(r);
     }
     if !kinds.is_empty() {
         top.push(("kinds", named(kinds, c.span)));
@@ -103,11 +107,6 @@ pub fn document(sink: &mut Sink, c: &ClabFile, images: &ImageMap) -> Yaml {
     if !bridges.is_empty() {
         top.push(("bridges", named(bridges, c.span)));
     }
-    let resolved: Vec<Resolved> = c
-        .nodes
-        .iter()
-        .map(|(name, def)| inherit::resolve(c, name, def))
-        .collect();
     if crate::clab::mgmt::wanted(c, &resolved) {
         top.insert(
             usize::from(c.name.is_some()),

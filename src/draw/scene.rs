@@ -314,7 +314,7 @@ pub fn build(t: &Topology, live: Option<&Live>) -> Scene {
         .zip(lines)
         .map(|(i, lines)| vbox(t.graph[i], lines, lay.vertices[i.index()], live))
         .collect();
-    let mut links = lines_of(t, &lay.vertices, live);
+    let mut links = lines_of(t, &lay.vertices, &terse, live);
     super::labels::declutter(&mut links, &boxes, &lay.frames);
     let mut scene = Scene {
         lab: t.lab.clone(),
@@ -440,7 +440,8 @@ fn label_at(end: (i64, i64), other: (i64, i64), lines: &[String]) -> (i64, i64) 
     )
 }
 
-fn lines_of(t: &Topology, at: &[Placed], live: Option<&Live>) -> Vec<Line> {
+/// Each link's line; `terse` is [`terse_links`], which also sized the layout's label room.
+fn lines_of(t: &Topology, at: &[Placed], terse: &[bool], live: Option<&Live>) -> Vec<Line> {
     let mut pair_count: std::collections::BTreeMap<(usize, usize), (usize, usize)> =
         Default::default();
     let pairs: Vec<(usize, usize)> = t
@@ -458,7 +459,6 @@ fn lines_of(t: &Topology, at: &[Placed], live: Option<&Live>) -> Vec<Line> {
         pair_count.entry(*p).or_default().1 += 1;
     }
     let tunnels = tunnels(t);
-    let terse = terse_links(t);
     t.links
         .iter()
         .enumerate()

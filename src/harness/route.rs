@@ -90,10 +90,11 @@ async fn vrf_table(ctx: &Context<'_>, node: usize, vrf: &str) -> Result<u32, Str
         )),
         Ok(VrfLookup::Missing) => {
             let why = match inspect::kernel_has_vrf() {
-                Some(false) => {
-                    "; this kernel has no `vrf` link type: load the `vrf` module (`modprobe vrf`) or use a kernel built with CONFIG_NET_VRF"
-                }
-                _ => "",
+                Some(false) => format!(
+                    "; this kernel has no `vrf` link type: {}",
+                    crate::apply::error::load_module("vrf")
+                ),
+                _ => String::new(),
             };
             Err(format!("{n} has no VRF `{vrf}`{why}"))
         }

@@ -3,6 +3,7 @@
 //! before it makes anything (`apply::devices`), with the same module named.
 
 use crate::apply::devices::Kinds;
+use crate::apply::error::{kernel_module, load_module};
 use crate::diag::Diagnostic;
 use crate::model::{DeviceKind, Topology};
 
@@ -33,9 +34,9 @@ pub fn warnings(t: &Topology, kinds: Kinds, host_ifaces: Option<&[String]>) -> V
     let mut out = Vec::new();
     for n in &t.nodes {
         for d in &n.devices {
-            let (kind, module, config, has) = match &d.kind {
-                DeviceKind::Dummy => ("dummy", "dummy", "CONFIG_DUMMY", kinds.dummy),
-                DeviceKind::Vlan { .. } => ("vlan", "8021q", "CONFIG_VLAN_8021Q", kinds.vlan),
+            let (kind, has) = match &d.kind {
+                DeviceKind::Dummy => ("dummy", kinds.dummy),
+                DeviceKind::Vlan { .. } => ("vlan", kinds.vlan),
                 DeviceKind::Macvlan { parent, .. } => {
                     if let Some(names) = host_ifaces
                         && !names.iter().any(|x| x == parent)
@@ -52,12 +53,13 @@ pub fn warnings(t: &Topology, kinds: Kinds, host_ifaces: Option<&[String]>) -> V
                 }
             };
             if has == Some(false) {
+                let (module, _) = kernel_module(kind);
                 out.push(
                     Diagnostic::warning(
                         Some(d.span),
                         format!("node `{}`: this kernel cannot make the {kind} interface `{}` (no `{module}` module); `up` will fail", n.name, d.name),
                     )
-                    .with_hint(format!("`modprobe {module}`, or a kernel built with {config}")),
+                    .with_hint(load_module(kind)),
                 );
             }
         }
@@ -99,7 +101,7 @@ pub fn vrf_warnings(t: &Topology, has_vrf: Option<bool>) -> Vec<Diagnostic> {
                     checks.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
                 ),
             )
-            .with_hint("`modprobe vrf`, or a kernel built with CONFIG_NET_VRF")
+            .with_hint(load_module("vrf"))
         })
         .collect()
 }
@@ -163,11 +165,12 @@ mod tests {
             text[1].starts_with("8:9 node `r1`: this host has no interface `nsltnone0`"),
             "{text:#?}"
         );
-        assert!(
-            out[0]
-                .hint
-                .as_deref()
-                .is_some_and(|h| h.contains("CONFIG_DUMMY"))
+        // The same words as the failed step's (`apply::error::missing_link_kind`).
+        assert_eq!(
+            out[0].hint.as_deref(),
+            Some(
+                "load the `dummy` module (`modprobe dummy`) or use a kernel built with CONFIG_DUMMY"
+            )
         );
         assert!(
             out[1]

@@ -53,19 +53,43 @@ pub fn sysctl(v6: bool) -> &'static str {
     }
 }
 
+/// A family whose estimate passes the host's limit.
+struct Over {
+    v6: bool,
+    need: usize,
+    max: usize,
+}
+
+impl Over {
+    /// What to raise the limit to: twice the need, to a power of two, so other
+    /// namespaces on the host keep room.
+    fn raise(&self) -> usize {
+        (self.need * 2).next_power_of_two()
+    }
+}
+
+/// The families whose estimate passes `limit(v6)` (an unknown limit passes nothing): the
+/// one estimate that both [`warnings`] and [`raises`] read, so they always agree.
+fn over(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<Over> {
+    [false, true]
+        .into_iter()
+        .filter_map(|v6| {
+            let max = limit(v6)?;
+            let need = entries(t, v6);
+            (need > max).then_some(Over { v6, need, max })
+        })
+        .collect()
+}
+
 /// A warning for each family whose estimate passes `limit(v6)`, with the sysctl to raise.
 pub fn warnings(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for v6 in [false, true] {
-        let need = entries(t, v6);
-        let Some(max) = limit(v6) else { continue };
-        if need <= max {
-            continue;
-        }
-        let family = if v6 { "IPv6" } else { "IPv4" };
-        let key = sysctl(v6);
-        let raise = raised(need);
-        out.push(
+    over(t, limit)
+        .into_iter()
+        .map(|o| {
+            let Over { v6, need, max } = o;
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            let key = sysctl(v6);
+            let raise = o.raise();
             Diagnostic::warning(
                 None,
                 format!(
@@ -74,34 +98,26 @@ pub fn warnings(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<Diag
             )
             .with_hint(format!(
                 "past it the kernel drops new entries (neighbour table overflow); raise it with `sysctl -w {key}={raise}` (and gc_thresh2 likewise), or let `up --raise-neigh-limit` raise it until the lab's `down`, or split the large bridges"
-            )),
-        );
-    }
-    out
-}
-
-/// What to raise the limit to for `need` entries: twice that, to a power of two, so
-/// other namespaces on the host keep room.
-fn raised(need: usize) -> usize {
-    (need * 2).next_power_of_two()
+            ))
+        })
+        .collect()
 }
 
 /// The sysctls `up --raise-neigh-limit` sets, for each family whose estimate passes
-/// `limit(v6)`: `gc_thresh3` (the hard cap) to [`raised`], and `gc_thresh2` (past which
-/// the kernel collects entries after 5 s) to half of it, still above the need.
+/// `limit(v6)`: `gc_thresh3` (the hard cap) to [`Over::raise`], and `gc_thresh2` (past
+/// which the kernel collects entries after 5 s) to half of it, still above the need.
 pub fn raises(t: &Topology, limit: impl Fn(bool) -> Option<usize>) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    for v6 in [false, true] {
-        let need = entries(t, v6);
-        if limit(v6).is_none_or(|max| need <= max) {
-            continue;
-        }
-        let raise = raised(need) as u64;
-        let key = sysctl(v6);
-        out.push((key.to_string(), raise));
-        out.push((key.replace("gc_thresh3", "gc_thresh2"), raise / 2));
-    }
-    out
+    over(t, limit)
+        .into_iter()
+        .flat_map(|o| {
+            let raise = o.raise() as u64;
+            let key = sysctl(o.v6);
+            [
+                (key.to_string(), raise),
+                (key.replace("gc_thresh3", "gc_thresh2"), raise / 2),
+            ]
+        })
+        .collect()
 }
 
 /// The host's `gc_thresh3` for the family, read from the initial namespace's /proc.

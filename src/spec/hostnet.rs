@@ -6,7 +6,8 @@
 use ipnet::IpNet;
 
 use crate::diag::{Sink, Span};
-use crate::spec::raw::Sp;
+use crate::spec::link;
+use crate::spec::raw::{RawEndpoint, Sp};
 use crate::spec::read;
 use crate::spec::values;
 use crate::spec::yaml::{Kind, Yaml};
@@ -81,18 +82,23 @@ pub fn is_host_link(y: &Yaml, node_named_host: bool) -> bool {
     })
 }
 
-/// One end as read: the node's or the host's.
+/// One end as read: the node's (read as a lab link's end is) or the host's.
 enum End {
-    Node {
-        node: Sp<String>,
-        iface: Option<Sp<String>>,
-        addresses: Option<Vec<Sp<IpNet>>>,
-    },
+    Node(RawEndpoint),
     Host {
         name: Sp<String>,
         addresses: Option<Vec<Sp<IpNet>>>,
         mgmt: Option<Span>,
     },
+}
+
+impl End {
+    fn addresses(&mut self) -> &mut Option<Vec<Sp<IpNet>>> {
+        match self {
+            End::Node(e) => &mut e.addresses,
+            End::Host { addresses, .. } => addresses,
+        }
+    }
 }
 
 /// A host link, in the short form `[r1:eth1, "host:nsl-r1"]` or the long one.
@@ -113,65 +119,34 @@ pub fn host_link(sink: &mut Sink, y: &Yaml) -> Option<RawHostLink> {
         return None;
     }
     let ends: Vec<Option<End>> = items.iter().map(|i| end(sink, i)).collect();
-    let [Some(a), Some(b)] = <[Option<End>; 2]>::try_from(ends).ok()? else {
+    let [Some(mut a), Some(mut b)] = <[Option<End>; 2]>::try_from(ends).ok()? else {
         return None;
     };
-    let mut per_end: [Option<Vec<Sp<IpNet>>>; 2] = [None, None];
-    if let Some(a) = f.as_ref().and_then(|f| f.value("addresses")) {
-        let list = read::list(sink, a, "link `addresses`");
-        if list.len() == 2 {
-            for (slot, entry) in per_end.iter_mut().zip(list) {
-                *slot = (!entry.is_null()).then(|| addresses(sink, entry));
-            }
-        } else {
-            sink.error(
-                Some(a.span),
-                format!(
-                    "link `addresses` has {} entries for 2 endpoints",
-                    list.len()
-                ),
-            )
-            .hint("give one entry per endpoint, in endpoint order");
-        }
+    if let Some(v) = f.as_ref().and_then(|f| f.value("addresses")) {
+        let hint = "give one entry per endpoint, in endpoint order";
+        link::spread_addresses(sink, v, vec![a.addresses(), b.addresses()], hint);
     }
     let mtu = f
         .as_ref()
         .and_then(|f| f.value("mtu"))
-        .and_then(|v| read::int(sink, v, "`mtu`", 68, 65535))
-        .map(|m| Sp::new(m.value as u32, m.span));
-    let [pa, pb] = per_end;
-    let (node_end, host_end) = match (a, b) {
-        (n @ End::Node { .. }, h @ End::Host { .. }) => ((n, pa), (h, pb)),
-        (h @ End::Host { .. }, n @ End::Node { .. }) => ((n, pb), (h, pa)),
+        .and_then(|v| link::mtu(sink, v));
+    let (node, host_end) = match (a, b) {
+        (End::Node(n), h @ End::Host { .. }) | (h @ End::Host { .. }, End::Node(n)) => (n, h),
         _ => {
             sink.error(Some(y.span), "a host link joins one node and the host")
                 .hint("for example `[r1:eth1, \"host:nsl-r1\"]`");
             return None;
         }
     };
-    let (
-        End::Node {
-            node,
-            iface,
-            addresses: na,
-        },
-        pn,
-    ) = node_end
+    let End::Host {
+        name,
+        addresses: host_addresses,
+        mgmt,
+    } = host_end
     else {
         return None;
     };
-    let (
-        End::Host {
-            name,
-            addresses: ha,
-            mgmt,
-        },
-        ph,
-    ) = host_end
-    else {
-        return None;
-    };
-    let host_addresses = merged(sink, ha, ph);
+    let host_addresses = host_addresses.unwrap_or_default();
     if let (Some(_), Some(a)) = (mgmt, host_addresses.first()) {
         sink.error(
             Some(a.span),
@@ -181,31 +156,14 @@ pub fn host_link(sink: &mut Sink, y: &Yaml) -> Option<RawHostLink> {
     }
     Some(RawHostLink {
         span: y.span,
-        node,
-        iface,
-        addresses: merged(sink, na, pn),
+        node: node.name,
+        iface: node.iface,
+        addresses: node.addresses.unwrap_or_default(),
         host: name,
         host_addresses,
         mtu,
         mgmt,
     })
-}
-
-/// Addresses given on the endpoint or on the link, not both.
-fn merged(
-    sink: &mut Sink,
-    on_end: Option<Vec<Sp<IpNet>>>,
-    on_link: Option<Vec<Sp<IpNet>>>,
-) -> Vec<Sp<IpNet>> {
-    match (on_end, on_link) {
-        (Some(a), Some(b)) => {
-            let span = b.first().or(a.first()).map(|s| s.span);
-            sink.error(span, "addresses given both on the link and on the endpoint");
-            a
-        }
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => Vec::new(),
-    }
 }
 
 fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
@@ -219,7 +177,7 @@ fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
                 .map(|v| v.span);
             return Some(End::Host {
                 name,
-                addresses: f.value("addresses").map(|v| addresses(sink, v)),
+                addresses: f.value("addresses").map(|v| link::addresses(sink, v)),
                 mgmt,
             });
         }
@@ -232,57 +190,19 @@ fn end(sink: &mut Sink, y: &Yaml) -> Option<End> {
             sink.error(f.key_span("mac"), "a host link's MACs are derived")
                 .hint("remove `mac:`");
         }
-        return Some(End::Node {
-            node: read::string(sink, node, "endpoint `node`")?,
-            iface: f
-                .value("iface")
-                .and_then(|v| read::string(sink, v, "endpoint `iface`")),
-            addresses: f.value("addresses").map(|v| addresses(sink, v)),
-        });
+        return link::node_end(sink, y, node, &f).map(End::Node);
     }
     let s = read::string(sink, y, "a link endpoint")?;
-    // A part's own position when the scalar is written as it reads (plain, or quoted on
-    // one line), else the whole scalar's.
-    let n = s.value.chars().count();
-    let quoted = usize::from(s.span.len as usize == n + 2);
-    let exact = s.span.len as usize == n || quoted == 1;
-    // Columns count characters, not bytes: a name may hold any.
-    let col = |at: usize, part: &str| match exact {
-        true => Span::new(
-            s.span.line,
-            s.span.col + at as u32,
-            part.chars().count() as u32,
-        ),
-        false => s.span,
-    };
     if let Some(name) = s.value.strip_prefix("host:") {
-        let span = col(quoted + 5, name);
+        // Columns count characters, not bytes: a name may hold any.
+        let span = link::part_span(&s, 5, name);
         return Some(End::Host {
             name: Sp::new(name.to_string(), span),
             addresses: None,
             mgmt: None,
         });
     }
-    let (node, iface) = match s.value.split_once(':') {
-        Some((n, i)) => (n, Some(i)),
-        None => (s.value.as_str(), None),
-    };
-    Some(End::Node {
-        node: Sp::new(node.to_string(), col(quoted, node)),
-        iface: iface.map(|i| {
-            let at = quoted + node.chars().count() + 1;
-            Sp::new(i.to_string(), col(at, i))
-        }),
-        addresses: None,
-    })
-}
-
-/// One endpoint's addresses: a CIDR or a list.
-fn addresses(sink: &mut Sink, y: &Yaml) -> Vec<Sp<IpNet>> {
-    read::one_or_many(y)
-        .iter()
-        .filter_map(|a| read::parsed(sink, a, "address", |s| values::parse_cidr(s, false)))
-        .collect()
+    Some(End::Node(link::scalar_end(s)))
 }
 
 /// The top-level `mgmt:`.

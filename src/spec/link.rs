@@ -47,7 +47,8 @@ pub fn bridge(sink: &mut Sink, y: &Yaml, what: &str) -> RawBridge {
     b
 }
 
-fn mtu(sink: &mut Sink, y: &Yaml) -> Option<Sp<u32>> {
+/// A link's `mtu:` (a host link's too).
+pub(crate) fn mtu(sink: &mut Sink, y: &Yaml) -> Option<Sp<u32>> {
     read::int(sink, y, "`mtu`", 68, 65535).map(|m| Sp::new(m.value as u32, m.span))
 }
 
@@ -72,32 +73,9 @@ pub fn link(sink: &mut Sink, y: &Yaml) -> Option<RawLink> {
     let items = read::list(sink, ep, "`endpoints`");
     let mut endpoints = endpoints(sink, ep, items)?;
     if let Some(a) = f.value("addresses") {
-        let per_end = read::list(sink, a, "link `addresses`");
-        if per_end.len() != endpoints.len() {
-            sink.error(
-                Some(a.span),
-                format!(
-                    "link `addresses` has {} entries for {} endpoints",
-                    per_end.len(),
-                    endpoints.len()
-                ),
-            )
-            .hint("give one entry per endpoint, in endpoint order; use `~` for a bridge end or to let the pool choose");
-        } else {
-            for (end, entry) in endpoints.iter_mut().zip(per_end) {
-                if entry.is_null() {
-                    continue;
-                }
-                if end.addresses.is_some() {
-                    sink.error(
-                        Some(entry.span),
-                        "addresses given both on the link and on the endpoint",
-                    );
-                    continue;
-                }
-                end.addresses = Some(addresses(sink, entry));
-            }
-        }
+        let ends = endpoints.iter_mut().map(|e| &mut e.addresses).collect();
+        let hint = "give one entry per endpoint, in endpoint order; use `~` for a bridge end or to let the pool choose";
+        spread_addresses(sink, a, ends, hint);
     }
     if let Some(m) = f.value("macs") {
         let per_end = read::list(sink, m, "link `macs`");
@@ -144,10 +122,48 @@ fn endpoints(sink: &mut Sink, y: &Yaml, items: &[Yaml]) -> Option<Vec<RawEndpoin
     ends.into_iter().collect()
 }
 
+/// A link's `addresses:`, one entry per end in endpoint order (`~` for none), onto the
+/// ends' own addresses; an end that already has some keeps them, and the clash is an
+/// error at the link's entry. Shared with host links, which read their ends apart and
+/// give their own `hint` for a wrong count (a `~` there means no address, not the pool).
+pub(crate) fn spread_addresses(
+    sink: &mut Sink,
+    a: &Yaml,
+    mut ends: Vec<&mut Option<Vec<Sp<ipnet::IpNet>>>>,
+    hint: &str,
+) {
+    let per_end = read::list(sink, a, "link `addresses`");
+    if per_end.len() != ends.len() {
+        sink.error(
+            Some(a.span),
+            format!(
+                "link `addresses` has {} entries for {} endpoints",
+                per_end.len(),
+                ends.len()
+            ),
+        )
+        .hint(hint);
+        return;
+    }
+    for (end, entry) in ends.iter_mut().zip(per_end) {
+        if entry.is_null() {
+            continue;
+        }
+        if end.is_some() {
+            sink.error(
+                Some(entry.span),
+                "addresses given both on the link and on the endpoint",
+            );
+            continue;
+        }
+        **end = Some(addresses(sink, entry));
+    }
+}
+
 /// Where `part`, `at` characters into the scalar's value, is in the source: exact when the
 /// value is written as it reads (plain, or quoted on one line without escapes), else the
 /// whole scalar (a plain scalar folded over lines, escapes), never past it.
-fn part_span(s: &Sp<String>, at: usize, part: &str) -> crate::diag::Span {
+pub(crate) fn part_span(s: &Sp<String>, at: usize, part: &str) -> crate::diag::Span {
     let n = s.value.chars().count() as u32;
     let quote = match s.span.len {
         l if l == n => 0,
@@ -171,22 +187,41 @@ fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
                 .hint("for example `{ node: r1, iface: eth1, addresses: [10.1.0.0/31] }`");
             return None;
         };
-        let name = read::string(sink, node, "endpoint `node`")?;
-        return Some(RawEndpoint {
-            span: y.span,
-            name,
-            iface: f
-                .value("iface")
-                .and_then(|v| read::string(sink, v, "endpoint `iface`")),
-            addresses: f.value("addresses").map(|v| addresses(sink, v)),
-            mac: f
-                .value("mac")
-                .and_then(|v| read::parsed(sink, v, "MAC address", values::parse_mac)),
-            impair: f.value("impair").and_then(|v| impair(sink, v)),
-            macvlan: None,
-        });
+        let mut end = node_end(sink, y, node, &f)?;
+        end.mac = f
+            .value("mac")
+            .and_then(|v| read::parsed(sink, v, "MAC address", values::parse_mac));
+        end.impair = f.value("impair").and_then(|v| impair(sink, v));
+        return Some(end);
     }
     let s = read::string(sink, y, "a link endpoint")?;
+    Some(scalar_end(s))
+}
+
+/// A node's end written as a mapping (its `node:` is `node`): the name, `iface` and
+/// `addresses`, which every link form reads alike. What else an end may say (a MAC, an
+/// impairment) is up to its link form, as are its keys, already checked in `f`.
+pub(crate) fn node_end(
+    sink: &mut Sink,
+    y: &Yaml,
+    node: &Yaml,
+    f: &read::Fields,
+) -> Option<RawEndpoint> {
+    Some(RawEndpoint {
+        span: y.span,
+        name: read::string(sink, node, "endpoint `node`")?,
+        iface: f
+            .value("iface")
+            .and_then(|v| read::string(sink, v, "endpoint `iface`")),
+        addresses: f.value("addresses").map(|v| addresses(sink, v)),
+        mac: None,
+        impair: None,
+        macvlan: None,
+    })
+}
+
+/// A node's end written as `node:iface` or `node`, each part located at its own columns.
+pub(crate) fn scalar_end(s: Sp<String>) -> RawEndpoint {
     let (name, iface) = match s.value.split_once(':') {
         Some((n, i)) => {
             let ispan = part_span(&s, n.chars().count() + 1, i);
@@ -195,7 +230,7 @@ fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
         None => (s.value.clone(), None),
     };
     let nspan = part_span(&s, 0, &name);
-    Some(RawEndpoint {
+    RawEndpoint {
         span: s.span,
         name: Sp::new(name, nspan),
         iface,
@@ -203,11 +238,11 @@ fn endpoint(sink: &mut Sink, y: &Yaml) -> Option<RawEndpoint> {
         mac: None,
         impair: None,
         macvlan: None,
-    })
+    }
 }
 
 /// One endpoint's addresses: a CIDR or a list; an empty list means none.
-fn addresses(sink: &mut Sink, y: &Yaml) -> Vec<Sp<ipnet::IpNet>> {
+pub(crate) fn addresses(sink: &mut Sink, y: &Yaml) -> Vec<Sp<ipnet::IpNet>> {
     read::one_or_many(y)
         .iter()
         .filter_map(|a| read::parsed(sink, a, "address", |s| values::parse_cidr(s, false)))

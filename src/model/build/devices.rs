@@ -5,8 +5,9 @@
 
 use std::collections::HashSet;
 
-use super::super::names::{check_ifname, derive_mac};
+use super::super::names::check_ifname;
 use super::layout::ifindex;
+use super::macs::NodeMacs;
 use super::specs::Specs;
 use crate::diag::{Sink, Span, did_you_mean};
 use crate::kinds;
@@ -32,6 +33,7 @@ pub(super) fn build(
     raw: &RawTopology,
     specs: &Specs,
     nodes: &mut [Node],
+    macs: &mut NodeMacs,
 ) {
     let mut per: Vec<Vec<Pending>> = nodes.iter().map(|_| Vec::new()).collect();
     for (n, (_, spec)) in specs.specs.iter().enumerate() {
@@ -48,13 +50,13 @@ pub(super) fn build(
             per[n].push(p);
         }
     }
-    for (node, pending) in nodes.iter_mut().zip(per) {
+    for (n, (node, pending)) in nodes.iter_mut().zip(per).enumerate() {
         if pending.is_empty() {
             continue;
         }
         unique(sink, node, &pending);
         let ordered = parents_first(sink, node, pending);
-        number(lab, node, ordered);
+        number(lab, (n, node), macs, ordered);
     }
 }
 
@@ -312,20 +314,18 @@ fn parents_first(sink: &mut Sink, node: &Node, mut pending: Vec<Pending>) -> Vec
 
 /// Ifindexes and MACs as for link ends: from the (node, interface) identity, clear of
 /// the node's other interfaces.
-fn number(lab: &str, node: &mut Node, ordered: Vec<Pending>) {
+fn number(lab: &str, (n, node): (usize, &mut Node), macs: &mut NodeMacs, ordered: Vec<Pending>) {
     let mut taken: HashSet<u32> = node.interfaces.iter().map(|i| i.ifindex).collect();
-    let mut macs: HashSet<[u8; 6]> = node.interfaces.iter().map(|i| i.mac).collect();
     for p in ordered {
         let mut d = p.dev;
         d.ifindex = ifindex(&["ifindex", &node.name, &d.name], &mut taken);
         d.mac = match p.mac {
-            Some(m) => m,
-            None => (0..)
-                .map(|salt| derive_mac(lab, &node.name, &d.name, salt))
-                .find(|m| !macs.contains(m))
-                .expect("some salt gives a free MAC"),
+            Some(m) => {
+                macs.take(n, m);
+                m
+            }
+            None => macs.derive(lab, n, &node.name, &d.name),
         };
-        macs.insert(d.mac);
         node.devices.push(d);
     }
 }

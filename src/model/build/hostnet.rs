@@ -9,9 +9,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::layout::{Layout, ifindex};
+use super::macs::{NodeMacs, free_mac};
 use crate::diag::{Sink, Span};
 use crate::model::hostnet::{HostLink, Mgmt};
-use crate::model::names::{check_ifname, derive_mac, identity_hash};
+use crate::model::names::{check_ifname, identity_hash};
 use crate::spec::hostnet::{RawHostLink, RawMgmt, RawNodeMgmt};
 use crate::spec::raw::RawTopology;
 
@@ -28,6 +29,10 @@ struct Taken {
     host_ix: HashSet<u32>,
     node_ix: Vec<HashSet<u32>>,
     node_if: Vec<HashSet<String>>,
+    /// The MACs on each node, its devices' included.
+    node_mac: NodeMacs,
+    /// The MACs of the host's ends and the management bridge.
+    host_mac: HashSet<[u8; 6]>,
 }
 
 pub(super) fn build(
@@ -36,6 +41,7 @@ pub(super) fn build(
     raw: &RawTopology,
     names: &HashMap<String, usize>,
     l: &Layout,
+    node_mac: NodeMacs,
 ) -> (Vec<HostLink>, Option<Mgmt>) {
     let mut t = Taken {
         lab: lab_subnets(l),
@@ -62,6 +68,8 @@ pub(super) fn build(
                     .collect()
             })
             .collect(),
+        node_mac,
+        host_mac: HashSet::new(),
     };
     let mut out: Vec<HostLink> = raw
         .host_links
@@ -233,11 +241,11 @@ fn host_link(
         node: n,
         iface: iface.value.clone(),
         ifindex: ifindex(&["ifindex", node, &iface.value], &mut t.node_ix[n]),
-        mac: derive_mac(lab, node, &iface.value, 0),
+        mac: t.node_mac.derive(lab, n, node, &iface.value),
         addresses: h.addresses.iter().map(|a| a.value).collect(),
         host_iface: h.host.value.clone(),
         host_ifindex: ifindex(&["ifindex", "@host", lab, &h.host.value], &mut t.host_ix),
-        host_mac: derive_mac(lab, "@host", &h.host.value, 0),
+        host_mac: free_mac(lab, "@host", &h.host.value, &mut t.host_mac),
         host_addresses: h.host_addresses.iter().map(|a| a.value).collect(),
         mtu: h.mtu.as_ref().map(|m| m.value),
         mgmt: h.mgmt.is_some(),
@@ -388,10 +396,10 @@ fn mgmt(
             node: ix,
             iface: iface.to_string(),
             ifindex: ifindex(&["ifindex", node, iface], &mut t.node_ix[ix]),
-            mac: derive_mac(lab, node, iface, 0),
+            mac: t.node_mac.derive(lab, ix, node, iface),
             addresses,
             host_ifindex: ifindex(&["ifindex", "@host", lab, &host_iface], &mut t.host_ix),
-            host_mac: derive_mac(lab, "@host", &host_iface, 0),
+            host_mac: free_mac(lab, "@host", &host_iface, &mut t.host_mac),
             host_iface,
             host_addresses: Vec::new(),
             mtu: None,
@@ -401,7 +409,7 @@ fn mgmt(
     }
     ok_bridge.then(|| Mgmt {
         ifindex: ifindex(&["ifindex", "@host", lab, &bridge], &mut t.host_ix),
-        mac: derive_mac(lab, "@host", &bridge, 0),
+        mac: free_mac(lab, "@host", &bridge, &mut t.host_mac),
         bridge,
         addresses: host_addrs,
         span: m.span,

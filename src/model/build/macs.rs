@@ -55,16 +55,7 @@ pub(super) fn assign(
             }
         }
     }
-    let mut derive = |owner: &str, ifname: &str| {
-        let mut salt = 0;
-        loop {
-            let m = names::derive_mac(lab, owner, ifname, salt);
-            if taken.insert(m) {
-                return m;
-            }
-            salt += 1;
-        }
-    };
+    let mut derive = |owner: &str, ifname: &str| free_mac(lab, owner, ifname, &mut taken);
     for node in nodes.iter_mut() {
         for iface in &mut node.interfaces {
             if iface.mac == [0; 6] {
@@ -80,5 +71,100 @@ pub(super) fn assign(
         for u in &mut b.uplinks {
             u.mac = derive("", &u.name);
         }
+    }
+}
+
+/// The MAC derived from (lab, owner, interface) with the first salt whose MAC is not in
+/// `taken`, and now taken. Every derived MAC of the lab comes from here.
+pub(super) fn free_mac(
+    lab: &str,
+    owner: &str,
+    ifname: &str,
+    taken: &mut HashSet<[u8; 6]>,
+) -> [u8; 6] {
+    (0..)
+        .map(|salt| names::derive_mac(lab, owner, ifname, salt))
+        .find(|m| taken.insert(*m))
+        .expect("some salt gives a free MAC")
+}
+
+/// The MACs on each node, by node index. A node's own interfaces (dummies, vlans,
+/// macvlans) and its host and management links are numbered after its link ends, in
+/// separate stages: one set for all of them keeps any two interfaces of a node apart,
+/// an explicit MAC included.
+pub(super) struct NodeMacs(Vec<HashSet<[u8; 6]>>);
+
+impl NodeMacs {
+    /// Holding each node's link ends, as [`assign`] left them.
+    pub(super) fn new(nodes: &[Node]) -> Self {
+        NodeMacs(
+            nodes
+                .iter()
+                .map(|n| n.interfaces.iter().map(|i| i.mac).collect())
+                .collect(),
+        )
+    }
+
+    /// Takes a MAC written in the file.
+    pub(super) fn take(&mut self, node: usize, mac: [u8; 6]) {
+        self.0[node].insert(mac);
+    }
+
+    /// Derives the MAC of node `node` (named `owner`)'s interface `ifname`, clear of the
+    /// node's others.
+    pub(super) fn derive(&mut self, lab: &str, node: usize, owner: &str, ifname: &str) -> [u8; 6] {
+        free_mac(lab, owner, ifname, &mut self.0[node])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::names::derive_mac;
+
+    /// A node's devices and its host and management links derive from one set: dummies
+    /// written with the MACs that the host link's and the management link's node ends
+    /// would derive first push those ends to the next salt. With a set of their own, the
+    /// node would hold two interfaces of one MAC.
+    #[test]
+    fn a_host_or_mgmt_link_never_takes_a_mac_a_device_of_its_node_holds() {
+        let first = |iface: &str| derive_mac("mc", "r1", iface, 0);
+        let hex = |m: [u8; 6]| m.map(|b| format!("{b:02x}")).join(":");
+        let yaml = format!(
+            "name: mc\nmgmt: {{ subnet: 172.31.99.0/24 }}\nnodes:\n  r1:\n    interfaces:\n      d1: {{ kind: dummy, mac: \"{}\" }}\n      d2: {{ kind: dummy, mac: \"{}\" }}\n  r2: {{}}\nlinks:\n  - [r1:eth1, r2:eth1]\n  - [r1:eth9, \"host:mc-h\"]\n",
+            hex(first("eth9")),
+            hex(first("mgmt0")),
+        );
+        let t = crate::compile_str(&yaml, "t.yaml", std::path::Path::new("/"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .topology;
+        let r1 = &t.nodes[0];
+        let ends: Vec<([u8; 6], &str)> = t
+            .host_links
+            .iter()
+            .filter(|h| h.node == 0)
+            .map(|h| (h.mac, h.iface.as_str()))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                (derive_mac("mc", "r1", "eth9", 1), "eth9"),
+                (derive_mac("mc", "r1", "mgmt0", 1), "mgmt0"),
+            ]
+        );
+        let mut macs: Vec<[u8; 6]> = r1.interfaces.iter().map(|i| i.mac).collect();
+        macs.extend(r1.devices.iter().map(|d| d.mac));
+        macs.extend(ends.iter().map(|(m, _)| *m));
+        let all = macs.len();
+        assert_eq!(all, 5, "eth1, d1, d2, eth9 and mgmt0");
+        macs.sort_unstable();
+        macs.dedup();
+        assert_eq!(macs.len(), all, "two interfaces of r1 share a MAC");
+        // r2 has no device in the way: its management end keeps the first salt.
+        let r2 = t
+            .host_links
+            .iter()
+            .find(|h| h.node == 1)
+            .expect("r2's mgmt");
+        assert_eq!(r2.mac, derive_mac("mc", "r2", "mgmt0", 0));
     }
 }

@@ -39,14 +39,16 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
     let (hosts, vxlan_port, vxlan_vni) = hosts::place(sink, raw, &specs, &wires, &mut l);
     hosts::unequal_mtus(sink, raw, &l);
     macs::assign(sink, &lab, &mut l.nodes, &mut l.bridges, &wires);
+    // Devices, then host and management links, derive their MACs clear of this set.
+    let mut node_macs = macs::NodeMacs::new(&l.nodes);
     addresses::assign(sink, raw, &specs, &mut l, &wires);
-    devices::build(sink, &lab, raw, &specs, &mut l.nodes);
+    devices::build(sink, &lab, raw, &specs, &mut l.nodes, &mut node_macs);
     settings::impairs(sink, &wires, &mut l);
     settings::routes(sink, raw, &specs, &mut l.nodes, &l.bridges);
     settings::node(sink, &lab, base_dir, &specs, &mut l.nodes);
     let daemonsets = processes::resolve(sink, &lab, raw, &specs, &mut l.nodes);
     let checks = checks(sink, &lab, raw, &specs.names, &l, base_dir);
-    let (host_links, mgmt) = hostnet::build(sink, &lab, raw, &specs.names, &l);
+    let (host_links, mgmt) = hostnet::build(sink, &lab, raw, &specs.names, &l, node_macs);
     let (graph, node_vertex, bridge_vertex) = graph(&l);
     if sink.has_errors() {
         return None;
