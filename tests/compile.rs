@@ -258,7 +258,7 @@ fn ancestors(p: &nslab::Plan) -> Vec<std::collections::BTreeSet<usize>> {
 }
 
 #[test]
-fn bridges_come_up_after_the_rest_of_the_wiring_and_nodes_after_the_bridges() {
+fn bridges_come_up_after_the_rest_of_the_wiring_and_processes_after_the_bridges() {
     // Two bridges and nodes with inits: the case with a barrier before each.
     let two = "name: two-br\nbridges:\n  lan1: {}\n  lan2: {}\nnodes:\n  a: { processes: [{ name: s, cmd: 'sleep 100' }] }\n  b: {}\n  c: { routes: [{ to: default, via: b }] }\nlinks:\n  - [a, lan1]\n  - [b, lan1]\n  - [b, lan2]\n  - [c, lan2]\n  - [a, c]\n";
     let mut plans: Vec<(String, nslab::Plan)> = yaml_files("topologies")
@@ -271,6 +271,7 @@ fn bridges_come_up_after_the_rest_of_the_wiring_and_nodes_after_the_bridges() {
     let t = compile_str(two, "two-br.yaml", &root()).unwrap().topology;
     plans.push(("two-br".into(), plan::plan(&t)));
     let mut bridged = 0;
+    let mut overlapped = 0;
     for (f, p) in &plans {
         let before = ancestors(p);
         let bridge_names: Vec<String> = p
@@ -330,11 +331,34 @@ fn bridges_come_up_after_the_rest_of_the_wiring_and_nodes_after_the_bridges() {
                 !is_bridge_step(&s.op) && !runtime(s.op.name()) && s.op.name() != "barrier"
             });
         }
+        // Processes and `exec:` commands find all of the wiring in place.
+        for run in p
+            .steps
+            .iter()
+            .filter(|s| matches!(s.op.name(), "start-process" | "run-exec"))
+        {
+            waits(run, &|s| !runtime(s.op.name()));
+        }
+        // An init needs only its own namespace: it starts while the rest is wired.
         for start in p.steps.iter().filter(|s| s.op.name() == "start-node") {
-            waits(start, &|s| !runtime(s.op.name()));
+            let nslab::plan::Op::StartNode { netns, .. } = &start.op else {
+                unreachable!()
+            };
+            waits(
+                start,
+                &|s| matches!(&s.op, nslab::plan::Op::CreateNetns { netns: n } if n == netns),
+            );
+            let wiring = p.steps.iter().filter(|s| {
+                !runtime(s.op.name()) && !matches!(s.op, nslab::plan::Op::CreateNetns { .. })
+            });
+            overlapped += usize::from(wiring.clone().any(|s| !before[start.id].contains(&s.id)));
         }
     }
     assert!(bridged >= 3, "plans with bridges checked: {bridged}");
+    assert!(
+        overlapped >= 10,
+        "inits that start before the wiring is done: {overlapped}"
+    );
 }
 
 #[test]

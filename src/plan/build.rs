@@ -656,8 +656,10 @@ fn bridges_up(t: &Topology, b: &mut Builder, w: &Wiring) {
     }
 }
 
-/// Node runtimes, after all wiring: cgroups, inits, processes in dependency order, then
-/// each node's `exec:` commands in order.
+/// Node runtimes: cgroups and inits as soon as the node's namespace exists, so the
+/// kernel's namespace and mount work of the inits overlaps the wiring; processes (in
+/// dependency order) and then each node's `exec:` commands (in order) once all wiring is
+/// done, so a process finds every link, address and route in place.
 fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId], local: &[bool]) {
     let with_init: Vec<usize> = (0..t.nodes.len())
         .filter(|&i| local[i] && needs_init(&t.nodes[i]))
@@ -698,7 +700,7 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId], loca
     let mut start = vec![0; t.nodes.len()];
     for &i in &with_init {
         let n = &t.nodes[i];
-        let mut deps = vec![barrier, hosts];
+        let mut deps = vec![ns_step[i], hosts];
         if let (Some(tpl), true) = (template, n.isolation.contains(&NsKind::Mnt)) {
             deps.push(tpl);
         }
@@ -726,6 +728,7 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId], loca
         t,
         netns,
         start: &start,
+        wired: barrier,
         local,
         steps: t.nodes.iter().map(|n| vec![0; n.processes.len()]).collect(),
         seen: t
@@ -743,7 +746,7 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId], loca
     // `exec:` runs once the node's processes are ready, one command after the other.
     for &i in &with_init {
         let n = &t.nodes[i];
-        let mut prev: Vec<StepId> = vec![start[i]];
+        let mut prev: Vec<StepId> = vec![start[i], barrier];
         prev.extend(&proc_step[i]);
         // The node's own `depends_on` reaches its exec through its processes; without
         // processes, the first command waits for the dependencies itself.
@@ -830,6 +833,8 @@ struct ProcOrder<'a> {
     t: &'a Topology,
     netns: &'a [Name],
     start: &'a [StepId],
+    /// The barrier behind all wiring: no process starts before it.
+    wired: StepId,
     local: &'a [bool],
     steps: Vec<Vec<StepId>>,
     seen: Vec<Vec<bool>>,
@@ -842,7 +847,7 @@ impl ProcOrder<'_> {
         }
         self.seen[n][p] = true;
         let node = &self.t.nodes[n];
-        let mut deps = vec![self.start[n]];
+        let mut deps = vec![self.start[n], self.wired];
         let deps_of = node.depends_on.iter().chain(&node.processes[p].depends_on);
         for d in deps_of.filter(|d| self.local[d.node]) {
             let targets: Vec<usize> = match d.process {
