@@ -20,7 +20,8 @@
 //!
 //! The nodes are split over THREADS launcher threads (default 2: nslab uses both CPUs of
 //! the VM this was measured on). The files live in a private directory the program makes
-//! under /run and removes; everything it starts is killed by pidfd. Prints one JSON line:
+//! under /run and removes; everything it starts is killed by pidfd. `down` starts once the
+//! kernel is quiet, as the bench times nslab's. Prints one JSON line:
 //! `{"mode", "nodes", "threads", "up", "down"}` (seconds). Needs root.
 
 use std::ffi::CString;
@@ -156,6 +157,36 @@ fn remove_dir(dir: &Path) -> Result<(), String> {
     std::fs::remove_dir(dir).map_err(|e| format!("remove {}: {e}", dir.display()))
 }
 
+/// Waits until the kernel is quiet (at most 2 busy ticks of all CPUs in 200 ms, for at
+/// most 30 s), as `scripts/bench` does before it times nslab: new namespaces keep the
+/// kernel's workers busy for a while after `up`, and a `down` timed inside that measures
+/// them too.
+fn settle() {
+    let busy = || -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let v: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        Some(v.iter().sum::<u64>() - v.get(3)? - v.get(4)?)
+    };
+    let start = Instant::now();
+    let mut prev = busy();
+    while start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        let cur = busy();
+        if let (Some(a), Some(b)) = (prev, cur)
+            && b - a <= 2
+        {
+            break;
+        }
+        prev = cur;
+    }
+}
+
 /// Splits 0..n into `threads` runs, one per launcher thread.
 fn shares(n: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
     (0..threads)
@@ -223,6 +254,7 @@ fn net(dir: &Path, n: usize, threads: usize) -> Result<(Duration, Duration), Str
         // remove_dir unmounts what was made.
         return Err(errors.join("; "));
     }
+    settle();
     let t1 = Instant::now();
     unname(&paths)?;
     let down = t1.elapsed();
@@ -418,6 +450,7 @@ fn full(dir: &Path, n: usize, threads: usize, named: bool) -> Result<(Duration, 
         }
     }
     let up = t0.elapsed();
+    settle();
     let t1 = Instant::now();
     for node in &nodes {
         nslab::sys::pidfd::signal(node.fd.as_fd(), libc::SIGKILL);
