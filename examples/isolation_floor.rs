@@ -318,9 +318,12 @@ fn node_init(p: &Prepared, argv: &[*const libc::c_char], ready: &OwnedFd) -> isi
         let _ = write(ready, b"E");
         return 1;
     }
-    // SAFETY: the child only execs (or exits); the parent is single-threaded.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
+    // The raw system call, not libc's fork: that takes the allocator's locks for its
+    // fork handlers, and this process's copy of them may be held by the launcher thread
+    // that was allocating when it was cloned (a node hung there for good).
+    // SAFETY: fork(2) without handlers; the child only execs or exits.
+    match unsafe { libc::syscall(libc::SYS_fork) } {
+        0 => {
             // nix's execv collects the arguments into a Vec: the pointers are ready-made.
             // SAFETY: a NUL-terminated argv of C strings that outlive the call.
             unsafe { libc::execv(argv[0], argv.as_ptr()) };
@@ -328,11 +331,11 @@ fn node_init(p: &Prepared, argv: &[*const libc::c_char], ready: &OwnedFd) -> isi
             // SAFETY: ends the child without running the parent's exit handlers.
             unsafe { libc::_exit(127) }
         }
-        Ok(nix::unistd::ForkResult::Parent { .. }) => {}
-        Err(_) => {
+        pid if pid < 0 => {
             let _ = write(ready, b"E");
             return 1;
         }
+        _ => {}
     }
     // The launcher's readiness pipe ends when every process has exec'd (close-on-exec):
     // this end must not keep it open.
@@ -470,7 +473,7 @@ fn full(dir: &Path, n: usize, threads: usize, named: bool) -> Result<(Duration, 
     let down = t1.elapsed();
     drop(held);
     if failed {
-        errors.push("a node's init failed (mounts, hostname, fork or exec)".into());
+        errors.push("a node's init failed (mounts, hostname, fork or exec) or hung".into());
     }
     match errors.is_empty() {
         true => Ok((up, down)),
@@ -480,16 +483,27 @@ fn full(dir: &Path, n: usize, threads: usize, named: bool) -> Result<(Duration, 
 
 /// Waits until every init and process has let go of the readiness pipe's write end (each
 /// holds it until its exec); false when one reported a failure instead.
+/// Gives up after a minute, so that a node stuck on its way still gets cleaned up.
 fn all_exec(rx: &OwnedFd) -> bool {
-    let mut ok = true;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut buf = [0u8; 4096];
-    while let Ok(k) = read(rx, &mut buf) {
-        if k == 0 {
-            break;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::ZERO);
+        match poll(&mut [PollFd::new(rx.as_fd(), PollFlags::POLLIN)], timeout) {
+            Ok(0) => return false,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return false,
+            Ok(_) => {}
         }
-        ok &= !buf[..k].contains(&b'E');
+        match read(rx, &mut buf) {
+            Ok(0) => return true,
+            Ok(k) if buf[..k].contains(&b'E') => return false,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return false,
+        }
     }
-    ok
 }
 
 /// Names every node's network namespace, held open (see [`hold`]). On an error, what was
