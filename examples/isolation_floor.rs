@@ -19,7 +19,7 @@
 //!   no process); `down` unmounts and removes the files.
 //!
 //! The nodes are split over THREADS launcher threads (default 2: nslab uses both CPUs of
-//! the VM this was measured on). The files live in a private directory the program makes
+//! the VM this was measured on). The files live in a private tmpfs the program mounts
 //! under /run and removes; everything it starts is killed by pidfd. `down` starts once the
 //! kernel is quiet, as the bench times nslab's. Prints one JSON line:
 //! `{"mode", "nodes", "threads", "up", "down"}` (seconds). Needs root.
@@ -134,13 +134,15 @@ fn fail(why: &str) -> ! {
     std::process::exit(2)
 }
 
-/// The directory the names go in: a mount of its own and private, so that no bind in it
-/// propagates to any other mount namespace (nslab's node namespaces are copied from a
-/// template without its netns directory, for the same reason).
+/// The directory the names go in: a tmpfs of its own (creating and removing a file there
+/// is the cheapest a file system does it; /run may be a disk), and private, so that no
+/// bind in it propagates to any other mount namespace (nslab's node namespaces are
+/// copied from a template without its netns directory, for the same reason).
 fn private_dir(dir: &Path) -> nix::Result<()> {
     nix::unistd::mkdir(dir, Mode::from_bits_truncate(0o755))?;
     let none: Option<&str> = None;
-    mount(Some(dir), dir, none, MsFlags::MS_BIND, none)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0755"))?;
     mount(none, dir, none, MsFlags::MS_PRIVATE, none)
 }
 
