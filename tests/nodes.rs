@@ -548,6 +548,35 @@ nodes:
 }
 
 #[test]
+fn an_init_killed_before_it_is_ready_is_reported_for_its_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // 64 KiB cannot hold the pages the init copies as it starts: the kernel kills it in
+    // its cgroup before it can say `ready`. nslab must say so for this node, at once
+    // (not after its 30 s wait), and roll the lab back.
+    let lab = Lab::new(
+        "it-initdie",
+        r#"
+nodes:
+  a: {}
+  b:
+    limits: { memory: 64K }
+"#,
+    );
+    let o = lab.up_fails(&[
+        "node `b`",
+        "the node's init ended without saying it was ready",
+    ]);
+    assert!(text(&o).contains("it-initdie"), "{}", text(&o));
+    assert!(
+        !std::path::Path::new("/run/nslab/it-initdie.nodes").exists(),
+        "the rollback left the lab's nodes"
+    );
+}
+
+#[test]
 fn a_process_over_its_memory_limit_is_killed_and_the_cgroup_goes() {
     if !privileged() {
         return;

@@ -147,8 +147,15 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: poll on one valid descriptor.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        // A line the last read took in with the one before (`pid N` and `ready` can come
+        // together) is already here: the pipe would not poll readable for it again, and
+        // only end of file (every writer gone) would have ended the wait.
+        let n = if lines.buffer().is_empty() {
+            // SAFETY: poll on one valid descriptor.
+            unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) }
+        } else {
+            1
+        };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -180,6 +187,10 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
             break;
         }
     }
+    // An init that died before `ready` may have said why on stderr (a panic, say).
+    if let Err(e) = outcome {
+        outcome = Err(with_stderr(e, &shim.stderr));
+    }
     // A forked shim is the fork server's to reap; it exits 0 once it said `ready`.
     let Some(mut child) = shim.exec else {
         return outcome;
@@ -202,6 +213,26 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
         )));
     }
     outcome
+}
+
+/// `e` with what is waiting on the init's stderr, read without blocking: an init still
+/// running (one that timed out) may never close it.
+fn with_stderr(e: KernelError, stderr: &std::fs::File) -> KernelError {
+    let mut said = Vec::new();
+    if nix::fcntl::fcntl(
+        stderr,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .is_ok()
+    {
+        let _ = std::io::Read::read_to_end(&mut &*stderr, &mut said);
+    }
+    let said = String::from_utf8_lossy(&said);
+    let lines: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return e;
+    }
+    other(format!("{e}; its stderr: {}", lines.join("; ")))
 }
 
 /// Starts a node's init from a thread whose descriptor table holds none of nslab's
