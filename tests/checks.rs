@@ -265,6 +265,70 @@ fn sysctl_value(path: &str) -> u64 {
         .unwrap()
 }
 
+/// 33 hosts on one bridge: 33 x 32 = 1,056 IPv4 neighbour entries when all pairs talk.
+fn over_the_neigh_limit() -> String {
+    let mut y = String::from("nodes:\n");
+    for i in 0..33 {
+        y.push_str(&format!("  h{i}: {{ isolation: [net] }}\n"));
+    }
+    y.push_str("bridges: { s1: {} }\nlinks:\n");
+    for i in 0..33 {
+        y.push_str(&format!("  - [h{i}, s1]\n"));
+    }
+    y.push_str("tests:\n  - reach: { from: all, to: all, name: all-pairs, timeout: 30s }\n");
+    y
+}
+
+/// `--raise-neigh-limit` is carried out under the lab's lock, after `up` knows the lab is
+/// not running: an `up` refused because the lab already runs leaves the host's limits as
+/// they are (it raised them before refusing), and one that fails puts them back with its
+/// rollback.
+#[test]
+fn raise_neigh_limit_is_left_alone_by_a_refused_up_and_undone_by_a_failed_one() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let (before3, before2) = (sysctl_value(GC_THRESH3), sysctl_value(GC_THRESH2));
+    assert!(
+        before3 < 4096 && before2 < 2048,
+        "this host's limits ({before3}, {before2}) are already high: nothing to raise"
+    );
+    let record = std::path::Path::new("/run/nslab/ck-neighref.host-sysctls");
+    let lab = Lab::new("ck-neighref", &over_the_neigh_limit());
+    lab.up();
+    let o = lab.up_with(&["--raise-neigh-limit"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("apply"), "{}", text(&o));
+    assert!(!text(&o).contains("raised from"), "{}", text(&o));
+    assert_eq!(sysctl_value(GC_THRESH3), before3, "a refused up raised it");
+    assert_eq!(sysctl_value(GC_THRESH2), before2, "a refused up raised it");
+    assert!(!record.exists());
+    lab.down();
+
+    // A step that fails: the rollback puts the limits back and forgets the record.
+    let o = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .arg("--raise-neigh-limit")
+        .env("NSLAB_TEST_FAIL_AT_STEP", "40")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!lab.is_up());
+    assert_eq!(
+        sysctl_value(GC_THRESH3),
+        before3,
+        "a failed up kept it raised"
+    );
+    assert_eq!(
+        sysctl_value(GC_THRESH2),
+        before2,
+        "a failed up kept it raised"
+    );
+    assert!(!record.exists());
+}
+
 /// `--raise-neigh-limit`: 33 hosts on one bridge need 33 x 32 = 1,056 IPv4 neighbour
 /// entries when all pairs talk, over the default limit of 1,024. `up` raises gc_thresh3
 /// to 4,096 and gc_thresh2 to 2,048 for the lab's lifetime and `down` puts both back;
@@ -281,19 +345,7 @@ fn raise_neigh_limit_lasts_as_long_as_the_lab() {
         before3 < 4096 && before2 < 2048,
         "this host's limits ({before3}, {before2}) are already high: nothing to raise"
     );
-    let mut y = String::from(
-        "nodes:
-",
-    );
-    for i in 0..33 {
-        y.push_str(&format!("  h{i}: {{ isolation: [net] }}\n"));
-    }
-    y.push_str("bridges: { s1: {} }\nlinks:\n");
-    for i in 0..33 {
-        y.push_str(&format!("  - [h{i}, s1]\n"));
-    }
-    y.push_str("tests:\n  - reach: { from: all, to: all, name: all-pairs, timeout: 30s }\n");
-    let lab = Lab::new("ck-neighup", &y);
+    let lab = Lab::new("ck-neighup", &over_the_neigh_limit());
     let o = lab.up_with(&["--raise-neigh-limit"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(

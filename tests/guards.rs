@@ -147,6 +147,94 @@ fn down_refuses_journal_records_that_name_another_labs_objects_or_paths() {
     assert_same_host(&before, &host_snapshot(), "a hostile journal");
 }
 
+/// A bridge of the host's own, made for one test and deleted when dropped.
+struct HostBridge(&'static str);
+
+impl HostBridge {
+    fn new(name: &'static str, address: &str) -> HostBridge {
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "ip {args:?}");
+        };
+        ip(&["link", "add", name, "type", "bridge"]);
+        let d = HostBridge(name);
+        ip(&["addr", "add", address, "dev", name]);
+        d
+    }
+
+    fn ifindex(&self) -> u32 {
+        let path = format!("/sys/class/net/{}/ifindex", self.0);
+        std::fs::read_to_string(path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn addresses(&self) -> String {
+        let o = std::process::Command::new("ip")
+            .args(["-o", "addr", "show", "dev", self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for HostBridge {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", self.0])
+            .status();
+    }
+}
+
+#[test]
+fn down_never_deletes_a_host_address_by_number_alone() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let victim = HostBridge::new("gx-haddr-v", "192.0.2.77/32");
+    let lab = Lab::new("gx-haddr", "nodes: { n1: {} }\n");
+    lab.up();
+    // Records edited in by hand: the victim's address by its number alone, and by its
+    // number under a name the interface does not have.
+    let forged = |link: &str| {
+        format!(
+            r#"{{"record":"object","undo":{{"op":"delete-address","netns":"@host","ifindex":{},"address":"192.0.2.77/32"{link}}}}}"#,
+            victim.ifindex()
+        ) + "\n"
+    };
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open("/run/nslab/gx-haddr.journal")
+        .unwrap();
+    use std::io::Write;
+    journal
+        .write_all((forged("") + &forged(r#","link":"gx-haddr-x""#)).as_bytes())
+        .unwrap();
+    drop(journal);
+    let o = nslab().args(["down", "gx-haddr"]).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("1 of its journal record was refused"), "{out}");
+    assert!(
+        out.contains("delete address 192.0.2.77/32 in @host"),
+        "{out}"
+    );
+    assert!(
+        victim.addresses().contains("192.0.2.77/32"),
+        "the host's address was deleted"
+    );
+    assert!(!lab.is_up());
+    drop(victim);
+    assert_same_host(&before, &host_snapshot(), "a forged host address record");
+}
+
 #[test]
 fn links_planted_in_the_run_directory_are_refused_never_followed() {
     if !privileged() {

@@ -521,6 +521,51 @@ fn apply_adds_and_removes_nodes_management_links_on_the_host() {
 }
 
 #[test]
+fn an_apply_refused_for_a_host_clash_changes_nothing_of_the_lab() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let ip = |args: &[&str]| Command::new("ip").args(args).status().expect("ip runs");
+    let before = host_net();
+    let lab = Lab::new(
+        "hn-refuse",
+        "nodes: { r1: {}, r2: {} }\nlinks: [[r1:eth1, r2:eth1]]\n",
+    );
+    lab.up();
+    // A mark the plan does not know: it survives only if the link is never deleted.
+    let mark = ["ip", "addr", "add", "192.0.2.9/32", "dev", "eth1"];
+    assert!(lab.exec("r1", &mark).status.success());
+    // An interface of the host's own, which the new host link would be named as.
+    assert!(ip(&["link", "add", "hn-refuse-up", "type", "bridge"]).success());
+    let changed = lab.file.with_extension("next.yaml");
+    std::fs::write(
+        &changed,
+        "name: hn-refuse\nnodes: { r1: {}, r2: {} }\nlinks: [[r1:eth2, \"host:hn-refuse-up\"]]\n",
+    )
+    .unwrap();
+    let o = nslab().arg("apply").arg(&changed).output().unwrap();
+    let out = text(&o);
+    ip(&["link", "del", "hn-refuse-up"]);
+    let _ = std::fs::remove_file(&changed);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("interface `hn-refuse-up` already exists on the host"),
+        "{out}"
+    );
+    let shown = lab.exec("r1", &["ip", "-o", "addr", "show", "dev", "eth1"]);
+    assert!(
+        text(&shown).contains("192.0.2.9/32"),
+        "the link the apply would remove was deleted: {}",
+        text(&shown)
+    );
+    let r2 = lab.addr("r2", "eth1", false);
+    assert!(lab.ping("r1", &r2), "r1 no longer reaches r2");
+    lab.down();
+    assert_same_host(&before, &host_net(), "after the refused apply and down");
+}
+
+#[test]
 fn a_failed_ups_rollback_removes_what_it_made_on_the_host() {
     if !privileged() {
         return;

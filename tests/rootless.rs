@@ -937,3 +937,37 @@ fn every_command_on_a_running_lab_works_without_root() {
     user.ok(&["down", lab]);
     assert!(!user.has_state(lab));
 }
+
+/// `--host` with a file of a lab on one machine: refused as it is without `--rootless`
+/// (the file declares no `hosts:`, so there is no share to pick), not with the refusal of
+/// a multi-host share, and before any holder or state exists. No root needed.
+#[test]
+fn host_with_a_single_host_file_is_refused_as_without_rootless() {
+    let dir = std::env::temp_dir().join(format!("nslab-rl-onehost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.join("rl-onehost.yaml");
+    std::fs::write(&file, "name: rl-onehost\nnodes: { a: {} }\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_nslab"))
+        .args(["--rootless", "--host", "ha", "up"])
+        .arg(&file)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .output()
+        .unwrap();
+    let out = text(&o);
+    let left: Vec<_> = std::fs::read_dir(dir.join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(
+        out.contains(
+            "--host ha: lab `rl-onehost` declares no `hosts:`; drop --host to run it all here"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("VXLAN"), "{out}");
+    assert!(left.is_empty(), "left in the run directory: {left:?}");
+}

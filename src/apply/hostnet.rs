@@ -10,7 +10,7 @@ use rtnetlink::packet_route::route::RouteAttribute;
 
 use super::error::KernelError;
 use crate::model::hostnet::HOST_NETNS;
-use crate::plan::{Op, Plan};
+use crate::plan::{Op, Plan, Undo};
 
 /// What the plan would make on the host, by name and ifindex, and the subnets it would
 /// route there.
@@ -34,6 +34,13 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 /// Every clash between the plan's host objects and the host as it is now, one sentence
 /// each; empty when the plan makes nothing on the host.
 pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
+    clashes_after(plan, &[]).await
+}
+
+/// [`clashes`] with the host as it will be once `going` (what an `apply` removes before
+/// it adds) is gone: checked before anything changes, so a refused `apply` leaves the lab
+/// as it ran, while a link made anew does not clash with itself.
+pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, KernelError> {
     let (links, nets) = planned(plan);
     if links.is_empty() && nets.is_empty() {
         return Ok(Vec::new());
@@ -41,7 +48,8 @@ pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
     // Tokio's threads stay in nslab's own namespace: this socket is the host's.
     let (conn, h, _) = rtnetlink::new_connection().map_err(KernelError::Io)?;
     tokio::spawn(conn);
-    let have = super::inspect::links(&h).await?;
+    let mut have = super::inspect::links(&h).await?;
+    let gone = without(&mut have, going);
     let mut out = Vec::new();
     for (name, ix) in &links {
         if have.iter().any(|l| l.name == *name) {
@@ -59,7 +67,13 @@ pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
     let routes = if nets.is_empty() {
         Vec::new()
     } else {
-        host_routes(&h).await?
+        let mut routes = host_routes(&h).await?;
+        // The routes of what goes: through its links, or its addresses' own prefixes.
+        routes.retain(|(dst, oifs)| {
+            let through_gone = !oifs.is_empty() && oifs.iter().all(|i| gone.links.contains(i));
+            !(through_gone || gone.prefixes.contains(dst))
+        });
+        routes.into_iter().map(|(dst, _)| dst).collect()
     };
     for net in &nets {
         for l in &have {
@@ -79,9 +93,47 @@ pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
     Ok(out)
 }
 
-/// The destinations of the host's main table, its default routes left out (every subnet
-/// is inside those).
-async fn host_routes(h: &rtnetlink::Handle) -> Result<Vec<IpNet>, KernelError> {
+/// What of the host's is gone by the time an `apply` adds: the ifindexes of its links
+/// and the prefixes of its addresses.
+#[derive(Default)]
+struct Gone {
+    links: Vec<u32>,
+    prefixes: Vec<IpNet>,
+}
+
+/// Takes out of `have` the host links and addresses that `going` deletes (a link only
+/// while it still has the name the lab gave it), and says what they were.
+fn without(have: &mut Vec<super::inspect::LinkState>, going: &[Undo]) -> Gone {
+    let mut gone = Gone::default();
+    for u in going.iter().filter(|u| u.netns() == HOST_NETNS) {
+        match u {
+            Undo::DeleteLink { name, ifindex, .. } => {
+                if let Some(l) = have
+                    .iter()
+                    .find(|l| l.ifindex == *ifindex && *l.name == **name)
+                {
+                    gone.prefixes.extend(l.addresses.iter().map(IpNet::trunc));
+                    gone.links.push(l.ifindex);
+                }
+            }
+            Undo::DeleteAddress {
+                ifindex, address, ..
+            } => {
+                for l in have.iter_mut().filter(|l| l.ifindex == *ifindex) {
+                    l.addresses.retain(|a| a != address);
+                }
+                gone.prefixes.push(address.trunc());
+            }
+            _ => {}
+        }
+    }
+    have.retain(|l| !gone.links.contains(&l.ifindex));
+    gone
+}
+
+/// The destinations of the host's main table with their output interfaces, its default
+/// routes left out (every subnet is inside those).
+async fn host_routes(h: &rtnetlink::Handle) -> Result<Vec<(IpNet, Vec<u32>)>, KernelError> {
     let routes = super::inspect::main_table(h).await?;
     Ok(routes
         .iter()
@@ -91,7 +143,18 @@ async fn host_routes(h: &rtnetlink::Handle) -> Result<Vec<IpNet>, KernelError> {
                 RouteAttribute::Destination(d) => super::inspect::route_addr(d),
                 _ => None,
             })?;
-            IpNet::new(dst, r.header.destination_prefix_length).ok()
+            let oifs = r
+                .attributes
+                .iter()
+                .filter_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            Some((
+                IpNet::new(dst, r.header.destination_prefix_length).ok()?,
+                oifs,
+            ))
         })
         .collect())
 }

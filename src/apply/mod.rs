@@ -56,6 +56,9 @@ pub struct UpOptions {
     pub source: Option<String>,
     /// Told about every step, and about the rollback's phases.
     pub progress: Option<progress::Reporter>,
+    /// Raise the host's neighbour limits the lab's estimate passes, for the lab's
+    /// lifetime (`up --raise-neigh-limit`, see `state::sysctls`).
+    pub raise_neigh_limit: bool,
 }
 
 impl UpOptions {
@@ -70,6 +73,7 @@ impl UpOptions {
             step_delay: None,
             source: None,
             progress: None,
+            raise_neigh_limit: false,
         }
     }
 }
@@ -78,6 +82,8 @@ impl UpOptions {
 pub struct UpReport {
     pub steps: usize,
     pub elapsed: Duration,
+    /// The host sysctls raised for the lab, put back at its `down`.
+    pub raised: Vec<crate::state::sysctls::Raised>,
 }
 
 #[derive(Debug, Clone)]
@@ -312,7 +318,15 @@ pub async fn up_with(
         executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
         executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
     };
-    let result = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
+    // Only now, under the lab's lock and with its journal begun: a refused `up` never
+    // touches the host's settings, and a failed one puts them back with its rollback.
+    let (raised, result) = match raise_neigh_limit(t, opts) {
+        Ok(raised) => {
+            let made = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
+            (raised, made.map_err(|e| reconcile::exec_error(&lab, e)))
+        }
+        Err(e) => (Vec::new(), Err(e)),
+    };
     progress::finish(opts.progress.as_ref());
     let outcome = match result {
         Ok(()) => {
@@ -333,14 +347,21 @@ pub async fn up_with(
                 .and_then(|()| journal.append(&Record::Up { finished: now() }))
                 .map_err(ApplyError::from)
         }
-        Err(e) => Err(reconcile::exec_error(&lab, e)),
+        Err(e) => Err(e),
     };
     if let Err(first) = outcome {
         // Roll back from the journal, the same path `down` takes.
         drop(journal);
         kernel.close_all();
         match rollback(&lab, &dir, &kernel, opts.progress.as_ref()).await {
-            Ok(_) => drop(lock),
+            Ok(_) => {
+                // As `down` does once the lab is gone; an incomplete rollback leaves the
+                // record for the `down` that finishes it.
+                if opts.raise_neigh_limit {
+                    restore_neigh_limit(host, &lab);
+                }
+                drop(lock)
+            }
             Err(rb) => crate::errln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
         }
         return Err(first);
@@ -348,7 +369,36 @@ pub async fn up_with(
     Ok(UpReport {
         steps: plan.steps.len(),
         elapsed: start.elapsed(),
+        raised,
     })
+}
+
+/// `--raise-neigh-limit`: raises the host's neighbour limits the lab's estimate passes,
+/// each recorded before it is written for the lab's `down` (or rollback) to put back. The
+/// one change to the host's own settings nslab makes, and only when asked.
+fn raise_neigh_limit(
+    t: &Topology,
+    opts: &UpOptions,
+) -> Result<Vec<crate::state::sysctls::Raised>, ApplyError> {
+    use crate::state::sysctls;
+    if !opts.raise_neigh_limit {
+        return Ok(Vec::new());
+    }
+    let wants = crate::preflight::neigh::raises(t, crate::preflight::neigh::host_limit);
+    let proc_sys = std::path::Path::new(sysctls::PROC_SYS);
+    tokio::task::block_in_place(|| sysctls::raise(proc_sys, &opts.host.run_dir, &t.lab, &wants))
+        .map_err(|e| ApplyError::Host {
+            lab: t.lab.clone(),
+            source: std::io::Error::other(format!("cannot raise the neighbour limit: {e}")),
+        })
+}
+
+/// Puts back what [`raise_neigh_limit`] changed for `lab`, saying what it could not.
+fn restore_neigh_limit(host: &HostContext, lab: &str) {
+    let proc_sys = std::path::Path::new(crate::state::sysctls::PROC_SYS);
+    for e in crate::state::sysctls::restore(proc_sys, &host.run_dir, lab) {
+        crate::errln!("nslab: lab `{lab}`: {e}");
+    }
 }
 
 /// Tears a lab down from its journal alone. Every object is attempted; all failures are

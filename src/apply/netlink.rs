@@ -420,6 +420,23 @@ impl NetlinkKernel {
                 netns,
                 ifindex,
                 address,
+                link,
+            } if **netns == *crate::model::hostnet::HOST_NETNS => {
+                let h = self.ns(netns).await?.handle;
+                // Only on the link the lab made, under its name: never by number alone
+                // on whatever host interface holds that number now.
+                match link {
+                    Some(name) if super::hostnet::still_ours(&h, *ifindex, name).await => {
+                        delete_address(&h, *ifindex, *address).await
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Undo::DeleteAddress {
+                netns,
+                ifindex,
+                address,
+                ..
             } => match self.ns(netns).await {
                 Ok(ns) => delete_address(&ns.handle, *ifindex, *address).await,
                 Err(e) => Err(e),

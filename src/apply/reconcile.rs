@@ -144,6 +144,9 @@ pub async fn change_locked<'k>(
             elapsed: start.elapsed(),
         });
     }
+    let touched = now_is.touched.clone().unwrap_or_default();
+    // Refused before anything changes (its files included): the lab stays as it ran.
+    host_free(&d, &touched).await?;
     let kernel = kernel()?;
     // Where the lab is heading, before anything changes (see `plan::diff::realized`).
     files::replace(
@@ -156,7 +159,6 @@ pub async fn change_locked<'k>(
         started: now(),
         file: opts.file.clone(),
     })?;
-    let touched = now_is.touched.clone().unwrap_or_default();
     let mut result = change(kernel, &mut journal, &touched, &d, opts, cancel).await;
     if result.is_ok() {
         result = commit(t, &dir, &mut journal, opts);
@@ -231,6 +233,7 @@ async fn roll_back(
         .1
         .unwrap_or_default();
     let back = diff::diff(&diff::realized(stored, Some(failed), &touched), stored);
+    host_free(&back, &touched).await?;
     let opts = UpOptions {
         fail_at: None,
         step_delay: None,
@@ -254,12 +257,7 @@ async fn change(
 ) -> Result<(), ApplyError> {
     let lab = d.lab.clone();
     retire_processes(kernel.host(), journal, touched, d).await?;
-    let mut undos: Vec<Undo> = touched
-        .iter()
-        .filter(|u| !matches!(u, Undo::RetireProcess { .. }))
-        .cloned()
-        .collect();
-    undos.extend(d.remove.iter().filter(|u| !touched.contains(u)).cloned());
+    let undos = going(touched, d);
     for u in &undos {
         journal.append(&Record::Retire { undo: u.clone() })?;
     }
@@ -270,17 +268,6 @@ async fn change(
         executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
         executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
     };
-    // What the change adds on the host must be free there, as at `up` (what it removes
-    // is gone by now, so a link made anew does not clash with itself).
-    let clashes = super::hostnet::clashes(&d.add)
-        .await
-        .map_err(|e| ApplyError::Host {
-            lab: lab.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    if !clashes.is_empty() {
-        return Err(ApplyError::HostClash { lab, clashes });
-    }
     let made = executor::execute(&d.add, kernel, &mut record, &exec_opts, cancel).await;
     made.map_err(|e| exec_error(&lab, e))?;
     for start in &d.hosts {
@@ -297,6 +284,33 @@ async fn change(
             })?;
     }
     Ok(())
+}
+
+/// What a change removes before it adds: what `touched` names and what `d` removes.
+fn going(touched: &[Undo], d: &Diff) -> Vec<Undo> {
+    let mut undos: Vec<Undo> = touched
+        .iter()
+        .filter(|u| !matches!(u, Undo::RetireProcess { .. }))
+        .cloned()
+        .collect();
+    undos.extend(d.remove.iter().filter(|u| !touched.contains(u)).cloned());
+    undos
+}
+
+/// What the change adds on the host must be free there, as at `up`, once what it
+/// removes is gone (a link made anew does not clash with itself).
+async fn host_free(d: &Diff, touched: &[Undo]) -> Result<(), ApplyError> {
+    let clashes = super::hostnet::clashes_after(&d.add, &going(touched, d))
+        .await
+        .map_err(|e| host(&d.lab, e))?;
+    if clashes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::HostClash {
+            lab: d.lab.clone(),
+            clashes,
+        })
+    }
 }
 
 pub(super) fn exec_error(lab: &str, e: ExecError) -> ApplyError {

@@ -105,7 +105,11 @@ fn lab(l: &Option<String>) -> Option<&str> {
 /// again inside; compiling is a few percent of `up`).
 fn file_lab(host: &HostContext, file: &Path) -> Result<Option<(String, bool)>, CliError> {
     let c = super::compile_with(file, Some(host), false)?;
-    if let Some(machine) = &host.host {
+    if host.host.is_some() && c.topology.hosts.is_empty() {
+        // A lab on one machine has no share to pick: refused as without `--rootless`,
+        // before a holder starts.
+        super::plan_for(host, &c.topology)?;
+    } else if let Some(machine) = &host.host {
         let mut report = c.warnings;
         let found = crate::rootless::check::multi_host(&c.topology, &report.source, machine);
         report.diagnostics.push(found);

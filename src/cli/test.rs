@@ -106,14 +106,16 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
                 .map(|p| p.display().to_string())
                 .unwrap_or(name.clone()),
             source: Some(c.warnings.source.clone()),
+            raise_neigh_limit: a.raise_neigh_limit,
             ..UpOptions::new(host.clone())
         };
-        if a.raise_neigh_limit {
-            super::up::raise_neigh_limit(host, t, a.quiet)?;
+        let up = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone()));
+        if let Ok(report) = &up
+            && !a.quiet
+        {
+            super::up::say_raised(&t.lab, &report.raised);
         }
-        if let Err(e) = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone())) {
-            let raised = a.raise_neigh_limit && !super::up::lab_exists(&e);
-            super::up::undo_raise(host, &t.lab, raised);
+        if let Err(e) = up {
             let msg = e.to_string();
             if let Some(j) = a.junit {
                 write_report(

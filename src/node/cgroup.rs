@@ -75,9 +75,11 @@ fn mount_of(h: &Hierarchy) -> &Path {
 }
 
 /// The path a membership line gives for `h`, relative to its mount: `0::PATH` for v2, and
-/// for v1 the line whose controllers are those the hierarchy was mounted with.
+/// for v1 the line whose controllers are those the hierarchy was mounted with. `None`
+/// also when the path has a `..` or `.` component: a process in another cgroup namespace
+/// sees its group as `/../x`, which joined to the mount would climb out of it.
 fn own_path(h: &Hierarchy, membership: &str) -> Option<PathBuf> {
-    membership.lines().find_map(|l| {
+    let path = membership.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
         let (id, ctrls, path) = (f.next()?, f.next()?, f.next()?);
         let fits = match h {
@@ -86,8 +88,10 @@ fn own_path(h: &Hierarchy, membership: &str) -> Option<PathBuf> {
                 !ctrls.is_empty() && ctrls.split(',').all(|c| controllers.iter().any(|m| m == c))
             }
         };
-        fits.then(|| PathBuf::from(path.trim_start_matches('/')))
-    })
+        fits.then_some(path.trim_start_matches('/'))
+    })?;
+    let climbs = path.split('/').any(|c| c == ".." || c == ".");
+    (!climbs).then(|| PathBuf::from(path))
 }
 
 /// The directory nslab's levels go below in `h`: its root for a root lab, the holder's
@@ -434,6 +438,32 @@ mod tests {
             own(&Hierarchy::V2(PathBuf::from("/sys/fs/cgroup"))),
             Some(PathBuf::from("user.slice/u.scope"))
         );
+    }
+
+    #[test]
+    fn a_membership_path_that_climbs_is_refused() {
+        let v2 = Hierarchy::V2(PathBuf::from("/sys/fs/cgroup"));
+        // As a process in another cgroup namespace is seen from this one.
+        for m in [
+            "0::/../../etc\n",
+            "0::/..\n",
+            "0::/user.slice/../../x\n",
+            "0::/user.slice/./u.scope\n",
+            "0::/.\n",
+        ] {
+            assert_eq!(own_path(&v2, m), None, "{m:?}");
+        }
+        // A name that merely holds dots is a group like any other.
+        assert_eq!(
+            own_path(&v2, "0::/user.slice/..x/a..b\n"),
+            Some(PathBuf::from("user.slice/..x/a..b"))
+        );
+        // Every line of a v1 hierarchy is checked the same way.
+        let v1 = Hierarchy::V1 {
+            mount: PathBuf::from("/sys/fs/cgroup/memory"),
+            controllers: vec!["memory".into()],
+        };
+        assert_eq!(own_path(&v1, "4:memory:/../x\n"), None);
     }
 
     #[test]

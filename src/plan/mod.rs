@@ -227,6 +227,11 @@ pub enum Undo {
         netns: Name,
         ifindex: u32,
         address: IpNet,
+        /// The link's name, in the host's namespace only: there an address is deleted
+        /// only while the interface at `ifindex` still has the name the lab gave it (a
+        /// number alone could be any host interface's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<Name>,
     },
     DeleteRoute {
         netns: Name,
@@ -319,13 +324,14 @@ impl Op {
             }),
             Op::AddAddress {
                 netns,
+                name,
                 ifindex,
                 address,
-                ..
             } => Some(Undo::DeleteAddress {
                 netns: netns.clone(),
                 ifindex: *ifindex,
                 address: *address,
+                link: (**netns == *crate::model::hostnet::HOST_NETNS).then(|| name.clone()),
             }),
             Op::AddRoute { netns, route } => Some(Undo::DeleteRoute {
                 netns: netns.clone(),
@@ -490,6 +496,7 @@ mod tests {
                 netns: ns.clone(),
                 ifindex: 2,
                 address: "10.0.0.1/31".parse().unwrap(),
+                link: None,
             },
             Undo::DeleteRoute {
                 netns: ns.clone(),

@@ -298,6 +298,7 @@ fn undo_line(lab: &str, u: &Undo) -> String {
             netns,
             address,
             ifindex,
+            ..
         } => {
             format!("delete-address {}:#{ifindex} {address}", short(lab, netns))
         }

@@ -13,6 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigSet, Signal};
@@ -110,7 +111,7 @@ fn remove_stale_cgroups(lab: &str) -> Result<(), String> {
 
 /// The holder file, flocked for as long as this value lives.
 struct HolderFile {
-    file: File,
+    file: Flock<File>,
     path: PathBuf,
 }
 
@@ -127,10 +128,9 @@ impl HolderFile {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| RootlessError::io(&path, e))?;
-        // SAFETY: flock on a descriptor we own; blocks while another command holds it.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(RootlessError::io(&path, std::io::Error::last_os_error()));
-        }
+        // Blocks while another command holds it; released when the value is dropped.
+        let file = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| RootlessError::io(&path, e.into()))?;
         Ok(HolderFile { file, path })
     }
 

@@ -385,6 +385,7 @@ mod tests {
                 netns: ns.clone(),
                 ifindex: 2,
                 address: "10.0.0.1/31".parse().unwrap(),
+                link: None,
             },
             Undo::DeleteRoute {
                 netns: ns.clone(),

@@ -9,14 +9,16 @@
 //! small lab's teardown.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+use nix::fcntl::{Flock, FlockArg};
 use std::path::PathBuf;
 
 use super::{HostContext, LabDir, StateError};
 
 pub struct LabLock {
-    file: File,
+    /// Held until dropped (after `drop` below removes the file).
+    _file: Flock<File>,
     path: PathBuf,
     dir: LabDir,
 }
@@ -44,16 +46,17 @@ impl LabLock {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .map_err(|e| super::files::io_err(&path, e))?;
-            // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                if let Some(w) = waiting.take() {
-                    w(holder_of(&file));
+            let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => locked,
+                Err((file, _)) => {
+                    if let Some(w) = waiting.take() {
+                        w(holder_of(&file));
+                    }
+                    // Blocks until the holder releases the lock.
+                    Flock::lock(file, FlockArg::LockExclusive)
+                        .map_err(|(_, e)| StateError::io(&path, e.into()))?
                 }
-                // SAFETY: as above; this call blocks until the holder releases the lock.
-                if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                    return Err(StateError::io(&path, std::io::Error::last_os_error()));
-                }
-            }
+            };
             // The holder may have removed the file before we got it: start over.
             let same = match (file.metadata(), std::fs::metadata(&path)) {
                 (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
@@ -63,7 +66,7 @@ impl LabLock {
                 continue;
             }
             return Ok(LabLock {
-                file,
+                _file: file,
                 path,
                 dir: host.lab_dir(lab),
             });
@@ -72,15 +75,14 @@ impl LabLock {
 }
 
 impl Drop for LabLock {
-    /// Unlocks; the file goes too when the lab is not on record (taken down, rolled back,
-    /// never up, or gone while a command waited), so no lock outlives its lab. The run
-    /// directory stays, empty, as iproute2's `/run/netns` does (see `HostContext`).
+    /// The file goes when the lab is not on record (taken down, rolled back, never up,
+    /// or gone while a command waited), so no lock outlives its lab; the lock is released
+    /// after that, as `file` drops. The run directory stays, empty, as iproute2's
+    /// `/run/netns` does (see `HostContext`).
     fn drop(&mut self) {
         if !self.dir.exists() {
             let _ = std::fs::remove_file(&self.path);
         }
-        // SAFETY: unlocking our own descriptor (closing it would too).
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 
@@ -132,17 +134,16 @@ fn flock_holder_by_inode(locks: &str, ino: u64) -> Option<u32> {
 /// so one lab can never pull the directory out from under another's `up`. It locks the
 /// directory that holds the run directory, so it leaves no file behind.
 pub struct HostLock {
-    _file: File,
+    _file: Flock<File>,
 }
 
 impl HostLock {
     pub fn acquire(host: &HostContext) -> Result<HostLock, StateError> {
         let dir = host.run_dir.parent().unwrap_or(std::path::Path::new("/"));
         let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
-        // SAFETY: flock on a descriptor we own; blocks while another nslab holds it.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(StateError::io(dir, std::io::Error::last_os_error()));
-        }
+        // Blocks while another nslab holds it.
+        let file = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| StateError::io(dir, e.into()))?;
         Ok(HostLock { _file: file })
     }
 }

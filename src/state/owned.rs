@@ -13,7 +13,13 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
         // In the host's namespace a lab makes only its host links and management bridge
         // and their addresses: nothing else there (a route, a qdisc, the namespace) is
         // ever a lab's to undo.
-        Undo::DeleteAddress { netns, .. } if **netns == *host => Ok(()),
+        Undo::DeleteAddress { netns, link, .. } if **netns == *host => match link {
+            // Deleted only while the interface still has this name (see `netlink`).
+            Some(name) => {
+                check_ifname(name).map_err(|e| format!("host link {}: {e}", name.escape_debug()))
+            }
+            None => Err("an address of a host interface by number, on no named link".into()),
+        },
         Undo::DeleteNetns { netns }
         | Undo::DeleteAddress { netns, .. }
         | Undo::DeleteRoute { netns, .. }
@@ -102,6 +108,13 @@ mod tests {
                 netns: "@host".into(),
                 ifindex: 2,
                 address: "172.31.240.1/24".parse().unwrap(),
+                link: Some("br-lab".into()),
+            },
+            Undo::DeleteAddress {
+                netns: "nslab.lab.r1".into(),
+                ifindex: 2,
+                address: "10.0.0.1/31".parse().unwrap(),
+                link: None,
             },
         ] {
             assert_eq!(check("lab", &u), Ok(()), "{u:?}");
@@ -149,6 +162,19 @@ mod tests {
                 netns: "@host".into(),
                 name: "vx0".into(),
                 ifindex: 2,
+            },
+            // A host address by number alone, or on a name no link could have.
+            Undo::DeleteAddress {
+                netns: "@host".into(),
+                ifindex: 2,
+                address: "192.0.2.1/24".parse().unwrap(),
+                link: None,
+            },
+            Undo::DeleteAddress {
+                netns: "@host".into(),
+                ifindex: 2,
+                address: "192.0.2.1/24".parse().unwrap(),
+                link: Some("../eth0".into()),
             },
         ] {
             assert!(check("lab", &u).is_err(), "{u:?} passed");
