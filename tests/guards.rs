@@ -218,14 +218,13 @@ fn down_never_deletes_a_host_address_by_number_alone() {
         .write_all((forged("") + &forged(r#","link":"gx-haddr-x""#)).as_bytes())
         .unwrap();
     drop(journal);
+    // Neither is acted on: a record with no link name is one an older nslab wrote (its
+    // link's deletion takes the address), and one with a name is obeyed only while the
+    // interface at that number has that name. Neither makes `down` fail.
     let o = nslab().args(["down", "gx-haddr"]).output().unwrap();
     let out = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("1 of its journal record was refused"), "{out}");
-    assert!(
-        out.contains("delete address 192.0.2.77/32 in @host"),
-        "{out}"
-    );
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(!out.contains("refused"), "{out}");
     assert!(
         victim.addresses().contains("192.0.2.77/32"),
         "the host's address was deleted"

@@ -16,6 +16,13 @@ pub fn from_journal(dir: &LabDir) -> Result<(Teardown, Vec<String>), ApplyError>
     // Already without what dies with the lab's namespaces, in creation order.
     let mut objects = crate::state::teardown_objects(&dir.journal_path())?;
     let mut refused = Vec::new();
+    // A host address recorded by an nslab from before records named their link: never
+    // acted on (nothing says which interface it is now), and not worth a refusal, since
+    // deleting the lab's host link or management bridge takes its addresses with it.
+    objects.retain(|u| {
+        !matches!(u, Undo::DeleteAddress { netns, link: None, .. }
+            if **netns == *crate::model::hostnet::HOST_NETNS)
+    });
     objects.retain(|u| match crate::state::owned::check(&dir.lab, u) {
         Ok(()) => true,
         Err(what) => {
