@@ -201,8 +201,8 @@ fn down_never_deletes_a_host_address_by_number_alone() {
     let victim = HostBridge::new("gx-haddr-v", "192.0.2.77/32");
     let lab = Lab::new("gx-haddr", "nodes: { n1: {} }\n");
     lab.up();
-    // Records edited in by hand: the victim's address by its number alone, and by its
-    // number under a name the interface does not have.
+    // Records edited in by hand: the victim's address by its number alone, by its
+    // number under a name the interface does not have, and by its real name and number.
     let forged = |link: &str| {
         format!(
             r#"{{"record":"object","undo":{{"op":"delete-address","netns":"@host","ifindex":{},"address":"192.0.2.77/32"{link}}}}}"#,
@@ -214,17 +214,21 @@ fn down_never_deletes_a_host_address_by_number_alone() {
         .open("/run/nslab/gx-haddr.journal")
         .unwrap();
     use std::io::Write;
-    journal
-        .write_all((forged("") + &forged(r#","link":"gx-haddr-x""#)).as_bytes())
-        .unwrap();
+    let records =
+        forged("") + &forged(r#","link":"gx-haddr-x""#) + &forged(r#","link":"gx-haddr-v""#);
+    journal.write_all(records.as_bytes()).unwrap();
     drop(journal);
-    // Neither is acted on: a record with no link name is one an older nslab wrote (its
-    // link's deletion takes the address), and one with a name is obeyed only while the
-    // interface at that number has that name. Neither makes `down` fail.
+    // None is acted on. A record with no link name is one an older nslab wrote (its
+    // link's deletion takes the address): dropped without a word. One with a name is the
+    // lab's only on a host link the journal made, by name and number: both are refused.
     let o = nslab().args(["down", "gx-haddr"]).output().unwrap();
     let out = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(!out.contains("refused"), "{out}");
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("2 of its journal records were refused"),
+        "{out}"
+    );
+    assert!(out.contains("host interface gx-haddr-v"), "{out}");
     assert!(
         victim.addresses().contains("192.0.2.77/32"),
         "the host's address was deleted"

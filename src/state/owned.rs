@@ -54,6 +54,47 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
     }
 }
 
+/// The host links and management bridges `undos` delete, as (name, ifindex).
+pub fn host_links(undos: &[Undo]) -> Vec<(String, u32)> {
+    undos
+        .iter()
+        .filter_map(|u| match u {
+            Undo::DeleteLink {
+                netns,
+                name,
+                ifindex,
+            } if **netns == *crate::model::hostnet::HOST_NETNS => {
+                Some((name.to_string(), *ifindex))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A host address is the lab's only on one of `links` (see [`host_links`]), by name and
+/// number both: a record pairing a host interface's real name with its real number
+/// passes [`check`], and the engine's test that the name still fits. Other records pass.
+pub fn on_host_link(links: &[(String, u32)], undo: &Undo) -> Result<(), String> {
+    match undo {
+        Undo::DeleteAddress {
+            netns,
+            ifindex,
+            link: Some(name),
+            ..
+        } if **netns == *crate::model::hostnet::HOST_NETNS => {
+            if links.iter().any(|(n, i)| **n == **name && i == ifindex) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "host interface {} (index {ifindex}), not a host link of the lab",
+                    name.escape_debug()
+                ))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `nslab.<lab>` (the fabric) or `nslab.<lab>.<node>` with a valid node name: nothing
 /// that could be another lab's or a path. The host's namespace is none of the lab's
 /// namespaces: [`check`] lets through only the deletion of a host link or management
@@ -180,5 +221,36 @@ mod tests {
             assert!(check("lab", &u).is_err(), "{u:?} passed");
         }
         assert!(netns_of_lab("lab", "@host").is_err(), "a stray named @host");
+    }
+
+    #[test]
+    fn a_host_address_passes_only_on_a_host_link_of_the_same_name_and_number() {
+        let link = |name: &str, ifindex| Undo::DeleteLink {
+            netns: "@host".into(),
+            name: name.into(),
+            ifindex,
+        };
+        let addr = |netns: &str, name: &str, ifindex| Undo::DeleteAddress {
+            netns: netns.into(),
+            ifindex,
+            address: "192.0.2.1/24".parse().unwrap(),
+            link: Some(name.into()),
+        };
+        let undos = [link("br-lab", 7), link("lab-h1", 9), ns("nslab.lab")];
+        let links = host_links(&undos);
+        assert_eq!(links, [("br-lab".into(), 7), ("lab-h1".into(), 9)]);
+        assert_eq!(on_host_link(&links, &addr("@host", "br-lab", 7)), Ok(()));
+        // Addresses inside the lab's namespaces are not host addresses.
+        assert_eq!(
+            on_host_link(&links, &addr("nslab.lab.r1", "eth0", 3)),
+            Ok(())
+        );
+        for forged in [
+            addr("@host", "eth0", 2),
+            addr("@host", "br-lab", 9),
+            addr("@host", "lab-h1", 7),
+        ] {
+            assert!(on_host_link(&links, &forged).is_err(), "{forged:?} passed");
+        }
     }
 }
