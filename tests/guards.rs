@@ -479,3 +479,82 @@ fn up_over_leftovers_without_a_journal_gives_a_hint_that_works() {
     lab.down();
     assert_same_host(&before, &host_snapshot(), "up over leftovers");
 }
+
+/// Appends records to a lab's journal, as an `apply` writes them.
+fn append_journal(lab: &str, records: &[nslab::state::Record]) {
+    use std::io::Write;
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/run/nslab/{lab}.journal"))
+        .unwrap();
+    for r in records {
+        let line = serde_json::to_string(r).unwrap() + "\n";
+        journal.write_all(line.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn apply_never_acts_on_an_unfinished_applys_records_naming_another_labs_objects() {
+    use nslab::plan::Undo;
+    use nslab::state::Record;
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let other = Lab::new(
+        "gx-rt-other",
+        "nodes: { h1: {}, h2: {} }\nlinks: [[h1:eth0, h2:eth0]]\n",
+    );
+    other.up();
+    let lab = Lab::new("gx-rt", "nodes: { n1: {} }\n");
+    lab.up();
+    // An apply cut short, with retire records edited in that name the other lab's
+    // namespace, node and link: the next apply finishes it, and must refuse them.
+    append_journal(
+        "gx-rt",
+        &[
+            Record::Apply {
+                pid: 1,
+                started: 0,
+                file: String::new(),
+            },
+            Record::Retire {
+                undo: Undo::DeleteNetns {
+                    netns: "nslab.gx-rt-other.h1".into(),
+                },
+            },
+            Record::Retire {
+                undo: Undo::StopNode {
+                    netns: "nslab.gx-rt-other.h2".into(),
+                    node: "h2".into(),
+                },
+            },
+            Record::Retire {
+                undo: Undo::DeleteLink {
+                    netns: "nslab.gx-rt-other.h2".into(),
+                    name: "eth0".into(),
+                    ifindex: other.ifindex("h2", "eth0"),
+                },
+            },
+        ],
+    );
+    let o = nslab().arg("apply").arg(&lab.file).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("3 of the journal records of an unfinished apply were refused"),
+        "{out}"
+    );
+    assert!(out.contains("nslab.gx-rt-other.h1"), "{out}");
+    // The other lab is whole; this one is up, its change finished.
+    assert!(std::path::Path::new("/run/netns/nslab.gx-rt-other.h1").exists());
+    let h2 = other.addr("h2", "eth0", false);
+    assert!(other.ping("h1", &h2), "the other lab was damaged");
+    assert!(lab.is_up());
+    let o = nslab().arg("apply").arg(&lab.file).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    lab.down();
+    other.down();
+    assert_same_host(&before, &host_snapshot(), "forged retire records");
+}

@@ -48,6 +48,8 @@ pub fn dry_run(host: &HostContext, new: &Plan) -> Result<Option<Diff>, ApplyErro
 /// one was cut short, and the stored plan's text.
 struct Stored {
     touched: Option<Vec<Undo>>,
+    /// Records of that `apply` refused as not the lab's.
+    refused: Vec<String>,
     text: String,
 }
 
@@ -58,10 +60,33 @@ fn stored(dir: &LabDir) -> Result<Stored, ApplyError> {
             lab: dir.lab.clone(),
         });
     }
+    let (touched, refused) = screened(&dir.lab, touched);
     let text = files::read(&dir.plan_path()).map_err(|_| ApplyError::NoPlan {
         lab: dir.lab.clone(),
     })?;
-    Ok(Stored { touched, text })
+    Ok(Stored {
+        touched,
+        refused,
+        text,
+    })
+}
+
+/// What an unfinished `apply` touched, without the records that name something not the
+/// lab's (see `state::owned`): the journal is a file that `apply` obeys as root, like
+/// `down`, so those are never acted on, and they are reported as `down` reports them.
+fn screened(lab: &str, touched: Option<Vec<Undo>>) -> (Option<Vec<Undo>>, Vec<String>) {
+    let mut refused = Vec::new();
+    let touched = touched.map(|mut t| {
+        t.retain(|u| match crate::state::owned::check(lab, u) {
+            Ok(()) => true,
+            Err(what) => {
+                refused.push(format!("{}: names {what}", error::undo_text(u)));
+                false
+            }
+        });
+        t
+    });
+    (touched, refused)
 }
 
 impl Stored {
@@ -86,6 +111,7 @@ impl Stored {
         Ok(Current {
             stored,
             touched: self.touched,
+            refused: self.refused,
             realized,
         })
     }
@@ -97,6 +123,8 @@ struct Current {
     stored: Plan,
     /// What an unfinished `apply` touched, if one was cut short.
     touched: Option<Vec<Undo>>,
+    /// Records of that `apply` refused as not the lab's, never acted on.
+    refused: Vec<String>,
     /// `stored` without what that `apply` touched, when one was cut short.
     realized: Option<Plan>,
 }
@@ -165,6 +193,9 @@ pub async fn change_locked<'k>(
     }
     progress::finish(opts.progress.as_ref());
     if let Err(first) = result {
+        for r in &now_is.refused {
+            crate::errln!("nslab: lab `{lab}`: refused journal record {r}");
+        }
         kernel.close_all();
         if let Err(rb) = roll_back(kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
             crate::errln!(
@@ -174,6 +205,12 @@ pub async fn change_locked<'k>(
         return Err(ApplyError::RolledBack {
             lab,
             source: Box::new(first),
+        });
+    }
+    if !now_is.refused.is_empty() {
+        return Err(ApplyError::RefusedRecords {
+            lab,
+            records: now_is.refused,
         });
     }
     Ok(Applied::Changed {
@@ -229,9 +266,8 @@ async fn roll_back(
     failed: &Plan,
     opts: &UpOptions,
 ) -> Result<(), ApplyError> {
-    let touched = crate::state::apply_state(&dir.journal_path())?
-        .1
-        .unwrap_or_default();
+    let touched = crate::state::apply_state(&dir.journal_path())?.1;
+    let touched = screened(&dir.lab, touched).0.unwrap_or_default();
     let back = diff::diff(&diff::realized(stored, Some(failed), &touched), stored);
     host_free(&back, &touched).await?;
     let opts = UpOptions {
