@@ -558,3 +558,48 @@ fn apply_never_acts_on_an_unfinished_applys_records_naming_another_labs_objects(
     other.down();
     assert_same_host(&before, &host_snapshot(), "forged retire records");
 }
+
+#[test]
+fn apply_refuses_a_stored_plan_edited_to_name_another_labs_namespace() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let other = Lab::new(
+        "gx-sp-other",
+        "nodes: { h1: {}, h2: {} }\nlinks: [[h1:eth0, h2:eth0]]\n",
+    );
+    other.up();
+    let lab = Lab::new("gx-sp", "nodes: { n1: {}, n2: {} }\n");
+    lab.up();
+    // Node n2's steps edited to name the other lab's namespace; the new file drops n2,
+    // so an apply trusting the plan would delete that namespace.
+    let plan = "/run/nslab/gx-sp.plan.json";
+    let text_of = std::fs::read_to_string(plan).unwrap();
+    assert!(text_of.contains("\"nslab.gx-sp.n2\""));
+    let edited = text_of.replace("\"nslab.gx-sp.n2\"", "\"nslab.gx-sp-other.h1\"");
+    std::fs::write(plan, &edited).unwrap();
+    std::fs::write(&lab.file, "name: gx-sp\nnodes: { n1: {} }\n").unwrap();
+    let o = nslab().arg("apply").arg(&lab.file).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains(plan), "{out}");
+    assert!(out.contains("is not the lab's"), "{out}");
+    assert!(
+        out.contains("names namespace `nslab.gx-sp-other.h1`"),
+        "{out}"
+    );
+    assert!(out.contains("nslab down gx-sp"), "{out}");
+    // Nothing changed: the other lab is whole, this one as it ran, n2 included.
+    assert!(std::path::Path::new("/run/netns/nslab.gx-sp-other.h1").exists());
+    let h2 = other.addr("h2", "eth0", false);
+    assert!(other.ping("h1", &h2), "the other lab was damaged");
+    assert!(std::path::Path::new("/run/netns/nslab.gx-sp.n2").exists());
+    assert_eq!(std::fs::read_to_string(plan).unwrap(), edited);
+    // The hint works: down goes by the journal.
+    lab.down();
+    assert!(!std::path::Path::new("/run/netns/nslab.gx-sp.n2").exists());
+    other.down();
+    assert_same_host(&before, &host_snapshot(), "an edited stored plan");
+}

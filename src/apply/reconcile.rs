@@ -104,10 +104,24 @@ impl Stored {
         let stored: Plan = serde_json::from_str(&self.text).map_err(|_| ApplyError::NoPlan {
             lab: dir.lab.clone(),
         })?;
-        let realized = self.touched.as_ref().map(|t| {
-            let next = LabDir::read_plan(&dir.next_plan_path()).ok();
-            diff::realized(&stored, next.as_ref(), t)
-        });
+        // What the stored plan has and the new one has not is removed: only the lab's.
+        let foreign = |path: std::path::PathBuf| {
+            let lab = dir.lab.clone();
+            move |what| ApplyError::ForeignPlan { lab, path, what }
+        };
+        crate::state::owned::plan(&dir.lab, &stored).map_err(foreign(dir.plan_path()))?;
+        let realized = match &self.touched {
+            Some(t) => {
+                // Its in-place changes stand in for the stored plan's steps.
+                let next = LabDir::read_plan(&dir.next_plan_path()).ok();
+                if let Some(next) = &next {
+                    crate::state::owned::plan(&dir.lab, next)
+                        .map_err(foreign(dir.next_plan_path()))?;
+                }
+                Some(diff::realized(&stored, next.as_ref(), t))
+            }
+            None => None,
+        };
         Ok(Current {
             stored,
             touched: self.touched,

@@ -4,7 +4,7 @@
 //! that climbs out of /run/netns, a cgroup or mount of another lab).
 
 use crate::model::names::{check_ifname, check_node_name, fabric_netns, node_netns};
-use crate::plan::Undo;
+use crate::plan::{Op, Plan, Undo};
 
 /// Checks one record against the lab's own names; the error says what it names instead.
 pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
@@ -52,6 +52,50 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Whether a stored plan is the lab's, before `apply` removes what it has and the new
+/// plan has not: the file is on disk like the journal. Its lab name, every step's undo
+/// ([`check`]), and what removal does beyond undoing (a process retired from a node
+/// that stays, a sysctl set back in its namespace) must all be the lab's. The error
+/// names the first step that is not, and what it names instead.
+pub fn plan(lab: &str, plan: &Plan) -> Result<(), String> {
+    if plan.lab != lab {
+        return Err(format!(
+            "it is the plan of lab `{}`",
+            plan.lab.escape_debug()
+        ));
+    }
+    for step in &plan.steps {
+        let what = match &step.op {
+            Op::StartProcess {
+                netns,
+                node,
+                process,
+            } => check(
+                lab,
+                &Undo::RetireProcess {
+                    netns: netns.clone(),
+                    node: node.clone(),
+                    process: process.clone(),
+                },
+            ),
+            Op::SetSysctl { netns, key, .. } => netns_of_lab(lab, netns).and_then(|()| {
+                crate::model::sysctl::parse(key)
+                    .map(|_| ())
+                    .map_err(|_| format!("sysctl key `{}`", key.escape_debug()))
+            }),
+            op => op.undo().map_or(Ok(()), |u| check(lab, &u)),
+        };
+        if let Err(what) = what {
+            return Err(format!(
+                "step {} ({}) names {what}",
+                step.id,
+                step.op.name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The host links and management bridges `undos` delete, as (name, ifindex).
@@ -221,6 +265,43 @@ mod tests {
             assert!(check("lab", &u).is_err(), "{u:?} passed");
         }
         assert!(netns_of_lab("lab", "@host").is_err(), "a stray named @host");
+    }
+
+    #[test]
+    fn a_stored_plan_of_another_lab_or_naming_what_is_not_the_labs_is_refused() {
+        let mk = |lab: &str, op: Op| Plan {
+            lab: lab.into(),
+            steps: vec![crate::plan::Step {
+                id: 0,
+                op,
+                deps: Vec::new(),
+            }],
+        };
+        let netns = |n: &str| Op::CreateNetns { netns: n.into() };
+        assert_eq!(plan("lab", &mk("lab", netns("nslab.lab.r1"))), Ok(()));
+        for (of, op) in [
+            ("other", netns("nslab.other.r1")),
+            ("lab", netns("nslab.other.r1")),
+            (
+                "lab",
+                Op::StartProcess {
+                    netns: "nslab.other.r1".into(),
+                    node: "r1".into(),
+                    process: "p".into(),
+                },
+            ),
+            (
+                "lab",
+                Op::SetSysctl {
+                    netns: "nslab.lab.r1".into(),
+                    key: "../../vm/swappiness".into(),
+                    value: "0".into(),
+                },
+            ),
+        ] {
+            let p = mk(of, op);
+            assert!(plan("lab", &p).is_err(), "{p:?} passed");
+        }
     }
 
     #[test]
