@@ -201,8 +201,8 @@ fn down_never_deletes_a_host_address_by_number_alone() {
     let victim = HostBridge::new("gx-haddr-v", "192.0.2.77/32");
     let lab = Lab::new("gx-haddr", "nodes: { n1: {} }\n");
     lab.up();
-    // Records edited in by hand: the victim's address by its number alone, and by its
-    // number under a name the interface does not have.
+    // Records edited in by hand: the victim's address by its number alone, by its
+    // number under a name the interface does not have, and by its real name and number.
     let forged = |link: &str| {
         format!(
             r#"{{"record":"object","undo":{{"op":"delete-address","netns":"@host","ifindex":{},"address":"192.0.2.77/32"{link}}}}}"#,
@@ -214,17 +214,21 @@ fn down_never_deletes_a_host_address_by_number_alone() {
         .open("/run/nslab/gx-haddr.journal")
         .unwrap();
     use std::io::Write;
-    journal
-        .write_all((forged("") + &forged(r#","link":"gx-haddr-x""#)).as_bytes())
-        .unwrap();
+    let records =
+        forged("") + &forged(r#","link":"gx-haddr-x""#) + &forged(r#","link":"gx-haddr-v""#);
+    journal.write_all(records.as_bytes()).unwrap();
     drop(journal);
-    // Neither is acted on: a record with no link name is one an older nslab wrote (its
-    // link's deletion takes the address), and one with a name is obeyed only while the
-    // interface at that number has that name. Neither makes `down` fail.
+    // None is acted on. A record with no link name is one an older nslab wrote (its
+    // link's deletion takes the address): dropped without a word. One with a name is the
+    // lab's only on a host link the journal made, by name and number: both are refused.
     let o = nslab().args(["down", "gx-haddr"]).output().unwrap();
     let out = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(!out.contains("refused"), "{out}");
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("2 of its journal records were refused"),
+        "{out}"
+    );
+    assert!(out.contains("host interface gx-haddr-v"), "{out}");
     assert!(
         victim.addresses().contains("192.0.2.77/32"),
         "the host's address was deleted"
@@ -474,4 +478,128 @@ fn up_over_leftovers_without_a_journal_gives_a_hint_that_works() {
     lab.up();
     lab.down();
     assert_same_host(&before, &host_snapshot(), "up over leftovers");
+}
+
+/// Appends records to a lab's journal, as an `apply` writes them.
+fn append_journal(lab: &str, records: &[nslab::state::Record]) {
+    use std::io::Write;
+    let mut journal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/run/nslab/{lab}.journal"))
+        .unwrap();
+    for r in records {
+        let line = serde_json::to_string(r).unwrap() + "\n";
+        journal.write_all(line.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn apply_never_acts_on_an_unfinished_applys_records_naming_another_labs_objects() {
+    use nslab::plan::Undo;
+    use nslab::state::Record;
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let other = Lab::new(
+        "gx-rt-other",
+        "nodes: { h1: {}, h2: {} }\nlinks: [[h1:eth0, h2:eth0]]\n",
+    );
+    other.up();
+    let lab = Lab::new("gx-rt", "nodes: { n1: {} }\n");
+    lab.up();
+    // An apply cut short, with retire records edited in that name the other lab's
+    // namespace, node and link: the next apply finishes it, and must refuse them.
+    append_journal(
+        "gx-rt",
+        &[
+            Record::Apply {
+                pid: 1,
+                started: 0,
+                file: String::new(),
+            },
+            Record::Retire {
+                undo: Undo::DeleteNetns {
+                    netns: "nslab.gx-rt-other.h1".into(),
+                },
+            },
+            Record::Retire {
+                undo: Undo::StopNode {
+                    netns: "nslab.gx-rt-other.h2".into(),
+                    node: "h2".into(),
+                },
+            },
+            Record::Retire {
+                undo: Undo::DeleteLink {
+                    netns: "nslab.gx-rt-other.h2".into(),
+                    name: "eth0".into(),
+                    ifindex: other.ifindex("h2", "eth0"),
+                },
+            },
+        ],
+    );
+    let o = nslab().arg("apply").arg(&lab.file).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("3 of the journal records of an unfinished apply were refused"),
+        "{out}"
+    );
+    assert!(out.contains("nslab.gx-rt-other.h1"), "{out}");
+    // The other lab is whole; this one is up, its change finished.
+    assert!(std::path::Path::new("/run/netns/nslab.gx-rt-other.h1").exists());
+    let h2 = other.addr("h2", "eth0", false);
+    assert!(other.ping("h1", &h2), "the other lab was damaged");
+    assert!(lab.is_up());
+    let o = nslab().arg("apply").arg(&lab.file).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    lab.down();
+    other.down();
+    assert_same_host(&before, &host_snapshot(), "forged retire records");
+}
+
+#[test]
+fn apply_refuses_a_stored_plan_edited_to_name_another_labs_namespace() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let other = Lab::new(
+        "gx-sp-other",
+        "nodes: { h1: {}, h2: {} }\nlinks: [[h1:eth0, h2:eth0]]\n",
+    );
+    other.up();
+    let lab = Lab::new("gx-sp", "nodes: { n1: {}, n2: {} }\n");
+    lab.up();
+    // Node n2's steps edited to name the other lab's namespace; the new file drops n2,
+    // so an apply trusting the plan would delete that namespace.
+    let plan = "/run/nslab/gx-sp.plan.json";
+    let text_of = std::fs::read_to_string(plan).unwrap();
+    assert!(text_of.contains("\"nslab.gx-sp.n2\""));
+    let edited = text_of.replace("\"nslab.gx-sp.n2\"", "\"nslab.gx-sp-other.h1\"");
+    std::fs::write(plan, &edited).unwrap();
+    std::fs::write(&lab.file, "name: gx-sp\nnodes: { n1: {} }\n").unwrap();
+    let o = nslab().arg("apply").arg(&lab.file).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains(plan), "{out}");
+    assert!(out.contains("is not the lab's"), "{out}");
+    assert!(
+        out.contains("names namespace `nslab.gx-sp-other.h1`"),
+        "{out}"
+    );
+    assert!(out.contains("nslab down gx-sp"), "{out}");
+    // Nothing changed: the other lab is whole, this one as it ran, n2 included.
+    assert!(std::path::Path::new("/run/netns/nslab.gx-sp-other.h1").exists());
+    let h2 = other.addr("h2", "eth0", false);
+    assert!(other.ping("h1", &h2), "the other lab was damaged");
+    assert!(std::path::Path::new("/run/netns/nslab.gx-sp.n2").exists());
+    assert_eq!(std::fs::read_to_string(plan).unwrap(), edited);
+    // The hint works: down goes by the journal.
+    lab.down();
+    assert!(!std::path::Path::new("/run/netns/nslab.gx-sp.n2").exists());
+    other.down();
+    assert_same_host(&before, &host_snapshot(), "an edited stored plan");
 }

@@ -172,6 +172,17 @@ pub enum ApplyError {
     /// left alone. Someone edited the journal, or an nslab with other naming rules wrote it.
     #[error("lab `{lab}` is down, but {} of its journal {} refused and left alone, as {} not the lab's:\n  {}", .records.len(), if .records.len() == 1 { "record was" } else { "records were" }, if .records.len() == 1 { "it names an object that is" } else { "they name objects that are" }, .records.join("\n  "))]
     Refused { lab: String, records: Vec<String> },
+    /// The stored plan names something that is not the lab's: `apply` would remove by it.
+    #[error("lab `{lab}`: the stored plan {} is not the lab's ({what}); it was edited or damaged, and apply removes nothing by it\n  hint: run `nslab down {lab}` (down goes by the journal, not the plan) and bring the lab up again", .path.display())]
+    ForeignPlan {
+        lab: String,
+        path: std::path::PathBuf,
+        what: String,
+    },
+    /// The change was made, but the records an unfinished `apply` left in the journal
+    /// named objects that are not the lab's: they were left alone, as by `down`.
+    #[error("lab `{lab}` was changed, but {} of the journal records of an unfinished apply {} refused and left alone, as {} not the lab's:\n  {}", .records.len(), if .records.len() == 1 { "was" } else { "were" }, if .records.len() == 1 { "it names an object that is" } else { "they name objects that are" }, .records.join("\n  "))]
+    RefusedRecords { lab: String, records: Vec<String> },
 }
 
 /// `nslab.<lab>.<node>` reads as the node's name, the fabric as `fabric`.

@@ -48,6 +48,8 @@ pub fn dry_run(host: &HostContext, new: &Plan) -> Result<Option<Diff>, ApplyErro
 /// one was cut short, and the stored plan's text.
 struct Stored {
     touched: Option<Vec<Undo>>,
+    /// Records of that `apply` refused as not the lab's.
+    refused: Vec<String>,
     text: String,
 }
 
@@ -58,10 +60,33 @@ fn stored(dir: &LabDir) -> Result<Stored, ApplyError> {
             lab: dir.lab.clone(),
         });
     }
+    let (touched, refused) = screened(&dir.lab, touched);
     let text = files::read(&dir.plan_path()).map_err(|_| ApplyError::NoPlan {
         lab: dir.lab.clone(),
     })?;
-    Ok(Stored { touched, text })
+    Ok(Stored {
+        touched,
+        refused,
+        text,
+    })
+}
+
+/// What an unfinished `apply` touched, without the records that name something not the
+/// lab's (see `state::owned`): the journal is a file that `apply` obeys as root, like
+/// `down`, so those are never acted on, and they are reported as `down` reports them.
+fn screened(lab: &str, touched: Option<Vec<Undo>>) -> (Option<Vec<Undo>>, Vec<String>) {
+    let mut refused = Vec::new();
+    let touched = touched.map(|mut t| {
+        t.retain(|u| match crate::state::owned::check(lab, u) {
+            Ok(()) => true,
+            Err(what) => {
+                refused.push(format!("{}: names {what}", error::undo_text(u)));
+                false
+            }
+        });
+        t
+    });
+    (touched, refused)
 }
 
 impl Stored {
@@ -79,13 +104,28 @@ impl Stored {
         let stored: Plan = serde_json::from_str(&self.text).map_err(|_| ApplyError::NoPlan {
             lab: dir.lab.clone(),
         })?;
-        let realized = self.touched.as_ref().map(|t| {
-            let next = LabDir::read_plan(&dir.next_plan_path()).ok();
-            diff::realized(&stored, next.as_ref(), t)
-        });
+        // What the stored plan has and the new one has not is removed: only the lab's.
+        let foreign = |path: std::path::PathBuf| {
+            let lab = dir.lab.clone();
+            move |what| ApplyError::ForeignPlan { lab, path, what }
+        };
+        crate::state::owned::plan(&dir.lab, &stored).map_err(foreign(dir.plan_path()))?;
+        let realized = match &self.touched {
+            Some(t) => {
+                // Its in-place changes stand in for the stored plan's steps.
+                let next = LabDir::read_plan(&dir.next_plan_path()).ok();
+                if let Some(next) = &next {
+                    crate::state::owned::plan(&dir.lab, next)
+                        .map_err(foreign(dir.next_plan_path()))?;
+                }
+                Some(diff::realized(&stored, next.as_ref(), t))
+            }
+            None => None,
+        };
         Ok(Current {
             stored,
             touched: self.touched,
+            refused: self.refused,
             realized,
         })
     }
@@ -97,6 +137,8 @@ struct Current {
     stored: Plan,
     /// What an unfinished `apply` touched, if one was cut short.
     touched: Option<Vec<Undo>>,
+    /// Records of that `apply` refused as not the lab's, never acted on.
+    refused: Vec<String>,
     /// `stored` without what that `apply` touched, when one was cut short.
     realized: Option<Plan>,
 }
@@ -165,6 +207,9 @@ pub async fn change_locked<'k>(
     }
     progress::finish(opts.progress.as_ref());
     if let Err(first) = result {
+        for r in &now_is.refused {
+            crate::errln!("nslab: lab `{lab}`: refused journal record {r}");
+        }
         kernel.close_all();
         if let Err(rb) = roll_back(kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
             crate::errln!(
@@ -174,6 +219,12 @@ pub async fn change_locked<'k>(
         return Err(ApplyError::RolledBack {
             lab,
             source: Box::new(first),
+        });
+    }
+    if !now_is.refused.is_empty() {
+        return Err(ApplyError::RefusedRecords {
+            lab,
+            records: now_is.refused,
         });
     }
     Ok(Applied::Changed {
@@ -229,9 +280,8 @@ async fn roll_back(
     failed: &Plan,
     opts: &UpOptions,
 ) -> Result<(), ApplyError> {
-    let touched = crate::state::apply_state(&dir.journal_path())?
-        .1
-        .unwrap_or_default();
+    let touched = crate::state::apply_state(&dir.journal_path())?.1;
+    let touched = screened(&dir.lab, touched).0.unwrap_or_default();
     let back = diff::diff(&diff::realized(stored, Some(failed), &touched), stored);
     host_free(&back, &touched).await?;
     let opts = UpOptions {

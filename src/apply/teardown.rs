@@ -30,6 +30,18 @@ pub fn from_journal(dir: &LabDir) -> Result<(Teardown, Vec<String>), ApplyError>
             false
         }
     });
+    // A host interface's real name and number pass `check` and the engine's name test
+    // alike: a host address is the lab's only on a host link the same journal made.
+    let host_links = crate::state::owned::host_links(&objects);
+    objects.retain(
+        |u| match crate::state::owned::on_host_link(&host_links, u) {
+            Ok(()) => true,
+            Err(what) => {
+                refused.push(format!("{}: names {what}", error::undo_text(u)));
+                false
+            }
+        },
+    );
     Ok((Teardown::of(objects), refused))
 }
 

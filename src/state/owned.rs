@@ -4,7 +4,7 @@
 //! that climbs out of /run/netns, a cgroup or mount of another lab).
 
 use crate::model::names::{check_ifname, check_node_name, fabric_netns, node_netns};
-use crate::plan::Undo;
+use crate::plan::{Op, Plan, Undo};
 
 /// Checks one record against the lab's own names; the error says what it names instead.
 pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
@@ -51,6 +51,91 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
                 Err(format!("the mounts of lab `{}`", of.escape_debug()))
             }
         }
+    }
+}
+
+/// Whether a stored plan is the lab's, before `apply` removes what it has and the new
+/// plan has not: the file is on disk like the journal. Its lab name, every step's undo
+/// ([`check`]), and what removal does beyond undoing (a process retired from a node
+/// that stays, a sysctl set back in its namespace) must all be the lab's. The error
+/// names the first step that is not, and what it names instead.
+pub fn plan(lab: &str, plan: &Plan) -> Result<(), String> {
+    if plan.lab != lab {
+        return Err(format!(
+            "it is the plan of lab `{}`",
+            plan.lab.escape_debug()
+        ));
+    }
+    for step in &plan.steps {
+        let what = match &step.op {
+            Op::StartProcess {
+                netns,
+                node,
+                process,
+            } => check(
+                lab,
+                &Undo::RetireProcess {
+                    netns: netns.clone(),
+                    node: node.clone(),
+                    process: process.clone(),
+                },
+            ),
+            Op::SetSysctl { netns, key, .. } => netns_of_lab(lab, netns).and_then(|()| {
+                crate::model::sysctl::parse(key)
+                    .map(|_| ())
+                    .map_err(|_| format!("sysctl key `{}`", key.escape_debug()))
+            }),
+            op => op.undo().map_or(Ok(()), |u| check(lab, &u)),
+        };
+        if let Err(what) = what {
+            return Err(format!(
+                "step {} ({}) names {what}",
+                step.id,
+                step.op.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The host links and management bridges `undos` delete, as (name, ifindex).
+pub fn host_links(undos: &[Undo]) -> Vec<(String, u32)> {
+    undos
+        .iter()
+        .filter_map(|u| match u {
+            Undo::DeleteLink {
+                netns,
+                name,
+                ifindex,
+            } if **netns == *crate::model::hostnet::HOST_NETNS => {
+                Some((name.to_string(), *ifindex))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A host address is the lab's only on one of `links` (see [`host_links`]), by name and
+/// number both: a record pairing a host interface's real name with its real number
+/// passes [`check`], and the engine's test that the name still fits. Other records pass.
+pub fn on_host_link(links: &[(String, u32)], undo: &Undo) -> Result<(), String> {
+    match undo {
+        Undo::DeleteAddress {
+            netns,
+            ifindex,
+            link: Some(name),
+            ..
+        } if **netns == *crate::model::hostnet::HOST_NETNS => {
+            if links.iter().any(|(n, i)| **n == **name && i == ifindex) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "host interface {} (index {ifindex}), not a host link of the lab",
+                    name.escape_debug()
+                ))
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -180,5 +265,73 @@ mod tests {
             assert!(check("lab", &u).is_err(), "{u:?} passed");
         }
         assert!(netns_of_lab("lab", "@host").is_err(), "a stray named @host");
+    }
+
+    #[test]
+    fn a_stored_plan_of_another_lab_or_naming_what_is_not_the_labs_is_refused() {
+        let mk = |lab: &str, op: Op| Plan {
+            lab: lab.into(),
+            steps: vec![crate::plan::Step {
+                id: 0,
+                op,
+                deps: Vec::new(),
+            }],
+        };
+        let netns = |n: &str| Op::CreateNetns { netns: n.into() };
+        assert_eq!(plan("lab", &mk("lab", netns("nslab.lab.r1"))), Ok(()));
+        for (of, op) in [
+            ("other", netns("nslab.other.r1")),
+            ("lab", netns("nslab.other.r1")),
+            (
+                "lab",
+                Op::StartProcess {
+                    netns: "nslab.other.r1".into(),
+                    node: "r1".into(),
+                    process: "p".into(),
+                },
+            ),
+            (
+                "lab",
+                Op::SetSysctl {
+                    netns: "nslab.lab.r1".into(),
+                    key: "../../vm/swappiness".into(),
+                    value: "0".into(),
+                },
+            ),
+        ] {
+            let p = mk(of, op);
+            assert!(plan("lab", &p).is_err(), "{p:?} passed");
+        }
+    }
+
+    #[test]
+    fn a_host_address_passes_only_on_a_host_link_of_the_same_name_and_number() {
+        let link = |name: &str, ifindex| Undo::DeleteLink {
+            netns: "@host".into(),
+            name: name.into(),
+            ifindex,
+        };
+        let addr = |netns: &str, name: &str, ifindex| Undo::DeleteAddress {
+            netns: netns.into(),
+            ifindex,
+            address: "192.0.2.1/24".parse().unwrap(),
+            link: Some(name.into()),
+        };
+        let undos = [link("br-lab", 7), link("lab-h1", 9), ns("nslab.lab")];
+        let links = host_links(&undos);
+        assert_eq!(links, [("br-lab".into(), 7), ("lab-h1".into(), 9)]);
+        assert_eq!(on_host_link(&links, &addr("@host", "br-lab", 7)), Ok(()));
+        // Addresses inside the lab's namespaces are not host addresses.
+        assert_eq!(
+            on_host_link(&links, &addr("nslab.lab.r1", "eth0", 3)),
+            Ok(())
+        );
+        for forged in [
+            addr("@host", "eth0", 2),
+            addr("@host", "br-lab", 9),
+            addr("@host", "lab-h1", 7),
+        ] {
+            assert!(on_host_link(&links, &forged).is_err(), "{forged:?} passed");
+        }
     }
 }
