@@ -945,11 +945,12 @@ impl Init {
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
         }
-        if self.pid1 {
-            // Every other process of the node; the kernel kills again whatever is left
-            // (forked since) when PID 1 exits.
-            signal_namespace(nix::sys::signal::Signal::SIGKILL);
-        } else {
+        // As PID 1, nothing more to do: when it exits, the kernel SIGKILLs every other
+        // process of its pid namespace (daemons that left their group, `nslab exec`
+        // commands) and waits for them before the init's own exit is complete, so
+        // `down`, which waits for that exit, still finds the node empty. Listing the
+        // node's /proc again for a SIGKILL round only faulted that code back in.
+        if !self.pid1 {
             // Nothing dies with this init: what it started goes now, not to the host.
             signal_descendants(libc::SIGKILL, None);
         }
@@ -964,8 +965,8 @@ impl Init {
 
 /// Signals every other process of the node's pid namespace, from its PID 1. `kill(-1)`
 /// does that too, but the kernel finds them by walking every process on the host under
-/// its task-list lock: when a `down` stops 1,000 nodes at once, that walk (twice per
-/// init) was a quarter of the inits' CPU time, and it holds back every exit meanwhile.
+/// its task-list lock: when a `down` stops 1,000 nodes at once, that walk was a quarter
+/// of the inits' CPU time, and it holds back every exit meanwhile.
 /// The node's own /proc lists only its processes; without one, `kill(-1)` it is.
 fn signal_namespace(sig: nix::sys::signal::Signal) {
     use nix::{sys::signal::kill, unistd::Pid};
@@ -1244,7 +1245,10 @@ fn run(cfg: NodeConfig) -> ! {
         }
         init.answer_waiters();
         // Once things are quiet again, give back the pages the activity faulted in.
-        if init.trim_at.is_some_and(|t| t <= now) {
+        // Not while stopping: the stop path would only fault back in what it gave away.
+        if init.stopping.is_some() {
+            init.trim_at = None;
+        } else if init.trim_at.is_some_and(|t| t <= now) {
             let quiet = init
                 .procs
                 .iter()
