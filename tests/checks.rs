@@ -279,6 +279,17 @@ fn over_the_neigh_limit() -> String {
     y
 }
 
+/// The host's gc_thresh3 and gc_thresh2, which must be below what `--raise-neigh-limit`
+/// raises them to for a test of it to show anything.
+fn limits_to_raise() -> (u64, u64) {
+    let (before3, before2) = (sysctl_value(GC_THRESH3), sysctl_value(GC_THRESH2));
+    assert!(
+        before3 < 4096 && before2 < 2048,
+        "this host's limits ({before3}, {before2}) are already high: nothing to raise"
+    );
+    (before3, before2)
+}
+
 /// `--raise-neigh-limit` is carried out under the lab's lock, after `up` knows the lab is
 /// not running: an `up` refused because the lab already runs leaves the host's limits as
 /// they are (it raised them before refusing), and one that fails puts them back with its
@@ -289,11 +300,7 @@ fn raise_neigh_limit_is_left_alone_by_a_refused_up_and_undone_by_a_failed_one() 
         return;
     }
     let _h = exclusive();
-    let (before3, before2) = (sysctl_value(GC_THRESH3), sysctl_value(GC_THRESH2));
-    assert!(
-        before3 < 4096 && before2 < 2048,
-        "this host's limits ({before3}, {before2}) are already high: nothing to raise"
-    );
+    let (before3, before2) = limits_to_raise();
     let record = std::path::Path::new("/run/nslab/ck-neighref.host-sysctls");
     let lab = Lab::new("ck-neighref", &over_the_neigh_limit());
     lab.up();
@@ -340,11 +347,7 @@ fn raise_neigh_limit_lasts_as_long_as_the_lab() {
     }
     // The limit is the host's: no other lab of this binary runs meanwhile.
     let _h = exclusive();
-    let (before3, before2) = (sysctl_value(GC_THRESH3), sysctl_value(GC_THRESH2));
-    assert!(
-        before3 < 4096 && before2 < 2048,
-        "this host's limits ({before3}, {before2}) are already high: nothing to raise"
-    );
+    let (before3, before2) = limits_to_raise();
     let lab = Lab::new("ck-neighup", &over_the_neigh_limit());
     let o = lab.up_with(&["--raise-neigh-limit"]);
     assert!(o.status.success(), "{}", text(&o));
