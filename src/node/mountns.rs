@@ -436,6 +436,8 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
 
 /// Whether the node's targets need a new root, decided on the host's view before any
 /// mount; the same targets as [`entries`] (only the generated files always exist).
+/// [`entries`] resolves them again on purpose: after a new root, a target's links are
+/// followed in the node's `/`, which is what the mounts then go onto.
 fn root_needed(cfg: &NodeConfig) -> bool {
     let mounts = cfg
         .start
