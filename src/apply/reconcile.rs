@@ -77,13 +77,7 @@ fn stored(dir: &LabDir) -> Result<Stored, ApplyError> {
 fn screened(lab: &str, touched: Option<Vec<Undo>>) -> (Option<Vec<Undo>>, Vec<String>) {
     let mut refused = Vec::new();
     let touched = touched.map(|mut t| {
-        t.retain(|u| match crate::state::owned::check(lab, u) {
-            Ok(()) => true,
-            Err(what) => {
-                refused.push(format!("{}: names {what}", error::undo_text(u)));
-                false
-            }
-        });
+        super::teardown::refuse(&mut t, &mut refused, |u| crate::state::owned::check(lab, u));
         t
     });
     (touched, refused)

@@ -15,7 +15,6 @@ use crate::state::{HostContext, LabDir};
 pub fn from_journal(dir: &LabDir) -> Result<(Teardown, Vec<String>), ApplyError> {
     // Already without what dies with the lab's namespaces, in creation order.
     let mut objects = crate::state::teardown_objects(&dir.journal_path())?;
-    let mut refused = Vec::new();
     // A host address recorded by an nslab from before records named their link: never
     // acted on (nothing says which interface it is now), and not worth a refusal, since
     // deleting the lab's host link or management bridge takes its addresses with it.
@@ -23,26 +22,33 @@ pub fn from_journal(dir: &LabDir) -> Result<(Teardown, Vec<String>), ApplyError>
         !matches!(u, Undo::DeleteAddress { netns, link: None, .. }
             if **netns == *crate::model::hostnet::HOST_NETNS)
     });
-    objects.retain(|u| match crate::state::owned::check(&dir.lab, u) {
+    let mut refused = Vec::new();
+    refuse(&mut objects, &mut refused, |u| {
+        crate::state::owned::check(&dir.lab, u)
+    });
+    // A host interface's real name and number pass `check` and the engine's name test
+    // alike: a host address is the lab's only on a host link the same journal made.
+    let host_links = crate::state::owned::host_links(&objects);
+    refuse(&mut objects, &mut refused, |u| {
+        crate::state::owned::on_host_link(&host_links, u)
+    });
+    Ok((Teardown::of(objects), refused))
+}
+
+/// Drops from `undos` the records `test` says are not the lab's (never acted on), and
+/// adds each to `refused` as `down` and `apply` report them.
+pub(super) fn refuse(
+    undos: &mut Vec<Undo>,
+    refused: &mut Vec<String>,
+    test: impl Fn(&Undo) -> Result<(), String>,
+) {
+    undos.retain(|u| match test(u) {
         Ok(()) => true,
         Err(what) => {
             refused.push(format!("{}: names {what}", error::undo_text(u)));
             false
         }
     });
-    // A host interface's real name and number pass `check` and the engine's name test
-    // alike: a host address is the lab's only on a host link the same journal made.
-    let host_links = crate::state::owned::host_links(&objects);
-    objects.retain(
-        |u| match crate::state::owned::on_host_link(&host_links, u) {
-            Ok(()) => true,
-            Err(what) => {
-                refused.push(format!("{}: names {what}", error::undo_text(u)));
-                false
-            }
-        },
-    );
-    Ok((Teardown::of(objects), refused))
 }
 
 /// Adds what exists of the lab by name but is not in `s` (a journal cut short, emptied
