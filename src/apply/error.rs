@@ -18,6 +18,10 @@ pub enum KernelError {
     /// The test-only fault-injection hook fired.
     #[error("injected failure (NSLAB_TEST_FAIL_AT_STEP)")]
     Injected,
+    /// A host interface a record names is there, but the kernel does not say it is the
+    /// lab's (see `state::owned::host_interface`): left in place, the reason given.
+    #[error("{0}")]
+    NotTheLabs(String),
     #[error("{0}")]
     Other(String),
 }

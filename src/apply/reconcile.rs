@@ -71,16 +71,18 @@ fn stored(dir: &LabDir) -> Result<Stored, ApplyError> {
     })
 }
 
-/// What an unfinished `apply` touched, without the records that name something not the
-/// lab's (see `state::owned`): the journal is a file that `apply` obeys as root, like
-/// `down`, so those are never acted on, and they are reported as `down` reports them.
+/// What an unfinished `apply` touched, screened as `down` screens a journal (see
+/// `state::owned::screen`): the journal is a file that `apply` obeys as root, so records
+/// naming something not the lab's are never acted on, and they are reported as `down`
+/// reports them.
 fn screened(lab: &str, touched: Option<Vec<Undo>>) -> (Option<Vec<Undo>>, Vec<String>) {
-    let mut refused = Vec::new();
-    let touched = touched.map(|mut t| {
-        super::teardown::refuse(&mut t, &mut refused, |u| crate::state::owned::check(lab, u));
-        t
-    });
-    (touched, refused)
+    match touched {
+        Some(t) => {
+            let s = crate::state::owned::screen(lab, t);
+            (Some(s.kept), super::teardown::refusals(s.refused))
+        }
+        None => (None, Vec::new()),
+    }
 }
 
 impl Stored {
@@ -432,7 +434,10 @@ async fn remove(
     let names = t.node_names();
     let host = kernel.host();
     let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &names));
-    errors.extend(undo_inside(kernel, &t.netlink).await);
+    let mut refused = Vec::new();
+    errors.extend(undo_inside(kernel, &t.netlink, &mut refused).await);
+    // A host interface left in place fails the change: the user is told how to remove it.
+    errors.extend(refused.into_iter().map(|r| format!("refused {r}")));
     // Namespaces may be made again under the same names: no handle to an old one stays.
     kernel.close_all();
     let (rest, held) = tokio::task::block_in_place(|| remove_rest(host, lab, &t, progress));
