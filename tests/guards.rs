@@ -771,3 +771,53 @@ fn a_management_bridge_without_its_tag_is_left_with_the_command_that_removes_it(
     ip(&["link", "del", "br-gx-old"]);
     assert_same_host(&before, &host_snapshot(), "an untagged management bridge");
 }
+
+#[test]
+fn an_apply_leaves_an_untagged_host_interface_and_says_how_to_remove_it() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-oldap",
+        "mgmt: { subnet: 172.31.250.0/24 }\nnodes: { n1: {}, n2: {} }\n",
+    );
+    lab.up();
+    // n1's management port as an nslab from before tags left it; the change removes it.
+    ip(&["link", "set", "gx-oldap-n1", "alias", ""]);
+    let port = ifindex_of("gx-oldap-n1");
+    let changed = lab.file.with_extension("next.yaml");
+    std::fs::write(
+        &changed,
+        "name: gx-oldap\nmgmt: { subnet: 172.31.250.0/24 }\nnodes: { n1: { mgmt: false }, n2: {} }\n",
+    )
+    .unwrap();
+    let o = nslab().arg("apply").arg(&changed).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("1 host interface it was to delete was left in place")
+            && out.contains("remove it with `ip link del gx-oldap-n1`"),
+        "{out}"
+    );
+    assert_eq!(
+        ifindex_of("gx-oldap-n1"),
+        port,
+        "the untagged port was deleted"
+    );
+    // The rest of the change stands: the lab is up, n2's port still tagged.
+    assert!(lab.is_up());
+    assert_eq!(alias_of("gx-oldap-n2"), "nslab:gx-oldap");
+    // The hint does what it says (the port would otherwise go only once the kernel frees
+    // n1's namespace, some time after `down`).
+    ip(&["link", "del", "gx-oldap-n1"]);
+    assert!(ifindex_of("gx-oldap-n1").is_none());
+    lab.down();
+    let _ = std::fs::remove_file(&changed);
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "an apply over an untagged host port",
+    );
+}
