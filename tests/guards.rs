@@ -821,3 +821,49 @@ fn an_apply_leaves_an_untagged_host_interface_and_says_how_to_remove_it() {
         "an apply over an untagged host port",
     );
 }
+
+#[test]
+fn an_apply_that_would_make_anew_an_untagged_host_interface_is_refused_before_any_change() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-reup",
+        "nodes: { n1: {} }\nlinks:\n  - endpoints: [n1:eth1, { host: gx-reup-h }]\n",
+    );
+    lab.up();
+    ip(&["link", "set", "gx-reup-h", "alias", ""]);
+    let host_end = ifindex_of("gx-reup-h");
+    // The link is made anew (its node end renamed) under the same host end's name: the
+    // old one would not go, so the new one clashes with it, and nothing changes.
+    let changed = lab.file.with_extension("next.yaml");
+    std::fs::write(
+        &changed,
+        "name: gx-reup\nnodes: { n1: {} }\nlinks:\n  - endpoints: [n1:eth2, { host: gx-reup-h }]\n",
+    )
+    .unwrap();
+    let o = nslab().arg("apply").arg(&changed).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("interface `gx-reup-h` already exists on the host"),
+        "{out}"
+    );
+    assert_eq!(ifindex_of("gx-reup-h"), host_end);
+    assert!(
+        lab.exec("n1", &["ip", "link", "show", "eth1"])
+            .status
+            .success()
+    );
+    assert!(lab.is_up());
+    ip(&["link", "del", "gx-reup-h"]);
+    lab.down();
+    let _ = std::fs::remove_file(&changed);
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "an apply over an untagged host end",
+    );
+}

@@ -49,7 +49,8 @@ pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, K
     let (conn, h, _) = rtnetlink::new_connection().map_err(KernelError::Io)?;
     tokio::spawn(conn);
     let mut have = super::inspect::links(&h).await?;
-    let gone = without(&mut have, going);
+    let going = deletable(&h, &plan.lab, going).await?;
+    let gone = without(&mut have, &going);
     let mut out = Vec::new();
     for (name, ix) in &links {
         if have.iter().any(|l| l.name == *name) {
@@ -91,6 +92,44 @@ pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, K
         }
     }
     Ok(out)
+}
+
+/// Of `going`, what will be gone: a host interface (or an address on one) only when the
+/// kernel says it is the lab's ([`still_ours`]); one left in place still clashes.
+async fn deletable(
+    h: &rtnetlink::Handle,
+    lab: &str,
+    going: &[Undo],
+) -> Result<Vec<Undo>, KernelError> {
+    let mut sure = Vec::with_capacity(going.len());
+    for u in going {
+        let on = match u {
+            Undo::DeleteLink {
+                netns,
+                name,
+                ifindex,
+            } if **netns == *HOST_NETNS => Some((name, ifindex)),
+            Undo::DeleteAddress {
+                netns,
+                ifindex,
+                link: Some(name),
+                ..
+            } if **netns == *HOST_NETNS => Some((name, ifindex)),
+            _ => None,
+        };
+        let kept = match on {
+            Some((name, ifindex)) => match still_ours(h, lab, *ifindex, name).await {
+                Ok(ours) => ours,
+                Err(KernelError::NotTheLabs(_)) => false,
+                Err(e) => return Err(e),
+            },
+            None => true,
+        };
+        if kept {
+            sure.push(u.clone());
+        }
+    }
+    Ok(sure)
 }
 
 /// What of the host's is gone by the time an `apply` adds: the ifindexes of its links
