@@ -603,3 +603,267 @@ fn apply_refuses_a_stored_plan_edited_to_name_another_labs_namespace() {
     other.down();
     assert_same_host(&before, &host_snapshot(), "an edited stored plan");
 }
+
+/// A veth pair of the host's own, made for one test (its first end optionally with an
+/// alias) and deleted when dropped.
+struct HostVeth(&'static str);
+
+impl HostVeth {
+    fn new(name: &'static str, peer: &str, alias: Option<&str>) -> HostVeth {
+        ip(&["link", "add", name, "type", "veth", "peer", "name", peer]);
+        let v = HostVeth(name);
+        if let Some(a) = alias {
+            ip(&["link", "set", name, "alias", a]);
+        }
+        v
+    }
+
+    fn ifindex(&self) -> u32 {
+        ifindex_of(self.0).expect("the test's veth exists")
+    }
+}
+
+impl Drop for HostVeth {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", self.0])
+            .status();
+    }
+}
+
+/// Runs `ip` for a test's own fixtures (nslab itself never does).
+fn ip(args: &[&str]) {
+    let ok = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "ip {args:?}");
+}
+
+/// The host's interface `name`'s ifindex, if it exists.
+fn ifindex_of(name: &str) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).ok()?;
+    s.trim().parse().ok()
+}
+
+/// The host's interface `name`'s alias (empty when it has none).
+fn alias_of(name: &str) -> String {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifalias"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn down_never_deletes_a_host_interface_the_kernel_does_not_tag_as_the_labs() {
+    use nslab::plan::Undo;
+    use nslab::state::Record;
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    // Two host interfaces that are not the lab's: one untagged, one tagged as another
+    // lab's. A record naming either by its real name and number passes every check a
+    // file can: only the kernel's tag tells them from the lab's own.
+    let untagged = HostVeth::new("gx-tag-v", "gx-tag-vp", None);
+    let other = HostVeth::new("gx-tag-w", "gx-tag-wp", Some("nslab:gx-tag-other"));
+    ip(&["addr", "add", "192.0.2.79/32", "dev", "gx-tag-v"]);
+    let lab = Lab::new("gx-tag", "nodes: { n1: {} }\n");
+    lab.up();
+    let host_link = |name: &str, ifindex| Undo::DeleteLink {
+        netns: "@host".into(),
+        name: name.into(),
+        ifindex,
+    };
+    let (v, w) = (untagged.ifindex(), other.ifindex());
+    let records = [
+        host_link("gx-tag-v", v),
+        Undo::DeleteAddress {
+            netns: "@host".into(),
+            ifindex: v,
+            address: "192.0.2.79/32".parse().unwrap(),
+            link: Some("gx-tag-v".into()),
+        },
+        host_link("gx-tag-w", w),
+    ];
+    append_journal("gx-tag", &records.map(|undo| Record::Object { undo }));
+    let o = nslab().args(["down", "gx-tag"]).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("3 of its journal records were refused"),
+        "{out}"
+    );
+    assert!(
+        out.contains("host interface `gx-tag-v` (index")
+            && out.contains("without the lab's tag `nslab:gx-tag`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("remove it with `ip link del gx-tag-v`"),
+        "{out}"
+    );
+    assert!(out.contains("its alias is `nslab:gx-tag-other`"), "{out}");
+    // Both are where they were, under the same numbers, the address kept; the lab is gone.
+    assert_eq!(
+        ifindex_of("gx-tag-v"),
+        Some(v),
+        "the untagged veth was deleted"
+    );
+    assert_eq!(
+        ifindex_of("gx-tag-w"),
+        Some(w),
+        "another lab's veth was deleted"
+    );
+    let o = std::process::Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "gx-tag-v"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("192.0.2.79/32"),
+        "the host's address was deleted"
+    );
+    assert!(!lab.is_up());
+    assert!(!std::path::Path::new("/run/nslab/gx-tag.journal").exists());
+    drop((untagged, other));
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "records naming untagged host interfaces",
+    );
+}
+
+#[test]
+fn a_management_bridge_without_its_tag_is_left_with_the_command_that_removes_it() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-old",
+        "mgmt: { subnet: 172.31.249.0/24 }\nnodes: { n1: {} }\n",
+    );
+    lab.up();
+    assert_eq!(alias_of("br-gx-old"), "nslab:gx-old");
+    assert_eq!(alias_of("gx-old-n1"), "nslab:gx-old");
+    // As an nslab from before tags left it: the lab's own bridge, by name and number in
+    // its own journal, but nothing the kernel keeps says it is the lab's.
+    ip(&["link", "set", "br-gx-old", "alias", ""]);
+    assert_eq!(alias_of("br-gx-old"), "");
+    let o = nslab().args(["down", "gx-old"]).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("were refused"), "{out}");
+    assert!(
+        out.contains("delete link br-gx-old in @host: host interface `br-gx-old`")
+            && out.contains("remove it with `ip link del br-gx-old`"),
+        "{out}"
+    );
+    assert!(
+        ifindex_of("br-gx-old").is_some(),
+        "the untagged bridge was deleted"
+    );
+    // The tagged port went, the lab is down, and the hint does what it says.
+    assert!(ifindex_of("gx-old-n1").is_none());
+    assert!(!lab.is_up());
+    ip(&["link", "del", "br-gx-old"]);
+    assert_same_host(&before, &host_snapshot(), "an untagged management bridge");
+}
+
+#[test]
+fn an_apply_leaves_an_untagged_host_interface_and_says_how_to_remove_it() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-oldap",
+        "mgmt: { subnet: 172.31.250.0/24 }\nnodes: { n1: {}, n2: {} }\n",
+    );
+    lab.up();
+    // n1's management port as an nslab from before tags left it; the change removes it.
+    ip(&["link", "set", "gx-oldap-n1", "alias", ""]);
+    let port = ifindex_of("gx-oldap-n1");
+    let changed = lab.file.with_extension("next.yaml");
+    std::fs::write(
+        &changed,
+        "name: gx-oldap\nmgmt: { subnet: 172.31.250.0/24 }\nnodes: { n1: { mgmt: false }, n2: {} }\n",
+    )
+    .unwrap();
+    let o = nslab().arg("apply").arg(&changed).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("1 host interface it was to delete was left in place")
+            && out.contains("remove it with `ip link del gx-oldap-n1`"),
+        "{out}"
+    );
+    assert_eq!(
+        ifindex_of("gx-oldap-n1"),
+        port,
+        "the untagged port was deleted"
+    );
+    // The rest of the change stands: the lab is up, n2's port still tagged.
+    assert!(lab.is_up());
+    assert_eq!(alias_of("gx-oldap-n2"), "nslab:gx-oldap");
+    // The hint does what it says (the port would otherwise go only once the kernel frees
+    // n1's namespace, some time after `down`).
+    ip(&["link", "del", "gx-oldap-n1"]);
+    assert!(ifindex_of("gx-oldap-n1").is_none());
+    lab.down();
+    let _ = std::fs::remove_file(&changed);
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "an apply over an untagged host port",
+    );
+}
+
+#[test]
+fn an_apply_that_would_make_anew_an_untagged_host_interface_is_refused_before_any_change() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-reup",
+        "nodes: { n1: {} }\nlinks:\n  - endpoints: [n1:eth1, { host: gx-reup-h }]\n",
+    );
+    lab.up();
+    ip(&["link", "set", "gx-reup-h", "alias", ""]);
+    let host_end = ifindex_of("gx-reup-h");
+    // The link is made anew (its node end renamed) under the same host end's name: the
+    // old one would not go, so the new one clashes with it, and nothing changes.
+    let changed = lab.file.with_extension("next.yaml");
+    std::fs::write(
+        &changed,
+        "name: gx-reup\nnodes: { n1: {} }\nlinks:\n  - endpoints: [n1:eth2, { host: gx-reup-h }]\n",
+    )
+    .unwrap();
+    let o = nslab().arg("apply").arg(&changed).output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("interface `gx-reup-h` already exists on the host"),
+        "{out}"
+    );
+    assert_eq!(ifindex_of("gx-reup-h"), host_end);
+    assert!(
+        lab.exec("n1", &["ip", "link", "show", "eth1"])
+            .status
+            .success()
+    );
+    assert!(lab.is_up());
+    ip(&["link", "del", "gx-reup-h"]);
+    lab.down();
+    let _ = std::fs::remove_file(&changed);
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "an apply over an untagged host end",
+    );
+}

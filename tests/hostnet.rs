@@ -318,6 +318,9 @@ links:
             shown.iter().any(|s| during.contains(s)),
             "{name} missing on the host:\n{during}"
         );
+        // Each carries the lab's tag, the one proof `down` takes that it is the lab's.
+        let alias = std::fs::read_to_string(format!("/sys/class/net/{name}/ifalias")).unwrap();
+        assert_eq!(alias.trim(), "nslab:hn-reach", "{name} is not tagged");
     }
     lab.down();
     assert_same_host(&before, &host_net(), "after down");

@@ -18,6 +18,10 @@ pub enum KernelError {
     /// The test-only fault-injection hook fired.
     #[error("injected failure (NSLAB_TEST_FAIL_AT_STEP)")]
     Injected,
+    /// A host interface a record names is there, but the kernel does not say it is the
+    /// lab's (see `state::owned::host_interface`): left in place, the reason given.
+    #[error("{0}")]
+    NotTheLabs(String),
     #[error("{0}")]
     Other(String),
 }
@@ -183,6 +187,10 @@ pub enum ApplyError {
     /// named objects that are not the lab's: they were left alone, as by `down`.
     #[error("lab `{lab}` was changed, but {} of the journal records of an unfinished apply {} refused and left alone, as {} not the lab's:\n  {}", .records.len(), if .records.len() == 1 { "was" } else { "were" }, if .records.len() == 1 { "it names an object that is" } else { "they name objects that are" }, .records.join("\n  "))]
     RefusedRecords { lab: String, records: Vec<String> },
+    /// A change finished, but host interfaces it was to delete were left in place: the
+    /// kernel does not say they are the lab's (see `state::owned::host_interface`).
+    #[error("lab `{lab}` was changed, but {} host {} left in place:\n  {}", .records.len(), if .records.len() == 1 { "interface it was to delete was" } else { "interfaces it was to delete were" }, .records.join("\n  "))]
+    LeftOnHost { lab: String, records: Vec<String> },
 }
 
 /// `nslab.<lab>.<node>` reads as the node's name, the fabric as `fabric`.

@@ -49,7 +49,8 @@ pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, K
     let (conn, h, _) = rtnetlink::new_connection().map_err(KernelError::Io)?;
     tokio::spawn(conn);
     let mut have = super::inspect::links(&h).await?;
-    let gone = without(&mut have, going);
+    let going = deletable(&h, &plan.lab, going).await?;
+    let gone = without(&mut have, &going);
     let mut out = Vec::new();
     for (name, ix) in &links {
         if have.iter().any(|l| l.name == *name) {
@@ -91,6 +92,44 @@ pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, K
         }
     }
     Ok(out)
+}
+
+/// Of `going`, what will be gone: a host interface (or an address on one) only when the
+/// kernel says it is the lab's ([`still_ours`]); one left in place still clashes.
+async fn deletable(
+    h: &rtnetlink::Handle,
+    lab: &str,
+    going: &[Undo],
+) -> Result<Vec<Undo>, KernelError> {
+    let mut sure = Vec::with_capacity(going.len());
+    for u in going {
+        let on = match u {
+            Undo::DeleteLink {
+                netns,
+                name,
+                ifindex,
+            } if **netns == *HOST_NETNS => Some((name, ifindex)),
+            Undo::DeleteAddress {
+                netns,
+                ifindex,
+                link: Some(name),
+                ..
+            } if **netns == *HOST_NETNS => Some((name, ifindex)),
+            _ => None,
+        };
+        let kept = match on {
+            Some((name, ifindex)) => match still_ours(h, lab, *ifindex, name).await {
+                Ok(ours) => ours,
+                Err(KernelError::NotTheLabs(_)) => false,
+                Err(e) => return Err(e),
+            },
+            None => true,
+        };
+        if kept {
+            sure.push(u.clone());
+        }
+    }
+    Ok(sure)
 }
 
 /// What of the host's is gone by the time an `apply` adds: the ifindexes of its links
@@ -159,22 +198,68 @@ async fn host_routes(h: &rtnetlink::Handle) -> Result<Vec<(IpNet, Vec<u32>)>, Ke
         .collect())
 }
 
-/// Whether the host's interface at `ifindex` is still the one nslab made under `name`,
-/// so an undo never deletes a host interface that took over a freed number.
-pub async fn still_ours(h: &rtnetlink::Handle, ifindex: u32, name: &str) -> bool {
+/// Whether the host's interface at `ifindex` is still the one the lab made under `name`
+/// (see `state::owned::host_interface`): `Ok(true)` when it is, with the lab's tag the
+/// kernel keeps; `Ok(false)` when it is gone or the number is someone else's now, so an
+/// undo never deletes a host interface that took over a freed number; an error when an
+/// interface of that name is there without the lab's tag, since no file on disk (journal
+/// or stored plan) proves a host interface is the lab's.
+pub async fn still_ours(
+    h: &rtnetlink::Handle,
+    lab: &str,
+    ifindex: u32,
+    name: &str,
+) -> Result<bool, KernelError> {
     use futures_util::TryStreamExt;
     use rtnetlink::packet_route::link::LinkAttribute;
-    let Ok(Some(m)) = h
+    let found = match h
         .link()
         .get()
         .match_index(ifindex)
         .execute()
         .try_next()
         .await
-    else {
-        return false;
+    {
+        Ok(m) => m,
+        // ENODEV: no interface has that number any more.
+        Err(e) => match KernelError::netlink(e) {
+            e if e.errno() == Some(nix::errno::Errno::ENODEV as i32) => None,
+            e => return Err(e),
+        },
     };
-    m.attributes
-        .iter()
-        .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name))
+    let attrs = found
+        .as_ref()
+        .map(|m| &m.attributes[..])
+        .unwrap_or_default();
+    let found_name = attrs.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.as_str()),
+        _ => None,
+    });
+    let alias = attrs.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(s) => Some(s.as_str()),
+        _ => None,
+    });
+    let found = found_name.map(|n| (n, alias));
+    crate::state::owned::host_interface(lab, name, ifindex, found).map_err(KernelError::NotTheLabs)
+}
+
+/// Tags the host interface at `ifindex`, just made, as the lab's. The kernel takes no
+/// `IFLA_IFALIAS` when it creates a link (rtnl_create_link ignores it), so this is a
+/// second request; if it fails the interface is deleted again, since an untagged one
+/// would never be deleted by nslab.
+pub async fn tag(h: &rtnetlink::Handle, lab: &str, ifindex: u32) -> Result<(), KernelError> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let msg = rtnetlink::LinkUnspec::new_with_index(ifindex)
+        .append_extra_attribute(LinkAttribute::IfAlias(crate::state::owned::host_tag(lab)))
+        .build();
+    let tagged = h
+        .link()
+        .set(msg)
+        .execute()
+        .await
+        .map_err(KernelError::netlink);
+    if tagged.is_err() {
+        let _ = h.link().del(ifindex).execute().await;
+    }
+    tagged
 }

@@ -261,7 +261,7 @@ pub async fn up_with(
         return Err(ApplyError::Host { lab, source: e });
     }
     let kernel = match NetlinkKernel::new(host, tokio::runtime::Handle::current(), NS_THREADS) {
-        Ok(k) => k,
+        Ok(k) => k.for_lab(&lab),
         Err(e) => {
             drop(host_lock);
             drop(lock);
@@ -418,7 +418,7 @@ pub fn down_with(
     let dir = host.lab_dir(lab);
     let JournalRead {
         mut teardown,
-        refused,
+        mut refused,
         lost,
     } = read_journal(&dir)?;
     // Whatever of the lab the journal does not name (cut short, emptied, deleted) is
@@ -445,7 +445,9 @@ pub fn down_with(
         })?;
         errors.extend(rt.block_on(async {
             match NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1) {
-                Ok(kernel) => undo_inside(&kernel, &teardown.netlink).await,
+                Ok(kernel) => {
+                    undo_inside(&kernel.for_lab(lab), &teardown.netlink, &mut refused).await
+                }
                 Err(e) => vec![format!("cannot open netlink: {e}")],
             }
         }));
@@ -508,10 +510,10 @@ async fn rollback(
     progress: Option<&progress::Reporter>,
 ) -> Result<usize, ApplyError> {
     let host = kernel.host();
-    let (teardown, refused) = teardown::from_journal(dir)?;
+    let (teardown, mut refused) = teardown::from_journal(dir)?;
     let node_names = teardown.node_names();
     let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &node_names));
-    errors.extend(undo_inside(kernel, &teardown.netlink).await);
+    errors.extend(undo_inside(kernel, &teardown.netlink, &mut refused).await);
     kernel.close_all();
     let (rest, held) = tokio::task::block_in_place(|| remove_rest(host, lab, &teardown, progress));
     errors.extend(rest);

@@ -26,6 +26,7 @@ use super::kernel::{Begun, Kernel};
 use super::netns::{self, NsThreads};
 use super::tc;
 use crate::model::Route;
+use crate::model::hostnet::HOST_NETNS;
 use crate::model::kinds::RouteKind;
 use crate::plan::{Name, Op, Undo};
 use crate::state::HostContext;
@@ -42,6 +43,9 @@ pub struct NetlinkKernel {
     rt: tokio::runtime::Handle,
     threads: NsThreads,
     open: Mutex<HashMap<Name, Ns>>,
+    /// The lab whose tag host interfaces get and must carry to be deleted (see
+    /// `state::owned::host_tag`); without one, nothing is made or deleted on the host.
+    lab: Option<String>,
 }
 
 /// The key of the namespace nslab runs in among the open ones: no namespace is named "".
@@ -69,7 +73,34 @@ impl NetlinkKernel {
             rt,
             threads: NsThreads::new(threads),
             open: Mutex::new(HashMap::new()),
+            lab: None,
         })
+    }
+
+    /// This kernel acting for `lab`: what it makes in the host's namespace carries the
+    /// lab's tag, and only what carries it is deleted there.
+    pub fn for_lab(mut self, lab: &str) -> NetlinkKernel {
+        self.lab = Some(lab.to_string());
+        self
+    }
+
+    /// The lab this kernel acts for, needed for anything in the host's namespace.
+    fn host_lab(&self) -> Result<&str, KernelError> {
+        self.lab.as_deref().ok_or_else(|| {
+            KernelError::Other("no lab given to act for in the host's namespace".into())
+        })
+    }
+
+    /// Tags what `op` just made in the host's namespace as the lab's (see
+    /// `hostnet::tag`); ops elsewhere, or that make no interface, need nothing.
+    async fn tag_host(&self, op: &Op) -> Result<(), KernelError> {
+        let ifindex = match op {
+            Op::CreateBridge { netns, ifindex, .. } if **netns == *HOST_NETNS => *ifindex,
+            Op::CreateLink(l) if *l.netns == *HOST_NETNS => l.ifindex,
+            _ => return Ok(()),
+        };
+        let h = self.ns(&Name::from(HOST_NETNS)).await?.handle;
+        super::hostnet::tag(&h, self.host_lab()?, ifindex).await
     }
 
     /// The host this kernel acts on.
@@ -86,7 +117,7 @@ impl NetlinkKernel {
         if let Some(ns) = self.cached(name) {
             return Ok(ns);
         }
-        if **name == *crate::model::hostnet::HOST_NETNS {
+        if **name == *HOST_NETNS {
             // The host's own objects (host links, the management bridge): nslab's namespace.
             self.home().await?;
             return self
@@ -178,6 +209,16 @@ impl NetlinkKernel {
     }
 
     async fn apply_op(&self, op: &Op) -> Result<(), KernelError> {
+        if op.netns() == HOST_NETNS {
+            // Refused before anything is made there: an interface made untagged would be
+            // left for the user to remove.
+            self.host_lab()?;
+        }
+        self.make(op).await?;
+        self.tag_host(op).await
+    }
+
+    async fn make(&self, op: &Op) -> Result<(), KernelError> {
         match op {
             Op::CreateNetns { netns } => self.create_netns(netns).await,
             Op::SetSysctl { netns, key, value } => self.sysctl(netns, key, value).await,
@@ -391,11 +432,11 @@ impl NetlinkKernel {
                 netns,
                 ifindex,
                 name,
-            } if **netns == *crate::model::hostnet::HOST_NETNS => {
+            } if **netns == *HOST_NETNS => {
                 let h = self.ns(netns).await?.handle;
-                if !super::hostnet::still_ours(&h, *ifindex, name).await {
-                    // Gone already (its node's namespace took a veth with it), or the
-                    // number is someone else's now: nothing of ours to delete.
+                // Gone already (its node's namespace took a veth with it), or the number
+                // is someone else's now: nothing of ours to delete. Untagged: refused.
+                if !super::hostnet::still_ours(&h, self.host_lab()?, *ifindex, name).await? {
                     return Ok(());
                 }
                 h.link()
@@ -421,15 +462,14 @@ impl NetlinkKernel {
                 ifindex,
                 address,
                 link,
-            } if **netns == *crate::model::hostnet::HOST_NETNS => {
+            } if **netns == *HOST_NETNS => {
                 let h = self.ns(netns).await?.handle;
-                // Only on the link the lab made, under its name: never by number alone
-                // on whatever host interface holds that number now.
-                match link {
-                    Some(name) if super::hostnet::still_ours(&h, *ifindex, name).await => {
-                        delete_address(&h, *ifindex, *address).await
-                    }
-                    _ => Ok(()),
+                // Only on the link the lab made, under its name and with its tag: never
+                // by number alone on whatever host interface holds that number now.
+                let Some(name) = link else { return Ok(()) };
+                match super::hostnet::still_ours(&h, self.host_lab()?, *ifindex, name).await? {
+                    true => delete_address(&h, *ifindex, *address).await,
+                    false => Ok(()),
                 }
             }
             Undo::DeleteAddress {

@@ -71,16 +71,18 @@ fn stored(dir: &LabDir) -> Result<Stored, ApplyError> {
     })
 }
 
-/// What an unfinished `apply` touched, without the records that name something not the
-/// lab's (see `state::owned`): the journal is a file that `apply` obeys as root, like
-/// `down`, so those are never acted on, and they are reported as `down` reports them.
+/// What an unfinished `apply` touched, screened as `down` screens a journal (see
+/// `state::owned::screen`): the journal is a file that `apply` obeys as root, so records
+/// naming something not the lab's are never acted on, and they are reported as `down`
+/// reports them.
 fn screened(lab: &str, touched: Option<Vec<Undo>>) -> (Option<Vec<Undo>>, Vec<String>) {
-    let mut refused = Vec::new();
-    let touched = touched.map(|mut t| {
-        super::teardown::refuse(&mut t, &mut refused, |u| crate::state::owned::check(lab, u));
-        t
-    });
-    (touched, refused)
+    match touched {
+        Some(t) => {
+            let s = crate::state::owned::screen(lab, t);
+            (Some(s.kept), super::teardown::refusals(s.refused))
+        }
+        None => (None, Vec::new()),
+    }
 }
 
 impl Stored {
@@ -195,7 +197,9 @@ pub async fn change_locked<'k>(
         started: now(),
         file: opts.file.clone(),
     })?;
-    let mut result = change(kernel, &mut journal, &touched, &d, opts, cancel).await;
+    // Host interfaces the kernel does not say are the lab's: left, reported after the change.
+    let mut left = Vec::new();
+    let mut result = change(kernel, &mut journal, &touched, &d, opts, cancel, &mut left).await;
     if result.is_ok() {
         result = commit(t, &dir, &mut journal, opts);
     }
@@ -203,6 +207,9 @@ pub async fn change_locked<'k>(
     if let Err(first) = result {
         for r in &now_is.refused {
             crate::errln!("nslab: lab `{lab}`: refused journal record {r}");
+        }
+        for r in &left {
+            crate::errln!("nslab: lab `{lab}`: refused {r}");
         }
         kernel.close_all();
         if let Err(rb) = roll_back(kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
@@ -216,10 +223,16 @@ pub async fn change_locked<'k>(
         });
     }
     if !now_is.refused.is_empty() {
+        for r in &left {
+            crate::errln!("nslab: lab `{lab}`: refused {r}");
+        }
         return Err(ApplyError::RefusedRecords {
             lab,
             records: now_is.refused,
         });
+    }
+    if !left.is_empty() {
+        return Err(ApplyError::LeftOnHost { lab, records: left });
     }
     Ok(Applied::Changed {
         diff: Box::new(d),
@@ -283,7 +296,20 @@ async fn roll_back(
         step_delay: None,
         ..opts.clone()
     };
-    change(kernel, journal, &touched, &back, &opts, super::never()).await?;
+    let mut refused = Vec::new();
+    let changed = change(
+        kernel,
+        journal,
+        &touched,
+        &back,
+        &opts,
+        super::never(),
+        &mut refused,
+    );
+    changed.await?;
+    for r in refused {
+        crate::errln!("nslab: lab `{}`: refused {r}", dir.lab);
+    }
     let _ = std::fs::remove_file(dir.next_plan_path());
     journal.append(&Record::Applied { finished: now() })?;
     Ok(())
@@ -298,6 +324,7 @@ async fn change(
     d: &Diff,
     opts: &UpOptions,
     cancel: Cancel,
+    refused: &mut Vec<String>,
 ) -> Result<(), ApplyError> {
     let lab = d.lab.clone();
     retire_processes(kernel.host(), journal, touched, d).await?;
@@ -305,7 +332,7 @@ async fn change(
     for u in &undos {
         journal.append(&Record::Retire { undo: u.clone() })?;
     }
-    remove(kernel, &lab, undos, opts.progress.as_ref()).await?;
+    remove(kernel, &lab, undos, opts.progress.as_ref(), refused).await?;
     restore_sysctls(kernel, &lab, &d.restore).await?;
     let exec_opts = super::exec_options(opts);
     let mut record = |e: executor::Entry| match e {
@@ -424,6 +451,7 @@ async fn remove(
     lab: &str,
     undos: Vec<Undo>,
     progress: Option<&progress::Reporter>,
+    refused: &mut Vec<String>,
 ) -> Result<(), ApplyError> {
     if undos.is_empty() {
         return Ok(());
@@ -432,7 +460,7 @@ async fn remove(
     let names = t.node_names();
     let host = kernel.host();
     let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &names));
-    errors.extend(undo_inside(kernel, &t.netlink).await);
+    errors.extend(undo_inside(kernel, &t.netlink, refused).await);
     // Namespaces may be made again under the same names: no handle to an old one stays.
     kernel.close_all();
     let (rest, held) = tokio::task::block_in_place(|| remove_rest(host, lab, &t, progress));

@@ -14,41 +14,18 @@ use crate::state::{HostContext, LabDir};
 /// something that is not the lab's (see `state::owned`): those are never acted on.
 pub fn from_journal(dir: &LabDir) -> Result<(Teardown, Vec<String>), ApplyError> {
     // Already without what dies with the lab's namespaces, in creation order.
-    let mut objects = crate::state::teardown_objects(&dir.journal_path())?;
-    // A host address recorded by an nslab from before records named their link: never
-    // acted on (nothing says which interface it is now), and not worth a refusal, since
-    // deleting the lab's host link or management bridge takes its addresses with it.
-    objects.retain(|u| {
-        !matches!(u, Undo::DeleteAddress { netns, link: None, .. }
-            if **netns == *crate::model::hostnet::HOST_NETNS)
-    });
-    let mut refused = Vec::new();
-    refuse(&mut objects, &mut refused, |u| {
-        crate::state::owned::check(&dir.lab, u)
-    });
-    // A host interface's real name and number pass `check` and the engine's name test
-    // alike: a host address is the lab's only on a host link the same journal made.
-    let host_links = crate::state::owned::host_links(&objects);
-    refuse(&mut objects, &mut refused, |u| {
-        crate::state::owned::on_host_link(&host_links, u)
-    });
-    Ok((Teardown::of(objects), refused))
+    let objects = crate::state::teardown_objects(&dir.journal_path())?;
+    let s = crate::state::owned::screen(&dir.lab, objects);
+    Ok((Teardown::of(s.kept), refusals(s.refused)))
 }
 
-/// Drops from `undos` the records `test` says are not the lab's (never acted on), and
-/// adds each to `refused` as `down` and `apply` report them.
-pub(super) fn refuse(
-    undos: &mut Vec<Undo>,
-    refused: &mut Vec<String>,
-    test: impl Fn(&Undo) -> Result<(), String>,
-) {
-    undos.retain(|u| match test(u) {
-        Ok(()) => true,
-        Err(what) => {
-            refused.push(format!("{}: names {what}", error::undo_text(u)));
-            false
-        }
-    });
+/// Records screened out as not the lab's (see `state::owned::screen`), as `down` and
+/// `apply` report them.
+pub(super) fn refusals(refused: Vec<(Undo, String)>) -> Vec<String> {
+    refused
+        .into_iter()
+        .map(|(u, what)| format!("{}: names {what}", error::undo_text(&u)))
+        .collect()
 }
 
 /// Adds what exists of the lab by name but is not in `s` (a journal cut short, emptied
@@ -170,12 +147,22 @@ fn remove_cgroups(lab: &str, s: &Teardown) -> Vec<String> {
         .collect()
 }
 
-/// Undoes objects one by one, in reverse creation order, collecting every failure.
-pub async fn undo_inside(kernel: &NetlinkKernel, undos: &[Undo]) -> Vec<String> {
+/// Undoes objects one by one, in reverse creation order, collecting every failure. A
+/// host interface the kernel does not say is the lab's (no lab tag) is refused, not
+/// failed: it goes to `refused` with the command that removes it by hand.
+pub async fn undo_inside(
+    kernel: &NetlinkKernel,
+    undos: &[Undo],
+    refused: &mut Vec<String>,
+) -> Vec<String> {
     let mut errors = Vec::new();
     for u in undos {
-        if let Err(e) = kernel.undo(u).await {
-            errors.push(format!("{}: {e}", error::undo_text(u)));
+        match kernel.undo(u).await {
+            Ok(()) => {}
+            Err(super::error::KernelError::NotTheLabs(why)) => {
+                refused.push(format!("{}: {why}", error::undo_text(u)));
+            }
+            Err(e) => errors.push(format!("{}: {e}", error::undo_text(u))),
         }
     }
     errors

@@ -144,7 +144,8 @@ impl<'k> Session<'k> {
         };
         let rt = tokio::runtime::Handle::try_current().map_err(|e| host_error(e.to_string()))?;
         let k = NetlinkKernel::new(&self.live.host, rt, *threads)
-            .map_err(|e| host_error(e.to_string()))?;
+            .map_err(|e| host_error(e.to_string()))?
+            .for_lab(&self.live.lab);
         Ok(own.get_or_init(|| k))
     }
 

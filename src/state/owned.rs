@@ -1,7 +1,9 @@
 //! Whether a journal record names an object of its own lab. The journal is a file on
 //! disk that `down` obeys as root: a record edited by hand, or written by a buggy or older
 //! nslab, must never make `down` act outside the lab (another lab's namespace, a path
-//! that climbs out of /run/netns, a cgroup or mount of another lab).
+//! that climbs out of /run/netns, a cgroup or mount of another lab). In the host's
+//! namespace no file is proof: an interface there is the lab's only when the kernel says
+//! so, by the tag nslab gave it ([`host_tag`], judged by [`host_interface`]).
 
 use crate::model::names::{check_ifname, check_node_name, fabric_netns, node_netns};
 use crate::plan::{Op, Plan, Undo};
@@ -14,7 +16,8 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
         // and their addresses: nothing else there (a route, a qdisc, the namespace) is
         // ever a lab's to undo.
         Undo::DeleteAddress { netns, link, .. } if **netns == *host => match link {
-            // Deleted only while the interface still has this name (see `netlink`).
+            // Deleted only while the interface still has this name and the lab's tag
+            // (see [`host_interface`]).
             Some(name) => {
                 check_ifname(name).map_err(|e| format!("host link {}: {e}", name.escape_debug()))
             }
@@ -52,6 +55,89 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
             }
         }
     }
+}
+
+/// One journal's records, screened the one way `down` and `apply` both screen them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Screened {
+    /// The lab's own records, the only ones acted on.
+    pub kept: Vec<Undo>,
+    /// Records naming something not the lab's, with what they name instead: never acted
+    /// on, and reported.
+    pub refused: Vec<(Undo, String)>,
+    /// Host addresses recorded by an nslab from before records named their link: never
+    /// acted on (nothing says which interface holds that number now), and not worth a
+    /// refusal, since deleting the lab's host link or bridge takes its addresses with it.
+    pub dropped: Vec<Undo>,
+}
+
+/// Screens `undos` (a journal's teardown, or what an unfinished `apply` touched): legacy
+/// nameless host addresses are dropped, every record must pass [`check`], and a host
+/// address must then sit on a host link the same records delete ([`on_host_link`]).
+/// One function for both, so what `down` and `apply` obey cannot drift apart.
+pub fn screen(lab: &str, undos: Vec<Undo>) -> Screened {
+    let host = crate::model::hostnet::HOST_NETNS;
+    let mut s = Screened::default();
+    for u in undos {
+        if matches!(&u, Undo::DeleteAddress { netns, link: None, .. } if **netns == *host) {
+            s.dropped.push(u);
+        } else if let Err(what) = check(lab, &u) {
+            s.refused.push((u, what));
+        } else {
+            s.kept.push(u);
+        }
+    }
+    // A host interface's real name and number pass `check`: a host address is the lab's
+    // only on a host link the same records delete.
+    let links = host_links(&s.kept);
+    let (kept, off): (Vec<Undo>, Vec<Undo>) = std::mem::take(&mut s.kept)
+        .into_iter()
+        .partition(|u| on_host_link(&links, u).is_ok());
+    s.kept = kept;
+    for u in off {
+        let what = on_host_link(&links, &u).expect_err("partitioned out as refused");
+        s.refused.push((u, what));
+    }
+    s
+}
+
+/// The alias (`IFLA_IFALIAS`) nslab gives every interface it makes in the host's
+/// namespace. The kernel keeps it with the interface, where no file on disk can forge
+/// it: a host interface is deleted only while it carries its lab's tag.
+pub fn host_tag(lab: &str) -> String {
+    format!("nslab:{lab}")
+}
+
+/// Judges the host's interface at `ifindex`, which the kernel reports as `found` (its
+/// name and alias, `None` when no interface has that number), against a record deleting
+/// `name` there: `Ok(true)` when it is the lab's (that name and the lab's [`host_tag`]),
+/// `Ok(false)` when the record's interface is gone (nothing to do), and an error saying
+/// why not when an interface of that name is there without the lab's tag. An untagged
+/// one may be an older nslab's, made before tags, or a crash between making and tagging:
+/// it is left for the user, never deleted on a file's word.
+pub fn host_interface(
+    lab: &str,
+    name: &str,
+    ifindex: u32,
+    found: Option<(&str, Option<&str>)>,
+) -> Result<bool, String> {
+    let Some((found_name, alias)) = found else {
+        return Ok(false);
+    };
+    if found_name != name {
+        // The number is another interface's now: the record's is gone.
+        return Ok(false);
+    }
+    let tag = host_tag(lab);
+    let has = match alias {
+        Some(a) if a == tag => return Ok(true),
+        Some(a) => format!("its alias is `{}`", a.escape_debug()),
+        None => "it has none: an nslab from before tags made it, or one killed between making and tagging it, or not nslab".into(),
+    };
+    let name = name.escape_debug();
+    Err(format!(
+        "host interface `{name}` (index {ifindex}) without the lab's tag `{tag}` ({has}): left in place; once you have checked it is the lab's, remove it with `ip link del {name}`"
+    ))
 }
 
 /// Whether a stored plan is the lab's, before `apply` removes what it has and the new
@@ -142,8 +228,8 @@ pub fn on_host_link(links: &[(String, u32)], undo: &Undo) -> Result<(), String> 
 /// `nslab.<lab>` (the fabric) or `nslab.<lab>.<node>` with a valid node name: nothing
 /// that could be another lab's or a path. The host's namespace is none of the lab's
 /// namespaces: [`check`] lets through only the deletion of a host link or management
-/// bridge there (which deletes only an interface still under the name the lab gave it,
-/// see `apply::hostnet::still_ours`) and of their addresses.
+/// bridge there (which deletes only an interface still under the name the lab gave it
+/// and with the lab's tag, see [`host_interface`]) and of their addresses.
 pub fn netns_of_lab(lab: &str, netns: &str) -> Result<(), String> {
     if netns == fabric_netns(lab) {
         return Ok(());
@@ -332,6 +418,77 @@ mod tests {
             addr("@host", "lab-h1", 7),
         ] {
             assert!(on_host_link(&links, &forged).is_err(), "{forged:?} passed");
+        }
+    }
+
+    #[test]
+    fn one_screening_keeps_refuses_and_drops() {
+        let link = |name: &str, ifindex| Undo::DeleteLink {
+            netns: "@host".into(),
+            name: name.into(),
+            ifindex,
+        };
+        let addr = |link: Option<&str>, ifindex| Undo::DeleteAddress {
+            netns: "@host".into(),
+            ifindex,
+            address: "192.0.2.1/24".parse().unwrap(),
+            link: link.map(Into::into),
+        };
+        let legacy = addr(None, 7);
+        let other = ns("nslab.other.r1");
+        let eth0 = addr(Some("eth0"), 2);
+        let undos = vec![
+            ns("nslab.lab.r1"),
+            link("br-lab", 7),
+            addr(Some("br-lab"), 7),
+            legacy.clone(),
+            other.clone(),
+            eth0.clone(),
+        ];
+        let s = screen("lab", undos);
+        assert_eq!(
+            s.kept,
+            [
+                ns("nslab.lab.r1"),
+                link("br-lab", 7),
+                addr(Some("br-lab"), 7)
+            ]
+        );
+        assert_eq!(s.dropped, [legacy]);
+        let refused: Vec<&Undo> = s.refused.iter().map(|(u, _)| u).collect();
+        assert_eq!(refused, [&other, &eth0]);
+        assert!(
+            s.refused[1].1.contains("not a host link of the lab"),
+            "{s:?}"
+        );
+        // A host address whose link the records do not delete is refused even when it
+        // passes `check`: an unfinished apply's records are screened the same way.
+        let alone = screen("lab", vec![addr(Some("br-lab"), 7)]);
+        assert!(
+            alone.kept.is_empty() && alone.refused.len() == 1,
+            "{alone:?}"
+        );
+    }
+
+    #[test]
+    fn a_host_interface_is_the_labs_only_by_name_and_tag() {
+        let tag = host_tag("lab");
+        assert_eq!(tag, "nslab:lab");
+        let judge = |found| host_interface("lab", "br-lab", 7, found);
+        assert_eq!(judge(Some(("br-lab", Some(tag.as_str())))), Ok(true));
+        // Gone, or the number is another interface's now: nothing to delete.
+        assert_eq!(judge(None), Ok(false));
+        assert_eq!(judge(Some(("eth0", Some(tag.as_str())))), Ok(false));
+        // There under the name, but not tagged as the lab's: refused, with the command.
+        for alias in [
+            None,
+            Some("nslab:other"),
+            Some("uplink"),
+            Some("nslab:lab2"),
+        ] {
+            let e = judge(Some(("br-lab", alias))).expect_err("refused");
+            assert!(e.contains("`ip link del br-lab`"), "{e}");
+            assert!(e.contains("index 7"), "{e}");
         }
     }
 }
