@@ -7,6 +7,11 @@ use clap::error::ErrorKind;
 use nslab::cli::{Cli, CliError, exit, run};
 
 fn main() -> ExitCode {
+    // The caller's umask must not decide the modes of what nslab makes as root (lab
+    // locks, pid files, node logs, the inits' control sockets) nor reach a node: under
+    // `umask 0` an init's socket was writable by every user, who could add a process to
+    // it and so run a command as root.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     // The node init is this same binary; it must not pay for argument parsing.
     let mut args = std::env::args_os();
     let first = args.next().and(args.next());
@@ -18,9 +23,11 @@ fn main() -> ExitCode {
     }
     // The fork server of node inits (see `node::zygote`); its argument is only room.
     if first.as_ref().is_some_and(|a| a == "__zygote") {
+        default_dispositions();
         return ExitCode::from(nslab::node::zygote::main() as u8);
     }
     if first.is_some_and(|a| a == "__init") {
+        default_dispositions();
         let config = args
             .next()
             .and_then(|c| c.into_string().ok())
@@ -44,6 +51,22 @@ fn main() -> ExitCode {
                 _ => nslab::errln!("error: {}", anyhow::Error::from(err)),
             }
             ExitCode::from(code)
+        }
+    }
+}
+
+/// A signal the caller ignored stays ignored across exec, into the fork server, the
+/// inits and every process they start (`trap '' USR1; nslab up` left SIGUSR1 ignored in
+/// the node's daemons): a node starts from the default dispositions, as a container does.
+/// SIGPIPE stays ignored, as the runtime set it: the init writes to sockets whose reader
+/// may be gone, and the standard library resets it for the commands it spawns.
+fn default_dispositions() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    for sig in Signal::iterator() {
+        if !matches!(sig, Signal::SIGPIPE | Signal::SIGKILL | Signal::SIGSTOP) {
+            // SAFETY: the default disposition installs no handler, and nothing else runs
+            // yet in this process.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
         }
     }
 }

@@ -64,7 +64,7 @@ fn expected_json(t: &Topology, out: &mut Vec<Diagnostic>) {
         if out.iter().any(|d| d.span == Some(*span)) {
             continue;
         }
-        let problem = match std::fs::read_to_string(path) {
+        let problem = match crate::harness::cmd::read_expected_text(path) {
             Err(e) => format!("cannot read {}: {e}", path.display()),
             Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(_) => continue,

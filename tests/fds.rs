@@ -129,6 +129,78 @@ fn the_callers_descriptors_reach_neither_init_nor_processes_nor_exec() {
     lab.down();
 }
 
+/// Mode bits of `path` that let group or others write it.
+fn writable_by_others(path: &str) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    m.mode() & 0o022
+}
+
+#[test]
+fn the_callers_umask_and_ignored_signals_reach_neither_nslabs_files_nor_the_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "fx-umask",
+        r#"
+nodes:
+  a:
+    processes:
+      - { name: p, cmd: "sh -c 'umask; grep SigIgn /proc/self/status; echo done; exec sleep 1000'" }
+"#,
+    );
+    // The caller: umask 0, SIGUSR1 and SIGUSR2 ignored (as `trap '' USR1 USR2` leaves them).
+    let caller = |args: &[&str]| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(r#"umask 000; trap '' USR1 USR2; exec "$@""#)
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_nslab"))
+            .args(args);
+        c
+    };
+    let o = caller(&["up"]).arg(&lab.file).output().unwrap();
+    assert!(o.status.success(), "up: {}{}", stdout(&o), stderr(&o));
+    wait_for("the process to report", || {
+        logs("fx-umask", "a", "p").contains("done")
+    });
+    let log = logs("fx-umask", "a", "p");
+    assert!(
+        log.lines().any(|l| l == "0022"),
+        "the process's umask is not 0022:\n{log}"
+    );
+    let ignored = log
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap_or_else(|| panic!("no SigIgn in:\n{log}"));
+    for sig in [libc::SIGUSR1, libc::SIGUSR2] {
+        assert_eq!(
+            ignored & (1 << (sig - 1)),
+            0,
+            "signal {sig} still ignored in the node ({ignored:x})"
+        );
+    }
+    // What nslab made as root: nobody else may write it (a control socket others can
+    // write lets them add a process to the init, which runs it as root).
+    for path in [
+        "/run/nslab/fx-umask.nodes/a.sock",
+        "/run/nslab/fx-umask.nodes/a.pid",
+        "/run/nslab/fx-umask.nodes",
+        "/run/nslab/fx-umask.logs/a",
+        "/run/nslab/fx-umask.logs/a/p.log",
+    ] {
+        assert_eq!(writable_by_others(path), 0, "{path} is writable by others");
+    }
+    let o = caller(&["exec", "--lab", "fx-umask", "a", "--", "sh", "-c", "umask"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "0022\n", "exec's umask: {}", stderr(&o));
+    lab.down();
+}
+
 #[test]
 fn a_checks_run_under_test_sees_only_0_to_2_and_teardown_is_complete() {
     if !privileged() {

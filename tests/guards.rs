@@ -867,3 +867,39 @@ fn an_apply_that_would_make_anew_an_untagged_host_interface_is_refused_before_an
         "an apply over an untagged host end",
     );
 }
+
+#[test]
+fn down_never_signals_a_process_a_forged_pid_file_names() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "gx-pidf",
+        "nodes:\n  a:\n    processes:\n      - { name: p, cmd: \"sleep 1000\" }\n",
+    );
+    lab.up();
+    // A process of the host's, named by the node's pid file with its true start time
+    // (both readable from /proc), as a forged or stale record would.
+    let mut victim = std::process::Command::new("sleep")
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let pid = victim.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let start = rest.split_whitespace().nth(19).unwrap();
+    std::fs::write(
+        "/run/nslab/gx-pidf.nodes/a.pid",
+        format!("{pid} {start} 100\n"),
+    )
+    .unwrap();
+    // down still removes the lab: its init is found in the lab's namespaces.
+    lab.down();
+    assert!(!std::path::Path::new("/run/netns/nslab.gx-pidf.a").exists());
+    // down waits for what it signals: a victim it had signalled would have exited.
+    let alive = victim.try_wait().unwrap().is_none();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(alive, "down signalled the process a forged pid file named");
+}

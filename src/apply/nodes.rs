@@ -513,13 +513,15 @@ struct InitHandle {
 }
 
 impl InitHandle {
-    /// The init `record` names, pinned, or `None` when it is gone. The pid file is read
-    /// once by the caller and /proc once here: a 1,000-node `down` does this 1,000 times.
-    fn open(node: &str, record: &enter::PidRecord) -> Option<InitHandle> {
+    /// The init `record` names, pinned, or `None` when it is gone or is not the init of
+    /// `lab`'s `node` (a forged pid file; the sweep of the lab's namespaces still finds
+    /// the real init). The pid file is read once by the caller and /proc twice here: a
+    /// 1,000-node `down` does this 1,000 times.
+    fn open(lab: &str, node: &str, record: &enter::PidRecord) -> Option<InitHandle> {
         let fd = crate::sys::pidfd::open(record.pid).ok()?;
         // The pid could have been reused since the init wrote it: check now that the
         // descriptor pins whichever process it is.
-        record.running().then(|| InitHandle {
+        (record.running() && record.is_init_of(lab, node)).then(|| InitHandle {
             node: node.to_string(),
             pid: record.pid,
             fd,
@@ -551,7 +553,7 @@ pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String
         let Some(record) = enter::PidRecord::read(&paths.pid_file(node)) else {
             continue;
         };
-        let Some(init) = InitHandle::open(node, &record) else {
+        let Some(init) = InitHandle::open(lab, node, &record) else {
             continue;
         };
         grace = grace.max(record.grace);

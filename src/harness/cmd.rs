@@ -135,11 +135,59 @@ fn json(j: &JsonExpect, stdout: &str) -> Option<String> {
         .map(|d| format!("stdout JSON differs: {d}"))
 }
 
+/// The largest `expect_json_file` read, the topology file's own limit: the path comes
+/// from a file people share, and `/dev/zero` read whole would take every byte of memory.
+pub const MAX_EXPECTED_BYTES: u64 = 64 << 20;
+
 /// An `expect_json_file`, read when the check runs: compiling reads no files (preflight
 /// already said whether it parses).
 pub fn read_expected(path: &std::path::Path) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(path)
+    let text = read_expected_text(path)
         .map_err(|e| format!("cannot read the expected JSON {}: {e}", path.display()))?;
     serde_json::from_str(&text)
         .map_err(|e| format!("the expected JSON {} does not parse: {e}", path.display()))
+}
+
+/// The text of an expected JSON file: a regular file (a FIFO would hang the read, a
+/// device never end it), at most [`MAX_EXPECTED_BYTES`].
+pub fn read_expected_text(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so opening a FIFO with no writer returns at once.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut text = String::new();
+    file.take(MAX_EXPECTED_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_EXPECTED_BYTES {
+        return Err(format!("larger than {} MiB", MAX_EXPECTED_BYTES >> 20));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expected_json_file_is_a_regular_file_of_bounded_size() {
+        let e = read_expected_text(std::path::Path::new("/dev/null")).unwrap_err();
+        assert_eq!(e, "not a regular file");
+        let big = std::env::temp_dir().join(format!("nslab-expected-{}.json", std::process::id()));
+        let f = std::fs::File::create(&big).unwrap();
+        // Sparse: no disk space, but a read would go through every byte.
+        f.set_len(MAX_EXPECTED_BYTES + 1).unwrap();
+        let e = read_expected_text(&big).unwrap_err();
+        std::fs::remove_file(&big).unwrap();
+        assert!(e.contains("larger than 64 MiB"), "{e}");
+        let e = read_expected(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("/dev/zero: not a regular file"), "{e}");
+    }
 }

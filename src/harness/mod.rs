@@ -4,7 +4,7 @@
 
 mod actions;
 mod checks;
-mod cmd;
+pub(crate) mod cmd;
 pub mod jsonmatch;
 pub mod local;
 pub mod report;

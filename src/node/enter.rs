@@ -60,6 +60,26 @@ impl PidRecord {
         };
         !rest.starts_with('Z') && start_of(rest) == Some(self.start)
     }
+
+    /// Whether the recorded process is the init of `lab`'s `node`, by the command line
+    /// every init carries (`nslab __init - LAB/NODE`). A pid and start time are easy to
+    /// copy from /proc: a pid file naming another process (another lab's init, a
+    /// container's daemon) would have `down` kill it and sweep its namespaces.
+    pub fn is_init_of(&self, lab: &str, node: &str) -> bool {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .is_ok_and(|c| is_init_command_line(&c, lab, node))
+    }
+}
+
+/// `ARGV0 __init - LAB/NODE`, NUL-separated, with any NUL padding after it (a forked
+/// init writes its words over the fork server's longer arguments).
+fn is_init_command_line(cmdline: &[u8], lab: &str, node: &str) -> bool {
+    let title = format!("{lab}/{node}");
+    let mut args = cmdline.split(|b| *b == 0).skip(1);
+    args.next() == Some(b"__init".as_slice())
+        && args.next() == Some(b"-".as_slice())
+        && args.next() == Some(title.as_bytes())
+        && args.all(<[u8]>::is_empty)
 }
 
 /// How long the init gives its processes to stop (the third field of its pid file).
@@ -218,6 +238,29 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_init_is_known_by_its_command_line_lab_and_node() {
+        let forked = b"/usr/bin/nslab\0__init\0-\0lab1/r1\0\0\0\0";
+        assert!(is_init_command_line(forked, "lab1", "r1"));
+        assert!(is_init_command_line(
+            b"nslab\0__init\0-\0lab1/r1\0",
+            "lab1",
+            "r1"
+        ));
+        assert!(!is_init_command_line(forked, "lab1", "r2"), "another node");
+        assert!(
+            !is_init_command_line(forked, "lab", "1/r1"),
+            "another split"
+        );
+        assert!(!is_init_command_line(b"/usr/sbin/sshd\0-D\0", "lab1", "r1"));
+        assert!(!is_init_command_line(
+            b"nslab\0__init\0-\0lab1/r1\0x\0",
+            "lab1",
+            "r1"
+        ));
+        assert!(!is_init_command_line(b"", "lab1", "r1"));
+    }
 
     #[test]
     fn a_pid_record_names_a_running_process_only_with_its_start_time() {

@@ -61,8 +61,14 @@ impl LogSink {
     }
 
     /// Opens `name.log`: appending to what a previous init left, or new after a rotation.
+    /// Never through a symbolic link: the init is root, and a link planted in the logs
+    /// directory would have it append to (or, at a rotation, truncate) any file.
     fn open(&mut self, truncate: bool) -> std::io::Result<()> {
-        let mut flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_CLOEXEC;
+        let mut flags = OFlag::O_WRONLY
+            | OFlag::O_CREAT
+            | OFlag::O_APPEND
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOFOLLOW;
         if truncate {
             flags |= OFlag::O_TRUNC;
         }
@@ -225,6 +231,25 @@ mod tests {
         s.write(b"0123456789\n").unwrap();
         assert_eq!(std::fs::read_to_string(d.join("p.log")).unwrap(), "89\n");
         assert!(!d.join("p.log.1").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_link_at_the_log_is_refused_not_written_through() {
+        let d = tmp("link");
+        let target = d.join("target");
+        std::fs::write(&target, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&target, d.join("p.log")).unwrap();
+        let fd = OwnedFd::from(File::open(&d).unwrap());
+        let policy = LogPolicy {
+            max_bytes: 1 << 20,
+            keep: 1,
+        };
+        let e = LogSink::new(&fd, "p", policy)
+            .err()
+            .expect("opened through a link");
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -43,9 +43,11 @@ impl LabLock {
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .map_err(|e| super::files::io_err(&path, e))?;
+            owner_only(&file, &path)?;
             let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(locked) => locked,
                 Err((file, _)) => {
@@ -84,6 +86,23 @@ impl Drop for LabLock {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Anyone who can open the lock file can `flock` it and hold every command on the lab
+/// (`down` included) waiting forever, and `flock` needs only a read-only descriptor:
+/// the file is the owner's alone, and one an older nslab left readable is made so.
+fn owner_only(file: &File, path: &std::path::Path) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = file
+        .metadata()
+        .map_err(|e| StateError::io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StateError::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Who holds the `flock` on this file, from `/proc/locks`; `None` if it cannot tell.
@@ -151,6 +170,38 @@ impl HostLock {
 #[cfg(test)]
 mod tests {
     use super::flock_holder;
+    use super::{HostContext, LabLock};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    /// A run directory of this test's own, as `ensure_root` wants it (mode 0755).
+    fn run_dir(name: &str) -> HostContext {
+        let dir = std::env::temp_dir().join(format!("nslab-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        HostContext {
+            run_dir: dir,
+            netns_dir: "/nonexistent".into(),
+            privileged: false,
+            host: None,
+        }
+    }
+
+    #[test]
+    fn lab_lock_files_are_the_owners_alone_even_one_left_readable() {
+        let host = run_dir("lock-mode");
+        let lock = LabLock::acquire(&host, "lm1", |_| {}).unwrap();
+        let mode = |f: &str| std::fs::metadata(host.run_dir.join(f)).unwrap().mode() & 0o777;
+        assert_eq!(mode("lm1.lock"), 0o600, "a new lock file");
+        drop(lock);
+        let old = host.run_dir.join("lm2.lock");
+        std::fs::write(&old, "").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let lock = LabLock::acquire(&host, "lm2", |_| {}).unwrap();
+        assert_eq!(mode("lm2.lock"), 0o600, "a lock file an older nslab left");
+        drop(lock);
+        std::fs::remove_dir_all(&host.run_dir).unwrap();
+    }
 
     const LOCKS: &str = "\
 1: POSIX  ADVISORY  WRITE 611 00:1a:4242 0 EOF
