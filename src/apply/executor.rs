@@ -1,6 +1,20 @@
 //! Runs a plan's step DAG: each step starts once its dependencies are done, up to `jobs`
 //! at a time, lowest step id first (so phases stay mostly in order, which the kernel's
 //! RTNL lock rewards). Every step that creates an object is journaled before it runs.
+//!
+//! One exception to lowest id first, the node lane: up to two of the ready steps that
+//! start nodes' inits (and the run directories, hosts file, mount template and cgroups
+//! those wait for) start ahead of lower ids, always leaving the rest at least one slot.
+//! The plan lets a node's init start once its own network namespace exists, but its
+//! step id comes after all of the wiring's, so lowest id first alone started inits only
+//! once the wiring had run out of ready steps. An init's start is mostly work in other
+//! processes (the fork server, the init's mounts), the wiring is netlink work in
+//! nslab's threads: side by side they keep both CPUs busier. Two, because more slowed
+//! the wiring more than it gained (1, 2, 4 and 7 measured at 1,000 nodes; see README,
+//! Performance). Past those two, node-lane steps take free slots by id like the rest.
+//! The order stays deterministic: the same plan and the same completion order start
+//! the same steps.
+//!
 //! A started process's readiness wait ([`Kernel::ready`]) holds no job slot: only the
 //! steps that depend on that process wait for it, so a lab of slow daemons starts them
 //! all at once instead of `jobs` at a time.
@@ -18,7 +32,7 @@ use tokio::sync::watch;
 
 use super::error::KernelError;
 use super::kernel::{Begun, Kernel};
-use crate::plan::{Plan, Step, StepId, Undo};
+use crate::plan::{Op, Plan, Step, StepId, Undo};
 use crate::state::StateError;
 
 #[derive(Debug, Clone)]
@@ -96,6 +110,82 @@ async fn unless_aborted(
     }
 }
 
+/// Whether a step belongs to the node lane: starting nodes' inits, and the few steps
+/// those starts wait for besides their network namespace.
+fn node_lane(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::StartNode { .. }
+            | Op::MountRunDirs { .. }
+            | Op::WriteHosts { .. }
+            | Op::CreateMountTemplate { .. }
+            | Op::CreateCgroup { .. }
+    )
+}
+
+/// Node-lane steps that may start ahead of lower ids at once (see the module's comment).
+const NODE_SLOTS: usize = 2;
+
+/// How many job slots the node lane may claim ahead of lower step ids; at least one is
+/// always left to the rest.
+fn node_slots(jobs: usize) -> usize {
+    NODE_SLOTS.min(jobs - 1)
+}
+
+/// The steps ready to start, in two lanes, each lowest step id first. Up to `reserved`
+/// node-lane steps start ahead of everything else; past that, both lanes share the
+/// free slots lowest id first, as one queue would.
+struct Ready<'p> {
+    plan: &'p Plan,
+    nodes: BinaryHeap<Reverse<usize>>,
+    rest: BinaryHeap<Reverse<usize>>,
+    /// Node-lane steps holding a job slot.
+    nodes_busy: usize,
+    reserved: usize,
+}
+
+impl<'p> Ready<'p> {
+    fn new(plan: &'p Plan, jobs: usize) -> Self {
+        Ready {
+            plan,
+            nodes: BinaryHeap::new(),
+            rest: BinaryHeap::new(),
+            nodes_busy: 0,
+            reserved: node_slots(jobs),
+        }
+    }
+
+    fn push(&mut self, i: usize) {
+        if node_lane(&self.plan.steps[i].op) {
+            self.nodes.push(Reverse(i));
+        } else {
+            self.rest.push(Reverse(i));
+        }
+    }
+
+    /// The next step to start, counted as holding a slot until [`Ready::finished`].
+    fn pop(&mut self) -> Option<usize> {
+        let node_first = match (self.nodes.peek(), self.rest.peek()) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(a), Some(b)) => self.nodes_busy < self.reserved || a > b,
+        };
+        if node_first {
+            self.nodes_busy += 1;
+            self.nodes.pop().map(|Reverse(i)| i)
+        } else {
+            self.rest.pop().map(|Reverse(i)| i)
+        }
+    }
+
+    /// Step `i`'s slot-holding part ended.
+    fn finished(&mut self, i: usize) {
+        if node_lane(&self.plan.steps[i].op) {
+            self.nodes_busy -= 1;
+        }
+    }
+}
+
 /// What the executor tells the journal.
 pub enum Entry<'a> {
     /// This object is about to be created.
@@ -124,8 +214,11 @@ pub async fn execute<K: Kernel>(
             dependents[d - 1].push(i);
         }
     }
-    let mut ready: BinaryHeap<Reverse<usize>> =
-        (0..n).filter(|i| waiting[*i] == 0).map(Reverse).collect();
+    let jobs = opts.jobs.max(1);
+    let mut ready = Ready::new(plan, jobs);
+    for i in (0..n).filter(|i| waiting[*i] == 0) {
+        ready.push(i);
+    }
     let mut running: Running = FuturesUnordered::new();
     let mut failure: Option<ExecError> = None;
     let mut cancelled: Option<String> = cancel.borrow().clone();
@@ -133,7 +226,6 @@ pub async fn execute<K: Kernel>(
     // user commands stop waiting (dropping them kills what they started); the rest are
     // short kernel requests and finish, so the journal and the kernel agree.
     let (abort_tx, abort_rx) = watch::channel(false);
-    let jobs = opts.jobs.max(1);
     // Futures in `running` that hold a job slot (the others wait for readiness).
     let mut busy = 0usize;
     let mut done = 0usize;
@@ -141,7 +233,7 @@ pub async fn execute<K: Kernel>(
 
     loop {
         while failure.is_none() && cancelled.is_none() && busy < jobs {
-            let Some(Reverse(i)) = ready.pop() else { break };
+            let Some(i) = ready.pop() else { break };
             let step = &plan.steps[i];
             if let Some(u) = step.op.undo()
                 && let Err(e) = journal(Entry::Creating(&u))
@@ -169,6 +261,7 @@ pub async fn execute<K: Kernel>(
             Some((i, part, result)) = running.next() => {
                 if part == Part::Start {
                     busy -= 1;
+                    ready.finished(i);
                 }
                 let op = &plan.steps[i].op;
                 match result {
@@ -184,7 +277,7 @@ pub async fn execute<K: Kernel>(
                         for &d in &dependents[i] {
                             waiting[d] -= 1;
                             if waiting[d] == 0 {
-                                ready.push(Reverse(d));
+                                ready.push(d);
                             }
                         }
                     }
@@ -650,6 +743,132 @@ routing: static
                 .log
                 .contains(&"run-exec".to_string())
         );
+    }
+
+    /// The fake kernel, logging the id of every step it starts (the test's steps have
+    /// distinct ops).
+    struct Starts {
+        inner: FakeKernel,
+        ids: Vec<(Op, StepId)>,
+        started: Mutex<Vec<StepId>>,
+    }
+
+    impl Starts {
+        fn new(plan: &Plan) -> Starts {
+            Starts {
+                inner: FakeKernel::default(),
+                ids: plan.steps.iter().map(|s| (s.op.clone(), s.id)).collect(),
+                started: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Kernel for Starts {
+        async fn apply(&self, op: &Op) -> Result<(), KernelError> {
+            self.inner.apply(op).await
+        }
+
+        async fn start(&self, op: &Op) -> Result<Begun, KernelError> {
+            let id = self.ids.iter().find(|(o, _)| o == op).unwrap().1;
+            self.started.lock().unwrap().push(id);
+            self.inner.apply(op).await.map(|()| Begun::Done)
+        }
+
+        async fn undo(&self, undo: &Undo) -> Result<(), KernelError> {
+            self.inner.undo(undo).await
+        }
+    }
+
+    /// A node's netns (1), twenty other namespaces (2..=21), all ready at once, then the
+    /// node's run directories, hosts file, mount template and init (22..=25).
+    fn node_first_plan() -> Plan {
+        let node = plan_of(
+            "
+name: exec
+nodes: { a: { processes: [{ name: main, cmd: 'sleep 1' }] } }
+",
+        );
+        let op = |name: &str| {
+            node.steps
+                .iter()
+                .find(|s| s.op.name() == name)
+                .unwrap()
+                .op
+                .clone()
+        };
+        let start = op("start-node");
+        let Op::StartNode { netns, .. } = &start else {
+            unreachable!()
+        };
+        let mut steps = vec![Step {
+            id: 1,
+            op: Op::CreateNetns {
+                netns: netns.clone(),
+            },
+            deps: vec![],
+        }];
+        for k in 2..=21 {
+            steps.push(Step {
+                id: k,
+                op: Op::CreateNetns {
+                    netns: format!("nslab.exec.x{k}").as_str().into(),
+                },
+                deps: vec![],
+            });
+        }
+        for (id, name, deps) in [
+            (22, "mount-run-dirs", vec![]),
+            (23, "write-hosts", vec![22]),
+            (24, "create-mount-template", vec![22]),
+            (25, "start-node", vec![1, 23, 24]),
+        ] {
+            steps.push(Step {
+                id,
+                op: op(name),
+                deps,
+            });
+        }
+        Plan {
+            lab: "exec".into(),
+            steps,
+        }
+    }
+
+    #[test]
+    fn a_ready_node_start_does_not_wait_behind_lower_ids() {
+        let plan = node_first_plan();
+        for jobs in [2, 3, 8] {
+            let kernel = Starts::new(&plan);
+            let opts = Options {
+                jobs,
+                fail_at: None,
+                step_delay: None,
+                progress: None,
+            };
+            run_on(&plan, &kernel, &opts).unwrap().unwrap();
+            let started = kernel.started.lock().unwrap().clone();
+            assert_eq!(started.len(), plan.steps.len(), "{started:?}");
+            assert!(kernel.inner.max_in_flight.load(Ordering::SeqCst) <= jobs);
+            let at = |id: StepId| started.iter().position(|&s| s == id).unwrap();
+            // Lowest id first alone would start every namespace (1..=21, all ready at
+            // the start) before the node's steps; the node lane starts its init as soon
+            // as the node's own namespace and files are there.
+            assert!(at(22) < at(21), "jobs {jobs}: {started:?}");
+            assert!(at(25) < at(21), "jobs {jobs}: {started:?}");
+            // The wiring kept a slot: it went on while the node's steps ran.
+            assert!(at(2) < at(25), "jobs {jobs}: {started:?}");
+        }
+        // With one slot there is nothing to share: lowest id first.
+        let kernel = Starts::new(&plan);
+        let opts = Options {
+            jobs: 1,
+            fail_at: None,
+            step_delay: None,
+            progress: None,
+        };
+        run_on(&plan, &kernel, &opts).unwrap().unwrap();
+        let started = kernel.started.lock().unwrap().clone();
+        assert_eq!(started, (1..=25).collect::<Vec<_>>());
     }
 
     #[test]
