@@ -641,7 +641,7 @@ fn two_ups_racing_for_one_vni_on_a_host_leave_one_lab_and_the_other_the_clash_me
     ];
     let loopbacks = ["10.86.0.2", "10.87.0.2"];
     // Whichever up checks first, and however the two interleave, one lab comes up and
-    // the other is refused with nslab's message: the checks and the plan that holds the
+    // the other is refused with nslab's message: the check and the claim that holds the
     // VNI are under one lock. Slowed steps keep both ups' first checks (before the lock)
     // ahead of either's stored plan, so the check under the lock is what decides.
     for round in 0..3 {
@@ -659,6 +659,100 @@ fn two_ups_racing_for_one_vni_on_a_host_leave_one_lab_and_the_other_the_clash_me
         });
         down_and_clean(&[&ha, &hb], labs[w]);
     }
+}
+
+/// A running `nslab`, stopped with SIGTERM (and waited for) when dropped: a failed test
+/// must not leave it holding its lab's lock against the simulated host's cleanup.
+struct Stopped(std::process::Child);
+
+impl Stopped {
+    /// SIGTERM, then its exit status and stderr.
+    fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let mut e = String::new();
+        if let Some(mut err) = self.0.stderr.take() {
+            let _ = err.read_to_string(&mut e);
+        }
+        (self.0.wait().unwrap(), e)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+#[test]
+fn a_lab_held_in_its_up_claims_its_vni_and_keeps_no_other_lab_waiting() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let labs = ["mhu-side-a", "mhu-side-b"];
+    // A's r1 runs an exec that never ends: its `up` stays in its steps until stopped.
+    let slow = pair(labs[0], 90).replace(
+        "r1: { host: ha, loopback: 10.90.0.1/32 }",
+        "r1: { host: ha, loopback: 10.90.0.1/32, exec: ['sleep 100000'] }",
+    );
+    assert!(slow.contains("sleep 100000"));
+    let held = pair_vni(&slow);
+    let mut a = Stopped(
+        ha.nslab_command(&["up", "--host", "ha", &write_lab(labs[0], &slow)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("A's claim on its VNI", || {
+        ha.ok(&["sh", "-c", "ls -A /run/nslab 2>/dev/null; true"])
+            .contains("mhu-side-a.vnis.json")
+    });
+    // Another lab on its own VNI comes up while A is still in its `up`.
+    let other = pair(labs[1], 91);
+    assert_ne!(pair_vni(&other), held);
+    let mut b = ha
+        .nslab_command(&["up", "--host", "ha", &write_lab(labs[1], &other)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("B's up, which must not wait for A's", || {
+        b.try_wait().unwrap().is_some()
+    });
+    let o = b.wait_with_output().unwrap();
+    assert!(o.status.success(), "B: {}", text(&o));
+    assert!(a.0.try_wait().unwrap().is_none(), "A's up ended before B's");
+    // A's VNI is A's from its check on, before its plan is stored: a third lab pinned
+    // onto it is refused by name.
+    let third = write_lab("mhu-side-c", &pair_on_vni("mhu-side-c", 92, held));
+    let o = ha.nslab(&["up", "--host", "ha", &third]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let e = text(&o);
+    assert!(
+        e.contains(&format!("VNI {held}, held by lab `mhu-side-a`")),
+        "{e}"
+    );
+    // Stopped, A rolls back, and its claim goes with its other files.
+    let (status, e) = a.stop();
+    assert!(!status.success(), "A: {e}");
+    let left = ha.ok(&["sh", "-c", "ls -A /run/nslab /run/netns"]);
+    assert!(
+        !left.contains("mhu-side-a") && !left.contains("mhu-side-c"),
+        "{left}"
+    );
+    assert_eq!(
+        vni_of(&ha, "nslab.mhu-side-b.r1", "eth1"),
+        pair_vni(&other).to_string()
+    );
+    down_and_clean(&[&ha], labs[1]);
+    // Nothing ran on hb: it only gives the files their second host.
+    drop(hb);
 }
 
 #[test]

@@ -246,10 +246,10 @@ pub async fn up_with(
     {
         return Err(ApplyError::Step(Box::new(e)));
     }
-    // The lab's VNIs, checked again under the host's VNI lock, which is held until the
-    // plan is stored (or the lab rolled back): a lab racing this one for a VNI then sees
-    // it taken, and says so, instead of failing on the kernel's EEXIST.
-    let _vnis = tokio::task::block_in_place(|| crate::state::vnis::lock_free(host, t))?;
+    // The lab's VNIs, checked again under the host's VNI lock, which is held until they
+    // are claimed on file below: a lab racing this one for a VNI then sees them taken, and
+    // says so, instead of failing on the kernel's EEXIST.
+    let vnis = tokio::task::block_in_place(|| crate::state::vnis::lock_free(host, t))?;
     // Until the journal exists, no other lab's `down` may release /run/netns.
     let host_lock = tokio::task::block_in_place(|| crate::state::HostLock::acquire(host))?;
     // Only here, under the host lock, is /run/netns made ready (and what nslab made there
@@ -313,6 +313,11 @@ pub async fn up_with(
         file: opts.file.clone(),
     })?;
     drop(host_lock);
+    // Claimed once the journal lists the lab, which is how other labs find the claim; the
+    // VNI lock goes with it, so the lab's steps run beside other labs' `up`s.
+    if let Some(vnis) = vnis {
+        vnis.claim(&dir)?;
+    }
     let exec_opts = exec_options(opts);
     let mut record = |e: executor::Entry| match e {
         executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
@@ -345,6 +350,7 @@ pub async fn up_with(
                     crate::state::files::replace(&dir.plan_path(), &json)
                 })
                 .and_then(|()| journal.append(&Record::Up { finished: now() }))
+                .map(|()| crate::state::vnis::release(&dir))
                 .map_err(ApplyError::from)
         }
         Err(e) => Err(e),

@@ -44,10 +44,19 @@ pub async fn apply_with(
     // The lock first: a lab still coming up is waited for, not refused.
     let lock = tokio::task::block_in_place(|| apply::lock(&opts.host, lab))?;
     let session = Session::under_lock(&opts.host, lab, lock).map_err(|e| not_up(lab, e))?;
-    // As in `up`: the VNIs checked again under the host's VNI lock, held until the new
-    // plan is stored, so a lab racing this change for a VNI gets the clash message.
-    let _vnis = tokio::task::block_in_place(|| crate::state::vnis::lock_free(&opts.host, t))?;
-    session.apply(t, plan, opts, cancel).await
+    // As in `up`: the VNIs checked again under the host's VNI lock and claimed on file
+    // before it goes, so a lab racing this change for a VNI gets the clash message. The
+    // claim stays until the change is over: then the stored plan holds the lab's VNIs
+    // (the next plan too, if a rollback was cut short).
+    let dir = opts.host.lab_dir(lab);
+    if let Some(vnis) =
+        tokio::task::block_in_place(|| crate::state::vnis::lock_free(&opts.host, t))?
+    {
+        vnis.claim(&dir)?;
+    }
+    let applied = session.apply(t, plan, opts, cancel).await;
+    crate::state::vnis::release(&dir);
+    applied
 }
 
 /// Why the lab cannot be changed, in `apply`'s words.

@@ -115,6 +115,12 @@ impl LabDir {
         self.root.join(format!("{}.plan.next.json", self.lab))
     }
 
+    /// The VNIs a lab with tunnels claimed under the host's VNI lock, kept from its check
+    /// until its plan (or an `apply`'s next plan) holds them (see `vnis::VniLock::claim`).
+    pub fn vnis_path(&self) -> PathBuf {
+        self.root.join(format!("{}.vnis.json", self.lab))
+    }
+
     /// Reads a stored plan.
     pub fn read_plan(path: &Path) -> Result<crate::plan::Plan, StateError> {
         let text = files::read(path)?;
@@ -161,6 +167,7 @@ impl LabDir {
         }
         for path in [
             self.events_path(),
+            self.vnis_path(),
             self.next_plan_path(),
             self.plan_path(),
             self.source_path(),

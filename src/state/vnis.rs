@@ -31,16 +31,26 @@ pub fn host_plan(
 }
 
 /// The host-wide lock on VNIs: a `flock` on the run directory itself, so it leaves no
-/// file behind. `up` holds it from checking its share's VNIs until its plan is stored
-/// (where [`taken`] reads them), so of two labs racing for one VNI the second sees the
-/// first's plan and gets the clash message, not the kernel's `EEXIST` halfway through.
+/// file behind. It is held only from checking a lab's VNIs until they are claimed on file
+/// ([`VniLock::claim`], where [`taken`] reads them), so of two labs racing for one VNI
+/// the second sees the first's claim and gets the clash message, not the kernel's
+/// `EEXIST` halfway through, while labs on other VNIs come up side by side.
 pub struct VniLock {
     _dir: Flock<File>,
+    /// What the lab was checked for, which [`VniLock::claim`] records.
+    claim: Claim,
+}
+
+/// A lab's VNIs on one UDP port, as `<lab>.vnis.json` records them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Claim {
+    port: u16,
+    vnis: Vec<u32>,
 }
 
 /// Checks again, under the [`VniLock`], that the VNIs of this host's share of `t` are
-/// free, and returns the lock to hold until the lab's plan is stored; `None` for a lab
-/// with no tunnels here, which has nothing to check or hold.
+/// free, and returns the lock, to hold until the lab claims them; `None` for a lab with no
+/// tunnels here, which has nothing to check or claim.
 pub fn lock_free(
     host: &HostContext,
     t: &crate::model::Topology,
@@ -49,16 +59,36 @@ pub fn lock_free(
         return Ok(None);
     };
     let share = share_of(t, name)?;
-    if share.tunnels(t).is_empty() {
+    let tunnels = share.tunnels(t);
+    if tunnels.is_empty() {
         return Ok(None);
     }
-    let lock = VniLock::acquire(&host.run_dir)?;
+    let dir = VniLock::acquire(&host.run_dir)?;
     check(host, t, &share)?;
-    Ok(Some(lock))
+    let claim = Claim {
+        port: t.vxlan_port,
+        vnis: tunnels.iter().map(|tu| tu.vni).collect(),
+    };
+    Ok(Some(VniLock { _dir: dir, claim }))
+}
+
+/// Drops the lab's claim once a stored plan holds its VNIs (or a rollback gave them up);
+/// a claim this misses holds no more than the plan and goes with the lab's files.
+pub fn release(dir: &LabDir) {
+    let _ = std::fs::remove_file(dir.vnis_path());
 }
 
 impl VniLock {
-    fn acquire(dir: &Path) -> Result<VniLock, StateError> {
+    /// Records the checked VNIs beside the lab's journal and releases the lock: from here
+    /// [`taken`] sees them as the lab's until its `down` (or rollback) removes its files,
+    /// also after a `kill -9`, so the rest of `up` or `apply` needs no host-wide lock. The
+    /// journal must exist already: other labs find this one by it.
+    pub fn claim(self, dir: &LabDir) -> Result<(), StateError> {
+        let json = serde_json::to_vec(&self.claim).expect("a claim serializes");
+        super::files::replace(&dir.vnis_path(), &json)
+    }
+
+    fn acquire(dir: &Path) -> Result<Flock<File>, StateError> {
         loop {
             super::files::ensure_root(dir)?;
             let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
@@ -71,7 +101,7 @@ impl VniLock {
                 _ => false,
             };
             if same {
-                return Ok(VniLock { _dir: locked });
+                return Ok(locked);
             }
         }
     }
@@ -162,13 +192,22 @@ pub fn clashes(
     ))
 }
 
-/// VNIs on `port` in the stored plans (and unfinished applies) of every lab but `lab`,
-/// each with its holder. A plan that cannot be read counts as none: a broken lab's VNIs
-/// are the kernel's to refuse (`EEXIST`).
+/// VNIs on `port` in the stored plans, unfinished applies and claims of every lab but
+/// `lab`, each with its holder. A file that cannot be read counts as none: a broken lab's
+/// VNIs are the kernel's to refuse (`EEXIST`).
 pub fn taken(host: &HostContext, lab: &str, port: u16) -> BTreeMap<u32, String> {
     let mut out = BTreeMap::new();
     for other in host.labs().into_iter().filter(|l| l != lab) {
         let dir = host.lab_dir(&other);
+        let mut held = |vni: u32| out.insert(vni, format!("lab `{other}`"));
+        if let Ok(c) = super::files::read(&dir.vnis_path())
+            && let Ok(c) = serde_json::from_str::<Claim>(&c)
+            && c.port == port
+        {
+            c.vnis.into_iter().for_each(|v| {
+                held(v);
+            });
+        }
         for path in [dir.plan_path(), dir.next_plan_path()] {
             let Ok(plan) = LabDir::read_plan(&path) else {
                 continue;
@@ -178,7 +217,7 @@ pub fn taken(host: &HostContext, lab: &str, port: u16) -> BTreeMap<u32, String> 
                     && let LinkSpec::Vxlan(v) = &l.kind
                     && v.port == port
                 {
-                    out.insert(v.vni, format!("lab `{other}`"));
+                    held(v.vni);
                 }
             }
         }
@@ -278,5 +317,53 @@ mod tests {
         assert_eq!(seen[0], BTreeMap::from([(5000, "lab `one`".to_string())]));
         assert_eq!(seen[1], BTreeMap::from([(6000, "lab `two`".to_string())]));
         assert!(seen[2].is_empty());
+    }
+
+    #[test]
+    fn a_claim_holds_the_checked_vnis_for_other_labs_until_the_labs_files_go() {
+        let dir = std::env::temp_dir().join(format!("nslab-vniclaim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = HostContext {
+            run_dir: dir.clone(),
+            netns_dir: dir.join("netns"),
+            privileged: false,
+            host: Some("ha".into()),
+        };
+        let t = crate::compile_str(
+            "name: vn-three\nhosts:\n  ha: { address: 192.0.2.1 }\n  hb: { address: 192.0.2.2 }\n\
+             vxlan: { port: 14790 }\nnodes:\n  a: { host: ha }\n  b: { host: hb }\n\
+             links:\n  - endpoints: [a:eth1, b:eth1]\n",
+            "t.yaml",
+            std::path::Path::new("/"),
+        )
+        .unwrap()
+        .topology;
+        let vni = share::vnis(&t)[0].unwrap();
+        let lab = host.lab_dir("vn-three");
+        std::fs::write(lab.journal_path(), "").unwrap();
+        let before = taken(&host, "me", 14790);
+        let claimed = lock_free(&host, &t).unwrap().unwrap().claim(&lab);
+        let seen = [
+            taken(&host, "me", 14790),
+            taken(&host, "me", 4789),
+            taken(&host, "vn-three", 14790),
+        ];
+        // Taken again at once: the claim released the host's VNI lock.
+        let relocked =
+            Flock::lock(File::open(&dir).unwrap(), FlockArg::LockExclusiveNonblock).is_ok();
+        lab.remove().unwrap();
+        let after = taken(&host, "me", 14790);
+        let left = std::fs::read_dir(&dir).unwrap().count();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(before.is_empty(), "{before:?}");
+        claimed.unwrap();
+        assert_eq!(
+            seen[0],
+            BTreeMap::from([(vni, "lab `vn-three`".to_string())])
+        );
+        assert!(seen[1].is_empty() && seen[2].is_empty(), "{seen:?}");
+        assert!(relocked);
+        assert!(after.is_empty(), "{after:?}");
+        assert_eq!(left, 0, "the lab's files left something");
     }
 }
