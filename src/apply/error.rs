@@ -174,7 +174,7 @@ pub enum ApplyError {
     Teardown { lab: String, errors: Vec<String> },
     /// The lab is down, but its journal named objects that are not the lab's: they were
     /// left alone. Someone edited the journal, or an nslab with other naming rules wrote it.
-    #[error("lab `{lab}` is down, but {} of its journal {} refused and left alone, as {} not the lab's:\n  {}", .records.len(), if .records.len() == 1 { "record was" } else { "records were" }, if .records.len() == 1 { "it names an object that is" } else { "they name objects that are" }, .records.join("\n  "))]
+    #[error("lab `{lab}` is down, but {} of its journal records {} refused and left alone, as {} not the lab's:\n  {}", .records.len(), if .records.len() == 1 { "was" } else { "were" }, if .records.len() == 1 { "it names an object that is" } else { "they name objects that are" }, .records.join("\n  "))]
     Refused { lab: String, records: Vec<String> },
     /// The stored plan names something that is not the lab's: `apply` would remove by it.
     #[error("lab `{lab}`: the stored plan {} is not the lab's ({what}); it was edited or damaged, and apply removes nothing by it\n  hint: run `nslab down {lab}` (down goes by the journal, not the plan) and bring the lab up again", .path.display())]

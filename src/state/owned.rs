@@ -72,9 +72,12 @@ pub struct Screened {
 }
 
 /// Screens `undos` (a journal's teardown, or what an unfinished `apply` touched): legacy
-/// nameless host addresses are dropped, every record must pass [`check`], and a host
-/// address must then sit on a host link the same records delete ([`on_host_link`]).
-/// One function for both, so what `down` and `apply` obey cannot drift apart.
+/// nameless host addresses are dropped and every record must pass [`check`]. One
+/// function for both, so what `down` and `apply` obey cannot drift apart. A host
+/// address is not paired with a host link of the same records: an `apply` cut short
+/// while it changed only a host link's address leaves exactly such a record, and the
+/// engine deletes a host address only on an interface the kernel tags as the lab's
+/// ([`host_interface`]), which no file can forge.
 pub fn screen(lab: &str, undos: Vec<Undo>) -> Screened {
     let host = crate::model::hostnet::HOST_NETNS;
     let mut s = Screened::default();
@@ -86,17 +89,6 @@ pub fn screen(lab: &str, undos: Vec<Undo>) -> Screened {
         } else {
             s.kept.push(u);
         }
-    }
-    // A host interface's real name and number pass `check`: a host address is the lab's
-    // only on a host link the same records delete.
-    let links = host_links(&s.kept);
-    let (kept, off): (Vec<Undo>, Vec<Undo>) = std::mem::take(&mut s.kept)
-        .into_iter()
-        .partition(|u| on_host_link(&links, u).is_ok());
-    s.kept = kept;
-    for u in off {
-        let what = on_host_link(&links, &u).expect_err("partitioned out as refused");
-        s.refused.push((u, what));
     }
     s
 }
@@ -182,47 +174,6 @@ pub fn plan(lab: &str, plan: &Plan) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The host links and management bridges `undos` delete, as (name, ifindex).
-pub fn host_links(undos: &[Undo]) -> Vec<(String, u32)> {
-    undos
-        .iter()
-        .filter_map(|u| match u {
-            Undo::DeleteLink {
-                netns,
-                name,
-                ifindex,
-            } if **netns == *crate::model::hostnet::HOST_NETNS => {
-                Some((name.to_string(), *ifindex))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-/// A host address is the lab's only on one of `links` (see [`host_links`]), by name and
-/// number both: a record pairing a host interface's real name with its real number
-/// passes [`check`], and the engine's test that the name still fits. Other records pass.
-pub fn on_host_link(links: &[(String, u32)], undo: &Undo) -> Result<(), String> {
-    match undo {
-        Undo::DeleteAddress {
-            netns,
-            ifindex,
-            link: Some(name),
-            ..
-        } if **netns == *crate::model::hostnet::HOST_NETNS => {
-            if links.iter().any(|(n, i)| **n == **name && i == ifindex) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "host interface {} (index {ifindex}), not a host link of the lab",
-                    name.escape_debug()
-                ))
-            }
-        }
-        _ => Ok(()),
-    }
 }
 
 /// `nslab.<lab>` (the fabric) or `nslab.<lab>.<node>` with a valid node name: nothing
@@ -391,37 +342,6 @@ mod tests {
     }
 
     #[test]
-    fn a_host_address_passes_only_on_a_host_link_of_the_same_name_and_number() {
-        let link = |name: &str, ifindex| Undo::DeleteLink {
-            netns: "@host".into(),
-            name: name.into(),
-            ifindex,
-        };
-        let addr = |netns: &str, name: &str, ifindex| Undo::DeleteAddress {
-            netns: netns.into(),
-            ifindex,
-            address: "192.0.2.1/24".parse().unwrap(),
-            link: Some(name.into()),
-        };
-        let undos = [link("br-lab", 7), link("lab-h1", 9), ns("nslab.lab")];
-        let links = host_links(&undos);
-        assert_eq!(links, [("br-lab".into(), 7), ("lab-h1".into(), 9)]);
-        assert_eq!(on_host_link(&links, &addr("@host", "br-lab", 7)), Ok(()));
-        // Addresses inside the lab's namespaces are not host addresses.
-        assert_eq!(
-            on_host_link(&links, &addr("nslab.lab.r1", "eth0", 3)),
-            Ok(())
-        );
-        for forged in [
-            addr("@host", "eth0", 2),
-            addr("@host", "br-lab", 9),
-            addr("@host", "lab-h1", 7),
-        ] {
-            assert!(on_host_link(&links, &forged).is_err(), "{forged:?} passed");
-        }
-    }
-
-    #[test]
     fn one_screening_keeps_refuses_and_drops() {
         let link = |name: &str, ifindex| Undo::DeleteLink {
             netns: "@host".into(),
@@ -446,28 +366,28 @@ mod tests {
             eth0.clone(),
         ];
         let s = screen("lab", undos);
+        // A named host address passes the screening, `eth0` included: only the kernel
+        // can say whether that interface is the lab's, and the engine asks it
+        // (`a_host_interface_is_the_labs_only_by_name_and_tag`).
         assert_eq!(
             s.kept,
             [
                 ns("nslab.lab.r1"),
                 link("br-lab", 7),
-                addr(Some("br-lab"), 7)
+                addr(Some("br-lab"), 7),
+                eth0
             ]
         );
         assert_eq!(s.dropped, [legacy]);
         let refused: Vec<&Undo> = s.refused.iter().map(|(u, _)| u).collect();
-        assert_eq!(refused, [&other, &eth0]);
-        assert!(
-            s.refused[1].1.contains("not a host link of the lab"),
-            "{s:?}"
-        );
-        // A host address whose link the records do not delete is refused even when it
-        // passes `check`: an unfinished apply's records are screened the same way.
+        assert_eq!(refused, [&other]);
+        // A host address whose link the records do not delete is kept: an `apply` cut
+        // short while it changed only that link's address leaves such a record.
         let alone = screen("lab", vec![addr(Some("br-lab"), 7)]);
-        assert!(
-            alone.kept.is_empty() && alone.refused.len() == 1,
-            "{alone:?}"
-        );
+        assert_eq!(alone.kept, [addr(Some("br-lab"), 7)], "{alone:?}");
+        // A name the kernel would never take is refused by `check`.
+        let bad = screen("lab", vec![addr(Some("no/slash"), 7)]);
+        assert_eq!(bad.refused.len(), 1, "{bad:?}");
     }
 
     #[test]
