@@ -22,52 +22,6 @@ use super::tree;
 use super::users::{self, Ids};
 use crate::model::kinds::RestartPolicy;
 
-/// Joins the node's network namespace and creates its others. The pid namespace applies
-/// to this process's children: the init forked next is its PID 1.
-fn enter_namespaces(cfg: &NodeConfig) -> Result<(), String> {
-    let netns = File::open(&cfg.netns).map_err(|e| err(&cfg.start.netns, e))?;
-    // The node's mount namespace is copied from the lab's template, which is the host's
-    // without the netns directory (see `node::template`).
-    let template = match (&cfg.mount_template, cfg.start.mnt) {
-        (Some(at), true) => Some(File::open(at).map_err(|e| err(&at.display().to_string(), e))?),
-        _ => None,
-    };
-    let mut flags = 0;
-    for (on, f) in [
-        (cfg.start.uts, libc::CLONE_NEWUTS),
-        (cfg.start.mnt, libc::CLONE_NEWNS),
-        (cfg.start.ipc, libc::CLONE_NEWIPC),
-        (cfg.start.pid, libc::CLONE_NEWPID),
-    ] {
-        if on {
-            flags |= f;
-        }
-    }
-    // SAFETY: plain syscalls on a descriptor we own, while still single-threaded.
-    unsafe {
-        if let Some(t) = &template
-            && libc::setns(t.as_raw_fd(), libc::CLONE_NEWNS) != 0
-        {
-            return Err(last("setns into the lab's mount template"));
-        }
-        if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-            return Err(last("setns"));
-        }
-        if flags != 0 && libc::unshare(flags) != 0 {
-            return Err(last("unshare"));
-        }
-    }
-    Ok(())
-}
-
-fn join_cgroups(cfg: &NodeConfig) -> Result<(), String> {
-    let pid = std::process::id().to_string();
-    for procs in &cfg.cgroups {
-        std::fs::write(procs, &pid).map_err(|e| err(&procs.display().to_string(), e))?;
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Readiness {
     /// No probe: ready once running.
@@ -1185,7 +1139,7 @@ fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), S
 }
 
 /// The init proper: sets the node up, tells nslab, then supervises until stopped.
-fn run(cfg: NodeConfig) -> ! {
+pub(crate) fn run(cfg: NodeConfig) -> ! {
     let mut out = std::io::stdout();
     let (logs, listener, sig) = match setup(&cfg) {
         Ok(v) => v,
@@ -1323,84 +1277,25 @@ fn run(cfg: NodeConfig) -> ! {
     }
 }
 
-/// `nslab __init CONFIG`. Started by nslab inside the node's new namespaces; forks once
-/// so the init is PID 1 of the node's pid namespace, prints the init's pid, and leaves
-/// the init running on its own.
+/// `nslab __init CONFIG`. Started by nslab (a shim, the way before the fork server):
+/// joins the node's namespaces and makes the init in its new ones, PID 1 of its own pid
+/// namespace, prints the init's pid, and leaves the init running on its own.
 pub fn main(config: &str) -> i32 {
     // Whatever the caller left open (a shell's `9>file`, a pipe) must not reach the node:
     // nothing of ours is open yet, and 0-2 are the pipes to nslab.
     close_from(3, 0);
-    let read = if config == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
-    } else {
-        std::fs::read(config)
-    };
-    let cfg: NodeConfig = match read
-        .map_err(|e| e.to_string())
-        .and_then(|d| serde_json::from_slice(&d).map_err(|e| e.to_string()))
+    let cfg = match super::launch::read_config(config)
+        .and_then(|cfg| super::launch::join(&cfg).map(|()| cfg))
     {
         Ok(c) => c,
         Err(e) => {
-            crate::outln!("error: reading the node's configuration: {e}");
+            crate::outln!("error: {e}");
             return 1;
         }
     };
-    if let Err(e) = enter_namespaces(&cfg) {
-        crate::outln!("error: {e}");
-        return 1;
-    }
-    if let Err(e) = join_cgroups(&cfg) {
-        crate::outln!("error: {e}");
-        return 1;
-    }
-    // The child waits for this process to record its pid: the child's mounts (a tmpfs
-    // on /run, a new /proc) are shared with this process and would hide the pid file.
-    let mut pipe = [0; 2];
-    // SAFETY: pipe2 fills two fds we own from here on.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        crate::outln!("error: pipe: {}", std::io::Error::last_os_error());
-        return 1;
-    }
-    // SAFETY: single-threaded here; the child continues with ordinary code.
-    match unsafe { libc::fork() } {
-        -1 => {
-            crate::outln!("error: {}", std::io::Error::last_os_error());
-            1
-        }
-        0 => {
-            let mut b = [0u8; 1];
-            // SAFETY: our own pipe ends.
-            unsafe {
-                libc::close(pipe[1]);
-                libc::read(pipe[0], b.as_mut_ptr() as *mut libc::c_void, 1);
-                libc::close(pipe[0]);
-            }
-            if b[0] != b'g' {
-                // The shim could not record us: do nothing at all.
-                std::process::exit(1);
-            }
-            run(cfg)
-        }
-        child => {
-            // Recorded before anything else can go wrong, so `down` finds the init.
-            let start = super::enter::start_time(child).unwrap_or(0);
-            let grace = cfg.start.grace_ms();
-            let recorded = std::fs::write(&cfg.pid_file, format!("{child} {start} {grace}\n"));
-            let go: &[u8] = if recorded.is_ok() { b"g" } else { b"x" };
-            // SAFETY: our own pipe ends.
-            unsafe {
-                libc::close(pipe[0]);
-                libc::write(pipe[1], go.as_ptr() as *const libc::c_void, 1);
-                libc::close(pipe[1]);
-            }
-            if let Err(e) = recorded {
-                crate::outln!("error: {}: {e}", cfg.pid_file.display());
-                return 1;
-            }
-            crate::outln!("pid {child}");
-            0
-        }
+    match super::launch::launch(cfg, &mut std::io::stdout(), 2, |cfg| run(cfg)) {
+        Some(_) => 0,
+        None => 1,
     }
 }
 

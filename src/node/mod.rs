@@ -9,6 +9,7 @@ pub mod control;
 pub mod enter;
 pub mod environ;
 pub mod init;
+pub mod launch;
 pub mod logsink;
 pub mod mountns;
 mod newroot;

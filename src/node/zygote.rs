@@ -1,21 +1,24 @@
 //! The fork server (`nslab __zygote PAD`): one process per spawner thread of nslab,
-//! exec'd once, that forks a node's init shim on request. An exec'd shim pays for the
-//! exec, the C library's and Rust's start-up and faulting its code in, per node; a fork
-//! of this small, single-threaded process starts where those are done, and runs the same
-//! shim as `nslab __init -` ([`super::init::main`]).
+//! exec'd once, that makes nodes' inits on request. An exec'd shim (`nslab __init -`,
+//! [`super::init::main`]) pays for the exec, the C library's and Rust's start-up and
+//! faulting its code in, per node; the server does a shim's work itself (reads the
+//! configuration, joins the node's namespaces, makes the init in its new ones, records
+//! it: [`super::launch`]), in a process where those are done and its pages mapped, so a
+//! node costs one process, the init, instead of a shim and an init.
 //!
 //! A request is one datagram on stdin (a `SOCK_SEQPACKET` socket): the node's title
-//! (`lab/node`, for `ps`) with the three descriptors to be the shim's stdin, stdout and
-//! stderr. The shim then speaks the protocol of an exec'd one on them. End of file on the
-//! socket (nslab exited) ends the server.
+//! (`lab/node`, for `ps`) with the three descriptors to be a shim's stdin, stdout and
+//! stderr. The server and the init then speak a shim's protocol on them. End of file on
+//! the socket (nslab exited) ends the server.
 //!
-//! A forked shim must start as an exec'd one would: only descriptors 0-2, no blocked
-//! signal, the environment the server got (empty), and `__init - lab/node` as its
-//! command line, written over the server's padding argument.
+//! An init made here must start as one made by an exec'd shim would: only descriptors
+//! 0-2, no blocked signal, the environment the server got (empty), and `__init -
+//! lab/node` as its command line, written over the server's padding argument.
 
 use std::fs::File;
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::io::{IoSlice, IoSliceMut, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -26,15 +29,17 @@ use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
     sendmsg, socketpair,
 };
-use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::{ForkResult, fork, pipe2};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::pipe2;
 
+use super::config::NodeConfig;
 use super::init::close_from;
+use super::launch::{config_from, join, launch};
 
 /// The padding argument: room for `__init - lab/node` in the command line.
 pub const PAD: usize = 200;
 
-/// Where the server's arguments after `argv[0]` lie in its memory: a forked shim writes
+/// Where the server's arguments after `argv[0]` lie in its memory: an init made here writes
 /// its own there. `None` when /proc cannot say.
 fn argument_area() -> Option<(usize, usize)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -103,28 +108,135 @@ fn receive(sock: BorrowedFd) -> Result<Option<Request>, nix::Error> {
     }
 }
 
-/// The forked shim: its descriptors and signal mask as an exec'd one's, then the shim.
-fn shim(area: Option<(usize, usize)>, title: &[u8], fds: [RawFd; 3]) -> ! {
+/// The forked init, once recorded: its descriptors and signal mask as an exec'd one's,
+/// then the init proper.
+fn init(area: Option<(usize, usize)>, title: &[u8], fds: [RawFd; 3], cfg: NodeConfig) -> ! {
     for (fd, to) in fds.into_iter().zip(0..) {
         // SAFETY: moving received descriptors (all above 2) onto 0-2; the originals are
         // closed below.
         if unsafe { libc::dup2(fd, to) } < 0 {
-            std::process::exit(1);
+            let e = std::io::Error::last_os_error();
+            super::launch::say(fds[2], &format!("init: dup2({fd}, {to}): {e}"));
+            std::process::exit(5);
         }
     }
     close_from(3, 0);
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     set_command_line(area, title);
-    std::process::exit(super::init::main("-"))
+    super::init::run(cfg)
 }
 
-/// Reaps shims that have exited (they are this server's children until then).
-fn reap() {
-    while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-        if s == nix::sys::wait::WaitStatus::StillAlive {
-            break;
+/// An init made here that may not have said `ready` yet. The server keeps a copy of its
+/// stdout, so that an init that dies first is reported there (with its exit status, which
+/// only its parent can learn) instead of as a bare end of file; the copy goes once nslab
+/// closes its end (the pipe polls POLLERR then). Its pidfd polls readable when it exits.
+struct Pending {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    stdout: OwnedFd,
+}
+
+/// One request: the node's configuration read from its stdin, the node's namespaces
+/// joined, and its init made, recorded and let go. What goes wrong goes to its stdout.
+/// The server stays in the node's network namespace (the next node's replaces it), but
+/// must go back to its own mount namespace: the lab's template has no named network
+/// namespaces to open. Returns the init to watch (if one was made) and whether the server
+/// got home.
+fn serve(
+    home: &File,
+    area: Option<(usize, usize)>,
+    title: &[u8],
+    fds: [RawFd; 3],
+) -> (Option<Pending>, bool) {
+    let pending = request(area, title, fds);
+    // SAFETY: setns on a descriptor we own, single-threaded.
+    let home_again = unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNS) == 0 };
+    (pending, home_again)
+}
+
+fn request(area: Option<(usize, usize)>, title: &[u8], fds: [RawFd; 3]) -> Option<Pending> {
+    // SAFETY: the received descriptors stay open until the caller closes them; these
+    // views never close them.
+    let (stdin, stdout) = unsafe {
+        (
+            ManuallyDrop::new(File::from_raw_fd(fds[0])),
+            ManuallyDrop::new(File::from_raw_fd(fds[1])),
+        )
+    };
+    let mut out: &File = &stdout;
+    let cfg = match config_from(&*stdin).and_then(|cfg| join(&cfg).map(|()| cfg)) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return None;
+        }
+    };
+    let pid = launch(cfg, &mut out, fds[2], |cfg| init(area, title, fds, cfg))?;
+    // Without a pidfd nothing would wake the server when the init dies: nslab then sees
+    // end of file instead of a status.
+    let pidfd = crate::sys::pidfd::open(pid).ok()?;
+    let stdout = stdout.try_clone().ok()?.into();
+    Some(Pending { pid, pidfd, stdout })
+}
+
+/// Why an init ended, for nslab.
+fn ending(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, sig, core) => {
+            format!(
+                "was killed by {sig}{}",
+                if core { " (core dumped)" } else { "" }
+            )
+        }
+        other => format!("ended ({other:?})"),
+    }
+}
+
+/// Reaps inits that have exited (they are this server's children while it runs), and
+/// tells nslab about each that had not said `ready`.
+fn reap(pending: &mut Vec<Pending>) {
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        let Some(pid) = status.pid() else { break };
+        if let Some(i) = pending.iter().position(|p| p.pid == pid.as_raw()) {
+            let p = pending.swap_remove(i);
+            let mut out = File::from(p.stdout);
+            let _ = writeln!(
+                out,
+                "error: the node's init (pid {}) {} before it was ready",
+                p.pid,
+                ending(status)
+            );
         }
     }
+}
+
+/// Waits until a request comes or a watched init exits or is ready (nslab closed its end
+/// of the init's stdout, which is then dropped here). Returns whether a request came.
+fn wait(sock: BorrowedFd, pending: &mut Vec<Pending>) -> bool {
+    let mut fds: Vec<libc::pollfd> = std::iter::once((sock.as_raw_fd(), libc::POLLIN))
+        .chain(pending.iter().flat_map(|p| {
+            [
+                (p.pidfd.as_raw_fd(), libc::POLLIN),
+                (p.stdout.as_raw_fd(), 0),
+            ]
+        }))
+        .map(|(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: poll over valid descriptors, as many as the vector holds.
+    if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } <= 0 {
+        return false;
+    }
+    // An init whose stdout lost its reader has said `ready` (or nslab gave up on it).
+    let mut gone = fds[1..]
+        .chunks(2)
+        .map(|f| f[1].revents & libc::POLLERR != 0);
+    pending.retain(|_| !gone.next().unwrap_or(false));
+    fds[0].revents != 0
 }
 
 /// `nslab __zygote PAD`: serves requests on stdin until nslab closes it.
@@ -135,24 +247,33 @@ pub fn main() -> i32 {
     let _ = std::env::set_current_dir("/");
     let area = argument_area();
     super::init::learn_droppable();
+    // Its own mount namespace, to go back to after each node's.
+    let Ok(home) = File::open("/proc/self/ns/mnt") else {
+        return 1;
+    };
     // SAFETY: stdin stays open for the life of this process.
     let sock = unsafe { BorrowedFd::borrow_raw(0) };
+    let mut pending = Vec::new();
     loop {
-        reap();
+        let request = wait(sock, &mut pending);
+        reap(&mut pending);
+        if !request {
+            continue;
+        }
         let (title, fds) = match receive(sock) {
             Ok(Some(r)) => r,
             Ok(None) => return 0,
             Err(_) => return 1,
         };
-        // SAFETY: single-threaded, so the child may go on with ordinary code.
-        match unsafe { fork() } {
-            Ok(ForkResult::Child) => shim(area, &title, fds),
-            // A failed fork closes the descriptors: nslab reads end of file and says so.
-            Ok(ForkResult::Parent { .. }) | Err(_) => {}
-        }
+        let (made, home_again) = serve(&home, area, &title, fds);
+        pending.extend(made);
         for fd in fds {
-            // SAFETY: received descriptors, the child has its own copies.
+            // SAFETY: received descriptors, the init has its own copies.
             unsafe { libc::close(fd) };
+        }
+        if !home_again {
+            // nslab starts a new server for the next node.
+            return 1;
         }
     }
 }
@@ -165,8 +286,8 @@ pub struct Server {
 }
 
 impl Drop for Server {
-    /// Ends the server and waits for it: its shims (the nodes' inits) live on, handed by
-    /// the kernel to the nearest reaper.
+    /// Ends the server and waits for it: its children (the nodes' inits) live on, handed
+    /// by the kernel to the nearest reaper.
     fn drop(&mut self) {
         // Shutting the socket down gives the server end of file even while a copy of our
         // end is open elsewhere.
@@ -177,7 +298,7 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `bin __zygote` with the request socket as its stdin, nothing else open,
-    /// and an empty environment (a shim's is the server's).
+    /// and an empty environment (an init's is the server's).
     pub fn start(bin: &Path) -> std::io::Result<Server> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -196,8 +317,8 @@ impl Server {
         Ok(Server { sock: ours, child })
     }
 
-    /// Has the server fork a shim titled `title`; returns nslab's ends of its stdin,
-    /// stdout and stderr.
+    /// Has the server make an init titled `title`; returns nslab's ends of the stdin,
+    /// stdout and stderr a shim would have.
     pub fn fork_shim(&self, title: &str) -> std::io::Result<[File; 3]> {
         let flags = OFlag::O_CLOEXEC;
         let (in_r, in_w) = pipe2(flags)?;
@@ -211,7 +332,7 @@ impl Server {
             MsgFlags::MSG_NOSIGNAL,
             None,
         )?;
-        // Ours close here: the shim's output ends when the shim and the init let go.
+        // Ours close here: the output ends when the server and the init let go.
         drop((in_r, out_w, err_w));
         Ok([in_w.into(), out_r.into(), err_r.into()])
     }
