@@ -40,9 +40,9 @@ pub fn nslab_binary() -> Result<PathBuf, KernelError> {
         .ok_or_else(|| other("cannot find the nslab binary to run as the node's init: install nslab on the PATH or set NSLAB_BIN"))
 }
 
-/// A shim's standard streams as nslab holds them, and the shim itself when it was exec'd
-/// (a forked one is the fork server's child).
-struct Shim {
+/// The standard streams of what starts a node's init, as nslab holds them: the init made
+/// by the fork server (its child), or an exec'd shim, kept in `exec` to be waited for.
+struct Starter {
     stdin: std::fs::File,
     stdout: std::fs::File,
     stderr: std::fs::File,
@@ -55,9 +55,9 @@ thread_local! {
     static SERVER: std::cell::RefCell<Option<zygote::Server>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A shim forked by this thread's fork server, started on first use; a server that has
+/// An init made by this thread's fork server, started on first use; a server that has
 /// gone away is started again once.
-fn forked_shim(title: &str) -> Result<Shim, KernelError> {
+fn forked_init(title: &str) -> Result<Starter, KernelError> {
     SERVER.with(|cell| {
         let mut server = cell.borrow_mut();
         let mut failure = None;
@@ -65,9 +65,9 @@ fn forked_shim(title: &str) -> Result<Shim, KernelError> {
             if server.is_none() {
                 *server = Some(zygote::Server::start(&nslab_binary()?)?);
             }
-            match server.as_ref().map(|s| s.fork_shim(title)) {
+            match server.as_ref().map(|s| s.make_init(title)) {
                 Some(Ok([stdin, stdout, stderr])) => {
-                    return Ok(Shim {
+                    return Ok(Starter {
                         stdin,
                         stdout,
                         stderr,
@@ -88,7 +88,7 @@ fn forked_shim(title: &str) -> Result<Shim, KernelError> {
 
 /// An exec'd shim, `nslab __init - LAB/NODE`: the way before the fork server, kept for
 /// comparing the two (`NSLAB_INIT_EXEC=1`).
-fn exec_shim(title: &str) -> Result<Shim, KernelError> {
+fn exec_shim(title: &str) -> Result<Starter, KernelError> {
     // The configuration goes through the init's stdin, and the init enters the node's
     // namespaces itself: no file per node, and no pre-exec hook, so the spawn is a cheap
     // posix_spawn instead of a fork of this (large) process.
@@ -104,7 +104,7 @@ fn exec_shim(title: &str) -> Result<Shim, KernelError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
-    Ok(Shim {
+    Ok(Starter {
         stdin: OwnedFd::from(child.stdin.take().expect("piped")).into(),
         stdout: OwnedFd::from(child.stdout.take().expect("piped")).into(),
         stderr: OwnedFd::from(child.stderr.take().expect("piped")).into(),
@@ -127,19 +127,20 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
     let netns = host.netns_path(&start.netns);
     let cfg: NodeConfig = config::config(start, &paths, netns, cgroups).map_err(other)?;
     let title = format!("{}/{}", start.lab, start.node);
-    let mut shim = if std::env::var_os("NSLAB_INIT_EXEC").is_some() {
+    let mut starter = if std::env::var_os("NSLAB_INIT_EXEC").is_some() {
         exec_shim(&title)?
     } else {
-        forked_shim(&title)?
+        forked_init(&title)?
     };
     {
-        let mut stdin = shim.stdin;
+        let mut stdin = starter.stdin;
         std::io::Write::write_all(&mut stdin, &serde_json::to_vec(&cfg).map_err(other)?)?;
     }
-    let mut lines = BufReader::new(shim.stdout);
+    let mut lines = BufReader::new(starter.stdout);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut line = String::new();
     let mut outcome = Err(other("the node's init ended without saying it was ready"));
+    let mut unplaced = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd {
@@ -168,7 +169,7 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
             outcome = Err(other("the node's init did not get ready within 30 s"));
             // Do not wait on it below; what it started lives in the node's network
             // namespace and goes with the rollback's sweep.
-            if let Some(child) = &mut shim.exec {
+            if let Some(child) = &mut starter.exec {
                 let _ = child.kill();
             }
             break;
@@ -177,22 +178,31 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
         if lines.read_line(&mut line)? == 0 {
             break;
         }
-        let l = line.trim();
-        if l == "ready" {
-            outcome = Ok(());
-            break;
+        match InitLine::of(&line) {
+            InitLine::Ready => {
+                outcome = Ok(());
+                break;
+            }
+            InitLine::Error(e) => {
+                outcome = Err(other(format!("setting up the node failed: {e}")));
+                break;
+            }
+            InitLine::Pid => {}
+            InitLine::Unplaced(l) => unplaced.push(l.to_string()),
         }
-        if let Some(e) = l.strip_prefix("error: ") {
-            outcome = Err(other(format!("setting up the node failed: {e}")));
-            break;
-        }
+    }
+    // Lines that are none of the protocol's say more than "ended without ready": two
+    // writers interleaving on the pipe once looked exactly like that.
+    if outcome.is_err() && !unplaced.is_empty() {
+        outcome = outcome.map_err(|e| other(format!("{e}; it also said: {}", unplaced.join("; "))));
     }
     // An init that died before `ready` may have said why on stderr (a panic, say).
     if let Err(e) = outcome {
-        outcome = Err(with_stderr(e, &shim.stderr));
+        outcome = Err(with_stderr(e, &starter.stderr));
     }
-    // A forked shim is the fork server's to reap; it exits 0 once it said `ready`.
-    let Some(mut child) = shim.exec else {
+    // An init the fork server made is the server's child to reap; an exec'd shim
+    // exits 0 once it said `ready`.
+    let Some(mut child) = starter.exec else {
         return outcome;
     };
     let status = child.wait()?;
@@ -200,7 +210,7 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
         // The shim failed after the init got going: its reason is on stdout or stderr.
         let mut said = String::new();
         let mut err = String::new();
-        let _ = std::io::Read::read_to_string(&mut shim.stderr, &mut err);
+        let _ = std::io::Read::read_to_string(&mut starter.stderr, &mut err);
         while lines.read_line(&mut said).unwrap_or(0) > 0 {}
         let why: Vec<&str> = said
             .lines()
@@ -213,6 +223,37 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
         )));
     }
     outcome
+}
+
+/// One line of what starts a node's init, on its stdout.
+#[derive(Debug, PartialEq)]
+enum InitLine<'a> {
+    /// `ready`: its mounts and hostname are in place.
+    Ready,
+    /// `error: WHY`: it could not set the node up.
+    Error(&'a str),
+    /// `pid N`: the init was made and recorded.
+    Pid,
+    /// Anything else, kept for the error if `ready` never comes.
+    Unplaced(&'a str),
+}
+
+impl<'a> InitLine<'a> {
+    fn of(line: &'a str) -> InitLine<'a> {
+        let l = line.trim();
+        if l == "ready" {
+            InitLine::Ready
+        } else if let Some(e) = l.strip_prefix("error: ") {
+            InitLine::Error(e)
+        } else if l
+            .strip_prefix("pid ")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+        {
+            InitLine::Pid
+        } else {
+            InitLine::Unplaced(l)
+        }
+    }
 }
 
 /// `e` with what is waiting on the init's stderr, read without blocking: an init still
@@ -723,6 +764,21 @@ pub fn remove_mount_template(host: &HostContext, lab: &str) -> Result<(), String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_inits_lines_are_placed_and_torn_ones_kept_for_the_error() {
+        use super::InitLine;
+        assert_eq!(InitLine::of("ready\n"), InitLine::Ready);
+        assert_eq!(InitLine::of("pid 4463\n"), InitLine::Pid);
+        assert_eq!(
+            InitLine::of("error: sethostname: EPERM\n"),
+            InitLine::Error("sethostname: EPERM")
+        );
+        // What two writers interleaving on one pipe made of `pid 4463` and `ready`.
+        for torn in ["pid ready", "4463", "pid 4463ready"] {
+            assert_eq!(InitLine::of(torn), InitLine::Unplaced(torn));
+        }
+    }
+
     use super::*;
     use std::os::unix::fs::MetadataExt;
 

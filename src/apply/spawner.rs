@@ -9,7 +9,7 @@
 //! Work sent here must use no descriptor of the process's table (only paths, and what
 //! it opens itself), and must not hand descriptors back: they would not exist there.
 //!
-//! The threads, and the fork servers they start (see `nodes::forked_shim`), last while a
+//! The threads, and the fork servers they start (see `nodes::forked_init`), last while a
 //! [`Session`] is open: when the last one closes they end and the servers are waited
 //! for, so no process of nslab outlives the command that started it.
 

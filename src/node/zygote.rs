@@ -319,7 +319,7 @@ impl Server {
 
     /// Has the server make an init titled `title`; returns nslab's ends of the stdin,
     /// stdout and stderr a shim would have.
-    pub fn fork_shim(&self, title: &str) -> std::io::Result<[File; 3]> {
+    pub fn make_init(&self, title: &str) -> std::io::Result<[File; 3]> {
         let flags = OFlag::O_CLOEXEC;
         let (in_r, in_w) = pipe2(flags)?;
         let (out_r, out_w) = pipe2(flags)?;
