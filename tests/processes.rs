@@ -477,6 +477,54 @@ fn a_process_with_a_user_runs_as_that_user_and_so_does_its_probe() {
 }
 
 #[test]
+fn a_process_with_a_user_enters_its_cwd_as_that_user() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    use std::os::unix::fs::PermissionsExt;
+    // Under /var/tmp, which a node shares with the host (its /tmp is its own).
+    let base = std::path::Path::new("/var/tmp/nslab-tests-pr-cwd");
+    let _ = std::fs::remove_dir_all(base);
+    let (shut, open) = (base.join("shut"), base.join("open"));
+    for (dir, mode) in [(base, 0o755), (&shut, 0o700), (&open, 0o755)] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // nobody may not enter a root-only directory, so its process must not start there.
+    let lab = Lab::new(
+        "pr-cwd",
+        &format!(
+            "nodes:\n  a:\n    processes:\n      \
+             - {{ name: shut, cmd: \"sleep 1000\", user: nobody, cwd: {} }}\n",
+            shut.display()
+        ),
+    );
+    lab.up_fails(&["start process `shut` failed", "Permission denied"]);
+    let lab = Lab::new(
+        "pr-cwd2",
+        &format!(
+            "nodes:\n  a:\n    processes:\n      \
+             - {{ name: open, cmd: \"sleep 1001\", user: nobody, cwd: {} }}\n      \
+             - {{ name: root, cmd: \"sleep 1002\", cwd: {} }}\n",
+            open.display(),
+            shut.display()
+        ),
+    );
+    lab.up();
+    let rows = ps("pr-cwd2", "a");
+    let cwd_of = |name: &str| {
+        let pid = host_proc("pr-cwd2", "a", row(&rows, name).1.unwrap()).pid;
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap()
+    };
+    let (open_cwd, root_cwd) = (cwd_of("open"), cwd_of("root"));
+    lab.down();
+    std::fs::remove_dir_all(base).unwrap();
+    assert_eq!(open_cwd, open);
+    assert_eq!(root_cwd, shut, "root enters it");
+}
+
+#[test]
 fn a_probe_that_hangs_is_ended_by_its_probe_timeout_and_counted_toward_attempts() {
     if !privileged() {
         return;

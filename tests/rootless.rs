@@ -971,3 +971,39 @@ fn host_with_a_single_host_file_is_refused_as_without_rootless() {
     assert!(!out.contains("VXLAN"), "{out}");
     assert!(left.is_empty(), "left in the run directory: {left:?}");
 }
+
+/// Root running `--rootless` obeys the holder file in the state directory (it joins the
+/// namespaces of the pid named there): a directory another user can write, such as that
+/// user's `XDG_RUNTIME_DIR` passed on by `sudo -E`, is refused before anything is read.
+#[test]
+fn root_never_runs_rootless_from_a_state_directory_another_user_owns() {
+    if !support::privileged() {
+        return;
+    }
+    let user = User::new("trust");
+    let root_own = std::env::temp_dir().join(format!("nslab-rl-rootown-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root_own);
+    std::fs::create_dir_all(&root_own).unwrap();
+    std::fs::set_permissions(&root_own, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let as_root = |xdg: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_nslab"))
+            .args(["--rootless", "ls"])
+            .env("XDG_RUNTIME_DIR", xdg)
+            .env_remove("NSLAB_RUN_DIR")
+            .output()
+            .unwrap()
+    };
+    let theirs = as_root(&user.dir.join("run"));
+    let made_there = user.run_dir().exists();
+    let own = as_root(&root_own);
+    std::fs::remove_dir_all(&root_own).unwrap();
+    let out = text(&theirs);
+    assert_eq!(theirs.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("as root, the rootless state directory")
+            && out.contains(&format!("is owned by uid {NOBODY}")),
+        "{out}"
+    );
+    assert!(!made_there, "nothing is made in the other user's directory");
+    assert!(own.status.success(), "{}", text(&own));
+}

@@ -32,8 +32,12 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     let mut out: Box<dyn Write> = if a.write == "-" {
         Box::new(io::stdout().lock())
     } else {
-        let file = std::fs::File::create(a.write).map_err(|e| {
-            CliError::Usage(format!("cannot write the capture to {}: {e}", a.write))
+        let file = create_output(std::path::Path::new(a.write)).map_err(|e| {
+            let why = match e.raw_os_error() {
+                Some(libc::ELOOP) => "it is a symbolic link; give the file it names".into(),
+                _ => e.to_string(),
+            };
+            CliError::Usage(format!("cannot write the capture to {}: {why}", a.write))
         })?;
         Box::new(io::BufWriter::new(file))
     };
@@ -79,6 +83,20 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
 }
 
 /// Set by SIGINT or SIGTERM; the capture loop polls it between packets.
+/// The `-w` file. nslab runs as root, so a link at that name (one another user planted in
+/// a directory they can write) must not make it truncate and overwrite the file the link
+/// names: the last component is never followed. A FIFO is kept, for `wireshark -k -i`.
+fn create_output(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -97,4 +115,28 @@ fn stop_on_signals() -> io::Result<()> {
         unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_output;
+
+    #[test]
+    fn the_capture_file_is_never_written_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("nslab-capw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let victim = dir.join("shadow");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let link = dir.join("x.pcap");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let through_link = create_output(&link).map(|_| ());
+        let victim_after = std::fs::read_to_string(&victim).unwrap();
+        let plain = create_output(&dir.join("y.pcap")).map(|_| ());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(victim_after, "root:secret\n", "truncated through the link");
+        let err = through_link.expect_err("a link at the name is refused");
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+        plain.expect("a plain new file is made");
+    }
 }

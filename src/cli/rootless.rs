@@ -14,6 +14,18 @@ pub fn run(command: Command, machine: Option<String>) -> Result<u8, CliError> {
         host: machine,
         ..HostContext::rootless_from_env().ok_or(RootlessError::NoStateDir)?
     };
+    // Root obeys the holder file there: it joins the namespaces of the pid it names, and
+    // a user owning those controls the mounts through which root then writes files and
+    // runs programs. So as root only a directory no other user could have written is
+    // used, as for `NSLAB_RUN_DIR`.
+    if nix::unistd::geteuid().is_root() {
+        crate::state::trust::trusted(&host.run_dir).map_err(|why| {
+            RootlessError::UntrustedStateDir {
+                path: host.run_dir.clone(),
+                why,
+            }
+        })?;
+    }
     // A rootless lab's cgroups are never at the hierarchies' roots, where a root lab of the
     // same name has its own: below this process's until the holder's are known.
     if let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") {

@@ -255,8 +255,11 @@ fn spawn(
         .stdin(std::process::Stdio::null());
     let switch = user.map(Ids::switch);
     // A process starts in `/` unless told otherwise: the cwd nslab was run from may not
-    // exist inside the node (its /tmp is the node's own).
-    cmd.current_dir(cwd.unwrap_or("/"));
+    // exist inside the node (its /tmp is the node's own). Entered after the switch to its
+    // user (not with `current_dir`, which runs before `pre_exec`, as root), so a `user:`
+    // process cannot start inside a directory that user may not enter.
+    let dir = std::ffi::CString::new(cwd.unwrap_or("/"))
+        .map_err(|_| std::io::Error::other("a cwd holding a NUL byte"))?;
     match log {
         Some(f) => {
             let f2 = f.try_clone()?;
@@ -279,8 +282,12 @@ fn spawn(
             // Only 0-2 reach the process, whatever the init holds open (close-on-exec
             // rather than closed: the standard library's exec-error pipe is among them).
             close_from(3, libc::CLOSE_RANGE_CLOEXEC);
-            // Last: after the switch, the process could no longer change the rest.
-            switch.as_ref().map_or(Ok(()), |s| s.apply())
+            // After the switch, the process could no longer change the rest.
+            switch.as_ref().map_or(Ok(()), |s| s.apply())?;
+            if libc::chdir(dir.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         });
     }
     let child = cmd.spawn()?;

@@ -43,23 +43,55 @@ fn ok(bin: &Path, args: &[&str]) -> std::io::Result<Output> {
 /// Writes the topology text beside its base directory (mount sources are relative to
 /// it), runs `nslab ARGS FILE`, and removes the file; the lab keeps its own copy.
 fn with_file(bin: &Path, t: &Topology, source: &str, args: &[&str]) -> std::io::Result<()> {
-    let name = format!(".nslab-api-{}-{}.yaml", t.lab, std::process::id());
-    let dir = if t.base_dir.is_dir() {
-        t.base_dir.clone()
-    } else {
-        std::env::temp_dir()
+    let name = format!(".nslab-api-{}-{}", t.lab, std::process::id());
+    let beside = t
+        .base_dir
+        .is_dir()
+        .then(|| place(&t.base_dir, &name, source).ok())
+        .flatten();
+    let file = match beside {
+        Some(f) => f,
+        None => place(&std::env::temp_dir(), &name, source)?,
     };
-    let mut file = dir.join(&name);
-    if std::fs::write(&file, source).is_err() {
-        file = std::env::temp_dir().join(&name);
-        std::fs::write(&file, source)?;
-    }
     let path = file.display().to_string();
     let mut all = args.to_vec();
     all.push(&path);
     let r = ok(bin, &all);
     let _ = std::fs::remove_file(&file);
     r.map(|_| ())
+}
+
+/// Writes `source` to a file of this process's own under `dir`, named `name` plus a
+/// counter. The name can be guessed and `dir` may be shared (`/tmp`): the file is made
+/// fresh (never an existing one, never through a link) and private, so no other user can
+/// point the write at a file of ours, or change the topology between the write and the
+/// read and so run commands in our lab.
+fn place(dir: &Path, name: &str, source: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for n in 0..16 {
+        let path = dir.join(format!("{name}-{n}.yaml"));
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path);
+        match opened {
+            Ok(mut f) => {
+                let written = f.write_all(source.as_bytes());
+                if let Err(e) = written {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()))
 }
 
 impl CliLab {
@@ -210,6 +242,40 @@ mod tests {
     use crate::model::Impair;
     use clap::Parser;
     use std::time::Duration;
+
+    #[test]
+    fn the_topology_for_the_cli_is_never_written_through_a_planted_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("nslab-place-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "mine").unwrap();
+        // Another user's link, and another user's file, at the names tried first.
+        std::os::unix::fs::symlink(&victim, dir.join("t-0.yaml")).unwrap();
+        std::fs::write(dir.join("t-1.yaml"), "lab: theirs").unwrap();
+        let got = place(&dir, "t", "lab: ours\n");
+        let victim_after = std::fs::read_to_string(&victim).unwrap();
+        let theirs_after = std::fs::read_to_string(dir.join("t-1.yaml")).unwrap();
+        let written = got.as_ref().ok().map(|p| {
+            let meta = std::fs::symlink_metadata(p).unwrap();
+            let text = std::fs::read_to_string(p).unwrap();
+            (
+                p.clone(),
+                meta.file_type().is_file(),
+                meta.permissions().mode() & 0o777,
+                text,
+            )
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(victim_after, "mine", "written through the link");
+        assert_eq!(theirs_after, "lab: theirs", "written into their file");
+        let (path, regular, mode, text) = written.expect("a fresh file is made");
+        assert_eq!(path, dir.join("t-2.yaml"));
+        assert!(regular);
+        assert_eq!(mode, 0o600, "others must not read or change it");
+        assert_eq!(text, "lab: ours\n");
+    }
 
     #[test]
     fn impair_options_read_back_as_the_same_impairment() {

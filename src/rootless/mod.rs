@@ -20,6 +20,13 @@ pub enum RootlessError {
         "rootless labs keep their state in $XDG_RUNTIME_DIR/nslab or ~/.local/state/nslab, and neither XDG_RUNTIME_DIR nor HOME is set"
     )]
     NoStateDir,
+    /// Root running rootless would obey (join the holder named in) a state directory that
+    /// another user can write.
+    #[error(
+        "as root, the rootless state directory {} is not used: {why}\n  hint: root runs rootless labs only from a directory no other user can write; point XDG_RUNTIME_DIR (or HOME) at root's own (`sudo -E` keeps a user's)",
+        .path.display()
+    )]
+    UntrustedStateDir { path: PathBuf, why: String },
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,

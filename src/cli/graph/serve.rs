@@ -36,7 +36,7 @@ pub fn run(host: &crate::state::HostContext, lab: &str, addr: &str) -> Result<u8
     crate::outln!("serving lab `{lab}` on http://{local}/ (Ctrl-C stops)");
     for conn in listener.incoming() {
         let Ok(stream) = conn else { continue };
-        if let Err(e) = answer(host, lab, stream) {
+        if let Err(e) = answer(host, lab, local, stream) {
             crate::err!("graph --serve: {e}");
         }
     }
@@ -44,24 +44,42 @@ pub fn run(host: &crate::state::HostContext, lab: &str, addr: &str) -> Result<u8
 }
 
 /// Reads one request and answers it; the connection then closes.
-fn answer(host: &crate::state::HostContext, lab: &str, stream: TcpStream) -> std::io::Result<()> {
+fn answer(
+    host: &crate::state::HostContext,
+    lab: &str,
+    local: SocketAddr,
+    stream: TcpStream,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request = String::new();
     reader.read_line(&mut request)?;
-    // The headers, read and dropped (bounded, so a client cannot hold the loop forever).
+    // The headers, read (bounded, so a client cannot hold the loop forever); only Host
+    // is kept.
     let mut line = String::new();
+    let mut host_header = None;
     for _ in 0..100 {
         line.clear();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
             break;
         }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("host")
+        {
+            host_header = Some(value.trim().to_string());
+        }
     }
     let mut words = request.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
-    let (status, kind, body) = if method != "GET" {
+    let (status, kind, body) = if !host_ok(host_header.as_deref(), local) {
+        (
+            "403 Forbidden",
+            "text/plain",
+            format!("the Host header must name this server ({local})\n"),
+        )
+    } else if method != "GET" {
         (
             "405 Method Not Allowed",
             "text/plain",
@@ -79,6 +97,24 @@ fn answer(host: &crate::state::HostContext, lab: &str, stream: TcpStream) -> std
     )?;
     out.write_all(body.as_bytes())?;
     out.flush()
+}
+
+/// Whether a request's Host names this server. Loopback is not enough: a page of any
+/// site open in a browser on this machine can point its own name at 127.0.0.1 (DNS
+/// rebinding) and read the lab's insides as same-origin; such a request carries that
+/// site's name.
+fn host_ok(header: Option<&str>, local: SocketAddr) -> bool {
+    let Some(h) = header else { return false };
+    let h = h.to_ascii_lowercase();
+    let port = local.port();
+    let mut names = vec![local.to_string(), format!("localhost:{port}")];
+    if port == 80 {
+        names.extend([local.ip().to_string(), "localhost".into()]);
+        if local.is_ipv6() {
+            names.push(format!("[{}]", local.ip()));
+        }
+    }
+    names.contains(&h)
 }
 
 /// What a path answers: the page, its state, the bare SVG.
@@ -111,4 +147,63 @@ fn page(
         ),
     };
     ("200 OK", kind, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// The status line of the answer to `request`, from a server with no lab up.
+    fn status_of(request: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("nslab-serve-{}", std::process::id()));
+        let host = crate::state::HostContext {
+            run_dir: dir.join("run"),
+            netns_dir: dir.join("netns"),
+            privileged: false,
+            host: None,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let request = request.replace("PORT", &local.port().to_string());
+        let client = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(local).unwrap();
+            c.write_all(request.as_bytes()).unwrap();
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            out
+        });
+        let (stream, _) = listener.accept().unwrap();
+        answer(&host, "nolab", local, stream).unwrap();
+        let out = client.join().unwrap();
+        out.lines().next().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn a_request_for_another_site_s_name_is_refused() {
+        // DNS rebinding: the browser sends the attacker's name with the loopback port.
+        let rebound = status_of("GET /state.json HTTP/1.1\r\nHost: evil.example:PORT\r\n\r\n");
+        assert_eq!(rebound, "HTTP/1.1 403 Forbidden");
+        let none = status_of("GET /state.json HTTP/1.0\r\n\r\n");
+        assert_eq!(none, "HTTP/1.1 403 Forbidden");
+        // Its own names go on to the lab (here none is up).
+        for name in ["127.0.0.1:PORT", "localhost:PORT", "LocalHost:PORT"] {
+            let ok = status_of(&format!("GET /state.json HTTP/1.1\r\nhost: {name}\r\n\r\n"));
+            assert_eq!(ok, "HTTP/1.1 503 Service Unavailable", "{name}");
+        }
+    }
+
+    #[test]
+    fn the_server_s_own_names_are_its_address_and_localhost() {
+        let v4: SocketAddr = "127.0.0.1:7878".parse().unwrap();
+        assert!(host_ok(Some("127.0.0.1:7878"), v4));
+        assert!(host_ok(Some("localhost:7878"), v4));
+        assert!(!host_ok(Some("127.0.0.1:7879"), v4));
+        assert!(!host_ok(Some("attacker.example:7878"), v4));
+        assert!(!host_ok(None, v4));
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert!(host_ok(Some("[::1]:80"), v6));
+        assert!(host_ok(Some("[::1]"), v6));
+        assert!(host_ok(Some("localhost"), v6));
+    }
 }
