@@ -255,12 +255,7 @@ pub struct SubIds {
 /// package uidmap) are installed; then ids other than the caller's own are mapped too
 /// (a daemon's `-u frr`, a private directory owned by another user).
 pub fn sub_ids() -> Option<SubIds> {
-    let helper = |n: &str| {
-        ["/usr/bin", "/bin", "/usr/local/bin"]
-            .iter()
-            .any(|d| Path::new(d).join(n).is_file())
-    };
-    if !(helper("newuidmap") && helper("newgidmap")) {
+    if map_helper("newuidmap").is_none() || map_helper("newgidmap").is_none() {
         return None;
     }
     let uid = nix::unistd::getuid().as_raw();
@@ -273,6 +268,15 @@ pub fn sub_ids() -> Option<SubIds> {
         uid: read("/etc/subuid")?,
         gid: read("/etc/subgid")?,
     })
+}
+
+/// Where the id-map helper `name` is installed: the one [`sub_ids`] found is the one
+/// run, never whatever the caller's `PATH` names first.
+fn map_helper(name: &str) -> Option<std::path::PathBuf> {
+    ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 /// Whether a rootless lab of this user has ids besides the user's own: inside a lab's
@@ -328,7 +332,8 @@ fn map_sub_ids(pid: u32, ids: &SubIds) -> Result<(), String> {
         .into_iter()
         .zip(own)
     {
-        let out = Command::new(helper)
+        let path = map_helper(helper).ok_or_else(|| format!("{helper} is not installed"))?;
+        let out = Command::new(&path)
             .arg(pid.to_string())
             .args([
                 "0",
@@ -339,7 +344,7 @@ fn map_sub_ids(pid: u32, ids: &SubIds) -> Result<(), String> {
                 &count.to_string(),
             ])
             .output()
-            .map_err(|e| format!("cannot run {helper}: {e}"))?;
+            .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
         if !out.status.success() {
             return Err(format!(
                 "{helper} failed: {}",
@@ -485,6 +490,17 @@ fn reap() -> ! {
 #[cfg(test)]
 mod tests {
     use super::userns_hint;
+
+    #[test]
+    fn an_id_map_helper_is_run_by_its_installed_path_never_by_the_path_variable() {
+        // `sh` is in one of the fixed directories on every machine that runs nslab.
+        let sh = super::map_helper("sh").expect("sh is installed");
+        assert!(
+            ["/usr/bin/sh", "/bin/sh", "/usr/local/bin/sh"].contains(&sh.to_str().unwrap()),
+            "{sh:?}"
+        );
+        assert_eq!(super::map_helper("no-such-id-map-helper"), None);
+    }
 
     #[test]
     fn a_user_s_first_subordinate_range_is_found_by_name_or_uid() {
