@@ -1,0 +1,75 @@
+//! What another local user can do to nslab's locks, files and nodes: nothing. Each test
+//! drops to uid 65534 in a forked child (no helper program needed, so it runs wherever
+//! the suite runs as root) and failed on the code before its fix.
+
+mod support;
+
+use std::ffi::CString;
+use std::path::Path;
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Uid, fork, setgid, setgroups, setuid};
+use support::*;
+
+/// The unprivileged user the children become.
+const NOBODY: u32 = 65534;
+
+/// Runs `f` in a forked child that has become uid and gid 65534 with no groups, and
+/// returns its exit code; 100 if it could not drop to that user.
+fn as_nobody(f: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the child only changes its ids, runs `f` (open/connect/read system calls)
+    // and leaves with `_exit`, never returning into the test harness.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            let dropped = setgroups(&[]).is_ok()
+                && setgid(Gid::from_raw(NOBODY)).is_ok()
+                && setuid(Uid::from_raw(NOBODY)).is_ok();
+            let code = if dropped { f() } else { 100 };
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("the child as uid {NOBODY}: {other:?}"),
+        },
+    }
+}
+
+/// Whether uid 65534 gets a read-only descriptor of `path` (all that `flock` needs).
+fn nobody_can_open(path: &Path) -> bool {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let code = as_nobody(|| {
+        // SAFETY: a NUL-terminated path; the descriptor dies with the child.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        i32::from(fd >= 0)
+    });
+    assert_ne!(code, 100, "could not become uid {NOBODY}");
+    code == 1
+}
+
+#[test]
+fn no_other_user_can_open_the_host_lock_and_up_and_down_still_work() {
+    if !privileged() {
+        return;
+    }
+    let _host = shared();
+    let host = nslab::state::HostContext::from_env();
+    let lock = nslab::state::host_lock_path(&host);
+    assert_ne!(lock.parent(), Some(host.run_dir.as_path()));
+    let lab = Lab::new(
+        "hd-hostlock",
+        "nodes:\n  a:\n    processes: [{ name: s, cmd: \"sleep 1000\" }]\n",
+    );
+    lab.up();
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&lock).unwrap());
+    assert_eq!(mode & 0o7777, 0o600, "{}", lock.display());
+    assert!(
+        !nobody_can_open(&lock),
+        "uid {NOBODY} opened {}",
+        lock.display()
+    );
+    // The control: the same child does open a file anyone may read.
+    assert!(nobody_can_open(Path::new("/etc/hostname")));
+    lab.down();
+    assert!(!lab.is_up());
+}
