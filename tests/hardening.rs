@@ -73,3 +73,48 @@ fn no_other_user_can_open_the_host_lock_and_up_and_down_still_work() {
     lab.down();
     assert!(!lab.is_up());
 }
+
+#[test]
+fn no_other_user_can_open_the_vni_lock() {
+    if !privileged() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nslab-hd-vni-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let run = dir.join("run");
+    let host = nslab::state::HostContext {
+        run_dir: run.clone(),
+        netns_dir: dir.join("netns"),
+        privileged: true,
+        host: Some("ha".into()),
+    };
+    let t = ok("name: hd-vni
+hosts:
+  ha: { address: 192.0.2.11 }
+  hb: { address: 192.0.2.12 }
+nodes: { a: { host: ha }, b: { host: hb } }
+links:
+  - [a:eth1, b:eth1]
+");
+    let held = nslab::state::vnis::lock_free(&host, &t).expect("the VNIs are free");
+    assert!(
+        held.is_some(),
+        "a lab with a tunnel here takes the VNI lock"
+    );
+    let lock = run.join(nslab::state::vnis::VNI_LOCK);
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&lock).unwrap());
+    assert_eq!(mode & 0o7777, 0o600, "{}", lock.display());
+    // The run directory itself must not be what is locked: anyone may open it.
+    assert!(
+        nobody_can_open(&dir),
+        "the control: uid {NOBODY} opens a 0755 directory"
+    );
+    assert!(
+        !nobody_can_open(&lock),
+        "uid {NOBODY} opened {}",
+        lock.display()
+    );
+    drop(held);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
