@@ -118,3 +118,31 @@ links:
     drop(held);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn lab_files_are_roots_alone_but_a_nodes_hosts_file_is_readable() {
+    if !privileged() {
+        return;
+    }
+    let _host = shared();
+    let lab = Lab::new(
+        "hd-modes",
+        "nodes:\n  a:\n    env: { TOKEN: s3cret }\n    processes: [{ name: s, cmd: \"sleep 1000\" }]\n",
+    );
+    lab.up();
+    let run = nslab::state::HostContext::from_env().run_dir;
+    for file in ["hd-modes.yaml", "hd-modes.plan.json", "hd-modes.json"] {
+        let path = run.join(file);
+        let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&path).unwrap());
+        assert_eq!(mode & 0o7777, 0o600, "{}", path.display());
+        assert!(
+            !nobody_can_open(&path),
+            "uid {NOBODY} read {}",
+            path.display()
+        );
+    }
+    // A node's processes may run as any user, and all read its /etc/hosts.
+    let o = lab.exec("a", &["stat", "-c", "%a", "/etc/hosts"]);
+    assert_eq!(text(&o).trim(), "644", "{}", text(&o));
+    lab.down();
+}

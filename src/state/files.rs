@@ -111,10 +111,23 @@ pub fn open_append(path: &Path) -> Result<File, StateError> {
         .map_err(|e| io_err(path, e))
 }
 
-/// Replaces a file whole: written to `<path>.tmp` (a stale one, or a link planted there,
-/// is unlinked first, never followed), then renamed over `path`, which replaces a link at
-/// `path` rather than writing through it. A failed write (a full disk) leaves no `.tmp`.
+/// Replaces a file whole, readable by its owner alone: lab files carry the topology, the
+/// nodes' `env:` values and commands (see [`replace_with_mode`]).
 pub fn replace(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    replace_with_mode(path, data, 0o600)
+}
+
+/// Replaces a file whole, readable by everyone: for what a node's processes read
+/// whatever their user (its `/etc/hosts`).
+pub fn replace_readable(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    replace_with_mode(path, data, 0o644)
+}
+
+/// Replaces a file whole: written to `<path>.tmp` (a stale one, or a link planted there,
+/// is unlinked first, never followed) with `mode`, then renamed over `path`, which
+/// replaces a link at `path` rather than writing through it, and a file of a wider mode.
+/// A failed write (a full disk) leaves no `.tmp`.
+fn replace_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -126,7 +139,7 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<(), StateError> {
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o644)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .and_then(|mut f| f.write_all(data));
@@ -164,6 +177,25 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&e).unwrap(), "new");
         assert!(!dir.join("e.tmp").exists());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replaced_files_are_the_owners_alone_unless_asked_readable() {
+        let dir = std::env::temp_dir().join(format!("nslab-modes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+        let secret = dir.join("lab.yaml");
+        // One an older nslab left readable is replaced by one that is not.
+        std::fs::write(&secret, "env: old").unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        replace(&secret, b"env: new").unwrap();
+        assert_eq!(mode(&secret), 0o600);
+        let hosts = dir.join("hosts");
+        replace_readable(&hosts, b"10.0.0.1 a\n").unwrap();
+        assert_eq!(mode(&hosts), 0o644);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
