@@ -146,3 +146,71 @@ fn lab_files_are_roots_alone_but_a_nodes_hosts_file_is_readable() {
     assert_eq!(text(&o).trim(), "644", "{}", text(&o));
     lab.down();
 }
+
+/// This process's open-file limit (nix's `resource` feature is not enabled).
+fn nofile() -> libc::rlimit {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a local struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim
+}
+
+/// `up` of `lab` as a caller whose soft open-file limit is 1024 (the usual shell's), with
+/// `extra` in its environment.
+fn up_at_1024(lab: &Lab, extra: &[(&str, &str)]) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = nslab();
+    cmd.arg("up").arg(&lab.file).envs(extra.iter().copied());
+    let lim = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: nofile().rlim_max,
+    };
+    // SAFETY: only setrlimit, on a copied struct, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn a_nodes_processes_get_the_callers_open_file_limit_not_nslabs_raised_one() {
+    if !privileged() {
+        return;
+    }
+    let _host = shared();
+    let hard = nofile().rlim_max;
+    // Otherwise nslab raises nothing and the test could not fail.
+    assert!(hard > 1024, "the hard open-file limit is {hard}");
+    let yaml = "nodes:\n  a:\n    processes: [{ name: s, cmd: \"sh -c 'ulimit -Sn; exec sleep 1000'\" }]\n";
+    // Through the fork server (the default), and through an exec'd init.
+    for (name, extra) in [
+        ("hd-nofile", vec![]),
+        ("hd-nofx", vec![("NSLAB_INIT_EXEC", "1")]),
+    ] {
+        let lab = Lab::new(name, yaml);
+        up_at_1024(&lab, &extra);
+        let mut seen = String::new();
+        wait_for("the process's limit in its log", || {
+            let o = nslab()
+                .args(["logs", "--lab", name, "a", "s"])
+                .output()
+                .unwrap();
+            // The log's last line, after the init's "starting" line.
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            seen = out.lines().last().unwrap_or_default().to_string();
+            seen.parse::<u64>().is_ok()
+        });
+        assert_eq!(seen, "1024", "{name}");
+        lab.down();
+    }
+}
