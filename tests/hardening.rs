@@ -16,12 +16,15 @@ const NOBODY: u32 = 65534;
 
 /// Runs `f` in a forked child that has become uid and gid 65534 with no groups, and
 /// returns its exit code; 100 if it could not drop to that user.
-fn as_nobody(f: impl FnOnce() -> i32) -> i32 {
+fn as_nobody(f: impl FnOnce() -> i32, keep_caps: bool) -> i32 {
     // SAFETY: the child only changes its ids, runs `f` (open/connect/read system calls)
     // and leaves with `_exit`, never returning into the test harness.
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => {
-            let dropped = setgroups(&[]).is_ok()
+            // SAFETY: a plain prctl on this process.
+            let kept = !keep_caps || unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } == 0;
+            let dropped = kept
+                && setgroups(&[]).is_ok()
                 && setgid(Gid::from_raw(NOBODY)).is_ok()
                 && setuid(Uid::from_raw(NOBODY)).is_ok();
             let code = if dropped { f() } else { 100 };
@@ -35,14 +38,23 @@ fn as_nobody(f: impl FnOnce() -> i32) -> i32 {
     }
 }
 
+/// [`as_nobody`], keeping the capabilities over the change of user (`PR_SET_KEEPCAPS`)
+/// for `f` to choose from.
+fn as_nobody_keeping(f: impl FnOnce() -> i32) -> i32 {
+    as_nobody(f, true)
+}
+
 /// Whether uid 65534 gets a read-only descriptor of `path` (all that `flock` needs).
 fn nobody_can_open(path: &Path) -> bool {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let code = as_nobody(|| {
-        // SAFETY: a NUL-terminated path; the descriptor dies with the child.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        i32::from(fd >= 0)
-    });
+    let code = as_nobody(
+        || {
+            // SAFETY: a NUL-terminated path; the descriptor dies with the child.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            i32::from(fd >= 0)
+        },
+        false,
+    );
     assert_ne!(code, 100, "could not become uid {NOBODY}");
     code == 1
 }
@@ -213,4 +225,101 @@ fn a_nodes_processes_get_the_callers_open_file_limit_not_nslabs_raised_one() {
         assert_eq!(seen, "1024", "{name}");
         lab.down();
     }
+}
+
+/// The capabilities `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH` in the effective and
+/// permitted sets (and nothing else): what a child that became another user keeps, with
+/// `PR_SET_KEEPCAPS`, to reach a file its mode would refuse. nix has no capset.
+fn keep_only_dac_override() -> bool {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    // CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2), from linux/capability.h.
+    let dac: u32 = (1 << 1) | (1 << 2);
+    let mut hdr = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: dac,
+            permitted: dac,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: the header and two data structs the version-3 capset reads.
+    unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) == 0 }
+}
+
+#[test]
+fn a_nodes_init_answers_no_other_user_even_one_past_the_sockets_mode() {
+    if !privileged() {
+        return;
+    }
+    let _host = shared();
+    let lab = Lab::new(
+        "hd-peer",
+        "nodes:\n  a:\n    processes: [{ name: s, cmd: \"sleep 1000\" }]\n",
+    );
+    lab.up();
+    let host = nslab::state::HostContext::from_env();
+    let sock = nslab::node::NodePaths::of_lab(&host, "hd-peer").control("a");
+    // 0: connected and closed unanswered; 1: answered; 2: could not connect.
+    let ask = |keep_root: bool| {
+        let sock = sock.clone();
+        let ask = move || {
+            use std::io::{Read, Write};
+            let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) else {
+                return 2;
+            };
+            let _ = s.write_all(b"status\n");
+            let mut reply = Vec::new();
+            let _ = s.read_to_end(&mut reply);
+            i32::from(!reply.is_empty())
+        };
+        if keep_root {
+            // The control: root (the init's own user) in the same kind of child.
+            // SAFETY: the child connects, reads and `_exit`s.
+            match unsafe { fork() }.unwrap() {
+                ForkResult::Child => unsafe { libc::_exit(ask()) },
+                ForkResult::Parent { child } => match waitpid(child, None).unwrap() {
+                    WaitStatus::Exited(_, code) => code,
+                    other => panic!("{other:?}"),
+                },
+            }
+        } else {
+            // SAFETY: keeping capabilities over setuid, in the child only.
+            as_nobody_keeping(|| if keep_only_dac_override() { ask() } else { 101 })
+        }
+    };
+    assert_eq!(ask(true), 1, "root is answered");
+    assert_eq!(
+        ask(false),
+        0,
+        "uid {NOBODY} past the socket's mode is not answered"
+    );
+    // And nslab itself still is.
+    let o = lab.exec("a", &["true"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = nslab().args(["ps", "--lab", "hd-peer"]).output().unwrap();
+    assert!(
+        o.status.success() && text(&o).contains("running"),
+        "{}",
+        text(&o)
+    );
+    lab.down();
 }
