@@ -377,7 +377,7 @@ impl NetlinkKernel {
                 let paths = crate::node::NodePaths::of_lab(&self.host, lab);
                 crate::state::files::ensure_dir(&paths.dir)
                     .map_err(|e| KernelError::Other(e.to_string()))?;
-                crate::state::files::replace(&paths.hosts(), content.as_bytes())
+                crate::state::files::replace_readable(&paths.hosts(), content.as_bytes())
                     .map_err(|e| KernelError::Other(e.to_string()))
             }
             Op::CreateCgroup { node, limits, .. } => {

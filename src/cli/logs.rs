@@ -20,6 +20,12 @@ pub fn run(
     process: Option<&str>,
     follow: bool,
 ) -> Result<u8, CliError> {
+    // Both become parts of a path below the lab's log directory.
+    crate::model::names::check_node_name(node)
+        .map_err(|e| CliError::Usage(format!("node: {e}")))?;
+    if let Some(p) = process {
+        crate::node::control::check_name(p).map_err(CliError::Usage)?;
+    }
     let lab = lab_arg(host, None, lab)?;
     // A node on another host of a multi-host lab has its logs there.
     if let Ok(s) = crate::state::LabSummary::read(&host.lab_dir(&lab).summary_path())
@@ -209,6 +215,26 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_and_process_names_that_could_leave_the_log_directory_are_refused() {
+        let host = crate::state::HostContext {
+            run_dir: "/nonexistent/nslab".into(),
+            netns_dir: "/nonexistent/netns".into(),
+            privileged: false,
+            host: None,
+        };
+        let usage = |node: &str, process: Option<&str>| {
+            let e = run(&host, Some("lx"), node, process, false).unwrap_err();
+            assert_eq!(e.exit_code(), 3, "{e}");
+            e.to_string()
+        };
+        assert!(usage("../../etc", None).contains("could escape a path"));
+        assert!(usage("a", Some("../../../etc/shadow")).contains("plain word"));
+        assert!(usage("a", Some("x/y")).contains("plain word"));
+        // Good names get as far as looking for the log, which is not there.
+        assert!(usage("a", Some("p")).contains("has no log for process `p`"));
+    }
 
     #[test]
     fn rotated_parts_are_read_oldest_first_and_rotations_are_followed() {

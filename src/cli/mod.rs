@@ -546,7 +546,7 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
     {
         return Ok(target.to_string());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_bounded(path).map_err(|e| {
         CliError::Usage(format!(
             "{target}: {e}; give the lab name instead (`nslab validate {target}` locates the problem)"
         ))
@@ -565,6 +565,24 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
     Err(CliError::Usage(format!(
         "{target} has no `name:`; give the lab name instead"
     )))
+}
+
+/// A file's text, refused past the topology size limit without reading the rest: a lab
+/// argument may name any file (`/dev/zero`-sized ones too).
+fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let max = crate::spec::yaml::Limits::default().max_bytes;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max as u64 + 1)
+        .read_to_string(&mut text)?;
+    if text.len() > max {
+        return Err(std::io::Error::other(format!(
+            "larger than a topology may be ({} MiB)",
+            max >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// The image map given with `--image-map`, for the one command this process runs.
@@ -837,6 +855,27 @@ fn compile_with(
 mod tests {
     /// With `defer`, clap checks a subcommand's arguments only when it runs; this checks
     /// every one of them.
+    #[test]
+    fn a_lab_argument_naming_a_huge_file_is_refused_unread() {
+        let dir = std::env::temp_dir().join(format!("nslab-bigarg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.yaml");
+        let f = std::fs::File::create(&big).unwrap();
+        // Sparse: no disk used, and a whole read would take 65 MiB of memory.
+        let max = crate::spec::yaml::Limits::default().max_bytes as u64;
+        f.set_len(max + 1).unwrap();
+        let msg = match super::lab_name_of(big.to_str().unwrap()) {
+            Err(super::CliError::Usage(msg)) => msg,
+            other => panic!("not a usage error: {other:?}"),
+        };
+        assert!(msg.contains("larger than a topology may be"), "{msg}");
+        f.set_len(0).unwrap();
+        std::fs::write(&big, "name: small\n").unwrap();
+        assert_eq!(super::lab_name_of(big.to_str().unwrap()).unwrap(), "small");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;

@@ -100,8 +100,8 @@ impl Request {
 
 /// A process name becomes a log file name in the node's log directory and one word of
 /// this protocol: the rules the compiler applies, checked again for what comes over the
-/// socket.
-fn check_name(name: &str) -> Result<(), String> {
+/// socket (and by `nslab logs` for its argument).
+pub fn check_name(name: &str) -> Result<(), String> {
     let plain = !name.is_empty()
         && name.len() <= MAX_NAME
         && !name.contains(['/', ':', '\0'])

@@ -1276,12 +1276,25 @@ pub(crate) fn run(cfg: NodeConfig) -> ! {
         }
         if fds[1].revents & libc::POLLIN != 0 {
             while let Ok((stream, _)) = listener.accept() {
+                if !peer_is_ours(&stream) {
+                    // Closed unanswered.
+                    continue;
+                }
                 let _ = stream.set_nonblocking(false);
                 init.handle(stream);
                 init.trim_at = Some(Instant::now() + Duration::from_millis(500));
             }
         }
     }
+}
+
+/// Whether the peer runs as this init's own user (root, or in a rootless lab the user
+/// namespace's root, which is the user): the socket's file mode already keeps others
+/// out, and a request can run any command in the node as root, so a connection that got
+/// past the mode anyway (a widened umask, a copied descriptor) is refused too.
+fn peer_is_ours(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(stream, PeerCredentials).is_ok_and(|c| c.uid() == nix::unistd::geteuid().as_raw())
 }
 
 /// `nslab __init CONFIG`. Started by nslab (a shim, the way before the fork server):

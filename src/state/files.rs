@@ -28,13 +28,25 @@ pub fn no_link(path: &Path) -> Result<(), StateError> {
     }
 }
 
+/// Directories made with mode 0755 asked for, not the default 0777: a library caller's
+/// umask (0, say) must not make them writable by others.
+fn dir_builder() -> std::fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut b = std::fs::DirBuilder::new();
+    b.mode(0o755);
+    b
+}
+
 /// Creates the run directory if needed and checks it: a real directory, owned by this
 /// process's user, writable by nobody else.
 pub fn ensure_root(root: &Path) -> Result<(), StateError> {
     if let Some(parent) = root.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| StateError::io(parent, e))?;
+        dir_builder()
+            .recursive(true)
+            .create(parent)
+            .map_err(|e| StateError::io(parent, e))?;
     }
-    match std::fs::create_dir(root) {
+    match dir_builder().create(root) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(StateError::io(root, e)),
@@ -68,7 +80,7 @@ pub fn ensure_root(root: &Path) -> Result<(), StateError> {
 
 /// A directory of the lab's (node files, logs) directly in the run directory.
 pub fn ensure_dir(path: &Path) -> Result<(), StateError> {
-    match std::fs::create_dir(path) {
+    match dir_builder().create(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let m = std::fs::symlink_metadata(path).map_err(|e| StateError::io(path, e))?;
@@ -111,10 +123,23 @@ pub fn open_append(path: &Path) -> Result<File, StateError> {
         .map_err(|e| io_err(path, e))
 }
 
-/// Replaces a file whole: written to `<path>.tmp` (a stale one, or a link planted there,
-/// is unlinked first, never followed), then renamed over `path`, which replaces a link at
-/// `path` rather than writing through it. A failed write (a full disk) leaves no `.tmp`.
+/// Replaces a file whole, readable by its owner alone: lab files carry the topology, the
+/// nodes' `env:` values and commands (see [`replace_with_mode`]).
 pub fn replace(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    replace_with_mode(path, data, 0o600)
+}
+
+/// Replaces a file whole, readable by everyone: for what a node's processes read
+/// whatever their user (its `/etc/hosts`).
+pub fn replace_readable(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    replace_with_mode(path, data, 0o644)
+}
+
+/// Replaces a file whole: written to `<path>.tmp` (a stale one, or a link planted there,
+/// is unlinked first, never followed) with `mode`, then renamed over `path`, which
+/// replaces a link at `path` rather than writing through it, and a file of a wider mode.
+/// A failed write (a full disk) leaves no `.tmp`.
+fn replace_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), StateError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -126,7 +151,7 @@ pub fn replace(path: &Path, data: &[u8]) -> Result<(), StateError> {
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o644)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .and_then(|mut f| f.write_all(data));
@@ -164,6 +189,53 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&e).unwrap(), "new");
         assert!(!dir.join("e.tmp").exists());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replaced_files_are_the_owners_alone_unless_asked_readable() {
+        let dir = std::env::temp_dir().join(format!("nslab-modes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+        let secret = dir.join("lab.yaml");
+        // One an older nslab left readable is replaced by one that is not.
+        std::fs::write(&secret, "env: old").unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        replace(&secret, b"env: new").unwrap();
+        assert_eq!(mode(&secret), 0o600);
+        let hosts = dir.join("hosts");
+        replace_readable(&hosts, b"10.0.0.1 a\n").unwrap();
+        assert_eq!(mode(&hosts), 0o644);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn directories_are_0755_whatever_the_callers_umask() {
+        let dir = std::env::temp_dir().join(format!("nslab-umask-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // In a child of its own: the umask is the whole process's.
+        // SAFETY: the child only sets its umask, makes directories and `_exit`s.
+        let code = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+                let made = ensure_root(&dir.join("run")).is_ok()
+                    && ensure_dir(&dir.join("run/lab.nodes")).is_ok();
+                // SAFETY: ends the child without running the harness's destructors.
+                unsafe { libc::_exit(i32::from(!made)) }
+            }
+            nix::unistd::ForkResult::Parent { child } => nix::sys::wait::waitpid(child, None),
+        };
+        assert!(
+            matches!(code, Ok(nix::sys::wait::WaitStatus::Exited(_, 0))),
+            "the directories were not made, or refused: {code:?}"
+        );
+        let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(
+            (mode(""), mode("run"), mode("run/lab.nodes")),
+            (0o755, 0o755, 0o755)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use nix::fcntl::{Flock, FlockArg};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{HostContext, LabDir, StateError};
 
@@ -38,16 +38,7 @@ impl LabLock {
         loop {
             // Again each time: someone may have removed the directory in between.
             super::files::ensure_root(&dir)?;
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(|e| super::files::io_err(&path, e))?;
-            owner_only(&file, &path)?;
+            let file = open_lock_file(&path)?;
             let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(locked) => locked,
                 Err((file, _)) => {
@@ -88,21 +79,42 @@ impl Drop for LabLock {
     }
 }
 
-/// Anyone who can open the lock file can `flock` it and hold every command on the lab
-/// (`down` included) waiting forever, and `flock` needs only a read-only descriptor:
-/// the file is the owner's alone, and one an older nslab left readable is made so.
-fn owner_only(file: &File, path: &std::path::Path) -> Result<(), StateError> {
+/// Opens a lock file, creating it empty: anyone who can open it can `flock` it and hold
+/// every command waiting on it forever (`down` included), and `flock` needs only a
+/// read-only descriptor. So it is never opened through a link, must be a regular file of
+/// this process's user, and is the owner's alone; one an older nslab left readable is made
+/// so.
+pub(super) fn open_lock_file(path: &Path) -> Result<File, StateError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = file
-        .metadata()
-        .map_err(|e| StateError::io(path, e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| super::files::io_err(path, e))?;
+    let meta = file.metadata().map_err(|e| StateError::io(path, e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let why = if !meta.file_type().is_file() {
+        Some("the lock is not a regular file".to_string())
+    } else if meta.uid() != me {
+        Some(format!("the lock is owned by uid {}, not {me}", meta.uid()))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(StateError::Unsafe {
+            path: path.to_path_buf(),
+            why,
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| StateError::io(path, e))?;
     }
-    Ok(())
+    Ok(file)
 }
 
 /// Who holds the `flock` on this file, from `/proc/locks`; `None` if it cannot tell.
@@ -150,21 +162,35 @@ fn flock_holder_by_inode(locks: &str, ino: u64) -> Option<u32> {
 /// A short host-wide lock for what all labs share (`/run/netns` and its mount): `up`
 /// holds it from preparing the directory until its journal exists, and the last lab
 /// going down holds it while it checks that no lab is left and releases the directory,
-/// so one lab can never pull the directory out from under another's `up`. It locks the
-/// directory that holds the run directory, so it leaves no file behind.
+/// so one lab can never pull the directory out from under another's `up`. It is the file
+/// `<run_dir>.lock` (`/run/nslab.lock`, or `$XDG_RUNTIME_DIR/nslab.lock` for a rootless
+/// lab), which stays, empty, as the run directory does.
 pub struct HostLock {
     _file: Flock<File>,
 }
 
 impl HostLock {
     pub fn acquire(host: &HostContext) -> Result<HostLock, StateError> {
-        let dir = host.run_dir.parent().unwrap_or(std::path::Path::new("/"));
-        let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
-        // Blocks while another nslab holds it.
+        let path = host_lock_path(host);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e))?;
+        }
+        let file = open_lock_file(&path)?;
+        // Blocks while another nslab holds it. Nobody removes the file, so the file
+        // locked is the one every nslab opens.
         let file = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| StateError::io(dir, e.into()))?;
+            .map_err(|(_, e)| StateError::io(&path, e.into()))?;
         Ok(HostLock { _file: file })
     }
+}
+
+/// Where the [`HostLock`] of this host is: beside the run directory, so an idle host's
+/// run directory stays empty, and not its parent (`/run`), which anyone can open and
+/// `flock`.
+pub fn host_lock_path(host: &HostContext) -> PathBuf {
+    let mut name = host.run_dir.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 #[cfg(test)]
@@ -200,6 +226,34 @@ mod tests {
         let lock = LabLock::acquire(&host, "lm2", |_| {}).unwrap();
         assert_eq!(mode("lm2.lock"), 0o600, "a lock file an older nslab left");
         drop(lock);
+        std::fs::remove_dir_all(&host.run_dir).unwrap();
+    }
+
+    #[test]
+    fn the_host_lock_is_an_owner_only_file_beside_the_run_directory() {
+        let host = run_dir("host-lock");
+        let path = super::host_lock_path(&host);
+        assert_eq!(
+            path.file_name().unwrap().to_string_lossy(),
+            format!(
+                "{}.lock",
+                host.run_dir.file_name().unwrap().to_string_lossy()
+            )
+        );
+        let mode = || std::fs::metadata(&path).unwrap().mode() & 0o777;
+        let lock = super::HostLock::acquire(&host).unwrap();
+        assert_eq!(mode(), 0o600, "a new host lock");
+        drop(lock);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let lock = super::HostLock::acquire(&host).unwrap();
+        assert_eq!(mode(), 0o600, "a host lock an older nslab left readable");
+        drop(lock);
+        assert_eq!(std::fs::read_dir(&host.run_dir).unwrap().count(), 0);
+        // Something else at the path (here a directory) is refused, not locked.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(super::HostLock::acquire(&host).is_err());
+        std::fs::remove_dir(&path).unwrap();
         std::fs::remove_dir_all(&host.run_dir).unwrap();
     }
 

@@ -173,6 +173,12 @@ mod tests {
             ("1024", "4096")
         );
         assert_eq!(value(&p, &key), "4096");
+        let mode = std::fs::metadata(record_path(&run, "a")).unwrap();
+        let mode = std::os::unix::fs::MetadataExt::mode(&mode) & 0o7777;
+        assert_eq!(
+            mode, 0o600,
+            "the record is root's alone, as other lab files"
+        );
         // A value already high enough is left alone and not recorded again.
         assert!(
             raise(&p, &run, "a", &[(key.clone(), 2048)])

@@ -30,8 +30,14 @@ pub fn host_plan(
     Ok(crate::plan::plan_share(t, &share))
 }
 
-/// The host-wide lock on VNIs: a `flock` on the run directory itself, so it leaves no
-/// file behind. It is held only from checking a lab's VNIs until they are claimed on file
+/// The file in the run directory that the [`VniLock`] locks; it stays, empty.
+pub const VNI_LOCK: &str = ".vnis.lock";
+
+/// The host-wide lock on VNIs: a `flock` on [`VNI_LOCK`] in the run directory, a file of
+/// the owner's alone (the directory anyone may open and `flock`). It is in the run
+/// directory, beside the claims and stored plans it guards, so every nslab that reads
+/// them (an agent's container too, which shares only that directory) locks the same
+/// file. It is held only from checking a lab's VNIs until they are claimed on file
 /// ([`VniLock::claim`], where [`taken`] reads them), so of two labs racing for one VNI
 /// the second sees the first's claim and gets the clash message, not the kernel's
 /// `EEXIST` halfway through, while labs on other VNIs come up side by side.
@@ -91,12 +97,13 @@ impl VniLock {
     fn acquire(dir: &Path) -> Result<Flock<File>, StateError> {
         loop {
             super::files::ensure_root(dir)?;
-            let file = File::open(dir).map_err(|e| StateError::io(dir, e))?;
+            let path = dir.join(VNI_LOCK);
+            let file = super::lock::open_lock_file(&path)?;
             let locked = Flock::lock(file, FlockArg::LockExclusive)
-                .map_err(|(_, e)| StateError::io(dir, e.into()))?;
-            // A directory removed and made again while we waited is another directory:
-            // its lock would not keep anyone out.
-            let same = match (locked.metadata(), std::fs::metadata(dir)) {
+                .map_err(|(_, e)| StateError::io(&path, e.into()))?;
+            // A file removed and made again while we waited is another file: its lock
+            // would not keep anyone out.
+            let same = match (locked.metadata(), std::fs::metadata(&path)) {
                 (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
                 _ => false,
             };
@@ -349,11 +356,18 @@ mod tests {
             taken(&host, "vn-three", 14790),
         ];
         // Taken again at once: the claim released the host's VNI lock.
-        let relocked =
-            Flock::lock(File::open(&dir).unwrap(), FlockArg::LockExclusiveNonblock).is_ok();
+        let relocked = Flock::lock(
+            File::open(dir.join(VNI_LOCK)).unwrap(),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .is_ok();
         lab.remove().unwrap();
         let after = taken(&host, "me", 14790);
-        let left = std::fs::read_dir(&dir).unwrap().count();
+        // The lock's own empty file stays, as the run directory does.
+        let left = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != VNI_LOCK)
+            .count();
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(before.is_empty(), "{before:?}");
         claimed.unwrap();
