@@ -144,7 +144,16 @@ pub fn restore(proc_sys: &Path, run_dir: &Path, lab: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn setup(name: &str) -> (PathBuf, PathBuf, String) {
+    /// A test's scratch directory, removed when the test ends, passed or failed.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn setup(name: &str) -> (Scratch, PathBuf, PathBuf, String) {
         let root =
             std::env::temp_dir().join(format!("nslab-sysctls-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -153,6 +162,7 @@ mod tests {
         std::fs::write(proc_sys.join("net/ipv4/neigh/default/gc_thresh3"), "1024\n").unwrap();
         let run = root.join("run");
         (
+            Scratch(root),
             proc_sys,
             run,
             "net.ipv4.neigh.default.gc_thresh3".to_string(),
@@ -165,7 +175,7 @@ mod tests {
 
     #[test]
     fn raises_for_the_lab_and_restores_at_its_down() {
-        let (p, run, key) = setup("one");
+        let (_scratch, p, run, key) = setup("one");
         let changed = raise(&p, &run, "a", &[(key.clone(), 4096)]).unwrap();
         assert_eq!(changed.len(), 1);
         assert_eq!(
@@ -195,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_last_lab_down_restores_what_the_first_found() {
-        let (p, run, key) = setup("two");
+        let (_scratch, p, run, key) = setup("two");
         raise(&p, &run, "a", &[(key.clone(), 2048)]).unwrap();
         let b = raise(&p, &run, "b", &[(key.clone(), 4096)]).unwrap();
         assert_eq!(b[0].before, "1024", "b takes a's `before`, not a's raise");
@@ -207,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_value_changed_by_someone_else_is_theirs() {
-        let (p, run, key) = setup("other");
+        let (_scratch, p, run, key) = setup("other");
         raise(&p, &run, "a", &[(key.clone(), 4096)]).unwrap();
         write_value(&p, &key, "8192").unwrap();
         assert!(restore(&p, &run, "a").is_empty());
