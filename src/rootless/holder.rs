@@ -6,10 +6,9 @@
 //! not own). Its pid is kept in `<run dir>/<lab>.holder`, locked while read or written,
 //! with the cgroups it runs in (the lab's groups go below them).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -119,15 +118,8 @@ impl HolderFile {
     fn lock(host: &HostContext, lab: &str) -> Result<HolderFile, RootlessError> {
         crate::model::names::check_lab_name(lab).map_err(crate::state::StateError::BadLabName)?;
         let path = host.run_dir.join(format!("{lab}.holder"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| RootlessError::io(&path, e))?;
+        // The lab locks' rules: never through a link, the caller's own regular file, 0600.
+        let file = crate::state::open_lock_file(&path)?;
         // Blocks while another command holds it; released when the value is dropped.
         let file = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| RootlessError::io(&path, e.into()))?;

@@ -84,7 +84,7 @@ impl Drop for LabLock {
 /// read-only descriptor. So it is never opened through a link, must be a regular file of
 /// this process's user, and is the owner's alone; one an older nslab left readable is made
 /// so.
-pub(super) fn open_lock_file(path: &Path) -> Result<File, StateError> {
+pub fn open_lock_file(path: &Path) -> Result<File, StateError> {
     use std::os::unix::fs::PermissionsExt;
     let file = OpenOptions::new()
         .read(true)

@@ -17,7 +17,7 @@ pub use host::{DEFAULT_NETNS_DIR, DEFAULT_RUN_DIR, HostContext};
 pub use journal::{
     Journal, Record, apply_state, objects as journal_objects, teardown_objects, unfinished_apply,
 };
-pub use lock::{HostLock, LabLock, host_lock_path};
+pub use lock::{HostLock, LabLock, host_lock_path, open_lock_file};
 pub use summary::{IfaceSummary, LabSummary, NodeSummary, PeerSummary, RemoteNode};
 
 #[derive(Debug, thiserror::Error)]
