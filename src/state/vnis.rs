@@ -298,9 +298,9 @@ mod tests {
         assert!(lock_free(&host("ha"), &spread).unwrap().is_none());
     }
 
-    #[test]
-    fn other_labs_stored_plans_hold_the_taken_vnis_of_their_port() {
-        let dir = std::env::temp_dir().join(format!("nslab-vnis-{}", std::process::id()));
+    /// Host `ha` with a run directory of its own in /tmp, which the test removes.
+    fn scratch_host(name: &str) -> (std::path::PathBuf, HostContext) {
+        let dir = std::env::temp_dir().join(format!("nslab-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let host = HostContext {
             run_dir: dir.clone(),
@@ -308,6 +308,12 @@ mod tests {
             privileged: false,
             host: Some("ha".into()),
         };
+        (dir, host)
+    }
+
+    #[test]
+    fn other_labs_stored_plans_hold_the_taken_vnis_of_their_port() {
+        let (dir, host) = scratch_host("vnis");
         for (lab, vni, port) in [("one", 5000, 14789), ("two", 6000, 4789)] {
             std::fs::write(dir.join(format!("{lab}.journal")), "").unwrap();
             let p = plan_with_vni(lab, vni, port);
@@ -328,14 +334,7 @@ mod tests {
 
     #[test]
     fn a_claim_holds_the_checked_vnis_for_other_labs_until_the_labs_files_go() {
-        let dir = std::env::temp_dir().join(format!("nslab-vniclaim-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let host = HostContext {
-            run_dir: dir.clone(),
-            netns_dir: dir.join("netns"),
-            privileged: false,
-            host: Some("ha".into()),
-        };
+        let (dir, host) = scratch_host("vniclaim");
         let t = crate::compile_str(
             "name: vn-three\nhosts:\n  ha: { address: 192.0.2.1 }\n  hb: { address: 192.0.2.2 }\n\
              vxlan: { port: 14790 }\nnodes:\n  a: { host: ha }\n  b: { host: hb }\n\
