@@ -1,7 +1,6 @@
 //! The compile entry points: text or file in, topology and warnings out, or every
 //! problem found, located.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::clab::ImageMap;
@@ -82,16 +81,12 @@ pub fn compile_file_with(path: &Path, images: &ImageMap) -> Result<Compiled, Com
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::new();
-    file.take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() > limit {
+    let Some(bytes) = spec::yaml::read_at_most(file, limit).map_err(io)? else {
         return Err(CompileError::TooLarge {
             path: path.to_path_buf(),
             limit,
         });
-    }
+    };
     let text = String::from_utf8(bytes)
         .map_err(|e| CompileError::Invalid(not_utf8(&path.display().to_string(), e)))?;
     let base = path

@@ -139,14 +139,13 @@ fn read_text(path: &Path) -> Result<String, ImportError> {
         path: path.to_path_buf(),
         source,
     };
-    let limit = yaml::Limits::default().max_bytes as u64;
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > limit {
+    let limit = yaml::Limits::default().max_bytes;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let Some(bytes) = yaml::read_at_most(file, limit).map_err(io)? else {
         return Err(io(std::io::Error::other(format!(
             "larger than {limit} bytes"
         ))));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
+    };
     String::from_utf8(bytes)
         .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }

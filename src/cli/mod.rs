@@ -570,19 +570,14 @@ fn lab_name_of(target: &str) -> Result<String, CliError> {
 /// A file's text, refused past the topology size limit without reading the rest: a lab
 /// argument may name any file (`/dev/zero`-sized ones too).
 fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
     let max = crate::spec::yaml::Limits::default().max_bytes;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(max as u64 + 1)
-        .read_to_string(&mut text)?;
-    if text.len() > max {
+    let Some(bytes) = crate::spec::yaml::read_at_most(std::fs::File::open(path)?, max)? else {
         return Err(std::io::Error::other(format!(
             "larger than a topology may be ({} MiB)",
             max >> 20
         )));
-    }
-    Ok(text)
+    };
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The image map given with `--image-map`, for the one command this process runs.

@@ -137,7 +137,7 @@ fn json(j: &JsonExpect, stdout: &str) -> Option<String> {
 
 /// The largest `expect_json_file` read, the topology file's own limit: the path comes
 /// from a file people share, and `/dev/zero` read whole would take every byte of memory.
-pub const MAX_EXPECTED_BYTES: u64 = 64 << 20;
+pub const MAX_EXPECTED_BYTES: usize = crate::spec::yaml::MAX_BYTES;
 
 /// An `expect_json_file`, read when the check runs: compiling reads no files (preflight
 /// already said whether it parses).
@@ -151,7 +151,6 @@ pub fn read_expected(path: &std::path::Path) -> Result<serde_json::Value, String
 /// The text of an expected JSON file: a regular file (a FIFO would hang the read, a
 /// device never end it), at most [`MAX_EXPECTED_BYTES`].
 pub fn read_expected_text(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // Non-blocking, so opening a FIFO with no writer returns at once.
     let file = std::fs::OpenOptions::new()
@@ -162,14 +161,12 @@ pub fn read_expected_text(path: &std::path::Path) -> Result<String, String> {
     if !file.metadata().map_err(|e| e.to_string())?.is_file() {
         return Err("not a regular file".into());
     }
-    let mut text = String::new();
-    file.take(MAX_EXPECTED_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    if text.len() as u64 > MAX_EXPECTED_BYTES {
+    let Some(bytes) =
+        crate::spec::yaml::read_at_most(file, MAX_EXPECTED_BYTES).map_err(|e| e.to_string())?
+    else {
         return Err(format!("larger than {} MiB", MAX_EXPECTED_BYTES >> 20));
-    }
-    Ok(text)
+    };
+    String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -183,7 +180,7 @@ mod tests {
         let big = std::env::temp_dir().join(format!("nslab-expected-{}.json", std::process::id()));
         let f = std::fs::File::create(&big).unwrap();
         // Sparse: no disk space, but a read would go through every byte.
-        f.set_len(MAX_EXPECTED_BYTES + 1).unwrap();
+        f.set_len(MAX_EXPECTED_BYTES as u64 + 1).unwrap();
         let e = read_expected_text(&big).unwrap_err();
         std::fs::remove_file(&big).unwrap();
         assert!(e.contains("larger than 64 MiB"), "{e}");

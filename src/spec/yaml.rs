@@ -8,6 +8,20 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span as YSpan};
 
 use crate::diag::{Diagnostic, Span};
 
+/// The largest topology file, and the largest of any file nslab reads because a shared
+/// file or an argument names it (`expect_json_file`, a lab argument).
+pub const MAX_BYTES: usize = 64 << 20;
+
+/// Reads `r` to its end if that is at most `max` bytes; `None` once it is larger, without
+/// reading further: a path may name `/dev/zero`, and a size from `stat` says nothing
+/// there.
+pub fn read_at_most(r: impl std::io::Read, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    r.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= max).then_some(bytes))
+}
+
 /// Hard limits on what one topology file may contain.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -21,7 +35,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 64 << 20,
+            max_bytes: MAX_BYTES,
             max_depth: 64,
             max_nodes: 2_000_000,
         }
