@@ -51,11 +51,7 @@ impl LabLock {
                 }
             };
             // The holder may have removed the file before we got it: start over.
-            let same = match (file.metadata(), std::fs::metadata(&path)) {
-                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-                _ => false,
-            };
-            if !same {
+            if !still_at(&file, &path) {
                 continue;
             }
             return Ok(LabLock {
@@ -76,6 +72,15 @@ impl Drop for LabLock {
         if !self.dir.exists() {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// Whether the locked `file` is still the file at `path`: one removed (and perhaps made
+/// again) while we waited for its lock would keep nobody out.
+pub(super) fn still_at(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
     }
 }
 

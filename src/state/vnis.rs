@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -101,13 +100,7 @@ impl VniLock {
             let file = super::lock::open_lock_file(&path)?;
             let locked = Flock::lock(file, FlockArg::LockExclusive)
                 .map_err(|(_, e)| StateError::io(&path, e.into()))?;
-            // A file removed and made again while we waited is another file: its lock
-            // would not keep anyone out.
-            let same = match (locked.metadata(), std::fs::metadata(&path)) {
-                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-                _ => false,
-            };
-            if same {
+            if super::lock::still_at(&locked, &path) {
                 return Ok(locked);
             }
         }
