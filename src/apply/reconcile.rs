@@ -208,9 +208,7 @@ pub async fn change_locked<'k>(
         for r in &now_is.refused {
             crate::errln!("nslab: lab `{lab}`: refused journal record {r}");
         }
-        for r in &left {
-            crate::errln!("nslab: lab `{lab}`: refused {r}");
-        }
+        say_left(&lab, &left);
         kernel.close_all();
         if let Err(rb) = roll_back(kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
             crate::errln!(
@@ -223,9 +221,7 @@ pub async fn change_locked<'k>(
         });
     }
     if !now_is.refused.is_empty() {
-        for r in &left {
-            crate::errln!("nslab: lab `{lab}`: refused {r}");
-        }
+        say_left(&lab, &left);
         return Err(ApplyError::RefusedRecords {
             lab,
             records: now_is.refused,
@@ -239,6 +235,14 @@ pub async fn change_locked<'k>(
         recovered,
         elapsed: start.elapsed(),
     })
+}
+
+/// Reports the host interfaces a change left in place, the kernel not tagging them as
+/// the lab's, where no error carries them.
+fn say_left(lab: &str, left: &[String]) {
+    for r in left {
+        crate::errln!("nslab: lab `{lab}`: refused {r}");
+    }
 }
 
 fn host(lab: &str, e: impl std::fmt::Display) -> ApplyError {
@@ -307,9 +311,7 @@ async fn roll_back(
         &mut refused,
     );
     changed.await?;
-    for r in refused {
-        crate::errln!("nslab: lab `{}`: refused {r}", dir.lab);
-    }
+    say_left(&dir.lab, &refused);
     let _ = std::fs::remove_file(dir.next_plan_path());
     journal.append(&Record::Applied { finished: now() })?;
     Ok(())
