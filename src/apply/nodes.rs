@@ -602,7 +602,7 @@ pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String
         grace = grace.max(record.grace);
         // Read while the init lives: its namespaces are what marks the node's processes.
         identities.extend(ours.as_ref().and_then(|ours| {
-            strays::identity(ours, node, init.pid, record.grace, || {
+            strays::identity(ours, node, init.pid, record.grace, record.own, || {
                 cgroup::procs_files(lab, node)
             })
         }));
