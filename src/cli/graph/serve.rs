@@ -82,11 +82,11 @@ fn serve(
             .spawn(move || {
                 let _slot = slot;
                 if let Err(e) = answer(&host, &lab, local, stream) {
-                    crate::err!("graph --serve: {e}");
+                    crate::errln!("graph --serve: {e}");
                 }
             });
         if let Err(e) = spawned {
-            crate::err!("graph --serve: {e}");
+            crate::errln!("graph --serve: {e}");
         }
     }
     Ok(())
