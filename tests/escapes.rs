@@ -234,3 +234,49 @@ fn the_init_follows_no_symlink_a_mount_brought_in_and_creates_nothing_in_a_sourc
     assert_same_host(&before, &host_snapshot(), "the init's refusals");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A read-only bind of a directory with a mount below it (a tmpfs here; a disk, an NFS
+/// share) was read-only at its top only: the remount that makes a bind read-only changes
+/// one mount, and the node wrote into the submount, on the host.
+#[test]
+fn a_read_only_bind_is_read_only_in_every_mount_below_it() {
+    if !privileged() {
+        return;
+    }
+    let _host = shared();
+    let dir = scratch("ro-submount");
+    let (src, sub) = (dir.join("src"), dir.join("src/sub"));
+    std::fs::create_dir_all(&sub).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .expect("a tmpfs below the source");
+    let lab = Lab::new(
+        "es-rosub",
+        &format!(
+            "nodes:\n  a:\n    mounts: [\"{}:/mnt/ro:ro\"]\n    processes: [{{ name: s, cmd: \"sleep 1000\" }}]\n",
+            src.display()
+        ),
+    );
+    let up = lab.up_with(&[]);
+    let top = lab.exec("a", &["touch", "/mnt/ro/top"]);
+    let below = lab.exec("a", &["touch", "/mnt/ro/sub/below"]);
+    let written = sub.join("below").exists();
+    if up.status.success() {
+        lab.down();
+    }
+    let _ = nix::mount::umount2(&sub, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(up.status.success(), "{}", text(&up));
+    // The control: the top of the bind is read-only.
+    assert!(!top.status.success(), "wrote the top: {}", text(&top));
+    assert!(
+        !below.status.success() && !written,
+        "the node wrote into a mount below its read-only bind, on the host: {}",
+        text(&below)
+    );
+}

@@ -905,3 +905,71 @@ fn down_never_signals_a_process_a_forged_pid_file_names() {
     let _ = victim.wait();
     assert!(alive, "down signalled the process a forged pid file named");
 }
+
+/// Whether process `pid` is alive and not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].to_string()))
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+/// A node without a uts namespace of its own shares its init's with whoever ran `up`; a
+/// `down` run from another uts namespace (a service with `ProtectHostname=`, a container,
+/// `unshare -u`) took that namespace for the node's and stopped every process in it as a
+/// stray: from the host's, every process on the machine. Here `up` runs in a uts
+/// namespace of its own beside a bystander, and `down` from the test's.
+#[test]
+fn down_from_other_namespaces_stops_no_process_outside_the_node() {
+    if !privileged() {
+        return;
+    }
+    let _host = shared();
+    let lab = Lab::new(
+        "gd-nsother",
+        "nodes:\n  a:\n    isolation: [net, mnt, ipc]\n    processes: [{ name: s, cmd: \"sleep 1000\" }]\n",
+    );
+    let script = format!(
+        "sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; exec '{}' up '{}'",
+        env!("CARGO_BIN_EXE_nslab"),
+        lab.file.display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["-u", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let bystander: i32 = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no bystander pid: {}", text(&o)));
+    let (up_ok, up_text) = (o.status.success(), text(&o));
+    // The control: a daemon `nslab exec` left in the node is a stray, and must still go.
+    let o = lab.exec(
+        "a",
+        &[
+            "sh",
+            "-c",
+            "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!",
+        ],
+    );
+    let stray: Option<i32> = text(&o).trim().parse().ok();
+    lab.down();
+    let survived = alive(bystander);
+    let stray_left = stray.is_some_and(alive);
+    // SAFETY: kills of processes this test started, by their pids.
+    unsafe {
+        libc::kill(bystander, libc::SIGKILL);
+        if let Some(p) = stray.filter(|_| stray_left) {
+            libc::kill(p, libc::SIGKILL);
+        }
+    }
+    assert!(up_ok, "up failed: {up_text}");
+    assert!(stray.is_some(), "no stray pid: {}", text(&o));
+    assert!(
+        survived,
+        "down killed pid {bystander}, which only shared the uts namespace `up` ran in"
+    );
+    assert!(!stray_left, "the node's stray outlived down");
+    assert!(!lab.is_up());
+}

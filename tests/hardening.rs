@@ -143,7 +143,12 @@ fn lab_files_are_roots_alone_but_a_nodes_hosts_file_is_readable() {
     );
     lab.up();
     let run = nslab::state::HostContext::from_env().run_dir;
-    for file in ["hd-modes.yaml", "hd-modes.plan.json", "hd-modes.json"] {
+    for file in [
+        "hd-modes.yaml",
+        "hd-modes.plan.json",
+        "hd-modes.json",
+        "hd-modes.nodes/a.pid",
+    ] {
         let path = run.join(file);
         let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&path).unwrap());
         assert_eq!(mode & 0o7777, 0o600, "{}", path.display());

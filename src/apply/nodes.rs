@@ -602,7 +602,7 @@ pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String
         grace = grace.max(record.grace);
         // Read while the init lives: its namespaces are what marks the node's processes.
         identities.extend(ours.as_ref().and_then(|ours| {
-            strays::identity(ours, node, init.pid, record.grace, || {
+            strays::identity(ours, node, init.pid, record.grace, record.own, || {
                 cgroup::procs_files(lab, node)
             })
         }));
@@ -659,12 +659,16 @@ pub fn sweep(inodes: &std::collections::HashSet<u64>) -> Vec<String> {
                 continue;
             }
             found += 1;
-            // SAFETY: a process inside one of the lab's own namespaces.
-            if unsafe { libc::kill(pid as i32, libc::SIGKILL) } != 0 {
-                errors.push(format!(
-                    "cannot kill pid {pid}: {}",
-                    std::io::Error::last_os_error()
-                ));
+            // Pinned, then checked again, then signalled through the pin: between the
+            // read of /proc and a kill by number, the process could exit and its pid go
+            // to a process of the host's.
+            match crate::sys::pidfd::open(pid as i32) {
+                Ok(fd) if netns_inode_of(&proc_dir, pid).is_some_and(|i| inodes.contains(&i)) => {
+                    crate::sys::pidfd::signal(fd.as_fd(), libc::SIGKILL);
+                }
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => errors.push(format!("cannot kill pid {pid}: {e}")),
             }
         }
         if found == 0 {

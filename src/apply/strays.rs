@@ -4,9 +4,13 @@
 //! `unshare -n` is not in the node's network namespace either, so the namespace sweep at
 //! the end of `down` misses it.
 //!
-//! They are found by what they cannot shed without asking for it: the node's namespaces
-//! other than the host's (mount, uts, ipc, network, cgroup; a process has to unshare every
-//! one of them to leave them all) and the node's cgroups. Never by name. Each gets SIGTERM
+//! They are found by what they cannot shed without asking for it: the namespaces the
+//! node's init made for it (network always; uts, mount, ipc as its `isolation:` says; a
+//! process has to unshare every one of them to leave them all) and the node's cgroups.
+//! Never by name, and never by a namespace the init merely shares with whoever ran `up`:
+//! run from another namespace (`unshare -u`, a service with `ProtectHostname=`), `down`
+//! would otherwise take the host's for the node's and stop every process in it. Each
+//! gets SIGTERM
 //! through a pidfd (so a reused pid is never signalled), the node's grace period, then
 //! SIGKILL, and is confirmed gone.
 
@@ -17,9 +21,16 @@ use std::time::{Duration, Instant};
 
 use super::nodes::{kernel_threads, proc_link};
 
-/// The namespace kinds a stray can be recognised by (pid is not one: a node with a pid
-/// namespace never has strays, its processes die with its init).
-const KINDS: [&str; 5] = ["mnt", "uts", "ipc", "net", "cgroup"];
+/// The namespace kinds a stray can be recognised by, with their CLONE_NEW* flags (pid is
+/// not one: a node with a pid namespace never has strays, its processes die with its
+/// init).
+const KINDS: [(&str, libc::c_int); 5] = [
+    ("mnt", libc::CLONE_NEWNS),
+    ("uts", libc::CLONE_NEWUTS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+];
 
 /// What marks the processes of one node.
 #[derive(Debug, Clone)]
@@ -54,19 +65,22 @@ impl Ours {
         let me = std::process::id();
         Some(Ours {
             pid: ns_inode(&proc_dir, me, "pid"),
-            kinds: KINDS.map(|k| ns_inode(&proc_dir, me, k)),
+            kinds: KINDS.map(|(k, _)| ns_inode(&proc_dir, me, k)),
             proc_dir,
         })
     }
 }
 
 /// The identity of the node whose init is `init`, or `None` when the init has a pid
-/// namespace of its own (everything in it dies with the init) or is gone.
+/// namespace of its own (everything in it dies with the init) or is gone. `own` are the
+/// namespaces the init made for the node (CLONE_NEW* flags, from its pid file): only
+/// those, and only where they differ from ours, mark the node's processes.
 pub fn identity(
     ours: &Ours,
     node: &str,
     init: i32,
     grace: Duration,
+    own: libc::c_int,
     cgroups: impl FnOnce() -> Vec<PathBuf>,
 ) -> Option<Identity> {
     let proc_dir = &ours.proc_dir;
@@ -77,7 +91,8 @@ pub fn identity(
     let namespaces: HashSet<u64> = KINDS
         .iter()
         .zip(ours.kinds)
-        .filter_map(|(k, mine)| {
+        .filter(|((_, flag), _)| own & flag != 0)
+        .filter_map(|((k, _), mine)| {
             let theirs = ns_inode(proc_dir, init, k)?;
             (Some(theirs) != mine).then_some(theirs)
         })
@@ -94,7 +109,7 @@ impl Identity {
     fn owns(&self, proc_dir: &std::fs::File, pid: u32) -> bool {
         KINDS
             .iter()
-            .any(|k| ns_inode(proc_dir, pid, k).is_some_and(|i| self.namespaces.contains(&i)))
+            .any(|(k, _)| ns_inode(proc_dir, pid, k).is_some_and(|i| self.namespaces.contains(&i)))
     }
 
     fn cgroup_members(&self) -> impl Iterator<Item = u32> + '_ {
@@ -137,7 +152,7 @@ fn find(ids: &[Identity]) -> Vec<(u32, usize)> {
             }
             let node = KINDS
                 .iter()
-                .find_map(|k| owner.get(&ns_inode(&proc_dir, pid, k)?).copied());
+                .find_map(|(k, _)| owner.get(&ns_inode(&proc_dir, pid, k)?).copied());
             if let Some(i) = node {
                 found.push((pid, i));
             }
@@ -243,15 +258,58 @@ mod tests {
         let me = std::process::id() as i32;
         // Our own pid namespace, and no namespace that differs from ours.
         let ours = Ours::read().unwrap();
-        let id = identity(&ours, "x", me, Duration::ZERO, Vec::new).expect("same pid namespace");
+        let all = KINDS.iter().fold(0, |a, (_, f)| a | f);
+        let id =
+            identity(&ours, "x", me, Duration::ZERO, all, Vec::new).expect("same pid namespace");
         assert!(id.namespaces.is_empty());
         assert!(find(std::slice::from_ref(&id)).is_empty());
     }
 
     #[test]
+    fn only_the_namespaces_the_init_made_mark_a_node() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping: unsharing a uts namespace needs root");
+            return;
+        }
+        // A child in a uts namespace of its own: its other namespaces are ours.
+        // SAFETY: the child only unshares, signals readiness by a pipe, and sleeps.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let child = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => unsafe {
+                let ok = libc::unshare(libc::CLONE_NEWUTS) == 0;
+                libc::write(
+                    std::os::fd::AsRawFd::as_raw_fd(&w),
+                    [u8::from(ok)].as_ptr().cast(),
+                    1,
+                );
+                libc::pause();
+                libc::_exit(0)
+            },
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        drop(w);
+        let mut b = [0u8; 1];
+        let got = nix::unistd::read(&r, &mut b);
+        let ours = Ours::read().unwrap();
+        let uts = |own| identity(&ours, "x", child.as_raw(), Duration::ZERO, own, Vec::new);
+        let (made, shared) = (uts(libc::CLONE_NEWUTS), uts(libc::CLONE_NEWNET));
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(child, None);
+        assert_eq!(
+            (got.ok(), b[0]),
+            (Some(1), 1),
+            "the child could not unshare"
+        );
+        assert_eq!(made.expect("same pid namespace").namespaces.len(), 1);
+        // Told it made only its network namespace (ours here), nothing marks it.
+        assert!(shared.expect("same pid namespace").namespaces.is_empty());
+    }
+
+    #[test]
     fn namespace_links_parse_for_every_kind() {
         let proc_dir = std::fs::File::open("/proc").unwrap();
-        for k in KINDS.iter().chain(&["pid"]) {
+        for k in KINDS.iter().map(|(k, _)| k).chain(std::iter::once(&"pid")) {
             assert!(ns_inode(&proc_dir, std::process::id(), k).is_some(), "{k}");
         }
         assert_eq!(ns_inode(&proc_dir, u32::MAX, "net"), None);

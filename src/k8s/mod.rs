@@ -225,6 +225,10 @@ fn meta(name: &str, input: &K8sInput) -> ObjectMeta {
 /// - privileged: namespaces, mounts and netlink, as `nslab up` as root;
 /// - /run/netns and /run/nslab from the host, Bidirectional: the namespaces and the
 ///   journal stay on the machine, so the next agent adopts the lab;
+/// - the host's /run/nslab.lock (the host lock, beside the run directory, not in it):
+///   without it each Pod would lock a file of its own /run, and two agents on one
+///   machine, or an agent and an `nslab` run there, would prepare or release the
+///   machine's /run/netns at once;
 /// - /sys/fs/cgroup from the host: nodes' cgroups outside the pod's, which goes with it.
 fn daemon_set(input: &K8sInput, name: &str, items: Vec<KeyToPath>) -> DaemonSet {
     let affinity = (!input.hosts.is_empty()).then(|| Affinity {
@@ -263,6 +267,7 @@ fn daemon_set(input: &K8sInput, name: &str, items: Vec<KeyToPath>) -> DaemonSet 
             mount("topology", MOUNT_DIR, Some(true), None),
             mount("netns", "/run/netns", None, Some("Bidirectional")),
             mount("run", "/run/nslab", None, Some("Bidirectional")),
+            mount("lock", HOST_LOCK, None, None),
             mount("cgroup", "/sys/fs/cgroup", None, None),
         ],
     };
@@ -297,6 +302,7 @@ fn daemon_set(input: &K8sInput, name: &str, items: Vec<KeyToPath>) -> DaemonSet 
                         },
                         host_path("netns", "/run/netns", "DirectoryOrCreate"),
                         host_path("run", "/run/nslab", "DirectoryOrCreate"),
+                        host_path("lock", HOST_LOCK, "FileOrCreate"),
                         host_path("cgroup", "/sys/fs/cgroup", "Directory"),
                     ],
                 },
@@ -304,6 +310,10 @@ fn daemon_set(input: &K8sInput, name: &str, items: Vec<KeyToPath>) -> DaemonSet 
         },
     }
 }
+
+/// The host lock of a root nslab (`state::host_lock_path` of /run/nslab). The kubelet
+/// makes a missing one an empty 0644 file; nslab makes it 0600 on first use.
+const HOST_LOCK: &str = "/run/nslab.lock";
 
 fn mount(
     name: &str,

@@ -123,6 +123,23 @@ fn the_daemonset_runs_the_agent_on_the_named_hosts_with_the_hosts_state() {
     assert_eq!(netns["mountPath"], "/run/netns");
     assert_eq!(netns["mountPropagation"], "Bidirectional");
     assert_eq!(c["volumeMounts"][2]["mountPath"], "/run/nslab");
+    // The host lock is the machine's, so agents and a host nslab share it.
+    let lock = &c["volumeMounts"][3];
+    assert_eq!(lock["mountPath"], "/run/nslab.lock");
+    let vols = pod["volumes"].as_sequence().unwrap();
+    let lock_vol = vols.iter().find(|v| v["name"] == lock["name"]).unwrap();
+    assert_eq!(lock_vol["hostPath"]["path"], "/run/nslab.lock");
+    assert_eq!(lock_vol["hostPath"]["type"], "FileOrCreate");
+    let host = crate::state::HostContext {
+        run_dir: "/run/nslab".into(),
+        netns_dir: "/run/netns".into(),
+        privileged: true,
+        host: None,
+    };
+    assert_eq!(
+        crate::state::host_lock_path(&host).to_str(),
+        lock["mountPath"].as_str()
+    );
     let term = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
         [0]["matchExpressions"][0];
     assert_eq!(term["key"], "kubernetes.io/hostname");

@@ -25,13 +25,50 @@ pub fn init_pid(pid_file: &Path) -> Option<i32> {
     record.running().then_some(record.pid)
 }
 
-/// What an init's pid file says: its pid, its start time (with the pid, its identity)
-/// and its grace period. `down` reads it once per node.
+/// What an init's pid file says: its pid, its start time (with the pid, its identity),
+/// its grace period and the namespaces it made for its node. `down` reads it once per
+/// node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PidRecord {
     pub pid: i32,
     pub start: u64,
     pub grace: std::time::Duration,
+    /// The node's own namespaces, as CLONE_NEW* flags (see [`OWN_KINDS`]).
+    pub own: libc::c_int,
+}
+
+/// The namespace kinds a pid file's fourth field may name (`net,uts,mnt,ipc,pid`).
+/// Only these mark a node's processes: an init shares every other namespace with
+/// whoever ran `up`, which is not the node's, whatever namespace `down` runs in.
+pub const OWN_KINDS: [(&str, libc::c_int); 6] = [
+    ("net", libc::CLONE_NEWNET),
+    ("uts", libc::CLONE_NEWUTS),
+    ("mnt", libc::CLONE_NEWNS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("pid", libc::CLONE_NEWPID),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+];
+
+/// The pid file's words for the namespaces in `flags`, comma-separated.
+pub fn own_words(flags: libc::c_int) -> String {
+    let words: Vec<&str> = OWN_KINDS
+        .iter()
+        .filter(|(_, f)| flags & f != 0)
+        .map(|(w, _)| *w)
+        .collect();
+    words.join(",")
+}
+
+/// The flags a pid file's fourth field names. A file written before the field existed
+/// has none: then only the network namespace (every node's own) counts.
+fn own_flags(field: Option<&str>) -> libc::c_int {
+    let Some(field) = field else {
+        return libc::CLONE_NEWNET;
+    };
+    field
+        .split(',')
+        .filter_map(|w| OWN_KINDS.iter().find(|(k, _)| *k == w).map(|(_, f)| *f))
+        .fold(0, |all, f| all | f)
 }
 
 impl PidRecord {
@@ -45,7 +82,13 @@ impl PidRecord {
             pid,
             start,
             grace: std::time::Duration::from_millis(ms),
+            own: own_flags(parts.next()),
         })
+    }
+
+    /// The pid file's text for an init: `pid start grace_ms own`.
+    pub fn line(pid: i32, start: u64, grace_ms: u64, own: libc::c_int) -> String {
+        format!("{pid} {start} {grace_ms} {}\n", own_words(own))
     }
 
     /// Whether the recorded process still runs: guards against a reused pid (the start
@@ -101,7 +144,15 @@ pub fn set_init_grace(pid_file: &Path, grace_ms: u64) -> Result<(), crate::state
         // No identity to keep: `init_pid` already reads this init as gone.
         return Ok(());
     };
-    crate::state::files::replace(pid_file, format!("{pid} {start} {grace_ms}\n").as_bytes())
+    // The fields after the grace (the node's own namespaces) are kept as they are.
+    let rest: Vec<&str> = parts.skip(1).collect();
+    let mut line = format!("{pid} {start} {grace_ms}");
+    for w in rest {
+        line.push(' ');
+        line.push_str(w);
+    }
+    line.push('\n');
+    crate::state::files::replace(pid_file, line.as_bytes())
 }
 
 /// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
@@ -290,6 +341,30 @@ mod tests {
         std::fs::write(&file, format!("{me}\n")).unwrap();
         assert_eq!(PidRecord::read(&file), None);
         assert_eq!(init_pid(&file), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pid_record_names_the_nodes_own_namespaces_and_a_new_grace_keeps_them() {
+        let dir = std::env::temp_dir().join(format!("nslab-pid-own-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("r1.pid");
+        let own = libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWIPC;
+        std::fs::write(&file, PidRecord::line(7, 9, 300, own)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "7 9 300 net,mnt,ipc\n"
+        );
+        assert_eq!(PidRecord::read(&file).unwrap().own, own);
+        set_init_grace(&file, 1200).unwrap();
+        let record = PidRecord::read(&file).unwrap();
+        assert_eq!(
+            (record.grace, record.own),
+            (std::time::Duration::from_millis(1200), own)
+        );
+        // A file from before the field: the network namespace alone.
+        std::fs::write(&file, "7 9 300\n").unwrap();
+        assert_eq!(PidRecord::read(&file).unwrap().own, libc::CLONE_NEWNET);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

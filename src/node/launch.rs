@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 
 use super::config::NodeConfig;
+use super::enter::PidRecord;
 use super::sys::{err, last};
 
 /// Reads the node's configuration: `-` is stdin, anything else a file.
@@ -135,8 +136,9 @@ pub fn launch(
             // Recorded before anything else can go wrong, so `down` finds the init.
             let recorded = join_cgroups(&cfg, pid).and_then(|()| {
                 let start = super::enter::start_time(pid).unwrap_or(0);
-                let grace = cfg.start.grace_ms();
-                std::fs::write(&cfg.pid_file, format!("{pid} {start} {grace}\n"))
+                let own = new_namespaces(&cfg) | libc::CLONE_NEWNET;
+                let line = PidRecord::line(pid, start, cfg.start.grace_ms(), own);
+                write_pid_file(&cfg.pid_file, &line)
                     .map_err(|e| err(&cfg.pid_file.display().to_string(), e))
             });
             // Our line goes out whole and before the init may write its own: the init
@@ -158,6 +160,20 @@ pub fn launch(
             recorded.ok().map(|()| pid)
         }
     }
+}
+
+/// Writes the init's pid file: its owner's alone (0600), as the lab's other files, and
+/// never through a link at its name.
+fn write_pid_file(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .write_all(line.as_bytes())
 }
 
 /// Writes `line` to `fd` (a starting init's stderr, read by nslab on a failure).

@@ -43,7 +43,7 @@ impl NodePaths {
         NodePaths::new(&host.run_dir, lab)
     }
 
-    /// `<pid> <start time>` of the node's init.
+    /// `<pid> <start time> <grace ms> <own namespaces>` of the node's init.
     pub fn pid_file(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.pid"))
     }

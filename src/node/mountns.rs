@@ -272,6 +272,49 @@ fn mount_at(
         .map_err(|e| err(&format!("mount {shown}"), e))
 }
 
+/// Makes the bind mounted at `top` read-only, with every mount below it: the bind is
+/// recursive, and a remount changes one mount only, so a mount under the source (a
+/// tmpfs, a disk, a network share) stayed writable through a `:ro` bind. A kernel
+/// before 5.12 has no mount_setattr: there only the top is remounted.
+fn read_only_tree(top: &OwnedFd, shown: &str) -> Result<(), String> {
+    /// `struct mount_attr` of linux/mount.h.
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on a descriptor we own, an empty C string and a mount_attr
+    // of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            top.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err(&format!("make {shown} read-only"), e));
+    }
+    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+    mount_at(None, top, shown, None, flags, None)
+}
+
 /// Opens (creating it if missing, on the node's own filesystems only) and mounts one
 /// entry; a new tmpfs becomes one of the node's own.
 fn mount_entry(e: &Entry, owned: &mut Owned) -> Result<(), String> {
@@ -290,8 +333,7 @@ fn mount_entry(e: &Entry, owned: &mut Owned) -> Result<(), String> {
             if *readonly {
                 // The fd still names the covered file: open the new mount's root.
                 let top = beneath::open(&e.target, Create::No, owned)?;
-                let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-                mount_at(None, &top, shown, None, flags, None)?;
+                read_only_tree(&top, shown)?;
             }
             Ok(())
         }
