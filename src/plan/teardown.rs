@@ -14,7 +14,9 @@ use super::{Name, Undo};
 /// A teardown in the order it runs; each phase in its own order.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Teardown {
-    /// `stop-node`, last started first.
+    /// `stop-node`, by node name, last first: every init is signalled before any is
+    /// waited for, so the order has no effect but must not be the executor's timing
+    /// (node starts run concurrently, ahead of the plan's order).
     pub nodes: Vec<Undo>,
     /// Objects in namespaces that are not deleted, newest first.
     pub netlink: Vec<Undo>,
@@ -64,6 +66,7 @@ impl Teardown {
         // The same records in any order give the same teardown (the plan's order and a
         // journal's differ when nodes' cgroups were made concurrently).
         t.cgroups.sort_by(|a, b| cgroup_node(a).cmp(cgroup_node(b)));
+        t.nodes.sort_by(|a, b| stopped_node(b).cmp(stopped_node(a)));
         t.mounts = templates.into_iter().chain(run_dirs).collect();
         t
     }
@@ -126,6 +129,13 @@ impl Teardown {
 }
 
 /// The node a `remove-cgroup` names.
+fn stopped_node(u: &Undo) -> &str {
+    match u {
+        Undo::StopNode { node, .. } => node,
+        _ => "",
+    }
+}
+
 fn cgroup_node(u: &Undo) -> &str {
     match u {
         Undo::RemoveCgroup { node, .. } => node,
@@ -197,5 +207,18 @@ mod tests {
         let other = Teardown::of(vec![cgroup("client"), cgroup("web")]);
         assert_eq!(one, other);
         assert_eq!(one.cgroup_nodes(), ["client", "web"]);
+    }
+
+    #[test]
+    fn nodes_started_concurrently_give_one_teardown_whatever_their_order() {
+        let stop = |n: &str| Undo::StopNode {
+            netns: format!("nslab.l.{n}").as_str().into(),
+            node: n.into(),
+        };
+        // The node lane starts inits ahead of the plan's order: journals differ by run.
+        let one = Teardown::of(vec![stop("a"), stop("c"), stop("b")]);
+        let other = Teardown::of(vec![stop("b"), stop("a"), stop("c")]);
+        assert_eq!(one, other);
+        assert_eq!(one.node_names(), ["c", "b", "a"]);
     }
 }
