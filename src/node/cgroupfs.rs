@@ -66,12 +66,32 @@ pub fn mount(views: &[View], owned: &mut Owned) -> Result<(), String> {
             owned.adopt(at.as_fd(), top.as_fd(), "/sys/fs/cgroup")?;
             for v in views {
                 hierarchy(dir, v, owned)?;
+                for alias in aliases(v) {
+                    // `cpu -> cpu,cpuacct`, as the host (and a container) has it.
+                    let name = v.name.as_deref().unwrap_or_default();
+                    match nix::unistd::symlinkat(name, &top, alias) {
+                        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                        Err(e) => return Err(format!("/sys/fs/cgroup/{alias}: {e}")),
+                    }
+                }
             }
             // Read-only once its directories are made, as the host's is in a container.
             let remount = libc::MS_BIND | libc::MS_REMOUNT | RO;
             mount_at(None, &top, "/sys/fs/cgroup", None, remount, None)
         }
     }
+}
+
+/// The controllers of a v1 hierarchy mounted under another name (`cpu` and `cpuacct` of
+/// `cpu,cpuacct`), which tools look for by their own name.
+fn aliases(v: &View) -> Vec<&str> {
+    let (Some(name), Some(controllers)) = (&v.name, &v.controllers) else {
+        return Vec::new();
+    };
+    controllers
+        .split(',')
+        .filter(|c| c != name && !c.is_empty() && !c.starts_with("name=") && !c.contains('/'))
+        .collect()
 }
 
 /// One hierarchy at `/sys/fs/cgroup/<name>` (`unified` for a v2 hierarchy the host has
@@ -88,5 +108,24 @@ fn hierarchy(dir: &Path, v: &View, owned: &mut Owned) -> Result<(), String> {
     match &v.controllers {
         None => mount_at(Some("cgroup2"), &at, &shown, Some("cgroup2"), RO, None),
         Some(c) => mount_at(Some("cgroup"), &at, &shown, Some("cgroup"), RO, Some(c)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn co_mounted_controllers_are_linked_to_their_hierarchy_by_their_own_names() {
+        let v = |name: Option<&str>, c: Option<&str>| View {
+            name: name.map(String::from),
+            controllers: c.map(String::from),
+        };
+        let shared = v(Some("cpu,cpuacct"), Some("cpu,cpuacct"));
+        assert_eq!(aliases(&shared), ["cpu", "cpuacct"]);
+        assert!(aliases(&v(Some("memory"), Some("memory"))).is_empty());
+        assert!(aliases(&v(Some("systemd"), Some("name=systemd"))).is_empty());
+        assert!(aliases(&v(Some("unified"), None)).is_empty());
+        assert!(aliases(&v(None, None)).is_empty());
     }
 }
