@@ -122,6 +122,7 @@ fn config(dir: &Path, mounts: Vec<MountSpec>, private: Vec<&str>) -> NodeConfig 
         logs: dir.join("logs"),
         owners: vec![None; n],
         cgroups: Vec::new(),
+        cgroup_views: Vec::new(),
         pid_file: dir.join("pid"),
         netns: dir.join("unused-netns"),
         mount_template: Some(dir.join("unused-template")),

@@ -1080,3 +1080,117 @@ fn a_file_bound_directly_under_root() {
         "on the host after down"
     );
 }
+
+const CGROUP_NS: &str = r#"
+nodes:
+  lim:
+    limits: { memory: 48M, pids: 20, cpu: 0.5 }
+    processes: [{ name: idle, cmd: "sleep 100000" }]
+  free:
+    processes: [{ name: idle, cmd: "sleep 100000" }]
+  light:
+    isolation: [net]
+    processes: [{ name: idle, cmd: "sleep 100000" }]
+"#;
+
+/// What the node `lim` of [`CGROUP_NS`] sees of its pids hierarchy, as root: the limit
+/// under /sys/fs/cgroup, how many groups are below it there, whether it may write the
+/// limit or make a group, and the same for a cgroup filesystem it mounts itself.
+const PIDS_VIEW: &str = "P=/sys/fs/cgroup/pids; [ -d $P ] || P=/sys/fs/cgroup
+cat $P/pids.max; find $P -mindepth 1 -type d | wc -l
+echo 1 > $P/pids.max 2>/dev/null && echo wrote || echo refused
+mkdir $P/x 2>/dev/null && echo made || echo refused
+mkdir -p /tmp/m
+if [ $P = /sys/fs/cgroup ]; then mount -t cgroup2 none /tmp/m; else mount -t cgroup -o pids none /tmp/m; fi
+cat /tmp/m/pids.max; find /tmp/m -mindepth 1 -type d | wc -l; umount /tmp/m";
+
+/// The init's pid of a node, from the lab's pid file.
+fn init_of(lab: &str, node: &str) -> i32 {
+    let record = std::fs::read_to_string(format!("/run/nslab/{lab}.nodes/{node}.pid")).unwrap();
+    record.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn cgroup_ns(pid: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/cgroup"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_node_sees_its_own_cgroups_as_the_root_and_nothing_of_the_hosts() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    // Through the fork server (the default), and through exec'd inits.
+    for (name, exec_inits) in [("it-cgns", false), ("it-cgnsx", true)] {
+        let lab = Lab::new(name, CGROUP_NS);
+        let mut up = nslab();
+        up.arg("up").arg(&lab.file);
+        if exec_inits {
+            up.env("NSLAB_INIT_EXEC", "1");
+        }
+        let o = up.output().unwrap();
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        let group = format!("/nslab/lab-{name}/node-lim");
+        let (lim, free) = (init_of(name, "lim"), init_of(name, "free"));
+        // From the host, the init is in the node's groups...
+        let host_view = std::fs::read_to_string(format!("/proc/{lim}/cgroup")).unwrap();
+        let ids: Vec<&str> = host_view
+            .lines()
+            .filter(|l| l.ends_with(&group))
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
+        assert!(!ids.is_empty(), "{name}: {host_view}");
+        // ...which inside are its root, for the init and for what `exec` runs there.
+        for node in ["lim", "free"] {
+            let seen = out(&lab.exec(node, &["cat", "/proc/self/cgroup", "/proc/1/cgroup"]));
+            assert!(seen.lines().count() >= 2, "{name}/{node}: {seen}");
+            assert!(
+                seen.lines().all(|l| l.ends_with(":/")),
+                "{name}/{node}: {seen}"
+            );
+            for id in &ids {
+                assert!(seen.contains(&format!("{id}:")), "{name}/{node}: {seen}");
+            }
+        }
+        // Its limits, read-only; no group below its own; nor through a mount of its own.
+        let view = out(&lab.exec("lim", &["sh", "-c", PIDS_VIEW]));
+        assert_eq!(view, "20\n0\nrefused\nrefused\n20\n0", "{name}");
+        let mem = out(&lab.exec("lim", &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null"]));
+        assert_eq!(mem, "50331648", "{name}");
+        // Still enforced, for commands run in the node too.
+        let fork = lab.exec(
+            "lim",
+            &["sh", "-c", "for i in $(seq 40); do sleep 1 & done; wait"],
+        );
+        assert!(
+            text(&fork).contains("fork")
+                || text(&fork).contains("Resource temporarily unavailable"),
+            "{name}: {}",
+            text(&fork)
+        );
+        // Without a group of its own, nothing under /sys/fs/cgroup.
+        assert_eq!(
+            out(&lab.exec("free", &["ls", "-A", "/sys/fs/cgroup"])),
+            "",
+            "{name}"
+        );
+        // A namespace per node; a node with only a network namespace keeps the host's.
+        let light = init_of(name, "light");
+        let ours = cgroup_ns("self");
+        let [l, f, n] = [lim, free, light].map(|p| cgroup_ns(&p.to_string()));
+        assert!(l != ours && f != ours && l != f, "{name}: {l} {f} {ours}");
+        assert_eq!(n, ours, "{name}: the net-only node");
+        lab.down();
+        for dir in ["memory", "pids", "cpu", "unified", ""] {
+            let g = std::path::Path::new("/sys/fs/cgroup")
+                .join(dir)
+                .join(&group[1..]);
+            assert!(!g.exists(), "{} is left", g.display());
+        }
+    }
+    assert_same_host(&before, &host_snapshot(), "after down");
+}

@@ -577,7 +577,9 @@ fn limits_work_in_a_delegated_cgroup_and_their_groups_go_with_down_or_the_holder
         })
         .expect("the node's process runs below the holder");
     let membership = std::fs::read_to_string(format!("/proc/{idle}/cgroup")).unwrap();
-    let exec = user.ok(&["exec", "a", "--", "cat", "/proc/self/cgroup"]);
+    // Inside, the node's cgroup namespace (made in the user namespace) roots each at `/`.
+    let inside = |args: &[&str]| user.ok(&[&["exec", "a", "--"], args].concat());
+    let exec = inside(&["cat", "/proc/self/cgroup", "/proc/1/cgroup"]);
     for ctrl in ["memory", "cpu", "pids"] {
         assert!(
             read(ctrl, "cgroup.procs").contains(&idle.to_string()),
@@ -585,17 +587,26 @@ fn limits_work_in_a_delegated_cgroup_and_their_groups_go_with_down_or_the_holder
             read(ctrl, "cgroup.procs")
         );
         let line = format!(":{ctrl}:/");
-        for (what, text) in [("the process", &membership), ("exec", &exec)] {
-            let l = text
-                .lines()
-                .find(|l| l.contains(&line))
-                .unwrap_or_else(|| panic!("{what}: {text}"));
-            assert!(
-                l.ends_with(&format!("/nslab/lab-{lab}/node-a")),
-                "{what}: {l}"
-            );
-        }
+        let l = membership
+            .lines()
+            .find(|l| l.contains(&line))
+            .unwrap_or_else(|| panic!("{membership}"));
+        assert!(l.ends_with(&format!("/nslab/lab-{lab}/node-a")), "{l}");
+        let seen: Vec<&str> = exec.lines().filter(|l| l.contains(&line)).collect();
+        assert_eq!(seen.len(), 2, "exec and the init: {exec}");
+        assert!(seen.iter().all(|l| l.ends_with(&line)), "{exec}");
     }
+    // Its own limits under /sys/fs/cgroup, read-only; the user's delegated groups and
+    // the host's tree above them are not there.
+    let view = inside(&[
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         echo 99 > /sys/fs/cgroup/pids/pids.max || echo refused; ls /sys/fs/cgroup/pids",
+    ]);
+    assert!(view.starts_with("32\n67108864\nrefused\n"), "{view}");
+    assert!(!view.contains("nslab"), "{view}");
+    assert_eq!(read("pids", "pids.max"), "32");
     // Down from outside the delegated cgroups: the groups are the holder's to find.
     user.ok(&["down", lab]);
     for (ctrl, dir) in &deleg.dirs {

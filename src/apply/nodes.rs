@@ -122,9 +122,9 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
         crate::state::files::ensure_dir(dir).map_err(other)?;
     }
     let cgroups = if start.cgroup {
-        cgroup::procs_files(&start.lab, &start.node)
+        cgroup::groups(&start.lab, &start.node)
     } else {
-        Vec::new()
+        cgroup::Groups::default()
     };
     let netns = host.netns_path(&start.netns);
     let cfg: NodeConfig = config::config(start, &paths, netns, cgroups).map_err(other)?;

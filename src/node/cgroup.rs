@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::Limits;
 
 const CPU_PERIOD_US: u64 = 100_000;
@@ -282,22 +284,81 @@ pub fn nodes_of(lab: &str) -> Vec<String> {
     out
 }
 
-/// The `cgroup.procs` files of the node's groups, wherever the hierarchies are mounted
-/// (the same search [`create`] and [`remove`] make): the files the init joins.
-pub fn procs_files(lab: &str, node: &str) -> Vec<PathBuf> {
+/// A hierarchy the node has a group of its own in, as its init mounts it in the node: at
+/// `/sys/fs/cgroup/<name>` (at `/sys/fs/cgroup` itself when `name` is `None`, a host with
+/// cgroup v2 alone), where the node's cgroup namespace roots it at the node's group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub name: Option<String>,
+    /// The v1 hierarchy's controllers (`memory`, `cpu,cpuacct`), as a mount names them;
+    /// `None` for cgroup v2.
+    pub controllers: Option<String>,
+}
+
+/// The node's groups: the `cgroup.procs` files its init joins and the hierarchies they
+/// are in, as the node sees them.
+#[derive(Debug, Default)]
+pub struct Groups {
+    pub procs: Vec<PathBuf>,
+    pub views: Vec<View>,
+}
+
+/// The node's groups, wherever the hierarchies are mounted (the same search [`create`]
+/// and [`remove`] make).
+pub fn groups(lab: &str, node: &str) -> Groups {
     let rel = relative(lab, node);
-    let mut out: Vec<PathBuf> = Vec::new();
+    let known = known_controllers();
+    let mut out = Groups::default();
     for h in hierarchies() {
         let Some(root) = base(&h) else { continue };
         let p = root.join(&rel).join("cgroup.procs");
         // Co-mounted v1 controllers show one group under several paths.
         if let Ok(real) = std::fs::canonicalize(&p)
-            && !out.contains(&real)
+            && !out.procs.contains(&real)
         {
-            out.push(real);
+            out.procs.push(real);
+            out.views.push(view_of(&h, &known));
         }
     }
     out
+}
+
+/// The `cgroup.procs` files of the node's groups: the files the init joins.
+pub fn procs_files(lab: &str, node: &str) -> Vec<PathBuf> {
+    groups(lab, node).procs
+}
+
+/// The controllers the kernel has (`/proc/cgroups`), to tell them from a v1 mount's
+/// other options (`rw`, `relatime`, `clone_children`).
+fn known_controllers() -> Vec<String> {
+    std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+/// How the node sees `h`: under its host name below `/sys/fs/cgroup` (the last
+/// component of its mount point), with the controllers a mount of it must name.
+fn view_of(h: &Hierarchy, known: &[String]) -> View {
+    let mount = mount_of(h);
+    let name = match mount.strip_prefix("/sys/fs/cgroup") {
+        Ok(rest) if rest.as_os_str().is_empty() => None,
+        _ => mount.file_name().map(|n| n.to_string_lossy().into_owned()),
+    };
+    let controllers = match h {
+        Hierarchy::V2(_) => None,
+        Hierarchy::V1 { controllers, .. } => Some(
+            controllers
+                .iter()
+                .filter(|c| c.starts_with("name=") || known.contains(c))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    };
+    View { name, controllers }
 }
 
 /// Removes the node's groups from every hierarchy, and the lab's and nslab's levels when
@@ -464,6 +525,45 @@ mod tests {
             controllers: vec!["memory".into()],
         };
         assert_eq!(own_path(&v1, "4:memory:/../x\n"), None);
+    }
+
+    #[test]
+    fn a_node_sees_each_hierarchy_where_the_host_mounts_it_with_its_controllers_only() {
+        let known: Vec<String> = ["cpu", "cpuacct", "memory"].map(String::from).to_vec();
+        let v1 = |mount: &str, opts: &str| Hierarchy::V1 {
+            mount: PathBuf::from(mount),
+            controllers: opts.split(',').map(str::to_string).collect(),
+        };
+        let view = |name: Option<&str>, controllers: Option<&str>| View {
+            name: name.map(String::from),
+            controllers: controllers.map(String::from),
+        };
+        assert_eq!(
+            view_of(
+                &v1(
+                    "/sys/fs/cgroup/cpu,cpuacct",
+                    "rw,nosuid,relatime,cpu,cpuacct"
+                ),
+                &known
+            ),
+            view(Some("cpu,cpuacct"), Some("cpu,cpuacct"))
+        );
+        assert_eq!(
+            view_of(
+                &v1("/sys/fs/cgroup/systemd", "rw,xattr,name=systemd"),
+                &known
+            ),
+            view(Some("systemd"), Some("name=systemd"))
+        );
+        // v2 alone at /sys/fs/cgroup is mounted there; beside v1, under its own name.
+        let v2 = |m: &str| view_of(&Hierarchy::V2(PathBuf::from(m)), &known);
+        assert_eq!(v2("/sys/fs/cgroup"), view(None, None));
+        assert_eq!(v2("/sys/fs/cgroup/unified"), view(Some("unified"), None));
+        // Mounted elsewhere: under the last component of its mount point.
+        assert_eq!(
+            view_of(&v1("/cgroup/mem", "rw,memory"), &known),
+            view(Some("mem"), Some("memory"))
+        );
     }
 
     #[test]

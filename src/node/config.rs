@@ -25,6 +25,10 @@ pub struct NodeConfig {
     pub owners: Vec<Option<(u32, u32)>>,
     /// cgroup.procs files to join before anything starts.
     pub cgroups: Vec<PathBuf>,
+    /// The hierarchies of those groups, which a node with a mount namespace (and so a
+    /// cgroup namespace) sees under its `/sys/fs/cgroup`.
+    #[serde(default)]
+    pub cgroup_views: Vec<super::cgroup::View>,
     /// Where the shim records the init's pid and start time.
     pub pid_file: PathBuf,
     /// The node's named network namespace (the init runs in nslab's host context's
@@ -103,7 +107,7 @@ pub fn config(
     start: &NodeStart,
     paths: &super::NodePaths,
     netns: PathBuf,
-    cgroups: Vec<PathBuf>,
+    cgroups: super::cgroup::Groups,
 ) -> Result<NodeConfig, String> {
     let mut owners = Vec::new();
     for p in &start.private {
@@ -120,7 +124,8 @@ pub fn config(
         netns,
         mount_template: Some(paths.mount_template()),
         owners,
-        cgroups,
+        cgroups: cgroups.procs,
+        cgroup_views: cgroups.views,
         start: start.clone(),
     })
 }

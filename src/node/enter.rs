@@ -174,6 +174,9 @@ impl Target {
             ("net", libc::CLONE_NEWNET),
             ("uts", libc::CLONE_NEWUTS),
             ("ipc", libc::CLONE_NEWIPC),
+            // After the node's cgroups are joined (below, before any setns): the command
+            // then sees them as `/`, as the node's processes do.
+            ("cgroup", libc::CLONE_NEWCGROUP),
             ("pid", libc::CLONE_NEWPID),
             ("mnt", libc::CLONE_NEWNS),
         ];

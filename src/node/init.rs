@@ -1139,6 +1139,9 @@ fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), S
         }
     }
     if cfg.start.mnt {
+        // Before anything is mounted, and after nslab put the init in its groups (it
+        // waited for that): the namespace is rooted where the init is now.
+        super::cgroupfs::unshare()?;
         super::mountns::build(cfg)?;
     }
     let sig = signalfd()?;

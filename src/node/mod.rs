@@ -4,6 +4,7 @@
 
 pub mod beneath;
 pub mod cgroup;
+mod cgroupfs;
 pub mod config;
 pub mod control;
 pub mod enter;

@@ -260,7 +260,7 @@ fn overlay(lower: &Path, n: usize, owned: &mut Owned) -> Result<(), String> {
 }
 
 /// `mount` onto the file `at` was opened on; errors name `shown`.
-fn mount_at(
+pub(super) fn mount_at(
     src: Option<&str>,
     at: &OwnedFd,
     shown: &str,
@@ -473,7 +473,9 @@ pub fn build(cfg: &NodeConfig) -> Result<(), String> {
         mount_entry(e, &mut owned)
             .map_err(|why| format!("node `{}`: {}: {why}", cfg.start.node, e.label))?;
     }
-    kernel_filesystems(cfg.start.pid, &owned)
+    kernel_filesystems(cfg.start.pid, &owned)?;
+    super::cgroupfs::mount(&cfg.cgroup_views, &mut owned)
+        .map_err(|why| format!("node `{}`: its cgroups: {why}", cfg.start.node))
 }
 
 /// Whether the node's targets need a new root, decided on the host's view before any

@@ -207,6 +207,8 @@ fn op_text(lab: &str, op: &Op) -> String {
                 (start.mnt, "mnt"),
                 (start.pid, "pid"),
                 (start.ipc, "ipc"),
+                // The init makes a cgroup namespace whenever it has a mount namespace.
+                (start.mnt, "cgroup"),
             ] {
                 if on {
                     kinds.push(k);
