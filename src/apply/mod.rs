@@ -10,6 +10,7 @@ mod hostnet;
 pub mod inspect;
 pub mod kernel;
 pub mod links;
+pub mod mgmtnet;
 pub mod netlink;
 pub mod netns;
 pub mod nodes;
@@ -300,6 +301,49 @@ pub async fn up_with(
         drop(lock);
         return Err(ApplyError::HostClash { lab, clashes });
     }
+    // A shared management network: the lab's addresses on it come from its registry,
+    // read and written under the host lock, so no two labs' `up`s hand out one address.
+    // (Only when this host's share of the plan joins it: nodes all `mgmt: false` need
+    // no membership.)
+    let joins = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.op, Op::JoinMgmt { .. }));
+    let joined = match mgmtnet::join_of(t, &opts.file).filter(|_| joins) {
+        None => None,
+        Some(j) => {
+            let reg = match crate::state::mgmtnet::read(host, &j.network) {
+                Ok(reg) => reg,
+                Err(e) => {
+                    drop(host_lock);
+                    drop(lock);
+                    return Err(e.into());
+                }
+            };
+            match crate::state::mgmtnet::join(reg, &j) {
+                Ok((reg, held)) => Some((reg, held)),
+                Err(refused) => {
+                    drop(host_lock);
+                    drop(lock);
+                    let file = if opts.file.is_empty() {
+                        "<lab>"
+                    } else {
+                        &opts.file
+                    };
+                    let refused = mgmtnet::located(file, &refused);
+                    return Err(ApplyError::MgmtRefused { lab, refused });
+                }
+            }
+        }
+    };
+    let patched;
+    let plan = match &joined {
+        Some((_, held)) => {
+            patched = mgmtnet::with_addresses(plan, t, held);
+            &patched
+        }
+        None => plan,
+    };
     dir.create()?;
     // A capture that outlived the lab's last `down` may have left its event behind.
     let _ = std::fs::remove_file(dir.events_path());
@@ -312,6 +356,18 @@ pub async fn up_with(
         started,
         file: opts.file.clone(),
     })?;
+    // The lab's membership is journaled before the registry has it: a `down` after a
+    // kill here still leaves the network.
+    if let Some((reg, _)) = &joined {
+        let leave = plan.steps.iter().find_map(|s| match &s.op {
+            Op::JoinMgmt { .. } => s.op.undo(),
+            _ => None,
+        });
+        if let Some(undo) = leave {
+            journal.append(&Record::Object { undo })?;
+        }
+        crate::state::mgmtnet::write(host, reg)?;
+    }
     drop(host_lock);
     // Claimed once the journal lists the lab, which is how other labs find the claim; the
     // VNI lock goes with it, so the lab's steps run beside other labs' `up`s.

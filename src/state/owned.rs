@@ -23,6 +23,23 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
             }
             None => Err("an address of a host interface by number, on no named link".into()),
         },
+        // A shared network is no lab's: leaving one deletes its bridge only for its last
+        // member, and only while the bridge carries the network's tag.
+        Undo::LeaveMgmt {
+            netns,
+            network,
+            bridge,
+            ..
+        } => {
+            if **netns != *host {
+                return Err(format!(
+                    "a management network in namespace `{}`",
+                    netns.escape_debug()
+                ));
+            }
+            crate::model::names::check_network_name(network)?;
+            check_ifname(bridge).map_err(|e| format!("bridge {}: {e}", bridge.escape_debug()))
+        }
         Undo::DeleteNetns { netns }
         | Undo::DeleteAddress { netns, .. }
         | Undo::DeleteRoute { netns, .. }
