@@ -326,3 +326,55 @@ fn apply_keeps_the_addresses_a_lab_holds_and_refuses_to_add_a_node_to_the_networ
     a.down();
     assert_same_host(&before, &host_snapshot(), "after the applies and downs");
 }
+
+/// A containerlab file that names its management network but no `mgmt.network`.
+fn clab_file(lab: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("nslab-tests-sharedmgmt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{lab}.clab.yml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name: {lab}\nmgmt:\n  ipv4-subnet: 172.31.235.0/24\n  ipv6-subnet: fd7e:1ab:235::/64\ntopology:\n  nodes:\n    n1: {{ kind: linux, image: debian:bookworm }}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn containerlab_files_share_the_default_network_clab() {
+    let c = nslab::compile_file(&clab_file("smc-a")).unwrap();
+    let m = c.topology.mgmt.as_ref().unwrap();
+    assert_eq!(m.network.as_deref(), Some("clab"));
+    assert_eq!(m.bridge, "br-clab");
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (fa, fb) = (clab_file("smc-a"), clab_file("smc-b"));
+    for f in [&fa, &fb] {
+        let o = nslab().arg("up").arg(f).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // Two imported labs side by side: each n1 on eth0, .2 and .3 in the order of `up`s.
+    assert!(
+        reaches("nslab.smc-a.n1", "172.31.235.3"),
+        "smc-a's n1 cannot reach smc-b's"
+    );
+    assert!(
+        reaches("nslab.smc-b.n1", "fd7e:1ab:235::2"),
+        "smc-b's n1 cannot reach smc-a's"
+    );
+    assert!(host_ping("172.31.235.2") && host_ping("172.31.235.3"));
+    for lab in ["smc-a", "smc-b"] {
+        let o = nslab().args(["down", lab]).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    assert!(!Path::new("/sys/class/net/br-clab").exists());
+    assert!(!Path::new("/run/nslab/mgmt/clab.json").exists());
+    assert_same_host(&before, &host_snapshot(), "after both containerlab labs");
+    let _ = std::fs::remove_file(fa);
+    let _ = std::fs::remove_file(fb);
+}
