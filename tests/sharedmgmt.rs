@@ -378,3 +378,57 @@ fn containerlab_files_share_the_default_network_clab() {
     let _ = std::fs::remove_file(fa);
     let _ = std::fs::remove_file(fb);
 }
+
+#[test]
+fn a_down_without_its_journal_still_leaves_the_network() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    std::fs::remove_file("/run/nslab/sm-b.journal").unwrap();
+    let o = nslab().args(["down", "sm-b"]).output().unwrap();
+    assert!(text(&o).contains("swept by name"), "{}", text(&o));
+    assert_eq!(members(), ["sm-a"], "{}", text(&o));
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(
+        host_ping("172.31.236.2"),
+        "a lost its network with b's down"
+    );
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
+
+#[test]
+fn a_failed_up_rolls_back_its_membership_and_ports_only() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    // The last step fails, after b joined the network and made its port.
+    let last = nslab::plan::plan(&b.topology()).steps.len() - 1;
+    let o = nslab()
+        .arg("up")
+        .arg(&b.file)
+        .env("NSLAB_TEST_FAIL_AT_STEP", last.to_string())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!b.is_up());
+    assert_eq!(members(), ["sm-a"], "{}", text(&o));
+    assert!(!Path::new("/sys/class/net/sm-b-b1").exists());
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(
+        host_ping("172.31.236.3"),
+        "a lost its network with b's rollback"
+    );
+    a.down();
+    assert_same_host(&before, &host_snapshot(), "after the rollback and down");
+}

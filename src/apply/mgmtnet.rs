@@ -14,14 +14,28 @@ use crate::plan::{Op, Plan};
 use crate::state::mgmtnet::{self, Held, Join, Refusal, Shape, Want};
 use crate::state::{HostContext, HostLock};
 
-/// What the lab asks of its shared network, `None` when its `mgmt:` is its own.
-pub fn join_of(t: &Topology, file: &str) -> Option<Join> {
+/// What the lab asks of its shared network, `None` when its `mgmt:` is its own: for the
+/// nodes `plan` makes, since a multi-host lab's share takes addresses on this host's
+/// network for its own nodes only.
+pub fn join_for_plan(t: &Topology, plan: &Plan, file: &str) -> Option<Join> {
+    let made: std::collections::HashSet<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::CreateNetns { netns } => Some(&**netns),
+            _ => None,
+        })
+        .collect();
+    join_of_nodes(t, file, |netns| made.contains(netns))
+}
+
+fn join_of_nodes(t: &Topology, file: &str, here: impl Fn(&str) -> bool) -> Option<Join> {
     let m = t.mgmt.as_ref()?;
     let network = m.network.clone()?;
     let nodes = t
         .host_links
         .iter()
-        .filter(|h| allocated(t, h))
+        .filter(|h| allocated(t, h) && here(&t.nodes[h.node].netns))
         .map(|h| Want {
             node: t.nodes[h.node].name.clone(),
             planned: h.addresses.clone(),
@@ -222,7 +236,7 @@ pub async fn leave(
 /// by `apply`, or adding a node to one, would need addresses taken under the host lock
 /// like `up`'s: refused, naming the way that works.
 pub fn for_apply(host: &HostContext, t: &Topology, plan: &Plan) -> Result<Option<Plan>, String> {
-    let Some(j) = join_of(t, "") else {
+    let Some(j) = join_for_plan(t, plan, "") else {
         return Ok(None);
     };
     let down_up = format!("bring lab `{}` down and up instead", t.lab);

@@ -309,7 +309,7 @@ pub async fn up_with(
         .steps
         .iter()
         .any(|s| matches!(s.op, Op::JoinMgmt { .. }));
-    let joined = match mgmtnet::join_of(t, &opts.file).filter(|_| joins) {
+    let joined = match mgmtnet::join_for_plan(t, plan, &opts.file).filter(|_| joins) {
         None => None,
         Some(j) => {
             let reg = match crate::state::mgmtnet::read(host, &j.network) {

@@ -100,7 +100,8 @@ pub fn sweep_by_name(host: &HostContext, lab: &str, s: &mut Teardown) -> Option<
             ifindex: reg.shape.ifindex,
             network,
         };
-        if !s.netlink.contains(&undo) {
+        // A registry is a file too: what it names is screened as a record is.
+        if crate::state::owned::check(lab, &undo).is_ok() && !s.netlink.contains(&undo) {
             s.netlink.push(undo);
         }
     }

@@ -408,6 +408,26 @@ mod tests {
     }
 
     #[test]
+    fn leaving_a_shared_network_names_it_and_its_bridge_as_the_kernel_would() {
+        let leave = |netns: &str, network: &str, bridge: &str| Undo::LeaveMgmt {
+            netns: netns.into(),
+            network: network.into(),
+            bridge: bridge.into(),
+            ifindex: 4000,
+        };
+        assert_eq!(check("lab", &leave("@host", "clab", "br-clab")), Ok(()));
+        for u in [
+            leave("nslab.lab", "clab", "br-clab"),
+            leave("@host", "../x", "br-clab"),
+            leave("@host", "Clab", "br-clab"),
+            leave("@host", "clab", "br/clab"),
+            leave("@host", "clab", "a-bridge-name-too-long"),
+        ] {
+            assert!(check("lab", &u).is_err(), "{u:?} passed");
+        }
+    }
+
+    #[test]
     fn a_host_interface_is_the_labs_only_by_name_and_tag() {
         let tag = host_tag("lab");
         assert_eq!(tag, "nslab:lab");
