@@ -432,3 +432,46 @@ fn a_failed_up_rolls_back_its_membership_and_ports_only() {
     a.down();
     assert_same_host(&before, &host_snapshot(), "after the rollback and down");
 }
+
+#[test]
+fn two_ups_at_once_hand_out_no_address_twice() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    let spawn = |lab: &Lab| nslab().arg("up").arg(&lab.file).output();
+    let (oa, ob) = std::thread::scope(|s| {
+        let ta = s.spawn(|| spawn(&a).unwrap());
+        let tb = s.spawn(|| spawn(&b).unwrap());
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(
+        oa.status.success() && ob.status.success(),
+        "{}{}",
+        text(&oa),
+        text(&ob)
+    );
+    let mut held: Vec<String> = [(&a, "a1"), (&a, "a2"), (&b, "b1")]
+        .iter()
+        .map(|(lab, node)| {
+            let o = lab.exec(node, &["ip", "-o", "-4", "addr", "show", "mgmt0"]);
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            out.split_whitespace()
+                .nth(3)
+                .unwrap_or_else(|| panic!("{node}: {out}"))
+                .to_string()
+        })
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        ["172.31.236.2/24", "172.31.236.3/24", "172.31.236.4/24"]
+    );
+    assert!(node_ping(&b, "b1", "172.31.236.2") && node_ping(&a, "a1", "172.31.236.4"));
+    b.down();
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
