@@ -475,3 +475,28 @@ fn two_ups_at_once_hand_out_no_address_twice() {
     assert!(bridge_alias().is_none() && !registry().exists());
     assert_same_host(&before, &host_snapshot(), "after both downs");
 }
+
+#[test]
+fn a_host_bridge_of_the_networks_name_without_its_tag_is_never_joined() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .expect("ip runs")
+    };
+    assert!(ip(&["link", "add", "br-smnet", "type", "bridge"]).success());
+    let before = host_snapshot();
+    let a = lab_a();
+    let o = a.up_fails(&[
+        "host interface `br-smnet`",
+        "not shared management network `smnet`'s",
+    ]);
+    let after = host_snapshot();
+    ip(&["link", "del", "br-smnet"]);
+    assert_same_host(&before, &after, "after the refused up");
+    assert!(!registry().exists(), "{}", text(&o));
+}

@@ -57,6 +57,33 @@ fn join_of_nodes(t: &Topology, file: &str, here: impl Fn(&str) -> bool) -> Optio
     })
 }
 
+/// At `up`, under the host lock and before anything is made: the lab's place on its
+/// shared network, taken from the registry (not yet written: that waits for the journal
+/// to say so). `None` when this host's share joins no shared network (its nodes all
+/// `mgmt: false`, say); an error naming both labs when the lab does not fit.
+pub fn reserve(
+    host: &HostContext,
+    t: &Topology,
+    plan: &Plan,
+    file: &str,
+) -> Result<Option<(mgmtnet::Registry, Vec<Held>)>, super::ApplyError> {
+    let joins = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.op, Op::JoinMgmt { .. }));
+    let Some(j) = join_for_plan(t, plan, file).filter(|_| joins) else {
+        return Ok(None);
+    };
+    let reg = mgmtnet::read(host, &j.network)?;
+    mgmtnet::join(reg, &j).map(Some).map_err(|refused| {
+        let file = if file.is_empty() { "<lab>" } else { file };
+        super::ApplyError::MgmtRefused {
+            lab: t.lab.clone(),
+            refused: located(file, &refused),
+        }
+    })
+}
+
 /// Whether `h` is a node's own link to the management bridge (`mgmt0`), whose
 /// addresses the network's registry hands out, not a `mgmt: true` host link the file
 /// addressed itself.

@@ -286,8 +286,7 @@ pub async fn up_with(
         .collect();
     if !taken.is_empty() {
         // Nothing of this lab exists: not even its lock file stays.
-        drop(host_lock);
-        drop(lock);
+        refused_before_anything(host, host_lock, lock);
         return Err(ApplyError::ForeignNetns { lab, names: taken });
     }
     // What the lab makes on the host itself must not be there yet: checked before
@@ -297,43 +296,16 @@ pub async fn up_with(
         source: std::io::Error::other(e.to_string()),
     })?;
     if !clashes.is_empty() {
-        drop(host_lock);
-        drop(lock);
+        refused_before_anything(host, host_lock, lock);
         return Err(ApplyError::HostClash { lab, clashes });
     }
     // A shared management network: the lab's addresses on it come from its registry,
-    // read and written under the host lock, so no two labs' `up`s hand out one address.
-    // (Only when this host's share of the plan joins it: nodes all `mgmt: false` need
-    // no membership.)
-    let joins = plan
-        .steps
-        .iter()
-        .any(|s| matches!(s.op, Op::JoinMgmt { .. }));
-    let joined = match mgmtnet::join_for_plan(t, plan, &opts.file).filter(|_| joins) {
-        None => None,
-        Some(j) => {
-            let reg = match crate::state::mgmtnet::read(host, &j.network) {
-                Ok(reg) => reg,
-                Err(e) => {
-                    drop(host_lock);
-                    drop(lock);
-                    return Err(e.into());
-                }
-            };
-            match crate::state::mgmtnet::join(reg, &j) {
-                Ok((reg, held)) => Some((reg, held)),
-                Err(refused) => {
-                    drop(host_lock);
-                    drop(lock);
-                    let file = if opts.file.is_empty() {
-                        "<lab>"
-                    } else {
-                        &opts.file
-                    };
-                    let refused = mgmtnet::located(file, &refused);
-                    return Err(ApplyError::MgmtRefused { lab, refused });
-                }
-            }
+    // read here under the host lock, so no two labs' `up`s hand out one address.
+    let joined = match mgmtnet::reserve(host, t, plan, &opts.file) {
+        Ok(j) => j,
+        Err(e) => {
+            refused_before_anything(host, host_lock, lock);
+            return Err(e);
         }
     };
     let patched;
@@ -433,6 +405,20 @@ pub async fn up_with(
         elapsed: start.elapsed(),
         raised,
     })
+}
+
+/// An `up` refused before it made anything leaves the host as it found it: the netns
+/// directory it prepared goes again when no lab is left to use it (still under the host
+/// lock, as the last `down` releases it).
+fn refused_before_anything(host: &HostContext, host_lock: crate::state::HostLock, lock: LabLock) {
+    if host.netns_dir_marker().exists()
+        && host.labs().is_empty()
+        && let Err(e) = netns::release_netns_dir(host)
+    {
+        crate::errln!("nslab: could not release {}: {e}", host.netns_dir.display());
+    }
+    drop(host_lock);
+    drop(lock);
 }
 
 /// `--raise-neigh-limit`: raises the host's neighbour limits the lab's estimate passes,
