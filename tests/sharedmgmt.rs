@@ -321,6 +321,23 @@ fn apply_keeps_the_addresses_a_lab_holds_and_refuses_to_add_a_node_to_the_networ
         text(&o)
     );
     assert!(host_ping("172.31.236.4"));
+    // Leaving the network, or joining another, is refused the same way.
+    for (file, what) in [
+        ("nodes: { b1: {} }\n".to_string(), "leave"),
+        (
+            NET.replace("smnet", "smnet2") + "nodes: { b1: {} }\n",
+            "join",
+        ),
+    ] {
+        let o = apply(file);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", text(&o));
+        assert!(
+            text(&o).contains("bring lab `sm-b` down and up"),
+            "{what}: {}",
+            text(&o)
+        );
+    }
+    assert!(host_ping("172.31.236.4"));
     assert_eq!(members(), ["sm-a", "sm-b"]);
     b.down();
     a.down();
