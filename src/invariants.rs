@@ -248,6 +248,7 @@ fn leaves(op: &Op) -> Leaves {
         | Op::CreateCgroup { .. }
         | Op::StartNode { .. }
         | Op::CreateMountTemplate { .. }
+        | Op::JoinMgmt { .. }
         | Op::MountRunDirs { .. } => Leaves::Object,
         Op::SetSysctl { .. }
         | Op::SetLinkUp { .. }
@@ -353,7 +354,9 @@ fn made_and_needs(op: &Op) -> (Vec<Need>, Vec<Need>) {
     let link = |n: &str, i: u32| Need::Link(n.to_string(), i);
     match op {
         Op::CreateNetns { netns } => (vec![ns(netns), link(netns, 1)], vec![]),
-        Op::CreateBridge { netns, ifindex, .. } => (vec![link(netns, *ifindex)], vec![ns(netns)]),
+        Op::CreateBridge { netns, ifindex, .. } | Op::JoinMgmt { netns, ifindex, .. } => {
+            (vec![link(netns, *ifindex)], vec![ns(netns)])
+        }
         Op::CreateLink(l) => {
             let made = l.ends().iter().map(|e| link(&e.netns, e.ifindex)).collect();
             let mut needs: Vec<Need> = l.namespaces().into_iter().map(|n| ns(n)).collect();

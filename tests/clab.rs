@@ -151,10 +151,13 @@ fn what_cannot_map_is_reported_at_its_line_all_at_once() {
               - endpoints: [\"l1:eth1\", \"macvlan:enp0s3\"]\n";
     let c = compile_str(ok, "w.clab.yml", Path::new("/")).unwrap();
     assert_eq!(c.topology.lab, "very-long-la");
+    // The file's own management network, shared with every lab naming it.
+    let m = c.topology.mgmt.as_ref().expect("a management network");
+    assert_eq!(m.network.as_deref(), Some("m"));
+    assert_eq!(m.bridge, "br-m");
     let w = c.warnings.render(nslab::Severity::Warning);
     for needle in [
         "`very-long-la`",
-        "`mgmt.network` is not used",
         "image `ghcr.io/x/unknown:1` is not in the image map",
         "`ports` of node `l1`",
     ] {
@@ -221,7 +224,7 @@ fn import_comments_every_construct_that_did_not_map() {
     for needle in [
         "# ",
         // The file asks for the management network (its bridge) and a host link: both map.
-        "mgmt:\n  subnet: 172.20.20.0/24\n  subnet6: 3fff:172:20:20::/64\n  iface: eth0\n  bridge: 01-03-mgmt\n",
+        "mgmt:\n  network: clab\n  subnet: 172.20.20.0/24\n  subnet6: 3fff:172:20:20::/64\n  iface: eth0\n  bridge: 01-03-mgmt\n",
         "- l1:eth3\n    - host:l1-01-03-eth3\n",
         "kind `host` is left out",
     ] {
@@ -492,7 +495,7 @@ fn a_busybox_image_on_a_host_without_busybox_is_one_located_error_per_node() {
 
 /// containerlab's smoke lab binds `01-test.txt` onto `/01-test.txt`, which no host has:
 /// the node gets a new root, the file arrives, and the host's `/` stays as it was. Run
-/// after the other smoke files, not beside them: they share containerlab's mgmt bridge.
+/// after the other smoke files, not beside them: its `mgmt-net` link takes l2's eth0 down.
 fn the_smoke_lab_that_binds_under_root_comes_up_with_the_file() {
     let lab = copy_as("containerlab/smoke/01-linux-nodes.clab.yml", "clt-2nodes");
     lab.up();
@@ -506,7 +509,8 @@ fn the_smoke_lab_that_binds_under_root_comes_up_with_the_file() {
     // The `mgmt-net` link keeps its names: l2's eth5, and the host's l2eth5mgmt, a port of
     // the management bridge. With l2's eth0 down, l1 reaches l2 through it.
     let master = std::fs::read_link("/sys/class/net/l2eth5mgmt/master").unwrap();
-    assert_eq!(master.file_name().unwrap(), "br-clt-2nodes");
+    // containerlab's default network, shared with every lab on it.
+    assert_eq!(master.file_name().unwrap(), "br-clab");
     let o = lab.exec(
         "l2",
         &[

@@ -386,11 +386,11 @@ topology:
 "#,
     );
     for needle in [
-        "mgmt:\n  subnet: 172.31.100.0/24\n  subnet6: fd7e:100::/64\n  iface: eth0\n",
+        // The file's own network, shared with every lab naming it.
+        "mgmt:\n  network: custom\n  subnet: 172.31.100.0/24\n  subnet6: fd7e:100::/64\n  iface: eth0\n",
         "    mgmt:\n      address: 172.31.100.11\n",
         "- r1:eth2\n    - host:cl1-r1\n",
         "- r2:eth2\n    - host:cl1-r2\n",
-        "not mapped: `mgmt.network` is not used",
         "- r2:eth3\n    - host: r2-m\n      mgmt: true\n",
     ] {
         assert!(yaml.contains(needle), "`{needle}` missing from:\n{yaml}");
@@ -407,6 +407,7 @@ topology:
         .find(|h| h.host_iface == "r2-m")
         .unwrap();
     assert!(m.mgmt && m.iface == "eth3", "{m:?}");
+    assert_eq!(t.mgmt.as_ref().unwrap().bridge, "br-custom");
     assert!(
         host.contains(&"cl1-r1") && host.contains(&"cl1-r2"),
         "{host:?}"

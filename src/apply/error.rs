@@ -159,6 +159,13 @@ pub enum ApplyError {
     /// What the lab would make on the host is there already; nothing was made.
     #[error("lab `{lab}` would clash with the host (nothing was made):\n  {}", .clashes.join("\n  "))]
     HostClash { lab: String, clashes: Vec<String> },
+    /// The lab's `mgmt:` does not fit the shared network it joins (other labs made it
+    /// otherwise, or hold an address it wrote); nothing was made.
+    #[error("lab `{lab}` cannot join its shared management network (nothing was made):\n  {}", .refused.join("\n  "))]
+    MgmtRefused { lab: String, refused: Vec<String> },
+    /// An `apply` that would change the lab's place on a shared management network.
+    #[error("lab `{lab}`: {why} (nothing changed)")]
+    MgmtApply { lab: String, why: String },
     #[error("several labs are up ({}); choose one with --lab", .0.join(", "))]
     Ambiguous(Vec<String>),
     #[error("{0}")]
@@ -236,6 +243,9 @@ pub fn object_of(op: &Op) -> String {
         Op::StartNode { start, .. } => format!("init of node {}", start.node),
         Op::StartProcess { process, .. } => format!("`{process}`"),
         Op::RunExec { argv, .. } => format!("`{}`", argv.join(" ")),
+        Op::JoinMgmt {
+            network, bridge, ..
+        } => format!("shared management network {network} (bridge {bridge})"),
     }
 }
 
@@ -259,6 +269,9 @@ pub fn undo_text(u: &Undo) -> String {
         Undo::RetireProcess { node, process, .. } => {
             format!("retire process `{process}` of node {node}")
         }
+        Undo::LeaveMgmt {
+            network, bridge, ..
+        } => format!("leave shared management network {network} (bridge {bridge})"),
     }
 }
 

@@ -371,7 +371,7 @@ pub(crate) mod tests {
                         return Err(KernelError::NetnsExists(netns.to_string()));
                     }
                 }
-                Op::CreateBridge { netns, ifindex, .. } => {
+                Op::CreateBridge { netns, ifindex, .. } | Op::JoinMgmt { netns, ifindex, .. } => {
                     need(&s, netns)?;
                     s.links.insert((netns.to_string(), *ifindex), None);
                 }

@@ -12,19 +12,33 @@ use super::error::KernelError;
 use crate::model::hostnet::HOST_NETNS;
 use crate::plan::{Op, Plan, Undo};
 
+/// Host interfaces by name and ifindex.
+type Named = Vec<(String, u32)>;
+
 /// What the plan would make on the host, by name and ifindex, and the subnets it would
-/// route there.
-fn planned(plan: &Plan) -> (Vec<(String, u32)>, Vec<IpNet>) {
-    let (mut links, mut nets) = (Vec::new(), Vec::new());
+/// route there; and the shared management networks it joins (network, bridge).
+fn planned(plan: &Plan) -> (Named, Vec<IpNet>, Vec<(String, String)>) {
+    let (mut links, mut nets, mut shared) = (Vec::new(), Vec::new(), Vec::new());
     for s in plan.steps.iter().filter(|s| s.op.netns() == HOST_NETNS) {
         match &s.op {
             Op::CreateBridge { name, ifindex, .. } => links.push((name.to_string(), *ifindex)),
             Op::CreateLink(l) => links.push((l.name.to_string(), l.ifindex)),
             Op::AddAddress { address, .. } => nets.push(address.trunc()),
+            Op::JoinMgmt {
+                network,
+                bridge,
+                ifindex,
+                addresses,
+                ..
+            } => {
+                links.push((bridge.to_string(), *ifindex));
+                nets.extend(addresses.iter().map(IpNet::trunc));
+                shared.push((network.clone(), bridge.to_string()));
+            }
             _ => {}
         }
     }
-    (links, nets)
+    (links, nets, shared)
 }
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
@@ -41,7 +55,7 @@ pub async fn clashes(plan: &Plan) -> Result<Vec<String>, KernelError> {
 /// it adds) is gone: checked before anything changes, so a refused `apply` leaves the lab
 /// as it ran, while a link made anew does not clash with itself.
 pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, KernelError> {
-    let (links, nets) = planned(plan);
+    let (mut links, nets, shared) = planned(plan);
     if links.is_empty() && nets.is_empty() {
         return Ok(Vec::new());
     }
@@ -50,8 +64,25 @@ pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, K
     tokio::spawn(conn);
     let mut have = super::inspect::links(&h).await?;
     let going = deletable(&h, &plan.lab, going).await?;
-    let gone = without(&mut have, &going);
+    let mut gone = without(&mut have, &going);
     let mut out = Vec::new();
+    // A shared network another lab made is joined, not made: its bridge, addresses and
+    // routes are the network's own, so they clash with nothing of the plan's.
+    for (network, bridge) in &shared {
+        match super::mgmtnet::present(&h, network, bridge).await {
+            Ok(Some(ix)) => {
+                links.retain(|(name, _)| name != bridge);
+                have.retain(|l| l.ifindex != ix);
+                gone.links.push(ix);
+            }
+            Ok(None) => {}
+            Err(KernelError::NotTheLabs(why)) => {
+                links.retain(|(name, _)| name != bridge);
+                out.push(why);
+            }
+            Err(e) => return Err(e),
+        }
+    }
     for (name, ix) in &links {
         if have.iter().any(|l| l.name == *name) {
             out.push(format!(
@@ -248,9 +279,14 @@ pub async fn still_ours(
 /// second request; if it fails the interface is deleted again, since an untagged one
 /// would never be deleted by nslab.
 pub async fn tag(h: &rtnetlink::Handle, lab: &str, ifindex: u32) -> Result<(), KernelError> {
+    tag_as(h, crate::state::owned::host_tag(lab), ifindex).await
+}
+
+/// [`tag`] with any alias (a shared management network's bridge carries its network's).
+pub async fn tag_as(h: &rtnetlink::Handle, alias: String, ifindex: u32) -> Result<(), KernelError> {
     use rtnetlink::packet_route::link::LinkAttribute;
     let msg = rtnetlink::LinkUnspec::new_with_index(ifindex)
-        .append_extra_attribute(LinkAttribute::IfAlias(crate::state::owned::host_tag(lab)))
+        .append_extra_attribute(LinkAttribute::IfAlias(alias))
         .build();
     let tagged = h
         .link()

@@ -10,6 +10,7 @@ mod hostnet;
 pub mod inspect;
 pub mod kernel;
 pub mod links;
+pub mod mgmtnet;
 pub mod netlink;
 pub mod netns;
 pub mod nodes;
@@ -285,8 +286,7 @@ pub async fn up_with(
         .collect();
     if !taken.is_empty() {
         // Nothing of this lab exists: not even its lock file stays.
-        drop(host_lock);
-        drop(lock);
+        refused_before_anything(host, host_lock, lock);
         return Err(ApplyError::ForeignNetns { lab, names: taken });
     }
     // What the lab makes on the host itself must not be there yet: checked before
@@ -296,10 +296,26 @@ pub async fn up_with(
         source: std::io::Error::other(e.to_string()),
     })?;
     if !clashes.is_empty() {
-        drop(host_lock);
-        drop(lock);
+        refused_before_anything(host, host_lock, lock);
         return Err(ApplyError::HostClash { lab, clashes });
     }
+    // A shared management network: the lab's addresses on it come from its registry,
+    // read here under the host lock, so no two labs' `up`s hand out one address.
+    let joined = match mgmtnet::reserve(host, t, plan, &opts.file) {
+        Ok(j) => j,
+        Err(e) => {
+            refused_before_anything(host, host_lock, lock);
+            return Err(e);
+        }
+    };
+    let patched;
+    let plan = match &joined {
+        Some((_, held)) => {
+            patched = mgmtnet::with_addresses(plan, t, held);
+            &patched
+        }
+        None => plan,
+    };
     dir.create()?;
     // A capture that outlived the lab's last `down` may have left its event behind.
     let _ = std::fs::remove_file(dir.events_path());
@@ -312,6 +328,18 @@ pub async fn up_with(
         started,
         file: opts.file.clone(),
     })?;
+    // The lab's membership is journaled before the registry has it: a `down` after a
+    // kill here still leaves the network.
+    if let Some((reg, _)) = &joined {
+        let leave = plan.steps.iter().find_map(|s| match &s.op {
+            Op::JoinMgmt { .. } => s.op.undo(),
+            _ => None,
+        });
+        if let Some(undo) = leave {
+            journal.append(&Record::Object { undo })?;
+        }
+        crate::state::mgmtnet::write(host, reg)?;
+    }
     drop(host_lock);
     // Claimed once the journal lists the lab, which is how other labs find the claim; the
     // VNI lock goes with it, so the lab's steps run beside other labs' `up`s.
@@ -377,6 +405,20 @@ pub async fn up_with(
         elapsed: start.elapsed(),
         raised,
     })
+}
+
+/// An `up` refused before it made anything leaves the host as it found it: the netns
+/// directory it prepared goes again when no lab is left to use it (still under the host
+/// lock, as the last `down` releases it).
+fn refused_before_anything(host: &HostContext, host_lock: crate::state::HostLock, lock: LabLock) {
+    if host.netns_dir_marker().exists()
+        && host.labs().is_empty()
+        && let Err(e) = netns::release_netns_dir(host)
+    {
+        crate::errln!("nslab: could not release {}: {e}", host.netns_dir.display());
+    }
+    drop(host_lock);
+    drop(lock);
 }
 
 /// `--raise-neigh-limit`: raises the host's neighbour limits the lab's estimate passes,

@@ -327,17 +327,19 @@ impl NetlinkKernel {
                 ..
             } => {
                 let h = self.ns(netns).await?.handle;
-                let mut req = h
-                    .address()
-                    .add(*ifindex, address.addr(), address.prefix_len());
-                if address.addr().is_ipv6() {
-                    // Usable at once: no duplicate address detection on lab addresses.
-                    req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
-                    req.message_mut()
-                        .attributes
-                        .push(AddressAttribute::Flags(AddressFlags::Nodad));
-                }
-                req.execute().await.map_err(KernelError::netlink)
+                add_address(&h, *ifindex, *address).await
+            }
+            Op::JoinMgmt {
+                netns,
+                network,
+                bridge,
+                ifindex,
+                mac,
+                addresses,
+            } => {
+                let h = self.ns(netns).await?.handle;
+                let op = (network.as_str(), &**bridge, *ifindex, *mac, &addresses[..]);
+                super::mgmtnet::join(&h, &self.host, op).await
             }
             Op::AddRoute { netns, route } => {
                 let h = self.ns(netns).await?.handle;
@@ -444,6 +446,16 @@ impl NetlinkKernel {
                     .execute()
                     .await
                     .map_err(KernelError::netlink)
+            }
+            Undo::LeaveMgmt {
+                netns,
+                network,
+                bridge,
+                ifindex,
+            } => {
+                let h = self.ns(netns).await?.handle;
+                let op = (network.as_str(), &**bridge, *ifindex);
+                super::mgmtnet::leave(&h, &self.host, self.host_lab()?, op).await
             }
             Undo::DeleteLink { netns, ifindex, .. } | Undo::DeleteTunnel { netns, ifindex, .. } => {
                 match self.ns(netns).await {
@@ -635,6 +647,25 @@ async fn add_route(h: &Handle, r: &Route) -> Result<(), KernelError> {
         .execute()
         .await
         .map_err(KernelError::netlink)
+}
+
+/// Adds an address; an IPv6 one without duplicate address detection, so it is usable at
+/// once.
+pub(super) async fn add_address(
+    h: &Handle,
+    ifindex: u32,
+    address: IpNet,
+) -> Result<(), KernelError> {
+    let mut req = h
+        .address()
+        .add(ifindex, address.addr(), address.prefix_len());
+    if address.addr().is_ipv6() {
+        req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    req.execute().await.map_err(KernelError::netlink)
 }
 
 async fn delete_address(h: &Handle, ifindex: u32, address: IpNet) -> Result<(), KernelError> {

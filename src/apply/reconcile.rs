@@ -162,6 +162,13 @@ pub async fn change_locked<'k>(
     let start = Instant::now();
     let lab = t.lab.clone();
     let dir = opts.host.lab_dir(&lab);
+    // On a shared management network the lab keeps the addresses it holds there.
+    let kept =
+        super::mgmtnet::for_apply(&opts.host, t, plan).map_err(|why| ApplyError::MgmtApply {
+            lab: lab.clone(),
+            why,
+        })?;
+    let plan = kept.as_ref().unwrap_or(plan);
     let on_file = stored(&dir)?;
     if on_file.unchanged(plan) {
         keep_source(&dir, opts)?;
@@ -184,6 +191,10 @@ pub async fn change_locked<'k>(
     }
     let touched = now_is.touched.clone().unwrap_or_default();
     // Refused before anything changes (its files included): the lab stays as it ran.
+    super::mgmtnet::refuse_membership_change(&d).map_err(|why| ApplyError::MgmtApply {
+        lab: lab.clone(),
+        why,
+    })?;
     host_free(&d, &touched).await?;
     let kernel = kernel()?;
     // Where the lab is heading, before anything changes (see `plan::diff::realized`).

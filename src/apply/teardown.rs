@@ -88,6 +88,23 @@ pub fn sweep_by_name(host: &HostContext, lab: &str, s: &mut Teardown) -> Option<
             .map(node_undo)
             .map(|(netns, node)| Undo::RemoveCgroup { netns, node }),
     );
+    // Shared management networks whose registries still name the lab: left, so the
+    // last member's `down` can delete the bridge.
+    for network in crate::state::mgmtnet::memberships(host, lab) {
+        let Ok(Some(reg)) = crate::state::mgmtnet::read(host, &network) else {
+            continue;
+        };
+        let undo = Undo::LeaveMgmt {
+            netns: crate::model::hostnet::HOST_NETNS.into(),
+            bridge: reg.shape.bridge.as_str().into(),
+            ifindex: reg.shape.ifindex,
+            network,
+        };
+        // A registry is a file too: what it names is screened as a record is.
+        if crate::state::owned::check(lab, &undo).is_ok() && !s.netlink.contains(&undo) {
+            s.netlink.push(undo);
+        }
+    }
     for undo in [
         Undo::RemoveMountTemplate { lab: lab.into() },
         Undo::UnmountRunDirs { lab: lab.into() },

@@ -1,7 +1,9 @@
-//! containerlab's management network to nslab's `mgmt:`. containerlab makes one for every
-//! lab; nslab makes one only when the file asks for it (a top-level `mgmt:`, a node's
-//! `mgmt-ipv4`/`mgmt-ipv6`, or a `mgmt-net:` link), because it is a bridge on the host,
-//! and a lab that never names it should leave the host untouched.
+//! containerlab's management network to nslab's `mgmt:`. containerlab puts every lab on
+//! one for every lab; nslab does only when the file asks for it (a top-level `mgmt:`, a
+//! node's `mgmt-ipv4`/`mgmt-ipv6`, or a `mgmt-net:` link), because it is a bridge on the
+//! host, and a lab that never names it should leave the host untouched. Like
+//! containerlab's, the network is shared: `mgmt.network`, or `clab` by default, so two
+//! labs on the default network come up side by side on one bridge.
 
 use crate::clab::inherit::Resolved;
 use crate::clab::schema::ClabFile;
@@ -15,6 +17,9 @@ pub const CLAB_SUBNET: &str = "172.20.20.0/24";
 pub const CLAB_SUBNET6: &str = "3fff:172:20:20::/64";
 /// The node-side name containerlab gives the management interface.
 pub const CLAB_IFACE: &str = "eth0";
+/// containerlab's default management network, which every lab without a `network` of
+/// its own shares.
+pub const CLAB_NETWORK: &str = "clab";
 
 const MGMT_KEYS: &[&str] = &[
     "network",
@@ -64,6 +69,10 @@ pub fn top(sink: &mut Sink, c: &ClabFile) -> Yaml {
     let value = |k: &str| f.as_ref().and_then(|f| f.value(k)).cloned();
     let mut out = vec![
         (
+            "network",
+            value("network").unwrap_or_else(|| text(CLAB_NETWORK, at)),
+        ),
+        (
             "subnet",
             value("ipv4-subnet").unwrap_or_else(|| text(CLAB_SUBNET, at)),
         ),
@@ -79,7 +88,7 @@ pub fn top(sink: &mut Sink, c: &ClabFile) -> Yaml {
     if let Some(f) = &f {
         for key in MGMT_KEYS
             .iter()
-            .filter(|k| !matches!(**k, "bridge" | "ipv4-subnet" | "ipv6-subnet"))
+            .filter(|k| !matches!(**k, "network" | "bridge" | "ipv4-subnet" | "ipv6-subnet"))
         {
             if let Some(span) = f.key_span(key) {
                 sink.warning(Some(span), format!("`mgmt.{key}` is not used"))

@@ -65,6 +65,11 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
 fn dry_run(host: &crate::state::HostContext, file: &Path, json: bool) -> Result<u8, CliError> {
     let c = compile(file)?;
     let p = super::plan_for(host, &c.topology)?;
+    // As `apply` would: on a shared management network the lab keeps its addresses.
+    let p = match crate::apply::mgmtnet::for_apply(host, &c.topology, &p) {
+        Ok(Some(kept)) if host.lab_dir(&p.lab).exists() => kept,
+        _ => p,
+    };
     let d = reconcile::dry_run(host, &p).map_err(CliError::Lab)?;
     match (d, json) {
         (None, false) => crate::outln!(

@@ -33,11 +33,21 @@ pub struct HostLink {
     /// Where it was written (the management network's `mgmt:` for its links).
     #[serde(skip)]
     pub span: Span,
+    /// A management link's addresses the file wrote, and where (a node's `mgmt:`): on a
+    /// shared network they are kept, while the others are handed out at `up`.
+    #[serde(skip)]
+    pub written: Vec<IpNet>,
+    #[serde(skip)]
+    pub written_at: Option<Span>,
 }
 
 /// The management network's bridge on the host, holding the first address of each subnet.
 #[derive(Debug, Clone, Serialize)]
 pub struct Mgmt {
+    /// The host's management network this lab joins (`mgmt: { network: NAME }`), shared
+    /// with every other lab naming it; `None` for a bridge of the lab's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     pub bridge: String,
     pub ifindex: u32,
     #[serde(serialize_with = "ser_mac")]

@@ -8,6 +8,17 @@ pub const LAB_NAME_MAX: usize = 12;
 pub const NODE_NAME_MAX: usize = 48;
 
 /// Lab names: `[a-z0-9-]`, starting with a letter or digit, at most 12 characters.
+/// A shared management network's name: checked as a lab name is (it names the
+/// network's registry file and its default bridge `br-<network>`).
+pub fn check_network_name(name: &str) -> Result<(), String> {
+    check_lab_name(name).map_err(|e| {
+        format!(
+            "`mgmt.network`: {}",
+            e.replacen("lab name", "network name", 1)
+        )
+    })
+}
+
 pub fn check_lab_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the lab name is empty".into());

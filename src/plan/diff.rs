@@ -634,6 +634,9 @@ fn describe(op: &Op) -> Option<String> {
             l.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default()
         ),
         Op::AddAddress { name, address, .. } => format!("address {address} on {name}"),
+        Op::JoinMgmt {
+            network, bridge, ..
+        } => format!("shared management network {network} (bridge {bridge})"),
         Op::AddRoute { route, .. } => format!("route {}", super::route_text(route)),
         Op::SetImpair { name, impair, .. } => format!("impairment on {name}: {impair}"),
         Op::WriteHosts { .. } => "the lab's /etc/hosts".into(),

@@ -21,6 +21,18 @@ pub(super) fn steps(t: &Topology, b: &mut Builder, ready: &[Vec<StepId>], local:
         .filter(|_| links.iter().any(|h| h.mgmt))
         .map(|m| {
             let name = Name::from(m.bridge.as_str());
+            if let Some(network) = &m.network {
+                // A shared network's bridge: made by its first lab, found by the others.
+                let join = Op::JoinMgmt {
+                    netns: host.clone(),
+                    network: network.clone(),
+                    bridge: name,
+                    ifindex: m.ifindex,
+                    mac: m.mac,
+                    addresses: m.addresses.clone(),
+                };
+                return (m.ifindex, b.push(join, vec![]));
+            }
             let made = b.push(
                 Op::CreateBridge {
                     netns: host.clone(),

@@ -76,6 +76,15 @@ impl<'a> Index<'a> {
                     ix.ends.insert((netns.clone(), name.clone()), key.clone());
                     ix.names.insert((netns.clone(), *ifindex), name.clone());
                 }
+                Op::JoinMgmt {
+                    netns,
+                    bridge,
+                    ifindex,
+                    ..
+                } => {
+                    ix.ends.insert((netns.clone(), bridge.clone()), key.clone());
+                    ix.names.insert((netns.clone(), *ifindex), bridge.clone());
+                }
                 Op::CreateLink(l) => {
                     for end in l.ends() {
                         ix.ends
@@ -122,7 +131,7 @@ impl<'a> Index<'a> {
                 }
                 p
             }
-            Op::CreateBridge { netns, .. } => vec![ns(netns)],
+            Op::CreateBridge { netns, .. } | Op::JoinMgmt { netns, .. } => vec![ns(netns)],
             Op::CreateLink(l) => {
                 let mut p: Vec<Key> = l.namespaces().into_iter().map(ns).collect();
                 let netns = &l.netns;
@@ -172,6 +181,7 @@ fn key_of(op: &Op, execs: &mut Map<(String, Vec<String>), usize>) -> Key {
         Op::CreateNetns { netns } => Key::Netns(netns.clone()),
         Op::SetSysctl { netns, key, .. } => Key::Sysctl(netns.clone(), key.clone()),
         Op::CreateBridge { netns, name, .. } => Key::Link(netns.clone(), name.clone()),
+        Op::JoinMgmt { netns, bridge, .. } => Key::Link(netns.clone(), bridge.clone()),
         Op::CreateLink(l) => Key::Link(l.netns.clone(), l.name.clone()),
         Op::SetLinkUp { netns, name, .. } | Op::SetLinkDown { netns, name, .. } => {
             Key::LinkUp(netns.clone(), name.clone())

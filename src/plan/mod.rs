@@ -188,6 +188,19 @@ pub enum Op {
         #[serde(skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
+    /// Joins the host's management network `network`, shared by every lab naming it: the
+    /// first member makes its bridge (tagged as the network's, not a lab's, with the
+    /// host's addresses, up); later ones find it. Membership and addresses are in the
+    /// network's registry (`state::mgmtnet`), taken at `up` before any step runs.
+    JoinMgmt {
+        netns: Name,
+        network: String,
+        bridge: Name,
+        ifindex: u32,
+        #[serde(serialize_with = "ser_mac", deserialize_with = "de_mac")]
+        mac: [u8; 6],
+        addresses: Vec<IpNet>,
+    },
     /// A link of any kind (`links.rs`), written as `create-<kind>`: serde's tag for it
     /// comes from the kind, which is why this variant is untagged (and last).
     #[serde(untagged)]
@@ -257,6 +270,15 @@ pub enum Undo {
     UnmountRunDirs {
         lab: String,
     },
+    /// Leave a shared management network: the lab's membership goes from its registry,
+    /// and the last member out deletes the bridge (only while it carries the network's
+    /// tag). The lab's own ports on it are its own `delete-link`s.
+    LeaveMgmt {
+        netns: Name,
+        network: String,
+        bridge: Name,
+        ifindex: u32,
+    },
     /// Stop one process of a node that keeps running (an `apply`'s change); at `down` the
     /// whole node stops instead.
     RetireProcess {
@@ -285,7 +307,8 @@ impl Op {
             | Op::CreateCgroup { netns, .. }
             | Op::StartNode { netns, .. }
             | Op::StartProcess { netns, .. }
-            | Op::RunExec { netns, .. } => netns,
+            | Op::RunExec { netns, .. }
+            | Op::JoinMgmt { netns, .. } => netns,
             Op::Barrier { .. }
             | Op::WriteHosts { .. }
             | Op::CreateMountTemplate { .. }
@@ -346,6 +369,18 @@ impl Op {
                 netns: netns.clone(),
                 node: node.clone(),
             }),
+            Op::JoinMgmt {
+                netns,
+                network,
+                bridge,
+                ifindex,
+                ..
+            } => Some(Undo::LeaveMgmt {
+                netns: netns.clone(),
+                network: network.clone(),
+                bridge: bridge.clone(),
+                ifindex: *ifindex,
+            }),
             Op::CreateMountTemplate { lab } => Some(Undo::RemoveMountTemplate { lab: lab.clone() }),
             Op::MountRunDirs { lab } => Some(Undo::UnmountRunDirs { lab: lab.clone() }),
             Op::StartNode { netns, start } => Some(Undo::StopNode {
@@ -398,6 +433,7 @@ impl Op {
             Op::StartNode { .. } => "start-node",
             Op::StartProcess { .. } => "start-process",
             Op::RunExec { .. } => "run-exec",
+            Op::JoinMgmt { .. } => "join-mgmt",
         }
     }
 }
@@ -436,6 +472,7 @@ impl Undo {
             Undo::RemoveMountTemplate { .. } => "remove-mount-template",
             Undo::UnmountRunDirs { .. } => "unmount-run-dirs",
             Undo::RetireProcess { .. } => "retire-process",
+            Undo::LeaveMgmt { .. } => "leave-mgmt",
         }
     }
 
@@ -449,6 +486,7 @@ impl Undo {
             | Undo::ClearImpair { netns, .. }
             | Undo::StopNode { netns, .. }
             | Undo::RetireProcess { netns, .. }
+            | Undo::LeaveMgmt { netns, .. }
             | Undo::RemoveCgroup { netns, .. } => netns,
             Undo::RemoveMountTemplate { .. } | Undo::UnmountRunDirs { .. } => "",
         }

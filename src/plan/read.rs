@@ -71,6 +71,9 @@ struct Flat<'a> {
     parent_ifindex: Option<u32>,
     vlan_id: Option<u16>,
     mode: Option<crate::kinds::MacvlanMode>,
+    network: Option<String>,
+    bridge: Option<Name>,
+    addresses: Option<Vec<IpNet>>,
 }
 
 fn opt_mac<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[u8; 6]>, D::Error> {
@@ -98,6 +101,7 @@ const OPS: &[&str] = &[
     "start-process",
     "add-process",
     "run-exec",
+    "join-mgmt",
     "create-veth",
     "create-vxlan",
     "create-bridge-link",
@@ -217,6 +221,14 @@ impl Flat<'_> {
                 ignore_errors: need!(ignore_errors),
                 timeout_ms: self.timeout_ms,
             },
+            "join-mgmt" => Op::JoinMgmt {
+                netns: need!(netns),
+                network: need!(network),
+                bridge: need!(bridge),
+                ifindex: need!(ifindex),
+                mac: need!(mac),
+                addresses: need!(addresses),
+            },
             "create-veth" | "create-vxlan" | "create-bridge-link" | "create-dummy"
             | "create-vlan" | "create-macvlan" => {
                 // Every kind of link shares the shell (its own end); only the kind differs.
@@ -322,6 +334,15 @@ mod tests {
             user: Some("frr:frrvty".into()),
         };
         let ops = [
+            // Not apply-only, but no bundled example joins a shared network.
+            Op::JoinMgmt {
+                netns: "@host".into(),
+                network: "clab".into(),
+                bridge: "br-clab".into(),
+                ifindex: 4000,
+                mac: [2, 0, 0, 0, 0, 8],
+                addresses: vec!["172.20.20.1/24".parse().unwrap()],
+            },
             Op::SetLinkDown {
                 netns: netns.clone(),
                 name: name.clone(),

@@ -129,6 +129,22 @@ fn op_text(lab: &str, op: &Op) -> String {
             )
         }
         Op::CreateLink(l) => link_text(lab, l),
+        Op::JoinMgmt {
+            netns,
+            network,
+            bridge,
+            ifindex,
+            mac,
+            addresses,
+        } => {
+            let addrs: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+            format!(
+                "{}: network {network}: {bridge} (#{ifindex}) mac {} {} (made by its first lab)",
+                ns(netns),
+                format_mac(mac),
+                addrs.join(" ")
+            )
+        }
         Op::SetMulticastSnooping {
             netns,
             name,
@@ -315,5 +331,8 @@ fn undo_line(lab: &str, u: &Undo) -> String {
         Undo::RemoveMountTemplate { .. } => "remove-mount-template".to_string(),
         Undo::UnmountRunDirs { .. } => "unmount-run-dirs".to_string(),
         Undo::RetireProcess { node, process, .. } => format!("retire-process {node}: {process}"),
+        Undo::LeaveMgmt {
+            network, bridge, ..
+        } => format!("leave-mgmt     {network} (bridge {bridge}, deleted by its last lab)"),
     }
 }

@@ -59,7 +59,8 @@ impl Teardown {
                 | Undo::DeleteTunnel { .. }
                 | Undo::DeleteAddress { .. }
                 | Undo::DeleteRoute { .. }
-                | Undo::ClearImpair { .. } => t.netlink.push(u),
+                | Undo::ClearImpair { .. }
+                | Undo::LeaveMgmt { .. } => t.netlink.push(u),
             }
         }
         t.namespaces.reverse();

@@ -256,6 +256,14 @@ mod tests {
         assert_eq!(lines, vec![5, 2], "{found:?}");
         assert!(found[0].message.contains("`rl-up`"), "{found:?}");
         assert!(found[1].message.contains("bridge `br-rl`"), "{found:?}");
+        // A shared network is a bridge on the host too.
+        let t = compiled(
+            "name: rl\nmgmt: { network: clab, subnet: 172.31.9.0/24 }\nnodes: { a: {} }\n",
+        );
+        let found = check(&t, false);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains("bridge `br-clab`"), "{found:?}");
+        assert_eq!(found[0].span.expect("located").line, 2);
     }
 
     #[test]

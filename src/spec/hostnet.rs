@@ -15,7 +15,7 @@ use crate::spec::yaml::{Kind, Yaml};
 const HOST_LINK_KEYS: &[&str] = &["endpoints", "addresses", "mtu"];
 const NODE_END_KEYS: &[&str] = &["node", "iface", "addresses", "mac"];
 const HOST_END_KEYS: &[&str] = &["host", "addresses", "mgmt"];
-const MGMT_KEYS: &[&str] = &["subnet", "subnet6", "iface", "bridge"];
+const MGMT_KEYS: &[&str] = &["network", "subnet", "subnet6", "iface", "bridge"];
 const NODE_MGMT_KEYS: &[&str] = &["address", "address6"];
 
 /// A link from a node to the host: a veth with the host's end in the host's namespace.
@@ -38,6 +38,8 @@ pub struct RawHostLink {
 #[derive(Debug, Clone, Default)]
 pub struct RawMgmt {
     pub span: Span,
+    /// A management network shared with other labs on this host, by name.
+    pub network: Option<Sp<String>>,
     pub subnet: Option<Sp<IpNet>>,
     pub subnet6: Option<Sp<IpNet>>,
     pub iface: Option<Sp<String>>,
@@ -210,6 +212,9 @@ pub fn mgmt(sink: &mut Sink, y: &Yaml) -> Option<RawMgmt> {
     let f = read::fields(sink, y, "`mgmt`", MGMT_KEYS)?;
     let m = RawMgmt {
         span: y.span,
+        network: f
+            .value("network")
+            .and_then(|v| read::string(sink, v, "`mgmt.network`")),
         subnet: f
             .value("subnet")
             .and_then(|v| read::parsed(sink, v, "`mgmt.subnet`", values::parse_prefix)),

@@ -5,6 +5,7 @@ pub mod files;
 mod host;
 mod journal;
 mod lock;
+pub mod mgmtnet;
 pub mod owned;
 mod summary;
 pub mod sysctls;

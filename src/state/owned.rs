@@ -23,6 +23,23 @@ pub fn check(lab: &str, undo: &Undo) -> Result<(), String> {
             }
             None => Err("an address of a host interface by number, on no named link".into()),
         },
+        // A shared network is no lab's: leaving one deletes its bridge only for its last
+        // member, and only while the bridge carries the network's tag.
+        Undo::LeaveMgmt {
+            netns,
+            network,
+            bridge,
+            ..
+        } => {
+            if **netns != *host {
+                return Err(format!(
+                    "a management network in namespace `{}`",
+                    netns.escape_debug()
+                ));
+            }
+            crate::model::names::check_network_name(network)?;
+            check_ifname(bridge).map_err(|e| format!("bridge {}: {e}", bridge.escape_debug()))
+        }
         Undo::DeleteNetns { netns }
         | Undo::DeleteAddress { netns, .. }
         | Undo::DeleteRoute { netns, .. }
@@ -388,6 +405,26 @@ mod tests {
         // A name the kernel would never take is refused by `check`.
         let bad = screen("lab", vec![addr(Some("no/slash"), 7)]);
         assert_eq!(bad.refused.len(), 1, "{bad:?}");
+    }
+
+    #[test]
+    fn leaving_a_shared_network_names_it_and_its_bridge_as_the_kernel_would() {
+        let leave = |netns: &str, network: &str, bridge: &str| Undo::LeaveMgmt {
+            netns: netns.into(),
+            network: network.into(),
+            bridge: bridge.into(),
+            ifindex: 4000,
+        };
+        assert_eq!(check("lab", &leave("@host", "clab", "br-clab")), Ok(()));
+        for u in [
+            leave("nslab.lab", "clab", "br-clab"),
+            leave("@host", "../x", "br-clab"),
+            leave("@host", "Clab", "br-clab"),
+            leave("@host", "clab", "br/clab"),
+            leave("@host", "clab", "a-bridge-name-too-long"),
+        ] {
+            assert!(check("lab", &u).is_err(), "{u:?} passed");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::layout::{Layout, ifindex};
 use super::macs::{NodeMacs, free_mac};
 use crate::diag::{Sink, Span};
 use crate::model::hostnet::{HostLink, Mgmt};
-use crate::model::names::{check_ifname, identity_hash};
+use crate::model::names::{check_ifname, check_network_name, identity_hash};
 use crate::spec::hostnet::{RawHostLink, RawMgmt, RawNodeMgmt};
 use crate::spec::raw::RawTopology;
 
@@ -71,6 +71,26 @@ pub(super) fn build(
         node_mac,
         host_mac: HashSet::new(),
     };
+    // A shared network's bridge is numbered from the network's name alone, before
+    // anything of the lab's, so every lab joining it plans the same bridge.
+    let shared = raw
+        .mgmt
+        .as_ref()
+        .and_then(|m| m.network.as_ref())
+        .filter(|n| match check_network_name(&n.value) {
+            Ok(()) => true,
+            Err(e) => {
+                sink.error(Some(n.span), e)
+                    .hint("a network is named as a lab is, for example `network: clab`");
+                false
+            }
+        })
+        .map(|n| {
+            let (ix, mac) = shared_numbers(&n.value);
+            t.host_ix.insert(ix);
+            t.host_mac.insert(mac);
+            (n.value.clone(), ix, mac)
+        });
     let mut out: Vec<HostLink> = raw
         .host_links
         .iter()
@@ -93,7 +113,24 @@ pub(super) fn build(
         .mgmt
         .as_ref()
         .and_then(|m| mgmt(sink, lab, raw, l, &mut t, m, &mut out));
+    let mgmt = match (mgmt, shared) {
+        (Some(m), Some((network, ifindex, mac))) => Some(Mgmt {
+            network: Some(network),
+            ifindex,
+            mac,
+            ..m
+        }),
+        (m, _) => m,
+    };
     (out, mgmt)
+}
+
+/// The ifindex and MAC of a shared network's bridge, from its name alone: every lab
+/// that joins it plans the same ones.
+pub fn shared_numbers(network: &str) -> (u32, [u8; 6]) {
+    let ix = ifindex(&["ifindex", "@host", "mgmt", network], &mut HashSet::new());
+    let mac = free_mac("@mgmt", "@host", network, &mut HashSet::new());
+    (ix, mac)
 }
 
 /// Every subnet the lab itself uses: a host route to any of them would shadow the lab's.
@@ -250,6 +287,8 @@ fn host_link(
         mtu: h.mtu.as_ref().map(|m| m.value),
         mgmt: h.mgmt.is_some(),
         span: h.span,
+        written: Vec::new(),
+        written_at: None,
     })
 }
 
@@ -335,10 +374,11 @@ fn mgmt(
     m: &RawMgmt,
     out: &mut Vec<HostLink>,
 ) -> Option<Mgmt> {
+    let owner = m.network.as_ref().map_or(lab, |n| n.value.as_str());
     let bridge = m
         .bridge
         .as_ref()
-        .map_or(format!("br-{lab}"), |b| b.value.clone());
+        .map_or(format!("br-{owner}"), |b| b.value.clone());
     let bspan = m.bridge.as_ref().map_or(m.span, |b| b.span);
     let ok_bridge = t.host_name(sink, &bridge, bspan);
     let iface = m.iface.as_ref().map_or(DEFAULT_MGMT_IFACE, |i| &i.value);
@@ -360,7 +400,7 @@ fn mgmt(
         .map(|(n, _)| Box::new(hosts(n)) as Box<dyn Iterator<Item = IpAddr>>)
         .collect();
     for (ix, s) in settings.iter().enumerate() {
-        let Some((a4, a6, _)) = s else { continue };
+        let Some((a4, a6, at)) = s else { continue };
         let node = &l.nodes[ix].name;
         if !t.node_iface(sink, l, ix, iface, ispan) {
             continue;
@@ -388,6 +428,11 @@ fn mgmt(
                 }
             }
         }
+        let written = [a4, a6]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| addresses.iter().find(|x| x.addr() == a.addr()).copied())
+            .collect();
         let host_iface = mgmt_host_iface(lab, node, &t.host_names);
         if !t.host_name(sink, &host_iface, ispan) {
             continue;
@@ -405,9 +450,12 @@ fn mgmt(
             mtu: None,
             mgmt: true,
             span: m.span,
+            written,
+            written_at: (a4.is_some() || a6.is_some()).then_some(*at),
         });
     }
     ok_bridge.then(|| Mgmt {
+        network: None,
         ifindex: ifindex(&["ifindex", "@host", lab, &bridge], &mut t.host_ix),
         mac: free_mac(lab, "@host", &bridge, &mut t.host_mac),
         bridge,

@@ -1,0 +1,513 @@
+//! The registry of a management network several labs share (`mgmt: { network: NAME }`):
+//! `<run_dir>/mgmt/<NAME>.json`, mode 0600, never read or written through a link. It
+//! says what the network is (its bridge and the host's addresses on it), which labs are
+//! members, in the order they joined, and which addresses each holds. It is read and
+//! written only under the host lock (`HostLock`), so two `up`s never hand out one address.
+//! The bridge itself is nobody's lab: it carries the tag [`shared_tag`], and goes with
+//! the last member.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{HostContext, StateError, files};
+use crate::diag::Span;
+
+/// What a shared network is: every lab joining it must agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    pub bridge: String,
+    pub ifindex: u32,
+    /// The host's addresses on the bridge, with the subnets' prefix lengths.
+    pub host: Vec<IpNet>,
+}
+
+/// One lab on the network and the addresses its nodes hold there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub lab: String,
+    /// The lab's topology file, to name it in a mismatch.
+    pub file: String,
+    pub nodes: Vec<Held>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub node: String,
+    pub addresses: Vec<IpNet>,
+}
+
+/// The registry file's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    pub network: String,
+    #[serde(flatten)]
+    pub shape: Shape,
+    /// In the order they joined: the first made the bridge, the last removes it.
+    pub members: Vec<Member>,
+}
+
+/// What a lab asks of the network at `up`.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub network: String,
+    pub shape: Shape,
+    /// Where the lab's `mgmt:` is written.
+    pub at: Span,
+    pub lab: String,
+    pub file: String,
+    pub nodes: Vec<Want>,
+}
+
+/// A node's management link: the addresses compile gave it (one per subnet, in the
+/// subnets' order), and those the file wrote, which it keeps.
+#[derive(Debug, Clone)]
+pub struct Want {
+    pub node: String,
+    pub planned: Vec<IpNet>,
+    pub written: Vec<IpNet>,
+    pub at: Span,
+}
+
+/// A refusal at the place in the lab's file it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub at: Span,
+    pub what: String,
+}
+
+/// The alias of a shared network's bridge: the kernel's proof it is nslab's shared
+/// network `network`, not any one lab's (their interfaces carry `nslab:<lab>`).
+pub fn shared_tag(network: &str) -> String {
+    format!("nslab-mgmt:{network}")
+}
+
+/// The registry's path: `<run_dir>/mgmt/<network>.json`. The name was checked as a lab
+/// name is, so it is one path component.
+pub fn path(host: &HostContext, network: &str) -> PathBuf {
+    host.run_dir.join("mgmt").join(format!("{network}.json"))
+}
+
+/// The registry, `None` when no lab is on the network.
+pub fn read(host: &HostContext, network: &str) -> Result<Option<Registry>, StateError> {
+    let p = path(host, network);
+    files::no_link(&host.run_dir.join("mgmt"))?;
+    let text = match files::read(&p) {
+        Ok(t) => t,
+        Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StateError::Corrupt {
+            path: p,
+            line: e.line(),
+            msg: e.to_string(),
+        })
+}
+
+/// Writes the registry, or removes it when no member is left.
+pub fn write(host: &HostContext, reg: &Registry) -> Result<(), StateError> {
+    let p = path(host, &reg.network);
+    if reg.members.is_empty() {
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StateError::io(&p, e));
+            }
+            _ => {}
+        }
+        // The directory goes with the last network (another's registry keeps it).
+        let _ = std::fs::remove_dir(host.run_dir.join("mgmt"));
+        return Ok(());
+    }
+    files::ensure_root(&host.run_dir)?;
+    files::ensure_dir(&host.run_dir.join("mgmt"))?;
+    let json = serde_json::to_vec_pretty(reg).expect("a registry serializes");
+    files::replace(&p, &json)
+}
+
+/// The lab joins `reg` (or starts the network when `reg` is `None`): the network must
+/// be the shape the members agreed on, the addresses its file wrote must be free, and
+/// the others are the lowest free ones of each subnet, in node order, after the
+/// written ones. The same registry and lab always give the same addresses. A stale
+/// membership of the same lab (one killed before its `down` finished) is replaced.
+pub fn join(reg: Option<Registry>, j: &Join) -> Result<(Registry, Vec<Held>), Vec<Refusal>> {
+    let mut reg = reg.unwrap_or_else(|| Registry {
+        network: j.network.clone(),
+        shape: j.shape.clone(),
+        members: Vec::new(),
+    });
+    reg.members.retain(|m| m.lab != j.lab);
+    if reg.shape != j.shape && !reg.members.is_empty() {
+        return Err(vec![mismatch(&reg, j)]);
+    }
+    if reg.members.is_empty() {
+        reg.shape = j.shape.clone();
+    }
+    let mut used: HashSet<IpAddr> = reg.shape.host.iter().map(IpNet::addr).collect();
+    let holder = |a: IpAddr| {
+        reg.members.iter().find_map(|m| {
+            let n = m
+                .nodes
+                .iter()
+                .find(|n| n.addresses.iter().any(|x| x.addr() == a))?;
+            Some((m.lab.clone(), m.file.clone(), n.node.clone()))
+        })
+    };
+    let mut refused = Vec::new();
+    for w in &j.nodes {
+        for a in &w.written {
+            if let Some((lab, file, node)) = holder(a.addr()) {
+                refused.push(Refusal {
+                    at: w.at,
+                    what: format!(
+                        "node `{}`: mgmt address {} of network `{}` is held by node `{node}` of lab `{lab}` ({file})",
+                        w.node,
+                        a.addr(),
+                        j.network
+                    ),
+                });
+            }
+        }
+    }
+    for m in &reg.members {
+        used.extend(
+            m.nodes
+                .iter()
+                .flat_map(|n| n.addresses.iter().map(IpNet::addr)),
+        );
+    }
+    used.extend(
+        j.nodes
+            .iter()
+            .flat_map(|w| w.written.iter().map(IpNet::addr)),
+    );
+    let mut held = Vec::with_capacity(j.nodes.len());
+    for w in &j.nodes {
+        let mut addresses = Vec::with_capacity(w.planned.len());
+        for p in &w.planned {
+            if w.written.contains(p) {
+                addresses.push(*p);
+                continue;
+            }
+            match lowest_free(p, &used) {
+                Some(a) => {
+                    used.insert(a.addr());
+                    addresses.push(a);
+                }
+                None => refused.push(Refusal {
+                    at: j.at,
+                    what: format!(
+                        "network `{}`: subnet {} has no address left for node `{}` (its labs hold the rest)",
+                        j.network,
+                        p.trunc(),
+                        w.node
+                    ),
+                }),
+            }
+        }
+        held.push(Held {
+            node: w.node.clone(),
+            addresses,
+        });
+    }
+    if !refused.is_empty() {
+        return Err(refused);
+    }
+    reg.members.push(Member {
+        lab: j.lab.clone(),
+        file: j.file.clone(),
+        nodes: held.clone(),
+    });
+    Ok((reg, held))
+}
+
+/// The refusal of a lab whose `mgmt:` describes the network otherwise than its members.
+fn mismatch(reg: &Registry, j: &Join) -> Refusal {
+    let first = &reg.members[0];
+    let show = |s: &Shape| {
+        let host: Vec<String> = s.host.iter().map(|a| a.trunc().to_string()).collect();
+        format!("bridge `{}`, subnets {}", s.bridge, host.join(" "))
+    };
+    Refusal {
+        at: j.at,
+        what: format!(
+            "lab `{}` joins management network `{}` as {}, but lab `{}` ({}) made it as {}: labs on one network must agree on its subnets and bridge",
+            j.lab,
+            j.network,
+            show(&j.shape),
+            first.lab,
+            first.file,
+            show(&reg.shape)
+        ),
+    }
+}
+
+/// The lowest address of `planned`'s subnet that is neither the network's nor the
+/// subnet-router anycast nor IPv4's broadcast, and not in `used`.
+fn lowest_free(planned: &IpNet, used: &HashSet<IpAddr>) -> Option<IpNet> {
+    let net = planned.trunc();
+    let network = net.network();
+    net.hosts()
+        .filter(|a| *a != network)
+        .find(|a| !used.contains(a))
+        .and_then(|a| IpNet::new(a, net.prefix_len()).ok())
+}
+
+/// The lab leaves: `true` when it was the last member (the bridge and the registry go).
+pub fn leave(reg: &mut Registry, lab: &str) -> bool {
+    reg.members.retain(|m| m.lab != lab);
+    reg.members.is_empty()
+}
+
+/// The networks whose registries name `lab` as a member, for a `down` whose journal was
+/// lost.
+pub fn memberships(host: &HostContext, lab: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(host.run_dir.join("mgmt")) else {
+        return Vec::new();
+    };
+    let mut nets: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .filter(|n| crate::model::names::check_network_name(n).is_ok())
+        .filter(|n| {
+            read(host, n)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.members.iter().any(|m| m.lab == lab))
+        })
+        .collect();
+    nets.sort();
+    nets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn shape(bridge: &str) -> Shape {
+        Shape {
+            bridge: bridge.into(),
+            ifindex: 4000,
+            host: vec![net("172.20.20.1/24"), net("3fff:172:20:20::1/64")],
+        }
+    }
+
+    fn want(node: &str, planned: &[&str], written: &[&str]) -> Want {
+        Want {
+            node: node.into(),
+            planned: planned.iter().map(|a| net(a)).collect(),
+            written: written.iter().map(|a| net(a)).collect(),
+            at: Span::new(7, 3, 2),
+        }
+    }
+
+    fn lab(lab: &str, nodes: Vec<Want>) -> Join {
+        Join {
+            network: "clab".into(),
+            shape: shape("br-clab"),
+            at: Span::new(2, 7, 4),
+            lab: lab.into(),
+            file: format!("/labs/{lab}.yaml"),
+            nodes,
+        }
+    }
+
+    fn addrs(held: &[Held]) -> Vec<String> {
+        held.iter()
+            .flat_map(|h| h.addresses.iter().map(move |a| format!("{}={a}", h.node)))
+            .collect()
+    }
+
+    const R: [&str; 2] = ["172.20.20.2/24", "3fff:172:20:20::2/64"];
+    const S: [&str; 2] = ["172.20.20.3/24", "3fff:172:20:20::3/64"];
+
+    #[test]
+    fn the_second_lab_gets_the_addresses_after_the_first_labs() {
+        let (reg, a) = join(
+            None,
+            &lab("a", vec![want("r1", &R, &[]), want("r2", &S, &[])]),
+        )
+        .expect("the first lab joins");
+        // Alone on the network, a lab gets what compile planned.
+        assert_eq!(
+            addrs(&a),
+            [
+                "r1=172.20.20.2/24",
+                "r1=3fff:172:20:20::2/64",
+                "r2=172.20.20.3/24",
+                "r2=3fff:172:20:20::3/64"
+            ]
+        );
+        // The second lab planned the same addresses, alone; joining, it gets the next ones.
+        let (reg, b) = join(Some(reg), &lab("b", vec![want("r1", &R, &[])])).expect("joins");
+        assert_eq!(addrs(&b), ["r1=172.20.20.4/24", "r1=3fff:172:20:20::4/64"]);
+        let labs: Vec<&str> = reg.members.iter().map(|m| m.lab.as_str()).collect();
+        assert_eq!(labs, ["a", "b"]);
+        // Deterministic: the same order of `up`s gives the same addresses.
+        let (_, again) = join(Some(reg.clone()), &lab("b", vec![want("r1", &R, &[])])).unwrap();
+        assert_eq!(
+            again, b,
+            "a stale membership of b is replaced, not added to"
+        );
+        // Leaving frees the addresses; the last one out says so.
+        let mut reg = reg;
+        assert!(!leave(&mut reg, "a"));
+        let (_, c) = join(Some(reg.clone()), &lab("c", vec![want("x", &R, &[])])).unwrap();
+        assert_eq!(
+            addrs(&c)[0],
+            "x=172.20.20.2/24",
+            "a's address is free again"
+        );
+        assert!(leave(&mut reg, "b"));
+        assert!(reg.members.is_empty());
+    }
+
+    #[test]
+    fn a_written_address_another_lab_holds_is_refused_naming_both() {
+        let written = ["172.20.20.9/24", "3fff:172:20:20::2/64"];
+        let (reg, _) = join(
+            None,
+            &lab("a", vec![want("r1", &written, &["172.20.20.9/24"])]),
+        )
+        .unwrap();
+        // b writes the address a's r1 holds, and plans one a holds by allocation: only
+        // the written one is an error; the planned one moves.
+        let e = join(
+            Some(reg.clone()),
+            &lab(
+                "b",
+                vec![want(
+                    "h1",
+                    &["172.20.20.9/24", "3fff:172:20:20::2/64"],
+                    &["172.20.20.9/24"],
+                )],
+            ),
+        )
+        .expect_err("refused");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].at, Span::new(7, 3, 2));
+        for part in [
+            "node `h1`",
+            "172.20.20.9",
+            "node `r1` of lab `a`",
+            "/labs/a.yaml",
+        ] {
+            assert!(e[0].what.contains(part), "{part}: {}", e[0].what);
+        }
+        // A written address no one holds is kept, and skipped by the others' allocation.
+        let (_, b) = join(
+            Some(reg),
+            &lab(
+                "b",
+                vec![
+                    want("h1", &R, &[]),
+                    want(
+                        "h2",
+                        &["172.20.20.2/24", "3fff:172:20:20::5/64"],
+                        &["172.20.20.2/24"],
+                    ),
+                ],
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            addrs(&b),
+            [
+                "h1=172.20.20.3/24",
+                "h1=3fff:172:20:20::3/64",
+                "h2=172.20.20.2/24",
+                "h2=3fff:172:20:20::4/64"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lab_describing_the_network_otherwise_is_refused_naming_the_first() {
+        let (reg, _) = join(None, &lab("a", vec![want("r1", &R, &[])])).unwrap();
+        let mut other = lab("b", vec![]);
+        other.shape.host = vec![net("172.20.30.1/24")];
+        let e = join(Some(reg.clone()), &other).expect_err("refused");
+        assert_eq!(e[0].at, Span::new(2, 7, 4));
+        for part in [
+            "lab `b`",
+            "lab `a` (/labs/a.yaml)",
+            "172.20.30.0/24",
+            "172.20.20.0/24",
+            "agree",
+        ] {
+            assert!(e[0].what.contains(part), "{part}: {}", e[0].what);
+        }
+        let mut other = lab("b", vec![]);
+        other.shape.bridge = "br-other".into();
+        assert!(join(Some(reg.clone()), &other).is_err());
+        // Once its members are gone, the network may come back otherwise.
+        let mut reg = reg;
+        leave(&mut reg, "a");
+        let mut other = lab("b", vec![]);
+        other.shape.bridge = "br-other".into();
+        assert_eq!(join(Some(reg), &other).unwrap().0.shape.bridge, "br-other");
+    }
+
+    #[test]
+    fn a_full_subnet_is_an_error_at_the_labs_mgmt() {
+        let mut j = lab(
+            "a",
+            vec![
+                want("r1", &["10.9.0.2/30"], &[]),
+                want("r2", &["10.9.0.2/30"], &[]),
+            ],
+        );
+        j.shape.host = vec![net("10.9.0.1/30")];
+        let e = join(None, &j).expect_err("a /30 holds the host and one node");
+        assert!(e[0].what.contains("no address left for node `r2`"), "{e:?}");
+    }
+
+    #[test]
+    fn the_registry_file_is_the_owners_alone_never_through_a_link_and_goes_with_the_last() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = std::env::temp_dir().join(format!("nslab-mgmtnet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let host = HostContext {
+            run_dir: dir.clone(),
+            netns_dir: "/nonexistent".into(),
+            privileged: false,
+            host: None,
+        };
+        assert_eq!(read(&host, "clab").unwrap(), None);
+        let (reg, _) = join(None, &lab("a", vec![want("r1", &R, &[])])).unwrap();
+        write(&host, &reg).unwrap();
+        let p = path(&host, "clab");
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(read(&host, "clab").unwrap(), Some(reg.clone()));
+        assert_eq!(memberships(&host, "a"), ["clab"]);
+        assert!(memberships(&host, "b").is_empty());
+        // A link planted as the registry is refused, never followed.
+        std::fs::remove_file(&p).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "{}").unwrap();
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        assert!(matches!(read(&host, "clab"), Err(StateError::Link(_))));
+        std::fs::remove_file(&p).unwrap();
+        write(&host, &reg).unwrap();
+        let mut reg = reg;
+        assert!(leave(&mut reg, "a"));
+        write(&host, &reg).unwrap();
+        assert!(!p.exists(), "the last member out removes the registry");
+        assert!(!dir.join("mgmt").exists(), "and its directory, now empty");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "{}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

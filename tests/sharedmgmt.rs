@@ -1,0 +1,519 @@
+//! A management network shared by several labs (`mgmt: { network: NAME }`).
+//! Compile tests (no root): the language, the bridge every lab plans alike, the plan's
+//! join and leave, located errors. Privileged tests: two labs up at once on one network
+//! reach each other's nodes and the host reaches both; each `down` leaves the others
+//! working and the last removes the bridge and the registry; a mismatch or a held
+//! address is refused naming both labs; a lab killed mid-`up` and then `down`ed leaves
+//! the network consistent for the others.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nslab::plan::{Op, Undo};
+use support::*;
+
+const NET: &str =
+    "mgmt: { network: smnet, subnet: 172.31.236.0/24, subnet6: \"fd7e:1ab:236::/64\" }\n";
+
+fn registry() -> std::path::PathBuf {
+    Path::new("/run/nslab/mgmt/smnet.json").to_path_buf()
+}
+
+#[test]
+fn labs_on_one_network_plan_the_same_bridge_and_join_it_instead_of_making_it() {
+    let a = ok(&format!(
+        "name: sm-a\n{NET}nodes: {{ r1: {{}}, r2: {{}} }}\n"
+    ));
+    let b = ok(&format!(
+        "name: sm-bee\n{NET}nodes: {{ h1: {{}} }}\nlinks: [[h1:eth1, \"host:sm-bee-x\"]]\n"
+    ));
+    let (ma, mb) = (a.mgmt.as_ref().unwrap(), b.mgmt.as_ref().unwrap());
+    assert_eq!(ma.network.as_deref(), Some("smnet"));
+    assert_eq!(
+        ma.bridge, "br-smnet",
+        "a shared network's bridge is named for it"
+    );
+    // Numbered from the network's name alone, whatever else each lab has on the host.
+    assert_eq!((ma.ifindex, ma.mac), (mb.ifindex, mb.mac));
+    let p = nslab::plan::plan(&a);
+    let host: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|s| s.op.netns() == "@host")
+        .map(|s| s.op.name())
+        .collect();
+    assert_eq!(host[0], "join-mgmt", "{host:?}");
+    assert!(!host.contains(&"create-bridge"), "{host:?}");
+    // The ports are the lab's own, on the network's bridge.
+    for s in &p.steps {
+        if let Op::CreateLink(l) = &s.op
+            && *l.netns == *"@host"
+        {
+            assert_eq!(l.master, Some(ma.ifindex), "{}", l.name);
+        }
+    }
+    // Leaving is the lab's last undo on the host, after its ports.
+    let t = p.teardown();
+    let last = t.netlink.last().expect("host undos");
+    assert!(
+        matches!(last, Undo::LeaveMgmt { network, .. } if network == "smnet"),
+        "{last:?}"
+    );
+    let text = nslab::plan::teardown_text(&p);
+    assert!(text.contains("leave-mgmt     smnet"), "{text}");
+    // The stored plan reads back.
+    let back: nslab::plan::Plan = serde_json::from_str(&p.to_json()).unwrap();
+    assert_eq!(back.to_json(), p.to_json());
+}
+
+#[test]
+fn a_bad_network_name_is_a_located_error() {
+    for (name, why) in [
+        ("Big", "holds `B`"),
+        ("a-network-too-long", "the limit is 12"),
+        ("../x", "holds `.`"),
+    ] {
+        let e = err(&format!(
+            "name: sm-bad\nmgmt: {{ network: \"{name}\", subnet: 172.31.236.0/24 }}\nnodes: {{ r1: {{}} }}\n"
+        ));
+        assert!(e.contains("t.yaml:2:18"), "{e}");
+        assert!(e.contains("`mgmt.network`: network name"), "{e}");
+        assert!(e.contains(why), "{e}");
+    }
+}
+
+/// Whether `to` answers an ICMP echo sent from `netns` (`@host` for the host's own),
+/// with nslab's own prober: the test needs no `ping` binary.
+fn reaches(netns: &str, to: &str) -> bool {
+    use nslab::probe::icmp::{PingResult, ping_many};
+    let rt = nslab::apply::tokio_runtime().unwrap();
+    rt.block_on(async {
+        let host = nslab::state::HostContext::from_env();
+        let k =
+            nslab::apply::netlink::NetlinkKernel::new(&host, tokio::runtime::Handle::current(), 1)
+                .unwrap();
+        let got = ping_many(
+            &k,
+            &netns.into(),
+            &[to.parse().unwrap()],
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_millis(200),
+        )
+        .await
+        .unwrap();
+        matches!(got[0], PingResult::Reply(_))
+    })
+}
+
+fn host_ping(to: &str) -> bool {
+    reaches("@host", to)
+}
+
+/// From `node` of `lab`.
+fn node_ping(lab: &Lab, node: &str, to: &str) -> bool {
+    reaches(&format!("nslab.{}.{node}", lab.name), to)
+}
+
+fn members() -> Vec<String> {
+    let text = std::fs::read_to_string(registry()).unwrap_or_default();
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["lab"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn bridge_alias() -> Option<String> {
+    std::fs::read_to_string("/sys/class/net/br-smnet/ifalias")
+        .ok()
+        .map(|a| a.trim().to_string())
+}
+
+fn lab_a() -> Lab {
+    Lab::new(
+        "sm-a",
+        &format!("{NET}nodes: {{ a1: {{}}, a2: {{}} }}\nlinks: [[a1:eth1, a2:eth1]]\n"),
+    )
+}
+
+fn lab_b() -> Lab {
+    Lab::new("sm-b", &format!("{NET}nodes: {{ b1: {{}} }}\n"))
+}
+
+#[test]
+fn two_labs_on_one_network_reach_each_other_and_the_last_down_removes_it() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    // Both planned .2 for their first node alone; the registry gave b the next free one.
+    let addr = |lab: &Lab, node: &str| {
+        let o = lab.exec(node, &["ip", "-o", "-4", "addr", "show", "mgmt0"]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(
+        addr(&a, "a1").contains("172.31.236.2/24"),
+        "{}",
+        addr(&a, "a1")
+    );
+    assert!(
+        addr(&a, "a2").contains("172.31.236.3/24"),
+        "{}",
+        addr(&a, "a2")
+    );
+    assert!(
+        addr(&b, "b1").contains("172.31.236.4/24"),
+        "{}",
+        addr(&b, "b1")
+    );
+    // Nodes of one lab reach the other's, both ways, over IPv4 and IPv6.
+    assert!(node_ping(&a, "a1", "172.31.236.4"), "a1 cannot reach b1");
+    assert!(node_ping(&b, "b1", "172.31.236.3"), "b1 cannot reach a2");
+    assert!(
+        node_ping(&b, "b1", "fd7e:1ab:236::2"),
+        "b1 cannot reach a1 over IPv6"
+    );
+    for to in ["172.31.236.2", "172.31.236.4", "fd7e:1ab:236::4"] {
+        assert!(host_ping(to), "the host cannot reach {to}");
+    }
+    assert_eq!(members(), ["sm-a", "sm-b"]);
+    assert_eq!(std::fs::metadata(registry()).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    // The ports are each lab's own.
+    let port = std::fs::read_to_string("/sys/class/net/sm-b-b1/ifalias").unwrap();
+    assert_eq!(port.trim(), "nslab:sm-b");
+    // The first lab goes: the second keeps the network.
+    a.down();
+    assert_eq!(members(), ["sm-b"]);
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(
+        host_ping("172.31.236.4"),
+        "b1 lost the network with a's down"
+    );
+    assert!(!Path::new("/sys/class/net/sm-a-a1").exists());
+    // The last lab goes: the bridge and the registry with it.
+    b.down();
+    assert!(bridge_alias().is_none(), "the bridge outlived its last lab");
+    assert!(!registry().exists(), "the registry outlived its last lab");
+    assert!(
+        !Path::new("/run/nslab/mgmt").exists(),
+        "the registry directory outlived it"
+    );
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
+
+#[test]
+fn a_lab_at_odds_with_the_network_or_its_addresses_is_refused_naming_both() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    let other = Lab::new(
+        "sm-odd",
+        "mgmt: { network: smnet, subnet: 172.31.237.0/24 }\nnodes: { o1: {} }\n",
+    );
+    let o = other.up_fails(&[
+        "sm-odd.yaml:2:7",
+        "lab `sm-a`",
+        "sm-a.yaml",
+        "172.31.237.0/24",
+        "agree",
+        "nothing was made",
+    ]);
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    let held = Lab::new(
+        "sm-held",
+        &format!("{NET}nodes: {{ h1: {{ mgmt: {{ address: 172.31.236.3 }} }} }}\n"),
+    );
+    held.up_fails(&[
+        "sm-held.yaml:3:",
+        "node `h1`",
+        "172.31.236.3",
+        "node `a2` of lab `sm-a`",
+    ]);
+    assert_eq!(members(), ["sm-a"], "a refused lab is no member");
+    a.down();
+    assert_same_host(&before, &host_snapshot(), "after the refusals and down");
+}
+
+#[test]
+fn a_lab_killed_mid_up_then_downed_leaves_the_network_to_the_others() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    let b = lab_b();
+    let mut child = nslab()
+        .arg("up")
+        .arg(&b.file)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the registry has it (its addresses taken, its journal saying so).
+    wait_for("sm-b to join the registry", || members().len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    b.down();
+    assert_eq!(members(), ["sm-a"]);
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(
+        node_ping(&a, "a1", "172.31.236.3"),
+        "a lost its network with b's down"
+    );
+    assert!(host_ping("172.31.236.2"));
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "after the killed up and both downs",
+    );
+}
+
+#[test]
+fn apply_keeps_the_addresses_a_lab_holds_and_refuses_to_add_a_node_to_the_network() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    let apply = |yaml: String| {
+        std::fs::write(&b.file, format!("name: sm-b\n{yaml}")).unwrap();
+        nslab().arg("apply").arg(&b.file).output().unwrap()
+    };
+    // A change beside the network: b1 keeps 172.31.236.4, which compile alone would
+    // have made .2 (held by a1).
+    let o = apply(format!(
+        "{NET}nodes: {{ b1: {{}}, b2: {{ mgmt: false }} }}\nlinks: [[b1:eth1, b2:eth1]]\n"
+    ));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("172.31.236.2"), "{}", text(&o));
+    assert!(host_ping("172.31.236.4"), "b1 lost its address");
+    // A node new to the network needs an address taken as `up` takes them: refused.
+    let o = apply(format!("{NET}nodes: {{ b1: {{}}, b3: {{}} }}\n"));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("does not add node `b3` to shared management network `smnet`"),
+        "{}",
+        text(&o)
+    );
+    assert!(host_ping("172.31.236.4"));
+    // Leaving the network, or joining another, is refused the same way.
+    for (file, what) in [
+        ("nodes: { b1: {} }\n".to_string(), "leave"),
+        (
+            NET.replace("smnet", "smnet2") + "nodes: { b1: {} }\n",
+            "join",
+        ),
+    ] {
+        let o = apply(file);
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", text(&o));
+        assert!(
+            text(&o).contains("bring lab `sm-b` down and up"),
+            "{what}: {}",
+            text(&o)
+        );
+    }
+    assert!(host_ping("172.31.236.4"));
+    assert_eq!(members(), ["sm-a", "sm-b"]);
+    b.down();
+    a.down();
+    assert_same_host(&before, &host_snapshot(), "after the applies and downs");
+}
+
+/// A containerlab file that names its management network but no `mgmt.network`.
+fn clab_file(lab: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("nslab-tests-sharedmgmt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{lab}.clab.yml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name: {lab}\nmgmt:\n  ipv4-subnet: 172.31.235.0/24\n  ipv6-subnet: fd7e:1ab:235::/64\ntopology:\n  nodes:\n    n1: {{ kind: linux, image: debian:bookworm }}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn containerlab_files_share_the_default_network_clab() {
+    let c = nslab::compile_file(&clab_file("smc-a")).unwrap();
+    let m = c.topology.mgmt.as_ref().unwrap();
+    assert_eq!(m.network.as_deref(), Some("clab"));
+    assert_eq!(m.bridge, "br-clab");
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (fa, fb) = (clab_file("smc-a"), clab_file("smc-b"));
+    for f in [&fa, &fb] {
+        let o = nslab().arg("up").arg(f).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // Two imported labs side by side: each n1 on eth0, .2 and .3 in the order of `up`s.
+    assert!(
+        reaches("nslab.smc-a.n1", "172.31.235.3"),
+        "smc-a's n1 cannot reach smc-b's"
+    );
+    assert!(
+        reaches("nslab.smc-b.n1", "fd7e:1ab:235::2"),
+        "smc-b's n1 cannot reach smc-a's"
+    );
+    assert!(host_ping("172.31.235.2") && host_ping("172.31.235.3"));
+    for lab in ["smc-a", "smc-b"] {
+        let o = nslab().args(["down", lab]).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    assert!(!Path::new("/sys/class/net/br-clab").exists());
+    assert!(!Path::new("/run/nslab/mgmt/clab.json").exists());
+    assert_same_host(&before, &host_snapshot(), "after both containerlab labs");
+    let _ = std::fs::remove_file(fa);
+    let _ = std::fs::remove_file(fb);
+}
+
+#[test]
+fn a_down_without_its_journal_still_leaves_the_network() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    std::fs::remove_file("/run/nslab/sm-b.journal").unwrap();
+    let o = nslab().args(["down", "sm-b"]).output().unwrap();
+    assert!(text(&o).contains("swept by name"), "{}", text(&o));
+    assert_eq!(members(), ["sm-a"], "{}", text(&o));
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(
+        host_ping("172.31.236.2"),
+        "a lost its network with b's down"
+    );
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
+
+#[test]
+fn a_failed_up_rolls_back_its_membership_and_ports_only() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    // The last step fails, after b joined the network and made its port.
+    let last = nslab::plan::plan(&b.topology()).steps.len() - 1;
+    let o = nslab()
+        .arg("up")
+        .arg(&b.file)
+        .env("NSLAB_TEST_FAIL_AT_STEP", last.to_string())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!b.is_up());
+    assert_eq!(members(), ["sm-a"], "{}", text(&o));
+    assert!(!Path::new("/sys/class/net/sm-b-b1").exists());
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(
+        host_ping("172.31.236.3"),
+        "a lost its network with b's rollback"
+    );
+    a.down();
+    assert_same_host(&before, &host_snapshot(), "after the rollback and down");
+}
+
+#[test]
+fn two_ups_at_once_hand_out_no_address_twice() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    let spawn = |lab: &Lab| nslab().arg("up").arg(&lab.file).output();
+    let (oa, ob) = std::thread::scope(|s| {
+        let ta = s.spawn(|| spawn(&a).unwrap());
+        let tb = s.spawn(|| spawn(&b).unwrap());
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(
+        oa.status.success() && ob.status.success(),
+        "{}{}",
+        text(&oa),
+        text(&ob)
+    );
+    let mut held: Vec<String> = [(&a, "a1"), (&a, "a2"), (&b, "b1")]
+        .iter()
+        .map(|(lab, node)| {
+            let o = lab.exec(node, &["ip", "-o", "-4", "addr", "show", "mgmt0"]);
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            out.split_whitespace()
+                .nth(3)
+                .unwrap_or_else(|| panic!("{node}: {out}"))
+                .to_string()
+        })
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        ["172.31.236.2/24", "172.31.236.3/24", "172.31.236.4/24"]
+    );
+    assert!(node_ping(&b, "b1", "172.31.236.2") && node_ping(&a, "a1", "172.31.236.4"));
+    b.down();
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
+
+#[test]
+fn a_host_bridge_of_the_networks_name_without_its_tag_is_never_joined() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .expect("ip runs")
+    };
+    assert!(ip(&["link", "add", "br-smnet", "type", "bridge"]).success());
+    let before = host_snapshot();
+    let a = lab_a();
+    let o = a.up_fails(&[
+        "host interface `br-smnet`",
+        "not shared management network `smnet`'s",
+    ]);
+    let after = host_snapshot();
+    ip(&["link", "del", "br-smnet"]);
+    assert_same_host(&before, &after, "after the refused up");
+    assert!(!registry().exists(), "{}", text(&o));
+}
