@@ -233,15 +233,20 @@ fn page(
 mod tests {
     use super::*;
 
-    /// The status line of the answer to `request`, from a server with no lab up.
-    fn status_of(request: &str) -> String {
+    /// A host whose run directory holds no lab (and is never made).
+    fn no_lab_host() -> crate::state::HostContext {
         let dir = std::env::temp_dir().join(format!("nslab-serve-{}", std::process::id()));
-        let host = crate::state::HostContext {
+        crate::state::HostContext {
             run_dir: dir.join("run"),
             netns_dir: dir.join("netns"),
             privileged: false,
             host: None,
-        };
+        }
+    }
+
+    /// The status line of the answer to `request`, from a server with no lab up.
+    fn status_of(request: &str) -> String {
+        let host = no_lab_host();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let local = listener.local_addr().unwrap();
         let request = request.replace("PORT", &local.port().to_string());
@@ -274,13 +279,7 @@ mod tests {
 
     /// A server on a free loopback port, serving from a thread for the test's life.
     fn server() -> SocketAddr {
-        let dir = std::env::temp_dir().join(format!("nslab-serve-{}", std::process::id()));
-        let host = crate::state::HostContext {
-            run_dir: dir.join("run"),
-            netns_dir: dir.join("netns"),
-            privileged: false,
-            host: None,
-        };
+        let host = no_lab_host();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let local = listener.local_addr().unwrap();
         std::thread::spawn(move || serve(&host, "nolab", listener));
