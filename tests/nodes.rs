@@ -553,16 +553,17 @@ fn an_init_killed_before_it_is_ready_is_reported_for_its_node() {
         return;
     }
     let _h = shared();
-    // 64 KiB cannot hold the pages the init copies as it starts: the kernel kills it in
+    // 16 KiB cannot hold the pages the init copies as it starts: the kernel kills it in
     // its cgroup before it can say `ready`. nslab must say so for this node, at once
-    // (not after its 30 s wait), and roll the lab back.
+    // (not after its 30 s wait), and roll the lab back. (A release build's init fits in
+    // 64 KiB, which this test used before.)
     let lab = Lab::new(
         "it-initdie",
         r#"
 nodes:
   a: {}
   b:
-    limits: { memory: 64K }
+    limits: { memory: 16K }
 "#,
     );
     // Made by the fork server, the init's end is told with its signal ("the node's init
