@@ -10,8 +10,9 @@
 //! once the wiring had run out of ready steps. An init's start is mostly work in other
 //! processes (the fork server, the init's mounts), the wiring is netlink work in
 //! nslab's threads: side by side they keep both CPUs busier. Two, because more slowed
-//! the wiring more than it gained (1, 2, 4 and 7 measured at 1,000 nodes; see README,
-//! Performance). Past those two, node-lane steps take free slots by id like the rest.
+//! the wiring more than it gained (1, 2, 4 and 7 measured at 1,000 nodes; see
+//! docs/performance.md, "Node starts beside the wiring"). Past those two, node-lane
+//! steps take free slots by id like the rest.
 //! The order stays deterministic: the same plan and the same completion order start
 //! the same steps.
 //!
