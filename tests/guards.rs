@@ -973,3 +973,48 @@ fn down_from_other_namespaces_stops_no_process_outside_the_node() {
     assert!(!stray_left, "the node's stray outlived down");
     assert!(!lab.is_up());
 }
+
+#[test]
+fn an_untagged_management_port_is_never_deleted_by_down_even_when_its_namespace_stays() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "gx-untag",
+        "mgmt: { subnet: 172.31.234.0/24 }\nnodes: { n1: {}, n2: {} }\n",
+    );
+    lab.up();
+    // n1's port without its tag, and n1's namespace held open by a process outside the
+    // lab: when `down` deletes the namespace's name, the kernel cannot take the port
+    // with it, so only nslab could delete it, and it must not.
+    ip(&["link", "set", "gx-untag-n1", "alias", ""]);
+    let ns = std::fs::File::open("/run/netns/nslab.gx-untag.n1").unwrap();
+    let mut holder = std::process::Command::new("sleep")
+        .arg("600")
+        .stdin(std::process::Stdio::from(ns))
+        .spawn()
+        .unwrap();
+    let o = nslab().args(["down", "gx-untag"]).output().unwrap();
+    let out = text(&o);
+    let port_left = ifindex_of("gx-untag-n1").is_some();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("delete link gx-untag-n1 in @host: host interface `gx-untag-n1`")
+            && out.contains("without the lab's tag `nslab:gx-untag`"),
+        "{out}"
+    );
+    assert!(port_left, "the untagged port was deleted: {out}");
+    // The tagged port and the bridge went, and the lab is down.
+    assert!(ifindex_of("gx-untag-n2").is_none());
+    assert!(ifindex_of("br-gx-untag").is_none());
+    assert!(!lab.is_up());
+    // Let go, the namespace is freed and the kernel takes the pair.
+    wait_for("the untagged port to go with its namespace", || {
+        ifindex_of("gx-untag-n1").is_none()
+    });
+    assert_same_host(&before, &host_snapshot(), "an untagged management port");
+}

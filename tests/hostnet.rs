@@ -641,3 +641,82 @@ links:
         "{e}"
     );
 }
+
+/// Whether the host has an interface called `name`.
+fn on_host(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{name}")).exists()
+}
+
+#[test]
+fn down_deletes_a_host_end_whose_namespace_another_process_holds_open() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_net();
+    let lab = Lab::new(
+        "hn-held",
+        "mgmt: { subnet: 172.31.238.0/24 }\nnodes: { n1: {}, n2: {} }\nlinks:\n  - endpoints: [n2:eth1, { host: hn-held-up }]\n",
+    );
+    lab.up();
+    let ends = ["hn-held-n1", "hn-held-n2", "hn-held-up", "br-hn-held"];
+    assert!(ends.iter().all(|e| on_host(e)), "{}", host_net());
+    // A process outside the lab (in the host's namespaces, so the sweep of the lab's
+    // namespaces leaves it) holds n1's namespace by a descriptor: the kernel cannot free
+    // it when `down` deletes its name, nor the host end of its veth with it.
+    let ns = std::fs::File::open("/run/netns/nslab.hn-held.n1").unwrap();
+    let mut holder = Command::new("sleep")
+        .arg("600")
+        .stdin(std::process::Stdio::from(ns))
+        .spawn()
+        .unwrap();
+    let o = nslab().args(["down", "hn-held"]).output().unwrap();
+    let out = text(&o);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(o.status.success(), "{out}");
+    // n1's end is deleted by `down` itself, after waiting for it; the others went with
+    // their namespaces; the bridge after its ports.
+    assert!(
+        out.contains("1 host end still on the host after its namespace was deleted"),
+        "{out}"
+    );
+    for e in ends {
+        assert!(!on_host(e), "{e} is still on the host:\n{}", host_net());
+    }
+    assert!(!lab.is_up());
+    assert_same_host(&before, &host_net(), "after down");
+}
+
+#[test]
+fn down_leaves_host_ends_to_their_namespaces_and_returns_once_they_are_gone() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_net();
+    let lab = Lab::new(
+        "hn-gone",
+        "mgmt: { subnet: 172.31.239.0/24 }\nnodes: { n1: {}, n2: {}, n3: {} }\nlinks:\n  - endpoints: [n3:eth1, { host: hn-gone-up }]\n",
+    );
+    lab.up();
+    let o = nslab().args(["down", "hn-gone"]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    // None needed deleting one by one, and none is left when `down` returns.
+    assert!(!out.contains("still on the host"), "{out}");
+    for e in [
+        "hn-gone-n1",
+        "hn-gone-n2",
+        "hn-gone-n3",
+        "hn-gone-up",
+        "br-hn-gone",
+    ] {
+        assert!(!on_host(e), "{e} is still on the host:\n{}", host_net());
+    }
+    assert_same_host(&before, &host_net(), "after down");
+    // The names are free at once: the same lab comes up again.
+    lab.up();
+    lab.down();
+    assert_same_host(&before, &host_net(), "after the second down");
+}

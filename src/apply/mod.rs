@@ -6,6 +6,7 @@
 pub mod devices;
 pub mod error;
 pub mod executor;
+mod hostends;
 mod hostnet;
 pub mod inspect;
 pub mod kernel;
@@ -22,7 +23,7 @@ mod strays;
 pub mod tc;
 mod teardown;
 
-use teardown::{finish, remove_rest, undo_inside};
+use teardown::{finish, remove_rest, undo_later, undo_netlink};
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -486,22 +487,42 @@ pub fn down_with(
     let mut errors = nodes::stop_nodes(host, lab, &teardown.node_names());
     // Objects that outlive their namespace's deletion need netlink; most labs have none,
     // and then no runtime or netlink socket is started at all.
-    if !teardown.netlink.is_empty() {
+    let mut later = teardown::Later::default();
+    let netlink = if teardown.netlink.is_empty() {
+        None
+    } else {
         let rt = tokio_runtime().map_err(|e| ApplyError::Host {
             lab: lab.to_string(),
             source: e,
         })?;
-        errors.extend(rt.block_on(async {
-            match NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1) {
-                Ok(kernel) => {
-                    undo_inside(&kernel.for_lab(lab), &teardown.netlink, &mut refused).await
-                }
-                Err(e) => vec![format!("cannot open netlink: {e}")],
+        let kernel = rt.block_on(async {
+            NetlinkKernel::new(host, tokio::runtime::Handle::current(), 1).map(|k| k.for_lab(lab))
+        });
+        match kernel {
+            Ok(kernel) => {
+                let (e, l) = rt.block_on(undo_netlink(&kernel, lab, &teardown, &mut refused));
+                errors.extend(e);
+                later = l;
+                Some((rt, kernel))
             }
-        }));
-    }
+            Err(e) => {
+                errors.push(format!("cannot open netlink: {e}"));
+                None
+            }
+        }
+    };
     let (rest, held) = remove_rest(host, lab, &teardown, progress);
     errors.extend(rest);
+    // Host ends left to the namespaces' deletion: the namespaces go now, and `down`
+    // returns only once the host ends have gone with them (the next `up` reuses names).
+    let held = match netlink {
+        Some((rt, kernel)) => {
+            let (e, held) = rt.block_on(undo_later(&kernel, lab, later, held, &mut refused));
+            errors.extend(e);
+            held
+        }
+        None => Some(held),
+    };
     // Host sysctls raised for the lab on request go back once the lab is gone.
     if errors.is_empty() {
         let proc_sys = std::path::Path::new(crate::state::sysctls::PROC_SYS);
@@ -561,10 +582,14 @@ async fn rollback(
     let (teardown, mut refused) = teardown::from_journal(dir)?;
     let node_names = teardown.node_names();
     let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &node_names));
-    errors.extend(undo_inside(kernel, &teardown.netlink, &mut refused).await);
+    let (e, later) = undo_netlink(kernel, lab, &teardown, &mut refused).await;
+    errors.extend(e);
     kernel.close_all();
     let (rest, held) = tokio::task::block_in_place(|| remove_rest(host, lab, &teardown, progress));
     errors.extend(rest);
+    let (e, held) = undo_later(kernel, lab, later, held, &mut refused).await;
+    errors.extend(e);
+    kernel.close_all();
     progress::finish(progress);
     finish(host, lab, dir, errors, refused)?;
     drop(held);

@@ -160,6 +160,18 @@ impl NetlinkKernel {
         Ok(self.connect_in(Name::from(HOME), fd).await?.handle)
     }
 
+    /// Sends every namespace thread back to nslab's own namespace: a thread left in a
+    /// namespace the teardown deleted would keep the kernel from freeing it.
+    pub async fn leave_namespaces(&self) -> Result<(), KernelError> {
+        let home = Arc::new(OwnedFd::from(
+            std::fs::File::open("/proc/self/ns/net").map_err(KernelError::Io)?,
+        ));
+        self.threads
+            .on_each(move || netns::enter(&home))
+            .await
+            .map_err(KernelError::Io)
+    }
+
     /// Drops every handle this kernel holds (their connection tasks end with them).
     pub fn close_all(&self) {
         if let Ok(mut open) = self.open.lock() {

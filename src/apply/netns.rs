@@ -301,6 +301,29 @@ impl NsThreads {
     }
 }
 
+impl NsThreads {
+    /// Runs `f` once on every thread (each waits for the others, so none runs it twice).
+    pub async fn on_each(
+        &self,
+        f: impl Fn() -> io::Result<()> + Send + Sync + 'static,
+    ) -> io::Result<()> {
+        let n = self.threads.lock().map(|t| t.len()).unwrap_or(0);
+        let (f, barrier) = (Arc::new(f), Arc::new(std::sync::Barrier::new(n)));
+        let runs = (0..n).map(|_| {
+            let (f, barrier) = (f.clone(), barrier.clone());
+            self.run(move || {
+                let r = f();
+                barrier.wait();
+                r
+            })
+        });
+        for r in futures_util::future::join_all(runs).await {
+            r?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for NsThreads {
     fn drop(&mut self) {
         if let Ok(mut tx) = self.tx.lock() {

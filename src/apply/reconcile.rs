@@ -12,7 +12,7 @@ use super::error::{self, ApplyError, KernelError};
 use super::executor::{self, Cancel, ExecError};
 use super::kernel::Kernel;
 use super::netlink::NetlinkKernel;
-use super::teardown::{remove_rest, undo_inside};
+use super::teardown::{remove_rest, undo_later, undo_netlink};
 use super::{UpOptions, UpReport, nodes, now, progress};
 use crate::model::Topology;
 use crate::plan::diff::{self, Diff};
@@ -473,11 +473,17 @@ async fn remove(
     let names = t.node_names();
     let host = kernel.host();
     let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &names));
-    errors.extend(undo_inside(kernel, &t.netlink, refused).await);
+    let (e, later) = undo_netlink(kernel, lab, &t, refused).await;
+    errors.extend(e);
     // Namespaces may be made again under the same names: no handle to an old one stays.
     kernel.close_all();
     let (rest, held) = tokio::task::block_in_place(|| remove_rest(host, lab, &t, progress));
     errors.extend(rest);
+    // The removed nodes' host ends go with their namespaces; waited for, so an `apply`
+    // that makes them again finds their names free.
+    let (e, held) = undo_later(kernel, lab, later, held, refused).await;
+    errors.extend(e);
+    kernel.close_all();
     drop(held);
     if errors.is_empty() {
         Ok(())

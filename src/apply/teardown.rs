@@ -7,6 +7,7 @@ use super::error::{self, ApplyError};
 use super::kernel::Kernel;
 use super::netlink::NetlinkKernel;
 use super::netns;
+use crate::model::hostnet::HOST_NETNS;
 use crate::plan::{Name, Teardown, Undo};
 use crate::state::{HostContext, LabDir};
 
@@ -183,6 +184,93 @@ pub async fn undo_inside(
         }
     }
     errors
+}
+
+/// What of the netlink phase waits for the namespaces' deletion (see `hostends`).
+#[derive(Default)]
+pub struct Later {
+    ends: Vec<Undo>,
+    after: Vec<Undo>,
+}
+
+impl Later {
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty() && self.after.is_empty()
+    }
+}
+
+/// The netlink phase: every object undone now, except the host ends the namespaces'
+/// deletion takes with them and what must outlive those (see `hostends::split`). If the
+/// kernel cannot be asked which those are, everything is undone now, as before.
+pub async fn undo_netlink(
+    kernel: &NetlinkKernel,
+    lab: &str,
+    s: &Teardown,
+    refused: &mut Vec<String>,
+) -> (Vec<String>, Later) {
+    let host = kernel.host().clone();
+    let split = match kernel.handle(&Name::from(HOST_NETNS)).await {
+        Ok(h) => super::hostends::split(&h, &host, lab, s.netlink.clone(), &s.netns_names())
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let split = split.unwrap_or_else(|| super::hostends::Split {
+        now: s.netlink.clone(),
+        ..Default::default()
+    });
+    let errors = undo_inside(kernel, &split.now, refused).await;
+    let later = Later {
+        ends: split.ends,
+        after: split.after,
+    };
+    (errors, later)
+}
+
+/// Once the namespaces are deleted (`remove_rest`): lets go of them, waits for the kernel
+/// to take the host ends with them, deletes itself any still there (a namespace held
+/// open by something else), then undoes what waited for them. With nothing waiting, the
+/// namespaces come back still held, for the caller to let go after its bookkeeping.
+pub async fn undo_later(
+    kernel: &NetlinkKernel,
+    lab: &str,
+    later: Later,
+    held: netns::Held,
+    refused: &mut Vec<String>,
+) -> (Vec<String>, Option<netns::Held>) {
+    if later.is_empty() {
+        return (Vec::new(), Some(held));
+    }
+    let mut errors = Vec::new();
+    drop(held);
+    if let Err(e) = kernel.leave_namespaces().await {
+        errors.push(format!("lab {lab}: leave its deleted namespaces: {e}"));
+    }
+    let left = match kernel.handle(&Name::from(HOST_NETNS)).await {
+        Ok(h) => super::hostends::wait_gone(&h, later.ends.clone()).await,
+        Err(e) => Err(e),
+    };
+    let left = left.unwrap_or_else(|e| {
+        errors.push(format!(
+            "wait for the host ends of lab {lab}'s deleted namespaces: {e}"
+        ));
+        later.ends
+    });
+    if !left.is_empty() {
+        crate::errln!(
+            "nslab: lab `{lab}`: {} still on the host after {} deleted (held open by another process?): deleting {}",
+            crate::words::count(left.len(), "host end"),
+            if left.len() == 1 {
+                "its namespace was"
+            } else {
+                "their namespaces were"
+            },
+            if left.len() == 1 { "it" } else { "them" },
+        );
+    }
+    errors.extend(undo_inside(kernel, &left, refused).await);
+    errors.extend(undo_inside(kernel, &later.after, refused).await);
+    (errors, None)
 }
 
 /// Deletes namespaces one after the other, holding each first, in creation order: the
