@@ -61,8 +61,17 @@ fn write(lab: &Lab, yaml: &str) {
     std::fs::write(&lab.file, format!("name: {}\n{yaml}", lab.name)).unwrap();
 }
 
+/// The kernel's state of the lab, then the files in its node directory (pid files and
+/// control sockets: a removed node's must go with its init).
 fn dump(lab: &Lab) -> String {
-    serde_json::to_string_pretty(&settled_dump(&lab.name)).unwrap()
+    let kernel = serde_json::to_string_pretty(&settled_dump(&lab.name)).unwrap();
+    let dir = format!("/run/nslab/{}.nodes", lab.name);
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    format!("{kernel}\n{dir}:\n{}", files.join("\n"))
 }
 
 /// The lab as a fresh `up` of `yaml` has it.

@@ -581,6 +581,26 @@ fn wait_exit(running: Vec<InitHandle>, deadline: Instant) -> Vec<InitHandle> {
     crate::sys::pidfd::wait_exit(running, deadline, |p| p.fd.as_fd())
 }
 
+/// Removes the pid files and control sockets of nodes whose inits have stopped, when the
+/// rest of the lab stays up (`down` drops the whole node directory instead). Unlinking
+/// never follows a link, and the directory is the lab's own tmpfs.
+pub fn forget_stopped(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String> {
+    let paths = NodePaths::of_lab(host, lab);
+    let mut errors = Vec::new();
+    for node in nodes {
+        for file in [paths.pid_file(node), paths.control(node)] {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => errors.push(format!(
+                    "lab `{lab}`: node `{node}`: cannot remove {}: {e}",
+                    file.display()
+                )),
+                _ => {}
+            }
+        }
+    }
+    errors
+}
+
 /// Stops nodes: SIGTERM to every init at once (each stops its processes and exits),
 /// the longest grace period of any node, then SIGKILL for what is left. Last, the strays
 /// of nodes without a pid namespace (see [`strays`]) get the same treatment.

@@ -473,6 +473,12 @@ async fn remove(
     let names = t.node_names();
     let host = kernel.host();
     let mut errors = tokio::task::block_in_place(|| nodes::stop_nodes(host, lab, &names));
+    // The lab lives on: its node directory must not keep a stopped node's pid file and
+    // socket (a later `down` would count them as leftovers). Kept if any init resisted,
+    // so that `down` can still find it.
+    if errors.is_empty() {
+        errors.extend(nodes::forget_stopped(host, lab, &names));
+    }
     let (e, later) = undo_netlink(kernel, lab, &t, refused).await;
     errors.extend(e);
     // Namespaces may be made again under the same names: no handle to an old one stays.
