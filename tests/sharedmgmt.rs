@@ -517,3 +517,35 @@ fn a_host_bridge_of_the_networks_name_without_its_tag_is_never_joined() {
     assert_same_host(&before, &after, "after the refused up");
     assert!(!registry().exists(), "{}", text(&o));
 }
+
+#[test]
+fn a_member_whose_lab_files_are_gone_is_downed_by_name_and_frees_the_network() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    // A member with nothing else left on the host (its files removed after a crash):
+    // only the registry names it.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(registry()).unwrap()).unwrap();
+    v["members"].as_array_mut().unwrap().push(serde_json::json!(
+        { "lab": "sm-gone", "file": "/gone.yaml", "nodes": [] }
+    ));
+    std::fs::write(registry(), serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = nslab().args(["down", "sm-gone"]).output().unwrap();
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("1 shared-network membership"), "{said}");
+    assert_eq!(members(), ["sm-a"], "{said}");
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(host_ping("172.31.236.2"), "a lost its network");
+    a.down();
+    assert!(
+        bridge_alias().is_none() && !registry().exists(),
+        "the last real member's down leaves a bridge behind"
+    );
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
