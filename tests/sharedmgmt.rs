@@ -549,3 +549,44 @@ fn a_member_whose_lab_files_are_gone_is_downed_by_name_and_frees_the_network() {
     );
     assert_same_host(&before, &host_snapshot(), "after both downs");
 }
+
+#[test]
+fn a_lab_joining_a_bridge_left_without_the_hosts_addresses_puts_them_back() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    // The bridge as a first member killed between tagging and addressing it leaves it:
+    // the network's tag, no address, down.
+    for args in [
+        &["addr", "flush", "dev", "br-smnet"][..],
+        &["link", "set", "br-smnet", "down"],
+    ] {
+        let o = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ip {args:?}: {}", text(&o));
+    }
+    assert!(!host_ping("172.31.236.2"), "the bridge was not stripped");
+    let b = lab_b();
+    b.up();
+    for to in ["172.31.236.2", "172.31.236.4", "fd7e:1ab:236::4"] {
+        assert!(host_ping(to), "the host cannot reach {to} after b joined");
+    }
+    assert!(
+        node_ping(&b, "b1", "172.31.236.1"),
+        "b1 cannot reach the host"
+    );
+    b.down();
+    assert!(
+        host_ping("172.31.236.2"),
+        "b's down took the host's address"
+    );
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}

@@ -179,7 +179,8 @@ pub async fn present(h: &Handle, network: &str, bridge: &str) -> Result<Option<u
 
 /// `join-mgmt`: under the host lock, the bridge is found as the network's, or made (the
 /// lab is the first member to need it): tagged at once, given the host's addresses and
-/// brought up; deleted again if any of that fails.
+/// brought up; deleted again if any of that fails. One found is given them again: a first
+/// member killed between tagging and addressing it (or a hand) may have left it without.
 pub async fn join(
     h: &Handle,
     host: &HostContext,
@@ -193,7 +194,7 @@ pub async fn join(
                 "shared management network `{network}`: bridge `{bridge}` has index {ix}, not {ifindex}"
             )));
         }
-        return Ok(());
+        return host_side(h, ix, addresses, true).await;
     }
     use rtnetlink::{LinkBridge, LinkMessageBuilder};
     let msg = LinkMessageBuilder::<LinkBridge>::new(bridge)
@@ -207,21 +208,35 @@ pub async fn join(
         .map_err(KernelError::netlink)?;
     let made = async {
         super::hostnet::tag_as(h, mgmtnet::shared_tag(network), ifindex).await?;
-        for a in addresses {
-            super::netlink::add_address(h, ifindex, *a).await?;
-        }
-        let up = rtnetlink::LinkUnspec::new_with_index(ifindex).up().build();
-        h.link()
-            .change(up)
-            .execute()
-            .await
-            .map_err(KernelError::netlink)
+        host_side(h, ifindex, addresses, false).await
     };
     let r = made.await;
     if r.is_err() {
         let _ = h.link().del(ifindex).execute().await;
     }
     r
+}
+
+/// The host's addresses on the network's bridge, and the bridge up; on a bridge found
+/// (`found`), an address it has already is no error.
+async fn host_side(
+    h: &Handle,
+    ifindex: u32,
+    addresses: &[IpNet],
+    found: bool,
+) -> Result<(), KernelError> {
+    for a in addresses {
+        match super::netlink::add_address(h, ifindex, *a).await {
+            Err(e) if found && e.errno() == Some(nix::errno::Errno::EEXIST as i32) => {}
+            r => r?,
+        }
+    }
+    let up = rtnetlink::LinkUnspec::new_with_index(ifindex).up().build();
+    h.link()
+        .change(up)
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
 }
 
 /// `leave-mgmt`: under the host lock, the lab leaves the registry; the last member out
