@@ -590,3 +590,34 @@ fn a_lab_joining_a_bridge_left_without_the_hosts_addresses_puts_them_back() {
     assert!(bridge_alias().is_none() && !registry().exists());
     assert_same_host(&before, &host_snapshot(), "after both downs");
 }
+
+#[test]
+fn a_lost_registry_never_lets_one_labs_down_take_the_bridge_from_another() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    // The registry removed by hand: b's down looks like the last member's.
+    std::fs::remove_file(registry()).unwrap();
+    let o = nslab().args(["down", "sm-b"]).output().unwrap();
+    let said = text(&o);
+    assert_eq!(
+        bridge_alias().as_deref(),
+        Some("nslab-mgmt:smnet"),
+        "{said}"
+    );
+    assert!(
+        host_ping("172.31.236.2"),
+        "a lost its network with b's down"
+    );
+    assert!(node_ping(&a, "a1", "172.31.236.1"), "a1 lost the host");
+    assert!(said.contains("still has ports not lab `sm-b`'s"), "{said}");
+    // With only its own ports left, a's down removes the bridge.
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}

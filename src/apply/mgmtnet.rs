@@ -240,7 +240,8 @@ async fn host_side(
 }
 
 /// `leave-mgmt`: under the host lock, the lab leaves the registry; the last member out
-/// deletes the bridge, only while it has its name, number and the network's tag. Run
+/// deletes the bridge, only while it has its name, number and the network's tag, and no
+/// port of another's. Run
 /// twice, or for a lab that never joined, it changes nothing of the other members'.
 pub async fn leave(
     h: &Handle,
@@ -257,20 +258,53 @@ pub async fn leave(
             mgmtnet::write(host, &reg).map_err(state)?;
             last
         }
-        None => true,
+        None => {
+            // No registry left (never written, or removed by hand): its directory goes
+            // as with the last registry, unless another network's keeps it.
+            let _ = std::fs::remove_dir(host.run_dir.join("mgmt"));
+            true
+        }
     };
     if !last {
         return Ok(());
     }
     match present(h, network, bridge).await? {
-        Some(ix) if ix == ifindex => h
-            .link()
-            .del(ix)
-            .execute()
-            .await
-            .map_err(KernelError::netlink),
+        Some(ix) if ix == ifindex => {
+            // The registry may be wrong (lost, or emptied by hand): a port of another lab
+            // on the bridge says someone is still on the network.
+            let others = others_ports(h, ix, lab).await?;
+            if !others.is_empty() {
+                return Err(KernelError::NotTheLabs(format!(
+                    "shared management network `{network}`: no member is left in its registry, but bridge `{bridge}` still has ports not lab `{lab}`'s ({}); left in place, it goes with their lab's `down`",
+                    others.join(", ")
+                )));
+            }
+            h.link()
+                .del(ix)
+                .execute()
+                .await
+                .map_err(KernelError::netlink)
+        }
         _ => Ok(()),
     }
+}
+
+/// The ports of bridge `ix` that do not carry `lab`'s tag, by name.
+async fn others_ports(h: &Handle, ix: u32, lab: &str) -> Result<Vec<String>, KernelError> {
+    let tag = crate::state::owned::host_tag(lab);
+    let mut out = Vec::new();
+    for port in super::inspect::links(h).await? {
+        if port.master != Some(ix) {
+            continue;
+        }
+        // A port gone since the dump is no one's.
+        if let Some((_, alias)) = by_name(h, &port.name).await?
+            && alias.as_deref() != Some(tag.as_str())
+        {
+            out.push(format!("`{}`", port.name.escape_debug()));
+        }
+    }
+    Ok(out)
 }
 
 /// `apply` to a lab on a shared network: the new plan keeps the addresses the lab's nodes
