@@ -621,3 +621,35 @@ fn a_lost_registry_never_lets_one_labs_down_take_the_bridge_from_another() {
     assert!(bridge_alias().is_none() && !registry().exists());
     assert_same_host(&before, &host_snapshot(), "after both downs");
 }
+
+#[test]
+fn an_up_that_cannot_write_the_registry_rolls_back() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    // A directory where the registry's temporary file goes: its write fails.
+    let tmp = Path::new("/run/nslab/mgmt/smnet.json.tmp");
+    std::fs::create_dir(tmp).unwrap();
+    let b = lab_b();
+    let o = nslab().arg("up").arg(&b.file).output().unwrap();
+    std::fs::remove_dir(tmp).unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        !Path::new("/run/nslab/sm-b.journal").exists(),
+        "the failed up left its journal: {}",
+        text(&o)
+    );
+    assert_eq!(members(), ["sm-a"]);
+    assert!(host_ping("172.31.236.2"));
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "after the failed up and a's down",
+    );
+}

@@ -254,8 +254,13 @@ pub async fn leave(
     let state = |e: crate::state::StateError| KernelError::Other(e.to_string());
     let last = match mgmtnet::read(host, network).map_err(state)? {
         Some(mut reg) => {
+            // Not a member (an `up` refused or killed before the registry had it): the
+            // registry is left as it is, so a rollback never depends on writing it.
+            let member = reg.members.iter().any(|m| m.lab == lab);
             let last = mgmtnet::leave(&mut reg, lab);
-            mgmtnet::write(host, &reg).map_err(state)?;
+            if member {
+                mgmtnet::write(host, &reg).map_err(state)?;
+            }
             last
         }
         None => {
