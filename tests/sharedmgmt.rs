@@ -4,7 +4,9 @@
 //! reach each other's nodes and the host reaches both; each `down` leaves the others
 //! working and the last removes the bridge and the registry; a mismatch or a held
 //! address is refused naming both labs; a lab killed mid-`up` and then `down`ed leaves
-//! the network consistent for the others.
+//! the network consistent for the others. Half states: a member with nothing else left,
+//! a lost registry, a bridge stripped of the host's addresses, a registry that cannot be
+//! written.
 
 mod support;
 
