@@ -4,7 +4,9 @@
 //! reach each other's nodes and the host reaches both; each `down` leaves the others
 //! working and the last removes the bridge and the registry; a mismatch or a held
 //! address is refused naming both labs; a lab killed mid-`up` and then `down`ed leaves
-//! the network consistent for the others.
+//! the network consistent for the others. Half states: a member with nothing else left,
+//! a lost registry, a bridge stripped of the host's addresses, a registry that cannot be
+//! written.
 
 mod support;
 
@@ -516,4 +518,140 @@ fn a_host_bridge_of_the_networks_name_without_its_tag_is_never_joined() {
     ip(&["link", "del", "br-smnet"]);
     assert_same_host(&before, &after, "after the refused up");
     assert!(!registry().exists(), "{}", text(&o));
+}
+
+#[test]
+fn a_member_whose_lab_files_are_gone_is_downed_by_name_and_frees_the_network() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    // A member with nothing else left on the host (its files removed after a crash):
+    // only the registry names it.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(registry()).unwrap()).unwrap();
+    v["members"].as_array_mut().unwrap().push(serde_json::json!(
+        { "lab": "sm-gone", "file": "/gone.yaml", "nodes": [] }
+    ));
+    std::fs::write(registry(), serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = nslab().args(["down", "sm-gone"]).output().unwrap();
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("1 shared-network membership"), "{said}");
+    assert_eq!(members(), ["sm-a"], "{said}");
+    assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
+    assert!(host_ping("172.31.236.2"), "a lost its network");
+    a.down();
+    assert!(
+        bridge_alias().is_none() && !registry().exists(),
+        "the last real member's down leaves a bridge behind"
+    );
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
+
+#[test]
+fn a_lab_joining_a_bridge_left_without_the_hosts_addresses_puts_them_back() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    // The bridge as a first member killed between tagging and addressing it leaves it:
+    // the network's tag, no address, down.
+    for args in [
+        &["addr", "flush", "dev", "br-smnet"][..],
+        &["link", "set", "br-smnet", "down"],
+    ] {
+        let o = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ip {args:?}: {}", text(&o));
+    }
+    assert!(!host_ping("172.31.236.2"), "the bridge was not stripped");
+    let b = lab_b();
+    b.up();
+    for to in ["172.31.236.2", "172.31.236.4", "fd7e:1ab:236::4"] {
+        assert!(host_ping(to), "the host cannot reach {to} after b joined");
+    }
+    assert!(
+        node_ping(&b, "b1", "172.31.236.1"),
+        "b1 cannot reach the host"
+    );
+    b.down();
+    assert!(
+        host_ping("172.31.236.2"),
+        "b's down took the host's address"
+    );
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
+
+#[test]
+fn a_lost_registry_never_lets_one_labs_down_take_the_bridge_from_another() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    // The registry removed by hand: b's down looks like the last member's.
+    std::fs::remove_file(registry()).unwrap();
+    let o = nslab().args(["down", "sm-b"]).output().unwrap();
+    let said = text(&o);
+    assert_eq!(
+        bridge_alias().as_deref(),
+        Some("nslab-mgmt:smnet"),
+        "{said}"
+    );
+    assert!(
+        host_ping("172.31.236.2"),
+        "a lost its network with b's down"
+    );
+    assert!(node_ping(&a, "a1", "172.31.236.1"), "a1 lost the host");
+    assert!(said.contains("still has ports not lab `sm-b`'s"), "{said}");
+    // With only its own ports left, a's down removes the bridge.
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(&before, &host_snapshot(), "after both downs");
+}
+
+#[test]
+fn an_up_that_cannot_write_the_registry_rolls_back() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    // A directory where the registry's temporary file goes: its write fails.
+    let tmp = Path::new("/run/nslab/mgmt/smnet.json.tmp");
+    std::fs::create_dir(tmp).unwrap();
+    let b = lab_b();
+    let o = nslab().arg("up").arg(&b.file).output().unwrap();
+    std::fs::remove_dir(tmp).unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        !Path::new("/run/nslab/sm-b.journal").exists(),
+        "the failed up left its journal: {}",
+        text(&o)
+    );
+    assert_eq!(members(), ["sm-a"]);
+    assert!(host_ping("172.31.236.2"));
+    a.down();
+    assert!(bridge_alias().is_none() && !registry().exists());
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "after the failed up and a's down",
+    );
 }

@@ -179,7 +179,8 @@ pub async fn present(h: &Handle, network: &str, bridge: &str) -> Result<Option<u
 
 /// `join-mgmt`: under the host lock, the bridge is found as the network's, or made (the
 /// lab is the first member to need it): tagged at once, given the host's addresses and
-/// brought up; deleted again if any of that fails.
+/// brought up; deleted again if any of that fails. One found is given them again: a first
+/// member killed between tagging and addressing it (or a hand) may have left it without.
 pub async fn join(
     h: &Handle,
     host: &HostContext,
@@ -193,7 +194,7 @@ pub async fn join(
                 "shared management network `{network}`: bridge `{bridge}` has index {ix}, not {ifindex}"
             )));
         }
-        return Ok(());
+        return host_side(h, ix, addresses, true).await;
     }
     use rtnetlink::{LinkBridge, LinkMessageBuilder};
     let msg = LinkMessageBuilder::<LinkBridge>::new(bridge)
@@ -207,15 +208,7 @@ pub async fn join(
         .map_err(KernelError::netlink)?;
     let made = async {
         super::hostnet::tag_as(h, mgmtnet::shared_tag(network), ifindex).await?;
-        for a in addresses {
-            super::netlink::add_address(h, ifindex, *a).await?;
-        }
-        let up = rtnetlink::LinkUnspec::new_with_index(ifindex).up().build();
-        h.link()
-            .change(up)
-            .execute()
-            .await
-            .map_err(KernelError::netlink)
+        host_side(h, ifindex, addresses, false).await
     };
     let r = made.await;
     if r.is_err() {
@@ -224,8 +217,31 @@ pub async fn join(
     r
 }
 
+/// The host's addresses on the network's bridge, and the bridge up; on a bridge found
+/// (`found`), an address it has already is no error.
+async fn host_side(
+    h: &Handle,
+    ifindex: u32,
+    addresses: &[IpNet],
+    found: bool,
+) -> Result<(), KernelError> {
+    for a in addresses {
+        match super::netlink::add_address(h, ifindex, *a).await {
+            Err(e) if found && e.errno() == Some(nix::errno::Errno::EEXIST as i32) => {}
+            r => r?,
+        }
+    }
+    let up = rtnetlink::LinkUnspec::new_with_index(ifindex).up().build();
+    h.link()
+        .change(up)
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
+}
+
 /// `leave-mgmt`: under the host lock, the lab leaves the registry; the last member out
-/// deletes the bridge, only while it has its name, number and the network's tag. Run
+/// deletes the bridge, only while it has its name, number and the network's tag, and no
+/// port of another's. Run
 /// twice, or for a lab that never joined, it changes nothing of the other members'.
 pub async fn leave(
     h: &Handle,
@@ -238,24 +254,62 @@ pub async fn leave(
     let state = |e: crate::state::StateError| KernelError::Other(e.to_string());
     let last = match mgmtnet::read(host, network).map_err(state)? {
         Some(mut reg) => {
+            // Not a member (an `up` refused or killed before the registry had it): the
+            // registry is left as it is, so a rollback never depends on writing it.
+            let member = reg.members.iter().any(|m| m.lab == lab);
             let last = mgmtnet::leave(&mut reg, lab);
-            mgmtnet::write(host, &reg).map_err(state)?;
+            if member {
+                mgmtnet::write(host, &reg).map_err(state)?;
+            }
             last
         }
-        None => true,
+        None => {
+            // No registry left (never written, or removed by hand): its directory goes
+            // as with the last registry, unless another network's keeps it.
+            let _ = std::fs::remove_dir(host.run_dir.join("mgmt"));
+            true
+        }
     };
     if !last {
         return Ok(());
     }
     match present(h, network, bridge).await? {
-        Some(ix) if ix == ifindex => h
-            .link()
-            .del(ix)
-            .execute()
-            .await
-            .map_err(KernelError::netlink),
+        Some(ix) if ix == ifindex => {
+            // The registry may be wrong (lost, or emptied by hand): a port of another lab
+            // on the bridge says someone is still on the network.
+            let others = others_ports(h, ix, lab).await?;
+            if !others.is_empty() {
+                return Err(KernelError::NotTheLabs(format!(
+                    "shared management network `{network}`: no member is left in its registry, but bridge `{bridge}` still has ports not lab `{lab}`'s ({}); left in place, it goes with their lab's `down`",
+                    others.join(", ")
+                )));
+            }
+            h.link()
+                .del(ix)
+                .execute()
+                .await
+                .map_err(KernelError::netlink)
+        }
         _ => Ok(()),
     }
+}
+
+/// The ports of bridge `ix` that do not carry `lab`'s tag, by name.
+async fn others_ports(h: &Handle, ix: u32, lab: &str) -> Result<Vec<String>, KernelError> {
+    let tag = crate::state::owned::host_tag(lab);
+    let mut out = Vec::new();
+    for port in super::inspect::links(h).await? {
+        if port.master != Some(ix) {
+            continue;
+        }
+        // A port gone since the dump is no one's.
+        if let Some((_, alias)) = by_name(h, &port.name).await?
+            && alias.as_deref() != Some(tag.as_str())
+        {
+            out.push(format!("`{}`", port.name.escape_debug()));
+        }
+    }
+    Ok(out)
 }
 
 /// `apply` to a lab on a shared network: the new plan keeps the addresses the lab's nodes

@@ -330,7 +330,9 @@ pub async fn up_with(
         file: opts.file.clone(),
     })?;
     // The lab's membership is journaled before the registry has it: a `down` after a
-    // kill here still leaves the network.
+    // kill here still leaves the network. A registry that cannot be written fails the
+    // `up` with its rollback, as a failed step does.
+    let mut registered = Ok(());
     if let Some((reg, _)) = &joined {
         let leave = plan.steps.iter().find_map(|s| match &s.op {
             Op::JoinMgmt { .. } => s.op.undo(),
@@ -339,7 +341,7 @@ pub async fn up_with(
         if let Some(undo) = leave {
             journal.append(&Record::Object { undo })?;
         }
-        crate::state::mgmtnet::write(host, reg)?;
+        registered = crate::state::mgmtnet::write(host, reg).map_err(ApplyError::from);
     }
     drop(host_lock);
     // Claimed once the journal lists the lab, which is how other labs find the claim; the
@@ -354,7 +356,7 @@ pub async fn up_with(
     };
     // Only now, under the lab's lock and with its journal begun: a refused `up` never
     // touches the host's settings, and a failed one puts them back with its rollback.
-    let (raised, result) = match raise_neigh_limit(t, opts) {
+    let (raised, result) = match registered.and_then(|()| raise_neigh_limit(t, opts)) {
         Ok(raised) => {
             let made = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
             (raised, made.map_err(|e| reconcile::exec_error(&lab, e)))

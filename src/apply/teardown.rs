@@ -63,12 +63,12 @@ pub fn sweep_by_name(host: &HostContext, lab: &str, s: &mut Teardown) -> Option<
         .into_iter()
         .filter(|n| !known_cgroups.contains(n))
         .collect();
-    let found = [
+    let mut found = vec![
         crate::words::count(netns.len(), "namespace"),
         crate::words::count(nodes.len(), "node init"),
         crate::words::count(cgroups.len(), "cgroup"),
     ];
-    let any = !(netns.is_empty() && nodes.is_empty() && cgroups.is_empty());
+    let mut any = !(netns.is_empty() && nodes.is_empty() && cgroups.is_empty());
     let node_undo = |node: String| (crate::model::names::node_netns(lab, &node).into(), node);
     // The fabric first, as it was made first.
     let (fab, rest): (Vec<Name>, Vec<Name>) = netns.into_iter().partition(|n| **n == *fabric);
@@ -90,7 +90,10 @@ pub fn sweep_by_name(host: &HostContext, lab: &str, s: &mut Teardown) -> Option<
             .map(|(netns, node)| Undo::RemoveCgroup { netns, node }),
     );
     // Shared management networks whose registries still name the lab: left, so the
-    // last member's `down` can delete the bridge.
+    // last member's `down` can delete the bridge. A membership is something of the lab's
+    // even when nothing else is left (its files gone): `down` then removes it rather
+    // than say the lab is not up, which would hold the network forever.
+    let mut left = 0;
     for network in crate::state::mgmtnet::memberships(host, lab) {
         let Ok(Some(reg)) = crate::state::mgmtnet::read(host, &network) else {
             continue;
@@ -104,7 +107,12 @@ pub fn sweep_by_name(host: &HostContext, lab: &str, s: &mut Teardown) -> Option<
         // A registry is a file too: what it names is screened as a record is.
         if crate::state::owned::check(lab, &undo).is_ok() && !s.netlink.contains(&undo) {
             s.netlink.push(undo);
+            left += 1;
         }
+    }
+    if left > 0 {
+        found.push(crate::words::count(left, "shared-network membership"));
+        any = true;
     }
     for undo in [
         Undo::RemoveMountTemplate { lab: lab.into() },

@@ -102,18 +102,31 @@ pub fn read(host: &HostContext, network: &str) -> Result<Option<Registry>, State
         }
         Err(e) => return Err(e),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| StateError::Corrupt {
+    let reg: Registry = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        path: p.clone(),
+        line: e.line(),
+        msg: e.to_string(),
+    })?;
+    // The registry is written back by the name inside it: one naming another network
+    // (or a path) would write that network's file, or one outside `mgmt/`.
+    if reg.network != network {
+        return Err(StateError::Corrupt {
             path: p,
-            line: e.line(),
-            msg: e.to_string(),
-        })
+            line: 1,
+            msg: format!(
+                "it is the registry of network `{}`, not `{network}`",
+                reg.network.escape_debug()
+            ),
+        });
+    }
+    Ok(Some(reg))
 }
 
 /// Writes the registry, or removes it when no member is left.
 pub fn write(host: &HostContext, reg: &Registry) -> Result<(), StateError> {
     let p = path(host, &reg.network);
+    // Removing, too, never goes through a link at `mgmt/`.
+    files::no_link(&host.run_dir.join("mgmt"))?;
     if reg.members.is_empty() {
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -508,6 +521,67 @@ mod tests {
         assert!(!p.exists(), "the last member out removes the registry");
         assert!(!dir.join("mgmt").exists(), "and its directory, now empty");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "{}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn scratch(tag: &str) -> (PathBuf, HostContext) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("nslab-mgmtnet-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let host = HostContext {
+            run_dir: dir.clone(),
+            netns_dir: "/nonexistent".into(),
+            privileged: false,
+            host: None,
+        };
+        (dir, host)
+    }
+
+    #[test]
+    fn a_registry_naming_another_network_is_refused_and_never_written_elsewhere() {
+        let (dir, host) = scratch("forged");
+        let (reg, _) = join(None, &lab("a", vec![want("r1", &R, &[])])).unwrap();
+        std::fs::create_dir(dir.join("mgmt")).unwrap();
+        // A half-written or forged file at clab.json that says it is another network's (or
+        // names a path out of mgmt/): joining or leaving clab must not write by that name.
+        for forged in ["other", "../victim"] {
+            let mut bad = reg.clone();
+            bad.network = forged.into();
+            let text = serde_json::to_string(&bad).unwrap();
+            std::fs::write(path(&host, "clab"), &text).unwrap();
+            // What a `leave-mgmt` of lab `b` does with what it reads.
+            if let Ok(Some(mut r)) = read(&host, "clab") {
+                leave(&mut r, "b");
+                let _ = write(&host, &r);
+            }
+            let e = read(&host, "clab").expect_err(forged);
+            assert!(matches!(e, StateError::Corrupt { .. }), "{forged}: {e}");
+            assert!(e.to_string().contains(forged), "{forged}: {e}");
+            assert_eq!(std::fs::read_to_string(path(&host, "clab")).unwrap(), text);
+        }
+        assert!(!path(&host, "other").exists());
+        assert!(!dir.join("victim.json").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_last_member_out_never_removes_through_a_linked_mgmt_directory() {
+        let (dir, host) = scratch("linkdir");
+        let (reg, _) = join(None, &lab("a", vec![want("r1", &R, &[])])).unwrap();
+        // mgmt/ is a link to another directory holding a file of the registry's name.
+        let elsewhere = dir.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("clab.json"), "keep").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("mgmt")).unwrap();
+        let mut reg = reg;
+        assert!(leave(&mut reg, "a"));
+        assert!(matches!(write(&host, &reg), Err(StateError::Link(_))));
+        assert_eq!(
+            std::fs::read_to_string(elsewhere.join("clab.json")).unwrap(),
+            "keep"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
