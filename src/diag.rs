@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::model::names::is_hidden;
+
 /// A position in the topology source. Lines and columns are 1-based, as editors show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Span {
@@ -74,7 +76,7 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        out.push_str(&format!("{label}: {}\n", self.message));
+        out.push_str(&format!("{label}: {}\n", shown(&self.message)));
         // One gutter width for the whole diagnostic, as wide as its largest line number.
         let width = self
             .span
@@ -89,13 +91,28 @@ impl Diagnostic {
             None => out.push_str(&format!("{pad}--> {file}\n")),
         }
         for (span, note) in &self.notes {
-            render_snippet(&mut out, &pad, file, source, *span, Some(note));
+            render_snippet(&mut out, &pad, file, source, *span, Some(&shown(note)));
         }
         if let Some(hint) = &self.hint {
-            out.push_str(&format!("{pad} = hint: {hint}\n"));
+            out.push_str(&format!("{pad} = hint: {}\n", shown(hint)));
         }
         out
     }
+}
+
+/// `text` with every control or format character but a line break or tab written as
+/// `\u{202e}`: a message quoting what the file says (an unknown name, say) must not let
+/// a bidi override or a zero-width character change what the terminal shows.
+fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_hidden(c) && c != '\n' && c != '\t' {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn render_snippet(
@@ -111,7 +128,18 @@ fn render_snippet(
         return;
     };
     // Long lines (minified or generated YAML) are clipped so a diagnostic stays readable.
-    let text: String = text.chars().take(200).collect();
+    // A hidden character shows as U+FFFD, one column, so the caret stays under its text.
+    let text: String = text
+        .chars()
+        .take(200)
+        .map(|c| {
+            if is_hidden(c) && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
     let num = format!("{:>w$}", span.line, w = pad.len());
     out.push_str(&format!("{pad} |\n{num} | {text}\n"));
     let col = span.col.saturating_sub(1) as usize;
@@ -289,6 +317,17 @@ mod tests {
         assert_eq!(did_you_mean("nodse", keys), Some("nodes"));
         assert_eq!(did_you_mean("adressing", keys), Some("addressing"));
         assert_eq!(did_you_mean("zebra", keys), None);
+    }
+
+    #[test]
+    fn hidden_characters_in_messages_and_lines_are_shown_not_obeyed() {
+        let d = Diagnostic::error(Some(Span::new(1, 8, 5)), "unknown node `x\u{202e}y`")
+            .with_hint("try `a\u{200d}b`");
+        let r = d.render("f.yaml", "links: [x\u{202e}yz, a]");
+        assert!(r.contains("unknown node `x\\u{202e}y`"), "{r}");
+        assert!(r.contains("try `a\\u{200d}b`"), "{r}");
+        assert!(r.contains("links: [x\u{fffd}yz, a]"), "{r}");
+        assert!(!r.contains('\u{202e}') && !r.contains('\u{200d}'), "{r}");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! (`preflight/users.rs`), and a warning when the lab's L2 segments may need more
 //! neighbour entries than the host's table holds (`preflight/neigh.rs`), and a warning for
 //! a dummy or vlan this kernel cannot make or a macvlan parent the host lacks
-//! (`preflight/kinds.rs`). Each problem is
+//! (`preflight/kinds.rs`), and a warning when nslab runs with `no_new_privs` or a
+//! seccomp filter, which its nodes would inherit (`preflight/inherit.rs`). Each problem is
 //! located in the file and names the node and the key.
 
+mod inherit;
 mod kinds;
 mod mounts;
 pub mod neigh;
@@ -45,6 +47,8 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
     users::check(&t.nodes, &mut out);
     expected_json(t, &mut out);
     out.extend(neigh::warnings(t, neigh::host_limit));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    out.extend(inherit::warnings(t, &status));
     kinds::check(t, &mut out);
     kinds::vrf_checks(t, &mut out);
     out

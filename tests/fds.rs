@@ -682,3 +682,227 @@ fn an_init_forked_by_the_fork_server_starts_as_an_exec_d_one_would() {
         fork_servers() <= after
     });
 }
+
+/// Prints the process attributes a fork and an exec keep, one `key value` a line.
+const ATTRS_SCRIPT: &str = r#"
+echo "oom $(cat /proc/self/oom_score_adj)"
+echo "personality $(cat /proc/self/personality)"
+echo "slack $(cat /proc/self/timerslack_ns)"
+echo "nice $(cut -d' ' -f19 /proc/self/stat)"
+echo "policy $(cut -d' ' -f41 /proc/self/stat)"
+echo "ionice $(ionice -p $$)"
+sed -n 's/^\(Cpus_allowed_list\|CapInh\|Groups\):[[:space:]]*/\1 /p' /proc/self/status
+sed -n 's/^Max \(core\|stack\|processes\|locked\|open\)[a-z ]*  */\1 /p' /proc/self/limits
+echo done
+"#;
+
+/// `key value` lines of `text` as a map (the last one of a key wins).
+fn attrs(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
+/// Whether this process may raise a hard limit (`CAP_SYS_RESOURCE`, 24): root in a VM or
+/// container without it cannot, and neither can nslab, so a node keeps the caller's hard
+/// limit where it is below the default.
+fn has_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    eff & (1 << 24) != 0
+}
+
+/// `soft hard unit` as /proc/PID/limits shows the default `soft`/`hard` of `res`, given
+/// this process's hard limit (which the odd caller keeps).
+fn expected_limit(res: libc::__rlimit_resource_t, soft: u64, hard: u64, unit: &str) -> String {
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills a local struct.
+    assert_eq!(unsafe { libc::getrlimit(res, &mut own) }, 0);
+    let hard = if has_sys_resource() {
+        hard
+    } else {
+        hard.min(own.rlim_max)
+    };
+    let show = |v: u64| {
+        if v == libc::RLIM_INFINITY {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    format!("{} {} {unit}", show(soft.min(hard)), show(hard))
+}
+
+/// What a node's process must have, whatever its caller had.
+fn check_defaults(who: &str, got: &std::collections::HashMap<String, String>) {
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cpus = own
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let threads: u64 = std::fs::read_to_string("/proc/sys/kernel/threads-max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let limits: Vec<(&str, String)> = [
+        ("core", libc::RLIMIT_CORE, 0, libc::RLIM_INFINITY, "bytes"),
+        (
+            "stack",
+            libc::RLIMIT_STACK,
+            8 << 20,
+            libc::RLIM_INFINITY,
+            "bytes",
+        ),
+        (
+            "processes",
+            libc::RLIMIT_NPROC,
+            threads / 2,
+            threads / 2,
+            "processes",
+        ),
+        ("locked", libc::RLIMIT_MEMLOCK, 8 << 20, 8 << 20, "bytes"),
+        ("open", libc::RLIMIT_NOFILE, 1024, 524_288, "files"),
+    ]
+    .into_iter()
+    .map(|(key, res, soft, hard, unit)| (key, expected_limit(res, soft, hard, unit)))
+    .collect();
+    let mut want = vec![
+        ("oom", "0"),
+        ("personality", "00000000"),
+        ("slack", "50000"),
+        ("nice", "0"),
+        ("policy", "0"),
+        ("ionice", "none: prio 0"),
+        ("Cpus_allowed_list", cpus.as_str()),
+        ("CapInh", "0000000000000000"),
+        ("Groups", ""),
+    ];
+    want.extend(limits.iter().map(|(k, v)| (*k, v.as_str())));
+    for (key, value) in want {
+        assert_eq!(
+            got.get(key).map(String::as_str),
+            Some(value),
+            "{who}: `{key}` (all: {got:?})"
+        );
+    }
+}
+
+/// `nslab ARGS` from a caller with every inheritable attribute off its default: nice 10
+/// (`nice -n 10`), CPU 0 only (`taskset -c 0`), `oom_score_adj` 500, the idle I/O class
+/// (`ionice -c 3`), ASLR off (`setarch -R`), 1 ms timer slack, other soft limits,
+/// a supplementary group and an inheritable capability.
+fn odd_caller(args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nslab"));
+    c.args(args);
+    // SAFETY: only system calls on this child between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let fail = || Err(std::io::Error::last_os_error());
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut one);
+            if libc::setpriority(libc::PRIO_PROCESS, 0, 10) != 0
+                || libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one) != 0
+                // IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE << 13.
+                || libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13) != 0
+                || libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong) < 0
+                || libc::prctl(libc::PR_SET_TIMERSLACK, 1_000_000, 0, 0, 0) != 0
+                || libc::setgroups(1, [4242].as_ptr()) != 0
+            {
+                return fail();
+            }
+            // Soft limits only: without CAP_SYS_RESOURCE a lowered hard limit is for good.
+            for (res, cur) in [
+                (libc::RLIMIT_CORE, 1 << 20),
+                (libc::RLIMIT_STACK, 16 << 20),
+                (libc::RLIMIT_NPROC, 5000),
+                (libc::RLIMIT_MEMLOCK, 64 << 10),
+                (libc::RLIMIT_NOFILE, 4000),
+            ] {
+                let mut lim = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(res, &mut lim);
+                lim.rlim_cur = lim.rlim_max.min(cur);
+                if libc::setrlimit(res, &lim) != 0 {
+                    return fail();
+                }
+            }
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"500".as_ptr().cast(), 3) != 3 {
+                return fail();
+            }
+            libc::close(fd);
+            // CAP_NET_RAW (13) in the inheritable set, which survives exec.
+            let mut head = [0x2008_0522u32, 0];
+            let mut data = [0u32; 6];
+            if libc::syscall(libc::SYS_capget, head.as_mut_ptr(), data.as_mut_ptr()) != 0 {
+                return fail();
+            }
+            data[2] |= 1 << 13;
+            if libc::syscall(libc::SYS_capset, head.as_mut_ptr(), data.as_ptr()) != 0 {
+                return fail();
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+#[test]
+fn the_callers_nice_affinity_limits_and_other_attributes_reach_no_node() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let script = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fx-attrs.sh");
+    std::fs::write(&script, ATTRS_SCRIPT).unwrap();
+    let yaml = format!(
+        "nodes:\n  a:\n    processes:\n      - {{ name: p, cmd: \"sh -c 'sh {} && exec sleep 1000'\" }}\n",
+        script.display()
+    );
+    // Through the fork server (the default), and through an exec'd init.
+    for (name, init_exec) in [("fx-attrs", "0"), ("fx-attrsx", "1")] {
+        let lab = Lab::new(name, &yaml);
+        let o = odd_caller(&["up"])
+            .arg(&lab.file)
+            .env("NSLAB_INIT_EXEC", init_exec)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "up: {}{}", stdout(&o), stderr(&o));
+        wait_for("the process to report", || {
+            logs(name, "a", "p").contains("done")
+        });
+        check_defaults(&format!("{name}: a process"), &attrs(&logs(name, "a", "p")));
+        // The init itself, read from the host.
+        let init = init_pid(name, "a");
+        let oom = std::fs::read_to_string(format!("/proc/{init}/oom_score_adj")).unwrap();
+        assert_eq!(oom.trim(), "0", "{name}: the init's oom_score_adj");
+        // `nslab exec` from the same caller: the command starts from the defaults too.
+        let script_arg = script.to_str().unwrap();
+        let o = odd_caller(&["exec", "--lab", name, "a", "--", "sh", script_arg])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "exec: {}", stderr(&o));
+        check_defaults(&format!("{name}: nslab exec"), &attrs(&stdout(&o)));
+        lab.down();
+    }
+    let _ = std::fs::remove_file(&script);
+}

@@ -428,30 +428,10 @@ pub fn read_sysctl(key: &str) -> io::Result<String> {
     Ok(text.trim().to_string())
 }
 
-/// The open-file limit nslab was started with, before [`raise_nofile_limit`]: what a
-/// node's init and processes get back (see [`give_back_nofile_limit`]).
-static CALLERS_NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
-
-/// The caller's open-file limit, recorded the first time it is asked for: every raise
-/// asks first, so it is never a raised one.
-fn callers_nofile_limit() -> libc::rlimit {
-    *CALLERS_NOFILE.get_or_init(|| {
-        let mut lim = libc::rlimit {
-            rlim_cur: libc::RLIM_INFINITY,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        // SAFETY: getrlimit fills a local struct; on failure it stays "unlimited", which
-        // `give_back_nofile_limit` then leaves alone.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-        lim
-    })
-}
-
 /// Raises the soft open-file limit to the hard one: a lab holds about two descriptors per
 /// namespace (its fd and a netlink socket), past the usual 1024 at a few hundred nodes.
+/// A node's init and processes start from their own limits (`node::fresh`), not this.
 pub fn raise_nofile_limit() {
-    // Recorded before the first raise.
-    callers_nofile_limit();
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -461,33 +441,6 @@ pub fn raise_nofile_limit() {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-/// Gives the process `pid` (a node's init, or the server that forks them) the caller's
-/// soft open-file limit back: nslab's raise is for its own descriptors, and a node's
-/// processes must start with what the caller had, as `nslab exec`'s do. Called right
-/// after the spawn, before the child is sent anything, so nothing in it has started
-/// yet. nix has no `prlimit`.
-pub fn give_back_nofile_limit(pid: u32) {
-    let callers = callers_nofile_limit();
-    if callers.rlim_cur == libc::RLIM_INFINITY {
-        return;
-    }
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: prlimit on a local struct, for a child of this process (same credentials).
-    unsafe {
-        let pid = pid as libc::pid_t;
-        if libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut lim) == 0
-            && lim.rlim_cur > callers.rlim_cur
-        {
-            lim.rlim_cur = callers.rlim_cur;
-            // A failure leaves the child as it was: more descriptors, never fewer.
-            libc::prlimit(pid, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut());
         }
     }
 }

@@ -104,8 +104,6 @@ fn exec_shim(title: &str) -> Result<Starter, KernelError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
-    // Before its configuration is written: nothing in the node has started yet.
-    netns::give_back_nofile_limit(child.id());
     Ok(Starter {
         stdin: OwnedFd::from(child.stdin.take().expect("piped")).into(),
         stdout: OwnedFd::from(child.stdout.take().expect("piped")).into(),

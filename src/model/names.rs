@@ -112,6 +112,63 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Unicode format characters (general category Cf, Unicode 15.1): invisible, and some
+/// (U+202E RIGHT-TO-LEFT OVERRIDE) reorder what follows them on a terminal.
+const FORMAT: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// A character that prints as something other than itself, or as nothing: a control
+/// (Cc), a format character (Cf), or a line or paragraph separator (Zl, Zp). A name
+/// holding one would make `nslab ps`, `status`, `logs` and error messages show another
+/// name than the one it is.
+pub fn is_hidden(c: char) -> bool {
+    let n = c as u32;
+    c.is_control()
+        || n == 0x2028
+        || n == 0x2029
+        || FORMAT.iter().any(|&(a, b)| (a..=b).contains(&n))
+}
+
+/// What `c` is, for a message saying a name holds it.
+pub fn describe(c: char) -> String {
+    if c.is_whitespace() || c.is_control() {
+        "a space or a control character".into()
+    } else {
+        format!(
+            "U+{:04X}, an invisible Unicode format character that changes how the name prints",
+            c as u32
+        )
+    }
+}
+
+/// The first hidden character of `name` (see [`is_hidden`]), written as `U+202E`.
+pub fn hidden_char(name: &str) -> Option<String> {
+    name.chars()
+        .find(|&c| is_hidden(c))
+        .map(|c| format!("U+{:04X}", c as u32))
+}
+
 /// The named network namespace of a node: `nslab.<lab>.<node>`. Lab names hold no `.`, so
 /// two labs can never produce the same namespace name.
 pub fn node_netns(lab: &str, node: &str) -> String {
@@ -231,6 +288,38 @@ mod tests {
         }
         assert!(check_node_name("r 1").is_err());
         assert!(check_node_name("-r").is_err());
+    }
+
+    #[test]
+    fn controls_format_characters_and_separators_are_hidden() {
+        for c in [
+            '\u{7}',
+            '\u{9b}',
+            '\u{202e}',
+            '\u{200d}',
+            '\u{feff}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{e0041}',
+            '\u{ad}',
+        ] {
+            assert!(is_hidden(c), "{c:?}");
+        }
+        for c in [
+            'a',
+            'é',
+            'ß',
+            '漢',
+            '-',
+            ' ',
+            '\u{2027}',
+            '\u{2030}',
+            '\u{1f600}',
+        ] {
+            assert!(!is_hidden(c), "{c:?}");
+        }
+        assert_eq!(hidden_char("web\u{202e}1"), Some("U+202E".into()));
+        assert_eq!(hidden_char("wéb-1"), None);
     }
 
     #[test]

@@ -375,15 +375,16 @@ pub fn check_process_names(sink: &mut Sink, node: &str, raw: &[&RawProcess]) {
                 ),
             )
             .hint("its log is `<name>.log`, and a file name holds at most 255 bytes");
-        } else if name
+        } else if let Some(c) = name
             .chars()
-            .any(|c| c != '\0' && (c.is_whitespace() || c.is_control()))
+            .find(|&c| c != '\0' && (c.is_whitespace() || super::names::is_hidden(c)))
         {
             sink.error(
                 Some(p.name.span),
                 format!(
-                    "process name `{}` on node `{node}` holds a space or a control character",
-                    name.escape_debug()
+                    "process name `{}` on node `{node}` holds {}",
+                    name.escape_debug(),
+                    super::names::describe(c)
                 ),
             )
             .hint(

@@ -226,6 +226,7 @@ impl Target {
             cgroups,
             pid_ns,
         } = self;
+        let fresh = crate::node::fresh::Fresh::new();
         // SAFETY: only async-signal-safe calls (write, setns, chdir, fork, prctl, getppid,
         // close_range, waitpid, signal, kill, _exit) run between fork and exec; everything was opened before.
         unsafe {
@@ -248,6 +249,7 @@ impl Target {
                 // the namespaces and cgroups just used) are marked close-on-exec.
                 crate::node::init::close_from(3, libc::CLOSE_RANGE_CLOEXEC);
                 if !pid_ns {
+                    fresh.apply();
                     return Ok(());
                 }
                 match libc::fork() {
@@ -261,6 +263,8 @@ impl Target {
                         if libc::getppid() != 0 {
                             libc::_exit(137);
                         }
+                        // In the node's pid namespace: its /proc/self is this process.
+                        fresh.apply();
                         Ok(())
                     }
                     child => {

@@ -1116,6 +1116,8 @@ fn fault_around() {
 fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), String> {
     // nslab's working directory may not exist inside the node.
     let _ = std::env::set_current_dir("/");
+    // Nor do the caller's nice value, limits, affinity... reach the node's processes.
+    super::fresh::Fresh::new().apply();
     // SAFETY: plain process calls.
     unsafe {
         libc::setsid();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod enter;
 pub mod environ;
+pub mod fresh;
 pub mod init;
 pub mod launch;
 pub mod logsink;

@@ -298,7 +298,7 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `bin __zygote` with the request socket as its stdin, nothing else open,
-    /// an empty environment (an init's is the server's) and the caller's open-file limit.
+    /// and an empty environment (an init's is the server's).
     pub fn start(bin: &Path) -> std::io::Result<Server> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -314,8 +314,6 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        // Before any request: the inits it makes, and so the nodes, inherit it.
-        crate::apply::netns::give_back_nofile_limit(child.id());
         Ok(Server { sock: ours, child })
     }
 

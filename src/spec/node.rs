@@ -316,8 +316,11 @@ pub fn bad_user(user: &str) -> Option<&'static str> {
         Some("has more than one `:`")
     } else if u.is_empty() || g.is_some_and(str::is_empty) {
         Some("names no user or no group")
-    } else if user.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Some("holds a space or a control character")
+    } else if user
+        .chars()
+        .any(|c| c.is_whitespace() || crate::model::names::is_hidden(c))
+    {
+        Some("holds a space, or a control or format character")
     } else {
         None
     }
@@ -396,7 +399,8 @@ pub fn process<'y>(
         read::parsed(sink, v, "process `user`", |s| match bad_user(s) {
             None => Ok(s.to_string()),
             Some(why) => Err(format!(
-                "`{s}` {why}: a user is `name`, `uid`, `name:group` or `uid:gid`"
+                "`{}` {why}: a user is `name`, `uid`, `name:group` or `uid:gid`",
+                s.escape_debug()
             )),
         })
     });
@@ -602,7 +606,11 @@ mod tests {
         assert_eq!(bad_user(""), Some("names no user or no group"));
         assert_eq!(
             bad_user("a b"),
-            Some("holds a space or a control character")
+            Some("holds a space, or a control or format character")
+        );
+        assert_eq!(
+            bad_user("fr\u{202e}r"),
+            Some("holds a space, or a control or format character")
         );
     }
 }

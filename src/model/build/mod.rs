@@ -31,6 +31,7 @@ use layout::Layout;
 /// Builds the topology, or `None` when the raw spec had errors (already in `sink`).
 pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topology> {
     let lab = specs::lab_name(sink, raw);
+    specs::shown_names(sink, raw);
     let specs = specs::nodes(sink, raw);
     let bridge_names = specs::bridges(sink, raw, &specs);
     let wires = wires::resolve(sink, raw, &specs, &bridge_names)?;

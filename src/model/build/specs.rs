@@ -27,6 +27,53 @@ pub(super) fn lab_name(sink: &mut Sink, raw: &RawTopology) -> String {
     }
 }
 
+/// Names nslab prints but does not otherwise restrict (kinds, labels, checks) hold no
+/// control or format character: `nslab status`, `test` and errors would show another
+/// name than the one written (U+202E reverses what follows it). Node, bridge, lab and
+/// interface names are plainer still; process and user names are checked with them.
+pub(super) fn shown_names(sink: &mut Sink, raw: &RawTopology) {
+    let mut named: Vec<(&str, &Sp<String>)> = Vec::new();
+    named.extend(raw.kinds.iter().map(|(k, _)| ("kind name", k)));
+    let specs = std::iter::once(&raw.defaults)
+        .chain(raw.kinds.iter().map(|(_, s)| s))
+        .chain(raw.nodes.iter().map(|(_, s)| s));
+    for spec in specs {
+        for (k, v) in &spec.labels {
+            named.push(("label", k));
+            named.push(("label value", v));
+        }
+    }
+    for ds in &raw.daemonsets {
+        for (k, v) in &ds.selector {
+            named.push(("label", k));
+            named.push(("label value", v));
+        }
+    }
+    named.extend(
+        raw.tests
+            .iter()
+            .filter_map(|t| t.name.as_ref())
+            .map(|n| ("check name", n)),
+    );
+    for (what, name) in named {
+        if let Some(c) = name
+            .value
+            .chars()
+            .find(|&c| super::super::names::is_hidden(c))
+        {
+            sink.error(
+                Some(name.span),
+                format!(
+                    "{what} `{}` holds {}",
+                    name.value.escape_debug(),
+                    super::super::names::describe(c)
+                ),
+            )
+            .hint("names are printed as written: use visible characters only (`\\u{202e}` and other bidi or zero-width characters make a name read as another)");
+        }
+    }
+}
+
 /// Kinds, then nodes merged over defaults and their kind (node > kind > defaults).
 pub(super) fn nodes(sink: &mut Sink, raw: &RawTopology) -> Specs {
     let mut kinds: HashMap<&str, &RawNodeSpec> = HashMap::new();
