@@ -378,9 +378,9 @@ pub fn remove(lab: &str, node: &str) -> Result<(), String> {
         let mut last = None;
         let mut emptied = false;
         for _ in 0..50 {
-            // Once its last task is gone (v1 refuses while one is left).
+            // Once its last task is gone (a task left would charge pages again).
             if !emptied {
-                emptied = empty_memory(&dir);
+                emptied = super::cgroupmem::empty(&dir);
             }
             match std::fs::remove_dir(&dir) {
                 Ok(()) => {
@@ -410,41 +410,6 @@ pub fn remove(lab: &str, node: &str) -> Result<(), String> {
     } else {
         Err(errors.join("; "))
     }
-}
-
-/// Gives back the memory still charged to a group whose tasks are gone (page cache it
-/// read or wrote, kernel objects), so the kernel can free the group when it is removed.
-/// A removed group that still has pages charged lives on, invisible, as a dying memory
-/// cgroup in unreclaimable slab: 100 up/down cycles of a limited node grew SUnreclaim by
-/// about 51 kB a cycle. Returns whether the group is done with (no memory controller,
-/// or emptied); false while it still has a task.
-fn empty_memory(dir: &Path) -> bool {
-    let v1 = dir.join("memory.force_empty");
-    if v1.exists() {
-        // Fails with EBUSY while a task is left.
-        return std::fs::write(&v1, "0").is_ok();
-    }
-    let v2 = dir.join("memory.reclaim");
-    if !v2.exists() {
-        return true;
-    }
-    let busy = std::fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|p| !p.trim().is_empty())
-        .unwrap_or(false);
-    if busy {
-        return false;
-    }
-    // EAGAIN when less than asked could be reclaimed: a second try finds what is left.
-    for _ in 0..2 {
-        let current = std::fs::read_to_string(dir.join("memory.current")).unwrap_or_default();
-        match current.trim().parse::<u64>() {
-            Ok(0) | Err(_) => break,
-            Ok(bytes) => {
-                let _ = std::fs::write(&v2, bytes.to_string());
-            }
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -564,13 +529,5 @@ mod tests {
             view_of(&v1("/cgroup/mem", "rw,memory"), &known),
             view(Some("mem"), Some("memory"))
         );
-    }
-
-    #[test]
-    fn a_group_without_a_memory_controller_is_done_with() {
-        let dir = std::env::temp_dir().join(format!("nslab-cg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        assert!(empty_memory(&dir));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

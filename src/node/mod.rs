@@ -5,6 +5,7 @@
 pub mod beneath;
 pub mod cgroup;
 mod cgroupfs;
+mod cgroupmem;
 pub mod config;
 pub mod control;
 pub mod enter;
