@@ -872,7 +872,9 @@ fn the_callers_nice_affinity_limits_and_other_attributes_reach_no_node() {
         return;
     }
     let _h = shared();
-    let script = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fx-attrs.sh");
+    // Under /var/tmp, which a node shares with the host: its /tmp is its own, and a
+    // clone of this repository may itself live under /tmp.
+    let script = PathBuf::from("/var/tmp/nslab-tests-fx-attrs.sh");
     std::fs::write(&script, ATTRS_SCRIPT).unwrap();
     let yaml = format!(
         "nodes:\n  a:\n    processes:\n      - {{ name: p, cmd: \"sh -c 'sh {} && exec sleep 1000'\" }}\n",

@@ -363,6 +363,8 @@ fn import(src: &str) -> String {
     ));
     std::fs::write(&file, src).unwrap();
     let o = nslab().arg("import").arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir(&dir);
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

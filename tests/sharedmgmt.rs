@@ -396,6 +396,7 @@ fn containerlab_files_share_the_default_network_clab() {
     assert_same_host(&before, &host_snapshot(), "after both containerlab labs");
     let _ = std::fs::remove_file(fa);
     let _ = std::fs::remove_file(fb);
+    let _ = std::fs::remove_dir(std::env::temp_dir().join("nslab-tests-sharedmgmt"));
 }
 
 #[test]
