@@ -56,7 +56,8 @@ pub async fn split(
 ) -> Result<Split, KernelError> {
     let is_host_link =
         |u: &Undo| matches!(u, Undo::DeleteLink { netns, .. } if **netns == *HOST_NETNS);
-    if !netlink.iter().any(is_host_link) {
+    let leaves = netlink.iter().any(|u| matches!(u, Undo::LeaveMgmt { .. }));
+    if !netlink.iter().any(is_host_link) && !leaves {
         return Ok(Split {
             now: netlink,
             ..Split::default()
@@ -64,6 +65,13 @@ pub async fn split(
     }
     let links = dump(h).await?;
     let nsids = nsids(h, host, deleted).await?;
+    let recorded: HashSet<u32> = netlink
+        .iter()
+        .filter_map(|u| match u {
+            Undo::DeleteLink { ifindex, .. } if is_host_link(u) => Some(*ifindex),
+            _ => None,
+        })
+        .collect();
     let mut s = Split::default();
     let mut bridges = Vec::new();
     for u in netlink {
@@ -97,6 +105,12 @@ pub async fn split(
             _ => s.now.push(u),
         }
     }
+    // A lab swept by name (its journal lost) has no record of its host ends, yet a shared
+    // network's leave must wait for its ports: the kernel's tag names them.
+    if leaves {
+        s.ends
+            .extend(unrecorded_ends(lab, &links, &nsids, &recorded));
+    }
     // With no host end left to a namespace, nothing needs to wait.
     if s.ends.is_empty() {
         s.now.extend(bridges);
@@ -104,6 +118,40 @@ pub async fn split(
         s.after = bridges;
     }
     Ok(s)
+}
+
+/// The lab's tagged host ends into its deleted namespaces that no record names, by
+/// ifindex (a dump's order is the kernel's).
+fn unrecorded_ends(
+    lab: &str,
+    links: &HashMap<u32, Host>,
+    nsids: &HashSet<i32>,
+    recorded: &HashSet<u32>,
+) -> Vec<Undo> {
+    let mut ends: Vec<Undo> = links
+        .iter()
+        .filter(|(i, l)| {
+            !recorded.contains(i)
+                && l.kind == Some(InfoKind::Veth)
+                && l.peer_nsid.is_some_and(|id| nsids.contains(&id))
+                && crate::state::owned::host_interface(
+                    lab,
+                    &l.name,
+                    **i,
+                    Some((l.name.as_str(), l.alias.as_deref())),
+                ) == Ok(true)
+        })
+        .map(|(i, l)| Undo::DeleteLink {
+            netns: HOST_NETNS.into(),
+            name: l.name.as_str().into(),
+            ifindex: *i,
+        })
+        .collect();
+    ends.sort_by_key(|u| match u {
+        Undo::DeleteLink { ifindex, .. } => *ifindex,
+        _ => 0,
+    });
+    ends
 }
 
 /// The host's links by ifindex: name, tag, kind, and the namespace id of a veth's peer.
