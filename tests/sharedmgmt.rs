@@ -149,6 +149,15 @@ fn lab_b() -> Lab {
     Lab::new("sm-b", &format!("{NET}nodes: {{ b1: {{}} }}\n"))
 }
 
+/// The shared network is gone (no tagged bridge, no registry) and the host is as it was.
+fn assert_network_gone(before: &str, when: &str) {
+    assert!(
+        bridge_alias().is_none() && !registry().exists(),
+        "the network's bridge or registry is left {when}"
+    );
+    assert_same_host(before, &host_snapshot(), when);
+}
+
 #[test]
 fn two_labs_on_one_network_reach_each_other_and_the_last_down_removes_it() {
     if !privileged() {
@@ -284,12 +293,7 @@ fn a_lab_killed_mid_up_then_downed_leaves_the_network_to_the_others() {
     );
     assert!(host_ping("172.31.236.2"));
     a.down();
-    assert!(bridge_alias().is_none() && !registry().exists());
-    assert_same_host(
-        &before,
-        &host_snapshot(),
-        "after the killed up and both downs",
-    );
+    assert_network_gone(&before, "after the killed up and both downs");
 }
 
 #[test]
@@ -419,8 +423,7 @@ fn a_down_without_its_journal_still_leaves_the_network() {
         "a lost its network with b's down"
     );
     a.down();
-    assert!(bridge_alias().is_none() && !registry().exists());
-    assert_same_host(&before, &host_snapshot(), "after both downs");
+    assert_network_gone(&before, "after both downs");
 }
 
 #[test]
@@ -492,8 +495,7 @@ fn two_ups_at_once_hand_out_no_address_twice() {
     assert!(node_ping(&b, "b1", "172.31.236.2") && node_ping(&a, "a1", "172.31.236.4"));
     b.down();
     a.down();
-    assert!(bridge_alias().is_none() && !registry().exists());
-    assert_same_host(&before, &host_snapshot(), "after both downs");
+    assert_network_gone(&before, "after both downs");
 }
 
 #[test]
@@ -546,11 +548,7 @@ fn a_member_whose_lab_files_are_gone_is_downed_by_name_and_frees_the_network() {
     assert_eq!(bridge_alias().as_deref(), Some("nslab-mgmt:smnet"));
     assert!(host_ping("172.31.236.2"), "a lost its network");
     a.down();
-    assert!(
-        bridge_alias().is_none() && !registry().exists(),
-        "the last real member's down leaves a bridge behind"
-    );
-    assert_same_host(&before, &host_snapshot(), "after both downs");
+    assert_network_gone(&before, "after both downs");
 }
 
 #[test]
@@ -590,8 +588,7 @@ fn a_lab_joining_a_bridge_left_without_the_hosts_addresses_puts_them_back() {
         "b's down took the host's address"
     );
     a.down();
-    assert!(bridge_alias().is_none() && !registry().exists());
-    assert_same_host(&before, &host_snapshot(), "after both downs");
+    assert_network_gone(&before, "after both downs");
 }
 
 #[test]
@@ -621,8 +618,7 @@ fn a_lost_registry_never_lets_one_labs_down_take_the_bridge_from_another() {
     assert!(said.contains("still has ports not lab `sm-b`'s"), "{said}");
     // With only its own ports left, a's down removes the bridge.
     a.down();
-    assert!(bridge_alias().is_none() && !registry().exists());
-    assert_same_host(&before, &host_snapshot(), "after both downs");
+    assert_network_gone(&before, "after both downs");
 }
 
 #[test]
@@ -649,10 +645,5 @@ fn an_up_that_cannot_write_the_registry_rolls_back() {
     assert_eq!(members(), ["sm-a"]);
     assert!(host_ping("172.31.236.2"));
     a.down();
-    assert!(bridge_alias().is_none() && !registry().exists());
-    assert_same_host(
-        &before,
-        &host_snapshot(),
-        "after the failed up and a's down",
-    );
+    assert_network_gone(&before, "after the failed up and a's down");
 }

@@ -488,17 +488,8 @@ mod tests {
 
     #[test]
     fn the_registry_file_is_the_owners_alone_never_through_a_link_and_goes_with_the_last() {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let dir = std::env::temp_dir().join(format!("nslab-mgmtnet-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let host = HostContext {
-            run_dir: dir.clone(),
-            netns_dir: "/nonexistent".into(),
-            privileged: false,
-            host: None,
-        };
+        use std::os::unix::fs::MetadataExt;
+        let (dir, host) = scratch("file");
         assert_eq!(read(&host, "clab").unwrap(), None);
         let (reg, _) = join(None, &lab("a", vec![want("r1", &R, &[])])).unwrap();
         write(&host, &reg).unwrap();
