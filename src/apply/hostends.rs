@@ -45,6 +45,14 @@ struct Host {
     peer_nsid: Option<i32>,
 }
 
+impl Host {
+    /// A veth whose peer is in one of the namespaces (by the host's ids for them) that
+    /// the teardown deletes: their deletion takes it.
+    fn goes_with(&self, nsids: &HashSet<i32>) -> bool {
+        self.kind == Some(InfoKind::Veth) && self.peer_nsid.is_some_and(|id| nsids.contains(&id))
+    }
+}
+
 /// Splits `netlink` (newest first). Without host interfaces in it, everything is `now`
 /// and nothing is asked of the kernel.
 pub async fn split(
@@ -93,12 +101,7 @@ pub async fn split(
             crate::state::owned::host_interface(lab, name, *ifindex, seen) == Ok(true)
         });
         match found.filter(|_| ours) {
-            Some(l)
-                if l.kind == Some(InfoKind::Veth)
-                    && l.peer_nsid.is_some_and(|id| nsids.contains(&id)) =>
-            {
-                s.ends.push(u)
-            }
+            Some(l) if l.goes_with(&nsids) => s.ends.push(u),
             Some(l) if l.kind == Some(InfoKind::Bridge) => bridges.push(u),
             // Untagged, gone, or not a veth into the lab: today's undo, which screens again
             // and reports a refusal.
@@ -132,8 +135,7 @@ fn unrecorded_ends(
         .iter()
         .filter(|(i, l)| {
             !recorded.contains(i)
-                && l.kind == Some(InfoKind::Veth)
-                && l.peer_nsid.is_some_and(|id| nsids.contains(&id))
+                && l.goes_with(nsids)
                 && crate::state::owned::host_interface(
                     lab,
                     &l.name,
