@@ -168,8 +168,32 @@ pub fn request(socket: &Path, line: &str) -> std::io::Result<String> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     writeln!(s, "{line}")?;
     let mut reply = String::new();
-    BufReader::new(&s).read_line(&mut reply)?;
+    let mut r = BufReader::new(&s);
+    r.read_line(&mut reply)?;
+    // The init closes its end right after the line: once this read sees the end, the
+    // request has left no trace in the init (best effort: a late close is no error).
+    s.set_read_timeout(Some(CLOSE_WAIT))?;
+    let _ = std::io::copy(
+        &mut std::io::Read::take(r, MAX_REQUEST as u64),
+        &mut std::io::sink(),
+    );
     Ok(reply)
+}
+
+/// How long a client waits, after its reply, for the init to close the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Reads what is left of a reply's connection until the init closes it, for at most
+/// [`CLOSE_WAIT`]: a caller that goes on (`up` returning, a test reading `/proc`) then
+/// finds no connection of its own still open in the init.
+async fn until_closed<R: tokio::io::AsyncRead + Unpin>(r: R) {
+    use tokio::io::AsyncReadExt;
+    let mut rest = r.take(MAX_REQUEST as u64);
+    let _ = tokio::time::timeout(
+        CLOSE_WAIT,
+        tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+    )
+    .await;
 }
 
 /// The same from async code.
@@ -178,17 +202,16 @@ pub async fn request_async(socket: &Path, line: &str) -> std::io::Result<String>
     let mut s = tokio::net::UnixStream::connect(socket).await?;
     s.write_all(format!("{line}\n").as_bytes()).await?;
     let mut reply = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::io::BufReader::new(s).read_line(&mut reply),
-    )
-    .await
-    .map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the node's init did not answer",
-        )
-    })??;
+    let mut r = tokio::io::BufReader::new(s);
+    tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut reply))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the node's init did not answer",
+            )
+        })??;
+    until_closed(r).await;
     Ok(reply)
 }
 
@@ -200,12 +223,14 @@ pub async fn wait_async(socket: &Path, process: &str) -> std::io::Result<String>
     s.write_all(format!("{}\n", Request::Wait(process.into()).line()).as_bytes())
         .await?;
     let mut reply = String::new();
-    if tokio::io::BufReader::new(s).read_line(&mut reply).await? == 0 {
+    let mut r = tokio::io::BufReader::new(s);
+    if r.read_line(&mut reply).await? == 0 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "the node's init ended while a process was being waited for",
         ));
     }
+    until_closed(r).await;
     Ok(reply)
 }
 
