@@ -365,7 +365,8 @@ pub enum Command {
     /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code;
     /// no other descriptor does. The command gets the node's environment (its `env:`,
     /// PATH, HOME, the caller's TERM), not the caller's. For example:
-    /// `nslab exec r1 -- ping -c1 r2`.
+    /// `nslab exec r1 ping -c1 r2`. Everything after the node is the command, its own
+    /// options too, as with `docker exec` and `ip netns exec`; `--` before it is optional.
     Exec {
         #[arg(long)]
         lab: Option<String>,
@@ -374,8 +375,8 @@ pub enum Command {
         env: Vec<String>,
         /// The node.
         node: String,
-        /// The command and its arguments, after `--`.
-        #[arg(last = true, required = true)]
+        /// The command and its arguments (after the node, or after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
 }
