@@ -31,7 +31,8 @@ pub enum State<'c> {
         /// attempt may hear nothing, and the network's own answer is the better reason.
         rejected: Vec<Option<(IpAddr, u8)>>,
         expect_ok: bool,
-        /// A note when the pairs need more neighbour entries than the host allows.
+        /// A note for a failure: the pairs need more neighbour entries than the host
+        /// allows, or there are no pairs because nodes have no address.
         neigh_note: Option<String>,
     },
     Other(&'c Check),
@@ -71,6 +72,29 @@ fn routed_ends(t: &crate::model::Topology, v6: bool) -> usize {
         .filter(|i| matches!(i.peer, crate::model::End::Node { .. }))
         .filter(|i| i.addresses.iter().any(|a| a.addr().is_ipv6() == v6))
         .count()
+}
+
+/// When a reach check has no pair to probe: the nodes it names that have no address at
+/// all (a node with no link, or only unnumbered ones), which is the usual reason.
+fn unaddressed(ctx: &Context<'_>, from: &[usize], to: &[Target]) -> Option<String> {
+    let t = ctx.topology;
+    let mut names: Vec<&str> = Vec::new();
+    let targets = to.iter().filter_map(|t| match t {
+        Target::Node(n) => Some(*n),
+        Target::Addr(_) => None,
+    });
+    for n in from.iter().copied().chain(targets) {
+        let none = t.primary_address(n, false).is_none() && t.primary_address(n, true).is_none();
+        if none && !names.contains(&name(ctx, n)) {
+            names.push(name(ctx, n));
+        }
+    }
+    (!names.is_empty()).then(|| {
+        format!(
+            "no address on {}: give it a link with addresses, or a `loopback`",
+            names.join(", ")
+        )
+    })
 }
 
 fn fam(v6: bool) -> &'static str {
@@ -151,6 +175,9 @@ impl<'c> State<'c> {
                 shared + routed,
                 fam(v6)
             ));
+        }
+        if pairs.is_empty() {
+            neigh_note = unaddressed(ctx, from, to);
         }
         State::Reach {
             rejected: vec![None; pairs.len()],
