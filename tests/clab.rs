@@ -346,6 +346,14 @@ fn frr01_comes_up_with_the_hosts_frr_and_the_pcs_reach_each_other() {
     eventually("PC3 reaches PC1", Duration::from_secs(90), || {
         lab.ping("PC3", "192.168.11.2")
     });
+    // vtysh finds the vtysh.conf FRR's images ship, so it says nothing but its answer.
+    let v = lab.exec("router1", &["vtysh", "-c", "show ip ospf neighbor"]);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        v.stderr.is_empty() && !text(&v).contains("Can't open"),
+        "{}",
+        text(&v)
+    );
     lab.down();
     std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
 }
