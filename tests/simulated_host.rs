@@ -154,3 +154,47 @@ fn down_removes_run_netns_only_when_nslab_made_it() {
     host.assert_clean();
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn down_all_takes_every_lab_of_the_host_down() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let dir = std::env::temp_dir().join("nslab-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    // In a simulated host, whose /run is its own: `--all` there cannot reach this
+    // machine's other labs.
+    let host = SimHost::new();
+    let o = host.nslab(&["down", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).trim(), "no lab on this host");
+    let mut files = Vec::new();
+    for lab in ["simh-all1", "simh-all2"] {
+        let file = dir.join(format!("{lab}.yaml"));
+        std::fs::write(
+            &file,
+            format!("name: {lab}\nnodes:\n  a: {{ processes: [{{ name: p, cmd: \"sleep 1000\" }}] }}\n  b: {{ isolation: [net] }}\nlinks:\n  - [a:eth0, b:eth0]\n"),
+        )
+        .unwrap();
+        let o = host.nslab(&["up", file.to_str().unwrap()]);
+        assert!(o.status.success(), "up {lab}: {}", text(&o));
+        files.push(file);
+    }
+    let o = host.nslab(&["down", "--all", "x"]);
+    assert_eq!(o.status.code(), Some(3), "a lab and --all: {}", text(&o));
+    let o = host.nslab(&["down", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for lab in ["simh-all1", "simh-all2"] {
+        assert!(
+            text(&o).contains(&format!("lab `{lab}` is down")),
+            "{}",
+            text(&o)
+        );
+        wait_for("the lab's inits to end", || inits_of(lab).is_empty());
+    }
+    host.assert_clean();
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+}

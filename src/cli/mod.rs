@@ -204,6 +204,10 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         lab: Option<String>,
+        /// Every lab on this host (`nslab ls`), up or left incomplete, one after another;
+        /// a failure is reported and the others still go down.
+        #[arg(long, conflicts_with_all = ["target", "lab"])]
+        all: bool,
         /// Print nothing on success: no progress bar and no summary line.
         #[arg(short, long)]
         quiet: bool,
@@ -674,9 +678,12 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 quiet,
             },
         ),
-        Command::Down { target, lab, quiet } => {
-            down::run(host, target.as_deref(), lab.as_deref(), quiet)
-        }
+        Command::Down {
+            all: true, quiet, ..
+        } => down::all(host, quiet),
+        Command::Down {
+            target, lab, quiet, ..
+        } => down::run(host, target.as_deref(), lab.as_deref(), quiet),
         Command::Status { target, lab, json } => {
             status::run(host, target.as_deref(), lab.as_deref(), json)
         }
