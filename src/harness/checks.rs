@@ -33,7 +33,7 @@ pub enum State<'c> {
         expect_ok: bool,
         /// A note for a failure: the pairs need more neighbour entries than the host
         /// allows, or there are no pairs because nodes have no address.
-        neigh_note: Option<String>,
+        note: Option<String>,
     },
     Other(&'c Check),
 }
@@ -152,7 +152,7 @@ impl<'c> State<'c> {
             }
         }
         let ok = vec![false; pairs.len()];
-        let mut neigh_note = None;
+        let mut note = None;
         for v6 in [false, true] {
             let shared = pairs
                 .iter()
@@ -170,21 +170,21 @@ impl<'c> State<'c> {
             } else {
                 "net.ipv4.neigh.default.gc_thresh3"
             };
-            neigh_note = Some(format!(
+            note = Some(format!(
                 "note: these pairs need about {} {} neighbour entries ({shared} for pairs sharing a bridge, {routed} for routed link ends), over the host-wide limit of {limit} ({key}, shared by all namespaces); probe fewer pairs or raise that limit",
                 shared + routed,
                 fam(v6)
             ));
         }
         if pairs.is_empty() {
-            neigh_note = unaddressed(ctx, from, to);
+            note = unaddressed(ctx, from, to);
         }
         State::Reach {
             rejected: vec![None; pairs.len()],
             pairs,
             ok,
             expect_ok: *expect_ok,
-            neigh_note,
+            note,
         }
     }
 
@@ -195,10 +195,10 @@ impl<'c> State<'c> {
                 ok,
                 rejected,
                 expect_ok,
-                neigh_note,
+                note,
             } => {
                 let mut a = reach(ctx, pairs, ok, rejected, *expect_ok, budget).await;
-                if let (false, Some(n)) = (a.holds, neigh_note) {
+                if let (false, Some(n)) = (a.holds, note) {
                     a.seen = format!("{}; {n}", a.seen);
                 }
                 a

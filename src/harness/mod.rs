@@ -105,8 +105,8 @@ pub struct Attempt {
 
 /// Runs every check and scenario step in order. `report` sees each result as soon as it
 /// is known. On cancellation, the check in progress (saying so, with how long it ran) and
-/// the rest are reported as skipped;
-/// after a step that failed, so is the rest (it would not replay the scenario).
+/// the rest are reported as skipped; after a step that failed, so is the rest (it would
+/// not replay the scenario).
 pub async fn run(
     ctx: &Context<'_>,
     mut cancel: Cancel,
