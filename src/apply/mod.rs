@@ -465,6 +465,7 @@ pub fn down_with(
     progress: Option<&progress::Reporter>,
 ) -> Result<DownReport, ApplyError> {
     let start = Instant::now();
+    progress::trace("read journal");
     let lock = lock(host, lab)?;
     let dir = host.lab_dir(lab);
     let JournalRead {
