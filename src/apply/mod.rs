@@ -534,8 +534,10 @@ pub fn down_with(
     progress::finish(progress);
     finish(host, lab, &dir, errors, refused)?;
     drop(lock);
+    progress::trace("let go of the namespaces");
     // Only now may the kernel start freeing the namespaces (see `netns::Held`).
     drop(held);
+    progress::trace("down returns");
     Ok(DownReport {
         objects: teardown.len(),
         elapsed: start.elapsed(),

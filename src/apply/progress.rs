@@ -38,7 +38,7 @@ pub fn advance(r: Option<&Reporter>, what: &str) {
 }
 
 pub fn finish(r: Option<&Reporter>) {
-    trace("done");
+    trace("finish");
     if let Some(r) = r {
         r.0.finish();
     }
