@@ -465,6 +465,7 @@ pub fn down_with(
     progress: Option<&progress::Reporter>,
 ) -> Result<DownReport, ApplyError> {
     let start = Instant::now();
+    progress::trace("read journal");
     let lock = lock(host, lab)?;
     let dir = host.lab_dir(lab);
     let JournalRead {
@@ -533,8 +534,10 @@ pub fn down_with(
     progress::finish(progress);
     finish(host, lab, &dir, errors, refused)?;
     drop(lock);
+    progress::trace("let go of the namespaces");
     // Only now may the kernel start freeing the namespaces (see `netns::Held`).
     drop(held);
+    progress::trace("down returns");
     Ok(DownReport {
         objects: teardown.len(),
         elapsed: start.elapsed(),
