@@ -276,7 +276,7 @@ fn cpus_the_host_lacks_fail_up_naming_the_process_and_the_cpus_it_has() {
     let o = lab.up_with(&[]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     for needle in [
-        "at-cpus.yaml:4:",
+        "at-cpus.yaml:4:53",
         "node `a`, process `gen`: `cpus: 1023` names CPU 1023, which this host does not have online",
         &format!("(it has {})", online.trim()),
     ] {

@@ -1078,7 +1078,7 @@ fn a_rootless_lab_sets_the_attributes_a_user_may_and_refuses_the_others() {
     let o = user.nslab(&["up", &refused.display().to_string()]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("rl-attrs2.yaml:5:25"), "{out}");
+    assert!(out.contains("rl-attrs2.yaml:5:40"), "{out}");
     assert!(
         out.contains(
             "process `p` asks for `nice: -1` (CAP_SYS_NICE), which a rootless lab cannot give"

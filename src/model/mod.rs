@@ -145,6 +145,8 @@ pub struct Node {
     /// What the node's processes start with unless their own say otherwise.
     #[serde(skip_serializing_if = "crate::attrs::ProcAttrs::is_empty")]
     pub attrs: crate::attrs::ProcAttrs,
+    #[serde(skip)]
+    pub attr_spans: crate::spec::attrs::AttrSpans,
     pub isolation: Vec<NsKind>,
     pub depends_on: Vec<Dep>,
     #[serde(serialize_with = "ser_duration")]
@@ -470,6 +472,9 @@ pub struct Process {
     /// Its node's attributes with its own on top: what it starts with.
     #[serde(skip_serializing_if = "crate::attrs::ProcAttrs::is_empty")]
     pub attrs: crate::attrs::ProcAttrs,
+    /// Where they were written (its own, else its node's), for the host's checks.
+    #[serde(skip)]
+    pub attr_spans: crate::spec::attrs::AttrSpans,
     pub depends_on: Vec<Dep>,
     #[serde(serialize_with = "ser_duration")]
     pub stop_timeout: Duration,

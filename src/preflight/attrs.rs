@@ -25,18 +25,22 @@ impl Host {
 }
 
 /// One error per node and problem (a node's `cpus` shared by its processes is one),
-/// located at the first process that has it.
+/// located at the key (the process's own, else its node's).
 pub fn check(nodes: &[Node], host: &Host, out: &mut Vec<Diagnostic>) {
     for n in nodes {
         let mut seen: Vec<String> = Vec::new();
         for p in &n.processes {
-            for problem in problems(&p.attrs, host) {
+            for (problem, at) in problems(&p.attrs, host) {
                 if seen.contains(&problem) {
                     continue;
                 }
+                let at = match at {
+                    Key::Cpus => p.attr_spans.cpus,
+                    Key::Nofile => p.attr_spans.nofile,
+                };
                 out.push(
                     Diagnostic::error(
-                        Some(p.span),
+                        Some(at.unwrap_or(p.span)),
                         format!("node `{}`, process `{}`: {problem}", n.name, p.name),
                     )
                     .with_hint("the host decides these: pick CPUs it has, and at most `fs.nr_open` open files"),
@@ -47,7 +51,13 @@ pub fn check(nodes: &[Node], host: &Host, out: &mut Vec<Diagnostic>) {
     }
 }
 
-fn problems(a: &crate::attrs::ProcAttrs, host: &Host) -> Vec<String> {
+/// Which key a problem is about, for where its error points.
+enum Key {
+    Cpus,
+    Nofile,
+}
+
+fn problems(a: &crate::attrs::ProcAttrs, host: &Host) -> Vec<(String, Key)> {
     let mut out = Vec::new();
     if let (Some(want), Some(online)) = (&a.cpus, &host.online) {
         let missing: Vec<u32> = want
@@ -57,18 +67,24 @@ fn problems(a: &crate::attrs::ProcAttrs, host: &Host) -> Vec<String> {
             .filter(|c| !online.0.contains(c))
             .collect();
         if !missing.is_empty() {
-            out.push(format!(
-                "`cpus: {want}` names CPU {}, which this host does not have online (it has {online})",
-                CpuList(missing)
+            out.push((
+                format!(
+                    "`cpus: {want}` names CPU {}, which this host does not have online (it has {online})",
+                    CpuList(missing)
+                ),
+                Key::Cpus,
             ));
         }
     }
     if let (Some(l), Some(max)) = (a.rlimits.get(&Resource::Nofile), host.nr_open)
         && l.hard.0 > max
     {
-        out.push(format!(
-            "`rlimits.nofile` {} is above this host's fs.nr_open ({max})",
-            l.hard
+        out.push((
+            format!(
+                "`rlimits.nofile` {} is above this host's fs.nr_open ({max})",
+                l.hard
+            ),
+            Key::Nofile,
         ));
     }
     out
@@ -101,7 +117,7 @@ mod tests {
             got,
             vec![
                 (
-                    6,
+                    4,
                     "node `a`, process `p`: `cpus: 0-5` names CPU 2-5, which this host does not have online (it has 0-1)"
                 ),
                 (

@@ -59,7 +59,7 @@ pub fn process_attrs(t: &Topology, hard: &dyn Fn(u32) -> u64) -> Vec<Diagnostic>
             }
             out.push(
                 Diagnostic::error(
-                    Some(p.span),
+                    Some(p.attr_spans.first.unwrap_or(p.span)),
                     format!(
                         "node `{}`: process `{}` asks for {}, which a rootless lab cannot give: the kernel takes it only from root in the host's user namespace",
                         n.name,

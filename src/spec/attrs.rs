@@ -4,7 +4,7 @@
 //! limit) is checked where the process starts (`node::fresh`).
 
 use crate::attrs::{Bound, CpuList, IoClass, IoNice, Resource, Rlimit, Unit};
-use crate::diag::Sink;
+use crate::diag::{Sink, Span};
 use crate::spec::raw::Sp;
 use crate::spec::read::{self, Fields};
 use crate::spec::values;
@@ -30,7 +30,51 @@ pub struct RawAttrs {
     pub ionice: Option<Sp<IoNice>>,
 }
 
+/// Where the attributes the host decides on were written, for errors about them at
+/// `validate` (a CPU the host lacks, too many files, what a rootless lab cannot give).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AttrSpans {
+    pub cpus: Option<Span>,
+    pub nofile: Option<Span>,
+    /// The first attribute key written.
+    pub first: Option<Span>,
+}
+
+impl AttrSpans {
+    /// These, falling back to `base`'s (a process's own over its node's).
+    pub fn over(self, base: AttrSpans) -> AttrSpans {
+        AttrSpans {
+            cpus: self.cpus.or(base.cpus),
+            nofile: self.nofile.or(base.nofile),
+            first: self.first.or(base.first),
+        }
+    }
+}
+
 impl RawAttrs {
+    /// Where its keys were written.
+    pub fn spans(&self) -> AttrSpans {
+        let first = [
+            self.rlimits.first().map(|(r, _)| r.span),
+            self.nice.as_ref().map(|n| n.span),
+            self.oom_score_adj.as_ref().map(|o| o.span),
+            self.cpus.as_ref().map(|c| c.span),
+            self.ionice.as_ref().map(|i| i.span),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|s| (s.line, s.col));
+        AttrSpans {
+            cpus: self.cpus.as_ref().map(|c| c.span),
+            nofile: self
+                .rlimits
+                .iter()
+                .find(|(r, _)| r.value == Resource::Nofile)
+                .map(|(r, _)| r.span),
+            first,
+        }
+    }
+
     /// `over` on top of `self`, key by key, limits resource by resource.
     pub fn merged(&self, over: &RawAttrs) -> RawAttrs {
         let mut rlimits = self.rlimits.clone();
