@@ -897,3 +897,21 @@ fn a_user_the_node_cannot_resolve_is_a_located_error_and_nothing_comes_up() {
     good.down();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn cpu_set_becomes_the_cpus_the_nodes_processes_start_on() {
+    let src = "name: c\ntopology:\n  kinds:\n    linux: { cpu-set: \"0-1\" }\n  nodes:\n    \
+               a:\n      kind: linux\n      cmd: sleep 100\n      cpu-set: \"0,2-3\"\n    \
+               b:\n      kind: linux\n      cmd: sleep 100\n";
+    let (a, warnings) = clab_process(src, "a");
+    assert!(!warnings.contains("cpu-set"), "{warnings}");
+    assert_eq!(a.attrs.cpus.unwrap().to_string(), "0,2-3");
+    // Inherited from the kind, as containerlab resolves it.
+    let (b, _) = clab_process(src, "b");
+    assert_eq!(b.attrs.cpus.unwrap().to_string(), "0-1");
+    let bad = "name: c\ntopology:\n  nodes:\n    a:\n      kind: linux\n      cmd: sleep 1\n      \
+               cpu-set: \"1-0\"\n";
+    let e = errors(bad);
+    assert!(e.contains("the range `1-0` in `1-0` runs backwards"), "{e}");
+    assert!(e.contains("t.clab.yml:7:16"), "{e}");
+}
