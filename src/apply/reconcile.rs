@@ -160,6 +160,7 @@ pub async fn change_locked<'k>(
     _lock: &LabLock,
 ) -> Result<Applied, ApplyError> {
     let start = Instant::now();
+    let opts = &opts.with_test_faults();
     let lab = t.lab.clone();
     let dir = opts.host.lab_dir(&lab);
     // On a shared management network the lab keeps the addresses it holds there.
