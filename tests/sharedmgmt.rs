@@ -926,3 +926,64 @@ fn a_bridge_whose_tag_was_removed_by_hand_is_refused_with_the_command_that_puts_
     a.down();
     assert_network_gone(&before, "after the refusal, the fix and both downs");
 }
+
+#[test]
+fn an_apply_killed_while_moving_networks_converges_on_the_next_apply_and_down() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    let moved =
+        "name: sm-b\nmgmt: { network: smnet2, subnet: 172.31.238.0/24 }\nnodes: { b1: {} }\n";
+    std::fs::write(&b.file, moved).unwrap();
+    let kill_mid_apply = || {
+        let mut child = nslab()
+            .arg("apply")
+            .arg(&b.file)
+            .env("NSLAB_TEST_STEP_DELAY_MS", "300")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once smnet2's registry has b (its addresses reserved, the change begun).
+        wait_for("sm-b to join smnet2", || !held_on("smnet2").is_empty());
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    };
+    kill_mid_apply();
+    // The next apply takes up from what is left: b on smnet2 alone, a keeps smnet.
+    let o = nslab().arg("apply").arg(&b.file).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(members(), ["sm-a"], "{}", text(&o));
+    assert_eq!(
+        held_on("smnet2"),
+        holding(&[("sm-b", &["b1=172.31.238.2/24"])])
+    );
+    assert!(host_ping("172.31.238.2") && host_ping("172.31.236.3"));
+    // Killed on the way back to smnet, then `down`: both networks are as a has them.
+    std::fs::write(&b.file, format!("name: sm-b\n{NET}nodes: {{ b1: {{}} }}\n")).unwrap();
+    let mut child = nslab()
+        .arg("apply")
+        .arg(&b.file)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "300")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("sm-b to join smnet again", || members().len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    b.down();
+    assert_eq!(members(), ["sm-a"]);
+    assert!(held_on("smnet2").is_empty());
+    assert!(!Path::new("/sys/class/net/br-smnet2").exists());
+    assert!(node_ping(&a, "a1", "172.31.236.1"), "a lost its network");
+    a.down();
+    assert_network_gone(&before, "after the killed applies and downs");
+}
