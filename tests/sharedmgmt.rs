@@ -944,16 +944,23 @@ fn an_apply_killed_while_moving_networks_converges_on_the_next_apply_and_down() 
         let mut child = nslab()
             .arg("apply")
             .arg(&b.file)
-            .env("NSLAB_TEST_STEP_DELAY_MS", "300")
+            .env("NSLAB_TEST_STEP_DELAY_MS", "600")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Killed once smnet2's registry has b (its addresses reserved, the change begun).
+        // Killed once smnet2's registry has b (its addresses reserved, the change begun),
+        // within the change's first steps (each delayed 600 ms).
         wait_for("sm-b to join smnet2", || !held_on("smnet2").is_empty());
-        std::thread::sleep(std::time::Duration::from_millis(400));
+        std::thread::sleep(std::time::Duration::from_millis(300));
         child.kill().unwrap();
         child.wait().unwrap();
+        let journal = std::fs::read_to_string("/run/nslab/sm-b.journal").unwrap();
+        let last = journal.lines().last().unwrap_or_default();
+        assert!(
+            !last.contains("\"applied\""),
+            "the apply finished before the kill"
+        );
     };
     kill_mid_apply();
     // The next apply takes up from what is left: b on smnet2 alone, a keeps smnet.
@@ -970,13 +977,13 @@ fn an_apply_killed_while_moving_networks_converges_on_the_next_apply_and_down() 
     let mut child = nslab()
         .arg("apply")
         .arg(&b.file)
-        .env("NSLAB_TEST_STEP_DELAY_MS", "300")
+        .env("NSLAB_TEST_STEP_DELAY_MS", "600")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     wait_for("sm-b to join smnet again", || members().len() == 2);
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
     b.down();
