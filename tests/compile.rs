@@ -718,7 +718,9 @@ fn static_routing_past_its_limit_is_refused_at_its_line() {
     let text = e.to_string();
     assert!(text.contains("big.yaml:2:10"), "{text}");
     assert!(
-        text.contains("would compute a route for 4002000 (node, destination) pairs, over its limit of 4000000"),
+        text.contains(
+            "would compute a route for 4002000 (node, destination) pairs, over its limit of 4000000"
+        ),
         "{text}"
     );
     assert!(text.contains("1 error"), "{text}");

@@ -5,7 +5,9 @@
 //! supplementary groups. `nice -n 10 nslab up`, or nslab started from a service with
 //! `OOMScoreAdjust=-900`, would otherwise hand those to every node, as a container
 //! runtime does not. The init applies [`Fresh`] to itself before it starts anything (its
-//! processes inherit it), and so does `nslab exec` in the command it starts.
+//! processes inherit it), and so does `nslab exec` in the command it starts. The
+//! caller's session keyring is swapped for an empty one of the node's own, as runc does
+//! for a container.
 //!
 //! What cannot be undone stays: `no_new_privs`, a seccomp filter, a shrunken capability
 //! bounding set, locked securebits. Without `CAP_SYS_NICE` or `CAP_SYS_RESOURCE` (a
@@ -46,6 +48,10 @@ pub struct Fresh {
     /// Processes and pending signals: the kernel gives its first process half of
     /// `kernel.threads-max` for both.
     per_user: Option<u64>,
+    /// Whether to join a session keyring of its own: only as root of the host's user
+    /// namespace. A rootless lab's keyrings would count against its user's quota (200
+    /// keys), which a lab of many nodes would use up for the user's own sessions.
+    own_keyring: bool,
 }
 
 impl Fresh {
@@ -54,7 +60,14 @@ impl Fresh {
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())
             .map(|t| (t / 2).max(1));
-        Fresh { per_user }
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let host_userns = std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().eq(["0", "0", "4294967295"]));
+        Fresh {
+            per_user,
+            own_keyring: root && host_userns,
+        }
     }
 
     /// Sets every attribute of the calling process (single-threaded: a forked child, or
@@ -91,6 +104,17 @@ impl Fresh {
                 0,
             );
             clear_inheritable();
+            // A session keyring of its own (anonymous): a process possesses the keys of
+            // the session keyring it inherits, and may read them whatever its user, so
+            // a node's `user: nobody` read the caller's (a Kerberos ticket, a disk's
+            // key). runc gives each container one too.
+            if self.own_keyring {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_JOIN_SESSION_KEYRING,
+                    std::ptr::null::<libc::c_char>(),
+                );
+            }
             // Root's processes get no supplementary group (one with `user:` gets that
             // user's). Refused in a user namespace, where the caller's are kept.
             libc::setgroups(0, std::ptr::null());
