@@ -1,8 +1,8 @@
 //! The process attributes a node's processes start from, whoever ran nslab: a fork and
 //! an exec keep the caller's nice value, scheduling policy, CPU affinity, I/O priority,
 //! `oom_score_adj`, resource limits, personality (`setarch -R` turns address space
-//! randomization off), timer slack, securebits, inheritable and ambient capabilities and
-//! supplementary groups. `nice -n 10 nslab up`, or nslab started from a service with
+//! randomization off), timer slack, securebits, inheritable and ambient capabilities,
+//! supplementary groups, NUMA memory policy and transparent huge pages switched off. `nice -n 10 nslab up`, or nslab started from a service with
 //! `OOMScoreAdjust=-900`, would otherwise hand those to every node, as a container
 //! runtime does not. The init applies [`Fresh`] to itself before it starts anything (its
 //! processes inherit it), and so does `nslab exec` in the command it starts. The
@@ -37,6 +37,9 @@ const LIMITS: [(u32, u64, u64); 14] = {
         (libc::RLIMIT_RTTIME, INF, INF),
     ]
 };
+
+/// `set_mempolicy`'s mode for the system's default policy (allocate on the local node).
+const MPOL_DEFAULT: libc::c_int = 0;
 
 /// The kernel's default timer slack, in nanoseconds (`PR_SET_TIMERSLACK` with 0 would
 /// give back the caller's, which is what a thread's default is inherited from).
@@ -104,6 +107,15 @@ impl Fresh {
                 0,
             );
             clear_inheritable();
+            // The caller's NUMA memory policy (`numactl --membind`) and transparent huge
+            // pages switched off (`PR_SET_THP_DISABLE`): both survive exec.
+            libc::syscall(
+                libc::SYS_set_mempolicy,
+                MPOL_DEFAULT,
+                std::ptr::null::<libc::c_ulong>(),
+                0,
+            );
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
             // A session keyring of its own (anonymous): a process possesses the keys of
             // the session keyring it inherits, and may read them whatever its user, so
             // a node's `user: nobody` read the caller's (a Kerberos ticket, a disk's
