@@ -264,15 +264,30 @@ impl Diagnostic {
     }
 }
 
+/// The longest word (in bytes) [`did_you_mean`] compares: names are shorter, and the
+/// comparison takes time and memory in the product of two lengths, so a file naming a
+/// node with 100 KB, once per link, held `validate` for minutes (two such names would
+/// have asked for 80 GB).
+const MAX_SUGGESTED: usize = 256;
+
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    if word.len() > MAX_SUGGESTED {
+        return None;
+    }
+    let chars = word.chars().count();
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let d = edit_distance(word, c);
         let limit = (c.len().max(word.len()) / 3).max(1);
+        // The distance is at least the difference in length: a candidate that far off is
+        // no suggestion, and its table is never made.
+        if c.len() > MAX_SUGGESTED || chars.abs_diff(c.chars().count()) > limit {
+            continue;
+        }
+        let d = edit_distance(word, c);
         // Ties go to the alphabetically first candidate, whatever the iteration order.
         if d <= limit && best.is_none_or(|(bd, bc)| (d, c) < (bd, bc)) {
             best = Some((d, c));
@@ -348,6 +363,23 @@ mod tests {
             );
         }
         assert_eq!(text.matches(" --> big.yaml:").count(), n as usize);
+    }
+
+    /// A hostile file's unknown names may be huge: they are suggested nothing, at once,
+    /// and a candidate far longer or shorter than the word costs no comparison.
+    #[test]
+    fn a_huge_unknown_name_gets_no_suggestion_and_no_comparison() {
+        let huge = "x".repeat(100_000);
+        let names: Vec<String> = (0..5_000).map(|i| format!("r{i}")).collect();
+        for _ in 0..20 {
+            assert_eq!(did_you_mean(&huge, names.iter().map(String::as_str)), None);
+        }
+        let near = format!("{huge}y");
+        assert_eq!(did_you_mean(&huge, [near.as_str()]), None);
+        assert_eq!(
+            did_you_mean("r12x", names.iter().map(String::as_str)),
+            Some("r12")
+        );
     }
 
     #[test]
