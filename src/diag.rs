@@ -71,6 +71,14 @@ impl Diagnostic {
 
     /// Renders the diagnostic rustc-style, with the offending source line underlined.
     pub fn render(&self, file: &str, source: &str) -> String {
+        let lines: Vec<&str> = source_lines(source).collect();
+        self.render_lines(file, &lines)
+    }
+
+    /// The same, from the source already split into lines: a report splits its source
+    /// once for all its diagnostics (split again for each, 20,000 errors in a file of as
+    /// many lines took minutes, so a hostile file could hold `validate` up for hours).
+    pub fn render_lines(&self, file: &str, lines: &[&str]) -> String {
         let mut out = String::new();
         let label = match self.severity {
             Severity::Error => "error",
@@ -87,11 +95,11 @@ impl Diagnostic {
             .unwrap_or(1);
         let pad = " ".repeat(width);
         match self.span {
-            Some(span) => render_snippet(&mut out, &pad, file, source, span, None),
+            Some(span) => render_snippet(&mut out, &pad, file, lines, span, None),
             None => out.push_str(&format!("{pad}--> {file}\n")),
         }
         for (span, note) in &self.notes {
-            render_snippet(&mut out, &pad, file, source, *span, Some(&shown(note)));
+            render_snippet(&mut out, &pad, file, lines, *span, Some(&shown(note)));
         }
         if let Some(hint) = &self.hint {
             out.push_str(&format!("{pad} = hint: {}\n", shown(hint)));
@@ -119,12 +127,12 @@ fn render_snippet(
     out: &mut String,
     pad: &str,
     file: &str,
-    source: &str,
+    lines: &[&str],
     span: Span,
     note: Option<&str>,
 ) {
     out.push_str(&format!("{pad}--> {file}:{}:{}\n", span.line, span.col));
-    let Some(text) = source_lines(source).nth(span.line.saturating_sub(1) as usize) else {
+    let Some(text) = lines.get(span.line.saturating_sub(1) as usize) else {
         return;
     };
     // Long lines (minified or generated YAML) are clipped so a diagnostic stays readable.
@@ -197,8 +205,9 @@ impl Report {
     pub fn render(&self, which: Severity) -> String {
         let mut out = String::new();
         let mut n = 0;
+        let lines: Vec<&str> = source_lines(&self.source).collect();
         for d in self.diagnostics.iter().filter(|d| d.severity == which) {
-            out.push_str(&d.render(&self.file, &self.source));
+            out.push_str(&d.render_lines(&self.file, &lines));
             out.push('\n');
             n += 1;
         }
@@ -255,15 +264,30 @@ impl Diagnostic {
     }
 }
 
+/// The longest word (in bytes) [`did_you_mean`] compares: names are shorter, and the
+/// comparison takes time and memory in the product of two lengths, so a file naming a
+/// node with 100 KB, once per link, held `validate` for minutes (two such names would
+/// have asked for 80 GB).
+const MAX_SUGGESTED: usize = 256;
+
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    if word.len() > MAX_SUGGESTED {
+        return None;
+    }
+    let chars = word.chars().count();
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let d = edit_distance(word, c);
         let limit = (c.len().max(word.len()) / 3).max(1);
+        // The distance is at least the difference in length: a candidate that far off is
+        // no suggestion, and its table is never made.
+        if c.len() > MAX_SUGGESTED || chars.abs_diff(c.chars().count()) > limit {
+            continue;
+        }
+        let d = edit_distance(word, c);
         // Ties go to the alphabetically first candidate, whatever the iteration order.
         if d <= limit && best.is_none_or(|(bd, bc)| (d, c) < (bd, bc)) {
             best = Some((d, c));
@@ -309,6 +333,53 @@ mod tests {
         assert_eq!(lines("a\r\nb\rc\nd"), vec!["a", "b", "c", "d"]);
         assert_eq!(lines(""), vec![""]);
         assert_eq!(lines("x\n"), vec!["x", ""]);
+    }
+
+    /// A hostile file can hold an error on each of its lines (a bridge with 20,000
+    /// members and no room for them): the report splits its source once, not once per
+    /// error, so rendering them all is linear. Split per error, this took minutes.
+    #[test]
+    fn a_report_of_many_errors_renders_each_at_its_line() {
+        let n = 20_000;
+        let source: String = (1..=n).map(|i| format!("  - [r{i}:e0, s1]\n")).collect();
+        let diagnostics = (1..=n)
+            .map(|i| Diagnostic::error(Some(Span::new(i, 6, 7)), format!("no room for r{i}")))
+            .collect();
+        let r = Report {
+            file: "big.yaml".into(),
+            source,
+            diagnostics,
+        };
+        let text = r.render(Severity::Error);
+        assert!(
+            text.ends_with(&format!("big.yaml: {n} errors\n")),
+            "{}",
+            &text[text.len() - 200..]
+        );
+        for i in [1, 777, n] {
+            assert!(
+                text.contains(&format!("{i} |   - [r{i}:e0, s1]\n")),
+                "line {i}"
+            );
+        }
+        assert_eq!(text.matches(" --> big.yaml:").count(), n as usize);
+    }
+
+    /// A hostile file's unknown names may be huge: they are suggested nothing, at once,
+    /// and a candidate far longer or shorter than the word costs no comparison.
+    #[test]
+    fn a_huge_unknown_name_gets_no_suggestion_and_no_comparison() {
+        let huge = "x".repeat(100_000);
+        let names: Vec<String> = (0..5_000).map(|i| format!("r{i}")).collect();
+        for _ in 0..20 {
+            assert_eq!(did_you_mean(&huge, names.iter().map(String::as_str)), None);
+        }
+        let near = format!("{huge}y");
+        assert_eq!(did_you_mean(&huge, [near.as_str()]), None);
+        assert_eq!(
+            did_you_mean("r12x", names.iter().map(String::as_str)),
+            Some("r12")
+        );
     }
 
     #[test]

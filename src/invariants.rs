@@ -173,7 +173,7 @@ pub fn check_spans(report: &Report) -> Result<(), Violation> {
     let lines: Vec<&str> = source_lines(&report.source).collect();
     for d in &report.diagnostics {
         if let Some(span) = d.span {
-            let rendered = d.render(&report.file, &report.source);
+            let rendered = d.render_lines(&report.file, &lines);
             if !rendered.contains(&format!("{} | ", span.line)) {
                 return Err(Violation::NoSnippet {
                     message: d.message.clone(),

@@ -748,3 +748,30 @@ nodes:
     assert_eq!(procs["r"]["nice"], 1, "{}", procs["r"]);
     assert_eq!(procs["s"]["nice"], 0, "a node's 0 replaces the default's 1");
 }
+
+/// `routing: static` computes a route per node and destination, so a small hostile file
+/// (20,000 nodes in a chain: 400 million routes) would take the host's memory at
+/// `validate`. Past its limit (here by one node: 2,001 nodes and 2,000 links) the file is
+/// refused at its `routing:` line, before any route is computed.
+#[test]
+fn static_routing_past_its_limit_is_refused_at_its_line() {
+    let n = 2_001;
+    let mut y = String::from("name: big\nrouting: static\nnodes:\n");
+    for i in 0..n {
+        y.push_str(&format!("  r{i}: {{}}\n"));
+    }
+    y.push_str("links:\n");
+    for i in 1..n {
+        y.push_str(&format!("  - [r{}:e1, r{i}:e0]\n", i - 1));
+    }
+    let e = compile_str(&y, "big.yaml", Path::new("/")).expect_err("refused");
+    let text = e.to_string();
+    assert!(text.contains("big.yaml:2:10"), "{text}");
+    assert!(
+        text.contains(
+            "would compute a route for 4002000 (node, destination) pairs, over its limit of 4000000"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1 error"), "{text}");
+}

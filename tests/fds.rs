@@ -725,6 +725,15 @@ echo "policy $(cut -d' ' -f41 /proc/self/stat)"
 echo "ionice $(ionice -p $$)"
 sed -n 's/^\(Cpus_allowed_list\|CapInh\|Groups\):[[:space:]]*/\1 /p' /proc/self/status
 sed -n 's/^Max \(core\|stack\|processes\|locked\|open\)[a-z ]*  */\1 /p' /proc/self/limits
+echo "mempolicy $(head -1 /proc/self/numa_maps | cut -d' ' -f2)"
+sed -n 's/^THP_enabled:[[:space:]]*/thp /p' /proc/self/status
+python3 -c '
+import ctypes
+b = ctypes.create_string_buffer(256)
+# keyctl(KEYCTL_DESCRIBE, KEY_SPEC_SESSION_KEYRING): "type;uid;gid;perm;name"
+n = ctypes.CDLL(None).syscall(250, 6, -3, b, 256)
+print("keyring", b.value.decode().split(";")[-1] if n > 0 else "none")
+'
 echo done
 "#;
 
@@ -824,7 +833,16 @@ fn check_defaults(who: &str, got: &std::collections::HashMap<String, String>) {
         ("Cpus_allowed_list", cpus.as_str()),
         ("CapInh", "0000000000000000"),
         ("Groups", ""),
+        ("mempolicy", "default"),
+        ("thp", "1"),
     ];
+    // A session keyring of its own, not the caller's (whose keys a process possesses,
+    // and so may read, whatever its user).
+    let keyring = got.get("keyring").map(String::as_str);
+    assert!(
+        keyring.is_some_and(|k| k != "none" && k != CALLER_KEYRING.to_str().unwrap()),
+        "{who}: session keyring {keyring:?} (all: {got:?})"
+    );
     want.extend(limits.iter().map(|(k, v)| (*k, v.as_str())));
     for (key, value) in want {
         assert_eq!(
@@ -835,10 +853,14 @@ fn check_defaults(who: &str, got: &std::collections::HashMap<String, String>) {
     }
 }
 
+/// The session keyring the odd caller joins (and holds a key in).
+const CALLER_KEYRING: &std::ffi::CStr = c"nslab-test-caller";
+
 /// `nslab ARGS` from a caller with every inheritable attribute off its default: nice 10
 /// (`nice -n 10`), CPU 0 only (`taskset -c 0`), `oom_score_adj` 500, the idle I/O class
 /// (`ionice -c 3`), ASLR off (`setarch -R`), 1 ms timer slack, other soft limits,
-/// a supplementary group and an inheritable capability.
+/// a supplementary group, an inheritable capability, a session keyring holding a key,
+/// memory bound to NUMA node 0 and transparent huge pages off.
 fn odd_caller(args: &[&str]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut c = Command::new(env!("CARGO_BIN_EXE_nslab"));
@@ -856,6 +878,24 @@ fn odd_caller(args: &[&str]) -> Command {
                 || libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong) < 0
                 || libc::prctl(libc::PR_SET_TIMERSLACK, 1_000_000, 0, 0, 0) != 0
                 || libc::setgroups(1, [4242].as_ptr()) != 0
+                // Memory bound to NUMA node 0 (`numactl --membind 0`), MPOL_BIND.
+                || libc::syscall(libc::SYS_set_mempolicy, 2, [1u64].as_ptr(), 2) != 0
+                || libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0
+                // A session keyring of its own, holding a key: possessed by whatever
+                // inherits the keyring, whatever its user.
+                || libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_JOIN_SESSION_KEYRING,
+                    CALLER_KEYRING.as_ptr(),
+                ) < 0
+                || libc::syscall(
+                    libc::SYS_add_key,
+                    c"user".as_ptr(),
+                    c"nslab-test-secret".as_ptr(),
+                    b"x".as_ptr(),
+                    1usize,
+                    libc::KEY_SPEC_SESSION_KEYRING,
+                ) < 0
             {
                 return fail();
             }

@@ -189,3 +189,77 @@ fn a_lab_with_hosts_is_pinned_to_those_kubernetes_nodes() {
     let o = k8s(&["topologies/services.yaml"]);
     assert!(!String::from_utf8_lossy(&o.stdout).contains("kubernetes.io/hostname"));
 }
+
+/// `nslab k8s` runs on the operator's machine and ships what it reads to the cluster: a
+/// link planted in a shared lab directory (a mount source that is one, or one inside a
+/// mounted directory) must be refused, never followed to the operator's files; a file
+/// too large for a ConfigMap is refused without being read whole.
+#[test]
+fn links_in_a_mount_source_are_refused_never_followed_out_of_the_topologys_directory() {
+    let dir = tempdir("links");
+    let lab = dir.join("lab");
+    std::fs::create_dir_all(lab.join("conf")).unwrap();
+    std::fs::write(dir.join("secret"), "OPERATOR-SECRET").unwrap();
+    std::fs::write(lab.join("conf/ok.conf"), "fine").unwrap();
+    std::os::unix::fs::symlink(dir.join("secret"), lab.join("conf/leak")).unwrap();
+    std::os::unix::fs::symlink(&dir, lab.join("up")).unwrap();
+    std::os::unix::fs::symlink(dir.join("secret"), lab.join("key")).unwrap();
+    // Sparse: 64 MiB to the kernel, nothing on disk.
+    let big = std::fs::File::create(lab.join("big.img")).unwrap();
+    big.set_len(64 << 20).unwrap();
+    let file = lab.join("lab.yaml");
+    std::fs::write(
+        &file,
+        "name: lk\nnodes:\n  a:\n    mounts: [\"conf:/etc/c\"]\n  b:\n    mounts: [\"up/secret:/etc/s\"]\n  c:\n    mounts: [\"key:/etc/k\"]\n  d:\n    mounts: [\"big.img:/srv/big.img\"]\n",
+    )
+    .unwrap();
+    let o = nslab()
+        .args(["k8s", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{all}");
+    assert!(
+        o.stdout.is_empty(),
+        "manifests printed despite errors:\n{all}"
+    );
+    assert!(!all.contains("OPERATOR-SECRET"), "{all}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    for needle in [
+        format!(
+            "{}:4:14: conf/leak is, or lies below, a symbolic link",
+            file.display()
+        ),
+        format!(
+            "{}:6:14: up/secret is, or lies below, a symbolic link",
+            file.display()
+        ),
+        format!(
+            "{}:8:14: key is, or lies below, a symbolic link",
+            file.display()
+        ),
+        format!("{}:10:14: big.img does not fit", file.display()),
+    ] {
+        assert!(err.contains(&needle), "`{needle}` missing from:\n{err}");
+    }
+    // Without the links and the large file, the directory's own file is carried.
+    for l in ["conf/leak", "up", "key", "big.img"] {
+        std::fs::remove_file(lab.join(l)).unwrap();
+    }
+    std::fs::write(
+        &file,
+        "name: lk\nnodes:\n  a:\n    mounts: [\"conf:/etc/c\"]\n",
+    )
+    .unwrap();
+    let o = nslab()
+        .args(["k8s", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("conf/ok.conf") && out.contains("fine"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -287,6 +287,7 @@ fn daemon_set(input: &K8sInput, name: &str, items: Vec<KeyToPath>) -> DaemonSet 
                     host_network: true,
                     host_pid: true,
                     dns_policy: "ClusterFirstWithHostNet",
+                    automount_service_account_token: false,
                     // `down` of a large lab takes seconds; the default 30 s is tight.
                     termination_grace_period_seconds: 120,
                     affinity,

@@ -105,6 +105,10 @@ fn the_daemonset_runs_the_agent_on_the_named_hosts_with_the_hosts_state() {
     let pod = &ds["spec"]["template"]["spec"];
     assert_eq!(pod["hostNetwork"], true);
     assert_eq!(pod["hostPID"], true);
+    // The agent reads its ConfigMap from a volume and never calls the API server: no
+    // token in the container, where every node's processes (a `user: nobody` one too)
+    // could read it from /var/run/secrets.
+    assert_eq!(pod["automountServiceAccountToken"], false);
     let c = &pod["containers"][0];
     assert_eq!(
         c["command"],

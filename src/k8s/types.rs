@@ -101,6 +101,9 @@ pub struct PodSpec {
     #[serde(rename = "hostPID")]
     pub host_pid: bool,
     pub dns_policy: &'static str,
+    /// False: the agent never calls the API server (it reads its ConfigMap from a
+    /// volume), and a token in its container would be readable by every node's processes.
+    pub automount_service_account_token: bool,
     pub termination_grace_period_seconds: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,

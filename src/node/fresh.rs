@@ -1,11 +1,13 @@
 //! The process attributes a node's processes start from, whoever ran nslab: a fork and
 //! an exec keep the caller's nice value, scheduling policy, CPU affinity, I/O priority,
 //! `oom_score_adj`, resource limits, personality (`setarch -R` turns address space
-//! randomization off), timer slack, securebits, inheritable and ambient capabilities and
-//! supplementary groups. `nice -n 10 nslab up`, or nslab started from a service with
+//! randomization off), timer slack, securebits, inheritable and ambient capabilities,
+//! supplementary groups, NUMA memory policy and transparent huge pages switched off. `nice -n 10 nslab up`, or nslab started from a service with
 //! `OOMScoreAdjust=-900`, would otherwise hand those to every node, as a container
 //! runtime does not. The init applies [`Fresh`] to itself before it starts anything (its
-//! processes inherit it), and so does `nslab exec` in the command it starts.
+//! processes inherit it), and so does `nslab exec` in the command it starts. The
+//! caller's session keyring is swapped for an empty one of the node's own, as runc does
+//! for a container.
 //!
 //! What cannot be undone stays: `no_new_privs`, a seccomp filter, a shrunken capability
 //! bounding set, locked securebits. Without `CAP_SYS_NICE` or `CAP_SYS_RESOURCE` (a
@@ -36,6 +38,9 @@ const LIMITS: [(u32, u64, u64); 14] = {
     ]
 };
 
+/// `set_mempolicy`'s mode for the system's default policy (allocate on the local node).
+const MPOL_DEFAULT: libc::c_int = 0;
+
 /// The kernel's default timer slack, in nanoseconds (`PR_SET_TIMERSLACK` with 0 would
 /// give back the caller's, which is what a thread's default is inherited from).
 const TIMER_SLACK_NS: libc::c_ulong = 50_000;
@@ -46,6 +51,10 @@ pub struct Fresh {
     /// Processes and pending signals: the kernel gives its first process half of
     /// `kernel.threads-max` for both.
     per_user: Option<u64>,
+    /// Whether to join a session keyring of its own: only as root of the host's user
+    /// namespace. A rootless lab's keyrings would count against its user's quota (200
+    /// keys), which a lab of many nodes would use up for the user's own sessions.
+    own_keyring: bool,
 }
 
 impl Fresh {
@@ -54,7 +63,14 @@ impl Fresh {
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())
             .map(|t| (t / 2).max(1));
-        Fresh { per_user }
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let host_userns = std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().eq(["0", "0", "4294967295"]));
+        Fresh {
+            per_user,
+            own_keyring: root && host_userns,
+        }
     }
 
     /// Sets every attribute of the calling process (single-threaded: a forked child, or
@@ -91,6 +107,26 @@ impl Fresh {
                 0,
             );
             clear_inheritable();
+            // The caller's NUMA memory policy (`numactl --membind`) and transparent huge
+            // pages switched off (`PR_SET_THP_DISABLE`): both survive exec.
+            libc::syscall(
+                libc::SYS_set_mempolicy,
+                MPOL_DEFAULT,
+                std::ptr::null::<libc::c_ulong>(),
+                0,
+            );
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
+            // A session keyring of its own (anonymous): a process possesses the keys of
+            // the session keyring it inherits, and may read them whatever its user, so
+            // a node's `user: nobody` read the caller's (a Kerberos ticket, a disk's
+            // key). runc gives each container one too.
+            if self.own_keyring {
+                libc::syscall(
+                    libc::SYS_keyctl,
+                    libc::KEYCTL_JOIN_SESSION_KEYRING,
+                    std::ptr::null::<libc::c_char>(),
+                );
+            }
             // Root's processes get no supplementary group (one with `user:` gets that
             // user's). Refused in a user namespace, where the caller's are kept.
             libc::setgroups(0, std::ptr::null());

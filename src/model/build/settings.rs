@@ -39,30 +39,47 @@ pub(super) fn routes(
             node.routes = routes;
         }
     }
-    let static_routing = raw
+    let Some(routing) = raw
         .routing
         .as_ref()
-        .is_some_and(|r| r.value == RoutingMode::Static);
-    if static_routing {
-        let computed = routes::static_routes(nodes, bridges);
-        for (node, extra) in nodes.iter_mut().zip(computed) {
-            let transit = node.interfaces.len() >= 2;
-            for r in extra {
-                if !node.routes.iter().any(|w| w.dst == r.dst) {
-                    node.routes.push(r);
-                }
-            }
-            if transit {
-                for (k, v) in [
-                    ("net.ipv4.ip_forward", "1"),
-                    ("net.ipv6.conf.all.forwarding", "1"),
-                ] {
-                    node.sysctls.push(crate::model::Sysctl {
-                        key: k.into(),
-                        value: v.into(),
-                        iface: None,
-                    });
-                }
+        .filter(|r| r.value == RoutingMode::Static)
+    else {
+        return;
+    };
+    let computed = match routes::static_routes(nodes, bridges) {
+        Ok(c) => c,
+        Err(pairs) => {
+            sink.push(
+                crate::diag::Diagnostic::error(
+                    Some(routing.span),
+                    format!(
+                        "`routing: static` would compute a route for {pairs} (node, destination) pairs, over its limit of {}",
+                        routes::MAX_STATIC_PAIRS
+                    ),
+                )
+                .with_hint("run a routing daemon in the nodes (FRR, BIRD) for a lab this large, or write the routes it needs under `routes:`"),
+            );
+            return;
+        }
+    };
+    for (node, extra) in nodes.iter_mut().zip(computed) {
+        let transit = node.interfaces.len() >= 2;
+        // Written routes win; looked up in a set (a node of a large routed lab gets
+        // thousands of routes, and a scan of those it has per route was quadratic).
+        let written: std::collections::HashSet<ipnet::IpNet> =
+            node.routes.iter().map(|w| w.dst).collect();
+        node.routes
+            .extend(extra.into_iter().filter(|r| !written.contains(&r.dst)));
+        if transit {
+            for (k, v) in [
+                ("net.ipv4.ip_forward", "1"),
+                ("net.ipv6.conf.all.forwarding", "1"),
+            ] {
+                node.sysctls.push(crate::model::Sysctl {
+                    key: k.into(),
+                    value: v.into(),
+                    iface: None,
+                });
             }
         }
     }
