@@ -21,8 +21,14 @@
 //! The nodes are split over THREADS launcher threads (default 2: nslab uses both CPUs of
 //! the VM this was measured on). The files live in a private tmpfs the program mounts
 //! under /run and removes; everything it starts is killed by pidfd. `down` starts once the
-//! kernel is quiet, as the bench times nslab's. Prints one JSON line:
-//! `{"mode", "nodes", "threads", "up", "down"}` (seconds). Needs root.
+//! kernel is quiet, as the bench times nslab's. Prints one JSON line: `{"mode", "nodes",
+//! "threads", "up", "down", "up_cpu", "up_busy", "up_kthreads", "up_irq"}` (seconds).
+//! The last four are for `scripts/bench-cpu`, which sets the nodes' CPU time against the
+//! kernel's own: `up_cpu` is the CPU time over `up` of the cpuacct cgroup (v1) or the
+//! cgroup (v2) the program runs in, which its nodes inherit (null if none is found);
+//! `up_busy` each CPU's busy time over `up` (/proc/stat: whatever ran there);
+//! `up_kthreads` the kernel threads' CPU time and `up_irq` all CPUs' irq and softirq
+//! time over `up`, which no task of the cgroup is charged for. Needs root.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -120,10 +126,14 @@ fn main() {
     let removed = remove_dir(&dir);
     match (result, removed) {
         (Ok((up, down)), Ok(())) => println!(
-            "{{\"mode\": \"{}\", \"nodes\": {n}, \"threads\": {threads}, \"up\": {:.4}, \"down\": {:.4}}}",
+            "{{\"mode\": \"{}\", \"nodes\": {n}, \"threads\": {threads}, \"up\": {:.4}, \"down\": {:.4}, \"up_cpu\": {}, \"up_busy\": {:?}, \"up_kthreads\": {:.3}, \"up_irq\": {:.3}}}",
             args[1],
-            up.as_secs_f64(),
-            down.as_secs_f64()
+            up.wall.as_secs_f64(),
+            down.as_secs_f64(),
+            up.cpu.map_or("null".into(), |c| format!("{c:.4}")),
+            up.busy,
+            up.kernel[0],
+            up.kernel[1]
         ),
         (Err(e), _) | (_, Err(e)) => fail(&e),
     }
@@ -189,6 +199,160 @@ fn settle() {
     }
 }
 
+/// A moment of the run: the time, the CPU time of this program's cgroup so far, and each
+/// CPU's busy ticks so far.
+struct Mark {
+    at: Instant,
+    cpu: Option<f64>,
+    busy: Vec<u64>,
+    kernel: Kernel,
+}
+
+/// Each kernel thread's CPU ticks so far (by pid), and all CPUs' irq and softirq ticks.
+struct Kernel {
+    threads: std::collections::HashMap<u32, u64>,
+    irq: u64,
+}
+
+/// What `up` took: wall time, the cgroup's CPU time, each CPU's busy time (seconds).
+struct Span {
+    wall: Duration,
+    cpu: Option<f64>,
+    busy: Vec<f64>,
+    /// Kernel threads' CPU time, and all CPUs' irq + softirq time.
+    kernel: [f64; 2],
+}
+
+impl Mark {
+    fn now() -> Mark {
+        // The scan of /proc first: it is this program's work, not the nodes'.
+        let kernel = kernel_ticks();
+        Mark {
+            at: Instant::now(),
+            cpu: cgroup_cpu(),
+            busy: cpu_busy(),
+            kernel,
+        }
+    }
+
+    fn span(&self) -> Span {
+        // The scan of /proc last: it is this program's work, not the nodes'.
+        let (at, cpu, busy) = (Instant::now(), cgroup_cpu(), cpu_busy());
+        let end = Mark {
+            at,
+            cpu,
+            busy,
+            kernel: kernel_ticks(),
+        };
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        Span {
+            wall: end.at - self.at,
+            cpu: end.cpu.zip(self.cpu).map(|(b, a)| b - a),
+            busy: end
+                .busy
+                .iter()
+                .zip(&self.busy)
+                .map(|(b, a)| (b - a) as f64 / hz)
+                .collect(),
+            kernel: end.kernel.since(&self.kernel).map(|t| t as f64 / hz),
+        }
+    }
+}
+
+/// The CPU time (s) of this program's cgroup: v1's `cpuacct.usage` where a cpuacct
+/// hierarchy is mounted, else v2's `cpu.stat`.
+fn cgroup_cpu() -> Option<f64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctl, path) = (f.next()?, f.next()?, f.next()?);
+        if ctl.split(',').any(|c| c == "cpuacct") {
+            for root in ["/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct"] {
+                if let Ok(v) = std::fs::read_to_string(format!("{root}{path}/cpuacct.usage")) {
+                    return v.trim().parse::<f64>().ok().map(|ns| ns / 1e9);
+                }
+            }
+        }
+    }
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let stat = std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cpu.stat")).ok()?;
+    let us = stat.lines().find_map(|l| l.strip_prefix("usage_usec "))?;
+    us.trim().parse::<f64>().ok().map(|us| us / 1e6)
+}
+
+/// Each CPU's busy ticks from /proc/stat: everything but idle, iowait and steal.
+fn cpu_busy() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal (guest is inside user)
+            v.iter().take(8).sum::<u64>()
+                - v.get(3).unwrap_or(&0)
+                - v.get(4).unwrap_or(&0)
+                - v.get(7).unwrap_or(&0)
+        })
+        .collect()
+}
+
+impl Kernel {
+    /// Ticks of kernel threads and of irqs since `before`: per thread, so a worker that
+    /// exits meanwhile takes nothing off the sum (its own last ticks are lost).
+    fn since(&self, before: &Kernel) -> [u64; 2] {
+        let threads = self
+            .threads
+            .iter()
+            .map(|(pid, t)| t.saturating_sub(*before.threads.get(pid).unwrap_or(&0)))
+            .sum();
+        [threads, self.irq.saturating_sub(before.irq)]
+    }
+}
+
+/// CPU ticks no task of the lab is charged for: every kernel thread's (workers, RCU,
+/// softirq threads: children of kthreadd), and the irq and softirq time of /proc/stat.
+fn kernel_ticks() -> Kernel {
+    let mut threads = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // After the name: state ppid ... utime (12th) stime (13th).
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.get(1) == Some(&"2") {
+            let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            threads.insert(pid, tick(11) + tick(12));
+        }
+    }
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let irq = stat
+        .lines()
+        .next()
+        .map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            v.get(5).unwrap_or(&0) + v.get(6).unwrap_or(&0)
+        })
+        .unwrap_or(0);
+    Kernel { threads, irq }
+}
+
 /// Splits 0..n into `threads` runs, one per launcher thread.
 fn shares(n: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
     (0..threads)
@@ -228,8 +392,8 @@ fn unname(paths: &[PathBuf]) -> Result<(), String> {
 }
 
 /// Net-only nodes: a network namespace each, named by a bind mount, no process.
-fn net(dir: &Path, n: usize, threads: usize) -> Result<(Duration, Duration), String> {
-    let t0 = Instant::now();
+fn net(dir: &Path, n: usize, threads: usize) -> Result<(Span, Duration), String> {
+    let t0 = Mark::now();
     let made: Vec<Result<Vec<(PathBuf, OwnedFd)>, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = shares(n, threads)
             .into_iter()
@@ -240,7 +404,7 @@ fn net(dir: &Path, n: usize, threads: usize) -> Result<(Duration, Duration), Str
             .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
             .collect()
     });
-    let up = t0.elapsed();
+    let up = t0.span();
     let (mut paths, mut held) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut errors = Vec::new();
     for m in made {
@@ -411,7 +575,7 @@ struct Node {
 }
 
 /// Full-isolation nodes: one clone each, from `threads` threads, then kill and reap all.
-fn full(dir: &Path, n: usize, threads: usize, named: bool) -> Result<(Duration, Duration), String> {
+fn full(dir: &Path, n: usize, threads: usize, named: bool) -> Result<(Span, Duration), String> {
     let p = prepare()?;
     let argv: Vec<*const libc::c_char> = p
         .argv
@@ -422,7 +586,7 @@ fn full(dir: &Path, n: usize, threads: usize, named: bool) -> Result<(Duration, 
     nslab::apply::netns::raise_nofile_limit();
     let (rx, tx) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let argv = Argv(&argv);
-    let t0 = Instant::now();
+    let t0 = Mark::now();
     let made: Vec<(Vec<Node>, Option<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = shares(n, threads)
             .into_iter()
@@ -454,7 +618,7 @@ fn full(dir: &Path, n: usize, threads: usize, named: bool) -> Result<(Duration, 
             Err(e) => errors.push(e),
         }
     }
-    let up = t0.elapsed();
+    let up = t0.span();
     settle();
     let t1 = Instant::now();
     for node in &nodes {
