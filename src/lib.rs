@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod apply;
+pub mod attrs;
 pub mod clab;
 pub mod cli;
 pub mod compile;

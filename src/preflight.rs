@@ -6,9 +6,11 @@
 //! neighbour entries than the host's table holds (`preflight/neigh.rs`), and a warning for
 //! a dummy or vlan this kernel cannot make or a macvlan parent the host lacks
 //! (`preflight/kinds.rs`), and a warning when nslab runs with `no_new_privs` or a
-//! seccomp filter, which its nodes would inherit (`preflight/inherit.rs`). Each problem is
+//! seccomp filter, which its nodes would inherit (`preflight/inherit.rs`), and process
+//! attributes the host cannot give (`preflight/attrs.rs`). Each problem is
 //! located in the file and names the node and the key.
 
+mod attrs;
 mod inherit;
 mod kinds;
 mod mounts;
@@ -45,6 +47,7 @@ pub fn check(t: &Topology) -> Vec<Diagnostic> {
     }
     programs::check(&t.nodes, &mut out);
     users::check(&t.nodes, &mut out);
+    attrs::check(&t.nodes, &attrs::Host::read(), &mut out);
     expected_json(t, &mut out);
     out.extend(neigh::warnings(t, neigh::host_limit));
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -498,6 +498,13 @@ fn sigint_during_checks_tears_the_lab_down() {
         rest.contains("SKIP") && rest.contains("interrupted by SIGINT"),
         "{rest}"
     );
+    // The check it was waiting on says so (a cancelled CI job shows what hung); the one
+    // after it never ran.
+    assert!(
+        rest.contains("interrupted by SIGINT while running, after"),
+        "{rest}"
+    );
+    assert!(rest.contains("not run: interrupted by SIGINT"), "{rest}");
     assert!(!lab.is_up());
     assert_same_host(&before, &host_snapshot(), "after SIGINT during nslab test");
 }
@@ -570,6 +577,7 @@ nodes:
   a: { labels: { role: core }, exec: ["ip route add 10.60.0.0/24 dev eth0 table 1000"] }
   b: { labels: { role: core } }
   c: {}
+  d: {}
 links:
   # Written out: the messages below name these addresses.
   - { endpoints: [a:eth0, b:eth0], addresses: [10.255.0.0/31, 10.255.0.1/31] }
@@ -584,6 +592,8 @@ tests:
   - cmd: { node: a, name: fails-as-expected, timeout: 1s, run: "echo oops >&2; exit 4", expect: fail, stderr: "^oops$" }
   - cmd: { node: a, name: should-have-failed, timeout: 1s, run: "echo fine", expect: fail }
   - cmd: { node: a, name: stderr-differs, timeout: 1s, run: "echo oops >&2", stderr: "^fine$" }
+  - cmd: { node: a, name: says-on-stdout, timeout: 1s, run: "echo '% Unknown command'; exit 1" }
+  - reach: { from: a, to: d, name: to-unaddressed, timeout: 1s }
   - route: { node: a, name: withdrawn, timeout: 1s, to: 10.9.0.0/16, expect: absent }
   - route: { node: a, name: still-there, timeout: 1s, to: 10.255.0.2/31, expect: absent }
   - route: { node: a, name: local-table, timeout: 1s, to: 10.255.0.0/32, table: local }
@@ -632,6 +642,7 @@ fn check_options_pass_and_fail_with_their_reasons() {
         "no-10.9 [a]",
         "no-10.9 [b]",
         "no-10.9 [c]",
+        "no-10.9 [d]",
     ];
     for p in passes {
         assert_eq!(result(p)["status"], "pass", "{p}: {}", result(p));
@@ -669,6 +680,16 @@ fn check_options_pass_and_fail_with_their_reasons() {
             "expected no replies, but 1 of 1 pairs answered: a -> 10.255.0.1 (b) replied",
         ),
         ("has-eth1 [a]", "exit status 1, expected 0"),
+        // Said on stdout, with nothing on stderr: the failure shows stdout's tail.
+        (
+            "says-on-stdout",
+            "exit status 1, expected 0; stdout: % Unknown command",
+        ),
+        // No pair to probe: the node without an address is named.
+        (
+            "to-unaddressed",
+            "no address on d: give it a link with addresses, or a `loopback`",
+        ),
     ];
     for (name, msg) in fails {
         let r = result(name);
@@ -690,7 +711,10 @@ fn check_options_pass_and_fail_with_their_reasons() {
         .filter_map(|n| n.attribute("name"))
         .filter(|n| n.starts_with("no-10.9"))
         .collect();
-    assert_eq!(cases, ["no-10.9 [a]", "no-10.9 [b]", "no-10.9 [c]"]);
+    assert_eq!(
+        cases,
+        ["no-10.9 [a]", "no-10.9 [b]", "no-10.9 [c]", "no-10.9 [d]"]
+    );
 }
 
 /// `nslab test --lab` compiles the stored copy of the file: an `expect_json_file` still

@@ -176,6 +176,30 @@ fn what_cannot_map_is_reported_at_its_line_all_at_once() {
 }
 
 #[test]
+fn a_refused_node_is_one_error_and_its_links_are_not_called_unknown() {
+    // A vendor node is refused at its kind; its links must not add "`sr1` is not a node
+    // or bridge ... declare it under `nodes:`", which the file plainly does.
+    let src = "name: x\ntopology:\n  nodes:\n    sr1: { kind: nokia_srlinux }\n    \
+               l1: { kind: linux }\n  links:\n    - endpoints: [\"sr1:e1-1\", \"l1:eth1\"]\n";
+    let e = errors(src);
+    assert!(e.contains("kind `nokia_srlinux` is not supported"), "{e}");
+    assert!(e.contains("1 error"), "{e}");
+    assert!(!e.contains("not a node or bridge"), "{e}");
+    // containerlab's vxlan link is left out with a hint that does not deny multi-host labs.
+    let vx = "name: x\ntopology:\n  nodes:\n    l1: { kind: linux }\n  links:\n    \
+              - { type: vxlan, endpoint: { node: l1, interface: eth1 }, remote: 10.0.0.1, vni: 9 }\n";
+    let w = compile_str(vx, "v.clab.yml", Path::new("/"))
+        .unwrap()
+        .warnings
+        .render(nslab::Severity::Warning);
+    assert!(w.contains("a link of type `vxlan` is left out"), "{w}");
+    assert!(
+        w.contains("Multi-host labs") && !w.contains("one host"),
+        "{w}"
+    );
+}
+
+#[test]
 fn the_long_form_of_a_macvlan_link_maps_with_its_mode() {
     let src = "name: mvl\ntopology:\n  nodes:\n    l1: { kind: linux }\n    l2: { kind: linux }\n  \
                links:\n    - type: macvlan\n      endpoint: { node: l1, interface: eth1 }\n      \
@@ -330,6 +354,14 @@ fn frr01_comes_up_with_the_hosts_frr_and_the_pcs_reach_each_other() {
     eventually("PC3 reaches PC1", Duration::from_secs(90), || {
         lab.ping("PC3", "192.168.11.2")
     });
+    // vtysh finds the vtysh.conf FRR's images ship, so it says nothing but its answer.
+    let v = lab.exec("router1", &["vtysh", "-c", "show ip ospf neighbor"]);
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        v.stderr.is_empty() && !text(&v).contains("Can't open"),
+        "{}",
+        text(&v)
+    );
     lab.down();
     std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
 }
@@ -876,4 +908,22 @@ fn a_user_the_node_cannot_resolve_is_a_located_error_and_nothing_comes_up() {
     }
     good.down();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cpu_set_becomes_the_cpus_the_nodes_processes_start_on() {
+    let src = "name: c\ntopology:\n  kinds:\n    linux: { cpu-set: \"0-1\" }\n  nodes:\n    \
+               a:\n      kind: linux\n      cmd: sleep 100\n      cpu-set: \"0,2-3\"\n    \
+               b:\n      kind: linux\n      cmd: sleep 100\n";
+    let (a, warnings) = clab_process(src, "a");
+    assert!(!warnings.contains("cpu-set"), "{warnings}");
+    assert_eq!(a.attrs.cpus.unwrap().to_string(), "0,2-3");
+    // Inherited from the kind, as containerlab resolves it.
+    let (b, _) = clab_process(src, "b");
+    assert_eq!(b.attrs.cpus.unwrap().to_string(), "0-1");
+    let bad = "name: c\ntopology:\n  nodes:\n    a:\n      kind: linux\n      cmd: sleep 1\n      \
+               cpu-set: \"1-0\"\n";
+    let e = errors(bad);
+    assert!(e.contains("the range `1-0` in `1-0` runs backwards"), "{e}");
+    assert!(e.contains("t.clab.yml:7:16"), "{e}");
 }

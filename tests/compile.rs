@@ -698,3 +698,53 @@ fn validate_warns_of_a_vrf_check_on_a_kernel_without_vrfs() {
         assert!(stderr.contains("modprobe vrf"), "{stderr}");
     }
 }
+
+/// The attributes each process starts with: `defaults`, then the kind, then the node (for
+/// all its processes), then the process's own, key by key and limit by limit.
+#[test]
+fn process_attributes_merge_from_defaults_to_the_process() {
+    let yaml = r#"
+name: attrs
+defaults: { rlimits: { nofile: 4096, core: unlimited }, nice: 1 }
+kinds: { gen: { nice: 10, cpus: "0" } }
+nodes:
+  a:
+    kind: gen
+    oom_score_adj: 200
+    processes:
+      - { name: p, cmd: sleep 100, rlimits: { nofile: { soft: 1024, hard: 65536 } } }
+      - { name: q, cmd: sleep 100, nice: -5, cpus: 0-1, ionice: idle }
+  b: { processes: [{ name: r, cmd: sleep 100 }] }
+  c: { processes: [{ name: s, cmd: sleep 100 }], nice: 0 }
+"#;
+    let c = compile_str(yaml, "attrs.yaml", Path::new("/")).expect("compiles");
+    let p = plan::plan(&c.topology);
+    let json: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+    let procs: std::collections::BTreeMap<String, serde_json::Value> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["op"] == "start-node")
+        .flat_map(|s| s["start"]["processes"].as_array().unwrap().clone())
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["attrs"].clone()))
+        .collect();
+    let lim = |soft: serde_json::Value, hard: serde_json::Value| serde_json::json!({ "soft": soft, "hard": hard });
+    let unlimited = lim("unlimited".into(), "unlimited".into());
+    assert_eq!(
+        procs["p"],
+        serde_json::json!({
+            "rlimits": { "core": unlimited, "nofile": lim(1024.into(), 65536.into()) },
+            "nice": 10, "oom_score_adj": 200, "cpus": "0",
+        })
+    );
+    assert_eq!(
+        procs["q"],
+        serde_json::json!({
+            "rlimits": { "core": unlimited, "nofile": lim(4096.into(), 4096.into()) },
+            "nice": -5, "oom_score_adj": 200, "cpus": "0-1",
+            "ionice": { "class": "idle", "level": 0 },
+        })
+    );
+    assert_eq!(procs["r"]["nice"], 1, "{}", procs["r"]);
+    assert_eq!(procs["s"]["nice"], 0, "a node's 0 replaces the default's 1");
+}

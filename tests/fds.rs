@@ -299,6 +299,38 @@ nodes:
     lab.down();
 }
 
+#[test]
+fn exec_takes_the_command_after_the_node_without_a_double_dash() {
+    if !privileged() {
+        return;
+    }
+    // `docker exec c CMD` and `ip netns exec ns CMD` need no `--`: neither does nslab's.
+    // What follows the node is the command's, its options included (`-e`, `--lab`);
+    // options before the node are nslab's.
+    let lab = Lab::new("fx-nodash", "nodes: { a: {} }\n");
+    lab.up();
+    let exec = |args: &[&str]| {
+        nslab()
+            .args(["exec", "--lab", "fx-nodash"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let script = r#"echo "$0|$*|${MARK:-unset}""#;
+    let o = exec(&[
+        "-e", "MARK=set", "a", "sh", "-c", script, "x", "-e", "--lab", "b",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(stdout(&o), "x|-e --lab b|set\n");
+    // With `--` the same as before, and the exit code passes through either way.
+    let o = exec(&["a", "--", "sh", "-c", script, "y", "-e"]);
+    assert_eq!(stdout(&o), "y|-e|unset\n", "{}", text(&o));
+    assert_eq!(exec(&["a", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    // No command at all is still a usage error.
+    assert_eq!(exec(&["a"]).status.code(), Some(3));
+    lab.down();
+}
+
 /// A lab whose checks take a while: time for a signal, or for a reader to go away.
 const SLOW_CHECKS: &str = r#"
 nodes:

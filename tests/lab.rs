@@ -757,3 +757,39 @@ fn quiet_validate_and_apply_print_nothing_on_success() {
     assert!(!run(&["apply"]).is_empty());
     lab.down();
 }
+
+#[test]
+fn status_and_a_missing_interface_list_interfaces_in_reading_order() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // The kernel lists a node's interfaces by ifindex, which nslab hashes: people read
+    // lo, eth0, eth1, eth2, eth10.
+    let lab = Lab::new(
+        "it-ifsort",
+        "nodes: { a: {}, b: {} }\nlinks:\n  - [a:eth10, b:eth3]\n  - [a:eth2, b:eth2]\n  - [a:eth0, b:eth0]\n  - [a:eth1, b:eth1]\n",
+    );
+    lab.up();
+    let o = nslab().args(["status", "it-ifsort"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let ifaces: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("a "))
+        .take(5)
+        .filter_map(|l| l.get(23..).and_then(|r| r.split_whitespace().next()))
+        .collect();
+    assert_eq!(ifaces, ["lo", "eth0", "eth1", "eth2", "eth10"], "{table}");
+    let o = nslab()
+        .args(["link", "down", "--lab", "it-ifsort", "a:eth9"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("it has: eth0, eth1, eth2, eth10"),
+        "{}",
+        text(&o)
+    );
+    lab.down();
+}

@@ -151,6 +151,7 @@ fn spec(name: &str, argv: &[&str], ready: Option<ReadySpec>, stop_timeout_ms: u6
         ready_limits: Default::default(),
         stop_timeout_ms,
         user: None,
+        attrs: Default::default(),
     }
 }
 

@@ -1018,3 +1018,72 @@ fn root_never_runs_rootless_from_a_state_directory_another_user_owns() {
     assert!(!made_there, "nothing is made in the other user's directory");
     assert!(own.status.success(), "{}", text(&own));
 }
+
+/// The process attributes a rootless lab may give (a higher nice value and
+/// `oom_score_adj`, lower limits, a CPU, the idle I/O class) are set, read from the host's
+/// /proc; one only root may give (a negative nice value) is a located error before
+/// anything starts.
+#[test]
+fn a_rootless_lab_sets_the_attributes_a_user_may_and_refuses_the_others() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("attrs");
+    let lab = "rl-attrs";
+    let file = user.file(
+        lab,
+        "nodes:\n  a:\n    nice: 4\n    oom_score_adj: 250\n    cpus: 0\n    processes:\n      - { name: p, cmd: sleep 1011, ionice: idle, rlimits: { nofile: { soft: 512, hard: 1024 } } }\n",
+    );
+    user.ok(&["up", &file.display().to_string()]);
+    let holder = user.holder(lab).expect("the holder is recorded");
+    let mut pid = None;
+    wait_for("sleep 1011 to run below the holder", || {
+        pid = tree(holder).into_iter().find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\x001011\x00")
+        });
+        pid.is_some()
+    });
+    let pid = pid.unwrap();
+    let read = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap();
+    let limits = read("limits");
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        nofile.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["512", "1024"],
+        "{nofile}"
+    );
+    let stat = read("stat");
+    let nice = stat.rsplit_once(") ").unwrap().1.split_whitespace().nth(16);
+    assert_eq!(nice, Some("4"));
+    assert_eq!(read("oom_score_adj").trim(), "250");
+    assert!(
+        read("status").contains("Cpus_allowed_list:\t0\n"),
+        "{}",
+        read("status")
+    );
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) reads another process's priority.
+    let io = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid) };
+    assert_eq!(io, 3 << 13, "the idle class");
+    user.ok(&["down", lab]);
+    nothing_in_run(lab);
+
+    let refused = user.file(
+        "rl-attrs2",
+        "nodes:\n  a:\n    processes:\n      - { name: p, cmd: sleep 1, nice: -1 }\n",
+    );
+    let o = user.nslab(&["up", &refused.display().to_string()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("rl-attrs2.yaml:5:40"), "{out}");
+    assert!(
+        out.contains(
+            "process `p` asks for `nice: -1` (CAP_SYS_NICE), which a rootless lab cannot give"
+        ),
+        "{out}"
+    );
+    assert!(user.holder("rl-attrs2").is_none(), "no holder was started");
+}

@@ -6,7 +6,8 @@
 //! address is refused naming both labs; a lab killed mid-`up` and then `down`ed leaves
 //! the network consistent for the others. Half states: a member with nothing else left,
 //! a lost registry, a bridge stripped of the host's addresses, a registry that cannot be
-//! written.
+//! written. `apply` and the network: addresses freed and taken, a lab moved between
+//! networks (and rolled back), `plan` showing what a live network gives.
 
 mod support;
 
@@ -311,8 +312,66 @@ fn a_lab_killed_mid_up_then_downed_leaves_the_network_to_the_others() {
     assert_network_gone(&before, "after the killed up and both downs");
 }
 
+/// The registry's entries: each member lab with its nodes' IPv4 addresses.
+fn held() -> Vec<(String, Vec<String>)> {
+    held_on("smnet")
+}
+
+fn held_on(network: &str) -> Vec<(String, Vec<String>)> {
+    let path = format!("/run/nslab/mgmt/{network}.json");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let nodes = m["nodes"].as_array().unwrap().iter().map(|n| {
+                format!(
+                    "{}={}",
+                    n["node"].as_str().unwrap(),
+                    n["addresses"][0].as_str().unwrap()
+                )
+            });
+            (m["lab"].as_str().unwrap().to_string(), nodes.collect())
+        })
+        .collect()
+}
+
+fn holding(entries: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    entries
+        .iter()
+        .map(|(lab, nodes)| {
+            (
+                lab.to_string(),
+                nodes.iter().map(|n| n.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// `nslab apply` of `lab` with `yaml` (after its name line), and the output.
+fn apply_as(lab: &Lab, yaml: &str, env: &[(&str, &str)]) -> std::process::Output {
+    std::fs::write(&lab.file, format!("name: {}\n{yaml}", lab.name)).unwrap();
+    nslab()
+        .arg("apply")
+        .arg(&lab.file)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The IPv4 address of `node`'s `iface`, as the kernel has it.
+fn mgmt_of(lab: &Lab, node: &str, iface: &str) -> String {
+    let o = lab.exec(node, &["ip", "-o", "-4", "addr", "show", iface]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    out.split_whitespace().nth(3).unwrap_or("none").to_string()
+}
+
 #[test]
-fn apply_keeps_the_addresses_a_lab_holds_and_refuses_to_add_a_node_to_the_network() {
+fn apply_frees_removed_nodes_addresses_and_takes_new_ones_as_up_does() {
     if !privileged() {
         return;
     }
@@ -321,48 +380,232 @@ fn apply_keeps_the_addresses_a_lab_holds_and_refuses_to_add_a_node_to_the_networ
     let (a, b) = (lab_a(), lab_b());
     a.up();
     b.up();
-    let apply = |yaml: String| {
-        std::fs::write(&b.file, format!("name: sm-b\n{yaml}")).unwrap();
-        nslab().arg("apply").arg(&b.file).output().unwrap()
-    };
     // A change beside the network: b1 keeps 172.31.236.4, which compile alone would
     // have made .2 (held by a1).
-    let o = apply(format!(
-        "{NET}nodes: {{ b1: {{}}, b2: {{ mgmt: false }} }}\nlinks: [[b1:eth1, b2:eth1]]\n"
-    ));
+    let o = apply_as(
+        &b,
+        &format!(
+            "{NET}nodes: {{ b1: {{}}, b2: {{ mgmt: false }} }}\nlinks: [[b1:eth1, b2:eth1]]\n"
+        ),
+        &[],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("172.31.236.2"), "{}", text(&o));
-    assert!(host_ping("172.31.236.4"), "b1 lost its address");
-    // A node new to the network needs an address taken as `up` takes them: refused.
-    let o = apply(format!("{NET}nodes: {{ b1: {{}}, b3: {{}} }}\n"));
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(mgmt_of(&b, "b1", "mgmt0"), "172.31.236.4/24");
+    // b1 goes and b0, b3 come: b0 (first in node order) gets b1's address, freed; b3
+    // the next free one. The registry says so.
+    let o = apply_as(&b, &format!("{NET}nodes: {{ b0: {{}}, b3: {{}} }}\n"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(mgmt_of(&b, "b0", "mgmt0"), "172.31.236.4/24");
+    assert_eq!(mgmt_of(&b, "b3", "mgmt0"), "172.31.236.5/24");
+    let want = holding(&[
+        ("sm-a", &["a1=172.31.236.2/24", "a2=172.31.236.3/24"]),
+        ("sm-b", &["b0=172.31.236.4/24", "b3=172.31.236.5/24"]),
+    ]);
+    assert_eq!(held(), want);
+    assert!(node_ping(&a, "a1", "172.31.236.5"), "a1 cannot reach b3");
+    assert!(host_ping("fd7e:1ab:236::5"), "the host cannot reach b3");
+    // A change that fails after b3 went rolls back: b3 and its address come back, and
+    // the registry is what it was (b4's address is not kept).
+    for step in ["1", "6"] {
+        let o = apply_as(
+            &b,
+            &format!("{NET}nodes: {{ b0: {{}}, b4: {{}} }}\n"),
+            &[("NSLAB_TEST_FAIL_AT_STEP", step)],
+        );
+        assert_eq!(o.status.code(), Some(1), "step {step}: {}", text(&o));
+        assert!(text(&o).contains("rolled back"), "{}", text(&o));
+        assert_eq!(held(), want, "step {step}: {}", text(&o));
+        assert_eq!(mgmt_of(&b, "b3", "mgmt0"), "172.31.236.5/24");
+        assert!(
+            host_ping("172.31.236.5"),
+            "step {step}: b3 lost its address"
+        );
+    }
+    // A third lab's `up` gets the addresses after the ones b holds now.
+    let c = Lab::new("sm-c", &format!("{NET}nodes: {{ c1: {{}} }}\n"));
+    c.up();
+    assert_eq!(mgmt_of(&c, "c1", "mgmt0"), "172.31.236.6/24");
+    // Two nodes new to the network, and b3 gone: its address goes to the new ones.
+    let o = apply_as(
+        &b,
+        &format!("{NET}nodes: {{ b0: {{}}, b5: {{}}, b6: {{}} }}\n"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        held()[1].1,
+        [
+            "b0=172.31.236.4/24",
+            "b5=172.31.236.5/24",
+            "b6=172.31.236.7/24"
+        ]
+    );
+    assert!(node_ping(&c, "c1", "172.31.236.7"), "c1 cannot reach b6");
+    c.down();
+    b.down();
+    a.down();
+    assert_network_gone(&before, "after the applies and downs");
+}
+
+#[test]
+fn apply_moves_a_lab_between_its_own_management_network_and_shared_ones() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    let nodes = "nodes: { b1: {}, b2: {} }\n";
+    let own = "mgmt: { subnet: 172.31.239.0/24 }\n";
+    let other = "mgmt: { network: smnet2, subnet: 172.31.238.0/24 }\n";
+    let on = |dev: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{dev}/master/ifalias"))
+            .map(|a| a.trim().to_string())
+            .unwrap_or_default()
+    };
+    // Its own network: b leaves smnet (a keeps it) and gets a bridge of its own.
+    let o = apply_as(&b, &format!("{own}{nodes}"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(members(), ["sm-a"]);
+    assert_eq!(
+        on("sm-b-b1"),
+        "nslab:sm-b",
+        "b1's port is not on b's own bridge"
+    );
+    assert_eq!(mgmt_of(&b, "b1", "mgmt0"), "172.31.239.2/24");
     assert!(
-        text(&o).contains("does not add node `b3` to shared management network `smnet`"),
+        host_ping("172.31.239.3"),
+        "the host cannot reach b2 on b's own network"
+    );
+    assert!(host_ping("172.31.236.3"), "a lost its network");
+    // Back on smnet: b1 and b2 get free addresses after a's.
+    let o = apply_as(&b, &format!("{NET}{nodes}"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(members(), ["sm-a", "sm-b"]);
+    assert!(
+        !Path::new("/sys/class/net/br-sm-b").exists(),
+        "b's own bridge is left"
+    );
+    assert_eq!(on("sm-b-b1"), "nslab-mgmt:smnet");
+    assert_eq!(mgmt_of(&b, "b2", "mgmt0"), "172.31.236.5/24");
+    assert!(node_ping(&a, "a1", "172.31.236.5"), "a1 cannot reach b2");
+    // A move to another shared network that fails half way rolls back to smnet.
+    let o = apply_as(
+        &b,
+        &format!("{other}{nodes}"),
+        &[("NSLAB_TEST_FAIL_AT_STEP", "4")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(members(), ["sm-a", "sm-b"], "{}", text(&o));
+    assert!(held_on("smnet2").is_empty(), "{}", text(&o));
+    assert!(
+        !Path::new("/sys/class/net/br-smnet2").exists(),
         "{}",
         text(&o)
     );
-    assert!(host_ping("172.31.236.4"));
-    // Leaving the network, or joining another, is refused the same way.
-    for (file, what) in [
-        ("nodes: { b1: {} }\n".to_string(), "leave"),
-        (
-            NET.replace("smnet", "smnet2") + "nodes: { b1: {} }\n",
-            "join",
-        ),
-    ] {
-        let o = apply(file);
-        assert_eq!(o.status.code(), Some(2), "{what}: {}", text(&o));
-        assert!(
-            text(&o).contains("bring lab `sm-b` down and up"),
-            "{what}: {}",
-            text(&o)
-        );
-    }
-    assert!(host_ping("172.31.236.4"));
-    assert_eq!(members(), ["sm-a", "sm-b"]);
+    assert_eq!(on("sm-b-b1"), "nslab-mgmt:smnet");
+    assert!(
+        node_ping(&a, "a1", "172.31.236.5"),
+        "b2 lost smnet with the rollback"
+    );
+    // The move itself: smnet2 is made for b, smnet stays a's.
+    let o = apply_as(&b, &format!("{other}{nodes}"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(members(), ["sm-a"]);
+    assert_eq!(
+        held_on("smnet2"),
+        holding(&[("sm-b", &["b1=172.31.238.2/24", "b2=172.31.238.3/24"])])
+    );
+    assert_eq!(on("sm-b-b2"), "nslab-mgmt:smnet2");
+    assert!(host_ping("172.31.238.3") && host_ping("172.31.236.3"));
+    // The subnets of a network the lab stays on are not changed by `apply`: the
+    // refusal names the commands.
+    let o = apply_as(
+        &b,
+        &format!("{}{nodes}", other.replace(".238.", ".234.")),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("`nslab down sm-b` then `nslab up"),
+        "{}",
+        text(&o)
+    );
+    // No `mgmt:` at all: b leaves smnet2, the last member, so its bridge goes.
+    let o = apply_as(&b, nodes, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!Path::new("/sys/class/net/br-smnet2").exists());
+    assert!(!Path::new("/run/nslab/mgmt/smnet2.json").exists());
+    assert_eq!(mgmt_of(&b, "b1", "mgmt0"), "none");
+    // And back to smnet from nothing.
+    let o = apply_as(&b, &format!("{NET}{nodes}"), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(node_ping(&b, "b1", "172.31.236.2"), "b1 cannot reach a1");
     b.down();
     a.down();
-    assert_same_host(&before, &host_snapshot(), "after the applies and downs");
+    assert_network_gone(&before, "after the moves and downs");
+}
+
+#[test]
+fn plan_shows_the_addresses_a_live_network_gives_and_calls_others_provisional() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    let plan = |lab: &Lab| {
+        let o = nslab().arg("plan").arg(&lab.file).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let alone = plan(&b);
+    assert!(alone.contains("b1:mgmt0 172.31.236.2/24"), "{alone}");
+    assert!(
+        alone.contains("`smnet` is not up") && alone.contains("provisional"),
+        "{alone}"
+    );
+    a.up();
+    let stamp = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let (was, when) = (std::fs::read(registry()).unwrap(), stamp(&registry()));
+    let live = plan(&b);
+    assert!(live.contains("b1:mgmt0 172.31.236.4/24"), "{live}");
+    assert!(live.contains("b1:mgmt0 fd7e:1ab:236::4/64"), "{live}");
+    assert!(live.contains("`smnet` is up (labs sm-a on it)"), "{live}");
+    assert_eq!(
+        std::fs::read(registry()).unwrap(),
+        was,
+        "plan wrote the registry"
+    );
+    assert_eq!(stamp(&registry()), when);
+    // What `plan` showed is what `up` gives.
+    b.up();
+    assert_eq!(mgmt_of(&b, "b1", "mgmt0"), "172.31.236.4/24");
+    // Of a running lab, what `apply` would give: b1 keeps its address.
+    std::fs::write(
+        &b.file,
+        format!("name: sm-b\n{NET}nodes: {{ b0: {{}}, b1: {{}} }}\n"),
+    )
+    .unwrap();
+    let running = plan(&b);
+    assert!(running.contains("b1:mgmt0 172.31.236.4/24"), "{running}");
+    assert!(running.contains("b0:mgmt0 172.31.236.5/24"), "{running}");
+    // A written address another lab holds: `plan` says `up` would refuse it.
+    let c = Lab::new(
+        "sm-c",
+        &format!("{NET}nodes: {{ c1: {{ mgmt: {{ address: 172.31.236.3 }} }} }}\n"),
+    );
+    let refused = plan(&c);
+    assert!(
+        refused.contains("node `a2` of lab `sm-a`") && refused.contains("provisional"),
+        "{refused}"
+    );
+    b.down();
+    a.down();
+    assert_network_gone(&before, "after the plans and downs");
 }
 
 /// A containerlab file that names its management network but no `mgmt.network`.
@@ -531,6 +774,7 @@ fn a_host_bridge_of_the_networks_name_without_its_tag_is_never_joined() {
     let o = a.up_fails(&[
         "host interface `br-smnet`",
         "not shared management network `smnet`'s",
+        "`ip link del dev br-smnet`",
     ]);
     let after = host_snapshot();
     ip(&["link", "del", "br-smnet"]);
@@ -661,4 +905,107 @@ fn an_up_that_cannot_write_the_registry_rolls_back() {
     assert!(host_ping("172.31.236.2"));
     a.down();
     assert_network_gone(&before, "after the failed up and a's down");
+}
+
+#[test]
+fn a_bridge_whose_tag_was_removed_by_hand_is_refused_with_the_command_that_puts_it_back() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    let ip = |args: &[&str]| {
+        let o = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ip {args:?}: {}", text(&o));
+    };
+    ip(&["link", "set", "dev", "br-smnet", "alias", "by-hand"]);
+    let b = lab_b();
+    let o = b.up_fails(&["its alias is `by-hand`", "nothing was made"]);
+    // The command the refusal gives, run as given, lets the next `up` join.
+    let said = text(&o);
+    let cmd = said
+        .split('`')
+        .find(|c| c.starts_with("ip link set dev br-smnet alias "))
+        .unwrap_or_else(|| panic!("no command to put the tag back: {said}"));
+    assert_eq!(cmd, "ip link set dev br-smnet alias nslab-mgmt:smnet");
+    let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    ip(&args);
+    b.up();
+    assert!(node_ping(&b, "b1", "172.31.236.2"), "b1 cannot reach a1");
+    b.down();
+    a.down();
+    assert_network_gone(&before, "after the refusal, the fix and both downs");
+}
+
+#[test]
+fn an_apply_killed_while_moving_networks_converges_on_the_next_apply_and_down() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    let moved =
+        "name: sm-b\nmgmt: { network: smnet2, subnet: 172.31.238.0/24 }\nnodes: { b1: {} }\n";
+    std::fs::write(&b.file, moved).unwrap();
+    let kill_mid_apply = || {
+        let mut child = nslab()
+            .arg("apply")
+            .arg(&b.file)
+            .env("NSLAB_TEST_STEP_DELAY_MS", "600")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once smnet2's registry has b (its addresses reserved, the change begun),
+        // within the change's first steps (each delayed 600 ms).
+        wait_for("sm-b to join smnet2", || !held_on("smnet2").is_empty());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let journal = std::fs::read_to_string("/run/nslab/sm-b.journal").unwrap();
+        let last = journal.lines().last().unwrap_or_default();
+        assert!(
+            !last.contains("\"applied\""),
+            "the apply finished before the kill"
+        );
+    };
+    kill_mid_apply();
+    // The next apply takes up from what is left: b on smnet2 alone, a keeps smnet.
+    let o = nslab().arg("apply").arg(&b.file).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(members(), ["sm-a"], "{}", text(&o));
+    assert_eq!(
+        held_on("smnet2"),
+        holding(&[("sm-b", &["b1=172.31.238.2/24"])])
+    );
+    assert!(host_ping("172.31.238.2") && host_ping("172.31.236.3"));
+    // Killed on the way back to smnet, then `down`: both networks are as a has them.
+    std::fs::write(&b.file, format!("name: sm-b\n{NET}nodes: {{ b1: {{}} }}\n")).unwrap();
+    let mut child = nslab()
+        .arg("apply")
+        .arg(&b.file)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "600")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("sm-b to join smnet again", || members().len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    b.down();
+    assert_eq!(members(), ["sm-a"]);
+    assert!(held_on("smnet2").is_empty());
+    assert!(!Path::new("/sys/class/net/br-smnet2").exists());
+    assert!(node_ping(&a, "a1", "172.31.236.1"), "a lost its network");
+    a.down();
+    assert_network_gone(&before, "after the killed applies and downs");
 }

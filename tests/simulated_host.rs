@@ -84,3 +84,118 @@ fn full_isolation_nodes_come_up_in_a_simulated_host_and_go_away() {
         }
     }
 }
+
+/// `/run/netns` on `host`: whether the directory exists, and how many mounts sit on it.
+/// Only mounts on the host's own /run count: the real host's `/run/netns` mount (another
+/// lab's), copied into the simulated host's namespace, stays listed under its tmpfs.
+fn netns_dir(host: &SimHost) -> String {
+    host.ok(&[
+        "sh",
+        "-c",
+        "test -d /run/netns && printf 'dir ' || printf 'absent '; \
+         awk '$5 == \"/run\" && / - tmpfs nslab-sim / { run = $1 } \
+              $5 == \"/run/netns\" { on[$2]++ } END { print on[run] + 0 }' /proc/self/mountinfo",
+    ])
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn down_removes_run_netns_only_when_nslab_made_it() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let dir = std::env::temp_dir().join("nslab-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lab = "simh-nsdir";
+    let file = dir.join(format!("{lab}.yaml"));
+    std::fs::write(
+        &file,
+        format!("name: {lab}\nnodes:\n  a: {{ isolation: [net] }}\n  b: {{ isolation: [net] }}\nlinks:\n  - [a:eth0, b:eth0]\n"),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let cycle = |host: &SimHost, between: &[&str]| {
+        let o = host.nslab(&["up", file]);
+        assert!(o.status.success(), "up: {}", text(&o));
+        assert_eq!(netns_dir(host), "dir 1", "up makes /run/netns a mount");
+        if !between.is_empty() {
+            host.ok(between);
+        }
+        let o = host.nslab(&["down", lab]);
+        assert!(o.status.success(), "down: {}", text(&o));
+    };
+    // No /run/netns before: nslab made the directory and its mount, and takes both away.
+    let host = SimHost::new();
+    assert_eq!(netns_dir(&host), "absent 0");
+    cycle(&host, &[]);
+    assert_eq!(netns_dir(&host), "absent 0", "nslab's own directory goes");
+    // A plain directory someone else made stays; only nslab's bind mount on it goes.
+    let host = SimHost::new();
+    host.ok(&["mkdir", "/run/netns"]);
+    cycle(&host, &[]);
+    assert_eq!(netns_dir(&host), "dir 0", "the caller's directory stays");
+    // iproute2's directory and shared mount (`ip netns add`, then `del`) stay as they were.
+    let host = SimHost::new();
+    host.ok(&["ip", "netns", "add", "keep"]);
+    host.ok(&["ip", "netns", "del", "keep"]);
+    assert_eq!(netns_dir(&host), "dir 1");
+    cycle(&host, &[]);
+    assert_eq!(netns_dir(&host), "dir 1", "iproute2's mount stays");
+    // nslab made them, but another tool's namespace is in there at `down`: both stay with
+    // it; once it is gone, the next lab's `down` takes them away.
+    let host = SimHost::new();
+    cycle(&host, &["ip", "netns", "add", "other"]);
+    assert_eq!(netns_dir(&host), "dir 1");
+    assert_eq!(host.ok(&["ip", "netns", "list"]).trim(), "other");
+    host.ok(&["ip", "netns", "del", "other"]);
+    cycle(&host, &[]);
+    assert_eq!(netns_dir(&host), "absent 0");
+    host.assert_clean();
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn down_all_takes_every_lab_of_the_host_down() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let dir = std::env::temp_dir().join("nslab-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    // In a simulated host, whose /run is its own: `--all` there cannot reach this
+    // machine's other labs.
+    let host = SimHost::new();
+    let o = host.nslab(&["down", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(text(&o).trim(), "no lab on this host");
+    let mut files = Vec::new();
+    for lab in ["simh-all1", "simh-all2"] {
+        let file = dir.join(format!("{lab}.yaml"));
+        std::fs::write(
+            &file,
+            format!("name: {lab}\nnodes:\n  a: {{ processes: [{{ name: p, cmd: \"sleep 1000\" }}] }}\n  b: {{ isolation: [net] }}\nlinks:\n  - [a:eth0, b:eth0]\n"),
+        )
+        .unwrap();
+        let o = host.nslab(&["up", file.to_str().unwrap()]);
+        assert!(o.status.success(), "up {lab}: {}", text(&o));
+        files.push(file);
+    }
+    let o = host.nslab(&["down", "--all", "x"]);
+    assert_eq!(o.status.code(), Some(3), "a lab and --all: {}", text(&o));
+    let o = host.nslab(&["down", "--all"]);
+    assert!(o.status.success(), "{}", text(&o));
+    for lab in ["simh-all1", "simh-all2"] {
+        assert!(
+            text(&o).contains(&format!("lab `{lab}` is down")),
+            "{}",
+            text(&o)
+        );
+        wait_for("the lab's inits to end", || inits_of(lab).is_empty());
+    }
+    host.assert_clean();
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+}

@@ -171,7 +171,7 @@ pub async fn present(h: &Handle, network: &str, bridge: &str) -> Result<Option<u
         None => Ok(None),
         Some((ix, Some(alias))) if alias == tag => Ok(Some(ix)),
         Some((ix, alias)) => Err(KernelError::NotTheLabs(format!(
-            "host interface `{bridge}` (index {ix}) is not shared management network `{network}`'s: its alias is {}, not `{tag}`; nslab never adopts a host interface it did not make",
+            "host interface `{bridge}` (index {ix}) is not shared management network `{network}`'s: its alias is {}, not `{tag}`; nslab never adopts a host interface it did not make. If it is the network's bridge and its alias was changed by hand, put the tag back: `ip link set dev {bridge} alias {tag}`; if it is not, remove it (`ip link del dev {bridge}`) or give the network another `bridge:`",
             alias.map_or("unset".into(), |a| format!("`{}`", a.escape_debug()))
         ))),
     }
@@ -312,52 +312,218 @@ async fn others_ports(h: &Handle, ix: u32, lab: &str) -> Result<Vec<String>, Ker
     Ok(out)
 }
 
-/// `apply` to a lab on a shared network: the new plan keeps the addresses the lab's nodes
-/// hold in the registry (`None` when the lab joins no shared network). Joining a network
-/// by `apply`, or adding a node to one, would need addresses taken under the host lock
-/// like `up`'s: refused, naming the way that works.
-pub fn for_apply(host: &HostContext, t: &Topology, plan: &Plan) -> Result<Option<Plan>, String> {
-    let Some(j) = join_for_plan(t, plan, "") else {
+/// A lab's place on the shared network its file names, as the registry gives it now,
+/// with the plan that place gives it.
+pub struct Placed {
+    pub plan: Plan,
+    pub network: String,
+    pub shape: Shape,
+    pub file: String,
+    pub held: Vec<Held>,
+    /// The labs on the network besides this one, in the order they joined.
+    pub others: Vec<String>,
+    /// Whether the network is up: its registry names members (the lab itself, or others).
+    pub live: bool,
+}
+
+/// The lab's place on its shared network, read from the registry and written nowhere:
+/// for `up` as [`mgmtnet::join`] gives it, for a `running` lab (`apply`) as
+/// [`mgmtnet::rejoin`] does (its nodes keep what they hold). `None` when this host's
+/// share joins no shared network; the refusals, located, when the lab does not fit.
+pub fn place(
+    host: &HostContext,
+    t: &Topology,
+    plan: &Plan,
+    file: &str,
+    running: bool,
+) -> Result<Option<Placed>, super::ApplyError> {
+    let joins = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.op, Op::JoinMgmt { .. }));
+    let Some(j) = join_for_plan(t, plan, file).filter(|_| joins) else {
         return Ok(None);
     };
-    let down_up = format!("bring lab `{}` down and up instead", t.lab);
-    let reg = mgmtnet::read(host, &j.network).map_err(|e| e.to_string())?;
-    let Some(member) = reg
-        .as_ref()
-        .and_then(|r| r.members.iter().find(|m| m.lab == t.lab))
-    else {
-        return Err(format!(
-            "`apply` does not join a lab to shared management network `{}`: {down_up}",
-            j.network
-        ));
+    let reg = mgmtnet::read(host, &j.network)?;
+    let live = reg.as_ref().is_some_and(|r| !r.members.is_empty());
+    let placed = if running {
+        mgmtnet::rejoin(reg, &j)
+    } else {
+        mgmtnet::join(reg, &j)
     };
-    for w in &j.nodes {
-        let held = member.nodes.iter().find(|n| n.node == w.node);
-        let keeps = held.is_some_and(|h| w.written.iter().all(|a| h.addresses.contains(a)));
-        if !keeps {
-            return Err(format!(
-                "`apply` does not add node `{}` to shared management network `{}`, nor change its written address: {down_up}",
-                w.node, j.network
+    let (reg, held) = placed.map_err(|refused| {
+        let file = if file.is_empty() { "<lab>" } else { file };
+        super::ApplyError::MgmtRefused {
+            lab: t.lab.clone(),
+            refused: located(file, &refused),
+        }
+    })?;
+    Ok(Some(Placed {
+        plan: with_addresses(plan, t, &held),
+        others: reg
+            .members
+            .iter()
+            .filter(|m| m.lab != t.lab)
+            .map(|m| m.lab.clone())
+            .collect(),
+        live,
+        network: j.network,
+        shape: reg.shape,
+        file: j.file,
+        held,
+    }))
+}
+
+/// The lab's membership of one network before an `apply` changed it, to put back if the
+/// change is rolled back.
+#[derive(Debug, Clone)]
+pub struct Before {
+    network: String,
+    shape: Shape,
+    entry: Option<mgmtnet::Member>,
+}
+
+/// At the start of an `apply`, under the host lock the caller holds since it placed the
+/// lab: what the lab holds on every network it is on or joins, and, on the network the
+/// file names, the addresses it will hold added to those it holds (both stay the lab's
+/// until the change is over: it may yet be rolled back).
+pub fn begin_apply(
+    host: &HostContext,
+    lab: &str,
+    placed: Option<&Placed>,
+) -> Result<Vec<Before>, crate::state::StateError> {
+    let mut nets = mgmtnet::memberships(host, lab);
+    if let Some(p) = placed
+        && !nets.contains(&p.network)
+    {
+        nets.push(p.network.clone());
+    }
+    let mut before = Vec::new();
+    for network in nets {
+        let reg = mgmtnet::read(host, &network)?;
+        let entry = reg
+            .as_ref()
+            .and_then(|r| r.members.iter().find(|m| m.lab == lab).cloned());
+        let shape = match (&reg, placed) {
+            (Some(r), _) => r.shape.clone(),
+            (None, Some(p)) if p.network == network => p.shape.clone(),
+            (None, _) => continue,
+        };
+        before.push(Before {
+            network,
+            shape,
+            entry,
+        });
+    }
+    if let Some(p) = placed {
+        let was = before
+            .iter()
+            .find(|b| b.network == p.network)
+            .and_then(|b| b.entry.as_ref())
+            .map(|m| m.nodes.clone())
+            .unwrap_or_default();
+        set(host, p, lab, mgmtnet::union(&was, &p.held))?;
+    }
+    Ok(before)
+}
+
+/// The lab's membership of `p.network` set to `nodes`: refused when another lab holds
+/// one of them now.
+fn set(
+    host: &HostContext,
+    p: &Placed,
+    lab: &str,
+    nodes: Vec<Held>,
+) -> Result<(), crate::state::StateError> {
+    let mut reg = mgmtnet::read(host, &p.network)?.unwrap_or_else(|| mgmtnet::Registry {
+        network: p.network.clone(),
+        shape: p.shape.clone(),
+        members: Vec::new(),
+    });
+    mgmtnet::set_member(&mut reg, lab, &p.file, nodes).map_err(|e| {
+        crate::state::StateError::Io {
+            path: mgmtnet::path(host, &p.network),
+            source: std::io::Error::other(e),
+        }
+    })?;
+    mgmtnet::write(host, &reg)
+}
+
+/// Once an `apply`'s change is made: the lab holds on its network only what its nodes
+/// have now; the addresses of nodes that left it are free for other labs.
+pub fn finish_apply(
+    host: &HostContext,
+    lab: &str,
+    placed: &Placed,
+) -> Result<(), crate::state::StateError> {
+    let _lock = tokio::task::block_in_place(|| HostLock::acquire(host))?;
+    set(host, placed, lab, placed.held.clone())
+}
+
+/// A rolled-back `apply`: the lab's memberships as they were before it, each under the
+/// host lock, before the rollback's steps run (a network it joins again finds it a
+/// member; one it leaves again finds it gone). Every failure is returned.
+pub fn restore(host: &HostContext, lab: &str, before: &[Before]) -> Vec<String> {
+    let lock = match tokio::task::block_in_place(|| HostLock::acquire(host)) {
+        Ok(l) => l,
+        Err(e) => return vec![format!("host lock: {e}")],
+    };
+    let mut errors = Vec::new();
+    for b in before {
+        let put =
+            || -> Result<(), crate::state::StateError> {
+                let mut reg =
+                    mgmtnet::read(host, &b.network)?.unwrap_or_else(|| mgmtnet::Registry {
+                        network: b.network.clone(),
+                        shape: b.shape.clone(),
+                        members: Vec::new(),
+                    });
+                match &b.entry {
+                    Some(m) => mgmtnet::set_member(&mut reg, lab, &m.file, m.nodes.clone())
+                        .map_err(|e| crate::state::StateError::Io {
+                            path: mgmtnet::path(host, &b.network),
+                            source: std::io::Error::other(e),
+                        })?,
+                    None => {
+                        mgmtnet::leave(&mut reg, lab);
+                    }
+                }
+                mgmtnet::write(host, &reg)
+            };
+        if let Err(e) = put() {
+            errors.push(format!(
+                "shared management network `{}`: lab `{lab}`'s membership could not be put back: {e}",
+                b.network
             ));
         }
     }
-    Ok(Some(with_addresses(plan, t, &member.nodes)))
+    drop(lock);
+    errors
 }
 
-/// A change that joins or leaves a shared network (or changes it) is refused, as above.
-pub fn refuse_membership_change(d: &crate::plan::diff::Diff) -> Result<(), String> {
-    let joins = d.add.steps.iter().find_map(|s| match &s.op {
-        Op::JoinMgmt { network, .. } => Some(network.clone()),
+/// A change that leaves a shared network and joins it again (its subnets or bridge
+/// changed in the file) is refused, naming the commands that do it: the network is
+/// the same network to the other labs, and its bridge keeps what they agreed on.
+pub fn refuse_reshape(d: &crate::plan::diff::Diff, file: &str) -> Result<(), String> {
+    let joins: Vec<&str> = d
+        .add
+        .steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::JoinMgmt { network, .. } => Some(network.as_str()),
+            _ => None,
+        })
+        .collect();
+    let again = d.remove.iter().find_map(|u| match u {
+        crate::plan::Undo::LeaveMgmt { network, .. } if joins.contains(&network.as_str()) => {
+            Some(network.clone())
+        }
         _ => None,
     });
-    let leaves = d.remove.iter().find_map(|u| match u {
-        crate::plan::Undo::LeaveMgmt { network, .. } => Some(network.clone()),
-        _ => None,
-    });
-    match joins.or(leaves) {
+    match again {
         Some(network) => Err(format!(
-            "`apply` does not join, leave or change shared management network `{network}`: bring lab `{}` down and up instead",
-            d.lab
+            "`apply` does not change the subnets or bridge of shared management network `{network}`: run `nslab down {lab}` then `nslab up {file}`",
+            lab = d.lab
         )),
         None => Ok(()),
     }

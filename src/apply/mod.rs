@@ -78,6 +78,28 @@ impl UpOptions {
             raise_neigh_limit: false,
         }
     }
+
+    /// These options with the test-only faults also read from the environment
+    /// (`NSLAB_TEST_FAIL_AT_STEP`, `NSLAB_TEST_STEP_DELAY_MS`): once, where `up` and
+    /// `apply` start, so a rollback (which clears them) never meets the injected fault.
+    fn with_test_faults(&self) -> UpOptions {
+        let fail_at = self.fail_at.or_else(|| {
+            std::env::var("NSLAB_TEST_FAIL_AT_STEP")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        let step_delay = self.step_delay.or_else(|| {
+            std::env::var("NSLAB_TEST_STEP_DELAY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+        });
+        UpOptions {
+            fail_at,
+            step_delay,
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,24 +202,12 @@ pub fn cancel_with(trigger: &watch::Sender<Option<String>>, reason: &str) {
     });
 }
 
-/// The executor's options for `up` and `apply`, with the test-only faults also read from
-/// the environment (`NSLAB_TEST_FAIL_AT_STEP`, `NSLAB_TEST_STEP_DELAY_MS`).
+/// The executor's options for `up` and `apply`.
 fn exec_options(opts: &UpOptions) -> executor::Options {
-    let fail_at = opts.fail_at.or_else(|| {
-        std::env::var("NSLAB_TEST_FAIL_AT_STEP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-    });
-    let step_delay = opts.step_delay.or_else(|| {
-        std::env::var("NSLAB_TEST_STEP_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-    });
     executor::Options {
         jobs: opts.jobs,
-        fail_at,
-        step_delay,
+        fail_at: opts.fail_at,
+        step_delay: opts.step_delay,
         progress: opts.progress.clone(),
     }
 }
@@ -227,6 +237,7 @@ pub async fn up_with(
     cancel: Cancel,
 ) -> Result<UpReport, ApplyError> {
     let start = Instant::now();
+    let opts = &opts.with_test_faults();
     let lab = t.lab.clone();
     let host = &opts.host;
     let lock = tokio::task::block_in_place(|| lock(host, &lab))?;
@@ -465,6 +476,7 @@ pub fn down_with(
     progress: Option<&progress::Reporter>,
 ) -> Result<DownReport, ApplyError> {
     let start = Instant::now();
+    progress::trace("read journal");
     let lock = lock(host, lab)?;
     let dir = host.lab_dir(lab);
     let JournalRead {
@@ -533,8 +545,10 @@ pub fn down_with(
     progress::finish(progress);
     finish(host, lab, &dir, errors, refused)?;
     drop(lock);
+    progress::trace("let go of the namespaces");
     // Only now may the kernel start freeing the namespaces (see `netns::Held`).
     drop(held);
+    progress::trace("down returns");
     Ok(DownReport {
         objects: teardown.len(),
         elapsed: start.elapsed(),

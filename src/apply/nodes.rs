@@ -556,13 +556,17 @@ struct InitHandle {
 impl InitHandle {
     /// The init `record` names, pinned, or `None` when it is gone or is not the init of
     /// `lab`'s `node` (a forged pid file; the sweep of the lab's namespaces still finds
-    /// the real init). The pid file is read once by the caller and /proc twice here: a
-    /// 1,000-node `down` does this 1,000 times.
+    /// the real init). The pid file is read once by the caller and /proc once here: a
+    /// 1,000-node `down` does this 1,000 times, and until the last init is signalled,
+    /// this loop is what `down` waits for.
     fn open(lab: &str, node: &str, record: &enter::PidRecord) -> Option<InitHandle> {
         let fd = crate::sys::pidfd::open(record.pid).ok()?;
         // The pid could have been reused since the init wrote it: check now that the
-        // descriptor pins whichever process it is.
-        (record.running() && record.is_init_of(lab, node)).then(|| InitHandle {
+        // descriptor pins whichever process it is. Its command line names the node's
+        // init, and a zombie has none, so the start time (`PidRecord::running`, one more
+        // /proc file per node) would tell nothing more: a reused pid that passes is
+        // that node's init again.
+        record.is_init_of(lab, node).then(|| InitHandle {
             node: node.to_string(),
             pid: record.pid,
             fd,
@@ -627,6 +631,7 @@ pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String
         init.signal(libc::SIGTERM);
         running.push(init);
     }
+    super::progress::trace("wait for the inits");
     let stubborn = wait_exit(running, Instant::now() + grace + Duration::from_secs(2));
     // What ignored SIGTERM past its grace period.
     for init in &stubborn {
@@ -641,6 +646,7 @@ pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String
             )
         })
         .collect();
+    super::progress::trace("stop strays");
     errors.extend(strays::stop(lab, &identities));
     errors
 }

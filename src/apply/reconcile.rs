@@ -160,15 +160,18 @@ pub async fn change_locked<'k>(
     _lock: &LabLock,
 ) -> Result<Applied, ApplyError> {
     let start = Instant::now();
+    let opts = &opts.with_test_faults();
     let lab = t.lab.clone();
     let dir = opts.host.lab_dir(&lab);
-    // On a shared management network the lab keeps the addresses it holds there.
-    let kept =
-        super::mgmtnet::for_apply(&opts.host, t, plan).map_err(|why| ApplyError::MgmtApply {
-            lab: lab.clone(),
-            why,
-        })?;
-    let plan = kept.as_ref().unwrap_or(plan);
+    // On a shared management network (the one the file names, or one the lab is on) the
+    // lab's addresses come from the network's registry: held under the host lock from
+    // reading it until the change's reservation is written (see `mgmtnet::begin_apply`).
+    let shared = shared_lock(&opts.host, t, &lab)?;
+    let placed = match &shared {
+        Some(_) => super::mgmtnet::place(&opts.host, t, plan, &opts.file, true)?,
+        None => None,
+    };
+    let plan = placed.as_ref().map_or(plan, |p| &p.plan);
     let on_file = stored(&dir)?;
     if on_file.unchanged(plan) {
         keep_source(&dir, opts)?;
@@ -191,7 +194,7 @@ pub async fn change_locked<'k>(
     }
     let touched = now_is.touched.clone().unwrap_or_default();
     // Refused before anything changes (its files included): the lab stays as it ran.
-    super::mgmtnet::refuse_membership_change(&d).map_err(|why| ApplyError::MgmtApply {
+    super::mgmtnet::refuse_reshape(&d, &opts.file).map_err(|why| ApplyError::MgmtApply {
         lab: lab.clone(),
         why,
     })?;
@@ -208,9 +211,23 @@ pub async fn change_locked<'k>(
         started: now(),
         file: opts.file.clone(),
     })?;
+    // The lab's memberships as they were, and its reservation for the change.
+    let mut before = Vec::new();
+    let mut result = match &shared {
+        Some(_) => reserve(&opts.host, &mut journal, &d, placed.as_ref()).map(|b| before = b),
+        None => Ok(()),
+    };
+    drop(shared);
     // Host interfaces the kernel does not say are the lab's: left, reported after the change.
     let mut left = Vec::new();
-    let mut result = change(kernel, &mut journal, &touched, &d, opts, cancel, &mut left).await;
+    if result.is_ok() {
+        result = change(kernel, &mut journal, &touched, &d, opts, cancel, &mut left).await;
+    }
+    if result.is_ok()
+        && let Some(p) = &placed
+    {
+        result = super::mgmtnet::finish_apply(&opts.host, &lab, p).map_err(ApplyError::from);
+    }
     if result.is_ok() {
         result = commit(t, &dir, &mut journal, opts);
     }
@@ -221,6 +238,9 @@ pub async fn change_locked<'k>(
         }
         say_left(&lab, &left);
         kernel.close_all();
+        for e in super::mgmtnet::restore(&opts.host, &lab, &before) {
+            crate::errln!("nslab: lab `{lab}`: {e}");
+        }
         if let Err(rb) = roll_back(kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
             crate::errln!(
                 "nslab: the rollback of lab `{lab}`'s apply was incomplete ({rb}); run `nslab apply` again, or `nslab down {lab}`"
@@ -246,6 +266,42 @@ pub async fn change_locked<'k>(
         recovered,
         elapsed: start.elapsed(),
     })
+}
+
+/// The host lock, for an `apply` of a lab that is on a shared management network or
+/// joins one (`None` otherwise: most labs never take it).
+fn shared_lock(
+    host: &HostContext,
+    t: &Topology,
+    lab: &str,
+) -> Result<Option<crate::state::HostLock>, ApplyError> {
+    let names = t.mgmt.as_ref().is_some_and(|m| m.network.is_some());
+    if !names && crate::state::mgmtnet::memberships(host, lab).is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(tokio::task::block_in_place(|| {
+        crate::state::HostLock::acquire(host)
+    })?))
+}
+
+/// Under the host lock, once the journal has the `apply` record: a network the change
+/// joins is journaled as left first (as at `up`: a `kill -9` after the registry has the
+/// lab still leaves it), then the lab's reservation is written. Returns what the lab
+/// held before, for a rollback.
+fn reserve(
+    host: &HostContext,
+    journal: &mut Journal,
+    d: &Diff,
+    placed: Option<&super::mgmtnet::Placed>,
+) -> Result<Vec<super::mgmtnet::Before>, ApplyError> {
+    for s in &d.add.steps {
+        if let Op::JoinMgmt { .. } = &s.op
+            && let Some(undo) = s.op.undo()
+        {
+            journal.append(&Record::Object { undo })?;
+        }
+    }
+    Ok(super::mgmtnet::begin_apply(host, &d.lab, placed)?)
 }
 
 /// Reports the host interfaces a change left in place, the kernel not tagging them as
@@ -372,9 +428,18 @@ async fn change(
 
 /// What a change removes before it adds: what `touched` names and what `d` removes.
 fn going(touched: &[Undo], d: &Diff) -> Vec<Undo> {
+    // A shared network the change joins (again) is not left for what an earlier change
+    // touched: the lab's membership there is the one this change holds.
+    let joins = |n: &str| {
+        d.add
+            .steps
+            .iter()
+            .any(|s| matches!(&s.op, Op::JoinMgmt { network, .. } if network == n))
+    };
     let mut undos: Vec<Undo> = touched
         .iter()
         .filter(|u| !matches!(u, Undo::RetireProcess { .. }))
+        .filter(|u| !matches!(u, Undo::LeaveMgmt { network, .. } if joins(network)))
         .cloned()
         .collect();
     undos.extend(d.remove.iter().filter(|u| !touched.contains(u)).cloned());

@@ -85,7 +85,9 @@ pub fn identity(
 ) -> Option<Identity> {
     let proc_dir = &ours.proc_dir;
     let init = u32::try_from(init).ok()?;
-    if ns_inode(proc_dir, init, "pid")? != ours.pid? {
+    // The init was cloned into the pid namespace it made: no need to read its link (one
+    // /proc lookup per node, on the path every `down` waits for).
+    if own & libc::CLONE_NEWPID != 0 || ns_inode(proc_dir, init, "pid")? != ours.pid? {
         return None;
     }
     let namespaces: HashSet<u64> = KINDS

@@ -139,8 +139,11 @@ pub fn remove_rest(
     let mut errors = delete_namespaces(host, &s.netns_names(), progress, &mut held);
     // Held, the namespaces outlive their names: whatever still runs in them dies now. (Not
     // beside the unmounts: an unmount's RCU grace period waits for a CPU busy sweeping.)
+    super::progress::trace("sweep the lab's namespaces");
     errors.extend(super::nodes::sweep(&held.inodes));
+    super::progress::trace("remove cgroups");
     errors.extend(remove_cgroups(lab, s));
+    super::progress::trace("remove mounts");
     errors.extend(remove_mounts(host, s));
     (errors, held)
 }

@@ -54,7 +54,8 @@ frr:
       - { path: /var/tmp/frr, owner: "frr:frr", mode: "0700" }
     processes:
       - name: frr
-        cmd: [/usr/lib/frr/frrinit.sh, start]
+        # FRR's images ship /etc/frr/vtysh.conf; without one, every vtysh complains
+        cmd: [/bin/sh, -c, "test -e /etc/frr/vtysh.conf || echo 'service integrated-vtysh-config' > /etc/frr/vtysh.conf; exec /usr/lib/frr/frrinit.sh start"]
 web-alpine:
   images: ["nginx:*alpine*", "httpd:*alpine*"]
   busybox: true

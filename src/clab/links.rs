@@ -72,7 +72,9 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
             format!("a link of type `{}` is left out", t.value),
         )
         .hint(match t.value.as_str() {
-            "vxlan" | "vxlan-stitch" => "nslab labs live on one host",
+            "vxlan" | "vxlan-stitch" => {
+                "it reaches a remote endpoint outside the lab; nslab makes the VXLANs of a lab spread over machines itself, from `hosts:` (see the README's Multi-host labs)"
+            }
             _ => "nslab makes veth links only",
         });
         return None;
@@ -128,12 +130,18 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
                 .hint("it reaches into the host's network; nslab does not have such links yet");
             return None;
         }
-        if let Some((_, Role::Host)) = roles.iter().find(|(n, _)| *n == e.node) {
-            sink.warning(
-                Some(e.span),
-                format!("a link to the host node `{}` is left out", e.node),
-            );
-            return None;
+        match roles.iter().find(|(n, _)| *n == e.node) {
+            Some((_, Role::Host)) => {
+                sink.warning(
+                    Some(e.span),
+                    format!("a link to the host node `{}` is left out", e.node),
+                );
+                return None;
+            }
+            // Its node is refused with an error of its own (a vendor kind, say): a second
+            // error here would call a declared node unknown.
+            Some((_, Role::Invalid)) => return None,
+            _ => {}
         }
     }
     let numbered = ends.iter().any(|e| !e.addrs.is_empty());

@@ -24,6 +24,7 @@ const MAPPED: &[&str] = &[
     "entrypoint",
     "sysctls",
     "cpu",
+    "cpu-set",
     "memory",
     "stages",
     "healthcheck",
@@ -286,6 +287,14 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
     let limits = limits(sink, r);
     if !limits.is_empty() {
         out.push(("limits", map(limits, r.def.span)));
+    }
+    // Docker's cpuset (`--cpuset-cpus`) becomes the affinity the node's processes start
+    // with: the same CPUs, though a process may widen its own affinity here.
+    if let Some(c) = r
+        .field("cpu-set")
+        .and_then(|v| read::string(sink, v, "`cpu-set`"))
+    {
+        out.push(("cpus", text(c.value, c.span)));
     }
     let deps = depends_on(sink, r);
     if !deps.is_empty() {

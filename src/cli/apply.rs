@@ -65,10 +65,23 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
 fn dry_run(host: &crate::state::HostContext, file: &Path, json: bool) -> Result<u8, CliError> {
     let c = compile(file)?;
     let p = super::plan_for(host, &c.topology)?;
-    // As `apply` would: on a shared management network the lab keeps its addresses.
-    let p = match crate::apply::mgmtnet::for_apply(host, &c.topology, &p) {
-        Ok(Some(kept)) if host.lab_dir(&p.lab).exists() => kept,
-        _ => p,
+    // As `apply` would: on a shared management network the lab's addresses are the
+    // registry's (read only; a lab that does not fit is refused here as by `apply`).
+    let running = host.lab_dir(&p.lab).exists();
+    let p = match crate::apply::mgmtnet::place(
+        host,
+        &c.topology,
+        &p,
+        &file.display().to_string(),
+        running,
+    ) {
+        Ok(Some(placed)) => placed.plan,
+        Ok(None) => p,
+        Err(e @ ApplyError::MgmtRefused { .. }) => return Err(CliError::Lab(e)),
+        Err(e) => {
+            crate::errln!("nslab: {e}: the management addresses shown are the file's alone");
+            p
+        }
     };
     let d = reconcile::dry_run(host, &p).map_err(CliError::Lab)?;
     match (d, json) {

@@ -1,4 +1,4 @@
-//! `nslab down [LAB|FILE]`
+//! `nslab down [LAB|FILE]`, `nslab down --all`
 
 use super::{CliError, exit, lab_arg};
 use crate::apply;
@@ -10,6 +10,28 @@ pub fn run(
     quiet: bool,
 ) -> Result<u8, CliError> {
     let lab = lab_arg(host, target, lab)?;
+    one(host, &lab, quiet)
+}
+
+/// Every lab of this host, as containerlab's `destroy --all`: each goes down on its own,
+/// so one that fails (reported) keeps none of the others up. Exits 1 if any failed.
+pub fn all(host: &crate::state::HostContext, quiet: bool) -> Result<u8, CliError> {
+    let labs = host.labs();
+    if labs.is_empty() && !quiet {
+        crate::outln!("no lab on this host");
+    }
+    let mut failed = 0;
+    for lab in &labs {
+        if let Err(e) = one(host, lab, quiet) {
+            crate::errln!("error: {e}");
+            failed += 1;
+        }
+    }
+    Ok(if failed == 0 { exit::OK } else { exit::FAILED })
+}
+
+fn one(host: &crate::state::HostContext, lab: &str, quiet: bool) -> Result<u8, CliError> {
+    let lab = lab.to_string();
     let progress = super::progress::reporter(&lab, quiet);
     let report = apply::down_with(host, &lab, progress.as_ref()).map_err(CliError::Lab)?;
     // `--quiet` prints nothing on success, as cargo's does; failures still go to stderr.

@@ -204,6 +204,10 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         lab: Option<String>,
+        /// Every lab on this host (`nslab ls`), up or left incomplete, one after another;
+        /// a failure is reported and the others still go down.
+        #[arg(long, conflicts_with_all = ["target", "lab"])]
+        all: bool,
         /// Print nothing on success: no progress bar and no summary line.
         #[arg(short, long)]
         quiet: bool,
@@ -365,7 +369,8 @@ pub enum Command {
     /// stdin, stdout, stderr (and the terminal) pass through, and so does the exit code;
     /// no other descriptor does. The command gets the node's environment (its `env:`,
     /// PATH, HOME, the caller's TERM), not the caller's. For example:
-    /// `nslab exec r1 -- ping -c1 r2`.
+    /// `nslab exec r1 ping -c1 r2`. Everything after the node is the command, its own
+    /// options too, as with `docker exec` and `ip netns exec`; `--` before it is optional.
     Exec {
         #[arg(long)]
         lab: Option<String>,
@@ -374,8 +379,8 @@ pub enum Command {
         env: Vec<String>,
         /// The node.
         node: String,
-        /// The command and its arguments, after `--`.
-        #[arg(last = true, required = true)]
+        /// The command and its arguments (after the node, or after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
 }
@@ -673,9 +678,12 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 quiet,
             },
         ),
-        Command::Down { target, lab, quiet } => {
-            down::run(host, target.as_deref(), lab.as_deref(), quiet)
-        }
+        Command::Down {
+            all: true, quiet, ..
+        } => down::all(host, quiet),
+        Command::Down {
+            target, lab, quiet, ..
+        } => down::run(host, target.as_deref(), lab.as_deref(), quiet),
         Command::Status { target, lab, json } => {
             status::run(host, target.as_deref(), lab.as_deref(), json)
         }

@@ -125,7 +125,9 @@ fn print_human(status: &LabStatus) {
             crate::outln!("{:<12} {:<9} {e}", n.name, n.state);
             continue;
         }
-        for (i, l) in n.links.iter().enumerate() {
+        let mut links: Vec<&LinkState> = n.links.iter().collect();
+        links.sort_by_key(|l| crate::words::iface_order(&l.name));
+        for (i, l) in links.into_iter().enumerate() {
             let (name, state) = if i == 0 {
                 (n.name.as_str(), n.state)
             } else {

@@ -31,8 +31,9 @@ pub enum State<'c> {
         /// attempt may hear nothing, and the network's own answer is the better reason.
         rejected: Vec<Option<(IpAddr, u8)>>,
         expect_ok: bool,
-        /// A note when the pairs need more neighbour entries than the host allows.
-        neigh_note: Option<String>,
+        /// A note for a failure: the pairs need more neighbour entries than the host
+        /// allows, or there are no pairs because nodes have no address.
+        note: Option<String>,
     },
     Other(&'c Check),
 }
@@ -71,6 +72,29 @@ fn routed_ends(t: &crate::model::Topology, v6: bool) -> usize {
         .filter(|i| matches!(i.peer, crate::model::End::Node { .. }))
         .filter(|i| i.addresses.iter().any(|a| a.addr().is_ipv6() == v6))
         .count()
+}
+
+/// When a reach check has no pair to probe: the nodes it names that have no address at
+/// all (a node with no link, or only unnumbered ones), which is the usual reason.
+fn unaddressed(ctx: &Context<'_>, from: &[usize], to: &[Target]) -> Option<String> {
+    let t = ctx.topology;
+    let mut names: Vec<&str> = Vec::new();
+    let targets = to.iter().filter_map(|t| match t {
+        Target::Node(n) => Some(*n),
+        Target::Addr(_) => None,
+    });
+    for n in from.iter().copied().chain(targets) {
+        let none = t.primary_address(n, false).is_none() && t.primary_address(n, true).is_none();
+        if none && !names.contains(&name(ctx, n)) {
+            names.push(name(ctx, n));
+        }
+    }
+    (!names.is_empty()).then(|| {
+        format!(
+            "no address on {}: give it a link with addresses, or a `loopback`",
+            names.join(", ")
+        )
+    })
 }
 
 fn fam(v6: bool) -> &'static str {
@@ -128,7 +152,7 @@ impl<'c> State<'c> {
             }
         }
         let ok = vec![false; pairs.len()];
-        let mut neigh_note = None;
+        let mut note = None;
         for v6 in [false, true] {
             let shared = pairs
                 .iter()
@@ -146,18 +170,21 @@ impl<'c> State<'c> {
             } else {
                 "net.ipv4.neigh.default.gc_thresh3"
             };
-            neigh_note = Some(format!(
+            note = Some(format!(
                 "note: these pairs need about {} {} neighbour entries ({shared} for pairs sharing a bridge, {routed} for routed link ends), over the host-wide limit of {limit} ({key}, shared by all namespaces); probe fewer pairs or raise that limit",
                 shared + routed,
                 fam(v6)
             ));
+        }
+        if pairs.is_empty() {
+            note = unaddressed(ctx, from, to);
         }
         State::Reach {
             rejected: vec![None; pairs.len()],
             pairs,
             ok,
             expect_ok: *expect_ok,
-            neigh_note,
+            note,
         }
     }
 
@@ -168,10 +195,10 @@ impl<'c> State<'c> {
                 ok,
                 rejected,
                 expect_ok,
-                neigh_note,
+                note,
             } => {
                 let mut a = reach(ctx, pairs, ok, rejected, *expect_ok, budget).await;
-                if let (false, Some(n)) = (a.holds, neigh_note) {
+                if let (false, Some(n)) = (a.holds, note) {
                     a.seen = format!("{}; {n}", a.seen);
                 }
                 a

@@ -41,7 +41,7 @@ pub async fn cmd(
     );
     match want.exit {
         Exit::Code(w) if code != Some(w) => {
-            problems.push(format!("{shown}, expected {w}{}", tail("stderr", &stderr)))
+            problems.push(format!("{shown}, expected {w}{}", said(&stdout, &stderr)))
         }
         Exit::Failure if code == Some(0) => problems.push(format!(
             "exit status 0, expected a failure (non-zero){}",
@@ -88,6 +88,15 @@ async fn output(
             n.name,
             timeout.as_secs_f64()
         )),
+    }
+}
+
+/// What a command that exited wrongly said: its stderr, else its stdout (vtysh, and many
+/// a script, report errors on stdout), so the failure shows why without a rerun.
+fn said(stdout: &str, stderr: &str) -> String {
+    match tail("stderr", stderr) {
+        t if t.is_empty() => tail("stdout", stdout),
+        t => t,
     }
 }
 
@@ -172,6 +181,18 @@ pub fn read_expected_text(path: &std::path::Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_exit_status_shows_stderr_else_stdout() {
+        assert_eq!(said("out\n", "err\n"), "; stderr: err");
+        assert_eq!(
+            said("% Unknown command\n", ""),
+            "; stdout: % Unknown command"
+        );
+        assert_eq!(said(" \n", ""), "");
+        let long = "x".repeat(400);
+        assert_eq!(said(&long, ""), format!("; stdout: {}", "x".repeat(300)));
+    }
 
     #[test]
     fn an_expected_json_file_is_a_regular_file_of_bounded_size() {

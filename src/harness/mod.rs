@@ -104,8 +104,9 @@ pub struct Attempt {
 }
 
 /// Runs every check and scenario step in order. `report` sees each result as soon as it
-/// is known. On cancellation, the check in progress and the rest are reported as skipped;
-/// after a step that failed, so is the rest (it would not replay the scenario).
+/// is known. On cancellation, the check in progress (saying so, with how long it ran) and
+/// the rest are reported as skipped; after a step that failed, so is the rest (it would
+/// not replay the scenario).
 pub async fn run(
     ctx: &Context<'_>,
     mut cancel: Cancel,
@@ -132,11 +133,26 @@ pub async fn run(
             (Some(sig), _) => skip_all(batch, &format!("interrupted by {sig}")),
             (None, Some(step)) => skip_all(batch, &format!("the step `{step}` failed")),
             (None, None) => {
+                let start = Instant::now();
                 tokio::select! {
                     r = join_all(batch.iter().map(|c| run_one(ctx, c))) => r,
                     Ok(()) = cancel.changed() => {
+                        // Said apart from the checks never started: a CI job cancelled
+                        // at its time limit shows which check it was waiting on.
                         let sig = cancel.borrow().clone().unwrap_or_else(|| "a signal".into());
-                        skip_all(batch, &format!("interrupted by {sig}"))
+                        let ran = start.elapsed();
+                        let why = format!(
+                            "interrupted by {sig} while running, after {:.1}s",
+                            ran.as_secs_f64()
+                        );
+                        batch
+                            .iter()
+                            .map(|c| CheckResult {
+                                duration: ran,
+                                reason: Some(why.clone()),
+                                ..skipped(c, "")
+                            })
+                            .collect()
                     }
                 }
             }

@@ -47,6 +47,7 @@ pub fn merge(base: &RawNodeSpec, over: &RawNodeSpec) -> RawNodeSpec {
         cpu: over.limits.cpu.clone().or(m.limits.cpu),
         pids: over.limits.pids.clone().or(m.limits.pids),
     };
+    m.attrs = m.attrs.merged(&over.attrs);
     if over.isolation.is_some() {
         m.isolation = over.isolation.clone();
     }

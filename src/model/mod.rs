@@ -142,6 +142,11 @@ pub struct Node {
     /// Where the limits were written, for the checks that refuse them (a rootless lab's).
     #[serde(skip)]
     pub limits_span: Option<crate::diag::Span>,
+    /// What the node's processes start with unless their own say otherwise.
+    #[serde(skip_serializing_if = "crate::attrs::ProcAttrs::is_empty")]
+    pub attrs: crate::attrs::ProcAttrs,
+    #[serde(skip)]
+    pub attr_spans: crate::spec::attrs::AttrSpans,
     pub isolation: Vec<NsKind>,
     pub depends_on: Vec<Dep>,
     #[serde(serialize_with = "ser_duration")]
@@ -464,6 +469,12 @@ pub struct Process {
     /// Where `user` is written (the process when it is not), for `validate`'s lookup.
     #[serde(skip)]
     pub user_span: crate::diag::Span,
+    /// Its node's attributes with its own on top: what it starts with.
+    #[serde(skip_serializing_if = "crate::attrs::ProcAttrs::is_empty")]
+    pub attrs: crate::attrs::ProcAttrs,
+    /// Where they were written (its own, else its node's), for the host's checks.
+    #[serde(skip)]
+    pub attr_spans: crate::spec::attrs::AttrSpans,
     pub depends_on: Vec<Dep>,
     #[serde(serialize_with = "ser_duration")]
     pub stop_timeout: Duration,

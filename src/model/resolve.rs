@@ -310,9 +310,14 @@ pub fn process(
     sink: &mut Sink,
     raw: &RawProcess,
     daemonset: Option<&str>,
-    node_stop: Duration,
+    node: (
+        Duration,
+        &crate::attrs::ProcAttrs,
+        crate::spec::attrs::AttrSpans,
+    ),
     vars: Vars,
 ) -> Process {
+    let (node_stop, node_attrs, node_spans) = node;
     let what = format!("the `cmd` of process `{}`", raw.name.value);
     let env_what = format!("process `{}`: env", raw.name.value);
     Process {
@@ -332,6 +337,8 @@ pub fn process(
         ready: raw.ready.as_ref().map(|r| readiness(sink, r, vars)),
         user: raw.user.as_ref().map(|u| u.value.clone()),
         user_span: raw.user.as_ref().map_or(raw.span, |u| u.span),
+        attrs: node_attrs.with(&raw.attrs.values()),
+        attr_spans: raw.attrs.spans().over(node_spans),
         depends_on: Vec::new(),
         stop_timeout: raw
             .stop_timeout

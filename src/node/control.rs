@@ -258,6 +258,7 @@ mod tests {
             ready_limits: Default::default(),
             stop_timeout_ms: 300,
             user: None,
+            attrs: Default::default(),
         }
     }
 

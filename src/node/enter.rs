@@ -73,7 +73,8 @@ fn own_flags(field: Option<&str>) -> libc::c_int {
 
 impl PidRecord {
     pub fn read(pid_file: &Path) -> Option<PidRecord> {
-        let text = std::fs::read_to_string(pid_file).ok()?;
+        let mut buf = [0u8; 128];
+        let text = std::str::from_utf8(read_small(pid_file, &mut buf)?).ok()?;
         let mut parts = text.split_whitespace();
         let pid: i32 = parts.next()?.parse().ok()?;
         let start: u64 = parts.next()?.parse().ok()?;
@@ -109,9 +110,21 @@ impl PidRecord {
     /// copy from /proc: a pid file naming another process (another lab's init, a
     /// container's daemon) would have `down` kill it and sweep its namespaces.
     pub fn is_init_of(&self, lab: &str, node: &str) -> bool {
-        std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .is_ok_and(|c| is_init_command_line(&c, lab, node))
+        let mut buf = [0u8; 4096];
+        let path = format!("/proc/{}/cmdline", self.pid);
+        read_small(Path::new(&path), &mut buf).is_some_and(|c| is_init_command_line(c, lab, node))
     }
+}
+
+/// A small file whole in one `read`, or `None` if it is longer than `buf` (or cannot be
+/// read). `std::fs::read` also stats the file and reads again to find its end: five
+/// system calls where three do, and `down` reads a pid file and a command line per
+/// node. A short read is the end: a tmpfs file gives all it has, and so does a
+/// process's command line (the kernel copies it in pages until the count or its end).
+fn read_small<'a>(path: &Path, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    use std::io::Read;
+    let n = std::fs::File::open(path).ok()?.read(buf).ok()?;
+    (n < buf.len()).then(|| &buf[..n])
 }
 
 /// `ARGV0 __init - LAB/NODE`, NUL-separated, with any NUL padding after it (a forked
@@ -296,6 +309,40 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_file_is_read_whole_and_a_longer_one_refused() {
+        let dir = std::env::temp_dir().join(format!("nslab-small-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("a.pid");
+        std::fs::write(&f, "4463 912 300 net,pid\n").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            read_small(&f, &mut buf),
+            Some(&b"4463 912 300 net,pid\n"[..])
+        );
+        let mut exact = [0u8; 21];
+        assert_eq!(
+            read_small(&f, &mut exact),
+            None,
+            "as long as the buffer: maybe cut"
+        );
+        let record = PidRecord::read(&f).unwrap();
+        assert_eq!(
+            (record.pid, record.start, record.grace.as_millis()),
+            (4463, 912, 300)
+        );
+        assert_eq!(record.own, libc::CLONE_NEWNET | libc::CLONE_NEWPID);
+        let me = PidRecord {
+            pid: std::process::id() as i32,
+            start: 0,
+            grace: Default::default(),
+            own: 0,
+        };
+        assert!(!me.is_init_of("lab1", "r1"), "this test's own command line");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(PidRecord::read(&f).is_none());
+    }
 
     #[test]
     fn an_init_is_known_by_its_command_line_lab_and_node() {

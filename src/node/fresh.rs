@@ -106,10 +106,273 @@ impl Fresh {
     }
 }
 
+/// The hard limit of `res` a node's processes start with when nothing is raised by the
+/// topology, before the caller's own hard limit (which caps it without
+/// `CAP_SYS_RESOURCE`) is taken into account.
+pub fn default_hard(res: u32) -> u64 {
+    if res == libc::RLIMIT_NPROC || res == libc::RLIMIT_SIGPENDING {
+        return Fresh::new().per_user.unwrap_or(libc::RLIM_INFINITY);
+    }
+    LIMITS
+        .iter()
+        .find(|(r, _, _)| *r == res)
+        .map_or(libc::RLIM_INFINITY, |(_, _, max)| *max)
+}
+
 impl Default for Fresh {
     fn default() -> Fresh {
         Fresh::new()
     }
+}
+
+/// What a process's `rlimits`, `nice`, `oom_score_adj`, `cpus` and `ionice` ask for,
+/// checked and encoded before the fork, so that the child only makes system calls. It is
+/// applied after [`Fresh`] (the init already has the defaults) and before the switch to
+/// the process's `user:`, while the child is still root.
+pub struct Wanted {
+    limits: Vec<(u32, libc::rlimit)>,
+    ionice: Option<i32>,
+    nice: Option<i32>,
+    cpus: Option<libc::cpu_set_t>,
+    /// `oom_score_adj` as the text written to /proc/self/oom_score_adj.
+    oom: Option<([u8; 8], usize)>,
+}
+
+/// What this process may do that an unprivileged one may not, as the kernel checks it:
+/// capabilities count only in the host's user namespace (a rootless lab's root has none
+/// there).
+struct Privilege {
+    resource: bool,
+    nice: bool,
+}
+
+impl Privilege {
+    fn of_self() -> Privilege {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0);
+        // The host's user namespace maps every id to itself.
+        let host_ns = std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+        let has = |cap: u32| host_ns && eff & (1 << cap) != 0;
+        Privilege {
+            // CAP_SYS_RESOURCE and CAP_SYS_NICE (linux/capability.h).
+            resource: has(24),
+            nice: has(23),
+        }
+    }
+}
+
+impl Wanted {
+    /// Checks `attrs` against what the kernel will let this process (the init, with the
+    /// defaults) give a child, and encodes them. The error names the attribute and why:
+    /// a hard limit above the current one without `CAP_SYS_RESOURCE`, open files above
+    /// the host's `fs.nr_open`, a negative nice value or a realtime I/O class without
+    /// `CAP_SYS_NICE`, an `oom_score_adj` below the current one without
+    /// `CAP_SYS_RESOURCE`, CPUs this process may not use.
+    pub fn new(attrs: &crate::attrs::ProcAttrs) -> Result<Wanted, String> {
+        let privilege = Privilege::of_self();
+        let mut limits = Vec::new();
+        for (res, l) in &attrs.rlimits {
+            let now = get_limit(res.raw());
+            check_limit(*res, l, now, privilege.resource)?;
+            limits.push((
+                res.raw(),
+                libc::rlimit {
+                    rlim_cur: l.soft.0,
+                    rlim_max: l.hard.0,
+                },
+            ));
+        }
+        if let Some(n) = attrs.nice {
+            // Without CAP_SYS_NICE a process may go below nice 0 only as far as its
+            // `nice` limit (20 - nice) allows.
+            let allowed = attrs
+                .rlimits
+                .get(&crate::attrs::Resource::Nice)
+                .map_or(get_limit(libc::RLIMIT_NICE).rlim_cur, |l| l.soft.0);
+            if n < 0 && !privilege.nice && allowed < (20 - n) as u64 {
+                return Err(format!(
+                    "`nice: {n}` needs CAP_SYS_NICE (or `rlimits: {{ nice: {} }}`), which nslab lacks here{}",
+                    20 - n,
+                    ROOTLESS
+                ));
+            }
+        }
+        if let Some(io) = attrs.ionice
+            && io.class == crate::attrs::IoClass::Realtime
+            && !privilege.nice
+        {
+            return Err(format!(
+                "`ionice` class realtime needs CAP_SYS_NICE, which nslab lacks here{ROOTLESS}"
+            ));
+        }
+        let oom = match attrs.oom_score_adj {
+            Some(o) => Some(oom_text(o, privilege.resource)?),
+            None => None,
+        };
+        let cpus = match &attrs.cpus {
+            Some(list) => Some(cpu_set(list)?),
+            None => None,
+        };
+        Ok(Wanted {
+            limits,
+            ionice: attrs.ionice.map(crate::attrs::IoNice::raw),
+            nice: attrs.nice,
+            cpus,
+            oom,
+        })
+    }
+
+    /// Sets each attribute on the calling process. Only system calls: safe between fork
+    /// and exec. An error is the kernel's refusal of something [`Wanted::new`] allowed.
+    pub fn apply(&self) -> std::io::Result<()> {
+        let fail = || Err(std::io::Error::last_os_error());
+        // SAFETY: plain system calls on this process with values prepared before the fork.
+        unsafe {
+            for (res, lim) in &self.limits {
+                if libc::setrlimit(*res as _, lim) != 0 {
+                    return fail();
+                }
+            }
+            if let Some(io) = self.ionice
+                && libc::syscall(libc::SYS_ioprio_set, 1, 0, io) != 0
+            {
+                return fail();
+            }
+            if let Some(n) = self.nice
+                && libc::setpriority(libc::PRIO_PROCESS, 0, n) != 0
+            {
+                return fail();
+            }
+            if let Some(set) = &self.cpus
+                && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
+            {
+                return fail();
+            }
+            if let Some((text, len)) = &self.oom {
+                let fd = libc::open(
+                    c"/proc/self/oom_score_adj".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                if fd < 0 {
+                    return fail();
+                }
+                let n = libc::write(fd, text.as_ptr() as *const libc::c_void, *len);
+                libc::close(fd);
+                if n != *len as isize {
+                    return fail();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Said of a refusal that a rootless lab always meets.
+const ROOTLESS: &str = " (a rootless lab, or a root without it)";
+
+fn get_limit(res: u32) -> libc::rlimit {
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a local struct.
+    unsafe { libc::getrlimit(res as _, &mut now) };
+    now
+}
+
+/// Whether the kernel will take limit `l` of `res` from a process whose limit is `now`.
+fn check_limit(
+    res: crate::attrs::Resource,
+    l: &crate::attrs::Rlimit,
+    now: libc::rlimit,
+    privileged: bool,
+) -> Result<(), String> {
+    let name = res.name();
+    if l.hard.0 > now.rlim_max && !privileged {
+        return Err(format!(
+            "`rlimits.{name}`: raising the hard limit from {} to {} needs CAP_SYS_RESOURCE, which nslab lacks here{ROOTLESS}",
+            crate::attrs::Bound(now.rlim_max),
+            l.hard
+        ));
+    }
+    if res == crate::attrs::Resource::Nofile {
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        if let Some(max) = nr_open
+            && l.hard.0 > max
+        {
+            return Err(format!(
+                "`rlimits.nofile`: {} is above this host's fs.nr_open ({max}), the most open files the kernel allows",
+                l.hard
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The text to write for `oom_score_adj` `o`; below the current value it needs
+/// `CAP_SYS_RESOURCE` (the kernel keeps the lowest a privileged writer set).
+fn oom_text(o: i32, privileged: bool) -> Result<([u8; 8], usize), String> {
+    let now = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    if o < now && !privileged {
+        return Err(format!(
+            "`oom_score_adj: {o}` is below {now}, which needs CAP_SYS_RESOURCE, which nslab lacks here{ROOTLESS}"
+        ));
+    }
+    let text = o.to_string();
+    let mut buf = [0u8; 8];
+    buf[..text.len()].copy_from_slice(text.as_bytes());
+    Ok((buf, text.len()))
+}
+
+/// The CPU set for `list`, which must lie within the CPUs this process may use (every
+/// one of the host's, within its cpuset, once [`Fresh`] applied).
+fn cpu_set(list: &crate::attrs::CpuList) -> Result<libc::cpu_set_t, String> {
+    // SAFETY: cpu_set_t is plain bits; sched_getaffinity fills a local one.
+    let (mut set, mut allowed): (libc::cpu_set_t, libc::cpu_set_t) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: as above.
+    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
+        return Err(format!(
+            "`cpus`: cannot read this node's CPUs: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut usable = Vec::new();
+    for c in 0..=crate::attrs::MAX_CPU {
+        // SAFETY: c is below the set's 1,024 bits.
+        if unsafe { libc::CPU_ISSET(c as usize, &allowed) } {
+            usable.push(c);
+        }
+    }
+    let missing: Vec<u32> = list
+        .0
+        .iter()
+        .copied()
+        .filter(|c| !usable.contains(c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "`cpus: {list}`: CPU {} is not one this node may use; it may use {}",
+            crate::attrs::CpuList(missing),
+            crate::attrs::CpuList(usable)
+        ));
+    }
+    for c in &list.0 {
+        // SAFETY: c is at most MAX_CPU, within the set.
+        unsafe { libc::CPU_SET(*c as usize, &mut set) };
+    }
+    Ok(set)
 }
 
 /// Sets one limit; where a higher hard limit is refused (no `CAP_SYS_RESOURCE`), the
@@ -184,6 +447,116 @@ fn clear_inheritable() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a process asks for is set in a child of its own: lowered limits, a higher
+    /// nice value and `oom_score_adj`, the idle I/O class, one CPU (none needs a
+    /// privilege); read back there.
+    #[test]
+    fn wanted_attributes_are_set_in_the_child() {
+        use crate::attrs::*;
+        let cpu = first_cpu();
+        let attrs = ProcAttrs {
+            rlimits: [(
+                Resource::Nofile,
+                Rlimit {
+                    soft: Bound(100),
+                    hard: Bound(200),
+                },
+            )]
+            .into(),
+            nice: Some(7),
+            oom_score_adj: Some(321),
+            cpus: Some(CpuList(vec![cpu])),
+            ionice: Some(IoNice {
+                class: IoClass::Idle,
+                level: 0,
+            }),
+        };
+        let wanted = Wanted::new(&attrs).unwrap();
+        // SAFETY: the child makes system calls only and `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = unsafe {
+                if wanted.apply().is_err() {
+                    libc::_exit(100);
+                }
+                let mut bad = 0;
+                let l = get_limit(libc::RLIMIT_NOFILE);
+                if (l.rlim_cur, l.rlim_max) != (100, 200) {
+                    bad |= 1;
+                }
+                *libc::__errno_location() = 0;
+                if libc::getpriority(libc::PRIO_PROCESS, 0) != 7 {
+                    bad |= 2;
+                }
+                if libc::syscall(libc::SYS_ioprio_get, 1, 0) != 3 << 13 {
+                    bad |= 4;
+                }
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+                if libc::CPU_COUNT(&set) != 1 || !libc::CPU_ISSET(cpu as usize, &set) {
+                    bad |= 8;
+                }
+                let mut buf = [0u8; 8];
+                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_RDONLY);
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                if n < 3 || &buf[..3] != b"321" {
+                    bad |= 16;
+                }
+                bad
+            };
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status));
+        // Bits: 1 nofile, 2 nice, 4 ionice, 8 cpus, 16 oom_score_adj; 100 apply failed.
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+    }
+
+    fn first_cpu() -> u32 {
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: fills a local set.
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        (0..1024u32)
+            .find(|c| unsafe { libc::CPU_ISSET(*c as usize, &set) })
+            .unwrap()
+    }
+
+    #[test]
+    fn what_the_kernel_would_refuse_is_named_before_the_fork() {
+        use crate::attrs::*;
+        let now = libc::rlimit {
+            rlim_cur: 1024,
+            rlim_max: 4096,
+        };
+        let l = |hard| Rlimit {
+            soft: Bound(1),
+            hard: Bound(hard),
+        };
+        let e = check_limit(Resource::Memlock, &l(8192), now, false).unwrap_err();
+        assert!(
+            e.contains(
+                "`rlimits.memlock`: raising the hard limit from 4096 to 8192 needs CAP_SYS_RESOURCE"
+            ),
+            "{e}"
+        );
+        assert!(check_limit(Resource::Memlock, &l(8192), now, true).is_ok());
+        assert!(check_limit(Resource::Memlock, &l(2048), now, false).is_ok());
+        let e = check_limit(Resource::Nofile, &l(u64::MAX - 1), now, true).unwrap_err();
+        assert!(e.contains("above this host's fs.nr_open"), "{e}");
+        let e = cpu_set(&CpuList(vec![1023])).unwrap_err();
+        assert!(
+            e.contains("CPU 1023 is not one this node may use; it may use"),
+            "{e}"
+        );
+        assert!(cpu_set(&CpuList(vec![first_cpu()])).is_ok());
+        let e = oom_text(-1000, false).unwrap_err();
+        assert!(e.contains("needs CAP_SYS_RESOURCE"), "{e}");
+        assert_eq!(oom_text(-1000, true).unwrap().1, 5);
+    }
 
     /// In a child of its own: the attributes are the whole process's.
     #[test]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{NodeConfig, ProcessSpec, ReadySpec};
 use super::control::{self, ProcStatus, Request, Status};
+use super::fresh::Wanted;
 use super::logsink::LogSink;
 use super::ready;
 use super::sys::{err, last};
@@ -174,6 +175,16 @@ impl Proc {
         Ok(())
     }
 
+    /// Its `rlimits`, `nice`, `oom_score_adj`, `cpus` and `ionice`, checked at every
+    /// start against what the init may give (`None` when it asks for none). The error
+    /// names the attribute; nslab's report of the start names the lab, node and process.
+    fn wanted(&self) -> Result<Option<Wanted>, String> {
+        if self.spec.attrs.is_empty() {
+            return Ok(None);
+        }
+        Wanted::new(&self.spec.attrs).map(Some)
+    }
+
     /// Whether a `wait` for it is answered now: ready, failed to start, ended before it
     /// was ready (a launcher's exit 0 is not an end: its daemons are still probed), out
     /// of readiness time, or not asked to start (never, or a halt undid it).
@@ -226,12 +237,15 @@ fn base_env() -> &'static [(String, String)] {
     BASE.get_or_init(|| super::environ::base(None))
 }
 
+/// Starts `argv` with the base environment and `env`, in `cwd`, as `user`, with the
+/// process attributes `wanted` (none for readiness probes: they start from the defaults).
 fn spawn(
     argv: &[String],
     env: &[(String, String)],
     cwd: Option<&str>,
     log: Option<File>,
     user: Option<&Ids>,
+    wanted: Option<Wanted>,
 ) -> std::io::Result<i32> {
     let (prog, args) = argv
         .split_first()
@@ -282,6 +296,9 @@ fn spawn(
             // Only 0-2 reach the process, whatever the init holds open (close-on-exec
             // rather than closed: the standard library's exec-error pipe is among them).
             close_from(3, libc::CLOSE_RANGE_CLOEXEC);
+            // As root, before the switch: a hard limit, a nice value below 0 and a low
+            // `oom_score_adj` need privileges the user may not have.
+            wanted.as_ref().map_or(Ok(()), Wanted::apply)?;
             // After the switch, the process could no longer change the rest.
             switch.as_ref().map_or(Ok(()), |s| s.apply())?;
             if libc::chdir(dir.as_ptr()) != 0 {
@@ -359,12 +376,21 @@ impl Init {
             p.error = Some(e);
             return;
         }
+        let wanted = match p.wanted() {
+            Ok(w) => w,
+            Err(e) => {
+                p.state = "failed";
+                p.error = Some(e);
+                return;
+            }
+        };
         match spawn(
             &p.spec.argv,
             &p.spec.env,
             p.spec.cwd.as_deref(),
             log,
             p.ids.as_ref(),
+            wanted,
         ) {
             Ok(pid) => {
                 p.pid = Some(pid);
@@ -817,7 +843,7 @@ impl Init {
             let ok = match spec {
                 ReadySpec::Cmd { argv, .. } => {
                     let (env, cwd) = (&p.spec.env, p.spec.cwd.as_deref());
-                    p.probe_pid = spawn(argv, env, cwd, None, p.ids.as_ref()).ok();
+                    p.probe_pid = spawn(argv, env, cwd, None, p.ids.as_ref(), None).ok();
                     p.probe_started = Some(now);
                     p.probe_counts = counts;
                     continue;
@@ -1357,6 +1383,7 @@ mod tests {
             ready_limits: limits,
             stop_timeout_ms: 0,
             user: None,
+            attrs: Default::default(),
         });
         p.ready = Readiness::Pending;
         p

@@ -75,6 +75,10 @@ pub struct ProcessSpec {
     /// Who it runs as, as written: the init resolves it in the node's own /etc.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Limits, nice, `oom_score_adj`, affinity and I/O priority it starts with (its
+    /// node's and its own), on top of the defaults every process gets.
+    #[serde(default, skip_serializing_if = "crate::attrs::ProcAttrs::is_empty")]
+    pub attrs: crate::attrs::ProcAttrs,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +210,7 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
                 ready_limits: p.ready.as_ref().map(|r| r.limits).unwrap_or_default(),
                 stop_timeout_ms: p.stop_timeout.as_millis() as u64,
                 user: p.user.clone(),
+                attrs: p.attrs.clone(),
             }
         })
         .collect();

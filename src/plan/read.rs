@@ -332,6 +332,23 @@ mod tests {
             },
             stop_timeout_ms: 100,
             user: Some("frr:frrvty".into()),
+            attrs: crate::attrs::ProcAttrs {
+                rlimits: [(
+                    crate::attrs::Resource::Nofile,
+                    crate::attrs::Rlimit {
+                        soft: crate::attrs::Bound(4096),
+                        hard: crate::attrs::Bound::UNLIMITED,
+                    },
+                )]
+                .into(),
+                nice: Some(-5),
+                oom_score_adj: Some(500),
+                cpus: Some(crate::attrs::CpuList(vec![0, 2, 3])),
+                ionice: Some(crate::attrs::IoNice {
+                    class: crate::attrs::IoClass::Idle,
+                    level: 0,
+                }),
+            },
         };
         let ops = [
             // Not apply-only, but no bundled example joins a shared network.

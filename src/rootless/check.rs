@@ -9,6 +9,73 @@ use crate::model::Topology;
 /// `sub_ids`: the user has a subordinate id range nslab maps (see
 /// [`super::holder::sub_ids`]), so ids other than its own exist too.
 pub fn check(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
+    let mut out = check_lab(t, sub_ids);
+    out.extend(process_attrs(t, &|res| {
+        let mut own = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit fills a local struct.
+        unsafe { libc::getrlimit(res as _, &mut own) };
+        own.rlim_max.min(crate::node::fresh::default_hard(res))
+    }));
+    out
+}
+
+/// Process attributes a rootless lab cannot give: the kernel takes a nice value or an
+/// `oom_score_adj` below 0, the realtime I/O class, and a hard limit above the one the
+/// node starts with (`hard(resource)`: the default, or the caller's own where lower) only
+/// from a holder of `CAP_SYS_NICE` or `CAP_SYS_RESOURCE` in the host's user namespace.
+pub fn process_attrs(t: &Topology, hard: &dyn Fn(u32) -> u64) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for n in &t.nodes {
+        for p in &n.processes {
+            let a = &p.attrs;
+            let mut refused: Vec<String> = Vec::new();
+            if let Some(v) = a.nice.filter(|v| *v < 0) {
+                refused.push(format!("`nice: {v}` (CAP_SYS_NICE)"));
+            }
+            if let Some(v) = a.oom_score_adj.filter(|v| *v < 0) {
+                refused.push(format!("`oom_score_adj: {v}` (CAP_SYS_RESOURCE)"));
+            }
+            if a.ionice
+                .is_some_and(|i| i.class == crate::attrs::IoClass::Realtime)
+            {
+                refused.push("`ionice` class realtime (CAP_SYS_NICE)".into());
+            }
+            for (res, l) in &a.rlimits {
+                let max = hard(res.raw());
+                if l.hard.0 > max {
+                    refused.push(format!(
+                        "`rlimits.{}` hard {} above {} (CAP_SYS_RESOURCE)",
+                        res.name(),
+                        l.hard,
+                        crate::attrs::Bound(max)
+                    ));
+                }
+            }
+            if refused.is_empty() {
+                continue;
+            }
+            out.push(
+                Diagnostic::error(
+                    Some(p.attr_spans.first.unwrap_or(p.span)),
+                    format!(
+                        "node `{}`: process `{}` asks for {}, which a rootless lab cannot give: the kernel takes it only from root in the host's user namespace",
+                        n.name,
+                        p.name,
+                        refused.join(", ")
+                    ),
+                )
+                .with_hint("run the lab as root, or ask for less: a rootless lab may lower limits, raise nice and oom_score_adj, pick CPUs and the best-effort or idle I/O class"),
+            );
+        }
+    }
+    out
+}
+
+/// [`check`] without the process attributes, which depend on the caller's limits.
+fn check_lab(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
     // Asked once per controller, and only of a lab that has limits.
     let limited = t.nodes.iter().any(|n| !n.limits.is_empty());
     let verdicts: Vec<(&str, Result<(), String>)> = CONTROLLERS
@@ -235,6 +302,31 @@ mod tests {
         assert_eq!((span.line, span.col), (2, 1));
         assert!(d.message.contains("--host ha") && d.message.contains("`mh`"));
         assert!(d.hint.as_deref().unwrap().contains("as root"));
+    }
+
+    #[test]
+    fn process_attributes_only_root_may_give_are_located_errors() {
+        let t = compiled(
+            "name: rl\nnodes:\n  a:\n    nice: -1\n    processes:\n      - { name: p, cmd: sleep 1, rlimits: { nofile: 9000, core: 0 } }\n      - { name: q, cmd: sleep 1, nice: 5, oom_score_adj: 10, ionice: idle, cpus: 0, rlimits: { nofile: 100 } }\n      - { name: r, cmd: sleep 1, nice: 0, oom_score_adj: -1, ionice: realtime }\n",
+        );
+        let found = process_attrs(&t, &|res| if res == libc::RLIMIT_NOFILE { 8192 } else { 0 });
+        let lines: Vec<u32> = found
+            .iter()
+            .map(|d| d.span.expect("located").line)
+            .collect();
+        assert_eq!(lines, vec![6, 8], "{found:?}");
+        assert!(
+            found[0].message.contains("process `p` asks for `nice: -1` (CAP_SYS_NICE), `rlimits.nofile` hard 9000 above 8192 (CAP_SYS_RESOURCE)"),
+            "{}",
+            found[0].message
+        );
+        assert!(
+            found[1].message.contains(
+                "`oom_score_adj: -1` (CAP_SYS_RESOURCE), `ionice` class realtime (CAP_SYS_NICE)"
+            ),
+            "{}",
+            found[1].message
+        );
     }
 
     #[test]

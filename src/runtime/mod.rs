@@ -231,12 +231,12 @@ impl LiveLab {
                 lab: self.lab.clone(),
                 node: node.to_string(),
                 iface: iface.to_string(),
-                known: n
-                    .interfaces
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: {
+                    let mut names: Vec<&str> =
+                        n.interfaces.iter().map(|i| i.name.as_str()).collect();
+                    names.sort_by_key(|n| crate::words::iface_order(n));
+                    names.join(", ")
+                },
             }),
         }
     }

@@ -83,11 +83,12 @@ pub fn link(sink: &mut Sink, y: &Yaml) -> Option<RawLink> {
             sink.error(
                 Some(m.span),
                 format!(
-                    "link `macs` has {} entries for {} endpoints",
-                    per_end.len(),
+                    "link `macs` has {} for {} endpoints",
+                    entries(per_end.len()),
                     endpoints.len()
                 ),
-            );
+            )
+            .hint("give one MAC per endpoint, in endpoint order; `~` leaves that end's derived");
         } else {
             for (end, entry) in endpoints.iter_mut().zip(per_end) {
                 if !entry.is_null() {
@@ -137,8 +138,8 @@ pub(crate) fn spread_addresses(
         sink.error(
             Some(a.span),
             format!(
-                "link `addresses` has {} entries for {} endpoints",
-                per_end.len(),
+                "link `addresses` has {} for {} endpoints",
+                entries(per_end.len()),
                 ends.len()
             ),
         )
@@ -279,4 +280,13 @@ pub fn impair(sink: &mut Sink, y: &Yaml) -> Option<Box<RawImpair>> {
     // Its rules (it sets something, jitter and reorder need a delay) are the model's,
     // shared with `nslab link impair`.
     Some(Box::new(imp))
+}
+
+/// "1 entry", "3 entries".
+fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".into()
+    } else {
+        format!("{n} entries")
+    }
 }

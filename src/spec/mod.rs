@@ -4,6 +4,7 @@
 //! serde derive stops at the first error of a struct, so this layer reads a located YAML
 //! tree by hand; serde is still how everything leaves nslab (plan JSON, status, reports).
 
+pub mod attrs;
 pub mod check;
 pub mod device;
 pub mod hostnet;

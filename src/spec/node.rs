@@ -26,6 +26,11 @@ pub const NODE_KEYS: &[&str] = &[
     "host",
     "interfaces",
     "mgmt",
+    "rlimits",
+    "nice",
+    "oom_score_adj",
+    "cpus",
+    "ionice",
 ];
 
 const ROUTE_KEYS: &[&str] = &["to", "via", "dev", "metric", "type"];
@@ -41,6 +46,11 @@ pub const PROCESS_KEYS: &[&str] = &[
     "depends_on",
     "stop_timeout",
     "user",
+    "rlimits",
+    "nice",
+    "oom_score_adj",
+    "cpus",
+    "ionice",
 ];
 const READY_KEYS: &[&str] = &[
     "cmd",
@@ -127,6 +137,7 @@ pub fn node_spec(sink: &mut Sink, y: &Yaml, what: &str, allow_kind: bool) -> Raw
     if let Some(v) = f.get("limits") {
         spec.limits = limits(sink, v, what);
     }
+    spec.attrs = crate::spec::attrs::read(sink, &f, what);
     if let Some(v) = f.value("isolation") {
         let mut kinds = Vec::new();
         for item in read::one_or_many(v) {
@@ -404,8 +415,14 @@ pub fn process<'y>(
             )),
         })
     });
+    let proc_what = match &name {
+        Some(n) => format!("process `{}`", n.value),
+        None => what.to_string(),
+    };
+    let attrs = crate::spec::attrs::read(sink, &f, &proc_what);
     let p = RawProcess {
         span: y.span,
+        attrs,
         name: name?,
         cmd: cmd?,
         env,

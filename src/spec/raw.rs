@@ -104,6 +104,8 @@ pub struct RawNodeSpec {
     pub mounts: Vec<RawMount>,
     pub private: Vec<RawPrivate>,
     pub limits: RawLimits,
+    /// `rlimits`, `nice`, `oom_score_adj`, `cpus`, `ionice`: defaults for its processes.
+    pub attrs: super::attrs::RawAttrs,
     pub isolation: Option<Sp<Vec<Sp<NsKind>>>>,
     pub depends_on: Vec<Sp<String>>,
     pub stop_timeout: Option<Sp<Duration>>,
@@ -193,6 +195,8 @@ pub struct RawProcess {
     pub stop_timeout: Option<Sp<Duration>>,
     /// Who it runs as (`frr`, `100:101`, `frr:frrvty`); root when absent.
     pub user: Option<Sp<String>>,
+    /// Its own attributes, over its node's.
+    pub attrs: super::attrs::RawAttrs,
 }
 
 #[derive(Debug, Clone)]

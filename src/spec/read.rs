@@ -81,7 +81,14 @@ pub fn entries<'y>(sink: &mut Sink, y: &'y Yaml, what: &str) -> &'y [(Yaml, Yaml
             sink.error(
                 Some(y.span),
                 format!("{what} must be a mapping, found {}", y.type_name()),
-            );
+            )
+            .hint(match y.kind {
+                Kind::Seq(_) => {
+                    "key each entry by its name instead of listing it: \
+                                 `NAME: { ... }` lines, without `- `, or `{ NAME: { ... } }`"
+                }
+                _ => "write it as `NAME: value` pairs, one per line, or `{ NAME: value }`",
+            });
             &[]
         }
     }
@@ -119,7 +126,8 @@ pub fn string(sink: &mut Sink, y: &Yaml, what: &str) -> Option<Sp<String>> {
             sink.error(
                 Some(y.span),
                 format!("{what} must be a single value, found {}", y.type_name()),
-            );
+            )
+            .hint("write one value; quote it (\"...\") when it holds `: `, `{`, `[` or starts with `- `");
             None
         }
     }

@@ -150,11 +150,35 @@ pub fn write(host: &HostContext, reg: &Registry) -> Result<(), StateError> {
 /// written ones. The same registry and lab always give the same addresses. A stale
 /// membership of the same lab (one killed before its `down` finished) is replaced.
 pub fn join(reg: Option<Registry>, j: &Join) -> Result<(Registry, Vec<Held>), Vec<Refusal>> {
+    place(reg, j, false)
+}
+
+/// [`join`] for a lab that is on the network and stays (`apply`, or `plan` of a running
+/// lab): each node keeps the address it holds in a subnet unless its file now writes
+/// another or someone else holds it; nodes new to the network get the lowest free ones,
+/// and the addresses of nodes no longer on it are free again in the result.
+pub fn rejoin(reg: Option<Registry>, j: &Join) -> Result<(Registry, Vec<Held>), Vec<Refusal>> {
+    place(reg, j, true)
+}
+
+/// [`join`] and [`rejoin`]: `keep` says whether the lab's current membership is kept
+/// from, or replaced as stale.
+fn place(
+    reg: Option<Registry>,
+    j: &Join,
+    keep: bool,
+) -> Result<(Registry, Vec<Held>), Vec<Refusal>> {
     let mut reg = reg.unwrap_or_else(|| Registry {
         network: j.network.clone(),
         shape: j.shape.clone(),
         members: Vec::new(),
     });
+    let mine = reg
+        .members
+        .iter()
+        .find(|m| m.lab == j.lab && keep)
+        .map(|m| m.nodes.clone())
+        .unwrap_or_default();
     reg.members.retain(|m| m.lab != j.lab);
     if reg.shape != j.shape && !reg.members.is_empty() {
         return Err(vec![mismatch(&reg, j)]);
@@ -162,32 +186,8 @@ pub fn join(reg: Option<Registry>, j: &Join) -> Result<(Registry, Vec<Held>), Ve
     if reg.members.is_empty() {
         reg.shape = j.shape.clone();
     }
+    let mut refused = written_refusals(&reg, j);
     let mut used: HashSet<IpAddr> = reg.shape.host.iter().map(IpNet::addr).collect();
-    let holder = |a: IpAddr| {
-        reg.members.iter().find_map(|m| {
-            let n = m
-                .nodes
-                .iter()
-                .find(|n| n.addresses.iter().any(|x| x.addr() == a))?;
-            Some((m.lab.clone(), m.file.clone(), n.node.clone()))
-        })
-    };
-    let mut refused = Vec::new();
-    for w in &j.nodes {
-        for a in &w.written {
-            if let Some((lab, file, node)) = holder(a.addr()) {
-                refused.push(Refusal {
-                    at: w.at,
-                    what: format!(
-                        "node `{}`: mgmt address {} of network `{}` is held by node `{node}` of lab `{lab}` ({file})",
-                        w.node,
-                        a.addr(),
-                        j.network
-                    ),
-                });
-            }
-        }
-    }
     for m in &reg.members {
         used.extend(
             m.nodes
@@ -200,15 +200,34 @@ pub fn join(reg: Option<Registry>, j: &Join) -> Result<(Registry, Vec<Held>), Ve
             .iter()
             .flat_map(|w| w.written.iter().map(IpNet::addr)),
     );
+    // What each node keeps, taken before any node new to the network is given one, so
+    // an earlier new node never takes a later node's address.
+    let kept: Vec<Vec<Option<IpNet>>> = j
+        .nodes
+        .iter()
+        .map(|w| {
+            let held = mine.iter().find(|h| h.node == w.node);
+            w.planned
+                .iter()
+                .map(|p| {
+                    if w.written.contains(p) {
+                        return Some(*p);
+                    }
+                    let a = held?
+                        .addresses
+                        .iter()
+                        .find(|a| a.trunc() == p.trunc() && !used.contains(&a.addr()))?;
+                    used.insert(a.addr());
+                    Some(*a)
+                })
+                .collect()
+        })
+        .collect();
     let mut held = Vec::with_capacity(j.nodes.len());
-    for w in &j.nodes {
+    for (w, kept) in j.nodes.iter().zip(kept) {
         let mut addresses = Vec::with_capacity(w.planned.len());
-        for p in &w.planned {
-            if w.written.contains(p) {
-                addresses.push(*p);
-                continue;
-            }
-            match lowest_free(p, &used) {
+        for (p, k) in w.planned.iter().zip(kept) {
+            match k.or_else(|| lowest_free(p, &used)) {
                 Some(a) => {
                     used.insert(a.addr());
                     addresses.push(a);
@@ -238,6 +257,92 @@ pub fn join(reg: Option<Registry>, j: &Join) -> Result<(Registry, Vec<Held>), Ve
         nodes: held.clone(),
     });
     Ok((reg, held))
+}
+
+/// The lab's written addresses that another member holds, each at its node's line.
+fn written_refusals(reg: &Registry, j: &Join) -> Vec<Refusal> {
+    let holder = |a: IpAddr| {
+        reg.members.iter().find_map(|m| {
+            let n = m
+                .nodes
+                .iter()
+                .find(|n| n.addresses.iter().any(|x| x.addr() == a))?;
+            Some((m.lab.clone(), m.file.clone(), n.node.clone()))
+        })
+    };
+    let mut refused = Vec::new();
+    for w in &j.nodes {
+        for a in &w.written {
+            if let Some((lab, file, node)) = holder(a.addr()) {
+                refused.push(Refusal {
+                    at: w.at,
+                    what: format!(
+                        "node `{}`: mgmt address {} of network `{}` is held by node `{node}` of lab `{lab}` ({file})",
+                        w.node,
+                        a.addr(),
+                        j.network
+                    ),
+                });
+            }
+        }
+    }
+    refused
+}
+
+/// What a lab holds while an `apply` changes it: what it held and what it will hold,
+/// node by node, so neither is handed to another lab before the change is over (it may
+/// yet be rolled back).
+pub fn union(before: &[Held], after: &[Held]) -> Vec<Held> {
+    let mut out = before.to_vec();
+    for h in after {
+        match out.iter_mut().find(|o| o.node == h.node) {
+            Some(o) => {
+                for a in &h.addresses {
+                    if !o.addresses.contains(a) {
+                        o.addresses.push(*a);
+                    }
+                }
+            }
+            None => out.push(h.clone()),
+        }
+    }
+    out
+}
+
+/// Sets `lab`'s membership to `nodes` (added last when it is new), refusing an address
+/// another member holds (one freed by a leave and taken since, say).
+pub fn set_member(
+    reg: &mut Registry,
+    lab: &str,
+    file: &str,
+    nodes: Vec<Held>,
+) -> Result<(), String> {
+    for m in reg.members.iter().filter(|m| m.lab != lab) {
+        for n in &m.nodes {
+            if let Some(a) = n.addresses.iter().find(|a| {
+                nodes
+                    .iter()
+                    .any(|x| x.addresses.iter().any(|b| b.addr() == a.addr()))
+            }) {
+                return Err(format!(
+                    "network `{}`: mgmt address {} is held by node `{}` of lab `{}` now",
+                    reg.network,
+                    a.addr(),
+                    n.node,
+                    m.lab
+                ));
+            }
+        }
+    }
+    match reg.members.iter_mut().find(|m| m.lab == lab) {
+        Some(m) => m.nodes = nodes,
+        None => reg.members.push(Member {
+            lab: lab.to_string(),
+            file: file.to_string(),
+            nodes,
+        }),
+    }
+    Ok(())
 }
 
 /// The refusal of a lab whose `mgmt:` describes the network otherwise than its members.
@@ -384,6 +489,60 @@ mod tests {
         );
         assert!(leave(&mut reg, "b"));
         assert!(reg.members.is_empty());
+    }
+
+    #[test]
+    fn a_running_lab_keeps_what_its_nodes_hold_and_frees_what_removed_nodes_held() {
+        let (reg, _) = join(None, &lab("a", vec![want("r1", &R, &[])])).unwrap();
+        let (reg, b) = join(
+            Some(reg),
+            &lab("b", vec![want("h1", &R, &[]), want("h2", &S, &[])]),
+        )
+        .unwrap();
+        assert_eq!(addrs(&b)[0], "h1=172.20.20.3/24");
+        assert_eq!(addrs(&b)[2], "h2=172.20.20.4/24");
+        // b drops h1 and adds h0 before h2: h2 keeps .4, h0 gets the lowest free (.3,
+        // h1's), where a fresh `join` would have moved h2.
+        let next = lab("b", vec![want("h0", &R, &[]), want("h2", &S, &[])]);
+        let (after, got) = rejoin(Some(reg.clone()), &next).unwrap();
+        assert_eq!(
+            addrs(&got),
+            [
+                "h0=172.20.20.3/24",
+                "h0=3fff:172:20:20::3/64",
+                "h2=172.20.20.4/24",
+                "h2=3fff:172:20:20::4/64"
+            ]
+        );
+        let fresh = join(Some(reg.clone()), &next).unwrap().1;
+        assert_eq!(addrs(&fresh)[2], "h2=172.20.20.4/24");
+        assert_eq!(after.members.len(), 2);
+        assert_eq!(after.members[1].nodes, got);
+        // A node whose file now writes an address holds that one instead.
+        let moved = lab(
+            "b",
+            vec![want("h2", &["172.20.20.9/24", S[1]], &["172.20.20.9/24"])],
+        );
+        let (_, got) = rejoin(Some(reg.clone()), &moved).unwrap();
+        assert_eq!(addrs(&got)[0], "h2=172.20.20.9/24");
+        // Not a member yet (a lab switching networks): as `join`.
+        let (_, c) = rejoin(Some(reg.clone()), &lab("c", vec![want("x", &R, &[])])).unwrap();
+        assert_eq!(addrs(&c)[0], "x=172.20.20.5/24");
+        // While the change runs the lab holds both; once over, only the new.
+        let mid = union(&reg.members[1].nodes, &got);
+        let h2 = mid.iter().find(|h| h.node == "h2").unwrap();
+        assert_eq!(h2.addresses.len(), 3, "{mid:?}");
+        assert!(mid.iter().any(|h| h.node == "h1"), "{mid:?}");
+        let mut r = reg.clone();
+        set_member(&mut r, "b", "/labs/b.yaml", mid).unwrap();
+        assert_eq!(r.members.len(), 2);
+        // An address another member holds is never set (one taken while freed).
+        let stolen = vec![Held {
+            node: "h9".into(),
+            addresses: vec![net("172.20.20.2/24")],
+        }];
+        let e = set_member(&mut r, "b", "/labs/b.yaml", stolen).expect_err("held by a");
+        assert!(e.contains("172.20.20.2") && e.contains("lab `a`"), "{e}");
     }
 
     #[test]

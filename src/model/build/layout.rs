@@ -72,6 +72,8 @@ fn nodes_of(lab: &str, specs: &Specs, wires: &[Wire]) -> Vec<Node> {
             private: Vec::new(),
             limits: Default::default(),
             limits_span: None,
+            attrs: Default::default(),
+            attr_spans: Default::default(),
             isolation: Vec::new(),
             depends_on: Vec::new(),
             stop_timeout: spec

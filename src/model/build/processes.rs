@@ -56,10 +56,11 @@ pub(super) fn resolve(
         let refs: Vec<&RawProcess> = all.iter().map(|(p, _)| *p).collect();
         resolve::check_process_names(sink, &nodes[i].name, &refs);
         let stop = nodes[i].stop_timeout;
+        let attrs = (nodes[i].attrs.clone(), nodes[i].attr_spans);
         let name = nodes[i].name.clone();
         let vars = Vars { node: &name, lab };
         for (k, (p, ds)) in all.iter().enumerate() {
-            let process = resolve::process(sink, p, *ds, stop, vars);
+            let process = resolve::process(sink, p, *ds, (stop, &attrs.0, attrs.1), vars);
             nodes[i].processes.push(process);
             proc_spans.insert((i, k), p.depends_on.clone());
             if let Some(d) = p.depends_on.first() {

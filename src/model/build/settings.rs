@@ -103,6 +103,8 @@ pub(super) fn node(sink: &mut Sink, lab: &str, base_dir: &Path, specs: &Specs, n
         node.private = resolve::private(sink, vars, &spec.private);
         node.limits = resolve::limits(&spec.limits);
         node.limits_span = resolve::limits_span(&spec.limits);
+        node.attrs = spec.attrs.values();
+        node.attr_spans = spec.attrs.spans();
         node.isolation = resolve::isolation(sink, &spec.isolation);
     }
 }
