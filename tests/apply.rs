@@ -6,7 +6,6 @@
 mod support;
 
 use std::process::Output;
-use std::time::Duration;
 
 use support::*;
 
@@ -323,6 +322,22 @@ fn a_failed_apply_rolls_back_only_its_change() {
     lab.down();
 }
 
+/// How far into its journal records the apply below is killed, at most: about halfway
+/// (it writes 49, `applied` last).
+const INTO: usize = 24;
+
+/// The journal records the `apply` of process `pid` wrote after its own `apply` record;
+/// `None` before that record.
+fn records_into(lab: &Lab, pid: u32) -> Option<usize> {
+    let journal = std::fs::read_to_string(format!("/run/nslab/{}.journal", lab.name)).ok()?;
+    let lines: Vec<&str> = journal.lines().collect();
+    let mine = format!("\"pid\":{pid},");
+    let at = lines
+        .iter()
+        .rposition(|l| l.starts_with("{\"record\":\"apply\"") && l.contains(&mine))?;
+    Some(lines.len() - at - 1)
+}
+
 #[test]
 fn kill_9_during_apply_then_apply_or_down_converges() {
     if !privileged() {
@@ -338,11 +353,13 @@ fn kill_9_during_apply_then_apply_or_down_converges() {
             "  - [c:eth1, lan]\n  - [a:eth1, r9:eth0]\n  - [r9:eth1, r8:eth0]",
         );
     let want = fresh(&lab, &changed);
-    for (delay, then_down) in [(150, false), (400, true), (900, false)] {
+    for (into, then_down) in [(2, false), (INTO / 2, true), (INTO, false)] {
         write(&lab, BASE);
         apply_ok(&lab);
         write(&lab, &changed);
-        // One step at a time, 40 ms each: the kill lands in the middle.
+        // One step at a time, 40 ms each: the kill lands in the middle, `into` journal
+        // records into this apply. (A time after the spawn could land before the apply
+        // began, on a host busy enough that nslab takes that long to start.)
         let child = nslab()
             .arg("apply")
             .arg(&lab.file)
@@ -352,7 +369,10 @@ fn kill_9_during_apply_then_apply_or_down_converges() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
+        let pid = child.id();
+        wait_for("the apply to get that far", || {
+            records_into(&lab, pid).is_some_and(|n| n >= into)
+        });
         // SAFETY: killing the child we started, by its pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         wait_or_kill(child).unwrap();
@@ -364,15 +384,19 @@ fn kill_9_during_apply_then_apply_or_down_converges() {
             .unwrap();
         assert!(
             last.contains("\"apply\""),
-            "killed after {delay} ms: the apply had finished"
+            "killed {into} records in: the apply had finished"
         );
         if then_down {
             lab.down();
         } else {
             let out = apply_ok(&lab);
-            assert_eq!(dump(&lab), want, "killed after {delay} ms:\n{out}");
+            assert_eq!(dump(&lab), want, "killed {into} records in:\n{out}");
             lab.down();
         }
-        assert_same_host(&host, &host_snapshot(), &format!("killed after {delay} ms"));
+        assert_same_host(
+            &host,
+            &host_snapshot(),
+            &format!("killed {into} records in"),
+        );
     }
 }

@@ -88,6 +88,7 @@ fn every_kind_of_check_fails_with_a_useful_reason() {
     let _h = shared();
     let lab = Lab::new("it-fail", FAILING);
     let junit = std::env::temp_dir().join("nslab-tests/it-fail.xml");
+    let _junit_scratch = Scratch(junit.clone());
     let o = test_cmd(&lab, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(!lab.is_up());
@@ -185,6 +186,7 @@ fn exit_codes_for_a_lab_that_cannot_come_up_and_for_invalid_input() {
     let _h = shared();
     let lab = Lab::from_example("it-exit", "two-hosts.yaml");
     let junit = std::env::temp_dir().join("nslab-tests/it-exit.xml");
+    let _junit_scratch = Scratch(junit.clone());
     let o = nslab()
         .arg("test")
         .arg(&lab.file)
@@ -534,6 +536,7 @@ tests:
 "#,
     );
     let junit = std::env::temp_dir().join("nslab-tests/it-reject.xml");
+    let _junit_scratch = Scratch(junit.clone());
     let o = test_cmd(&lab, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let xml = std::fs::read_to_string(&junit).unwrap();
@@ -612,8 +615,10 @@ fn check_options_pass_and_fail_with_their_reasons() {
     let _h = shared();
     let lab = Lab::new("ck-opts", OPTIONS);
     let want = lab.file.with_file_name("ck-opts-want.json");
+    let _want_scratch = Scratch(want.clone());
     std::fs::write(&want, r#"{ "v": [1, 2, 3] }"#).unwrap();
     let junit = std::env::temp_dir().join("nslab-tests/ck-opts.xml");
+    let _junit_scratch = Scratch(junit.clone());
     let o = test_cmd(&lab, &["--json", "--junit", junit.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(!lab.is_up());
@@ -725,6 +730,7 @@ fn expect_json_file_resolves_for_a_running_lab_too() {
         "nodes: { a: {} }\ntests:\n  - cmd: { node: a, run: \"echo '[3, 1, 2]'\", expect_json_file: ck-running-want.json, timeout: 1s }\n",
     );
     let want = lab.file.with_file_name("ck-running-want.json");
+    let _want_scratch = Scratch(want.clone());
     std::fs::write(&want, "[1, 2]").unwrap();
     let o = test_cmd(&lab, &["--keep"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

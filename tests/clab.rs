@@ -290,10 +290,17 @@ fn import_comments_every_construct_that_did_not_map() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The scratch directory of lab `lab`'s copy: one of its own directly under the
+/// temporary directory (the test removes it), so no shared parent is left behind, nor
+/// removed under a test running beside it.
+fn scratch(lab: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("nslab-tests-clab-{lab}"))
+}
+
 /// A corpus file's directory copied to a temporary one, the lab renamed to `lab`.
 fn copy_as(rel: &str, lab: &str) -> Lab {
     let src = corpus(rel);
-    let dir = std::env::temp_dir().join("nslab-tests-clab").join(lab);
+    let dir = scratch(lab);
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(src.parent().unwrap(), &dir).unwrap();
     let file = dir.join(src.file_name().unwrap());
@@ -313,6 +320,7 @@ fn copy_as(rel: &str, lab: &str) -> Lab {
     Lab {
         name: lab.to_string(),
         file,
+        dir: None,
     }
 }
 
@@ -390,6 +398,7 @@ fn binds_env_bridges_and_the_import_give_the_same_kernel_state() {
     let again = Lab {
         name: lab.name.clone(),
         file: imported,
+        dir: None,
     };
     again.up();
     let from_import =
@@ -633,6 +642,7 @@ fn up_apply_and_test_take_an_image_map_for_a_clab_file() {
     let lab = Lab {
         name: "clt-mapu".into(),
         file: file.clone(),
+        dir: None,
     };
     let map_arg = map.to_str().unwrap();
     let o = lab.up_with(&["--image-map", map_arg]);
@@ -753,7 +763,7 @@ fn user_goes_to_the_cmd_process_and_what_runs_as_root_says_so() {
 /// Cilium's lab `version` as lab `lab`, with the whole `cilium/` directory copied (its
 /// image map's mount source is beside the labs), and the map's path.
 fn cilium_as(version: &str, lab: &str) -> (Lab, PathBuf) {
-    let dir = std::env::temp_dir().join("nslab-tests-clab").join(lab);
+    let dir = scratch(lab);
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&corpus("cilium"), &dir).unwrap();
     let file = dir.join(format!("bgp-cplane-dev-{version}/topo.yaml"));
@@ -771,6 +781,7 @@ fn cilium_as(version: &str, lab: &str) -> (Lab, PathBuf) {
         Lab {
             name: lab.to_string(),
             file,
+            dir: None,
         },
         map,
     )
@@ -856,6 +867,7 @@ fn a_user_the_node_cannot_resolve_is_a_located_error_and_nothing_comes_up() {
         Lab {
             name: "clt-users".into(),
             file: path,
+            dir: None,
         }
     };
     let _ = nslab().args(["down", "clt-users"]).output();

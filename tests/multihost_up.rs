@@ -30,11 +30,8 @@ fn a_routed_chain_across_two_hosts_pings_at_the_vxlan_mtu_and_goes_away() {
         return;
     }
     let _g = shared();
-    let dir = std::env::temp_dir().join("nslab-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("mhu-chain.yaml");
-    std::fs::write(&file, CHAIN).unwrap();
-    let file = file.to_str().unwrap();
+    let file = write_lab("mhu-chain", CHAIN);
+    let file = file.as_str();
     let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
 
     for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
@@ -177,11 +174,8 @@ fn a_bridge_across_two_hosts_is_one_segment_through_its_replicas() {
         return;
     }
     let _g = shared();
-    let dir = std::env::temp_dir().join("nslab-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("mhu-lan.yaml");
-    std::fs::write(&file, LAN).unwrap();
-    let file = file.to_str().unwrap();
+    let file = write_lab("mhu-lan", LAN);
+    let file = file.as_str();
     let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
     for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
         let o = h.nslab(&["up", "--host", name, file]);
@@ -242,11 +236,8 @@ fn a_bridge_over_three_hosts_floods_to_both_other_replicas() {
         return;
     }
     let _g = shared();
-    let dir = std::env::temp_dir().join("nslab-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("mhu-lan3.yaml");
-    std::fs::write(&file, LAN3).unwrap();
-    let file = file.to_str().unwrap();
+    let file = write_lab("mhu-lan3", LAN3);
+    let file = file.as_str();
     let (_switch, hosts) = three_hosts();
     for (h, name) in hosts.iter().zip(["ha", "hb", "hc"]) {
         let o = h.nslab(&["up", "--host", name, file]);
@@ -308,13 +299,29 @@ tests:
   - path: { from: h2, to: h1, hops: [r3, r2, r1, h1], name: h2-path }
 ";
 
-/// `text` written as `<name>.yaml` in the tests' directory; its path.
-fn write_lab(name: &str, text: &str) -> String {
+/// `text` written as `<name>.yaml` in the tests' directory; its path, as a string.
+fn write_lab(name: &str, text: &str) -> LabFile {
     let dir = std::env::temp_dir().join("nslab-tests");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, text).unwrap();
-    file.to_str().unwrap().to_string()
+    LabFile {
+        arg: file.to_str().unwrap().to_string(),
+        _file: Scratch(file),
+    }
+}
+
+/// A lab's file as the string a command line takes; the file goes when this is dropped.
+struct LabFile {
+    arg: String,
+    _file: Scratch,
+}
+
+impl std::ops::Deref for LabFile {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.arg
+    }
 }
 
 /// The addresses (without prefix) of `node`'s interface `iface` as the compiler gives them.
@@ -702,8 +709,9 @@ fn a_lab_held_in_its_up_claims_its_vni_and_keeps_no_other_lab_waiting() {
     );
     assert!(slow.contains("sleep 100000"));
     let held = pair_vni(&slow);
+    let a_file = write_lab(labs[0], &slow);
     let mut a = Stopped(
-        ha.nslab_command(&["up", "--host", "ha", &write_lab(labs[0], &slow)])
+        ha.nslab_command(&["up", "--host", "ha", &a_file])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -716,8 +724,9 @@ fn a_lab_held_in_its_up_claims_its_vni_and_keeps_no_other_lab_waiting() {
     // Another lab on its own VNI comes up while A is still in its `up`.
     let other = pair(labs[1], 91);
     assert_ne!(pair_vni(&other), held);
+    let b_file = write_lab(labs[1], &other);
     let mut b = ha
-        .nslab_command(&["up", "--host", "ha", &write_lab(labs[1], &other)])
+        .nslab_command(&["up", "--host", "ha", &b_file])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -924,7 +933,7 @@ fn apply_on_each_host_moves_a_node_between_hosts_and_the_chain_still_pings() {
             .success()
     });
     // r2 moves from ha to hb: its links turn, r1-r2 into a tunnel and r2-r3 into a veth.
-    std::fs::write(&file, movable("hb")).unwrap();
+    std::fs::write(file.as_str(), movable("hb")).unwrap();
     for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
         let o = h.nslab(&["--host", name, "apply", &file]);
         assert!(o.status.success(), "apply --host {name}: {}", text(&o));
@@ -1204,6 +1213,7 @@ fn an_frr_ospf_ring_over_two_hosts_converges_and_reroutes_across_them() {
     }
     let _g = shared();
     let dir = std::env::temp_dir().join("nslab-tests");
+    let _configs = Scratch(dir.join("ospf-ring"));
     copy_dir(&root().join("topologies/ospf-ring"), &dir.join("ospf-ring")).unwrap();
     let ring = std::fs::read_to_string(root().join("topologies/ospf-ring.yaml")).unwrap();
     let yaml = ring

@@ -906,6 +906,7 @@ fn crash_loops_time_out_and_processes_start_in_root() {
         "nodes:\n  a:\n    processes: [{ name: p, cmd: \"sh -c 'pwd; exec sleep 1000'\" }]\n",
     );
     let cwd = std::env::temp_dir().join("nslab-tests/cwd-only-on-host");
+    let _cwd_scratch = Scratch(cwd.clone());
     std::fs::create_dir_all(&cwd).unwrap();
     let o = nslab()
         .current_dir(&cwd)
@@ -1048,6 +1049,7 @@ fn a_file_bound_directly_under_root() {
     let _ = std::fs::remove_file(missing);
     std::fs::write(host_file, "").unwrap();
     let src = std::env::temp_dir().join("nslab-tests/bg-root-src.txt");
+    let _src_scratch = Scratch(src.clone());
     std::fs::create_dir_all(src.parent().unwrap()).unwrap();
     std::fs::write(&src, "from the lab\n").unwrap();
     let yaml = format!(

@@ -41,6 +41,7 @@ fn full_isolation_nodes_come_up_in_a_simulated_host_and_go_away() {
     std::fs::create_dir_all(&dir).unwrap();
     let lab = "simh-full";
     let file = dir.join(format!("{lab}.yaml"));
+    let _file = Scratch(file.clone());
     // Full isolation is the default; a process keeps each node's init busy.
     std::fs::write(
         &file,

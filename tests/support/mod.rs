@@ -27,8 +27,23 @@ pub fn kernel_has_vrf() -> bool {
 /// Tests that snapshot the host take it exclusively; all others share it.
 static HOST: RwLock<()> = RwLock::new(());
 
+/// The directory the suites' scratch files go in (under the temporary directory).
+const SCRATCH: &str = "nslab-tests";
+
+/// Removes [`SCRATCH`] once empty, when the test process exits: every test removes its
+/// own files, and the directory they share would outlive the suite otherwise. A file a
+/// test left keeps it, to look at.
+extern "C" fn remove_scratch_if_empty() {
+    let _ = std::fs::remove_dir(std::env::temp_dir().join(SCRATCH));
+}
+
 /// Whether privileged tests can run. Under `CI=true` a test that cannot run fails.
 pub fn privileged() -> bool {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    // SAFETY: atexit with a function that takes and returns nothing, registered once.
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(remove_scratch_if_empty);
+    });
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
@@ -86,13 +101,20 @@ pub fn text(o: &Output) -> String {
 pub struct Lab {
     pub name: String,
     pub file: PathBuf,
+    /// A directory of the lab's own (its file and mount sources), removed with it.
+    pub dir: Option<Scratch>,
 }
 
 impl Lab {
     /// `yaml` without its `name:` line; the lab gets `name`.
     pub fn new(name: &str, yaml: &str) -> Lab {
-        let dir = std::env::temp_dir().join("nslab-tests");
+        let dir = std::env::temp_dir().join(SCRATCH);
         std::fs::create_dir_all(&dir).unwrap();
+        Lab::written(name, yaml, &dir, None)
+    }
+
+    /// The lab's file written into `dir`.
+    fn written(name: &str, yaml: &str, dir: &Path, own: Option<Scratch>) -> Lab {
         let file = dir.join(format!("{name}.yaml"));
         std::fs::write(&file, format!("name: {name}\n{yaml}")).unwrap();
         // A previous crashed run of this test may have left the lab behind.
@@ -100,26 +122,24 @@ impl Lab {
         Lab {
             name: name.to_string(),
             file,
+            dir: own,
         }
     }
 
-    /// A copy of an example topology under another lab name (with the examples' `configs`
-    /// beside it, as mount sources are relative to the file).
+    /// A copy of an example topology under another lab name, with the examples' `configs`
+    /// beside it, as mount sources are relative to the file. The copy is the lab's own
+    /// directory: a shared one would be rewritten (truncated, then filled) by the next
+    /// test's copy while a running lab of another test has its files mounted.
     pub fn from_example(name: &str, example: &str) -> Lab {
-        let dir = std::env::temp_dir().join("nslab-tests/configs");
-        std::fs::create_dir_all(&dir).unwrap();
-        for f in std::fs::read_dir(root().join("topologies/configs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let _ = std::fs::copy(f.path(), dir.join(f.file_name()));
-        }
+        let dir = std::env::temp_dir().join(SCRATCH).join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let own = Scratch(dir.clone());
+        copy_dir(&root().join("topologies/configs"), &dir.join("configs")).unwrap();
         // A lab's own directory (`topologies/<lab>/configs/<node>/...`) goes beside it too.
         let stem = example.trim_end_matches(".yaml");
-        let own = root().join("topologies").join(stem);
-        if own.is_dir() {
-            copy_dir(&own, &std::env::temp_dir().join("nslab-tests").join(stem)).unwrap();
+        let theirs = root().join("topologies").join(stem);
+        if theirs.is_dir() {
+            copy_dir(&theirs, &dir.join(stem)).unwrap();
         }
         let text = std::fs::read_to_string(root().join("topologies").join(example)).unwrap();
         let body: String = text
@@ -127,7 +147,7 @@ impl Lab {
             .filter(|l| !l.starts_with("name:"))
             .map(|l| format!("{l}\n"))
             .collect();
-        Lab::new(name, &body)
+        Lab::written(name, &body, &dir, Some(own))
     }
 
     /// The lab as compiled from its file.
@@ -260,6 +280,25 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A test's scratch file or directory, removed when dropped (a failing test's too), so a
+/// run leaves nothing of its own in the temporary directory the suites share.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = match std::fs::symlink_metadata(&self.0) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&self.0),
+            _ => std::fs::remove_file(&self.0),
+        };
+    }
 }
 
 /// Polls `cond` every 50 ms; fails the test after 15 s.
