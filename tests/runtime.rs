@@ -744,3 +744,175 @@ tests:
     }
     lab.down();
 }
+
+/// The frames of a pcap (Ethernet, µs, little-endian), in order.
+fn pcap_frames(pcap: &[u8]) -> Vec<Vec<u8>> {
+    assert!(
+        pcap.len() >= 24 && pcap[..4] == [0xd4, 0xc3, 0xb2, 0xa1],
+        "a pcap header"
+    );
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        frames.push(pcap[at + 16..at + 16 + caplen].to_vec());
+        at += 16 + caplen;
+    }
+    assert_eq!(at, pcap.len(), "records run to the end of the file");
+    frames
+}
+
+/// (IP version, protocol, source, destination, source port, destination port).
+type Seen = (u8, u8, String, String, u16, u16);
+
+/// What the test itself reads of a frame, independently of nslab's filter; IPv6 without
+/// extension headers, which is all this lab sends to the ports tested.
+fn ip_of(f: &[u8]) -> Option<Seen> {
+    let port = |b: &[u8], at: usize| b.get(at..at + 2).map(|p| u16::from_be_bytes([p[0], p[1]]));
+    let (v, proto, src, dst, l4) = match f.get(12..14)? {
+        [0x08, 0x00] => {
+            let ihl = usize::from(f.get(14)? & 0x0f) * 4;
+            let a = |o: usize| std::net::Ipv4Addr::new(f[o], f[o + 1], f[o + 2], f[o + 3]);
+            (
+                4,
+                *f.get(23)?,
+                a(26).to_string(),
+                a(30).to_string(),
+                14 + ihl,
+            )
+        }
+        [0x86, 0xdd] => {
+            let a =
+                |o: usize| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&f[o..o + 16]).unwrap());
+            (6, *f.get(20)?, a(22).to_string(), a(38).to_string(), 54)
+        }
+        _ => return None,
+    };
+    let (sp, dp) = match proto {
+        6 | 17 => (port(f, l4)?, port(f, l4 + 2)?),
+        _ => (0, 0),
+    };
+    Some((v, proto, src, dst, sp, dp))
+}
+
+/// Sends SIGTERM to a capture we started (it ends cleanly on it) and returns its stream.
+fn stop_capture(mut child: std::process::Child) -> Vec<u8> {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut stream = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stream)
+        .unwrap();
+    assert!(wait_or_kill(child).unwrap().success(), "a capture failed");
+    stream
+}
+
+#[test]
+fn a_filtered_capture_keeps_exactly_the_matching_frames() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-capf",
+        "addressing: { ipv6: fd00:1ab::/48 }\nnodes:\n  a: {}\n  b:\n    processes:\n      - { name: web, cmd: \"socat TCP-LISTEN:7003,fork,reuseaddr SYSTEM:'echo hi'\", ready: { tcp: 7003 } }\nlinks:\n  - [a:eth0, b:eth0]\n",
+    );
+    lab.up();
+    let (a4, b4) = (lab.addr("a", "eth0", false), lab.addr("b", "eth0", false));
+    let b6 = lab.addr("b", "eth0", true);
+    let src_a = format!("icmp and src host {a4}");
+    // Everything first (and stopped last), so its window holds every filtered one's.
+    let filters: [&[&str]; 5] = [
+        &[],
+        // pcap groups `or` and `and` left to right: (icmp or udp) and dst port 7001, so
+        // no ICMP (it has no ports), only the UDP datagrams to 7001.
+        &["icmp", "or", "udp", "and", "dst", "port", "7001"],
+        &[&src_a],
+        &["tcp and dst port 7003"],
+        &["ip6", "and", "udp", "dst", "port", "7001"],
+    ];
+    let captures: Vec<_> = filters
+        .iter()
+        .map(|f| {
+            let mut args = vec!["capture", "--lab", "it-capf", "b:eth0", "-w", "-"];
+            args.extend_from_slice(f);
+            start_capture(&args)
+        })
+        .collect();
+    // Traffic: 2 pings, 4 UDP datagrams to 7001 and 3 to 7002 over IPv4 (nothing listens:
+    // b answers with ICMP port unreachable), 3 to 7001 over IPv6, one TCP exchange.
+    assert!(
+        lab.exec("a", &["ping", "-c2", "-i0.2", &b4])
+            .status
+            .success()
+    );
+    let send = |dst: String, n: usize| {
+        for _ in 0..n {
+            let o = lab.exec("a", &["sh", "-c", &format!("echo x | socat -u - {dst}")]);
+            assert!(o.status.success(), "{}", text(&o));
+        }
+    };
+    send(format!("UDP4-SENDTO:{b4}:7001"), 4);
+    send(format!("UDP4-SENDTO:{b4}:7002"), 3);
+    send(format!("UDP6-SENDTO:[{b6}]:7001"), 3);
+    let o = lab.exec("a", &["socat", "-u", &format!("TCP:{b4}:7003"), "-"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("hi"),
+        "{}",
+        text(&o)
+    );
+    let mut streams: Vec<Vec<Vec<u8>>> = captures
+        .into_iter()
+        .rev()
+        .map(|c| pcap_frames(&stop_capture(c)))
+        .collect();
+    streams.reverse();
+
+    // Each filtered capture holds exactly the frames of the whole capture that the test
+    // itself finds matching, in the same order.
+    let all = &streams[0];
+    let pick = |keep: &dyn Fn(&Seen) -> bool| -> Vec<Vec<u8>> {
+        all.iter()
+            .filter(|f| ip_of(f).is_some_and(|i| keep(&i)))
+            .cloned()
+            .collect()
+    };
+    let udp7001 = pick(&|i| i.1 == 17 && i.5 == 7001);
+    let echo = pick(&|i| i.0 == 4 && i.1 == 1 && i.2 == a4);
+    let tcp = pick(&|i| i.1 == 6 && i.5 == 7003);
+    let udp6 = pick(&|i| i.0 == 6 && i.1 == 17 && i.5 == 7001);
+    assert_eq!(udp7001.len(), 7, "4 over IPv4, 3 over IPv6");
+    assert_eq!(echo.len(), 2, "the echo requests");
+    assert!(tcp.len() >= 3, "a handshake and more: {}", tcp.len());
+    assert_eq!(udp6.len(), 3);
+    let from_b = pick(&|i| i.0 == 4 && i.1 == 1 && i.2 == b4).len();
+    assert!(
+        from_b >= 2,
+        "ICMP from b (replies, unreachables) to leave out: {from_b}"
+    );
+    assert_eq!(streams[1], udp7001, "icmp or udp and dst port 7001");
+    assert_eq!(streams[2], echo, "{src_a}");
+    assert_eq!(streams[3], tcp, "tcp and dst port 7003");
+    assert_eq!(streams[4], udp6, "ip6 and udp dst port 7001");
+    assert_eq!(tcp[0][14 + 20 + 13] & 0x12, 0x02, "the first is the SYN");
+
+    // A bad filter is refused before anything starts, with its column.
+    let o = run(&[
+        "capture", "--lab", "it-capf", "b:eth0", "-w", "-", "port", "bgp",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("column 6") && text(&o).contains("179"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "capture", "--lab", "it-capf", "b:eth0", "-w", "-", "tcp[13]", "!=", "0",
+    ]);
+    assert!(text(&o).contains("tcpdump -r -"), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "no pcap was written");
+    lab.down();
+}

@@ -1,4 +1,4 @@
-//! `nslab capture NODE:IFACE -w FILE|- [-c COUNT] [--duration D]`
+//! `nslab capture NODE:IFACE [FILTER...] -w FILE|- [-c COUNT] [--duration D]`
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{CliError, exit, lab_arg};
 use crate::runtime::watch::LabWatch;
-use crate::runtime::{Access, LiveLab, RuntimeError, Session, capture, events};
+use crate::runtime::{Access, LiveLab, RuntimeError, Session, capture, events, filter};
 
 pub struct Args<'a> {
     pub lab: Option<&'a str>,
@@ -14,9 +14,17 @@ pub struct Args<'a> {
     pub write: &'a str,
     pub count: Option<u64>,
     pub duration: Option<Duration>,
+    /// The filter's words, joined by spaces as tcpdump joins them.
+    pub filter: &'a [String],
 }
 
 pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
+    // A bad filter is refused before anything is opened.
+    let text = a.filter.join(" ");
+    let filter = match text.trim() {
+        "" => None,
+        t => Some(filter::parse(t).map_err(|e| CliError::Usage(e.to_string()))?),
+    };
     let lab = lab_arg(host, None, a.lab)?;
     let rt = crate::apply::tokio_runtime()?;
     let (fd, dir) = rt.block_on(async {
@@ -43,13 +51,18 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     };
     // On stderr, so `-w -` keeps stdout pure pcap; it also tells scripts the socket is open.
     let to = if a.write == "-" { "stdout" } else { a.write };
+    let matching = match text.trim() {
+        "" => String::new(),
+        t => format!(" (frames matching `{t}`)"),
+    };
     crate::errln!(
-        "nslab: capturing on {} (lab `{lab}`) to {to}; Ctrl-C stops",
+        "nslab: capturing on {}{matching} (lab `{lab}`) to {to}; Ctrl-C stops",
         a.target
     );
     let limits = capture::Limits {
         count: a.count,
         duration: a.duration,
+        filter,
     };
     let stats = match capture::run(&fd, &mut out, &limits, &STOP) {
         Ok(s) => s,
@@ -65,7 +78,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     };
     drop(out);
     let detail = format!(
-        "{} packet(s), {} byte(s) to {}",
+        "{} packet(s), {} byte(s) to {}{matching}",
         stats.packets, stats.bytes, a.write
     );
     // A lab taken down meanwhile gets no event log back (`down` may still be removing

@@ -312,11 +312,17 @@ pub enum Command {
     /// An AF_PACKET socket inside the node's network namespace: nothing needs installing
     /// in the node. `-w -` streams to stdout, for example into `tcpdump -r -` or
     /// `wireshark -k -i -`. Stops after -c packets, after --duration, or on Ctrl-C.
+    /// A filter after the target keeps only the frames it matches, for example
+    /// `nslab capture r1:eth0 -w bgp.pcap tcp port 179`.
     Capture {
         #[arg(long)]
         lab: Option<String>,
         /// NODE:IFACE, for example r1:eth0.
         target: String,
+        /// A pcap-filter(7) subset: ip, ip6, arp, icmp, icmp6, tcp, udp, [src|dst]
+        /// host/net/port/portrange, ether host, and/or/not, parentheses.
+        #[arg(value_name = "FILTER")]
+        filter: Vec<String>,
         /// The pcap file to write, or `-` for stdout.
         #[arg(short, long, value_name = "FILE")]
         write: String,
@@ -752,6 +758,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             write,
             count,
             duration,
+            filter,
         } => capture::run(
             host,
             capture::Args {
@@ -760,6 +767,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 write: &write,
                 count,
                 duration,
+                filter: &filter,
             },
         ),
         Command::K8s {

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::filter::Filter;
 use super::link::parse_target;
 use super::{LiveLab, RuntimeError};
 use crate::apply::netlink::NetlinkKernel;
@@ -16,11 +17,13 @@ use crate::apply::netlink::NetlinkKernel;
 pub const SNAPLEN: u32 = 262_144;
 const LINKTYPE_ETHERNET: u32 = 1;
 
-/// When to stop: after `count` packets, after `duration`, or when `stop` is set.
+/// When to stop: after `count` packets, after `duration`, or when `stop` is set; and which
+/// frames to keep (all without a filter). `count` counts the frames kept, as tcpdump's -c.
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
     pub count: Option<u64>,
     pub duration: Option<Duration>,
+    pub filter: Option<Filter>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,7 +114,12 @@ pub fn write_header(out: &mut dyn Write) -> io::Result<()> {
     out.write_all(&h)
 }
 
-fn write_record(out: &mut dyn Write, at: Duration, frame: &[u8], len: usize) -> io::Result<()> {
+pub(crate) fn write_record(
+    out: &mut dyn Write,
+    at: Duration,
+    frame: &[u8],
+    len: usize,
+) -> io::Result<()> {
     let mut h = Vec::with_capacity(16 + frame.len());
     h.extend_from_slice(&(at.as_secs() as u32).to_le_bytes());
     h.extend_from_slice(&at.subsec_micros().to_le_bytes());
@@ -196,10 +204,14 @@ pub fn run(
             continue;
         }
         let len = len as usize;
+        let frame = &buf[..len.min(buf.len())];
+        if limits.filter.as_ref().is_some_and(|f| !f.matches(frame)) {
+            continue;
+        }
         let at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        write_record(out, at, &buf[..len.min(buf.len())], len)?;
+        write_record(out, at, frame, len)?;
         out.flush()?;
         stats.packets += 1;
         stats.bytes += len as u64;

@@ -8,6 +8,7 @@
 mod apply;
 pub mod capture;
 pub mod events;
+pub mod filter;
 mod link;
 mod node;
 mod process;

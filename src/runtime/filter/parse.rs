@@ -1,0 +1,522 @@
+//! The filter grammar, as pcap-filter(7) has it: `not`/`!` binds tightest; `and`/`&&` and
+//! `or`/`||` have the same precedence and group left to right (`a or b and c` is
+//! `(a or b) and c`); a value without qualifiers repeats the previous primitive's
+//! (`host 10.0.0.1 or 10.0.0.2`, `port 179 or 646`).
+
+use std::net::IpAddr;
+
+use super::lex::{Spanned, Tok, lex};
+use super::{Dir, Filter, FilterError, Prim, Proto, TCPDUMP_HINT};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Host,
+    Net,
+    Port,
+    Range,
+}
+
+/// The qualifiers of a primitive, kept for the bare values after it.
+#[derive(Debug, Clone, Copy)]
+struct Quals {
+    proto: Option<Proto>,
+    dir: Dir,
+    kind: Kind,
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    toks: Vec<Spanned>,
+    at: usize,
+    last: Option<Quals>,
+}
+
+/// Parses a filter (the words after the target, joined by spaces).
+pub fn parse(text: &str) -> Result<Filter, FilterError> {
+    let toks = lex(text)?;
+    let mut p = Parser {
+        text,
+        toks,
+        at: 0,
+        last: None,
+    };
+    if p.toks.is_empty() {
+        return Err(p.err(
+            1,
+            "the filter is empty",
+            "give a primitive, e.g. `port 179`",
+        ));
+    }
+    let f = p.expr()?;
+    match p.toks.get(p.at) {
+        None => Ok(f),
+        Some((Tok::Close, col)) => Err(p.err(*col, "`)` closes nothing", "remove it")),
+        Some(_) => Err(p.stray()),
+    }
+}
+
+const PROTOS: [(&str, Proto); 8] = [
+    ("ether", Proto::Ether),
+    ("ip", Proto::Ip),
+    ("ip6", Proto::Ip6),
+    ("arp", Proto::Arp),
+    ("icmp", Proto::Icmp),
+    ("icmp6", Proto::Icmp6),
+    ("tcp", Proto::Tcp),
+    ("udp", Proto::Udp),
+];
+
+/// pcap words this subset does not have: refused by name rather than as unknown.
+const UNSUPPORTED: &[&str] = &[
+    "greater",
+    "less",
+    "len",
+    "vlan",
+    "mpls",
+    "pppoed",
+    "pppoes",
+    "geneve",
+    "vxlan",
+    "gateway",
+    "broadcast",
+    "multicast",
+    "proto",
+    "protochain",
+    "sctp",
+    "igmp",
+    "igrp",
+    "pim",
+    "ah",
+    "esp",
+    "vrrp",
+    "carp",
+    "rarp",
+    "atalk",
+    "aarp",
+    "decnet",
+    "iso",
+    "stp",
+    "ipx",
+    "netbeui",
+    "llc",
+    "wlan",
+    "inbound",
+    "outbound",
+    "ifname",
+    "on",
+    "rnr",
+    "rulenum",
+    "reason",
+    "rset",
+    "srnr",
+    "subrulenum",
+    "action",
+    "type",
+    "subtype",
+    "dir",
+    "ra",
+    "ta",
+    "addr1",
+    "addr2",
+    "addr3",
+    "addr4",
+    "mask",
+];
+
+impl Parser<'_> {
+    fn err(&self, col: usize, what: impl Into<String>, hint: impl Into<String>) -> FilterError {
+        FilterError::new(self.text, col, what, hint)
+    }
+
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.at).map(|t| &t.0)
+    }
+
+    fn peek_word(&self, k: usize) -> Option<&str> {
+        match self.toks.get(self.at + k) {
+            Some((Tok::Word(w), _)) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The column of the current token, or one past the end.
+    fn col(&self) -> usize {
+        self.toks
+            .get(self.at)
+            .map_or(self.text.chars().count() + 1, |t| t.1)
+    }
+
+    /// A word where `and`, `or` or the end was expected: a keyword this subset lacks
+    /// (`ip proto 89`), or a missing operator.
+    fn stray(&self) -> FilterError {
+        let col = self.col();
+        let w = self.peek_word(0).unwrap_or_default();
+        if UNSUPPORTED.contains(&w) {
+            return self.err(col, format!("`{w}` is not supported"), TCPDUMP_HINT);
+        }
+        self.err(
+            col,
+            "two primitives with nothing between them",
+            "join them with `and` or `or`",
+        )
+    }
+
+    /// `unary { (and|or) unary }`, left to right, one precedence.
+    fn expr(&mut self) -> Result<Filter, FilterError> {
+        let mut left = self.unary()?;
+        loop {
+            let and = match self.peek() {
+                Some(Tok::And) => true,
+                Some(Tok::Or) => false,
+                _ => return Ok(left),
+            };
+            self.at += 1;
+            let right = self.unary()?;
+            left = if and {
+                Filter::And(Box::new(left), Box::new(right))
+            } else {
+                Filter::Or(Box::new(left), Box::new(right))
+            };
+        }
+    }
+
+    fn unary(&mut self) -> Result<Filter, FilterError> {
+        let col = self.col();
+        match self.peek().cloned() {
+            Some(Tok::Not) => {
+                self.at += 1;
+                Ok(Filter::Not(Box::new(self.unary()?)))
+            }
+            Some(Tok::Open) => {
+                self.at += 1;
+                let f = self.expr()?;
+                match self.peek() {
+                    Some(Tok::Close) => {}
+                    Some(_) => return Err(self.stray()),
+                    None => return Err(self.err(col, "this `(` is never closed", "add a `)`")),
+                }
+                self.at += 1;
+                Ok(f)
+            }
+            Some(Tok::Word(_)) => self.primitive().map(Filter::Prim),
+            Some(t) => Err(self.err(
+                col,
+                format!("expected a primitive, found `{}`", show(&t)),
+                "e.g. `tcp`, `host 10.0.0.1`, `port 179`",
+            )),
+            None => {
+                let before = self.toks.last().map_or("", |t| show(&t.0));
+                Err(self.err(
+                    col,
+                    format!("the filter ends after `{before}`"),
+                    "give a primitive after it, e.g. `tcp and port 179`",
+                ))
+            }
+        }
+    }
+
+    /// `[proto] [dir] [kind] value`, `proto` alone, or a bare value.
+    fn primitive(&mut self) -> Result<Prim, FilterError> {
+        let start = self.col();
+        let proto = self.peek_word(0).and_then(proto_named);
+        if proto.is_some() {
+            self.at += 1;
+        }
+        let dir = self.dir();
+        let kind = self.peek_word(0).and_then(kind_named);
+        if kind.is_some() {
+            self.at += 1;
+        }
+        let quals = match (proto, dir, kind) {
+            (Some(p), None, None) => return Ok(Prim::Proto(p)),
+            (None, None, None) if self.last.is_none() => {
+                self.unknown_word(start)?;
+                Quals {
+                    proto: None,
+                    dir: Dir::Either,
+                    kind: Kind::Host,
+                }
+            }
+            (None, None, None) => self.last.unwrap_or(Quals {
+                proto: None,
+                dir: Dir::Either,
+                kind: Kind::Host,
+            }),
+            _ => Quals {
+                proto,
+                dir: dir.unwrap_or(Dir::Either),
+                kind: kind.unwrap_or(Kind::Host),
+            },
+        };
+        self.check_quals(start, quals)?;
+        let prim = self.value(quals)?;
+        self.last = Some(quals);
+        Ok(prim)
+    }
+
+    /// A first word that is neither a qualifier nor an address (a bare address is a host,
+    /// as in pcap).
+    fn unknown_word(&self, col: usize) -> Result<(), FilterError> {
+        let w = self.peek_word(0).unwrap_or_default();
+        if w.parse::<IpAddr>().is_ok() || self.refused_word(w, col).is_some() {
+            return Ok(());
+        }
+        Err(self.err(col, format!("unknown word `{w}`"), TCPDUMP_HINT))
+    }
+
+    /// `src`, `dst`, `src or dst`, `src and dst`.
+    fn dir(&mut self) -> Option<Dir> {
+        let one = match self.peek_word(0)? {
+            "src" => Dir::Src,
+            "dst" => Dir::Dst,
+            _ => return None,
+        };
+        self.at += 1;
+        let other = if one == Dir::Src { "dst" } else { "src" };
+        if self.peek_word(1) == Some(other) {
+            match self.peek() {
+                Some(Tok::Or) => {
+                    self.at += 2;
+                    return Some(Dir::Either);
+                }
+                Some(Tok::And) => {
+                    self.at += 2;
+                    return Some(Dir::Both);
+                }
+                _ => {}
+            }
+        }
+        Some(one)
+    }
+
+    fn check_quals(&self, col: usize, q: Quals) -> Result<(), FilterError> {
+        let ok = match q.kind {
+            Kind::Host => matches!(
+                q.proto,
+                None | Some(Proto::Ip | Proto::Ip6 | Proto::Arp | Proto::Ether)
+            ),
+            Kind::Net => matches!(q.proto, None | Some(Proto::Ip | Proto::Ip6 | Proto::Arp)),
+            Kind::Port | Kind::Range => matches!(q.proto, None | Some(Proto::Tcp | Proto::Udp)),
+        };
+        if ok {
+            return Ok(());
+        }
+        let p = q.proto.map_or("", proto_word);
+        let k = match q.kind {
+            Kind::Host => "host",
+            Kind::Net => "net",
+            Kind::Port => "port",
+            Kind::Range => "portrange",
+        };
+        Err(self.err(
+            col,
+            format!("`{p}` cannot qualify `{k}`"),
+            format!("combine them instead, e.g. `{p} and {k} ...`"),
+        ))
+    }
+
+    /// The value of a host/net/port/portrange primitive.
+    fn value(&mut self, q: Quals) -> Result<Prim, FilterError> {
+        let col = self.col();
+        let Some(w) = self.peek_word(0).map(str::to_string) else {
+            return Err(self.err(
+                col,
+                "a value is missing here",
+                "e.g. `host 10.0.0.1`, `net 10.0.0.0/24`, `port 179`, `portrange 1000-2000`",
+            ));
+        };
+        if let Some(e) = self.refused_word(&w, col) {
+            return Err(e);
+        }
+        self.at += 1;
+        match q.kind {
+            Kind::Host if q.proto == Some(Proto::Ether) => Ok(Prim::Ether {
+                dir: q.dir,
+                mac: self.mac(&w, col)?,
+            }),
+            Kind::Host | Kind::Net => self.net(&w, col, q),
+            Kind::Port | Kind::Range => self.ports(&w, col, q),
+        }
+    }
+
+    /// A word that is no value: a keyword this subset lacks, or a misplaced qualifier.
+    fn refused_word(&self, w: &str, col: usize) -> Option<FilterError> {
+        if UNSUPPORTED.contains(&w) {
+            return Some(self.err(col, format!("`{w}` is not supported"), TCPDUMP_HINT));
+        }
+        if proto_named(w).is_some() || kind_named(w).is_some() || w == "src" || w == "dst" {
+            return Some(self.err(
+                col,
+                format!("`{w}` is out of place here"),
+                "qualifiers come in the order protocol, direction, type, value: `tcp src port 179`",
+            ));
+        }
+        None
+    }
+
+    fn mac(&self, w: &str, col: usize) -> Result<[u8; 6], FilterError> {
+        let parts: Vec<&str> = w.split([':', '-']).collect();
+        let mut mac = [0u8; 6];
+        let good = parts.len() == 6
+            && parts
+                .iter()
+                .zip(mac.iter_mut())
+                .all(|(p, b)| p.len() <= 2 && u8::from_str_radix(p, 16).map(|v| *b = v).is_ok());
+        if good {
+            Ok(mac)
+        } else {
+            Err(self.err(
+                col,
+                format!("`{w}` is not a MAC address"),
+                "e.g. `ether host 02:00:00:00:00:01`",
+            ))
+        }
+    }
+
+    /// `ADDR` or, for `net`, `ADDR/LEN` with no host bits set (as pcap insists).
+    fn net(&self, w: &str, col: usize, q: Quals) -> Result<Prim, FilterError> {
+        let (a, len) = match w.split_once('/') {
+            Some((a, l)) if q.kind == Kind::Net => (a, Some(l)),
+            Some(_) => {
+                return Err(self.err(
+                    col,
+                    format!("`{w}` is a network, not a host"),
+                    format!("write `net {w}`"),
+                ));
+            }
+            None => (w, None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| {
+            let hint = if a.chars().any(|c| c.is_ascii_alphabetic()) && !a.contains(':') {
+                "names are not looked up: give an IPv4 or IPv6 address"
+            } else {
+                "e.g. `host 10.0.0.1`, `host fd00::1`, `net 10.0.0.0/24`"
+            };
+            self.err(col, format!("`{a}` is not an IP address"), hint)
+        })?;
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match len {
+            None => bits,
+            Some(l) => match l.parse::<u8>() {
+                Ok(p) if p <= bits => p,
+                _ => {
+                    return Err(self.err(
+                        col,
+                        format!(
+                            "`/{l}` is not a prefix length of an IPv{}",
+                            bits / 32 * 2 + 2
+                        ),
+                        format!("a length from 0 to {bits}"),
+                    ));
+                }
+            },
+        };
+        self.check_family(col, w, q.proto, addr)?;
+        if super::matcher::masked(addr, prefix) != addr {
+            return Err(self.err(
+                col,
+                format!("`{w}` has bits set after its prefix"),
+                format!(
+                    "write `net {}/{prefix}`",
+                    super::matcher::masked(addr, prefix)
+                ),
+            ));
+        }
+        Ok(Prim::Net {
+            proto: q.proto,
+            dir: q.dir,
+            addr,
+            prefix,
+        })
+    }
+
+    fn check_family(
+        &self,
+        col: usize,
+        w: &str,
+        proto: Option<Proto>,
+        addr: IpAddr,
+    ) -> Result<(), FilterError> {
+        let bad = match proto {
+            Some(Proto::Ip | Proto::Arp) => addr.is_ipv6(),
+            Some(Proto::Ip6) => addr.is_ipv4(),
+            _ => false,
+        };
+        if bad {
+            let p = proto.map_or("", proto_word);
+            return Err(self.err(
+                col,
+                format!("`{w}` is not an address `{p}` can carry"),
+                "drop the protocol, or give an address of its family",
+            ));
+        }
+        Ok(())
+    }
+
+    fn ports(&self, w: &str, col: usize, q: Quals) -> Result<Prim, FilterError> {
+        let port = |s: &str| -> Result<u16, FilterError> {
+            s.parse::<u16>().map_err(|_| {
+                let hint = if s.chars().all(|c| c.is_ascii_digit()) {
+                    "a port is 0 to 65535"
+                } else {
+                    "service names are not looked up: give the number (bgp is 179, ssh 22)"
+                };
+                self.err(col, format!("`{s}` is not a port number"), hint)
+            })
+        };
+        let (lo, hi) = if q.kind == Kind::Range {
+            let Some((a, b)) = w.split_once('-') else {
+                return Err(self.err(
+                    col,
+                    format!("`{w}` is not a port range"),
+                    "e.g. `portrange 1000-2000`",
+                ));
+            };
+            (port(a)?, port(b)?)
+        } else {
+            (port(w)?, port(w)?)
+        };
+        if lo > hi {
+            return Err(self.err(
+                col,
+                format!("the range `{w}` is empty"),
+                format!("write `portrange {hi}-{lo}`"),
+            ));
+        }
+        Ok(Prim::Port {
+            proto: q.proto,
+            dir: q.dir,
+            lo,
+            hi,
+        })
+    }
+}
+
+fn proto_named(w: &str) -> Option<Proto> {
+    PROTOS.iter().find(|p| p.0 == w).map(|p| p.1)
+}
+
+fn proto_word(p: Proto) -> &'static str {
+    PROTOS.iter().find(|q| q.1 == p).map_or("?", |q| q.0)
+}
+
+fn kind_named(w: &str) -> Option<Kind> {
+    Some(match w {
+        "host" => Kind::Host,
+        "net" => Kind::Net,
+        "port" => Kind::Port,
+        "portrange" => Kind::Range,
+        _ => return None,
+    })
+}
+
+fn show(t: &Tok) -> &str {
+    match t {
+        Tok::Word(w) => w,
+        Tok::Open => "(",
+        Tok::Close => ")",
+        Tok::Not => "not",
+        Tok::And => "and",
+        Tok::Or => "or",
+    }
+}
