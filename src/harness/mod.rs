@@ -9,6 +9,7 @@ pub mod jsonmatch;
 pub mod local;
 pub mod report;
 mod route;
+pub mod select;
 mod session;
 
 use std::collections::HashMap;
