@@ -474,9 +474,12 @@ fn sigint_during_checks_tears_the_lab_down() {
         "it-sigint",
         "nodes: { a: {}, b: {}, c: {} }\nlinks: [[a, b], [b, c]]\ntests:\n  - reach: { from: a, to: c, timeout: 60s }\n  - reach: { from: a, to: b }\n",
     );
+    let junit = std::env::temp_dir().join("nslab-tests/it-sigint.xml");
+    let _ = std::fs::remove_file(&junit);
     let mut child = nslab()
         .arg("test")
         .arg(&lab.file)
+        .args(["--junit", junit.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -503,6 +506,34 @@ fn sigint_during_checks_tears_the_lab_down() {
         "{rest}"
     );
     assert!(rest.contains("not run: interrupted by SIGINT"), "{rest}");
+    // Counted as interrupted, not as not run; in JUnit an error with the same message.
+    assert!(rest.contains("INTR  1: reach a -> c"), "{rest}");
+    assert!(
+        rest.contains("2 checks, 0 passed, 0 failed, 1 interrupted, 1 not run"),
+        "{rest}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    let counts = ["tests", "failures", "errors", "skipped"].map(|a| suite.attribute(a));
+    assert_eq!(
+        counts,
+        [Some("2"), Some("0"), Some("1"), Some("1")],
+        "{xml}"
+    );
+    let err = doc.descendants().find(|n| n.has_tag_name("error")).unwrap();
+    let msg = err.attribute("message").unwrap();
+    assert!(
+        msg.starts_with("interrupted by SIGINT while running, after"),
+        "{xml}"
+    );
+    assert_eq!(
+        err.parent().unwrap().attribute("name"),
+        Some("1: reach a -> c")
+    );
     assert!(!lab.is_up());
     assert_same_host(&before, &host_snapshot(), "after SIGINT during nslab test");
 }
