@@ -21,6 +21,7 @@ mod ps;
 mod rootless;
 mod shell;
 mod status;
+mod table;
 mod test;
 mod up;
 mod validate;

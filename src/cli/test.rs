@@ -183,7 +183,9 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             Some(s) => s,
             None => Session::for_checks(host, &t.lab)?,
         };
-        let mut print = |r: &CheckResult| out_human(report::human_line(r));
+        let width = checked.checks.iter().map(|c| c.name.chars().count()).max();
+        let width = width.unwrap_or(0);
+        let mut print = |r: &CheckResult| out_human(report::human_line(r, width));
         Ok(session.check(checked, cancel.clone(), &mut print).await?)
     });
     // Whatever happened, the lab goes down (unless asked to keep it).

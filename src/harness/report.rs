@@ -9,14 +9,20 @@ use super::{CheckResult, Status};
 use crate::xml::escape as xml;
 
 /// One line per check, as it finishes: status, name, time, and the reason on failure.
-pub fn human_line(r: &CheckResult) -> String {
+/// `width` is the longest name of the run's checks, so the times line up (the lines are
+/// printed one by one, so it is measured before the first).
+pub fn human_line(r: &CheckResult, width: usize) -> String {
     let tag = match r.status {
         Status::Pass => "PASS",
         Status::Fail => "FAIL",
         Status::Skipped => "SKIP",
         Status::Interrupted => "INTR",
     };
-    let mut line = format!("{tag}  {:<44} {:>7.2}s", r.name, r.duration.as_secs_f64());
+    let mut line = format!(
+        "{tag}  {:<width$}  {:>6.2}s",
+        r.name,
+        r.duration.as_secs_f64()
+    );
     if let Some(reason) = &r.reason {
         let _ = write!(line, "\n      {reason}");
     }
@@ -189,6 +195,18 @@ mod tests {
     }
 
     #[test]
+    fn human_lines_line_up_on_the_longest_name() {
+        let long = "a-check-name-longer-than-the-old-44-column-width";
+        let rs = [r("a", Status::Pass, None), r(long, Status::Pass, None)];
+        let lines: Vec<String> = rs.iter().map(|r| human_line(r, long.len())).collect();
+        assert_eq!(
+            lines[0],
+            format!("PASS  a{}    1.50s", " ".repeat(long.len() - 1))
+        );
+        assert_eq!(lines[1], format!("PASS  {long}    1.50s"));
+    }
+
+    #[test]
     fn an_interrupted_check_is_an_error_counted_apart_from_not_run() {
         let why = "interrupted by SIGINT while running, after 3.0s";
         let rs = [
@@ -201,7 +219,7 @@ mod tests {
             s,
             "lab `lab`: 3 checks, 1 passed, 0 failed, 1 interrupted, 1 not run (4.00s)"
         );
-        assert!(human_line(&rs[1]).starts_with("INTR  b "));
+        assert!(human_line(&rs[1], 1).starts_with("INTR  b "));
         let x = junit("lab", &rs, Duration::from_secs(4), None);
         assert!(
             x.contains("tests=\"3\" failures=\"0\" errors=\"1\" skipped=\"1\""),
