@@ -18,7 +18,9 @@ pub fn run(
         return Ok(exit::OK);
     }
     if list.is_empty() {
-        crate::errln!("lab `{lab}`: no events yet (link, node and capture commands record them)");
+        crate::errln!(
+            "lab `{lab}`: no events yet (link, node, capture and apply commands record them)"
+        );
     }
     // The action and target columns as wide as this log needs.
     let mut table = super::table::Table::new(&[]);
