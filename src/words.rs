@@ -24,6 +24,21 @@ pub fn iface_order(name: &str) -> (bool, &str, u64, &str) {
     (name != "lo", &name[..start], number, &name[end..])
 }
 
+/// `*` matches any run of characters, everything else itself.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, rest)) => {
+            let Some(s) = s.strip_prefix(head) else {
+                return false;
+            };
+            (0..=s.len())
+                .filter(|&i| s.is_char_boundary(i))
+                .any(|i| glob(rest, &s[i..]))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{count, iface_order};

@@ -400,3 +400,88 @@ fn kill_9_during_apply_then_apply_or_down_converges() {
         );
     }
 }
+
+/// The lab's events, as `nslab events --json` prints them: (action, target, detail).
+fn events(lab: &Lab) -> Vec<(String, String, String)> {
+    let o = nslab()
+        .args(["events", &lab.name, "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = |e: &serde_json::Value, k: &str| e[k].as_str().unwrap_or("").to_string();
+    (v.as_array().unwrap().iter())
+        .map(|e| (s(e, "action"), s(e, "target"), s(e, "detail")))
+        .collect()
+}
+
+#[test]
+fn apply_records_its_change_or_its_rollback_in_the_event_log() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("it-ap-events", BASE);
+    apply_ok(&lab);
+    assert_eq!(events(&lab), [], "bringing the lab up is no change");
+    write(
+        &lab,
+        &edit("  h2: {}\n", "").replace("  - [h2:eth0, lan]\n", ""),
+    );
+    let out = apply_ok(&lab);
+    let ev = events(&lab);
+    let summary = out.lines().next().unwrap().split_once(": ").unwrap().1;
+    assert_eq!(
+        ev[0],
+        ("apply".into(), "it-ap-events".into(), summary.to_string()),
+        "{out}"
+    );
+    assert!(summary.starts_with("0 nodes added, 1 removed;"), "{out}");
+    let h2 = ev.iter().find(|e| e.1 == "h2").expect("an event for h2");
+    assert_eq!(h2.0, "apply");
+    assert!(h2.2.starts_with("removed: "), "{h2:?}");
+    // One event per node the dry run listed, after the lab's.
+    let nodes = out
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "));
+    assert_eq!(ev.len(), 1 + nodes.count(), "{ev:?}\n{out}");
+    // The same file again: said so.
+    apply_ok(&lab);
+    let ev = events(&lab);
+    let last = ev.last().unwrap();
+    assert_eq!(last.1, "it-ap-events");
+    assert_eq!(last.2, "nothing changed");
+    // A failed change: rolled back, and recorded as such.
+    write(
+        &lab,
+        &edit("  h2: {}", "  r9: {}").replace("  - [h2:eth0, lan]", "  - [a:eth1, r9:eth0]"),
+    );
+    let o = nslab()
+        .arg("apply")
+        .arg(&lab.file)
+        .env("NSLAB_TEST_FAIL_AT_STEP", "2")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let ev = events(&lab);
+    let last = ev.last().unwrap();
+    assert_eq!(
+        (last.0.as_str(), last.1.as_str()),
+        ("apply-failed", "it-ap-events")
+    );
+    assert!(
+        last.2
+            .contains("the apply failed and its changes were rolled back")
+            && last.2.contains("injected failure"),
+        "{last:?}"
+    );
+    // `nslab events` prints them as a table too.
+    let o = nslab().args(["events", &lab.name]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("apply-failed  it-ap-events  lab `it-ap-events`"),
+        "{}",
+        text(&o)
+    );
+    lab.down();
+}

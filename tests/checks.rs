@@ -476,9 +476,12 @@ fn sigint_during_checks_tears_the_lab_down() {
         "it-sigint",
         "nodes: { a: {}, b: {}, c: {} }\nlinks: [[a, b], [b, c]]\ntests:\n  - reach: { from: a, to: c, timeout: 60s }\n  - reach: { from: a, to: b }\n",
     );
+    let junit = std::env::temp_dir().join("nslab-tests/it-sigint.xml");
+    let _ = std::fs::remove_file(&junit);
     let mut child = nslab()
         .arg("test")
         .arg(&lab.file)
+        .args(["--junit", junit.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -505,6 +508,34 @@ fn sigint_during_checks_tears_the_lab_down() {
         "{rest}"
     );
     assert!(rest.contains("not run: interrupted by SIGINT"), "{rest}");
+    // Counted as interrupted, not as not run; in JUnit an error with the same message.
+    assert!(rest.contains("INTR  1: reach a -> c"), "{rest}");
+    assert!(
+        rest.contains("2 checks, 0 passed, 0 failed, 1 interrupted, 1 not run"),
+        "{rest}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    let counts = ["tests", "failures", "errors", "skipped"].map(|a| suite.attribute(a));
+    assert_eq!(
+        counts,
+        [Some("2"), Some("0"), Some("1"), Some("1")],
+        "{xml}"
+    );
+    let err = doc.descendants().find(|n| n.has_tag_name("error")).unwrap();
+    let msg = err.attribute("message").unwrap();
+    assert!(
+        msg.starts_with("interrupted by SIGINT while running, after"),
+        "{xml}"
+    );
+    assert_eq!(
+        err.parent().unwrap().attribute("name"),
+        Some("1: reach a -> c")
+    );
     assert!(!lab.is_up());
     assert_same_host(&before, &host_snapshot(), "after SIGINT during nslab test");
 }
@@ -790,4 +821,69 @@ fn many_node_checks_run_together_and_report_each_node() {
     // Each takes about 2.5 s (two attempts of 1 s and a pause); one after another, 10 s.
     let total = v["duration_s"].as_f64().unwrap();
     assert!(total < 6.0, "the four nodes took {total} s in all");
+}
+
+#[test]
+fn check_runs_the_selected_checks_and_reports_the_rest_skipped() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-select",
+        "nodes: { a: {}, b: {} }\nlinks: [[a, b]]\ntests:\n  - reach: { from: a, to: b, name: reach-ab }\n  - reach: { from: b, to: a, name: reach-ba }\n  - route: { node: a, to: 10.99.0.0/16, name: no-such-route, timeout: 1s }\n",
+    );
+    // A typo is an error before anything comes up, listing the names there are.
+    let o = test_cmd(&lab, &["--check", "reach-*", "--check", "rech-ab"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "no check matches `rech-ab` (`*` matches any characters); its checks: reach-ab, reach-ba, no-such-route"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(!lab.is_up());
+    // The failing route check is not selected: the run passes, and says what it left.
+    let junit = std::env::temp_dir().join("nslab-tests/it-select.xml");
+    let o = test_cmd(
+        &lab,
+        &["--check", "reach-*", "--junit", junit.to_str().unwrap()],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        out.contains("--check: running 2 of 3; 1 not selected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PASS  reach-ab") && out.contains("PASS  reach-ba"),
+        "{out}"
+    );
+    assert!(!out.contains("no-such-route  "), "{out}");
+    assert!(
+        out.contains("lab `it-select`: 3 checks, 2 passed, 0 failed, 1 not run"),
+        "{out}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("tests"), Some("3"), "{xml}");
+    assert_eq!(suite.attribute("skipped"), Some("1"), "{xml}");
+    let case = doc
+        .descendants()
+        .find(|n| n.attribute("name") == Some("no-such-route"))
+        .expect("the unselected check is listed");
+    let skipped = case
+        .children()
+        .find(|n| n.has_tag_name("skipped"))
+        .expect("as skipped");
+    assert_eq!(
+        skipped.attribute("message"),
+        Some("not run: not selected by --check")
+    );
+    assert!(!lab.is_up());
 }

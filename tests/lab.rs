@@ -774,13 +774,45 @@ fn status_and_a_missing_interface_list_interfaces_in_reading_order() {
     let o = nslab().args(["status", "it-ifsort"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let at = table.lines().nth(1).unwrap().find("IFACE").unwrap();
     let ifaces: Vec<&str> = table
         .lines()
         .skip_while(|l| !l.starts_with("a "))
         .take(5)
-        .filter_map(|l| l.get(23..).and_then(|r| r.split_whitespace().next()))
+        .filter_map(|l| l.get(at..).and_then(|r| r.split_whitespace().next()))
         .collect();
     assert_eq!(ifaces, ["lo", "eth0", "eth1", "eth2", "eth10"], "{table}");
+    // A link without carrier (its far end down) is 10 characters: the columns after it
+    // still line up with their headers.
+    let o = nslab()
+        .args(["link", "down", "--lab", "it-ifsort", "--one-side", "a:eth0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = nslab().args(["status", "it-ifsort"]).output().unwrap();
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let head = table.lines().nth(1).unwrap();
+    let col = |name: &str| head.find(name).unwrap();
+    let (link, mtu_end) = (col("LINK"), col("MTU") + 3);
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert!(
+        rows.iter()
+            .any(|r| r.get(link..).is_some_and(|r| r.starts_with("no-carrier"))),
+        "{table}"
+    );
+    for r in &rows {
+        let cell = r.get(link..).and_then(|r| r.split_whitespace().next());
+        assert!(
+            matches!(cell, Some("up" | "down" | "no-carrier")),
+            "{r:?} in\n{table}"
+        );
+        // The MTU is right-aligned under its header: a digit ends there, a blank follows.
+        let b = r.as_bytes();
+        assert!(
+            b[mtu_end - 1].is_ascii_digit() && b.get(mtu_end).is_none_or(|c| *c == b' '),
+            "{r:?} in\n{table}"
+        );
+    }
     let o = nslab()
         .args(["link", "down", "--lab", "it-ifsort", "a:eth9"])
         .output()

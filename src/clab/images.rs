@@ -116,8 +116,10 @@ impl ImageMap {
         let (name, tag) = (normalize(image), tag(image));
         self.profiles.iter().find(|p| {
             p.patterns.iter().any(|pat| match pat.rsplit_once(':') {
-                Some((n, t)) if has_tag(pat) => glob(n, &name) && glob(t, tag),
-                _ => glob(pat, &name),
+                Some((n, t)) if has_tag(pat) => {
+                    crate::words::glob(n, &name) && crate::words::glob(t, tag)
+                }
+                _ => crate::words::glob(pat, &name),
             })
         })
     }
@@ -134,21 +136,6 @@ fn tag(image: &str) -> &str {
     let image = image.split('@').next().unwrap_or(image);
     let last = image.rfind('/').map_or(0, |i| i + 1);
     image[last..].split_once(':').map_or("latest", |(_, t)| t)
-}
-
-/// `*` matches any run of characters, everything else itself.
-fn glob(pattern: &str, s: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == s,
-        Some((head, rest)) => {
-            let Some(s) = s.strip_prefix(head) else {
-                return false;
-            };
-            (0..=s.len())
-                .filter(|&i| s.is_char_boundary(i))
-                .any(|i| glob(rest, &s[i..]))
-        }
-    }
 }
 
 /// An image reference without tag or digest, the way Docker Hub short names read:

@@ -18,10 +18,16 @@ pub fn run(
         return Ok(exit::OK);
     }
     if list.is_empty() {
-        crate::errln!("lab `{lab}`: no events yet (link, node and capture commands record them)");
+        crate::errln!(
+            "lab `{lab}`: no events yet (link, node, capture and apply commands record them)"
+        );
     }
+    // The action and target columns as wide as this log needs.
+    let mut table = super::table::Table::new(&[]);
     for e in &list {
-        crate::outln!("{}", super::event_line(e));
+        let time = events::format_time(e.at_ms);
+        table.row([time, e.action.clone(), e.target.clone(), e.detail.clone()]);
     }
+    table.print();
     Ok(exit::OK)
 }

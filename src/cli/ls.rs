@@ -43,23 +43,17 @@ pub fn run(host: &HostContext, json: bool) -> Result<u8, CliError> {
         crate::outln!("no labs are up");
         return Ok(exit::OK);
     }
-    crate::outln!(
-        "{:<14} {:<11} {:>6} {:>6}  FILE",
-        "LAB",
-        "STATE",
-        "NODES",
-        "LINKS"
-    );
+    let mut table = super::table::Table::new(&["LAB", "STATE", "NODES>", "LINKS>", "FILE"]);
     for r in rows {
         let n = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        crate::outln!(
-            "{:<14} {:<11} {:>6} {:>6}  {}",
+        table.row([
             r.lab,
-            r.state,
+            r.state.to_string(),
             n(r.nodes),
             n(r.links),
-            r.file.unwrap_or_default()
-        );
+            r.file.unwrap_or_default(),
+        ]);
     }
+    table.print();
     Ok(exit::OK)
 }

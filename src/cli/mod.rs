@@ -21,6 +21,7 @@ mod ps;
 mod rootless;
 mod shell;
 mod status;
+mod table;
 mod test;
 mod up;
 mod validate;
@@ -247,6 +248,10 @@ pub enum Command {
         /// Print a JSON report on stdout (progress goes to stderr).
         #[arg(long)]
         json: bool,
+        /// Run only the checks (and scenario steps) of this name; repeatable, `*` matches
+        /// any characters (`--check 'reach-*'`). The others are reported as skipped.
+        #[arg(long = "check", value_name = "NAME")]
+        checks: Vec<String>,
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
         /// No progress bar for up and down.
@@ -708,6 +713,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             keep,
             junit,
             json,
+            checks,
             jobs,
             quiet,
             raise_neigh_limit,
@@ -720,6 +726,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 keep,
                 junit: junit.as_deref(),
                 json,
+                checks: &checks,
                 jobs,
                 quiet,
                 raise_neigh_limit,

@@ -27,16 +27,15 @@ pub fn run(
             serde_json::to_string_pretty(&all).expect("status serializes")
         );
     } else {
-        crate::outln!(
-            "{:<12} {:<16} {:>7} {:<8} {:>8} {:<5} {:>9}",
+        let mut table = super::table::Table::new(&[
             "NODE",
             "PROCESS",
-            "PID",
+            "PID>",
             "STATE",
-            "RESTARTS",
+            "RESTARTS>",
             "READY",
-            "UPTIME"
-        );
+            "UPTIME>",
+        ]);
         for s in &all {
             for p in &s.processes {
                 let pid = p.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
@@ -55,14 +54,18 @@ pub fn run(
                     .uptime_ms
                     .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
                     .unwrap_or_else(|| "-".into());
-                crate::outln!(
-                    "{:<12} {:<16} {pid:>7} {state:<8} {:>8} {ready:<5} {up:>9}",
-                    s.node,
-                    p.name,
-                    p.restarts
-                );
+                table.row([
+                    s.node.clone(),
+                    p.name.clone(),
+                    pid,
+                    state,
+                    p.restarts.to_string(),
+                    ready.to_string(),
+                    up,
+                ]);
             }
         }
+        table.print();
     }
     Ok(if failed { exit::FAILED } else { exit::OK })
 }

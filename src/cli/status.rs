@@ -112,17 +112,11 @@ fn print_human(status: &LabStatus) {
         crate::words::count(status.nodes.len(), "node"),
         status.file
     );
-    crate::outln!(
-        "{:<12} {:<9} {:<10} {:<6} {:>5}  ADDRESSES",
-        "NODE",
-        "STATE",
-        "IFACE",
-        "LINK",
-        "MTU"
-    );
+    let mut table =
+        super::table::Table::new(&["NODE", "STATE", "IFACE", "LINK", "MTU>", "ADDRESSES"]);
     for n in &status.nodes {
         if let Some(e) = &n.error {
-            crate::outln!("{:<12} {:<9} {e}", n.name, n.state);
+            table.row([n.name.as_str(), n.state, e.as_str()]);
             continue;
         }
         let mut links: Vec<&LinkState> = n.links.iter().collect();
@@ -146,17 +140,20 @@ fn print_human(status: &LabStatus) {
                 .collect();
             // A tunnel to another host: its VNI, which both ends must share.
             addrs.extend(l.vni.map(|v| format!("(vni {v})")));
-            crate::outln!(
-                "{name:<12} {state:<9} {:<10} {link:<6} {:>5}  {}",
-                l.name,
-                l.mtu,
-                addrs.join(" ")
-            );
+            table.row([
+                name.to_string(),
+                state.to_string(),
+                l.name.clone(),
+                link.to_string(),
+                l.mtu.to_string(),
+                addrs.join(" "),
+            ]);
         }
         for p in &n.problems {
-            crate::outln!("{:<12} {:<9} ! {p}", "", "");
+            table.row([String::new(), String::new(), format!("! {p}")]);
         }
     }
+    table.print();
 }
 
 fn is_link_local(a: &ipnet::IpNet) -> bool {

@@ -17,6 +17,8 @@ pub struct Args<'a> {
     pub keep: bool,
     pub junit: Option<&'a Path>,
     pub json: bool,
+    /// `--check` patterns: run only the checks they match (all when empty).
+    pub checks: &'a [String],
     pub jobs: usize,
     pub quiet: bool,
     pub raise_neigh_limit: bool,
@@ -78,7 +80,27 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         s.live.summary().ok()?.host.clone()
     });
     let (checked, skipped_note, elsewhere) = local_checks(t, here.as_deref());
-    let checked = checked.as_ref().unwrap_or(t);
+    let mut checked = checked.unwrap_or_else(|| t.clone());
+    // Patterns are matched against every check of the lab, this host's or not.
+    let (chosen, unselected) = match a.checks {
+        [] => (checked.checks.clone(), Vec::new()),
+        p => {
+            if let Some(e) = crate::harness::select::unknown(&t.checks, p) {
+                return Err(CliError::Usage(format!("lab `{}`: {e}", t.lab)));
+            }
+            crate::harness::select::split(&checked.checks, p)
+        }
+    };
+    let selected_note = (!unselected.is_empty()).then(|| {
+        format!(
+            "--check: running {} of {}; {} not selected",
+            chosen.len(),
+            chosen.len() + unselected.len(),
+            unselected.len()
+        )
+    });
+    checked.checks = chosen;
+    let checked = &checked;
     let out_human = |line: String| {
         if a.json {
             crate::errln!("{line}");
@@ -151,7 +173,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         ));
     }
 
-    if let Some(note) = skipped_note {
+    for note in [skipped_note, selected_note].into_iter().flatten() {
         out_human(note);
     }
     let checks_started = Instant::now();
@@ -161,7 +183,9 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             Some(s) => s,
             None => Session::for_checks(host, &t.lab)?,
         };
-        let mut print = |r: &CheckResult| out_human(report::human_line(r));
+        let width = checked.checks.iter().map(|c| c.name.chars().count()).max();
+        let width = width.unwrap_or(0);
+        let mut print = |r: &CheckResult| out_human(report::human_line(r, width));
         Ok(session.check(checked, cancel.clone(), &mut print).await?)
     });
     // Whatever happened, the lab goes down (unless asked to keep it).
@@ -171,7 +195,10 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     } else {
         None
     };
-    let results = results?;
+    let mut results = results?;
+    let all_passed = results.iter().all(|r| r.status == Status::Pass);
+    // Unselected checks count in the summary as not run, and are listed in the reports.
+    results.extend(unselected);
     out_human(report::summary(&t.lab, &results, checks_started.elapsed()));
     // The reports list the checks left to other hosts too, skipped, naming the host.
     let reported = [results.as_slice(), &elsewhere].concat();
@@ -200,11 +227,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         crate::errln!("nslab: interrupted by {sig}; the lab was torn down");
         return Ok(exit::FAILED);
     }
-    Ok(if results.iter().all(|r| r.status == Status::Pass) {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
+    Ok(if all_passed { exit::OK } else { exit::FAILED })
 }
 
 /// On `host` of a lab spread over hosts, the lab with only the checks whose source lives

@@ -9,6 +9,7 @@ pub mod jsonmatch;
 pub mod local;
 pub mod report;
 mod route;
+pub mod select;
 mod session;
 
 use std::collections::HashMap;
@@ -27,8 +28,12 @@ use crate::model::{Check, CheckBody, Topology};
 pub enum Status {
     Pass,
     Fail,
-    /// Not run: the run was interrupted first.
+    /// Not run: the run was interrupted first, a step before it failed, it was not
+    /// selected, or it starts on another host.
     Skipped,
+    /// Running when a signal stopped the run: neither passed nor failed, and not
+    /// "not run" either (a cancelled CI job shows the check it was waiting on).
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,8 +109,8 @@ pub struct Attempt {
 }
 
 /// Runs every check and scenario step in order. `report` sees each result as soon as it
-/// is known. On cancellation, the check in progress (saying so, with how long it ran) and
-/// the rest are reported as skipped; after a step that failed, so is the rest (it would
+/// is known. On cancellation, the check in progress is reported as interrupted (with how
+/// long it ran) and the rest as skipped; after a step that failed, so is the rest (it would
 /// not replay the scenario).
 pub async fn run(
     ctx: &Context<'_>,
@@ -148,6 +153,7 @@ pub async fn run(
                         batch
                             .iter()
                             .map(|c| CheckResult {
+                                status: Status::Interrupted,
                                 duration: ran,
                                 reason: Some(why.clone()),
                                 ..skipped(c, "")

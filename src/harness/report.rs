@@ -9,13 +9,20 @@ use super::{CheckResult, Status};
 use crate::xml::escape as xml;
 
 /// One line per check, as it finishes: status, name, time, and the reason on failure.
-pub fn human_line(r: &CheckResult) -> String {
+/// `width` is the longest name of the run's checks, so the times line up (the lines are
+/// printed one by one, so it is measured before the first).
+pub fn human_line(r: &CheckResult, width: usize) -> String {
     let tag = match r.status {
         Status::Pass => "PASS",
         Status::Fail => "FAIL",
         Status::Skipped => "SKIP",
+        Status::Interrupted => "INTR",
     };
-    let mut line = format!("{tag}  {:<44} {:>7.2}s", r.name, r.duration.as_secs_f64());
+    let mut line = format!(
+        "{tag}  {:<width$}  {:>6.2}s",
+        r.name,
+        r.duration.as_secs_f64()
+    );
     if let Some(reason) = &r.reason {
         let _ = write!(line, "\n      {reason}");
     }
@@ -23,12 +30,9 @@ pub fn human_line(r: &CheckResult) -> String {
 }
 
 pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String {
-    let pass = results.iter().filter(|r| r.status == Status::Pass).count();
-    let fail = results.iter().filter(|r| r.status == Status::Fail).count();
-    let skip = results
-        .iter()
-        .filter(|r| r.status == Status::Skipped)
-        .count();
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let (pass, fail) = (count(Status::Pass), count(Status::Fail));
+    let (skip, cut) = (count(Status::Skipped), count(Status::Interrupted));
     let steps = results.iter().filter(|r| r.kind == "step").count();
     let what = if steps == 0 {
         crate::words::count(results.len(), "check")
@@ -40,6 +44,9 @@ pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String 
         )
     };
     let mut s = format!("lab `{lab}`: {what}, {pass} passed, {fail} failed");
+    if cut > 0 {
+        let _ = write!(s, ", {cut} interrupted");
+    }
     if skip > 0 {
         let _ = write!(s, ", {skip} not run");
     }
@@ -48,20 +55,18 @@ pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String 
 }
 
 /// JUnit XML: a testsuite for the lab with a testcase per check. A lab that could not
-/// come up is one testcase with an `<error>`.
+/// come up is one testcase with an `<error>`, and so is a check a signal interrupted (an
+/// error, not a failure: it never gave a verdict).
 pub fn junit(
     lab: &str,
     results: &[CheckResult],
     elapsed: Duration,
     up_error: Option<&str>,
 ) -> String {
-    let fail = results.iter().filter(|r| r.status == Status::Fail).count();
-    let skip = results
-        .iter()
-        .filter(|r| r.status == Status::Skipped)
-        .count();
-    let errors = usize::from(up_error.is_some());
-    let tests = results.len() + errors;
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let (fail, skip) = (count(Status::Fail), count(Status::Skipped));
+    let errors = usize::from(up_error.is_some()) + count(Status::Interrupted);
+    let tests = results.len() + usize::from(up_error.is_some());
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
@@ -111,6 +116,14 @@ pub fn junit(
                     xml(reason)
                 );
             }
+            Status::Interrupted => {
+                let _ = writeln!(
+                    out,
+                    "{head}>\n      <error message=\"{}\" type=\"interrupted\">{}</error>\n    </testcase>",
+                    xml(reason),
+                    xml(reason)
+                );
+            }
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
@@ -123,6 +136,7 @@ struct JsonReport<'a> {
     passed: usize,
     failed: usize,
     skipped: usize,
+    interrupted: usize,
     duration_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -141,6 +155,7 @@ pub fn json(
         passed: count(Status::Pass),
         failed: count(Status::Fail),
         skipped: count(Status::Skipped),
+        interrupted: count(Status::Interrupted),
         duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         error: up_error,
         checks: results,
@@ -177,5 +192,48 @@ mod tests {
         let x = junit("lab", &[], Duration::ZERO, Some("cannot create namespace"));
         assert!(x.contains("errors=\"1\""));
         assert!(x.contains("<error message=\"cannot create namespace\">"));
+    }
+
+    #[test]
+    fn human_lines_line_up_on_the_longest_name() {
+        let long = "a-check-name-longer-than-the-old-44-column-width";
+        let rs = [r("a", Status::Pass, None), r(long, Status::Pass, None)];
+        let lines: Vec<String> = rs.iter().map(|r| human_line(r, long.len())).collect();
+        assert_eq!(
+            lines[0],
+            format!("PASS  a{}    1.50s", " ".repeat(long.len() - 1))
+        );
+        assert_eq!(lines[1], format!("PASS  {long}    1.50s"));
+    }
+
+    #[test]
+    fn an_interrupted_check_is_an_error_counted_apart_from_not_run() {
+        let why = "interrupted by SIGINT while running, after 3.0s";
+        let rs = [
+            r("a", Status::Pass, None),
+            r("b", Status::Interrupted, Some(why)),
+            r("c", Status::Skipped, Some("not run: interrupted by SIGINT")),
+        ];
+        let s = summary("lab", &rs, Duration::from_secs(4));
+        assert_eq!(
+            s,
+            "lab `lab`: 3 checks, 1 passed, 0 failed, 1 interrupted, 1 not run (4.00s)"
+        );
+        assert!(human_line(&rs[1], 1).starts_with("INTR  b "));
+        let x = junit("lab", &rs, Duration::from_secs(4), None);
+        assert!(
+            x.contains("tests=\"3\" failures=\"0\" errors=\"1\" skipped=\"1\""),
+            "{x}"
+        );
+        assert!(x.contains(&format!(
+            "<error message=\"{why}\" type=\"interrupted\">{why}</error>"
+        )));
+        let v: serde_json::Value =
+            serde_json::from_str(&json("lab", &rs, Duration::ZERO, None)).unwrap();
+        assert_eq!(
+            (v["interrupted"].as_u64(), v["skipped"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(v["checks"][1]["status"], "interrupted");
     }
 }

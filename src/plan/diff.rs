@@ -736,6 +736,36 @@ fn node_ns(lab: &str, node: &str) -> Name {
     }
 }
 
+/// The counts of a change: `1 node added, 0 removed; 2 changed in place, 0 restarted, 0
+/// replaced` (also the `apply` event's detail).
+pub fn summary(d: &Diff) -> String {
+    format!(
+        "{} added, {} removed; {} changed in place, {} restarted, {} replaced",
+        crate::words::count(d.count_whole(Action::Add), "node"),
+        d.count_whole(Action::Remove),
+        d.count(Class::InPlace),
+        d.count(Class::Restart),
+        d.count(Class::Replace)
+    )
+}
+
+/// What happened to one node (or the lab's own objects) in a change, in a word and a
+/// count: `added: 5 objects`, `in place: 3 changes`, `replaced: 4 changes (...)`.
+pub fn group_summary(g: &Group) -> String {
+    let (what, noun) = match (g.whole, g.class) {
+        (Some(Action::Add), _) => ("added", "object"),
+        (Some(Action::Remove), _) => ("removed", "object"),
+        (_, Class::InPlace) => ("in place", "change"),
+        (_, Class::Restart) => ("restarted", "change"),
+        (_, Class::Replace) => ("replaced", "change"),
+    };
+    let mut s = format!("{what}: {}", crate::words::count(g.changes.len(), noun));
+    if let Some(r) = &g.reason {
+        s.push_str(&format!(" ({r})"));
+    }
+    s
+}
+
 /// The change plan for people: one block per node, `+` added, `-` removed, `~` changed in
 /// place, `*` made again.
 pub fn render(d: &Diff) -> String {
@@ -744,15 +774,7 @@ pub fn render(d: &Diff) -> String {
         out.push_str(&format!("lab `{}`: no changes\n", d.lab));
         return out;
     }
-    out.push_str(&format!(
-        "lab `{}`: {} added, {} removed; {} changed in place, {} restarted, {} replaced\n",
-        d.lab,
-        crate::words::count(d.count_whole(Action::Add), "node"),
-        d.count_whole(Action::Remove),
-        d.count(Class::InPlace),
-        d.count(Class::Restart),
-        d.count(Class::Replace)
-    ));
+    out.push_str(&format!("lab `{}`: {}\n", d.lab, summary(d)));
     for g in &d.groups {
         let what = match (g.whole, g.class) {
             (Some(Action::Add), _) => "add".to_string(),

@@ -244,7 +244,7 @@ fn op_text(lab: &str, op: &Op) -> String {
     }
 }
 
-/// The plan as text: `id  op  what  [after deps]`.
+/// The plan as text: `id  op  what  [after deps]`, the columns as wide as their content.
 pub fn render_text(plan: &Plan) -> String {
     let mut out = Vec::new();
     write_text(plan, &mut out).expect("writing to memory cannot fail");
@@ -260,10 +260,17 @@ pub fn write_text(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
         crate::words::count(plan.steps.len(), "step")
     )?;
     let w = plan.steps.len().to_string().len();
+    // The op column as wide as this plan's longest op (`set-multicast-snooping` is 22).
+    let ow = plan
+        .steps
+        .iter()
+        .map(|s| s.op.name().len())
+        .max()
+        .unwrap_or(0);
     for s in &plan.steps {
         write!(
             out,
-            "{:>w$}  {:<13} {}",
+            "{:>w$}  {:<ow$}  {}",
             s.id,
             s.op.name(),
             op_text(&plan.lab, &s.op)

@@ -226,6 +226,7 @@ fn result(t: &Topology, c: &serde_json::Value) -> Option<CheckResult> {
         status: match c["status"].as_str()? {
             "pass" => Status::Pass,
             "fail" => Status::Fail,
+            "interrupted" => Status::Interrupted,
             _ => Status::Skipped,
         },
         duration: Duration::from_secs_f64(c["duration_s"].as_f64().unwrap_or(0.0)),

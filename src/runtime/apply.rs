@@ -56,7 +56,41 @@ pub async fn apply_with(
     }
     let applied = session.apply(t, plan, opts, cancel).await;
     crate::state::vnis::release(&dir);
+    record(&dir, lab, &applied);
     applied
+}
+
+/// The change in the lab's event log, as `link` and `node` commands are: a line for the
+/// lab with the counts, one per node changed, or the failure that was rolled back. A log
+/// that cannot be written is said on stderr; the change itself stands.
+fn record(dir: &crate::state::LabDir, lab: &str, applied: &Result<Applied, ApplyError>) {
+    let mut lines: Vec<(&str, String, String)> = Vec::new();
+    match applied {
+        Ok(Applied::Changed {
+            diff, recovered, ..
+        }) => {
+            let mut summary = match diff.groups.is_empty() {
+                true => "nothing changed".to_string(),
+                false => crate::plan::diff::summary(diff),
+            };
+            if *recovered {
+                summary.push_str("; an interrupted apply was taken back first");
+            }
+            lines.push(("apply", lab.to_string(), summary));
+            for g in &diff.groups {
+                let what = crate::plan::diff::group_summary(g);
+                lines.push(("apply", g.node.clone(), what));
+            }
+        }
+        Ok(Applied::Up(_)) => {}
+        Err(e) => lines.push(("apply-failed", lab.to_string(), e.to_string())),
+    }
+    for (action, target, detail) in lines {
+        if let Err(e) = super::events::record(dir, action, &target, &detail) {
+            crate::errln!("nslab: lab `{lab}`: cannot record the apply in the event log: {e}");
+            return;
+        }
+    }
 }
 
 /// Why the lab cannot be changed, in `apply`'s words.
