@@ -1146,7 +1146,6 @@ fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), S
     super::fresh::Fresh::new().apply();
     // SAFETY: plain process calls.
     unsafe {
-        libc::setsid();
         if libc::getpid() != 1 {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         }
@@ -1188,6 +1187,13 @@ pub(crate) fn run(cfg: NodeConfig) -> ! {
     };
     let _ = writeln!(out, "ready");
     let _ = out.flush();
+    // A session of its own only now: on a host with scheduler autogroups a new session
+    // is a scheduling group of its own, and an init that made it first thing waited
+    // for a CPU behind every other group while nslab waited for its `ready` (see
+    // docs/performance.md, "Why the inits stop starting beside the wiring"). Its
+    // processes, all started from here on, are in it.
+    // SAFETY: setsid has no preconditions.
+    unsafe { libc::setsid() };
     // Nobody reads our output from here on.
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         // SAFETY: dup2 onto our own standard descriptors.
