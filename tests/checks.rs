@@ -478,6 +478,7 @@ fn sigint_during_checks_tears_the_lab_down() {
     );
     let junit = std::env::temp_dir().join("nslab-tests/it-sigint.xml");
     let _ = std::fs::remove_file(&junit);
+    let _junit_scratch = Scratch(junit.clone());
     let mut child = nslab()
         .arg("test")
         .arg(&lab.file)
@@ -846,6 +847,7 @@ fn check_runs_the_selected_checks_and_reports_the_rest_skipped() {
     assert!(!lab.is_up());
     // The failing route check is not selected: the run passes, and says what it left.
     let junit = std::env::temp_dir().join("nslab-tests/it-select.xml");
+    let _junit_scratch = Scratch(junit.clone());
     let o = test_cmd(
         &lab,
         &["--check", "reach-*", "--junit", junit.to_str().unwrap()],
