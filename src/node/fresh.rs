@@ -509,47 +509,55 @@ mod tests {
             }),
         };
         let wanted = Wanted::new(&attrs).unwrap();
-        // SAFETY: the child makes system calls only and `_exit`s.
+        // SAFETY: the child makes system calls only.
+        let code = in_child(|| unsafe {
+            if wanted.apply().is_err() {
+                return 100;
+            }
+            let mut bad = 0;
+            let l = get_limit(libc::RLIMIT_NOFILE);
+            if (l.rlim_cur, l.rlim_max) != (100, 200) {
+                bad |= 1;
+            }
+            *libc::__errno_location() = 0;
+            if libc::getpriority(libc::PRIO_PROCESS, 0) != 7 {
+                bad |= 2;
+            }
+            if libc::syscall(libc::SYS_ioprio_get, 1, 0) != 3 << 13 {
+                bad |= 4;
+            }
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+            if libc::CPU_COUNT(&set) != 1 || !libc::CPU_ISSET(cpu as usize, &set) {
+                bad |= 8;
+            }
+            let mut buf = [0u8; 8];
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_RDONLY);
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if n < 3 || &buf[..3] != b"321" {
+                bad |= 16;
+            }
+            bad
+        });
+        // Bits: 1 nofile, 2 nice, 4 ionice, 8 cpus, 16 oom_score_adj; 100 apply failed.
+        assert_eq!(code, 0);
+    }
+
+    /// `f`'s result as the exit status of a child it runs in: attributes set there are
+    /// the whole (single-threaded) process's, and leave the test runner's alone.
+    fn in_child(f: impl FnOnce() -> i32) -> i32 {
+        // SAFETY: the child runs `f` (system calls only) and `_exit`s.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
-            let code = unsafe {
-                if wanted.apply().is_err() {
-                    libc::_exit(100);
-                }
-                let mut bad = 0;
-                let l = get_limit(libc::RLIMIT_NOFILE);
-                if (l.rlim_cur, l.rlim_max) != (100, 200) {
-                    bad |= 1;
-                }
-                *libc::__errno_location() = 0;
-                if libc::getpriority(libc::PRIO_PROCESS, 0) != 7 {
-                    bad |= 2;
-                }
-                if libc::syscall(libc::SYS_ioprio_get, 1, 0) != 3 << 13 {
-                    bad |= 4;
-                }
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-                if libc::CPU_COUNT(&set) != 1 || !libc::CPU_ISSET(cpu as usize, &set) {
-                    bad |= 8;
-                }
-                let mut buf = [0u8; 8];
-                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_RDONLY);
-                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-                if n < 3 || &buf[..3] != b"321" {
-                    bad |= 16;
-                }
-                bad
-            };
+            let code = f();
             unsafe { libc::_exit(code) };
         }
         let mut status = 0;
         // SAFETY: waiting for our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
         assert!(libc::WIFEXITED(status));
-        // Bits: 1 nofile, 2 nice, 4 ionice, 8 cpus, 16 oom_score_adj; 100 apply failed.
-        assert_eq!(libc::WEXITSTATUS(status), 0);
+        libc::WEXITSTATUS(status)
     }
 
     fn first_cpu() -> u32 {
@@ -598,48 +606,39 @@ mod tests {
     #[test]
     fn a_niced_pinned_child_with_small_limits_gets_the_defaults() {
         let fresh = Fresh::new();
-        // SAFETY: the child makes system calls only and `_exit`s.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            let code = unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, 0, 7);
-                let small = libc::rlimit {
-                    rlim_cur: 64 << 10,
-                    rlim_max: libc::RLIM_INFINITY,
-                };
-                libc::setrlimit(libc::RLIMIT_STACK, &small);
-                libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
-                libc::prctl(libc::PR_SET_TIMERSLACK, 1_000_000, 0, 0, 0);
-                fresh.apply();
-                let mut stack = small;
-                libc::getrlimit(libc::RLIMIT_STACK, &mut stack);
-                *libc::__errno_location() = 0;
-                let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-                let slack = libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0);
-                let pers = libc::personality(0xffff_ffff);
-                let mut bad = 0;
-                if stack.rlim_cur != 8 << 20 {
-                    bad |= 1;
-                }
-                if nice != 0 && libc::geteuid() == 0 {
-                    bad |= 2;
-                }
-                if slack != TIMER_SLACK_NS as i32 {
-                    bad |= 4;
-                }
-                if pers & libc::ADDR_NO_RANDOMIZE != 0 {
-                    bad |= 8;
-                }
-                bad
+        // SAFETY: the child makes system calls only.
+        let code = in_child(|| unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 7);
+            let small = libc::rlimit {
+                rlim_cur: 64 << 10,
+                rlim_max: libc::RLIM_INFINITY,
             };
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(libc::WIFEXITED(status));
+            libc::setrlimit(libc::RLIMIT_STACK, &small);
+            libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1_000_000, 0, 0, 0);
+            fresh.apply();
+            let mut stack = small;
+            libc::getrlimit(libc::RLIMIT_STACK, &mut stack);
+            *libc::__errno_location() = 0;
+            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+            let slack = libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0);
+            let pers = libc::personality(0xffff_ffff);
+            let mut bad = 0;
+            if stack.rlim_cur != 8 << 20 {
+                bad |= 1;
+            }
+            if nice != 0 && libc::geteuid() == 0 {
+                bad |= 2;
+            }
+            if slack != TIMER_SLACK_NS as i32 {
+                bad |= 4;
+            }
+            if pers & libc::ADDR_NO_RANDOMIZE != 0 {
+                bad |= 8;
+            }
+            bad
+        });
         // Bits: 1 stack, 2 nice, 4 timer slack, 8 personality.
-        assert_eq!(libc::WEXITSTATUS(status), 0);
+        assert_eq!(code, 0);
     }
 }
