@@ -283,17 +283,21 @@ fn cgroup_cpu() -> Option<f64> {
     us.trim().parse::<f64>().ok().map(|us| us / 1e6)
 }
 
+/// The numbers of one /proc/stat `cpu` line, after its name.
+fn stat_fields(line: &str) -> Vec<u64> {
+    line.split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
 /// Each CPU's busy ticks from /proc/stat: everything but idle, iowait and steal.
 fn cpu_busy() -> Vec<u64> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     stat.lines()
         .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
         .map(|l| {
-            let v: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
+            let v = stat_fields(l);
             // user nice system idle iowait irq softirq steal (guest is inside user)
             v.iter().take(8).sum::<u64>()
                 - v.get(3).unwrap_or(&0)
@@ -342,11 +346,7 @@ fn kernel_ticks() -> Kernel {
         .lines()
         .next()
         .map(|l| {
-            let v: Vec<u64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
+            let v = stat_fields(l);
             v.get(5).unwrap_or(&0) + v.get(6).unwrap_or(&0)
         })
         .unwrap_or(0);
