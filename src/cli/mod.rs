@@ -327,7 +327,7 @@ pub enum Command {
         target: String,
         /// A pcap-filter(7) subset: ip, ip6, arp, icmp, icmp6, tcp, udp, [src|dst]
         /// host/net/port/portrange (numbers or /etc/services names), ether host, vlan [ID],
-        /// and/or/not, parentheses.
+        /// [ip|ip6] proto N|NAME, and/or/not, parentheses.
         #[arg(value_name = "FILTER")]
         filter: Vec<String>,
         /// The pcap file to write, or `-` for stdout.

@@ -134,7 +134,7 @@ impl Prim {
             Prim::Proto(Proto::Ip | Proto::Ip6 | Proto::Arp) | Prim::Net { .. } | Prim::Vlan(_) => {
                 n.ethertype = true
             }
-            Prim::Proto(_) | Prim::Port { .. } => {
+            Prim::Proto(_) | Prim::Port { .. } | Prim::IpProto { .. } => {
                 n.ethertype = true;
                 n.l4 = true;
             }
@@ -581,6 +581,17 @@ impl Asm {
                 a.jump(JEQ, hi, t, f);
             }),
             Prim::Vlan(id) => self.vlan(d, id, t, f),
+            Prim::IpProto { ip, proto } => {
+                let ok = self.label();
+                self.stmt(LD | MEM, s.ethertype);
+                match ip {
+                    Some(Proto::Ip) => self.jump(JEQ, 0x0800, ok, f),
+                    Some(_) => self.jump(JEQ, 0x86dd, ok, f),
+                    None => self.one_of(&[0x0800, 0x86dd], ok, f),
+                }
+                self.place(ok);
+                self.l4_is(d, &[u32::from(proto)], t, f);
+            }
         }
     }
 

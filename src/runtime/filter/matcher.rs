@@ -85,6 +85,13 @@ impl Prim {
                         .is_some_and(|(s, d)| by_dir(dir, inside(s), inside(d)))
             }
             Prim::Ether { dir, mac } => by_dir(dir, f.src_mac == mac, f.dst_mac == mac),
+            Prim::IpProto { ip, proto } => {
+                let family = match ip {
+                    Some(p) => has_proto(f, p),
+                    None => f.ethertype == ETH_IP || f.ethertype == ETH_IP6,
+                };
+                family && f.l4 == Some(proto)
+            }
             Prim::Vlan(id) => {
                 TPIDS.contains(&f.ethertype)
                     && id.is_none_or(|id| f.tci.is_some_and(|t| t & 0x0fff == id))

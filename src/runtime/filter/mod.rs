@@ -77,6 +77,9 @@ pub enum Prim {
     },
     /// `ether [src|dst] host MAC`.
     Ether { dir: Dir, mac: [u8; 6] },
+    /// `[ip|ip6] proto N`: the IPv4 protocol or the IPv6 upper-layer header (past the
+    /// extension headers, as `tcp` is) is N; `ip` is None for either.
+    IpProto { ip: Option<Proto>, proto: u8 },
     /// `vlan` and `vlan ID`: an 802.1Q/802.1ad tag (TPID 0x8100, 0x88a8 or 0x9100) with
     /// that VLAN id.
     Vlan(Option<u16>),
@@ -108,7 +111,7 @@ impl FilterError {
 
 /// The hint for everything pcap has and this subset has not.
 pub const TCPDUMP_HINT: &str = "nslab's filter knows ip, ip6, arp, icmp, icmp6, tcp, udp, \
-     [src|dst] host/net/port/portrange, ether host, vlan, and/or/not and parentheses; for the rest \
+     [src|dst] host/net/port/portrange, ether host, vlan, [ip|ip6] proto, and/or/not and parentheses; for the rest \
      capture everything and filter with tcpdump: `nslab capture NODE:IFACE -w - | tcpdump -r - 'FILTER'`";
 
 #[cfg(test)]

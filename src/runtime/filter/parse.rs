@@ -15,6 +15,7 @@ enum Kind {
     Net,
     Port,
     Range,
+    Proto,
 }
 
 /// The qualifiers of a primitive, kept for the bare values after it.
@@ -91,7 +92,6 @@ const UNSUPPORTED: &[&str] = &[
     "gateway",
     "broadcast",
     "multicast",
-    "proto",
     "protochain",
     "sctp",
     "igmp",
@@ -342,6 +342,13 @@ impl Parser<'_> {
     }
 
     fn check_quals(&self, col: usize, q: Quals) -> Result<(), FilterError> {
+        if q.kind == Kind::Proto && q.dir != Dir::Either {
+            return Err(self.err(
+                col,
+                "a direction cannot qualify `proto`",
+                "write `ip proto N` and add `src host ...` with `and`",
+            ));
+        }
         let ok = match q.kind {
             Kind::Host => matches!(
                 q.proto,
@@ -349,6 +356,7 @@ impl Parser<'_> {
             ),
             Kind::Net => matches!(q.proto, None | Some(Proto::Ip | Proto::Ip6 | Proto::Arp)),
             Kind::Port | Kind::Range => matches!(q.proto, None | Some(Proto::Tcp | Proto::Udp)),
+            Kind::Proto => matches!(q.proto, None | Some(Proto::Ip | Proto::Ip6)),
         };
         if ok {
             return Ok(());
@@ -359,6 +367,7 @@ impl Parser<'_> {
             Kind::Net => "net",
             Kind::Port => "port",
             Kind::Range => "portrange",
+            Kind::Proto => "proto",
         };
         Err(self.err(
             col,
@@ -377,7 +386,8 @@ impl Parser<'_> {
                 "e.g. `host 10.0.0.1`, `net 10.0.0.0/24`, `port 179`, `portrange 1000-2000`",
             ));
         };
-        if let Some(e) = self.refused_word(&w, col) {
+        // A protocol keyword is a value after `proto` (`ip proto tcp`; pcap writes `\tcp`).
+        if let Some(e) = self.refused_word(&w, col).filter(|_| q.kind != Kind::Proto) {
             return Err(e);
         }
         self.at += 1;
@@ -388,6 +398,16 @@ impl Parser<'_> {
             }),
             Kind::Host | Kind::Net => self.net(&w, col, q),
             Kind::Port | Kind::Range => self.ports(&w, col, q),
+            Kind::Proto => {
+                let proto = self.services.protocol(&w).map_err(|what| {
+                    self.err(
+                        col,
+                        what,
+                        "e.g. `ip proto 89`, `ip proto ospf`, `ip6 proto 58`",
+                    )
+                })?;
+                Ok(Prim::IpProto { ip: q.proto, proto })
+            }
         }
     }
 
@@ -600,6 +620,7 @@ fn kind_named(w: &str) -> Option<Kind> {
         "net" => Kind::Net,
         "port" => Kind::Port,
         "portrange" => Kind::Range,
+        "proto" => Kind::Proto,
         _ => return None,
     })
 }

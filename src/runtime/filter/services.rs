@@ -1,5 +1,6 @@
-//! Port names (`port bgp`, `tcp port http`) from the host's /etc/services, read once, as
-//! libpcap resolves them with getservbyname(3) (without NSS: a name must be in the file).
+//! Port names (`port bgp`, `tcp port http`) from the host's /etc/services and protocol
+//! names (`ip proto ospf`) from /etc/protocols, read once, as libpcap resolves them with
+//! getservbyname(3) and getprotobyname(3) (without NSS: a name must be in the file).
 
 use std::sync::OnceLock;
 
@@ -7,11 +8,15 @@ use super::Proto;
 
 /// The file the names come from.
 pub const PATH: &str = "/etc/services";
+/// The file protocol names come from.
+pub const PROTOCOLS: &str = "/etc/protocols";
 
 /// Each name and alias of /etc/services with its port and protocol (TCP or UDP only).
 #[derive(Debug, Default, Clone)]
 pub struct Services {
     entries: Vec<(String, u16, Proto)>,
+    /// Each name and alias of /etc/protocols with its number.
+    protocols: Vec<(String, u8)>,
 }
 
 impl Services {
@@ -39,14 +44,54 @@ impl Services {
                 entries.push((n.to_string(), num, proto));
             }
         }
-        Services { entries }
+        Services {
+            entries,
+            protocols: Vec::new(),
+        }
+    }
+
+    /// Adds protocols(5) lines: `name number [alias...] [# comment]`.
+    pub fn with_protocols(mut self, text: &str) -> Services {
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or_default();
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(num) = words.get(1).and_then(|n| n.parse::<u8>().ok()) else {
+                continue;
+            };
+            for n in std::iter::once(words[0]).chain(words[2..].iter().copied()) {
+                self.protocols.push((n.to_string(), num));
+            }
+        }
+        self
+    }
+
+    /// The number of an IP protocol: a number, a name of /etc/protocols, or `icmp6` (which
+    /// the file calls `ipv6-icmp`); pcap's escaped keywords (`\tcp`) too.
+    pub fn protocol(&self, w: &str) -> Result<u8, String> {
+        let w = w.strip_prefix('\\').unwrap_or(w);
+        if w.chars().all(|c| c.is_ascii_digit()) {
+            return w
+                .parse::<u8>()
+                .map_err(|_| format!("`{w}` is not an IP protocol number (0 to 255)"));
+        }
+        if w == "icmp6" {
+            return Ok(58);
+        }
+        self.protocols
+            .iter()
+            .find(|p| p.0 == w)
+            .map(|p| p.1)
+            .ok_or_else(|| format!("`{w}` is not a protocol number, nor a name in {PROTOCOLS}"))
     }
 
     /// The host's table, read on first use (an unreadable file is an empty table: every
     /// name is then refused with a hint).
     pub fn host() -> &'static Services {
         static HOST: OnceLock<Services> = OnceLock::new();
-        HOST.get_or_init(|| Services::parse(&std::fs::read_to_string(PATH).unwrap_or_default()))
+        HOST.get_or_init(|| {
+            Services::parse(&std::fs::read_to_string(PATH).unwrap_or_default())
+                .with_protocols(&std::fs::read_to_string(PROTOCOLS).unwrap_or_default())
+        })
     }
 
     fn find(&self, name: &str, proto: Proto) -> Option<u16> {
@@ -103,5 +148,13 @@ mod tests {
         );
         assert!(s.port("odd", None).unwrap_err().contains("nor a name"));
         assert!(s.port("bgpx", None).is_err());
+        let s = s.with_protocols("ip 0 IP\ntcp 6 TCP # tcp\nospf 89 OSPFIGP\n");
+        assert_eq!(s.protocol("ospf"), Ok(89));
+        assert_eq!(s.protocol("OSPFIGP"), Ok(89), "an alias");
+        assert_eq!(s.protocol("\\tcp"), Ok(6));
+        assert_eq!(s.protocol("icmp6"), Ok(58));
+        assert_eq!(s.protocol("17"), Ok(17));
+        assert!(s.protocol("256").unwrap_err().contains("0 to 255"));
+        assert!(s.protocol("vrrp").unwrap_err().contains("/etc/protocols"));
     }
 }

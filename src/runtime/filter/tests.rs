@@ -310,6 +310,43 @@ fn port_names_come_from_services() {
     );
 }
 
+#[test]
+fn ip_protocols_by_number_and_name() {
+    let f = sample();
+    assert_eq!(kept("ip proto 6", &f), [0, 1]);
+    assert_eq!(kept("ip6 proto 6", &f), [4]);
+    assert_eq!(kept("proto 17", &f), [2, 6]);
+    assert_eq!(kept("ip6 proto 58 or ip proto 1", &f), [3, 5]);
+    assert_eq!(
+        kept("ip proto 6 or 17", &f),
+        [0, 1, 2],
+        "a bare value repeats `ip proto`"
+    );
+    let s =
+        services::Services::default().with_protocols("tcp 6 TCP\nudp 17 UDP\nospf 89 OSPFIGP\n");
+    let p = |t: &str| parse::parse_with(t, &s);
+    assert_eq!(
+        p("ip proto ospf").unwrap(),
+        Filter::Prim(Prim::IpProto {
+            ip: Some(Proto::Ip),
+            proto: 89
+        })
+    );
+    assert_eq!(p("ip proto tcp").unwrap(), p("ip proto \\tcp").unwrap());
+    assert!(
+        p("proto bogus")
+            .unwrap_err()
+            .what
+            .contains("/etc/protocols")
+    );
+    assert!(
+        p("tcp proto 6")
+            .unwrap_err()
+            .what
+            .contains("cannot qualify `proto`")
+    );
+}
+
 fn refused(filter: &str) -> FilterError {
     match parse(filter) {
         Ok(f) => panic!("{filter} was accepted as {f:?}"),
@@ -366,11 +403,11 @@ fn what_the_subset_lacks_is_refused_by_name_pointing_at_tcpdump() {
         ("tcp and less 64", 9, "`less`"),
         ("mpls 10", 1, "`mpls`"),
         ("tcp[13] & 2 != 0", 4, "byte offsets"),
-        ("ip proto 89", 4, "`proto`"),
+        ("ip broadcast", 4, "`broadcast`"),
         ("len > 100", 1, "`len`"),
         ("ether broadcast", 7, "`broadcast`"),
         ("port 1 or sctp", 11, "`sctp`"),
-        ("(ip proto 89)", 5, "`proto`"),
+        ("(ip multicast)", 5, "`multicast`"),
     ] {
         let e = refused(filter);
         assert_eq!(e.col, col, "{filter}: {e}");

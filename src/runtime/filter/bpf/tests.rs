@@ -110,7 +110,11 @@ fn program(f: &Filter) -> Vec<Insn> {
     compile(f).unwrap_or_else(|| panic!("{f:?} does not compile"))
 }
 
-const MORE: [&str; 22] = [
+const MORE: [&str; 26] = [
+    "ip proto 17",
+    "ip6 proto 6 or ip6 proto 0",
+    "proto 58 or proto 1",
+    "vlan and proto 6",
     "vlan",
     "vlan 10",
     "vlan 20 and vlan 30",
@@ -180,7 +184,11 @@ impl Rng {
 
 fn random_prim(r: &mut Rng) -> Prim {
     let dir = r.pick(&[Dir::Src, Dir::Dst, Dir::Either, Dir::Both]);
-    match r.below(6) {
+    match r.below(7) {
+        6 => Prim::IpProto {
+            ip: r.pick(&[None, Some(Proto::Ip), Some(Proto::Ip6)]),
+            proto: r.pick(&[0, 1, 6, 17, 44, 58, 89]),
+        },
         0 => Prim::Proto(r.pick(&[
             Proto::Ether,
             Proto::Ip,
@@ -359,6 +367,8 @@ fn programs_keep_what_libpcaps_programs_keep() {
     frames.push(tag(&tag(&v4(C, A, 6, 22, 1024), 0x8100, 30), 0x88a8, 20));
     frames.push(tag(&arp(B, C), 0x8100, 10));
     let filters = CROSS_CHECK.iter().chain(&[
+        "ip proto 17",
+        "proto 6",
         "vlan",
         "vlan 10",
         "vlan and ip",
