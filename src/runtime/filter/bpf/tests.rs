@@ -329,7 +329,11 @@ fn libpcap_program(filter: &str) -> Option<Vec<Insn>> {
         .output()
         .ok()?;
     assert!(out.status.success(), "tcpdump -dd {filter}: {out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
+    Some(parse_dd(&String::from_utf8(out.stdout).unwrap()))
+}
+
+/// `tcpdump -dd` output as instructions.
+fn parse_dd(text: &str) -> Vec<Insn> {
     let num = |s: &str| {
         let s = s.trim();
         match s.strip_prefix("0x") {
@@ -337,8 +341,7 @@ fn libpcap_program(filter: &str) -> Option<Vec<Insn>> {
             None => s.parse().unwrap(),
         }
     };
-    let prog = text
-        .lines()
+    text.lines()
         .map(|l| {
             let v: Vec<u32> = l
                 .trim()
@@ -355,8 +358,7 @@ fn libpcap_program(filter: &str) -> Option<Vec<Insn>> {
                 k: v[3],
             }
         })
-        .collect();
-    Some(prog)
+        .collect()
 }
 
 #[test]
@@ -480,4 +482,58 @@ fn the_kernel_accepts_every_program() {
         let prog = program(f);
         attach(&fd, &prog).unwrap_or_else(|e| panic!("{f:?}: {e}\n{}", dump(&prog)));
     }
+}
+
+#[test]
+fn vlan_programs_keep_what_libpcaps_linux_programs_keep() {
+    // With an interface (`-i lo`, root), libpcap on Linux reads the tag from the metadata
+    // too; its programs and ours must agree on frames holding the tag either way.
+    let theirs = |filter: &str| -> Option<Vec<Insn>> {
+        let out = std::process::Command::new("tcpdump")
+            .args(["-dd", "-i", "lo", filter])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| parse_dd(&String::from_utf8_lossy(&out.stdout)))
+    };
+    let frames = [
+        tag(&v4(A, B, 17, 5353, 53), 0x8100, 10),
+        tag(&v4(A, B, 17, 5353, 53), 0x8100, 11),
+        tag(&tag(&v4(C, A, 6, 22, 1024), 0x8100, 30), 0x88a8, 20),
+        tag(&arp(B, C), 0x8100, 10),
+        v4(A, B, 17, 5353, 53),
+    ];
+    let mut differ = Vec::new();
+    for text in [
+        "vlan",
+        "vlan 10",
+        "vlan 10 and udp port 53",
+        "vlan 20 and vlan 30 and tcp",
+        "vlan and arp",
+    ] {
+        let Some(lib) = theirs(text) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tcpdump -d -i lo failed (not root?)"
+            );
+            return;
+        };
+        let ours = program(&parse(text).unwrap());
+        for (i, frame) in frames.iter().enumerate() {
+            for (data, tci) in views(frame) {
+                let skb = Skb {
+                    data: &data,
+                    vlan_tci: tci,
+                };
+                let (a, b) = (run(&ours, &skb), run(&lib, &skb));
+                if a != b {
+                    differ.push(format!(
+                        "`{text}` frame {i} (metadata {tci:?}): nslab {a}, libpcap {b}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
 }
