@@ -901,7 +901,14 @@ fn a_filtered_capture_keeps_exactly_the_matching_frames() {
 
     // A bad filter is refused before anything starts, with its column.
     let o = run(&[
-        "capture", "--lab", "it-capf", "b:eth0", "-w", "-", "port", "bgp",
+        "capture",
+        "--lab",
+        "it-capf",
+        "b:eth0",
+        "-w",
+        "-",
+        "port",
+        "nosuchport",
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
@@ -914,5 +921,126 @@ fn a_filtered_capture_keeps_exactly_the_matching_frames() {
     ]);
     assert!(text(&o).contains("tcpdump -r -"), "{}", text(&o));
     assert!(o.stdout.is_empty(), "no pcap was written");
+    lab.down();
+}
+
+/// Each record of a pcap without its timestamp: (length on the wire, captured bytes).
+fn pcap_records(pcap: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let caplen = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(pcap[at + 12..at + 16].try_into().unwrap());
+        out.push((len, pcap[at + 16..at + 16 + caplen].to_vec()));
+        at += 16 + caplen;
+    }
+    assert_eq!(at, pcap.len(), "records run to the end of the file");
+    out
+}
+
+/// Sends VLAN-tagged frames out of `iface` with a packet socket (no 8021q here): a UDP
+/// datagram to port 53 in VLAN 10, the same in VLAN 11, TCP from port 22 in VLAN 30 inside
+/// 802.1ad VLAN 20 (QinQ), and an ARP request in VLAN 10.
+const TAGGED: &str = r#"
+import socket, struct, sys
+def tag(tpid, vid, rest): return struct.pack("!HH", tpid, vid) + rest
+ip = lambda proto, l4: struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, proto, 0,
+    bytes([10, 9, 9, 1]), bytes([10, 9, 9, 2])) + l4
+udp = struct.pack("!HHHH", 5353, 53, 8, 0)
+tcp = struct.pack("!HHIIBBHHH", 22, 40000, 0, 0, 0x50, 2, 1024, 0, 0)
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, b"\x02\0\0\0\0\x09",
+    bytes([10, 9, 9, 1]), b"\0" * 6, bytes([10, 9, 9, 2]))
+macs = b"\xff" * 6 + b"\x02\0\0\0\0\x09"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for body in [tag(0x8100, 10, b"\x08\0" + ip(17, udp)), tag(0x8100, 11, b"\x08\0" + ip(17, udp)),
+             tag(0x88a8, 20, tag(0x8100, 0x2000 | 30, b"\x08\0" + ip(6, tcp))),
+             tag(0x8100, 10, b"\x08\x06" + arp)]:
+    s.send(macs + body + b"\0" * 8)
+"#;
+
+#[test]
+fn a_capture_filtered_in_the_kernel_equals_one_filtered_in_nslab() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-capbpf",
+        "addressing: { ipv6: fd00:1ac::/48 }\nnodes: { a: {}, b: {} }\nlinks:\n  - [a:eth0, b:eth0]\n",
+    );
+    lab.up();
+    let (a4, b4) = (lab.addr("a", "eth0", false), lab.addr("b", "eth0", false));
+    let b6 = lab.addr("b", "eth0", true);
+    let src_a = format!("icmp and src host {a4}");
+    // (filter, frames the test sends that it keeps): the tagged frames go out of a (b
+    // receives them, the kernel takes the outer tag into the metadata) and out of b
+    // itself (the tag stays inline), so each tagged one counts twice.
+    let filters: [(&str, usize); 7] = [
+        ("vlan", 8),
+        ("vlan 10 and udp port 53", 2),
+        ("vlan 20 and vlan 30 and tcp src port ssh", 2),
+        ("vlan 10 and arp host 10.9.9.2", 2),
+        ("udp port 7001", 5),
+        (&src_a, 2),
+        ("ip6 and udp dst port 7001", 2),
+    ];
+    let captures: Vec<_> = filters
+        .iter()
+        .flat_map(|(f, _)| {
+            ["kernel", "user"].map(|place| {
+                start_capture(&[
+                    "capture",
+                    "--lab",
+                    "it-capbpf",
+                    "b:eth0",
+                    "-w",
+                    "-",
+                    "--filter-in",
+                    place,
+                    f,
+                ])
+            })
+        })
+        .collect();
+    assert!(
+        lab.exec("a", &["ping", "-c2", "-i0.2", &b4])
+            .status
+            .success()
+    );
+    for (node, dst) in [
+        ("a", format!("UDP4-SENDTO:{b4}:7001")),
+        ("a", format!("UDP4-SENDTO:{b4}:7001")),
+        ("a", format!("UDP4-SENDTO:{b4}:7001")),
+        ("a", format!("UDP6-SENDTO:[{b6}]:7001")),
+        ("a", format!("UDP6-SENDTO:[{b6}]:7001")),
+    ] {
+        let o = lab.exec(node, &["sh", "-c", &format!("echo x | socat -u - {dst}")]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    for node in ["a", "b"] {
+        let o = lab.exec(node, &["python3", "-c", TAGGED, "eth0"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let streams: Vec<Vec<(u32, Vec<u8>)>> = captures
+        .into_iter()
+        .map(|c| pcap_records(&stop_capture(c)))
+        .collect();
+    for (i, (filter, want)) in filters.iter().enumerate() {
+        let (kernel, user) = (&streams[2 * i], &streams[2 * i + 1]);
+        assert_eq!(
+            kernel, user,
+            "`{filter}`: kernel-filtered and nslab-filtered differ"
+        );
+        assert_eq!(kernel.len(), *want, "`{filter}`: {kernel:02x?}");
+    }
+    // The tag the kernel took out of a received frame is back in the pcap.
+    let tagged = &streams[0];
+    assert!(
+        tagged
+            .iter()
+            .all(|(_, f)| f[12..14] == [0x81, 0x00] || f[12..14] == [0x88, 0xa8])
+    );
+    assert!(tagged.iter().all(|(len, f)| *len as usize == f.len()));
     lab.down();
 }

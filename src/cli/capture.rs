@@ -1,4 +1,5 @@
-//! `nslab capture NODE:IFACE [FILTER...] -w FILE|- [-c COUNT] [--duration D]`
+//! `nslab capture NODE:IFACE [FILTER...] -w FILE|- [-c COUNT] [--duration D]
+//! [--filter-in kernel|user]`
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,8 @@ pub struct Args<'a> {
     pub duration: Option<Duration>,
     /// The filter's words, joined by spaces as tcpdump joins them.
     pub filter: &'a [String],
+    /// Run the filter in the kernel (a BPF program), not in nslab.
+    pub in_kernel: bool,
 }
 
 pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
@@ -32,6 +35,25 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         Ok::<_, RuntimeError>((s.capture(a.target).await?, s.live.dir.clone()))
     })?;
     drop(rt);
+    // The kernel program, when there is a filter (and it fits the kernel's limit).
+    let filter = match filter
+        .as_ref()
+        .filter(|_| a.in_kernel)
+        .and_then(filter::bpf::compile)
+    {
+        Some(prog) => {
+            capture::attach(&fd, &prog).map_err(|e| RuntimeError::Host {
+                lab: lab.clone(),
+                source: io::Error::new(
+                    e.kind(),
+                    format!("attach the capture filter to {}: {e}", a.target),
+                ),
+            })?;
+            None
+        }
+        None => filter,
+    };
+    let in_user = if filter.is_some() { ", in nslab" } else { "" };
     // SIGINT and SIGTERM end the capture cleanly: the file stays a whole pcap. So does the
     // lab going down, which would otherwise leave the capture waiting forever.
     stop_on_signals()?;
@@ -53,7 +75,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     let to = if a.write == "-" { "stdout" } else { a.write };
     let matching = match text.trim() {
         "" => String::new(),
-        t => format!(" (frames matching `{t}`)"),
+        t => format!(" (frames matching `{t}`{in_user})"),
     };
     crate::errln!(
         "nslab: capturing on {}{matching} (lab `{lab}`) to {to}; Ctrl-C stops",

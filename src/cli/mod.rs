@@ -318,14 +318,16 @@ pub enum Command {
     /// in the node. `-w -` streams to stdout, for example into `tcpdump -r -` or
     /// `wireshark -k -i -`. Stops after -c packets, after --duration, or on Ctrl-C.
     /// A filter after the target keeps only the frames it matches, for example
-    /// `nslab capture r1:eth0 -w bgp.pcap tcp port 179`.
+    /// `nslab capture r1:eth0 -w bgp.pcap tcp port 179`; the kernel runs it (classic BPF),
+    /// so the frames it drops never reach nslab.
     Capture {
         #[arg(long)]
         lab: Option<String>,
         /// NODE:IFACE, for example r1:eth0.
         target: String,
         /// A pcap-filter(7) subset: ip, ip6, arp, icmp, icmp6, tcp, udp, [src|dst]
-        /// host/net/port/portrange, ether host, and/or/not, parentheses.
+        /// host/net/port/portrange (numbers or /etc/services names), ether host, vlan [ID],
+        /// [ip|ip6] proto N|NAME, and/or/not, parentheses.
         #[arg(value_name = "FILTER")]
         filter: Vec<String>,
         /// The pcap file to write, or `-` for stdout.
@@ -337,6 +339,10 @@ pub enum Command {
         /// Stop after this long (for example 10s, 500ms).
         #[arg(long, value_name = "D", value_parser = duration_arg)]
         duration: Option<Duration>,
+        /// Where the filter runs: `kernel` (a BPF program on the socket) or `user` (every
+        /// frame is copied to nslab and matched there, the reference; to compare).
+        #[arg(long, value_name = "WHERE", default_value = "kernel", value_parser = ["kernel", "user"])]
+        filter_in: String,
     },
     /// Show the lab's event log: every link, node and capture command, with its time.
     Events {
@@ -766,6 +772,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             count,
             duration,
             filter,
+            filter_in,
         } => capture::run(
             host,
             capture::Args {
@@ -775,6 +782,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 count,
                 duration,
                 filter: &filter,
+                in_kernel: filter_in == "kernel",
             },
         ),
         Command::K8s {

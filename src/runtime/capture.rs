@@ -1,7 +1,8 @@
 //! `nslab capture NODE:IFACE`: the packets on a node's interface, both directions, as a
 //! pcap stream that tcpdump, tshark and wireshark read. An AF_PACKET socket is opened inside
 //! the node's network namespace and bound to the interface, so nothing needs installing in
-//! the node.
+//! the node. A filter runs in the kernel as a classic BPF program on that socket
+//! ([`attach`]), so frames it drops are never copied to nslab.
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::filter::Filter;
+use super::filter::bpf::{Insn, reject_all};
 use super::link::parse_target;
 use super::{LiveLab, RuntimeError};
 use crate::apply::netlink::NetlinkKernel;
@@ -19,6 +21,7 @@ const LINKTYPE_ETHERNET: u32 = 1;
 
 /// When to stop: after `count` packets, after `duration`, or when `stop` is set; and which
 /// frames to keep (all without a filter). `count` counts the frames kept, as tcpdump's -c.
+/// `filter` is matched in user space: leave it out when the kernel runs it ([`attach`]).
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
     pub count: Option<u64>,
@@ -98,7 +101,168 @@ fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
             std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
         )
     };
+    // Each frame's metadata, for the VLAN tag the kernel took out of it on receive.
+    setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
     Ok(fd)
+}
+
+fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: setsockopt with an int of its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub(crate) fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
+    let mut insns: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let fprog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_mut_ptr(),
+    };
+    // SAFETY: the kernel copies the program during the call; `insns` outlives it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs `prog` in the kernel on the capture socket, as libpcap does: a program that keeps
+/// nothing first, then the frames queued since bind (which no filter saw) are drained,
+/// then the real program. It is locked, so nothing can replace it on this socket.
+pub fn attach(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
+    attach_filter(fd, &reject_all())?;
+    let mut buf = [0u8; 1];
+    loop {
+        // SAFETY: recv into a 1-byte buffer we own; the frame is discarded.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::Interrupted => continue,
+                // A link going down meanwhile says so once; the queue is still drained.
+                _ if e.raw_os_error() == Some(libc::ENETDOWN) => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+    attach_filter(fd, prog)?;
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_LOCK_FILTER, 1)
+}
+
+/// One frame as received: its length on the wire, where it came from, and a VLAN tag
+/// (TPID, TCI) the kernel took out of it.
+struct Received {
+    len: usize,
+    ifindex: i32,
+    pkttype: u8,
+    tag: Option<(u16, u16)>,
+}
+
+/// recvmsg into `buf` with the frame's auxiliary data (PACKET_AUXDATA).
+fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: all-zero sockaddr_ll, iovec, msghdr and control buffer are valid; recvmsg
+    // fills them within the sizes given; CMSG_* walk only the control length returned.
+    unsafe {
+        let mut from: libc::sockaddr_ll = std::mem::zeroed();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 16];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = &mut from as *mut _ as *mut libc::c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let n = libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut msg,
+            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        );
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut tag = None;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
+                let aux =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::tpacket_auxdata);
+                tag = vlan_of(&aux);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        Ok(Received {
+            len: n as usize,
+            ifindex: from.sll_ifindex,
+            pkttype: from.sll_pkttype,
+            tag,
+        })
+    }
+}
+
+/// The tag in a frame's metadata, as libpcap reads it: a TCI or the valid flag, and the
+/// TPID when the kernel gives one (802.1Q otherwise).
+fn vlan_of(aux: &libc::tpacket_auxdata) -> Option<(u16, u16)> {
+    if aux.tp_vlan_tci == 0 && aux.tp_status & libc::TP_STATUS_VLAN_VALID == 0 {
+        return None;
+    }
+    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+        aux.tp_vlan_tpid
+    } else {
+        libc::ETH_P_8021Q as u16
+    };
+    Some((tpid, aux.tp_vlan_tci))
+}
+
+/// Puts a tag back after the MACs: the frame was received at `buf[4..]`; the result
+/// starts at `buf[0]`.
+fn put_tag_back(buf: &mut [u8], caplen: usize, (tpid, tci): (u16, u16)) -> usize {
+    if caplen < 12 {
+        buf.copy_within(4..4 + caplen, 0);
+        return caplen;
+    }
+    buf.copy_within(4..16, 0);
+    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+    buf[14..16].copy_from_slice(&tci.to_be_bytes());
+    caplen + 4
 }
 
 /// The pcap file header (microsecond timestamps, Ethernet).
@@ -141,7 +305,7 @@ pub fn run(
     out.flush()?;
     let start = Instant::now();
     let mut stats = Stats::default();
-    let mut buf = vec![0u8; SNAPLEN as usize];
+    let mut buf = vec![0u8; SNAPLEN as usize + 4];
     loop {
         if stop.load(Ordering::Relaxed) || limits.count.is_some_and(|c| stats.packets >= c) {
             break;
@@ -171,40 +335,34 @@ pub fn run(
         if n == 0 {
             continue;
         }
-        // SAFETY: recvfrom into our buffer and an address of the right size; MSG_TRUNC
-        // returns the frame's real length.
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        let len = unsafe {
-            libc::recvfrom(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-                &mut from as *mut _ as *mut libc::sockaddr,
-                &mut from_len,
-            )
-        };
-        if len < 0 {
-            let e = io::Error::last_os_error();
+        // Received 4 bytes in, so a tag the kernel took out can be put back in front.
+        let got = match recv(fd, &mut buf[4..]) {
+            Ok(r) => r,
             // ENETDOWN: the interface went down (`nslab link down`); the capture goes on
             // and sees the traffic again when it comes back up.
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) || e.raw_os_error() == Some(libc::ENETDOWN)
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) || e.raw_os_error() == Some(libc::ENETDOWN) =>
             {
                 continue;
             }
-            return Err(e);
-        }
+            Err(e) => return Err(e),
+        };
         // On loopback every packet is seen leaving and arriving: keep one copy, as
         // libpcap does.
-        if from.sll_ifindex == 1 && from.sll_pkttype == libc::PACKET_OUTGOING {
+        if got.ifindex == 1 && got.pkttype == libc::PACKET_OUTGOING {
             continue;
         }
-        let len = len as usize;
-        let frame = &buf[..len.min(buf.len())];
+        let caplen = got.len.min(SNAPLEN as usize);
+        let (frame, len) = match got.tag {
+            Some(tag) => {
+                let n = put_tag_back(&mut buf, caplen, tag);
+                (&buf[..n], got.len + 4)
+            }
+            None => (&buf[4..4 + caplen], got.len),
+        };
         if limits.filter.as_ref().is_some_and(|f| !f.matches(frame)) {
             continue;
         }
@@ -222,6 +380,30 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_from_the_metadata_goes_back_after_the_macs() {
+        let frame: Vec<u8> = (0u8..20).collect();
+        let mut buf = vec![0u8; 4];
+        buf.extend_from_slice(&frame);
+        let n = put_tag_back(&mut buf, frame.len(), (0x88a8, 0x2000 | 10));
+        assert_eq!(n, 24);
+        assert_eq!(&buf[..12], &frame[..12]);
+        assert_eq!(&buf[12..16], &[0x88, 0xa8, 0x20, 0x0a]);
+        assert_eq!(&buf[16..24], &frame[12..]);
+        // SAFETY: an all-zero tpacket_auxdata is valid.
+        let mut aux: libc::tpacket_auxdata = unsafe { std::mem::zeroed() };
+        assert_eq!(vlan_of(&aux), None, "no tag");
+        aux.tp_status = libc::TP_STATUS_VLAN_VALID;
+        assert_eq!(
+            vlan_of(&aux),
+            Some((0x8100, 0)),
+            "VLAN 0, TPID by default 802.1Q"
+        );
+        aux.tp_status |= libc::TP_STATUS_VLAN_TPID_VALID;
+        (aux.tp_vlan_tpid, aux.tp_vlan_tci) = (0x88a8, 20);
+        assert_eq!(vlan_of(&aux), Some((0x88a8, 20)));
+    }
 
     #[test]
     fn pcap_header_and_records_follow_the_format() {

@@ -2,7 +2,8 @@
 //! protocol, ports), then the tree is walked. IPv6 extension headers (hop-by-hop,
 //! routing, destination options, fragment, AH) are skipped to reach TCP/UDP/ICMPv6; as in
 //! pcap, a fragment other than the first has no ports, and a VLAN-tagged frame is neither
-//! `ip` nor `ip6`.
+//! `ip` nor `ip6` (a primitive after `vlan` reads past the tag: it is decoded again, 4
+//! bytes further on).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -11,6 +12,8 @@ use super::{Dir, Filter, Prim, Proto};
 const ETH_IP: u16 = 0x0800;
 const ETH_IP6: u16 = 0x86dd;
 const ETH_ARP: u16 = 0x0806;
+/// The tag protocol ids pcap's `vlan` accepts: 802.1Q, 802.1ad, and the old QinQ one.
+pub const TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 
@@ -19,7 +22,10 @@ const UDP: u8 = 17;
 struct Frame {
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
+    /// The ethertype after the MACs and the tags skipped (0 if the frame ends before).
     ethertype: u16,
+    /// The 2 bytes after the ethertype: a tag's TCI when the ethertype is a TPID.
+    tci: Option<u16>,
     /// Source and destination: of the IP header, or ARP's sender and target.
     addrs: Option<(IpAddr, IpAddr)>,
     /// The IPv4 protocol or the IPv6 upper-layer header.
@@ -29,19 +35,22 @@ struct Frame {
 
 impl Filter {
     /// True if the frame (from its Ethernet header on) passes the filter.
+    /// A VLAN tag the kernel took out of the frame must be put back first (as libpcap
+    /// does, and as the pcap nslab writes has it).
     pub fn matches(&self, frame: &[u8]) -> bool {
-        match decode(frame) {
-            Some(f) => self.eval(&f),
+        match decode(frame, 0) {
+            Some(f) => self.eval(frame, &f),
             None => false,
         }
     }
 
-    fn eval(&self, f: &Frame) -> bool {
+    fn eval(&self, b: &[u8], f: &Frame) -> bool {
         match self {
-            Filter::Not(a) => !a.eval(f),
-            Filter::And(a, b) => a.eval(f) && b.eval(f),
-            Filter::Or(a, b) => a.eval(f) || b.eval(f),
+            Filter::Not(a) => !a.eval(b, f),
+            Filter::And(a, c) => a.eval(b, f) && c.eval(b, f),
+            Filter::Or(a, c) => a.eval(b, f) || c.eval(b, f),
             Filter::Prim(p) => p.eval(f),
+            Filter::Tagged(n, p) => decode(b, *n).is_some_and(|f| p.eval(&f)),
         }
     }
 }
@@ -76,6 +85,17 @@ impl Prim {
                         .is_some_and(|(s, d)| by_dir(dir, inside(s), inside(d)))
             }
             Prim::Ether { dir, mac } => by_dir(dir, f.src_mac == mac, f.dst_mac == mac),
+            Prim::IpProto { ip, proto } => {
+                let family = match ip {
+                    Some(p) => has_proto(f, p),
+                    None => f.ethertype == ETH_IP || f.ethertype == ETH_IP6,
+                };
+                family && f.l4 == Some(proto)
+            }
+            Prim::Vlan(id) => {
+                TPIDS.contains(&f.ethertype)
+                    && id.is_none_or(|id| f.tci.is_some_and(|t| t & 0x0fff == id))
+            }
         }
     }
 }
@@ -125,14 +145,18 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-fn decode(b: &[u8]) -> Option<Frame> {
+/// The frame seen past `tags` VLAN tags; `None` if it is shorter than an Ethernet header.
+fn decode(b: &[u8], tags: u8) -> Option<Frame> {
+    let skip = 4 * usize::from(tags);
+    be16(b, 12)?;
+    let l3 = b.get(14 + skip..).unwrap_or_default();
     let mut f = Frame {
         dst_mac: b.get(0..6)?.try_into().ok()?,
         src_mac: b.get(6..12)?.try_into().ok()?,
-        ethertype: be16(b, 12)?,
+        ethertype: be16(b, 12 + skip).unwrap_or(0),
+        tci: be16(l3, 0),
         ..Frame::default()
     };
-    let l3 = &b[14..];
     match f.ethertype {
         ETH_IP => ipv4(l3, &mut f),
         ETH_IP6 => ipv6(l3, &mut f),

@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 
 use super::lex::{Spanned, Tok, lex};
-use super::{Dir, Filter, FilterError, Prim, Proto, TCPDUMP_HINT};
+use super::services::Services;
+use super::{Dir, Filter, FilterError, MAX_TAGS, Prim, Proto, TCPDUMP_HINT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -14,6 +15,7 @@ enum Kind {
     Net,
     Port,
     Range,
+    Proto,
 }
 
 /// The qualifiers of a primitive, kept for the bare values after it.
@@ -29,16 +31,27 @@ struct Parser<'a> {
     toks: Vec<Spanned>,
     at: usize,
     last: Option<Quals>,
+    /// The `vlan` keywords read so far.
+    tags: u8,
+    services: &'a Services,
 }
 
-/// Parses a filter (the words after the target, joined by spaces).
+/// Parses a filter (the words after the target, joined by spaces); port names come from
+/// the host's /etc/services.
 pub fn parse(text: &str) -> Result<Filter, FilterError> {
+    parse_with(text, Services::host())
+}
+
+/// [`parse`] with the port names of `services`.
+pub fn parse_with(text: &str, services: &Services) -> Result<Filter, FilterError> {
     let toks = lex(text)?;
     let mut p = Parser {
         text,
         toks,
         at: 0,
         last: None,
+        tags: 0,
+        services,
     };
     if p.toks.is_empty() {
         return Err(p.err(
@@ -71,7 +84,6 @@ const UNSUPPORTED: &[&str] = &[
     "greater",
     "less",
     "len",
-    "vlan",
     "mpls",
     "pppoed",
     "pppoes",
@@ -80,7 +92,6 @@ const UNSUPPORTED: &[&str] = &[
     "gateway",
     "broadcast",
     "multicast",
-    "proto",
     "protochain",
     "sctp",
     "igmp",
@@ -198,7 +209,14 @@ impl Parser<'_> {
                 self.at += 1;
                 Ok(f)
             }
-            Some(Tok::Word(_)) => self.primitive().map(Filter::Prim),
+            Some(Tok::Word(_)) => {
+                let tags = self.tags;
+                let prim = self.primitive()?;
+                Ok(match tags {
+                    0 => Filter::Prim(prim),
+                    n => Filter::Tagged(n, prim),
+                })
+            }
             Some(t) => Err(self.err(
                 col,
                 format!("expected a primitive, found `{}`", show(&t)),
@@ -218,6 +236,9 @@ impl Parser<'_> {
     /// `[proto] [dir] [kind] value`, `proto` alone, or a bare value.
     fn primitive(&mut self) -> Result<Prim, FilterError> {
         let start = self.col();
+        if self.peek_word(0) == Some("vlan") {
+            return self.vlan(start);
+        }
         let proto = self.peek_word(0).and_then(proto_named);
         if proto.is_some() {
             self.at += 1;
@@ -252,6 +273,37 @@ impl Parser<'_> {
         let prim = self.value(quals)?;
         self.last = Some(quals);
         Ok(prim)
+    }
+
+    /// `vlan [ID]`; what follows reads past the tag.
+    fn vlan(&mut self, col: usize) -> Result<Prim, FilterError> {
+        if self.tags == MAX_TAGS {
+            return Err(self.err(
+                col,
+                format!("more than {MAX_TAGS} `vlan` keywords"),
+                "nslab reads at most two tags (QinQ); filter deeper stacks with tcpdump",
+            ));
+        }
+        self.at += 1;
+        self.tags += 1;
+        self.last = None;
+        let Some(w) = self.peek_word(0) else {
+            return Ok(Prim::Vlan(None));
+        };
+        if !w.starts_with(|c: char| c.is_ascii_digit()) {
+            return Ok(Prim::Vlan(None));
+        }
+        match w.parse::<u16>() {
+            Ok(id) if id < 4096 => {
+                self.at += 1;
+                Ok(Prim::Vlan(Some(id)))
+            }
+            _ => Err(self.err(
+                self.col(),
+                format!("`{w}` is not a VLAN id"),
+                "a VLAN id is 0 to 4095",
+            )),
+        }
     }
 
     /// A first word that is neither a qualifier nor an address (a bare address is a host,
@@ -290,6 +342,13 @@ impl Parser<'_> {
     }
 
     fn check_quals(&self, col: usize, q: Quals) -> Result<(), FilterError> {
+        if q.kind == Kind::Proto && q.dir != Dir::Either {
+            return Err(self.err(
+                col,
+                "a direction cannot qualify `proto`",
+                "write `ip proto N` and add `src host ...` with `and`",
+            ));
+        }
         let ok = match q.kind {
             Kind::Host => matches!(
                 q.proto,
@@ -297,6 +356,7 @@ impl Parser<'_> {
             ),
             Kind::Net => matches!(q.proto, None | Some(Proto::Ip | Proto::Ip6 | Proto::Arp)),
             Kind::Port | Kind::Range => matches!(q.proto, None | Some(Proto::Tcp | Proto::Udp)),
+            Kind::Proto => matches!(q.proto, None | Some(Proto::Ip | Proto::Ip6)),
         };
         if ok {
             return Ok(());
@@ -307,6 +367,7 @@ impl Parser<'_> {
             Kind::Net => "net",
             Kind::Port => "port",
             Kind::Range => "portrange",
+            Kind::Proto => "proto",
         };
         Err(self.err(
             col,
@@ -325,7 +386,8 @@ impl Parser<'_> {
                 "e.g. `host 10.0.0.1`, `net 10.0.0.0/24`, `port 179`, `portrange 1000-2000`",
             ));
         };
-        if let Some(e) = self.refused_word(&w, col) {
+        // A protocol keyword is a value after `proto` (`ip proto tcp`; pcap writes `\tcp`).
+        if let Some(e) = self.refused_word(&w, col).filter(|_| q.kind != Kind::Proto) {
             return Err(e);
         }
         self.at += 1;
@@ -336,6 +398,16 @@ impl Parser<'_> {
             }),
             Kind::Host | Kind::Net => self.net(&w, col, q),
             Kind::Port | Kind::Range => self.ports(&w, col, q),
+            Kind::Proto => {
+                let proto = self.services.protocol(&w).map_err(|what| {
+                    self.err(
+                        col,
+                        what,
+                        "e.g. `ip proto 89`, `ip proto ospf`, `ip6 proto 58`",
+                    )
+                })?;
+                Ok(Prim::IpProto { ip: q.proto, proto })
+            }
         }
     }
 
@@ -453,28 +525,45 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// A port number or a name of /etc/services; a name may narrow the protocol.
+    fn port(
+        &self,
+        s: &str,
+        col: usize,
+        proto: Option<Proto>,
+    ) -> Result<(Option<Proto>, u16), FilterError> {
+        if s.chars().all(|c| c.is_ascii_digit()) {
+            return match s.parse::<u16>() {
+                Ok(p) => Ok((proto, p)),
+                Err(_) => Err(self.err(
+                    col,
+                    format!("`{s}` is not a port number"),
+                    "a port is 0 to 65535",
+                )),
+            };
+        }
+        self.services.port(s, proto).map_err(|what| {
+            self.err(
+                col,
+                what,
+                "give the number (bgp is 179, ssh 22), or the name /etc/services has",
+            )
+        })
+    }
+
     fn ports(&self, w: &str, col: usize, q: Quals) -> Result<Prim, FilterError> {
-        let port = |s: &str| -> Result<u16, FilterError> {
-            s.parse::<u16>().map_err(|_| {
-                let hint = if s.chars().all(|c| c.is_ascii_digit()) {
-                    "a port is 0 to 65535"
-                } else {
-                    "service names are not looked up: give the number (bgp is 179, ssh 22)"
-                };
-                self.err(col, format!("`{s}` is not a port number"), hint)
-            })
-        };
-        let (lo, hi) = if q.kind == Kind::Range {
-            let Some((a, b)) = w.split_once('-') else {
+        let ((proto, lo), (_, hi)) = if q.kind == Kind::Range {
+            let Some(parts) = self.range(w, col, q.proto) else {
                 return Err(self.err(
                     col,
                     format!("`{w}` is not a port range"),
                     "e.g. `portrange 1000-2000`",
                 ));
             };
-            (port(a)?, port(b)?)
+            parts?
         } else {
-            (port(w)?, port(w)?)
+            let p = self.port(w, col, q.proto)?;
+            (p, p)
         };
         if lo > hi {
             return Err(self.err(
@@ -484,11 +573,36 @@ impl Parser<'_> {
             ));
         }
         Ok(Prim::Port {
-            proto: q.proto,
+            proto,
             dir: q.dir,
             lo,
             hi,
         })
+    }
+
+    /// `A-B`, split at the first `-` whose two sides are ports (names may hold a `-`):
+    /// `None` if there is no `-`. The range takes the protocol its start narrows to.
+    #[allow(clippy::type_complexity)]
+    fn range(
+        &self,
+        w: &str,
+        col: usize,
+        proto: Option<Proto>,
+    ) -> Option<Result<((Option<Proto>, u16), (Option<Proto>, u16)), FilterError>> {
+        let cuts: Vec<usize> = w.match_indices('-').map(|m| m.0).collect();
+        let first = *cuts.first()?;
+        for &i in &cuts {
+            if let (Ok(a), Ok(b)) = (
+                self.port(&w[..i], col, proto),
+                self.port(&w[i + 1..], col, proto),
+            ) {
+                return Some(Ok((a, b)));
+            }
+        }
+        Some(
+            self.port(&w[..first], col, proto)
+                .and_then(|a| Ok((a, self.port(&w[first + 1..], col, proto)?))),
+        )
     }
 }
 
@@ -506,6 +620,7 @@ fn kind_named(w: &str) -> Option<Kind> {
         "net" => Kind::Net,
         "port" => Kind::Port,
         "portrange" => Kind::Range,
+        "proto" => Kind::Proto,
         _ => return None,
     })
 }

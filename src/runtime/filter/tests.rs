@@ -5,7 +5,7 @@ use super::*;
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
 
-fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = MAC_B.to_vec();
     f.extend_from_slice(&MAC_A);
     f.extend_from_slice(&ethertype.to_be_bytes());
@@ -14,14 +14,21 @@ fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An L4 header: ports for TCP/UDP, type and code for ICMP.
-fn l4(proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn l4(proto: u8, sport: u16, dport: u16) -> Vec<u8> {
     let mut h = sport.to_be_bytes().to_vec();
     h.extend_from_slice(&dport.to_be_bytes());
     h.resize(if proto == 6 { 20 } else { 8 }, 0);
     h
 }
 
-fn v4_frag(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16, off: u16) -> Vec<u8> {
+pub(super) fn v4_frag(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    off: u16,
+) -> Vec<u8> {
     let mut ip = vec![0x45, 0, 0, 0, 0, 0];
     ip.extend_from_slice(&off.to_be_bytes());
     ip.extend_from_slice(&[64, proto, 0, 0]);
@@ -31,12 +38,19 @@ fn v4_frag(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16, off: u
     eth(0x0800, &ip)
 }
 
-fn v4(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn v4(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16) -> Vec<u8> {
     v4_frag(src, dst, proto, sport, dport, 0)
 }
 
 /// IPv6 with the given extension headers (next-header numbers) before `proto`.
-fn v6_ext(src: &str, dst: &str, exts: &[u8], proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn v6_ext(
+    src: &str,
+    dst: &str,
+    exts: &[u8],
+    proto: u8,
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
     let chain: Vec<u8> = exts.iter().copied().chain([proto]).collect();
     let mut ip = vec![0x60, 0, 0, 0, 0, 0, chain[0], 64];
     ip.extend(src.parse::<std::net::Ipv6Addr>().unwrap().octets());
@@ -55,11 +69,11 @@ fn v6_ext(src: &str, dst: &str, exts: &[u8], proto: u8, sport: u16, dport: u16) 
     eth(0x86dd, &ip)
 }
 
-fn v6(src: &str, dst: &str, proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn v6(src: &str, dst: &str, proto: u8, sport: u16, dport: u16) -> Vec<u8> {
     v6_ext(src, dst, &[], proto, sport, dport)
 }
 
-fn arp(sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
+pub(super) fn arp(sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
     let mut a = vec![0, 1, 8, 0, 6, 4, 0, 1];
     a.extend_from_slice(&MAC_A);
     a.extend_from_slice(&sender);
@@ -68,9 +82,9 @@ fn arp(sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
     eth(0x0806, &a)
 }
 
-const A: [u8; 4] = [10, 0, 0, 1];
-const B: [u8; 4] = [10, 0, 0, 2];
-const C: [u8; 4] = [192, 168, 1, 9];
+pub(super) const A: [u8; 4] = [10, 0, 0, 1];
+pub(super) const B: [u8; 4] = [10, 0, 0, 2];
+pub(super) const C: [u8; 4] = [192, 168, 1, 9];
 
 fn m(filter: &str, frame: &[u8]) -> bool {
     parse(filter)
@@ -79,14 +93,14 @@ fn m(filter: &str, frame: &[u8]) -> bool {
 }
 
 /// Which of `frames` the filter keeps, by index.
-fn kept(filter: &str, frames: &[Vec<u8>]) -> Vec<usize> {
+pub(super) fn kept(filter: &str, frames: &[Vec<u8>]) -> Vec<usize> {
     let f = parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
     (0..frames.len())
         .filter(|&i| f.matches(&frames[i]))
         .collect()
 }
 
-fn sample() -> Vec<Vec<u8>> {
+pub(super) fn sample() -> Vec<Vec<u8>> {
     vec![
         v4(A, B, 6, 40000, 179),                // 0 tcp A->B :179
         v4(B, A, 6, 179, 40000),                // 1 tcp B->A from :179
@@ -229,6 +243,110 @@ fn short_or_foreign_frames_never_match_and_never_panic() {
     assert!(!m("ip or ip6 or arp", &eth(0x88cc, &[0; 40])), "LLDP");
 }
 
+#[test]
+fn vlan_moves_what_follows_past_the_tag() {
+    let udp = v4(A, B, 17, 5353, 53);
+    let tag = |f: &[u8], tpid: u16, tci: u16| {
+        let mut t = f[..12].to_vec();
+        t.extend_from_slice(&tpid.to_be_bytes());
+        t.extend_from_slice(&tci.to_be_bytes());
+        t.extend_from_slice(&f[12..]);
+        t
+    };
+    let one = tag(&udp, 0x8100, 0x2000 | 10);
+    let two = tag(&one, 0x88a8, 20);
+    assert!(m("vlan", &one) && m("vlan 10", &one) && !m("vlan 11", &one));
+    assert!(!m("ip", &one) && m("vlan and ip", &one) && m("vlan 10 and udp port 53", &one));
+    assert!(m("vlan 20 and vlan 10 and udp", &two) && !m("vlan 10 and vlan 20", &two));
+    assert!(!m("vlan", &udp) && m("ip and not vlan", &udp));
+    // As in pcap, the offsets move for everything after `vlan`, even across `or`.
+    assert!(
+        !m("vlan 10 or ip", &udp),
+        "the `ip` after `vlan` reads past a tag"
+    );
+    assert!(!m("not vlan and ip", &udp));
+    let prim = |p| Filter::Prim(p);
+    assert_eq!(
+        parse("vlan 10 and ip").unwrap(),
+        Filter::And(
+            Box::new(prim(Prim::Vlan(Some(10)))),
+            Box::new(Filter::Tagged(1, Prim::Proto(Proto::Ip)))
+        )
+    );
+}
+
+#[test]
+fn port_names_come_from_services() {
+    let s = services::Services::parse(
+        "ssh 22/tcp\nbgp 179/tcp\ndomain 53/tcp\ndomain 53/udp\nhttp 80/tcp www\n",
+    );
+    let p = |t: &str| parse::parse_with(t, &s);
+    let port = |proto, lo: u16| {
+        Filter::Prim(Prim::Port {
+            proto,
+            dir: Dir::Either,
+            lo,
+            hi: lo,
+        })
+    };
+    assert_eq!(
+        p("port bgp").unwrap(),
+        port(Some(Proto::Tcp), 179),
+        "as libpcap: tcp port 179"
+    );
+    assert_eq!(p("port domain").unwrap(), port(None, 53));
+    assert_eq!(p("tcp port www").unwrap(), port(Some(Proto::Tcp), 80));
+    assert!(matches!(
+        p("portrange ssh-http").unwrap(),
+        Filter::Prim(Prim::Port { lo: 22, hi: 80, .. })
+    ));
+    let e = p("udp port bgp").unwrap_err();
+    assert_eq!(e.col, 10);
+    assert!(e.what.contains("tcp service"), "{e}");
+    let e = p("port bgpd").unwrap_err();
+    assert!(
+        e.what.contains("/etc/services") && e.hint.contains("179"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ip_protocols_by_number_and_name() {
+    let f = sample();
+    assert_eq!(kept("ip proto 6", &f), [0, 1]);
+    assert_eq!(kept("ip6 proto 6", &f), [4]);
+    assert_eq!(kept("proto 17", &f), [2, 6]);
+    assert_eq!(kept("ip6 proto 58 or ip proto 1", &f), [3, 5]);
+    assert_eq!(
+        kept("ip proto 6 or 17", &f),
+        [0, 1, 2],
+        "a bare value repeats `ip proto`"
+    );
+    let s =
+        services::Services::default().with_protocols("tcp 6 TCP\nudp 17 UDP\nospf 89 OSPFIGP\n");
+    let p = |t: &str| parse::parse_with(t, &s);
+    assert_eq!(
+        p("ip proto ospf").unwrap(),
+        Filter::Prim(Prim::IpProto {
+            ip: Some(Proto::Ip),
+            proto: 89
+        })
+    );
+    assert_eq!(p("ip proto tcp").unwrap(), p("ip proto \\tcp").unwrap());
+    assert!(
+        p("proto bogus")
+            .unwrap_err()
+            .what
+            .contains("/etc/protocols")
+    );
+    assert!(
+        p("tcp proto 6")
+            .unwrap_err()
+            .what
+            .contains("cannot qualify `proto`")
+    );
+}
+
 fn refused(filter: &str) -> FilterError {
     match parse(filter) {
         Ok(f) => panic!("{filter} was accepted as {f:?}"),
@@ -242,7 +360,9 @@ fn bad_filters_name_the_column_and_give_a_hint() {
         ("", 1, "empty"),
         ("tcp and", 8, "ends after `and`"),
         ("port 17x9", 6, "not a port number"),
-        ("port bgp", 6, "not a port number"),
+        ("port nosuchservice", 6, "nor a name in /etc/services"),
+        ("vlan 4096", 6, "not a VLAN id"),
+        ("vlan and vlan and vlan", 19, "more than 2 `vlan`"),
         ("port 70000", 6, "not a port number"),
         ("portrange 10-5", 11, "empty"),
         ("portrange 10", 11, "not a port range"),
@@ -281,13 +401,13 @@ fn what_the_subset_lacks_is_refused_by_name_pointing_at_tcpdump() {
     for (filter, col, word) in [
         ("greater 100", 1, "`greater`"),
         ("tcp and less 64", 9, "`less`"),
-        ("vlan 10", 1, "`vlan`"),
+        ("mpls 10", 1, "`mpls`"),
         ("tcp[13] & 2 != 0", 4, "byte offsets"),
-        ("ip proto 89", 4, "`proto`"),
+        ("ip broadcast", 4, "`broadcast`"),
         ("len > 100", 1, "`len`"),
         ("ether broadcast", 7, "`broadcast`"),
         ("port 1 or sctp", 11, "`sctp`"),
-        ("(ip proto 89)", 5, "`proto`"),
+        ("(ip multicast)", 5, "`multicast`"),
     ] {
         let e = refused(filter);
         assert_eq!(e.col, col, "{filter}: {e}");
@@ -298,7 +418,7 @@ fn what_the_subset_lacks_is_refused_by_name_pointing_at_tcpdump() {
 
 /// The frames each filter keeps, as tcpdump (libpcap) keeps them from a pcap file of the
 /// same frames: frame i is written at second i and read back from `tcpdump -tt`.
-fn tcpdump_kept(filter: &str, frames: &[Vec<u8>]) -> Option<Vec<usize>> {
+pub(super) fn tcpdump_kept(filter: &str, frames: &[Vec<u8>]) -> Option<Vec<usize>> {
     use crate::runtime::capture::{write_header, write_record};
     let path = std::env::temp_dir().join(format!("nslab-filter-{}.pcap", std::process::id()));
     let mut pcap = Vec::new();
@@ -323,8 +443,8 @@ fn tcpdump_kept(filter: &str, frames: &[Vec<u8>]) -> Option<Vec<usize>> {
     Some(secs.map(|s| s - 1).collect())
 }
 
-#[test]
-fn the_subset_keeps_what_tcpdump_keeps() {
+/// Frames where nslab and libpcap agree (see `the_subset_keeps_what_tcpdump_keeps`).
+pub(super) fn cross_check_frames() -> Vec<Vec<u8>> {
     let mut frames = sample();
     frames.push(v4_frag(A, B, 17, 1, 53, 0x0010));
     frames.push(v4_frag(A, B, 6, 1, 179, 0x2000));
@@ -332,36 +452,44 @@ fn the_subset_keeps_what_tcpdump_keeps() {
     // only to the protocol (`udp`, not `port 53`); nslab reads on to the ports (see
     // `ipv6_extension_headers_are_skipped`, and the README).
     frames.push(v6("fd00::3", "fd00::1", 6, 22, 1024));
-    let filters = [
-        "ip",
-        "ip6",
-        "arp",
-        "icmp",
-        "icmp6",
-        "tcp",
-        "udp",
-        "host 10.0.0.1",
-        "src host 10.0.0.1",
-        "dst 10.0.0.1",
-        "net 10.0.0.0/24",
-        "src and dst net 10.0.0.0/24",
-        "host fd00::1",
-        "dst net fd00::/64",
-        "port 179",
-        "src port 179",
-        "udp dst port 53",
-        "portrange 20-60",
-        "udp or tcp and port 179",
-        "tcp and port 179 or udp",
-        "not tcp and ip",
-        "! ip and ! ip6",
-        "port 179 or 22",
-        "dst host 10.0.0.2 or 10.0.0.1",
-        "ip6 and udp",
-        "ether src 02:00:00:00:00:0a",
-    ];
+    frames
+}
+
+/// Filters whose meaning tcpdump checks, here and against the BPF programs.
+pub(super) const CROSS_CHECK: [&str; 26] = [
+    "ip",
+    "ip6",
+    "arp",
+    "icmp",
+    "icmp6",
+    "tcp",
+    "udp",
+    "host 10.0.0.1",
+    "src host 10.0.0.1",
+    "dst 10.0.0.1",
+    "net 10.0.0.0/24",
+    "src and dst net 10.0.0.0/24",
+    "host fd00::1",
+    "dst net fd00::/64",
+    "port 179",
+    "src port 179",
+    "udp dst port 53",
+    "portrange 20-60",
+    "udp or tcp and port 179",
+    "tcp and port 179 or udp",
+    "not tcp and ip",
+    "! ip and ! ip6",
+    "port 179 or 22",
+    "dst host 10.0.0.2 or 10.0.0.1",
+    "ip6 and udp",
+    "ether src 02:00:00:00:00:0a",
+];
+
+#[test]
+fn the_subset_keeps_what_tcpdump_keeps() {
+    let frames = cross_check_frames();
     let mut differ = Vec::new();
-    for filter in filters {
+    for filter in CROSS_CHECK {
         let Some(theirs) = tcpdump_kept(filter, &frames) else {
             assert!(std::env::var_os("CI").is_none(), "tcpdump is not installed");
             return;
