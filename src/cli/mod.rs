@@ -15,6 +15,7 @@ mod link;
 mod logs;
 mod ls;
 mod node;
+mod output;
 mod plan;
 mod progress;
 mod ps;
