@@ -389,9 +389,10 @@ pub enum Command {
         /// Set a variable for the command (KEY=VALUE; KEY alone passes the caller's value).
         #[arg(short, long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
-        /// The node, then the command and its arguments (`--` between them is
-        /// optional). One list, so that nothing after the node is read as nslab's own
-        /// option: `nslab exec r1 --lab other cat /x` must not run in lab `other`.
+        /// The node, then the command and its arguments: everything after the node is
+        /// the command's, options included (`--` between them is optional).
+        // One list, so that nothing after the node is read as nslab's own option:
+        // `nslab exec r1 --lab other cat /x` must not run in lab `other`.
         #[arg(
             required = true,
             num_args = 2..,
