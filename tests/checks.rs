@@ -78,6 +78,8 @@ tests:
   - cmd: { node: a, run: "echo '{\"x\": 1}'", expect_json: { x: 2 }, timeout: 1s, name: json-differs }
   - cmd: { node: a, run: "echo hello; exit 3", stdout: "^bye", timeout: 1s, name: exit-and-stdout }
   - cmd: { node: a, run: "echo ok", stdout: "^ok$", name: passes }
+  # 70 MB on stdout: nslab keeps 64 MiB of a check's output, never all it is sent.
+  - cmd: { node: a, run: "head -c 70000000 /dev/zero", timeout: 20s, name: floods-stdout }
 "#;
 
 #[test]
@@ -99,13 +101,13 @@ fn every_kind_of_check_fails_with_a_useful_reason() {
         .filter(|n| n.has_tag_name("testsuite"))
         .collect();
     assert_eq!(suites.len(), 1);
-    assert_eq!(suites[0].attribute("tests"), Some("9"));
-    assert_eq!(suites[0].attribute("failures"), Some("8"));
+    assert_eq!(suites[0].attribute("tests"), Some("10"));
+    assert_eq!(suites[0].attribute("failures"), Some("9"));
     let cases: Vec<_> = doc
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), 9);
+    assert_eq!(cases.len(), 10);
     let failure = |name: &str| -> String {
         let case = cases
             .iter()
@@ -138,6 +140,10 @@ fn every_kind_of_check_fails_with_a_useful_reason() {
             "stdout JSON differs: $.x: expected 2, found 1",
         ),
         ("exit-and-stdout", "exit status 3, expected 0"),
+        (
+            "floods-stdout",
+            "printed more than 64 MiB on stdout, more than a check reads",
+        ),
     ];
     for (name, msg) in expect {
         let f = failure(name);

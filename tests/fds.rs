@@ -326,6 +326,15 @@ fn exec_takes_the_command_after_the_node_without_a_double_dash() {
     let o = exec(&["a", "--", "sh", "-c", script, "y", "-e"]);
     assert_eq!(stdout(&o), "y|-e|unset\n", "{}", text(&o));
     assert_eq!(exec(&["a", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    // Nor between the node and the command: `-e` and `--lab` there are the command's
+    // first word (a wrapper's `nslab exec --lab L a $CMD` keeps `$CMD` in lab L), so
+    // no such command runs and nothing is set.
+    let o = exec(&["a", "-e", "MARK=smuggled", "env"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!stdout(&o).contains("MARK=smuggled"), "{}", text(&o));
+    let o = exec(&["a", "--lab", "fx-nowhere", "true"]);
+    assert!(!text(&o).contains("fx-nowhere` is up"), "{}", text(&o));
+    assert!(!o.status.success(), "{}", text(&o));
     // No command at all is still a usage error.
     assert_eq!(exec(&["a"]).status.code(), Some(3));
     lab.down();

@@ -703,9 +703,17 @@ fn exec_commands_fail_up_with_their_stderr_unless_ignored() {
     let before = host_snapshot();
     let lab = Lab::new(
         "it-exec",
-        "nodes:\n  a:\n    processes: [{ name: p, cmd: 'sleep 1000' }]\n    exec: [\"sh -c 'echo boom >&2; exit 3'\"]\n",
+        "nodes:\n  a:\n    processes: [{ name: p, cmd: 'sleep 1000' }]\n    exec: [\"sh -c 'echo boom >&2; yes x | head -c 3000000 >&2; exit 3'\"]\n",
     );
-    lab.up_fails(&["exited with status 3", "boom"]);
+    // 3 MB of stderr after the first line: the error shows the first 64 KiB, and nslab
+    // never held the rest.
+    let o = lab.up_fails(&["exited with status 3", "boom"]);
+    assert!(
+        o.stderr.len() < 100_000,
+        "{} bytes of error",
+        o.stderr.len()
+    );
+    assert!(o.stderr.len() > 60_000, "{} bytes of error", o.stderr.len());
     assert!(lab_processes("it-exec", &[]).is_empty());
     assert_same_host(&before, &host_snapshot(), "after a failed exec");
     let ok = Lab::new(

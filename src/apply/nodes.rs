@@ -500,6 +500,9 @@ pub fn target(host: &HostContext, lab: &str, node: &str, netns: &str) -> std::io
     }
 }
 
+/// How much of an `exec:` command's stderr a failure shows.
+const EXEC_STDERR_KEPT: usize = 64 << 10;
+
 /// Runs a one-shot `exec:` command; a failure carries the command's stderr.
 pub async fn run_exec(
     host: &HostContext,
@@ -512,11 +515,10 @@ pub async fn run_exec(
 ) -> Result<(), KernelError> {
     let std_cmd = target(host, lab, node, netns)?.command(argv)?;
     let mut cmd = tokio::process::Command::from(std_cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let run = cmd.output();
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    // Its stdout is not used and its stderr only shown on failure: neither may grow
+    // nslab's memory with what the command prints.
+    let run = crate::sys::bounded::output(cmd, 0, EXEC_STDERR_KEPT);
     let out = match timeout {
         Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
             other(format!(

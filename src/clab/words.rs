@@ -65,6 +65,10 @@ pub fn split(text: &str) -> Result<Vec<String>, String> {
 /// containerlab's magic variables and `${VAR:=default}`, in a string copied from the
 /// file: the node and lab names become nslab's `{node}` and `{lab}`; an environment
 /// variable becomes its default, since compiling reads no environment.
+/// At most this many `${...}` in one value: each rescans the value (a default may hold
+/// another), so thousands in a large bind took time quadratic in its length.
+const MAX_VARIABLES: usize = 100;
+
 pub fn substitute(sink: &mut Sink, text: &str, span: Span) -> String {
     let mut s = text
         .replace("__clabNodeName__", "{node}")
@@ -75,10 +79,20 @@ pub fn substitute(sink: &mut Sink, text: &str, span: Span) -> String {
                 .hint("nslab keeps no per-lab directory of files; write a path relative to the topology file");
         }
     }
+    let mut replaced = 0;
     while let Some(start) = s.find("${") {
         let Some(len) = s[start..].find('}') else {
             break;
         };
+        if replaced == MAX_VARIABLES {
+            sink.error(
+                Some(span),
+                format!("the value holds more than {MAX_VARIABLES} `${{...}}` variables (at most {MAX_VARIABLES} are read)"),
+            )
+            .hint("write the values themselves");
+            break;
+        }
+        replaced += 1;
         let inner = s[start + 2..start + len].to_string();
         let Some((var, default)) = inner.split_once(":=").or_else(|| inner.split_once(":-")) else {
             sink.error(Some(span), format!("`${{{inner}}}` reads the environment"))
@@ -158,5 +172,36 @@ mod tests {
         assert_eq!(sink.diagnostics.len(), 1);
         substitute(&mut sink, "${HOME}", Span::default());
         assert!(sink.has_errors());
+        // A default may hold another: containerlab's `${A:=${B:=c}}`.
+        let mut sink = Sink::default();
+        assert_eq!(
+            substitute(&mut sink, "${A:=${B:=c}}/d", Span::default()),
+            "c/d"
+        );
+    }
+
+    /// Each `${...}` rescans the string: without a bound, a 2 MB bind of `${a:=b}`s took
+    /// minutes (quadratic) and gave a warning each.
+    #[test]
+    fn a_value_with_thousands_of_variables_is_one_error_not_a_hang() {
+        let mut sink = Sink::default();
+        let text = "${a:=b}".repeat(5000);
+        substitute(&mut sink, &text, Span::default());
+        let errors: Vec<&str> = sink
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .map(|d| d.message.as_str())
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("at most 100"), "{}", errors[0]);
+        assert!(sink.diagnostics.len() <= 101, "{}", sink.diagnostics.len());
+        // A hundred are still fine.
+        let mut sink = Sink::default();
+        assert_eq!(
+            substitute(&mut sink, &"${a:=b}".repeat(100), Span::default()),
+            "b".repeat(100)
+        );
+        assert!(!sink.has_errors());
     }
 }

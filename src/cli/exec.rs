@@ -25,6 +25,25 @@ pub fn run(
     })
 }
 
+/// The node and the command from the words after nslab's options: the first is the
+/// node, and all the others the command's, its options included; a `--` right after the
+/// node is dropped (it is optional there, as before).
+pub fn split(words: &[String]) -> Result<(&str, &[String]), CliError> {
+    let (node, rest) = words
+        .split_first()
+        .ok_or_else(|| CliError::Usage("give a node and a command".into()))?;
+    let command = match rest.split_first() {
+        Some((dd, cmd)) if dd == "--" => cmd,
+        _ => rest,
+    };
+    if command.is_empty() {
+        return Err(CliError::Usage(format!(
+            "give the command to run in node `{node}`, e.g. `nslab exec {node} ip route`"
+        )));
+    }
+    Ok((node, command))
+}
+
 /// One `-e` argument: `KEY=VALUE`, or `KEY` alone for the caller's value (nothing when
 /// the caller has none).
 fn env_arg(arg: &str) -> Result<Option<(String, String)>, CliError> {

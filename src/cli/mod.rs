@@ -15,6 +15,7 @@ mod link;
 mod logs;
 mod ls;
 mod node;
+mod output;
 mod plan;
 mod progress;
 mod ps;
@@ -394,11 +395,18 @@ pub enum Command {
         /// Set a variable for the command (KEY=VALUE; KEY alone passes the caller's value).
         #[arg(short, long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
-        /// The node.
-        node: String,
-        /// The command and its arguments (after the node, or after `--`).
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
+        /// The node, then the command and its arguments: everything after the node is
+        /// the command's, options included (`--` between them is optional).
+        // One list, so that nothing after the node is read as nslab's own option:
+        // `nslab exec r1 --lab other cat /x` must not run in lab `other`.
+        #[arg(
+            required = true,
+            num_args = 2..,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_names = ["NODE", "COMMAND"]
+        )]
+        node_and_command: Vec<String>,
     },
 }
 
@@ -741,9 +749,11 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
         Command::Exec {
             lab,
             env,
-            node,
-            command,
-        } => exec::run(host, lab.as_deref(), &node, &command, &env),
+            node_and_command,
+        } => {
+            let (node, command) = exec::split(&node_and_command)?;
+            exec::run(host, lab.as_deref(), node, command, &env)
+        }
         Command::Link { action } => run_link(host, action),
         Command::Node { action } => match action {
             NodeCommand::Stop { node, lab } => node::run(
@@ -900,6 +910,69 @@ mod tests {
         std::fs::write(&big, "name: small\n").unwrap();
         assert_eq!(super::lab_name_of(big.to_str().unwrap()).unwrap(), "small");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What follows the node is the command's, whatever it looks like: a wrapper that
+    /// runs `nslab exec --lab mine r1 $CMD` must not let `$CMD` pick another lab
+    /// (`--lab other`), set variables (`-e LD_PRELOAD=...`) or print nslab's help.
+    #[test]
+    fn nothing_after_the_node_is_read_as_an_option_of_nslab() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let cli = super::Cli::try_parse_from(["nslab", "exec"].iter().chain(args))
+                .map_err(|e| e.kind())?;
+            let super::Command::Exec {
+                lab,
+                env,
+                node_and_command,
+            } = cli.command
+            else {
+                panic!("not exec");
+            };
+            let (node, cmd) = super::exec::split(&node_and_command).unwrap();
+            Ok::<_, clap::error::ErrorKind>((lab, env, node.to_string(), cmd.join(" ")))
+        };
+        let s = |v: &str| v.to_string();
+        assert_eq!(
+            parse(&["r1", "--lab", "other", "cat", "/x"]),
+            Ok((None, vec![], s("r1"), s("--lab other cat /x")))
+        );
+        assert_eq!(
+            parse(&[
+                "--lab",
+                "mine",
+                "-e",
+                "A=1",
+                "r1",
+                "-e",
+                "LD_PRELOAD=/x.so",
+                "true"
+            ]),
+            Ok((
+                Some(s("mine")),
+                vec![s("A=1")],
+                s("r1"),
+                s("-e LD_PRELOAD=/x.so true")
+            ))
+        );
+        assert_eq!(
+            parse(&["--lab", "mine", "r1", "--help"]),
+            Ok((Some(s("mine")), vec![], s("r1"), s("--help")))
+        );
+        // `--` stays optional, before the node or after it.
+        for args in [&["r1", "--", "ls", "-l"][..], &["--", "r1", "ls", "-l"]] {
+            assert_eq!(
+                parse(args),
+                Ok((None, vec![], s("r1"), s("ls -l"))),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            parse(&["r1", "--", "--", "x"]),
+            Ok((None, vec![], s("r1"), s("-- x")))
+        );
+        assert!(parse(&["r1"]).is_err(), "a command is required");
+        assert_eq!(parse(&["--help"]), Err(clap::error::ErrorKind::DisplayHelp));
     }
 
     #[test]

@@ -24,9 +24,18 @@ pub struct Args<'a> {
     pub raise_neigh_limit: bool,
 }
 
+/// The `--junit` file, never written through a link or into a file another user left at
+/// the name (see `output`).
 fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
-    std::fs::write(path, text)
-        .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
+    super::output::create(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot write {}: {}",
+                path.display(),
+                super::output::why(&e)
+            ))
+        })
 }
 
 pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
@@ -247,4 +256,33 @@ fn local_checks(
     let mut mine = t.clone();
     mine.checks = local.checks;
     (Some(mine), note, elsewhere)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_report;
+
+    #[test]
+    fn a_junit_report_is_never_written_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("nslab-junitw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let victim = dir.join("passwd");
+        std::fs::write(&victim, "root:x:0:0::/root:/bin/sh\n").unwrap();
+        let link = dir.join("report.xml");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let through_link = write_report(&link, "<testsuites/>");
+        let victim_after = std::fs::read_to_string(&victim).unwrap();
+        let plain = write_report(&dir.join("plain.xml"), "<testsuites/>").map(|_| ());
+        let written = std::fs::read_to_string(dir.join("plain.xml")).unwrap_or_default();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            victim_after, "root:x:0:0::/root:/bin/sh\n",
+            "written through the link"
+        );
+        let err = through_link.expect_err("a link at the name is refused");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        plain.expect("a plain new file is written");
+        assert_eq!(written, "<testsuites/>");
+    }
 }

@@ -66,6 +66,11 @@ pub async fn cmd(
     }
 }
 
+/// The most of a check command's stdout nslab reads (what `expect_json_file` may hold),
+/// and of its stderr (shown, or matched by `stderr:`).
+const MAX_OUTPUT_BYTES: usize = MAX_EXPECTED_BYTES;
+const MAX_STDERR_BYTES: usize = 1 << 20;
+
 /// Runs the command in the node, or says why it did not run to the end.
 async fn output(
     ctx: &Context<'_>,
@@ -79,8 +84,19 @@ async fn output(
         .map_err(|e| format!("cannot enter {}: {e}", n.name))?;
     let mut c = tokio::process::Command::from(std_cmd);
     c.kill_on_drop(true).stdin(std::process::Stdio::null());
-    match tokio::time::timeout(timeout, c.output()).await {
-        Ok(Ok(o)) => Ok(o),
+    let ran = crate::sys::bounded::output(c, MAX_OUTPUT_BYTES, MAX_STDERR_BYTES);
+    match tokio::time::timeout(timeout, ran).await {
+        Ok(Ok(o)) if o.stdout_cut => Err(format!(
+            "`{}` on {} printed more than {} MiB on stdout, more than a check reads",
+            run.display(),
+            n.name,
+            MAX_OUTPUT_BYTES >> 20
+        )),
+        Ok(Ok(o)) => Ok(Output {
+            status: o.status,
+            stdout: o.stdout,
+            stderr: o.stderr,
+        }),
         Ok(Err(e)) => Err(format!("cannot run `{}` on {}: {e}", run.display(), n.name)),
         Err(_) => Err(format!(
             "`{}` on {} did not finish within {:.0}s",

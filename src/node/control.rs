@@ -21,7 +21,7 @@
 //! A request line holds at most [`MAX_REQUEST`] bytes: the init reads it whole, and a
 //! longer one gets an error instead of growing its memory.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -162,22 +162,72 @@ struct ErrorReply {
     error: String,
 }
 
-/// Sends one request and reads the reply (blocking; for the CLI).
+/// Sends one request and reads the reply (blocking; for the CLI). The reply has 5 s and
+/// [`MAX_REQUEST`] bytes in all, and the close after it [`CLOSE_WAIT`]: a per-read
+/// timeout alone let a peer that sends a byte every few seconds (an init stuck in a
+/// loop, or whatever took its socket) hold `status`, `ps` or `graph --serve` forever.
 pub fn request(socket: &Path, line: &str) -> std::io::Result<String> {
     let mut s = std::os::unix::net::UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
     writeln!(s, "{line}")?;
-    let mut reply = String::new();
-    let mut r = BufReader::new(&s);
-    r.read_line(&mut reply)?;
+    let mut reply = Vec::new();
+    let end = read_until_by(&s, &mut reply, REPLY_WAIT, true)?;
+    if !end {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the node's init did not answer in time",
+        ));
+    }
     // The init closes its end right after the line: once this read sees the end, the
     // request has left no trace in the init (best effort: a late close is no error).
-    s.set_read_timeout(Some(CLOSE_WAIT))?;
-    let _ = std::io::copy(
-        &mut std::io::Read::take(r, MAX_REQUEST as u64),
-        &mut std::io::sink(),
-    );
-    Ok(reply)
+    let _ = read_until_by(&s, &mut Vec::new(), CLOSE_WAIT, false);
+    String::from_utf8(reply).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// How long the reply to a blocking request may take, all of it.
+const REPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// Reads from `s` into `buf` until a newline (`line`, kept) or the end of the stream,
+/// for at most `wait` in all and [`MAX_REQUEST`] bytes; whether it got there.
+fn read_until_by(
+    mut s: &std::os::unix::net::UnixStream,
+    buf: &mut Vec<u8>,
+    wait: Duration,
+    line: bool,
+) -> std::io::Result<bool> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + wait;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || buf.len() > MAX_REQUEST {
+            return Ok(false);
+        }
+        s.set_read_timeout(Some(left))?;
+        let n = match s.read(&mut chunk) {
+            // The end: a reply cut short is still the reply, as it always was.
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        match chunk[..n].iter().position(|&b| b == b'\n') {
+            Some(i) if line => {
+                buf.extend_from_slice(&chunk[..=i]);
+                return Ok(true);
+            }
+            _ if line => buf.extend_from_slice(&chunk[..n]),
+            _ => {}
+        }
+    }
 }
 
 /// How long a client waits, after its reply, for the init to close the connection.
@@ -304,6 +354,38 @@ mod tests {
         let mut empty = spec("e");
         empty.argv.clear();
         assert!(err(&Request::Add(Box::new(empty)).line()).contains("empty command"));
+    }
+
+    /// A peer on the socket that answers a byte at a time, never ending its line.
+    #[test]
+    fn a_reply_that_trickles_without_end_is_given_up_on() {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("nslab-trickle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let (slow, fine) = (dir.join("slow.sock"), dir.join("fine.sock"));
+        let slow_l = UnixListener::bind(&slow).unwrap();
+        let fine_l = UnixListener::bind(&fine).unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = slow_l.accept().unwrap();
+            // Until the client hangs up.
+            while c.write_all(b"x").is_ok() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        std::thread::spawn(move || {
+            let (mut c, _) = fine_l.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&c).read_line(&mut line).unwrap();
+            c.write_all(b"{\"ok\":true}\n").unwrap();
+        });
+        let slow_reply = request(&slow, "status");
+        let fine_reply = request(&fine, "status");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = slow_reply.expect_err("given up on");
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+        assert_eq!(fine_reply.unwrap(), "{\"ok\":true}\n");
     }
 
     #[test]

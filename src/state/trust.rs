@@ -32,6 +32,8 @@ pub fn trusted(path: &Path) -> Result<(), String> {
     }
     let mut cur = PathBuf::from("/");
     let mut parts = path.components().peekable();
+    // The mode of the last directory seen when others can write it (sticky, as /tmp).
+    let mut open_parent: Option<u32> = None;
     while let Some(c) = parts.next() {
         match c {
             Component::RootDir => {}
@@ -41,8 +43,18 @@ pub fn trusted(path: &Path) -> Result<(), String> {
         let last = parts.peek().is_none();
         let m = match std::fs::symlink_metadata(&cur) {
             Ok(m) => m,
-            // What is missing will be created by nslab itself.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // What is missing will be created by nslab itself, unless another user can
+            // create it first (in /tmp), and own the directory nslab then works in.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return match open_parent {
+                    None => Ok(()),
+                    Some(mode) => Err(format!(
+                        "{} does not exist, and others could make it first in its directory (mode {:o}); create it (as root, mode 0755) beforehand",
+                        cur.display(),
+                        mode & 0o7777
+                    )),
+                };
+            }
             Err(e) => return Err(format!("{}: {e}", cur.display())),
         };
         if m.file_type().is_symlink() {
@@ -53,6 +65,7 @@ pub fn trusted(path: &Path) -> Result<(), String> {
         }
         let shared = m.mode() & 0o022 != 0;
         let sticky_dir = m.is_dir() && m.mode() & 0o1000 != 0 && !last;
+        open_parent = shared.then_some(m.mode());
         if shared && !sticky_dir {
             return Err(format!(
                 "others can write {} (mode {:o})",
@@ -98,6 +111,11 @@ mod tests {
             .unwrap();
         std::fs::create_dir(dir.join("shared/mine")).unwrap();
         assert_eq!(trusted(&dir.join("shared/mine")), Ok(()));
+        assert_eq!(trusted(&dir.join("shared/mine/not-yet")), Ok(()));
+        // Missing right below it is not: another user could make it first, as theirs,
+        // and swap what nslab creates in it for a link.
+        let missing = trusted(&dir.join("shared/not-yet/run")).unwrap_err();
+        assert!(missing.contains("others could make it first"), "{missing}");
         assert!(trusted(&dir.join("shared")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -26,6 +26,13 @@ struct Quals {
     kind: Kind,
 }
 
+/// How deep `(` and `not` may nest, and how many primitives a filter may hold: the
+/// parser, the matcher and the tree's drop all recurse, and a command line may carry
+/// 2 MiB of filter. Far above what people write (tcpdump users list hosts by the
+/// hundred, and nest a few levels).
+const MAX_DEPTH: usize = 64;
+const MAX_PRIMITIVES: usize = 1000;
+
 struct Parser<'a> {
     text: &'a str,
     toks: Vec<Spanned>,
@@ -34,6 +41,9 @@ struct Parser<'a> {
     /// The `vlan` keywords read so far.
     tags: u8,
     services: &'a Services,
+    /// `(` and `not` open around the current token.
+    depth: usize,
+    primitives: usize,
 }
 
 /// Parses a filter (the words after the target, joined by spaces); port names come from
@@ -52,6 +62,8 @@ pub fn parse_with(text: &str, services: &Services) -> Result<Filter, FilterError
         last: None,
         tags: 0,
         services,
+        depth: 0,
+        primitives: 0,
     };
     if p.toks.is_empty() {
         return Err(p.err(
@@ -193,14 +205,28 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
         let col = self.col();
-        match self.peek().cloned() {
+        let tok = self.peek().cloned();
+        if matches!(tok, Some(Tok::Not | Tok::Open)) && self.depth == MAX_DEPTH {
+            return Err(self.err(
+                col,
+                format!("`(` and `not` nest here deeper than nslab takes (at most {MAX_DEPTH})"),
+                "write the filter flatter, or filter with tcpdump (`-w - | tcpdump -r - 'FILTER'`)",
+            ));
+        }
+        match tok {
             Some(Tok::Not) => {
                 self.at += 1;
-                Ok(Filter::Not(Box::new(self.unary()?)))
+                self.depth += 1;
+                let f = self.unary();
+                self.depth -= 1;
+                Ok(Filter::Not(Box::new(f?)))
             }
             Some(Tok::Open) => {
                 self.at += 1;
-                let f = self.expr()?;
+                self.depth += 1;
+                let f = self.expr();
+                self.depth -= 1;
+                let f = f?;
                 match self.peek() {
                     Some(Tok::Close) => {}
                     Some(_) => return Err(self.stray()),
@@ -209,7 +235,13 @@ impl Parser<'_> {
                 self.at += 1;
                 Ok(f)
             }
+            Some(Tok::Word(_)) if self.primitives == MAX_PRIMITIVES => Err(self.err(
+                col,
+                format!("the filter holds more primitives than nslab takes (at most {MAX_PRIMITIVES})"),
+                "capture a wider filter and narrow it with tcpdump (`-w - | tcpdump -r - 'FILTER'`)",
+            )),
             Some(Tok::Word(_)) => {
+                self.primitives += 1;
                 let tags = self.tags;
                 let prim = self.primitive()?;
                 Ok(match tags {

@@ -501,3 +501,33 @@ fn the_subset_keeps_what_tcpdump_keeps() {
     }
     assert!(differ.is_empty(), "{differ:#?}");
 }
+
+/// The filter comes from the command line, whose arguments may total 2 MiB: nesting or
+/// chaining that deep must be an error, not a stack overflow in the parser, the matcher
+/// or the tree's drop (each recursive).
+#[test]
+fn filters_nested_or_chained_without_bound_are_refused_not_a_crash() {
+    // In a thread of the default stack (2 MiB), smaller than the main thread's.
+    let deep = std::thread::Builder::new()
+        .spawn(|| {
+            let n = 200_000;
+            let parens = format!("{}tcp{}", "(".repeat(n), ")".repeat(n));
+            let nots = format!("{}tcp", "not ".repeat(n));
+            let chain = format!("tcp{}", " and tcp".repeat(n));
+            [parens, nots, chain].map(|f| parse(&f).map(|_| ()).map_err(|e| e.what))
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    for r in deep {
+        let what = r.expect_err("refused");
+        assert!(what.contains("at most"), "{what}");
+    }
+    // What people write still parses: a long list of hosts, a few levels of parentheses.
+    let hosts: Vec<String> = (0..500)
+        .map(|i| format!("host 10.0.{}.{}", i / 250, i % 250))
+        .collect();
+    assert!(parse(&hosts.join(" or ")).is_ok());
+    assert!(parse(&format!("{}tcp{}", "(".repeat(30), ")".repeat(30))).is_ok());
+    assert!(parse("not not not tcp").is_ok());
+}
