@@ -656,6 +656,78 @@ fn bridges_up(t: &Topology, b: &mut Builder, w: &Wiring) {
     }
 }
 
+/// Each node's cgroup (when it has limits) and init, once its namespace exists and the
+/// lab's hosts file (and, for a node with a mount namespace, the mount template) is
+/// written (`hosts` and `template`, the steps that make them). The init's step per node,
+/// 0 for a node without one.
+fn starts(
+    t: &Topology,
+    b: &mut Builder,
+    netns: &[Name],
+    ns_step: &[StepId],
+    with_init: &[usize],
+    hosts: StepId,
+    template: Option<StepId>,
+) -> Vec<StepId> {
+    let mut start = vec![0; t.nodes.len()];
+    for &i in with_init {
+        let n = &t.nodes[i];
+        let mut deps = vec![ns_step[i], hosts];
+        if let (Some(tpl), true) = (template, n.isolation.contains(&NsKind::Mnt)) {
+            deps.push(tpl);
+        }
+        if !n.limits.is_empty() {
+            deps.push(b.push(
+                Op::CreateCgroup {
+                    netns: netns[i].clone(),
+                    node: n.name.clone(),
+                    limits: n.limits.clone(),
+                },
+                vec![ns_step[i]],
+            ));
+        }
+        start[i] = b.push(
+            Op::StartNode {
+                netns: netns[i].clone(),
+                start: Box::new(node_start(t, i)),
+            },
+            deps,
+        );
+    }
+    start
+}
+
+/// What node `i`'s first `exec:` command waits for: its init, the wiring, its
+/// processes; a node without processes waits for its own `depends_on` itself (with
+/// processes, they reach it through them). A node on another host is not waited for:
+/// hosts do not wait for each other.
+fn exec_deps(
+    t: &Topology,
+    i: usize,
+    start: &[StepId],
+    barrier: StepId,
+    proc_step: &[Vec<StepId>],
+    local: &[bool],
+) -> Vec<StepId> {
+    let n = &t.nodes[i];
+    let mut prev: Vec<StepId> = vec![start[i], barrier];
+    prev.extend(&proc_step[i]);
+    if n.processes.is_empty() && !n.exec.is_empty() {
+        for d in n.depends_on.iter().filter(|d| local[d.node]) {
+            match d.process {
+                Some(q) => prev.push(proc_step[d.node][q]),
+                None if proc_step[d.node].is_empty() && start[d.node] != 0 => {
+                    prev.push(start[d.node])
+                }
+                None => prev.extend(&proc_step[d.node]),
+            }
+        }
+        prev.sort_unstable();
+        prev.dedup();
+    }
+    prev
+}
+
 /// Node runtimes: cgroups and inits as soon as the node's namespace exists, so the
 /// kernel's namespace and mount work of the inits overlaps the wiring; processes (in
 /// dependency order) and then each node's `exec:` commands (in order) once all wiring is
@@ -697,31 +769,7 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId], loca
                 vec![run_dirs],
             )
         });
-    let mut start = vec![0; t.nodes.len()];
-    for &i in &with_init {
-        let n = &t.nodes[i];
-        let mut deps = vec![ns_step[i], hosts];
-        if let (Some(tpl), true) = (template, n.isolation.contains(&NsKind::Mnt)) {
-            deps.push(tpl);
-        }
-        if !n.limits.is_empty() {
-            deps.push(b.push(
-                Op::CreateCgroup {
-                    netns: netns[i].clone(),
-                    node: n.name.clone(),
-                    limits: n.limits.clone(),
-                },
-                vec![ns_step[i]],
-            ));
-        }
-        start[i] = b.push(
-            Op::StartNode {
-                netns: netns[i].clone(),
-                start: Box::new(node_start(t, i)),
-            },
-            deps,
-        );
-    }
+    let start = starts(t, b, netns, ns_step, &with_init, hosts, template);
     // Processes in an order where every dependency comes first (cycles were rejected by
     // the model), declaration order otherwise.
     let mut order = ProcOrder {
@@ -746,24 +794,7 @@ fn nodes(t: &Topology, b: &mut Builder, netns: &[Name], ns_step: &[StepId], loca
     // `exec:` runs once the node's processes are ready, one command after the other.
     for &i in &with_init {
         let n = &t.nodes[i];
-        let mut prev: Vec<StepId> = vec![start[i], barrier];
-        prev.extend(&proc_step[i]);
-        // The node's own `depends_on` reaches its exec through its processes; without
-        // processes, the first command waits for the dependencies itself.
-        if n.processes.is_empty() && !n.exec.is_empty() {
-            // A node on another host is not waited for: hosts do not wait for each other.
-            for d in n.depends_on.iter().filter(|d| local[d.node]) {
-                match d.process {
-                    Some(q) => prev.push(proc_step[d.node][q]),
-                    None if proc_step[d.node].is_empty() && start[d.node] != 0 => {
-                        prev.push(start[d.node])
-                    }
-                    None => prev.extend(&proc_step[d.node]),
-                }
-            }
-            prev.sort_unstable();
-            prev.dedup();
-        }
+        let mut prev = exec_deps(t, i, &start, barrier, &proc_step, local);
         for e in &n.exec {
             let id = b.push(
                 Op::RunExec {
