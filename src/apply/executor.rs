@@ -135,9 +135,14 @@ fn node_slots(jobs: usize) -> usize {
 
 /// The steps ready to start, in two lanes, each lowest step id first. Up to `reserved`
 /// node-lane steps start ahead of everything else; past that, both lanes share the
-/// free slots lowest id first, as one queue would.
+/// free slots lowest id first, as one queue would. A step joins a lane once every step
+/// it depends on is done.
 struct Ready<'p> {
     plan: &'p Plan,
+    /// Per step, how many of its dependencies are not done yet.
+    waiting: Vec<usize>,
+    /// Per step, the steps that depend on it.
+    dependents: Vec<Vec<usize>>,
     nodes: BinaryHeap<Reverse<usize>>,
     rest: BinaryHeap<Reverse<usize>>,
     /// Node-lane steps holding a job slot.
@@ -146,13 +151,40 @@ struct Ready<'p> {
 }
 
 impl<'p> Ready<'p> {
+    /// The plan's steps without dependencies ready, the rest waiting for theirs.
     fn new(plan: &'p Plan, jobs: usize) -> Self {
-        Ready {
+        let n = plan.steps.len();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, s) in plan.steps.iter().enumerate() {
+            for d in &s.deps {
+                dependents[d - 1].push(i);
+            }
+        }
+        let mut ready = Ready {
             plan,
+            waiting: plan.steps.iter().map(|s| s.deps.len()).collect(),
+            dependents,
             nodes: BinaryHeap::new(),
             rest: BinaryHeap::new(),
             nodes_busy: 0,
             reserved: node_slots(jobs),
+        };
+        for i in 0..n {
+            if ready.waiting[i] == 0 {
+                ready.push(i);
+            }
+        }
+        ready
+    }
+
+    /// Step `i` is done: the steps waiting only for it become ready.
+    fn done(&mut self, i: usize) {
+        for k in 0..self.dependents[i].len() {
+            let d = self.dependents[i][k];
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.push(d);
+            }
         }
     }
 
@@ -208,18 +240,8 @@ pub async fn execute<K: Kernel>(
     // when the last plan running in this process is done.
     let _spawner = super::spawner::session();
     let n = plan.steps.len();
-    let mut waiting: Vec<usize> = plan.steps.iter().map(|s| s.deps.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, s) in plan.steps.iter().enumerate() {
-        for d in &s.deps {
-            dependents[d - 1].push(i);
-        }
-    }
     let jobs = opts.jobs.max(1);
     let mut ready = Ready::new(plan, jobs);
-    for i in (0..n).filter(|i| waiting[*i] == 0) {
-        ready.push(i);
-    }
     let mut running: Running = FuturesUnordered::new();
     let mut failure: Option<ExecError> = None;
     let mut cancelled: Option<String> = cancel.borrow().clone();
@@ -275,12 +297,7 @@ pub async fn execute<K: Kernel>(
                     Ok(Begun::Done) => {
                         done += 1;
                         super::progress::advance(opts.progress.as_ref(), op.name());
-                        for &d in &dependents[i] {
-                            waiting[d] -= 1;
-                            if waiting[d] == 0 {
-                                ready.push(d);
-                            }
-                        }
+                        ready.done(i);
                     }
                     Err(_) if *abort_rx.borrow() && op.interruptible() => {
                         // Stopped because of the first failure or a signal: not a failure itself.

@@ -242,23 +242,8 @@ pub async fn up_with(
     let host = &opts.host;
     let lock = tokio::task::block_in_place(|| lock(host, &lab))?;
     let dir = host.lab_dir(&lab);
-    if dir.exists() {
-        let records = Journal::read(&dir.journal_path())?;
-        if records.iter().any(|r| matches!(r, Record::Up { .. })) {
-            let pid = LabSummary::read(&dir.summary_path())
-                .map(|s| s.pid)
-                .unwrap_or(0);
-            return Err(ApplyError::AlreadyUp { lab, pid });
-        }
-        return Err(ApplyError::Leftovers { lab });
-    }
-    // A dummy or vlan this kernel cannot make stops `up` before it makes anything.
-    if plan.steps.iter().any(|s| {
-        matches!(&s.op, Op::CreateLink(l) if matches!(l.kind, LinkSpec::Dummy(_) | LinkSpec::Vlan(_)))
-    }) && let Some(e) = devices::missing(&lab, plan, tokio::task::block_in_place(devices::kernel_kinds))
-    {
-        return Err(ApplyError::Step(Box::new(e)));
-    }
+    not_there_yet(&lab, &dir)?;
+    devices_known(&lab, plan)?;
     // The lab's VNIs, checked again under the host's VNI lock, which is held until they
     // are claimed on file below: a lab racing this one for a VNI then sees them taken, and
     // says so, instead of failing on the kernel's EEXIST.
@@ -284,18 +269,7 @@ pub async fn up_with(
             });
         }
     };
-    // Namespaces of this lab that exist already belong to someone else: refuse before
-    // creating anything, rather than fail halfway.
-    let taken: Vec<String> = plan
-        .steps
-        .iter()
-        .filter_map(|s| match &s.op {
-            crate::plan::Op::CreateNetns { netns } if host.netns_path(netns).exists() => {
-                Some(netns.to_string())
-            }
-            _ => None,
-        })
-        .collect();
+    let taken = foreign_netns(host, plan);
     if !taken.is_empty() {
         // Nothing of this lab exists: not even its lock file stays.
         refused_before_anything(host, host_lock, lock);
@@ -328,18 +302,7 @@ pub async fn up_with(
         }
         None => plan,
     };
-    dir.create()?;
-    // A capture that outlived the lab's last `down` may have left its event behind.
-    let _ = std::fs::remove_file(dir.events_path());
-    let mut journal = Journal::create(&dir.journal_path())?;
-    let started = now();
-    journal.append(&Record::Begin {
-        lab: lab.clone(),
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        started,
-        file: opts.file.clone(),
-    })?;
+    let (mut journal, started) = begin_journal(&lab, &dir, opts)?;
     // The lab's membership is journaled before the registry has it: a `down` after a
     // kill here still leaves the network. A registry that cannot be written fails the
     // `up` with its rollback, as a failed step does.
@@ -375,43 +338,11 @@ pub async fn up_with(
         Err(e) => (Vec::new(), Err(e)),
     };
     progress::finish(opts.progress.as_ref());
-    let outcome = match result {
-        Ok(()) => {
-            // The lab is on record as up only once its files are: a full disk here rolls
-            // back like any failed step.
-            let host = opts.host.host.as_deref();
-            let summary = LabSummary::of(t, host, &opts.file, started, now());
-            summary
-                .write(&dir.summary_path())
-                .and_then(|()| match &opts.source {
-                    Some(src) => crate::state::files::replace(&dir.source_path(), src.as_bytes()),
-                    None => Ok(()),
-                })
-                .and_then(|()| {
-                    let json = serde_json::to_vec(plan).expect("a plan serializes");
-                    crate::state::files::replace(&dir.plan_path(), &json)
-                })
-                .and_then(|()| journal.append(&Record::Up { finished: now() }))
-                .map(|()| crate::state::vnis::release(&dir))
-                .map_err(ApplyError::from)
-        }
-        Err(e) => Err(e),
-    };
+    let outcome = result.and_then(|()| record_up(t, plan, opts, &dir, &mut journal, started));
     if let Err(first) = outcome {
         // Roll back from the journal, the same path `down` takes.
         drop(journal);
-        kernel.close_all();
-        match rollback(&lab, &dir, &kernel, opts.progress.as_ref()).await {
-            Ok(_) => {
-                // As `down` does once the lab is gone; an incomplete rollback leaves the
-                // record for the `down` that finishes it.
-                if opts.raise_neigh_limit {
-                    restore_neigh_limit(host, &lab);
-                }
-                drop(lock)
-            }
-            Err(rb) => crate::errln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
-        }
+        roll_back_up(&lab, &dir, &kernel, opts, lock).await;
         return Err(first);
     }
     Ok(UpReport {
@@ -419,6 +350,118 @@ pub async fn up_with(
         elapsed: start.elapsed(),
         raised,
     })
+}
+
+/// Refuses a lab whose directory exists: up already, or left by an `up` or `down` that
+/// did not finish (its `down` removes that first).
+fn not_there_yet(lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let records = Journal::read(&dir.journal_path())?;
+    if records.iter().any(|r| matches!(r, Record::Up { .. })) {
+        let pid = LabSummary::read(&dir.summary_path())
+            .map(|s| s.pid)
+            .unwrap_or(0);
+        return Err(ApplyError::AlreadyUp {
+            lab: lab.to_string(),
+            pid,
+        });
+    }
+    Err(ApplyError::Leftovers {
+        lab: lab.to_string(),
+    })
+}
+
+/// A dummy or vlan this kernel cannot make stops `up` before it makes anything (the
+/// kernel's kinds are read only when the plan has one).
+fn devices_known(lab: &str, plan: &Plan) -> Result<(), ApplyError> {
+    if plan.steps.iter().any(|s| {
+        matches!(&s.op, Op::CreateLink(l) if matches!(l.kind, LinkSpec::Dummy(_) | LinkSpec::Vlan(_)))
+    }) && let Some(e) = devices::missing(lab, plan, tokio::task::block_in_place(devices::kernel_kinds))
+    {
+        return Err(ApplyError::Step(Box::new(e)));
+    }
+    Ok(())
+}
+
+/// Namespaces of this lab that exist already belong to someone else: `up` refuses them
+/// before creating anything, rather than fail halfway.
+fn foreign_netns(host: &HostContext, plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.op {
+            Op::CreateNetns { netns } if host.netns_path(netns).exists() => Some(netns.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Makes the lab's directory and its journal, which begins with who is bringing it up.
+fn begin_journal(lab: &str, dir: &LabDir, opts: &UpOptions) -> Result<(Journal, u64), ApplyError> {
+    dir.create()?;
+    // A capture that outlived the lab's last `down` may have left its event behind.
+    let _ = std::fs::remove_file(dir.events_path());
+    let mut journal = Journal::create(&dir.journal_path())?;
+    let started = now();
+    journal.append(&Record::Begin {
+        lab: lab.to_string(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started,
+        file: opts.file.clone(),
+    })?;
+    Ok((journal, started))
+}
+
+/// Puts a lab on record as up once every step is done: its summary, source and plan,
+/// then the journal's `up`. Only then, so a full disk here rolls back like any failed
+/// step.
+fn record_up(
+    t: &Topology,
+    plan: &Plan,
+    opts: &UpOptions,
+    dir: &LabDir,
+    journal: &mut Journal,
+    started: u64,
+) -> Result<(), ApplyError> {
+    let host = opts.host.host.as_deref();
+    let summary = LabSummary::of(t, host, &opts.file, started, now());
+    summary
+        .write(&dir.summary_path())
+        .and_then(|()| match &opts.source {
+            Some(src) => crate::state::files::replace(&dir.source_path(), src.as_bytes()),
+            None => Ok(()),
+        })
+        .and_then(|()| {
+            let json = serde_json::to_vec(plan).expect("a plan serializes");
+            crate::state::files::replace(&dir.plan_path(), &json)
+        })
+        .and_then(|()| journal.append(&Record::Up { finished: now() }))
+        .map(|()| crate::state::vnis::release(dir))
+        .map_err(ApplyError::from)
+}
+
+/// A failed `up`'s rollback from its journal, the path `down` takes. The lab's lock is
+/// let go only when the rollback removed everything; an incomplete one leaves the lab
+/// (and the host settings on record) for the `down` that finishes it.
+async fn roll_back_up(
+    lab: &str,
+    dir: &LabDir,
+    kernel: &NetlinkKernel,
+    opts: &UpOptions,
+    lock: LabLock,
+) {
+    kernel.close_all();
+    match rollback(lab, dir, kernel, opts.progress.as_ref()).await {
+        Ok(_) => {
+            if opts.raise_neigh_limit {
+                restore_neigh_limit(&opts.host, lab);
+            }
+            drop(lock)
+        }
+        Err(rb) => crate::errln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
+    }
 }
 
 /// An `up` refused before it made anything leaves the host as it found it: the netns

@@ -230,6 +230,9 @@ impl NetlinkKernel {
         self.tag_host(op).await
     }
 
+    /// One step's kernel change: netlink for links, addresses, routes and qdiscs; the
+    /// node side (run dirs, mount template, hosts file, cgroups, inits, processes) in
+    /// [`Self::make_node_side`].
     async fn make(&self, op: &Op) -> Result<(), KernelError> {
         match op {
             Op::CreateNetns { netns } => self.create_netns(netns).await,
@@ -243,75 +246,16 @@ impl NetlinkKernel {
                 stp,
             } => {
                 let h = self.ns(netns).await?.handle;
-                // Down and without snooping until the rest of the wiring is in place (see
-                // `Gate::Bridges`); `LinkBridge::new` would set IFF_UP.
-                let mut b = LinkMessageBuilder::<LinkBridge>::new(name)
-                    .index(*ifindex)
-                    .address(mac.to_vec())
-                    .append_info_data(InfoBridge::MulticastSnooping(false));
-                if let Some(m) = mtu {
-                    b = b.mtu(*m);
-                }
-                if *stp {
-                    b = b.append_info_data(InfoBridge::ForwardDelay(STP_FORWARD_DELAY));
-                    b = b.append_info_data(InfoBridge::StpState(BridgeStpState::KernelStp));
-                }
-                h.link()
-                    .add(b.build())
-                    .execute()
-                    .await
-                    .map_err(|e| missing_link_kind("bridge", KernelError::netlink(e)))
+                create_bridge(&h, name, *ifindex, mac, *mtu, *stp).await
             }
-            Op::CreateLink(l) => {
-                let spaces = l.namespaces();
-                let own = self.ns(spaces[0]).await?;
-                let mut others = Vec::new();
-                for n in &spaces[1..] {
-                    others.push(self.ns(n).await?.fd);
-                }
-                let home = match l.kind.from_home() {
-                    true => Some(self.home().await?),
-                    false => None,
-                };
-                let at = super::links::At {
-                    own: &own.handle,
-                    own_fd: &own.fd,
-                    others: &others,
-                    home: home.as_ref(),
-                };
-                super::links::create(&at, l).await
-            }
+            Op::CreateLink(l) => self.create_link(l).await,
             Op::SetLinkUp { netns, ifindex, .. } => {
-                let h = self.ns(netns).await?.handle;
-                h.link()
-                    .change(LinkUnspec::new_with_index(*ifindex).up().build())
-                    .execute()
-                    .await
-                    .map_err(KernelError::netlink)
-            }
-            Op::SetMulticastSnooping {
-                netns, ifindex, on, ..
-            } => {
-                let h = self.ns(netns).await?.handle;
-                // RTM_NEWLINK without NLM_F_CREATE: the kernel's changelink for a bridge.
-                let msg = LinkMessageBuilder::<LinkBridge>::new_with_info_kind(InfoKind::Bridge)
-                    .index(*ifindex)
-                    .append_info_data(InfoBridge::MulticastSnooping(*on))
-                    .build();
-                h.link()
-                    .add(msg)
-                    .set_flags(NLM_F_REQUEST | NLM_F_ACK)
-                    .execute()
-                    .await
-                    .map_err(KernelError::netlink)
+                let msg = LinkUnspec::new_with_index(*ifindex).up().build();
+                self.change_link(netns, msg).await
             }
             Op::SetLinkDown { netns, ifindex, .. } => {
-                let h = self.ns(netns).await?.handle;
-                h.link()
-                    .change(LinkUnspec::new_with_index(*ifindex).down().build())
-                    .execute()
-                    .await
-                    .map_err(KernelError::netlink)
+                let msg = LinkUnspec::new_with_index(*ifindex).down().build();
+                self.change_link(netns, msg).await
             }
             Op::SetMtu {
                 netns,
@@ -319,18 +263,14 @@ impl NetlinkKernel {
                 mtu,
                 ..
             } => {
-                let h = self.ns(netns).await?.handle;
-                h.link()
-                    .change(LinkUnspec::new_with_index(*ifindex).mtu(*mtu).build())
-                    .execute()
-                    .await
-                    .map_err(KernelError::netlink)
+                let msg = LinkUnspec::new_with_index(*ifindex).mtu(*mtu).build();
+                self.change_link(netns, msg).await
             }
-            Op::AddProcess { netns, node, spec } => {
-                let lab = crate::model::names::lab_of_netns(netns);
-                super::process::add_process(&self.host, &lab, node, spec)
-                    .await
-                    .map_err(KernelError::Other)
+            Op::SetMulticastSnooping {
+                netns, ifindex, on, ..
+            } => {
+                let h = self.ns(netns).await?.handle;
+                set_snooping(&h, *ifindex, *on).await
             }
             Op::AddAddress {
                 netns,
@@ -364,35 +304,51 @@ impl NetlinkKernel {
                 ..
             } => {
                 let h = self.ns(netns).await?.handle;
-                let (kind, msg) = if impair.needs_netem() {
-                    ("netem", tc::netem(*ifindex, impair))
-                } else {
-                    ("tbf", tc::tbf(*ifindex, impair.rate.unwrap_or(u64::MAX)))
-                };
-                add_qdisc(&h, msg).await.map_err(|e| missing_qdisc(kind, e))
+                set_impair(&h, *ifindex, impair).await
             }
             Op::Barrier { .. } => Ok(()),
+            Op::AddProcess { .. }
+            | Op::MountRunDirs { .. }
+            | Op::CreateMountTemplate { .. }
+            | Op::WriteHosts { .. }
+            | Op::CreateCgroup { .. }
+            | Op::StartNode { .. }
+            | Op::StartProcess { .. }
+            | Op::RunExec { .. } => self.make_node_side(op).await,
+        }
+    }
+
+    /// The steps that make no netlink object: a node's files, mounts, cgroup, init and
+    /// processes, which the executor orders and journals like the rest.
+    async fn make_node_side(&self, op: &Op) -> Result<(), KernelError> {
+        let other = |e: String| KernelError::Other(e);
+        match op {
+            Op::AddProcess { netns, node, spec } => {
+                let lab = crate::model::names::lab_of_netns(netns);
+                super::process::add_process(&self.host, &lab, node, spec)
+                    .await
+                    .map_err(other)
+            }
             Op::MountRunDirs { lab } => {
                 let paths = crate::node::NodePaths::of_lab(&self.host, lab);
                 tokio::task::spawn_blocking(move || crate::node::rundirs::mount(&paths))
                     .await
-                    .map_err(|e| KernelError::Other(e.to_string()))?
-                    .map_err(KernelError::Other)
+                    .map_err(|e| other(e.to_string()))?
+                    .map_err(other)
             }
             Op::CreateMountTemplate { lab } => {
                 let at = crate::node::NodePaths::of_lab(&self.host, lab).mount_template();
                 let netns_dir = self.host.netns_dir.clone();
                 tokio::task::spawn_blocking(move || crate::node::template::create(&at, &netns_dir))
                     .await
-                    .map_err(|e| KernelError::Other(e.to_string()))?
-                    .map_err(KernelError::Other)
+                    .map_err(|e| other(e.to_string()))?
+                    .map_err(other)
             }
             Op::WriteHosts { lab, content } => {
                 let paths = crate::node::NodePaths::of_lab(&self.host, lab);
-                crate::state::files::ensure_dir(&paths.dir)
-                    .map_err(|e| KernelError::Other(e.to_string()))?;
+                crate::state::files::ensure_dir(&paths.dir).map_err(|e| other(e.to_string()))?;
                 crate::state::files::replace_readable(&paths.hosts(), content.as_bytes())
-                    .map_err(|e| KernelError::Other(e.to_string()))
+                    .map_err(|e| other(e.to_string()))
             }
             Op::CreateCgroup { node, limits, .. } => {
                 let lab = crate::model::names::lab_of_netns(op.netns());
@@ -404,13 +360,8 @@ impl NetlinkKernel {
                 node,
                 process,
             } => {
-                super::nodes::start_process(
-                    &self.host,
-                    &crate::model::names::lab_of_netns(netns),
-                    node,
-                    process,
-                )
-                .await
+                let lab = crate::model::names::lab_of_netns(netns);
+                super::nodes::start_process(&self.host, &lab, node, process).await
             }
             Op::RunExec {
                 netns,
@@ -424,7 +375,44 @@ impl NetlinkKernel {
                 super::nodes::run_exec(&self.host, &lab, node, netns, argv, *ignore_errors, timeout)
                     .await
             }
+            other_op => Err(other(format!("{} is not a node step", other_op.name()))),
         }
+    }
+
+    /// A link of any kind (`apply::links`), given the descriptors of every namespace it
+    /// touches and, for kinds made from nslab's own namespace, a handle there.
+    async fn create_link(&self, l: &crate::plan::Link) -> Result<(), KernelError> {
+        let spaces = l.namespaces();
+        let own = self.ns(spaces[0]).await?;
+        let mut others = Vec::new();
+        for n in &spaces[1..] {
+            others.push(self.ns(n).await?.fd);
+        }
+        let home = match l.kind.from_home() {
+            true => Some(self.home().await?),
+            false => None,
+        };
+        let at = super::links::At {
+            own: &own.handle,
+            own_fd: &own.fd,
+            others: &others,
+            home: home.as_ref(),
+        };
+        super::links::create(&at, l).await
+    }
+
+    /// An RTM_NEWLINK change (`link().set()` silently ignores some attributes).
+    async fn change_link(
+        &self,
+        netns: &Name,
+        msg: rtnetlink::packet_route::link::LinkMessage,
+    ) -> Result<(), KernelError> {
+        let h = self.ns(netns).await?.handle;
+        h.link()
+            .change(msg)
+            .execute()
+            .await
+            .map_err(KernelError::netlink)
     }
 
     async fn undo_op(&self, undo: &Undo) -> Result<(), KernelError> {
@@ -601,6 +589,64 @@ impl Kernel for NetlinkKernel {
 }
 
 /// Opens an rtnetlink connection in the calling thread's namespace and starts its task.
+/// A bridge, down and without snooping until the rest of the wiring is in place (see
+/// `Gate::Bridges`); `LinkBridge::new` would set IFF_UP.
+async fn create_bridge(
+    h: &Handle,
+    name: &str,
+    ifindex: u32,
+    mac: &[u8; 6],
+    mtu: Option<u32>,
+    stp: bool,
+) -> Result<(), KernelError> {
+    let mut b = LinkMessageBuilder::<LinkBridge>::new(name)
+        .index(ifindex)
+        .address(mac.to_vec())
+        .append_info_data(InfoBridge::MulticastSnooping(false));
+    if let Some(m) = mtu {
+        b = b.mtu(m);
+    }
+    if stp {
+        b = b.append_info_data(InfoBridge::ForwardDelay(STP_FORWARD_DELAY));
+        b = b.append_info_data(InfoBridge::StpState(BridgeStpState::KernelStp));
+    }
+    h.link()
+        .add(b.build())
+        .execute()
+        .await
+        .map_err(|e| missing_link_kind("bridge", KernelError::netlink(e)))
+}
+
+/// A bridge's multicast snooping: RTM_NEWLINK without NLM_F_CREATE, the kernel's
+/// changelink for a bridge.
+async fn set_snooping(h: &Handle, ifindex: u32, on: bool) -> Result<(), KernelError> {
+    let msg = LinkMessageBuilder::<LinkBridge>::new_with_info_kind(InfoKind::Bridge)
+        .index(ifindex)
+        .append_info_data(InfoBridge::MulticastSnooping(on))
+        .build();
+    h.link()
+        .add(msg)
+        .set_flags(NLM_F_REQUEST | NLM_F_ACK)
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
+}
+
+/// A link's impairment as its root qdisc: netem when it delays or drops, tbf for a rate
+/// alone.
+async fn set_impair(
+    h: &Handle,
+    ifindex: u32,
+    impair: &crate::model::Impair,
+) -> Result<(), KernelError> {
+    let (kind, msg) = if impair.needs_netem() {
+        ("netem", tc::netem(ifindex, impair))
+    } else {
+        ("tbf", tc::tbf(ifindex, impair.rate.unwrap_or(u64::MAX)))
+    };
+    add_qdisc(h, msg).await.map_err(|e| missing_qdisc(kind, e))
+}
+
 fn connect(rt: &tokio::runtime::Handle) -> std::io::Result<Handle> {
     let _guard = rt.enter();
     let (conn, handle, _) = rtnetlink::new_connection()?;

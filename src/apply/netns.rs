@@ -152,25 +152,8 @@ fn make_mount_point(path: &Path) -> io::Result<()> {
 
 /// Gives the open file another name (`linkat` with `AT_EMPTY_PATH`).
 fn link_fd(file: &File, path: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let target = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: a descriptor we own, an empty path with AT_EMPTY_PATH, and a NUL-terminated
-    // target that outlives the call.
-    let r = unsafe {
-        libc::linkat(
-            file.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    use nix::fcntl::{AT_FDCWD, AtFlags};
+    nix::unistd::linkat(file, c"", AT_FDCWD, path, AtFlags::AT_EMPTY_PATH).map_err(io::Error::from)
 }
 
 /// A lab's namespaces held open while `down` removes their names. A namespace whose last
@@ -432,16 +415,11 @@ pub fn read_sysctl(key: &str) -> io::Result<String> {
 /// namespace (its fd and a netlink socket), past the usual 1024 at a few hundred nodes.
 /// A node's init and processes start from their own limits (`node::fresh`), not this.
 pub fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 

@@ -143,28 +143,27 @@ fn start_node_blocking(host: &HostContext, start: &NodeStart) -> Result<(), Kern
     let mut unplaced = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: lines.get_ref().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
         // A line the last read took in with the one before (`pid N` and `ready` can come
         // together) is already here: the pipe would not poll readable for it again, and
         // only end of file (every writer gone) would have ended the wait.
         let n = if lines.buffer().is_empty() {
-            // SAFETY: poll on one valid descriptor.
-            unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) }
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let mut fds = [PollFd::new(lines.get_ref().as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    outcome = Err(other(format!("waiting for the node's init: {e}")));
+                    break;
+                }
+            }
         } else {
             1
         };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            outcome = Err(other(format!("waiting for the node's init: {e}")));
-            break;
-        }
         if n == 0 {
             outcome = Err(other("the node's init did not get ready within 30 s"));
             // Do not wait on it below; what it started lives in the node's network

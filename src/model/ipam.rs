@@ -306,6 +306,132 @@ pub struct Assigned {
     pub members: Vec<Vec<IpNet>>,
 }
 
+/// A segment's subnet of one family: its fixed `subnet:`, the one its written addresses
+/// share, or a block of the family's pool when a member takes its address from the pool
+/// (`None`: the segment has none of that family, or the pool is full, reported).
+fn family_subnet(
+    sink: &mut Sink,
+    pools: &mut Pools,
+    reserved: &Reserved,
+    seg: &Segment,
+    v6: bool,
+    explicit: &[&Sp<IpNet>],
+    name: &dyn Fn(Option<usize>) -> String,
+) -> Option<IpNet> {
+    if let Some(fixed) = &seg.fixed[usize::from(v6)] {
+        for a in explicit {
+            if !fixed.value.contains(&a.value.addr())
+                || a.value.prefix_len() != fixed.value.prefix_len()
+            {
+                sink.error(
+                    Some(a.span),
+                    format!(
+                        "address {} is not in {}'s subnet {}",
+                        a.value,
+                        name(None),
+                        fixed.value
+                    ),
+                )
+                .hint(format!(
+                    "use an address of {} with the same prefix length",
+                    fixed.value
+                ));
+            }
+        }
+        return Some(fixed.value);
+    }
+    if let Some(first) = explicit.first() {
+        return Some(shared_subnet(sink, seg, first, &explicit[1..], name));
+    }
+    if !seg.members.iter().any(|m| m.explicit.is_none()) {
+        return None;
+    }
+    let pool = match (seg.lan, v6) {
+        (false, false) => Some(&mut pools.p2p4),
+        (true, false) => Some(&mut pools.lan4),
+        (false, true) => pools.p2p6.as_mut(),
+        (true, true) => pools.lan6.as_mut(),
+    }?;
+    let net = pool.alloc(seg.key, reserved);
+    if net.is_none() {
+        exhausted(sink, pool, &name(None), seg.span);
+    }
+    net
+}
+
+/// The subnet written addresses set: `first`'s, which every other one must share.
+fn shared_subnet(
+    sink: &mut Sink,
+    seg: &Segment,
+    first: &Sp<IpNet>,
+    rest: &[&Sp<IpNet>],
+    name: &dyn Fn(Option<usize>) -> String,
+) -> IpNet {
+    let net = first.value.trunc();
+    for a in rest {
+        if a.value.trunc() != net {
+            let kind = if seg.lan { "members of" } else { "two ends of" };
+            sink.error(
+                Some(a.span),
+                format!(
+                    "the {kind} {} are not in one subnet: {} is in {}, but {} is in {}",
+                    name(None),
+                    a.value,
+                    a.value.trunc(),
+                    first.value,
+                    net
+                ),
+            )
+            .note(first.span, "this address sets the subnet")
+            .hint("give every end an address in the same subnet with the same prefix length");
+        }
+    }
+    net
+}
+
+/// Gives each member without written addresses a host address of `subnet`, in the
+/// segment's order, skipping reserved and written ones.
+fn place_members(
+    sink: &mut Sink,
+    reserved: &Reserved,
+    seg: &Segment,
+    subnet: IpNet,
+    explicit: &[&Sp<IpNet>],
+    name: &dyn Fn(Option<usize>) -> String,
+    members: &mut [Vec<IpNet>],
+) {
+    let mut used: HashSet<IpAddr> = reserved.hosts.clone();
+    used.extend(explicit.iter().map(|a| a.value.addr()));
+    let hosts = Hosts::new(subnet);
+    for &i in &seg.order {
+        let m = &seg.members[i];
+        if m.explicit.is_some() {
+            continue;
+        }
+        match hosts.probe(m.key, &used) {
+            Some(addr) => {
+                used.insert(addr);
+                members[i].push(IpNet::new(addr, subnet.prefix_len()).expect("valid prefix"));
+            }
+            None => {
+                sink.error(
+                    Some(m.span),
+                    format!(
+                        "subnet {subnet} of {} has no free address left for {}",
+                        name(None),
+                        name(Some(i))
+                    ),
+                )
+                .hint(if seg.lan {
+                    "give the bridge a larger `subnet:` (for example a /16)"
+                } else {
+                    "a point-to-point subnet holds two ends; widen the prefix"
+                });
+            }
+        }
+    }
+}
+
 /// Addresses one segment and returns each member's addresses. Call it for every segment
 /// in declaration order: on a collision the segment asking later moves.
 pub fn assign_segment(
@@ -333,108 +459,20 @@ pub fn assign_segment(
             .flat_map(|m| m.explicit.into_iter().flatten())
             .filter(|a| a.value.addr().is_ipv6() == v6)
             .collect();
-        let subnet = match &seg.fixed[usize::from(v6)] {
-            Some(fixed) => {
-                for a in &explicit {
-                    if !fixed.value.contains(&a.value.addr())
-                        || a.value.prefix_len() != fixed.value.prefix_len()
-                    {
-                        sink.error(
-                            Some(a.span),
-                            format!(
-                                "address {} is not in {}'s subnet {}",
-                                a.value,
-                                name(None),
-                                fixed.value
-                            ),
-                        )
-                        .hint(format!(
-                            "use an address of {} with the same prefix length",
-                            fixed.value
-                        ));
-                    }
-                }
-                Some(fixed.value)
-            }
-            None => match explicit.first() {
-                Some(first) => {
-                    let net = first.value.trunc();
-                    for a in &explicit[1..] {
-                        if a.value.trunc() != net {
-                            let kind = if seg.lan { "members of" } else { "two ends of" };
-                            sink.error(
-                                Some(a.span),
-                                format!(
-                                    "the {kind} {} are not in one subnet: {} is in {}, but {} is in {}",
-                                    name(None),
-                                    a.value,
-                                    a.value.trunc(),
-                                    first.value,
-                                    net
-                                ),
-                            )
-                            .note(first.span, "this address sets the subnet")
-                            .hint("give every end an address in the same subnet with the same prefix length");
-                        }
-                    }
-                    Some(net)
-                }
-                None if any_auto => {
-                    let pool = match (seg.lan, v6) {
-                        (false, false) => Some(&mut pools.p2p4),
-                        (true, false) => Some(&mut pools.lan4),
-                        (false, true) => pools.p2p6.as_mut(),
-                        (true, true) => pools.lan6.as_mut(),
-                    };
-                    match pool {
-                        Some(pool) => match pool.alloc(seg.key, reserved) {
-                            Some(net) => Some(net),
-                            None => {
-                                exhausted(sink, pool, &name(None), seg.span);
-                                None
-                            }
-                        },
-                        None => None,
-                    }
-                }
-                None => None,
-            },
-        };
-        let Some(subnet) = subnet else { continue };
-        out.subnets.push(subnet);
-        if !any_auto {
+        let Some(subnet) = family_subnet(sink, pools, reserved, seg, v6, &explicit, name) else {
             continue;
-        }
-        let mut used: HashSet<IpAddr> = reserved.hosts.clone();
-        used.extend(explicit.iter().map(|a| a.value.addr()));
-        let hosts = Hosts::new(subnet);
-        for &i in &seg.order {
-            let m = &seg.members[i];
-            if m.explicit.is_some() {
-                continue;
-            }
-            match hosts.probe(m.key, &used) {
-                Some(addr) => {
-                    used.insert(addr);
-                    out.members[i]
-                        .push(IpNet::new(addr, subnet.prefix_len()).expect("valid prefix"));
-                }
-                None => {
-                    sink.error(
-                        Some(m.span),
-                        format!(
-                            "subnet {subnet} of {} has no free address left for {}",
-                            name(None),
-                            name(Some(i))
-                        ),
-                    )
-                    .hint(if seg.lan {
-                        "give the bridge a larger `subnet:` (for example a /16)"
-                    } else {
-                        "a point-to-point subnet holds two ends; widen the prefix"
-                    });
-                }
-            }
+        };
+        out.subnets.push(subnet);
+        if any_auto {
+            place_members(
+                sink,
+                reserved,
+                seg,
+                subnet,
+                &explicit,
+                name,
+                &mut out.members,
+            );
         }
     }
     out

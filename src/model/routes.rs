@@ -259,65 +259,30 @@ impl Resolver<'_> {
         out
     }
 
+    /// One written route: a route without next hops (blackhole and friends, or `dev`
+    /// only), or one per address family its next hops cover. Problems go to `sink` and
+    /// leave nothing in `out` for that route.
     fn route(&self, sink: &mut Sink, node: usize, r: &RawRoute, out: &mut Vec<Route>) {
         let me = &self.nodes[node];
         let metric = r.metric.as_ref().map(|m| m.value);
-        let dev = match &r.dev {
-            Some(d) => match own_ifaces(me).position(|(n, _, _)| n == d.value) {
-                Some(i) => Some(i),
-                None => {
-                    let d2 = sink.error(
-                        Some(d.span),
-                        format!("node `{}` has no interface `{}`", me.name, d.value),
-                    );
-                    if let Some(s) = did_you_mean(&d.value, own_ifaces(me).map(|(n, _, _)| n)) {
-                        d2.hint(format!("did you mean `{s}`?"));
-                    }
-                    return;
-                }
-            },
-            None => None,
+        let Some(dev) = route_dev(sink, me, r) else {
+            return;
         };
         let has_v6 = own_ifaces(me)
             .flat_map(|(_, _, a)| a)
             .any(|a| a.addr().is_ipv6())
             || me.loopback.iter().any(|a| a.addr().is_ipv6());
-        if r.kind.value != RouteKind::Unicast {
-            if !r.via.is_empty() || dev.is_some() {
-                sink.error(
-                    Some(r.span),
-                    format!("a {:?} route takes no `via` or `dev`", r.kind.value).to_lowercase(),
-                );
-                return;
-            }
-            let dsts = destinations(&r.to.value, has_v6);
-            for dst in dsts {
-                out.push(Route {
-                    dst,
-                    kind: r.kind.value,
-                    nexthops: Vec::new(),
-                    dev: None,
-                    dev_ifindex: None,
-                    metric,
-                });
-            }
-            return;
-        }
-        if r.via.is_empty() {
-            let Some(dev) = dev else {
-                sink.error(Some(r.span), "a route needs `via` (a next hop) or `dev` (an interface)")
-                    .hint("for example `{ to: default, via: r1 }`, or `type: blackhole` to drop the traffic");
+        if r.kind.value != RouteKind::Unicast || r.via.is_empty() {
+            let Some((kind, dev)) = hopless(sink, me, r, dev) else {
                 return;
             };
-            let (name, ifindex) = own_iface(me, dev);
-            let dsts = destinations(&r.to.value, has_v6);
-            for dst in dsts {
+            for dst in destinations(&r.to.value, has_v6) {
                 out.push(Route {
                     dst,
-                    kind: RouteKind::Unicast,
+                    kind,
                     nexthops: Vec::new(),
-                    dev: Some(name.clone()),
-                    dev_ifindex: Some(ifindex),
+                    dev: dev.as_ref().map(|(name, _)| name.clone()),
+                    dev_ifindex: dev.as_ref().map(|(_, ifindex)| *ifindex),
                     metric,
                 });
             }
@@ -330,112 +295,17 @@ impl Resolver<'_> {
                 None => return,
             }
         }
-        // Which families this route covers.
-        let families: Vec<bool> = match &r.to.value {
-            RouteDest::Prefix(p) => vec![p.addr().is_ipv6()],
-            RouteDest::Default4 => vec![false],
-            RouteDest::Default6 => vec![true],
-            RouteDest::Default => {
-                let explicit: BTreeSet<bool> = hops
-                    .iter()
-                    .filter_map(|(h, _)| match h {
-                        Hop::Addr(a, _) => Some(a.is_ipv6()),
-                        _ => None,
-                    })
-                    .collect();
-                match explicit.len() {
-                    0 => [false, true]
-                        .into_iter()
-                        .filter(|v6| {
-                            hops.iter().all(|(h, _)| match h {
-                                Hop::Neighbour(addrs, _, _) => {
-                                    addrs.iter().any(|a| a.is_ipv6() == *v6)
-                                }
-                                Hop::Addr(..) => true,
-                            })
-                        })
-                        .collect(),
-                    1 => explicit.into_iter().collect(),
-                    _ => {
-                        sink.error(Some(r.span), "the next hops of one route mix IPv4 and IPv6");
-                        return;
-                    }
-                }
-            }
-        };
-        if families.is_empty() {
-            sink.error(
-                Some(r.span),
-                format!(
-                    "node `{}` shares no address family with every next hop of this route",
-                    me.name
-                ),
-            );
+        let Some(families) = families(sink, me, r, &hops) else {
             return;
-        }
+        };
         for v6 in families {
             let dst = match &r.to.value {
                 RouteDest::Prefix(p) => *p,
                 _ => family_net(v6),
             };
-            let mut nexthops = Vec::new();
-            for (h, v) in &hops {
-                let (gw, i) = match h {
-                    Hop::Addr(a, i) => {
-                        if a.is_ipv6() != v6 {
-                            sink.error(
-                                Some(v.target.span),
-                                format!("next hop {a} is not in the family of destination {dst}"),
-                            );
-                            return;
-                        }
-                        (*a, *i)
-                    }
-                    Hop::Neighbour(addrs, i, who) => match addrs.iter().find(|a| a.is_ipv6() == v6)
-                    {
-                        Some(a) => (*a, *i),
-                        None => {
-                            let fam = if v6 { "IPv6" } else { "IPv4" };
-                            sink.error(
-                                Some(v.target.span),
-                                format!("next hop `{who}` has no {fam} address for the route to {dst}"),
-                            )
-                            .hint("give the shared link addresses of that family, or name a next hop address");
-                            return;
-                        }
-                    },
-                };
-                if let Some(d) = dev
-                    && d != i
-                {
-                    sink.error(
-                        Some(v.target.span),
-                        format!(
-                            "next hop {gw} is reached through `{}`, not `{}`",
-                            own_iface(me, i).0,
-                            own_iface(me, d).0
-                        ),
-                    );
-                    return;
-                }
-                let (name, ifindex) = own_iface(me, i);
-                nexthops.push(NextHop {
-                    gateway: gw,
-                    dev: name,
-                    ifindex,
-                    weight: v.weight.as_ref().map(|w| w.value).unwrap_or(0),
-                });
-            }
-            let mut keys: Vec<_> = nexthops.iter().map(|n| (n.gateway, n.ifindex)).collect();
-            keys.sort();
-            keys.dedup();
-            if keys.len() != nexthops.len() {
-                sink.error(
-                    Some(r.span),
-                    format!("the route to {dst} lists the same next hop twice"),
-                );
+            let Some(nexthops) = nexthops(sink, me, r, dst, &hops, dev) else {
                 return;
-            }
+            };
             out.push(Route {
                 dst,
                 kind: RouteKind::Unicast,
@@ -446,6 +316,181 @@ impl Resolver<'_> {
             });
         }
     }
+}
+
+/// A route's `dev`, as the index of the node's own interface: `Some(None)` without one,
+/// `None` (reported) when the node has no such interface.
+fn route_dev(sink: &mut Sink, me: &Node, r: &RawRoute) -> Option<Option<usize>> {
+    let Some(d) = &r.dev else {
+        return Some(None);
+    };
+    if let Some(i) = own_ifaces(me).position(|(n, _, _)| n == d.value) {
+        return Some(Some(i));
+    }
+    let d2 = sink.error(
+        Some(d.span),
+        format!("node `{}` has no interface `{}`", me.name, d.value),
+    );
+    if let Some(s) = did_you_mean(&d.value, own_ifaces(me).map(|(n, _, _)| n)) {
+        d2.hint(format!("did you mean `{s}`?"));
+    }
+    None
+}
+
+/// A route without next hops: its kind, and its interface's name and ifindex when it
+/// has one. A blackhole, unreachable or prohibit route takes neither `via` nor `dev`; a
+/// unicast one without `via` needs `dev`.
+fn hopless(
+    sink: &mut Sink,
+    me: &Node,
+    r: &RawRoute,
+    dev: Option<usize>,
+) -> Option<(RouteKind, Option<(String, u32)>)> {
+    if r.kind.value != RouteKind::Unicast {
+        if !r.via.is_empty() || dev.is_some() {
+            sink.error(
+                Some(r.span),
+                format!("a {:?} route takes no `via` or `dev`", r.kind.value).to_lowercase(),
+            );
+            return None;
+        }
+        return Some((r.kind.value, None));
+    }
+    let Some(dev) = dev else {
+        sink.error(
+            Some(r.span),
+            "a route needs `via` (a next hop) or `dev` (an interface)",
+        )
+        .hint("for example `{ to: default, via: r1 }`, or `type: blackhole` to drop the traffic");
+        return None;
+    };
+    let (name, ifindex) = own_iface(me, dev);
+    Some((RouteKind::Unicast, Some((name, ifindex))))
+}
+
+/// Which address families (`true` for IPv6) a route with next hops covers: its
+/// prefix's, or for `default` those its next hops have (an address written as the next
+/// hop decides; a neighbour named must have the family on the shared link).
+fn families(
+    sink: &mut Sink,
+    me: &Node,
+    r: &RawRoute,
+    hops: &[(Hop, &RawVia)],
+) -> Option<Vec<bool>> {
+    let families: Vec<bool> = match &r.to.value {
+        RouteDest::Prefix(p) => vec![p.addr().is_ipv6()],
+        RouteDest::Default4 => vec![false],
+        RouteDest::Default6 => vec![true],
+        RouteDest::Default => {
+            let explicit: BTreeSet<bool> = hops
+                .iter()
+                .filter_map(|(h, _)| match h {
+                    Hop::Addr(a, _) => Some(a.is_ipv6()),
+                    _ => None,
+                })
+                .collect();
+            match explicit.len() {
+                0 => [false, true]
+                    .into_iter()
+                    .filter(|v6| {
+                        hops.iter().all(|(h, _)| match h {
+                            Hop::Neighbour(addrs, _, _) => addrs.iter().any(|a| a.is_ipv6() == *v6),
+                            Hop::Addr(..) => true,
+                        })
+                    })
+                    .collect(),
+                1 => explicit.into_iter().collect(),
+                _ => {
+                    sink.error(Some(r.span), "the next hops of one route mix IPv4 and IPv6");
+                    return None;
+                }
+            }
+        }
+    };
+    if families.is_empty() {
+        sink.error(
+            Some(r.span),
+            format!(
+                "node `{}` shares no address family with every next hop of this route",
+                me.name
+            ),
+        );
+        return None;
+    }
+    Some(families)
+}
+
+/// The next hops of the route to `dst`, each an address of `dst`'s family on one of the
+/// node's interfaces (`dev`'s, when the route names one), none twice.
+fn nexthops(
+    sink: &mut Sink,
+    me: &Node,
+    r: &RawRoute,
+    dst: IpNet,
+    hops: &[(Hop, &RawVia)],
+    dev: Option<usize>,
+) -> Option<Vec<NextHop>> {
+    let v6 = dst.addr().is_ipv6();
+    let mut nexthops = Vec::new();
+    for (h, v) in hops {
+        let (gw, i) = match h {
+            Hop::Addr(a, i) => {
+                if a.is_ipv6() != v6 {
+                    sink.error(
+                        Some(v.target.span),
+                        format!("next hop {a} is not in the family of destination {dst}"),
+                    );
+                    return None;
+                }
+                (*a, *i)
+            }
+            Hop::Neighbour(addrs, i, who) => {
+                match addrs.iter().find(|a| a.is_ipv6() == v6) {
+                    Some(a) => (*a, *i),
+                    None => {
+                        let fam = if v6 { "IPv6" } else { "IPv4" };
+                        sink.error(
+                        Some(v.target.span),
+                        format!("next hop `{who}` has no {fam} address for the route to {dst}"),
+                    )
+                    .hint("give the shared link addresses of that family, or name a next hop address");
+                        return None;
+                    }
+                }
+            }
+        };
+        if let Some(d) = dev
+            && d != i
+        {
+            sink.error(
+                Some(v.target.span),
+                format!(
+                    "next hop {gw} is reached through `{}`, not `{}`",
+                    own_iface(me, i).0,
+                    own_iface(me, d).0
+                ),
+            );
+            return None;
+        }
+        let (name, ifindex) = own_iface(me, i);
+        nexthops.push(NextHop {
+            gateway: gw,
+            dev: name,
+            ifindex,
+            weight: v.weight.as_ref().map(|w| w.value).unwrap_or(0),
+        });
+    }
+    let mut keys: Vec<_> = nexthops.iter().map(|n| (n.gateway, n.ifindex)).collect();
+    keys.sort();
+    keys.dedup();
+    if keys.len() != nexthops.len() {
+        sink.error(
+            Some(r.span),
+            format!("the route to {dst} lists the same next hop twice"),
+        );
+        return None;
+    }
+    Some(nexthops)
 }
 
 /// The most (node, destination) pairs `routing: static` computes routes for: about

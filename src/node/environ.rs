@@ -10,8 +10,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// PATH, HOME and USER of the user commands run as (root, in every node), plus TERM when
 /// one is given (an interactive `exec` keeps the caller's terminal type).
 pub fn base(term: Option<String>) -> Vec<(String, String)> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = nix::unistd::geteuid().as_raw();
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let (name, home) = match user_of(&passwd, uid) {
         Some(found) => found,

@@ -63,8 +63,7 @@ impl Fresh {
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())
             .map(|t| (t / 2).max(1));
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = nix::unistd::geteuid().is_root();
         let host_userns = std::fs::read_to_string("/proc/self/uid_map")
             .is_ok_and(|m| m.split_whitespace().eq(["0", "0", "4294967295"]));
         Fresh {

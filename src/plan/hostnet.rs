@@ -8,7 +8,7 @@ use super::build::Builder;
 use super::links::{Link, LinkSpec, Peer};
 use super::{Name, Op, StepId};
 use crate::model::Topology;
-use crate::model::hostnet::HOST_NETNS;
+use crate::model::hostnet::{HOST_NETNS, Mgmt};
 
 /// The host's steps for the nodes that are `local`, after each node's namespace
 /// (`ready[node]`).
@@ -19,49 +19,7 @@ pub(super) fn steps(t: &Topology, b: &mut Builder, ready: &[Vec<StepId>], local:
         .mgmt
         .as_ref()
         .filter(|_| links.iter().any(|h| h.mgmt))
-        .map(|m| {
-            let name = Name::from(m.bridge.as_str());
-            if let Some(network) = &m.network {
-                // A shared network's bridge: made by its first lab, found by the others.
-                let join = Op::JoinMgmt {
-                    netns: host.clone(),
-                    network: network.clone(),
-                    bridge: name,
-                    ifindex: m.ifindex,
-                    mac: m.mac,
-                    addresses: m.addresses.clone(),
-                };
-                return (m.ifindex, b.push(join, vec![]));
-            }
-            let made = b.push(
-                Op::CreateBridge {
-                    netns: host.clone(),
-                    name: name.clone(),
-                    ifindex: m.ifindex,
-                    mac: m.mac,
-                    mtu: None,
-                    stp: false,
-                },
-                vec![],
-            );
-            for a in &m.addresses {
-                b.push(
-                    Op::AddAddress {
-                        netns: host.clone(),
-                        name: name.clone(),
-                        ifindex: m.ifindex,
-                        address: *a,
-                    },
-                    vec![made],
-                );
-            }
-            let up = Op::SetLinkUp {
-                netns: host.clone(),
-                name,
-                ifindex: m.ifindex,
-            };
-            (m.ifindex, b.push(up, vec![made]))
-        });
+        .map(|m| mgmt_bridge(b, m, &host));
     for h in links {
         let netns = Name::from(t.nodes[h.node].netns.as_str());
         let (own, peer) = (
@@ -115,6 +73,52 @@ pub(super) fn steps(t: &Topology, b: &mut Builder, ready: &[Vec<StepId>], local:
             }
         }
     }
+}
+
+/// The management bridge's steps: a shared network's one `join-mgmt` (made by its first
+/// lab, found by the others), or a bridge of the lab's own with the host's addresses.
+/// Its ifindex, and the step host links wait for.
+fn mgmt_bridge(b: &mut Builder, m: &Mgmt, host: &Name) -> (u32, StepId) {
+    let name = Name::from(m.bridge.as_str());
+    if let Some(network) = &m.network {
+        let join = Op::JoinMgmt {
+            netns: host.clone(),
+            network: network.clone(),
+            bridge: name,
+            ifindex: m.ifindex,
+            mac: m.mac,
+            addresses: m.addresses.clone(),
+        };
+        return (m.ifindex, b.push(join, vec![]));
+    }
+    let made = b.push(
+        Op::CreateBridge {
+            netns: host.clone(),
+            name: name.clone(),
+            ifindex: m.ifindex,
+            mac: m.mac,
+            mtu: None,
+            stp: false,
+        },
+        vec![],
+    );
+    for a in &m.addresses {
+        b.push(
+            Op::AddAddress {
+                netns: host.clone(),
+                name: name.clone(),
+                ifindex: m.ifindex,
+                address: *a,
+            },
+            vec![made],
+        );
+    }
+    let up = Op::SetLinkUp {
+        netns: host.clone(),
+        name,
+        ifindex: m.ifindex,
+    };
+    (m.ifindex, b.push(up, vec![made]))
 }
 
 /// How many steps [`steps`] emits at most, for the plan's one allocation.

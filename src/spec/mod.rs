@@ -100,6 +100,42 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
                 );
         }
     }
+    lab_settings(sink, &f, &mut t);
+    node_sections(sink, &f, &mut t);
+    if let Some(v) = f.get("bridges") {
+        for (k, spec) in read::entries(sink, v, "`bridges`") {
+            let name = read::key(k);
+            let what = format!("bridge `{}`", name.value);
+            t.bridges.push((name, link::bridge(sink, spec, &what)));
+        }
+    }
+    if let Some(v) = f.get("daemonsets") {
+        for item in read::list(sink, v, "`daemonsets`") {
+            if let Some(d) = daemonset(sink, item) {
+                t.daemonsets.push(d);
+            }
+        }
+    }
+    if let Some(v) = f.get("tests") {
+        for item in read::list(sink, v, "`tests`") {
+            if let Some(c) = check::check(sink, item) {
+                t.tests.push(c);
+            }
+        }
+    }
+    // Links are most of a large file: read them last, from the owned tree, and free each
+    // one as it is read so the tree and the raw links never both exist whole.
+    let links = take_links(&mut root);
+    drop(root);
+    if let Some(v) = links {
+        read_links(sink, v, &mut t);
+    }
+    t
+}
+
+/// The lab-wide settings: address pools, routing, logs, hosts and placement, VXLAN and
+/// the management network.
+fn lab_settings(sink: &mut Sink, f: &read::Fields, t: &mut RawTopology) {
     if let Some(v) = f.get("addressing") {
         t.addressing = addressing(sink, v);
     }
@@ -123,6 +159,10 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
     if let Some(v) = f.get("mgmt") {
         t.mgmt = hostnet::mgmt(sink, v);
     }
+}
+
+/// `defaults`, `kinds` and `nodes`: node specs, merged later (node > kind > defaults).
+fn node_sections(sink: &mut Sink, f: &read::Fields, t: &mut RawTopology) {
     if let Some(v) = f.get("defaults") {
         per_node_only(sink, v, "`defaults`");
         t.defaults = node::node_spec(sink, v, "`defaults`", true);
@@ -153,30 +193,11 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
                 .hint("for example `nodes: { h1: {}, h2: {} }`");
         }
     }
-    if let Some(v) = f.get("bridges") {
-        for (k, spec) in read::entries(sink, v, "`bridges`") {
-            let name = read::key(k);
-            let what = format!("bridge `{}`", name.value);
-            t.bridges.push((name, link::bridge(sink, spec, &what)));
-        }
-    }
-    if let Some(v) = f.get("daemonsets") {
-        for item in read::list(sink, v, "`daemonsets`") {
-            if let Some(d) = daemonset(sink, item) {
-                t.daemonsets.push(d);
-            }
-        }
-    }
-    if let Some(v) = f.get("tests") {
-        for item in read::list(sink, v, "`tests`") {
-            if let Some(c) = check::check(sink, item) {
-                t.tests.push(c);
-            }
-        }
-    }
-    // Links are most of a large file: read them last, from the owned tree, and free each
-    // one as it is read so the tree and the raw links never both exist whole.
-    let links = match &mut root.kind {
+}
+
+/// Takes `links` out of the tree, leaving null in its place.
+fn take_links(root: &mut Yaml) -> Option<Yaml> {
+    match &mut root.kind {
         yaml::Kind::Map(entries) => entries
             .iter_mut()
             .find(|(k, _)| k.as_str() == Some("links"))
@@ -190,23 +211,24 @@ fn topology(sink: &mut Sink, mut root: Yaml) -> RawTopology {
                 )
             }),
         _ => None,
-    };
-    drop(root);
-    if let Some(v) = links {
-        read::list(sink, &v, "`links`");
-        if let yaml::Kind::Seq(items) = v.kind {
-            t.links.reserve_exact(items.len());
-            let node_named_host = t.nodes.iter().any(|(n, _)| n.value == "host");
-            for item in items {
-                if hostnet::is_host_link(&item, node_named_host) {
-                    t.host_links.extend(hostnet::host_link(sink, &item));
-                } else if let Some(l) = link::link(sink, &item) {
-                    t.links.push(l);
-                }
+    }
+}
+
+/// The links, each freed as it is read; a link with `host` as an end is a host link
+/// unless a node is named `host`.
+fn read_links(sink: &mut Sink, v: Yaml, t: &mut RawTopology) {
+    read::list(sink, &v, "`links`");
+    if let yaml::Kind::Seq(items) = v.kind {
+        t.links.reserve_exact(items.len());
+        let node_named_host = t.nodes.iter().any(|(n, _)| n.value == "host");
+        for item in items {
+            if hostnet::is_host_link(&item, node_named_host) {
+                t.host_links.extend(hostnet::host_link(sink, &item));
+            } else if let Some(l) = link::link(sink, &item) {
+                t.links.push(l);
             }
         }
     }
-    t
 }
 
 /// A node's own `mgmt:` key, read apart from the rest of its spec.

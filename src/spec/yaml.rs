@@ -248,20 +248,11 @@ struct Builder {
 }
 
 impl Builder {
+    /// Builds the tree one parser event at a time, counting and bounding as it goes.
     fn event(&mut self, ev: Event<'_>, span: Span) -> Result<(), Diagnostic> {
         match ev {
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => Ok(()),
-            Event::DocumentStart(_) => {
-                self.docs += 1;
-                if self.docs > 1 {
-                    return Err(Diagnostic::error(
-                        Some(span),
-                        "the file holds more than one YAML document",
-                    )
-                    .with_hint("a topology file is a single document; remove the extra `---`"));
-                }
-                Ok(())
-            }
+            Event::DocumentStart(_) => self.document_start(span),
             Event::Scalar(text, style, anchor, _tag) => {
                 let plain = style == ScalarStyle::Plain;
                 let kind = if plain && matches!(text.as_ref(), "" | "~" | "null" | "Null" | "NULL")
@@ -296,67 +287,92 @@ impl Builder {
                 });
                 Ok(())
             }
-            Event::SequenceEnd => match self.stack.pop() {
-                Some(Frame::Seq {
-                    span,
-                    anchor,
-                    items,
-                }) => {
-                    let depth = 1 + items.iter().map(depth_of).max().unwrap_or(0);
-                    self.finish_value(
-                        Yaml {
-                            kind: Kind::Seq(items),
-                            span,
-                        },
-                        anchor,
-                        depth,
-                    )
-                }
-                _ => Err(Diagnostic::error(
-                    Some(span),
-                    "malformed YAML: unbalanced sequence",
-                )),
-            },
-            Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Map {
-                    span,
-                    anchor,
-                    entries,
-                    ..
-                }) => {
-                    let entries = self.merge_keys(entries);
-                    let depth = 1 + entries.iter().map(|(_, v)| depth_of(v)).max().unwrap_or(0);
-                    self.finish_value(
-                        Yaml {
-                            kind: Kind::Map(entries),
-                            span,
-                        },
-                        anchor,
-                        depth,
-                    )
-                }
-                _ => Err(Diagnostic::error(
-                    Some(span),
-                    "malformed YAML: unbalanced mapping",
-                )),
-            },
-            Event::Alias(id) => {
-                let Some((_, size, depth)) = self.anchors.get(&id) else {
-                    return Err(Diagnostic::error(Some(span), "alias to an unknown anchor"));
-                };
-                let (size, depth) = (*size, *depth);
-                if self.stack.len() + depth > self.limits.max_depth {
-                    return Err(self.too_deep(span));
-                }
-                // Count before cloning, so an alias bomb stops before it allocates.
-                let mut value = {
-                    self.count(size, span)?;
-                    self.anchors[&id].0.clone()
-                };
-                value.span = span;
-                self.attach(value)
-            }
+            Event::SequenceEnd => self.sequence_end(span),
+            Event::MappingEnd => self.mapping_end(span),
+            Event::Alias(id) => self.alias(id, span),
         }
+    }
+
+    /// A topology file is one document: a second `---` is refused.
+    fn document_start(&mut self, span: Span) -> Result<(), Diagnostic> {
+        self.docs += 1;
+        if self.docs > 1 {
+            return Err(Diagnostic::error(
+                Some(span),
+                "the file holds more than one YAML document",
+            )
+            .with_hint("a topology file is a single document; remove the extra `---`"));
+        }
+        Ok(())
+    }
+
+    fn sequence_end(&mut self, span: Span) -> Result<(), Diagnostic> {
+        match self.stack.pop() {
+            Some(Frame::Seq {
+                span,
+                anchor,
+                items,
+            }) => {
+                let depth = 1 + items.iter().map(depth_of).max().unwrap_or(0);
+                self.finish_value(
+                    Yaml {
+                        kind: Kind::Seq(items),
+                        span,
+                    },
+                    anchor,
+                    depth,
+                )
+            }
+            _ => Err(Diagnostic::error(
+                Some(span),
+                "malformed YAML: unbalanced sequence",
+            )),
+        }
+    }
+
+    fn mapping_end(&mut self, span: Span) -> Result<(), Diagnostic> {
+        match self.stack.pop() {
+            Some(Frame::Map {
+                span,
+                anchor,
+                entries,
+                ..
+            }) => {
+                let entries = self.merge_keys(entries);
+                let depth = 1 + entries.iter().map(|(_, v)| depth_of(v)).max().unwrap_or(0);
+                self.finish_value(
+                    Yaml {
+                        kind: Kind::Map(entries),
+                        span,
+                    },
+                    anchor,
+                    depth,
+                )
+            }
+            _ => Err(Diagnostic::error(
+                Some(span),
+                "malformed YAML: unbalanced mapping",
+            )),
+        }
+    }
+
+    /// An alias is a copy of its anchor's value, bounded like the rest: its depth below
+    /// the current level and its size are checked before it is cloned.
+    fn alias(&mut self, id: usize, span: Span) -> Result<(), Diagnostic> {
+        let Some((_, size, depth)) = self.anchors.get(&id) else {
+            return Err(Diagnostic::error(Some(span), "alias to an unknown anchor"));
+        };
+        let (size, depth) = (*size, *depth);
+        if self.stack.len() + depth > self.limits.max_depth {
+            return Err(self.too_deep(span));
+        }
+        // Count before cloning, so an alias bomb stops before it allocates.
+        let mut value = {
+            self.count(size, span)?;
+            self.anchors[&id].0.clone()
+        };
+        value.span = span;
+        self.attach(value)
     }
 
     fn open(&mut self, span: Span) -> Result<(), Diagnostic> {

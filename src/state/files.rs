@@ -55,8 +55,7 @@ pub fn ensure_root(root: &Path) -> Result<(), StateError> {
     if m.file_type().is_symlink() {
         return Err(StateError::Link(root.to_path_buf()));
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     let why = if !m.is_dir() {
         Some("it is not a directory".to_string())
     } else if m.uid() != me {

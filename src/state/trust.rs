@@ -19,8 +19,10 @@ pub fn env_path(var: &str) -> Result<Option<PathBuf>, String> {
 /// Whether `uid` may own something nslab trusts: root, or the user running nslab when
 /// that user is also the effective one (a set-uid nslab trusts only root).
 fn owner_ok(uid: u32) -> bool {
-    // SAFETY: getuid and geteuid have no preconditions.
-    let (real, effective) = unsafe { (libc::getuid(), libc::geteuid()) };
+    let (real, effective) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::geteuid().as_raw(),
+    );
     uid == 0 || (uid == real && real == effective)
 }
 
