@@ -487,9 +487,12 @@ pub fn down_with(
     // Whatever of the lab the journal does not name (cut short, emptied, deleted) is
     // found by its names.
     match (teardown::sweep_by_name(host, lab, &mut teardown), lost) {
-        (None, Some(_)) if !dir.exists() => {
+        (None, Some(_)) if !dir.any_file() => {
             drop(lock);
             return Err(ApplyError::NotUp(lab.to_string()));
+        }
+        (None, Some(why)) if !dir.exists() => {
+            eprintln!("nslab: lab `{lab}`: {why}; removing the files it left");
         }
         (Some(found), why) => eprintln!(
             "nslab: lab `{lab}`: {}; swept by name: {found}",
