@@ -301,16 +301,6 @@ pub async fn up_with(
         refused_before_anything(host, host_lock, lock);
         return Err(ApplyError::ForeignNetns { lab, names: taken });
     }
-    // What the lab makes on the host itself must not be there yet: checked before
-    // anything exists, so a clash leaves the host as it was.
-    let clashes = hostnet::clashes(plan).await.map_err(|e| ApplyError::Host {
-        lab: lab.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    if !clashes.is_empty() {
-        refused_before_anything(host, host_lock, lock);
-        return Err(ApplyError::HostClash { lab, clashes });
-    }
     // A shared management network: the lab's addresses on it come from its registry,
     // read here under the host lock, so no two labs' `up`s hand out one address.
     let joined = match mgmtnet::reserve(host, t, plan, &opts.file) {
@@ -328,6 +318,17 @@ pub async fn up_with(
         }
         None => plan,
     };
+    // What the lab makes on the host itself must not be there yet: checked before
+    // anything exists, so a clash leaves the host as it was; after the registry's word
+    // on a shared network, which names the labs a mismatch is with.
+    let clashes = hostnet::clashes(plan).await.map_err(|e| ApplyError::Host {
+        lab: lab.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    if !clashes.is_empty() {
+        refused_before_anything(host, host_lock, lock);
+        return Err(ApplyError::HostClash { lab, clashes });
+    }
     dir.create()?;
     // A capture that outlived the lab's last `down` may have left its event behind.
     let _ = std::fs::remove_file(dir.events_path());
