@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::clab::ImageMap;
+use crate::clab::frr::Files;
 use crate::diag::{Report, Sink};
 use crate::model::{self, Topology};
 use crate::spec;
@@ -43,8 +44,21 @@ pub fn compile_str_with(
     base_dir: &Path,
     images: &ImageMap,
 ) -> Result<Compiled, CompileError> {
+    compile_str_reading(source, file, base_dir, images, &Files::none())
+}
+
+/// [`compile_str_with`] that also reads what a containerlab file's binds name and the
+/// mapping depends on (an FRR node's `/etc/frr/daemons`), relative to `base_dir`, as
+/// `compile_file` does: what `up` compiled a lab from, compiled again the same way.
+pub fn compile_str_reading(
+    source: &str,
+    file: &str,
+    base_dir: &Path,
+    images: &ImageMap,
+    files: &Files,
+) -> Result<Compiled, CompileError> {
     let mut sink = Sink::default();
-    let topology = crate::clab::read_any_with(&mut sink, source, images)
+    let topology = crate::clab::read_any_with(&mut sink, source, images, files)
         .and_then(|raw| model::build(&mut sink, &raw, base_dir));
     // Problems in file order, errors before warnings on the same line.
     sink.diagnostics.sort_by_key(|d| {
@@ -68,7 +82,7 @@ pub fn compile_str_with(
 }
 
 /// Reads and compiles a topology file, refusing files over the YAML size limit before
-/// reading them whole.
+/// reading them whole; a containerlab file's FRR nodes' daemons files are read too.
 pub fn compile_file(path: &Path) -> Result<Compiled, CompileError> {
     compile_file_with(path, &ImageMap::builtin())
 }
@@ -94,7 +108,13 @@ pub fn compile_file_with(path: &Path, images: &ImageMap) -> Result<Compiled, Com
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
-    compile_str_with(&text, &path.display().to_string(), &base, images)
+    compile_str_reading(
+        &text,
+        &path.display().to_string(),
+        &base,
+        images,
+        &Files::at(&base),
+    )
 }
 
 /// A file that is not UTF-8, reported at its first invalid byte (line and column as an

@@ -927,3 +927,103 @@ fn cpu_set_becomes_the_cpus_the_nodes_processes_start_on() {
     assert!(e.contains("the range `1-0` in `1-0` runs backwards"), "{e}");
     assert!(e.contains("t.clab.yml:7:16"), "{e}");
 }
+
+/// Each FRR image node of frr01 (compiled from its file, so its bound daemons files are
+/// read) runs the daemons its `daemons` file enables, one process each, ready once its
+/// vty socket accepts, every one but zebra after zebra; then `vtysh -b` applies frr.conf.
+#[test]
+fn frr_image_nodes_run_each_enabled_daemon_ready_on_its_vty_socket_after_zebra() {
+    let c = compile_file(&corpus("containerlab/frr01/frr01.clab.yml")).unwrap();
+    for node in ["router1", "router2", "router3"] {
+        let n = c.topology.nodes.iter().find(|n| n.name == node).unwrap();
+        let procs: Vec<serde_json::Value> = n
+            .processes
+            .iter()
+            .map(|p| serde_json::to_value(p).unwrap())
+            .collect();
+        let names: Vec<&str> = procs.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        // zebra=yes, ospfd=yes, ldpd=yes in its daemons file; staticd as FRR always runs it.
+        assert_eq!(names, ["zebra", "ospfd", "ldpd", "staticd"], "{node}");
+        for p in &procs {
+            let name = p["name"].as_str().unwrap();
+            assert_eq!(
+                p["ready"]["probe"]["unix"],
+                format!("/var/run/frr/{name}.vty"),
+                "{node}: {p}"
+            );
+            // After the node's own process 0, zebra.
+            let deps = p["depends_on"].as_array().unwrap();
+            let on_zebra = deps.len() == 1 && deps[0]["process"] == 0;
+            assert_eq!(on_zebra, name != "zebra", "{node}: {p}");
+            assert!(deps.is_empty() || on_zebra, "{node}: {p}");
+            let argv = p["cmd"].to_string();
+            assert!(argv.contains(&format!("/usr/lib/frr/{name}")), "{p}");
+            // The file's `--daemon` would leave nslab's supervision.
+            assert!(!argv.contains("--daemon"), "{p}");
+        }
+        let first = serde_json::to_string(&n.exec[0]).unwrap();
+        assert!(first.contains("vtysh -b"), "{node}: {first}");
+    }
+    // Compiled from text alone nothing is read: the daemons FRR runs without a file.
+    let text = std::fs::read_to_string(corpus("containerlab/frr01/frr01.clab.yml")).unwrap();
+    let c = compile_str(&text, "frr01.clab.yml", Path::new("/nonexistent")).unwrap();
+    let n = c
+        .topology
+        .nodes
+        .iter()
+        .find(|n| n.name == "router1")
+        .unwrap();
+    let names: Vec<&str> = n.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["zebra", "staticd"]);
+}
+
+/// `up` of an FRR image lab returns once every daemon is ready and frr.conf is applied:
+/// `vtysh` right after it shows the file's configuration, with nothing polled first.
+#[test]
+fn an_frr_image_lab_has_its_configuration_when_up_returns() {
+    if !privileged() {
+        return;
+    }
+    let lab = copy_as("containerlab/frr01/frr01.clab.yml", "clt-frrrdy");
+    lab.up();
+    let v = lab.exec("router2", &["vtysh", "-c", "show running-config"]);
+    assert!(v.status.success(), "{}", text(&v));
+    let conf = text(&v);
+    for part in [
+        "hostname router2",
+        "router ospf",
+        "ip address 10.10.10.2/32",
+    ] {
+        assert!(conf.contains(part), "`{part}` missing: {conf}");
+    }
+    let ps = nslab()
+        .args(["ps", "--lab", "clt-frrrdy", "router2", "--json"])
+        .output()
+        .unwrap();
+    assert!(ps.status.success(), "{}", text(&ps));
+    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let ready: Vec<(String, bool)> = rows[0]["processes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rows}"))
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["ready"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ready,
+        [
+            ("zebra".to_string(), true),
+            ("ospfd".to_string(), true),
+            ("ldpd".to_string(), true),
+            ("staticd".to_string(), true)
+        ],
+        "{}",
+        text(&ps)
+    );
+    lab.down();
+    std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
+}

@@ -1009,3 +1009,109 @@ fn an_apply_killed_while_moving_networks_converges_on_the_next_apply_and_down() 
     a.down();
     assert_network_gone(&before, "after the killed applies and downs");
 }
+
+/// `apply` of sm-b leaves smnet (its address there freed at once), then fails; while its
+/// later steps run, sm-c comes up and takes the freed address. The rollback, which would
+/// give b1 that address again beside c1, does not run: the apply fails naming the lab,
+/// the address and who holds it, and c keeps it alone.
+#[test]
+fn a_rollback_never_takes_back_an_address_another_lab_took_meanwhile() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let (a, b) = (lab_a(), lab_b());
+    a.up();
+    b.up();
+    assert_eq!(mgmt_of(&b, "b1", "mgmt0"), "172.31.236.4/24");
+    // Its own network instead of smnet: leave-mgmt goes first, then slow steps, the
+    // fourth of which fails.
+    std::fs::write(
+        &b.file,
+        "name: sm-b\nmgmt: { subnet: 172.31.239.0/24 }\nnodes: { b1: {} }\n",
+    )
+    .unwrap();
+    let child = nslab()
+        .arg("apply")
+        .arg(&b.file)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "2500")
+        .env("NSLAB_TEST_FAIL_AT_STEP", "4")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("sm-b to leave smnet", || members() == ["sm-a"]);
+    let c = Lab::new("sm-c", &format!("{NET}nodes: {{ c1: {{}} }}\n"));
+    c.up();
+    let o = child.wait_with_output().unwrap();
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    for part in [
+        "lab `sm-b`",
+        "not rolled back",
+        "172.31.236.4",
+        "node `c1` of lab `sm-c`",
+        "nslab down sm-b",
+    ] {
+        assert!(said.contains(part), "`{part}` missing: {said}");
+    }
+    assert!(!said.contains("panicked"), "{said}");
+    // c1 alone holds the address, in the registry and on the wire.
+    assert_eq!(
+        held(),
+        holding(&[
+            ("sm-a", &["a1=172.31.236.2/24", "a2=172.31.236.3/24"]),
+            ("sm-c", &["c1=172.31.236.4/24"]),
+        ])
+    );
+    assert_eq!(mgmt_of(&c, "c1", "mgmt0"), "172.31.236.4/24");
+    assert_ne!(mgmt_of(&b, "b1", "mgmt0"), "172.31.236.4/24", "{said}");
+    assert!(node_ping(&a, "a1", "172.31.236.4"), "a1 cannot reach c1");
+    // The lab goes down from its journal as the failed change left it.
+    b.down();
+    c.down();
+    a.down();
+    assert_network_gone(&before, "after the blocked rollback and the downs");
+}
+
+/// The registry lost, the network's tagged bridge left with a's addresses: a lab naming
+/// the network with other subnets is refused before anything is made, naming the bridge,
+/// its addresses and the command that removes it; the bridge keeps a's addresses only.
+/// (A lab of the same subnets still joins it: the lost-registry tests above.)
+#[test]
+fn a_left_bridge_of_other_subnets_is_refused_naming_its_addresses_and_the_cleanup() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    a.up();
+    std::fs::remove_file(registry()).unwrap();
+    let odd = Lab::new(
+        "sm-odd2",
+        "mgmt: { network: smnet, subnet: 172.31.237.0/24 }\nnodes: { o1: {} }\n",
+    );
+    odd.up_fails(&[
+        "bridge `br-smnet`",
+        "172.31.236.1/24",
+        "fd7e:1ab:236::1/64",
+        "not this lab's (172.31.237.1/24)",
+        "`ip link del dev br-smnet`",
+        "nothing was made",
+    ]);
+    let addrs = std::process::Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "br-smnet"])
+        .output()
+        .unwrap();
+    let addrs = text(&addrs);
+    assert!(addrs.contains("172.31.236.1/24"), "{addrs}");
+    assert!(
+        !addrs.contains("172.31.237.1"),
+        "the refused lab's address: {addrs}"
+    );
+    assert!(host_ping("172.31.236.2"), "a lost its network");
+    a.down();
+    assert_network_gone(&before, "after the refusal and a's down");
+}

@@ -199,3 +199,218 @@ fn down_all_takes_every_lab_of_the_host_down() {
         let _ = std::fs::remove_file(f);
     }
 }
+
+/// `nslab ls --json` on `host`: each lab's name, state and the records it was found in.
+fn listed(host: &SimHost) -> Vec<(String, String, String)> {
+    let o = host.nslab(&["ls", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let found: Vec<&str> = r["found"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            (
+                r["lab"].as_str().unwrap().to_string(),
+                r["state"].as_str().unwrap().to_string(),
+                found.join(","),
+            )
+        })
+        .collect()
+}
+
+/// A lab file of net-only nodes (no init, so a lab cut short leaves no process behind).
+fn net_only(dir: &std::path::Path, lab: &str, extra: &str) -> Scratch {
+    let file = Scratch(dir.join(format!("{lab}.yaml")));
+    std::fs::write(
+        file.path(),
+        format!(
+            "name: {lab}\n{extra}defaults: {{ isolation: [net] }}\nnodes: {{ a: {{}}, b: {{}} }}\nlinks:\n  - [a:eth0, b:eth0]\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn scratch_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("nslab-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn ls_and_down_all_find_labs_cut_short_or_missing_their_journal() {
+    if !privileged() {
+        return;
+    }
+    let _g = exclusive();
+    let before = host_snapshot();
+    let dir = scratch_dir();
+    let host = SimHost::new();
+    let (up, cut, nojr) = ("lo-up", "lo-cut", "lo-nojr");
+    let files: Vec<Scratch> = [up, cut, nojr]
+        .iter()
+        .map(|l| net_only(&dir, l, ""))
+        .collect();
+    let path = |i: usize| files[i].path().to_str().unwrap().to_string();
+    for i in [0, 2] {
+        let o = host.nslab(&["up", &path(i)]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // An `up` killed (SIGKILL) between its steps: a journal without its `up` record.
+    let mut child = host
+        .nslab_command(&["up", "--quiet", &path(1)])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "150")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the cut lab's first namespace", || {
+        host.run(&["test", "-e", "/run/netns/nslab.lo-cut.a"])
+            .status
+            .success()
+            || host
+                .run(&["test", "-e", "/run/netns/nslab.lo-cut"])
+                .status
+                .success()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A journal deleted by hand: its summary, plan and source are left, and its namespaces.
+    host.ok(&["rm", "/run/nslab/lo-nojr.journal"]);
+    let got = listed(&host);
+    let row = |lab: &str| got.iter().find(|r| r.0 == lab).cloned();
+    assert_eq!(row(up).map(|r| r.1), Some("up".into()), "{got:?}");
+    let c = row(cut).unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(c.1, "partial", "{got:?}");
+    assert!(c.2.starts_with("journal"), "{got:?}");
+    let n = row(nojr).unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(n.1, "partial", "{got:?}");
+    assert!(
+        n.2.contains("summary") && !n.2.contains("journal"),
+        "{got:?}"
+    );
+    // The table says it too.
+    let table = host.ok(&[env!("CARGO_BIN_EXE_nslab"), "ls"]);
+    assert!(
+        table.contains("FOUND IN") && table.contains("summary, plan"),
+        "{table}"
+    );
+    let o = host.nslab(&["down", "--all"]);
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    for lab in [up, cut, nojr] {
+        assert!(said.contains(&format!("lab `{lab}` is down")), "{said}");
+    }
+    assert!(
+        said.contains("lab `lo-nojr` is partial (found in: summary"),
+        "{said}"
+    );
+    assert!(
+        said.contains("lab `lo-cut` is partial (found in: journal"),
+        "{said}"
+    );
+    assert!(listed(&host).is_empty());
+    host.assert_clean();
+    drop(host);
+    drop(files);
+    assert_same_host(&before, &host_snapshot(), "after down --all");
+}
+
+/// The registry of shared network `lonet` on `host`: each member and its IPv4 addresses.
+fn lonet_members(host: &SimHost) -> Vec<(String, Vec<String>)> {
+    let o = host.run(&["cat", "/run/nslab/mgmt/lonet.json"]);
+    if !o.status.success() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let addrs = m["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|n| n["addresses"].as_array().unwrap().clone())
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            (m["lab"].as_str().unwrap().to_string(), addrs)
+        })
+        .collect()
+}
+
+#[test]
+fn down_all_removes_a_registry_entry_whose_lab_is_gone_and_keeps_the_others() {
+    if !privileged() {
+        return;
+    }
+    let _g = exclusive();
+    let before = host_snapshot();
+    let dir = scratch_dir();
+    let host = SimHost::new();
+    let net = "mgmt: { network: lonet, subnet: 172.31.241.0/24 }\n";
+    let labs = ["lo-mem", "lo-orph1", "lo-orph2"];
+    let files: Vec<Scratch> = labs.iter().map(|l| net_only(&dir, l, net)).collect();
+    for f in &files {
+        let o = host.nslab(&["up", f.path().to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let held = lonet_members(&host);
+    assert_eq!(held.len(), 3, "{held:?}");
+    // Two members whose own state is gone (files removed, namespaces deleted by hand):
+    // only the registry names them, holding their addresses.
+    for lab in ["lo-orph1", "lo-orph2"] {
+        host.ok(&[
+            "sh",
+            "-c",
+            &format!("rm -r /run/nslab/{lab}.* && for n in /run/netns/nslab.{lab}*; do ip netns del ${{n##*/}}; done"),
+        ]);
+    }
+    let got = listed(&host);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!((got[0].0.as_str(), got[0].1.as_str()), ("lo-mem", "up"));
+    assert!(
+        got[0].2.starts_with("journal,summary") && got[0].2.ends_with(",registry lonet"),
+        "{got:?}"
+    );
+    for (row, lab) in got[1..].iter().zip(["lo-orph1", "lo-orph2"]) {
+        assert_eq!(
+            *row,
+            (lab.into(), "orphaned".into(), "registry lonet".into())
+        );
+    }
+    // One orphan's entry goes; the others' entries, addresses included, stay as they were,
+    // and the member still reaches the host.
+    let o = host.nslab(&["down", "lo-orph1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let after = lonet_members(&host);
+    assert_eq!(after, [held[0].clone(), held[2].clone()]);
+    let mem_a = held[0].1[0].split('/').next().unwrap().to_string();
+    let ping = host.run(&["ping", "-c1", "-W2", &mem_a]);
+    assert!(ping.status.success(), "{}", text(&ping));
+    let o = host.nslab(&["down", "--all"]);
+    let said = text(&o);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("lab `lo-orph2` is orphaned (found in: registry lonet)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("lab `lo-orph2` is down") && said.contains("lab `lo-mem` is down"),
+        "{said}"
+    );
+    assert!(lonet_members(&host).is_empty());
+    let bridge = host.run(&["ip", "link", "show", "br-lonet"]);
+    assert!(!bridge.status.success(), "the bridge outlived its labs");
+    host.assert_clean();
+    drop(host);
+    drop(files);
+    assert_same_host(&before, &host_snapshot(), "after down --all");
+}

@@ -150,6 +150,15 @@ pub enum ApplyError {
         lab: String,
         source: Box<ApplyError>,
     },
+    /// A failed `apply` that left a shared network could not take its addresses there
+    /// back (another lab took them meanwhile): the lab is left as the change left it,
+    /// rather than given addresses another lab holds.
+    #[error("lab `{lab}`: the apply failed ({source}), and it was not rolled back: {}; the lab is as the failed change left it: run `nslab apply` again with the file, or `nslab down {lab}`", .why.join("; "))]
+    NotRolledBack {
+        lab: String,
+        why: Vec<String>,
+        source: Box<ApplyError>,
+    },
     #[error("no lab named `{0}` is up")]
     NotUp(String),
     #[error("no lab is up")]

@@ -15,9 +15,13 @@ use crate::plan::{Op, Plan, Undo};
 /// Host interfaces by name and ifindex.
 type Named = Vec<(String, u32)>;
 
+/// A shared management network a plan joins: its name, bridge and the host's addresses
+/// the lab gives the bridge.
+type Shared = (String, String, Vec<IpNet>);
+
 /// What the plan would make on the host, by name and ifindex, and the subnets it would
-/// route there; and the shared management networks it joins (network, bridge).
-fn planned(plan: &Plan) -> (Named, Vec<IpNet>, Vec<(String, String)>) {
+/// route there; and the shared management networks it joins.
+fn planned(plan: &Plan) -> (Named, Vec<IpNet>, Vec<Shared>) {
     let (mut links, mut nets, mut shared) = (Vec::new(), Vec::new(), Vec::new());
     for s in plan.steps.iter().filter(|s| s.op.netns() == HOST_NETNS) {
         match &s.op {
@@ -33,7 +37,7 @@ fn planned(plan: &Plan) -> (Named, Vec<IpNet>, Vec<(String, String)>) {
             } => {
                 links.push((bridge.to_string(), *ifindex));
                 nets.extend(addresses.iter().map(IpNet::trunc));
-                shared.push((network.clone(), bridge.to_string()));
+                shared.push((network.clone(), bridge.to_string(), addresses.clone()));
             }
             _ => {}
         }
@@ -68,9 +72,16 @@ pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, K
     let mut out = Vec::new();
     // A shared network another lab made is joined, not made: its bridge, addresses and
     // routes are the network's own, so they clash with nothing of the plan's.
-    for (network, bridge) in &shared {
+    for (network, bridge, mine) in &shared {
         match super::mgmtnet::present(&h, network, bridge).await {
             Ok(Some(ix)) => {
+                if let Some(why) = have
+                    .iter()
+                    .find(|l| l.ifindex == ix)
+                    .and_then(|l| foreign_addresses(network, bridge, &l.addresses, mine))
+                {
+                    out.push(why);
+                }
                 links.retain(|(name, _)| name != bridge);
                 have.retain(|l| l.ifindex != ix);
                 gone.links.push(ix);
@@ -123,6 +134,33 @@ pub async fn clashes_after(plan: &Plan, going: &[Undo]) -> Result<Vec<String>, K
         }
     }
     Ok(out)
+}
+
+/// A shared network's bridge found on the host with addresses the lab would not give it
+/// (a network of other subnets, its registry lost): joining would add the lab's subnets
+/// beside them on one bridge. The refusal names the bridge, its addresses and the
+/// command that removes it; `None` when every address is one the lab gives it too (or
+/// the kernel's own IPv6 link-local one).
+fn foreign_addresses(network: &str, bridge: &str, has: &[IpNet], mine: &[IpNet]) -> Option<String> {
+    let link_local = |a: &IpNet| matches!(a.addr(), IpAddr::V6(v6) if v6.is_unicast_link_local());
+    let foreign: Vec<String> = has
+        .iter()
+        .filter(|a| !link_local(a) && !mine.contains(a))
+        .map(IpNet::to_string)
+        .collect();
+    if foreign.is_empty() {
+        return None;
+    }
+    let ours: Vec<String> = mine.iter().map(IpNet::to_string).collect();
+    Some(format!(
+        "shared management network `{network}`: bridge `{bridge}` is on the host with addresses {}, not this lab's ({}): no member agrees with this lab on the network (its registry, `mgmt/{network}.json` in nslab's run directory, is gone or names other subnets), and joining would put both on one bridge. If no lab uses it, remove it: `ip link del dev {bridge}`; else give this lab the network's subnets",
+        foreign.join(", "),
+        if ours.is_empty() {
+            "none".to_string()
+        } else {
+            ours.join(", ")
+        }
+    ))
 }
 
 /// Of `going`, what will be gone: a host interface (or an address on one) only when the

@@ -275,16 +275,6 @@ pub async fn up_with(
         refused_before_anything(host, host_lock, lock);
         return Err(ApplyError::ForeignNetns { lab, names: taken });
     }
-    // What the lab makes on the host itself must not be there yet: checked before
-    // anything exists, so a clash leaves the host as it was.
-    let clashes = hostnet::clashes(plan).await.map_err(|e| ApplyError::Host {
-        lab: lab.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    if !clashes.is_empty() {
-        refused_before_anything(host, host_lock, lock);
-        return Err(ApplyError::HostClash { lab, clashes });
-    }
     // A shared management network: the lab's addresses on it come from its registry,
     // read here under the host lock, so no two labs' `up`s hand out one address.
     let joined = match mgmtnet::reserve(host, t, plan, &opts.file) {
@@ -302,6 +292,17 @@ pub async fn up_with(
         }
         None => plan,
     };
+    // What the lab makes on the host itself must not be there yet: checked before
+    // anything exists, so a clash leaves the host as it was; after the registry's word
+    // on a shared network, which names the labs a mismatch is with.
+    let clashes = hostnet::clashes(plan).await.map_err(|e| ApplyError::Host {
+        lab: lab.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    if !clashes.is_empty() {
+        refused_before_anything(host, host_lock, lock);
+        return Err(ApplyError::HostClash { lab, clashes });
+    }
     let (mut journal, started) = begin_journal(&lab, &dir, opts)?;
     // The lab's membership is journaled before the registry has it: a `down` after a
     // kill here still leaves the network. A registry that cannot be written fails the
@@ -530,9 +531,12 @@ pub fn down_with(
     // Whatever of the lab the journal does not name (cut short, emptied, deleted) is
     // found by its names.
     match (teardown::sweep_by_name(host, lab, &mut teardown), lost) {
-        (None, Some(_)) if !dir.exists() => {
+        (None, Some(_)) if !dir.any_file() => {
             drop(lock);
             return Err(ApplyError::NotUp(lab.to_string()));
+        }
+        (None, Some(why)) if !dir.exists() => {
+            eprintln!("nslab: lab `{lab}`: {why}; removing the files it left");
         }
         (Some(found), why) => eprintln!(
             "nslab: lab `{lab}`: {}; swept by name: {found}",

@@ -238,8 +238,16 @@ pub async fn change_locked<'k>(
         }
         say_left(&lab, &left);
         kernel.close_all();
-        for e in super::mgmtnet::restore(&opts.host, &lab, &before) {
-            crate::errln!("nslab: lab `{lab}`: {e}");
+        // Under the host lock: the lab's memberships taken back, each refused if another
+        // lab took one of its addresses while the change ran. Then the rollback would
+        // give the lab's nodes those addresses again: it does not run.
+        let why = super::mgmtnet::restore(&opts.host, &lab, &before);
+        if !why.is_empty() {
+            return Err(ApplyError::NotRolledBack {
+                lab,
+                why,
+                source: Box::new(first),
+            });
         }
         if let Err(rb) = roll_back(kernel, &mut journal, &dir, &now_is.stored, plan, opts).await {
             crate::errln!(

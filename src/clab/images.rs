@@ -10,7 +10,7 @@ use crate::spec::raw::Sp;
 use crate::spec::read;
 use crate::spec::yaml::{self, Yaml};
 
-const PROFILE_KEYS: &[&str] = &["images", "node", "programs", "busybox", "warning"];
+const PROFILE_KEYS: &[&str] = &["images", "node", "programs", "busybox", "frr", "warning"];
 
 /// Where a busybox node finds the host's busybox: `/bin/busybox` on Debian, Ubuntu
 /// (usr-merged, so `/usr/bin/busybox` too) and Alpine alike.
@@ -36,8 +36,8 @@ pub const BUSYBOX_APPLETS: &[&str] = &[
     "vconfig",
 ];
 
-/// The built-in map. FRR images run the host's FRR with the configuration the file binds
-/// into /etc/frr; general-purpose images run no process (their `cmd:` or `exec:` does the
+/// The built-in map. FRR images run the host's FRR daemons the node's bound daemons file
+/// enables, with the configuration the file binds into /etc/frr; general-purpose images run no process (their `cmd:` or `exec:` does the
 /// work, with the host's programs); Alpine images get busybox's applets; web server
 /// images start no server (the host's nginx or httpd would run with the host's
 /// configuration and logs), which a warning says.
@@ -52,10 +52,9 @@ frr:
       - { path: /var/lib/frr, owner: "frr:frr", mode: "0755" }
       - { path: /var/log/frr, owner: "frr:frr", mode: "0755" }
       - { path: /var/tmp/frr, owner: "frr:frr", mode: "0700" }
-    processes:
-      - name: frr
-        # FRR's images ship /etc/frr/vtysh.conf; without one, every vtysh complains
-        cmd: [/bin/sh, -c, "test -e /etc/frr/vtysh.conf || echo 'service integrated-vtysh-config' > /etc/frr/vtysh.conf; exec /usr/lib/frr/frrinit.sh start"]
+  # One process per daemon the node's /etc/frr/daemons enables, each ready on its vty
+  # socket, then `vtysh -b` for an integrated frr.conf (see src/clab/frr.rs)
+  frr: true
 web-alpine:
   images: ["nginx:*alpine*", "httpd:*alpine*"]
   busybox: true
@@ -84,6 +83,9 @@ pub struct Profile {
     pub programs: Vec<(String, String)>,
     /// The image's userland is busybox: the node gets [`BUSYBOX_APPLETS`].
     pub busybox: bool,
+    /// The image is FRR's: the node runs the daemons its daemons file enables (see
+    /// `clab::frr`).
+    pub frr: bool,
     /// Said at the `image:` of a node without `cmd`/`entrypoint`: what the image would
     /// run that the node does not.
     pub warning: Option<String>,
@@ -207,6 +209,10 @@ fn profile(sink: &mut Sink, name: &Sp<String>, y: &Yaml) -> Option<Profile> {
         .value("busybox")
         .and_then(|v| read::boolean(sink, v, "`busybox`"))
         .unwrap_or(false);
+    let frr = f
+        .value("frr")
+        .and_then(|v| read::boolean(sink, v, "`frr`"))
+        .unwrap_or(false);
     let warning = f
         .value("warning")
         .and_then(|v| read::string(sink, v, "`warning`"))
@@ -217,6 +223,7 @@ fn profile(sink: &mut Sink, name: &Sp<String>, y: &Yaml) -> Option<Profile> {
         node,
         programs,
         busybox,
+        frr,
         warning,
     })
 }

@@ -1,6 +1,7 @@
 //! containerlab definitions to nslab's language: one resolved node at a time, into the
 //! located tree nslab's reader takes (and `nslab import` prints).
 
+use crate::clab::frr::{self, Files};
 use crate::clab::images::{ImageMap, Profile};
 use crate::clab::inherit::{self, Resolved};
 use crate::clab::schema::ClabFile;
@@ -62,7 +63,7 @@ pub enum Role {
 }
 
 /// The nslab document for a containerlab file.
-pub fn document(sink: &mut Sink, c: &ClabFile, images: &ImageMap) -> Yaml {
+pub fn document(sink: &mut Sink, c: &ClabFile, images: &ImageMap, files: &Files) -> Yaml {
     let mut top: Vec<(&str, Yaml)> = Vec::new();
     if let Some(name) = &c.name {
         top.push(("name", text(lab_name(sink, name), name.span)));
@@ -87,7 +88,10 @@ pub fn document(sink: &mut Sink, c: &ClabFile, images: &ImageMap) -> Yaml {
                     let at = r.field("image").map_or(r.name.span, |i| i.span);
                     kinds.push((text(p.name.clone(), at), tree::respan(spec, at)));
                 }
-                nodes.push((text(name.value.clone(), name.span), node(sink, &r, profile)));
+                nodes.push((
+                    text(name.value.clone(), name.span),
+                    node(sink, &r, profile, files),
+                ));
             }
             Role::Bridge => {
                 warn_bridge_keys(sink, &r);
@@ -229,7 +233,7 @@ fn image<'m>(sink: &mut Sink, r: &Resolved, images: &'m ImageMap) -> Option<&'m 
 }
 
 /// A `linux` node's nslab keys.
-fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
+fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>, files: &Files) -> Yaml {
     let programs: &[(String, String)] = profile.map_or(&[], |p| &p.programs);
     let mut out: Vec<(&str, Yaml)> = Vec::new();
     if let Some(p) = profile.filter(|p| p.node.is_some()) {
@@ -256,6 +260,10 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
     if busybox {
         mounts.extend(busybox_mounts(image_at));
     }
+    // Read before the mounts go into the document; used only by an FRR image's node.
+    let daemons = profile
+        .filter(|p| p.frr)
+        .and_then(|_| frr::daemons_of(&mounts, files));
     if !mounts.is_empty() {
         out.push(("mounts", seq(mounts, r.def.span)));
     }
@@ -267,17 +275,26 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>) -> Yaml {
         sink.warning(Some(image_at), format!("node `{}`: {w}", r.name.value))
             .hint("nslab runs the host's programs, and would run this one with the host's configuration; give the node a `cmd:` to run what you mean");
     }
+    // An FRR image without a command of the file's: FRR's daemons, as its init would.
+    let frr = profile.is_some_and(|p| p.frr) && process.is_none();
+    let mut exec: Vec<Yaml> = Vec::new();
+    if frr {
+        let daemons = frr::parse(daemons.as_deref());
+        let procs = frr::processes(sink, &r.name.value, &daemons, image_at);
+        out.push(("processes", seq(procs, r.def.span)));
+        exec.push(frr::config_exec(image_at));
+    }
     if let Some(p) = process {
         out.push(("processes", seq(vec![p], r.def.span)));
     } else if let Some(h) = r.field("healthcheck") {
         sink.warning(Some(h.span), format!("the healthcheck of node `{}` is not used", r.name.value))
             .hint("nslab probes a process it runs; this node has no `cmd:` and its image map entry no process");
     }
-    let exec: Vec<Yaml> = r
-        .list("exec")
-        .into_iter()
-        .filter_map(|e| command(sink, e, programs))
-        .collect();
+    exec.extend(
+        r.list("exec")
+            .into_iter()
+            .filter_map(|e| command(sink, e, programs)),
+    );
     if !exec.is_empty() {
         out.push(("exec", seq(exec, r.def.span)));
     }

@@ -6,6 +6,7 @@
 //! import` prints it ([`emit`]).
 
 pub mod emit;
+pub mod frr;
 pub mod images;
 pub mod inherit;
 pub mod links;
@@ -43,12 +44,18 @@ pub enum ImportError {
 /// Reads topology text in either language, told apart by containerlab's `topology:` key
 /// (nslab's language has none), with the built-in image map.
 pub fn read_any(sink: &mut Sink, source: &str) -> Option<RawTopology> {
-    read_any_with(sink, source, &ImageMap::builtin())
+    read_any_with(sink, source, &ImageMap::builtin(), &frr::Files::none())
 }
 
 /// [`read_any`] with an image map of the caller's (`--image-map`): the one entry point
 /// every command compiles through.
-pub fn read_any_with(sink: &mut Sink, source: &str, images: &ImageMap) -> Option<RawTopology> {
+/// `files` reads what binds name that changes the mapping (an FRR node's daemons file).
+pub fn read_any_with(
+    sink: &mut Sink,
+    source: &str,
+    images: &ImageMap,
+    files: &frr::Files,
+) -> Option<RawTopology> {
     let root = match yaml::parse(source, yaml::Limits::default()) {
         Ok(root) => root,
         Err(diags) => {
@@ -59,15 +66,15 @@ pub fn read_any_with(sink: &mut Sink, source: &str, images: &ImageMap) -> Option
     if !schema::is_clab(&root) {
         return Some(crate::spec::read_tree(sink, root));
     }
-    let doc = document(sink, &root, images);
+    let doc = document(sink, &root, images, files);
     Some(crate::spec::read_tree(sink, doc))
 }
 
 /// A containerlab file as nslab's document; problems go to `sink`, once each.
-pub fn document(sink: &mut Sink, root: &Yaml, images: &ImageMap) -> Yaml {
+pub fn document(sink: &mut Sink, root: &Yaml, images: &ImageMap, files: &frr::Files) -> Yaml {
     templates(sink, root);
     let c = schema::read(sink, root);
-    let doc = map::document(sink, &c, images);
+    let doc = map::document(sink, &c, images, files);
     // Inherited keys are reported where they are written, once, not once per node.
     let mut seen = Vec::new();
     sink.diagnostics.retain(|d| {
@@ -114,7 +121,8 @@ pub fn import_file(path: &Path, image_map: Option<&Path>) -> Result<(String, Rep
     if !schema::is_clab(&root) {
         return Err(ImportError::NotClab(path.to_path_buf()));
     }
-    let doc = document(&mut sink, &root, &images);
+    let base = path.parent().unwrap_or(Path::new("."));
+    let doc = document(&mut sink, &root, &images, &frr::Files::at(base));
     crate::spec::read_tree(&mut sink, doc.clone());
     let r = report(path, text, sink);
     if r.has_errors() {

@@ -25,7 +25,7 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
     let opts = super::up::options(host, file, &c, args.jobs, args.quiet);
     let applied = runtime::apply(t, &p, &opts).map_err(|e| match e {
         // The lab stays up as it was: a failed change, not a lab that could not come up.
-        e @ ApplyError::RolledBack { .. } => CliError::Lab(e),
+        e @ (ApplyError::RolledBack { .. } | ApplyError::NotRolledBack { .. }) => CliError::Lab(e),
         e => CliError::Up(e),
     })?;
     if args.quiet {

@@ -206,7 +206,8 @@ pub enum Command {
         target: Option<String>,
         #[arg(long)]
         lab: Option<String>,
-        /// Every lab on this host (`nslab ls`), up or left incomplete, one after another;
+        /// Every lab on this host (`nslab ls`): up, partial, or an orphaned entry of a shared
+        /// network's registry, one after another;
         /// a failure is reported and the others still go down.
         #[arg(long, conflicts_with_all = ["target", "lab"])]
         all: bool,
@@ -291,7 +292,8 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
-    /// List the labs on this host, with their state.
+    /// List the labs on this host, with their state (up, partial, orphaned) and the
+    /// records they were found in.
     Ls {
         /// Print JSON.
         #[arg(long)]

@@ -216,7 +216,14 @@ impl LiveLab {
         let file = std::path::Path::new(&self.summary().ok()?.file);
         let base = file.parent().unwrap_or(std::path::Path::new("/"));
         let name = format!("{} (as brought up)", self.lab);
-        Some(crate::compile_str(&source, &name, base))
+        // As `up` compiled it: an FRR node's daemons file read beside the file.
+        Some(crate::compile::compile_str_reading(
+            &source,
+            &name,
+            base,
+            &crate::clab::ImageMap::builtin(),
+            &crate::clab::frr::Files::at(base),
+        ))
     }
 
     /// An interface of a node, or the error that lists the ones it has.

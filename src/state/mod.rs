@@ -2,6 +2,7 @@
 //! (written before the object is), the lab's summary for `status`, and the per-lab lock.
 
 pub mod files;
+pub mod found;
 mod host;
 mod journal;
 mod lock;
@@ -151,6 +152,27 @@ impl LabDir {
     /// link planted as the journal counts, so `down` refuses it by name.
     pub fn exists(&self) -> bool {
         std::fs::symlink_metadata(self.journal_path()).is_ok()
+    }
+
+    /// Whether any file of the lab besides its lock is here: a journal deleted by hand
+    /// leaves the summary, the plan and the pid files, which `down` must still remove.
+    pub fn any_file(&self) -> bool {
+        let root = &self.root;
+        let lab = &self.lab;
+        self.exists()
+            || [
+                self.summary_path(),
+                self.plan_path(),
+                self.next_plan_path(),
+                self.vnis_path(),
+                self.source_path(),
+                self.events_path(),
+                self.logs(),
+                root.join(format!("{lab}.nodes")),
+                root.join(format!("{lab}.host-sysctls")),
+            ]
+            .iter()
+            .any(|p| std::fs::symlink_metadata(p).is_ok())
     }
 
     pub fn create(&self) -> Result<(), StateError> {

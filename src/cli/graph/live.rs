@@ -37,7 +37,13 @@ pub fn open(host: &HostContext, lab: &str) -> Result<Running, CliError> {
     })?;
     let file = std::path::Path::new(&summary.file);
     let base = file.parent().unwrap_or(std::path::Path::new("/"));
-    let compiled = crate::compile_str(&source, &summary.file, base)?;
+    let compiled = crate::compile::compile_str_reading(
+        &source,
+        &summary.file,
+        base,
+        &crate::clab::ImageMap::builtin(),
+        &crate::clab::frr::Files::at(base),
+    )?;
     Ok(Running {
         topology: compiled.topology,
         session,
