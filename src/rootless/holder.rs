@@ -44,7 +44,9 @@ impl Holder {
         crate::sys::pidfd::signal(self.pidfd(), libc::SIGKILL);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         crate::sys::pidfd::wait_exit(vec![self.pidfd()], deadline, |fd| *fd);
-        file.remove()
+        file.remove()?;
+        tidy_netns_dir(host);
+        Ok(())
     }
 }
 
@@ -84,9 +86,18 @@ pub fn open(
     })?;
     if !may_start {
         file.remove()?;
+        tidy_netns_dir(host);
         return Ok(None);
     }
-    let holder = start(host, lab)?;
+    let holder = match start(host, lab) {
+        Ok(h) => h,
+        Err(e) => {
+            // Nothing of the lab exists: no file of it either.
+            let _ = file.remove();
+            tidy_netns_dir(host);
+            return Err(e);
+        }
+    };
     let own = std::fs::read_to_string(format!("/proc/{}/cgroup", holder.pid))
         .map_err(|e| RootlessError::io(format!("/proc/{}/cgroup", holder.pid), e))?;
     cgroup::place_below(own.clone());
@@ -171,6 +182,45 @@ fn alive(lab: &str, pid: i32) -> Option<Holder> {
     })
 }
 
+/// The state directory, flocked while this value lives: [`start`] holds it from making
+/// the netns directory until its holder has mounted its tmpfs there, and
+/// [`tidy_netns_dir`] while it looks for holders and removes the directory (removing a
+/// directory another mount namespace has a mount on takes that mount with it).
+fn lock_state_dir(host: &HostContext) -> Result<Flock<File>, RootlessError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| RootlessError::io(&host.run_dir, e);
+    let dir = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&host.run_dir)
+        .map_err(io)?;
+    Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, e)| io(e.into()))
+}
+
+/// Removes the netns directory (only the holders' mount point) once no lab of this user
+/// has a holder file, so nothing is left in the state directory after the last `down`.
+fn tidy_netns_dir(host: &HostContext) {
+    let Ok(_lock) = lock_state_dir(host) else {
+        return;
+    };
+    let held = std::fs::read_dir(&host.run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".holder"));
+    if !held {
+        // A command that joined the holder is still in the holder's mount namespace,
+        // where the directory is the tmpfs's mount point (busy): that mount goes first.
+        let busy = |e: &std::io::Error| e.raw_os_error() == Some(libc::EBUSY);
+        if std::fs::remove_dir(&host.netns_dir).is_err_and(|e| busy(&e)) {
+            let flags = nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW;
+            if nix::mount::umount2(&host.netns_dir, flags).is_ok() {
+                let _ = std::fs::remove_dir(&host.netns_dir);
+            }
+        }
+    }
+}
+
 /// Runs `nslab __holder` and waits until its PID 1 says the namespaces are ready.
 fn start(host: &HostContext, lab: &str) -> Result<Holder, RootlessError> {
     let fail = |why: String, hint: String| RootlessError::Start {
@@ -178,6 +228,7 @@ fn start(host: &HostContext, lab: &str) -> Result<Holder, RootlessError> {
         why,
         hint,
     };
+    let _dir = lock_state_dir(host)?;
     crate::state::files::ensure_dir(&host.netns_dir)?;
     let exe = crate::apply::nodes::nslab_binary().map_err(|e| fail(e.to_string(), "".into()))?;
     let sub = sub_ids();
