@@ -1151,7 +1151,25 @@ fn an_agent_with_host_keeps_its_share_is_adopted_after_kill_9_and_takes_it_down_
             .success()
     });
 
-    // kill -9: the share stays; the next agent adopts it as it is.
+    // kill -9: the share stays; the next agent adopts it as it is: the same namespace
+    // and the same tunnel device, not made again.
+    let made = || {
+        (
+            ha.ok(&["stat", "-L", "-c", "%i", "/run/netns/nslab.mhu-agent.r1"]),
+            ha.ok(&[
+                "ip",
+                "-n",
+                "nslab.mhu-agent.r1",
+                "-o",
+                "-d",
+                "link",
+                "show",
+                "eth1",
+            ]),
+        )
+    };
+    let before = made();
+    assert!(before.1.contains("vxlan id"), "{}", before.1);
     agents.last().kill().unwrap();
     agents.last().wait().unwrap();
     let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
@@ -1177,6 +1195,7 @@ fn an_agent_with_host_keeps_its_share_is_adopted_after_kill_9_and_takes_it_down_
     );
     let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
     assert!(o.status.success(), "after adoption: {}", text(&o));
+    assert_eq!(made(), before, "the adopted share was made again");
 
     // SIGTERM: the share goes, the agent exits 0, and ha is clean; hb's share is hb's.
     let pid = nix::unistd::Pid::from_raw(agents.last().id() as i32);

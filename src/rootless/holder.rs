@@ -324,12 +324,75 @@ fn map_helper(name: &str) -> Option<std::path::PathBuf> {
 
 /// Whether a rootless lab of this user has ids besides the user's own: inside a lab's
 /// user namespace (a command that joined it), whether its map holds more than one id;
-/// outside, whether a holder would map a subordinate range.
-pub fn other_ids() -> bool {
+/// outside, whether a holder would map a subordinate range. `Err` says what is missing.
+pub fn other_ids() -> Result<(), String> {
     match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) if !is_initial(&map) => mapped_ids(&map) > 1,
-        _ => sub_ids().is_some(),
+        Ok(map) if !is_initial(&map) => {
+            if mapped_ids(&map) > 1 {
+                Ok(())
+            } else {
+                Err("the lab was brought up with your own uid alone mapped (it had no subordinate range then); take it down and up again once it has one".into())
+            }
+        }
+        _ if sub_ids().is_some() => Ok(()),
+        _ => Err(why_no_sub_ids()),
     }
+}
+
+/// Why [`sub_ids`] found nothing for this user: the id-map helpers missing, or no range
+/// in /etc/subuid or /etc/subgid, each named.
+fn why_no_sub_ids() -> String {
+    let uid = nix::unistd::getuid().as_raw();
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| user_name(&p, uid));
+    let range = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| sub_range(&t, name.as_deref(), uid))
+    };
+    missing_sub_ids(
+        [map_helper("newuidmap"), map_helper("newgidmap")].map(|h| h.is_some()),
+        [range("/etc/subuid"), range("/etc/subgid")],
+        name.as_deref(),
+        uid,
+    )
+}
+
+/// [`why_no_sub_ids`] from what it found: whether `newuidmap` and `newgidmap` are
+/// installed, and the user's ranges in /etc/subuid and /etc/subgid.
+fn missing_sub_ids(
+    helpers: [bool; 2],
+    ranges: [Option<(u32, u32)>; 2],
+    name: Option<&str>,
+    uid: u32,
+) -> String {
+    let who = name.map_or(format!("uid {uid}"), |n| format!("`{n}` (uid {uid})"));
+    let files = ["/etc/subuid", "/etc/subgid"];
+    let mut missing: Vec<String> = files
+        .iter()
+        .zip(ranges)
+        .filter(|(_, r)| r.is_none())
+        .map(|(f, _)| format!("{f} has no range for {who}"))
+        .collect();
+    let absent: Vec<&str> = ["newuidmap", "newgidmap"]
+        .into_iter()
+        .zip(helpers)
+        .filter(|(_, there)| !there)
+        .map(|(h, _)| h)
+        .collect();
+    if !absent.is_empty() {
+        let have = if missing.is_empty() {
+            "you have a range in /etc/subuid and /etc/subgid, but "
+        } else {
+            ""
+        };
+        missing.push(format!(
+            "{have}{} not installed (Debian package uidmap; looked for in /usr/bin, /bin and /usr/local/bin)",
+            absent.join(" and ") + if absent.len() == 2 { " are" } else { " is" }
+        ));
+    }
+    missing.join("; ")
 }
 
 /// The initial user namespace maps every id to itself.
@@ -569,10 +632,38 @@ mod tests {
     }
 
     #[test]
+    fn what_keeps_other_ids_out_of_a_rootless_lab_is_named() {
+        let r = Some((100000, 65536));
+        let say = |h, u, g| super::missing_sub_ids(h, [u, g], Some("alice"), 1000);
+        assert_eq!(
+            say([true, true], None, None),
+            "/etc/subuid has no range for `alice` (uid 1000); /etc/subgid has no range for `alice` (uid 1000)"
+        );
+        assert_eq!(
+            say([true, true], r, None),
+            "/etc/subgid has no range for `alice` (uid 1000)"
+        );
+        let m = say([false, true], r, r);
+        assert!(
+            m.contains("you have a range in /etc/subuid and /etc/subgid, but newuidmap is not installed (Debian package uidmap"),
+            "{m}"
+        );
+        let m = say([false, false], None, r);
+        assert!(
+            m.contains("/etc/subuid has no range")
+                && m.contains("newuidmap and newgidmap are not installed"),
+            "{m}"
+        );
+        let m = super::missing_sub_ids([true, true], [None, r], None, 7);
+        assert!(m.contains("no range for uid 7"), "{m}");
+    }
+
+    #[test]
     fn the_hint_names_the_knob_that_forbids_user_namespaces() {
         let v =
             |a: &str, b: &str, c: &str| [a, b, c].map(|s| (!s.is_empty()).then(|| s.to_string()));
         assert!(userns_hint(&v("0", "", "")).contains("user.max_user_namespaces"));
+        assert!(userns_hint(&v("100", "", "")).is_empty());
         assert!(userns_hint(&v("100", "0", "")).contains("unprivileged_userns_clone"));
         assert!(userns_hint(&v("100", "1", "1")).contains("apparmor"));
         assert_eq!(userns_hint(&v("100", "", "0")), "");
