@@ -154,8 +154,8 @@ pub fn preflight(c: Compiled) -> Result<Compiled, CompileError> {
 pub fn preflight_for(c: Compiled, rootless: bool) -> Result<Compiled, CompileError> {
     let mut found = crate::preflight::check(&c.topology);
     if rootless {
-        let sub_ids = crate::rootless::holder::other_ids();
-        found.extend(crate::rootless::check::check(&c.topology, sub_ids));
+        let why = crate::rootless::holder::other_ids().err();
+        found.extend(crate::rootless::check::check(&c.topology, why.as_deref()));
     }
     if found.is_empty() {
         return Ok(c);

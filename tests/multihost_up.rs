@@ -1151,7 +1151,25 @@ fn an_agent_with_host_keeps_its_share_is_adopted_after_kill_9_and_takes_it_down_
             .success()
     });
 
-    // kill -9: the share stays; the next agent adopts it as it is.
+    // kill -9: the share stays; the next agent adopts it as it is: the same namespace
+    // and the same tunnel device, not made again.
+    let made = || {
+        (
+            ha.ok(&["stat", "-L", "-c", "%i", "/run/netns/nslab.mhu-agent.r1"]),
+            ha.ok(&[
+                "ip",
+                "-n",
+                "nslab.mhu-agent.r1",
+                "-o",
+                "-d",
+                "link",
+                "show",
+                "eth1",
+            ]),
+        )
+    };
+    let before = made();
+    assert!(before.1.contains("vxlan id"), "{}", before.1);
     agents.last().kill().unwrap();
     agents.last().wait().unwrap();
     let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
@@ -1177,6 +1195,7 @@ fn an_agent_with_host_keeps_its_share_is_adopted_after_kill_9_and_takes_it_down_
     );
     let o = ping(&ha, "nslab.mhu-agent.r1", "1422", "10.83.0.2");
     assert!(o.status.success(), "after adoption: {}", text(&o));
+    assert_eq!(made(), before, "the adopted share was made again");
 
     // SIGTERM: the share goes, the agent exits 0, and ha is clean; hb's share is hb's.
     let pid = nix::unistd::Pid::from_raw(agents.last().id() as i32);
@@ -1294,4 +1313,112 @@ fn words(table: &str) -> String {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     lines.join("\n")
+}
+
+/// The VXLAN devices in `h`'s own network namespace and the lab's nodes, as `ip -o link`
+/// lines (one per tunnel).
+fn tunnels(h: &SimHost, netns: &str) -> String {
+    h.ok(&["ip", "-n", netns, "-o", "link", "show", "type", "vxlan"])
+}
+
+/// One host's share lost halfway through its `up` (`kill -9`, as a crashed agent or a
+/// cancelled job leaves it), while the other host's share runs: ha's `down` removes what
+/// ha's `up` made (no namespace, tunnel or UDP socket left) without touching hb's share;
+/// hb's share keeps its tunnel and its node; ha's next `up` makes its share whole again
+/// and the tunnel carries full-size frames. Then hb's underlay goes away under the
+/// running lab: ha's checks fail and name the unreachable target, ha's `down` does not
+/// wait for the lost host, and ha comes up again meanwhile; with the underlay back, the
+/// checks pass.
+#[test]
+fn a_share_killed_in_its_up_goes_with_down_and_the_other_hosts_share_keeps_running() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let lab = "mhu-lost";
+    let yaml = pair(lab, 84).replace(
+        "links:",
+        "tests:\n  - reach: { from: r1, to: 10.84.0.2, name: r1-r2, timeout: 2s }\nlinks:",
+    );
+    let file = write_lab(lab, &yaml);
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    let hb_tunnel = tunnels(&hb, "nslab.mhu-lost.r2");
+    assert!(hb_tunnel.contains("eth1"), "{hb_tunnel}");
+
+    // ha's up, slowed and killed once its journal shows it under way.
+    let mut up = ha
+        .nslab_command(&["up", "--host", "ha", &file])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "150")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("ha's up to be under way", || {
+        ha.run(&[
+            "sh",
+            "-c",
+            "test $(wc -l < /run/nslab/mhu-lost.journal) -ge 6",
+        ])
+        .status
+        .success()
+    });
+    up.kill().unwrap();
+    let status = up.wait().unwrap();
+    assert!(!status.success(), "up ended before it was killed");
+    let o = ha.nslab(&["status", lab]);
+    assert!(
+        !o.status.success(),
+        "a share cut short looks healthy: {}",
+        text(&o)
+    );
+
+    // ha's down: nothing of ha's share is left; hb's share is as it was.
+    let o = ha.nslab(&["down", lab]);
+    assert!(o.status.success(), "{}", text(&o));
+    ha.assert_clean();
+    assert_eq!(tunnels(&hb, "nslab.mhu-lost.r2"), hb_tunnel);
+    let o = hb.nslab(&["status", lab]);
+    assert!(
+        o.status.success(),
+        "hb's share after ha's down: {}",
+        text(&o)
+    );
+
+    // ha's share again: the tunnel carries a full-size frame both ways.
+    let o = ha.nslab(&["up", "--host", "ha", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        vni_of(&ha, "nslab.mhu-lost.r1", "eth1"),
+        vni_of(&hb, "nslab.mhu-lost.r2", "eth1")
+    );
+    wait_for("r1 pinging r2 once ha's share is back", || {
+        ping(&ha, "nslab.mhu-lost.r1", "1422", "10.84.0.2")
+            .status
+            .success()
+    });
+    let o = ping(&hb, "nslab.mhu-lost.r2", "1422", "10.84.0.1");
+    assert!(o.status.success(), "r2 -> r1: {}", text(&o));
+
+    // hb lost (its underlay down): ha's check fails and says so; ha's share can go and
+    // come back meanwhile, since nothing in it waits for the other host.
+    hb.ok(&["ip", "link", "set", "ul0", "down"]);
+    let o = ha.nslab(&["test", "--lab", lab]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("r1-r2") && text(&o).contains("1 failed"),
+        "{}",
+        text(&o)
+    );
+    let o = ha.nslab(&["down", lab]);
+    assert!(o.status.success(), "{}", text(&o));
+    ha.assert_clean();
+    let o = ha.nslab(&["up", "--host", "ha", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    hb.ok(&["ip", "link", "set", "ul0", "up"]);
+    wait_for("r1 reaching r2 once hb is back", || {
+        ha.nslab(&["test", "--lab", lab]).status.success()
+    });
+    down_and_clean(&[&ha, &hb], lab);
 }

@@ -501,6 +501,12 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
         out.contains("`limits:`") && out.contains("owned by `daemon`"),
         "{out}"
     );
+    // Why only the user's own uid is mapped: no subordinate range (this host has none
+    // for it), named with the files.
+    assert!(
+        out.contains("/etc/subuid has no range for `nobody` (uid 65534)"),
+        "{out}"
+    );
     assert!(user.holder(lab).is_none(), "no holder was started");
     assert!(!user.has_state(lab));
     // The limits' error names the cgroup that is not delegated, and how to get one.
@@ -510,7 +516,7 @@ fn what_needs_root_is_a_located_error_before_anything_starts() {
             && (out.contains("not writable by you") || out.contains("the root cgroup")),
         "{out}"
     );
-    assert!(out.contains("Delegate=yes"), "{out}");
+    assert!(out.contains("chown -R USER"), "{out}");
 
     // This machine's share of a lab spread over hosts needs the host's own network.
     let spread = user.file(
@@ -1086,4 +1092,401 @@ fn a_rootless_lab_sets_the_attributes_a_user_may_and_refuses_the_others() {
         "{out}"
     );
     assert!(user.holder("rl-attrs2").is_none(), "no holder was started");
+}
+
+/// `nslab up` as the user, with every step slowed so that it can be killed halfway, in a
+/// process group of its own.
+fn slow_up(user: &User, file: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&user.bin)
+        .args(["up", file])
+        .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+        .env("NSLAB_TEST_STEP_DELAY_MS", "150")
+        .env_remove("NSLAB_RUN_DIR")
+        .current_dir(user.dir.join("files"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap()
+}
+
+/// The `nslab up` processes in the pid namespace of the lab whose PID 1 is `holder`.
+fn ups_in_lab(holder: i32) -> Vec<i32> {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let lab = ns(&holder.to_string());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| lab.is_some() && ns(&p.to_string()) == lab)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"up"))
+        })
+        .collect()
+}
+
+/// The names of the files in the user's state directory.
+fn state_files(user: &User) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(user.run_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// `up` killed with SIGKILL halfway, either with the command it runs inside the lab (a
+/// terminal's process group, a CI job's timeout) or alone (`kill -9 PID` of the `nslab
+/// up` the user started): the inside one dies with it, the holder keeps what was made,
+/// and `down` by the same user removes it all, the holder too, leaving nothing in the
+/// user's state directory and the host as it was.
+#[test]
+fn an_up_killed_halfway_is_taken_down_by_the_same_user_and_leaves_nothing() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::exclusive();
+    let before = support::host_snapshot();
+    let user = User::new("upkill");
+    let lab = "rl-upkill";
+    let file = user.file(lab, CHAIN).display().to_string();
+    let journal = user.run_dir().join(format!("{lab}.journal"));
+    for round in ["the process group", "the up process alone"] {
+        let mut up = slow_up(&user, &file);
+        // Halfway: namespaces on record, the wiring not done (133 steps of 150 ms).
+        wait_for("up to have made part of the lab", || {
+            std::fs::read_to_string(&journal).is_ok_and(|j| j.lines().count() >= 8)
+        });
+        let pid = up.id() as i32;
+        // SAFETY: kill on the process group (or the process) this test started.
+        unsafe {
+            libc::kill(
+                if round == "the process group" {
+                    -pid
+                } else {
+                    pid
+                },
+                libc::SIGKILL,
+            )
+        };
+        up.wait().unwrap();
+        let holder = user.holder(lab).expect("the holder outlives the up");
+        assert!(!gone(holder), "{round}: the holder keeps the half-made lab");
+        // The up inside the lab (in its pid namespace, a child of the killed one's)
+        // dies with it: nothing finishes the lab unseen.
+        wait_for("the up inside the lab to die with the one outside", || {
+            ups_in_lab(holder).is_empty()
+        });
+        // Cut short, not finished unseen.
+        let o = user.nslab(&["status", lab]);
+        assert!(
+            !o.status.success(),
+            "{round}: the lab looks whole: {}",
+            text(&o)
+        );
+        let procs = tree(holder);
+        let o = user.nslab(&["down", lab]);
+        assert!(o.status.success(), "{round}: {}", text(&o));
+        wait_for("the holder and the lab's processes to go", || {
+            procs.iter().all(|p| gone(*p))
+        });
+        assert_eq!(
+            state_files(&user),
+            Vec::<String>::new(),
+            "{round}: left in the user's state directory"
+        );
+        nothing_in_run(lab);
+        support::assert_same_host(&before, &support::host_snapshot(), round);
+    }
+    // The next up is an up on a fresh machine.
+    user.ok(&["up", &file]);
+    user.ok(&["down", lab]);
+    assert_eq!(state_files(&user), Vec::<String>::new());
+    drop(user);
+    support::assert_same_host(&before, &support::host_snapshot(), "up again and down");
+}
+
+/// `nslab test FILE --junit --json` run by the user, on a lab with a bridge: the lab comes
+/// up in its holder, the checks run (pings across the bridge among them), the reports are
+/// the user's files, and the lab, its holder and its state
+/// are gone afterwards; a failing check fails the run and is a `<failure>` in the report.
+#[test]
+fn a_user_runs_the_files_checks_with_junit_and_json_reports() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("junit");
+    let lab = "rl-junit";
+    // The chain, and a LAN behind r3: a bridge (in the lab's fabric namespace, inside
+    // the user namespace) that r3, h1 and h2 share.
+    let lan = CHAIN
+        .replace(
+            "nodes:\n",
+            "bridges: { lan: {} }\nnodes:\n  h1: {}\n  h2: {}\n",
+        )
+        .replace(
+            "  - [r2:eth2, r3:eth1]\n",
+            "  - [r2:eth2, r3:eth1]\n  - [r3:eth2, lan]\n  - [h1:eth0, lan]\n  - [h2:eth0, lan]\n",
+        )
+        .replace(
+            "tests:\n",
+            "tests:\n  - reach: { from: h1, to: [h2, r3] }\n",
+        );
+    let file = user.file(lab, &lan).display().to_string();
+    let junit = user.dir.join("files/report.xml");
+    let junit_arg = junit.display().to_string();
+    let o = user.nslab(&["test", &file, "--json", "--junit", &junit_arg]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&o)));
+    assert_eq!((&v["passed"], &v["failed"]), (&3.into(), &0.into()), "{v}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"tests="3" failures="0" errors="0""#),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&junit).unwrap().uid(), NOBODY);
+    assert!(user.holder(lab).is_none(), "the holder went with the lab");
+    assert_eq!(state_files(&user), Vec::<String>::new());
+    nothing_in_run(lab);
+
+    // A check that cannot pass: r1 never reaches an address no node has.
+    let failing = lan.replace(
+        "tests:\n",
+        "tests:\n  - reach: { from: r1, to: 10.254.254.254, name: nowhere, timeout: 1s }\n",
+    );
+    let file = user.file(lab, &failing).display().to_string();
+    let o = user.nslab(&["test", &file, "--junit", &junit_arg]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"tests="4" failures="1" errors="0""#),
+        "{xml}"
+    );
+    let case = xml
+        .split("<testcase ")
+        .find(|c| c.starts_with("name=\"nowhere\""))
+        .unwrap_or_else(|| panic!("{xml}"));
+    assert!(case.contains("<failure"), "{case}");
+    assert!(user.holder(lab).is_none());
+    assert_eq!(state_files(&user), Vec::<String>::new());
+}
+
+/// A kernel that refuses the user a user namespace: `up` says which setting to change,
+/// before anything of the lab exists. Made real without touching the host: in a user
+/// namespace of the test's own (root in it, as `--rootless` runs), whose
+/// `user.max_user_namespaces` is 0, so its own holder cannot make one.
+#[test]
+fn without_user_namespaces_up_names_the_setting_and_leaves_nothing() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let dir = std::env::temp_dir().join(format!("nslab-rl-nouserns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.join("rl-nouserns.yaml");
+    std::fs::write(&file, "name: rl-nouserns\nnodes: { a: {} }\n").unwrap();
+    let o = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--", "sh", "-c"])
+        .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"")
+        .args(["sh", env!("CARGO_BIN_EXE_nslab"), "--rootless", "up"])
+        .arg(&file)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env_remove("NSLAB_RUN_DIR")
+        .output()
+        .unwrap();
+    let left: Vec<String> = std::fs::read_dir(dir.join("run/nslab"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("rl-nouserns"), "names the lab: {out}");
+    assert!(
+        out.contains("cannot make a user namespace"),
+        "says what failed: {out}"
+    );
+    assert!(
+        out.contains("sysctl -w user.max_user_namespaces="),
+        "names the setting: {out}"
+    );
+    assert_eq!(left, Vec::<String>::new(), "left in the state directory");
+}
+
+/// A user with a subordinate range but no `newuidmap` (package uidmap not installed):
+/// a lab that needs other users is refused before anything starts, naming the missing
+/// helper and the package. The helper is hidden in a mount namespace of the test's own
+/// (a bind mount of /dev/null over it), so the host keeps its copy.
+#[test]
+fn a_range_without_newuidmap_is_refused_naming_the_missing_helper() {
+    if !support::privileged() {
+        return;
+    }
+    if !Path::new("/usr/bin/newuidmap").exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "newuidmap (package uidmap) is missing"
+        );
+        eprintln!("skipping: newuidmap (package uidmap) is not installed");
+        return;
+    }
+    // Exclusive: while the range exists, the user's other tests would see it.
+    let _host = support::exclusive();
+    let _range = SubIds::grant();
+    let user = User::new("nomap");
+    let lab = "rl-nomap";
+    let file = user.file(
+        lab,
+        "nodes:\n  a:\n    private: [{ path: /var/x, owner: daemon }]\n",
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount --bind /dev/null /usr/bin/newuidmap && exec \"$@\"")
+        .args([
+            "sh",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(&user.bin)
+        .arg("up")
+        .arg(&file)
+        .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+        .env_remove("NSLAB_RUN_DIR")
+        .current_dir(user.dir.join("files"))
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains(&format!("{lab}.yaml:4:")), "{out}");
+    assert!(
+        out.contains("you have a range in /etc/subuid and /etc/subgid, but newuidmap is not installed (Debian package uidmap"),
+        "{out}"
+    );
+    assert!(user.holder(lab).is_none(), "no holder was started");
+    assert_eq!(state_files(&user), Vec::<String>::new());
+    // With the helper there, the same user and file come up: the range is mapped.
+    let o = user.nslab(&["up", &file.display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o));
+    user.ok(&["down", lab]);
+    assert_eq!(state_files(&user), Vec::<String>::new());
+}
+
+/// The pid of the process below `holder` whose command line is `cmdline` (NUL-separated).
+fn pid_of(holder: i32, cmdline: &[u8]) -> Option<i32> {
+    tree(holder)
+        .into_iter()
+        .find(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == cmdline))
+}
+
+/// `apply` of edits to a running rootless lab beyond an addition: a node and its link
+/// removed and a process changed (retired and started again, the other processes and
+/// inits kept), then a change that fails halfway rolled back, leaving the lab as it was.
+#[test]
+fn a_users_apply_removes_a_node_changes_a_process_and_rolls_back_a_failed_change() {
+    if !support::privileged() {
+        return;
+    }
+    let _host = support::shared();
+    let user = User::new("apply");
+    let lab = "rl-apply";
+    let four = CHAIN
+        .replace("nodes:\n", "nodes:\n  r4: { loopback: auto }\n")
+        .replace(
+            "  - [r2:eth2, r3:eth1]\n",
+            "  - [r2:eth2, r3:eth1]\n  - [r3:eth2, r4:eth1]\n",
+        );
+    let file = user.file(lab, &four).display().to_string();
+    user.ok(&["up", &file]);
+    let holder = user.holder(lab).expect("the holder is recorded");
+    let inits = |h: i32| -> Vec<(String, i32)> {
+        let mut v: Vec<(String, i32)> = tree(h)
+            .into_iter()
+            .filter_map(|p| {
+                let c = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+                let args: Vec<String> = c
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                if args.get(1).map(String::as_str) != Some("__init") {
+                    return None;
+                }
+                Some((args.iter().rev().find(|a| !a.is_empty())?.clone(), p))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = inits(holder);
+    assert_eq!(before.len(), 4, "one init per node: {before:?}");
+    let idle = pid_of(holder, b"sleep\x00100000\x00").expect("r3's process runs");
+
+    // r4 and its link go; r3's process changes.
+    let edited = CHAIN.replace("sleep 100000", "sleep 100001");
+    let file = user.file(lab, &edited).display().to_string();
+    user.ok(&["apply", &file]);
+    let after = inits(holder);
+    let kept: Vec<_> = before
+        .iter()
+        .filter(|(n, _)| !n.ends_with("/r4"))
+        .cloned()
+        .collect();
+    assert_eq!(after, kept, "r4's init went, the others stayed");
+    assert!(gone(idle), "the changed process was retired");
+    let new_idle = pid_of(holder, b"sleep\x00100001\x00").expect("the changed process runs");
+    let o = user.nslab(&["exec", "r4", "--", "true"]);
+    assert!(!o.status.success(), "r4 is gone: {}", text(&o));
+    let status = user.ok(&["status", lab]);
+    assert!(!status.contains("r4"), "{status}");
+    let o = user.nslab(&["exec", "r3", "--", "ip", "link", "show", "eth2"]);
+    assert!(!o.status.success(), "r3's link to r4 is gone: {}", text(&o));
+    let ping = user.nslab(&["exec", "r1", "--", "ping", "-c1", "-W2", "r3"]);
+    assert!(ping.status.success(), "{}", text(&ping));
+
+    // A change that fails at its second step is rolled back: r4 does not come, and the
+    // lab runs on as it was.
+    let file = user
+        .file(lab, &four.replace("sleep 100000", "sleep 100001"))
+        .display()
+        .to_string();
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&user.bin)
+        .args(["apply", &file])
+        .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+        .env("NSLAB_TEST_FAIL_AT_STEP", "2")
+        .env_remove("NSLAB_RUN_DIR")
+        .current_dir(user.dir.join("files"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("rolled back"), "{}", text(&o));
+    assert_eq!(
+        inits(holder),
+        after,
+        "the failed change left the inits as they were"
+    );
+    assert!(!gone(new_idle), "the failed change left r3's process alone");
+    assert_eq!(user.ok(&["status", lab]), status);
+    let events = user.ok(&["events", "--lab", lab]);
+    assert!(events.contains("apply-failed"), "{events}");
+    user.ok(&["down", lab]);
+    assert_eq!(state_files(&user), Vec::<String>::new());
 }

@@ -137,7 +137,33 @@ pub fn delegated(controller: &str) -> Result<(), String> {
             dir.display(),
             e.desc()
         )
-    })
+    })?;
+    match h {
+        Hierarchy::V2(_) => {
+            let given = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            Err(v2_refusal(&dir, controller, &given))
+        }
+        Hierarchy::V1 { .. } => Ok(()),
+    }
+}
+
+/// Why a rootless lab cannot put `controller` groups below `dir`, the user's own cgroup
+/// in the cgroup v2 tree (`given`: its `cgroup.controllers`). Either the controller was
+/// not handed down to it, or (the usual case, also under systemd's `Delegate=yes`) it
+/// holds processes, nslab's own among them: the kernel enables a controller for a
+/// cgroup's children only in a cgroup without processes of its own (cgroup v2's "no
+/// internal processes" rule), so the nodes' groups could not have it.
+fn v2_refusal(dir: &Path, controller: &str, given: &str) -> String {
+    if !given.split_whitespace().any(|c| c == controller) {
+        return format!(
+            "your cgroup {} (cgroup v2) was not given the `{controller}` controller: its cgroup.controllers lacks it, so the cgroup above it does not delegate it (`+{controller}` in that one's cgroup.subtree_control)",
+            dir.display()
+        );
+    }
+    format!(
+        "your cgroup {} (cgroup v2) holds your processes, nslab's among them, and cgroup v2 enables `{controller}` for a cgroup's children only in a cgroup without processes of its own; a rootless lab's node groups under cgroup v2 are not supported yet",
+        dir.display()
+    )
 }
 
 /// Where each controller lives on this host.
@@ -415,6 +441,22 @@ pub fn remove(lab: &str, node: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rootless_lab_under_cgroup_v2_is_told_what_its_cgroup_lacks() {
+        let dir = Path::new("/sys/fs/cgroup/user.slice/user-1000.slice/run-r1.scope");
+        let not_given = v2_refusal(dir, "memory", "cpu pids\n");
+        assert!(
+            not_given.contains("run-r1.scope (cgroup v2) was not given the `memory` controller")
+                && not_given.contains("`+memory` in that one's cgroup.subtree_control"),
+            "{not_given}"
+        );
+        let busy = v2_refusal(dir, "pids", "cpu pids\n");
+        assert!(
+            busy.contains("holds your processes") && busy.contains("not supported yet"),
+            "{busy}"
+        );
+    }
 
     #[test]
     fn group_names_never_collide_with_control_files() {

@@ -6,10 +6,10 @@ use crate::diag::Diagnostic;
 use crate::model::Topology;
 
 /// Every part of `t` that needs real root, or a cgroup this user has not been delegated.
-/// `sub_ids`: the user has a subordinate id range nslab maps (see
-/// [`super::holder::sub_ids`]), so ids other than its own exist too.
-pub fn check(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
-    let mut out = check_lab(t, sub_ids);
+/// `only_own`: why only the user's own uid is mapped (no subordinate id range nslab maps,
+/// see [`super::holder::sub_ids`]); `None` when ids other than its own exist too.
+pub fn check(t: &Topology, only_own: Option<&str>) -> Vec<Diagnostic> {
+    let mut out = check_lab(t, only_own);
     out.extend(process_attrs(t, &|res| {
         let mut own = libc::rlimit {
             rlim_cur: 0,
@@ -75,7 +75,7 @@ pub fn process_attrs(t: &Topology, hard: &dyn Fn(u32) -> u64) -> Vec<Diagnostic>
 }
 
 /// [`check`] without the process attributes, which depend on the caller's limits.
-fn check_lab(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
+fn check_lab(t: &Topology, only_own: Option<&str>) -> Vec<Diagnostic> {
     // Asked once per controller, and only of a lab that has limits.
     let limited = t.nodes.iter().any(|n| !n.limits.is_empty());
     let verdicts: Vec<(&str, Result<(), String>)> = CONTROLLERS
@@ -89,7 +89,7 @@ fn check_lab(t: &Topology, sub_ids: bool) -> Vec<Diagnostic> {
             .find(|(k, _)| *k == c)
             .map_or(Ok(()), |(_, v)| v.clone())
     };
-    check_with(t, sub_ids, &delegated)
+    check_with(t, only_own, &delegated)
 }
 
 const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
@@ -98,7 +98,7 @@ const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// that controller (and why not).
 pub fn check_with(
     t: &Topology,
-    sub_ids: bool,
+    only_own: Option<&str>,
     delegated: &dyn Fn(&str) -> Result<(), String>,
 ) -> Vec<Diagnostic> {
     let mut out = host_side(t);
@@ -141,7 +141,8 @@ pub fn check_with(
                 );
             }
         }
-        for p in n.private.iter().filter(|_| !sub_ids) {
+        let Some(why) = only_own else { continue };
+        for p in &n.private {
             let Some(owner) = p.owner.as_deref().filter(|o| !is_root(o)) else {
                 continue;
             };
@@ -149,14 +150,14 @@ pub fn check_with(
                 Diagnostic::error(
                     Some(p.span),
                     format!(
-                        "node `{}`: private directory `{}` is owned by `{owner}`, but a rootless lab maps only your own uid (as root)",
+                        "node `{}`: private directory `{}` is owned by `{owner}`, but this rootless lab would map only your own uid (as root): {why}",
                         n.name, p.path
                     ),
                 )
                 .with_hint(SUB_IDS_HINT),
             );
         }
-        for p in n.processes.iter().filter(|_| !sub_ids) {
+        for p in &n.processes {
             let Some(user) = p.user.as_deref().filter(|u| !is_root(u)) else {
                 continue;
             };
@@ -164,7 +165,7 @@ pub fn check_with(
                 Diagnostic::error(
                     Some(p.user_span),
                     format!(
-                        "node `{}`: process `{}` runs as `{user}`, but a rootless lab maps only your own uid (as root)",
+                        "node `{}`: process `{}` runs as `{user}`, but this rootless lab would map only your own uid (as root): {why}",
                         n.name, p.name
                     ),
                 )
@@ -229,7 +230,7 @@ pub fn multi_host(t: &Topology, source: &str, host: &str) -> Diagnostic {
 }
 
 /// How a user gets a cgroup of its own.
-const DELEGATION_HINT: &str = "run nslab in a delegated cgroup: `systemd-run --user --scope -p Delegate=yes nslab up FILE`, or have the admin `chown -R USER` a cgroup subtree (in each hierarchy the limits use) and move your shell into it; or run the lab as root, or remove `limits:`";
+const DELEGATION_HINT: &str = "have the admin make a cgroup of yours in each cgroup v1 hierarchy the limits use (memory, cpu, pids: `mkdir`, `chown -R USER`, then move your shell into it); under cgroup v2 a rootless lab's limits are not supported yet; or run the lab as root, or remove `limits:`";
 
 /// What to add so that other users exist in a rootless lab.
 const SUB_IDS_HINT: &str = "give your user a subordinate id range: a line `USER:100000:65536` (USER your login name) in both /etc/subuid and /etc/subgid, and newuidmap/newgidmap installed (Debian package uidmap); or drop `owner:`/`user:`, or run the lab as root";
@@ -254,7 +255,7 @@ mod tests {
         let t = compiled(
             "name: rl\nnodes:\n  a:\n    interfaces: { lo1: { kind: dummy } }\nlinks:\n  - [a:eth1, { macvlan: enp0s3 }]\n",
         );
-        let out = check(&t, true);
+        let out = check(&t, None);
         assert_eq!(out.len(), 1, "{out:?}");
         assert!(
             out[0]
@@ -270,7 +271,7 @@ mod tests {
             "name: rl\nnodes:\n  a:\n    limits: { pids: 64 }\n  b:\n    private: [{ path: /var/x, owner: frr }]\n  c:\n    private: [{ path: /var/y, owner: root }]\n    processes: [{ name: d, cmd: \"sleep 1\", user: daemon }]\n",
         );
         let refuse = |c: &str| Err(format!("/sys/fs/cgroup/{c}/user is not writable"));
-        let found = check_with(&t, false, &refuse);
+        let found = check_with(&t, Some("no range"), &refuse);
         let lines: Vec<u32> = found
             .iter()
             .map(|d| d.span.expect("located").line)
@@ -282,16 +283,16 @@ mod tests {
             !found[0].message.contains("memory"),
             "only what the node needs"
         );
-        assert!(found[0].hint.as_deref().unwrap().contains("Delegate=yes"));
+        assert!(found[0].hint.as_deref().unwrap().contains("chown -R USER"));
         assert!(found[1].message.contains("owned by `frr`"));
         assert!(found[2].message.contains("runs as `daemon`"));
         assert!(found.iter().all(|d| d.hint.is_some()));
         // With a subordinate range, other owners exist in the lab's user namespace.
-        let with_range = check_with(&t, true, &refuse);
+        let with_range = check_with(&t, None, &refuse);
         assert_eq!(with_range.len(), 1, "{with_range:?}");
         assert!(with_range[0].message.contains("`limits:`"));
         // In a delegated cgroup, limits work.
-        assert!(check_with(&t, true, &|_| Ok(())).is_empty());
+        assert!(check_with(&t, None, &|_| Ok(())).is_empty());
     }
 
     #[test]
@@ -332,7 +333,7 @@ mod tests {
     #[test]
     fn a_plain_lab_needs_nothing_of_root() {
         let t = compiled("name: rl\nnodes: { a: {}, b: {} }\nlinks: [[a:eth1, b:eth1]]\n");
-        assert!(check_with(&t, false, &|_| Err("no".into())).is_empty());
+        assert!(check_with(&t, Some("no range"), &|_| Err("no".into())).is_empty());
     }
 
     #[test]
@@ -340,7 +341,7 @@ mod tests {
         let t = compiled(
             "name: rl\nmgmt: { subnet: 172.31.9.0/24 }\nnodes: { a: {} }\nlinks:\n  - [a:eth1, \"host:rl-up\"]\n",
         );
-        let found = check(&t, false);
+        let found = check(&t, Some("no range"));
         let lines: Vec<u32> = found
             .iter()
             .map(|d| d.span.expect("located").line)
@@ -352,7 +353,7 @@ mod tests {
         let t = compiled(
             "name: rl\nmgmt: { network: clab, subnet: 172.31.9.0/24 }\nnodes: { a: {} }\n",
         );
-        let found = check(&t, false);
+        let found = check(&t, Some("no range"));
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].message.contains("bridge `br-clab`"), "{found:?}");
         assert_eq!(found[0].span.expect("located").line, 2);

@@ -44,7 +44,9 @@ impl Holder {
         crate::sys::pidfd::signal(self.pidfd(), libc::SIGKILL);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         crate::sys::pidfd::wait_exit(vec![self.pidfd()], deadline, |fd| *fd);
-        file.remove()
+        file.remove()?;
+        tidy_netns_dir(host);
+        Ok(())
     }
 }
 
@@ -84,9 +86,18 @@ pub fn open(
     })?;
     if !may_start {
         file.remove()?;
+        tidy_netns_dir(host);
         return Ok(None);
     }
-    let holder = start(host, lab)?;
+    let holder = match start(host, lab) {
+        Ok(h) => h,
+        Err(e) => {
+            // Nothing of the lab exists: no file of it either.
+            let _ = file.remove();
+            tidy_netns_dir(host);
+            return Err(e);
+        }
+    };
     let own = std::fs::read_to_string(format!("/proc/{}/cgroup", holder.pid))
         .map_err(|e| RootlessError::io(format!("/proc/{}/cgroup", holder.pid), e))?;
     cgroup::place_below(own.clone());
@@ -171,6 +182,45 @@ fn alive(lab: &str, pid: i32) -> Option<Holder> {
     })
 }
 
+/// The state directory, flocked while this value lives: [`start`] holds it from making
+/// the netns directory until its holder has mounted its tmpfs there, and
+/// [`tidy_netns_dir`] while it looks for holders and removes the directory (removing a
+/// directory another mount namespace has a mount on takes that mount with it).
+fn lock_state_dir(host: &HostContext) -> Result<Flock<File>, RootlessError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| RootlessError::io(&host.run_dir, e);
+    let dir = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&host.run_dir)
+        .map_err(io)?;
+    Flock::lock(dir, FlockArg::LockExclusive).map_err(|(_, e)| io(e.into()))
+}
+
+/// Removes the netns directory (only the holders' mount point) once no lab of this user
+/// has a holder file, so nothing is left in the state directory after the last `down`.
+fn tidy_netns_dir(host: &HostContext) {
+    let Ok(_lock) = lock_state_dir(host) else {
+        return;
+    };
+    let held = std::fs::read_dir(&host.run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".holder"));
+    if !held {
+        // A command that joined the holder is still in the holder's mount namespace,
+        // where the directory is the tmpfs's mount point (busy): that mount goes first.
+        let busy = |e: &std::io::Error| e.raw_os_error() == Some(libc::EBUSY);
+        if std::fs::remove_dir(&host.netns_dir).is_err_and(|e| busy(&e)) {
+            let flags = nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW;
+            if nix::mount::umount2(&host.netns_dir, flags).is_ok() {
+                let _ = std::fs::remove_dir(&host.netns_dir);
+            }
+        }
+    }
+}
+
 /// Runs `nslab __holder` and waits until its PID 1 says the namespaces are ready.
 fn start(host: &HostContext, lab: &str) -> Result<Holder, RootlessError> {
     let fail = |why: String, hint: String| RootlessError::Start {
@@ -178,6 +228,7 @@ fn start(host: &HostContext, lab: &str) -> Result<Holder, RootlessError> {
         why,
         hint,
     };
+    let _dir = lock_state_dir(host)?;
     crate::state::files::ensure_dir(&host.netns_dir)?;
     let exe = crate::apply::nodes::nslab_binary().map_err(|e| fail(e.to_string(), "".into()))?;
     let sub = sub_ids();
@@ -273,12 +324,75 @@ fn map_helper(name: &str) -> Option<std::path::PathBuf> {
 
 /// Whether a rootless lab of this user has ids besides the user's own: inside a lab's
 /// user namespace (a command that joined it), whether its map holds more than one id;
-/// outside, whether a holder would map a subordinate range.
-pub fn other_ids() -> bool {
+/// outside, whether a holder would map a subordinate range. `Err` says what is missing.
+pub fn other_ids() -> Result<(), String> {
     match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) if !is_initial(&map) => mapped_ids(&map) > 1,
-        _ => sub_ids().is_some(),
+        Ok(map) if !is_initial(&map) => {
+            if mapped_ids(&map) > 1 {
+                Ok(())
+            } else {
+                Err("the lab was brought up with your own uid alone mapped (it had no subordinate range then); take it down and up again once it has one".into())
+            }
+        }
+        _ if sub_ids().is_some() => Ok(()),
+        _ => Err(why_no_sub_ids()),
     }
+}
+
+/// Why [`sub_ids`] found nothing for this user: the id-map helpers missing, or no range
+/// in /etc/subuid or /etc/subgid, each named.
+fn why_no_sub_ids() -> String {
+    let uid = nix::unistd::getuid().as_raw();
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| user_name(&p, uid));
+    let range = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| sub_range(&t, name.as_deref(), uid))
+    };
+    missing_sub_ids(
+        [map_helper("newuidmap"), map_helper("newgidmap")].map(|h| h.is_some()),
+        [range("/etc/subuid"), range("/etc/subgid")],
+        name.as_deref(),
+        uid,
+    )
+}
+
+/// [`why_no_sub_ids`] from what it found: whether `newuidmap` and `newgidmap` are
+/// installed, and the user's ranges in /etc/subuid and /etc/subgid.
+fn missing_sub_ids(
+    helpers: [bool; 2],
+    ranges: [Option<(u32, u32)>; 2],
+    name: Option<&str>,
+    uid: u32,
+) -> String {
+    let who = name.map_or(format!("uid {uid}"), |n| format!("`{n}` (uid {uid})"));
+    let files = ["/etc/subuid", "/etc/subgid"];
+    let mut missing: Vec<String> = files
+        .iter()
+        .zip(ranges)
+        .filter(|(_, r)| r.is_none())
+        .map(|(f, _)| format!("{f} has no range for {who}"))
+        .collect();
+    let absent: Vec<&str> = ["newuidmap", "newgidmap"]
+        .into_iter()
+        .zip(helpers)
+        .filter(|(_, there)| !there)
+        .map(|(h, _)| h)
+        .collect();
+    if !absent.is_empty() {
+        let have = if missing.is_empty() {
+            "you have a range in /etc/subuid and /etc/subgid, but "
+        } else {
+            ""
+        };
+        missing.push(format!(
+            "{have}{} not installed (Debian package uidmap; looked for in /usr/bin, /bin and /usr/local/bin)",
+            absent.join(" and ") + if absent.len() == 2 { " are" } else { " is" }
+        ));
+    }
+    missing.join("; ")
 }
 
 /// The initial user namespace maps every id to itself.
@@ -518,10 +632,38 @@ mod tests {
     }
 
     #[test]
+    fn what_keeps_other_ids_out_of_a_rootless_lab_is_named() {
+        let r = Some((100000, 65536));
+        let say = |h, u, g| super::missing_sub_ids(h, [u, g], Some("alice"), 1000);
+        assert_eq!(
+            say([true, true], None, None),
+            "/etc/subuid has no range for `alice` (uid 1000); /etc/subgid has no range for `alice` (uid 1000)"
+        );
+        assert_eq!(
+            say([true, true], r, None),
+            "/etc/subgid has no range for `alice` (uid 1000)"
+        );
+        let m = say([false, true], r, r);
+        assert!(
+            m.contains("you have a range in /etc/subuid and /etc/subgid, but newuidmap is not installed (Debian package uidmap"),
+            "{m}"
+        );
+        let m = say([false, false], None, r);
+        assert!(
+            m.contains("/etc/subuid has no range")
+                && m.contains("newuidmap and newgidmap are not installed"),
+            "{m}"
+        );
+        let m = super::missing_sub_ids([true, true], [None, r], None, 7);
+        assert!(m.contains("no range for uid 7"), "{m}");
+    }
+
+    #[test]
     fn the_hint_names_the_knob_that_forbids_user_namespaces() {
         let v =
             |a: &str, b: &str, c: &str| [a, b, c].map(|s| (!s.is_empty()).then(|| s.to_string()));
         assert!(userns_hint(&v("0", "", "")).contains("user.max_user_namespaces"));
+        assert!(userns_hint(&v("100", "", "")).is_empty());
         assert!(userns_hint(&v("100", "0", "")).contains("unprivileged_userns_clone"));
         assert!(userns_hint(&v("100", "1", "1")).contains("apparmor"));
         assert_eq!(userns_hint(&v("100", "", "0")), "");

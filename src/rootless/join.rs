@@ -49,9 +49,14 @@ pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
     // setns on a pidfd joins all of them at once, so the process is never half inside.
     nix::sched::setns(holder.pidfd(), flags).map_err(|e| err(e.into()))?;
     std::env::set_current_dir(&cwd).map_err(err)?;
+    // Opened before the fork, so the child can tell whether this process is still there.
+    let me = crate::sys::pidfd::open(std::process::id() as i32).map_err(err)?;
     // SAFETY: single-threaded (see above), so the child may go on with ordinary code.
     match unsafe { fork() }.map_err(|e| err(e.into()))? {
-        ForkResult::Child => Ok(Joined::Inside),
+        ForkResult::Child => {
+            die_with_parent(&me);
+            Ok(Joined::Inside)
+        }
         ForkResult::Parent { child } => {
             wait_forwarding(child)
                 .map(Joined::Done)
@@ -60,6 +65,25 @@ pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
                     source: e.into(),
                 })
         }
+    }
+}
+
+/// The command inside dies with the process that joined (the one the user started): a
+/// `kill -9` of `nslab up` stops the `up` inside too, as it stops a root `up`, instead of
+/// letting it run on unseen and hold the lab's lock; `down` then removes what it made.
+fn die_with_parent(parent: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsFd;
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    // Killed before the prctl: go now. The parent is outside the lab's pid namespace, so
+    // getppid reads 0 either way, and it cannot be signalled from here; its pidfd turns
+    // readable when it exits.
+    let mut fds = [nix::poll::PollFd::new(
+        parent.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    if nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0) {
+        std::process::exit(128 + libc::SIGKILL);
     }
 }
 
