@@ -100,6 +100,7 @@ impl Lab {
             jobs: self.jobs,
             file: "<api>".into(),
             source: Some(self.compiled.warnings.source.clone()),
+            held_by: Some("a Rust test (nslab::Lab)".into()),
             ..UpOptions::new(self.host.clone())
         };
         rt.block_on(apply::up_with(t, &plan::plan(t), &opts, apply::never()))?;

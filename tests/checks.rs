@@ -212,6 +212,23 @@ fn exit_codes_for_a_lab_that_cannot_come_up_and_for_invalid_input() {
             .unwrap()
             .contains("injected failure")
     );
+    // The up's own time, and the file's checks listed as not run: a report has the same
+    // test cases whether the lab came up or not.
+    let up_case = err.parent().unwrap();
+    assert_eq!(up_case.attribute("name"), Some("lab up"));
+    assert_ne!(up_case.attribute("time"), Some("0.000"), "{xml}");
+    let topology = lab.topology();
+    let not_run: Vec<&str> = doc
+        .descendants()
+        .filter(|n| {
+            n.has_tag_name("skipped")
+                && n.attribute("message") == Some("not run: the lab could not come up")
+        })
+        .filter_map(|n| n.parent()?.attribute("name"))
+        .collect();
+    let names: Vec<&str> = topology.checks.iter().map(|c| c.name.as_str()).collect();
+    assert!(!names.is_empty());
+    assert_eq!(not_run, names, "{xml}");
     assert!(!lab.is_up());
 
     let bad = Lab::new("it-bad", "nodes: { a: { kind: nope } }\n");
@@ -894,4 +911,108 @@ fn check_runs_the_selected_checks_and_reports_the_rest_skipped() {
         Some("not run: not selected by --check")
     );
     assert!(!lab.is_up());
+}
+
+/// A daemon that exits at once counts as started when it has no `ready:`: the run's
+/// checks may all pass, but the run fails, naming the process, its status and the end
+/// of its log, in the human report and in JUnit.
+#[test]
+fn a_process_that_exits_during_the_run_fails_it_with_its_log() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-procdie",
+        "nodes:\n  a:\n    processes:\n      - { name: dies, cmd: \"sh -c 'echo starting; echo fatal: no config >&2; exit 3'\" }\n      - { name: fine, cmd: \"sleep 600\" }\n  b: {}\nlinks: [[a:eth0, b:eth0]]\ntests:\n  - reach: { from: a, to: b, name: ping }\n",
+    );
+    let junit = std::env::temp_dir().join("nslab-tests/it-procdie.xml");
+    let _junit_scratch = Scratch(junit.clone());
+    let o = test_cmd(&lab, &["--junit", junit.to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("PASS  ping"), "{out}");
+    assert!(out.contains("FAIL  processes [a]"), "{out}");
+    assert!(out.contains("process `dies` exited with status 3"), "{out}");
+    // The log's end stays indented under the check.
+    assert!(out.contains("\n      fatal: no config"), "{out}");
+    assert!(!out.contains("`fine`"), "{out}");
+    assert!(out.contains("2 checks, 1 passed, 1 failed"), "{out}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a <failure> for the process");
+    assert_eq!(
+        failure.parent().unwrap().attribute("name"),
+        Some("processes [a]")
+    );
+    assert_eq!(
+        failure.attribute("message"),
+        Some("process `dies` exited with status 3; its log ends with:")
+    );
+    let body = failure.text().unwrap_or("");
+    assert!(body.contains("starting\nfatal: no config"), "{xml}");
+    assert!(!lab.is_up());
+}
+
+/// Two runs of one lab at once: the second is refused without the advice to take the
+/// first's lab down; once the first is killed (`kill -9`, a CI job's last resort), the
+/// next run says the lab was left behind and how to remove it.
+#[test]
+fn the_same_lab_twice_is_in_use_and_a_killed_runs_lab_is_named() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "it-inuse",
+        "nodes: { a: {}, b: {} }\nlinks: [[a, b]]\ntests:\n  - cmd: { node: a, run: \"sleep 60\", timeout: 90s }\n",
+    );
+    let mut first = nslab()
+        .arg("test")
+        .arg(&lab.file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kept open until the end: a closed stdout would stop the first run.
+    let mut first_out = BufReader::new(first.stdout.take().unwrap());
+    let mut line = String::new();
+    first_out.read_line(&mut line).unwrap();
+    assert!(line.contains("is up"), "{line}");
+    let pid = first.id();
+    let second = test_cmd(&lab, &[]);
+    let err = text(&second);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "lab `it-inuse` is in use: `nslab test` (pid {pid})"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("nslab down"), "{err}");
+    // SAFETY: killing the child we spawned, by pid.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    first.wait().unwrap();
+    drop(first_out);
+    assert!(lab.is_up(), "a killed run cannot take its lab down");
+    let next = test_cmd(&lab, &[]);
+    let err = text(&next);
+    assert_eq!(next.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "lab `it-inuse` was left up by `nslab test` (pid {pid}), which ended without taking it down (killed?); `nslab down it-inuse` removes it"
+        )),
+        "{err}"
+    );
+    lab.down();
+    assert!(!lab.is_up());
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "after a killed nslab test and its down",
+    );
 }

@@ -138,6 +138,14 @@ pub enum ApplyError {
     )]
     AlreadyUp { lab: String, pid: u32 },
     #[error(
+        "lab `{lab}` is in use: {by} (pid {pid}) brought it up and takes it down when it ends; give this run a lab name of its own (`name:` in the file), or run it after that one"
+    )]
+    InUse { lab: String, pid: u32, by: String },
+    #[error(
+        "lab `{lab}` was left up by {by} (pid {pid}), which ended without taking it down (killed?); `nslab down {lab}` removes it"
+    )]
+    LeftBehind { lab: String, pid: u32, by: String },
+    #[error(
         "lab `{lab}` has leftovers of an interrupted `up`; run `nslab down {lab}` to remove them"
     )]
     Leftovers { lab: String },

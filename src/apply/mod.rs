@@ -61,6 +61,10 @@ pub struct UpOptions {
     /// Raise the host's neighbour limits the lab's estimate passes, for the lab's
     /// lifetime (`up --raise-neigh-limit`, see `state::sysctls`).
     pub raise_neigh_limit: bool,
+    /// The command that keeps the lab only while it runs (`nslab test`, a Rust test),
+    /// recorded with the lab so that another `up` of it is told the lab is in use, or,
+    /// once that process is gone without its teardown (`kill -9`), that it was left.
+    pub held_by: Option<String>,
 }
 
 impl UpOptions {
@@ -76,6 +80,7 @@ impl UpOptions {
             source: None,
             progress: None,
             raise_neigh_limit: false,
+            held_by: None,
         }
     }
 
@@ -138,6 +143,26 @@ pub fn lock(host: &HostContext, lab: &str) -> Result<LabLock, ApplyError> {
         let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         crate::errln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
     })?)
+}
+
+/// Why `up` refuses a lab that is up: a lab held by a running `nslab test` (or Rust
+/// test) is in use, and its own run takes it down, so the advice to take it down would
+/// break that run; one whose holder is gone was left by a killed run, for `down`.
+fn already_up(lab: String, summary: Option<LabSummary>) -> ApplyError {
+    let pid = summary.as_ref().map_or(0, |s| s.pid);
+    let Some(by) = summary.and_then(|s| s.held_by) else {
+        return ApplyError::AlreadyUp { lab, pid };
+    };
+    // Signal 0 checks the pid exists (EPERM: it does, as another user's).
+    let alive = pid != 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+    match alive {
+        true => ApplyError::InUse { lab, pid, by },
+        false => ApplyError::LeftBehind { lab, pid, by },
+    }
 }
 
 /// A cancel signal that never fires.
@@ -361,13 +386,10 @@ fn not_there_yet(lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
     }
     let records = Journal::read(&dir.journal_path())?;
     if records.iter().any(|r| matches!(r, Record::Up { .. })) {
-        let pid = LabSummary::read(&dir.summary_path())
-            .map(|s| s.pid)
-            .unwrap_or(0);
-        return Err(ApplyError::AlreadyUp {
-            lab: lab.to_string(),
-            pid,
-        });
+        return Err(already_up(
+            lab.to_string(),
+            LabSummary::read(&dir.summary_path()).ok(),
+        ));
     }
     Err(ApplyError::Leftovers {
         lab: lab.to_string(),
@@ -427,7 +449,8 @@ fn record_up(
     started: u64,
 ) -> Result<(), ApplyError> {
     let host = opts.host.host.as_deref();
-    let summary = LabSummary::of(t, host, &opts.file, started, now());
+    let mut summary = LabSummary::of(t, host, &opts.file, started, now());
+    summary.held_by = opts.held_by.clone();
     summary
         .write(&dir.summary_path())
         .and_then(|()| match &opts.source {

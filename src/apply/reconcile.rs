@@ -344,11 +344,13 @@ fn commit(
     journal: &mut Journal,
     opts: &UpOptions,
 ) -> Result<(), ApplyError> {
-    let started = LabSummary::read(&dir.summary_path())
-        .map(|s| s.started)
-        .unwrap_or_else(|_| now());
-    LabSummary::of(t, opts.host.host.as_deref(), &opts.file, started, now())
-        .write(&dir.summary_path())?;
+    // The lab keeps its start time, and its holder: a change does not stop the
+    // `nslab test` that brought it up from taking it down.
+    let before = LabSummary::read(&dir.summary_path()).ok();
+    let started = before.as_ref().map_or_else(now, |s| s.started);
+    let mut summary = LabSummary::of(t, opts.host.host.as_deref(), &opts.file, started, now());
+    summary.held_by = before.and_then(|s| s.held_by);
+    summary.write(&dir.summary_path())?;
     keep_source(dir, opts)?;
     std::fs::rename(dir.next_plan_path(), dir.plan_path())
         .map_err(|e| crate::state::StateError::io(&dir.plan_path(), e))?;

@@ -7,23 +7,34 @@ use crate::node::{NodePaths, enter};
 /// What is wrong with `node`'s init and processes, one line each; empty when healthy or
 /// when the node has no init (it runs nothing).
 pub fn problems(paths: &NodePaths, node: &str) -> Vec<String> {
+    by_process(paths, node)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// [`problems`], each with the process it is about (none for the init itself), so a
+/// report can add the end of that process's log.
+pub fn by_process(paths: &NodePaths, node: &str) -> Vec<(Option<String>, String)> {
     let pid_file = paths.pid_file(node);
     if !pid_file.exists() {
         return Vec::new();
     }
     if enter::init_pid(&pid_file).is_none() {
-        return vec![
-            "its init is not running (killed?): its processes and namespaces are gone; \
-             `nslab down` and `nslab up` bring it back"
-                .to_string(),
-        ];
+        let dead = "its init is not running (killed?): its processes and namespaces are gone; \
+             `nslab down` and `nslab up` bring it back";
+        return vec![(None, dead.to_string())];
     }
     let status = control::request(&paths.control(node), "status")
         .map_err(|e| e.to_string())
         .and_then(|r| control::parse_status(&r));
     match status {
-        Ok(s) => s.processes.iter().filter_map(problem).collect(),
-        Err(e) => vec![format!("its init does not answer: {e}")],
+        Ok(s) => s
+            .processes
+            .iter()
+            .filter_map(|p| Some((Some(p.name.clone()), problem(p)?)))
+            .collect(),
+        Err(e) => vec![(None, format!("its init does not answer: {e}"))],
     }
 }
 

@@ -138,6 +138,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
                 .unwrap_or(name.clone()),
             source: Some(c.warnings.source.clone()),
             raise_neigh_limit: a.raise_neigh_limit,
+            held_by: (!a.keep).then(|| "`nslab test`".to_string()),
             ..UpOptions::new(host.clone())
         };
         let up = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone()));
@@ -147,18 +148,18 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             super::up::say_raised(&t.lab, &report.raised);
         }
         if let Err(e) = up {
-            let msg = e.to_string();
+            // Every check is still listed, not run, so a report has the same test
+            // cases whether the lab came up or not.
+            let why = "the lab could not come up";
+            let left: Vec<CheckResult> = (checked.checks.iter())
+                .map(|c| crate::harness::not_run(c, why))
+                .collect();
+            let (msg, took) = (e.to_string(), started.elapsed());
             if let Some(j) = a.junit {
-                write_report(
-                    j,
-                    &report::junit(&t.lab, &[], started.elapsed(), Some(&msg)),
-                )?;
+                write_report(j, &report::junit(&t.lab, &left, took, Some(&msg)))?;
             }
             if a.json {
-                crate::outln!(
-                    "{}",
-                    report::json(&t.lab, &[], started.elapsed(), Some(&msg))
-                );
+                crate::outln!("{}", report::json(&t.lab, &left, took, Some(&msg)));
             }
             return Err(CliError::Up(e));
         }
@@ -196,6 +197,19 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         let width = width.unwrap_or(0);
         let mut print = |r: &CheckResult| out_human(report::human_line(r, width));
         Ok(session.check(checked, cancel.clone(), &mut print).await?)
+    });
+    // Processes that died during the run fail it, with the end of their logs; not
+    // after a signal, whose teardown is what is wanted then.
+    let results = results.map(|mut rs| {
+        if cancel.borrow().is_none() {
+            let dead = process_results(host, t);
+            let width = rs.iter().chain(&dead).map(|r| r.name.chars().count()).max();
+            for r in &dead {
+                out_human(report::human_line(r, width.unwrap_or(0)));
+            }
+            rs.extend(dead);
+        }
+        rs
     });
     // Whatever happened, the lab goes down (unless asked to keep it).
     let teardown = if bring_up && !a.keep {
@@ -237,6 +251,44 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         return Ok(exit::FAILED);
     }
     Ok(if all_passed { exit::OK } else { exit::FAILED })
+}
+
+/// A failed result, `processes [NODE]`, for each node of this host whose processes
+/// exited non-zero, failed, crash-loop or never became ready during the run, as
+/// `status` reports them, each with the end of its log. A process without `ready:`
+/// counts as started once it runs, so one that exits at once would otherwise leave a
+/// run green that never tested what it serves.
+fn process_results(host: &crate::state::HostContext, t: &Topology) -> Vec<CheckResult> {
+    let paths = crate::node::NodePaths::of_lab(host, &t.lab);
+    let mut out = Vec::new();
+    for node in &t.nodes {
+        let problems = super::health::by_process(&paths, &node.name);
+        if problems.is_empty() {
+            continue;
+        }
+        let lines: Vec<String> = problems
+            .into_iter()
+            .map(|(process, what)| {
+                let tail = process
+                    .map(|p| apply::nodes::log_tail(&paths.log(&node.name, &p), 10))
+                    .unwrap_or_default();
+                match tail.is_empty() {
+                    true => what,
+                    false => format!("{what}; its log ends with:\n{tail}"),
+                }
+            })
+            .collect();
+        out.push(CheckResult {
+            name: format!("processes [{}]", node.name),
+            kind: "processes",
+            status: Status::Fail,
+            duration: std::time::Duration::ZERO,
+            reason: Some(lines.join("\n")),
+            attempts: 1,
+            node: Some(node.name.clone()),
+        });
+    }
+    out
 }
 
 /// On `host` of a lab spread over hosts, the lab with only the checks whose source lives

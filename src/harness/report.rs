@@ -24,7 +24,10 @@ pub fn human_line(r: &CheckResult, width: usize) -> String {
         r.duration.as_secs_f64()
     );
     if let Some(reason) = &r.reason {
-        let _ = write!(line, "\n      {reason}");
+        // A reason of several lines (a log's end) stays indented under its check.
+        for l in reason.lines() {
+            let _ = write!(line, "\n      {l}");
+        }
     }
     line
 }
@@ -82,8 +85,9 @@ pub fn junit(
     if let Some(e) = up_error {
         let _ = writeln!(
             out,
-            "    <testcase name=\"lab up\" classname=\"nslab.{}\" time=\"0\">\n      <error message=\"{}\">{}</error>\n    </testcase>",
+            "    <testcase name=\"lab up\" classname=\"nslab.{}\" time=\"{:.3}\">\n      <error message=\"{}\">{}</error>\n    </testcase>",
             xml(lab),
+            elapsed.as_secs_f64(),
             xml(e.lines().next().unwrap_or("")),
             xml(e)
         );
@@ -102,10 +106,11 @@ pub fn junit(
                 let _ = writeln!(out, "{head}/>");
             }
             Status::Fail => {
+                // The message is the first line; the text has it all (a log's end).
                 let _ = writeln!(
                     out,
                     "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                    xml(reason),
+                    xml(reason.lines().next().unwrap_or("")),
                     xml(reason)
                 );
             }
@@ -204,6 +209,23 @@ mod tests {
             format!("PASS  a{}    1.50s", " ".repeat(long.len() - 1))
         );
         assert_eq!(lines[1], format!("PASS  {long}    1.50s"));
+    }
+
+    #[test]
+    fn a_reason_of_several_lines_stays_under_its_check_and_heads_the_failure() {
+        let why = "process `p` exited with status 3; its log ends with:\nstarting\nfatal";
+        let rs = [r("processes [a]", Status::Fail, Some(why))];
+        assert_eq!(
+            human_line(&rs[0], 13),
+            format!(
+                "FAIL  processes [a]    1.50s\n      {}\n      starting\n      fatal",
+                why.lines().next().unwrap()
+            )
+        );
+        let x = junit("lab", &rs, Duration::from_secs(2), None);
+        assert!(x.contains(
+            "<failure message=\"process `p` exited with status 3; its log ends with:\">process `p` exited with status 3; its log ends with:\nstarting\nfatal</failure>"
+        ), "{x}");
     }
 
     #[test]

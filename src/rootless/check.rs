@@ -102,6 +102,7 @@ pub fn check_with(
     delegated: &dyn Fn(&str) -> Result<(), String>,
 ) -> Vec<Diagnostic> {
     let mut out = host_side(t);
+    let ids_hint = sub_ids_hint();
     for n in &t.nodes {
         let needed = [
             n.limits.memory.is_some(),
@@ -154,7 +155,7 @@ pub fn check_with(
                         n.name, p.path
                     ),
                 )
-                .with_hint(SUB_IDS_HINT),
+                .with_hint(&ids_hint),
             );
         }
         for p in &n.processes {
@@ -169,7 +170,7 @@ pub fn check_with(
                         n.name, p.name
                     ),
                 )
-                .with_hint(SUB_IDS_HINT),
+                .with_hint(&ids_hint),
             );
         }
     }
@@ -234,6 +235,18 @@ const DELEGATION_HINT: &str = "have the admin make a cgroup of yours in each cgr
 
 /// What to add so that other users exist in a rootless lab.
 const SUB_IDS_HINT: &str = "give your user a subordinate id range: a line `USER:100000:65536` (USER your login name) in both /etc/subuid and /etc/subgid, and newuidmap/newgidmap installed (Debian package uidmap); or drop `owner:`/`user:`, or run the lab as root";
+
+/// [`SUB_IDS_HINT`], led by what this machine lacks (`/etc/subgid has no range for
+/// \`alice\``: newuidmap is not installed`), the user's own name in the line to add.
+fn sub_ids_hint() -> String {
+    let (who, missing) = super::holder::sub_ids_missing();
+    let line = format!("`{who}:100000:65536`");
+    let hint = SUB_IDS_HINT.replace("`USER:100000:65536` (USER your login name)", &line);
+    match missing {
+        Some(m) => format!("here {m}; {hint}"),
+        None => hint,
+    }
+}
 
 /// `root`, `0`, `root:root`, `0:0` and the like.
 fn is_root(owner: &str) -> bool {

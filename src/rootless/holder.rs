@@ -313,6 +313,38 @@ pub fn sub_ids() -> Option<SubIds> {
     })
 }
 
+/// The caller's login name (its uid when it has none), and what keeps [`sub_ids`] from
+/// finding a range, in words (`/etc/subgid has no range for \`alice\``), so a hint names
+/// what is missing on this machine, not every requirement.
+pub fn sub_ids_missing() -> (String, Option<String>) {
+    let uid = nix::unistd::getuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = user_name(&passwd, uid);
+    let who = name.clone().unwrap_or_else(|| uid.to_string());
+    let helpers = ["newuidmap", "newgidmap"].map(|h| (h, map_helper(h).is_some()));
+    let ranges = ["/etc/subuid", "/etc/subgid"].map(|path| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        (path, sub_range(&text, name.as_deref(), uid).is_some())
+    });
+    let missing = missing_words(&who, helpers, ranges);
+    (who, missing)
+}
+
+/// The helpers and ranges that are not there, in words; none when all are.
+fn missing_words(
+    who: &str,
+    helpers: [(&str, bool); 2],
+    ranges: [(&str, bool); 2],
+) -> Option<String> {
+    let helpers = helpers.iter().filter(|(_, there)| !there);
+    let ranges = ranges.iter().filter(|(_, there)| !there);
+    let missing: Vec<String> = helpers
+        .map(|(h, _)| format!("{h} is not installed"))
+        .chain(ranges.map(|(p, _)| format!("{p} has no range for `{who}`")))
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
 /// Where the id-map helper `name` is installed: the one [`sub_ids`] found is the one
 /// run, never whatever the caller's `PATH` names first.
 fn map_helper(name: &str) -> Option<std::path::PathBuf> {
@@ -595,7 +627,7 @@ fn reap() -> ! {
 
 #[cfg(test)]
 mod tests {
-    use super::userns_hint;
+    use super::{missing_words, userns_hint};
 
     #[test]
     fn an_id_map_helper_is_run_by_its_installed_path_never_by_the_path_variable() {
@@ -606,6 +638,26 @@ mod tests {
             "{sh:?}"
         );
         assert_eq!(super::map_helper("no-such-id-map-helper"), None);
+    }
+
+    #[test]
+    fn what_is_missing_for_sub_ids_is_named_not_every_requirement() {
+        let all = [("newuidmap", true), ("newgidmap", true)];
+        let ranges = [("/etc/subuid", true), ("/etc/subgid", true)];
+        assert_eq!(missing_words("alice", all, ranges), None);
+        let no_gid = [("/etc/subuid", true), ("/etc/subgid", false)];
+        assert_eq!(
+            missing_words("alice", all, no_gid).as_deref(),
+            Some("/etc/subgid has no range for `alice`")
+        );
+        let no_helper = [("newuidmap", false), ("newgidmap", true)];
+        let none = [("/etc/subuid", false), ("/etc/subgid", false)];
+        assert_eq!(
+            missing_words("1001", no_helper, none).as_deref(),
+            Some(
+                "newuidmap is not installed, /etc/subuid has no range for `1001`, /etc/subgid has no range for `1001`"
+            )
+        );
     }
 
     #[test]

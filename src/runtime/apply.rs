@@ -37,7 +37,11 @@ pub async fn apply_with(
     if !opts.host.lab_dir(lab).exists() {
         match apply::up_with(t, plan, opts, cancel.clone()).await {
             // Someone else brought it up meanwhile: change it instead.
-            Err(ApplyError::AlreadyUp { .. }) => {}
+            Err(
+                ApplyError::AlreadyUp { .. }
+                | ApplyError::InUse { .. }
+                | ApplyError::LeftBehind { .. },
+            ) => {}
             other => return other.map(Applied::Up),
         }
     }

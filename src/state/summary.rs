@@ -27,6 +27,10 @@ pub struct LabSummary {
     /// The lab's nodes on other hosts, so commands can say where they live.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remote: Vec<RemoteNode>,
+    /// The command that keeps the lab only while it runs (`nslab test`): see
+    /// `UpOptions::held_by`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// A node of the lab that runs on another host.
@@ -141,6 +145,7 @@ impl LabSummary {
                 })
                 .collect(),
             links: t.links.len(),
+            held_by: None,
             bridges: t.bridges.iter().map(|b| b.name.clone()).collect(),
             host: host.map(str::to_string),
             remote,
