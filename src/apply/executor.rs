@@ -253,6 +253,7 @@ pub async fn execute<K: Kernel>(
     let mut busy = 0usize;
     let mut done = 0usize;
     super::progress::phase(opts.progress.as_ref(), "up", n as u64);
+    let mut kinds = super::progress::KindTrace::new(plan);
 
     loop {
         while failure.is_none() && cancelled.is_none() && busy < jobs {
@@ -264,6 +265,7 @@ pub async fn execute<K: Kernel>(
                 failure = Some(e.into());
                 break;
             }
+            kinds.start(step.op.name());
             running.push(Box::pin(apply_step(
                 i,
                 step,
@@ -296,6 +298,7 @@ pub async fn execute<K: Kernel>(
                     }
                     Ok(Begun::Done) => {
                         done += 1;
+                        kinds.done(op.name());
                         super::progress::advance(opts.progress.as_ref(), op.name());
                         ready.done(i);
                     }

@@ -262,6 +262,7 @@ pub async fn up_with(
     cancel: Cancel,
 ) -> Result<UpReport, ApplyError> {
     let start = Instant::now();
+    progress::trace("lock");
     let opts = &opts.with_test_faults();
     let lab = t.lab.clone();
     let host = &opts.host;
@@ -294,6 +295,7 @@ pub async fn up_with(
             });
         }
     };
+    progress::trace("checks");
     let taken = foreign_netns(host, plan);
     if !taken.is_empty() {
         // Nothing of this lab exists: not even its lock file stays.
@@ -328,6 +330,7 @@ pub async fn up_with(
         refused_before_anything(host, host_lock, lock);
         return Err(ApplyError::HostClash { lab, clashes });
     }
+    progress::trace("journal");
     let (mut journal, started) = begin_journal(&lab, &dir, opts)?;
     // The lab's membership is journaled before the registry has it: a `down` after a
     // kill here still leaves the network. A registry that cannot be written fails the
@@ -371,6 +374,7 @@ pub async fn up_with(
         roll_back_up(&lab, &dir, &kernel, opts, lock).await;
         return Err(first);
     }
+    progress::trace("up returns");
     Ok(UpReport {
         steps: plan.steps.len(),
         elapsed: start.elapsed(),

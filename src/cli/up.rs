@@ -13,8 +13,10 @@ pub fn run(
     quiet: bool,
     raise_neigh: bool,
 ) -> Result<u8, CliError> {
+    crate::apply::progress::trace("compile");
     let c = compile_checked(host, file)?;
     let t = &c.topology;
+    crate::apply::progress::trace("plan");
     let p = super::plan_for(host, t)?;
     let opts = UpOptions {
         raise_neigh_limit: raise_neigh,
