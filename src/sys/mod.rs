@@ -4,3 +4,4 @@
 
 pub mod netns;
 pub mod pidfd;
+pub mod sched;
