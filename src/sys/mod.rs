@@ -5,3 +5,4 @@
 pub mod bounded;
 pub mod netns;
 pub mod pidfd;
+pub mod sched;
