@@ -798,13 +798,7 @@ fn with_a_subordinate_range_other_users_exist_in_the_lab_and_frr_runs() {
         return;
     }
     let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
-    if !helpers.iter().all(|h| Path::new(h).exists()) {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "newuidmap and newgidmap (package uidmap) are missing"
-        );
-        eprintln!("skipping: newuidmap/newgidmap (package uidmap) are not installed");
+    if !support::installed(&helpers, "newuidmap/newgidmap (package uidmap)") {
         return;
     }
     // Exclusive: while the range exists, the user's other tests would see it.
@@ -843,9 +837,7 @@ fn with_a_subordinate_range_other_users_exist_in_the_lab_and_frr_runs() {
     );
     user.ok(&["down", lab]);
 
-    if !Path::new("/usr/lib/frr/zebra").exists() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "FRR is missing");
-        eprintln!("skipping the FRR part: FRR is not installed");
+    if !support::installed(&["/usr/lib/frr/zebra"], "FRR, for the test's FRR part,") {
         return;
     }
     // FRR's daemons drop to the `frr` user (`-u frr`): OSPF converges, reroutes and
@@ -1336,13 +1328,7 @@ fn a_range_without_newuidmap_is_refused_naming_the_missing_helper() {
     if !support::privileged() {
         return;
     }
-    if !Path::new("/usr/bin/newuidmap").exists() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "newuidmap (package uidmap) is missing"
-        );
-        eprintln!("skipping: newuidmap (package uidmap) is not installed");
+    if !support::installed(&["/usr/bin/newuidmap"], "newuidmap (package uidmap)") {
         return;
     }
     // Exclusive: while the range exists, the user's other tests would see it.

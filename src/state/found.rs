@@ -155,18 +155,7 @@ mod tests {
     use crate::state::mgmtnet::{Held, Member, Registry, Shape};
 
     fn scratch(tag: &str) -> (std::path::PathBuf, HostContext) {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("nslab-found-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let host = HostContext {
-            run_dir: dir.clone(),
-            netns_dir: "/nonexistent".into(),
-            privileged: false,
-            host: None,
-        };
-        (dir, host)
+        crate::state::scratch_host("found", tag)
     }
 
     fn member(lab: &str) -> Member {

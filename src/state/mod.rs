@@ -206,3 +206,21 @@ impl LabDir {
         Ok(())
     }
 }
+
+/// A run directory of its own for a unit test (`nslab-PREFIX-TAG-PID` in the temp
+/// directory, emptied first), and an unprivileged host context on it.
+#[cfg(test)]
+pub(crate) fn scratch_host(prefix: &str, tag: &str) -> (std::path::PathBuf, HostContext) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("nslab-{prefix}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let host = HostContext {
+        run_dir: dir.clone(),
+        netns_dir: "/nonexistent".into(),
+        privileged: false,
+        host: None,
+    };
+    (dir, host)
+}

@@ -11,6 +11,21 @@ use std::process::{Command, Output};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+/// Whether every one of `paths` is installed. When one is missing the test skips (false,
+/// with a note naming `what`), except under `CI=true`, where a test that cannot run fails.
+pub fn installed(paths: &[&str], what: &str) -> bool {
+    if paths.iter().all(|p| Path::new(p).exists()) {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "{what} is missing"
+    );
+    eprintln!("skipping: {what} is not installed");
+    false
+}
+
 /// Whether this kernel makes VRF devices, asked of `ip` in a scratch network namespace
 /// (apart from nslab's own probe, which the tests check against it).
 pub fn kernel_has_vrf() -> bool {
