@@ -615,9 +615,6 @@ pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String
     let mut grace = Duration::ZERO;
     let mut identities = Vec::new();
     let ours = strays::Ours::read();
-    // Until the last init is signalled, the inits already signalled do not take the CPU
-    // from this loop.
-    let urgent = crate::sys::sched::Urgent::now();
     for node in nodes {
         let Some(record) = enter::PidRecord::read(&paths.pid_file(node)) else {
             continue;
@@ -635,7 +632,6 @@ pub fn stop_nodes(host: &HostContext, lab: &str, nodes: &[String]) -> Vec<String
         init.signal(libc::SIGTERM);
         running.push(init);
     }
-    drop(urgent);
     super::progress::trace("wait for the inits");
     let stubborn = wait_exit(running, Instant::now() + grace + Duration::from_secs(2));
     // What ignored SIGTERM past its grace period.

@@ -5,4 +5,3 @@
 pub mod bounded;
 pub mod netns;
 pub mod pidfd;
-pub mod sched;
