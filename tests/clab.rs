@@ -977,6 +977,40 @@ fn frr_image_nodes_run_each_enabled_daemon_ready_on_its_vty_socket_after_zebra()
     assert_eq!(names, ["zebra", "staticd"]);
 }
 
+/// A healthcheck on an FRR image node is not used, and the warning says why: the daemons
+/// are probed on their vty sockets (not that the node runs no process, as on others).
+#[test]
+fn an_frr_image_nodes_healthcheck_is_not_used_and_the_hint_names_the_vty_probes() {
+    let src = "name: hc\ntopology:\n  nodes:\n    r1:\n      kind: linux\n      \
+               image: quay.io/frrouting/frr:8.4.1\n      \
+               healthcheck: { test: [CMD, vtysh, -c, show version] }\n    h1:\n      \
+               kind: linux\n      image: alpine\n      \
+               healthcheck: { test: [CMD, \"true\"] }\n";
+    let c = compile_str(src, "hc.clab.yml", Path::new("/nonexistent"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let w = c.warnings.render(nslab::Severity::Warning);
+    let at = |node: &str| {
+        let from = w
+            .find(&format!("the healthcheck of node `{node}` is not used"))
+            .unwrap_or_else(|| panic!("{w}"));
+        let rest = &w[from..];
+        rest[..rest[1..]
+            .find("the healthcheck of node")
+            .map_or(rest.len(), |i| i + 1)]
+            .to_string()
+    };
+    let r1 = at("r1");
+    assert!(
+        r1.contains("vty socket") && !r1.contains("no process"),
+        "{r1}"
+    );
+    let h1 = at("h1");
+    assert!(
+        h1.contains("no process") && !h1.contains("vty socket"),
+        "{h1}"
+    );
+}
+
 /// `up` of an FRR image lab returns once every daemon is ready and frr.conf is applied:
 /// `vtysh` right after it shows the file's configuration, with nothing polled first.
 #[test]

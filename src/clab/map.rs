@@ -287,8 +287,19 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>, files: &Files)
     if let Some(p) = process {
         out.push(("processes", seq(vec![p], r.def.span)));
     } else if let Some(h) = r.field("healthcheck") {
-        sink.warning(Some(h.span), format!("the healthcheck of node `{}` is not used", r.name.value))
-            .hint("nslab probes a process it runs; this node has no `cmd:` and its image map entry no process");
+        let hint = match frr {
+            true => {
+                "nslab runs this node's FRR daemons and probes each on its vty socket (`ready: { unix: /var/run/frr/DAEMON.vty }`), so `up` waits for them without it"
+            }
+            false => {
+                "nslab probes a process it runs; this node has no `cmd:` and its image map entry no process"
+            }
+        };
+        sink.warning(
+            Some(h.span),
+            format!("the healthcheck of node `{}` is not used", r.name.value),
+        )
+        .hint(hint);
     }
     exec.extend(
         r.list("exec")
