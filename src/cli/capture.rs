@@ -62,7 +62,9 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     let mut out: Box<dyn Write> = if a.write == "-" {
         Box::new(io::stdout().lock())
     } else {
-        let file = create_output(std::path::Path::new(a.write)).map_err(|e| {
+        // Never through a link or into what another user left at the name (see `output`);
+        // a FIFO of the caller's is kept, for `wireshark -k -i`.
+        let file = super::output::create(std::path::Path::new(a.write)).map_err(|e| {
             CliError::Usage(format!(
                 "cannot write the capture to {}: {}",
                 a.write,
@@ -118,12 +120,6 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
 }
 
 /// Set by SIGINT or SIGTERM; the capture loop polls it between packets.
-/// The `-w` file, never written through a link or into a file or FIFO another user
-/// left at the name (see `output`). A FIFO of the caller's is kept, for `wireshark -k -i`.
-fn create_output(path: &std::path::Path) -> io::Result<std::fs::File> {
-    super::output::create(path)
-}
-
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -142,92 +138,4 @@ fn stop_on_signals() -> io::Result<()> {
         unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::create_output;
-
-    #[test]
-    fn the_capture_file_is_never_written_through_a_link() {
-        let dir = std::env::temp_dir().join(format!("nslab-capw-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        let victim = dir.join("shadow");
-        std::fs::write(&victim, "root:secret\n").unwrap();
-        let link = dir.join("x.pcap");
-        std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let through_link = create_output(&link).map(|_| ());
-        let victim_after = std::fs::read_to_string(&victim).unwrap();
-        let plain = create_output(&dir.join("y.pcap")).map(|_| ());
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(victim_after, "root:secret\n", "truncated through the link");
-        let err = through_link.expect_err("a link at the name is refused");
-        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
-        plain.expect("a plain new file is made");
-    }
-}
-
-#[cfg(test)]
-mod planted {
-    use super::create_output;
-    use std::os::unix::fs::PermissionsExt;
-
-    /// A directory anyone can write, as /tmp: what another user leaves there at the
-    /// name must not receive the capture.
-    #[test]
-    fn a_file_or_fifo_another_user_left_in_a_shared_directory_gets_no_capture() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root to give a file to another user");
-            return;
-        }
-        let dir = std::env::temp_dir().join(format!("nslab-capshared-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        let nobody = Some(nix::unistd::Uid::from_raw(65534));
-        let theirs = dir.join("theirs.pcap");
-        std::fs::write(&theirs, "").unwrap();
-        nix::unistd::chown(&theirs, nobody, None).unwrap();
-        let fifo = dir.join("fifo.pcap");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
-        nix::unistd::chown(&fifo, nobody, None).unwrap();
-        let file_result = create_output(&theirs).map(|_| ());
-        // Without a reader a FIFO's open would block: a refusal must come first.
-        let fifo_result = create_output(&fifo).map(|_| ());
-        let mine = create_output(&dir.join("mine.pcap")).map(|_| ());
-        std::fs::remove_dir_all(&dir).unwrap();
-        let err = file_result.expect_err("another user's file is refused");
-        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
-        let err = fifo_result.expect_err("another user's FIFO is refused");
-        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
-        mine.expect("a new file is made");
-    }
-}
-
-#[cfg(test)]
-mod hard_links {
-    use super::create_output;
-
-    /// A hard link is another name of the same file: truncating it truncates the file
-    /// (/etc/shadow, linked into /tmp where `protected_hardlinks` is off).
-    #[test]
-    fn a_name_with_other_hard_links_is_not_truncated() {
-        let dir = std::env::temp_dir().join(format!("nslab-caplink-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        let victim = dir.join("shadow");
-        std::fs::write(&victim, "root:secret\n").unwrap();
-        let link = dir.join("x.pcap");
-        std::fs::hard_link(&victim, &link).unwrap();
-        let result = create_output(&link).map(|_| ());
-        let victim_after = std::fs::read_to_string(&victim).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            victim_after, "root:secret\n",
-            "truncated through a hard link"
-        );
-        let err = result.expect_err("a file with two names is refused");
-        assert!(err.to_string().contains("hard link"), "{err}");
-    }
 }

@@ -141,3 +141,91 @@ mod tests {
         assert!(in_dir.is_err(), "a directory is refused");
     }
 }
+
+#[cfg(test)]
+mod links {
+    use super::create;
+
+    #[test]
+    fn the_capture_file_is_never_written_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("nslab-capw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let victim = dir.join("shadow");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let link = dir.join("x.pcap");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let through_link = create(&link).map(|_| ());
+        let victim_after = std::fs::read_to_string(&victim).unwrap();
+        let plain = create(&dir.join("y.pcap")).map(|_| ());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(victim_after, "root:secret\n", "truncated through the link");
+        let err = through_link.expect_err("a link at the name is refused");
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+        plain.expect("a plain new file is made");
+    }
+}
+
+#[cfg(test)]
+mod planted {
+    use super::create;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A directory anyone can write, as /tmp: what another user leaves there at the
+    /// name must not receive the capture.
+    #[test]
+    fn a_file_or_fifo_another_user_left_in_a_shared_directory_gets_no_capture() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to give a file to another user");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("nslab-capshared-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        let theirs = dir.join("theirs.pcap");
+        std::fs::write(&theirs, "").unwrap();
+        nix::unistd::chown(&theirs, nobody, None).unwrap();
+        let fifo = dir.join("fifo.pcap");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        nix::unistd::chown(&fifo, nobody, None).unwrap();
+        let file_result = create(&theirs).map(|_| ());
+        // Without a reader a FIFO's open would block: a refusal must come first.
+        let fifo_result = create(&fifo).map(|_| ());
+        let mine = create(&dir.join("mine.pcap")).map(|_| ());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = file_result.expect_err("another user's file is refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        let err = fifo_result.expect_err("another user's FIFO is refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        mine.expect("a new file is made");
+    }
+}
+
+#[cfg(test)]
+mod hard_links {
+    use super::create;
+
+    /// A hard link is another name of the same file: truncating it truncates the file
+    /// (/etc/shadow, linked into /tmp where `protected_hardlinks` is off).
+    #[test]
+    fn a_name_with_other_hard_links_is_not_truncated() {
+        let dir = std::env::temp_dir().join(format!("nslab-caplink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let victim = dir.join("shadow");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let link = dir.join("x.pcap");
+        std::fs::hard_link(&victim, &link).unwrap();
+        let result = create(&link).map(|_| ());
+        let victim_after = std::fs::read_to_string(&victim).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            victim_after, "root:secret\n",
+            "truncated through a hard link"
+        );
+        let err = result.expect_err("a file with two names is refused");
+        assert!(err.to_string().contains("hard link"), "{err}");
+    }
+}
