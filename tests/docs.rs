@@ -1,0 +1,220 @@
+//! The documentation's YAML, compiled (no root). Every ```yaml block in README.md and
+//! docs/*.md carries a marker, an HTML comment (invisible on GitHub) on the line just
+//! before its fence, saying what the block is:
+//!
+//! - `<!-- yaml: topology -->`: whole topologies, one per YAML document (`---` between
+//!   them); each must compile.
+//! - `<!-- yaml: fragment BASE -->`: part of a topology (a `nodes:` example, a `tests:`
+//!   list). It is merged into `tests/docs/BASE.yaml`, which declares what it refers to
+//!   (maps merge key by key, the block's values winning; lists are appended), and the
+//!   result must compile.
+//! - `<!-- yaml: image-map -->`: an image map for containerlab files; it must read
+//!   without errors.
+//! - `<!-- yaml: not compiled: WHY -->`: a template with `{ ... }`, a CI workflow, a
+//!   JSON-matching table that `harness::jsonmatch`'s tests check; WHY says which.
+//!
+//! A block without a marker fails the test, so no new example goes unchecked. Every file
+//! in `topologies/` is compiled by `tests/compile.rs` (its golden plans).
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One fenced YAML block: where it starts (the fence's line, 1-based), its marker, its text.
+struct Block {
+    file: String,
+    line: usize,
+    marker: Option<String>,
+    text: String,
+}
+
+/// The ```yaml blocks of a Markdown file, each with the marker on the line before it.
+fn yaml_blocks(path: &Path) -> Vec<Block> {
+    let text = std::fs::read_to_string(path).expect("readable");
+    let file = path.strip_prefix(root()).unwrap().display().to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let fence = lines[i].trim_start();
+        if !fence.starts_with("```") {
+            i += 1;
+            continue;
+        }
+        let lang = fence.trim_start_matches('`').trim();
+        let start = i;
+        i += 1;
+        let mut body = String::new();
+        while i < lines.len() && !lines[i].trim_start().starts_with("```") {
+            body.push_str(lines[i]);
+            body.push('\n');
+            i += 1;
+        }
+        i += 1;
+        if lang != "yaml" {
+            continue;
+        }
+        let marker = start
+            .checked_sub(1)
+            .map(|p| lines[p].trim())
+            .and_then(|l| l.strip_prefix("<!-- yaml:"))
+            .and_then(|l| l.strip_suffix("-->"))
+            .map(|m| m.trim().to_string());
+        out.push(Block {
+            file: file.clone(),
+            line: start + 1,
+            marker,
+            text: body,
+        });
+    }
+    out
+}
+
+fn doc_files() -> Vec<PathBuf> {
+    let mut files = vec![root().join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+}
+
+/// `over` merged into `base`: maps key by key (recursively), lists appended, else `over`.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Sequence(b), Value::Sequence(o)) => b.extend(o),
+        (slot, o) => *slot = o,
+    }
+}
+
+/// Compiles `yaml` as the topology of block `b`; the error names the block.
+fn compile(b: &Block, yaml: &str) -> Result<(), String> {
+    let name = format!("{}:{}", b.file, b.line);
+    match nslab::compile_str(yaml, &name, &root().join("tests/docs")) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "{name}: does not compile:\n{e}\n--- as compiled:\n{yaml}"
+        )),
+    }
+}
+
+fn check_block(b: &Block) -> Result<(), String> {
+    let marker = b.marker.as_deref().ok_or_else(|| {
+        format!(
+            "{}:{}: a ```yaml block without a `<!-- yaml: ... -->` marker on the line before it (see tests/docs.rs)",
+            b.file, b.line
+        )
+    })?;
+    if marker == "topology" {
+        for doc in b.text.split("\n---\n") {
+            compile(b, doc)?;
+        }
+        Ok(())
+    } else if let Some(base) = marker.strip_prefix("fragment ") {
+        let base_path = root()
+            .join("tests/docs")
+            .join(format!("{}.yaml", base.trim()));
+        let base_text = std::fs::read_to_string(&base_path)
+            .map_err(|e| format!("{}:{}: {}: {e}", b.file, b.line, base_path.display()))?;
+        let mut merged: Value = serde_yaml::from_str(&base_text).unwrap();
+        let over: Value = serde_yaml::from_str(&b.text)
+            .map_err(|e| format!("{}:{}: not YAML: {e}", b.file, b.line))?;
+        merge(&mut merged, over);
+        compile(b, &serde_yaml::to_string(&merged).unwrap())
+    } else if marker == "image-map" {
+        let mut sink = nslab::diag::Sink::default();
+        nslab::clab::images::parse(&mut sink, &b.text);
+        match sink.has_errors() {
+            false => Ok(()),
+            true => Err(format!(
+                "{}:{}: the image map does not read: {:?}",
+                b.file, b.line, sink.diagnostics
+            )),
+        }
+    } else if marker
+        .strip_prefix("not compiled:")
+        .is_some_and(|why| !why.trim().is_empty())
+    {
+        Ok(())
+    } else {
+        Err(format!("{}:{}: unknown marker `{marker}`", b.file, b.line))
+    }
+}
+
+#[test]
+fn every_yaml_block_in_the_docs_is_marked_and_compiles() {
+    let blocks: Vec<Block> = doc_files().iter().flat_map(|f| yaml_blocks(f)).collect();
+    let compiled = blocks
+        .iter()
+        .filter(|b| {
+            b.marker
+                .as_deref()
+                .is_some_and(|m| !m.starts_with("not compiled"))
+        })
+        .count();
+    // The README's topology language and checks reference alone have a dozen.
+    assert!(compiled >= 12, "only {compiled} blocks compiled");
+    let failures: Vec<String> = blocks.iter().filter_map(|b| check_block(b).err()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_block_that_does_not_compile_is_reported_with_its_line() {
+    let b = Block {
+        file: "README.md".into(),
+        line: 7,
+        marker: Some("fragment base".into()),
+        text: "nodes: { r1: { lables: {} } }\n".into(),
+    };
+    let err = check_block(&b).unwrap_err();
+    assert!(err.contains("README.md:7"), "{err}");
+    assert!(err.contains("unknown key `lables`"), "{err}");
+    let unmarked = Block { marker: None, ..b };
+    assert!(check_block(&unmarked).unwrap_err().contains("without a"));
+}
+
+#[test]
+fn every_example_starts_with_a_comment_and_is_in_the_readme_table() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme.find("\n## Examples").expect("an Examples section");
+    let end = readme[start + 1..]
+        .find("\n## ")
+        .map_or(readme.len(), |e| e + start + 1);
+    let table = &readme[start..end];
+    let mut examples = 0;
+    for e in std::fs::read_dir(root().join("topologies")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        examples += 1;
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with("# "),
+            "{name}: no comment saying what it shows"
+        );
+        assert!(
+            table.contains(&format!("| `{name}` |")),
+            "{name}: not in the README's Examples table"
+        );
+    }
+    assert!(examples >= 10, "only {examples} examples");
+}
