@@ -15,6 +15,10 @@
 //!
 //! A block without a marker fails the test, so no new example goes unchecked. Every file
 //! in `topologies/` is compiled by `tests/compile.rs` (its golden plans).
+//!
+//! The README's `$ nslab validate` and `$ nslab plan` commands in ```console blocks are
+//! run, and the lines shown under each must be printed, in order (`...` alone on a line
+//! stands for lines left out, within a line for text left out).
 
 use std::path::{Path, PathBuf};
 
@@ -217,4 +221,105 @@ fn every_example_starts_with_a_comment_and_is_in_the_readme_table() {
         );
     }
     assert!(examples >= 10, "only {examples} examples");
+}
+
+/// Whether `got` is `want` with each `...` in `want` standing for any text.
+fn elided_match(want: &str, got: &str) -> bool {
+    let parts: Vec<&str> = want.split("...").collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return want == got;
+    }
+    if !got.starts_with(first) || !got[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &got[first.len()..got.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(k) => rest = &rest[k + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The commands of the README's console blocks that need no root (`validate`, `plan`),
+/// each with the output shown under it. `lab.yaml` is `tests/invalid/unknown-key.yaml`.
+fn readme_compile_commands() -> Vec<(usize, Vec<String>, Vec<String>)> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let mut out = Vec::new();
+    let mut in_console = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        if line.starts_with("```") {
+            in_console = !in_console && line == "```console";
+            continue;
+        }
+        let Some(cmd) = line.strip_prefix("$ nslab ") else {
+            continue;
+        };
+        if !in_console || !(cmd.starts_with("validate ") || cmd.starts_with("plan ")) {
+            continue;
+        }
+        let command_line = i;
+        let mut shown = Vec::new();
+        while i < lines.len() && !lines[i].starts_with("$ ") && !lines[i].starts_with("```") {
+            shown.push(lines[i].trim_end().to_string());
+            i += 1;
+        }
+        while shown.last().is_some_and(|l| l.is_empty()) {
+            shown.pop();
+        }
+        let args = cmd.split_whitespace().map(str::to_string).collect();
+        out.push((command_line, args, shown));
+    }
+    out
+}
+
+#[test]
+fn readme_validate_and_plan_outputs_are_what_nslab_prints() {
+    let scratch = std::env::temp_dir().join(format!("nslab-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::copy(
+        root().join("tests/invalid/unknown-key.yaml"),
+        scratch.join("lab.yaml"),
+    )
+    .unwrap();
+    let commands = readme_compile_commands();
+    assert!(commands.len() >= 3, "{} commands found", commands.len());
+    for (line, args, shown) in commands {
+        let cwd = if args.iter().any(|a| a == "lab.yaml") {
+            scratch.clone()
+        } else {
+            root()
+        };
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_nslab"))
+            .args(&args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let printed: Vec<&str> = printed.lines().map(str::trim_end).collect();
+        // The shown lines, in order, `...` standing for lines left out.
+        let mut at = 0;
+        for want in shown.iter().filter(|l| l.trim() != "...") {
+            // A line that is only `...` stands for lines left out; within a line, for text.
+            match printed[at..].iter().position(|p| elided_match(want, p)) {
+                Some(k) => at += k + 1,
+                None => panic!(
+                    "README.md:{line}: `nslab {}` prints no line `{want}` (in order); it prints:\n{}",
+                    args.join(" "),
+                    printed.join("\n")
+                ),
+            }
+        }
+    }
+    std::fs::remove_dir_all(&scratch).unwrap();
 }
