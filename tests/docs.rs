@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
+mod support;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -281,7 +283,12 @@ fn readme_compile_commands() -> Vec<(usize, Vec<String>, Vec<String>)> {
 
 #[test]
 fn readme_validate_and_plan_outputs_are_what_nslab_prints() {
-    let scratch = std::env::temp_dir().join(format!("nslab-docs-{}", std::process::id()));
+    let own = support::Scratch(
+        std::env::temp_dir()
+            .join("nslab-tests")
+            .join(format!("docs-{}", std::process::id())),
+    );
+    let scratch = own.path().to_path_buf();
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::copy(
         root().join("tests/invalid/unknown-key.yaml"),
@@ -321,5 +328,4 @@ fn readme_validate_and_plan_outputs_are_what_nslab_prints() {
             }
         }
     }
-    std::fs::remove_dir_all(&scratch).unwrap();
 }
