@@ -19,6 +19,9 @@
 //! The README's `$ nslab validate` and `$ nslab plan` commands in ```console blocks are
 //! run, and the lines shown under each must be printed, in order (`...` alone on a line
 //! stands for lines left out, within a line for text left out).
+//!
+//! Every `nslab SUB ...` line of a ```sh or ```console block, and every synopsis of the
+//! README's Commands table, names a subcommand and flags that `nslab SUB --help` lists.
 
 use std::path::{Path, PathBuf};
 
@@ -326,6 +329,122 @@ fn readme_validate_and_plan_outputs_are_what_nslab_prints() {
                     printed.join("\n")
                 ),
             }
+        }
+    }
+}
+
+/// `nslab SUB ...` command lines of the README's and docs' ```sh and ```console blocks,
+/// as words up to a pipe, redirection, comment or `&`.
+fn shown_command_lines() -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for f in doc_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let name = f.strip_prefix(root()).unwrap().display().to_string();
+        let mut shell = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with("```") {
+                shell = !shell && (line == "```sh" || line == "```console");
+                continue;
+            }
+            let cmd = line.trim_start_matches("$ ").trim_start_matches("sudo ");
+            let Some(rest) = cmd.strip_prefix("nslab ") else {
+                continue;
+            };
+            if !shell {
+                continue;
+            }
+            let words: Vec<String> = rest
+                .split_whitespace()
+                .take_while(|w| !["|", ">", "#", "&", ";", "||"].contains(w))
+                .map(str::to_string)
+                .collect();
+            out.push((format!("{name}:{}", n + 1), words));
+        }
+    }
+    out
+}
+
+/// The synopses of the README's Commands table (`nslab up FILE [--jobs N] ...`), as
+/// words: brackets dropped, `a\\|b` alternatives reduced to their first.
+fn command_table_synopses() -> Vec<(String, Vec<String>)> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut out = Vec::new();
+    for (n, line) in readme.lines().enumerate() {
+        let Some(row) = line.strip_prefix("| `nslab ") else {
+            continue;
+        };
+        for synopsis in row.split("| ").next().unwrap().split(", `nslab ") {
+            let code = synopsis.trim_start_matches('`').split('`').next().unwrap();
+            let words: Vec<String> = code
+                .replace(['[', ']'], " ")
+                .split_whitespace()
+                .map(|w| {
+                    w.split("\\|")
+                        .next()
+                        .unwrap()
+                        .trim_end_matches("...")
+                        .to_string()
+                })
+                .collect();
+            out.push((format!("README.md:{}", n + 1), words));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_nslab_command_shown_in_the_docs_has_its_subcommand_and_flags() {
+    let help = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_nslab"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let table = command_table_synopses();
+    assert!(
+        table.len() >= 20,
+        "only {} Commands table synopses",
+        table.len()
+    );
+    let commands: Vec<_> = shown_command_lines().into_iter().chain(table).collect();
+    assert!(
+        commands.len() >= 60,
+        "only {} commands found",
+        commands.len()
+    );
+    for (at, words) in commands {
+        let sub = &words[0];
+        let (ok, mut text) = help(&[sub]);
+        assert!(ok, "{at}: `nslab {sub}` is no subcommand");
+        // `link down`, `node restart`: the second word may be a subcommand of its own.
+        if let Some(second) = words.get(1).filter(|w| !w.starts_with('-')) {
+            let (ok, more) = help(&[sub, second]);
+            if ok {
+                text.push_str(&more);
+            }
+        }
+        // Flags up to `--`: what follows is the command `exec` runs, or a filter.
+        for w in words[1..].iter().take_while(|w| *w != "--") {
+            let flag = w.split('=').next().unwrap();
+            let known = match flag.strip_prefix("--") {
+                Some(_) => {
+                    text.contains(&format!("{flag} ")) || text.contains(&format!("{flag}\n"))
+                }
+                None if flag.len() == 2 && flag.starts_with('-') => {
+                    text.contains(&format!("{flag}, "))
+                }
+                None => true,
+            };
+            assert!(
+                known,
+                "{at}: `nslab {}`: `nslab {sub} --help` has no `{flag}`",
+                words.join(" ")
+            );
         }
     }
 }
