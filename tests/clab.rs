@@ -175,6 +175,23 @@ fn what_cannot_map_is_reported_at_its_line_all_at_once() {
     ));
 }
 
+/// The top-level keys that have no meaning here are each a warning at its line, none
+/// silently dropped.
+#[test]
+fn unused_top_level_keys_are_each_a_located_warning() {
+    let src = "name: x\nprefix: p\nsettings: {}\ndebug: true\ntopology:\n  nodes:\n    \
+               a: { kind: linux }\n";
+    let c = compile_str(src, "t.clab.yml", Path::new("/")).unwrap();
+    let w = c.warnings.render(nslab::Severity::Warning);
+    for (key, line) in [("prefix", 2), ("settings", 3), ("debug", 4)] {
+        assert!(
+            w.contains(&format!("`{key}` is not used"))
+                && w.contains(&format!("t.clab.yml:{line}:1")),
+            "`{key}` at line {line} missing from {w}"
+        );
+    }
+}
+
 #[test]
 fn a_refused_node_is_one_error_and_its_links_are_not_called_unknown() {
     // A vendor node is refused at its kind; its links must not add "`sr1` is not a node

@@ -162,6 +162,10 @@ pub fn read(sink: &mut Sink, root: &Yaml) -> ClabFile {
             "settings",
             "certificate and other Docker-side settings have no meaning in nslab",
         ),
+        (
+            "debug",
+            "containerlab's debug logging has no counterpart: nslab's errors and warnings are always in full",
+        ),
     ] {
         if let Some(span) = f.key_span(key) {
             sink.warning(Some(span), format!("`{key}` is not used: {why}"));

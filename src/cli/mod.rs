@@ -254,6 +254,7 @@ pub enum Command {
         /// any characters (`--check 'reach-*'`). The others are reported as skipped.
         #[arg(long = "check", value_name = "NAME")]
         checks: Vec<String>,
+        /// Steps in flight at once while the lab comes up, as `up --jobs`.
         #[arg(short, long, default_value_t = 8)]
         jobs: usize,
         /// No progress bar for up and down.

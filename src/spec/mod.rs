@@ -16,6 +16,9 @@ pub mod read;
 pub mod values;
 pub mod yaml;
 
+#[cfg(test)]
+mod documented;
+
 use crate::diag::Sink;
 use raw::*;
 use yaml::Yaml;

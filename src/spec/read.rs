@@ -38,9 +38,22 @@ impl<'y> Fields<'y> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Every key set `fields` was given on this thread, with its `what`: the test that
+    /// the README documents every key reads what the reader accepts from here.
+    pub static KNOWN_SEEN: std::cell::RefCell<Vec<(String, Vec<String>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Reads a mapping whose keys must all be in `known`. `what` names it in messages, like
 /// "node `r1`". A null value reads as an empty mapping.
 pub fn fields<'y>(sink: &mut Sink, y: &'y Yaml, what: &str, known: &[&str]) -> Option<Fields<'y>> {
+    #[cfg(test)]
+    KNOWN_SEEN.with(|seen| {
+        let known = known.iter().map(|k| k.to_string()).collect();
+        seen.borrow_mut().push((what.to_string(), known));
+    });
     let entries: &[(Yaml, Yaml)] = match &y.kind {
         Kind::Map(entries) => entries,
         Kind::Null => &[],
