@@ -263,3 +263,108 @@ fn links_in_a_mount_source_are_refused_never_followed_out_of_the_topologys_direc
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A 900-router lab, each router with its own FRR config (1.5 KB, as a real one runs),
+/// outgrows one ConfigMap: its files are split over several, each within Kubernetes'
+/// limit, projected into one directory; the output passes strict validation and stderr
+/// says to apply it server-side (client-side apply's copy is limited to 256 KiB).
+#[test]
+fn a_900_router_lab_is_split_over_configmaps_that_each_fit_and_validate() {
+    let dir = tempdir("large");
+    let mut topo = String::from(
+        "name: big900\nkinds:\n  frr:\n    isolation: [net, mnt]\n    mounts: [\"configs/{node}:/etc/frr\"]\nnodes:\n",
+    );
+    for n in 1..=900 {
+        topo.push_str(&format!("  r{n}: {{ kind: frr }}\n"));
+        let conf = dir.join(format!("configs/r{n}"));
+        std::fs::create_dir_all(&conf).unwrap();
+        let mut frr = format!(
+            "hostname r{n}\nrouter ospf\n ospf router-id 10.0.{}.{}\n",
+            n / 250,
+            n % 250
+        );
+        while frr.len() < 1500 {
+            frr.push_str(&format!(
+                " network 10.{}.{}.0/31 area 0\n",
+                n / 250,
+                frr.len() % 250
+            ));
+        }
+        std::fs::write(conf.join("frr.conf"), frr).unwrap();
+    }
+    topo.push_str("links:\n");
+    for n in 1..900 {
+        topo.push_str(&format!("  - [r{n}:eth1, r{}:eth2]\n", n + 1));
+    }
+    let file = dir.join("big.yaml");
+    std::fs::write(&file, &topo).unwrap();
+    let o = nslab()
+        .args(["k8s", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let maps: Vec<&serde_yaml::Value> = docs
+        .iter()
+        .filter(|d| d["kind"].as_str() == Some("ConfigMap"))
+        .collect();
+    assert_eq!(maps.len(), 2, "1.4 MB of files in two ConfigMaps");
+    let mut files = 0;
+    for m in &maps {
+        let data = m["data"].as_mapping().unwrap();
+        let size: usize = data
+            .iter()
+            .map(|(k, v)| k.as_str().unwrap().len() + v.as_str().unwrap().len())
+            .sum();
+        assert!(
+            size <= 1 << 20,
+            "{:?} holds {size} bytes",
+            m["metadata"]["name"]
+        );
+        files += data.len();
+    }
+    assert_eq!(files, 901, "900 configs and the topology, each once");
+    // The topology's ConfigMap comes after the one holding the files it mounts.
+    assert_eq!(maps[1]["metadata"]["name"].as_str(), Some("nslab-big900"));
+    assert!(maps[1]["data"].get("big.yaml").is_some());
+    let volume = &docs.last().unwrap()["spec"]["template"]["spec"]["volumes"][0];
+    assert_eq!(
+        volume["projected"]["sources"].as_sequence().map(Vec::len),
+        Some(2),
+        "{volume:?}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ConfigMap/nslab-big900-2") && err.contains("kubectl apply --server-side"),
+        "{err}"
+    );
+    if let Some(tool) = validator() {
+        let manifests = dir.join("manifests.yaml");
+        std::fs::write(&manifests, &out).unwrap();
+        let o = validate(&tool, &manifests);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout)
+                .matches("configmap/")
+                .count(),
+            2
+        );
+    }
+    // One config past 1 MiB is refused, naming it, with the hint to build it into the image.
+    std::fs::write(dir.join("configs/r7/huge.bin"), vec![b'x'; (1 << 20) + 1]).unwrap();
+    let o = nslab()
+        .args(["k8s", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("configs/r7/huge.bin does not fit") && err.contains("agent's image"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -560,3 +560,114 @@ links: [[a:eth0, lan], [b:eth0, lan], [c:eth0, lan]]
     let td = a.teardown();
     assert!(td.netlink.iter().any(|u| u.name() == "delete-tunnel"));
 }
+
+/// `nslab plan` of a multi-host lab says, before its steps, which nodes land on which
+/// host and why, and the tunnels between hosts with the MTU a node gets on them; a
+/// reader that stops early (`| head`) is no error.
+#[test]
+fn the_plan_says_where_each_node_lands_why_and_the_tunnels_mtu() {
+    let dir = std::env::temp_dir().join(format!("nslab-mh-place-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("place.yaml");
+    let mut text = String::from(
+        "name: mh-place\nhosts:\n  ha: { address: 192.0.2.1, mtu: 9000 }\n  hb: { address: 192.0.2.2, mtu: 9000 }\n  hc: { address: 192.0.2.3 }\nplacement: auto\nnodes:\n  r1: { host: hc }\n",
+    );
+    for n in 2..=30 {
+        text.push_str(&format!("  r{n}: {{}}\n"));
+    }
+    text.push_str("links:\n");
+    for n in 1..30 {
+        text.push_str(&format!("  - [r{n}:eth1, r{}:eth0]\n", n + 1));
+    }
+    std::fs::write(&file, &text).unwrap();
+    let t = ok(&text);
+    let run = |args: &[&str]| {
+        support::nslab()
+            .arg("plan")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--host", "hb"]);
+    assert!(o.status.success(), "{}", support::text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let head: Vec<&str> = out.lines().take(4).collect();
+    assert!(
+        head[0].starts_with("placement: 30 nodes on 3 hosts, by `placement: auto`")
+            && head[0].ends_with("the steps below are host `hb`'s share"),
+        "{out}"
+    );
+    // Each host's line: its nodes as placed, how many by hand, its tunnels and MTUs.
+    for (i, h) in ["ha", "hb", "hc"].iter().enumerate() {
+        let mine: Vec<String> = (1..=30)
+            .map(|n| format!("r{n}"))
+            .filter(|n| host_of(&t, n) == *h)
+            .collect();
+        let line = head[i + 1];
+        assert!(
+            line.starts_with(&format!("  host {h} (192.0.2.{}", i + 1)),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!(": {} nodes, ", mine.len())),
+            "{line}"
+        );
+        let hand = usize::from(*h == "hc");
+        assert!(line.contains(&format!("{hand} by `host:`")), "{line}");
+        assert!(line.contains(&mine[0]), "{line}");
+    }
+    // A link to hc (underlay 1500) gets 1450 on both ends; ha-hb (9000) gets 8950.
+    let cross: Vec<(String, String, Option<u32>)> = t
+        .links
+        .iter()
+        .filter(|l| l.kind == LinkKind::Vxlan)
+        .map(|l| {
+            let node = |e: &nslab::model::End| match e {
+                nslab::model::End::Node { node, .. } => t.nodes[*node].name.clone(),
+                other => panic!("a tunnel ends at {other:?}"),
+            };
+            (host_of(&t, &node(&l.a)), host_of(&t, &node(&l.b)), l.mtu)
+        })
+        .collect();
+    assert!(!cross.is_empty());
+    for (a, b, mtu) in &cross {
+        let want = if a == "hc" || b == "hc" { 1450 } else { 8950 };
+        assert_eq!(*mtu, Some(want), "{a}-{b}");
+        let line = head
+            .iter()
+            .find(|l| l.starts_with(&format!("  host {a} ")))
+            .unwrap();
+        assert!(line.contains(&format!(" to {b} (MTU {want})")), "{line}");
+    }
+    // Without --host, the whole lab here: the summary says its links are veths.
+    let o = run(&[]);
+    let first = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(first.contains("as veths with the tunnels' MTU"), "{first}");
+    // A reader that went away (`| head`): its pipe's read end closed before the first
+    // write, so every write fails with EPIPE; exit 0, nothing on stderr.
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let o = support::nslab()
+        .args(["plan", "--host", "ha"])
+        .arg(&file)
+        .stdout(std::process::Stdio::from(write))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

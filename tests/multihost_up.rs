@@ -1422,3 +1422,244 @@ fn a_share_killed_in_its_up_goes_with_down_and_the_other_hosts_share_keeps_runni
     });
     down_and_clean(&[&ha, &hb], lab);
 }
+
+/// Three routers on three hosts; `relinked` moves a's link from b to c.
+fn apply_lab(relinked: bool) -> String {
+    let links = if relinked {
+        "  - [b:eth2, c:eth1]\n  - [a:eth2, c:eth2]\n"
+    } else {
+        "  - [a:eth1, b:eth1]\n  - [b:eth2, c:eth1]\n"
+    };
+    format!(
+        "
+name: mhu-applyf
+hosts:
+  ha: {{ address: 198.51.100.1 }}
+  hb: {{ address: 198.51.100.2 }}
+  hc: {{ address: 198.51.100.3 }}
+routing: static
+defaults: {{ isolation: [net] }}
+nodes:
+  a: {{ host: ha, loopback: 10.87.0.1/32 }}
+  b: {{ host: hb, loopback: 10.87.0.2/32 }}
+  c: {{ host: hc, loopback: 10.87.0.3/32 }}
+links:
+{links}"
+    )
+}
+
+/// `apply` across hosts is one `apply` per host, each rolled back on its own: a
+/// cross-host link removed (a-b) and one added (a-c) applied on hb and hc, then failing
+/// on ha (an interface in the way of the new tunnel's end) leaves ha's share as it was
+/// (a-b's tunnel end back with its VNI) while hb and hc keep the change, so a reaches
+/// nobody until ha applies again, which then converges and a and c ping.
+#[test]
+fn an_apply_failing_on_one_host_rolls_back_that_share_alone_and_converges_when_retried() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-applyf", &apply_lab(false));
+    let (_switch, hosts) = three_hosts();
+    let names = ["ha", "hb", "hc"];
+    for (h, name) in hosts.iter().zip(names) {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+    }
+    let [ha, hb, hc] = &hosts;
+    let a = "nslab.mhu-applyf.a";
+    wait_for("a pinging c through b", || {
+        ping(ha, a, "56", "10.87.0.3").status.success()
+    });
+    let vni_ab = vni_of(ha, a, "eth1");
+
+    // The failure injected on ha: an interface where the new tunnel's end goes.
+    ha.ok(&[
+        "ip", "-n", a, "link", "add", "eth2", "type", "veth", "peer", "name", "blk0",
+    ]);
+    std::fs::write(file.as_str(), apply_lab(true)).unwrap();
+    for (h, name) in [(hb, "hb"), (hc, "hc")] {
+        let o = h.nslab(&["--host", name, "apply", &file]);
+        assert!(o.status.success(), "apply --host {name}: {}", text(&o));
+    }
+    let o = ha.nslab(&["--host", "ha", "apply", &file]);
+    let err = text(&o);
+    assert!(
+        !o.status.success(),
+        "apply on ha succeeded over the blocker: {err}"
+    );
+    assert!(
+        err.contains("rolled back") && err.contains("lab `mhu-applyf`") && err.contains("node `a`"),
+        "{err}"
+    );
+    // ha's share is as before: the removed tunnel is back with its VNI, the blocker
+    // untouched; hb and hc kept the change, so a-b is dead on hb's side.
+    assert_eq!(kind_of(ha, a, "eth1"), "vxlan");
+    assert_eq!(vni_of(ha, a, "eth1"), vni_ab);
+    assert_eq!(kind_of(ha, a, "eth2"), "veth");
+    let o = hb.run(&["ip", "-n", "nslab.mhu-applyf.b", "link", "show", "eth1"]);
+    assert!(
+        !o.status.success(),
+        "b's end of a-b is still there: {}",
+        text(&o)
+    );
+    assert_eq!(kind_of(hc, "nslab.mhu-applyf.c", "eth2"), "vxlan");
+    let o = ping(ha, a, "56", "10.87.0.3");
+    assert!(
+        !o.status.success(),
+        "a reached c with ha not applied: {}",
+        text(&o)
+    );
+
+    // The cause gone, ha applies again and the three shares agree.
+    ha.ok(&["ip", "-n", a, "link", "del", "eth2"]);
+    let o = ha.nslab(&["--host", "ha", "apply", &file]);
+    assert!(o.status.success(), "apply --host ha again: {}", text(&o));
+    let o = ha.run(&["ip", "-n", a, "link", "show", "eth1"]);
+    assert!(
+        !o.status.success(),
+        "a-b's tunnel end stayed on ha: {}",
+        text(&o)
+    );
+    assert_eq!(kind_of(ha, a, "eth2"), "vxlan");
+    assert_eq!(
+        vni_of(ha, a, "eth2"),
+        vni_of(hc, "nslab.mhu-applyf.c", "eth2")
+    );
+    wait_for("a pinging c over the new tunnel", || {
+        ping(ha, a, "56", "10.87.0.3").status.success()
+    });
+    let o = ping(hc, "nslab.mhu-applyf.c", "56", "10.87.0.1");
+    assert!(o.status.success(), "c -> a: {}", text(&o));
+    down_and_clean(&[ha, hb, hc], "mhu-applyf");
+}
+
+/// A chain of `n` routers with no `host:`, placed by `placement: auto` over three hosts,
+/// routed by `routing: static`, with a check from each end to the other.
+fn auto_chain(n: usize) -> String {
+    let mut t = String::from(
+        "
+name: mhu-auto
+hosts:
+  ha: { address: 198.51.100.1 }
+  hb: { address: 198.51.100.2 }
+  hc: { address: 198.51.100.3 }
+placement: auto
+addressing: { p2p: 10.89.0.0/16, loopback: 10.88.0.0/16 }
+routing: static
+defaults: { isolation: [net], loopback: auto }
+nodes:
+",
+    );
+    for i in 1..=n {
+        t.push_str(&format!("  r{i}: {{}}\n"));
+    }
+    t.push_str("links:\n");
+    for i in 1..n {
+        t.push_str(&format!("  - [r{i}:eth1, r{}:eth0]\n", i + 1));
+    }
+    t.push_str(&format!(
+        "tests:\n  - reach: {{ from: r1, to: r{n}, name: first-last }}\n  - reach: {{ from: r{n}, to: r1, name: last-first }}\n"
+    ));
+    t
+}
+
+/// The routes `node` has in `netns` on `h`, as `dst via gateway` lines, sorted.
+fn kernel_routes(h: &SimHost, netns: &str) -> Vec<String> {
+    let mut out: Vec<String> = h
+        .ok(&["ip", "-n", netns, "-4", "route", "show"])
+        .lines()
+        .filter(|l| l.contains(" via "))
+        .map(|l| l.split(" dev ").next().unwrap().trim().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The journey of a lab outgrowing one machine, small enough for a test: 60 routers
+/// placed by `placement: auto` on three simulated hosts. Each host gets a third, the
+/// chain crosses hosts twice, every router has the addresses and static routes the same
+/// file gives on one machine, the checks from each end pass on the end's host across
+/// both tunnels, and `down` on each host leaves it clean.
+#[test]
+fn an_auto_placed_chain_over_three_hosts_keeps_its_single_host_addresses_routes_and_checks() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let n = 60;
+    let lab = auto_chain(n);
+    let file = write_lab("mhu-auto", &lab);
+    let t = nslab::compile_str(&lab, "lab.yaml", &std::env::temp_dir()).unwrap();
+    let host = |node: &str| t.topology.node(node).unwrap().host.clone().unwrap();
+    let cross = t
+        .topology
+        .links
+        .iter()
+        .filter(|l| l.kind == nslab::model::LinkKind::Vxlan)
+        .count();
+    assert_eq!(cross, 2, "a chain over three hosts crosses twice");
+    let (_switch, hosts) = three_hosts();
+    let names = ["ha", "hb", "hc"];
+    for (h, name) in hosts.iter().zip(names) {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "up --host {name}: {}", text(&o));
+        let mine: Vec<String> = (1..=n)
+            .map(|i| format!("r{i}"))
+            .filter(|r| host(r) == name)
+            .collect();
+        assert_eq!(mine.len(), n / 3, "{name}: {mine:?}");
+        // Every router of the share, as on one machine: its addresses and static routes.
+        for r in &mine {
+            let netns = format!("nslab.mhu-auto.{r}");
+            let node = t.topology.node(r).unwrap();
+            for iface in node.interfaces.iter().filter(|i| i.name != "lo") {
+                let dump = h.ok(&["ip", "-n", &netns, "-o", "addr", "show", "dev", &iface.name]);
+                for a in &iface.addresses {
+                    assert!(
+                        dump.contains(&format!(" {a} ")),
+                        "{r}:{}: {a} in {dump}",
+                        iface.name
+                    );
+                }
+            }
+            let mut want: Vec<String> = node
+                .routes
+                .iter()
+                .filter(|rt| rt.dst.addr().is_ipv4())
+                .flat_map(|rt| {
+                    rt.nexthops.iter().map(move |nh| {
+                        // `ip route` writes a host route without its /32.
+                        let dst = if rt.dst.prefix_len() == 32 {
+                            rt.dst.addr().to_string()
+                        } else {
+                            rt.dst.to_string()
+                        };
+                        format!("{dst} via {}", nh.gateway)
+                    })
+                })
+                .collect();
+            want.sort();
+            assert!(!want.is_empty(), "{r} has no static route");
+            assert_eq!(kernel_routes(h, &netns), want, "{r} on {name}");
+        }
+    }
+    let [ha, hb, hc] = &hosts;
+    let (first, last) = (host("r1"), host(&format!("r{n}")));
+    assert_ne!(first, last);
+    for (h, name) in [(ha, "ha"), (hb, "hb"), (hc, "hc")] {
+        let o = h.nslab(&["test", "--lab", "mhu-auto", "--json"]);
+        assert!(o.status.success(), "test on {name}: {}", text(&o));
+        let want: Vec<(String, String)> = [("first-last", &first), ("last-first", &last)]
+            .into_iter()
+            .map(|(c, on)| {
+                let status = if on == name { "pass" } else { "skipped" };
+                (c.to_string(), status.to_string())
+            })
+            .collect();
+        let mut got = results(&o);
+        got.sort();
+        assert_eq!(got, want, "on {name}: {}", text(&o));
+    }
+    down_and_clean(&[ha, hb, hc], "mhu-auto");
+}

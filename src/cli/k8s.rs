@@ -29,6 +29,7 @@ pub fn run(file: &Path, namespace: Option<&str>, image: &str) -> Result<u8, CliE
     match k8s::manifests(&input) {
         Ok(m) if problems.is_empty() => {
             crate::out!("{}", k8s::to_yaml(&m));
+            note_client_apply(&m);
             Ok(exit::OK)
         }
         Ok(_) => Err(K8sError::Invalid(problems).into()),
@@ -45,4 +46,23 @@ fn host_names(t: &Topology) -> Vec<String> {
     let mut names: Vec<String> = t.hosts.iter().map(|h| h.name.clone()).collect();
     names.sort();
     names
+}
+
+/// A ConfigMap too large for `kubectl apply`'s own copy of it (client-side apply keeps
+/// the whole object in an annotation) applies only with `--server-side`: say so on
+/// stderr, which the pipe into kubectl leaves on the terminal.
+fn note_client_apply(manifests: &[k8s::Manifest]) {
+    let large: Vec<String> = manifests
+        .iter()
+        .filter(|m| matches!(m, k8s::Manifest::ConfigMap(_)))
+        .filter(|m| serde_json::to_string(m).map_or(0, |j| j.len()) > k8s::CLIENT_APPLY_LIMIT)
+        .map(k8s::Manifest::id)
+        .collect();
+    if !large.is_empty() {
+        crate::errln!(
+            "note: {} larger than the {} bytes `kubectl apply` can keep a copy of: apply with `kubectl apply --server-side -f -`",
+            large.join(", "),
+            k8s::CLIENT_APPLY_LIMIT
+        );
+    }
 }

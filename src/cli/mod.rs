@@ -16,6 +16,7 @@ mod logs;
 mod ls;
 mod node;
 mod output;
+mod placement;
 mod plan;
 mod progress;
 mod ps;

@@ -15,7 +15,28 @@ pub fn run(
     let c = compile(file)?;
     let p = super::plan_for(host, &c.topology)?;
     let (p, note) = shared_addresses(host, &c.topology, p, file);
+    let placement = super::placement::summary(&c.topology, host.host.as_deref());
+    match write(&p, &placement, note.as_deref(), json, teardown) {
+        // `nslab plan | head`: the reader went away; what it did not read is dropped.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+        r => r.map(|()| exit::OK).map_err(Into::into),
+    }
+}
+
+/// The plan (a multi-host lab's placement first, in text) and its note, to stdout.
+fn write(
+    p: &plan::Plan,
+    placement: &[String],
+    note: Option<&str>,
+    json: bool,
+    teardown: bool,
+) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    if !json && !teardown {
+        for line in placement {
+            writeln!(out, "{line}")?;
+        }
+    }
     match (json, teardown) {
         (true, false) => {
             p.write_json(&mut out)?;
@@ -25,16 +46,15 @@ pub fn run(
             serde_json::to_writer_pretty(&mut out, &p.teardown()).map_err(std::io::Error::other)?;
             writeln!(out)?;
         }
-        (false, false) => plan::write_text(&p, &mut out)?,
-        (false, true) => out.write_all(plan::teardown_text(&p).as_bytes())?,
+        (false, false) => plan::write_text(p, &mut out)?,
+        (false, true) => out.write_all(plan::teardown_text(p).as_bytes())?,
     }
-    match (&note, json) {
+    match (note, json) {
         (Some(n), false) => writeln!(out, "{n}")?,
         (Some(n), true) => crate::errln!("nslab: {n}"),
         (None, _) => {}
     }
-    out.flush()?;
-    Ok(exit::OK)
+    out.flush()
 }
 
 /// On a shared management network, the plan with the addresses the lab would get (the

@@ -8,7 +8,8 @@
 //! without following a symbolic link (`openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`,
 //! each file and directory opened from its parent's descriptor): a link planted in a
 //! shared lab directory (`keys -> ~/.ssh`) is refused, never read. Reads stop past
-//! Kubernetes' limit, so a huge file (or `/proc/kcore` through a link) costs no memory.
+//! Kubernetes' limit (1 MiB a file, as one ConfigMap holds; [`MAX_CONFIGMAPS`] of them in
+//! all), so a huge file (or `/proc/kcore` through a link) costs no memory.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -17,8 +18,11 @@ use std::path::{Component, Path};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-use super::{CONFIGMAP_LIMIT, MountedFile, Problem};
+use super::{CONFIGMAP_LIMIT, MAX_CONFIGMAPS, MountedFile, Problem};
 use crate::model::Topology;
+
+/// What the ConfigMaps of one lab hold at most.
+const TOTAL: usize = MAX_CONFIGMAPS * CONFIGMAP_LIMIT;
 
 /// Directories nested deeper are refused.
 const MAX_DEPTH: usize = 32;
@@ -27,7 +31,7 @@ const MAX_DEPTH: usize = 32;
 struct Walk {
     found: BTreeMap<String, MountedFile>,
     problems: Vec<Problem>,
-    /// Bytes read in all; past [`CONFIGMAP_LIMIT`] nothing more is read.
+    /// Bytes read in all; past [`TOTAL`] nothing more is read.
     read: usize,
     at: String,
 }
@@ -179,9 +183,11 @@ impl Walk {
         true
     }
 
-    /// A regular file, read only as far as the ConfigMap could still hold it.
+    /// A regular file, read only as far as one ConfigMap, and what is left of the
+    /// lab's, could still hold it.
     fn file(&mut self, fd: OwnedFd, rel: &str, executable: bool) {
-        let room = CONFIGMAP_LIMIT.saturating_sub(self.read);
+        let left = TOTAL.saturating_sub(self.read);
+        let room = CONFIGMAP_LIMIT.min(left);
         let read = crate::spec::yaml::read_at_most(std::fs::File::from(fd), room);
         match read {
             Ok(Some(bytes)) => {
@@ -193,14 +199,21 @@ impl Walk {
                 };
                 self.found.insert(rel.to_string(), f);
             }
+            Ok(None) if room == CONFIGMAP_LIMIT => self.problems.push(Problem::Mount {
+                at: self.at.clone(),
+                what: format!(
+                    "{rel} does not fit: it holds more than {CONFIGMAP_LIMIT} bytes, Kubernetes' limit for one ConfigMap, and a file is never split across two"
+                ),
+                hint: "build the file into the agent's image (deploy/Dockerfile's BASE is every node's file system) and drop the mount",
+            }),
             Ok(None) => {
-                self.read = CONFIGMAP_LIMIT + 1;
+                self.read = TOTAL + 1;
                 self.problems.push(Problem::Mount {
                     at: self.at.clone(),
                     what: format!(
-                        "{rel} does not fit: the mounted files would hold more than {CONFIGMAP_LIMIT} bytes, Kubernetes' limit for a ConfigMap"
+                        "{rel} does not fit: the mounted files would hold more than {TOTAL} bytes, the {MAX_CONFIGMAPS} ConfigMaps of 1 MiB nslab splits a lab into at most"
                     ),
-                    hint: "leave large files on the machines and mount them from there",
+                    hint: "build large files into the agent's image (deploy/Dockerfile's BASE) and drop their mounts",
                 });
             }
             Err(e) => self.push(format!("cannot read {rel}: {e}")),

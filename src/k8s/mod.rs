@@ -5,6 +5,7 @@
 
 mod encode;
 pub mod files;
+mod pack;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,12 @@ pub const MOUNT_DIR: &str = "/etc/nslab";
 pub const BIN: &str = "/usr/local/bin/nslab";
 /// The API server refuses a ConfigMap whose keys and values add up to more.
 pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+/// At most this many ConfigMaps carry one lab (16 MiB): more is refused, and reading the
+/// mounted files stops there.
+pub const MAX_CONFIGMAPS: usize = 16;
+/// `kubectl apply` without `--server-side` keeps a copy of each object in an annotation,
+/// and the API server refuses annotations above this many bytes.
+pub const CLIENT_APPLY_LIMIT: usize = 262_144;
 /// The default image, as `deploy/Dockerfile`'s README section tags it.
 pub const DEFAULT_IMAGE: &str = "nslab:latest";
 
@@ -59,14 +66,24 @@ pub enum Problem {
         why: String,
     },
     #[error(
-        "the ConfigMap would hold {bytes} bytes (the topology and the files its nodes mount); \
-         Kubernetes refuses more than {limit}; the largest: {largest} \
-         (hint: leave large files on the machines and mount them from there)"
+        "`{path}` would take {bytes} bytes of a ConfigMap; Kubernetes refuses more than {limit} \
+         in one, and a file is never split across two (hint: {hint})"
+    )]
+    FileTooLarge {
+        path: String,
+        bytes: usize,
+        limit: usize,
+        hint: &'static str,
+    },
+    #[error(
+        "the topology and the files its nodes mount add up to {bytes} bytes: {maps} ConfigMaps \
+         of 1 MiB, more than the {max} nslab splits a lab into (hint: build large files into \
+         the agent's image, deploy/Dockerfile's BASE, and drop their mounts)"
     )]
     TooLarge {
         bytes: usize,
-        limit: usize,
-        largest: String,
+        maps: usize,
+        max: usize,
     },
     #[error("the image `{0}` is empty or holds white space (hint: --image REPOSITORY:TAG)")]
     Image(String),
@@ -102,23 +119,25 @@ pub fn default_namespace(lab: &str) -> String {
 pub fn manifests(input: &K8sInput) -> Result<Vec<Manifest>, K8sError> {
     let name = default_namespace(&input.lab);
     let mut problems = check_names(input, &name);
-    let (config, items) = config_map(input, &name, &mut problems);
+    let packed = pack::pack(input, &name, |n| meta(n, input), &mut problems);
     if !problems.is_empty() {
         return Err(K8sError::Invalid(problems));
     }
-    Ok(vec![
-        Manifest::Namespace(Namespace {
-            api_version: "v1",
-            kind: "Namespace",
-            metadata: ObjectMeta {
-                name: input.namespace.clone(),
-                namespace: None,
-                labels: labels(&input.lab),
-            },
-        }),
-        Manifest::ConfigMap(config),
-        Manifest::DaemonSet(daemon_set(input, &name, items)),
-    ])
+    let volume = pack::sources(&packed);
+    let mut out = vec![Manifest::Namespace(Namespace {
+        api_version: "v1",
+        kind: "Namespace",
+        metadata: ObjectMeta {
+            name: input.namespace.clone(),
+            namespace: None,
+            labels: namespace_labels(&input.lab),
+        },
+    })];
+    // The topology's ConfigMap last: `kubectl apply` goes in stream order, so the files
+    // a changed topology mounts are in the cluster before the topology that needs them.
+    out.extend(packed.into_iter().rev().map(|p| Manifest::ConfigMap(p.map)));
+    out.push(Manifest::DaemonSet(daemon_set(input, &name, volume)));
+    Ok(out)
 }
 
 /// The manifests as one YAML stream, `---` between objects, for `kubectl apply -f -`.
@@ -135,6 +154,18 @@ fn labels(lab: &str) -> BTreeMap<String, String> {
         ("app.kubernetes.io/name".to_string(), "nslab".to_string()),
         ("app.kubernetes.io/instance".to_string(), lab.to_string()),
     ])
+}
+
+/// The lab's Namespace admits its privileged agent under Pod Security admission: a
+/// cluster whose default level is `baseline` or `restricted` refuses the Pods otherwise,
+/// and the DaemonSet sits at zero Pods with the reason only in its events.
+fn namespace_labels(lab: &str) -> BTreeMap<String, String> {
+    let mut l = labels(lab);
+    l.insert(
+        "pod-security.kubernetes.io/enforce".to_string(),
+        "privileged".to_string(),
+    );
+    l
 }
 
 fn check_names(input: &K8sInput, name: &str) -> Vec<Problem> {
@@ -160,56 +191,6 @@ fn check_names(input: &K8sInput, name: &str) -> Vec<Problem> {
     out
 }
 
-/// The ConfigMap and the volume items that lay its keys out as the topology's directory.
-fn config_map(
-    input: &K8sInput,
-    name: &str,
-    problems: &mut Vec<Problem>,
-) -> (ConfigMap, Vec<KeyToPath>) {
-    let topology = MountedFile {
-        path: input.file_name.clone(),
-        bytes: input.topology.clone().into_bytes(),
-        executable: false,
-    };
-    let files = std::iter::once(&topology)
-        .chain(input.files.iter().filter(|f| f.path != input.file_name))
-        .collect::<Vec<_>>();
-    let (mut data, mut binary_data, mut items) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
-    let mut size = 0;
-    for f in &files {
-        let key = config_key(&f.path);
-        if key.len() > 253 {
-            problems.push(Problem::Key(f.path.clone(), "longer than 253 bytes".into()));
-        }
-        size += key.len() + f.bytes.len();
-        match std::str::from_utf8(&f.bytes) {
-            Ok(text) => data.insert(key.clone(), text.to_string()),
-            Err(_) => binary_data.insert(key.clone(), base64(&f.bytes)),
-        };
-        items.push(KeyToPath {
-            key,
-            path: f.path.clone(),
-            mode: f.executable.then_some(0o755),
-        });
-    }
-    if size > CONFIGMAP_LIMIT {
-        let largest = files.iter().max_by_key(|f| f.bytes.len()).expect("one");
-        problems.push(Problem::TooLarge {
-            bytes: size,
-            limit: CONFIGMAP_LIMIT,
-            largest: format!("{} ({} bytes)", largest.path, largest.bytes.len()),
-        });
-    }
-    let config = ConfigMap {
-        api_version: "v1",
-        kind: "ConfigMap",
-        metadata: meta(name, input),
-        data,
-        binary_data,
-    };
-    (config, items)
-}
-
 fn meta(name: &str, input: &K8sInput) -> ObjectMeta {
     ObjectMeta {
         name: name.to_string(),
@@ -230,7 +211,7 @@ fn meta(name: &str, input: &K8sInput) -> ObjectMeta {
 ///   machine, or an agent and an `nslab` run there, would prepare or release the
 ///   machine's /run/netns at once;
 /// - /sys/fs/cgroup from the host: nodes' cgroups outside the pod's, which goes with it.
-fn daemon_set(input: &K8sInput, name: &str, items: Vec<KeyToPath>) -> DaemonSet {
+fn daemon_set(input: &K8sInput, name: &str, maps: Vec<ConfigMapVolume>) -> DaemonSet {
     let affinity = (!input.hosts.is_empty()).then(|| Affinity {
         node_affinity: NodeAffinity {
             required_during_scheduling_ignored_during_execution: NodeSelector {
@@ -293,14 +274,7 @@ fn daemon_set(input: &K8sInput, name: &str, items: Vec<KeyToPath>) -> DaemonSet 
                     affinity,
                     containers: vec![container],
                     volumes: vec![
-                        Volume {
-                            name: "topology".into(),
-                            config_map: Some(ConfigMapVolume {
-                                name: name.to_string(),
-                                items,
-                            }),
-                            host_path: None,
-                        },
+                        topology_volume(maps),
                         host_path("netns", "/run/netns", "DirectoryOrCreate"),
                         host_path("run", "/run/nslab", "DirectoryOrCreate"),
                         host_path("lock", HOST_LOCK, "FileOrCreate"),
@@ -330,10 +304,31 @@ fn mount(
     }
 }
 
+/// The ConfigMap volume, or a projected volume of all of them when the lab took several:
+/// either way one directory laid out as the topology's.
+fn topology_volume(mut maps: Vec<ConfigMapVolume>) -> Volume {
+    let (config_map, projected) = if maps.len() == 1 {
+        (maps.pop(), None)
+    } else {
+        let sources = maps
+            .into_iter()
+            .map(|config_map| ProjectedSource { config_map })
+            .collect();
+        (None, Some(ProjectedVolume { sources }))
+    };
+    Volume {
+        name: "topology".into(),
+        config_map,
+        projected,
+        host_path: None,
+    }
+}
+
 fn host_path(name: &str, path: &str, kind: &'static str) -> Volume {
     Volume {
         name: name.into(),
         config_map: None,
+        projected: None,
         host_path: Some(HostPathVolume {
             path: path.into(),
             kind,

@@ -25,7 +25,6 @@ fn input() -> K8sInput {
 
 fn yaml(input: &K8sInput) -> serde_yaml::Value {
     let m = manifests(input).unwrap();
-    assert_eq!(m.len(), 3);
     serde_yaml::from_str(&serde_yaml::to_string(&m).unwrap()).unwrap()
 }
 
@@ -100,6 +99,11 @@ fn the_daemonset_runs_the_agent_on_the_named_hosts_with_the_hosts_state() {
     let v = yaml(&input());
     assert_eq!(v[0]["kind"], "Namespace");
     assert_eq!(v[0]["metadata"]["name"], "nslab-ring");
+    // Pod Security admission at `baseline` (a common default) would refuse the agent.
+    assert_eq!(
+        v[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
     let ds = &v[2];
     assert_eq!(ds["apiVersion"], "apps/v1");
     let pod = &ds["spec"]["template"]["spec"];
@@ -204,7 +208,7 @@ fn every_bad_name_is_reported_at_once() {
 }
 
 #[test]
-fn a_configmap_over_one_mebibyte_is_refused_naming_the_largest_file() {
+fn a_file_over_one_mebibyte_is_refused_by_name_and_a_full_configmap_is_exactly_the_limit() {
     let mut i = input();
     i.files.push(MountedFile {
         path: "big.bin".into(),
@@ -212,13 +216,23 @@ fn a_configmap_over_one_mebibyte_is_refused_naming_the_largest_file() {
         executable: false,
     });
     let Err(K8sError::Invalid(problems)) = manifests(&i) else {
-        panic!("an oversized ConfigMap was accepted");
+        panic!("a file larger than a ConfigMap was accepted");
     };
     assert!(
-        matches!(&problems[..], [Problem::TooLarge { largest, .. }] if largest.starts_with("big.bin")),
+        matches!(&problems[..], [Problem::FileTooLarge { path, hint, .. }] if path == "big.bin" && hint.contains("image")),
         "{problems:?}"
     );
-    // Exactly at the limit is still fine: keys and values add up to 1 MiB.
+    // A topology that large gets the hint to shorten it.
+    let mut i = input();
+    i.topology = "#".repeat(CONFIGMAP_LIMIT);
+    let Err(K8sError::Invalid(problems)) = manifests(&i) else {
+        panic!("a topology larger than a ConfigMap was accepted");
+    };
+    assert!(
+        matches!(&problems[..], [Problem::FileTooLarge { path, hint, .. }] if path == "ring.yaml" && hint.contains("defaults:")),
+        "{problems:?}"
+    );
+    // Exactly at the limit is one ConfigMap: keys and values add up to 1 MiB.
     let mut i = input();
     i.files.clear();
     // The topology's key and text, then the key `f` and its bytes.
@@ -228,7 +242,80 @@ fn a_configmap_over_one_mebibyte_is_refused_naming_the_largest_file() {
         bytes: vec![b'x'; room],
         executable: false,
     });
-    assert!(manifests(&i).is_ok());
+    let m = manifests(&i).unwrap();
+    assert_eq!(
+        m.len(),
+        3,
+        "one byte short of the limit took more than one ConfigMap"
+    );
+    // One byte more and `f` goes to a second one.
+    i.files[0].bytes.push(b'x');
+    let m = manifests(&i).unwrap();
+    let ids: Vec<String> = m.iter().map(Manifest::id).collect();
+    assert_eq!(
+        ids,
+        [
+            "Namespace/nslab-ring",
+            "ConfigMap/nslab-ring-2",
+            "ConfigMap/nslab-ring",
+            "DaemonSet/nslab-ring"
+        ]
+    );
+}
+
+/// Many files past 1 MiB in all: several ConfigMaps, each within the limit, every file
+/// in exactly one, and a projected volume laying them all out as one directory.
+#[test]
+fn files_past_one_mebibyte_are_split_over_configmaps_projected_as_one_directory() {
+    let mut i = input();
+    i.files = (0..900)
+        .map(|n| MountedFile {
+            path: format!("configs/r{n}/frr.conf"),
+            bytes: format!("hostname r{n}\n{}", "!\n".repeat(1000)).into_bytes(),
+            executable: n % 2 == 0,
+        })
+        .collect();
+    let m = manifests(&i).unwrap();
+    let maps: Vec<&types::ConfigMap> = m
+        .iter()
+        .filter_map(|m| match m {
+            Manifest::ConfigMap(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(maps.len(), 2, "900 files of 2 KB take two ConfigMaps");
+    let mut keys = std::collections::BTreeSet::new();
+    for c in &maps {
+        let size: usize = c.data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(size <= CONFIGMAP_LIMIT, "{} holds {size}", c.metadata.name);
+        for k in c.data.keys() {
+            assert!(keys.insert(k.clone()), "{k} in two ConfigMaps");
+        }
+    }
+    assert_eq!(keys.len(), 901, "every file and the topology, once");
+    // The topology's own ConfigMap comes last, after the files it mounts.
+    assert!(
+        maps[1].data.contains_key("ring.yaml"),
+        "{:?}",
+        maps[1].metadata
+    );
+    let y = yaml(&i);
+    let volume = &y[maps.len() + 1]["spec"]["template"]["spec"]["volumes"][0];
+    assert!(volume.get("configMap").is_none(), "{volume:?}");
+    let sources = volume["projected"]["sources"].as_sequence().unwrap();
+    let names: Vec<&str> = sources
+        .iter()
+        .map(|s| s["configMap"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["nslab-ring", "nslab-ring-2"]);
+    let items: usize = sources
+        .iter()
+        .map(|s| s["configMap"]["items"].as_sequence().unwrap().len())
+        .sum();
+    assert_eq!(items, 901);
+    let first = &sources[0]["configMap"]["items"][1];
+    assert_eq!(first["path"].as_str(), Some("configs/r0/frr.conf"));
+    assert_eq!(first["mode"].as_u64(), Some(0o755));
 }
 
 #[test]

@@ -197,7 +197,22 @@ pub struct Volume {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapVolume>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected: Option<ProjectedVolume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPathVolume>,
+}
+
+/// Several ConfigMaps laid out as one directory (a lab whose files outgrow one).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectedVolume {
+    pub sources: Vec<ProjectedSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectedSource {
+    pub config_map: ConfigMapVolume,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -155,6 +155,10 @@ pub struct Node {
     /// The host the node runs on in a multi-host lab (by hand or by placement).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Placed by its own (or `defaults:`') `host:` rather than by `placement: auto`: what
+    /// `nslab plan` gives as the reason a node lands where it does.
+    #[serde(skip)]
+    pub host_by_hand: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -93,8 +93,9 @@ fn place_nodes(
     } else {
         fixed.iter().map(|h| h.unwrap_or(0)).collect()
     };
-    for (n, h) in l.nodes.iter_mut().zip(&host_of) {
+    for ((n, h), hand) in l.nodes.iter_mut().zip(&host_of).zip(&fixed) {
         n.host = Some(hosts[*h].name.clone());
+        n.host_by_hand = hand.is_some();
     }
     cross_links(sink, raw, wires, l, &hosts, &host_of);
     (hosts, port)

@@ -87,6 +87,7 @@ fn nodes_of(lab: &str, specs: &Specs, wires: &[Wire]) -> Vec<Node> {
                 .map(|(k, v)| (k.value.clone(), v.value.clone()))
                 .collect(),
             host: None,
+            host_by_hand: false,
         })
         .collect();
     nodes
