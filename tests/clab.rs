@@ -21,6 +21,7 @@ const VALID: &[&str] = &[
     "containerlab/smoke/03-linux-nodes-to-bridge-and-host.clab.yml",
     "containerlab/smoke/stages.clab.yml",
     "own/binds-env.clab.yml",
+    "own/ospf-instances/ospf-instances.clab.yml",
     "cilium/bgp-cplane-dev-v4/topo.yaml",
     "cilium/bgp-cplane-dev-v6/topo.yaml",
     // These bind files directly under `/`: the node gets a new root.
@@ -379,6 +380,74 @@ fn frr01_comes_up_with_the_hosts_frr_and_the_pcs_reach_each_other() {
         "{}",
         text(&v)
     );
+    lab.down();
+    std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
+}
+
+/// A daemons file with `ospfd_instances=1,2`: each router runs ospfd twice, as FRR's
+/// init does (`ospfd -n 1`, `ospfd -n 2`), each ready on its own vty socket; vtysh finds
+/// both, `vtysh -b` gives each its `router ospf N`, and each instance reaches Full with
+/// the other router's on its own link (instance 1 on eth1, 2 on eth2).
+#[test]
+fn ospfd_instances_each_run_answer_vtysh_and_reach_full_on_their_own_links() {
+    if !privileged() || !support::installed(&["/usr/lib/frr/ospfd", "/usr/bin/vtysh"], "FRR") {
+        return;
+    }
+    let lab = copy_as("own/ospf-instances/ospf-instances.clab.yml", "clt-ospfi");
+    lab.up();
+    let ps = nslab()
+        .args(["ps", "--lab", "clt-ospfi", "r1", "--json"])
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let ready: Vec<(String, bool)> = rows[0]["processes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rows}"))
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["ready"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let names = ["zebra", "ospfd-1", "ospfd-2", "staticd"];
+    let want: Vec<(String, bool)> = names.iter().map(|n| (n.to_string(), true)).collect();
+    assert_eq!(ready, want, "{}", text(&ps));
+    for i in ["1", "2"] {
+        let o = lab.exec("r1", &["cat", &format!("/var/run/frr/ospfd-{i}.pid")]);
+        assert!(
+            o.status.success(),
+            "instance {i} has no pid file: {}",
+            text(&o)
+        );
+        let v = lab.exec("r1", &["vtysh", "-c", &format!("show ip ospf {i}")]);
+        let said = text(&v);
+        assert!(v.status.success(), "{said}");
+        for part in [
+            format!("OSPF Instance: {i}"),
+            format!("Router ID: 10.255.{i}.1"),
+        ] {
+            assert!(said.contains(&part), "`{part}` missing: {said}");
+        }
+    }
+    // Each instance is adjacent with r2's on its own link, and only there.
+    for (i, iface) in [("1", "eth1"), ("2", "eth2")] {
+        let full = || {
+            let v = lab.exec(
+                "r1",
+                &["vtysh", "-c", &format!("show ip ospf {i} neighbor json")],
+            );
+            let j: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap_or_default();
+            let n = &j["neighbors"][format!("10.255.{i}.2")][0];
+            n["converged"] == "Full" && n["ifaceName"].as_str().unwrap_or("").starts_with(iface)
+        };
+        eventually(
+            &format!("instance {i} Full with r2 on {iface}"),
+            Duration::from_secs(60),
+            full,
+        );
+    }
     lab.down();
     std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
 }

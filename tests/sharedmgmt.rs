@@ -1075,6 +1075,106 @@ fn a_rollback_never_takes_back_an_address_another_lab_took_meanwhile() {
     assert_network_gone(&before, "after the blocked rollback and the downs");
 }
 
+/// `apply` moves sm-b (two nodes) from smnet to smnet2 and fails: its rollback puts
+/// back both memberships, or neither. With smnet left alone, both (b is on smnet again
+/// with its addresses, smnet2 is gone). With sm-c up meanwhile on b's two freed smnet
+/// addresses, neither: the apply fails naming both addresses and the nodes holding them,
+/// smnet2 still lists b with what its nodes hold there (so a lab joining smnet2 gets
+/// others), and `down` cleans it all. Before, smnet was refused and smnet2 put back: b
+/// left smnet2's registry while its nodes kept their addresses on its bridge.
+#[test]
+fn a_rollback_over_two_networks_puts_back_both_memberships_or_neither() {
+    if !privileged() {
+        return;
+    }
+    let _host = exclusive();
+    let before = host_snapshot();
+    let a = lab_a();
+    let b = Lab::new("sm-b", &format!("{NET}nodes: {{ b1: {{}}, b2: {{}} }}\n"));
+    a.up();
+    b.up();
+    let on_smnet = holding(&[
+        ("sm-a", &["a1=172.31.236.2/24", "a2=172.31.236.3/24"]),
+        ("sm-b", &["b1=172.31.236.4/24", "b2=172.31.236.5/24"]),
+    ]);
+    assert_eq!(held(), on_smnet);
+    let moved = "mgmt: { network: smnet2, subnet: 172.31.238.0/24 }\nnodes: { b1: {}, b2: {} }\n";
+    // Both: nothing else changed, the rollback runs and b is as it was.
+    let o = apply_as(&b, moved, &[("NSLAB_TEST_FAIL_AT_STEP", "4")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("rolled back"), "{}", text(&o));
+    assert_eq!(held(), on_smnet, "{}", text(&o));
+    assert!(held_on("smnet2").is_empty(), "{}", text(&o));
+    assert!(!Path::new("/sys/class/net/br-smnet2").exists());
+    assert_eq!(mgmt_of(&b, "b2", "mgmt0"), "172.31.236.5/24");
+    assert!(node_ping(&a, "a1", "172.31.236.5"), "b2 lost smnet");
+    // Neither: c takes both of b's smnet addresses while the change runs.
+    std::fs::write(&b.file, format!("name: sm-b\n{moved}")).unwrap();
+    let child = nslab()
+        .arg("apply")
+        .arg(&b.file)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "2500")
+        .env("NSLAB_TEST_FAIL_AT_STEP", "4")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("sm-b to leave smnet", || members() == ["sm-a"]);
+    let c = Lab::new("sm-c", &format!("{NET}nodes: {{ c1: {{}}, c2: {{}} }}\n"));
+    c.up();
+    let o = child.wait_with_output().unwrap();
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    for part in [
+        "lab `sm-b`",
+        "not rolled back",
+        "mgmt address 172.31.236.4 is held by node `c1` of lab `sm-c`",
+        "mgmt address 172.31.236.5 is held by node `c2` of lab `sm-c`",
+        "nslab down sm-b",
+    ] {
+        assert!(said.contains(part), "`{part}` missing: {said}");
+    }
+    assert!(!said.contains("panicked"), "{said}");
+    assert_eq!(
+        held(),
+        holding(&[
+            ("sm-a", &["a1=172.31.236.2/24", "a2=172.31.236.3/24"]),
+            ("sm-c", &["c1=172.31.236.4/24", "c2=172.31.236.5/24"]),
+        ])
+    );
+    // smnet2 as the change left it: b holds what its nodes were given there.
+    let on_smnet2 = holding(&[("sm-b", &["b1=172.31.238.2/24", "b2=172.31.238.3/24"])]);
+    assert_eq!(held_on("smnet2"), on_smnet2, "{said}");
+    for node in ["b1", "b2"] {
+        assert!(
+            !mgmt_of(&b, node, "mgmt0").starts_with("172.31.236."),
+            "{node} kept an smnet address: {said}"
+        );
+    }
+    // A lab joining smnet2 now is given addresses b's nodes do not hold.
+    let d = Lab::new(
+        "sm-d",
+        "mgmt: { network: smnet2, subnet: 172.31.238.0/24 }\nnodes: { d1: {} }\n",
+    );
+    d.up();
+    assert_eq!(mgmt_of(&d, "d1", "mgmt0"), "172.31.238.4/24");
+    // `down` cleans the lab from where the failed change left it.
+    b.down();
+    assert_eq!(
+        held_on("smnet2"),
+        holding(&[("sm-d", &["d1=172.31.238.4/24"])])
+    );
+    d.down();
+    c.down();
+    a.down();
+    assert!(held_on("smnet2").is_empty());
+    assert!(!Path::new("/sys/class/net/br-smnet2").exists());
+    assert_network_gone(
+        &before,
+        "after the rollbacks over two networks and the downs",
+    );
+}
+
 /// The registry lost, the network's tagged bridge left with a's addresses: a lab naming
 /// the network with other subnets is refused before anything is made, naming the bridge,
 /// its addresses and the command that removes it; the bridge keeps a's addresses only.

@@ -460,45 +460,101 @@ pub fn finish_apply(
     set(host, placed, lab, placed.held.clone())
 }
 
-/// A rolled-back `apply`: the lab's memberships as they were before it, each under the
-/// host lock, before the rollback's steps run (a network it joins again finds it a
-/// member; one it leaves again finds it gone). Every failure is returned.
+/// A rolled-back `apply`: the lab's memberships as they were before it, under the host
+/// lock, before the rollback's steps run (a network it joins again finds it a member;
+/// one it leaves again finds it gone). All or none: every network's registry is read
+/// and checked before any is written, so a lab on several networks is never put back on
+/// one and left as the change left it on another. Returns every failure: each address
+/// another lab took meanwhile, on every network, with the node and lab holding it
+/// (then no registry is written), or a registry that could not be read or written
+/// (those written before it are put back as they were).
 pub fn restore(host: &HostContext, lab: &str, before: &[Before]) -> Vec<String> {
     let lock = match tokio::task::block_in_place(|| HostLock::acquire(host)) {
         Ok(l) => l,
         Err(e) => return vec![format!("host lock: {e}")],
     };
+    let mut now = Vec::with_capacity(before.len());
     let mut errors = Vec::new();
     for b in before {
-        let put =
-            || -> Result<(), crate::state::StateError> {
-                let mut reg =
-                    mgmtnet::read(host, &b.network)?.unwrap_or_else(|| mgmtnet::Registry {
-                        network: b.network.clone(),
-                        shape: b.shape.clone(),
-                        members: Vec::new(),
-                    });
-                match &b.entry {
-                    Some(m) => mgmtnet::set_member(&mut reg, lab, &m.file, m.nodes.clone())
-                        .map_err(|e| crate::state::StateError::Io {
-                            path: mgmtnet::path(host, &b.network),
-                            source: std::io::Error::other(e),
-                        })?,
-                    None => {
-                        mgmtnet::leave(&mut reg, lab);
-                    }
-                }
-                mgmtnet::write(host, &reg)
-            };
-        if let Err(e) = put() {
-            errors.push(format!(
+        match mgmtnet::read(host, &b.network) {
+            Ok(r) => now.push(r),
+            Err(e) => errors.push(format!(
                 "shared management network `{}`: lab `{lab}`'s membership could not be put back: {e}",
                 b.network
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return errors;
+    }
+    let regs = match restored(lab, before, now) {
+        Ok(r) => r,
+        Err(taken) => return taken,
+    };
+    for (i, (_, new)) in regs.iter().enumerate() {
+        if let Err(e) = mgmtnet::write(host, new) {
+            errors.push(format!(
+                "shared management network `{}`: lab `{lab}`'s membership could not be put back: {e}",
+                new.network
             ));
+            // Those written already go back as the change left them.
+            for (old, new) in &regs[..i] {
+                let empty = mgmtnet::Registry {
+                    members: Vec::new(),
+                    ..new.clone()
+                };
+                if let Err(e) = mgmtnet::write(host, old.as_ref().unwrap_or(&empty)) {
+                    errors.push(format!(
+                        "shared management network `{}`: its registry could not be put back as the change left it: {e}",
+                        new.network
+                    ));
+                }
+            }
+            break;
         }
     }
     drop(lock);
     errors
+}
+
+/// The registries that give `lab` what `before` says it held, from those there `now`
+/// (one per entry of `before`), each with what it replaces; only those that change.
+/// `Err` names every address another lab holds now, on every network: then none is
+/// to be written.
+fn restored(
+    lab: &str,
+    before: &[Before],
+    now: Vec<Option<mgmtnet::Registry>>,
+) -> Result<Vec<(Option<mgmtnet::Registry>, mgmtnet::Registry)>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut taken = Vec::new();
+    for (b, old) in before.iter().zip(now) {
+        let mut reg = old.clone().unwrap_or_else(|| mgmtnet::Registry {
+            network: b.network.clone(),
+            shape: b.shape.clone(),
+            members: Vec::new(),
+        });
+        match &b.entry {
+            Some(m) => {
+                if let Err(held) = mgmtnet::set_member(&mut reg, lab, &m.file, m.nodes.clone()) {
+                    taken.push(held);
+                    continue;
+                }
+            }
+            None => {
+                mgmtnet::leave(&mut reg, lab);
+            }
+        }
+        let same = old.as_ref() == Some(&reg) || (old.is_none() && reg.members.is_empty());
+        if !same {
+            out.push((old, reg));
+        }
+    }
+    if taken.is_empty() {
+        Ok(out)
+    } else {
+        Err(taken)
+    }
 }
 
 /// A change that leaves a shared network and joins it again (its subnets or bridge
@@ -526,5 +582,98 @@ pub fn refuse_reshape(d: &crate::plan::diff::Diff, file: &str) -> Result<(), Str
             lab = d.lab
         )),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mgmtnet::{Member, Registry};
+
+    fn held(node: &str, a: &str) -> Held {
+        Held {
+            node: node.into(),
+            addresses: vec![a.parse().unwrap()],
+        }
+    }
+
+    fn member(lab: &str, nodes: Vec<Held>) -> Member {
+        Member {
+            lab: lab.into(),
+            file: format!("/labs/{lab}.yaml"),
+            nodes,
+        }
+    }
+
+    fn registry(network: &str, members: Vec<Member>) -> Registry {
+        Registry {
+            network: network.into(),
+            shape: Shape {
+                bridge: format!("br-{network}"),
+                ifindex: 4000,
+                host: vec!["172.20.20.1/24".parse().unwrap()],
+            },
+            members,
+        }
+    }
+
+    /// Lab b was on `one` (b1 .4, b2 .5) and the failed change moved it to `two`.
+    fn before() -> Vec<Before> {
+        let b = member(
+            "b",
+            vec![held("b1", "172.20.20.4/24"), held("b2", "172.20.20.5/24")],
+        );
+        vec![
+            Before {
+                network: "one".into(),
+                shape: registry("one", vec![]).shape,
+                entry: Some(b),
+            },
+            Before {
+                network: "two".into(),
+                shape: registry("two", vec![]).shape,
+                entry: None,
+            },
+        ]
+    }
+
+    fn two_with_b() -> Registry {
+        registry("two", vec![member("b", vec![held("b1", "172.20.20.2/24")])])
+    }
+
+    #[test]
+    fn a_rollback_over_two_networks_puts_back_both_when_both_are_free() {
+        let a = member("a", vec![held("a1", "172.20.20.2/24")]);
+        let now = vec![Some(registry("one", vec![a.clone()])), Some(two_with_b())];
+        let regs = restored("b", &before(), now).expect("nothing of b's is taken");
+        assert_eq!(regs.len(), 2);
+        let labs: Vec<&str> = regs[0].1.members.iter().map(|m| m.lab.as_str()).collect();
+        assert_eq!(labs, ["a", "b"]);
+        assert_eq!(regs[0].1.members[1], before()[0].entry.clone().unwrap());
+        assert!(regs[1].1.members.is_empty(), "b is off `two` again");
+        assert_eq!(regs[1].0, Some(two_with_b()), "with what it replaces");
+    }
+
+    #[test]
+    fn a_rollback_over_two_networks_puts_back_neither_and_names_every_taken_address() {
+        let c = member(
+            "c",
+            vec![held("c1", "172.20.20.4/24"), held("c2", "172.20.20.5/24")],
+        );
+        let now = vec![Some(registry("one", vec![c])), Some(two_with_b())];
+        let taken = restored("b", &before(), now).expect_err("c holds b's addresses");
+        let all = taken.join("; ");
+        for part in [
+            "network `one`: mgmt address 172.20.20.4 is held by node `c1` of lab `c`",
+            "mgmt address 172.20.20.5 is held by node `c2` of lab `c`",
+        ] {
+            assert!(all.contains(part), "`{part}` missing: {all}");
+        }
+        // A network whose registry is as b had it is not written again.
+        let now = vec![
+            Some(registry("one", vec![before()[0].entry.clone().unwrap()])),
+            None,
+        ];
+        assert!(restored("b", &before(), now).unwrap().is_empty());
     }
 }

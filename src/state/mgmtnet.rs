@@ -310,29 +310,17 @@ pub fn union(before: &[Held], after: &[Held]) -> Vec<Held> {
 }
 
 /// Sets `lab`'s membership to `nodes` (added last when it is new), refusing an address
-/// another member holds (one freed by a leave and taken since, say).
+/// another member holds (one freed by a leave and taken since, say): the refusal names
+/// every such address, and the node and lab holding it.
 pub fn set_member(
     reg: &mut Registry,
     lab: &str,
     file: &str,
     nodes: Vec<Held>,
 ) -> Result<(), String> {
-    for m in reg.members.iter().filter(|m| m.lab != lab) {
-        for n in &m.nodes {
-            if let Some(a) = n.addresses.iter().find(|a| {
-                nodes
-                    .iter()
-                    .any(|x| x.addresses.iter().any(|b| b.addr() == a.addr()))
-            }) {
-                return Err(format!(
-                    "network `{}`: mgmt address {} is held by node `{}` of lab `{}` now",
-                    reg.network,
-                    a.addr(),
-                    n.node,
-                    m.lab
-                ));
-            }
-        }
+    let taken = held_by_others(reg, lab, &nodes);
+    if !taken.is_empty() {
+        return Err(taken.join("; "));
     }
     match reg.members.iter_mut().find(|m| m.lab == lab) {
         Some(m) => m.nodes = nodes,
@@ -343,6 +331,30 @@ pub fn set_member(
         }),
     }
     Ok(())
+}
+
+/// Each address of `nodes` that a member other than `lab` holds, in the registry's
+/// order, as `network `N`: mgmt address A is held by node `n` of lab `l` now`.
+pub fn held_by_others(reg: &Registry, lab: &str, nodes: &[Held]) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in reg.members.iter().filter(|m| m.lab != lab) {
+        for n in &m.nodes {
+            for a in n.addresses.iter().filter(|a| {
+                nodes
+                    .iter()
+                    .any(|x| x.addresses.iter().any(|b| b.addr() == a.addr()))
+            }) {
+                out.push(format!(
+                    "network `{}`: mgmt address {} is held by node `{}` of lab `{}` now",
+                    reg.network,
+                    a.addr(),
+                    n.node,
+                    m.lab
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The refusal of a lab whose `mgmt:` describes the network otherwise than its members.
