@@ -11,6 +11,7 @@ mod hostnet;
 pub mod inspect;
 pub mod kernel;
 pub mod links;
+mod logtail;
 pub mod mgmtnet;
 pub mod netlink;
 pub mod netns;
@@ -216,6 +217,10 @@ pub fn signals_with_trigger() -> (Cancel, Trigger, tokio::task::JoinHandle<()>) 
     (rx, trigger, task)
 }
 
+/// The cancel reason of a closed stdout (`nslab test lab.yaml | head -1`), told apart from
+/// the signals' names.
+pub const CLOSED_STDOUT: &str = "a closed stdout (EPIPE)";
+
 /// Cancels with `reason` unless something cancelled already.
 pub fn cancel_with(trigger: &watch::Sender<Option<String>>, reason: &str) {
     trigger.send_if_modified(|r| {
@@ -361,7 +366,14 @@ pub async fn up_with(
     // touches the host's settings, and a failed one puts them back with its rollback.
     let (raised, result) = match registered.and_then(|()| raise_neigh_limit(t, opts)) {
         Ok(raised) => {
+            let late = cancel.clone();
             let made = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
+            // A signal that came with the last step still rolls back: an interrupted
+            // `up` never leaves a lab up.
+            let made = made.and_then(|()| match late.borrow().clone() {
+                Some(signal) => Err(executor::ExecError::Cancelled(signal)),
+                None => Ok(()),
+            });
             (raised, made.map_err(|e| reconcile::exec_error(&lab, e)))
         }
         Err(e) => (Vec::new(), Err(e)),
@@ -546,9 +558,20 @@ pub fn down_with(
     lab: &str,
     progress: Option<&progress::Reporter>,
 ) -> Result<DownReport, ApplyError> {
+    let lock = lock(host, lab)?;
+    down_locked(host, lab, lock, progress)
+}
+
+/// [`down_with`] under the lab's `lock`, taken by the caller: `nslab down` holds its
+/// signals only from then on (see `sys::held`), so one that waits can still be stopped.
+pub fn down_locked(
+    host: &HostContext,
+    lab: &str,
+    lock: LabLock,
+    progress: Option<&progress::Reporter>,
+) -> Result<DownReport, ApplyError> {
     let start = Instant::now();
     progress::trace("read journal");
-    let lock = lock(host, lab)?;
     let dir = host.lab_dir(lab);
     let JournalRead {
         mut teardown,
