@@ -113,6 +113,10 @@ fn sigterm_during_up_exits_143_and_the_junit_file_says_lab_up_was_interrupted() 
     // Its journal exists once `up` has begun making objects.
     wait_for("the journal", || lab.is_up());
     signal(&child, libc::SIGTERM);
+    // A second signal while it rolls back changes neither the rollback nor the code.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // (Not reaped yet, so the pid is still the child's, even if it has exited.)
+    signal(&child, libc::SIGINT);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(143), "{}", text(&o));
     assert!(text(&o).contains("interrupted by SIGTERM"), "{}", text(&o));
