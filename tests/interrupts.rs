@@ -412,3 +412,54 @@ tests:
     );
     assert!(!lab.is_up());
 }
+
+#[test]
+fn a_signal_stops_an_up_waiting_for_another_commands_lock_at_once() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let lab = Lab::new(
+        "sg-wait",
+        "nodes: { a: {}, b: {}, c: {} }\nlinks: [[a, b], [b, c]]\n",
+    );
+    // A slow `up` holds the lab's lock...
+    let mut first = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .args(["--jobs", "1"])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "200")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the journal", || lab.is_up());
+    // ...and a second one waits for it, saying so.
+    let mut second = nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(second.stderr.take().unwrap());
+    let mut said = String::new();
+    err.read_line(&mut said).unwrap();
+    assert!(said.contains("is busy with another command"), "{said}");
+    signal(&second, libc::SIGINT);
+    let status = second.wait().unwrap();
+    // It did not wait for the first to finish.
+    let first_running = first.try_wait().unwrap().is_none();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}{rest}");
+    assert!(rest.contains("interrupted by SIGINT"), "{rest}");
+    assert!(first_running, "the second `up` waited for the first to end");
+    // The first goes on unharmed.
+    assert!(first.wait().unwrap().success());
+    assert!(lab.is_up());
+    lab.down();
+    nothing_left("sg-wait");
+    assert_same_host(&before, &host_snapshot(), "after SIGINT to a waiting up");
+}

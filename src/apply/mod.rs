@@ -146,6 +146,27 @@ pub fn lock(host: &HostContext, lab: &str) -> Result<LabLock, ApplyError> {
     })?)
 }
 
+/// [`lock`], given up when `cancel` fires while it waits: a signal stops an `up` or an
+/// `apply` that waits for another command at once, before it has done anything (the
+/// signals are handled, so they no longer end the process).
+pub fn lock_or_cancel(
+    host: &HostContext,
+    lab: &str,
+    cancel: &Cancel,
+) -> Result<LabLock, ApplyError> {
+    let waiting = |pid: Option<u32>| {
+        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        crate::errln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
+    };
+    match LabLock::acquire_unless(host, lab, waiting, || cancel.borrow().clone())? {
+        Ok(lock) => Ok(lock),
+        Err(signal) => Err(ApplyError::Interrupted {
+            lab: lab.to_string(),
+            signal,
+        }),
+    }
+}
+
 /// Why `up` refuses a lab that is up: a lab held by a running `nslab test` (or Rust
 /// test) is in use, and its own run takes it down, so the advice to take it down would
 /// break that run; one whose holder is gone was left by a killed run, for `down`.
@@ -271,7 +292,7 @@ pub async fn up_with(
     let opts = &opts.with_test_faults();
     let lab = t.lab.clone();
     let host = &opts.host;
-    let lock = tokio::task::block_in_place(|| lock(host, &lab))?;
+    let lock = tokio::task::block_in_place(|| lock_or_cancel(host, &lab, &cancel))?;
     let dir = host.lab_dir(&lab);
     not_there_yet(&lab, &dir)?;
     devices_known(&lab, plan)?;
