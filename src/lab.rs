@@ -266,6 +266,8 @@ impl RunningLab {
                         reason: Some(e.to_string()),
                         attempts: 0,
                         node: None,
+                        stdout: None,
+                        stderr: None,
                     })
                     .collect()
             });

@@ -379,7 +379,7 @@ fn sighup_during_test_tears_the_lab_down_like_sigint() {
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
     assert!(started.elapsed() < Duration::from_secs(15), "{err}");
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(129), "{err}");
     assert!(err.contains("interrupted by SIGHUP"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(!lab.is_up());
@@ -394,17 +394,23 @@ fn test_into_a_reader_that_goes_away_tears_down_without_a_panic() {
     let _h = exclusive();
     let lab = Lab::new("fx-pipe", SLOW_CHECKS);
     let errors = std::env::temp_dir().join("nslab-tests/fx-pipe.stderr");
+    let code = std::env::temp_dir().join("nslab-tests/fx-pipe.code");
     let before = host_snapshot();
     let o = Command::new("sh")
         .arg("-c")
-        .arg(r#""$0" test "$1" 2>"$2" | head -1"#)
+        .arg(r#"{ "$0" test "$1" 2>"$2"; echo $? >"$3"; } | head -1"#)
         .arg(env!("CARGO_BIN_EXE_nslab"))
         .arg(&lab.file)
         .arg(&errors)
+        .arg(&code)
         .output()
         .unwrap();
     let err = std::fs::read_to_string(&errors).unwrap_or_default();
     let _ = std::fs::remove_file(&errors);
+    let exited = std::fs::read_to_string(&code).unwrap_or_default();
+    let _ = std::fs::remove_file(&code);
+    // A closed stdout counts as SIGPIPE: 128 + 13, as `yes | head -1` reports.
+    assert_eq!(exited.trim(), "141", "{err}");
     assert!(stdout(&o).contains("is up"), "{}", stdout(&o));
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("closed stdout"), "{err}");
@@ -617,7 +623,7 @@ fn sighup_during_up_rolls_back_like_sigint() {
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(o.status.code(), Some(129), "{err}");
     assert!(err.contains("interrupted by SIGHUP"), "{err}");
     assert!(!lab.is_up(), "{err}");
     assert_same_host(&before, &host_snapshot(), "after SIGHUP to `nslab up`");

@@ -217,6 +217,20 @@ pub enum ApplyError {
     LeftOnHost { lab: String, records: Vec<String> },
 }
 
+impl ApplyError {
+    /// The signal (or reason, see `apply::CLOSED_STDOUT`) that stopped an `up` or an
+    /// `apply`, through the rollback that followed: the CLI exits 128 + N for it.
+    pub fn interrupted_by(&self) -> Option<&str> {
+        match self {
+            ApplyError::Interrupted { signal, .. } => Some(signal),
+            ApplyError::RolledBack { source, .. } | ApplyError::NotRolledBack { source, .. } => {
+                source.interrupted_by()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `nslab.<lab>.<node>` reads as the node's name, the fabric as `fabric`.
 pub fn node_of(lab: &str, netns: &str) -> String {
     let fabric = crate::model::names::fabric_netns(lab);

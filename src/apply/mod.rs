@@ -11,6 +11,7 @@ mod hostnet;
 pub mod inspect;
 pub mod kernel;
 pub mod links;
+mod logtail;
 pub mod mgmtnet;
 pub mod netlink;
 pub mod netns;
@@ -145,6 +146,27 @@ pub fn lock(host: &HostContext, lab: &str) -> Result<LabLock, ApplyError> {
     })?)
 }
 
+/// [`lock`], given up when `cancel` fires while it waits: a signal stops an `up` or an
+/// `apply` that waits for another command at once, before it has done anything (the
+/// signals are handled, so they no longer end the process).
+pub fn lock_or_cancel(
+    host: &HostContext,
+    lab: &str,
+    cancel: &Cancel,
+) -> Result<LabLock, ApplyError> {
+    let waiting = |pid: Option<u32>| {
+        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        crate::errln!("nslab: lab `{lab}` is busy with another command{who}; waiting for it");
+    };
+    match LabLock::acquire_unless(host, lab, waiting, || cancel.borrow().clone())? {
+        Ok(lock) => Ok(lock),
+        Err(signal) => Err(ApplyError::Interrupted {
+            lab: lab.to_string(),
+            signal,
+        }),
+    }
+}
+
 /// Why `up` refuses a lab that is up: a lab held by a running `nslab test` (or Rust
 /// test) is in use, and its own run takes it down, so the advice to take it down would
 /// break that run; one whose holder is gone was left by a killed run, for `down`.
@@ -216,6 +238,10 @@ pub fn signals_with_trigger() -> (Cancel, Trigger, tokio::task::JoinHandle<()>) 
     (rx, trigger, task)
 }
 
+/// The cancel reason of a closed stdout (`nslab test lab.yaml | head -1`), told apart from
+/// the signals' names.
+pub const CLOSED_STDOUT: &str = "a closed stdout (EPIPE)";
+
 /// Cancels with `reason` unless something cancelled already.
 pub fn cancel_with(trigger: &watch::Sender<Option<String>>, reason: &str) {
     trigger.send_if_modified(|r| {
@@ -266,7 +292,7 @@ pub async fn up_with(
     let opts = &opts.with_test_faults();
     let lab = t.lab.clone();
     let host = &opts.host;
-    let lock = tokio::task::block_in_place(|| lock(host, &lab))?;
+    let lock = tokio::task::block_in_place(|| lock_or_cancel(host, &lab, &cancel))?;
     let dir = host.lab_dir(&lab);
     not_there_yet(&lab, &dir)?;
     devices_known(&lab, plan)?;
@@ -361,7 +387,14 @@ pub async fn up_with(
     // touches the host's settings, and a failed one puts them back with its rollback.
     let (raised, result) = match registered.and_then(|()| raise_neigh_limit(t, opts)) {
         Ok(raised) => {
+            let late = cancel.clone();
             let made = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
+            // A signal that came with the last step still rolls back: an interrupted
+            // `up` never leaves a lab up.
+            let made = made.and_then(|()| match late.borrow().clone() {
+                Some(signal) => Err(executor::ExecError::Cancelled(signal)),
+                None => Ok(()),
+            });
             (raised, made.map_err(|e| reconcile::exec_error(&lab, e)))
         }
         Err(e) => (Vec::new(), Err(e)),
@@ -546,9 +579,20 @@ pub fn down_with(
     lab: &str,
     progress: Option<&progress::Reporter>,
 ) -> Result<DownReport, ApplyError> {
+    let lock = lock(host, lab)?;
+    down_locked(host, lab, lock, progress)
+}
+
+/// [`down_with`] under the lab's `lock`, taken by the caller: `nslab down` holds its
+/// signals only from then on (see `sys::held`), so one that waits can still be stopped.
+pub fn down_locked(
+    host: &HostContext,
+    lab: &str,
+    lock: LabLock,
+    progress: Option<&progress::Reporter>,
+) -> Result<DownReport, ApplyError> {
     let start = Instant::now();
     progress::trace("read journal");
-    let lock = lock(host, lab)?;
     let dir = host.lab_dir(lab);
     let JournalRead {
         mut teardown,

@@ -1,6 +1,7 @@
 //! Starting and stopping nodes: cgroups, the init, processes and `exec:` commands. The
 //! init runs in the node's namespaces as PID 1; nslab talks to it over its control socket.
 
+pub use super::logtail::{log_end, log_tail};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -307,19 +308,6 @@ pub async fn create_cgroup(
                 other(e)
             }
         })
-}
-
-/// The last lines of a process's log, for error messages. The part before the current
-/// one is read too: a rotation may have just left the current one nearly empty.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let previous = PathBuf::from(format!("{}.1", path.display()));
-    let text = std::fs::read_to_string(previous).unwrap_or_default()
-        + &std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("--- nslab:"))
-        .collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Starts a process and waits until it is ready (or has failed): the whole of a

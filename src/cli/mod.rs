@@ -44,6 +44,22 @@ pub mod exit {
     pub const LAB_DOWN: u8 = 2;
     /// The topology file (or the arguments) are invalid.
     pub const INVALID: u8 = 3;
+
+    /// A command stopped by a signal once it has cleaned up (rolled back, torn down):
+    /// 128 + N, what a shell reports for a command that signal N killed (130 for SIGINT,
+    /// 143 for SIGTERM, 129 for SIGHUP), so a CI runner's cancel is told from a failure.
+    /// A closed stdout counts as SIGPIPE (141), as `yes | head -1` does. `reason` is
+    /// the cancel channel's (see `apply::signals`).
+    pub fn interrupted(reason: &str) -> u8 {
+        use nix::sys::signal::Signal;
+        let signal = match reason.parse::<Signal>() {
+            Ok(s) => s,
+            Err(_) if reason == crate::apply::CLOSED_STDOUT => Signal::SIGPIPE,
+            // Every reason is one of the above; an unknown one is still no success.
+            Err(_) => return FAILED,
+        };
+        128 + signal as u8
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -522,6 +538,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Compile(_) | CliError::Usage(_) | CliError::K8s(_) => exit::INVALID,
+            // Rolled back after a signal: 128 + N, whether the lab was coming up or changing.
+            CliError::Up(e) | CliError::Lab(e) if e.interrupted_by().is_some() => {
+                exit::interrupted(e.interrupted_by().unwrap_or_default())
+            }
             CliError::Up(_) => exit::LAB_DOWN,
             CliError::Rootless(crate::rootless::RootlessError::Start { .. }) => exit::LAB_DOWN,
             CliError::Runtime(e) if e.is_usage() => exit::INVALID,
@@ -893,6 +913,34 @@ fn compile_with(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_signal_exits_128_plus_its_number_and_a_closed_stdout_as_sigpipe() {
+        use super::exit::interrupted;
+        assert_eq!(
+            ["SIGINT", "SIGTERM", "SIGHUP", crate::apply::CLOSED_STDOUT].map(interrupted),
+            [130, 143, 129, 141]
+        );
+        assert_eq!(interrupted("a signal"), super::exit::FAILED);
+        let up = crate::apply::ApplyError::Interrupted {
+            lab: "l".into(),
+            signal: "SIGTERM".into(),
+        };
+        assert_eq!(super::CliError::Up(up).exit_code(), 143);
+        let rolled_back = crate::apply::ApplyError::RolledBack {
+            lab: "l".into(),
+            source: Box::new(crate::apply::ApplyError::Interrupted {
+                lab: "l".into(),
+                signal: "SIGINT".into(),
+            }),
+        };
+        assert_eq!(super::CliError::Lab(rolled_back).exit_code(), 130);
+        let failed = crate::apply::ApplyError::NotUp("l".into());
+        assert_eq!(
+            super::CliError::Up(failed).exit_code(),
+            super::exit::LAB_DOWN
+        );
+    }
+
     /// With `defer`, clap checks a subcommand's arguments only when it runs; this checks
     /// every one of them.
     #[test]

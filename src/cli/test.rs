@@ -1,15 +1,19 @@
 //! `nslab test FILE`: up, run the checks, report, and always down (on success, failure or
-//! SIGINT), unless `--keep`. `nslab test --lab NAME` runs the checks of a running lab.
+//! a signal), unless `--keep`. `nslab test --lab NAME` runs the checks of a running lab.
+//! Interrupted, it exits 128 + N (see `exit::interrupted`) and its reports say where.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{CliError, exit};
+use crate::apply::executor::Cancel;
 use crate::apply::{self, UpOptions};
-use crate::harness::{CheckResult, Status, report};
+use crate::harness::report::{self, Outcome};
+use crate::harness::{CheckResult, Status};
 use crate::model::Topology;
 use crate::runtime::{RuntimeError, Session};
-use crate::{CompileError, Severity};
+use crate::state::HostContext;
+use crate::{CompileError, Compiled, Severity};
 
 pub struct Args<'a> {
     pub file: Option<&'a Path>,
@@ -38,10 +42,48 @@ fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
         })
 }
 
-pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
+pub fn run(host: &HostContext, a: Args) -> Result<u8, CliError> {
     let started = Instant::now();
-    // The topology: the file given, or the one a running lab was brought up from (that
-    // lab's session then runs the checks, opened once).
+    let (c, name, running) = topology(host, &a, started)?;
+    let warnings = c.warnings.render(Severity::Warning);
+    if !warnings.is_empty() {
+        crate::err!("{warnings}");
+    }
+    let chosen = choose(host, &c.topology, running.as_ref(), a.checks)?;
+    let rt = apply::tokio_runtime()?;
+    let (cancel, trigger, _signals) = {
+        let _ctx = rt.enter();
+        apply::signals_with_trigger()
+    };
+    // A closed stdout (`nslab test lab.yaml | head -1`) stops the run as SIGINT does, and
+    // the lab still goes down below.
+    crate::out::on_closed_stdout(move || apply::cancel_with(&trigger, apply::CLOSED_STDOUT));
+    let run = Run {
+        host,
+        a: &a,
+        lab: &c.topology.lab,
+        started,
+        cancel,
+    };
+    if a.lab.is_none() {
+        run.bring_up(&rt, &c, &name, &chosen)?;
+    }
+    for note in &chosen.notes {
+        run.say(note.clone());
+    }
+    let checks_started = Instant::now();
+    let results = run.checks(&rt, running, &chosen.lab);
+    run.finish(results, chosen, checks_started)
+}
+
+/// The topology: the file given (its problems in the `--junit` file when it is invalid),
+/// or the one a running lab was brought up from, with that lab's session, which then
+/// runs the checks (opened once). Also the name the reports give an invalid file.
+fn topology(
+    host: &HostContext,
+    a: &Args,
+    started: Instant,
+) -> Result<(Compiled, String, Option<Session<'static>>), CliError> {
     let mut running = None;
     let (compiled, name) = match (a.file, a.lab) {
         (Some(f), None) => (
@@ -66,32 +108,51 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             ));
         }
     };
-    let c = match compiled {
-        Ok(c) => c,
+    match compiled {
+        Ok(c) => Ok((c, name, running)),
         Err(e) => {
             if let (Some(j), CompileError::Invalid(r)) = (a.junit, &e) {
-                let _ = write_report(
-                    j,
-                    &report::junit(&name, &[], started.elapsed(), Some(&r.to_string())),
-                );
+                let why = r.to_string();
+                let o = Outcome {
+                    up_error: Some(&why),
+                    ..Outcome::default()
+                };
+                let _ = write_report(j, &report::junit(&name, &[], started.elapsed(), &o));
             }
-            return Err(e.into());
+            Err(e.into())
         }
-    };
-    let warnings = c.warnings.render(Severity::Warning);
-    if !warnings.is_empty() {
-        crate::err!("{warnings}");
     }
-    let t = &c.topology;
-    // On one host of a multi-host lab, the checks that start on it.
-    let here = host.host.clone().or_else(|| {
-        let s = running.as_ref()?;
-        s.live.summary().ok()?.host.clone()
-    });
+}
+
+/// The checks a run makes, and the results of those it leaves out.
+struct Chosen {
+    /// The lab with only the checks this run makes.
+    lab: Topology,
+    /// What is said before the checks: how many were left to other hosts, or not
+    /// selected.
+    notes: Vec<String>,
+    /// The checks `--check` left out: not run, counted in the summary.
+    unselected: Vec<CheckResult>,
+    /// The checks left to other hosts: skipped, naming the host, in the reports only.
+    elsewhere: Vec<CheckResult>,
+}
+
+/// On one host of a multi-host lab, the checks that start on it; of those, the ones the
+/// `--check` patterns select. Patterns are matched against every check of the lab, this
+/// host's or not.
+fn choose(
+    host: &HostContext,
+    t: &Topology,
+    running: Option<&Session>,
+    patterns: &[String],
+) -> Result<Chosen, CliError> {
+    let here = host
+        .host
+        .clone()
+        .or_else(|| running?.live.summary().ok()?.host.clone());
     let (checked, skipped_note, elsewhere) = local_checks(t, here.as_deref());
     let mut checked = checked.unwrap_or_else(|| t.clone());
-    // Patterns are matched against every check of the lab, this host's or not.
-    let (chosen, unselected) = match a.checks {
+    let (chosen, unselected) = match patterns {
         [] => (checked.checks.clone(), Vec::new()),
         p => {
             if let Some(e) = crate::harness::select::unknown(&t.checks, p) {
@@ -109,156 +170,222 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         )
     });
     checked.checks = chosen;
-    let checked = &checked;
-    let out_human = |line: String| {
-        if a.json {
+    Ok(Chosen {
+        lab: checked,
+        notes: [skipped_note, selected_note]
+            .into_iter()
+            .flatten()
+            .collect(),
+        unselected,
+        elsewhere,
+    })
+}
+
+/// One `nslab test` run, as its phases (up, checks, down and the reports) see it.
+struct Run<'a> {
+    host: &'a HostContext,
+    a: &'a Args<'a>,
+    lab: &'a str,
+    started: Instant,
+    /// Fired by SIGINT, SIGTERM, SIGHUP or a closed stdout; the first reason sticks.
+    cancel: Cancel,
+}
+
+impl Run<'_> {
+    /// A line for people: on stdout, or on stderr when stdout carries the JSON report.
+    fn say(&self, line: String) {
+        if self.a.json {
             crate::errln!("{line}");
         } else {
             crate::outln!("{line}");
         }
-    };
+    }
 
-    let rt = apply::tokio_runtime()?;
-    let (cancel, trigger, _signals) = {
-        let _ctx = rt.enter();
-        apply::signals_with_trigger()
-    };
-    // A closed stdout (`nslab test lab.yaml | head -1`) stops the run as SIGINT does, and
-    // the lab still goes down below.
-    crate::out::on_closed_stdout(move || apply::cancel_with(&trigger, "a closed stdout (EPIPE)"));
-    let bring_up = a.lab.is_none();
-    if bring_up {
-        // With --host, this host's share, as `up --host` makes it.
-        let p = super::plan_for(host, t)?;
+    /// The `--junit` file and the `--json` report.
+    fn report(&self, results: &[CheckResult], took: Duration, o: &Outcome) -> Result<(), CliError> {
+        if let Some(j) = self.a.junit {
+            write_report(j, &report::junit(self.lab, results, took, o))?;
+        }
+        if self.a.json {
+            crate::outln!("{}", report::json(self.lab, results, took, o));
+        }
+        Ok(())
+    }
+
+    /// Brings the lab up, as `up` does (with --host, this host's share). When it cannot
+    /// come up, or a signal stops it, the reports are written, listing every check as
+    /// not run so a report has the same test cases whatever happened, and the error is
+    /// returned (its exit code says which).
+    fn bring_up(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        c: &Compiled,
+        name: &str,
+        chosen: &Chosen,
+    ) -> Result<(), CliError> {
+        let (t, a) = (&c.topology, self.a);
+        let p = super::plan_for(self.host, t)?;
         let opts = UpOptions {
             jobs: a.jobs,
             progress: super::progress::reporter(&t.lab, a.quiet),
-            file: std::path::absolute(&name)
+            file: std::path::absolute(name)
                 .map(|p| p.display().to_string())
-                .unwrap_or(name.clone()),
+                .unwrap_or(name.to_string()),
             source: Some(c.warnings.source.clone()),
             raise_neigh_limit: a.raise_neigh_limit,
             held_by: (!a.keep).then(|| "`nslab test`".to_string()),
-            ..UpOptions::new(host.clone())
+            ..UpOptions::new(self.host.clone())
         };
-        let up = rt.block_on(apply::up_with(t, &p, &opts, cancel.clone()));
-        if let Ok(report) = &up
-            && !a.quiet
-        {
-            super::up::say_raised(&t.lab, &report.raised);
-        }
-        if let Err(e) = up {
-            // Every check is still listed, not run, so a report has the same test
-            // cases whether the lab came up or not.
-            let why = "the lab could not come up";
-            let left: Vec<CheckResult> = (checked.checks.iter())
-                .map(|c| crate::harness::not_run(c, why))
-                .collect();
-            let (msg, took) = (e.to_string(), started.elapsed());
-            if let Some(j) = a.junit {
-                write_report(j, &report::junit(&t.lab, &left, took, Some(&msg)))?;
+        match rt.block_on(apply::up_with(t, &p, &opts, self.cancel.clone())) {
+            Ok(report) => {
+                if !a.quiet {
+                    super::up::say_raised(&t.lab, &report.raised);
+                }
+                self.say(format!(
+                    "lab `{}` is up ({:.2}s); running {}",
+                    t.lab,
+                    self.started.elapsed().as_secs_f64(),
+                    what_runs(&chosen.lab.checks)
+                ));
+                Ok(())
             }
-            if a.json {
-                crate::outln!("{}", report::json(&t.lab, &left, took, Some(&msg)));
+            Err(e) => {
+                let signal = e.interrupted_by();
+                let why = match signal {
+                    Some(sig) => format!("interrupted by {sig}"),
+                    None => "the lab could not come up".to_string(),
+                };
+                let left: Vec<CheckResult> = (chosen.lab.checks.iter())
+                    .map(|c| crate::harness::not_run(c, &why))
+                    .collect();
+                let msg = e.to_string();
+                let o = Outcome {
+                    up_error: Some(&msg),
+                    interrupted: signal.map(|s| (s, "up")),
+                };
+                self.report(&left, self.started.elapsed(), &o)?;
+                Err(CliError::Up(e))
             }
-            return Err(CliError::Up(e));
         }
-        let steps = checked
-            .checks
-            .iter()
-            .filter(|c| matches!(c.body, crate::model::CheckBody::Action(_)))
-            .count();
-        let what = match steps {
-            0 => crate::words::count(checked.checks.len(), "check"),
-            _ => format!(
-                "{} and {}",
-                crate::words::count(checked.checks.len() - steps, "check"),
-                crate::words::count(steps, "step")
-            ),
-        };
-        out_human(format!(
-            "lab `{}` is up ({:.2}s); running {what}",
-            t.lab,
-            started.elapsed().as_secs_f64(),
-        ));
     }
 
-    for note in [skipped_note, selected_note].into_iter().flatten() {
-        out_human(note);
-    }
-    let checks_started = Instant::now();
-    let results: Result<Vec<CheckResult>, CliError> = rt.block_on(async {
-        // The checks run on the session's kernel; dropping the session closes its handles.
-        let session = match running.take() {
-            Some(s) => s,
-            None => Session::for_checks(host, &t.lab)?,
-        };
-        let width = checked.checks.iter().map(|c| c.name.chars().count()).max();
-        let width = width.unwrap_or(0);
-        let mut print = |r: &CheckResult| out_human(report::human_line(r, width));
-        Ok(session.check(checked, cancel.clone(), &mut print).await?)
-    });
-    // Processes that died during the run fail it, with the end of their logs; not
-    // after a signal, whose teardown is what is wanted then.
-    let results = results.map(|mut rs| {
-        if cancel.borrow().is_none() {
-            let dead = process_results(host, t);
-            let width = rs.iter().chain(&dead).map(|r| r.name.chars().count()).max();
+    /// Runs the checks on the lab's session, then, unless a signal stopped them, adds a
+    /// failed result for each node whose processes died or failed during the run.
+    fn checks(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        running: Option<Session<'static>>,
+        checked: &Topology,
+    ) -> Result<Vec<CheckResult>, CliError> {
+        let mut results = rt.block_on(async {
+            // The checks run on the session's kernel; dropping the session closes its
+            // handles.
+            let session = match running {
+                Some(s) => s,
+                None => Session::for_checks(self.host, self.lab)?,
+            };
+            let width = checked.checks.iter().map(|c| c.name.chars().count()).max();
+            let width = width.unwrap_or(0);
+            let mut print = |r: &CheckResult| self.say(report::human_line(r, width));
+            Ok::<_, CliError>(
+                session
+                    .check(checked, self.cancel.clone(), &mut print)
+                    .await?,
+            )
+        })?;
+        // Processes that died during the run fail it, with the end of their logs; not
+        // after a signal, whose teardown is what is wanted then.
+        if self.cancel.borrow().is_none() {
+            let dead = process_results(self.host, checked);
+            let width = results
+                .iter()
+                .chain(&dead)
+                .map(|r| r.name.chars().count())
+                .max();
             for r in &dead {
-                out_human(report::human_line(r, width.unwrap_or(0)));
+                self.say(report::human_line(r, width.unwrap_or(0)));
             }
-            rs.extend(dead);
+            results.extend(dead);
         }
-        rs
-    });
-    // Whatever happened, the lab goes down (unless asked to keep it).
-    let teardown = if bring_up && !a.keep {
-        let progress = super::progress::reporter(&t.lab, a.quiet);
-        Some(apply::down_with(host, &t.lab, progress.as_ref()))
-    } else {
-        None
-    };
-    let mut results = results?;
-    let all_passed = results.iter().all(|r| r.status == Status::Pass);
-    // Unselected checks count in the summary as not run, and are listed in the reports.
-    results.extend(unselected);
-    out_human(report::summary(&t.lab, &results, checks_started.elapsed()));
-    // The reports list the checks left to other hosts too, skipped, naming the host.
-    let reported = [results.as_slice(), &elsewhere].concat();
-    if let Some(j) = a.junit {
-        write_report(
-            j,
-            &report::junit(&t.lab, &reported, checks_started.elapsed(), None),
-        )?;
+        Ok(results)
     }
-    if a.json {
-        crate::outln!(
-            "{}",
-            report::json(&t.lab, &reported, checks_started.elapsed(), None)
-        );
+
+    /// Takes the lab down whatever happened (unless `--keep` or `--lab`), then reports
+    /// and gives the exit code: 128 + N after signal N, in any phase (see `exit`).
+    fn finish(
+        self,
+        results: Result<Vec<CheckResult>, CliError>,
+        chosen: Chosen,
+        checks_started: Instant,
+    ) -> Result<u8, CliError> {
+        let bring_up = self.a.lab.is_none();
+        // A signal seen by now stopped the checks; one that comes later, the teardown
+        // (which goes on to its end: later signals are absorbed).
+        let in_checks = self.cancel.borrow().is_some();
+        let teardown = (bring_up && !self.a.keep).then(|| {
+            let progress = super::progress::reporter(self.lab, self.a.quiet);
+            apply::down_with(self.host, self.lab, progress.as_ref())
+        });
+        let signal = self.cancel.borrow().clone();
+        let mut results = results?;
+        let all_passed = results.iter().all(|r| r.status == Status::Pass);
+        // Unselected checks count in the summary as not run, and are listed in the reports.
+        results.extend(chosen.unselected);
+        let took = checks_started.elapsed();
+        self.say(report::summary(self.lab, &results, took));
+        // The reports list the checks left to other hosts too, skipped, naming the host.
+        let reported = [results.as_slice(), &chosen.elsewhere].concat();
+        let phase = if in_checks { "checks" } else { "down" };
+        let o = Outcome {
+            up_error: None,
+            interrupted: signal.as_deref().map(|s| (s, phase)),
+        };
+        self.report(&reported, took, &o)?;
+        match (teardown, &signal) {
+            (Some(Err(e)), None) => return Err(CliError::Lab(e)),
+            (Some(Err(e)), Some(_)) => crate::errln!("error: {e}"),
+            (None, _) if bring_up => crate::errln!(
+                "nslab: keeping lab `{}` up (--keep); `nslab down {}` removes it",
+                self.lab,
+                self.lab
+            ),
+            _ => {}
+        }
+        if let Some(sig) = signal {
+            let lab = match bring_up && !self.a.keep {
+                true => "the lab was torn down",
+                false => "the lab stays up",
+            };
+            crate::errln!("nslab: interrupted by {sig} during the {phase}; {lab}");
+            return Ok(exit::interrupted(&sig));
+        }
+        Ok(if all_passed { exit::OK } else { exit::FAILED })
     }
-    match teardown {
-        Some(Err(e)) => return Err(CliError::Lab(e)),
-        None if bring_up => crate::errln!(
-            "nslab: keeping lab `{}` up (--keep); `nslab down {}` removes it",
-            t.lab,
-            t.lab
+}
+
+/// "3 checks", or "2 checks and 1 step" when scenario steps are among them.
+fn what_runs(checks: &[crate::model::Check]) -> String {
+    let steps = checks
+        .iter()
+        .filter(|c| matches!(c.body, crate::model::CheckBody::Action(_)))
+        .count();
+    match steps {
+        0 => crate::words::count(checks.len(), "check"),
+        _ => format!(
+            "{} and {}",
+            crate::words::count(checks.len() - steps, "check"),
+            crate::words::count(steps, "step")
         ),
-        _ => {}
     }
-    if let Some(sig) = cancel.borrow().clone() {
-        crate::errln!("nslab: interrupted by {sig}; the lab was torn down");
-        return Ok(exit::FAILED);
-    }
-    Ok(if all_passed { exit::OK } else { exit::FAILED })
 }
 
 /// A failed result, `processes [NODE]`, for each node of this host whose processes
 /// exited non-zero, failed, crash-loop or never became ready during the run, as
-/// `status` reports them, each with the end of its log. A process without `ready:`
-/// counts as started once it runs, so one that exits at once would otherwise leave a
-/// run green that never tested what it serves.
-fn process_results(host: &crate::state::HostContext, t: &Topology) -> Vec<CheckResult> {
+/// `status` reports them, each with the end of its log (the last lines in the reason,
+/// more in the reports' output, at most [`report::MAX_OUTPUT`] for the node). A process
+/// without `ready:` counts as started once it runs, so one that exits at once would
+/// otherwise leave a run green that never tested what it serves.
+fn process_results(host: &HostContext, t: &Topology) -> Vec<CheckResult> {
     let paths = crate::node::NodePaths::of_lab(host, &t.lab);
     let mut out = Vec::new();
     for node in &t.nodes {
@@ -266,15 +393,18 @@ fn process_results(host: &crate::state::HostContext, t: &Topology) -> Vec<CheckR
         if problems.is_empty() {
             continue;
         }
+        let share = (report::MAX_OUTPUT / problems.len()) as u64;
+        let mut logs = Vec::new();
         let lines: Vec<String> = problems
             .into_iter()
             .map(|(process, what)| {
-                let tail = process
-                    .map(|p| apply::nodes::log_tail(&paths.log(&node.name, &p), 10))
-                    .unwrap_or_default();
-                match tail.is_empty() {
-                    true => what,
-                    false => format!("{what}; its log ends with:\n{tail}"),
+                let Some(p) = process else { return what };
+                let log = paths.log(&node.name, &p);
+                let end = report::output_tail(&apply::nodes::log_end(&log, share));
+                logs.push(format!("--- the end of `{p}`'s log ---\n{end}"));
+                match apply::nodes::log_tail(&log, 10) {
+                    tail if tail.is_empty() => what,
+                    tail => format!("{what}; its log ends with:\n{tail}"),
                 }
             })
             .collect();
@@ -282,10 +412,12 @@ fn process_results(host: &crate::state::HostContext, t: &Topology) -> Vec<CheckR
             name: format!("processes [{}]", node.name),
             kind: "processes",
             status: Status::Fail,
-            duration: std::time::Duration::ZERO,
+            duration: Duration::ZERO,
             reason: Some(lines.join("\n")),
             attempts: 1,
             node: Some(node.name.clone()),
+            stdout: (!logs.is_empty()).then(|| logs.join("\n")),
+            stderr: None,
         });
     }
     out

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::{Attempt, Context, cmd, route};
+use super::{Attempt, Captured, Context, cmd, route};
 use crate::model::kinds::Family;
 use crate::model::{Check, CheckBody, Target};
 use crate::plan::Name;
@@ -188,8 +188,13 @@ impl<'c> State<'c> {
         }
     }
 
-    pub async fn attempt(&mut self, ctx: &Context<'_>, budget: Duration) -> Attempt {
-        match self {
+    /// One poll, with what a `cmd` check's command printed (other checks print nothing).
+    pub async fn attempt(
+        &mut self,
+        ctx: &Context<'_>,
+        budget: Duration,
+    ) -> (Attempt, Option<Captured>) {
+        let a = match self {
             State::Reach {
                 pairs,
                 ok,
@@ -249,7 +254,8 @@ impl<'c> State<'c> {
                         stderr: stderr.as_deref(),
                         json: json.as_ref(),
                     };
-                    cmd::cmd(ctx, *node, run, &want, check.timeout).await
+                    let (a, printed) = cmd::cmd(ctx, *node, run, &want, check.timeout).await;
+                    return (a, printed);
                 }
                 CheckBody::Reach { .. } => unreachable!("reach checks have their own state"),
                 // Steps are done once by `actions::perform`, never polled.
@@ -258,7 +264,8 @@ impl<'c> State<'c> {
                     seen: "a scenario step is not a check".into(),
                 },
             },
-        }
+        };
+        (a, None)
     }
 }
 

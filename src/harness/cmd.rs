@@ -6,7 +6,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use super::jsonmatch::{self, Lists};
-use super::{Attempt, Context};
+use super::report::output_tail;
+use super::{Attempt, Captured, Context};
 use crate::apply::nodes;
 use crate::model::kinds::Exit;
 use crate::model::{Command, JsonExpect, JsonSource};
@@ -25,11 +26,15 @@ pub async fn cmd(
     run: &Command,
     want: &Want<'_>,
     timeout: Duration,
-) -> Attempt {
+) -> (Attempt, Option<Captured>) {
     let out = match output(ctx, node, run, timeout).await {
         Ok(o) => o,
         // Not an answer: `expect: fail` must not pass on a command that never ran.
-        Err(seen) => return Attempt { holds: false, seen },
+        Err(seen) => return (Attempt { holds: false, seen }, None),
+    };
+    let printed = Captured {
+        stdout: output_tail(&out.stdout),
+        stderr: output_tail(&out.stderr),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -60,10 +65,11 @@ pub async fn cmd(
     if let Some(j) = want.json {
         problems.extend(json(j, &stdout));
     }
-    Attempt {
+    let a = Attempt {
         holds: problems.is_empty(),
         seen: problems.join("; "),
-    }
+    };
+    (a, Some(printed))
 }
 
 /// The most of a check command's stdout nslab reads (what `expect_json_file` may hold),

@@ -51,6 +51,13 @@ pub struct CheckResult {
     /// The node, for one node's result of a many-node check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// What it printed, the end of it (see `report::output_tail`): a `cmd` check's
+    /// stdout on its last attempt, the end of a failed process's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    /// A `cmd` check's stderr on its last attempt, the end of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -106,6 +113,13 @@ impl<'a> Context<'a> {
 pub struct Attempt {
     pub holds: bool,
     pub seen: String,
+}
+
+/// What a `cmd` check's command printed on one attempt, the end of each stream (see
+/// `report::output_tail`), for the reports.
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs every check and scenario step in order. `report` sees each result as soon as it
@@ -196,6 +210,8 @@ fn skipped(check: &Check, why: &str) -> CheckResult {
         reason: Some(format!("not run: {why}")),
         attempts: 0,
         node: node_of(check),
+        stdout: None,
+        stderr: None,
     }
 }
 
@@ -216,6 +232,8 @@ pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
             reason: outcome.err(),
             attempts: 1,
             node: None,
+            stdout: None,
+            stderr: None,
         };
     }
     let deadline = start + check.timeout;
@@ -228,7 +246,7 @@ pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
         let budget = (check.interval * 2)
             .clamp(Duration::from_millis(500), Duration::from_secs(2))
             .min(left.max(Duration::from_millis(100)));
-        let a = state.attempt(ctx, budget).await;
+        let (a, printed) = state.attempt(ctx, budget).await;
         let done = a.holds || Instant::now() >= deadline;
         if done {
             return CheckResult {
@@ -245,6 +263,8 @@ pub async fn run_one(ctx: &Context<'_>, check: &Check) -> CheckResult {
                 }),
                 attempts,
                 node: node_of(check),
+                stdout: printed.as_ref().map(|p| p.stdout.clone()),
+                stderr: printed.map(|p| p.stderr),
             };
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -57,82 +57,133 @@ pub fn summary(lab: &str, results: &[CheckResult], elapsed: Duration) -> String 
     s
 }
 
+/// What a run's reports carry besides its results.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcome<'a> {
+    /// Why the lab is not up (or the file is invalid): a testcase `lab up` with an
+    /// `<error>`, counted in `errors`.
+    pub up_error: Option<&'a str>,
+    /// The signal that stopped the run (`SIGTERM`, ...), and the phase it came in: `up`,
+    /// `checks` or `down`.
+    pub interrupted: Option<(&'a str, &'a str)>,
+}
+
+/// The most of a process's log, or of a check command's stdout or stderr, a testcase's
+/// `<system-out>` or `<system-err>` holds: the end, where the reason usually is.
+pub const MAX_OUTPUT: usize = 64 << 10;
+
 /// JUnit XML: a testsuite for the lab with a testcase per check. A lab that could not
 /// come up is one testcase with an `<error>`, and so is a check a signal interrupted (an
-/// error, not a failure: it never gave a verdict).
-pub fn junit(
-    lab: &str,
-    results: &[CheckResult],
-    elapsed: Duration,
-    up_error: Option<&str>,
-) -> String {
+/// error, not a failure: it never gave a verdict), and `lab up` when the signal came
+/// during `up`, `type="interrupted"` both. The signal and phase are also the suite's
+/// properties. A check's captured output (a `cmd` check's stdout and stderr, the end of
+/// a failed process's log) goes in `<system-out>` and `<system-err>`.
+pub fn junit(lab: &str, results: &[CheckResult], elapsed: Duration, o: &Outcome) -> String {
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let (fail, skip) = (count(Status::Fail), count(Status::Skipped));
-    let errors = usize::from(up_error.is_some()) + count(Status::Interrupted);
-    let tests = results.len() + usize::from(up_error.is_some());
+    let errors = usize::from(o.up_error.is_some()) + count(Status::Interrupted);
+    let tests = results.len() + usize::from(o.up_error.is_some());
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"nslab\" tests=\"{tests}\" failures=\"{fail}\" errors=\"{errors}\" skipped=\"{skip}\" time=\"{:.3}\">",
+    let totals = format!(
+        "tests=\"{tests}\" failures=\"{fail}\" errors=\"{errors}\" skipped=\"{skip}\" time=\"{:.3}\"",
         elapsed.as_secs_f64()
     );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{fail}\" errors=\"{errors}\" skipped=\"{skip}\" time=\"{:.3}\">",
-        xml(lab),
-        elapsed.as_secs_f64()
-    );
-    if let Some(e) = up_error {
+    let _ = writeln!(out, "<testsuites name=\"nslab\" {totals}>");
+    let _ = writeln!(out, "  <testsuite name=\"{}\" {totals}>", xml(lab));
+    if let Some((signal, phase)) = o.interrupted {
         let _ = writeln!(
             out,
-            "    <testcase name=\"lab up\" classname=\"nslab.{}\" time=\"{:.3}\">\n      <error message=\"{}\">{}</error>\n    </testcase>",
-            xml(lab),
-            elapsed.as_secs_f64(),
-            xml(e.lines().next().unwrap_or("")),
-            xml(e)
+            "    <properties>\n      <property name=\"interrupted_by\" value=\"{}\"/>\n      <property name=\"interrupted_during\" value=\"{}\"/>\n    </properties>",
+            xml(signal),
+            xml(phase)
         );
     }
-    for r in results {
-        let head = format!(
-            "    <testcase name=\"{}\" classname=\"nslab.{}.{}\" time=\"{:.3}\"",
-            xml(&r.name),
+    if let Some(e) = o.up_error {
+        let _ = writeln!(
+            out,
+            "    <testcase name=\"lab up\" classname=\"nslab.{}\" time=\"{:.3}\">",
             xml(lab),
-            r.kind,
-            r.duration.as_secs_f64()
+            elapsed.as_secs_f64()
         );
-        let reason = r.reason.as_deref().unwrap_or("");
-        match r.status {
-            Status::Pass => {
-                let _ = writeln!(out, "{head}/>");
-            }
-            Status::Fail => {
-                // The message is the first line; the text has it all (a log's end).
-                let _ = writeln!(
-                    out,
-                    "{head}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                    xml(reason.lines().next().unwrap_or("")),
-                    xml(reason)
-                );
-            }
-            Status::Skipped => {
-                let _ = writeln!(
-                    out,
-                    "{head}>\n      <skipped message=\"{}\"/>\n    </testcase>",
-                    xml(reason)
-                );
-            }
-            Status::Interrupted => {
-                let _ = writeln!(
-                    out,
-                    "{head}>\n      <error message=\"{}\" type=\"interrupted\">{}</error>\n    </testcase>",
-                    xml(reason),
-                    xml(reason)
-                );
-            }
-        }
+        let _ = match o.interrupted {
+            Some((signal, "up")) => writeln!(
+                out,
+                "      <error message=\"interrupted by {} during up, after {:.1}s\" type=\"interrupted\">{}</error>",
+                xml(signal),
+                elapsed.as_secs_f64(),
+                xml(e)
+            ),
+            _ => writeln!(
+                out,
+                "      <error message=\"{}\">{}</error>",
+                xml(e.lines().next().unwrap_or("")),
+                xml(e)
+            ),
+        };
+        out.push_str("    </testcase>\n");
+    }
+    for r in results {
+        testcase(&mut out, lab, r);
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// One check's testcase: its verdict, then what it printed.
+fn testcase(out: &mut String, lab: &str, r: &CheckResult) {
+    let _ = write!(
+        out,
+        "    <testcase name=\"{}\" classname=\"nslab.{}.{}\" time=\"{:.3}\"",
+        xml(&r.name),
+        xml(lab),
+        r.kind,
+        r.duration.as_secs_f64()
+    );
+    let reason = r.reason.as_deref().unwrap_or("");
+    let first = reason.lines().next().unwrap_or("");
+    let verdict = match r.status {
+        Status::Pass => String::new(),
+        // The message is the first line; the text has it all (a log's end).
+        Status::Fail => format!(
+            "      <failure message=\"{}\">{}</failure>\n",
+            xml(first),
+            xml(reason)
+        ),
+        Status::Skipped => format!("      <skipped message=\"{}\"/>\n", xml(reason)),
+        Status::Interrupted => format!(
+            "      <error message=\"{}\" type=\"interrupted\">{}</error>\n",
+            xml(reason),
+            xml(reason)
+        ),
+    };
+    let mut body = verdict;
+    for (tag, text) in [("system-out", &r.stdout), ("system-err", &r.stderr)] {
+        if let Some(t) = text.as_deref().filter(|t| !t.is_empty()) {
+            let _ = writeln!(body, "      <{tag}>{}</{tag}>", xml(t));
+        }
+    }
+    if body.is_empty() {
+        out.push_str("/>\n");
+    } else {
+        let _ = write!(out, ">\n{body}    </testcase>\n");
+    }
+}
+
+/// The end of `bytes`, at most [`MAX_OUTPUT`] of them, as text: invalid UTF-8 becomes
+/// U+FFFD (a report must read as text, whatever a process printed), and a cut says how
+/// much came before.
+pub fn output_tail(bytes: &[u8]) -> String {
+    let cut = bytes.len().saturating_sub(MAX_OUTPUT);
+    let mut tail = &bytes[cut..];
+    // Not from the middle of a character.
+    while cut > 0 && tail.first().is_some_and(|b| b & 0xC0 == 0x80) {
+        tail = &tail[1..];
+    }
+    let text = String::from_utf8_lossy(tail);
+    match bytes.len() - tail.len() {
+        0 => text.into_owned(),
+        before => format!("[... {before} bytes before]\n{text}"),
+    }
 }
 
 #[derive(Serialize)]
@@ -145,15 +196,14 @@ struct JsonReport<'a> {
     duration_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interrupted_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interrupted_during: Option<&'a str>,
     checks: &'a [CheckResult],
 }
 
-pub fn json(
-    lab: &str,
-    results: &[CheckResult],
-    elapsed: Duration,
-    up_error: Option<&str>,
-) -> String {
+pub fn json(lab: &str, results: &[CheckResult], elapsed: Duration, o: &Outcome) -> String {
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     serde_json::to_string_pretty(&JsonReport {
         lab,
@@ -162,7 +212,9 @@ pub fn json(
         skipped: count(Status::Skipped),
         interrupted: count(Status::Interrupted),
         duration_s: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        error: up_error,
+        error: o.up_error,
+        interrupted_by: o.interrupted.map(|(s, _)| s),
+        interrupted_during: o.interrupted.map(|(_, p)| p),
         checks: results,
     })
     .expect("report serializes")
@@ -181,6 +233,8 @@ mod tests {
             reason: reason.map(String::from),
             attempts: 1,
             node: None,
+            stdout: None,
+            stderr: None,
         }
     }
 
@@ -190,11 +244,19 @@ mod tests {
             r("a <b>", Status::Pass, None),
             r("c", Status::Fail, Some("x & \"y\"\u{1}")),
         ];
-        let x = junit("lab", &rs, Duration::from_secs(2), None);
+        let x = junit("lab", &rs, Duration::from_secs(2), &Outcome::default());
         assert!(x.contains("tests=\"2\" failures=\"1\" errors=\"0\""));
         assert!(x.contains("name=\"a &lt;b&gt;\""));
-        assert!(x.contains("<failure message=\"x &amp; &quot;y&quot;?\">"));
-        let x = junit("lab", &[], Duration::ZERO, Some("cannot create namespace"));
+        assert!(x.contains("<failure message=\"x &amp; &quot;y&quot;\\x01\">"));
+        let x = junit(
+            "lab",
+            &[],
+            Duration::ZERO,
+            &Outcome {
+                up_error: Some("cannot create namespace"),
+                ..Outcome::default()
+            },
+        );
         assert!(x.contains("errors=\"1\""));
         assert!(x.contains("<error message=\"cannot create namespace\">"));
     }
@@ -222,7 +284,7 @@ mod tests {
                 why.lines().next().unwrap()
             )
         );
-        let x = junit("lab", &rs, Duration::from_secs(2), None);
+        let x = junit("lab", &rs, Duration::from_secs(2), &Outcome::default());
         assert!(x.contains(
             "<failure message=\"process `p` exited with status 3; its log ends with:\">process `p` exited with status 3; its log ends with:\nstarting\nfatal</failure>"
         ), "{x}");
@@ -242,7 +304,7 @@ mod tests {
             "lab `lab`: 3 checks, 1 passed, 0 failed, 1 interrupted, 1 not run (4.00s)"
         );
         assert!(human_line(&rs[1], 1).starts_with("INTR  b "));
-        let x = junit("lab", &rs, Duration::from_secs(4), None);
+        let x = junit("lab", &rs, Duration::from_secs(4), &Outcome::default());
         assert!(
             x.contains("tests=\"3\" failures=\"0\" errors=\"1\" skipped=\"1\""),
             "{x}"
@@ -251,11 +313,94 @@ mod tests {
             "<error message=\"{why}\" type=\"interrupted\">{why}</error>"
         )));
         let v: serde_json::Value =
-            serde_json::from_str(&json("lab", &rs, Duration::ZERO, None)).unwrap();
+            serde_json::from_str(&json("lab", &rs, Duration::ZERO, &Outcome::default())).unwrap();
         assert_eq!(
             (v["interrupted"].as_u64(), v["skipped"].as_u64()),
             (Some(1), Some(1))
         );
         assert_eq!(v["checks"][1]["status"], "interrupted");
+    }
+
+    #[test]
+    fn a_run_stopped_during_up_marks_lab_up_interrupted_and_says_where() {
+        let rs = [r(
+            "a",
+            Status::Skipped,
+            Some("not run: interrupted by SIGTERM"),
+        )];
+        let why = "lab `l`: interrupted by SIGTERM; everything created so far was rolled back";
+        let o = Outcome {
+            up_error: Some(why),
+            interrupted: Some(("SIGTERM", "up")),
+        };
+        let x = junit("l", &rs, Duration::from_millis(3100), &o);
+        assert!(
+            x.contains(&format!(
+                "<error message=\"interrupted by SIGTERM during up, after 3.1s\" type=\"interrupted\">{}</error>",
+                xml(why)
+            )),
+            "{x}"
+        );
+        assert!(
+            x.contains("<property name=\"interrupted_by\" value=\"SIGTERM\"/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<property name=\"interrupted_during\" value=\"up\"/>"),
+            "{x}"
+        );
+        assert!(x.contains("errors=\"1\" skipped=\"1\""), "{x}");
+        let v: serde_json::Value =
+            serde_json::from_str(&json("l", &rs, Duration::ZERO, &o)).unwrap();
+        assert_eq!(
+            (
+                v["interrupted_by"].as_str(),
+                v["interrupted_during"].as_str()
+            ),
+            (Some("SIGTERM"), Some("up"))
+        );
+        // Not interrupted: a plain error, and no properties.
+        let o = Outcome {
+            up_error: Some("cannot create namespace"),
+            interrupted: None,
+        };
+        let x = junit("l", &rs, Duration::ZERO, &o);
+        assert!(
+            x.contains("<error message=\"cannot create namespace\">"),
+            "{x}"
+        );
+        assert!(!x.contains("<properties>"), "{x}");
+    }
+
+    #[test]
+    fn output_goes_in_system_out_and_err_escaped_and_only_its_end() {
+        let mut c = r("c", Status::Pass, None);
+        c.stdout = Some(output_tail(b"ok \x1b[1m\xff\n"));
+        c.stderr = Some("warn <x>".into());
+        let x = junit("l", &[c], Duration::ZERO, &Outcome::default());
+        assert!(
+            x.contains("<system-out>ok \\x1b[1m\u{fffd}\n</system-out>\n      <system-err>warn &lt;x&gt;</system-err>"),
+            "{x}"
+        );
+        // A passing check with no output stays one empty element.
+        let x = junit(
+            "l",
+            &[r("p", Status::Pass, None)],
+            Duration::ZERO,
+            &Outcome::default(),
+        );
+        assert!(x.contains("time=\"1.500\"/>"), "{x}");
+        // Over the bound: the end only, never from the middle of a character.
+        let mut long = "é".repeat(MAX_OUTPUT);
+        long.push_str("the end");
+        let t = output_tail(long.as_bytes());
+        let (head, body) = t.split_once('\n').unwrap();
+        assert!(
+            head.starts_with("[... ") && head.ends_with(" bytes before]"),
+            "{head}"
+        );
+        assert!(body.len() <= MAX_OUTPUT && body.ends_with("the end"));
+        assert!(body.starts_with('é'), "cut at a character");
+        assert_eq!(output_tail(b"short"), "short");
     }
 }

@@ -233,6 +233,8 @@ fn result(t: &Topology, c: &serde_json::Value) -> Option<CheckResult> {
         reason: c["reason"].as_str().map(str::to_string),
         attempts: c["attempts"].as_u64().unwrap_or(0) as u32,
         node: c["node"].as_str().map(str::to_string),
+        stdout: c["stdout"].as_str().map(str::to_string),
+        stderr: c["stderr"].as_str().map(str::to_string),
         name,
     })
 }

@@ -46,7 +46,7 @@ pub async fn apply_with(
         }
     }
     // The lock first: a lab still coming up is waited for, not refused.
-    let lock = tokio::task::block_in_place(|| apply::lock(&opts.host, lab))?;
+    let lock = tokio::task::block_in_place(|| apply::lock_or_cancel(&opts.host, lab, &cancel))?;
     let session = Session::under_lock(&opts.host, lab, lock).map_err(|e| not_up(lab, e))?;
     // As in `up`: the VNIs checked again under the host's VNI lock and claimed on file
     // before it goes, so a lab racing this change for a VNI gets the clash message. The

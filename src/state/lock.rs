@@ -31,6 +31,47 @@ impl LabLock {
         lab: &str,
         waiting: impl FnOnce(Option<u32>),
     ) -> Result<LabLock, StateError> {
+        let taken = Self::take(host, lab, waiting, |file, path| {
+            // Blocks until the holder releases the lock.
+            Flock::lock(file, FlockArg::LockExclusive)
+                .map(Ok)
+                .map_err(|(_, e)| StateError::io(path, e.into()))
+        })?;
+        taken.map_err(|why| StateError::io(&host.run_dir, std::io::Error::other(why)))
+    }
+
+    /// [`acquire`](Self::acquire), given up when `stop` says why while it waits (a
+    /// signal: `up` waiting for another command is stopped at once, having done
+    /// nothing). The holder is polled every 50 ms, so waiters are not served in order.
+    pub fn acquire_unless(
+        host: &HostContext,
+        lab: &str,
+        waiting: impl FnOnce(Option<u32>),
+        stop: impl Fn() -> Option<String>,
+    ) -> Result<Result<LabLock, String>, StateError> {
+        Self::take(host, lab, waiting, |mut file, path| {
+            loop {
+                if let Some(why) = stop() {
+                    return Ok(Err(why));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                    Ok(locked) => return Ok(Ok(locked)),
+                    Err((f, nix::errno::Errno::EWOULDBLOCK)) => file = f,
+                    Err((_, e)) => return Err(StateError::io(path, e.into())),
+                }
+            }
+        })
+    }
+
+    /// The lock, with `wait` for a holder (told to `waiting` first); `wait` may give up,
+    /// saying why.
+    fn take(
+        host: &HostContext,
+        lab: &str,
+        waiting: impl FnOnce(Option<u32>),
+        mut wait: impl FnMut(File, &Path) -> Result<Result<Flock<File>, String>, StateError>,
+    ) -> Result<Result<LabLock, String>, StateError> {
         crate::model::names::check_lab_name(lab).map_err(StateError::BadLabName)?;
         let dir = host.run_dir.clone();
         let path: PathBuf = dir.join(format!("{lab}.lock"));
@@ -45,20 +86,21 @@ impl LabLock {
                     if let Some(w) = waiting.take() {
                         w(holder_of(&file));
                     }
-                    // Blocks until the holder releases the lock.
-                    Flock::lock(file, FlockArg::LockExclusive)
-                        .map_err(|(_, e)| StateError::io(&path, e.into()))?
+                    match wait(file, &path)? {
+                        Ok(locked) => locked,
+                        Err(why) => return Ok(Err(why)),
+                    }
                 }
             };
             // The holder may have removed the file before we got it: start over.
             if !still_at(&file, &path) {
                 continue;
             }
-            return Ok(LabLock {
+            return Ok(Ok(LabLock {
                 _file: file,
                 path,
                 dir: host.lab_dir(lab),
-            });
+            }));
         }
     }
 }
@@ -216,6 +258,32 @@ mod tests {
             privileged: false,
             host: None,
         }
+    }
+
+    #[test]
+    fn a_waiter_that_is_told_to_stop_gives_up_and_one_that_is_not_gets_the_lock() {
+        let host = run_dir("lock-stop");
+        let held = LabLock::acquire(&host, "ls1", |_| {}).unwrap();
+        // Held (flock is per open file, so this process's second open waits too).
+        let told = std::cell::Cell::new(false);
+        let polls = std::cell::Cell::new(0);
+        let stopped = LabLock::acquire_unless(
+            &host,
+            "ls1",
+            |_| told.set(true),
+            || {
+                polls.set(polls.get() + 1);
+                (polls.get() > 2).then(|| "SIGINT".to_string())
+            },
+        )
+        .unwrap();
+        assert_eq!(stopped.err().as_deref(), Some("SIGINT"));
+        assert!(told.get(), "told whom it waits for first");
+        drop(held);
+        let got = LabLock::acquire_unless(&host, "ls1", |_| {}, || None).unwrap();
+        assert!(got.is_ok(), "free: taken at once");
+        drop(got);
+        std::fs::remove_dir_all(&host.run_dir).unwrap();
     }
 
     #[test]
