@@ -995,3 +995,98 @@ fn the_callers_nice_affinity_limits_and_other_attributes_reach_no_node() {
     }
     let _ = std::fs::remove_file(&script);
 }
+
+/// `nslab ARGS` from a caller whose session keyring holds a key, under a seccomp filter
+/// that makes joining a new session keyring fail with EDQUOT (root's key quota used up),
+/// as its nodes' inits and commands inherit it.
+fn keyring_refused(args: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nslab"));
+    c.args(args);
+    // SAFETY: only system calls on this child between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            const LD_W_ABS: u16 = 0x20;
+            const JEQ_K: u16 = 0x15;
+            const RET_K: u16 = 0x06;
+            let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+            // seccomp_data: nr at 0, arch at 4, the first argument's low half at 16;
+            // jumps skip that many instructions (to the last: allow).
+            let mut prog = [
+                op(LD_W_ABS, 0, 0, 4),
+                op(JEQ_K, 0, 5, 0xc000_003e),
+                op(LD_W_ABS, 0, 0, 0),
+                op(JEQ_K, 0, 3, libc::SYS_keyctl as u32),
+                op(LD_W_ABS, 0, 0, 16),
+                op(JEQ_K, 0, 1, libc::KEYCTL_JOIN_SESSION_KEYRING),
+                op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EDQUOT as u32),
+                op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+            ];
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_mut_ptr(),
+            };
+            if libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_JOIN_SESSION_KEYRING,
+                CALLER_KEYRING.as_ptr(),
+            ) < 0
+                || libc::syscall(
+                    libc::SYS_add_key,
+                    c"user".as_ptr(),
+                    c"nslab-test-secret".as_ptr(),
+                    b"x".as_ptr(),
+                    1usize,
+                    libc::KEY_SPEC_SESSION_KEYRING,
+                ) < 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &fprog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+#[test]
+fn a_node_or_command_refused_a_keyring_of_its_own_does_not_start() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "fx-keyring",
+        "nodes:\n  a:\n    processes:\n      - { name: p, cmd: \"sleep 1000\" }\n",
+    );
+    // `up` fails, naming the lab, the node and what it would have shared, and rolls back.
+    let o = keyring_refused(&["up"]).arg(&lab.file).output().unwrap();
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{said}");
+    for needle in [
+        "fx-keyring",
+        "`a`",
+        "session keyring of its own",
+        "Disk quota exceeded",
+        "share the session keyring of whoever ran nslab",
+    ] {
+        assert!(said.contains(needle), "`{needle}` missing from: {said}");
+    }
+    assert!(!lab.is_up(), "the lab was rolled back");
+    // A command run into a lab from such a caller does not start either.
+    lab.up();
+    let o = keyring_refused(&["exec", "--lab", "fx-keyring", "a", "--", "true"])
+        .output()
+        .unwrap();
+    let said = stderr(&o);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("session keyring of its own") && said.contains("Disk quota exceeded"),
+        "{said}"
+    );
+    lab.down();
+}

@@ -1044,3 +1044,194 @@ fn a_capture_filtered_in_the_kernel_equals_one_filtered_in_nslab() {
     assert!(tagged.iter().all(|(len, f)| *len as usize == f.len()));
     lab.down();
 }
+
+/// Sends HITS small UDP frames to port 7001, each after one to port 7002, out of eth0
+/// from a packet socket (no ARP, no neighbour queue: each frame passes the interface's
+/// taps once); prints how many of each went out.
+const FLOOD: &str = r#"
+import socket, struct, sys
+def frame(dport):
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0,
+                     bytes([10, 9, 9, 1]), bytes([10, 9, 9, 2]))
+    return b"\xff" * 6 + b"\x02\0\0\0\0\x09" + b"\x08\0" + ip + struct.pack("!HHHH", 5000, dport, 8, 0)
+hit, miss = frame(7001), frame(7002)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+sent = [0, 0]
+for i in range(int(sys.argv[1])):
+    sent[1] += s.send(miss) > 0
+    sent[0] += s.send(hit) > 0
+print(sent[0], sent[1])
+"#;
+
+/// (captured, received by filter, dropped by kernel), as a capture prints them.
+type Counts = (u64, u64, u64);
+
+/// The counts from the line a capture ends with.
+fn capture_counts(stderr: &str) -> Counts {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("packets captured"))
+        .unwrap_or_else(|| panic!("no counts in: {stderr}"));
+    let num = |after: &str| -> u64 {
+        let head = line.split(after).next().unwrap();
+        head.rsplit([' ', ','])
+            .find(|w| !w.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        num(" packets captured"),
+        num(" received by filter"),
+        num(" dropped by kernel"),
+    )
+}
+
+/// Floods `a:eth0` from a (HITS frames the filter keeps, as many it leaves out) under a
+/// capture of it in the kernel, SIGTERMs the capture once the flood is out, and returns
+/// (frames the flood sent that match, pcap records, the counts the capture printed).
+/// With `read_late`, nothing reads the capture's pipe until then: it blocks writing, its
+/// socket's queue fills, and the kernel drops the rest.
+fn flood_capture(hits: usize, read_late: bool) -> (u64, Vec<(u32, Vec<u8>)>, Counts) {
+    let mut child = start_capture(&[
+        "capture",
+        "--lab",
+        "it-capdrop",
+        "a:eth0",
+        "-w",
+        "-",
+        "udp",
+        "dst",
+        "port",
+        "7001",
+    ]);
+    let stdout = child.stdout.take().unwrap();
+    let read = move || {
+        let mut stream = Vec::new();
+        let mut stdout = stdout;
+        stdout.read_to_end(&mut stream).unwrap();
+        stream
+    };
+    let (reader, late) = if read_late {
+        (None, Some(read))
+    } else {
+        (Some(std::thread::spawn(read)), None)
+    };
+    let o = nslab()
+        .args(["exec", "--lab", "it-capdrop", "a", "python3", "-c", FLOOD])
+        .arg(hits.to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let sent: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(sent, [hits as u64, hits as u64], "the flood went out whole");
+    let reader = reader.unwrap_or_else(|| std::thread::spawn(late.unwrap()));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let stream = reader.join().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(wait_or_kill(child).unwrap().success(), "capture: {err}");
+    (sent[0], pcap_records(&stream), capture_counts(&err))
+}
+
+#[test]
+fn a_capture_reports_what_the_kernel_dropped_and_every_other_frame_is_in_the_pcap() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new(
+        "it-capdrop",
+        "nodes: { a: {}, b: {} }\nlinks:\n  - [a:eth0, b:eth0]\n",
+    );
+    lab.up();
+    // A reader that keeps up, and a burst the socket's queue holds whole: nothing dropped.
+    let (sent, records, (captured, received, dropped)) = flood_capture(100, false);
+    assert_eq!(
+        (captured, received, dropped),
+        (sent, sent, 0),
+        "captured, received by filter, dropped"
+    );
+    assert_eq!(
+        records.len() as u64,
+        captured,
+        "the pcap holds what was counted"
+    );
+    // A writer that blocks (nothing reads the pipe) under a flood: the kernel drops what
+    // the queue cannot hold, and says how many; every other matching frame is in the pcap.
+    let (sent, records, (captured, received, dropped)) = flood_capture(20_000, true);
+    eprintln!("flood: {captured} captured, {received} received, {dropped} dropped of {sent}");
+    assert!(dropped > 0, "nothing dropped of {sent} frames");
+    assert_eq!(
+        received, sent,
+        "received by filter: every matching frame sent"
+    );
+    assert_eq!(captured + dropped, sent, "captured + dropped");
+    assert_eq!(
+        records.len() as u64,
+        captured,
+        "the pcap holds what was counted"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|(_, f)| f.len() == 42 && f[36..38] == 7001u16.to_be_bytes()),
+        "only the filter's frames"
+    );
+    // To a file, run through sudo: 0600 and the invoking user's (a pcap may hold
+    // secrets; they open it without root).
+    let file = std::env::temp_dir().join("nslab-tests/it-capdrop.pcap");
+    let _ = std::fs::remove_file(&file);
+    let o = nslab()
+        .env("SUDO_UID", "4711")
+        .env("SUDO_GID", "4712")
+        .args([
+            "capture",
+            "--lab",
+            "it-capdrop",
+            "a:eth0",
+            "--duration",
+            "200ms",
+        ])
+        .arg("-w")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(capture_counts(&text(&o)).2, 0, "{}", text(&o));
+    let meta = std::fs::metadata(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+        (0o600, 4711, 4712),
+        "the pcap's mode and owner"
+    );
+    let detail: Vec<String> = {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&["events", "--json", "it-capdrop"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "capture")
+            .map(|e| e["detail"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(
+        detail.iter().any(|d| d.contains(&format!(
+            "{received} received by filter, {dropped} dropped by kernel"
+        ))),
+        "{detail:?}"
+    );
+    lab.down();
+}

@@ -88,10 +88,11 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         duration: a.duration,
         filter,
     };
-    let stats = match capture::run(&fd, &mut out, &limits, &STOP) {
-        Ok(s) => s,
+    let mut stats = capture::Stats::default();
+    match capture::run(&fd, &mut out, &limits, &STOP, &mut stats) {
+        Ok(()) => {}
         // The reader went away (`| head`, a closed wireshark): a normal end.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => capture::Stats::default(),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => {
             return Err(RuntimeError::Host {
                 lab: lab.clone(),
@@ -99,11 +100,18 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
             }
             .into());
         }
-    };
+    }
     drop(out);
+    // As tcpdump ends: what was kept, what the kernel let through, what it dropped.
+    let slow = if stats.dropped > 0 {
+        " (the socket's queue was full: the writer fell behind; a filter, which runs in the kernel, or a faster reader keeps more)"
+    } else {
+        ""
+    };
+    crate::errln!("nslab: {}: {stats}{slow}", a.target);
     let detail = format!(
-        "{} packet(s), {} byte(s) to {}{matching}",
-        stats.packets, stats.bytes, a.write
+        "{} packet(s), {} byte(s) to {}{matching}; {} received by filter, {} dropped by kernel",
+        stats.packets, stats.bytes, a.write, stats.received, stats.dropped
     );
     // A lab taken down meanwhile gets no event log back (`down` may still be removing
     // its state).

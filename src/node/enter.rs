@@ -262,8 +262,7 @@ impl Target {
                 // the namespaces and cgroups just used) are marked close-on-exec.
                 crate::node::init::close_from(3, libc::CLOSE_RANGE_CLOEXEC);
                 if !pid_ns {
-                    fresh.apply();
-                    return Ok(());
+                    return fresh_or_say(&fresh);
                 }
                 match libc::fork() {
                     -1 => Err(io::Error::last_os_error()),
@@ -277,8 +276,7 @@ impl Target {
                             libc::_exit(137);
                         }
                         // In the node's pid namespace: its /proc/self is this process.
-                        fresh.apply();
-                        Ok(())
+                        fresh_or_say(&fresh)
                     }
                     child => {
                         // The intermediate: wait for the command and end the same way.
@@ -304,6 +302,17 @@ impl Target {
         }
         Ok(cmd)
     }
+}
+
+/// The defaults, between fork and exec; a refused keyring says so on the command's
+/// stderr (nothing else crosses back but the errno) and fails the spawn.
+fn fresh_or_say(fresh: &crate::node::fresh::Fresh) -> io::Result<()> {
+    use crate::node::fresh::NoKeyring;
+    fresh.apply().map_err(|NoKeyring(errno)| {
+        // SAFETY: write(2) of a static buffer to stderr.
+        unsafe { libc::write(2, NoKeyring::NOTE.as_ptr().cast(), NoKeyring::NOTE.len()) };
+        io::Error::from_raw_os_error(errno)
+    })
 }
 
 #[cfg(test)]

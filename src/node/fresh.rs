@@ -75,8 +75,9 @@ impl Fresh {
     /// Sets every attribute of the calling process (single-threaded: a forked child, or
     /// an init before its first thread) to its default, as far as the kernel lets it.
     /// Needs `/proc/self` to be this process (after joining a pid namespace, its own
-    /// `/proc`). Only system calls: safe between fork and exec.
-    pub fn apply(&self) {
+    /// `/proc`). Only system calls: safe between fork and exec. Everything is best
+    /// effort but the session keyring, whose refusal is the error.
+    pub fn apply(&self) -> Result<(), NoKeyring> {
         for (res, cur, max) in LIMITS {
             set_limit(res, cur, max);
         }
@@ -119,12 +120,21 @@ impl Fresh {
             // the session keyring it inherits, and may read them whatever its user, so
             // a node's `user: nobody` read the caller's (a Kerberos ticket, a disk's
             // key). runc gives each container one too.
-            if self.own_keyring {
-                libc::syscall(
+            // Failing that (root's key quota used up), the caller's keys would be in
+            // reach: refused, not warned (see `NoKeyring`). A kernel without keys has
+            // no keyring to share.
+            let mut keyring = Ok(());
+            if self.own_keyring
+                && libc::syscall(
                     libc::SYS_keyctl,
                     libc::KEYCTL_JOIN_SESSION_KEYRING,
                     std::ptr::null::<libc::c_char>(),
-                );
+                ) < 0
+            {
+                let errno = *libc::__errno_location();
+                if errno != libc::ENOSYS {
+                    keyring = Err(NoKeyring(errno));
+                }
             }
             // Root's processes get no supplementary group (one with `user:` gets that
             // user's). Refused in a user namespace, where the caller's are kept.
@@ -137,7 +147,32 @@ impl Fresh {
                 libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1);
                 libc::close(fd);
             }
+            keyring
         }
+    }
+}
+
+/// The kernel refused the node a session keyring of its own (the errno of
+/// `KEYCTL_JOIN_SESSION_KEYRING`: `EDQUOT` when root's key quota is used up). The
+/// process would keep its caller's, and possess (so may read, whatever its user) every
+/// key in it: the README promises a keyring of the node's own, so the node or command
+/// does not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoKeyring(pub i32);
+
+impl NoKeyring {
+    /// Said on a command's stderr, between fork and exec (where nothing may be
+    /// formatted): the error that follows names the errno.
+    pub const NOTE: &'static [u8] = b"nslab: the kernel refused this command a session keyring of its own: it would share the caller's keys, so it does not start\n";
+}
+
+impl std::fmt::Display for NoKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the kernel refused the node a session keyring of its own ({}): its processes would share the session keyring of whoever ran nslab, and could read every key in it, so the node does not start (root's key quota may be used up: see /proc/key-users and kernel.keys.root_maxkeys)",
+            std::io::Error::from_raw_os_error(self.0)
+        )
     }
 }
 
@@ -615,7 +650,7 @@ mod tests {
             libc::setrlimit(libc::RLIMIT_STACK, &small);
             libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
             libc::prctl(libc::PR_SET_TIMERSLACK, 1_000_000, 0, 0, 0);
-            fresh.apply();
+            let joined = fresh.apply();
             let mut stack = small;
             libc::getrlimit(libc::RLIMIT_STACK, &mut stack);
             *libc::__errno_location() = 0;
@@ -635,9 +670,81 @@ mod tests {
             if pers & libc::ADDR_NO_RANDOMIZE != 0 {
                 bad |= 8;
             }
+            if joined.is_err() {
+                bad |= 16;
+            }
             bad
         });
-        // Bits: 1 stack, 2 nice, 4 timer slack, 8 personality.
+        // Bits: 1 stack, 2 nice, 4 timer slack, 8 personality, 16 keyring refused.
         assert_eq!(code, 0);
+    }
+
+    /// Makes `keyctl(KEYCTL_JOIN_SESSION_KEYRING, ...)` fail with `errno` in this
+    /// process and its children (every keyctl with `all`), as a kernel would: a seccomp
+    /// filter, which root may install without `no_new_privs`.
+    fn refuse_keyring_join(errno: u32, all: bool) -> bool {
+        const LD_W_ABS: u16 = 0x20;
+        const JEQ_K: u16 = 0x15;
+        const RET_K: u16 = 0x06;
+        let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        // seccomp_data: nr at 0, arch at 4, the first argument's low half at 16.
+        // Jumps count the instructions skipped: to the last (allow), or the errno.
+        let other_op = if all { 0 } else { 1 };
+        let mut prog = [
+            op(LD_W_ABS, 0, 0, 4),
+            op(JEQ_K, 0, 5, 0xc000_003e),
+            op(LD_W_ABS, 0, 0, 0),
+            op(JEQ_K, 0, 3, libc::SYS_keyctl as u32),
+            op(LD_W_ABS, 0, 0, 16),
+            op(JEQ_K, 0, other_op, libc::KEYCTL_JOIN_SESSION_KEYRING),
+            op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno),
+            op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        ];
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_mut_ptr(),
+        };
+        // SAFETY: the kernel copies the program during the call.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const libc::sock_fprog,
+            ) == 0
+        }
+    }
+
+    /// A refused keyring is the error, whatever else `apply` set; a kernel without keys
+    /// (every keyctl is ENOSYS) has nothing to share and is no error.
+    #[test]
+    fn a_refused_session_keyring_is_an_error_and_no_keys_at_all_is_none() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "needs root");
+            return;
+        }
+        let fresh = Fresh::new();
+        let code = in_child(|| {
+            if !refuse_keyring_join(libc::EDQUOT as u32, false) {
+                return 100;
+            }
+            match fresh.apply() {
+                Err(NoKeyring(e)) if e == libc::EDQUOT => 0,
+                Err(_) => 1,
+                Ok(()) => 2,
+            }
+        });
+        assert_eq!(code, 0, "1: another errno, 2: no error, 100: no filter");
+        let code = in_child(|| {
+            if !refuse_keyring_join(libc::ENOSYS as u32, true) {
+                return 100;
+            }
+            i32::from(fresh.apply().is_err())
+        });
+        assert_eq!(code, 0, "no keys at all is no error");
+        let text = NoKeyring(libc::EDQUOT).to_string();
+        assert!(
+            text.contains("Disk quota exceeded") && text.contains("key-users"),
+            "{text}"
+        );
     }
 }

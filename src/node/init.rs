@@ -1143,7 +1143,9 @@ fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), S
     // nslab's working directory may not exist inside the node.
     let _ = std::env::set_current_dir("/");
     // Nor do the caller's nice value, limits, affinity... reach the node's processes.
-    super::fresh::Fresh::new().apply();
+    super::fresh::Fresh::new()
+        .apply()
+        .map_err(|e| e.to_string())?;
     // SAFETY: plain process calls.
     unsafe {
         if libc::getpid() != 1 {

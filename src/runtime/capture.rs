@@ -29,11 +29,33 @@ pub struct Limits {
     pub filter: Option<Filter>,
 }
 
+/// What a capture wrote, and what the kernel counted on its socket (`PACKET_STATISTICS`,
+/// as tcpdump reports them): `received` is every frame the socket's filter let through,
+/// queued or dropped; `dropped` the frames lost because the socket's queue was full (the
+/// writer too slow). The kernel's counters are 32 bits and reset on each read, so they
+/// are read now and then and summed here.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     pub packets: u64,
     pub bytes: u64,
+    pub received: u64,
+    pub dropped: u64,
 }
+
+impl std::fmt::Display for Stats {
+    /// tcpdump's three counts, on one line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} packets captured, {} received by filter, {} dropped by kernel",
+            self.packets, self.received, self.dropped
+        )
+    }
+}
+
+/// How often a long capture reads the kernel's counters, well before a 32-bit count of
+/// frames could wrap (at a million frames a second, in more than an hour).
+const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// An AF_PACKET socket bound to `node:iface`, opened in the node's namespace.
 pub async fn open(
@@ -180,8 +202,63 @@ pub fn attach(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
             }
         }
     }
+    // The drained frames were counted: the counts start with the real program.
+    kernel_counts(fd)?;
     attach_filter(fd, prog)?;
     setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_LOCK_FILTER, 1)
+}
+
+/// The kernel's counts since the last read, which resets them: (frames received by the
+/// filter, dropped ones included; frames dropped because the queue was full).
+fn kernel_counts(fd: &OwnedFd) -> io::Result<(u64, u64)> {
+    let mut st = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: getsockopt into a local tpacket_stats of the size given.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            &mut st as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((u64::from(st.tp_packets), u64::from(st.tp_drops)))
+}
+
+/// Adds the kernel's counts since the last read to `stats`.
+fn add_kernel_counts(fd: &OwnedFd, stats: &mut Stats) -> io::Result<()> {
+    let (received, dropped) = kernel_counts(fd)?;
+    stats.received += received;
+    stats.dropped += dropped;
+    Ok(())
+}
+
+/// Unhooks the socket from every interface (a bind to protocol 0, which the kernel
+/// completes only once no frame is on its way in): what is queued can then be read to
+/// the end, and the counts no longer move.
+fn stop_receiving(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr_ll is valid: protocol 0, no interface.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    // SAFETY: bind with a sockaddr_ll of the right size.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// One frame as received: its length on the wire, where it came from, and a VLAN tag
@@ -294,21 +371,46 @@ pub(crate) fn write_record(
 }
 
 /// Copies packets from the socket to `out` as pcap until a limit is reached or `stop` is
-/// set; each packet is flushed, so a reader of a pipe sees it at once.
+/// set; each packet is flushed, so a reader of a pipe sees it at once. Stopped by `stop`
+/// or the duration, the socket stops receiving and what it had queued is written too,
+/// so every frame the kernel counted is either in the pcap (or left out by a user-space
+/// filter) or dropped. `stats` is filled in whatever the result (a reader gone away
+/// still gets the counts), the kernel's counts last.
 pub fn run(
     fd: &OwnedFd,
     out: &mut dyn Write,
     limits: &Limits,
     stop: &AtomicBool,
-) -> io::Result<Stats> {
+    stats: &mut Stats,
+) -> io::Result<()> {
+    let copied = copy(fd, out, limits, stop, stats);
+    let counted = add_kernel_counts(fd, stats);
+    copied.and(counted)
+}
+
+fn copy(
+    fd: &OwnedFd,
+    out: &mut dyn Write,
+    limits: &Limits,
+    stop: &AtomicBool,
+    stats: &mut Stats,
+) -> io::Result<()> {
     write_header(out)?;
     out.flush()?;
     let start = Instant::now();
-    let mut stats = Stats::default();
+    let mut counted = start;
     let mut buf = vec![0u8; SNAPLEN as usize + 4];
+    let full = |stats: &Stats| limits.count.is_some_and(|c| stats.packets >= c);
     loop {
-        if stop.load(Ordering::Relaxed) || limits.count.is_some_and(|c| stats.packets >= c) {
+        if full(stats) {
+            return Ok(());
+        }
+        if stop.load(Ordering::Relaxed) {
             break;
+        }
+        if counted.elapsed() >= STATS_EVERY {
+            add_kernel_counts(fd, stats)?;
+            counted = Instant::now();
         }
         let mut wait = Duration::from_millis(100);
         if let Some(d) = limits.duration {
@@ -332,49 +434,62 @@ pub fn run(
             }
             return Err(e);
         }
-        if n == 0 {
-            continue;
+        if n > 0 {
+            take(fd, &mut buf, out, limits, stats)?;
         }
-        // Received 4 bytes in, so a tag the kernel took out can be put back in front.
-        let got = match recv(fd, &mut buf[4..]) {
-            Ok(r) => r,
-            // ENETDOWN: the interface went down (`nslab link down`); the capture goes on
-            // and sees the traffic again when it comes back up.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) || e.raw_os_error() == Some(libc::ENETDOWN) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        // On loopback every packet is seen leaving and arriving: keep one copy, as
-        // libpcap does.
-        if got.ifindex == 1 && got.pkttype == libc::PACKET_OUTGOING {
-            continue;
-        }
-        let caplen = got.len.min(SNAPLEN as usize);
-        let (frame, len) = match got.tag {
-            Some(tag) => {
-                let n = put_tag_back(&mut buf, caplen, tag);
-                (&buf[..n], got.len + 4)
-            }
-            None => (&buf[4..4 + caplen], got.len),
-        };
-        if limits.filter.as_ref().is_some_and(|f| !f.matches(frame)) {
-            continue;
-        }
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        write_record(out, at, frame, len)?;
-        out.flush()?;
-        stats.packets += 1;
-        stats.bytes += len as u64;
     }
-    Ok(stats)
+    stop_receiving(fd)?;
+    while !full(stats) && take(fd, &mut buf, out, limits, stats)? {}
+    Ok(())
+}
+
+/// Reads one frame and writes it to `out` unless it is left out; false when none was
+/// queued.
+fn take(
+    fd: &OwnedFd,
+    buf: &mut [u8],
+    out: &mut dyn Write,
+    limits: &Limits,
+    stats: &mut Stats,
+) -> io::Result<bool> {
+    // Received 4 bytes in, so a tag the kernel took out can be put back in front.
+    let got = match recv(fd, &mut buf[4..]) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+        // ENETDOWN: the interface went down (`nslab link down`), said once; the capture
+        // goes on and sees the traffic again when it comes back up.
+        Err(e)
+            if e.kind() == io::ErrorKind::Interrupted
+                || e.raw_os_error() == Some(libc::ENETDOWN) =>
+        {
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
+    };
+    // On loopback every packet is seen leaving and arriving: keep one copy, as
+    // libpcap does.
+    if got.ifindex == 1 && got.pkttype == libc::PACKET_OUTGOING {
+        return Ok(true);
+    }
+    let caplen = got.len.min(SNAPLEN as usize);
+    let (frame, len) = match got.tag {
+        Some(tag) => {
+            let n = put_tag_back(buf, caplen, tag);
+            (&buf[..n], got.len + 4)
+        }
+        None => (&buf[4..4 + caplen], got.len),
+    };
+    if limits.filter.as_ref().is_some_and(|f| !f.matches(frame)) {
+        return Ok(true);
+    }
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    write_record(out, at, frame, len)?;
+    out.flush()?;
+    stats.packets += 1;
+    stats.bytes += len as u64;
+    Ok(true)
 }
 
 #[cfg(test)]
