@@ -3,5 +3,6 @@
 //! it, so neither has to reach into the other.
 
 pub mod bounded;
+pub mod fdtable;
 pub mod netns;
 pub mod pidfd;
