@@ -137,18 +137,6 @@ pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Grows the descriptor table once for what `up` of `plan` holds open: a descriptor and
-/// a netlink socket per network namespace, and a few more (see [`crate::sys::fdtable`]).
-fn reserve_fds(plan: &Plan) {
-    let namespaces = plan
-        .steps
-        .iter()
-        .filter(|s| matches!(s.op, Op::CreateNetns { .. }))
-        .count();
-    netns::raise_nofile_limit();
-    crate::sys::fdtable::reserve(2 * namespaces + 32);
-}
-
 /// Waits for the lab's lock, saying so when another command holds it.
 pub fn lock(host: &HostContext, lab: &str) -> Result<LabLock, ApplyError> {
     Ok(LabLock::acquire(host, lab, |pid| {
@@ -252,8 +240,6 @@ fn exec_options(opts: &UpOptions) -> executor::Options {
 /// Brings a lab up. On any failure everything created so far is removed again, and the
 /// first error is returned, naming the lab, node, object and operation.
 pub fn up(t: &Topology, plan: &Plan, opts: &UpOptions) -> Result<UpReport, ApplyError> {
-    // While the process has one thread, growing the table waits for nothing.
-    reserve_fds(plan);
     let rt = tokio_runtime().map_err(|e| ApplyError::Host {
         lab: t.lab.clone(),
         source: e,
@@ -298,8 +284,6 @@ pub async fn up_with(
         drop(lock);
         return Err(ApplyError::Host { lab, source: e });
     }
-    // Before the namespace threads start (a no-op after `up`'s own).
-    reserve_fds(plan);
     let kernel = match NetlinkKernel::new(host, tokio::runtime::Handle::current(), NS_THREADS) {
         Ok(k) => k.for_lab(&lab),
         Err(e) => {

@@ -3,6 +3,5 @@
 //! it, so neither has to reach into the other.
 
 pub mod bounded;
-pub mod fdtable;
 pub mod netns;
 pub mod pidfd;
