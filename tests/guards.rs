@@ -1018,3 +1018,103 @@ fn an_untagged_management_port_is_never_deleted_by_down_even_when_its_namespace_
     });
     assert_same_host(&before, &host_snapshot(), "an untagged management port");
 }
+
+/// The lab's summary (`<lab>.json`) is what `link`, `capture`, `exec` and `shell` act on
+/// as root: edited to give a node the host's namespace (`../../proc/self/ns/net`, which
+/// the netns directory joins into the host's) and a host interface's number, it had
+/// `nslab link down` set that host interface down.
+#[test]
+fn runtime_commands_refuse_a_summary_edited_to_lead_out_of_the_lab() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let victim = HostVeth::new("gx-sumv0", "gx-sumv1", None);
+    ip(&["link", "set", "gx-sumv0", "up"]);
+    ip(&["link", "set", "gx-sumv1", "up"]);
+    let lab = Lab::new(
+        "gx-sum",
+        "nodes: { a: { isolation: [net] }, b: { isolation: [net] } }\nlinks: [[a:eth0, b:eth0]]\n",
+    );
+    lab.up();
+    let path = "/run/nslab/gx-sum.json";
+    let honest = std::fs::read_to_string(path).unwrap();
+    let up = || {
+        std::fs::read_to_string("/sys/class/net/gx-sumv0/flags")
+            .map(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).unwrap() & 1 == 1)
+            .unwrap()
+    };
+    let forge = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut s: serde_json::Value = serde_json::from_str(&honest).unwrap();
+        edit(&mut s);
+        std::fs::write(path, s.to_string()).unwrap();
+    };
+    let ix = victim.ifindex();
+    type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let forgeries: [(&str, Edit); 3] = [
+        ("has namespace `../../proc/self/ns/net`", &|s| {
+            s["nodes"][0]["netns"] = "../../proc/self/ns/net".into();
+            s["nodes"][0]["interfaces"][0]["ifindex"] = ix.into();
+        }),
+        ("is in namespace `../../proc/self/ns/net`", &|s| {
+            s["nodes"][0]["interfaces"][0]["peer"]["netns"] = "../../proc/self/ns/net".into();
+            s["nodes"][0]["interfaces"][0]["peer"]["ifindex"] = ix.into();
+        }),
+        ("summary of lab `other`", &|s| s["lab"] = "other".into()),
+    ];
+    for (why, edit) in forgeries {
+        forge(edit);
+        let o = nslab()
+            .args(["link", "down", "--lab", "gx-sum", "a:eth0"])
+            .output()
+            .unwrap();
+        let out = text(&o);
+        assert!(!o.status.success(), "{why}: {out}");
+        assert!(out.contains("refused, never acted on"), "{why}: {out}");
+        assert!(out.contains(why), "{why}: {out}");
+        assert!(out.contains("nslab down gx-sum"), "{why}: {out}");
+        assert!(up(), "{why}: the host's interface was set down: {out}");
+    }
+    // The honest summary works as before; `down` goes by the journal either way.
+    std::fs::write(path, &honest).unwrap();
+    let o = nslab()
+        .args(["link", "down", "--lab", "gx-sum", "a:eth0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(up());
+    lab.down();
+}
+
+/// `<lab>.host-sysctls` (what `up --raise-neigh-limit` raised) is written back by `down`
+/// as root, key by key: a record edited to name any other file had `down` write its
+/// `before` there (`"key": "/etc/..."` replaced `/proc/sys` in the path).
+#[test]
+fn down_never_writes_back_a_host_sysctl_record_naming_another_file() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let lab = Lab::new("gx-hsys", "nodes: { a: {} }\n");
+    lab.up();
+    let victim = std::env::temp_dir().join(format!("nslab-gx-hsys-{}", std::process::id()));
+    std::fs::write(&victim, "secret\n").unwrap();
+    let record = serde_json::json!([
+        { "key": victim.to_str().unwrap(), "before": "written by down", "set": "secret" }
+    ]);
+    std::fs::write("/run/nslab/gx-hsys.host-sysctls", record.to_string()).unwrap();
+    let o = nslab().args(["down", "gx-hsys"]).output().unwrap();
+    let out = text(&o);
+    let after = std::fs::read_to_string(&victim).unwrap();
+    std::fs::remove_file(&victim).unwrap();
+    assert_eq!(
+        after, "secret\n",
+        "down wrote into a file the record named: {out}"
+    );
+    assert!(out.contains("not a sysctl nslab raises"), "{out}");
+    assert!(!std::path::Path::new("/run/nslab/gx-hsys.host-sysctls").exists());
+    // What is left (the lab's files, kept with the refusal) goes with the next down.
+    lab.down();
+    assert!(!std::path::Path::new("/run/netns/nslab.gx-hsys.a").exists());
+    assert!(!std::path::Path::new("/run/nslab/gx-hsys.journal").exists());
+}

@@ -74,10 +74,19 @@ pub fn pack(
             Ok(text) => p.map.data.insert(key.clone(), text.to_string()),
             Err(_) => p.map.binary_data.insert(key.clone(), base64(&f.bytes)),
         };
+        // The topology is the agent's alone (0600, as `<lab>.yaml` in /run/nslab): it
+        // holds every node's `env:`, and the volume is in the container whose file
+        // system the nodes share, so at the default 0644 a `user: nobody` process of
+        // any node read it. The other files are there for the nodes, as mounted.
+        let mode = if n == 0 {
+            Some(0o600)
+        } else {
+            f.executable.then_some(0o755)
+        };
         p.items.push(KeyToPath {
             key,
             path: f.path.clone(),
-            mode: f.executable.then_some(0o755),
+            mode,
         });
     }
     if out.len() > MAX_CONFIGMAPS {

@@ -91,7 +91,10 @@ fn the_configmap_carries_text_as_data_bytes_as_binary_and_the_volume_lays_out_pa
         ]
     );
     assert_eq!(items[2]["mode"], 0o755);
-    assert!(items[0].get("mode").is_none(), "absent, not null");
+    assert!(items[1].get("mode").is_none(), "absent, not null");
+    // The topology holds every node's `env:`, and the nodes share the container's file
+    // system: the agent's alone, as `<lab>.yaml` is in /run/nslab.
+    assert_eq!(items[0]["mode"], 0o600);
 }
 
 #[test]

@@ -248,12 +248,11 @@ async fn until_closed<R: tokio::io::AsyncRead + Unpin>(r: R) {
 
 /// The same from async code.
 pub async fn request_async(socket: &Path, line: &str) -> std::io::Result<String> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut s = tokio::net::UnixStream::connect(socket).await?;
     s.write_all(format!("{line}\n").as_bytes()).await?;
-    let mut reply = String::new();
     let mut r = tokio::io::BufReader::new(s);
-    tokio::time::timeout(Duration::from_secs(5), r.read_line(&mut reply))
+    let reply = tokio::time::timeout(Duration::from_secs(5), read_reply(&mut r))
         .await
         .map_err(|_| {
             std::io::Error::new(
@@ -265,16 +264,33 @@ pub async fn request_async(socket: &Path, line: &str) -> std::io::Result<String>
     Ok(reply)
 }
 
+/// Reads one reply line of at most [`MAX_REQUEST`] bytes. Whatever answers on the socket
+/// is inside the node, and nslab on the host is root and outside its `limits:`: an
+/// endless line (a node's root can put its own server at the socket's path) must not
+/// grow nslab's memory until the 5 s are up, or for ever in `wait`.
+async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut reply = String::new();
+    r.take(MAX_REQUEST as u64 + 1).read_line(&mut reply).await?;
+    if reply.len() > MAX_REQUEST {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the node's init answered more than {MAX_REQUEST} bytes in one line"),
+        ));
+    }
+    Ok(reply)
+}
+
 /// Sends `wait NAME` and reads the reply, however long it takes: the init answers by the
 /// process's readiness deadline at the latest, and its end closes the connection.
 pub async fn wait_async(socket: &Path, process: &str) -> std::io::Result<String> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut s = tokio::net::UnixStream::connect(socket).await?;
     s.write_all(format!("{}\n", Request::Wait(process.into()).line()).as_bytes())
         .await?;
-    let mut reply = String::new();
     let mut r = tokio::io::BufReader::new(s);
-    if r.read_line(&mut reply).await? == 0 {
+    let reply = read_reply(&mut r).await?;
+    if reply.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "the node's init ended while a process was being waited for",
@@ -386,6 +402,41 @@ mod tests {
         let e = slow_reply.expect_err("given up on");
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
         assert_eq!(fine_reply.unwrap(), "{\"ok\":true}\n");
+    }
+
+    /// Whatever answers on the socket (a node's root can put its own server at the
+    /// socket's path): a line longer than the bound is an error, not a reply held in
+    /// memory, for `status` as for `wait`.
+    #[test]
+    fn an_endless_reply_is_refused_not_held_in_memory() {
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("nslab-endless-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let long = dir.join("long.sock");
+        let l = UnixListener::bind(&long).unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut c, _) = l.accept().unwrap();
+                let _ = c.write_all(&vec![b'x'; 3 * MAX_REQUEST]);
+                let _ = c.write_all(b"\n");
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (asked, waited) = rt.block_on(async {
+            (
+                request_async(&long, "status").await,
+                wait_async(&long, "p").await,
+            )
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        for e in [asked.unwrap_err(), waited.unwrap_err()] {
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
+            assert!(e.to_string().contains("more than"), "{e}");
+        }
     }
 
     #[test]

@@ -342,6 +342,23 @@ fn put_tag_back(buf: &mut [u8], caplen: usize, (tpid, tci): (u16, u16)) -> usize
     caplen + 4
 }
 
+/// The frame as the pcap record holds it (its tag put back) and its length on the wire,
+/// from `buf`, which holds it from byte 4 on. A record is never longer than the header's
+/// SNAPLEN: a tagged frame is cut 4 bytes shorter to make room for its tag. A record
+/// 4 bytes over it (a tagged frame of 256 KiB, a GSO frame of a node's BIG TCP) made
+/// libpcap stop reading the file there ("invalid packet capture length 262148, bigger
+/// than snaplen of 262144"), and with it every packet after it.
+fn kept<'a>(buf: &'a mut [u8], got: &Received) -> (&'a [u8], usize) {
+    match got.tag {
+        Some(tag) => {
+            let caplen = got.len.min(SNAPLEN as usize - 4);
+            let n = put_tag_back(buf, caplen, tag);
+            (&buf[..n], got.len + 4)
+        }
+        None => (&buf[4..4 + got.len.min(SNAPLEN as usize)], got.len),
+    }
+}
+
 /// The pcap file header (microsecond timestamps, Ethernet).
 pub fn write_header(out: &mut dyn Write) -> io::Result<()> {
     let mut h = Vec::with_capacity(24);
@@ -471,14 +488,7 @@ fn take(
     if got.ifindex == 1 && got.pkttype == libc::PACKET_OUTGOING {
         return Ok(true);
     }
-    let caplen = got.len.min(SNAPLEN as usize);
-    let (frame, len) = match got.tag {
-        Some(tag) => {
-            let n = put_tag_back(buf, caplen, tag);
-            (&buf[..n], got.len + 4)
-        }
-        None => (&buf[4..4 + caplen], got.len),
-    };
+    let (frame, len) = kept(buf, &got);
     if limits.filter.as_ref().is_some_and(|f| !f.matches(frame)) {
         return Ok(true);
     }
@@ -495,6 +505,34 @@ fn take(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_never_longer_than_the_snaplen_of_the_header() {
+        let mut buf = vec![0xabu8; SNAPLEN as usize + 4];
+        for (len, tag) in [
+            (SNAPLEN as usize + 100, Some((0x8100, 5))),
+            (SNAPLEN as usize, Some((0x8100, 5))),
+            (SNAPLEN as usize + 100, None),
+        ] {
+            let got = Received {
+                len,
+                ifindex: 2,
+                pkttype: 0,
+                tag,
+            };
+            let (frame, wire) = kept(&mut buf, &got);
+            assert_eq!(frame.len(), SNAPLEN as usize, "{len} {tag:?}");
+            assert_eq!(wire, len + if tag.is_some() { 4 } else { 0 });
+        }
+        // A short tagged frame keeps all of itself and its tag.
+        let got = Received {
+            len: 60,
+            ifindex: 2,
+            pkttype: 0,
+            tag: Some((0x8100, 5)),
+        };
+        assert_eq!(kept(&mut buf, &got).0.len(), 64);
+    }
 
     #[test]
     fn a_tag_from_the_metadata_goes_back_after_the_macs() {

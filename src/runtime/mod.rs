@@ -177,8 +177,17 @@ impl LiveLab {
         if let Some(s) = self.summary.get() {
             return Ok(s);
         }
-        let s = LabSummary::read(&self.dir.summary_path())
-            .map_err(|_| why_not_up(&self.lab, &self.dir))?;
+        let path = self.dir.summary_path();
+        let s = LabSummary::read(&path).map_err(|_| why_not_up(&self.lab, &self.dir))?;
+        s.screen(&self.lab).map_err(|why| {
+            StateError::NotTheLabs {
+                path: path.clone(),
+                why: format!(
+                    "{why}, not lab `{}`'s own; nothing was done (`nslab down {}` goes by the journal, not this file)",
+                    self.lab, self.lab
+                ),
+            }
+        })?;
         Ok(self.summary.get_or_init(|| s))
     }
 

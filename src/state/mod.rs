@@ -39,6 +39,9 @@ pub enum StateError {
     Link(PathBuf),
     #[error("{}: refusing to keep lab state here: {why}", .path.display())]
     Unsafe { path: PathBuf, why: String },
+    /// A lab file naming something not the lab's: never acted on.
+    #[error("{}: refused, never acted on: {why}", .path.display())]
+    NotTheLabs { path: PathBuf, why: String },
     #[error("{path}: corrupt record on line {line}: {msg}")]
     Corrupt {
         path: PathBuf,

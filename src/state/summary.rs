@@ -180,6 +180,59 @@ impl LabSummary {
     pub fn node(&self, name: &str) -> Option<&NodeSummary> {
         self.nodes.iter().find(|n| n.name == name)
     }
+
+    /// Whether the summary names only `lab`'s own objects: the runtime commands (`link`,
+    /// `capture`, `exec`, `shell`, `status`) act on the namespaces and ifindexes it gives,
+    /// as root, so a summary edited by hand must not lead them out of the lab, as the
+    /// journal and the stored plan must not lead `down` and `apply` (see `state::owned`).
+    /// A node's namespace `../../proc/self/ns/net` was the host's, and `link down` set the
+    /// host's interface of the recorded number down. The error says what it names instead.
+    pub fn screen(&self, lab: &str) -> Result<(), String> {
+        use crate::model::names::{check_ifname, check_node_name, fabric_netns, node_netns};
+        if self.lab != lab {
+            return Err(format!(
+                "it is the summary of lab `{}`",
+                self.lab.escape_debug()
+            ));
+        }
+        let fabric = fabric_netns(lab);
+        if let Some(f) = self.fabric.as_ref().filter(|f| **f != fabric) {
+            return Err(format!("its fabric is namespace `{}`", f.escape_debug()));
+        }
+        // A peer lives in the fabric or in a node of the lab (maybe on this host's list
+        // of nodes, maybe not: a bridge port's peer is the fabric).
+        let lab_netns = |netns: &str| {
+            netns == fabric
+                || netns
+                    .strip_prefix(&format!("{fabric}."))
+                    .is_some_and(|node| check_node_name(node).is_ok())
+        };
+        for n in &self.nodes {
+            check_node_name(&n.name).map_err(|e| format!("node: {e}"))?;
+            if n.netns != node_netns(lab, &n.name) {
+                return Err(format!(
+                    "node `{}` has namespace `{}`, not `{}`",
+                    n.name,
+                    n.netns.escape_debug(),
+                    node_netns(lab, &n.name)
+                ));
+            }
+            for i in &n.interfaces {
+                check_ifname(&i.name).map_err(|e| format!("node `{}`: {e}", n.name))?;
+                let Some(p) = &i.peer else { continue };
+                check_ifname(&p.name).map_err(|e| format!("node `{}`: peer: {e}", n.name))?;
+                if !lab_netns(&p.netns) {
+                    return Err(format!(
+                        "the peer of {}:{} is in namespace `{}`",
+                        n.name,
+                        i.name,
+                        p.netns.escape_debug()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn peer_of(t: &Topology, end: End) -> PeerSummary {
@@ -213,6 +266,52 @@ fn peer_of(t: &Topology, end: End) -> PeerSummary {
                 ifindex: u.ifindex,
                 label: format!("bridge {}", b.name),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `up` writes passes the screen: nodes, veths between them, bridge ports in
+    /// the fabric. Each edit that leads out of the lab does not.
+    #[test]
+    fn a_summary_up_writes_passes_and_one_leading_out_of_the_lab_does_not() {
+        let yaml = "name: sx\nnodes: { a: {}, b: {}, c: {} }\nbridges: { s1: {} }\nlinks: [[a:eth0, b:eth0], [a:eth1, s1], [c:eth0, s1]]\n";
+        let t = crate::compile_str(yaml, "sx.yaml", Path::new("/"))
+            .unwrap()
+            .topology;
+        let honest = LabSummary::of(&t, None, "sx.yaml", 1, 2);
+        assert_eq!(honest.screen("sx"), Ok(()));
+        assert!(
+            honest
+                .screen("sy")
+                .unwrap_err()
+                .contains("summary of lab `sx`")
+        );
+        type Edit = fn(&mut LabSummary);
+        let edits: [(&str, Edit); 5] = [
+            ("namespace `nslab.other.a`", |s| {
+                s.nodes[0].netns = "nslab.other.a".into()
+            }),
+            ("namespace `../../proc/self/ns/net`", |s| {
+                s.nodes[1].interfaces[0].peer.as_mut().unwrap().netns =
+                    "../../proc/self/ns/net".into()
+            }),
+            ("namespace `nslab.sx.a/../..`", |s| {
+                s.nodes[1].interfaces[0].peer.as_mut().unwrap().netns = "nslab.sx.a/../..".into()
+            }),
+            ("its fabric is namespace ``", |s| {
+                s.fabric = Some(String::new())
+            }),
+            ("node: ", |s| s.nodes[2].name = "../c".into()),
+        ];
+        for (what, edit) in edits {
+            let mut s = honest.clone();
+            edit(&mut s);
+            let e = s.screen("sx").unwrap_err();
+            assert!(e.contains(what), "{what}: {e}");
         }
     }
 }

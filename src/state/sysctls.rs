@@ -24,6 +24,38 @@ pub struct Raised {
     pub set: String,
 }
 
+/// The only keys nslab raises (`preflight::neigh`): a record naming any other is not
+/// nslab's, and is never written back.
+const RAISED_KEYS: [&str; 4] = [
+    "net.ipv4.neigh.default.gc_thresh2",
+    "net.ipv4.neigh.default.gc_thresh3",
+    "net.ipv6.neigh.default.gc_thresh2",
+    "net.ipv6.neigh.default.gc_thresh3",
+];
+
+/// Whether a record is one nslab could have written: one of [`RAISED_KEYS`], and values
+/// that are numbers. `restore` writes `before` as root into the file `key` names, so a
+/// record edited by hand (`"key": "/etc/passwd"`, or `kernel.core_pattern` with a pipe
+/// as `before`) would otherwise make `down` write anything anywhere.
+fn screen(r: &Raised) -> Result<(), String> {
+    let number = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    if !RAISED_KEYS.contains(&r.key.as_str()) {
+        return Err(format!(
+            "`{}` is not a sysctl nslab raises",
+            r.key.escape_debug()
+        ));
+    }
+    if !number(&r.before) || !number(&r.set) {
+        return Err(format!(
+            "the values of {} (`{}`, `{}`) are not numbers",
+            r.key,
+            r.before.escape_debug(),
+            r.set.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 fn record_path(run_dir: &Path, lab: &str) -> PathBuf {
     run_dir.join(format!("{lab}.host-sysctls"))
 }
@@ -68,7 +100,7 @@ fn others(run_dir: &Path, lab: &str, key: &str) -> Vec<Raised> {
         .filter_map(|n| n.strip_suffix(".host-sysctls").map(str::to_string))
         .filter(|other| other != lab)
         .flat_map(|other| recorded(run_dir, &other).unwrap_or_default())
-        .filter(|r| r.key == key)
+        .filter(|r| r.key == key && screen(r).is_ok())
         .collect()
 }
 
@@ -118,6 +150,13 @@ pub fn restore(proc_sys: &Path, run_dir: &Path, lab: &str) -> Vec<String> {
     };
     let mut errors = Vec::new();
     for r in &record {
+        if let Err(why) = screen(r) {
+            errors.push(format!(
+                "{}: refused, never written back: {why}",
+                record_path(run_dir, lab).display()
+            ));
+            continue;
+        }
         if !others(run_dir, lab, &r.key).is_empty() {
             continue;
         }
@@ -213,6 +252,40 @@ mod tests {
         assert_eq!(value(&p, &key), "4096", "b is still up");
         assert!(restore(&p, &run, "b").is_empty());
         assert_eq!(value(&p, &key), "1024");
+    }
+
+    /// `down` writes a record's `before` into the file its `key` names, as root: a record
+    /// edited by hand must not reach past the neighbour limits (an absolute key replaced
+    /// `/proc/sys` in the path, `kernel.core_pattern` runs a program on every crash).
+    #[test]
+    fn a_record_naming_anything_but_the_neighbour_limits_is_refused() {
+        let (_scratch, p, run, key) = setup("planted");
+        let victim = run.parent().unwrap().join("victim");
+        std::fs::write(&victim, "secret\n").unwrap();
+        std::fs::create_dir_all(p.join("kernel")).unwrap();
+        std::fs::write(p.join("kernel/core_pattern"), "core\n").unwrap();
+        files::ensure_root(&run).unwrap();
+        let planted = serde_json::json!([
+            { "key": victim.to_str().unwrap(), "before": "owned", "set": "secret" },
+            { "key": "kernel.core_pattern", "before": "|/tmp/x", "set": "core" },
+            { "key": key, "before": "1024; reboot", "set": "1024" },
+        ]);
+        files::replace(&record_path(&run, "a"), planted.to_string().as_bytes()).unwrap();
+        let errors = restore(&p, &run, "a");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret\n");
+        assert_eq!(value(&p, "kernel.core_pattern"), "core");
+        assert_eq!(value(&p, &key), "1024");
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].contains("not a sysctl nslab raises"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("kernel.core_pattern"), "{errors:?}");
+        assert!(errors[2].contains("not numbers"), "{errors:?}");
+        assert!(
+            !record_path(&run, "a").exists(),
+            "the record goes with the lab"
+        );
     }
 
     #[test]
