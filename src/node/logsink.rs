@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, openat, renameat};
@@ -51,8 +51,9 @@ impl LogSink {
         Ok(sink)
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.pipe.as_raw_fd()
+    /// The read end, to poll.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.pipe.as_fd()
     }
 
     /// The process's stdout and stderr.

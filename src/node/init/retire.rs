@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::Init;
 use super::process::{Readiness, Retire};
+use super::{Init, send};
 use crate::node::tree;
+use nix::sys::signal::Signal;
+use nix::unistd::getpid;
 
 impl Init {
     /// Stops one process and what it started (SIGTERM now, SIGKILL after its own
@@ -19,8 +21,7 @@ impl Init {
         if self.procs[i].retire.is_some() {
             return Ok(());
         }
-        // SAFETY: getpid has no preconditions.
-        let me = unsafe { libc::getpid() };
+        let me = getpid().as_raw();
         let p = &mut self.procs[i];
         p.requested = false;
         p.next_start = None;
@@ -29,8 +30,7 @@ impl Init {
         p.next_probe = None;
         p.state = "retiring";
         if let Some(pid) = p.probe_pid {
-            // SAFETY: a probe we started (reaped only by this init, so still ours).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            send(pid, Signal::SIGKILL);
         }
         let known = p
             .group
@@ -40,8 +40,7 @@ impl Init {
         // (the whole of it, once the leader is gone) one by one.
         let rest: Vec<tree::Entry> = match p.pid {
             Some(pid) => {
-                // SAFETY: a process group we created, whose leader is not reaped yet.
-                unsafe { libc::kill(-pid, libc::SIGTERM) };
+                send(-pid, Signal::SIGTERM);
                 known.iter().filter(|e| e.pgrp != pid).copied().collect()
             }
             None => known.clone(),
@@ -60,8 +59,7 @@ impl Init {
         if self.procs.iter().all(|p| p.retire.is_none()) {
             return;
         }
-        // SAFETY: getpid has no preconditions.
-        let me = unsafe { libc::getpid() };
+        let me = getpid().as_raw();
         let table = tree::scan();
         let mut i = 0;
         while i < self.procs.len() {
@@ -98,8 +96,7 @@ impl Init {
             }
             if now >= r.kill_at {
                 if let Some(pid) = p.pid {
-                    // SAFETY: our own process group, its leader not reaped yet.
-                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                    send(-pid, Signal::SIGKILL);
                 }
                 tree::signal(&left, libc::SIGKILL);
                 // Again every 100 ms: a child forked between the scan and the kill

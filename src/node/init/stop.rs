@@ -4,11 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::Init;
 use super::memory::fault_around;
 use super::process::Readiness;
 use super::reap::has_children;
+use super::{Init, send};
 use crate::node::tree;
+use nix::sys::signal::Signal;
 
 impl Init {
     /// The longest stop timeout of the node's processes: how long TERM is given.
@@ -31,12 +32,10 @@ impl Init {
         for p in &mut self.procs {
             p.next_start = None;
             if let Some(pid) = p.pid {
-                // SAFETY: signalling a process group we created.
-                unsafe { libc::kill(-pid, libc::SIGTERM) };
+                send(-pid, Signal::SIGTERM);
             }
             if let Some(pid) = p.probe_pid {
-                // SAFETY: as above, a probe we started.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                send(pid, Signal::SIGKILL);
             }
         }
         if self.pid1 {
@@ -62,12 +61,10 @@ impl Init {
             p.requested = false;
             p.next_start = None;
             if let Some(pid) = p.probe_pid {
-                // SAFETY: a probe we started.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                send(pid, Signal::SIGKILL);
             }
             if let Some(pid) = p.pid {
-                // SAFETY: signalling a process group we created.
-                unsafe { libc::kill(-pid, libc::SIGTERM) };
+                send(-pid, Signal::SIGTERM);
             }
         }
         signal_descendants(libc::SIGTERM, None);
@@ -103,8 +100,7 @@ impl Init {
     pub(super) fn finish(&mut self) -> ! {
         for p in &self.procs {
             if let Some(pid) = p.pid {
-                // SAFETY: killing our own process groups.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                send(-pid, Signal::SIGKILL);
             }
         }
         // As PID 1, nothing more to do: when it exits, the kernel SIGKILLs every other
@@ -120,8 +116,7 @@ impl Init {
         self.drain_logs(0..self.procs.len(), true);
         // Nothing is buffered (logs are written straight to their files, and stdout was
         // flushed line by line): the exit handlers would only fault their code back in.
-        // SAFETY: ends this process.
-        unsafe { libc::_exit(0) }
+        crate::sys::process::exit_now(0)
     }
 }
 
