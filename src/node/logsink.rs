@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, openat, renameat};
@@ -158,15 +158,26 @@ impl LogSink {
         // A read touches only the pages it fills.
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
         for _ in 0..rounds {
-            match crate::sys::fd::read_spare(self.pipe.as_fd(), &mut buf) {
-                Ok(0) => return false,
-                Ok(_) => {
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: read(2) writes at most `spare.len()` bytes into memory we own.
+            let n = unsafe {
+                libc::read(
+                    self.pipe.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                )
+            };
+            match n {
+                0 => return false,
+                n if n > 0 => {
+                    // SAFETY: the kernel initialised the first `n` bytes.
+                    unsafe { buf.set_len(n as usize) };
                     // A full tmpfs loses this part of the output, not the init.
                     let _ = self.write(&buf);
                     buf.clear();
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                _ if Errno::last() == Errno::EINTR => {}
+                _ => return false,
             }
         }
         true
