@@ -260,7 +260,7 @@ impl Target {
                 }
                 // Only 0-2 reach the command: the caller's other descriptors (and ours,
                 // the namespaces and cgroups just used) are marked close-on-exec.
-                crate::sys::fd::close_from(3, libc::CLOSE_RANGE_CLOEXEC);
+                crate::node::init::close_from(3, libc::CLOSE_RANGE_CLOEXEC);
                 if !pid_ns {
                     fresh.apply();
                     return Ok(());

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, openat, renameat};
@@ -51,9 +51,8 @@ impl LogSink {
         Ok(sink)
     }
 
-    /// The read end, to poll.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.pipe.as_fd()
+    pub fn fd(&self) -> RawFd {
+        self.pipe.as_raw_fd()
     }
 
     /// The process's stdout and stderr.

@@ -33,8 +33,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::pipe2;
 
 use super::config::NodeConfig;
+use super::init::close_from;
 use super::launch::{config_from, join, launch};
-use crate::sys::fd::close_from;
 
 /// The padding argument: room for `__init - lab/node` in the command line.
 pub const PAD: usize = 200;

@@ -27,18 +27,12 @@ mod stop;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use super::config::NodeConfig;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::getpid;
-
-use super::sys::err;
-use crate::sys::fd::close_from;
+use super::sys::{err, last};
 pub(crate) use memory::learn_droppable;
 use process::{Proc, Readiness};
 use requests::Waiter;
@@ -57,6 +51,17 @@ struct Init {
     /// Clients waiting for processes to settle: answered from the loop, so a wait holds
     /// no turn of it and nslab never polls.
     waiters: Vec<Waiter>,
+}
+
+/// Closes (or, with CLOSE_RANGE_CLOEXEC, marks close-on-exec) every descriptor from
+/// `first` up. Async-signal-safe: a single system call, usable between fork and exec.
+pub(crate) fn close_from(first: u32, flags: libc::c_uint) {
+    // SAFETY: close_range only acts on this process's descriptor table; callers own every
+    // descriptor from `first` up (nothing of the standard library's is closed outright
+    // after fork: it is marked close-on-exec).
+    unsafe {
+        libc::syscall(libc::SYS_close_range, first, u32::MAX, flags);
+    }
 }
 
 impl Init {
@@ -96,7 +101,7 @@ impl Init {
     }
 
     /// The log pipes to poll, with the process each belongs to.
-    fn log_fds(&self) -> Vec<(usize, BorrowedFd<'_>)> {
+    fn log_fds(&self) -> Vec<(usize, RawFd)> {
         self.procs
             .iter()
             .enumerate()
@@ -119,31 +124,42 @@ impl Init {
     }
 }
 
-fn signalfd() -> Result<SignalFd, String> {
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
-        set.add(s);
+fn signalfd() -> Result<OwnedFd, String> {
+    // SAFETY: building and installing a signal mask, then a signalfd for it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(last("sigprocmask"));
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(last("signalfd"));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
     }
-    let io = |what: &str, e: nix::errno::Errno| err(what, std::io::Error::from(e));
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|e| io("sigprocmask", e))?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| io("signalfd", e))
 }
 
 /// Everything before the loop. Errors go back to nslab on stdout.
-fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, SignalFd), String> {
+fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), String> {
     // nslab's working directory may not exist inside the node.
     let _ = std::env::set_current_dir("/");
     // Nor do the caller's nice value, limits, affinity... reach the node's processes.
     super::fresh::Fresh::new().apply();
-    if getpid().as_raw() != 1 {
-        let _ = nix::sys::prctl::set_child_subreaper(true);
+    // SAFETY: plain process calls.
+    unsafe {
+        if libc::getpid() != 1 {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
     }
     std::fs::create_dir_all(&cfg.logs).map_err(|e| err("logs", e))?;
     let logs = File::open(&cfg.logs).ok().map(OwnedFd::from);
@@ -154,8 +170,11 @@ fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, SignalFd), 
         .set_nonblocking(true)
         .map_err(|e| err("control socket", e))?;
     if cfg.start.uts {
-        nix::unistd::sethostname(&cfg.start.node)
-            .map_err(|e| err("sethostname", std::io::Error::from(e)))?;
+        let name = cfg.start.node.as_bytes();
+        // SAFETY: sethostname with a valid buffer and length.
+        if unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) } != 0 {
+            return Err(last("sethostname"));
+        }
     }
     if cfg.start.mnt {
         // Before anything is mounted, and after nslab put the init in its groups (it
@@ -180,7 +199,7 @@ pub(crate) fn run(cfg: NodeConfig) -> ! {
 
 /// Runs [`setup`] and tells nslab how it went, on stdout: `ready`, or the error, and then
 /// the init exits.
-fn set_up_and_report(cfg: &NodeConfig) -> (Option<OwnedFd>, UnixListener, SignalFd) {
+fn set_up_and_report(cfg: &NodeConfig) -> (Option<OwnedFd>, UnixListener, OwnedFd) {
     let mut out = std::io::stdout();
     match setup(cfg) {
         Ok(v) => {
@@ -203,12 +222,16 @@ fn leave_caller() {
     // for a CPU behind every other group while nslab waited for its `ready` (see
     // docs/performance.md, "Why the inits stop starting beside the wiring"). Its
     // processes, all started from here on, are in it.
-    let _ = nix::unistd::setsid();
+    // SAFETY: setsid has no preconditions.
+    unsafe { libc::setsid() };
     // Nobody reads our output from here on.
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stdin(&null);
-        let _ = nix::unistd::dup2_stdout(&null);
-        let _ = nix::unistd::dup2_stderr(&null);
+        // SAFETY: dup2 onto our own standard descriptors.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+            libc::dup2(null.as_raw_fd(), 2);
+        }
     }
 }
 
@@ -221,7 +244,8 @@ impl Init {
             .iter()
             .map(|s| Proc::new(s.clone()))
             .collect();
-        let pid1 = getpid().as_raw() == 1;
+        // SAFETY: getpid has no preconditions.
+        let pid1 = unsafe { libc::getpid() } == 1;
         Init {
             cfg,
             logs,
@@ -285,7 +309,7 @@ impl Init {
     }
 
     /// Waits for the next timer, a signal, a client or a log line, and handles what came.
-    fn wait_and_serve(&mut self, sig: &SignalFd, listener: &UnixListener) {
+    fn wait_and_serve(&mut self, sig: &OwnedFd, listener: &UnixListener) {
         let timeout = self
             .next_timer()
             .map(|t| {
@@ -294,40 +318,50 @@ impl Init {
                     .min(60_000) as i32
             })
             .unwrap_or(60_000);
-        // The descriptors polled borrow the table, which handling what came changes.
-        let (ready, signals, clients) = {
-            let logs = self.log_fds();
-            let mut fds: Vec<PollFd> = [sig.as_fd(), listener.as_fd()]
-                .into_iter()
-                .chain(logs.iter().map(|(_, fd)| *fd))
-                .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-                .collect();
-            // At most 60 s, so it fits.
-            let timeout = PollTimeout::from(timeout.max(1) as u16);
-            if !poll(&mut fds, timeout).is_ok_and(|n| n > 0) {
-                return;
-            }
-            // Empty, so not allocated, unless a log has something to copy.
-            let ready: Vec<usize> = logs
-                .iter()
-                .zip(&fds[2..])
-                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
-                .map(|((i, _), _)| *i)
-                .collect();
-            (ready, readable(&fds[0]), readable(&fds[1]))
-        };
-        self.drain_logs(ready.into_iter(), false);
-        if signals {
+        let logs = self.log_fds();
+        let mut fds: Vec<libc::pollfd> = [sig.as_raw_fd(), listener.as_raw_fd()]
+            .into_iter()
+            .chain(logs.iter().map(|(_, fd)| *fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: poll over valid descriptors, as many as the vector holds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.max(1)) };
+        if n <= 0 {
+            return;
+        }
+        let ready = logs
+            .iter()
+            .zip(&fds[2..])
+            .filter(|(_, f)| f.revents != 0)
+            .map(|((i, _), _)| *i);
+        self.drain_logs(ready, false);
+        if fds[0].revents & libc::POLLIN != 0 {
             self.read_signals(sig);
         }
-        if clients {
+        if fds[1].revents & libc::POLLIN != 0 {
             self.serve(listener);
         }
     }
 
     /// Every signal queued on the signalfd: SIGCHLD reaps, the others stop the node.
-    fn read_signals(&mut self, sig: &SignalFd) {
-        while let Ok(Some(info)) = sig.read_signal() {
+    fn read_signals(&mut self, sig: &OwnedFd) {
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: reading whole siginfo structs from our signalfd.
+            let r = unsafe {
+                libc::read(
+                    sig.as_raw_fd(),
+                    &mut info as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
+            if r <= 0 {
+                break;
+            }
             match info.ssi_signo as i32 {
                 libc::SIGCHLD => {
                     self.reap();
@@ -337,18 +371,6 @@ impl Init {
             }
         }
     }
-}
-
-/// Sends `sig` to `pid` (a negative one: that process group). Only for what this init
-/// started and has not reaped: a number it has not reaped is still that process's (or
-/// its group's), so the signal cannot reach another. A failure (already gone) is fine.
-fn send(pid: i32, sig: Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-}
-
-/// Whether a poll found `fd` readable.
-fn readable(fd: &PollFd) -> bool {
-    fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
 }
 
 /// `nslab __init CONFIG`. Started by nslab (a shim, the way before the fork server):

@@ -3,12 +3,11 @@
 
 use std::time::Instant;
 
+use super::Init;
 use super::process::Readiness;
 use super::spawn::spawn;
-use super::{Init, send};
 use crate::node::config::ReadySpec;
 use crate::node::ready;
-use nix::sys::signal::Signal;
 
 impl Init {
     pub(super) fn probe(&mut self, now: Instant) {
@@ -16,14 +15,16 @@ impl Init {
             if p.ready == Readiness::Pending && p.ready_deadline.is_some_and(|d| now > d) {
                 p.ready = Readiness::TimedOut;
                 if let Some(pid) = p.probe_pid.take() {
-                    send(pid, Signal::SIGKILL);
+                    // SAFETY: a probe we started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
                 continue;
             }
             if let (Some(pid), Some(end)) = (p.probe_pid, p.probe_end()) {
                 // Killed once; its exit (reaped as 137) is a failed probe.
                 if now >= end {
-                    send(pid, Signal::SIGKILL);
+                    // SAFETY: a probe we started and have not reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
                     p.probe_started = None;
                 }
             }

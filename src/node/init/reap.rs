@@ -3,10 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
-use nix::unistd::Pid;
-
 use super::Init;
 use super::process::Readiness;
 use super::stop::signal_descendants;
@@ -15,12 +11,16 @@ use crate::model::kinds::RestartPolicy;
 impl Init {
     pub(super) fn reap(&mut self) {
         loop {
-            let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), 128 + sig as i32),
-                // Stops and continues are not asked for; nothing left, or no child.
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(_) => continue,
+            let mut status = 0;
+            // SAFETY: waitpid on any child, non-blocking.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
             };
             for p in &mut self.procs {
                 if p.probe_pid == Some(pid) {
@@ -72,7 +72,15 @@ impl Init {
 
 /// Whether any child is left, without reaping it (that is [`Init::reap`]'s job).
 pub(super) fn has_children() -> bool {
-    // WNOWAIT only looks: the child stays to be reaped.
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    !matches!(waitid(Id::All, flags), Err(Errno::ECHILD))
+    // SAFETY: waitid with WNOWAIT only inspects; the siginfo is ours.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        !(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+    }
 }

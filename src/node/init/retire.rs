@@ -4,11 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::Init;
 use super::process::{Readiness, Retire};
-use super::{Init, send};
 use crate::node::tree;
-use nix::sys::signal::Signal;
-use nix::unistd::getpid;
 
 impl Init {
     /// Stops one process and what it started (SIGTERM now, SIGKILL after its own
@@ -21,7 +19,8 @@ impl Init {
         if self.procs[i].retire.is_some() {
             return Ok(());
         }
-        let me = getpid().as_raw();
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
         let p = &mut self.procs[i];
         p.requested = false;
         p.next_start = None;
@@ -30,7 +29,8 @@ impl Init {
         p.next_probe = None;
         p.state = "retiring";
         if let Some(pid) = p.probe_pid {
-            send(pid, Signal::SIGKILL);
+            // SAFETY: a probe we started (reaped only by this init, so still ours).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         let known = p
             .group
@@ -40,7 +40,8 @@ impl Init {
         // (the whole of it, once the leader is gone) one by one.
         let rest: Vec<tree::Entry> = match p.pid {
             Some(pid) => {
-                send(-pid, Signal::SIGTERM);
+                // SAFETY: a process group we created, whose leader is not reaped yet.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
                 known.iter().filter(|e| e.pgrp != pid).copied().collect()
             }
             None => known.clone(),
@@ -59,7 +60,8 @@ impl Init {
         if self.procs.iter().all(|p| p.retire.is_none()) {
             return;
         }
-        let me = getpid().as_raw();
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
         let table = tree::scan();
         let mut i = 0;
         while i < self.procs.len() {
@@ -96,7 +98,8 @@ impl Init {
             }
             if now >= r.kill_at {
                 if let Some(pid) = p.pid {
-                    send(-pid, Signal::SIGKILL);
+                    // SAFETY: our own process group, its leader not reaped yet.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
                 }
                 tree::signal(&left, libc::SIGKILL);
                 // Again every 100 ms: a child forked between the scan and the kill

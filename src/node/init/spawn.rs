@@ -6,14 +6,11 @@ use std::os::unix::process::CommandExt;
 use std::time::Instant;
 
 use super::process::Readiness;
-use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
-
-use super::Init;
+use super::{Init, close_from};
 use crate::node::fresh::Wanted;
 use crate::node::logsink::LogSink;
 use crate::node::tree;
 use crate::node::users::Ids;
-use crate::sys::fd::close_from;
 
 /// The base environment, read once (from the node's own /etc/passwd, as the mounts are
 /// in place by the first spawn): readiness probes spawn every interval.
@@ -75,7 +72,9 @@ pub(super) fn spawn(
     unsafe {
         cmd.pre_exec(move || {
             // Restore the signals the init blocked for its signalfd.
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             // Only 0-2 reach the process, whatever the init holds open (close-on-exec
             // rather than closed: the standard library's exec-error pipe is among them).
             close_from(3, libc::CLOSE_RANGE_CLOEXEC);
@@ -84,7 +83,10 @@ pub(super) fn spawn(
             wanted.as_ref().map_or(Ok(()), Wanted::apply)?;
             // After the switch, the process could no longer change the rest.
             switch.as_ref().map_or(Ok(()), |s| s.apply())?;
-            nix::unistd::chdir(dir.as_c_str()).map_err(std::io::Error::from)
+            if libc::chdir(dir.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         });
     }
     let child = cmd.spawn()?;

@@ -4,12 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::Init;
 use super::memory::fault_around;
 use super::process::Readiness;
 use super::reap::has_children;
-use super::{Init, send};
 use crate::node::tree;
-use nix::sys::signal::Signal;
 
 impl Init {
     /// The longest stop timeout of the node's processes: how long TERM is given.
@@ -32,10 +31,12 @@ impl Init {
         for p in &mut self.procs {
             p.next_start = None;
             if let Some(pid) = p.pid {
-                send(-pid, Signal::SIGTERM);
+                // SAFETY: signalling a process group we created.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
             }
             if let Some(pid) = p.probe_pid {
-                send(pid, Signal::SIGKILL);
+                // SAFETY: as above, a probe we started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
         if self.pid1 {
@@ -61,10 +62,12 @@ impl Init {
             p.requested = false;
             p.next_start = None;
             if let Some(pid) = p.probe_pid {
-                send(pid, Signal::SIGKILL);
+                // SAFETY: a probe we started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             if let Some(pid) = p.pid {
-                send(-pid, Signal::SIGTERM);
+                // SAFETY: signalling a process group we created.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
             }
         }
         signal_descendants(libc::SIGTERM, None);
@@ -100,7 +103,8 @@ impl Init {
     pub(super) fn finish(&mut self) -> ! {
         for p in &self.procs {
             if let Some(pid) = p.pid {
-                send(-pid, Signal::SIGKILL);
+                // SAFETY: killing our own process groups.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
         }
         // As PID 1, nothing more to do: when it exits, the kernel SIGKILLs every other
@@ -116,7 +120,8 @@ impl Init {
         self.drain_logs(0..self.procs.len(), true);
         // Nothing is buffered (logs are written straight to their files, and stdout was
         // flushed line by line): the exit handlers would only fault their code back in.
-        crate::sys::process::exit_now(0)
+        // SAFETY: ends this process.
+        unsafe { libc::_exit(0) }
     }
 }
 
