@@ -494,30 +494,11 @@ impl NetlinkKernel {
                 Err(e) => Err(e),
             },
             Undo::DeleteRoute { netns, dst, .. } => match self.ns(netns).await {
-                Ok(ns) => {
-                    // Any type: a blackhole or unreachable route is deleted too (the
-                    // builder's default, unicast, would match only unicast routes).
-                    let msg = RouteMessageBuilder::<IpAddr>::new()
-                        .destination_prefix(dst.addr(), dst.prefix_len())
-                        .map_err(|e| KernelError::Other(e.to_string()))?
-                        .kind(RouteType::Unspec)
-                        .build();
-                    ns.handle
-                        .route()
-                        .del(msg)
-                        .execute()
-                        .await
-                        .map_err(KernelError::netlink)
-                }
+                Ok(ns) => delete_route(&ns.handle, *dst).await,
                 Err(e) => Err(e),
             },
             Undo::ClearImpair { netns, ifindex } => match self.ns(netns).await {
-                Ok(ns) => {
-                    // The root qdisc: without a parent the kernel finds nothing to delete.
-                    let mut req = ns.handle.qdisc().del(*ifindex as i32);
-                    req.message_mut().header.parent = rtnetlink::packet_route::tc::TcHandle::ROOT;
-                    req.execute().await.map_err(KernelError::netlink)
-                }
+                Ok(ns) => clear_root_qdisc(&ns.handle, *ifindex).await,
                 Err(e) => Err(e),
             },
         };
@@ -723,6 +704,29 @@ pub(super) async fn add_address(
             .attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }
+    req.execute().await.map_err(KernelError::netlink)
+}
+
+/// Deletes the route to `dst` of any type: a blackhole or unreachable route is deleted
+/// too (the builder's default, unicast, would match only unicast routes).
+async fn delete_route(h: &Handle, dst: IpNet) -> Result<(), KernelError> {
+    let msg = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(dst.addr(), dst.prefix_len())
+        .map_err(|e| KernelError::Other(e.to_string()))?
+        .kind(RouteType::Unspec)
+        .build();
+    h.route()
+        .del(msg)
+        .execute()
+        .await
+        .map_err(KernelError::netlink)
+}
+
+/// Deletes the root qdisc of `ifindex`: without a parent the kernel finds nothing to
+/// delete.
+async fn clear_root_qdisc(h: &Handle, ifindex: u32) -> Result<(), KernelError> {
+    let mut req = h.qdisc().del(ifindex as i32);
+    req.message_mut().header.parent = rtnetlink::packet_route::tc::TcHandle::ROOT;
     req.execute().await.map_err(KernelError::netlink)
 }
 

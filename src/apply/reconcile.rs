@@ -146,6 +146,22 @@ impl Current {
     }
 }
 
+/// Writes where the lab is heading, before anything changes (see
+/// `plan::diff::realized`), and opens the journal with the change's record.
+fn begin(dir: &LabDir, plan: &Plan, opts: &UpOptions) -> Result<Journal, ApplyError> {
+    files::replace(
+        &dir.next_plan_path(),
+        &serde_json::to_vec(plan).expect("a plan serializes"),
+    )?;
+    let mut journal = Journal::open(&dir.journal_path())?;
+    journal.append(&Record::Apply {
+        pid: std::process::id(),
+        started: now(),
+        file: opts.file.clone(),
+    })?;
+    Ok(journal)
+}
+
 /// Makes a running lab what `plan` says, changing what differs; the caller holds the
 /// lab's lock (`lock`, taken before it decided the lab is up) and gives the kernel the
 /// change goes through, opened only once something is to change (a no-op needs none).
@@ -200,17 +216,7 @@ pub async fn change_locked<'k>(
     })?;
     host_free(&d, &touched).await?;
     let kernel = kernel()?;
-    // Where the lab is heading, before anything changes (see `plan::diff::realized`).
-    files::replace(
-        &dir.next_plan_path(),
-        &serde_json::to_vec(plan).expect("a plan serializes"),
-    )?;
-    let mut journal = Journal::open(&dir.journal_path())?;
-    journal.append(&Record::Apply {
-        pid: std::process::id(),
-        started: now(),
-        file: opts.file.clone(),
-    })?;
+    let mut journal = begin(&dir, plan, opts)?;
     // The lab's memberships as they were, and its reservation for the change.
     let mut before = Vec::new();
     let mut result = match &shared {

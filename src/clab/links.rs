@@ -99,21 +99,7 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
     for item in items {
         ends.push(end(sink, item, kind.is_some())?);
     }
-    for (key, _) in [("ipv4", 0), ("ipv6", 1)] {
-        if let Some(v) = f.value(key) {
-            let per = read::list(sink, v, &format!("link `{key}`"));
-            if per.len() != 2 {
-                sink.error(
-                    Some(v.span),
-                    format!("link `{key}` needs one address per endpoint"),
-                );
-                continue;
-            }
-            for (e, a) in ends.iter_mut().zip(per) {
-                e.addrs.push(a.clone());
-            }
-        }
-    }
+    link_addrs(sink, &f, &mut ends);
     if let Some(h) = ends
         .iter()
         .position(|e| e.node == "host" || e.node == "mgmt-net")
@@ -155,6 +141,25 @@ fn link(sink: &mut Sink, y: &Yaml, roles: &[(String, Role)]) -> Option<Yaml> {
         fields.push(("unnumbered", plain(true, y.span)));
     }
     Some(map(fields, y.span))
+}
+
+/// The link's `ipv4:` and `ipv6:` lists, one address per endpoint, onto its ends.
+fn link_addrs(sink: &mut Sink, f: &read::Fields, ends: &mut [End]) {
+    for (key, _) in [("ipv4", 0), ("ipv6", 1)] {
+        if let Some(v) = f.value(key) {
+            let per = read::list(sink, v, &format!("link `{key}`"));
+            if per.len() != 2 {
+                sink.error(
+                    Some(v.span),
+                    format!("link `{key}` needs one address per endpoint"),
+                );
+                continue;
+            }
+            for (e, a) in ends.iter_mut().zip(per) {
+                e.addrs.push(a.clone());
+            }
+        }
+    }
 }
 
 /// `["r1:eth1", "macvlan:enp0s3"]`: nslab's macvlan end on the host's interface (mode

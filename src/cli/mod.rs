@@ -779,26 +779,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             exec::run(host, lab.as_deref(), node, command, &env)
         }
         Command::Link { action } => run_link(host, action),
-        Command::Node { action } => match action {
-            NodeCommand::Stop { node, lab } => node::run(
-                host,
-                lab.as_deref(),
-                &node,
-                crate::model::kinds::NodeAction::Stop,
-            ),
-            NodeCommand::Start { node, lab } => node::run(
-                host,
-                lab.as_deref(),
-                &node,
-                crate::model::kinds::NodeAction::Start,
-            ),
-            NodeCommand::Restart { node, lab } => node::run(
-                host,
-                lab.as_deref(),
-                &node,
-                crate::model::kinds::NodeAction::Restart,
-            ),
-        },
+        Command::Node { action } => run_node(host, action),
         Command::Capture {
             lab,
             target,
@@ -829,6 +810,17 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             events::run(host, target.as_deref(), lab.as_deref(), json)
         }
     }
+}
+
+/// `nslab node stop|start|restart NODE`.
+fn run_node(host: &crate::state::HostContext, action: NodeCommand) -> Result<u8, CliError> {
+    use crate::model::kinds::NodeAction;
+    let (node, lab, what) = match action {
+        NodeCommand::Stop { node, lab } => (node, lab, NodeAction::Stop),
+        NodeCommand::Start { node, lab } => (node, lab, NodeAction::Start),
+        NodeCommand::Restart { node, lab } => (node, lab, NodeAction::Restart),
+    };
+    node::run(host, lab.as_deref(), &node, what)
 }
 
 fn run_link(host: &crate::state::HostContext, action: LinkCommand) -> Result<u8, CliError> {

@@ -122,162 +122,191 @@ impl<'de> Deserialize<'de> for Step {
     }
 }
 
+/// A field the op needs, or the error serde gives for a missing field.
+macro_rules! need {
+    ($s:ident, $f:ident) => {
+        $s.$f.ok_or_else(|| E::missing_field(stringify!($f)))?
+    };
+}
+
 impl Flat<'_> {
     /// The op the tag names, from the fields it needs; a missing one is the error serde
     /// gives for a missing field.
     fn into_op<E: Error>(self) -> Result<Op, E> {
-        macro_rules! need {
-            ($f:ident) => {
-                self.$f.ok_or_else(|| E::missing_field(stringify!($f)))?
-            };
-        }
         Ok(match self.op.as_ref() {
             "create-netns" => Op::CreateNetns {
-                netns: need!(netns),
+                netns: need!(self, netns),
             },
             "set-sysctl" => Op::SetSysctl {
-                netns: need!(netns),
-                key: need!(key),
-                value: need!(value),
+                netns: need!(self, netns),
+                key: need!(self, key),
+                value: need!(self, value),
             },
             "create-bridge" => Op::CreateBridge {
                 stp: self.stp,
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                mac: need!(mac),
+                netns: need!(self, netns),
+                name: need!(self, name),
+                ifindex: need!(self, ifindex),
+                mac: need!(self, mac),
                 mtu: self.mtu,
             },
             "set-link-up" => Op::SetLinkUp {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
+                netns: need!(self, netns),
+                name: need!(self, name),
+                ifindex: need!(self, ifindex),
             },
             "set-multicast-snooping" => Op::SetMulticastSnooping {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                on: need!(on),
+                netns: need!(self, netns),
+                name: need!(self, name),
+                ifindex: need!(self, ifindex),
+                on: need!(self, on),
             },
             "set-link-down" => Op::SetLinkDown {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
+                netns: need!(self, netns),
+                name: need!(self, name),
+                ifindex: need!(self, ifindex),
             },
             "set-mtu" => Op::SetMtu {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                mtu: need!(mtu),
+                netns: need!(self, netns),
+                name: need!(self, name),
+                ifindex: need!(self, ifindex),
+                mtu: need!(self, mtu),
             },
             "add-address" => Op::AddAddress {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                address: need!(address),
+                netns: need!(self, netns),
+                name: need!(self, name),
+                ifindex: need!(self, ifindex),
+                address: need!(self, address),
             },
             "add-route" => Op::AddRoute {
-                netns: need!(netns),
-                route: need!(route),
+                netns: need!(self, netns),
+                route: need!(self, route),
             },
             "set-impair" => Op::SetImpair {
-                netns: need!(netns),
-                name: need!(name),
-                ifindex: need!(ifindex),
-                impair: need!(impair),
+                netns: need!(self, netns),
+                name: need!(self, name),
+                ifindex: need!(self, ifindex),
+                impair: need!(self, impair),
             },
             "barrier" => Op::Barrier {
-                before: need!(before),
+                before: need!(self, before),
             },
-            "mount-run-dirs" => Op::MountRunDirs { lab: need!(lab) },
-            "create-mount-template" => Op::CreateMountTemplate { lab: need!(lab) },
-            "write-hosts" => Op::WriteHosts {
-                lab: need!(lab),
-                content: need!(content),
-            },
-            "create-cgroup" => Op::CreateCgroup {
-                netns: need!(netns),
-                node: need!(node),
-                limits: need!(limits),
-            },
-            "start-node" => Op::StartNode {
-                netns: need!(netns),
-                start: need!(start),
-            },
-            "start-process" => Op::StartProcess {
-                netns: need!(netns),
-                node: need!(node),
-                process: need!(process),
-            },
-            "add-process" => Op::AddProcess {
-                netns: need!(netns),
-                node: need!(node),
-                spec: need!(spec),
-            },
-            "run-exec" => Op::RunExec {
-                netns: need!(netns),
-                node: need!(node),
-                argv: need!(argv),
-                ignore_errors: need!(ignore_errors),
-                timeout_ms: self.timeout_ms,
-            },
+            "mount-run-dirs"
+            | "create-mount-template"
+            | "write-hosts"
+            | "create-cgroup"
+            | "start-node"
+            | "start-process"
+            | "add-process"
+            | "run-exec" => {
+                return self.into_node_op();
+            }
             "join-mgmt" => Op::JoinMgmt {
-                netns: need!(netns),
-                network: need!(network),
-                bridge: need!(bridge),
-                ifindex: need!(ifindex),
-                mac: need!(mac),
-                addresses: need!(addresses),
+                netns: need!(self, netns),
+                network: need!(self, network),
+                bridge: need!(self, bridge),
+                ifindex: need!(self, ifindex),
+                mac: need!(self, mac),
+                addresses: need!(self, addresses),
             },
             "create-veth" | "create-vxlan" | "create-bridge-link" | "create-dummy"
-            | "create-vlan" | "create-macvlan" => {
-                // Every kind of link shares the shell (its own end); only the kind differs.
-                // The shell is read first, so a missing field is named as before.
-                let (netns, name, ifindex, mac) =
-                    (need!(netns), need!(name), need!(ifindex), need!(mac));
-                let kind = match &*self.op {
-                    "create-veth" => LinkSpec::Veth(Peer {
-                        peer_netns: need!(peer_netns),
-                        peer_name: need!(peer_name),
-                        peer_ifindex: need!(peer_ifindex),
-                        peer_mac: need!(peer_mac),
-                    }),
-                    "create-vxlan" => LinkSpec::Vxlan(Vxlan {
-                        vni: need!(vni),
-                        port: need!(port),
-                        local: need!(local),
-                        remote: self.remote,
-                        flood: self.flood,
-                    }),
-                    "create-bridge-link" => LinkSpec::Join(Join {
-                        peer_name: need!(peer_name),
-                        peer_ifindex: need!(peer_ifindex),
-                        peer_mac: need!(peer_mac),
-                        peer_master: need!(peer_master),
-                    }),
-                    "create-dummy" => LinkSpec::Dummy(Dummy {}),
-                    "create-vlan" => LinkSpec::Vlan(Vlan {
-                        parent: need!(parent),
-                        parent_ifindex: need!(parent_ifindex),
-                        vlan_id: need!(vlan_id),
-                    }),
-                    _ => LinkSpec::Macvlan(Macvlan {
-                        parent: need!(parent),
-                        mode: need!(mode),
-                    }),
-                };
-                Op::CreateLink(Link {
-                    netns,
-                    name,
-                    ifindex,
-                    mac,
-                    mtu: self.mtu,
-                    master: self.master,
-                    kind,
-                })
-            }
+            | "create-vlan" | "create-macvlan" => return self.into_link(),
             other => return Err(E::unknown_variant(other, OPS)),
         })
+    }
+
+    /// An op of the lab's node directories or of one node (its cgroup, init, processes).
+    fn into_node_op<E: Error>(self) -> Result<Op, E> {
+        Ok(match self.op.as_ref() {
+            "mount-run-dirs" => Op::MountRunDirs {
+                lab: need!(self, lab),
+            },
+            "create-mount-template" => Op::CreateMountTemplate {
+                lab: need!(self, lab),
+            },
+            "write-hosts" => Op::WriteHosts {
+                lab: need!(self, lab),
+                content: need!(self, content),
+            },
+            "create-cgroup" => Op::CreateCgroup {
+                netns: need!(self, netns),
+                node: need!(self, node),
+                limits: need!(self, limits),
+            },
+            "start-node" => Op::StartNode {
+                netns: need!(self, netns),
+                start: need!(self, start),
+            },
+            "start-process" => Op::StartProcess {
+                netns: need!(self, netns),
+                node: need!(self, node),
+                process: need!(self, process),
+            },
+            "add-process" => Op::AddProcess {
+                netns: need!(self, netns),
+                node: need!(self, node),
+                spec: need!(self, spec),
+            },
+            "run-exec" => Op::RunExec {
+                netns: need!(self, netns),
+                node: need!(self, node),
+                argv: need!(self, argv),
+                ignore_errors: need!(self, ignore_errors),
+                timeout_ms: self.timeout_ms,
+            },
+            other => return Err(E::unknown_variant(other, OPS)),
+        })
+    }
+
+    /// A link op: every kind shares the shell (its own end); only the kind differs.
+    fn into_link<E: Error>(self) -> Result<Op, E> {
+        // The shell is read first, so a missing field is named as before.
+        let (netns, name, ifindex, mac) = (
+            need!(self, netns),
+            need!(self, name),
+            need!(self, ifindex),
+            need!(self, mac),
+        );
+        let kind = match &*self.op {
+            "create-veth" => LinkSpec::Veth(Peer {
+                peer_netns: need!(self, peer_netns),
+                peer_name: need!(self, peer_name),
+                peer_ifindex: need!(self, peer_ifindex),
+                peer_mac: need!(self, peer_mac),
+            }),
+            "create-vxlan" => LinkSpec::Vxlan(Vxlan {
+                vni: need!(self, vni),
+                port: need!(self, port),
+                local: need!(self, local),
+                remote: self.remote,
+                flood: self.flood,
+            }),
+            "create-bridge-link" => LinkSpec::Join(Join {
+                peer_name: need!(self, peer_name),
+                peer_ifindex: need!(self, peer_ifindex),
+                peer_mac: need!(self, peer_mac),
+                peer_master: need!(self, peer_master),
+            }),
+            "create-dummy" => LinkSpec::Dummy(Dummy {}),
+            "create-vlan" => LinkSpec::Vlan(Vlan {
+                parent: need!(self, parent),
+                parent_ifindex: need!(self, parent_ifindex),
+                vlan_id: need!(self, vlan_id),
+            }),
+            _ => LinkSpec::Macvlan(Macvlan {
+                parent: need!(self, parent),
+                mode: need!(self, mode),
+            }),
+        };
+        Ok(Op::CreateLink(Link {
+            netns,
+            name,
+            ifindex,
+            mac,
+            mtu: self.mtu,
+            master: self.master,
+            kind,
+        }))
     }
 }
 

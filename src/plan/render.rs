@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::model::Route;
 use crate::model::kinds::RouteKind;
-use crate::plan::{Gate, Link, LinkSpec, Op, Plan, Undo};
+use crate::model::{Limits, Route};
+use crate::plan::{Gate, Link, LinkSpec, NodeStart, Op, Plan, Undo};
 use crate::spec::values::format_mac;
 
 /// `nslab.<lab>.<node>` reads as `<node>`, the fabric `nslab.<lab>` as `fabric`.
@@ -107,6 +107,45 @@ fn link_text(lab: &str, l: &Link) -> String {
     }
 }
 
+/// A node's `limits:` as `memory M cpu C pids P`, those it sets.
+fn limits_text(limits: &Limits) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = limits.memory {
+        parts.push(format!("memory {m}"));
+    }
+    if let Some(c) = limits.cpu {
+        parts.push(format!("cpu {c}"));
+    }
+    if let Some(p) = limits.pids {
+        parts.push(format!("pids {p}"));
+    }
+    parts.join(" ")
+}
+
+/// A node's init: its namespaces and how much it mounts and runs.
+fn init_text(start: &NodeStart) -> String {
+    let mut kinds = vec!["net"];
+    for (on, k) in [
+        (start.uts, "uts"),
+        (start.mnt, "mnt"),
+        (start.pid, "pid"),
+        (start.ipc, "ipc"),
+        // The init makes a cgroup namespace whenever it has a mount namespace.
+        (start.mnt, "cgroup"),
+    ] {
+        if on {
+            kinds.push(k);
+        }
+    }
+    format!(
+        "init in [{}], {} mounts, {} private dirs, {} processes",
+        kinds.join(" "),
+        start.mounts.len(),
+        start.private.len(),
+        start.processes.len()
+    )
+}
+
 fn op_text(lab: &str, op: &Op) -> String {
     let ns = |n: &str| short(lab, n);
     match op {
@@ -203,42 +242,8 @@ fn op_text(lab: &str, op: &Op) -> String {
             "{} names",
             content.lines().filter(|l| !l.starts_with('#')).count()
         ),
-        Op::CreateCgroup { netns, limits, .. } => {
-            let mut parts = Vec::new();
-            if let Some(m) = limits.memory {
-                parts.push(format!("memory {m}"));
-            }
-            if let Some(c) = limits.cpu {
-                parts.push(format!("cpu {c}"));
-            }
-            if let Some(p) = limits.pids {
-                parts.push(format!("pids {p}"));
-            }
-            format!("{}: {}", ns(netns), parts.join(" "))
-        }
-        Op::StartNode { netns, start } => {
-            let mut kinds = vec!["net"];
-            for (on, k) in [
-                (start.uts, "uts"),
-                (start.mnt, "mnt"),
-                (start.pid, "pid"),
-                (start.ipc, "ipc"),
-                // The init makes a cgroup namespace whenever it has a mount namespace.
-                (start.mnt, "cgroup"),
-            ] {
-                if on {
-                    kinds.push(k);
-                }
-            }
-            format!(
-                "{}: init in [{}], {} mounts, {} private dirs, {} processes",
-                ns(netns),
-                kinds.join(" "),
-                start.mounts.len(),
-                start.private.len(),
-                start.processes.len()
-            )
-        }
+        Op::CreateCgroup { netns, limits, .. } => format!("{}: {}", ns(netns), limits_text(limits)),
+        Op::StartNode { netns, start } => format!("{}: {}", ns(netns), init_text(start)),
         Op::StartProcess { netns, process, .. } => format!("{}: {process}", ns(netns)),
         Op::RunExec { netns, argv, .. } => format!("{}: {}", ns(netns), argv.join(" ")),
     }
