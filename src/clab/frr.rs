@@ -521,19 +521,8 @@ mod tests {
         let at = Span::new(3, 5, 1);
         let procs = processes(&mut sink, "r1", &d, at);
         let field = |p: &Yaml, key: &str| -> String {
-            let crate::spec::yaml::Kind::Map(e) = &p.kind else {
-                panic!("{p:?}")
-            };
-            let (_, v) = e.iter().find(|(k, _)| k.as_str() == Some(key)).unwrap();
-            match &v.kind {
-                crate::spec::yaml::Kind::Map(m) => m[0].1.as_str().unwrap().to_string(),
-                crate::spec::yaml::Kind::Seq(s) => s
-                    .iter()
-                    .map(|w| w.as_str().unwrap())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                _ => v.as_str().unwrap().to_string(),
-            }
+            let (_, v) = fields(p).into_iter().find(|(k, _)| k == key).unwrap();
+            v
         };
         let names: Vec<String> = procs.iter().map(|p| field(p, "name")).collect();
         assert_eq!(names, ["zebra", "ospfd", "staticd"]);

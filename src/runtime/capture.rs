@@ -93,22 +93,7 @@ fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     }
     // SAFETY: a fresh descriptor, owned from here on.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields below make it a bind address.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = all;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: bind with a sockaddr_ll of the right size.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    bind_packet(&fd, all, ifindex as i32)?;
     // Promiscuous, as tcpdump is by default: frames for other MACs on a bridge port too.
     // SAFETY: an all-zero packet_mreq is valid; setsockopt with its size.
     let mut mr: libc::packet_mreq = unsafe { std::mem::zeroed() };
@@ -244,9 +229,17 @@ fn add_kernel_counts(fd: &OwnedFd, stats: &mut Stats) -> io::Result<()> {
 /// completes only once no frame is on its way in): what is queued can then be read to
 /// the end, and the counts no longer move.
 fn stop_receiving(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: an all-zero sockaddr_ll is valid: protocol 0, no interface.
+    bind_packet(fd, 0, 0)
+}
+
+/// Binds a packet socket to `protocol` (network order) on `ifindex`; protocol 0 and
+/// interface 0 take it off every interface.
+fn bind_packet(fd: &OwnedFd, protocol: u16, ifindex: i32) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields below make it a bind address.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol;
+    sll.sll_ifindex = ifindex;
     // SAFETY: bind with a sockaddr_ll of the right size.
     let r = unsafe {
         libc::bind(
