@@ -625,7 +625,9 @@ tests:
     };
     let rejected = failure("rejected").expect("rejected fails");
     assert!(
-        rejected.contains("unreachable (code 13) from 10.255.0.1"),
+        rejected.contains(
+            "no reply: communication administratively prohibited (ICMP code 13) at 10.255.0.1 (r) (a filter or a prohibit route rejected it)"
+        ),
         "{rejected}"
     );
     assert_eq!(failure("blocked"), None);
@@ -1032,4 +1034,78 @@ fn the_same_lab_twice_is_in_use_and_a_killed_runs_lab_is_named() {
         &host_snapshot(),
         "after a killed nslab test and its down",
     );
+}
+
+/// A reach that fails says what the network said and who said it: time exceeded from a
+/// router of a routing loop, network unreachable from the router without a route, the
+/// sender's own refusal when it has no route itself; a reach that holds is unchanged.
+#[test]
+fn reach_failures_name_the_icmp_error_and_the_router_that_sent_it() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // r1 sends 10.99.0.0/24 to r2, whose default points back at r1: a loop. Nobody has a
+    // route to 10.98.0.0/24 but h1, whose default is r1.
+    let lab = Lab::new(
+        "it-icmperr",
+        r#"
+defaults:
+  sysctls: { net.ipv4.ip_forward: 1 }
+nodes:
+  h1: { routes: [{ to: default, via: r1 }] }
+  r1: { routes: [{ to: 10.99.0.0/24, via: r2 }] }
+  r2: { routes: [{ to: default, via: r1 }] }
+links:
+  - { endpoints: [h1:eth0, r1:eth0], addresses: [10.255.0.0/31, 10.255.0.1/31] }
+  - { endpoints: [r1:eth1, r2:eth0], addresses: [10.255.0.2/31, 10.255.0.3/31] }
+# The loop comes last: its time-exceeded errors spend r1's ICMP budget towards h1 (a
+# token a second per source, shared with the unreachable errors), so checks after it
+# would hear little.
+tests:
+  - reach: { from: h1, to: 10.98.0.1, timeout: 2s, name: router-has-no-route }
+  - reach: { from: r1, to: 10.98.0.1, timeout: 1s, name: sender-has-no-route }
+  - reach: { from: h1, to: r2, timeout: 5s, name: reaches }
+  - reach: { from: h1, to: 10.99.0.1, timeout: 2s, name: loop }
+"#,
+    );
+    let o = test_cmd(&lab, &["--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!lab.is_up());
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let seen = |name: &str| -> (bool, String) {
+        let c = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("check {name}: {report}"));
+        (c["status"] == "pass", c.to_string())
+    };
+    let (passed, looped) = seen("loop");
+    assert!(!passed, "{looped}");
+    assert!(
+        looped.contains(
+            "h1 -> 10.99.0.1 (outside the lab): no reply: time to live exceeded at 10.255.0.1 (r1)"
+        ) || looped.contains(
+            "h1 -> 10.99.0.1 (outside the lab): no reply: time to live exceeded at 10.255.0.3 (r2)"
+        ),
+        "{looped}"
+    );
+    assert!(looped.contains("a routing loop"), "{looped}");
+    let (passed, lacks) = seen("router-has-no-route");
+    assert!(!passed, "{lacks}");
+    assert!(
+        lacks.contains("no reply: network unreachable (ICMP code 0) at 10.255.0.1 (r1) (that router has no route to the destination)"),
+        "{lacks}"
+    );
+    let (passed, own) = seen("sender-has-no-route");
+    assert!(!passed, "{own}");
+    assert!(
+        own.contains("r1 -> 10.98.0.1 (outside the lab): no reply: the sender has no route to it"),
+        "{own}"
+    );
+    let (passed, ok) = seen("reaches");
+    assert!(passed, "{ok}");
 }

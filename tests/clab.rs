@@ -1147,3 +1147,41 @@ fn an_frr_image_lab_has_its_configuration_when_up_returns() {
     lab.down();
     std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
 }
+
+/// `validate` prints every warning `plan` prints, even when it then finds an error that
+/// only it looks for (a bind whose source is missing on this host): the file is what CI
+/// runs it on first. `up` and `test` do the same, before they touch anything.
+#[test]
+fn validate_warns_as_plan_does_even_when_it_finds_an_error() {
+    let lab = copy_as("own/ospf-instances/ospf-instances.clab.yml", "clt-vwarn");
+    let dir = lab.file.parent().unwrap().to_path_buf();
+    let daemons = dir.join("r1/daemons");
+    let mut text_of = std::fs::read_to_string(&daemons).unwrap();
+    text_of.push_str("watchfrr_enable=yes\n");
+    std::fs::write(&daemons, text_of).unwrap();
+    let warning = "`watchfrr_enable` is not used";
+    let run = |cmd: &str| nslab().arg(cmd).arg(&lab.file).output().unwrap();
+    for cmd in ["validate", "plan"] {
+        let o = run(cmd);
+        assert!(o.status.success(), "{cmd}: {}", text(&o));
+        assert!(text(&o).contains(warning), "{cmd}: {}", text(&o));
+    }
+    let body = std::fs::read_to_string(&lab.file).unwrap();
+    let broken = body.replace(
+        "        - r2/frr.conf:/etc/frr/frr.conf\n",
+        "        - r2/frr.conf:/etc/frr/frr.conf\n        - nosuch-dir:/srv/data\n",
+    );
+    assert_ne!(broken, body);
+    std::fs::write(&lab.file, broken).unwrap();
+    let o = run("plan");
+    assert!(o.status.success(), "plan: {}", text(&o));
+    assert!(text(&o).contains(warning), "plan: {}", text(&o));
+    for cmd in ["validate", "up", "test"] {
+        let o = run(cmd);
+        assert_eq!(o.status.code(), Some(3), "{cmd}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(warning), "{cmd}: {err}");
+        assert!(err.contains("nosuch-dir"), "{cmd}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

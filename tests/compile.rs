@@ -83,6 +83,49 @@ fn invalid_input_exits_3_with_located_errors_on_stderr() {
     assert!(out.stdout.is_empty());
 }
 
+/// A native file's warning (a daemonset that matches no node) is printed by `validate`
+/// as by `plan`, also when `validate` then fails on what only it checks (a mount source
+/// missing on this host).
+#[test]
+fn validate_prints_the_warnings_plan_prints_even_beside_an_error() {
+    let dir = std::env::temp_dir().join(format!("nslab-vwarn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("t.yaml");
+    let body = |mount: &str| {
+        format!(
+            "name: vwarn\nnodes:\n  a: {{ labels: {{ role: edge }}, mounts: [{{ source: {mount}, target: /mnt/x }}] }}\ndaemonsets:\n  - {{ name: probe, selector: {{ role: core }}, cmd: \"sleep 60\" }}\n"
+        )
+    };
+    let run = |cmd: &str| {
+        Command::new(env!("CARGO_BIN_EXE_nslab"))
+            .arg(cmd)
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let warning = "warning: daemonset `probe` matches no node (selector role=core)";
+    std::fs::write(&file, body(dir.to_str().unwrap())).unwrap();
+    for cmd in ["validate", "plan"] {
+        let o = run(cmd);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {stderr}");
+        assert!(stderr.contains(warning), "{cmd}: {stderr}");
+    }
+    std::fs::write(&file, body("./nosuch-source")).unwrap();
+    let o = run("plan");
+    assert_eq!(o.status.code(), Some(0));
+    let o = run("validate");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(warning), "{stderr}");
+    assert!(
+        stderr.contains("the source of mount `/mnt/x` does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("t.yaml: 1 error"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn valid_examples_exit_0() {
     for f in yaml_files("topologies") {

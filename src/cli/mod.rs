@@ -891,16 +891,22 @@ fn compile_with(
     host: Option<&crate::state::HostContext>,
     warn: bool,
 ) -> Result<crate::Compiled, CliError> {
-    let c = crate::compile::compile_file_with(file, image_map())?;
-    let c = match host {
-        Some(h) => crate::preflight_for(c, !h.privileged)?,
-        None => c,
+    let c = crate::compile::compile_file_with(file, image_map()).and_then(|c| match host {
+        Some(h) => crate::preflight_for(c, !h.privileged),
+        None => Ok(c),
+    });
+    let report = match &c {
+        Ok(c) => &c.warnings,
+        Err(crate::CompileError::Invalid(r)) => r,
+        Err(_) => return c.map_err(Into::into),
     };
-    let warnings = c.warnings.render(crate::Severity::Warning);
+    // A file with errors still shows its warnings: `validate` (which also checks the
+    // host) would otherwise hide, behind an error, a warning that `plan` prints.
+    let warnings = report.render(crate::Severity::Warning);
     if warn && !warnings.is_empty() {
         crate::err!("{warnings}");
     }
-    Ok(c)
+    c.map_err(Into::into)
 }
 
 #[cfg(test)]

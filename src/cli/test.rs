@@ -111,6 +111,10 @@ fn topology(
     match compiled {
         Ok(c) => Ok((c, name, running)),
         Err(e) => {
+            // Its warnings too, as `validate` prints them (valid, they print in `run`).
+            if let CompileError::Invalid(r) = &e {
+                crate::err!("{}", r.render(Severity::Warning));
+            }
             if let (Some(j), CompileError::Invalid(r)) = (a.junit, &e) {
                 let why = r.to_string();
                 let o = Outcome {

@@ -9,7 +9,10 @@ use super::{Attempt, Captured, Context, cmd, route};
 use crate::model::kinds::Family;
 use crate::model::{Check, CheckBody, Target};
 use crate::plan::Name;
-use crate::probe::{self, icmp::PingResult};
+use crate::probe::{
+    self,
+    icmp::{IcmpError, PingResult},
+};
 
 /// A pair of a reach check: from, to, the address probed.
 #[derive(Debug, Clone)]
@@ -29,7 +32,7 @@ pub enum State<'c> {
         ok: Vec<bool>,
         /// The last "unreachable" a pair got: routers rate-limit ICMP errors, so a later
         /// attempt may hear nothing, and the network's own answer is the better reason.
-        rejected: Vec<Option<(IpAddr, u8)>>,
+        rejected: Vec<Option<(IpAddr, IcmpError)>>,
         expect_ok: bool,
         /// A note for a failure: the pairs need more neighbour entries than the host
         /// allows, or there are no pairs because nodes have no address.
@@ -312,13 +315,24 @@ fn pair_text(ctx: &Context<'_>, p: &Pair) -> String {
     }
 }
 
+/// An ICMP error as a failure says it: what, at which address, the lab node that owns
+/// that address (or the sender itself), and the likely cause.
+fn said(ctx: &Context<'_>, p: &Pair, by: IpAddr, error: IcmpError) -> String {
+    let who = match ctx.owners.get(&by) {
+        Some(&n) if n == p.from => format!("{}, the sender itself", name(ctx, n)),
+        Some(&n) => name(ctx, n).to_string(),
+        None => "not a lab address".into(),
+    };
+    format!("{} at {by} ({who}) ({})", error.describe(), error.hint())
+}
+
 /// Pings every pending pair once per attempt, one socket per source node, all sources at
 /// once. A pair that answered stays answered.
 async fn reach(
     ctx: &Context<'_>,
     pairs: &[Pair],
     ok: &mut [bool],
-    rejected: &mut [Option<(IpAddr, u8)>],
+    rejected: &mut [Option<(IpAddr, IcmpError)>],
     expect_ok: bool,
     budget: Duration,
 ) -> Attempt {
@@ -359,17 +373,19 @@ async fn reach(
                                 rtt.as_secs_f64() * 1000.0
                             ));
                         }
-                        PingResult::Unreachable(by, code) => {
-                            rejected[*i] = Some((by, code));
-                            problems.push(format!("{what}: unreachable (code {code}) from {by}"))
+                        PingResult::Error(by, error) => {
+                            rejected[*i] = Some((by, error));
+                            problems.push(format!("{what}: no reply: {}", said(ctx, p, by, error)))
                         }
-                        PingResult::NoReply => problems.push(match rejected[*i] {
-                            Some((by, code)) => {
-                                format!(
-                                    "{what}: unreachable (code {code}) from {by}, then no reply"
-                                )
+                        PingResult::NoReply(send) => problems.push(match (rejected[*i], send) {
+                            (Some((by, error)), _) => format!(
+                                "{what}: no reply: {} (on an earlier attempt)",
+                                said(ctx, p, by, error)
+                            ),
+                            (None, Some(errno)) => {
+                                format!("{what}: no reply: {}", probe::icmp::send_refused(errno))
                             }
-                            None => format!("{what}: no reply"),
+                            (None, None) => format!("{what}: no reply"),
                         }),
                     }
                 }

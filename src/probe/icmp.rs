@@ -24,25 +24,75 @@ pub enum Reply {
         from: IpAddr,
         seq: u16,
     },
-    /// A router said the TTL ran out (traceroute).
-    TimeExceeded {
+    /// A router (or the sender's own stack) said why the probe went no further.
+    Error {
         from: IpAddr,
         seq: u16,
+        error: IcmpError,
     },
-    /// Someone said the destination is unreachable.
-    Unreachable {
-        from: IpAddr,
-        seq: u16,
-        code: u8,
-    },
+}
+
+/// An ICMP error about one of our probes, by what it means rather than by number: the
+/// same failure has different types and codes in ICMPv4 and ICMPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpError {
+    /// The TTL (hop limit) ran out on the way: a routing loop, or a longer path.
+    TimeExceeded,
+    /// Destination unreachable, with the family's code.
+    Unreachable { v6: bool, code: u8 },
+    /// Fragmentation needed with DF set (IPv4) or packet too big (IPv6): the next MTU.
+    TooBig { mtu: u32 },
+}
+
+impl IcmpError {
+    /// What an engineer calls it, and what usually causes it.
+    pub fn describe(&self) -> String {
+        match *self {
+            IcmpError::TimeExceeded => "time to live exceeded".into(),
+            IcmpError::TooBig { mtu } => {
+                format!("fragmentation needed (packet too big): the next hop's MTU is {mtu}")
+            }
+            IcmpError::Unreachable { v6, code } => {
+                let what = match (v6, code) {
+                    (false, 0) | (true, 0) => "network unreachable",
+                    (false, 1) | (true, 3) => "host unreachable",
+                    (false, 2) => "protocol unreachable",
+                    (false, 3) | (true, 4) => "port unreachable",
+                    (false, 9) | (false, 10) | (false, 13) | (true, 1) => {
+                        "communication administratively prohibited"
+                    }
+                    (true, 5) => "source address failed policy",
+                    (true, 6) => "reject route",
+                    _ => "destination unreachable",
+                };
+                format!("{what} (ICMP{} code {code})", if v6 { "v6" } else { "" })
+            }
+        }
+    }
+
+    /// The likely cause, as a hint for the check's failure.
+    pub fn hint(&self) -> &'static str {
+        match *self {
+            IcmpError::TimeExceeded => "a routing loop, or a path over 255 hops, the probes' TTL",
+            IcmpError::TooBig { .. } => "a link on the path has a smaller MTU",
+            IcmpError::Unreachable { v6, code } => match (v6, code) {
+                (_, 0) => "that router has no route to the destination",
+                (false, 1) | (true, 3) => {
+                    "no ARP/ND answer for the destination on that router's link"
+                }
+                (false, 9) | (false, 10) | (false, 13) | (true, 1) | (true, 6) => {
+                    "a filter or a prohibit route rejected it"
+                }
+                _ => "the destination refused it",
+            },
+        }
+    }
 }
 
 impl Reply {
     pub fn seq(&self) -> u16 {
         match self {
-            Reply::Echo { seq, .. }
-            | Reply::TimeExceeded { seq, .. }
-            | Reply::Unreachable { seq, .. } => *seq,
+            Reply::Echo { seq, .. } | Reply::Error { seq, .. } => *seq,
         }
     }
 }
@@ -258,51 +308,72 @@ impl IcmpSocket {
             let Some(from) = from_sockaddr(&ss) else {
                 continue;
             };
-            if let Some(r) = self.parse(data, from) {
+            if let Some(r) = parse(self.v6, self.id, data, from) {
                 return Ok(r);
             }
         }
     }
+}
 
-    fn parse(&self, data: &[u8], from: IpAddr) -> Option<Reply> {
-        // IPv4 raw sockets deliver the IP header; IPv6 ones do not.
-        let icmp = if self.v6 {
-            data
-        } else {
-            let ihl = usize::from(data.first()? & 0x0f) * 4;
-            data.get(ihl..)?
-        };
-        let (ty, code) = (*icmp.first()?, *icmp.get(1)?);
-        let be16 = |b: &[u8], at: usize| Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]));
-        let (echo_reply, time_exceeded, unreachable) =
-            if self.v6 { (129, 3, 1) } else { (0, 11, 3) };
-        if ty == echo_reply {
-            return (be16(icmp, 4)? == self.id).then(|| Reply::Echo {
-                from,
-                seq: be16(icmp, 6).unwrap_or(0),
-            });
+/// One received packet as a reply to the probes of identifier `id`, if it is one.
+fn parse(v6: bool, id: u16, data: &[u8], from: IpAddr) -> Option<Reply> {
+    // IPv4 raw sockets deliver the IP header; IPv6 ones do not.
+    let icmp = if v6 {
+        data
+    } else {
+        let ihl = usize::from(data.first()? & 0x0f) * 4;
+        data.get(ihl..)?
+    };
+    let (ty, code) = (*icmp.first()?, *icmp.get(1)?);
+    let be16 = |b: &[u8], at: usize| Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]));
+    let (echo_reply, time_exceeded, unreachable, too_big) =
+        if v6 { (129, 3, 1, 2) } else { (0, 11, 3, 255) };
+    if ty == echo_reply {
+        return (be16(icmp, 4)? == id).then(|| Reply::Echo {
+            from,
+            seq: be16(icmp, 6).unwrap_or(0),
+        });
+    }
+    let error = if ty == time_exceeded {
+        IcmpError::TimeExceeded
+    } else if ty == too_big {
+        IcmpError::TooBig {
+            mtu: u32::from_be_bytes(icmp.get(4..8)?.try_into().ok()?),
         }
-        if ty != time_exceeded && ty != unreachable {
-            return None;
+    } else if ty == unreachable && !v6 && code == 4 {
+        IcmpError::TooBig {
+            mtu: u32::from(be16(icmp, 6)?),
         }
-        // An error quotes our original packet: its IP header, then our ICMP header.
-        let inner = icmp.get(8..)?;
-        let orig = if self.v6 {
-            inner.get(40..)?
-        } else {
-            let ihl = usize::from(inner.first()? & 0x0f) * 4;
-            inner.get(ihl..)?
-        };
-        let echo_request = if self.v6 { 128 } else { 8 };
-        if *orig.first()? != echo_request || be16(orig, 4)? != self.id {
-            return None;
+    } else if ty == unreachable {
+        IcmpError::Unreachable { v6, code }
+    } else {
+        return None;
+    };
+    // An error quotes our original packet: its IP header, then our ICMP header.
+    let inner = icmp.get(8..)?;
+    let orig = if v6 {
+        inner.get(40..)?
+    } else {
+        let ihl = usize::from(inner.first()? & 0x0f) * 4;
+        inner.get(ihl..)?
+    };
+    let echo_request = if v6 { 128 } else { 8 };
+    if *orig.first()? != echo_request || be16(orig, 4)? != id {
+        return None;
+    }
+    let seq = be16(orig, 6)?;
+    Some(Reply::Error { from, seq, error })
+}
+
+/// Why the sender's own stack refused to send a probe, from the errno of `sendto`.
+pub fn send_refused(errno: i32) -> String {
+    match errno {
+        libc::ENETUNREACH | libc::EHOSTUNREACH => {
+            "the sender has no route to it (refused before sending)".into()
         }
-        let seq = be16(orig, 6)?;
-        Some(if ty == time_exceeded {
-            Reply::TimeExceeded { from, seq }
-        } else {
-            Reply::Unreachable { from, seq, code }
-        })
+        libc::EMSGSIZE => "the probe is larger than the path MTU the sender knows".into(),
+        libc::EPERM | libc::EACCES => "the sender's own filter refused it".into(),
+        e => format!("the send failed: {}", io::Error::from_raw_os_error(e)),
     }
 }
 
@@ -310,9 +381,11 @@ impl IcmpSocket {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PingResult {
     Reply(Duration),
-    /// A router answered "unreachable" (code) before the deadline.
-    Unreachable(IpAddr, u8),
-    NoReply,
+    /// No echo reply; the last ICMP error about the probes, and who sent it.
+    Error(IpAddr, IcmpError),
+    /// Nothing came back; the errno of the last send that failed, if one did (the
+    /// sender's own stack refused it: ENETUNREACH for no route, say).
+    NoReply(Option<i32>),
 }
 
 /// Pings every target from one namespace until each has answered or `deadline` passes,
@@ -324,7 +397,7 @@ pub async fn ping_many(
     deadline: Duration,
     interval: Duration,
 ) -> Result<Vec<PingResult>, KernelError> {
-    let mut out = vec![PingResult::NoReply; targets.len()];
+    let mut out = vec![PingResult::NoReply(None); targets.len()];
     let mut pending: HashMap<u16, usize> = HashMap::new();
     for fam in [false, true] {
         let idx: Vec<usize> = (0..targets.len())
@@ -348,7 +421,11 @@ pub async fn ping_many(
                     .is_none_or(|t| now.duration_since(*t) >= interval)
                 {
                     // A send error (no route yet) counts as no reply; we retry.
-                    let _ = sock.send_echo(targets[i], seq, None);
+                    if let Err(e) = sock.send_echo(targets[i], seq, None)
+                        && let PingResult::NoReply(last) = &mut out[i]
+                    {
+                        *last = e.raw_os_error();
+                    }
                     sent_at.insert(seq, now);
                 }
             }
@@ -370,12 +447,11 @@ pub async fn ping_many(
                         pending.remove(&seq);
                     }
                 }
-                Reply::Unreachable { from, seq, code } => {
+                Reply::Error { from, seq, error } => {
                     if let Some(&i) = pending.get(&seq) {
-                        out[i] = PingResult::Unreachable(from, code);
+                        out[i] = PingResult::Error(from, error);
                     }
                 }
-                Reply::TimeExceeded { .. } => {}
             }
         }
     }
@@ -403,8 +479,7 @@ pub async fn probe_hop(
         };
         match r? {
             Reply::Echo { from, seq: s } if s == seq => return Ok(Some((from, true))),
-            Reply::TimeExceeded { from, seq: s } if s == seq => return Ok(Some((from, false))),
-            Reply::Unreachable { from, seq: s, .. } if s == seq => return Ok(Some((from, false))),
+            Reply::Error { from, seq: s, .. } if s == seq => return Ok(Some((from, false))),
             _ => {}
         }
     }
@@ -418,6 +493,60 @@ pub fn socket_addr(ip: IpAddr, port: u16) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ICMP error quoting an echo request of `id` with sequence `seq` (IPv4).
+    fn v4_error(ty: u8, code: u8, rest: [u8; 4], id: u16, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x45u8; 1];
+        p.resize(20, 0);
+        p.extend([ty, code, 0, 0]);
+        p.extend(rest);
+        p.push(0x45);
+        p.resize(p.len() + 19, 0);
+        p.extend([8, 0, 0, 0]);
+        p.extend(id.to_be_bytes());
+        p.extend(seq.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn icmp_errors_about_our_probes_are_read_by_meaning() {
+        let from: IpAddr = "10.255.0.1".parse().unwrap();
+        let at = |data: &[u8]| parse(false, 7, data, from);
+        let err = |error| {
+            Some(Reply::Error {
+                from,
+                seq: 3,
+                error,
+            })
+        };
+        let frag = v4_error(3, 4, [0, 0, 0x05, 0x78], 7, 3);
+        assert_eq!(at(&frag), err(IcmpError::TooBig { mtu: 1400 }));
+        let ttl = v4_error(11, 0, [0; 4], 7, 3);
+        assert_eq!(at(&ttl), err(IcmpError::TimeExceeded));
+        let net = v4_error(3, 0, [0; 4], 7, 3);
+        assert_eq!(at(&net), err(IcmpError::Unreachable { v6: false, code: 0 }));
+        // Another prober's identifier is not ours.
+        assert_eq!(at(&v4_error(11, 0, [0; 4], 8, 3)), None);
+        // IPv6: no IP header delivered; packet too big carries a 32-bit MTU.
+        let mut ptb = vec![2u8, 0, 0, 0, 0, 0, 0x05, 0x00];
+        ptb.extend([0x60u8]);
+        ptb.resize(8 + 40, 0);
+        ptb.extend([128, 0, 0, 0, 0, 7, 0, 3]);
+        let v6from: IpAddr = "fd00::1".parse().unwrap();
+        assert_eq!(
+            parse(true, 7, &ptb, v6from),
+            Some(Reply::Error {
+                from: v6from,
+                seq: 3,
+                error: IcmpError::TooBig { mtu: 1280 }
+            })
+        );
+        assert!(
+            IcmpError::TooBig { mtu: 1400 }
+                .describe()
+                .contains("MTU is 1400")
+        );
+    }
 
     #[test]
     fn checksum_of_an_echo_request() {
