@@ -165,7 +165,10 @@ fn out_dir(name: &str) -> Scratch {
 
 /// A lab whose one process ignores SIGTERM and says when it got one (`term` in its
 /// out directory), so its teardown waits out the process's `stop_timeout` and a test
-/// knows the teardown has begun.
+/// knows the teardown has begun. It is ready (for `up`, so for the test) only once its
+/// trap is set: without that, a process counts as ready once it runs, and on a loaded
+/// host the SIGTERM of a `down` right after `up` could reach the shell before its `trap`
+/// line and kill it (no flag, no grace).
 fn stubborn(name: &str) -> (Lab, Scratch) {
     let out = out_dir(&format!("{name}-out"));
     let lab = Lab::new(
@@ -176,7 +179,10 @@ nodes:
   a:
     mounts: ["{name}-out:/mnt/out"]
     processes:
-      - {{ name: stubborn, cmd: "sh -c 'trap \"touch /mnt/out/term\" TERM; while :; do sleep 0.1; done'", stop_timeout: 3s }}
+      - name: stubborn
+        cmd: "sh -c 'trap \"touch /mnt/out/term\" TERM; touch /mnt/out/trapped; while :; do sleep 0.1; done'"
+        ready: {{ file: /mnt/out/trapped }}
+        stop_timeout: 3s
   b: {{}}
 links: [[a, b]]
 tests:

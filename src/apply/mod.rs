@@ -3,6 +3,7 @@
 //! journal names. `down` works from the journal alone, so it needs no topology file and
 //! survives a `kill -9` of `up`. Teardown is best effort and reports every error.
 
+mod admit;
 pub mod devices;
 pub mod error;
 pub mod executor;
@@ -35,7 +36,7 @@ use executor::Cancel;
 use netlink::NetlinkKernel;
 
 use crate::model::Topology;
-use crate::plan::{LinkSpec, Op, Plan, StepId};
+use crate::plan::{Op, Plan, StepId};
 use crate::state::{HostContext, Journal, LabDir, LabLock, LabSummary, Record};
 
 /// Namespace threads: two measured best for creating namespaces on this class of host.
@@ -294,109 +295,43 @@ pub async fn up_with(
     let host = &opts.host;
     let lock = tokio::task::block_in_place(|| lock_or_cancel(host, &lab, &cancel))?;
     let dir = host.lab_dir(&lab);
-    not_there_yet(&lab, &dir)?;
-    devices_known(&lab, plan)?;
+    admit::not_there_yet(&lab, &dir)?;
+    admit::devices_known(&lab, plan)?;
     // The lab's VNIs, checked again under the host's VNI lock, which is held until they
     // are claimed on file below: a lab racing this one for a VNI then sees them taken, and
     // says so, instead of failing on the kernel's EEXIST.
     let vnis = tokio::task::block_in_place(|| crate::state::vnis::lock_free(host, t))?;
     // Until the journal exists, no other lab's `down` may release /run/netns.
     let host_lock = tokio::task::block_in_place(|| crate::state::HostLock::acquire(host))?;
-    // Only here, under the host lock, is /run/netns made ready (and what nslab made there
-    // recorded): a `status` or `link` that did it unlocked could race the last `down`
-    // releasing it, and leave a mount without its record.
-    if let Err(e) = netns::ensure_netns_dir(host) {
-        drop(host_lock);
-        drop(lock);
-        return Err(ApplyError::Host { lab, source: e });
-    }
-    let kernel = match NetlinkKernel::new(host, tokio::runtime::Handle::current(), NS_THREADS) {
-        Ok(k) => k.for_lab(&lab),
-        Err(e) => {
-            drop(host_lock);
-            drop(lock);
-            return Err(ApplyError::Host {
-                lab,
-                source: std::io::Error::other(e.to_string()),
-            });
-        }
-    };
-    progress::trace("checks");
-    let taken = foreign_netns(host, plan);
-    if !taken.is_empty() {
-        // Nothing of this lab exists: not even its lock file stays.
-        refused_before_anything(host, host_lock, lock);
-        return Err(ApplyError::ForeignNetns { lab, names: taken });
-    }
-    // A shared management network: the lab's addresses on it come from its registry,
-    // read here under the host lock, so no two labs' `up`s hand out one address.
-    let joined = match mgmtnet::reserve(host, t, plan, &opts.file) {
-        Ok(j) => j,
-        Err(e) => {
-            refused_before_anything(host, host_lock, lock);
-            return Err(e);
-        }
-    };
-    let patched;
-    let plan = match &joined {
-        Some((_, held)) => {
-            patched = mgmtnet::with_addresses(plan, t, held);
-            &patched
-        }
-        None => plan,
-    };
-    // What the lab makes on the host itself must not be there yet: checked before
-    // anything exists, so a clash leaves the host as it was; after the registry's word
-    // on a shared network, which names the labs a mismatch is with.
-    let clashes = hostnet::clashes(plan).await.map_err(|e| ApplyError::Host {
-        lab: lab.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    if !clashes.is_empty() {
-        refused_before_anything(host, host_lock, lock);
-        return Err(ApplyError::HostClash { lab, clashes });
-    }
+    let admitted = admit::admit(
+        t,
+        plan,
+        opts,
+        admit::Held {
+            host_lock,
+            vnis,
+            lock,
+        },
+    )
+    .await?;
+    let plan = admitted.patched.as_ref().unwrap_or(plan);
     progress::trace("journal");
     let (mut journal, started) = begin_journal(&lab, &dir, opts)?;
-    // The lab's membership is journaled before the registry has it: a `down` after a
-    // kill here still leaves the network. A registry that cannot be written fails the
-    // `up` with its rollback, as a failed step does.
-    let mut registered = Ok(());
-    if let Some((reg, _)) = &joined {
-        let leave = plan.steps.iter().find_map(|s| match &s.op {
-            Op::JoinMgmt { .. } => s.op.undo(),
-            _ => None,
-        });
-        if let Some(undo) = leave {
-            journal.append(&Record::Object { undo })?;
-        }
-        registered = crate::state::mgmtnet::write(host, reg).map_err(ApplyError::from);
-    }
-    drop(host_lock);
+    let registered = register(host, plan, &admitted.joined, &mut journal)?;
+    drop(admitted.held.host_lock);
     // Claimed once the journal lists the lab, which is how other labs find the claim; the
     // VNI lock goes with it, so the lab's steps run beside other labs' `up`s.
-    if let Some(vnis) = vnis {
+    if let Some(vnis) = admitted.held.vnis {
         vnis.claim(&dir)?;
     }
-    let exec_opts = exec_options(opts);
-    let mut record = |e: executor::Entry| match e {
-        executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
-        executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
-    };
+    let kernel = &admitted.kernel;
     // Only now, under the lab's lock and with its journal begun: a refused `up` never
     // touches the host's settings, and a failed one puts them back with its rollback.
     let (raised, result) = match registered.and_then(|()| raise_neigh_limit(t, opts)) {
-        Ok(raised) => {
-            let late = cancel.clone();
-            let made = executor::execute(plan, &kernel, &mut record, &exec_opts, cancel).await;
-            // A signal that came with the last step still rolls back: an interrupted
-            // `up` never leaves a lab up.
-            let made = made.and_then(|()| match late.borrow().clone() {
-                Some(signal) => Err(executor::ExecError::Cancelled(signal)),
-                None => Ok(()),
-            });
-            (raised, made.map_err(|e| reconcile::exec_error(&lab, e)))
-        }
+        Ok(raised) => (
+            raised,
+            run_steps(&lab, plan, kernel, opts, &mut journal, cancel).await,
+        ),
         Err(e) => (Vec::new(), Err(e)),
     };
     progress::finish(opts.progress.as_ref());
@@ -404,7 +339,7 @@ pub async fn up_with(
     if let Err(first) = outcome {
         // Roll back from the journal, the same path `down` takes.
         drop(journal);
-        roll_back_up(&lab, &dir, &kernel, opts, lock).await;
+        roll_back_up(&lab, &dir, kernel, opts, admitted.held.lock).await;
         return Err(first);
     }
     progress::trace("up returns");
@@ -415,46 +350,52 @@ pub async fn up_with(
     })
 }
 
-/// Refuses a lab whose directory exists: up already, or left by an `up` or `down` that
-/// did not finish (its `down` removes that first).
-fn not_there_yet(lab: &str, dir: &LabDir) -> Result<(), ApplyError> {
-    if !dir.exists() {
-        return Ok(());
+/// Puts the lab on a shared management network's registry. Its membership is journaled
+/// before the registry has it: a `down` after a kill here still leaves the network. A
+/// registry that cannot be written fails the `up` with its rollback, as a failed step
+/// does (the outer error is the journal's, which stops `up` at once).
+fn register(
+    host: &HostContext,
+    plan: &Plan,
+    joined: &admit::Joined,
+    journal: &mut Journal,
+) -> Result<Result<(), ApplyError>, ApplyError> {
+    let Some((reg, _)) = joined else {
+        return Ok(Ok(()));
+    };
+    let leave = plan.steps.iter().find_map(|s| match &s.op {
+        Op::JoinMgmt { .. } => s.op.undo(),
+        _ => None,
+    });
+    if let Some(undo) = leave {
+        journal.append(&Record::Object { undo })?;
     }
-    let records = Journal::read(&dir.journal_path())?;
-    if records.iter().any(|r| matches!(r, Record::Up { .. })) {
-        return Err(already_up(
-            lab.to_string(),
-            LabSummary::read(&dir.summary_path()).ok(),
-        ));
-    }
-    Err(ApplyError::Leftovers {
-        lab: lab.to_string(),
-    })
+    Ok(crate::state::mgmtnet::write(host, reg).map_err(ApplyError::from))
 }
 
-/// A dummy or vlan this kernel cannot make stops `up` before it makes anything (the
-/// kernel's kinds are read only when the plan has one).
-fn devices_known(lab: &str, plan: &Plan) -> Result<(), ApplyError> {
-    if plan.steps.iter().any(|s| {
-        matches!(&s.op, Op::CreateLink(l) if matches!(l.kind, LinkSpec::Dummy(_) | LinkSpec::Vlan(_)))
-    }) && let Some(e) = devices::missing(lab, plan, tokio::task::block_in_place(devices::kernel_kinds))
-    {
-        return Err(ApplyError::Step(Box::new(e)));
-    }
-    Ok(())
-}
-
-/// Namespaces of this lab that exist already belong to someone else: `up` refuses them
-/// before creating anything, rather than fail halfway.
-fn foreign_netns(host: &HostContext, plan: &Plan) -> Vec<String> {
-    plan.steps
-        .iter()
-        .filter_map(|s| match &s.op {
-            Op::CreateNetns { netns } if host.netns_path(netns).exists() => Some(netns.to_string()),
-            _ => None,
-        })
-        .collect()
+/// Runs the plan's steps, journaling each object before it is made. A signal that came
+/// with the last step still fails it (and so rolls back): an interrupted `up` never
+/// leaves a lab up.
+async fn run_steps(
+    lab: &str,
+    plan: &Plan,
+    kernel: &NetlinkKernel,
+    opts: &UpOptions,
+    journal: &mut Journal,
+    cancel: Cancel,
+) -> Result<(), ApplyError> {
+    let exec_opts = exec_options(opts);
+    let mut record = |e: executor::Entry| match e {
+        executor::Entry::Creating(u) => journal.append(&Record::Object { undo: u.clone() }),
+        executor::Entry::Existed(u) => journal.append(&Record::Disown { undo: u.clone() }),
+    };
+    let late = cancel.clone();
+    let made = executor::execute(plan, kernel, &mut record, &exec_opts, cancel).await;
+    let made = made.and_then(|()| match late.borrow().clone() {
+        Some(signal) => Err(executor::ExecError::Cancelled(signal)),
+        None => Ok(()),
+    });
+    made.map_err(|e| reconcile::exec_error(lab, e))
 }
 
 /// Makes the lab's directory and its journal, which begins with who is bringing it up.
@@ -523,20 +464,6 @@ async fn roll_back_up(
         }
         Err(rb) => crate::errln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
     }
-}
-
-/// An `up` refused before it made anything leaves the host as it found it: the netns
-/// directory it prepared goes again when no lab is left to use it (still under the host
-/// lock, as the last `down` releases it).
-fn refused_before_anything(host: &HostContext, host_lock: crate::state::HostLock, lock: LabLock) {
-    if host.netns_dir_marker().exists()
-        && host.labs().is_empty()
-        && let Err(e) = netns::release_netns_dir(host)
-    {
-        crate::errln!("nslab: could not release {}: {e}", host.netns_dir.display());
-    }
-    drop(host_lock);
-    drop(lock);
 }
 
 /// `--raise-neigh-limit`: raises the host's neighbour limits the lab's estimate passes,

@@ -677,8 +677,36 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     dispatch(&host, cli.command)
 }
 
-/// Runs one command on `host`.
+/// Runs one command on `host`: sorted into its group here, each group's arguments
+/// handed on in the function for that group.
 fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, CliError> {
+    match command {
+        c @ (Command::Validate { .. }
+        | Command::Import { .. }
+        | Command::Plan { .. }
+        | Command::Graph { .. }
+        | Command::K8s { .. }) => run_file_command(host, c),
+        c @ (Command::Up { .. }
+        | Command::Apply { .. }
+        | Command::Down { .. }
+        | Command::Test { .. }
+        | Command::Agent { .. }) => run_lifecycle(host, c),
+        c @ (Command::Status { .. }
+        | Command::Ls { .. }
+        | Command::Ps { .. }
+        | Command::Logs { .. }
+        | Command::Events { .. }) => run_inspect(host, c),
+        c @ (Command::Shell { .. }
+        | Command::Exec { .. }
+        | Command::Link { .. }
+        | Command::Node { .. }
+        | Command::Capture { .. }) => run_runtime(host, c),
+    }
+}
+
+/// The commands that read a topology file and change nothing: validate, import, plan,
+/// graph (which also draws a running lab) and k8s.
+fn run_file_command(host: &crate::state::HostContext, command: Command) -> Result<u8, CliError> {
     match command {
         Command::Validate { file, quiet, .. } => validate::run(host, &file, quiet),
         Command::Import { file, image_map } => import::run(&file, image_map.as_deref()),
@@ -703,6 +731,19 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
             },
             host,
         ),
+        Command::K8s {
+            file,
+            namespace,
+            image,
+        } => k8s::run(&file, namespace.as_deref(), &image),
+        _ => unreachable!("dispatch sends only the file commands here"),
+    }
+}
+
+/// The commands that bring a lab up, change it or take it down: up, apply, down, test,
+/// and the agent that keeps one host's share of a lab what its file says.
+fn run_lifecycle(host: &crate::state::HostContext, command: Command) -> Result<u8, CliError> {
+    match command {
         Command::Up {
             file,
             jobs,
@@ -733,18 +774,6 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
         Command::Down {
             target, lab, quiet, ..
         } => down::run(host, target.as_deref(), lab.as_deref(), quiet),
-        Command::Status { target, lab, json } => {
-            status::run(host, target.as_deref(), lab.as_deref(), json)
-        }
-        Command::Ls { json } => ls::run(host, json),
-        Command::Shell { lab, node } => shell::run(host, lab.as_deref(), &node),
-        Command::Ps { lab, node, json } => ps::run(host, lab.as_deref(), node.as_deref(), json),
-        Command::Logs {
-            lab,
-            node,
-            process,
-            follow,
-        } => logs::run(host, lab.as_deref(), &node, process.as_deref(), follow),
         Command::Test {
             file,
             lab,
@@ -770,6 +799,36 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 raise_neigh_limit,
             },
         ),
+        Command::Agent { file } => agent::run(host, &file),
+        _ => unreachable!("dispatch sends only up, apply, down, test and agent here"),
+    }
+}
+
+/// The commands that read a running lab: status, ls, ps, logs, events.
+fn run_inspect(host: &crate::state::HostContext, command: Command) -> Result<u8, CliError> {
+    match command {
+        Command::Status { target, lab, json } => {
+            status::run(host, target.as_deref(), lab.as_deref(), json)
+        }
+        Command::Ls { json } => ls::run(host, json),
+        Command::Ps { lab, node, json } => ps::run(host, lab.as_deref(), node.as_deref(), json),
+        Command::Logs {
+            lab,
+            node,
+            process,
+            follow,
+        } => logs::run(host, lab.as_deref(), &node, process.as_deref(), follow),
+        Command::Events { target, lab, json } => {
+            events::run(host, target.as_deref(), lab.as_deref(), json)
+        }
+        _ => unreachable!("dispatch sends only the reading commands here"),
+    }
+}
+
+/// The commands that act inside a running lab: shell, exec, link, node, capture.
+fn run_runtime(host: &crate::state::HostContext, command: Command) -> Result<u8, CliError> {
+    match command {
+        Command::Shell { lab, node } => shell::run(host, lab.as_deref(), &node),
         Command::Exec {
             lab,
             env,
@@ -800,15 +859,7 @@ fn dispatch(host: &crate::state::HostContext, command: Command) -> Result<u8, Cl
                 in_kernel: filter_in == "kernel",
             },
         ),
-        Command::K8s {
-            file,
-            namespace,
-            image,
-        } => k8s::run(&file, namespace.as_deref(), &image),
-        Command::Agent { file } => agent::run(host, &file),
-        Command::Events { target, lab, json } => {
-            events::run(host, target.as_deref(), lab.as_deref(), json)
-        }
+        _ => unreachable!("dispatch sends only the in-lab commands here"),
     }
 }
 
