@@ -1721,8 +1721,8 @@ fn underlay_a_host_address_the_machine_lacks_is_refused_before_anything_is_made(
         "{}",
         text(&o)
     );
+    // Not even /run/nslab was made.
     assert_eq!(host_state(&ha), before, "the refused `up` changed the host");
-    ha.assert_clean();
 }
 
 #[test]
@@ -1767,30 +1767,16 @@ fn underlay_an_mtu_below_the_hosts_is_warned_naming_the_interface_and_the_route(
         "{}",
         text(&o)
     );
-    // What a frame at the tunnel's MTU meets on this underlay, for the README.
+    // Why a warning and not a refusal: the tunnel does not set DF on its outer packets,
+    // so the sending machine fragments them and a DF frame at the tunnel's MTU (1422
+    // bytes of ping) still crosses the 1400 underlay.
     wait_for("r1 pinging r2 at 1300 bytes", || {
         ping(&ha, "nslab.mhu-ul.r1", "1300", "10.78.0.1")
             .status
             .success()
     });
-    let big = ping(&ha, "nslab.mhu-ul.r1", "1422", "10.78.0.1");
-    eprintln!("DF 1422 over a 1400 underlay: {}", text(&big));
-    let nodf = ha.run(&[
-        "ip",
-        "netns",
-        "exec",
-        "nslab.mhu-ul.r1",
-        "ping",
-        "-n",
-        "-c1",
-        "-W1",
-        "-M",
-        "dont",
-        "-s",
-        "1422",
-        "10.78.0.1",
-    ]);
-    eprintln!("non-DF 1422 over a 1400 underlay: {}", text(&nodf));
+    let o = ping(&ha, "nslab.mhu-ul.r1", "1422", "10.78.0.1");
+    assert!(o.status.success(), "{}", text(&o));
     down_and_clean(&[&ha, &hb], "mhu-ul");
 }
 
