@@ -7,7 +7,9 @@
 //! a dummy or vlan this kernel cannot make or a macvlan parent the host lacks
 //! (`preflight/kinds.rs`), and a warning when nslab runs with `no_new_privs` or a
 //! seccomp filter, which its nodes would inherit (`preflight/inherit.rs`), and process
-//! attributes the host cannot give (`preflight/attrs.rs`). Each problem is
+//! attributes the host cannot give (`preflight/attrs.rs`). What a multi-host share's
+//! machine must have, its host's address and underlay MTU, is judged in
+//! `preflight/underlay.rs` from what the engine reads over netlink. Each problem is
 //! located in the file and names the node and the key.
 
 mod attrs;
@@ -16,6 +18,7 @@ mod kinds;
 mod mounts;
 pub mod neigh;
 mod programs;
+pub mod underlay;
 mod users;
 
 use std::path::Path;

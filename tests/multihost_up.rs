@@ -1663,3 +1663,140 @@ fn an_auto_placed_chain_over_three_hosts_keeps_its_single_host_addresses_routes_
     }
     down_and_clean(&[ha, hb, hc], "mhu-auto");
 }
+
+/// A chain over two hosts, net-only: what is checked is the machine under it.
+const UNDERLAY: &str = "
+name: mhu-ul
+hosts:
+  ha: { address: 198.51.100.1 }
+  hb: { address: 198.51.100.2 }
+defaults: { isolation: [net] }
+nodes:
+  r1: { host: ha }
+  r2: { host: hb }
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    addresses: [10.78.0.0/31, 10.78.0.1/31]
+";
+
+/// What a simulated host holds that an `up` could make or change: nslab's state, named
+/// namespaces, links with their MTUs, addresses, routes, UDP sockets.
+fn host_state(h: &SimHost) -> String {
+    h.ok(&[
+        "sh",
+        "-c",
+        "ls -A /run /run/nslab /run/netns 2>&1; ip -o link; ip -o addr; ip route; ss -Huan",
+    ])
+}
+
+#[test]
+fn underlay_a_host_address_the_machine_lacks_is_refused_before_anything_is_made() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-ul-addr", UNDERLAY);
+    let (ha, _hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let before = host_state(&ha);
+    // The wrong `--host`: hb's address is not this machine's.
+    let o = ha.nslab(&["up", "--host", "hb", &file]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("host `hb`'s address 198.51.100.2 is not an address of this machine (its addresses: 198.51.100.1 (ul0)"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("a wrong `--host`?"), "{}", text(&o));
+    assert!(text(&o).contains("nothing was made"), "{}", text(&o));
+    assert_eq!(host_state(&ha), before, "the refused `up` changed the host");
+    // The wrong `address:`: the file says .9 for ha.
+    let wrong = write_lab(
+        "mhu-ul-addr9",
+        &UNDERLAY.replace("198.51.100.1 }", "198.51.100.9 }"),
+    );
+    let o = ha.nslab(&["up", "--host", "ha", &wrong]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("host `ha`'s address 198.51.100.9 is not an address of this machine"),
+        "{}",
+        text(&o)
+    );
+    // Not even /run/nslab was made.
+    assert_eq!(host_state(&ha), before, "the refused `up` changed the host");
+}
+
+#[test]
+fn underlay_an_mtu_below_the_hosts_is_warned_naming_the_interface_and_the_route() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-ul-mtu", UNDERLAY);
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    // ha's interface carries 1400 of the 1500 the file says.
+    ha.ok(&["ip", "link", "set", "ul0", "mtu", "1400"]);
+    hb.ok(&["ip", "link", "set", "ul0", "mtu", "1400"]);
+    let o = ha.nslab(&["up", "--host", "ha", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        words(&text(&o)).contains("warning: host `ha`: `ul0`, which holds its address 198.51.100.1, has MTU 1400, below the host's `mtu: 1500`; the lab's tunnels get MTU 1450 but carry 1350 bytes unfragmented"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("lower `hosts: ha: mtu:` to 1400"),
+        "{}",
+        text(&o)
+    );
+    // hb's interface is at 1500 again, but its route to ha says 1400.
+    hb.ok(&["ip", "link", "set", "ul0", "mtu", "1500"]);
+    hb.ok(&[
+        "ip",
+        "route",
+        "add",
+        "198.51.100.1/32",
+        "dev",
+        "ul0",
+        "mtu",
+        "1400",
+    ]);
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        words(&text(&o)).contains("warning: host `hb`: the route towards host `ha` (198.51.100.1) leaves by `ul0`, whose route's MTU is 1400, below the host's `mtu: 1500`"),
+        "{}",
+        text(&o)
+    );
+    // Why a warning and not a refusal: the tunnel does not set DF on its outer packets,
+    // so the sending machine fragments them and a DF frame at the tunnel's MTU (1422
+    // bytes of ping) still crosses the 1400 underlay.
+    wait_for("r1 pinging r2 at 1300 bytes", || {
+        ping(&ha, "nslab.mhu-ul.r1", "1300", "10.78.0.1")
+            .status
+            .success()
+    });
+    let o = ping(&ha, "nslab.mhu-ul.r1", "1422", "10.78.0.1");
+    assert!(o.status.success(), "{}", text(&o));
+    down_and_clean(&[&ha, &hb], "mhu-ul");
+}
+
+#[test]
+fn underlay_a_machine_that_fits_the_file_comes_up_without_a_warning() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-ul-fit", &UNDERLAY.replace("mhu-ul\n", "mhu-ul-fit\n"));
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(!text(&o).contains("warning"), "{}", text(&o));
+    }
+    wait_for("r1 pinging r2 at 1422 bytes", || {
+        ping(&ha, "nslab.mhu-ul-fit.r1", "1422", "10.78.0.1")
+            .status
+            .success()
+    });
+    down_and_clean(&[&ha, &hb], "mhu-ul-fit");
+}

@@ -173,6 +173,14 @@ pub enum ApplyError {
     NoLab,
     #[error("lab `{lab}`: namespace{} {} already exist{} without a journal of this lab; if {} left from an earlier run, `nslab down {lab}` removes {} (it finds a lab's objects by name), else rename the lab", if .names.len() == 1 { "" } else { "s" }, .names.join(", "), if .names.len() == 1 { "s" } else { "" }, if .names.len() == 1 { "it is" } else { "they are" }, if .names.len() == 1 { "it" } else { "them" })]
     ForeignNetns { lab: String, names: Vec<String> },
+    /// A share's host address is not this machine's (`preflight::underlay`); nothing
+    /// was made.
+    #[error("lab `{lab}`: {why} (nothing was made)\n  hint: {hint}")]
+    NotThisHost {
+        lab: String,
+        why: String,
+        hint: String,
+    },
     /// What the lab would make on the host is there already; nothing was made.
     #[error("lab `{lab}` would clash with the host (nothing was made):\n  {}", .clashes.join("\n  "))]
     HostClash { lab: String, clashes: Vec<String> },

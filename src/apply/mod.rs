@@ -24,6 +24,7 @@ mod spawner;
 mod strays;
 pub mod tc;
 mod teardown;
+pub mod underlay;
 
 use teardown::{finish, remove_rest, undo_later, undo_netlink};
 
@@ -289,10 +290,14 @@ pub async fn up_with(
     cancel: Cancel,
 ) -> Result<UpReport, ApplyError> {
     let start = Instant::now();
-    progress::trace("lock");
     let opts = &opts.with_test_faults();
     let lab = t.lab.clone();
     let host = &opts.host;
+    // The machine, read only, before the lab's lock file or anything else exists.
+    if let Some(name) = &host.host {
+        underlay::check(t, name).await?;
+    }
+    progress::trace("lock");
     let lock = tokio::task::block_in_place(|| lock_or_cancel(host, &lab, &cancel))?;
     let dir = host.lab_dir(&lab);
     admit::not_there_yet(&lab, &dir)?;

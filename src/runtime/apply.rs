@@ -45,6 +45,10 @@ pub async fn apply_with(
             other => return other.map(Applied::Up),
         }
     }
+    // A running lab is changed: its machine checked as `up` checks it.
+    if let Some(name) = &opts.host.host {
+        apply::underlay::check(t, name).await?;
+    }
     // The lock first: a lab still coming up is waited for, not refused.
     let lock = tokio::task::block_in_place(|| apply::lock_or_cancel(&opts.host, lab, &cancel))?;
     let session = Session::under_lock(&opts.host, lab, lock).map_err(|e| not_up(lab, e))?;
