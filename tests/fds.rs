@@ -871,6 +871,31 @@ fn check_defaults(who: &str, got: &std::collections::HashMap<String, String>) {
 /// The session keyring the odd caller joins (and holds a key in).
 const CALLER_KEYRING: &std::ffi::CStr = c"nslab-test-caller";
 
+/// Joins a session keyring named [`CALLER_KEYRING`] and adds a key to it, as a caller
+/// holding secrets would; false if either call fails. Only system calls, so it may run
+/// between fork and exec.
+///
+/// # Safety
+/// Called in a child between fork and exec, or in a process whose keyring may change.
+unsafe fn hold_a_caller_key() -> bool {
+    // SAFETY: both calls take valid, NUL-terminated strings and a 1-byte payload.
+    unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            CALLER_KEYRING.as_ptr(),
+        ) >= 0
+            && libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                c"nslab-test-secret".as_ptr(),
+                b"x".as_ptr(),
+                1usize,
+                libc::KEY_SPEC_SESSION_KEYRING,
+            ) >= 0
+    }
+}
+
 /// `nslab ARGS` from a caller with every inheritable attribute off its default: nice 10
 /// (`nice -n 10`), CPU 0 only (`taskset -c 0`), `oom_score_adj` 500, the idle I/O class
 /// (`ionice -c 3`), ASLR off (`setarch -R`), 1 ms timer slack, other soft limits,
@@ -898,19 +923,7 @@ fn odd_caller(args: &[&str]) -> Command {
                 || libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0
                 // A session keyring of its own, holding a key: possessed by whatever
                 // inherits the keyring, whatever its user.
-                || libc::syscall(
-                    libc::SYS_keyctl,
-                    libc::KEYCTL_JOIN_SESSION_KEYRING,
-                    CALLER_KEYRING.as_ptr(),
-                ) < 0
-                || libc::syscall(
-                    libc::SYS_add_key,
-                    c"user".as_ptr(),
-                    c"nslab-test-secret".as_ptr(),
-                    b"x".as_ptr(),
-                    1usize,
-                    libc::KEY_SPEC_SESSION_KEYRING,
-                ) < 0
+                || !hold_a_caller_key()
             {
                 return fail();
             }
@@ -1026,19 +1039,7 @@ fn keyring_refused(args: &[&str]) -> Command {
                 len: prog.len() as u16,
                 filter: prog.as_mut_ptr(),
             };
-            if libc::syscall(
-                libc::SYS_keyctl,
-                libc::KEYCTL_JOIN_SESSION_KEYRING,
-                CALLER_KEYRING.as_ptr(),
-            ) < 0
-                || libc::syscall(
-                    libc::SYS_add_key,
-                    c"user".as_ptr(),
-                    c"nslab-test-secret".as_ptr(),
-                    b"x".as_ptr(),
-                    1usize,
-                    libc::KEY_SPEC_SESSION_KEYRING,
-                ) < 0
+            if !hold_a_caller_key()
                 || libc::prctl(
                     libc::PR_SET_SECCOMP,
                     libc::SECCOMP_MODE_FILTER,
