@@ -363,6 +363,20 @@ fn apply_as(lab: &Lab, yaml: &str, env: &[(&str, &str)]) -> std::process::Output
         .unwrap()
 }
 
+/// `nslab apply` of the lab's file as it stands, started and left running: 2.5 s per
+/// step, failing at its 4th, so another lab can take what it freed before it rolls back.
+fn slow_apply_failing_at_step_4(lab: &Lab) -> std::process::Child {
+    nslab()
+        .arg("apply")
+        .arg(&lab.file)
+        .env("NSLAB_TEST_STEP_DELAY_MS", "2500")
+        .env("NSLAB_TEST_FAIL_AT_STEP", "4")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The IPv4 address of `node`'s `iface`, as the kernel has it.
 fn mgmt_of(lab: &Lab, node: &str, iface: &str) -> String {
     let o = lab.exec(node, &["ip", "-o", "-4", "addr", "show", iface]);
@@ -1032,15 +1046,7 @@ fn a_rollback_never_takes_back_an_address_another_lab_took_meanwhile() {
         "name: sm-b\nmgmt: { subnet: 172.31.239.0/24 }\nnodes: { b1: {} }\n",
     )
     .unwrap();
-    let child = nslab()
-        .arg("apply")
-        .arg(&b.file)
-        .env("NSLAB_TEST_STEP_DELAY_MS", "2500")
-        .env("NSLAB_TEST_FAIL_AT_STEP", "4")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = slow_apply_failing_at_step_4(&b);
     wait_for("sm-b to leave smnet", || members() == ["sm-a"]);
     let c = Lab::new("sm-c", &format!("{NET}nodes: {{ c1: {{}} }}\n"));
     c.up();
@@ -1110,15 +1116,7 @@ fn a_rollback_over_two_networks_puts_back_both_memberships_or_neither() {
     assert!(node_ping(&a, "a1", "172.31.236.5"), "b2 lost smnet");
     // Neither: c takes both of b's smnet addresses while the change runs.
     std::fs::write(&b.file, format!("name: sm-b\n{moved}")).unwrap();
-    let child = nslab()
-        .arg("apply")
-        .arg(&b.file)
-        .env("NSLAB_TEST_STEP_DELAY_MS", "2500")
-        .env("NSLAB_TEST_FAIL_AT_STEP", "4")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = slow_apply_failing_at_step_4(&b);
     wait_for("sm-b to leave smnet", || members() == ["sm-a"]);
     let c = Lab::new("sm-c", &format!("{NET}nodes: {{ c1: {{}}, c2: {{}} }}\n"));
     c.up();
