@@ -343,6 +343,28 @@ fn copy_as(rel: &str, lab: &str) -> Lab {
 }
 
 /// Polls until `ok` holds; routing daemons converge in their own time.
+/// Each process of `node` and whether it is ready, as `nslab ps --json` tells them.
+fn readiness(lab: &str, node: &str) -> Vec<(String, bool)> {
+    let ps = nslab()
+        .args(["ps", "--lab", lab, node, "--json"])
+        .output()
+        .unwrap();
+    assert!(ps.status.success(), "{}", text(&ps));
+    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let ready: Vec<(String, bool)> = rows[0]["processes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rows}"))
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["ready"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    ready
+}
+
 fn eventually(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ok() {
@@ -395,25 +417,10 @@ fn ospfd_instances_each_run_answer_vtysh_and_reach_full_on_their_own_links() {
     }
     let lab = copy_as("own/ospf-instances/ospf-instances.clab.yml", "clt-ospfi");
     lab.up();
-    let ps = nslab()
-        .args(["ps", "--lab", "clt-ospfi", "r1", "--json"])
-        .output()
-        .unwrap();
-    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
-    let ready: Vec<(String, bool)> = rows[0]["processes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{rows}"))
-        .iter()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap_or_default().to_string(),
-                r["ready"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect();
+    let ready = readiness("clt-ospfi", "r1");
     let names = ["zebra", "ospfd-1", "ospfd-2", "staticd"];
     let want: Vec<(String, bool)> = names.iter().map(|n| (n.to_string(), true)).collect();
-    assert_eq!(ready, want, "{}", text(&ps));
+    assert_eq!(ready, want);
     for i in ["1", "2"] {
         let o = lab.exec("r1", &["cat", &format!("/var/run/frr/ospfd-{i}.pid")]);
         assert!(
@@ -1116,23 +1123,7 @@ fn an_frr_image_lab_has_its_configuration_when_up_returns() {
     ] {
         assert!(conf.contains(part), "`{part}` missing: {conf}");
     }
-    let ps = nslab()
-        .args(["ps", "--lab", "clt-frrrdy", "router2", "--json"])
-        .output()
-        .unwrap();
-    assert!(ps.status.success(), "{}", text(&ps));
-    let rows: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
-    let ready: Vec<(String, bool)> = rows[0]["processes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{rows}"))
-        .iter()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap_or_default().to_string(),
-                r["ready"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect();
+    let ready = readiness("clt-frrrdy", "router2");
     assert_eq!(
         ready,
         [
@@ -1140,9 +1131,7 @@ fn an_frr_image_lab_has_its_configuration_when_up_returns() {
             ("ospfd".to_string(), true),
             ("ldpd".to_string(), true),
             ("staticd".to_string(), true)
-        ],
-        "{}",
-        text(&ps)
+        ]
     );
     lab.down();
     std::fs::remove_dir_all(lab.file.parent().unwrap()).unwrap();
