@@ -569,15 +569,7 @@ fn an_interrupted_up_is_named_with_the_way_out() {
         "fx-cut",
         "nodes:\n  a: {}\n  b: {}\n  c: {}\nlinks:\n  - [a:eth0, b:eth0]\n  - [b:eth1, c:eth0]\n",
     );
-    let mut child = nslab()
-        .arg("up")
-        .arg(&lab.file)
-        .args(["--jobs", "1"])
-        .env("NSLAB_TEST_STEP_DELAY_MS", "200")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = slow_up(&lab);
     wait_for("the journal", || lab.is_up());
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();

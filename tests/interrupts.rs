@@ -431,15 +431,7 @@ fn a_signal_stops_an_up_waiting_for_another_commands_lock_at_once() {
         "nodes: { a: {}, b: {}, c: {} }\nlinks: [[a, b], [b, c]]\n",
     );
     // A slow `up` holds the lab's lock...
-    let mut first = nslab()
-        .arg("up")
-        .arg(&lab.file)
-        .args(["--jobs", "1"])
-        .env("NSLAB_TEST_STEP_DELAY_MS", "200")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = slow_up(&lab);
     wait_for("the journal", || lab.is_up());
     // ...and a second one waits for it, saying so.
     let mut second = nslab()

@@ -86,6 +86,20 @@ pub fn nslab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nslab"))
 }
 
+/// `nslab up` of the lab's file, started and left running: one job, 200 ms per step and
+/// its output discarded, slow enough for a test to act while it is halfway.
+pub fn slow_up(lab: &Lab) -> std::process::Child {
+    nslab()
+        .arg("up")
+        .arg(&lab.file)
+        .args(["--jobs", "1"])
+        .env("NSLAB_TEST_STEP_DELAY_MS", "200")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// The host's network, mount, cgroup and process state as stable text.
 pub fn host_snapshot() -> String {
     let out = Command::new(root().join("scripts/host-snapshot"))
