@@ -296,6 +296,20 @@ fn sysctl_value(path: &str) -> u64 {
         .unwrap()
 }
 
+/// The host's IPv4 neighbour entries, every namespace's, from the kernel's table
+/// statistics (the first column, in hex).
+fn arp_entries() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/stat/arp_cache").unwrap();
+    let first = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    u64::from_str_radix(first, 16).unwrap()
+}
+
 /// 33 hosts on one bridge: 33 x 32 = 1,056 IPv4 neighbour entries when all pairs talk.
 fn over_the_neigh_limit() -> String {
     let mut y = String::from("nodes:\n");
@@ -369,8 +383,9 @@ fn raise_neigh_limit_is_left_alone_by_a_refused_up_and_undone_by_a_failed_one() 
 
 /// `--raise-neigh-limit`: 33 hosts on one bridge need 33 x 32 = 1,056 IPv4 neighbour
 /// entries when all pairs talk, over the default limit of 1,024. `up` raises gc_thresh3
-/// to 4,096 and gc_thresh2 to 2,048 for the lab's lifetime and `down` puts both back;
-/// `test` does the same around its run, and its all-pairs check passes.
+/// to 4,096 and gc_thresh2 to 2,048 for the lab's lifetime and `down` puts both back once
+/// the kernel has freed the lab's entries; `test` does the same around its run, and its
+/// all-pairs check passes.
 #[test]
 fn raise_neigh_limit_lasts_as_long_as_the_lab() {
     if !privileged() {
@@ -403,6 +418,10 @@ fn raise_neigh_limit_lasts_as_long_as_the_lab() {
         "down put gc_thresh2 back"
     );
     assert!(!std::path::Path::new("/run/nslab/ck-neighup.host-sysctls").exists());
+    // The lab's 1,056 entries leave as the kernel frees its namespaces: the old limit
+    // went back only after, or the next lab's first neighbours would overflow the table.
+    let left = arp_entries();
+    assert!(left < before3, "{left} entries under a limit of {before3}");
 
     let o = test_cmd(&lab, &["--raise-neigh-limit", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -419,6 +438,8 @@ fn raise_neigh_limit_lasts_as_long_as_the_lab() {
         before2,
         "test put gc_thresh2 back"
     );
+    let left = arp_entries();
+    assert!(left < before3, "{left} entries under a limit of {before3}");
 }
 
 /// `route` with `vrf:` reads the table of the node's VRF device. Where the kernel makes

@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod links;
 mod logtail;
 pub mod mgmtnet;
+mod neighlimit;
 pub mod netlink;
 pub mod netns;
 pub mod nodes;
@@ -332,7 +333,7 @@ pub async fn up_with(
     let kernel = &admitted.kernel;
     // Only now, under the lab's lock and with its journal begun: a refused `up` never
     // touches the host's settings, and a failed one puts them back with its rollback.
-    let (raised, result) = match registered.and_then(|()| raise_neigh_limit(t, opts)) {
+    let (raised, result) = match registered.and_then(|()| neighlimit::raise(t, opts)) {
         Ok(raised) => (
             raised,
             run_steps(&lab, plan, kernel, opts, &mut journal, cancel).await,
@@ -463,39 +464,13 @@ async fn roll_back_up(
     match rollback(lab, dir, kernel, opts.progress.as_ref()).await {
         Ok(_) => {
             if opts.raise_neigh_limit {
-                restore_neigh_limit(&opts.host, lab);
+                for e in tokio::task::block_in_place(|| neighlimit::restore(&opts.host, lab)) {
+                    crate::errln!("nslab: lab `{lab}`: {e}");
+                }
             }
             drop(lock)
         }
         Err(rb) => crate::errln!("nslab: rollback of lab `{lab}` was incomplete: {rb}"),
-    }
-}
-
-/// `--raise-neigh-limit`: raises the host's neighbour limits the lab's estimate passes,
-/// each recorded before it is written for the lab's `down` (or rollback) to put back. The
-/// one change to the host's own settings nslab makes, and only when asked.
-fn raise_neigh_limit(
-    t: &Topology,
-    opts: &UpOptions,
-) -> Result<Vec<crate::state::sysctls::Raised>, ApplyError> {
-    use crate::state::sysctls;
-    if !opts.raise_neigh_limit {
-        return Ok(Vec::new());
-    }
-    let wants = crate::preflight::neigh::raises(t, crate::preflight::neigh::host_limit);
-    let proc_sys = std::path::Path::new(sysctls::PROC_SYS);
-    tokio::task::block_in_place(|| sysctls::raise(proc_sys, &opts.host.run_dir, &t.lab, &wants))
-        .map_err(|e| ApplyError::Host {
-            lab: t.lab.clone(),
-            source: std::io::Error::other(format!("cannot raise the neighbour limit: {e}")),
-        })
-}
-
-/// Puts back what [`raise_neigh_limit`] changed for `lab`, saying what it could not.
-fn restore_neigh_limit(host: &HostContext, lab: &str) {
-    let proc_sys = std::path::Path::new(crate::state::sysctls::PROC_SYS);
-    for e in crate::state::sysctls::restore(proc_sys, &host.run_dir, lab) {
-        crate::errln!("nslab: lab `{lab}`: {e}");
     }
 }
 
@@ -587,11 +562,16 @@ pub fn down_locked(
         }
         None => Some(held),
     };
-    // Host sysctls raised for the lab on request go back once the lab is gone.
-    if errors.is_empty() {
-        let proc_sys = std::path::Path::new(crate::state::sysctls::PROC_SYS);
-        errors.extend(crate::state::sysctls::restore(proc_sys, &host.run_dir, lab));
-    }
+    // Host sysctls raised for the lab on request go back once the lab is gone, with its
+    // neighbour entries: those leave as the kernel frees the namespaces, so a lab with
+    // such a record lets go of them here rather than last (see `neighlimit`).
+    let held = if errors.is_empty() && neighlimit::recorded(host, lab) {
+        drop(held);
+        errors.extend(neighlimit::restore(host, lab));
+        None
+    } else {
+        held
+    };
     progress::finish(progress);
     finish(host, lab, &dir, errors, refused)?;
     drop(lock);

@@ -125,3 +125,40 @@ pub fn host_limit(v6: bool) -> Option<usize> {
     let path = format!("/proc/sys/{}", sysctl(v6).replace('.', "/"));
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
+
+/// The entries the family's table holds now, host-wide: the first column of the kernel's
+/// table statistics (`/proc/net/stat/arp_cache`, `ndisc_cache`), every namespace's entries
+/// counted.
+pub fn in_table(v6: bool) -> Option<u64> {
+    let name = if v6 { "ndisc_cache" } else { "arp_cache" };
+    stat_entries(&std::fs::read_to_string(format!("/proc/net/stat/{name}")).ok()?)
+}
+
+/// The `entries` column of a table statistics file: a header line, then a line per CPU
+/// whose first field is the table's count in hex (the same on every line).
+fn stat_entries(text: &str) -> Option<u64> {
+    let mut lines = text.lines();
+    if lines.next()?.split_whitespace().next()? != "entries" {
+        return None;
+    }
+    u64::from_str_radix(lines.next()?.split_whitespace().next()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_count_is_read_from_the_kernel_statistics() {
+        let text =
+            "entries  allocs   destroys\n00000422 0000cf60 0000e38e\n00000422 0000d910 0000c4e0\n";
+        assert_eq!(stat_entries(text), Some(0x422));
+        assert_eq!(
+            stat_entries("allocs entries\n1 2\n"),
+            None,
+            "not the layout we know"
+        );
+        assert_eq!(stat_entries("entries\n"), None);
+        assert_eq!(stat_entries("entries\nzz\n"), None);
+    }
+}

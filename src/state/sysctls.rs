@@ -144,13 +144,26 @@ pub fn raise(
 /// Puts back what `raise` changed for `lab`, unless another lab still holds the key or
 /// someone changed the value since; removes the record. Returns the problems.
 pub fn restore(proc_sys: &Path, run_dir: &Path, lab: &str) -> Vec<String> {
+    restore_after(proc_sys, run_dir, lab, |_| Vec::new())
+}
+
+/// [`restore`], calling `settle` first with what is about to be written back (nothing
+/// when another lab holds every key): the caller's chance to wait until the old values
+/// fit the host again. Its problems are returned with the rest.
+pub fn restore_after(
+    proc_sys: &Path,
+    run_dir: &Path,
+    lab: &str,
+    settle: impl FnOnce(&[Raised]) -> Vec<String>,
+) -> Vec<String> {
     let record = match recorded(run_dir, lab) {
         Ok(r) => r,
         Err(e) => return vec![e.to_string()],
     };
     let mut errors = Vec::new();
-    for r in &record {
-        if let Err(why) = screen(r) {
+    let mut writes = Vec::new();
+    for r in record {
+        if let Err(why) = screen(&r) {
             errors.push(format!(
                 "{}: refused, never written back: {why}",
                 record_path(run_dir, lab).display()
@@ -161,13 +174,17 @@ pub fn restore(proc_sys: &Path, run_dir: &Path, lab: &str) -> Vec<String> {
             continue;
         }
         match read_value(proc_sys, &r.key) {
-            Ok(now) if now == r.set => {
-                if let Err(e) = write_value(proc_sys, &r.key, &r.before) {
-                    errors.push(format!("cannot restore {} to {}: {e}", r.key, r.before));
-                }
-            }
+            Ok(now) if now == r.set => writes.push(r),
             Ok(_) => {}
             Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !writes.is_empty() {
+        errors.extend(settle(&writes));
+    }
+    for r in &writes {
+        if let Err(e) = write_value(proc_sys, &r.key, &r.before) {
+            errors.push(format!("cannot restore {} to {}: {e}", r.key, r.before));
         }
     }
     let path = record_path(run_dir, lab);
@@ -295,5 +312,48 @@ mod tests {
         write_value(&p, &key, "8192").unwrap();
         assert!(restore(&p, &run, "a").is_empty());
         assert_eq!(value(&p, &key), "8192");
+    }
+
+    /// `settle` sees exactly what is about to be written back, before it is: not a key
+    /// another lab still holds, nor one someone changed; and it is not called at all when
+    /// nothing is to be written. Its problems join the others.
+    #[test]
+    fn settle_runs_before_the_writes_and_only_for_them() {
+        let (_scratch, p, run, key) = setup("settle");
+        let key2 = key.replace("gc_thresh3", "gc_thresh2");
+        std::fs::write(value_path(&p, &key2), "512\n").unwrap();
+        raise(&p, &run, "a", &[(key.clone(), 4096), (key2.clone(), 2048)]).unwrap();
+        raise(&p, &run, "b", &[(key2.clone(), 3000)]).unwrap();
+        let mut seen = Vec::new();
+        let errors = restore_after(&p, &run, "a", |w| {
+            seen = w
+                .iter()
+                .map(|r| (r.key.clone(), value(&p, &r.key)))
+                .collect();
+            vec!["still full".to_string()]
+        });
+        assert_eq!(errors, ["still full"]);
+        assert_eq!(
+            seen,
+            [(key.clone(), "4096".to_string())],
+            "b holds gc_thresh2"
+        );
+        assert_eq!(value(&p, &key), "1024");
+        assert_eq!(value(&p, &key2), "3000");
+        let errors = restore_after(&p, &run, "b", |w| {
+            assert_eq!(w.len(), 1);
+            Vec::new()
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(value(&p, &key2), "512");
+        let mut called = false;
+        assert!(
+            restore_after(&p, &run, "b", |_| {
+                called = true;
+                Vec::new()
+            })
+            .is_empty()
+        );
+        assert!(!called, "nothing recorded, nothing to settle");
     }
 }
