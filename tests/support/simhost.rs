@@ -74,6 +74,26 @@ impl SimHost {
         text(&o)
     }
 
+    /// Waits until the underlay `ul0` has its carrier and no address is still tentative
+    /// (IPv6 duplicate address detection): both change on their own a moment after the
+    /// link is set up, and a test comparing the host's state before and after would see
+    /// them as its own doing.
+    pub fn settle(&self) {
+        let start = std::time::Instant::now();
+        loop {
+            let link = self.ok(&["ip", "-o", "link", "show", "ul0"]);
+            let tentative = self.ok(&["ip", "-o", "addr", "show", "dev", "ul0", "tentative"]);
+            if link.contains("state UP") && tentative.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the underlay did not settle: {link}{tentative}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn nslab(&self, args: &[&str]) -> Output {
         let mut argv = vec![env!("CARGO_BIN_EXE_nslab")];
         argv.extend(args);
@@ -137,6 +157,8 @@ pub fn two_hosts(a: &str, b: &str) -> (SimHost, SimHost) {
         h.ok(&["ip", "addr", "add", addr, "dev", "ul0"]);
         h.ok(&["ip", "link", "set", "ul0", "up"]);
     }
+    ha.settle();
+    hb.settle();
     (ha, hb)
 }
 
@@ -164,6 +186,9 @@ pub fn three_hosts() -> (SimHost, [SimHost; 3]) {
             "ul0",
         ]);
         h.ok(&["ip", "link", "set", "ul0", "up"]);
+    }
+    for h in &hosts {
+        h.settle();
     }
     (switch, hosts)
 }
