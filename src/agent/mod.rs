@@ -26,6 +26,10 @@ const POLL: Duration = Duration::from_millis(500);
 pub enum AgentError {
     #[error("cannot start the agent's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "cannot join the machine's cgroup namespace (that of pid 1, /proc/1/ns/cgroup), which the nodes' cgroups outside the agent's container need: {0}"
+    )]
+    CgroupNamespace(String),
     #[error(transparent)]
     Compile(#[from] CompileError),
     /// `--host` names no host of the lab, or the lab has none.
@@ -55,6 +59,7 @@ pub struct Stopped {
 
 /// Runs the agent until a signal; see the module's documentation.
 pub fn run(host: &HostContext, file: &Path) -> Result<Stopped, AgentError> {
+    host_cgroup_namespace().map_err(AgentError::CgroupNamespace)?;
     let rt = apply::tokio_runtime().map_err(AgentError::Runtime)?;
     // The handlers live on the runtime for the rest of the process; later signals are
     // absorbed so a rollback or the final `down` can finish.
@@ -204,9 +209,28 @@ fn share(
     crate::state::vnis::host_plan(host, &c.topology)
 }
 
-/// The file compiled with the host's checks, as `up` does; warnings go to the log.
+/// Joins the cgroup namespace of the machine's pid 1 (the DaemonSet's `hostPID` shows
+/// it) when the agent's differs: a container's own cgroup namespace is rooted at its
+/// cgroup, and cgroup v2 refuses to move a process to a group outside the mover's
+/// namespace, which is where the nodes' groups are (see [`compile`]).
+fn host_cgroup_namespace() -> Result<(), String> {
+    let ino = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    match (ino("/proc/self/ns/cgroup"), ino("/proc/1/ns/cgroup")) {
+        (Ok(a), Ok(b)) if a != b => {}
+        // The same, or no cgroup namespaces here, or pid 1 hidden: nothing to join.
+        _ => return Ok(()),
+    }
+    let fd = std::fs::File::open("/proc/1/ns/cgroup").map_err(|e| e.to_string())?;
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| e.desc().into())
+}
+
+/// The file compiled with the host's checks, as `up` does; warnings go to the log. Each
+/// node gets cgroups of its own outside the agent's: the kubelet kills the agent
+/// container's whole cgroup when it restarts it, and the lab must outlive that for the
+/// next agent to adopt.
 fn compile(file: &Path) -> Result<crate::Compiled, CompileError> {
-    let c = crate::preflight(crate::compile_file(file)?)?;
+    let mut c = crate::preflight(crate::compile_file(file)?)?;
+    c.topology.own_cgroups = true;
     let warnings = c.warnings.render(crate::Severity::Warning);
     if !warnings.is_empty() {
         crate::err!("{warnings}");

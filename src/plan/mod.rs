@@ -155,11 +155,14 @@ pub enum Op {
         lab: String,
         content: String,
     },
-    /// The node's cgroup with its limits.
+    /// The node's cgroup with its limits; `outside` also puts it in every hierarchy
+    /// without a limit, so the init leaves all of the caller's cgroups.
     CreateCgroup {
         netns: Name,
         node: String,
         limits: Limits,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        outside: bool,
     },
     /// The node's init: its namespaces, mounts and hostname, ready to run processes.
     StartNode {
