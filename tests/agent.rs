@@ -41,6 +41,18 @@ links:
   - [b:eth1, c:eth0]
 ";
 
+/// V1 plus a link from b to the host, whose host end `nslk8sretry` a test can put an
+/// interface in the way of.
+const V3: &str = "nodes:
+  a:
+    mounts: [\"configs/motd:/etc/motd:ro\"]
+    processes: [{ name: idle, cmd: \"sleep 3141592\" }]
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth9, \"host:nslk8sretry\"]
+";
+
 /// A topology's source directory, the ConfigMap volume projected from its manifests,
 /// the agents started on it, and the lab: all removed on drop, whatever happened.
 struct Volume {
@@ -589,4 +601,93 @@ fn an_agent_containers_cgroup_killed_leaves_the_lab_running_and_the_next_agent_a
     drop(container);
     drop(v);
     support::assert_same_host(&before, &support::host_snapshot(), "the agent's lab");
+}
+
+/// A host interface made by the test, in the way of a host link; deleted on drop.
+struct InTheWay(&'static str);
+
+impl InTheWay {
+    fn new(name: &'static str) -> InTheWay {
+        let _ = Command::new("ip").args(["link", "del", name]).output();
+        let o = Command::new("ip")
+            .args(["link", "add", name, "type", "bridge"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        InTheWay(name)
+    }
+}
+
+impl Drop for InTheWay {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", self.0]).output();
+    }
+}
+
+fn events(lab: &str) -> String {
+    text(&nslab().args(["events", lab]).output().unwrap())
+}
+
+/// A change that fails for a cause outside the file (an interface in the way of a host
+/// link) is retried with a growing delay, each failure in the log and in `nslab
+/// events`; a changed file stops the retries; once the cause is gone, a retry applies
+/// the file.
+#[test]
+fn a_failed_change_is_retried_until_its_cause_is_gone_and_a_new_file_stops_the_retries() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let mut v = Volume::new("k8sretry", V1);
+    let log = v.start(&[]);
+    wait_for("the agent's lab to be up", || v.status_ok());
+    let idle = v.idle_pids();
+    let obstacle = InTheWay::new("nslk8sretry");
+
+    v.publish(V3);
+    wait_for("a second failed attempt", || {
+        read(&log).contains("attempt 2 failed, retrying in 2 s")
+    });
+    let said = read(&log);
+    assert!(
+        said.contains("lab `k8sretry`: attempt 1 failed, retrying in 1 s")
+            && said.contains("nslk8sretry"),
+        "{said}"
+    );
+    assert!(
+        events("k8sretry").contains("agent-apply-failed"),
+        "{}",
+        events("k8sretry")
+    );
+    assert!(v.status_ok() && !v.has_link("b", "eth9"), "rolled back");
+
+    // A new file (the old one again) ends the retries; it is what runs.
+    v.publish(V1);
+    wait_for("the retries to stop", || {
+        read(&log).contains("stopped retrying after")
+    });
+    assert!(events("k8sretry").contains("agent-retry-dropped"));
+
+    v.publish(V3);
+    wait_for("the new file's first failure", || {
+        read(&log).matches("attempt 1 failed").count() == 2
+    });
+    drop(obstacle);
+    wait_for("a retry to apply the file", || {
+        read(&log).contains("lab `k8sretry`: applied at attempt")
+    });
+    assert!(v.has_link("b", "eth9"), "{}", read(&log));
+    assert!(events("k8sretry").contains("agent-apply-retried"));
+    assert!(v.status_ok());
+    assert_eq!(v.idle_pids(), idle, "the retries restarted a process");
+
+    let pid = nix::unistd::Pid::from_raw(v.agent().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(exit_of(v.agent()).success(), "{}", read(&log));
+    assert_eq!(leftovers("k8sretry"), Vec::<String>::new());
+    let o = Command::new("ip")
+        .args(["link", "show", "nslk8sretry"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the host link was left");
 }
