@@ -41,6 +41,18 @@ links:
   - [b:eth1, c:eth0]
 ";
 
+/// V1 plus a link from b to the host, whose host end `nslk8sretry` a test can put an
+/// interface in the way of.
+const V3: &str = "nodes:
+  a:
+    mounts: [\"configs/motd:/etc/motd:ro\"]
+    processes: [{ name: idle, cmd: \"sleep 3141592\" }]
+  b: {}
+links:
+  - [a:eth0, b:eth0]
+  - [b:eth9, \"host:nslk8sretry\"]
+";
+
 /// A topology's source directory, the ConfigMap volume projected from its manifests,
 /// the agents started on it, and the lab: all removed on drop, whatever happened.
 struct Volume {
@@ -146,12 +158,18 @@ impl Volume {
     }
     /// Starts an agent; its log goes to `agent-N.log`.
     fn start(&mut self, env: &[(&str, &str)]) -> PathBuf {
+        let mut cmd = nslab();
+        cmd.envs(env.iter().copied());
+        self.spawn(cmd)
+    }
+
+    /// Starts an agent as `cmd` (nslab, or what execs it) with the agent's arguments.
+    fn spawn(&mut self, mut cmd: Command) -> PathBuf {
         let log = self.dir.join(format!("agent-{}.log", self.agents.len()));
-        let child = nslab()
+        let child = cmd
             .arg("agent")
             .arg(self.file())
             .args(["--host", "node-1"])
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
@@ -414,4 +432,262 @@ fn an_agent_killed_during_up_leaves_a_lab_its_successor_removes_and_brings_up() 
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(exit_of(v.agent()).success(), "{}", read(&log));
     assert_eq!(leftovers("k8skill"), Vec::<String>::new());
+}
+
+/// A container's cgroups as a runtime makes them: a group `nslab-test-<lab>` in the
+/// cgroup v2 hierarchy and, on a host that mounts it, in the v1 `devices` one (where
+/// runc lists a v1 container's processes to kill them). Removed on drop.
+struct Container {
+    groups: Vec<PathBuf>,
+}
+
+impl Container {
+    fn new(lab: &str) -> Container {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let mut groups = Vec::new();
+        for l in mounts.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let devices = f[2] == "cgroup" && f[3].split(',').any(|o| o == "devices");
+            if f[2] == "cgroup2" || devices {
+                let g = Path::new(f[1]).join(format!("nslab-test-{lab}"));
+                let _ = std::fs::remove_dir(&g);
+                std::fs::create_dir(&g).unwrap();
+                groups.push(g);
+            }
+        }
+        assert!(
+            groups.iter().any(|g| g.join("cgroup.kill").exists()),
+            "no cgroup v2 hierarchy with cgroup.kill: {groups:?}"
+        );
+        Container { groups }
+    }
+
+    /// A command that joins the container's groups and a cgroup namespace of its own
+    /// (rooted there, as a container's is), then runs nslab.
+    fn command(&self) -> Command {
+        let procs: Vec<String> = self
+            .groups
+            .iter()
+            .map(|g| g.join("cgroup.procs").display().to_string())
+            .collect();
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "for p in $CONTAINER_PROCS; do echo $$ > $p || exit 9; done; exec unshare --cgroup \"$@\"",
+            "sh",
+            env!("CARGO_BIN_EXE_nslab"),
+        ])
+        .env("CONTAINER_PROCS", procs.join(" "));
+        cmd
+    }
+
+    /// The pids in any of the container's groups.
+    fn pids(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for g in &self.groups {
+            let text = std::fs::read_to_string(g.join("cgroup.procs")).unwrap_or_default();
+            all.extend(text.lines().map(str::to_string));
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// What the kubelet's runtime does to a container it restarts: `cgroup.kill` on v2,
+    /// SIGKILL to every pid of the v1 group.
+    fn kill(&self) {
+        for g in &self.groups {
+            if g.join("cgroup.kill").exists() {
+                std::fs::write(g.join("cgroup.kill"), "1").unwrap();
+            }
+        }
+        for pid in self.pids() {
+            let pid = nix::unistd::Pid::from_raw(pid.parse().unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        wait_for("the container's cgroups to be empty", || {
+            self.pids().is_empty()
+        });
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.kill();
+        for g in &self.groups {
+            let _ = std::fs::remove_dir(g);
+        }
+    }
+}
+
+/// The lab's cgroup directories left in any hierarchy (`nslab/lab-<lab>`).
+fn lab_cgroups(lab: &str) -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            matches!(f[2], "cgroup" | "cgroup2")
+                .then(|| Path::new(f[1]).join("nslab").join(format!("lab-{lab}")))
+        })
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn ping(lab: &str, from: &str, to: &str) -> std::process::Output {
+    nslab()
+        .args(["exec", "--lab", lab, from, "--", "ping", "-c1", "-W2", to])
+        .output()
+        .unwrap()
+}
+
+/// The kubelet restarting a crashed agent kills the container's whole cgroup; the lab's
+/// nodes are in groups of their own outside it, so they keep running (packets still
+/// cross), and the next agent, in a new container, adopts the lab unchanged.
+#[test]
+fn an_agent_containers_cgroup_killed_leaves_the_lab_running_and_the_next_agent_adopts_it() {
+    if !privileged() {
+        return;
+    }
+    let _g = support::exclusive();
+    let before = support::host_snapshot();
+    let mut v = Volume::new("k8scgkill", V1);
+    let container = Container::new("k8scgkill");
+    let log = v.spawn(container.command());
+    wait_for("the agent's lab to be up", || v.status_ok());
+    let idle = v.idle_pids();
+    assert_eq!(idle.len(), 1, "one idle process: {idle:?}");
+    let o = ping("k8scgkill", "a", "b");
+    assert!(o.status.success(), "{}", text(&o));
+    let agent = v.agent().id().to_string();
+    assert!(
+        container.pids().contains(&agent),
+        "the agent is in the container"
+    );
+
+    container.kill();
+    v.agent().wait().unwrap();
+    assert!(!read(&log).contains("is down"), "{}", read(&log));
+    assert!(v.status_ok(), "the lab did not survive its container");
+    assert_eq!(v.idle_pids(), idle, "the node's process was killed");
+    let o = ping("k8scgkill", "a", "b");
+    assert!(o.status.success(), "after the kill: {}", text(&o));
+    for pid in &idle {
+        let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(
+            groups
+                .lines()
+                .all(|l| l.ends_with("/nslab/lab-k8scgkill/node-a")),
+            "the node's process is outside its groups: {groups}"
+        );
+    }
+
+    let log = v.spawn(container.command());
+    wait_for("the new agent to adopt the lab", || {
+        read(&log).contains("adopted")
+    });
+    assert!(read(&log).contains("nothing changed"), "{}", read(&log));
+    assert_eq!(v.idle_pids(), idle, "adoption restarted a process");
+    let o = ping("k8scgkill", "b", "a");
+    assert!(o.status.success(), "after adoption: {}", text(&o));
+
+    let pid = nix::unistd::Pid::from_raw(v.agent().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(exit_of(v.agent()).success(), "{}", read(&log));
+    assert!(read(&log).contains("is down"), "{}", read(&log));
+    assert_eq!(leftovers("k8scgkill"), Vec::<String>::new());
+    assert_eq!(lab_cgroups("k8scgkill"), Vec::<PathBuf>::new());
+    assert_eq!(v.idle_pids(), Vec::<u32>::new());
+    drop(container);
+    drop(v);
+    support::assert_same_host(&before, &support::host_snapshot(), "the agent's lab");
+}
+
+/// A host interface made by the test, in the way of a host link; deleted on drop.
+struct InTheWay(&'static str);
+
+impl InTheWay {
+    fn new(name: &'static str) -> InTheWay {
+        let _ = Command::new("ip").args(["link", "del", name]).output();
+        let o = Command::new("ip")
+            .args(["link", "add", name, "type", "bridge"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        InTheWay(name)
+    }
+}
+
+impl Drop for InTheWay {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", self.0]).output();
+    }
+}
+
+fn events(lab: &str) -> String {
+    text(&nslab().args(["events", lab]).output().unwrap())
+}
+
+/// A change that fails for a cause outside the file (an interface in the way of a host
+/// link) is retried with a growing delay, each failure in the log and in `nslab
+/// events`; a changed file stops the retries; once the cause is gone, a retry applies
+/// the file.
+#[test]
+fn a_failed_change_is_retried_until_its_cause_is_gone_and_a_new_file_stops_the_retries() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let mut v = Volume::new("k8sretry", V1);
+    let log = v.start(&[]);
+    wait_for("the agent's lab to be up", || v.status_ok());
+    let idle = v.idle_pids();
+    let obstacle = InTheWay::new("nslk8sretry");
+
+    v.publish(V3);
+    wait_for("a second failed attempt", || {
+        read(&log).contains("attempt 2 failed, retrying in 2 s")
+    });
+    let said = read(&log);
+    assert!(
+        said.contains("lab `k8sretry`: attempt 1 failed, retrying in 1 s")
+            && said.contains("nslk8sretry"),
+        "{said}"
+    );
+    assert!(
+        events("k8sretry").contains("agent-apply-failed"),
+        "{}",
+        events("k8sretry")
+    );
+    assert!(v.status_ok() && !v.has_link("b", "eth9"), "rolled back");
+
+    // A new file (the old one again) ends the retries; it is what runs.
+    v.publish(V1);
+    wait_for("the retries to stop", || {
+        read(&log).contains("stopped retrying after")
+    });
+    assert!(events("k8sretry").contains("agent-retry-dropped"));
+
+    v.publish(V3);
+    wait_for("the new file's first failure", || {
+        read(&log).matches("attempt 1 failed").count() == 2
+    });
+    drop(obstacle);
+    wait_for("a retry to apply the file", || {
+        read(&log).contains("lab `k8sretry`: applied at attempt")
+    });
+    assert!(v.has_link("b", "eth9"), "{}", read(&log));
+    assert!(events("k8sretry").contains("agent-apply-retried"));
+    assert!(v.status_ok());
+    assert_eq!(v.idle_pids(), idle, "the retries restarted a process");
+
+    let pid = nix::unistd::Pid::from_raw(v.agent().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(exit_of(v.agent()).success(), "{}", read(&log));
+    assert_eq!(leftovers("k8sretry"), Vec::<String>::new());
+    let o = Command::new("ip")
+        .args(["link", "show", "nslk8sretry"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the host link was left");
 }

@@ -326,7 +326,15 @@ fn a_900_router_lab_is_split_over_configmaps_that_each_fit_and_validate() {
         );
         files += data.len();
     }
-    assert_eq!(files, 901, "900 configs and the topology, each once");
+    // Each part also holds the generation of the whole, the same in both.
+    assert_eq!(
+        files, 903,
+        "900 configs and the topology, each once, and 2 markers"
+    );
+    assert_eq!(
+        maps[0]["data"]["nslab-generation"],
+        maps[1]["data"]["nslab-generation"]
+    );
     // The topology's ConfigMap comes after the one holding the files it mounts.
     assert_eq!(maps[1]["metadata"]["name"].as_str(), Some("nslab-big900"));
     assert!(maps[1]["data"].get("big.yaml").is_some());

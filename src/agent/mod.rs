@@ -6,10 +6,14 @@
 //! the lab down and exits 0. When the lab cannot come up it says so in one line and
 //! exits non-zero, so the kubelet restarts it and `kubectl logs` shows why.
 
+pub mod parts;
+mod retry;
 mod watch;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use retry::Retry;
 
 pub use watch::{Seen, Watch};
 
@@ -26,6 +30,10 @@ const POLL: Duration = Duration::from_millis(500);
 pub enum AgentError {
     #[error("cannot start the agent's runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "cannot join the machine's cgroup namespace (that of pid 1, /proc/1/ns/cgroup), which the nodes' cgroups outside the agent's container need: {0}"
+    )]
+    CgroupNamespace(String),
     #[error(transparent)]
     Compile(#[from] CompileError),
     /// `--host` names no host of the lab, or the lab has none.
@@ -55,6 +63,7 @@ pub struct Stopped {
 
 /// Runs the agent until a signal; see the module's documentation.
 pub fn run(host: &HostContext, file: &Path) -> Result<Stopped, AgentError> {
+    host_cgroup_namespace().map_err(AgentError::CgroupNamespace)?;
     let rt = apply::tokio_runtime().map_err(AgentError::Runtime)?;
     // The handlers live on the runtime for the rest of the process; later signals are
     // absorbed so a rollback or the final `down` can finish.
@@ -62,6 +71,12 @@ pub fn run(host: &HostContext, file: &Path) -> Result<Stopped, AgentError> {
         let _in = rt.enter();
         apply::signals()
     };
+    if let Some(signal) = rt.block_on(parts_agree(file, cancel.clone())) {
+        return Ok(Stopped {
+            lab: compile(file)?.topology.lab,
+            signal,
+        });
+    }
     let mut watch = Watch::new(file);
     let c = compile(file)?;
     let lab = c.topology.lab.clone();
@@ -72,15 +87,76 @@ pub fn run(host: &HostContext, file: &Path) -> Result<Stopped, AgentError> {
         return stop(host, &lab, signal);
     }
     came_up?;
+    let mut retry: Option<Retry> = None;
     loop {
         if let Some(signal) = rt.block_on(wait(cancel.clone())) {
             return stop(host, &lab, signal);
         }
+        let again = |before: Option<Retry>| {
+            let failed = change(&rt, host, file, &lab, &cancel).err();
+            settle(host, &lab, before, failed)
+        };
         match watch.look() {
-            Seen::Same => {}
+            Seen::Same => match retry.take() {
+                // Never a volume caught halfway through an update.
+                Some(r) if r.is_due(Instant::now()) && parts::agree(&dir_of(file)).is_ok() => {
+                    retry = again(Some(r))
+                }
+                other => retry = other,
+            },
             Seen::Unreadable(why) => log(format_args!("cannot read {}: {why}", file.display())),
-            Seen::Changed => change(&rt, host, file, &lab, &cancel),
+            Seen::Changed if let Err(why) = parts::agree(&dir_of(file)) => {
+                log(format_args!("the changed file is not applied yet: {why}"));
+            }
+            Seen::Changed => {
+                if let Some(r) = retry.take() {
+                    let why = format!("the file changed; its last attempt failed: {}", r.error);
+                    event(host, &lab, "agent-retry-dropped", &why);
+                    log(format_args!(
+                        "stopped retrying after {}: {why}",
+                        crate::words::count(r.attempts as usize, "attempt")
+                    ));
+                }
+                retry = again(None);
+            }
         }
+    }
+}
+
+/// What an attempt leaves: a retry when it `failed` (logged, and recorded in the lab's
+/// `nslab events` with the error and when the next attempt is), none when it worked.
+fn settle(
+    host: &HostContext,
+    lab: &str,
+    before: Option<Retry>,
+    failed: Option<String>,
+) -> Option<Retry> {
+    let Some(error) = failed else {
+        if let Some(r) = before {
+            let what = format!("applied at attempt {}, after: {}", r.attempts + 1, r.error);
+            event(host, lab, "agent-apply-retried", &what);
+            log(format_args!("lab `{lab}`: {what}"));
+        }
+        return None;
+    };
+    let r = Retry::after(before.as_ref(), error, Instant::now());
+    let what = format!(
+        "attempt {} failed, retrying in {} s: {}",
+        r.attempts,
+        retry::delay(r.attempts).as_secs(),
+        r.error
+    );
+    event(host, lab, "agent-apply-failed", &what);
+    log(format_args!("lab `{lab}`: {what}"));
+    Some(r)
+}
+
+/// One line in the lab's event log; a log line instead when it cannot be written.
+fn event(host: &HostContext, lab: &str, action: &str, detail: &str) {
+    if let Err(e) = crate::runtime::events::record(&host.lab_dir(lab), action, lab, detail) {
+        log(format_args!(
+            "cannot record `{action}` in the lab's events: {e}"
+        ));
     }
 }
 
@@ -139,27 +215,37 @@ fn bring_up(
 }
 
 /// Applies a changed file; a file that does not compile, names another lab, or fails
-/// to apply leaves the lab as it was (said in the log), and the agent goes on.
+/// to apply leaves the lab as it was (said in the log), and the agent goes on. The
+/// error of a failure that applying again may get past (the share's check, the apply
+/// itself, both about the machine), for a retry; the file's own faults wait for a new
+/// file.
 fn change(
     rt: &tokio::runtime::Runtime,
     host: &HostContext,
     file: &Path,
     lab: &str,
     cancel: &Cancel,
-) {
+) -> Result<(), String> {
     let c = match compile(file) {
         Ok(c) => c,
-        Err(e) => return log(format_args!("the changed file is not applied: {e}")),
+        Err(e) => {
+            log(format_args!("the changed file is not applied: {e}"));
+            return Ok(());
+        }
     };
     if c.topology.lab != lab {
-        return log(format_args!(
+        log(format_args!(
             "the changed file names lab `{}`, not `{lab}`; not applied (a new lab needs a new agent)",
             c.topology.lab
         ));
+        return Ok(());
     }
     let plan = match share(host, &c) {
         Ok(p) => p,
-        Err(why) => return log(format_args!("the changed file is not applied: {why}")),
+        Err(why) => {
+            log(format_args!("the changed file is not applied: {why}"));
+            return Err(why.to_string());
+        }
     };
     match rt.block_on(apply_file(host, file, &c, &plan, cancel.clone())) {
         Ok(Applied::Changed { diff, elapsed, .. }) if !diff.groups.is_empty() => log(format_args!(
@@ -174,10 +260,14 @@ fn change(
         Ok(_) => log(format_args!(
             "the file changed, lab `{lab}` already is what it says"
         )),
-        Err(e) => log(format_args!(
-            "the changed file is not applied, lab `{lab}` stays as it was: {e}"
-        )),
+        Err(e) => {
+            log(format_args!(
+                "the changed file is not applied, lab `{lab}` stays as it was: {e}"
+            ));
+            return Err(e.to_string());
+        }
     }
+    Ok(())
 }
 
 async fn apply_file(
@@ -204,14 +294,56 @@ fn share(
     crate::state::vnis::host_plan(host, &c.topology)
 }
 
-/// The file compiled with the host's checks, as `up` does; warnings go to the log.
+/// Joins the cgroup namespace of the machine's pid 1 (the DaemonSet's `hostPID` shows
+/// it) when the agent's differs: a container's own cgroup namespace is rooted at its
+/// cgroup, and cgroup v2 refuses to move a process to a group outside the mover's
+/// namespace, which is where the nodes' groups are (see [`compile`]).
+fn host_cgroup_namespace() -> Result<(), String> {
+    let ino = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    match (ino("/proc/self/ns/cgroup"), ino("/proc/1/ns/cgroup")) {
+        (Ok(a), Ok(b)) if a != b => {}
+        // The same, or no cgroup namespaces here, or pid 1 hidden: nothing to join.
+        _ => return Ok(()),
+    }
+    let fd = std::fs::File::open("/proc/1/ns/cgroup").map_err(|e| e.to_string())?;
+    nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| e.desc().into())
+}
+
+/// The file compiled with the host's checks, as `up` does; warnings go to the log. Each
+/// node gets cgroups of its own outside the agent's: the kubelet kills the agent
+/// container's whole cgroup when it restarts it, and the lab must outlive that for the
+/// next agent to adopt.
 fn compile(file: &Path) -> Result<crate::Compiled, CompileError> {
-    let c = crate::preflight(crate::compile_file(file)?)?;
+    let mut c = crate::preflight(crate::compile_file(file)?)?;
+    c.topology.own_cgroups = true;
     let warnings = c.warnings.render(crate::Severity::Warning);
     if !warnings.is_empty() {
         crate::err!("{warnings}");
     }
     Ok(c)
+}
+
+/// Waits until the parts of a split lab's volume are of one generation (said once in
+/// the log while they are not), or returns the signal that came first.
+async fn parts_agree(file: &Path, cancel: Cancel) -> Option<String> {
+    let mut said = None;
+    loop {
+        match parts::agree(&dir_of(file)) {
+            Ok(()) => return None,
+            Err(why) if said.as_ref() != Some(&why) => {
+                log(format_args!("not starting yet: {why}"));
+                said = Some(why);
+            }
+            Err(_) => {}
+        }
+        if let Some(signal) = wait(cancel.clone()).await {
+            return Some(signal);
+        }
+    }
+}
+
+fn dir_of(file: &Path) -> PathBuf {
+    file.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
 
 /// Sleeps one poll, or returns the signal that arrived meanwhile.

@@ -24,19 +24,36 @@ pub enum Seen {
     Unreadable(String),
 }
 
+/// The file's bytes, then those of the split lab's parts' markers beside it (see
+/// `agent::parts`): a part updated alone, a mounted file's, is a change too.
+fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = std::fs::read(path)?;
+    let parts = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(super::parts::DIR);
+    for i in 1..=crate::k8s::MAX_CONFIGMAPS {
+        match std::fs::read(parts.join(i.to_string())) {
+            Ok(marker) => bytes.extend(marker),
+            Err(_) => break,
+        }
+    }
+    Ok(bytes)
+}
+
 impl Watch {
     /// Starts from what the file holds now.
     pub fn new(path: &Path) -> Watch {
         Watch {
             path: path.to_path_buf(),
-            seen: std::fs::read(path).ok(),
+            seen: read(path).ok(),
             failing: None,
         }
     }
 
     /// Whether the file differs from the last look.
     pub fn look(&mut self) -> Seen {
-        match std::fs::read(&self.path) {
+        match read(&self.path) {
             Ok(bytes) => {
                 self.failing = None;
                 if self.seen.as_ref() == Some(&bytes) {

@@ -350,9 +350,14 @@ impl NetlinkKernel {
                 crate::state::files::replace_readable(&paths.hosts(), content.as_bytes())
                     .map_err(|e| other(e.to_string()))
             }
-            Op::CreateCgroup { node, limits, .. } => {
+            Op::CreateCgroup {
+                node,
+                limits,
+                outside,
+                ..
+            } => {
                 let lab = crate::model::names::lab_of_netns(op.netns());
-                super::nodes::create_cgroup(&lab, node, limits).await
+                super::nodes::create_cgroup(&lab, node, limits, *outside).await
             }
             Op::StartNode { start, .. } => super::nodes::start_node(&self.host, start).await,
             Op::StartProcess {

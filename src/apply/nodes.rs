@@ -289,9 +289,10 @@ pub async fn create_cgroup(
     lab: &str,
     node: &str,
     limits: &crate::model::Limits,
+    outside: bool,
 ) -> Result<(), KernelError> {
     let (lab, node, limits) = (lab.to_string(), node.to_string(), limits.clone());
-    tokio::task::spawn_blocking(move || cgroup::create(&lab, &node, &limits).map(|_| ()))
+    tokio::task::spawn_blocking(move || cgroup::create(&lab, &node, &limits, outside).map(|_| ()))
         .await
         .map_err(other)?
         .map_err(|e| {

@@ -25,6 +25,7 @@ pub fn run(file: &Path, namespace: Option<&str>, image: &str) -> Result<u8, CliE
         topology: c.warnings.source.clone(),
         files,
         hosts: host_names(t),
+        load: busiest(t),
     };
     match k8s::manifests(&input) {
         Ok(m) if problems.is_empty() => {
@@ -46,6 +47,33 @@ fn host_names(t: &Topology) -> Vec<String> {
     let mut names: Vec<String> = t.hosts.iter().map(|h| h.name.clone()).collect();
     names.sort();
     names
+}
+
+/// What the busiest machine runs: each host's nodes (every node without `hosts:`, as
+/// each machine then runs the whole lab), weighed by memory. One Pod template serves
+/// every machine, so each Pod requests what the largest share needs.
+fn busiest(t: &Topology) -> k8s::Load {
+    let on = |host: Option<&str>| {
+        let mut load = k8s::Load::default();
+        for n in t
+            .nodes
+            .iter()
+            .filter(|n| host.is_none() || n.host.as_deref() == host)
+        {
+            load.nodes += 1;
+            load.memory += n.limits.memory.unwrap_or(0);
+            load.cpu += n.limits.cpu.unwrap_or(0.0);
+        }
+        load
+    };
+    if t.hosts.is_empty() {
+        return on(None);
+    }
+    t.hosts
+        .iter()
+        .map(|h| on(Some(&h.name)))
+        .max_by_key(|l| (l.memory + l.nodes as u64 * (1 << 20), l.nodes))
+        .unwrap_or_default()
 }
 
 /// A ConfigMap too large for `kubectl apply`'s own copy of it (client-side apply keeps

@@ -37,6 +37,25 @@ pub fn pack(
     meta: impl Fn(&str) -> super::types::ObjectMeta,
     problems: &mut Vec<Problem>,
 ) -> Vec<Packed> {
+    // A lab that fits one ConfigMap needs no marker and keeps the whole 1 MiB; a split
+    // one is packed again with room for a marker in each part.
+    let whole = pack_with(input, name, &meta, &mut Vec::new(), 0);
+    if whole.len() == 1 {
+        return pack_with(input, name, &meta, problems, 0);
+    }
+    let mut out = pack_with(input, name, &meta, problems, GENERATION_BYTES);
+    mark_generation(&mut out);
+    out
+}
+
+/// [`pack`], keeping `reserve` bytes free in each ConfigMap.
+fn pack_with(
+    input: &K8sInput,
+    name: &str,
+    meta: &impl Fn(&str) -> super::types::ObjectMeta,
+    problems: &mut Vec<Problem>,
+    reserve: usize,
+) -> Vec<Packed> {
     let topology = MountedFile {
         path: input.file_name.clone(),
         bytes: input.topology.clone().into_bytes(),
@@ -62,7 +81,17 @@ pub fn pack(
             });
             continue;
         }
-        if n > 0 && out.last().is_some_and(|p| p.bytes + size > CONFIGMAP_LIMIT) {
+        if f.path.starts_with(PARTS_PREFIX) || key == GENERATION_KEY {
+            problems.push(Problem::Key(
+                f.path.clone(),
+                format!("`{PARTS_PREFIX}` is where the agent reads which generation each ConfigMap is of"),
+            ));
+        }
+        if n > 0
+            && out
+                .last()
+                .is_some_and(|p| p.bytes + size > CONFIGMAP_LIMIT - reserve)
+        {
             let map_name = name_of(name, out.len());
             out.push(empty(map_name.clone(), meta(&map_name)));
         } else if out.is_empty() {
@@ -97,6 +126,35 @@ pub fn pack(
         });
     }
     out
+}
+
+/// The ConfigMap key of a part's generation marker, laid out at `.nslab-parts/<i>`.
+pub const GENERATION_KEY: &str = "nslab-generation";
+const PARTS_PREFIX: &str = ".nslab-parts/";
+/// Room kept in each ConfigMap for its marker (key and value, 36 bytes).
+const GENERATION_BYTES: usize = 64;
+
+/// Gives every part of a split lab the generation of the whole (a hash of every key and
+/// value of every part) and the number of parts, at `.nslab-parts/<i>`: the agent
+/// applies only a volume whose parts agree (`agent::parts`), since `kubectl apply` and
+/// the kubelet update the ConfigMaps one at a time.
+fn mark_generation(out: &mut [Packed]) {
+    let mut all: Vec<&str> = Vec::new();
+    for p in out.iter() {
+        for (k, v) in p.map.data.iter().chain(&p.map.binary_data) {
+            all.extend([k.as_str(), v.as_str()]);
+        }
+    }
+    let marker = crate::agent::parts::marker(crate::model::names::fnv1a(&all), out.len());
+    for (i, p) in out.iter_mut().enumerate() {
+        p.bytes += GENERATION_KEY.len() + marker.len();
+        p.map.data.insert(GENERATION_KEY.into(), marker.clone());
+        p.items.push(KeyToPath {
+            key: GENERATION_KEY.into(),
+            path: format!("{PARTS_PREFIX}{}", i + 1),
+            mode: None,
+        });
+    }
 }
 
 const TOPOLOGY_HINT: &str = "shorten the file: `defaults:` and `kinds:` for what nodes share, \

@@ -20,6 +20,7 @@ fn input() -> K8sInput {
             },
         ],
         hosts: vec!["worker-1".into(), "worker-2".into()],
+        load: Load::default(),
     }
 }
 
@@ -291,7 +292,7 @@ fn files_past_one_mebibyte_are_split_over_configmaps_projected_as_one_directory(
     for c in &maps {
         let size: usize = c.data.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert!(size <= CONFIGMAP_LIMIT, "{} holds {size}", c.metadata.name);
-        for k in c.data.keys() {
+        for k in c.data.keys().filter(|k| *k != pack::GENERATION_KEY) {
             assert!(keys.insert(k.clone()), "{k} in two ConfigMaps");
         }
     }
@@ -315,7 +316,10 @@ fn files_past_one_mebibyte_are_split_over_configmaps_projected_as_one_directory(
         .iter()
         .map(|s| s["configMap"]["items"].as_sequence().unwrap().len())
         .sum();
-    assert_eq!(items, 901);
+    assert_eq!(
+        items, 903,
+        "every file, the topology, and each part's marker"
+    );
     let first = &sources[0]["configMap"]["items"][1];
     assert_eq!(first["path"].as_str(), Some("configs/r0/frr.conf"));
     assert_eq!(first["mode"].as_u64(), Some(0o755));
@@ -332,4 +336,107 @@ fn the_stream_is_yaml_documents_that_read_back_as_the_objects() {
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["Namespace", "ConfigMap", "DaemonSet"]);
     assert_eq!(m[2].id(), "DaemonSet/nslab-ring");
+}
+
+/// Each part of a split lab carries the generation of the whole and the number of parts,
+/// laid out at `.nslab-parts/<i>`, where the agent checks that all parts agree; any
+/// change to any file changes every part's marker. A lab in one ConfigMap has none.
+#[test]
+fn every_part_of_a_split_lab_carries_the_generation_of_the_whole() {
+    let mut i = input();
+    i.files = (0..900)
+        .map(|n| MountedFile {
+            path: format!("configs/r{n}/frr.conf"),
+            bytes: format!("hostname r{n}\n{}", "!\n".repeat(1000)).into_bytes(),
+            executable: false,
+        })
+        .collect();
+    let markers = |i: &K8sInput| -> Vec<String> {
+        manifests(i)
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                Manifest::ConfigMap(c) => Some(c.data[pack::GENERATION_KEY].clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let before = markers(&i);
+    assert_eq!(before.len(), 2);
+    assert_eq!(before[0], before[1], "the parts of one generation agree");
+    assert!(before[0].ends_with(" 2\n"), "{}", before[0]);
+    let y = yaml(&i);
+    let sources = y[3]["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]
+        .as_sequence()
+        .unwrap();
+    let paths: Vec<&str> = sources
+        .iter()
+        .filter_map(|s| {
+            s["configMap"]["items"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|it| it["key"].as_str() == Some(pack::GENERATION_KEY))?["path"]
+                .as_str()
+        })
+        .collect();
+    assert_eq!(paths, [".nslab-parts/1", ".nslab-parts/2"]);
+
+    // One file of the second part changes: both parts' markers change.
+    i.files[899].bytes.push(b'!');
+    let after = markers(&i);
+    assert!(after[0] != before[0] && after[0] == after[1], "{after:?}");
+
+    // One ConfigMap: no marker, no item for it.
+    let small = input();
+    let y = yaml(&small);
+    assert!(
+        y[1]["data"].get(pack::GENERATION_KEY).is_none(),
+        "{:?}",
+        y[1]
+    );
+
+    // A mounted file where the markers go is refused by name.
+    let mut clash = input();
+    clash.files.push(MountedFile {
+        path: ".nslab-parts/1".into(),
+        bytes: b"x".to_vec(),
+        executable: false,
+    });
+    let Err(K8sError::Invalid(problems)) = manifests(&clash) else {
+        panic!("a file at the markers' path was accepted");
+    };
+    assert!(
+        matches!(&problems[..], [Problem::Key(p, why)] if p == ".nslab-parts/1" && why.contains("generation")),
+        "{problems:?}"
+    );
+}
+
+/// The Pod's requests grow with the nodes the busiest machine runs and what their
+/// `limits:` declare; there are no limits on the container.
+#[test]
+fn the_pod_requests_what_its_machines_share_of_the_lab_needs() {
+    let none = requests(&Load::default());
+    assert_eq!(
+        (none["memory"].as_str(), none["cpu"].as_str()),
+        ("32Mi", "100m")
+    );
+    let load = Load {
+        nodes: 300,
+        memory: 100 * (256 << 20),
+        cpu: 12.5,
+    };
+    let r = requests(&load);
+    assert_eq!(r["memory"], format!("{}Mi", 32 + 300 + 100 * 256));
+    assert_eq!(r["cpu"], "12600m");
+    let mut i = input();
+    i.load = load;
+    let y = yaml(&i);
+    let res = &y[2]["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        res["requests"]["memory"].as_str(),
+        Some("25932Mi"),
+        "{res:?}"
+    );
+    assert!(res.get("limits").is_none(), "{res:?}");
 }

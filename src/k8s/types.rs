@@ -152,6 +152,13 @@ pub struct Container {
     pub env: Vec<EnvVar>,
     pub security_context: SecurityContext,
     pub volume_mounts: Vec<VolumeMount>,
+    pub resources: Resources,
+}
+
+/// The container's requests: what the scheduler keeps free on the machine for its share.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resources {
+    pub requests: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -67,6 +67,10 @@ pub struct Topology {
     pub host_links: Vec<hostnet::HostLink>,
     /// The management network's bridge on the host, when `mgmt:` asks for one.
     pub mgmt: Option<hostnet::Mgmt>,
+    /// Whether every node's init gets a cgroup of its own in every hierarchy, outside
+    /// the caller's: set by `nslab agent`, never by the file, so a restarted agent's
+    /// container (whose whole cgroup the kubelet kills) takes none of the nodes with it.
+    pub own_cgroups: bool,
 }
 
 /// The default UDP port of cross-host links: away from IANA's 4789, which underlays often

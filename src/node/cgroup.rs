@@ -200,8 +200,59 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
     std::fs::write(path, value).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Creates the node's groups with its limits; returns the `cgroup.procs` files to join.
-pub fn create(lab: &str, node: &str, limits: &Limits) -> Result<Vec<PathBuf>, String> {
+/// Creates the node's groups with its limits, and with `outside` a group in every other
+/// hierarchy too (see [`create_outside`]); returns the `cgroup.procs` files to join.
+pub fn create(
+    lab: &str,
+    node: &str,
+    limits: &Limits,
+    outside: bool,
+) -> Result<Vec<PathBuf>, String> {
+    let mut procs = create_limited(lab, node, limits)?;
+    if outside {
+        for p in create_outside(lab, node)? {
+            if !procs.contains(&p) {
+                procs.push(p);
+            }
+        }
+    }
+    Ok(procs)
+}
+
+/// The node's group in every hierarchy, limits or none: a container runtime kills what
+/// is in the container's cgroup (v2's `cgroup.kill`, or every pid of a v1 group, as
+/// runc's `signalAllProcesses` does), and an init in a group of its own in each
+/// hierarchy is in none of the caller's. A v1 `cpuset` group starts with no CPUs and no
+/// memory nodes, where a task cannot join, so each new level copies its parent's.
+fn create_outside(lab: &str, node: &str) -> Result<Vec<PathBuf>, String> {
+    let mut procs = Vec::new();
+    for h in hierarchies() {
+        let Some(top) = base(&h) else { continue };
+        let cpuset = matches!(&h, Hierarchy::V1 { controllers, .. } if controllers.iter().any(|c| c == "cpuset"));
+        let mut cur = top;
+        for part in relative(lab, node).components() {
+            let parent = cur.clone();
+            cur = cur.join(part);
+            match std::fs::create_dir(&cur) {
+                Ok(()) if cpuset => {
+                    for f in ["cpuset.cpus", "cpuset.mems"] {
+                        let v = std::fs::read_to_string(parent.join(f))
+                            .map_err(|e| format!("{}: {e}", parent.join(f).display()))?;
+                        write(&cur.join(f), v.trim())?;
+                    }
+                }
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("{}: {e}", cur.display())),
+            }
+        }
+        procs.push(cur.join("cgroup.procs"));
+    }
+    Ok(procs)
+}
+
+/// The node's groups in the hierarchies of its limits, with those limits.
+fn create_limited(lab: &str, node: &str, limits: &Limits) -> Result<Vec<PathBuf>, String> {
     let all = hierarchies();
     let rel = relative(lab, node);
     let mut wanted: Vec<(&str, Hierarchy)> = Vec::new();

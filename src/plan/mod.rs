@@ -155,11 +155,14 @@ pub enum Op {
         lab: String,
         content: String,
     },
-    /// The node's cgroup with its limits.
+    /// The node's cgroup with its limits; `outside` also puts it in every hierarchy
+    /// without a limit, so the init leaves all of the caller's cgroups.
     CreateCgroup {
         netns: Name,
         node: String,
         limits: Limits,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        outside: bool,
     },
     /// The node's init: its namespaces, mounts and hostname, ready to run processes.
     StartNode {
@@ -520,6 +523,55 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An agent's lab: every node with an init gets a cgroup step in every hierarchy,
+    /// before its init, whose start joins it; limits are kept. A lab brought up by hand
+    /// keeps its plan as before.
+    #[test]
+    fn an_agents_nodes_each_get_a_cgroup_outside_the_callers() {
+        let yaml = "name: own\nnodes:\n  a: { limits: { memory: 64M } }\n  b: {}\nlinks:\n  - [a:eth0, b:eth0]\n";
+        let mut t = crate::compile::compile_str(yaml, "own.yaml", std::path::Path::new("."))
+            .unwrap()
+            .topology;
+        let cgroups = |p: &Plan| -> Vec<(String, bool, bool)> {
+            p.steps
+                .iter()
+                .filter_map(|s| match &s.op {
+                    Op::CreateCgroup {
+                        node,
+                        limits,
+                        outside,
+                        ..
+                    } => Some((node.clone(), limits.memory.is_some(), *outside)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let by_hand = plan(&t);
+        assert_eq!(cgroups(&by_hand), [("a".to_string(), true, false)]);
+        t.own_cgroups = true;
+        let agent = plan(&t);
+        assert_eq!(
+            cgroups(&agent),
+            [
+                ("a".to_string(), true, true),
+                ("b".to_string(), false, true)
+            ]
+        );
+        for s in &agent.steps {
+            if let Op::StartNode { start, .. } = &s.op {
+                assert!(start.cgroup, "{} joins no cgroup", start.node);
+                let made = agent.steps.iter().find(
+                    |c| matches!(&c.op, Op::CreateCgroup { node, .. } if *node == start.node),
+                );
+                assert!(
+                    made.is_some_and(|c| s.deps.contains(&c.id)),
+                    "{}",
+                    start.node
+                );
+            }
+        }
+    }
 
     #[test]
     fn exactly_the_objects_inside_a_namespace_die_with_it() {

@@ -28,7 +28,7 @@ pub struct NodeStart {
     /// Private directories, with owners as written (`frr`, `frr:frr`, `100:101`).
     pub private: Vec<PrivateSpec>,
     pub processes: Vec<ProcessSpec>,
-    /// Whether the node has its own cgroup (`limits:`).
+    /// Whether the node has its own cgroup (`limits:`, or an agent's lab).
     pub cgroup: bool,
     /// The lab's cap on each process's log (left out of the plan when it is the default).
     #[serde(default, skip_serializing_if = "crate::model::LogPolicy::is_default")]
@@ -242,7 +242,7 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
             })
             .collect(),
         processes,
-        cgroup: !n.limits.is_empty(),
+        cgroup: !n.limits.is_empty() || t.own_cgroups,
         logs: t.logs,
     }
 }

@@ -39,6 +39,7 @@ struct Flat<'a> {
     key: Option<String>,
     value: Option<String>,
     on: Option<bool>,
+    outside: Option<bool>,
     address: Option<IpNet>,
     route: Option<Box<Route>>,
     impair: Option<Box<Impair>>,
@@ -232,6 +233,7 @@ impl Flat<'_> {
                 netns: need!(self, netns),
                 node: need!(self, node),
                 limits: need!(self, limits),
+                outside: self.outside.unwrap_or(false),
             },
             "start-node" => Op::StartNode {
                 netns: need!(self, netns),
@@ -380,6 +382,13 @@ mod tests {
             },
         };
         let ops = [
+            // An agent's node: a group in every hierarchy, without limits.
+            Op::CreateCgroup {
+                netns: netns.clone(),
+                node: "r1".into(),
+                limits: crate::model::Limits::default(),
+                outside: true,
+            },
             // Not apply-only, but no bundled example joins a shared network.
             Op::JoinMgmt {
                 netns: "@host".into(),

@@ -242,7 +242,19 @@ fn op_text(lab: &str, op: &Op) -> String {
             "{} names",
             content.lines().filter(|l| !l.starts_with('#')).count()
         ),
-        Op::CreateCgroup { netns, limits, .. } => format!("{}: {}", ns(netns), limits_text(limits)),
+        Op::CreateCgroup {
+            netns,
+            limits,
+            outside,
+            ..
+        } => {
+            let mut text = limits_text(limits);
+            if *outside {
+                let sep = if text.is_empty() { "" } else { ", " };
+                text.push_str(&format!("{sep}in every hierarchy, outside the caller's"));
+            }
+            format!("{}: {text}", ns(netns))
+        }
         Op::StartNode { netns, start } => format!("{}: {}", ns(netns), init_text(start)),
         Op::StartProcess { netns, process, .. } => format!("{}: {process}", ns(netns)),
         Op::RunExec { netns, argv, .. } => format!("{}: {}", ns(netns), argv.join(" ")),

@@ -77,6 +77,7 @@ pub fn build(sink: &mut Sink, raw: &RawTopology, base_dir: &Path) -> Option<Topo
         vxlan_vni,
         host_links,
         mgmt,
+        own_cgroups: false,
     })
 }
 

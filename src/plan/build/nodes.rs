@@ -8,7 +8,7 @@ use crate::model::kinds::NsKind;
 use crate::plan::node::{lab_hosts, needs_init, node_start};
 use crate::plan::{Gate, Name, Op, StepId};
 
-/// Each node's cgroup (when it has limits) and init, once its namespace exists and the
+/// Each node's cgroup (when it has limits, or the lab's nodes leave the caller's) and init, once its namespace exists and the
 /// lab's hosts file (and, for a node with a mount namespace, the mount template) is
 /// written (`hosts` and `template`, the steps that make them). The init's step per node,
 /// 0 for a node without one.
@@ -28,12 +28,13 @@ fn starts(
         if let (Some(tpl), true) = (template, n.isolation.contains(&NsKind::Mnt)) {
             deps.push(tpl);
         }
-        if !n.limits.is_empty() {
+        if !n.limits.is_empty() || t.own_cgroups {
             deps.push(b.push(
                 Op::CreateCgroup {
                     netns: netns[i].clone(),
                     node: n.name.clone(),
                     limits: n.limits.clone(),
+                    outside: t.own_cgroups,
                 },
                 vec![ns_step[i]],
             ));
