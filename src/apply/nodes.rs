@@ -500,7 +500,7 @@ pub async fn run_exec(
     ignore_errors: bool,
     timeout: Option<Duration>,
 ) -> Result<(), KernelError> {
-    let std_cmd = target(host, lab, node, netns)?.command(argv)?;
+    let std_cmd = target(host, lab, node, netns)?.detached_command(argv)?;
     let mut cmd = tokio::process::Command::from(std_cmd);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     // Its stdout is not used and its stderr only shown on failure: neither may grow

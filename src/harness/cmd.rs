@@ -86,7 +86,7 @@ async fn output(
 ) -> Result<Output, String> {
     let n = &ctx.topology.nodes[node];
     let std_cmd = nodes::target(ctx.kernel.host(), &ctx.topology.lab, &n.name, &n.netns)
-        .and_then(|t| t.command(&run.argv()))
+        .and_then(|t| t.detached_command(&run.argv()))
         .map_err(|e| format!("cannot enter {}: {e}", n.name))?;
     let mut c = tokio::process::Command::from(std_cmd);
     c.kill_on_drop(true).stdin(std::process::Stdio::null());
@@ -180,18 +180,10 @@ pub fn read_expected(path: &std::path::Path) -> Result<serde_json::Value, String
 }
 
 /// The text of an expected JSON file: a regular file (a FIFO would hang the read, a
-/// device never end it), at most [`MAX_EXPECTED_BYTES`].
+/// device never end it, and its open alone may act: see `open_regular`), at most
+/// [`MAX_EXPECTED_BYTES`].
 pub fn read_expected_text(path: &std::path::Path) -> Result<String, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking, so opening a FIFO with no writer returns at once.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
-        return Err("not a regular file".into());
-    }
+    let file = crate::spec::yaml::open_regular(path).map_err(|e| e.to_string())?;
     let Some(bytes) =
         crate::spec::yaml::read_at_most(file, MAX_EXPECTED_BYTES).map_err(|e| e.to_string())?
     else {
