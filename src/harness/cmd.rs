@@ -129,7 +129,9 @@ fn tail(what: &str, text: &str) -> String {
         return String::new();
     }
     let skip = t.chars().count().saturating_sub(300);
-    format!("; {what}: {}", t.chars().skip(skip).collect::<String>())
+    let kept: String = t.chars().skip(skip).collect();
+    // What a node printed reaches the terminal of whoever runs the test: as text.
+    format!("; {what}: {}", crate::model::names::shown(&kept, true))
 }
 
 /// Multi-line: `^` and `$` match at line ends, as people expect of command output.
@@ -137,7 +139,8 @@ fn regex(what: &str, re: &str, text: &str) -> Option<String> {
     match regex::RegexBuilder::new(re).multi_line(true).build() {
         Ok(r) if r.is_match(text) => None,
         Ok(_) => {
-            let shown: String = text.trim().chars().take(300).collect();
+            let kept: String = text.trim().chars().take(300).collect();
+            let shown = crate::model::names::shown(&kept, true);
             Some(format!("{what} does not match /{re}/; {what} was: {shown}"))
         }
         Err(e) => Some(format!("bad {what} regex: {e}")),
@@ -204,6 +207,16 @@ mod tests {
             "; stdout: % Unknown command"
         );
         assert_eq!(said(" \n", ""), "");
+        // A node's output acts on no terminal: OSC 52 (set the clipboard) and an erase
+        // of the line come out as text, lines and tabs as they are.
+        assert_eq!(
+            said("", "\x1b]52;c;aWQK\x07\x1b[2K\rPASS\n\tok"),
+            "; stderr: \\u{1b}]52;c;aWQK\\u{7}\\u{1b}[2K\\u{d}PASS\n\tok"
+        );
+        assert_eq!(
+            regex("stdout", "^x$", "\x1b[8mhidden"),
+            Some("stdout does not match /^x$/; stdout was: \\u{1b}[8mhidden".into())
+        );
         let long = "x".repeat(400);
         assert_eq!(said(&long, ""), format!("; stdout: {}", "x".repeat(300)));
     }
