@@ -1174,3 +1174,43 @@ fn validate_warns_as_plan_does_even_when_it_finds_an_error() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An FRR node's daemons file is read at compile time, as root for `validate`, `plan` and
+/// `import` too, so a shared file's bind there may name anything on the host. A FIFO hung
+/// the compile for ever and a device was opened (its driver's open runs: `/dev/watchdog`
+/// arms the machine's watchdog); now neither is opened, and the compile says so.
+#[test]
+fn an_frr_daemons_file_that_is_a_fifo_or_a_device_is_never_opened() {
+    let dir = std::env::temp_dir().join(format!("nslab-frr-nonreg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("daemons.fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for source in ["/dev/null", "daemons.fifo"] {
+        let file = dir.join("t.clab.yml");
+        std::fs::write(
+            &file,
+            format!(
+                "name: t\ntopology:\n  nodes:\n    r1:\n      kind: linux\n      image: quay.io/frrouting/frr:10.5.1\n      binds:\n        - {source}:/etc/frr/daemons\n"
+            ),
+        )
+        .unwrap();
+        // On a thread: a compile that blocks on the FIFO fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(compile_file(&file).err().map(|e| e.to_string()));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{source}: the compile is still blocked after 60 s"));
+        let e = got.unwrap_or_else(|| panic!("{source}: compiled without a word"));
+        assert!(
+            e.contains("is not a regular file, so it is not read"),
+            "{source}: {e}"
+        );
+        assert!(e.contains("t.clab.yml:6:14"), "{source}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

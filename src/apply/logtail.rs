@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 /// The last lines of a process's log, for error messages. The part before the current
-/// one is read too: a rotation may have just left the current one nearly empty.
+/// one is read too: a rotation may have just left the current one nearly empty. Control
+/// and format characters come out as text (`\u{1b}`): these lines go to the terminal of
+/// whoever ran `up` or `test`, and the process may print anything.
 pub fn log_tail(path: &Path, lines: usize) -> String {
     // Whatever bytes the process wrote: a log with invalid UTF-8 still has an end.
     let text = String::from_utf8_lossy(&log_end(path, LOG_TAIL_BYTES)).into_owned();
@@ -12,7 +14,8 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
         .lines()
         .filter(|l| !l.starts_with("--- nslab:"))
         .collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    let kept = all[all.len().saturating_sub(lines)..].join("\n");
+    crate::model::names::shown(&kept, true)
 }
 
 /// How much of a log's end [`log_tail`] reads for its lines.
@@ -55,14 +58,19 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         let log = dir.join("p.log");
         std::fs::write(dir.join("p.log.1"), b"old-1\nold-2\n").unwrap();
-        std::fs::write(&log, b"--- nslab: restarted\nbad \xff\xfe bytes\nlast\n").unwrap();
+        std::fs::write(
+            &log,
+            b"--- nslab: restarted\nbad \xff\xfe bytes\nlast\x1b[2K\n",
+        )
+        .unwrap();
         let lines = log_tail(&log, 3);
         let end = log_end(&log, 16);
         let both = log_end(&log, 1000);
         std::fs::remove_dir_all(&dir).unwrap();
         // Before, invalid UTF-8 made the whole log read as empty.
-        assert_eq!(lines, "old-2\nbad \u{fffd}\u{fffd} bytes\nlast");
-        assert_eq!(end, b"d \xff\xfe bytes\nlast\n");
-        assert!(both.starts_with(b"old-1\n") && both.ends_with(b"last\n"));
+        // An escape sequence is shown, not sent to the terminal.
+        assert_eq!(lines, "old-2\nbad \u{fffd}\u{fffd} bytes\nlast\\u{1b}[2K");
+        assert_eq!(end, b" bytes\nlast\x1b[2K\n");
+        assert!(both.starts_with(b"old-1\n") && both.ends_with(b"last\x1b[2K\n"));
     }
 }

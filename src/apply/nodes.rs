@@ -501,7 +501,8 @@ pub async fn run_exec(
     ignore_errors: bool,
     timeout: Option<Duration>,
 ) -> Result<(), KernelError> {
-    let std_cmd = target(host, lab, node, netns)?.command(argv)?;
+    let std_cmd = target(host, lab, node, netns)?.detached_command(argv)?;
+    let shown_argv = crate::model::names::shown(&argv.join(" "), false);
     let mut cmd = tokio::process::Command::from(std_cmd);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
     // Its stdout is not used and its stderr only shown on failure: neither may grow
@@ -511,21 +512,22 @@ pub async fn run_exec(
         Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
             other(format!(
                 "`{}` did not finish within {:.1} s",
-                argv.join(" "),
+                shown_argv,
                 t.as_secs_f64()
             ))
         })?,
         None => run.await,
     }
-    .map_err(|e| other(format!("cannot run `{}`: {e}", argv.join(" "))))?;
+    .map_err(|e| other(format!("cannot run `{}`: {e}", shown_argv)))?;
     if out.status.success() || ignore_errors {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let stderr = stderr.trim();
+    // Shown on the terminal that ran `up`: as text, whatever the command printed.
+    let stderr = crate::model::names::shown(stderr.trim(), true);
     Err(other(format!(
         "`{}` exited with status {}{}",
-        argv.join(" "),
+        shown_argv,
         out.status.code().unwrap_or(-1),
         if stderr.is_empty() {
             String::new()

@@ -44,18 +44,32 @@ impl Files {
         }
     }
 
-    /// A bind source's text, `None` when nothing is read or it cannot be.
-    fn read(&self, source: &str) -> Option<String> {
+    /// A bind source's text, `None` when nothing is read or it cannot be. Only a regular
+    /// file is opened (`open_regular`): compiling runs as root for `validate` and
+    /// `import` too, and a shared file's bind may name a FIFO (which hung them) or a
+    /// device (whose driver ran its open as root).
+    fn read(&self, source: &str) -> Result<Option<String>, String> {
         use std::io::Read;
-        let base = self.base.as_ref()?;
+        let Some(base) = self.base.as_ref() else {
+            return Ok(None);
+        };
         let path = base.join(source);
+        let file = match crate::spec::yaml::open_regular(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                return Err(format!(
+                    "the source of {DAEMONS_FILE}, `{}`, is not a regular file, so it is not read",
+                    path.display()
+                ));
+            }
+            Err(_) => return Ok(None),
+            Ok(f) => f,
+        };
         let mut text = String::new();
-        std::fs::File::open(path)
-            .ok()?
+        Ok(file
             .take(MAX_BYTES)
             .read_to_string(&mut text)
-            .ok()?;
-        Some(text)
+            .ok()
+            .map(|_| text))
     }
 }
 
@@ -358,8 +372,9 @@ fn left_out(notes: &mut Vec<Note>, set: &Settings) {
 }
 
 /// The node's bound daemons file, read through `files`: the last bind whose target is
-/// [`DAEMONS_FILE`] (binds are already resolved by target, see `map::binds`).
-pub fn daemons_of(mounts: &[Yaml], files: &Files) -> Option<String> {
+/// [`DAEMONS_FILE`] (binds are already resolved by target, see `map::binds`); an
+/// error when that source is not a regular file.
+pub fn daemons_of(mounts: &[Yaml], files: &Files) -> Result<Option<String>, String> {
     let field = |m: &Yaml, key: &str| {
         let crate::spec::yaml::Kind::Map(entries) = &m.kind else {
             return None;
@@ -373,10 +388,13 @@ pub fn daemons_of(mounts: &[Yaml], files: &Files) -> Option<String> {
         .iter()
         .rev()
         .find(|m| field(m, "target").as_deref() == Some(DAEMONS_FILE))
-        .and_then(|m| field(m, "source"))?;
+        .and_then(|m| field(m, "source"));
+    let Some(source) = source else {
+        return Ok(None);
+    };
     // `{node}` and `{lab}` are filled in later, per node; such a source is not read.
     if source.contains('{') {
-        return None;
+        return Ok(None);
     }
     files.read(&source)
 }

@@ -261,9 +261,18 @@ fn node(sink: &mut Sink, r: &Resolved, profile: Option<&Profile>, files: &Files)
         mounts.extend(busybox_mounts(image_at));
     }
     // Read before the mounts go into the document; used only by an FRR image's node.
-    let daemons = profile
+    let daemons = match profile
         .filter(|p| p.frr)
-        .and_then(|_| frr::daemons_of(&mounts, files));
+        .map(|_| frr::daemons_of(&mounts, files))
+    {
+        Some(Err(why)) => {
+            sink.error(Some(image_at), format!("node `{}`: {why}", r.name.value))
+                .hint("bind a regular file there: nslab reads it to know the daemons to run, and opens no FIFO or device for that");
+            None
+        }
+        Some(Ok(text)) => text,
+        None => None,
+    };
     if !mounts.is_empty() {
         out.push(("mounts", seq(mounts, r.def.span)));
     }

@@ -86,7 +86,7 @@ async fn output(
 ) -> Result<Output, String> {
     let n = &ctx.topology.nodes[node];
     let std_cmd = nodes::target(ctx.kernel.host(), &ctx.topology.lab, &n.name, &n.netns)
-        .and_then(|t| t.command(&run.argv()))
+        .and_then(|t| t.detached_command(&run.argv()))
         .map_err(|e| format!("cannot enter {}: {e}", n.name))?;
     let mut c = tokio::process::Command::from(std_cmd);
     c.kill_on_drop(true).stdin(std::process::Stdio::null());
@@ -129,7 +129,9 @@ fn tail(what: &str, text: &str) -> String {
         return String::new();
     }
     let skip = t.chars().count().saturating_sub(300);
-    format!("; {what}: {}", t.chars().skip(skip).collect::<String>())
+    let kept: String = t.chars().skip(skip).collect();
+    // What a node printed reaches the terminal of whoever runs the test: as text.
+    format!("; {what}: {}", crate::model::names::shown(&kept, true))
 }
 
 /// Multi-line: `^` and `$` match at line ends, as people expect of command output.
@@ -137,7 +139,8 @@ fn regex(what: &str, re: &str, text: &str) -> Option<String> {
     match regex::RegexBuilder::new(re).multi_line(true).build() {
         Ok(r) if r.is_match(text) => None,
         Ok(_) => {
-            let shown: String = text.trim().chars().take(300).collect();
+            let kept: String = text.trim().chars().take(300).collect();
+            let shown = crate::model::names::shown(&kept, true);
             Some(format!("{what} does not match /{re}/; {what} was: {shown}"))
         }
         Err(e) => Some(format!("bad {what} regex: {e}")),
@@ -180,18 +183,10 @@ pub fn read_expected(path: &std::path::Path) -> Result<serde_json::Value, String
 }
 
 /// The text of an expected JSON file: a regular file (a FIFO would hang the read, a
-/// device never end it), at most [`MAX_EXPECTED_BYTES`].
+/// device never end it, and its open alone may act: see `open_regular`), at most
+/// [`MAX_EXPECTED_BYTES`].
 pub fn read_expected_text(path: &std::path::Path) -> Result<String, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking, so opening a FIFO with no writer returns at once.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
-        return Err("not a regular file".into());
-    }
+    let file = crate::spec::yaml::open_regular(path).map_err(|e| e.to_string())?;
     let Some(bytes) =
         crate::spec::yaml::read_at_most(file, MAX_EXPECTED_BYTES).map_err(|e| e.to_string())?
     else {
@@ -212,6 +207,16 @@ mod tests {
             "; stdout: % Unknown command"
         );
         assert_eq!(said(" \n", ""), "");
+        // A node's output acts on no terminal: OSC 52 (set the clipboard) and an erase
+        // of the line come out as text, lines and tabs as they are.
+        assert_eq!(
+            said("", "\x1b]52;c;aWQK\x07\x1b[2K\rPASS\n\tok"),
+            "; stderr: \\u{1b}]52;c;aWQK\\u{7}\\u{1b}[2K\\u{d}PASS\n\tok"
+        );
+        assert_eq!(
+            regex("stdout", "^x$", "\x1b[8mhidden"),
+            Some("stdout does not match /^x$/; stdout was: \\u{1b}[8mhidden".into())
+        );
         let long = "x".repeat(400);
         assert_eq!(said(&long, ""), format!("; stdout: {}", "x".repeat(300)));
     }

@@ -401,11 +401,14 @@ impl Command {
         }
     }
 
+    /// The command as one line for people, every hidden character of the file's written
+    /// out (`\u{1b}`), so printing it moves no cursor and forges no line.
     pub fn display(&self) -> String {
-        match self {
+        let text = match self {
             Command::Shell(s) => s.clone(),
             Command::Argv(v) => v.join(" "),
-        }
+        };
+        names::shown(&text, false)
     }
 }
 

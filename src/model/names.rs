@@ -150,6 +150,23 @@ pub fn is_hidden(c: char) -> bool {
         || FORMAT.iter().any(|&(a, b)| (a..=b).contains(&n))
 }
 
+/// `text` with every hidden character ([`is_hidden`]) written as `\u{1b}`, but line
+/// breaks and tabs when `lines` is set: for what nslab prints but does not check, a
+/// command of the file's or what a node's command printed. Raw, an escape sequence
+/// there acts on the reader's terminal (`\e[2K\r` erases what came before it on the
+/// line, OSC 52 sets the clipboard) and a line break forges another line.
+pub fn shown(text: &str, lines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_hidden(c) && !(lines && matches!(c, '\n' | '\t')) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// What `c` is, for a message saying a name holds it.
 pub fn describe(c: char) -> String {
     if c.is_whitespace() || c.is_control() {

@@ -227,8 +227,22 @@ impl Target {
         })
     }
 
-    /// A command that runs inside the target.
+    /// A command that runs inside the target on the caller's terminal, if any (`nslab
+    /// exec` and `shell`, as `docker exec -it`).
     pub fn command(self, argv: &[String]) -> io::Result<Command> {
+        self.build(argv, false)
+    }
+
+    /// A command that runs inside the target in a session of its own, with no
+    /// controlling terminal (`exec:` commands and `cmd` checks, which read nothing from
+    /// one). Kept in nslab's session, the command and whatever it leaves behind (a
+    /// daemon it started, one that dropped root) could open the terminal `up` or `test`
+    /// ran on through `/dev/tty` and push input into the shell there with `TIOCSTI`.
+    pub fn detached_command(self, argv: &[String]) -> io::Result<Command> {
+        self.build(argv, true)
+    }
+
+    fn build(self, argv: &[String], own_session: bool) -> io::Result<Command> {
         let (prog, args) = argv
             .split_first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
@@ -240,7 +254,7 @@ impl Target {
             pid_ns,
         } = self;
         let fresh = crate::node::fresh::Fresh::new();
-        // SAFETY: only async-signal-safe calls (write, setns, chdir, fork, prctl, getppid,
+        // SAFETY: only async-signal-safe calls (write, setns, chdir, setsid, fork, prctl, getppid,
         // close_range, waitpid, signal, kill, _exit) run between fork and exec; everything was opened before.
         unsafe {
             cmd.pre_exec(move || {
@@ -256,6 +270,10 @@ impl Target {
                     }
                 }
                 if libc::chdir(c"/".as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Before the fork below, so the intermediate and the command share it.
+                if own_session && libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
                 }
                 // Only 0-2 reach the command: the caller's other descriptors (and ours,

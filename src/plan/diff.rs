@@ -648,7 +648,10 @@ fn describe(op: &Op) -> Option<String> {
         Op::CreateCgroup { node, .. } => format!("cgroup of node {node}"),
         Op::StartNode { start, .. } => format!("init of node {}", start.node),
         Op::StartProcess { process, .. } => format!("process {process}"),
-        Op::RunExec { argv, .. } => format!("exec `{}`", argv.join(" ")),
+        Op::RunExec { argv, .. } => format!(
+            "exec `{}`",
+            crate::model::names::shown(&argv.join(" "), false)
+        ),
         Op::SetMtu { name, mtu, .. } => format!("mtu of {name} = {mtu}"),
         Op::SetLinkUp { .. }
         | Op::SetLinkDown { .. }

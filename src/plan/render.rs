@@ -290,7 +290,9 @@ pub fn write_text(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result
             "{:>w$}  {:<ow$}  {}",
             s.id,
             s.op.name(),
-            op_text(&plan.lab, &s.op)
+            // One line per step, as the file's words may hold anything (an escape
+            // sequence would hide a command from whoever reviews the plan).
+            crate::model::names::shown(&op_text(&plan.lab, &s.op), false)
         )?;
         if let Some((first, rest)) = s.deps.split_first() {
             write!(out, "  [after {first}")?;

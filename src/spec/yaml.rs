@@ -22,6 +22,28 @@ pub fn read_at_most(r: impl std::io::Read, max: usize) -> std::io::Result<Option
     Ok((bytes.len() <= max).then_some(bytes))
 }
 
+/// Opens `path` for reading only if it is a regular file, and opens nothing else: a FIFO
+/// blocks the open (or the read) for ever, and opening a device runs its driver's open
+/// as root (`/dev/watchdog` arms the machine's watchdog, which reboots it unless fed; a
+/// tape device rewinds on close). The path is looked up once with `O_PATH`, which opens
+/// no file, and the file is reopened through that descriptor, so it cannot be swapped
+/// for another in between.
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pinned = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)?;
+    if !pinned.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    std::fs::File::open(format!("/proc/self/fd/{}", pinned.as_raw_fd()))
+}
+
 /// Hard limits on what one topology file may contain.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

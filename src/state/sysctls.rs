@@ -117,6 +117,22 @@ pub fn raise(
     for (key, want) in wants {
         let now = read_value(proc_sys, key)?;
         if now.parse::<u64>().is_ok_and(|n| n >= *want) {
+            // High enough only through another lab's raise: held by this lab too, so that
+            // lab's `down` leaves it in force while this one runs (it put back the old
+            // limit under a running lab that had asked for the raise).
+            let theirs = others(run_dir, lab, key).into_iter().find(|r| r.set == now);
+            if let Some(theirs) = theirs
+                && !record.iter().any(|x| x.key == *key)
+            {
+                record.push(Raised {
+                    key: key.clone(),
+                    before: theirs.before,
+                    set: now,
+                });
+                files::ensure_root(run_dir)?;
+                let json = serde_json::to_vec(&record).expect("a list of strings serializes");
+                files::replace(&record_path(run_dir, lab), &json)?;
+            }
             continue;
         }
         // Another lab's raise is still in force: what it found is what the host had.
@@ -268,6 +284,25 @@ mod tests {
         assert!(restore(&p, &run, "a").is_empty());
         assert_eq!(value(&p, &key), "4096", "b is still up");
         assert!(restore(&p, &run, "b").is_empty());
+        assert_eq!(value(&p, &key), "1024");
+    }
+
+    /// A lab that asked for a raise another lab's had already made keeps it in force
+    /// past that lab's `down`: the first lab down put back 1024 under the second.
+    #[test]
+    fn a_raise_another_lab_made_first_stays_until_the_last_lab_that_asked_is_down() {
+        let (_scratch, p, run, key) = setup("covered");
+        raise(&p, &run, "a", &[(key.clone(), 4096)]).unwrap();
+        let b = raise(&p, &run, "b", &[(key.clone(), 2048)]).unwrap();
+        assert!(b.is_empty(), "b changes nothing: {b:?}");
+        assert!(restore(&p, &run, "a").is_empty());
+        assert_eq!(value(&p, &key), "4096", "b is still up and asked for 2048");
+        assert!(restore(&p, &run, "b").is_empty());
+        assert_eq!(value(&p, &key), "1024");
+        // A lab that did not ask holds nothing: the limit goes back with the last that did.
+        raise(&p, &run, "a", &[(key.clone(), 4096)]).unwrap();
+        raise(&p, &run, "c", &[]).unwrap();
+        assert!(restore(&p, &run, "a").is_empty());
         assert_eq!(value(&p, &key), "1024");
     }
 
