@@ -296,32 +296,43 @@ fn sysctl_value(path: &str) -> u64 {
         .unwrap()
 }
 
-/// The host's IPv4 neighbour entries, every namespace's, from the kernel's table
-/// statistics (the first column, in hex).
-fn arp_entries() -> u64 {
+/// A column of the kernel's IPv4 neighbour table statistics, by its header's name (hex
+/// values; the table's count, `entries`, is every namespace's).
+fn arp_stat(column: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/net/stat/arp_cache").unwrap();
-    let first = text
-        .lines()
-        .nth(1)
+    let mut lines = text.lines();
+    let at = lines
+        .next()
         .unwrap()
         .split_whitespace()
-        .next()
-        .unwrap();
-    u64::from_str_radix(first, 16).unwrap()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column} in: {text}"));
+    let value = lines.next().unwrap().split_whitespace().nth(at).unwrap();
+    u64::from_str_radix(value, 16).unwrap()
 }
 
-/// 33 hosts on one bridge: 33 x 32 = 1,056 IPv4 neighbour entries when all pairs talk.
-fn over_the_neigh_limit() -> String {
+/// The host's IPv4 neighbour entries, every namespace's.
+fn arp_entries() -> u64 {
+    arp_stat("entries")
+}
+
+/// `n` hosts on one bridge: n x (n - 1) IPv4 neighbour entries when all pairs talk.
+fn hosts_on_a_bridge(n: usize) -> String {
     let mut y = String::from("nodes:\n");
-    for i in 0..33 {
+    for i in 0..n {
         y.push_str(&format!("  h{i}: {{ isolation: [net] }}\n"));
     }
     y.push_str("bridges: { s1: {} }\nlinks:\n");
-    for i in 0..33 {
+    for i in 0..n {
         y.push_str(&format!("  - [h{i}, s1]\n"));
     }
     y.push_str("tests:\n  - reach: { from: all, to: all, name: all-pairs, timeout: 30s }\n");
     y
+}
+
+/// 33 hosts on one bridge: 33 x 32 = 1,056 IPv4 neighbour entries when all pairs talk.
+fn over_the_neigh_limit() -> String {
+    hosts_on_a_bridge(33)
 }
 
 /// The host's gc_thresh3 and gc_thresh2, which must be below what `--raise-neigh-limit`
@@ -440,6 +451,107 @@ fn raise_neigh_limit_lasts_as_long_as_the_lab() {
     );
     let left = arp_entries();
     assert!(left < before3, "{left} entries under a limit of {before3}");
+}
+
+/// Two bridges of hosts, sized from the host's IPv4 limit: the first fills most of the
+/// table (870 of 1,024 entries), the second alone fits (210) but not beside the first.
+fn two_labs_over_the_limit() -> (usize, usize, u64) {
+    let limit = sysctl_value(GC_THRESH3);
+    let pairs = |n: usize| (n * (n - 1)) as u64;
+    let a = (2..)
+        .take_while(|&n| pairs(n) * 100 <= limit * 85)
+        .last()
+        .unwrap();
+    let b = (2..).find(|&m| pairs(a) + pairs(m) > limit + 50).unwrap();
+    assert!(pairs(b) <= limit, "limit {limit}: sizes {a}, {b}");
+    (a, b, limit)
+}
+
+/// Lab A's 870 entries stay in the table after its `down` until the kernel frees its
+/// namespaces (held open here for 200 ms, the kernel's own delay being 30 to 130 ms
+/// measured): lab B's `up` right after it waits until they are gone, and B's all-pairs
+/// check then never finds the table full. Without the wait, B came up in 40 ms with A's
+/// entries still there and its ARP exchanges overflowed the table.
+#[test]
+fn up_right_after_a_big_labs_down_waits_for_its_neighbours_to_leave() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let (a, b, limit) = two_labs_over_the_limit();
+    let first = Lab::new("ck-nbfirst", &hosts_on_a_bridge(a));
+    first.up();
+    let o = nslab()
+        .args(["test", "--lab", &first.name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // Every namespace of the lab, its bridge's too: a veth goes with either end's.
+    let held: Vec<std::fs::File> = std::fs::read_dir("/run/netns")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name == "nslab.ck-nbfirst" || name.starts_with("nslab.ck-nbfirst.")
+        })
+        .map(|p| std::fs::File::open(p).unwrap())
+        .collect();
+    assert_eq!(held.len(), a + 1, "the hosts' namespaces and the bridge's");
+    first.down();
+    let left = arp_entries();
+    assert!(
+        left >= (a * (a - 1)) as u64,
+        "the held namespaces keep their {left} entries"
+    );
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
+    });
+    let second = Lab::new("ck-nbsecond", &hosts_on_a_bridge(b));
+    let fulls = arp_stat("table_fulls");
+    second.up();
+    let now = arp_entries();
+    release.join().unwrap();
+    assert!(
+        now + (b * (b - 1)) as u64 <= limit,
+        "up returned with {now} entries in the table, no room for its {} under {limit}",
+        b * (b - 1)
+    );
+    let o = nslab()
+        .args(["test", "--lab", &second.name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(arp_stat("table_fulls"), fulls, "the table overflowed");
+    second.down();
+}
+
+/// Side by side, a lab whose entries do not leave: the next lab's `up` waits no longer
+/// than the count holds still (0.5 s) and says the table is short of room for it.
+#[test]
+fn up_beside_a_lab_that_fills_the_neighbour_table_says_so() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let (a, b, limit) = two_labs_over_the_limit();
+    let first = Lab::new("ck-nbfull", &hosts_on_a_bridge(a));
+    first.up();
+    let o = nslab()
+        .args(["test", "--lab", &first.name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let second = Lab::new("ck-nbbeside", &hosts_on_a_bridge(b));
+    let o = second.up_with(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let want = format!(
+        "this lab may need up to {} more, over the limit of {limit}",
+        b * (b - 1)
+    );
+    assert!(text(&o).contains(&want), "{want}: {}", text(&o));
+    second.down();
+    first.down();
 }
 
 /// `route` with `vrf:` reads the table of the node's VRF device. Where the kernel makes

@@ -15,6 +15,7 @@ pub mod links;
 mod logtail;
 pub mod mgmtnet;
 mod neighlimit;
+mod neighroom;
 pub mod netlink;
 pub mod netns;
 pub mod nodes;
@@ -331,6 +332,11 @@ pub async fn up_with(
         vnis.claim(&dir)?;
     }
     let kernel = &admitted.kernel;
+    // Room in the host's neighbour table, which the last lab's entries may still fill
+    // (see `neighroom`); under the lab's lock only, so other labs' `up`s go on meanwhile.
+    for w in tokio::task::block_in_place(|| neighroom::make_room(t)) {
+        crate::errln!("nslab: lab `{lab}`: {w}");
+    }
     // Only now, under the lab's lock and with its journal begun: a refused `up` never
     // touches the host's settings, and a failed one puts them back with its rollback.
     let (raised, result) = match registered.and_then(|()| neighlimit::raise(t, opts)) {
