@@ -21,7 +21,7 @@ use crate::plan::{Op, Plan};
 /// Entries walked per source, at most.
 const MAX_ENTRIES: usize = 10_000;
 /// File content read per source, at most.
-const MAX_BYTES: u64 = 64 << 20;
+const MAX_BYTES: u64 = 16 << 20;
 /// Directory levels walked below a source, at most.
 const MAX_DEPTH: usize = 32;
 
