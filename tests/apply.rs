@@ -485,3 +485,78 @@ fn apply_records_its_change_or_its_rollback_in_the_event_log() {
     );
     lab.down();
 }
+
+/// The node's `/tmp/seen`, once its process has written `want` there (or what it holds
+/// after 10 s: the assertion then shows it).
+fn seen(lab: &Lab, node: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = lab.exec(node, &["cat", "/tmp/seen"]);
+        let got = String::from_utf8_lossy(&o.stdout).into_owned();
+        if got == want || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Writes `text` to `path` the way `sed -i` and most editors save: a new file renamed
+/// over the old one, so a file bound on its own would keep showing the old inode.
+fn save(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn an_edited_config_file_restarts_only_its_node_with_the_new_content() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    let dir = std::env::temp_dir().join(SCRATCH).join("it-ap-cfg.d");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _own = Scratch(dir.clone());
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    std::fs::write(dir.join("one.conf"), "one-a\n").unwrap();
+    std::fs::write(dir.join("d/two.conf"), "two-a\n").unwrap();
+    // b reads a file bound on its own and one in a bound directory when it starts, as a
+    // routing daemon reads its config; c's process must not notice anything.
+    let yaml = format!(
+        "nodes:
+  b:
+    mounts: ['{d}/one.conf:/run/cfg/one.conf:ro', '{d}/d:/run/cfgdir:ro']
+    processes:
+      - {{ name: p, cmd: \"sh -c 'cat /run/cfg/one.conf /run/cfgdir/two.conf > /tmp/seen; exec sleep 1000'\" }}
+  c: {{ processes: [{{ name: q, cmd: 'sleep 1000' }}] }}
+links: [[b:eth0, c:eth0]]
+",
+        d = dir.display()
+    );
+    let lab = Lab::new("it-ap-cfg", &yaml);
+    apply_ok(&lab);
+    assert_eq!(seen(&lab, "b", "one-a\ntwo-a\n"), "one-a\ntwo-a\n");
+    let c_before = pids(&lab, "c");
+    save(&dir.join("one.conf"), "one-b\n");
+    // The dry run names the node and the source, and changes nothing.
+    let o = apply(&lab, &["--dry-run"]);
+    let want = format!(
+        "b (restart node: mounted files changed in {}/one.conf)",
+        dir.display()
+    );
+    assert!(text(&o).contains(&want), "{}", text(&o));
+    assert!(!text(&o).contains("  c ("), "c is untouched: {}", text(&o));
+    assert_eq!(seen(&lab, "b", "one-a\ntwo-a\n"), "one-a\ntwo-a\n");
+    let out = apply_ok(&lab);
+    assert!(out.contains(&want), "{out}");
+    // The file bound on its own is bound again: the process sees the renamed-in file.
+    assert_eq!(seen(&lab, "b", "one-b\ntwo-a\n"), "one-b\ntwo-a\n");
+    assert!(apply_ok(&lab).contains("nothing changed"));
+    // A file changed in place inside a bound directory counts too.
+    std::fs::write(dir.join("d/two.conf"), "two-b\n").unwrap();
+    let out = apply_ok(&lab);
+    assert!(out.contains("mounted files changed in"), "{out}");
+    assert_eq!(seen(&lab, "b", "one-b\ntwo-b\n"), "one-b\ntwo-b\n");
+    assert_eq!(pids(&lab, "c"), c_before, "c keeps its process");
+    lab.down();
+}

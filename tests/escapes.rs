@@ -150,6 +150,7 @@ fn bind(source: PathBuf, target: &str, readonly: bool) -> MountSpec {
         source,
         target: target.into(),
         readonly,
+        digest: None,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod nodes;
 pub mod process;
 pub mod progress;
 pub mod reconcile;
+pub mod sources;
 mod spawner;
 mod strays;
 pub mod tc;
@@ -293,6 +294,9 @@ pub async fn up_with(
 ) -> Result<UpReport, ApplyError> {
     let start = Instant::now();
     let opts = &opts.with_test_faults();
+    // What the mount sources hold goes on record with the plan, for `apply` to compare.
+    let fingerprinted = sources::fingerprint(plan);
+    let plan: &Plan = &fingerprinted;
     let lab = t.lab.clone();
     let host = &opts.host;
     // The machine, read only, before the lab's lock file or anything else exists.

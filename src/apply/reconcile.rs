@@ -41,7 +41,10 @@ pub fn dry_run(host: &HostContext, new: &Plan) -> Result<Option<Diff>, ApplyErro
         return Ok(None);
     }
     let from = stored(&dir)?.parse(&dir)?;
-    Ok(Some(diff::diff(from.plan(), new)))
+    Ok(Some(diff::diff(
+        from.plan(),
+        &super::sources::fingerprint(new),
+    )))
 }
 
 /// What the lab's files say it is, each read once: what an unfinished `apply` touched, if

@@ -218,11 +218,15 @@ fn node_delta(a: &NodeStart, b: &NodeStart) -> Delta {
     if ia != ib {
         return Delta::Replace(format!("isolation {ia} -> {ib}"));
     }
-    // The node's own /etc/hosts lines follow its addresses; they never restart it.
+    // The node's own /etc/hosts lines follow its addresses; they never restart it. What
+    // the mount sources hold is compared on its own, below.
     let settings = |s: &NodeStart| {
         let mut s = s.clone();
         s.own_hosts.clear();
         s.processes.clear();
+        for m in &mut s.mounts {
+            m.digest = None;
+        }
         s
     };
     let (sa, sb) = (settings(a), settings(b));
@@ -243,6 +247,9 @@ fn node_delta(a: &NodeStart, b: &NodeStart) -> Delta {
         }
         return Delta::Restart(format!("its {} changed", what.join(", ")));
     }
+    if let Some(edited) = edited_sources(a, b) {
+        return Delta::Restart(edited);
+    }
     let spec = |s: &NodeStart, name: &str| s.processes.iter().find(|p| p.name == name).cloned();
     let changed = a
         .processes
@@ -251,6 +258,22 @@ fn node_delta(a: &NodeStart, b: &NodeStart) -> Delta {
         .map(|p| p.name.clone())
         .collect();
     Delta::Processes(changed)
+}
+
+/// The mount sources whose content changed since the old plan was applied, as a reason
+/// to restart the node: its daemons read their configs at start, and a file bound on its
+/// own keeps showing the old file once an editor renames a new one over it, so only a
+/// fresh mount and start take the edit. A plan without fingerprints (stored by an older
+/// nslab) counts as unchanged.
+fn edited_sources(a: &NodeStart, b: &NodeStart) -> Option<String> {
+    let edited: Vec<String> = a
+        .mounts
+        .iter()
+        .zip(&b.mounts)
+        .filter(|(x, y)| matches!((&x.digest, &y.digest), (Some(d), Some(e)) if d != e))
+        .map(|(_, y)| y.source.display().to_string())
+        .collect();
+    (!edited.is_empty()).then(|| format!("mounted files changed in {}", edited.join(", ")))
 }
 
 /// What differs, before the consequences are followed.
@@ -920,6 +943,40 @@ routing: static
                 .any(|u| matches!(u, Undo::DeleteNetns { .. } | Undo::DeleteLink { .. }))
         );
         assert!(d.retire.is_empty(), "the whole init stops instead");
+    }
+
+    /// `plan` with every mount's fingerprint set to `digest`, as the engine fills it.
+    fn fingerprinted(mut p: Plan, digest: Option<&str>) -> Plan {
+        for s in &mut p.steps {
+            if let Op::StartNode { start, .. } = &mut s.op {
+                for m in &mut start.mounts {
+                    m.digest = digest.map(str::to_string);
+                }
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn an_edited_mount_source_restarts_its_node_and_an_unknown_one_does_not() {
+        let file = edit("  b: {", "  b: { mounts: ['/etc/frr-b:/etc/frr:ro'],");
+        let (old, new) = (
+            fingerprinted(plan(&file), Some("0000000000000001")),
+            fingerprinted(plan(&file), Some("0000000000000002")),
+        );
+        let d = converges(&old, &new);
+        let g = d.groups.iter().find(|g| g.node == "b").unwrap();
+        assert_eq!(g.class, Class::Restart, "{}", render(&d));
+        assert!(
+            render(&d).contains("b (restart node: mounted files changed in /etc/frr-b)"),
+            "{}",
+            render(&d)
+        );
+        assert!(d.remove.iter().any(|u| matches!(u, Undo::StopNode { .. })));
+        assert_eq!(d.groups.len(), 1, "only b: {}", render(&d));
+        // The same content, or a stored plan from before fingerprints: nothing to do.
+        assert!(converges(&new, &new.clone()).is_empty());
+        assert!(converges(&fingerprinted(plan(&file), None), &new).is_empty());
     }
 
     #[test]

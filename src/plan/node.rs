@@ -51,6 +51,11 @@ pub struct MountSpec {
     pub source: PathBuf,
     pub target: String,
     pub readonly: bool,
+    /// A fingerprint of what the source held when the lab was brought to this plan, so
+    /// `apply` sees an edited config file (the plan's own text would not change). Filled
+    /// by the engine at `up` and `apply` (`apply::sources`), never by the compiler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +235,7 @@ pub fn node_start(t: &Topology, node: usize) -> NodeStart {
                 source: m.source.clone(),
                 target: m.target.clone(),
                 readonly: m.readonly,
+                digest: None,
             })
             .collect(),
         private: n

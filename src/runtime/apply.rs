@@ -34,6 +34,9 @@ pub async fn apply_with(
     cancel: Cancel,
 ) -> Result<Applied, ApplyError> {
     let lab = &t.lab;
+    // Fingerprinted once here, so an edited config file is a change (see `plan::diff`).
+    let fingerprinted = apply::sources::fingerprint(plan);
+    let plan: &Plan = &fingerprinted;
     if !opts.host.lab_dir(lab).exists() {
         match apply::up_with(t, plan, opts, cancel.clone()).await {
             // Someone else brought it up meanwhile: change it instead.

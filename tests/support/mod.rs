@@ -43,7 +43,7 @@ pub fn kernel_has_vrf() -> bool {
 static HOST: RwLock<()> = RwLock::new(());
 
 /// The directory the suites' scratch files go in (under the temporary directory).
-const SCRATCH: &str = "nslab-tests";
+pub const SCRATCH: &str = "nslab-tests";
 
 /// Removes [`SCRATCH`] once empty, when the test process exits: every test removes its
 /// own files, and the directory they share would outlive the suite otherwise. A file a
