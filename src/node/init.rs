@@ -219,17 +219,6 @@ struct Init {
     waiters: Vec<Waiter>,
 }
 
-/// Closes (or, with CLOSE_RANGE_CLOEXEC, marks close-on-exec) every descriptor from
-/// `first` up. Async-signal-safe: a single system call, usable between fork and exec.
-pub(crate) fn close_from(first: u32, flags: libc::c_uint) {
-    // SAFETY: close_range only acts on this process's descriptor table; callers own every
-    // descriptor from `first` up (nothing of the standard library's is closed outright
-    // after fork: it is marked close-on-exec).
-    unsafe {
-        libc::syscall(libc::SYS_close_range, first, u32::MAX, flags);
-    }
-}
-
 /// The base environment, read once (from the node's own /etc/passwd, as the mounts are
 /// in place by the first spawn): readiness probes spawn every interval.
 fn base_env() -> &'static [(String, String)] {
@@ -295,7 +284,7 @@ fn spawn(
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             // Only 0-2 reach the process, whatever the init holds open (close-on-exec
             // rather than closed: the standard library's exec-error pipe is among them).
-            close_from(3, libc::CLOSE_RANGE_CLOEXEC);
+            crate::sys::fd::close_from(3, true);
             // As root, before the switch: a hard limit, a nice value below 0 and a low
             // `oom_score_adj` need privileges the user may not have.
             wanted.as_ref().map_or(Ok(()), Wanted::apply)?;
@@ -1342,7 +1331,7 @@ fn peer_is_ours(stream: &UnixStream) -> bool {
 pub fn main(config: &str) -> i32 {
     // Whatever the caller left open (a shell's `9>file`, a pipe) must not reach the node:
     // nothing of ours is open yet, and 0-2 are the pipes to nslab.
-    close_from(3, 0);
+    crate::sys::fd::close_from(3, false);
     let cfg = match super::launch::read_config(config)
         .and_then(|cfg| super::launch::join(&cfg).map(|()| cfg))
     {
@@ -1352,7 +1341,12 @@ pub fn main(config: &str) -> i32 {
             return 1;
         }
     };
-    match super::launch::launch(cfg, &mut std::io::stdout(), 2, |cfg| run(cfg)) {
+    // A fresh exec with no thread started.
+    let Some(one) = crate::sys::child::SingleThreaded::check() else {
+        crate::outln!("error: the init's shim has more than one thread");
+        return 1;
+    };
+    match super::launch::launch(&one, cfg, &mut std::io::stdout(), 2, |cfg| run(cfg)) {
         Some(_) => 0,
         None => 1,
     }
