@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             .next()
             .and_then(|c| c.into_string().ok())
             .unwrap_or_default();
-        return ExitCode::from(nslab::node::init::main(&config) as u8);
+        return ExitCode::from(nslab::node::launch::shim(&config) as u8);
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -172,3 +172,30 @@ pub fn say(fd: RawFd, line: &str) {
     let line = format!("{line}\n");
     crate::sys::fd::write_raw(fd, line.as_bytes());
 }
+
+/// `nslab __init CONFIG`. Started by nslab (a shim, the way before the fork server):
+/// joins the node's namespaces and makes the init in its new ones, PID 1 of its own pid
+/// namespace, prints the init's pid, and leaves the init running on its own.
+pub fn shim(config: &str) -> i32 {
+    // Whatever the caller left open (a shell's `9>file`, a pipe) must not reach the node:
+    // nothing of ours is open yet, and 0-2 are the pipes to nslab.
+    crate::sys::fd::close_from(3, false);
+    let cfg = match read_config(config).and_then(|cfg| join(&cfg).map(|()| cfg)) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::outln!("error: {e}");
+            return 1;
+        }
+    };
+    // A fresh exec with no thread started.
+    let Some(one) = crate::sys::child::SingleThreaded::check() else {
+        crate::outln!("error: the init's shim has more than one thread");
+        return 1;
+    };
+    match launch(&one, cfg, &mut std::io::stdout(), 2, |cfg| {
+        super::init::run(cfg)
+    }) {
+        Some(_) => 0,
+        None => 1,
+    }
+}

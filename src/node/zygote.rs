@@ -1,6 +1,6 @@
 //! The fork server (`nslab __zygote PAD`): one process per spawner thread of nslab,
 //! exec'd once, that makes nodes' inits on request. An exec'd shim (`nslab __init -`,
-//! [`super::init::main`]) pays for the exec, the C library's and Rust's start-up and
+//! [`super::launch::shim`]) pays for the exec, the C library's and Rust's start-up and
 //! faulting its code in, per node; the server does a shim's work itself (reads the
 //! configuration, joins the node's namespaces, makes the init in its new ones, records
 //! it: [`super::launch`]), in a process where those are done and its pages mapped, so a
