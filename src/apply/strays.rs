@@ -270,7 +270,7 @@ mod tests {
         // A child in a uts namespace of its own: its other namespaces are ours. It only
         // unshares, signals readiness by a pipe, and sleeps.
         let (r, w) = nix::unistd::pipe().unwrap();
-        let child = crate::sys::child::fork_child(|| {
+        let child = crate::sys::child::testing::fork_child(|| {
             let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).is_ok();
             let _ = nix::unistd::write(&w, &[u8::from(ok)]);
             nix::unistd::pause();

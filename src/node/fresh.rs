@@ -433,7 +433,7 @@ fn set_limit(res: u32, cur: u64, max: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::child::in_child;
+    use crate::sys::child::testing::in_child;
 
     /// What a process asks for is set in a child of its own: lowered limits, a higher
     /// nice value and `oom_score_adj`, the idle I/O class, one CPU (none needs a

@@ -215,7 +215,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nslab-umask-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         // In a child of its own: the umask is the whole process's.
-        let code = crate::sys::child::in_child(|| {
+        let code = crate::sys::child::testing::in_child(|| {
             nix::sys::stat::umask(nix::sys::stat::Mode::empty());
             let made = ensure_root(&dir.join("run")).is_ok()
                 && ensure_dir(&dir.join("run/lab.nodes")).is_ok();

@@ -197,7 +197,7 @@ pub fn install_seccomp(prog: &mut [libc::sock_filter]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::child::in_child;
+    use crate::sys::child::testing::in_child;
 
     /// In a child: the attributes are the whole process's.
     #[test]

@@ -82,35 +82,42 @@ where
     }
 }
 
-/// Runs `f` in a forked child and gives its exit status (`None`: killed by a signal).
-/// For tests, whose process attributes must not leak into the test runner: `f` makes
-/// system calls only (the runner's other threads may hold locks).
+/// Forks for tests, whose process attributes must not leak into the test runner.
 #[cfg(test)]
-pub fn in_child(f: impl FnOnce() -> i32) -> Option<i32> {
-    use nix::sys::wait::{WaitStatus, waitpid};
-    // SAFETY: the child runs `f` (system calls only, see above) and `_exit`s.
-    match unsafe { nix::unistd::fork() }.expect("fork") {
-        ForkResult::Child => exit_now(f()),
-        ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
-            WaitStatus::Exited(_, code) => Some(code),
-            _ => None,
-        },
-    }
-}
+pub mod testing {
+    use nix::unistd::{ForkResult, Pid};
 
-/// Starts `f` in a forked child that ends with its result, and returns at once with the
-/// child's pid (the caller waits for it). For tests; `f` makes system calls only.
-#[cfg(test)]
-pub fn fork_child(f: impl FnOnce() -> i32) -> Pid {
-    // SAFETY: the child runs `f` (system calls only, see `in_child`) and `_exit`s.
-    match unsafe { nix::unistd::fork() }.expect("fork") {
-        ForkResult::Child => exit_now(f()),
-        ForkResult::Parent { child } => child,
+    use super::exit_now;
+
+    /// Runs `f` in a forked child and gives its exit status (`None`: killed by a signal).
+    /// For tests, whose process attributes must not leak into the test runner: `f` makes
+    /// system calls only (the runner's other threads may hold locks).
+    pub fn in_child(f: impl FnOnce() -> i32) -> Option<i32> {
+        use nix::sys::wait::{WaitStatus, waitpid};
+        // SAFETY: the child runs `f` (system calls only, see above) and `_exit`s.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            ForkResult::Child => exit_now(f()),
+            ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
+                WaitStatus::Exited(_, code) => Some(code),
+                _ => None,
+            },
+        }
+    }
+
+    /// Starts `f` in a forked child that ends with its result, and returns at once with the
+    /// child's pid (the caller waits for it). For tests; `f` makes system calls only.
+    pub fn fork_child(f: impl FnOnce() -> i32) -> Pid {
+        // SAFETY: the child runs `f` (system calls only, see `in_child`) and `_exit`s.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            ForkResult::Child => exit_now(f()),
+            ForkResult::Parent { child } => child,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testing::in_child;
     use super::*;
 
     #[test]

@@ -79,7 +79,7 @@ mod tests {
     /// has arguments after argv[0]: what is written is what /proc shows, cut to fit.
     #[test]
     fn a_written_command_line_is_what_proc_shows() {
-        let code = crate::sys::child::in_child(|| {
+        let code = crate::sys::child::testing::in_child(|| {
             let Some(area) = ArgArea::find() else {
                 // Run without arguments: nothing of this process to write over.
                 return 0;

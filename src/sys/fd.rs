@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn close_from_marks_descriptors_close_on_exec() {
         // In a child: the marks are the whole process's.
-        let code = crate::sys::child::in_child(|| {
+        let code = crate::sys::child::testing::in_child(|| {
             let (r, _w) = nix::unistd::pipe().unwrap();
             close_from(r.as_raw_fd() as u32, true);
             let flags = nix::fcntl::fcntl(r.as_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();

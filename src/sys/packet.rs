@@ -217,7 +217,7 @@ mod tests {
             assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "needs root");
             return;
         }
-        let code = crate::sys::child::in_child(|| {
+        let code = crate::sys::child::testing::in_child(|| {
             if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
                 return 1;
             }

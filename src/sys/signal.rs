@@ -66,7 +66,7 @@ pub fn forward_to(child: Pid, sigs: &[Signal]) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::child::in_child;
+    use crate::sys::child::testing::in_child;
 
     /// In children of their own: dispositions are the whole process's.
     #[test]
