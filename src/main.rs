@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             .next()
             .and_then(|c| c.into_string().ok())
             .unwrap_or_default();
-        return ExitCode::from(nslab::node::init::main(&config) as u8);
+        return ExitCode::from(nslab::node::launch::shim(&config) as u8);
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -61,12 +61,10 @@ fn main() -> ExitCode {
 /// SIGPIPE stays ignored, as the runtime set it: the init writes to sockets whose reader
 /// may be gone, and the standard library resets it for the commands it spawns.
 fn default_dispositions() {
-    use nix::sys::signal::{SigHandler, Signal, signal};
+    use nix::sys::signal::Signal;
     for sig in Signal::iterator() {
         if !matches!(sig, Signal::SIGPIPE | Signal::SIGKILL | Signal::SIGSTOP) {
-            // SAFETY: the default disposition installs no handler, and nothing else runs
-            // yet in this process.
-            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+            let _ = nslab::sys::signal::set_default(sig);
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
@@ -325,35 +325,7 @@ impl Drop for NsThreads {
 /// host, which makes writing a sysctl in each of N namespaces O(N^2); a fresh instance
 /// has no such cache.
 fn private_proc() -> io::Result<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    // SAFETY: raw syscalls with valid arguments; every returned fd is owned at once.
-    unsafe {
-        let fs = libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC);
-        if fs < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fs = OwnedFd::from_raw_fd(fs as i32);
-        let none: *const libc::c_char = std::ptr::null();
-        if libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            none,
-            none,
-            0,
-        ) < 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        let mnt = libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0);
-        if mnt < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(mnt as i32))
-    }
+    crate::sys::mount::detached_proc()
 }
 
 /// Opens a sysctl of the calling thread's network namespace below `proc`'s `sys/net`

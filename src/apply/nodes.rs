@@ -3,7 +3,7 @@
 
 pub use super::logtail::{log_end, log_tail};
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -764,19 +764,9 @@ pub(super) fn proc_link<'b>(
     let mut path = [0u8; 32];
     let mut w = &mut path[..];
     write!(w, "{pid}/{what}\0")?;
-    // SAFETY: a NUL-terminated path and a buffer of the length given.
-    let n = unsafe {
-        libc::readlinkat(
-            proc_dir.as_raw_fd(),
-            path.as_ptr().cast(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    match usize::try_from(n) {
-        Ok(n) => Ok(&buf[..n]),
-        Err(_) => Err(std::io::Error::last_os_error()),
-    }
+    let path = std::ffi::CStr::from_bytes_until_nul(&path)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    crate::sys::fd::readlink_at(proc_dir.as_fd(), path, buf)
 }
 
 /// Unbinds the lab's mount template (see [`crate::node::template`]).

@@ -68,7 +68,7 @@ fn threads(p: &Pool) -> MutexGuard<'_, Threads> {
 /// the process's), and children inherit as they would from any thread.
 fn own_table() {
     if nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES).is_ok() {
-        crate::node::init::close_from(3, 0);
+        crate::sys::fd::close_from(3, false);
     }
 }
 

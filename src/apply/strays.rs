@@ -15,7 +15,7 @@
 //! SIGKILL, and is confirmed gone.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -177,13 +177,7 @@ impl Pinned {
     /// Opens a pidfd and checks the process still belongs to the node now that it is
     /// pinned (the pid may have been reused since the scan).
     fn open(pid: u32, node: usize, ids: &[Identity]) -> Option<Pinned> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: a fresh descriptor, owned from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let fd = crate::sys::pidfd::open(pid as libc::pid_t).ok()?;
         let proc_dir = std::fs::File::open("/proc").ok()?;
         let id = &ids[node];
         let still = id.owns(&proc_dir, pid) || id.cgroup_members().any(|p| p == pid);
@@ -269,27 +263,19 @@ mod tests {
 
     #[test]
     fn only_the_namespaces_the_init_made_mark_a_node() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             eprintln!("skipping: unsharing a uts namespace needs root");
             return;
         }
-        // A child in a uts namespace of its own: its other namespaces are ours.
-        // SAFETY: the child only unshares, signals readiness by a pipe, and sleeps.
+        // A child in a uts namespace of its own: its other namespaces are ours. It only
+        // unshares, signals readiness by a pipe, and sleeps.
         let (r, w) = nix::unistd::pipe().unwrap();
-        let child = match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => unsafe {
-                let ok = libc::unshare(libc::CLONE_NEWUTS) == 0;
-                libc::write(
-                    std::os::fd::AsRawFd::as_raw_fd(&w),
-                    [u8::from(ok)].as_ptr().cast(),
-                    1,
-                );
-                libc::pause();
-                libc::_exit(0)
-            },
-            nix::unistd::ForkResult::Parent { child } => child,
-        };
+        let child = crate::sys::child::testing::fork_child(|| {
+            let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).is_ok();
+            let _ = nix::unistd::write(&w, &[u8::from(ok)]);
+            nix::unistd::pause();
+            0
+        });
         drop(w);
         let mut b = [0u8; 1];
         let got = nix::unistd::read(&r, &mut b);

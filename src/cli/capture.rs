@@ -56,9 +56,9 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     let in_user = if filter.is_some() { ", in nslab" } else { "" };
     // SIGINT and SIGTERM end the capture cleanly: the file stays a whole pcap. So does the
     // lab going down, which would otherwise leave the capture waiting forever.
-    stop_on_signals()?;
+    let stop = stop_on_signals()?;
     let (node, _) = crate::runtime::parse_target(a.target)?;
-    let lab_gone = LabWatch::node(host, &lab, node).spawn(&STOP);
+    let lab_gone = LabWatch::node(host, &lab, node).spawn(stop);
     let mut out: Box<dyn Write> = if a.write == "-" {
         Box::new(io::stdout().lock())
     } else {
@@ -89,7 +89,7 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
         filter,
     };
     let mut stats = capture::Stats::default();
-    match capture::run(&fd, &mut out, &limits, &STOP, &mut stats) {
+    match capture::run(&fd, &mut out, &limits, stop, &mut stats) {
         Ok(()) => {}
         // The reader went away (`| head`, a closed wireshark): a normal end.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
@@ -127,23 +127,8 @@ pub fn run(host: &crate::state::HostContext, a: Args) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-/// Set by SIGINT or SIGTERM; the capture loop polls it between packets.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn stop_on_signals() -> io::Result<()> {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { sigaction(sig, &action) }.map_err(io::Error::from)?;
-    }
-    Ok(())
+/// Makes SIGINT and SIGTERM set a flag the capture loop polls between packets.
+fn stop_on_signals() -> io::Result<&'static AtomicBool> {
+    use nix::sys::signal::Signal;
+    crate::sys::signal::raise_flag_on(&[Signal::SIGINT, Signal::SIGTERM]).map_err(io::Error::from)
 }

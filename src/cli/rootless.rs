@@ -46,9 +46,11 @@ pub fn run(command: Command, machine: Option<String>) -> Result<u8, CliError> {
     // Inside the user namespace the host's root-owned directories show as the overflow
     // uid, so `NSLAB_BIN` could never pass its trust check there; this binary is nslab and
     // serves as the nodes' init itself (see `apply::nodes::nslab_binary`).
-    if std::env::current_exe().is_ok_and(|e| e.file_name().is_some_and(|n| n == "nslab")) {
-        // SAFETY: single-threaded still (no runtime has started).
-        unsafe { std::env::remove_var("NSLAB_BIN") };
+    // Single-threaded still (no runtime has started).
+    if std::env::current_exe().is_ok_and(|e| e.file_name().is_some_and(|n| n == "nslab"))
+        && let Some(one) = crate::sys::child::SingleThreaded::check()
+    {
+        one.remove_env("NSLAB_BIN");
     }
     match join::join(&holder)? {
         join::Joined::Inside => dispatch(&host, command),

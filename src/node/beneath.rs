@@ -68,25 +68,7 @@ impl Owned {
 
 /// The id of the mount `fd` lies on, and whether `fd` is that mount's root.
 fn mount_of(fd: BorrowedFd) -> Result<(u64, bool), Errno> {
-    // SAFETY: statx(2) writes a `struct statx` into the zeroed buffer we own; the empty
-    // path with AT_EMPTY_PATH makes it describe `fd`, which the borrow keeps open.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; `c""` is a valid NUL-terminated string.
-    let r = unsafe {
-        libc::statx(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            libc::STATX_MNT_ID,
-            &mut st,
-        )
-    };
-    Errno::result(r)?;
-    let root = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    if st.stx_mask & libc::STATX_MNT_ID == 0 || st.stx_attributes_mask & root == 0 {
-        return Err(Errno::ENOSYS);
-    }
-    Ok((st.stx_mnt_id, st.stx_attributes & root != 0))
+    crate::sys::mount::mount_of(fd)
 }
 
 /// `/proc/self/fd/N` for an fd: mount(2) given this path acts on exactly the file the fd

@@ -12,7 +12,7 @@ use std::path::Path;
 use super::beneath::{self, Create, Owned};
 use super::cgroup::View;
 use super::mountns::mount_at;
-use super::sys::last;
+use super::sys::err;
 
 /// Read-only, and nothing to execute, set-uid or open as a device, as the node's `/sys`.
 const RO: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY;
@@ -21,11 +21,8 @@ const RO: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | l
 /// before letting it go), in the other hierarchies the group it was started in. Its
 /// processes inherit it.
 pub fn unshare() -> Result<(), String> {
-    // SAFETY: unshare(2) with a namespace flag, no memory involved.
-    if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-        return Err(last("unshare of a cgroup namespace"));
-    }
-    Ok(())
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| err("unshare of a cgroup namespace", std::io::Error::from(e)))
 }
 
 /// Mounts `views` under the node's `/sys/fs/cgroup` (its fresh sysfs), after

@@ -6,10 +6,11 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::Command;
+
+use nix::unistd::ForkResult;
 
 /// The namespaces of a running process, opened up front (nothing may allocate after fork).
 pub struct Target {
@@ -254,71 +255,74 @@ impl Target {
             pid_ns,
         } = self;
         let fresh = crate::node::fresh::Fresh::new();
-        // SAFETY: only async-signal-safe calls (write, setns, chdir, setsid, fork, prctl, getppid,
-        // close_range, waitpid, signal, kill, _exit) run between fork and exec; everything was opened before.
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in &cgroups {
-                    // "0" moves the writing process.
-                    if libc::write(fd.as_raw_fd(), b"0".as_ptr() as *const libc::c_void, 1) < 0 {
-                        return Err(io::Error::last_os_error());
+        // Only async-signal-safe calls (write, setns, chdir, setsid, fork, prctl,
+        // getppid, close_range, waitpid, sigaction, kill, _exit) run between fork and exec;
+        // everything was opened before.
+        crate::sys::child::before_exec(&mut cmd, move |one| {
+            for fd in &cgroups {
+                // "0" moves the writing process.
+                nix::unistd::write(fd, b"0")?;
+            }
+            for (fd, flag) in &ns {
+                nix::sched::setns(fd, nix::sched::CloneFlags::from_bits_retain(*flag))?;
+            }
+            nix::unistd::chdir(c"/")?;
+            // Before the fork below, so the intermediate and the command share it.
+            if own_session {
+                nix::unistd::setsid()?;
+            }
+            // Only 0-2 reach the command: the caller's other descriptors (and ours, the
+            // namespaces and cgroups just used) are marked close-on-exec.
+            crate::sys::fd::close_from(3, true);
+            if !pid_ns {
+                return fresh_or_say(&fresh);
+            }
+            match one.fork()? {
+                ForkResult::Child => {
+                    // The command dies with the intermediate, so killing what nslab
+                    // spawned (a timeout, kill_on_drop) ends the command too. Outside
+                    // our pid namespace the parent reads as 0; anything else means the
+                    // intermediate is already gone.
+                    let _ =
+                        crate::sys::attrs::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0);
+                    if nix::unistd::getppid().as_raw() != 0 {
+                        crate::sys::child::exit_now(137);
                     }
+                    // In the node's pid namespace: its /proc/self is this process.
+                    fresh_or_say(&fresh)
                 }
-                for (fd, flag) in &ns {
-                    if libc::setns(fd.as_raw_fd(), *flag) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                if libc::chdir(c"/".as_ptr()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // Before the fork below, so the intermediate and the command share it.
-                if own_session && libc::setsid() < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // Only 0-2 reach the command: the caller's other descriptors (and ours,
-                // the namespaces and cgroups just used) are marked close-on-exec.
-                crate::node::init::close_from(3, libc::CLOSE_RANGE_CLOEXEC);
-                if !pid_ns {
-                    return fresh_or_say(&fresh);
-                }
-                match libc::fork() {
-                    -1 => Err(io::Error::last_os_error()),
-                    0 => {
-                        // The command dies with the intermediate, so killing what nslab
-                        // spawned (a timeout, kill_on_drop) ends the command too. Outside
-                        // our pid namespace the parent reads as 0; anything else means
-                        // the intermediate is already gone.
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-                        if libc::getppid() != 0 {
-                            libc::_exit(137);
-                        }
-                        // In the node's pid namespace: its /proc/self is this process.
-                        fresh_or_say(&fresh)
-                    }
-                    child => {
-                        // The intermediate: wait for the command and end the same way.
-                        // It lets go of every descriptor first: the standard library
-                        // waits for its exec-error pipe to close before `spawn` returns,
-                        // and holding the command's pipes would hide their EOF. The
-                        // command keeps its own copies.
-                        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
-                        libc::signal(libc::SIGINT, libc::SIG_IGN);
-                        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
-                        libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                        let mut status = 0;
-                        while libc::waitpid(child, &mut status, 0) < 0 {}
-                        if libc::WIFSIGNALED(status) {
-                            let sig = libc::WTERMSIG(status);
-                            libc::signal(sig, libc::SIG_DFL);
-                            libc::kill(libc::getpid(), sig);
-                        }
-                        libc::_exit(libc::WEXITSTATUS(status));
-                    }
-                }
-            });
-        }
+                ForkResult::Parent { child } => intermediate(child),
+            }
+        });
         Ok(cmd)
+    }
+}
+
+/// The intermediate between nslab and a command in a node's pid namespace: waits for
+/// the command and ends the same way. It lets go of every descriptor first: the
+/// standard library waits for its exec-error pipe to close before `spawn` returns, and
+/// holding the command's pipes would hide their EOF. The command keeps its own copies.
+/// Between fork and exec: system calls only.
+fn intermediate(child: nix::unistd::Pid) -> ! {
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{WaitStatus, waitpid};
+    crate::sys::fd::close_from(0, false);
+    for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM] {
+        let _ = crate::sys::signal::ignore(sig);
+    }
+    let status = loop {
+        if let Ok(status) = waitpid(child, None) {
+            break status;
+        }
+    };
+    match status {
+        WaitStatus::Exited(_, code) => crate::sys::child::exit_now(code),
+        WaitStatus::Signaled(_, sig, _) => {
+            let _ = crate::sys::signal::set_default(sig);
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), sig);
+            crate::sys::child::exit_now(0)
+        }
+        _ => crate::sys::child::exit_now(0),
     }
 }
 
@@ -327,8 +331,7 @@ impl Target {
 fn fresh_or_say(fresh: &crate::node::fresh::Fresh) -> io::Result<()> {
     use crate::node::fresh::NoKeyring;
     fresh.apply().map_err(|NoKeyring(errno)| {
-        // SAFETY: write(2) of a static buffer to stderr.
-        unsafe { libc::write(2, NoKeyring::NOTE.as_ptr().cast(), NoKeyring::NOTE.len()) };
+        crate::sys::fd::write_raw(2, NoKeyring::NOTE);
         io::Error::from_raw_os_error(errno)
     })
 }

@@ -38,12 +38,9 @@ const LIMITS: [(u32, u64, u64); 14] = {
     ]
 };
 
-/// `set_mempolicy`'s mode for the system's default policy (allocate on the local node).
-const MPOL_DEFAULT: libc::c_int = 0;
-
 /// The kernel's default timer slack, in nanoseconds (`PR_SET_TIMERSLACK` with 0 would
 /// give back the caller's, which is what a thread's default is inherited from).
-const TIMER_SLACK_NS: libc::c_ulong = 50_000;
+const TIMER_SLACK_NS: u64 = 50_000;
 
 /// The defaults, computed before a fork so that applying them in the child only makes
 /// system calls (async-signal-safe, no allocation).
@@ -85,71 +82,70 @@ impl Fresh {
             set_limit(libc::RLIMIT_NPROC, n, n);
             set_limit(libc::RLIMIT_SIGPENDING, n, n);
         }
-        // SAFETY: plain system calls on this process and local values.
-        unsafe {
-            let param = libc::sched_param { sched_priority: 0 };
-            libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
-            libc::setpriority(libc::PRIO_PROCESS, 0, 0);
-            // Every CPU: the kernel keeps those of the cpuset.
-            let mut all: libc::cpu_set_t = std::mem::zeroed();
-            std::ptr::write_bytes(&mut all, 0xff, 1);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &all);
-            // IOPRIO_WHO_PROCESS, this process, class none: follows the nice value.
-            libc::syscall(libc::SYS_ioprio_set, 1, 0, 0);
-            libc::personality(0);
-            libc::prctl(libc::PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0);
-            libc::prctl(libc::PR_SET_SECUREBITS, 0, 0, 0, 0);
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            );
-            clear_inheritable();
-            // The caller's NUMA memory policy (`numactl --membind`) and transparent huge
-            // pages switched off (`PR_SET_THP_DISABLE`): both survive exec.
-            libc::syscall(
-                libc::SYS_set_mempolicy,
-                MPOL_DEFAULT,
-                std::ptr::null::<libc::c_ulong>(),
-                0,
-            );
-            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
-            // A session keyring of its own (anonymous): a process possesses the keys of
-            // the session keyring it inherits, and may read them whatever its user, so
-            // a node's `user: nobody` read the caller's (a Kerberos ticket, a disk's
-            // key). runc gives each container one too.
-            // Failing that (root's key quota used up), the caller's keys would be in
-            // reach: refused, not warned (see `NoKeyring`). A kernel without keys has
-            // no keyring to share.
-            let mut keyring = Ok(());
-            if self.own_keyring
-                && libc::syscall(
-                    libc::SYS_keyctl,
-                    libc::KEYCTL_JOIN_SESSION_KEYRING,
-                    std::ptr::null::<libc::c_char>(),
-                ) < 0
-            {
-                let errno = *libc::__errno_location();
-                if errno != libc::ENOSYS {
-                    keyring = Err(NoKeyring(errno));
-                }
-            }
-            // Root's processes get no supplementary group (one with `user:` gets that
-            // user's). Refused in a user namespace, where the caller's are kept.
-            libc::setgroups(0, std::ptr::null());
-            let fd = libc::open(
-                c"/proc/self/oom_score_adj".as_ptr(),
-                libc::O_WRONLY | libc::O_CLOEXEC,
-            );
-            if fd >= 0 {
-                libc::write(fd, b"0".as_ptr() as *const libc::c_void, 1);
-                libc::close(fd);
-            }
-            keyring
+        use crate::sys::attrs;
+        attrs::reset_scheduler();
+        let _ = attrs::set_nice(0);
+        // Every CPU: the kernel keeps those of the cpuset.
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all_cpus());
+        // IOPRIO_WHO_PROCESS, this process, class none: follows the nice value.
+        let _ = attrs::set_ioprio(0);
+        attrs::personality(0);
+        let _ = attrs::prctl(libc::PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0);
+        let _ = attrs::prctl(libc::PR_SET_SECUREBITS, 0, 0);
+        let _ = attrs::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+            0,
+        );
+        attrs::clear_inheritable_caps();
+        // The caller's NUMA memory policy (`numactl --membind`) and transparent huge
+        // pages switched off (`PR_SET_THP_DISABLE`): both survive exec.
+        attrs::default_mempolicy();
+        let _ = attrs::prctl(libc::PR_SET_THP_DISABLE, 0, 0);
+        // A session keyring of its own (anonymous): a process possesses the keys of the
+        // session keyring it inherits, and may read them whatever its user, so a node's
+        // `user: nobody` read the caller's (a Kerberos ticket, a disk's key). runc gives
+        // each container one too.
+        // Failing that (root's key quota used up), the caller's keys would be in reach:
+        // refused, not warned (see `NoKeyring`). A kernel without keys has no keyring to
+        // share.
+        let mut keyring = Ok(());
+        if self.own_keyring
+            && let Err(errno) = attrs::join_session_keyring()
+            && errno != nix::errno::Errno::ENOSYS
+        {
+            keyring = Err(NoKeyring(errno as i32));
         }
+        // Root's processes get no supplementary group (one with `user:` gets that user's).
+        // Refused in a user namespace, where the caller's are kept.
+        let _ = attrs::drop_groups();
+        let _ = write_oom(b"0");
+        keyring
     }
+}
+
+/// Every CPU, as a set (the kernel keeps those of the cpuset).
+fn all_cpus() -> nix::sched::CpuSet {
+    let mut all = nix::sched::CpuSet::new();
+    for c in 0..nix::sched::CpuSet::count() {
+        let _ = all.set(c);
+    }
+    all
+}
+
+/// Writes `text` to /proc/self/oom_score_adj: an open, a write and a close, so safe
+/// between fork and exec (a C string path: nix does not allocate for it).
+fn write_oom(text: &[u8]) -> std::io::Result<()> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        c"/proc/self/oom_score_adj",
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    if nix::unistd::write(&fd, text)? != text.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    }
+    Ok(())
 }
 
 /// The kernel refused the node a session keyring of its own (the errno of
@@ -203,7 +199,7 @@ pub struct Wanted {
     limits: Vec<(u32, libc::rlimit)>,
     ionice: Option<i32>,
     nice: Option<i32>,
-    cpus: Option<libc::cpu_set_t>,
+    cpus: Option<nix::sched::CpuSet>,
     /// `oom_score_adj` as the text written to /proc/self/oom_score_adj.
     oom: Option<([u8; 8], usize)>,
 }
@@ -300,43 +296,21 @@ impl Wanted {
     /// Sets each attribute on the calling process. Only system calls: safe between fork
     /// and exec. An error is the kernel's refusal of something [`Wanted::new`] allowed.
     pub fn apply(&self) -> std::io::Result<()> {
-        let fail = || Err(std::io::Error::last_os_error());
-        // SAFETY: plain system calls on this process with values prepared before the fork.
-        unsafe {
-            for (res, lim) in &self.limits {
-                if libc::setrlimit(*res as _, lim) != 0 {
-                    return fail();
-                }
-            }
-            if let Some(io) = self.ionice
-                && libc::syscall(libc::SYS_ioprio_set, 1, 0, io) != 0
-            {
-                return fail();
-            }
-            if let Some(n) = self.nice
-                && libc::setpriority(libc::PRIO_PROCESS, 0, n) != 0
-            {
-                return fail();
-            }
-            if let Some(set) = &self.cpus
-                && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
-            {
-                return fail();
-            }
-            if let Some((text, len)) = &self.oom {
-                let fd = libc::open(
-                    c"/proc/self/oom_score_adj".as_ptr(),
-                    libc::O_WRONLY | libc::O_CLOEXEC,
-                );
-                if fd < 0 {
-                    return fail();
-                }
-                let n = libc::write(fd, text.as_ptr() as *const libc::c_void, *len);
-                libc::close(fd);
-                if n != *len as isize {
-                    return fail();
-                }
-            }
+        use crate::sys::attrs;
+        for (res, lim) in &self.limits {
+            attrs::set_rlimit(*res, lim)?;
+        }
+        if let Some(io) = self.ionice {
+            attrs::set_ioprio(io)?;
+        }
+        if let Some(n) = self.nice {
+            attrs::set_nice(n)?;
+        }
+        if let Some(set) = &self.cpus {
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set)?;
+        }
+        if let Some((text, len)) = &self.oom {
+            write_oom(&text[..*len])?;
         }
         Ok(())
     }
@@ -346,13 +320,7 @@ impl Wanted {
 const ROOTLESS: &str = " (a rootless lab, or a root without it)";
 
 fn get_limit(res: u32) -> libc::rlimit {
-    let mut now = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit into a local struct.
-    unsafe { libc::getrlimit(res as _, &mut now) };
-    now
+    crate::sys::attrs::get_rlimit(res)
 }
 
 /// Whether the kernel will take limit `l` of `res` from a process whose limit is `now`.
@@ -406,25 +374,17 @@ fn oom_text(o: i32, privileged: bool) -> Result<([u8; 8], usize), String> {
 
 /// The CPU set for `list`, which must lie within the CPUs this process may use (every
 /// one of the host's, within its cpuset, once [`Fresh`] applied).
-fn cpu_set(list: &crate::attrs::CpuList) -> Result<libc::cpu_set_t, String> {
-    // SAFETY: cpu_set_t is plain bits; sched_getaffinity fills a local one.
-    let (mut set, mut allowed): (libc::cpu_set_t, libc::cpu_set_t) =
-        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: as above.
-    if unsafe { libc::sched_getaffinity(0, size, &mut allowed) } != 0 {
-        return Err(format!(
+fn cpu_set(list: &crate::attrs::CpuList) -> Result<nix::sched::CpuSet, String> {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    let allowed = sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_err(|e| {
+        format!(
             "`cpus`: cannot read this node's CPUs: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    let mut usable = Vec::new();
-    for c in 0..=crate::attrs::MAX_CPU {
-        // SAFETY: c is below the set's 1,024 bits.
-        if unsafe { libc::CPU_ISSET(c as usize, &allowed) } {
-            usable.push(c);
-        }
-    }
+            std::io::Error::from(e)
+        )
+    })?;
+    let usable: Vec<u32> = (0..=crate::attrs::MAX_CPU)
+        .filter(|c| allowed.is_set(*c as usize).unwrap_or(false))
+        .collect();
     let missing: Vec<u32> = list
         .0
         .iter()
@@ -438,9 +398,10 @@ fn cpu_set(list: &crate::attrs::CpuList) -> Result<libc::cpu_set_t, String> {
             crate::attrs::CpuList(usable)
         ));
     }
+    let mut set = CpuSet::new();
     for c in &list.0 {
-        // SAFETY: c is at most MAX_CPU, within the set.
-        unsafe { libc::CPU_SET(*c as usize, &mut set) };
+        // At most MAX_CPU, within the set.
+        let _ = set.set(*c as usize);
     }
     Ok(set)
 }
@@ -452,71 +413,27 @@ fn set_limit(res: u32, cur: u64, max: u64) {
         rlim_cur: cur,
         rlim_max: max,
     };
-    // SAFETY: getrlimit/setrlimit on local structs.
-    unsafe {
-        if libc::setrlimit(res as _, &want) == 0 {
-            return;
-        }
-        let mut now = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(res as _, &mut now) != 0 {
-            return;
-        }
-        let max = max.min(now.rlim_max);
-        let lim = libc::rlimit {
-            rlim_cur: cur.min(max),
-            rlim_max: max,
-        };
-        libc::setrlimit(res as _, &lim);
+    use crate::sys::attrs;
+    if attrs::set_rlimit(res, &want).is_ok() {
+        return;
     }
-}
-
-/// Empties the inheritable capability set, keeping the effective and permitted ones:
-/// a root process's inheritable set survives exec (runc gives containers none).
-fn clear_inheritable() {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
+    let now = attrs::get_rlimit(res);
+    // Unknown (the read failed): leave the limit as it is.
+    if now.rlim_max == 0 && now.rlim_cur == 0 {
+        return;
     }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut head = Header {
-        version: VERSION_3,
-        pid: 0,
+    let max = max.min(now.rlim_max);
+    let lim = libc::rlimit {
+        rlim_cur: cur.min(max),
+        rlim_max: max,
     };
-    let mut data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capget/capset with a version 3 header and two data structs, as the
-    // kernel's ABI asks.
-    unsafe {
-        if libc::syscall(libc::SYS_capget, &mut head, data.as_mut_ptr()) != 0 {
-            return;
-        }
-        if data.iter().all(|d| d.inheritable == 0) {
-            return;
-        }
-        for d in &mut data {
-            d.inheritable = 0;
-        }
-        libc::syscall(libc::SYS_capset, &mut head, data.as_ptr());
-    }
+    let _ = attrs::set_rlimit(res, &lim);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::child::testing::in_child;
 
     /// What a process asks for is set in a child of its own: lowered limits, a higher
     /// nice value and `oom_score_adj`, the idle I/O class, one CPU (none needs a
@@ -543,8 +460,7 @@ mod tests {
             }),
         };
         let wanted = Wanted::new(&attrs).unwrap();
-        // SAFETY: the child makes system calls only.
-        let code = in_child(|| unsafe {
+        let code = in_child(|| {
             if wanted.apply().is_err() {
                 return 100;
             }
@@ -553,53 +469,31 @@ mod tests {
             if (l.rlim_cur, l.rlim_max) != (100, 200) {
                 bad |= 1;
             }
-            *libc::__errno_location() = 0;
-            if libc::getpriority(libc::PRIO_PROCESS, 0) != 7 {
+            if crate::sys::attrs::nice().ok() != Some(7) {
                 bad |= 2;
             }
-            if libc::syscall(libc::SYS_ioprio_get, 1, 0) != 3 << 13 {
+            if crate::sys::attrs::ioprio().ok() != Some(3 << 13) {
                 bad |= 4;
             }
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
-            if libc::CPU_COUNT(&set) != 1 || !libc::CPU_ISSET(cpu as usize, &set) {
+            let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+            let on = (0..nix::sched::CpuSet::count()).filter(|c| set.is_set(*c).unwrap_or(false));
+            if on.collect::<Vec<_>>() != [cpu as usize] {
                 bad |= 8;
             }
-            let mut buf = [0u8; 8];
-            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_RDONLY);
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            if n < 3 || &buf[..3] != b"321" {
+            let oom = std::fs::read("/proc/self/oom_score_adj").unwrap_or_default();
+            if !oom.starts_with(b"321") {
                 bad |= 16;
             }
             bad
         });
         // Bits: 1 nofile, 2 nice, 4 ionice, 8 cpus, 16 oom_score_adj; 100 apply failed.
-        assert_eq!(code, 0);
-    }
-
-    /// `f`'s result as the exit status of a child it runs in: attributes set there are
-    /// the whole (single-threaded) process's, and leave the test runner's alone.
-    fn in_child(f: impl FnOnce() -> i32) -> i32 {
-        // SAFETY: the child runs `f` (system calls only) and `_exit`s.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            let code = f();
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(libc::WIFEXITED(status));
-        libc::WEXITSTATUS(status)
+        assert_eq!(code, Some(0));
     }
 
     fn first_cpu() -> u32 {
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: fills a local set.
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
         (0..1024u32)
-            .find(|c| unsafe { libc::CPU_ISSET(*c as usize, &set) })
+            .find(|c| set.is_set(*c as usize).unwrap_or(false))
             .unwrap()
     }
 
@@ -640,28 +534,26 @@ mod tests {
     #[test]
     fn a_niced_pinned_child_with_small_limits_gets_the_defaults() {
         let fresh = Fresh::new();
-        // SAFETY: the child makes system calls only.
-        let code = in_child(|| unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, 0, 7);
+        let code = in_child(|| {
+            use crate::sys::attrs;
+            let _ = attrs::set_nice(7);
             let small = libc::rlimit {
                 rlim_cur: 64 << 10,
                 rlim_max: libc::RLIM_INFINITY,
             };
-            libc::setrlimit(libc::RLIMIT_STACK, &small);
-            libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
-            libc::prctl(libc::PR_SET_TIMERSLACK, 1_000_000, 0, 0, 0);
+            let _ = attrs::set_rlimit(libc::RLIMIT_STACK, &small);
+            attrs::personality(libc::ADDR_NO_RANDOMIZE as u64);
+            let _ = attrs::prctl(libc::PR_SET_TIMERSLACK, 1_000_000, 0);
             let joined = fresh.apply();
-            let mut stack = small;
-            libc::getrlimit(libc::RLIMIT_STACK, &mut stack);
-            *libc::__errno_location() = 0;
-            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-            let slack = libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0);
-            let pers = libc::personality(0xffff_ffff);
+            let stack = get_limit(libc::RLIMIT_STACK);
+            let nice = attrs::nice().unwrap_or(-100);
+            let slack = attrs::prctl(libc::PR_GET_TIMERSLACK, 0, 0).unwrap_or(-1);
+            let pers = attrs::personality(0xffff_ffff);
             let mut bad = 0;
             if stack.rlim_cur != 8 << 20 {
                 bad |= 1;
             }
-            if nice != 0 && libc::geteuid() == 0 {
+            if nice != 0 && nix::unistd::geteuid().is_root() {
                 bad |= 2;
             }
             if slack != TIMER_SLACK_NS as i32 {
@@ -676,7 +568,7 @@ mod tests {
             bad
         });
         // Bits: 1 stack, 2 nice, 4 timer slack, 8 personality, 16 keyring refused.
-        assert_eq!(code, 0);
+        assert_eq!(code, Some(0));
     }
 
     /// Makes `keyctl(KEYCTL_JOIN_SESSION_KEYRING, ...)` fail with `errno` in this
@@ -700,18 +592,7 @@ mod tests {
             op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno),
             op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
         ];
-        let fprog = libc::sock_fprog {
-            len: prog.len() as u16,
-            filter: prog.as_mut_ptr(),
-        };
-        // SAFETY: the kernel copies the program during the call.
-        unsafe {
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const libc::sock_fprog,
-            ) == 0
-        }
+        crate::sys::attrs::install_seccomp(&mut prog)
     }
 
     /// A refused keyring is the error, whatever else `apply` set; a kernel without keys
@@ -733,14 +614,18 @@ mod tests {
                 Ok(()) => 2,
             }
         });
-        assert_eq!(code, 0, "1: another errno, 2: no error, 100: no filter");
+        assert_eq!(
+            code,
+            Some(0),
+            "1: another errno, 2: no error, 100: no filter"
+        );
         let code = in_child(|| {
             if !refuse_keyring_join(libc::ENOSYS as u32, true) {
                 return 100;
             }
             i32::from(fresh.apply().is_err())
         });
-        assert_eq!(code, 0, "no keys at all is no error");
+        assert_eq!(code, Some(0), "no keys at all is no error");
         let text = NoKeyring(libc::EDQUOT).to_string();
         assert!(
             text.contains("Disk quota exceeded") && text.contains("key-users"),

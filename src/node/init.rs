@@ -10,192 +10,27 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use super::config::{NodeConfig, ProcessSpec, ReadySpec};
 use super::control::{self, ProcStatus, Request, Status};
-use super::fresh::Wanted;
 use super::logsink::LogSink;
 use super::ready;
-use super::sys::{err, last};
+use super::sys::last;
 use super::tree;
-use super::users::{self, Ids};
 use crate::model::kinds::RestartPolicy;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Readiness {
-    /// No probe: ready once running.
-    NoProbe,
-    Pending,
-    Ready,
-    TimedOut,
-}
+mod memory;
+mod proc;
+mod setup;
+mod spawn;
+#[cfg(test)]
+mod tests;
 
-struct Proc {
-    spec: ProcessSpec,
-    /// Its stdout and stderr, from the first start on.
-    log: Option<LogSink>,
-    requested: bool,
-    pid: Option<i32>,
-    state: &'static str,
-    restarts: u32,
-    exit: Option<i32>,
-    error: Option<String>,
-    started: Option<Instant>,
-    next_start: Option<Instant>,
-    backoff: Duration,
-    ready: Readiness,
-    probe_pid: Option<i32>,
-    next_probe: Option<Instant>,
-    /// Polls of the probe since the last start, for [`ready::delay`].
-    polls: u32,
-    ready_deadline: Option<Instant>,
-    was_ready: bool,
-    /// When the readiness period began, failed probes since that count toward
-    /// `attempts`, and whether the running `cmd` probe counts (see [`Proc::counts`]).
-    ready_since: Option<Instant>,
-    failures: u32,
-    probe_counts: bool,
-    /// When the running `cmd` probe started, while `probe_timeout` may still end it.
-    probe_started: Option<Instant>,
-    /// The process group of its last start (its first pid, with that process's start
-    /// time, which tells a reused number apart): what it left behind is found by it
-    /// after the process itself is gone.
-    group: Option<tree::Group>,
-    /// Being retired (see [`Init::retire`]).
-    retire: Option<Retire>,
-    /// Who it and its `cmd` probe run as, looked up at its last start.
-    ids: Option<Ids>,
-}
-
-/// A process on its way out of the table.
-struct Retire {
-    /// When what is left gets SIGKILL (its grace's end, then every 100 ms).
-    kill_at: Instant,
-    /// Its family when the retire began, by identity: daemons that left its group are
-    /// reparented to the init once it dies, and only this still ties them to it.
-    known: Vec<tree::Entry>,
-}
-
-impl Proc {
-    /// A process of the table, not started: `start NAME` starts it.
-    fn new(spec: ProcessSpec) -> Proc {
-        Proc {
-            spec,
-            log: None,
-            requested: false,
-            pid: None,
-            state: "waiting",
-            restarts: 0,
-            exit: None,
-            error: None,
-            started: None,
-            next_start: None,
-            backoff: Duration::ZERO,
-            ready: Readiness::NoProbe,
-            probe_pid: None,
-            next_probe: None,
-            polls: 0,
-            ready_deadline: None,
-            was_ready: false,
-            ready_since: None,
-            failures: 0,
-            probe_counts: false,
-            probe_started: None,
-            group: None,
-            retire: None,
-            ids: None,
-        }
-    }
-
-    /// A launcher that did its job: it exited 0 and will not be started again (the
-    /// daemons it started live on, like `frrinit.sh start`).
-    fn completed(&self) -> bool {
-        self.pid.is_none()
-            && self.exit == Some(0)
-            && self.next_start.is_none()
-            && self.state == "exited"
-    }
-
-    /// Whether readiness probes run now: while the process runs, or after it completed.
-    fn probing(&self) -> bool {
-        self.ready == Readiness::Pending && (self.pid.is_some() || self.completed())
-    }
-
-    /// What `ps` and `up` see as ready.
-    fn is_ready(&self) -> bool {
-        matches!(self.ready, Readiness::NoProbe | Readiness::Ready)
-            && (self.pid.is_some() || self.completed())
-    }
-
-    /// Whether a probe made now counts toward `attempts`: once polls come at the
-    /// `interval` (the quick first ones are free) and after `start_period`.
-    fn counts(&self, interval: Duration, now: Instant) -> bool {
-        let start = Duration::from_millis(self.spec.ready_limits.start_period_ms);
-        self.polls > 0
-            && ready::delay(interval, self.polls - 1) >= interval
-            && self.ready_since.is_none_or(|s| now >= s + start)
-    }
-
-    /// When `probe_timeout` ends the running `cmd` probe, if it does.
-    fn probe_end(&self) -> Option<Instant> {
-        let limit = self.spec.ready_limits.probe_timeout_ms?;
-        Some(self.probe_started? + Duration::from_millis(limit))
-    }
-
-    /// A failed probe that counts: the last of `attempts` ends the wait.
-    fn failed_probe(&mut self) {
-        self.failures = self.failures.saturating_add(1);
-        let limit = self.spec.ready_limits.attempts;
-        if self.ready == Readiness::Pending && limit.is_some_and(|a| self.failures >= a) {
-            self.ready = Readiness::TimedOut;
-        }
-    }
-
-    /// Looks its `user:` up in the node's own /etc (the init is in the node's mount
-    /// namespace, with the node's binds in place), at every start: a restart sees an
-    /// edited file. The error names the lab, the node and the process.
-    fn lookup_user(&mut self, node: &super::config::NodeStart) -> Result<(), String> {
-        let Some(user) = &self.spec.user else {
-            self.ids = None;
-            return Ok(());
-        };
-        let found = users::resolve_in(
-            user,
-            std::path::Path::new("/etc/passwd"),
-            std::path::Path::new("/etc/group"),
-        );
-        self.ids = Some(found.map_err(|e| {
-            format!(
-                "lab `{}`, node `{}`: process `{}` cannot run as `{user}`: {e} (looked up in the node's /etc/passwd and /etc/group)",
-                node.lab, node.node, self.spec.name
-            )
-        })?);
-        Ok(())
-    }
-
-    /// Its `rlimits`, `nice`, `oom_score_adj`, `cpus` and `ionice`, checked at every
-    /// start against what the init may give (`None` when it asks for none). The error
-    /// names the attribute; nslab's report of the start names the lab, node and process.
-    fn wanted(&self) -> Result<Option<Wanted>, String> {
-        if self.spec.attrs.is_empty() {
-            return Ok(None);
-        }
-        Wanted::new(&self.spec.attrs).map(Some)
-    }
-
-    /// Whether a `wait` for it is answered now: ready, failed to start, ended before it
-    /// was ready (a launcher's exit 0 is not an end: its daemons are still probed), out
-    /// of readiness time, or not asked to start (never, or a halt undid it).
-    fn settled(&self) -> bool {
-        self.is_ready()
-            || self.error.is_some()
-            || self.ready == Readiness::TimedOut
-            || (self.state == "exited" && self.pid.is_none() && self.exit != Some(0))
-            || !self.requested
-    }
-}
+pub(crate) use memory::learn_droppable;
+use memory::{LEARNED, droppable};
+use proc::{Proc, Readiness, Retire};
+use spawn::spawn;
 
 /// A client's `wait NAME`, answered once that process is settled (see [`Proc::settled`]).
 struct Waiter {
@@ -217,98 +52,6 @@ struct Init {
     /// Clients waiting for processes to settle: answered from the loop, so a wait holds
     /// no turn of it and nslab never polls.
     waiters: Vec<Waiter>,
-}
-
-/// Closes (or, with CLOSE_RANGE_CLOEXEC, marks close-on-exec) every descriptor from
-/// `first` up. Async-signal-safe: a single system call, usable between fork and exec.
-pub(crate) fn close_from(first: u32, flags: libc::c_uint) {
-    // SAFETY: close_range only acts on this process's descriptor table; callers own every
-    // descriptor from `first` up (nothing of the standard library's is closed outright
-    // after fork: it is marked close-on-exec).
-    unsafe {
-        libc::syscall(libc::SYS_close_range, first, u32::MAX, flags);
-    }
-}
-
-/// The base environment, read once (from the node's own /etc/passwd, as the mounts are
-/// in place by the first spawn): readiness probes spawn every interval.
-fn base_env() -> &'static [(String, String)] {
-    static BASE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-    BASE.get_or_init(|| super::environ::base(None))
-}
-
-/// Starts `argv` with the base environment and `env`, in `cwd`, as `user`, with the
-/// process attributes `wanted` (none for readiness probes: they start from the defaults).
-fn spawn(
-    argv: &[String],
-    env: &[(String, String)],
-    cwd: Option<&str>,
-    log: Option<File>,
-    user: Option<&Ids>,
-    wanted: Option<Wanted>,
-) -> std::io::Result<i32> {
-    let (prog, args) = argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("empty command"))?;
-    let mut cmd = std::process::Command::new(prog);
-    // Nothing of the caller's environment: the base (with the user's own name and home
-    // when it runs as one), then the node's and process's `env:`.
-    cmd.args(args)
-        .env_clear()
-        .envs(base_env().iter().map(|(k, v)| (k, v)));
-    if let Some(ids) = user {
-        // A number without an entry is named by its number, at home in `/`, as
-        // `environ::base` names an unknown user.
-        let name = ids.name.clone().unwrap_or_else(|| ids.uid.to_string());
-        let home = ids.home.as_deref().unwrap_or("/");
-        cmd.env("USER", &name)
-            .env("LOGNAME", &name)
-            .env("HOME", home);
-    }
-    cmd.envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null());
-    let switch = user.map(Ids::switch);
-    // A process starts in `/` unless told otherwise: the cwd nslab was run from may not
-    // exist inside the node (its /tmp is the node's own). Entered after the switch to its
-    // user (not with `current_dir`, which runs before `pre_exec`, as root), so a `user:`
-    // process cannot start inside a directory that user may not enter.
-    let dir = std::ffi::CString::new(cwd.unwrap_or("/"))
-        .map_err(|_| std::io::Error::other("a cwd holding a NUL byte"))?;
-    match log {
-        Some(f) => {
-            let f2 = f.try_clone()?;
-            cmd.stdout(f).stderr(f2);
-        }
-        None => {
-            cmd.stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-        }
-    }
-    // Its own process group, so a stop reaches everything it started.
-    cmd.process_group(0);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Restore the signals the init blocked for its signalfd.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            // Only 0-2 reach the process, whatever the init holds open (close-on-exec
-            // rather than closed: the standard library's exec-error pipe is among them).
-            close_from(3, libc::CLOSE_RANGE_CLOEXEC);
-            // As root, before the switch: a hard limit, a nice value below 0 and a low
-            // `oom_score_adj` need privileges the user may not have.
-            wanted.as_ref().map_or(Ok(()), Wanted::apply)?;
-            // After the switch, the process could no longer change the rest.
-            switch.as_ref().map_or(Ok(()), |s| s.apply())?;
-            if libc::chdir(dir.as_ptr()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
-    Ok(child.id() as i32)
 }
 
 /// One request line, read whole (without its newline), but never more than
@@ -1053,57 +796,6 @@ fn signalfd() -> Result<OwnedFd, String> {
     }
 }
 
-/// The mappings whose pages can be dropped and read back from their file: read-only,
-/// file-backed, and holding no private page at all, neither resident (Anonymous,
-/// Private_Dirty) nor swapped out (Swap: a relocated page that went to swap shows as
-/// neither, and dropping it would bring back the unrelocated file contents).
-fn droppable(smaps: &str) -> Vec<(usize, usize)> {
-    let mut ranges = Vec::new();
-    let mut current: Option<(usize, usize)> = None;
-    let mut keep = false;
-    let mut finish = |current: Option<(usize, usize)>, keep: bool| {
-        if let Some(r) = current
-            && !keep
-        {
-            ranges.push(r);
-        }
-    };
-    for line in smaps.lines() {
-        let mut f = line.split_whitespace();
-        let first = f.next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) =
-                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
-            finish(current, keep);
-            let perms = f.next().unwrap_or("");
-            let path = f.nth(3).unwrap_or("");
-            let clean_file = !perms.contains('w') && path.starts_with('/');
-            current = clean_file.then_some((start, end));
-            keep = false;
-        } else if matches!(first, "Anonymous:" | "Private_Dirty:" | "Swap:")
-            && f.next() != Some("0")
-        {
-            keep = true;
-        }
-    }
-    finish(current, keep);
-    ranges
-}
-
-/// The droppable mappings as the fork server found them before its first fork (see
-/// [`learn_droppable`]).
-static LEARNED: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
-
-/// Reads this process's droppable mappings once, for the inits it will fork: reading
-/// `/proc/self/smaps` walks every page table and was a fifth of an init's CPU time. A
-/// fork has the same mappings, and its read-only ones cannot gain private pages.
-pub(crate) fn learn_droppable() {
-    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
-        let _ = LEARNED.set(droppable(&smaps));
-    }
-}
-
 /// Gives back what only start-up needed: freed heap, and the clean file pages (code and
 /// read-only data of this binary and its libraries) faulted in while parsing and mounting.
 /// Mappings holding private copies (relocated data) are left alone: dropping those would
@@ -1138,49 +830,23 @@ fn fault_around() {
     }
 }
 
-/// Everything before the loop. Errors go back to nslab on stdout.
-fn setup(cfg: &NodeConfig) -> Result<(Option<OwnedFd>, UnixListener, OwnedFd), String> {
-    // nslab's working directory may not exist inside the node.
-    let _ = std::env::set_current_dir("/");
-    // Nor do the caller's nice value, limits, affinity... reach the node's processes.
-    super::fresh::Fresh::new()
-        .apply()
-        .map_err(|e| e.to_string())?;
-    // SAFETY: plain process calls.
-    unsafe {
-        if libc::getpid() != 1 {
-            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        }
-    }
-    std::fs::create_dir_all(&cfg.logs).map_err(|e| err("logs", e))?;
-    let logs = File::open(&cfg.logs).ok().map(OwnedFd::from);
-    let _ = std::fs::remove_file(&cfg.control);
-    let listener =
-        UnixListener::bind(&cfg.control).map_err(|e| err(&cfg.control.display().to_string(), e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| err("control socket", e))?;
-    if cfg.start.uts {
-        let name = cfg.start.node.as_bytes();
-        // SAFETY: sethostname with a valid buffer and length.
-        if unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) } != 0 {
-            return Err(last("sethostname"));
-        }
-    }
-    if cfg.start.mnt {
-        // Before anything is mounted, and after nslab put the init in its groups (it
-        // waited for that): the namespace is rooted where the init is now.
-        super::cgroupfs::unshare()?;
-        super::mountns::build(cfg)?;
-    }
-    let sig = signalfd()?;
-    Ok((logs, listener, sig))
-}
-
 /// The init proper: sets the node up, tells nslab, then supervises until stopped.
 pub(crate) fn run(cfg: NodeConfig) -> ! {
+    let (logs, listener, sig) = set_up_and_report(&cfg);
+    let mut init = Init::new(cfg, logs);
+    loop {
+        let now = Instant::now();
+        init.turn(now);
+        init.trim_when_quiet(now);
+        init.wait_and_serve(&sig, &listener);
+    }
+}
+
+/// Sets the node up and says `ready` (or the error, and exits); then makes the node's
+/// session and lets go of nslab's pipes.
+fn set_up_and_report(cfg: &NodeConfig) -> (Option<OwnedFd>, UnixListener, OwnedFd) {
     let mut out = std::io::stdout();
-    let (logs, listener, sig) = match setup(&cfg) {
+    let set_up = match setup::setup(cfg) {
         Ok(v) => v,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
@@ -1205,63 +871,79 @@ pub(crate) fn run(cfg: NodeConfig) -> ! {
             libc::dup2(null.as_raw_fd(), 2);
         }
     }
-    let procs = cfg
-        .start
-        .processes
-        .iter()
-        .map(|s| Proc::new(s.clone()))
-        .collect();
-    // SAFETY: getpid has no preconditions.
-    let pid1 = unsafe { libc::getpid() } == 1;
-    let mut init = Init {
-        cfg,
-        logs,
-        procs,
-        pid1,
-        stopping: None,
-        halting: None,
-        // Not trimmed yet: nslab asks for the node's processes right after `ready`, and
-        // starting them would fault back in what a trim now gave away.
-        trim_at: Some(Instant::now() + Duration::from_millis(500)),
-        waiters: Vec::new(),
-    };
-    loop {
-        let now = Instant::now();
-        if let Some(deadline) = init.stopping
-            && (init.all_stopped() || now >= deadline)
-        {
-            init.finish();
+    set_up
+}
+
+impl Init {
+    fn new(cfg: NodeConfig, logs: Option<OwnedFd>) -> Init {
+        let procs = cfg
+            .start
+            .processes
+            .iter()
+            .map(|s| Proc::new(s.clone()))
+            .collect();
+        // SAFETY: getpid has no preconditions.
+        let pid1 = unsafe { libc::getpid() } == 1;
+        Init {
+            cfg,
+            logs,
+            procs,
+            pid1,
+            stopping: None,
+            halting: None,
+            // Not trimmed yet: nslab asks for the node's processes right after `ready`,
+            // and starting them would fault back in what a trim now gave away.
+            trim_at: Some(Instant::now() + Duration::from_millis(500)),
+            waiters: Vec::new(),
         }
-        init.continue_retire(now);
-        init.continue_halt(now);
-        for i in 0..init.procs.len() {
-            if init.procs[i].next_start.is_some_and(|t| t <= now) {
-                init.start(i);
+    }
+
+    /// One turn's timed work: the stop's end, retires and halts, due starts, probes,
+    /// and the waiters whose processes settled.
+    fn turn(&mut self, now: Instant) {
+        if let Some(deadline) = self.stopping
+            && (self.all_stopped() || now >= deadline)
+        {
+            self.finish();
+        }
+        self.continue_retire(now);
+        self.continue_halt(now);
+        for i in 0..self.procs.len() {
+            if self.procs[i].next_start.is_some_and(|t| t <= now) {
+                self.start(i);
             }
         }
         // No probes while halting: a new one would be a child the halt waits for.
-        if init.halting.is_none() {
-            init.probe(now);
+        if self.halting.is_none() {
+            self.probe(now);
         }
-        init.answer_waiters();
-        // Once things are quiet again, give back the pages the activity faulted in.
-        // Not while stopping: the stop path would only fault back in what it gave away.
-        if init.stopping.is_some() {
-            init.trim_at = None;
-        } else if init.trim_at.is_some_and(|t| t <= now) {
-            let quiet = init
+        self.answer_waiters();
+    }
+
+    /// Once things are quiet again, gives back the pages the activity faulted in. Not
+    /// while stopping: the stop path would only fault back in what it gave away.
+    fn trim_when_quiet(&mut self, now: Instant) {
+        if self.stopping.is_some() {
+            self.trim_at = None;
+        } else if self.trim_at.is_some_and(|t| t <= now) {
+            let quiet = self
                 .procs
                 .iter()
                 .all(|p| p.probe_pid.is_none() && p.ready != Readiness::Pending);
             // Not while probes still run; and never leave a past timer behind (a busy loop).
-            init.trim_at = if quiet {
+            self.trim_at = if quiet {
                 trim_memory();
                 None
             } else {
                 Some(now + Duration::from_millis(500))
             };
         }
-        let timeout = init
+    }
+
+    /// Waits for the next timer, a signal, a request or a process's output, and handles
+    /// what came.
+    fn wait_and_serve(&mut self, sig: &OwnedFd, listener: &UnixListener) {
+        let timeout = self
             .next_timer()
             .map(|t| {
                 t.saturating_duration_since(Instant::now())
@@ -1269,7 +951,7 @@ pub(crate) fn run(cfg: NodeConfig) -> ! {
                     .min(60_000) as i32
             })
             .unwrap_or(60_000);
-        let logs = init.log_fds();
+        let logs = self.log_fds();
         let mut fds: Vec<libc::pollfd> = [sig.as_raw_fd(), listener.as_raw_fd()]
             .into_iter()
             .chain(logs.iter().map(|(_, fd)| *fd))
@@ -1282,47 +964,58 @@ pub(crate) fn run(cfg: NodeConfig) -> ! {
         // SAFETY: poll over valid descriptors, as many as the vector holds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout.max(1)) };
         if n <= 0 {
-            continue;
+            return;
         }
         let ready = logs
             .iter()
             .zip(&fds[2..])
             .filter(|(_, f)| f.revents != 0)
             .map(|((i, _), _)| *i);
-        init.drain_logs(ready, false);
+        self.drain_logs(ready, false);
         if fds[0].revents & libc::POLLIN != 0 {
-            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            loop {
-                // SAFETY: reading whole siginfo structs from our signalfd.
-                let r = unsafe {
-                    libc::read(
-                        sig.as_raw_fd(),
-                        &mut info as *mut _ as *mut libc::c_void,
-                        std::mem::size_of::<libc::signalfd_siginfo>(),
-                    )
-                };
-                if r <= 0 {
-                    break;
-                }
-                match info.ssi_signo as i32 {
-                    libc::SIGCHLD => {
-                        init.reap();
-                        init.trim_at = Some(Instant::now() + Duration::from_millis(500));
-                    }
-                    _ => init.begin_stop(),
-                }
-            }
+            self.read_signals(sig);
         }
         if fds[1].revents & libc::POLLIN != 0 {
-            while let Ok((stream, _)) = listener.accept() {
-                if !peer_is_ours(&stream) {
-                    // Closed unanswered.
-                    continue;
-                }
-                let _ = stream.set_nonblocking(false);
-                init.handle(stream);
-                init.trim_at = Some(Instant::now() + Duration::from_millis(500));
+            self.serve(listener);
+        }
+    }
+
+    /// Reaps on SIGCHLD; any other signal (SIGTERM, SIGINT) begins the stop.
+    fn read_signals(&mut self, sig: &OwnedFd) {
+        // SAFETY: an all-zero siginfo is a valid value.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: reading whole siginfo structs from our signalfd.
+            let r = unsafe {
+                libc::read(
+                    sig.as_raw_fd(),
+                    &mut info as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
+            if r <= 0 {
+                break;
             }
+            match info.ssi_signo as i32 {
+                libc::SIGCHLD => {
+                    self.reap();
+                    self.trim_at = Some(Instant::now() + Duration::from_millis(500));
+                }
+                _ => self.begin_stop(),
+            }
+        }
+    }
+
+    /// Answers each waiting connection of this init's own user.
+    fn serve(&mut self, listener: &UnixListener) {
+        while let Ok((stream, _)) = listener.accept() {
+            if !peer_is_ours(&stream) {
+                // Closed unanswered.
+                continue;
+            }
+            let _ = stream.set_nonblocking(false);
+            self.handle(stream);
+            self.trim_at = Some(Instant::now() + Duration::from_millis(500));
         }
     }
 }
@@ -1334,187 +1027,4 @@ pub(crate) fn run(cfg: NodeConfig) -> ! {
 fn peer_is_ours(stream: &UnixStream) -> bool {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     getsockopt(stream, PeerCredentials).is_ok_and(|c| c.uid() == nix::unistd::geteuid().as_raw())
-}
-
-/// `nslab __init CONFIG`. Started by nslab (a shim, the way before the fork server):
-/// joins the node's namespaces and makes the init in its new ones, PID 1 of its own pid
-/// namespace, prints the init's pid, and leaves the init running on its own.
-pub fn main(config: &str) -> i32 {
-    // Whatever the caller left open (a shell's `9>file`, a pipe) must not reach the node:
-    // nothing of ours is open yet, and 0-2 are the pipes to nslab.
-    close_from(3, 0);
-    let cfg = match super::launch::read_config(config)
-        .and_then(|cfg| super::launch::join(&cfg).map(|()| cfg))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            crate::outln!("error: {e}");
-            return 1;
-        }
-    };
-    match super::launch::launch(cfg, &mut std::io::stdout(), 2, |cfg| run(cfg)) {
-        Some(_) => 0,
-        None => 1,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Proc, Readiness, droppable, namespace_pids, read_request};
-    use crate::model::kinds::{ProbeLimits, RestartPolicy};
-    use crate::node::config::{ProcessSpec, ReadySpec};
-    use std::io::Write;
-    use std::os::unix::net::UnixStream;
-    use std::time::{Duration, Instant};
-
-    #[test]
-    fn the_hosts_proc_is_not_a_nodes_own() {
-        // This process is not 1 in the /proc it sees, so stopping a node from here would
-        // fall back to kill(-1), which in the host's pid namespace is never sent.
-        if std::process::id() != 1 {
-            assert_eq!(namespace_pids(), None);
-        }
-    }
-
-    fn probed(limits: ProbeLimits) -> Proc {
-        let mut p = Proc::new(ProcessSpec {
-            name: "p".into(),
-            argv: vec!["true".into()],
-            env: vec![],
-            cwd: None,
-            restart: RestartPolicy::Never,
-            ready: Some(ReadySpec::Tcp {
-                port: 9,
-                timeout_ms: 30_000,
-                interval_ms: 100,
-            }),
-            ready_limits: limits,
-            stop_timeout_ms: 0,
-            user: None,
-            attrs: Default::default(),
-        });
-        p.ready = Readiness::Pending;
-        p
-    }
-
-    #[test]
-    fn only_probes_at_the_interval_and_after_the_start_period_count_toward_attempts() {
-        let interval = Duration::from_millis(100);
-        let start = Instant::now();
-        let mut p = probed(ProbeLimits {
-            attempts: Some(2),
-            start_period_ms: 1_000,
-            ..Default::default()
-        });
-        p.ready_since = Some(start);
-        let later = start + Duration::from_secs(2);
-        // Waits of 5, 10, 20, 40, 80 ms come before polls 1 to 5: free. Poll 6 follows
-        // a wait of the whole interval.
-        let counted: Vec<bool> = (0..8)
-            .map(|n| {
-                p.polls = n;
-                p.counts(interval, later)
-            })
-            .collect();
-        assert_eq!(
-            counted,
-            [false, false, false, false, false, false, true, true]
-        );
-        // Within the start period nothing counts.
-        assert!(!p.counts(interval, start + Duration::from_millis(999)));
-        p.failed_probe();
-        assert_eq!(p.ready, Readiness::Pending);
-        p.failed_probe();
-        assert_eq!(p.ready, Readiness::TimedOut);
-        // Without `attempts`, failures never end the wait.
-        let mut q = probed(ProbeLimits::default());
-        (0..100).for_each(|_| q.failed_probe());
-        assert_eq!(q.ready, Readiness::Pending);
-    }
-
-    #[test]
-    fn a_cmd_probe_ends_after_its_probe_timeout_only_when_one_is_set() {
-        let at = Instant::now();
-        let mut p = probed(ProbeLimits {
-            probe_timeout_ms: Some(250),
-            ..Default::default()
-        });
-        assert_eq!(p.probe_end(), None, "no probe runs");
-        p.probe_started = Some(at);
-        assert_eq!(p.probe_end(), Some(at + Duration::from_millis(250)));
-        let mut q = probed(ProbeLimits::default());
-        q.probe_started = Some(at);
-        assert_eq!(q.probe_end(), None);
-    }
-
-    /// What `read_request` makes of `data`, written (then closed) by another thread.
-    fn read_what(data: Vec<u8>) -> Result<Option<String>, String> {
-        let (mut client, server) = UnixStream::pair().unwrap();
-        let writer = std::thread::spawn(move || {
-            // A refused request closes the socket before all of it is written.
-            let _ = client.write_all(&data);
-        });
-        let got = read_request(&server);
-        drop(server);
-        writer.join().unwrap();
-        got
-    }
-
-    #[test]
-    fn requests_are_read_whole_one_line_and_bounded() {
-        assert_eq!(
-            read_what(b"status\nextra".to_vec()),
-            Ok(Some("status".into()))
-        );
-        assert_eq!(read_what(b"halt".to_vec()), Ok(Some("halt".into())));
-        assert_eq!(read_what(Vec::new()), Ok(None));
-        let spec = format!("add {{\"name\":\"{}\"}}\n", "x".repeat(100_000));
-        assert_eq!(
-            read_what(spec.clone().into_bytes()),
-            Ok(Some(spec.trim_end().into()))
-        );
-        let mut full = vec![b'a'; super::control::MAX_REQUEST];
-        full.push(b'\n');
-        let got = read_what(full).unwrap().unwrap();
-        assert_eq!(got.len(), super::control::MAX_REQUEST);
-        let huge = vec![b'a'; super::control::MAX_REQUEST + 10];
-        let e = read_what(huge).unwrap_err();
-        assert!(e.contains("longer than 1048576 bytes"), "{e}");
-        assert!(
-            read_what(vec![0xff, b'\n'])
-                .unwrap_err()
-                .contains("not UTF-8")
-        );
-    }
-
-    #[test]
-    fn only_clean_file_mappings_without_private_pages_are_dropped() {
-        let smaps = "\
-00400000-00500000 r-xp 00000000 08:01 12 /usr/bin/nslab
-Rss:                 100 kB
-Private_Dirty:         0 kB
-Anonymous:             0 kB
-Swap:                  0 kB
-00500000-00510000 r--p 00100000 08:01 12 /usr/bin/nslab
-Private_Dirty:         0 kB
-Anonymous:             0 kB
-Swap:                  8 kB
-00510000-00520000 r--p 00110000 08:01 12 /usr/bin/nslab
-Private_Dirty:         4 kB
-Anonymous:             4 kB
-Swap:                  0 kB
-00520000-00530000 rw-p 00120000 08:01 12 /usr/bin/nslab
-Anonymous:             0 kB
-Swap:                  0 kB
-00530000-00540000 r--p 00000000 00:00 0
-Anonymous:             0 kB
-7f0000000000-7f0000010000 r--p 00000000 08:01 13 /usr/lib/libc.so.6
-Anonymous:             0 kB
-Swap:                  0 kB
-";
-        assert_eq!(
-            droppable(smaps),
-            vec![(0x400000, 0x500000), (0x7f0000000000, 0x7f0000010000)]
-        );
-    }
 }

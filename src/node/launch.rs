@@ -9,11 +9,12 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use super::config::NodeConfig;
 use super::enter::PidRecord;
-use super::sys::{err, last};
+use super::sys::err;
+use crate::sys::child::SingleThreaded;
 
 /// Reads the node's configuration: `-` is stdin, anything else a file.
 pub fn read_config(config: &str) -> Result<NodeConfig, String> {
@@ -57,17 +58,16 @@ pub fn join(cfg: &NodeConfig) -> Result<(), String> {
         (Some(at), true) => Some(File::open(at).map_err(|e| err(&at.display().to_string(), e))?),
         _ => None,
     };
-    // SAFETY: plain syscalls on descriptors we own, while single-threaded.
-    unsafe {
-        if let Some(mnt) = &template
-            && libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0
-        {
-            return Err(last("setns into the lab's mount template"));
-        }
-        if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-            return Err(last("setns"));
-        }
+    use nix::sched::{CloneFlags, setns};
+    if let Some(mnt) = &template {
+        setns(mnt, CloneFlags::CLONE_NEWNS).map_err(|e| {
+            err(
+                "setns into the lab's mount template",
+                std::io::Error::from(e),
+            )
+        })?;
     }
+    setns(&netns, CloneFlags::CLONE_NEWNET).map_err(|e| err("setns", std::io::Error::from(e)))?;
     Ok(())
 }
 
@@ -80,50 +80,43 @@ fn join_cgroups(cfg: &NodeConfig, pid: i32) -> Result<(), String> {
     Ok(())
 }
 
-/// Makes the init in its new namespaces ([`fork_into`]), puts it in its cgroups and
+/// Makes the init in its new namespaces ([`SingleThreaded::clone_into`]), puts it in its cgroups and
 /// records its pid and start time, and only then lets it go on as `child`. The init
 /// waits: its mounts (a tmpfs on /run, a new /proc) would hide the pid file, and `down`
 /// must find every init that ever ran. Errors and the init's pid go to `out`, before the
 /// init is let go; why a waiting init gives up goes to `report` (its stderr to be).
 /// Returns the init's pid once it was let go.
 pub fn launch(
+    one: &SingleThreaded,
     cfg: NodeConfig,
     out: &mut dyn Write,
     report: RawFd,
     child: impl FnOnce(NodeConfig),
 ) -> Option<libc::pid_t> {
-    let mut pipe = [0; 2];
-    // SAFETY: pipe2 fills two fds we own from here on.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        let _ = writeln!(out, "error: pipe: {}", std::io::Error::last_os_error());
-        return None;
-    }
-    match fork_into(new_namespaces(&cfg)) {
-        -1 => {
-            let e = std::io::Error::last_os_error();
+    let (handover, go) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(ends) => ends,
+        Err(e) => {
+            let _ = writeln!(out, "error: pipe: {}", std::io::Error::from(e));
+            return None;
+        }
+    };
+    match one.clone_into(new_namespaces(&cfg)) {
+        Err(e) => {
+            let e = std::io::Error::from(e);
             let _ = writeln!(out, "error: clone into the node's new namespaces: {e}");
-            // SAFETY: our own pipe ends.
-            unsafe {
-                libc::close(pipe[0]);
-                libc::close(pipe[1]);
-            }
             None
         }
-        0 => {
+        Ok(None) => {
+            drop(go);
             let mut b = [0u8; 1];
-            // SAFETY: our own pipe ends.
-            let (n, errno) = unsafe {
-                libc::close(pipe[1]);
-                let n = libc::read(pipe[0], b.as_mut_ptr() as *mut libc::c_void, 1);
-                let errno = std::io::Error::last_os_error();
-                libc::close(pipe[0]);
-                (n, errno)
-            };
-            if n != 1 || b[0] != b'g' {
+            let got = nix::unistd::read(&handover, &mut b);
+            drop(handover);
+            if got != Ok(1) || b[0] != b'g' {
                 // The init could not be recorded: do nothing at all.
+                let got = got.map_err(std::io::Error::from);
                 say(
                     report,
-                    &format!("init: handover read returned {n} ({errno}), byte {}", b[0]),
+                    &format!("init: handover read returned {got:?}, byte {}", b[0]),
                 );
                 std::process::exit(3);
             }
@@ -132,7 +125,8 @@ pub fn launch(
             say(report, "init: the init's loop returned");
             std::process::exit(4)
         }
-        pid => {
+        Ok(Some(pid)) => {
+            let pid = pid.as_raw();
             // Recorded before anything else can go wrong, so `down` finds the init.
             let recorded = join_cgroups(&cfg, pid).and_then(|()| {
                 let start = super::enter::start_time(pid).unwrap_or(0);
@@ -150,13 +144,10 @@ pub fn launch(
                 Err(e) => format!("error: {e}\n"),
             };
             let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
-            let go: &[u8] = if recorded.is_ok() { b"g" } else { b"x" };
-            // SAFETY: our own pipe ends.
-            unsafe {
-                libc::close(pipe[0]);
-                libc::write(pipe[1], go.as_ptr() as *const libc::c_void, 1);
-                libc::close(pipe[1]);
-            }
+            drop(handover);
+            let byte: &[u8] = if recorded.is_ok() { b"g" } else { b"x" };
+            let _ = nix::unistd::write(&go, byte);
+            drop(go);
             recorded.ok().map(|()| pid)
         }
     }
@@ -179,25 +170,32 @@ fn write_pid_file(path: &std::path::Path, line: &str) -> std::io::Result<()> {
 /// Writes `line` to `fd` (a starting init's stderr, read by nslab on a failure).
 pub fn say(fd: RawFd, line: &str) {
     let line = format!("{line}\n");
-    // SAFETY: a write from our own buffer.
-    unsafe { libc::write(fd, line.as_ptr() as *const libc::c_void, line.len()) };
+    crate::sys::fd::write_raw(fd, line.as_bytes());
 }
 
-/// fork(2) into new namespaces (`flags`, CLONE_NEW*): a clone without a stack, which
-/// copies the address space as fork does. Only for a single-threaded caller: no lock can
-/// be held then, and the C library's fork handlers (nslab registers none) are not needed.
-/// The C library's record of the thread's id stays the parent's; glibc 2.34 and later
-/// signal and identify the calling thread by asking the kernel.
-fn fork_into(flags: libc::c_int) -> libc::pid_t {
-    // SAFETY: see above; the raw clone returns 0 in the child and its pid in the parent.
-    unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        ) as libc::pid_t
+/// `nslab __init CONFIG`. Started by nslab (a shim, the way before the fork server):
+/// joins the node's namespaces and makes the init in its new ones, PID 1 of its own pid
+/// namespace, prints the init's pid, and leaves the init running on its own.
+pub fn shim(config: &str) -> i32 {
+    // Whatever the caller left open (a shell's `9>file`, a pipe) must not reach the node:
+    // nothing of ours is open yet, and 0-2 are the pipes to nslab.
+    crate::sys::fd::close_from(3, false);
+    let cfg = match read_config(config).and_then(|cfg| join(&cfg).map(|()| cfg)) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::outln!("error: {e}");
+            return 1;
+        }
+    };
+    // A fresh exec with no thread started.
+    let Some(one) = crate::sys::child::SingleThreaded::check() else {
+        crate::outln!("error: the init's shim has more than one thread");
+        return 1;
+    };
+    match launch(&one, cfg, &mut std::io::stdout(), 2, |cfg| {
+        super::init::run(cfg)
+    }) {
+        Some(_) => 0,
+        None => 1,
     }
 }

@@ -157,26 +157,15 @@ impl LogSink {
         // A read touches only the pages it fills.
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
         for _ in 0..rounds {
-            let spare = buf.spare_capacity_mut();
-            // SAFETY: read(2) writes at most `spare.len()` bytes into memory we own.
-            let n = unsafe {
-                libc::read(
-                    self.pipe.as_raw_fd(),
-                    spare.as_mut_ptr().cast(),
-                    spare.len(),
-                )
-            };
-            match n {
-                0 => return false,
-                n if n > 0 => {
-                    // SAFETY: the kernel initialised the first `n` bytes.
-                    unsafe { buf.set_len(n as usize) };
+            match crate::sys::fd::read_spare(self.pipe.as_fd(), &mut buf) {
+                Ok(0) => return false,
+                Ok(_) => {
                     // A full tmpfs loses this part of the output, not the init.
                     let _ = self.write(&buf);
                     buf.clear();
                 }
-                _ if Errno::last() == Errno::EINTR => {}
-                _ => return false,
+                Err(Errno::EINTR) => {}
+                Err(_) => return false,
             }
         }
         true

@@ -12,12 +12,12 @@
 //! goes onto that fd, not onto a path the kernel would resolve again.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::beneath::{self, Create, Owned};
 use super::config::NodeConfig;
-use super::sys::{cstr, err, last};
+use super::sys::{cstr, err};
 
 fn mount(
     src: Option<&str>,
@@ -41,22 +41,14 @@ fn mount_io(
     let target_c = cstr(target)?;
     let fstype = fstype.map(cstr).transpose()?;
     let data = data.map(cstr).transpose()?;
-    let p =
-        |c: &Option<std::ffi::CString>| c.as_ref().map(|c| c.as_ptr()).unwrap_or(std::ptr::null());
-    // SAFETY: valid C strings or nulls, as mount(2) expects.
-    let r = unsafe {
-        libc::mount(
-            p(&src),
-            target_c.as_ptr(),
-            p(&fstype),
-            flags,
-            p(&data) as *const libc::c_void,
-        )
-    };
-    if r != 0 {
-        return Ok(Err(std::io::Error::last_os_error()));
-    }
-    Ok(Ok(()))
+    let r = nix::mount::mount(
+        src.as_deref(),
+        target_c.as_c_str(),
+        fstype.as_deref(),
+        nix::mount::MsFlags::from_bits_retain(flags),
+        data.as_deref(),
+    );
+    Ok(r.map_err(std::io::Error::from))
 }
 
 fn utf8(path: &Path) -> Result<&str, String> {
@@ -132,14 +124,20 @@ struct Source {
 
 fn open_source(path: &Path) -> Result<Source, String> {
     let c = cstr(utf8(path)?)?;
-    // SAFETY: open(2) with O_PATH on a valid C string; the fd is owned at once.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(last(&format!("mount source {}", path.display())));
-    }
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::open(
+        c.as_c_str(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| {
+        err(
+            &format!("mount source {}", path.display()),
+            std::io::Error::from(e),
+        )
+    })?;
     Ok(Source {
-        // SAFETY: a fresh fd from open(2).
-        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        fd,
         is_dir: path.is_dir(),
     })
 }
@@ -277,37 +275,9 @@ pub(super) fn mount_at(
 /// tmpfs, a disk, a network share) stayed writable through a `:ro` bind. A kernel
 /// before 5.12 has no mount_setattr: there only the top is remounted.
 fn read_only_tree(top: &OwnedFd, shown: &str) -> Result<(), String> {
-    /// `struct mount_attr` of linux/mount.h.
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr on a descriptor we own, an empty C string and a mount_attr
-    // of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            top.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r == 0 {
+    let Err(e) = crate::sys::mount::read_only_tree(top.as_fd()) else {
         return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
+    };
     if e.raw_os_error() != Some(libc::ENOSYS) {
         return Err(err(&format!("make {shown} read-only"), e));
     }

@@ -3,9 +3,7 @@
 //! take to start; these cost a system call or two. Each answers at once and never
 //! blocks the init's loop.
 
-use std::ffi::CString;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,45 +31,19 @@ pub fn tcp(port: u16) -> bool {
 ///
 /// The connect is non-blocking: a daemon that listens but does not accept yet (still
 /// reading its config) fills its backlog with our probes, and a blocking connect would
-/// then stall the init. A full backlog reads as not ready. Raw libc, not nix: nix's
-/// socket calls need a feature that adds a dependency, for two system calls.
+/// then stall the init. A full backlog reads as not ready.
 pub fn unix(path: &str) -> bool {
-    let Ok(c) = CString::new(path) else {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::AsRawFd;
+    // Too long for a socket address (or holding a NUL): nothing can listen there.
+    let Ok(addr) = UnixAddr::new(path) else {
         return false;
     };
-    // SAFETY: a zeroed sockaddr_un is a valid empty address.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    let bytes = c.as_bytes_with_nul();
-    if bytes.len() > addr.sun_path.len() {
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let Ok(sock) = socket(AddressFamily::Unix, SockType::Stream, flags, None) else {
         return false;
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
     };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: a fresh descriptor nothing else owns; closed when `_sock` drops.
-    let _sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len();
-    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-    let rc = unsafe {
-        libc::connect(
-            fd,
-            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-            len as libc::socklen_t,
-        )
-    };
-    rc == 0
+    connect(sock.as_raw_fd(), &addr).is_ok()
 }
 
 /// `path` exists (through symlinks: a pid file or a socket a daemon links to).

@@ -5,13 +5,8 @@
 //! last half minute: 16% of the CPU of a 1,000-node `up`, 0.5 s of wall time.
 
 use std::ffi::CString;
-use std::path::Path;
 
 use super::NodePaths;
-
-fn last(what: &str, p: &Path) -> String {
-    super::sys::last(&format!("{what} {}", p.display()))
-}
 
 /// Mounts a private tmpfs on each of the lab's node directories.
 pub fn mount(paths: &NodePaths) -> Result<(), String> {
@@ -19,19 +14,18 @@ pub fn mount(paths: &NodePaths) -> Result<(), String> {
         // A link planted here would take the mount elsewhere on the host.
         crate::state::files::ensure_dir(dir).map_err(|e| e.to_string())?;
         let target = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-        // SAFETY: a tmpfs mount on a directory we made, with valid C strings.
-        let r = unsafe {
-            libc::mount(
-                c"nslab".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c"mode=0755".as_ptr() as *const libc::c_void,
-            )
-        };
-        if r != 0 {
-            return Err(last("mount a tmpfs on", dir));
-        }
+        use nix::mount::MsFlags;
+        nix::mount::mount(
+            Some(c"nslab"),
+            target.as_c_str(),
+            Some(c"tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(c"mode=0755"),
+        )
+        .map_err(|e| {
+            let e = std::io::Error::from(e);
+            format!("mount a tmpfs on {}: {e}", dir.display())
+        })?;
     }
     Ok(())
 }

@@ -13,10 +13,10 @@
 //! the first CPU whose id is above the caller's (see [`newer_than`]).
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
-use super::sys::{cpath as cstr, last};
+use super::sys::{cpath as cstr, err};
 
 /// Makes the template and binds it at `at`. Runs on a thread of its own, which unshares
 /// its mount namespace (only that thread's view changes) and ends afterwards.
@@ -54,22 +54,22 @@ pub fn create(at: &Path, netns_dir: &Path) -> Result<(), String> {
 /// directory's.
 fn prepare(netns_dir: &Path) -> Result<i32, String> {
     newer_than(ns_id("/proc/thread-self/ns/mnt"))?;
-    // SAFETY: mount calls on this thread only (its namespace is its own now); the strings
-    // outlive the calls.
-    unsafe {
-        let root = c"/";
-        // Nothing done here may propagate back to the host.
-        if libc::mount(
-            std::ptr::null(),
-            root.as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(last("make the template's mounts private"));
-        }
-    }
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    // Nothing done here may propagate back to the host (this thread's namespace is its
+    // own now).
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        err(
+            "make the template's mounts private",
+            std::io::Error::from(e),
+        )
+    })?;
     let info = std::fs::read_to_string("/proc/thread-self/mountinfo")
         .map_err(|e| format!("/proc/thread-self/mountinfo: {e}"))?;
     // Deepest first, so children go before their parents.
@@ -81,25 +81,16 @@ fn prepare(netns_dir: &Path) -> Result<i32, String> {
     netns.sort_by_key(|m| std::cmp::Reverse(m.len()));
     netns.dedup();
     for m in netns {
-        let Ok(c) = CString::new(m) else { continue };
-        // SAFETY: umount2 with a valid path, in this thread's namespace.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        let _ = umount2(m, MntFlags::MNT_DETACH);
     }
-    // SAFETY: gettid has no preconditions.
-    Ok(unsafe { libc::gettid() })
+    Ok(nix::unistd::gettid().as_raw())
 }
-
-/// `NS_GET_MNTNS_ID` (linux/nsfs.h): a mount namespace's 64-bit id.
-const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705;
 
 /// The id of the mount namespace `path` names; `None` where the kernel has no such ioctl
 /// (before 6.8, whose ids come from one counter and only grow).
 fn ns_id(path: &str) -> Option<u64> {
     let file = std::fs::File::open(path).ok()?;
-    let mut id = 0u64;
-    // SAFETY: the ioctl writes one u64 through a pointer to `id`, on an fd we own.
-    let r = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_MNTNS_ID as _, &mut id) };
-    (r == 0).then_some(id)
+    crate::sys::mount::mntns_id(file.as_fd())
 }
 
 /// Moves this thread into a new mount namespace whose id is above `caller`'s, so that
@@ -121,8 +112,11 @@ fn newer_than(caller: Option<u64>) -> Result<(), String> {
     if unshare()? {
         return Ok(());
     }
-    // SAFETY: sysconf has no preconditions.
-    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as usize;
+    let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_CONF)
+        .ok()
+        .flatten()
+        .unwrap_or(1)
+        .max(1) as usize;
     for cpu in 0..cpus.min(CpuSet::count()) {
         let mut one = CpuSet::new();
         // Pid 0: this thread only; it ends once the template is bound.
@@ -143,19 +137,14 @@ fn newer_than(caller: Option<u64>) -> Result<(), String> {
 fn bind(tid: i32, at: &Path) -> Result<(), String> {
     let src = CString::new(format!("/proc/self/task/{tid}/ns/mnt")).map_err(|e| e.to_string())?;
     let dst = cstr(at)?;
-    // SAFETY: a bind mount between two valid paths.
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            dst.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        )
-    };
-    if r != 0 {
-        return Err(last("bind the mount template"));
-    }
+    nix::mount::mount(
+        Some(src.as_c_str()),
+        dst.as_c_str(),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| err("bind the mount template", std::io::Error::from(e)))?;
     Ok(())
 }
 

@@ -107,10 +107,11 @@ pub fn alive(table: &[Entry], known: &[Entry]) -> Vec<Entry> {
 
 /// Sends `sig` to each entry, by pid.
 pub fn signal(entries: &[Entry], sig: libc::c_int) {
+    // Every entry is a process below this init, identified (pid and start time) by a
+    // scan just before. A number that is no signal sends none (only checks).
+    let sig = nix::sys::signal::Signal::try_from(sig).ok();
     for e in entries {
-        // SAFETY: kill has no memory-safety preconditions; every entry is a process
-        // below this init, identified (pid and start time) by a scan just before.
-        unsafe { libc::kill(e.pid, sig) };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(e.pid), sig);
     }
 }
 

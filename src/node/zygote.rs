@@ -1,6 +1,6 @@
 //! The fork server (`nslab __zygote PAD`): one process per spawner thread of nslab,
 //! exec'd once, that makes nodes' inits on request. An exec'd shim (`nslab __init -`,
-//! [`super::init::main`]) pays for the exec, the C library's and Rust's start-up and
+//! [`super::launch::shim`]) pays for the exec, the C library's and Rust's start-up and
 //! faulting its code in, per node; the server does a shim's work itself (reads the
 //! configuration, joins the node's namespaces, makes the init in its new ones, records
 //! it: [`super::launch`]), in a process where those are done and its pages mapped, so a
@@ -17,8 +17,7 @@
 
 use std::fs::File;
 use std::io::{IoSlice, IoSliceMut, Write};
-use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -33,43 +32,25 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::pipe2;
 
 use super::config::NodeConfig;
-use super::init::close_from;
 use super::launch::{config_from, join, launch};
+use crate::sys::child::SingleThreaded;
+use crate::sys::cmdline::ArgArea;
+use crate::sys::fd::close_from;
 
 /// The padding argument: room for `__init - lab/node` in the command line.
 pub const PAD: usize = 200;
 
-/// Where the server's arguments after `argv[0]` lie in its memory: an init made here writes
-/// its own there. `None` when /proc cannot say.
-fn argument_area() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which may hold spaces: state is field 3, arg_start
-    // and arg_end are 48 and 49.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut f = rest.split_whitespace().skip(45);
-    let start: usize = f.next()?.parse().ok()?;
-    let end: usize = f.next()?.parse().ok()?;
-    let cmdline = std::fs::read("/proc/self/cmdline").ok()?;
-    let first = cmdline.iter().position(|&b| b == 0)? + 1;
-    (start + first < end).then_some((start + first, end))
-}
-
-/// Writes `__init`, `-` and `title` over the server's arguments, NUL-padded (the kernel
-/// shows the whole area when its last byte is NUL): `ps` and the tests name an init so.
-fn set_command_line(area: Option<(usize, usize)>, title: &[u8]) {
-    let Some((start, end)) = area else { return };
-    let len = end - start;
+/// Writes `__init`, `-` and `title` over the server's arguments: `ps` and the tests
+/// name an init so.
+fn set_command_line(area: Option<ArgArea>, title: &[u8]) {
+    let Some(area) = area else { return };
     let mut args = b"__init\0-\0".to_vec();
     args.extend_from_slice(title);
-    args.truncate(len - 1);
-    args.resize(len, 0);
-    // SAFETY: the area is this process's own argument strings (from /proc/self/stat),
-    // writable stack memory that nothing else here reads.
-    unsafe { std::ptr::copy_nonoverlapping(args.as_ptr(), start as *mut u8, len) };
+    area.write(&args);
 }
 
 /// A request: the shim's title and its stdin, stdout and stderr.
-type Request = (Vec<u8>, [RawFd; 3]);
+type Request = (Vec<u8>, [OwnedFd; 3]);
 
 /// One request, or `None` at end of file.
 fn receive(sock: BorrowedFd) -> Result<Option<Request>, nix::Error> {
@@ -96,31 +77,31 @@ fn receive(sock: BorrowedFd) -> Result<Option<Request>, nix::Error> {
         if n == 0 && fds.is_empty() {
             return Ok(None);
         }
-        let got: Result<[RawFd; 3], _> = fds.as_slice().try_into();
-        match got {
-            Ok(three) => return Ok(Some((buf[..n].to_vec(), three))),
-            // A malformed request: drop what came with it and wait for the next.
-            Err(_) => fds.into_iter().for_each(|fd| {
-                // SAFETY: descriptors just received, owned by nobody else.
-                unsafe { libc::close(fd) };
-            }),
+        // Owned from here: each closes when dropped.
+        let fds = crate::sys::fd::received(&fds);
+        if let Ok(three) = <[OwnedFd; 3]>::try_from(fds) {
+            return Ok(Some((buf[..n].to_vec(), three)));
         }
+        // A malformed request: what came with it is closed; wait for the next.
     }
 }
 
 /// The forked init, once recorded: its descriptors and signal mask as an exec'd one's,
 /// then the init proper.
-fn init(area: Option<(usize, usize)>, title: &[u8], fds: [RawFd; 3], cfg: NodeConfig) -> ! {
-    for (fd, to) in fds.into_iter().zip(0..) {
-        // SAFETY: moving received descriptors (all above 2) onto 0-2; the originals are
-        // closed below.
-        if unsafe { libc::dup2(fd, to) } < 0 {
-            let e = std::io::Error::last_os_error();
-            super::launch::say(fds[2], &format!("init: dup2({fd}, {to}): {e}"));
+fn init(area: Option<ArgArea>, title: &[u8], fds: [BorrowedFd; 3], cfg: NodeConfig) -> ! {
+    use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
+    let [stdin, stdout, stderr] = fds;
+    let moved = [dup2_stdin(stdin), dup2_stdout(stdout), dup2_stderr(stderr)];
+    for (r, (fd, to)) in moved.into_iter().zip(fds.iter().zip(0..)) {
+        if let Err(e) = r {
+            let e = std::io::Error::from(e);
+            let line = format!("init: dup2({}, {to}): {e}", fd.as_raw_fd());
+            super::launch::say(stderr.as_raw_fd(), &line);
             std::process::exit(5);
         }
     }
-    close_from(3, 0);
+    // The originals (all above 2) go: the server's copies are the parent's.
+    close_from(3, false);
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     set_command_line(area, title);
     super::init::run(cfg)
@@ -143,35 +124,37 @@ struct Pending {
 /// namespaces to open. Returns the init to watch (if one was made) and whether the server
 /// got home.
 fn serve(
+    one: &SingleThreaded,
     home: &File,
-    area: Option<(usize, usize)>,
+    area: Option<ArgArea>,
     title: &[u8],
-    fds: [RawFd; 3],
+    fds: [OwnedFd; 3],
 ) -> (Option<Pending>, bool) {
-    let pending = request(area, title, fds);
-    // SAFETY: setns on a descriptor we own, single-threaded.
-    let home_again = unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNS) == 0 };
+    let pending = request(one, area, title, fds);
+    let home_again = nix::sched::setns(home, nix::sched::CloneFlags::CLONE_NEWNS).is_ok();
     (pending, home_again)
 }
 
-fn request(area: Option<(usize, usize)>, title: &[u8], fds: [RawFd; 3]) -> Option<Pending> {
-    // SAFETY: the received descriptors stay open until the caller closes them; these
-    // views never close them.
-    let (stdin, stdout) = unsafe {
-        (
-            ManuallyDrop::new(File::from_raw_fd(fds[0])),
-            ManuallyDrop::new(File::from_raw_fd(fds[1])),
-        )
-    };
+/// The received descriptors are closed when this returns: the init has its own copies.
+fn request(
+    one: &SingleThreaded,
+    area: Option<ArgArea>,
+    title: &[u8],
+    fds: [OwnedFd; 3],
+) -> Option<Pending> {
+    let [stdin, stdout, stderr] = fds.map(File::from);
     let mut out: &File = &stdout;
-    let cfg = match config_from(&*stdin).and_then(|cfg| join(&cfg).map(|()| cfg)) {
+    let cfg = match config_from(&stdin).and_then(|cfg| join(&cfg).map(|()| cfg)) {
         Ok(cfg) => cfg,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
             return None;
         }
     };
-    let pid = launch(cfg, &mut out, fds[2], |cfg| init(area, title, fds, cfg))?;
+    let views = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let pid = launch(one, cfg, &mut out, stderr.as_raw_fd(), |cfg| {
+        init(area, title, views, cfg)
+    })?;
     // Without a pidfd nothing would wake the server when the init dies: nslab then sees
     // end of file instead of a status.
     let pidfd = crate::sys::pidfd::open(pid).ok()?;
@@ -214,45 +197,50 @@ fn reap(pending: &mut Vec<Pending>) {
 /// Waits until a request comes or a watched init exits or is ready (nslab closed its end
 /// of the init's stdout, which is then dropped here). Returns whether a request came.
 fn wait(sock: BorrowedFd, pending: &mut Vec<Pending>) -> bool {
-    let mut fds: Vec<libc::pollfd> = std::iter::once((sock.as_raw_fd(), libc::POLLIN))
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds: Vec<PollFd> = std::iter::once(PollFd::new(sock, PollFlags::POLLIN))
         .chain(pending.iter().flat_map(|p| {
             [
-                (p.pidfd.as_raw_fd(), libc::POLLIN),
-                (p.stdout.as_raw_fd(), 0),
+                PollFd::new(p.pidfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(p.stdout.as_fd(), PollFlags::empty()),
             ]
         }))
-        .map(|(fd, events)| libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        })
         .collect();
-    // SAFETY: poll over valid descriptors, as many as the vector holds.
-    if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } <= 0 {
+    if !poll(&mut fds, PollTimeout::NONE).is_ok_and(|n| n > 0) {
         return false;
     }
+    let came = |f: &PollFd, flag| f.revents().is_some_and(|r| r.intersects(flag));
     // An init whose stdout lost its reader has said `ready` (or nslab gave up on it).
-    let mut gone = fds[1..]
+    let gone: Vec<bool> = fds[1..]
         .chunks(2)
-        .map(|f| f[1].revents & libc::POLLERR != 0);
+        .map(|f| came(&f[1], PollFlags::POLLERR))
+        .collect();
+    let request = fds[0].revents().is_some_and(|r| !r.is_empty());
+    drop(fds);
+    let mut gone = gone.into_iter();
     pending.retain(|_| !gone.next().unwrap_or(false));
-    fds[0].revents != 0
+    request
 }
 
 /// `nslab __zygote PAD`: serves requests on stdin until nslab closes it.
 pub fn main() -> i32 {
     // Only the request socket (stdin) and /dev/null on 1 and 2 should be open; anything
     // else the caller left must not reach a node.
-    close_from(3, 0);
+    close_from(3, false);
     let _ = std::env::set_current_dir("/");
-    let area = argument_area();
+    // A fresh exec with no thread started: every fork here is a single-threaded one.
+    let Some(one) = SingleThreaded::check() else {
+        return 1;
+    };
+    let area = ArgArea::find();
     super::init::learn_droppable();
     // Its own mount namespace, to go back to after each node's.
     let Ok(home) = File::open("/proc/self/ns/mnt") else {
         return 1;
     };
-    // SAFETY: stdin stays open for the life of this process.
-    let sock = unsafe { BorrowedFd::borrow_raw(0) };
+    // The request socket.
+    let stdin = std::io::stdin();
+    let sock = stdin.as_fd();
     let mut pending = Vec::new();
     loop {
         let request = wait(sock, &mut pending);
@@ -265,12 +253,8 @@ pub fn main() -> i32 {
             Ok(None) => return 0,
             Err(_) => return 1,
         };
-        let (made, home_again) = serve(&home, area, &title, fds);
+        let (made, home_again) = serve(&one, &home, area, &title, fds);
         pending.extend(made);
-        for fd in fds {
-            // SAFETY: received descriptors, the init has its own copies.
-            unsafe { libc::close(fd) };
-        }
         if !home_again {
             // nslab starts a new server for the next node.
             return 1;

@@ -5,12 +5,15 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrStorage, recvfrom, sendto,
+    setsockopt, socket, sockopt,
+};
 use tokio::io::unix::AsyncFd;
 
 use crate::apply::KernelError;
@@ -120,57 +123,15 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-fn sockaddr(addr: IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: an all-zero sockaddr_storage is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        IpAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: 0,
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(v4).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        IpAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: 0,
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.octets(),
-                },
-                sin6_scope_id: 0,
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
+fn sockaddr(addr: IpAddr) -> SockaddrStorage {
+    SockaddrStorage::from(SocketAddr::new(addr, 0))
 }
 
-fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this is a sockaddr_in.
-            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                sin.sin_addr.s_addr,
-            ))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this is a sockaddr_in6.
-            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
-        }
-        _ => None,
+fn from_sockaddr(ss: &SockaddrStorage) -> Option<IpAddr> {
+    if let Some(sin) = ss.as_sockaddr_in() {
+        return Some(IpAddr::V4(sin.ip()));
     }
+    ss.as_sockaddr_in6().map(|sin6| IpAddr::V6(sin6.ip()))
 }
 
 /// A raw ICMP socket living in one node's network namespace.
@@ -190,29 +151,16 @@ impl IcmpSocket {
         let fd = kernel
             .in_netns(netns, move || {
                 let (domain, proto) = if v6 {
-                    (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+                    (AddressFamily::Inet6, SockProtocol::IcmpV6)
                 } else {
-                    (libc::AF_INET, libc::IPPROTO_ICMP)
+                    (AddressFamily::Inet, SockProtocol::Icmp)
                 };
-                // SAFETY: plain socket(2); the fd is owned right away.
-                let fd = unsafe {
-                    libc::socket(
-                        domain,
-                        libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                        proto,
-                    )
-                };
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // SAFETY: fd was just returned by socket(2).
-                Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+                let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+                socket(domain, SockType::Raw, flags, proto).map_err(io::Error::from)
             })
             .await?;
         Ok(IcmpSocket {
-            // SAFETY: the socket is an OwnedFd registered once and owned by the AsyncFd.
-            fd: unsafe { AsyncFd::register(fd) }
-                .map_err(|e| KernelError::Io(std::io::Error::other(e.to_string())))?,
+            fd: crate::sys::fd::async_fd(fd).map_err(KernelError::Io)?,
             v6,
             id: next_id(),
         })
@@ -225,27 +173,12 @@ impl IcmpSocket {
     /// Sends one echo request; `ttl` limits the hops (for path probes). Without it the
     /// probe may cross 255 hops: the default of 64 would fail across a long chain.
     pub fn send_echo(&self, dst: IpAddr, seq: u16, ttl: Option<u8>) -> io::Result<()> {
-        let fd = self.fd.get_ref().as_raw_fd();
-        {
-            let v = libc::c_int::from(ttl.unwrap_or(255));
-            let (level, opt) = if self.v6 {
-                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
-            } else {
-                (libc::IPPROTO_IP, libc::IP_TTL)
-            };
-            // SAFETY: setsockopt with a c_int value of the right size.
-            let r = unsafe {
-                libc::setsockopt(
-                    fd,
-                    level,
-                    opt,
-                    &v as *const _ as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if r != 0 {
-                return Err(io::Error::last_os_error());
-            }
+        let fd = self.fd.get_ref();
+        let v = libc::c_int::from(ttl.unwrap_or(255));
+        if self.v6 {
+            setsockopt(fd, sockopt::Ipv6Ttl, &v)?;
+        } else {
+            setsockopt(fd, sockopt::Ipv4Ttl, &v)?;
         }
         let mut pkt = vec![0u8; 8 + 16];
         pkt[0] = if self.v6 { 128 } else { 8 };
@@ -257,54 +190,27 @@ impl IcmpSocket {
             let c = checksum(&pkt);
             pkt[2..4].copy_from_slice(&c.to_be_bytes());
         }
-        let (ss, len) = sockaddr(dst);
-        // SAFETY: sendto with a valid buffer and address.
-        let r = unsafe {
-            libc::sendto(
-                fd,
-                pkt.as_ptr() as *const libc::c_void,
-                pkt.len(),
-                0,
-                &ss as *const _ as *const libc::sockaddr,
-                len,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sendto(fd.as_raw_fd(), &pkt, &sockaddr(dst), MsgFlags::empty())?;
         Ok(())
     }
 
     /// The next reply to one of this socket's probes.
     pub async fn recv(&self) -> io::Result<Reply> {
-        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+        let mut buf = [0u8; 2048];
         loop {
             let mut guard = self.fd.readable().await?;
             let got = guard.try_io(|inner| {
-                // SAFETY: an all-zero sockaddr_storage is valid; recvfrom writes into buf.
-                let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-                let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                let n = unsafe {
-                    libc::recvfrom(
-                        inner.get_ref().as_raw_fd(),
-                        buf.as_mut_ptr() as *mut libc::c_void,
-                        buf.len(),
-                        0,
-                        &mut ss as *mut _ as *mut libc::sockaddr,
-                        &mut len,
-                    )
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok((n as usize, ss))
+                recvfrom::<SockaddrStorage>(inner.get_ref().as_raw_fd(), &mut buf)
+                    .map_err(io::Error::from)
             });
             let (n, ss) = match got {
                 Ok(r) => r?,
                 Err(_would_block) => continue,
             };
-            // SAFETY: recvfrom initialised the first n bytes.
-            let data: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
+            let data = &buf[..n];
+            let Some(ss) = ss else {
+                continue;
+            };
             let Some(from) = from_sockaddr(&ss) else {
                 continue;
             };

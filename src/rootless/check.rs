@@ -11,12 +11,7 @@ use crate::model::Topology;
 pub fn check(t: &Topology, only_own: Option<&str>) -> Vec<Diagnostic> {
     let mut out = check_lab(t, only_own);
     out.extend(process_attrs(t, &|res| {
-        let mut own = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit fills a local struct.
-        unsafe { libc::getrlimit(res as _, &mut own) };
+        let own = crate::sys::attrs::get_rlimit(res);
         own.rlim_max.min(crate::node::fresh::default_hard(res))
     }));
     out

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -17,7 +17,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::{ForkResult, Pid};
 
 use super::RootlessError;
 use crate::node::cgroup;
@@ -525,6 +525,11 @@ fn userns_hint(values: &[Option<String>; 3]) -> String {
 /// The holder's entry point; returns the exit code of the first process (PID 1 never
 /// returns).
 pub fn main(netns_dir: &Path, sub_ids: bool) -> i32 {
+    // A fresh exec of nslab, with no thread started (the user namespace needs it too).
+    let Some(one) = crate::sys::child::SingleThreaded::check() else {
+        println!("error: the holder has more than one thread");
+        return 1;
+    };
     match unshare_all(sub_ids) {
         Ok(()) => {}
         Err(e) => {
@@ -532,8 +537,7 @@ pub fn main(netns_dir: &Path, sub_ids: bool) -> i32 {
             return 1;
         }
     }
-    // SAFETY: this process is single-threaded (a fresh exec of nslab).
-    match unsafe { fork() } {
+    match one.fork() {
         Ok(ForkResult::Parent { child }) => {
             println!("pid {child}");
             0
@@ -601,10 +605,9 @@ fn pid1(netns_dir: &Path) -> ! {
     println!("ready");
     let _ = std::io::stdout().flush();
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
-        for fd in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors of this process.
-            unsafe { libc::dup2(null.as_raw_fd(), fd) };
-        }
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
     }
     let _ = std::env::set_current_dir("/");
     reap()

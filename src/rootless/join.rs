@@ -3,12 +3,10 @@
 //! namespace. The child runs the command inside the lab (every pid it forks and reads in
 //! /proc is the lab's); the parent waits for it and says how it ended.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::{ForkResult, Pid};
 
 use super::{Holder, RootlessError};
 
@@ -39,6 +37,12 @@ pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
         pid: holder.pid,
         source,
     };
+    // Checked before the setns: /proc/self would not be this process inside.
+    let one = crate::sys::child::SingleThreaded::check().ok_or_else(|| {
+        err(std::io::Error::other(
+            "joining a lab's namespaces needs a process with one thread",
+        ))
+    })?;
     // Entering a mount namespace moves the working directory to its root; the same path
     // exists inside (the mounts are a copy), so relative file names keep working.
     let cwd = std::env::current_dir().map_err(err)?;
@@ -51,8 +55,7 @@ pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
     std::env::set_current_dir(&cwd).map_err(err)?;
     // Opened before the fork, so the child can tell whether this process is still there.
     let me = crate::sys::pidfd::open(std::process::id() as i32).map_err(err)?;
-    // SAFETY: single-threaded (see above), so the child may go on with ordinary code.
-    match unsafe { fork() }.map_err(|e| err(e.into()))? {
+    match one.fork().map_err(|e| err(e.into()))? {
         ForkResult::Child => {
             die_with_parent(&me);
             Ok(Joined::Inside)
@@ -73,8 +76,7 @@ pub fn join(holder: &Holder) -> Result<Joined, RootlessError> {
 /// letting it run on unseen and hold the lab's lock; `down` then removes what it made.
 fn die_with_parent(parent: &std::os::fd::OwnedFd) {
     use std::os::fd::AsFd;
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    let _ = crate::sys::attrs::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0);
     // Killed before the prctl: go now. The parent is outside the lab's pid namespace, so
     // getppid reads 0 either way, and it cannot be signalled from here; its pidfd turns
     // readable when it exits.
@@ -87,32 +89,11 @@ fn die_with_parent(parent: &std::os::fd::OwnedFd) {
     }
 }
 
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = CHILD.load(Ordering::Relaxed);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
 /// Waits for the command; SIGTERM and SIGHUP sent to this process reach it too, and
 /// Ctrl-C (which the terminal sends to both) is left to it, so its rollback runs.
 fn wait_forwarding(child: Pid) -> nix::Result<Ended> {
-    CHILD.store(child.as_raw(), Ordering::Relaxed);
-    let pass = SigAction::new(
-        SigHandler::Handler(forward),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: the handler only calls kill.
-    unsafe {
-        let _ = sigaction(Signal::SIGTERM, &pass);
-        let _ = sigaction(Signal::SIGHUP, &pass);
-        let _ = sigaction(Signal::SIGINT, &ignore);
-    }
+    let _ = crate::sys::signal::forward_to(child, &[Signal::SIGTERM, Signal::SIGHUP]);
+    let _ = crate::sys::signal::ignore(Signal::SIGINT);
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(Ended::Exited(code as u8)),

@@ -5,7 +5,7 @@
 //! ([`attach`]), so frames it drops are never copied to nslab.
 
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,8 @@ use super::filter::bpf::{Insn, reject_all};
 use super::link::parse_target;
 use super::{LiveLab, RuntimeError};
 use crate::apply::netlink::NetlinkKernel;
+use crate::sys::packet;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// Frames bigger than this are cut (veths pass GSO super-frames of up to 64 KiB).
 pub const SNAPLEN: u32 = 262_144;
@@ -86,52 +88,18 @@ pub async fn open(
 
 fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     let all = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: socket(2); protocol 0 receives nothing until bind names the interface.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor, owned from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    bind_packet(&fd, all, ifindex as i32)?;
+    let fd = packet::unbound()?;
+    packet::bind(fd.as_fd(), all, ifindex as i32)?;
     // Promiscuous, as tcpdump is by default: frames for other MACs on a bridge port too.
-    // SAFETY: an all-zero packet_mreq is valid; setsockopt with its size.
-    let mut mr: libc::packet_mreq = unsafe { std::mem::zeroed() };
-    mr.mr_ifindex = ifindex as i32;
-    mr.mr_type = libc::PACKET_MR_PROMISC as u16;
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_ADD_MEMBERSHIP,
-            &mr as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-        )
-    };
+    // (Best effort, as before: a refusal still captures the interface's own frames.)
+    let _ = packet::promiscuous(fd.as_fd(), ifindex as i32);
     // Each frame's metadata, for the VLAN tag the kernel took out of it on receive.
-    setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
+    packet::set_int(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)?;
     Ok(fd)
 }
 
-fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, v: libc::c_int) -> io::Result<()> {
-    // SAFETY: setsockopt with an int of its size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            &v as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 pub(crate) fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
-    let mut insns: Vec<libc::sock_filter> = prog
+    let insns: Vec<libc::sock_filter> = prog
         .iter()
         .map(|i| libc::sock_filter {
             code: i.code,
@@ -140,24 +108,7 @@ pub(crate) fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
             k: i.k,
         })
         .collect();
-    let fprog = libc::sock_fprog {
-        len: insns.len() as u16,
-        filter: insns.as_mut_ptr(),
-    };
-    // SAFETY: the kernel copies the program during the call; `insns` outlives it.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &fprog as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    packet::attach_filter(fd.as_fd(), &insns)
 }
 
 /// Runs `prog` in the kernel on the capture socket, as libpcap does: a program that keeps
@@ -165,19 +116,9 @@ pub(crate) fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
 /// then the real program. It is locked, so nothing can replace it on this socket.
 pub fn attach(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
     attach_filter(fd, &reject_all())?;
-    let mut buf = [0u8; 1];
     loop {
-        // SAFETY: recv into a 1-byte buffer we own; the frame is discarded.
-        let n = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
+        // Each frame taken is discarded.
+        if let Err(e) = packet::discard_one(fd.as_fd()) {
             match e.kind() {
                 io::ErrorKind::WouldBlock => break,
                 io::ErrorKind::Interrupted => continue,
@@ -188,38 +129,14 @@ pub fn attach(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
         }
     }
     // The drained frames were counted: the counts start with the real program.
-    kernel_counts(fd)?;
+    packet::counts(fd.as_fd())?;
     attach_filter(fd, prog)?;
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_LOCK_FILTER, 1)
-}
-
-/// The kernel's counts since the last read, which resets them: (frames received by the
-/// filter, dropped ones included; frames dropped because the queue was full).
-fn kernel_counts(fd: &OwnedFd) -> io::Result<(u64, u64)> {
-    let mut st = libc::tpacket_stats {
-        tp_packets: 0,
-        tp_drops: 0,
-    };
-    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: getsockopt into a local tpacket_stats of the size given.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            &mut st as *mut _ as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((u64::from(st.tp_packets), u64::from(st.tp_drops)))
+    packet::set_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_LOCK_FILTER, 1)
 }
 
 /// Adds the kernel's counts since the last read to `stats`.
 fn add_kernel_counts(fd: &OwnedFd, stats: &mut Stats) -> io::Result<()> {
-    let (received, dropped) = kernel_counts(fd)?;
+    let (received, dropped) = packet::counts(fd.as_fd())?;
     stats.received += received;
     stats.dropped += dropped;
     Ok(())
@@ -229,29 +146,7 @@ fn add_kernel_counts(fd: &OwnedFd, stats: &mut Stats) -> io::Result<()> {
 /// completes only once no frame is on its way in): what is queued can then be read to
 /// the end, and the counts no longer move.
 fn stop_receiving(fd: &OwnedFd) -> io::Result<()> {
-    bind_packet(fd, 0, 0)
-}
-
-/// Binds a packet socket to `protocol` (network order) on `ifindex`; protocol 0 and
-/// interface 0 take it off every interface.
-fn bind_packet(fd: &OwnedFd, protocol: u16, ifindex: i32) -> io::Result<()> {
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields below make it a bind address.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = protocol;
-    sll.sll_ifindex = ifindex;
-    // SAFETY: bind with a sockaddr_ll of the right size.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    packet::bind(fd.as_fd(), 0, 0)
 }
 
 /// One frame as received: its length on the wire, where it came from, and a VLAN tag
@@ -263,49 +158,15 @@ struct Received {
     tag: Option<(u16, u16)>,
 }
 
-/// recvmsg into `buf` with the frame's auxiliary data (PACKET_AUXDATA).
+/// One frame into `buf`, with its VLAN tag from the auxiliary data (PACKET_AUXDATA).
 fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Received> {
-    // SAFETY: all-zero sockaddr_ll, iovec, msghdr and control buffer are valid; recvmsg
-    // fills them within the sizes given; CMSG_* walk only the control length returned.
-    unsafe {
-        let mut from: libc::sockaddr_ll = std::mem::zeroed();
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-            iov_len: buf.len(),
-        };
-        let mut control = [0u64; 16];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = &mut from as *mut _ as *mut libc::c_void;
-        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        let n = libc::recvmsg(
-            fd.as_raw_fd(),
-            &mut msg,
-            libc::MSG_TRUNC | libc::MSG_DONTWAIT,
-        );
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut tag = None;
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
-                let aux =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::tpacket_auxdata);
-                tag = vlan_of(&aux);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-        Ok(Received {
-            len: n as usize,
-            ifindex: from.sll_ifindex,
-            pkttype: from.sll_pkttype,
-            tag,
-        })
-    }
+    let f = packet::recv(fd.as_fd(), buf)?;
+    Ok(Received {
+        len: f.len,
+        ifindex: f.ifindex,
+        pkttype: f.pkttype,
+        tag: f.aux.as_ref().and_then(vlan_of),
+    })
 }
 
 /// The tag in a frame's metadata, as libpcap reads it: a TCI or the valid flag, and the
@@ -430,20 +291,13 @@ fn copy(
             }
             wait = wait.min(left);
         }
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        let mut pfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+        let n = match poll(&mut pfd, PollTimeout::from(ms)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         };
-        // SAFETY: poll on one descriptor we own.
-        let n = unsafe { libc::poll(&mut pfd, 1, wait.as_millis().max(1) as i32) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
         if n > 0 {
             take(fd, &mut buf, out, limits, stats)?;
         }
@@ -537,8 +391,15 @@ mod tests {
         assert_eq!(&buf[..12], &frame[..12]);
         assert_eq!(&buf[12..16], &[0x88, 0xa8, 0x20, 0x0a]);
         assert_eq!(&buf[16..24], &frame[12..]);
-        // SAFETY: an all-zero tpacket_auxdata is valid.
-        let mut aux: libc::tpacket_auxdata = unsafe { std::mem::zeroed() };
+        let mut aux = libc::tpacket_auxdata {
+            tp_status: 0,
+            tp_len: 0,
+            tp_snaplen: 0,
+            tp_mac: 0,
+            tp_net: 0,
+            tp_vlan_tci: 0,
+            tp_vlan_tpid: 0,
+        };
         assert_eq!(vlan_of(&aux), None, "no tag");
         aux.tp_status = libc::TP_STATUS_VLAN_VALID;
         assert_eq!(

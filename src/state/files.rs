@@ -215,19 +215,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nslab-umask-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         // In a child of its own: the umask is the whole process's.
-        // SAFETY: the child only sets its umask, makes directories and `_exit`s.
-        let code = match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-                let made = ensure_root(&dir.join("run")).is_ok()
-                    && ensure_dir(&dir.join("run/lab.nodes")).is_ok();
-                // SAFETY: ends the child without running the harness's destructors.
-                unsafe { libc::_exit(i32::from(!made)) }
-            }
-            nix::unistd::ForkResult::Parent { child } => nix::sys::wait::waitpid(child, None),
-        };
+        let code = crate::sys::child::testing::in_child(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+            let made = ensure_root(&dir.join("run")).is_ok()
+                && ensure_dir(&dir.join("run/lab.nodes")).is_ok();
+            i32::from(!made)
+        });
         assert!(
-            matches!(code, Ok(nix::sys::wait::WaitStatus::Exited(_, 0))),
+            code == Some(0),
             "the directories were not made, or refused: {code:?}"
         );
         let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().mode() & 0o7777;

@@ -453,21 +453,15 @@ fn simple_programs_read_as_libpcap_writes_them() {
 
 #[test]
 fn the_kernel_accepts_every_program() {
-    use std::os::fd::{FromRawFd, OwnedFd};
     // An AF_PACKET socket with protocol 0 and no bind receives nothing: the program is
     // only checked (jumps in bounds, scratch memory written before read, ancillary loads).
-    // SAFETY: socket(2); the descriptor is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no packet socket: {}",
-            std::io::Error::last_os_error()
-        );
-        return;
-    }
-    // SAFETY: a fresh descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = match crate::sys::packet::unbound() {
+        Ok(fd) => fd,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "no packet socket: {e}");
+            return;
+        }
+    };
     let attach = crate::runtime::capture::attach_filter;
     let mut r = Rng(0x5eed_cafe_f00d_0002);
     let mut filters: Vec<Filter> = CROSS_CHECK
