@@ -1042,12 +1042,22 @@ fn the_callers_nice_affinity_limits_and_other_attributes_reach_no_node() {
 /// that makes joining a new session keyring fail with EDQUOT (root's key quota used up),
 /// as its nodes' inits and commands inherit it.
 fn keyring_refused(args: &[&str]) -> Command {
+    keyctl_filtered(args, libc::EDQUOT, false)
+}
+
+/// `nslab ARGS` from a caller whose session keyring holds a key, under a seccomp filter
+/// (inherited by its nodes' inits and commands) that makes keyctl fail with `errno`:
+/// joining a new session keyring only, or with `every` each keyctl, as a container
+/// runtime's default profile does (Docker's: EPERM).
+fn keyctl_filtered(args: &[&str], errno: i32, every: bool) -> Command {
     use std::os::unix::process::CommandExt;
     let mut c = Command::new(env!("CARGO_BIN_EXE_nslab"));
     c.args(args);
+    // Past the operation test: to the errno (every keyctl), or past it to allow.
+    let other_op = u8::from(!every);
     // SAFETY: only system calls on this child between fork and exec.
     unsafe {
-        c.pre_exec(|| {
+        c.pre_exec(move || {
             const LD_W_ABS: u16 = 0x20;
             const JEQ_K: u16 = 0x15;
             const RET_K: u16 = 0x06;
@@ -1060,8 +1070,8 @@ fn keyring_refused(args: &[&str]) -> Command {
                 op(LD_W_ABS, 0, 0, 0),
                 op(JEQ_K, 0, 3, libc::SYS_keyctl as u32),
                 op(LD_W_ABS, 0, 0, 16),
-                op(JEQ_K, 0, 1, libc::KEYCTL_JOIN_SESSION_KEYRING),
-                op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EDQUOT as u32),
+                op(JEQ_K, 0, other_op, libc::KEYCTL_JOIN_SESSION_KEYRING),
+                op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno as u32),
                 op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
             ];
             let fprog = libc::sock_fprog {
@@ -1119,4 +1129,69 @@ fn a_node_or_command_refused_a_keyring_of_its_own_does_not_start() {
         "{said}"
     );
     lab.down();
+}
+
+/// Prints what keyctl gives for the session keyring: `describe N ERRNO` when refused,
+/// `describe N TYPE;UID;GID;PERM;NAME` when it is in reach.
+const KEYRING_PROBE: &str = r#"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+b = ctypes.create_string_buffer(256)
+# keyctl(KEYCTL_DESCRIBE, KEY_SPEC_SESSION_KEYRING, buf, 256)
+n = libc.syscall(250, 6, -3, b, 256)
+print("describe", n, ctypes.get_errno() if n < 0 else b.value.decode())
+"#;
+
+/// Under a container runtime's profile, where every keyctl is refused, the keyring join
+/// is refused too, and so is any reach into the caller's keyring: the node starts, and
+/// neither its process nor a command run in it can read the keyring.
+#[test]
+fn a_node_under_a_filter_refusing_every_keyctl_starts_and_reaches_no_keyring() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // Under /var/tmp, which a node shares with the host (its /tmp is its own).
+    let probe = PathBuf::from("/var/tmp/nslab-tests-fx-keyfilter.py");
+    std::fs::write(&probe, KEYRING_PROBE).unwrap();
+    let lab = Lab::new(
+        "fx-keyfilter",
+        &format!(
+            "nodes:\n  a:\n    processes:\n      - {{ name: p, cmd: \"sh -c 'python3 {} && exec sleep 1000'\" }}\n",
+            probe.display()
+        ),
+    );
+    let o = keyctl_filtered(&["up"], libc::EPERM, true)
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "up: {}{}", stdout(&o), stderr(&o));
+    wait_for("the process to report", || {
+        logs("fx-keyfilter", "a", "p").contains("describe")
+    });
+    // The filter came with the node: its keyring (the caller's) is out of reach.
+    let said = logs("fx-keyfilter", "a", "p");
+    assert!(said.contains("describe -1 1"), "{said}");
+    let o = keyctl_filtered(
+        &["exec", "--lab", "fx-keyfilter", "a", "--", "python3"],
+        libc::EPERM,
+        true,
+    )
+    .arg(&probe)
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "exec: {}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "describe -1 1", "{}", stderr(&o));
+    lab.down();
+    // The same caller with only the join refused, with the same errno: the caller's
+    // keyring is in reach, so the node does not start.
+    let o = keyctl_filtered(&["up"], libc::EPERM, false)
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{said}");
+    assert!(said.contains("session keyring of its own"), "{said}");
+    assert!(!lab.is_up(), "the lab was rolled back");
+    let _ = std::fs::remove_file(&probe);
 }

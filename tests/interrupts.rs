@@ -247,6 +247,93 @@ fn signals_during_the_teardown_of_nslab_test_let_it_finish_and_exit_128_plus_n()
     );
 }
 
+/// The suite's `teardown` property (`pending` in a report written before the teardown).
+fn teardown(doc: &roxmltree::Document) -> Option<String> {
+    doc.descendants()
+        .find(|n| n.has_tag_name("property") && n.attribute("name") == Some("teardown"))
+        .and_then(|n| n.attribute("value").map(str::to_string))
+}
+
+/// A CI runner's last resort: SIGKILL after its grace, here while the teardown waits out
+/// a process's `stop_timeout`. The JUnit file written when the checks ended is there,
+/// whole, with the check's verdict and the teardown marked pending; `down` then removes
+/// the lab. Run to its end, the same run replaces that report with one without the mark.
+#[test]
+fn a_run_killed_during_its_teardown_leaves_a_whole_report_marked_teardown_pending() {
+    if !privileged() {
+        return;
+    }
+    let _h = exclusive();
+    let before = host_snapshot();
+    let (lab, out) = stubborn("sg-killdown");
+    let flag = out.path().join("term");
+    let junit = scratch("sg-killdown.xml");
+    // A report of an earlier run at the name: replaced, never left half-written.
+    std::fs::write(junit.path(), "<testsuites name=\"old\"/>\n").unwrap();
+    let mut child = nslab()
+        .arg("test")
+        .arg(&lab.file)
+        .arg("--junit")
+        .arg(junit.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = String::new();
+    while !lines.contains("PASS  ping") {
+        assert!(stdout.read_line(&mut lines).unwrap() > 0, "{lines}");
+    }
+    // The teardown has begun once the process got its SIGTERM; it waits 3 s for it.
+    wait_for("the process's SIGTERM", || flag.exists());
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    let xml = parsed(junit.path());
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(teardown(&doc).as_deref(), Some("pending"), "{xml}");
+    assert_eq!(interrupted(&doc), (None, None), "{xml}");
+    let ping = case(&doc, "ping");
+    assert!(ping.children().all(|n| !n.is_element()), "{xml}");
+    assert!(xml.contains("`nslab down LAB` removes it"), "{xml}");
+    // Nothing but the report beside it: the new content was renamed over the name.
+    let dir = junit.path().parent().unwrap();
+    let beside: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("sg-killdown.xml."))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
+    // The killed run's lab is left for `down`.
+    let o = nslab().args(["down", "sg-killdown"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    nothing_left("sg-killdown");
+    // Let to finish, the run's last report replaces the pending one.
+    let o = nslab()
+        .arg("test")
+        .arg(&lab.file)
+        .arg("--junit")
+        .arg(junit.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let xml = parsed(junit.path());
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(teardown(&doc), None, "{xml}");
+    assert!(!xml.contains("<system-err>"), "{xml}");
+    assert!(!lab.is_up());
+    nothing_left("sg-killdown");
+    assert_same_host(
+        &before,
+        &host_snapshot(),
+        "after a run killed in its teardown",
+    );
+}
+
 #[test]
 fn signals_during_nslab_down_let_it_finish_and_exit_128_plus_n() {
     if !privileged() {

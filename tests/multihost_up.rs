@@ -1800,3 +1800,181 @@ fn underlay_a_machine_that_fits_the_file_comes_up_without_a_warning() {
     });
     down_and_clean(&[&ha, &hb], "mhu-ul-fit");
 }
+
+/// Packets `iface` has sent, on host `h` (`/proc/net/dev` is the reader's namespace's;
+/// the simulated host's /sys is the machine's).
+fn tx_packets(h: &SimHost, iface: &str) -> u64 {
+    let dev = h.ok(&["cat", "/proc/net/dev"]);
+    let line = dev
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{iface}:")))
+        .unwrap_or_else(|| panic!("no {iface} in {dev}"));
+    // Received: bytes, packets and 6 more; then sent: bytes, packets.
+    line.split_whitespace().nth(9).unwrap().parse().unwrap()
+}
+
+/// A machine with two uplinks to its peer, the main table's (MTU 1500) and one that a
+/// rule takes for packets from the host's address (MTU 1400): the check looks the route
+/// up from that address, as the tunnel's packets are routed, and warns of the second.
+#[test]
+fn underlay_the_route_is_looked_up_from_the_hosts_address_as_the_tunnels_packets_go() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-ul-src", &UNDERLAY.replace("mhu-ul\n", "mhu-ul-src\n"));
+    let (ha, hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    let out = std::process::Command::new("ip")
+        .args(["link", "add", "ul1", "netns", &ha.pid(), "mtu", "1400"])
+        .args(["type", "veth", "peer", "name", "ul1", "netns", &hb.pid()])
+        .args(["mtu", "1400"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Each host sends from its address over ul1; the main table still says ul0.
+    for (h, own, peer) in [
+        (&ha, "198.51.100.1", "198.51.100.2"),
+        (&hb, "198.51.100.2", "198.51.100.1"),
+    ] {
+        h.ok(&["ip", "link", "set", "ul1", "up"]);
+        h.ok(&["ip", "route", "add", peer, "dev", "ul1", "table", "100"]);
+        h.ok(&["ip", "rule", "add", "from", own, "lookup", "100"]);
+        let main = h.ok(&["ip", "route", "get", peer]);
+        assert!(main.contains("dev ul0"), "{main}");
+    }
+    let o = ha.nslab(&["up", "--host", "ha", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        words(&text(&o)).contains("warning: host `ha`: the route towards host `hb` (198.51.100.2) leaves by `ul1`, whose MTU is 1400, below the host's `mtu: 1500`; the lab's tunnels get MTU 1450 but carry 1350 bytes unfragmented"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("`ul0`"), "{}", text(&o));
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        words(&text(&o)).contains("leaves by `ul1`, whose MTU is 1400"),
+        "{}",
+        text(&o)
+    );
+    // The check named the way the tunnel's packets take: they leave by ul1.
+    let before = tx_packets(&ha, "ul1");
+    wait_for("r1 pinging r2 at 1300 bytes", || {
+        ping(&ha, "nslab.mhu-ul-src.r1", "1300", "10.78.0.1")
+            .status
+            .success()
+    });
+    assert!(tx_packets(&ha, "ul1") > before, "nothing left by ul1");
+    down_and_clean(&[&ha, &hb], "mhu-ul-src");
+}
+
+const UNDERLAY6: &str = "
+name: mhu-ul6
+hosts:
+  ha: { address: 2001:db8:77::1 }
+  hb: { address: 2001:db8:77::2 }
+defaults: { isolation: [net] }
+nodes:
+  r1: { host: ha }
+  r2: { host: hb }
+links:
+  - endpoints: [r1:eth1, r2:eth1]
+    addresses: [10.79.0.0/31, 10.79.0.1/31]
+";
+
+/// An IPv6 underlay: the host's address found or refused, the tunnels 70 bytes under
+/// the underlay (1430 over 1500, a DF ping of 1402 bytes crossing and 1403 not), and a
+/// route to the peer below `mtu:` warned with what the tunnels then carry (1330).
+#[test]
+fn underlay_an_ipv6_underlay_is_checked_as_an_ipv4_one_with_its_own_overhead() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-ul6", UNDERLAY6);
+    let (ha, hb) = two_hosts("2001:db8:77::1/64", "2001:db8:77::2/64");
+    let before = host_state(&ha);
+    let o = ha.nslab(&["up", "--host", "hb", &file]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "host `hb`'s address 2001:db8:77::2 is not an address of this machine (its addresses: "
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("2001:db8:77::1 (ul0)"), "{}", text(&o));
+    assert_eq!(host_state(&ha), before, "the refused `up` changed the host");
+    for (h, name) in [(&ha, "ha"), (&hb, "hb")] {
+        let o = h.nslab(&["up", "--host", name, &file]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(!text(&o).contains("warning"), "{}", text(&o));
+    }
+    wait_for("r1 pinging r2 at 1402 bytes", || {
+        ping(&ha, "nslab.mhu-ul6.r1", "1402", "10.79.0.1")
+            .status
+            .success()
+    });
+    let o = ping(&ha, "nslab.mhu-ul6.r1", "1403", "10.79.0.1");
+    assert!(
+        text(&o).contains("message too long, mtu=1430"),
+        "{}",
+        text(&o)
+    );
+    down_and_clean(&[&ha, &hb], "mhu-ul6");
+    hb.ok(&[
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "2001:db8:77::1/128",
+        "dev",
+        "ul0",
+        "mtu",
+        "1400",
+    ]);
+    let o = hb.nslab(&["up", "--host", "hb", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        words(&text(&o)).contains("warning: host `hb`: the route towards host `ha` (2001:db8:77::1) leaves by `ul0`, whose route's MTU is 1400, below the host's `mtu: 1500`; the lab's tunnels get MTU 1430 but carry 1330 bytes unfragmented"),
+        "{}",
+        text(&o)
+    );
+    down_and_clean(&[&hb], "mhu-ul6");
+}
+
+/// `apply --dry-run --host` checks the machine as `apply` does: a host address the
+/// machine lacks refused (exit 2), an underlay below `mtu:` warned, nothing made.
+#[test]
+fn underlay_apply_dry_run_checks_the_machine_as_apply_does() {
+    if !privileged() {
+        return;
+    }
+    let _g = shared();
+    let file = write_lab("mhu-ul-dry", &UNDERLAY.replace("mhu-ul\n", "mhu-ul-dry\n"));
+    let (ha, _hb) = two_hosts("198.51.100.1/24", "198.51.100.2/24");
+    ha.ok(&["ip", "link", "set", "ul0", "mtu", "1400"]);
+    let before = host_state(&ha);
+    let o = ha.nslab(&["apply", "--dry-run", "--host", "hb", &file]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("host `hb`'s address 198.51.100.2 is not an address of this machine"),
+        "{}",
+        text(&o)
+    );
+    let o = ha.nslab(&["apply", "--dry-run", "--host", "ha", &file]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        words(&text(&o)).contains(
+            "warning: host `ha`: `ul0`, which holds its address 198.51.100.1, has MTU 1400"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("lab `mhu-ul-dry` is not up: `nslab apply` would bring it up"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(host_state(&ha), before, "the dry run changed the host");
+}

@@ -1,7 +1,8 @@
 //! Reads the machine a multi-host share runs on for `preflight::underlay`: its
 //! interfaces with their MTUs and addresses, and the route the kernel picks towards each
-//! peer host's address (RTM_GETROUTE with the peer as destination: the output interface
-//! and any route MTU). Read from the namespace nslab runs in, which is the machine's.
+//! peer host's address (RTM_GETROUTE with the peer as destination and this host's
+//! address as source, as the tunnels' packets are routed: the output interface and any
+//! route MTU). Read from the namespace nslab runs in, which is the machine's.
 
 use std::net::IpAddr;
 
@@ -25,12 +26,14 @@ pub async fn check(t: &Topology, name: &str) -> Result<(), ApplyError> {
     };
     let peers = underlay::peers(t, &share);
     let addrs: Vec<(usize, IpAddr)> = peers.iter().map(|&p| (p, t.hosts[p].address)).collect();
-    let machine = read(&addrs).await.map_err(|e| ApplyError::Host {
-        lab: t.lab.clone(),
-        source: std::io::Error::other(format!(
-            "reading the machine's addresses and routes for host `{name}`: {e}"
-        )),
-    })?;
+    let machine = read(t.hosts[share.host].address, &addrs)
+        .await
+        .map_err(|e| ApplyError::Host {
+            lab: t.lab.clone(),
+            source: std::io::Error::other(format!(
+                "reading the machine's addresses and routes for host `{name}`: {e}"
+            )),
+        })?;
     match underlay::assess(t, &share, &machine) {
         Err(not) => Err(ApplyError::NotThisHost {
             lab: t.lab.clone(),
@@ -51,8 +54,9 @@ pub async fn check(t: &Topology, name: &str) -> Result<(), ApplyError> {
     }
 }
 
-/// The machine's interfaces and its routes towards `peers`.
-async fn read(peers: &[(usize, IpAddr)]) -> Result<Machine, KernelError> {
+/// The machine's interfaces and its routes from `own` (this host's address) towards
+/// `peers`.
+async fn read(own: IpAddr, peers: &[(usize, IpAddr)]) -> Result<Machine, KernelError> {
     // Tokio's threads stay in nslab's own namespace: this socket is the machine's.
     let (conn, h, _) = rtnetlink::new_connection().map_err(KernelError::Io)?;
     tokio::spawn(conn);
@@ -67,7 +71,7 @@ async fn read(peers: &[(usize, IpAddr)]) -> Result<Machine, KernelError> {
         .collect();
     let mut routes = Vec::new();
     for &(peer, addr) in peers {
-        let route = match route_to(&h, addr).await {
+        let route = match route_to(&h, own, addr).await {
             Ok(Some((oif, route_mtu))) => match links.iter().find(|l| l.ifindex == oif) {
                 Some(l) => Route::Via {
                     iface: l.name.clone(),
@@ -84,16 +88,37 @@ async fn read(peers: &[(usize, IpAddr)]) -> Result<Machine, KernelError> {
     Ok(Machine { ifaces, routes })
 }
 
-/// The output interface of the kernel's route to `to`, and the route's MTU if it has one.
-async fn route_to(h: &Handle, to: IpAddr) -> Result<Option<(u32, Option<u32>)>, KernelError> {
+/// The output interface of the kernel's route from `from` to `to`, and the route's MTU if
+/// it has one. The source is the tunnels' local address, as in their packets: on a
+/// machine with several uplinks, a rule (`ip rule add from ADDR table N`) may send those
+/// packets another way than the main table would.
+async fn route_to(
+    h: &Handle,
+    from: IpAddr,
+    to: IpAddr,
+) -> Result<Option<(u32, Option<u32>)>, KernelError> {
     let mut msg = RouteMessage::default();
-    let (family, len, dst) = match to {
-        IpAddr::V4(a) => (AddressFamily::Inet, 32, RouteAddress::Inet(a)),
-        IpAddr::V6(a) => (AddressFamily::Inet6, 128, RouteAddress::Inet6(a)),
+    let (family, len, src, dst) = match (from, to) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => (
+            AddressFamily::Inet,
+            32,
+            RouteAddress::Inet(s),
+            RouteAddress::Inet(d),
+        ),
+        (IpAddr::V6(s), IpAddr::V6(d)) => (
+            AddressFamily::Inet6,
+            128,
+            RouteAddress::Inet6(s),
+            RouteAddress::Inet6(d),
+        ),
+        // All hosts use one family (a compile error otherwise).
+        _ => return Ok(None),
     };
     msg.header.address_family = family;
     msg.header.destination_prefix_length = len;
+    msg.header.source_prefix_length = len;
     msg.attributes.push(RouteAttribute::Destination(dst));
+    msg.attributes.push(RouteAttribute::Source(src));
     let got: Vec<RouteMessage> = h
         .route()
         .get(msg)

@@ -65,6 +65,13 @@ pub fn run(host: &crate::state::HostContext, file: &Path, args: Args) -> Result<
 fn dry_run(host: &crate::state::HostContext, file: &Path, json: bool) -> Result<u8, CliError> {
     let c = compile(file)?;
     let p = super::plan_for(host, &c.topology)?;
+    // As `apply` would: a host's share checks the machine against the host's `address:`
+    // (refused, exit 2, as `apply` refuses) and `mtu:` (warned). Reading it needs no root.
+    if let Some(name) = &host.host {
+        let rt = crate::apply::tokio_runtime()?;
+        rt.block_on(crate::apply::underlay::check(&c.topology, name))
+            .map_err(CliError::Up)?;
+    }
     // As `apply` would: on a shared management network the lab's addresses are the
     // registry's (read only; a lab that does not fit is refused here as by `apply`).
     let running = host.lab_dir(&p.lab).exists();

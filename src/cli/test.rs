@@ -29,17 +29,26 @@ pub struct Args<'a> {
 }
 
 /// The `--junit` file, never written through a link or into a file another user left at
-/// the name (see `output`).
-fn write_report(path: &Path, text: &str) -> Result<(), CliError> {
-    super::output::create(path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-        .map_err(|e| {
-            CliError::Usage(format!(
-                "cannot write {}: {}",
-                path.display(),
-                super::output::why(&e)
-            ))
-        })
+/// the name (see `output`). Replaced whole at once (a new file renamed over the name), so
+/// it holds one whole report whenever the run is killed: the one written as the checks
+/// ended, or the last. A FIFO or a device at the name is written through, and only the
+/// `last` report (a reader of a FIFO would read both).
+fn write_report(path: &Path, text: &str, last: bool) -> Result<(), CliError> {
+    let cannot = |e: std::io::Error| {
+        CliError::Usage(format!(
+            "cannot write {}: {}",
+            path.display(),
+            super::output::why(&e)
+        ))
+    };
+    match super::output::replace(path, text.as_bytes()) {
+        Ok(true) => Ok(()),
+        Ok(false) if !last => Ok(()),
+        Ok(false) => super::output::create(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(cannot),
+        Err(e) => Err(cannot(e)),
+    }
 }
 
 pub fn run(host: &HostContext, a: Args) -> Result<u8, CliError> {
@@ -121,7 +130,7 @@ fn topology(
                     up_error: Some(&why),
                     ..Outcome::default()
                 };
-                let _ = write_report(j, &report::junit(&name, &[], started.elapsed(), &o));
+                let _ = write_report(j, &report::junit(&name, &[], started.elapsed(), &o), true);
             }
             Err(e.into())
         }
@@ -205,12 +214,18 @@ impl Run<'_> {
         }
     }
 
-    /// The `--junit` file and the `--json` report.
+    /// The `--junit` file and the `--json` report; with the teardown still to come, the
+    /// `--junit` file only, marked so: stdout cannot be taken back, so the JSON report
+    /// is printed once, at the end.
     fn report(&self, results: &[CheckResult], took: Duration, o: &Outcome) -> Result<(), CliError> {
         if let Some(j) = self.a.junit {
-            write_report(j, &report::junit(self.lab, results, took, o))?;
+            write_report(
+                j,
+                &report::junit(self.lab, results, took, o),
+                !o.teardown_pending,
+            )?;
         }
-        if self.a.json {
+        if self.a.json && !o.teardown_pending {
             crate::outln!("{}", report::json(self.lab, results, took, o));
         }
         Ok(())
@@ -266,6 +281,7 @@ impl Run<'_> {
                 let o = Outcome {
                     up_error: Some(&msg),
                     interrupted: signal.map(|s| (s, "up")),
+                    ..Outcome::default()
                 };
                 self.report(&left, self.started.elapsed(), &o)?;
                 Err(CliError::Up(e))
@@ -315,7 +331,9 @@ impl Run<'_> {
     }
 
     /// Takes the lab down whatever happened (unless `--keep` or `--lab`), then reports
-    /// and gives the exit code: 128 + N after signal N, in any phase (see `exit`).
+    /// and gives the exit code: 128 + N after signal N, in any phase (see `exit`). The
+    /// `--junit` file is written before the teardown too, marked as teardown pending: a
+    /// runner may SIGKILL a run whose teardown outlasts its grace.
     fn finish(
         self,
         results: Result<Vec<CheckResult>, CliError>,
@@ -323,28 +341,42 @@ impl Run<'_> {
         checks_started: Instant,
     ) -> Result<u8, CliError> {
         let bring_up = self.a.lab.is_none();
+        let down = bring_up && !self.a.keep;
         // A signal seen by now stopped the checks; one that comes later, the teardown
         // (which goes on to its end: later signals are absorbed).
         let in_checks = self.cancel.borrow().is_some();
-        let teardown = (bring_up && !self.a.keep).then(|| {
+        let took = checks_started.elapsed();
+        // Unselected checks count in the summary as not run, and are listed in the
+        // reports, with the checks left to other hosts (skipped, naming the host).
+        let results = results.map(|mut r| {
+            let all_passed = r.iter().all(|r| r.status == Status::Pass);
+            r.extend(chosen.unselected);
+            (r, all_passed)
+        });
+        let reported = |r: &[CheckResult]| [r, &chosen.elsewhere].concat();
+        if let (Ok((results, _)), true) = (&results, down) {
+            let early = self.cancel.borrow().clone();
+            let o = Outcome {
+                interrupted: early.as_deref().map(|s| (s, "checks")),
+                teardown_pending: true,
+                ..Outcome::default()
+            };
+            // Not fatal: the teardown comes first, and the last report says it again.
+            let _ = self.report(&reported(results), took, &o);
+        }
+        let teardown = down.then(|| {
             let progress = super::progress::reporter(self.lab, self.a.quiet);
             apply::down_with(self.host, self.lab, progress.as_ref())
         });
         let signal = self.cancel.borrow().clone();
-        let mut results = results?;
-        let all_passed = results.iter().all(|r| r.status == Status::Pass);
-        // Unselected checks count in the summary as not run, and are listed in the reports.
-        results.extend(chosen.unselected);
-        let took = checks_started.elapsed();
+        let (results, all_passed) = results?;
         self.say(report::summary(self.lab, &results, took));
-        // The reports list the checks left to other hosts too, skipped, naming the host.
-        let reported = [results.as_slice(), &chosen.elsewhere].concat();
         let phase = if in_checks { "checks" } else { "down" };
         let o = Outcome {
-            up_error: None,
             interrupted: signal.as_deref().map(|s| (s, phase)),
+            ..Outcome::default()
         };
-        self.report(&reported, took, &o)?;
+        self.report(&reported(&results), took, &o)?;
         match (teardown, &signal) {
             (Some(Err(e)), None) => return Err(CliError::Lab(e)),
             (Some(Err(e)), Some(_)) => crate::errln!("error: {e}"),
@@ -356,7 +388,7 @@ impl Run<'_> {
             _ => {}
         }
         if let Some(sig) = signal {
-            let lab = match bring_up && !self.a.keep {
+            let lab = match down {
                 true => "the lab was torn down",
                 false => "the lab stays up",
             };
@@ -459,9 +491,9 @@ mod tests {
         std::fs::write(&victim, "root:x:0:0::/root:/bin/sh\n").unwrap();
         let link = dir.join("report.xml");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let through_link = write_report(&link, "<testsuites/>");
+        let through_link = write_report(&link, "<testsuites/>", true);
         let victim_after = std::fs::read_to_string(&victim).unwrap();
-        let plain = write_report(&dir.join("plain.xml"), "<testsuites/>").map(|_| ());
+        let plain = write_report(&dir.join("plain.xml"), "<testsuites/>", true).map(|_| ());
         let written = std::fs::read_to_string(dir.join("plain.xml")).unwrap_or_default();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(

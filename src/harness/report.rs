@@ -66,7 +66,14 @@ pub struct Outcome<'a> {
     /// The signal that stopped the run (`SIGTERM`, ...), and the phase it came in: `up`,
     /// `checks` or `down`.
     pub interrupted: Option<(&'a str, &'a str)>,
+    /// Written as the checks ended, with the lab's teardown still to come: the report a
+    /// run killed (SIGKILL) during its teardown leaves, which a later one replaces.
+    pub teardown_pending: bool,
 }
+
+/// What a report written before the teardown says of it, in the JUnit file's
+/// `<system-err>` (the `teardown` property says `pending`).
+const PENDING: &str = "nslab wrote this report when the checks ended, before taking the lab down, and replaces it once the lab is down: a report that still says so comes from a run killed during its teardown, whose lab may be partly up (`nslab ls` lists it, `nslab down LAB` removes it)";
 
 /// The most of a process's log, or of a check command's stdout or stderr, a testcase's
 /// `<system-out>` or `<system-err>` holds: the end, where the reason usually is.
@@ -76,8 +83,9 @@ pub const MAX_OUTPUT: usize = 64 << 10;
 /// come up is one testcase with an `<error>`, and so is a check a signal interrupted (an
 /// error, not a failure: it never gave a verdict), and `lab up` when the signal came
 /// during `up`, `type="interrupted"` both. The signal and phase are also the suite's
-/// properties. A check's captured output (a `cmd` check's stdout and stderr, the end of
-/// a failed process's log) goes in `<system-out>` and `<system-err>`.
+/// properties, and so is a teardown still pending (`teardown`, also said in the suite's
+/// `<system-err>`). A check's captured output (a `cmd` check's stdout and stderr, the
+/// end of a failed process's log) goes in `<system-out>` and `<system-err>`.
 pub fn junit(lab: &str, results: &[CheckResult], elapsed: Duration, o: &Outcome) -> String {
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let (fail, skip) = (count(Status::Fail), count(Status::Skipped));
@@ -90,14 +98,7 @@ pub fn junit(lab: &str, results: &[CheckResult], elapsed: Duration, o: &Outcome)
     );
     let _ = writeln!(out, "<testsuites name=\"nslab\" {totals}>");
     let _ = writeln!(out, "  <testsuite name=\"{}\" {totals}>", xml(lab));
-    if let Some((signal, phase)) = o.interrupted {
-        let _ = writeln!(
-            out,
-            "    <properties>\n      <property name=\"interrupted_by\" value=\"{}\"/>\n      <property name=\"interrupted_during\" value=\"{}\"/>\n    </properties>",
-            xml(signal),
-            xml(phase)
-        );
-    }
+    properties(&mut out, o);
     if let Some(e) = o.up_error {
         let _ = writeln!(
             out,
@@ -125,8 +126,35 @@ pub fn junit(lab: &str, results: &[CheckResult], elapsed: Duration, o: &Outcome)
     for r in results {
         testcase(&mut out, lab, r);
     }
+    if o.teardown_pending {
+        let _ = writeln!(out, "    <system-err>{}</system-err>", xml(PENDING));
+    }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out
+}
+
+/// The suite's properties: where a signal stopped the run, and a teardown to come.
+fn properties(out: &mut String, o: &Outcome) {
+    let mut props = Vec::new();
+    if let Some((signal, phase)) = o.interrupted {
+        props.push(("interrupted_by", signal));
+        props.push(("interrupted_during", phase));
+    }
+    if o.teardown_pending {
+        props.push(("teardown", "pending"));
+    }
+    if props.is_empty() {
+        return;
+    }
+    out.push_str("    <properties>\n");
+    for (name, value) in props {
+        let _ = writeln!(
+            out,
+            "      <property name=\"{name}\" value=\"{}\"/>",
+            xml(value)
+        );
+    }
+    out.push_str("    </properties>\n");
 }
 
 /// One check's testcase: its verdict, then what it printed.
@@ -332,6 +360,7 @@ mod tests {
         let o = Outcome {
             up_error: Some(why),
             interrupted: Some(("SIGTERM", "up")),
+            ..Outcome::default()
         };
         let x = junit("l", &rs, Duration::from_millis(3100), &o);
         assert!(
@@ -362,7 +391,7 @@ mod tests {
         // Not interrupted: a plain error, and no properties.
         let o = Outcome {
             up_error: Some("cannot create namespace"),
-            interrupted: None,
+            ..Outcome::default()
         };
         let x = junit("l", &rs, Duration::ZERO, &o);
         assert!(
@@ -370,6 +399,40 @@ mod tests {
             "{x}"
         );
         assert!(!x.contains("<properties>"), "{x}");
+    }
+
+    #[test]
+    fn a_report_written_before_the_teardown_says_it_is_pending() {
+        let rs = [r("a", Status::Pass, None)];
+        let o = Outcome {
+            interrupted: Some(("SIGINT", "checks")),
+            teardown_pending: true,
+            ..Outcome::default()
+        };
+        let x = junit("l", &rs, Duration::ZERO, &o);
+        let doc = roxmltree::Document::parse(&x).expect("XML");
+        let props: Vec<(&str, &str)> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("property"))
+            .map(|n| (n.attribute("name").unwrap(), n.attribute("value").unwrap()))
+            .collect();
+        assert_eq!(
+            props,
+            [
+                ("interrupted_by", "SIGINT"),
+                ("interrupted_during", "checks"),
+                ("teardown", "pending")
+            ]
+        );
+        let err = doc
+            .descendants()
+            .find(|n| n.has_tag_name("system-err"))
+            .expect("a <system-err>");
+        assert_eq!(err.parent().unwrap().tag_name().name(), "testsuite");
+        assert!(err.text().unwrap().contains("`nslab down LAB`"), "{x}");
+        // The report after the teardown says nothing of it.
+        let x = junit("l", &rs, Duration::ZERO, &Outcome::default());
+        assert!(!x.contains("pending") && !x.contains("<properties>"), "{x}");
     }
 
     #[test]

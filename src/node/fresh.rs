@@ -7,13 +7,16 @@
 //! runtime does not. The init applies [`Fresh`] to itself before it starts anything (its
 //! processes inherit it), and so does `nslab exec` in the command it starts. The
 //! caller's session keyring is swapped for an empty one of the node's own, as runc does
-//! for a container.
+//! for a container (unless the caller's seccomp filter refuses `keyctl`, which the node
+//! inherits: then no keyring is in its reach).
 //!
 //! What cannot be undone stays: `no_new_privs`, a seccomp filter, a shrunken capability
 //! bounding set, locked securebits. Without `CAP_SYS_NICE` or `CAP_SYS_RESOURCE` (a
 //! rootless lab's user namespace, or a root that lacks them) the kernel refuses a lower
 //! nice value, an `oom_score_adj` below what a privileged caller set, or a hard limit
 //! above the caller's: each attribute is set as far as it may be, the rest is kept.
+
+pub use super::keyring::NoKeyring;
 
 /// Resource limits a node starts with: the kernel's own for its first process, except
 /// open files, which are systemd's for a service (1024 soft, so `select` stays safe; the
@@ -102,20 +105,12 @@ impl Fresh {
         // pages switched off (`PR_SET_THP_DISABLE`): both survive exec.
         attrs::default_mempolicy();
         let _ = attrs::prctl(libc::PR_SET_THP_DISABLE, 0, 0);
-        // A session keyring of its own (anonymous): a process possesses the keys of the
-        // session keyring it inherits, and may read them whatever its user, so a node's
-        // `user: nobody` read the caller's (a Kerberos ticket, a disk's key). runc gives
-        // each container one too.
-        // Failing that (root's key quota used up), the caller's keys would be in reach:
-        // refused, not warned (see `NoKeyring`). A kernel without keys has no keyring to
-        // share.
-        let mut keyring = Ok(());
-        if self.own_keyring
-            && let Err(errno) = attrs::join_session_keyring()
-            && errno != nix::errno::Errno::ENOSYS
-        {
-            keyring = Err(NoKeyring(errno as i32));
-        }
+        // A session keyring of its own, or none in reach (see `keyring`).
+        let keyring = if self.own_keyring {
+            super::keyring::join_own()
+        } else {
+            Ok(())
+        };
         // Root's processes get no supplementary group (one with `user:` gets that user's).
         // Refused in a user namespace, where the caller's are kept.
         let _ = attrs::drop_groups();
@@ -146,30 +141,6 @@ fn write_oom(text: &[u8]) -> std::io::Result<()> {
         return Err(std::io::Error::from_raw_os_error(libc::EIO));
     }
     Ok(())
-}
-
-/// The kernel refused the node a session keyring of its own (the errno of
-/// `KEYCTL_JOIN_SESSION_KEYRING`: `EDQUOT` when root's key quota is used up). The
-/// process would keep its caller's, and possess (so may read, whatever its user) every
-/// key in it: the README promises a keyring of the node's own, so the node or command
-/// does not start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NoKeyring(pub i32);
-
-impl NoKeyring {
-    /// Said on a command's stderr, between fork and exec (where nothing may be
-    /// formatted): the error that follows names the errno.
-    pub const NOTE: &'static [u8] = b"nslab: the kernel refused this command a session keyring of its own: it would share the caller's keys, so it does not start\n";
-}
-
-impl std::fmt::Display for NoKeyring {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the kernel refused the node a session keyring of its own ({}): its processes would share the session keyring of whoever ran nslab, and could read every key in it, so the node does not start (root's key quota may be used up: see /proc/key-users and kernel.keys.root_maxkeys)",
-            std::io::Error::from_raw_os_error(self.0)
-        )
-    }
 }
 
 /// The hard limit of `res` a node's processes start with when nothing is raised by the
@@ -596,7 +567,8 @@ mod tests {
     }
 
     /// A refused keyring is the error, whatever else `apply` set; a kernel without keys
-    /// (every keyctl is ENOSYS) has nothing to share and is no error.
+    /// (every keyctl is ENOSYS), or a filter refusing every keyctl, leaves nothing to
+    /// share and is no error.
     #[test]
     fn a_refused_session_keyring_is_an_error_and_no_keys_at_all_is_none() {
         if !nix::unistd::geteuid().is_root() {
@@ -626,6 +598,31 @@ mod tests {
             i32::from(fresh.apply().is_err())
         });
         assert_eq!(code, Some(0), "no keys at all is no error");
+        // A container runtime's profile: every keyctl refused with EPERM, so the
+        // inherited keyring is out of reach too, and the node may start.
+        let code = in_child(|| {
+            if !refuse_keyring_join(libc::EPERM as u32, true) {
+                return 100;
+            }
+            i32::from(fresh.apply().is_err())
+        });
+        assert_eq!(code, Some(0), "a filter refusing every keyctl is no error");
+        // The join alone refused with that errno: the inherited keyring stays in reach.
+        let code = in_child(|| {
+            if !refuse_keyring_join(libc::EPERM as u32, false) {
+                return 100;
+            }
+            match fresh.apply() {
+                Err(NoKeyring(e)) if e == libc::EPERM => 0,
+                Err(_) => 1,
+                Ok(()) => 2,
+            }
+        });
+        assert_eq!(
+            code,
+            Some(0),
+            "1: another errno, 2: no error, 100: no filter"
+        );
         let text = NoKeyring(libc::EDQUOT).to_string();
         assert!(
             text.contains("Disk quota exceeded") && text.contains("key-users"),

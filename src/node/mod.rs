@@ -12,6 +12,7 @@ pub mod enter;
 pub mod environ;
 pub mod fresh;
 pub mod init;
+mod keyring;
 pub mod launch;
 pub mod logsink;
 pub mod mountns;

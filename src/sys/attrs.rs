@@ -167,6 +167,22 @@ pub fn join_session_keyring() -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// `keyctl(op, KEY_SPEC_SESSION_KEYRING, NULL, 0)`: asks about the session keyring
+/// with no buffer (so nothing is written); the errno of a refusal.
+pub fn probe_session_keyring(op: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: a null buffer of length 0 (for the id: `create` 0), which writes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            op,
+            libc::KEY_SPEC_SESSION_KEYRING,
+            std::ptr::null_mut::<libc::c_char>(),
+            0usize,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// No supplementary groups (nix's `setgroups` allocates: not between fork and exec).
 pub fn drop_groups() -> io::Result<()> {
     // SAFETY: a count of 0 reads no list.

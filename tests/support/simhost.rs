@@ -144,7 +144,8 @@ impl Drop for SimHost {
     }
 }
 
-/// Two simulated hosts with addresses `a` and `b` on an underlay veth of MTU 1500.
+/// Two simulated hosts with addresses `a` and `b` on an underlay veth of MTU 1500 (IPv6
+/// ones without duplicate address detection, so they are usable at once).
 pub fn two_hosts(a: &str, b: &str) -> (SimHost, SimHost) {
     let (ha, hb) = (SimHost::new(), SimHost::new());
     let out = Command::new("ip")
@@ -154,7 +155,11 @@ pub fn two_hosts(a: &str, b: &str) -> (SimHost, SimHost) {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     for (h, addr) in [(&ha, a), (&hb, b)] {
-        h.ok(&["ip", "addr", "add", addr, "dev", "ul0"]);
+        let mut add = vec!["ip", "addr", "add", addr, "dev", "ul0"];
+        if addr.contains(':') {
+            add.push("nodad");
+        }
+        h.ok(&add);
         h.ok(&["ip", "link", "set", "ul0", "up"]);
     }
     ha.settle();

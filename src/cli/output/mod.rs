@@ -22,6 +22,9 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 
+mod whole;
+pub use whole::replace;
+
 /// The kernel's own bound on the links one lookup follows.
 const MAX_LINKS: u32 = 40;
 
@@ -277,7 +280,24 @@ fn kind(st: &FileStat) -> SFlag {
 /// and only then opens it for writing, through the descriptor: the name may have changed
 /// since. An existing file keeps its mode and owner, as a shell's `>` leaves them.
 fn reopen(dir: &OwnedFd, found: OwnedFd, caller: &Caller) -> io::Result<File> {
-    let st = fstat(&found)?;
+    let kind = kind(&screen(dir, &found, caller)?);
+    // Reopened through the descriptor, never the name again; a FIFO's open waits here
+    // for its reader, as `wireshark -k -i FIFO` expects.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", found.as_raw_fd()))?;
+    if kind == SFlag::S_IFREG {
+        file.set_len(0)?;
+    }
+    Ok(file)
+}
+
+/// What `found` (the name in `dir`, not followed) is, if nslab may write it: not a
+/// link, not a regular file with other hard links, not one another user planted (see
+/// [`create_for`]).
+fn screen(dir: &OwnedFd, found: &OwnedFd, caller: &Caller) -> io::Result<FileStat> {
+    let st = fstat(found)?;
     let kind = kind(&st);
     if kind == SFlag::S_IFLNK {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
@@ -297,16 +317,7 @@ fn reopen(dir: &OwnedFd, found: OwnedFd, caller: &Caller) -> io::Result<File> {
     if kind != SFlag::S_IFCHR {
         planted(&fstat(dir)?, st.st_uid, caller)?;
     }
-    // Reopened through the descriptor, never the name again; a FIFO's open waits here
-    // for its reader, as `wireshark -k -i FIFO` expects.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(format!("/proc/self/fd/{}", found.as_raw_fd()))?;
-    if kind == SFlag::S_IFREG {
-        file.set_len(0)?;
-    }
-    Ok(file)
+    Ok(st)
 }
 
 /// Refuses a file of `owner` in a directory others than its owner can write, unless the
