@@ -846,6 +846,76 @@ fn guards_of(lab: &str) -> Vec<i32> {
         .collect()
 }
 
+/// A signal to a user's `nslab test FILE` while its checks run: the lab is torn down and
+/// the command exits 128 + N, as as root. SIGTERM and SIGHUP sent to the process, SIGINT
+/// sent to it alone (`kill -INT PID`, a supervisor's stop) or to its process group (as
+/// Ctrl-C reaches it and the command it runs inside the lab).
+#[test]
+fn signals_to_a_users_nslab_test_tear_the_lab_down_and_exit_128_plus_n() {
+    if !support::privileged() {
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let _host = support::shared();
+    let user = User::new("sig");
+    let file = user.file(
+        "rl-sig",
+        "nodes: { a: {}, b: {} }\nlinks: [[a, b]]\ntests:\n  - reach: { from: a, to: b }\n  - cmd: { node: a, run: \"sleep 60\", timeout: 90s }\n",
+    );
+    for (sig, group) in [
+        (libc::SIGTERM, false),
+        (libc::SIGHUP, false),
+        (libc::SIGINT, false),
+        (libc::SIGINT, true),
+    ] {
+        let mut run = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&user.bin)
+            .arg("test")
+            .arg(&file)
+            .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+            .env_remove("NSLAB_RUN_DIR")
+            .current_dir(user.dir.join("files"))
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+        let mut said = String::new();
+        while !said.contains("PASS  1") && out.read_line(&mut said).unwrap() > 0 {}
+        let holder = user.holder("rl-sig");
+        // The second check runs (below the command, which joined the lab): the signal
+        // interrupts it, not the gap before it.
+        {
+            let sleeping = || {
+                tree(run.id() as i32).iter().any(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "sleep\n")
+                })
+            };
+            wait_for("the check's sleep", sleeping);
+        }
+        let target = if group {
+            -(run.id() as i32)
+        } else {
+            run.id() as i32
+        };
+        // SAFETY: kill on the process (group) this test started.
+        unsafe { libc::kill(target, sig) };
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+        let status = run.wait().unwrap();
+        let what = format!("signal {sig} (group: {group}): {said}{rest}");
+        assert!(said.contains("PASS  1"), "{what}");
+        assert_eq!(status.code(), Some(128 + sig), "{what}");
+        assert!(rest.contains("INTR"), "{what}");
+        let holder = holder.expect("the lab had a holder");
+        wait_for("the lab to go", || {
+            gone(holder) && !user.has_state("rl-sig")
+        });
+    }
+}
+
 /// Lines added to /etc/subuid and /etc/subgid for the user while the value lives; the
 /// files are put back byte for byte on drop.
 struct SubIds {

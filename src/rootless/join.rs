@@ -97,8 +97,23 @@ extern "C" fn forward(sig: libc::c_int) {
     }
 }
 
-/// Waits for the command; SIGTERM and SIGHUP sent to this process reach it too, and
-/// Ctrl-C (which the terminal sends to both) is left to it, so its rollback runs.
+/// SIGINT from a process (`kill -INT PID`, a supervisor's stop) is passed on; Ctrl-C is
+/// not: the terminal sends it (with the kernel as sender) to the command too, which would
+/// get it twice. Without this, `kill -INT` of a rootless `nslab test` did nothing.
+extern "C" fn forward_unless_terminal(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _: *mut libc::c_void,
+) {
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo.
+    if unsafe { (*info).si_code } != libc::SI_KERNEL {
+        forward(sig);
+    }
+}
+
+/// Waits for the command; SIGTERM, SIGHUP and a process's SIGINT sent to this process
+/// reach it too, and Ctrl-C (which the terminal sends to both) is left to it, so its
+/// rollback runs.
 fn wait_forwarding(child: Pid) -> nix::Result<Ended> {
     CHILD.store(child.as_raw(), Ordering::Relaxed);
     let pass = SigAction::new(
@@ -106,12 +121,16 @@ fn wait_forwarding(child: Pid) -> nix::Result<Ended> {
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: the handler only calls kill.
+    let int = SigAction::new(
+        SigHandler::SigAction(forward_unless_terminal),
+        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
+    // SAFETY: the handlers only read their siginfo and call kill.
     unsafe {
         let _ = sigaction(Signal::SIGTERM, &pass);
         let _ = sigaction(Signal::SIGHUP, &pass);
-        let _ = sigaction(Signal::SIGINT, &ignore);
+        let _ = sigaction(Signal::SIGINT, &int);
     }
     loop {
         match waitpid(child, None) {
