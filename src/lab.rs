@@ -19,6 +19,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::apply::{self, ApplyError, UpOptions};
+use crate::guard::{self, Guard};
 use crate::harness::{self, CheckResult};
 use crate::model::Topology;
 use crate::probe::icmp::{self, PingResult};
@@ -28,7 +29,7 @@ use crate::state::HostContext;
 use crate::{CompileError, Compiled, plan};
 
 /// Errors of the public API.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Compile(#[from] CompileError),
@@ -44,6 +45,15 @@ pub enum Error {
     Kernel(#[from] apply::KernelError),
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
+}
+
+/// The message, as `Display` gives it: a test's `.unwrap()` or `?` prints an error's
+/// `Debug`, and a derived one would show a bad topology as nested structs instead of
+/// its `file:line:col`, what is wrong and the hint.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// A compiled lab, not yet up.
@@ -85,14 +95,17 @@ impl Lab {
         if rootless {
             let c = &self.compiled;
             let cli = CliLab::up(&c.topology, &c.warnings.source, self.jobs)?;
-            return Ok(RunningLab {
+            let mut lab = RunningLab {
                 host: self.host,
                 compiled: self.compiled,
                 session: None,
                 rt: None,
                 cli: Some(cli),
+                guard: None,
                 down: false,
-            });
+            };
+            lab.guard()?;
+            return Ok(lab);
         }
         let rt = apply::tokio_runtime()?;
         let t = &self.compiled.topology;
@@ -111,14 +124,17 @@ impl Lab {
                 return Err(e);
             }
         };
-        Ok(RunningLab {
+        let mut lab = RunningLab {
             host: self.host,
             compiled: self.compiled,
             session: Some(session),
             rt: Some(rt),
             cli: None,
+            guard: None,
             down: false,
-        })
+        };
+        lab.guard()?;
+        Ok(lab)
     }
 }
 
@@ -144,6 +160,8 @@ pub struct RunningLab {
     rt: Option<tokio::runtime::Runtime>,
     /// A rootless lab, driven through the `nslab` binary (no kernel, no runtime).
     cli: Option<CliLab>,
+    /// Takes the lab down should this process die first (see `crate::guard`).
+    guard: Option<Guard>,
     down: bool,
 }
 
@@ -386,11 +404,38 @@ impl RunningLab {
         self.teardown()
     }
 
+    /// Starts the lab's guard; a lab that cannot have one is taken down again, so no
+    /// lab is left unguarded by a test that goes on.
+    fn guard(&mut self) -> Result<(), Error> {
+        let started = apply::nodes::nslab_binary()
+            .map_err(Error::from)
+            .and_then(|bin| Ok(guard::start(&bin, self.name())?));
+        match started {
+            Ok(g) => {
+                self.guard = Some(g);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.teardown();
+                Err(e)
+            }
+        }
+    }
+
     fn teardown(&mut self) -> Result<(), Error> {
         if self.down {
             return Ok(());
         }
         self.down = true;
+        let done = self.take_down();
+        // Down, or failed and reported: either way the guard has nothing left to do.
+        if let Some(g) = self.guard.take() {
+            g.release();
+        }
+        done
+    }
+
+    fn take_down(&mut self) -> Result<(), Error> {
         if let Some(cli) = &self.cli {
             return Ok(cli.down()?);
         }
@@ -410,5 +455,22 @@ impl Drop for RunningLab {
                 self.compiled.topology.lab
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_unwrapped_bad_topology_shows_its_located_message_not_structs() {
+        let e = match super::Lab::from_yaml_str("name: dbg\nnodes:\n  a: { colour: red }\n") {
+            Err(e) => e,
+            Ok(_) => panic!("an unknown key compiles"),
+        };
+        // What `.unwrap()` prints.
+        let shown = format!("{e:?}");
+        assert_eq!(shown, e.to_string());
+        assert!(shown.contains("<yaml>:3:"), "{shown}");
+        assert!(shown.contains("colour"), "{shown}");
+        assert!(!shown.contains("Report {"), "{shown}");
     }
 }

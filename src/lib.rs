@@ -15,6 +15,7 @@ pub mod cli;
 pub mod compile;
 pub mod diag;
 pub mod draw;
+pub mod guard;
 pub mod harness;
 #[doc(hidden)]
 pub mod invariants;

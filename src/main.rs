@@ -21,6 +21,14 @@ fn main() -> ExitCode {
         let sub_ids = args.next().is_some_and(|m| m == "subids");
         return ExitCode::from(nslab::rootless::holder::main(netns_dir.as_ref(), sub_ids) as u8);
     }
+    // A Rust test's guard of its lab (`__guard LAB`, see `nslab::guard`).
+    if first.as_ref().is_some_and(|a| a == "__guard") {
+        let lab = args
+            .next()
+            .and_then(|l| l.into_string().ok())
+            .unwrap_or_default();
+        return ExitCode::from(nslab::guard::main(&lab) as u8);
+    }
     // The fork server of node inits (see `node::zygote`); its argument is only room.
     if first.as_ref().is_some_and(|a| a == "__zygote") {
         default_dispositions();

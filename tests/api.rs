@@ -128,3 +128,55 @@ fn a_running_lab_changes_through_the_api() {
     assert!(lab.check("client-to-web").unwrap().passed());
     lab.down().unwrap();
 }
+
+/// A test process that dies without running Drop (`kill -9`, a timeout, Ctrl-C of
+/// `cargo test`, `panic = "abort"`) leaves its lab to the guard `up` started, which takes
+/// it down. This test binary runs again, brings a lab up, says so and waits to be killed.
+#[test]
+fn a_killed_test_process_leaves_its_lab_to_the_guard() {
+    if std::env::var_os("NSLAB_TEST_GUARD").is_some() {
+        use_built_nslab();
+        let _lab = Lab::from_yaml_str("name: it-guard\nnodes: { a: {}, b: {} }\nlinks: [[a, b]]\n")
+            .unwrap()
+            .up()
+            .unwrap();
+        println!("lab is up");
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return;
+    }
+    if !support::privileged() {
+        return;
+    }
+    use std::io::BufRead;
+    let _h = support::shared();
+    let mut run = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_killed_test_process_leaves_its_lab_to_the_guard",
+        ])
+        .arg("--nocapture")
+        .env("NSLAB_TEST_GUARD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+    while !line.contains("lab is up") && out.read_line(&mut line).unwrap() > 0 {}
+    let netns = std::path::Path::new("/run/netns/nslab.it-guard.a");
+    let was_up = netns.exists();
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(
+        line.contains("lab is up") && was_up,
+        "the lab did not come up: {line}"
+    );
+    support::wait_for("the guard to take the lab down", || {
+        !netns.exists() && !std::path::Path::new("/run/nslab/it-guard.journal").exists()
+    });
+    let ls = support::nslab().args(["ls"]).output().unwrap();
+    assert!(
+        !support::text(&ls).contains("it-guard"),
+        "{}",
+        support::text(&ls)
+    );
+}

@@ -682,6 +682,10 @@ fn the_rust_api_works_without_root() {
     assert!(text(&o).contains("1 passed"), "{}", text(&o));
     assert!(!user.has_state("rl-api"), "the dropped lab left state");
     assert!(user.holder("rl-api").is_none());
+    assert!(
+        guards_of("rl-api").is_empty(),
+        "the dropped lab's guard is left"
+    );
 }
 
 /// What a crate's test does, unprivileged: up, exec, reach, checks, a link down and up
@@ -759,6 +763,157 @@ fn api_as_the_user() {
     let q = qdisc();
     assert!(!q.contains("tbf") && !q.contains("netem"), "{q}");
     drop(lab);
+}
+
+/// Ctrl-C of a crate's `cargo test` sends SIGINT to every process of the terminal's
+/// foreground group, the test binary among them, which dies without running Drop: the
+/// lab's guard (a process in a session of its own) takes the lab down instead. The test
+/// binary runs again as uid 65534 in a process group of its own, brings a lab up through
+/// `nslab::Lab`, says so and waits; the group gets SIGINT as a terminal sends it.
+#[test]
+fn ctrl_c_of_a_users_cargo_test_takes_its_lab_down() {
+    if std::env::var_os("NSLAB_TEST_AS_USER").is_some_and(|v| v == "ctrl-c") {
+        let _lab = nslab::Lab::from_yaml_str(&format!("name: rl-ctrlc\n{CHAIN}"))
+            .unwrap()
+            .up()
+            .unwrap();
+        println!("lab is up");
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return;
+    }
+    if !support::privileged() {
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let _host = support::shared();
+    let user = User::new("ctrlc");
+    let test_bin = user.dir.join("files/rootless-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &test_bin).unwrap();
+    let mut run = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&test_bin)
+        .args(["--exact", "ctrl_c_of_a_users_cargo_test_takes_its_lab_down"])
+        .args(["--nocapture"])
+        .env("NSLAB_TEST_AS_USER", "ctrl-c")
+        .env("NSLAB_BIN", &user.bin)
+        .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+        .env_remove("NSLAB_RUN_DIR")
+        .current_dir(user.dir.join("files"))
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = run.id() as i32;
+    let mut said = String::new();
+    let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+    while !said.contains("lab is up") {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        said.push_str(&line);
+    }
+    let holder = user.holder("rl-ctrlc");
+    let lab_pids = holder.map(tree).unwrap_or_default();
+    // SAFETY: kill on the process group this test made.
+    unsafe { libc::kill(-group, libc::SIGINT) };
+    let status = run.wait().unwrap();
+    assert!(said.contains("lab is up"), "the run as the user: {said}");
+    let holder = holder.expect("the lab has a holder");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    wait_for("the guard to take the lab down", || {
+        gone(holder) && !user.has_state("rl-ctrlc")
+    });
+    assert!(lab_pids.len() > 3, "the lab's processes: {lab_pids:?}");
+    assert!(lab_pids.iter().all(|p| gone(*p)), "{lab_pids:?}");
+    let guards = guards_of("rl-ctrlc");
+    assert!(guards.is_empty(), "guards left: {guards:?}");
+}
+
+/// Processes running `nslab __guard LAB`.
+fn guards_of(lab: &str) -> Vec<i32> {
+    let want = format!("__guard\0{lab}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&want) && !gone(*p))
+        })
+        .collect()
+}
+
+/// A signal to a user's `nslab test FILE` while its checks run: the lab is torn down and
+/// the command exits 128 + N, as as root. SIGTERM and SIGHUP sent to the process, SIGINT
+/// sent to it alone (`kill -INT PID`, a supervisor's stop) or to its process group (as
+/// Ctrl-C reaches it and the command it runs inside the lab).
+#[test]
+fn signals_to_a_users_nslab_test_tear_the_lab_down_and_exit_128_plus_n() {
+    if !support::privileged() {
+        return;
+    }
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let _host = support::shared();
+    let user = User::new("sig");
+    let file = user.file(
+        "rl-sig",
+        "nodes: { a: {}, b: {} }\nlinks: [[a, b]]\ntests:\n  - reach: { from: a, to: b }\n  - cmd: { node: a, run: \"sleep 60\", timeout: 90s }\n",
+    );
+    for (sig, group) in [
+        (libc::SIGTERM, false),
+        (libc::SIGHUP, false),
+        (libc::SIGINT, false),
+        (libc::SIGINT, true),
+    ] {
+        let mut run = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&user.bin)
+            .arg("test")
+            .arg(&file)
+            .env("XDG_RUNTIME_DIR", user.dir.join("run"))
+            .env_remove("NSLAB_RUN_DIR")
+            .current_dir(user.dir.join("files"))
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(run.stdout.take().unwrap());
+        let mut said = String::new();
+        while !said.contains("PASS  1") && out.read_line(&mut said).unwrap() > 0 {}
+        let holder = user.holder("rl-sig");
+        // The second check runs (below the command, which joined the lab): the signal
+        // interrupts it, not the gap before it.
+        {
+            let sleeping = || {
+                tree(run.id() as i32).iter().any(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "sleep\n")
+                })
+            };
+            wait_for("the check's sleep", sleeping);
+        }
+        let target = if group {
+            -(run.id() as i32)
+        } else {
+            run.id() as i32
+        };
+        // SAFETY: kill on the process (group) this test started.
+        unsafe { libc::kill(target, sig) };
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+        let status = run.wait().unwrap();
+        let what = format!("signal {sig} (group: {group}): {said}{rest}");
+        assert!(said.contains("PASS  1"), "{what}");
+        assert_eq!(status.code(), Some(128 + sig), "{what}");
+        assert!(rest.contains("INTR"), "{what}");
+        let holder = holder.expect("the lab had a holder");
+        wait_for("the lab to go", || {
+            gone(holder) && !user.has_state("rl-sig")
+        });
+    }
 }
 
 /// Lines added to /etc/subuid and /etc/subgid for the user while the value lives; the

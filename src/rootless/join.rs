@@ -89,11 +89,12 @@ fn die_with_parent(parent: &std::os::fd::OwnedFd) {
     }
 }
 
-/// Waits for the command; SIGTERM and SIGHUP sent to this process reach it too, and
-/// Ctrl-C (which the terminal sends to both) is left to it, so its rollback runs.
+/// Waits for the command; SIGTERM, SIGHUP and a process's SIGINT sent to this process
+/// reach it too, and Ctrl-C (which the terminal sends to both) is left to it, so its
+/// rollback runs. Without the SIGINT, `kill -INT` of a rootless `nslab test` did nothing.
 fn wait_forwarding(child: Pid) -> nix::Result<Ended> {
     let _ = crate::sys::signal::forward_to(child, &[Signal::SIGTERM, Signal::SIGHUP]);
-    let _ = crate::sys::signal::ignore(Signal::SIGINT);
+    let _ = crate::sys::signal::forward_unless_from_terminal(child, Signal::SIGINT);
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(Ended::Exited(code as u8)),

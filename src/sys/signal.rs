@@ -63,6 +63,30 @@ pub fn forward_to(child: Pid, sigs: &[Signal]) -> nix::Result<()> {
     Ok(())
 }
 
+extern "C" fn forward_unless_terminal(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _: *mut libc::c_void,
+) {
+    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo.
+    if unsafe { (*info).si_code } != libc::SI_KERNEL {
+        forward(sig);
+    }
+}
+
+/// Passes `sig` on to `child` only when a process sent it (`kill -INT PID`, a
+/// supervisor's stop), not when the terminal did (Ctrl-C: the kernel is the sender, and
+/// the terminal sends it to the child's process group too, which would get it twice).
+pub fn forward_unless_from_terminal(child: Pid, sig: Signal) -> nix::Result<()> {
+    CHILD.store(child.as_raw(), Ordering::Relaxed);
+    // The handler reads its siginfo and calls kill.
+    set(
+        sig,
+        SigHandler::SigAction(forward_unless_terminal),
+        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
