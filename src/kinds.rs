@@ -111,6 +111,42 @@ pub enum NodeAction {
     Restart,
 }
 
+/// How a `reach` check builds its echo requests, as `ping -s`, `-M` and `-t` would.
+/// Unset fields keep what reach always did: a 16-byte payload, the kernel's
+/// fragmentation default, TTL (hop limit) 255 so long chains are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Echo {
+    /// Payload bytes after the 8-byte ICMP header (the packet is 28 more over IPv4, 48
+    /// more over IPv6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u16>,
+    /// `true`: never fragmented (IPv4 DF set); `false`: fragmented wherever needed (IPv4
+    /// DF clear, IPv6 by the sender).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub df: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+}
+
+impl Echo {
+    /// The payload reach has always sent: small enough for any link.
+    pub const DEFAULT_SIZE: u16 = 16;
+    /// The largest payload of one IPv4 echo: 65,535 less the 20-byte IP header and the
+    /// 8-byte ICMP header.
+    pub const MAX_SIZE_V4: u16 = 65_507;
+    /// IPv6's payload length counts no IP header: 65,535 less the 8-byte ICMPv6 header.
+    pub const MAX_SIZE_V6: u16 = 65_527;
+
+    pub fn is_default(&self) -> bool {
+        *self == Echo::default()
+    }
+
+    /// The IP packet's size for a payload: the IP and ICMP headers added.
+    pub fn packet_size(payload: u16, v6: bool) -> u32 {
+        u32::from(payload) + if v6 { 48 } else { 28 }
+    }
+}
+
 /// What bounds single readiness probes, beside the whole wait's `timeout`: how long one
 /// may run, how many may fail, and how long after a start failures do not count
 /// (containerlab's healthcheck `timeout`, `retries` and `start-period` map here).

@@ -231,6 +231,7 @@ impl RunningLab {
                     session.kernel()?,
                     &ns,
                     &[addr],
+                    &crate::kinds::Echo::default(),
                     Duration::from_secs(2),
                     Duration::from_millis(200),
                 )

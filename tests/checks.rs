@@ -1246,3 +1246,150 @@ tests:
     let (passed, ok) = seen("reaches");
     assert!(passed, "{ok}");
 }
+
+/// `size`, `df` and `ttl` with real packets: a router whose next link has a smaller MTU
+/// sends IPv4 fragmentation-needed and IPv6 packet-too-big, named with the router and the
+/// MTU; a size that fits passes, and without `df` the big probe passes fragmented. A
+/// router without an IPv6 route sends destination unreachable, an IPv6 loop time
+/// exceeded, and a `ttl` too small time exceeded from the router at that hop.
+#[test]
+fn reach_size_df_and_ttl_hear_the_network_say_too_big_and_time_exceeded() {
+    if !privileged() {
+        return;
+    }
+    let _h = shared();
+    // h1 - r1 =(MTU 1400)= r2 - h2. r1 sends 10.99.0.0/24 and fd00:99::/64 to r2, whose
+    // default points back at r1: a loop. Nobody has a route to fd00:98::/64 but the hosts.
+    let lab = Lab::new(
+        "it-pmtu",
+        r#"
+routing: static
+nodes:
+  h1: { routes: [{ to: default, via: r1 }] }
+  r1: { routes: [{ to: 10.99.0.0/24, via: r2 }, { to: "fd00:99::/64", via: r2 }] }
+  r2: { routes: [{ to: default, via: r1 }] }
+  h2: { routes: [{ to: default, via: r2 }] }
+links:
+  - endpoints: [h1:eth0, r1:eth0]
+    addresses: [[10.255.0.0/31, "fd00:a::1/64"], [10.255.0.1/31, "fd00:a::2/64"]]
+  - endpoints: [r1:eth1, r2:eth0]
+    addresses: [[10.255.0.2/31, "fd00:b::1/64"], [10.255.0.3/31, "fd00:b::2/64"]]
+    mtu: 1400
+  - endpoints: [r2:eth1, h2:eth0]
+    addresses: [[10.255.0.4/31, "fd00:c::1/64"], [10.255.0.5/31, "fd00:c::2/64"]]
+# ICMP rate limits: each router's namespace lets out time-exceeded and unreachable errors
+# (one budget for both) per address they go to: over IPv4 1 a second with a burst of 6
+# (IPv6: every 100 ms on this kernel, net.ipv6.icmp.ratelimit). A failing check probes
+# up to 5 times a second, so a second IPv4 check into the same budget could hear
+# nothing. So each error check below has a (router, sender) pair of its own: r1 to h1
+# (ttl 1, then IPv6 no-route: separate buckets, one per family), r2 to h1 (ttl 2), r1
+# to h2 (the expect-fail ttl), r2 to h2 (the IPv6 loop, which expires at r2 for h2's
+# probes). Fragmentation-needed and packet-too-big are never rate limited (the kernel
+# does not limit path MTU discovery), so the too-big checks hear their router on every
+# attempt, and may come first.
+tests:
+  - reach: { from: h1, to: h2, family: ipv4, size: 1472, df: true, timeout: 3s, name: v4-df-too-big }
+  - reach: { from: h1, to: h2, family: ipv4, size: 1372, df: true, timeout: 3s, name: v4-df-fits }
+  - reach: { from: h1, to: h2, family: ipv4, size: 1472, timeout: 3s, name: v4-fragmented }
+  - reach: { from: h1, to: h2, family: ipv4, size: 1472, df: false, timeout: 3s, name: v4-router-fragments }
+  - reach: { from: h1, to: h2, family: ipv4, size: 1473, df: true, timeout: 1s, name: v4-sender-too-big }
+  - reach: { from: h1, to: h2, family: ipv6, size: 1452, df: true, timeout: 3s, name: v6-df-too-big }
+  - reach: { from: h1, to: h2, family: ipv6, size: 1352, df: true, timeout: 3s, name: v6-df-fits }
+  - reach: { from: h1, to: h2, family: ipv6, size: 1452, timeout: 3s, name: v6-fragmented }
+  - reach: { from: h1, to: h2, family: ipv4, ttl: 1, timeout: 2s, name: v4-ttl-1 }
+  - reach: { from: h1, to: h2, family: ipv4, ttl: 2, timeout: 2s, name: v4-ttl-2 }
+  - reach: { from: h1, to: h2, family: ipv4, ttl: 3, timeout: 3s, name: v4-ttl-3 }
+  - reach: { from: h2, to: h1, family: ipv4, ttl: 2, expect: fail, timeout: 2s, name: v4-ttl-2-fails }
+  - reach: { from: h1, to: h2, family: ipv6, ttl: 2, timeout: 2s, name: v6-ttl-2 }
+  - reach: { from: h1, to: h2, family: ipv6, ttl: 3, timeout: 3s, name: v6-ttl-3 }
+  - reach: { from: h1, to: "fd00:98::1", timeout: 2s, name: v6-no-route }
+  - reach: { from: h2, to: "fd00:99::1", timeout: 2s, name: v6-loop }
+  - reach: { from: h1, to: h2, family: ipv4, size: 65507, timeout: 3s, name: v4-largest }
+  - reach: { from: h1, to: h2, family: ipv6, size: 65527, timeout: 3s, name: v6-largest }
+"#,
+    );
+    let o = test_cmd(&lab, &["--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!lab.is_up());
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let check = |name: &str| -> serde_json::Value {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("check {name}: {report}"))
+            .clone()
+    };
+    let passes = [
+        "v4-df-fits",
+        "v4-fragmented",
+        "v4-router-fragments",
+        "v6-df-fits",
+        "v6-fragmented",
+        "v4-ttl-3",
+        "v4-ttl-2-fails",
+        "v6-ttl-3",
+        "v4-largest",
+        "v6-largest",
+    ];
+    for name in passes {
+        assert_eq!(check(name)["status"], "pass", "{}", check(name));
+    }
+    let fails = |name: &str, says: &str| {
+        let c = check(name);
+        assert_eq!(c["status"], "fail", "{c}");
+        let reason = c["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(says),
+            "{name}: wanted `{says}` in: {reason}"
+        );
+        c
+    };
+    // Every attempt of a `df: true` probe reaches the router and hears it again: with
+    // IP_PMTUDISC_DO the sender would refuse the probe itself once it learnt the path MTU,
+    // and the failure would end "(on an earlier attempt)".
+    for (name, says) in [
+        (
+            "v4-df-too-big",
+            "h1 -> h2 (10.255.0.5): no reply: fragmentation needed (packet too big): the next hop's MTU is 1400 at 10.255.0.1 (r1) (a link on the path has a smaller MTU: the probe was 1500 bytes (1472 of payload), `size: 1372` fits)",
+        ),
+        (
+            "v6-df-too-big",
+            "h1 -> h2 (fd00:c::2): no reply: fragmentation needed (packet too big): the next hop's MTU is 1400 at fd00:a::2 (r1) (a link on the path has a smaller MTU: the probe was 1500 bytes (1452 of payload), `size: 1352` fits)",
+        ),
+    ] {
+        let c = fails(name, says);
+        assert!(c["attempts"].as_u64().unwrap() >= 2, "{c}");
+        assert!(
+            !c["reason"].as_str().unwrap().contains("earlier attempt"),
+            "{c}"
+        );
+    }
+    fails(
+        "v4-sender-too-big",
+        "no reply: the probe is larger than the MTU of the sender's own outgoing link, and `df: true` forbids fragmenting it (refused before sending)",
+    );
+    fails(
+        "v4-ttl-1",
+        "no reply: time to live exceeded at 10.255.0.1 (r1) (the check's `ttl: 1` ran out there: the destination is more than 1 hop away, or the path loops)",
+    );
+    fails(
+        "v4-ttl-2",
+        "no reply: time to live exceeded at 10.255.0.3 (r2) (the check's `ttl: 2` ran out there",
+    );
+    fails(
+        "v6-ttl-2",
+        "h1 -> h2 (fd00:c::2): no reply: time to live exceeded at fd00:b::2 (r2) (the check's `ttl: 2`",
+    );
+    fails(
+        "v6-no-route",
+        "h1 -> fd00:98::1 (outside the lab): no reply: network unreachable (ICMPv6 code 0) at fd00:a::2 (r1) (that router has no route to the destination)",
+    );
+    // h2 sends with hop limit 255; r2 sees the odd ones, so the last (1) expires there.
+    fails(
+        "v6-loop",
+        "h2 -> fd00:99::1 (outside the lab): no reply: time to live exceeded at fd00:b::2 (r2) (a routing loop",
+    );
+}

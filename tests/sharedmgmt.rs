@@ -101,6 +101,7 @@ fn reaches(netns: &str, to: &str) -> bool {
             &k,
             &netns.into(),
             &[to.parse().unwrap()],
+            &nslab::kinds::Echo::default(),
             std::time::Duration::from_secs(3),
             std::time::Duration::from_millis(200),
         )

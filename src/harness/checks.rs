@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{Attempt, Captured, Context, cmd, route};
-use crate::model::kinds::Family;
+use crate::model::kinds::{Echo, Family};
 use crate::model::{Check, CheckBody, Target};
 use crate::plan::Name;
 use crate::probe::{
@@ -34,6 +34,8 @@ pub enum State<'c> {
         /// attempt may hear nothing, and the network's own answer is the better reason.
         rejected: Vec<Option<(IpAddr, IcmpError)>>,
         expect_ok: bool,
+        /// `size`, `df`, `ttl`: how the echo requests are built.
+        echo: Echo,
         /// A note for a failure: the pairs need more neighbour entries than the host
         /// allows, or there are no pairs because nodes have no address.
         note: Option<String>,
@@ -111,6 +113,7 @@ impl<'c> State<'c> {
             to,
             family,
             expect_ok,
+            echo,
         } = &check.body
         else {
             return State::Other(check);
@@ -187,6 +190,7 @@ impl<'c> State<'c> {
             pairs,
             ok,
             expect_ok: *expect_ok,
+            echo: *echo,
             note,
         }
     }
@@ -203,9 +207,15 @@ impl<'c> State<'c> {
                 ok,
                 rejected,
                 expect_ok,
+                echo,
                 note,
             } => {
-                let mut a = reach(ctx, pairs, ok, rejected, *expect_ok, budget).await;
+                let probe = Probe {
+                    expect_ok: *expect_ok,
+                    echo,
+                    budget,
+                };
+                let mut a = reach(ctx, pairs, ok, rejected, &probe).await;
                 if let (false, Some(n)) = (a.holds, note) {
                     a.seen = format!("{}; {n}", a.seen);
                 }
@@ -317,13 +327,46 @@ fn pair_text(ctx: &Context<'_>, p: &Pair) -> String {
 
 /// An ICMP error as a failure says it: what, at which address, the lab node that owns
 /// that address (or the sender itself), and the likely cause.
-fn said(ctx: &Context<'_>, p: &Pair, by: IpAddr, error: IcmpError) -> String {
+fn said(ctx: &Context<'_>, p: &Pair, echo: &Echo, by: IpAddr, error: IcmpError) -> String {
     let who = match ctx.owners.get(&by) {
         Some(&n) if n == p.from => format!("{}, the sender itself", name(ctx, n)),
         Some(&n) => name(ctx, n).to_string(),
         None => "not a lab address".into(),
     };
-    format!("{} at {by} ({who}) ({})", error.describe(), error.hint())
+    let mut hint = error.hint().to_string();
+    match (error, echo.ttl) {
+        (IcmpError::TooBig { mtu }, _) => hint.push_str(&fits(echo, p.v6, mtu)),
+        // The check chose the TTL: running out is the likely story, not a loop.
+        (IcmpError::TimeExceeded, Some(t)) => {
+            hint = format!(
+                "the check's `ttl: {t}` ran out there: the destination is more than {t} {} away, or the path loops",
+                if t == 1 { "hop" } else { "hops" }
+            )
+        }
+        _ => {}
+    }
+    format!("{} at {by} ({who}) ({hint})", error.describe())
+}
+
+/// For a packet too big: how big the probe was and the largest `size` that would fit.
+fn fits(echo: &Echo, v6: bool, mtu: u32) -> String {
+    let size = echo.size.unwrap_or(Echo::DEFAULT_SIZE);
+    let headers = Echo::packet_size(0, v6);
+    let mut s = format!(
+        ": the probe was {} bytes ({size} of payload)",
+        Echo::packet_size(size, v6)
+    );
+    if mtu > headers {
+        s.push_str(&format!(", `size: {}` fits", mtu - headers));
+    }
+    s
+}
+
+/// One attempt's settings of a reach check.
+struct Probe<'e> {
+    expect_ok: bool,
+    echo: &'e Echo,
+    budget: Duration,
 }
 
 /// Pings every pending pair once per attempt, one socket per source node, all sources at
@@ -333,9 +376,13 @@ async fn reach(
     pairs: &[Pair],
     ok: &mut [bool],
     rejected: &mut [Option<(IpAddr, IcmpError)>],
-    expect_ok: bool,
-    budget: Duration,
+    probe: &Probe<'_>,
 ) -> Attempt {
+    let Probe {
+        expect_ok,
+        echo,
+        budget,
+    } = *probe;
     let mut by_source: Vec<(usize, Vec<usize>)> = Vec::new();
     for (i, p) in pairs.iter().enumerate() {
         if (expect_ok && ok[i]) || p.addr.is_none() {
@@ -351,7 +398,7 @@ async fn reach(
         let targets: Vec<IpAddr> = idx.iter().filter_map(|i| pairs[*i].addr).collect();
         let ns = netns(ctx, *src);
         async move {
-            let r = probe::icmp::ping_many(ctx.kernel, &ns, &targets, budget, interval).await;
+            let r = probe::icmp::ping_many(ctx.kernel, &ns, &targets, echo, budget, interval).await;
             (idx, r)
         }
     });
@@ -375,12 +422,15 @@ async fn reach(
                         }
                         PingResult::Error(by, error) => {
                             rejected[*i] = Some((by, error));
-                            problems.push(format!("{what}: no reply: {}", said(ctx, p, by, error)))
+                            problems.push(format!(
+                                "{what}: no reply: {}",
+                                said(ctx, p, echo, by, error)
+                            ))
                         }
                         PingResult::NoReply(send) => problems.push(match (rejected[*i], send) {
                             (Some((by, error)), _) => format!(
                                 "{what}: no reply: {} (on an earlier attempt)",
-                                said(ctx, p, by, error)
+                                said(ctx, p, echo, by, error)
                             ),
                             (None, Some(errno)) => {
                                 format!("{what}: no reply: {}", probe::icmp::send_refused(errno))

@@ -145,6 +145,7 @@ impl Names<'_> {
                 to,
                 family,
                 expect_ok,
+                echo,
             } => {
                 if let Some(a) = first_address(from) {
                     sink.error(
@@ -159,6 +160,7 @@ impl Names<'_> {
                     to: self.targets(sink, to, *family),
                     family: *family,
                     expect_ok: *expect_ok,
+                    echo: *echo,
                 }
             }
             RawCheckBody::Tcp {
@@ -386,6 +388,23 @@ fn selector_text(s: &Sp<RawSelector>) -> String {
     }
 }
 
+/// A reach check's probe options as its default name shows them: ` size 1472 df ttl 3`.
+fn echo_text(e: &Echo) -> String {
+    let mut s = String::new();
+    if let Some(n) = e.size {
+        s.push_str(&format!(" size {n}"));
+    }
+    match e.df {
+        Some(true) => s.push_str(" df"),
+        Some(false) => s.push_str(" no-df"),
+        None => {}
+    }
+    if let Some(t) = e.ttl {
+        s.push_str(&format!(" ttl {t}"));
+    }
+    s
+}
+
 fn default_check_name(body: &RawCheckBody, index: usize) -> String {
     let sel = selector_text;
     let n = index + 1;
@@ -394,10 +413,16 @@ fn default_check_name(body: &RawCheckBody, index: usize) -> String {
             from,
             to,
             expect_ok,
+            echo,
             ..
         } => {
             let not = if *expect_ok { "" } else { " (expect fail)" };
-            format!("{n}: reach {} -> {}{not}", sel(from), sel(to))
+            format!(
+                "{n}: reach {} -> {}{}{not}",
+                sel(from),
+                sel(to),
+                echo_text(echo)
+            )
         }
         RawCheckBody::Tcp {
             from,
@@ -527,6 +552,35 @@ mod tests {
                 Target::Addr("10.255.0.1".parse().unwrap()),
                 Target::Addr("192.0.2.1".parse().unwrap()),
                 Target::Addr("fd00::1".parse().unwrap()),
+            ]
+        );
+    }
+
+    #[test]
+    fn reach_probe_options_are_kept_and_shown_in_the_default_name() {
+        let c = compile("tests:\n  - reach: { from: a, to: c, size: 1472, df: true, ttl: 3 }\n  - reach: { from: a, to: c, size: 65527, family: ipv6, df: false, expect: fail }\n  - reach: { from: a, to: c }\n").unwrap();
+        let echoes: Vec<(&str, crate::kinds::Echo)> = c
+            .topology
+            .checks
+            .iter()
+            .map(|c| match &c.body {
+                CheckBody::Reach { echo, .. } => (c.name.as_str(), *echo),
+                _ => panic!("reach checks"),
+            })
+            .collect();
+        let echo = |size, df, ttl| crate::kinds::Echo { size, df, ttl };
+        assert_eq!(
+            echoes,
+            [
+                (
+                    "1: reach a -> c size 1472 df ttl 3",
+                    echo(Some(1472), Some(true), Some(3))
+                ),
+                (
+                    "2: reach a -> c size 65527 no-df (expect fail)",
+                    echo(Some(65527), Some(false), None)
+                ),
+                ("3: reach a -> c", echo(None, None, None)),
             ]
         );
     }

@@ -633,6 +633,8 @@ pub enum CheckBody {
         to: Vec<Target>,
         family: Family,
         expect_ok: bool,
+        #[serde(skip_serializing_if = "kinds::Echo::is_default")]
+        echo: kinds::Echo,
     },
     Tcp {
         from: usize,

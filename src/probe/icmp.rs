@@ -18,6 +18,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::apply::KernelError;
 use crate::apply::netlink::NetlinkKernel;
+use crate::kinds::Echo;
 use crate::plan::Name;
 
 /// What came back for one of our probes.
@@ -139,6 +140,53 @@ pub struct IcmpSocket {
     fd: AsyncFd<OwnedFd>,
     v6: bool,
     id: u16,
+    /// Payload bytes and default TTL of its echo requests (see `configure`).
+    size: u16,
+    ttl: u8,
+}
+
+/// Sets an integer socket option (see `sys::fd::set_int_sockopt`).
+fn set_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    crate::sys::fd::set_int_sockopt(std::os::fd::AsFd::as_fd(fd), level, opt, v)
+}
+
+/// The IP_MTU_DISCOVER (IPV6_MTU_DISCOVER) mode for a check's `df`.
+///
+/// `df: true` is PROBE, not DO, as `ping -M probe`: both set DF (IPv6: never fragment),
+/// but DO sizes packets by the path MTU the sender has learned, so after the first
+/// frag-needed the sender's own stack refuses every probe to that destination with
+/// EMSGSIZE for `net.ipv4.route.mtu_expires` (10 minutes). The check would then no longer
+/// hear which router and which link, and a later check (after a `link_down` moved the
+/// path, say) would fail on a stale cache. PROBE sends at the sender's interface MTU
+/// every time, so every attempt tests the path itself. The kernel still learns the path
+/// MTU for the node's other traffic, as it would without nslab.
+/// `df: false` is DONT: IPv4 clears DF, so routers fragment; IPv6 has no DF (routers
+/// never fragment it) and the sender fragments to the path MTU it knows.
+/// No `df` leaves the kernel's default (WANT, as `ping` does): DF set until a router
+/// says the path MTU is smaller, then fragmented by the sender.
+fn pmtudisc(v6: bool, df: bool) -> (libc::c_int, libc::c_int, libc::c_int) {
+    match (v6, df) {
+        (false, true) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        ),
+        (false, false) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        ),
+        (true, true) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        ),
+        (true, false) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DONT,
+        ),
+    }
 }
 
 impl IcmpSocket {
@@ -163,33 +211,37 @@ impl IcmpSocket {
             fd: crate::sys::fd::async_fd(fd).map_err(KernelError::Io)?,
             v6,
             id: next_id(),
+            size: Echo::DEFAULT_SIZE,
+            ttl: 255,
         })
+    }
+
+    /// Builds this socket's echo requests as a reach check's `size`, `df` and `ttl` say.
+    pub fn configure(&mut self, echo: &Echo) -> io::Result<()> {
+        if let Some(df) = echo.df {
+            let (level, opt, mode) = pmtudisc(self.v6, df);
+            set_int(self.fd.get_ref(), level, opt, mode)?;
+        }
+        self.size = echo.size.unwrap_or(Echo::DEFAULT_SIZE);
+        self.ttl = echo.ttl.unwrap_or(255);
+        Ok(())
     }
 
     pub fn id(&self) -> u16 {
         self.id
     }
 
-    /// Sends one echo request; `ttl` limits the hops (for path probes). Without it the
-    /// probe may cross 255 hops: the default of 64 would fail across a long chain.
+    /// Sends one echo request; `ttl` limits the hops (for path probes), else the
+    /// socket's (255 unless configured: the default of 64 would fail across a long chain).
     pub fn send_echo(&self, dst: IpAddr, seq: u16, ttl: Option<u8>) -> io::Result<()> {
         let fd = self.fd.get_ref();
-        let v = libc::c_int::from(ttl.unwrap_or(255));
+        let v = libc::c_int::from(ttl.unwrap_or(self.ttl));
         if self.v6 {
             setsockopt(fd, sockopt::Ipv6Ttl, &v)?;
         } else {
             setsockopt(fd, sockopt::Ipv4Ttl, &v)?;
         }
-        let mut pkt = vec![0u8; 8 + 16];
-        pkt[0] = if self.v6 { 128 } else { 8 };
-        pkt[4..6].copy_from_slice(&self.id.to_be_bytes());
-        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
-        pkt[8..16].copy_from_slice(b"nslab-pb");
-        if !self.v6 {
-            // The kernel fills in the ICMPv6 checksum; ICMPv4 is ours to compute.
-            let c = checksum(&pkt);
-            pkt[2..4].copy_from_slice(&c.to_be_bytes());
-        }
+        let pkt = echo_request(self.v6, self.id, seq, self.size);
         sendto(fd.as_raw_fd(), &pkt, &sockaddr(dst), MsgFlags::empty())?;
         Ok(())
     }
@@ -219,6 +271,22 @@ impl IcmpSocket {
             }
         }
     }
+}
+
+/// An echo request of identifier `id` with `size` payload bytes: the payload repeats
+/// `nslab-pb`, so a capture shows whose probe it is.
+fn echo_request(v6: bool, id: u16, seq: u16, size: u16) -> Vec<u8> {
+    let mut pkt = vec![0u8; 8];
+    pkt[0] = if v6 { 128 } else { 8 };
+    pkt[4..6].copy_from_slice(&id.to_be_bytes());
+    pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+    pkt.extend(b"nslab-pb".iter().cycle().take(usize::from(size)));
+    if !v6 {
+        // The kernel fills in the ICMPv6 checksum; ICMPv4 is ours to compute.
+        let c = checksum(&pkt);
+        pkt[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+    pkt
 }
 
 /// One received packet as a reply to the probes of identifier `id`, if it is one.
@@ -277,7 +345,9 @@ pub fn send_refused(errno: i32) -> String {
         libc::ENETUNREACH | libc::EHOSTUNREACH => {
             "the sender has no route to it (refused before sending)".into()
         }
-        libc::EMSGSIZE => "the probe is larger than the path MTU the sender knows".into(),
+        libc::EMSGSIZE => {
+            "the probe is larger than the MTU of the sender's own outgoing link, and `df: true` forbids fragmenting it (refused before sending)".into()
+        }
         libc::EPERM | libc::EACCES => "the sender's own filter refused it".into(),
         e => format!("the send failed: {}", io::Error::from_raw_os_error(e)),
     }
@@ -300,6 +370,7 @@ pub async fn ping_many(
     kernel: &NetlinkKernel,
     netns: &Name,
     targets: &[IpAddr],
+    echo: &Echo,
     deadline: Duration,
     interval: Duration,
 ) -> Result<Vec<PingResult>, KernelError> {
@@ -312,16 +383,18 @@ pub async fn ping_many(
         if idx.is_empty() {
             continue;
         }
-        let sock = IcmpSocket::open(kernel, netns, fam).await?;
+        let mut sock = IcmpSocket::open(kernel, netns, fam).await?;
+        sock.configure(echo).map_err(KernelError::Io)?;
         let start = Instant::now();
         pending.clear();
         for &i in &idx {
             pending.insert(i as u16, i);
         }
         let mut sent_at: HashMap<u16, Instant> = HashMap::new();
+        let mut round = usize::from(sock.id());
         loop {
             let now = Instant::now();
-            for (&seq, &i) in &pending {
+            for (seq, i) in send_order(&pending, round) {
                 if sent_at
                     .get(&seq)
                     .is_none_or(|t| now.duration_since(*t) >= interval)
@@ -335,6 +408,7 @@ pub async fn ping_many(
                     sent_at.insert(seq, now);
                 }
             }
+            round = round.wrapping_add(1);
             if pending.is_empty() || start.elapsed() >= deadline {
                 break;
             }
@@ -362,6 +436,21 @@ pub async fn ping_many(
         }
     }
     Ok(out)
+}
+
+/// The pending probes in the order to send them this round: by sequence, starting at a
+/// different one each round (and each socket, so each attempt). A router lets out ICMP
+/// errors to one sender a few at a time, to whichever probes come first; in a fixed order
+/// the same pairs of a many-target check would come last every round and never hear why
+/// they fail (12 unrouted targets through one router: 3 of the first 5 named nothing).
+fn send_order(pending: &HashMap<u16, usize>, round: usize) -> Vec<(u16, usize)> {
+    let mut due: Vec<(u16, usize)> = pending.iter().map(|(s, i)| (*s, *i)).collect();
+    due.sort_unstable();
+    if !due.is_empty() {
+        let n = due.len();
+        due.rotate_left(round % n);
+    }
+    due
 }
 
 /// One probe with a given TTL; returns who answered (a router's time-exceeded, or the
@@ -452,6 +541,34 @@ mod tests {
                 .describe()
                 .contains("MTU is 1400")
         );
+    }
+
+    #[test]
+    fn echo_requests_carry_size_payload_bytes_and_a_valid_checksum() {
+        for size in [0u16, 1, 16, 1472, Echo::MAX_SIZE_V4] {
+            let pkt = echo_request(false, 0x1234, 9, size);
+            assert_eq!(pkt.len(), 8 + usize::from(size));
+            assert_eq!(&pkt[..2], &[8, 0]);
+            assert_eq!(&pkt[4..8], &[0x12, 0x34, 0, 9]);
+            assert_eq!(checksum(&pkt), 0, "size {size}");
+            assert!(
+                pkt[8..]
+                    .iter()
+                    .zip(b"nslab-pb".iter().cycle())
+                    .all(|(a, b)| a == b)
+            );
+        }
+        let v6 = echo_request(true, 1, 2, Echo::MAX_SIZE_V6);
+        assert_eq!((v6.len(), v6[0]), (65_535, 128));
+    }
+
+    #[test]
+    fn each_round_sends_first_to_another_pending_probe() {
+        let pending: HashMap<u16, usize> = [(4, 0), (9, 1), (2, 2)].into_iter().collect();
+        let firsts: Vec<u16> = (0..4).map(|r| send_order(&pending, r)[0].0).collect();
+        assert_eq!(firsts, [2, 4, 9, 2]);
+        assert_eq!(send_order(&pending, 1), [(4, 0), (9, 1), (2, 2)]);
+        assert!(send_order(&HashMap::new(), 5).is_empty());
     }
 
     #[test]

@@ -23,7 +23,7 @@ const ACTION_KINDS: &[&str] = &[
 const LINK_ACTION_KEYS: &[&str] = &["link", "one_side", "name"];
 const NODE_ACTION_KEYS: &[&str] = &["node", "name"];
 const COMMON: &[&str] = &["name", "timeout", "interval"];
-const REACH_KEYS: &[&str] = &["from", "to", "family", "expect"];
+const REACH_KEYS: &[&str] = &["from", "to", "family", "expect", "size", "df", "ttl"];
 const TCP_KEYS: &[&str] = &["from", "to", "expect"];
 const ROUTE_KEYS: &[&str] = &["node", "to", "via", "dev", "table", "vrf", "expect"];
 const PATH_KEYS: &[&str] = &["from", "to", "hops", "family"];
@@ -136,12 +136,121 @@ fn selector(sink: &mut Sink, y: &Yaml, what: &str) -> Option<Sp<RawSelector>> {
 fn reach(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {
     let from = required(sink, f, "from", what).and_then(|v| selector(sink, v, "node name"));
     let to = required(sink, f, "to", what).and_then(|v| selector(sink, v, "target"));
+    let family = family(sink, f, Family::Both);
     Some(RawCheckBody::Reach {
-        family: family(sink, f, Family::Both),
+        echo: echo(sink, f, family),
+        family,
         expect_ok: expect_ok(sink, f, what),
         from: from?,
         to: to?,
     })
+}
+
+/// `size`, `df` and `ttl` of a reach check, as `ping -s`, `-M` and `-t`: each checked
+/// here, so a probe the kernel would refuse (or one whose option changes nothing) is a
+/// located error rather than a check that fails for its own reasons.
+fn echo(sink: &mut Sink, f: &Fields, family: Family) -> Echo {
+    let (max, why) = if family == Family::Ipv6 {
+        (
+            Echo::MAX_SIZE_V6,
+            "an IPv6 payload is at most 65,527 bytes (65,535 less the 8-byte ICMPv6 header)",
+        )
+    } else {
+        (
+            Echo::MAX_SIZE_V4,
+            "an IPv4 packet is at most 65,535 bytes, so its payload at most 65,507 (less the 20-byte IP and 8-byte ICMP headers); `family: ipv6` allows 65,527",
+        )
+    };
+    let size = whole(sink, f, "size", u64::from(max), &|sink, n| {
+        sink.error(
+            Some(n.span),
+            format!(
+                "`size: {}` is larger than one echo request can carry ({max})",
+                n.value
+            ),
+        )
+        .hint(format!(
+            "{why}; `size` counts the payload bytes, as `ping -s` does"
+        ));
+    });
+    let ttl = whole(sink, f, "ttl", 255, &|sink, t| {
+        sink.error(
+            Some(t.span),
+            format!(
+                "`ttl: {}` is past 255, the most an IP header holds",
+                t.value
+            ),
+        )
+        .hint("the TTL (IPv6: hop limit) is one byte; without `ttl` probes leave with 255");
+    });
+    let ttl = ttl.filter(|t| {
+        if *t > 0 {
+            return true;
+        }
+        sink.error(
+            f.value("ttl").map(|v| v.span),
+            "`ttl: 0` expires before the probe leaves the sender",
+        )
+        .hint(
+            "`ttl: 1` reaches the sender's neighbours only: the first router answers time exceeded",
+        );
+        false
+    });
+    let df = f.value("df").and_then(|v| {
+        let b = read::string(sink, v, "`df`")?;
+        match b.value.as_str() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            other => {
+                sink.error(Some(b.span), format!("`df: {other}` is not true or false"))
+                    .hint("`df: true` forbids fragmenting the probe (IPv4 don't-fragment, as `ping -M probe`); `df: false` lets it be fragmented");
+                None
+            }
+        }
+    });
+    if f.value("df").is_some() && f.value("size").is_none() {
+        sink.error(
+            f.key_span("df"),
+            format!(
+                "`df` changes nothing without `size`: the default {}-byte probe fits every link",
+                Echo::DEFAULT_SIZE
+            ),
+        )
+        .hint("add `size:` (payload bytes: 1472 fills a 1500-byte MTU over IPv4, 1452 over IPv6)");
+    }
+    Echo {
+        size: size.map(|n| n as u16),
+        df,
+        ttl: ttl.map(|t| t as u8),
+    }
+}
+
+/// A whole number under `key`, at most `max`; `too_big` words the error past it.
+fn whole(
+    sink: &mut Sink,
+    f: &Fields,
+    key: &str,
+    max: u64,
+    too_big: &dyn Fn(&mut Sink, &Sp<u64>),
+) -> Option<u64> {
+    let v = read::string(sink, f.value(key)?, &format!("`{key}`"))?;
+    let Ok(n) = v.value.parse::<u64>() else {
+        sink.error(
+            Some(v.span),
+            format!("`{key}: {}` is not a whole number", v.value),
+        )
+        .hint(if key == "size" {
+            "`size` is the echo payload in bytes, as `ping -s`: 1472 fills a 1500-byte MTU over IPv4"
+        } else {
+            "`ttl` is the number of routers the probe may cross, 1 to 255, as `ping -t`"
+        });
+        return None;
+    };
+    if n > max {
+        too_big(sink, &Sp::new(n, v.span));
+        return None;
+    }
+    Some(n)
 }
 
 fn tcp(sink: &mut Sink, f: &Fields, what: &str) -> Option<RawCheckBody> {

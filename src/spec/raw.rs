@@ -7,7 +7,7 @@ use ipnet::IpNet;
 
 use crate::diag::Span;
 use crate::kinds::{
-    Exit, Family, NodeAction, NsKind, ProbeLimits, RestartPolicy, RouteKind, RouteTable,
+    Echo, Exit, Family, NodeAction, NsKind, ProbeLimits, RestartPolicy, RouteKind, RouteTable,
 };
 
 /// A value with the position it was written at.
@@ -317,6 +317,8 @@ pub enum RawCheckBody {
         to: Sp<RawSelector>,
         family: Family,
         expect_ok: bool,
+        /// `size`, `df`, `ttl`: how the echo requests are built.
+        echo: Echo,
     },
     Tcp {
         from: Sp<String>,

@@ -58,6 +58,30 @@ pub fn async_fd(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
+/// Sets an integer socket option by number, for the options nix has no type for
+/// (`IP_MTU_DISCOVER` and `IPV6_MTU_DISCOVER` in nix 0.31).
+pub fn set_int_sockopt(
+    fd: BorrowedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: setsockopt reads one c_int of the size given, from a local.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Reads the link `path` relative to `dir` into `buf`, without allocating (nix's
 /// `readlinkat` returns a new string): the link's bytes, cut at `buf`'s length.
 pub fn readlink_at<'b>(
