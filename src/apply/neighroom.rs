@@ -26,10 +26,10 @@ const MOST: Duration = Duration::from_secs(5);
 
 /// One family the lab needs room in: its estimate and the host's limit.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Need {
-    v6: bool,
-    need: u64,
-    limit: u64,
+pub(super) struct Need {
+    pub(super) v6: bool,
+    pub(super) need: u64,
+    pub(super) limit: u64,
 }
 
 /// Waits until the host's neighbour tables have room for the lab's estimate (see the
@@ -37,11 +37,16 @@ struct Need {
 /// reads a family when there is room. Blocks: an async caller runs it in `block_in_place`.
 pub(super) fn make_room(t: &Topology) -> Vec<String> {
     let needs = needs(t, |v6| neigh::host_limit(v6).map(|l| l as u64));
+    wait(&needs, neigh::in_table, sleeping(), room_warning)
+}
+
+/// The clock [`wait`] polls with: sleeps one [`POLL`], returns the time since the start.
+pub(super) fn sleeping() -> impl FnMut() -> Duration {
     let start = Instant::now();
-    wait(&needs, neigh::in_table, || {
+    move || {
         std::thread::sleep(POLL);
         start.elapsed()
-    })
+    }
 }
 
 /// The families the lab has entries in, with the host's limit. A lab whose estimate alone
@@ -60,10 +65,12 @@ fn needs(t: &Topology, limit: impl Fn(bool) -> Option<u64>) -> Vec<Need> {
 /// Polls `count(v6)` until every family's count plus its need fits its limit, or the
 /// counts have not fallen for [`QUIET`], or [`MOST`] has passed. `tick` waits one poll and
 /// returns the time since the start. A count the kernel does not show counts as room.
-fn wait(
+/// Returns what `say` makes of each family still short of room, with its count.
+pub(super) fn wait(
     needs: &[Need],
     mut count: impl FnMut(bool) -> Option<u64>,
     mut tick: impl FnMut() -> Duration,
+    say: impl Fn(&Need, u64) -> String,
 ) -> Vec<String> {
     let mut read = || -> Vec<Option<u64>> { needs.iter().map(|n| count(n.v6)).collect() };
     let fits = |now: &[Option<u64>]| {
@@ -82,30 +89,33 @@ fn wait(
         }
         last = now;
         if elapsed.saturating_sub(fell) >= QUIET || elapsed >= MOST {
-            return short(needs, &last);
+            return short(needs, &last, say);
         }
     }
     Vec::new()
 }
 
-/// The warnings for the families still short of room.
-fn short(needs: &[Need], now: &[Option<u64>]) -> Vec<String> {
+/// What `say` makes of the families still short of room.
+fn short(needs: &[Need], now: &[Option<u64>], say: impl Fn(&Need, u64) -> String) -> Vec<String> {
     needs
         .iter()
         .zip(now)
         .filter_map(|(n, c)| {
             let c = (*c)?;
-            (c + n.need > n.limit).then(|| {
-                format!(
-                    "warning: the host's IPv{} neighbour table already holds {c} entries (other labs', or ones the kernel has yet to free) and this lab may need up to {} more, over the limit of {} ({}): past it the kernel refuses new neighbours (neighbour table overflow); raise the limit, or bring this lab up once the others are down",
-                    if n.v6 { 6 } else { 4 },
-                    n.need,
-                    n.limit,
-                    neigh::sysctl(n.v6),
-                )
-            })
+            (c + n.need > n.limit).then(|| say(n, c))
         })
         .collect()
+}
+
+/// `up`'s warning for a family still short of room.
+fn room_warning(n: &Need, c: u64) -> String {
+    format!(
+        "warning: the host's IPv{} neighbour table already holds {c} entries (other labs', or ones the kernel has yet to free) and this lab may need up to {} more, over the limit of {} ({}): past it the kernel refuses new neighbours (neighbour table overflow); raise the limit, or bring this lab up once the others are down",
+        if n.v6 { 6 } else { 4 },
+        n.need,
+        n.limit,
+        neigh::sysctl(n.v6),
+    )
 }
 
 #[cfg(test)]
@@ -133,6 +143,7 @@ mod tests {
                 ticks += 1;
                 POLL * ticks as u32
             },
+            room_warning,
         );
         (ticks, warnings)
     }
@@ -190,10 +201,11 @@ mod tests {
                 i += 1;
                 POLL * i
             },
+            room_warning,
         );
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("IPv6"), "{warnings:?}");
-        assert!(wait(&[V4, v6], |_| None, || unreachable!()).is_empty());
+        assert!(wait(&[V4, v6], |_| None, || unreachable!(), room_warning).is_empty());
     }
 
     /// A lab with no entries of a family, or whose estimate alone passes the limit
