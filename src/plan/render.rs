@@ -151,39 +151,10 @@ fn op_text(lab: &str, op: &Op) -> String {
     match op {
         Op::CreateNetns { netns } => netns.to_string(),
         Op::SetSysctl { netns, key, value } => format!("{}: {key} = {value}", ns(netns)),
-        Op::CreateBridge {
-            netns,
-            name,
-            ifindex,
-            mac,
-            mtu,
-            stp,
-        } => {
-            let mtu = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
-            let stp = if *stp { " stp" } else { "" };
-            format!(
-                "{}: {name} (#{ifindex}) mac {}{mtu}{stp}",
-                ns(netns),
-                format_mac(mac)
-            )
+        Op::CreateBridge { .. } | Op::JoinMgmt { .. } | Op::CreateCgroup { .. } => {
+            made_text(lab, op)
         }
         Op::CreateLink(l) => link_text(lab, l),
-        Op::JoinMgmt {
-            netns,
-            network,
-            bridge,
-            ifindex,
-            mac,
-            addresses,
-        } => {
-            let addrs: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
-            format!(
-                "{}: network {network}: {bridge} (#{ifindex}) mac {} {} (made by its first lab)",
-                ns(netns),
-                format_mac(mac),
-                addrs.join(" ")
-            )
-        }
         Op::SetMulticastSnooping {
             netns,
             name,
@@ -242,6 +213,49 @@ fn op_text(lab: &str, op: &Op) -> String {
             "{} names",
             content.lines().filter(|l| !l.starts_with('#')).count()
         ),
+        Op::StartNode { netns, start } => format!("{}: {}", ns(netns), init_text(start)),
+        Op::StartProcess { netns, process, .. } => format!("{}: {process}", ns(netns)),
+        Op::RunExec { netns, argv, .. } => format!("{}: {}", ns(netns), argv.join(" ")),
+    }
+}
+
+/// [`op_text`] of the ops that make a bridge, join a management network or make a
+/// cgroup: the ones with the most to say.
+fn made_text(lab: &str, op: &Op) -> String {
+    let ns = |n: &str| short(lab, n);
+    match op {
+        Op::CreateBridge {
+            netns,
+            name,
+            ifindex,
+            mac,
+            mtu,
+            stp,
+        } => {
+            let mtu = mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
+            let stp = if *stp { " stp" } else { "" };
+            format!(
+                "{}: {name} (#{ifindex}) mac {}{mtu}{stp}",
+                ns(netns),
+                format_mac(mac)
+            )
+        }
+        Op::JoinMgmt {
+            netns,
+            network,
+            bridge,
+            ifindex,
+            mac,
+            addresses,
+        } => {
+            let addrs: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+            format!(
+                "{}: network {network}: {bridge} (#{ifindex}) mac {} {} (made by its first lab)",
+                ns(netns),
+                format_mac(mac),
+                addrs.join(" ")
+            )
+        }
         Op::CreateCgroup {
             netns,
             limits,
@@ -255,9 +269,7 @@ fn op_text(lab: &str, op: &Op) -> String {
             }
             format!("{}: {text}", ns(netns))
         }
-        Op::StartNode { netns, start } => format!("{}: {}", ns(netns), init_text(start)),
-        Op::StartProcess { netns, process, .. } => format!("{}: {process}", ns(netns)),
-        Op::RunExec { netns, argv, .. } => format!("{}: {}", ns(netns), argv.join(" ")),
+        _ => unreachable!("made_text is called for these three ops only"),
     }
 }
 
