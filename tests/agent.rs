@@ -60,6 +60,8 @@ struct Volume {
     src: PathBuf,
     dir: PathBuf,
     version: u32,
+    /// The version `configs/motd` says; only [`Volume::edit_motd`] changes it.
+    motd: u32,
     agents: Vec<Child>,
 }
 
@@ -75,6 +77,7 @@ impl Volume {
             src: root.join("src"),
             dir: root.join("volume"),
             version: 0,
+            motd: 1,
             agents: Vec::new(),
         };
         v.publish(body);
@@ -85,10 +88,6 @@ impl Volume {
         self.dir.join("lab.yaml")
     }
 
-    /// Edits the source, runs `nslab k8s` on it, and projects the ConfigMap the way
-    /// the kubelet updates a volume: a fresh directory with every item at its path, a
-    /// `..data_tmp` link to it renamed onto `..data`, a link through `..data` for each
-    /// top-level name, then the old directory removed.
     /// This lab's argument for the idle process: [`IDLE`] and a number from its name.
     fn idle(&self) -> String {
         format!(
@@ -102,6 +101,15 @@ impl Volume {
         pids_of(&["sleep", &self.idle()])
     }
 
+    /// The next [`Volume::publish`] carries an edited `configs/motd`.
+    fn edit_motd(&mut self) {
+        self.motd += 1;
+    }
+
+    /// Edits the source, runs `nslab k8s` on it, and projects the ConfigMap the way
+    /// the kubelet updates a volume: a fresh directory with every item at its path, a
+    /// `..data_tmp` link to it renamed onto `..data`, a link through `..data` for each
+    /// top-level name, then the old directory removed.
     fn publish(&mut self, body: &str) {
         let body = body.replace(IDLE, &self.idle());
         std::fs::write(
@@ -111,7 +119,7 @@ impl Volume {
         .unwrap();
         std::fs::write(
             self.src.join("configs/motd"),
-            format!("version {}\n", self.version + 1),
+            format!("version {}\n", self.motd),
         )
         .unwrap();
         let o = nslab()
@@ -311,6 +319,21 @@ fn the_agent_comes_up_follows_configmap_updates_is_adopted_after_kill_9_and_goes
     wait_for("the change to be logged", || read(&log).contains("changed"));
     assert!(v.status_ok(), "lab degraded after the change");
     assert_eq!(v.idle_pids(), idle, "the process was restarted");
+
+    // The file node `a` mounts, edited in the ConfigMap: `a` restarts and reads the new
+    // one (a bound file would keep showing the old), its process with it.
+    v.edit_motd();
+    v.publish(V2);
+    wait_for("node a to read the edited file", || {
+        v.motd() == "version 2\n"
+    });
+    wait_for("the restarted process", || v.idle_pids().len() == 1);
+    let restarted = v.idle_pids();
+    assert_ne!(
+        restarted, idle,
+        "the node with the edited file was not restarted"
+    );
+    let idle = restarted;
 
     // kill -9, as when the node's kubelet restarts a crashed container: the lab stays,
     // and the next agent adopts it as it is.

@@ -25,20 +25,58 @@ pub enum Seen {
 }
 
 /// The file's bytes, then those of the split lab's parts' markers beside it (see
-/// `agent::parts`): a part updated alone, a mounted file's, is a change too.
+/// `agent::parts`): a part updated alone, a mounted file's, is a change too; then every
+/// file of the ConfigMap volume (see [`volume_files`]).
 fn read(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = std::fs::read(path)?;
-    let parts = path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(super::parts::DIR);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let parts = dir.join(super::parts::DIR);
     for i in 1..=crate::k8s::MAX_CONFIGMAPS {
         match std::fs::read(parts.join(i.to_string())) {
             Ok(marker) => bytes.extend(marker),
             Err(_) => break,
         }
     }
+    volume_files(dir, &mut bytes);
     Ok(bytes)
+}
+
+/// At most this many files of a volume are looked at (a ConfigMap holds far fewer).
+const MAX_FILES: usize = 10_000;
+
+/// Every regular file under the volume's `..data` directory (when `dir` is a ConfigMap
+/// volume), by path and content, in path order: a file the lab mounts from the volume (a
+/// daemon's config) edited with the topology unchanged is a change too, which `apply`
+/// then weighs (it restarts the node whose mounted files changed), and an update that
+/// rewrites the same bytes is not. Links are not followed below `..data`.
+fn volume_files(dir: &Path, out: &mut Vec<u8>) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(root) = std::fs::canonicalize(dir.join("..data")) else {
+        return;
+    };
+    let mut stack = vec![root.clone()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() && files.len() < MAX_FILES => files.push(e.path()),
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        let name = f.strip_prefix(&root).unwrap_or(&f);
+        out.extend(name.as_os_str().as_bytes());
+        out.push(0);
+        if let Ok(b) = std::fs::read(&f) {
+            out.extend(b);
+        }
+    }
 }
 
 impl Watch {
@@ -102,6 +140,15 @@ mod tests {
         assert_eq!(w.look(), Seen::Same);
         swap("..v3", "two");
         assert_eq!(w.look(), Seen::Same, "same bytes in a new directory");
+        // A file the lab mounts from the volume, edited alone: a change.
+        swap("..v4", "two");
+        std::fs::create_dir_all(dir.join("..v4/configs")).unwrap();
+        std::fs::write(dir.join("..v4/configs/motd"), "version 2").unwrap();
+        assert_eq!(w.look(), Seen::Changed, "a mounted file edited");
+        swap("..v5", "two");
+        std::fs::create_dir_all(dir.join("..v5/configs")).unwrap();
+        std::fs::write(dir.join("..v5/configs/motd"), "version 2").unwrap();
+        assert_eq!(w.look(), Seen::Same, "the same mounted file again");
 
         std::fs::remove_file(dir.join("..data")).unwrap();
         assert!(matches!(w.look(), Seen::Unreadable(_)));

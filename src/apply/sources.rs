@@ -55,9 +55,12 @@ pub fn digest(source: &Path) -> String {
         entries: 0,
         bytes: 0,
     };
-    // The source itself is followed, as mount(2) follows it.
-    match std::fs::metadata(source) {
-        Ok(md) => w.entry(source, &md, 0),
+    // The source itself is followed, as mount(2) follows it: resolved first, so a source
+    // that is a link (a ConfigMap volume's top-level names are) is read by its content,
+    // not by the time of a file the next update replaces with the same bytes.
+    let source = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    match std::fs::metadata(&source) {
+        Ok(md) => w.entry(&source, &md, 0),
         Err(e) => w.h.write(format!("error {:?}", e.kind()).as_bytes()),
     }
     format!("{:016x}", w.h.finish())
@@ -192,6 +195,31 @@ mod tests {
         nix::unistd::mkfifo(&d.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_ne!(digest(&d), linked);
         assert_eq!(digest(&d.join("missing")), digest(&d.join("missing2")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A source that is a link, as a ConfigMap volume's names are (`motd` to
+    /// `..data/motd`, `..data` to a fresh directory at each update): followed, and read
+    /// by content, so an update that brings the same bytes in a new file changes nothing
+    /// and one that brings others does.
+    #[test]
+    fn a_linked_source_is_read_through_its_link_by_content() {
+        let d = scratch("linked");
+        let publish = |n: u32, text: &str| {
+            let dir = d.join(format!("..v{n}"));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("motd"), text).unwrap();
+            let _ = std::fs::remove_file(d.join("..data"));
+            std::os::unix::fs::symlink(format!("..v{n}"), d.join("..data")).unwrap();
+        };
+        publish(1, "version 1\n");
+        std::os::unix::fs::symlink("..data/motd", d.join("motd")).unwrap();
+        let one = digest(&d.join("motd"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        publish(2, "version 1\n");
+        assert_eq!(digest(&d.join("motd")), one, "same bytes in a new file");
+        publish(3, "version 2\n");
+        assert_ne!(digest(&d.join("motd")), one, "other bytes");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

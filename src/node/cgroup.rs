@@ -229,26 +229,61 @@ fn create_outside(lab: &str, node: &str) -> Result<Vec<PathBuf>, String> {
     for h in hierarchies() {
         let Some(top) = base(&h) else { continue };
         let cpuset = matches!(&h, Hierarchy::V1 { controllers, .. } if controllers.iter().any(|c| c == "cpuset"));
-        let mut cur = top;
-        for part in relative(lab, node).components() {
-            let parent = cur.clone();
-            cur = cur.join(part);
-            match std::fs::create_dir(&cur) {
-                Ok(()) if cpuset => {
-                    for f in ["cpuset.cpus", "cpuset.mems"] {
-                        let v = std::fs::read_to_string(parent.join(f))
-                            .map_err(|e| format!("{}: {e}", parent.join(f).display()))?;
-                        write(&cur.join(f), v.trim())?;
-                    }
-                }
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(format!("{}: {e}", cur.display())),
+        // Another lab's `down` removes the shared `nslab` level once it is empty, which
+        // it is between our making it and making our own level below: a level that
+        // vanished under us is made again, a few times.
+        let mut tries = 0;
+        let leaf = loop {
+            match create_levels(&top, &relative(lab, node), cpuset) {
+                Err((_, true)) if tries < 3 => tries += 1,
+                Err((e, _)) => return Err(e),
+                Ok(leaf) => break leaf,
             }
-        }
-        procs.push(cur.join("cgroup.procs"));
+        };
+        procs.push(leaf.join("cgroup.procs"));
     }
     Ok(procs)
+}
+
+/// Makes each level of `rel` below `top` that is missing (a new v1 `cpuset` level copies
+/// its parent's CPUs and memory nodes); the leaf, or the error and whether it was a
+/// parent that vanished meanwhile.
+fn create_levels(top: &Path, rel: &Path, cpuset: bool) -> Result<PathBuf, (String, bool)> {
+    let mut cur = top.to_path_buf();
+    for part in rel.components() {
+        let parent = cur.clone();
+        cur = cur.join(part);
+        match std::fs::create_dir(&cur) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                let vanished = e.kind() == std::io::ErrorKind::NotFound;
+                return Err((format!("{}: {e}", cur.display()), vanished));
+            }
+        }
+        // Also on a level that exists: another lab may have made it a moment ago and
+        // not filled it yet, and a task cannot join an empty cpuset (ENOSPC).
+        if cpuset {
+            fill_cpuset(&parent, &cur)?;
+        }
+    }
+    Ok(cur)
+}
+
+/// Copies the parent's CPUs and memory nodes into a v1 `cpuset` level that has none.
+fn fill_cpuset(parent: &Path, dir: &Path) -> Result<(), (String, bool)> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p.join(f)).map_err(|e| {
+                let vanished = e.kind() == std::io::ErrorKind::NotFound;
+                (format!("{}: {e}", p.join(f).display()), vanished)
+            })
+        };
+        if read(dir)?.trim().is_empty() {
+            write(&dir.join(f), read(parent)?.trim()).map_err(|e| (e, false))?;
+        }
+    }
+    Ok(())
 }
 
 /// The node's groups in the hierarchies of its limits, with those limits.
