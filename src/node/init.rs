@@ -820,9 +820,10 @@ fn trim_memory() {
     }
 }
 
-/// Lets the code pages [`trim_memory`] dropped come back in the kernel's batches again
-/// (MADV_RANDOM made each its own fault): stopping runs code the init has not run since
-/// it started, and a `down` of 1,000 nodes spent a sixth of the inits' time in faults.
+/// Lets the code pages [`trim_memory`] dropped come back with readahead again (on 6.18
+/// MADV_RANDOM stops readahead, not the 64 KB fault-around: README Performance): stopping
+/// runs code the init has not run since it started, and a `down` of 1,000 nodes spent a
+/// sixth of the inits' time in faults.
 fn fault_around() {
     for (start, end) in LEARNED.get().into_iter().flatten() {
         // SAFETY: only the access pattern hint of mappings this process has.
