@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -145,11 +145,6 @@ pub struct IcmpSocket {
     ttl: u8,
 }
 
-/// Sets an integer socket option (see `sys::fd::set_int_sockopt`).
-fn set_int(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
-    crate::sys::fd::set_int_sockopt(std::os::fd::AsFd::as_fd(fd), level, opt, v)
-}
-
 /// The IP_MTU_DISCOVER (IPV6_MTU_DISCOVER) mode for a check's `df`.
 ///
 /// `df: true` is PROBE, not DO, as `ping -M probe`: both set DF (IPv6: never fragment),
@@ -220,7 +215,7 @@ impl IcmpSocket {
     pub fn configure(&mut self, echo: &Echo) -> io::Result<()> {
         if let Some(df) = echo.df {
             let (level, opt, mode) = pmtudisc(self.v6, df);
-            set_int(self.fd.get_ref(), level, opt, mode)?;
+            crate::sys::fd::set_int_sockopt(self.fd.get_ref().as_fd(), level, opt, mode)?;
         }
         self.size = echo.size.unwrap_or(Echo::DEFAULT_SIZE);
         self.ttl = echo.ttl.unwrap_or(255);
