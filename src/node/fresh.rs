@@ -576,18 +576,23 @@ mod tests {
             return;
         }
         let fresh = Fresh::new();
-        let code = in_child(|| {
-            if !refuse_keyring_join(libc::EDQUOT as u32, false) {
-                return 100;
-            }
-            match fresh.apply() {
-                Err(NoKeyring(e)) if e == libc::EDQUOT => 0,
-                Err(_) => 1,
-                Ok(()) => 2,
-            }
-        });
+        // `apply` under a filter refusing the join (every keyctl with `all`) with
+        // `errno`: 0 when it is refused with that errno, 1 another errno, 2 no error,
+        // 100 no filter.
+        let refused_with = |errno: i32, all: bool| {
+            in_child(|| {
+                if !refuse_keyring_join(errno as u32, all) {
+                    return 100;
+                }
+                match fresh.apply() {
+                    Err(NoKeyring(e)) if e == errno => 0,
+                    Err(_) => 1,
+                    Ok(()) => 2,
+                }
+            })
+        };
         assert_eq!(
-            code,
+            refused_with(libc::EDQUOT, false),
             Some(0),
             "1: another errno, 2: no error, 100: no filter"
         );
@@ -608,18 +613,8 @@ mod tests {
         });
         assert_eq!(code, Some(0), "a filter refusing every keyctl is no error");
         // The join alone refused with that errno: the inherited keyring stays in reach.
-        let code = in_child(|| {
-            if !refuse_keyring_join(libc::EPERM as u32, false) {
-                return 100;
-            }
-            match fresh.apply() {
-                Err(NoKeyring(e)) if e == libc::EPERM => 0,
-                Err(_) => 1,
-                Ok(()) => 2,
-            }
-        });
         assert_eq!(
-            code,
+            refused_with(libc::EPERM, false),
             Some(0),
             "1: another errno, 2: no error, 100: no filter"
         );
