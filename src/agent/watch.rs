@@ -24,12 +24,16 @@ pub enum Seen {
     Unreadable(String),
 }
 
-/// The file's bytes, then those of the split lab's parts' markers beside it (see
-/// `agent::parts`): a part updated alone, a mounted file's, is a change too; then every
-/// file of the ConfigMap volume (see [`volume_files`]).
+/// The file's bytes, then every other file of the ConfigMap volume it is in (see
+/// [`volume_files`]); outside a volume, those of the split lab's parts' markers beside
+/// it (see `agent::parts`): a part updated alone, a mounted file's, is a change too.
 fn read(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = std::fs::read(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
+    let own = std::fs::canonicalize(path).ok();
+    if volume_files(dir, own.as_deref(), &mut bytes) {
+        return Ok(bytes);
+    }
     let parts = dir.join(super::parts::DIR);
     for i in 1..=crate::k8s::MAX_CONFIGMAPS {
         match std::fs::read(parts.join(i.to_string())) {
@@ -37,7 +41,6 @@ fn read(path: &Path) -> std::io::Result<Vec<u8>> {
             Err(_) => break,
         }
     }
-    volume_files(dir, &mut bytes);
     Ok(bytes)
 }
 
@@ -45,14 +48,16 @@ fn read(path: &Path) -> std::io::Result<Vec<u8>> {
 const MAX_FILES: usize = 10_000;
 
 /// Every regular file under the volume's `..data` directory (when `dir` is a ConfigMap
-/// volume), by path and content, in path order: a file the lab mounts from the volume (a
-/// daemon's config) edited with the topology unchanged is a change too, which `apply`
-/// then weighs (it restarts the node whose mounted files changed), and an update that
-/// rewrites the same bytes is not. Links are not followed below `..data`.
-fn volume_files(dir: &Path, out: &mut Vec<u8>) {
+/// volume) but `own` (the file itself, already read), by path and content, in path
+/// order: a file the lab mounts from the volume (a daemon's config) edited with the
+/// topology unchanged is a change too, which `apply` then weighs (it restarts the node
+/// whose mounted files changed), and an update that rewrites the same bytes is not.
+/// Links are not followed below `..data`. Whether `own` is one of the volume's files
+/// (then so are the parts' markers beside it).
+fn volume_files(dir: &Path, own: Option<&Path>, out: &mut Vec<u8>) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(root) = std::fs::canonicalize(dir.join("..data")) else {
-        return;
+        return false;
     };
     let mut stack = vec![root.clone()];
     let mut files = Vec::new();
@@ -69,7 +74,12 @@ fn volume_files(dir: &Path, out: &mut Vec<u8>) {
         }
     }
     files.sort();
+    let mut inside = false;
     for f in files {
+        if Some(f.as_path()) == own {
+            inside = true;
+            continue;
+        }
         let name = f.strip_prefix(&root).unwrap_or(&f);
         out.extend(name.as_os_str().as_bytes());
         out.push(0);
@@ -77,6 +87,7 @@ fn volume_files(dir: &Path, out: &mut Vec<u8>) {
             out.extend(b);
         }
     }
+    inside
 }
 
 impl Watch {
